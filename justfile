@@ -1,0 +1,24 @@
+# Everyday recipes. CI (.ci/run) calls the same ones.
+
+default:
+    @just --list
+
+# Install what the tests need (aws CLI, boto3, dig) and run every test.
+test:
+    bash scripts/test
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks: each prints a last line starting with BENCH.
+bench:
+    cargo bench -p vpclab-netstack
+
+# Run vpclab on its embedded defaults (SQLite state, loopback ports).
+run *ARGS:
+    cargo run --release -- up {{ARGS}}
+
+# What CI runs.
+ci: lint test

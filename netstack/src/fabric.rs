@@ -345,7 +345,12 @@ impl Walk<'_> {
 
     /// Replies of the resolver and metadata service go straight back to the
     /// interface: they are exempt from NACLs and security groups.
-    fn service_reply(&mut self, vpc: &ResId, eni: Option<u32>, p: &Pkt) -> Result<Port, DropReason> {
+    fn service_reply(
+        &mut self,
+        vpc: &ResId,
+        eni: Option<u32>,
+        p: &Pkt,
+    ) -> Result<Port, DropReason> {
         let Some(&v) = self.c.vpc_ix.get(vpc) else {
             return Err(DropReason::UnknownPort);
         };

@@ -5,19 +5,15 @@
 //! security-group rules bucketed by (protocol, port) so that a new flow is
 //! checked against the few rules that can match rather than all of them.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::hash::FxBuild;
 use crate::port::ResId;
 use crate::topology::{
     EniOwner, FxMap, IcmpMatch, NetworkInterface, Protocol, RouteState, RouteTarget, RuleAction,
     SgPeer, SgRule, TopologyBuilder, TopologyError,
 };
-
-pub(crate) type FxSet<K> = HashSet<K, FxBuild>;
 
 /// A prefix as (network, mask) integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,8 +207,9 @@ pub(crate) struct Compiled {
     pub tables: Vec<CTable>,
     pub acls: Vec<CAcl>,
     pub sgs: Vec<CSg>,
-    /// Private addresses of the interfaces carrying each group.
-    pub members: Vec<FxSet<u32>>,
+    /// Private addresses of the interfaces carrying each group, sorted (a
+    /// binary search costs less than hashing, and nothing for an empty group).
+    pub members: Vec<Vec<u32>>,
     pub enis: Vec<CEni>,
     pub eni_ix: FxMap<ResId, u32>,
     pub igws: Vec<CIgw>,
@@ -423,7 +420,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             ingress: compile_sg_dir(&g.ingress, &sg_ix),
             egress: compile_sg_dir(&g.egress, &sg_ix),
         });
-        c.members.push(FxSet::default());
+        c.members.push(Vec::new());
     }
     for n in spec.nat_gateways.values() {
         let subnet = *subnet_ix
@@ -473,7 +470,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
         }
         let private = u32::from(e.private_ip);
         for &gi in &sgs {
-            c.members[gi as usize].insert(private);
+            c.members[gi as usize].push(private);
         }
         if let Some(prev) = c.eni_by_ip.insert((vpc, private), idx) {
             return Err(TopologyError::DuplicateAddress {
@@ -502,6 +499,10 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             public,
             sdc: e.source_dest_check && nat.is_none(),
         });
+    }
+    for m in &mut c.members {
+        m.sort_unstable();
+        m.dedup();
     }
     Ok(crate::topology::Topology { spec, c })
 }

@@ -931,7 +931,9 @@ impl Walk<'_> {
 fn match_sg(c: &Compiled, rules: &CSgDir, p: &Pkt, peer: u32) -> Option<u32> {
     let peer_ok = |r: &crate::compiled::CSgRule| match r.peer {
         crate::compiled::CPeer::Cidr(n) => n.contains(peer),
-        crate::compiled::CPeer::Group(Some(g)) => c.members[g as usize].contains(&peer),
+        crate::compiled::CPeer::Group(Some(g)) => {
+            c.members[g as usize].binary_search(&peer).is_ok()
+        }
         crate::compiled::CPeer::Group(None) => false,
     };
     let mut best: Option<u32> = None;

@@ -9,13 +9,44 @@
 //! - `nat`: an established flow from the private subnet through the NAT
 //!   gateway and internet gateway (two translations, checksum updates).
 //!
+//! Times are CPU time of the benchmark thread (`/proc/thread-self/schedstat`)
+//! when the kernel offers it, so that other processes competing for the two
+//! cores of a shared machine do not inflate the figures; wall-clock time
+//! otherwise.
+//!
 //! A plain timing loop (no harness), printing as its last line
 //! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n>`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant as Clock;
+use std::time::Instant as Wall;
+
+/// A stopwatch over this thread's CPU time (falls back to wall-clock time).
+struct Clock {
+    cpu: Option<u64>,
+    wall: Wall,
+}
+
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+impl Clock {
+    fn now() -> Self {
+        Clock {
+            cpu: thread_cpu_ns(),
+            wall: Wall::now(),
+        }
+    }
+    fn elapsed(&self) -> std::time::Duration {
+        match (self.cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => std::time::Duration::from_nanos(b.saturating_sub(a)),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
 
 use ipnet::Ipv4Net;
 use smoltcp::time::Instant;

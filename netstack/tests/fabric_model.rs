@@ -789,6 +789,39 @@ proptest! {
         }
     }
 
+    /// With state: random packets and replies to delivered ones, over time,
+    /// on one fabric. Before each packet, `explain` must predict exactly what
+    /// `process` then does (connection tracking, NAT mappings and the flow
+    /// cache included), and the first packet and its repeat agree too.
+    #[test]
+    fn explain_predicts_process_through_stateful_sequences(seed in any::<u64>()) {
+        let mut g = Gen(seed);
+        let spec = random_topology(&mut g);
+        let topo = Arc::new(spec.clone().build().expect("consistent"));
+        let mut f = Fabric::new(topo);
+        let mut now = 0i64;
+        let mut delivered: Vec<(Port, Flow)> = Vec::new();
+        for _ in 0..40 {
+            now += g.pick(&[0i64, 0, 1, 5, 40, 200]);
+            let t = Instant::from_secs(now);
+            let (port, flow) = if !delivered.is_empty() && g.chance(60) {
+                g.pick(&delivered)
+            } else {
+                let (port, flow, _) = random_packet(&mut g, &spec);
+                (port, flow)
+            };
+            let predicted = f.explain(t, &port, &flow);
+            let mut b = flow.to_packet(b"x");
+            let v = f.process(t, &port, &mut b);
+            prop_assert_eq!(&predicted.outcome, &v.outcome, "{} from {} at {}s", flow, port, now);
+            if let Outcome::Deliver(to) = &v.outcome {
+                let out = parse_flow(&b).expect("delivered packets are valid");
+                delivered.push((to.clone(), out.reply()));
+                delivered.push((port.clone(), flow));
+            }
+        }
+    }
+
     /// Random bytes never panic, whatever port they enter at.
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..120), which in 0usize..4) {

@@ -326,12 +326,7 @@ impl Fabric {
     /// A memoised decision whose tracked connections and NAT mappings are
     /// all still alive: refresh them and return (port, rewritten addresses
     /// and ports, gateways crossed).
-    fn cache_hit(
-        &mut self,
-        now: Instant,
-        key: &FlowKey,
-        p: &Pkt,
-    ) -> Option<(Port, Rewrite, u8)> {
+    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<(Port, Rewrite, u8)> {
         let t = self.config.timeouts;
         let hit = self.flow_cache.get(key)?;
         // A TTL that would run out at one of the gateways takes the full walk.
@@ -823,6 +818,11 @@ impl Walk<'_> {
             self.nacl(nat.subnet, Direction::Inbound, p)?;
         }
         self.gateway_hop(&nat.id, p)?;
+        if let (Some((ty, _)), Some(_)) = (p.icmp, p.inner)
+            && is_icmp_error(ty)
+        {
+            return self.nat_out_icmp_error(n, p);
+        }
         let (sport, dport) = match (p.proto, p.icmp) {
             (6 | 17, _) => (p.sport, p.dport),
             (1, Some((8, _))) => (p.sport, 0),
@@ -876,6 +876,63 @@ impl Walk<'_> {
         p.sport = port;
         if p.proto == 1 {
             p.dport = port;
+        }
+        self.hop(|| Hop {
+            component: nat.id.clone(),
+            action: HopAction::NatTranslate {
+                from: before,
+                to: (ip(nat.private), port),
+            },
+            rule: None,
+        });
+        self.forward(nat.subnet, p)
+    }
+
+    /// An ICMP error sent from inside about a translated flow (say, "port
+    /// unreachable" for a UDP reply): the quoted packet is the reply as the
+    /// instance saw it, so the mapping is found through it, and both the
+    /// source and the quoted destination become the gateway's.
+    fn nat_out_icmp_error(&mut self, n: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let nat = &c.nats[n as usize];
+        let f = self.fabric;
+        let idle = f.config.timeouts.nat_idle;
+        let inner = p.inner.expect("checked by the caller");
+        let (sport, dport) = match inner.proto {
+            1 => (inner.dport, 0),
+            _ => (inner.dport, inner.sport),
+        };
+        let key = OutKey {
+            nat: f.nat_stable[n as usize],
+            proto: inner.proto,
+            sport,
+            dport,
+            src: inner.dst,
+            dst: inner.src,
+        };
+        let found = (inner.dst == p.src)
+            .then(|| f.nat.lookup_out(&key, self.now, idle))
+            .flatten();
+        let Some((slot, port)) = found else {
+            self.hop(|| Hop {
+                component: nat.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::NatUnsupportedProtocol {
+                nat: nat.id.clone(),
+                protocol: p.proto,
+            });
+        };
+        self.effects.push(Effect::NatTouch { slot, key });
+        let before = (ip(p.src), inner.dport);
+        p.src = nat.private;
+        if let Some(q) = p.inner.as_mut() {
+            q.dst = nat.private;
+            q.dport = port;
+            if q.proto == 1 {
+                q.sport = port;
+            }
         }
         self.hop(|| Hop {
             component: nat.id.clone(),

@@ -387,6 +387,35 @@ mod internet_gateway {
         );
     }
 
+    /// The internet gateway's 1:1 translation covers the header quoted in an
+    /// ICMP error, so the learner's machine sees its own packet.
+    #[test]
+    fn igw_translates_the_header_quoted_in_icmp_errors() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress.push(SgRule {
+                id: None,
+                protocol: Protocol::Udp,
+                ports: None,
+                icmp: None,
+                peer: SgPeer::Cidr(net("0.0.0.0/0")),
+            });
+        });
+        let (v, probe) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::udp(ids.learner, 33434, ids.web_public, 33434),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        let mut err = vpclab_netstack::flow::icmp_error(ids.web_ip, 3, 3, &probe);
+        let v = f.process(at(0), &eni(&ids.web_eni), &mut err);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_checksums(&err);
+        assert_eq!(parse_flow(&err).unwrap().src, ids.web_public);
+        assert_eq!(&err[28 + 16..28 + 20], &ids.web_public.octets());
+    }
+
     /// TTL is decremented at each gateway; a packet that runs out dies there.
     #[test]
     fn ttl_is_decremented_at_the_gateway_and_expires_there() {
@@ -666,6 +695,51 @@ mod nat_gateway {
         assert_eq!(&quoted[12..16], &ids.app_ip.octets());
         assert_eq!(u16::from_be_bytes([quoted[20], quoted[21]]), 40000);
         assert!(Ipv4Packet::new_unchecked(&quoted[..20]).verify_checksum());
+    }
+
+    /// An ICMP error the instance sends about a reply it received (here "port
+    /// unreachable" for a late UDP answer) is translated through the quoted
+    /// header, so the remote server recognises its own packet.
+    #[test]
+    fn nat_gateway_translates_outbound_icmp_errors_through_the_quoted_header() {
+        let (mut f, ids) = lab();
+        let (_, out) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, ids.internet_host, 53),
+        );
+        let port = nat_port(&out);
+        let (v, answer) = send(
+            &mut f,
+            at(1),
+            &Port::Internet,
+            Flow::udp(ids.internet_host, 53, ids.nat_public, port),
+        );
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        let mut err = vpclab_netstack::flow::icmp_error(ids.app_ip, 3, 3, &answer);
+        let v = f.process(at(1), &eni(&ids.app_eni), &mut err);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_checksums(&err);
+        assert_eq!(parse_flow(&err).unwrap().src, ids.nat_public);
+        let quoted = &err[28..];
+        assert_eq!(
+            &quoted[16..20],
+            &ids.nat_public.octets(),
+            "quoted destination is the gateway's"
+        );
+        assert_eq!(
+            u16::from_be_bytes([quoted[22], quoted[23]]),
+            port,
+            "quoted port is the gateway's"
+        );
+        // An error about something the gateway never translated goes nowhere.
+        let stray = Flow::udp(ids.internet_host, 53, ids.app_ip, 41000).to_packet(b"");
+        let mut err = vpclab_netstack::flow::icmp_error(ids.app_ip, 3, 3, &stray);
+        assert!(
+            !f.process(at(1), &eni(&ids.app_eni), &mut err)
+                .is_delivered()
+        );
     }
 
     /// "Traffic from a private subnet to the NAT gateway crosses NACLs of
@@ -1867,5 +1941,89 @@ mod explain {
             text.contains("translated 10.0.1.100 to 198.18.0.100"),
             "{text}"
         );
+    }
+}
+
+mod topology_validation {
+    use super::*;
+
+    /// A snapshot that refers to something it does not contain is refused
+    /// when it is built, not discovered packet by packet.
+    #[test]
+    fn dangling_references_are_rejected() {
+        let (mut b, _) = public_private_vpc_builder();
+        b.subnets.get_mut("subnet-public").unwrap().route_table = "rtb-gone".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Dangling {
+                kind: "route table",
+                ..
+            })
+        ));
+        let (mut b, _) = public_private_vpc_builder();
+        b.network_interfaces
+            .get_mut("eni-web")
+            .unwrap()
+            .security_groups
+            .push("sg-gone".into());
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Dangling {
+                kind: "security group",
+                ..
+            })
+        ));
+    }
+
+    /// "Numbered rules 1–32766."
+    #[test]
+    fn nacl_rule_numbers_outside_1_to_32766_are_rejected() {
+        let (mut b, _) = public_private_vpc_builder();
+        b.network_acls
+            .get_mut("acl-default")
+            .unwrap()
+            .entries
+            .push(NaclEntry::all(
+                32767,
+                false,
+                net("0.0.0.0/0"),
+                RuleAction::Deny,
+            ));
+        assert_eq!(
+            b.build().unwrap_err(),
+            TopologyError::BadRuleNumber {
+                acl: "acl-default".into(),
+                rule: 32767
+            }
+        );
+    }
+
+    /// Two interfaces cannot hold one address.
+    #[test]
+    fn duplicate_addresses_are_rejected() {
+        let (mut b, ids) = public_private_vpc_builder();
+        b.add_network_interface(NetworkInterface::new(
+            "eni-dup",
+            &ids.public_subnet,
+            ids.web_ip,
+            &[],
+        ));
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateAddress { .. })
+        ));
+    }
+
+    /// Lookups learners' tools need: by private address within a VPC, by public address.
+    #[test]
+    fn topology_finds_interfaces_by_address() {
+        let (t, ids) = public_private_vpc();
+        assert_eq!(
+            t.eni_by_private_ip(&ids.vpc, ids.app_ip).unwrap().id,
+            ids.app_eni
+        );
+        assert_eq!(t.eni_by_public_ip(ids.nat_public).unwrap().id, ids.nat_eni);
+        assert!(t.is_public_range(ids.web_public));
+        assert!(!t.is_public_range(ids.learner));
     }
 }

@@ -762,6 +762,26 @@ fn reference(t: &TopologyBuilder, ingress: &Port, flow: &Flow, ttl: u8) -> Outco
     }
 }
 
+/// The transport checksum of a packet, verified from scratch (the fabric
+/// only ever updates it incrementally).
+fn transport_checksum_ok(b: &[u8]) -> bool {
+    use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
+    let Ok(ip) = Ipv4Packet::new_checked(b) else {
+        return false;
+    };
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    ip.verify_checksum()
+        && match b[9] {
+            6 => TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.verify_checksum(&src, &dst)),
+            17 => UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.verify_checksum(&src, &dst)),
+            1 => Icmpv4Packet::new_checked(ip.payload()).is_ok_and(|i| i.verify_checksum()),
+            _ => true,
+        }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -816,6 +836,7 @@ proptest! {
             prop_assert_eq!(&predicted.outcome, &v.outcome, "{} from {} at {}s", flow, port, now);
             if let Outcome::Deliver(to) = &v.outcome {
                 let out = parse_flow(&b).expect("delivered packets are valid");
+                prop_assert!(transport_checksum_ok(&b), "rewritten checksums stay valid: {}", out);
                 delivered.push((to.clone(), out.reply()));
                 delivered.push((port.clone(), flow));
             }

@@ -166,10 +166,12 @@ const FLOW_CACHE_CAPACITY: usize = 1 << 16;
 const MAX_GATEWAYS: u8 = 8;
 
 impl Fabric {
+    /// A fabric over `topology` with AWS's defaults (seed 0).
     pub fn new(topology: Arc<Topology>) -> Self {
         Self::with_config(topology, FabricConfig::default())
     }
 
+    /// A fabric with an explicit seed, NAT port range and timeouts.
     pub fn with_config(topology: Arc<Topology>, config: FabricConfig) -> Self {
         let mut f = Fabric {
             topology: Arc::new(Topology::empty()),
@@ -213,6 +215,7 @@ impl Fabric {
         self.flow_cache.clear();
     }
 
+    /// The snapshot in force.
     pub fn topology(&self) -> &Arc<Topology> {
         &self.topology
     }
@@ -897,7 +900,9 @@ impl Walk<'_> {
         let nat = &c.nats[n as usize];
         let f = self.fabric;
         let idle = f.config.timeouts.nat_idle;
-        let inner = p.inner.expect("checked by the caller");
+        let inner = p
+            .inner
+            .expect("nat_out only calls this for an ICMP error with a quoted header");
         let (sport, dport) = match inner.proto {
             1 => (inner.dport, 0),
             _ => (inner.dport, inner.sport),

@@ -823,6 +823,28 @@ mod nat_gateway {
         );
     }
 
+    /// The classic mistake of a NAT gateway placed in a private subnet: its
+    /// own subnet sends 0.0.0.0/0 back to a NAT gateway, never reaching the
+    /// internet gateway.
+    #[test]
+    fn nat_gateway_in_a_private_subnet_is_a_routing_loop() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.subnets.get_mut(&ids.public_subnet).unwrap().route_table = ids.private_rtb.clone();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        let r = dropped(&v);
+        assert_eq!(r, DropReason::RoutingLoop);
+        assert!(
+            r.to_string()
+                .contains("must route 0.0.0.0/0 to an internet gateway")
+        );
+    }
+
     /// Only TCP, UDP and ICMP echo are translated.
     #[test]
     fn nat_gateway_does_not_translate_other_protocols() {

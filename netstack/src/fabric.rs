@@ -107,7 +107,7 @@ enum Effect {
 }
 
 /// The sans-IO data plane: topology snapshot, connection tracking, NAT state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Fabric {
     topology: Arc<Topology>,
     config: FabricConfig,
@@ -411,6 +411,35 @@ impl Fabric {
         }
         .start(ingress, &mut p);
         Verdict { hops, outcome }
+    }
+
+    /// The forward path of `flow` and, when it is delivered, the return path
+    /// of its reply (ports and addresses swapped, SYN answered by SYN-ACK,
+    /// echo request by echo reply) sent back from where the flow arrived —
+    /// as if the flow had really been sent: the reply sees the connection
+    /// tracking and NAT mapping the forward packet creates. Nothing changes
+    /// in this fabric (the walk runs on a copy of its state), so this is the
+    /// "forward and return path" of a reachability analysis, and it shows the
+    /// classic stateless trap: a reply dropped by a network ACL.
+    pub fn explain_round_trip(
+        &self,
+        now: Instant,
+        ingress: &Port,
+        flow: &Flow,
+    ) -> (Verdict, Option<Verdict>) {
+        let mut scratch = self.clone();
+        scratch.record_hops = true;
+        let mut bytes = flow.to_packet(&[]);
+        let forward = scratch.process(now, ingress, &mut bytes);
+        let Outcome::Deliver(at) = &forward.outcome else {
+            return (forward, None);
+        };
+        let Ok(delivered) = crate::flow::parse_flow(&bytes) else {
+            return (forward, None);
+        };
+        let mut reply = delivered.reply().to_packet(&[]);
+        let back = scratch.process(now, at, &mut reply);
+        (forward, Some(back))
     }
 
     /// Drops idle connection-tracking entries and NAT mappings. Correctness

@@ -1938,6 +1938,70 @@ mod explain {
         }
     }
 
+    /// The return path shows the classic stateless trap: the request gets
+    /// in, the reply is dropped by the network ACL, and nothing changes.
+    #[test]
+    fn round_trip_explains_a_reply_blocked_by_the_network_acl() {
+        let (f, ids) = lab_with(|b, ids| {
+            let entries = vec![
+                NaclEntry::tcp(
+                    100,
+                    false,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+                NaclEntry::tcp(
+                    100,
+                    true,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+            ];
+            b.add_network_acl(NetworkAcl {
+                id: "acl-web".into(),
+                vpc: ids.vpc.clone(),
+                entries,
+            });
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-web".into();
+        });
+        let flow = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        let (forward, back) = f.explain_round_trip(at(0), &Port::Internet, &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(eni(&ids.web_eni)));
+        let back = back.expect("the forward path was delivered");
+        assert!(
+            matches!(
+                back.drop_reason(),
+                Some(DropReason::NaclDeny {
+                    direction: Direction::Outbound,
+                    rule: None,
+                    ..
+                })
+            ),
+            "{back}"
+        );
+        assert_eq!(
+            f.stats().tracked_connections,
+            0,
+            "explaining changed nothing"
+        );
+    }
+
+    /// Through a NAT gateway, the return path finds the mapping the forward
+    /// packet would create and reaches the instance.
+    #[test]
+    fn round_trip_through_the_nat_gateway_returns_to_the_instance() {
+        let (f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443);
+        let (forward, back) = f.explain_round_trip(at(0), &eni(&ids.app_eni), &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(Port::Internet));
+        let back = back.unwrap();
+        assert_eq!(back.outcome, Outcome::Deliver(eni(&ids.app_eni)));
+        assert!(back.hops.iter().any(|h| h.component == ids.nat));
+        assert_eq!(f.stats().nat_mappings, 0);
+    }
+
     /// The verdict reads as an explanation: every hop names its component.
     #[test]
     fn verdict_lists_hops_naming_components_and_rules() {

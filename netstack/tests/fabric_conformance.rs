@@ -2113,3 +2113,32 @@ mod topology_validation {
         assert!(!t.is_public_range(ids.learner));
     }
 }
+
+mod default_vpc {
+    use super::*;
+    use vpclab_netstack::fixture::default_vpc;
+
+    /// "The default VPC: … an IGW, a main route table with 0.0.0.0/0 → igw,
+    /// the default security group and NACL": an instance reaches the internet,
+    /// but the default group lets nothing in from outside its members.
+    #[test]
+    fn default_vpc_reaches_out_but_default_group_admits_only_members() {
+        let (t, ids) = default_vpc();
+        let mut f = Fabric::new(Arc::new(t));
+        let port = Port::Eni(ids.eni.clone());
+        let out = Flow::tcp_syn(ids.ip, 40000, Ipv4Addr::new(192, 0, 2, 80), 443);
+        assert_eq!(
+            delivered(&send(&mut f, at(0), &port, out).0),
+            Port::Internet
+        );
+        let ssh = Flow::tcp_syn(ids.learner, 1, ids.public_ip, 22);
+        let (v, _) = send(&mut f, at(0), &Port::Internet, ssh);
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.eni.clone(),
+                direction: Direction::Inbound
+            }
+        );
+    }
+}

@@ -638,11 +638,22 @@ impl Walk<'_> {
             });
             return self.arrive(subnet.vpc, Some(s), p);
         }
-        // 5. Egress NACL of the source subnet.
-        self.nacl(s, Direction::Outbound, p)?;
-        // 6. Route table, longest prefix.
+        // 5. Egress NACL of the source subnet — unless the route hands the
+        // packet to a NAT gateway or interface inside this same subnet: that
+        // hop does not cross the subnet boundary (the NAT gateway's own
+        // departure is checked when it sends the packet on).
         let table = &c.tables[subnet.table as usize];
-        let Some(route) = table.lookup(p.dst) else {
+        let route = table.lookup(p.dst);
+        let stays_inside = match route.map(|r| r.target) {
+            Some(CTarget::Nat(n)) => c.nats[n as usize].subnet == s,
+            Some(CTarget::Eni(e)) => c.enis[e as usize].subnet == s,
+            _ => false,
+        };
+        if !stays_inside {
+            self.nacl(s, Direction::Outbound, p)?;
+        }
+        // 6. Route table, longest prefix.
+        let Some(route) = route else {
             self.hop(|| Hop {
                 component: table.id.clone(),
                 action: HopAction::Drop,

@@ -161,6 +161,32 @@ mod route_tables {
         );
     }
 
+    /// Handing a packet to an appliance in the sender's own subnet does not
+    /// cross the subnet boundary: no network ACL applies to that hop.
+    #[test]
+    fn route_to_an_interface_in_the_same_subnet_crosses_no_nacl() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_acl(deny_all_acl("acl-closed", &ids.vpc));
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-closed".into();
+            b.route_tables.get_mut(&ids.public_rtb).unwrap().routes[1].target =
+                RouteTarget::NetworkInterface(ids.web2_eni.clone());
+            b.network_interfaces
+                .get_mut(&ids.web2_eni)
+                .unwrap()
+                .source_dest_check = false;
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress
+                .push(SgRule::all(SgPeer::Cidr(net("10.0.0.0/16"))));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web2_eni));
+    }
+
     /// "A route whose target was deleted shows state `blackhole` and drops."
     #[test]
     fn blackhole_route_drops() {

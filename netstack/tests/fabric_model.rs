@@ -558,7 +558,6 @@ impl<'a> Reference<'a> {
         if subnet.cidr.contains(&p.dst) {
             return self.enter(&subnet.vpc.clone(), Some(subnet_id.clone()), p);
         }
-        self.acl(subnet, Direction::Outbound, p)?;
         let table = &t.route_tables[&subnet.route_table];
         let mut best: Option<&Route> = None;
         for r in &table.routes {
@@ -567,6 +566,25 @@ impl<'a> Reference<'a> {
             {
                 best = Some(r);
             }
+        }
+        // A hand-over to a NAT gateway or interface in this same subnet does
+        // not cross the subnet boundary, so no outbound ACL applies to it.
+        let stays_inside = best.is_some_and(|r| {
+            r.state == RouteState::Active
+                && match &r.target {
+                    RouteTarget::NatGateway(id) => t
+                        .nat_gateways
+                        .get(id)
+                        .is_some_and(|n| &n.subnet == subnet_id),
+                    RouteTarget::NetworkInterface(id) => t
+                        .network_interfaces
+                        .get(id)
+                        .is_some_and(|e| &e.subnet == subnet_id),
+                    _ => false,
+                }
+        });
+        if !stays_inside {
+            self.acl(subnet, Direction::Outbound, p)?;
         }
         let Some(route) = best else {
             return Err(DropReason::NoRoute {

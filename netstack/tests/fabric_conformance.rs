@@ -161,6 +161,32 @@ mod route_tables {
         );
     }
 
+    /// Handing a packet to an appliance in the sender's own subnet does not
+    /// cross the subnet boundary: no network ACL applies to that hop.
+    #[test]
+    fn route_to_an_interface_in_the_same_subnet_crosses_no_nacl() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_acl(deny_all_acl("acl-closed", &ids.vpc));
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-closed".into();
+            b.route_tables.get_mut(&ids.public_rtb).unwrap().routes[1].target =
+                RouteTarget::NetworkInterface(ids.web2_eni.clone());
+            b.network_interfaces
+                .get_mut(&ids.web2_eni)
+                .unwrap()
+                .source_dest_check = false;
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress
+                .push(SgRule::all(SgPeer::Cidr(net("10.0.0.0/16"))));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web2_eni));
+    }
+
     /// "A route whose target was deleted shows state `blackhole` and drops."
     #[test]
     fn blackhole_route_drops() {
@@ -820,6 +846,28 @@ mod nat_gateway {
                 table: ids.public_rtb.clone(),
                 dst: ids.internet_host
             }
+        );
+    }
+
+    /// The classic mistake of a NAT gateway placed in a private subnet: its
+    /// own subnet sends 0.0.0.0/0 back to a NAT gateway, never reaching the
+    /// internet gateway.
+    #[test]
+    fn nat_gateway_in_a_private_subnet_is_a_routing_loop() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.subnets.get_mut(&ids.public_subnet).unwrap().route_table = ids.private_rtb.clone();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        let r = dropped(&v);
+        assert_eq!(r, DropReason::RoutingLoop);
+        assert!(
+            r.to_string()
+                .contains("must route 0.0.0.0/0 to an internet gateway")
         );
     }
 
@@ -1916,6 +1964,70 @@ mod explain {
         }
     }
 
+    /// The return path shows the classic stateless trap: the request gets
+    /// in, the reply is dropped by the network ACL, and nothing changes.
+    #[test]
+    fn round_trip_explains_a_reply_blocked_by_the_network_acl() {
+        let (f, ids) = lab_with(|b, ids| {
+            let entries = vec![
+                NaclEntry::tcp(
+                    100,
+                    false,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+                NaclEntry::tcp(
+                    100,
+                    true,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+            ];
+            b.add_network_acl(NetworkAcl {
+                id: "acl-web".into(),
+                vpc: ids.vpc.clone(),
+                entries,
+            });
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-web".into();
+        });
+        let flow = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        let (forward, back) = f.explain_round_trip(at(0), &Port::Internet, &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(eni(&ids.web_eni)));
+        let back = back.expect("the forward path was delivered");
+        assert!(
+            matches!(
+                back.drop_reason(),
+                Some(DropReason::NaclDeny {
+                    direction: Direction::Outbound,
+                    rule: None,
+                    ..
+                })
+            ),
+            "{back}"
+        );
+        assert_eq!(
+            f.stats().tracked_connections,
+            0,
+            "explaining changed nothing"
+        );
+    }
+
+    /// Through a NAT gateway, the return path finds the mapping the forward
+    /// packet would create and reaches the instance.
+    #[test]
+    fn round_trip_through_the_nat_gateway_returns_to_the_instance() {
+        let (f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443);
+        let (forward, back) = f.explain_round_trip(at(0), &eni(&ids.app_eni), &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(Port::Internet));
+        let back = back.unwrap();
+        assert_eq!(back.outcome, Outcome::Deliver(eni(&ids.app_eni)));
+        assert!(back.hops.iter().any(|h| h.component == ids.nat));
+        assert_eq!(f.stats().nat_mappings, 0);
+    }
+
     /// The verdict reads as an explanation: every hop names its component.
     #[test]
     fn verdict_lists_hops_naming_components_and_rules() {
@@ -2025,5 +2137,34 @@ mod topology_validation {
         assert_eq!(t.eni_by_public_ip(ids.nat_public).unwrap().id, ids.nat_eni);
         assert!(t.is_public_range(ids.web_public));
         assert!(!t.is_public_range(ids.learner));
+    }
+}
+
+mod default_vpc {
+    use super::*;
+    use vpclab_netstack::fixture::default_vpc;
+
+    /// "The default VPC: … an IGW, a main route table with 0.0.0.0/0 → igw,
+    /// the default security group and NACL": an instance reaches the internet,
+    /// but the default group lets nothing in from outside its members.
+    #[test]
+    fn default_vpc_reaches_out_but_default_group_admits_only_members() {
+        let (t, ids) = default_vpc();
+        let mut f = Fabric::new(Arc::new(t));
+        let port = Port::Eni(ids.eni.clone());
+        let out = Flow::tcp_syn(ids.ip, 40000, Ipv4Addr::new(192, 0, 2, 80), 443);
+        assert_eq!(
+            delivered(&send(&mut f, at(0), &port, out).0),
+            Port::Internet
+        );
+        let ssh = Flow::tcp_syn(ids.learner, 1, ids.public_ip, 22);
+        let (v, _) = send(&mut f, at(0), &Port::Internet, ssh);
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.eni.clone(),
+                direction: Direction::Inbound
+            }
+        );
     }
 }

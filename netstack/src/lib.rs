@@ -10,6 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+mod driver;
+pub mod host;
+pub mod internet;
 pub mod port;
 
 pub use port::{Port, ResId};

@@ -29,8 +29,8 @@ fn v4(ep: IpEndpoint) -> SocketAddrV4 {
 
 /// Listens for TCP connections on one port of a host.
 ///
-/// Backed by a pool of smoltcp sockets in LISTEN state: the pool is topped
-/// up before each incoming SYN, so any number of clients (up to
+/// Backed by a pool of smoltcp sockets: one in LISTEN state is created
+/// just before each incoming SYN (none while idle), so any number of clients (up to
 /// [`TcpConfig::backlog`](super::TcpConfig::backlog) not yet accepted) can
 /// connect at the same time. Dropping the listener resets connections not
 /// yet accepted and closes the port (new SYNs get a reset).
@@ -71,9 +71,9 @@ impl TcpListener {
             ListenerPool {
                 sockets: Vec::new(),
                 backlog,
+                waker: None,
             },
         );
-        slot.ensure_listening(port);
         Ok(TcpListener {
             host: host.clone(),
             port,
@@ -134,7 +134,6 @@ impl TcpListener {
                 local: v4(local),
                 peer: v4(peer),
             };
-            slot.ensure_listening(self.port);
             return Poll::Ready(Ok((stream, v4(peer))));
         }
         // Connections that died before being accepted: drop them.
@@ -147,7 +146,9 @@ impl TcpListener {
                 .get_mut::<tcp::Socket>(h)
                 .register_recv_waker(cx.waker());
         }
-        slot.ensure_listening(self.port);
+        // No socket yet (idle listener) is fine: the driver creates one
+        // when a SYN arrives, and its state changes wake this task.
+        pool.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }
@@ -330,6 +331,10 @@ impl AsyncRead for TcpStream {
     ) -> Poll<io::Result<()>> {
         let r = self.with_socket_kick(|s| {
             if s.can_recv() {
+                // Whether the window had closed to less than half: only then
+                // must the driver announce the reopened window at once;
+                // otherwise the next ACK carries it (saves a wake-up per read).
+                let was_tight = s.recv_queue() * 2 >= s.recv_capacity();
                 // The ring buffer may wrap: take up to two contiguous pieces.
                 let mut total = 0;
                 for _ in 0..2 {
@@ -345,8 +350,7 @@ impl AsyncRead for TcpStream {
                         break;
                     }
                 }
-                // Reading opened the window: let the driver announce it.
-                (Poll::Ready(Ok(())), total > 0)
+                (Poll::Ready(Ok(())), total > 0 && was_tight)
             } else if !s.may_recv() {
                 // FIN received, or the connection is gone: end of stream.
                 (Poll::Ready(Ok(())), false)

@@ -13,7 +13,7 @@ use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, S
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smoltcp::wire::{HardwareAddress, IpCidr, IpListenEndpoint};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 use super::{Forwarder, HostConfig, HostId, TcpConfig};
 use crate::port::Port;
@@ -29,9 +29,16 @@ const ROUNDS_PER_RUN: usize = 64;
 
 /// The in-memory network device of one host: packets the fabric delivered
 /// (`rx`) and packets the host sent (`tx`), both raw IPv4.
+///
+/// Packet buffers are recycled through the world's pool: before a poll the
+/// device is lent `spare` buffers to send with, and buffers of consumed
+/// packets land in `spent`; both go back to the pool afterwards. This keeps
+/// the allocator (and the kernel's page faults) off the packet path.
 pub(crate) struct QueueDevice {
     pub(crate) rx: VecDeque<Vec<u8>>,
     pub(crate) tx: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    spent: Vec<Vec<u8>>,
     mtu: usize,
 }
 
@@ -40,41 +47,68 @@ impl QueueDevice {
         QueueDevice {
             rx: VecDeque::new(),
             tx: VecDeque::new(),
+            spare: Vec::new(),
+            spent: Vec::new(),
             mtu,
         }
     }
 }
 
-pub(crate) struct RxToken(Vec<u8>);
+pub(crate) struct RxToken<'a> {
+    pkt: Vec<u8>,
+    spent: &'a mut Vec<Vec<u8>>,
+}
 
-impl phy::RxToken for RxToken {
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        let r = f(&self.pkt);
+        self.spent.push(self.pkt);
+        r
     }
 }
 
-pub(crate) struct TxToken<'a>(&'a mut VecDeque<Vec<u8>>);
+pub(crate) struct TxToken<'a> {
+    tx: &'a mut VecDeque<Vec<u8>>,
+    buf: Option<Vec<u8>>,
+}
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
+        let mut buf = self.buf.unwrap_or_default();
+        // smoltcp writes every byte of the packet; only growth is zeroed.
+        buf.resize(len, 0);
         let r = f(&mut buf);
-        self.0.push_back(buf);
+        self.tx.push_back(buf);
         r
     }
 }
 
 impl phy::Device for QueueDevice {
-    type RxToken<'a> = RxToken;
+    type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
+    fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let pkt = self.rx.pop_front()?;
-        Some((RxToken(pkt), TxToken(&mut self.tx)))
+        // This token is rarely used (immediate replies); it allocates if so,
+        // rather than taking a pooled buffer it would mostly drop.
+        Some((
+            RxToken {
+                pkt,
+                spent: &mut self.spent,
+            },
+            TxToken {
+                tx: &mut self.tx,
+                buf: None,
+            },
+        ))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken(&mut self.tx))
+        let buf = self.spare.pop();
+        Some(TxToken {
+            tx: &mut self.tx,
+            buf,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -86,6 +120,11 @@ impl phy::Device for QueueDevice {
         caps
     }
 }
+
+/// Buffers lent to a host for one poll.
+const SPARES_PER_POLL: usize = 64;
+/// Buffers the world keeps for reuse.
+const POOL_MAX: usize = 1024;
 
 /// The kind of a socket whose owner dropped it; it is removed from the set
 /// once it has nothing left to send.
@@ -107,6 +146,9 @@ pub(crate) struct ListenerPool {
     /// at most this many; beyond it new SYNs get a reset (as a full Linux
     /// accept queue with `tcp_abort_on_overflow` would).
     pub(crate) backlog: usize,
+    /// The task waiting in `accept`, registered on every socket created
+    /// for this listener.
+    pub(crate) waker: Option<std::task::Waker>,
 }
 
 /// One host: an interface with its device and sockets.
@@ -215,15 +257,21 @@ impl HostSlot {
         None
     }
 
-    /// Make sure the listener on `port` has a socket in LISTEN state, so that
-    /// the SYN about to be processed finds one.
-    pub(crate) fn ensure_listening(&mut self, port: u16) {
+    /// Make sure the listener on `port` has a socket in LISTEN state for the
+    /// SYN from `remote` about to be processed.
+    ///
+    /// Listening sockets are created only here, just before a SYN needs one:
+    /// an idle listener holds no socket (no buffers, and nothing in the
+    /// linear socket lookup). A retransmitted SYN of a handshake already in
+    /// progress gets no new socket, so it reaches the socket that owns it.
+    fn ensure_listening(&mut self, port: u16, remote: IpEndpoint) {
         let Some(pool) = self.listeners.get(&port) else {
             return;
         };
         let mut pending = 0;
         for &h in &pool.sockets {
-            if self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
+            let s = self.sockets.get::<tcp::Socket>(h);
+            if s.state() == tcp::State::Listen || s.remote_endpoint() == Some(remote) {
                 return;
             }
             pending += 1;
@@ -231,7 +279,11 @@ impl HostSlot {
         if pending >= pool.backlog {
             return;
         }
+        let waker = pool.waker.clone();
         let mut s = self.new_tcp_socket();
+        if let Some(w) = &waker {
+            s.register_recv_waker(w);
+        }
         if s.listen(IpListenEndpoint { addr: None, port }).is_ok() {
             let h = self.sockets.add(s);
             if let Some(pool) = self.listeners.get_mut(&port) {
@@ -240,9 +292,9 @@ impl HostSlot {
         }
     }
 
-    /// The destination port of `pkt` if it is a TCP SYN (without ACK) to a
-    /// port this host listens on.
-    fn syn_to_listener(&self, pkt: &[u8]) -> Option<u16> {
+    /// The destination port and the source of `pkt` if it is a TCP SYN
+    /// (without ACK) to a port this host listens on.
+    fn syn_to_listener(&self, pkt: &[u8]) -> Option<(u16, IpEndpoint)> {
         if self.listeners.is_empty() || pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 6 {
             return None;
         }
@@ -250,8 +302,11 @@ impl HostSlot {
         let tcp = pkt.get(ihl..ihl + 14)?;
         let flags = tcp[13];
         let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
-        let port = u16::from_be_bytes([tcp[2], tcp[3]]);
-        (syn && !ack && self.listeners.contains_key(&port)).then_some(port)
+        let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        (syn && !ack && self.listeners.contains_key(&dport))
+            .then(|| (dport, IpEndpoint::new(IpAddress::Ipv4(src), sport)))
     }
 
     /// Poll the interface: every delivered packet (topping up listener pools
@@ -260,9 +315,9 @@ impl HostSlot {
         self.iface.poll_maintenance(now);
         loop {
             if let Some(front) = self.device.rx.front()
-                && let Some(port) = self.syn_to_listener(front)
+                && let Some((port, remote)) = self.syn_to_listener(front)
             {
-                self.ensure_listening(port);
+                self.ensure_listening(port, remote);
             }
             match self
                 .iface
@@ -370,6 +425,8 @@ pub(crate) struct World {
     timers: BTreeSet<(i64, HostId)>,
     next_id: u64,
     outbox: Vec<Vec<u8>>,
+    /// Recycled packet buffers (see [`QueueDevice`]).
+    pool: Vec<Vec<u8>>,
     pub(crate) stats: NetStats,
 }
 
@@ -384,6 +441,7 @@ impl World {
             timers: BTreeSet::new(),
             next_id: 1,
             outbox: Vec::new(),
+            pool: Vec::new(),
             stats: NetStats::default(),
         }
     }
@@ -500,7 +558,17 @@ impl World {
                     continue;
                 };
                 slot.dirty = false;
+                let lend = SPARES_PER_POLL.min(self.pool.len());
+                let mtu = slot.device.mtu;
+                slot.device
+                    .spare
+                    .extend(self.pool.drain(self.pool.len() - lend..));
+                while slot.device.spare.len() < SPARES_PER_POLL {
+                    slot.device.spare.push(Vec::with_capacity(mtu));
+                }
                 slot.poll(now);
+                self.pool.append(&mut slot.device.spare);
+                self.pool.append(&mut slot.device.spent);
                 let next = slot
                     .iface
                     .poll_at(now, &slot.sockets)
@@ -521,10 +589,12 @@ impl World {
                     self.stats.sent += 1;
                     let Some(to) = self.forwarder.forward(now, &port, &mut pkt) else {
                         self.stats.dropped += 1;
+                        self.pool.push(pkt);
                         continue;
                     };
                     let Some(dst) = self.host_for(&to, &pkt) else {
                         self.stats.unattached += 1;
+                        self.pool.push(pkt);
                         continue;
                     };
                     if let Some(slot) = self.hosts.get_mut(&dst) {
@@ -536,6 +606,7 @@ impl World {
                 self.outbox = outbox;
             }
         }
+        self.pool.truncate(POOL_MAX);
         RunResult {
             more: !self.dirty.is_empty(),
             next_timer: self.timers.first().map(|&(t, _)| t),

@@ -65,3 +65,20 @@ impl Forwarder for AddressForwarder {
             .map(|(_, p)| p.clone())
     }
 }
+
+/// The VPC fabric as the host layer's forwarder: every packet a host sends
+/// takes the one decision path (security groups, NACLs, routes, gateways).
+/// Drops are logged at debug level with their typed reason; to ask *why*, use
+/// [`Fabric::explain`](crate::Fabric::explain) through
+/// [`Net::with_forwarder`](super::Net::with_forwarder).
+impl Forwarder for crate::Fabric {
+    fn forward(&mut self, now: Instant, ingress: &Port, packet: &mut Vec<u8>) -> Option<Port> {
+        match self.process(now, ingress, packet).outcome {
+            crate::Outcome::Deliver(port) => Some(port),
+            crate::Outcome::Drop(reason) => {
+                tracing::debug!(%ingress, ?reason, "fabric dropped a packet");
+                None
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
@@ -40,11 +40,13 @@ pub(crate) struct QueueDevice {
     spare: Vec<Vec<u8>>,
     spent: Vec<Vec<u8>>,
     mtu: usize,
+    l4_checksums: bool,
 }
 
 impl QueueDevice {
-    fn new(mtu: usize) -> Self {
+    fn new(mtu: usize, l4_checksums: bool) -> Self {
         QueueDevice {
+            l4_checksums,
             rx: VecDeque::new(),
             tx: VecDeque::new(),
             spare: Vec::new(),
@@ -115,8 +117,16 @@ impl phy::Device for QueueDevice {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
         caps.max_transmission_unit = self.mtu;
-        // Checksums stay on (the default): packets cross NAT rewrites in the
-        // fabric and may leave through a TUN device, where the kernel checks.
+        if !self.l4_checksums {
+            // Between smoltcp stacks through the fabric, TCP/UDP/ICMP
+            // checksums protect nothing (no wire, and the fabric updates them
+            // incrementally on NAT, RFC 1624): skip computing and checking
+            // them. The IPv4 header checksum stays (the fabric verifies it).
+            // A host facing a kernel (TUN) must turn them on.
+            caps.checksum.tcp = Checksum::None;
+            caps.checksum.udp = Checksum::None;
+            caps.checksum.icmpv4 = Checksum::None;
+        }
         caps
     }
 }
@@ -179,7 +189,7 @@ pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 impl HostSlot {
     fn new(id: HostId, cfg: &HostConfig, now: SmolInstant) -> Self {
-        let mut device = QueueDevice::new(cfg.mtu);
+        let mut device = QueueDevice::new(cfg.mtu, cfg.l4_checksums);
         let mut config = Config::new(HardwareAddress::Ip);
         config.random_seed = cfg.seed.unwrap_or(0x5eed_0000_0000_0000 ^ id.0);
         let iface = Interface::new(config, &mut device, now);

@@ -16,36 +16,46 @@ use vpclab_netstack::host::{AddressForwarder, Forwarder, HostConfig, Net};
 const CHUNK: usize = 256 * 1024;
 const RUN: Duration = Duration::from_millis(1500);
 
+/// The fabric on the fixture VPC: web (10.0.1.10, public subnet) to app
+/// (10.0.2.20:8080, private subnet), through both security groups (sg-app
+/// allows 8080 from sg-web), both subnets' network ACLs and the route
+/// tables.
 fn forwarder() -> (impl Forwarder, &'static str) {
-    let f = AddressForwarder::new()
-        .route("10.0.1.0/24".parse().unwrap(), Port::Eni("eni-a".into()))
-        .route("10.0.2.0/24".parse().unwrap(), Port::Eni("eni-b".into()));
-    (f, "address-forwarder (no VPC rules)")
+    let (topology, _) = vpclab_netstack::fixture::public_private_vpc();
+    (
+        vpclab_netstack::Fabric::new(std::sync::Arc::new(topology)),
+        "the fabric (SG, NACL, routing; fixture VPC, web -> app)",
+    )
 }
 
-/// Gbit/s of one TCP stream from a host in 10.0.1.0/24 to one in 10.0.2.0/24.
-fn world_tcp() -> (f64, &'static str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+/// Gbit/s of one TCP stream from a host in 10.0.1.0/24 to one in
+/// 10.0.2.0/24, on a two-worker runtime (as the daemon runs) or on one
+/// thread.
+fn world_tcp(multi_thread: bool) -> (f64, &'static str) {
+    let mut builder = if multi_thread {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = builder.enable_all().build().unwrap();
     rt.block_on(async {
         let (fwd, via) = forwarder();
         let net = Net::new(fwd);
         let a = net
             .add_host(HostConfig::vpc(
-                Port::Eni("eni-a".into()),
+                Port::Eni("eni-web".into()),
                 "10.0.1.10/24".parse().unwrap(),
             ))
             .unwrap();
         let b = net
             .add_host(HostConfig::vpc(
-                Port::Eni("eni-b".into()),
+                Port::Eni("eni-app".into()),
                 "10.0.2.20/24".parse().unwrap(),
             ))
             .unwrap();
-        let listener = b.listen(5001).unwrap();
+        let listener = b.listen(8080).unwrap();
         let reader = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; CHUNK];
@@ -60,7 +70,7 @@ fn world_tcp() -> (f64, &'static str) {
             (total, Instant::now())
         });
         let mut c = a
-            .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 20), 5001))
+            .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 20), 8080))
             .await
             .unwrap();
         let chunk = vec![0x5au8; CHUNK];
@@ -142,9 +152,13 @@ fn main() {
     // Memory first, while the heap is fresh: freed buffers of the
     // throughput runs would otherwise hide new allocations from RSS.
     let idle = idle_host_kib();
-    let (tcp, via) = world_tcp();
+    let (tcp_one, _) = world_tcp(false);
+    let (tcp, via) = world_tcp(true);
     let lo = loopback_tcp();
-    println!("hosts: world TCP via {via}: {tcp:.2} Gbit/s; kernel loopback: {lo:.2} Gbit/s");
+    println!("hosts: world TCP on a current-thread runtime: {tcp_one:.2} Gbit/s");
+    println!(
+        "hosts: world TCP via {via}, 2 tokio workers: {tcp:.2} Gbit/s; kernel loopback: {lo:.2} Gbit/s"
+    );
     println!(
         "BENCH hosts tcp_gbps={tcp:.2} loopback_gbps={lo:.2} ratio={:.2} idle_host_kib={idle:.1}",
         tcp / lo

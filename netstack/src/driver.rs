@@ -28,6 +28,8 @@ pub(crate) async fn run(shared: Weak<Shared>, notify: Arc<Notify>) {
             };
             let now = shared.now();
             let result = shared.lock().run(now);
+            // Wake the tasks whose sockets changed, now that they can lock.
+            shared.deferred.wake_all();
             (result, shared.start)
         };
         if result.more {

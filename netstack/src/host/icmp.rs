@@ -81,7 +81,7 @@ pub(super) async fn ping(host: &Host, dst: Ipv4Addr, timeout: Duration) -> io::R
                 return Poll::Ready(Ok(()));
             }
         }
-        s.register_recv_waker(cx.waker());
+        s.register_recv_waker(&host.shared.waker(cx));
         Poll::Pending
     });
     match tokio::time::timeout(timeout, reply).await {

@@ -30,6 +30,7 @@ pub(crate) mod world;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -186,8 +187,45 @@ impl HostConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HostId(pub(crate) u64);
 
+/// Wakes raised while the world is locked (smoltcp wakes a socket's task
+/// from inside `poll`), delivered by the driver once it has unlocked it: a
+/// task woken mid-run would otherwise only block on the world's mutex, and
+/// one wake per run instead of one per segment saves most thread switches.
+#[derive(Default)]
+pub(crate) struct Deferred(Mutex<Vec<Waker>>);
+
+impl Deferred {
+    fn push(&self, w: Waker) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+    }
+
+    pub(crate) fn wake_all(&self) {
+        let wakers = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// The waker registered with smoltcp: it queues the task's real waker.
+struct ProxyWaker {
+    real: Waker,
+    deferred: Arc<Deferred>,
+}
+
+impl std::task::Wake for ProxyWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.deferred.push(self.real.clone());
+    }
+}
+
 /// What the driver and the socket handles share.
 pub(crate) struct Shared {
+    pub(crate) deferred: Arc<Deferred>,
     world: Mutex<World>,
     /// Wakes the driver: a host became dirty.
     pub(crate) notify: Arc<Notify>,
@@ -205,6 +243,14 @@ impl Shared {
         // A panic while holding the lock is a bug in this crate; the world's
         // data stays structurally valid, so carry on rather than cascade.
         self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The waker to register with smoltcp for the task of `cx`.
+    pub(crate) fn waker(&self, cx: &Context<'_>) -> Waker {
+        Waker::from(Arc::new(ProxyWaker {
+            real: cx.waker().clone(),
+            deferred: self.deferred.clone(),
+        }))
     }
 
     /// Have `id` polled soon.
@@ -236,6 +282,7 @@ impl Net {
         let notify = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             world: Mutex::new(World::new(Box::new(forwarder))),
+            deferred: Arc::default(),
             notify: notify.clone(),
             start: tokio::time::Instant::now(),
         });
@@ -352,8 +399,9 @@ impl Host {
     /// instance is terminated) and every pending socket call fails.
     pub fn remove(&self) {
         let slot = self.shared.lock().remove_host(self.id);
-        // Wakers fire as the sockets are dropped, outside the lock.
         drop(slot);
+        // Removal aborted the sockets, which queued their tasks' wakes.
+        self.shared.deferred.wake_all();
     }
 
     /// Listen for TCP connections on `port` (all of the host's addresses).

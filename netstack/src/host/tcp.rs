@@ -141,14 +141,15 @@ impl TcpListener {
             let h = pool.sockets.remove(i);
             slot.orphans.push((h, SocketKind::Tcp, None));
         }
+        let waker = shared.waker(cx);
         for &h in &pool.sockets {
             slot.sockets
                 .get_mut::<tcp::Socket>(h)
-                .register_recv_waker(cx.waker());
+                .register_recv_waker(&waker);
         }
         // No socket yet (idle listener) is fine: the driver creates one
         // when a SYN arrives, and its state changes wake this task.
-        pool.waker = Some(cx.waker().clone());
+        pool.waker = Some(waker);
         Poll::Pending
     }
 }
@@ -252,9 +253,10 @@ impl TcpStream {
 
     fn poll_established(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let peer = self.peer;
+        let shared = &self.host.shared;
         self.with_socket(|s| match s.state() {
             tcp::State::SynSent | tcp::State::SynReceived => {
-                s.register_send_waker(cx.waker());
+                s.register_send_waker(&shared.waker(cx));
                 Poll::Pending
             }
             tcp::State::Closed => Poll::Ready(Err(io::Error::new(
@@ -329,7 +331,8 @@ impl AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let r = self.with_socket_kick(|s| {
+        let this = &*self;
+        let r = this.with_socket_kick(|s| {
             if s.can_recv() {
                 // Whether the window had closed to less than half: only then
                 // must the driver announce the reopened window at once;
@@ -355,7 +358,7 @@ impl AsyncRead for TcpStream {
                 // FIN received, or the connection is gone: end of stream.
                 (Poll::Ready(Ok(())), false)
             } else {
-                s.register_recv_waker(cx.waker());
+                s.register_recv_waker(&this.host.shared.waker(cx));
                 (Poll::Pending, false)
             }
         });
@@ -372,7 +375,8 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = self.with_socket_kick(|s| {
+        let this = &*self;
+        let r = this.with_socket_kick(|s| {
             if !s.may_send() {
                 let e = io::Error::new(io::ErrorKind::BrokenPipe, "connection closed");
                 (Poll::Ready(Err(e)), false)
@@ -382,7 +386,7 @@ impl AsyncWrite for TcpStream {
                     Err(e) => (Poll::Ready(Err(io::Error::other(e.to_string()))), false),
                 }
             } else {
-                s.register_send_waker(cx.waker());
+                s.register_send_waker(&this.host.shared.waker(cx));
                 (Poll::Pending, false)
             }
         });

@@ -118,7 +118,7 @@ impl UdpSocket {
                 Poll::Ready(Ok(()))
             }
             Err(udp::SendError::BufferFull) => {
-                s.register_send_waker(cx.waker());
+                s.register_send_waker(&shared.waker(cx));
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(io::Error::new(
@@ -159,7 +159,7 @@ impl UdpSocket {
                     Poll::Ready(Ok((n, SocketAddrV4::new(src, meta.endpoint.port), to)))
                 }
                 Err(_) => {
-                    s.register_recv_waker(cx.waker());
+                    s.register_recv_waker(&shared.waker(cx));
                     Poll::Pending
                 }
             }

@@ -381,8 +381,12 @@ impl AsyncWrite for TcpStream {
                 let e = io::Error::new(io::ErrorKind::BrokenPipe, "connection closed");
                 (Poll::Ready(Err(e)), false)
             } else if s.can_send() {
+                // With bytes already queued, an ACK (or a timer) is due and
+                // will poll the host, which sends the new bytes too; only an
+                // idle socket needs the driver woken.
+                let idle = s.send_queue() == 0;
                 match s.send_slice(data) {
-                    Ok(n) => (Poll::Ready(Ok(n)), n > 0),
+                    Ok(n) => (Poll::Ready(Ok(n)), n > 0 && idle),
                     Err(e) => (Poll::Ready(Err(io::Error::other(e.to_string()))), false),
                 }
             } else {

@@ -28,6 +28,7 @@ pub mod internet;
 mod nat;
 pub mod port;
 pub mod topology;
+pub mod tun;
 pub mod verdict;
 
 pub use conntrack::Timeouts;

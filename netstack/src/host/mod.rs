@@ -272,7 +272,7 @@ impl Drop for Shared {
 /// handle) is dropped.
 #[derive(Clone)]
 pub struct Net {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Net {

@@ -437,6 +437,9 @@ pub(crate) struct World {
     outbox: Vec<Vec<u8>>,
     /// Recycled packet buffers (see [`QueueDevice`]).
     pool: Vec<Vec<u8>>,
+    /// Internet addresses served outside the world (a TUN device): packets
+    /// delivered to `Port::Internet` for them, when no host has the address.
+    pub(crate) sinks: Vec<(ipnet::Ipv4Net, tokio::sync::mpsc::Sender<Vec<u8>>)>,
     pub(crate) stats: NetStats,
 }
 
@@ -452,6 +455,7 @@ impl World {
             next_id: 1,
             outbox: Vec::new(),
             pool: Vec::new(),
+            sinks: Vec::new(),
             stats: NetStats::default(),
         }
     }
@@ -541,6 +545,40 @@ impl World {
         }
     }
 
+    /// Carry one packet sent at `port` through the forwarder to its host
+    /// (or external sink).
+    pub(crate) fn send(&mut self, now: SmolInstant, port: &Port, mut pkt: Vec<u8>) {
+        self.stats.sent += 1;
+        let Some(to) = self.forwarder.forward(now, port, &mut pkt) else {
+            self.stats.dropped += 1;
+            self.pool.push(pkt);
+            return;
+        };
+        let Some(dst) = self.host_for(&to, &pkt) else {
+            if to == Port::Internet
+                && let Some(dst) = pkt.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok())
+                && let Some((_, sink)) = self
+                    .sinks
+                    .iter()
+                    .find(|(net, _)| net.contains(&Ipv4Addr::from(dst)))
+            {
+                // A full queue drops, as a busy NIC would.
+                if sink.try_send(pkt).is_ok() {
+                    self.stats.delivered += 1;
+                }
+                return;
+            }
+            self.stats.unattached += 1;
+            self.pool.push(pkt);
+            return;
+        };
+        if let Some(slot) = self.hosts.get_mut(&dst) {
+            self.stats.delivered += 1;
+            slot.device.rx.push_back(pkt);
+            self.mark_dirty(dst);
+        }
+    }
+
     /// Poll every host that needs it and carry the packets they send through
     /// the forwarder until the world is quiet (or the round budget is spent).
     ///
@@ -595,23 +633,8 @@ impl World {
                 let port = slot.port.clone();
                 self.outbox.extend(slot.device.tx.drain(..));
                 let mut outbox = std::mem::take(&mut self.outbox);
-                for mut pkt in outbox.drain(..) {
-                    self.stats.sent += 1;
-                    let Some(to) = self.forwarder.forward(now, &port, &mut pkt) else {
-                        self.stats.dropped += 1;
-                        self.pool.push(pkt);
-                        continue;
-                    };
-                    let Some(dst) = self.host_for(&to, &pkt) else {
-                        self.stats.unattached += 1;
-                        self.pool.push(pkt);
-                        continue;
-                    };
-                    if let Some(slot) = self.hosts.get_mut(&dst) {
-                        self.stats.delivered += 1;
-                        slot.device.rx.push_back(pkt);
-                        self.mark_dirty(dst);
-                    }
+                for pkt in outbox.drain(..) {
+                    self.send(now, &port, pkt);
                 }
                 self.outbox = outbox;
             }

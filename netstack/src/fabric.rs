@@ -326,7 +326,12 @@ impl Fabric {
     /// A memoised decision whose tracked connections and NAT mappings are
     /// all still alive: refresh them and return (port, rewritten addresses
     /// and ports, gateways crossed).
-    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<(Port, Rewrite, u8)> {
+    fn cache_hit(
+        &mut self,
+        now: Instant,
+        key: &FlowKey,
+        p: &Pkt,
+    ) -> Option<(Port, Rewrite, u8)> {
         let t = self.config.timeouts;
         let hit = self.flow_cache.get(key)?;
         // A TTL that would run out at one of the gateways takes the full walk.

@@ -275,3 +275,37 @@ async fn ping_follows_security_group_icmp_rules() {
         .await
         .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn hundred_simultaneous_connects_through_the_fabric_all_succeed() {
+    let w = world();
+    let listener = w.app.listen(8080).unwrap();
+    let server = tokio::spawn(async move {
+        let mut peers = Vec::new();
+        for _ in 0..100 {
+            let (mut s, peer) = listener.accept().await.unwrap();
+            s.write_all(b"hi").await.unwrap();
+            peers.push((s, peer));
+        }
+        peers
+    });
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let web = w.web.clone();
+            let dst = SocketAddrV4::new(w.ids.app_ip, 8080);
+            tokio::spawn(async move {
+                let mut c = web.connect(dst).await?;
+                let mut buf = [0u8; 2];
+                c.read_exact(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(&c.await.unwrap().unwrap(), b"hi");
+    }
+    let peers = server.await.unwrap();
+    // 100 distinct ephemeral source ports, one connection each.
+    let ports: std::collections::BTreeSet<u16> = peers.iter().map(|(_, p)| p.port()).collect();
+    assert_eq!(ports.len(), 100);
+}

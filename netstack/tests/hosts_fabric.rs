@@ -309,3 +309,38 @@ async fn hundred_simultaneous_connects_through_the_fabric_all_succeed() {
     let ports: std::collections::BTreeSet<u16> = peers.iter().map(|(_, p)| p.port()).collect();
     assert_eq!(ports.len(), 100);
 }
+
+#[tokio::test(start_paused = true)]
+async fn resolver_answers_from_the_address_it_was_asked() {
+    let w = world();
+    let resolver = w
+        .net
+        .add_host(HostConfig::service(
+            Port::Resolver(w.ids.vpc.clone()),
+            vec![
+                Ipv4Net::new(w.ids.resolver, 16).unwrap(),
+                "169.254.169.253/32".parse().unwrap(),
+            ],
+        ))
+        .unwrap();
+    let server = resolver.bind_udp(53).unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let (n, from, to) = server.recv_from_to(&mut buf).await.unwrap();
+            let answer = [&buf[..n], b" from ", to.to_string().as_bytes()].concat();
+            server.send_from(&answer, to, from).await.unwrap();
+        }
+    });
+    let client = w.app.bind_udp(0).unwrap();
+    for dst in [w.ids.resolver, Ipv4Addr::new(169, 254, 169, 253)] {
+        client
+            .send_to(b"q", SocketAddrV4::new(dst, 53))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!(from, SocketAddrV4::new(dst, 53));
+        assert_eq!(&buf[..n], format!("q from {dst}").as_bytes());
+    }
+}

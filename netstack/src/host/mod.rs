@@ -21,6 +21,37 @@
 //!
 //! This module does not decide whether a packet may pass (that is the
 //! forwarder's job) and knows nothing of the protocols spoken over it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::net::SocketAddrV4;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use vpclab_netstack::Port;
+//! use vpclab_netstack::host::{AddressForwarder, HostConfig, Net};
+//!
+//! // In vpclab the forwarder is the fabric: `Net::new(Fabric::new(topology))`.
+//! let net = Net::new(
+//!     AddressForwarder::new()
+//!         .route("10.0.1.0/24".parse()?, Port::Eni("eni-a".into()))
+//!         .route("10.0.2.0/24".parse()?, Port::Eni("eni-b".into())),
+//! );
+//! let a = net.add_host(HostConfig::vpc(Port::Eni("eni-a".into()), "10.0.1.10/24".parse()?))?;
+//! let b = net.add_host(HostConfig::vpc(Port::Eni("eni-b".into()), "10.0.2.20/24".parse()?))?;
+//!
+//! let listener = b.listen(22)?;
+//! tokio::spawn(async move {
+//!     while let Ok((mut stream, _peer)) = listener.accept().await {
+//!         let _ = stream.write_all(b"SSH-2.0-vpclab\r\n").await;
+//!     }
+//! });
+//! let mut c = a.connect(SocketAddrV4::new("10.0.2.20".parse()?, 22)).await?;
+//! let mut banner = [0u8; 16];
+//! c.read_exact(&mut banner).await?;
+//! assert_eq!(&banner, b"SSH-2.0-vpclab\r\n");
+//! # Ok(())
+//! # }
+//! ```
 
 mod forward;
 mod icmp;
@@ -159,6 +190,26 @@ impl HostConfig {
             port,
             addrs: vec![addr],
             gateway: Some(gateway),
+            mtu: VPC_MTU,
+            tcp: TcpConfig::default(),
+            seed: None,
+            l4_checksums: false,
+        }
+    }
+
+    /// A service host inside a VPC with several addresses, such as the
+    /// Route 53 Resolver (`Port::Resolver(vpc)`, VPC base + 2 with the VPC
+    /// prefix and 169.254.169.253/32) or the metadata service
+    /// (`Port::Metadata(eni)`, 169.254.169.254/32). A default route sends
+    /// replies anywhere (the fabric decides); MTU 9001.
+    pub fn service(port: Port, addrs: Vec<Ipv4Net>) -> Self {
+        let gateway = addrs
+            .first()
+            .map(|a| Ipv4Addr::from(u32::from(a.network()).wrapping_add(1)));
+        HostConfig {
+            port,
+            addrs,
+            gateway,
             mtu: VPC_MTU,
             tcp: TcpConfig::default(),
             seed: None,

@@ -3,7 +3,8 @@
 //! program in the same run, and resident memory per idle host.
 //!
 //! Last line: `BENCH hosts tcp_gbps=<x> loopback_gbps=<y> ratio=<x/y> idle_host_kib=<n>`.
-//! Bounded: about a second per throughput figure, 1,000 hosts for memory.
+//! Bounded: three rounds of 0.7 s per throughput figure (about 6 s), 1,000
+//! hosts for memory.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -14,7 +15,11 @@ use vpclab_netstack::Port;
 use vpclab_netstack::host::{AddressForwarder, Forwarder, HostConfig, Net};
 
 const CHUNK: usize = 256 * 1024;
-const RUN: Duration = Duration::from_millis(1500);
+const RUN: Duration = Duration::from_millis(700);
+/// Rounds of (world, loopback) measurements; the best of each is reported,
+/// so that a burst of load from other processes on the machine does not
+/// decide the ratio.
+const ROUNDS: usize = 3;
 
 /// The fabric on the fixture VPC: web (10.0.1.10, public subnet) to app
 /// (10.0.2.20:8080, private subnet), through both security groups (sg-app
@@ -152,9 +157,16 @@ fn main() {
     // Memory first, while the heap is fresh: freed buffers of the
     // throughput runs would otherwise hide new allocations from RSS.
     let idle = idle_host_kib();
-    let (tcp_one, _) = world_tcp(false);
-    let (tcp, via) = world_tcp(true);
-    let lo = loopback_tcp();
+    let (mut tcp_one, mut tcp, mut lo) = (0f64, 0f64, 0f64);
+    let mut via = "";
+    for _ in 0..ROUNDS {
+        tcp_one = tcp_one.max(world_tcp(false).0);
+        let (t, v) = world_tcp(true);
+        tcp = tcp.max(t);
+        via = v;
+        lo = lo.max(loopback_tcp());
+    }
+    println!("hosts: best of {ROUNDS} rounds of {RUN:?} each");
     println!("hosts: world TCP on a current-thread runtime: {tcp_one:.2} Gbit/s");
     println!(
         "hosts: world TCP via {via}, 2 tokio workers: {tcp:.2} Gbit/s; kernel loopback: {lo:.2} Gbit/s"

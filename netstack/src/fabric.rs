@@ -107,7 +107,7 @@ enum Effect {
 }
 
 /// The sans-IO data plane: topology snapshot, connection tracking, NAT state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Fabric {
     topology: Arc<Topology>,
     config: FabricConfig,
@@ -166,10 +166,12 @@ const FLOW_CACHE_CAPACITY: usize = 1 << 16;
 const MAX_GATEWAYS: u8 = 8;
 
 impl Fabric {
+    /// A fabric over `topology` with AWS's defaults (seed 0).
     pub fn new(topology: Arc<Topology>) -> Self {
         Self::with_config(topology, FabricConfig::default())
     }
 
+    /// A fabric with an explicit seed, NAT port range and timeouts.
     pub fn with_config(topology: Arc<Topology>, config: FabricConfig) -> Self {
         let mut f = Fabric {
             topology: Arc::new(Topology::empty()),
@@ -213,6 +215,7 @@ impl Fabric {
         self.flow_cache.clear();
     }
 
+    /// The snapshot in force.
     pub fn topology(&self) -> &Arc<Topology> {
         &self.topology
     }
@@ -326,12 +329,7 @@ impl Fabric {
     /// A memoised decision whose tracked connections and NAT mappings are
     /// all still alive: refresh them and return (port, rewritten addresses
     /// and ports, gateways crossed).
-    fn cache_hit(
-        &mut self,
-        now: Instant,
-        key: &FlowKey,
-        p: &Pkt,
-    ) -> Option<(Port, Rewrite, u8)> {
+    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<(Port, Rewrite, u8)> {
         let t = self.config.timeouts;
         let hit = self.flow_cache.get(key)?;
         // A TTL that would run out at one of the gateways takes the full walk.
@@ -413,6 +411,35 @@ impl Fabric {
         }
         .start(ingress, &mut p);
         Verdict { hops, outcome }
+    }
+
+    /// The forward path of `flow` and, when it is delivered, the return path
+    /// of its reply (ports and addresses swapped, SYN answered by SYN-ACK,
+    /// echo request by echo reply) sent back from where the flow arrived —
+    /// as if the flow had really been sent: the reply sees the connection
+    /// tracking and NAT mapping the forward packet creates. Nothing changes
+    /// in this fabric (the walk runs on a copy of its state), so this is the
+    /// "forward and return path" of a reachability analysis, and it shows the
+    /// classic stateless trap: a reply dropped by a network ACL.
+    pub fn explain_round_trip(
+        &self,
+        now: Instant,
+        ingress: &Port,
+        flow: &Flow,
+    ) -> (Verdict, Option<Verdict>) {
+        let mut scratch = self.clone();
+        scratch.record_hops = true;
+        let mut bytes = flow.to_packet(&[]);
+        let forward = scratch.process(now, ingress, &mut bytes);
+        let Outcome::Deliver(at) = &forward.outcome else {
+            return (forward, None);
+        };
+        let Ok(delivered) = crate::flow::parse_flow(&bytes) else {
+            return (forward, None);
+        };
+        let mut reply = delivered.reply().to_packet(&[]);
+        let back = scratch.process(now, at, &mut reply);
+        (forward, Some(back))
     }
 
     /// Drops idle connection-tracking entries and NAT mappings. Correctness
@@ -611,11 +638,22 @@ impl Walk<'_> {
             });
             return self.arrive(subnet.vpc, Some(s), p);
         }
-        // 5. Egress NACL of the source subnet.
-        self.nacl(s, Direction::Outbound, p)?;
-        // 6. Route table, longest prefix.
+        // 5. Egress NACL of the source subnet — unless the route hands the
+        // packet to a NAT gateway or interface inside this same subnet: that
+        // hop does not cross the subnet boundary (the NAT gateway's own
+        // departure is checked when it sends the packet on).
         let table = &c.tables[subnet.table as usize];
-        let Some(route) = table.lookup(p.dst) else {
+        let route = table.lookup(p.dst);
+        let stays_inside = match route.map(|r| r.target) {
+            Some(CTarget::Nat(n)) => c.nats[n as usize].subnet == s,
+            Some(CTarget::Eni(e)) => c.enis[e as usize].subnet == s,
+            _ => false,
+        };
+        if !stays_inside {
+            self.nacl(s, Direction::Outbound, p)?;
+        }
+        // 6. Route table, longest prefix.
+        let Some(route) = route else {
             self.hop(|| Hop {
                 component: table.id.clone(),
                 action: HopAction::Drop,
@@ -823,6 +861,11 @@ impl Walk<'_> {
             self.nacl(nat.subnet, Direction::Inbound, p)?;
         }
         self.gateway_hop(&nat.id, p)?;
+        if let (Some((ty, _)), Some(_)) = (p.icmp, p.inner)
+            && is_icmp_error(ty)
+        {
+            return self.nat_out_icmp_error(n, p);
+        }
         let (sport, dport) = match (p.proto, p.icmp) {
             (6 | 17, _) => (p.sport, p.dport),
             (1, Some((8, _))) => (p.sport, 0),
@@ -876,6 +919,65 @@ impl Walk<'_> {
         p.sport = port;
         if p.proto == 1 {
             p.dport = port;
+        }
+        self.hop(|| Hop {
+            component: nat.id.clone(),
+            action: HopAction::NatTranslate {
+                from: before,
+                to: (ip(nat.private), port),
+            },
+            rule: None,
+        });
+        self.forward(nat.subnet, p)
+    }
+
+    /// An ICMP error sent from inside about a translated flow (say, "port
+    /// unreachable" for a UDP reply): the quoted packet is the reply as the
+    /// instance saw it, so the mapping is found through it, and both the
+    /// source and the quoted destination become the gateway's.
+    fn nat_out_icmp_error(&mut self, n: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let nat = &c.nats[n as usize];
+        let f = self.fabric;
+        let idle = f.config.timeouts.nat_idle;
+        let inner = p
+            .inner
+            .expect("nat_out only calls this for an ICMP error with a quoted header");
+        let (sport, dport) = match inner.proto {
+            1 => (inner.dport, 0),
+            _ => (inner.dport, inner.sport),
+        };
+        let key = OutKey {
+            nat: f.nat_stable[n as usize],
+            proto: inner.proto,
+            sport,
+            dport,
+            src: inner.dst,
+            dst: inner.src,
+        };
+        let found = (inner.dst == p.src)
+            .then(|| f.nat.lookup_out(&key, self.now, idle))
+            .flatten();
+        let Some((slot, port)) = found else {
+            self.hop(|| Hop {
+                component: nat.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::NatUnsupportedProtocol {
+                nat: nat.id.clone(),
+                protocol: p.proto,
+            });
+        };
+        self.effects.push(Effect::NatTouch { slot, key });
+        let before = (ip(p.src), inner.dport);
+        p.src = nat.private;
+        if let Some(q) = p.inner.as_mut() {
+            q.dst = nat.private;
+            q.dport = port;
+            if q.proto == 1 {
+                q.sport = port;
+            }
         }
         self.hop(|| Hop {
             component: nat.id.clone(),

@@ -6,6 +6,7 @@
 //! Other subsystems plug in where marked: the fabric subscribes to the control
 //! (`control.subscribe(…)`) before serving; the DNS server binds `--dns-listen`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,10 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, AppState};
-use crate::model::Control;
+use crate::model::{Control, compile};
+
+/// The latest compiled topology of each account.
+pub type Topologies = Arc<Mutex<BTreeMap<String, Arc<vpclab_netstack::Topology>>>>;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -71,7 +75,21 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the bound address")?;
     let control = Arc::new(Mutex::new(control));
-    // Fabric: `control.lock().subscribe(Box::new(move |account, world| …))` goes here.
+    // The fabric seam: every committed world is compiled to a netstack Topology (the
+    // stored worlds at once, then after each change). The fabric driver swaps these in
+    // with `Fabric::set_topology`; until it is wired here, the latest topology of each
+    // account is kept in `topologies`.
+    let topologies: Topologies = Arc::new(Mutex::new(BTreeMap::new()));
+    {
+        let topologies = topologies.clone();
+        let mut c = control.lock().unwrap_or_else(|e| e.into_inner());
+        c.subscribe(compile::subscriber(move |account, topology| {
+            topologies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(account.to_string(), topology);
+        }));
+    }
     // DNS: bind `args.dns_listen` here and set `dns` below.
     let url = format!("http://{addr}");
     let info = EndpointInfo {

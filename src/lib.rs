@@ -1,2 +1,3 @@
 //! placeholder
+pub mod catalog;
 pub mod keys;

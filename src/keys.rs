@@ -219,6 +219,71 @@ pub fn generate_ed25519<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Result<Crea
     })
 }
 
+/// How many RSA keys [`pooled_rsa`] keeps ready.
+const RSA_POOL_SIZE: usize = 2;
+
+struct RsaPool {
+    keys: std::sync::Mutex<Vec<CreatedKey>>,
+    wanted: std::sync::Condvar,
+}
+
+fn rsa_pool() -> &'static RsaPool {
+    static POOL: std::sync::OnceLock<&'static RsaPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let pool: &'static RsaPool = Box::leak(Box::new(RsaPool {
+            keys: std::sync::Mutex::new(Vec::new()),
+            wanted: std::sync::Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("vpclab-rsa-pool".into())
+            .spawn(move || refill_forever(pool));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no RSA pre-generation thread; keys are made on demand");
+        }
+        pool
+    })
+}
+
+fn refill_forever(pool: &'static RsaPool) {
+    let mut rng = rand::rng();
+    loop {
+        {
+            let mut keys = pool.keys.lock().unwrap_or_else(|e| e.into_inner());
+            while keys.len() >= RSA_POOL_SIZE {
+                keys = pool.wanted.wait(keys).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        // Generate outside the lock: a caller that finds the pool empty makes its own.
+        match generate_rsa(&mut rng) {
+            Ok(k) => pool.keys.lock().unwrap_or_else(|e| e.into_inner()).push(k),
+            Err(e) => {
+                tracing::warn!(error = %e, "RSA pre-generation failed; stopping the pool");
+                return;
+            }
+        }
+    }
+}
+
+/// An RSA 2048 key from OS randomness, taken from a small pool that a background thread
+/// keeps filled, so `CreateKeyPair` answers in microseconds instead of the 50–200 ms an
+/// RSA generation takes (the API serialises requests, so a slow one delays every other).
+/// Falls back to generating on the spot when the pool is empty.
+pub fn pooled_rsa() -> Result<CreatedKey, KeyError> {
+    let pool = rsa_pool();
+    let taken = pool.keys.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    pool.wanted.notify_one();
+    match taken {
+        Some(k) => Ok(k),
+        None => generate_rsa(&mut rand::rng()),
+    }
+}
+
+/// Starts the RSA pool's background generation (the daemon may call this at start-up so
+/// the first CreateKeyPair is fast too).
+pub fn warm_rsa_pool() {
+    rsa_pool().wanted.notify_one();
+}
+
 /// Decodes `ImportKeyPair`'s `PublicKeyMaterial`. The API carries it base64-encoded (the
 /// CLI encodes `fileb://key.pub`); a value that is already a key in text form (some tools
 /// send the file as is) is accepted too.
@@ -771,6 +836,18 @@ mod tests {
             decode_public_key_material(&BASE64.encode(line.as_bytes())),
             Err(KeyError::RsaSize(768))
         );
+    }
+
+    #[test]
+    fn pooled_rsa_keys_are_distinct_2048_bit_keys() {
+        let a = pooled_rsa().expect("first");
+        let b = pooled_rsa().expect("second");
+        assert_ne!(a.public_key, b.public_key);
+        assert_ne!(a.fingerprint, b.fingerprint);
+        for k in [a, b] {
+            let parsed = parse_openssh_public_key(&k.public_key).expect("parse");
+            assert_eq!(parsed.key_data().rsa().expect("rsa").key_size(), 2048);
+        }
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub struct Instance {
     pub private_ip: Ipv4Addr,
     /// Whether the primary interface gets an automatic public address at each start.
     pub auto_public_ip: bool,
+    /// The automatic public address released at the last stop (the next start picks
+    /// another one, as AWS does).
+    #[serde(default)]
+    pub last_public_ip: Option<Ipv4Addr>,
     pub state: InstanceState,
     /// When `state` began.
     pub state_since: Timestamp,
@@ -515,8 +519,8 @@ fn boot_log(
         out.push_str("(host keys not generated yet)\n");
     }
     for line in &inst.host_keys {
-        if let Some(fp) = host_key_fingerprint(line) {
-            out.push_str(&format!("{fp} root@{hostname}\n"));
+        if let Some((bits, fp, label)) = host_key_fingerprint(line) {
+            out.push_str(&format!("{bits} {fp} root@{hostname} ({label})\n"));
         }
     }
     out.push_str("-----END SSH HOST KEY FINGERPRINTS-----\n");
@@ -547,8 +551,9 @@ fn boot_log(
     out
 }
 
-/// `256 SHA256:… (ED25519)`, as `ssh-keygen -l` and cloud-init print a host key.
-fn host_key_fingerprint(line: &str) -> Option<String> {
+/// (bits, `SHA256:…`, type label) of a host key, the parts `ssh-keygen -l` and
+/// cloud-init print.
+fn host_key_fingerprint(line: &str) -> Option<(u32, String, &'static str)> {
     use russh::keys::ssh_key::HashAlg;
     let key = russh::keys::ssh_key::PublicKey::from_openssh(line.trim()).ok()?;
     let (bits, label) = match key.key_data() {
@@ -561,10 +566,7 @@ fn host_key_fingerprint(line: &str) -> Option<String> {
         },
         _ => return None,
     };
-    Some(format!(
-        "{bits} {} ({label})",
-        key.fingerprint(HashAlg::Sha256)
-    ))
+    Some((bits, key.fingerprint(HashAlg::Sha256).to_string(), label))
 }
 
 impl World {
@@ -937,7 +939,7 @@ impl World {
             };
             self.attach_interface(env, &eni_id, &instance_id, 0, delete_on_termination)?;
             if auto_public_ip {
-                self.assign_auto_public_ip(&eni_id)?;
+                self.assign_auto_public_ip(&eni_id, None)?;
             }
             let private_ip = self
                 .network_interfaces
@@ -959,6 +961,7 @@ impl World {
                 primary_eni: Some(eni_id.clone()),
                 private_ip,
                 auto_public_ip,
+                last_public_ip: None,
                 state: InstanceState::Pending,
                 state_since: env.now,
                 transition_ms: req.boot_delay_ms.max(0),
@@ -1015,13 +1018,25 @@ impl World {
     }
 
     /// Gives an interface an automatic public address from the pool (no-op if it has one).
-    fn assign_auto_public_ip(&mut self, eni_id: &str) -> ApiResult<()> {
+    /// `avoid` is the address it had before a stop: AWS hands out a different one at start
+    /// (the lesson of stop/start), so that address is held while the pool picks.
+    fn assign_auto_public_ip(&mut self, eni_id: &str, avoid: Option<Ipv4Addr>) -> ApiResult<()> {
         if self
             .network_interfaces
             .get(eni_id)
             .is_some_and(|e| e.association.is_some())
         {
             return Ok(());
+        }
+        if let Some(old) = avoid
+            && let Some(e) = self.network_interfaces.get_mut(eni_id)
+        {
+            // Held only within this mutation: replaced below before anything commits.
+            e.association = Some(EniAssociation {
+                public_ip: old,
+                allocation_id: None,
+                association_id: None,
+            });
         }
         let ip = self.alloc_public_ip()?;
         if let Some(e) = self.network_interfaces.get_mut(eni_id) {
@@ -1034,16 +1049,21 @@ impl World {
         Ok(())
     }
 
-    /// Drops an interface's automatic public address; an Elastic IP stays.
-    fn release_auto_public_ip(&mut self, eni_id: &str) {
-        let is_auto = self
+    /// Drops an interface's automatic public address (an Elastic IP stays); returns the
+    /// address released.
+    fn release_auto_public_ip(&mut self, eni_id: &str) -> Option<Ipv4Addr> {
+        let auto = self
             .network_interfaces
             .get(eni_id)
             .and_then(|e| e.association.as_ref())
-            .is_some_and(|a| a.allocation_id.is_none());
-        if is_auto && let Some(e) = self.network_interfaces.get_mut(eni_id) {
+            .filter(|a| a.allocation_id.is_none())
+            .map(|a| a.public_ip);
+        if auto.is_some()
+            && let Some(e) = self.network_interfaces.get_mut(eni_id)
+        {
             e.association = None;
         }
+        auto
     }
 
     /// Applies an instance's due transitions (and their side effects) at `now`.
@@ -1182,7 +1202,7 @@ impl World {
                 if inst.auto_public_ip
                     && let Some(eni) = &inst.primary_eni
                 {
-                    self.assign_auto_public_ip(eni)?;
+                    self.assign_auto_public_ip(eni, inst.last_public_ip)?;
                 }
                 if let Some(i) = self.instances.get_mut(id) {
                     i.state = InstanceState::Pending;
@@ -1250,10 +1270,11 @@ impl World {
 
     fn begin_shutdown(&mut self, env: &Env, id: &str, to: InstanceState, reason: StateReason) {
         let eni = self.instances.get(id).and_then(|i| i.primary_eni.clone());
-        if let Some(eni) = eni {
-            self.release_auto_public_ip(&eni);
-        }
+        let released = eni.and_then(|e| self.release_auto_public_ip(&e));
         if let Some(i) = self.instances.get_mut(id) {
+            if released.is_some() {
+                i.last_public_ip = released;
+            }
             i.state = to;
             i.state_since = env.now;
             i.state_transition_reason = user_initiated(env.now);
@@ -1846,4 +1867,510 @@ pub enum InstanceAttributeValue {
     Groups(Vec<(String, String)>),
     ProductCodes,
     BlockDevices,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::address::AssociateAddressInput;
+
+    const AL2023: &str = "ami-0ccbe15b62d56cc35";
+    const T0: i64 = 1_800_000_000_000;
+
+    fn env(ms: i64) -> Env {
+        Env::new("us-east-1", Timestamp(T0 + ms))
+    }
+
+    fn world() -> World {
+        let mut w = World::new("000000000000");
+        w.ensure_region(&env(0)).expect("default VPC");
+        w
+    }
+
+    fn run(w: &mut World, at: i64, tweak: impl FnOnce(&mut RunRequest)) -> ApiResult<Vec<String>> {
+        let mut req = RunRequest {
+            image_id: Some(AL2023.into()),
+            instance_type: Some("t2.micro".into()),
+            min_count: Some(1),
+            max_count: Some(1),
+            boot_delay_ms: 2_000,
+            ..RunRequest::default()
+        };
+        tweak(&mut req);
+        w.run_instances(&env(at), &req).map(|(_, ids)| ids)
+    }
+
+    fn public_ip(w: &World, id: &str, at: i64) -> Option<Ipv4Addr> {
+        let i = w.instances.get(id).expect("instance");
+        w.instance_view(i, Timestamp(T0 + at)).public_ip
+    }
+
+    /// A VPC 10.0.0.0/16 with subnet 10.0.1.0/`prefix`; returns the subnet id.
+    fn custom_subnet(w: &mut World, prefix: u8) -> String {
+        let e = env(0);
+        let vpc = w.create_vpc(&e, "10.0.0.0/16", None, &[]).expect("vpc");
+        w.create_subnet(&e, &vpc, &format!("10.0.1.0/{prefix}"), None, None, &[])
+            .expect("subnet")
+    }
+
+    #[test]
+    fn instances_take_the_next_free_address_after_the_four_reserved_at_the_start() {
+        let mut w = world();
+        let subnet = custom_subnet(&mut w, 24);
+        let ids = run(&mut w, 0, |r| {
+            r.subnet_id = Some(subnet.clone());
+            r.max_count = Some(3);
+        })
+        .expect("run");
+        let ips: Vec<String> = ids
+            .iter()
+            .map(|id| w.instances.get(id).expect("row").private_ip.to_string())
+            .collect();
+        assert_eq!(ips, ["10.0.1.4", "10.0.1.5", "10.0.1.6"]);
+        assert_eq!(
+            w.instances.get(&ids[0]).expect("row").private_dns_name(),
+            "ip-10-0-1-4.ec2.internal"
+        );
+    }
+
+    #[test]
+    fn pending_becomes_running_when_the_boot_delay_has_passed() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let inst = w.instances.get(&id).expect("row").clone();
+        assert_eq!(
+            inst.settled(Timestamp(T0 + 1_999)).0,
+            InstanceState::Pending
+        );
+        assert_eq!(
+            inst.settled(Timestamp(T0 + 2_000)),
+            (InstanceState::Running, Timestamp(T0 + 2_000))
+        );
+        // The ticker persists the transition and counts the boot.
+        assert!(w.instances_due(Timestamp(T0 + 2_000)));
+        w.advance_instances(Timestamp(T0 + 2_500));
+        let inst = w.instances.get(&id).expect("row");
+        assert_eq!((inst.state, inst.boots), (InstanceState::Running, 1));
+        assert!(!w.instances_due(Timestamp(T0 + 3_000)));
+    }
+
+    #[test]
+    fn stop_start_keeps_the_private_address_and_changes_the_automatic_public_one() {
+        let mut w = world();
+        // The default subnet maps public addresses on launch.
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let private = w.instances.get(&id).expect("row").private_ip;
+        let before = public_ip(&w, &id, 3_000).expect("public ip at launch");
+        let changes = w
+            .stop_instances(&env(3_000), std::slice::from_ref(&id))
+            .expect("stop");
+        assert_eq!(
+            (changes[0].previous, changes[0].current),
+            (InstanceState::Running, InstanceState::Stopping)
+        );
+        assert_eq!(
+            public_ip(&w, &id, 3_000),
+            None,
+            "stopping releases the automatic address"
+        );
+        w.advance_instances(Timestamp(T0 + 5_000));
+        assert_eq!(
+            w.instances.get(&id).expect("row").state,
+            InstanceState::Stopped
+        );
+        w.start_instances(&env(6_000), std::slice::from_ref(&id), 2_000)
+            .expect("start");
+        let after = public_ip(&w, &id, 8_000).expect("public ip after start");
+        assert_ne!(
+            before, after,
+            "AWS assigns a new automatic public address at start"
+        );
+        assert_eq!(w.instances.get(&id).expect("row").private_ip, private);
+        assert_eq!(
+            w.instance_view(w.instances.get(&id).expect("row"), Timestamp(T0 + 8_000))
+                .state,
+            InstanceState::Running
+        );
+    }
+
+    #[test]
+    fn an_elastic_ip_stays_through_stop_and_start() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let (alloc, eip) = w.allocate_address(&env(100), &[]).expect("eip");
+        w.associate_address(
+            &env(100),
+            &AssociateAddressInput {
+                allocation_id: Some(alloc),
+                instance_id: Some(id.clone()),
+                ..AssociateAddressInput::default()
+            },
+        )
+        .expect("associate");
+        w.stop_instances(&env(3_000), std::slice::from_ref(&id))
+            .expect("stop");
+        assert_eq!(public_ip(&w, &id, 3_000), Some(eip));
+        w.start_instances(&env(6_000), std::slice::from_ref(&id), 2_000)
+            .expect("start");
+        assert_eq!(public_ip(&w, &id, 9_000), Some(eip));
+        let view = w.instance_view(w.instances.get(&id).expect("row"), Timestamp(T0 + 9_000));
+        assert_eq!(view.public_ip_owner.as_deref(), Some("000000000000"));
+    }
+
+    #[test]
+    fn terminating_frees_the_interface_and_address_and_the_record_stays_an_hour() {
+        let mut w = world();
+        let subnet = custom_subnet(&mut w, 28);
+        let id = run(&mut w, 0, |r| r.subnet_id = Some(subnet.clone()))
+            .expect("run")
+            .remove(0);
+        let eni = w
+            .instances
+            .get(&id)
+            .expect("row")
+            .primary_eni
+            .clone()
+            .expect("eni");
+        let ch = w
+            .terminate_instances(&env(3_000), std::slice::from_ref(&id))
+            .expect("terminate");
+        assert_eq!(ch[0].current, InstanceState::ShuttingDown);
+        w.advance_instances(Timestamp(T0 + 5_000));
+        assert!(
+            !w.network_interfaces.contains(&eni),
+            "DeleteOnTermination removes the interface"
+        );
+        assert_eq!(
+            w.instances.get(&id).expect("row").state,
+            InstanceState::Terminated
+        );
+        // The freed address is the next one handed out.
+        let next = run(&mut w, 6_000, |r| r.subnet_id = Some(subnet.clone()))
+            .expect("run")
+            .remove(0);
+        assert_eq!(
+            w.instances.get(&next).expect("row").private_ip.to_string(),
+            "10.0.1.4"
+        );
+        let e = env(5_000 + TERMINATED_VISIBLE_MS - 1);
+        assert_eq!(
+            w.describe_instances(&e, std::slice::from_ref(&id), &[])
+                .expect("visible")
+                .len(),
+            1
+        );
+        w.advance_instances(Timestamp(T0 + 5_000 + TERMINATED_VISIBLE_MS));
+        assert!(!w.instances.contains(&id));
+        let err = w
+            .describe_instances(
+                &env(5_000 + TERMINATED_VISIBLE_MS),
+                std::slice::from_ref(&id),
+                &[],
+            )
+            .expect_err("gone");
+        assert_eq!(err.code, "InvalidInstanceID.NotFound");
+    }
+
+    #[test]
+    fn a_28_subnet_holds_eleven_instances_and_min_count_beyond_that_fails() {
+        let mut w = world();
+        let subnet = custom_subnet(&mut w, 28);
+        let err = run(&mut w, 0, |r| {
+            r.subnet_id = Some(subnet.clone());
+            r.min_count = Some(12);
+            r.max_count = Some(12);
+        })
+        .expect_err("12 do not fit");
+        assert_eq!(err.code, "InsufficientFreeAddressesInSubnet");
+        // MaxCount is a ceiling: AWS launches as many as fit when MinCount is met.
+        let ids = run(&mut w, 0, |r| {
+            r.subnet_id = Some(subnet.clone());
+            r.max_count = Some(20);
+        })
+        .expect("as many as fit");
+        assert_eq!(ids.len(), 11);
+        let last = w.instances.get(&ids[10]).expect("row").private_ip;
+        assert_eq!(
+            last.to_string(),
+            "10.0.1.14",
+            "the broadcast address .15 is reserved"
+        );
+    }
+
+    #[test]
+    fn launch_errors_use_aws_codes() {
+        let mut w = world();
+        let code = |r: ApiResult<Vec<String>>| r.expect_err("must fail").code.to_string();
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.image_id =
+                Some("ami-0123456789abcdef0".into()))),
+            "InvalidAMIID.NotFound"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.image_id = Some("banana".into()))),
+            "InvalidAMIID.Malformed"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.image_id = None)),
+            "MissingParameter"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.instance_type = Some("t9.huge".into()))),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.key_name = Some("nope".into()))),
+            "InvalidKeyPair.NotFound"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.subnet_id =
+                Some("subnet-0000000000000000f".into()))),
+            "InvalidSubnetID.NotFound"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.user_data = Some("%%%".into()))),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| {
+                r.min_count = Some(2);
+                r.max_count = Some(2);
+                r.private_ip = Some("172.31.0.50".into());
+            })),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            code(run(&mut w, 0, |r| r.private_ip = Some("172.31.0.1".into()))),
+            "InvalidParameterValue"
+        );
+        assert!(
+            w.instances.is_empty(),
+            "a failed launch leaves nothing behind"
+        );
+    }
+
+    #[test]
+    fn state_changes_refuse_the_wrong_state() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let ids = std::slice::from_ref(&id);
+        assert_eq!(
+            w.stop_instances(&env(500), ids).expect_err("pending").code,
+            "IncorrectInstanceState"
+        );
+        w.terminate_instances(&env(3_000), ids).expect("terminate");
+        assert_eq!(
+            w.start_instances(&env(9_000), ids, 0)
+                .expect_err("terminated")
+                .code,
+            "IncorrectInstanceState"
+        );
+        assert_eq!(
+            w.reboot_instances(&env(9_000), ids)
+                .expect_err("terminated")
+                .code,
+            "IncorrectInstanceState"
+        );
+        // Terminating again is allowed and reports terminated → terminated.
+        let ch = w.terminate_instances(&env(9_000), ids).expect("again");
+        assert_eq!(
+            (ch[0].previous, ch[0].current),
+            (InstanceState::Terminated, InstanceState::Terminated)
+        );
+        let missing = [
+            "i-0123456789abcdef0".to_string(),
+            "i-0123456789abcdef1".to_string(),
+        ];
+        let err = w
+            .stop_instances(&env(9_000), &missing)
+            .expect_err("missing");
+        assert_eq!(err.code, "InvalidInstanceID.NotFound");
+        assert!(
+            err.message
+                .contains("i-0123456789abcdef0, i-0123456789abcdef1")
+        );
+        assert_eq!(
+            w.stop_instances(&env(9_000), &["bogus".into()])
+                .expect_err("bad")
+                .code,
+            "InvalidInstanceID.Malformed"
+        );
+    }
+
+    #[test]
+    fn termination_protection_blocks_terminate_until_it_is_lifted() {
+        let mut w = world();
+        let id = run(&mut w, 0, |r| r.disable_api_termination = Some(true))
+            .expect("run")
+            .remove(0);
+        let ids = std::slice::from_ref(&id);
+        assert_eq!(
+            w.terminate_instances(&env(3_000), ids)
+                .expect_err("protected")
+                .code,
+            "OperationNotPermitted"
+        );
+        w.modify_instance_attribute(
+            &env(3_000),
+            &id,
+            InstanceAttributeChange::DisableApiTermination(false),
+        )
+        .expect("lift");
+        w.terminate_instances(&env(3_000), ids)
+            .expect("now allowed");
+    }
+
+    #[test]
+    fn instance_type_changes_only_while_stopped() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let change = || InstanceAttributeChange::InstanceType("t3.small".into());
+        assert_eq!(
+            w.modify_instance_attribute(&env(3_000), &id, change())
+                .expect_err("running")
+                .code,
+            "IncorrectInstanceState"
+        );
+        w.stop_instances(&env(3_000), std::slice::from_ref(&id))
+            .expect("stop");
+        w.modify_instance_attribute(&env(6_000), &id, change())
+            .expect("stopped");
+        assert_eq!(w.instances.get(&id).expect("row").instance_type, "t3.small");
+    }
+
+    #[test]
+    fn public_dns_names_need_enable_dns_hostnames() {
+        let mut w = world();
+        // Default VPC: hostnames on, public addresses on launch.
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let v = w.instance_view(w.instances.get(&id).expect("row"), Timestamp(T0));
+        let ip = v.public_ip.expect("public ip");
+        assert_eq!(
+            v.public_dns_name,
+            format!(
+                "ec2-{}.compute-1.amazonaws.com",
+                ip.to_string().replace('.', "-")
+            )
+        );
+        // A new VPC has enableDnsHostnames off: a public address but no public name.
+        let subnet = custom_subnet(&mut w, 24);
+        let id = run(&mut w, 0, |r| {
+            r.network_interfaces = vec![NicSpec {
+                device_index: Some(0),
+                subnet_id: Some(subnet.clone()),
+                associate_public_ip: Some(true),
+                ..NicSpec::default()
+            }];
+        })
+        .expect("run")
+        .remove(0);
+        let v = w.instance_view(w.instances.get(&id).expect("row"), Timestamp(T0));
+        assert!(v.public_ip.is_some());
+        assert_eq!(v.public_dns_name, "");
+        assert_eq!(v.private_dns_name, "ip-10-0-1-4.ec2.internal");
+    }
+
+    #[test]
+    fn other_regions_use_compute_internal_names() {
+        let mut w = World::new("000000000000");
+        let e = Env::new("eu-west-1", Timestamp(T0));
+        w.ensure_region(&e).expect("region");
+        let req = RunRequest {
+            image_id: Some(AL2023.into()),
+            min_count: Some(1),
+            max_count: Some(1),
+            ..RunRequest::default()
+        };
+        let (_, ids) = w.run_instances(&e, &req).expect("run");
+        let v = w.instance_view(w.instances.get(&ids[0]).expect("row"), Timestamp(T0));
+        assert!(
+            v.private_dns_name.ends_with(".eu-west-1.compute.internal"),
+            "{}",
+            v.private_dns_name
+        );
+        assert!(
+            v.public_dns_name
+                .ends_with(".eu-west-1.compute.amazonaws.com"),
+            "{}",
+            v.public_dns_name
+        );
+    }
+
+    #[test]
+    fn a_repeated_client_token_returns_the_first_launch() {
+        let mut w = world();
+        let a = run(&mut w, 0, |r| r.client_token = Some("tok-1".into())).expect("first");
+        let b = run(&mut w, 10, |r| r.client_token = Some("tok-1".into())).expect("retry");
+        assert_eq!(a, b);
+        assert_eq!(w.instances.len(), 1);
+    }
+
+    #[test]
+    fn state_filters_see_the_settled_state_between_ticks() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        let running = Filter {
+            name: "instance-state-name".into(),
+            values: vec!["running".into()],
+        };
+        assert!(
+            w.describe_instances(&env(1_000), &[], std::slice::from_ref(&running))
+                .expect("d")
+                .is_empty()
+        );
+        // No tick has run, yet at 2 s the instance is running for every reader.
+        let r = w
+            .describe_instances(&env(2_000), &[], &[running])
+            .expect("d");
+        assert_eq!(r[0].1[0].instance.id, id);
+    }
+
+    #[test]
+    fn console_output_appears_after_boot_and_lists_host_key_fingerprints() {
+        let mut w = world();
+        let id = run(&mut w, 0, |_| {}).expect("run").remove(0);
+        assert_eq!(w.console_output(&env(500), &id).expect("pending").0, None);
+        let host = crate::keys::generate_ed25519(&mut rand::rng()).expect("host key");
+        w.record_host_keys(&env(600), &id, vec![host.public_key.clone()])
+            .expect("record");
+        let (text, _) = w.console_output(&env(3_000), &id).expect("running");
+        let text = text.expect("output after boot");
+        // cloud-init prints `256 SHA256:<unpadded base64> root@host (ED25519)`.
+        let unpadded = host.fingerprint.trim_end_matches('=');
+        assert!(
+            text.contains(&format!(
+                "256 SHA256:{unpadded} root@ip-172-31-0-4 (ED25519)"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("-----BEGIN SSH HOST KEY KEYS-----"));
+        assert!(text.contains("Amazon Linux 2023"));
+    }
+
+    #[test]
+    fn the_runtime_sees_key_user_data_and_addresses() {
+        let mut w = world();
+        let key = crate::keys::generate_ed25519(&mut rand::rng()).expect("key");
+        w.create_key_pair(&env(0), "lab", &key, &[])
+            .expect("key pair");
+        let ud = BASE64.encode(b"#!/bin/bash\necho hi\n");
+        let id = run(&mut w, 0, |r| {
+            r.key_name = Some("lab".into());
+            r.user_data = Some(ud.clone());
+        })
+        .expect("run")
+        .remove(0);
+        // Deleting the key pair does not change what the instance accepts.
+        w.delete_key_pair(&env(10), Some("lab"), None)
+            .expect("delete");
+        let rt = w.runtime_instances(Timestamp(T0 + 2_000));
+        let r = rt.iter().find(|r| r.instance_id == id).expect("listed");
+        assert_eq!(r.state, InstanceState::Running);
+        assert_eq!(r.public_key.as_deref(), Some(key.public_key.as_str()));
+        assert_eq!(r.user_data.as_deref(), Some(&b"#!/bin/bash\necho hi\n"[..]));
+        assert_eq!(r.default_user.as_deref(), Some("ec2-user"));
+        assert_eq!(r.os, Some(catalog::Os::AmazonLinux2023));
+        assert!(r.public_ip.is_some() && r.mac.is_some() && r.eni_id.is_some());
+        assert_eq!(r.http_tokens, "required", "AL2023 images require IMDSv2");
+    }
 }

@@ -126,7 +126,7 @@ fn lifecycle_in_a_subnet_keeps_the_private_ip_and_changes_the_public_ip_on_stop_
         "--query",
         q,
     ]);
-    assert_eq!(ids(&by_ip), [web2.clone()]);
+    assert_eq!(ids(&by_ip), std::slice::from_ref(&web2));
     let by_public = d.aws(&[
         "describe-instances",
         "--filters",
@@ -134,7 +134,7 @@ fn lifecycle_in_a_subnet_keeps_the_private_ip_and_changes_the_public_ip_on_stop_
         "--query",
         q,
     ]);
-    assert_eq!(ids(&by_public), [web1.clone()]);
+    assert_eq!(ids(&by_public), std::slice::from_ref(&web1));
     let by_many = d.aws(&[
         "describe-instances",
         "--filters",

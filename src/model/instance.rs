@@ -179,9 +179,14 @@ pub struct Instance {
     /// printed by GetConsoleOutput. Empty until the runtime records them.
     #[serde(default)]
     pub host_keys: Vec<String>,
-    /// Console text the runtime appended (user-data output, shutdown messages).
+    /// Console text from the runtime: appended lines (user-data output), or its whole
+    /// boot log when `console_from_runtime`.
     #[serde(default)]
     pub console_extra: String,
+    /// Whether the runtime wrote the whole console ([`World::set_console_output`]); then
+    /// GetConsoleOutput shows only that, not vpclab's generated boot log.
+    #[serde(default)]
+    pub console_from_runtime: bool,
 }
 
 impl Resource for Instance {
@@ -366,6 +371,12 @@ pub struct RuntimeInstance {
     pub subnet_cidr: Option<ipnet::Ipv4Net>,
     pub public_ip: Option<Ipv4Addr>,
     pub security_group_ids: Vec<String>,
+    /// The same groups by name (instance metadata `security-groups`).
+    pub security_group_names: Vec<String>,
+    /// The VPC resolver, primary block base + 2 (`/etc/resolv.conf`).
+    pub dns_server: Option<Ipv4Addr>,
+    /// The subnet's prefix length (`ip addr`).
+    pub subnet_prefix_len: Option<u8>,
     pub private_dns_name: String,
     pub public_dns_name: String,
     pub key_name: Option<String>,
@@ -983,6 +994,7 @@ impl World {
                 reboots: 0,
                 host_keys: Vec::new(),
                 console_extra: String::new(),
+                console_from_runtime: false,
             });
             self.apply_tag_specs(env, &instance_id, "instance", &req.tag_specs)?;
             if existing_eni.is_none() {
@@ -1399,6 +1411,18 @@ impl World {
         Ok(())
     }
 
+    /// Replaces the console with the runtime's own boot log (the runtime knows the real
+    /// host keys and what user data printed); keeps the last 64 KiB. From then on
+    /// GetConsoleOutput shows this text alone. For the instance runtime.
+    pub fn set_console_output(&mut self, env: &Env, id: &str, text: &str) -> ApiResult<()> {
+        self.instance(&env.region, id)?;
+        if let Some(i) = self.instances.get_mut(id) {
+            i.console_from_runtime = true;
+            i.console_extra.clear();
+        }
+        self.append_console_output(env, id, text)
+    }
+
     /// The settled view of one instance at `now`.
     pub fn instance_view<'a>(&'a self, inst: &'a Instance, now: Timestamp) -> InstanceView<'a> {
         let (state, state_since) = inst.settled(now);
@@ -1627,8 +1651,13 @@ impl World {
             .as_deref()
             .and_then(|e| self.network_interfaces.get(e));
         let cidr = self.subnets.get(&inst.subnet_id).map(|s| s.cidr);
-        let mut text = boot_log(inst, eni.map(|e| e.mac.as_str()), cidr, boot_at);
-        text.push_str(&inst.console_extra);
+        let mut text = if inst.console_from_runtime {
+            inst.console_extra.clone()
+        } else {
+            let mut t = boot_log(inst, eni.map(|e| e.mac.as_str()), cidr, boot_at);
+            t.push_str(&inst.console_extra);
+            t
+        };
         if text.len() > MAX_CONSOLE_BYTES {
             let mut cut = text.len() - MAX_CONSOLE_BYTES;
             while !text.is_char_boundary(cut) {
@@ -1828,6 +1857,15 @@ impl World {
                 subnet_cidr: self.subnets.get(&inst.subnet_id).map(|s| s.cidr),
                 public_ip: view.public_ip,
                 security_group_ids: view.groups.iter().map(|(g, _)| g.clone()).collect(),
+                security_group_names: view.groups.iter().map(|(_, n)| n.clone()).collect(),
+                dns_server: self
+                    .vpcs
+                    .get(&inst.vpc_id)
+                    .map(|v| Ipv4Addr::from(u32::from(v.cidr().network()).wrapping_add(2))),
+                subnet_prefix_len: self
+                    .subnets
+                    .get(&inst.subnet_id)
+                    .map(|s| s.cidr.prefix_len()),
                 private_dns_name: view.private_dns_name.clone(),
                 public_dns_name: view.public_dns_name.clone(),
                 key_name: inst.key_name.clone(),
@@ -2345,6 +2383,11 @@ mod tests {
         );
         assert!(text.contains("-----BEGIN SSH HOST KEY KEYS-----"));
         assert!(text.contains("Amazon Linux 2023"));
+        // Once the runtime writes its own boot log, that is what the console shows.
+        w.set_console_output(&env(3_100), &id, "runtime boot log\n")
+            .expect("set");
+        let (text, _) = w.console_output(&env(3_200), &id).expect("running");
+        assert_eq!(text.as_deref(), Some("runtime boot log\n"));
     }
 
     #[test]
@@ -2372,5 +2415,8 @@ mod tests {
         assert_eq!(r.os, Some(catalog::Os::AmazonLinux2023));
         assert!(r.public_ip.is_some() && r.mac.is_some() && r.eni_id.is_some());
         assert_eq!(r.http_tokens, "required", "AL2023 images require IMDSv2");
+        assert_eq!(r.dns_server, Some(Ipv4Addr::new(172, 31, 0, 2)));
+        assert_eq!(r.subnet_prefix_len, Some(20));
+        assert_eq!(r.security_group_names, ["default"]);
     }
 }

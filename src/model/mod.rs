@@ -37,6 +37,7 @@
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
 pub mod address;
+pub mod compile;
 pub mod control;
 pub mod eni;
 pub mod error;

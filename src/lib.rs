@@ -4,7 +4,11 @@
 //!   state (SQLite) and the change feed the fabric subscribes to.
 //! - [`api`]: the AWS wire protocols (EC2 Query today), rendering what the model says.
 //! - [`cli`]: the `vpclab` subcommands.
+//! - [`keys`]: key-pair material with AWS's formats and fingerprints.
+//! - [`catalog`]: the machine images and instance types every world offers.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
+pub mod keys;
 pub mod model;

@@ -67,8 +67,6 @@ const UBUNTU_PKGS: &[Pkg] = &[
     Pkg { name: "docker.io", version: "26.1.3-0ubuntu1~24.04.1", size: "33.3 MB" },
 ];
 
-}
-
 /// A web server unit: port 80, a document root, the `Server` header.
 struct WebUnit {
     docroot: &'static str,

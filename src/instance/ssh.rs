@@ -8,7 +8,9 @@
 //! line editing when a pty was requested, a command for `exec` (exit status sent before
 //! EOF, so OpenSSH reports it), or the SFTP subsystem, which OpenSSH 9's `scp` uses.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
@@ -16,12 +18,13 @@ use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, SshId};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::InstanceState;
 use super::image::Image;
 use super::lineedit::{Event, LineEditor};
+use super::net::BoxFuture;
 use super::shell::{Chunk, Io, Shell, Sink, Stdin};
 
 /// An instance's SSH host key (ED25519), persisted with the instance so `known_hosts`
@@ -209,13 +212,13 @@ impl russh::server::Handler for SshSession {
         &mut self,
         channel: Channel<Msg>,
         reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(user) = self.user.clone() else {
             return Ok(());
         };
         reply.accept().await;
-        tokio::spawn(run_channel(channel, self.inst.clone(), user));
+        tokio::spawn(run_channel(channel, self.inst.clone(), user, session.handle()));
         Ok(())
     }
 
@@ -284,7 +287,12 @@ impl russh::server::Handler for SshSession {
 }
 
 /// One session channel: waits for its request, then runs it.
-async fn run_channel(mut ch: Channel<Msg>, inst: Arc<InstanceState>, user: String) {
+async fn run_channel(
+    mut ch: Channel<Msg>,
+    inst: Arc<InstanceState>,
+    user: String,
+    handle: russh::server::Handle,
+) {
     let mut pty: Option<(u32, u32)> = None;
     loop {
         let Some(msg) = ch.wait().await else {
@@ -305,13 +313,69 @@ async fn run_channel(mut ch: Channel<Msg>, inst: Arc<InstanceState>, user: Strin
             }
             ChannelMsg::RequestSubsystem { name, .. } => {
                 if name == "sftp" {
-                    super::sftp::serve(ch.into_stream(), inst, user).await;
+                    // When the client ends the session, report exit status 0 before the
+                    // channel closes: scp treats a missing status as a failure.
+                    let id = ch.id();
+                    let on_eof: BoxFuture<'static, ()> = Box::pin(async move {
+                        let _ = handle.exit_status_request(id, 0).await;
+                        let _ = handle.eof(id).await;
+                    });
+                    let stream = EofHook {
+                        inner: ch.into_stream(),
+                        on_eof: Some(on_eof),
+                        at_eof: false,
+                    };
+                    super::sftp::serve(stream, inst, user).await;
                 }
                 return;
             }
             ChannelMsg::Eof | ChannelMsg::Close => return,
             _ => {}
         }
+    }
+}
+
+/// A stream that runs a future when its reader reaches end of input, before reporting
+/// that end to the reader.
+struct EofHook<S> {
+    inner: S,
+    on_eof: Option<BoxFuture<'static, ()>>,
+    at_eof: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for EofHook<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.at_eof {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => this.at_eof = true,
+                other => return other,
+            }
+        }
+        if let Some(f) = this.on_eof.as_mut() {
+            if f.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.on_eof = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for EofHook<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -542,7 +606,12 @@ async fn interactive(ch: Channel<Msg>, inst: Arc<InstanceState>, user: String, p
                 shell.vars.insert("COLUMNS".into(), col_width.to_string());
                 shell.vars.insert("LINES".into(), row_height.to_string());
             }
-            ChannelMsg::Eof | ChannelMsg::Close => return,
+            // End of input on a terminal: the shell reads EOF and logs out.
+            ChannelMsg::Eof => {
+                let status = shell.exit_requested.unwrap_or(shell.last_status);
+                return finish(&wr, status).await;
+            }
+            ChannelMsg::Close => return,
             _ => {}
         }
     }

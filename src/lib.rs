@@ -6,9 +6,11 @@
 //! - [`cli`]: the `vpclab` subcommands.
 //! - [`keys`]: key-pair material with AWS's formats and fingerprints.
 //! - [`catalog`]: the machine images and instance types every world offers.
+//! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod instance;
 pub mod keys;
 pub mod model;

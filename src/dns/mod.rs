@@ -8,7 +8,7 @@
 //!   `enableDnsSupport` is off).
 //! - [`names`]: EC2's instance DNS names (`ip-10-0-1-5.ec2.internal`,
 //!   `ec2-198-18-0-7.compute-1.amazonaws.com`), shared with the API.
-//! - `server`: the host-side endpoint (`vpclab up --dns-listen`), which answers as the
+//! - [`server`]: the host-side endpoint (`vpclab up --dns-listen`), which answers as the
 //!   world's internet would, served by `hickory-server` over UDP and TCP.
 //!
 //! Left to others: the resolver inside each VPC (base+2 and 169.254.169.253) is a
@@ -17,11 +17,13 @@
 
 pub mod engine;
 pub mod names;
+pub mod server;
 pub mod view;
 
 pub use engine::{
     DEFAULT_UDP_PAYLOAD, EC2_NAME_TTL, Transport, Vantage, answer, resolver_answers, respond,
 };
+pub use server::{ServeError, SharedView, serve_public_dns};
 pub use view::{
     AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, Policy, RecordSet, ViewError,
     VpcDns, name_key, parse_rdata,

@@ -1,0 +1,113 @@
+//! EC2 Query actions, one module per resource family, each exporting
+//! `pub const ACTIONS: &[(&str, Handler)]`; [`ACTION_GROUPS`] lists the modules. Shared
+//! rendering (tag sets, `return true`) and pagination live here.
+
+mod address;
+mod eni;
+mod igw;
+mod nacl;
+mod region;
+mod route_table;
+mod sg;
+mod subnet;
+mod tags;
+mod vpc;
+
+use crate::model::{ApiError, ApiResult, World};
+
+use super::Call;
+use super::xml::Xml;
+
+/// An action handler: parse `c.params`, call the model, return the response's children.
+pub type Handler = fn(&mut Call<'_>) -> ApiResult<Xml>;
+
+/// Every module's action table. Add a module's `ACTIONS` here.
+pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
+    vpc::ACTIONS,
+    subnet::ACTIONS,
+    route_table::ACTIONS,
+    igw::ACTIONS,
+    address::ACTIONS,
+    nacl::ACTIONS,
+    sg::ACTIONS,
+    eni::ACTIONS,
+    tags::ACTIONS,
+    region::ACTIONS,
+];
+
+/// The handler of an action name.
+pub fn find(action: &str) -> Option<Handler> {
+    ACTION_GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .find(|(name, _)| *name == action)
+        .map(|(_, h)| *h)
+}
+
+/// Every supported action name, sorted (for docs and tests).
+pub fn action_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = ACTION_GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|(n, _)| *n)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// `<tagSet>` of a resource (omitted when it has no tags, as AWS does).
+pub fn tag_set(x: &mut Xml, world: &World, id: &str) {
+    if let Some(tags) = world.tags_of(id)
+        && !tags.is_empty()
+    {
+        x.set("tagSet", tags, |x, (k, v)| {
+            x.leaf("key", k).leaf("value", v);
+        });
+    }
+}
+
+/// `<return>true</return>`, the body of most mutating actions.
+pub fn return_true() -> Xml {
+    let mut x = Xml::new();
+    x.leaf("return", "true");
+    x
+}
+
+/// `MaxResults` / `NextToken` over rows already in id order: the token is the id of the
+/// first row of the next page, so deletes between pages do not shift results. Returns the
+/// page and the next token. AWS bounds MaxResults per action; 5–1000 is the common range.
+pub fn paginate<'a, T>(
+    c: &Call<'_>,
+    rows: Vec<&'a T>,
+    id_of: impl Fn(&T) -> &str,
+) -> ApiResult<(Vec<&'a T>, Option<String>)> {
+    let max = match c.params.int("MaxResults")? {
+        None => None,
+        Some(n) if (5..=1000).contains(&n) => Some(n as usize),
+        Some(n) => {
+            return Err(ApiError::invalid_value(format!(
+                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
+            )));
+        }
+    };
+    let start = match c.params.get("NextToken") {
+        None | Some("") => 0,
+        Some(tok) => rows
+            .iter()
+            .position(|r| id_of(r) >= tok)
+            .unwrap_or(rows.len()),
+    };
+    let rest: Vec<&'a T> = rows.into_iter().skip(start).collect();
+    match max {
+        Some(m) if rest.len() > m => {
+            let next = id_of(rest[m]).to_string();
+            Ok((rest.into_iter().take(m).collect(), Some(next)))
+        }
+        _ => Ok((rest, None)),
+    }
+}
+
+/// A bool as EC2 XML spells it.
+pub fn tf(v: bool) -> &'static str {
+    if v { "true" } else { "false" }
+}

@@ -1,0 +1,5 @@
+//! (filled in below)
+
+use super::Handler;
+
+pub const ACTIONS: &[(&str, Handler)] = &[];

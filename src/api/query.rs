@@ -1,0 +1,225 @@
+//! EC2 Query parameters: the flat `Name=value` map of a form body or query string, and
+//! the EC2 protocol's list and structure conventions on top of it: `Name.N` lists,
+//! `Name.N.Member` structures, `Filter.N.Name` / `Filter.N.Value.M`, `TagSpecification.N`.
+
+use std::collections::BTreeMap;
+
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Filter};
+
+/// Most entries a list parameter may have (a guard against absurd indices; AWS's own
+/// limits are lower per parameter).
+const MAX_LIST: usize = 1000;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    map: BTreeMap<String, String>,
+}
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` bytes (invalid UTF-8 is replaced, never
+    /// fatal). Later duplicates win, as on AWS.
+    pub fn parse(bytes: &[u8]) -> Params {
+        let mut p = Params::default();
+        p.extend_from(bytes);
+        p
+    }
+
+    pub fn extend_from(&mut self, bytes: &[u8]) {
+        for (k, v) in form_urlencoded::parse(bytes) {
+            self.map.insert(k.into_owned(), v.into_owned());
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Params {
+        Params {
+            map: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(String::as_str)
+    }
+
+    /// A required parameter (`MissingParameter` otherwise; empty counts as missing).
+    pub fn required(&self, key: &str) -> ApiResult<&str> {
+        match self.get(key) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(ApiError::missing(key)),
+        }
+    }
+
+    /// A boolean parameter (`true`/`false`, any case).
+    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(ApiError::new(
+                "InvalidParameterValue",
+                format!("Invalid value '{v}' for {key}: expected true or false."),
+            )),
+        }
+    }
+
+    /// The `Attr.Value` boolean form (ModifyVpcAttribute's `EnableDnsSupport.Value`).
+    pub fn bool_value(&self, key: &str) -> ApiResult<Option<bool>> {
+        self.bool(&format!("{key}.Value"))
+    }
+
+    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                ApiError::new(
+                    "InvalidParameterValue",
+                    format!("Invalid value '{v}' for {key}: expected an integer."),
+                )
+            }),
+        }
+    }
+
+    /// Indices `N` present under `prefix.N[.…]`, ascending.
+    fn indices(&self, prefix: &str) -> Vec<u32> {
+        let dotted = format!("{prefix}.");
+        let mut out: Vec<u32> = self
+            .map
+            .range(dotted.clone()..)
+            .take_while(|(k, _)| k.starts_with(&dotted))
+            .filter_map(|(k, _)| k[dotted.len()..].split('.').next()?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(MAX_LIST);
+        out
+    }
+
+    /// The list `prefix.1`, `prefix.2`, … in index order.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        self.indices(prefix)
+            .into_iter()
+            .filter_map(|n| self.get(&format!("{prefix}.{n}")).map(str::to_string))
+            .collect()
+    }
+
+    /// The structures `prefix.N.*`, each as its own `Params` with `prefix.N.` stripped.
+    pub fn structs(&self, prefix: &str) -> Vec<Params> {
+        self.indices(prefix)
+            .into_iter()
+            .map(|n| {
+                let p = format!("{prefix}.{n}.");
+                Params {
+                    map: self
+                        .map
+                        .range(p.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&p))
+                        .map(|(k, v)| (k[p.len()..].to_string(), v.clone()))
+                        .collect(),
+                }
+            })
+            .filter(|s| !s.map.is_empty())
+            .collect()
+    }
+
+    /// `Filter.N.Name` / `Filter.N.Value.M`.
+    pub fn filters(&self) -> ApiResult<Vec<Filter>> {
+        let mut out = Vec::new();
+        for s in self.structs("Filter") {
+            let name = s
+                .get("Name")
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ApiError::missing("Filter.N.Name"))?;
+            out.push(Filter {
+                name: name.to_string(),
+                values: s.list("Value"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `TagSpecification.N.ResourceType` + `TagSpecification.N.Tag.M.Key/Value`.
+    pub fn tag_specs(&self) -> ApiResult<Vec<TagSpec>> {
+        let mut out = Vec::new();
+        for s in self.structs("TagSpecification") {
+            let resource_type = s
+                .required("ResourceType")
+                .map_err(|_| ApiError::missing("TagSpecification.N.ResourceType"))?;
+            out.push(TagSpec {
+                resource_type: resource_type.to_string(),
+                tags: tags_of(&s, "Tag")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `Tag.N.Key` / `Tag.N.Value` pairs (value defaults to empty, as on AWS).
+    pub fn tags(&self, prefix: &str) -> ApiResult<Vec<(String, String)>> {
+        tags_of(self, prefix)
+    }
+
+    /// `Tag.N.Key` with optional `Tag.N.Value` (DeleteTags).
+    pub fn tag_keys(&self, prefix: &str) -> ApiResult<Vec<(String, Option<String>)>> {
+        self.structs(prefix)
+            .into_iter()
+            .map(|t| {
+                Ok((
+                    t.required("Key")
+                        .map_err(|_| ApiError::missing("Tag.N.Key"))?
+                        .to_string(),
+                    t.get("Value").map(str::to_string),
+                ))
+            })
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+fn tags_of(p: &Params, prefix: &str) -> ApiResult<Vec<(String, String)>> {
+    p.structs(prefix)
+        .into_iter()
+        .map(|t| {
+            let key = t.get("Key").ok_or_else(|| ApiError::missing("Tag.N.Key"))?;
+            Ok((key.to_string(), t.get("Value").unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_follow_index_order_not_text_order() {
+        let p = Params::parse(b"VpcId.10=c&VpcId.2=b&VpcId.1=a");
+        assert_eq!(p.list("VpcId"), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn filters_collect_names_and_values() {
+        let p = Params::parse(b"Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-1&Filter.1.Value.2=vpc-2&Filter.2.Name=tag%3AName&Filter.2.Value.1=web");
+        let f = p.filters().unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].values, vec!["vpc-1", "vpc-2"]);
+        assert_eq!(f[1].name, "tag:Name");
+    }
+
+    #[test]
+    fn tag_specifications_parse_with_their_tags() {
+        let p = Params::parse(b"TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=lab");
+        let s = p.tag_specs().unwrap();
+        assert_eq!(s[0].resource_type, "vpc");
+        assert_eq!(s[0].tags, vec![("Name".to_string(), "lab".to_string())]);
+    }
+
+    #[test]
+    fn garbage_form_bytes_do_not_panic() {
+        let p = Params::parse(&[0xff, b'=', 0xfe, b'&', b'%', b'Z', b'Z']);
+        assert!(p.list("x").is_empty());
+    }
+}

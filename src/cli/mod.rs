@@ -1,0 +1,47 @@
+//! The `vpclab` command line: one module per subcommand, help text from doc comments.
+//! `main.rs` only parses, calls [`run`], and prints one `vpclab: …` error.
+//!
+//! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap).
+
+pub mod status;
+pub mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A private, offline copy of AWS networking for learners.
+#[derive(Debug, Parser)]
+#[command(name = "vpclab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run vpclab in the foreground: the AWS API endpoint, state, and the network.
+    Up(up::UpArgs),
+    /// Show the running daemon's endpoints and a summary of the world.
+    Status(status::StatusArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Status(args) => status::run(args),
+    }
+}
+
+/// The default state directory: the user's data directory + `vpclab`
+/// (e.g. `~/.local/share/vpclab`).
+pub fn default_state_dir() -> anyhow::Result<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("vpclab"))
+        .ok_or_else(|| anyhow::anyhow!("cannot find your data directory; pass --state-dir"))
+}
+
+/// The file `up` writes in the state directory so `status` (and tools) find the daemon.
+pub const ENDPOINT_FILE: &str = "endpoint.json";

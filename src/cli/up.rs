@@ -1,0 +1,140 @@
+//! `vpclab up`: opens the state directory (one daemon per directory), loads every world,
+//! binds the API listener, prints the endpoints and the `export` line, and serves until
+//! Ctrl-C or SIGTERM. A ticker advances time-driven states (NAT gateways pending →
+//! available).
+//!
+//! Other subsystems plug in where marked: the fabric subscribes to the control
+//! (`control.subscribe(…)`) before serving; the DNS server binds `--dns-listen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{self, AppState};
+use crate::model::Control;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address of the AWS API endpoint (loopback; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// Where state lives (default: your data directory, e.g. ~/.local/share/vpclab).
+    #[arg(long, env = "VPCLAB_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Address of the public DNS endpoint.
+    #[arg(long, default_value = "127.0.0.1:5300")]
+    pub dns_listen: SocketAddr,
+    /// The region printed in the `export` line (any region works per request).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+/// What `up` records in `endpoint.json` for `status` and other tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub api: String,
+    pub dns: Option<String>,
+    pub region: String,
+    pub pid: u32,
+    pub state_dir: PathBuf,
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    if crate::model::region::region(&args.region).is_none() {
+        anyhow::bail!("unknown region {:?}", args.region);
+    }
+    let state_dir = match args.state_dir.clone() {
+        Some(d) => d,
+        None => super::default_state_dir()?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(args, state_dir))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
+    let control = Control::open(&state_dir)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let control = Arc::new(Mutex::new(control));
+    // Fabric: `control.lock().subscribe(Box::new(move |account, world| …))` goes here.
+    // DNS: bind `args.dns_listen` here and set `dns` below.
+    let url = format!("http://{addr}");
+    let info = EndpointInfo {
+        api: url.clone(),
+        dns: None,
+        region: args.region.clone(),
+        pid: std::process::id(),
+        state_dir: state_dir.clone(),
+    };
+    let endpoint_file = state_dir.join(super::ENDPOINT_FILE);
+    std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("cannot write {}", endpoint_file.display()))?;
+
+    let state = AppState::new(control.clone(), api::system_clock());
+    let ticker = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                every.tick().await;
+                let now = (state.clock)();
+                state.lock().tick(now);
+            }
+        })
+    };
+
+    println!("vpclab {} is up", env!("CARGO_PKG_VERSION"));
+    println!("  EC2 API:    {url}");
+    println!("  state dir:  {}", state_dir.display());
+    println!("In another terminal:");
+    println!(
+        "export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={}",
+        args.region
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let result = api::serve(listener, state, shutdown_signal()).await;
+    ticker.abort();
+    let _ = std::fs::remove_file(&endpoint_file);
+    result.context("the API server failed")?;
+    eprintln!("vpclab: stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,173 @@
+//! `Control`: every account's live world, the store, and the subscribers. It is the one
+//! door through which state changes: [`Control::mutate`] runs a model function on a clone
+//! of the world, writes the changed rows in one SQLite transaction, and only then swaps
+//! the clone in and tells subscribers (the fabric) about the new immutable snapshot.
+//!
+//! Callers share it as `Arc<std::sync::Mutex<Control>>`; nothing inside awaits, so a
+//! std mutex is right (mutations are serialised per daemon, as a simple and obviously
+//! consistent order).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::store::{Store, StoreError};
+use super::{ApiError, ApiResult, Env, Timestamp, World};
+
+/// Called after every committed change with the account and its new world.
+pub type Subscriber = Box<dyn Fn(&str, &Arc<World>) + Send + Sync>;
+
+pub struct Control {
+    store: Store,
+    worlds: BTreeMap<String, Arc<World>>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl Control {
+    /// Opens the state directory (taking its lock) and loads every stored world.
+    pub fn open(dir: &Path) -> Result<Control, StoreError> {
+        let store = Store::open(dir)?;
+        let mut worlds: BTreeMap<String, World> = BTreeMap::new();
+        for row in store.load_all()? {
+            let world = worlds
+                .entry(row.account.clone())
+                .or_insert_with(|| World::empty_for_load(&row.account));
+            match world.load_row(&row.kind, &row.body) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(kind = %row.kind, id = %row.id, "skipping a stored row of unknown kind")
+                }
+                Err(source) => {
+                    return Err(StoreError::Corrupt {
+                        kind: row.kind,
+                        id: row.id,
+                        source,
+                    });
+                }
+            }
+        }
+        let worlds = worlds
+            .into_iter()
+            .map(|(account, mut w)| {
+                w.ensure_meta();
+                // Loading marks nothing dirty except a repaired meta row; keep that change
+                // pending so the next mutation writes it.
+                (account, Arc::new(w))
+            })
+            .collect();
+        Ok(Control {
+            store,
+            worlds,
+            subscribers: Vec::new(),
+        })
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// Registers a subscriber; it is called at once for every loaded world (so the fabric
+    /// can be rebuilt from the stored state), then after every committed change.
+    pub fn subscribe(&mut self, sub: Subscriber) {
+        for (account, world) in &self.worlds {
+            sub(account, world);
+        }
+        self.subscribers.push(sub);
+    }
+
+    /// The accounts that have a world.
+    pub fn accounts(&self) -> Vec<String> {
+        self.worlds.keys().cloned().collect()
+    }
+
+    /// The current snapshot of an account's world, if it has one.
+    pub fn snapshot(&self, account: &str) -> Option<Arc<World>> {
+        self.worlds.get(account).cloned()
+    }
+
+    /// A read-only view for a request: makes sure the account exists and the region has
+    /// its default VPC (a write the first time, as AWS accounts come with it), then
+    /// returns the snapshot.
+    pub fn read(&mut self, account: &str, env: &Env) -> ApiResult<Arc<World>> {
+        let needs_init = match self.worlds.get(account) {
+            Some(w) => !w.region_ready(&env.region),
+            None => true,
+        };
+        if needs_init {
+            self.mutate(account, env, false, |_, _| Ok(()))?;
+        }
+        self.worlds
+            .get(account)
+            .cloned()
+            .ok_or_else(ApiError::internal)
+    }
+
+    /// The one door for changes. Runs `f` on a copy of the account's world (after making
+    /// sure the region has its default VPC). If `f` fails, nothing changes. If `dry_run`,
+    /// nothing is committed and a successful `f` becomes `DryRunOperation`. Otherwise the
+    /// changed rows are committed in one transaction, then the copy becomes the live world
+    /// and subscribers are told.
+    pub fn mutate<R>(
+        &mut self,
+        account: &str,
+        env: &Env,
+        dry_run: bool,
+        f: impl FnOnce(&mut World, &Env) -> ApiResult<R>,
+    ) -> ApiResult<R> {
+        let mut next = match self.worlds.get(account) {
+            Some(w) => World::clone(w),
+            None => World::new(account),
+        };
+        next.ensure_region(env)?;
+        let out = f(&mut next, env)?;
+        if dry_run {
+            return Err(ApiError::dry_run_ok());
+        }
+        self.commit(account, next)?;
+        Ok(out)
+    }
+
+    fn commit(&mut self, account: &str, mut next: World) -> ApiResult<()> {
+        if next.has_changes() {
+            let changes = next.take_changes().map_err(|e| {
+                tracing::error!(error = %e, "could not serialise the world");
+                ApiError::internal()
+            })?;
+            self.store.commit(account, &changes).map_err(|e| {
+                tracing::error!(error = %e, "could not commit a mutation");
+                ApiError::internal()
+            })?;
+        }
+        let next = Arc::new(next);
+        self.worlds.insert(account.to_string(), next.clone());
+        for sub in &self.subscribers {
+            sub(account, &next);
+        }
+        Ok(())
+    }
+
+    /// Advances time-driven states (NAT gateways pending → available, …) in every world;
+    /// commits and notifies only worlds that changed. Called by the daemon's ticker.
+    pub fn tick(&mut self, now: Timestamp) {
+        let accounts: Vec<String> = self.worlds.keys().cloned().collect();
+        for account in accounts {
+            let Some(w) = self.worlds.get(&account) else {
+                continue;
+            };
+            if !w.has_due_transitions(now) {
+                continue;
+            }
+            let mut next = World::clone(w);
+            next.advance(now);
+            if let Err(e) = self.commit(&account, next) {
+                tracing::error!(code = %e.code, "tick could not commit");
+            }
+        }
+    }
+}
+
+impl World {
+    fn empty_for_load(account: &str) -> World {
+        World::empty(account)
+    }
+}

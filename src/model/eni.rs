@@ -1,0 +1,389 @@
+//! Network interfaces: Create/Delete/Attach/DetachNetworkInterface,
+//! ModifyNetworkInterfaceAttribute and their filters, plus the helpers instances use
+//! (`create_interface`, `attach_interface`, `primary_eni_of_instance`). AWS rules: an
+//! interface lives in one subnet and takes its next free private address unless one is
+//! asked for; it carries 1–5 security groups of its VPC; the source/destination check is
+//! on by default; an attached interface cannot be deleted; the primary interface (device
+//! index 0) cannot be detached.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::filter::b;
+use super::tags::TagSpec;
+use super::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EniAttachment {
+    pub id: String,
+    pub instance_id: String,
+    pub device_index: u32,
+    pub status: String,
+    pub delete_on_termination: bool,
+    pub attach_time: Timestamp,
+}
+
+/// The public side of an interface: an Elastic IP (with allocation and association ids)
+/// or an auto-assigned public address (neither id, owner `amazon`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EniAssociation {
+    pub public_ip: Ipv4Addr,
+    pub allocation_id: Option<String>,
+    pub association_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkInterface {
+    pub id: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub availability_zone: String,
+    pub description: String,
+    pub private_ip: Ipv4Addr,
+    #[serde(default)]
+    pub secondary_ips: Vec<Ipv4Addr>,
+    pub mac: String,
+    pub groups: Vec<String>,
+    pub source_dest_check: bool,
+    /// `available` or `in-use`.
+    pub status: String,
+    /// `interface`, `nat_gateway`, …
+    pub interface_type: String,
+    pub requester_managed: bool,
+    pub attachment: Option<EniAttachment>,
+    pub association: Option<EniAssociation>,
+}
+
+impl Resource for NetworkInterface {
+    const KIND: &'static str = "network_interface";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+/// The private DNS name AWS gives an address: `ip-10-0-1-5.ec2.internal` in us-east-1,
+/// `ip-10-0-1-5.<region>.compute.internal` elsewhere.
+pub fn private_dns_name(region: &str, ip: Ipv4Addr) -> String {
+    let dashed = ip.to_string().replace('.', "-");
+    if region == "us-east-1" {
+        format!("ip-{dashed}.ec2.internal")
+    } else {
+        format!("ip-{dashed}.{region}.compute.internal")
+    }
+}
+
+/// The public DNS name: `ec2-198-18-0-7.compute-1.amazonaws.com` in us-east-1,
+/// `ec2-….<region>.compute.amazonaws.com` elsewhere.
+pub fn public_dns_name(region: &str, ip: Ipv4Addr) -> String {
+    let dashed = ip.to_string().replace('.', "-");
+    if region == "us-east-1" {
+        format!("ec2-{dashed}.compute-1.amazonaws.com")
+    } else {
+        format!("ec2-{dashed}.{region}.compute.amazonaws.com")
+    }
+}
+
+impl Filterable for NetworkInterface {
+    fn filter_values(&self, world: &World, name: &str) -> Option<Vec<String>> {
+        let att = self.attachment.as_ref();
+        let asn = self.association.as_ref();
+        Some(match name {
+            "network-interface-id" => vec![self.id.clone()],
+            "subnet-id" => vec![self.subnet_id.clone()],
+            "vpc-id" => vec![self.vpc_id.clone()],
+            "availability-zone" => vec![self.availability_zone.clone()],
+            "description" => vec![self.description.clone()],
+            "status" => vec![self.status.clone()],
+            "interface-type" => vec![self.interface_type.clone()],
+            "mac-address" => vec![self.mac.clone()],
+            "owner-id" => vec![world.account.clone()],
+            "requester-managed" => vec![b(self.requester_managed)],
+            "source-dest-check" => vec![b(self.source_dest_check)],
+            "private-ip-address" | "addresses.private-ip-address" => {
+                std::iter::once(self.private_ip)
+                    .chain(self.secondary_ips.iter().copied())
+                    .map(|i| i.to_string())
+                    .collect()
+            }
+            "private-dns-name" => vec![private_dns_name(&self.region, self.private_ip)],
+            "group-id" => self.groups.clone(),
+            "group-name" => self
+                .groups
+                .iter()
+                .filter_map(|g| world.security_groups.get(g))
+                .map(|g| g.group_name.clone())
+                .collect(),
+            "attachment.instance-id" => att.map(|a| a.instance_id.clone()).into_iter().collect(),
+            "attachment.attachment-id" => att.map(|a| a.id.clone()).into_iter().collect(),
+            "attachment.device-index" => att
+                .map(|a| a.device_index.to_string())
+                .into_iter()
+                .collect(),
+            "attachment.status" => att.map(|a| a.status.clone()).into_iter().collect(),
+            "attachment.delete-on-termination" => att
+                .map(|a| b(a.delete_on_termination))
+                .into_iter()
+                .collect(),
+            "association.public-ip" => asn.map(|a| a.public_ip.to_string()).into_iter().collect(),
+            "association.allocation-id" => asn
+                .and_then(|a| a.allocation_id.clone())
+                .into_iter()
+                .collect(),
+            "association.association-id" => asn
+                .and_then(|a| a.association_id.clone())
+                .into_iter()
+                .collect(),
+            _ => return None,
+        })
+    }
+}
+
+pub fn eni_not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "InvalidNetworkInterfaceID.NotFound",
+        "networkInterface ID",
+        id,
+    )
+}
+
+/// What a new interface needs (the API's CreateNetworkInterface, or RunInstances).
+#[derive(Clone, Debug, Default)]
+pub struct EniSpec {
+    pub subnet_id: String,
+    pub private_ip: Option<Ipv4Addr>,
+    /// Empty means the VPC's default group.
+    pub groups: Vec<String>,
+    pub description: String,
+    pub interface_type: String,
+    pub requester_managed: bool,
+}
+
+impl World {
+    pub fn network_interface(&self, region: &str, id: &str) -> ApiResult<&NetworkInterface> {
+        match self.network_interfaces.get(id) {
+            Some(e) if e.region == region => Ok(e),
+            _ => Err(eni_not_found(id)),
+        }
+    }
+
+    /// The primary interface (device index 0) of an instance.
+    pub fn primary_eni_of_instance(&self, instance_id: &str) -> Option<&NetworkInterface> {
+        self.network_interfaces.iter().find(|e| {
+            e.attachment
+                .as_ref()
+                .is_some_and(|a| a.instance_id == instance_id && a.device_index == 0)
+        })
+    }
+
+    /// A deterministic, locally administered unicast MAC (02:…), as AWS's look.
+    pub fn alloc_mac(&mut self) -> String {
+        let bits = self.alloc_bits();
+        let b = bits.to_be_bytes();
+        format!(
+            "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4]
+        )
+    }
+
+    /// Checks a list of security groups for an interface in `vpc_id` (1–5, same VPC).
+    pub fn check_groups(&self, env: &Env, vpc_id: &str, groups: &[String]) -> ApiResult<()> {
+        if groups.len() > 5 {
+            return Err(ApiError::new(
+                "SecurityGroupsPerInterfaceLimitExceeded",
+                "You have exceeded the maximum number of security groups per interface (5).",
+            ));
+        }
+        for g in groups {
+            let sg = self.security_group(&env.region, g)?;
+            if sg.vpc_id != vpc_id {
+                return Err(ApiError::invalid_value(format!(
+                    "The security group '{g}' does not belong to the VPC '{vpc_id}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an interface (validated). Used by CreateNetworkInterface, NAT gateways and
+    /// RunInstances.
+    pub fn create_interface(&mut self, env: &Env, spec: EniSpec) -> ApiResult<String> {
+        let subnet = self.subnet(&env.region, &spec.subnet_id)?.clone();
+        let mut groups = spec.groups.clone();
+        if groups.is_empty()
+            && spec.interface_type == "interface"
+            && let Some(g) = self.default_sg(&subnet.vpc_id)
+        {
+            groups.push(g.id.clone());
+        }
+        self.check_groups(env, &subnet.vpc_id, &groups)?;
+        let ip = match spec.private_ip {
+            Some(ip) => {
+                self.check_private_ip(&subnet.id, ip)?;
+                ip
+            }
+            None => self.next_private_ip(&subnet.id)?,
+        };
+        let id = self.alloc_id("eni");
+        let mac = self.alloc_mac();
+        self.network_interfaces.insert(NetworkInterface {
+            id: id.clone(),
+            region: env.region.clone(),
+            vpc_id: subnet.vpc_id.clone(),
+            subnet_id: subnet.id.clone(),
+            availability_zone: subnet.availability_zone.clone(),
+            description: spec.description,
+            private_ip: ip,
+            secondary_ips: Vec::new(),
+            mac,
+            groups,
+            source_dest_check: true,
+            status: "available".into(),
+            interface_type: spec.interface_type,
+            requester_managed: spec.requester_managed,
+            attachment: None,
+            association: None,
+        });
+        Ok(id)
+    }
+
+    /// CreateNetworkInterface.
+    pub fn create_network_interface(
+        &mut self,
+        env: &Env,
+        mut spec: EniSpec,
+        specs: &[TagSpec],
+    ) -> ApiResult<String> {
+        World::check_tag_specs(specs, &["network-interface"])?;
+        spec.interface_type = "interface".into();
+        let id = self.create_interface(env, spec)?;
+        self.apply_tag_specs(env, &id, "network-interface", specs)?;
+        Ok(id)
+    }
+
+    /// DeleteNetworkInterface.
+    pub fn delete_network_interface(&mut self, env: &Env, id: &str) -> ApiResult<()> {
+        let eni = self.network_interface(&env.region, id)?;
+        if eni.attachment.is_some() || eni.requester_managed {
+            return Err(ApiError::new(
+                "InvalidNetworkInterface.InUse",
+                format!("The network interface '{id}' is currently in use."),
+            ));
+        }
+        if let Some(a) = eni
+            .association
+            .as_ref()
+            .and_then(|a| a.allocation_id.clone())
+            && let Some(addr) = self.addresses.get_mut(&a)
+        {
+            addr.association = None;
+        }
+        self.network_interfaces.remove(id);
+        self.drop_tags(id);
+        Ok(())
+    }
+
+    /// Attaches an interface to an instance (no instance check here: AttachNetworkInterface
+    /// validates the instance first; RunInstances attaches its own). Returns the
+    /// attachment id.
+    pub fn attach_interface(
+        &mut self,
+        env: &Env,
+        id: &str,
+        instance_id: &str,
+        device_index: u32,
+        delete_on_termination: bool,
+    ) -> ApiResult<String> {
+        let eni = self.network_interface(&env.region, id)?;
+        if eni.attachment.is_some() {
+            return Err(ApiError::new(
+                "InvalidNetworkInterface.InUse",
+                format!("Interface: [{id}] in use."),
+            ));
+        }
+        if self.network_interfaces.iter().any(|e| {
+            e.attachment
+                .as_ref()
+                .is_some_and(|a| a.instance_id == instance_id && a.device_index == device_index)
+        }) {
+            return Err(ApiError::invalid_value(format!(
+                "Instance '{instance_id}' already has an interface attached at device index '{device_index}'."
+            )));
+        }
+        let att = self.alloc_id("eni-attach");
+        if let Some(e) = self.network_interfaces.get_mut(id) {
+            e.status = "in-use".into();
+            e.attachment = Some(EniAttachment {
+                id: att.clone(),
+                instance_id: instance_id.to_string(),
+                device_index,
+                status: "attached".into(),
+                delete_on_termination,
+                attach_time: env.now,
+            });
+        }
+        Ok(att)
+    }
+
+    /// DetachNetworkInterface.
+    pub fn detach_network_interface(&mut self, env: &Env, attachment_id: &str) -> ApiResult<()> {
+        let Some(eni) = self
+            .network_interfaces
+            .in_region(&env.region)
+            .find(|e| e.attachment.as_ref().is_some_and(|a| a.id == attachment_id))
+        else {
+            return Err(ApiError::new(
+                "InvalidAttachmentID.NotFound",
+                format!("The attachment ID '{attachment_id}' does not exist"),
+            ));
+        };
+        if eni.attachment.as_ref().is_some_and(|a| a.device_index == 0) {
+            return Err(ApiError::new(
+                "OperationNotPermitted",
+                "The network interface at device index 0 cannot be detached.",
+            ));
+        }
+        let id = eni.id.clone();
+        if let Some(e) = self.network_interfaces.get_mut(&id) {
+            e.attachment = None;
+            e.status = "available".into();
+        }
+        Ok(())
+    }
+
+    /// ModifyNetworkInterfaceAttribute: one of source/dest check, groups, description.
+    pub fn modify_network_interface_attribute(
+        &mut self,
+        env: &Env,
+        id: &str,
+        source_dest_check: Option<bool>,
+        groups: Option<Vec<String>>,
+        description: Option<String>,
+    ) -> ApiResult<()> {
+        let eni = self.network_interface(&env.region, id)?.clone();
+        if let Some(g) = &groups {
+            if g.is_empty() {
+                return Err(ApiError::missing("SecurityGroupId"));
+            }
+            self.check_groups(env, &eni.vpc_id, g)?;
+        }
+        let e = self
+            .network_interfaces
+            .get_mut(id)
+            .ok_or_else(|| eni_not_found(id))?;
+        if let Some(v) = source_dest_check {
+            e.source_dest_check = v;
+        }
+        if let Some(g) = groups {
+            e.groups = g;
+        }
+        if let Some(d) = description {
+            e.description = d;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! The model: every account's world of EC2 networking resources, the rules AWS applies to
+//! them (validation with AWS error codes), id and address allocation, and durable state.
+//!
+//! It knows nothing of HTTP or XML: `api` parses a request into typed arguments, calls one
+//! `World` method inside [`Control::mutate`] (or reads a snapshot with [`Control::read`]),
+//! and renders the result. The fabric is fed through [`Control::subscribe`]: every
+//! committed change hands subscribers the new immutable `Arc<World>`.
+//!
+//! # Layout
+//!
+//! - [`World`]: one account. One [`Table`] per resource kind (`vpcs`, `subnets`, …),
+//!   region-aware (every resource carries its region), plus `meta` (the seeded id
+//!   allocator and which regions have their default VPC).
+//! - [`Control`] (`control.rs`): all worlds + the [`store::Store`]; the one door for
+//!   mutations. A mutation runs on a clone of the world; on success the changed rows are
+//!   written in ONE SQLite transaction, committed before the caller answers, then the clone
+//!   replaces the live world and subscribers are told. On error nothing changes.
+//! - One file per resource family (`vpc.rs`, `subnet.rs`, …): the resource struct(s) and
+//!   the `impl World` methods for its actions.
+//!
+//! # Adding a resource type (e.g. key pairs)
+//!
+//! 1. In a new file `src/model/key_pair.rs`, define `#[derive(Clone, Debug, Serialize,
+//!    Deserialize)] pub struct KeyPair { pub id: String, pub region: String, … }` and
+//!    `impl Resource for KeyPair { const KIND: &'static str = "key_pair"; fn id(..); fn
+//!    region(..) }`. `KIND` is the store's row kind: never rename it.
+//! 2. Add `pub mod key_pair;` below and one line `key_pairs: key_pair::KeyPair,` to the
+//!    `world_tables!` invocation. Persistence, loading and `World::resource_exists` (used
+//!    by CreateTags) then cover it automatically.
+//! 3. Write the actions as `impl World { pub fn create_key_pair(&mut self, env: &Env, …) ->
+//!    ApiResult<…> }`: validate first with AWS error codes ([`ApiError`]), allocate ids
+//!    with [`World::alloc_id`] (`"key-"`), mutate through `self.key_pairs.insert/get_mut/
+//!    remove` (that is what marks rows for the store). Use `env.now` for time, never the
+//!    clock. Tags live in `self.tags` (see `tags.rs`): call `self.apply_tag_specs(…)`.
+//! 4. For Describe filters implement [`Filterable`] for the struct and call
+//!    [`World::select`].
+//! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
+
+pub mod address;
+pub mod control;
+pub mod eni;
+pub mod error;
+pub mod filter;
+pub mod igw;
+pub mod nacl;
+pub mod nat;
+pub mod region;
+pub mod route_table;
+pub mod sg;
+pub mod store;
+pub mod subnet;
+pub mod table;
+pub mod tags;
+pub mod vpc;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use control::{Control, Subscriber};
+pub use error::{ApiError, ApiResult};
+pub use filter::{Filter, Filterable};
+pub use table::{Resource, Table};
+
+/// The account every request maps to unless `--auth strict` maps access keys to accounts.
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+
+/// Milliseconds since the Unix epoch. The model never reads a clock: the caller passes
+/// `Env::now`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// ISO 8601 with milliseconds and `Z`, as EC2 renders `createTime`/`launchTime`.
+    pub fn iso(self) -> String {
+        let secs = self.0.div_euclid(1000);
+        let ms = self.0.rem_euclid(1000);
+        match time::OffsetDateTime::from_unix_timestamp(secs) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                ms
+            ),
+            Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+        }
+    }
+
+    pub fn plus_ms(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+/// The context of one request: which region it addresses and what time it is.
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub region: String,
+    pub now: Timestamp,
+}
+
+impl Env {
+    pub fn new(region: impl Into<String>, now: Timestamp) -> Self {
+        Env {
+            region: region.into(),
+            now,
+        }
+    }
+}
+
+/// Per-world bookkeeping, stored as the single row `"world"` of kind `meta`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    /// Seed of the id allocator (derived from the account id, so ids are reproducible).
+    pub seed: u64,
+    /// How many ids were handed out.
+    pub counter: u64,
+    /// Regions whose default VPC exists (created on the account's first use of a region).
+    pub regions: BTreeSet<String>,
+    /// The default DHCP options set of each region (rendered as `dhcpOptionsId`).
+    pub dhcp_options: BTreeMap<String, String>,
+}
+
+impl Resource for Meta {
+    const KIND: &'static str = "meta";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        "global"
+    }
+}
+
+const META_ID: &str = "world";
+
+/// Declares [`World`] with one [`Table`] per resource kind, and the generic code that
+/// persists, loads and searches all of them. Adding a kind is one line here.
+macro_rules! world_tables {
+    ($($field:ident : $ty:ty),* $(,)?) => {
+        /// One account's resources, in every region it used.
+        #[derive(Clone, Debug)]
+        pub struct World {
+            /// The 12-digit account id (`ownerId` in responses).
+            pub account: String,
+            pub meta: Table<Meta>,
+            $(pub $field: Table<$ty>,)*
+        }
+
+        impl World {
+            fn empty(account: &str) -> World {
+                World { account: account.to_string(), meta: Table::default(), $($field: Table::default(),)* }
+            }
+
+            /// The rows changed since the last call: `(kind, id, Some(json) | None)`.
+            pub(crate) fn take_changes(&mut self) -> Result<Vec<(&'static str, String, Option<String>)>, serde_json::Error> {
+                let mut out = Vec::new();
+                for (id, body) in self.meta.take_changes()? {
+                    out.push((<Meta as Resource>::KIND, id, body));
+                }
+                $(for (id, body) in self.$field.take_changes()? {
+                    out.push((<$ty as Resource>::KIND, id, body));
+                })*
+                Ok(out)
+            }
+
+            pub(crate) fn has_changes(&self) -> bool {
+                self.meta.has_changes() $(|| self.$field.has_changes())*
+            }
+
+            /// Loads one stored row; `Ok(false)` for a kind this build does not know
+            /// (a newer state dir): it is skipped, not fatal.
+            pub(crate) fn load_row(&mut self, kind: &str, body: &str) -> Result<bool, serde_json::Error> {
+                if kind == <Meta as Resource>::KIND {
+                    self.meta.load(body)?;
+                    return Ok(true);
+                }
+                $(if kind == <$ty as Resource>::KIND {
+                    self.$field.load(body)?;
+                    return Ok(true);
+                })*
+                Ok(false)
+            }
+
+            /// Whether any resource of any kind has this id (CreateTags' existence check).
+            pub fn resource_exists(&self, id: &str) -> bool {
+                false $(|| self.$field.contains(id))*
+            }
+
+            /// Resource counts per kind in one region (for `vpclab status`).
+            pub fn summary(&self, region: &str) -> BTreeMap<&'static str, usize> {
+                let mut out = BTreeMap::new();
+                $(out.insert(<$ty as Resource>::KIND, self.$field.in_region(region).count());)*
+                out
+            }
+        }
+    };
+}
+
+world_tables! {
+    vpcs: vpc::Vpc,
+    subnets: subnet::Subnet,
+    route_tables: route_table::RouteTable,
+    internet_gateways: igw::InternetGateway,
+    addresses: address::Address,
+    nat_gateways: nat::NatGateway,
+    network_acls: nacl::NetworkAcl,
+    security_groups: sg::SecurityGroup,
+    network_interfaces: eni::NetworkInterface,
+    tags: tags::TagSet,
+}
+
+/// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl World {
+    /// A new, empty world for `account`. Regions get their default VPC on first use
+    /// ([`World::ensure_region`]).
+    pub fn new(account: &str) -> World {
+        let mut w = World::empty(account);
+        w.ensure_meta();
+        w
+    }
+
+    /// Makes sure the `meta` row exists (a freshly loaded world always has it, but a
+    /// damaged store must not panic the daemon).
+    pub(crate) fn ensure_meta(&mut self) {
+        if !self.meta.contains(META_ID) {
+            let seed = self.account.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            self.meta.insert(Meta {
+                id: META_ID.to_string(),
+                seed,
+                counter: 0,
+                regions: BTreeSet::new(),
+                dhcp_options: BTreeMap::new(),
+            });
+        }
+    }
+
+    pub fn meta(&self) -> Option<&Meta> {
+        self.meta.get(META_ID)
+    }
+
+    fn next_bits(&mut self) -> (u64, u64) {
+        self.ensure_meta();
+        let meta = self
+            .meta
+            .get_mut(META_ID)
+            .expect("ensure_meta inserted the meta row");
+        meta.counter += 1;
+        let n = meta.counter;
+        (
+            mix64(meta.seed ^ n),
+            mix64(meta.seed.rotate_left(17) ^ n.wrapping_mul(31)),
+        )
+    }
+
+    /// A fresh AWS-shaped id: `prefix` + `-` + 17 lowercase hex digits, from the world's
+    /// seeded allocator (so the same requests give the same ids), unique in this world.
+    pub fn alloc_id(&mut self, prefix: &str) -> String {
+        loop {
+            let (a, b) = self.next_bits();
+            let id = format!("{prefix}-{a:016x}{:x}", b & 0xf);
+            if !self.id_taken(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Deterministic bits for other allocators (MAC addresses, public IPs).
+    pub fn alloc_bits(&mut self) -> u64 {
+        self.next_bits().0
+    }
+
+    fn id_taken(&self, id: &str) -> bool {
+        // Association and rule ids live inside resources; collisions of 68 random-looking
+        // bits are not a practical concern for them, top-level ids are checked exactly.
+        self.resource_exists(id)
+    }
+
+    /// Generic Describe: the rows of `table` in the request's region, restricted to
+    /// `ids` (each must exist, else `not_found`) and to `filters` (AND across filters, OR
+    /// across values, `*`/`?` wildcards, `tag:K`/`tag-key`/`tag-value` for every kind).
+    pub fn select<'a, T: Resource + Filterable>(
+        &'a self,
+        table: &'a Table<T>,
+        region: &str,
+        ids: &[String],
+        filters: &[Filter],
+        not_found: fn(&str) -> ApiError,
+    ) -> ApiResult<Vec<&'a T>> {
+        for id in ids {
+            match table.get(id) {
+                Some(r) if r.region() == region => {}
+                _ => return Err(not_found(id)),
+            }
+        }
+        let mut out = Vec::new();
+        let rows: Box<dyn Iterator<Item = &T>> = if ids.is_empty() {
+            Box::new(table.in_region(region))
+        } else {
+            let set: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+            Box::new(
+                table
+                    .in_region(region)
+                    .filter(move |r| set.contains(r.id())),
+            )
+        };
+        for row in rows {
+            if filter::matches_all(self, row, filters)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses an IPv4 CIDR the way EC2 does for its `CidrBlock` parameters: dotted quad,
+/// prefix length, no host bits set.
+pub fn parse_cidr(param: &str, value: &str) -> ApiResult<ipnet::Ipv4Net> {
+    let net: ipnet::Ipv4Net = value.trim().parse().map_err(|_| {
+        ApiError::invalid_value(format!(
+            "Value ({value}) for parameter {param} is invalid. This is not a valid CIDR block."
+        ))
+    })?;
+    if net.trunc() != net {
+        return Err(ApiError::invalid_value(format!(
+            "Value ({value}) for parameter {param} is invalid. This is not a valid CIDR block."
+        )));
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_aws_shaped_and_deterministic_per_account() {
+        let mut a = World::new("000000000000");
+        let mut b = World::new("000000000000");
+        let id = a.alloc_id("vpc");
+        assert_eq!(id.len(), "vpc-".len() + 17);
+        assert!(
+            id[4..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(id, b.alloc_id("vpc"));
+        assert_ne!(id, a.alloc_id("vpc"));
+        let mut c = World::new("111111111111");
+        assert_ne!(id, c.alloc_id("vpc"));
+    }
+
+    #[test]
+    fn timestamps_render_as_ec2_iso8601() {
+        assert_eq!(Timestamp(0).iso(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_700_000_000_123).iso(),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn cidr_with_host_bits_is_invalid_parameter_value() {
+        assert!(parse_cidr("CidrBlock", "10.0.0.0/16").is_ok());
+        assert_eq!(
+            parse_cidr("CidrBlock", "10.0.0.1/16").unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            parse_cidr("CidrBlock", "banana").unwrap_err().code,
+            "InvalidParameterValue"
+        );
+    }
+}
+
+/// Serde for `Ipv4Net` as its text form (`"10.0.0.0/16"`), without enabling ipnet's serde
+/// feature workspace-wide.
+pub mod cidr_serde {
+    use ipnet::Ipv4Net;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(net: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

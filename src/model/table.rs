@@ -1,0 +1,121 @@
+//! `Table<T>`: one kind of resource in a world, an ordered map from id to resource that
+//! remembers which ids changed since the last commit. The change set is how the
+//! `Control` knows which rows to write in the one SQLite transaction of a mutation, so
+//! model code never talks to the store: it just uses `insert`, `get_mut` and `remove`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A resource kind stored in a [`Table`].
+pub trait Resource: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
+    /// The persistence kind, the `kind` column of the store (`"vpc"`, `"subnet"` …).
+    /// Never change it once released: it names rows already on disk.
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    /// The region the resource lives in (`"global"` for global resources).
+    fn region(&self) -> &str;
+}
+
+#[derive(Clone, Debug)]
+pub struct Table<T> {
+    rows: BTreeMap<String, T>,
+    dirty: BTreeSet<String>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            rows: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Resource> Table<T> {
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.rows.get(id)
+    }
+
+    /// Mutable access; marks the row changed.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+        let row = self.rows.get_mut(id)?;
+        self.dirty.insert(id.to_string());
+        Some(row)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.rows.contains_key(id)
+    }
+
+    /// Inserts (or replaces) a row under its own id; marks it changed.
+    pub fn insert(&mut self, row: T) {
+        let id = row.id().to_string();
+        self.dirty.insert(id.clone());
+        self.rows.insert(id, row);
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<T> {
+        let row = self.rows.remove(id)?;
+        self.dirty.insert(id.to_string());
+        Some(row)
+    }
+
+    /// All rows, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.rows.values()
+    }
+
+    /// The rows of one region, in id order.
+    pub fn in_region<'s, 'r>(
+        &'s self,
+        region: &'r str,
+    ) -> impl Iterator<Item = &'s T> + use<'s, 'r, T> {
+        self.rows.values().filter(move |r| r.region() == region)
+    }
+
+    /// Ids of rows matching `pred` (collect first, then mutate: the borrow checker's way).
+    pub fn ids_where(&self, mut pred: impl FnMut(&T) -> bool) -> Vec<String> {
+        self.rows
+            .values()
+            .filter(|r| pred(r))
+            .map(|r| r.id().to_string())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Takes the change set: `(id, Some(json))` for a written row, `(id, None)` for a
+    /// deleted one.
+    pub(crate) fn take_changes(
+        &mut self,
+    ) -> Result<Vec<(String, Option<String>)>, serde_json::Error> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::with_capacity(dirty.len());
+        for id in dirty {
+            let body = match self.rows.get(&id) {
+                Some(row) => Some(serde_json::to_string(row)?),
+                None => None,
+            };
+            out.push((id, body));
+        }
+        Ok(out)
+    }
+
+    /// Loads one row from the store without marking it changed.
+    pub(crate) fn load(&mut self, body: &str) -> Result<(), serde_json::Error> {
+        let row: T = serde_json::from_str(body)?;
+        self.rows.insert(row.id().to_string(), row);
+        Ok(())
+    }
+
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+}

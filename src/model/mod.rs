@@ -45,6 +45,8 @@ pub mod igw;
 pub mod nacl;
 pub mod nat;
 pub mod region;
+pub mod route53;
+pub mod route53_dns;
 pub mod route_table;
 pub mod sg;
 pub mod store;
@@ -211,6 +213,8 @@ world_tables! {
     security_groups: sg::SecurityGroup,
     network_interfaces: eni::NetworkInterface,
     tags: tags::TagSet,
+    hosted_zones: route53::HostedZone,
+    route53_changes: route53::Change,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

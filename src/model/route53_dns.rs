@@ -5,13 +5,33 @@
 //! Called after every committed change (see `cli::up`), so a ChangeResourceRecordSets or
 //! a ModifyVpcAttribute is visible on the next query.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::RecordType;
 
-use super::World;
 use super::route53::{HostedZone, ResourceRecordSet};
-use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, VpcDns};
+use super::{DEFAULT_ACCOUNT, Subscriber, World};
+use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+
+/// A control subscriber that keeps `shared` equal to the DNS view of every world (the
+/// default account's first, so its seed decides weighted answers): after each committed
+/// change the next query sees the new state.
+pub fn dns_subscriber(shared: SharedView) -> Subscriber {
+    let per_account: Mutex<BTreeMap<String, DnsView>> = Mutex::new(BTreeMap::new());
+    Box::new(move |account: &str, world: &Arc<World>| {
+        let mut views = per_account.lock().unwrap_or_else(|e| e.into_inner());
+        views.insert(account.to_owned(), dns_view(world));
+        let mut merged = views.get(DEFAULT_ACCOUNT).cloned().unwrap_or_default();
+        for (id, view) in views.iter() {
+            if id != DEFAULT_ACCOUNT {
+                merged.absorb(view);
+            }
+        }
+        *shared.write().unwrap_or_else(|e| e.into_inner()) = merged;
+    })
+}
 
 /// The DNS view of one account's world.
 pub fn dns_view(world: &World) -> DnsView {

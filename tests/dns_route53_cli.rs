@@ -47,19 +47,21 @@ fn start(state: &Path) -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("start vpclab");
+    // Owned by the guard at once, so a failed start still kills and reaps the child.
+    let mut daemon = Daemon {
+        child,
+        api: String::new(),
+        dns_port: 0,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(text) = std::fs::read_to_string(&endpoint)
             && let Ok(info) = serde_json::from_str::<serde_json::Value>(&text)
         {
-            let api = info["api"].as_str().expect("api").to_owned();
+            daemon.api = info["api"].as_str().expect("api").to_owned();
             let dns = info["dns"].as_str().expect("dns endpoint");
-            let dns_port = dns.rsplit(':').next().expect("port").parse().expect("port");
-            return Daemon {
-                child,
-                api,
-                dns_port,
-            };
+            daemon.dns_port = dns.rsplit(':').next().expect("port").parse().expect("port");
+            return daemon;
         }
         assert!(Instant::now() < deadline, "vpclab did not start");
         std::thread::sleep(Duration::from_millis(50));

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod dns;
 pub mod instance;
 pub mod keys;
 pub mod model;

@@ -30,6 +30,8 @@
 
 pub mod ec2;
 pub mod query;
+pub mod route53;
+pub mod route53_xml;
 pub mod sigv4;
 pub mod xml;
 
@@ -154,7 +156,7 @@ impl Call<'_> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", any(ec2_endpoint))
-        // Route 53: `.merge(route53::router())` here.
+        .merge(route53::router())
         .fallback(not_found)
         .with_state(state)
 }

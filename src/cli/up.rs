@@ -182,11 +182,26 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
                 .insert(account.to_string(), topology);
         }));
     }
-    // DNS: bind `args.dns_listen` here and set `dns` below.
+    // DNS: the public endpoint answers from a view the control keeps current.
+    let (dns_udp, dns_tcp) = bind_dns(args.dns_listen).await?;
+    let dns_addr = dns_udp
+        .local_addr()
+        .context("cannot read the DNS address")?;
+    let dns_view: crate::dns::SharedView = Arc::default();
+    lock_control(&control).subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
+    let (dns_stop, dns_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dns_task = tokio::spawn(crate::dns::serve_public_dns(
+        dns_udp,
+        dns_tcp,
+        dns_view,
+        async {
+            let _ = dns_stopped.await;
+        },
+    ));
     let url = format!("http://{addr}");
     let info = EndpointInfo {
         api: url.clone(),
-        dns: None,
+        dns: Some(dns_addr.to_string()),
         region: args.region.clone(),
         pid: std::process::id(),
         state_dir: state_dir.clone(),
@@ -210,6 +225,11 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
 
     println!("vpclab {} is up", env!("CARGO_PKG_VERSION"));
     println!("  EC2 API:    {url}");
+    println!(
+        "  DNS:        {dns_addr} (dig @{} -p {} www.example.com)",
+        dns_addr.ip(),
+        dns_addr.port()
+    );
     println!("  state dir:  {}", state_dir.display());
     println!("In another terminal:");
     println!(
@@ -221,10 +241,43 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
 
     let result = api::serve(listener, state, shutdown_signal()).await;
     ticker.abort();
+    let _ = dns_stop.send(());
+    match dns_task.await {
+        Ok(Err(e)) => eprintln!("vpclab: {e}"),
+        Err(e) => eprintln!("vpclab: the DNS endpoint stopped abnormally: {e}"),
+        Ok(Ok(())) => {}
+    }
     let _ = std::fs::remove_file(&endpoint_file);
     result.context("the API server failed")?;
     eprintln!("vpclab: stopped");
     Ok(())
+}
+
+fn lock_control(control: &Mutex<Control>) -> std::sync::MutexGuard<'_, Control> {
+    control.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds the DNS endpoint's TCP listener and UDP socket on the same address (with port 0,
+/// UDP takes the port TCP got, so `dig` falls back to TCP where it asked over UDP).
+async fn bind_dns(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for DNS on {addr} (TCP)"))?;
+        let bound = tcp.local_addr().context("cannot read the DNS address")?;
+        match tokio::net::UdpSocket::bind(bound).await {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot listen for DNS on {addr} (UDP): {}",
+        last.map_or_else(|| "no free port".to_owned(), |e| e.to_string())
+    ))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -48,6 +48,8 @@ pub mod key_pair;
 pub mod nacl;
 pub mod nat;
 pub mod region;
+pub mod route53;
+pub mod route53_dns;
 pub mod route_table;
 pub mod sg;
 pub mod store;
@@ -216,6 +218,8 @@ world_tables! {
     instances: instance::Instance,
     network_interfaces: eni::NetworkInterface,
     tags: tags::TagSet,
+    hosted_zones: route53::HostedZone,
+    route53_changes: route53::Change,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

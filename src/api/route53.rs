@@ -1,0 +1,676 @@
+//! The Route 53 REST-XML API under `/2013-04-01/`: hosted zones, record-set change
+//! batches, change status and VPC associations, shaped as botocore's
+//! `route53/2013-04-01/service-2.json` describes them.
+//!
+//! Requests are routed by method and path, bodies parsed with [`super::route53_xml`],
+//! the model called through [`Control::mutate`] (one SQLite transaction per change,
+//! committed before the answer) and the result rendered in the namespace
+//! `https://route53.amazonaws.com/doc/2013-04-01/`. Errors are
+//! `<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message></Error>
+//! <RequestId>…</RequestId></ErrorResponse>`.
+//!
+//! Not implemented: health checks, traffic policies, delegation sets, query logging,
+//! DNSSEC, tags (each answers `NotImplemented`, see docs/fidelity.md).
+
+use std::str::FromStr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::any;
+
+use super::route53_xml::{self, Element};
+use super::xml::{Xml, escape};
+use super::{AppState, MAX_BODY, sigv4};
+use crate::model::route53::{
+    ChangeAction, CreateZoneInput, HostedZone, RecordChange, ResourceRecordSet, ZoneVpc, bare_id,
+    invalid_input, normalize_name, render_name, rrset_order, zone_name_order,
+};
+use crate::model::{ApiError, ApiResult, Control, DEFAULT_ACCOUNT, Env, World};
+
+/// Route 53's XML namespace.
+pub const ROUTE53_XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
+
+/// Largest page ListHostedZones and ListResourceRecordSets return.
+const MAX_ITEMS_ZONES: usize = 100;
+const MAX_ITEMS_RRSETS: usize = 300;
+
+/// The Route 53 routes, to be merged into the API router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/2013-04-01", any(endpoint))
+        .route("/2013-04-01/", any(endpoint))
+        .route("/2013-04-01/{*rest}", any(endpoint))
+}
+
+async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let reply = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            let auth = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            handle(
+                &state,
+                auth,
+                parts.method.as_str(),
+                parts.uri.path(),
+                parts.uri.query(),
+                &bytes,
+            )
+        }
+        Err(_) => {
+            let e = invalid_input(format!(
+                "The request body exceeds the maximum allowed size of {MAX_BODY} bytes."
+            ))
+            .with_status(413);
+            error_reply(&e, &state.request_id())
+        }
+    };
+    let mut resp = Response::new(Body::from(reply.body));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(&reply.request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    if let Some(location) = reply.location
+        && let Ok(v) = HeaderValue::from_str(&location)
+    {
+        headers.insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// A rendered answer: HTTP status, XML body, and the `Location` of a created zone.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+    pub request_id: String,
+}
+
+/// Handles one Route 53 request from its parts. Pure with respect to HTTP, so tests can
+/// call it without a socket.
+pub fn handle(
+    state: &AppState,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let request_id = state.request_id();
+    match run(state, authorization, method, path, query, body) {
+        Ok((status, op, inner, location)) => Reply {
+            status,
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{op}Response xmlns=\"{ROUTE53_XMLNS}\">{inner}</{op}Response>"
+            ),
+            location,
+            request_id,
+        },
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(code = %e.code, "route53 internal error");
+            }
+            error_reply(&e, &request_id)
+        }
+    }
+}
+
+fn error_reply(e: &ApiError, request_id: &str) -> Reply {
+    let kind = if e.status >= 500 {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    Reply {
+        status: e.status,
+        body: format!(
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"{ROUTE53_XMLNS}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+            escape(&e.code),
+            escape(&e.message)
+        ),
+        location: None,
+        request_id: request_id.to_owned(),
+    }
+}
+
+/// (status, operation name, inner XML, Location header)
+type Answer = (u16, &'static str, String, Option<String>);
+
+fn run(
+    state: &AppState,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> ApiResult<Answer> {
+    let cred = match authorization {
+        Some(h) => sigv4::parse_authorization(h)?,
+        None => {
+            return Err(ApiError::new(
+                "MissingAuthenticationToken",
+                "Missing Authentication Token",
+            )
+            .with_status(403));
+        }
+    };
+    let env = Env::new(cred.region, (state.clock)());
+    let q = Query::parse(query);
+    let rest = path
+        .strip_prefix("/2013-04-01")
+        .unwrap_or(path)
+        .trim_matches('/');
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let mut control = state.lock();
+    let c = &mut *control;
+    match (method, segments.as_slice()) {
+        ("POST", ["hostedzone"]) => create_hosted_zone(c, &env, body),
+        ("GET", ["hostedzone"]) => list_hosted_zones(c, &env, &q),
+        ("GET", ["hostedzonesbyname"]) => list_hosted_zones_by_name(c, &env, &q),
+        ("GET", ["hostedzonecount"]) => hosted_zone_count(c, &env),
+        ("GET", ["hostedzone", id]) => get_hosted_zone(c, &env, id),
+        ("DELETE", ["hostedzone", id]) => {
+            let change = mutate(c, &env, |w, env| w.delete_hosted_zone(env, id))?;
+            Ok(ok("DeleteHostedZone", change_info(&change, "PENDING")))
+        }
+        ("POST", ["hostedzone", id, "rrset"]) => change_record_sets(c, &env, id, body),
+        ("GET", ["hostedzone", id, "rrset"]) => list_record_sets(c, &env, id, &q),
+        ("POST", ["hostedzone", id, "associatevpc"]) => {
+            let (vpc, _) = vpc_request(body, "AssociateVPCWithHostedZoneRequest", &env)?;
+            let change = mutate(c, &env, |w, env| w.associate_vpc(env, id, vpc))?;
+            Ok(ok(
+                "AssociateVPCWithHostedZone",
+                change_info(&change, "PENDING"),
+            ))
+        }
+        ("POST", ["hostedzone", id, "disassociatevpc"]) => {
+            let (vpc, _) = vpc_request(body, "DisassociateVPCFromHostedZoneRequest", &env)?;
+            let change = mutate(c, &env, |w, env| w.disassociate_vpc(env, id, vpc))?;
+            Ok(ok(
+                "DisassociateVPCFromHostedZone",
+                change_info(&change, "PENDING"),
+            ))
+        }
+        ("GET", ["change", id]) => {
+            let world = c.read(DEFAULT_ACCOUNT, &env)?;
+            let change = world.route53_change(id)?.clone();
+            // Changes take effect when acknowledged: vpclab's DNS answers from the new
+            // state at once, so every change is already in sync.
+            Ok(ok("GetChange", change_info(&change, "INSYNC")))
+        }
+        (_, [first, ..])
+            if matches!(
+                *first,
+                "healthcheck"
+                    | "healthcheckcount"
+                    | "trafficpolicy"
+                    | "trafficpolicies"
+                    | "delegationset"
+                    | "queryloggingconfig"
+                    | "tags"
+                    | "keysigningkey"
+                    | "cidrcollection"
+            ) =>
+        {
+            Err(ApiError::new(
+                "NotImplemented",
+                format!("vpclab does not emulate the Route 53 /{first} API."),
+            )
+            .with_status(501))
+        }
+        _ => Err(invalid_input(format!(
+            "The resource {method} {path} is not part of the Route 53 API."
+        ))
+        .with_status(404)),
+    }
+}
+
+fn ok(op: &'static str, inner: String) -> Answer {
+    (200, op, inner, None)
+}
+
+fn mutate<R>(
+    c: &mut Control,
+    env: &Env,
+    f: impl FnOnce(&mut World, &Env) -> ApiResult<R>,
+) -> ApiResult<R> {
+    c.mutate(DEFAULT_ACCOUNT, env, false, f)
+}
+
+/// The query string, decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `maxitems`: a positive integer, capped at `max`.
+    fn max_items(&self, max: usize) -> ApiResult<usize> {
+        match self.get("maxitems") {
+            None => Ok(max),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(n.min(max)),
+                _ => Err(invalid_input(format!(
+                    "1 validation error detected: Value '{v}' at 'maxItems' failed to satisfy constraint: Member must be a positive integer"
+                ))),
+            },
+        }
+    }
+}
+
+fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
+    let root = route53_xml::parse(body)?;
+    if root.name != expected {
+        return Err(invalid_input(format!(
+            "Invalid XML ; the root element must be {expected}, not {}",
+            root.name
+        )));
+    }
+    Ok(root)
+}
+
+fn parse_bool(field: &str, text: &str) -> ApiResult<bool> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(invalid_input(format!(
+            "Invalid XML ; cvc-datatype-valid: '{other}' is not a valid value for 'boolean' ({field})."
+        ))),
+    }
+}
+
+fn parse_vpc(e: &Element, env: &Env) -> ApiResult<ZoneVpc> {
+    let vpc_id = e
+        .text_of("VPCId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid_input("Invalid request: the VPC element needs a VPCId"))?;
+    let region = e.text_of("VPCRegion").unwrap_or(&env.region);
+    Ok(ZoneVpc {
+        region: region.to_owned(),
+        vpc_id: vpc_id.to_owned(),
+    })
+}
+
+fn vpc_request(body: &[u8], root: &str, env: &Env) -> ApiResult<(ZoneVpc, Option<String>)> {
+    let root = body_root(body, root)?;
+    let vpc = root
+        .child("VPC")
+        .ok_or_else(|| invalid_input("Invalid request: missing VPC"))?;
+    Ok((
+        parse_vpc(vpc, env)?,
+        root.text_of("Comment").map(str::to_owned),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Hosted zones
+// ---------------------------------------------------------------------------
+
+fn create_hosted_zone(c: &mut Control, env: &Env, body: &[u8]) -> ApiResult<Answer> {
+    let root = body_root(body, "CreateHostedZoneRequest")?;
+    let config = root.child("HostedZoneConfig");
+    let private_zone = config
+        .and_then(|c| c.text_of("PrivateZone"))
+        .map(|t| parse_bool("PrivateZone", t))
+        .transpose()?;
+    let input = CreateZoneInput {
+        name: root.text_of("Name").unwrap_or_default().to_owned(),
+        caller_reference: root
+            .text_of("CallerReference")
+            .unwrap_or_default()
+            .to_owned(),
+        comment: config.and_then(|c| c.text_of("Comment")).map(str::to_owned),
+        private_zone,
+        vpc: root.child("VPC").map(|v| parse_vpc(v, env)).transpose()?,
+    };
+    let (zone, change) = mutate(c, env, |w, env| w.create_hosted_zone(env, input))?;
+    let mut x = Xml::new();
+    hosted_zone_xml(&mut x, &zone);
+    x.raw(&change_info(&change, "PENDING"));
+    if zone.private {
+        if let Some(vpc) = zone.vpcs.first() {
+            x.node("VPC", |x| {
+                x.leaf("VPCRegion", &vpc.region).leaf("VPCId", &vpc.vpc_id);
+            });
+        }
+    } else {
+        delegation_set_xml(&mut x, &zone);
+    }
+    let location = format!(
+        "https://route53.amazonaws.com/2013-04-01/hostedzone/{}",
+        zone.id
+    );
+    Ok((201, "CreateHostedZone", x.finish(), Some(location)))
+}
+
+fn get_hosted_zone(c: &mut Control, env: &Env, id: &str) -> ApiResult<Answer> {
+    let world = c.read(DEFAULT_ACCOUNT, env)?;
+    let zone = world.hosted_zone(id)?;
+    let mut x = Xml::new();
+    hosted_zone_xml(&mut x, zone);
+    if zone.private {
+        x.node("VPCs", |x| {
+            for vpc in &zone.vpcs {
+                x.node("VPC", |x| {
+                    x.leaf("VPCRegion", &vpc.region).leaf("VPCId", &vpc.vpc_id);
+                });
+            }
+        });
+    } else {
+        delegation_set_xml(&mut x, zone);
+    }
+    Ok(ok("GetHostedZone", x.finish()))
+}
+
+fn list_hosted_zones(c: &mut Control, env: &Env, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(DEFAULT_ACCOUNT, env)?;
+    let max = q.max_items(MAX_ITEMS_ZONES)?;
+    let marker = q.get("marker");
+    let wanted = match q.get("hostedzonetype") {
+        None => None,
+        Some("PrivateHostedZone") => Some(true),
+        Some(other) => {
+            return Err(invalid_input(format!(
+                "Value '{other}' at 'hostedZoneType' failed to satisfy constraint: Member must satisfy enum value set: [PrivateHostedZone]"
+            )));
+        }
+    };
+    let zones: Vec<&HostedZone> = world
+        .hosted_zones
+        .iter()
+        .filter(|z| wanted.is_none_or(|p| z.private == p))
+        .filter(|z| marker.is_none_or(|m| z.id.as_str() >= bare_id(m, "/hostedzone/")))
+        .collect();
+    let truncated = zones.len() > max;
+    let mut x = Xml::new();
+    x.node("HostedZones", |x| {
+        for zone in zones.iter().take(max) {
+            hosted_zone_xml(x, zone);
+        }
+    });
+    x.opt("Marker", marker);
+    x.leaf("IsTruncated", truncated);
+    if truncated {
+        x.leaf("NextMarker", &zones[max].id);
+    }
+    x.leaf("MaxItems", max);
+    Ok(ok("ListHostedZones", x.finish()))
+}
+
+fn list_hosted_zones_by_name(c: &mut Control, env: &Env, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(DEFAULT_ACCOUNT, env)?;
+    let max = q.max_items(MAX_ITEMS_ZONES)?;
+    let start_name = q.get("dnsname").map(normalize_name).transpose()?;
+    let start_id = q.get("hostedzoneid").map(|id| bare_id(id, "/hostedzone/"));
+    if start_id.is_some() && start_name.is_none() {
+        return Err(invalid_input(
+            "Invalid request: HostedZoneId requires DNSName to be specified",
+        ));
+    }
+    let mut zones: Vec<&HostedZone> = world.hosted_zones.iter().collect();
+    zones.sort_by(|a, b| zone_name_order(&a.name, &b.name).then_with(|| a.id.cmp(&b.id)));
+    let zones: Vec<&HostedZone> = zones
+        .into_iter()
+        .filter(|z| match &start_name {
+            None => true,
+            Some(name) => match zone_name_order(&z.name, name) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => start_id.is_none_or(|id| z.id.as_str() >= id),
+            },
+        })
+        .collect();
+    let truncated = zones.len() > max;
+    let mut x = Xml::new();
+    x.node("HostedZones", |x| {
+        for zone in zones.iter().take(max) {
+            hosted_zone_xml(x, zone);
+        }
+    });
+    x.opt("DNSName", q.get("dnsname"));
+    x.opt("HostedZoneId", start_id);
+    x.leaf("IsTruncated", truncated);
+    if truncated {
+        x.leaf("NextDNSName", &zones[max].name);
+        x.leaf("NextHostedZoneId", &zones[max].id);
+    }
+    x.leaf("MaxItems", max);
+    Ok(ok("ListHostedZonesByName", x.finish()))
+}
+
+fn hosted_zone_count(c: &mut Control, env: &Env) -> ApiResult<Answer> {
+    let world = c.read(DEFAULT_ACCOUNT, env)?;
+    let mut x = Xml::new();
+    x.leaf("HostedZoneCount", world.hosted_zones.len());
+    Ok(ok("GetHostedZoneCount", x.finish()))
+}
+
+fn hosted_zone_xml(x: &mut Xml, zone: &HostedZone) {
+    x.node("HostedZone", |x| {
+        x.leaf("Id", format!("/hostedzone/{}", zone.id))
+            .leaf("Name", render_name(&zone.name))
+            .leaf("CallerReference", &zone.caller_reference)
+            .node("Config", |x| {
+                x.opt("Comment", zone.comment.as_deref())
+                    .leaf("PrivateZone", zone.private);
+            })
+            .leaf("ResourceRecordSetCount", zone.record_sets.len());
+    });
+}
+
+fn delegation_set_xml(x: &mut Xml, zone: &HostedZone) {
+    x.node("DelegationSet", |x| {
+        x.node("NameServers", |x| {
+            for ns in &zone.name_servers {
+                x.leaf("NameServer", ns.trim_end_matches('.'));
+            }
+        });
+    });
+}
+
+fn change_info(change: &crate::model::route53::Change, status: &str) -> String {
+    let mut x = Xml::new();
+    x.node("ChangeInfo", |x| {
+        x.leaf("Id", format!("/change/{}", change.id))
+            .leaf("Status", status)
+            .leaf("SubmittedAt", change.submitted_at.iso())
+            .opt("Comment", change.comment.as_deref());
+    });
+    x.finish()
+}
+
+// ---------------------------------------------------------------------------
+// Record sets
+// ---------------------------------------------------------------------------
+
+fn change_record_sets(c: &mut Control, env: &Env, id: &str, body: &[u8]) -> ApiResult<Answer> {
+    let root = body_root(body, "ChangeResourceRecordSetsRequest")?;
+    let batch = root
+        .child("ChangeBatch")
+        .ok_or_else(|| invalid_input("Invalid request: missing ChangeBatch"))?;
+    let comment = batch.text_of("Comment").map(str::to_owned);
+    let mut changes = Vec::new();
+    for change in batch
+        .child("Changes")
+        .into_iter()
+        .flat_map(|c| c.children_named("Change"))
+    {
+        let action = ChangeAction::from_str(change.text_of("Action").unwrap_or_default())?;
+        let set = change
+            .child("ResourceRecordSet")
+            .ok_or_else(|| invalid_input("Invalid request: a Change needs a ResourceRecordSet"))?;
+        changes.push(RecordChange {
+            action,
+            set: parse_rrset(set)?,
+        });
+    }
+    let change = mutate(c, env, |w, env| {
+        w.change_record_sets(env, id, comment, changes)
+    })?;
+    Ok(ok(
+        "ChangeResourceRecordSets",
+        change_info(&change, "PENDING"),
+    ))
+}
+
+fn parse_number<T: FromStr>(field: &str, text: &str) -> ApiResult<T> {
+    text.parse().map_err(|_| {
+        invalid_input(format!(
+            "Invalid XML ; cvc-datatype-valid: '{text}' is not a valid value for {field}."
+        ))
+    })
+}
+
+fn parse_rrset(e: &Element) -> ApiResult<ResourceRecordSet> {
+    let text = |name: &str| e.text_of(name).map(str::to_owned);
+    let alias = match e.child("AliasTarget") {
+        None => None,
+        Some(a) => Some(crate::model::route53::AliasTarget {
+            hosted_zone_id: a.text_of("HostedZoneId").unwrap_or_default().to_owned(),
+            dns_name: a.text_of("DNSName").unwrap_or_default().to_owned(),
+            evaluate_target_health: parse_bool(
+                "EvaluateTargetHealth",
+                a.text_of("EvaluateTargetHealth").unwrap_or("false"),
+            )?,
+        }),
+    };
+    if e.child("Region").is_some()
+        || e.child("GeoLocation").is_some()
+        || e.child("GeoProximityLocation").is_some()
+        || e.child("CidrRoutingConfig").is_some()
+        || e.child("TrafficPolicyInstanceId").is_some()
+    {
+        return Err(ApiError::new(
+            "NotImplemented",
+            "vpclab emulates simple, weighted, failover and multivalue answer routing only (no latency, geolocation, geoproximity, IP-based or traffic-policy records).",
+        )
+        .with_status(501));
+    }
+    Ok(ResourceRecordSet {
+        name: text("Name").unwrap_or_default(),
+        rtype: text("Type").unwrap_or_default(),
+        set_identifier: text("SetIdentifier"),
+        weight: e
+            .text_of("Weight")
+            .map(|t| parse_number::<u8>("Weight (0 to 255)", t))
+            .transpose()?,
+        failover: text("Failover"),
+        multi_value_answer: e
+            .text_of("MultiValueAnswer")
+            .map(|t| parse_bool("MultiValueAnswer", t))
+            .transpose()?,
+        ttl: e
+            .text_of("TTL")
+            .map(|t| parse_number::<u32>("TTL", t))
+            .transpose()?,
+        records: e
+            .child("ResourceRecords")
+            .into_iter()
+            .flat_map(|r| r.children_named("ResourceRecord"))
+            .map(|r| r.text_of("Value").unwrap_or_default().to_owned())
+            .collect(),
+        alias,
+        health_check_id: text("HealthCheckId"),
+    })
+}
+
+fn list_record_sets(c: &mut Control, env: &Env, id: &str, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(DEFAULT_ACCOUNT, env)?;
+    let zone = world.hosted_zone(id)?;
+    let max = q.max_items(MAX_ITEMS_RRSETS)?;
+    if q.get("type").is_some() && q.get("name").is_none() {
+        return Err(invalid_input(
+            "The input is not valid: you must specify StartRecordName when you specify StartRecordType",
+        ));
+    }
+    let start = match q.get("name") {
+        None => None,
+        Some(name) => Some(ResourceRecordSet {
+            name: normalize_name(name)?,
+            rtype: q.get("type").unwrap_or_default().to_owned(),
+            set_identifier: q.get("identifier").map(str::to_owned),
+            ..ResourceRecordSet::default()
+        }),
+    };
+    let sets: Vec<&ResourceRecordSet> = zone
+        .record_sets
+        .iter()
+        .filter(|s| {
+            start
+                .as_ref()
+                .is_none_or(|st| rrset_order(s, st) != std::cmp::Ordering::Less)
+        })
+        .collect();
+    let truncated = sets.len() > max;
+    let mut x = Xml::new();
+    x.node("ResourceRecordSets", |x| {
+        for set in sets.iter().take(max) {
+            rrset_xml(x, set);
+        }
+    });
+    x.leaf("IsTruncated", truncated);
+    if truncated {
+        let next = sets[max];
+        x.leaf("NextRecordName", render_name(&next.name))
+            .leaf("NextRecordType", &next.rtype)
+            .opt("NextRecordIdentifier", next.set_identifier.as_deref());
+    }
+    x.leaf("MaxItems", max);
+    Ok(ok("ListResourceRecordSets", x.finish()))
+}
+
+fn rrset_xml(x: &mut Xml, set: &ResourceRecordSet) {
+    x.node("ResourceRecordSet", |x| {
+        x.leaf("Name", render_name(&set.name))
+            .leaf("Type", &set.rtype)
+            .opt("SetIdentifier", set.set_identifier.as_deref())
+            .opt("Weight", set.weight)
+            .opt("Failover", set.failover.as_deref())
+            .opt("MultiValueAnswer", set.multi_value_answer)
+            .opt("TTL", set.ttl);
+        if !set.records.is_empty() {
+            x.node("ResourceRecords", |x| {
+                for value in &set.records {
+                    x.node("ResourceRecord", |x| {
+                        x.leaf("Value", value);
+                    });
+                }
+            });
+        }
+        if let Some(alias) = &set.alias {
+            x.node("AliasTarget", |x| {
+                x.leaf(
+                    "HostedZoneId",
+                    bare_id(&alias.hosted_zone_id, "/hostedzone/"),
+                )
+                .leaf("DNSName", render_name(&normalize_or_keep(&alias.dns_name)))
+                .leaf("EvaluateTargetHealth", alias.evaluate_target_health);
+            });
+        }
+        x.opt("HealthCheckId", set.health_check_id.as_deref());
+    });
+}
+
+fn normalize_or_keep(name: &str) -> String {
+    normalize_name(name).unwrap_or_else(|_| name.to_owned())
+}

@@ -1,0 +1,138 @@
+//! Compiles a world into the DNS view the resolver answers from: VPCs with their DNS
+//! attributes and CIDR blocks, every network interface's addresses (private, and the
+//! public one mapped to it), and the Route 53 hosted zones with their record sets.
+//!
+//! Called after every committed change (see `cli::up`), so a ChangeResourceRecordSets or
+//! a ModifyVpcAttribute is visible on the next query.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::rr::RecordType;
+
+use super::route53::{HostedZone, ResourceRecordSet};
+use super::{DEFAULT_ACCOUNT, Subscriber, World};
+use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+
+/// A control subscriber that keeps `shared` equal to the DNS view of every world (the
+/// default account's first, so its seed decides weighted answers): after each committed
+/// change the next query sees the new state.
+pub fn dns_subscriber(shared: SharedView) -> Subscriber {
+    let per_account: Mutex<BTreeMap<String, DnsView>> = Mutex::new(BTreeMap::new());
+    Box::new(move |account: &str, world: &Arc<World>| {
+        let mut views = per_account.lock().unwrap_or_else(|e| e.into_inner());
+        views.insert(account.to_owned(), dns_view(world));
+        let mut merged = views.get(DEFAULT_ACCOUNT).cloned().unwrap_or_default();
+        for (id, view) in views.iter() {
+            if id != DEFAULT_ACCOUNT {
+                merged.absorb(view);
+            }
+        }
+        *shared.write().unwrap_or_else(|e| e.into_inner()) = merged;
+    })
+}
+
+/// The DNS view of one account's world.
+pub fn dns_view(world: &World) -> DnsView {
+    let mut view = DnsView {
+        seed: world.meta().map_or(0, |m| m.seed),
+        ..DnsView::default()
+    };
+    for vpc in world.vpcs.iter() {
+        let cidrs = vpc
+            .cidrs
+            .iter()
+            .filter(|c| c.state == "associated")
+            .map(|c| c.cidr)
+            .collect();
+        view.vpcs.insert(
+            vpc.id.clone(),
+            VpcDns {
+                region: vpc.region.clone(),
+                enable_dns_support: vpc.enable_dns_support,
+                enable_dns_hostnames: vpc.enable_dns_hostnames,
+                cidrs,
+            },
+        );
+    }
+    for eni in world.network_interfaces.iter() {
+        let owner = eni
+            .attachment
+            .as_ref()
+            .map_or_else(|| eni.id.clone(), |a| a.instance_id.clone());
+        view.instances.push(InstanceDns {
+            instance_id: owner.clone(),
+            vpc_id: eni.vpc_id.clone(),
+            private_ip: eni.private_ip,
+            public_ip: eni.association.as_ref().map(|a| a.public_ip),
+            resource_name: false,
+        });
+        for ip in &eni.secondary_ips {
+            // An Elastic IP may be mapped to a secondary address.
+            let public_ip = world
+                .addresses
+                .iter()
+                .find(|a| {
+                    a.association
+                        .as_ref()
+                        .is_some_and(|s| s.network_interface_id == eni.id && s.private_ip == *ip)
+                })
+                .map(|a| a.public_ip);
+            view.instances.push(InstanceDns {
+                instance_id: owner.clone(),
+                vpc_id: eni.vpc_id.clone(),
+                private_ip: *ip,
+                public_ip,
+                resource_name: false,
+            });
+        }
+    }
+    for zone in world.hosted_zones.iter() {
+        view.zones.insert(zone.id.clone(), compile_zone(zone));
+    }
+    view
+}
+
+/// One hosted zone as the engine sees it. Values were validated when they were written;
+/// one that no longer parses (a newer state dir) is skipped, not fatal.
+pub fn compile_zone(zone: &HostedZone) -> dns::HostedZone {
+    let mut out = dns::HostedZone::new(&zone.name, zone.private);
+    out.vpcs = zone.vpcs.iter().map(|v| v.vpc_id.clone()).collect();
+    for set in &zone.record_sets {
+        if let Some(compiled) = compile_set(set)
+            && let Err(e) = out.insert(&set.name, compiled)
+        {
+            tracing::warn!(zone = %zone.id, error = %e, "record set left out of DNS");
+        }
+    }
+    out
+}
+
+fn compile_set(set: &ResourceRecordSet) -> Option<RecordSet> {
+    let rtype = RecordType::from_str(&set.rtype).ok()?;
+    let mut compiled = match &set.alias {
+        Some(alias) => RecordSet::alias(rtype, &alias.dns_name, alias.evaluate_target_health),
+        None => {
+            let values: Vec<&str> = set.records.iter().map(String::as_str).collect();
+            RecordSet::simple(rtype, set.ttl.unwrap_or(300), &values).ok()?
+        }
+    };
+    let identifier = set.set_identifier.as_deref().unwrap_or_default();
+    if let Some(weight) = set.weight {
+        compiled = compiled.with_policy(Policy::Weighted(weight), identifier);
+    } else if let Some(role) = &set.failover {
+        let role = if role == "SECONDARY" {
+            FailoverRole::Secondary
+        } else {
+            FailoverRole::Primary
+        };
+        compiled = compiled.with_policy(Policy::Failover(role), identifier);
+    } else if set.multi_value_answer.is_some() {
+        compiled = compiled.with_policy(Policy::MultiValue, identifier);
+    }
+    if let Some(id) = &set.health_check_id {
+        compiled = compiled.with_health_check(id);
+    }
+    Some(compiled)
+}

@@ -7,6 +7,7 @@
 //! - [`keys`]: key-pair material with AWS's formats and fingerprints.
 //! - [`catalog`]: the machine images and instance types every world offers.
 //! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
+//! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
 
 pub mod api;
 pub mod catalog;
@@ -15,3 +16,4 @@ pub mod dns;
 pub mod instance;
 pub mod keys;
 pub mod model;
+pub mod world;

@@ -171,6 +171,7 @@ impl Runtime {
             subnet,
             mac: profile.mac.clone(),
             timeout_cap: self.worlds.cfg().instance_timeout_cap,
+            local: Default::default(),
         });
         let path = self.dir().join(format!("{}.json", ri.instance_id));
         let disk = load_disk(&path);

@@ -317,7 +317,7 @@ impl AccountWorld {
             return "no answer".to_string();
         };
         match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {
-            (Outcome::Drop(reason), _) => format!("the packet was {reason}"),
+            (Outcome::Drop(reason), _) => format!("dropped: {reason}"),
             (Outcome::Deliver(_), Some(Outcome::Drop(reason))) => {
                 format!("the reply was dropped: {reason}")
             }

@@ -2,9 +2,14 @@
 //! ping and DNS query the emulated shell makes leaves through the instance's interface
 //! and crosses security groups, network ACLs, route tables and gateways like any packet.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
 
 use ipnet::Ipv4Net;
 use vpclab_netstack::host::{Host, TcpListener, VPC_MTU};
@@ -22,27 +27,50 @@ pub struct HostNet {
     /// An upper bound on every timeout the instance's tools ask for (a test knob:
     /// `dnf` waits 30 s for its mirror, as the real one does).
     pub(crate) timeout_cap: Option<Duration>,
+    /// Listeners by port, for connections the instance makes to itself (127.0.0.1 or
+    /// its own address): those never reach the fabric, as on Linux, where they stay on
+    /// the loopback interface.
+    pub(crate) local: Mutex<BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>,
 }
+
+/// Buffer of an in-instance (loopback) connection.
+const LOOPBACK_BUF: usize = 256 * 1024;
 
 impl HostNet {
     fn cap(&self, t: Duration) -> Duration {
         self.timeout_cap.map_or(t, |c| t.min(c))
     }
 
-    /// Loopback has no place on the fabric: a connection to 127.0.0.1 goes to the
-    /// instance's own address, which the fabric delivers back to it.
-    fn local(&self, ip: Ipv4Addr) -> Ipv4Addr {
-        if ip.is_loopback() { self.addr } else { ip }
+    fn is_self(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || ip == self.addr
+    }
+
+    fn lock_local(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>
+    {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-struct HostListener(TcpListener);
+/// Accepts from the fabric and from the instance itself.
+struct HostListener {
+    fabric: TcpListener,
+    local: mpsc::UnboundedReceiver<(DuplexStream, SocketAddrV4)>,
+}
 
 impl NetListener for HostListener {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddrV4)>> {
         Box::pin(async move {
-            let (s, peer) = self.0.accept().await?;
-            Ok((Box::new(s) as Box<dyn NetStream>, peer))
+            tokio::select! {
+                r = self.fabric.accept() => {
+                    let (s, peer) = r?;
+                    Ok((Box::new(s) as Box<dyn NetStream>, peer))
+                }
+                Some((s, peer)) = self.local.recv() => {
+                    Ok((Box::new(s) as Box<dyn NetStream>, peer))
+                }
+            }
         })
     }
 }
@@ -53,8 +81,19 @@ impl InstanceNet for HostNet {
         dst: SocketAddrV4,
         timeout: Duration,
     ) -> BoxFuture<'_, io::Result<Box<dyn NetStream>>> {
-        let dst = SocketAddrV4::new(self.local(*dst.ip()), dst.port());
         let timeout = self.cap(timeout);
+        if self.is_self(*dst.ip()) {
+            // Linux answers a connection to a closed local port with a reset at once.
+            let tx = self.lock_local().get(&dst.port()).cloned();
+            let peer = SocketAddrV4::new(*dst.ip(), 40000);
+            return Box::pin(async move {
+                let tx = tx.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                let (a, b) = tokio::io::duplex(LOOPBACK_BUF);
+                tx.send((b, peer))
+                    .map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                Ok(Box::new(a) as Box<dyn NetStream>)
+            });
+        }
         Box::pin(async move {
             let s = self.host.connect_timeout(dst, timeout).await?;
             Ok(Box::new(s) as Box<dyn NetStream>)
@@ -63,8 +102,10 @@ impl InstanceNet for HostNet {
 
     fn tcp_listen(&self, port: u16) -> BoxFuture<'_, io::Result<Box<dyn NetListener>>> {
         Box::pin(async move {
-            let l = self.host.listen(port)?;
-            Ok(Box::new(HostListener(l)) as Box<dyn NetListener>)
+            let fabric = self.host.listen(port)?;
+            let (tx, local) = mpsc::unbounded_channel();
+            self.lock_local().insert(port, tx);
+            Ok(Box::new(HostListener { fabric, local }) as Box<dyn NetListener>)
         })
     }
 
@@ -74,9 +115,15 @@ impl InstanceNet for HostNet {
         _seq: u16,
         timeout: Duration,
     ) -> BoxFuture<'_, io::Result<PingReply>> {
-        let dst = self.local(dst);
         let timeout = self.cap(timeout);
+        let to_self = self.is_self(dst);
         Box::pin(async move {
+            if to_self {
+                return Ok(PingReply {
+                    rtt: Duration::from_micros(30),
+                    ttl: 64,
+                });
+            }
             let rtt = self.host.ping(dst, timeout).await?;
             // The host layer does not report the reply's TTL; Linux sends with 64.
             Ok(PingReply { rtt, ttl: 64 })

@@ -269,3 +269,17 @@ async fn removed_host_fails_pending_reads() {
     let r = reader.await.unwrap();
     assert!(r.is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn reset_by_peer_is_an_error_not_end_of_stream() {
+    let (_net, a, b) = two_hosts();
+    let listener = b.listen(22).unwrap();
+    let mut c = a.connect(SocketAddrV4::new(B, 22)).await.unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    s.abort();
+    let mut buf = [0u8; 8];
+    let err = c.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    let err = c.write_all(b"more").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}

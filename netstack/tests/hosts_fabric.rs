@@ -344,3 +344,35 @@ async fn resolver_answers_from_the_address_it_was_asked() {
         assert_eq!(&buf[..n], format!("q from {dst}").as_bytes());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn driver_lets_the_fabric_reclaim_finished_connections() {
+    let w = world();
+    let listener = w.app.listen(8080).unwrap();
+    for _ in 0..5 {
+        let mut c = w
+            .web
+            .connect(SocketAddrV4::new(w.ids.app_ip, 8080))
+            .await
+            .unwrap();
+        let (mut s, _) = listener.accept().await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        s.shutdown().await.unwrap();
+        c.read_to_end(&mut buf).await.unwrap();
+    }
+    let tracked = || {
+        w.net
+            .with_forwarder(|f: &mut Fabric| f.stats().tracked_connections)
+            .unwrap()
+    };
+    assert!(tracked() >= 5);
+    // An hour later, the next packet's run gives the fabric its housekeeping.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    w.web
+        .ping(w.ids.app_ip.octets().into(), Duration::from_secs(1))
+        .await
+        .ok();
+    assert!(tracked() <= 1, "still tracked: {}", tracked());
+}

@@ -440,6 +440,8 @@ pub(crate) struct World {
     /// Internet addresses served outside the world (a TUN device): packets
     /// delivered to `Port::Internet` for them, when no host has the address.
     pub(crate) sinks: Vec<(ipnet::Ipv4Net, tokio::sync::mpsc::Sender<Vec<u8>>)>,
+    /// When (µs) the forwarder's housekeeping last ran.
+    last_housekeeping: i64,
     pub(crate) stats: NetStats,
 }
 
@@ -456,6 +458,7 @@ impl World {
             outbox: Vec::new(),
             pool: Vec::new(),
             sinks: Vec::new(),
+            last_housekeeping: 0,
             stats: NetStats::default(),
         }
     }
@@ -595,6 +598,10 @@ impl World {
                 slot.timer = None;
             }
             self.mark_dirty(id);
+        }
+        if now_us - self.last_housekeeping >= super::HOUSEKEEPING_INTERVAL.as_micros() as i64 {
+            self.last_housekeeping = now_us;
+            self.forwarder.housekeeping(now);
         }
         let sent_before = self.stats.sent;
         let mut rounds = 0;

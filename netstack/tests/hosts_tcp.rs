@@ -221,10 +221,10 @@ async fn idle_world_sends_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = net.stats();
     // Ten idle minutes: no keep-alive configured, so not a single packet,
-    // and the driver sleeps (a busy driver would never let the paused clock
-    // advance and this test would hang).
+    // and the driver never wakes up (no periodic tick, no busy polling).
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(net.stats(), before);
+    assert_eq!(net.stats().driver_runs, before.driver_runs);
 }
 
 #[tokio::test(start_paused = true)]

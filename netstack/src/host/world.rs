@@ -410,6 +410,8 @@ pub struct NetStats {
     pub dropped: u64,
     /// Packets the forwarder sent to a port no host is attached to.
     pub unattached: u64,
+    /// Times the driver woke up and ran (an idle world does not).
+    pub driver_runs: u64,
 }
 
 /// What one [`World::run`] left to do.
@@ -588,6 +590,7 @@ impl World {
     /// Returns whether work is left (the driver must come back at once) and
     /// the next timer deadline in µs.
     pub(crate) fn run(&mut self, now: SmolInstant) -> RunResult {
+        self.stats.driver_runs += 1;
         let now_us = now.total_micros();
         while let Some(&(t, id)) = self.timers.first() {
             if t > now_us {

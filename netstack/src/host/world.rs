@@ -134,7 +134,7 @@ impl phy::Device for QueueDevice {
 /// Buffers lent to a host for one poll.
 const SPARES_PER_POLL: usize = 64;
 /// Buffers the world keeps for reuse.
-const POOL_MAX: usize = 1024;
+const POOL_MAX: usize = 256;
 
 /// The kind of a socket whose owner dropped it; it is removed from the set
 /// once it has nothing left to send.

@@ -205,7 +205,7 @@ impl HostSlot {
             tcp_ports: BTreeSet::new(),
             udp_ports: BTreeSet::new(),
             next_ephemeral: *EPHEMERAL.start() + (id.0 % 1000) as u16 * 17,
-            next_icmp_ident: 0x1000 + id.0 as u16,
+            next_icmp_ident: 0x1000u16.wrapping_add(id.0 as u16),
             dirty: false,
             timer: None,
         };

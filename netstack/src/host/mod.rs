@@ -4,7 +4,7 @@
 //! A [`Net`] is one world's set of hosts. Each [`Host`] is a smoltcp
 //! [`Interface`](smoltcp::iface::Interface) (layer 3, `Medium::Ip`) over an
 //! in-memory device, attached to the fabric at a [`Port`]. A driver task
-//! ([`crate::driver`]) polls the hosts and carries every packet a host sends
+//! (`driver.rs`) polls the hosts and carries every packet a host sends
 //! through a [`Forwarder`] (the fabric in production, a simple router in
 //! tests), then into the receiving host's device.
 //!

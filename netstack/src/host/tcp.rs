@@ -125,12 +125,16 @@ impl TcpListener {
         }
         if let Some(i) = found {
             let h = pool.sockets.remove(i);
-            let s = slot.sockets.get::<tcp::Socket>(h);
+            let s = slot.sockets.get_mut::<tcp::Socket>(h);
+            // An established connection may stay idle for ever.
+            s.set_timeout(None);
             let (Some(local), Some(peer)) = (s.local_endpoint(), s.remote_endpoint()) else {
                 // An established socket always has both endpoints.
                 slot.orphan_abort(h, None);
                 return Poll::Ready(Err(io::Error::other("accepted socket without endpoints")));
             };
+            // The socket's next timer changed: let the driver recompute it.
+            shared.kick(&mut world, self.host.id);
             let stream = TcpStream {
                 host: self.host.clone(),
                 handle: h,

@@ -18,9 +18,14 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndp
 use super::{Forwarder, HostConfig, HostId, TcpConfig};
 use crate::port::Port;
 
-/// How long a socket whose owner went away may linger (FIN-WAIT, LAST-ACK)
-/// before it is aborted. Linux's `tcp_fin_timeout` default is 60 s.
+/// How long a socket whose owner went away may go without hearing from the
+/// peer (FIN-WAIT, LAST-ACK) before it is aborted. Linux's `tcp_fin_timeout`
+/// default is 60 s.
 const ORPHAN_TIMEOUT: SmolDuration = SmolDuration::from_secs(60);
+
+/// How long a half-open connection on a listener may wait for the
+/// client's ACK (Linux: 5 SYN-ACK retries, about 63 s).
+const HANDSHAKE_TIMEOUT: SmolDuration = SmolDuration::from_secs(63);
 
 /// At most this many rounds of "poll every dirty host, forward what they
 /// sent" run under one lock acquisition; then the driver yields so that
@@ -291,6 +296,10 @@ impl HostSlot {
         }
         let waker = pool.waker.clone();
         let mut s = self.new_tcp_socket();
+        // A handshake that never completes (the SYN-ACK is dropped on the
+        // way back) is given up, as Linux does after its SYN-ACK retries;
+        // `accept` clears the timeout.
+        s.set_timeout(Some(HANDSHAKE_TIMEOUT));
         if let Some(w) = &waker {
             s.register_recv_waker(w);
         }
@@ -345,8 +354,25 @@ impl HostSlot {
         self.reap();
     }
 
-    /// Remove sockets nobody owns any more once they are done.
+    /// Remove sockets nobody owns any more once they are done, and
+    /// connections that died on a listener before being accepted.
     fn reap(&mut self) {
+        for pool in self.listeners.values_mut() {
+            let sockets = &mut self.sockets;
+            pool.sockets.retain(|&h| {
+                // Listening sockets are made just before the SYN that needs
+                // one; any left over (a handshake that was reset or gave up
+                // returns to LISTEN) would only lengthen the socket scan.
+                let dead = matches!(
+                    sockets.get::<tcp::Socket>(h).state(),
+                    tcp::State::Closed | tcp::State::Listen
+                );
+                if dead {
+                    sockets.remove(h);
+                }
+                !dead
+            });
+        }
         let sockets = &mut self.sockets;
         let tcp_ports = &mut self.tcp_ports;
         let udp_ports = &mut self.udp_ports;

@@ -1,7 +1,7 @@
 //! The simulated internet of a world: the services outside every VPC, and
 //! the learner's computer.
 //!
-//! All of them are hosts at [`Port::Internet`] (MTU 1500), found by their
+//! All of them are hosts at [`Port::Internet`](crate::Port::Internet) (MTU 1500), found by their
 //! address (ARCHITECTURE.md, "Address plan"):
 //!
 //! | address | what |

@@ -344,3 +344,113 @@ async fn resolver_answers_from_the_address_it_was_asked() {
         assert_eq!(&buf[..n], format!("q from {dst}").as_bytes());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn driver_lets_the_fabric_reclaim_finished_connections() {
+    let w = world();
+    let listener = w.app.listen(8080).unwrap();
+    for _ in 0..5 {
+        let mut c = w
+            .web
+            .connect(SocketAddrV4::new(w.ids.app_ip, 8080))
+            .await
+            .unwrap();
+        let (mut s, _) = listener.accept().await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        s.shutdown().await.unwrap();
+        c.read_to_end(&mut buf).await.unwrap();
+    }
+    let tracked = || {
+        w.net
+            .with_forwarder(|f: &mut Fabric| f.stats().tracked_connections)
+            .unwrap()
+    };
+    assert!(tracked() >= 5);
+    // An hour later, the next packet's run gives the fabric its housekeeping.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    w.web
+        .ping(w.ids.app_ip.octets().into(), Duration::from_secs(1))
+        .await
+        .ok();
+    assert!(tracked() <= 1, "still tracked: {}", tracked());
+}
+
+/// The fabric, noting the largest packet that crossed to or from the
+/// internet and the largest inside the VPC.
+struct Measuring {
+    fabric: Fabric,
+    largest_internet: usize,
+    largest_vpc: usize,
+}
+
+impl vpclab_netstack::host::Forwarder for Measuring {
+    fn forward(
+        &mut self,
+        now: smoltcp::time::Instant,
+        ingress: &Port,
+        packet: &mut Vec<u8>,
+    ) -> Option<Port> {
+        let to = self.fabric.process(now, ingress, packet).outcome;
+        match to {
+            vpclab_netstack::Outcome::Deliver(port) => {
+                if port == Port::Internet || *ingress == Port::Internet {
+                    self.largest_internet = self.largest_internet.max(packet.len());
+                } else {
+                    self.largest_vpc = self.largest_vpc.max(packet.len());
+                }
+                Some(port)
+            }
+            vpclab_netstack::Outcome::Drop(_) => None,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn jumbo_frames_inside_the_vpc_1500_bytes_across_the_internet_gateway() {
+    let (topology, ids) = fixture::public_private_vpc();
+    let net = Net::new(Measuring {
+        fabric: Fabric::new(Arc::new(topology)),
+        largest_internet: 0,
+        largest_vpc: 0,
+    });
+    let web = vpc_host(&net, &ids.web_eni, ids.web_ip);
+    let app = vpc_host(&net, &ids.app_eni, ids.app_ip);
+    let inet = Internet::start(&net).unwrap();
+    let blob = vec![7u8; 200_000];
+    inet.mirror().put("/blob", blob.clone());
+    // Internet -> public instance (download) and back.
+    let got = http::get(
+        &web,
+        SocketAddrV4::new(internet::MIRROR_ADDR, 80),
+        "m",
+        "/blob",
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.body, blob);
+    // Instance -> instance inside the VPC.
+    let listener = app.listen(8080).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        buf.len()
+    });
+    let mut c = web
+        .connect(SocketAddrV4::new(ids.app_ip, 8080))
+        .await
+        .unwrap();
+    c.write_all(&blob).await.unwrap();
+    c.shutdown().await.unwrap();
+    assert_eq!(server.await.unwrap(), blob.len());
+    let (internet_max, vpc_max) = net
+        .with_forwarder(|m: &mut Measuring| (m.largest_internet, m.largest_vpc))
+        .unwrap();
+    assert_eq!(
+        internet_max, 1500,
+        "TCP MSS keeps internet packets at 1500 bytes"
+    );
+    assert_eq!(vpc_max, 9001, "jumbo frames between instances");
+}

@@ -221,10 +221,10 @@ async fn idle_world_sends_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = net.stats();
     // Ten idle minutes: no keep-alive configured, so not a single packet,
-    // and the driver sleeps (a busy driver would never let the paused clock
-    // advance and this test would hang).
+    // and the driver never wakes up (no periodic tick, no busy polling).
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(net.stats(), before);
+    assert_eq!(net.stats().driver_runs, before.driver_runs);
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,4 +268,55 @@ async fn removed_host_fails_pending_reads() {
     a.remove();
     let r = reader.await.unwrap();
     assert!(r.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_by_peer_is_an_error_not_end_of_stream() {
+    let (_net, a, b) = two_hosts();
+    let listener = b.listen(22).unwrap();
+    let mut c = a.connect(SocketAddrV4::new(B, 22)).await.unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    s.abort();
+    let mut buf = [0u8; 8];
+    let err = c.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    let err = c.write_all(b"more").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_handshake_is_given_up_and_the_world_goes_quiet() {
+    let (net, a, b) = two_hosts();
+    let listener = b.listen(22).unwrap();
+    // The SYN-ACKs never come back (a NACL without the ephemeral range).
+    net.with_forwarder(|f: &mut AddressForwarder| {
+        f.set_filter(|ingress, _| *ingress != Port::Eni("eni-b".into()))
+    })
+    .unwrap();
+    let err = a
+        .connect_timeout(SocketAddrV4::new(B, 22), Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    // The server gives up its half-open connection after about a minute and
+    // stops retransmitting: the world falls idle, nothing is left to accept.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let before = net.stats();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(net.stats(), before);
+    assert_eq!(b.socket_count(), 0);
+    drop(listener);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accepted_connection_may_stay_idle_for_hours() {
+    let (_net, a, b) = two_hosts();
+    let listener = b.listen(22).unwrap();
+    let mut c = a.connect(SocketAddrV4::new(B, 22)).await.unwrap();
+    let (mut s, _) = listener.accept().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    s.write_all(b"still here").await.unwrap();
+    let mut buf = [0u8; 10];
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"still here");
 }

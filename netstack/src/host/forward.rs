@@ -81,4 +81,8 @@ impl Forwarder for crate::Fabric {
             }
         }
     }
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.expire(now);
+    }
 }

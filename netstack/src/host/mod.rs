@@ -4,7 +4,7 @@
 //! A [`Net`] is one world's set of hosts. Each [`Host`] is a smoltcp
 //! [`Interface`](smoltcp::iface::Interface) (layer 3, `Medium::Ip`) over an
 //! in-memory device, attached to the fabric at a [`Port`]. A driver task
-//! ([`crate::driver`]) polls the hosts and carries every packet a host sends
+//! (`driver.rs`) polls the hosts and carries every packet a host sends
 //! through a [`Forwarder`] (the fabric in production, a simple router in
 //! tests), then into the receiving host's device.
 //!
@@ -85,7 +85,15 @@ pub trait Forwarder: Send + std::any::Any {
     /// place if needed (NAT, TTL) and return the port it must be delivered
     /// to, or `None` if it is dropped.
     fn forward(&mut self, now: SmolInstant, ingress: &Port, packet: &mut Vec<u8>) -> Option<Port>;
+
+    /// Reclaim idle state (connection tracking, NAT mappings). Called by the
+    /// driver at most every [`HOUSEKEEPING_INTERVAL`], and only while
+    /// packets flow: an idle world stays asleep.
+    fn housekeeping(&mut self, _now: SmolInstant) {}
 }
+
+/// How often the driver calls [`Forwarder::housekeeping`] while busy.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Errors of host management (socket operations return `std::io::Error`,
 /// as tokio's do).

@@ -17,6 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::world::{ListenerPool, SocketKind};
 use super::{Host, NetError};
 
+fn reset() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer")
+}
+
 fn gone() -> io::Error {
     NetError::HostGone.into()
 }
@@ -121,16 +125,21 @@ impl TcpListener {
         }
         if let Some(i) = found {
             let h = pool.sockets.remove(i);
-            let s = slot.sockets.get::<tcp::Socket>(h);
+            let s = slot.sockets.get_mut::<tcp::Socket>(h);
+            // An established connection may stay idle for ever.
+            s.set_timeout(None);
             let (Some(local), Some(peer)) = (s.local_endpoint(), s.remote_endpoint()) else {
                 // An established socket always has both endpoints.
                 slot.orphan_abort(h, None);
                 return Poll::Ready(Err(io::Error::other("accepted socket without endpoints")));
             };
+            // The socket's next timer changed: let the driver recompute it.
+            shared.kick(&mut world, self.host.id);
             let stream = TcpStream {
                 host: self.host.clone(),
                 handle: h,
                 ephemeral: None,
+                closed_by_us: false,
                 local: v4(local),
                 peer: v4(peer),
             };
@@ -179,6 +188,9 @@ pub struct TcpStream {
     handle: SocketHandle,
     /// The ephemeral port to free when the socket is gone (client side).
     ephemeral: Option<u16>,
+    /// Whether this side sent FIN: then a socket found CLOSED ended
+    /// normally; otherwise it was reset (or aborted by a timeout).
+    closed_by_us: bool,
     local: SocketAddrV4,
     peer: SocketAddrV4,
 }
@@ -231,6 +243,7 @@ impl TcpStream {
                 host: host.clone(),
                 handle,
                 ephemeral: Some(port),
+                closed_by_us: false,
                 local,
                 peer: dst,
             }
@@ -332,6 +345,7 @@ impl AsyncRead for TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &*self;
+        let closed_by_us = this.closed_by_us;
         let r = this.with_socket_kick(|s| {
             if s.can_recv() {
                 // Whether the window had closed to less than half: only then
@@ -354,8 +368,11 @@ impl AsyncRead for TcpStream {
                     }
                 }
                 (Poll::Ready(Ok(())), total > 0 && was_tight)
+            } else if s.state() == tcp::State::Closed && !closed_by_us {
+                // CLOSED without our FIN: the peer reset the connection.
+                (Poll::Ready(Err(reset())), false)
             } else if !s.may_recv() {
-                // FIN received, or the connection is gone: end of stream.
+                // FIN received: end of stream.
                 (Poll::Ready(Ok(())), false)
             } else {
                 s.register_recv_waker(&this.host.shared.waker(cx));
@@ -376,8 +393,11 @@ impl AsyncWrite for TcpStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &*self;
+        let closed_by_us = this.closed_by_us;
         let r = this.with_socket_kick(|s| {
-            if !s.may_send() {
+            if s.state() == tcp::State::Closed && !closed_by_us {
+                (Poll::Ready(Err(reset())), false)
+            } else if !s.may_send() {
                 let e = io::Error::new(io::ErrorKind::BrokenPipe, "connection closed");
                 (Poll::Ready(Err(e)), false)
             } else if s.can_send() {
@@ -406,7 +426,8 @@ impl AsyncWrite for TcpStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.closed_by_us = true;
         match self.with_socket_kick(|s| {
             s.close();
             ((), true)

@@ -18,9 +18,14 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndp
 use super::{Forwarder, HostConfig, HostId, TcpConfig};
 use crate::port::Port;
 
-/// How long a socket whose owner went away may linger (FIN-WAIT, LAST-ACK)
-/// before it is aborted. Linux's `tcp_fin_timeout` default is 60 s.
+/// How long a socket whose owner went away may go without hearing from the
+/// peer (FIN-WAIT, LAST-ACK) before it is aborted. Linux's `tcp_fin_timeout`
+/// default is 60 s.
 const ORPHAN_TIMEOUT: SmolDuration = SmolDuration::from_secs(60);
+
+/// How long a half-open connection on a listener may wait for the
+/// client's ACK (Linux: 5 SYN-ACK retries, about 63 s).
+const HANDSHAKE_TIMEOUT: SmolDuration = SmolDuration::from_secs(63);
 
 /// At most this many rounds of "poll every dirty host, forward what they
 /// sent" run under one lock acquisition; then the driver yields so that
@@ -134,7 +139,7 @@ impl phy::Device for QueueDevice {
 /// Buffers lent to a host for one poll.
 const SPARES_PER_POLL: usize = 64;
 /// Buffers the world keeps for reuse.
-const POOL_MAX: usize = 1024;
+const POOL_MAX: usize = 256;
 
 /// The kind of a socket whose owner dropped it; it is removed from the set
 /// once it has nothing left to send.
@@ -205,7 +210,7 @@ impl HostSlot {
             tcp_ports: BTreeSet::new(),
             udp_ports: BTreeSet::new(),
             next_ephemeral: *EPHEMERAL.start() + (id.0 % 1000) as u16 * 17,
-            next_icmp_ident: 0x1000 + id.0 as u16,
+            next_icmp_ident: 0x1000u16.wrapping_add(id.0 as u16),
             dirty: false,
             timer: None,
         };
@@ -291,6 +296,10 @@ impl HostSlot {
         }
         let waker = pool.waker.clone();
         let mut s = self.new_tcp_socket();
+        // A handshake that never completes (the SYN-ACK is dropped on the
+        // way back) is given up, as Linux does after its SYN-ACK retries;
+        // `accept` clears the timeout.
+        s.set_timeout(Some(HANDSHAKE_TIMEOUT));
         if let Some(w) = &waker {
             s.register_recv_waker(w);
         }
@@ -345,8 +354,25 @@ impl HostSlot {
         self.reap();
     }
 
-    /// Remove sockets nobody owns any more once they are done.
+    /// Remove sockets nobody owns any more once they are done, and
+    /// connections that died on a listener before being accepted.
     fn reap(&mut self) {
+        for pool in self.listeners.values_mut() {
+            let sockets = &mut self.sockets;
+            pool.sockets.retain(|&h| {
+                // Listening sockets are made just before the SYN that needs
+                // one; any left over (a handshake that was reset or gave up
+                // returns to LISTEN) would only lengthen the socket scan.
+                let dead = matches!(
+                    sockets.get::<tcp::Socket>(h).state(),
+                    tcp::State::Closed | tcp::State::Listen
+                );
+                if dead {
+                    sockets.remove(h);
+                }
+                !dead
+            });
+        }
         let sockets = &mut self.sockets;
         let tcp_ports = &mut self.tcp_ports;
         let udp_ports = &mut self.udp_ports;
@@ -410,6 +436,8 @@ pub struct NetStats {
     pub dropped: u64,
     /// Packets the forwarder sent to a port no host is attached to.
     pub unattached: u64,
+    /// Times the driver woke up and ran (an idle world does not).
+    pub driver_runs: u64,
 }
 
 /// What one [`World::run`] left to do.
@@ -440,6 +468,8 @@ pub(crate) struct World {
     /// Internet addresses served outside the world (a TUN device): packets
     /// delivered to `Port::Internet` for them, when no host has the address.
     pub(crate) sinks: Vec<(ipnet::Ipv4Net, tokio::sync::mpsc::Sender<Vec<u8>>)>,
+    /// When (µs) the forwarder's housekeeping last ran.
+    last_housekeeping: i64,
     pub(crate) stats: NetStats,
 }
 
@@ -456,6 +486,7 @@ impl World {
             outbox: Vec::new(),
             pool: Vec::new(),
             sinks: Vec::new(),
+            last_housekeeping: 0,
             stats: NetStats::default(),
         }
     }
@@ -585,6 +616,7 @@ impl World {
     /// Returns whether work is left (the driver must come back at once) and
     /// the next timer deadline in µs.
     pub(crate) fn run(&mut self, now: SmolInstant) -> RunResult {
+        self.stats.driver_runs += 1;
         let now_us = now.total_micros();
         while let Some(&(t, id)) = self.timers.first() {
             if t > now_us {
@@ -595,6 +627,10 @@ impl World {
                 slot.timer = None;
             }
             self.mark_dirty(id);
+        }
+        if now_us - self.last_housekeeping >= super::HOUSEKEEPING_INTERVAL.as_micros() as i64 {
+            self.last_housekeeping = now_us;
+            self.forwarder.housekeeping(now);
         }
         let sent_before = self.stats.sent;
         let mut rounds = 0;

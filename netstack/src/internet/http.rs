@@ -1,6 +1,6 @@
 //! A deliberately tiny HTTP/1.1 server and client over the host layer's
-//! [`TcpStream`], enough for the simulated internet's services and for
-//! `curl`-like tools on instances.
+//! [`TcpStream`](crate::host::TcpStream), enough for the simulated
+//! internet's services and for `curl`-like tools on instances.
 //!
 //! One request per connection (`Connection: close`), bodies by
 //! `Content-Length`, no chunked encoding, no TLS. Anything more belongs in a

@@ -51,6 +51,8 @@ pub mod region;
 pub mod route53;
 pub mod route53_dns;
 pub mod route_table;
+#[cfg(test)]
+mod rules_tests;
 pub mod sg;
 pub mod store;
 pub mod subnet;

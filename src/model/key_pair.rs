@@ -207,6 +207,8 @@ impl World {
         if !names.is_empty() {
             rows.retain(|k| names.contains(&k.name));
         }
+        // By name: ids are random-looking, names are what a learner scans for.
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }
 

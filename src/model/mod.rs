@@ -49,6 +49,8 @@ pub mod nacl;
 pub mod nat;
 pub mod region;
 pub mod route_table;
+#[cfg(test)]
+mod rules_tests;
 pub mod sg;
 pub mod store;
 pub mod subnet;

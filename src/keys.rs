@@ -284,6 +284,109 @@ pub fn warm_rsa_pool() {
     rsa_pool().wanted.notify_one();
 }
 
+/// Converts created key material to PuTTY's format (`CreateKeyPair --key-format ppk`):
+/// a version 3 `.ppk` file, unencrypted, whose MAC is HMAC-SHA-256 with an empty key over
+/// the algorithm, encryption, comment, public blob and private blob (PuTTY's
+/// `sshpubk.c` rules). The fingerprint does not change with the file format.
+pub fn to_ppk(key: &CreatedKey, comment: &str) -> Result<String, KeyError> {
+    use hmac::{Hmac, Mac as _};
+    let internal =
+        |what: &str, e: &dyn std::fmt::Display| KeyError::Internal(format!("{what}: {e}"));
+    let (algorithm, public_blob, private_blob) = match key.key_type {
+        KeyType::Rsa => {
+            let der = pem_body(key.private_key.trim(), "RSA PRIVATE KEY")?;
+            let rsa_key =
+                <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_der(&der)
+                    .map_err(|e| internal("PKCS#1 decoding", &e))?;
+            let pair = ssh_key::private::RsaKeypair::try_from(&rsa_key)
+                .map_err(|e| internal("SSH RSA conversion", &e))?;
+            let public = ssh_key::public::KeyData::Rsa(pair.public().clone());
+            let mut private = Vec::new();
+            // PuTTY's RSA private blob: d, p, q, iqmp (q⁻¹ mod p), each an SSH mpint.
+            for m in [
+                pair.private().d(),
+                pair.private().p(),
+                pair.private().q(),
+                pair.private().iqmp(),
+            ] {
+                put_string(&mut private, m.as_bytes());
+            }
+            ("ssh-rsa", public, private)
+        }
+        KeyType::Ed25519 => {
+            let parsed = ssh_key::PrivateKey::from_openssh(&key.private_key)
+                .map_err(|e| internal("OpenSSH decoding", &e))?;
+            let pair = parsed
+                .key_data()
+                .ed25519()
+                .ok_or_else(|| KeyError::Internal("not an Ed25519 key".into()))?;
+            // PuTTY stores the 32-byte seed as an unsigned little-endian integer, without
+            // its most significant zero bytes.
+            let seed = pair.private.to_bytes();
+            let used = seed.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            let mut private = Vec::new();
+            put_string(&mut private, &seed[..used]);
+            (
+                "ssh-ed25519",
+                parsed.public_key().key_data().clone(),
+                private,
+            )
+        }
+    };
+    let public_blob = {
+        use ssh_key::encoding::Encode as _;
+        public_blob
+            .encode_vec()
+            .map_err(|e| internal("SSH blob encoding", &e))?
+    };
+    let mut mac_input = Vec::new();
+    for field in [
+        algorithm.as_bytes(),
+        b"none",
+        comment.as_bytes(),
+        &public_blob,
+        &private_blob,
+    ] {
+        put_string(&mut mac_input, field);
+    }
+    let mut mac =
+        <Hmac<Sha256> as hmac::Mac>::new_from_slice(&[]).map_err(|e| internal("HMAC", &e))?;
+    mac.update(&mac_input);
+    let mac = hex::encode(mac.finalize().into_bytes());
+    let lines = |blob: &[u8]| -> Vec<String> {
+        BASE64
+            .encode(blob)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    };
+    let public_lines = lines(&public_blob);
+    let private_lines = lines(&private_blob);
+    let mut out = format!(
+        "PuTTY-User-Key-File-3: {algorithm}\nEncryption: none\nComment: {comment}\nPublic-Lines: {}\n",
+        public_lines.len()
+    );
+    for l in &public_lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(&format!("Private-Lines: {}\n", private_lines.len()));
+    for l in &private_lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(&format!("Private-MAC: {mac}\n"));
+    Ok(out)
+}
+
+/// SSH `string`: a 32-bit big-endian length, then the bytes (RFC 4251 §5).
+fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
 /// Decodes `ImportKeyPair`'s `PublicKeyMaterial`. The API carries it base64-encoded (the
 /// CLI encodes `fileb://key.pub`); a value that is already a key in text form (some tools
 /// send the file as is) is accepted too.
@@ -847,6 +950,51 @@ mod tests {
         for k in [a, b] {
             let parsed = parse_openssh_public_key(&k.public_key).expect("parse");
             assert_eq!(parsed.key_data().rsa().expect("rsa").key_size(), 2048);
+        }
+    }
+
+    #[test]
+    fn ppk_files_load_in_the_ssh_key_ppk_reader_with_a_valid_mac() {
+        for key in [
+            generate_rsa(&mut rng(11)).expect("rsa"),
+            generate_ed25519(&mut rng(12)).expect("ed25519"),
+        ] {
+            let ppk = to_ppk(&key, "lab").expect("ppk");
+            assert!(ppk.starts_with("PuTTY-User-Key-File-3: ssh-"), "{ppk}");
+            let parsed = ssh_key::PrivateKey::from_ppk(&ppk, None).expect("valid ppk with MAC");
+            assert_eq!(
+                openssh_line(parsed.public_key().key_data()).expect("line"),
+                key.public_key
+            );
+            assert_eq!(parsed.comment().as_str_lossy(), "lab");
+        }
+    }
+
+    #[test]
+    fn puttygen_accepts_ppk_files_and_recovers_the_same_key() {
+        if Command::new("puttygen").arg("--version").output().is_err() || !have("ssh-keygen") {
+            eprintln!("skipped: puttygen (putty-tools) or ssh-keygen not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Several Ed25519 seeds, so a seed whose last byte is zero is likely among them.
+        let mut keys = vec![generate_rsa(&mut rng(13)).expect("rsa")];
+        for seed in 0..8 {
+            keys.push(generate_ed25519(&mut rng(100 + seed)).expect("ed25519"));
+        }
+        for (n, key) in keys.iter().enumerate() {
+            let ppk = dir.path().join(format!("k{n}.ppk"));
+            std::fs::write(&ppk, to_ppk(key, "lab").expect("ppk")).expect("write");
+            let pem = dir.path().join(format!("k{n}.pem"));
+            // puttygen verifies the MAC on load, then converts to OpenSSH.
+            run(Command::new("puttygen")
+                .arg(&ppk)
+                .args(["-O", "private-openssh-new", "-o"])
+                .arg(&pem));
+            let public = run(Command::new("ssh-keygen").arg("-y").arg("-f").arg(&pem));
+            let got: Vec<&str> = public.split_whitespace().take(2).collect();
+            let want: Vec<&str> = key.public_key.split_whitespace().collect();
+            assert_eq!(got, want, "key {n}");
         }
     }
 

@@ -380,3 +380,34 @@ fn instances_survive_a_daemon_crash_in_the_state_they_had() {
     );
     assert!(console.contains(&format!("ip-{}", private.replace('.', "-"))));
 }
+
+#[test]
+fn boto3_waiters_and_parsed_fields_work_for_instances_and_key_pairs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(&dir.path().join("state"), 300);
+    let script: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "interop",
+        "boto3_instances.py",
+    ]
+    .iter()
+    .collect();
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .env("VPCLAB_ENDPOINT", &d.url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/vpclab-test-config")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "boto3 interop failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

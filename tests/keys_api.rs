@@ -217,3 +217,40 @@ fn delete_key_pair_removes_it_and_deleting_a_missing_one_succeeds() {
     // AWS answers success for a key pair that does not exist.
     d.aws(&["delete-key-pair", "--key-name", "temp"]);
 }
+
+#[test]
+fn key_format_ppk_gives_a_putty_key_puttygen_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(&dir.path().join("state"), 200);
+    let ppk = d.aws_text(&[
+        "create-key-pair",
+        "--key-name",
+        "putty",
+        "--key-format",
+        "ppk",
+        "--query",
+        "KeyMaterial",
+    ]);
+    assert!(ppk.starts_with("PuTTY-User-Key-File-3: ssh-rsa"), "{ppk}");
+    assert!(ppk.contains("Comment: putty"));
+    if Command::new("puttygen").arg("--version").output().is_err() {
+        eprintln!("puttygen (putty-tools) not installed: the file's MAC is not checked here");
+        return;
+    }
+    let path = dir.path().join("putty.ppk");
+    std::fs::write(&path, format!("{ppk}\n")).expect("write");
+    // puttygen checks the MAC on load; the public key it recovers is the stored one.
+    let public = run(Command::new("puttygen").arg(&path).arg("-L"));
+    let stored = d.aws_text(&[
+        "describe-key-pairs",
+        "--key-names",
+        "putty",
+        "--include-public-key",
+        "--query",
+        "KeyPairs[0].PublicKey",
+    ]);
+    assert_eq!(
+        public.split_whitespace().take(2).collect::<Vec<_>>(),
+        stored.split_whitespace().take(2).collect::<Vec<_>>()
+    );
+}

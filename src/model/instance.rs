@@ -25,6 +25,20 @@
 //! has passed, and a restarted daemon resumes where it stopped. The ticker persists the
 //! transitions and their side effects ([`World::advance_instances`]); every mutation
 //! settles the instance first.
+//!
+//! # For the instance runtime
+//!
+//! - Subscribe to the control (`Control::subscribe`): on every committed change (the
+//!   ticker commits each pending → running transition), call
+//!   [`World::runtime_instances`]`(now)` and diff by `instance_id`: boot hosts whose
+//!   state is `Running` (`boots == 1` means the first boot: run user data), stop hosts that are `Stopping`/`Stopped`/`ShuttingDown` or gone, restart
+//!   services when `reboots` grows. Each [`RuntimeInstance`] carries the image family
+//!   and login user, addresses, MAC, groups, resolver, key line and decoded user data.
+//! - Report back through `Control::mutate(account, &env, false, |w, env| …)`:
+//!   [`World::record_host_keys`] (so GetConsoleOutput prints their fingerprints),
+//!   [`World::set_console_output`] / [`World::append_console_output`] (the runtime's
+//!   boot log and user-data output replace vpclab's generated log), and
+//!   [`World::instance_initiated_shutdown`] for `shutdown -h now` inside the instance.
 
 use std::net::Ipv4Addr;
 
@@ -384,8 +398,9 @@ pub struct RuntimeInstance {
     pub public_key: Option<String>,
     /// Decoded user data.
     pub user_data: Option<Vec<u8>>,
-    /// Completed boots: user data runs when the runtime boots an instance with `boots == 0`
-    /// (the boot in progress is the first) — or, once running, `boots == 1`.
+    /// Completed boots, counting a pending → running transition that is due but not yet
+    /// persisted: an instance that is `Running` with `boots == 1` is on its first boot
+    /// (when user data runs).
     pub boots: u32,
     pub reboots: u32,
     pub launch_time: Timestamp,
@@ -1871,7 +1886,11 @@ impl World {
                 key_name: inst.key_name.clone(),
                 public_key: inst.public_key.clone(),
                 user_data: inst.user_data_bytes(),
-                boots: inst.boots,
+                boots: inst.boots
+                    + u32::from(
+                        inst.state == InstanceState::Pending
+                            && view.state == InstanceState::Running,
+                    ),
                 reboots: inst.reboots,
                 launch_time: inst.launch_time,
                 http_tokens: inst.http_tokens.clone(),
@@ -2409,6 +2428,10 @@ mod tests {
         let rt = w.runtime_instances(Timestamp(T0 + 2_000));
         let r = rt.iter().find(|r| r.instance_id == id).expect("listed");
         assert_eq!(r.state, InstanceState::Running);
+        assert_eq!(
+            r.boots, 1,
+            "first boot, even before the ticker persisted it"
+        );
         assert_eq!(r.public_key.as_deref(), Some(key.public_key.as_str()));
         assert_eq!(r.user_data.as_deref(), Some(&b"#!/bin/bash\necho hi\n"[..]));
         assert_eq!(r.default_user.as_deref(), Some("ec2-user"));

@@ -207,6 +207,8 @@ impl World {
         if !names.is_empty() {
             rows.retain(|k| names.contains(&k.name));
         }
+        // By name: ids are random-looking, names are what a learner scans for.
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }
 
@@ -234,5 +236,77 @@ impl World {
             self.drop_tags(id);
         }
         Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng as _;
+
+    fn env(region: &str) -> Env {
+        Env::new(region, Timestamp(1_800_000_000_000))
+    }
+
+    fn key(seed: u64) -> CreatedKey {
+        crate::keys::generate_ed25519(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+            .expect("key")
+    }
+
+    #[test]
+    fn key_names_are_unique_per_region_not_per_account() {
+        let mut w = World::new("000000000000");
+        for r in ["us-east-1", "eu-west-1"] {
+            w.ensure_region(&env(r)).expect("region");
+        }
+        w.create_key_pair(&env("us-east-1"), "lab", &key(1), &[])
+            .expect("first");
+        let dup = w
+            .create_key_pair(&env("us-east-1"), "lab", &key(2), &[])
+            .expect_err("dup");
+        assert_eq!(dup.code, "InvalidKeyPair.Duplicate");
+        w.create_key_pair(&env("eu-west-1"), "lab", &key(3), &[])
+            .expect("other region");
+        let listed = w
+            .describe_key_pairs(&env("eu-west-1"), &[], &[], &[])
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn delete_by_id_removes_the_pair_and_its_tags() {
+        let mut w = World::new("000000000000");
+        w.ensure_region(&env("us-east-1")).expect("region");
+        let spec = TagSpec {
+            resource_type: "key-pair".into(),
+            tags: vec![("Owner".into(), "me".into())],
+        };
+        let row = w
+            .create_key_pair(
+                &env("us-east-1"),
+                "lab",
+                &key(4),
+                std::slice::from_ref(&spec),
+            )
+            .expect("create");
+        assert!(w.tags_of(&row.id).is_some());
+        let deleted = w
+            .delete_key_pair(&env("us-east-1"), None, Some(&row.id))
+            .expect("delete");
+        assert_eq!(deleted.as_deref(), Some(row.id.as_str()));
+        assert!(w.tags_of(&row.id).is_none());
+        let err = w
+            .describe_key_pairs(&env("us-east-1"), &["lab".into()], &[], &[])
+            .expect_err("gone");
+        assert_eq!(err.code, "InvalidKeyPair.NotFound");
+        // A tag specification for another resource type is refused, as on AWS.
+        let bad = TagSpec {
+            resource_type: "instance".into(),
+            tags: vec![],
+        };
+        let err = w
+            .create_key_pair(&env("us-east-1"), "x", &key(5), &[bad])
+            .expect_err("bad spec");
+        assert_eq!(err.code, "InvalidParameterValue");
     }
 }

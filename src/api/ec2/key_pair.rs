@@ -39,20 +39,15 @@ fn create_key_pair(c: &mut Call) -> ApiResult<Xml> {
             ))
         })?,
     };
-    match c.params.get("KeyFormat") {
-        None | Some("") | Some("pem") => {}
-        Some("ppk") => {
-            return Err(ApiError::new(
-                "Unsupported",
-                "KeyFormat ppk is not supported by vpclab; create the key as pem and convert it with puttygen.",
-            ));
-        }
+    let ppk = match c.params.get("KeyFormat") {
+        None | Some("") | Some("pem") => false,
+        Some("ppk") => true,
         Some(f) => {
             return Err(ApiError::invalid_value(format!(
                 "Value ({f}) for parameter KeyFormat is invalid. Valid values are: pem, ppk"
             )));
         }
-    }
+    };
     let specs = c.params.tag_specs()?;
     // Validate before spending randomness on a key the request cannot keep.
     {
@@ -67,12 +62,18 @@ fn create_key_pair(c: &mut Call) -> ApiResult<Xml> {
         KeyType::Ed25519 => keys::generate_ed25519(&mut rand::rng()),
     }
     .map_err(key_error)?;
+    // PuTTY users ask for `.ppk`; the key (and so the fingerprint) is the same.
+    let material = if ppk {
+        keys::to_ppk(&created, &name).map_err(key_error)?
+    } else {
+        created.private_key.clone()
+    };
     let row = c.mutate(|w, env| w.create_key_pair(env, &name, &created, &specs))?;
     let w = c.read()?;
     let mut x = Xml::new();
     x.leaf("keyName", &row.name)
         .leaf("keyFingerprint", &row.fingerprint)
-        .leaf("keyMaterial", &created.private_key)
+        .leaf("keyMaterial", &material)
         .leaf("keyPairId", &row.id);
     tag_set(&mut x, &w, &row.id);
     Ok(x)

@@ -28,7 +28,11 @@ async fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
         _ => cmd.args(["-t", "ed25519"]),
     };
     let out = cmd.output().await.expect("ssh-keygen runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     set_mode(&path, 0o400);
     let public = std::fs::read_to_string(path.with_extension("pub"))
         .or_else(|_| std::fs::read_to_string(format!("{}.pub", path.display())))
@@ -118,7 +122,10 @@ async fn ed25519_login_exec_returns_output_and_exit_status() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let out = ssh(lab.port, &key, "ec2-user", &["no-such-tool"]).await;
     assert_eq!(out.status.code(), Some(127));
-    assert_eq!(text(&out.stderr), "-bash: no-such-tool: command not found\n");
+    assert_eq!(
+        text(&out.stderr),
+        "-bash: no-such-tool: command not found\n"
+    );
     let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
     assert_eq!(out.status.code(), Some(0));
 }
@@ -128,9 +135,18 @@ async fn rsa_pem_key_logs_in_as_ubuntu_on_ubuntu() {
     let (lab, key) = lab(Image::Ubuntu2404, "rsa").await;
     let pem = std::fs::read_to_string(&key).expect("key");
     assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    let out = ssh(lab.port, &key, "ubuntu", &["id -un && grep PRETTY /etc/os-release"]).await;
+    let out = ssh(
+        lab.port,
+        &key,
+        "ubuntu",
+        &["id -un && grep PRETTY /etc/os-release"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "ubuntu\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n");
+    assert_eq!(
+        text(&out.stdout),
+        "ubuntu\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,13 +154,21 @@ async fn wrong_user_or_wrong_key_gets_permission_denied_publickey() {
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let out = ssh(lab.port, &key, "ubuntu", &["true"]).await;
     assert_eq!(out.status.code(), Some(255));
-    assert!(text(&out.stderr).contains("Permission denied (publickey)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = ssh(lab.port, &key, "root", &["true"]).await;
     assert!(text(&out.stderr).contains("Permission denied (publickey)"));
     let (other, _) = keygen(lab.dir.path(), "other.pem", "ed25519").await;
     let out = ssh(lab.port, &other, "ec2-user", &["true"]).await;
     assert_eq!(out.status.code(), Some(255));
-    assert!(text(&out.stderr).contains("Permission denied (publickey)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +234,12 @@ async fn scp_uploads_and_downloads_through_sftp() {
             .expect("scp runs")
     };
     let common = |lab: &Lab, key: &Path| {
-        vec!["-P".to_string(), lab.port.to_string(), "-i".to_string(), key.display().to_string()]
+        vec![
+            "-P".to_string(),
+            lab.port.to_string(),
+            "-i".to_string(),
+            key.display().to_string(),
+        ]
     };
     let mut up = common(&lab, &key);
     up.push(local.display().to_string());
@@ -221,7 +250,10 @@ async fn scp_uploads_and_downloads_through_sftp() {
         .inst
         .disk()
         .fs
-        .read("/home/ec2-user/upload.bin", vpclab::instance::vfs::Cred::ROOT)
+        .read(
+            "/home/ec2-user/upload.bin",
+            vpclab::instance::vfs::Cred::ROOT,
+        )
         .expect("uploaded")
         .to_vec();
     assert_eq!(stored, data);
@@ -240,7 +272,11 @@ async fn scp_uploads_and_downloads_through_sftp() {
     denied.push("ec2-user@127.0.0.1:/var/www/html/up.bin".to_string());
     let out = scp(denied).await;
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("Permission denied"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +295,10 @@ async fn interactive_pty_session_shows_banner_prompt_and_runs_commands() {
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     // A typo fixed with backspace, then a command, then exit with a status.
-    stdin.write_all(b"whoamx\x7fi\ncd /var/log\nexit 5\n").await.expect("write");
+    stdin
+        .write_all(b"whoamx\x7fi\ncd /var/log\nexit 5\n")
+        .await
+        .expect("write");
     let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("session ends")
@@ -305,7 +344,9 @@ async fn console_output_fingerprint_matches_what_ssh_sees_and_survives_restart()
     let seen = keyscan_fingerprint(lab.port).await;
     assert!(seen.starts_with("SHA256:"), "{seen}");
     assert!(
-        console.contains(&format!("256 {seen} root@ip-10-0-1-5.ec2.internal (ED25519)")),
+        console.contains(&format!(
+            "256 {seen} root@ip-10-0-1-5.ec2.internal (ED25519)"
+        )),
         "{console}"
     );
     // Persist the disk, bring the instance back: same host key, so known_hosts stays valid.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::InstanceState;
 use super::image::Image;
-use super::shell::{Io, Shell};
+use super::shell::{Io, Shell, Sink};
 use super::vfs::Cred;
 
 impl InstanceState {
@@ -29,15 +29,25 @@ impl InstanceState {
         ));
         console.push_str("[    0.000000] Command line: BOOT_IMAGE=(hd0,gpt1)/boot/vmlinuz root=UUID=2b1f6c0a console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295\n");
         console.push_str("[    0.412345] Hypervisor detected: KVM\n");
-        console.push_str(&format!("[    1.234567] systemd[1]: Set hostname to <{}>.\n", p.hostname()));
-        let ssh_unit = if p.image == Image::Ubuntu2404 { "ssh" } else { "sshd" };
-        console.push_str(&format!("[  OK  ] Started {ssh_unit}.service - OpenSSH server daemon.\n"));
+        console.push_str(&format!(
+            "[    1.234567] systemd[1]: Set hostname to <{}>.\n",
+            p.hostname()
+        ));
+        let ssh_unit = if p.image == Image::Ubuntu2404 {
+            "ssh"
+        } else {
+            "sshd"
+        };
+        console.push_str(&format!(
+            "[  OK  ] Started {ssh_unit}.service - OpenSSH server daemon.\n"
+        ));
         {
             let mut disk = self.lock_disk();
             disk.console = console;
         }
         super::services::start_enabled(self).await;
-        for unit in self.lock_disk().enabled.clone() {
+        let enabled = self.lock_disk().enabled.clone();
+        for unit in enabled {
             self.append_console(&format!("[  OK  ] Started {unit}.service.\n"));
         }
         self.append_console(&format!(
@@ -61,11 +71,17 @@ impl InstanceState {
         let fp = key.fingerprint_sha256();
         let public = key.public_openssh();
         let mut tail = String::new();
-        tail.push_str("cloud-init[1580]: #############################################################\n");
+        tail.push_str(
+            "cloud-init[1580]: #############################################################\n",
+        );
         tail.push_str("cloud-init[1580]: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n");
-        tail.push_str(&format!("cloud-init[1580]: 256 {fp} root@{fqdn} (ED25519)\n"));
+        tail.push_str(&format!(
+            "cloud-init[1580]: 256 {fp} root@{fqdn} (ED25519)\n"
+        ));
         tail.push_str("cloud-init[1580]: -----END SSH HOST KEY FINGERPRINTS-----\n");
-        tail.push_str("cloud-init[1580]: #############################################################\n");
+        tail.push_str(
+            "cloud-init[1580]: #############################################################\n",
+        );
         tail.push_str("-----BEGIN SSH HOST KEY KEYS-----\n");
         tail.push_str(&format!("{public} root@{fqdn}\n"));
         tail.push_str("-----END SSH HOST KEY KEYS-----\n");
@@ -88,22 +104,28 @@ impl InstanceState {
         let text = String::from_utf8_lossy(data).to_string();
         let mut log = Vec::new();
         if text.starts_with("#cloud-config") {
-            log.extend_from_slice(b"vpclab: #cloud-config user data is not emulated; use a #!/bin/bash script\n");
+            log.extend_from_slice(
+                b"vpclab: #cloud-config user data is not emulated; use a #!/bin/bash script\n",
+            );
         } else if text.starts_with("#!") {
             let mut shell = Shell::new(self.clone(), "root");
             shell.cwd = "/".to_string();
-            let mut io = Io::buffered();
-            // bash runs the script with stdout and stderr both in the log.
-            io.err = super::shell::Sink::Buf(Vec::new());
-            let status = shell.run_script(&text, &mut io).await;
-            let out = match (&mut io.out, &mut io.err) {
-                (super::shell::Sink::Buf(o), super::shell::Sink::Buf(e)) => {
-                    let mut all = std::mem::take(o);
-                    all.extend_from_slice(e);
-                    all
-                }
-                _ => Vec::new(),
+            // bash writes stdout and stderr to the same log, interleaved as produced.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut io = Io {
+                stdin: super::shell::Stdin::Empty,
+                out: Sink::Stream {
+                    tx: tx.clone(),
+                    stderr: false,
+                },
+                err: Sink::Stream { tx, stderr: true },
             };
+            let status = shell.run_script(&text, &mut io).await;
+            drop(io);
+            let mut out = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                out.extend_from_slice(&chunk.data);
+            }
             log.extend_from_slice(&out);
             if status != 0 {
                 log.extend_from_slice(
@@ -114,11 +136,21 @@ impl InstanceState {
             log.extend_from_slice(b"vpclab: user data is not a #!/bin/bash script; ignored\n");
         }
         let mut disk = self.lock_disk();
-        disk.fs.install_dir("/var/lib/cloud/instance", 0o755, Cred::ROOT);
-        disk.fs.install("/var/lib/cloud/instance/user-data.txt", data, 0o600, Cred::ROOT);
-        let _ = disk
-            .fs
-            .write("/var/log/cloud-init-output.log", &log, true, Cred::ROOT, 0o644);
+        disk.fs
+            .install_dir("/var/lib/cloud/instance", 0o755, Cred::ROOT);
+        disk.fs.install(
+            "/var/lib/cloud/instance/user-data.txt",
+            data,
+            0o600,
+            Cred::ROOT,
+        );
+        let _ = disk.fs.write(
+            "/var/log/cloud-init-output.log",
+            &log,
+            true,
+            Cred::ROOT,
+            0o644,
+        );
         log
     }
 }

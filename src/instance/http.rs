@@ -4,7 +4,9 @@
 
 use std::io;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 
 use super::net::NetStream;
 
@@ -56,9 +58,15 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
-async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, budget: &mut usize) -> io::Result<Option<String>> {
+async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    budget: &mut usize,
+) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
-    let n = (&mut *r).take(*budget as u64 + 1).read_until(b'\n', &mut buf).await?;
+    let n = (&mut *r)
+        .take(*budget as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .await?;
     if n == 0 {
         return Ok(None);
     }
@@ -72,10 +80,15 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, budget: &mut usize) -> io
     Ok(Some(String::from_utf8_lossy(&buf).to_string()))
 }
 
-async fn read_headers<R: AsyncBufRead + Unpin>(r: &mut R, budget: &mut usize) -> io::Result<Vec<(String, String)>> {
+async fn read_headers<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    budget: &mut usize,
+) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     loop {
-        let line = read_line(r, budget).await?.ok_or_else(|| bad("eof in headers"))?;
+        let line = read_line(r, budget)
+            .await?
+            .ok_or_else(|| bad("eof in headers"))?;
         if line.is_empty() {
             return Ok(headers);
         }
@@ -94,12 +107,17 @@ async fn read_body<R: AsyncBufRead + Unpin>(
         let mut body = Vec::new();
         loop {
             let mut budget = MAX_HEAD;
-            let line = read_line(r, &mut budget).await?.ok_or_else(|| bad("eof in chunk"))?;
+            let line = read_line(r, &mut budget)
+                .await?
+                .ok_or_else(|| bad("eof in chunk"))?;
             let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| bad("bad chunk size"))?;
             if size == 0 {
                 // Trailers, then the empty line.
-                while read_line(r, &mut budget).await?.is_some_and(|l| !l.is_empty()) {}
+                while read_line(r, &mut budget)
+                    .await?
+                    .is_some_and(|l| !l.is_empty())
+                {}
                 return Ok(body);
             }
             if body.len() + size > MAX_BODY {
@@ -123,7 +141,10 @@ async fn read_body<R: AsyncBufRead + Unpin>(
     }
     let mut body = Vec::new();
     if until_eof {
-        (&mut *r).take(MAX_BODY as u64).read_to_end(&mut body).await?;
+        (&mut *r)
+            .take(MAX_BODY as u64)
+            .read_to_end(&mut body)
+            .await?;
     }
     Ok(body)
 }
@@ -155,7 +176,13 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Opti
 }
 
 /// Serializes a response with `Content-Length`.
-pub fn response(status: u16, reason: &str, headers: &[(&str, String)], body: &[u8], head_only: bool) -> Vec<u8> {
+pub fn response(
+    status: u16,
+    reason: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -212,7 +239,8 @@ pub async fn exchange(
         .ok_or_else(|| bad("bad status line"))?;
     let reason = parts.next().unwrap_or("").to_string();
     let headers = read_headers(&mut r, &mut budget).await?;
-    let body = if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
+    let body = if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status)
+    {
         Vec::new()
     } else {
         read_body(&mut r, &headers, true).await?

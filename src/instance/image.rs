@@ -195,7 +195,15 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
     let user = p.image.default_user();
     let me = p.image.default_cred();
     let home = format!("/home/{user}");
-    for dir in ["/bin", "/usr/bin", "/usr/sbin", "/usr/share", "/opt", "/srv", "/mnt"] {
+    for dir in [
+        "/bin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/share",
+        "/opt",
+        "/srv",
+        "/mnt",
+    ] {
         fs.install_dir(dir, 0o755, root);
     }
     fs.install_dir("/tmp", 0o1777, root);
@@ -219,8 +227,18 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
     } else {
         p.hostname()
     };
-    fs.install("/etc/hostname", format!("{hostname}\n").as_bytes(), 0o644, root);
-    fs.install("/etc/os-release", p.image.os_release().as_bytes(), 0o644, root);
+    fs.install(
+        "/etc/hostname",
+        format!("{hostname}\n").as_bytes(),
+        0o644,
+        root,
+    );
+    fs.install(
+        "/etc/os-release",
+        p.image.os_release().as_bytes(),
+        0o644,
+        root,
+    );
     fs.install(
         "/etc/hosts",
         b"127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n::1         localhost6 localhost6.localdomain6\n",
@@ -257,19 +275,28 @@ mod tests {
     fn amazon_linux_prompt_shows_brackets_and_last_component() {
         let i = Image::AmazonLinux2023;
         let h = "/home/ec2-user";
-        assert_eq!(i.prompt("ec2-user", "ip-10-0-1-5", h, h), "[ec2-user@ip-10-0-1-5 ~]$ ");
+        assert_eq!(
+            i.prompt("ec2-user", "ip-10-0-1-5", h, h),
+            "[ec2-user@ip-10-0-1-5 ~]$ "
+        );
         assert_eq!(
             i.prompt("ec2-user", "ip-10-0-1-5", "/var/www/html", h),
             "[ec2-user@ip-10-0-1-5 html]$ "
         );
-        assert_eq!(i.prompt("root", "ip-10-0-1-5", "/root", "/root"), "[root@ip-10-0-1-5 ~]# ");
+        assert_eq!(
+            i.prompt("root", "ip-10-0-1-5", "/root", "/root"),
+            "[root@ip-10-0-1-5 ~]# "
+        );
     }
 
     #[test]
     fn ubuntu_prompt_shows_full_path_with_tilde() {
         let i = Image::Ubuntu2404;
         let h = "/home/ubuntu";
-        assert_eq!(i.prompt("ubuntu", "ip-10-0-1-5", h, h), "ubuntu@ip-10-0-1-5:~$ ");
+        assert_eq!(
+            i.prompt("ubuntu", "ip-10-0-1-5", h, h),
+            "ubuntu@ip-10-0-1-5:~$ "
+        );
         assert_eq!(
             i.prompt("ubuntu", "ip-10-0-1-5", "/home/ubuntu/src", h),
             "ubuntu@ip-10-0-1-5:~/src$ "
@@ -278,10 +305,13 @@ mod tests {
 
     #[test]
     fn new_instance_has_authorized_key_private_to_the_user() {
-        let mut p = InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
+        let mut p =
+            InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
         p.authorized_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE test01".to_string());
         let fs = build_fs(&p);
-        let node = fs.get("/home/ec2-user/.ssh/authorized_keys").expect("exists");
+        let node = fs
+            .get("/home/ec2-user/.ssh/authorized_keys")
+            .expect("exists");
         assert_eq!(node.mode, 0o600);
         assert_eq!(node.uid, DEFAULT_UID);
         assert_eq!(

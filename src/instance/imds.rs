@@ -88,10 +88,12 @@ pub fn answer(inst: &InstanceState, req: &Request) -> Vec<u8> {
         let Some(ttl) = ttl.filter(|t| (1..=MAX_TTL).contains(t)) else {
             return error_page(400, "Bad Request", head);
         };
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(rand::random::<[u8; 42]>());
+        let token =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 42]>());
         let expiry = tokio::time::Instant::now() + Duration::from_secs(ttl);
-        inst.lock_runtime().imds_tokens.insert(token.clone(), expiry);
+        inst.lock_runtime()
+            .imds_tokens
+            .insert(token.clone(), expiry);
         return http::response(
             200,
             "OK",
@@ -206,8 +208,12 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         "meta-data/ami-id" => leaf(p.ami_id.clone()),
         "meta-data/ami-launch-index" => leaf("0".into()),
         "meta-data/ami-manifest-path" => leaf("(unknown)".into()),
-        "meta-data/block-device-mapping" | "meta-data/block-device-mapping/" => dir(&["ami", "root"]),
-        "meta-data/block-device-mapping/ami" | "meta-data/block-device-mapping/root" => leaf("/dev/xvda".into()),
+        "meta-data/block-device-mapping" | "meta-data/block-device-mapping/" => {
+            dir(&["ami", "root"])
+        }
+        "meta-data/block-device-mapping/ami" | "meta-data/block-device-mapping/root" => {
+            leaf("/dev/xvda".into())
+        }
         "meta-data/events" | "meta-data/events/" => dir(&["maintenance/"]),
         "meta-data/hostname" | "meta-data/local-hostname" => leaf(p.local_hostname()),
         "meta-data/instance-action" => leaf("none".into()),
@@ -238,9 +244,10 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
             .key_name
             .as_ref()
             .map(|k| Entry::Dir(vec![format!("0={k}")])),
-        "meta-data/public-keys/0" | "meta-data/public-keys/0/" => {
-            p.key_name.as_ref().map(|_| Entry::Dir(vec!["openssh-key".into()]))
-        }
+        "meta-data/public-keys/0" | "meta-data/public-keys/0/" => p
+            .key_name
+            .as_ref()
+            .map(|_| Entry::Dir(vec!["openssh-key".into()])),
         "meta-data/public-keys/0/openssh-key" => p.authorized_key.as_ref().map(|k| {
             let mut line = k.trim_end().to_string();
             line.push('\n');

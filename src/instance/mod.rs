@@ -200,7 +200,10 @@ impl InstanceState {
 
     /// A copy of the profile.
     pub fn profile(&self) -> InstanceProfile {
-        self.profile.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.profile
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the profile (a new public address after stop/start, an Elastic IP).

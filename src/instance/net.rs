@@ -76,8 +76,12 @@ pub trait InstanceNet: Send + Sync {
     fn tcp_listen(&self, port: u16) -> BoxFuture<'_, io::Result<Box<dyn NetListener>>>;
 
     /// Sends one ICMP echo request and waits for the reply.
-    fn ping(&self, dst: Ipv4Addr, seq: u16, timeout: Duration)
-    -> BoxFuture<'_, io::Result<PingReply>>;
+    fn ping(
+        &self,
+        dst: Ipv4Addr,
+        seq: u16,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<PingReply>>;
 
     /// Sends one UDP datagram and returns the first reply (a DNS exchange).
     fn udp_exchange(
@@ -95,7 +99,8 @@ pub trait InstanceNet: Send + Sync {
 }
 
 /// A TCP service in [`FakeNet`]: called with the server end of each connection.
-pub type FakeService = Arc<dyn Fn(DuplexStream, SocketAddrV4) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type FakeService =
+    Arc<dyn Fn(DuplexStream, SocketAddrV4) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A DNS responder in [`FakeNet`]: query bytes in, response bytes out.
 pub type FakeUdp = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;

@@ -36,35 +36,139 @@ struct Pkg {
 }
 
 const AL_PKGS: &[Pkg] = &[
-    Pkg { name: "httpd", version: "2.4.62-1.amzn2023", size: "48 k" },
-    Pkg { name: "nginx", version: "1:1.24.0-1.amzn2023.0.4", size: "33 k" },
-    Pkg { name: "git", version: "2.40.1-1.amzn2023.0.3", size: "54 k" },
-    Pkg { name: "tree", version: "1.8.0-6.amzn2023.0.2", size: "56 k" },
-    Pkg { name: "htop", version: "3.2.1-87.amzn2023.0.3", size: "184 k" },
-    Pkg { name: "jq", version: "1.7.1-49.amzn2023", size: "188 k" },
-    Pkg { name: "telnet", version: "1:0.17-85.amzn2023.0.2", size: "64 k" },
-    Pkg { name: "nmap-ncat", version: "3:7.93-1.amzn2023.0.1", size: "219 k" },
-    Pkg { name: "bind-utils", version: "32:9.18.28-1.amzn2023.0.1", size: "215 k" },
-    Pkg { name: "mariadb105", version: "3:10.5.25-1.amzn2023.0.1", size: "1.6 M" },
-    Pkg { name: "php", version: "8.3.10-1.amzn2023.0.1", size: "11 k" },
-    Pkg { name: "python3-pip", version: "21.3.1-2.amzn2023.0.8", size: "1.8 M" },
-    Pkg { name: "tmux", version: "3.2a-3.amzn2023.0.2", size: "469 k" },
-    Pkg { name: "stress", version: "1.0.4-29.amzn2023.0.2", size: "37 k" },
-    Pkg { name: "docker", version: "25.0.6-1.amzn2023.0.2", size: "44 M" },
+    Pkg {
+        name: "httpd",
+        version: "2.4.62-1.amzn2023",
+        size: "48 k",
+    },
+    Pkg {
+        name: "nginx",
+        version: "1:1.24.0-1.amzn2023.0.4",
+        size: "33 k",
+    },
+    Pkg {
+        name: "git",
+        version: "2.40.1-1.amzn2023.0.3",
+        size: "54 k",
+    },
+    Pkg {
+        name: "tree",
+        version: "1.8.0-6.amzn2023.0.2",
+        size: "56 k",
+    },
+    Pkg {
+        name: "htop",
+        version: "3.2.1-87.amzn2023.0.3",
+        size: "184 k",
+    },
+    Pkg {
+        name: "jq",
+        version: "1.7.1-49.amzn2023",
+        size: "188 k",
+    },
+    Pkg {
+        name: "telnet",
+        version: "1:0.17-85.amzn2023.0.2",
+        size: "64 k",
+    },
+    Pkg {
+        name: "nmap-ncat",
+        version: "3:7.93-1.amzn2023.0.1",
+        size: "219 k",
+    },
+    Pkg {
+        name: "bind-utils",
+        version: "32:9.18.28-1.amzn2023.0.1",
+        size: "215 k",
+    },
+    Pkg {
+        name: "mariadb105",
+        version: "3:10.5.25-1.amzn2023.0.1",
+        size: "1.6 M",
+    },
+    Pkg {
+        name: "php",
+        version: "8.3.10-1.amzn2023.0.1",
+        size: "11 k",
+    },
+    Pkg {
+        name: "python3-pip",
+        version: "21.3.1-2.amzn2023.0.8",
+        size: "1.8 M",
+    },
+    Pkg {
+        name: "tmux",
+        version: "3.2a-3.amzn2023.0.2",
+        size: "469 k",
+    },
+    Pkg {
+        name: "stress",
+        version: "1.0.4-29.amzn2023.0.2",
+        size: "37 k",
+    },
+    Pkg {
+        name: "docker",
+        version: "25.0.6-1.amzn2023.0.2",
+        size: "44 M",
+    },
 ];
 
 const UBUNTU_PKGS: &[Pkg] = &[
-    Pkg { name: "nginx", version: "1.24.0-2ubuntu7.1", size: "520 kB" },
-    Pkg { name: "apache2", version: "2.4.58-1ubuntu8.5", size: "90.2 kB" },
-    Pkg { name: "git", version: "1:2.43.0-1ubuntu7.1", size: "3679 kB" },
-    Pkg { name: "tree", version: "2.1.1-2ubuntu3", size: "47.7 kB" },
-    Pkg { name: "htop", version: "3.3.0-4build1", size: "171 kB" },
-    Pkg { name: "jq", version: "1.7.1-3build1", size: "65.7 kB" },
-    Pkg { name: "mysql-server", version: "8.0.40-0ubuntu0.24.04.1", size: "9412 B" },
-    Pkg { name: "php", version: "2:8.3+93ubuntu2", size: "4208 B" },
-    Pkg { name: "python3-pip", version: "24.0+dfsg-1ubuntu1.1", size: "1317 kB" },
-    Pkg { name: "stress", version: "1.0.7-1", size: "18.3 kB" },
-    Pkg { name: "docker.io", version: "26.1.3-0ubuntu1~24.04.1", size: "33.3 MB" },
+    Pkg {
+        name: "nginx",
+        version: "1.24.0-2ubuntu7.1",
+        size: "520 kB",
+    },
+    Pkg {
+        name: "apache2",
+        version: "2.4.58-1ubuntu8.5",
+        size: "90.2 kB",
+    },
+    Pkg {
+        name: "git",
+        version: "1:2.43.0-1ubuntu7.1",
+        size: "3679 kB",
+    },
+    Pkg {
+        name: "tree",
+        version: "2.1.1-2ubuntu3",
+        size: "47.7 kB",
+    },
+    Pkg {
+        name: "htop",
+        version: "3.3.0-4build1",
+        size: "171 kB",
+    },
+    Pkg {
+        name: "jq",
+        version: "1.7.1-3build1",
+        size: "65.7 kB",
+    },
+    Pkg {
+        name: "mysql-server",
+        version: "8.0.40-0ubuntu0.24.04.1",
+        size: "9412 B",
+    },
+    Pkg {
+        name: "php",
+        version: "2:8.3+93ubuntu2",
+        size: "4208 B",
+    },
+    Pkg {
+        name: "python3-pip",
+        version: "24.0+dfsg-1ubuntu1.1",
+        size: "1317 kB",
+    },
+    Pkg {
+        name: "stress",
+        version: "1.0.7-1",
+        size: "18.3 kB",
+    },
+    Pkg {
+        name: "docker.io",
+        version: "26.1.3-0ubuntu1~24.04.1",
+        size: "33.3 MB",
+    },
 ];
 
 /// A web server unit: port 80, a document root, the `Server` header.
@@ -109,7 +213,10 @@ fn web_unit(image: Image, unit: &str) -> Option<WebUnit> {
 pub fn installed_binary(packages: &BTreeSet<String>, binary: &str) -> bool {
     packages.contains(binary)
         || (binary == "apachectl" && packages.contains("httpd"))
-        || (binary == "mysql" && packages.iter().any(|p| p.starts_with("mariadb") || p.starts_with("mysql")))
+        || (binary == "mysql"
+            && packages
+                .iter()
+                .any(|p| p.starts_with("mariadb") || p.starts_with("mysql")))
 }
 
 /// TCP ports the instance's services listen on, by unit.
@@ -142,7 +249,9 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
                 return Some(1);
             };
             if image == Image::AmazonLinux2023 {
-                io.err.line(&format!("Redirecting to /bin/systemctl {action} {unit}.service"));
+                io.err.line(&format!(
+                    "Redirecting to /bin/systemctl {action} {unit}.service"
+                ));
             }
             systemctl(sh, &[action.clone(), unit.clone()], io).await
         }
@@ -151,13 +260,29 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
         "httpd" | "nginx" | "apache2" | "apachectl" if installed_binary(&installed, name) => {
             if args.iter().any(|a| a == "-v" || a == "-V") {
                 let line = match name {
-                    "nginx" => format!("nginx version: {}", web_unit(image, "nginx").map_or("nginx", |u| u.server)),
-                    _ => format!("Server version: {}", web_unit(image, if image == Image::Ubuntu2404 { "apache2" } else { "httpd" }).map_or("Apache", |u| u.server)),
+                    "nginx" => format!(
+                        "nginx version: {}",
+                        web_unit(image, "nginx").map_or("nginx", |u| u.server)
+                    ),
+                    _ => format!(
+                        "Server version: {}",
+                        web_unit(
+                            image,
+                            if image == Image::Ubuntu2404 {
+                                "apache2"
+                            } else {
+                                "httpd"
+                            }
+                        )
+                        .map_or("Apache", |u| u.server)
+                    ),
                 };
                 io.err.line(&line);
                 0
             } else {
-                io.err.line(&format!("{name}: start the service with: sudo systemctl start {name}"));
+                io.err.line(&format!(
+                    "{name}: start the service with: sudo systemctl start {name}"
+                ));
                 1
             }
         }
@@ -170,8 +295,11 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let now_flag = args.iter().any(|a| a == "--now");
     let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let Some(action) = words.first().map(|s| s.as_str()) else {
-        io.out.line("  UNIT                               LOAD   ACTIVE SUB     DESCRIPTION");
-        io.out.line("  sshd.service                       loaded active running OpenSSH server daemon");
+        io.out
+            .line("  UNIT                               LOAD   ACTIVE SUB     DESCRIPTION");
+        io.out.line(
+            "  sshd.service                       loaded active running OpenSSH server daemon",
+        );
         return 0;
     };
     let units: Vec<String> = words[1..]
@@ -179,22 +307,33 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         .map(|u| u.trim_end_matches(".service").to_string())
         .collect();
     if units.is_empty() && !matches!(action, "daemon-reload" | "list-units") {
-        io.err.line(&format!("Too few arguments."));
+        io.err.line("Too few arguments.");
         return 1;
     }
     let installed = sh.inst.lock_disk().packages.clone();
-    let ssh_unit = if image == Image::Ubuntu2404 { "ssh" } else { "sshd" };
+    let ssh_unit = if image == Image::Ubuntu2404 {
+        "ssh"
+    } else {
+        "sshd"
+    };
     let mut status = 0;
     for unit in units {
         let builtin = unit == ssh_unit || unit == "chronyd" || unit == "systemd-resolved";
         let web = web_unit(image, &unit).filter(|_| installed.contains(&unit));
         let exists = builtin || web.is_some();
-        let needs_root = matches!(action, "start" | "stop" | "restart" | "reload" | "enable" | "disable");
+        let needs_root = matches!(
+            action,
+            "start" | "stop" | "restart" | "reload" | "enable" | "disable"
+        );
         if needs_root && sh.user != "root" {
             let verb = action;
-            io.err.line(&format!("Failed to {verb} {unit}.service: Interactive authentication required."));
+            io.err.line(&format!(
+                "Failed to {verb} {unit}.service: Interactive authentication required."
+            ));
             if matches!(action, "start" | "restart") {
-                io.err.line(&format!("See system logs and 'systemctl status {unit}.service' for details."));
+                io.err.line(&format!(
+                    "See system logs and 'systemctl status {unit}.service' for details."
+                ));
             }
             status = 1;
             continue;
@@ -202,7 +341,9 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         match action {
             "start" | "restart" | "reload" => {
                 if !exists {
-                    io.err.line(&format!("Failed to {action} {unit}.service: Unit {unit}.service not found."));
+                    io.err.line(&format!(
+                        "Failed to {action} {unit}.service: Unit {unit}.service not found."
+                    ));
                     status = 5;
                     continue;
                 }
@@ -210,7 +351,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     continue;
                 }
                 if action != "start" {
-                    stop_unit(&sh.inst, &unit);
+                    stop_unit_wait(&sh.inst, &unit).await;
                 }
                 if let Err(e) = start_unit(&sh.inst, &unit).await {
                     io.err.line(&format!(
@@ -222,15 +363,19 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             }
             "stop" => {
                 if !exists {
-                    io.err.line(&format!("Failed to stop {unit}.service: Unit {unit}.service not loaded."));
+                    io.err.line(&format!(
+                        "Failed to stop {unit}.service: Unit {unit}.service not loaded."
+                    ));
                     status = 5;
                     continue;
                 }
-                stop_unit(&sh.inst, &unit);
+                stop_unit_wait(&sh.inst, &unit).await;
             }
             "enable" | "disable" => {
                 if !exists {
-                    io.err.line(&format!("Failed to {action} unit: Unit file {unit}.service does not exist."));
+                    io.err.line(&format!(
+                        "Failed to {action} unit: Unit file {unit}.service does not exist."
+                    ));
                     status = 1;
                     continue;
                 }
@@ -240,7 +385,11 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     if sh.inst.lock_disk().enabled.insert(unit.clone()) {
                         io.err.line(&format!("Created symlink {path} → {lib}."));
                     }
-                    if now_flag && web.is_some() && !is_running(&sh.inst, &unit) && start_unit(&sh.inst, &unit).await.is_err() {
+                    if now_flag
+                        && web.is_some()
+                        && !is_running(&sh.inst, &unit)
+                        && start_unit(&sh.inst, &unit).await.is_err()
+                    {
                         status = 1;
                     }
                 } else {
@@ -248,7 +397,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                         io.err.line(&format!("Removed \"{path}\"."));
                     }
                     if now_flag {
-                        stop_unit(&sh.inst, &unit);
+                        stop_unit_wait(&sh.inst, &unit).await;
                     }
                 }
             }
@@ -273,13 +422,16 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             }
             "status" => {
                 if !exists {
-                    io.err.line(&format!("Unit {unit}.service could not be found."));
+                    io.err
+                        .line(&format!("Unit {unit}.service could not be found."));
                     status = 4;
                     continue;
                 }
                 let active = builtin || is_running(&sh.inst, &unit);
                 let enabled = builtin || sh.inst.lock_disk().enabled.contains(&unit);
-                let desc = web.as_ref().map_or("OpenSSH server daemon", |w| w.description);
+                let desc = web
+                    .as_ref()
+                    .map_or("OpenSSH server daemon", |w| w.description);
                 let dot = if active { "●" } else { "○" };
                 io.out.line(&format!("{dot} {unit}.service - {desc}"));
                 io.out.line(&format!(
@@ -289,7 +441,8 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 if active {
                     io.out.line("     Active: active (running)");
                     if web.is_some() {
-                        io.out.line("     Status: \"Started, listening on: port 80\"");
+                        io.out
+                            .line("     Status: \"Started, listening on: port 80\"");
                     }
                 } else {
                     io.out.line("     Active: inactive (dead)");
@@ -323,9 +476,17 @@ pub(crate) async fn start_unit(inst: &Arc<InstanceState>, unit: &str) -> std::io
     Ok(())
 }
 
-fn stop_unit(inst: &InstanceState, unit: &str) {
-    if let Some(task) = inst.lock_runtime().running.remove(unit) {
-        task.abort();
+fn stop_unit(inst: &InstanceState, unit: &str) -> Option<tokio::task::JoinHandle<()>> {
+    let task = inst.lock_runtime().running.remove(unit)?;
+    task.abort();
+    Some(task)
+}
+
+/// Stops a unit and waits until its listener is gone, so the port can be reused at once.
+async fn stop_unit_wait(inst: &InstanceState, unit: &str) {
+    if let Some(task) = stop_unit(inst, unit) {
+        // The task was aborted: awaiting it returns once it is dropped (Err = cancelled).
+        let _ = task.await;
     }
 }
 
@@ -353,7 +514,9 @@ async fn accept_loop(mut listener: Box<dyn NetListener>, inst: Weak<InstanceStat
                 let Some(inst) = inst.upgrade() else {
                     return;
                 };
-                let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                let close = req
+                    .header("connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
                     || req.version == "HTTP/1.0";
                 let bytes = web_response(&inst, &unit, &req, peer);
                 if http::send(&mut w, &bytes).await.is_err() || close {
@@ -364,14 +527,21 @@ async fn accept_loop(mut listener: Box<dyn NetListener>, inst: Weak<InstanceStat
     }
 }
 
-fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: SocketAddrV4) -> Vec<u8> {
+fn web_response(
+    inst: &InstanceState,
+    unit: &str,
+    req: &http::Request,
+    peer: SocketAddrV4,
+) -> Vec<u8> {
     let image = inst.profile().image;
     let Some(web) = web_unit(image, unit) else {
         return http::response(500, "Internal Server Error", &[], b"", false);
     };
     let head = req.method == "HEAD";
     let path = req.target.split('?').next().unwrap_or("/");
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().to_string();
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .to_string();
     let full = super::vfs::normalize(web.docroot, path.trim_start_matches('/'));
     let mut disk = inst.lock_disk();
     let mut status = (200, "OK");
@@ -379,10 +549,24 @@ fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: Soc
     let body: Vec<u8> = if !full.starts_with(web.docroot) {
         status = (403, "Forbidden");
         ctype = "text/html; charset=iso-8859-1";
-        error_html(web.server, 403, "Forbidden", "You don't have permission to access this resource.")
+        error_html(
+            web.server,
+            403,
+            "Forbidden",
+            "You don't have permission to access this resource.",
+        )
     } else if disk.fs.is_dir(&full) {
-        let found = web.index.iter().map(|i| format!("{}/{i}", full.trim_end_matches('/'))).find(|p| disk.fs.exists(p));
-        match found.and_then(|p| disk.fs.read(&p, Cred { uid: 48, gid: 48 }).ok().map(<[u8]>::to_vec)) {
+        let found = web
+            .index
+            .iter()
+            .map(|i| format!("{}/{i}", full.trim_end_matches('/')))
+            .find(|p| disk.fs.exists(p));
+        match found.and_then(|p| {
+            disk.fs
+                .read(&p, Cred { uid: 48, gid: 48 })
+                .ok()
+                .map(<[u8]>::to_vec)
+        }) {
             Some(b) => {
                 ctype = "text/html; charset=UTF-8";
                 b
@@ -396,7 +580,12 @@ fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: Soc
             None => {
                 status = (403, "Forbidden");
                 ctype = "text/html";
-                error_html(web.server, 403, "Forbidden", "You don't have permission to access this resource.")
+                error_html(
+                    web.server,
+                    403,
+                    "Forbidden",
+                    "You don't have permission to access this resource.",
+                )
             }
         }
     } else {
@@ -405,12 +594,22 @@ fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: Soc
             Err(super::vfs::FsError::PermissionDenied) => {
                 status = (403, "Forbidden");
                 ctype = "text/html";
-                error_html(web.server, 403, "Forbidden", "You don't have permission to access this resource.")
+                error_html(
+                    web.server,
+                    403,
+                    "Forbidden",
+                    "You don't have permission to access this resource.",
+                )
             }
             Err(_) => {
                 status = (404, "Not Found");
                 ctype = "text/html; charset=iso-8859-1";
-                error_html(web.server, 404, "Not Found", "The requested URL was not found on this server.")
+                error_html(
+                    web.server,
+                    404,
+                    "Not Found",
+                    "The requested URL was not found on this server.",
+                )
             }
         }
     };
@@ -420,9 +619,12 @@ fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: Soc
     } else {
         format!("/var/log/{unit}/access_log")
     };
-    let when = time::OffsetDateTime::from_unix_timestamp(unix_now()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let when = time::OffsetDateTime::from_unix_timestamp(unix_now())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let stamp = when
-        .format(&time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"))
+        .format(&time::macros::format_description!(
+            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+        ))
         .unwrap_or_default();
     let line = format!(
         "{} - - [{stamp}] \"{} {} {}\" {} {} \"-\" \"{}\"\n",
@@ -435,14 +637,20 @@ fn web_response(inst: &InstanceState, unit: &str, req: &http::Request, peer: Soc
         req.header("user-agent").unwrap_or("-")
     );
     if !disk.fs.exists(super::vfs::parent(&log)) {
-        disk.fs.install_dir(super::vfs::parent(&log), 0o700, Cred::ROOT);
+        disk.fs
+            .install_dir(super::vfs::parent(&log), 0o700, Cred::ROOT);
     }
-    let _ = disk.fs.write(&log, line.as_bytes(), true, Cred::ROOT, 0o644);
+    let _ = disk
+        .fs
+        .write(&log, line.as_bytes(), true, Cred::ROOT, 0o644);
     drop(disk);
     http::response(
         status.0,
         status.1,
-        &[("Server", web.server.to_string()), ("Content-Type", ctype.to_string())],
+        &[
+            ("Server", web.server.to_string()),
+            ("Content-Type", ctype.to_string()),
+        ],
         &body,
         head,
     )
@@ -474,9 +682,12 @@ async fn reach_mirror(sh: &Shell, timeout: Duration) -> Result<(), std::io::Erro
     let mirror = p.package_mirror;
     let stream = sh.inst.net().tcp_connect(mirror, timeout).await?;
     let path = format!("{}/repodata/repomd.xml", p.image.mirror_prefix());
-    tokio::time::timeout(timeout, http::exchange(stream, "GET", &mirror.ip().to_string(), &path, &[], &[]))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    tokio::time::timeout(
+        timeout,
+        http::exchange(stream, "GET", &mirror.ip().to_string(), &path, &[], &[]),
+    )
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     Ok(())
 }
 
@@ -489,16 +700,31 @@ fn install_files(inst: &InstanceState, image: Image, pkg: &str) {
         (Image::AmazonLinux2023, "httpd") => {
             disk.fs.install_dir("/var/www/html", 0o755, root);
             disk.fs.install_dir("/var/www/cgi-bin", 0o755, root);
-            disk.fs.install("/etc/httpd/conf/httpd.conf", b"ServerRoot \"/etc/httpd\"\nListen 80\nDocumentRoot \"/var/www/html\"\n", 0o644, root);
+            disk.fs.install(
+                "/etc/httpd/conf/httpd.conf",
+                b"ServerRoot \"/etc/httpd\"\nListen 80\nDocumentRoot \"/var/www/html\"\n",
+                0o644,
+                root,
+            );
             disk.fs.install_dir("/var/log/httpd", 0o700, root);
         }
         (Image::AmazonLinux2023, "nginx") => {
-            disk.fs.install("/usr/share/nginx/html/index.html", NGINX_WELCOME.as_bytes(), 0o644, root);
+            disk.fs.install(
+                "/usr/share/nginx/html/index.html",
+                NGINX_WELCOME.as_bytes(),
+                0o644,
+                root,
+            );
             disk.fs.install("/etc/nginx/nginx.conf", b"user nginx;\nhttp {\n    server {\n        listen 80;\n        root /usr/share/nginx/html;\n    }\n}\n", 0o644, root);
             disk.fs.install_dir("/var/log/nginx", 0o711, root);
         }
         (Image::Ubuntu2404, "nginx") => {
-            disk.fs.install("/var/www/html/index.nginx-debian.html", NGINX_WELCOME.as_bytes(), 0o644, root);
+            disk.fs.install(
+                "/var/www/html/index.nginx-debian.html",
+                NGINX_WELCOME.as_bytes(),
+                0o644,
+                root,
+            );
             disk.fs.install("/etc/nginx/sites-available/default", b"server {\n\tlisten 80 default_server;\n\troot /var/www/html;\n\tindex index.html index.htm index.nginx-debian.html;\n}\n", 0o644, root);
             disk.fs.install_dir("/var/log/nginx", 0o755, root);
         }
@@ -525,7 +751,11 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let pkgs: Vec<String> = words[1..].iter().map(|s| s.to_string()).collect();
     let installed = sh.inst.lock_disk().packages.clone();
     let p = sh.inst.profile();
-    if matches!(cmd, "install" | "update" | "upgrade" | "remove" | "erase" | "makecache") && sh.user != "root" {
+    if matches!(
+        cmd,
+        "install" | "update" | "upgrade" | "remove" | "erase" | "makecache"
+    ) && sh.user != "root"
+    {
         io.err.line("Error: This command has to be run with superuser privileges (under the root user on most systems).");
         return 1;
     }
@@ -533,27 +763,37 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         io.out.line("Installed Packages");
         for name in &installed {
             if let Some(pkg) = AL_PKGS.iter().find(|k| k.name == name) {
-                io.out.line(&format!("{:<40}{:<35}@amazonlinux", format!("{}.x86_64", pkg.name), pkg.version));
+                io.out.line(&format!(
+                    "{:<40}{:<35}@amazonlinux",
+                    format!("{}.x86_64", pkg.name),
+                    pkg.version
+                ));
             }
         }
         return 0;
     }
     if matches!(cmd, "remove" | "erase") {
-        let mut disk = sh.inst.lock_disk();
         let mut removed = false;
-        for name in &pkgs {
-            removed |= disk.packages.remove(name);
+        {
+            let mut disk = sh.inst.lock_disk();
+            for name in &pkgs {
+                removed |= disk.packages.remove(name);
+            }
         }
-        drop(disk);
         for name in &pkgs {
-            stop_unit(&sh.inst, name);
+            stop_unit_wait(&sh.inst, name).await;
         }
-        io.out.line(if removed { "Complete!" } else { "No packages marked for removal.\nDependencies resolved.\nNothing to do.\nComplete!" });
+        io.out.line(if removed {
+            "Complete!"
+        } else {
+            "No packages marked for removal.\nDependencies resolved.\nNothing to do.\nComplete!"
+        });
         return 0;
     }
     // Everything else needs repository metadata from the mirror.
     if !quiet {
-        io.out.print(&format!("{:<64}", "Amazon Linux 2023 repository"));
+        io.out
+            .print(&format!("{:<64}", "Amazon Linux 2023 repository"));
     }
     if let Err(e) = reach_mirror(sh, DNF_TIMEOUT).await {
         if !quiet {
@@ -563,13 +803,15 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             "https://al2023-repos-{}-de612dc2.s3.dualstack.{}.amazonaws.com/core/mirrors/2023.6.20241111/x86_64/mirror.list",
             p.region, p.region
         );
-        io.err.line("Errors during downloading metadata for repository 'amazonlinux':");
+        io.err
+            .line("Errors during downloading metadata for repository 'amazonlinux':");
         let detail = if e.kind() == std::io::ErrorKind::TimedOut {
             "Curl error (28): Timeout was reached for {m} [Connection timed out after 30000 milliseconds]".to_string()
         } else {
             "Curl error (7): Couldn't connect to server for {m} [Failed to connect: Connection refused]".to_string()
         };
-        io.err.line(&format!("  - {}", detail.replace("{m}", &mirror)));
+        io.err
+            .line(&format!("  - {}", detail.replace("{m}", &mirror)));
         io.err.line("Error: Failed to download metadata for repo 'amazonlinux': Cannot download repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried");
         return 1;
     }
@@ -594,7 +836,10 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 match AL_PKGS.iter().find(|k| k.name == name) {
                     None => unknown.push(name.clone()),
                     Some(pkg) if installed.contains(pkg.name) => {
-                        io.out.line(&format!("Package {}-{}.x86_64 is already installed.", pkg.name, pkg.version));
+                        io.out.line(&format!(
+                            "Package {}-{}.x86_64 is already installed.",
+                            pkg.name, pkg.version
+                        ));
                     }
                     Some(pkg) => todo.push(pkg),
                 }
@@ -603,7 +848,10 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 for u in &unknown {
                     io.out.line(&format!("No match for argument: {u}"));
                 }
-                io.err.line(&format!("Error: Unable to find a match: {}", unknown.join(" ")));
+                io.err.line(&format!(
+                    "Error: Unable to find a match: {}",
+                    unknown.join(" ")
+                ));
                 return 1;
             }
             io.out.line("Dependencies resolved.");
@@ -613,21 +861,33 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 return 0;
             }
             io.out.line(&"=".repeat(80));
-            io.out.line(&format!(" {:<22}{:<12}{:<36}{:<16}{}", "Package", "Arch", "Version", "Repository", "Size"));
+            io.out.line(&format!(
+                " {:<22}{:<12}{:<36}{:<16}{}",
+                "Package", "Arch", "Version", "Repository", "Size"
+            ));
             io.out.line(&"=".repeat(80));
             io.out.line("Installing:");
             for pkg in &todo {
-                io.out.line(&format!(" {:<22}{:<12}{:<36}{:<16}{}", pkg.name, "x86_64", pkg.version, "amazonlinux", pkg.size));
+                io.out.line(&format!(
+                    " {:<22}{:<12}{:<36}{:<16}{}",
+                    pkg.name, "x86_64", pkg.version, "amazonlinux", pkg.size
+                ));
             }
             io.out.line("");
             io.out.line("Transaction Summary");
             io.out.line(&"=".repeat(80));
-            io.out.line(&format!("Install  {} Package{}", todo.len(), if todo.len() == 1 { "" } else { "s" }));
+            io.out.line(&format!(
+                "Install  {} Package{}",
+                todo.len(),
+                if todo.len() == 1 { "" } else { "s" }
+            ));
             io.out.line("");
             if !yes {
                 io.out.print("Is this ok [y/N]: ");
                 let answer = io.stdin.read_line().await.unwrap_or_default();
-                if !answer.trim().eq_ignore_ascii_case("y") && !answer.trim().eq_ignore_ascii_case("yes") {
+                if !answer.trim().eq_ignore_ascii_case("y")
+                    && !answer.trim().eq_ignore_ascii_case("yes")
+                {
                     io.out.line("Operation aborted.");
                     return 1;
                 }
@@ -639,30 +899,41 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             io.out.line("Transaction test succeeded.");
             io.out.line("Running transaction");
             for (i, pkg) in todo.iter().enumerate() {
-                io.out.line(&format!("  Installing       : {}-{}.x86_64{:>20}", pkg.name, pkg.version, format!("{}/{}", i + 1, todo.len())));
+                io.out.line(&format!(
+                    "  Installing       : {}-{}.x86_64{:>20}",
+                    pkg.name,
+                    pkg.version,
+                    format!("{}/{}", i + 1, todo.len())
+                ));
                 install_files(&sh.inst, Image::AmazonLinux2023, pkg.name);
             }
             io.out.line("");
             io.out.line("Installed:");
             for pkg in &todo {
-                io.out.line(&format!("  {}-{}.x86_64", pkg.name, pkg.version));
+                io.out
+                    .line(&format!("  {}-{}.x86_64", pkg.name, pkg.version));
             }
             io.out.line("");
             io.out.line("Complete!");
             0
         }
         other => {
-            io.err.line(&format!("No such command: {other}. Please use /usr/bin/dnf --help"));
+            io.err.line(&format!(
+                "No such command: {other}. Please use /usr/bin/dnf --help"
+            ));
             1
         }
     }
 }
 
 async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
-    let yes = args.iter().any(|a| a == "-y" || a == "--yes" || a == "-qy" || a == "-yq");
+    let yes = args
+        .iter()
+        .any(|a| a == "-y" || a == "--yes" || a == "-qy" || a == "-yq");
     let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let Some(cmd) = words.first().map(|s| s.as_str()) else {
-        io.out.line("apt 2.7.14 (amd64)\nUsage: apt [options] command");
+        io.out
+            .line("apt 2.7.14 (amd64)\nUsage: apt [options] command");
         return 1;
     };
     let pkgs: Vec<String> = words[1..].iter().map(|s| s.to_string()).collect();
@@ -672,7 +943,8 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
         if cmd == "update" {
             io.err.line("Reading package lists... Done");
             io.err.line("E: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)");
-            io.err.line("E: Unable to lock directory /var/lib/apt/lists/");
+            io.err
+                .line("E: Unable to lock directory /var/lib/apt/lists/");
         } else {
             io.err.line("E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)");
             io.err.line("E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?");
@@ -681,42 +953,46 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     }
     if tool == "apt" {
         io.err.line("");
-        io.err.line("WARNING: apt does not have a stable CLI interface. Use with caution in scripts.");
+        io.err.line(
+            "WARNING: apt does not have a stable CLI interface. Use with caution in scripts.",
+        );
         io.err.line("");
     }
     let installed = sh.inst.lock_disk().packages.clone();
     match cmd {
-        "update" | "upgrade" => {
-            match reach_mirror(sh, APT_TIMEOUT).await {
-                Ok(()) => {
-                    if cmd == "update" {
-                        io.out.line(&format!("Hit:1 {archive} noble InRelease"));
-                        io.out.line(&format!("Hit:2 {archive} noble-updates InRelease"));
-                        io.out.line(&format!("Hit:3 {archive} noble-backports InRelease"));
-                        io.out.line("Hit:4 http://security.ubuntu.com/ubuntu noble-security InRelease");
-                        io.out.line("Reading package lists... Done");
-                        io.out.line("Building dependency tree... Done");
-                        io.out.line("Reading state information... Done");
-                        io.out.line("All packages are up to date.");
-                    } else {
-                        io.out.line("Reading package lists... Done");
-                        io.out.line("Building dependency tree... Done");
-                        io.out.line("Calculating upgrade... Done");
-                        io.out.line("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.");
-                    }
-                    0
-                }
-                Err(_) => {
-                    io.out.line(&format!("Ign:1 {archive} noble InRelease"));
-                    io.out.line(&format!("Err:1 {archive} noble InRelease"));
-                    io.out.line(&format!("  Could not connect to {}.ec2.archive.ubuntu.com:80 ({}), connection timed out", p.region, p.package_mirror.ip()));
+        "update" | "upgrade" => match reach_mirror(sh, APT_TIMEOUT).await {
+            Ok(()) => {
+                if cmd == "update" {
+                    io.out.line(&format!("Hit:1 {archive} noble InRelease"));
+                    io.out
+                        .line(&format!("Hit:2 {archive} noble-updates InRelease"));
+                    io.out
+                        .line(&format!("Hit:3 {archive} noble-backports InRelease"));
+                    io.out
+                        .line("Hit:4 http://security.ubuntu.com/ubuntu noble-security InRelease");
                     io.out.line("Reading package lists... Done");
-                    io.err.line(&format!("W: Failed to fetch {archive}/dists/noble/InRelease  Could not connect to {}.ec2.archive.ubuntu.com:80 ({}), connection timed out", p.region, p.package_mirror.ip()));
-                    io.err.line("W: Some index files failed to download. They have been ignored, or old ones used instead.");
-                    0
+                    io.out.line("Building dependency tree... Done");
+                    io.out.line("Reading state information... Done");
+                    io.out.line("All packages are up to date.");
+                } else {
+                    io.out.line("Reading package lists... Done");
+                    io.out.line("Building dependency tree... Done");
+                    io.out.line("Calculating upgrade... Done");
+                    io.out
+                        .line("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.");
                 }
+                0
             }
-        }
+            Err(_) => {
+                io.out.line(&format!("Ign:1 {archive} noble InRelease"));
+                io.out.line(&format!("Err:1 {archive} noble InRelease"));
+                io.out.line(&format!("  Could not connect to {}.ec2.archive.ubuntu.com:80 ({}), connection timed out", p.region, p.package_mirror.ip()));
+                io.out.line("Reading package lists... Done");
+                io.err.line(&format!("W: Failed to fetch {archive}/dists/noble/InRelease  Could not connect to {}.ec2.archive.ubuntu.com:80 ({}), connection timed out", p.region, p.package_mirror.ip()));
+                io.err.line("W: Some index files failed to download. They have been ignored, or old ones used instead.");
+                0
+            }
+        },
         "install" => {
             io.out.line("Reading package lists... Done");
             io.out.line("Building dependency tree... Done");
@@ -729,18 +1005,28 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
                         return 100;
                     }
                     Some(pkg) if installed.contains(pkg.name) => {
-                        io.out.line(&format!("{} is already the newest version ({}).", pkg.name, pkg.version));
+                        io.out.line(&format!(
+                            "{} is already the newest version ({}).",
+                            pkg.name, pkg.version
+                        ));
                     }
                     Some(pkg) => todo.push(pkg),
                 }
             }
             if todo.is_empty() {
-                io.out.line("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.");
+                io.out
+                    .line("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.");
                 return 0;
             }
             io.out.line("The following NEW packages will be installed:");
-            io.out.line(&format!("  {}", todo.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")));
-            io.out.line(&format!("0 upgraded, {} newly installed, 0 to remove and 0 not upgraded.", todo.len()));
+            io.out.line(&format!(
+                "  {}",
+                todo.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
+            ));
+            io.out.line(&format!(
+                "0 upgraded, {} newly installed, 0 to remove and 0 not upgraded.",
+                todo.len()
+            ));
             if !yes {
                 io.out.print("Do you want to continue? [Y/n] ");
                 let answer = io.stdin.read_line().await.unwrap_or_default();
@@ -752,7 +1038,12 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
             }
             for (i, pkg) in todo.iter().enumerate() {
                 if reach_mirror(sh, APT_TIMEOUT).await.is_err() {
-                    io.out.line(&format!("Ign:{} {archive} noble/main amd64 {} amd64 {}", i + 1, pkg.name, pkg.version));
+                    io.out.line(&format!(
+                        "Ign:{} {archive} noble/main amd64 {} amd64 {}",
+                        i + 1,
+                        pkg.name,
+                        pkg.version
+                    ));
                     io.err.line(&format!(
                         "E: Failed to fetch {archive}/pool/main/{}/{}/{}_{}_amd64.deb  Could not connect to {}.ec2.archive.ubuntu.com:80 ({}), connection timed out",
                         &pkg.name[..1], pkg.name, pkg.name, pkg.version, p.region, p.package_mirror.ip()
@@ -760,18 +1051,30 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
                     io.err.line("E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?");
                     return 100;
                 }
-                io.out.line(&format!("Get:{} {archive} noble/main amd64 {} amd64 {} [{}]", i + 1, pkg.name, pkg.version, pkg.size));
+                io.out.line(&format!(
+                    "Get:{} {archive} noble/main amd64 {} amd64 {} [{}]",
+                    i + 1,
+                    pkg.name,
+                    pkg.version,
+                    pkg.size
+                ));
             }
             for pkg in &todo {
-                io.out.line(&format!("Selecting previously unselected package {}.", pkg.name));
-                io.out.line(&format!("Unpacking {} ({}) ...", pkg.name, pkg.version));
-                io.out.line(&format!("Setting up {} ({}) ...", pkg.name, pkg.version));
+                io.out.line(&format!(
+                    "Selecting previously unselected package {}.",
+                    pkg.name
+                ));
+                io.out
+                    .line(&format!("Unpacking {} ({}) ...", pkg.name, pkg.version));
+                io.out
+                    .line(&format!("Setting up {} ({}) ...", pkg.name, pkg.version));
                 install_files(&sh.inst, Image::Ubuntu2404, pkg.name);
                 // Debian packages start and enable their services on install.
                 if web_unit(Image::Ubuntu2404, pkg.name).is_some() {
                     sh.inst.lock_disk().enabled.insert(pkg.name.to_string());
                     if let Err(e) = start_unit(&sh.inst, pkg.name).await {
-                        io.err.line(&format!("Job for {}.service failed: {e}", pkg.name));
+                        io.err
+                            .line(&format!("Job for {}.service failed: {e}", pkg.name));
                     }
                 }
             }
@@ -780,7 +1083,7 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
         "remove" | "purge" => {
             for name in &pkgs {
                 sh.inst.lock_disk().packages.remove(name);
-                stop_unit(&sh.inst, name);
+                stop_unit_wait(&sh.inst, name).await;
             }
             io.out.line("Reading package lists... Done");
             0
@@ -789,7 +1092,10 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
             io.out.line("Listing... Done");
             for name in &installed {
                 if let Some(pkg) = UBUNTU_PKGS.iter().find(|k| k.name == name) {
-                    io.out.line(&format!("{}/noble,now {} amd64 [installed]", pkg.name, pkg.version));
+                    io.out.line(&format!(
+                        "{}/noble,now {} amd64 [installed]",
+                        pkg.name, pkg.version
+                    ));
                 }
             }
             0

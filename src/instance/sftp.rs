@@ -175,9 +175,13 @@ impl russh_sftp::server::Handler for Sftp {
                 disk.fs.write(&p, b"", true, self.cred, mode).map_err(err)?;
             } else if writing {
                 // Check write permission now, as open(2) does.
-                disk.fs.write(&p, b"", true, self.cred, 0o644).map_err(err)?;
+                disk.fs
+                    .write(&p, b"", true, self.cred, 0o644)
+                    .map_err(err)?;
                 if pflags.contains(OpenFlags::TRUNCATE) {
-                    disk.fs.write(&p, b"", false, self.cred, 0o644).map_err(err)?;
+                    disk.fs
+                        .write(&p, b"", false, self.cred, 0o644)
+                        .map_err(err)?;
                 }
             } else {
                 disk.fs.read(&p, self.cred).map_err(err)?;
@@ -194,7 +198,13 @@ impl russh_sftp::server::Handler for Sftp {
         Ok(status(id, StatusCode::Ok))
     }
 
-    async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
+    async fn read(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, Self::Error> {
         let Some(Open::File { path }) = self.handles.get(&handle) else {
             return Err(StatusReply::new(StatusCode::Failure));
         };
@@ -211,7 +221,13 @@ impl russh_sftp::server::Handler for Sftp {
         })
     }
 
-    async fn write(&mut self, id: u32, handle: String, offset: u64, data: Vec<u8>) -> Result<Status, Self::Error> {
+    async fn write(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<Status, Self::Error> {
         let Some(Open::File { path }) = self.handles.get(&handle) else {
             return Err(StatusReply::new(StatusCode::Failure));
         };
@@ -240,13 +256,23 @@ impl russh_sftp::server::Handler for Sftp {
         }
     }
 
-    async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn setstat(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         let p = self.path(&path);
         self.apply_attrs(&p, &attrs).map_err(err)?;
         Ok(status(id, StatusCode::Ok))
     }
 
-    async fn fsetstat(&mut self, id: u32, handle: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn fsetstat(
+        &mut self,
+        id: u32,
+        handle: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         let Some(Open::File { path }) = self.handles.get(&handle) else {
             return Err(StatusReply::new(StatusCode::Failure));
         };
@@ -265,7 +291,10 @@ impl russh_sftp::server::Handler for Sftp {
                 files.push(File::new(".", self.attrs(n)));
                 files.push(File::new("..", self.attrs(n)));
             }
-            files.extend(list.iter().map(|(name, n)| File::new(name.clone(), self.attrs(n))));
+            files.extend(
+                list.iter()
+                    .map(|(name, n)| File::new(name.clone(), self.attrs(n))),
+            );
             files
         };
         Ok(Handle {
@@ -296,7 +325,12 @@ impl russh_sftp::server::Handler for Sftp {
         Ok(status(id, StatusCode::Ok))
     }
 
-    async fn mkdir(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn mkdir(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         let p = self.path(&path);
         let mode = attrs.permissions.map_or(0o755, |m| m & 0o777);
         self.inst
@@ -324,7 +358,12 @@ impl russh_sftp::server::Handler for Sftp {
         })
     }
 
-    async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
+    async fn rename(
+        &mut self,
+        id: u32,
+        oldpath: String,
+        newpath: String,
+    ) -> Result<Status, Self::Error> {
         let (from, to) = (self.path(&oldpath), self.path(&newpath));
         self.inst
             .lock_disk()

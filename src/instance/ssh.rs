@@ -141,12 +141,7 @@ impl SshSession {
             return false;
         }
         let path = format!("/home/{user}/.ssh/authorized_keys");
-        let data = match self
-            .inst
-            .lock_disk()
-            .fs
-            .read(&path, image.default_cred())
-        {
+        let data = match self.inst.lock_disk().fs.read(&path, image.default_cred()) {
             Ok(d) => String::from_utf8_lossy(d).to_string(),
             Err(_) => return false,
         };
@@ -164,8 +159,7 @@ pub fn authorized_keys_contain(text: &str, key: &PublicKey) -> bool {
                 .find("ssh-")
                 .or_else(|| line.find("ecdsa-"))
                 .unwrap_or(0);
-            PublicKey::from_openssh(&line[start..])
-                .is_ok_and(|k| k.key_data() == key.key_data())
+            PublicKey::from_openssh(&line[start..]).is_ok_and(|k| k.key_data() == key.key_data())
         })
 }
 
@@ -218,7 +212,12 @@ impl russh::server::Handler for SshSession {
             return Ok(());
         };
         reply.accept().await;
-        tokio::spawn(run_channel(channel, self.inst.clone(), user, session.handle()));
+        tokio::spawn(run_channel(
+            channel,
+            self.inst.clone(),
+            user,
+            session.handle(),
+        ));
         Ok(())
     }
 
@@ -246,7 +245,11 @@ impl russh::server::Handler for SshSession {
         session.channel_success(channel)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)
     }
 
@@ -368,7 +371,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for EofHook<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for EofHook<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -408,7 +415,9 @@ async fn send(wr: &Writer, chunk: &Chunk, tty: bool) {
 
 async fn finish(wr: &Writer, status: i32) {
     // exit-status must precede EOF and close, or OpenSSH reports no status (crates.md).
-    let _ = wr.exit_status(u32::try_from(status & 0xff).unwrap_or(255)).await;
+    let _ = wr
+        .exit_status(u32::try_from(status & 0xff).unwrap_or(255))
+        .await;
     let _ = wr.eof().await;
     let _ = wr.close().await;
 }
@@ -506,7 +515,12 @@ fn login_time() -> String {
     .unwrap_or_default()
 }
 
-async fn interactive(ch: Channel<Msg>, inst: Arc<InstanceState>, user: String, pty: Option<(u32, u32)>) {
+async fn interactive(
+    ch: Channel<Msg>,
+    inst: Arc<InstanceState>,
+    user: String,
+    pty: Option<(u32, u32)>,
+) {
     let tty = pty.is_some();
     let image = inst.profile().image;
     let (mut rd, wr) = ch.split();
@@ -569,7 +583,9 @@ async fn interactive(ch: Channel<Msg>, inst: Arc<InstanceState>, user: String, p
                             if !line.trim().is_empty() {
                                 shell.history.push(line.clone());
                                 ed.push_history(&line);
-                                if let Ran::Gone = run_relayed(&mut shell, &line, &mut rd, &wr, true).await {
+                                if let Ran::Gone =
+                                    run_relayed(&mut shell, &line, &mut rd, &wr, true).await
+                                {
                                     return;
                                 }
                             }

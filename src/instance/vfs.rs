@@ -320,7 +320,13 @@ impl Vfs {
     }
 
     /// Creates a directory; with `parents`, also the missing ones above it (`mkdir -p`).
-    pub fn mkdir(&mut self, path: &str, who: Cred, parents: bool, mode: u32) -> Result<(), FsError> {
+    pub fn mkdir(
+        &mut self,
+        path: &str,
+        who: Cred,
+        parents: bool,
+        mode: u32,
+    ) -> Result<(), FsError> {
         if let Some(n) = self.nodes.get(path) {
             if parents && n.is_dir() {
                 return Ok(());
@@ -561,7 +567,8 @@ mod tests {
     fn write_at_offset_extends_and_append_adds() {
         let mut fs = fs();
         let p = "/home/ec2-user/f";
-        fs.write_at(p, Some(4), b"ab", false, USER, 0o644).expect("write");
+        fs.write_at(p, Some(4), b"ab", false, USER, 0o644)
+            .expect("write");
         assert_eq!(fs.read(p, USER).expect("read"), b"\0\0\0\0ab");
         fs.write(p, b"c", true, USER, 0o644).expect("append");
         assert_eq!(fs.read(p, USER).expect("read"), b"\0\0\0\0abc");
@@ -583,7 +590,8 @@ mod tests {
     #[test]
     fn rmdir_refuses_non_empty_without_recursive() {
         let mut fs = fs();
-        fs.mkdir("/home/ec2-user/a/b", USER, true, 0o755).expect("mkdir -p");
+        fs.mkdir("/home/ec2-user/a/b", USER, true, 0o755)
+            .expect("mkdir -p");
         assert_eq!(
             fs.remove("/home/ec2-user/a", USER, false),
             Err(FsError::NotEmpty)
@@ -595,10 +603,14 @@ mod tests {
     #[test]
     fn rename_moves_whole_tree_and_list_is_sorted() {
         let mut fs = fs();
-        fs.mkdir("/home/ec2-user/d", USER, false, 0o755).expect("mkdir");
-        fs.write("/home/ec2-user/d/z", b"1", false, USER, 0o644).expect("w");
-        fs.write("/home/ec2-user/d/a", b"2", false, USER, 0o644).expect("w");
-        fs.rename("/home/ec2-user/d", "/home/ec2-user/e", USER).expect("mv");
+        fs.mkdir("/home/ec2-user/d", USER, false, 0o755)
+            .expect("mkdir");
+        fs.write("/home/ec2-user/d/z", b"1", false, USER, 0o644)
+            .expect("w");
+        fs.write("/home/ec2-user/d/a", b"2", false, USER, 0o644)
+            .expect("w");
+        fs.rename("/home/ec2-user/d", "/home/ec2-user/e", USER)
+            .expect("mv");
         let names: Vec<String> = fs
             .list("/home/ec2-user/e", USER)
             .expect("ls")
@@ -611,9 +623,13 @@ mod tests {
     #[test]
     fn snapshot_round_trips_through_json() {
         let mut fs = fs();
-        fs.write("/home/ec2-user/bin", &[0, 159, 255], false, USER, 0o600).expect("w");
+        fs.write("/home/ec2-user/bin", &[0, 159, 255], false, USER, 0o600)
+            .expect("w");
         let json = serde_json::to_string(&fs).expect("ser");
         let back: Vfs = serde_json::from_str(&json).expect("de");
-        assert_eq!(back.read("/home/ec2-user/bin", USER).expect("r"), &[0, 159, 255]);
+        assert_eq!(
+            back.read("/home/ec2-user/bin", USER).expect("r"),
+            &[0, 159, 255]
+        );
     }
 }

@@ -156,7 +156,8 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
                 Some("-f" | "--fqdn") => io.out.line(&p.local_hostname()),
                 Some("-s" | "--short") => io.out.line(&p.hostname()),
                 Some(other) if !other.starts_with('-') => {
-                    io.err.line("hostname: you must be root to change the host name");
+                    io.err
+                        .line("hostname: you must be root to change the host name");
                     return Some(1);
                 }
                 _ => io.out.line(&if p.image.hostname_is_fqdn() {
@@ -241,13 +242,18 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
             0
         }
         "df" => {
-            io.out.line("Filesystem      Size  Used Avail Use% Mounted on");
+            io.out
+                .line("Filesystem      Size  Used Avail Use% Mounted on");
             io.out.line("/dev/nvme0n1p1  8.0G  1.6G  6.4G  20% /");
             0
         }
         "free" => {
-            io.out.line("               total        used        free      shared  buff/cache   available");
-            io.out.line("Mem:          949448      162560      519472         436      267416      654388");
+            io.out.line(
+                "               total        used        free      shared  buff/cache   available",
+            );
+            io.out.line(
+                "Mem:          949448      162560      519472         436      267416      654388",
+            );
             io.out.line("Swap:             0           0           0");
             0
         }
@@ -339,7 +345,11 @@ fn cd(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let target = match args.first().map(String::as_str) {
         None | Some("~") => home_of(&sh.user),
         Some("-") => {
-            let old = sh.vars.get("OLDPWD").cloned().unwrap_or_else(|| sh.cwd.clone());
+            let old = sh
+                .vars
+                .get("OLDPWD")
+                .cloned()
+                .unwrap_or_else(|| sh.cwd.clone());
             io.out.line(&old);
             old
         }
@@ -436,7 +446,11 @@ fn ls(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut status = 0;
     let multiple = paths.len() > 1;
     let fmt_long = |sh: &Shell, name: &str, n: &vfs::Node| {
-        let size = if h { human(n.len()) } else { n.len().to_string() };
+        let size = if h {
+            human(n.len())
+        } else {
+            n.len().to_string()
+        };
         let t = time::OffsetDateTime::from_unix_timestamp(n.mtime)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let f = time::macros::format_description!(
@@ -456,19 +470,26 @@ fn ls(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         let abs = sh.abs(p);
         let disk = sh.inst.lock_disk();
         let Some(node) = disk.fs.get(&abs).cloned() else {
-            io.err.line(&format!("ls: cannot access '{p}': No such file or directory"));
+            io.err.line(&format!(
+                "ls: cannot access '{p}': No such file or directory"
+            ));
             status = 2;
             continue;
         };
         if !node.is_dir() || dir_only {
-            let line = if long { fmt_long(sh, p, &node) } else { p.clone() };
+            let line = if long {
+                fmt_long(sh, p, &node)
+            } else {
+                p.clone()
+            };
             io.out.line(&line);
             continue;
         }
         let entries = match disk.fs.list(&abs, cred) {
             Ok(e) => e,
             Err(e) => {
-                io.err.line(&format!("ls: cannot open directory '{p}': {e}"));
+                io.err
+                    .line(&format!("ls: cannot open directory '{p}': {e}"));
                 status = 2;
                 continue;
             }
@@ -485,9 +506,16 @@ fn ls(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             names.push((".".to_string(), node.clone()));
             names.push(("..".to_string(), node.clone()));
         }
-        names.extend(entries.into_iter().filter(|(n, _)| all || !n.starts_with('.')));
+        names.extend(
+            entries
+                .into_iter()
+                .filter(|(n, _)| all || !n.starts_with('.')),
+        );
         if long {
-            let total: u64 = names.iter().map(|(_, n)| n.len().div_ceil(1024) * 4 / 4).sum();
+            let total: u64 = names
+                .iter()
+                .map(|(_, n)| n.len().div_ceil(1024) * 4 / 4)
+                .sum();
             io.out.line(&format!("total {total}"));
             for (name, n) in &names {
                 io.out.line(&fmt_long(sh, name, n));
@@ -603,7 +631,8 @@ fn rm(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         let mut disk = sh.inst.lock_disk();
         let is_dir = disk.fs.is_dir(&abs);
         if is_dir && !recursive {
-            io.err.line(&format!("rm: cannot remove '{p}': Is a directory"));
+            io.err
+                .line(&format!("rm: cannot remove '{p}': Is a directory"));
             status = 1;
             continue;
         }
@@ -624,7 +653,10 @@ fn cp_mv(sh: &mut Shell, args: &[String], io: &mut Io, is_mv: bool) -> i32 {
     let (flags, paths) = split_flags(args);
     let recursive = flags.contains('r') || flags.contains('R') || flags.contains('a');
     if paths.len() < 2 {
-        io.err.line(&format!("{cmd}: missing destination file operand after '{}'", paths.first().cloned().unwrap_or_default()));
+        io.err.line(&format!(
+            "{cmd}: missing destination file operand after '{}'",
+            paths.first().cloned().unwrap_or_default()
+        ));
         return 1;
     }
     let (srcs, dst) = paths.split_at(paths.len() - 1);
@@ -634,19 +666,26 @@ fn cp_mv(sh: &mut Shell, args: &[String], io: &mut Io, is_mv: bool) -> i32 {
     disk.fs.set_now(crate::instance::unix_now());
     let dst_is_dir = disk.fs.is_dir(&dst_abs);
     if srcs.len() > 1 && !dst_is_dir {
-        io.err.line(&format!("{cmd}: target '{}' is not a directory", dst[0]));
+        io.err
+            .line(&format!("{cmd}: target '{}' is not a directory", dst[0]));
         return 1;
     }
     let mut status = 0;
     for s in srcs {
         let src_abs = sh.abs(s);
         let target = if dst_is_dir {
-            format!("{}/{}", dst_abs.trim_end_matches('/'), vfs::basename(&src_abs))
+            format!(
+                "{}/{}",
+                dst_abs.trim_end_matches('/'),
+                vfs::basename(&src_abs)
+            )
         } else {
             dst_abs.clone()
         };
         let Some(node) = disk.fs.get(&src_abs).cloned() else {
-            io.err.line(&format!("{cmd}: cannot stat '{s}': No such file or directory"));
+            io.err.line(&format!(
+                "{cmd}: cannot stat '{s}': No such file or directory"
+            ));
             status = 1;
             continue;
         };
@@ -654,7 +693,8 @@ fn cp_mv(sh: &mut Shell, args: &[String], io: &mut Io, is_mv: bool) -> i32 {
             disk.fs.rename(&src_abs, &target, cred)
         } else if node.is_dir() {
             if !recursive {
-                io.err.line(&format!("cp: -r not specified; omitting directory '{s}'"));
+                io.err
+                    .line(&format!("cp: -r not specified; omitting directory '{s}'"));
                 status = 1;
                 continue;
             }
@@ -679,7 +719,8 @@ fn cp_mv(sh: &mut Shell, args: &[String], io: &mut Io, is_mv: bool) -> i32 {
 }
 
 fn copy_tree(fs: &mut vfs::Vfs, src: &str, dst: &str, cred: Cred) -> Result<(), FsError> {
-    fs.mkdir(dst, cred, false, 0o755).or_else(|e| if e == FsError::Exists { Ok(()) } else { Err(e) })?;
+    fs.mkdir(dst, cred, false, 0o755)
+        .or_else(|e| if e == FsError::Exists { Ok(()) } else { Err(e) })?;
     for (name, node) in fs.list(src, cred)? {
         let s = format!("{src}/{name}");
         let d = format!("{dst}/{name}");
@@ -749,7 +790,9 @@ fn chmod(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         let abs = sh.abs(p);
         let mut disk = sh.inst.lock_disk();
         let Some(cur) = disk.fs.get(&abs).map(|n| n.mode) else {
-            io.err.line(&format!("chmod: cannot access '{p}': No such file or directory"));
+            io.err.line(&format!(
+                "chmod: cannot access '{p}': No such file or directory"
+            ));
             status = 1;
             continue;
         };
@@ -763,8 +806,13 @@ fn chmod(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             return 1;
         };
         if let Err(e) = disk.fs.chmod(&abs, new, cred) {
-            let e = if e == FsError::PermissionDenied { "Operation not permitted".to_string() } else { e.to_string() };
-            io.err.line(&format!("chmod: changing permissions of '{p}': {e}"));
+            let e = if e == FsError::PermissionDenied {
+                "Operation not permitted".to_string()
+            } else {
+                e.to_string()
+            };
+            io.err
+                .line(&format!("chmod: changing permissions of '{p}': {e}"));
             status = 1;
         }
     }
@@ -809,8 +857,13 @@ fn chown(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         }
         for t in targets {
             if let Err(e) = disk.fs.chown(&t, owner, cred) {
-                let e = if e == FsError::PermissionDenied { "Operation not permitted".to_string() } else { e.to_string() };
-                io.err.line(&format!("chown: changing ownership of '{p}': {e}"));
+                let e = if e == FsError::PermissionDenied {
+                    "Operation not permitted".to_string()
+                } else {
+                    e.to_string()
+                };
+                io.err
+                    .line(&format!("chown: changing ownership of '{p}': {e}"));
                 status = 1;
                 break;
             }
@@ -835,10 +888,19 @@ async fn input_text(sh: &mut Shell, cmd: &str, files: &[String], io: &mut Io) ->
             }
         }
     }
-    if failed && all.is_empty() { None } else { Some(all) }
+    if failed && all.is_empty() {
+        None
+    } else {
+        Some(all)
+    }
 }
 
-async fn input_lines(sh: &mut Shell, cmd: &str, args: &[String], io: &mut Io) -> Option<Vec<String>> {
+async fn input_lines(
+    sh: &mut Shell,
+    cmd: &str,
+    args: &[String],
+    io: &mut Io,
+) -> Option<Vec<String>> {
     let (_, files) = split_flags(args);
     let text = input_text(sh, cmd, &files, io).await?;
     Some(text.lines().map(str::to_string).collect())
@@ -850,7 +912,10 @@ async fn head_tail(sh: &mut Shell, cmd: &str, args: &[String], io: &mut Io) -> i
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "-n" {
-            n = it.next().and_then(|v| v.trim_start_matches('+').parse().ok()).unwrap_or(10);
+            n = it
+                .next()
+                .and_then(|v| v.trim_start_matches('+').parse().ok())
+                .unwrap_or(10);
         } else if let Some(v) = a.strip_prefix("-n") {
             n = v.parse().unwrap_or(10);
         } else if a == "-f" || a == "-F" {
@@ -935,7 +1000,10 @@ async fn grep(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut inputs: Vec<(String, String)> = Vec::new();
     let mut status_err = false;
     if rest.is_empty() {
-        inputs.push((String::new(), String::from_utf8_lossy(&io.stdin.read_all().await).to_string()));
+        inputs.push((
+            String::new(),
+            String::from_utf8_lossy(&io.stdin.read_all().await).to_string(),
+        ));
     } else {
         for f in &rest {
             match sh.read_file(f) {
@@ -969,7 +1037,11 @@ async fn grep(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             }
         }
         if count {
-            io.out.line(&if multi { format!("{name}:{c}") } else { c.to_string() });
+            io.out.line(&if multi {
+                format!("{name}:{c}")
+            } else {
+                c.to_string()
+            });
         }
     }
     if status_err {
@@ -983,11 +1055,18 @@ async fn grep(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
 
 async fn wc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let (flags, files) = split_flags(args);
-    let flags = if flags.is_empty() { "lwc".to_string() } else { flags };
+    let flags = if flags.is_empty() {
+        "lwc".to_string()
+    } else {
+        flags
+    };
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut status = 0;
     if files.is_empty() {
-        entries.push((String::new(), String::from_utf8_lossy(&io.stdin.read_all().await).to_string()));
+        entries.push((
+            String::new(),
+            String::from_utf8_lossy(&io.stdin.read_all().await).to_string(),
+        ));
     } else {
         for f in &files {
             match sh.read_file(f) {
@@ -1013,9 +1092,15 @@ async fn wc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             cols.push(text.len());
         }
         let mut line = if pad {
-            cols.iter().map(|c| format!("{c:>7}")).collect::<Vec<_>>().join(" ")
+            cols.iter()
+                .map(|c| format!("{c:>7}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         } else {
-            cols.iter().map(usize::to_string).collect::<Vec<_>>().join(" ")
+            cols.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         if !name.is_empty() {
             line.push(' ');
@@ -1063,12 +1148,67 @@ fn uname(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
 
 /// The commands this shell knows, for `which`/`type`.
 const KNOWN: &[&str] = &[
-    "echo", "printf", "pwd", "cd", "ls", "cat", "touch", "mkdir", "rmdir", "rm", "cp", "mv",
-    "chmod", "chown", "head", "tail", "grep", "wc", "sort", "uniq", "tee", "env", "printenv",
-    "export", "unset", "history", "clear", "exit", "logout", "hostname", "whoami", "id",
-    "uname", "date", "uptime", "sleep", "true", "false", "which", "type", "test", "sudo", "su",
-    "bash", "sh", "source", "ps", "df", "free", "cloud-init", "ip", "ping", "curl", "wget", "nc",
-    "dig", "nslookup", "host", "ss", "systemctl", "service",
+    "echo",
+    "printf",
+    "pwd",
+    "cd",
+    "ls",
+    "cat",
+    "touch",
+    "mkdir",
+    "rmdir",
+    "rm",
+    "cp",
+    "mv",
+    "chmod",
+    "chown",
+    "head",
+    "tail",
+    "grep",
+    "wc",
+    "sort",
+    "uniq",
+    "tee",
+    "env",
+    "printenv",
+    "export",
+    "unset",
+    "history",
+    "clear",
+    "exit",
+    "logout",
+    "hostname",
+    "whoami",
+    "id",
+    "uname",
+    "date",
+    "uptime",
+    "sleep",
+    "true",
+    "false",
+    "which",
+    "type",
+    "test",
+    "sudo",
+    "su",
+    "bash",
+    "sh",
+    "source",
+    "ps",
+    "df",
+    "free",
+    "cloud-init",
+    "ip",
+    "ping",
+    "curl",
+    "wget",
+    "nc",
+    "dig",
+    "nslookup",
+    "host",
+    "ss",
+    "systemctl",
+    "service",
 ];
 
 const BUILTINS: &[&str] = &[
@@ -1094,7 +1234,11 @@ async fn which(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 
         if name == "type" && BUILTINS.contains(&a.as_str()) {
             io.out.line(&format!("{a} is a shell builtin"));
         } else if known {
-            let dir = if matches!(a.as_str(), "httpd" | "nginx" | "ip" | "ss") { "/usr/sbin" } else { "/usr/bin" };
+            let dir = if matches!(a.as_str(), "httpd" | "nginx" | "ip" | "ss") {
+                "/usr/sbin"
+            } else {
+                "/usr/bin"
+            };
             if name == "type" {
                 io.out.line(&format!("{a} is {dir}/{a}"));
             } else {
@@ -1138,7 +1282,10 @@ fn test(sh: &Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
         ["-e", p] => disk.fs.exists(&sh.abs(p)),
         ["-f", p] => disk.fs.get(&sh.abs(p)).is_some_and(|n| !n.is_dir()),
         ["-d", p] => disk.fs.is_dir(&sh.abs(p)),
-        ["-s", p] => disk.fs.get(&sh.abs(p)).is_some_and(|n| !n.is_dir() && n.len() > 0),
+        ["-s", p] => disk
+            .fs
+            .get(&sh.abs(p))
+            .is_some_and(|n| !n.is_dir() && !n.is_empty()),
         ["-r" | "-w" | "-x", p] => disk.fs.exists(&sh.abs(p)),
         [a, "=" | "==", b] => a == b,
         [a, "!=", b] => a != b,
@@ -1178,8 +1325,7 @@ async fn sudo(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         }
     }
     // `sudo su`, `sudo su -`, `sudo -i`, `sudo bash`: a root shell until `exit`.
-    let root_shell = matches!(rest.first().map(String::as_str), Some("su"))
-        && rest.len() <= 3
+    let root_shell = matches!(rest.first().map(String::as_str), Some("su")) && rest.len() <= 3
         || (rest.is_empty() && login)
         || (matches!(rest.first().map(String::as_str), Some("bash" | "sh")) && rest.len() == 1);
     if root_shell {

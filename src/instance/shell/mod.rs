@@ -100,9 +100,16 @@ impl Stdin {
                 if b.is_empty() {
                     return None;
                 }
-                let end = b.iter().position(|c| *c == b'\n').map_or(b.len(), |i| i + 1);
+                let end = b
+                    .iter()
+                    .position(|c| *c == b'\n')
+                    .map_or(b.len(), |i| i + 1);
                 let line: Vec<u8> = b.drain(..end).collect();
-                Some(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string())
+                Some(
+                    String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                )
             }
             Stdin::Stream(rx) => {
                 let mut line = Vec::new();
@@ -115,7 +122,11 @@ impl Stdin {
                 if line.is_empty() {
                     None
                 } else {
-                    Some(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string())
+                    Some(
+                        String::from_utf8_lossy(&line)
+                            .trim_end_matches(['\n', '\r'])
+                            .to_string(),
+                    )
                 }
             }
         }
@@ -493,7 +504,12 @@ impl Shell {
                 RedirOp::In => {
                     let target = self.expand_word(&r.target).await.join(" ");
                     let path = self.abs(&target);
-                    let data = self.inst.lock_disk().fs.read(&path, self.cred()).map(<[u8]>::to_vec);
+                    let data = self
+                        .inst
+                        .lock_disk()
+                        .fs
+                        .read(&path, self.cred())
+                        .map(<[u8]>::to_vec);
                     match data {
                         Ok(d) => io.stdin = Stdin::Bytes(d),
                         Err(e) => {
@@ -624,7 +640,11 @@ impl Shell {
         let quoted = format!("\"{}\"", body.replace('\\', "\\\\").replace('"', "\\\""));
         match parse::parse(&format!("x {quoted}")) {
             Ok(s) => {
-                if let Some(w) = s.first().and_then(|ao| ao.first.cmds.first()).and_then(|c| c.words.get(1)) {
+                if let Some(w) = s
+                    .first()
+                    .and_then(|ao| ao.first.cmds.first())
+                    .and_then(|c| c.words.get(1))
+                {
                     let w = w.clone();
                     return self.expand_word(&w).await.join(" ");
                 }
@@ -651,7 +671,11 @@ impl Shell {
             return Ok(Vec::new());
         }
         let p = self.abs(path);
-        self.inst.lock_disk().fs.read(&p, self.cred()).map(<[u8]>::to_vec)
+        self.inst
+            .lock_disk()
+            .fs
+            .read(&p, self.cred())
+            .map(<[u8]>::to_vec)
     }
 
     /// Runs one command with its arguments expanded.
@@ -671,7 +695,8 @@ impl Shell {
             if let Some(status) = super::services::run(self, &name, args, io).await {
                 return status;
             }
-            io.err.line(&format!("-bash: {}: command not found", argv[0]));
+            io.err
+                .line(&format!("-bash: {}: command not found", argv[0]));
             NOT_FOUND
         })
     }

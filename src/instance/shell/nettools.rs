@@ -44,7 +44,11 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
 }
 
 /// Opens a TCP connection from the instance; the metadata address is served in-process.
-pub async fn connect(sh: &Shell, dst: SocketAddrV4, timeout: Duration) -> io::Result<Box<dyn NetStream>> {
+pub async fn connect(
+    sh: &Shell,
+    dst: SocketAddrV4,
+    timeout: Duration,
+) -> io::Result<Box<dyn NetStream>> {
     if *dst.ip() == IMDS_ADDR {
         if dst.port() != 80 {
             tokio::time::sleep(timeout).await;
@@ -83,8 +87,18 @@ enum DnsOutcome {
     Garbled,
 }
 
-async fn dns_query(sh: &Shell, server: Ipv4Addr, name: &str, rtype: RecordType, timeout: Duration) -> DnsOutcome {
-    let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
+async fn dns_query(
+    sh: &Shell,
+    server: Ipv4Addr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+) -> DnsOutcome {
+    let fqdn = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
     let Ok(qname) = Name::from_ascii(&fqdn) else {
         return DnsOutcome::Garbled;
     };
@@ -148,13 +162,18 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
 
 fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
     let net = sh.inst.net();
-    let sub = args.iter().find(|a| !a.starts_with('-')).map(String::as_str);
+    let sub = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str);
     match sub {
         Some(s) if "addr".starts_with(s) || "address".starts_with(s) || s == "a" => {
             io.out.line("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000");
-            io.out.line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
+            io.out
+                .line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
             io.out.line("    inet 127.0.0.1/8 scope host lo");
-            io.out.line("       valid_lft forever preferred_lft forever");
+            io.out
+                .line("       valid_lft forever preferred_lft forever");
             for (i, ifc) in net.interfaces().iter().enumerate() {
                 let bcast = ipnet::Ipv4Net::new(ifc.addr, ifc.prefix_len)
                     .map(|n| n.broadcast().to_string())
@@ -165,13 +184,15 @@ fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
                     ifc.name,
                     ifc.mtu
                 ));
-                io.out.line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
+                io.out
+                    .line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
                 io.out.line(&format!("    altname enp0s{}", i + 5));
                 io.out.line(&format!(
                     "    inet {}/{} metric 512 brd {bcast} scope global dynamic {}",
                     ifc.addr, ifc.prefix_len, ifc.name
                 ));
-                io.out.line("       valid_lft 3599sec preferred_lft 3599sec");
+                io.out
+                    .line("       valid_lft 3599sec preferred_lft 3599sec");
             }
             0
         }
@@ -193,7 +214,8 @@ fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
         }
         Some(s) if "link".starts_with(s) => {
             io.out.line("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000");
-            io.out.line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
+            io.out
+                .line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
             for (i, ifc) in net.interfaces().iter().enumerate() {
                 io.out.line(&format!(
                     "{}: {}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu {} qdisc mq state UP mode DEFAULT group default qlen 1000",
@@ -201,17 +223,21 @@ fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
                     ifc.name,
                     ifc.mtu
                 ));
-                io.out.line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
+                io.out
+                    .line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
             }
             0
         }
         Some(other) => {
-            io.err.line(&format!("Object \"{other}\" is unknown, try \"ip help\"."));
+            io.err
+                .line(&format!("Object \"{other}\" is unknown, try \"ip help\"."));
             1
         }
         None => {
-            io.err.line("Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }");
-            io.err.line("where  OBJECT := { address | link | route | ... }");
+            io.err
+                .line("Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }");
+            io.err
+                .line("where  OBJECT := { address | link | route | ... }");
             255
         }
     }
@@ -250,20 +276,23 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         }
     }
     let Some(target) = target else {
-        io.err.line("ping: usage error: Destination address required");
+        io.err
+            .line("ping: usage error: Destination address required");
         return 1;
     };
     let ip = match resolve(sh, &target).await {
         Ok(ip) => ip,
         Err(_) => {
-            io.err.line(&format!("ping: {target}: Name or service not known"));
+            io.err
+                .line(&format!("ping: {target}: Name or service not known"));
             return 2;
         }
     };
     // Without -c ping runs until Ctrl-C; in a non-interactive command that would never
     // end, so four probes are sent there.
     let count = count.unwrap_or(if sh.tty { u32::MAX } else { 4 });
-    io.out.line(&format!("PING {target} ({ip}) 56(84) bytes of data."));
+    io.out
+        .line(&format!("PING {target} ({ip}) 56(84) bytes of data."));
     let start = tokio::time::Instant::now();
     let mut rtts = Vec::new();
     let mut sent = 0u32;
@@ -286,8 +315,13 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     ));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::HostUnreachable || e.kind() == io::ErrorKind::NetworkUnreachable => {
-                io.out.line(&format!("From {ip} icmp_seq={seq} Destination Host Unreachable"));
+            Err(e)
+                if e.kind() == io::ErrorKind::HostUnreachable
+                    || e.kind() == io::ErrorKind::NetworkUnreachable =>
+            {
+                io.out.line(&format!(
+                    "From {ip} icmp_seq={seq} Destination Host Unreachable"
+                ));
             }
             Err(_) => {}
         }
@@ -300,7 +334,7 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     }
     let total = start.elapsed();
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX);
-    let loss = if sent == 0 { 0 } else { (sent - received) * 100 / sent };
+    let loss = ((sent - received) * 100).checked_div(sent).unwrap_or(0);
     io.out.line("");
     io.out.line(&format!("--- {target} ping statistics ---"));
     io.out.line(&format!(
@@ -312,7 +346,11 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         let max = rtts.iter().max().copied().unwrap_or_default();
         let avg = rtts.iter().sum::<Duration>() / received.max(1);
         let mean = avg.as_secs_f64();
-        let var = rtts.iter().map(|r| (r.as_secs_f64() - mean).powi(2)).sum::<f64>() / f64::from(received.max(1));
+        let var = rtts
+            .iter()
+            .map(|r| (r.as_secs_f64() - mean).powi(2))
+            .sum::<f64>()
+            / f64::from(received.max(1));
         io.out.line(&format!(
             "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
             fmt_ms(min),
@@ -352,7 +390,12 @@ pub fn parse_url(url: &str) -> Option<Url> {
     if host.is_empty() {
         return None;
     }
-    Some(Url { scheme, host, port, path })
+    Some(Url {
+        scheme,
+        host,
+        port,
+        path,
+    })
 }
 
 /// Why a fetch failed, with curl's exit code.
@@ -384,23 +427,36 @@ async fn fetch(
         .or(max_time)
         .unwrap_or(LINUX_CONNECT_TIMEOUT)
         .min(max_time.unwrap_or(Duration::MAX));
-    let stream = connect(sh, SocketAddrV4::new(ip, url.port), ct).await.map_err(|e| {
-        let ms = started.elapsed().as_millis();
-        match e.kind() {
-            io::ErrorKind::TimedOut if max_time.is_some() || connect_timeout.is_some() => FetchError {
-                code: 28,
-                msg: format!("Failed to connect to {} port {} after {ms} ms: Timeout was reached", url.host, url.port),
-            },
-            io::ErrorKind::TimedOut => FetchError {
-                code: 28,
-                msg: format!("Failed to connect to {} port {} after {ms} ms: Couldn't connect to server", url.host, url.port),
-            },
-            _ => FetchError {
-                code: 7,
-                msg: format!("Failed to connect to {} port {} after {ms} ms: Couldn't connect to server", url.host, url.port),
-            },
-        }
-    })?;
+    let stream = connect(sh, SocketAddrV4::new(ip, url.port), ct)
+        .await
+        .map_err(|e| {
+            let ms = started.elapsed().as_millis();
+            match e.kind() {
+                io::ErrorKind::TimedOut if max_time.is_some() || connect_timeout.is_some() => {
+                    FetchError {
+                        code: 28,
+                        msg: format!(
+                            "Failed to connect to {} port {} after {ms} ms: Timeout was reached",
+                            url.host, url.port
+                        ),
+                    }
+                }
+                io::ErrorKind::TimedOut => FetchError {
+                    code: 28,
+                    msg: format!(
+                        "Failed to connect to {} port {} after {ms} ms: Couldn't connect to server",
+                        url.host, url.port
+                    ),
+                },
+                _ => FetchError {
+                    code: 7,
+                    msg: format!(
+                        "Failed to connect to {} port {} after {ms} ms: Couldn't connect to server",
+                        url.host, url.port
+                    ),
+                },
+            }
+        })?;
     if url.scheme == "https" {
         return Err(FetchError {
             code: 35,
@@ -419,14 +475,21 @@ async fn fetch(
             Err(_) => {
                 return Err(FetchError {
                     code: 28,
-                    msg: format!("Operation timed out after {} milliseconds with 0 bytes received", mt.as_millis()),
+                    msg: format!(
+                        "Operation timed out after {} milliseconds with 0 bytes received",
+                        mt.as_millis()
+                    ),
                 });
             }
         },
         None => fut.await,
     }
     .map_err(|e| FetchError {
-        code: if e.kind() == io::ErrorKind::ConnectionReset { 52 } else { 56 },
+        code: if e.kind() == io::ErrorKind::ConnectionReset {
+            52
+        } else {
+            56
+        },
         msg: if e.kind() == io::ErrorKind::ConnectionReset {
             "Empty reply from server".to_string()
         } else {
@@ -464,7 +527,10 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut url = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let secs = |v: Option<&String>| v.and_then(|v| v.parse::<f64>().ok()).map(Duration::from_secs_f64);
+        let secs = |v: Option<&String>| {
+            v.and_then(|v| v.parse::<f64>().ok())
+                .map(Duration::from_secs_f64)
+        };
         match a.as_str() {
             "-s" | "--silent" => silent = true,
             "-S" | "--show-error" => show_error = true,
@@ -523,7 +589,8 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     }
     let Some(url_text) = url else {
         io.err.line("curl: no URL specified!");
-        io.err.line("curl: try 'curl --help' or 'curl --manual' for more information");
+        io.err
+            .line("curl: try 'curl --help' or 'curl --manual' for more information");
         return 2;
     };
     let report = |io: &mut Io, code: i32, msg: &str| {
@@ -551,12 +618,26 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut redirects = 0;
     let fetched = loop {
         if verbose {
-            io.err.line(&format!("*   Trying {}:{}...", url.host, url.port));
+            io.err
+                .line(&format!("*   Trying {}:{}...", url.host, url.port));
         }
-        match fetch(sh, &url, &method, &headers, &body, max_time, connect_timeout).await {
+        match fetch(
+            sh,
+            &url,
+            &method,
+            &headers,
+            &body,
+            max_time,
+            connect_timeout,
+        )
+        .await
+        {
             Ok(f) => {
                 if verbose {
-                    io.err.line(&format!("* Connected to {} ({}) port {}", url.host, f.ip, url.port));
+                    io.err.line(&format!(
+                        "* Connected to {} ({}) port {}",
+                        url.host, f.ip, url.port
+                    ));
                     io.err.line(&format!("> {method} {} HTTP/1.1", url.path));
                     io.err.line(&format!("> Host: {}", url.host));
                     io.err.line("> User-Agent: curl/8.5.0");
@@ -575,7 +656,10 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     && let Some(loc) = f.resp.header("location")
                 {
                     let next = if loc.starts_with('/') {
-                        Some(Url { path: loc.to_string(), ..url.clone() })
+                        Some(Url {
+                            path: loc.to_string(),
+                            ..url.clone()
+                        })
                     } else {
                         parse_url(loc)
                     };
@@ -598,7 +682,11 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     };
     let resp = fetched.resp;
     if fail && resp.status >= 400 {
-        return report(io, 22, &format!("The requested URL returned error: {}", resp.status));
+        return report(
+            io,
+            22,
+            &format!("The requested URL returned error: {}", resp.status),
+        );
     }
     let mut out = Vec::new();
     if head || include {
@@ -608,14 +696,21 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         out.extend_from_slice(&resp.body);
     }
     if remote_name {
-        let name = url.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("index.html");
+        let name = url
+            .path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("index.html");
         output = Some(name.to_string());
     }
     match output {
         Some(path) if path != "-" => {
             if !silent {
                 io.err.line("  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current");
-                io.err.line("                                 Dload  Upload   Total   Spent    Left  Speed");
+                io.err.line(
+                    "                                 Dload  Upload   Total   Spent    Left  Speed",
+                );
                 let n = out.len();
                 io.err.line(&format!(
                     "100 {n:>5}  100 {n:>5}    0     0   {:>5}      0 --:--:-- --:--:-- --:--:-- {:>5}",
@@ -623,7 +718,14 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 ));
             }
             if let Err(e) = sh.write_file(&path, &out, false) {
-                return report(io, 23, &format!("Failure writing output to destination, passed {} returned 0 ({e})", out.len()));
+                return report(
+                    io,
+                    23,
+                    &format!(
+                        "Failure writing output to destination, passed {} returned 0 ({e})",
+                        out.len()
+                    ),
+                );
             }
         }
         _ => io.out.write(&out),
@@ -648,7 +750,12 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         match a.as_str() {
             "-q" | "--quiet" => quiet = true,
             "-O" => output = it.next().cloned(),
-            "-T" | "--timeout" => timeout = it.next().and_then(|v| v.parse::<f64>().ok()).map(Duration::from_secs_f64),
+            "-T" | "--timeout" => {
+                timeout = it
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(Duration::from_secs_f64)
+            }
             "-qO-" => {
                 quiet = true;
                 output = Some("-".to_string());
@@ -668,10 +775,22 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         io.err.line(&format!("{url_text}: Invalid URL"));
         return 1;
     };
-    let shown = format!("{}://{}{}", url.scheme, if url.port == 80 { url.host.clone() } else { format!("{}:{}", url.host, url.port) }, url.path);
-    let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let shown = format!(
+        "{}://{}{}",
+        url.scheme,
+        if url.port == 80 {
+            url.host.clone()
+        } else {
+            format!("{}:{}", url.host, url.port)
+        },
+        url.path
+    );
+    let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let stamp = now
-        .format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
         .unwrap_or_default();
     if !quiet {
         io.err.line(&format!("--{stamp}--  {shown}"));
@@ -680,16 +799,32 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         Ok(ip) => ip,
         Err(_) => {
             if !quiet {
-                io.err.line(&format!("Resolving {} ({})... failed: Name or service not known.", url.host, url.host));
-                io.err.line(&format!("wget: unable to resolve host address ‘{}’", url.host));
+                io.err.line(&format!(
+                    "Resolving {} ({})... failed: Name or service not known.",
+                    url.host, url.host
+                ));
+                io.err.line(&format!(
+                    "wget: unable to resolve host address ‘{}’",
+                    url.host
+                ));
             }
             return 4;
         }
     };
     if !quiet {
-        io.err.print(&format!("Connecting to {}:{}... ", ip, url.port));
+        io.err
+            .print(&format!("Connecting to {}:{}... ", ip, url.port));
     }
-    let fetched = fetch(sh, &url, "GET", &[], &[], None, Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT))).await;
+    let fetched = fetch(
+        sh,
+        &url,
+        "GET",
+        &[],
+        &[],
+        None,
+        Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),
+    )
+    .await;
     let resp = match fetched {
         Ok(f) => f.resp,
         Err(e) => {
@@ -706,26 +841,49 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     };
     if !quiet {
         io.err.line("connected.");
-        io.err.line(&format!("HTTP request sent, awaiting response... {} {}", resp.status, resp.reason));
+        io.err.line(&format!(
+            "HTTP request sent, awaiting response... {} {}",
+            resp.status, resp.reason
+        ));
     }
     if resp.status >= 400 {
         if !quiet {
-            io.err.line(&format!("{stamp} ERROR {}: {}.", resp.status, resp.reason));
+            io.err
+                .line(&format!("{stamp} ERROR {}: {}.", resp.status, resp.reason));
             io.err.line("");
         }
         return 8;
     }
     let name = output.unwrap_or_else(|| {
-        url.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("index.html").to_string()
+        url.path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("index.html")
+            .to_string()
     });
     if !quiet {
-        let ctype = resp.header("content-type").unwrap_or("text/plain").to_string();
-        io.err.line(&format!("Length: {} [{ctype}]", resp.body.len()));
-        io.err.line(&format!("Saving to: ‘{}’", if name == "-" { "STDOUT" } else { &name }));
+        let ctype = resp
+            .header("content-type")
+            .unwrap_or("text/plain")
+            .to_string();
+        io.err
+            .line(&format!("Length: {} [{ctype}]", resp.body.len()));
+        io.err.line(&format!(
+            "Saving to: ‘{}’",
+            if name == "-" { "STDOUT" } else { &name }
+        ));
         io.err.line("");
-        io.err.line(&format!("{name:<20}100%[===================>] {:>7}  --.-KB/s    in 0s", resp.body.len()));
+        io.err.line(&format!(
+            "{name:<20}100%[===================>] {:>7}  --.-KB/s    in 0s",
+            resp.body.len()
+        ));
         io.err.line("");
-        io.err.line(&format!("{stamp} (1.00 MB/s) - ‘{name}’ saved [{}/{}]", resp.body.len(), resp.body.len()));
+        io.err.line(&format!(
+            "{stamp} (1.00 MB/s) - ‘{name}’ saved [{}/{}]",
+            resp.body.len(),
+            resp.body.len()
+        ));
         io.err.line("");
     }
     if name == "-" {
@@ -746,7 +904,12 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-w" => wait = it.next().and_then(|v| v.parse::<f64>().ok()).map(Duration::from_secs_f64),
+            "-w" => {
+                wait = it
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(Duration::from_secs_f64)
+            }
             s if s.starts_with('-') => {
                 for c in s[1..].chars() {
                     match c {
@@ -766,7 +929,8 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         return 1;
     }
     let (Some(host), Some(port)) = (rest.first(), rest.get(1)) else {
-        io.err.line("usage: nc [-46CDdFhklNnrStUuvZz] [-w timeout] [destination] [port]");
+        io.err
+            .line("usage: nc [-46CDdFhklNnrStUuvZz] [-w timeout] [destination] [port]");
         return 1;
     };
     let Ok(port) = port.parse::<u16>() else {
@@ -777,7 +941,9 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         Ok(ip) => ip,
         Err(_) => {
             if ubuntu {
-                io.err.line(&format!("nc: getaddrinfo for host \"{host}\" port {port}: Name or service not known"));
+                io.err.line(&format!(
+                    "nc: getaddrinfo for host \"{host}\" port {port}: Name or service not known"
+                ));
             } else {
                 io.err.line(&format!("Ncat: Could not resolve hostname \"{host}\": Name or service not known. QUITTING."));
             }
@@ -788,7 +954,11 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         io.err.line("Ncat: Version 7.93 ( https://nmap.org/ncat )");
     }
     // Ncat's default connect timeout is 10 s; OpenBSD nc waits for the kernel.
-    let timeout = wait.unwrap_or(if ubuntu { LINUX_CONNECT_TIMEOUT } else { Duration::from_secs(10) });
+    let timeout = wait.unwrap_or(if ubuntu {
+        LINUX_CONNECT_TIMEOUT
+    } else {
+        Duration::from_secs(10)
+    });
     match connect(sh, SocketAddrV4::new(ip, port), timeout).await {
         Ok(mut stream) => {
             if verbose {
@@ -799,14 +969,17 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                         443 => "[tcp/https]",
                         _ => "[tcp/*]",
                     };
-                    io.err.line(&format!("Connection to {host} {port} port {svc} succeeded!"));
+                    io.err.line(&format!(
+                        "Connection to {host} {port} port {svc} succeeded!"
+                    ));
                 } else {
                     io.err.line(&format!("Ncat: Connected to {ip}:{port}."));
                 }
             }
             if zero {
                 if verbose && !ubuntu {
-                    io.err.line("Ncat: 0 bytes sent, 0 bytes received in 0.01 seconds.");
+                    io.err
+                        .line("Ncat: 0 bytes sent, 0 bytes received in 0.01 seconds.");
                 }
                 return 0;
             }
@@ -865,7 +1038,10 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
             if let Some(t) = it.next() {
                 rtype = t.to_ascii_uppercase().parse().unwrap_or(RecordType::A);
             }
-        } else if let Some(t) = a.strip_prefix("-type=").or_else(|| a.strip_prefix("-query=")) {
+        } else if let Some(t) = a
+            .strip_prefix("-type=")
+            .or_else(|| a.strip_prefix("-query="))
+        {
             rtype = t.to_ascii_uppercase().parse().unwrap_or(RecordType::A);
         } else if a == "-x" {
             reverse = true;
@@ -883,13 +1059,16 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
     }
     let Some(mut name) = name else {
         if tool == "dig" {
-            io.err.line("dig: a name to look up is required in this emulation");
+            io.err
+                .line("dig: a name to look up is required in this emulation");
         } else {
             io.err.line(&format!("Usage: {tool} NAME [SERVER]"));
         }
         return 1;
     };
-    if (reverse || tool != "dig") && let Ok(ip) = name.parse::<Ipv4Addr>() {
+    if (reverse || tool != "dig")
+        && let Ok(ip) = name.parse::<Ipv4Addr>()
+    {
         let o = ip.octets();
         name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
         rtype = RecordType::PTR;
@@ -905,7 +1084,9 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
                 break;
             }
             DnsOutcome::Timeout | DnsOutcome::Garbled => {
-                io.out.line(&format!(";; communications error to {server}#53: timed out"));
+                io.out.line(&format!(
+                    ";; communications error to {server}#53: timed out"
+                ));
             }
         }
     }
@@ -916,7 +1097,11 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
         }
         return if tool == "dig" { 9 } else { 1 };
     };
-    let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.") };
+    let fqdn = if name.ends_with('.') {
+        name.clone()
+    } else {
+        format!("{name}.")
+    };
     let rcode = m.metadata.response_code;
     match tool {
         "dig" if short => {
@@ -927,7 +1112,8 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
         }
         "dig" => {
             io.out.line("");
-            io.out.line(&format!("; <<>> DiG 9.18.28 <<>> {}", args.join(" ")));
+            io.out
+                .line(&format!("; <<>> DiG 9.18.28 <<>> {}", args.join(" ")));
             io.out.line(";; global options: +cmd");
             io.out.line(";; Got answer:");
             io.out.line(&format!(
@@ -960,13 +1146,24 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
                 io.out.line("");
                 io.out.line(&format!(";; {title} SECTION:"));
                 for r in records.iter() {
-                    io.out.line(&format!("{}\t\t{}\tIN\t{}\t{}", r.name, r.ttl, r.record_type(), r.data));
+                    io.out.line(&format!(
+                        "{}\t\t{}\tIN\t{}\t{}",
+                        r.name,
+                        r.ttl,
+                        r.record_type(),
+                        r.data
+                    ));
                 }
             }
             io.out.line("");
-            io.out.line(&format!(";; Query time: {} msec", started.elapsed().as_millis()));
-            io.out.line(&format!(";; SERVER: {server}#53({server}) (UDP)"));
-            let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            io.out.line(&format!(
+                ";; Query time: {} msec",
+                started.elapsed().as_millis()
+            ));
+            io.out
+                .line(&format!(";; SERVER: {server}#53({server}) (UDP)"));
+            let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             io.out.line(&format!(
                 ";; WHEN: {}",
                 now.format(&time::macros::format_description!(
@@ -974,7 +1171,10 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
                 ))
                 .unwrap_or_default()
             ));
-            io.out.line(&format!(";; MSG SIZE  rcvd: {}", m.to_vec().map(|v| v.len()).unwrap_or(0)));
+            io.out.line(&format!(
+                ";; MSG SIZE  rcvd: {}",
+                m.to_vec().map(|v| v.len()).unwrap_or(0)
+            ));
             io.out.line("");
             0
         }
@@ -983,7 +1183,10 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
             io.out.line(&format!("Address:\t{server}#53"));
             io.out.line("");
             if rcode != ResponseCode::NoError {
-                io.out.line(&format!("** server can't find {name}: {}", rcode_name(rcode)));
+                io.out.line(&format!(
+                    "** server can't find {name}: {}",
+                    rcode_name(rcode)
+                ));
                 io.out.line("");
                 return 1;
             }
@@ -993,12 +1196,26 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
             for r in &m.answers {
                 match &r.data {
                     RData::A(a) => {
-                        io.out.line(&format!("Name:\t{}", r.name.to_string().trim_end_matches('.')));
+                        io.out.line(&format!(
+                            "Name:\t{}",
+                            r.name.to_string().trim_end_matches('.')
+                        ));
                         io.out.line(&format!("Address: {}", a.0));
                     }
-                    RData::CNAME(c) => io.out.line(&format!("{}\tcanonical name = {}", r.name.to_string().trim_end_matches('.'), c.0)),
-                    RData::PTR(p) => io.out.line(&format!("{}\tname = {}", r.name.to_string().trim_end_matches('.'), p.0)),
-                    other => io.out.line(&format!("{}\t{other}", r.name.to_string().trim_end_matches('.'))),
+                    RData::CNAME(c) => io.out.line(&format!(
+                        "{}\tcanonical name = {}",
+                        r.name.to_string().trim_end_matches('.'),
+                        c.0
+                    )),
+                    RData::PTR(p) => io.out.line(&format!(
+                        "{}\tname = {}",
+                        r.name.to_string().trim_end_matches('.'),
+                        p.0
+                    )),
+                    other => io.out.line(&format!(
+                        "{}\t{other}",
+                        r.name.to_string().trim_end_matches('.')
+                    )),
                 }
             }
             io.out.line("");
@@ -1019,9 +1236,14 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
                 let owner = owner.trim_end_matches('.');
                 match &r.data {
                     RData::A(a) => io.out.line(&format!("{owner} has address {}", a.0)),
-                    RData::CNAME(c) => io.out.line(&format!("{owner} is an alias for {}.", c.0.to_string().trim_end_matches('.'))),
+                    RData::CNAME(c) => io.out.line(&format!(
+                        "{owner} is an alias for {}.",
+                        c.0.to_string().trim_end_matches('.')
+                    )),
                     RData::PTR(p) => io.out.line(&format!("{owner} domain name pointer {}", p.0)),
-                    other => io.out.line(&format!("{owner} has {} record {other}", r.record_type())),
+                    other => io
+                        .out
+                        .line(&format!("{owner} has {} record {other}", r.record_type())),
                 }
             }
             0
@@ -1030,26 +1252,43 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
 }
 
 fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
-    let flags: String = args.iter().filter(|a| a.starts_with('-')).map(|a| a.trim_start_matches('-')).collect();
+    let flags: String = args
+        .iter()
+        .filter(|a| a.starts_with('-'))
+        .map(|a| a.trim_start_matches('-'))
+        .collect();
     let show_proc = flags.contains('p') && sh.user == "root";
     let listening = flags.contains('l');
     let tcp = flags.contains('t') || !flags.contains('u');
     if flags.contains('p') && sh.user != "root" {
         // Like the real ss, processes of other users are not shown without root.
     }
-    io.out.line("State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess");
+    io.out
+        .line("State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess");
     if !tcp || !listening {
         return 0;
     }
-    let mut rows: Vec<(String, u16, String)> = vec![("0.0.0.0".into(), 22, "sshd".into()), ("[::]".into(), 22, "sshd".into())];
+    let mut rows: Vec<(String, u16, String)> = vec![
+        ("0.0.0.0".into(), 22, "sshd".into()),
+        ("[::]".into(), 22, "sshd".into()),
+    ];
     for (unit, port) in crate::instance::services::listening(&sh.inst) {
         rows.push(("*".into(), port, unit));
     }
     for (addr, port, proc_name) in rows {
-        let peer = if addr == "[::]" { "[::]:*" } else if addr == "*" { "*:*" } else { "0.0.0.0:*" };
+        let peer = if addr == "[::]" {
+            "[::]:*"
+        } else if addr == "*" {
+            "*:*"
+        } else {
+            "0.0.0.0:*"
+        };
         let backlog = if proc_name == "sshd" { 128 } else { 511 };
         let process = if show_proc {
-            format!("users:((\"{proc_name}\",pid={},fd=3))", 1000 + u32::from(port))
+            format!(
+                "users:((\"{proc_name}\",pid={},fd=3))",
+                1000 + u32::from(port)
+            )
         } else {
             String::new()
         };
@@ -1088,22 +1327,38 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
         }
     }
     let Some(target) = target else {
-        io.err.line(&format!("usage: {tool} [-i identity_file] [-p port] destination"));
+        io.err.line(&format!(
+            "usage: {tool} [-i identity_file] [-p port] destination"
+        ));
         return 255;
     };
     let host_part = target.split(':').next().unwrap_or(&target);
-    let host = host_part.rsplit('@').next().unwrap_or(host_part).to_string();
+    let host = host_part
+        .rsplit('@')
+        .next()
+        .unwrap_or(host_part)
+        .to_string();
     if let Some(k) = &key {
         let abs = sh.abs(k);
         let node = sh.inst.lock_disk().fs.get(&abs).cloned();
         match node {
-            None => io.err.line(&format!("Warning: Identity file {k} not accessible: No such file or directory.")),
+            None => io.err.line(&format!(
+                "Warning: Identity file {k} not accessible: No such file or directory."
+            )),
             Some(n) if n.mode & 0o077 != 0 => {
-                io.err.line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
-                io.err.line("@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @");
-                io.err.line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
-                io.err.line(&format!("Permissions 0{:o} for '{k}' are too open.", n.mode));
-                io.err.line("It is required that your private key files are NOT accessible by others.");
+                io.err
+                    .line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+                io.err
+                    .line("@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @");
+                io.err
+                    .line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+                io.err.line(&format!(
+                    "Permissions 0{:o} for '{k}' are too open.",
+                    n.mode
+                ));
+                io.err.line(
+                    "It is required that your private key files are NOT accessible by others.",
+                );
                 io.err.line("This private key will be ignored.");
                 io.err.line(&format!("Load key \"{k}\": bad permissions"));
             }
@@ -1113,7 +1368,9 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
     let ip = match resolve(sh, &host).await {
         Ok(ip) => ip,
         Err(_) => {
-            io.err.line(&format!("ssh: Could not resolve hostname {host}: Name or service not known"));
+            io.err.line(&format!(
+                "ssh: Could not resolve hostname {host}: Name or service not known"
+            ));
             return 255;
         }
     };
@@ -1124,7 +1381,8 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
                 io::ErrorKind::ConnectionRefused => "Connection refused",
                 _ => "No route to host",
             };
-            io.err.line(&format!("ssh: connect to host {host} port {port}: {why}"));
+            io.err
+                .line(&format!("ssh: connect to host {host} port {port}: {why}"));
             if tool == "scp" {
                 io.err.line("scp: Connection closed");
             }
@@ -1147,7 +1405,12 @@ mod tests {
     fn url_parsing_defaults_scheme_port_and_path() {
         assert_eq!(
             parse_url("10.0.1.5"),
-            Some(Url { scheme: "http".into(), host: "10.0.1.5".into(), port: 80, path: "/".into() })
+            Some(Url {
+                scheme: "http".into(),
+                host: "10.0.1.5".into(),
+                port: 80,
+                path: "/".into()
+            })
         );
         assert_eq!(
             parse_url("http://169.254.169.254/latest/meta-data/instance-id"),

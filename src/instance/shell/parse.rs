@@ -121,7 +121,11 @@ enum Tok {
     Word(Word),
     /// `;` `&` `&&` `||` `|` `!` and redirection operators, with an optional fd.
     Op(String, Option<u32>),
-    HereDoc { fd: u32, body: String, expand: bool },
+    HereDoc {
+        fd: u32,
+        body: String,
+        expand: bool,
+    },
     Newline,
 }
 
@@ -278,7 +282,11 @@ impl Lexer<'_> {
                     self.pos += 1;
                 }
                 let line = line.trim_end_matches('\r');
-                let check = if strip { line.trim_start_matches('\t') } else { line };
+                let check = if strip {
+                    line.trim_start_matches('\t')
+                } else {
+                    line
+                };
                 if check == delim {
                     break;
                 }
@@ -731,7 +739,9 @@ impl Parser {
                         }
                     }
                 }
-                Some(Tok::Op(op, _)) if cmd.words.is_empty() && cmd.assigns.is_empty() && cmd.redirs.is_empty() => {
+                Some(Tok::Op(op, _))
+                    if cmd.words.is_empty() && cmd.assigns.is_empty() && cmd.redirs.is_empty() =>
+                {
                     return Err(ParseError::Unexpected(op));
                 }
                 None if cmd.words.is_empty() && cmd.assigns.is_empty() && cmd.redirs.is_empty() => {

@@ -14,7 +14,10 @@ const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 5);
 fn instance(image: Image) -> (Arc<InstanceState>, Arc<FakeNet>) {
     let mut p = InstanceProfile::example(image, ME);
     p.key_name = Some("test01".into());
-    p.authorized_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test01".into());
+    p.authorized_key = Some(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test01"
+            .into(),
+    );
     let net = FakeNet::new(ME, 24, &p.mac);
     (InstanceState::launch(p, net.clone()), net)
 }
@@ -46,7 +49,11 @@ async fn unknown_command_prints_bash_message_and_exits_127() {
 #[tokio::test]
 async fn and_or_and_semicolon_follow_exit_statuses() {
     let mut sh = al();
-    let (_, out, _) = run(&mut sh, "false && echo no; true && echo yes || echo never; false || echo rescue").await;
+    let (_, out, _) = run(
+        &mut sh,
+        "false && echo no; true && echo yes || echo never; false || echo rescue",
+    )
+    .await;
     assert_eq!(out, "yes\nrescue\n");
 }
 
@@ -131,14 +138,22 @@ async fn file_commands_copy_move_remove() {
 #[tokio::test]
 async fn glob_expands_against_the_directory() {
     let mut sh = al();
-    let (_, out, _) = run(&mut sh, "touch x1.txt x2.txt y.log; echo *.txt; echo nomatch*").await;
+    let (_, out, _) = run(
+        &mut sh,
+        "touch x1.txt x2.txt y.log; echo *.txt; echo nomatch*",
+    )
+    .await;
     assert_eq!(out, "x1.txt x2.txt\nnomatch*\n");
 }
 
 #[tokio::test]
 async fn chmod_symbolic_and_octal_change_ls_long_output() {
     let mut sh = al();
-    run(&mut sh, "touch key.pem; chmod 644 key.pem; chmod go-r key.pem").await;
+    run(
+        &mut sh,
+        "touch key.pem; chmod 644 key.pem; chmod go-r key.pem",
+    )
+    .await;
     let (_, out, _) = run(&mut sh, "ls -l key.pem").await;
     assert!(out.starts_with("-rw------- 1 ec2-user ec2-user "), "{out}");
     run(&mut sh, "chmod 400 key.pem").await;
@@ -150,7 +165,11 @@ async fn chmod_symbolic_and_octal_change_ls_long_output() {
 async fn head_tail_grep_wc_behave_like_coreutils() {
     let mut sh = al();
     run(&mut sh, "printf '1\\n2\\n3\\n4\\n5\\n' > n").await;
-    let (_, out, _) = run(&mut sh, "head -n 2 n; tail -2 n; grep -c . n; grep -v 3 n | wc -l; wc -l n").await;
+    let (_, out, _) = run(
+        &mut sh,
+        "head -n 2 n; tail -2 n; grep -c . n; grep -v 3 n | wc -l; wc -l n",
+    )
+    .await;
     assert_eq!(out, "1\n2\n4\n5\n5\n4\n5 n\n");
     let (st, _, _) = run(&mut sh, "grep zzz n").await;
     assert_eq!(st, 1);
@@ -174,7 +193,11 @@ async fn identity_commands_match_the_image() {
 #[tokio::test]
 async fn command_substitution_and_export_reach_env() {
     let mut sh = al();
-    let (_, out, _) = run(&mut sh, "export GREETING=\"hi $(whoami)\"; env | grep GREETING").await;
+    let (_, out, _) = run(
+        &mut sh,
+        "export GREETING=\"hi $(whoami)\"; env | grep GREETING",
+    )
+    .await;
     assert_eq!(out, "GREETING=hi ec2-user\n");
     let (_, out, _) = run(&mut sh, "A=1; echo ${A}x; unset A; echo \"[$A]\"").await;
     assert_eq!(out, "1x\n[]\n");
@@ -183,7 +206,11 @@ async fn command_substitution_and_export_reach_env() {
 #[tokio::test]
 async fn heredoc_writes_a_file_with_expansion() {
     let mut sh = al();
-    let (st, _, _) = run(&mut sh, "cat > page.html <<EOF\n<h1>$(hostname -s)</h1>\nEOF\n").await;
+    let (st, _, _) = run(
+        &mut sh,
+        "cat > page.html <<EOF\n<h1>$(hostname -s)</h1>\nEOF\n",
+    )
+    .await;
     assert_eq!(st, 0);
     let (_, out, _) = run(&mut sh, "cat page.html").await;
     assert_eq!(out, "<h1>ip-10-0-1-5</h1>\n");
@@ -194,13 +221,20 @@ async fn syntax_error_is_reported_with_status_2() {
     let mut sh = al();
     let (st, _, err) = run(&mut sh, "echo 'oops").await;
     assert_eq!(st, 2);
-    assert!(err.contains("unexpected EOF while looking for matching `''"), "{err}");
+    assert!(
+        err.contains("unexpected EOF while looking for matching `''"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn bash_c_and_test_brackets() {
     let mut sh = al();
-    let (st, out, _) = run(&mut sh, "bash -c 'exit 4'; echo $?; [ -d /var/log ] && echo dir; test -f /nope || echo nofile").await;
+    let (st, out, _) = run(
+        &mut sh,
+        "bash -c 'exit 4'; echo $?; [ -d /var/log ] && echo dir; test -f /nope || echo nofile",
+    )
+    .await;
     assert_eq!(st, 0);
     assert_eq!(out, "4\ndir\nnofile\n");
     assert_eq!(sh.exit_requested, None);
@@ -224,10 +258,19 @@ async fn ip_addr_shows_private_address_only() {
     let mut sh = Shell::new(inst, "ec2-user");
     let (st, out, _) = run(&mut sh, "ip addr").await;
     assert_eq!(st, 0);
-    assert!(out.contains("inet 10.0.1.5/24 metric 512 brd 10.0.1.255 scope global dynamic ens5"), "{out}");
-    assert!(!out.contains("198.18.0.7"), "the public address is NAT-ed by the IGW, never on the interface");
+    assert!(
+        out.contains("inet 10.0.1.5/24 metric 512 brd 10.0.1.255 scope global dynamic ens5"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("198.18.0.7"),
+        "the public address is NAT-ed by the IGW, never on the interface"
+    );
     let (_, out, _) = run(&mut sh, "ip route").await;
-    assert!(out.starts_with("default via 10.0.1.1 dev ens5 proto dhcp src 10.0.1.5 metric 512\n"), "{out}");
+    assert!(
+        out.starts_with("default via 10.0.1.1 dev ens5 proto dhcp src 10.0.1.5 metric 512\n"),
+        "{out}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -235,7 +278,10 @@ async fn ping_to_filtered_host_reports_full_loss() {
     let mut sh = al();
     let (st, out, _) = run(&mut sh, "ping -c 2 10.0.2.9").await;
     assert_eq!(st, 1);
-    assert!(out.contains("2 packets transmitted, 0 received, 100% packet loss"), "{out}");
+    assert!(
+        out.contains("2 packets transmitted, 0 received, 100% packet loss"),
+        "{out}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -246,7 +292,10 @@ async fn ping_to_reachable_host_prints_replies_and_rtt() {
     let (st, out, _) = run(&mut sh, "ping -c 2 10.0.1.6").await;
     assert_eq!(st, 0);
     assert!(out.starts_with("PING 10.0.1.6 (10.0.1.6) 56(84) bytes of data.\n64 bytes from 10.0.1.6: icmp_seq=1 ttl=127 time=0.500 ms\n"), "{out}");
-    assert!(out.contains("2 packets transmitted, 2 received, 0% packet loss"), "{out}");
+    assert!(
+        out.contains("2 packets transmitted, 2 received, 0% packet loss"),
+        "{out}"
+    );
 }
 
 fn http_service(body: &'static str) -> crate::instance::net::FakeService {
@@ -256,7 +305,13 @@ fn http_service(body: &'static str) -> crate::instance::net::FakeService {
             let mut r = tokio::io::BufReader::new(r);
             if let Ok(Some(req)) = crate::instance::http::read_request(&mut r).await {
                 let text = format!("{} {}", req.method, body);
-                let bytes = crate::instance::http::response(200, "OK", &[("Server", "test".into())], text.as_bytes(), req.method == "HEAD");
+                let bytes = crate::instance::http::response(
+                    200,
+                    "OK",
+                    &[("Server", "test".into())],
+                    text.as_bytes(),
+                    req.method == "HEAD",
+                );
                 let _ = crate::instance::http::send(&mut w, &bytes).await;
             }
         })
@@ -266,16 +321,25 @@ fn http_service(body: &'static str) -> crate::instance::net::FakeService {
 #[tokio::test(start_paused = true)]
 async fn curl_fetches_over_the_instance_network_and_times_out_when_filtered() {
     let (inst, net) = instance(Image::AmazonLinux2023);
-    net.add_service(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 80), http_service("203.0.113.7"));
+    net.add_service(
+        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 80),
+        http_service("203.0.113.7"),
+    );
     let mut sh = Shell::new(inst, "ec2-user");
     let (st, out, _) = run(&mut sh, "curl -s http://192.0.2.10/").await;
     assert_eq!((st, out.as_str()), (0, "GET 203.0.113.7"));
     let (st, out, _) = run(&mut sh, "curl -sI 192.0.2.10").await;
     assert_eq!(st, 0);
-    assert!(out.starts_with("HTTP/1.1 200 OK\r\nServer: test\r\n"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\nServer: test\r\n"),
+        "{out}"
+    );
     let (st, _, err) = run(&mut sh, "curl -m 5 http://10.0.2.9/").await;
     assert_eq!(st, 28);
-    assert!(err.starts_with("curl: (28) Failed to connect to 10.0.2.9 port 80 after 5000 ms"), "{err}");
+    assert!(
+        err.starts_with("curl: (28) Failed to connect to 10.0.2.9 port 80 after 5000 ms"),
+        "{err}"
+    );
     net.add_refusing_host(Ipv4Addr::new(10, 0, 1, 7));
     let (st, _, err) = run(&mut sh, "curl http://10.0.1.7:8080/").await;
     assert_eq!(st, 7);
@@ -287,7 +351,11 @@ async fn curl_fetches_over_the_instance_network_and_times_out_when_filtered() {
 #[tokio::test]
 async fn curl_reaches_instance_metadata() {
     let mut sh = al();
-    let (st, out, _) = run(&mut sh, "curl -s http://169.254.169.254/latest/meta-data/local-ipv4").await;
+    let (st, out, _) = run(
+        &mut sh,
+        "curl -s http://169.254.169.254/latest/meta-data/local-ipv4",
+    )
+    .await;
     assert_eq!((st, out.as_str()), (0, "10.0.1.5"));
     let (st, out, _) = run(
         &mut sh,
@@ -307,7 +375,11 @@ fn dns_responder() -> crate::instance::net::FakeUdp {
         resp.metadata.recursion_available = true;
         let query = req.queries.first()?.clone();
         if query.name().to_ascii() == "web.example.com." {
-            resp.add_answer(Record::from_rdata(query.name().clone(), 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))));
+            resp.add_answer(Record::from_rdata(
+                query.name().clone(),
+                60,
+                RData::A(A(Ipv4Addr::new(192, 0, 2, 10))),
+            ));
         } else {
             resp.metadata.response_code = ResponseCode::NXDomain;
         }
@@ -319,21 +391,39 @@ fn dns_responder() -> crate::instance::net::FakeUdp {
 #[tokio::test(start_paused = true)]
 async fn dig_nslookup_host_query_the_vpc_resolver() {
     let (inst, net) = instance(Image::AmazonLinux2023);
-    net.add_udp(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 53), dns_responder());
-    net.add_service(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 80), http_service("ok"));
+    net.add_udp(
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 53),
+        dns_responder(),
+    );
+    net.add_service(
+        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 80),
+        http_service("ok"),
+    );
     let mut sh = Shell::new(inst, "ec2-user");
     let (st, out, _) = run(&mut sh, "dig +short web.example.com").await;
     assert_eq!((st, out.as_str()), (0, "192.0.2.10\n"));
     let (_, out, _) = run(&mut sh, "dig web.example.com").await;
     assert!(out.contains("status: NOERROR"), "{out}");
-    assert!(out.contains("web.example.com.\t\t60\tIN\tA\t192.0.2.10"), "{out}");
-    assert!(out.contains(";; SERVER: 10.0.0.2#53(10.0.0.2) (UDP)"), "{out}");
+    assert!(
+        out.contains("web.example.com.\t\t60\tIN\tA\t192.0.2.10"),
+        "{out}"
+    );
+    assert!(
+        out.contains(";; SERVER: 10.0.0.2#53(10.0.0.2) (UDP)"),
+        "{out}"
+    );
     let (st, out, _) = run(&mut sh, "host web.example.com; host nope.example.com").await;
     assert_eq!(st, 1);
-    assert_eq!(out, "web.example.com has address 192.0.2.10\nHost nope.example.com not found: 3(NXDOMAIN)\n");
+    assert_eq!(
+        out,
+        "web.example.com has address 192.0.2.10\nHost nope.example.com not found: 3(NXDOMAIN)\n"
+    );
     let (st, out, _) = run(&mut sh, "nslookup web.example.com").await;
     assert_eq!(st, 0);
-    assert!(out.contains("Name:\tweb.example.com\nAddress: 192.0.2.10\n"), "{out}");
+    assert!(
+        out.contains("Name:\tweb.example.com\nAddress: 192.0.2.10\n"),
+        "{out}"
+    );
     let (st, out, _) = run(&mut sh, "curl -s web.example.com").await;
     assert_eq!((st, out.as_str()), (0, "GET ok"));
     let (st, out, _) = run(&mut sh, "dig @10.9.9.9 web.example.com").await;
@@ -344,15 +434,33 @@ async fn dig_nslookup_host_query_the_vpc_resolver() {
 #[tokio::test(start_paused = true)]
 async fn nc_zv_reports_open_refused_and_filtered_ports() {
     let (inst, net) = instance(Image::Ubuntu2404);
-    net.add_service(SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 9), 22), http_service(""));
+    net.add_service(
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 9), 22),
+        http_service(""),
+    );
     net.add_refusing_host(Ipv4Addr::new(10, 0, 1, 8));
     let mut sh = Shell::new(inst, "ubuntu");
     let (st, _, err) = run(&mut sh, "nc -zv 10.0.1.9 22").await;
-    assert_eq!((st, err.as_str()), (0, "Connection to 10.0.1.9 22 port [tcp/ssh] succeeded!\n"));
+    assert_eq!(
+        (st, err.as_str()),
+        (0, "Connection to 10.0.1.9 22 port [tcp/ssh] succeeded!\n")
+    );
     let (st, _, err) = run(&mut sh, "nc -zv 10.0.1.8 80").await;
-    assert_eq!((st, err.as_str()), (1, "nc: connect to 10.0.1.8 port 80 (tcp) failed: Connection refused\n"));
+    assert_eq!(
+        (st, err.as_str()),
+        (
+            1,
+            "nc: connect to 10.0.1.8 port 80 (tcp) failed: Connection refused\n"
+        )
+    );
     let (st, _, err) = run(&mut sh, "nc -zv -w 2 10.0.2.8 80").await;
-    assert_eq!((st, err.as_str()), (1, "nc: connect to 10.0.2.8 port 80 (tcp) timed out: Operation now in progress\n"));
+    assert_eq!(
+        (st, err.as_str()),
+        (
+            1,
+            "nc: connect to 10.0.2.8 port 80 (tcp) timed out: Operation now in progress\n"
+        )
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -363,17 +471,29 @@ async fn dnf_install_times_out_without_a_path_to_the_mirror() {
     assert!(err.contains("superuser privileges"), "{err}");
     let (st, _, err) = run(&mut sh, "sudo dnf install -y httpd").await;
     assert_eq!(st, 1);
-    assert!(err.contains("Curl error (28): Timeout was reached"), "{err}");
-    assert!(err.contains("Error: Failed to download metadata for repo 'amazonlinux'"), "{err}");
+    assert!(
+        err.contains("Curl error (28): Timeout was reached"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Error: Failed to download metadata for repo 'amazonlinux'"),
+        "{err}"
+    );
     let (st, _, err) = run(&mut sh, "sudo systemctl start httpd").await;
     assert_eq!(st, 5);
-    assert_eq!(err, "Failed to start httpd.service: Unit httpd.service not found.\n");
+    assert_eq!(
+        err,
+        "Failed to start httpd.service: Unit httpd.service not found.\n"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn httpd_installed_from_mirror_serves_the_web_root_on_port_80() {
     let (inst, net) = instance(Image::AmazonLinux2023);
-    net.add_service(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80), http_service("repo"));
+    net.add_service(
+        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
+        http_service("repo"),
+    );
     let mut sh = Shell::new(inst.clone(), "ec2-user");
     let (st, out, _) = run(&mut sh, "sudo dnf install -y httpd").await;
     assert_eq!(st, 0, "{out}");
@@ -381,37 +501,70 @@ async fn httpd_installed_from_mirror_serves_the_web_root_on_port_80() {
     let (st, _, err) = run(&mut sh, "systemctl start httpd").await;
     assert_eq!(st, 1);
     assert!(err.contains("Interactive authentication required"), "{err}");
-    let (st, _, _) = run(&mut sh, "sudo systemctl start httpd && sudo systemctl enable httpd").await;
+    let (st, _, _) = run(
+        &mut sh,
+        "sudo systemctl start httpd && sudo systemctl enable httpd",
+    )
+    .await;
     assert_eq!(st, 0);
     let (st, out, _) = run(&mut sh, "curl -s -o /dev/null -w '%{http_code}' localhost").await;
-    assert_eq!((st, out.as_str()), (0, "403"), "empty web root shows the welcome page");
-    run(&mut sh, "echo '<h1>Hello from vpclab</h1>' | sudo tee /var/www/html/index.html > /dev/null").await;
+    assert_eq!(
+        (st, out.as_str()),
+        (0, "403"),
+        "empty web root shows the welcome page"
+    );
+    run(
+        &mut sh,
+        "echo '<h1>Hello from vpclab</h1>' | sudo tee /var/www/html/index.html > /dev/null",
+    )
+    .await;
     let (st, out, _) = run(&mut sh, "curl -s http://10.0.1.5/").await;
     assert_eq!((st, out.as_str()), (0, "<h1>Hello from vpclab</h1>\n"));
     let (_, out, _) = run(&mut sh, "curl -sI http://10.0.1.5/missing").await;
-    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\nServer: Apache/2.4.62 (Amazon Linux)\r\n"), "{out}");
-    let (_, out, _) = run(&mut sh, "systemctl is-active httpd; sudo ss -tlnp | grep -c httpd").await;
+    assert!(
+        out.starts_with("HTTP/1.1 404 Not Found\r\nServer: Apache/2.4.62 (Amazon Linux)\r\n"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        &mut sh,
+        "systemctl is-active httpd; sudo ss -tlnp | grep -c httpd",
+    )
+    .await;
     assert_eq!(out, "active\n1\n");
     assert!(inst.disk().enabled.contains("httpd"));
-    let (st, _, _) = run(&mut sh, "sudo systemctl stop httpd; systemctl is-active httpd").await;
+    let (st, _, _) = run(
+        &mut sh,
+        "sudo systemctl stop httpd; systemctl is-active httpd",
+    )
+    .await;
     assert_eq!(st, 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn apt_install_nginx_starts_it_on_ubuntu() {
     let (inst, net) = instance(Image::Ubuntu2404);
-    net.add_service(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80), http_service("repo"));
+    net.add_service(
+        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
+        http_service("repo"),
+    );
     let mut sh = Shell::new(inst, "ubuntu");
     let (st, _, err) = run(&mut sh, "apt install -y nginx").await;
     assert_eq!(st, 100);
     assert!(err.contains("are you root?"), "{err}");
     let (st, _, _) = run(&mut sh, "sudo apt-get install -y nginx").await;
     assert_eq!(st, 0);
-    let (st, out, _) = run(&mut sh, "curl -s localhost | grep -c '<h1>Welcome to nginx'").await;
+    let (st, out, _) = run(
+        &mut sh,
+        "curl -s localhost | grep -c '<h1>Welcome to nginx'",
+    )
+    .await;
     assert_eq!((st, out.as_str()), (0, "1\n"));
     let (st, _, err) = run(&mut sh, "sudo apt install -y nosuchpkg").await;
     assert_eq!(st, 100);
-    assert!(err.contains("E: Unable to locate package nosuchpkg"), "{err}");
+    assert!(
+        err.contains("E: Unable to locate package nosuchpkg"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -421,7 +574,10 @@ async fn ssh_from_instance_checks_key_mode_and_reports_timeout() {
     let (st, _, err) = run(&mut sh, "ssh -i key.pem ec2-user@10.0.2.5").await;
     assert_eq!(st, 255);
     assert!(err.contains("UNPROTECTED PRIVATE KEY FILE"), "{err}");
-    assert!(err.ends_with("ssh: connect to host 10.0.2.5 port 22: Connection timed out\n"), "{err}");
+    assert!(
+        err.ends_with("ssh: connect to host 10.0.2.5 port 22: Connection timed out\n"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

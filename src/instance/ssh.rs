@@ -440,7 +440,9 @@ async fn run_relayed(
     let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Chunk>();
     let mut stdin_tx = Some(stdin_tx);
+    let raw = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut io = Io {
+        raw: raw.clone(),
         stdin: Stdin::Stream(stdin_rx),
         out: Sink::Stream {
             tx: out_tx.clone(),
@@ -459,6 +461,10 @@ async fn run_relayed(
                 status = &mut fut => break Ran::Done(status),
                 Some(chunk) = out_rx.recv() => send(wr, &chunk, tty).await,
                 msg = rd.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) if raw.load(std::sync::atomic::Ordering::Relaxed) => {
+                        // A command relays the terminal to another host: pass keys as typed.
+                        if let Some(tx) = &stdin_tx { let _ = tx.send(data.to_vec()); }
+                    }
                     Some(ChannelMsg::Data { data }) => {
                         if tty && data.contains(&0x03) {
                             let _ = wr.data(&b"^C\r\n"[..]).await;

@@ -11,9 +11,11 @@
 pub mod builtins;
 pub mod nettools;
 pub mod parse;
+pub mod sshclient;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
@@ -92,6 +94,21 @@ pub enum Stdin {
 }
 
 impl Stdin {
+    /// The next chunk of input as it arrives; `None` at end of input.
+    pub async fn recv_chunk(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Stdin::Empty => None,
+            Stdin::Bytes(b) => {
+                if b.is_empty() {
+                    None
+                } else {
+                    Some(std::mem::take(b))
+                }
+            }
+            Stdin::Stream(rx) => rx.recv().await,
+        }
+    }
+
     /// Reads one line (without its newline); `None` at end of input.
     pub async fn read_line(&mut self) -> Option<String> {
         match self {
@@ -154,6 +171,9 @@ pub struct Io {
     pub stdin: Stdin,
     pub out: Sink,
     pub err: Sink,
+    /// Set by a command that wants the terminal's keystrokes unchanged (the `ssh`
+    /// client relaying to another instance): no local echo, no Ctrl-C handling.
+    pub raw: Arc<AtomicBool>,
 }
 
 impl Io {
@@ -163,6 +183,7 @@ impl Io {
             stdin: Stdin::Empty,
             out: Sink::Buf(Vec::new()),
             err: Sink::Buf(Vec::new()),
+            raw: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -312,6 +333,7 @@ impl Shell {
                     Sink::Buf(Vec::new())
                 },
                 err: io.err.same_target(),
+                raw: io.raw.clone(),
             };
             status = self.run_simple(cmd, &mut sub).await;
             if last {
@@ -580,6 +602,7 @@ impl Shell {
             } else {
                 io.err.same_target()
             },
+            raw: io.raw.clone(),
         };
         // `A=1 cmd`: the variables apply to this command only.
         let saved: Vec<(String, Option<String>)> = assigns

@@ -1300,44 +1300,61 @@ fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-/// `ssh`/`scp` from the instance: the connection step is real (so a missing security
-/// group rule times out exactly like OpenSSH reports it), and the key file is checked
-/// like OpenSSH does; the login itself is not emulated yet.
+/// `ssh` from the instance (the bastion hop): the connection goes through the
+/// instance's stack, the key file is checked like OpenSSH checks it, then
+/// [`super::sshclient`] logs in. `scp` from an instance stops after the connection step.
 async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut key: Option<String> = None;
     let mut port = 22u16;
     let mut target = None;
+    let mut login_name = None;
+    let mut no_host_check = false;
+    let mut rest: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        if target.is_some() && tool == "ssh" {
+            rest.push(a.clone());
+            continue;
+        }
         match a.as_str() {
             "-i" => key = it.next().cloned(),
             "-p" | "-P" => port = it.next().and_then(|p| p.parse().ok()).unwrap_or(22),
-            "-o" | "-l" | "-F" | "-J" => {
+            "-l" => login_name = it.next().cloned(),
+            "-o" => {
+                if let Some(o) = it.next() {
+                    let o = o.to_ascii_lowercase().replace(' ', "=");
+                    if o == "stricthostkeychecking=no" || o == "stricthostkeychecking=accept-new" {
+                        no_host_check = true;
+                    }
+                }
+            }
+            "-F" | "-J" => {
                 let _ = it.next();
             }
             s if s.starts_with('-') => {}
             s => {
-                if target.is_none() {
-                    if tool == "scp" && !s.contains(':') {
-                        continue;
-                    }
-                    target = Some(s.to_string());
+                if tool == "scp" && !s.contains(':') {
+                    continue;
                 }
+                target = Some(s.to_string());
             }
         }
     }
     let Some(target) = target else {
         io.err.line(&format!(
-            "usage: {tool} [-i identity_file] [-p port] destination"
+            "usage: {tool} [-i identity_file] [-p port] destination [command]"
         ));
         return 255;
     };
     let host_part = target.split(':').next().unwrap_or(&target);
-    let host = host_part
-        .rsplit('@')
-        .next()
-        .unwrap_or(host_part)
-        .to_string();
+    let (user, host) = match host_part.rsplit_once('@') {
+        Some((u, h)) => (u.to_string(), h.to_string()),
+        None => (
+            login_name.unwrap_or_else(|| sh.user.clone()),
+            host_part.to_string(),
+        ),
+    };
+    let mut identity_ignored = false;
     if let Some(k) = &key {
         let abs = sh.abs(k);
         let node = sh.inst.lock_disk().fs.get(&abs).cloned();
@@ -1346,6 +1363,7 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
                 "Warning: Identity file {k} not accessible: No such file or directory."
             )),
             Some(n) if n.mode & 0o077 != 0 => {
+                identity_ignored = true;
                 io.err
                     .line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
                 io.err
@@ -1388,11 +1406,27 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
             }
             255
         }
-        Ok(_) => {
+        Ok(_) if tool == "scp" => {
             io.err.line(&format!(
-                "vpclab: {host} port {port} is reachable, but logging in with {tool} from inside an instance is not emulated yet"
+                "vpclab: {host} port {port} is reachable, but scp from inside an instance is not emulated yet (use ssh)"
             ));
             255
+        }
+        Ok(stream) => {
+            let login = super::sshclient::Login {
+                host,
+                port,
+                user,
+                identity: key.map(|k| sh.abs(&k)),
+                identity_ignored,
+                no_host_check,
+                command: if rest.is_empty() {
+                    None
+                } else {
+                    Some(rest.join(" "))
+                },
+            };
+            super::sshclient::run(sh, io, stream, login).await
         }
     }
 }

@@ -449,3 +449,52 @@ async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
     assert!(after.contains("ip-10-0-1-5.ec2.internal"), "{screen}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Figures for the report, not a pass/fail check:
+/// `cargo test --test instance_ssh measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn measure_login_exec_and_scp_throughput() {
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
+        assert_eq!(out.status.code(), Some(0));
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let size = 32 * 1024 * 1024;
+    let local = lab.dir.path().join("big.bin");
+    std::fs::write(&local, vec![0x5a; size]).expect("write");
+    let t = std::time::Instant::now();
+    let out = Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(&key)
+        .arg(&local)
+        .arg("ec2-user@127.0.0.1:big.bin")
+        .output()
+        .await
+        .expect("scp");
+    assert_eq!(out.status.code(), Some(0));
+    let up = size as f64 * 8.0 / 1e6 / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let out = Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(&key)
+        .arg("ec2-user@127.0.0.1:big.bin")
+        .arg(lab.dir.path().join("back.bin"))
+        .output()
+        .await
+        .expect("scp");
+    assert_eq!(out.status.code(), Some(0));
+    let down = size as f64 * 8.0 / 1e6 / t.elapsed().as_secs_f64();
+    println!(
+        "MEASURE ssh login_exec_ms p50={:.1} min={:.1} max={:.1}; scp 32MiB up_mbps={up:.0} down_mbps={down:.0}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}

@@ -107,6 +107,41 @@ const AL_PKGS: &[Pkg] = &[
         size: "37 k",
     },
     Pkg {
+        name: "mod_ssl",
+        version: "1:2.4.62-1.amzn2023",
+        size: "111 k",
+    },
+    Pkg {
+        name: "php-mysqlnd",
+        version: "8.3.10-1.amzn2023.0.1",
+        size: "152 k",
+    },
+    Pkg {
+        name: "php-fpm",
+        version: "8.3.10-1.amzn2023.0.1",
+        size: "1.8 M",
+    },
+    Pkg {
+        name: "mariadb105-server",
+        version: "3:10.5.25-1.amzn2023.0.1",
+        size: "9.9 M",
+    },
+    Pkg {
+        name: "amazon-efs-utils",
+        version: "2.1.0-1.amzn2023",
+        size: "59 k",
+    },
+    Pkg {
+        name: "nodejs",
+        version: "1:18.20.4-1.amzn2023.0.1",
+        size: "13 M",
+    },
+    Pkg {
+        name: "unzip",
+        version: "6.0-57.amzn2023.0.2",
+        size: "182 k",
+    },
+    Pkg {
         name: "docker",
         version: "25.0.6-1.amzn2023.0.2",
         size: "44 M",
@@ -163,6 +198,21 @@ const UBUNTU_PKGS: &[Pkg] = &[
         name: "stress",
         version: "1.0.7-1",
         size: "18.3 kB",
+    },
+    Pkg {
+        name: "php-mysql",
+        version: "2:8.3+93ubuntu2",
+        size: "1834 B",
+    },
+    Pkg {
+        name: "mysql-client",
+        version: "8.0.40-0ubuntu0.24.04.1",
+        size: "9390 B",
+    },
+    Pkg {
+        name: "unzip",
+        version: "6.0-28ubuntu4.1",
+        size: "174 kB",
     },
     Pkg {
         name: "docker.io",
@@ -833,8 +883,9 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             let mut unknown = Vec::new();
             let mut todo = Vec::new();
             for name in &pkgs {
+                let name = name.trim_end_matches(".x86_64").trim_end_matches(".noarch");
                 match AL_PKGS.iter().find(|k| k.name == name) {
-                    None => unknown.push(name.clone()),
+                    None => unknown.push(name.to_string()),
                     Some(pkg) if installed.contains(pkg.name) => {
                         io.out.line(&format!(
                             "Package {}-{}.x86_64 is already installed.",

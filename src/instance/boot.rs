@@ -119,7 +119,7 @@ impl InstanceState {
                     stderr: false,
                 },
                 err: Sink::Stream { tx, stderr: true },
-                raw: Default::default(),
+                term: Default::default(),
             };
             let status = shell.run_script(&text, &mut io).await;
             drop(io);

@@ -171,9 +171,20 @@ pub struct Io {
     pub stdin: Stdin,
     pub out: Sink,
     pub err: Sink,
-    /// Set by a command that wants the terminal's keystrokes unchanged (the `ssh`
-    /// client relaying to another instance): no local echo, no Ctrl-C handling.
-    pub raw: Arc<AtomicBool>,
+    /// The terminal's modes as commands set them (shared along a pipeline).
+    pub term: Arc<Term>,
+}
+
+/// How the terminal treats keystrokes while a command runs.
+#[derive(Debug, Default)]
+pub struct Term {
+    /// Pass keystrokes unchanged (the `ssh` client relaying to another instance): no
+    /// local echo, no Ctrl-C handling.
+    pub raw: AtomicBool,
+    /// The command handles Ctrl-C itself (`ping` prints its statistics): the terminal
+    /// signals [`Term::interrupt`] instead of abandoning the command.
+    pub catch_interrupt: AtomicBool,
+    pub interrupt: tokio::sync::Notify,
 }
 
 impl Io {
@@ -183,7 +194,7 @@ impl Io {
             stdin: Stdin::Empty,
             out: Sink::Buf(Vec::new()),
             err: Sink::Buf(Vec::new()),
-            raw: Arc::new(AtomicBool::new(false)),
+            term: Arc::new(Term::default()),
         }
     }
 }
@@ -333,7 +344,7 @@ impl Shell {
                     Sink::Buf(Vec::new())
                 },
                 err: io.err.same_target(),
-                raw: io.raw.clone(),
+                term: io.term.clone(),
             };
             status = self.run_simple(cmd, &mut sub).await;
             if last {
@@ -602,7 +613,7 @@ impl Shell {
             } else {
                 io.err.same_target()
             },
-            raw: io.raw.clone(),
+            term: io.term.clone(),
         };
         // `A=1 cmd`: the variables apply to this command only.
         let saved: Vec<(String, Option<String>)> = assigns

@@ -296,11 +296,20 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let start = tokio::time::Instant::now();
     let mut rtts = Vec::new();
     let mut sent = 0u32;
-    for seq in 1..=count {
+    // Ctrl-C ends the run and prints the statistics, as ping's SIGINT handler does.
+    io.term
+        .catch_interrupt
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let term = io.term.clone();
+    'probes: for seq in 1..=count {
         sent += 1;
         let t0 = tokio::time::Instant::now();
         let seq16 = u16::try_from(seq % 65536).unwrap_or(0);
-        match sh.inst.net().ping(ip, seq16, wait.max(interval)).await {
+        let reply = tokio::select! {
+            r = sh.inst.net().ping(ip, seq16, wait.max(interval)) => r,
+            () = term.interrupt.notified() => break 'probes,
+        };
+        match reply {
             Ok(reply) => {
                 rtts.push(reply.rtt);
                 if !quiet {
@@ -328,10 +337,16 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         if seq < count {
             let spent = t0.elapsed();
             if spent < interval {
-                tokio::time::sleep(interval - spent).await;
+                tokio::select! {
+                    () = tokio::time::sleep(interval - spent) => {}
+                    () = term.interrupt.notified() => break 'probes,
+                }
             }
         }
     }
+    io.term
+        .catch_interrupt
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     let total = start.elapsed();
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX);
     let loss = ((sent - received) * 100).checked_div(sent).unwrap_or(0);

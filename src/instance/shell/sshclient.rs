@@ -240,7 +240,7 @@ pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login:
         {
             return 255;
         }
-        io.raw.store(true, Ordering::Relaxed);
+        io.term.raw.store(true, Ordering::Relaxed);
     }
     enum Ev {
         Input(Option<Vec<u8>>),
@@ -270,7 +270,7 @@ pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login:
             Ev::Msg(Some(_)) => {}
         }
     }
-    io.raw.store(false, Ordering::Relaxed);
+    io.term.raw.store(false, Ordering::Relaxed);
     let _ = handle
         .disconnect(russh::Disconnect::ByApplication, "", "en")
         .await;

@@ -686,3 +686,25 @@ async fn interactive_ssh_from_bastion_relays_the_terminal() {
     assert!(out.contains("ec2-user\r\n"), "{out}");
     assert!(err.ends_with("Connection to 10.0.2.10 closed.\n"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_ends_an_endless_ping_with_its_statistics() {
+    let (inst, net) = instance(Image::AmazonLinux2023);
+    net.add_pingable(Ipv4Addr::new(10, 0, 1, 6), Duration::from_micros(500));
+    let mut sh = Shell::new(inst, "ec2-user");
+    sh.tty = true;
+    let mut io = Io::buffered();
+    let term = io.term.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        term.interrupt.notify_one();
+    });
+    let st = sh.run_script("ping 10.0.1.6", &mut io).await;
+    let out = String::from_utf8_lossy(&io.out.take_buf()).to_string();
+    assert_eq!(st, 0);
+    assert!(out.contains("icmp_seq=3 "), "{out}");
+    assert!(
+        out.contains("3 packets transmitted, 3 received, 0% packet loss"),
+        "{out}"
+    );
+}

@@ -1317,7 +1317,7 @@ fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
 
 /// `ssh` from the instance (the bastion hop): the connection goes through the
 /// instance's stack, the key file is checked like OpenSSH checks it, then
-/// [`super::sshclient`] logs in. `scp` from an instance stops after the connection step.
+/// [`super::sshclient`] logs in; `scp` copies one file either way over SFTP.
 async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut key: Option<String> = None;
     let mut port = 22u16;
@@ -1325,6 +1325,7 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
     let mut login_name = None;
     let mut no_host_check = false;
     let mut rest: Vec<String> = Vec::new();
+    let mut positional: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if target.is_some() && tool == "ssh" {
@@ -1348,8 +1349,11 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
             }
             s if s.starts_with('-') => {}
             s => {
-                if tool == "scp" && !s.contains(':') {
-                    continue;
+                if tool == "scp" {
+                    positional.push(s.to_string());
+                    if !s.contains(':') || target.is_some() {
+                        continue;
+                    }
                 }
                 target = Some(s.to_string());
             }
@@ -1421,11 +1425,42 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
             }
             255
         }
-        Ok(_) if tool == "scp" => {
-            io.err.line(&format!(
-                "vpclab: {host} port {port} is reachable, but scp from inside an instance is not emulated yet (use ssh)"
-            ));
-            255
+        Ok(stream) if tool == "scp" => {
+            let remote_path = |spec: &str| {
+                spec.split_once(':')
+                    .map(|(_, p)| p.to_string())
+                    .unwrap_or_default()
+            };
+            let copy = match positional.as_slice() {
+                [src, dst] if dst.contains(':') && !src.contains(':') => {
+                    super::sshclient::Copy::Up {
+                        local: src.clone(),
+                        remote: remote_path(dst),
+                    }
+                }
+                [src, dst] if src.contains(':') && !dst.contains(':') => {
+                    super::sshclient::Copy::Down {
+                        remote: remote_path(src),
+                        local: dst.clone(),
+                    }
+                }
+                _ => {
+                    io.err.line(
+                        "vpclab: scp from an instance copies one file, to or from one other host",
+                    );
+                    return 1;
+                }
+            };
+            let login = super::sshclient::Login {
+                host,
+                port,
+                user,
+                identity: key.map(|k| sh.abs(&k)),
+                identity_ignored,
+                no_host_check,
+                command: None,
+            };
+            super::sshclient::scp(sh, io, stream, login, copy).await
         }
         Ok(stream) => {
             let login = super::sshclient::Login {

@@ -139,8 +139,16 @@ async fn check_host_key(
     Ok(())
 }
 
-/// Logs in over `stream` and runs the session; returns ssh's exit status.
-pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login: Login) -> i32 {
+type ClientHandle = russh::client::Handle<Client>;
+
+/// Connects over `stream`, checks the host key and authenticates; `Err(status)` when
+/// OpenSSH would have given up (the message is already printed).
+async fn connect_auth(
+    sh: &mut Shell,
+    io: &mut Io,
+    stream: Box<dyn NetStream>,
+    login: &Login,
+) -> Result<ClientHandle, i32> {
     // The keys to offer, as OpenSSH picks them.
     let home = super::home_of(&sh.user);
     let candidates: Vec<String> = match &login.identity {
@@ -173,16 +181,13 @@ pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login:
                     "Connection closed by {} port {}",
                     login.host, login.port
                 ));
-                return 255;
+                return Err(255);
             }
         };
     let server_key = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(key) = server_key
-        && let Err(status) = check_host_key(sh, io, &login, &key).await
-    {
-        return status;
+    if let Some(key) = server_key {
+        check_host_key(sh, io, login, &key).await?;
     }
-    let mut authenticated = false;
     for key in keys {
         let hash = if key.algorithm().is_rsa() {
             handle
@@ -200,17 +205,22 @@ pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login:
             .await
             && r.success()
         {
-            authenticated = true;
-            break;
+            return Ok(handle);
         }
     }
-    if !authenticated {
-        io.err.line(&format!(
-            "{}@{}: Permission denied (publickey).",
-            login.user, login.host
-        ));
-        return 255;
-    }
+    io.err.line(&format!(
+        "{}@{}: Permission denied (publickey).",
+        login.user, login.host
+    ));
+    Err(255)
+}
+
+/// Logs in over `stream` and runs the session; returns ssh's exit status.
+pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login: Login) -> i32 {
+    let handle = match connect_auth(sh, io, stream, &login).await {
+        Ok(h) => h,
+        Err(status) => return status,
+    };
     let Ok(mut ch) = handle.channel_open_session().await else {
         io.err.line("channel 0: open failed: connect failed");
         return 255;
@@ -279,4 +289,105 @@ pub async fn run(sh: &mut Shell, io: &mut Io, stream: Box<dyn NetStream>, login:
             .line(&format!("Connection to {} closed.", login.host));
     }
     status.unwrap_or(255)
+}
+
+/// One `scp` transfer between this instance and another.
+pub enum Copy {
+    /// Local file (as typed) to a remote path.
+    Up { local: String, remote: String },
+    /// Remote path to a local file or directory (as typed).
+    Down { remote: String, local: String },
+}
+
+/// `scp` from an instance, over SFTP like OpenSSH 9's scp.
+pub async fn scp(
+    sh: &mut Shell,
+    io: &mut Io,
+    stream: Box<dyn NetStream>,
+    login: Login,
+    copy: Copy,
+) -> i32 {
+    let handle = match connect_auth(sh, io, stream, &login).await {
+        Ok(h) => h,
+        Err(status) => return status,
+    };
+    let Ok(ch) = handle.channel_open_session().await else {
+        return 255;
+    };
+    if ch.request_subsystem(true, "sftp").await.is_err() {
+        io.err.line("scp: Connection closed");
+        return 255;
+    }
+    let sftp = match russh_sftp::client::SftpSession::new(ch.into_stream()).await {
+        Ok(s) => s,
+        Err(_) => {
+            io.err.line("scp: Connection closed");
+            return 255;
+        }
+    };
+    let (name, size, result) = match copy {
+        Copy::Up { local, remote } => {
+            let data = match sh.read_file(&local) {
+                Ok(d) => d,
+                Err(e) => {
+                    io.err.line(&format!("scp: stat local \"{local}\": {e}"));
+                    return 1;
+                }
+            };
+            let base = crate::instance::vfs::basename(&sh.abs(&local)).to_string();
+            let remote = if remote.is_empty() {
+                ".".to_string()
+            } else {
+                remote
+            };
+            let target = match sftp.metadata(remote.clone()).await {
+                Ok(m) if m.is_dir() => format!("{}/{base}", remote.trim_end_matches('/')),
+                _ => remote.clone(),
+            };
+            let r = match sftp.create(target.clone()).await {
+                Ok(mut f) => {
+                    use tokio::io::AsyncWriteExt;
+                    let written = f.write_all(&data).await;
+                    let closed = f.close().await;
+                    written
+                        .and(closed)
+                        .map_err(|e| format!("scp: write remote \"{target}\": {e}"))
+                }
+                Err(e) => Err(format!("scp: dest open \"{target}\": {e}")),
+            };
+            (base, data.len(), r)
+        }
+        Copy::Down { remote, local } => match sftp.read(remote.clone()).await {
+            Ok(data) => {
+                let base = remote.rsplit('/').next().unwrap_or(&remote).to_string();
+                let dest = if sh.inst.lock_disk().fs.is_dir(&sh.abs(&local)) {
+                    format!("{}/{base}", local.trim_end_matches('/'))
+                } else {
+                    local.clone()
+                };
+                let r = sh
+                    .write_file(&dest, &data, false)
+                    .map_err(|e| format!("scp: open local \"{dest}\": {e}"));
+                (base, data.len(), r)
+            }
+            Err(e) => (String::new(), 0, Err(format!("scp: {remote}: {e}"))),
+        },
+    };
+    let _ = sftp.close().await;
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    match result {
+        Ok(()) => {
+            if sh.tty {
+                io.out
+                    .line(&format!("{name:<40} 100% {size:>7}     1.0MB/s   00:00"));
+            }
+            0
+        }
+        Err(msg) => {
+            io.err.line(&msg);
+            1
+        }
+    }
 }

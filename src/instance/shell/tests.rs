@@ -708,3 +708,38 @@ async fn ctrl_c_ends_an_endless_ping_with_its_statistics() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_from_bastion_copies_files_both_ways() {
+    let (mut sh, private) = bastion_and_private();
+    let (st, _, err) = run(
+        &mut sh,
+        "echo 'from the bastion' > note.txt; scp -o StrictHostKeyChecking=no -i key.pem note.txt ec2-user@10.0.2.10:",
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+    let stored = private
+        .disk()
+        .fs
+        .read("/home/ec2-user/note.txt", crate::instance::vfs::Cred::ROOT)
+        .map(<[u8]>::to_vec)
+        .expect("copied");
+    assert_eq!(stored, b"from the bastion\n");
+    let (st, out, err) = run(
+        &mut sh,
+        "scp -i key.pem ec2-user@10.0.2.10:/etc/hostname private-hostname && cat private-hostname",
+    )
+    .await;
+    assert_eq!(
+        (st, out.as_str()),
+        (0, "ip-10-0-2-10.ec2.internal\n"),
+        "{err}"
+    );
+    let (st, _, err) = run(
+        &mut sh,
+        "scp -i key.pem note.txt ec2-user@10.0.2.10:/var/www/html/",
+    )
+    .await;
+    assert_eq!(st, 1);
+    assert!(err.contains("scp: dest open"), "{err}");
+}

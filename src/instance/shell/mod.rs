@@ -6,7 +6,8 @@
 //! commands provided. Output goes to a [`Sink`]: a buffer (pipes, redirections, command
 //! substitution) or a stream to the SSH channel, so `ping` prints line by line.
 //! The commands live in [`builtins`] (files, text, users), [`nettools`] (network tools
-//! over [`super::net::InstanceNet`]) and [`super::services`] (packages and services).
+//! over [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances)
+//! and [`super::services`] (packages and services).
 
 pub mod builtins;
 pub mod nettools;

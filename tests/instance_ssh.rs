@@ -358,3 +358,143 @@ async fn console_output_fingerprint_matches_what_ssh_sees_and_survives_restart()
     let port = serve(again).await;
     assert_eq!(keyscan_fingerprint(port).await, seen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
+    use russh::keys::ssh_key::LineEnding;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    // The private instance, reachable only on the bastion's network.
+    let inner_key = russh::keys::PrivateKey::from(Ed25519Keypair::from_seed(&[9; 32]));
+    let private_ip = Ipv4Addr::new(10, 0, 2, 10);
+    let mut pp = InstanceProfile::example(Image::AmazonLinux2023, private_ip);
+    pp.authorized_key = Some(inner_key.public_key().to_openssh().expect("public"));
+    let private = InstanceState::launch(pp.clone(), FakeNet::new(private_ip, 24, &pp.mac));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bkey, bpub) = keygen(dir.path(), "bastion.pem", "ed25519").await;
+    let mut bp = InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
+    bp.authorized_key = Some(bpub);
+    let net = FakeNet::new(bp.private_ip, 24, &bp.mac);
+    net.add_service(
+        SocketAddrV4::new(private_ip, 22),
+        Arc::new(move |stream, _| {
+            let inst = private.clone();
+            Box::pin(async move {
+                let _ = serve_ssh(stream, inst).await;
+            })
+        }),
+    );
+    let bastion = InstanceState::launch(bp, net);
+    let pem = inner_key
+        .to_openssh(LineEnding::LF)
+        .expect("pem")
+        .to_string();
+    // The learner copies the private instance's key to the bastion with scp.
+    let port = serve(bastion.clone()).await;
+    let local_pem = dir.path().join("private.pem");
+    std::fs::write(&local_pem, pem).expect("write");
+    let out = Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &port.to_string(), "-i"])
+        .arg(&bkey)
+        .arg(&local_pem)
+        .arg("ec2-user@127.0.0.1:private.pem")
+        .output()
+        .await
+        .expect("scp");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut child = Command::new("ssh")
+        .args(base_opts(port))
+        .arg("-tt")
+        .arg("-i")
+        .arg(&bkey)
+        .arg("ec2-user@127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let pause = std::time::Duration::from_millis(700);
+    for line in [
+        "chmod 400 private.pem\n",
+        "ssh -o StrictHostKeyChecking=no -i private.pem ec2-user@10.0.2.10\n",
+        "hostname\n",
+        "exit\n",
+        "hostname\n",
+        "exit\n",
+    ] {
+        stdin.write_all(line.as_bytes()).await.expect("type");
+        tokio::time::sleep(pause).await;
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("session ends")
+        .expect("wait");
+    drop(stdin);
+    let screen = text(&out.stdout);
+    assert!(screen.contains("[ec2-user@ip-10-0-2-10 ~]$ "), "{screen}");
+    assert!(screen.contains("ip-10-0-2-10.ec2.internal"), "{screen}");
+    assert!(
+        screen.contains("Connection to 10.0.2.10 closed."),
+        "{screen}"
+    );
+    // Back on the bastion after the inner exit.
+    let after = screen
+        .split("Connection to 10.0.2.10 closed.")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after.contains("ip-10-0-1-5.ec2.internal"), "{screen}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Figures for the report, not a pass/fail check:
+/// `cargo test --test instance_ssh measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn measure_login_exec_and_scp_throughput() {
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
+        assert_eq!(out.status.code(), Some(0));
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let size = 32 * 1024 * 1024;
+    let local = lab.dir.path().join("big.bin");
+    std::fs::write(&local, vec![0x5a; size]).expect("write");
+    let t = std::time::Instant::now();
+    let out = Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(&key)
+        .arg(&local)
+        .arg("ec2-user@127.0.0.1:big.bin")
+        .output()
+        .await
+        .expect("scp");
+    assert_eq!(out.status.code(), Some(0));
+    let up = size as f64 * 8.0 / 1e6 / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let out = Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(&key)
+        .arg("ec2-user@127.0.0.1:big.bin")
+        .arg(lab.dir.path().join("back.bin"))
+        .output()
+        .await
+        .expect("scp");
+    assert_eq!(out.status.code(), Some(0));
+    let down = size as f64 * 8.0 / 1e6 / t.elapsed().as_secs_f64();
+    println!(
+        "MEASURE ssh login_exec_ms p50={:.1} min={:.1} max={:.1}; scp 32MiB up_mbps={up:.0} down_mbps={down:.0}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}

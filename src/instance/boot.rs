@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::InstanceState;
 use super::image::Image;
-use super::shell::{Io, Shell};
+use super::shell::{Io, Shell, Sink};
 use super::vfs::Cred;
 
 impl InstanceState {
@@ -46,7 +46,8 @@ impl InstanceState {
             disk.console = console;
         }
         super::services::start_enabled(self).await;
-        for unit in self.lock_disk().enabled.clone() {
+        let enabled = self.lock_disk().enabled.clone();
+        for unit in enabled {
             self.append_console(&format!("[  OK  ] Started {unit}.service.\n"));
         }
         self.append_console(&format!(
@@ -109,18 +110,23 @@ impl InstanceState {
         } else if text.starts_with("#!") {
             let mut shell = Shell::new(self.clone(), "root");
             shell.cwd = "/".to_string();
-            let mut io = Io::buffered();
-            // bash runs the script with stdout and stderr both in the log.
-            io.err = super::shell::Sink::Buf(Vec::new());
-            let status = shell.run_script(&text, &mut io).await;
-            let out = match (&mut io.out, &mut io.err) {
-                (super::shell::Sink::Buf(o), super::shell::Sink::Buf(e)) => {
-                    let mut all = std::mem::take(o);
-                    all.extend_from_slice(e);
-                    all
-                }
-                _ => Vec::new(),
+            // bash writes stdout and stderr to the same log, interleaved as produced.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut io = Io {
+                stdin: super::shell::Stdin::Empty,
+                out: Sink::Stream {
+                    tx: tx.clone(),
+                    stderr: false,
+                },
+                err: Sink::Stream { tx, stderr: true },
+                term: Default::default(),
             };
+            let status = shell.run_script(&text, &mut io).await;
+            drop(io);
+            let mut out = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                out.extend_from_slice(&chunk.data);
+            }
             log.extend_from_slice(&out);
             if status != 0 {
                 log.extend_from_slice(

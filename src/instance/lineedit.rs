@@ -65,10 +65,10 @@ impl LineEditor {
             if !self.pending.is_empty() {
                 self.pending.push(b);
                 if self.pending[0] == 0x1b {
-                    if let Some(done) = self.escape(&mut echo) {
-                        if done {
-                            self.pending.clear();
-                        }
+                    if let Some(done) = self.escape(&mut echo)
+                        && done
+                    {
+                        self.pending.clear();
                     }
                     continue;
                 }
@@ -214,29 +214,23 @@ impl LineEditor {
                     echo.push(0x07);
                 }
             }
-            (_, b'B') => {
-                if self.hist_pos < self.history.len() {
-                    self.hist_pos += 1;
-                    let line = if self.hist_pos == self.history.len() {
-                        self.draft.clone()
-                    } else {
-                        self.history[self.hist_pos].chars().collect()
-                    };
-                    self.replace_line(line, echo);
-                }
+            (_, b'B') if self.hist_pos < self.history.len() => {
+                self.hist_pos += 1;
+                let line = if self.hist_pos == self.history.len() {
+                    self.draft.clone()
+                } else {
+                    self.history[self.hist_pos].chars().collect()
+                };
+                self.replace_line(line, echo);
             }
-            (_, b'C') => {
-                if self.cursor < self.buf.len() {
-                    let mut tmp = [0u8; 4];
-                    echo.extend_from_slice(self.buf[self.cursor].encode_utf8(&mut tmp).as_bytes());
-                    self.cursor += 1;
-                }
+            (_, b'C') if self.cursor < self.buf.len() => {
+                let mut tmp = [0u8; 4];
+                echo.extend_from_slice(self.buf[self.cursor].encode_utf8(&mut tmp).as_bytes());
+                self.cursor += 1;
             }
-            (_, b'D') => {
-                if self.cursor > 0 {
-                    self.cursor -= 1;
-                    echo.push(0x08);
-                }
+            (_, b'D') if self.cursor > 0 => {
+                self.cursor -= 1;
+                echo.push(0x08);
             }
             (_, b'H') => {
                 echo.extend(std::iter::repeat_n(0x08, self.cursor));
@@ -247,12 +241,13 @@ impl LineEditor {
                 echo.extend_from_slice(tail.as_bytes());
                 self.cursor = self.buf.len();
             }
-            (b'[', b'~') if seq.get(2) == Some(&b'3') => {
+            (b'[', b'~')
+                if seq.get(2) == Some(&b'3')
                 // Delete key.
-                if self.cursor < self.buf.len() {
-                    self.buf.remove(self.cursor);
-                    self.redraw_tail(echo, 1);
-                }
+                && self.cursor < self.buf.len() =>
+            {
+                self.buf.remove(self.cursor);
+                self.redraw_tail(echo, 1);
             }
             _ => {}
         }

@@ -149,6 +149,21 @@ pub struct InstanceDisk {
     pub console: String,
 }
 
+impl InstanceDisk {
+    /// The disk of a freshly launched instance: the image's filesystem, with `host_key`
+    /// (pass `HostKey::from_seed` for deterministic worlds).
+    pub fn fresh(profile: &InstanceProfile, host_key: HostKey) -> Self {
+        InstanceDisk {
+            fs: image::build_fs(profile),
+            packages: BTreeSet::new(),
+            enabled: BTreeSet::new(),
+            first_boot_done: false,
+            host_key,
+            console: String::new(),
+        }
+    }
+}
+
 /// Mutable runtime state not worth persisting.
 #[derive(Default)]
 struct Runtime {
@@ -170,14 +185,7 @@ pub struct InstanceState {
 impl InstanceState {
     /// A freshly launched instance: the image's filesystem, a new host key.
     pub fn launch(profile: InstanceProfile, net: Arc<dyn InstanceNet>) -> Arc<Self> {
-        let disk = InstanceDisk {
-            fs: image::build_fs(&profile),
-            packages: BTreeSet::new(),
-            enabled: BTreeSet::new(),
-            first_boot_done: false,
-            host_key: HostKey::generate(),
-            console: String::new(),
-        };
+        let disk = InstanceDisk::fresh(&profile, HostKey::generate());
         Self::from_disk(profile, disk, net)
     }
 

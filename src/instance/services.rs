@@ -107,6 +107,41 @@ const AL_PKGS: &[Pkg] = &[
         size: "37 k",
     },
     Pkg {
+        name: "mod_ssl",
+        version: "1:2.4.62-1.amzn2023",
+        size: "111 k",
+    },
+    Pkg {
+        name: "php-mysqlnd",
+        version: "8.3.10-1.amzn2023.0.1",
+        size: "152 k",
+    },
+    Pkg {
+        name: "php-fpm",
+        version: "8.3.10-1.amzn2023.0.1",
+        size: "1.8 M",
+    },
+    Pkg {
+        name: "mariadb105-server",
+        version: "3:10.5.25-1.amzn2023.0.1",
+        size: "9.9 M",
+    },
+    Pkg {
+        name: "amazon-efs-utils",
+        version: "2.1.0-1.amzn2023",
+        size: "59 k",
+    },
+    Pkg {
+        name: "nodejs",
+        version: "1:18.20.4-1.amzn2023.0.1",
+        size: "13 M",
+    },
+    Pkg {
+        name: "unzip",
+        version: "6.0-57.amzn2023.0.2",
+        size: "182 k",
+    },
+    Pkg {
         name: "docker",
         version: "25.0.6-1.amzn2023.0.2",
         size: "44 M",
@@ -163,6 +198,21 @@ const UBUNTU_PKGS: &[Pkg] = &[
         name: "stress",
         version: "1.0.7-1",
         size: "18.3 kB",
+    },
+    Pkg {
+        name: "php-mysql",
+        version: "2:8.3+93ubuntu2",
+        size: "1834 B",
+    },
+    Pkg {
+        name: "mysql-client",
+        version: "8.0.40-0ubuntu0.24.04.1",
+        size: "9390 B",
+    },
+    Pkg {
+        name: "unzip",
+        version: "6.0-28ubuntu4.1",
+        size: "174 kB",
     },
     Pkg {
         name: "docker.io",
@@ -307,7 +357,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         .map(|u| u.trim_end_matches(".service").to_string())
         .collect();
     if units.is_empty() && !matches!(action, "daemon-reload" | "list-units") {
-        io.err.line(&format!("Too few arguments."));
+        io.err.line("Too few arguments.");
         return 1;
     }
     let installed = sh.inst.lock_disk().packages.clone();
@@ -351,7 +401,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     continue;
                 }
                 if action != "start" {
-                    stop_unit(&sh.inst, &unit);
+                    stop_unit_wait(&sh.inst, &unit).await;
                 }
                 if let Err(e) = start_unit(&sh.inst, &unit).await {
                     io.err.line(&format!(
@@ -369,7 +419,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                     status = 5;
                     continue;
                 }
-                stop_unit(&sh.inst, &unit);
+                stop_unit_wait(&sh.inst, &unit).await;
             }
             "enable" | "disable" => {
                 if !exists {
@@ -397,7 +447,7 @@ async fn systemctl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                         io.err.line(&format!("Removed \"{path}\"."));
                     }
                     if now_flag {
-                        stop_unit(&sh.inst, &unit);
+                        stop_unit_wait(&sh.inst, &unit).await;
                     }
                 }
             }
@@ -476,9 +526,17 @@ pub(crate) async fn start_unit(inst: &Arc<InstanceState>, unit: &str) -> std::io
     Ok(())
 }
 
-fn stop_unit(inst: &InstanceState, unit: &str) {
-    if let Some(task) = inst.lock_runtime().running.remove(unit) {
-        task.abort();
+fn stop_unit(inst: &InstanceState, unit: &str) -> Option<tokio::task::JoinHandle<()>> {
+    let task = inst.lock_runtime().running.remove(unit)?;
+    task.abort();
+    Some(task)
+}
+
+/// Stops a unit and waits until its listener is gone, so the port can be reused at once.
+async fn stop_unit_wait(inst: &InstanceState, unit: &str) {
+    if let Some(task) = stop_unit(inst, unit) {
+        // The task was aborted: awaiting it returns once it is dropped (Err = cancelled).
+        let _ = task.await;
     }
 }
 
@@ -765,14 +823,15 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         return 0;
     }
     if matches!(cmd, "remove" | "erase") {
-        let mut disk = sh.inst.lock_disk();
         let mut removed = false;
-        for name in &pkgs {
-            removed |= disk.packages.remove(name);
+        {
+            let mut disk = sh.inst.lock_disk();
+            for name in &pkgs {
+                removed |= disk.packages.remove(name);
+            }
         }
-        drop(disk);
         for name in &pkgs {
-            stop_unit(&sh.inst, name);
+            stop_unit_wait(&sh.inst, name).await;
         }
         io.out.line(if removed {
             "Complete!"
@@ -824,8 +883,9 @@ async fn dnf(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             let mut unknown = Vec::new();
             let mut todo = Vec::new();
             for name in &pkgs {
+                let name = name.trim_end_matches(".x86_64").trim_end_matches(".noarch");
                 match AL_PKGS.iter().find(|k| k.name == name) {
-                    None => unknown.push(name.clone()),
+                    None => unknown.push(name.to_string()),
                     Some(pkg) if installed.contains(pkg.name) => {
                         io.out.line(&format!(
                             "Package {}-{}.x86_64 is already installed.",
@@ -1074,7 +1134,7 @@ async fn apt(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
         "remove" | "purge" => {
             for name in &pkgs {
                 sh.inst.lock_disk().packages.remove(name);
-                stop_unit(&sh.inst, name);
+                stop_unit_wait(&sh.inst, name).await;
             }
             io.out.line("Reading package lists... Done");
             0

@@ -25,7 +25,8 @@ use super::InstanceState;
 use super::image::Image;
 use super::lineedit::{Event, LineEditor};
 use super::net::BoxFuture;
-use super::shell::{Chunk, Io, Shell, Sink, Stdin};
+use super::shell::{Chunk, Io, Shell, Sink, Stdin, Term};
+use std::sync::atomic::Ordering;
 
 /// An instance's SSH host key (ED25519), persisted with the instance so `known_hosts`
 /// stays valid across stop/start and daemon restarts. Serialized as its 32-byte seed.
@@ -440,7 +441,9 @@ async fn run_relayed(
     let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Chunk>();
     let mut stdin_tx = Some(stdin_tx);
+    let term = Arc::new(Term::default());
     let mut io = Io {
+        term: term.clone(),
         stdin: Stdin::Stream(stdin_rx),
         out: Sink::Stream {
             tx: out_tx.clone(),
@@ -459,8 +462,17 @@ async fn run_relayed(
                 status = &mut fut => break Ran::Done(status),
                 Some(chunk) = out_rx.recv() => send(wr, &chunk, tty).await,
                 msg = rd.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) if term.raw.load(Ordering::Relaxed) => {
+                        // A command relays the terminal to another host: pass keys as typed.
+                        if let Some(tx) = &stdin_tx { let _ = tx.send(data.to_vec()); }
+                    }
                     Some(ChannelMsg::Data { data }) => {
                         if tty && data.contains(&0x03) {
+                            if term.catch_interrupt.load(Ordering::Relaxed) {
+                                let _ = wr.data(&b"^C"[..]).await;
+                                term.interrupt.notify_one();
+                                continue;
+                            }
                             let _ = wr.data(&b"^C\r\n"[..]).await;
                             break Ran::Done(130);
                         }

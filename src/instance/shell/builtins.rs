@@ -1285,7 +1285,7 @@ fn test(sh: &Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
         ["-s", p] => disk
             .fs
             .get(&sh.abs(p))
-            .is_some_and(|n| !n.is_dir() && n.len() > 0),
+            .is_some_and(|n| !n.is_dir() && !n.is_empty()),
         ["-r" | "-w" | "-x", p] => disk.fs.exists(&sh.abs(p)),
         [a, "=" | "==", b] => a == b,
         [a, "!=", b] => a != b,

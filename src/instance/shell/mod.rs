@@ -6,14 +6,17 @@
 //! commands provided. Output goes to a [`Sink`]: a buffer (pipes, redirections, command
 //! substitution) or a stream to the SSH channel, so `ping` prints line by line.
 //! The commands live in [`builtins`] (files, text, users), [`nettools`] (network tools
-//! over [`super::net::InstanceNet`]) and [`super::services`] (packages and services).
+//! over [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances)
+//! and [`super::services`] (packages and services).
 
 pub mod builtins;
 pub mod nettools;
 pub mod parse;
+pub mod sshclient;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
@@ -92,6 +95,21 @@ pub enum Stdin {
 }
 
 impl Stdin {
+    /// The next chunk of input as it arrives; `None` at end of input.
+    pub async fn recv_chunk(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Stdin::Empty => None,
+            Stdin::Bytes(b) => {
+                if b.is_empty() {
+                    None
+                } else {
+                    Some(std::mem::take(b))
+                }
+            }
+            Stdin::Stream(rx) => rx.recv().await,
+        }
+    }
+
     /// Reads one line (without its newline); `None` at end of input.
     pub async fn read_line(&mut self) -> Option<String> {
         match self {
@@ -154,6 +172,20 @@ pub struct Io {
     pub stdin: Stdin,
     pub out: Sink,
     pub err: Sink,
+    /// The terminal's modes as commands set them (shared along a pipeline).
+    pub term: Arc<Term>,
+}
+
+/// How the terminal treats keystrokes while a command runs.
+#[derive(Debug, Default)]
+pub struct Term {
+    /// Pass keystrokes unchanged (the `ssh` client relaying to another instance): no
+    /// local echo, no Ctrl-C handling.
+    pub raw: AtomicBool,
+    /// The command handles Ctrl-C itself (`ping` prints its statistics): the terminal
+    /// signals [`Term::interrupt`] instead of abandoning the command.
+    pub catch_interrupt: AtomicBool,
+    pub interrupt: tokio::sync::Notify,
 }
 
 impl Io {
@@ -163,6 +195,7 @@ impl Io {
             stdin: Stdin::Empty,
             out: Sink::Buf(Vec::new()),
             err: Sink::Buf(Vec::new()),
+            term: Arc::new(Term::default()),
         }
     }
 }
@@ -312,6 +345,7 @@ impl Shell {
                     Sink::Buf(Vec::new())
                 },
                 err: io.err.same_target(),
+                term: io.term.clone(),
             };
             status = self.run_simple(cmd, &mut sub).await;
             if last {
@@ -580,6 +614,7 @@ impl Shell {
             } else {
                 io.err.same_target()
             },
+            term: io.term.clone(),
         };
         // `A=1 cmd`: the variables apply to this command only.
         let saved: Vec<(String, Option<String>)> = assigns

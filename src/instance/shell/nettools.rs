@@ -296,11 +296,20 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let start = tokio::time::Instant::now();
     let mut rtts = Vec::new();
     let mut sent = 0u32;
-    for seq in 1..=count {
+    // Ctrl-C ends the run and prints the statistics, as ping's SIGINT handler does.
+    io.term
+        .catch_interrupt
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let term = io.term.clone();
+    'probes: for seq in 1..=count {
         sent += 1;
         let t0 = tokio::time::Instant::now();
         let seq16 = u16::try_from(seq % 65536).unwrap_or(0);
-        match sh.inst.net().ping(ip, seq16, wait.max(interval)).await {
+        let reply = tokio::select! {
+            r = sh.inst.net().ping(ip, seq16, wait.max(interval)) => r,
+            () = term.interrupt.notified() => break 'probes,
+        };
+        match reply {
             Ok(reply) => {
                 rtts.push(reply.rtt);
                 if !quiet {
@@ -328,17 +337,19 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         if seq < count {
             let spent = t0.elapsed();
             if spent < interval {
-                tokio::time::sleep(interval - spent).await;
+                tokio::select! {
+                    () = tokio::time::sleep(interval - spent) => {}
+                    () = term.interrupt.notified() => break 'probes,
+                }
             }
         }
     }
+    io.term
+        .catch_interrupt
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     let total = start.elapsed();
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX);
-    let loss = if sent == 0 {
-        0
-    } else {
-        (sent - received) * 100 / sent
-    };
+    let loss = ((sent - received) * 100).checked_div(sent).unwrap_or(0);
     io.out.line("");
     io.out.line(&format!("--- {target} ping statistics ---"));
     io.out.line(&format!(
@@ -1304,44 +1315,65 @@ fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-/// `ssh`/`scp` from the instance: the connection step is real (so a missing security
-/// group rule times out exactly like OpenSSH reports it), and the key file is checked
-/// like OpenSSH does; the login itself is not emulated yet.
+/// `ssh` from the instance (the bastion hop): the connection goes through the
+/// instance's stack, the key file is checked like OpenSSH checks it, then
+/// [`super::sshclient`] logs in; `scp` copies one file either way over SFTP.
 async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut key: Option<String> = None;
     let mut port = 22u16;
     let mut target = None;
+    let mut login_name = None;
+    let mut no_host_check = false;
+    let mut rest: Vec<String> = Vec::new();
+    let mut positional: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        if target.is_some() && tool == "ssh" {
+            rest.push(a.clone());
+            continue;
+        }
         match a.as_str() {
             "-i" => key = it.next().cloned(),
             "-p" | "-P" => port = it.next().and_then(|p| p.parse().ok()).unwrap_or(22),
-            "-o" | "-l" | "-F" | "-J" => {
+            "-l" => login_name = it.next().cloned(),
+            "-o" => {
+                if let Some(o) = it.next() {
+                    let o = o.to_ascii_lowercase().replace(' ', "=");
+                    if o == "stricthostkeychecking=no" || o == "stricthostkeychecking=accept-new" {
+                        no_host_check = true;
+                    }
+                }
+            }
+            "-F" | "-J" => {
                 let _ = it.next();
             }
             s if s.starts_with('-') => {}
             s => {
-                if target.is_none() {
-                    if tool == "scp" && !s.contains(':') {
+                if tool == "scp" {
+                    positional.push(s.to_string());
+                    if !s.contains(':') || target.is_some() {
                         continue;
                     }
-                    target = Some(s.to_string());
                 }
+                target = Some(s.to_string());
             }
         }
     }
     let Some(target) = target else {
         io.err.line(&format!(
-            "usage: {tool} [-i identity_file] [-p port] destination"
+            "usage: {tool} [-i identity_file] [-p port] destination [command]"
         ));
         return 255;
     };
     let host_part = target.split(':').next().unwrap_or(&target);
-    let host = host_part
-        .rsplit('@')
-        .next()
-        .unwrap_or(host_part)
-        .to_string();
+    let (user, host) = match host_part.rsplit_once('@') {
+        Some((u, h)) => (u.to_string(), h.to_string()),
+        None => (
+            login_name.unwrap_or_else(|| sh.user.clone()),
+            host_part.to_string(),
+        ),
+    };
+    let mut identity_ignored = false;
     if let Some(k) = &key {
         let abs = sh.abs(k);
         let node = sh.inst.lock_disk().fs.get(&abs).cloned();
@@ -1350,6 +1382,7 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
                 "Warning: Identity file {k} not accessible: No such file or directory."
             )),
             Some(n) if n.mode & 0o077 != 0 => {
+                identity_ignored = true;
                 io.err
                     .line("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
                 io.err
@@ -1392,11 +1425,58 @@ async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) ->
             }
             255
         }
-        Ok(_) => {
-            io.err.line(&format!(
-                "vpclab: {host} port {port} is reachable, but logging in with {tool} from inside an instance is not emulated yet"
-            ));
-            255
+        Ok(stream) if tool == "scp" => {
+            let remote_path = |spec: &str| {
+                spec.split_once(':')
+                    .map(|(_, p)| p.to_string())
+                    .unwrap_or_default()
+            };
+            let copy = match positional.as_slice() {
+                [src, dst] if dst.contains(':') && !src.contains(':') => {
+                    super::sshclient::Copy::Up {
+                        local: src.clone(),
+                        remote: remote_path(dst),
+                    }
+                }
+                [src, dst] if src.contains(':') && !dst.contains(':') => {
+                    super::sshclient::Copy::Down {
+                        remote: remote_path(src),
+                        local: dst.clone(),
+                    }
+                }
+                _ => {
+                    io.err.line(
+                        "vpclab: scp from an instance copies one file, to or from one other host",
+                    );
+                    return 1;
+                }
+            };
+            let login = super::sshclient::Login {
+                host,
+                port,
+                user,
+                identity: key.map(|k| sh.abs(&k)),
+                identity_ignored,
+                no_host_check,
+                command: None,
+            };
+            super::sshclient::scp(sh, io, stream, login, copy).await
+        }
+        Ok(stream) => {
+            let login = super::sshclient::Login {
+                host,
+                port,
+                user,
+                identity: key.map(|k| sh.abs(&k)),
+                identity_ignored,
+                no_host_check,
+                command: if rest.is_empty() {
+                    None
+                } else {
+                    Some(rest.join(" "))
+                },
+            };
+            super::sshclient::run(sh, io, stream, login).await
         }
     }
 }

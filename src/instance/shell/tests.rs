@@ -587,3 +587,159 @@ async fn wildcard_matching() {
     assert!(!wildcard_match("*.txt", "a.log"));
     assert!(wildcard_match("*", ""));
 }
+
+/// A private instance at 10.0.2.10 serving SSH on the bastion's fake network, and the
+/// bastion's shell with the private instance's key in `~/key.pem`.
+fn bastion_and_private() -> (Shell, Arc<InstanceState>) {
+    use russh::keys::ssh_key::LineEnding;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    let key = russh::keys::PrivateKey::from(Ed25519Keypair::from_seed(&[7; 32]));
+    let public = key.public_key().to_openssh().expect("public");
+    let pem = key.to_openssh(LineEnding::LF).expect("pem").to_string();
+    let private_ip = Ipv4Addr::new(10, 0, 2, 10);
+    let mut pp = InstanceProfile::example(Image::AmazonLinux2023, private_ip);
+    pp.authorized_key = Some(format!("{public} private-key"));
+    let private = InstanceState::launch(pp.clone(), FakeNet::new(private_ip, 24, &pp.mac));
+    let (bastion, net) = instance(Image::AmazonLinux2023);
+    let target = private.clone();
+    net.add_service(
+        SocketAddrV4::new(private_ip, 22),
+        Arc::new(move |stream, _| {
+            let inst = target.clone();
+            Box::pin(async move {
+                let _ = crate::instance::serve_ssh(stream, inst).await;
+            })
+        }),
+    );
+    {
+        let mut disk = bastion.lock_disk();
+        disk.fs
+            .write(
+                "/home/ec2-user/key.pem",
+                pem.as_bytes(),
+                false,
+                Image::AmazonLinux2023.default_cred(),
+                0o400,
+            )
+            .expect("key written");
+    }
+    (Shell::new(bastion, "ec2-user"), private)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_from_bastion_runs_a_command_on_the_private_instance() {
+    let (mut sh, _private) = bastion_and_private();
+    let (st, out, err) = run(
+        &mut sh,
+        "ssh -i key.pem -o StrictHostKeyChecking=no ec2-user@10.0.2.10 'hostname; exit 4'",
+    )
+    .await;
+    assert_eq!(st, 4, "{err}");
+    assert_eq!(out, "ip-10-0-2-10.ec2.internal\n");
+    assert!(
+        err.contains(
+            "Warning: Permanently added '10.0.2.10' (ED25519) to the list of known hosts."
+        ),
+        "{err}"
+    );
+    // Known now: no question, no warning.
+    let (st, out, err) = run(&mut sh, "ssh -i key.pem ec2-user@10.0.2.10 whoami").await;
+    assert_eq!((st, out.as_str(), err.as_str()), (0, "ec2-user\n", ""));
+    let (st, _, err) = run(&mut sh, "ssh -i key.pem ubuntu@10.0.2.10 whoami").await;
+    assert_eq!(st, 255);
+    assert_eq!(err, "ubuntu@10.0.2.10: Permission denied (publickey).\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_from_bastion_asks_about_an_unknown_host_key() {
+    let (mut sh, _private) = bastion_and_private();
+    let mut io = Io::buffered();
+    io.stdin = Stdin::Bytes(b"no\n".to_vec());
+    let st = sh
+        .run_script("ssh -i key.pem ec2-user@10.0.2.10 true", &mut io)
+        .await;
+    let err = String::from_utf8_lossy(&io.err.take_buf()).to_string();
+    assert_eq!(st, 255);
+    assert!(
+        err.contains("The authenticity of host '10.0.2.10 (10.0.2.10)' can't be established."),
+        "{err}"
+    );
+    assert!(err.ends_with("Host key verification failed.\n"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_ssh_from_bastion_relays_the_terminal() {
+    let (mut sh, _private) = bastion_and_private();
+    sh.tty = true;
+    let mut io = Io::buffered();
+    io.stdin = Stdin::Bytes(b"whoami\nexit\n".to_vec());
+    let st = sh
+        .run_script(
+            "ssh -o StrictHostKeyChecking=no -i key.pem ec2-user@10.0.2.10",
+            &mut io,
+        )
+        .await;
+    let out = String::from_utf8_lossy(&io.out.take_buf()).to_string();
+    let err = String::from_utf8_lossy(&io.err.take_buf()).to_string();
+    assert_eq!(st, 0, "{err}");
+    assert!(out.contains("[ec2-user@ip-10-0-2-10 ~]$ "), "{out}");
+    assert!(out.contains("ec2-user\r\n"), "{out}");
+    assert!(err.ends_with("Connection to 10.0.2.10 closed.\n"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_ends_an_endless_ping_with_its_statistics() {
+    let (inst, net) = instance(Image::AmazonLinux2023);
+    net.add_pingable(Ipv4Addr::new(10, 0, 1, 6), Duration::from_micros(500));
+    let mut sh = Shell::new(inst, "ec2-user");
+    sh.tty = true;
+    let mut io = Io::buffered();
+    let term = io.term.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        term.interrupt.notify_one();
+    });
+    let st = sh.run_script("ping 10.0.1.6", &mut io).await;
+    let out = String::from_utf8_lossy(&io.out.take_buf()).to_string();
+    assert_eq!(st, 0);
+    assert!(out.contains("icmp_seq=3 "), "{out}");
+    assert!(
+        out.contains("3 packets transmitted, 3 received, 0% packet loss"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_from_bastion_copies_files_both_ways() {
+    let (mut sh, private) = bastion_and_private();
+    let (st, _, err) = run(
+        &mut sh,
+        "echo 'from the bastion' > note.txt; scp -o StrictHostKeyChecking=no -i key.pem note.txt ec2-user@10.0.2.10:",
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+    let stored = private
+        .disk()
+        .fs
+        .read("/home/ec2-user/note.txt", crate::instance::vfs::Cred::ROOT)
+        .map(<[u8]>::to_vec)
+        .expect("copied");
+    assert_eq!(stored, b"from the bastion\n");
+    let (st, out, err) = run(
+        &mut sh,
+        "scp -i key.pem ec2-user@10.0.2.10:/etc/hostname private-hostname && cat private-hostname",
+    )
+    .await;
+    assert_eq!(
+        (st, out.as_str()),
+        (0, "ip-10-0-2-10.ec2.internal\n"),
+        "{err}"
+    );
+    let (st, _, err) = run(
+        &mut sh,
+        "scp -i key.pem note.txt ec2-user@10.0.2.10:/var/www/html/",
+    )
+    .await;
+    assert_eq!(st, 1);
+    assert!(err.contains("scp: dest open"), "{err}");
+}

@@ -1,1 +1,210 @@
-fn main() {}
+//! Data-plane benchmark: the cost of one `Fabric::process` decision.
+//!
+//! - `new_flow`: a TCP SYN between two subnets, each interface carrying 5
+//!   security groups with 1,000 rules in total (the allowing rule last), both
+//!   subnets with 20-entry NACLs per direction (the allowing entry last).
+//!   Every packet is a new flow (a fresh source port), so each one is checked
+//!   against the rules and creates a connection-tracking entry.
+//! - `established`: an ACK of a tracked flow on the same path.
+//! - `nat`: an established flow from the private subnet through the NAT
+//!   gateway and internet gateway (two translations, checksum updates).
+//!
+//! A plain timing loop (no harness), printing as its last line
+//! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n>`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant as Clock;
+
+use ipnet::Ipv4Net;
+use smoltcp::time::Instant;
+use vpclab_netstack::fixture::public_private_vpc_builder;
+use vpclab_netstack::*;
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().expect("valid CIDR")
+}
+
+/// Five groups, 200 rules each, none matching 10.0.1.10/10.0.2.20 on 8080 until the very last rule.
+fn heavy_groups(b: &mut TopologyBuilder, vpc: &str) -> Vec<ResId> {
+    let mut ids = Vec::new();
+    for g in 0..5u32 {
+        let id = format!("sg-bench{g}");
+        let mut sg = SecurityGroup::new(&id, vpc);
+        sg.egress.clear();
+        for i in 0..200u32 {
+            let n = g * 200 + i;
+            // Sources in 172.16.0.0/12: never the fixture's addresses.
+            let cidr = Ipv4Net::new(Ipv4Addr::from(0xac10_0000 + (n << 8)), 24).expect("valid");
+            let rule = match n % 10 {
+                0..=5 => SgRule::tcp(1000 + (n % 7000) as u16, SgPeer::Cidr(cidr)),
+                6 | 7 => SgRule {
+                    id: None,
+                    protocol: Protocol::Tcp,
+                    ports: Some(PortRange::new(9000 + n as u16, 9100 + n as u16)),
+                    icmp: None,
+                    peer: SgPeer::Cidr(cidr),
+                },
+                8 => SgRule {
+                    id: None,
+                    protocol: Protocol::Udp,
+                    ports: Some(PortRange::single(53)),
+                    icmp: None,
+                    peer: SgPeer::Cidr(cidr),
+                },
+                _ => SgRule::tcp(8080, SgPeer::Group("sg-nobody".into())),
+            };
+            sg.ingress.push(rule.clone());
+            sg.egress.push(rule);
+        }
+        if g == 4 {
+            sg.ingress.pop();
+            sg.egress.pop();
+            sg.ingress
+                .push(SgRule::tcp(8080, SgPeer::Cidr(net("10.0.0.0/16"))));
+            sg.egress
+                .push(SgRule::tcp(8080, SgPeer::Cidr(net("10.0.0.0/16"))));
+            // Last of all: the internet on 8080 (the NAT measurement's flow).
+            sg.egress
+                .push(SgRule::tcp(8080, SgPeer::Cidr(net("192.0.2.0/24"))));
+        }
+        b.add_security_group(sg);
+        ids.push(id.as_str().into());
+    }
+    b.add_security_group(SecurityGroup::new("sg-nobody", vpc));
+    ids
+}
+
+fn acl(id: &str, vpc: &str) -> NetworkAcl {
+    let mut entries = Vec::new();
+    for egress in [false, true] {
+        for i in 0..19u16 {
+            let cidr = Ipv4Net::new(Ipv4Addr::new(172, 20 + i as u8, 0, 0), 16).expect("valid");
+            entries.push(NaclEntry::tcp(
+                10 + i * 10,
+                egress,
+                PortRange::new(1, 1000),
+                cidr,
+                RuleAction::Deny,
+            ));
+        }
+        entries.push(NaclEntry::all(
+            500,
+            egress,
+            net("0.0.0.0/0"),
+            RuleAction::Allow,
+        ));
+    }
+    NetworkAcl {
+        id: id.into(),
+        vpc: vpc.into(),
+        entries,
+    }
+}
+
+fn topology() -> (Topology, vpclab_netstack::fixture::FixtureIds) {
+    let (mut b, ids) = public_private_vpc_builder();
+    let groups = heavy_groups(&mut b, &ids.vpc);
+    b.add_network_acl(acl("acl-bench-public", &ids.vpc));
+    b.add_network_acl(acl("acl-bench-private", &ids.vpc));
+    b.subnets
+        .get_mut(&ids.public_subnet)
+        .expect("fixture")
+        .network_acl = "acl-bench-public".into();
+    b.subnets
+        .get_mut(&ids.private_subnet)
+        .expect("fixture")
+        .network_acl = "acl-bench-private".into();
+    b.network_interfaces
+        .get_mut(&ids.web_eni)
+        .expect("fixture")
+        .security_groups = groups.clone();
+    b.network_interfaces
+        .get_mut(&ids.app_eni)
+        .expect("fixture")
+        .security_groups = groups;
+    (b.build().expect("bench topology is valid"), ids)
+}
+
+fn main() {
+    let (topo, ids) = topology();
+    let topo = Arc::new(topo);
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    let now = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(128);
+
+    // New flows: batches of distinct source ports, a fresh fabric per batch
+    // (set up outside the timed loop).
+    const BATCH: u16 = 50_000;
+    let templates: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| Flow::tcp_syn(ids.web_ip, 10_000 + i, ids.app_ip, 8080).to_packet(b""))
+        .collect();
+    let mut new_total = std::time::Duration::ZERO;
+    let mut new_n = 0u64;
+    for _ in 0..6 {
+        let mut f = Fabric::new(topo.clone());
+        let start = Clock::now();
+        for t in &templates {
+            buf.clear();
+            buf.extend_from_slice(t);
+            let v = f.process(now, &web, &mut buf);
+            debug_assert!(v.is_delivered(), "{v}");
+            black_box(&v);
+        }
+        new_total += start.elapsed();
+        new_n += u64::from(BATCH);
+        assert_eq!(
+            f.stats().tracked_connections,
+            2 * BATCH as usize,
+            "every SYN was a new, allowed flow"
+        );
+    }
+    let new_flow_ns = new_total.as_nanos() as u64 / new_n;
+
+    // Established: an ACK of a tracked flow, web -> app.
+    let mut f = Fabric::new(topo.clone());
+    let mut syn = Flow::tcp_syn(ids.web_ip, 40_000, ids.app_ip, 8080).to_packet(b"");
+    assert!(f.process(now, &web, &mut syn).is_delivered());
+    let mut synack =
+        Flow::tcp(ids.app_ip, 8080, ids.web_ip, 40_000, TcpFlags::SYN_ACK).to_packet(b"");
+    assert!(f.process(now, &app, &mut synack).is_delivered());
+    let ack = Flow::tcp(ids.web_ip, 40_000, ids.app_ip, 8080, TcpFlags::ACK).to_packet(&[0u8; 64]);
+    let n = 2_000_000u64;
+    let start = Clock::now();
+    for _ in 0..n {
+        buf.clear();
+        buf.extend_from_slice(&ack);
+        let v = f.process(now, &web, &mut buf);
+        black_box(&v);
+    }
+    let established_ns = start.elapsed().as_nanos() as u64 / n;
+    assert!(f.process(now, &web, &mut ack.clone()).is_delivered());
+
+    // NAT: an established flow app -> internet through the NAT gateway.
+    let out = Flow::tcp_syn(ids.app_ip, 40_000, ids.internet_host, 8080);
+    let mut b = out.to_packet(b"");
+    assert!(f.process(now, &app, &mut b).is_delivered(), "NAT path open");
+    let data =
+        Flow::tcp(ids.app_ip, 40_000, ids.internet_host, 8080, TcpFlags::ACK).to_packet(&[0u8; 64]);
+    let start = Clock::now();
+    for _ in 0..n {
+        buf.clear();
+        buf.extend_from_slice(&data);
+        let v = f.process(now, &app, &mut buf);
+        black_box(&v);
+    }
+    let nat_ns = start.elapsed().as_nanos() as u64 / n;
+    let mut check = data.clone();
+    let v = f.process(now, &app, &mut check);
+    assert_eq!(v.outcome, Outcome::Deliver(Port::Internet));
+    assert_eq!(parse_flow(&check).expect("valid").src, ids.nat_public);
+
+    println!("new flow (5 SGs / 1,000 rules, 20-entry NACLs): {new_flow_ns} ns");
+    println!("established flow: {established_ns} ns");
+    println!("NAT gateway translation (established): {nat_ns} ns");
+    println!(
+        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns}"
+    );
+}

@@ -7,9 +7,33 @@
 //! It knows AWS *networking* semantics — route tables, network ACLs, security
 //! groups, internet and NAT gateways — but nothing of HTTP, XML, SSH, DNS
 //! message formats, labs or persistence.
+//!
+//! The forwarding pipeline is [`Fabric`]: a sans-IO core fed with a
+//! [`Topology`] snapshot, raw IPv4 packets and the current time, answering
+//! each with a [`Verdict`]. Its stages and their order are documented in
+//! [`fabric`] and in `docs/networking.md`. [`fixture`] builds ready-made
+//! topologies for tests.
 
 #![forbid(unsafe_code)]
 
+mod compiled;
+pub mod conntrack;
+pub mod fabric;
+pub mod fixture;
+pub mod flow;
+mod hash;
+mod nat;
 pub mod port;
+pub mod topology;
+pub mod verdict;
 
+pub use conntrack::Timeouts;
+pub use fabric::{Fabric, FabricConfig, FabricStats};
+pub use flow::{Flow, FlowProto, TcpFlags, parse_flow};
 pub use port::{Port, ResId};
+pub use topology::{
+    EniOwner, IcmpMatch, InternetConfig, InternetGateway, NaclEntry, NatGateway, NetworkAcl,
+    NetworkInterface, PortRange, Protocol, Route, RouteState, RouteTable, RouteTarget, RuleAction,
+    SecurityGroup, SgPeer, SgRule, Subnet, Topology, TopologyBuilder, TopologyError, Vpc,
+};
+pub use verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, RuleRef, Verdict};

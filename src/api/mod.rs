@@ -45,7 +45,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
-use crate::model::{ApiError, ApiResult, Control, DEFAULT_ACCOUNT, Env, Timestamp, World};
+use crate::model::{ApiError, ApiResult, Control, Env, Timestamp, World};
 use query::Params;
 use xml::{Xml, escape};
 
@@ -74,6 +74,8 @@ pub fn system_clock() -> Clock {
 pub struct AppState {
     pub control: Arc<Mutex<Control>>,
     pub clock: Clock,
+    /// How requests are authenticated (open by default).
+    pub auth: sigv4::AuthMode,
     requests: Arc<AtomicU64>,
 }
 
@@ -82,8 +84,25 @@ impl AppState {
         AppState {
             control,
             clock,
+            auth: sigv4::AuthMode::Open,
             requests: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets the authentication mode (`--auth strict`).
+    pub fn with_auth(mut self, auth: sigv4::AuthMode) -> AppState {
+        self.auth = auth;
+        self
+    }
+
+    /// Authenticates a request of any protocol: the account it acts for and its
+    /// credential scope (region, service). Route 53 and other endpoints call this too.
+    pub fn authenticate(
+        &self,
+        req: &sigv4::SignedRequest,
+        body: &[u8],
+    ) -> ApiResult<sigv4::Identity> {
+        self.auth.authenticate(req, body)
     }
 
     /// Locks the control. A poisoned lock is taken over: mutations run on copies, so the
@@ -191,30 +210,35 @@ async fn ec2_endpoint(State(state): State<AppState>, req: Request) -> Response {
             return xml_response(413, ec2_error_body(&e, &id));
         }
     };
-    let auth = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let (status, body) = handle_ec2(&state, auth, parts.uri.query(), &bytes);
+    let (status, body) = handle_ec2(&state, &signed_request(&parts), &bytes);
     xml_response(status, body).into_response()
+}
+
+/// The parts of an HTTP request SigV4 covers.
+pub fn signed_request(parts: &axum::http::request::Parts) -> sigv4::SignedRequest {
+    sigv4::SignedRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+    }
 }
 
 /// Handles one EC2 Query request from its parts; returns (HTTP status, XML body). Pure
 /// with respect to HTTP, so tests can call it without a socket.
-pub fn handle_ec2(
-    state: &AppState,
-    authorization: Option<&str>,
-    query: Option<&str>,
-    body: &[u8],
-) -> (u16, String) {
+pub fn handle_ec2(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> (u16, String) {
     let request_id = state.request_id();
     let mut params = Params::default();
-    if let Some(q) = query {
+    if let Some(q) = &req.query {
         params.extend_from(q.as_bytes());
     }
     params.extend_from(body);
     let action = params.get("Action").unwrap_or("").to_string();
-    match run_ec2(state, authorization, &params, &action) {
+    match run_ec2(state, req, body, &params, &action) {
         Ok(inner) => {
             let name = escape(&action);
             (
@@ -235,18 +259,13 @@ pub fn handle_ec2(
 
 fn run_ec2(
     state: &AppState,
-    authorization: Option<&str>,
+    req: &sigv4::SignedRequest,
+    body: &[u8],
     params: &Params,
     action: &str,
 ) -> ApiResult<String> {
-    let cred = match authorization {
-        Some(h) => sigv4::parse_authorization(h)?,
-        None => {
-            return Err(ApiError::auth(
-                "AWS was not able to validate the provided access credentials (no Authorization header)",
-            ));
-        }
-    };
+    let identity = state.authenticate(req, body)?;
+    let cred = identity.credential;
     if action.is_empty() {
         return Err(ApiError::new(
             "MissingAction",
@@ -264,7 +283,7 @@ fn run_ec2(
     let mut control = state.lock();
     let mut call = Call {
         params,
-        account: DEFAULT_ACCOUNT.to_string(),
+        account: identity.account,
         env,
         dry_run,
         control: &mut control,

@@ -6,6 +6,7 @@
 //! Other subsystems plug in where marked: the fabric subscribes to the control
 //! (`control.subscribe(…)`) before serving; the DNS server binds `--dns-listen`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +17,12 @@ use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::api::sigv4::{AccessKey, AuthMode, KeyFile};
 use crate::api::{self, AppState};
-use crate::model::Control;
+use crate::model::{Control, compile};
+
+/// The latest compiled topology of each account.
+pub type Topologies = Arc<Mutex<BTreeMap<String, Arc<vpclab_netstack::Topology>>>>;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -33,6 +38,86 @@ pub struct UpArgs {
     /// The region printed in the `export` line (any region works per request).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// `open`: any well-formed credentials, one account. `strict`: SigV4 signatures are
+    /// verified against `access-keys.toml` in the state directory (created with one key
+    /// for account 000000000000 if missing); each key's account is its own world.
+    #[arg(long, value_enum, default_value = "open")]
+    pub auth: AuthArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthArg {
+    Open,
+    Strict,
+}
+
+/// The access keys file of `--auth strict`.
+pub const KEYS_FILE: &str = "access-keys.toml";
+
+/// Loads the strict-mode keys, creating the file with one fresh key if it is missing.
+fn load_or_create_keys(state_dir: &std::path::Path) -> anyhow::Result<KeyFile> {
+    let path = state_dir.join(KEYS_FILE);
+    if !path.exists() {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let mut pick = |n: usize, upper: bool| -> String {
+            (&mut rng)
+                .sample_iter(rand::distr::Alphanumeric)
+                .map(char::from)
+                .map(|c| if upper { c.to_ascii_uppercase() } else { c })
+                .take(n)
+                .collect()
+        };
+        let file = KeyFile {
+            keys: vec![AccessKey {
+                access_key: format!("AKIA{}", pick(16, true)),
+                secret_key: pick(40, false),
+                account: crate::model::DEFAULT_ACCOUNT.to_string(),
+            }],
+        };
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("state directory {} is not usable", state_dir.display()))?;
+        let text = toml::to_string(&file).context("cannot encode the access keys")?;
+        write_private(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(file);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let file: KeyFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid keys file", path.display()))?;
+    if file.keys.is_empty() {
+        anyhow::bail!("{} holds no [[key]] entries", path.display());
+    }
+    for k in &file.keys {
+        if k.account.len() != 12 || !k.account.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!(
+                "{}: account {:?} is not a 12-digit account id",
+                path.display(),
+                k.account
+            );
+        }
+        if k.access_key.is_empty() || k.secret_key.is_empty() {
+            anyhow::bail!(
+                "{}: every key needs access_key and secret_key",
+                path.display()
+            );
+        }
+    }
+    Ok(file)
+}
+
+/// Writes a file readable only by its owner (it holds secret keys).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)
 }
 
 /// What `up` records in `endpoint.json` for `status` and other tools.
@@ -64,6 +149,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     let control = Control::open(&state_dir)?;
+    let (auth, (key_id, secret)) = match args.auth {
+        AuthArg::Open => (AuthMode::Open, ("test".to_string(), "test".to_string())),
+        AuthArg::Strict => {
+            let keys = load_or_create_keys(&state_dir)?;
+            let first = keys
+                .keys
+                .first()
+                .map(|k| (k.access_key.clone(), k.secret_key.clone()));
+            (AuthMode::strict(keys), first.unwrap_or_default())
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -71,7 +167,21 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the bound address")?;
     let control = Arc::new(Mutex::new(control));
-    // Fabric: `control.lock().subscribe(Box::new(move |account, world| …))` goes here.
+    // The fabric seam: every committed world is compiled to a netstack Topology (the
+    // stored worlds at once, then after each change). The fabric driver swaps these in
+    // with `Fabric::set_topology`; until it is wired here, the latest topology of each
+    // account is kept in `topologies`.
+    let topologies: Topologies = Arc::new(Mutex::new(BTreeMap::new()));
+    {
+        let topologies = topologies.clone();
+        let mut c = control.lock().unwrap_or_else(|e| e.into_inner());
+        c.subscribe(compile::subscriber(move |account, topology| {
+            topologies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(account.to_string(), topology);
+        }));
+    }
     // DNS: the public endpoint answers from a view the control keeps current.
     let (dns_udp, dns_tcp) = bind_dns(args.dns_listen).await?;
     let dns_addr = dns_udp
@@ -100,7 +210,7 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("cannot write {}", endpoint_file.display()))?;
 
-    let state = AppState::new(control.clone(), api::system_clock());
+    let state = AppState::new(control.clone(), api::system_clock()).with_auth(auth);
     let ticker = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -123,7 +233,7 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     println!("  state dir:  {}", state_dir.display());
     println!("In another terminal:");
     println!(
-        "export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={}",
+        "export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={}",
         args.region
     );
     use std::io::Write;

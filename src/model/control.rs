@@ -171,3 +171,100 @@ impl World {
         World::empty(account)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::model::store::StoreError;
+
+    fn env() -> Env {
+        Env::new("us-east-1", Timestamp(1_700_000_000_000))
+    }
+
+    #[test]
+    fn committed_changes_survive_a_reopen_and_failed_ones_leave_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let vpc = {
+            let mut c = Control::open(dir.path()).unwrap();
+            let vpc = c
+                .mutate("000000000000", &env(), false, |w, e| {
+                    w.create_vpc(e, "10.0.0.0/16", None, &[])
+                })
+                .unwrap();
+            // A mutation that changes the world and then fails must change nothing.
+            let err = c
+                .mutate("000000000000", &env(), false, |w, e| {
+                    w.create_vpc(e, "10.1.0.0/16", None, &[])?;
+                    w.create_subnet(e, "vpc-nope", "10.1.0.0/24", None, None, &[])
+                })
+                .unwrap_err();
+            assert_eq!(err.code, "InvalidVpcID.NotFound");
+            let dry = c
+                .mutate("000000000000", &env(), true, |w, e| {
+                    w.create_vpc(e, "10.2.0.0/16", None, &[])
+                })
+                .unwrap_err();
+            assert_eq!(dry.code, "DryRunOperation");
+            vpc
+        };
+        let c = Control::open(dir.path()).unwrap();
+        let w = c.snapshot("000000000000").unwrap();
+        assert!(w.vpcs.get(&vpc).is_some());
+        let cidrs: Vec<String> = w.vpcs.iter().map(|v| v.cidr().to_string()).collect();
+        assert_eq!(cidrs.len(), 2, "default VPC + the committed one: {cidrs:?}");
+        assert!(
+            !cidrs.contains(&"10.1.0.0/16".to_string())
+                && !cidrs.contains(&"10.2.0.0/16".to_string())
+        );
+        // The allocator continues where it stopped: no id is handed out twice.
+        let mut w2 = World::clone(&w);
+        let next = w2.alloc_id("vpc");
+        assert!(w.vpcs.get(&next).is_none());
+    }
+
+    #[test]
+    fn a_second_control_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Control::open(dir.path()).unwrap();
+        assert!(matches!(
+            Control::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn subscribers_see_stored_worlds_then_every_commit_but_not_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Control::open(dir.path()).unwrap();
+            c.mutate("000000000000", &env(), false, |_, _| Ok(()))
+                .unwrap();
+        }
+        let mut c = Control::open(dir.path()).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        c.subscribe(Box::new(move |_, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the stored world is announced at once"
+        );
+        c.mutate("000000000000", &env(), false, |w, e| {
+            w.create_vpc(e, "10.0.0.0/16", None, &[])
+        })
+        .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let _ = c.mutate("000000000000", &env(), false, |w, e| {
+            w.create_vpc(e, "10.0.0.0/8", None, &[])
+        });
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "a rejected mutation publishes nothing"
+        );
+    }
+}

@@ -37,6 +37,7 @@
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
 pub mod address;
+pub mod compile;
 pub mod control;
 pub mod eni;
 pub mod error;
@@ -48,6 +49,8 @@ pub mod region;
 pub mod route53;
 pub mod route53_dns;
 pub mod route_table;
+#[cfg(test)]
+mod rules_tests;
 pub mod sg;
 pub mod store;
 pub mod subnet;

@@ -1,0 +1,955 @@
+//! The VPC forwarding pipeline: one decision path for real packets and for
+//! "why can't A reach B?".
+//!
+//! [`Fabric::process`] parses a raw IPv4 packet, walks it through the stages
+//! below, rewrites it in place (internet-gateway and NAT-gateway translation,
+//! TTL) and returns a [`Verdict`]. [`Fabric::explain`] runs the very same walk
+//! on a described [`Flow`] without touching any state. The walk only *reads*
+//! connection-tracking and NAT state; what it would change is collected as
+//! effects and applied by `process` once the packet is delivered.
+//!
+//! The order of the stages, and the AWS rule behind each:
+//!
+//! 1. **Exemptions.** Traffic from an interface to the Route 53 Resolver (VPC
+//!    base + 2, 169.254.169.253) or instance metadata (169.254.169.254) is not
+//!    filtered by network ACLs or security groups (AWS: "Amazon DNS server,
+//!    instance metadata … traffic is not filtered").
+//! 2. **Egress security groups** of the sending interface (stateful: a
+//!    tracked connection passes, otherwise the OR of all rules of all groups).
+//! 3. **Source/destination check**: an interface may only send from its own
+//!    address unless the check is disabled (NAT instances, appliances).
+//! 4. **Same subnet?** Traffic between two interfaces of one subnet crosses
+//!    no network ACL and no route table.
+//! 5. **Egress network ACL** of the source subnet (stateless, ascending rule
+//!    numbers, first match, final `*` deny).
+//! 6. **Route table** of the source subnet: longest prefix wins; targets
+//!    local, internet gateway, NAT gateway, network interface, blackhole.
+//! 7. **Gateways.** The internet gateway translates 1:1 between an interface's
+//!    private address and its public/Elastic IP (dropping traffic of
+//!    interfaces without one); the NAT gateway is itself an interface in its
+//!    subnet — traffic to it crosses its subnet's ingress ACL, it translates
+//!    the source to its own address and a port 1024–65535, and sends the
+//!    packet on through its own subnet's ACL and route table.
+//! 8. **Ingress network ACL** of the destination subnet, when the packet
+//!    enters it from outside.
+//! 9. **Ingress security groups** of the destination interface, then its
+//!    destination check, then delivery.
+//!
+//! TTL is decremented at each gateway (internet gateway, NAT gateway) the
+//! packet crosses; the VPC router between subnets is invisible to TTL, as on
+//! AWS (a traceroute between two instances shows one hop).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use smoltcp::time::Instant;
+
+use crate::compiled::{CSgDir, CTarget, Compiled};
+use crate::conntrack::{ConnKey, Conntrack, Timeouts};
+use crate::flow::{Flow, Pkt, is_echo, is_icmp_error, parse, write_back};
+use crate::hash::FxBuild;
+use crate::nat::{InKey, NatTable, OutKey};
+use crate::port::{Port, ResId};
+use crate::topology::{PortRange, Topology};
+use crate::verdict::{Direction, DropReason, Hop, HopAction, Outcome, RuleRef, Verdict};
+
+/// Tunables of a fabric; the defaults are AWS's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FabricConfig {
+    /// Seed of the NAT gateway port allocator (one per world).
+    pub seed: u64,
+    /// NAT gateway source ports: 1024–65535 on AWS.
+    pub nat_ports: PortRange,
+    pub timeouts: Timeouts,
+}
+
+impl Default for FabricConfig {
+    fn default() -> Self {
+        FabricConfig {
+            seed: 0,
+            nat_ports: PortRange::new(1024, 65535),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Counters a caller may show or assert on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FabricStats {
+    pub delivered: u64,
+    pub dropped: u64,
+    pub tracked_connections: usize,
+    pub nat_mappings: usize,
+}
+
+/// A state change the walk decided on, applied only when the packet is delivered.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    ConnTouch {
+        slot: u32,
+        dir: Direction,
+        flags: u8,
+    },
+    ConnNew {
+        key: ConnKey,
+        dir: Direction,
+        flags: u8,
+    },
+    NatTouch {
+        slot: u32,
+    },
+    NatNew {
+        key: OutKey,
+        port: u16,
+    },
+}
+
+/// The sans-IO data plane: topology snapshot, connection tracking, NAT state.
+#[derive(Debug)]
+pub struct Fabric {
+    topology: Arc<Topology>,
+    config: FabricConfig,
+    conntrack: Conntrack,
+    nat: NatTable,
+    /// Stable numbers for interfaces and NAT gateways, so that state keyed by
+    /// them survives topology swaps (dense indexes change between snapshots).
+    stable_ids: std::collections::HashMap<ResId, u32, FxBuild>,
+    eni_stable: Vec<u32>,
+    nat_stable: Vec<u32>,
+    record_hops: bool,
+    effects: Vec<Effect>,
+    stats: FabricStats,
+}
+
+/// Longest chain of gateways a packet may cross before it is called a loop.
+const MAX_GATEWAYS: u8 = 8;
+
+impl Fabric {
+    pub fn new(topology: Arc<Topology>) -> Self {
+        Self::with_config(topology, FabricConfig::default())
+    }
+
+    pub fn with_config(topology: Arc<Topology>, config: FabricConfig) -> Self {
+        let mut f = Fabric {
+            topology: Arc::new(Topology::empty()),
+            config,
+            conntrack: Conntrack::default(),
+            nat: NatTable::default(),
+            stable_ids: Default::default(),
+            eni_stable: Vec::new(),
+            nat_stable: Vec::new(),
+            record_hops: false,
+            effects: Vec::with_capacity(8),
+            stats: FabricStats::default(),
+        };
+        f.set_topology(topology);
+        f
+    }
+
+    /// Swaps in a new snapshot. Tracked connections and NAT mappings survive:
+    /// AWS applies rule changes to new flows at once, but a flow already
+    /// tracked keeps passing until it idles out.
+    pub fn set_topology(&mut self, topology: Arc<Topology>) {
+        let stable = |id: &ResId, ids: &mut std::collections::HashMap<ResId, u32, FxBuild>| {
+            let next = ids.len() as u32;
+            *ids.entry(id.clone()).or_insert(next)
+        };
+        self.eni_stable = topology
+            .c
+            .enis
+            .iter()
+            .map(|e| stable(&e.id, &mut self.stable_ids))
+            .collect();
+        self.nat_stable = topology
+            .c
+            .nats
+            .iter()
+            .map(|n| stable(&n.id, &mut self.stable_ids))
+            .collect();
+        self.topology = topology;
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    pub fn config(&self) -> &FabricConfig {
+        &self.config
+    }
+
+    /// Whether `process` records the hops of each packet (off by default: the
+    /// established-flow path then allocates nothing). `explain` always does.
+    pub fn set_record_hops(&mut self, on: bool) {
+        self.record_hops = on;
+    }
+
+    pub fn stats(&self) -> FabricStats {
+        FabricStats {
+            tracked_connections: self.conntrack.len(),
+            nat_mappings: self.nat.len(),
+            ..self.stats
+        }
+    }
+
+    /// Decides one raw IPv4 packet entering at `ingress`, rewrites it in place
+    /// (IGW/NAT translation, TTL) and says where it goes.
+    pub fn process(&mut self, now: Instant, ingress: &Port, packet: &mut Vec<u8>) -> Verdict {
+        let (pkt, layout) = match parse(packet) {
+            Ok(x) => x,
+            Err(m) => {
+                self.stats.dropped += 1;
+                return Verdict {
+                    hops: Vec::new(),
+                    outcome: Outcome::Drop(DropReason::Malformed(m)),
+                };
+            }
+        };
+        let mut hops = Vec::new();
+        let mut effects = std::mem::take(&mut self.effects);
+        effects.clear();
+        let mut new = pkt;
+        let outcome = {
+            let mut w = Walk {
+                c: &self.topology.c,
+                fabric: self,
+                now,
+                hops: if self.record_hops {
+                    Some(&mut hops)
+                } else {
+                    None
+                },
+                effects: &mut effects,
+                gateways: 0,
+            };
+            w.start(ingress, &mut new)
+        };
+        match &outcome {
+            Outcome::Deliver(_) => {
+                self.commit(now, &effects);
+                write_back(packet, &layout, &pkt, &new);
+                self.stats.delivered += 1;
+            }
+            Outcome::Drop(_) => self.stats.dropped += 1,
+        }
+        self.effects = effects;
+        Verdict { hops, outcome }
+    }
+
+    /// The same decision path on a described flow, changing no state: the
+    /// answer to "why can't A reach B?". A flow that matches a tracked
+    /// connection or NAT mapping is answered as the next packet would be.
+    pub fn explain(&self, now: Instant, ingress: &Port, flow: &Flow) -> Verdict {
+        let mut hops = Vec::new();
+        let mut effects = Vec::new();
+        let mut p = Pkt::from_flow(flow);
+        let outcome = Walk {
+            c: &self.topology.c,
+            fabric: self,
+            now,
+            hops: Some(&mut hops),
+            effects: &mut effects,
+            gateways: 0,
+        }
+        .start(ingress, &mut p);
+        Verdict { hops, outcome }
+    }
+
+    /// Drops idle connection-tracking entries and NAT mappings. Correctness
+    /// does not depend on calling it (expired state is ignored on lookup); it
+    /// reclaims memory.
+    pub fn expire(&mut self, now: Instant) {
+        let t = self.config.timeouts;
+        self.conntrack.expire(now, &t);
+        self.nat.expire(now, t.nat_idle);
+    }
+
+    fn commit(&mut self, now: Instant, effects: &[Effect]) {
+        for e in effects {
+            match *e {
+                Effect::ConnTouch { slot, dir, flags } => {
+                    self.conntrack.touch(slot, now, dir, flags)
+                }
+                Effect::ConnNew { key, dir, flags } => self.conntrack.insert(key, now, dir, flags),
+                Effect::NatTouch { slot } => self.nat.touch(slot, now),
+                Effect::NatNew { key, port } => self.nat.insert(key, port, now),
+            }
+        }
+    }
+}
+
+/// One walk of one packet through the topology.
+struct Walk<'a> {
+    c: &'a Compiled,
+    fabric: &'a Fabric,
+    now: Instant,
+    hops: Option<&'a mut Vec<Hop>>,
+    effects: &'a mut Vec<Effect>,
+    gateways: u8,
+}
+
+type Step = Result<(), DropReason>;
+
+const METADATA: u32 = u32::from_be_bytes([169, 254, 169, 254]);
+const RESOLVER_LINK_LOCAL: u32 = u32::from_be_bytes([169, 254, 169, 253]);
+
+fn ip(a: u32) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+fn in_net(a: u32, net: u32, len: u32) -> bool {
+    (a ^ net) >> (32 - len) == 0
+}
+
+/// Addresses no internet router forwards: private (RFC 1918), shared
+/// (RFC 6598), loopback, link-local, "this network", multicast and reserved.
+fn not_internet_routable(a: u32) -> bool {
+    in_net(a, 0x0a00_0000, 8)
+        || in_net(a, 0xac10_0000, 12)
+        || in_net(a, 0xc0a8_0000, 16)
+        || in_net(a, 0x6440_0000, 10)
+        || in_net(a, 0x7f00_0000, 8)
+        || in_net(a, 0xa9fe_0000, 16)
+        || in_net(a, 0, 8)
+        || a >= 0xe000_0000
+}
+
+impl Walk<'_> {
+    #[inline]
+    fn hop(&mut self, f: impl FnOnce() -> Hop) {
+        if let Some(h) = self.hops.as_mut() {
+            h.push(f());
+        }
+    }
+
+    fn start(&mut self, ingress: &Port, p: &mut Pkt) -> Outcome {
+        let r = match ingress {
+            Port::Eni(id) => match self.c.eni_ix.get(id) {
+                Some(&e) => self.sent_by_eni(e, p),
+                None => Err(DropReason::UnknownPort),
+            },
+            Port::Internet => self.on_internet(p),
+            Port::Resolver(vpc) => self.service_reply(vpc, None, p),
+            Port::Metadata(eni) => match self.c.eni_ix.get(eni) {
+                Some(&e) => {
+                    let vpc = self.c.vpcs[self.c.enis[e as usize].vpc as usize].id.clone();
+                    self.service_reply(&vpc, Some(e), p)
+                }
+                None => Err(DropReason::UnknownPort),
+            },
+        };
+        match r {
+            Ok(port) => Outcome::Deliver(port),
+            Err(reason) => Outcome::Drop(reason),
+        }
+    }
+
+    /// Replies of the resolver and metadata service go straight back to the
+    /// interface: they are exempt from NACLs and security groups.
+    fn service_reply(
+        &mut self,
+        vpc: &ResId,
+        eni: Option<u32>,
+        p: &Pkt,
+    ) -> Result<Port, DropReason> {
+        let Some(&v) = self.c.vpc_ix.get(vpc) else {
+            return Err(DropReason::UnknownPort);
+        };
+        let Some(&e) = self.c.eni_by_ip.get(&(v, p.dst)) else {
+            return Err(DropReason::NoInterface {
+                vpc: vpc.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        if eni.is_some_and(|m| m != e) {
+            return Err(DropReason::UnknownPort);
+        }
+        let id = self.c.enis[e as usize].id.clone();
+        self.hop(|| Hop {
+            component: id.clone(),
+            action: HopAction::Exempt,
+            rule: None,
+        });
+        Ok(Port::Eni(id))
+    }
+
+    fn sent_by_eni(&mut self, e: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let eni = &c.enis[e as usize];
+        let vpc = &c.vpcs[eni.vpc as usize];
+        // 1. Exemptions: resolver and metadata are not filtered.
+        let service = if p.dst == METADATA {
+            Some(Port::Metadata(eni.id.clone()))
+        } else if p.dst == RESOLVER_LINK_LOCAL || Some(p.dst) == vpc.resolver {
+            if !vpc.dns {
+                return Err(DropReason::ResolverDisabled {
+                    vpc: vpc.id.clone(),
+                });
+            }
+            Some(Port::Resolver(vpc.id.clone()))
+        } else if in_net(p.dst, 0xa9fe_0000, 16) {
+            return Err(DropReason::LinkLocalUnavailable { dst: ip(p.dst) });
+        } else {
+            None
+        };
+        if service.is_some() {
+            self.hop(|| Hop {
+                component: eni.id.clone(),
+                action: HopAction::Exempt,
+                rule: None,
+            });
+        } else if eni.nat.is_none() {
+            // 2. Egress security groups (stateful).
+            self.security_groups(e, Direction::Outbound, p)?;
+        }
+        // 3. Source/destination check.
+        if eni.sdc {
+            if p.src != eni.private {
+                return Err(self.sdc_drop(e, Direction::Outbound, p.src));
+            }
+            self.hop(|| Hop {
+                component: eni.id.clone(),
+                action: HopAction::SourceDestCheckPass(Direction::Outbound),
+                rule: None,
+            });
+        }
+        if let Some(port) = service {
+            return Ok(port);
+        }
+        self.forward(eni.subnet, p)
+    }
+
+    fn sdc_drop(&mut self, e: u32, dir: Direction, addr: u32) -> DropReason {
+        let id = self.c.enis[e as usize].id.clone();
+        self.hop(|| Hop {
+            component: id.clone(),
+            action: HopAction::Drop,
+            rule: None,
+        });
+        DropReason::SourceDestCheck {
+            eni: id,
+            direction: dir,
+            addr: ip(addr),
+        }
+    }
+
+    /// Steps 4–6: a packet leaves subnet `s` (from an interface in it).
+    fn forward(&mut self, s: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let subnet = &c.subnets[s as usize];
+        // 4. Same subnet: no NACL, no route table.
+        if subnet.cidr.contains(p.dst) {
+            self.hop(|| Hop {
+                component: subnet.id.clone(),
+                action: HopAction::SameSubnet,
+                rule: None,
+            });
+            return self.arrive(subnet.vpc, Some(s), p);
+        }
+        // 5. Egress NACL of the source subnet.
+        self.nacl(s, Direction::Outbound, p)?;
+        // 6. Route table, longest prefix.
+        let table = &c.tables[subnet.table as usize];
+        let Some(route) = table.lookup(p.dst) else {
+            self.hop(|| Hop {
+                component: table.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::NoRoute {
+                table: table.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        self.hop(|| Hop {
+            component: table.id.clone(),
+            action: HopAction::Route(route.target_name.to_string()),
+            rule: Some(RuleRef::Route(route.dest)),
+        });
+        let blackhole = || DropReason::Blackhole {
+            table: table.id.clone(),
+            route: route.dest,
+        };
+        match route.target {
+            CTarget::Local => self.arrive(subnet.vpc, Some(s), p),
+            CTarget::Igw(g) => {
+                // AWS: a route to an internet gateway that is not attached to
+                // this VPC is a blackhole.
+                if c.vpcs[subnet.vpc as usize].igw != Some(g) {
+                    return Err(blackhole());
+                }
+                self.igw_out(g, subnet.vpc, p)
+            }
+            CTarget::Nat(n) => self.nat_out(n, s, p),
+            CTarget::Eni(e) => {
+                let target = &c.enis[e as usize];
+                if target.vpc != subnet.vpc {
+                    return Err(blackhole());
+                }
+                if let Some(n) = target.nat {
+                    return self.nat_out(n, s, p);
+                }
+                if target.subnet != s {
+                    self.nacl(target.subnet, Direction::Inbound, p)?;
+                }
+                self.deliver(e, p)
+            }
+            CTarget::Blackhole => Err(blackhole()),
+        }
+    }
+
+    /// Steps 8–9 for a packet addressed inside VPC `v`, coming from subnet
+    /// `from` (or from a gateway, `None`).
+    fn arrive(&mut self, v: u32, from: Option<u32>, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let vpc = &c.vpcs[v as usize];
+        let Some(&ds) = vpc
+            .subnets
+            .iter()
+            .find(|&&s| c.subnets[s as usize].cidr.contains(p.dst))
+        else {
+            return Err(DropReason::NoInterface {
+                vpc: vpc.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        if from != Some(ds) {
+            self.nacl(ds, Direction::Inbound, p)?;
+        }
+        let Some(&e) = c.eni_by_ip.get(&(v, p.dst)) else {
+            return Err(DropReason::NoInterface {
+                vpc: vpc.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        if let Some(n) = c.enis[e as usize].nat {
+            return self.nat_in(n, p);
+        }
+        self.deliver(e, p)
+    }
+
+    /// Step 9: ingress security groups, destination check, delivery.
+    fn deliver(&mut self, e: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let eni = &self.c.enis[e as usize];
+        if eni.nat.is_none() {
+            self.security_groups(e, Direction::Inbound, p)?;
+        }
+        if eni.sdc && p.dst != eni.private {
+            return Err(self.sdc_drop(e, Direction::Inbound, p.dst));
+        }
+        self.hop(|| Hop {
+            component: eni.id.clone(),
+            action: HopAction::Deliver,
+            rule: None,
+        });
+        Ok(Port::Eni(eni.id.clone()))
+    }
+
+    fn gateway_hop(&mut self, at: &ResId, p: &mut Pkt) -> Step {
+        self.gateways += 1;
+        if self.gateways > MAX_GATEWAYS {
+            return Err(DropReason::RoutingLoop);
+        }
+        if p.ttl <= 1 {
+            self.hop(|| Hop {
+                component: at.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::TtlExceeded { at: at.clone() });
+        }
+        p.ttl -= 1;
+        Ok(())
+    }
+
+    /// Internet gateway, outbound: 1:1 source translation, then the internet.
+    fn igw_out(&mut self, g: u32, v: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let igw = &c.igws[g as usize];
+        self.gateway_hop(&igw.id, p)?;
+        let public = c
+            .eni_by_ip
+            .get(&(v, p.src))
+            .and_then(|&e| c.enis[e as usize].public);
+        let Some(public) = public else {
+            self.hop(|| Hop {
+                component: igw.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::IgwNoPublicIp {
+                igw: igw.id.clone(),
+                src: ip(p.src),
+            });
+        };
+        let from = p.src;
+        p.src = public;
+        if let Some(inner) = p.inner.as_mut()
+            && inner.dst == from
+        {
+            inner.dst = public;
+        }
+        self.hop(|| Hop {
+            component: igw.id.clone(),
+            action: HopAction::IgwTranslate {
+                from: ip(from),
+                to: ip(public),
+            },
+            rule: None,
+        });
+        self.on_internet(p)
+    }
+
+    /// The packet is on the internet: a public address of this world comes
+    /// back in through its VPC's internet gateway; anything else routable is
+    /// an internet host.
+    fn on_internet(&mut self, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        if c.public_ranges.iter().any(|n| n.contains(p.dst)) {
+            let Some(&e) = c.eni_by_public.get(&p.dst) else {
+                return Err(DropReason::IgwNoAssociation { dst: ip(p.dst) });
+            };
+            return self.igw_in(e, p);
+        }
+        if not_internet_routable(p.dst) {
+            return Err(DropReason::InternetNoRoute { dst: ip(p.dst) });
+        }
+        Ok(Port::Internet)
+    }
+
+    /// Internet gateway, inbound: 1:1 destination translation to the private
+    /// address, then the destination subnet's ingress NACL and the interface.
+    fn igw_in(&mut self, e: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let eni = &c.enis[e as usize];
+        let vpc = &c.vpcs[eni.vpc as usize];
+        let Some(g) = vpc.igw else {
+            return Err(DropReason::IgwNotAttached {
+                vpc: vpc.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        let igw = &c.igws[g as usize];
+        self.gateway_hop(&igw.id, p)?;
+        let from = p.dst;
+        p.dst = eni.private;
+        if let Some(inner) = p.inner.as_mut()
+            && inner.src == from
+        {
+            inner.src = eni.private;
+        }
+        self.hop(|| Hop {
+            component: igw.id.clone(),
+            action: HopAction::IgwTranslate {
+                from: ip(from),
+                to: ip(eni.private),
+            },
+            rule: None,
+        });
+        self.arrive(eni.vpc, None, p)
+    }
+
+    /// NAT gateway, outbound: crosses the NAT subnet's ingress NACL, then
+    /// source translation, then leaves through the NAT subnet.
+    fn nat_out(&mut self, n: u32, from: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let nat = &c.nats[n as usize];
+        if nat.subnet != from {
+            self.nacl(nat.subnet, Direction::Inbound, p)?;
+        }
+        self.gateway_hop(&nat.id, p)?;
+        let (sport, dport) = match (p.proto, p.icmp) {
+            (6 | 17, _) => (p.sport, p.dport),
+            (1, Some((8, _))) => (p.sport, 0),
+            _ => {
+                self.hop(|| Hop {
+                    component: nat.id.clone(),
+                    action: HopAction::Drop,
+                    rule: None,
+                });
+                return Err(DropReason::NatUnsupportedProtocol {
+                    nat: nat.id.clone(),
+                    protocol: p.proto,
+                });
+            }
+        };
+        let f = self.fabric;
+        let idle = f.config.timeouts.nat_idle;
+        let key = OutKey {
+            nat: f.nat_stable[n as usize],
+            proto: p.proto,
+            sport,
+            dport,
+            src: p.src,
+            dst: p.dst,
+        };
+        let port = match f.nat.lookup_out(&key, self.now, idle) {
+            Some((slot, port)) => {
+                self.effects.push(Effect::NatTouch { slot });
+                port
+            }
+            None => match f
+                .nat
+                .choose_port(&key, f.config.seed, f.config.nat_ports, self.now, idle)
+            {
+                Some(port) => {
+                    self.effects.push(Effect::NatNew { key, port });
+                    port
+                }
+                None => {
+                    return Err(DropReason::NatPortsExhausted {
+                        nat: nat.id.clone(),
+                        dst: ip(p.dst),
+                        dst_port: p.dport,
+                    });
+                }
+            },
+        };
+        let before = (ip(p.src), p.sport);
+        p.src = nat.private;
+        p.sport = port;
+        if p.proto == 1 {
+            p.dport = port;
+        }
+        self.hop(|| Hop {
+            component: nat.id.clone(),
+            action: HopAction::NatTranslate {
+                from: before,
+                to: (ip(nat.private), port),
+            },
+            rule: None,
+        });
+        self.forward(nat.subnet, p)
+    }
+
+    /// NAT gateway, inbound (after its subnet's ingress NACL): only replies
+    /// of tracked mappings pass, translated back to the private side.
+    fn nat_in(&mut self, n: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let nat = &c.nats[n as usize];
+        let f = self.fabric;
+        let idle = f.config.timeouts.nat_idle;
+        let stable = f.nat_stable[n as usize];
+        // The key of the mapping this packet answers, from its own header or,
+        // for an ICMP error, from the quoted header it carries.
+        let key = match (p.proto, p.icmp, p.inner) {
+            (6 | 17, _, _) => Some(InKey {
+                nat: stable,
+                proto: p.proto,
+                rport: p.sport,
+                port: p.dport,
+                remote: p.src,
+            }),
+            (1, Some((0, _)), _) => Some(InKey {
+                nat: stable,
+                proto: 1,
+                rport: 0,
+                port: p.sport,
+                remote: p.src,
+            }),
+            (1, Some((ty, _)), Some(inner)) if is_icmp_error(ty) && inner.src == nat.private => {
+                let (rport, port) = match inner.proto {
+                    1 => (0, inner.sport),
+                    _ => (inner.dport, inner.sport),
+                };
+                Some(InKey {
+                    nat: stable,
+                    proto: inner.proto,
+                    rport,
+                    port,
+                    remote: inner.dst,
+                })
+            }
+            _ => None,
+        };
+        let Some((slot, out)) = key.and_then(|k| f.nat.lookup_in(&k, self.now, idle)) else {
+            self.hop(|| Hop {
+                component: nat.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::NatInboundNotTracked {
+                nat: nat.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        self.gateway_hop(&nat.id, p)?;
+        self.effects.push(Effect::NatTouch { slot });
+        let before = (ip(p.dst), p.dport);
+        p.dst = out.src;
+        match (p.proto, p.inner.as_mut()) {
+            (1, Some(inner)) => {
+                inner.src = out.src;
+                inner.sport = out.sport;
+                if inner.proto == 1 {
+                    inner.dport = out.sport;
+                }
+            }
+            (1, None) => {
+                p.sport = out.sport;
+                p.dport = out.sport;
+            }
+            _ => p.dport = out.sport,
+        }
+        self.hop(|| Hop {
+            component: nat.id.clone(),
+            action: HopAction::NatTranslate {
+                from: before,
+                to: (ip(out.src), p.dport),
+            },
+            rule: None,
+        });
+        self.forward(nat.subnet, p)
+    }
+
+    /// A network ACL, stateless: ascending rule numbers, first match decides,
+    /// the final `*` rule denies.
+    fn nacl(&mut self, s: u32, dir: Direction, p: &Pkt) -> Step {
+        let c = self.c;
+        let subnet = &c.subnets[s as usize];
+        let acl = &c.acls[subnet.acl as usize];
+        let (entries, peer) = match dir {
+            Direction::Inbound => (&acl.inbound, p.src),
+            Direction::Outbound => (&acl.outbound, p.dst),
+        };
+        let hit = entries
+            .iter()
+            .find(|e| e.cidr.contains(peer) && e.m.matches(p.proto, p.dport, p.icmp));
+        match hit {
+            Some(e) if e.allow => {
+                self.hop(|| Hop {
+                    component: acl.id.clone(),
+                    action: HopAction::NaclAllow(dir),
+                    rule: Some(RuleRef::NaclEntry(e.number)),
+                });
+                Ok(())
+            }
+            _ => {
+                let rule = hit.map(|e| e.number);
+                self.hop(|| Hop {
+                    component: acl.id.clone(),
+                    action: HopAction::NaclDeny(dir),
+                    rule: Some(rule.map_or(RuleRef::NaclDefault, RuleRef::NaclEntry)),
+                });
+                Err(DropReason::NaclDeny {
+                    acl: acl.id.clone(),
+                    subnet: subnet.id.clone(),
+                    rule,
+                    direction: dir,
+                })
+            }
+        }
+    }
+
+    /// Security groups of interface `e` in direction `dir`: a tracked
+    /// connection passes; otherwise any rule of any group must allow.
+    fn security_groups(&mut self, e: u32, dir: Direction, p: &Pkt) -> Step {
+        let c = self.c;
+        let f = self.fabric;
+        let eni = &c.enis[e as usize];
+        // ICMP errors are not part of a tracked connection on AWS (path MTU
+        // discovery needs an explicit rule), so they are never tracked.
+        let trackable = match p.icmp {
+            Some((ty, _)) => is_echo(ty),
+            None => true,
+        };
+        let key = trackable.then(|| {
+            let (local, lport, remote, rport) = match dir {
+                Direction::Outbound => (p.src, p.sport, p.dst, p.dport),
+                Direction::Inbound => (p.dst, p.dport, p.src, p.sport),
+            };
+            ConnKey {
+                eni: f.eni_stable[e as usize],
+                proto: p.proto,
+                lport,
+                rport,
+                local,
+                remote,
+            }
+        });
+        if let Some(k) = &key
+            && let Some(slot) = f.conntrack.lookup(k, self.now, &f.config.timeouts)
+        {
+            self.effects.push(Effect::ConnTouch {
+                slot,
+                dir,
+                flags: p.flags,
+            });
+            self.hop(|| Hop {
+                component: eni.id.clone(),
+                action: HopAction::SecurityGroupAllow(dir),
+                rule: Some(RuleRef::Tracked),
+            });
+            return Ok(());
+        }
+        let peer = match dir {
+            Direction::Inbound => p.src,
+            Direction::Outbound => p.dst,
+        };
+        for &g in &eni.sgs {
+            let sg = &c.sgs[g as usize];
+            let rules = match dir {
+                Direction::Inbound => &sg.ingress,
+                Direction::Outbound => &sg.egress,
+            };
+            if let Some(index) = match_sg(c, rules, p, peer) {
+                // Only echo *requests* start an ICMP connection; an unsolicited
+                // echo reply allowed by a rule does not.
+                if let Some(k) = key
+                    && !(p.proto == 1 && p.icmp.is_some_and(|(t, _)| t == 0))
+                {
+                    self.effects.push(Effect::ConnNew {
+                        key: k,
+                        dir,
+                        flags: p.flags,
+                    });
+                }
+                self.hop(|| Hop {
+                    component: sg.id.clone(),
+                    action: HopAction::SecurityGroupAllow(dir),
+                    rule: Some(RuleRef::SecurityGroupRule {
+                        group: sg.id.clone(),
+                        rule_id: rules.rule_ids.get(index as usize).cloned().flatten(),
+                        index: index as usize,
+                    }),
+                });
+                return Ok(());
+            }
+        }
+        self.hop(|| Hop {
+            component: eni.id.clone(),
+            action: HopAction::SecurityGroupDeny(dir),
+            rule: None,
+        });
+        Err(DropReason::SecurityGroupNoMatch {
+            eni: eni.id.clone(),
+            direction: dir,
+        })
+    }
+}
+
+/// The first (lowest-numbered) rule of one group's direction allowing `p`.
+fn match_sg(c: &Compiled, rules: &CSgDir, p: &Pkt, peer: u32) -> Option<u32> {
+    let peer_ok = |r: &crate::compiled::CSgRule| match r.peer {
+        crate::compiled::CPeer::Cidr(n) => n.contains(peer),
+        crate::compiled::CPeer::Group(Some(g)) => {
+            c.members[g as usize].binary_search(&peer).is_ok()
+        }
+        crate::compiled::CPeer::Group(None) => false,
+    };
+    let mut best: Option<u32> = None;
+    if matches!(p.proto, 6 | 17)
+        && let Some(bucket) = rules.by_port.get(&(p.proto, p.dport))
+    {
+        best = bucket.iter().find(|r| peer_ok(r)).map(|r| r.index);
+    }
+    for r in &rules.rest {
+        if best.is_some_and(|b| b < r.index) {
+            break;
+        }
+        if r.m.matches(p.proto, p.dport, p.icmp) && peer_ok(r) {
+            best = Some(r.index);
+            break;
+        }
+    }
+    best
+}

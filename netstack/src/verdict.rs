@@ -1,0 +1,396 @@
+//! What the fabric decided about one packet, and why.
+//!
+//! A [`Verdict`] lists the hops a packet took through the VPC (security
+//! groups, network ACLs, route tables, gateways) and its [`Outcome`]: the port
+//! it is delivered to, or a typed [`DropReason`] naming the resource and rule
+//! that stopped it. Both render as learner-facing English through `Display`;
+//! turning them into flow-log records, reachability-analyzer codes or lab
+//! feedback is left to the callers.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::port::{Port, ResId};
+
+/// Which way a packet crosses a network ACL or security group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// Entering a subnet (NACL) or an interface (security group).
+    Inbound,
+    /// Leaving a subnet (NACL) or an interface (security group).
+    Outbound,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        })
+    }
+}
+
+/// Why a packet could not be parsed or forwarded as IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Malformed {
+    /// Shorter than the headers it announces.
+    Truncated,
+    /// Not IP version 4.
+    NotIpv4,
+    /// The IPv4 header carries options (IHL > 5); vpclab does not forward them.
+    IpOptions,
+    /// A fragment (MF set or a non-zero offset); vpclab does not reassemble.
+    Fragment,
+    /// The IPv4 header checksum is wrong.
+    BadChecksum,
+    /// A length field disagrees with the bytes present.
+    BadLength,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Malformed::Truncated => "truncated headers",
+            Malformed::NotIpv4 => "not an IPv4 packet",
+            Malformed::IpOptions => "IPv4 options are not supported",
+            Malformed::Fragment => "IP fragments are not supported",
+            Malformed::BadChecksum => "bad IPv4 header checksum",
+            Malformed::BadLength => "inconsistent length fields",
+        })
+    }
+}
+
+/// The typed reason for a drop. Every variant names the resource (and rule,
+/// where there is one) that decided, so that a learner can go and fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A network ACL entry denied the packet; `rule: None` is the final `*` rule.
+    NaclDeny {
+        acl: ResId,
+        subnet: ResId,
+        rule: Option<u16>,
+        direction: Direction,
+    },
+    /// No rule of any security group on the interface allows the packet, and
+    /// it belongs to no tracked connection.
+    SecurityGroupNoMatch { eni: ResId, direction: Direction },
+    /// The route table has no route covering the destination.
+    NoRoute { table: ResId, dst: Ipv4Addr },
+    /// The matching route is a blackhole (its target was deleted or detached).
+    Blackhole { table: ResId, route: Ipv4Net },
+    /// The internet gateway cannot translate: the sender has no public address.
+    IgwNoPublicIp { igw: ResId, src: Ipv4Addr },
+    /// Traffic from the internet to a public address that nothing holds.
+    IgwNoAssociation { dst: Ipv4Addr },
+    /// The interface holding the public address is in a VPC without an
+    /// attached internet gateway.
+    IgwNotAttached { vpc: ResId, dst: Ipv4Addr },
+    /// The internet cannot route to this (private or link-local) address.
+    InternetNoRoute { dst: Ipv4Addr },
+    /// A NAT gateway only forwards replies to connections started from
+    /// inside; this packet started from outside (or its mapping idled out).
+    NatInboundNotTracked { nat: ResId, dst: Ipv4Addr },
+    /// The NAT gateway has no free port left toward this destination.
+    NatPortsExhausted {
+        nat: ResId,
+        dst: Ipv4Addr,
+        dst_port: u16,
+    },
+    /// The NAT gateway translates TCP, UDP and ICMP echo only.
+    NatUnsupportedProtocol { nat: ResId, protocol: u8 },
+    /// The interface's source/destination check refused a packet that is not
+    /// from (outbound) or to (inbound) its own address.
+    SourceDestCheck {
+        eni: ResId,
+        direction: Direction,
+        addr: Ipv4Addr,
+    },
+    /// No network interface holds the destination address in the VPC.
+    NoInterface { vpc: ResId, dst: Ipv4Addr },
+    /// DNS resolution (`enableDnsSupport`) is off: the resolver does not answer.
+    ResolverDisabled { vpc: ResId },
+    /// A link-local service vpclab does not provide (only the resolver at
+    /// 169.254.169.253 and metadata at 169.254.169.254 exist).
+    LinkLocalUnavailable { dst: Ipv4Addr },
+    /// The packet came from a port the topology does not know (a deleted
+    /// interface, a resolver of a deleted VPC…), or went back to a port it
+    /// may not address.
+    UnknownPort,
+    /// The TTL ran out at a gateway.
+    TtlExceeded { at: ResId },
+    /// The packet kept being routed between gateways (a routing loop).
+    RoutingLoop,
+    /// The bytes are not a packet vpclab forwards.
+    Malformed(Malformed),
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DropReason::*;
+        match self {
+            NaclDeny {
+                acl,
+                subnet,
+                rule: Some(rule),
+                direction,
+            } => write!(
+                f,
+                "blocked by network ACL {acl} {direction} rule {rule} (subnet {subnet})"
+            ),
+            NaclDeny {
+                acl,
+                subnet,
+                rule: None,
+                direction,
+            } => write!(
+                f,
+                "blocked by network ACL {acl} {direction} rule * (no rule allows it; subnet {subnet})"
+            ),
+            SecurityGroupNoMatch { eni, direction } => write!(
+                f,
+                "no {direction} security group rule of {eni} allows it (security groups only allow; an unmatched packet is dropped silently)"
+            ),
+            NoRoute { table, dst } => write!(f, "no route to {dst} in route table {table}"),
+            Blackhole { table, route } => write!(
+                f,
+                "route {route} in route table {table} is a blackhole (its target no longer exists)"
+            ),
+            IgwNoPublicIp { igw, src } => write!(
+                f,
+                "internet gateway {igw} dropped it: {src} has no public or Elastic IP address"
+            ),
+            IgwNoAssociation { dst } => {
+                write!(f, "no network interface holds the public address {dst}")
+            }
+            IgwNotAttached { vpc, dst } => write!(
+                f,
+                "{dst} belongs to {vpc}, which has no attached internet gateway"
+            ),
+            InternetNoRoute { dst } => write!(
+                f,
+                "the internet has no route to {dst} (private addresses are reachable only inside their VPC)"
+            ),
+            NatInboundNotTracked { nat, dst } => write!(
+                f,
+                "NAT gateway {nat} dropped traffic to {dst} that was not a reply (NAT gateways accept no inbound connections)"
+            ),
+            NatPortsExhausted { nat, dst, dst_port } => write!(
+                f,
+                "NAT gateway {nat} has no free port left toward {dst}:{dst_port}"
+            ),
+            NatUnsupportedProtocol { nat, protocol } => write!(
+                f,
+                "NAT gateway {nat} does not translate IP protocol {protocol} (only TCP, UDP and ICMP echo)"
+            ),
+            SourceDestCheck {
+                eni,
+                direction: Direction::Outbound,
+                addr,
+            } => write!(
+                f,
+                "source/destination check of {eni} dropped a packet from {addr}, which is not its address"
+            ),
+            SourceDestCheck {
+                eni,
+                direction: Direction::Inbound,
+                addr,
+            } => write!(
+                f,
+                "source/destination check of {eni} dropped a packet for {addr}, which is not its address"
+            ),
+            NoInterface { vpc, dst } => {
+                write!(f, "no network interface has the address {dst} in {vpc}")
+            }
+            ResolverDisabled { vpc } => {
+                write!(
+                    f,
+                    "DNS resolution is disabled in {vpc} (enableDnsSupport is false)"
+                )
+            }
+            LinkLocalUnavailable { dst } => {
+                write!(f, "no link-local service answers at {dst}")
+            }
+            UnknownPort => f.write_str("the packet came from an unknown port"),
+            TtlExceeded { at } => write!(f, "time to live exceeded at {at}"),
+            RoutingLoop => f.write_str("routing loop: the packet crossed too many gateways"),
+            Malformed(m) => write!(f, "malformed packet: {m}"),
+        }
+    }
+}
+
+/// What the fabric does with a packet in the end.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Hand the (possibly rewritten) packet to this port.
+    Deliver(Port),
+    /// Drop it, for this reason.
+    Drop(DropReason),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Deliver(port) => write!(f, "delivered to {port}"),
+            Outcome::Drop(reason) => write!(f, "dropped: {reason}"),
+        }
+    }
+}
+
+/// Which rule (or table entry) a hop matched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RuleRef {
+    /// A numbered network ACL entry.
+    NaclEntry(u16),
+    /// The final `*` entry of a network ACL.
+    NaclDefault,
+    /// A security group rule: the group, the rule's id when it has one, and
+    /// its position among the group's rules of that direction.
+    SecurityGroupRule {
+        group: ResId,
+        rule_id: Option<ResId>,
+        index: usize,
+    },
+    /// A connection already tracked (the reply rule of stateful groups).
+    Tracked,
+    /// A route, by its destination.
+    Route(Ipv4Net),
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleRef::NaclEntry(n) => write!(f, "rule {n}"),
+            RuleRef::NaclDefault => f.write_str("rule *"),
+            RuleRef::SecurityGroupRule {
+                group,
+                rule_id: Some(id),
+                ..
+            } => {
+                write!(f, "{id} of {group}")
+            }
+            RuleRef::SecurityGroupRule {
+                group,
+                rule_id: None,
+                index,
+            } => {
+                write!(f, "rule #{} of {group}", index + 1)
+            }
+            RuleRef::Tracked => f.write_str("tracked connection"),
+            RuleRef::Route(net) => write!(f, "route {net}"),
+        }
+    }
+}
+
+/// What a component did with the packet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HopAction {
+    /// A security group (or connection tracking) let the packet through.
+    SecurityGroupAllow(Direction),
+    /// No security group rule matched.
+    SecurityGroupDeny(Direction),
+    /// The source/destination check passed.
+    SourceDestCheckPass(Direction),
+    /// A network ACL allowed the packet.
+    NaclAllow(Direction),
+    /// A network ACL denied the packet.
+    NaclDeny(Direction),
+    /// Both ends are in one subnet: no network ACL applies.
+    SameSubnet,
+    /// A route matched; the string names the target.
+    Route(String),
+    /// The internet gateway translated an address 1:1 (`from` → `to`).
+    IgwTranslate { from: Ipv4Addr, to: Ipv4Addr },
+    /// The NAT gateway translated the source (outbound) or destination (reply).
+    NatTranslate {
+        from: (Ipv4Addr, u16),
+        to: (Ipv4Addr, u16),
+    },
+    /// Traffic to the resolver or metadata service: exempt from NACLs and SGs.
+    Exempt,
+    /// The packet was handed to a port.
+    Deliver,
+    /// The packet was dropped here.
+    Drop,
+}
+
+impl fmt::Display for HopAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HopAction::SecurityGroupAllow(d) => write!(f, "security group allowed {d}"),
+            HopAction::SecurityGroupDeny(d) => write!(f, "no security group rule allows {d}"),
+            HopAction::SourceDestCheckPass(d) => {
+                write!(f, "source/destination check passed ({d})")
+            }
+            HopAction::NaclAllow(d) => write!(f, "network ACL allowed {d}"),
+            HopAction::NaclDeny(d) => write!(f, "network ACL denied {d}"),
+            HopAction::SameSubnet => f.write_str("same subnet: no network ACL applies"),
+            HopAction::Route(target) => write!(f, "routed to {target}"),
+            HopAction::IgwTranslate { from, to } => write!(f, "translated {from} to {to}"),
+            HopAction::NatTranslate { from, to } => {
+                write!(f, "translated {}:{} to {}:{}", from.0, from.1, to.0, to.1)
+            }
+            HopAction::Exempt => f.write_str(
+                "resolver/metadata traffic: exempt from network ACLs and security groups",
+            ),
+            HopAction::Deliver => f.write_str("delivered"),
+            HopAction::Drop => f.write_str("dropped"),
+        }
+    }
+}
+
+/// One step of a packet's walk.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Hop {
+    /// The resource that acted: `sg-…`, `acl-…`, `rtb-…`, `igw-…`, `nat-…`, `eni-…`.
+    pub component: ResId,
+    /// What it did.
+    pub action: HopAction,
+    /// The rule or route that decided, where there is one.
+    pub rule: Option<RuleRef>,
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.component, self.action)?;
+        if let Some(rule) = &self.rule {
+            write!(f, " by {rule}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The fabric's decision about one packet: the hops it took, and its fate.
+///
+/// [`crate::Fabric::process`] fills `hops` only when hop recording is on
+/// ([`crate::Fabric::set_record_hops`]); [`crate::Fabric::explain`] always does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Verdict {
+    pub hops: Vec<Hop>,
+    pub outcome: Outcome,
+}
+
+impl Verdict {
+    /// True when the packet is delivered.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self.outcome, Outcome::Deliver(_))
+    }
+
+    /// The drop reason, when the packet is dropped.
+    pub fn drop_reason(&self) -> Option<&DropReason> {
+        match &self.outcome {
+            Outcome::Drop(r) => Some(r),
+            Outcome::Deliver(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, hop) in self.hops.iter().enumerate() {
+            writeln!(f, "{:>2}. {hop}", i + 1)?;
+        }
+        write!(f, "{}", self.outcome)
+    }
+}

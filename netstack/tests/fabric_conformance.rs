@@ -1,0 +1,1871 @@
+//! Conformance tests of the data plane, arranged by AWS documentation topic.
+//!
+//! Each test is named after the rule it checks and quotes it (from
+//! `aws-networking.md`, our summary of AWS's documentation). They drive the
+//! fabric with real packet bytes through `Fabric::process`, with virtual
+//! time, on the shared fixture "a VPC with a public and a private subnet, an
+//! internet gateway and a NAT gateway" (see `vpclab_netstack::fixture`).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use ipnet::Ipv4Net;
+use smoltcp::time::Instant;
+use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
+use vpclab_netstack::fixture::{FixtureIds, public_private_vpc, public_private_vpc_builder};
+use vpclab_netstack::*;
+
+fn at(secs: i64) -> Instant {
+    Instant::from_secs(secs)
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap()
+}
+
+fn lab() -> (Fabric, FixtureIds) {
+    let (t, ids) = public_private_vpc();
+    (Fabric::new(Arc::new(t)), ids)
+}
+
+fn lab_with(edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds)) -> (Fabric, FixtureIds) {
+    let (mut b, ids) = public_private_vpc_builder();
+    edit(&mut b, &ids);
+    (Fabric::new(Arc::new(b.build().unwrap())), ids)
+}
+
+fn rebuild(f: &mut Fabric, edit: impl FnOnce(&mut TopologyBuilder)) {
+    let mut b = f.topology().to_builder();
+    edit(&mut b);
+    f.set_topology(Arc::new(b.build().unwrap()));
+}
+
+fn eni(id: &ResId) -> Port {
+    Port::Eni(id.clone())
+}
+
+fn send(f: &mut Fabric, now: Instant, from: &Port, flow: Flow) -> (Verdict, Vec<u8>) {
+    let mut b = flow.to_packet(b"payload");
+    let v = f.process(now, from, &mut b);
+    (v, b)
+}
+
+#[track_caller]
+fn delivered(v: &Verdict) -> Port {
+    match &v.outcome {
+        Outcome::Deliver(p) => p.clone(),
+        Outcome::Drop(r) => panic!("expected delivery, got drop: {r}"),
+    }
+}
+
+#[track_caller]
+fn dropped(v: &Verdict) -> DropReason {
+    match &v.outcome {
+        Outcome::Drop(r) => r.clone(),
+        Outcome::Deliver(p) => panic!("expected a drop, got delivery to {p}"),
+    }
+}
+
+/// IPv4 and transport checksums of a rewritten packet are still valid.
+#[track_caller]
+fn assert_checksums(b: &[u8]) {
+    let ip = Ipv4Packet::new_checked(b).unwrap();
+    assert!(ip.verify_checksum(), "IPv4 header checksum");
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    match b[9] {
+        6 => assert!(
+            TcpPacket::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum(&src, &dst)
+        ),
+        17 => assert!(
+            UdpPacket::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum(&src, &dst)
+        ),
+        1 => assert!(
+            Icmpv4Packet::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum()
+        ),
+        _ => {}
+    }
+}
+
+const LEARNER_PORT: u16 = 50_000;
+
+fn deny_all_acl(id: &str, vpc: &str) -> NetworkAcl {
+    NetworkAcl {
+        id: id.into(),
+        vpc: vpc.into(),
+        entries: vec![],
+    }
+}
+
+mod route_tables {
+    use super::*;
+
+    /// "Every VPC has a main route table with a `local` route per VPC block":
+    /// instances of different subnets reach each other through it.
+    #[test]
+    fn local_route_delivers_between_subnets() {
+        let (mut f, ids) = lab();
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.app_ip, 8080),
+        );
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        // The VPC router is invisible: same addresses, same TTL.
+        assert_eq!(
+            parse_flow(&b).unwrap(),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.app_ip, 8080)
+        );
+        assert_eq!(b[8], 64);
+    }
+
+    /// "Longest prefix wins": a /24 to an appliance beats the /16 local route.
+    #[test]
+    fn longest_prefix_wins() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.route_tables
+                .get_mut(&ids.public_rtb)
+                .unwrap()
+                .routes
+                .push(Route::new(
+                    net("10.0.2.0/24"),
+                    RouteTarget::NetworkInterface(ids.web2_eni.clone()),
+                ));
+            b.network_interfaces
+                .get_mut(&ids.web2_eni)
+                .unwrap()
+                .source_dest_check = false;
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress
+                .push(SgRule::all(SgPeer::Cidr(net("10.0.0.0/16"))));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.app_ip, 8080),
+        );
+        assert_eq!(
+            delivered(&v),
+            eni(&ids.web2_eni),
+            "the /24 appliance route wins over local /16"
+        );
+    }
+
+    /// "A route whose target was deleted shows state `blackhole` and drops."
+    #[test]
+    fn blackhole_route_drops() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.nat_gateways.remove(&ids.nat);
+            b.network_interfaces.remove(&ids.nat_eni);
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::Blackhole {
+                table: ids.private_rtb.clone(),
+                route: net("0.0.0.0/0")
+            }
+        );
+    }
+
+    /// A route in state `blackhole` drops even when its target id still exists.
+    #[test]
+    fn route_in_blackhole_state_drops() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let rt = b.route_tables.get_mut(&ids.private_rtb).unwrap();
+            rt.routes[1].state = RouteState::Blackhole;
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, ids.internet_host, 53),
+        );
+        assert!(matches!(dropped(&v), DropReason::Blackhole { .. }));
+    }
+
+    /// No route covering the destination: the packet is dropped, naming the table.
+    #[test]
+    fn no_route_drops_naming_the_table() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.route_tables
+                .get_mut(&ids.private_rtb)
+                .unwrap()
+                .routes
+                .truncate(1);
+        });
+        let dst = Ipv4Addr::new(10, 9, 0, 5);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, dst, 80),
+        );
+        let r = dropped(&v);
+        assert_eq!(
+            r,
+            DropReason::NoRoute {
+                table: ids.private_rtb.clone(),
+                dst
+            }
+        );
+        assert_eq!(
+            r.to_string(),
+            "no route to 10.9.0.5 in route table rtb-private"
+        );
+    }
+
+    /// "A public subnet is only a subnet whose table sends 0.0.0.0/0 to an
+    /// internet gateway": an instance with a public IP in a subnet without
+    /// that route receives inbound traffic, but its reply has no way out.
+    #[test]
+    fn public_subnet_is_only_a_route_to_the_internet_gateway() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.route_tables
+                .get_mut(&ids.public_rtb)
+                .unwrap()
+                .routes
+                .truncate(1);
+        });
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22);
+        let (v, _) = send(&mut f, at(0), &Port::Internet, syn);
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        let reply = Flow::tcp(ids.web_ip, 22, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), reply);
+        assert_eq!(
+            dropped(&v),
+            DropReason::NoRoute {
+                table: ids.public_rtb.clone(),
+                dst: ids.learner
+            }
+        );
+    }
+
+    /// A route to an internet gateway not attached to the VPC is a blackhole.
+    #[test]
+    fn route_to_detached_internet_gateway_is_blackhole() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.internet_gateways.get_mut(&ids.igw).unwrap().vpc = None;
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert!(matches!(dropped(&v), DropReason::Blackhole { .. }));
+    }
+}
+
+mod internet_gateway {
+    use super::*;
+
+    /// "It performs 1:1 translation between an interface's private address
+    /// and its public or Elastic IP, in both directions."
+    #[test]
+    fn igw_translates_public_to_private_inbound_and_back_outbound() {
+        let (mut f, ids) = lab();
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        assert_eq!(parse_flow(&b).unwrap().dst, ids.web_ip);
+        assert_checksums(&b);
+        let reply = Flow::tcp(ids.web_ip, 22, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        let (v, b) = send(&mut f, at(0), &eni(&ids.web_eni), reply);
+        assert_eq!(delivered(&v), Port::Internet);
+        let out = parse_flow(&b).unwrap();
+        assert_eq!((out.src, out.dst), (ids.web_public, ids.learner));
+        assert_checksums(&b);
+    }
+
+    /// "A packet from an interface without a public address is dropped there."
+    #[test]
+    fn igw_drops_interface_without_public_ip() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.network_interfaces
+                .get_mut(&ids.web2_eni)
+                .unwrap()
+                .public_ip = None;
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web2_eni),
+            Flow::tcp_syn(ids.web2_ip, 40000, ids.internet_host, 80),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::IgwNoPublicIp {
+                igw: ids.igw.clone(),
+                src: ids.web2_ip
+            }
+        );
+    }
+
+    /// "… so is inbound traffic to a public address with no association."
+    #[test]
+    fn igw_drops_inbound_to_unassociated_public_ip() {
+        let (mut f, _ids) = lab();
+        let dst = Ipv4Addr::new(198, 18, 9, 9);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(Ipv4Addr::new(203, 0, 113, 10), 1, dst, 22),
+        );
+        assert_eq!(dropped(&v), DropReason::IgwNoAssociation { dst });
+    }
+
+    /// Private addresses are not reachable from the internet.
+    #[test]
+    fn internet_cannot_reach_private_addresses() {
+        let (mut f, ids) = lab();
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_ip, 22),
+        );
+        assert_eq!(dropped(&v), DropReason::InternetNoRoute { dst: ids.web_ip });
+    }
+
+    /// Traffic between two public addresses leaves through the gateway and
+    /// comes back in through it: the receiver sees the sender's public IP.
+    #[test]
+    fn traffic_to_a_public_ip_hairpins_through_the_internet_gateway() {
+        let (mut f, ids) = lab();
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.web2_public, 22),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web2_eni));
+        let seen = parse_flow(&b).unwrap();
+        assert_eq!((seen.src, seen.dst), (ids.web_public, ids.web2_ip));
+        assert_eq!(b[8], 62, "two gateway crossings");
+    }
+
+    /// An interface with a public address in a VPC without an attached gateway
+    /// is unreachable from the internet.
+    #[test]
+    fn inbound_needs_an_attached_internet_gateway() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.internet_gateways.get_mut(&ids.igw).unwrap().vpc = None;
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::IgwNotAttached {
+                vpc: ids.vpc.clone(),
+                dst: ids.web_public
+            }
+        );
+    }
+
+    /// TTL is decremented at each gateway; a packet that runs out dies there.
+    #[test]
+    fn ttl_is_decremented_at_the_gateway_and_expires_there() {
+        let (mut f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22);
+        let mut b = flow.to_packet_ttl(2, b"");
+        let v = f.process(at(0), &Port::Internet, &mut b);
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        assert_eq!(b[8], 1);
+        assert_checksums(&b);
+        let mut b = flow.to_packet_ttl(1, b"");
+        let v = f.process(at(0), &Port::Internet, &mut b);
+        assert_eq!(
+            dropped(&v),
+            DropReason::TtlExceeded {
+                at: ids.igw.clone()
+            }
+        );
+    }
+}
+
+mod nat_gateway {
+    use super::*;
+
+    fn nat_port(b: &[u8]) -> u16 {
+        match parse_flow(b).unwrap().proto {
+            FlowProto::Tcp { sport, .. } | FlowProto::Udp { sport, .. } => sport,
+            FlowProto::Icmp { ident, .. } => ident,
+            FlowProto::Other(_) => 0,
+        }
+    }
+
+    /// "Translates many private sources to its own address and ports
+    /// (1024–65535)"; the internet sees the NAT gateway's Elastic IP.
+    #[test]
+    fn nat_gateway_translates_private_source_to_its_elastic_ip() {
+        let (mut f, ids) = lab();
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert_eq!(delivered(&v), Port::Internet);
+        let out = parse_flow(&b).unwrap();
+        assert_eq!(out.src, ids.nat_public);
+        assert!((1024..=65535).contains(&nat_port(&b)));
+        assert_checksums(&b);
+        assert_eq!(b[8], 62, "NAT gateway and internet gateway are two hops");
+    }
+
+    /// Replies to a connection started inside come back translated.
+    #[test]
+    fn nat_gateway_reply_is_translated_back() {
+        let (mut f, ids) = lab();
+        let (_, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        let port = nat_port(&b);
+        let reply = Flow::tcp(
+            ids.internet_host,
+            443,
+            ids.nat_public,
+            port,
+            TcpFlags::SYN_ACK,
+        );
+        let (v, b) = send(&mut f, at(1), &Port::Internet, reply);
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        assert_eq!(
+            parse_flow(&b).unwrap(),
+            Flow::tcp(ids.internet_host, 443, ids.app_ip, 40000, TcpFlags::SYN_ACK)
+        );
+        assert_checksums(&b);
+    }
+
+    /// "Only connections started from inside; nothing from the internet can
+    /// start one inward."
+    #[test]
+    fn nat_gateway_drops_inbound_initiated() {
+        let (mut f, ids) = lab();
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.nat_public, 22),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::NatInboundNotTracked {
+                nat: ids.nat.clone(),
+                dst: ids.nat_ip
+            }
+        );
+    }
+
+    /// "Idle timeout 350 s."
+    #[test]
+    fn nat_gateway_mapping_idles_out_after_350_seconds() {
+        let (mut f, ids) = lab();
+        let syn = Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443);
+        let (_, b) = send(&mut f, at(0), &eni(&ids.app_eni), syn);
+        let port = nat_port(&b);
+        let synack = Flow::tcp(
+            ids.internet_host,
+            443,
+            ids.nat_public,
+            port,
+            TcpFlags::SYN_ACK,
+        );
+        assert!(
+            send(&mut f, at(1), &Port::Internet, synack)
+                .0
+                .is_delivered()
+        );
+        let data = Flow::tcp(ids.internet_host, 443, ids.nat_public, port, TcpFlags::ACK);
+        let (v, _) = send(&mut f, at(350), &Port::Internet, data);
+        assert!(v.is_delivered(), "349 s idle: still mapped");
+        // 350 s of silence end the mapping (the instance's own connection
+        // tracking would still let the packet in: the NAT gateway is the limit).
+        let (v, _) = send(&mut f, at(700), &Port::Internet, data);
+        assert_eq!(
+            dropped(&v),
+            DropReason::NatInboundNotTracked {
+                nat: ids.nat.clone(),
+                dst: ids.nat_ip
+            }
+        );
+        f.expire(at(700));
+        assert_eq!(f.stats().nat_mappings, 0);
+    }
+
+    /// Ports come from a seeded allocator: the same seed gives the same ports.
+    #[test]
+    fn nat_gateway_ports_are_deterministic_per_seed() {
+        let ports = |seed: u64| {
+            let (t, ids) = public_private_vpc();
+            let mut f = Fabric::with_config(
+                Arc::new(t),
+                FabricConfig {
+                    seed,
+                    ..Default::default()
+                },
+            );
+            (0..8)
+                .map(|i| {
+                    let (_, b) = send(
+                        &mut f,
+                        at(0),
+                        &eni(&ids.app_eni),
+                        Flow::tcp_syn(ids.app_ip, 40000 + i, ids.internet_host, 443),
+                    );
+                    nat_port(&b)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(7), ports(7));
+        assert_ne!(ports(7), ports(8));
+    }
+
+    /// Ports are per destination (AWS: 55,000 connections to each unique
+    /// destination); when they run out the gateway drops, saying so.
+    #[test]
+    fn nat_gateway_ports_exhausted_per_destination() {
+        let (t, ids) = public_private_vpc();
+        let cfg = FabricConfig {
+            nat_ports: PortRange::new(2000, 2002),
+            ..Default::default()
+        };
+        let mut f = Fabric::with_config(Arc::new(t), cfg);
+        for i in 0..3 {
+            let (v, _) = send(
+                &mut f,
+                at(0),
+                &eni(&ids.app_eni),
+                Flow::tcp_syn(ids.app_ip, 40000 + i, ids.internet_host, 443),
+            );
+            assert!(v.is_delivered());
+        }
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40009, ids.internet_host, 443),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::NatPortsExhausted {
+                nat: ids.nat.clone(),
+                dst: ids.internet_host,
+                dst_port: 443
+            }
+        );
+        let other = Ipv4Addr::new(192, 0, 2, 81);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40009, other, 443),
+        );
+        assert!(v.is_delivered(), "another destination has its own ports");
+    }
+
+    /// "… for TCP, UDP and ICMP echo": the echo identifier is translated.
+    #[test]
+    fn nat_gateway_translates_icmp_echo() {
+        let (mut f, ids) = lab();
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::ping(ids.app_ip, ids.internet_host, 77),
+        );
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_checksums(&b);
+        let ident = nat_port(&b);
+        let reply = Flow {
+            src: ids.internet_host,
+            dst: ids.nat_public,
+            proto: FlowProto::Icmp {
+                ty: 0,
+                code: 0,
+                ident,
+            },
+        };
+        let (v, b) = send(&mut f, at(1), &Port::Internet, reply);
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        assert_eq!(
+            parse_flow(&b).unwrap().proto,
+            FlowProto::Icmp {
+                ty: 0,
+                code: 0,
+                ident: 77
+            }
+        );
+        assert_checksums(&b);
+    }
+
+    /// ICMP errors about a translated flow carry its header inside; the NAT
+    /// gateway translates the quoted header too, so the instance recognises it.
+    #[test]
+    fn nat_gateway_translates_icmp_errors_carrying_inner_header() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            // Security groups do not treat ICMP errors as part of a tracked
+            // flow: AWS asks for an explicit rule (path MTU discovery).
+            b.security_groups
+                .get_mut(&ids.app_sg)
+                .unwrap()
+                .ingress
+                .push(SgRule {
+                    id: None,
+                    protocol: Protocol::Icmp,
+                    ports: None,
+                    icmp: Some(IcmpMatch {
+                        ty: Some(3),
+                        code: None,
+                    }),
+                    peer: SgPeer::Cidr(net("0.0.0.0/0")),
+                });
+        });
+        let (_, out) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, ids.internet_host, 53),
+        );
+        let err = vpclab_netstack::flow::icmp_error(ids.internet_host, 3, 3, &out);
+        let mut b = err.clone();
+        let v = f.process(at(1), &Port::Internet, &mut b);
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        assert_checksums(&b);
+        assert_eq!(parse_flow(&b).unwrap().dst, ids.app_ip);
+        // The quoted header is the instance's own packet again.
+        let quoted = &b[28..];
+        assert_eq!(&quoted[12..16], &ids.app_ip.octets());
+        assert_eq!(u16::from_be_bytes([quoted[20], quoted[21]]), 40000);
+        assert!(Ipv4Packet::new_unchecked(&quoted[..20]).verify_checksum());
+    }
+
+    /// "Traffic from a private subnet to the NAT gateway crosses NACLs of
+    /// both subnets": the NAT subnet's inbound ACL applies.
+    #[test]
+    fn traffic_to_nat_gateway_crosses_the_nat_subnet_inbound_nacl() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let mut acl = NetworkAcl::default_allow("acl-public", &ids.vpc);
+            acl.entries.push(NaclEntry::all(
+                50,
+                false,
+                net("10.0.2.0/24"),
+                RuleAction::Deny,
+            ));
+            b.add_network_acl(acl);
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-public".into();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::NaclDeny {
+                acl: "acl-public".into(),
+                subnet: ids.public_subnet.clone(),
+                rule: Some(50),
+                direction: Direction::Inbound
+            }
+        );
+    }
+
+    /// … and the private subnet's outbound ACL too.
+    #[test]
+    fn traffic_to_nat_gateway_crosses_the_private_subnet_outbound_nacl() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_acl(deny_all_acl("acl-private", &ids.vpc));
+            b.subnets.get_mut(&ids.private_subnet).unwrap().network_acl = "acl-private".into();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert!(matches!(
+            dropped(&v),
+            DropReason::NaclDeny {
+                rule: None,
+                direction: Direction::Outbound,
+                ..
+            }
+        ));
+    }
+
+    /// "The NAT gateway's own subnet route table must send 0.0.0.0/0 to the
+    /// internet gateway."
+    #[test]
+    fn nat_gateway_subnet_needs_a_route_to_the_internet_gateway() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.route_tables
+                .get_mut(&ids.public_rtb)
+                .unwrap()
+                .routes
+                .truncate(1);
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::NoRoute {
+                table: ids.public_rtb.clone(),
+                dst: ids.internet_host
+            }
+        );
+    }
+
+    /// Only TCP, UDP and ICMP echo are translated.
+    #[test]
+    fn nat_gateway_does_not_translate_other_protocols() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.security_groups.get_mut(&ids.app_sg).unwrap().egress =
+                vec![SgRule::all(SgPeer::Cidr(net("0.0.0.0/0")))];
+        });
+        let gre = Flow {
+            src: ids.app_ip,
+            dst: ids.internet_host,
+            proto: FlowProto::Other(47),
+        };
+        let (v, _) = send(&mut f, at(0), &eni(&ids.app_eni), gre);
+        assert_eq!(
+            dropped(&v),
+            DropReason::NatUnsupportedProtocol {
+                nat: ids.nat.clone(),
+                protocol: 47
+            }
+        );
+    }
+}
+
+mod network_acls {
+    use super::*;
+
+    fn with_public_acl(entries: Vec<NaclEntry>) -> (Fabric, FixtureIds) {
+        lab_with(|b, ids| {
+            b.add_network_acl(NetworkAcl {
+                id: "acl-custom".into(),
+                vpc: ids.vpc.clone(),
+                entries,
+            });
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-custom".into();
+        })
+    }
+
+    fn any() -> Ipv4Net {
+        net("0.0.0.0/0")
+    }
+
+    /// "Numbered rules 1–32766, evaluated in ascending order, first match decides."
+    #[test]
+    fn nacl_rules_evaluated_in_ascending_order_first_match_wins() {
+        let (mut f, ids) = with_public_acl(vec![
+            NaclEntry::all(200, false, any(), RuleAction::Allow),
+            NaclEntry::tcp(100, false, PortRange::single(22), any(), RuleAction::Deny),
+        ]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+        );
+        let r = dropped(&v);
+        assert_eq!(
+            r.to_string(),
+            "blocked by network ACL acl-custom inbound rule 100 (subnet subnet-public)"
+        );
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 80),
+        );
+        assert!(v.is_delivered(), "rule 200 allows port 80");
+        // A lower number allowing 22 now wins.
+        rebuild(&mut f, |b| {
+            b.network_acls
+                .get_mut("acl-custom")
+                .unwrap()
+                .entries
+                .push(NaclEntry::tcp(
+                    10,
+                    false,
+                    PortRange::single(22),
+                    any(),
+                    RuleAction::Allow,
+                ));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+        );
+        assert!(v.is_delivered());
+    }
+
+    /// "A new custom NACL denies everything until rules are added" (the `*` rule).
+    #[test]
+    fn new_custom_nacl_denies_everything_with_the_star_rule() {
+        let (mut f, ids) = with_public_acl(vec![]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+        );
+        let r = dropped(&v);
+        assert_eq!(
+            r,
+            DropReason::NaclDeny {
+                acl: "acl-custom".into(),
+                subnet: ids.public_subnet.clone(),
+                rule: None,
+                direction: Direction::Inbound
+            }
+        );
+        assert!(r.to_string().contains("rule *"));
+    }
+
+    /// "The default NACL of a VPC allows all in both directions (rule 100)."
+    #[test]
+    fn default_nacl_allows_all_by_rule_100() {
+        let (mut f, ids) = lab();
+        f.set_record_hops(true);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+        );
+        assert!(v.is_delivered());
+        assert!(
+            v.hops
+                .iter()
+                .any(|h| h.component == ids.acl && h.rule == Some(RuleRef::NaclEntry(100)))
+        );
+    }
+
+    /// "Traffic between two instances of the same subnet does not cross a NACL."
+    #[test]
+    fn same_subnet_traffic_skips_nacl() {
+        let (mut f, ids) = with_public_acl(vec![]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.web2_ip, 22),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web2_eni));
+    }
+
+    /// "Stateless means replies need their own rule: the classic trap is
+    /// allowing inbound 80 and forgetting outbound 1024–65535."
+    #[test]
+    fn nacl_reply_to_ephemeral_port_needs_outbound_rule() {
+        let (mut f, ids) = with_public_acl(vec![
+            NaclEntry::tcp(100, false, PortRange::single(80), any(), RuleAction::Allow),
+            NaclEntry::tcp(100, true, PortRange::single(80), any(), RuleAction::Allow),
+        ]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80),
+        );
+        assert!(v.is_delivered());
+        let reply = Flow::tcp(ids.web_ip, 80, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), reply);
+        assert_eq!(
+            dropped(&v),
+            DropReason::NaclDeny {
+                acl: "acl-custom".into(),
+                subnet: ids.public_subnet.clone(),
+                rule: None,
+                direction: Direction::Outbound
+            }
+        );
+        rebuild(&mut f, |b| {
+            b.network_acls
+                .get_mut("acl-custom")
+                .unwrap()
+                .entries
+                .push(NaclEntry::tcp(
+                    110,
+                    true,
+                    PortRange::new(1024, 65535),
+                    any(),
+                    RuleAction::Allow,
+                ));
+        });
+        let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), reply);
+        assert!(v.is_delivered());
+    }
+
+    /// "Rules name … ICMP type/code, CIDR": an ICMP rule matches by type.
+    #[test]
+    fn nacl_matches_icmp_type_and_cidr() {
+        let echo = NaclEntry {
+            rule_number: 100,
+            egress: false,
+            protocol: Protocol::Icmp,
+            ports: None,
+            icmp: Some(IcmpMatch {
+                ty: Some(8),
+                code: None,
+            }),
+            cidr: net("203.0.113.0/24"),
+            action: RuleAction::Allow,
+        };
+        let (mut f, ids) = with_public_acl(vec![echo]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::ping(ids.learner, ids.web_public, 1),
+        );
+        assert!(v.is_delivered());
+        let other = Ipv4Addr::new(192, 0, 2, 7);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::ping(other, ids.web_public, 1),
+        );
+        assert!(
+            matches!(dropped(&v), DropReason::NaclDeny { rule: None, .. }),
+            "CIDR does not match"
+        );
+        let ts = Flow {
+            src: ids.learner,
+            dst: ids.web_public,
+            proto: FlowProto::Icmp {
+                ty: 13,
+                code: 0,
+                ident: 0,
+            },
+        };
+        let (v, _) = send(&mut f, at(0), &Port::Internet, ts);
+        assert!(!v.is_delivered(), "type 13 is not type 8");
+    }
+
+    /// An outbound rule matches the destination CIDR and destination port.
+    #[test]
+    fn nacl_outbound_rule_matches_destination() {
+        let (mut f, ids) = with_public_acl(vec![
+            NaclEntry::all(100, false, any(), RuleAction::Allow),
+            NaclEntry::tcp(
+                100,
+                true,
+                PortRange::single(443),
+                net("192.0.2.0/24"),
+                RuleAction::Allow,
+            ),
+        ]);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 443),
+        );
+        assert!(v.is_delivered());
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert!(!v.is_delivered());
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, Ipv4Addr::new(8, 8, 8, 8), 443),
+        );
+        assert!(!v.is_delivered());
+    }
+
+    /// "A subnet has exactly one NACL; associating a new one replaces the old."
+    #[test]
+    fn associating_a_new_nacl_replaces_the_old() {
+        let (mut f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.learner, 1, ids.web_public, 22);
+        assert!(send(&mut f, at(0), &Port::Internet, flow).0.is_delivered());
+        rebuild(&mut f, |b| {
+            b.add_network_acl(deny_all_acl("acl-new", "vpc-fixture"));
+            b.subnets.get_mut("subnet-public").unwrap().network_acl = "acl-new".into();
+        });
+        assert!(!send(&mut f, at(0), &Port::Internet, flow).0.is_delivered());
+    }
+}
+
+mod security_groups {
+    use super::*;
+
+    /// "Stateful: a reply to an allowed flow passes whatever the rules say."
+    #[test]
+    fn security_group_reply_passes_without_rule() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.security_groups
+                .get_mut(&ids.web_sg)
+                .unwrap()
+                .egress
+                .clear();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22),
+        );
+        assert!(v.is_delivered());
+        let reply = Flow::tcp(ids.web_ip, 22, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), reply);
+        assert!(
+            v.is_delivered(),
+            "the reply passes with no outbound rule at all"
+        );
+        // A new outbound connection is still refused.
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40001, ids.learner, 22),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.web_eni.clone(),
+                direction: Direction::Outbound
+            }
+        );
+    }
+
+    /// The same holds in the other direction: replies to outbound connections
+    /// come in without an inbound rule.
+    #[test]
+    fn security_group_inbound_reply_to_outbound_connection_passes() {
+        let (mut f, ids) = lab();
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 443),
+        );
+        assert!(v.is_delivered());
+        let reply = Flow::tcp(
+            ids.internet_host,
+            443,
+            ids.web_public,
+            40000,
+            TcpFlags::SYN_ACK,
+        );
+        let (v, _) = send(&mut f, at(0), &Port::Internet, reply);
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+    }
+
+    /// "A dropped packet is silent": unmatched inbound traffic is dropped,
+    /// naming the interface and direction.
+    #[test]
+    fn security_group_unmatched_inbound_is_dropped() {
+        let (mut f, ids) = lab();
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 3389),
+        );
+        let r = dropped(&v);
+        assert_eq!(
+            r,
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.web_eni.clone(),
+                direction: Direction::Inbound
+            }
+        );
+        assert!(
+            r.to_string()
+                .starts_with("no inbound security group rule of eni-web allows it")
+        );
+    }
+
+    /// "Removing a rule does not cut a flow already tracked (until it idles out)."
+    #[test]
+    fn security_group_rule_removal_does_not_cut_tracked_flow() {
+        let (mut f, ids) = lab();
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22);
+        assert!(send(&mut f, at(0), &Port::Internet, syn).0.is_delivered());
+        let reply = Flow::tcp(ids.web_ip, 22, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        assert!(
+            send(&mut f, at(0), &eni(&ids.web_eni), reply)
+                .0
+                .is_delivered()
+        );
+        rebuild(&mut f, |b| {
+            b.security_groups
+                .get_mut("sg-web")
+                .unwrap()
+                .ingress
+                .retain(|r| r.ports != Some(PortRange::single(22)));
+        });
+        let ack = Flow::tcp(ids.learner, LEARNER_PORT, ids.web_public, 22, TcpFlags::ACK);
+        assert!(
+            send(&mut f, at(60), &Port::Internet, ack).0.is_delivered(),
+            "tracked flow survives"
+        );
+        let fresh = Flow::tcp_syn(ids.learner, LEARNER_PORT + 1, ids.web_public, 22);
+        assert!(
+            !send(&mut f, at(60), &Port::Internet, fresh)
+                .0
+                .is_delivered(),
+            "new flows obey the new rules"
+        );
+    }
+
+    /// "Changes apply immediately to running instances."
+    #[test]
+    fn security_group_rule_added_applies_to_the_next_packet() {
+        let (mut f, ids) = lab();
+        let rdp = Flow::tcp_syn(ids.learner, 1, ids.web_public, 3389);
+        assert!(!send(&mut f, at(0), &Port::Internet, rdp).0.is_delivered());
+        rebuild(&mut f, |b| {
+            b.security_groups
+                .get_mut("sg-web")
+                .unwrap()
+                .ingress
+                .push(SgRule::tcp(3389, SgPeer::Cidr(net("203.0.113.10/32"))));
+        });
+        assert!(send(&mut f, at(0), &Port::Internet, rdp).0.is_delivered());
+    }
+
+    /// UDP: 30 s idle for a single request/response (AWS `UdpTimeout`).
+    #[test]
+    fn security_group_udp_tracking_idles_out_after_30_seconds() {
+        let (mut f, ids) = lab();
+        let q = Flow::udp(ids.web_ip, 40000, ids.internet_host, 53);
+        assert!(send(&mut f, at(0), &eni(&ids.web_eni), q).0.is_delivered());
+        let answer = Flow::udp(ids.internet_host, 53, ids.web_public, 40000);
+        assert!(
+            send(&mut f, at(29), &Port::Internet, answer)
+                .0
+                .is_delivered()
+        );
+        assert!(
+            !send(&mut f, at(60), &Port::Internet, answer)
+                .0
+                .is_delivered(),
+            "idle 31 s"
+        );
+    }
+
+    /// UDP streams (several exchanges) get 180 s (AWS `UdpStreamTimeout`).
+    #[test]
+    fn security_group_udp_stream_gets_180_seconds() {
+        let (mut f, ids) = lab();
+        let q = Flow::udp(ids.web_ip, 40000, ids.internet_host, 53);
+        let answer = Flow::udp(ids.internet_host, 53, ids.web_public, 40000);
+        for t in 0..3 {
+            assert!(send(&mut f, at(t), &eni(&ids.web_eni), q).0.is_delivered());
+            assert!(
+                send(&mut f, at(t), &Port::Internet, answer)
+                    .0
+                    .is_delivered()
+            );
+        }
+        assert!(
+            send(&mut f, at(2 + 170), &Port::Internet, answer)
+                .0
+                .is_delivered()
+        );
+        assert!(
+            !send(&mut f, at(172 + 181), &Port::Internet, answer)
+                .0
+                .is_delivered()
+        );
+    }
+
+    /// TCP: established flows live 5 days idle; after a RST, 10 s.
+    #[test]
+    fn security_group_tcp_established_lasts_and_rst_ends_tracking() {
+        let (mut f, ids) = lab();
+        let syn = Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 443);
+        let synack = Flow::tcp(
+            ids.internet_host,
+            443,
+            ids.web_public,
+            40000,
+            TcpFlags::SYN_ACK,
+        );
+        assert!(
+            send(&mut f, at(0), &eni(&ids.web_eni), syn)
+                .0
+                .is_delivered()
+        );
+        assert!(
+            send(&mut f, at(1), &Port::Internet, synack)
+                .0
+                .is_delivered()
+        );
+        let data = Flow::tcp(ids.internet_host, 443, ids.web_public, 40000, TcpFlags::ACK);
+        assert!(
+            send(&mut f, at(1 + 86_400), &Port::Internet, data)
+                .0
+                .is_delivered(),
+            "a day idle"
+        );
+        let rst = Flow::tcp(ids.web_ip, 40000, ids.internet_host, 443, TcpFlags::RST);
+        assert!(
+            send(&mut f, at(86_402), &eni(&ids.web_eni), rst)
+                .0
+                .is_delivered()
+        );
+        assert!(
+            !send(&mut f, at(86_402 + 11), &Port::Internet, data)
+                .0
+                .is_delivered()
+        );
+    }
+
+    /// TCP handshake never answered: tracking ends after 120 s.
+    #[test]
+    fn security_group_unanswered_syn_idles_out() {
+        let (mut f, ids) = lab();
+        let syn = Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 443);
+        assert!(
+            send(&mut f, at(0), &eni(&ids.web_eni), syn)
+                .0
+                .is_delivered()
+        );
+        let late = Flow::tcp(
+            ids.internet_host,
+            443,
+            ids.web_public,
+            40000,
+            TcpFlags::SYN_ACK,
+        );
+        assert!(
+            !send(&mut f, at(121), &Port::Internet, late)
+                .0
+                .is_delivered()
+        );
+    }
+
+    /// "All rules of all groups on the interface are OR-ed."
+    #[test]
+    fn security_group_rules_of_all_groups_are_ored() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let mut extra = SecurityGroup::new("sg-extra", &ids.vpc);
+            extra
+                .ingress
+                .push(SgRule::tcp(5432, SgPeer::Cidr(net("203.0.113.0/24"))));
+            b.add_security_group(extra);
+            b.network_interfaces
+                .get_mut(&ids.web_eni)
+                .unwrap()
+                .security_groups
+                .push("sg-extra".into());
+        });
+        f.set_record_hops(true);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, 1, ids.web_public, 5432),
+        );
+        assert!(v.is_delivered());
+        assert!(v.hops.iter().any(|h| &*h.component == "sg-extra"));
+        assert!(
+            send(
+                &mut f,
+                at(0),
+                &Port::Internet,
+                Flow::tcp_syn(ids.learner, 1, ids.web_public, 22)
+            )
+            .0
+            .is_delivered()
+        );
+    }
+
+    /// "Sources … are CIDRs or other security groups (meaning: interfaces
+    /// that carry that group, by their private addresses)."
+    #[test]
+    fn security_group_source_can_be_another_group() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_security_group(SecurityGroup::new("sg-other", &ids.vpc));
+            b.add_network_interface(NetworkInterface::new(
+                "eni-other",
+                &ids.public_subnet,
+                Ipv4Addr::new(10, 0, 1, 50),
+                &["sg-other"],
+            ));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.app_ip, 8080),
+        );
+        assert!(v.is_delivered(), "sg-web members may reach 8080");
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&"eni-other".into()),
+            Flow::tcp_syn(Ipv4Addr::new(10, 0, 1, 50), 40000, ids.app_ip, 8080),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.app_eni.clone(),
+                direction: Direction::Inbound
+            }
+        );
+    }
+
+    /// A group source matches private addresses only: traffic arriving from a
+    /// member's public address (through the internet gateway) does not match.
+    #[test]
+    fn security_group_source_group_does_not_match_public_addresses() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress = vec![SgRule::tcp(22, SgPeer::Group(ids.web_sg.clone()))];
+        });
+        assert!(
+            send(
+                &mut f,
+                at(0),
+                &eni(&ids.web_eni),
+                Flow::tcp_syn(ids.web_ip, 40000, ids.web2_ip, 22)
+            )
+            .0
+            .is_delivered()
+        );
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40001, ids.web2_public, 22),
+        );
+        assert!(matches!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                direction: Direction::Inbound,
+                ..
+            }
+        ));
+    }
+
+    /// "The default security group allows inbound from its own members."
+    #[test]
+    fn default_security_group_allows_its_members() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_interface(NetworkInterface::new(
+                "eni-app2",
+                &ids.private_subnet,
+                Ipv4Addr::new(10, 0, 2, 21),
+                &[&ids.app_sg],
+            ));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, Ipv4Addr::new(10, 0, 2, 21), 9999),
+        );
+        assert_eq!(delivered(&v), Port::Eni("eni-app2".into()));
+    }
+
+    /// "A new group allows no inbound and all outbound."
+    #[test]
+    fn new_security_group_allows_no_inbound_and_all_outbound() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_security_group(SecurityGroup::new("sg-new", &ids.vpc));
+            b.network_interfaces
+                .get_mut(&ids.web_eni)
+                .unwrap()
+                .security_groups = vec!["sg-new".into()];
+        });
+        assert!(
+            !send(
+                &mut f,
+                at(0),
+                &Port::Internet,
+                Flow::tcp_syn(ids.learner, 1, ids.web_public, 22)
+            )
+            .0
+            .is_delivered()
+        );
+        assert!(
+            send(
+                &mut f,
+                at(0),
+                &eni(&ids.web_eni),
+                Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80)
+            )
+            .0
+            .is_delivered()
+        );
+    }
+
+    /// An egress rule restricts outbound traffic to what it names.
+    #[test]
+    fn security_group_egress_rules_restrict_outbound() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.security_groups.get_mut(&ids.web_sg).unwrap().egress =
+                vec![SgRule::tcp(443, SgPeer::Cidr(net("0.0.0.0/0")))];
+        });
+        assert!(
+            send(
+                &mut f,
+                at(0),
+                &eni(&ids.web_eni),
+                Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 443)
+            )
+            .0
+            .is_delivered()
+        );
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.web_eni.clone(),
+                direction: Direction::Outbound
+            }
+        );
+    }
+
+    /// ICMP rules match type and code; a ping reply is tracked.
+    #[test]
+    fn security_group_icmp_echo_is_tracked() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.security_groups
+                .get_mut(&ids.web_sg)
+                .unwrap()
+                .egress
+                .clear();
+        });
+        assert!(
+            send(
+                &mut f,
+                at(0),
+                &Port::Internet,
+                Flow::ping(ids.learner, ids.web_public, 9)
+            )
+            .0
+            .is_delivered()
+        );
+        let pong = Flow {
+            src: ids.web_ip,
+            dst: ids.learner,
+            proto: FlowProto::Icmp {
+                ty: 0,
+                code: 0,
+                ident: 9,
+            },
+        };
+        assert!(
+            send(&mut f, at(1), &eni(&ids.web_eni), pong)
+                .0
+                .is_delivered()
+        );
+        assert!(
+            send(&mut f, at(40), &eni(&ids.web_eni), pong)
+                .0
+                .drop_reason()
+                .is_some(),
+            "ICMP idles out after 30 s"
+        );
+    }
+}
+
+mod source_dest_check {
+    use super::*;
+
+    /// "A source/destination check that drops packets not addressed to it"
+    /// — nor sent from it.
+    #[test]
+    fn source_dest_check_drops_spoofed_source() {
+        let (mut f, ids) = lab();
+        let spoofed = Ipv4Addr::new(10, 0, 1, 99);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(spoofed, 40000, ids.web2_ip, 22),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::SourceDestCheck {
+                eni: ids.web_eni.clone(),
+                direction: Direction::Outbound,
+                addr: spoofed
+            }
+        );
+    }
+
+    /// An appliance with the check enabled drops transit traffic routed to it;
+    /// disabling it ("must be disabled for a NAT instance") lets it through.
+    #[test]
+    fn source_dest_check_must_be_disabled_for_an_appliance() {
+        let edit = |sdc: bool| {
+            move |b: &mut TopologyBuilder, ids: &FixtureIds| {
+                let rt = b.route_tables.get_mut(&ids.private_rtb).unwrap();
+                rt.routes[1].target = RouteTarget::NetworkInterface(ids.web_eni.clone());
+                b.network_interfaces
+                    .get_mut(&ids.web_eni)
+                    .unwrap()
+                    .source_dest_check = sdc;
+                b.security_groups
+                    .get_mut(&ids.web_sg)
+                    .unwrap()
+                    .ingress
+                    .push(SgRule::all(SgPeer::Cidr(net("10.0.0.0/16"))));
+            }
+        };
+        let (mut f, ids) = lab_with(edit(true));
+        let flow = Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 80);
+        let (v, _) = send(&mut f, at(0), &eni(&ids.app_eni), flow);
+        assert_eq!(
+            dropped(&v),
+            DropReason::SourceDestCheck {
+                eni: ids.web_eni.clone(),
+                direction: Direction::Inbound,
+                addr: ids.internet_host
+            }
+        );
+        let (mut f, ids) = lab_with(edit(false));
+        let (v, _) = send(&mut f, at(0), &eni(&ids.app_eni), flow);
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        // Forwarding it on without masquerading: the internet gateway has no
+        // public address for the private source (a NAT instance must SNAT).
+        let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), flow);
+        assert_eq!(
+            dropped(&v),
+            DropReason::IgwNoPublicIp {
+                igw: ids.igw.clone(),
+                src: ids.app_ip
+            }
+        );
+    }
+}
+
+mod exemptions {
+    use super::*;
+
+    fn locked_down() -> (Fabric, FixtureIds) {
+        lab_with(|b, ids| {
+            b.add_network_acl(deny_all_acl("acl-closed", &ids.vpc));
+            b.subnets.get_mut(&ids.private_subnet).unwrap().network_acl = "acl-closed".into();
+            let sg = b.security_groups.get_mut(&ids.app_sg).unwrap();
+            sg.ingress.clear();
+            sg.egress.clear();
+        })
+    }
+
+    /// "Traffic to and from the Amazon DNS resolver … is not filtered by NACLs
+    /// or security groups" — at VPC base + 2 and at 169.254.169.253.
+    #[test]
+    fn resolver_traffic_is_exempt_from_nacls_and_security_groups() {
+        let (mut f, ids) = locked_down();
+        for dst in [ids.resolver, Ipv4Addr::new(169, 254, 169, 253)] {
+            let (v, _) = send(
+                &mut f,
+                at(0),
+                &eni(&ids.app_eni),
+                Flow::udp(ids.app_ip, 40000, dst, 53),
+            );
+            assert_eq!(delivered(&v), Port::Resolver(ids.vpc.clone()));
+        }
+        let answer = Flow::udp(ids.resolver, 53, ids.app_ip, 40000);
+        let (v, _) = send(&mut f, at(0), &Port::Resolver(ids.vpc.clone()), answer);
+        assert_eq!(
+            delivered(&v),
+            eni(&ids.app_eni),
+            "replies go straight to the interface"
+        );
+    }
+
+    /// "… instance metadata (169.254.169.254) … is not filtered."
+    #[test]
+    fn metadata_traffic_is_exempt_from_nacls_and_security_groups() {
+        let (mut f, ids) = locked_down();
+        let imds = Ipv4Addr::new(169, 254, 169, 254);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, imds, 80),
+        );
+        assert_eq!(delivered(&v), Port::Metadata(ids.app_eni.clone()));
+        let reply = Flow::tcp(imds, 80, ids.app_ip, 40000, TcpFlags::SYN_ACK);
+        let (v, _) = send(&mut f, at(0), &Port::Metadata(ids.app_eni.clone()), reply);
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        // The metadata service of one interface cannot address another.
+        let stray = Flow::tcp(imds, 80, ids.web_ip, 40000, TcpFlags::SYN_ACK);
+        assert!(
+            !send(&mut f, at(0), &Port::Metadata(ids.app_eni.clone()), stray)
+                .0
+                .is_delivered()
+        );
+    }
+
+    /// "`enableDnsSupport` … the resolver answers at all."
+    #[test]
+    fn resolver_is_unreachable_when_dns_support_is_disabled() {
+        let (mut f, ids) =
+            lab_with(|b, ids| b.vpcs.get_mut(&ids.vpc).unwrap().enable_dns_support = false);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, ids.resolver, 53),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::ResolverDisabled {
+                vpc: ids.vpc.clone()
+            }
+        );
+    }
+
+    /// Other link-local addresses have no service behind them.
+    #[test]
+    fn other_link_local_addresses_are_not_served() {
+        let (mut f, ids) = lab();
+        let dst = Ipv4Addr::new(169, 254, 169, 123);
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, dst, 123),
+        );
+        assert_eq!(dropped(&v), DropReason::LinkLocalUnavailable { dst });
+    }
+}
+
+mod malformed {
+    use super::*;
+
+    fn verdict(bytes: &[u8]) -> DropReason {
+        let (mut f, ids) = lab();
+        let mut b = bytes.to_vec();
+        dropped(&f.process(at(0), &eni(&ids.web_eni), &mut b))
+    }
+
+    fn good() -> Vec<u8> {
+        Flow::tcp_syn(
+            Ipv4Addr::new(10, 0, 1, 10),
+            40000,
+            Ipv4Addr::new(10, 0, 1, 11),
+            22,
+        )
+        .to_packet(b"")
+    }
+
+    fn refill_ip_checksum(b: &mut [u8]) {
+        let mut p = Ipv4Packet::new_unchecked(b);
+        p.fill_checksum();
+    }
+
+    /// Truncated headers are dropped as malformed, never a panic.
+    #[test]
+    fn truncated_packets_are_malformed() {
+        let g = good();
+        assert_eq!(
+            verdict(&g[..10]),
+            DropReason::Malformed(Malformed::Truncated)
+        );
+        assert_eq!(
+            verdict(&g[..30]),
+            DropReason::Malformed(Malformed::Truncated),
+            "total length beyond the bytes"
+        );
+        let mut short = g.clone();
+        short[2..4].copy_from_slice(&30u16.to_be_bytes());
+        refill_ip_checksum(&mut short);
+        assert_eq!(
+            verdict(&short),
+            DropReason::Malformed(Malformed::Truncated),
+            "TCP header cut"
+        );
+        assert_eq!(verdict(&[]), DropReason::Malformed(Malformed::Truncated));
+    }
+
+    /// IPv4 options are not forwarded.
+    #[test]
+    fn ip_options_are_malformed() {
+        let mut b = good();
+        b.splice(20..20, [1, 1, 1, 0]);
+        b[0] = 0x46;
+        let len = b.len() as u16;
+        b[2..4].copy_from_slice(&len.to_be_bytes());
+        refill_ip_checksum(&mut b);
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::IpOptions));
+    }
+
+    /// Fragments are not reassembled.
+    #[test]
+    fn fragments_are_malformed() {
+        let mut b = good();
+        b[6] = 0x20; // more fragments
+        refill_ip_checksum(&mut b);
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::Fragment));
+        let mut b = good();
+        b[7] = 0x10; // offset
+        refill_ip_checksum(&mut b);
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::Fragment));
+    }
+
+    #[test]
+    fn bad_header_checksum_and_versions_are_malformed() {
+        let mut b = good();
+        b[10] ^= 0xff;
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::BadChecksum));
+        let mut b = good();
+        b[0] = 0x65;
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::NotIpv4));
+    }
+
+    #[test]
+    fn bad_udp_length_is_malformed() {
+        let mut b = Flow::udp(
+            Ipv4Addr::new(10, 0, 1, 10),
+            1,
+            Ipv4Addr::new(10, 0, 1, 11),
+            2,
+        )
+        .to_packet(b"abc");
+        b[24..26].copy_from_slice(&500u16.to_be_bytes());
+        assert_eq!(verdict(&b), DropReason::Malformed(Malformed::BadLength));
+    }
+
+    /// An ICMP error too short to quote a header is malformed.
+    #[test]
+    fn icmp_error_without_quoted_header_is_malformed() {
+        let f = Flow {
+            src: Ipv4Addr::new(10, 0, 1, 10),
+            dst: Ipv4Addr::new(10, 0, 1, 11),
+            proto: FlowProto::Icmp {
+                ty: 3,
+                code: 1,
+                ident: 0,
+            },
+        };
+        assert_eq!(
+            verdict(&f.to_packet(b"short")),
+            DropReason::Malformed(Malformed::Truncated)
+        );
+    }
+
+    /// A packet from a port the topology does not know is dropped.
+    #[test]
+    fn unknown_port_drops() {
+        let (mut f, _) = lab();
+        let mut b = good();
+        let v = f.process(at(0), &Port::Eni("eni-gone".into()), &mut b);
+        assert_eq!(dropped(&v), DropReason::UnknownPort);
+        let v = f.process(at(0), &Port::Resolver("vpc-gone".into()), &mut b);
+        assert_eq!(dropped(&v), DropReason::UnknownPort);
+    }
+}
+
+mod explain {
+    use super::*;
+
+    /// One decision path: `explain` answers what `process` does, and changes nothing.
+    #[test]
+    fn explain_agrees_with_process_and_changes_no_state() {
+        let (mut f, ids) = lab();
+        let flows = [
+            (
+                Port::Internet,
+                Flow::tcp_syn(ids.learner, 1, ids.web_public, 22),
+            ),
+            (
+                Port::Internet,
+                Flow::tcp_syn(ids.learner, 1, ids.web_public, 3389),
+            ),
+            (
+                eni(&ids.app_eni),
+                Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+            ),
+            (
+                eni(&ids.web_eni),
+                Flow::tcp_syn(ids.web_ip, 40000, ids.app_ip, 8080),
+            ),
+        ];
+        for (port, flow) in flows {
+            let before = f.stats();
+            let e = f.explain(at(0), &port, &flow);
+            assert_eq!(f.stats(), before, "explain changes nothing");
+            let (v, _) = send(&mut f, at(0), &port, flow);
+            assert_eq!(e.outcome, v.outcome, "{flow}");
+            assert!(!e.hops.is_empty());
+        }
+    }
+
+    /// The verdict reads as an explanation: every hop names its component.
+    #[test]
+    fn verdict_lists_hops_naming_components_and_rules() {
+        let (f, ids) = lab();
+        let v = f.explain(
+            at(0),
+            &eni(&ids.app_eni),
+            &Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        let text = v.to_string();
+        for part in [
+            "sg-app",
+            "acl-default",
+            "rtb-private",
+            "nat-fixture",
+            "rtb-public",
+            "igw-fixture",
+            "delivered to internet",
+        ] {
+            assert!(text.contains(part), "{part} missing from:\n{text}");
+        }
+        assert!(
+            text.contains("translated 10.0.1.100 to 198.18.0.100"),
+            "{text}"
+        );
+    }
+}

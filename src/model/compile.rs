@@ -1,0 +1,403 @@
+//! Compiles an account's [`World`] into the immutable netstack [`Topology`] the fabric
+//! enforces: every region's VPCs, subnets (with their resolved route table and network
+//! ACL), route tables (targets and `blackhole` states as DescribeRouteTables shows them),
+//! internet and NAT gateways, NACL entries, security-group rules and interfaces.
+//!
+//! This is the seam between the control plane and the data plane: the daemon subscribes
+//! to [`super::Control`] and, on every committed change, calls [`compile`] and swaps the
+//! result into the running fabric (`Fabric::set_topology`), so a new security-group rule
+//! governs the next packet. Only what decides packets crosses: ids, addresses and rules.
+//!
+//! What is left out on purpose: NAT gateways that are not `available` (AWS forwards
+//! nothing through a pending or deleting gateway; routes to them compile as blackholes),
+//! private NAT gateways (no Elastic IP), VPC peering (not emulated).
+
+use std::sync::Arc;
+
+use vpclab_netstack::topology::rid;
+use vpclab_netstack::{
+    EniOwner, IcmpMatch, InternetGateway as TIgw, NaclEntry as TNaclEntry, NatGateway as TNat,
+    NetworkAcl as TAcl, NetworkInterface as TEni, PortRange, Protocol, Route as TRoute, RouteState,
+    RouteTable as TRouteTable, RouteTarget as TTarget, RuleAction, SecurityGroup as TSg, SgPeer,
+    SgRule as TSgRule, Subnet as TSubnet, Topology, TopologyBuilder, TopologyError, Vpc as TVpc,
+};
+
+use super::World;
+use super::route_table::RouteTarget;
+use super::sg::{Peer, SgRule};
+
+/// The topology of every region of `world`.
+pub fn compile(world: &World) -> Result<Topology, TopologyError> {
+    builder(world).build()
+}
+
+/// The plain topology description (exposed for tests and tools that want to inspect it).
+pub fn builder(world: &World) -> TopologyBuilder {
+    let mut b = TopologyBuilder::new();
+    for v in world.vpcs.iter() {
+        b.add_vpc(TVpc {
+            id: rid(&v.id),
+            cidr_blocks: v.cidrs.iter().map(|c| c.cidr).collect(),
+            enable_dns_support: v.enable_dns_support,
+        });
+    }
+    for s in world.subnets.iter() {
+        let (Some(rt), Some(acl)) = (
+            world.route_table_for_subnet(&s.id),
+            world.nacl_for_subnet(&s.id),
+        ) else {
+            // Every subnet has both by construction; a damaged store must not stop the
+            // rest of the world from compiling.
+            tracing::warn!(subnet = %s.id, "subnet without route table or network ACL left out of the topology");
+            continue;
+        };
+        b.add_subnet(TSubnet {
+            id: rid(&s.id),
+            vpc: rid(&s.vpc_id),
+            cidr: s.cidr,
+            zone: rid(&s.availability_zone),
+            route_table: rid(&rt.id),
+            network_acl: rid(&acl.id),
+        });
+    }
+    for rt in world.route_tables.iter() {
+        let routes = rt
+            .routes
+            .iter()
+            .map(|r| {
+                let active = world.route_state(rt, r) == "active";
+                let target = match &r.target {
+                    RouteTarget::Local => TTarget::Local,
+                    RouteTarget::Gateway(g) => TTarget::InternetGateway(rid(g)),
+                    RouteTarget::NatGateway(n) => TTarget::NatGateway(rid(n)),
+                    RouteTarget::NetworkInterface(e) => TTarget::NetworkInterface(rid(e)),
+                    // AWS resolves a route to an instance to its primary interface.
+                    RouteTarget::Instance(i) => match world.primary_eni_of_instance(i) {
+                        Some(e) => TTarget::NetworkInterface(rid(&e.id)),
+                        None => TTarget::Blackhole,
+                    },
+                    RouteTarget::VpcPeering(_) => TTarget::Blackhole,
+                };
+                // A NAT gateway that is not (yet, or any more) available forwards nothing.
+                let nat_ready = match &r.target {
+                    RouteTarget::NatGateway(n) => world
+                        .nat_gateways
+                        .get(n)
+                        .is_some_and(|n| n.state == "available"),
+                    _ => true,
+                };
+                TRoute {
+                    destination: r.destination,
+                    target,
+                    state: if active && nat_ready {
+                        RouteState::Active
+                    } else {
+                        RouteState::Blackhole
+                    },
+                }
+            })
+            .collect();
+        b.add_route_table(TRouteTable {
+            id: rid(&rt.id),
+            vpc: rid(&rt.vpc_id),
+            routes,
+        });
+    }
+    for g in world.internet_gateways.iter() {
+        b.add_internet_gateway(TIgw {
+            id: rid(&g.id),
+            vpc: g.attached_vpc.as_deref().map(rid),
+        });
+    }
+    for n in world.nat_gateways.iter().filter(|n| n.state == "available") {
+        let Some(a) = n.addresses.first() else {
+            continue;
+        };
+        let Some(public_ip) = a.public_ip else {
+            continue;
+        };
+        if !world.network_interfaces.contains(&a.network_interface_id) {
+            continue;
+        }
+        b.add_nat_gateway(TNat {
+            id: rid(&n.id),
+            subnet: rid(&n.subnet_id),
+            eni: rid(&a.network_interface_id),
+            private_ip: a.private_ip,
+            public_ip,
+        });
+    }
+    for acl in world.network_acls.iter() {
+        let entries = acl
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let protocol = if e.protocol == "-1" {
+                    Protocol::All
+                } else {
+                    Protocol::from_number(e.protocol.parse::<i16>().ok()?)
+                };
+                Some(TNaclEntry {
+                    rule_number: u16::try_from(e.rule_number).ok()?,
+                    egress: e.egress,
+                    protocol,
+                    ports: match protocol {
+                        Protocol::Tcp | Protocol::Udp => {
+                            e.port_range.map(|(f, t)| PortRange::new(f, t))
+                        }
+                        _ => None,
+                    },
+                    icmp: match protocol {
+                        Protocol::Icmp => e.icmp.map(|(t, c)| icmp_match(t, c)),
+                        _ => None,
+                    },
+                    cidr: e.cidr,
+                    action: if e.rule_action == "allow" {
+                        RuleAction::Allow
+                    } else {
+                        RuleAction::Deny
+                    },
+                })
+            })
+            .collect();
+        b.add_network_acl(TAcl {
+            id: rid(&acl.id),
+            vpc: rid(&acl.vpc_id),
+            entries,
+        });
+    }
+    for g in world.security_groups.iter() {
+        let dir = |egress: bool| {
+            g.rules
+                .iter()
+                .filter(|r| r.egress == egress)
+                .filter_map(sg_rule)
+                .collect()
+        };
+        b.add_security_group(TSg {
+            id: rid(&g.id),
+            vpc: rid(&g.vpc_id),
+            ingress: dir(false),
+            egress: dir(true),
+        });
+    }
+    for e in world.network_interfaces.iter() {
+        let owner = if e.interface_type == "nat_gateway" {
+            world
+                .nat_gateways
+                .iter()
+                .find(|n| n.addresses.iter().any(|a| a.network_interface_id == e.id))
+                .map(|n| EniOwner::NatGateway(rid(&n.id)))
+                .unwrap_or(EniOwner::Other)
+        } else {
+            match &e.attachment {
+                Some(a) => EniOwner::Instance(rid(&a.instance_id)),
+                None => EniOwner::Other,
+            }
+        };
+        b.add_network_interface(TEni {
+            id: rid(&e.id),
+            subnet: rid(&e.subnet_id),
+            private_ip: e.private_ip,
+            public_ip: e.association.as_ref().map(|a| a.public_ip),
+            security_groups: e.groups.iter().map(|g| rid(g)).collect(),
+            source_dest_check: e.source_dest_check,
+            owner,
+        });
+    }
+    b
+}
+
+fn icmp_match(ty: i32, code: i32) -> IcmpMatch {
+    IcmpMatch {
+        ty: u8::try_from(ty).ok(),
+        code: u8::try_from(code).ok(),
+    }
+}
+
+fn sg_rule(r: &SgRule) -> Option<TSgRule> {
+    let protocol = match r.protocol.as_str() {
+        "-1" => Protocol::All,
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "icmp" => Protocol::Icmp,
+        n => Protocol::from_number(n.parse::<i16>().ok()?),
+    };
+    let ports = match (protocol, r.from_port, r.to_port) {
+        (Protocol::Tcp | Protocol::Udp, Some(f), Some(t)) => Some(PortRange::new(
+            u16::try_from(f).ok()?,
+            u16::try_from(t).ok()?,
+        )),
+        _ => None,
+    };
+    let icmp = match (protocol, r.from_port, r.to_port) {
+        (Protocol::Icmp, Some(t), Some(c)) => Some(icmp_match(t, c)),
+        _ => None,
+    };
+    let peer = match &r.peer {
+        Peer::Cidr(c) => SgPeer::Cidr(*c),
+        Peer::Group(g) => SgPeer::Group(rid(g)),
+    };
+    Some(TSgRule {
+        id: Some(rid(&r.id)),
+        protocol,
+        ports,
+        icmp,
+        peer,
+    })
+}
+
+/// A subscriber that compiles every committed world and hands the topology to `apply`
+/// (the fabric's `set_topology`). A compile error is a model bug: it is logged and the
+/// previous topology stays in force.
+pub fn subscriber(
+    apply: impl Fn(&str, Arc<Topology>) + Send + Sync + 'static,
+) -> super::Subscriber {
+    Box::new(move |account, world| match compile(world) {
+        Ok(t) => apply(account, Arc::new(t)),
+        Err(e) => tracing::error!(account, error = %e, "the world does not compile to a topology"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use smoltcp::time::Instant;
+    use vpclab_netstack::{Fabric, Flow, Port};
+
+    use super::*;
+    use crate::model::eni::EniSpec;
+    use crate::model::sg::PermissionInput;
+    use crate::model::{Env, Timestamp};
+
+    fn env() -> Env {
+        Env::new("us-east-1", Timestamp(1_700_000_000_000))
+    }
+
+    /// A VPC with a public subnet, an IGW route, a web group and an interface with an EIP.
+    fn public_web_world() -> (World, String, String, Ipv4Addr) {
+        let e = env();
+        let mut w = World::new("000000000000");
+        w.ensure_region(&e).unwrap();
+        let vpc = w.create_vpc(&e, "10.0.0.0/16", None, &[]).unwrap();
+        let subnet = w
+            .create_subnet(&e, &vpc, "10.0.1.0/24", Some("us-east-1a"), None, &[])
+            .unwrap();
+        let igw = w.create_internet_gateway(&e, &[]).unwrap();
+        w.attach_internet_gateway(&e, &igw, &vpc).unwrap();
+        let rt = w.create_route_table(&e, &vpc, &[]).unwrap();
+        w.create_route(&e, &rt, "0.0.0.0/0", RouteTarget::Gateway(igw))
+            .unwrap();
+        w.associate_route_table(&e, &rt, &subnet).unwrap();
+        let sg = w
+            .create_security_group(&e, "web", "web", Some(&vpc), &[])
+            .unwrap();
+        let eni = w
+            .create_network_interface(
+                &e,
+                EniSpec {
+                    subnet_id: subnet,
+                    groups: vec![sg.clone()],
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap();
+        w.attach_interface(&e, &eni, "i-0123456789abcdef0", 0, true)
+            .unwrap();
+        let (alloc, ip) = w.allocate_address(&e, &[]).unwrap();
+        w.associate_address(
+            &e,
+            &crate::model::address::AssociateAddressInput {
+                allocation_id: Some(alloc),
+                network_interface_id: Some(eni.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (w, sg, eni, ip)
+    }
+
+    fn ssh_from_learners() -> PermissionInput {
+        PermissionInput {
+            protocol: Some("tcp".into()),
+            from_port: Some("22".into()),
+            to_port: Some("22".into()),
+            cidrs: vec![("203.0.113.0/24".into(), None)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_vpc_world_compiles() {
+        let mut w = World::new("000000000000");
+        w.ensure_region(&env()).unwrap();
+        let t = compile(&w).unwrap();
+        assert_eq!(t.spec().subnets.len(), 6);
+        assert_eq!(t.spec().vpcs.len(), 1);
+    }
+
+    #[test]
+    fn a_new_security_group_rule_governs_the_next_packet() {
+        let (mut w, sg, eni, public_ip) = public_web_world();
+        let learner = Ipv4Addr::new(203, 0, 113, 10);
+        let flow = Flow::tcp_syn(learner, 40000, public_ip, 22);
+        let now = Instant::from_millis(0);
+
+        let fabric = Fabric::new(Arc::new(compile(&w).unwrap()));
+        let before = fabric.explain(now, &Port::Internet, &flow);
+        assert!(!before.is_delivered(), "no inbound rule yet: {before:?}");
+
+        w.authorize_security_group(&env(), &sg, false, &[ssh_from_learners()], &[])
+            .unwrap();
+        let mut fabric = fabric;
+        fabric.set_topology(Arc::new(compile(&w).unwrap()));
+        let after = fabric.explain(now, &Port::Internet, &flow);
+        assert!(
+            after.is_delivered(),
+            "SSH from the learner is allowed now: {after:?}"
+        );
+        assert_eq!(
+            after.outcome,
+            vpclab_netstack::Outcome::Deliver(Port::Eni(rid(&eni)))
+        );
+
+        w.revoke_security_group(&env(), &sg, false, &[ssh_from_learners()], &[])
+            .unwrap();
+        fabric.set_topology(Arc::new(compile(&w).unwrap()));
+        assert!(
+            !fabric.explain(now, &Port::Internet, &flow).is_delivered(),
+            "revoked again"
+        );
+    }
+
+    #[test]
+    fn routes_to_a_pending_nat_gateway_forward_nothing_until_it_is_available() {
+        let e = env();
+        let mut w = World::new("000000000000");
+        w.ensure_region(&e).unwrap();
+        let vpc = w.default_vpc("us-east-1").unwrap().id.clone();
+        let subnet = w
+            .subnets
+            .iter()
+            .find(|s| s.vpc_id == vpc)
+            .unwrap()
+            .id
+            .clone();
+        let (alloc, _) = w.allocate_address(&e, &[]).unwrap();
+        let nat = w
+            .create_nat_gateway(&e, &subnet, Some(&alloc), None, None, &[])
+            .unwrap();
+        let rt = w.create_route_table(&e, &vpc, &[]).unwrap();
+        w.create_route(&e, &rt, "0.0.0.0/0", RouteTarget::NatGateway(nat.clone()))
+            .unwrap();
+        let state =
+            |w: &World| compile(w).unwrap().spec().route_tables[rt.as_str()].routes[1].state;
+        assert_eq!(state(&w), RouteState::Blackhole);
+        assert!(compile(&w).unwrap().nat_gateway(&nat).is_none());
+        w.advance(e.now.plus_ms(crate::model::nat::NAT_PENDING_MS));
+        assert_eq!(state(&w), RouteState::Active);
+        assert!(compile(&w).unwrap().nat_gateway(&nat).is_some());
+    }
+}

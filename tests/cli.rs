@@ -1,0 +1,188 @@
+//! Black-box tests of `vpclab up` and `vpclab status`: startup output, one-line errors
+//! with a non-zero exit code for a busy port, an unusable state directory and a second
+//! daemon, clean stop on SIGTERM, and the status summary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vpclab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vpclab"))
+}
+
+/// Starts `vpclab up` and waits for its export line; returns the child and the URL.
+fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = vpclab()
+        .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vpclab up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("vpclab up printed its endpoint")
+            .expect("utf8");
+        seen.push(line.clone());
+        if let Some(rest) = line.strip_prefix("export AWS_ENDPOINT_URL=") {
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("EC2 API:") && l.contains(&url)),
+        "endpoints printed: {seen:?}"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// Runs a command expected to fail with one `vpclab: …` line; returns that line.
+fn one_line_failure(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run vpclab");
+    assert!(!out.status.success(), "should fail");
+    assert_eq!(out.status.code(), Some(1), "documented error exit code");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line, got: {err}");
+    assert!(lines[0].starts_with("vpclab: "), "prefixed: {err}");
+    assert!(!err.contains("panicked"), "no panic: {err}");
+    lines[0].to_string()
+}
+
+#[test]
+fn second_daemon_on_the_same_state_dir_fails_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut first, _) = start(dir.path());
+    let line = one_line_failure(
+        vpclab()
+            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path()),
+    );
+    assert!(line.contains("another vpclab daemon"), "{line}");
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+#[test]
+fn busy_port_fails_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let line = one_line_failure(
+        vpclab()
+            .args(["up", "--listen", &addr, "--state-dir"])
+            .arg(dir.path()),
+    );
+    assert!(
+        line.contains("cannot listen on") && line.contains(&addr),
+        "{line}"
+    );
+}
+
+#[test]
+fn unusable_state_dir_fails_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let line = one_line_failure(
+        vpclab()
+            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(file.join("state")),
+    );
+    assert!(line.contains("state directory"), "{line}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_status_then_says_not_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, url) = start(dir.path());
+    // status while running: endpoint and the default VPC world after a first request.
+    let out = vpclab()
+        .args(["status", "--json", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("status");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
+    assert_eq!(v["running"], true);
+    assert_eq!(v["api"], url.as_str());
+    let text = vpclab()
+        .args(["status", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("vpclab is running")
+            && text.contains(&format!("export AWS_ENDPOINT_URL={url}")),
+        "{text}"
+    );
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "vpclab did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    assert!(
+        !dir.path().join("endpoint.json").exists(),
+        "the endpoint file is removed"
+    );
+    let out = vpclab()
+        .args(["status", "--json", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["running"], false);
+}
+
+#[test]
+fn status_summarises_each_account_and_region() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, url) = start(dir.path());
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // One request creates the region's default VPC (6 subnets in us-east-1).
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let body = "Action=DescribeVpcs";
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=k/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let out = vpclab()
+        .args(["status", "--json", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let region = &v["accounts"]["000000000000"]["us-east-1"];
+    assert_eq!(region["vpc"], 1);
+    assert_eq!(region["subnet"], 6);
+    assert_eq!(region["internet_gateway"], 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 use ipnet::Ipv4Net;
 
 /// Everything the resolver needs to know about one world, at one instant.
@@ -326,6 +327,9 @@ pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, ViewError> {
     if rdata.record_type() != rtype {
         return Err(bad(format!("parsed as {}", rdata.record_type())));
     }
+    // What parses must also encode (a TXT string over 255 octets does not): refuse it
+    // here rather than fail every answer that would carry it.
+    rdata.to_bytes().map_err(|e| bad(e.to_string()))?;
     Ok(rdata)
 }
 
@@ -403,5 +407,8 @@ mod tests {
         }
         assert!(parse_rdata(RecordType::A, "300.1.1.1").is_err());
         assert!(parse_rdata(RecordType::A, "").is_err());
+        // RFC 1035 §3.3: a character-string is at most 255 octets.
+        let long = format!("\"{}\"", "x".repeat(300));
+        assert!(parse_rdata(RecordType::TXT, &long).is_err());
     }
 }

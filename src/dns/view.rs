@@ -63,7 +63,22 @@ pub struct VpcDns {
     pub cidrs: Vec<Ipv4Net>,
 }
 
+/// The link-local address of every VPC's resolver (AWS: 169.254.169.253).
+pub const LINK_LOCAL_RESOLVER: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 253);
+
 impl VpcDns {
+    /// The resolver's address in the VPC: the primary block's base plus two (AWS:
+    /// "the base of the VPC network range plus two").
+    pub fn resolver_address(&self) -> Option<Ipv4Addr> {
+        let base = u32::from(self.cidrs.first()?.network());
+        Some(Ipv4Addr::from(base.wrapping_add(2)))
+    }
+
+    /// Whether `addr` is where this VPC's resolver listens (base+2 or 169.254.169.253).
+    pub fn is_resolver(&self, addr: Ipv4Addr) -> bool {
+        addr == LINK_LOCAL_RESOLVER || self.resolver_address() == Some(addr)
+    }
+
     /// A VPC as `CreateVpc` makes it: DNS support on, hostnames off.
     pub fn new(region: &str, cidr: Ipv4Net) -> Self {
         Self {
@@ -373,6 +388,14 @@ mod tests {
         assert!(in_domain("example.com", "example.com"));
         assert!(!in_domain("badexample.com", "example.com"));
         assert!(in_domain("anything", ""));
+    }
+
+    #[test]
+    fn the_resolver_listens_at_base_plus_two_and_link_local() {
+        let vpc = VpcDns::new("us-east-1", "10.0.0.0/16".parse().expect("cidr"));
+        assert_eq!(vpc.resolver_address(), Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert!(vpc.is_resolver(Ipv4Addr::new(169, 254, 169, 253)));
+        assert!(!vpc.is_resolver(Ipv4Addr::new(10, 0, 0, 3)));
     }
 
     #[test]

@@ -1046,7 +1046,7 @@ mod robustness {
     static WORLD: std::sync::LazyLock<DnsView> = std::sync::LazyLock::new(world);
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(1500))]
 
         /// Never a panic, whatever the bytes; and any answer is a well-formed response.
         #[test]

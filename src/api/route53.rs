@@ -28,7 +28,7 @@ use crate::model::route53::{
     ChangeAction, CreateZoneInput, HostedZone, RecordChange, ResourceRecordSet, ZoneVpc, bare_id,
     invalid_input, normalize_name, render_name, rrset_order, zone_name_order,
 };
-use crate::model::{ApiError, ApiResult, Control, DEFAULT_ACCOUNT, Env, World};
+use crate::model::{ApiError, ApiResult, Control, Env, World};
 
 /// Route 53's XML namespace.
 pub const ROUTE53_XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
@@ -48,20 +48,7 @@ pub fn router() -> Router<AppState> {
 async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let reply = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => {
-            let auth = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            handle(
-                &state,
-                auth,
-                parts.method.as_str(),
-                parts.uri.path(),
-                parts.uri.query(),
-                &bytes,
-            )
-        }
+        Ok(bytes) => handle(&state, &super::signed_request(&parts), &bytes),
         Err(_) => {
             let e = invalid_input(format!(
                 "The request body exceeds the maximum allowed size of {MAX_BODY} bytes."
@@ -96,16 +83,9 @@ pub struct Reply {
 
 /// Handles one Route 53 request from its parts. Pure with respect to HTTP, so tests can
 /// call it without a socket.
-pub fn handle(
-    state: &AppState,
-    authorization: Option<&str>,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    body: &[u8],
-) -> Reply {
+pub fn handle(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> Reply {
     let request_id = state.request_id();
-    match run(state, authorization, method, path, query, body) {
+    match run(state, req, body) {
         Ok((status, op, inner, location)) => Reply {
             status,
             body: format!(
@@ -144,25 +124,13 @@ fn error_reply(e: &ApiError, request_id: &str) -> Reply {
 /// (status, operation name, inner XML, Location header)
 type Answer = (u16, &'static str, String, Option<String>);
 
-fn run(
-    state: &AppState,
-    authorization: Option<&str>,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    body: &[u8],
-) -> ApiResult<Answer> {
-    let cred = match authorization {
-        Some(h) => sigv4::parse_authorization(h)?,
-        None => {
-            return Err(ApiError::new(
-                "MissingAuthenticationToken",
-                "Missing Authentication Token",
-            )
-            .with_status(403));
-        }
-    };
-    let env = Env::new(cred.region, (state.clock)());
+fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<Answer> {
+    // SigV4 as every endpoint does it (`--auth strict` verifies the signature): the
+    // access key selects the account; Route 53 signs in us-east-1.
+    let identity = state.authenticate(req, body)?;
+    let account = identity.account.as_str();
+    let env = Env::new(identity.credential.region.clone(), (state.clock)());
+    let (method, path, query) = (req.method.as_str(), req.path.as_str(), req.query.as_deref());
     let q = Query::parse(query);
     let rest = path
         .strip_prefix("/2013-04-01")
@@ -170,7 +138,10 @@ fn run(
         .trim_matches('/');
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let mut control = state.lock();
-    let c = &mut *control;
+    let c = &mut Ctx {
+        control: &mut control,
+        account,
+    };
     match (method, segments.as_slice()) {
         ("POST", ["hostedzone"]) => create_hosted_zone(c, &env, body),
         ("GET", ["hostedzone"]) => list_hosted_zones(c, &env, &q),
@@ -200,7 +171,7 @@ fn run(
             ))
         }
         ("GET", ["change", id]) => {
-            let world = c.read(DEFAULT_ACCOUNT, &env)?;
+            let world = c.read(&env)?;
             let change = world.route53_change(id)?.clone();
             // Changes take effect when acknowledged: vpclab's DNS answers from the new
             // state at once, so every change is already in sync.
@@ -237,12 +208,24 @@ fn ok(op: &'static str, inner: String) -> Answer {
     (200, op, inner, None)
 }
 
+/// The account's control for one request.
+struct Ctx<'a> {
+    control: &'a mut Control,
+    account: &'a str,
+}
+
+impl Ctx<'_> {
+    fn read(&mut self, env: &Env) -> ApiResult<std::sync::Arc<World>> {
+        self.control.read(self.account, env)
+    }
+}
+
 fn mutate<R>(
-    c: &mut Control,
+    c: &mut Ctx<'_>,
     env: &Env,
     f: impl FnOnce(&mut World, &Env) -> ApiResult<R>,
 ) -> ApiResult<R> {
-    c.mutate(DEFAULT_ACCOUNT, env, false, f)
+    c.control.mutate(c.account, env, false, f)
 }
 
 /// The query string, decoded.
@@ -326,7 +309,7 @@ fn vpc_request(body: &[u8], root: &str, env: &Env) -> ApiResult<(ZoneVpc, Option
 // Hosted zones
 // ---------------------------------------------------------------------------
 
-fn create_hosted_zone(c: &mut Control, env: &Env, body: &[u8]) -> ApiResult<Answer> {
+fn create_hosted_zone(c: &mut Ctx<'_>, env: &Env, body: &[u8]) -> ApiResult<Answer> {
     let root = body_root(body, "CreateHostedZoneRequest")?;
     let config = root.child("HostedZoneConfig");
     let private_zone = config
@@ -363,8 +346,8 @@ fn create_hosted_zone(c: &mut Control, env: &Env, body: &[u8]) -> ApiResult<Answ
     Ok((201, "CreateHostedZone", x.finish(), Some(location)))
 }
 
-fn get_hosted_zone(c: &mut Control, env: &Env, id: &str) -> ApiResult<Answer> {
-    let world = c.read(DEFAULT_ACCOUNT, env)?;
+fn get_hosted_zone(c: &mut Ctx<'_>, env: &Env, id: &str) -> ApiResult<Answer> {
+    let world = c.read(env)?;
     let zone = world.hosted_zone(id)?;
     let mut x = Xml::new();
     hosted_zone_xml(&mut x, zone);
@@ -382,8 +365,8 @@ fn get_hosted_zone(c: &mut Control, env: &Env, id: &str) -> ApiResult<Answer> {
     Ok(ok("GetHostedZone", x.finish()))
 }
 
-fn list_hosted_zones(c: &mut Control, env: &Env, q: &Query) -> ApiResult<Answer> {
-    let world = c.read(DEFAULT_ACCOUNT, env)?;
+fn list_hosted_zones(c: &mut Ctx<'_>, env: &Env, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(env)?;
     let max = q.max_items(MAX_ITEMS_ZONES)?;
     let marker = q.get("marker");
     let wanted = match q.get("hostedzonetype") {
@@ -417,8 +400,8 @@ fn list_hosted_zones(c: &mut Control, env: &Env, q: &Query) -> ApiResult<Answer>
     Ok(ok("ListHostedZones", x.finish()))
 }
 
-fn list_hosted_zones_by_name(c: &mut Control, env: &Env, q: &Query) -> ApiResult<Answer> {
-    let world = c.read(DEFAULT_ACCOUNT, env)?;
+fn list_hosted_zones_by_name(c: &mut Ctx<'_>, env: &Env, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(env)?;
     let max = q.max_items(MAX_ITEMS_ZONES)?;
     let start_name = q.get("dnsname").map(normalize_name).transpose()?;
     let start_id = q.get("hostedzoneid").map(|id| bare_id(id, "/hostedzone/"));
@@ -458,8 +441,8 @@ fn list_hosted_zones_by_name(c: &mut Control, env: &Env, q: &Query) -> ApiResult
     Ok(ok("ListHostedZonesByName", x.finish()))
 }
 
-fn hosted_zone_count(c: &mut Control, env: &Env) -> ApiResult<Answer> {
-    let world = c.read(DEFAULT_ACCOUNT, env)?;
+fn hosted_zone_count(c: &mut Ctx<'_>, env: &Env) -> ApiResult<Answer> {
+    let world = c.read(env)?;
     let mut x = Xml::new();
     x.leaf("HostedZoneCount", world.hosted_zones.len());
     Ok(ok("GetHostedZoneCount", x.finish()))
@@ -503,7 +486,7 @@ fn change_info(change: &crate::model::route53::Change, status: &str) -> String {
 // Record sets
 // ---------------------------------------------------------------------------
 
-fn change_record_sets(c: &mut Control, env: &Env, id: &str, body: &[u8]) -> ApiResult<Answer> {
+fn change_record_sets(c: &mut Ctx<'_>, env: &Env, id: &str, body: &[u8]) -> ApiResult<Answer> {
     let root = body_root(body, "ChangeResourceRecordSetsRequest")?;
     let batch = root
         .child("ChangeBatch")
@@ -594,8 +577,8 @@ fn parse_rrset(e: &Element) -> ApiResult<ResourceRecordSet> {
     })
 }
 
-fn list_record_sets(c: &mut Control, env: &Env, id: &str, q: &Query) -> ApiResult<Answer> {
-    let world = c.read(DEFAULT_ACCOUNT, env)?;
+fn list_record_sets(c: &mut Ctx<'_>, env: &Env, id: &str, q: &Query) -> ApiResult<Answer> {
+    let world = c.read(env)?;
     let zone = world.hosted_zone(id)?;
     let max = q.max_items(MAX_ITEMS_RRSETS)?;
     if q.get("type").is_some() && q.get("name").is_none() {

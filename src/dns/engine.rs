@@ -187,7 +187,15 @@ pub fn respond(
 fn fit(response: Message, limit: usize) -> Message {
     match response.to_vec() {
         Ok(bytes) if bytes.len() <= limit => response,
-        _ => response.truncate(),
+        Ok(_) => response.truncate(),
+        // Data that cannot be encoded (the view should never hold any): SERVFAIL, not a
+        // TC that would send the client to TCP for the same failure.
+        Err(_) => {
+            let mut failed = response.truncate();
+            failed.metadata.truncation = false;
+            failed.metadata.response_code = ResponseCode::ServFail;
+            failed
+        }
     }
 }
 

@@ -25,6 +25,6 @@ pub use engine::{
 };
 pub use server::{ServeError, SharedView, serve_public_dns};
 pub use view::{
-    AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, Policy, RecordSet, ViewError,
-    VpcDns, name_key, parse_rdata,
+    AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, LINK_LOCAL_RESOLVER, Policy,
+    RecordSet, ViewError, VpcDns, name_key, parse_rdata,
 };

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 use ipnet::Ipv4Net;
 
 /// Everything the resolver needs to know about one world, at one instant.
@@ -62,7 +63,22 @@ pub struct VpcDns {
     pub cidrs: Vec<Ipv4Net>,
 }
 
+/// The link-local address of every VPC's resolver (AWS: 169.254.169.253).
+pub const LINK_LOCAL_RESOLVER: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 253);
+
 impl VpcDns {
+    /// The resolver's address in the VPC: the primary block's base plus two (AWS:
+    /// "the base of the VPC network range plus two").
+    pub fn resolver_address(&self) -> Option<Ipv4Addr> {
+        let base = u32::from(self.cidrs.first()?.network());
+        Some(Ipv4Addr::from(base.wrapping_add(2)))
+    }
+
+    /// Whether `addr` is where this VPC's resolver listens (base+2 or 169.254.169.253).
+    pub fn is_resolver(&self, addr: Ipv4Addr) -> bool {
+        addr == LINK_LOCAL_RESOLVER || self.resolver_address() == Some(addr)
+    }
+
     /// A VPC as `CreateVpc` makes it: DNS support on, hostnames off.
     pub fn new(region: &str, cidr: Ipv4Net) -> Self {
         Self {
@@ -326,6 +342,9 @@ pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, ViewError> {
     if rdata.record_type() != rtype {
         return Err(bad(format!("parsed as {}", rdata.record_type())));
     }
+    // What parses must also encode (a TXT string over 255 octets does not): refuse it
+    // here rather than fail every answer that would carry it.
+    rdata.to_bytes().map_err(|e| bad(e.to_string()))?;
     Ok(rdata)
 }
 
@@ -372,6 +391,14 @@ mod tests {
     }
 
     #[test]
+    fn the_resolver_listens_at_base_plus_two_and_link_local() {
+        let vpc = VpcDns::new("us-east-1", "10.0.0.0/16".parse().expect("cidr"));
+        assert_eq!(vpc.resolver_address(), Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert!(vpc.is_resolver(Ipv4Addr::new(169, 254, 169, 253)));
+        assert!(!vpc.is_resolver(Ipv4Addr::new(10, 0, 0, 3)));
+    }
+
+    #[test]
     fn empty_non_terminals_exist() {
         let mut zone = HostedZone::new("example.com", false);
         zone.add("a.b.example.com", RecordType::A, 60, &["192.0.2.1"])
@@ -403,5 +430,8 @@ mod tests {
         }
         assert!(parse_rdata(RecordType::A, "300.1.1.1").is_err());
         assert!(parse_rdata(RecordType::A, "").is_err());
+        // RFC 1035 §3.3: a character-string is at most 255 octets.
+        let long = format!("\"{}\"", "x".repeat(300));
+        assert!(parse_rdata(RecordType::TXT, &long).is_err());
     }
 }

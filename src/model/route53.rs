@@ -199,7 +199,14 @@ pub fn normalize_name(name: &str) -> ApiResult<String> {
         return Err(bad());
     }
     for label in key.split('.') {
-        if label.is_empty() || label.len() > 63 || label.chars().any(char::is_whitespace) {
+        // Route 53 wants anything beyond ASCII as punycode (or octal escapes).
+        if label.is_empty()
+            || label.len() > 63
+            || !label.is_ascii()
+            || label
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+        {
             return Err(bad());
         }
     }

@@ -136,3 +136,180 @@ fn compile_set(set: &ResourceRecordSet) -> Option<RecordSet> {
     }
     Some(compiled)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    use super::*;
+    use crate::dns::{Transport, Vantage, answer};
+    use crate::model::address::AssociateAddressInput;
+    use crate::model::eni::EniSpec;
+    use crate::model::route53::{ChangeAction, CreateZoneInput, RecordChange, ZoneVpc};
+    use crate::model::vpc::VpcAttribute;
+    use crate::model::{Env, Timestamp};
+
+    fn env() -> Env {
+        Env::new("us-east-1", Timestamp(1_700_000_000_000))
+    }
+
+    fn ask(view: &DnsView, vantage: Vantage<'_>, name: &str) -> Message {
+        let mut q = Message::new(1, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_str(name).expect("name"),
+            RecordType::A,
+        ));
+        let out =
+            answer(view, vantage, &q.to_vec().expect("encode"), Transport::UDP).expect("an answer");
+        Message::from_vec(&out).expect("parse")
+    }
+
+    fn a_records(m: &Message) -> Vec<String> {
+        m.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A world with the default VPC, one interface with an Elastic IP, and a private zone
+    /// associated with the default VPC.
+    fn world() -> (World, String, String, String) {
+        let mut w = World::new("000000000000");
+        w.ensure_region(&env()).expect("region");
+        let vpc = w.default_vpc("us-east-1").expect("default vpc").id.clone();
+        let subnet = w
+            .subnets
+            .iter()
+            .find(|s| s.vpc_id == vpc)
+            .expect("default subnet")
+            .id
+            .clone();
+        let eni = w
+            .create_network_interface(
+                &env(),
+                EniSpec {
+                    subnet_id: subnet,
+                    ..EniSpec::default()
+                },
+                &[],
+            )
+            .expect("eni");
+        let (allocation, _) = w.allocate_address(&env(), &[]).expect("eip");
+        w.associate_address(
+            &env(),
+            &AssociateAddressInput {
+                allocation_id: Some(allocation),
+                public_ip: None,
+                instance_id: None,
+                network_interface_id: Some(eni.clone()),
+                private_ip: None,
+                allow_reassociation: false,
+            },
+        )
+        .expect("associate");
+        let (zone, _) = w
+            .create_hosted_zone(
+                &env(),
+                CreateZoneInput {
+                    name: "corp.internal".into(),
+                    caller_reference: "r".into(),
+                    vpc: Some(ZoneVpc {
+                        region: "us-east-1".into(),
+                        vpc_id: vpc.clone(),
+                    }),
+                    ..CreateZoneInput::default()
+                },
+            )
+            .expect("zone");
+        w.change_record_sets(
+            &env(),
+            &zone.id,
+            None,
+            vec![RecordChange {
+                action: ChangeAction::Create,
+                set: ResourceRecordSet {
+                    name: "db.corp.internal".into(),
+                    rtype: "A".into(),
+                    ttl: Some(60),
+                    records: vec!["172.31.9.9".into()],
+                    ..ResourceRecordSet::default()
+                },
+            }],
+        )
+        .expect("record");
+        (w, vpc, eni, zone.id)
+    }
+
+    #[test]
+    fn interfaces_resolve_by_their_ec2_names_with_split_horizon() {
+        let (w, vpc, eni, _) = world();
+        let view = dns_view(&w);
+        let iface = w.network_interfaces.get(&eni).expect("eni");
+        let private = iface.private_ip;
+        let public = iface.association.as_ref().expect("eip").public_ip;
+        let private_name = format!("{}.", dns::names::private_name(private, "us-east-1"));
+        let public_name = format!("{}.", dns::names::public_name(public, "us-east-1"));
+        assert_eq!(
+            a_records(&ask(&view, Vantage::Vpc(&vpc), &private_name)),
+            vec![private.to_string()]
+        );
+        // The default VPC has enableDnsHostnames: the public name exists, split horizon.
+        assert_eq!(
+            a_records(&ask(&view, Vantage::Vpc(&vpc), &public_name)),
+            vec![private.to_string()]
+        );
+        assert_eq!(
+            a_records(&ask(&view, Vantage::Internet, &public_name)),
+            vec![public.to_string()]
+        );
+    }
+
+    #[test]
+    fn modify_vpc_attribute_changes_what_resolves() {
+        let (mut w, vpc, _, _) = world();
+        let view = dns_view(&w);
+        assert_eq!(
+            a_records(&ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.")),
+            vec!["172.31.9.9"]
+        );
+        // Private zones need enableDnsHostnames too.
+        w.modify_vpc_attribute(&env(), &vpc, VpcAttribute::EnableDnsHostnames, false)
+            .expect("hostnames off");
+        let view = dns_view(&w);
+        let m = ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.");
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        // enableDnsSupport off: the resolver is silent.
+        w.modify_vpc_attribute(&env(), &vpc, VpcAttribute::EnableDnsSupport, false)
+            .expect("support off");
+        let view = dns_view(&w);
+        let mut q = Message::new(1, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_str("db.corp.internal.").expect("name"),
+            RecordType::A,
+        ));
+        let bytes = q.to_vec().expect("encode");
+        assert_eq!(
+            answer(&view, Vantage::Vpc(&vpc), &bytes, Transport::UDP),
+            None
+        );
+    }
+
+    #[test]
+    fn the_subscriber_publishes_every_change() {
+        let (w, vpc, _, _) = world();
+        let shared: SharedView = Arc::default();
+        let sub = dns_subscriber(shared.clone());
+        sub(DEFAULT_ACCOUNT, &Arc::new(w));
+        let view = shared.read().expect("lock").clone();
+        assert_eq!(
+            a_records(&ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.")),
+            vec!["172.31.9.9"]
+        );
+    }
+}

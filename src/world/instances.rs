@@ -41,6 +41,8 @@ const RESOLVER_LINK_LOCAL: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 253);
 
 struct Running {
     eni: String,
+    /// RebootInstances calls seen; a new one restarts the instance's runtime.
+    reboots: u32,
     profile: InstanceProfile,
     host: Host,
     imds: Option<Host>,
@@ -140,6 +142,13 @@ impl Runtime {
             let Some(profile) = profile_of(ri) else {
                 continue;
             };
+            if self.running.get(id).is_some_and(|r| r.reboots != ri.reboots) {
+                // RebootInstances: connections drop, services restart from the
+                // persisted disk, user data does not run again.
+                if let Some(r) = self.running.remove(id) {
+                    r.stop();
+                }
+            }
             if let Some(r) = self.running.get_mut(id) {
                 if r.profile != profile {
                     r.state.set_profile(profile.clone());
@@ -253,6 +262,7 @@ impl Runtime {
         }
         Ok(Running {
             eni,
+            reboots: ri.reboots,
             profile,
             host,
             imds,

@@ -142,7 +142,11 @@ impl Runtime {
             let Some(profile) = profile_of(ri) else {
                 continue;
             };
-            if self.running.get(id).is_some_and(|r| r.reboots != ri.reboots) {
+            if self
+                .running
+                .get(id)
+                .is_some_and(|r| r.reboots != ri.reboots)
+            {
                 // RebootInstances: connections drop, services restart from the
                 // persisted disk, user data does not run again.
                 if let Some(r) = self.running.remove(id) {

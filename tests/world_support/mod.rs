@@ -85,7 +85,7 @@ impl Daemon {
         self.dir.path().join(name)
     }
 
-    fn env(&self, cmd: &mut Command) {
+    pub fn env(&self, cmd: &mut Command) {
         cmd.env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_DEFAULT_REGION", "us-east-1")

@@ -89,6 +89,13 @@ impl InstanceState {
             "cloud-init[1580]: Cloud-init v. 22.2.2 finished at {}. Datasource DataSourceEc2.  Up 12.34 seconds\n",
             boot_stamp()
         ));
+        // The serial console's getty prompt comes last on a real instance; it names the
+        // operating system, which is how GetConsoleOutput tells an image apart.
+        tail.push_str(&format!(
+            "\n{}\n\n{} login: \n",
+            p.image.console_issue(&p.hostname()),
+            p.hostname()
+        ));
         self.append_console(&tail);
         let mut disk = self.lock_disk();
         disk.fs.install(

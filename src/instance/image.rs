@@ -132,6 +132,17 @@ impl Image {
         matches!(self, Image::AmazonLinux2023)
     }
 
+    /// The line the serial console's getty prints before its login prompt.
+    pub fn console_issue(self, hostname: &str) -> String {
+        match self {
+            Image::AmazonLinux2023 => format!(
+                "Amazon Linux 2023.6.20241111\nKernel {} on an x86_64 (ttyS0)",
+                self.kernel_release()
+            ),
+            Image::Ubuntu2404 => format!("Ubuntu 24.04.1 LTS {hostname} ttyS0"),
+        }
+    }
+
     /// `/etc/os-release`.
     pub fn os_release(self) -> &'static str {
         match self {

@@ -2,12 +2,13 @@
 //! against vpclab and against moto's server doing the same calls in the same run, and the
 //! time from spawning `vpclab up` to its first successful answer.
 //!
-//! Prints `BENCH api describe_vpcs_ms=<p50> create_vpc_ms=<p50> moto_ratio=<moto/ours>
-//! moto_create_ratio=… moto_describe_ratio=… startup_ms=<median>` (moto_ratio is the
-//! geometric mean of the two per-call ratios). Requests use a new loopback connection
-//! each, for both servers; vpclab runs as `vpclab up` does (SQLite commit and topology
-//! compilation on every change). DescribeInstances is not measured here: instances are not part of
-//! this branch (describe_vpcs with the same number of VPCs stands in for a large Describe).
+//! Prints `BENCH api describe_instances_ms=<p50> create_vpc_ms=<p50> moto_ratio=<moto/ours>
+//! moto_create_ratio=… moto_describe_ratio=… describe_vpcs_ms=… startup_ms=<median>`
+//! (moto_ratio is the geometric mean of the two per-call ratios, CreateVpc and
+//! DescribeInstances). DescribeInstances lists every instance of an account holding 1,000
+//! of them (launched in batches by RunInstances before timing). Requests use a new
+//! loopback connection each, for both servers; vpclab runs as `vpclab up` does (SQLite
+//! commit and topology compilation on every change, instances running on the fabric).
 //! moto must be importable by `python3` (`pip install 'moto[server]'`); without it the
 //! ratio is printed as `na`.
 
@@ -39,6 +40,46 @@ fn post(port: u16, form: &str) -> (u16, String) {
 fn p50(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// The first Amazon-owned image id the server lists (vpclab and moto have their own).
+fn some_image(port: u16) -> String {
+    let (status, body) = post(
+        port,
+        "Action=DescribeImages&Version=2016-11-15&Owner.1=amazon",
+    );
+    assert_eq!(status, 200, "DescribeImages failed: {body}");
+    let start = body.find("<imageId>").expect("an image") + "<imageId>".len();
+    let end = body[start..].find('<').expect("end of imageId") + start;
+    body[start..end].to_string()
+}
+
+/// Records `count` instances (batches of 100), then returns the DescribeInstances p50 ms
+/// over `calls` calls that list them all.
+fn measure_instances(port: u16, count: usize, calls: usize) -> f64 {
+    let image = some_image(port);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(100);
+        let form = format!(
+            "Action=RunInstances&Version=2016-11-15&ImageId={image}&InstanceType=t2.micro&MinCount={n}&MaxCount={n}"
+        );
+        let (status, body) = post(port, &form);
+        assert_eq!(status, 200, "RunInstances failed: {body}");
+        left -= n;
+    }
+    let mut describe = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let (status, body) = post(port, "Action=DescribeInstances&Version=2016-11-15");
+        describe.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(status, 200, "DescribeInstances failed: {body}");
+        assert!(
+            body.matches("<instanceId>").count() >= count,
+            "DescribeInstances listed fewer than {count} instances"
+        );
+    }
+    p50(describe)
 }
 
 /// (create_vpc p50 ms, describe_vpcs p50 ms) against a server on `port`.
@@ -140,7 +181,11 @@ fn main() {
     // `cargo bench` passes `--bench`. Without it (`cargo test --all-targets`), run a
     // small smoke version without moto so CI stays fast.
     let full = std::env::args().any(|a| a == "--bench");
-    let (calls, starts) = if full { (300, 5) } else { (20, 1) };
+    let (calls, starts, instances, describes) = if full {
+        (300, 5, 1000, 30)
+    } else {
+        (20, 1, 20, 3)
+    };
     let mut startups = Vec::new();
     for _ in 0..starts {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -150,8 +195,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_d, port, _) = start_vpclab(dir.path());
     let (create, describe) = measure(port, calls);
+    let instances_ms = measure_instances(port, instances, describes);
     eprintln!(
-        "vpclab: create_vpc p50 {create:.3} ms, describe_vpcs p50 {describe:.3} ms ({calls} VPCs)"
+        "vpclab: create_vpc p50 {create:.3} ms, describe_vpcs p50 {describe:.3} ms ({calls} VPCs), \
+         describe_instances p50 {instances_ms:.3} ms ({instances} instances)"
     );
     if !full {
         println!("api bench smoke run ok (run `cargo bench -p vpclab --bench api` for figures)");
@@ -160,12 +207,15 @@ fn main() {
     let ratio = match start_moto() {
         Some((_m, mport)) => {
             let (mc, md) = measure(mport, calls);
-            eprintln!("moto:   create_vpc p50 {mc:.3} ms, describe_vpcs p50 {md:.3} ms");
-            let (rc, rd) = (mc / create, md / describe);
+            let mi = measure_instances(mport, instances, describes);
+            eprintln!(
+                "moto:   create_vpc p50 {mc:.3} ms, describe_vpcs p50 {md:.3} ms, describe_instances p50 {mi:.3} ms"
+            );
+            let (rc, ri) = (mc / create, mi / instances_ms);
             // The geometric mean of the two ratios, then each one.
             format!(
-                "{:.1} moto_create_ratio={rc:.1} moto_describe_ratio={rd:.1}",
-                (rc * rd).sqrt()
+                "{:.1} moto_create_ratio={rc:.1} moto_describe_ratio={ri:.1}",
+                (rc * ri).sqrt()
             )
         }
         None => {
@@ -174,7 +224,7 @@ fn main() {
         }
     };
     println!(
-        "BENCH api describe_vpcs_ms={describe:.3} create_vpc_ms={create:.3} moto_ratio={ratio} startup_ms={:.1}",
+        "BENCH api describe_instances_ms={instances_ms:.3} create_vpc_ms={create:.3} moto_ratio={ratio} describe_vpcs_ms={describe:.3} startup_ms={:.1}",
         p50(startups)
     );
 }

@@ -54,13 +54,13 @@ fn some_image(port: u16) -> String {
     body[start..end].to_string()
 }
 
-/// Records `count` instances (batches of 100), then returns the DescribeInstances p50 ms
+/// Records `count` instances (batches of 20, moto's per-call limit), then returns the DescribeInstances p50 ms
 /// over `calls` calls that list them all.
 fn measure_instances(port: u16, count: usize, calls: usize) -> f64 {
     let image = some_image(port);
     let mut left = count;
     while left > 0 {
-        let n = left.min(100);
+        let n = left.min(20);
         let form = format!(
             "Action=RunInstances&Version=2016-11-15&ImageId={image}&InstanceType=t2.micro&MinCount={n}&MaxCount={n}"
         );

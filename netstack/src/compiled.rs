@@ -148,29 +148,44 @@ pub(crate) enum CPeer {
     Group(Option<u32>),
 }
 
+/// One security-group rule inside an interface's merged policy.
 #[derive(Clone, Debug)]
 pub(crate) struct CSgRule {
     pub m: Match,
     pub peer: CPeer,
-    /// Position among the group's rules of this direction.
-    pub index: u32,
+    /// `group position on the interface << 20 | rule index in the group`:
+    /// the lowest order is the rule reported as "the" match.
+    pub order: u32,
 }
 
-/// One direction of one group's rules.
+pub(crate) const ORDER_SHIFT: u32 = 20;
+
+/// All rules of all groups of an interface, for one direction, arranged for
+/// lookup: AWS ORs every rule of every group, so one merged set answers with
+/// one hash lookup instead of one per group.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct CSgDir {
-    /// Single-port TCP/UDP rules by (protocol, port).
+pub(crate) struct CRuleSet {
+    /// Single-port TCP/UDP rules by (protocol, port), each list in order.
     pub by_port: FxMap<(u8, u16), Vec<CSgRule>>,
-    /// Everything else, in rule order.
-    pub rest: Vec<CSgRule>,
-    pub rule_ids: Vec<Option<ResId>>,
+    /// TCP and UDP port ranges, sorted by their first port (a scan stops at
+    /// the first range starting above the packet's port).
+    pub tcp_ranges: Vec<CSgRule>,
+    pub udp_ranges: Vec<CSgRule>,
+    /// Everything else (all protocols, ICMP, other protocols), in order.
+    pub other: Vec<CSgRule>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CPolicy {
+    pub ingress: CRuleSet,
+    pub egress: CRuleSet,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct CSg {
     pub id: ResId,
-    pub ingress: CSgDir,
-    pub egress: CSgDir,
+    pub ingress_ids: Vec<Option<ResId>>,
+    pub egress_ids: Vec<Option<ResId>>,
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +195,8 @@ pub(crate) struct CEni {
     pub subnet: u32,
     pub vpc: u32,
     pub sgs: Vec<u32>,
+    /// Index into `Compiled::policies`.
+    pub policy: u32,
     /// Set for a NAT gateway's own interface: no security groups apply.
     pub nat: Option<u32>,
     pub private: u32,
@@ -207,6 +224,7 @@ pub(crate) struct Compiled {
     pub tables: Vec<CTable>,
     pub acls: Vec<CAcl>,
     pub sgs: Vec<CSg>,
+    pub policies: Vec<CPolicy>,
     /// Private addresses of the interfaces carrying each group, sorted (a
     /// binary search costs less than hashing, and nothing for an empty group).
     pub members: Vec<Vec<u32>>,
@@ -252,8 +270,7 @@ fn check_keys<T>(
     Ok(())
 }
 
-fn compile_sg_dir(rules: &[SgRule], sg_ix: &FxMap<ResId, u32>) -> CSgDir {
-    let mut dir = CSgDir::default();
+fn add_rules(set: &mut CRuleSet, gpos: u32, rules: &[SgRule], sg_ix: &FxMap<ResId, u32>) {
     for (i, r) in rules.iter().enumerate() {
         let m = Match::new(r.protocol, r.ports, r.icmp);
         let peer = match &r.peer {
@@ -263,17 +280,33 @@ fn compile_sg_dir(rules: &[SgRule], sg_ix: &FxMap<ResId, u32>) -> CSgDir {
         let rule = CSgRule {
             m,
             peer,
-            index: i as u32,
+            order: gpos << ORDER_SHIFT | i as u32,
         };
         match m.proto {
             Some(p @ (6 | 17)) if m.lo == m.hi => {
-                dir.by_port.entry((p, m.lo)).or_default().push(rule)
+                set.by_port.entry((p, m.lo)).or_default().push(rule)
             }
-            _ => dir.rest.push(rule),
+            Some(6) => set.tcp_ranges.push(rule),
+            Some(17) => set.udp_ranges.push(rule),
+            _ => set.other.push(rule),
         }
-        dir.rule_ids.push(r.id.clone());
     }
-    dir
+}
+
+fn compile_policy(spec: &TopologyBuilder, groups: &[ResId], sg_ix: &FxMap<ResId, u32>) -> CPolicy {
+    let mut pol = CPolicy::default();
+    for (gpos, g) in groups.iter().enumerate() {
+        if let Some(sg) = spec.security_groups.get(g) {
+            add_rules(&mut pol.ingress, gpos as u32, &sg.ingress, sg_ix);
+            add_rules(&mut pol.egress, gpos as u32, &sg.egress, sg_ix);
+        }
+    }
+    for set in [&mut pol.ingress, &mut pol.egress] {
+        set.tcp_ranges.sort_by_key(|r| (r.m.lo, r.order));
+        set.udp_ranges.sort_by_key(|r| (r.m.lo, r.order));
+        set.other.sort_by_key(|r| r.order);
+    }
+    pol
 }
 
 pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology, TopologyError> {
@@ -417,8 +450,8 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     for g in spec.security_groups.values() {
         c.sgs.push(CSg {
             id: g.id.clone(),
-            ingress: compile_sg_dir(&g.ingress, &sg_ix),
-            egress: compile_sg_dir(&g.egress, &sg_ix),
+            ingress_ids: g.ingress.iter().map(|r| r.id.clone()).collect(),
+            egress_ids: g.egress.iter().map(|r| r.id.clone()).collect(),
         });
         c.members.push(Vec::new());
     }
@@ -435,6 +468,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             private: u32::from(n.private_ip),
         });
     }
+    let mut policy_ix: FxMap<Vec<u32>, u32> = FxMap::default();
     for e in spec.network_interfaces.values() {
         let si = *subnet_ix
             .get(&e.subnet)
@@ -448,6 +482,17 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             sgs.push(gi);
         }
         let idx = c.enis.len() as u32;
+        // Interfaces with the same groups (in the same order) share a policy.
+        let policy = match policy_ix.get(&sgs) {
+            Some(&p) => p,
+            None => {
+                let p = c.policies.len() as u32;
+                c.policies
+                    .push(compile_policy(&spec, &e.security_groups, &sg_ix));
+                policy_ix.insert(sgs.clone(), p);
+                p
+            }
+        };
         // The NAT gateway's interface: found through the gateway that names it.
         let nat = spec
             .nat_gateways
@@ -494,6 +539,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             subnet: si,
             vpc,
             sgs,
+            policy,
             nat,
             private,
             public,

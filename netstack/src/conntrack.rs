@@ -53,7 +53,7 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ConnKey {
     /// The interface's stable number in the fabric (survives topology swaps).
     pub eni: u32,
@@ -154,6 +154,12 @@ impl Conntrack {
         let slot = *self.index.get(key)?;
         let e = self.slots[slot as usize].as_ref()?;
         e.alive(now, t).then_some(slot)
+    }
+
+    /// Whether `slot` still holds the live entry for `key`.
+    #[inline]
+    pub fn is_live(&self, slot: u32, key: &ConnKey, now: Instant, t: &Timeouts) -> bool {
+        matches!(self.slots.get(slot as usize), Some(Some(e)) if e.key == *key && e.alive(now, t))
     }
 
     /// Refreshes a slot returned by `lookup` during the same packet.

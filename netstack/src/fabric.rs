@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use smoltcp::time::Instant;
 
-use crate::compiled::{CSgDir, CTarget, Compiled};
+use crate::compiled::{CPeer, CRuleSet, CSgRule, CTarget, Compiled, ORDER_SHIFT};
 use crate::conntrack::{ConnKey, Conntrack, Timeouts};
 use crate::flow::{Flow, Pkt, is_echo, is_icmp_error, parse, write_back};
 use crate::hash::FxBuild;
@@ -87,6 +87,7 @@ pub struct FabricStats {
 enum Effect {
     ConnTouch {
         slot: u32,
+        key: ConnKey,
         dir: Direction,
         flags: u8,
     },
@@ -97,6 +98,7 @@ enum Effect {
     },
     NatTouch {
         slot: u32,
+        key: OutKey,
     },
     NatNew {
         key: OutKey,
@@ -105,7 +107,7 @@ enum Effect {
 }
 
 /// The sans-IO data plane: topology snapshot, connection tracking, NAT state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Fabric {
     topology: Arc<Topology>,
     config: FabricConfig,
@@ -118,17 +120,58 @@ pub struct Fabric {
     nat_stable: Vec<u32>,
     record_hops: bool,
     effects: Vec<Effect>,
+    flow_cache: std::collections::HashMap<FlowKey, CachedFlow, FxBuild>,
     stats: FabricStats,
 }
+
+/// The headers that decide a packet's fate, for the flow cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    /// Dense index of the sending interface, or `u32::MAX` for the internet.
+    ingress: u32,
+    proto: u8,
+    icmp: u16,
+    sport: u16,
+    dport: u16,
+    src: u32,
+    dst: u32,
+}
+
+/// A memoised delivery.
+///
+/// The walk is a pure function of the topology, the packet's headers and the
+/// liveness of the connection-tracking entries and NAT mappings it found.
+/// A walk that used nothing else (every security group passed by tracked
+/// state, no new NAT mapping) is remembered with those slots; replaying it is
+/// exact as long as the topology is the same (the cache is cleared on every
+/// swap) and each slot still holds the same live entry. `explain` never uses
+/// it, and hop recording bypasses it.
+#[derive(Clone, Debug)]
+struct CachedFlow {
+    port: Port,
+    out: Rewrite,
+    gateways: u8,
+    conns: [(u32, ConnKey, Direction); 2],
+    n_conns: u8,
+    nats: [(u32, OutKey); 2],
+    n_nats: u8,
+}
+
+/// Source, destination, source port, destination port after the walk.
+type Rewrite = (u32, u32, u16, u16);
+
+const FLOW_CACHE_CAPACITY: usize = 1 << 16;
 
 /// Longest chain of gateways a packet may cross before it is called a loop.
 const MAX_GATEWAYS: u8 = 8;
 
 impl Fabric {
+    /// A fabric over `topology` with AWS's defaults (seed 0).
     pub fn new(topology: Arc<Topology>) -> Self {
         Self::with_config(topology, FabricConfig::default())
     }
 
+    /// A fabric with an explicit seed, NAT port range and timeouts.
     pub fn with_config(topology: Arc<Topology>, config: FabricConfig) -> Self {
         let mut f = Fabric {
             topology: Arc::new(Topology::empty()),
@@ -140,6 +183,7 @@ impl Fabric {
             nat_stable: Vec::new(),
             record_hops: false,
             effects: Vec::with_capacity(8),
+            flow_cache: Default::default(),
             stats: FabricStats::default(),
         };
         f.set_topology(topology);
@@ -167,8 +211,11 @@ impl Fabric {
             .map(|n| stable(&n.id, &mut self.stable_ids))
             .collect();
         self.topology = topology;
+        // Memoised decisions belong to the old rules.
+        self.flow_cache.clear();
     }
 
+    /// The snapshot in force.
     pub fn topology(&self) -> &Arc<Topology> {
         &self.topology
     }
@@ -204,11 +251,31 @@ impl Fabric {
                 };
             }
         };
+        // Established flows: replay the memoised decision when every piece
+        // of state it relied on is still alive (see `FlowCache`).
+        let cache_key = if self.record_hops || pkt.inner.is_some() {
+            None
+        } else {
+            self.flow_key(ingress, &pkt)
+        };
+        if let Some(key) = &cache_key
+            && let Some(hit) = self.cache_hit(now, key, &pkt)
+        {
+            let mut new = pkt;
+            (new.src, new.dst, new.sport, new.dport) = hit.1;
+            new.ttl -= hit.2;
+            write_back(packet, &layout, &pkt, &new);
+            self.stats.delivered += 1;
+            return Verdict {
+                hops: Vec::new(),
+                outcome: Outcome::Deliver(hit.0),
+            };
+        }
         let mut hops = Vec::new();
         let mut effects = std::mem::take(&mut self.effects);
         effects.clear();
         let mut new = pkt;
-        let outcome = {
+        let (outcome, cacheable, gateways) = {
             let mut w = Walk {
                 c: &self.topology.c,
                 fabric: self,
@@ -220,19 +287,110 @@ impl Fabric {
                 },
                 effects: &mut effects,
                 gateways: 0,
+                cacheable: true,
             };
-            w.start(ingress, &mut new)
+            let o = w.start(ingress, &mut new);
+            (o, w.cacheable, w.gateways)
         };
         match &outcome {
-            Outcome::Deliver(_) => {
+            Outcome::Deliver(port) => {
                 self.commit(now, &effects);
                 write_back(packet, &layout, &pkt, &new);
                 self.stats.delivered += 1;
+                if cacheable && let Some(key) = cache_key {
+                    self.cache_insert(key, port, &new, gateways, &effects);
+                }
             }
             Outcome::Drop(_) => self.stats.dropped += 1,
         }
         self.effects = effects;
         Verdict { hops, outcome }
+    }
+
+    fn flow_key(&self, ingress: &Port, p: &Pkt) -> Option<FlowKey> {
+        let ingress = match ingress {
+            Port::Eni(id) => *self.topology.c.eni_ix.get(id)?,
+            Port::Internet => u32::MAX,
+            _ => return None,
+        };
+        Some(FlowKey {
+            ingress,
+            proto: p.proto,
+            icmp: p
+                .icmp
+                .map_or(u16::MAX, |(t, c)| u16::from(t) << 8 | u16::from(c)),
+            sport: p.sport,
+            dport: p.dport,
+            src: p.src,
+            dst: p.dst,
+        })
+    }
+
+    /// A memoised decision whose tracked connections and NAT mappings are
+    /// all still alive: refresh them and return (port, rewritten addresses
+    /// and ports, gateways crossed).
+    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<(Port, Rewrite, u8)> {
+        let t = self.config.timeouts;
+        let hit = self.flow_cache.get(key)?;
+        // A TTL that would run out at one of the gateways takes the full walk.
+        if p.ttl <= hit.gateways {
+            return None;
+        }
+        let conns = &hit.conns[..hit.n_conns as usize];
+        let nats = &hit.nats[..hit.n_nats as usize];
+        if !conns
+            .iter()
+            .all(|(slot, k, _)| self.conntrack.is_live(*slot, k, now, &t))
+            || !nats
+                .iter()
+                .all(|(slot, k)| self.nat.is_live(*slot, k, now, t.nat_idle))
+        {
+            return None;
+        }
+        for (slot, _, dir) in conns {
+            self.conntrack.touch(*slot, now, *dir, p.flags);
+        }
+        for (slot, _) in nats {
+            self.nat.touch(*slot, now);
+        }
+        Some((hit.port.clone(), hit.out, hit.gateways))
+    }
+
+    fn cache_insert(
+        &mut self,
+        key: FlowKey,
+        port: &Port,
+        new: &Pkt,
+        gateways: u8,
+        effects: &[Effect],
+    ) {
+        let mut entry = CachedFlow {
+            port: port.clone(),
+            out: (new.src, new.dst, new.sport, new.dport),
+            gateways,
+            conns: [(0, ConnKey::default(), Direction::Inbound); 2],
+            n_conns: 0,
+            nats: [(0, OutKey::default()); 2],
+            n_nats: 0,
+        };
+        for e in effects {
+            match *e {
+                Effect::ConnTouch { slot, key, dir, .. } if entry.n_conns < 2 => {
+                    entry.conns[entry.n_conns as usize] = (slot, key, dir);
+                    entry.n_conns += 1;
+                }
+                Effect::NatTouch { slot, key } if entry.n_nats < 2 => {
+                    entry.nats[entry.n_nats as usize] = (slot, key);
+                    entry.n_nats += 1;
+                }
+                // Anything else (or more state than fits) is not memoised.
+                _ => return,
+            }
+        }
+        if self.flow_cache.len() >= FLOW_CACHE_CAPACITY {
+            self.flow_cache.clear();
+        }
+        self.flow_cache.insert(key, entry);
     }
 
     /// The same decision path on a described flow, changing no state: the
@@ -249,9 +407,39 @@ impl Fabric {
             hops: Some(&mut hops),
             effects: &mut effects,
             gateways: 0,
+            cacheable: false,
         }
         .start(ingress, &mut p);
         Verdict { hops, outcome }
+    }
+
+    /// The forward path of `flow` and, when it is delivered, the return path
+    /// of its reply (ports and addresses swapped, SYN answered by SYN-ACK,
+    /// echo request by echo reply) sent back from where the flow arrived —
+    /// as if the flow had really been sent: the reply sees the connection
+    /// tracking and NAT mapping the forward packet creates. Nothing changes
+    /// in this fabric (the walk runs on a copy of its state), so this is the
+    /// "forward and return path" of a reachability analysis, and it shows the
+    /// classic stateless trap: a reply dropped by a network ACL.
+    pub fn explain_round_trip(
+        &self,
+        now: Instant,
+        ingress: &Port,
+        flow: &Flow,
+    ) -> (Verdict, Option<Verdict>) {
+        let mut scratch = self.clone();
+        scratch.record_hops = true;
+        let mut bytes = flow.to_packet(&[]);
+        let forward = scratch.process(now, ingress, &mut bytes);
+        let Outcome::Deliver(at) = &forward.outcome else {
+            return (forward, None);
+        };
+        let Ok(delivered) = crate::flow::parse_flow(&bytes) else {
+            return (forward, None);
+        };
+        let mut reply = delivered.reply().to_packet(&[]);
+        let back = scratch.process(now, at, &mut reply);
+        (forward, Some(back))
     }
 
     /// Drops idle connection-tracking entries and NAT mappings. Correctness
@@ -261,16 +449,17 @@ impl Fabric {
         let t = self.config.timeouts;
         self.conntrack.expire(now, &t);
         self.nat.expire(now, t.nat_idle);
+        self.flow_cache.clear();
     }
 
     fn commit(&mut self, now: Instant, effects: &[Effect]) {
         for e in effects {
             match *e {
-                Effect::ConnTouch { slot, dir, flags } => {
-                    self.conntrack.touch(slot, now, dir, flags)
-                }
+                Effect::ConnTouch {
+                    slot, dir, flags, ..
+                } => self.conntrack.touch(slot, now, dir, flags),
                 Effect::ConnNew { key, dir, flags } => self.conntrack.insert(key, now, dir, flags),
-                Effect::NatTouch { slot } => self.nat.touch(slot, now),
+                Effect::NatTouch { slot, .. } => self.nat.touch(slot, now),
                 Effect::NatNew { key, port } => self.nat.insert(key, port, now),
             }
         }
@@ -285,6 +474,10 @@ struct Walk<'a> {
     hops: Option<&'a mut Vec<Hop>>,
     effects: &'a mut Vec<Effect>,
     gateways: u8,
+    /// False once the decision depended on something other than the
+    /// topology and live tracked state (a rule created state, a NAT port was
+    /// chosen): such a walk is not memoised in the flow cache.
+    cacheable: bool,
 }
 
 type Step = Result<(), DropReason>;
@@ -445,11 +638,22 @@ impl Walk<'_> {
             });
             return self.arrive(subnet.vpc, Some(s), p);
         }
-        // 5. Egress NACL of the source subnet.
-        self.nacl(s, Direction::Outbound, p)?;
-        // 6. Route table, longest prefix.
+        // 5. Egress NACL of the source subnet — unless the route hands the
+        // packet to a NAT gateway or interface inside this same subnet: that
+        // hop does not cross the subnet boundary (the NAT gateway's own
+        // departure is checked when it sends the packet on).
         let table = &c.tables[subnet.table as usize];
-        let Some(route) = table.lookup(p.dst) else {
+        let route = table.lookup(p.dst);
+        let stays_inside = match route.map(|r| r.target) {
+            Some(CTarget::Nat(n)) => c.nats[n as usize].subnet == s,
+            Some(CTarget::Eni(e)) => c.enis[e as usize].subnet == s,
+            _ => false,
+        };
+        if !stays_inside {
+            self.nacl(s, Direction::Outbound, p)?;
+        }
+        // 6. Route table, longest prefix.
+        let Some(route) = route else {
             self.hop(|| Hop {
                 component: table.id.clone(),
                 action: HopAction::Drop,
@@ -657,6 +861,11 @@ impl Walk<'_> {
             self.nacl(nat.subnet, Direction::Inbound, p)?;
         }
         self.gateway_hop(&nat.id, p)?;
+        if let (Some((ty, _)), Some(_)) = (p.icmp, p.inner)
+            && is_icmp_error(ty)
+        {
+            return self.nat_out_icmp_error(n, p);
+        }
         let (sport, dport) = match (p.proto, p.icmp) {
             (6 | 17, _) => (p.sport, p.dport),
             (1, Some((8, _))) => (p.sport, 0),
@@ -684,7 +893,7 @@ impl Walk<'_> {
         };
         let port = match f.nat.lookup_out(&key, self.now, idle) {
             Some((slot, port)) => {
-                self.effects.push(Effect::NatTouch { slot });
+                self.effects.push(Effect::NatTouch { slot, key });
                 port
             }
             None => match f
@@ -692,6 +901,7 @@ impl Walk<'_> {
                 .choose_port(&key, f.config.seed, f.config.nat_ports, self.now, idle)
             {
                 Some(port) => {
+                    self.cacheable = false;
                     self.effects.push(Effect::NatNew { key, port });
                     port
                 }
@@ -709,6 +919,65 @@ impl Walk<'_> {
         p.sport = port;
         if p.proto == 1 {
             p.dport = port;
+        }
+        self.hop(|| Hop {
+            component: nat.id.clone(),
+            action: HopAction::NatTranslate {
+                from: before,
+                to: (ip(nat.private), port),
+            },
+            rule: None,
+        });
+        self.forward(nat.subnet, p)
+    }
+
+    /// An ICMP error sent from inside about a translated flow (say, "port
+    /// unreachable" for a UDP reply): the quoted packet is the reply as the
+    /// instance saw it, so the mapping is found through it, and both the
+    /// source and the quoted destination become the gateway's.
+    fn nat_out_icmp_error(&mut self, n: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let nat = &c.nats[n as usize];
+        let f = self.fabric;
+        let idle = f.config.timeouts.nat_idle;
+        let inner = p
+            .inner
+            .expect("nat_out only calls this for an ICMP error with a quoted header");
+        let (sport, dport) = match inner.proto {
+            1 => (inner.dport, 0),
+            _ => (inner.dport, inner.sport),
+        };
+        let key = OutKey {
+            nat: f.nat_stable[n as usize],
+            proto: inner.proto,
+            sport,
+            dport,
+            src: inner.dst,
+            dst: inner.src,
+        };
+        let found = (inner.dst == p.src)
+            .then(|| f.nat.lookup_out(&key, self.now, idle))
+            .flatten();
+        let Some((slot, port)) = found else {
+            self.hop(|| Hop {
+                component: nat.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::NatUnsupportedProtocol {
+                nat: nat.id.clone(),
+                protocol: p.proto,
+            });
+        };
+        self.effects.push(Effect::NatTouch { slot, key });
+        let before = (ip(p.src), inner.dport);
+        p.src = nat.private;
+        if let Some(q) = p.inner.as_mut() {
+            q.dst = nat.private;
+            q.dport = port;
+            if q.proto == 1 {
+                q.sport = port;
+            }
         }
         self.hop(|| Hop {
             component: nat.id.clone(),
@@ -773,7 +1042,7 @@ impl Walk<'_> {
             });
         };
         self.gateway_hop(&nat.id, p)?;
-        self.effects.push(Effect::NatTouch { slot });
+        self.effects.push(Effect::NatTouch { slot, key: out });
         let before = (ip(p.dst), p.dport);
         p.dst = out.src;
         match (p.proto, p.inner.as_mut()) {
@@ -871,6 +1140,7 @@ impl Walk<'_> {
         {
             self.effects.push(Effect::ConnTouch {
                 slot,
+                key: *k,
                 dir,
                 flags: p.flags,
             });
@@ -885,35 +1155,43 @@ impl Walk<'_> {
             Direction::Inbound => p.src,
             Direction::Outbound => p.dst,
         };
-        for &g in &eni.sgs {
-            let sg = &c.sgs[g as usize];
-            let rules = match dir {
-                Direction::Inbound => &sg.ingress,
-                Direction::Outbound => &sg.egress,
-            };
-            if let Some(index) = match_sg(c, rules, p, peer) {
-                // Only echo *requests* start an ICMP connection; an unsolicited
-                // echo reply allowed by a rule does not.
-                if let Some(k) = key
-                    && !(p.proto == 1 && p.icmp.is_some_and(|(t, _)| t == 0))
-                {
-                    self.effects.push(Effect::ConnNew {
-                        key: k,
-                        dir,
-                        flags: p.flags,
-                    });
-                }
-                self.hop(|| Hop {
+        let policy = &c.policies[eni.policy as usize];
+        let rules = match dir {
+            Direction::Inbound => &policy.ingress,
+            Direction::Outbound => &policy.egress,
+        };
+        if let Some(order) = match_rules(c, rules, p, peer) {
+            // Only echo *requests* start an ICMP connection; an unsolicited
+            // echo reply allowed by a rule does not.
+            if let Some(k) = key
+                && !(p.proto == 1 && p.icmp.is_some_and(|(t, _)| t == 0))
+            {
+                self.effects.push(Effect::ConnNew {
+                    key: k,
+                    dir,
+                    flags: p.flags,
+                });
+            }
+            self.cacheable = false;
+            let gpos = (order >> ORDER_SHIFT) as usize;
+            let index = (order & ((1 << ORDER_SHIFT) - 1)) as usize;
+            self.hop(|| {
+                let sg = &c.sgs[eni.sgs[gpos] as usize];
+                let ids = match dir {
+                    Direction::Inbound => &sg.ingress_ids,
+                    Direction::Outbound => &sg.egress_ids,
+                };
+                Hop {
                     component: sg.id.clone(),
                     action: HopAction::SecurityGroupAllow(dir),
                     rule: Some(RuleRef::SecurityGroupRule {
                         group: sg.id.clone(),
-                        rule_id: rules.rule_ids.get(index as usize).cloned().flatten(),
-                        index: index as usize,
+                        rule_id: ids.get(index).cloned().flatten(),
+                        index,
                     }),
-                });
-                return Ok(());
-            }
+                }
+            });
+            return Ok(());
         }
         self.hop(|| Hop {
             component: eni.id.clone(),
@@ -927,27 +1205,38 @@ impl Walk<'_> {
     }
 }
 
-/// The first (lowest-numbered) rule of one group's direction allowing `p`.
-fn match_sg(c: &Compiled, rules: &CSgDir, p: &Pkt, peer: u32) -> Option<u32> {
-    let peer_ok = |r: &crate::compiled::CSgRule| match r.peer {
-        crate::compiled::CPeer::Cidr(n) => n.contains(peer),
-        crate::compiled::CPeer::Group(Some(g)) => {
-            c.members[g as usize].binary_search(&peer).is_ok()
-        }
-        crate::compiled::CPeer::Group(None) => false,
+/// The first (lowest-ordered) rule of an interface's merged rule set allowing `p`.
+fn match_rules(c: &Compiled, rules: &CRuleSet, p: &Pkt, peer: u32) -> Option<u32> {
+    let peer_ok = |r: &CSgRule| match r.peer {
+        CPeer::Cidr(n) => n.contains(peer),
+        CPeer::Group(Some(g)) => c.members[g as usize].binary_search(&peer).is_ok(),
+        CPeer::Group(None) => false,
     };
     let mut best: Option<u32> = None;
-    if matches!(p.proto, 6 | 17)
-        && let Some(bucket) = rules.by_port.get(&(p.proto, p.dport))
-    {
-        best = bucket.iter().find(|r| peer_ok(r)).map(|r| r.index);
+    if matches!(p.proto, 6 | 17) {
+        if let Some(bucket) = rules.by_port.get(&(p.proto, p.dport)) {
+            best = bucket.iter().find(|r| peer_ok(r)).map(|r| r.order);
+        }
+        let ranges = if p.proto == 6 {
+            &rules.tcp_ranges
+        } else {
+            &rules.udp_ranges
+        };
+        for r in ranges {
+            if r.m.lo > p.dport {
+                break;
+            }
+            if p.dport <= r.m.hi && best.is_none_or(|b| r.order < b) && peer_ok(r) {
+                best = Some(r.order);
+            }
+        }
     }
-    for r in &rules.rest {
-        if best.is_some_and(|b| b < r.index) {
+    for r in &rules.other {
+        if best.is_some_and(|b| b < r.order) {
             break;
         }
         if r.m.matches(p.proto, p.dport, p.icmp) && peer_ok(r) {
-            best = Some(r.index);
+            best = Some(r.order);
             break;
         }
     }

@@ -193,3 +193,79 @@ pub fn public_private_vpc() -> (Topology, FixtureIds) {
     let (b, ids) = public_private_vpc_builder();
     (b.build().expect("the fixture topology is consistent"), ids)
 }
+
+/// The ids and addresses of [`default_vpc`].
+#[derive(Clone, Debug)]
+pub struct DefaultVpcIds {
+    pub vpc: ResId,
+    pub igw: ResId,
+    pub main_rtb: ResId,
+    pub acl: ResId,
+    pub default_sg: ResId,
+    /// One default subnet per zone: 172.31.0.0/20 (a), 172.31.16.0/20 (b).
+    pub subnets: Vec<ResId>,
+    /// An instance in the first default subnet, with an auto-assigned public IP.
+    pub eni: ResId,
+    pub ip: Ipv4Addr,
+    pub public_ip: Ipv4Addr,
+    pub learner: Ipv4Addr,
+}
+
+/// The default VPC of a new AWS account: 172.31.0.0/16, a default subnet per
+/// zone, an internet gateway, a main route table sending 0.0.0.0/0 to it, the
+/// default network ACL (allow all) and the default security group (inbound
+/// from its own members, all outbound), plus one instance in it.
+pub fn default_vpc() -> (Topology, DefaultVpcIds) {
+    let ids = DefaultVpcIds {
+        vpc: rid("vpc-default"),
+        igw: rid("igw-default"),
+        main_rtb: rid("rtb-main"),
+        acl: rid("acl-default"),
+        default_sg: rid("sg-default"),
+        subnets: vec![rid("subnet-default-a"), rid("subnet-default-b")],
+        eni: rid("eni-default"),
+        ip: Ipv4Addr::new(172, 31, 5, 10),
+        public_ip: Ipv4Addr::new(198, 18, 1, 10),
+        learner: Ipv4Addr::new(203, 0, 113, 10),
+    };
+    let mut b = TopologyBuilder::new();
+    b.add_vpc(Vpc::new(&ids.vpc, net("172.31.0.0/16")));
+    b.add_internet_gateway(InternetGateway {
+        id: ids.igw.clone(),
+        vpc: Some(ids.vpc.clone()),
+    });
+    b.add_network_acl(NetworkAcl::default_allow(&ids.acl, &ids.vpc));
+    b.add_route_table(RouteTable {
+        id: ids.main_rtb.clone(),
+        vpc: ids.vpc.clone(),
+        routes: vec![
+            Route::new(net("172.31.0.0/16"), RouteTarget::Local),
+            Route::new(
+                net("0.0.0.0/0"),
+                RouteTarget::InternetGateway(ids.igw.clone()),
+            ),
+        ],
+    });
+    for (i, (id, zone)) in ids
+        .subnets
+        .iter()
+        .zip(["us-east-1a", "us-east-1b"])
+        .enumerate()
+    {
+        let cidr = Ipv4Net::new(Ipv4Addr::new(172, 31, 16 * i as u8, 0), 20).expect("valid /20");
+        let mut s = Subnet::new(id, &ids.vpc, cidr, &ids.main_rtb, &ids.acl);
+        s.zone = rid(zone);
+        b.add_subnet(s);
+    }
+    let mut sg = SecurityGroup::new(&ids.default_sg, &ids.vpc);
+    sg.ingress = vec![SgRule::all(SgPeer::Group(ids.default_sg.clone()))];
+    b.add_security_group(sg);
+    let mut eni = NetworkInterface::new(&ids.eni, &ids.subnets[0], ids.ip, &[&ids.default_sg]);
+    eni.public_ip = Some(ids.public_ip);
+    eni.owner = EniOwner::Instance(rid("i-default"));
+    b.add_network_interface(eni);
+    (
+        b.build().expect("the default VPC topology is consistent"),
+        ids,
+    )
+}

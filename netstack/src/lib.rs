@@ -18,13 +18,17 @@
 
 mod compiled;
 pub mod conntrack;
+mod driver;
 pub mod fabric;
 pub mod fixture;
 pub mod flow;
 mod hash;
+pub mod host;
+pub mod internet;
 mod nat;
 pub mod port;
 pub mod topology;
+pub mod tun;
 pub mod verdict;
 
 pub use conntrack::Timeouts;

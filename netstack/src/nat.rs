@@ -13,7 +13,7 @@ use smoltcp::time::Instant;
 use crate::hash::{FxBuild, splitmix};
 use crate::topology::PortRange;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct OutKey {
     pub nat: u32,
     pub proto: u8,
@@ -114,6 +114,17 @@ impl NatTable {
                 _ => Some(port),
             }
         })
+    }
+
+    /// Whether `slot` still holds the live mapping for `key`.
+    pub fn is_live(
+        &self,
+        slot: u32,
+        key: &OutKey,
+        now: Instant,
+        idle: smoltcp::time::Duration,
+    ) -> bool {
+        self.live(slot, now, idle).is_some_and(|m| m.out == *key)
     }
 
     pub fn touch(&mut self, slot: u32, now: Instant) {

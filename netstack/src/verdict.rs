@@ -120,7 +120,8 @@ pub enum DropReason {
     UnknownPort,
     /// The TTL ran out at a gateway.
     TtlExceeded { at: ResId },
-    /// The packet kept being routed between gateways (a routing loop).
+    /// The packet kept being routed between gateways (a routing loop), such
+    /// as a NAT gateway whose own subnet routes 0.0.0.0/0 to a NAT gateway.
     RoutingLoop,
     /// The bytes are not a packet vpclab forwards.
     Malformed(Malformed),
@@ -214,7 +215,9 @@ impl fmt::Display for DropReason {
             }
             UnknownPort => f.write_str("the packet came from an unknown port"),
             TtlExceeded { at } => write!(f, "time to live exceeded at {at}"),
-            RoutingLoop => f.write_str("routing loop: the packet crossed too many gateways"),
+            RoutingLoop => f.write_str(
+                "routing loop: the packet crossed too many gateways (a NAT gateway's own subnet must route 0.0.0.0/0 to an internet gateway)",
+            ),
             Malformed(m) => write!(f, "malformed packet: {m}"),
         }
     }

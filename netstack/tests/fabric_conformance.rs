@@ -161,6 +161,32 @@ mod route_tables {
         );
     }
 
+    /// Handing a packet to an appliance in the sender's own subnet does not
+    /// cross the subnet boundary: no network ACL applies to that hop.
+    #[test]
+    fn route_to_an_interface_in_the_same_subnet_crosses_no_nacl() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_acl(deny_all_acl("acl-closed", &ids.vpc));
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-closed".into();
+            b.route_tables.get_mut(&ids.public_rtb).unwrap().routes[1].target =
+                RouteTarget::NetworkInterface(ids.web2_eni.clone());
+            b.network_interfaces
+                .get_mut(&ids.web2_eni)
+                .unwrap()
+                .source_dest_check = false;
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress
+                .push(SgRule::all(SgPeer::Cidr(net("10.0.0.0/16"))));
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.web_eni),
+            Flow::tcp_syn(ids.web_ip, 40000, ids.internet_host, 80),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web2_eni));
+    }
+
     /// "A route whose target was deleted shows state `blackhole` and drops."
     #[test]
     fn blackhole_route_drops() {
@@ -385,6 +411,35 @@ mod internet_gateway {
                 dst: ids.web_public
             }
         );
+    }
+
+    /// The internet gateway's 1:1 translation covers the header quoted in an
+    /// ICMP error, so the learner's machine sees its own packet.
+    #[test]
+    fn igw_translates_the_header_quoted_in_icmp_errors() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            let sg = b.security_groups.get_mut(&ids.web_sg).unwrap();
+            sg.ingress.push(SgRule {
+                id: None,
+                protocol: Protocol::Udp,
+                ports: None,
+                icmp: None,
+                peer: SgPeer::Cidr(net("0.0.0.0/0")),
+            });
+        });
+        let (v, probe) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::udp(ids.learner, 33434, ids.web_public, 33434),
+        );
+        assert_eq!(delivered(&v), eni(&ids.web_eni));
+        let mut err = vpclab_netstack::flow::icmp_error(ids.web_ip, 3, 3, &probe);
+        let v = f.process(at(0), &eni(&ids.web_eni), &mut err);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_checksums(&err);
+        assert_eq!(parse_flow(&err).unwrap().src, ids.web_public);
+        assert_eq!(&err[28 + 16..28 + 20], &ids.web_public.octets());
     }
 
     /// TTL is decremented at each gateway; a packet that runs out dies there.
@@ -668,6 +723,51 @@ mod nat_gateway {
         assert!(Ipv4Packet::new_unchecked(&quoted[..20]).verify_checksum());
     }
 
+    /// An ICMP error the instance sends about a reply it received (here "port
+    /// unreachable" for a late UDP answer) is translated through the quoted
+    /// header, so the remote server recognises its own packet.
+    #[test]
+    fn nat_gateway_translates_outbound_icmp_errors_through_the_quoted_header() {
+        let (mut f, ids) = lab();
+        let (_, out) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::udp(ids.app_ip, 40000, ids.internet_host, 53),
+        );
+        let port = nat_port(&out);
+        let (v, answer) = send(
+            &mut f,
+            at(1),
+            &Port::Internet,
+            Flow::udp(ids.internet_host, 53, ids.nat_public, port),
+        );
+        assert_eq!(delivered(&v), eni(&ids.app_eni));
+        let mut err = vpclab_netstack::flow::icmp_error(ids.app_ip, 3, 3, &answer);
+        let v = f.process(at(1), &eni(&ids.app_eni), &mut err);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_checksums(&err);
+        assert_eq!(parse_flow(&err).unwrap().src, ids.nat_public);
+        let quoted = &err[28..];
+        assert_eq!(
+            &quoted[16..20],
+            &ids.nat_public.octets(),
+            "quoted destination is the gateway's"
+        );
+        assert_eq!(
+            u16::from_be_bytes([quoted[22], quoted[23]]),
+            port,
+            "quoted port is the gateway's"
+        );
+        // An error about something the gateway never translated goes nowhere.
+        let stray = Flow::udp(ids.internet_host, 53, ids.app_ip, 41000).to_packet(b"");
+        let mut err = vpclab_netstack::flow::icmp_error(ids.app_ip, 3, 3, &stray);
+        assert!(
+            !f.process(at(1), &eni(&ids.app_eni), &mut err)
+                .is_delivered()
+        );
+    }
+
     /// "Traffic from a private subnet to the NAT gateway crosses NACLs of
     /// both subnets": the NAT subnet's inbound ACL applies.
     #[test]
@@ -746,6 +846,28 @@ mod nat_gateway {
                 table: ids.public_rtb.clone(),
                 dst: ids.internet_host
             }
+        );
+    }
+
+    /// The classic mistake of a NAT gateway placed in a private subnet: its
+    /// own subnet sends 0.0.0.0/0 back to a NAT gateway, never reaching the
+    /// internet gateway.
+    #[test]
+    fn nat_gateway_in_a_private_subnet_is_a_routing_loop() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.subnets.get_mut(&ids.public_subnet).unwrap().route_table = ids.private_rtb.clone();
+        });
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        let r = dropped(&v);
+        assert_eq!(r, DropReason::RoutingLoop);
+        assert!(
+            r.to_string()
+                .contains("must route 0.0.0.0/0 to an internet gateway")
         );
     }
 
@@ -1842,6 +1964,70 @@ mod explain {
         }
     }
 
+    /// The return path shows the classic stateless trap: the request gets
+    /// in, the reply is dropped by the network ACL, and nothing changes.
+    #[test]
+    fn round_trip_explains_a_reply_blocked_by_the_network_acl() {
+        let (f, ids) = lab_with(|b, ids| {
+            let entries = vec![
+                NaclEntry::tcp(
+                    100,
+                    false,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+                NaclEntry::tcp(
+                    100,
+                    true,
+                    PortRange::single(80),
+                    net("0.0.0.0/0"),
+                    RuleAction::Allow,
+                ),
+            ];
+            b.add_network_acl(NetworkAcl {
+                id: "acl-web".into(),
+                vpc: ids.vpc.clone(),
+                entries,
+            });
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-web".into();
+        });
+        let flow = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        let (forward, back) = f.explain_round_trip(at(0), &Port::Internet, &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(eni(&ids.web_eni)));
+        let back = back.expect("the forward path was delivered");
+        assert!(
+            matches!(
+                back.drop_reason(),
+                Some(DropReason::NaclDeny {
+                    direction: Direction::Outbound,
+                    rule: None,
+                    ..
+                })
+            ),
+            "{back}"
+        );
+        assert_eq!(
+            f.stats().tracked_connections,
+            0,
+            "explaining changed nothing"
+        );
+    }
+
+    /// Through a NAT gateway, the return path finds the mapping the forward
+    /// packet would create and reaches the instance.
+    #[test]
+    fn round_trip_through_the_nat_gateway_returns_to_the_instance() {
+        let (f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443);
+        let (forward, back) = f.explain_round_trip(at(0), &eni(&ids.app_eni), &flow);
+        assert_eq!(forward.outcome, Outcome::Deliver(Port::Internet));
+        let back = back.unwrap();
+        assert_eq!(back.outcome, Outcome::Deliver(eni(&ids.app_eni)));
+        assert!(back.hops.iter().any(|h| h.component == ids.nat));
+        assert_eq!(f.stats().nat_mappings, 0);
+    }
+
     /// The verdict reads as an explanation: every hop names its component.
     #[test]
     fn verdict_lists_hops_naming_components_and_rules() {
@@ -1866,6 +2052,119 @@ mod explain {
         assert!(
             text.contains("translated 10.0.1.100 to 198.18.0.100"),
             "{text}"
+        );
+    }
+}
+
+mod topology_validation {
+    use super::*;
+
+    /// A snapshot that refers to something it does not contain is refused
+    /// when it is built, not discovered packet by packet.
+    #[test]
+    fn dangling_references_are_rejected() {
+        let (mut b, _) = public_private_vpc_builder();
+        b.subnets.get_mut("subnet-public").unwrap().route_table = "rtb-gone".into();
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Dangling {
+                kind: "route table",
+                ..
+            })
+        ));
+        let (mut b, _) = public_private_vpc_builder();
+        b.network_interfaces
+            .get_mut("eni-web")
+            .unwrap()
+            .security_groups
+            .push("sg-gone".into());
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::Dangling {
+                kind: "security group",
+                ..
+            })
+        ));
+    }
+
+    /// "Numbered rules 1–32766."
+    #[test]
+    fn nacl_rule_numbers_outside_1_to_32766_are_rejected() {
+        let (mut b, _) = public_private_vpc_builder();
+        b.network_acls
+            .get_mut("acl-default")
+            .unwrap()
+            .entries
+            .push(NaclEntry::all(
+                32767,
+                false,
+                net("0.0.0.0/0"),
+                RuleAction::Deny,
+            ));
+        assert_eq!(
+            b.build().unwrap_err(),
+            TopologyError::BadRuleNumber {
+                acl: "acl-default".into(),
+                rule: 32767
+            }
+        );
+    }
+
+    /// Two interfaces cannot hold one address.
+    #[test]
+    fn duplicate_addresses_are_rejected() {
+        let (mut b, ids) = public_private_vpc_builder();
+        b.add_network_interface(NetworkInterface::new(
+            "eni-dup",
+            &ids.public_subnet,
+            ids.web_ip,
+            &[],
+        ));
+        assert!(matches!(
+            b.build(),
+            Err(TopologyError::DuplicateAddress { .. })
+        ));
+    }
+
+    /// Lookups learners' tools need: by private address within a VPC, by public address.
+    #[test]
+    fn topology_finds_interfaces_by_address() {
+        let (t, ids) = public_private_vpc();
+        assert_eq!(
+            t.eni_by_private_ip(&ids.vpc, ids.app_ip).unwrap().id,
+            ids.app_eni
+        );
+        assert_eq!(t.eni_by_public_ip(ids.nat_public).unwrap().id, ids.nat_eni);
+        assert!(t.is_public_range(ids.web_public));
+        assert!(!t.is_public_range(ids.learner));
+    }
+}
+
+mod default_vpc {
+    use super::*;
+    use vpclab_netstack::fixture::default_vpc;
+
+    /// "The default VPC: … an IGW, a main route table with 0.0.0.0/0 → igw,
+    /// the default security group and NACL": an instance reaches the internet,
+    /// but the default group lets nothing in from outside its members.
+    #[test]
+    fn default_vpc_reaches_out_but_default_group_admits_only_members() {
+        let (t, ids) = default_vpc();
+        let mut f = Fabric::new(Arc::new(t));
+        let port = Port::Eni(ids.eni.clone());
+        let out = Flow::tcp_syn(ids.ip, 40000, Ipv4Addr::new(192, 0, 2, 80), 443);
+        assert_eq!(
+            delivered(&send(&mut f, at(0), &port, out).0),
+            Port::Internet
+        );
+        let ssh = Flow::tcp_syn(ids.learner, 1, ids.public_ip, 22);
+        let (v, _) = send(&mut f, at(0), &Port::Internet, ssh);
+        assert_eq!(
+            dropped(&v),
+            DropReason::SecurityGroupNoMatch {
+                eni: ids.eni.clone(),
+                direction: Direction::Inbound
+            }
         );
     }
 }

@@ -7,9 +7,11 @@
 //! - Route 53 (REST-XML under `/2013-04-01/`) is added as `route53.rs` by merging its
 //!   router in [`router`] (see the marked line).
 //!
-//! Every request: SigV4 `Authorization` is parsed for access key → account and credential
-//! scope → region ([`sigv4`]); the body is limited to [`MAX_BODY`]; each error is an AWS
-//! error document (`<Response><Errors><Error><Code>…`), never a bare 500 or a panic.
+//! Every request: [`AppState::authenticate`] parses SigV4 `Authorization` for access key →
+//! account and credential scope → region, and with `--auth strict` verifies the signature
+//! ([`sigv4`]); the body is limited to [`MAX_BODY`]; each error is an AWS error document
+//! (`<Response><Errors><Error><Code>…`), never a bare 500 or a panic. Other protocols
+//! (Route 53) call `AppState::authenticate` with [`signed_request`] of their request.
 //!
 //! # Adding an EC2 action (e.g. `DescribeKeyPairs`)
 //!

@@ -3,8 +3,11 @@
 //!
 //! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap).
 
+pub mod connect;
+pub mod ssh_config;
 pub mod status;
 pub mod up;
+pub mod whoami;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +28,14 @@ pub enum Command {
     Up(up::UpArgs),
     /// Show the running daemon's endpoints and a summary of the world.
     Status(status::StatusArgs),
+    /// Open a TCP connection from your address in the world to HOST PORT (an OpenSSH
+    /// ProxyCommand: `ssh -o ProxyCommand='vpclab connect %h %p' ec2-user@198.18.0.7`).
+    Connect(connect::ConnectArgs),
+    /// Print the OpenSSH config block that routes your world's public addresses and
+    /// names through `vpclab connect`.
+    SshConfig(ssh_config::SshConfigArgs),
+    /// Print your address as your world sees it (for "allow SSH from my IP").
+    Whoami(whoami::WhoamiArgs),
 }
 
 /// Runs a parsed command line.
@@ -32,6 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args),
         Command::Status(args) => status::run(args),
+        Command::Connect(args) => connect::run(args),
+        Command::SshConfig(args) => ssh_config::run(args),
+        Command::Whoami(args) => whoami::run(args),
     }
 }
 

@@ -197,14 +197,25 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
             }
         },
     };
+    // The view is kept current even without the host endpoint: the resolvers inside the
+    // world answer from it.
+    let dns_view: crate::dns::SharedView = Arc::default();
+    lock_control(&control).subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
+    // The world runtime: every account's fabric, internet, resolvers and instances,
+    // following each committed world (subscribed after DNS, so resolvers see the view).
+    let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
+        state_dir: state_dir.clone(),
+        dns: dns_view.clone(),
+        clock: api::system_clock(),
+        instance_timeout_cap: crate::world::WorldsConfig::timeout_cap_from_env(),
+    });
+    worlds.set_control(&control);
+    lock_control(&control).subscribe(worlds.subscriber());
     let mut dns = None;
     if let Some((dns_udp, dns_tcp)) = dns_sockets {
         let dns_addr = dns_udp
             .local_addr()
             .context("cannot read the DNS address")?;
-        let dns_view: crate::dns::SharedView = Arc::default();
-        lock_control(&control)
-            .subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
         let (dns_stop, dns_stopped) = tokio::sync::oneshot::channel::<()>();
         let dns_task = tokio::spawn(crate::dns::serve_public_dns(
             dns_udp,
@@ -259,8 +270,12 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let result = api::serve(listener, state, shutdown_signal()).await;
+    let app = api::router(state.clone()).merge(crate::world::access_router(state, worlds.clone()));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     ticker.abort();
+    worlds.shutdown().await;
     if let Some((_, dns_stop, dns_task)) = dns {
         let _ = dns_stop.send(());
         match dns_task.await {

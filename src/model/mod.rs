@@ -43,6 +43,8 @@ pub mod eni;
 pub mod error;
 pub mod filter;
 pub mod igw;
+pub mod instance;
+pub mod key_pair;
 pub mod nacl;
 pub mod nat;
 pub mod region;
@@ -214,6 +216,8 @@ world_tables! {
     nat_gateways: nat::NatGateway,
     network_acls: nacl::NetworkAcl,
     security_groups: sg::SecurityGroup,
+    key_pairs: key_pair::KeyPair,
+    instances: instance::Instance,
     network_interfaces: eni::NetworkInterface,
     tags: tags::TagSet,
     hosted_zones: route53::HostedZone,

@@ -193,11 +193,13 @@ impl World {
         self.nat_gateways
             .iter()
             .any(|n| n.next_transition.is_some_and(|t| t <= now))
+            || self.instances_due(now)
     }
 
     /// Applies every time-driven state change due at `now`. Other time-driven kinds
     /// (instances) add their step here.
     pub fn advance(&mut self, now: Timestamp) {
+        self.advance_instances(now);
         for id in self
             .nat_gateways
             .ids_where(|n| n.next_transition.is_some_and(|t| t <= now))

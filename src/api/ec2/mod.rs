@@ -5,6 +5,9 @@
 mod address;
 mod eni;
 mod igw;
+mod image;
+mod instance;
+mod key_pair;
 mod nacl;
 mod region;
 mod route_table;
@@ -33,6 +36,9 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     eni::ACTIONS,
     tags::ACTIONS,
     region::ACTIONS,
+    key_pair::ACTIONS,
+    instance::ACTIONS,
+    image::ACTIONS,
 ];
 
 /// The handler of an action name.

@@ -1,0 +1,194 @@
+//! TUN access: route part of the host machine's IP space into a world.
+//!
+//! [`Tun::attach`] opens a kernel TUN device and bridges it to the world's
+//! internet: IPv4 packets the kernel routes into the device (typically the
+//! world's public range, 198.18.0.0/15) enter the fabric at
+//! [`Port::Internet`], as if sent by an internet host; packets the fabric
+//! delivers to `Port::Internet` for an address the TUN claims (and that no
+//! internet host of the world holds) are written to the device. Any tool of
+//! the host machine then reaches the world's public addresses unchanged.
+//!
+//! The kernel checks TCP/UDP/ICMP checksums that host stacks skip between
+//! themselves, so they are recomputed on the way out. Creating the device
+//! needs `CAP_NET_ADMIN`; configuring the kernel side (address, link up,
+//! route) is the caller's job ([`Tun::setup_commands`] lists it).
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Weak};
+
+use ipnet::Ipv4Net;
+use smoltcp::wire::{Icmpv4Packet, IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tun_tap::{Iface, Mode};
+
+use crate::host::{Net, Shared};
+use crate::port::Port;
+
+/// Packets queued toward the kernel before further ones are dropped.
+const QUEUE: usize = 1024;
+
+/// A TUN device bridged to a world. Dropping it stops the bridge (the
+/// device disappears when its file descriptor closes).
+pub struct Tun {
+    name: String,
+    claim: Ipv4Net,
+    net: Net,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Tun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tun")
+            .field("name", &self.name)
+            .field("claim", &self.claim)
+            .finish()
+    }
+}
+
+impl Tun {
+    /// Create TUN device `name` and bridge it to `net`. `claim` is the
+    /// internet range the kernel side answers for (e.g. the learner's
+    /// 203.0.113.0/24): the world's replies to it go to the device.
+    pub fn attach(net: &Net, name: &str, claim: Ipv4Net) -> io::Result<Tun> {
+        let iface = Iface::without_packet_info(name, Mode::Tun)?;
+        iface.set_non_blocking()?;
+        let name = iface.name().to_string();
+        // `AsyncFd::new` is deprecated because a `T` that does not own its
+        // descriptor could close it while registered; `Iface` owns its file
+        // for its whole life, and the safe constructor is the only one that
+        // needs no `unsafe` (forbidden in this crate).
+        #[allow(deprecated)]
+        let fd = AsyncFd::new(iface)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        net.shared.lock().sinks.push((claim, tx));
+        let task = tokio::spawn(pump(fd, rx, Arc::downgrade(&net.shared)));
+        Ok(Tun {
+            name,
+            claim,
+            net: net.clone(),
+            task,
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `ip` commands that configure the kernel side: give it `addr`
+    /// (inside the claimed range), bring it up and route `routes` through it.
+    pub fn setup_commands(&self, addr: Ipv4Addr, routes: &[Ipv4Net]) -> Vec<Vec<String>> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let mut cmds = vec![
+            s(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{addr}/{}", self.claim.prefix_len()),
+                "dev",
+                &self.name,
+            ]),
+            s(&["ip", "link", "set", &self.name, "up"]),
+        ];
+        for r in routes {
+            cmds.push(s(&[
+                "ip",
+                "route",
+                "add",
+                &r.to_string(),
+                "dev",
+                &self.name,
+            ]));
+        }
+        cmds
+    }
+}
+
+impl Drop for Tun {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.net
+            .shared
+            .lock()
+            .sinks
+            .retain(|(net, _)| *net != self.claim);
+    }
+}
+
+/// Move packets both ways until the world is gone.
+async fn pump(fd: AsyncFd<Iface>, mut rx: mpsc::Receiver<Vec<u8>>, shared: Weak<Shared>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        tokio::select! {
+            ready = fd.readable() => {
+                let Ok(mut guard) = ready else { return };
+                match guard.try_io(|inner| inner.get_ref().recv(&mut buf)) {
+                    Ok(Ok(n)) => {
+                        let Some(shared) = shared.upgrade() else { return };
+                        inject(&shared, &buf[..n]);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "reading the TUN device failed");
+                        return;
+                    }
+                    Err(_would_block) => {}
+                }
+            }
+            pkt = rx.recv() => {
+                let Some(mut pkt) = pkt else { return };
+                fix_checksums(&mut pkt);
+                // Non-blocking: a full kernel queue drops the packet, as a
+                // busy link would; TCP retransmits.
+                let _ = fd.get_ref().send(&pkt);
+            }
+        }
+    }
+}
+
+/// A packet from the kernel enters the fabric at the internet port.
+fn inject(shared: &Shared, pkt: &[u8]) {
+    // Only IPv4: the kernel also sends IPv6 router solicitations.
+    if pkt.first().map(|b| b >> 4) != Some(4) {
+        return;
+    }
+    let now = shared.now();
+    let mut world = shared.lock();
+    world.send(now, &Port::Internet, pkt.to_vec());
+    drop(world);
+    shared.notify.notify_one();
+}
+
+/// Recompute the IPv4 and TCP/UDP/ICMP checksums of `pkt`.
+pub fn fix_checksums(pkt: &mut [u8]) {
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut pkt[..]) else {
+        return;
+    };
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let proto = ip.next_header();
+    ip.fill_checksum();
+    let payload = ip.payload_mut();
+    match proto {
+        IpProtocol::Tcp => {
+            if let Ok(mut t) = TcpPacket::new_checked(payload) {
+                t.fill_checksum(&src, &dst);
+            }
+        }
+        IpProtocol::Udp => {
+            if let Ok(mut u) = UdpPacket::new_checked(payload) {
+                u.fill_checksum(&src, &dst);
+            }
+        }
+        IpProtocol::Icmp => {
+            if let Ok(mut i) = Icmpv4Packet::new_checked(payload) {
+                i.fill_checksum();
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,37 @@
+//! `vpclab ssh-config`: prints the OpenSSH configuration block that sends connections to
+//! the world's public addresses (198.18.0.0/15) and public DNS names through
+//! `vpclab connect`, so a plain `ssh -i key.pem ec2-user@198.18.0.7` works. Append it to
+//! `~/.ssh/config`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// An endpoint to bake into the ProxyCommand (default: found at connect time).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+/// The configuration text.
+pub fn config_text(exe: &str, endpoint: Option<&str>) -> String {
+    let endpoint = endpoint
+        .map(|e| format!(" --endpoint {e}"))
+        .unwrap_or_default();
+    format!(
+        "# vpclab: reach your world's public addresses and names through `vpclab connect`.\n\
+         # 198.18.0.0/15 is written as two patterns (OpenSSH host patterns have no CIDR).\n\
+         Host 198.18.*.* 198.19.*.* *.amazonaws.com\n\
+         \x20   ProxyCommand \"{exe}\" connect{endpoint} %h %p\n"
+    )
+}
+
+pub fn run(args: SshConfigArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| "vpclab".to_string());
+    print!("{}", config_text(&exe, args.endpoint.as_deref()));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,166 @@
+//! Booting an instance: the console log (what GetConsoleOutput shows), enabled services,
+//! and user data on first boot.
+//!
+//! User data that starts with `#!` is run once, at first boot, as root, by the emulated
+//! shell (as cloud-init's `scripts-user` module does); its output is appended to
+//! `/var/log/cloud-init-output.log` and to the console. The console then prints the SSH
+//! host key fingerprints between the markers cloud-init uses, which is how a careful
+//! learner checks the fingerprint `ssh` shows on first connection.
+
+use std::sync::Arc;
+
+use super::InstanceState;
+use super::image::Image;
+use super::shell::{Io, Shell, Sink};
+use super::vfs::Cred;
+
+impl InstanceState {
+    /// Boots the instance: writes the console log, starts enabled services, and runs the
+    /// user data if this is the first boot. Returns when boot has finished (the caller
+    /// marks the instance `running` before or after, as it prefers).
+    pub async fn boot(self: &Arc<Self>) {
+        let p = self.profile();
+        let fqdn = p.local_hostname();
+        let kernel = p.image.kernel_release();
+        let mut console = String::new();
+        console.push_str(&format!(
+            "[    0.000000] Linux version {kernel} (mockbuild@ip-10-0-0-1) (gcc (GCC) 11.4.1) {}\n",
+            p.image.kernel_version()
+        ));
+        console.push_str("[    0.000000] Command line: BOOT_IMAGE=(hd0,gpt1)/boot/vmlinuz root=UUID=2b1f6c0a console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295\n");
+        console.push_str("[    0.412345] Hypervisor detected: KVM\n");
+        console.push_str(&format!(
+            "[    1.234567] systemd[1]: Set hostname to <{}>.\n",
+            p.hostname()
+        ));
+        let ssh_unit = if p.image == Image::Ubuntu2404 {
+            "ssh"
+        } else {
+            "sshd"
+        };
+        console.push_str(&format!(
+            "[  OK  ] Started {ssh_unit}.service - OpenSSH server daemon.\n"
+        ));
+        {
+            let mut disk = self.lock_disk();
+            disk.console = console;
+        }
+        super::services::start_enabled(self).await;
+        let enabled = self.lock_disk().enabled.clone();
+        for unit in enabled {
+            self.append_console(&format!("[  OK  ] Started {unit}.service.\n"));
+        }
+        self.append_console(&format!(
+            "cloud-init[1580]: Cloud-init v. 22.2.2 running 'modules:final' at {}. Up 9.87 seconds.\n",
+            boot_stamp()
+        ));
+        let first = {
+            let mut disk = self.lock_disk();
+            let first = !disk.first_boot_done;
+            // Marked before running, so a script that hangs is not re-run at next boot.
+            disk.first_boot_done = true;
+            first
+        };
+        if first && !p.user_data.is_empty() {
+            let output = self.run_user_data(&p.user_data).await;
+            for line in String::from_utf8_lossy(&output).lines() {
+                self.append_console(&format!("cloud-init[1580]: {line}\n"));
+            }
+        }
+        let key = self.host_key();
+        let fp = key.fingerprint_sha256();
+        let public = key.public_openssh();
+        let mut tail = String::new();
+        tail.push_str(
+            "cloud-init[1580]: #############################################################\n",
+        );
+        tail.push_str("cloud-init[1580]: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n");
+        tail.push_str(&format!(
+            "cloud-init[1580]: 256 {fp} root@{fqdn} (ED25519)\n"
+        ));
+        tail.push_str("cloud-init[1580]: -----END SSH HOST KEY FINGERPRINTS-----\n");
+        tail.push_str(
+            "cloud-init[1580]: #############################################################\n",
+        );
+        tail.push_str("-----BEGIN SSH HOST KEY KEYS-----\n");
+        tail.push_str(&format!("{public} root@{fqdn}\n"));
+        tail.push_str("-----END SSH HOST KEY KEYS-----\n");
+        tail.push_str(&format!(
+            "cloud-init[1580]: Cloud-init v. 22.2.2 finished at {}. Datasource DataSourceEc2.  Up 12.34 seconds\n",
+            boot_stamp()
+        ));
+        self.append_console(&tail);
+        let mut disk = self.lock_disk();
+        disk.fs.install(
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            format!("{public} root@{fqdn}\n").as_bytes(),
+            0o644,
+            Cred::ROOT,
+        );
+    }
+
+    /// Runs user data as root and returns what it printed.
+    async fn run_user_data(self: &Arc<Self>, data: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(data).to_string();
+        let mut log = Vec::new();
+        if text.starts_with("#cloud-config") {
+            log.extend_from_slice(
+                b"vpclab: #cloud-config user data is not emulated; use a #!/bin/bash script\n",
+            );
+        } else if text.starts_with("#!") {
+            let mut shell = Shell::new(self.clone(), "root");
+            shell.cwd = "/".to_string();
+            // bash writes stdout and stderr to the same log, interleaved as produced.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut io = Io {
+                stdin: super::shell::Stdin::Empty,
+                out: Sink::Stream {
+                    tx: tx.clone(),
+                    stderr: false,
+                },
+                err: Sink::Stream { tx, stderr: true },
+                term: Default::default(),
+            };
+            let status = shell.run_script(&text, &mut io).await;
+            drop(io);
+            let mut out = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                out.extend_from_slice(&chunk.data);
+            }
+            log.extend_from_slice(&out);
+            if status != 0 {
+                log.extend_from_slice(
+                    format!("{} - cc_scripts_user.py[WARNING]: Failed to run module scripts-user (scripts in /var/lib/cloud/instance/scripts)\n", boot_stamp()).as_bytes(),
+                );
+            }
+        } else {
+            log.extend_from_slice(b"vpclab: user data is not a #!/bin/bash script; ignored\n");
+        }
+        let mut disk = self.lock_disk();
+        disk.fs
+            .install_dir("/var/lib/cloud/instance", 0o755, Cred::ROOT);
+        disk.fs.install(
+            "/var/lib/cloud/instance/user-data.txt",
+            data,
+            0o600,
+            Cred::ROOT,
+        );
+        let _ = disk.fs.write(
+            "/var/log/cloud-init-output.log",
+            &log,
+            true,
+            Cred::ROOT,
+            0o644,
+        );
+        log
+    }
+}
+
+fn boot_stamp() -> String {
+    let now = time::OffsetDateTime::from_unix_timestamp(super::unix_now())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] +0000"
+    ))
+    .unwrap_or_default()
+}

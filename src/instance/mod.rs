@@ -1,0 +1,272 @@
+//! The inside of an instance: what a learner meets once a packet reaches it.
+//!
+//! An [`InstanceState`] holds one instance's identity ([`InstanceProfile`]), its disk
+//! ([`InstanceDisk`]: filesystem, installed packages, enabled services, SSH host key —
+//! serializable so the caller persists it), and a handle on its network
+//! ([`net::InstanceNet`]). Services run on any byte stream the caller hands over:
+//!
+//! - [`ssh::serve_ssh`] — the SSH server (russh): public-key login for the image's
+//!   default user, an interactive shell with a pty, `exec`, and SFTP (so `scp` works);
+//! - [`imds::serve_imds`] — instance metadata (IMDSv1 and v2) over HTTP/1.1;
+//! - [`InstanceState::boot`] — first-boot user data and the console log;
+//! - the emulated shell ([`shell`]) with its commands, over the per-instance
+//!   filesystem ([`vfs`]), whose network tools go through [`net::InstanceNet`].
+//!
+//! What this module leaves to others: the network stack and the fabric (the caller
+//! accepts port 22 and 169.254.169.254:80 connections on the instance's host stack and
+//! passes the streams here, and implements `InstanceNet` over that stack), the instance
+//! lifecycle and its API (RunInstances, stop/start), key-pair creation and persistence.
+
+pub mod boot;
+pub mod http;
+pub mod image;
+pub mod imds;
+pub mod lineedit;
+pub mod net;
+pub mod services;
+pub mod sftp;
+pub mod shell;
+pub mod ssh;
+pub mod vfs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use image::Image;
+pub use net::{FakeNet, InstanceNet};
+pub use ssh::{HostKey, serve_ssh};
+
+/// Who an instance is: everything fixed at launch (or changed by stop/start, like the
+/// automatic public address). The caller builds it from the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceProfile {
+    /// `i-0123456789abcdef0`.
+    pub instance_id: String,
+    pub image: Image,
+    /// The AMI id the instance was launched from (`ami-…`), for metadata.
+    pub ami_id: String,
+    /// `t2.micro` …
+    pub instance_type: String,
+    pub private_ip: Ipv4Addr,
+    /// The subnet's prefix length (for `ip addr`).
+    pub subnet_prefix_len: u8,
+    pub public_ip: Option<Ipv4Addr>,
+    /// `us-east-1`.
+    pub region: String,
+    /// `us-east-1a`.
+    pub availability_zone: String,
+    /// `02:…` lower-case, colon-separated.
+    pub mac: String,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    /// Security group *names* (metadata `security-groups`).
+    pub security_groups: Vec<String>,
+    /// The key pair's name, or `None` when launched without one.
+    pub key_name: Option<String>,
+    /// The authorized public key as an OpenSSH line (`ssh-ed25519 AAAA… name`).
+    pub authorized_key: Option<String>,
+    /// Raw user data (already base64-decoded).
+    pub user_data: Vec<u8>,
+    /// `HttpTokens=required`: metadata answers 401 without a session token.
+    pub imds_v2_required: bool,
+    /// The VPC resolver (base + 2) the instance's `/etc/resolv.conf` names.
+    pub dns_server: Ipv4Addr,
+    /// The internet package mirror `dnf`/`apt` download from.
+    pub package_mirror: SocketAddrV4,
+}
+
+impl InstanceProfile {
+    /// A profile with the usual defaults, for tests and examples: an instance at
+    /// `private_ip` in a /24, in us-east-1a.
+    pub fn example(image: Image, private_ip: Ipv4Addr) -> Self {
+        let o = private_ip.octets();
+        InstanceProfile {
+            instance_id: "i-0123456789abcdef0".to_string(),
+            image,
+            ami_id: image.example_ami_id().to_string(),
+            instance_type: "t2.micro".to_string(),
+            private_ip,
+            subnet_prefix_len: 24,
+            public_ip: None,
+            region: "us-east-1".to_string(),
+            availability_zone: "us-east-1a".to_string(),
+            mac: format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]),
+            vpc_id: "vpc-0123456789abcdef0".to_string(),
+            subnet_id: "subnet-0123456789abcdef0".to_string(),
+            security_groups: vec!["default".to_string()],
+            key_name: None,
+            authorized_key: None,
+            user_data: Vec::new(),
+            imds_v2_required: false,
+            dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
+            package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
+        }
+    }
+
+    /// `ip-10-0-1-5`: the short host name EC2 derives from the private address.
+    pub fn hostname(&self) -> String {
+        let o = self.private_ip.octets();
+        format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
+    }
+
+    /// `ip-10-0-1-5.ec2.internal` in us-east-1, `ip-….<region>.compute.internal` elsewhere.
+    pub fn local_hostname(&self) -> String {
+        if self.region == "us-east-1" {
+            format!("{}.ec2.internal", self.hostname())
+        } else {
+            format!("{}.{}.compute.internal", self.hostname(), self.region)
+        }
+    }
+
+    /// `ec2-198-18-0-7.compute-1.amazonaws.com` (us-east-1) or
+    /// `ec2-….<region>.compute.amazonaws.com`, when the instance has a public address.
+    pub fn public_hostname(&self) -> Option<String> {
+        let o = self.public_ip?.octets();
+        let host = format!("ec2-{}-{}-{}-{}", o[0], o[1], o[2], o[3]);
+        Some(if self.region == "us-east-1" {
+            format!("{host}.compute-1.amazonaws.com")
+        } else {
+            format!("{host}.{}.compute.amazonaws.com", self.region)
+        })
+    }
+}
+
+/// What survives a stop, a reboot or a daemon restart: the instance's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceDisk {
+    pub fs: vfs::Vfs,
+    /// Installed optional packages (`httpd`, `nginx` …).
+    pub packages: BTreeSet<String>,
+    /// Services started at boot (`systemctl enable`).
+    pub enabled: BTreeSet<String>,
+    /// Whether first boot (user data) has already happened.
+    pub first_boot_done: bool,
+    pub host_key: HostKey,
+    /// The console log so far (GetConsoleOutput).
+    pub console: String,
+}
+
+impl InstanceDisk {
+    /// The disk of a freshly launched instance: the image's filesystem, with `host_key`
+    /// (pass `HostKey::from_seed` for deterministic worlds).
+    pub fn fresh(profile: &InstanceProfile, host_key: HostKey) -> Self {
+        InstanceDisk {
+            fs: image::build_fs(profile),
+            packages: BTreeSet::new(),
+            enabled: BTreeSet::new(),
+            first_boot_done: false,
+            host_key,
+            console: String::new(),
+        }
+    }
+}
+
+/// Mutable runtime state not worth persisting.
+#[derive(Default)]
+struct Runtime {
+    /// Running services by unit name, with the task serving them.
+    running: BTreeMap<String, tokio::task::JoinHandle<()>>,
+    /// IMDSv2 session tokens and when they expire.
+    imds_tokens: BTreeMap<String, tokio::time::Instant>,
+}
+
+/// One running (or stopped) instance's inside.
+pub struct InstanceState {
+    profile: RwLock<InstanceProfile>,
+    disk: Mutex<InstanceDisk>,
+    runtime: Mutex<Runtime>,
+    net: Arc<dyn InstanceNet>,
+    ssh_config: Arc<russh::server::Config>,
+}
+
+impl InstanceState {
+    /// A freshly launched instance: the image's filesystem, a new host key.
+    pub fn launch(profile: InstanceProfile, net: Arc<dyn InstanceNet>) -> Arc<Self> {
+        let disk = InstanceDisk::fresh(&profile, HostKey::generate());
+        Self::from_disk(profile, disk, net)
+    }
+
+    /// An instance brought back from its persisted disk (after stop/start or a daemon
+    /// restart): same host key, same files.
+    pub fn from_disk(
+        profile: InstanceProfile,
+        disk: InstanceDisk,
+        net: Arc<dyn InstanceNet>,
+    ) -> Arc<Self> {
+        let ssh_config = ssh::server_config(&disk.host_key, profile.image);
+        Arc::new(InstanceState {
+            profile: RwLock::new(profile),
+            disk: Mutex::new(disk),
+            runtime: Mutex::new(Runtime::default()),
+            net,
+            ssh_config,
+        })
+    }
+
+    /// A copy of the profile.
+    pub fn profile(&self) -> InstanceProfile {
+        self.profile
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the profile (a new public address after stop/start, an Elastic IP).
+    pub fn set_profile(&self, profile: InstanceProfile) {
+        *self.profile.write().unwrap_or_else(|e| e.into_inner()) = profile;
+    }
+
+    /// A snapshot of the disk for the caller to persist.
+    pub fn disk(&self) -> InstanceDisk {
+        self.lock_disk().clone()
+    }
+
+    pub(crate) fn lock_disk(&self) -> MutexGuard<'_, InstanceDisk> {
+        // A poisoned lock means a bug elsewhere panicked mid-command; the tree itself is
+        // still consistent (every mutation is a single map operation), so keep serving.
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_runtime(&self) -> MutexGuard<'_, Runtime> {
+        self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The network the instance's tools use.
+    pub fn net(&self) -> &Arc<dyn InstanceNet> {
+        &self.net
+    }
+
+    /// The host key's public half (`ssh-ed25519 AAAA…`).
+    pub fn host_key(&self) -> HostKey {
+        self.lock_disk().host_key.clone()
+    }
+
+    /// The console output (GetConsoleOutput) so far.
+    pub fn console_output(&self) -> String {
+        self.lock_disk().console.clone()
+    }
+
+    pub(crate) fn append_console(&self, text: &str) {
+        self.lock_disk().console.push_str(text);
+    }
+
+    /// Stops every running service (instance stop or terminate).
+    pub fn shutdown(&self) {
+        let mut rt = self.lock_runtime();
+        for (_, task) in std::mem::take(&mut rt.running) {
+            task.abort();
+        }
+        rt.imds_tokens.clear();
+    }
+}
+
+/// Seconds since the Unix epoch, for file times and log lines.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,646 @@
+//! The instance's SSH server (russh), served on any byte stream.
+//!
+//! Authentication is public-key only, for the image's default user, against the keys in
+//! that user's `~/.ssh/authorized_keys` on the instance's filesystem (which the launch
+//! key pair was written to) — so a wrong user or key ends in OpenSSH's
+//! `Permission denied (publickey)`, and a key the learner appends there works, as on a
+//! real instance. Each session channel runs in its own task: an interactive shell with
+//! line editing when a pty was requested, a command for `exec` (exit status sent before
+//! EOF, so OpenSSH reports it), or the SFTP subsystem, which OpenSSH 9's `scp` uses.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, SshId};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::InstanceState;
+use super::image::Image;
+use super::lineedit::{Event, LineEditor};
+use super::net::BoxFuture;
+use super::shell::{Chunk, Io, Shell, Sink, Stdin, Term};
+use std::sync::atomic::Ordering;
+
+/// An instance's SSH host key (ED25519), persisted with the instance so `known_hosts`
+/// stays valid across stop/start and daemon restarts. Serialized as its 32-byte seed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKey {
+    #[serde(with = "hex_seed")]
+    seed: [u8; 32],
+}
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        write!(f, "HostKey({})", self.fingerprint_sha256())
+    }
+}
+
+mod hex_seed {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(seed: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(seed))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(s).map_err(serde::de::Error::custom)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("host key seed must be 32 bytes"))
+    }
+}
+
+impl HostKey {
+    /// A new random key.
+    pub fn generate() -> Self {
+        HostKey {
+            seed: rand::random(),
+        }
+    }
+
+    /// The key derived from a seed (deterministic worlds, tests).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        HostKey { seed }
+    }
+
+    pub fn private_key(&self) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&self.seed))
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.private_key().public_key().clone()
+    }
+
+    /// `ssh-ed25519 AAAA…` (no comment).
+    pub fn public_openssh(&self) -> String {
+        self.public_key().to_openssh().unwrap_or_default()
+    }
+
+    /// `SHA256:…`, as `ssh` prints it on first connection.
+    pub fn fingerprint_sha256(&self) -> String {
+        self.public_key().fingerprint(HashAlg::Sha256).to_string()
+    }
+}
+
+/// The russh configuration for an instance.
+pub fn server_config(key: &HostKey, image: Image) -> Arc<russh::server::Config> {
+    let mut c = russh::server::Config {
+        // The version string of the image's own sshd, so `nc host 22` looks familiar.
+        server_id: SshId::Standard(
+            match image {
+                Image::AmazonLinux2023 => "SSH-2.0-OpenSSH_8.7",
+                Image::Ubuntu2404 => "SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5",
+            }
+            .into(),
+        ),
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        // OpenSSH's first "none" probe must not wait (crates.md); real rejections wait a
+        // little, as sshd does.
+        auth_rejection_time: Duration::from_millis(50),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key.private_key()],
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    };
+    c.max_auth_attempts = 6;
+    Arc::new(c)
+}
+
+/// Serves one SSH connection until it ends.
+pub async fn serve_ssh<S>(stream: S, inst: Arc<InstanceState>) -> Result<(), russh::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = SshSession {
+        inst: inst.clone(),
+        user: None,
+    };
+    let running = russh::server::run_stream(inst.ssh_config.clone(), stream, handler).await?;
+    running.await
+}
+
+struct SshSession {
+    inst: Arc<InstanceState>,
+    /// The authenticated user.
+    user: Option<String>,
+}
+
+impl SshSession {
+    /// Whether `user` may log in with `key`: the image's default user, with the key
+    /// listed in their `~/.ssh/authorized_keys`.
+    fn allowed(&self, user: &str, key: &PublicKey) -> bool {
+        let image = self.inst.profile().image;
+        if user != image.default_user() {
+            return false;
+        }
+        let path = format!("/home/{user}/.ssh/authorized_keys");
+        let data = match self.inst.lock_disk().fs.read(&path, image.default_cred()) {
+            Ok(d) => String::from_utf8_lossy(d).to_string(),
+            Err(_) => return false,
+        };
+        authorized_keys_contain(&data, key)
+    }
+}
+
+/// Whether an `authorized_keys` text lists `key` (options before the key are skipped).
+pub fn authorized_keys_contain(text: &str, key: &PublicKey) -> bool {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|line| {
+            let start = line
+                .find("ssh-")
+                .or_else(|| line.find("ecdsa-"))
+                .unwrap_or(0);
+            PublicKey::from_openssh(&line[start..]).is_ok_and(|k| k.key_data() == key.key_data())
+        })
+}
+
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+        partial_success: false,
+    }
+}
+
+impl russh::server::Handler for SshSession {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(if self.allowed(user, offer.public_key) {
+            Auth::Accept
+        } else {
+            reject()
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if self.allowed(user, key.public_key) {
+            self.user = Some(user.to_string());
+            Ok(Auth::Accept)
+        } else {
+            Ok(reject())
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(user) = self.user.clone() else {
+            return Ok(());
+        };
+        reply.accept().await;
+        tokio::spawn(run_channel(
+            channel,
+            self.inst.clone(),
+            user,
+            session.handle(),
+        ));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "sftp" {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn window_change_request(
+        &mut self,
+        _channel: ChannelId,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // window-change carries no reply (RFC 4254 §6.7); the channel task sees it too.
+        Ok(())
+    }
+}
+
+/// One session channel: waits for its request, then runs it.
+async fn run_channel(
+    mut ch: Channel<Msg>,
+    inst: Arc<InstanceState>,
+    user: String,
+    handle: russh::server::Handle,
+) {
+    let mut pty: Option<(u32, u32)> = None;
+    loop {
+        let Some(msg) = ch.wait().await else {
+            return;
+        };
+        match msg {
+            ChannelMsg::RequestPty {
+                col_width,
+                row_height,
+                ..
+            } => pty = Some((col_width, row_height)),
+            ChannelMsg::RequestShell { .. } => {
+                return interactive(ch, inst, user, pty).await;
+            }
+            ChannelMsg::Exec { command, .. } => {
+                let cmd = String::from_utf8_lossy(&command).to_string();
+                return exec(ch, inst, user, cmd, pty.is_some()).await;
+            }
+            ChannelMsg::RequestSubsystem { name, .. } => {
+                if name == "sftp" {
+                    // When the client ends the session, report exit status 0 before the
+                    // channel closes: scp treats a missing status as a failure.
+                    let id = ch.id();
+                    let on_eof: BoxFuture<'static, ()> = Box::pin(async move {
+                        let _ = handle.exit_status_request(id, 0).await;
+                        let _ = handle.eof(id).await;
+                    });
+                    let stream = EofHook {
+                        inner: ch.into_stream(),
+                        on_eof: Some(on_eof),
+                        at_eof: false,
+                    };
+                    super::sftp::serve(stream, inst, user).await;
+                }
+                return;
+            }
+            ChannelMsg::Eof | ChannelMsg::Close => return,
+            _ => {}
+        }
+    }
+}
+
+/// A stream that runs a future when its reader reaches end of input, before reporting
+/// that end to the reader.
+struct EofHook<S> {
+    inner: S,
+    on_eof: Option<BoxFuture<'static, ()>>,
+    at_eof: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for EofHook<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.at_eof {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => this.at_eof = true,
+                other => return other,
+            }
+        }
+        if let Some(f) = this.on_eof.as_mut() {
+            if f.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.on_eof = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for EofHook<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Output with a terminal's `onlcr`: `\n` becomes `\r\n`.
+fn onlcr(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+type Writer = russh::ChannelWriteHalf<Msg>;
+
+async fn send(wr: &Writer, chunk: &Chunk, tty: bool) {
+    // A failed send means the client went away; the read side will notice and stop.
+    if tty {
+        let _ = wr.data(&onlcr(&chunk.data)[..]).await;
+    } else if chunk.stderr {
+        let _ = wr.extended_data(1, &chunk.data[..]).await;
+    } else {
+        let _ = wr.data(&chunk.data[..]).await;
+    }
+}
+
+async fn finish(wr: &Writer, status: i32) {
+    // exit-status must precede EOF and close, or OpenSSH reports no status (crates.md).
+    let _ = wr
+        .exit_status(u32::try_from(status & 0xff).unwrap_or(255))
+        .await;
+    let _ = wr.eof().await;
+    let _ = wr.close().await;
+}
+
+/// What ended a command run while the channel stays readable.
+enum Ran {
+    Done(i32),
+    /// The client closed the channel.
+    Gone,
+}
+
+/// Runs `src` in `shell` while relaying output, stdin and Ctrl-C.
+async fn run_relayed(
+    shell: &mut Shell,
+    src: &str,
+    rd: &mut russh::ChannelReadHalf,
+    wr: &Writer,
+    tty: bool,
+) -> Ran {
+    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Chunk>();
+    let mut stdin_tx = Some(stdin_tx);
+    let term = Arc::new(Term::default());
+    let mut io = Io {
+        term: term.clone(),
+        stdin: Stdin::Stream(stdin_rx),
+        out: Sink::Stream {
+            tx: out_tx.clone(),
+            stderr: false,
+        },
+        err: Sink::Stream {
+            tx: out_tx,
+            stderr: true,
+        },
+    };
+    let result = {
+        let fut = shell.run_script(src, &mut io);
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                status = &mut fut => break Ran::Done(status),
+                Some(chunk) = out_rx.recv() => send(wr, &chunk, tty).await,
+                msg = rd.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) if term.raw.load(Ordering::Relaxed) => {
+                        // A command relays the terminal to another host: pass keys as typed.
+                        if let Some(tx) = &stdin_tx { let _ = tx.send(data.to_vec()); }
+                    }
+                    Some(ChannelMsg::Data { data }) => {
+                        if tty && data.contains(&0x03) {
+                            if term.catch_interrupt.load(Ordering::Relaxed) {
+                                let _ = wr.data(&b"^C"[..]).await;
+                                term.interrupt.notify_one();
+                                continue;
+                            }
+                            let _ = wr.data(&b"^C\r\n"[..]).await;
+                            break Ran::Done(130);
+                        }
+                        if tty && data.contains(&0x04) {
+                            stdin_tx = None;
+                            continue;
+                        }
+                        if tty {
+                            let _ = wr.data(&onlcr(&data)[..]).await;
+                            let text: Vec<u8> = data.iter().map(|b| if *b == b'\r' { b'\n' } else { *b }).collect();
+                            if let Some(tx) = &stdin_tx { let _ = tx.send(text); }
+                        } else if let Some(tx) = &stdin_tx {
+                            let _ = tx.send(data.to_vec());
+                        }
+                    }
+                    Some(ChannelMsg::Eof) => stdin_tx = None,
+                    Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                        let _ = (col_width, row_height);
+                    }
+                    None | Some(ChannelMsg::Close) => break Ran::Gone,
+                    Some(_) => {}
+                }
+            }
+        }
+    };
+    drop(io);
+    while let Ok(chunk) = out_rx.try_recv() {
+        send(wr, &chunk, tty).await;
+    }
+    result
+}
+
+async fn exec(ch: Channel<Msg>, inst: Arc<InstanceState>, user: String, cmd: String, tty: bool) {
+    let (mut rd, wr) = ch.split();
+    let mut shell = Shell::new(inst, &user);
+    shell.tty = tty;
+    match run_relayed(&mut shell, &cmd, &mut rd, &wr, tty).await {
+        Ran::Done(status) => {
+            let status = shell.exit_requested.unwrap_or(status);
+            finish(&wr, status).await;
+        }
+        Ran::Gone => {}
+    }
+}
+
+fn login_time() -> String {
+    let now = time::OffsetDateTime::from_unix_timestamp(super::unix_now())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::macros::format_description!(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] UTC [year]"
+    ))
+    .unwrap_or_default()
+}
+
+async fn interactive(
+    ch: Channel<Msg>,
+    inst: Arc<InstanceState>,
+    user: String,
+    pty: Option<(u32, u32)>,
+) {
+    let tty = pty.is_some();
+    let image = inst.profile().image;
+    let (mut rd, wr) = ch.split();
+    let mut shell = Shell::new(inst, &user);
+    shell.tty = tty;
+    if let Some((cols, rows)) = pty {
+        shell.vars.insert("COLUMNS".into(), cols.to_string());
+        shell.vars.insert("LINES".into(), rows.to_string());
+    }
+    if !tty {
+        // No terminal (`ssh -T host < script`): read commands from input, no prompt.
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let msg = rd.wait().await;
+            let eof = matches!(msg, Some(ChannelMsg::Eof));
+            match msg {
+                Some(ChannelMsg::Data { data }) => pending.extend_from_slice(&data),
+                Some(ChannelMsg::Eof) => {}
+                None | Some(ChannelMsg::Close) => return,
+                Some(_) => continue,
+            }
+            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line).to_string();
+                if let Ran::Gone = run_relayed(&mut shell, &line, &mut rd, &wr, false).await {
+                    return;
+                }
+                if let Some(status) = shell.exit_requested {
+                    return finish(&wr, status).await;
+                }
+            }
+            if eof {
+                if !pending.is_empty() {
+                    let line = String::from_utf8_lossy(&pending).to_string();
+                    if let Ran::Gone = run_relayed(&mut shell, &line, &mut rd, &wr, false).await {
+                        return;
+                    }
+                }
+                let status = shell.exit_requested.unwrap_or(shell.last_status);
+                return finish(&wr, status).await;
+            }
+        }
+    }
+    let banner = onlcr(image.banner(&login_time()).as_bytes());
+    let _ = wr.data(&banner[..]).await;
+    let _ = wr.data(shell.prompt().as_bytes()).await;
+    let mut ed = LineEditor::new();
+    loop {
+        let Some(msg) = rd.wait().await else {
+            return;
+        };
+        match msg {
+            ChannelMsg::Data { data } => {
+                for ev in ed.feed(&data) {
+                    match ev {
+                        Event::Echo(b) => {
+                            let _ = wr.data(&b[..]).await;
+                        }
+                        Event::Line(line) => {
+                            if !line.trim().is_empty() {
+                                shell.history.push(line.clone());
+                                ed.push_history(&line);
+                                if let Ran::Gone =
+                                    run_relayed(&mut shell, &line, &mut rd, &wr, true).await
+                                {
+                                    return;
+                                }
+                            }
+                            if let Some(status) = shell.exit_requested {
+                                let _ = wr.data(&b"logout\r\n"[..]).await;
+                                return finish(&wr, status).await;
+                            }
+                            let _ = wr.data(shell.prompt().as_bytes()).await;
+                        }
+                        Event::Interrupt => {
+                            shell.last_status = 130;
+                            let _ = wr.data(shell.prompt().as_bytes()).await;
+                        }
+                        Event::Eof => {
+                            let _ = wr.data(&b"logout\r\n"[..]).await;
+                            shell.exit(shell.last_status);
+                            if let Some(status) = shell.exit_requested {
+                                return finish(&wr, status).await;
+                            }
+                            let _ = wr.data(shell.prompt().as_bytes()).await;
+                        }
+                        Event::Clear(current) => {
+                            let screen = format!("\x1b[H\x1b[2J{}{current}", shell.prompt());
+                            let _ = wr.data(screen.as_bytes()).await;
+                        }
+                    }
+                }
+            }
+            ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                ..
+            } => {
+                shell.vars.insert("COLUMNS".into(), col_width.to_string());
+                shell.vars.insert("LINES".into(), row_height.to_string());
+            }
+            // End of input on a terminal: the shell reads EOF and logs out.
+            ChannelMsg::Eof => {
+                let status = shell.exit_requested.unwrap_or(shell.last_status);
+                return finish(&wr, status).await;
+            }
+            ChannelMsg::Close => return,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The world runtime: turns each account's persisted model into a live network.
+//!
+//! One [`AccountWorld`] per account holds a [`Net`] (the host stacks and their driver)
+//! whose forwarder is the [`Fabric`], the simulated internet (what-is-my-IP, web site,
+//! package mirror, the learner's computer, the public DNS resolver at 192.0.2.53), one
+//! Route 53 Resolver host per VPC, and one host stack per running instance with its SSH
+//! server on port 22 and its metadata service.
+//!
+//! How it follows the model: [`Worlds::subscriber`] is registered with the control. On
+//! every committed change it compiles the world into a `Topology` and swaps it into the
+//! fabric at once (so a new security-group rule governs the next packet), then hands the
+//! new snapshot to the account's reconcile task, which attaches or detaches instance
+//! hosts and resolvers to match (instances `pending`/`running` have a host; stopped and
+//! terminated ones do not). Instance disks (filesystem, packages, SSH host key) are
+//! persisted as JSON files under `<state dir>/instances/<account>/`, so instances come
+//! back after a stop/start or a daemon restart with the same files and host key.
+//!
+//! What it leaves to others: packet rules (`netstack`), what happens inside an instance
+//! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is
+//! here but the CLI side is `cli::connect`.
+
+pub mod access;
+mod instances;
+pub mod net;
+mod resolver;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::sync::watch;
+use vpclab_netstack::host::{Net, TcpStream};
+use vpclab_netstack::internet::{Internet, LEARNER_ADDR};
+use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
+
+use crate::api::Clock;
+use crate::dns::SharedView;
+use crate::model::{Control, Subscriber, World, compile};
+
+pub use access::router as access_router;
+
+/// Settings shared by every world of the daemon.
+#[derive(Clone)]
+pub struct WorldsConfig {
+    /// Where instance disks are kept (`<state dir>/instances/…`).
+    pub state_dir: PathBuf,
+    /// The DNS view the resolvers answer from (kept current by the DNS subscriber).
+    pub dns: SharedView,
+    /// The model's clock (instance states are functions of time).
+    pub clock: Clock,
+    /// An upper bound on the timeouts of instance network tools (tests).
+    pub instance_timeout_cap: Option<Duration>,
+}
+
+/// The environment variable that caps instance tool timeouts (milliseconds), so tests
+/// of "fails without a route" need not wait dnf's 30 s.
+pub const TIMEOUT_CAP_ENV: &str = "VPCLAB_INSTANCE_TIMEOUT_CAP_MS";
+
+impl WorldsConfig {
+    /// The cap from [`TIMEOUT_CAP_ENV`], if set.
+    pub fn timeout_cap_from_env() -> Option<Duration> {
+        std::env::var(TIMEOUT_CAP_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+    }
+}
+
+/// Every account's world runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Worlds {
+    inner: Arc<WorldsInner>,
+}
+
+struct WorldsInner {
+    cfg: WorldsConfig,
+    handle: tokio::runtime::Handle,
+    control: Mutex<Option<std::sync::Weak<Mutex<Control>>>>,
+    worlds: Mutex<BTreeMap<String, Arc<AccountWorld>>>,
+}
+
+/// Why learner access could not open a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("{0} is not a public address or a name this world resolves")]
+    UnknownHost(String),
+    #[error("connection to {dst} timed out — {why}")]
+    TimedOut { dst: SocketAddrV4, why: String },
+    #[error("connection to {0} refused (the instance answered, but nothing listens on that port)")]
+    Refused(SocketAddrV4),
+    #[error("connection to {dst} failed: {source}")]
+    Io {
+        dst: SocketAddrV4,
+        source: std::io::Error,
+    },
+}
+
+impl Worlds {
+    /// An empty registry. Call inside the daemon's tokio runtime.
+    pub fn new(cfg: WorldsConfig) -> Worlds {
+        Worlds {
+            inner: Arc::new(WorldsInner {
+                cfg,
+                handle: tokio::runtime::Handle::current(),
+                control: Mutex::new(None),
+                worlds: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// Lets instance runtimes write back what they learn (host keys, console output).
+    pub fn set_control(&self, control: &Arc<Mutex<Control>>) {
+        *self.inner.control.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::downgrade(control));
+    }
+
+    /// The subscriber to register with the control: compiles and swaps in each committed
+    /// world, then lets the account's reconcile task catch up with it.
+    pub fn subscriber(&self) -> Subscriber {
+        let me = self.clone();
+        Box::new(move |account: &str, world: &Arc<World>| {
+            let topology = match compile::compile(world) {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    tracing::error!(account, error = %e, "the world does not compile; the previous topology stays");
+                    return;
+                }
+            };
+            let w = me.get_or_start(account, topology.clone());
+            w.set_topology(topology);
+            w.model.send_replace(Some(world.clone()));
+        })
+    }
+
+    /// The runtime of `account`, if it has one.
+    pub fn get(&self, account: &str) -> Option<Arc<AccountWorld>> {
+        self.inner
+            .worlds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .cloned()
+    }
+
+    fn get_or_start(&self, account: &str, topology: Arc<Topology>) -> Arc<AccountWorld> {
+        let mut worlds = self.inner.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = worlds.get(account) {
+            return w.clone();
+        }
+        let _guard = self.inner.handle.enter();
+        let w = AccountWorld::start(account, topology, self.clone());
+        worlds.insert(account.to_string(), w.clone());
+        w
+    }
+
+    /// Stops every world, persisting instance disks first.
+    pub async fn shutdown(&self) {
+        let worlds: Vec<_> = self
+            .inner
+            .worlds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for w in worlds {
+            w.shutdown();
+        }
+    }
+
+    pub(crate) fn cfg(&self) -> &WorldsConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn control(&self) -> Option<Arc<Mutex<Control>>> {
+        self.inner
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|w| w.upgrade())
+    }
+}
+
+/// One account's live network.
+pub struct AccountWorld {
+    account: String,
+    net: Net,
+    internet: Internet,
+    model: watch::Sender<Option<Arc<World>>>,
+    runtime: Arc<Mutex<instances::Runtime>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl AccountWorld {
+    fn start(account: &str, topology: Arc<Topology>, worlds: Worlds) -> Arc<AccountWorld> {
+        let net = Net::new(Fabric::new(topology));
+        let internet = match Internet::start(&net) {
+            Ok(i) => i,
+            Err(e) => {
+                // Only possible if an address were taken twice in a fresh world.
+                panic!("a fresh world must accept the internet hosts: {e}")
+            }
+        };
+        let (model, rx) = watch::channel(None);
+        let runtime = Arc::new(Mutex::new(instances::Runtime::new(
+            account,
+            net.clone(),
+            worlds.clone(),
+        )));
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(instances::reconcile_loop(
+            rx,
+            runtime.clone(),
+            worlds.clone(),
+        )));
+        match resolver::start_public(&net, worlds.cfg().dns.clone()) {
+            Ok(t) => tasks.extend(t),
+            Err(e) => tracing::error!(error = %e, "the public DNS resolver could not start"),
+        }
+        Arc::new(AccountWorld {
+            account: account.to_string(),
+            net,
+            internet,
+            model,
+            runtime,
+            tasks,
+        })
+    }
+
+    /// The account this world belongs to.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The host stacks of this world.
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    /// The simulated internet (mirror, learner).
+    pub fn internet(&self) -> &Internet {
+        &self.internet
+    }
+
+    /// The learner's address as the world sees it.
+    pub fn learner_addr(&self) -> Ipv4Addr {
+        LEARNER_ADDR
+    }
+
+    fn set_topology(&self, t: Arc<Topology>) {
+        if let Err(e) = self.net.with_forwarder::<Fabric, _>(|f| f.set_topology(t)) {
+            tracing::error!(error = %e, "the world's forwarder is not a fabric");
+        }
+    }
+
+    /// Resolves `host` as the world's internet would: an IPv4 literal, or a name answered
+    /// by the public DNS view (public instance names, public hosted zones).
+    pub fn resolve_public(&self, host: &str, dns: &SharedView) -> Option<Ipv4Addr> {
+        if let Ok(ip) = host.parse::<Ipv4Addr>() {
+            return Some(ip);
+        }
+        let mut name = host.trim_end_matches('.').to_string();
+        name.push('.');
+        let qname = Name::from_ascii(&name).ok()?;
+        let mut msg = Message::query();
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(qname, RecordType::A));
+        let bytes = msg.to_vec().ok()?;
+        let view = dns.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let reply = crate::dns::answer(
+            &view,
+            crate::dns::Vantage::Internet,
+            &bytes,
+            crate::dns::Transport::Tcp,
+        )?;
+        let reply = Message::from_vec(&reply).ok()?;
+        reply.answers.iter().find_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+    }
+
+    /// Opens a TCP connection from the learner's address to `dst`, crossing the internet
+    /// gateway, NACLs and security groups. On a timeout, the fabric's own decision path
+    /// says why when it knows.
+    pub async fn learner_connect(
+        &self,
+        dst: SocketAddrV4,
+        timeout: Duration,
+    ) -> Result<TcpStream, AccessError> {
+        match self.internet.learner().connect_timeout(dst, timeout).await {
+            Ok(s) => Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(AccessError::TimedOut {
+                dst,
+                why: self.explain_timeout(dst),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Err(AccessError::Refused(dst))
+            }
+            Err(source) => Err(AccessError::Io { dst, source }),
+        }
+    }
+
+    /// Why a SYN from the learner to `dst` got no answer, in one phrase.
+    pub fn explain_timeout(&self, dst: SocketAddrV4) -> String {
+        let flow = Flow::tcp_syn(LEARNER_ADDR, 40000, *dst.ip(), dst.port());
+        let now = self.net.now();
+        let verdicts = self
+            .net
+            .with_forwarder::<Fabric, _>(|f| f.explain_round_trip(now, &Port::Internet, &flow));
+        let Ok((forward, back)) = verdicts else {
+            return "no answer".to_string();
+        };
+        match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {
+            (Outcome::Drop(reason), _) => format!("dropped: {reason}"),
+            (Outcome::Deliver(_), Some(Outcome::Drop(reason))) => {
+                format!("the reply was dropped: {reason}")
+            }
+            (Outcome::Deliver(Port::Eni(eni)), _) => {
+                if self.runtime_has_eni(eni) {
+                    "the network let it through, but the instance did not answer".to_string()
+                } else {
+                    format!(
+                        "the network let it through to {eni}, but no running instance answers there (is it stopped or still booting?)"
+                    )
+                }
+            }
+            (Outcome::Deliver(port), _) => format!("delivered to {port}, which did not answer"),
+        }
+    }
+
+    fn runtime_has_eni(&self, eni: &str) -> bool {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_eni(eni)
+    }
+
+    fn shutdown(&self) {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shutdown_all();
+    }
+}
+
+impl Drop for AccountWorld {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! [`InstanceNet`] over an instance's own host stack on the fabric: every connection,
+//! ping and DNS query the emulated shell makes leaves through the instance's interface
+//! and crosses security groups, network ACLs, route tables and gateways like any packet.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+
+use ipnet::Ipv4Net;
+use vpclab_netstack::host::{Host, TcpListener, VPC_MTU};
+
+use crate::instance::net::{
+    BoxFuture, InstanceNet, InterfaceInfo, NetListener, NetStream, PingReply, RouteInfo,
+};
+
+/// An instance's network: its host stack plus what `ip addr` shows.
+pub struct HostNet {
+    pub(crate) host: Host,
+    pub(crate) addr: Ipv4Addr,
+    pub(crate) subnet: Ipv4Net,
+    pub(crate) mac: String,
+    /// An upper bound on every timeout the instance's tools ask for (a test knob:
+    /// `dnf` waits 30 s for its mirror, as the real one does).
+    pub(crate) timeout_cap: Option<Duration>,
+    /// Listeners by port, for connections the instance makes to itself (127.0.0.1 or
+    /// its own address): those never reach the fabric, as on Linux, where they stay on
+    /// the loopback interface.
+    pub(crate) local: Mutex<BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>,
+}
+
+/// Buffer of an in-instance (loopback) connection.
+const LOOPBACK_BUF: usize = 256 * 1024;
+
+impl HostNet {
+    fn cap(&self, t: Duration) -> Duration {
+        self.timeout_cap.map_or(t, |c| t.min(c))
+    }
+
+    fn is_self(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || ip == self.addr
+    }
+
+    fn lock_local(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>
+    {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accepts from the fabric and from the instance itself.
+struct HostListener {
+    fabric: TcpListener,
+    local: mpsc::UnboundedReceiver<(DuplexStream, SocketAddrV4)>,
+}
+
+impl NetListener for HostListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddrV4)>> {
+        Box::pin(async move {
+            tokio::select! {
+                r = self.fabric.accept() => {
+                    let (s, peer) = r?;
+                    Ok((Box::new(s) as Box<dyn NetStream>, peer))
+                }
+                Some((s, peer)) = self.local.recv() => {
+                    Ok((Box::new(s) as Box<dyn NetStream>, peer))
+                }
+            }
+        })
+    }
+}
+
+impl InstanceNet for HostNet {
+    fn tcp_connect(
+        &self,
+        dst: SocketAddrV4,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Box<dyn NetStream>>> {
+        let timeout = self.cap(timeout);
+        if self.is_self(*dst.ip()) {
+            // Linux answers a connection to a closed local port with a reset at once.
+            let tx = self.lock_local().get(&dst.port()).cloned();
+            let peer = SocketAddrV4::new(*dst.ip(), 40000);
+            return Box::pin(async move {
+                let tx = tx.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                let (a, b) = tokio::io::duplex(LOOPBACK_BUF);
+                tx.send((b, peer))
+                    .map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                Ok(Box::new(a) as Box<dyn NetStream>)
+            });
+        }
+        Box::pin(async move {
+            let s = self.host.connect_timeout(dst, timeout).await?;
+            Ok(Box::new(s) as Box<dyn NetStream>)
+        })
+    }
+
+    fn tcp_listen(&self, port: u16) -> BoxFuture<'_, io::Result<Box<dyn NetListener>>> {
+        Box::pin(async move {
+            let fabric = self.host.listen(port)?;
+            let (tx, local) = mpsc::unbounded_channel();
+            self.lock_local().insert(port, tx);
+            Ok(Box::new(HostListener { fabric, local }) as Box<dyn NetListener>)
+        })
+    }
+
+    fn ping(
+        &self,
+        dst: Ipv4Addr,
+        _seq: u16,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<PingReply>> {
+        let timeout = self.cap(timeout);
+        let to_self = self.is_self(dst);
+        Box::pin(async move {
+            if to_self {
+                return Ok(PingReply {
+                    rtt: Duration::from_micros(30),
+                    ttl: 64,
+                });
+            }
+            let rtt = self.host.ping(dst, timeout).await?;
+            // The host layer does not report the reply's TTL; Linux sends with 64.
+            Ok(PingReply { rtt, ttl: 64 })
+        })
+    }
+
+    fn udp_exchange(
+        &self,
+        dst: SocketAddrV4,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Vec<u8>>> {
+        let timeout = self.cap(timeout);
+        Box::pin(async move {
+            let sock = self.host.bind_udp(0)?;
+            sock.send_to(&payload, dst).await?;
+            let mut buf = vec![0u8; 65535];
+            let wait = async {
+                loop {
+                    let (n, from) = sock.recv_from(&mut buf).await?;
+                    if from == dst {
+                        return Ok::<usize, io::Error>(n);
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(Ok(n)) => {
+                    buf.truncate(n);
+                    Ok(buf)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer from {dst}"),
+                )),
+            }
+        })
+    }
+
+    fn interfaces(&self) -> Vec<InterfaceInfo> {
+        vec![InterfaceInfo {
+            name: "ens5".to_string(),
+            mac: self.mac.clone(),
+            addr: self.addr,
+            prefix_len: self.subnet.prefix_len(),
+            mtu: VPC_MTU as u32,
+        }]
+    }
+
+    fn routes(&self) -> Vec<RouteInfo> {
+        // What an EC2 instance's DHCP client installs: a default route via the VPC
+        // router (subnet base + 1) and the on-link subnet route.
+        let net = self.subnet.trunc();
+        let gw = Ipv4Addr::from(u32::from(net.network()).wrapping_add(1));
+        vec![
+            RouteInfo {
+                dst: "default".to_string(),
+                via: Some(gw),
+                dev: "ens5".to_string(),
+                src: Some(self.addr),
+            },
+            RouteInfo {
+                dst: net.to_string(),
+                via: None,
+                dev: "ens5".to_string(),
+                src: Some(self.addr),
+            },
+        ]
+    }
+}

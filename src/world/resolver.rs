@@ -1,0 +1,69 @@
+//! DNS inside the fabric: the Route 53 Resolver of each VPC (`Port::Resolver(vpc)`, at
+//! VPC base + 2 and 169.254.169.253) and the world's public resolver on the internet
+//! (192.0.2.53). Both answer UDP port 53 with the `dns` engine, from the vantage point
+//! of the VPC or of the internet; the fabric exempts the VPC resolver from NACLs and
+//! security groups, as AWS does.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use tokio::task::JoinHandle;
+use vpclab_netstack::Port;
+use vpclab_netstack::host::{Host, HostConfig, Net, NetError, UdpSocket};
+use vpclab_netstack::internet::PUBLIC_DNS_ADDR;
+use vpclab_netstack::topology::rid;
+
+use crate::dns::{SharedView, Transport, Vantage, answer};
+
+/// Attaches the resolver of `vpc` and starts answering.
+pub(crate) fn start_vpc(
+    net: &Net,
+    vpc: &str,
+    addrs: Vec<Ipv4Net>,
+    view: SharedView,
+) -> Result<(Host, JoinHandle<()>), NetError> {
+    let host = net.add_host(HostConfig::service(Port::Resolver(rid(vpc)), addrs))?;
+    let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
+    let vpc = vpc.to_string();
+    let task = tokio::spawn(serve_udp(sock, view, Some(vpc)));
+    Ok((host, task))
+}
+
+/// Attaches the public resolver (192.0.2.53) to the world's internet.
+pub(crate) fn start_public(net: &Net, view: SharedView) -> Result<Vec<JoinHandle<()>>, NetError> {
+    let host = net.add_host(HostConfig::internet(PUBLIC_DNS_ADDR))?;
+    let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
+    // The host lives as long as its task (the socket holds it).
+    Ok(vec![tokio::spawn(serve_udp(sock, view, None))])
+}
+
+async fn serve_udp(sock: UdpSocket, view: SharedView, vpc: Option<String>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let Ok((n, from, to)) = sock.recv_from_to(&mut buf).await else {
+            return;
+        };
+        let reply = {
+            let v = view.read().unwrap_or_else(|e| e.into_inner());
+            let vantage = match &vpc {
+                Some(id) => Vantage::Vpc(id),
+                None => Vantage::Internet,
+            };
+            answer(&v, vantage, &buf[..n], Transport::UDP)
+        };
+        if let Some(bytes) = reply {
+            let src = if to == Ipv4Addr::UNSPECIFIED {
+                None
+            } else {
+                Some(to)
+            };
+            let sent = match src {
+                Some(src) => sock.send_from(&bytes, src, from).await,
+                None => sock.send_to(&bytes, from).await,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The learner's path into an instance, end to end, with the real tools: `aws` creates the
+//! key pair and launches into a public subnet, OpenSSH logs in with the `.pem` through
+//! `vpclab connect`, and every packet crosses the internet gateway, the network ACL and
+//! the security group of the world's fabric.
+
+mod world_support;
+
+use world_support::{Daemon, Network, stderr, stdout};
+
+/// The learner's address, as `vpclab whoami` prints it.
+fn my_ip(d: &Daemon) -> String {
+    let out = d.vpclab(&["whoami"], b"");
+    assert!(out.status.success(), "whoami: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn ssh_with_rsa_and_ed25519_pem_runs_the_command_and_returns_its_exit_status() {
+    let d = Daemon::start();
+    let net = Network::build(&d);
+    let me = my_ip(&d);
+    assert!(me.starts_with("203.0.113."), "{me}");
+    let sg = net.security_group(&d, "ssh", &[(22, &format!("{me}/32"))]);
+    let rsa = d.key_pair("lab-rsa", "rsa");
+    let ed = d.key_pair("lab-ed", "ed25519");
+    let (_, ip_rsa, _) = net.launch(&d, &net.public_subnet, "lab-rsa", &sg, &[]);
+    let (_, ip_ed, _) = net.launch(&d, &net.public_subnet, "lab-ed", &sg, &[]);
+
+    for (key, ip) in [(&rsa, &ip_rsa), (&ed, &ip_ed)] {
+        let out = d.ssh(key, "ec2-user", ip, "echo hi; exit 3");
+        assert_eq!(out.status.code(), Some(3), "ssh stderr: {}", stderr(&out));
+        assert_eq!(stdout(&out), "hi\n");
+    }
+    // The other instance's key is not authorized; neither is another user.
+    let out = d.ssh(&rsa, "ec2-user", &ip_ed, "true");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Permission denied (publickey)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ssh(&rsa, "root", &ip_rsa, "true");
+    assert!(
+        stderr(&out).contains("Permission denied (publickey)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn without_a_port_22_rule_the_connection_times_out_and_says_which_rule() {
+    let d = Daemon::start();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "web-only", &[(80, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+
+    let started = std::time::Instant::now();
+    let out = d.ssh_with(&key, "ec2-user", &ip, "true", 2);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("vpclab: connection to {ip}:22 timed out")),
+        "{err}"
+    );
+    assert!(err.contains("security group"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+
+    // The same connect, by itself: one line, a non-zero exit code.
+    let out = d.vpclab(&["connect", "--timeout", "1", &ip, "22"], b"");
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    // Allowing port 22 governs the next packet.
+    d.aws(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let out = d.ssh(&key, "ec2-user", &ip, "hostname");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ip-10-0-1-4.ec2.internal\n");
+}
+
+#[test]
+fn a_network_acl_deny_makes_the_connection_time_out() {
+    let d = Daemon::start();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+    assert!(d.ssh(&key, "ec2-user", &ip, "true").status.success());
+
+    // A new ACL on the subnet: deny SSH from anywhere at rule 100.
+    let acl = d.aws(&[
+        "create-network-acl",
+        "--vpc-id",
+        &net.vpc,
+        "--query",
+        "NetworkAcl.NetworkAclId",
+    ]);
+    for (egress, rule) in [("--ingress", "100"), ("--egress", "100")] {
+        let action = if egress == "--ingress" {
+            "deny"
+        } else {
+            "allow"
+        };
+        let ports = if egress == "--ingress" {
+            "From=22,To=22"
+        } else {
+            "From=0,To=65535"
+        };
+        d.aws(&[
+            "create-network-acl-entry",
+            "--network-acl-id",
+            &acl,
+            egress,
+            "--rule-number",
+            rule,
+            "--protocol",
+            "tcp",
+            "--port-range",
+            ports,
+            "--cidr-block",
+            "0.0.0.0/0",
+            "--rule-action",
+            action,
+        ]);
+    }
+    let assoc = d.aws(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=association.subnet-id,Values={}", net.public_subnet),
+        "--query",
+        &format!(
+            "NetworkAcls[0].Associations[?SubnetId=='{}'].NetworkAclAssociationId",
+            net.public_subnet
+        ),
+    ]);
+    d.aws(&[
+        "replace-network-acl-association",
+        "--association-id",
+        &assoc,
+        "--network-acl-id",
+        &acl,
+    ]);
+    let out = d.ssh_with(&key, "ec2-user", &ip, "true", 2);
+    assert_eq!(out.status.code(), Some(255));
+    let err = stderr(&out);
+    assert!(err.contains("timed out"), "{err}");
+    assert!(err.contains(&acl) && err.contains("rule 100"), "{err}");
+}
+
+#[test]
+fn instance_metadata_answers_from_inside_the_instance() {
+    let d = Daemon::start();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (id, ip, private) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+    let script = "TOKEN=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); \
+                  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/meta-data/instance-id; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/meta-data/local-ipv4; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" http://169.254.169.254/latest/meta-data/public-ipv4";
+    let out = d.ssh(&key, "ec2-user", &ip, script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{id}\n{private}\n{ip}"));
+}
+
+#[test]
+fn host_key_and_files_survive_a_daemon_restart() {
+    let mut d = Daemon::start();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+    let out = d.ssh(&key, "ec2-user", &ip, "echo kept > notes.txt");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    d.stop();
+    d.launch();
+    // known_hosts from the first run must still match (accept-new refuses a changed key).
+    let mut out = d.ssh(&key, "ec2-user", &ip, "cat notes.txt");
+    for _ in 0..20 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        out = d.ssh(&key, "ec2-user", &ip, "cat notes.txt");
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "kept\n");
+}

@@ -184,21 +184,7 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         }));
     }
     // DNS: the public endpoint answers from a view the control keeps current.
-    let dns_sockets = match args.dns_listen {
-        // Asked for explicitly: failing to bind is an error, as for --listen.
-        Some(addr) => Some(bind_dns(addr).await?),
-        // The default: a busy port (another daemon, a test running in parallel) must not
-        // stop the API, so DNS is left off with a warning.
-        None => match bind_dns(DEFAULT_DNS_LISTEN.into()).await {
-            Ok(sockets) => Some(sockets),
-            Err(e) => {
-                eprintln!("vpclab: warning: {e:#}; DNS endpoint off (pick one with --dns-listen)");
-                None
-            }
-        },
-    };
-    // The view is kept current even without the host endpoint: the resolvers inside the
-    // world answer from it.
+    // The view every DNS answer comes from (host endpoint and in-world resolvers).
     let dns_view: crate::dns::SharedView = Arc::default();
     lock_control(&control).subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
     // The world runtime: every account's fabric, internet, resolvers and instances,
@@ -219,11 +205,25 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         health.clone(),
         crate::world::health::interval_from_env(),
     ));
+    let dns_sockets = match args.dns_listen {
+        // Asked for explicitly: failing to bind is an error, as for --listen.
+        Some(addr) => Some(bind_dns(addr).await?),
+        // The default: a busy port (another daemon, a test running in parallel) must not
+        // stop the API, so DNS is left off with a warning.
+        None => match bind_dns(DEFAULT_DNS_LISTEN.into()).await {
+            Ok(sockets) => Some(sockets),
+            Err(e) => {
+                eprintln!("vpclab: warning: {e:#}; DNS endpoint off (pick one with --dns-listen)");
+                None
+            }
+        },
+    };
     let mut dns = None;
     if let Some((dns_udp, dns_tcp)) = dns_sockets {
         let dns_addr = dns_udp
             .local_addr()
             .context("cannot read the DNS address")?;
+        let dns_view = dns_view.clone();
         let (dns_stop, dns_stopped) = tokio::sync::oneshot::channel::<()>();
         let dns_task = tokio::spawn(crate::dns::serve_public_dns(
             dns_udp,

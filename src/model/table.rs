@@ -4,6 +4,7 @@
 //! model code never talks to the store: it just uses `insert`, `get_mut` and `remove`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -17,9 +18,11 @@ pub trait Resource: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
     fn region(&self) -> &str;
 }
 
+/// Rows are shared (`Arc`) between snapshots and copied on write, so cloning a world for
+/// a mutation costs a reference count per row, not a deep copy.
 #[derive(Clone, Debug)]
 pub struct Table<T> {
-    rows: BTreeMap<String, T>,
+    rows: BTreeMap<String, Arc<T>>,
     dirty: BTreeSet<String>,
 }
 
@@ -34,14 +37,14 @@ impl<T> Default for Table<T> {
 
 impl<T: Resource> Table<T> {
     pub fn get(&self, id: &str) -> Option<&T> {
-        self.rows.get(id)
+        self.rows.get(id).map(|r| &**r)
     }
 
     /// Mutable access; marks the row changed.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
         let row = self.rows.get_mut(id)?;
         self.dirty.insert(id.to_string());
-        Some(row)
+        Some(Arc::make_mut(row))
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -52,18 +55,18 @@ impl<T: Resource> Table<T> {
     pub fn insert(&mut self, row: T) {
         let id = row.id().to_string();
         self.dirty.insert(id.clone());
-        self.rows.insert(id, row);
+        self.rows.insert(id, Arc::new(row));
     }
 
     pub fn remove(&mut self, id: &str) -> Option<T> {
         let row = self.rows.remove(id)?;
         self.dirty.insert(id.to_string());
-        Some(row)
+        Some(Arc::unwrap_or_clone(row))
     }
 
     /// All rows, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.rows.values()
+        self.rows.values().map(|r| &**r)
     }
 
     /// The rows of one region, in id order.
@@ -71,7 +74,10 @@ impl<T: Resource> Table<T> {
         &'s self,
         region: &'r str,
     ) -> impl Iterator<Item = &'s T> + use<'s, 'r, T> {
-        self.rows.values().filter(move |r| r.region() == region)
+        self.rows
+            .values()
+            .map(|r| &**r)
+            .filter(move |r| r.region() == region)
     }
 
     /// Ids of rows matching `pred` (collect first, then mutate: the borrow checker's way).
@@ -100,7 +106,7 @@ impl<T: Resource> Table<T> {
         let mut out = Vec::with_capacity(dirty.len());
         for id in dirty {
             let body = match self.rows.get(&id) {
-                Some(row) => Some(serde_json::to_string(row)?),
+                Some(row) => Some(serde_json::to_string(&**row)?),
                 None => None,
             };
             out.push((id, body));
@@ -111,7 +117,7 @@ impl<T: Resource> Table<T> {
     /// Loads one row from the store without marking it changed.
     pub(crate) fn load(&mut self, body: &str) -> Result<(), serde_json::Error> {
         let row: T = serde_json::from_str(body)?;
-        self.rows.insert(row.id().to_string(), row);
+        self.rows.insert(row.id().to_string(), Arc::new(row));
         Ok(())
     }
 

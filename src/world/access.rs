@@ -53,27 +53,32 @@ fn text(status: StatusCode, body: String) -> Response {
 fn world_of(
     st: &AccessState,
     parts: &axum::http::request::Parts,
-) -> Result<std::sync::Arc<super::AccountWorld>, Response> {
+) -> Result<std::sync::Arc<super::AccountWorld>, Box<Response>> {
     let identity = st
         .api
         .authenticate(&crate::api::signed_request(parts), b"")
-        .map_err(|e| text(StatusCode::FORBIDDEN, format!("{}: {}", e.code, e.message)))?;
+        .map_err(|e| {
+            Box::new(text(
+                StatusCode::FORBIDDEN,
+                format!("{}: {}", e.code, e.message),
+            ))
+        })?;
     {
         // Make sure the account's world exists (a first call creates its default VPC).
         let env = crate::model::Env::new(identity.credential.region.clone(), (st.api.clock)());
         let mut c = st.api.lock();
         if let Err(e) = c.read(&identity.account, &env) {
-            return Err(text(
+            return Err(Box::new(text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("{}: {}", e.code, e.message),
-            ));
+            )));
         }
     }
     st.worlds.get(&identity.account).ok_or_else(|| {
-        text(
+        Box::new(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the world of this account is not running".to_string(),
-        )
+        ))
     })
 }
 
@@ -87,7 +92,7 @@ async fn whoami(State(st): State<AccessState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     match world_of(&st, &parts) {
         Ok(w) => text(StatusCode::OK, w.learner_addr().to_string()),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -96,7 +101,7 @@ async fn connect(State(st): State<AccessState>, mut req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let world = match world_of(&st, &parts) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let params = query_params(&parts);
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());

@@ -200,13 +200,8 @@ pub struct AccountWorld {
 impl AccountWorld {
     fn start(account: &str, topology: Arc<Topology>, worlds: Worlds) -> Arc<AccountWorld> {
         let net = Net::new(Fabric::new(topology));
-        let internet = match Internet::start(&net) {
-            Ok(i) => i,
-            Err(e) => {
-                // Only possible if an address were taken twice in a fresh world.
-                panic!("a fresh world must accept the internet hosts: {e}")
-            }
-        };
+        let internet = Internet::start(&net)
+            .expect("a fresh world has no hosts, so the internet addresses are free");
         let (model, rx) = watch::channel(None);
         let runtime = Arc::new(Mutex::new(instances::Runtime::new(
             account,

@@ -1,15 +1,16 @@
 //! DNS inside the fabric: the Route 53 Resolver of each VPC (`Port::Resolver(vpc)`, at
 //! VPC base + 2 and 169.254.169.253) and the world's public resolver on the internet
-//! (192.0.2.53). Both answer UDP port 53 with the `dns` engine, from the vantage point
-//! of the VPC or of the internet; the fabric exempts the VPC resolver from NACLs and
-//! security groups, as AWS does.
+//! (192.0.2.53). Both answer UDP and TCP port 53 with the `dns` engine, from the vantage
+//! point of the VPC or of the internet; the fabric exempts the VPC resolver from NACLs
+//! and security groups, as AWS does.
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use vpclab_netstack::Port;
-use vpclab_netstack::host::{Host, HostConfig, Net, NetError, UdpSocket};
+use vpclab_netstack::host::{Host, HostConfig, Net, NetError, TcpListener, TcpStream, UdpSocket};
 use vpclab_netstack::internet::PUBLIC_DNS_ADDR;
 use vpclab_netstack::topology::rid;
 
@@ -24,8 +25,14 @@ pub(crate) fn start_vpc(
 ) -> Result<(Host, JoinHandle<()>), NetError> {
     let host = net.add_host(HostConfig::service(Port::Resolver(rid(vpc)), addrs))?;
     let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
+    let tcp = host.listen(53).map_err(|_| NetError::HostGone)?;
     let vpc = vpc.to_string();
-    let task = tokio::spawn(serve_udp(sock, view, Some(vpc)));
+    let task = tokio::spawn(async move {
+        tokio::join!(
+            serve_udp(sock, view.clone(), Some(vpc.clone())),
+            serve_tcp(tcp, view, Some(vpc))
+        );
+    });
     Ok((host, task))
 }
 
@@ -33,8 +40,11 @@ pub(crate) fn start_vpc(
 pub(crate) fn start_public(net: &Net, view: SharedView) -> Result<Vec<JoinHandle<()>>, NetError> {
     let host = net.add_host(HostConfig::internet(PUBLIC_DNS_ADDR))?;
     let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
-    // The host lives as long as its task (the socket holds it).
-    Ok(vec![tokio::spawn(serve_udp(sock, view, None))])
+    let tcp = host.listen(53).map_err(|_| NetError::HostGone)?;
+    Ok(vec![
+        tokio::spawn(serve_udp(sock, view.clone(), None)),
+        tokio::spawn(serve_tcp(tcp, view, None)),
+    ])
 }
 
 async fn serve_udp(sock: UdpSocket, view: SharedView, vpc: Option<String>) {
@@ -64,6 +74,46 @@ async fn serve_udp(sock: UdpSocket, view: SharedView, vpc: Option<String>) {
             if sent.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// DNS over TCP (RFC 1035 §4.2.2: each message prefixed by its two-byte length), for
+/// clients that retry a truncated UDP answer.
+async fn serve_tcp(listener: TcpListener, view: SharedView, vpc: Option<String>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(serve_tcp_conn(stream, view.clone(), vpc.clone()));
+    }
+}
+
+async fn serve_tcp_conn(mut stream: TcpStream, view: SharedView, vpc: Option<String>) {
+    loop {
+        let mut len = [0u8; 2];
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+        if stream.read_exact(&mut msg).await.is_err() {
+            return;
+        }
+        let reply = {
+            let v = view.read().unwrap_or_else(|e| e.into_inner());
+            let vantage = match &vpc {
+                Some(id) => Vantage::Vpc(id),
+                None => Vantage::Internet,
+            };
+            answer(&v, vantage, &msg, Transport::Tcp)
+        };
+        let Some(bytes) = reply else {
+            return;
+        };
+        let Ok(n) = u16::try_from(bytes.len()) else {
+            return;
+        };
+        let mut out = n.to_be_bytes().to_vec();
+        out.extend_from_slice(&bytes);
+        if stream.write_all(&out).await.is_err() {
+            return;
         }
     }
 }

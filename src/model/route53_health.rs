@@ -314,19 +314,6 @@ impl World {
         Ok(())
     }
 
-    /// The record sets (zone id, name, type) that name health check `id`.
-    pub fn health_check_users(&self, id: &str) -> Vec<(String, String, String)> {
-        self.hosted_zones
-            .iter()
-            .flat_map(|z| {
-                z.record_sets
-                    .iter()
-                    .filter(|s| s.health_check_id.as_deref() == Some(id))
-                    .map(|s| (z.id.clone(), s.name.clone(), s.rtype.clone()))
-            })
-            .collect()
-    }
-
     /// UpdateHealthCheck: `HealthCheckVersionMismatch` when the given version is not the
     /// current one; the version is incremented.
     pub fn update_health_check(

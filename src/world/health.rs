@@ -420,6 +420,63 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_domain_name_is_resolved_before_every_probe() {
+        let lab = lab();
+        let board = HealthBoard::new(SharedView::default());
+        let target = Arc::new(Mutex::new(None::<Ipv4Addr>));
+        let mut c = http_check(&lab, "/health");
+        c.ip_address = None;
+        c.fqdn = Some("www.example.lab".into());
+        let hc = HealthCheck {
+            id: "hc".into(),
+            caller_reference: "r".into(),
+            config: c,
+            version: 1,
+            created: Timestamp(0),
+        };
+        board.configure(
+            "hc",
+            CheckRules {
+                failure_threshold: 1,
+                inverted: false,
+                disabled: false,
+                regions: vec!["us-east-1".into()],
+            },
+        );
+        let lookup = target.clone();
+        let ctx = ProbeCtx {
+            board: board.clone(),
+            resolve: Arc::new(move |name: &str| {
+                assert_eq!(name, "www.example.lab");
+                *lookup.lock().expect("lock")
+            }),
+            clock: Arc::new(|| Timestamp(0)),
+            interval_override: None,
+        };
+        let task = tokio::spawn(probe_loop(
+            lab.checker.clone(),
+            Arc::new(hc),
+            "us-east-1".into(),
+            Duration::ZERO,
+            ctx,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            board.observations("hc")[0].report.status,
+            "Failure: DNS resolution failed: www.example.lab does not resolve to an IPv4 address."
+        );
+        assert_eq!(board.healthy("hc"), Some(false));
+        *target.lock().expect("lock") = Some(lab.ids.web_public);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            board.observations("hc")[0].report.status,
+            "Success: HTTP Status Code 200, OK"
+        );
+        assert_eq!(board.healthy("hc"), Some(true));
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_dns_view_turns_unhealthy_when_the_security_group_stops_the_checkers() {
         let lab = lab();
         let view = SharedView::default();

@@ -16,8 +16,9 @@ use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
 use crate::dns::health::CHECKER_REGIONS;
 
 /// The probe types vpclab runs. `HTTPS` is accepted and probed as a TCP connection
-/// (the simulated internet speaks no TLS); the string-matching, calculated, CloudWatch
-/// and recovery-control types answer `NotImplemented`.
+/// (the simulated internet speaks no TLS); `HTTPS_STR_MATCH`, calculated, CloudWatch
+/// and recovery-control types answer `NotImplemented`. A `ResourcePath` or
+/// `SearchString` a type does not use is stored and ignored.
 pub const SUPPORTED_TYPES: &[&str] = &["HTTP", "HTTPS", "TCP", "HTTP_STR_MATCH"];
 /// Every type Route 53 knows (botocore's `HealthCheckType`).
 pub const ALL_TYPES: &[&str] = &[
@@ -175,11 +176,6 @@ pub fn validate_config(c: &HealthCheckConfig) -> ApiResult<()> {
     if c.check_type == "TCP" && c.port.is_none() {
         return Err(invalid_input(
             "Invalid parameter : A TCP health check must specify a Port.",
-        ));
-    }
-    if c.check_type == "TCP" && (c.resource_path.is_some() || c.search_string.is_some()) {
-        return Err(invalid_input(
-            "Invalid parameter : ResourcePath and SearchString are not allowed for TCP health checks.",
         ));
     }
     if c.port == Some(0) {

@@ -159,18 +159,112 @@ fn garbage_bodies_are_invalid_input_not_a_crash() {
 }
 
 #[test]
-fn unknown_paths_and_health_checks_are_errors_not_silence() {
+fn unknown_paths_and_unemulated_features_are_errors_not_silence() {
     let api = Api::new();
     let r = api.call("GET", "/2013-04-01/nonsense", None, "");
     assert_eq!(r.status, 404);
+    let r = api.call("GET", "/2013-04-01/trafficpolicies", None, "");
+    assert_eq!(r.status, 501);
+    assert!(r.body.contains("<Code>NotImplemented</Code>"));
     let r = api.call(
         "POST",
         "/2013-04-01/healthcheck",
         None,
         "<CreateHealthCheckRequest/>",
     );
-    assert_eq!(r.status, 501);
-    assert!(r.body.contains("<Code>NotImplemented</Code>"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("<Code>InvalidInput</Code>"));
+    // Calculated checks are a Route 53 feature vpclab does not emulate.
+    let r = api.call(
+        "POST",
+        "/2013-04-01/healthcheck",
+        None,
+        "<CreateHealthCheckRequest><CallerReference>c</CallerReference><HealthCheckConfig><Type>CALCULATED</Type></HealthCheckConfig></CreateHealthCheckRequest>",
+    );
+    assert_eq!(r.status, 501, "{}", r.body);
+}
+
+#[test]
+fn health_check_status_lists_each_checker_observation() {
+    use vpclab::dns::health::{CheckRules, ProbeOutcome};
+    let api = Api::new();
+    let r = api.call(
+        "POST",
+        "/2013-04-01/healthcheck",
+        None,
+        "<CreateHealthCheckRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><CallerReference>c</CallerReference><HealthCheckConfig><IPAddress>198.18.0.7</IPAddress><Port>80</Port><Type>HTTP</Type><ResourcePath>/</ResourcePath></HealthCheckConfig></CreateHealthCheckRequest>",
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "<RequestInterval>30</RequestInterval><FailureThreshold>3</FailureThreshold>"
+        ),
+        "{}",
+        r.body
+    );
+    let id = r
+        .body
+        .split("<Id>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("https://route53.amazonaws.com/2013-04-01/healthcheck/{id}").as_str())
+    );
+    // What the prober would record: two checkers have answered.
+    api.state.health.configure(
+        &id,
+        CheckRules {
+            failure_threshold: 3,
+            inverted: false,
+            disabled: false,
+            regions: vec!["us-east-1".into(), "eu-west-1".into(), "sa-east-1".into()],
+        },
+    );
+    api.state.health.record(
+        &id,
+        "us-east-1",
+        &ProbeOutcome::Http(200),
+        1_700_000_000_000,
+    );
+    api.state.health.record(
+        &id,
+        "eu-west-1",
+        &ProbeOutcome::ConnectTimedOut,
+        1_700_000_001_000,
+    );
+    let r = api.call(
+        "GET",
+        &format!("/2013-04-01/healthcheck/{id}/status"),
+        None,
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<GetHealthCheckStatusResponse"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<HealthCheckObservation><Region>us-east-1</Region><IPAddress>192.0.2.96</IPAddress><StatusReport><Status>Success: HTTP Status Code 200, OK</Status><CheckedTime>2023-11-14T22:13:20.000Z</CheckedTime></StatusReport></HealthCheckObservation>"), "{}", r.body);
+    assert!(r.body.contains("<Region>eu-west-1</Region><IPAddress>192.0.2.99</IPAddress><StatusReport><Status>Failure: Connection timed out."), "{}", r.body);
+    assert_eq!(r.body.matches("<HealthCheckObservation>").count(), 2);
+    let r = api.call(
+        "GET",
+        &format!("/2013-04-01/healthcheck/{id}/lastfailurereason"),
+        None,
+        "",
+    );
+    assert_eq!(
+        r.body.matches("<HealthCheckObservation>").count(),
+        1,
+        "{}",
+        r.body
+    );
+    let r = api.call("GET", "/2013-04-01/healthcheck/nope/status", None, "");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("<Code>NoSuchHealthCheck</Code>"));
 }
 
 #[test]

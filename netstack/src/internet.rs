@@ -10,6 +10,7 @@
 //! | [`MIRROR_ADDR`] (192.0.2.20) | an HTTP package mirror over an in-memory file map the instance runtime fills ([`Mirror`]) |
 //! | [`PUBLIC_DNS_ADDR`] (192.0.2.53) | reserved for the public DNS resolver (served by the `dns` module, not here) |
 //! | [`WEB_ADDR`] (192.0.2.80) | a small web site |
+//! | 192.0.2.96/29 | reserved for the Route 53 health checkers (attached by vpclab's `world::health`) |
 //! | [`LEARNER_ADDR`] (203.0.113.10) | the learner's computer, as the VPC sees it |
 //!
 //! Learner access ([`Internet::learner_connect`]) opens a TCP connection

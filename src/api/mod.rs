@@ -33,6 +33,7 @@
 pub mod ec2;
 pub mod query;
 pub mod route53;
+pub mod route53_health;
 pub mod route53_xml;
 pub mod sigv4;
 pub mod xml;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub clock: Clock,
     /// How requests are authenticated (open by default).
     pub auth: sigv4::AuthMode,
+    /// Route 53 health-check results (GetHealthCheckStatus reads them).
+    pub health: crate::dns::health::HealthBoard,
     requests: Arc<AtomicU64>,
 }
 
@@ -87,6 +90,7 @@ impl AppState {
             control,
             clock,
             auth: sigv4::AuthMode::Open,
+            health: crate::dns::health::HealthBoard::new(Arc::default()),
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -94,6 +98,12 @@ impl AppState {
     /// Sets the authentication mode (`--auth strict`).
     pub fn with_auth(mut self, auth: sigv4::AuthMode) -> AppState {
         self.auth = auth;
+        self
+    }
+
+    /// Shares the health board the prober fills and the DNS view reads.
+    pub fn with_health(mut self, board: crate::dns::health::HealthBoard) -> AppState {
+        self.health = board;
         self
     }
 

@@ -9,7 +9,7 @@
 //! `<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message></Error>
 //! <RequestId>…</RequestId></ErrorResponse>`.
 //!
-//! Not implemented: health checks, traffic policies, delegation sets, query logging,
+//! Health checks are in [`super::route53_health`]. Not implemented: traffic policies, delegation sets, query logging,
 //! DNSSEC, tags (each answers `NotImplemented`, see docs/fidelity.md).
 
 use std::str::FromStr;
@@ -122,7 +122,7 @@ fn error_reply(e: &ApiError, request_id: &str) -> Reply {
 }
 
 /// (status, operation name, inner XML, Location header)
-type Answer = (u16, &'static str, String, Option<String>);
+pub(super) type Answer = (u16, &'static str, String, Option<String>);
 
 fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<Answer> {
     // SigV4 as every endpoint does it (`--auth strict` verifies the signature): the
@@ -180,9 +180,21 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
         (_, [first, ..])
             if matches!(
                 *first,
-                "healthcheck"
-                    | "healthcheckcount"
-                    | "trafficpolicy"
+                "healthcheck" | "healthcheckcount" | "checkeripranges"
+            ) =>
+        {
+            super::route53_health::route(c, &env, &state.health, method, &segments, &q, body)
+                .unwrap_or_else(|| {
+                    Err(invalid_input(format!(
+                        "The resource {method} {path} is not part of the Route 53 API."
+                    ))
+                    .with_status(404))
+                })
+        }
+        (_, [first, ..])
+            if matches!(
+                *first,
+                "trafficpolicy"
                     | "trafficpolicies"
                     | "delegationset"
                     | "queryloggingconfig"
@@ -204,23 +216,23 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
     }
 }
 
-fn ok(op: &'static str, inner: String) -> Answer {
+pub(super) fn ok(op: &'static str, inner: String) -> Answer {
     (200, op, inner, None)
 }
 
 /// The account's control for one request.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     control: &'a mut Control,
     account: &'a str,
 }
 
 impl Ctx<'_> {
-    fn read(&mut self, env: &Env) -> ApiResult<std::sync::Arc<World>> {
+    pub(super) fn read(&mut self, env: &Env) -> ApiResult<std::sync::Arc<World>> {
         self.control.read(self.account, env)
     }
 }
 
-fn mutate<R>(
+pub(super) fn mutate<R>(
     c: &mut Ctx<'_>,
     env: &Env,
     f: impl FnOnce(&mut World, &Env) -> ApiResult<R>,
@@ -229,7 +241,7 @@ fn mutate<R>(
 }
 
 /// The query string, decoded.
-struct Query(Vec<(String, String)>);
+pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(query: Option<&str>) -> Query {
@@ -240,7 +252,7 @@ impl Query {
         )
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -248,7 +260,7 @@ impl Query {
     }
 
     /// `maxitems`: a positive integer, capped at `max`.
-    fn max_items(&self, max: usize) -> ApiResult<usize> {
+    pub(super) fn max_items(&self, max: usize) -> ApiResult<usize> {
         match self.get("maxitems") {
             None => Ok(max),
             Some(v) => match v.parse::<usize>() {
@@ -261,7 +273,7 @@ impl Query {
     }
 }
 
-fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
+pub(super) fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
     let root = route53_xml::parse(body)?;
     if root.name != expected {
         return Err(invalid_input(format!(
@@ -272,7 +284,7 @@ fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
     Ok(root)
 }
 
-fn parse_bool(field: &str, text: &str) -> ApiResult<bool> {
+pub(super) fn parse_bool(field: &str, text: &str) -> ApiResult<bool> {
     match text {
         "true" => Ok(true),
         "false" => Ok(false),

@@ -197,6 +197,14 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     });
     worlds.set_control(&control);
     lock_control(&control).subscribe(worlds.subscriber());
+    // Route 53 health checkers: probe through each account's fabric, publish into the
+    // DNS view (subscribed after the world runtime, whose networks they join).
+    let health = crate::dns::health::HealthBoard::new(dns_view.clone());
+    lock_control(&control).subscribe(crate::world::health::subscriber(
+        worlds.clone(),
+        health.clone(),
+        crate::world::health::interval_from_env(),
+    ));
     let dns_sockets = match args.dns_listen {
         // Asked for explicitly: failing to bind is an error, as for --listen.
         Some(addr) => Some(bind_dns(addr).await?),
@@ -239,7 +247,9 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("cannot write {}", endpoint_file.display()))?;
 
-    let state = AppState::new(control.clone(), api::system_clock()).with_auth(auth);
+    let state = AppState::new(control.clone(), api::system_clock())
+        .with_auth(auth)
+        .with_health(health);
     let ticker = {
         let state = state.clone();
         tokio::spawn(async move {

@@ -8,6 +8,8 @@
 //!   `enableDnsSupport` is off).
 //! - [`names`]: EC2's instance DNS names (`ip-10-0-1-5.ec2.internal`,
 //!   `ec2-198-18-0-7.compute-1.amazonaws.com`), shared with the API.
+//! - [`health`]: Route 53 health-check results (per checker, Route 53's rules for
+//!   combining them) published into the view's `health` map.
 //! - [`server`]: the host-side endpoint (`vpclab up --dns-listen`), which answers as the
 //!   world's internet would, served by `hickory-server` over UDP and TCP.
 //!
@@ -16,6 +18,7 @@
 //! owns the hosted zones and compiles them into the view.
 
 pub mod engine;
+pub mod health;
 pub mod names;
 pub mod server;
 pub mod view;

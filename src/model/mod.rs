@@ -50,6 +50,7 @@ pub mod nat;
 pub mod region;
 pub mod route53;
 pub mod route53_dns;
+pub mod route53_health;
 pub mod route_table;
 #[cfg(test)]
 mod rules_tests;
@@ -222,6 +223,7 @@ world_tables! {
     tags: tags::TagSet,
     hosted_zones: route53::HostedZone,
     route53_changes: route53::Change,
+    health_checks: route53_health::HealthCheck,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

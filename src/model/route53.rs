@@ -581,13 +581,11 @@ impl World {
                 ));
             }
         }
-        if let Some(id) = &set.health_check_id {
+        if let Some(id) = &set.health_check_id
+            && !self.health_checks.contains(id)
+        {
             return Err(ChangeError::Api(
-                ApiError::new(
-                    "NoSuchHealthCheck",
-                    format!("A health check with id {id} does not exist."),
-                )
-                .with_status(404),
+                super::route53_health::no_such_health_check(id),
             ));
         }
         Ok(())

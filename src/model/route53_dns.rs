@@ -29,7 +29,11 @@ pub fn dns_subscriber(shared: SharedView) -> Subscriber {
                 merged.absorb(view);
             }
         }
-        *shared.write().unwrap_or_else(|e| e.into_inner()) = merged;
+        // Health-check results are runtime state the health board publishes into the
+        // view; the model knows nothing of them, so they carry over.
+        let mut current = shared.write().unwrap_or_else(|e| e.into_inner());
+        merged.health = std::mem::take(&mut current.health);
+        *current = merged;
     })
 }
 

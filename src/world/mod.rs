@@ -20,6 +20,7 @@
 //! here but the CLI side is `cli::connect`.
 
 pub mod access;
+pub mod health;
 mod instances;
 pub mod net;
 mod resolver;

@@ -46,6 +46,8 @@ impl Daemon {
             .arg(self.state_dir())
             .env("VPCLAB_BOOT_DELAY_MS", "300")
             .env("VPCLAB_INSTANCE_TIMEOUT_CAP_MS", "3000")
+            // Route 53 health checkers probe every 500 ms instead of every 10 or 30 s.
+            .env("VPCLAB_HEALTH_CHECK_INTERVAL_MS", "500")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -197,3 +197,68 @@ fn host_key_and_files_survive_a_daemon_restart() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "kept\n");
 }
+
+#[test]
+fn user_data_runs_at_first_boot_and_the_console_prints_the_host_key_ssh_sees() {
+    let d = Daemon::start();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let script = d.path("user-data.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/bash\necho booted-by-user-data\necho from-user-data > /root/marker\n",
+    )
+    .expect("write user data");
+    let (id, ip, _) = net.launch(
+        &d,
+        &net.public_subnet,
+        "lab",
+        &sg,
+        &["--user-data", &format!("file://{}", script.display())],
+    );
+    let mut out = d.ssh(&key, "ec2-user", &ip, "sudo cat /root/marker");
+    for _ in 0..20 {
+        if stdout(&out) == "from-user-data\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        out = d.ssh(&key, "ec2-user", &ip, "sudo cat /root/marker");
+    }
+    assert_eq!(stdout(&out), "from-user-data\n", "{}", stderr(&out));
+    let out = d.ssh(&key, "ec2-user", &ip, "cat /var/log/cloud-init-output.log");
+    assert!(
+        stdout(&out).contains("booted-by-user-data"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The fingerprint in the console is the one OpenSSH recorded in known_hosts.
+    let known = std::process::Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(d.path("known_hosts"))
+        .output()
+        .expect("ssh-keygen");
+    let fp = stdout(&known)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    let mut console = String::new();
+    for _ in 0..20 {
+        console = d.aws(&[
+            "get-console-output",
+            "--instance-id",
+            &id,
+            "--query",
+            "Output",
+        ]);
+        if console.contains(&fp) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(console.contains(&fp), "{fp} not in console:\n{console}");
+    assert!(console.contains("booted-by-user-data"), "{console}");
+}

@@ -279,3 +279,19 @@ fn splice(sock: std::net::TcpStream, first: &[u8]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn endpoint_url_gives_the_daemon_address() {
+        assert_eq!(
+            authority("http://127.0.0.1:4566").unwrap(),
+            "127.0.0.1:4566"
+        );
+        assert_eq!(authority("http://localhost/").unwrap(), "localhost:80");
+        assert!(authority("https://127.0.0.1:4566").is_err());
+        assert!(authority("http://").is_err());
+    }
+}

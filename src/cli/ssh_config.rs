@@ -35,3 +35,22 @@ pub fn run(args: SshConfigArgs) -> anyhow::Result<ExitCode> {
     print!("{}", config_text(&exe, args.endpoint.as_deref()));
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::config_text;
+
+    #[test]
+    fn config_routes_the_public_range_and_amazonaws_names_through_connect() {
+        let text = config_text("/usr/bin/vpclab", None);
+        let host = text
+            .lines()
+            .find(|l| l.starts_with("Host "))
+            .expect("a Host line");
+        // 198.18.0.0/15 = 198.18.x.y and 198.19.x.y.
+        assert_eq!(host, "Host 198.18.*.* 198.19.*.* *.amazonaws.com");
+        assert!(text.contains("ProxyCommand \"/usr/bin/vpclab\" connect %h %p"));
+        let with = config_text("vpclab", Some("http://127.0.0.1:9999"));
+        assert!(with.contains("connect --endpoint http://127.0.0.1:9999 %h %p"));
+    }
+}

@@ -32,9 +32,10 @@ pub struct UpArgs {
     /// Where state lives (default: your data directory, e.g. ~/.local/share/vpclab).
     #[arg(long, env = "VPCLAB_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Address of the public DNS endpoint.
-    #[arg(long, default_value = "127.0.0.1:5300")]
-    pub dns_listen: SocketAddr,
+    /// Address of the public DNS endpoint (UDP and TCP). Default 127.0.0.1:5300; when that
+    /// default is busy, vpclab starts without DNS and says so. A port given here must bind.
+    #[arg(long)]
+    pub dns_listen: Option<SocketAddr>,
     /// The region printed in the `export` line (any region works per request).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -183,10 +184,7 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         }));
     }
     // DNS: the public endpoint answers from a view the control keeps current.
-    let (dns_udp, dns_tcp) = bind_dns(args.dns_listen).await?;
-    let dns_addr = dns_udp
-        .local_addr()
-        .context("cannot read the DNS address")?;
+    // The view every DNS answer comes from (host endpoint and in-world resolvers).
     let dns_view: crate::dns::SharedView = Arc::default();
     lock_control(&control).subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
     // The world runtime: every account's fabric, internet, resolvers and instances,
@@ -199,19 +197,40 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     });
     worlds.set_control(&control);
     lock_control(&control).subscribe(worlds.subscriber());
-    let (dns_stop, dns_stopped) = tokio::sync::oneshot::channel::<()>();
-    let dns_task = tokio::spawn(crate::dns::serve_public_dns(
-        dns_udp,
-        dns_tcp,
-        dns_view,
-        async {
-            let _ = dns_stopped.await;
+    let dns_sockets = match args.dns_listen {
+        // Asked for explicitly: failing to bind is an error, as for --listen.
+        Some(addr) => Some(bind_dns(addr).await?),
+        // The default: a busy port (another daemon, a test running in parallel) must not
+        // stop the API, so DNS is left off with a warning.
+        None => match bind_dns(DEFAULT_DNS_LISTEN.into()).await {
+            Ok(sockets) => Some(sockets),
+            Err(e) => {
+                eprintln!("vpclab: warning: {e:#}; DNS endpoint off (pick one with --dns-listen)");
+                None
+            }
         },
-    ));
+    };
+    let mut dns = None;
+    if let Some((dns_udp, dns_tcp)) = dns_sockets {
+        let dns_addr = dns_udp
+            .local_addr()
+            .context("cannot read the DNS address")?;
+        let dns_view = dns_view.clone();
+        let (dns_stop, dns_stopped) = tokio::sync::oneshot::channel::<()>();
+        let dns_task = tokio::spawn(crate::dns::serve_public_dns(
+            dns_udp,
+            dns_tcp,
+            dns_view,
+            async {
+                let _ = dns_stopped.await;
+            },
+        ));
+        dns = Some((dns_addr, dns_stop, dns_task));
+    }
     let url = format!("http://{addr}");
     let info = EndpointInfo {
         api: url.clone(),
-        dns: Some(dns_addr.to_string()),
+        dns: dns.as_ref().map(|(a, _, _)| a.to_string()),
         region: args.region.clone(),
         pid: std::process::id(),
         state_dir: state_dir.clone(),
@@ -235,11 +254,13 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
 
     println!("vpclab {} is up", env!("CARGO_PKG_VERSION"));
     println!("  EC2 API:    {url}");
-    println!(
-        "  DNS:        {dns_addr} (dig @{} -p {} www.example.com)",
-        dns_addr.ip(),
-        dns_addr.port()
-    );
+    if let Some((dns_addr, _, _)) = &dns {
+        println!(
+            "  DNS:        {dns_addr} (dig @{} -p {} www.example.com)",
+            dns_addr.ip(),
+            dns_addr.port()
+        );
+    }
     println!("  state dir:  {}", state_dir.display());
     println!("In another terminal:");
     println!(
@@ -255,17 +276,22 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         .await;
     ticker.abort();
     worlds.shutdown().await;
-    let _ = dns_stop.send(());
-    match dns_task.await {
-        Ok(Err(e)) => eprintln!("vpclab: {e}"),
-        Err(e) => eprintln!("vpclab: the DNS endpoint stopped abnormally: {e}"),
-        Ok(Ok(())) => {}
+    if let Some((_, dns_stop, dns_task)) = dns {
+        let _ = dns_stop.send(());
+        match dns_task.await {
+            Ok(Err(e)) => eprintln!("vpclab: {e}"),
+            Err(e) => eprintln!("vpclab: the DNS endpoint stopped abnormally: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     let _ = std::fs::remove_file(&endpoint_file);
     result.context("the API server failed")?;
     eprintln!("vpclab: stopped");
     Ok(())
 }
+
+/// Where the public DNS endpoint listens unless `--dns-listen` says otherwise.
+const DEFAULT_DNS_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 5300);
 
 fn lock_control(control: &Mutex<Control>) -> std::sync::MutexGuard<'_, Control> {
     control.lock().unwrap_or_else(|e| e.into_inner())

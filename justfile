@@ -15,6 +15,7 @@ lint:
 # Benchmarks: each prints a last line starting with BENCH.
 bench:
     cargo bench -p vpclab-netstack
+    cargo bench --bench ssh
 
 # Run vpclab on its embedded defaults (SQLite state, loopback ports).
 run *ARGS:

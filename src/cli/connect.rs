@@ -194,10 +194,16 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(connect(args))
+    let (sock, rest) = rt.block_on(connect(args))?;
+    let sock = sock.into_std().context("cannot take over the connection")?;
+    drop(rt);
+    splice(sock, &rest)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+/// Asks the daemon for the connection; returns it once upgraded, with any bytes of the
+/// world that came with the answer.
+async fn connect(args: ConnectArgs) -> anyhow::Result<(tokio::net::TcpStream, Vec<u8>)> {
     let endpoint = endpoint(args.endpoint.as_deref());
     let timeout_ms = (args.timeout.max(0.1) * 1000.0) as u64;
     let query: String = form_urlencoded::Serializer::new(String::new())
@@ -219,32 +225,59 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         };
         anyhow::bail!("{line}");
     }
-    let (mut rd, mut wr) = sock.into_split();
-    let mut stdout = tokio::io::stdout();
-    if !rest.is_empty() {
-        stdout.write_all(&rest).await?;
-        stdout.flush().await?;
-    }
-    // stdin → world; when stdin ends, half-close so the server sees EOF.
-    let upload = tokio::spawn(async move {
-        let mut stdin = tokio::io::stdin();
-        let _ = tokio::io::copy(&mut stdin, &mut wr).await;
-        let _ = wr.shutdown().await;
+    Ok((sock, rest))
+}
+
+/// Bytes moved per read and write of the splice: a few SSH packets (OpenSSH sends up
+/// to 32 KiB of channel data per packet), so a bulk `scp` takes few system calls.
+const SPLICE_CHUNK: usize = 256 * 1024;
+
+/// Copies stdin to the connection and the connection to stdout until the world side
+/// closes. One thread per direction with blocking I/O on the raw descriptors: tokio's
+/// stdin and stdout hand every read and write to its blocking pool (8 KiB at a time
+/// through `io::copy`), which cost more than the copying itself in a bulk transfer.
+fn splice(sock: std::net::TcpStream, first: &[u8]) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    sock.set_nonblocking(false)?;
+    // Raw descriptors, without std's line-buffered stdout or its stdin buffer.
+    let mut stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut up = sock.try_clone()?;
+    // stdin → world; when stdin ends, half-close so the server sees EOF. The thread is
+    // left behind (blocked on stdin) when the world side ends the session.
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; SPLICE_CHUNK];
+        loop {
+            match stdin.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if up.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = up.shutdown(std::net::Shutdown::Write);
     });
     // world → stdout; the session is over when the world side closes.
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = rd.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        if stdout.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        let _ = stdout.flush().await;
+    if !first.is_empty() && stdout.write_all(first).is_err() {
+        return Ok(());
     }
-    upload.abort();
-    Ok(ExitCode::SUCCESS)
+    let mut down = sock;
+    let mut buf = vec![0u8; SPLICE_CHUNK];
+    loop {
+        let n = match down.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if stdout.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

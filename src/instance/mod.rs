@@ -31,6 +31,7 @@ pub mod vfs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -173,10 +174,40 @@ struct Runtime {
     imds_tokens: BTreeMap<String, tokio::time::Instant>,
 }
 
+/// The locked disk. Reading goes through `Deref`; the first `DerefMut` bumps the
+/// instance's disk generation (conservatively: a write that then fails counts too).
+pub(crate) struct DiskGuard<'a> {
+    disk: MutexGuard<'a, InstanceDisk>,
+    generation: &'a AtomicU64,
+    bumped: bool,
+}
+
+impl std::ops::Deref for DiskGuard<'_> {
+    type Target = InstanceDisk;
+    fn deref(&self) -> &InstanceDisk {
+        &self.disk
+    }
+}
+
+impl std::ops::DerefMut for DiskGuard<'_> {
+    fn deref_mut(&mut self) -> &mut InstanceDisk {
+        if !self.bumped {
+            // Released with the lock: a snapshot taken after this write sees both.
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.bumped = true;
+        }
+        &mut self.disk
+    }
+}
+
 /// One running (or stopped) instance's inside.
 pub struct InstanceState {
     profile: RwLock<InstanceProfile>,
     disk: Mutex<InstanceDisk>,
+    /// Bumped by every mutable access to the disk ([`DiskGuard`]), so the caller
+    /// persists only when something may have changed instead of serializing the whole
+    /// disk to find out (a 100 MB upload made that the daemon's main cost).
+    disk_generation: AtomicU64,
     runtime: Mutex<Runtime>,
     net: Arc<dyn InstanceNet>,
     ssh_config: Arc<russh::server::Config>,
@@ -200,6 +231,7 @@ impl InstanceState {
         Arc::new(InstanceState {
             profile: RwLock::new(profile),
             disk: Mutex::new(disk),
+            disk_generation: AtomicU64::new(0),
             runtime: Mutex::new(Runtime::default()),
             net,
             ssh_config,
@@ -224,10 +256,26 @@ impl InstanceState {
         self.lock_disk().clone()
     }
 
-    pub(crate) fn lock_disk(&self) -> MutexGuard<'_, InstanceDisk> {
+    /// A snapshot of the disk with its generation: a later [`Self::disk_generation`]
+    /// equal to it means the disk has not been written since.
+    pub fn disk_snapshot(&self) -> (u64, InstanceDisk) {
+        let disk = self.lock_disk();
+        (self.disk_generation.load(Ordering::Acquire), disk.clone())
+    }
+
+    /// How many times the disk has been opened for writing so far.
+    pub fn disk_generation(&self) -> u64 {
+        self.disk_generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lock_disk(&self) -> DiskGuard<'_> {
         // A poisoned lock means a bug elsewhere panicked mid-command; the tree itself is
         // still consistent (every mutation is a single map operation), so keep serving.
-        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+        DiskGuard {
+            disk: self.disk.lock().unwrap_or_else(|e| e.into_inner()),
+            generation: &self.disk_generation,
+            bumped: false,
+        }
     }
 
     fn lock_runtime(&self) -> MutexGuard<'_, Runtime> {

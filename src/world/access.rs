@@ -24,6 +24,8 @@ pub const UPGRADE_PROTOCOL: &str = "vpclab-connect";
 /// Default and largest connect timeouts a client may ask for.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// Copy buffer per direction of a learner connection.
+const SPLICE_BUF: usize = 64 * 1024;
 
 #[derive(Clone)]
 struct AccessState {
@@ -140,8 +142,13 @@ async fn connect(State(st): State<AccessState>, mut req: Request) -> Response {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let io = hyper_util::rt::TokioIo::new(upgraded);
-        let _ = vpclab_netstack::internet::splice(stream, io).await;
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut stream = stream;
+        // Buffers of a few SSH packets each way (tokio's default is 8 KiB): every read
+        // of the world side takes the world's lock, so fewer, larger reads.
+        let _ =
+            tokio::io::copy_bidirectional_with_sizes(&mut io, &mut stream, SPLICE_BUF, SPLICE_BUF)
+                .await;
     });
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

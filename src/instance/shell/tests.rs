@@ -743,3 +743,24 @@ async fn scp_from_bastion_copies_files_both_ways() {
     assert_eq!(st, 1);
     assert!(err.contains("scp: dest open"), "{err}");
 }
+
+#[tokio::test]
+async fn reading_files_leaves_the_disk_unsaved_and_writing_one_marks_it_for_saving() {
+    let (inst, _) = instance(Image::AmazonLinux2023);
+    let mut sh = Shell::new(inst.clone(), "ec2-user");
+    let before = inst.disk_generation();
+    run(
+        &mut sh,
+        "cat /etc/os-release > /dev/null; ls -la ~; wc -l /etc/hostname",
+    )
+    .await;
+    assert_eq!(
+        inst.disk_generation(),
+        before,
+        "commands that only read must not make the runtime save the disk"
+    );
+    run(&mut sh, "echo hi > ~/note").await;
+    let (generation, disk) = inst.disk_snapshot();
+    assert!(generation > before, "a write must mark the disk changed");
+    assert!(disk.fs.exists("/home/ec2-user/note"));
+}

@@ -1,0 +1,530 @@
+//! SSH benchmark: the real OpenSSH client logging into an instance through
+//! `vpclab connect` (ProxyCommand → daemon API port → learner host → internet gateway →
+//! security group → the instance's russh server), against the same client logging into a
+//! real `sshd` (Debian's openssh-server) that this bench starts on a loopback port, in
+//! the same run. Then a 100 MB `scp` upload and download (OpenSSH 9: SFTP) each way.
+//!
+//! Prints, as its last line,
+//! `BENCH ssh login_exec_ms=<p50> sshd_login_exec_ms=<p50> ratio=<ours/sshd>
+//! scp_mbps=<n> sshd_scp_mbps=<n>`, where a login is `ssh … host true` (new process,
+//! key exchange, public-key authentication, exec, exit status) and scp Mbit/s counts the
+//! bytes of both directions over the time of both transfers.
+//!
+//! Needs `aws` (the CLI), `ssh`, `scp`, `ssh-keygen` and `/usr/sbin/sshd`
+//! (`apt-get install -y openssh-server`); without them it says so and exits with 2.
+//! Everything listens on and connects to 127.0.0.1 only. `SSH_BENCH_N` (default 20)
+//! sets the number of timed logins; `SSH_BENCH_MB` (default 100) the file size.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VPCLAB: &str = env!("CARGO_BIN_EXE_vpclab");
+const SSHD: &str = "/usr/sbin/sshd";
+/// Debian's path of the SFTP server sshd runs for `scp`.
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+/// A child process killed (and reaped) when dropped.
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn p50(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn have(tool: &str, arg: &str) -> bool {
+    Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A free loopback TCP port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// The daemon under test, started like a learner would (`vpclab up`), on port 0.
+struct Vpclab {
+    _child: Killed,
+    url: String,
+}
+
+impl Vpclab {
+    fn start(state: &Path) -> Vpclab {
+        let mut child = Command::new(VPCLAB)
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--dns-listen",
+                "127.0.0.1:0",
+                "--state-dir",
+            ])
+            .arg(state)
+            // A short boot: the bench measures SSH, not the pending state.
+            .env("VPCLAB_BOOT_DELAY_MS", "200")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vpclab up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = Killed(child);
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("vpclab up exited before printing its endpoint")
+                .expect("read vpclab stdout");
+            if let Some(rest) = line.strip_prefix("export AWS_ENDPOINT_URL=") {
+                break rest.split_whitespace().next().expect("url").to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Vpclab { _child: child, url }
+    }
+
+    /// The environment the aws CLI and `vpclab connect` use: this daemon, test keys,
+    /// no user configuration.
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_PAGER", "")
+            .env("AWS_CONFIG_FILE", "/nonexistent/vpclab-bench-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/vpclab-bench-credentials",
+            )
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env_remove("VPCLAB_ENDPOINT")
+            .env_remove("AWS_PROFILE");
+    }
+
+    /// `aws ec2 … --output text`, trimmed.
+    fn aws(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("aws");
+        cmd.arg("ec2").args(args).args(["--output", "text"]);
+        self.env(&mut cmd);
+        let out = cmd.output().expect("run aws");
+        check(&out, &format!("aws ec2 {}", args.join(" ")));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Key pair, security group allowing SSH, one Amazon Linux instance in the default
+    /// VPC; returns its public IP once it is running.
+    fn launch(&self, pem: &Path) -> String {
+        let material = self.aws(&[
+            "create-key-pair",
+            "--key-name",
+            "bench",
+            "--key-type",
+            "ed25519",
+            "--query",
+            "KeyMaterial",
+        ]);
+        write_private_key(pem, &format!("{material}\n"));
+        let vpc = self.aws(&[
+            "describe-vpcs",
+            "--filters",
+            "Name=is-default,Values=true",
+            "--query",
+            "Vpcs[0].VpcId",
+        ]);
+        let sg = self.aws(&[
+            "create-security-group",
+            "--group-name",
+            "bench-ssh",
+            "--description",
+            "SSH for the benchmark",
+            "--vpc-id",
+            &vpc,
+            "--query",
+            "GroupId",
+        ]);
+        self.aws(&[
+            "authorize-security-group-ingress",
+            "--group-id",
+            &sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "0.0.0.0/0",
+        ]);
+        let ami = self.aws(&[
+            "describe-images",
+            "--owners",
+            "amazon",
+            "--filters",
+            "Name=name,Values=al2023-ami-*",
+            "--query",
+            "sort_by(Images, &CreationDate)[-1].ImageId",
+        ]);
+        let id = self.aws(&[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "t3.micro",
+            "--key-name",
+            "bench",
+            "--security-group-ids",
+            &sg,
+            "--query",
+            "Instances[0].InstanceId",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = self.aws(&[
+                "describe-instances",
+                "--instance-ids",
+                &id,
+                "--query",
+                "Reservations[0].Instances[0].[State.Name,PublicIpAddress]",
+            ]);
+            let mut it = row.split_whitespace();
+            if let (Some("running"), Some(ip)) = (it.next(), it.next())
+                && ip != "None"
+            {
+                return ip.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not reach running with a public IP: {row}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn write_private_key(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).expect("write the key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o400)).expect("chmod 400");
+}
+
+/// The baseline: Debian's sshd in the foreground, its own host key, only our key.
+struct Sshd {
+    _child: Killed,
+    port: u16,
+    user: String,
+}
+
+impl Sshd {
+    fn start(dir: &Path, pem: &Path) -> Sshd {
+        let host_key = dir.join("ssh_host_ed25519_key");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("run ssh-keygen");
+        check(&out, "ssh-keygen (host key)");
+        let out = Command::new("ssh-keygen")
+            .arg("-y")
+            .arg("-f")
+            .arg(pem)
+            .output()
+            .expect("run ssh-keygen -y");
+        check(&out, "ssh-keygen -y (public key of the .pem)");
+        let authorized = dir.join("authorized_keys");
+        std::fs::write(&authorized, &out.stdout).expect("write authorized_keys");
+        let sftp = if Path::new(SFTP_SERVER).exists() {
+            SFTP_SERVER
+        } else {
+            "internal-sftp"
+        };
+        // `SetEnv SHLVL=1`: Debian's bash sources ~/.bashrc when sshd runs it (`bash -c
+        // true`) unless it is a nested shell; an account's .bashrc (pyenv init on a
+        // developer machine runs a hundred processes) would otherwise be measured as
+        // sshd's login time. The instance runs no rc file either.
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "HostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nPrintMotd no\nPrintLastLog no\n\
+                 LogLevel ERROR\nSubsystem sftp {sftp}\nSetEnv SHLVL=1\n",
+                host_key.display(),
+                authorized.display()
+            ),
+        )
+        .expect("write sshd_config");
+        // sshd refuses to start as root without its privilege-separation directory.
+        if is_root() {
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let port = free_port();
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .args(["-p", &port.to_string(), "-o", "ListenAddress=127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sshd");
+        let child = Killed(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sshd_answers(port) {
+            assert!(Instant::now() < deadline, "sshd did not answer on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sshd {
+            _child: child,
+            port,
+            user: whoami(),
+        }
+    }
+}
+
+/// Whether an SSH server answers on the port: reads its version line and sends one back,
+/// so the probe ends as an ordinary early disconnect rather than an error in sshd's log.
+fn sshd_answers(port: u16) -> bool {
+    use std::io::Read as _;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let _ = s.write_all(b"SSH-2.0-vpclab-bench-probe\r\n");
+    buf[..n].starts_with(b"SSH-")
+}
+
+fn is_root() -> bool {
+    whoami() == "root"
+}
+
+fn whoami() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One side of the comparison: how OpenSSH reaches it.
+struct Target<'a> {
+    name: &'static str,
+    /// `user@host`.
+    dest: String,
+    /// Options that differ between the sides (port, ProxyCommand).
+    extra: Vec<String>,
+    /// Where scp puts the file on the server.
+    remote_path: String,
+    vpclab: Option<&'a Vpclab>,
+}
+
+impl Target<'_> {
+    fn command(&self, program: &str, pem: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("-i").arg(pem).args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            // The key exchange both servers speak. OpenSSH 9 would pick the
+            // post-quantum sntrup761x25519 with sshd (russh lacks it), whose key
+            // generation alone costs more than a whole login on a loaded machine:
+            // the ratio would then flatter vpclab by a cost that is not the server's.
+            "-o",
+            "KexAlgorithms=curve25519-sha256",
+        ]);
+        cmd.args(&self.extra).stdin(Stdio::null());
+        if let Some(v) = self.vpclab {
+            v.env(&mut cmd);
+        }
+        cmd
+    }
+
+    /// One `ssh … true`, in milliseconds.
+    fn login(&self, pem: &Path) -> f64 {
+        let mut cmd = self.command("ssh", pem);
+        cmd.arg(&self.dest).arg("true");
+        let t = Instant::now();
+        let out = cmd.output().expect("run ssh");
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        check(&out, &format!("ssh into {}", self.name));
+        ms
+    }
+
+    /// Seconds of `scp from to`.
+    fn scp(&self, pem: &Path, from: &str, to: &str) -> f64 {
+        let mut cmd = self.command("scp", pem);
+        // scp takes the port as -P; `extra` holds `-o Port=…`, which both accept.
+        cmd.arg("-q").arg(from).arg(to);
+        let t = Instant::now();
+        let out = cmd.output().expect("run scp");
+        let s = t.elapsed().as_secs_f64();
+        check(&out, &format!("scp {from} {to} ({})", self.name));
+        s
+    }
+
+    /// (upload s, download s) of `file`; checks the copy came back identical.
+    fn transfer(&self, pem: &Path, file: &Path, back: &Path) -> (f64, f64) {
+        let remote = format!("{}:{}", self.dest, self.remote_path);
+        let up = self.scp(pem, &file.display().to_string(), &remote);
+        let _ = std::fs::remove_file(back);
+        let down = self.scp(pem, &remote, &back.display().to_string());
+        let (a, b) = (
+            std::fs::read(file).expect("read the original"),
+            std::fs::read(back).expect("read the copy"),
+        );
+        assert!(
+            a == b,
+            "{}: the downloaded file differs from the uploaded one",
+            self.name
+        );
+        (up, down)
+    }
+}
+
+/// `mb` MiB of incompressible bytes (xorshift), so no layer can cheat by compressing.
+fn make_file(path: &Path, mb: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create test file"));
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mb {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&block).expect("write test file");
+    }
+    f.flush().expect("flush test file");
+}
+
+fn main() -> ExitCode {
+    let n = env_usize("SSH_BENCH_N", 20);
+    let mb = env_usize("SSH_BENCH_MB", 100);
+    for (tool, arg) in [("aws", "--version"), ("ssh", "-V"), ("ssh-keygen", "-?")] {
+        if !have(tool, arg) {
+            eprintln!(
+                "ssh bench: `{tool}` is missing (bash scripts/install-test-deps installs the clients)"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if !Path::new(SSHD).exists() {
+        eprintln!(
+            "ssh bench: {SSHD} is missing; the baseline needs Debian's OpenSSH server: \
+             sudo apt-get install -y openssh-server"
+        );
+        return ExitCode::from(2);
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmp = dir.path();
+    let pem: PathBuf = tmp.join("bench.pem");
+
+    let vpclab = Vpclab::start(&tmp.join("state"));
+    let public_ip = vpclab.launch(&pem);
+    let sshd = Sshd::start(tmp, &pem);
+    eprintln!(
+        "ssh bench: instance at {public_ip} (through vpclab connect, {}), sshd on 127.0.0.1:{}; setup {:.1} s",
+        vpclab.url,
+        sshd.port,
+        started.elapsed().as_secs_f64()
+    );
+
+    let ours = Target {
+        name: "vpclab",
+        dest: format!("ec2-user@{public_ip}"),
+        extra: vec!["-o".into(), format!("ProxyCommand={VPCLAB} connect %h %p")],
+        remote_path: "bench.bin".into(),
+        vpclab: Some(&vpclab),
+    };
+    let theirs = Target {
+        name: "sshd",
+        dest: format!("{}@127.0.0.1", sshd.user),
+        extra: vec!["-o".into(), format!("Port={}", sshd.port)],
+        remote_path: tmp.join("remote.bin").display().to_string(),
+        vpclab: None,
+    };
+
+    // Warm up both (page cache, first-connection costs), then alternate, so load from
+    // other processes on the machine falls on both sides alike.
+    for _ in 0..2 {
+        ours.login(&pem);
+        theirs.login(&pem);
+    }
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        a.push(ours.login(&pem));
+        b.push(theirs.login(&pem));
+    }
+    let (login, sshd_login) = (p50(a.clone()), p50(b.clone()));
+    eprintln!(
+        "login+exec p50 over {n}: vpclab {login:.1} ms (min {:.1}), sshd {sshd_login:.1} ms (min {:.1})",
+        a.iter().copied().fold(f64::MAX, f64::min),
+        b.iter().copied().fold(f64::MAX, f64::min)
+    );
+
+    let file = tmp.join("payload.bin");
+    make_file(&file, mb);
+    let bits = (mb as f64) * 1024.0 * 1024.0 * 8.0;
+    let mbps = |(up, down): (f64, f64)| 2.0 * bits / (up + down) / 1e6;
+    let back = tmp.join("back.bin");
+    let t_ours = ours.transfer(&pem, &file, &back);
+    let t_sshd = theirs.transfer(&pem, &file, &back);
+    let (scp, sshd_scp) = (mbps(t_ours), mbps(t_sshd));
+    eprintln!(
+        "scp {mb} MiB: vpclab up {:.2} s down {:.2} s ({scp:.0} Mbit/s); sshd up {:.2} s down {:.2} s ({sshd_scp:.0} Mbit/s); total {:.1} s",
+        t_ours.0,
+        t_ours.1,
+        t_sshd.0,
+        t_sshd.1,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "BENCH ssh login_exec_ms={login:.1} sshd_login_exec_ms={sshd_login:.1} ratio={:.2} scp_mbps={scp:.0} sshd_scp_mbps={sshd_scp:.0}",
+        login / sshd_login
+    );
+    ExitCode::SUCCESS
+}

@@ -44,6 +44,14 @@ pub struct UpArgs {
     /// for account 000000000000 if missing); each key's account is its own world.
     #[arg(long, value_enum, default_value = "open")]
     pub auth: AuthArg,
+    /// Root only: attach a TUN device to the world of the default credentials (those of
+    /// the printed `export` line) and route the world's public range 198.18.0.0/15 (and
+    /// nothing else) through it, so plain `ssh`, `curl` and `ping` reach public IPs.
+    #[arg(long)]
+    pub tun: bool,
+    /// The name of the TUN device of `--tun`.
+    #[arg(long, default_value = "vpclab0")]
+    pub tun_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,15 +158,24 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     let control = Control::open(&state_dir)?;
-    let (auth, (key_id, secret)) = match args.auth {
-        AuthArg::Open => (AuthMode::Open, ("test".to_string(), "test".to_string())),
+    // The default credentials (printed in the `export` line) and their account.
+    let (auth, (key_id, secret), default_account) = match args.auth {
+        AuthArg::Open => (
+            AuthMode::Open,
+            ("test".to_string(), "test".to_string()),
+            crate::model::DEFAULT_ACCOUNT.to_string(),
+        ),
         AuthArg::Strict => {
             let keys = load_or_create_keys(&state_dir)?;
             let first = keys
                 .keys
                 .first()
                 .map(|k| (k.access_key.clone(), k.secret_key.clone()));
-            (AuthMode::strict(keys), first.unwrap_or_default())
+            let account = keys.keys.first().map_or_else(
+                || crate::model::DEFAULT_ACCOUNT.to_string(),
+                |k| k.account.clone(),
+            );
+            (AuthMode::strict(keys), first.unwrap_or_default(), account)
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -205,6 +222,13 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         health.clone(),
         crate::world::health::interval_from_env(),
     ));
+    // Held until the daemon stops: dropping it closes the device, and the kernel removes
+    // it with its address and route.
+    let tun = if args.tun {
+        Some(attach_tun(&control, &worlds, &default_account, &args)?)
+    } else {
+        None
+    };
     let dns_sockets = match args.dns_listen {
         // Asked for explicitly: failing to bind is an error, as for --listen.
         Some(addr) => Some(bind_dns(addr).await?),
@@ -271,6 +295,12 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
             dns_addr.port()
         );
     }
+    if let Some(tun) = &tun {
+        println!(
+            "  TUN:        {} routes {TUN_ROUTE} into account {default_account}'s world; it sees you as {TUN_ADDR}",
+            tun.name()
+        );
+    }
     println!("  state dir:  {}", state_dir.display());
     println!("In another terminal:");
     println!(
@@ -285,6 +315,8 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     ticker.abort();
+    // Closing the device removes it, its address and its route from the kernel.
+    drop(tun);
     worlds.shutdown().await;
     if let Some((_, dns_stop, dns_task)) = dns {
         let _ = dns_stop.send(());
@@ -298,6 +330,63 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     result.context("the API server failed")?;
     eprintln!("vpclab: stopped");
     Ok(())
+}
+
+/// The world's public range: the only route `--tun` adds (never a default route).
+const TUN_ROUTE: &str = "198.18.0.0/15";
+/// The kernel side of `--tun`. Not the in-world learner host's 203.0.113.10 (what
+/// `vpclab whoami` prints): the fabric hands packets for an address an internet host of
+/// the world holds to that host, so replies would never reach the kernel. A /32 keeps
+/// the kernel from adding a connected route for the rest of 203.0.113.0/24.
+const TUN_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);
+
+/// `--tun`: makes sure `account`'s world runs, attaches TUN device `--tun-name` to it
+/// claiming [`TUN_ADDR`], and gives the kernel side its address, link and one route.
+fn attach_tun(
+    control: &Mutex<Control>,
+    worlds: &crate::world::Worlds,
+    account: &str,
+    args: &UpArgs,
+) -> anyhow::Result<vpclab_netstack::tun::Tun> {
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        anyhow::bail!("--tun needs root (and /dev/net/tun, which does not exist here)");
+    }
+    // The first read of an account creates its world (default VPC); the world runtime
+    // follows that commit, so the account's network exists afterwards.
+    let env = crate::model::Env::new(args.region.clone(), (api::system_clock())());
+    lock_control(control)
+        .read(account, &env)
+        .map_err(|e| anyhow::anyhow!("cannot open account {account}: {}", e.message))?;
+    let world = worlds
+        .get(account)
+        .with_context(|| format!("the world of account {account} is not running"))?;
+    let claim = ipnet::Ipv4Net::new(TUN_ADDR, 32).expect("a /32 is a valid prefix");
+    let tun = vpclab_netstack::tun::Tun::attach(world.net(), &args.tun_name, claim).map_err(
+        |e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!(
+                    "--tun needs root (cannot create TUN device {}: {e})",
+                    args.tun_name
+                )
+            }
+            _ => anyhow::anyhow!("cannot create TUN device {}: {e}", args.tun_name),
+        },
+    )?;
+    let route: ipnet::Ipv4Net = TUN_ROUTE.parse().expect("a valid CIDR");
+    for cmd in tun.setup_commands(TUN_ADDR, &[route]) {
+        let out = std::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .with_context(|| format!("--tun cannot run `{}`", cmd.join(" ")))?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "--tun: `{}` failed: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(tun)
 }
 
 /// Where the public DNS endpoint listens unless `--dns-listen` says otherwise.

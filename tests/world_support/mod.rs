@@ -30,8 +30,25 @@ impl Daemon {
         d
     }
 
+    /// A daemon started with extra `vpclab up` arguments (such as `--tun`).
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon {
+            child: None,
+            url: String::new(),
+            dir,
+        };
+        d.launch_with(extra);
+        d
+    }
+
     /// Starts (or restarts) `vpclab up` on this daemon's state directory.
     pub fn launch(&mut self) {
+        self.launch_with(&[]);
+    }
+
+    /// [`Daemon::launch`] with extra `vpclab up` arguments.
+    pub fn launch_with(&mut self, extra: &[&str]) {
         require("aws", "--version");
         require("ssh", "-V");
         let mut child = Command::new(VPCLAB)
@@ -44,6 +61,7 @@ impl Daemon {
                 "--state-dir",
             ])
             .arg(self.state_dir())
+            .args(extra)
             .env("VPCLAB_BOOT_DELAY_MS", "300")
             .env("VPCLAB_INSTANCE_TIMEOUT_CAP_MS", "3000")
             // Route 53 health checkers probe every 500 ms instead of every 10 or 30 s.

@@ -15,7 +15,9 @@ lint:
 # Benchmarks: each prints a last line starting with BENCH.
 bench:
     cargo bench -p vpclab-netstack
+    cargo bench -p vpclab --bench api
     cargo bench --bench ssh
+    cargo test --release --test dns_bench -- --ignored --nocapture
 
 # Run vpclab on its embedded defaults (SQLite state, loopback ports).
 run *ARGS:

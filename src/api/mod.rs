@@ -33,8 +33,6 @@
 pub mod ec2;
 pub mod query;
 pub mod route53;
-pub mod route53_health;
-pub mod route53_xml;
 pub mod sigv4;
 pub mod xml;
 

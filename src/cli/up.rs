@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::sigv4::{AccessKey, AuthMode, KeyFile};
 use crate::api::{self, AppState};
-use crate::model::{Control, compile};
+use crate::model::Control;
+use crate::model::ec2::compile;
 
 /// The latest compiled topology of each account.
 pub type Topologies = Arc<Mutex<BTreeMap<String, Arc<vpclab_netstack::Topology>>>>;
@@ -203,7 +204,7 @@ async fn serve(args: UpArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     // DNS: the public endpoint answers from a view the control keeps current.
     // The view every DNS answer comes from (host endpoint and in-world resolvers).
     let dns_view: crate::dns::SharedView = Arc::default();
-    lock_control(&control).subscribe(crate::model::route53_dns::dns_subscriber(dns_view.clone()));
+    lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_view.clone()));
     // The world runtime: every account's fabric, internet, resolvers and instances,
     // following each committed world (subscribed after DNS, so resolvers see the view).
     let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {

@@ -36,30 +36,15 @@
 //!    [`World::select`].
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
-pub mod address;
-pub mod compile;
 pub mod control;
-pub mod eni;
+pub mod ec2;
 pub mod error;
 pub mod filter;
-pub mod igw;
-pub mod instance;
-pub mod key_pair;
-pub mod nacl;
-pub mod nat;
 pub mod region;
 pub mod route53;
-pub mod route53_dns;
-pub mod route53_health;
-pub mod route_table;
-#[cfg(test)]
-mod rules_tests;
-pub mod sg;
 pub mod store;
-pub mod subnet;
 pub mod table;
 pub mod tags;
-pub mod vpc;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -209,21 +194,21 @@ macro_rules! world_tables {
 }
 
 world_tables! {
-    vpcs: vpc::Vpc,
-    subnets: subnet::Subnet,
-    route_tables: route_table::RouteTable,
-    internet_gateways: igw::InternetGateway,
-    addresses: address::Address,
-    nat_gateways: nat::NatGateway,
-    network_acls: nacl::NetworkAcl,
-    security_groups: sg::SecurityGroup,
-    key_pairs: key_pair::KeyPair,
-    instances: instance::Instance,
-    network_interfaces: eni::NetworkInterface,
+    vpcs: ec2::vpc::Vpc,
+    subnets: ec2::subnet::Subnet,
+    route_tables: ec2::route_table::RouteTable,
+    internet_gateways: ec2::igw::InternetGateway,
+    addresses: ec2::address::Address,
+    nat_gateways: ec2::nat::NatGateway,
+    network_acls: ec2::nacl::NetworkAcl,
+    security_groups: ec2::sg::SecurityGroup,
+    key_pairs: ec2::key_pair::KeyPair,
+    instances: ec2::instance::Instance,
+    network_interfaces: ec2::eni::NetworkInterface,
     tags: tags::TagSet,
     hosted_zones: route53::HostedZone,
     route53_changes: route53::Change,
-    health_checks: route53_health::HealthCheck,
+    health_checks: route53::health::HealthCheck,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -26,7 +26,7 @@ use vpclab_netstack::internet::http;
 use super::Worlds;
 use crate::api::Clock;
 use crate::dns::health::{CHECKER_REGIONS, CheckRules, HealthBoard, ProbeOutcome};
-use crate::model::route53_health::{HealthCheck, HealthCheckConfig};
+use crate::model::route53::health::{HealthCheck, HealthCheckConfig};
 use crate::model::{Subscriber, World};
 
 /// Overrides every check's probe interval, in milliseconds (tests).

@@ -26,7 +26,7 @@ use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
 use crate::instance::{Image, InstanceDisk, InstanceProfile, InstanceState};
-use crate::model::instance::{InstanceState as Lifecycle, RuntimeInstance};
+use crate::model::ec2::instance::{InstanceState as Lifecycle, RuntimeInstance};
 use crate::model::{Env, World};
 
 /// How often a running instance's disk is checked for changes and saved.

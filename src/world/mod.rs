@@ -40,7 +40,8 @@ use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
 
 use crate::api::Clock;
 use crate::dns::SharedView;
-use crate::model::{Control, Subscriber, World, compile};
+use crate::model::ec2::compile;
+use crate::model::{Control, Subscriber, World};
 
 pub use access::router as access_router;
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::catalog;
-use crate::model::instance::{
+use crate::model::ec2::instance::{
     DEFAULT_BOOT_DELAY_MS, InstanceAttributeChange, InstanceAttributeValue, InstanceState,
     InstanceView, NicSpec, RunRequest, StateChange,
 };

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::RecordType;
 
-use super::route53::{HostedZone, ResourceRecordSet};
-use super::{DEFAULT_ACCOUNT, Subscriber, World};
 use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+use crate::model::route53::{HostedZone, ResourceRecordSet};
+use crate::model::{DEFAULT_ACCOUNT, Subscriber, World};
 
 /// A control subscriber that keeps `shared` equal to the DNS view of every world (the
 /// default account's first, so its seed decides weighted answers): after each committed
@@ -150,10 +150,10 @@ mod tests {
 
     use super::*;
     use crate::dns::{Transport, Vantage, answer};
-    use crate::model::address::AssociateAddressInput;
-    use crate::model::eni::EniSpec;
+    use crate::model::ec2::address::AssociateAddressInput;
+    use crate::model::ec2::eni::EniSpec;
+    use crate::model::ec2::vpc::VpcAttribute;
     use crate::model::route53::{ChangeAction, CreateZoneInput, RecordChange, ZoneVpc};
-    use crate::model::vpc::VpcAttribute;
     use crate::model::{Env, Timestamp};
 
     fn env() -> Env {

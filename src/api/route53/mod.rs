@@ -2,14 +2,14 @@
 //! batches, change status and VPC associations, shaped as botocore's
 //! `route53/2013-04-01/service-2.json` describes them.
 //!
-//! Requests are routed by method and path, bodies parsed with [`super::route53_xml`],
+//! Requests are routed by method and path, bodies parsed with [`crate::api::xml::read`],
 //! the model called through [`Control::mutate`] (one SQLite transaction per change,
 //! committed before the answer) and the result rendered in the namespace
 //! `https://route53.amazonaws.com/doc/2013-04-01/`. Errors are
 //! `<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message></Error>
 //! <RequestId>…</RequestId></ErrorResponse>`.
 //!
-//! Health checks are in [`super::route53_health`]. Not implemented: traffic policies, delegation sets, query logging,
+//! Health checks are in [`health`]. Not implemented: traffic policies, delegation sets, query logging,
 //! DNSSEC, tags (each answers `NotImplemented`, see docs/fidelity.md).
 
 use std::str::FromStr;
@@ -21,9 +21,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 
-use super::route53_xml::{self, Element};
-use super::xml::{Xml, escape};
-use super::{AppState, MAX_BODY, sigv4};
+use crate::api::xml::read::{self, Element};
+use crate::api::xml::{Xml, escape};
+use crate::api::{AppState, MAX_BODY, sigv4};
+
+pub mod health;
 use crate::model::route53::{
     ChangeAction, CreateZoneInput, HostedZone, RecordChange, ResourceRecordSet, ZoneVpc, bare_id,
     invalid_input, normalize_name, render_name, rrset_order, zone_name_order,
@@ -48,7 +50,7 @@ pub fn router() -> Router<AppState> {
 async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let reply = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => handle(&state, &super::signed_request(&parts), &bytes),
+        Ok(bytes) => handle(&state, &crate::api::signed_request(&parts), &bytes),
         Err(_) => {
             let e = invalid_input(format!(
                 "The request body exceeds the maximum allowed size of {MAX_BODY} bytes."
@@ -183,13 +185,14 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
                 "healthcheck" | "healthcheckcount" | "checkeripranges"
             ) =>
         {
-            super::route53_health::route(c, &env, &state.health, method, &segments, &q, body)
-                .unwrap_or_else(|| {
+            health::route(c, &env, &state.health, method, &segments, &q, body).unwrap_or_else(
+                || {
                     Err(invalid_input(format!(
                         "The resource {method} {path} is not part of the Route 53 API."
                     ))
                     .with_status(404))
-                })
+                },
+            )
         }
         (_, [first, ..])
             if matches!(
@@ -274,7 +277,7 @@ impl Query {
 }
 
 pub(super) fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
-    let root = route53_xml::parse(body)?;
+    let root = read::parse(body)?;
     if root.name != expected {
         return Err(invalid_input(format!(
             "Invalid XML ; the root element must be {expected}, not {}",

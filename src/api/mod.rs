@@ -8,8 +8,8 @@
 //!   router in [`router`] (see the marked line).
 //!
 //! Every request: [`AppState::authenticate`] parses SigV4 `Authorization` for access key →
-//! account and credential scope → region, and with `--auth strict` verifies the signature
-//! ([`sigv4`]); the body is limited to [`MAX_BODY`]; each error is an AWS error document
+//! account and credential scope → region, and with `--auth strict` verifies the signature,
+//! the payload hash and the request time against [`AppState::clock`] ([`sigv4`]); the body is limited to [`MAX_BODY`]; each error is an AWS error document
 //! (`<Response><Errors><Error><Code>…`), never a bare 500 or a panic. Other protocols
 //! (Route 53) call `AppState::authenticate` with [`signed_request`] of their request.
 //!
@@ -105,14 +105,15 @@ impl AppState {
         self
     }
 
-    /// Authenticates a request of any protocol: the account it acts for and its
-    /// credential scope (region, service). Route 53 and other endpoints call this too.
+    /// Authenticates a request of any protocol at the state's clock: the account it acts
+    /// for and its credential scope (region, service). Route 53, `/_vpclab/connect` and
+    /// other endpoints call this too, so strict mode's time and payload checks cover them.
     pub fn authenticate(
         &self,
         req: &sigv4::SignedRequest,
         body: &[u8],
     ) -> ApiResult<sigv4::Identity> {
-        self.auth.authenticate(req, body)
+        self.auth.authenticate(req, body, (self.clock)())
     }
 
     /// Locks the control. A poisoned lock is taken over: mutations run on copies, so the
@@ -320,4 +321,83 @@ pub async fn serve(
 /// A convenience for handlers: an empty body.
 pub fn empty() -> Xml {
     Xml::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use super::*;
+    use crate::api::sigv4::{AccessKey, AuthMode, KeyFile, SignedRequest, sign};
+
+    const T0: i64 = 1_764_000_000_000;
+
+    fn key() -> AccessKey {
+        AccessKey {
+            access_key: "AKIAALICE0000000000".into(),
+            secret_key: "alice-secret".into(),
+            account: "111111111111".into(),
+        }
+    }
+
+    /// A strict-mode state whose clock the test moves.
+    fn strict_state(now: Arc<AtomicI64>) -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let control = Control::open(dir.path()).expect("state dir");
+        let clock: Clock = Arc::new(move || Timestamp(now.load(Ordering::Relaxed)));
+        let state = AppState::new(Arc::new(Mutex::new(control)), clock)
+            .with_auth(AuthMode::strict(KeyFile { keys: vec![key()] }));
+        (state, dir)
+    }
+
+    /// Issue 10: strict mode checks X-Amz-Date against the state's clock, so a request
+    /// captured now does not replay once the window has passed.
+    #[test]
+    fn issue10_strict_mode_checks_request_time_against_the_state_clock() {
+        let now = Arc::new(AtomicI64::new(T0));
+        let (state, _dir) = strict_state(now.clone());
+        let body = b"Action=DescribeVpcs&Version=2016-11-15";
+        let mut req = SignedRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: None,
+            headers: vec![("host".into(), "127.0.0.1:4566".into())],
+        };
+        sign(&mut req, body, &key(), "us-east-1", "ec2", Timestamp(T0));
+        let (status, xml) = handle_ec2(&state, &req, body);
+        assert_eq!(status, 200, "{xml}");
+        now.store(T0 + 20 * 60_000, Ordering::Relaxed);
+        let (status, xml) = handle_ec2(&state, &req, body);
+        assert_eq!(status, 400, "{xml}");
+        assert!(xml.contains("<Code>RequestExpired</Code>"), "{xml}");
+    }
+
+    /// Issue 10: `/_vpclab/connect` authenticates through `AppState::authenticate` with
+    /// an empty body; a request shaped as `vpclab connect` signs it (payload hash header
+    /// signed) verifies now and is refused once stale.
+    #[test]
+    fn issue10_connect_authentication_applies_the_same_time_window() {
+        let now = Arc::new(AtomicI64::new(T0));
+        let (state, _dir) = strict_state(now.clone());
+        let mut req = SignedRequest {
+            method: "GET".into(),
+            path: "/_vpclab/connect".into(),
+            query: Some("host=198.18.0.7&port=22".into()),
+            headers: vec![
+                ("host".into(), "127.0.0.1:4566".into()),
+                (
+                    "x-amz-content-sha256".into(),
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+                ),
+            ],
+        };
+        sign(&mut req, b"", &key(), "us-east-1", "ec2", Timestamp(T0));
+        let id = state.authenticate(&req, b"").expect("fresh request");
+        assert_eq!(id.account, "111111111111");
+        now.store(T0 + 16 * 60_000, Ordering::Relaxed);
+        assert_eq!(
+            state.authenticate(&req, b"").unwrap_err().code,
+            "RequestExpired"
+        );
+    }
 }

@@ -365,3 +365,38 @@ fn associating_a_vpc_with_a_public_zone_is_refused() {
         r.body
     );
 }
+
+/// Issue 10: a marker that is no id this API handed out is InvalidInput, not an empty
+/// page (Route 53 documents the marker as the NextMarker id, at most 64 characters).
+#[test]
+fn issue10_garbage_marker_is_invalid_input() {
+    let api = Api::new();
+    let zone = api.zone("example.com");
+    for (path, marker) in [
+        ("/2013-04-01/hostedzone", "garbage"),
+        ("/2013-04-01/hostedzone", "Z-not-an-id"),
+        ("/2013-04-01/healthcheck", "not-a-health-check!"),
+    ] {
+        let r = api.call("GET", path, Some(&format!("marker={marker}")), "");
+        assert_eq!(r.status, 400, "{path} {marker}: {}", r.body);
+        assert!(r.body.contains("<Code>InvalidInput</Code>"), "{}", r.body);
+    }
+    let long = "Z".repeat(65);
+    let r = api.call(
+        "GET",
+        "/2013-04-01/hostedzone",
+        Some(&format!("marker={long}")),
+        "",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    for marker in [zone.clone(), format!("%2Fhostedzone%2F{zone}")] {
+        let r = api.call(
+            "GET",
+            "/2013-04-01/hostedzone",
+            Some(&format!("marker={marker}")),
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains(&zone), "{}", r.body);
+    }
+}

@@ -277,6 +277,7 @@ fn run_ec2(
 ) -> ApiResult<String> {
     let identity = state.authenticate(req, body)?;
     let cred = identity.credential;
+    params.check_xml_text()?;
     if action.is_empty() {
         return Err(ApiError::new(
             "MissingAction",
@@ -399,5 +400,145 @@ mod tests {
             state.authenticate(&req, b"").unwrap_err().code,
             "RequestExpired"
         );
+    }
+
+    /// An open-mode state at a fixed time.
+    fn open_state() -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let control = Control::open(dir.path()).expect("state dir");
+        let clock: Clock = Arc::new(|| Timestamp(T0));
+        (AppState::new(Arc::new(Mutex::new(control)), clock), dir)
+    }
+
+    /// One EC2 call in open mode; (status, body).
+    fn call(state: &AppState, form: &str) -> (u16, String) {
+        let req = SignedRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: None,
+            headers: vec![(
+                "authorization".into(),
+                "AWS4-HMAC-SHA256 Credential=test/20251124/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0".into(),
+            )],
+        };
+        handle_ec2(state, &req, form.as_bytes())
+    }
+
+    fn default_vpc(state: &AppState) -> String {
+        let (status, xml) = call(state, "Action=DescribeVpcs&Version=2016-11-15");
+        assert_eq!(status, 200, "{xml}");
+        let root = xml::read::parse(xml.as_bytes()).expect("DescribeVpcs parses");
+        root.child("vpcSet")
+            .and_then(|s| s.child("item"))
+            .and_then(|i| i.text_of("vpcId"))
+            .expect("a default VPC")
+            .to_string()
+    }
+
+    /// Issue 10: a tag value (or any stored text) XML cannot carry is refused with
+    /// InvalidParameterValue, and listings keep parsing; text stored by an older build
+    /// renders as U+FFFD instead of breaking every later DescribeVpcs.
+    #[test]
+    fn issue10_text_xml_cannot_carry_is_refused_and_listings_still_parse() {
+        let (state, _dir) = open_state();
+        let vpc = default_vpc(&state);
+        for (form, param) in [
+            (
+                format!("Action=CreateTags&ResourceId.1={vpc}&Tag.1.Key=k&Tag.1.Value=a%EF%BF%BEb"),
+                "Tag.1.Value",
+            ),
+            (
+                format!("Action=CreateTags&ResourceId.1={vpc}&Tag.1.Key=%EF%BF%BF&Tag.1.Value=v"),
+                "Tag.1.Key",
+            ),
+            (
+                format!(
+                    "Action=CreateSecurityGroup&VpcId={vpc}&GroupName=web&GroupDescription=bell%07"
+                ),
+                "GroupDescription",
+            ),
+        ] {
+            let (status, xml) = call(&state, &form);
+            assert_eq!(status, 400, "{xml}");
+            assert!(xml.contains("<Code>InvalidParameterValue</Code>"), "{xml}");
+            assert!(xml.contains(param), "{xml}");
+            xml::read::parse(xml.as_bytes()).expect("the error document parses");
+        }
+        assert_eq!(default_vpc(&state), vpc, "listing still works");
+
+        // A value an older build let through, already in the state.
+        let env = Env::new("us-east-1", Timestamp(T0));
+        state
+            .lock()
+            .mutate(crate::model::DEFAULT_ACCOUNT, &env, false, |w, env| {
+                w.create_tags(
+                    env,
+                    std::slice::from_ref(&vpc),
+                    &[("k".into(), "x\u{ffff}y".into())],
+                )
+            })
+            .expect("stored");
+        let (status, xml) = call(&state, "Action=DescribeVpcs");
+        assert_eq!(status, 200, "{xml}");
+        assert!(xml.contains("<value>x\u{fffd}y</value>"), "{xml}");
+        let (status, xml) = call(&state, "Action=DescribeTags");
+        assert_eq!(status, 200, "{xml}");
+        xml::read::parse(xml.as_bytes()).expect("DescribeTags parses");
+    }
+
+    /// Issue 10: a NextToken this server did not hand out is EC2's InvalidParameterValue,
+    /// not an empty page; the tokens it does hand out still visit every row once.
+    #[test]
+    fn issue10_garbage_next_token_is_invalid_parameter_value() {
+        let (state, _dir) = open_state();
+        for i in 0..6 {
+            let (status, xml) = call(
+                &state,
+                &format!("Action=CreateVpc&CidrBlock=10.{i}.0.0%2F16"),
+            );
+            assert_eq!(status, 200, "{xml}");
+        }
+        for action in [
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "DescribeTags",
+            "DescribeInstances",
+            "DescribeInstanceTypes",
+            "DescribeSecurityGroupRules",
+        ] {
+            for garbage in ["garbage", "vpc-00000000", "Zm9v.0000000000000000"] {
+                let (status, xml) = call(
+                    &state,
+                    &format!("Action={action}&MaxResults=5&NextToken={garbage}"),
+                );
+                assert_eq!(status, 400, "{action} {garbage}: {xml}");
+                assert!(
+                    xml.contains("<Code>InvalidParameterValue</Code>")
+                        && xml.contains("for parameter NextToken is invalid"),
+                    "{action}: {xml}"
+                );
+            }
+        }
+        let (_, first) = call(&state, "Action=DescribeVpcs&MaxResults=5");
+        let token = first
+            .split("<nextToken>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .expect("a second page")
+            .to_string();
+        let (status, second) = call(
+            &state,
+            &format!("Action=DescribeVpcs&MaxResults=5&NextToken={token}"),
+        );
+        assert_eq!(status, 200, "{second}");
+        assert_eq!(
+            first.matches("<vpcId>").count() + second.matches("<vpcId>").count(),
+            7
+        );
+        let (status, xml) = call(
+            &state,
+            &format!("Action=DescribeSubnets&MaxResults=5&NextToken={token}"),
+        );
+        assert_eq!(status, 400, "another action's token: {xml}");
     }
 }

@@ -178,6 +178,24 @@ impl Params {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+
+    /// Refuses any parameter holding a character XML 1.0 cannot carry (C0 controls other
+    /// than tab/newline/return, U+FFFE, U+FFFF). Every stored text (tags, descriptions,
+    /// names) comes from a parameter and goes back out in XML, where such a character
+    /// would make the whole response unreadable; EC2 answers `InvalidParameterValue`.
+    pub fn check_xml_text(&self) -> ApiResult<()> {
+        for (k, v) in &self.map {
+            if let Some(c) = crate::api::xml::first_non_xml_char(k)
+                .or_else(|| crate::api::xml::first_non_xml_char(v))
+            {
+                return Err(ApiError::invalid_value(format!(
+                    "Value for parameter {} is invalid: the character U+{:04X} is not allowed.",
+                    k, c as u32
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn tags_of(p: &Params, prefix: &str) -> ApiResult<Vec<(String, String)>> {

@@ -297,15 +297,17 @@ fn describe_instance_types(c: &mut Call) -> ApiResult<Xml> {
             )));
         }
     };
-    let start = match c.params.get("NextToken").filter(|t| !t.is_empty()) {
-        Some(tok) => rows
+    let start = match super::next_token(c)? {
+        Some(name) => rows
             .iter()
-            .position(|t| t.name == tok)
+            .position(|t| t.name == name)
             .unwrap_or(rows.len()),
         None => 0,
     };
     let rest: Vec<&InstanceType> = rows.into_iter().skip(start).collect();
-    let next = rest.get(max).map(|t| t.name.to_string());
+    let next = rest
+        .get(max)
+        .map(|t| super::token::encode("DescribeInstanceTypes", t.name));
     let mut x = Xml::new();
     x.set("instanceTypeSet", rest.into_iter().take(max), render_type);
     x.opt("nextToken", next);

@@ -321,11 +321,7 @@ fn describe_instances(c: &mut Call) -> ApiResult<Xml> {
             )));
         }
     };
-    let token = c
-        .params
-        .get("NextToken")
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+    let token = super::next_token(c)?;
     let w = c.read()?;
     let reservations = w.describe_instances(&c.env, &ids, &filters)?;
     let mut flat: Vec<InstanceView<'_>> = reservations.into_iter().flat_map(|(_, v)| v).collect();
@@ -334,7 +330,7 @@ fn describe_instances(c: &mut Call) -> ApiResult<Xml> {
     }
     let next = match max {
         Some(m) if flat.len() > m => {
-            let n = page_key(&flat[m]);
+            let n = super::token::encode("DescribeInstances", &page_key(&flat[m]));
             flat.truncate(m);
             Some(n)
         }

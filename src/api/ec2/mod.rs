@@ -14,6 +14,7 @@ mod route_table;
 mod sg;
 mod subnet;
 mod tags;
+pub mod token;
 mod vpc;
 
 use crate::model::{ApiError, ApiResult, World};
@@ -79,8 +80,9 @@ pub fn return_true() -> Xml {
     x
 }
 
-/// `MaxResults` / `NextToken` over rows already in id order: the token is the id of the
-/// first row of the next page, so deletes between pages do not shift results. Returns the
+/// `MaxResults` / `NextToken` over rows already in id order: the token names the id of
+/// the first row of the next page ([`token`]), so deletes between pages do not shift
+/// results; a token this server did not hand out is `InvalidParameterValue`. Returns the
 /// page and the next token. AWS bounds MaxResults per action; 5–1000 is the common range.
 pub fn paginate<'a, T>(
     c: &Call<'_>,
@@ -96,20 +98,30 @@ pub fn paginate<'a, T>(
             )));
         }
     };
-    let start = match c.params.get("NextToken") {
-        None | Some("") => 0,
-        Some(tok) => rows
+    let action = c.params.get("Action").unwrap_or_default();
+    let start = match next_token(c)? {
+        None => 0,
+        Some(key) => rows
             .iter()
-            .position(|r| id_of(r) >= tok)
+            .position(|r| id_of(r) >= key.as_str())
             .unwrap_or(rows.len()),
     };
     let rest: Vec<&'a T> = rows.into_iter().skip(start).collect();
     match max {
         Some(m) if rest.len() > m => {
-            let next = id_of(rest[m]).to_string();
+            let next = token::encode(action, id_of(rest[m]));
             Ok((rest.into_iter().take(m).collect(), Some(next)))
         }
         _ => Ok((rest, None)),
+    }
+}
+
+/// The position a request's `NextToken` names, checked ([`token::decode`]). An empty
+/// token counts as none, as the CLI's paginators never send one.
+pub fn next_token(c: &Call<'_>) -> ApiResult<Option<String>> {
+    match c.params.get("NextToken") {
+        None | Some("") => Ok(None),
+        Some(tok) => token::decode(c.params.get("Action").unwrap_or_default(), tok).map(Some),
     }
 }
 

@@ -55,7 +55,7 @@ fn describe_tags(c: &mut Call) -> ApiResult<Xml> {
         }
     };
     // The token is "resource-id key" of the first row of the next page.
-    let start = c.params.get("NextToken").map(str::to_string);
+    let start = super::next_token(c)?;
     let w = c.read()?;
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
     for set in w.tags.in_region(&c.env.region) {
@@ -81,14 +81,17 @@ fn describe_tags(c: &mut Call) -> ApiResult<Xml> {
             }
         }
     }
-    if let Some(tok) = start.filter(|t| !t.is_empty()) {
-        rows.retain(|r| format!("{} {}", r.0, r.2) >= tok);
+    if let Some(key) = start {
+        rows.retain(|r| format!("{} {}", r.0, r.2) >= key);
     }
     let mut next = None;
     if let Some(m) = max
         && rows.len() > m
     {
-        next = Some(format!("{} {}", rows[m].0, rows[m].2));
+        next = Some(super::token::encode(
+            "DescribeTags",
+            &format!("{} {}", rows[m].0, rows[m].2),
+        ));
         rows.truncate(m);
     }
     let mut x = Xml::new();

@@ -243,7 +243,9 @@ fn list(c: &mut Ctx<'_>, env: &Env, q: &Query) -> ApiResult<Answer> {
         None => DEFAULT_ITEMS,
         Some(_) => q.max_items(MAX_ITEMS)?,
     };
-    let marker = q.get("marker");
+    let marker = q.marker("health check", |m| {
+        !m.is_empty() && m.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    })?;
     let checks: Vec<&HealthCheck> = world
         .health_checks
         .iter()

@@ -262,6 +262,30 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `marker`: where a listing resumes, the id a previous page's `NextMarker` gave.
+    /// Route 53 documents the marker as that id (at most 64 characters); anything not
+    /// shaped like one of `what`'s ids is `InvalidInput`, not an empty page.
+    pub(super) fn marker(
+        &self,
+        what: &str,
+        id_shaped: fn(&str) -> bool,
+    ) -> ApiResult<Option<&str>> {
+        let Some(m) = self.get("marker") else {
+            return Ok(None);
+        };
+        if m.chars().count() > 64 {
+            return Err(invalid_input(format!(
+                "1 validation error detected: Value '{m}' at 'marker' failed to satisfy constraint: Member must have length less than or equal to 64"
+            )));
+        }
+        if !id_shaped(m) {
+            return Err(invalid_input(format!(
+                "Invalid marker '{m}': a marker is the {what} ID a previous response gave as NextMarker."
+            )));
+        }
+        Ok(Some(m))
+    }
+
     /// `maxitems`: a positive integer, capped at `max`.
     pub(super) fn max_items(&self, max: usize) -> ApiResult<usize> {
         match self.get("maxitems") {
@@ -383,7 +407,13 @@ fn get_hosted_zone(c: &mut Ctx<'_>, env: &Env, id: &str) -> ApiResult<Answer> {
 fn list_hosted_zones(c: &mut Ctx<'_>, env: &Env, q: &Query) -> ApiResult<Answer> {
     let world = c.read(env)?;
     let max = q.max_items(MAX_ITEMS_ZONES)?;
-    let marker = q.get("marker");
+    let marker = q.marker("hosted zone", |m| {
+        let id = bare_id(m, "/hostedzone/");
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    })?;
     let wanted = match q.get("hostedzonetype") {
         None => None,
         Some("PrivateHostedZone") => Some(true),

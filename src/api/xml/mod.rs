@@ -11,7 +11,23 @@ pub struct Xml {
     buf: String,
 }
 
-/// Escapes text for element content and attribute values.
+/// Whether XML 1.0 can carry `c` at all (its `Char` production: tab, newline, carriage
+/// return, U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF). Surrogates cannot occur in a
+/// Rust `char`; what is left out is the C0 controls and U+FFFE/U+FFFF. A character
+/// reference (`&#xFFFE;`) is no way around it: the referenced character must be a `Char`
+/// too.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// The first character of `s` that XML 1.0 cannot carry, if any.
+pub fn first_non_xml_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| !is_xml_char(c))
+}
+
+/// Escapes text for element content and attribute values. A character XML cannot carry
+/// becomes U+FFFD, so a response is always a well-formed document: input is refused
+/// before it is stored, and this keeps state written by an older build readable.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -21,8 +37,7 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Control characters other than tab/newline/return are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            c if !is_xml_char(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -95,6 +110,20 @@ mod tests {
         let mut x = Xml::new();
         x.leaf("value", "<a & 'b'>");
         assert_eq!(x.finish(), "<value>&lt;a &amp; &apos;b&apos;&gt;</value>");
+    }
+
+    /// Issue 10: a stored U+FFFE or U+FFFF must not make every later listing unparseable.
+    #[test]
+    fn issue10_xml_writer_never_emits_characters_xml_cannot_carry() {
+        let mut x = Xml::new();
+        x.leaf("value", "a\u{fffe}b\u{ffff}c\u{1}d\te\u{10ffff}");
+        assert_eq!(
+            x.finish(),
+            "<value>a\u{fffd}b\u{fffd}c\u{fffd}d\te\u{10ffff}</value>"
+        );
+        assert!(is_xml_char('\u{fffd}') && is_xml_char('\r') && is_xml_char('\u{e000}'));
+        assert!(!is_xml_char('\u{0}') && !is_xml_char('\u{1f}') && !is_xml_char('\u{fffe}'));
+        assert_eq!(first_non_xml_char("ok\u{ffff}"), Some('\u{ffff}'));
     }
 
     #[test]

@@ -42,6 +42,20 @@ fn malformed(detail: impl std::fmt::Display) -> ApiError {
     ApiError::new("InvalidInput", format!("Invalid XML ; {detail}"))
 }
 
+/// Appends text to an open element, refusing what XML 1.0 cannot carry (a conforming
+/// parser must: such a character, even written as a reference, makes the document not
+/// well-formed).
+fn push_text(open: &mut Element, text: &str) -> ApiResult<()> {
+    if let Some(c) = super::first_non_xml_char(text) {
+        return Err(malformed(format!(
+            "the character U+{:04X} is not allowed in XML",
+            c as u32
+        )));
+    }
+    open.text.push_str(text);
+    Ok(())
+}
+
 /// Parses a whole document and returns its root element.
 pub fn parse(body: &[u8]) -> ApiResult<Element> {
     let text = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8"))?;
@@ -84,14 +98,14 @@ pub fn parse(body: &[u8]) -> ApiResult<Element> {
             }
             Event::Text(t) => {
                 if let Some(open) = stack.last_mut() {
-                    open.text.push_str(&t.xml10_content());
+                    push_text(open, &t.xml10_content())?;
                 } else if !t.xml10_content().trim().is_empty() {
                     return Err(malformed("text outside the root element"));
                 }
             }
             Event::CData(t) => {
                 if let Some(open) = stack.last_mut() {
-                    open.text.push_str(&t.xml10_content());
+                    push_text(open, &t.xml10_content())?;
                 }
             }
             Event::GeneralRef(r) => {
@@ -105,7 +119,7 @@ pub fn parse(body: &[u8]) -> ApiResult<Element> {
                     }
                 };
                 if let Some(open) = stack.last_mut() {
-                    open.text.push_str(&resolved);
+                    push_text(open, &resolved)?;
                 }
             }
             Event::Eof => break,
@@ -160,6 +174,29 @@ mod tests {
             let err = parse(doc).expect_err("malformed");
             assert_eq!(err.code, "InvalidInput");
         }
+    }
+
+    /// Issue 10: text XML cannot carry is refused at input (Route 53 answers InvalidInput
+    /// for a document that is not well-formed), so it is never stored.
+    #[test]
+    fn issue10_xml_reader_refuses_characters_xml_cannot_carry() {
+        for doc in [
+            "<a>&#xFFFE;</a>",
+            "<a>&#xffff;</a>",
+            "<a>&#1;</a>",
+            "<a>x\u{ffff}y</a>",
+            "<a><![CDATA[\u{fffe}]]></a>",
+            "<a>\u{7}</a>",
+        ] {
+            let err = parse(doc.as_bytes()).expect_err(doc);
+            assert_eq!(err.code, "InvalidInput", "{doc}");
+        }
+        assert_eq!(
+            parse("<a>tab\there &#x10FFFF;</a>".as_bytes())
+                .expect("allowed")
+                .text,
+            "tab\there \u{10ffff}"
+        );
     }
 
     #[test]

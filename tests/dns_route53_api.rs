@@ -400,3 +400,58 @@ fn issue10_garbage_marker_is_invalid_input() {
         assert!(r.body.contains(&zone), "{}", r.body);
     }
 }
+
+/// Issue 10: Route 53's quotas on one ChangeResourceRecordSets request are 1,000
+/// ResourceRecord elements and 32,000 characters in Value elements (UPSERT counting
+/// twice); over them the whole batch is InvalidChangeBatch and nothing is applied.
+#[test]
+fn issue10_change_batch_over_route53_quotas_is_invalid_change_batch() {
+    let api = Api::new();
+    let zone = api.zone("example.com");
+    let creates = |n: usize, action: &str| -> String {
+        (0..n)
+            .map(|i| {
+                create_a(&format!("h{i}.example.com"), "192.0.2.1").replace(
+                    "<Action>CREATE</Action>",
+                    &format!("<Action>{action}</Action>"),
+                )
+            })
+            .collect()
+    };
+    let r = api.change(&zone, &creates(4000, "CREATE"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("<Code>InvalidChangeBatch</Code>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("Number of records limit of 1000 exceeded."),
+        "{}",
+        r.body
+    );
+    let r = api.change(&zone, &creates(501, "UPSERT"));
+    assert_eq!(r.status, 400, "UPSERT counts twice: {}", r.body);
+    let list = api.call(
+        "GET",
+        &format!("/2013-04-01/hostedzone/{zone}/rrset"),
+        None,
+        "",
+    );
+    assert!(!list.body.contains("h0.example.com"), "nothing applied");
+
+    let long = format!("\"{}\"", "a".repeat(198));
+    let txt: String = (0..161)
+        .map(|i| {
+            format!(
+                "<Change><Action>CREATE</Action><ResourceRecordSet><Name>t{i}.example.com</Name><Type>TXT</Type><TTL>60</TTL><ResourceRecords><ResourceRecord><Value>{long}</Value></ResourceRecord></ResourceRecords></ResourceRecordSet></Change>"
+            )
+        })
+        .collect();
+    let r = api.change(&zone, &txt);
+    assert_eq!(r.status, 400, "161 × 200 characters: {}", r.body);
+    assert!(r.body.contains("limit of 32000 exceeded"), "{}", r.body);
+
+    let r = api.change(&zone, &creates(1000, "CREATE"));
+    assert_eq!(r.status, 200, "exactly 1,000 records: {}", r.body);
+}

@@ -35,6 +35,12 @@ use crate::model::{ApiError, ApiResult, Control, Env, World};
 /// Route 53's XML namespace.
 pub const ROUTE53_XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
+/// Route 53's quotas on one ChangeResourceRecordSets request ("Quotas", API requests):
+/// at most 1,000 `ResourceRecord` elements and 32,000 characters in all `Value`
+/// elements, each counted twice under an `UPSERT`.
+pub const MAX_BATCH_RECORDS: usize = 1000;
+pub const MAX_BATCH_VALUE_CHARS: usize = 32_000;
+
 /// Largest page ListHostedZones and ListResourceRecordSets return.
 const MAX_ITEMS_ZONES: usize = 100;
 const MAX_ITEMS_RRSETS: usize = 300;
@@ -552,6 +558,7 @@ fn change_record_sets(c: &mut Ctx<'_>, env: &Env, id: &str, body: &[u8]) -> ApiR
             set: parse_rrset(set)?,
         });
     }
+    check_batch_quotas(&changes)?;
     let change = mutate(c, env, |w, env| {
         w.change_record_sets(env, id, comment, changes)
     })?;
@@ -559,6 +566,43 @@ fn change_record_sets(c: &mut Ctx<'_>, env: &Env, id: &str, body: &[u8]) -> ApiR
         "ChangeResourceRecordSets",
         change_info(&change, "PENDING"),
     ))
+}
+
+/// Refuses a batch over Route 53's per-request quotas with `InvalidChangeBatch`, as AWS
+/// does, before anything is applied.
+fn check_batch_quotas(changes: &[RecordChange]) -> ApiResult<()> {
+    let (mut records, mut chars) = (0usize, 0usize);
+    for change in changes {
+        let weight = if change.action == ChangeAction::Upsert {
+            2
+        } else {
+            1
+        };
+        records += weight * change.set.records.len();
+        chars += weight
+            * change
+                .set
+                .records
+                .iter()
+                .map(|v| v.chars().count())
+                .sum::<usize>();
+    }
+    let mut problems = Vec::new();
+    if records > MAX_BATCH_RECORDS {
+        problems.push(format!(
+            "Number of records limit of {MAX_BATCH_RECORDS} exceeded."
+        ));
+    }
+    if chars > MAX_BATCH_VALUE_CHARS {
+        problems.push(format!(
+            "Number of characters in Value elements limit of {MAX_BATCH_VALUE_CHARS} exceeded."
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::model::route53::invalid_change_batch(&problems))
+    }
 }
 
 fn parse_number<T: FromStr>(field: &str, text: &str) -> ApiResult<T> {

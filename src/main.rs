@@ -1,5 +1,6 @@
 //! The `vpclab` binary: parses the command line, runs it, prints one `vpclab: …` error.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,6 +13,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: logs redirected to a file or read by a
+        // program stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match vpclab::cli::run(cli) {
         Ok(code) => code,

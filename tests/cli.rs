@@ -186,3 +186,68 @@ fn status_summarises_each_account_and_region() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 10: the error names its cause once (it used to end ": File exists (os error
+/// 17): File exists (os error 17)").
+#[test]
+fn issue10_unusable_state_dir_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    // A file where the state directory should be: refused whatever the user's rights.
+    let line = one_line_failure(
+        vpclab()
+            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&file),
+    );
+    assert!(line.contains("is not usable"), "{line}");
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+}
+
+/// Issue 10: stderr that is not a terminal carries no ANSI colour codes.
+#[test]
+fn issue10_logs_to_a_pipe_carry_no_ansi_colours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = vpclab()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(dir.path())
+        .env("VPCLAB_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vpclab up");
+    // Read stderr until a debug line has arrived (the DNS endpoint logs its sockets at
+    // start-up), then stop the daemon.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen: Vec<u8> = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.extend_from_slice(&line);
+            seen.push(b'\n');
+            if String::from_utf8_lossy(&line).contains("DEBUG") {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = String::from_utf8_lossy(&seen);
+    assert!(err.contains("DEBUG"), "a debug line within 20 s: {err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
+}

@@ -13,27 +13,29 @@ use std::path::{Path, PathBuf};
 use fs2::FileExt;
 use rusqlite::{Connection, params};
 
+/// Errors of the store. Each message is complete on its own (logs print it with `%`),
+/// so no variant also reports its cause as `source()`: `main` prints an error with its
+/// chain (`{:#}`), and a cause both in the message and in the chain printed twice
+/// (issue 10). `Corrupt` and `Serialize` keep their cause as `source()` (built
+/// elsewhere, or by `?`) and so leave it out of their messages.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state directory {dir} is not usable: {source}")]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("state directory {dir} is not usable: {cause}")]
+    Dir { dir: PathBuf, cause: std::io::Error },
     #[error("another vpclab daemon is already using the state directory {0}")]
     Locked(PathBuf),
-    #[error("state database {path}: {source}")]
+    #[error("state database {path}: {cause}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("state database holds a damaged {kind} row {id}: {source}")]
+    #[error("state database holds a damaged {kind} row {id}")]
     Corrupt {
         kind: String,
         id: String,
         source: serde_json::Error,
     },
-    #[error("could not serialise a resource: {0}")]
+    #[error("could not serialise a resource")]
     Serialize(#[from] serde_json::Error),
 }
 
@@ -59,9 +61,9 @@ pub const LOCK_FILE: &str = "daemon.lock";
 impl Store {
     /// Opens (creating if needed) the state directory and database, taking the lock.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let dir_err = |source| StoreError::Dir {
+        let dir_err = |cause| StoreError::Dir {
             dir: dir.to_path_buf(),
-            source,
+            cause,
         };
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         let lock = OpenOptions::new()
@@ -74,9 +76,9 @@ impl Store {
             return Err(StoreError::Locked(dir.to_path_buf()));
         }
         let path = dir.join(DB_FILE);
-        let sql = |source| StoreError::Sqlite {
+        let sql = |cause| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let conn = Connection::open(&path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -105,10 +107,10 @@ impl Store {
         &self.dir
     }
 
-    fn sql(&self, source: rusqlite::Error) -> StoreError {
+    fn sql(&self, cause: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause,
         }
     }
 
@@ -146,9 +148,9 @@ impl Store {
             return Ok(());
         }
         let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
+        let sql = |cause| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let tx = self.conn.transaction().map_err(sql)?;
         {

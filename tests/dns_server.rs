@@ -13,7 +13,8 @@ use ipnet::Ipv4Net;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 use vpclab::dns::{
-    DnsView, HostedZone, InstanceDns, RecordSet, SharedView, VpcDns, serve_public_dns,
+    DnsView, HostedZone, InstanceDns, RecordSet, SharedView, TcpLimits, VpcDns, serve_public_dns,
+    serve_public_dns_with,
 };
 
 fn world() -> DnsView {
@@ -283,4 +284,85 @@ async fn shutdown_stops_the_endpoint() {
         .expect("stops in time")
         .expect("task joined");
     assert!(result.is_ok(), "{result:?}");
+}
+
+/// One query over TCP (RFC 1035 §4.2.2 framing); the answer, or None when the server
+/// closed the connection instead.
+async fn tcp_query(stream: &mut tokio::net::TcpStream, name: &str) -> Option<Message> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(
+        Name::from_str(name).expect("name"),
+        RecordType::A,
+    ));
+    let bytes = query.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).await.ok()?;
+    let len = stream.read_u16().await.ok()?;
+    let mut buf = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut buf).await.ok()?;
+    Message::from_vec(&buf).ok()
+}
+
+/// Whether the server has closed `stream` (EOF or reset within two seconds).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut byte)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// Issue 10: DNS over TCP is bounded: connections over the limit are closed at once,
+/// idle ones are closed after the idle time, and the endpoint keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_tcp_connections_are_bounded_and_idle_ones_closed() {
+    let (udp, tcp) = bind_pair().await;
+    let port = udp.local_addr().expect("addr").port();
+    let view: SharedView = Arc::new(RwLock::new(world()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let limits = TcpLimits {
+        max_connections: 3,
+        idle: Duration::from_millis(400),
+    };
+    let task = tokio::spawn(serve_public_dns_with(udp, tcp, view, limits, async {
+        let _ = stopped.await;
+    }));
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", port));
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect().await.expect("connect");
+        let answer = tcp_query(&mut c, "www.example.lab.")
+            .await
+            .expect("answered");
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        held.push(c);
+    }
+    let mut extra = connect().await.expect("the kernel accepts");
+    assert!(
+        closed_by_server(&mut extra).await,
+        "a fourth connection is closed at once"
+    );
+    // Held connections stay quiet: each is closed after the idle time.
+    for c in &mut held {
+        assert!(closed_by_server(c).await, "idle connection closed");
+    }
+    let mut again = connect().await.expect("connect");
+    let answer = tcp_query(&mut again, "www.example.lab.")
+        .await
+        .expect("slots are free again");
+    assert_eq!(answer.answers.len(), 1);
+
+    // A client that sends half a query and stalls is closed too.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut slow = connect().await.expect("connect");
+        slow.write_all(&[0, 40, 1, 2]).await.expect("partial");
+        assert!(closed_by_server(&mut slow).await, "stalled query closed");
+    }
+    let _ = stop.send(());
+    task.await.expect("join").expect("clean stop");
 }

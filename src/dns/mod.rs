@@ -11,7 +11,8 @@
 //! - [`health`]: Route 53 health-check results (per checker, Route 53's rules for
 //!   combining them) published into the view's `health` map.
 //! - [`server`]: the host-side endpoint (`vpclab up --dns-listen`), which answers as the
-//!   world's internet would, served by `hickory-server` over UDP and TCP.
+//!   world's internet would: UDP served by `hickory-server`, TCP by a bounded loop of
+//!   its own ([`TcpLimits`]).
 //!
 //! Left to others: the resolver inside each VPC (base+2 and 169.254.169.253) is a
 //! socket in the fabric that calls [`answer`] with [`Vantage::Vpc`]; the Route 53 API
@@ -27,7 +28,7 @@ pub mod view;
 pub use engine::{
     DEFAULT_UDP_PAYLOAD, EC2_NAME_TTL, Transport, Vantage, answer, resolver_answers, respond,
 };
-pub use server::{ServeError, SharedView, serve_public_dns};
+pub use server::{ServeError, SharedView, TcpLimits, serve_public_dns, serve_public_dns_with};
 pub use view::{
     AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, LINK_LOCAL_RESOLVER, Policy,
     RdataError, RecordSet, VpcDns, name_key, parse_rdata,

@@ -3,9 +3,18 @@
 //! www.example.lab` on the learner's own machine sees public hosted zones and the public
 //! names of instances, and never a private zone.
 //!
-//! Transport is `hickory-server`'s [`Server`] (UDP and TCP on sockets the caller bound);
-//! the answers come from [`super::engine::respond`] with [`Vantage::Internet`], the same
-//! engine the resolvers inside the VPCs use. The view is shared behind a lock: the
+//! UDP is served by `hickory-server`'s [`Server`] on the socket the caller bound. TCP is
+//! served here, on the listener the caller bound, because it needs bounds hickory 0.26
+//! does not offer: `Server::register_listener` takes only a per-connection timeout
+//! (reset by each complete query) and accepts any number of connections, so a client
+//! opening connections and keeping them busy could take every descriptor. Here at most
+//! [`TcpLimits::max_connections`] are served at once (a connection over the limit is
+//! closed as soon as it is accepted) and each must deliver a whole query, and take each
+//! answer, within [`TcpLimits::idle`]: RFC 7766 §6.2.3 lets a server close idle
+//! connections, and suggests timeouts of seconds.
+//!
+//! Both transports answer with the same engine the resolvers inside the VPCs use
+//! ([`super::engine`], [`Vantage::Internet`]). The view is shared behind a lock: the
 //! control plane replaces it after every change, and the next query sees the change.
 
 use std::future::Future;
@@ -18,18 +27,39 @@ use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-use super::engine::{Transport, Vantage, respond};
+use super::engine::{Transport, Vantage, answer, respond};
 use super::view::DnsView;
 
 /// The view as the endpoint shares it with whoever keeps it current.
 pub type SharedView = Arc<RwLock<DnsView>>;
 
-/// How long an idle TCP connection is kept open (RFC 7766 §6.2.3 suggests seconds).
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection.
-const TCP_QUEUE: usize = 32;
+/// The bounds on DNS over TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a connection may take to deliver a whole query (its two length bytes and
+    /// the message), or to take an answer, before it is closed.
+    pub idle: Duration,
+}
+
+impl TcpLimits {
+    /// vpclab's figures: 128 connections, 10 seconds. One learner's `dig +tcp` or
+    /// resolver needs a handful; 128 stays far below a 1,024-descriptor limit.
+    pub const DEFAULT: TcpLimits = TcpLimits {
+        max_connections: 128,
+        idle: Duration::from_secs(10),
+    };
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits::DEFAULT
+    }
+}
 
 /// Errors of the endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +70,32 @@ pub enum ServeError {
 }
 
 /// Serves public DNS on `udp` and `tcp` (bound by the caller, normally the same loopback
-/// port) until `shutdown` resolves; then stops accepting and returns once in-flight
-/// queries are done.
+/// port) with [`TcpLimits::DEFAULT`] until `shutdown` resolves; then stops accepting,
+/// closes TCP connections and returns once in-flight UDP queries are done.
 pub async fn serve_public_dns(
     udp: UdpSocket,
     tcp: TcpListener,
     view: SharedView,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let mut server = Server::new(PublicHandler { view });
+    serve_public_dns_with(udp, tcp, view, TcpLimits::DEFAULT, shutdown).await
+}
+
+/// [`serve_public_dns`] with other TCP bounds (tests use small ones).
+pub async fn serve_public_dns_with(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    view: SharedView,
+    limits: TcpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let mut server = Server::new(PublicHandler { view: view.clone() });
     server.register_socket(udp);
-    server.register_listener(tcp, TCP_IDLE, TCP_QUEUE);
     let token = server.shutdown_token().clone();
+    let tcp_stop = token.clone();
+    let tcp_task = tokio::spawn(async move {
+        serve_tcp(tcp, view, limits, tcp_stop.cancelled()).await;
+    });
     let done = server.block_until_done();
     tokio::pin!(done);
     tokio::pin!(shutdown);
@@ -62,7 +106,83 @@ pub async fn serve_public_dns(
             done.await
         }
     };
+    token.cancel();
+    let _ = tcp_task.await;
     result.map_err(|e| ServeError::Net(e.to_string()))
+}
+
+/// Accepts TCP connections until `stop`, serving at most `limits.max_connections` at
+/// once. Connections still open at `stop` are closed.
+async fn serve_tcp(
+    listener: TcpListener,
+    view: SharedView,
+    limits: TcpLimits,
+    stop: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors or a connection reset before it was accepted: wait a
+                // moment rather than spin, and keep serving.
+                tracing::debug!(%error, "DNS TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("DNS TCP connection refused: limit reached");
+            drop(stream);
+            continue;
+        };
+        let view = view.clone();
+        connections.spawn(async move {
+            serve_tcp_connection(stream, &view, limits.idle).await;
+            drop(slot);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+}
+
+/// Answers the queries of one connection in order (RFC 1035 §4.2.2 framing: two length
+/// bytes, then the message) until the client closes, stalls, or sends nothing for `idle`.
+async fn serve_tcp_connection(mut stream: TcpStream, view: &SharedView, idle: Duration) {
+    loop {
+        let read = async {
+            let len = stream.read_u16().await?;
+            let mut query = vec![0u8; usize::from(len)];
+            stream.read_exact(&mut query).await?;
+            Ok::<_, std::io::Error>(query)
+        };
+        let Ok(Ok(query)) = tokio::time::timeout(idle, read).await else {
+            return;
+        };
+        let response = {
+            // A poisoned lock still holds a complete view (writers swap whole views).
+            let view = view.read().unwrap_or_else(|e| e.into_inner());
+            answer(&view, Vantage::Internet, &query, Transport::Tcp)
+        };
+        // No answer (not a query) is no answer over TCP either.
+        let Some(response) = response else { continue };
+        let Ok(len) = u16::try_from(response.len()) else {
+            return;
+        };
+        let mut framed = Vec::with_capacity(response.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&response);
+        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
 }
 
 /// Answers every request from the internet's vantage point.

@@ -240,4 +240,95 @@ mod tests {
         let p = Params::parse(&[0xff, b'=', 0xfe, b'&', b'%', b'Z', b'Z']);
         assert!(p.list("x").is_empty());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::Params;
+
+        /// Parameter names shaped like the EC2 protocol's, indices included (some huge).
+        fn name() -> impl Strategy<Value = String> {
+            use proptest::sample::select;
+            let part = |options: &'static [&'static str]| select(options);
+            (
+                part(&[
+                    "Filter",
+                    "Tag",
+                    "TagSpecification",
+                    "VpcId",
+                    "IpPermissions",
+                    "MaxResults",
+                    "DryRun",
+                    "NextToken",
+                ]),
+                part(&[
+                    "",
+                    ".1",
+                    ".2",
+                    ".10",
+                    ".0",
+                    ".4294967296",
+                    ".99999999999999999999",
+                    ".x",
+                    ".",
+                ]),
+                part(&[
+                    "",
+                    ".Name",
+                    ".Value",
+                    ".Key",
+                    ".ResourceType",
+                    ".Tag",
+                    ".IpRanges",
+                ]),
+                part(&["", ".1", ".2", ".0", ".-1"]),
+                part(&["", ".Key", ".Value", ".CidrIp"]),
+            )
+                .prop_map(|(a, b, c, d, e)| format!("{a}{b}{c}{d}{e}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// Any bytes parse, and every accessor answers (a value or an AWS error).
+            #[test]
+            fn any_form_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                read_everything(&Params::parse(&bytes));
+            }
+
+            /// Structured names with any values: lists, structures, filters and tags
+            /// never panic.
+            #[test]
+            fn structured_params_never_panic(
+                pairs in proptest::collection::vec((name(), any::<String>()), 0..24)
+            ) {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &pairs {
+                    form.append_pair(k, v);
+                }
+                let p = Params::parse(form.finish().as_bytes());
+                read_everything(&p);
+                // Form encoding round-trips: the last value of each name wins.
+                for (k, v) in pairs.iter().rev() {
+                    if pairs.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) == Some(v) {
+                        prop_assert_eq!(p.get(k), Some(v.as_str()));
+                    }
+                }
+            }
+        }
+
+        fn read_everything(p: &Params) {
+            let _ = p.filters();
+            let _ = p.tag_specs();
+            let _ = p.tags("Tag");
+            let _ = p.tag_keys("Tag");
+            let _ = p.list("VpcId");
+            let _ = p.structs("IpPermissions");
+            let _ = p.int("MaxResults");
+            let _ = p.bool("DryRun");
+            let _ = p.bool_value("DryRun");
+            let _ = p.required("NextToken");
+            let _ = p.check_xml_text();
+        }
+    }
 }

@@ -1000,4 +1000,95 @@ mod verify_tests {
             .expect("open mode checks no time");
         assert_eq!(id.account, crate::model::DEFAULT_ACCOUNT);
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `Authorization` values near the real shape, so parsing goes past the prefix.
+        fn authorization() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                (
+                    "[A-Z0-9]{0,20}",
+                    "[0-9]{0,9}",
+                    "[a-z0-9-]{0,12}",
+                    "(ec2|route53|iam|s3|)",
+                    "(aws4_request|x|)",
+                    "[a-z;-]{0,30}",
+                    "[0-9a-f]{0,64}",
+                )
+                    .prop_map(|(k, d, r, s, t, h, sig)| format!(
+                        "AWS4-HMAC-SHA256 Credential={k}/{d}/{r}/{s}/{t}, SignedHeaders={h}, Signature={sig}"
+                    )),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = SignedRequest> {
+            (
+                "(GET|POST|DELETE|)",
+                any::<String>(),
+                proptest::option::of(prop_oneof![
+                    any::<String>(),
+                    "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F[0-9]{8}%2Fus-east-1%2Fec2%2Faws4_request&X-Amz-Date=[0-9T]{0,17}Z?&X-Amz-Expires=-?[0-9]{0,12}&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{0,64}",
+                ]),
+                proptest::collection::vec(
+                    (
+                        "(authorization|x-amz-date|host|x-amz-content-sha256|[a-z-]{1,8})",
+                        prop_oneof![any::<String>(), authorization(), "[0-9]{8}T[0-9]{6}Z"],
+                    ),
+                    0..6,
+                ),
+            )
+                .prop_map(|(method, path, query, headers)| SignedRequest {
+                    method,
+                    path,
+                    query,
+                    headers,
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn header_parsing_never_panics(h in authorization(), d in any::<String>()) {
+                let _ = parse_authorization(&h);
+                if let Some(t) = parse_amz_date(&d) {
+                    prop_assert_eq!(amz_date(t), d);
+                }
+            }
+
+            /// Any request, at any server time, in either mode: an answer, never a panic.
+            #[test]
+            fn authentication_never_panics(
+                req in request(),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+                now in any::<i64>(),
+            ) {
+                let _ = strict().authenticate(&req, &body, Timestamp(now));
+                let _ = AuthMode::Open.authenticate(&req, &body, Timestamp(now));
+            }
+
+            /// What the signer signs, the verifier accepts; any other body it refuses.
+            #[test]
+            fn signed_requests_verify_and_only_with_their_body(
+                method in "(GET|POST|DELETE)",
+                path in "(/[a-zA-Z0-9%._~-]{0,12}){1,3}",
+                query in proptest::option::of("[a-zA-Z0-9=&%+._~-]{0,40}"),
+                headers in proptest::collection::vec(("[a-z][a-z-]{0,8}", "[ -~]{0,20}"), 0..4),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+                offset_ms in -14 * MINUTE..14 * MINUTE,
+            ) {
+                let mut req = SignedRequest { method, path, query, headers };
+                sign(&mut req, &body, &alice(), "us-east-1", "ec2", EXAMPLE_NOW.plus_ms(offset_ms));
+                let auth = strict();
+                prop_assert!(auth.authenticate(&req, &body, EXAMPLE_NOW).is_ok());
+                let mut other = body.clone();
+                other.push(b'!');
+                prop_assert!(auth.authenticate(&req, &other, EXAMPLE_NOW).is_err());
+            }
+        }
+    }
 }

@@ -746,3 +746,222 @@ fn rrset_xml(x: &mut Xml, set: &ResourceRecordSet) {
 fn normalize_or_keep(name: &str) -> String {
     normalize_name(name).unwrap_or_else(|_| name.to_owned())
 }
+
+#[cfg(test)]
+mod props {
+    use std::sync::{Arc, LazyLock, Mutex};
+
+    use proptest::prelude::*;
+    // `any` is also axum's routing function, glob-imported with `super::*`.
+    use proptest::prelude::any;
+
+    use super::*;
+    use crate::model::Timestamp;
+
+    /// One state for every case, holding one zone the paths can name: requests
+    /// accumulate, as on a long-running daemon.
+    static STATE: LazyLock<(AppState, String, tempfile::TempDir)> = LazyLock::new(|| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let control = Control::open(dir.path()).expect("state dir");
+        let clock: crate::api::Clock = Arc::new(|| Timestamp(1_764_000_000_000));
+        let state = AppState::new(Arc::new(Mutex::new(control)), clock);
+        let reply = handle(
+            &state,
+            &request("POST", "/2013-04-01/hostedzone".into(), None),
+            b"<CreateHostedZoneRequest><Name>example.com</Name><CallerReference>r</CallerReference></CreateHostedZoneRequest>",
+        );
+        let zone = reply
+            .body
+            .split("<Id>/hostedzone/")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .expect("zone created")
+            .to_string();
+        (state, zone, dir)
+    });
+
+    fn request(method: &str, path: String, query: Option<String>) -> sigv4::SignedRequest {
+        sigv4::SignedRequest {
+            method: method.into(),
+            path,
+            query,
+            headers: vec![(
+                "authorization".into(),
+                "AWS4-HMAC-SHA256 Credential=test/20251124/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0".into(),
+            )],
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "CreateHostedZoneRequest",
+        "ChangeResourceRecordSetsRequest",
+        "CreateHealthCheckRequest",
+        "UpdateHealthCheckRequest",
+        "AssociateVPCWithHostedZoneRequest",
+        "HealthCheckConfig",
+        "HostedZoneConfig",
+        "ChangeBatch",
+        "Changes",
+        "Change",
+        "Action",
+        "ResourceRecordSet",
+        "ResourceRecords",
+        "ResourceRecord",
+        "Value",
+        "Name",
+        "Type",
+        "TTL",
+        "Weight",
+        "SetIdentifier",
+        "Failover",
+        "MultiValueAnswer",
+        "AliasTarget",
+        "HostedZoneId",
+        "DNSName",
+        "EvaluateTargetHealth",
+        "HealthCheckId",
+        "CallerReference",
+        "Comment",
+        "PrivateZone",
+        "VPC",
+        "VPCId",
+        "VPCRegion",
+        "IPAddress",
+        "Port",
+        "ResourcePath",
+        "FullyQualifiedDomainName",
+        "SearchString",
+        "RequestInterval",
+        "FailureThreshold",
+        "ChildHealthChecks",
+        "ChildHealthCheck",
+        "HealthThreshold",
+        "Inverted",
+        "Disabled",
+    ];
+
+    const TEXTS: &[&str] = &[
+        "",
+        "CREATE",
+        "UPSERT",
+        "DELETE",
+        "A",
+        "AAAA",
+        "CNAME",
+        "TXT",
+        "MX",
+        "SOA",
+        "NS",
+        "HTTP",
+        "TCP",
+        "CALCULATED",
+        "PRIMARY",
+        "60",
+        "-1",
+        "4294967296",
+        "true",
+        "false",
+        "192.0.2.1",
+        "example.com",
+        "www.example.com.",
+        "*.example.com",
+        "\"txt\"",
+        "10 mx.example.com.",
+        "vpc-00000000",
+        "us-east-1",
+        "Z0000000000000000000A",
+        "/",
+    ];
+
+    const ROOTS: &[&str] = &[
+        "CreateHostedZoneRequest",
+        "ChangeResourceRecordSetsRequest",
+        "CreateHealthCheckRequest",
+        "UpdateHealthCheckRequest",
+        "AssociateVPCWithHostedZoneRequest",
+        "DisassociateVPCFromHostedZoneRequest",
+    ];
+
+    /// Route 53 request documents built from Route 53's own element names, nested at
+    /// random, with plausible and implausible text.
+    fn document() -> impl Strategy<Value = String> {
+        use proptest::sample::select;
+        let text = prop_oneof![
+            4 => select(TEXTS).prop_map(str::to_string),
+            1 => "[a-z0-9.*\\-]{0,20}",
+        ];
+        let leaf = (select(NAMES), text).prop_map(|(n, t)| format!("<{n}>{t}</{n}>"));
+        let tree = leaf.prop_recursive(6, 64, 6, |inner| {
+            (select(NAMES), proptest::collection::vec(inner, 0..6))
+                .prop_map(|(n, kids)| format!("<{n}>{}</{n}>", kids.concat()))
+        });
+        (select(ROOTS), proptest::collection::vec(tree, 0..5))
+            .prop_map(|(n, kids)| format!("<{n}>{}</{n}>", kids.concat()))
+    }
+
+    /// Paths of the API's own routes (the zone is the state's), and random ones.
+    fn path() -> impl Strategy<Value = String> {
+        use proptest::sample::select;
+        let zone = STATE.1.clone();
+        let known = select(
+            &[
+                "hostedzone",
+                "hostedzone/{Z}",
+                "hostedzone/{Z}/rrset",
+                "hostedzone/{Z}/rrset/",
+                "hostedzone/{Z}/associatevpc",
+                "hostedzone/{Z}/disassociatevpc",
+                "hostedzonesbyname",
+                "hostedzonecount",
+                "healthcheck",
+                "healthcheckcount",
+                "healthcheck/00000000-0000-0000-0000-000000000000",
+                "healthcheck/00000000-0000-0000-0000-000000000000/status",
+                "change/C0000000000000000000A",
+            ][..],
+        )
+        .prop_map(move |p| p.replace("{Z}", &zone));
+        let random = proptest::collection::vec(
+            select(
+                &[
+                    "hostedzone",
+                    "rrset",
+                    "healthcheck",
+                    "status",
+                    "%2F",
+                    "x",
+                    "",
+                ][..],
+            ),
+            0..5,
+        )
+        .prop_map(|segs| segs.join("/"));
+        prop_oneof![4 => known, 1 => random].prop_map(|p| format!("/2013-04-01/{p}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any method, path, query and body: an answer that is a well-formed XML
+        /// document with an HTTP status, never a panic.
+        #[test]
+        fn any_request_gets_a_well_formed_answer(
+            method in "(GET|POST|DELETE|POST|GET|PUT)",
+            path in path(),
+            query in proptest::option::of(
+                "((marker|maxitems|dnsname|hostedzoneid|name|type|identifier|hostedzonetype)=[a-zA-Z0-9.%*-]{0,12}&?){0,3}"
+            ),
+            body in prop_oneof![
+                document().prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..200),
+            ],
+        ) {
+            let state = &STATE.0;
+            let req = request(&method, path, query);
+            let reply = handle(state, &req, &body);
+            prop_assert!((200..600).contains(&reply.status));
+            prop_assert!(reply.status != 500, "{}", reply.body);
+            prop_assert!(read::parse(reply.body.as_bytes()).is_ok(), "{}", reply.body);
+        }
+    }
+}

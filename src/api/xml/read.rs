@@ -204,4 +204,55 @@ mod tests {
         let doc = "<a>".repeat(10_000);
         assert!(parse(doc.as_bytes()).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::parse;
+
+        /// Text made mostly of XML's own punctuation, so the parser's error paths are
+        /// reached far more often than by uniformly random bytes.
+        fn xmlish() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("<".to_string()),
+                    Just(">".to_string()),
+                    Just("</".to_string()),
+                    Just("/>".to_string()),
+                    Just("&".to_string()),
+                    Just(";".to_string()),
+                    Just("&#x".to_string()),
+                    Just("&#".to_string()),
+                    Just("<![CDATA[".to_string()),
+                    Just("]]>".to_string()),
+                    Just("<?xml version=\"1.0\"?>".to_string()),
+                    Just("<!--".to_string()),
+                    Just("-->".to_string()),
+                    Just("<!DOCTYPE a [<!ENTITY e \"x\">]>".to_string()),
+                    Just(" xmlns=\"u\" ".to_string()),
+                    "[a-zA-Z:]{1,6}",
+                    "[0-9a-fA-F]{1,8}",
+                    any::<char>().prop_map(String::from),
+                ],
+                0..40,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = parse(&bytes);
+            }
+
+            #[test]
+            fn xml_like_text_never_panics(doc in xmlish()) {
+                if let Ok(root) = parse(doc.as_bytes()) {
+                    prop_assert!(!root.name.is_empty() || doc.contains('<'));
+                }
+            }
+        }
+    }
 }

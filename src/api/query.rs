@@ -288,7 +288,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(400))]
+            #![proptest_config(ProptestConfig::with_cases(256))]
 
             /// Any bytes parse, and every accessor answers (a value or an AWS error).
             #[test]

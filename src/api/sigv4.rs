@@ -1050,7 +1050,7 @@ mod verify_tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(400))]
+            #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
             fn header_parsing_never_panics(h in authorization(), d in any::<String>()) {

@@ -147,7 +147,7 @@ mod tests {
         use super::super::{escape, is_xml_char, read};
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(400))]
+            #![proptest_config(ProptestConfig::with_cases(256))]
 
             /// Whatever text is stored, the element written for it parses, and reads
             /// back as the text with the characters XML cannot carry replaced.

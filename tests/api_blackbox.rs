@@ -1392,3 +1392,85 @@ fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
         "{body}"
     );
 }
+
+/// Issue 10, end to end with the real clients in `--auth strict`: the aws CLI and boto3
+/// keep working (EC2 and Route 53, presigned URLs), a tag value XML cannot carry is
+/// refused with InvalidParameterValue after which listing still works, and a garbage
+/// NextToken is an error rather than an empty page.
+#[test]
+fn issue10_strict_clients_work_and_bad_input_is_refused_without_breaking_listings() {
+    require_aws();
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("access-keys.toml"),
+        "[[key]]\naccess_key = \"AKIAALICE0000000000\"\nsecret_key = \"alice-secret\"\naccount = \"111111111111\"\n",
+    )
+    .expect("write keys");
+    let d = Daemon::start_with(dir.path(), &["--auth", "strict"]);
+    let alice = ("AKIAALICE0000000000", "alice-secret");
+    let vpcs = aws_as(
+        &d,
+        "us-east-1",
+        alice,
+        &["describe-vpcs", "--query", "Vpcs[0].VpcId"],
+    );
+    assert!(
+        vpcs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vpcs.stderr)
+    );
+    let vpc: String = serde_json::from_slice(&vpcs.stdout).expect("json");
+    let bad = aws_as(
+        &d,
+        "us-east-1",
+        alice,
+        &[
+            "create-tags",
+            "--resources",
+            &vpc,
+            "--tags",
+            "Key=bad,Value=x\u{fffe}y",
+        ],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("(InvalidParameterValue)"), "{err}");
+    let listed = aws_as(&d, "us-east-1", alice, &["describe-vpcs"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let tags = aws_as(&d, "us-east-1", alice, &["describe-tags"]);
+    assert!(
+        tags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tags.stderr)
+    );
+
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "interop",
+        "boto3_strict.py",
+    ]
+    .iter()
+    .collect();
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("VPCLAB_ENDPOINT", &d.url)
+        .env("AWS_ACCESS_KEY_ID", alice.0)
+        .env("AWS_SECRET_ACCESS_KEY", alice.1)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "boto3 strict interop failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 strict ok"));
+}

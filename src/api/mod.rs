@@ -546,6 +546,8 @@ mod tests {
         use std::sync::LazyLock;
 
         use proptest::prelude::*;
+        // `any` is also axum's routing function, glob-imported with `super::*`.
+        use proptest::prelude::any;
         use proptest::sample::select;
 
         use super::*;

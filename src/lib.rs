@@ -12,6 +12,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod daemon;
 pub mod dns;
 pub mod instance;
 pub mod keys;

@@ -9,7 +9,6 @@ pub mod status;
 pub mod up;
 pub mod whoami;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,14 +47,3 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami(args) => whoami::run(args),
     }
 }
-
-/// The default state directory: the user's data directory + `vpclab`
-/// (e.g. `~/.local/share/vpclab`).
-pub fn default_state_dir() -> anyhow::Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("vpclab"))
-        .ok_or_else(|| anyhow::anyhow!("cannot find your data directory; pass --state-dir"))
-}
-
-/// The file `up` writes in the state directory so `status` (and tools) find the daemon.
-pub const ENDPOINT_FILE: &str = "endpoint.json";

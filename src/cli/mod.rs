@@ -3,6 +3,37 @@
 //!
 //! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap).
 
+/// Like `println!`, but a failed write is an error (`?`) instead of a panic, so that
+/// `vpclab status | head` ends quietly: `main` treats a broken pipe as success.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __vpclab_outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+/// Like `print!`, with the same error handling as [`outln!`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __vpclab_out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub use crate::__vpclab_out as out;
+pub use crate::__vpclab_outln as outln;
+
+/// Whether an error is (caused by) a closed stdout: the reader went away, which for a
+/// command-line tool is success (`vpclab status | head -1`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub mod connect;
 pub mod ssh_config;
 pub mod status;

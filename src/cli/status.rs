@@ -52,30 +52,30 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "state_dir": dir,
             "accounts": summary,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::cli::outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match endpoint.filter(|_| running) {
         Some(e) => {
-            println!("vpclab is running (pid {})", e.pid);
-            println!("  EC2 API:    {}", e.api);
+            crate::cli::outln!("vpclab is running (pid {})", e.pid)?;
+            crate::cli::outln!("  EC2 API:    {}", e.api)?;
             if let Some(d) = &e.dns {
-                println!("  DNS:        {d}");
+                crate::cli::outln!("  DNS:        {d}")?;
             }
-            println!("  state dir:  {}", dir.display());
-            println!("export AWS_ENDPOINT_URL={}", e.api);
+            crate::cli::outln!("  state dir:  {}", dir.display())?;
+            crate::cli::outln!("export AWS_ENDPOINT_URL={}", e.api)?;
         }
         None => {
-            println!("vpclab is not running (state dir {})", dir.display());
+            crate::cli::outln!("vpclab is not running (state dir {})", dir.display())?;
         }
     }
     if summary.is_empty() {
-        println!("no resources yet");
+        crate::cli::outln!("no resources yet")?;
     }
     for (account, regions) in &summary {
         for (region, kinds) in regions {
             let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            println!("account {account} {region}: {}", parts.join(", "));
+            crate::cli::outln!("account {account} {region}: {}", parts.join(", "))?;
         }
     }
     Ok(ExitCode::SUCCESS)

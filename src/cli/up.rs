@@ -112,26 +112,26 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         for w in &running.warnings {
             eprintln!("vpclab: warning: {w}");
         }
-        println!("vpclab {} is up", env!("CARGO_PKG_VERSION"));
-        println!("  EC2 API:    {}", running.url());
+        crate::cli::outln!("vpclab {} is up", env!("CARGO_PKG_VERSION"))?;
+        crate::cli::outln!("  EC2 API:    {}", running.url())?;
         if let Some(dns) = running.dns_addr {
-            println!(
+            crate::cli::outln!(
                 "  DNS:        {dns} (dig @{} -p {} www.example.com)",
                 dns.ip(),
                 dns.port()
-            );
+            )?;
         }
         if let Some(tun) = &running.tun {
-            println!(
+            crate::cli::outln!(
                 "  TUN:        {tun} routes {} into account {}'s world; it sees you as {}",
                 crate::daemon::tun::TUN_ROUTE,
                 running.credentials.account,
                 crate::daemon::tun::TUN_ADDR
-            );
+            )?;
         }
-        println!("  state dir:  {}", running.state_dir.root().display());
-        println!("In another terminal:");
-        println!("{}", running.export_line());
+        crate::cli::outln!("  state dir:  {}", running.state_dir.root().display())?;
+        crate::cli::outln!("In another terminal:")?;
+        crate::cli::outln!("{}", running.export_line())?;
         use std::io::Write;
         let _ = std::io::stdout().flush();
         running.run_until(shutdown_signal()).await

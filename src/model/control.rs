@@ -289,6 +289,72 @@ mod tests {
     }
 
     #[test]
+    fn each_commit_is_stored_and_delivered_with_its_typed_changes_in_order() {
+        use std::sync::Mutex as StdMutex;
+
+        use crate::model::{ChangeOp, Commit};
+
+        let dir = tempfile::tempdir().unwrap();
+        let seen: Arc<StdMutex<Vec<Commit>>> = Arc::default();
+        let vpc = {
+            let mut c = Control::open(&paths(dir.path())).unwrap();
+            let sink = seen.clone();
+            c.subscribe(Box::new(move |commit, _| {
+                sink.lock().unwrap().push(commit.clone());
+            }));
+            let vpc = c
+                .mutate(
+                    "000000000000",
+                    &env().with_action("CreateVpc"),
+                    false,
+                    |w, e| w.create_vpc(e, "10.0.0.0/16", None, &[]),
+                )
+                .unwrap();
+            // A mutation that writes nothing is not a commit.
+            c.mutate(
+                "000000000000",
+                &env().with_action("DescribeVpcs"),
+                false,
+                |_, _| Ok(()),
+            )
+            .unwrap();
+            c.mutate(
+                "000000000000",
+                &env().with_action("DeleteVpc"),
+                false,
+                |w, e| w.delete_vpc(e, &vpc),
+            )
+            .unwrap();
+            vpc
+        };
+        let seen = seen.lock().unwrap().clone();
+        let actions: Vec<&str> = seen.iter().map(|c| c.action.as_str()).collect();
+        // The first read of an account creates its default VPC: that is CreateVpc's
+        // commit too (one transaction), so two commits in all.
+        assert_eq!(actions, ["CreateVpc", "DeleteVpc"]);
+        assert!(seen[0].seq < seen[1].seq);
+        let op_of = |c: &Commit, kind: &str, id: &str| {
+            c.changes
+                .iter()
+                .find(|ch| ch.kind == kind && ch.id == id)
+                .map(|ch| ch.op)
+        };
+        assert_eq!(op_of(&seen[0], "vpc", &vpc), Some(ChangeOp::Created));
+        assert_eq!(op_of(&seen[1], "vpc", &vpc), Some(ChangeOp::Deleted));
+        assert!(
+            seen[0].touches(&["route_table", "network_acl", "security_group"]),
+            "a VPC comes with its main route table, default NACL and group"
+        );
+        // The trail survives a restart, in the same order with the same changes.
+        let c = Control::open(&paths(dir.path())).unwrap();
+        let stored = c.commits_since(0, 100).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].changes, seen[0].changes);
+        assert_eq!(stored[1].action, "DeleteVpc");
+        assert_eq!(c.commits_since(stored[0].seq, 100).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_second_control_on_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Control::open(&paths(dir.path())).unwrap();
@@ -329,6 +395,13 @@ mod tests {
             calls.load(Ordering::SeqCst),
             2,
             "a rejected mutation publishes nothing"
+        );
+        c.mutate("000000000000", &env(), false, |_, _| Ok(()))
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "a mutation that changed nothing publishes nothing"
         );
     }
 }

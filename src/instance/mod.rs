@@ -23,6 +23,7 @@ pub mod image;
 pub mod imds;
 pub mod lineedit;
 pub mod net;
+pub mod outq;
 pub mod services;
 pub mod sftp;
 pub mod shell;
@@ -77,7 +78,23 @@ pub struct InstanceProfile {
     pub dns_server: Ipv4Addr,
     /// The internet package mirror `dnf`/`apt` download from.
     pub package_mirror: SocketAddrV4,
+    /// The root volume's size as the API reports it (the AMI's, 8 GiB for ours).
+    #[serde(default = "default_root_volume_gib")]
+    pub root_volume_gib: u32,
 }
+
+fn default_root_volume_gib() -> u32 {
+    8
+}
+
+/// The most file data an instance's root volume holds, whatever size the API reports:
+/// the files live in the daemon's memory (and in its state directory), so a learner
+/// filling a disk must not be able to take the host's memory with it. See
+/// `docs/fidelity.md`, "Limits".
+pub const EMULATED_ROOT_VOLUME_LIMIT: u64 = 128 * 1024 * 1024;
+
+/// GetConsoleOutput returns the most recent 64 KiB of the console, and so much is kept.
+pub const CONSOLE_LIMIT: usize = 64 * 1024;
 
 impl InstanceProfile {
     /// A profile with the usual defaults, for tests and examples: an instance at
@@ -104,7 +121,14 @@ impl InstanceProfile {
             imds_v2_required: false,
             dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
+            root_volume_gib: default_root_volume_gib(),
         }
+    }
+
+    /// What the instance's filesystem may hold, in bytes: the root volume, capped at
+    /// [`EMULATED_ROOT_VOLUME_LIMIT`].
+    pub fn disk_capacity(&self) -> u64 {
+        (u64::from(self.root_volume_gib) << 30).min(EMULATED_ROOT_VOLUME_LIMIT)
     }
 
     /// `ip-10-0-1-5`: the short host name EC2 derives from the private address.
@@ -211,6 +235,8 @@ pub struct InstanceState {
     runtime: Mutex<Runtime>,
     net: Arc<dyn InstanceNet>,
     ssh_config: Arc<russh::server::Config>,
+    /// SSH connections being served now ([`ssh::MAX_CONNECTIONS_PER_INSTANCE`]).
+    ssh_connections: std::sync::atomic::AtomicUsize,
 }
 
 impl InstanceState {
@@ -228,6 +254,8 @@ impl InstanceState {
         net: Arc<dyn InstanceNet>,
     ) -> Arc<Self> {
         let ssh_config = ssh::server_config(&disk.host_key, profile.image);
+        let mut disk = disk;
+        disk.fs.set_capacity(profile.disk_capacity());
         Arc::new(InstanceState {
             profile: RwLock::new(profile),
             disk: Mutex::new(disk),
@@ -235,6 +263,7 @@ impl InstanceState {
             runtime: Mutex::new(Runtime::default()),
             net,
             ssh_config,
+            ssh_connections: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -298,7 +327,33 @@ impl InstanceState {
     }
 
     pub(crate) fn append_console(&self, text: &str) {
-        self.lock_disk().console.push_str(text);
+        let mut disk = self.lock_disk();
+        disk.console.push_str(text);
+        keep_tail(&mut disk.console, CONSOLE_LIMIT);
+    }
+
+    /// Takes the filesystem's next changes to persist ([`vfs::Vfs::take_changes`])
+    /// without counting as a write to the disk.
+    pub fn take_disk_changes(&self, max_bytes: usize) -> Vec<vfs::Change> {
+        self.disk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fs
+            .take_changes(max_bytes)
+    }
+
+    /// A save failed after taking changes: the next one rewrites the whole disk.
+    pub fn mark_disk_unsaved(&self) {
+        self.disk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fs
+            .mark_unsaved();
+    }
+
+    /// Runs `f` on the disk without counting as a write (persisting its small parts).
+    pub fn with_disk<T>(&self, f: impl FnOnce(&InstanceDisk) -> T) -> T {
+        f(&self.lock_disk())
     }
 
     /// Stops every running service (instance stop or terminate).
@@ -309,6 +364,19 @@ impl InstanceState {
         }
         rt.imds_tokens.clear();
     }
+}
+
+/// Drops the start of `text` so that at most `limit` bytes remain (cut at a character
+/// boundary).
+pub(crate) fn keep_tail(text: &mut String, limit: usize) {
+    if text.len() <= limit {
+        return;
+    }
+    let mut cut = text.len() - limit;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    text.drain(..cut);
 }
 
 /// Seconds since the Unix epoch, for file times and log lines.

@@ -351,6 +351,17 @@ impl InstanceState {
             .mark_unsaved();
     }
 
+    /// Bytes the filesystem holds, as charged to the root volume.
+    pub fn disk_used(&self) -> u64 {
+        self.lock_disk().fs.used()
+    }
+
+    /// Sets the root volume's capacity in bytes, overriding the profile's (tests fill a
+    /// small disk quickly).
+    pub fn set_disk_capacity(&self, bytes: u64) {
+        self.lock_disk().fs.set_capacity(bytes);
+    }
+
     /// Runs `f` on the disk without counting as a write (persisting its small parts).
     pub fn with_disk<T>(&self, f: impl FnOnce(&InstanceDisk) -> T) -> T {
         f(&self.lock_disk())

@@ -754,9 +754,14 @@ mod tests {
             .await
             .expect("the session ends")
             .expect("no panic");
+        // The server closed its end.
         let mut rest = Vec::new();
-        let _ = client.read_to_end(&mut rest).await;
-        assert!(rest.is_empty());
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
     }
 
     #[tokio::test]

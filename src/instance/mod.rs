@@ -1,9 +1,11 @@
 //! The inside of an instance: what a learner meets once a packet reaches it.
 //!
 //! An [`InstanceState`] holds one instance's identity ([`InstanceProfile`]), its disk
-//! ([`InstanceDisk`]: filesystem, installed packages, enabled services, SSH host key —
-//! serializable so the caller persists it), and a handle on its network
-//! ([`net::InstanceNet`]). Services run on any byte stream the caller hands over:
+//! ([`InstanceDisk`]: filesystem, installed packages, enabled services, SSH host key,
+//! console), and a handle on its network ([`net::InstanceNet`]). The filesystem is
+//! bounded by the root volume ([`InstanceProfile::disk_capacity`], at most
+//! [`EMULATED_ROOT_VOLUME_LIMIT`]) and journals its changes, which the caller takes with
+//! [`InstanceState::take_disk_changes`] to persist them incrementally. Services run on any byte stream the caller hands over:
 //!
 //! - [`ssh::serve_ssh`] — the SSH server (russh): public-key login for the image's
 //!   default user, an interactive shell with a pty, `exec`, and SFTP (so `scp` works);
@@ -15,7 +17,8 @@
 //! What this module leaves to others: the network stack and the fabric (the caller
 //! accepts port 22 and 169.254.169.254:80 connections on the instance's host stack and
 //! passes the streams here, and implements `InstanceNet` over that stack), the instance
-//! lifecycle and its API (RunInstances, stop/start), key-pair creation and persistence.
+//! lifecycle and its API (RunInstances, stop/start), key-pair creation, and where disks
+//! are stored.
 
 pub mod boot;
 pub mod http;
@@ -280,7 +283,8 @@ impl InstanceState {
         *self.profile.write().unwrap_or_else(|e| e.into_inner()) = profile;
     }
 
-    /// A snapshot of the disk for the caller to persist.
+    /// A whole copy of the disk (tests, export); persisting uses
+    /// [`Self::take_disk_changes`], which copies only what changed.
     pub fn disk(&self) -> InstanceDisk {
         self.lock_disk().clone()
     }

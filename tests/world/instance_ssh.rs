@@ -19,6 +19,9 @@ struct Lab {
 
 /// Creates a key pair with ssh-keygen (mode 0400 private key, like `chmod 400`).
 async fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
+    for tool in ["ssh", "scp", "ssh-keygen", "ssh-keyscan"] {
+        crate::support::require(tool);
+    }
     let path = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
     cmd.args(["-q", "-N", "", "-C", name, "-f"]).arg(&path);

@@ -198,7 +198,7 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
         ))
         .arg(format!("ec2-user@{name}"))
         .arg("whoami")
-        .env("AWS_ENDPOINT_URL", &d.url());
+        .env("AWS_ENDPOINT_URL", d.url());
     let out = ssh.output().expect("run ssh");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ec2-user\n");

@@ -454,7 +454,7 @@ async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
 }
 
 /// Figures for the report, not a pass/fail check:
-/// `cargo test --test instance_ssh measure -- --ignored --nocapture`.
+/// `cargo test --test world instance_ssh::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement"]
 async fn measure_login_exec_and_scp_throughput() {

@@ -28,7 +28,9 @@ pub mod view;
 pub use engine::{
     DEFAULT_UDP_PAYLOAD, EC2_NAME_TTL, Transport, Vantage, answer, resolver_answers, respond,
 };
-pub use server::{ServeError, SharedView, TcpLimits, serve_public_dns, serve_public_dns_with};
+pub use server::{
+    ServeError, SharedView, TcpLimits, Views, serve_public_dns, serve_public_dns_with,
+};
 pub use view::{
     AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, LINK_LOCAL_RESOLVER, Policy,
     RdataError, RecordSet, VpcDns, name_key, parse_rdata,

@@ -14,12 +14,10 @@
 
 use std::str::FromStr;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::any;
 
 use crate::api::xml::read::{self, Element};
 use crate::api::xml::{Xml, escape};
@@ -45,15 +43,8 @@ pub const MAX_BATCH_VALUE_CHARS: usize = 32_000;
 const MAX_ITEMS_ZONES: usize = 100;
 const MAX_ITEMS_RRSETS: usize = 300;
 
-/// The Route 53 routes, to be merged into the API router.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/2013-04-01", any(endpoint))
-        .route("/2013-04-01/", any(endpoint))
-        .route("/2013-04-01/{*rest}", any(endpoint))
-}
-
-async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
+/// The Route 53 endpoint: everything under `/2013-04-01`.
+pub(crate) async fn endpoint(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let reply = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => handle(&state, &crate::api::signed_request(&parts), &bytes),
@@ -137,7 +128,6 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
     // access key selects the account; Route 53 signs in us-east-1.
     let identity = state.authenticate(req, body)?;
     let account = identity.account.as_str();
-    let env = Env::new(identity.credential.region.clone(), (state.clock)());
     let (method, path, query) = (req.method.as_str(), req.path.as_str(), req.query.as_deref());
     let q = Query::parse(query);
     let rest = path
@@ -145,6 +135,8 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
         .unwrap_or(path)
         .trim_matches('/');
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let env = Env::new(identity.credential.region.clone(), (state.clock)())
+        .with_action(operation(method, &segments));
     let mut control = state.lock();
     let c = &mut Ctx {
         control: &mut control,
@@ -222,6 +214,22 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
             "The resource {method} {path} is not part of the Route 53 API."
         ))
         .with_status(404)),
+    }
+}
+
+/// The Route 53 operation a request addresses, as its change events name it.
+fn operation(method: &str, segments: &[&str]) -> &'static str {
+    match (method, segments) {
+        ("POST", ["hostedzone"]) => "CreateHostedZone",
+        ("DELETE", ["hostedzone", _]) => "DeleteHostedZone",
+        ("POST", ["hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("POST", ["hostedzone", _, "associatevpc"]) => "AssociateVPCWithHostedZone",
+        ("POST", ["hostedzone", _, "disassociatevpc"]) => "DisassociateVPCFromHostedZone",
+        ("POST", ["healthcheck"]) => "CreateHealthCheck",
+        ("POST", ["healthcheck", _]) => "UpdateHealthCheck",
+        ("DELETE", ["healthcheck", _]) => "DeleteHealthCheck",
+        ("GET", _) => "route53:Read",
+        _ => "route53:Request",
     }
 }
 
@@ -762,7 +770,8 @@ mod props {
     /// accumulate, as on a long-running daemon.
     static STATE: LazyLock<(AppState, String, tempfile::TempDir)> = LazyLock::new(|| {
         let dir = tempfile::tempdir().expect("tmp");
-        let control = Control::open(dir.path()).expect("state dir");
+        let control =
+            Control::open(&crate::daemon::StateDir::new(dir.path()).store()).expect("state dir");
         let clock: crate::api::Clock = Arc::new(|| Timestamp(1_764_000_000_000));
         let state = AppState::new(Arc::new(Mutex::new(control)), clock);
         let reply = handle(

@@ -12,8 +12,6 @@
 //! nothing through a pending or deleting gateway; routes to them compile as blackholes),
 //! private NAT gateways (no Elastic IP), VPC peering (not emulated).
 
-use std::sync::Arc;
-
 use vpclab_netstack::topology::rid;
 use vpclab_netstack::{
     EniOwner, IcmpMatch, InternetGateway as TIgw, NaclEntry as TNaclEntry, NatGateway as TNat,
@@ -247,21 +245,25 @@ fn sg_rule(r: &SgRule) -> Option<TSgRule> {
     })
 }
 
-/// A subscriber that compiles every committed world and hands the topology to `apply`
-/// (the fabric's `set_topology`). A compile error is a model bug: it is logged and the
-/// previous topology stays in force.
-pub fn subscriber(
-    apply: impl Fn(&str, Arc<Topology>) + Send + Sync + 'static,
-) -> crate::model::Subscriber {
-    Box::new(move |account, world| match compile(world) {
-        Ok(t) => apply(account, Arc::new(t)),
-        Err(e) => tracing::error!(account, error = %e, "the world does not compile to a topology"),
-    })
-}
+/// The resource kinds the topology is compiled from: a commit that touches none of them
+/// (tags, key pairs, Route 53) leaves the fabric's topology as it is.
+pub const FABRIC_KINDS: &[&str] = &[
+    "vpc",
+    "subnet",
+    "route_table",
+    "internet_gateway",
+    "address",
+    "nat_gateway",
+    "network_acl",
+    "security_group",
+    "network_interface",
+    "instance",
+];
 
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
     use smoltcp::time::Instant;
     use vpclab_netstack::{Fabric, Flow, Port};

@@ -677,7 +677,7 @@ fn check(
                 .flatten()
                 .map(|v| template::render(v, params))
                 .collect();
-            if nx == !values.is_empty() {
+            if nx != values.is_empty() {
                 bad(
                     "values",
                     "expected either values or expect = \"nxdomain\"".to_string(),

@@ -211,13 +211,21 @@ impl Observer {
         filters: &[(String, Vec<String>)],
         count: Option<u32>,
     ) -> Verdict {
-        let filters: Vec<Filter> = filters
-            .iter()
-            .map(|(name, values)| Filter {
+        let mut resolved = Vec::new();
+        for (name, values) in filters {
+            let mut out = Vec::new();
+            for v in values {
+                match self.reference(world, v) {
+                    Ok(v) => out.push(v),
+                    Err(why) => return fail(why),
+                }
+            }
+            resolved.push(Filter {
                 name: name.clone(),
-                values: values.clone(),
-            })
-            .collect();
+                values: out,
+            });
+        }
+        let filters = resolved;
         let ids = match resource_type {
             "vpc" => select(world, &world.vpcs, &self.region, &filters),
             "subnet" => select(world, &world.subnets, &self.region, &filters),
@@ -244,6 +252,35 @@ impl Observer {
             None if ids.is_empty() => fail(format!("no {what} found")),
             None => pass(format!("found {what}: {}", ids.join(", "))),
         }
+    }
+
+    /// A filter value as written, or for `@<type>:<Name>` the id of the resource of that
+    /// type whose `Name` tag (or id) it is (`@vpc:lab-vpc` → `vpc-0a1b…`).
+    fn reference(&self, world: &World, value: &str) -> Result<String, String> {
+        let Some((kind, name)) = value.strip_prefix('@').and_then(|r| r.split_once(':')) else {
+            return Ok(value.to_string());
+        };
+        let found = match kind {
+            "vpc" => find_named(&world.vpcs, world, &self.region, name).map(|r| r.id.clone()),
+            "subnet" => find_named(&world.subnets, world, &self.region, name).map(|r| r.id.clone()),
+            "security_group" => world
+                .security_groups
+                .in_region(&self.region)
+                .find(|g| g.group_name == name || g.id == name)
+                .map(|g| g.id.clone()),
+            "instance" => find_instance(world, &self.region, name).map(|i| i.id.clone()),
+            "internet_gateway" => find_named(&world.internet_gateways, world, &self.region, name)
+                .map(|r| r.id.clone()),
+            "nat_gateway" => {
+                find_named(&world.nat_gateways, world, &self.region, name).map(|r| r.id.clone())
+            }
+            _ => {
+                return Err(format!(
+                    "the lab refers to an unknown resource type in {value}"
+                ));
+            }
+        };
+        found.ok_or_else(|| format!("no {} named {name:?}", kind.replace('_', " ")))
     }
 
     fn route(

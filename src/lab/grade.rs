@@ -423,12 +423,9 @@ impl Observer {
             return error("the account's forwarder is not a fabric");
         };
         let dropped = match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {
-            (Outcome::Drop(r), _) => Some(format!(
-                "blocked: {}",
-                self.explain_drop(world, r, proto, port, src)
-            )),
+            (Outcome::Drop(r), _) => Some(self.explain_drop(world, r, proto, port, src)),
             (Outcome::Deliver(_), Some(Outcome::Drop(r))) => Some(format!(
-                "the reply is blocked: {}",
+                "the reply is dropped: {}",
                 self.explain_drop(world, r, proto, port, dst)
             )),
             _ => None,

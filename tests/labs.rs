@@ -26,7 +26,7 @@ fn every_lab_passes_lab_test_with_one_seed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    for lab in ["01-first-instance", "02-custom-vpc"] {
+    for lab in ["01-first-instance", "02-custom-vpc", "03-troubleshooting"] {
         assert!(
             stdout.contains(&format!("✓ {lab} seed 0: 100%")),
             "{lab} passed: {stdout}"

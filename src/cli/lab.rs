@@ -244,6 +244,18 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
+    if let LabCommand::Start { .. } = &args.command {
+        // The starting world: built in the learner's own environment (their credentials
+        // and endpoint), in the current folder.
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        for a in v["setup"].as_array().into_iter().flatten() {
+            if !args.json {
+                outln!("setting up: {}", a["description"].as_str().unwrap_or(""))?;
+            }
+            let script = PathBuf::from(a["run"].as_str().unwrap_or_default());
+            run_script(&script, &cwd, None, l, &v["params"]).context("the lab's setup failed")?;
+        }
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -521,6 +533,17 @@ fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
                 .join("\n")
         )
     })?;
+    for a in started["setup"].as_array().into_iter().flatten() {
+        let script = PathBuf::from(a["run"].as_str().unwrap_or_default());
+        run_script(
+            &script,
+            work.path(),
+            Some(&endpoint),
+            learner,
+            &started["params"],
+        )
+        .context("the lab's setup failed")?;
+    }
     let mut lines = Vec::new();
     for step in &lab.steps {
         let before = rt.block_on(call(
@@ -547,10 +570,10 @@ fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
             }
         }
         let t = Instant::now();
-        run_solution(
+        run_script(
             &step.solve,
             work.path(),
-            &endpoint,
+            Some(&endpoint),
             learner,
             &started["params"],
         )
@@ -586,12 +609,14 @@ fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Runs a step's reference solution with bash in `work`, the aws CLI pointed at the
-/// daemon, and the lab's parameters as `LAB_<NAME>` variables.
-fn run_solution(
+/// Runs a lab script (setup or reference solution) with bash in `work`, with the lab's
+/// parameters as `LAB_<NAME>` variables. With `isolated` set to a daemon's endpoint
+/// (`lab test`), the aws CLI is pointed at it with test credentials and no user config;
+/// otherwise the learner's own environment is used.
+fn run_script(
     script: &Path,
     work: &Path,
-    endpoint: &str,
+    isolated: Option<&str>,
     learner: &str,
     params: &Value,
 ) -> anyhow::Result<()> {
@@ -608,16 +633,18 @@ fn run_solution(
     cmd.arg(script)
         .current_dir(work)
         .env("PATH", path)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("VPCLAB_ENDPOINT", endpoint)
         .env("VPCLAB_LEARNER", learner)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .env("AWS_CONFIG_FILE", work.join(".aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", work.join(".aws-credentials"));
+        .env("AWS_PAGER", "");
+    if let Some(endpoint) = isolated {
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("VPCLAB_ENDPOINT", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", work.join(".aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", work.join(".aws-credentials"));
+    }
     for (k, v) in params.as_object().into_iter().flatten() {
         cmd.env(
             format!("LAB_{}", k.to_ascii_uppercase()),

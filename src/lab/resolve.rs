@@ -28,6 +28,8 @@ pub struct Lab {
     pub mode: Mode,
     pub seed: u64,
     pub params: BTreeMap<String, String>,
+    /// Setup scripts, in order, with what each builds.
+    pub setup: Vec<(String, PathBuf)>,
     pub steps: Vec<Step>,
 }
 
@@ -303,6 +305,18 @@ fn resolve(
     if spec.steps.is_empty() {
         p.push("steps".into(), None, "expected at least one step".into());
     }
+    let mut setup = Vec::new();
+    for (i, a) in spec.setup.iter().enumerate() {
+        let path = dir.join(&a.run);
+        if !path.is_file() {
+            p.push(
+                format!("setup[{i}].run"),
+                Some("run"),
+                format!("expected a setup script at {}", path.display()),
+            );
+        }
+        setup.push((template::render(&a.description, &params), path));
+    }
     let mut step_ids = BTreeSet::new();
     let mut steps = Vec::new();
     for (si, s) in spec.steps.iter().enumerate() {
@@ -424,6 +438,7 @@ fn resolve(
         mode: spec.scoring.mode,
         seed,
         params,
+        setup,
         steps,
     })
 }

@@ -249,6 +249,7 @@ fn start(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> 
         "seed": lab.seed,
         "params": lab.params,
         "mode": lab.mode,
+        "setup": lab.setup.iter().map(|(d, p)| json!({"description": d, "run": p})).collect::<Vec<_>>(),
         "step": step_json(&lab, 0),
     }))
 }

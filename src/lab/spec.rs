@@ -39,8 +39,22 @@ pub struct LabSpec {
     pub params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     pub scoring: ScoringSpec,
+    /// What builds the starting world (a troubleshooting lab starts broken), run in order
+    /// when the lab starts.
+    #[serde(default)]
+    pub setup: Vec<SetupSpec>,
     #[serde(default)]
     pub steps: Vec<StepSpec>,
+}
+
+/// One setup action: a bash script using the real aws CLI, like the solutions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupSpec {
+    /// What it builds, for the learner and the instructor.
+    pub description: String,
+    /// The script, relative to the lab folder (`setup/01-broken-world.sh`).
+    pub run: String,
 }
 
 /// How one parameter is drawn. Exactly one of the fields is set.

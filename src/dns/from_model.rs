@@ -5,15 +5,14 @@
 //! Called after every committed change (see `cli::up`), so a ChangeResourceRecordSets or
 //! a ModifyVpcAttribute is visible on the next query.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 
-use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, Views, VpcDns};
 use crate::model::route53::{HostedZone, ResourceRecordSet};
-use crate::model::{Commit, DEFAULT_ACCOUNT, Subscriber, World};
+use crate::model::{Commit, Subscriber, World};
 
 /// The resource kinds the DNS view is built from.
 pub const DNS_KINDS: &[&str] = &[
@@ -24,31 +23,72 @@ pub const DNS_KINDS: &[&str] = &[
     "route53_hosted_zone",
 ];
 
-/// A control subscriber that keeps `shared` equal to the DNS view of every world (the
-/// default account's first, so its seed decides weighted answers): after each committed
-/// change the next query sees the new state.
-pub fn dns_subscriber(shared: SharedView) -> Subscriber {
-    let per_account: Mutex<BTreeMap<String, DnsView>> = Mutex::new(BTreeMap::new());
+/// A control subscriber that keeps each account's view in `views` equal to the DNS
+/// view of its world: after each commit that touches a name, an address, a zone or a
+/// VPC's DNS attributes, the next query in that world sees the new state. Accounts never
+/// share a view: one account's zones cannot answer in another's world.
+pub fn dns_subscriber(views: Views) -> Subscriber {
     Box::new(move |commit: &Commit, world: &Arc<World>| {
         // Only these kinds feed the view (names, addresses, zones, VPC DNS attributes).
         if !commit.touches(DNS_KINDS) {
             return;
         }
-        let account = commit.account.as_str();
-        let mut views = per_account.lock().unwrap_or_else(|e| e.into_inner());
-        views.insert(account.to_owned(), dns_view(world));
-        let mut merged = views.get(DEFAULT_ACCOUNT).cloned().unwrap_or_default();
-        for (id, view) in views.iter() {
-            if id != DEFAULT_ACCOUNT {
-                merged.absorb(view);
+        let shared = views.of(&commit.account);
+        let mut current = shared.write().unwrap_or_else(|e| e.into_inner());
+        apply(&mut current, world, commit);
+    })
+}
+
+/// Brings `view` in line with `world` after `commit`, doing only the work the commit
+/// needs: a VPC change updates that VPC's entry, a zone change recompiles that zone, an
+/// interface or address change rebuilds the address list. A `vpclab:Load` commit (or a
+/// view that has never been built) rebuilds everything. Health-check results are runtime
+/// state the health board publishes into the view; they are kept.
+pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
+    // A view that was never built has seed 0 (a built one has the world's seed).
+    if commit.is_load() || view.seed == 0 {
+        let health = std::mem::take(&mut view.health);
+        *view = dns_view(world);
+        view.health = health;
+        return;
+    }
+    for change in commit.of_kind("vpc") {
+        match world.vpcs.get(&change.id) {
+            Some(vpc) => {
+                view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
+            }
+            None => {
+                view.vpcs.remove(&change.id);
             }
         }
-        // Health-check results are runtime state the health board publishes into the
-        // view; the model knows nothing of them, so they carry over.
-        let mut current = shared.write().unwrap_or_else(|e| e.into_inner());
-        merged.health = std::mem::take(&mut current.health);
-        *current = merged;
-    })
+    }
+    for change in commit.of_kind("route53_hosted_zone") {
+        match world.hosted_zones.get(&change.id) {
+            Some(zone) => {
+                view.zones.insert(zone.id.clone(), compile_zone(zone));
+            }
+            None => {
+                view.zones.remove(&change.id);
+            }
+        }
+    }
+    if commit.touches(&["network_interface", "instance", "address"]) {
+        view.instances = addresses(world);
+    }
+}
+
+fn vpc_dns(vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
+    VpcDns {
+        region: vpc.region.clone(),
+        enable_dns_support: vpc.enable_dns_support,
+        enable_dns_hostnames: vpc.enable_dns_hostnames,
+        cidrs: vpc
+            .cidrs
+            .iter()
+            .filter(|c| c.state == "associated")
+            .map(|c| c.cidr)
+            .collect(),
+    }
 }
 
 /// The DNS view of one account's world.
@@ -58,28 +98,24 @@ pub fn dns_view(world: &World) -> DnsView {
         ..DnsView::default()
     };
     for vpc in world.vpcs.iter() {
-        let cidrs = vpc
-            .cidrs
-            .iter()
-            .filter(|c| c.state == "associated")
-            .map(|c| c.cidr)
-            .collect();
-        view.vpcs.insert(
-            vpc.id.clone(),
-            VpcDns {
-                region: vpc.region.clone(),
-                enable_dns_support: vpc.enable_dns_support,
-                enable_dns_hostnames: vpc.enable_dns_hostnames,
-                cidrs,
-            },
-        );
+        view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
     }
+    view.instances = addresses(world);
+    for zone in world.hosted_zones.iter() {
+        view.zones.insert(zone.id.clone(), compile_zone(zone));
+    }
+    view
+}
+
+/// Every private address of every interface, with the public address mapped to it.
+fn addresses(world: &World) -> Vec<InstanceDns> {
+    let mut out = Vec::new();
     for eni in world.network_interfaces.iter() {
         let owner = eni
             .attachment
             .as_ref()
             .map_or_else(|| eni.id.clone(), |a| a.instance_id.clone());
-        view.instances.push(InstanceDns {
+        out.push(InstanceDns {
             instance_id: owner.clone(),
             vpc_id: eni.vpc_id.clone(),
             private_ip: eni.private_ip,
@@ -97,7 +133,7 @@ pub fn dns_view(world: &World) -> DnsView {
                         .is_some_and(|s| s.network_interface_id == eni.id && s.private_ip == *ip)
                 })
                 .map(|a| a.public_ip);
-            view.instances.push(InstanceDns {
+            out.push(InstanceDns {
                 instance_id: owner.clone(),
                 vpc_id: eni.vpc_id.clone(),
                 private_ip: *ip,
@@ -106,10 +142,7 @@ pub fn dns_view(world: &World) -> DnsView {
             });
         }
     }
-    for zone in world.hosted_zones.iter() {
-        view.zones.insert(zone.id.clone(), compile_zone(zone));
-    }
-    view
+    out
 }
 
 /// One hosted zone as the engine sees it. Values were validated when they were written;
@@ -321,11 +354,11 @@ mod tests {
     #[test]
     fn the_subscriber_publishes_every_change() {
         let (w, vpc, _, _) = world();
-        let shared: SharedView = Arc::default();
-        let sub = dns_subscriber(shared.clone());
+        let shared: crate::dns::SharedView = Arc::default();
+        let sub = dns_subscriber(crate::dns::Views::single(shared.clone()));
         let commit = |action: &str, changes: Vec<crate::model::Change>| Commit {
             seq: 1,
-            account: DEFAULT_ACCOUNT.to_string(),
+            account: crate::model::DEFAULT_ACCOUNT.to_string(),
             action: action.to_string(),
             at: crate::model::Timestamp(0),
             changes,
@@ -350,5 +383,186 @@ mod tests {
             a_records(&ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.")),
             vec!["172.31.9.9"]
         );
+    }
+
+    /// A world of `account` with one public zone `apex` holding `name` A `ip`.
+    fn world_with_public_record(account: &str, apex: &str, name: &str, ip: &str) -> World {
+        let mut w = World::new(account);
+        w.ensure_region(&env()).expect("region");
+        let (zone, _) = w
+            .create_hosted_zone(
+                &env(),
+                CreateZoneInput {
+                    name: apex.into(),
+                    caller_reference: format!("ref-{apex}"),
+                    ..CreateZoneInput::default()
+                },
+            )
+            .expect("zone");
+        w.change_record_sets(
+            &env(),
+            &zone.id,
+            None,
+            vec![RecordChange {
+                action: ChangeAction::Create,
+                set: ResourceRecordSet {
+                    name: name.into(),
+                    rtype: "A".into(),
+                    ttl: Some(60),
+                    records: vec![ip.into()],
+                    ..ResourceRecordSet::default()
+                },
+            }],
+        )
+        .expect("record");
+        w
+    }
+
+    /// Issue 10, item 4: public zones of all accounts were merged into one view where
+    /// the most specific zone won, so account B's `app.corp.example` shadowed account
+    /// A's `corp.example` inside A's world, and B's `compute-1.amazonaws.com` rewrote
+    /// EC2's public names for everyone.
+    #[test]
+    fn issue10_one_account_cannot_rewrite_another_accounts_dns() {
+        let views = crate::dns::Views::default();
+        let sub = dns_subscriber(views.clone());
+        let a = world_with_public_record(
+            "111111111111",
+            "corp.example",
+            "app.corp.example",
+            "203.0.113.1",
+        );
+        let b = world_with_public_record(
+            "222222222222",
+            "app.corp.example",
+            "app.corp.example",
+            "203.0.113.2",
+        );
+        for w in [a, b] {
+            let commit = Commit {
+                seq: 1,
+                account: w.account.clone(),
+                action: "ChangeResourceRecordSets".into(),
+                at: crate::model::Timestamp(0),
+                changes: w.all_rows(),
+            };
+            sub(&commit, &Arc::new(w));
+        }
+        let view_a = views.of("111111111111").read().expect("lock").clone();
+        let view_b = views.of("222222222222").read().expect("lock").clone();
+        assert_eq!(
+            a_records(&ask(&view_a, Vantage::Internet, "app.corp.example.")),
+            vec!["203.0.113.1"],
+            "account A's world answers from A's zone only"
+        );
+        assert_eq!(
+            a_records(&ask(&view_b, Vantage::Internet, "app.corp.example.")),
+            vec!["203.0.113.2"]
+        );
+        // A public zone under amazonaws.com never answers, even in its own world.
+        let c = world_with_public_record(
+            "333333333333",
+            "compute-1.amazonaws.com",
+            "ec2-198-18-0-1.compute-1.amazonaws.com",
+            "203.0.113.66",
+        );
+        let view_c = dns_view(&c);
+        assert!(
+            !a_records(&ask(
+                &view_c,
+                Vantage::Internet,
+                "ec2-198-18-0-1.compute-1.amazonaws.com."
+            ))
+            .contains(&"203.0.113.66".to_string()),
+            "EC2's public names are not the learner's to rewrite"
+        );
+    }
+
+    /// The incremental update gives exactly the view a full rebuild gives, commit after
+    /// commit of a session that creates, modifies and deletes what the view reads.
+    #[test]
+    fn incremental_updates_equal_a_full_rebuild() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = crate::model::Control::open(&crate::model::store::StorePaths {
+            dir: dir.path().to_path_buf(),
+            db: dir.path().join("t.db"),
+            lock: dir.path().join("t.lock"),
+        })
+        .expect("control");
+        let views = crate::dns::Views::default();
+        c.subscribe(dns_subscriber(views.clone()));
+        let acct = crate::model::DEFAULT_ACCOUNT;
+        let same = |c: &crate::model::Control| {
+            let w = c.snapshot(acct).expect("world");
+            let mut full = dns_view(&w);
+            let got = views.of(acct).read().expect("lock").clone();
+            full.health = got.health.clone();
+            assert_eq!(format!("{got:?}"), format!("{full:?}"));
+        };
+        let vpc = c
+            .mutate(acct, &env(), false, |w, e| {
+                w.create_vpc(e, "10.0.0.0/16", None, &[])
+            })
+            .expect("vpc");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            w.modify_vpc_attribute(
+                e,
+                &vpc,
+                crate::model::ec2::vpc::VpcAttribute::EnableDnsHostnames,
+                true,
+            )
+        })
+        .expect("attr");
+        same(&c);
+        let (zone, _) = c
+            .mutate(acct, &env(), false, |w, e| {
+                w.create_hosted_zone(
+                    e,
+                    CreateZoneInput {
+                        name: "corp.internal".into(),
+                        caller_reference: "r1".into(),
+                        vpc: Some(ZoneVpc {
+                            region: "us-east-1".into(),
+                            vpc_id: vpc.clone(),
+                        }),
+                        ..CreateZoneInput::default()
+                    },
+                )
+            })
+            .expect("zone");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            w.change_record_sets(
+                e,
+                &zone.id,
+                None,
+                vec![RecordChange {
+                    action: ChangeAction::Create,
+                    set: ResourceRecordSet {
+                        name: "db.corp.internal".into(),
+                        rtype: "A".into(),
+                        ttl: Some(60),
+                        records: vec!["10.0.0.9".into()],
+                        ..ResourceRecordSet::default()
+                    },
+                }],
+            )
+        })
+        .expect("record");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            let subnet = w.create_subnet(e, &vpc, "10.0.1.0/24", None, None, &[])?;
+            w.create_network_interface(
+                e,
+                crate::model::ec2::eni::EniSpec {
+                    subnet_id: subnet,
+                    ..Default::default()
+                },
+                &[],
+            )
+        })
+        .expect("eni");
+        same(&c);
     }
 }

@@ -347,7 +347,7 @@ async fn check(
                 .snapshot(&acct)
         }),
         net: st.worlds.get(account),
-        dns: st.worlds.cfg().dns.clone(),
+        dns: st.worlds.cfg().dns.of(account),
         region: a.region.clone(),
         cwd: PathBuf::from(q.get("cwd").cloned().unwrap_or_else(|| "/".into())),
         answers: a.answers.clone(),

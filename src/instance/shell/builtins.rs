@@ -193,11 +193,7 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
                 .line(" 10:00:00 up 5 min,  1 user,  load average: 0.00, 0.00, 0.00");
             0
         }
-        "sleep" => {
-            let secs: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
-            tokio::time::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0))).await;
-            0
-        }
+        "sleep" => sleep(args, io).await,
         "true" | ":" => 0,
         "false" => 1,
         "which" | "type" | "command" => which(sh, name, args, io).await,
@@ -269,6 +265,48 @@ pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Op
         _ => return None,
     };
     Some(status)
+}
+
+/// The longest an emulated `sleep` waits: an hour (a longer sleep, `sleep inf` included,
+/// would only hold the session).
+const SLEEP_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// GNU `sleep`: the arguments (seconds, or with an `s`/`m`/`h`/`d` suffix) are added up.
+/// NaN and negative intervals are refused as coreutils refuses them.
+async fn sleep(args: &[String], io: &mut Io) -> i32 {
+    if args.is_empty() {
+        io.err.line("sleep: missing operand");
+        io.err.line("Try 'sleep --help' for more information.");
+        return 1;
+    }
+    let mut total = std::time::Duration::ZERO;
+    for a in args {
+        let (number, unit) = match a.char_indices().last() {
+            Some((i, c)) if i > 0 && matches!(c, 's' | 'm' | 'h' | 'd') => (
+                &a[..i],
+                match c {
+                    'm' => 60.0,
+                    'h' => 3600.0,
+                    'd' => 86400.0,
+                    _ => 1.0,
+                },
+            ),
+            _ => (a.as_str(), 1.0),
+        };
+        match super::seconds::parse(number) {
+            Ok(super::seconds::Seconds::Finite(d)) => {
+                total = total.saturating_add(d.mul_f64(unit));
+            }
+            Ok(super::seconds::Seconds::Forever) => total = SLEEP_CAP,
+            Err(_) => {
+                io.err.line(&format!("sleep: invalid time interval '{a}'"));
+                io.err.line("Try 'sleep --help' for more information.");
+                return 1;
+            }
+        }
+    }
+    tokio::time::sleep(total.min(SLEEP_CAP)).await;
+    0
 }
 
 fn format_date(t: time::OffsetDateTime) -> String {

@@ -12,6 +12,7 @@
 pub mod builtins;
 pub mod nettools;
 pub mod parse;
+pub mod seconds;
 pub mod sshclient;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -16,7 +16,7 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Io, Shell};
+use super::{Io, Shell, seconds};
 use crate::instance::http;
 use crate::instance::net::NetStream;
 
@@ -257,17 +257,49 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-c" => count = it.next().and_then(|v| v.parse().ok()),
-            "-W" | "-w" => {
-                wait = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map_or(wait, Duration::from_secs_f64);
+            // iputils refuses a linger time below a millisecond, and any value that is
+            // not a finite number, with status 2.
+            "-W" => {
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        Ok(d) if d >= Duration::from_millis(1) => wait = d,
+                        _ => {
+                            io.err.line(&format!("ping: bad linger time: {v}"));
+                            return 2;
+                        }
+                    }
+                }
+            }
+            // The deadline: iputils wants a count of seconds from 0 to INT_MAX. Here it
+            // bounds the wait for each reply, as -W does.
+            "-w" => {
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        Ok(d) => wait = d,
+                        Err(seconds::BadSeconds::Negative) => {
+                            io.err.line(&format!(
+                                "ping: invalid argument: '{v}': out of range: 0 <= value <= 2147483647"
+                            ));
+                            return 2;
+                        }
+                        Err(seconds::BadSeconds::NotANumber) => {
+                            io.err.line(&format!("ping: invalid argument: '{v}'"));
+                            return 2;
+                        }
+                    }
+                }
             }
             "-i" => {
-                interval = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map_or(interval, |s| Duration::from_secs_f64(s.max(0.002)));
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        // Unprivileged users cannot go below 2 ms.
+                        Ok(d) => interval = d.max(Duration::from_millis(2)),
+                        Err(_) => {
+                            io.err.line(&format!("ping: bad timing interval: {v}"));
+                            return 2;
+                        }
+                    }
+                }
             }
             "-q" => quiet = true,
             s if s.starts_with("-c") => count = s[2..].parse().ok(),
@@ -523,6 +555,23 @@ fn head_text(resp: &http::Response) -> String {
     s
 }
 
+/// A time option of curl (`-m`, `--connect-timeout`). curl refuses a value that is not a
+/// proper positive number before any transfer, with status 2, even under `-s`.
+fn curl_seconds(opt: &str, value: Option<&String>, io: &mut Io) -> Result<Option<Duration>, i32> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let why = match seconds::parse_finite(value) {
+        Ok(d) => return Ok(Some(d)),
+        Err(seconds::BadSeconds::Negative) => "expected a positive numerical parameter",
+        Err(seconds::BadSeconds::NotANumber) => "expected a proper numerical parameter",
+    };
+    io.err.line(&format!("curl: option {opt}: {why}"));
+    io.err
+        .line("curl: try 'curl --help' or 'curl --manual' for more information");
+    Err(2)
+}
+
 async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut silent = false;
     let mut show_error = false;
@@ -542,10 +591,6 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut url = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let secs = |v: Option<&String>| {
-            v.and_then(|v| v.parse::<f64>().ok())
-                .map(Duration::from_secs_f64)
-        };
         match a.as_str() {
             "-s" | "--silent" => silent = true,
             "-S" | "--show-error" => show_error = true,
@@ -573,8 +618,14 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 }
             }
             "-d" | "--data" | "--data-raw" | "--data-binary" => data = it.next().cloned(),
-            "-m" | "--max-time" => max_time = secs(it.next()),
-            "--connect-timeout" => connect_timeout = secs(it.next()),
+            "-m" | "--max-time" => match curl_seconds(a, it.next(), io) {
+                Ok(d) => max_time = d,
+                Err(status) => return status,
+            },
+            "--connect-timeout" => match curl_seconds(a, it.next(), io) {
+                Ok(d) => connect_timeout = d,
+                Err(status) => return status,
+            },
             "-w" | "--write-out" => write_out = it.next().cloned(),
             "-k" | "--insecure" | "-4" => {}
             s if s.starts_with('-') && s.len() > 1 && !s.starts_with("--") => {
@@ -755,6 +806,17 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
+/// wget's `-T`/`--timeout`: a value that is not a finite, non-negative number is an
+/// option error (status 2, wget's "parse error" exit code).
+fn wget_seconds(value: &str, io: &mut Io) -> Result<Duration, i32> {
+    seconds::parse_finite(value).map_err(|_| {
+        io.err.line(&format!(
+            "wget: timeout: Invalid time period \u{2018}{value}\u{2019}"
+        ));
+        2
+    })
+}
+
 async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut quiet = false;
     let mut output: Option<String> = None;
@@ -766,18 +828,21 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             "-q" | "--quiet" => quiet = true,
             "-O" => output = it.next().cloned(),
             "-T" | "--timeout" => {
-                timeout = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(Duration::from_secs_f64)
+                if let Some(v) = it.next() {
+                    match wget_seconds(v, io) {
+                        Ok(d) => timeout = Some(d),
+                        Err(status) => return status,
+                    }
+                }
             }
             "-qO-" => {
                 quiet = true;
                 output = Some("-".to_string());
             }
-            s if s.starts_with("--timeout=") => {
-                timeout = s[10..].parse::<f64>().ok().map(Duration::from_secs_f64);
-            }
+            s if s.starts_with("--timeout=") => match wget_seconds(&s[10..], io) {
+                Ok(d) => timeout = Some(d),
+                Err(status) => return status,
+            },
             s if s.starts_with('-') => {}
             s => url = Some(s.to_string()),
         }
@@ -911,6 +976,7 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
 }
 
 async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+    let ubuntu = sh.inst.profile().image == crate::instance::Image::Ubuntu2404;
     let mut zero = false;
     let mut verbose = false;
     let mut listen = false;
@@ -920,10 +986,12 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-w" => {
-                wait = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(Duration::from_secs_f64)
+                if let Some(v) = it.next() {
+                    match nc_seconds(v, ubuntu, io) {
+                        Ok(d) => wait = Some(d),
+                        Err(status) => return status,
+                    }
+                }
             }
             s if s.starts_with('-') => {
                 for c in s[1..].chars() {
@@ -938,7 +1006,6 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             s => rest.push(s.to_string()),
         }
     }
-    let ubuntu = sh.inst.profile().image == crate::instance::Image::Ubuntu2404;
     if listen {
         io.err.line("nc: listening is not emulated in vpclab (use a web server: sudo systemctl start httpd)");
         return 1;
@@ -1022,6 +1089,29 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 }
             }
             1
+        }
+    }
+}
+
+/// `nc -w`. Amazon Linux's nc is Ncat, which wants a timeout above zero and quits with
+/// status 2; Ubuntu's is OpenBSD netcat, which reads the value with `strtonum` and exits
+/// with status 1.
+fn nc_seconds(value: &str, ubuntu: bool, io: &mut Io) -> Result<Duration, i32> {
+    match (seconds::parse_finite(value), ubuntu) {
+        (Ok(d), true) => Ok(d),
+        (Ok(d), false) if !d.is_zero() => Ok(d),
+        (Err(seconds::BadSeconds::Negative), true) => {
+            io.err.line(&format!("nc: timeout too small: {value}"));
+            Err(1)
+        }
+        (Err(_), true) => {
+            io.err.line(&format!("nc: timeout invalid: {value}"));
+            Err(1)
+        }
+        (_, false) => {
+            io.err
+                .line("Ncat: Invalid -w timeout (must be greater than 0). QUITTING.");
+            Err(2)
         }
     }
 }

@@ -19,21 +19,3 @@ pub use catalog::installed_binary;
 pub use pkg::{APT_TIMEOUT, DNF_TIMEOUT};
 pub use systemd::listening;
 pub(crate) use systemd::start_enabled;
-
-use crate::instance::image::Image;
-use crate::instance::shell::{Io, Shell};
-
-/// Runs `name` if it is a package or service command.
-pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Option<i32> {
-    let image = sh.inst.profile().image;
-    Some(match name {
-        "systemctl" => systemd::systemctl(sh, name, args, io).await,
-        "service" => systemd::service(sh, name, args, io).await,
-        "dnf" | "yum" if image == Image::AmazonLinux2023 => pkg::dnf(sh, name, args, io).await,
-        "apt" | "apt-get" if image == Image::Ubuntu2404 => pkg::apt(sh, name, args, io).await,
-        "httpd" | "nginx" | "apache2" | "apachectl" if web::server_installed(sh, name) => {
-            web::server_binary(sh, name, args, io).await
-        }
-        _ => return None,
-    })
-}

@@ -9,7 +9,7 @@ use std::sync::Weak;
 
 use tokio::io::BufReader;
 
-use super::catalog::{installed_binary, web_unit};
+use super::catalog::web_unit;
 use crate::instance::http;
 use crate::instance::image::Image;
 use crate::instance::net::NetListener;
@@ -48,11 +48,6 @@ pub(crate) async fn server_binary(sh: &mut Shell, name: &str, args: &[String], i
         ));
         1
     }
-}
-
-/// Whether the server binary `name` is installed (the command exists only then).
-pub(crate) fn server_installed(sh: &Shell, name: &str) -> bool {
-    installed_binary(&sh.inst.lock_disk().packages, name)
 }
 
 pub(super) async fn accept_loop(

@@ -28,21 +28,6 @@ pub const IMDS_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// group drops the connection.
 pub const LINUX_CONNECT_TIMEOUT: Duration = Duration::from_secs(130);
 
-/// Runs `name` if it is one of the network tools.
-pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Option<i32> {
-    Some(match name {
-        "ip" => ip(sh, args, io),
-        "ping" => ping(sh, args, io).await,
-        "curl" => curl(sh, args, io).await,
-        "wget" => wget(sh, args, io).await,
-        "nc" | "ncat" => nc(sh, args, io).await,
-        "dig" | "nslookup" | "host" => dns_tool(sh, name, args, io).await,
-        "ss" => ss(sh, args, io),
-        "ssh" | "scp" => ssh_client(sh, name, args, io).await,
-        _ => return None,
-    })
-}
-
 /// Opens a TCP connection from the instance; the metadata address is served in-process.
 pub async fn connect(
     sh: &Shell,
@@ -160,7 +145,7 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
     Err(host.to_string())
 }
 
-fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let net = sh.inst.net();
     let sub = args
         .iter()
@@ -247,7 +232,7 @@ fn fmt_ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut count: Option<u32> = None;
     let mut wait = Duration::from_secs(1);
     let mut interval = Duration::from_secs(1);
@@ -572,7 +557,7 @@ fn curl_seconds(opt: &str, value: Option<&String>, io: &mut Io) -> Result<Option
     Err(2)
 }
 
-async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut silent = false;
     let mut show_error = false;
     let mut head = false;
@@ -817,7 +802,7 @@ fn wget_seconds(value: &str, io: &mut Io) -> Result<Duration, i32> {
     })
 }
 
-async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut quiet = false;
     let mut output: Option<String> = None;
     let mut timeout = None;
@@ -975,7 +960,8 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+/// `nc` and `ncat`.
+pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let ubuntu = sh.inst.profile().image == crate::instance::Image::Ubuntu2404;
     let mut zero = false;
     let mut verbose = false;
@@ -1126,7 +1112,8 @@ fn rcode_name(r: ResponseCode) -> String {
     }
 }
 
-async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
+/// `dig`, `nslookup` and `host`.
+pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut server = None;
     let mut rtype = RecordType::A;
     let mut short = false;
@@ -1356,7 +1343,7 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
     }
 }
 
-fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn ss(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let flags: String = args
         .iter()
         .filter(|a| a.starts_with('-'))
@@ -1408,7 +1395,7 @@ fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
 /// `ssh` from the instance (the bastion hop): the connection goes through the
 /// instance's stack, the key file is checked like OpenSSH checks it, then
 /// [`super::sshclient`] logs in; `scp` copies one file either way over SFTP.
-async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut key: Option<String> = None;
     let mut port = 22u16;
     let mut target = None;

@@ -7,12 +7,14 @@
 //! - [`keys`]: key-pair material with AWS's formats and fingerprints.
 //! - [`catalog`]: the machine images and instance types every world offers.
 //! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
+//! - [`http1`]: HTTP/1.1 for every host inside a world (hyper over fabric streams).
 //! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod dns;
+pub mod http1;
 pub mod instance;
 pub mod keys;
 pub mod model;

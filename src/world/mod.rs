@@ -1,8 +1,9 @@
 //! The world runtime: turns each account's persisted model into a live network.
 //!
 //! One [`AccountWorld`] per account holds a [`Net`] (the host stacks and their driver)
-//! whose forwarder is the [`Fabric`], the simulated internet (what-is-my-IP, web site,
-//! package mirror, the learner's computer, the public DNS resolver at 192.0.2.53), one
+//! whose forwarder is the [`Fabric`], the simulated internet ([`internet`]: what-is-my-IP,
+//! web site, package mirror over hyper, the learner's computer; and the public DNS
+//! resolver at 192.0.2.53), one
 //! Route 53 Resolver host per VPC, and one host stack per running instance with its SSH
 //! server on port 22 and its metadata service.
 //!
@@ -22,6 +23,7 @@
 pub mod access;
 pub mod health;
 mod instances;
+pub mod internet;
 pub mod net;
 mod resolver;
 
@@ -35,7 +37,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::watch;
 use vpclab_netstack::host::{Net, TcpStream};
-use vpclab_netstack::internet::{Internet, LEARNER_ADDR};
+use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
 
 use crate::api::Clock;
@@ -43,6 +45,7 @@ use crate::dns::SharedView;
 use crate::model::{Control, Subscriber, World, compile};
 
 pub use access::router as access_router;
+pub use internet::Internet;
 
 /// Settings shared by every world of the daemon.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::catalog::{AL_PKGS, UBUNTU_PKGS, install_files, web_unit};
 use super::systemd::{start_unit, stop_unit_wait};
-use crate::instance::http;
+use crate::http1;
 use crate::instance::image::Image;
 use crate::instance::shell::{Io, Shell};
 
@@ -26,9 +26,15 @@ async fn reach_mirror(sh: &Shell, timeout: Duration) -> Result<(), std::io::Erro
     let mirror = p.package_mirror;
     let stream = sh.inst.net().tcp_connect(mirror, timeout).await?;
     let path = format!("{}/repodata/repomd.xml", p.image.mirror_prefix());
+    let agent = match p.image {
+        Image::AmazonLinux2023 => "libdnf (Amazon Linux 2023; generic; Linux.x86_64)",
+        Image::Ubuntu2404 => "Debian APT-HTTP/1.3 (2.7.14)",
+    };
+    let headers = [("User-Agent".to_string(), agent.to_string())];
+    let host = mirror.ip().to_string();
     tokio::time::timeout(
         timeout,
-        http::exchange(stream, "GET", &mirror.ip().to_string(), &path, &[], &[]),
+        http1::request(stream, "GET", &host, &path, &headers, b""),
     )
     .await
     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;

@@ -4,13 +4,10 @@
 //! user would read them, with the real server's error pages and an access log learners
 //! can `tail`. The server binaries themselves (`httpd -v`) answer here too.
 
-use std::net::SocketAddrV4;
-use std::sync::Weak;
-
-use tokio::io::BufReader;
+use std::sync::{Arc, Weak};
 
 use super::catalog::web_unit;
-use crate::instance::http;
+use crate::http1::{self, Request, Response};
 use crate::instance::image::Image;
 use crate::instance::net::NetListener;
 use crate::instance::shell::{Io, Shell};
@@ -50,58 +47,43 @@ pub(crate) async fn server_binary(sh: &mut Shell, name: &str, args: &[String], i
     }
 }
 
+/// Accepts connections on the unit's port-80 listener until the unit is stopped (its task
+/// aborted), serving each connection in a task of its own.
 pub(super) async fn accept_loop(
     mut listener: Box<dyn NetListener>,
     inst: Weak<InstanceState>,
     unit: String,
 ) {
+    let handler: http1::Handler = Arc::new(move |req: &Request| match inst.upgrade() {
+        Some(inst) => web_response(&inst, &unit, req),
+        // The instance is gone; its listener is about to be.
+        None => Response::new(503, "text/plain", "Service Unavailable\n"),
+    });
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             return;
         };
-        let inst = inst.clone();
-        let unit = unit.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = tokio::io::split(stream);
-            let mut r = BufReader::new(r);
-            while let Ok(Some(req)) = http::read_request(&mut r).await {
-                let Some(inst) = inst.upgrade() else {
-                    return;
-                };
-                let close = req
-                    .header("connection")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-                    || req.version == "HTTP/1.0";
-                let bytes = web_response(&inst, &unit, &req, peer);
-                if http::send(&mut w, &bytes).await.is_err() || close {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(http1::serve_connection(stream, peer, handler.clone()));
     }
 }
 
-fn web_response(
-    inst: &InstanceState,
-    unit: &str,
-    req: &http::Request,
-    peer: SocketAddrV4,
-) -> Vec<u8> {
+/// One request to a web unit: the file under its document root (or the index of a
+/// directory), the server's own error pages, and a line in its access log.
+fn web_response(inst: &InstanceState, unit: &str, req: &Request) -> Response {
     let image = inst.profile().image;
     let Some(web) = web_unit(image, unit) else {
-        return http::response(500, "Internal Server Error", &[], b"", false);
+        return Response::new(500, "text/plain", "Internal Server Error\n");
     };
-    let head = req.method == "HEAD";
-    let path = req.target.split('?').next().unwrap_or("/");
-    let path = percent_encoding::percent_decode_str(path)
+    let peer = req.peer;
+    let path = percent_encoding::percent_decode_str(req.path())
         .decode_utf8_lossy()
         .to_string();
     let full = vfs::normalize(web.docroot, path.trim_start_matches('/'));
     let mut disk = inst.lock_disk();
-    let mut status = (200, "OK");
+    let mut status = 200;
     let mut ctype = content_type(&full);
     let body: Vec<u8> = if !full.starts_with(web.docroot) {
-        status = (403, "Forbidden");
+        status = 403;
         ctype = "text/html; charset=iso-8859-1";
         error_html(
             web.server,
@@ -127,12 +109,12 @@ fn web_response(
             }
             None if unit == "httpd" && path == "/" => {
                 // Amazon Linux's welcome page: an empty document root answers 403 "It works!".
-                status = (403, "Forbidden");
+                status = 403;
                 ctype = "text/html; charset=UTF-8";
                 b"<html><body><h1>It works!</h1></body></html>\n".to_vec()
             }
             None => {
-                status = (403, "Forbidden");
+                status = 403;
                 ctype = "text/html";
                 error_html(
                     web.server,
@@ -146,7 +128,7 @@ fn web_response(
         match disk.fs.read(&full, Cred { uid: 48, gid: 48 }) {
             Ok(b) => b.to_vec(),
             Err(vfs::FsError::PermissionDenied) => {
-                status = (403, "Forbidden");
+                status = 403;
                 ctype = "text/html";
                 error_html(
                     web.server,
@@ -156,7 +138,7 @@ fn web_response(
                 )
             }
             Err(_) => {
-                status = (404, "Not Found");
+                status = 404;
                 ctype = "text/html; charset=iso-8859-1";
                 error_html(
                     web.server,
@@ -186,7 +168,7 @@ fn web_response(
         req.method,
         req.target,
         req.version,
-        status.0,
+        status,
         body.len(),
         req.header("user-agent").unwrap_or("-")
     );
@@ -197,16 +179,11 @@ fn web_response(
         .fs
         .write(&log, line.as_bytes(), true, Cred::ROOT, 0o644);
     drop(disk);
-    http::response(
-        status.0,
-        status.1,
-        &[
-            ("Server", web.server.to_string()),
-            ("Content-Type", ctype.to_string()),
-        ],
-        &body,
-        head,
-    )
+    // Apache and nginx send `Server` first.
+    let mut resp = Response::new(status, ctype, body);
+    resp.headers
+        .insert(0, ("Server".to_string(), web.server.to_string()));
+    resp
 }
 
 fn content_type(path: &str) -> &'static str {

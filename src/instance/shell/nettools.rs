@@ -17,7 +17,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Io, Shell, seconds};
-use crate::instance::http;
+use crate::http1;
 use crate::instance::net::NetStream;
 
 /// The metadata service's link-local address.
@@ -438,9 +438,11 @@ struct FetchError {
 
 struct Fetched {
     ip: Ipv4Addr,
-    resp: http::Response,
+    resp: http1::Response,
 }
 
+/// One HTTP exchange from the instance: resolve, connect (the metadata address is served
+/// in-process), send `headers` as given, read the response, all within curl's limits.
 async fn fetch(
     sh: &Shell,
     url: &Url,
@@ -500,7 +502,7 @@ async fn fetch(
     } else {
         format!("{}:{}", url.host, url.port)
     };
-    let fut = http::exchange(stream, method, &host_header, &url.path, headers, body);
+    let fut = http1::request(stream, method, &host_header, &url.path, headers, body);
     let resp = match max_time {
         Some(mt) => match tokio::time::timeout(mt.saturating_sub(started.elapsed()), fut).await {
             Ok(r) => r,
@@ -531,7 +533,7 @@ async fn fetch(
     Ok(Fetched { ip, resp })
 }
 
-fn head_text(resp: &http::Response) -> String {
+fn head_text(resp: &http1::Response) -> String {
     let mut s = format!("{} {} {}\r\n", resp.version, resp.status, resp.reason);
     for (k, v) in &resp.headers {
         s.push_str(&format!("{k}: {v}\r\n"));
@@ -666,23 +668,29 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
         }
     });
     let body = data.unwrap_or_default().into_bytes();
+    // What curl sends besides the user's headers, unless the user set them.
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    let mut sent: Vec<(String, String)> = Vec::new();
+    if !has("user-agent") {
+        sent.push(("User-Agent".into(), "curl/8.5.0".into()));
+    }
+    if !has("accept") {
+        sent.push(("Accept".into(), "*/*".into()));
+    }
+    sent.extend(headers.iter().cloned());
+    if method == "POST" && !has("content-type") {
+        sent.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+    }
     let mut redirects = 0;
     let fetched = loop {
         if verbose {
             io.err
                 .line(&format!("*   Trying {}:{}...", url.host, url.port));
         }
-        match fetch(
-            sh,
-            &url,
-            &method,
-            &headers,
-            &body,
-            max_time,
-            connect_timeout,
-        )
-        .await
-        {
+        match fetch(sh, &url, &method, &sent, &body, max_time, connect_timeout).await {
             Ok(f) => {
                 if verbose {
                     io.err.line(&format!(
@@ -880,11 +888,15 @@ pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
         io.err
             .print(&format!("Connecting to {}:{}... ", ip, url.port));
     }
+    let agent = [
+        ("User-Agent".to_string(), "Wget/1.21.4".to_string()),
+        ("Accept".to_string(), "*/*".to_string()),
+    ];
     let fetched = fetch(
         sh,
         &url,
         "GET",
-        &[],
+        &agent,
         &[],
         None,
         Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),

@@ -299,21 +299,17 @@ async fn ping_to_reachable_host_prints_replies_and_rtt() {
 }
 
 fn http_service(body: &'static str) -> crate::instance::net::FakeService {
-    Arc::new(move |stream, _peer| {
+    use crate::http1;
+    Arc::new(move |stream, peer| {
+        let handler: http1::Handler = Arc::new(move |req: &http1::Request| http1::Response {
+            version: "HTTP/1.1",
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![("Server".into(), "test".into())],
+            body: format!("{} {}", req.method, body).into_bytes(),
+        });
         Box::pin(async move {
-            let (r, mut w) = tokio::io::split(stream);
-            let mut r = tokio::io::BufReader::new(r);
-            if let Ok(Some(req)) = crate::instance::http::read_request(&mut r).await {
-                let text = format!("{} {}", req.method, body);
-                let bytes = crate::instance::http::response(
-                    200,
-                    "OK",
-                    &[("Server", "test".into())],
-                    text.as_bytes(),
-                    req.method == "HEAD",
-                );
-                let _ = crate::instance::http::send(&mut w, &bytes).await;
-            }
+            let _ = http1::serve_connection(stream, peer, handler).await;
         })
     })
 }

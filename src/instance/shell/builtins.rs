@@ -3,7 +3,8 @@
 //! Each command is a small function over the session and its streams; messages and exit
 //! statuses follow GNU coreutils and bash (`cat: x: No such file or directory`, status 1;
 //! `grep` without a match, status 1). `grep` matches fixed strings with optional `^`/`$`
-//! anchors and `.` wildcards, not full regular expressions.
+//! anchors and `.` wildcards, not full regular expressions. The command table
+//! ([`super::commands`]) names which function runs for which command.
 
 use super::{Io, Shell, home_of};
 use crate::instance::vfs::{self, Cred, FsError, NodeKind};

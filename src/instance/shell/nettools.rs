@@ -6,7 +6,9 @@
 //! security group shows up the way it does on AWS: as a timeout, worded as the real
 //! tool words it. Names are resolved with a DNS query (built by hand with hickory-proto)
 //! to the resolver in `/etc/resolv.conf`. Connections to 169.254.169.254:80 reach the
-//! instance's metadata service, which the instance answers itself.
+//! instance's metadata service, which the instance answers itself. `curl` and `wget`
+//! speak HTTP with hyper through [`crate::http1`]; their time options are read by
+//! [`super::seconds`].
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};

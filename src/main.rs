@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         .init();
     match vpclab::cli::run(cli) {
         Ok(code) => code,
+        Err(e) if vpclab::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vpclab: {e:#}");
             ExitCode::FAILURE

@@ -19,7 +19,8 @@ struct Api {
 impl Api {
     fn new() -> Api {
         let dir = tempfile::tempdir().expect("tmp");
-        let control = Control::open(dir.path()).expect("state dir");
+        let control =
+            Control::open(&vpclab::daemon::StateDir::new(dir.path()).store()).expect("state dir");
         let clock: Clock = Arc::new(|| Timestamp(1_764_000_000_000));
         Api {
             state: AppState::new(Arc::new(Mutex::new(control)), clock),

@@ -33,8 +33,7 @@
 pub mod ec2;
 pub mod query;
 pub mod route53;
-pub mod route53_health;
-pub mod route53_xml;
+pub mod services;
 pub mod sigv4;
 pub mod xml;
 
@@ -46,9 +45,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 
-use crate::model::{ApiError, ApiResult, Control, Env, Timestamp, World};
+use crate::model::{ApiError, ApiResult, Control, Env, World};
 use query::Params;
 use xml::{Xml, escape};
 
@@ -58,19 +56,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// The EC2 XML namespace of API version 2016-11-15.
 pub const EC2_XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
-/// A clock for the API: real time in the daemon, a fixed or stepped one in tests.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(ms)
-    })
-}
+pub use crate::model::{Clock, system_clock};
 
 /// Shared state of the API server.
 #[derive(Clone)]
@@ -81,6 +67,8 @@ pub struct AppState {
     pub auth: sigv4::AuthMode,
     /// Route 53 health-check results (GetHealthCheckStatus reads them).
     pub health: crate::dns::health::HealthBoard,
+    /// How long instances stay `pending`/`stopping`/`shutting-down`, in milliseconds.
+    pub boot_delay_ms: i64,
     requests: Arc<AtomicU64>,
 }
 
@@ -91,6 +79,7 @@ impl AppState {
             clock,
             auth: sigv4::AuthMode::Open,
             health: crate::dns::health::HealthBoard::new(Arc::default()),
+            boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -98,6 +87,12 @@ impl AppState {
     /// Sets the authentication mode (`--auth strict`).
     pub fn with_auth(mut self, auth: sigv4::AuthMode) -> AppState {
         self.auth = auth;
+        self
+    }
+
+    /// Sets how long instance state transitions take.
+    pub fn with_boot_delay(mut self, delay: std::time::Duration) -> AppState {
+        self.boot_delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         self
     }
 
@@ -143,6 +138,8 @@ impl AppState {
 /// model through the one door.
 pub struct Call<'a> {
     pub params: &'a Params,
+    /// How long instance state transitions take (the daemon's setting).
+    pub boot_delay_ms: i64,
     pub account: String,
     pub env: Env,
     pub dry_run: bool,
@@ -164,16 +161,14 @@ impl Call<'_> {
     }
 }
 
-/// The HTTP router: EC2 Query at `/`.
+/// The HTTP router: every request goes to the service [`services::route`] picks.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", any(ec2_endpoint))
-        .merge(route53::router())
-        .fallback(not_found)
+        .fallback(|State(state): State<AppState>, req: Request| services::dispatch(state, req))
         .with_state(state)
 }
 
-async fn not_found(State(state): State<AppState>) -> Response {
+fn not_found(state: &AppState) -> Response {
     let id = state.request_id();
     xml_response(
         404,
@@ -208,7 +203,11 @@ pub fn ec2_error_body(e: &ApiError, request_id: &str) -> String {
     )
 }
 
-async fn ec2_endpoint(State(state): State<AppState>, req: Request) -> Response {
+/// The EC2 Query endpoint (`/`, form body or query string).
+pub(crate) async fn ec2_endpoint(state: AppState, req: Request) -> Response {
+    if req.uri().path() != "/" {
+        return not_found(&state);
+    }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -291,10 +290,11 @@ fn run_ec2(
         )
     })?;
     let dry_run = params.bool("DryRun")?.unwrap_or(false);
-    let env = Env::new(cred.region.clone(), (state.clock)());
+    let env = Env::new(cred.region.clone(), (state.clock)()).with_action(action);
     let mut control = state.lock();
     let mut call = Call {
         params,
+        boot_delay_ms: state.boot_delay_ms,
         account: identity.account,
         env,
         dry_run,

@@ -143,7 +143,7 @@ pub(crate) async fn request(
     if upgrade {
         req.push_str(&format!(
             "Connection: Upgrade\r\nUpgrade: {}\r\n",
-            crate::world::access::UPGRADE_PROTOCOL
+            crate::daemon::access::UPGRADE_PROTOCOL
         ));
     } else {
         req.push_str("Connection: close\r\n");

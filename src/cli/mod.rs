@@ -3,13 +3,43 @@
 //!
 //! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap).
 
+/// Like `println!`, but a failed write is an error (`?`) instead of a panic, so that
+/// `vpclab status | head` ends quietly: `main` treats a broken pipe as success.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __vpclab_outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+/// Like `print!`, with the same error handling as [`outln!`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __vpclab_out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub use crate::__vpclab_out as out;
+pub use crate::__vpclab_outln as outln;
+
+/// Whether an error is (caused by) a closed stdout: the reader went away, which for a
+/// command-line tool is success (`vpclab status | head -1`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub mod connect;
 pub mod ssh_config;
 pub mod status;
 pub mod up;
 pub mod whoami;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,14 +78,3 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami(args) => whoami::run(args),
     }
 }
-
-/// The default state directory: the user's data directory + `vpclab`
-/// (e.g. `~/.local/share/vpclab`).
-pub fn default_state_dir() -> anyhow::Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("vpclab"))
-        .ok_or_else(|| anyhow::anyhow!("cannot find your data directory; pass --state-dir"))
-}
-
-/// The file `up` writes in the state directory so `status` (and tools) find the daemon.
-pub const ENDPOINT_FILE: &str = "endpoint.json";

@@ -32,7 +32,7 @@ pub fn run(args: SshConfigArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| "vpclab".to_string());
-    print!("{}", config_text(&exe, args.endpoint.as_deref()));
+    crate::cli::out!("{}", config_text(&exe, args.endpoint.as_deref()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,12 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::daemon::{EndpointInfo, StateDir};
+use crate::model::Control;
 use anyhow::Context;
 use clap::Args;
-use rusqlite::{Connection, OpenFlags};
-
-use super::up::EndpointInfo;
-use crate::model::store::DB_FILE;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -30,13 +28,12 @@ pub struct StatusArgs {
 type Summary = BTreeMap<String, BTreeMap<String, BTreeMap<String, usize>>>;
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let dir = match args.state_dir {
-        Some(d) => d,
-        None => super::default_state_dir()?,
+    let state = match args.state_dir {
+        Some(d) => StateDir::new(d),
+        None => StateDir::default_location()?,
     };
-    let endpoint: Option<EndpointInfo> = std::fs::read(dir.join(super::ENDPOINT_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let dir = state.root().to_path_buf();
+    let endpoint: Option<EndpointInfo> = state.read_endpoint();
     let running = endpoint.as_ref().is_some_and(|e| {
         e.api
             .strip_prefix("http://")
@@ -45,7 +42,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
             })
     });
-    let summary = summarize(&dir)?;
+    let summary = summarize(&state)?;
     if args.json {
         let v = serde_json::json!({
             "running": running,
@@ -55,65 +52,67 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "state_dir": dir,
             "accounts": summary,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::cli::outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match endpoint.filter(|_| running) {
         Some(e) => {
-            println!("vpclab is running (pid {})", e.pid);
-            println!("  EC2 API:    {}", e.api);
+            crate::cli::outln!("vpclab is running (pid {})", e.pid)?;
+            crate::cli::outln!("  EC2 API:    {}", e.api)?;
             if let Some(d) = &e.dns {
-                println!("  DNS:        {d}");
+                crate::cli::outln!("  DNS:        {d}")?;
             }
-            println!("  state dir:  {}", dir.display());
-            println!("export AWS_ENDPOINT_URL={}", e.api);
+            crate::cli::outln!("  state dir:  {}", dir.display())?;
+            crate::cli::outln!("export AWS_ENDPOINT_URL={}", e.api)?;
         }
         None => {
-            println!("vpclab is not running (state dir {})", dir.display());
+            crate::cli::outln!("vpclab is not running (state dir {})", dir.display())?;
         }
     }
     if summary.is_empty() {
-        println!("no resources yet");
+        crate::cli::outln!("no resources yet")?;
     }
     for (account, regions) in &summary {
         for (region, kinds) in regions {
             let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            println!("account {account} {region}: {}", parts.join(", "));
+            crate::cli::outln!("account {account} {region}: {}", parts.join(", "))?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn summarize(dir: &std::path::Path) -> anyhow::Result<Summary> {
-    let path = dir.join(DB_FILE);
+/// Resource counts per account and region, from the model's own summary of each
+/// stored world (read-only, beside a running daemon).
+fn summarize(dir: &StateDir) -> anyhow::Result<Summary> {
     let mut out = Summary::new();
-    if !path.exists() {
+    let paths = dir.store();
+    if !paths.db.exists() {
         return Ok(out);
     }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut stmt = conn
-        .prepare("SELECT account, kind, body FROM resources WHERE kind NOT IN ('meta', 'tags')")
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (account, kind, body) = row?;
-        let region = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("region").and_then(|r| r.as_str()).map(str::to_string))
-            .unwrap_or_else(|| "global".into());
-        *out.entry(account)
-            .or_default()
-            .entry(region)
-            .or_default()
-            .entry(kind)
-            .or_default() += 1;
+    let control = Control::open_read_only(&paths)
+        .with_context(|| format!("cannot read {}", paths.db.display()))?;
+    for account in control.accounts() {
+        let Some(world) = control.snapshot(&account) else {
+            continue;
+        };
+        let mut regions: Vec<String> = world
+            .meta()
+            .map(|m| m.regions.iter().cloned().collect())
+            .unwrap_or_default();
+        regions.push("global".to_string());
+        for region in regions {
+            let kinds: BTreeMap<String, usize> = world
+                .summary(&region)
+                .into_iter()
+                .filter(|(kind, n)| *n > 0 && *kind != "tags")
+                .map(|(kind, n)| (kind.to_string(), n))
+                .collect();
+            if !kinds.is_empty() {
+                out.entry(account.clone())
+                    .or_default()
+                    .insert(region, kinds);
+            }
+        }
     }
     Ok(out)
 }

@@ -26,7 +26,7 @@ pub fn run(args: WhoamiArgs) -> anyhow::Result<ExitCode> {
         if status != 200 {
             anyhow::bail!("{}", text.lines().next().unwrap_or("whoami failed"));
         }
-        println!("{text}");
+        crate::cli::outln!("{text}")?;
         Ok(ExitCode::SUCCESS)
     })
 }

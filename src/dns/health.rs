@@ -19,19 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use super::SharedView;
 
-/// The health checkers, one per Route 53 checker region (botocore's
-/// `HealthCheckRegion`), on the simulated internet. A security group or network ACL
-/// must let them in for a check to pass, as AWS's checker ranges must be allowed.
-pub const CHECKER_REGIONS: &[(&str, Ipv4Addr)] = &[
-    ("us-east-1", Ipv4Addr::new(192, 0, 2, 96)),
-    ("us-west-1", Ipv4Addr::new(192, 0, 2, 97)),
-    ("us-west-2", Ipv4Addr::new(192, 0, 2, 98)),
-    ("eu-west-1", Ipv4Addr::new(192, 0, 2, 99)),
-    ("ap-southeast-1", Ipv4Addr::new(192, 0, 2, 100)),
-    ("ap-southeast-2", Ipv4Addr::new(192, 0, 2, 101)),
-    ("ap-northeast-1", Ipv4Addr::new(192, 0, 2, 102)),
-    ("sa-east-1", Ipv4Addr::new(192, 0, 2, 103)),
-];
+pub use crate::model::route53::health::CHECKER_REGIONS;
 
 /// The checkers' addresses as one CIDR block (GetCheckerIpRanges).
 pub const CHECKER_RANGE: &str = "192.0.2.96/29";

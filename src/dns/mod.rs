@@ -18,6 +18,7 @@
 //! owns the hosted zones and compiles them into the view.
 
 pub mod engine;
+pub mod from_model;
 pub mod health;
 pub mod names;
 pub mod server;
@@ -29,5 +30,5 @@ pub use engine::{
 pub use server::{ServeError, SharedView, serve_public_dns};
 pub use view::{
     AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, LINK_LOCAL_RESOLVER, Policy,
-    RecordSet, ViewError, VpcDns, name_key, parse_rdata,
+    RdataError, RecordSet, VpcDns, name_key, parse_rdata,
 };

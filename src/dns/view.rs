@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use hickory_proto::rr::{RData, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
 use ipnet::Ipv4Net;
+
+pub use crate::model::route53::rdata::{RdataError, in_domain, name_key, parse_rdata};
 
 /// Everything the resolver needs to know about one world, at one instant.
 #[derive(Debug, Clone, Default)]
@@ -149,10 +150,10 @@ impl HostedZone {
 
     /// Adds a record set owned by `owner` (any case, trailing dot optional, `\052` or `*`
     /// for a wildcard label). Names outside the zone are refused.
-    pub fn insert(&mut self, owner: &str, set: RecordSet) -> Result<(), ViewError> {
+    pub fn insert(&mut self, owner: &str, set: RecordSet) -> Result<(), RdataError> {
         let key = name_key(owner);
         if !in_domain(&key, &self.name) {
-            return Err(ViewError::OutOfZone {
+            return Err(RdataError::OutOfZone {
                 name: key,
                 zone: self.name.clone(),
             });
@@ -181,7 +182,7 @@ impl HostedZone {
         rtype: RecordType,
         ttl: u32,
         values: &[&str],
-    ) -> Result<(), ViewError> {
+    ) -> Result<(), RdataError> {
         let set = RecordSet::simple(rtype, ttl, values)?;
         self.insert(owner, set)
     }
@@ -225,7 +226,7 @@ pub struct RecordSet {
 impl RecordSet {
     /// A simple-routing set from presentation-format values (`"10 mail.example.com."`,
     /// `"\"v=spf1 -all\""`, `"0 issue \"amazon.com\""`).
-    pub fn simple(rtype: RecordType, ttl: u32, values: &[&str]) -> Result<Self, ViewError> {
+    pub fn simple(rtype: RecordType, ttl: u32, values: &[&str]) -> Result<Self, RdataError> {
         let values = values
             .iter()
             .map(|v| parse_rdata(rtype, v))
@@ -303,75 +304,6 @@ pub enum FailoverRole {
     Secondary,
 }
 
-/// Errors building a view.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ViewError {
-    /// A value that does not parse as its record type.
-    #[error("invalid {rtype} value {value:?}: {reason}")]
-    BadValue {
-        /// The record type.
-        rtype: RecordType,
-        /// The offending value.
-        value: String,
-        /// The parser's complaint.
-        reason: String,
-    },
-    /// A record name outside the zone it is added to.
-    #[error("{name} is not in zone {zone}")]
-    OutOfZone {
-        /// The record's name.
-        name: String,
-        /// The zone's name.
-        zone: String,
-    },
-}
-
-/// Parses one presentation-format value of `rtype` as Route 53's API carries it.
-pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, ViewError> {
-    let bad = |reason: String| ViewError::BadValue {
-        rtype,
-        value: value.to_owned(),
-        reason,
-    };
-    // The zone-file parser treats `;` as a comment and `(`/`)` as line continuation;
-    // an empty value would parse to nothing useful. Reject these up front.
-    if value.trim().is_empty() {
-        return Err(bad("empty value".to_owned()));
-    }
-    let rdata = RData::try_from_str(rtype, value).map_err(|e| bad(e.to_string()))?;
-    if rdata.record_type() != rtype {
-        return Err(bad(format!("parsed as {}", rdata.record_type())));
-    }
-    // What parses must also encode (a TXT string over 255 octets does not): refuse it
-    // here rather than fail every answer that would carry it.
-    rdata.to_bytes().map_err(|e| bad(e.to_string()))?;
-    Ok(rdata)
-}
-
-/// The key for a name: lower-case, without the trailing dot, `\052` spelled `*` (Route
-/// 53 returns wildcard labels octal-escaped).
-pub fn name_key(name: &str) -> String {
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    let mut key = trimmed.to_ascii_lowercase();
-    if key.contains("\\052") {
-        key = key.replace("\\052", "*");
-    }
-    key
-}
-
-/// Whether `key` is `apex` or below it. The root (`""`) contains every name.
-pub fn in_domain(key: &str, apex: &str) -> bool {
-    if apex.is_empty() {
-        return true;
-    }
-    if key.len() == apex.len() {
-        return key == apex;
-    }
-    key.len() > apex.len()
-        && key.ends_with(apex)
-        && key.as_bytes()[key.len() - apex.len() - 1] == b'.'
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,7 +346,7 @@ mod tests {
         let err = zone
             .add("www.example.org", RecordType::A, 60, &["192.0.2.1"])
             .expect_err("out of zone");
-        assert!(matches!(err, ViewError::OutOfZone { .. }));
+        assert!(matches!(err, RdataError::OutOfZone { .. }));
     }
 
     #[test]

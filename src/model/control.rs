@@ -1,7 +1,8 @@
 //! `Control`: every account's live world, the store, and the subscribers. It is the one
 //! door through which state changes: [`Control::mutate`] runs a model function on a clone
-//! of the world, writes the changed rows in one SQLite transaction, and only then swaps
-//! the clone in and tells subscribers (the fabric) about the new immutable snapshot.
+//! of the world, writes the changed rows and the typed change events of the commit in one
+//! SQLite transaction, and only then swaps the clone in and hands subscribers the
+//! [`Commit`] with the new immutable snapshot, in commit order.
 //!
 //! Callers share it as `Arc<std::sync::Mutex<Control>>`; nothing inside awaits, so a
 //! std mutex is right (mutations are serialised per daemon, as a simple and obviously
@@ -11,11 +12,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::store::{Store, StoreError};
+use super::change::{Commit, LOAD_ACTION, TICK_ACTION};
+use super::store::{Store, StoreError, StorePaths};
 use super::{ApiError, ApiResult, Env, Timestamp, World};
 
-/// Called after every committed change with the account and its new world.
-pub type Subscriber = Box<dyn Fn(&str, &Arc<World>) + Send + Sync>;
+/// Called after every committed change with what changed and the account's new world.
+/// Subscribers run under the control's lock, in registration order: they must be quick
+/// (hand heavy work to a task).
+pub type Subscriber = Box<dyn Fn(&Commit, &Arc<World>) + Send + Sync>;
 
 pub struct Control {
     store: Store,
@@ -25,8 +29,17 @@ pub struct Control {
 
 impl Control {
     /// Opens the state directory (taking its lock) and loads every stored world.
-    pub fn open(dir: &Path) -> Result<Control, StoreError> {
-        let store = Store::open(dir)?;
+    pub fn open(paths: &StorePaths) -> Result<Control, StoreError> {
+        Control::load(Store::open(paths)?)
+    }
+
+    /// Loads every stored world from a database another daemon may be using, read-only
+    /// (for `vpclab status`); a mutation on it fails.
+    pub fn open_read_only(paths: &StorePaths) -> Result<Control, StoreError> {
+        Control::load(Store::open_read_only(paths)?)
+    }
+
+    fn load(store: Store) -> Result<Control, StoreError> {
         let mut worlds: BTreeMap<String, World> = BTreeMap::new();
         for row in store.load_all()? {
             let world = worlds
@@ -66,13 +79,26 @@ impl Control {
         self.store.dir()
     }
 
-    /// Registers a subscriber; it is called at once for every loaded world (so the fabric
-    /// can be rebuilt from the stored state), then after every committed change.
+    /// Registers a subscriber; it is called at once for every loaded world, as a commit
+    /// of action [`LOAD_ACTION`] creating every row (so the fabric can be rebuilt from the
+    /// stored state), then after every committed change.
     pub fn subscribe(&mut self, sub: Subscriber) {
         for (account, world) in &self.worlds {
-            sub(account, world);
+            let load = Commit {
+                seq: 0,
+                account: account.clone(),
+                action: LOAD_ACTION.to_string(),
+                at: Timestamp::default(),
+                changes: world.all_rows(),
+            };
+            sub(&load, world);
         }
         self.subscribers.push(sub);
+    }
+
+    /// The stored commits after sequence number `after`, oldest first (at most `limit`).
+    pub fn commits_since(&self, after: u64, limit: usize) -> Result<Vec<Commit>, StoreError> {
+        self.store.commits_since(after, limit)
     }
 
     /// The accounts that have a world.
@@ -123,25 +149,55 @@ impl Control {
         if dry_run {
             return Err(ApiError::dry_run_ok());
         }
-        self.commit(account, next)?;
+        self.commit(account, &env.action, env.now, next)?;
         Ok(out)
     }
 
-    fn commit(&mut self, account: &str, mut next: World) -> ApiResult<()> {
-        if next.has_changes() {
-            let changes = next.take_changes().map_err(|e| {
-                tracing::error!(error = %e, "could not serialise the world");
-                ApiError::internal()
-            })?;
-            self.store.commit(account, &changes).map_err(|e| {
-                tracing::error!(error = %e, "could not commit a mutation");
-                ApiError::internal()
-            })?;
+    /// Commits `next` as the account's world: its changed rows and their change events in
+    /// one transaction, then the swap and the subscribers. A mutation that changed nothing
+    /// commits nothing and tells no one.
+    fn commit(
+        &mut self,
+        account: &str,
+        action: &str,
+        at: Timestamp,
+        mut next: World,
+    ) -> ApiResult<()> {
+        if !next.has_changes() {
+            return Ok(());
         }
+        let rows = next.take_changes().map_err(|e| {
+            tracing::error!(error = %e, "could not serialise the world");
+            ApiError::internal()
+        })?;
+        let action = if action.is_empty() {
+            "vpclab:Unnamed"
+        } else {
+            action
+        };
+        let seq = self.store.commit(account, action, at, &rows).map_err(|e| {
+            tracing::error!(error = %e, "could not commit a mutation");
+            ApiError::internal()
+        })?;
+        let commit = Commit {
+            seq,
+            account: account.to_string(),
+            action: action.to_string(),
+            at,
+            changes: rows
+                .into_iter()
+                .filter(|(kind, _)| *kind != super::META_KIND)
+                .map(|(kind, w)| super::Change {
+                    kind,
+                    id: w.id,
+                    op: w.op,
+                })
+                .collect(),
+        };
         let next = Arc::new(next);
         self.worlds.insert(account.to_string(), next.clone());
         for sub in &self.subscribers {
-            sub(account, &next);
+            sub(&commit, &next);
         }
         Ok(())
     }
@@ -159,7 +215,7 @@ impl Control {
             }
             let mut next = World::clone(w);
             next.advance(now);
-            if let Err(e) = self.commit(&account, next) {
+            if let Err(e) = self.commit(&account, TICK_ACTION, now, next) {
                 tracing::error!(code = %e.code, "tick could not commit");
             }
         }
@@ -183,11 +239,19 @@ mod tests {
         Env::new("us-east-1", Timestamp(1_700_000_000_000))
     }
 
+    fn paths(dir: &Path) -> StorePaths {
+        StorePaths {
+            dir: dir.to_path_buf(),
+            db: dir.join("test.db"),
+            lock: dir.join("test.lock"),
+        }
+    }
+
     #[test]
     fn committed_changes_survive_a_reopen_and_failed_ones_leave_no_trace() {
         let dir = tempfile::tempdir().unwrap();
         let vpc = {
-            let mut c = Control::open(dir.path()).unwrap();
+            let mut c = Control::open(&paths(dir.path())).unwrap();
             let vpc = c
                 .mutate("000000000000", &env(), false, |w, e| {
                     w.create_vpc(e, "10.0.0.0/16", None, &[])
@@ -209,7 +273,7 @@ mod tests {
             assert_eq!(dry.code, "DryRunOperation");
             vpc
         };
-        let c = Control::open(dir.path()).unwrap();
+        let c = Control::open(&paths(dir.path())).unwrap();
         let w = c.snapshot("000000000000").unwrap();
         assert!(w.vpcs.get(&vpc).is_some());
         let cidrs: Vec<String> = w.vpcs.iter().map(|v| v.cidr().to_string()).collect();
@@ -225,11 +289,77 @@ mod tests {
     }
 
     #[test]
+    fn each_commit_is_stored_and_delivered_with_its_typed_changes_in_order() {
+        use std::sync::Mutex as StdMutex;
+
+        use crate::model::{ChangeOp, Commit};
+
+        let dir = tempfile::tempdir().unwrap();
+        let seen: Arc<StdMutex<Vec<Commit>>> = Arc::default();
+        let vpc = {
+            let mut c = Control::open(&paths(dir.path())).unwrap();
+            let sink = seen.clone();
+            c.subscribe(Box::new(move |commit, _| {
+                sink.lock().unwrap().push(commit.clone());
+            }));
+            let vpc = c
+                .mutate(
+                    "000000000000",
+                    &env().with_action("CreateVpc"),
+                    false,
+                    |w, e| w.create_vpc(e, "10.0.0.0/16", None, &[]),
+                )
+                .unwrap();
+            // A mutation that writes nothing is not a commit.
+            c.mutate(
+                "000000000000",
+                &env().with_action("DescribeVpcs"),
+                false,
+                |_, _| Ok(()),
+            )
+            .unwrap();
+            c.mutate(
+                "000000000000",
+                &env().with_action("DeleteVpc"),
+                false,
+                |w, e| w.delete_vpc(e, &vpc),
+            )
+            .unwrap();
+            vpc
+        };
+        let seen = seen.lock().unwrap().clone();
+        let actions: Vec<&str> = seen.iter().map(|c| c.action.as_str()).collect();
+        // The first read of an account creates its default VPC: that is CreateVpc's
+        // commit too (one transaction), so two commits in all.
+        assert_eq!(actions, ["CreateVpc", "DeleteVpc"]);
+        assert!(seen[0].seq < seen[1].seq);
+        let op_of = |c: &Commit, kind: &str, id: &str| {
+            c.changes
+                .iter()
+                .find(|ch| ch.kind == kind && ch.id == id)
+                .map(|ch| ch.op)
+        };
+        assert_eq!(op_of(&seen[0], "vpc", &vpc), Some(ChangeOp::Created));
+        assert_eq!(op_of(&seen[1], "vpc", &vpc), Some(ChangeOp::Deleted));
+        assert!(
+            seen[0].touches(&["route_table", "network_acl", "security_group"]),
+            "a VPC comes with its main route table, default NACL and group"
+        );
+        // The trail survives a restart, in the same order with the same changes.
+        let c = Control::open(&paths(dir.path())).unwrap();
+        let stored = c.commits_since(0, 100).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].changes, seen[0].changes);
+        assert_eq!(stored[1].action, "DeleteVpc");
+        assert_eq!(c.commits_since(stored[0].seq, 100).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_second_control_on_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Control::open(dir.path()).unwrap();
+        let _first = Control::open(&paths(dir.path())).unwrap();
         assert!(matches!(
-            Control::open(dir.path()),
+            Control::open(&paths(dir.path())),
             Err(StoreError::Locked(_))
         ));
     }
@@ -238,11 +368,11 @@ mod tests {
     fn subscribers_see_stored_worlds_then_every_commit_but_not_failures() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut c = Control::open(dir.path()).unwrap();
+            let mut c = Control::open(&paths(dir.path())).unwrap();
             c.mutate("000000000000", &env(), false, |_, _| Ok(()))
                 .unwrap();
         }
-        let mut c = Control::open(dir.path()).unwrap();
+        let mut c = Control::open(&paths(dir.path())).unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = calls.clone();
         c.subscribe(Box::new(move |_, _| {
@@ -265,6 +395,13 @@ mod tests {
             calls.load(Ordering::SeqCst),
             2,
             "a rejected mutation publishes nothing"
+        );
+        c.mutate("000000000000", &env(), false, |_, _| Ok(()))
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "a mutation that changed nothing publishes nothing"
         );
     }
 }

@@ -36,35 +36,22 @@
 //!    [`World::select`].
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
-pub mod address;
-pub mod compile;
+pub mod change;
 pub mod control;
-pub mod eni;
+pub mod ec2;
 pub mod error;
 pub mod filter;
-pub mod igw;
-pub mod instance;
-pub mod key_pair;
-pub mod nacl;
-pub mod nat;
 pub mod region;
 pub mod route53;
-pub mod route53_dns;
-pub mod route53_health;
-pub mod route_table;
-#[cfg(test)]
-mod rules_tests;
-pub mod sg;
 pub mod store;
-pub mod subnet;
 pub mod table;
 pub mod tags;
-pub mod vpc;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use change::{Change, ChangeOp, Commit};
 pub use control::{Control, Subscriber};
 pub use error::{ApiError, ApiResult};
 pub use filter::{Filter, Filterable};
@@ -103,11 +90,29 @@ impl Timestamp {
     }
 }
 
-/// The context of one request: which region it addresses and what time it is.
+/// A clock: real time in the daemon, a fixed or stepped one in tests. The model itself
+/// never reads it (callers pass [`Env::now`]); the runtime layers share it.
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp(ms)
+    })
+}
+
+/// The context of one request: which region it addresses, what time it is, and the
+/// action it performs (recorded with the changes it commits).
 #[derive(Clone, Debug)]
 pub struct Env {
     pub region: String,
     pub now: Timestamp,
+    /// The API action (`CreateVpc`) or internal action (`vpclab:…`) being performed.
+    pub action: String,
 }
 
 impl Env {
@@ -115,7 +120,14 @@ impl Env {
         Env {
             region: region.into(),
             now,
+            action: String::new(),
         }
+    }
+
+    /// The same context, naming the action it performs.
+    pub fn with_action(mut self, action: impl Into<String>) -> Self {
+        self.action = action.into();
+        self
     }
 }
 
@@ -145,6 +157,15 @@ impl Resource for Meta {
 
 const META_ID: &str = "world";
 
+/// The store kind of the [`Meta`] row.
+pub(crate) const META_KIND: &str = <Meta as Resource>::KIND;
+
+/// The `'static` name of a resource kind this build knows (for changes read back from
+/// the store).
+pub(crate) fn known_kind(kind: &str) -> Option<&'static str> {
+    World::static_kind(kind)
+}
+
 /// Declares [`World`] with one [`Table`] per resource kind, and the generic code that
 /// persists, loads and searches all of them. Adding a kind is one line here.
 macro_rules! world_tables {
@@ -163,16 +184,26 @@ macro_rules! world_tables {
                 World { account: account.to_string(), meta: Table::default(), $($field: Table::default(),)* }
             }
 
-            /// The rows changed since the last call: `(kind, id, Some(json) | None)`.
-            pub(crate) fn take_changes(&mut self) -> Result<Vec<(&'static str, String, Option<String>)>, serde_json::Error> {
+            /// The rows changed since the last call, each with its kind.
+            pub(crate) fn take_changes(&mut self) -> Result<Vec<(&'static str, table::RowWrite)>, serde_json::Error> {
                 let mut out = Vec::new();
-                for (id, body) in self.meta.take_changes()? {
-                    out.push((<Meta as Resource>::KIND, id, body));
+                for w in self.meta.take_changes()? {
+                    out.push((<Meta as Resource>::KIND, w));
                 }
-                $(for (id, body) in self.$field.take_changes()? {
-                    out.push((<$ty as Resource>::KIND, id, body));
+                $(for w in self.$field.take_changes()? {
+                    out.push((<$ty as Resource>::KIND, w));
                 })*
                 Ok(out)
+            }
+
+            /// Every row as a `Created` change: how a stored world is announced to a new
+            /// subscriber.
+            pub fn all_rows(&self) -> Vec<Change> {
+                let mut out = Vec::new();
+                $(for r in self.$field.iter() {
+                    out.push(Change { kind: <$ty as Resource>::KIND, id: r.id().to_string(), op: ChangeOp::Created });
+                })*
+                out
             }
 
             pub(crate) fn has_changes(&self) -> bool {
@@ -193,6 +224,14 @@ macro_rules! world_tables {
                 Ok(false)
             }
 
+            /// The `'static` kind name for a stored kind string, if this build knows it.
+            pub(crate) fn static_kind(kind: &str) -> Option<&'static str> {
+                $(if kind == <$ty as Resource>::KIND {
+                    return Some(<$ty as Resource>::KIND);
+                })*
+                None
+            }
+
             /// Whether any resource of any kind has this id (CreateTags' existence check).
             pub fn resource_exists(&self, id: &str) -> bool {
                 false $(|| self.$field.contains(id))*
@@ -209,21 +248,21 @@ macro_rules! world_tables {
 }
 
 world_tables! {
-    vpcs: vpc::Vpc,
-    subnets: subnet::Subnet,
-    route_tables: route_table::RouteTable,
-    internet_gateways: igw::InternetGateway,
-    addresses: address::Address,
-    nat_gateways: nat::NatGateway,
-    network_acls: nacl::NetworkAcl,
-    security_groups: sg::SecurityGroup,
-    key_pairs: key_pair::KeyPair,
-    instances: instance::Instance,
-    network_interfaces: eni::NetworkInterface,
+    vpcs: ec2::vpc::Vpc,
+    subnets: ec2::subnet::Subnet,
+    route_tables: ec2::route_table::RouteTable,
+    internet_gateways: ec2::igw::InternetGateway,
+    addresses: ec2::address::Address,
+    nat_gateways: ec2::nat::NatGateway,
+    network_acls: ec2::nacl::NetworkAcl,
+    security_groups: ec2::sg::SecurityGroup,
+    key_pairs: ec2::key_pair::KeyPair,
+    instances: ec2::instance::Instance,
+    network_interfaces: ec2::eni::NetworkInterface,
     tags: tags::TagSet,
     hosted_zones: route53::HostedZone,
     route53_changes: route53::Change,
-    health_checks: route53_health::HealthCheck,
+    health_checks: route53::health::HealthCheck,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

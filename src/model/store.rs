@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use fs2::FileExt;
 use rusqlite::{Connection, params};
 
+use super::change::{Change, ChangeOp, Commit};
+use super::table::RowWrite;
+use super::{META_KIND, Timestamp, known_kind};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state directory {dir} is not usable: {source}")]
@@ -53,12 +57,19 @@ pub struct Row {
     pub body: String,
 }
 
-pub const DB_FILE: &str = "state.db";
-pub const LOCK_FILE: &str = "daemon.lock";
+/// Where the store lives: the directory, the database in it and the lock file (the
+/// daemon's `StateDir` decides the names).
+#[derive(Clone, Debug)]
+pub struct StorePaths {
+    pub dir: PathBuf,
+    pub db: PathBuf,
+    pub lock: PathBuf,
+}
 
 impl Store {
     /// Opens (creating if needed) the state directory and database, taking the lock.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(paths: &StorePaths) -> Result<Store, StoreError> {
+        let dir = paths.dir.as_path();
         let dir_err = |source| StoreError::Dir {
             dir: dir.to_path_buf(),
             source,
@@ -68,12 +79,12 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join(LOCK_FILE))
+            .open(&paths.lock)
             .map_err(dir_err)?;
         if lock.try_lock_exclusive().is_err() {
             return Err(StoreError::Locked(dir.to_path_buf()));
         }
-        let path = dir.join(DB_FILE);
+        let path = paths.db.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -90,13 +101,50 @@ impl Store {
                 id TEXT NOT NULL,
                 body TEXT NOT NULL,
                 PRIMARY KEY (account, kind, id)
-            );",
+            );
+            CREATE TABLE IF NOT EXISTS commits (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                account TEXT NOT NULL,
+                at INTEGER NOT NULL,
+                action TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS changes (
+                seq INTEGER NOT NULL REFERENCES commits (seq),
+                kind TEXT NOT NULL,
+                id TEXT NOT NULL,
+                op TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS changes_by_seq ON changes (seq);",
         )
         .map_err(sql)?;
         Ok(Store {
             conn,
             path,
             dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// Opens an existing database read-only, without the lock, beside a running daemon
+    /// (SQLite's WAL lets it read while the daemon writes): what `vpclab status` uses.
+    pub fn open_read_only(paths: &StorePaths) -> Result<Store, StoreError> {
+        let sql = |source| StoreError::Sqlite {
+            path: paths.db.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &paths.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        let lock = File::open(&paths.db).map_err(|source| StoreError::Dir {
+            dir: paths.dir.clone(),
+            source,
+        })?;
+        Ok(Store {
+            conn,
+            path: paths.db.clone(),
+            dir: paths.dir.clone(),
             _lock: lock,
         })
     }
@@ -135,23 +183,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes one mutation's changes in a single transaction: `Some(body)` upserts,
-    /// `None` deletes. Returns only after the commit.
-    pub fn commit(
+    /// Writes one mutation in a single transaction: the changed rows (`Some(body)`
+    /// upserts, `None` deletes), the commit record and its typed changes. Returns the
+    /// commit's sequence number, only after the transaction committed.
+    pub(crate) fn commit(
         &mut self,
         account: &str,
-        changes: &[(&'static str, String, Option<String>)],
-    ) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
+        action: &str,
+        at: Timestamp,
+        rows: &[(&'static str, RowWrite)],
+    ) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        {
+        let seq = {
             let mut up = tx
                 .prepare_cached(
                     "INSERT INTO resources (account, kind, id, body) VALUES (?1, ?2, ?3, ?4)
@@ -163,13 +211,101 @@ impl Store {
                     "DELETE FROM resources WHERE account = ?1 AND kind = ?2 AND id = ?3",
                 )
                 .map_err(sql)?;
-            for (kind, id, body) in changes {
-                match body {
-                    Some(body) => up.execute(params![account, kind, id, body]).map_err(sql)?,
-                    None => del.execute(params![account, kind, id]).map_err(sql)?,
+            for (kind, w) in rows {
+                match &w.body {
+                    Some(body) => up
+                        .execute(params![account, kind, w.id, body])
+                        .map_err(sql)?,
+                    None => del.execute(params![account, kind, w.id]).map_err(sql)?,
                 };
             }
+            tx.prepare_cached("INSERT INTO commits (account, at, action) VALUES (?1, ?2, ?3)")
+                .map_err(sql)?
+                .execute(params![account, at.0, action])
+                .map_err(sql)?;
+            let seq = tx.last_insert_rowid();
+            let mut change = tx
+                .prepare_cached("INSERT INTO changes (seq, kind, id, op) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sql)?;
+            for (kind, w) in rows {
+                // The meta row is bookkeeping (the id allocator), not a resource.
+                if *kind != META_KIND {
+                    change
+                        .execute(params![seq, kind, w.id, w.op.as_str()])
+                        .map_err(sql)?;
+                }
+            }
+            seq
+        };
+        tx.commit().map_err(sql)?;
+        Ok(u64::try_from(seq).unwrap_or_default())
+    }
+
+    /// The stored commits after `after`, oldest first, at most `limit` (the audit trail
+    /// and the catch-up of a late reader).
+    pub fn commits_since(&self, after: u64, limit: usize) -> Result<Vec<Commit>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, account, at, action FROM commits WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let heads = stmt
+            .query_map(
+                params![
+                    i64::try_from(after).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?;
+        let mut changes = self
+            .conn
+            .prepare("SELECT kind, id, op FROM changes WHERE seq = ?1 ORDER BY rowid")
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::with_capacity(heads.len());
+        for (seq, account, at, action) in heads {
+            let rows = changes
+                .query_map(params![seq], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(|e| self.sql(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.sql(e))?;
+            out.push(Commit {
+                seq: u64::try_from(seq).unwrap_or_default(),
+                account,
+                action,
+                at: Timestamp(at),
+                changes: rows
+                    .into_iter()
+                    .filter_map(|(kind, id, op)| {
+                        Some(Change {
+                            kind: known_kind(&kind)?,
+                            id,
+                            op: match op.as_str() {
+                                "created" => ChangeOp::Created,
+                                "modified" => ChangeOp::Modified,
+                                _ => ChangeOp::Deleted,
+                            },
+                        })
+                    })
+                    .collect(),
+            });
         }
-        tx.commit().map_err(sql)
+        Ok(out)
     }
 }

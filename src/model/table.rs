@@ -3,10 +3,12 @@
 //! `Control` knows which rows to write in the one SQLite transaction of a mutation, so
 //! model code never talks to the store: it just uses `insert`, `get_mut` and `remove`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
+
+use super::change::ChangeOp;
 
 /// A resource kind stored in a [`Table`].
 pub trait Resource: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
@@ -23,16 +25,26 @@ pub trait Resource: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
 #[derive(Clone, Debug)]
 pub struct Table<T> {
     rows: BTreeMap<String, Arc<T>>,
-    dirty: BTreeSet<String>,
+    /// The ids written since the last commit, each with whether the row existed before
+    /// the first write (so a commit can say created, modified or deleted).
+    dirty: BTreeMap<String, bool>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             rows: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: BTreeMap::new(),
         }
     }
+}
+
+/// One row a commit writes: its id, what happened to it, and its new body (`None` when
+/// deleted).
+pub(crate) struct RowWrite {
+    pub id: String,
+    pub op: ChangeOp,
+    pub body: Option<String>,
 }
 
 impl<T: Resource> Table<T> {
@@ -43,7 +55,7 @@ impl<T: Resource> Table<T> {
     /// Mutable access; marks the row changed.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
         let row = self.rows.get_mut(id)?;
-        self.dirty.insert(id.to_string());
+        self.dirty.entry(id.to_string()).or_insert(true);
         Some(Arc::make_mut(row))
     }
 
@@ -54,13 +66,14 @@ impl<T: Resource> Table<T> {
     /// Inserts (or replaces) a row under its own id; marks it changed.
     pub fn insert(&mut self, row: T) {
         let id = row.id().to_string();
-        self.dirty.insert(id.clone());
+        let existed = self.rows.contains_key(&id);
+        self.dirty.entry(id.clone()).or_insert(existed);
         self.rows.insert(id, Arc::new(row));
     }
 
     pub fn remove(&mut self, id: &str) -> Option<T> {
         let row = self.rows.remove(id)?;
-        self.dirty.insert(id.to_string());
+        self.dirty.entry(id.to_string()).or_insert(true);
         Some(Arc::unwrap_or_clone(row))
     }
 
@@ -97,19 +110,19 @@ impl<T: Resource> Table<T> {
         self.rows.is_empty()
     }
 
-    /// Takes the change set: `(id, Some(json))` for a written row, `(id, None)` for a
-    /// deleted one.
-    pub(crate) fn take_changes(
-        &mut self,
-    ) -> Result<Vec<(String, Option<String>)>, serde_json::Error> {
+    /// Takes the change set: each written row with its new JSON body, each deleted row
+    /// with none. A row created and deleted within one mutation never happened.
+    pub(crate) fn take_changes(&mut self) -> Result<Vec<RowWrite>, serde_json::Error> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::with_capacity(dirty.len());
-        for id in dirty {
-            let body = match self.rows.get(&id) {
-                Some(row) => Some(serde_json::to_string(&**row)?),
-                None => None,
+        for (id, existed) in dirty {
+            let (op, body) = match (self.rows.get(&id), existed) {
+                (Some(row), false) => (ChangeOp::Created, Some(serde_json::to_string(&**row)?)),
+                (Some(row), true) => (ChangeOp::Modified, Some(serde_json::to_string(&**row)?)),
+                (None, true) => (ChangeOp::Deleted, None),
+                (None, false) => continue,
             };
-            out.push((id, body));
+            out.push(RowWrite { id, op, body });
         }
         Ok(out)
     }

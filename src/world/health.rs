@@ -23,14 +23,11 @@ use tokio::task::JoinHandle;
 use vpclab_netstack::host::{Host, HostConfig, Net};
 
 use super::Worlds;
-use crate::api::Clock;
 use crate::dns::health::{CHECKER_REGIONS, CheckRules, HealthBoard, ProbeOutcome};
 use crate::http1;
-use crate::model::route53_health::{HealthCheck, HealthCheckConfig};
-use crate::model::{Subscriber, World};
-
-/// Overrides every check's probe interval, in milliseconds (tests).
-pub const INTERVAL_ENV: &str = "VPCLAB_HEALTH_CHECK_INTERVAL_MS";
+use crate::model::Clock;
+use crate::model::route53::health::{HealthCheck, HealthCheckConfig};
+use crate::model::{Commit, Resource, Subscriber, World};
 
 /// Route 53: a TCP connection must be established within ten seconds.
 const TCP_CONNECT: Duration = Duration::from_secs(10);
@@ -40,15 +37,6 @@ const HTTP_CONNECT: Duration = Duration::from_secs(4);
 const HTTP_RESPONSE: Duration = Duration::from_secs(2);
 /// Route 53 searches the first 5,120 bytes of the body for `SearchString`.
 const SEARCH_WINDOW: usize = 5120;
-
-/// The interval override from [`INTERVAL_ENV`], if set.
-pub fn interval_from_env() -> Option<Duration> {
-    std::env::var(INTERVAL_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-}
 
 /// Resolves a domain name as the internet would (public zones, public instance names).
 pub type Resolve = Arc<dyn Fn(&str) -> Option<Ipv4Addr> + Send + Sync>;
@@ -72,7 +60,12 @@ pub fn subscriber(
 ) -> Subscriber {
     let handle = tokio::runtime::Handle::current();
     let probers: Mutex<BTreeMap<String, Prober>> = Mutex::new(BTreeMap::new());
-    Box::new(move |account: &str, world: &Arc<World>| {
+    Box::new(move |commit: &Commit, world: &Arc<World>| {
+        // Probe loops follow the health checks; nothing else changes what they do.
+        if !commit.touches(&[<HealthCheck as Resource>::KIND]) {
+            return;
+        }
+        let account = commit.account.as_str();
         let _guard = handle.enter();
         let mut probers = probers.lock().unwrap_or_else(|e| e.into_inner());
         let prober = probers.entry(account.to_owned()).or_default();

@@ -26,7 +26,7 @@ use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
 use crate::instance::{Image, InstanceDisk, InstanceProfile, InstanceState};
-use crate::model::instance::{InstanceState as Lifecycle, RuntimeInstance};
+use crate::model::ec2::instance::{InstanceState as Lifecycle, RuntimeInstance};
 use crate::model::{Env, World};
 
 /// How often a running instance's disk is checked for changes and saved.
@@ -137,11 +137,7 @@ impl Runtime {
     }
 
     fn dir(&self) -> PathBuf {
-        self.worlds
-            .cfg()
-            .state_dir
-            .join("instances")
-            .join(&self.account)
+        self.worlds.cfg().disks_dir.join(&self.account)
     }
 
     /// Brings the attached hosts in line with `world` at the current time.
@@ -362,7 +358,7 @@ fn record_boot(
     };
     let key = state.host_key().public_openssh();
     let console = state.console_output();
-    let env = Env::new(region, (worlds.cfg().clock)());
+    let env = Env::new(region, (worlds.cfg().clock)()).with_action("vpclab:InstanceBooted");
     let mut c = control.lock().unwrap_or_else(|e| e.into_inner());
     let keys = vec![key];
     let _ = c.mutate(account, &env, false, |w, env| {

@@ -3,9 +3,8 @@
 //! One [`AccountWorld`] per account holds a [`Net`] (the host stacks and their driver)
 //! whose forwarder is the [`Fabric`], the simulated internet ([`internet`]: what-is-my-IP,
 //! web site, package mirror over hyper, the learner's computer; and the public DNS
-//! resolver at 192.0.2.53), one
-//! Route 53 Resolver host per VPC, and one host stack per running instance with its SSH
-//! server on port 22 and its metadata service.
+//! resolver at 192.0.2.53), one Route 53 Resolver host per VPC, and one host stack per
+//! running instance with its SSH server on port 22 and its metadata service.
 //!
 //! How it follows the model: [`Worlds::subscriber`] is registered with the control. On
 //! every committed change it compiles the world into a `Topology` and swaps it into the
@@ -20,7 +19,6 @@
 //! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is
 //! here but the CLI side is `cli::connect`.
 
-pub mod access;
 pub mod health;
 mod instances;
 pub mod internet;
@@ -40,38 +38,28 @@ use vpclab_netstack::host::{Net, TcpStream};
 use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
 
-use crate::api::Clock;
 use crate::dns::SharedView;
-use crate::model::{Control, Subscriber, World, compile};
+use crate::model::Clock;
+use crate::model::ec2::compile;
+use crate::model::{Commit, Control, Subscriber, World};
 
-pub use access::router as access_router;
 pub use internet::Internet;
+
+/// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
+/// interfaces and subnets carry the addresses those hosts use.
+const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet"];
 
 /// Settings shared by every world of the daemon.
 #[derive(Clone)]
 pub struct WorldsConfig {
-    /// Where instance disks are kept (`<state dir>/instances/…`).
-    pub state_dir: PathBuf,
+    /// Where instance disks are kept (one folder per account).
+    pub disks_dir: PathBuf,
     /// The DNS view the resolvers answer from (kept current by the DNS subscriber).
     pub dns: SharedView,
     /// The model's clock (instance states are functions of time).
     pub clock: Clock,
     /// An upper bound on the timeouts of instance network tools (tests).
     pub instance_timeout_cap: Option<Duration>,
-}
-
-/// The environment variable that caps instance tool timeouts (milliseconds), so tests
-/// of "fails without a route" need not wait dnf's 30 s.
-pub const TIMEOUT_CAP_ENV: &str = "VPCLAB_INSTANCE_TIMEOUT_CAP_MS";
-
-impl WorldsConfig {
-    /// The cap from [`TIMEOUT_CAP_ENV`], if set.
-    pub fn timeout_cap_from_env() -> Option<Duration> {
-        std::env::var(TIMEOUT_CAP_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
-    }
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -126,7 +114,14 @@ impl Worlds {
     /// world, then lets the account's reconcile task catch up with it.
     pub fn subscriber(&self) -> Subscriber {
         let me = self.clone();
-        Box::new(move |account: &str, world: &Arc<World>| {
+        Box::new(move |commit: &Commit, world: &Arc<World>| {
+            let account = commit.account.as_str();
+            let running = me.get(account);
+            // A commit that touches no networking resource (tags, key pairs, Route 53)
+            // leaves the topology and the hosts as they are.
+            if running.is_some() && !commit.touches(compile::FABRIC_KINDS) {
+                return;
+            }
             let topology = match compile::compile(world) {
                 Ok(t) => Arc::new(t),
                 Err(e) => {
@@ -134,9 +129,16 @@ impl Worlds {
                     return;
                 }
             };
-            let w = me.get_or_start(account, topology.clone());
-            w.set_topology(topology);
-            w.model.send_replace(Some(world.clone()));
+            let w = match running {
+                Some(w) => {
+                    w.set_topology(topology);
+                    w
+                }
+                None => me.get_or_start(account, topology),
+            };
+            if commit.touches(RUNTIME_KINDS) {
+                w.model.send_replace(Some(world.clone()));
+            }
         })
     }
 

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use crate::api::Call;
 use crate::api::xml::Xml;
-use crate::model::address::{Address, AssociateAddressInput, allocation_not_found};
-use crate::model::nat::NatGateway;
+use crate::model::ec2::address::{Address, AssociateAddressInput, allocation_not_found};
+use crate::model::ec2::nat::NatGateway;
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set};

@@ -3,7 +3,7 @@
 
 use crate::api::Call;
 use crate::api::xml::Xml;
-use crate::model::eni::{
+use crate::model::ec2::eni::{
     EniSpec, NetworkInterface, eni_not_found, private_dns_name, public_dns_name,
 };
 use crate::model::{ApiError, ApiResult, World};

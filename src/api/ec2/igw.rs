@@ -2,7 +2,7 @@
 
 use crate::api::Call;
 use crate::api::xml::Xml;
-use crate::model::igw::{InternetGateway, igw_not_found};
+use crate::model::ec2::igw::{InternetGateway, igw_not_found};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set};

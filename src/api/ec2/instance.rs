@@ -9,9 +9,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::catalog;
-use crate::model::instance::{
-    DEFAULT_BOOT_DELAY_MS, InstanceAttributeChange, InstanceAttributeValue, InstanceState,
-    InstanceView, NicSpec, RunRequest, StateChange,
+use crate::model::ec2::instance::{
+    InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView, NicSpec,
+    RunRequest, StateChange,
 };
 use crate::model::{ApiError, ApiResult, Timestamp, World};
 
@@ -29,20 +29,6 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("ModifyInstanceAttribute", modify_instance_attribute),
     ("DescribeInstanceAttribute", describe_instance_attribute),
 ];
-
-/// The environment variable that sets how long `pending` (and `stopping`,
-/// `shutting-down`) last, in milliseconds. Read per request so a test can start the daemon
-/// with its own value.
-pub const BOOT_DELAY_ENV: &str = "VPCLAB_BOOT_DELAY_MS";
-
-/// The boot delay the daemon was started with ([`BOOT_DELAY_ENV`], else the default).
-pub fn boot_delay_ms() -> i64 {
-    std::env::var(BOOT_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|v| (0..=600_000).contains(v))
-        .unwrap_or(DEFAULT_BOOT_DELAY_MS)
-}
 
 fn nic_specs(c: &Call) -> ApiResult<Vec<NicSpec>> {
     let mut out = Vec::new();
@@ -118,7 +104,7 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
         http_tokens: p.get("MetadataOptions.HttpTokens").map(str::to_string),
         http_endpoint: p.get("MetadataOptions.HttpEndpoint").map(str::to_string),
         http_put_response_hop_limit: p.int("MetadataOptions.HttpPutResponseHopLimit")?,
-        boot_delay_ms: boot_delay_ms(),
+        boot_delay_ms: c.boot_delay_ms,
     };
     let (reservation_id, ids) = c.mutate(|w, env| w.run_instances(env, &req))?;
     let w = c.read()?;
@@ -428,7 +414,7 @@ fn render_changes(changes: &[StateChange]) -> Xml {
 
 fn start_instances(c: &mut Call) -> ApiResult<Xml> {
     let ids = instance_ids(c)?;
-    let delay = boot_delay_ms();
+    let delay = c.boot_delay_ms;
     let changes = c.mutate(|w, env| w.start_instances(env, &ids, delay))?;
     Ok(render_changes(&changes))
 }

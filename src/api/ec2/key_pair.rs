@@ -7,7 +7,7 @@
 use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::keys::{self, KeyError, KeyType};
-use crate::model::key_pair::KeyPair;
+use crate::model::ec2::key_pair::KeyPair;
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, tag_set, tf};

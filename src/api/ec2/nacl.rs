@@ -4,7 +4,7 @@
 use crate::api::Call;
 use crate::api::query::Params;
 use crate::api::xml::Xml;
-use crate::model::nacl::{NaclEntryInput, NetworkAcl, nacl_not_found};
+use crate::model::ec2::nacl::{NaclEntryInput, NetworkAcl, nacl_not_found};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};

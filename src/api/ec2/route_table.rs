@@ -4,7 +4,7 @@
 use crate::api::Call;
 use crate::api::query::Params;
 use crate::api::xml::Xml;
-use crate::model::route_table::{RouteTable, RouteTarget, route_table_not_found};
+use crate::model::ec2::route_table::{RouteTable, RouteTarget, route_table_not_found};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};

@@ -6,7 +6,7 @@
 use crate::api::Call;
 use crate::api::query::Params;
 use crate::api::xml::Xml;
-use crate::model::sg::{Peer, PermissionInput, SecurityGroup, SgRule, sg_not_found};
+use crate::model::ec2::sg::{Peer, PermissionInput, SecurityGroup, SgRule, sg_not_found};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};

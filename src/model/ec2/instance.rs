@@ -47,10 +47,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::eni::{EniAssociation, EniSpec, NetworkInterface, private_dns_name, public_dns_name};
-use super::filter::{Filter, b};
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 use crate::catalog;
+use crate::model::filter::{Filter, b};
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 
 /// The boot delay when the daemon is not told otherwise (AWS takes tens of seconds; two
 /// seconds is enough for `aws ec2 wait` to mean something without slowing a lab).
@@ -1536,7 +1536,7 @@ impl World {
                     };
                     f.values
                         .iter()
-                        .any(|want| super::filter::wildcard(want, &have))
+                        .any(|want| crate::model::filter::wildcard(want, &have))
                 })
             })
             .collect();
@@ -1626,7 +1626,7 @@ impl World {
                 if !f
                     .values
                     .iter()
-                    .any(|w| have.iter().any(|h| super::filter::wildcard(w, h)))
+                    .any(|w| have.iter().any(|h| crate::model::filter::wildcard(w, h)))
                 {
                     keep = false;
                 }
@@ -1929,7 +1929,7 @@ pub enum InstanceAttributeValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::address::AssociateAddressInput;
+    use crate::model::ec2::address::AssociateAddressInput;
 
     const AL2023: &str = "ami-0ccbe15b62d56cc35";
     const T0: i64 = 1_800_000_000_000;

@@ -4,6 +4,7 @@
 use super::nacl::NaclEntryInput;
 use super::route_table::RouteTarget;
 use super::*;
+use crate::model::{DEFAULT_ACCOUNT, Env, Timestamp, World};
 
 fn env() -> Env {
     Env::new("us-east-1", Timestamp(1_700_000_000_000))

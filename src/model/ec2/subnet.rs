@@ -11,19 +11,19 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
 use super::nacl::NaclAssociation;
-use super::region;
-use super::tags::TagSpec;
 use super::vpc::overlaps;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
+use crate::model::filter::b;
+use crate::model::region;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Subnet {
     pub id: String,
     pub region: String,
     pub vpc_id: String,
-    #[serde(with = "super::cidr_serde")]
+    #[serde(with = "crate::model::cidr_serde")]
     pub cidr: Ipv4Net,
     pub availability_zone: String,
     pub availability_zone_id: String,

@@ -10,9 +10,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
+use crate::model::filter::b;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EniAttachment {

@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::eni::EniAssociation;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World};
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World};
 
 /// Elastic IPs per region, AWS's default quota.
 pub const EIP_LIMIT: usize = 5;

@@ -11,9 +11,22 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::route53::{bare_id, invalid_input};
-use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
-use crate::dns::health::CHECKER_REGIONS;
+use super::{bare_id, invalid_input};
+use crate::model::{ApiError, ApiResult, Env, Resource, Timestamp, World};
+
+/// The health checkers, one per Route 53 checker region (botocore's
+/// `HealthCheckRegion`), on the simulated internet. A security group or network ACL
+/// must let them in for a check to pass, as AWS's checker ranges must be allowed.
+pub const CHECKER_REGIONS: &[(&str, Ipv4Addr)] = &[
+    ("us-east-1", Ipv4Addr::new(192, 0, 2, 96)),
+    ("us-west-1", Ipv4Addr::new(192, 0, 2, 97)),
+    ("us-west-2", Ipv4Addr::new(192, 0, 2, 98)),
+    ("eu-west-1", Ipv4Addr::new(192, 0, 2, 99)),
+    ("ap-southeast-1", Ipv4Addr::new(192, 0, 2, 100)),
+    ("ap-southeast-2", Ipv4Addr::new(192, 0, 2, 101)),
+    ("ap-northeast-1", Ipv4Addr::new(192, 0, 2, 102)),
+    ("sa-east-1", Ipv4Addr::new(192, 0, 2, 103)),
+];
 
 /// The probe types vpclab runs. `HTTPS` is accepted and probed as a TCP connection
 /// (the simulated internet speaks no TLS); `HTTPS_STR_MATCH`, calculated, CloudWatch

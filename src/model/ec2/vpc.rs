@@ -7,18 +7,18 @@
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
 use super::nacl::NetworkAcl;
-use super::region;
 use super::route_table::{Route, RouteTable, RouteTarget};
 use super::sg::SecurityGroup;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
+use crate::model::filter::b;
+use crate::model::region;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VpcCidr {
     pub association_id: String,
-    #[serde(with = "super::cidr_serde")]
+    #[serde(with = "crate::model::cidr_serde")]
     pub cidr: Ipv4Net,
     /// `associated`, or `disassociated` briefly on AWS (we drop the row instead).
     pub state: String,

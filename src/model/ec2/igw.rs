@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World};
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InternetGateway {

@@ -8,9 +8,9 @@
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
+use crate::model::filter::b;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
 /// The number of the implicit final deny rule (`*` in the console).
 pub const DEFAULT_DENY_RULE: i32 = 32767;
@@ -23,7 +23,7 @@ pub struct NaclEntry {
     pub protocol: String,
     /// `allow` or `deny`.
     pub rule_action: String,
-    #[serde(with = "super::cidr_serde")]
+    #[serde(with = "crate::model::cidr_serde")]
     pub cidr: Ipv4Net,
     pub port_range: Option<(u16, u16)>,
     /// ICMP (type, code); -1 means any.

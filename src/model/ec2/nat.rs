@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::eni::{EniAssociation, EniSpec};
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 
 /// How long a new NAT gateway stays `pending` (AWS: a minute or two; shortened so a lab
 /// does not wait).

@@ -9,14 +9,14 @@
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
+use crate::model::filter::b;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
 /// The other side of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Peer {
-    Cidr(#[serde(with = "super::cidr_serde")] Ipv4Net),
+    Cidr(#[serde(with = "crate::model::cidr_serde")] Ipv4Net),
     /// Members of a security group (by id).
     Group(String),
 }
@@ -181,7 +181,7 @@ impl World {
         &'a self,
         region: &str,
         rule_ids: &[String],
-        filters: &[super::Filter],
+        filters: &[crate::model::Filter],
     ) -> ApiResult<Vec<RuleRow<'a>>> {
         let rows: Vec<RuleRow<'a>> = self
             .security_groups
@@ -224,7 +224,7 @@ impl World {
                 if !f
                     .values
                     .iter()
-                    .any(|w| have.iter().any(|h| super::filter::wildcard(w, h)))
+                    .any(|w| have.iter().any(|h| crate::model::filter::wildcard(w, h)))
                 {
                     continue 'rows;
                 }

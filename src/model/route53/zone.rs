@@ -5,7 +5,7 @@
 //!
 //! Route 53 is a global service: its rows carry the region `"global"`. A zone is stored
 //! as one row with all its record sets, so a change batch is one row write. What the
-//! zones mean to DNS is compiled by [`super::route53_dns`]; HTTP and XML are `api`'s.
+//! zones mean to DNS is compiled by `crate::dns::from_model`; HTTP and XML are `api`'s.
 
 use std::cmp::Ordering;
 use std::str::FromStr;
@@ -13,8 +13,9 @@ use std::str::FromStr;
 use hickory_proto::rr::{RData, RecordType};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
-use crate::dns::parse_rdata;
+use super::rdata::parse_rdata;
+pub use super::{bare_id, invalid_input};
+use crate::model::{ApiError, ApiResult, Env, Resource, Timestamp, World};
 
 /// The record types Route 53 accepts (botocore's `RRType`).
 pub const RR_TYPES: &[&str] = &[
@@ -162,11 +163,6 @@ impl ChangeAction {
 // Errors, as Route 53 names them
 // ---------------------------------------------------------------------------
 
-/// `InvalidInput` (400).
-pub fn invalid_input(message: impl Into<String>) -> ApiError {
-    ApiError::new("InvalidInput", message)
-}
-
 /// `NoSuchHostedZone` (404).
 pub fn no_such_zone(id: &str) -> ApiError {
     ApiError::new(
@@ -194,7 +190,7 @@ pub fn normalize_name(name: &str) -> ApiResult<String> {
             format!("{name} is not a valid domain name."),
         )
     };
-    let key = crate::dns::name_key(name.trim());
+    let key = super::rdata::name_key(name.trim());
     if key.is_empty() || key.len() > 253 {
         return Err(bad());
     }
@@ -584,9 +580,7 @@ impl World {
         if let Some(id) = &set.health_check_id
             && !self.health_checks.contains(id)
         {
-            return Err(ChangeError::Api(
-                super::route53_health::no_such_health_check(id),
-            ));
+            return Err(ChangeError::Api(super::health::no_such_health_check(id)));
         }
         Ok(())
     }
@@ -662,11 +656,6 @@ enum ChangeError {
     Batch(String),
     /// Any other error ends the request at once.
     Api(ApiError),
-}
-
-/// Strips `/hostedzone/` (or `/change/`) as the CLI and SDKs may send ids either way.
-pub fn bare_id<'a>(id: &'a str, prefix: &str) -> &'a str {
-    id.strip_prefix(prefix).unwrap_or(id)
 }
 
 /// `[name='www.example.com.', type='A']` (with `set-identifier` when there is one), as
@@ -806,7 +795,7 @@ fn same_content(stored: &ResourceRecordSet, given: &ResourceRecordSet) -> bool {
     let alias_equal = match (&stored.alias, &given.alias) {
         (None, None) => true,
         (Some(a), Some(b)) => {
-            crate::dns::name_key(&a.dns_name) == crate::dns::name_key(&b.dns_name)
+            super::rdata::name_key(&a.dns_name) == super::rdata::name_key(&b.dns_name)
                 && a.evaluate_target_health == b.evaluate_target_health
         }
         _ => false,

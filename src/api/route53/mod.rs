@@ -2,28 +2,28 @@
 //! batches, change status and VPC associations, shaped as botocore's
 //! `route53/2013-04-01/service-2.json` describes them.
 //!
-//! Requests are routed by method and path, bodies parsed with [`super::route53_xml`],
+//! Requests are routed by method and path, bodies parsed with [`crate::api::xml::read`],
 //! the model called through [`Control::mutate`] (one SQLite transaction per change,
 //! committed before the answer) and the result rendered in the namespace
 //! `https://route53.amazonaws.com/doc/2013-04-01/`. Errors are
 //! `<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message></Error>
 //! <RequestId>…</RequestId></ErrorResponse>`.
 //!
-//! Health checks are in [`super::route53_health`]. Not implemented: traffic policies, delegation sets, query logging,
+//! Health checks are in [`health`]. Not implemented: traffic policies, delegation sets, query logging,
 //! DNSSEC, tags (each answers `NotImplemented`, see docs/fidelity.md).
 
 use std::str::FromStr;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::any;
 
-use super::route53_xml::{self, Element};
-use super::xml::{Xml, escape};
-use super::{AppState, MAX_BODY, sigv4};
+use crate::api::xml::read::{self, Element};
+use crate::api::xml::{Xml, escape};
+use crate::api::{AppState, MAX_BODY, sigv4};
+
+pub mod health;
 use crate::model::route53::{
     ChangeAction, CreateZoneInput, HostedZone, RecordChange, ResourceRecordSet, ZoneVpc, bare_id,
     invalid_input, normalize_name, render_name, rrset_order, zone_name_order,
@@ -37,18 +37,11 @@ pub const ROUTE53_XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 const MAX_ITEMS_ZONES: usize = 100;
 const MAX_ITEMS_RRSETS: usize = 300;
 
-/// The Route 53 routes, to be merged into the API router.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/2013-04-01", any(endpoint))
-        .route("/2013-04-01/", any(endpoint))
-        .route("/2013-04-01/{*rest}", any(endpoint))
-}
-
-async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
+/// The Route 53 endpoint: everything under `/2013-04-01`.
+pub(crate) async fn endpoint(state: AppState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let reply = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => handle(&state, &super::signed_request(&parts), &bytes),
+        Ok(bytes) => handle(&state, &crate::api::signed_request(&parts), &bytes),
         Err(_) => {
             let e = invalid_input(format!(
                 "The request body exceeds the maximum allowed size of {MAX_BODY} bytes."
@@ -129,7 +122,6 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
     // access key selects the account; Route 53 signs in us-east-1.
     let identity = state.authenticate(req, body)?;
     let account = identity.account.as_str();
-    let env = Env::new(identity.credential.region.clone(), (state.clock)());
     let (method, path, query) = (req.method.as_str(), req.path.as_str(), req.query.as_deref());
     let q = Query::parse(query);
     let rest = path
@@ -137,6 +129,8 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
         .unwrap_or(path)
         .trim_matches('/');
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let env = Env::new(identity.credential.region.clone(), (state.clock)())
+        .with_action(operation(method, &segments));
     let mut control = state.lock();
     let c = &mut Ctx {
         control: &mut control,
@@ -183,13 +177,14 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
                 "healthcheck" | "healthcheckcount" | "checkeripranges"
             ) =>
         {
-            super::route53_health::route(c, &env, &state.health, method, &segments, &q, body)
-                .unwrap_or_else(|| {
+            health::route(c, &env, &state.health, method, &segments, &q, body).unwrap_or_else(
+                || {
                     Err(invalid_input(format!(
                         "The resource {method} {path} is not part of the Route 53 API."
                     ))
                     .with_status(404))
-                })
+                },
+            )
         }
         (_, [first, ..])
             if matches!(
@@ -213,6 +208,22 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
             "The resource {method} {path} is not part of the Route 53 API."
         ))
         .with_status(404)),
+    }
+}
+
+/// The Route 53 operation a request addresses, as its change events name it.
+fn operation(method: &str, segments: &[&str]) -> &'static str {
+    match (method, segments) {
+        ("POST", ["hostedzone"]) => "CreateHostedZone",
+        ("DELETE", ["hostedzone", _]) => "DeleteHostedZone",
+        ("POST", ["hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("POST", ["hostedzone", _, "associatevpc"]) => "AssociateVPCWithHostedZone",
+        ("POST", ["hostedzone", _, "disassociatevpc"]) => "DisassociateVPCFromHostedZone",
+        ("POST", ["healthcheck"]) => "CreateHealthCheck",
+        ("POST", ["healthcheck", _]) => "UpdateHealthCheck",
+        ("DELETE", ["healthcheck", _]) => "DeleteHealthCheck",
+        ("GET", _) => "route53:Read",
+        _ => "route53:Request",
     }
 }
 
@@ -274,7 +285,7 @@ impl Query {
 }
 
 pub(super) fn body_root(body: &[u8], expected: &str) -> ApiResult<Element> {
-    let root = route53_xml::parse(body)?;
+    let root = read::parse(body)?;
     if root.name != expected {
         return Err(invalid_input(format!(
             "Invalid XML ; the root element must be {expected}, not {}",

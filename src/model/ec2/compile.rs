@@ -12,8 +12,6 @@
 //! nothing through a pending or deleting gateway; routes to them compile as blackholes),
 //! private NAT gateways (no Elastic IP), VPC peering (not emulated).
 
-use std::sync::Arc;
-
 use vpclab_netstack::topology::rid;
 use vpclab_netstack::{
     EniOwner, IcmpMatch, InternetGateway as TIgw, NaclEntry as TNaclEntry, NatGateway as TNat,
@@ -22,9 +20,9 @@ use vpclab_netstack::{
     SgRule as TSgRule, Subnet as TSubnet, Topology, TopologyBuilder, TopologyError, Vpc as TVpc,
 };
 
-use super::World;
 use super::route_table::RouteTarget;
 use super::sg::{Peer, SgRule};
+use crate::model::World;
 
 /// The topology of every region of `world`.
 pub fn compile(world: &World) -> Result<Topology, TopologyError> {
@@ -247,28 +245,32 @@ fn sg_rule(r: &SgRule) -> Option<TSgRule> {
     })
 }
 
-/// A subscriber that compiles every committed world and hands the topology to `apply`
-/// (the fabric's `set_topology`). A compile error is a model bug: it is logged and the
-/// previous topology stays in force.
-pub fn subscriber(
-    apply: impl Fn(&str, Arc<Topology>) + Send + Sync + 'static,
-) -> super::Subscriber {
-    Box::new(move |account, world| match compile(world) {
-        Ok(t) => apply(account, Arc::new(t)),
-        Err(e) => tracing::error!(account, error = %e, "the world does not compile to a topology"),
-    })
-}
+/// The resource kinds the topology is compiled from: a commit that touches none of them
+/// (tags, key pairs, Route 53) leaves the fabric's topology as it is.
+pub const FABRIC_KINDS: &[&str] = &[
+    "vpc",
+    "subnet",
+    "route_table",
+    "internet_gateway",
+    "address",
+    "nat_gateway",
+    "network_acl",
+    "security_group",
+    "network_interface",
+    "instance",
+];
 
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
     use smoltcp::time::Instant;
     use vpclab_netstack::{Fabric, Flow, Port};
 
     use super::*;
-    use crate::model::eni::EniSpec;
-    use crate::model::sg::PermissionInput;
+    use crate::model::ec2::eni::EniSpec;
+    use crate::model::ec2::sg::PermissionInput;
     use crate::model::{Env, Timestamp};
 
     fn env() -> Env {
@@ -309,7 +311,7 @@ mod tests {
         let (alloc, ip) = w.allocate_address(&e, &[]).unwrap();
         w.associate_address(
             &e,
-            &crate::model::address::AssociateAddressInput {
+            &crate::model::ec2::address::AssociateAddressInput {
                 allocation_id: Some(alloc),
                 network_interface_id: Some(eni.clone()),
                 ..Default::default()
@@ -396,7 +398,7 @@ mod tests {
             |w: &World| compile(w).unwrap().spec().route_tables[rt.as_str()].routes[1].state;
         assert_eq!(state(&w), RouteState::Blackhole);
         assert!(compile(&w).unwrap().nat_gateway(&nat).is_none());
-        w.advance(e.now.plus_ms(crate::model::nat::NAT_PENDING_MS));
+        w.advance(e.now.plus_ms(crate::model::ec2::nat::NAT_PENDING_MS));
         assert_eq!(state(&w), RouteState::Active);
         assert!(compile(&w).unwrap().nat_gateway(&nat).is_some());
     }

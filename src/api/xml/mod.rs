@@ -2,6 +2,8 @@
 //! EC2 list shape `<nameSet><item>…</item></nameSet>`. Responses are small and built in
 //! one pass, so a `String` with closures beats a DOM.
 
+pub mod read;
+
 use std::fmt::{Display, Write};
 
 #[derive(Default, Debug)]

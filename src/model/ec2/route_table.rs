@@ -8,9 +8,9 @@
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::filter::b;
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
+use crate::model::filter::b;
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteTarget {
@@ -38,7 +38,7 @@ impl RouteTarget {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Route {
-    #[serde(with = "super::cidr_serde")]
+    #[serde(with = "crate::model::cidr_serde")]
     pub destination: Ipv4Net,
     pub target: RouteTarget,
     /// `CreateRouteTable` (the local routes and default-VPC routes) or `CreateRoute`.

@@ -13,9 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::tags::TagSpec;
-use super::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 use crate::keys::{CreatedKey, ImportedKey};
+use crate::model::tags::TagSpec;
+use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, World};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyPair {
@@ -190,7 +190,7 @@ impl World {
         env: &Env,
         names: &[String],
         ids: &[String],
-        filters: &[super::Filter],
+        filters: &[crate::model::Filter],
     ) -> ApiResult<Vec<&KeyPair>> {
         for name in names {
             if self.key_pair_by_name(&env.region, name).is_none() {

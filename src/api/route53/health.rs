@@ -9,12 +9,12 @@
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use super::route53::{Answer, Ctx, Query, body_root, mutate, ok, parse_bool};
-use super::route53_xml::Element;
-use super::xml::Xml;
+use super::{Answer, Ctx, Query, body_root, mutate, ok, parse_bool};
+use crate::api::xml::Xml;
+use crate::api::xml::read::Element;
 use crate::dns::health::{CHECKER_RANGE, HealthBoard, Observation};
+use crate::model::route53::health::{HealthCheck, HealthCheckConfig, HealthCheckUpdate};
 use crate::model::route53::invalid_input;
-use crate::model::route53_health::{HealthCheck, HealthCheckConfig, HealthCheckUpdate};
 use crate::model::{ApiError, ApiResult, Env, Timestamp};
 
 /// Largest page of ListHealthChecks.

@@ -16,8 +16,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::{AccessError, Worlds};
 use crate::api::AppState;
+use crate::world::{AccessError, AccountWorld, Worlds};
 
 /// The protocol name of the upgrade.
 pub const UPGRADE_PROTOCOL: &str = "vpclab-connect";
@@ -55,7 +55,7 @@ fn text(status: StatusCode, body: String) -> Response {
 fn world_of(
     st: &AccessState,
     parts: &axum::http::request::Parts,
-) -> Result<std::sync::Arc<super::AccountWorld>, Box<Response>> {
+) -> Result<std::sync::Arc<AccountWorld>, Box<Response>> {
     let identity = st
         .api
         .authenticate(&crate::api::signed_request(parts), b"")
@@ -67,7 +67,8 @@ fn world_of(
         })?;
     {
         // Make sure the account's world exists (a first call creates its default VPC).
-        let env = crate::model::Env::new(identity.credential.region.clone(), (st.api.clock)());
+        let env = crate::model::Env::new(identity.credential.region.clone(), (st.api.clock)())
+            .with_action("vpclab:Connect");
         let mut c = st.api.lock();
         if let Err(e) = c.read(&identity.account, &env) {
             return Err(Box::new(text(

@@ -11,16 +11,30 @@ use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::RecordType;
 
-use super::route53::{HostedZone, ResourceRecordSet};
-use super::{DEFAULT_ACCOUNT, Subscriber, World};
 use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+use crate::model::route53::{HostedZone, ResourceRecordSet};
+use crate::model::{Commit, DEFAULT_ACCOUNT, Subscriber, World};
+
+/// The resource kinds the DNS view is built from.
+pub const DNS_KINDS: &[&str] = &[
+    "vpc",
+    "network_interface",
+    "instance",
+    "address",
+    "route53_hosted_zone",
+];
 
 /// A control subscriber that keeps `shared` equal to the DNS view of every world (the
 /// default account's first, so its seed decides weighted answers): after each committed
 /// change the next query sees the new state.
 pub fn dns_subscriber(shared: SharedView) -> Subscriber {
     let per_account: Mutex<BTreeMap<String, DnsView>> = Mutex::new(BTreeMap::new());
-    Box::new(move |account: &str, world: &Arc<World>| {
+    Box::new(move |commit: &Commit, world: &Arc<World>| {
+        // Only these kinds feed the view (names, addresses, zones, VPC DNS attributes).
+        if !commit.touches(DNS_KINDS) {
+            return;
+        }
+        let account = commit.account.as_str();
         let mut views = per_account.lock().unwrap_or_else(|e| e.into_inner());
         views.insert(account.to_owned(), dns_view(world));
         let mut merged = views.get(DEFAULT_ACCOUNT).cloned().unwrap_or_default();
@@ -150,10 +164,10 @@ mod tests {
 
     use super::*;
     use crate::dns::{Transport, Vantage, answer};
-    use crate::model::address::AssociateAddressInput;
-    use crate::model::eni::EniSpec;
+    use crate::model::ec2::address::AssociateAddressInput;
+    use crate::model::ec2::eni::EniSpec;
+    use crate::model::ec2::vpc::VpcAttribute;
     use crate::model::route53::{ChangeAction, CreateZoneInput, RecordChange, ZoneVpc};
-    use crate::model::vpc::VpcAttribute;
     use crate::model::{Env, Timestamp};
 
     fn env() -> Env {
@@ -309,7 +323,28 @@ mod tests {
         let (w, vpc, _, _) = world();
         let shared: SharedView = Arc::default();
         let sub = dns_subscriber(shared.clone());
-        sub(DEFAULT_ACCOUNT, &Arc::new(w));
+        let commit = |action: &str, changes: Vec<crate::model::Change>| Commit {
+            seq: 1,
+            account: DEFAULT_ACCOUNT.to_string(),
+            action: action.to_string(),
+            at: crate::model::Timestamp(0),
+            changes,
+        };
+        // A commit touching nothing the view is built from leaves it alone…
+        sub(
+            &commit(
+                "CreateKeyPair",
+                vec![crate::model::Change {
+                    kind: "key_pair",
+                    id: "key-1".into(),
+                    op: crate::model::ChangeOp::Created,
+                }],
+            ),
+            &Arc::new(w.clone()),
+        );
+        assert!(shared.read().expect("lock").vpcs.is_empty());
+        // …one that touches a zone rebuilds it.
+        sub(&commit("CreateHostedZone", w.all_rows()), &Arc::new(w));
         let view = shared.read().expect("lock").clone();
         assert_eq!(
             a_records(&ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.")),

@@ -1,0 +1,446 @@
+//! The composition root: everything `vpclab up` runs, assembled in one place, so that the
+//! CLI, every test and the benchmarks start the same daemon.
+//!
+//! [`DaemonConfig`] holds every knob (listen addresses, authentication, instance boot
+//! delay, timeout caps, health-check interval, connection limits); the CLI builds it once
+//! from flags and environment, tests build it directly. Nothing below this module reads
+//! the environment. [`StateDir`] owns the on-disk layout. [`Daemon::start`] opens the
+//! state, wires the model's change events to their subscribers (the DNS view, the world
+//! runtime, the Route 53 health checkers), binds the API and DNS endpoints, and returns
+//! a [`Running`] daemon with its addresses and a way to stop it.
+//!
+//! Start-up order matters and is the one place it is written down: the DNS view
+//! subscribes before the world runtime (resolvers read the view), the health checkers
+//! after it (they join each account's network).
+
+pub mod access;
+mod keys;
+pub mod serve;
+mod state_dir;
+pub mod tun;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::sigv4::AuthMode;
+use crate::api::{self, AppState};
+use crate::model::Control;
+pub use serve::ApiLimits;
+pub use state_dir::{EndpointInfo, StateDir};
+
+/// Where the public DNS endpoint listens unless told otherwise.
+pub const DEFAULT_DNS_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    5300,
+));
+/// Where the API listens unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    4566,
+));
+
+/// How requests are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// Any well-formed credentials, one account.
+    Open,
+    /// SigV4 verified against `access-keys.toml` (created with one key if missing).
+    Strict,
+}
+
+/// Where the host-side DNS endpoint listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsListen {
+    /// [`DEFAULT_DNS_LISTEN`]; when it is busy the daemon starts without DNS and says so.
+    Default,
+    /// This address, which must bind.
+    At(SocketAddr),
+    /// No host-side DNS endpoint.
+    Off,
+}
+
+/// Every knob of the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub state_dir: StateDir,
+    /// The AWS API endpoint (port 0 picks a free port).
+    pub listen: SocketAddr,
+    pub dns_listen: DnsListen,
+    /// The region of the printed `export` line (every region works per request).
+    pub region: String,
+    pub auth: AuthConfig,
+    /// Attach a TUN device of this name to the default credentials' world (root only).
+    pub tun: Option<String>,
+    /// How long instances stay `pending` (and `stopping`/`shutting-down`).
+    pub boot_delay: Duration,
+    /// An upper bound on the timeouts of instance network tools (tests).
+    pub instance_timeout_cap: Option<Duration>,
+    /// Replaces every Route 53 health check's probe interval (tests).
+    pub health_interval: Option<Duration>,
+    /// Connection limits and timeouts of the API port.
+    pub limits: ApiLimits,
+}
+
+impl DaemonConfig {
+    /// The defaults of `vpclab up` for a state directory.
+    pub fn new(state_dir: StateDir) -> DaemonConfig {
+        DaemonConfig {
+            state_dir,
+            listen: DEFAULT_LISTEN,
+            dns_listen: DnsListen::Default,
+            region: "us-east-1".to_string(),
+            auth: AuthConfig::Open,
+            tun: None,
+            boot_delay: Duration::from_millis(
+                u64::try_from(crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS)
+                    .unwrap_or_default(),
+            ),
+            instance_timeout_cap: None,
+            health_interval: None,
+            limits: ApiLimits::default(),
+        }
+    }
+
+    /// A configuration for tests and benchmarks: loopback port 0 for the API and DNS,
+    /// short instance transitions (300 ms), tool timeouts capped at 3 s, health checks
+    /// every 500 ms.
+    pub fn for_tests(state_dir: StateDir) -> DaemonConfig {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        DaemonConfig {
+            listen: any_port,
+            dns_listen: DnsListen::At(any_port),
+            boot_delay: Duration::from_millis(300),
+            instance_timeout_cap: Some(Duration::from_secs(3)),
+            health_interval: Some(Duration::from_millis(500)),
+            ..DaemonConfig::new(state_dir)
+        }
+    }
+}
+
+/// The credentials of the printed `export` line and the account they act for.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+    pub account: String,
+}
+
+/// The daemon.
+pub struct Daemon;
+
+/// A started daemon: where it listens, and the handle that stops it.
+pub struct Running {
+    pub api_addr: SocketAddr,
+    pub dns_addr: Option<SocketAddr>,
+    pub region: String,
+    pub credentials: Credentials,
+    /// The TUN device of `--tun`, with the route it carries and the kernel side's address.
+    pub tun: Option<String>,
+    pub state_dir: StateDir,
+    /// Things the operator should know (a default port that was busy, a non-loopback
+    /// listen address); the CLI prints them.
+    pub warnings: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    /// Starts everything `vpclab up` runs. Call inside a multi-threaded tokio runtime.
+    pub async fn start(cfg: DaemonConfig) -> anyhow::Result<Running> {
+        if crate::model::region::region(&cfg.region).is_none() {
+            anyhow::bail!("unknown region {:?}", cfg.region);
+        }
+        let mut warnings = Vec::new();
+        let state_dir = cfg.state_dir.clone();
+        let control = Control::open(&state_dir.store())?;
+        let (auth, credentials) = match cfg.auth {
+            AuthConfig::Open => (
+                AuthMode::Open,
+                Credentials {
+                    access_key: "test".to_string(),
+                    secret_key: "test".to_string(),
+                    account: crate::model::DEFAULT_ACCOUNT.to_string(),
+                },
+            ),
+            AuthConfig::Strict => {
+                let keys = keys::load_or_create(&state_dir.keys_file())?;
+                let first = keys.keys.first().context("the keys file holds no key")?;
+                let creds = Credentials {
+                    access_key: first.access_key.clone(),
+                    secret_key: first.secret_key.clone(),
+                    account: first.account.clone(),
+                };
+                (AuthMode::strict(keys), creds)
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let api_addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        if !api_addr.ip().is_loopback() {
+            warnings.push(format!(
+                "the API listens on {api_addr}, which is not a loopback address: other machines can reach it{}",
+                if cfg.auth == AuthConfig::Open {
+                    " with any credentials (consider --auth strict)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let control = Arc::new(Mutex::new(control));
+        // The view every DNS answer comes from (host endpoint and in-world resolvers).
+        let dns_view: crate::dns::SharedView = Arc::default();
+        lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_view.clone()));
+        // The world runtime: every account's fabric, internet, resolvers and instances,
+        // following each commit (after DNS, so resolvers see the view).
+        let clock = crate::model::system_clock();
+        let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
+            disks_dir: state_dir.instances_dir(),
+            dns: dns_view.clone(),
+            clock: clock.clone(),
+            instance_timeout_cap: cfg.instance_timeout_cap,
+        });
+        worlds.set_control(&control);
+        lock_control(&control).subscribe(worlds.subscriber());
+        // Route 53 health checkers: probe through each account's fabric, publish into the
+        // DNS view (after the world runtime, whose networks they join).
+        let health = crate::dns::health::HealthBoard::new(dns_view.clone());
+        lock_control(&control).subscribe(crate::world::health::subscriber(
+            worlds.clone(),
+            health.clone(),
+            cfg.health_interval,
+        ));
+        // Held until the daemon stops: dropping it closes the device, and the kernel
+        // removes it with its address and route.
+        let tun = match &cfg.tun {
+            Some(name) => Some(tun::attach(
+                &control,
+                &worlds,
+                &credentials.account,
+                &cfg.region,
+                name,
+            )?),
+            None => None,
+        };
+        let dns_sockets = match cfg.dns_listen {
+            DnsListen::Off => None,
+            // Asked for explicitly: failing to bind is an error, as for the API.
+            DnsListen::At(addr) => Some(bind_dns(addr).await?),
+            // The default: a busy port (another daemon) must not stop the API.
+            DnsListen::Default => match bind_dns(DEFAULT_DNS_LISTEN).await {
+                Ok(sockets) => Some(sockets),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e:#}; DNS endpoint off (pick one with --dns-listen)"
+                    ));
+                    None
+                }
+            },
+        };
+        let mut dns = None;
+        if let Some((udp, tcp)) = dns_sockets {
+            let addr = udp.local_addr().context("cannot read the DNS address")?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(crate::dns::serve_public_dns(
+                udp,
+                tcp,
+                dns_view.clone(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            dns = Some((addr, stop, task));
+        }
+        let dns_addr = dns.as_ref().map(|(a, _, _)| *a);
+        let info = EndpointInfo {
+            api: format!("http://{api_addr}"),
+            dns: dns_addr.map(|a| a.to_string()),
+            region: cfg.region.clone(),
+            pid: std::process::id(),
+            state_dir: state_dir.root().to_path_buf(),
+        };
+        let endpoint_file = state_dir.endpoint_file();
+        std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
+            .with_context(|| format!("cannot write {}", endpoint_file.display()))?;
+
+        let state = AppState::new(control.clone(), clock)
+            .with_auth(auth)
+            .with_health(health)
+            .with_boot_delay(cfg.boot_delay);
+        let ticker = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    every.tick().await;
+                    let now = (state.clock)();
+                    state.lock().tick(now);
+                }
+            })
+        };
+        let app = access::router(state.clone(), worlds.clone()).merge(api::router(state));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = cfg.limits.clone();
+        let task = tokio::spawn(async move {
+            let result = serve::serve(listener, app, limits, async {
+                let _ = stopped.await;
+            })
+            .await;
+            ticker.abort();
+            drop(tun);
+            worlds.shutdown().await;
+            if let Some((_, dns_stop, dns_task)) = dns {
+                let _ = dns_stop.send(());
+                match dns_task.await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "the DNS endpoint failed"),
+                    Err(e) => tracing::error!(error = %e, "the DNS endpoint stopped abnormally"),
+                    Ok(Ok(())) => {}
+                }
+            }
+            let _ = std::fs::remove_file(&endpoint_file);
+            result.context("the API server failed")
+        });
+        Ok(Running {
+            api_addr,
+            dns_addr,
+            region: cfg.region,
+            credentials,
+            tun: cfg.tun,
+            state_dir,
+            warnings,
+            stop: Some(stop),
+            task,
+        })
+    }
+}
+
+impl Running {
+    /// The API endpoint URL (`AWS_ENDPOINT_URL`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// The `export …` line a learner pastes into another terminal.
+    pub fn export_line(&self) -> String {
+        format!(
+            "export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+            self.url(),
+            self.credentials.access_key,
+            self.credentials.secret_key,
+            self.region
+        )
+    }
+
+    /// Serves until `signal` resolves (or the server fails), then stops gracefully:
+    /// in-flight requests finish, instance disks are saved, the endpoint file is removed.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = signal => self.stop().await,
+            // The server ended on its own (it failed): that is the result.
+            r = &mut self.task => joined(r),
+        }
+    }
+
+    /// Stops the daemon and waits until it has.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        joined((&mut self.task).await)
+    }
+}
+
+fn joined(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    r.unwrap_or_else(|e| Err(anyhow::anyhow!("the daemon stopped abnormally: {e}")))
+}
+
+fn lock_control(control: &Mutex<Control>) -> std::sync::MutexGuard<'_, Control> {
+    control.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds the DNS endpoint's TCP listener and UDP socket on the same address (with port
+/// 0, UDP takes the port TCP got, so `dig` falls back to TCP where it asked over UDP).
+async fn bind_dns(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for DNS on {addr} (TCP)"))?;
+        let bound = tcp.local_addr().context("cannot read the DNS address")?;
+        match tokio::net::UdpSocket::bind(bound).await {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot listen for DNS on {addr} (UDP): {}",
+        last.map_or_else(|| "no free port".to_owned(), |e| e.to_string())
+    ))
+}
+
+/// A daemon on its own tokio runtime, for synchronous callers (tests, benchmarks): it
+/// starts in [`Background::start`] and stops when dropped.
+pub struct Background {
+    running: Option<Running>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Background {
+    pub fn start(cfg: DaemonConfig) -> anyhow::Result<Background> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let running = rt.block_on(Daemon::start(cfg))?;
+        Ok(Background {
+            running: Some(running),
+            rt: Some(rt),
+        })
+    }
+
+    /// The runtime the daemon runs on (to drive async clients against it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("the runtime lives until drop")
+    }
+
+    /// Stops the daemon now and waits for it.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> anyhow::Result<()> {
+        let (Some(running), Some(rt)) = (self.running.take(), self.rt.take()) else {
+            return Ok(());
+        };
+        let result = rt.block_on(running.stop());
+        rt.shutdown_timeout(Duration::from_secs(5));
+        result
+    }
+}
+
+impl std::ops::Deref for Background {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        self.running.as_ref().expect("running until stopped")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            eprintln!("vpclab: {e:#}");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `StateDir`: the one owner of the on-disk layout of a state directory. Everything else
+//! is handed the paths it needs.
+//!
+//! ```text
+//! <state dir>/
+//!   state.db            SQLite: resources, commits, changes (model::store)
+//!   daemon.lock         held by the running daemon (one per directory)
+//!   endpoint.json       where the running daemon listens (vpclab status, tools)
+//!   access-keys.toml    the keys of --auth strict (mode 0600)
+//!   instances/<account>/  instance disks (world runtime)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::store::StorePaths;
+
+/// A state directory and the names of what it holds.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    /// The default: the user's data directory + `vpclab` (e.g. `~/.local/share/vpclab`).
+    pub fn default_location() -> anyhow::Result<StateDir> {
+        dirs::data_dir()
+            .map(|d| StateDir::new(d.join("vpclab")))
+            .ok_or_else(|| anyhow::anyhow!("cannot find your data directory; pass --state-dir"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite database and the daemon's lock file.
+    pub fn store(&self) -> StorePaths {
+        StorePaths {
+            dir: self.root.clone(),
+            db: self.root.join("state.db"),
+            lock: self.root.join("daemon.lock"),
+        }
+    }
+
+    /// Where `up` says where it listens.
+    pub fn endpoint_file(&self) -> PathBuf {
+        self.root.join("endpoint.json")
+    }
+
+    /// The access keys of `--auth strict`.
+    pub fn keys_file(&self) -> PathBuf {
+        self.root.join("access-keys.toml")
+    }
+
+    /// The folder of instance disks (one sub-folder per account).
+    pub fn instances_dir(&self) -> PathBuf {
+        self.root.join("instances")
+    }
+
+    /// The running daemon's endpoints, if `endpoint.json` exists and parses.
+    pub fn read_endpoint(&self) -> Option<EndpointInfo> {
+        std::fs::read(self.endpoint_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+}
+
+/// What the daemon records in `endpoint.json` for `status` and other tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub api: String,
+    pub dns: Option<String>,
+    pub region: String,
+    pub pid: u32,
+    pub state_dir: PathBuf,
+}

@@ -1,0 +1,22 @@
+//! EC2 in the model: the networking resources of a VPC (VPCs, subnets, route tables,
+//! gateways, Elastic IPs, network ACLs, security groups, interfaces), key pairs and
+//! instances, with the rules AWS applies to each, and [`compile`], which turns an
+//! account's EC2 state into the netstack `Topology` the fabric enforces.
+//!
+//! One file per resource family: the resource struct(s) and the `impl World` methods of
+//! its actions. The shared core (ids, tags, filters, the store) is in [`crate::model`].
+
+pub mod address;
+pub mod compile;
+pub mod eni;
+pub mod igw;
+pub mod instance;
+pub mod key_pair;
+pub mod nacl;
+pub mod nat;
+pub mod route_table;
+#[cfg(test)]
+mod rules_tests;
+pub mod sg;
+pub mod subnet;
+pub mod vpc;

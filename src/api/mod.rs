@@ -78,7 +78,7 @@ impl AppState {
             control,
             clock,
             auth: sigv4::AuthMode::Open,
-            health: crate::dns::health::HealthBoard::new(Arc::default()),
+            health: crate::dns::health::HealthBoard::new(crate::dns::Views::default()),
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
             requests: Arc::new(AtomicU64::new(0)),
         }

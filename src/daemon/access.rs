@@ -122,7 +122,7 @@ async fn connect(State(st): State<AccessState>, mut req: Request) -> Response {
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT)
         .min(MAX_TIMEOUT);
-    let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns) else {
+    let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns.of(world.account())) else {
         return text(
             StatusCode::NOT_FOUND,
             AccessError::UnknownHost(host).to_string(),

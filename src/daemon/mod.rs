@@ -194,14 +194,14 @@ impl Daemon {
         }
         let control = Arc::new(Mutex::new(control));
         // The view every DNS answer comes from (host endpoint and in-world resolvers).
-        let dns_view: crate::dns::SharedView = Arc::default();
-        lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_view.clone()));
+        let dns_views = crate::dns::Views::default();
+        lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_views.clone()));
         // The world runtime: every account's fabric, internet, resolvers and instances,
         // following each commit (after DNS, so resolvers see the view).
         let clock = crate::model::system_clock();
         let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
             disks_dir: state_dir.instances_dir(),
-            dns: dns_view.clone(),
+            dns: dns_views.clone(),
             clock: clock.clone(),
             instance_timeout_cap: cfg.instance_timeout_cap,
         });
@@ -209,7 +209,7 @@ impl Daemon {
         lock_control(&control).subscribe(worlds.subscriber());
         // Route 53 health checkers: probe through each account's fabric, publish into the
         // DNS view (after the world runtime, whose networks they join).
-        let health = crate::dns::health::HealthBoard::new(dns_view.clone());
+        let health = crate::dns::health::HealthBoard::new(dns_views.clone());
         lock_control(&control).subscribe(crate::world::health::subscriber(
             worlds.clone(),
             health.clone(),
@@ -246,10 +246,11 @@ impl Daemon {
         if let Some((udp, tcp)) = dns_sockets {
             let addr = udp.local_addr().context("cannot read the DNS address")?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            // The host endpoint answers as the default credentials' world's internet.
             let task = tokio::spawn(crate::dns::serve_public_dns(
                 udp,
                 tcp,
-                dns_view.clone(),
+                dns_views.of(&credentials.account),
                 async {
                     let _ = stopped.await;
                 },

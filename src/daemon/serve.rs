@@ -274,6 +274,77 @@ mod tests {
         }
     }
 
+    /// Issue 10, item 3 (slowloris): idle connections up to the limit and beyond must not
+    /// keep a real client out. Before the fix the API port had no header-read timeout
+    /// and no eviction: every idle connection held a slot forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue10_idle_connections_cannot_lock_a_real_client_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let limits = ApiLimits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 8,
+            max_per_client: 8,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+        // Three times the limit of connections that never send a byte, plus one that
+        // sent half a request line.
+        let mut idle = Vec::new();
+        for _ in 0..24 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HT").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut reply))
+            .await
+            .expect("the real client is answered")
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("hello"));
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn issue10_slowloris_a_connection_that_sends_no_headers_is_closed() {
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let limits = ApiLimits {
+            header_read_timeout: Duration::from_secs(10),
+            ..ApiLimits::default()
+        };
+        tokio::spawn(serve(listener, app, limits, std::future::pending()));
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 64];
+        // The server closes (EOF, or a 408 then EOF) once the timeout has passed.
+        let read = tokio::time::timeout(Duration::from_secs(11), async {
+            let mut total = Vec::new();
+            loop {
+                match idle.read(&mut buf).await {
+                    Ok(0) | Err(_) => break total,
+                    Ok(n) => total.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the idle connection was closed within 11 s");
+    }
+
     /// Polls a future once with a no-op waker.
     fn futures_ready<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
         let waker = std::task::Waker::noop();

@@ -352,8 +352,26 @@ fn lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome,
     public_lookup(ctx, name, key, qtype)
 }
 
+/// Domains AWS owns. A learner's public hosted zone for a name under one of them is
+/// never answered on the (simulated) internet, as no registrar would delegate it: the
+/// EC2 instance names and service endpoints there stay what AWS says they are.
+pub const AWS_OWNED_DOMAINS: &[&str] = &[
+    "amazonaws.com",
+    "amazonaws.com.cn",
+    "aws",
+    "api.aws",
+    "on.aws",
+    "cloudfront.net",
+    "awsdns.com",
+];
+
+/// Whether a zone apex is at or under an AWS-owned domain.
+fn aws_owned(apex: &str) -> bool {
+    AWS_OWNED_DOMAINS.iter().any(|d| in_domain(apex, d))
+}
+
 fn public_lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome, bool) {
-    let zone = best_zone(ctx.view, key, |z| !z.private);
+    let zone = best_zone(ctx.view, key, |z| !z.private && !aws_owned(z.name()));
     let zone_len = zone.map(|z| z.name().len());
     if let Some(domain) = ec2_public_domain(key)
         && zone_len.is_none_or(|len| len < domain.len())

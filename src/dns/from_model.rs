@@ -5,15 +5,14 @@
 //! Called after every committed change (see `cli::up`), so a ChangeResourceRecordSets or
 //! a ModifyVpcAttribute is visible on the next query.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 
-use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, SharedView, VpcDns};
+use crate::dns::{self, DnsView, FailoverRole, InstanceDns, Policy, RecordSet, Views, VpcDns};
 use crate::model::route53::{HostedZone, ResourceRecordSet};
-use crate::model::{Commit, DEFAULT_ACCOUNT, Subscriber, World};
+use crate::model::{Commit, Subscriber, World};
 
 /// The resource kinds the DNS view is built from.
 pub const DNS_KINDS: &[&str] = &[
@@ -24,30 +23,23 @@ pub const DNS_KINDS: &[&str] = &[
     "route53_hosted_zone",
 ];
 
-/// A control subscriber that keeps `shared` equal to the DNS view of every world (the
-/// default account's first, so its seed decides weighted answers): after each committed
-/// change the next query sees the new state.
-pub fn dns_subscriber(shared: SharedView) -> Subscriber {
-    let per_account: Mutex<BTreeMap<String, DnsView>> = Mutex::new(BTreeMap::new());
+/// A control subscriber that keeps each account's view in `views` equal to the DNS
+/// view of its world: after each commit that touches a name, an address, a zone or a
+/// VPC's DNS attributes, the next query in that world sees the new state. Accounts never
+/// share a view: one account's zones cannot answer in another's world.
+pub fn dns_subscriber(views: Views) -> Subscriber {
     Box::new(move |commit: &Commit, world: &Arc<World>| {
         // Only these kinds feed the view (names, addresses, zones, VPC DNS attributes).
         if !commit.touches(DNS_KINDS) {
             return;
         }
-        let account = commit.account.as_str();
-        let mut views = per_account.lock().unwrap_or_else(|e| e.into_inner());
-        views.insert(account.to_owned(), dns_view(world));
-        let mut merged = views.get(DEFAULT_ACCOUNT).cloned().unwrap_or_default();
-        for (id, view) in views.iter() {
-            if id != DEFAULT_ACCOUNT {
-                merged.absorb(view);
-            }
-        }
+        let mut next = dns_view(world);
+        let shared = views.of(&commit.account);
         // Health-check results are runtime state the health board publishes into the
         // view; the model knows nothing of them, so they carry over.
         let mut current = shared.write().unwrap_or_else(|e| e.into_inner());
-        merged.health = std::mem::take(&mut current.health);
-        *current = merged;
+        next.health = std::mem::take(&mut current.health);
+        *current = next;
     })
 }
 
@@ -321,11 +313,11 @@ mod tests {
     #[test]
     fn the_subscriber_publishes_every_change() {
         let (w, vpc, _, _) = world();
-        let shared: SharedView = Arc::default();
-        let sub = dns_subscriber(shared.clone());
+        let shared: crate::dns::SharedView = Arc::default();
+        let sub = dns_subscriber(crate::dns::Views::single(shared.clone()));
         let commit = |action: &str, changes: Vec<crate::model::Change>| Commit {
             seq: 1,
-            account: DEFAULT_ACCOUNT.to_string(),
+            account: crate::model::DEFAULT_ACCOUNT.to_string(),
             action: action.to_string(),
             at: crate::model::Timestamp(0),
             changes,
@@ -349,6 +341,99 @@ mod tests {
         assert_eq!(
             a_records(&ask(&view, Vantage::Vpc(&vpc), "db.corp.internal.")),
             vec!["172.31.9.9"]
+        );
+    }
+
+    /// A world of `account` with one public zone `apex` holding `name` A `ip`.
+    fn world_with_public_record(account: &str, apex: &str, name: &str, ip: &str) -> World {
+        let mut w = World::new(account);
+        w.ensure_region(&env()).expect("region");
+        let (zone, _) = w
+            .create_hosted_zone(
+                &env(),
+                CreateZoneInput {
+                    name: apex.into(),
+                    caller_reference: format!("ref-{apex}"),
+                    ..CreateZoneInput::default()
+                },
+            )
+            .expect("zone");
+        w.change_record_sets(
+            &env(),
+            &zone.id,
+            None,
+            vec![RecordChange {
+                action: ChangeAction::Create,
+                set: ResourceRecordSet {
+                    name: name.into(),
+                    rtype: "A".into(),
+                    ttl: Some(60),
+                    records: vec![ip.into()],
+                    ..ResourceRecordSet::default()
+                },
+            }],
+        )
+        .expect("record");
+        w
+    }
+
+    /// Issue 10, item 4: public zones of all accounts were merged into one view where
+    /// the most specific zone won, so account B's `app.corp.example` shadowed account
+    /// A's `corp.example` inside A's world, and B's `compute-1.amazonaws.com` rewrote
+    /// EC2's public names for everyone.
+    #[test]
+    fn issue10_one_account_cannot_rewrite_another_accounts_dns() {
+        let views = crate::dns::Views::default();
+        let sub = dns_subscriber(views.clone());
+        let a = world_with_public_record(
+            "111111111111",
+            "corp.example",
+            "app.corp.example",
+            "203.0.113.1",
+        );
+        let b = world_with_public_record(
+            "222222222222",
+            "app.corp.example",
+            "app.corp.example",
+            "203.0.113.2",
+        );
+        for w in [a, b] {
+            let commit = Commit {
+                seq: 1,
+                account: w.account.clone(),
+                action: "ChangeResourceRecordSets".into(),
+                at: crate::model::Timestamp(0),
+                changes: w.all_rows(),
+            };
+            sub(&commit, &Arc::new(w));
+        }
+        let view_a = views.of("111111111111").read().expect("lock").clone();
+        let view_b = views.of("222222222222").read().expect("lock").clone();
+        assert_eq!(
+            a_records(&ask(&view_a, Vantage::Internet, "app.corp.example.")),
+            vec!["203.0.113.1"],
+            "account A's world answers from A's zone only"
+        );
+        assert_eq!(
+            a_records(&ask(&view_b, Vantage::Internet, "app.corp.example.")),
+            vec!["203.0.113.2"]
+        );
+        // A public zone under amazonaws.com never answers, even in its own world.
+        let c = world_with_public_record(
+            "333333333333",
+            "compute-1.amazonaws.com",
+            "ec2-198-18-0-1.compute-1.amazonaws.com",
+            "203.0.113.66",
+        );
+        let view_c = dns_view(&c);
+        assert!(
+            !a_records(&ask(
+                &view_c,
+                Vantage::Internet,
+                "ec2-198-18-0-1.compute-1.amazonaws.com."
+            ))
+            .contains(&"203.0.113.66".to_string()),
+            "EC2's public names are not the learner's to rewrite"
         );
     }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use super::SharedView;
+use super::Views;
 
 pub use crate::model::route53::health::CHECKER_REGIONS;
 
@@ -213,19 +213,20 @@ impl CheckState {
 }
 
 /// Every health check's results; cheap to clone. Publishes each check's verdict into
-/// the DNS view it was built with.
+/// the DNS views it was built with (every account's: a view consults only the checks
+/// its own records name, and check ids are unique).
 #[derive(Clone)]
 pub struct HealthBoard {
     checks: Arc<Mutex<BTreeMap<String, CheckState>>>,
-    view: SharedView,
+    views: Views,
 }
 
 impl HealthBoard {
-    /// A board that publishes into `view`.
-    pub fn new(view: SharedView) -> Self {
+    /// A board that publishes into `views`.
+    pub fn new(views: Views) -> Self {
         Self {
             checks: Arc::default(),
-            view,
+            views,
         }
     }
 
@@ -318,15 +319,17 @@ impl HealthBoard {
     /// Writes a verdict into the DNS view (called with the board locked, so the view
     /// always ends up with the latest verdict). `None` removes it.
     fn publish(&self, id: &str, healthy: Option<bool>) {
-        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
-        match healthy {
-            Some(h) => {
-                if view.health.get(id) != Some(&h) {
-                    view.health.insert(id.to_owned(), h);
+        for view in self.views.all() {
+            let mut view = view.write().unwrap_or_else(|e| e.into_inner());
+            match healthy {
+                Some(h) => {
+                    if view.health.get(id) != Some(&h) {
+                        view.health.insert(id.to_owned(), h);
+                    }
                 }
-            }
-            None => {
-                view.health.remove(id);
+                None => {
+                    view.health.remove(id);
+                }
             }
         }
     }
@@ -334,6 +337,7 @@ impl HealthBoard {
 
 #[cfg(test)]
 mod tests {
+    use super::super::SharedView;
     use super::*;
 
     fn rules(threshold: u32, regions: usize) -> CheckRules {
@@ -358,7 +362,7 @@ mod tests {
     #[test]
     fn a_check_turns_unhealthy_after_failure_threshold_consecutive_failures() {
         let view = SharedView::default();
-        let board = HealthBoard::new(view.clone());
+        let board = HealthBoard::new(Views::single(view.clone()));
         board.configure("hc", rules(3, 8));
         assert_eq!(view.read().expect("view").health.get("hc"), Some(&true));
         for t in 0..2 {
@@ -378,7 +382,7 @@ mod tests {
 
     #[test]
     fn more_than_18_percent_of_checkers_keep_a_check_healthy() {
-        let board = HealthBoard::new(SharedView::default());
+        let board = HealthBoard::new(Views::default());
         board.configure("hc", rules(1, 8));
         round(&board, "hc", &ProbeOutcome::Refused, 8, 0);
         assert_eq!(board.healthy("hc"), Some(false));
@@ -391,7 +395,7 @@ mod tests {
 
     #[test]
     fn inverted_and_disabled_checks() {
-        let board = HealthBoard::new(SharedView::default());
+        let board = HealthBoard::new(Views::default());
         let mut r = rules(1, 3);
         r.inverted = true;
         board.configure("hc", r.clone());
@@ -433,7 +437,7 @@ mod tests {
     #[test]
     fn observations_report_each_checker_and_removal_clears_the_view() {
         let view = SharedView::default();
-        let board = HealthBoard::new(view.clone());
+        let board = HealthBoard::new(Views::single(view.clone()));
         board.configure("hc", rules(1, 3));
         assert!(board.observations("hc").is_empty());
         board.record("hc", "us-west-1", &ProbeOutcome::Http(200), 42);

@@ -27,7 +27,7 @@ pub mod view;
 pub use engine::{
     DEFAULT_UDP_PAYLOAD, EC2_NAME_TTL, Transport, Vantage, answer, resolver_answers, respond,
 };
-pub use server::{ServeError, SharedView, serve_public_dns};
+pub use server::{ServeError, SharedView, Views, serve_public_dns};
 pub use view::{
     AliasTarget, DnsView, FailoverRole, HostedZone, InstanceDns, LINK_LOCAL_RESOLVER, Policy,
     RdataError, RecordSet, VpcDns, name_key, parse_rdata,

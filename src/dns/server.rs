@@ -26,6 +26,60 @@ use super::view::DnsView;
 /// The view as the endpoint shares it with whoever keeps it current.
 pub type SharedView = Arc<RwLock<DnsView>>;
 
+/// The DNS views of every account: each account's world resolves from its own view, so
+/// no account's hosted zones or instance names answer in another's world. Cheap to
+/// clone.
+#[derive(Clone, Default)]
+pub struct Views {
+    by_account: Arc<RwLock<std::collections::BTreeMap<String, SharedView>>>,
+    /// Tests: one view for every account.
+    single: Option<SharedView>,
+}
+
+impl Views {
+    /// A registry that hands every account the same view (unit tests).
+    pub fn single(view: SharedView) -> Views {
+        Views {
+            single: Some(view),
+            ..Views::default()
+        }
+    }
+
+    /// The view of `account` (empty until its world is first compiled).
+    pub fn of(&self, account: &str) -> SharedView {
+        if let Some(v) = &self.single {
+            return v.clone();
+        }
+        if let Some(v) = self
+            .by_account
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+        {
+            return v.clone();
+        }
+        self.by_account
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Every account's view.
+    pub fn all(&self) -> Vec<SharedView> {
+        if let Some(v) = &self.single {
+            return vec![v.clone()];
+        }
+        self.by_account
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
 /// How long an idle TCP connection is kept open (RFC 7766 §6.2.3 suggests seconds).
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Responses queued per TCP connection.

@@ -32,24 +32,6 @@ pub struct DnsView {
     pub health: BTreeMap<String, bool>,
 }
 
-impl DnsView {
-    /// Adds another world's view to this one (the public internet is shared by every
-    /// account: their public zones and instance names all resolve from it). Ids are
-    /// unique across worlds; on a clash the entry already here wins. The seed stays.
-    pub fn absorb(&mut self, other: &DnsView) {
-        for (id, vpc) in &other.vpcs {
-            self.vpcs.entry(id.clone()).or_insert_with(|| vpc.clone());
-        }
-        self.instances.extend(other.instances.iter().cloned());
-        for (id, zone) in &other.zones {
-            self.zones.entry(id.clone()).or_insert_with(|| zone.clone());
-        }
-        for (id, healthy) in &other.health {
-            self.health.entry(id.clone()).or_insert(*healthy);
-        }
-    }
-}
-
 /// The DNS-relevant part of a VPC.
 #[derive(Debug, Clone)]
 pub struct VpcDns {

@@ -72,7 +72,7 @@ pub fn subscriber(
         let Some(aw) = worlds.get(account) else {
             return;
         };
-        let dns = worlds.cfg().dns.clone();
+        let dns = worlds.cfg().dns.of(account);
         let weak = Arc::downgrade(&aw);
         let ctx = ProbeCtx {
             board: board.clone(),
@@ -429,7 +429,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_domain_name_is_resolved_before_every_probe() {
         let lab = lab();
-        let board = HealthBoard::new(SharedView::default());
+        let board = HealthBoard::new(crate::dns::Views::default());
         let target = Arc::new(Mutex::new(None::<Ipv4Addr>));
         let mut c = http_check(&lab, "/health");
         c.ip_address = None;
@@ -487,7 +487,7 @@ mod tests {
     async fn the_dns_view_turns_unhealthy_when_the_security_group_stops_the_checkers() {
         let lab = lab();
         let view = SharedView::default();
-        let board = HealthBoard::new(view.clone());
+        let board = HealthBoard::new(crate::dns::Views::single(view.clone()));
         let mut w = World::new("000000000000");
         let env = Env::new("us-east-1", Timestamp(0));
         let (hc, _) = w

@@ -334,7 +334,12 @@ impl Runtime {
                 Ipv4Net::new(base2, cidr.prefix_len()).unwrap_or_else(|_| Ipv4Net::from(base2)),
                 Ipv4Net::from(RESOLVER_LINK_LOCAL),
             ];
-            match super::resolver::start_vpc(&self.net, &id, addrs, self.worlds.cfg().dns.clone()) {
+            match super::resolver::start_vpc(
+                &self.net,
+                &id,
+                addrs,
+                self.worlds.cfg().dns.of(&self.account),
+            ) {
                 Ok((host, task)) => {
                     self.resolvers.insert(id, (cidr, host, task));
                 }

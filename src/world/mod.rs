@@ -38,7 +38,7 @@ use vpclab_netstack::host::{Net, TcpStream};
 use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
 
-use crate::dns::SharedView;
+use crate::dns::{SharedView, Views};
 use crate::model::Clock;
 use crate::model::ec2::compile;
 use crate::model::{Commit, Control, Subscriber, World};
@@ -54,8 +54,9 @@ const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet
 pub struct WorldsConfig {
     /// Where instance disks are kept (one folder per account).
     pub disks_dir: PathBuf,
-    /// The DNS view the resolvers answer from (kept current by the DNS subscriber).
-    pub dns: SharedView,
+    /// The DNS views the resolvers answer from, one per account (kept current by the
+    /// DNS subscriber).
+    pub dns: Views,
     /// The model's clock (instance states are functions of time).
     pub clock: Clock,
     /// An upper bound on the timeouts of instance network tools (tests).
@@ -219,7 +220,7 @@ impl AccountWorld {
             runtime.clone(),
             worlds.clone(),
         )));
-        match resolver::start_public(&net, worlds.cfg().dns.clone()) {
+        match resolver::start_public(&net, worlds.cfg().dns.of(account)) {
             Ok(t) => tasks.extend(t),
             Err(e) => tracing::error!(error = %e, "the public DNS resolver could not start"),
         }

@@ -169,6 +169,9 @@ where
         async move { Ok::<_, Infallible>(answer(req, peer, handler.as_ref()).await) }
     });
     hyper::server::conn::http1::Builder::new()
+        // A client may send its request and then close its side (`vpclab connect` does
+        // when its input ends, so does `nc`); Apache and nginx still answer it.
+        .half_close(true)
         .title_case_headers(true)
         // The servers emulated here (and the old ones) send no Date header.
         .auto_date_header(false)
@@ -468,6 +471,24 @@ mod tests {
         let out = raw(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(out.ends_with("GET / HTTP/1.0 0"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_its_side_after_the_request_still_gets_the_answer() {
+        for _ in 0..20 {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let task = tokio::spawn(serve_connection(server, NO_PEER, echo_handler()));
+            client
+                .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            client.shutdown().await.unwrap();
+            let mut out = Vec::new();
+            client.read_to_end(&mut out).await.unwrap();
+            let _ = task.await;
+            let out = String::from_utf8_lossy(&out);
+            assert!(out.ends_with("GET / HTTP/1.0 0"), "{out}");
+        }
     }
 
     #[tokio::test]

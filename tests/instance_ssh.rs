@@ -110,6 +110,18 @@ async fn ssh(port: u16, key: &Path, user: &str, args: &[&str]) -> Output {
         .expect("ssh runs")
 }
 
+/// Runs `scp` against the lab's server with its key.
+async fn scp(lab: &Lab, key: &Path, args: &[String]) -> Output {
+    Command::new("scp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(key)
+        .args(args)
+        .output()
+        .await
+        .expect("scp runs")
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
@@ -159,9 +171,10 @@ async fn wrong_user_or_wrong_key_gets_permission_denied_publickey() {
         "{}",
         text(&out.stderr)
     );
-    let out = ssh(lab.port, &key, "root", &["true"]).await;
-    assert!(text(&out.stderr).contains("Permission denied (publickey)"));
     let (other, _) = keygen(lab.dir.path(), "other.pem", "ed25519").await;
+    // root with a key nobody authorized is refused like any other user.
+    let out = ssh(lab.port, &other, "root", &["true"]).await;
+    assert!(text(&out.stderr).contains("Permission denied (publickey)"));
     let out = ssh(lab.port, &other, "ec2-user", &["true"]).await;
     assert_eq!(out.status.code(), Some(255));
     assert!(
@@ -497,4 +510,286 @@ async fn measure_login_exec_and_scp_throughput() {
         times[0],
         times[times.len() - 1]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_sha1_ssh_rsa_signatures_are_refused() {
+    let (lab, key) = lab(Image::AmazonLinux2023, "rsa").await;
+    // AL2023's sshd (OpenSSH 8.7 with the DEFAULT crypto policy) and Ubuntu 24.04's
+    // refuse SHA-1 RSA signatures; rsa-sha2-256/512 with the same key work.
+    let out = ssh(
+        lab.port,
+        &key,
+        "ec2-user",
+        &["-o", "PubkeyAcceptedAlgorithms=ssh-rsa", "true"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&out.stderr)
+    );
+    for alg in ["rsa-sha2-256", "rsa-sha2-512"] {
+        let opt = format!("PubkeyAcceptedAlgorithms={alg}");
+        let out = ssh(lab.port, &key, "ec2-user", &["-o", &opt, "true"]).await;
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", text(&out.stderr));
+    }
+    // A client that signs with SHA-1 anyway (not announced by the server) is refused
+    // by the server itself.
+    let mut h = russh_login(lab.port).await;
+    let private = russh::keys::load_secret_key(&key, None).expect("key");
+    let sha1 = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(private.clone()), None);
+    let r = h
+        .authenticate_publickey("ec2-user", sha1)
+        .await
+        .expect("auth");
+    assert!(!r.success(), "an ssh-rsa (SHA-1) signature was accepted");
+    let sha2 = russh::keys::PrivateKeyWithHashAlg::new(
+        Arc::new(private),
+        Some(russh::keys::HashAlg::Sha256),
+    );
+    let r = h
+        .authenticate_publickey("ec2-user", sha2)
+        .await
+        .expect("auth");
+    assert!(r.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_root_login_prints_which_user_to_log_in_as() {
+    let ((al, al_key), (ub, ub_key)) = tokio::join!(
+        lab(Image::AmazonLinux2023, "ed25519"),
+        lab(Image::Ubuntu2404, "ed25519")
+    );
+    let started = std::time::Instant::now();
+    let (al_out, ub_out) = tokio::join!(
+        ssh(al.port, &al_key, "root", &["whoami"]),
+        ssh(ub.port, &ub_key, "root", &["whoami"])
+    );
+    // cloud-init's forced command for root: the message, a blank line, ten seconds,
+    // status 142; the command asked for never runs.
+    for (out, user) in [(al_out, "ec2-user"), (ub_out, "ubuntu")] {
+        assert_eq!(
+            text(&out.stdout),
+            format!("Please login as the user \"{user}\" rather than the user \"root\".\n\n"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(142));
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_scp_and_sftp_cannot_overwrite_root_owned_files() {
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    let cred = vpclab::instance::vfs::Cred::ROOT;
+    let before = |p: &str| lab.inst.disk().fs.read(p, cred).map(<[u8]>::to_vec);
+    let (hostname, passwd) = (before("/etc/hostname"), before("/etc/passwd"));
+    let local = lab.dir.path().join("evil");
+    std::fs::write(&local, b"evil\n").expect("write");
+    for target in ["/etc/hostname", "/etc/passwd"] {
+        let out = scp(
+            &lab,
+            &key,
+            &[
+                local.display().to_string(),
+                format!("ec2-user@127.0.0.1:{target}"),
+            ],
+        )
+        .await;
+        assert_ne!(out.status.code(), Some(0));
+        assert!(
+            text(&out.stderr).contains("Permission denied"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // With the sftp client: put, then rename over the file.
+    let batch = lab.dir.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} evil\n-rename evil /etc/hostname\n-chmod 666 /etc/passwd\n",
+            local.display()
+        ),
+    )
+    .expect("batch");
+    let out = Command::new("sftp")
+        .args(base_opts(0).into_iter().filter(|a| a != "-p" && a != "0"))
+        .args(["-P", &lab.port.to_string(), "-i"])
+        .arg(&key)
+        .arg("-b")
+        .arg(&batch)
+        .arg("ec2-user@127.0.0.1")
+        .output()
+        .await
+        .expect("sftp runs");
+    let err = text(&out.stderr);
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(before("/etc/hostname"), hostname);
+    assert_eq!(before("/etc/passwd"), passwd);
+    assert_eq!(
+        lab.inst.disk().fs.get("/etc/passwd").map(|n| n.mode),
+        Some(0o644)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_a_full_disk_says_no_space_left_on_device() {
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    // A 300 KB upload into 100 KB of free space.
+    lab.inst
+        .set_disk_capacity(lab.inst.disk_used() + 100 * 1024);
+    let local = lab.dir.path().join("big.bin");
+    std::fs::write(&local, vec![1u8; 300_000]).expect("write");
+    let out = scp(
+        &lab,
+        &key,
+        &[
+            local.display().to_string(),
+            "ec2-user@127.0.0.1:big.bin".to_string(),
+        ],
+    )
+    .await;
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("No space left on device") || err.contains("Failure"),
+        "{err}"
+    );
+    // Free it again, then fill the disk to the byte: the shell reports the failed
+    // writes as bash and coreutils do.
+    let out = ssh(
+        lab.port,
+        &key,
+        "ec2-user",
+        &["rm -f big.bin; echo 12345 > small"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    lab.inst.set_disk_capacity(lab.inst.disk_used());
+    let out = ssh(
+        lab.port,
+        &key,
+        "ec2-user",
+        &["echo more >> small; echo status=$?; echo x > new"],
+    )
+    .await;
+    assert_eq!(text(&out.stdout), "status=1\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("-bash: echo: write error: No space left on device"),
+        "{err}"
+    );
+    assert!(err.contains("-bash: new: No space left on device"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+    // The disk still holds what it held.
+    let cred = vpclab::instance::vfs::Cred::ROOT;
+    assert_eq!(
+        lab.inst.disk().fs.read("/home/ec2-user/small", cred),
+        Ok(&b"12345\n"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_ssh_connections_per_instance_are_limited() {
+    use vpclab::instance::ssh::MAX_CONNECTIONS_PER_INSTANCE;
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    // Connections that never authenticate hold their places (until the login grace
+    // time); the next one is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS_PER_INSTANCE {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", lab.port))
+            .await
+            .expect("connect");
+        // The banner proves the server took it.
+        let mut banner = [0u8; 4];
+        tokio::io::AsyncReadExt::read_exact(&mut c, &mut banner)
+            .await
+            .expect("banner");
+        assert_eq!(&banner, b"SSH-");
+        held.push(c);
+    }
+    let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    // One place given back: logins work again.
+    drop(held.pop());
+    let mut ok = false;
+    for _ in 0..50 {
+        let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
+        if out.status.code() == Some(0) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a freed place is not reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_ssh_sessions_per_connection_are_limited() {
+    use vpclab::instance::ssh::MAX_SESSIONS;
+    let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
+    let mut h = russh_login(lab.port).await;
+    let private = russh::keys::load_secret_key(&key, None).expect("key");
+    let r = h
+        .authenticate_publickey(
+            "ec2-user",
+            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(private), None),
+        )
+        .await
+        .expect("auth");
+    assert!(r.success());
+    let mut open = Vec::new();
+    for _ in 0..MAX_SESSIONS {
+        open.push(h.channel_open_session().await.expect("session"));
+    }
+    assert!(
+        h.channel_open_session().await.is_err(),
+        "a session past MaxSessions was opened"
+    );
+    // The open ones keep working.
+    let mut ch = open.pop().expect("one");
+    ch.exec(true, "echo alive").await.expect("exec");
+    let mut out = Vec::new();
+    while let Some(msg) = ch.wait().await {
+        if let russh::ChannelMsg::Data { data } = msg {
+            out.extend_from_slice(&data);
+        }
+    }
+    assert_eq!(out, b"alive\n");
+    // That one has ended: there is room for another.
+    let mut room = false;
+    for _ in 0..50 {
+        if h.channel_open_session().await.is_ok() {
+            room = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(room);
+}
+
+/// A russh client connected to the lab's server, before authentication.
+async fn russh_login(port: u16) -> russh::client::Handle<AnyHost> {
+    let config = Arc::new(russh::client::Config::default());
+    russh::client::connect(config, ("127.0.0.1", port), AnyHost)
+        .await
+        .expect("connect")
+}
+
+/// Accepts any host key (the test's own server).
+struct AnyHost;
+
+impl russh::client::Handler for AnyHost {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
 }

@@ -39,12 +39,16 @@ fn ssh_with_rsa_and_ed25519_pem_runs_the_command_and_returns_its_exit_status() {
         "{}",
         stderr(&out)
     );
+    // root with the right key is let in only to be told which user to use, as
+    // cloud-init arranges on AWS's images (issue 10).
     let out = d.ssh(&rsa, "root", &ip_rsa, "true");
     assert!(
-        stderr(&out).contains("Permission denied (publickey)"),
+        stdout(&out)
+            .contains(r#"Please login as the user "ec2-user" rather than the user "root"."#),
         "{}",
         stderr(&out)
     );
+    assert_eq!(out.status.code(), Some(142));
 }
 
 #[test]

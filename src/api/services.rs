@@ -385,6 +385,72 @@ mod tests {
         );
     }
 
+    /// The router answers without a socket: an unemulated service gets its own
+    /// protocol's error shape naming it; EC2 still answers at `/`.
+    #[tokio::test]
+    async fn unemulated_services_answer_in_their_protocol_and_ec2_still_works() {
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let control = crate::model::Control::open(&crate::model::store::StorePaths {
+            dir: dir.path().to_path_buf(),
+            db: dir.path().join("t.db"),
+            lock: dir.path().join("t.lock"),
+        })
+        .unwrap();
+        let state = AppState::new(
+            std::sync::Arc::new(std::sync::Mutex::new(control)),
+            crate::model::system_clock(),
+        );
+        let app = super::super::router(state);
+        let send = |r: Request| {
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(r).await.unwrap();
+                let status = resp.status();
+                let ctype = resp.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let (status, ctype, body) = send(req(
+            Some(&auth("ecs")),
+            Some("AmazonEC2ContainerServiceV20141113.CreateCluster"),
+            "/",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert!(ctype.contains("json"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["__type"], "NotImplemented");
+        assert!(v["message"].as_str().unwrap().contains("Amazon ECS"));
+        let (status, _, body) = send(req(Some(&auth("iam")), None, "/")).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert!(
+            body.contains("<ErrorResponse>") && body.contains("AWS IAM"),
+            "{body}"
+        );
+        let (status, _, body) = send(req(Some(&auth("s3")), None, "/")).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert!(body.contains("<Error><Code>NotImplemented</Code>") && body.contains("Amazon S3"));
+        let mut ec2 = axum::http::Request::builder()
+            .uri("/?Action=DescribeRegions&Version=2016-11-15")
+            .method("GET")
+            .header(header::AUTHORIZATION, auth("ec2"))
+            .body(Body::empty())
+            .unwrap();
+        ec2.headers_mut()
+            .insert("x-amz-date", HeaderValue::from_static("20260101T000000Z"));
+        let (status, _, body) = send(ec2).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("DescribeRegionsResponse"));
+    }
+
     #[test]
     fn every_signing_name_is_listed_once() {
         let mut names: Vec<_> = SERVICES.iter().map(|s| s.signing_name).collect();

@@ -33,14 +33,62 @@ pub fn dns_subscriber(views: Views) -> Subscriber {
         if !commit.touches(DNS_KINDS) {
             return;
         }
-        let mut next = dns_view(world);
         let shared = views.of(&commit.account);
-        // Health-check results are runtime state the health board publishes into the
-        // view; the model knows nothing of them, so they carry over.
         let mut current = shared.write().unwrap_or_else(|e| e.into_inner());
-        next.health = std::mem::take(&mut current.health);
-        *current = next;
+        apply(&mut current, world, commit);
     })
+}
+
+/// Brings `view` in line with `world` after `commit`, doing only the work the commit
+/// needs: a VPC change updates that VPC's entry, a zone change recompiles that zone, an
+/// interface or address change rebuilds the address list. A `vpclab:Load` commit (or a
+/// view that has never been built) rebuilds everything. Health-check results are runtime
+/// state the health board publishes into the view; they are kept.
+pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
+    // A view that was never built has seed 0 (a built one has the world's seed).
+    if commit.is_load() || view.seed == 0 {
+        let health = std::mem::take(&mut view.health);
+        *view = dns_view(world);
+        view.health = health;
+        return;
+    }
+    for change in commit.of_kind("vpc") {
+        match world.vpcs.get(&change.id) {
+            Some(vpc) => {
+                view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
+            }
+            None => {
+                view.vpcs.remove(&change.id);
+            }
+        }
+    }
+    for change in commit.of_kind("route53_hosted_zone") {
+        match world.hosted_zones.get(&change.id) {
+            Some(zone) => {
+                view.zones.insert(zone.id.clone(), compile_zone(zone));
+            }
+            None => {
+                view.zones.remove(&change.id);
+            }
+        }
+    }
+    if commit.touches(&["network_interface", "instance", "address"]) {
+        view.instances = addresses(world);
+    }
+}
+
+fn vpc_dns(vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
+    VpcDns {
+        region: vpc.region.clone(),
+        enable_dns_support: vpc.enable_dns_support,
+        enable_dns_hostnames: vpc.enable_dns_hostnames,
+        cidrs: vpc
+            .cidrs
+            .iter()
+            .filter(|c| c.state == "associated")
+            .map(|c| c.cidr)
+            .collect(),
+    }
 }
 
 /// The DNS view of one account's world.
@@ -50,28 +98,24 @@ pub fn dns_view(world: &World) -> DnsView {
         ..DnsView::default()
     };
     for vpc in world.vpcs.iter() {
-        let cidrs = vpc
-            .cidrs
-            .iter()
-            .filter(|c| c.state == "associated")
-            .map(|c| c.cidr)
-            .collect();
-        view.vpcs.insert(
-            vpc.id.clone(),
-            VpcDns {
-                region: vpc.region.clone(),
-                enable_dns_support: vpc.enable_dns_support,
-                enable_dns_hostnames: vpc.enable_dns_hostnames,
-                cidrs,
-            },
-        );
+        view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
     }
+    view.instances = addresses(world);
+    for zone in world.hosted_zones.iter() {
+        view.zones.insert(zone.id.clone(), compile_zone(zone));
+    }
+    view
+}
+
+/// Every private address of every interface, with the public address mapped to it.
+fn addresses(world: &World) -> Vec<InstanceDns> {
+    let mut out = Vec::new();
     for eni in world.network_interfaces.iter() {
         let owner = eni
             .attachment
             .as_ref()
             .map_or_else(|| eni.id.clone(), |a| a.instance_id.clone());
-        view.instances.push(InstanceDns {
+        out.push(InstanceDns {
             instance_id: owner.clone(),
             vpc_id: eni.vpc_id.clone(),
             private_ip: eni.private_ip,
@@ -89,7 +133,7 @@ pub fn dns_view(world: &World) -> DnsView {
                         .is_some_and(|s| s.network_interface_id == eni.id && s.private_ip == *ip)
                 })
                 .map(|a| a.public_ip);
-            view.instances.push(InstanceDns {
+            out.push(InstanceDns {
                 instance_id: owner.clone(),
                 vpc_id: eni.vpc_id.clone(),
                 private_ip: *ip,
@@ -98,10 +142,7 @@ pub fn dns_view(world: &World) -> DnsView {
             });
         }
     }
-    for zone in world.hosted_zones.iter() {
-        view.zones.insert(zone.id.clone(), compile_zone(zone));
-    }
-    view
+    out
 }
 
 /// One hosted zone as the engine sees it. Values were validated when they were written;
@@ -435,5 +476,93 @@ mod tests {
             .contains(&"203.0.113.66".to_string()),
             "EC2's public names are not the learner's to rewrite"
         );
+    }
+
+    /// The incremental update gives exactly the view a full rebuild gives, commit after
+    /// commit of a session that creates, modifies and deletes what the view reads.
+    #[test]
+    fn incremental_updates_equal_a_full_rebuild() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = crate::model::Control::open(&crate::model::store::StorePaths {
+            dir: dir.path().to_path_buf(),
+            db: dir.path().join("t.db"),
+            lock: dir.path().join("t.lock"),
+        })
+        .expect("control");
+        let views = crate::dns::Views::default();
+        c.subscribe(dns_subscriber(views.clone()));
+        let acct = crate::model::DEFAULT_ACCOUNT;
+        let same = |c: &crate::model::Control| {
+            let w = c.snapshot(acct).expect("world");
+            let mut full = dns_view(&w);
+            let got = views.of(acct).read().expect("lock").clone();
+            full.health = got.health.clone();
+            assert_eq!(format!("{got:?}"), format!("{full:?}"));
+        };
+        let vpc = c
+            .mutate(acct, &env(), false, |w, e| {
+                w.create_vpc(e, "10.0.0.0/16", None, &[])
+            })
+            .expect("vpc");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            w.modify_vpc_attribute(
+                e,
+                &vpc,
+                crate::model::ec2::vpc::VpcAttribute::EnableDnsHostnames,
+                true,
+            )
+        })
+        .expect("attr");
+        same(&c);
+        let (zone, _) = c
+            .mutate(acct, &env(), false, |w, e| {
+                w.create_hosted_zone(
+                    e,
+                    CreateZoneInput {
+                        name: "corp.internal".into(),
+                        caller_reference: "r1".into(),
+                        vpc: Some(ZoneVpc {
+                            region: "us-east-1".into(),
+                            vpc_id: vpc.clone(),
+                        }),
+                        ..CreateZoneInput::default()
+                    },
+                )
+            })
+            .expect("zone");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            w.change_record_sets(
+                e,
+                &zone.id,
+                None,
+                vec![RecordChange {
+                    action: ChangeAction::Create,
+                    set: ResourceRecordSet {
+                        name: "db.corp.internal".into(),
+                        rtype: "A".into(),
+                        ttl: Some(60),
+                        records: vec!["10.0.0.9".into()],
+                        ..ResourceRecordSet::default()
+                    },
+                }],
+            )
+        })
+        .expect("record");
+        same(&c);
+        c.mutate(acct, &env(), false, |w, e| {
+            let subnet = w.create_subnet(e, &vpc, "10.0.1.0/24", None, None, &[])?;
+            w.create_network_interface(
+                e,
+                crate::model::ec2::eni::EniSpec {
+                    subnet_id: subnet,
+                    ..Default::default()
+                },
+                &[],
+            )
+        })
+        .expect("eni");
+        same(&c);
     }
 }

@@ -118,7 +118,8 @@ impl InstanceState {
             let mut shell = Shell::new(self.clone(), "root");
             shell.cwd = "/".to_string();
             // bash writes stdout and stderr to the same log, interleaved as produced.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // Only the console's tail is kept, so only so much of the output is held.
+            let (tx, mut rx) = super::outq::out_queue(super::outq::OUTPUT_QUEUE_LIMIT);
             let mut io = Io {
                 stdin: super::shell::Stdin::Empty,
                 out: Sink::Stream {
@@ -128,11 +129,27 @@ impl InstanceState {
                 err: Sink::Stream { tx, stderr: true },
                 term: Default::default(),
             };
-            let status = shell.run_script(&text, &mut io).await;
-            drop(io);
             let mut out = Vec::new();
-            while let Some(chunk) = rx.recv().await {
-                out.extend_from_slice(&chunk.data);
+            let keep = |out: &mut Vec<u8>, data: &[u8]| {
+                out.extend_from_slice(data);
+                if out.len() > 2 * super::CONSOLE_LIMIT {
+                    out.drain(..out.len() - super::CONSOLE_LIMIT);
+                }
+            };
+            let status = {
+                let run = shell.run_script(&text, &mut io);
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(chunk) = rx.recv() => keep(&mut out, &chunk.data),
+                        status = &mut run => break status,
+                    }
+                }
+            };
+            drop(io);
+            while let Some(chunk) = rx.try_recv() {
+                keep(&mut out, &chunk.data);
             }
             log.extend_from_slice(&out);
             if status != 0 {

@@ -1,9 +1,11 @@
 //! The inside of an instance: what a learner meets once a packet reaches it.
 //!
 //! An [`InstanceState`] holds one instance's identity ([`InstanceProfile`]), its disk
-//! ([`InstanceDisk`]: filesystem, installed packages, enabled services, SSH host key —
-//! serializable so the caller persists it), and a handle on its network
-//! ([`net::InstanceNet`]). Services run on any byte stream the caller hands over:
+//! ([`InstanceDisk`]: filesystem, installed packages, enabled services, SSH host key,
+//! console), and a handle on its network ([`net::InstanceNet`]). The filesystem is
+//! bounded by the root volume ([`InstanceProfile::disk_capacity`], at most
+//! [`EMULATED_ROOT_VOLUME_LIMIT`]) and journals its changes, which the caller takes with
+//! [`InstanceState::take_disk_changes`] to persist them incrementally. Services run on any byte stream the caller hands over:
 //!
 //! - [`ssh::serve_ssh`] — the SSH server (russh): public-key login for the image's
 //!   default user, an interactive shell with a pty, `exec`, and SFTP (so `scp` works);
@@ -19,13 +21,15 @@
 //! What this module leaves to others: the network stack and the fabric (the caller
 //! accepts port 22 and 169.254.169.254:80 connections on the instance's host stack and
 //! passes the streams here, and implements `InstanceNet` over that stack), the instance
-//! lifecycle and its API (RunInstances, stop/start), key-pair creation and persistence.
+//! lifecycle and its API (RunInstances, stop/start), key-pair creation, and where disks
+//! are stored.
 
 pub mod boot;
 pub mod image;
 pub mod imds;
 pub mod lineedit;
 pub mod net;
+pub mod outq;
 pub mod services;
 pub mod sftp;
 pub mod shell;
@@ -80,7 +84,23 @@ pub struct InstanceProfile {
     pub dns_server: Ipv4Addr,
     /// The internet package mirror `dnf`/`apt` download from.
     pub package_mirror: SocketAddrV4,
+    /// The root volume's size as the API reports it (the AMI's, 8 GiB for ours).
+    #[serde(default = "default_root_volume_gib")]
+    pub root_volume_gib: u32,
 }
+
+fn default_root_volume_gib() -> u32 {
+    8
+}
+
+/// The most file data an instance's root volume holds, whatever size the API reports:
+/// the files live in the daemon's memory (and in its state directory), so a learner
+/// filling a disk must not be able to take the host's memory with it. See
+/// `docs/fidelity.md`, "Limits".
+pub const EMULATED_ROOT_VOLUME_LIMIT: u64 = 128 * 1024 * 1024;
+
+/// GetConsoleOutput returns the most recent 64 KiB of the console, and so much is kept.
+pub const CONSOLE_LIMIT: usize = 64 * 1024;
 
 impl InstanceProfile {
     /// A profile with the usual defaults, for tests and examples: an instance at
@@ -107,7 +127,14 @@ impl InstanceProfile {
             imds_v2_required: false,
             dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
+            root_volume_gib: default_root_volume_gib(),
         }
+    }
+
+    /// What the instance's filesystem may hold, in bytes: the root volume, capped at
+    /// [`EMULATED_ROOT_VOLUME_LIMIT`].
+    pub fn disk_capacity(&self) -> u64 {
+        (u64::from(self.root_volume_gib) << 30).min(EMULATED_ROOT_VOLUME_LIMIT)
     }
 
     /// `ip-10-0-1-5`: the short host name EC2 derives from the private address.
@@ -214,6 +241,8 @@ pub struct InstanceState {
     runtime: Mutex<Runtime>,
     net: Arc<dyn InstanceNet>,
     ssh_config: Arc<russh::server::Config>,
+    /// SSH connections being served now ([`ssh::MAX_CONNECTIONS_PER_INSTANCE`]).
+    ssh_connections: std::sync::atomic::AtomicUsize,
 }
 
 impl InstanceState {
@@ -231,6 +260,8 @@ impl InstanceState {
         net: Arc<dyn InstanceNet>,
     ) -> Arc<Self> {
         let ssh_config = ssh::server_config(&disk.host_key, profile.image);
+        let mut disk = disk;
+        disk.fs.set_capacity(profile.disk_capacity());
         Arc::new(InstanceState {
             profile: RwLock::new(profile),
             disk: Mutex::new(disk),
@@ -238,6 +269,7 @@ impl InstanceState {
             runtime: Mutex::new(Runtime::default()),
             net,
             ssh_config,
+            ssh_connections: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -254,7 +286,8 @@ impl InstanceState {
         *self.profile.write().unwrap_or_else(|e| e.into_inner()) = profile;
     }
 
-    /// A snapshot of the disk for the caller to persist.
+    /// A whole copy of the disk (tests, export); persisting uses
+    /// [`Self::take_disk_changes`], which copies only what changed.
     pub fn disk(&self) -> InstanceDisk {
         self.lock_disk().clone()
     }
@@ -301,7 +334,44 @@ impl InstanceState {
     }
 
     pub(crate) fn append_console(&self, text: &str) {
-        self.lock_disk().console.push_str(text);
+        let mut disk = self.lock_disk();
+        disk.console.push_str(text);
+        keep_tail(&mut disk.console, CONSOLE_LIMIT);
+    }
+
+    /// Takes the filesystem's next changes to persist ([`vfs::Vfs::take_changes`])
+    /// without counting as a write to the disk.
+    pub fn take_disk_changes(&self, max_bytes: usize) -> Vec<vfs::Change> {
+        self.disk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fs
+            .take_changes(max_bytes)
+    }
+
+    /// A save failed after taking changes: the next one rewrites the whole disk.
+    pub fn mark_disk_unsaved(&self) {
+        self.disk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fs
+            .mark_unsaved();
+    }
+
+    /// Bytes the filesystem holds, as charged to the root volume.
+    pub fn disk_used(&self) -> u64 {
+        self.lock_disk().fs.used()
+    }
+
+    /// Sets the root volume's capacity in bytes, overriding the profile's (tests fill a
+    /// small disk quickly).
+    pub fn set_disk_capacity(&self, bytes: u64) {
+        self.lock_disk().fs.set_capacity(bytes);
+    }
+
+    /// Runs `f` on the disk without counting as a write (persisting its small parts).
+    pub fn with_disk<T>(&self, f: impl FnOnce(&InstanceDisk) -> T) -> T {
+        f(&self.lock_disk())
     }
 
     /// Stops every running service (instance stop or terminate).
@@ -312,6 +382,19 @@ impl InstanceState {
         }
         rt.imds_tokens.clear();
     }
+}
+
+/// Drops the start of `text` so that at most `limit` bytes remain (cut at a character
+/// boundary).
+pub(crate) fn keep_tail(text: &mut String, limit: usize) {
+    if text.len() <= limit {
+        return;
+    }
+    let mut cut = text.len() - limit;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    text.drain(..cut);
 }
 
 /// Seconds since the Unix epoch, for file times and log lines.

@@ -4,19 +4,34 @@
 //! that user's `~/.ssh/authorized_keys` on the instance's filesystem (which the launch
 //! key pair was written to) — so a wrong user or key ends in OpenSSH's
 //! `Permission denied (publickey)`, and a key the learner appends there works, as on a
-//! real instance. Each session channel runs in its own task: an interactive shell with
-//! line editing when a pty was requested, a command for `exec` (exit status sent before
-//! EOF, so OpenSSH reports it), or the SFTP subsystem, which OpenSSH 9's `scp` uses.
+//! real instance. As on AL2023 and Ubuntu 24.04, RSA keys must sign with SHA-2
+//! (`rsa-sha2-256`/`-512`): SHA-1 `ssh-rsa` signatures are refused. `root` with the
+//! default user's key gets in only to be told, as cloud-init arranges on AWS's images,
+//! `Please login as the user "ec2-user" rather than the user "root".`, and the session
+//! ends with status 142 ten seconds later.
+//!
+//! Each session channel runs in its own task: an interactive shell with line editing
+//! when a pty was requested, a command for `exec` (exit status sent before EOF, so
+//! OpenSSH reports it), or the SFTP subsystem, which OpenSSH 9's `scp` uses.
+//!
+//! Limits (see `docs/fidelity.md`): [`MAX_CONNECTIONS_PER_INSTANCE`] connections at
+//! once per instance (the next is closed before the banner, as sshd does past
+//! `MaxStartups`), [`LOGIN_GRACE_TIME`] to authenticate, [`MAX_SESSIONS`] session
+//! channels per connection (sshd's `MaxSessions`); command output reaches the channel
+//! through the bounded queue of [`super::outq`], and input waits in a bounded queue.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, SshId};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
@@ -25,6 +40,7 @@ use super::InstanceState;
 use super::image::Image;
 use super::lineedit::{Event, LineEditor};
 use super::net::BoxFuture;
+use super::outq::{self, OutRx};
 use super::shell::{Chunk, Io, Shell, Sink, Stdin, Term};
 use std::sync::atomic::Ordering;
 
@@ -89,6 +105,32 @@ impl HostKey {
     }
 }
 
+/// sshd's `MaxSessions` default: session channels one connection may have open.
+pub const MAX_SESSIONS: usize = 10;
+/// SSH connections one instance serves at once, authenticated or not.
+pub const MAX_CONNECTIONS_PER_INSTANCE: usize = 64;
+/// sshd's `LoginGraceTime` default: a connection not authenticated by then is closed.
+pub const LOGIN_GRACE_TIME: Duration = Duration::from_secs(120);
+
+/// The exit status cloud-init's forced command gives a `root` login.
+const ROOT_REFUSED_STATUS: u32 = 142;
+
+/// Public-key algorithms sshd accepts, in russh's order: russh's defaults without
+/// SHA-1 `ssh-rsa`, which OpenSSH 8.8 and later (AL2023, Ubuntu 24.04) no longer accept.
+/// The list is also what the server announces in `server-sig-algs`.
+fn accepted_key_algorithms() -> Vec<Algorithm> {
+    russh::Preferred::DEFAULT
+        .key
+        .iter()
+        .filter(|a| !is_sha1_rsa(a))
+        .cloned()
+        .collect()
+}
+
+fn is_sha1_rsa(a: &Algorithm) -> bool {
+    *a == Algorithm::Rsa { hash: None }
+}
+
 /// The russh configuration for an instance.
 pub fn server_config(key: &HostKey, image: Image) -> Arc<russh::server::Config> {
     let mut c = russh::server::Config {
@@ -108,10 +150,31 @@ pub fn server_config(key: &HostKey, image: Image) -> Arc<russh::server::Config> 
         keys: vec![key.private_key()],
         inactivity_timeout: None,
         nodelay: true,
+        preferred: russh::Preferred {
+            key: accepted_key_algorithms().into(),
+            ..russh::Preferred::DEFAULT
+        },
         ..Default::default()
     };
     c.max_auth_attempts = 6;
     Arc::new(c)
+}
+
+/// A place among the instance's SSH connections, given back on drop.
+struct ConnectionSlot(Arc<InstanceState>);
+
+impl ConnectionSlot {
+    fn take(inst: &Arc<InstanceState>) -> Option<ConnectionSlot> {
+        let n = inst.ssh_connections.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnectionSlot(inst.clone());
+        (n < MAX_CONNECTIONS_PER_INSTANCE).then_some(slot)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.ssh_connections.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Serves one SSH connection until it ends.
@@ -119,11 +182,45 @@ pub async fn serve_ssh<S>(stream: S, inst: Arc<InstanceState>) -> Result<(), rus
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Some(_slot) = ConnectionSlot::take(&inst) else {
+        // As sshd past MaxStartups: closed before the banner; the others carry on.
+        tracing::debug!(
+            instance = %inst.profile().instance_id,
+            "ssh connection refused: {MAX_CONNECTIONS_PER_INSTANCE} already open"
+        );
+        return Ok(());
+    };
+    let authenticated = Arc::new(AtomicBool::new(false));
     let handler = SshSession {
         inst: inst.clone(),
         user: None,
+        root_refused: false,
+        sessions: Arc::new(AtomicUsize::new(0)),
+        authenticated: authenticated.clone(),
     };
-    let running = russh::server::run_stream(inst.ssh_config.clone(), stream, handler).await?;
+    let grace = tokio::time::sleep(LOGIN_GRACE_TIME);
+    tokio::pin!(grace);
+    // The client's version line arrives inside run_stream: a silent client is
+    // dropped at the end of the grace time too.
+    let running = tokio::select! {
+        r = russh::server::run_stream(inst.ssh_config.clone(), stream, handler) => r?,
+        _ = &mut grace => return Ok(()),
+    };
+    let handle = running.handle();
+    tokio::pin!(running);
+    tokio::select! {
+        r = &mut running => return r,
+        _ = &mut grace => {}
+    }
+    if !authenticated.load(Ordering::Acquire) {
+        let _ = handle
+            .disconnect(
+                Disconnect::ByApplication,
+                "Timeout before authentication".to_string(),
+                String::new(),
+            )
+            .await;
+    }
     running.await
 }
 
@@ -131,17 +228,25 @@ struct SshSession {
     inst: Arc<InstanceState>,
     /// The authenticated user.
     user: Option<String>,
+    /// `root` logged in with the default user's key: every session only prints
+    /// cloud-init's message.
+    root_refused: bool,
+    /// Session channels open on this connection.
+    sessions: Arc<AtomicUsize>,
+    authenticated: Arc<AtomicBool>,
 }
 
 impl SshSession {
     /// Whether `user` may log in with `key`: the image's default user, with the key
-    /// listed in their `~/.ssh/authorized_keys`.
+    /// listed in their `~/.ssh/authorized_keys`. `root` is let in with the same keys
+    /// (cloud-init copies them to root's `authorized_keys` behind a forced command).
     fn allowed(&self, user: &str, key: &PublicKey) -> bool {
         let image = self.inst.profile().image;
-        if user != image.default_user() {
+        if user != image.default_user() && user != "root" {
             return false;
         }
-        let path = format!("/home/{user}/.ssh/authorized_keys");
+        let default = image.default_user();
+        let path = format!("/home/{default}/.ssh/authorized_keys");
         let data = match self.inst.lock_disk().fs.read(&path, image.default_cred()) {
             Ok(d) => String::from_utf8_lossy(d).to_string(),
             Err(_) => return false,
@@ -183,11 +288,13 @@ impl russh::server::Handler for SshSession {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(if self.allowed(user, offer.public_key) {
-            Auth::Accept
-        } else {
-            reject()
-        })
+        Ok(
+            if !is_sha1_rsa(offer.algorithm) && self.allowed(user, offer.public_key) {
+                Auth::Accept
+            } else {
+                reject()
+            },
+        )
     }
 
     async fn auth_publickey(
@@ -195,8 +302,12 @@ impl russh::server::Handler for SshSession {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.allowed(user, key.public_key) {
+        // russh checked that the signature uses the algorithm the request names, so
+        // refusing the name refuses SHA-1 signatures.
+        if !is_sha1_rsa(key.algorithm) && self.allowed(user, key.public_key) {
             self.user = Some(user.to_string());
+            self.root_refused = user == "root";
+            self.authenticated.store(true, Ordering::Release);
             Ok(Auth::Accept)
         } else {
             Ok(reject())
@@ -212,13 +323,27 @@ impl russh::server::Handler for SshSession {
         let Some(user) = self.user.clone() else {
             return Ok(());
         };
+        if self.sessions.load(Ordering::Acquire) >= MAX_SESSIONS {
+            // sshd past MaxSessions: "open failed: administratively prohibited".
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        self.sessions.fetch_add(1, Ordering::AcqRel);
         reply.accept().await;
-        tokio::spawn(run_channel(
-            channel,
-            self.inst.clone(),
-            user,
-            session.handle(),
-        ));
+        let sessions = self.sessions.clone();
+        let inst = self.inst.clone();
+        let handle = session.handle();
+        let root_refused = self.root_refused;
+        tokio::spawn(async move {
+            if root_refused {
+                refuse_root(channel, inst).await;
+            } else {
+                run_channel(channel, inst, user, handle).await;
+            }
+            sessions.fetch_sub(1, Ordering::AcqRel);
+        });
         Ok(())
     }
 
@@ -288,6 +413,45 @@ impl russh::server::Handler for SshSession {
         // window-change carries no reply (RFC 4254 §6.7); the channel task sees it too.
         Ok(())
     }
+}
+
+/// A session of `root` on an image whose cloud-init disables root: whatever was asked
+/// (shell, command, SFTP), the forced command runs instead: it prints which user to
+/// log in as, waits ten seconds and exits with 142.
+async fn refuse_root(mut ch: Channel<Msg>, inst: Arc<InstanceState>) {
+    let user = inst.profile().image.default_user();
+    let mut tty = false;
+    loop {
+        match ch.wait().await {
+            None | Some(ChannelMsg::Eof | ChannelMsg::Close) => return,
+            Some(ChannelMsg::RequestPty { .. }) => tty = true,
+            Some(
+                ChannelMsg::RequestShell { .. }
+                | ChannelMsg::Exec { .. }
+                | ChannelMsg::RequestSubsystem { .. },
+            ) => break,
+            Some(_) => {}
+        }
+    }
+    let text = format!("Please login as the user \"{user}\" rather than the user \"root\".\n\n");
+    let text = if tty {
+        onlcr(text.as_bytes())
+    } else {
+        text.into_bytes()
+    };
+    let (mut rd, wr) = ch.split();
+    let _ = wr.data(&text[..]).await;
+    let pause = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(pause);
+    loop {
+        tokio::select! {
+            _ = &mut pause => break,
+            msg = rd.wait() => if matches!(msg, None | Some(ChannelMsg::Close)) { return },
+        }
+    }
+    let _ = wr.exit_status(ROOT_REFUSED_STATUS).await;
+    let _ = wr.eof().await;
+    let _ = wr.close().await;
 }
 
 /// One session channel: waits for its request, then runs it.
@@ -438,9 +602,12 @@ async fn run_relayed(
     wr: &Writer,
     tty: bool,
 ) -> Ran {
-    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Chunk>();
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(outq::INPUT_QUEUE_CHUNKS);
+    let (out_tx, mut out_rx) = outq::out_queue(outq::OUTPUT_QUEUE_LIMIT);
     let mut stdin_tx = Some(stdin_tx);
+    // Input the command has not taken yet while its queue is full: the channel is not
+    // read until it is, so the client's window closes and it waits.
+    let mut held: Option<Vec<u8>> = None;
     let term = Arc::new(Term::default());
     let mut io = Io {
         term: term.clone(),
@@ -458,13 +625,24 @@ async fn run_relayed(
         let fut = shell.run_script(src, &mut io);
         tokio::pin!(fut);
         loop {
+            // Output first: while the client does not read, the command is not polled.
             tokio::select! {
-                status = &mut fut => break Ran::Done(status),
+                biased;
                 Some(chunk) = out_rx.recv() => send(wr, &chunk, tty).await,
-                msg = rd.wait() => match msg {
+                status = &mut fut => break Ran::Done(status),
+                permit = reserve(stdin_tx.clone()), if held.is_some() => {
+                    match (permit, held.take()) {
+                        (Some(p), Some(data)) => {
+                            p.send(data);
+                        }
+                        // The command no longer reads input: drop it.
+                        _ => stdin_tx = None,
+                    }
+                }
+                msg = rd.wait(), if held.is_none() => match msg {
                     Some(ChannelMsg::Data { data }) if term.raw.load(Ordering::Relaxed) => {
                         // A command relays the terminal to another host: pass keys as typed.
-                        if let Some(tx) = &stdin_tx { let _ = tx.send(data.to_vec()); }
+                        held = offer(&mut stdin_tx, data.to_vec());
                     }
                     Some(ChannelMsg::Data { data }) => {
                         if tty && data.contains(&0x03) {
@@ -483,9 +661,9 @@ async fn run_relayed(
                         if tty {
                             let _ = wr.data(&onlcr(&data)[..]).await;
                             let text: Vec<u8> = data.iter().map(|b| if *b == b'\r' { b'\n' } else { *b }).collect();
-                            if let Some(tx) = &stdin_tx { let _ = tx.send(text); }
-                        } else if let Some(tx) = &stdin_tx {
-                            let _ = tx.send(data.to_vec());
+                            held = offer(&mut stdin_tx, text);
+                        } else {
+                            held = offer(&mut stdin_tx, data.to_vec());
                         }
                     }
                     Some(ChannelMsg::Eof) => stdin_tx = None,
@@ -499,10 +677,41 @@ async fn run_relayed(
         }
     };
     drop(io);
-    while let Ok(chunk) = out_rx.try_recv() {
+    drain(&mut out_rx, wr, tty).await;
+    result
+}
+
+/// Queues input for the command; gives it back when the queue is full.
+fn offer(tx: &mut Option<mpsc::Sender<Vec<u8>>>, data: Vec<u8>) -> Option<Vec<u8>> {
+    let sender = tx.as_ref()?;
+    match sender.try_send(data) {
+        Ok(()) => None,
+        Err(mpsc::error::TrySendError::Full(data)) => Some(data),
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            *tx = None;
+            None
+        }
+    }
+}
+
+/// Room for one chunk of input; `None` when nobody reads input any more.
+async fn reserve(tx: Option<mpsc::Sender<Vec<u8>>>) -> Option<mpsc::OwnedPermit<Vec<u8>>> {
+    tx?.reserve_owned().await.ok()
+}
+
+/// Sends what is left of a command's output, then says how much was dropped.
+async fn drain(out_rx: &mut OutRx, wr: &Writer, tty: bool) {
+    while let Some(chunk) = out_rx.try_recv() {
         send(wr, &chunk, tty).await;
     }
-    result
+    let dropped = out_rx.take_dropped();
+    if dropped > 0 {
+        let notice = Chunk {
+            stderr: true,
+            data: outq::dropped_notice(dropped).into_bytes(),
+        };
+        send(wr, &notice, tty).await;
+    }
 }
 
 async fn exec(ch: Channel<Msg>, inst: Arc<InstanceState>, user: String, cmd: String, tty: bool) {

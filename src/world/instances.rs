@@ -3,14 +3,18 @@
 //! `Port::Metadata(eni)` (169.254.169.254:80); one Route 53 Resolver host per VPC.
 //!
 //! The reconcile task compares the model's instances (at the current time) with the
-//! hosts attached and fixes the difference. Disks are persisted as JSON under
-//! `<state dir>/instances/<account>/<instance id>.json` (written atomically): after the
-//! first boot, after every SSH session, every few seconds while running, and at stop —
-//! each time only if the disk was written since the last save.
+//! hosts attached and fixes the difference. Disks are persisted in one SQLite database
+//! per instance, `<state dir>/instances/<account>/<instance id>.db` ([`disks`]): after
+//! the first boot, after every SSH session, every few seconds while running, and at
+//! stop — each time only if the disk was written since the last save, and then only
+//! what changed. A disk saved by an older vpclab as `<instance id>.json` is read once
+//! and moved into the database.
+
+mod disks;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,7 +53,6 @@ struct Running {
     imds: Option<Host>,
     state: Arc<InstanceState>,
     tasks: Vec<JoinHandle<()>>,
-    path: PathBuf,
     disk: Arc<DiskSaver>,
 }
 
@@ -67,35 +70,60 @@ impl Running {
     }
 }
 
-/// Saves one instance's disk when it changed since the last save. Serializing a disk
-/// is proportional to its files (a 100 MB `scp` upload makes it a 133 MB JSON file), so
-/// the disk's generation decides whether to save, and the periodic and end-of-session
-/// saves run on tokio's blocking pool rather than stalling the workers that carry
-/// every packet of the world.
+/// Saves one instance's disk when it changed since the last save. The disk's
+/// generation decides whether to save, the store writes only what changed, and the
+/// periodic and end-of-session saves run on tokio's blocking pool rather than stalling
+/// the workers that carry every packet of the world.
 struct DiskSaver {
-    path: PathBuf,
-    /// The generation last written (`None`: nothing written by this runtime yet). The
-    /// lock also keeps two saves of the same file from overlapping.
-    saved: Mutex<Option<u64>>,
+    /// The lock also keeps two saves of the same disk from overlapping.
+    inner: Mutex<SaverState>,
+}
+
+struct SaverState {
+    /// `None` when the database could not be opened: the instance runs unsaved.
+    store: Option<disks::DiskStore>,
+    /// The generation last written (`None`: nothing written by this runtime yet).
+    saved: Option<u64>,
+    /// A legacy JSON disk to remove once its contents are saved in the store.
+    legacy: Option<PathBuf>,
 }
 
 impl DiskSaver {
-    fn new(path: PathBuf, saved: Option<u64>) -> Arc<DiskSaver> {
+    fn new(
+        store: Option<disks::DiskStore>,
+        saved: Option<u64>,
+        legacy: Option<PathBuf>,
+    ) -> Arc<DiskSaver> {
         Arc::new(DiskSaver {
-            path,
-            saved: Mutex::new(saved),
+            inner: Mutex::new(SaverState {
+                store,
+                saved,
+                legacy,
+            }),
         })
     }
 
     /// Saves now if the disk changed since the last save. Blocks while it writes.
     fn save_if_changed(&self, state: &InstanceState) {
-        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
-        if *saved == Some(state.disk_generation()) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = state.disk_generation();
+        if inner.saved == Some(generation) {
             return;
         }
-        let (generation, disk) = state.disk_snapshot();
-        if save_disk(&self.path, &disk) {
-            *saved = Some(generation);
+        let Some(store) = inner.store.as_mut() else {
+            return;
+        };
+        match store.save(state) {
+            Ok(()) => {
+                inner.saved = Some(generation);
+                if let Some(legacy) = inner.legacy.take() {
+                    let _ = std::fs::remove_file(legacy);
+                }
+            }
+            Err(e) => {
+                tracing::error!(instance = %state.profile().instance_id, error = %e, "cannot save the instance disk");
+                state.mark_disk_unsaved();
+            }
         }
     }
 
@@ -168,10 +196,9 @@ impl Runtime {
             .collect();
         for id in gone {
             if let Some(r) = self.running.remove(&id) {
-                let path = r.path.clone();
                 r.stop();
                 if !known.contains(&id) {
-                    let _ = std::fs::remove_file(&path);
+                    disks::remove(&self.dir(), &id);
                 }
             }
         }
@@ -223,19 +250,14 @@ impl Runtime {
             timeout_cap: self.worlds.cfg().instance_timeout_cap,
             local: Default::default(),
         });
-        let path = self.dir().join(format!("{}.json", ri.instance_id));
-        let disk = load_disk(&path);
-        let fresh = disk.is_none();
-        // A disk read back from its file is saved already.
-        let saver = DiskSaver::new(path.clone(), if fresh { None } else { Some(0) });
+        let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);
         let state = match disk {
             Some(d) => InstanceState::from_disk(profile.clone(), d, net),
             None => InstanceState::launch(profile.clone(), net),
         };
-        if fresh {
-            // The host key is fixed from now on: known_hosts stays valid.
-            saver.save_if_changed(&state);
-        }
+        // The host key is fixed from now on (known_hosts stays valid); a migrated disk
+        // moves into the store at once.
+        saver.save_if_changed(&state);
         let imds = if ri.http_endpoint != "disabled" {
             match self.net.add_host(HostConfig::service(
                 Port::Metadata(rid(&eni)),
@@ -306,7 +328,6 @@ impl Runtime {
             imds,
             state,
             tasks,
-            path,
             disk: saver,
         })
     }
@@ -346,6 +367,34 @@ impl Runtime {
                 Err(e) => tracing::warn!(vpc = %id, error = %e, "resolver not attached"),
             }
         }
+    }
+}
+
+/// The instance's stored disk (`None`: never saved, boot from the image) and its
+/// saver. A disk an older vpclab saved as JSON is read and saved at the first save.
+fn open_disk(dir: &Path, instance_id: &str) -> (Option<InstanceDisk>, Arc<DiskSaver>) {
+    let (db, legacy) = disks::paths(dir, instance_id);
+    let store = match disks::DiskStore::open(&db) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(path = %db.display(), error = %e, "cannot open the instance disk; it will not be saved");
+            None
+        }
+    };
+    let stored = store.as_ref().and_then(|s| match s.load() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(path = %db.display(), error = %e, "instance disk unreadable; starting from the image");
+            None
+        }
+    });
+    if let Some(disk) = stored {
+        // Read back from the store: saved already.
+        return (Some(disk), DiskSaver::new(store, Some(0), None));
+    }
+    match disks::load_legacy(&legacy) {
+        Some(disk) => (Some(disk), DiskSaver::new(store, None, Some(legacy))),
+        None => (None, DiskSaver::new(store, None, None)),
     }
 }
 
@@ -403,39 +452,8 @@ fn profile_of(ri: &RuntimeInstance) -> Option<InstanceProfile> {
             .dns_server
             .unwrap_or_else(|| Ipv4Addr::from(u32::from(ri.private_ip) & 0xffff_0000 | 2)),
         package_mirror: SocketAddrV4::new(MIRROR_ADDR, 80),
+        root_volume_gib: crate::catalog::image(&ri.image_id).map_or(8, |i| i.root_volume_size_gib),
     })
-}
-
-fn load_disk(path: &PathBuf) -> Option<InstanceDisk> {
-    let bytes = std::fs::read(path).ok()?;
-    match serde_json::from_slice(&bytes) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "instance disk unreadable; starting from the image");
-            None
-        }
-    }
-}
-
-/// Saves atomically (temporary file, then rename), so a crash leaves the old disk.
-/// Whether it was written.
-fn save_disk(path: &PathBuf, disk: &InstanceDisk) -> bool {
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(disk).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
-    };
-    match write() {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot save the instance disk");
-            false
-        }
-    }
 }
 
 /// Follows the account's model: reconciles on every change and a few times a second.
@@ -460,5 +478,77 @@ pub(crate) async fn reconcile_loop(
             }
             _ = tokio::time::sleep(RECONCILE_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::FakeNet;
+    use crate::instance::vfs::Cred;
+
+    const USER: Cred = Cred {
+        uid: 1000,
+        gid: 1000,
+    };
+
+    fn profile() -> InstanceProfile {
+        InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"))
+    }
+
+    #[test]
+    fn issue10_disks_saved_as_json_by_older_versions_move_into_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = profile();
+        // A state directory as an older vpclab left it: the disk as one JSON document.
+        let net = FakeNet::new(p.private_ip, 24, &p.mac);
+        let old = InstanceState::launch(p.clone(), net.clone());
+        old.lock_disk()
+            .fs
+            .write("/home/ec2-user/notes.txt", b"kept", false, USER, 0o644)
+            .expect("write");
+        let legacy = dir.path().join("i-0123456789abcdef0.json");
+        std::fs::write(&legacy, serde_json::to_vec(&old.disk()).expect("json")).expect("write");
+
+        let (disk, saver) = open_disk(dir.path(), "i-0123456789abcdef0");
+        let disk = disk.expect("the legacy disk is read");
+        let state = InstanceState::from_disk(p.clone(), disk, net.clone());
+        saver.save_if_changed(&state);
+        assert!(!legacy.exists(), "the JSON document is gone once saved");
+        assert!(dir.path().join("i-0123456789abcdef0.db").exists());
+        drop(saver);
+
+        // The next boot reads the store: same files, same host key.
+        let (disk, _saver) = open_disk(dir.path(), "i-0123456789abcdef0");
+        let disk = disk.expect("stored");
+        assert_eq!(
+            disk.fs.read("/home/ec2-user/notes.txt", USER),
+            Ok(&b"kept"[..])
+        );
+        assert_eq!(disk.host_key, old.host_key());
+        assert_eq!(disk, old.disk());
+    }
+
+    #[test]
+    fn a_fresh_instance_is_saved_then_only_its_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = profile();
+        let net = FakeNet::new(p.private_ip, 24, &p.mac);
+        let (disk, saver) = open_disk(dir.path(), "i-1");
+        assert!(disk.is_none());
+        let state = InstanceState::launch(p.clone(), net.clone());
+        saver.save_if_changed(&state);
+        state
+            .lock_disk()
+            .fs
+            .write("/home/ec2-user/a", b"1", false, USER, 0o644)
+            .expect("w");
+        saver.save_if_changed(&state);
+        assert!(!state.lock_disk().fs.has_changes());
+        drop(saver);
+        let (disk, _) = open_disk(dir.path(), "i-1");
+        assert_eq!(disk.expect("stored"), state.disk());
+        disks::remove(dir.path(), "i-1");
+        assert!(!dir.path().join("i-1.db").exists());
     }
 }

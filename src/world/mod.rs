@@ -12,8 +12,9 @@
 //! new snapshot to the account's reconcile task, which attaches or detaches instance
 //! hosts and resolvers to match (instances `pending`/`running` have a host; stopped and
 //! terminated ones do not). Instance disks (filesystem, packages, SSH host key) are
-//! persisted as JSON files under `<state dir>/instances/<account>/`, so instances come
-//! back after a stop/start or a daemon restart with the same files and host key.
+//! persisted in one SQLite database per instance under `<state dir>/instances/<account>/`,
+//! so instances come back after a stop/start or a daemon restart with the same files and
+//! host key.
 //!
 //! What it leaves to others: packet rules (`netstack`), what happens inside an instance
 //! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is

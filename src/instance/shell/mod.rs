@@ -43,7 +43,7 @@ pub enum Sink {
     Buf(Vec<u8>),
     /// Streamed to the terminal or the SSH channel as it is produced.
     Stream {
-        tx: mpsc::UnboundedSender<Chunk>,
+        tx: super::outq::OutTx,
         stderr: bool,
     },
     /// Discarded.
@@ -93,8 +93,9 @@ impl Sink {
 #[derive(Debug)]
 pub enum Stdin {
     Bytes(Vec<u8>),
-    /// The SSH channel: read lazily, only by commands that read input, until EOF.
-    Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+    /// The SSH channel: read lazily, only by commands that read input, until EOF. The
+    /// queue is bounded: while it is full the channel is not read, so the client waits.
+    Stream(mpsc::Receiver<Vec<u8>>),
     Empty,
 }
 
@@ -137,7 +138,8 @@ impl Stdin {
                 let mut line = Vec::new();
                 while let Some(chunk) = rx.recv().await {
                     line.extend_from_slice(&chunk);
-                    if line.contains(&b'\n') {
+                    // A "line" that never ends is cut, rather than held without bound.
+                    if line.contains(&b'\n') || line.len() >= super::outq::INPUT_LIMIT {
                         break;
                     }
                 }
@@ -160,9 +162,12 @@ impl Stdin {
             Stdin::Bytes(b) => b,
             Stdin::Empty => Vec::new(),
             Stdin::Stream(mut rx) => {
+                // Input past what a disk could hold is read and dropped: a client
+                // streaming without end cannot fill the daemon's memory.
                 let mut all = Vec::new();
                 while let Some(chunk) = rx.recv().await {
-                    all.extend_from_slice(&chunk);
+                    let room = super::outq::INPUT_LIMIT.saturating_sub(all.len());
+                    all.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 all
             }
@@ -628,7 +633,8 @@ impl Shell {
         for (k, v) in &assigns {
             self.vars.insert(k.clone(), v.clone());
         }
-        let status = self.run_command(argv, &mut sub).await;
+        let name = argv.first().cloned().unwrap_or_default();
+        let mut status = self.run_command(argv, &mut sub).await;
         for (k, old) in saved {
             match old {
                 Some(v) => self.vars.insert(k, v),
@@ -644,7 +650,8 @@ impl Shell {
                     data.extend_from_slice(&err_bytes);
                 }
                 if let Err(e) = self.write_file(path, &data, true) {
-                    io.err.line(&format!("-bash: {path}: {e}"));
+                    io.err.line(&write_error(&name, path, e));
+                    status = 1;
                 }
             }
             Some(_) => {}
@@ -660,7 +667,8 @@ impl Shell {
         match &err_file {
             Some((path, _)) if path != "/dev/null" => {
                 if let Err(e) = self.write_file(path, &err_bytes, true) {
-                    io.err.line(&format!("-bash: {path}: {e}"));
+                    io.err.line(&write_error(&name, path, e));
+                    status = 1;
                 }
             }
             Some(_) => {}
@@ -761,6 +769,25 @@ impl Shell {
             self.vars.insert("HOME".to_string(), h);
         }
         status
+    }
+}
+
+/// The message for output that could not be written to a redirection's file. A full
+/// disk fails the command's own write, so the command reports it, as coreutils and
+/// bash's builtins do (`-bash: echo: write error: No space left on device`).
+fn write_error(cmd: &str, path: &str, e: FsError) -> String {
+    if e != FsError::NoSpace {
+        return format!("-bash: {path}: {e}");
+    }
+    let cmd = cmd.rsplit('/').next().unwrap_or(cmd);
+    // bash's builtins that print (their writes fail inside bash itself).
+    if matches!(
+        cmd,
+        "echo" | "printf" | "pwd" | "history" | "type" | "export"
+    ) {
+        format!("-bash: {cmd}: write error: {e}")
+    } else {
+        format!("{cmd}: write error: {e}")
     }
 }
 

@@ -168,3 +168,22 @@ fn status_summarises_each_account_and_region() {
     assert_eq!(region["internet_gateway"], 1);
     d.kill9();
 }
+
+/// A closed stdout is success, not a panic (`vpclab status | head -1`).
+#[test]
+fn a_broken_pipe_is_success() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = vpclab()
+        .args(["status", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("status");
+    // Close the reading end before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

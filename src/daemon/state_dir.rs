@@ -7,7 +7,7 @@
 //!   daemon.lock         held by the running daemon (one per directory)
 //!   endpoint.json       where the running daemon listens (vpclab status, tools)
 //!   access-keys.toml    the keys of --auth strict (mode 0600)
-//!   instances/<account>/  instance disks (world runtime)
+//!   instances/<account>/<instance id>.db   one SQLite database per instance disk
 //! ```
 
 use std::path::{Path, PathBuf};

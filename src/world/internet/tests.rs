@@ -1,5 +1,5 @@
 //! The simulated internet's web services over a plain address router (the NAT cases
-//! through the real fabric are in `tests/world_internet.rs`). Moved here from netstack's
+//! through the real fabric are in `tests/world/internet.rs`). Moved here from netstack's
 //! `hosts_internet.rs` when the services left netstack.
 
 use std::net::SocketAddrV4;

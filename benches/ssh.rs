@@ -442,7 +442,7 @@ fn make_file(path: &Path, mb: usize) {
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`. `cargo test --all-targets` runs this binary without
-    // it: the login and scp paths are covered by tests/world_ssh.rs, and the baseline
+    // it: the login and scp paths are covered by tests/world/ssh.rs, and the baseline
     // needs an OpenSSH server that the test machine need not have, so stop here.
     if !std::env::args().any(|a| a == "--bench") {
         println!("ssh bench: not run under cargo test (run `cargo bench --bench ssh` for figures)");

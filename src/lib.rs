@@ -7,6 +7,7 @@
 //! - [`keys`]: key-pair material with AWS's formats and fingerprints.
 //! - [`catalog`]: the machine images and instance types every world offers.
 //! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
+//! - [`http1`]: HTTP/1.1 for every host inside a world (hyper over fabric streams).
 //! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
 //! - [`lab`]: the lab engine: lab files, per-learner parameters, the grader, progress.
 
@@ -15,6 +16,7 @@ pub mod catalog;
 pub mod cli;
 pub mod daemon;
 pub mod dns;
+pub mod http1;
 pub mod instance;
 pub mod keys;
 pub mod lab;
@@ -32,6 +34,7 @@ mod layering {
     const LAYERS: &[(&str, u8)] = &[
         ("keys", 0),
         ("catalog", 0),
+        ("http1", 0),
         ("model", 1),
         ("instance", 2),
         ("dns", 2),

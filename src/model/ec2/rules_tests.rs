@@ -1,5 +1,5 @@
 //! Unit tests of AWS rules the model enforces, one per rule, named after it. (The wire
-//! shapes are covered by the black-box tests in `tests/api_blackbox.rs`.)
+//! shapes are covered by the black-box tests in `tests/api/blackbox.rs`.)
 
 use super::nacl::NaclEntryInput;
 use super::route_table::RouteTarget;

@@ -1,26 +1,24 @@
 //! Route 53 health checks end to end, with the real tools: the `aws route53 …health-check…`
-//! commands against `vpclab up`, and DNS failover seen by `dig` on the `--dns-listen`
-//! port when a security group stops letting the health checkers (192.0.2.96/29) reach
+//! commands against the daemon, and DNS failover seen by `dig` on its DNS endpoint
+//! when a security group stops letting the health checkers (192.0.2.96/29) reach
 //! the primary's web server — as on AWS, where the checkers' ranges must be allowed.
 //!
-//! Probes run every 500 ms here (`VPCLAB_HEALTH_CHECK_INTERVAL_MS`, set by
-//! `world_support`) instead of every 10 or 30 s, so failover happens within seconds.
-
-mod world_support;
+//! Probes run every 500 ms here (`DaemonConfig::for_tests`, the harness's default)
+//! instead of every 10 or 30 s, so failover happens within seconds.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use world_support::{Daemon, Network, stderr, stdout};
+use crate::support::{Lab, Network, TestDaemon, stderr, stdout};
 
-fn route53(d: &Daemon, args: &[&str]) -> Output {
+fn route53(d: &dyn Lab, args: &[&str]) -> Output {
     let mut cmd = Command::new("aws");
     cmd.arg("route53").args(args).args(["--output", "json"]);
     d.env(&mut cmd);
     cmd.output().expect("run aws route53")
 }
 
-fn route53_ok(d: &Daemon, args: &[&str]) -> serde_json::Value {
+fn route53_ok(d: &dyn Lab, args: &[&str]) -> serde_json::Value {
     let out = route53(d, args);
     assert!(
         out.status.success(),
@@ -32,35 +30,6 @@ fn route53_ok(d: &Daemon, args: &[&str]) -> serde_json::Value {
         return serde_json::Value::Null;
     }
     serde_json::from_str(&text).expect("json output")
-}
-
-fn dns_port(d: &Daemon) -> u16 {
-    let text = std::fs::read_to_string(d.state_dir().join("endpoint.json")).expect("endpoint");
-    let info: serde_json::Value = serde_json::from_str(&text).expect("endpoint json");
-    info["dns"]
-        .as_str()
-        .expect("dns endpoint")
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .parse()
-        .expect("port number")
-}
-
-fn dig_short(port: u16, name: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=1",
-            "+time=2",
-            name,
-        ])
-        .output()
-        .expect("run dig");
-    stdout(&out).trim().to_owned()
 }
 
 /// Polls `f` until it returns true or `limit` passes.
@@ -77,7 +46,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn statuses(d: &Daemon, id: &str) -> Vec<String> {
+fn statuses(d: &dyn Lab, id: &str) -> Vec<String> {
     let v = route53_ok(d, &["get-health-check-status", "--health-check-id", id]);
     v["HealthCheckObservations"]
         .as_array()
@@ -94,7 +63,7 @@ fn statuses(d: &Daemon, id: &str) -> Vec<String> {
 
 #[test]
 fn health_check_api_with_the_aws_cli() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let config = "IPAddress=198.18.0.7,Port=80,Type=HTTP,ResourcePath=/health,RequestInterval=10,FailureThreshold=2";
     let created = route53_ok(
         &d,
@@ -303,7 +272,7 @@ fn health_check_api_with_the_aws_cli() {
 
 #[test]
 fn failover_follows_the_security_group_that_admits_the_health_checkers() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     // SSH from anywhere; HTTP only from Route 53's health checkers.
     let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0"), (80, "192.0.2.96/29")]);
@@ -360,7 +329,6 @@ fn failover_follows_the_security_group_that_admits_the_health_checkers() {
             &batch,
         ],
     );
-    let port = dns_port(&d);
 
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -370,7 +338,7 @@ fn failover_follows_the_security_group_that_admits_the_health_checkers() {
         "{:?}",
         statuses(&d, &hc_id)
     );
-    assert_eq!(dig_short(port, "www.example.lab"), ip);
+    assert_eq!(d.dig_short("www.example.lab"), ip);
 
     // Revoke the checkers' rule: their SYNs are dropped, the check fails, DNS fails over.
     let revoke = [
@@ -383,10 +351,10 @@ fn failover_follows_the_security_group_that_admits_the_health_checkers() {
         "--cidr",
         "192.0.2.96/29",
     ];
-    let answer = || dig_short(port, "www.example.lab");
+    let answer = || d.dig_short("www.example.lab");
     let mut args = vec!["revoke-security-group-ingress"];
     args.extend_from_slice(&revoke);
-    d.aws(&args);
+    d.aws_text(&args);
     let revoked = Instant::now();
     assert!(
         eventually(Duration::from_secs(30), || answer() == "192.0.2.80"),
@@ -407,7 +375,7 @@ fn failover_follows_the_security_group_that_admits_the_health_checkers() {
     // Restore it: the primary answers again.
     let mut args = vec!["authorize-security-group-ingress"];
     args.extend_from_slice(&revoke);
-    d.aws(&args);
+    d.aws_text(&args);
     let restored = Instant::now();
     assert!(
         eventually(Duration::from_secs(30), || answer() == ip),

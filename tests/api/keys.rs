@@ -2,11 +2,9 @@
 //! OpenSSH, and the fingerprints must be the ones AWS documents how to verify
 //! (EC2 User Guide, "Verify the fingerprint of your key pair").
 
-mod instances_support;
-
 use std::process::Command;
 
-use instances_support::{Daemon, run, s, write_private_key};
+use crate::support::{Lab, TestDaemon, have, run, s, write_private_key};
 
 fn sh(script: &str) -> String {
     run(Command::new("sh").arg("-c").arg(script))
@@ -16,8 +14,7 @@ fn sh(script: &str) -> String {
 
 #[test]
 fn created_rsa_pem_loads_in_openssh_and_its_fingerprint_is_sha1_of_pkcs8() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
     // What every tutorial does: save KeyMaterial as text, chmod 400.
     let pem = d.aws_text(&[
         "create-key-pair",
@@ -27,7 +24,7 @@ fn created_rsa_pem_loads_in_openssh_and_its_fingerprint_is_sha1_of_pkcs8() {
         "KeyMaterial",
     ]);
     assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{pem}");
-    let path = dir.path().join("lab-rsa.pem");
+    let path = d.dir().join("lab-rsa.pem");
     write_private_key(&path, &format!("{pem}\n"));
     let public = run(Command::new("ssh-keygen").arg("-y").arg("-f").arg(&path));
     assert!(public.starts_with("ssh-rsa "));
@@ -60,8 +57,7 @@ fn created_rsa_pem_loads_in_openssh_and_its_fingerprint_is_sha1_of_pkcs8() {
 
 #[test]
 fn created_ed25519_key_loads_in_openssh_and_its_fingerprint_is_padded_sha256() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
     let created = d.aws(&[
         "create-key-pair",
         "--key-name",
@@ -71,7 +67,7 @@ fn created_ed25519_key_loads_in_openssh_and_its_fingerprint_is_padded_sha256() {
     ]);
     let material = s(&created["KeyMaterial"]);
     assert!(material.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
-    let path = dir.path().join("lab-ed.pem");
+    let path = d.dir().join("lab-ed.pem");
     // As boto3 users write it: the material exactly as returned.
     write_private_key(&path, &material);
     let listed = run(Command::new("ssh-keygen").arg("-l").arg("-f").arg(&path));
@@ -94,9 +90,8 @@ fn created_ed25519_key_loads_in_openssh_and_its_fingerprint_is_padded_sha256() {
 
 #[test]
 fn imported_rsa_key_fingerprint_is_md5_of_the_public_key_der() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
-    let key = dir.path().join("id_rsa");
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
+    let key = d.dir().join("id_rsa");
     run(Command::new("ssh-keygen")
         .args([
             "-q",
@@ -150,9 +145,8 @@ fn imported_rsa_key_fingerprint_is_md5_of_the_public_key_der() {
 
 #[test]
 fn import_of_something_that_is_not_a_public_key_is_invalid_key_pair_format() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
-    let junk = dir.path().join("notes.txt");
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
+    let junk = d.dir().join("notes.txt");
     std::fs::write(&junk, "this is not a key\n").expect("write");
     let err = d.aws_err(
         &[
@@ -175,7 +169,7 @@ fn import_of_something_that_is_not_a_public_key_is_invalid_key_pair_format() {
         "--query",
         "KeyMaterial",
     ]);
-    let private = dir.path().join("real.pem");
+    let private = d.dir().join("real.pem");
     std::fs::write(&private, pem).expect("write");
     let err = d.aws_err(
         &[
@@ -192,8 +186,7 @@ fn import_of_something_that_is_not_a_public_key_is_invalid_key_pair_format() {
 
 #[test]
 fn delete_key_pair_removes_it_and_deleting_a_missing_one_succeeds() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
     let id = s(&d.aws(&[
         "create-key-pair",
         "--key-name",
@@ -220,8 +213,7 @@ fn delete_key_pair_removes_it_and_deleting_a_missing_one_succeeds() {
 
 #[test]
 fn key_format_ppk_gives_a_putty_key_puttygen_loads() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 200);
+    let d = TestDaemon::start_with(|cfg| cfg.boot_delay = std::time::Duration::from_millis(200));
     let ppk = d.aws_text(&[
         "create-key-pair",
         "--key-name",
@@ -233,11 +225,11 @@ fn key_format_ppk_gives_a_putty_key_puttygen_loads() {
     ]);
     assert!(ppk.starts_with("PuTTY-User-Key-File-3: ssh-rsa"), "{ppk}");
     assert!(ppk.contains("Comment: putty"));
-    if Command::new("puttygen").arg("--version").output().is_err() {
-        eprintln!("puttygen (putty-tools) not installed: the file's MAC is not checked here");
+    // Outside CI, without puttygen (putty-tools) the file's MAC is not checked here.
+    if !have("puttygen") {
         return;
     }
-    let path = dir.path().join("putty.ppk");
+    let path = d.dir().join("putty.ppk");
     std::fs::write(&path, format!("{ppk}\n")).expect("write");
     // puttygen checks the MAC on load; the public key it recovers is the stored one.
     let public = run(Command::new("puttygen").arg(&path).arg("-L"));

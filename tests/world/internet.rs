@@ -4,12 +4,10 @@
 //! path to the internet, the VPC resolver, and a web server the learner reaches only when
 //! the security group allows port 80.
 
-mod world_support;
-
-use world_support::{Daemon, Network, VPCLAB, stderr, stdout};
+use crate::support::{Lab, Network, TestDaemon, VPCLAB, stderr, stdout};
 
 /// An HTTP GET from the learner's computer through `vpclab connect`.
-fn learner_get(d: &Daemon, host: &str, port: u16) -> std::process::Output {
+fn learner_get(d: &dyn Lab, host: &str, port: u16) -> std::process::Output {
     d.vpclab(
         &["connect", "--timeout", "2", host, &port.to_string()],
         format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
@@ -18,7 +16,7 @@ fn learner_get(d: &Daemon, host: &str, port: u16) -> std::process::Output {
 
 #[test]
 fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_ip() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let bastion_sg = net.security_group(&d, "bastion", &[(22, "0.0.0.0/0")]);
     let private_sg = net.security_group(&d, "private", &[(22, "10.0.1.0/24")]);
@@ -29,6 +27,7 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
     assert_eq!(public_of_private, "None");
 
     // The bastion lesson: copy the key up (OpenSSH 9's scp speaks SFTP), hop inside.
+    crate::support::require("scp");
     let mut scp = std::process::Command::new("scp");
     scp.arg("-i")
         .arg(&key)
@@ -74,21 +73,21 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
     assert!(text.contains("Failed to download metadata"), "{text}");
 
     // A NAT gateway with an Elastic IP in the public subnet, and the private default route.
-    let alloc = d.aws(&[
+    let alloc = d.aws_text(&[
         "allocate-address",
         "--domain",
         "vpc",
         "--query",
         "AllocationId",
     ]);
-    let eip = d.aws(&[
+    let eip = d.aws_text(&[
         "describe-addresses",
         "--allocation-ids",
         &alloc,
         "--query",
         "Addresses[0].PublicIp",
     ]);
-    let nat = d.aws(&[
+    let nat = d.aws_text(&[
         "create-nat-gateway",
         "--subnet-id",
         &net.public_subnet,
@@ -99,7 +98,7 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
     ]);
     // `aws ec2 wait` polls every 15 s; the gateway is available well before that.
     for _ in 0..40 {
-        let state = d.aws(&[
+        let state = d.aws_text(&[
             "describe-nat-gateways",
             "--nat-gateway-ids",
             &nat,
@@ -111,7 +110,7 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    d.aws(&[
+    d.aws_text(&[
         "create-route",
         "--route-table-id",
         &net.private_rt,
@@ -133,9 +132,9 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
 
 #[test]
 fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_80() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
-    d.aws(&[
+    d.aws_text(&[
         "modify-vpc-attribute",
         "--vpc-id",
         &net.vpc,
@@ -157,7 +156,7 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
     assert!(!out.status.success());
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
 
-    d.aws(&[
+    d.aws_text(&[
         "authorize-security-group-ingress",
         "--group-id",
         &sg,
@@ -199,7 +198,7 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
         ))
         .arg(format!("ec2-user@{name}"))
         .arg("whoami")
-        .env("AWS_ENDPOINT_URL", &d.url);
+        .env("AWS_ENDPOINT_URL", d.url());
     let out = ssh.output().expect("run ssh");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ec2-user\n");

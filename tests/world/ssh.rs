@@ -3,12 +3,10 @@
 //! `vpclab connect`, and every packet crosses the internet gateway, the network ACL and
 //! the security group of the world's fabric.
 
-mod world_support;
-
-use world_support::{Daemon, Network, stderr, stdout};
+use crate::support::{Lab, Network, TestDaemon, stderr, stdout};
 
 /// The learner's address, as `vpclab whoami` prints it.
-fn my_ip(d: &Daemon) -> String {
+fn my_ip(d: &dyn Lab) -> String {
     let out = d.vpclab(&["whoami"], b"");
     assert!(out.status.success(), "whoami: {}", stderr(&out));
     stdout(&out).trim().to_string()
@@ -16,7 +14,7 @@ fn my_ip(d: &Daemon) -> String {
 
 #[test]
 fn ssh_with_rsa_and_ed25519_pem_runs_the_command_and_returns_its_exit_status() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let me = my_ip(&d);
     assert!(me.starts_with("203.0.113."), "{me}");
@@ -53,7 +51,7 @@ fn ssh_with_rsa_and_ed25519_pem_runs_the_command_and_returns_its_exit_status() {
 
 #[test]
 fn without_a_port_22_rule_the_connection_times_out_and_says_which_rule() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let sg = net.security_group(&d, "web-only", &[(80, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
@@ -76,7 +74,7 @@ fn without_a_port_22_rule_the_connection_times_out_and_says_which_rule() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
     // Allowing port 22 governs the next packet.
-    d.aws(&[
+    d.aws_text(&[
         "authorize-security-group-ingress",
         "--group-id",
         &sg,
@@ -94,7 +92,7 @@ fn without_a_port_22_rule_the_connection_times_out_and_says_which_rule() {
 
 #[test]
 fn a_network_acl_deny_makes_the_connection_time_out() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
@@ -102,7 +100,7 @@ fn a_network_acl_deny_makes_the_connection_time_out() {
     assert!(d.ssh(&key, "ec2-user", &ip, "true").status.success());
 
     // A new ACL on the subnet: deny SSH from anywhere at rule 100.
-    let acl = d.aws(&[
+    let acl = d.aws_text(&[
         "create-network-acl",
         "--vpc-id",
         &net.vpc,
@@ -120,7 +118,7 @@ fn a_network_acl_deny_makes_the_connection_time_out() {
         } else {
             "From=0,To=65535"
         };
-        d.aws(&[
+        d.aws_text(&[
             "create-network-acl-entry",
             "--network-acl-id",
             &acl,
@@ -137,7 +135,7 @@ fn a_network_acl_deny_makes_the_connection_time_out() {
             action,
         ]);
     }
-    let assoc = d.aws(&[
+    let assoc = d.aws_text(&[
         "describe-network-acls",
         "--filters",
         &format!("Name=association.subnet-id,Values={}", net.public_subnet),
@@ -147,7 +145,7 @@ fn a_network_acl_deny_makes_the_connection_time_out() {
             net.public_subnet
         ),
     ]);
-    d.aws(&[
+    d.aws_text(&[
         "replace-network-acl-association",
         "--association-id",
         &assoc,
@@ -163,7 +161,7 @@ fn a_network_acl_deny_makes_the_connection_time_out() {
 
 #[test]
 fn instance_metadata_answers_from_inside_the_instance() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
@@ -179,7 +177,7 @@ fn instance_metadata_answers_from_inside_the_instance() {
 
 #[test]
 fn host_key_and_files_survive_a_daemon_restart() {
-    let mut d = Daemon::start();
+    let mut d = TestDaemon::start();
     let net = Network::build(&d);
     let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
@@ -204,7 +202,7 @@ fn host_key_and_files_survive_a_daemon_restart() {
 
 #[test]
 fn user_data_runs_at_first_boot_and_the_console_prints_the_host_key_ssh_sees() {
-    let d = Daemon::start();
+    let d = TestDaemon::start();
     let net = Network::build(&d);
     let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
@@ -251,7 +249,7 @@ fn user_data_runs_at_first_boot_and_the_console_prints_the_host_key_ssh_sees() {
         .to_string();
     let mut console = String::new();
     for _ in 0..20 {
-        console = d.aws(&[
+        console = d.aws_text(&[
             "get-console-output",
             "--instance-id",
             &id,

@@ -103,12 +103,9 @@ async fn bind_pair() -> (UdpSocket, TcpListener) {
     panic!("no loopback port free for both UDP and TCP");
 }
 
+/// `dig` is installed; outside CI a missing one skips the test.
 fn have_dig() -> bool {
-    let found = std::process::Command::new("dig").arg("-v").output().is_ok();
-    if !found {
-        eprintln!("skipped: `dig` is not installed (apt-get install bind9-dnsutils)");
-    }
-    found
+    crate::support::have("dig")
 }
 
 /// Runs `dig @127.0.0.1 -p PORT <args>` and returns its output.

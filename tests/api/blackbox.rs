@@ -1,141 +1,15 @@
-//! Black-box tests of the EC2 Query API: the `vpclab` binary is started on
-//! `--listen 127.0.0.1:0` with a temporary state directory, and driven by the real
-//! `aws` CLI, boto3 (tests/interop/*.py) and raw HTTP for inputs no SDK would send.
+//! Black-box tests of the EC2 Query API: a daemon on loopback port 0 with a temporary
+//! state directory (`support::TestDaemon`; `vpclab up` itself where a test kills it),
+//! driven by the real `aws` CLI, boto3 (tests/interop/*.py) and raw HTTP for inputs no SDK would send.
 //! The `aws` CLI and boto3 are required: CI installs them (scripts/install-test-deps);
 //! tests that need them fail with a clear message when they are missing.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// A running daemon; killed (SIGKILL) on drop.
-struct Daemon {
-    child: Child,
-    url: String,
-    port: u16,
-}
-
-impl Daemon {
-    fn start(state_dir: &Path) -> Daemon {
-        Daemon::start_with(state_dir, &[])
-    }
-
-    fn start_with(state_dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vpclab"))
-            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start vpclab up");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("vpclab up exited before printing its endpoint")
-                .expect("read vpclab stdout");
-            if let Some(rest) = line.strip_prefix("export AWS_ENDPOINT_URL=") {
-                break rest.split_whitespace().next().expect("url").to_string();
-            }
-        };
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in url");
-        Daemon { child, url, port }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn require_aws() {
-    let ok = Command::new("aws")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the `aws` CLI is not on PATH: install it with `bash scripts/install-test-deps` (CI does); \
-         these interop tests need the real client"
-    );
-}
-
-/// Runs `aws ec2 …` against the daemon; returns the output.
-fn aws_raw(d: &Daemon, region: &str, args: &[&str]) -> Output {
-    aws_as(d, region, ("test", "test"), args)
-}
-
-/// Runs `aws ec2 …` with the given (access key, secret key).
-fn aws_as(d: &Daemon, region: &str, (key, secret): (&str, &str), args: &[&str]) -> Output {
-    Command::new("aws")
-        .arg("ec2")
-        .args(args)
-        .args(["--endpoint-url", &d.url, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", region)
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_PAGER", "")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run aws")
-}
-
-/// Runs `aws ec2 …` expecting success; returns stdout parsed as JSON (or Null).
-fn aws(d: &Daemon, args: &[&str]) -> serde_json::Value {
-    let out = aws_raw(d, "us-east-1", args);
-    assert!(
-        out.status.success(),
-        "aws ec2 {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.trim().is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("aws {args:?} printed non-JSON ({e}): {text}"))
-    }
-}
-
-/// Runs `aws ec2 …` expecting failure with an AWS error code; returns stderr.
-fn aws_err(d: &Daemon, args: &[&str], code: &str) -> String {
-    let out = aws_raw(d, "us-east-1", args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "aws ec2 {args:?} should fail with {code}"
-    );
-    assert!(
-        err.contains(&format!("({code})")),
-        "aws ec2 {args:?}: expected {code}, got: {err}"
-    );
-    err
-}
-
-fn s(v: &serde_json::Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_string()
-}
+use crate::support::{Lab, ProcessDaemon, TestDaemon, require_aws, s};
 
 /// One raw HTTP request; returns (status, body).
 fn http(
@@ -202,85 +76,64 @@ fn code_of(body: &str) -> String {
         .to_string()
 }
 
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 #[test]
 fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_groups() {
     require_aws();
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
+    let d = TestDaemon::start();
 
-    let vpc = s(&aws(
-        &d,
-        &[
-            "create-vpc",
-            "--cidr-block",
-            "10.0.0.0/16",
-            "--tag-specifications",
-            "ResourceType=vpc,Tags=[{Key=Name,Value=lab-vpc}]",
-        ],
-    )["Vpc"]["VpcId"]);
+    let vpc = s(&d.aws(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.0.0.0/16",
+        "--tag-specifications",
+        "ResourceType=vpc,Tags=[{Key=Name,Value=lab-vpc}]",
+    ])["Vpc"]["VpcId"]);
     assert!(
         vpc.starts_with("vpc-") && vpc.len() == 21,
         "AWS-shaped id: {vpc}"
     );
-    aws(
-        &d,
-        &[
-            "modify-vpc-attribute",
-            "--vpc-id",
-            &vpc,
-            "--enable-dns-hostnames",
-            "{\"Value\":true}",
-        ],
-    );
-    let attr = aws(
-        &d,
-        &[
-            "describe-vpc-attribute",
-            "--vpc-id",
-            &vpc,
-            "--attribute",
-            "enableDnsHostnames",
-        ],
-    );
+    d.aws(&[
+        "modify-vpc-attribute",
+        "--vpc-id",
+        &vpc,
+        "--enable-dns-hostnames",
+        "{\"Value\":true}",
+    ]);
+    let attr = d.aws(&[
+        "describe-vpc-attribute",
+        "--vpc-id",
+        &vpc,
+        "--attribute",
+        "enableDnsHostnames",
+    ]);
     assert_eq!(attr["EnableDnsHostnames"]["Value"], true);
 
-    let public = s(&aws(
-        &d,
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            "10.0.1.0/24",
-            "--availability-zone",
-            "us-east-1a",
-        ],
-    )["Subnet"]["SubnetId"]);
-    let private = aws(
-        &d,
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            "10.0.2.0/24",
-            "--availability-zone",
-            "us-east-1b",
-            "--tag-specifications",
-            "ResourceType=subnet,Tags=[{Key=Name,Value=private}]",
-        ],
-    );
+    let public = s(&d.aws(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.1.0/24",
+        "--availability-zone",
+        "us-east-1a",
+    ])["Subnet"]["SubnetId"]);
+    let private = d.aws(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.2.0/24",
+        "--availability-zone",
+        "us-east-1b",
+        "--tag-specifications",
+        "ResourceType=subnet,Tags=[{Key=Name,Value=private}]",
+    ]);
     assert_eq!(
         private["Subnet"]["AvailableIpAddressCount"], 251,
         "a /24 offers 251 addresses"
     );
     let private = s(&private["Subnet"]["SubnetId"]);
-    aws_err(
-        &d,
+    d.aws_err(
         &[
             "create-subnet",
             "--vpc-id",
@@ -290,8 +143,7 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "InvalidSubnet.Conflict",
     );
-    aws_err(
-        &d,
+    d.aws_err(
         &[
             "create-subnet",
             "--vpc-id",
@@ -302,39 +154,31 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         "InvalidSubnet.Range",
     );
 
-    let igw = s(&aws(&d, &["create-internet-gateway"])["InternetGateway"]["InternetGatewayId"]);
-    aws(
-        &d,
-        &[
-            "attach-internet-gateway",
-            "--internet-gateway-id",
-            &igw,
-            "--vpc-id",
-            &vpc,
-        ],
-    );
-    aws_err(
-        &d,
+    let igw = s(&d.aws(&["create-internet-gateway"])["InternetGateway"]["InternetGatewayId"]);
+    d.aws(&[
+        "attach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    d.aws_err(
         &["delete-internet-gateway", "--internet-gateway-id", &igw],
         "DependencyViolation",
     );
 
     let public_rt =
-        s(&aws(&d, &["create-route-table", "--vpc-id", &vpc])["RouteTable"]["RouteTableId"]);
-    aws(
-        &d,
-        &[
-            "create-route",
-            "--route-table-id",
-            &public_rt,
-            "--destination-cidr-block",
-            "0.0.0.0/0",
-            "--gateway-id",
-            &igw,
-        ],
-    );
-    aws_err(
-        &d,
+        s(&d.aws(&["create-route-table", "--vpc-id", &vpc])["RouteTable"]["RouteTableId"]);
+    d.aws(&[
+        "create-route",
+        "--route-table-id",
+        &public_rt,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        &igw,
+    ]);
+    d.aws_err(
         &[
             "create-route",
             "--route-table-id",
@@ -346,56 +190,44 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "RouteAlreadyExists",
     );
-    aws(
-        &d,
-        &[
-            "associate-route-table",
-            "--route-table-id",
-            &public_rt,
-            "--subnet-id",
-            &public,
-        ],
-    );
-    aws(
-        &d,
-        &[
-            "modify-subnet-attribute",
-            "--subnet-id",
-            &public,
-            "--map-public-ip-on-launch",
-        ],
-    );
+    d.aws(&[
+        "associate-route-table",
+        "--route-table-id",
+        &public_rt,
+        "--subnet-id",
+        &public,
+    ]);
+    d.aws(&[
+        "modify-subnet-attribute",
+        "--subnet-id",
+        &public,
+        "--map-public-ip-on-launch",
+    ]);
 
-    let eip = aws(&d, &["allocate-address", "--domain", "vpc"]);
+    let eip = d.aws(&["allocate-address", "--domain", "vpc"]);
     let public_ip = s(&eip["PublicIp"]);
     assert!(
         public_ip.starts_with("198.18.") || public_ip.starts_with("198.19."),
         "EIPs come from 198.18.0.0/15: {public_ip}"
     );
-    let nat = aws(
-        &d,
-        &[
-            "create-nat-gateway",
-            "--subnet-id",
-            &public,
-            "--allocation-id",
-            &s(&eip["AllocationId"]),
-        ],
-    );
+    let nat = d.aws(&[
+        "create-nat-gateway",
+        "--subnet-id",
+        &public,
+        "--allocation-id",
+        &s(&eip["AllocationId"]),
+    ]);
     assert_eq!(nat["NatGateway"]["State"], "pending");
     let nat = s(&nat["NatGateway"]["NatGatewayId"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let st = aws(
-            &d,
-            &[
-                "describe-nat-gateways",
-                "--nat-gateway-ids",
-                &nat,
-                "--query",
-                "NatGateways[0].State",
-            ],
-        );
+        let st = d.aws(&[
+            "describe-nat-gateways",
+            "--nat-gateway-ids",
+            &nat,
+            "--query",
+            "NatGateways[0].State",
+        ]);
         if st == "available" {
             break;
         }
@@ -406,72 +238,59 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         std::thread::sleep(Duration::from_millis(300));
     }
     let private_rt =
-        s(&aws(&d, &["create-route-table", "--vpc-id", &vpc])["RouteTable"]["RouteTableId"]);
-    aws(
-        &d,
-        &[
-            "create-route",
-            "--route-table-id",
-            &private_rt,
-            "--destination-cidr-block",
-            "0.0.0.0/0",
-            "--nat-gateway-id",
-            &nat,
-        ],
-    );
-    aws(
-        &d,
-        &[
-            "associate-route-table",
-            "--route-table-id",
-            &private_rt,
-            "--subnet-id",
-            &private,
-        ],
-    );
+        s(&d.aws(&["create-route-table", "--vpc-id", &vpc])["RouteTable"]["RouteTableId"]);
+    d.aws(&[
+        "create-route",
+        "--route-table-id",
+        &private_rt,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--nat-gateway-id",
+        &nat,
+    ]);
+    d.aws(&[
+        "associate-route-table",
+        "--route-table-id",
+        &private_rt,
+        "--subnet-id",
+        &private,
+    ]);
 
     // NACL on the public subnet: HTTP in, ephemeral replies out.
-    let acl = s(&aws(&d, &["create-network-acl", "--vpc-id", &vpc])["NetworkAcl"]["NetworkAclId"]);
-    aws(
-        &d,
-        &[
-            "create-network-acl-entry",
-            "--network-acl-id",
-            &acl,
-            "--ingress",
-            "--rule-number",
-            "100",
-            "--protocol",
-            "tcp",
-            "--port-range",
-            "From=80,To=80",
-            "--cidr-block",
-            "0.0.0.0/0",
-            "--rule-action",
-            "allow",
-        ],
-    );
-    aws(
-        &d,
-        &[
-            "create-network-acl-entry",
-            "--network-acl-id",
-            &acl,
-            "--egress",
-            "--rule-number",
-            "100",
-            "--protocol",
-            "tcp",
-            "--port-range",
-            "From=1024,To=65535",
-            "--cidr-block",
-            "0.0.0.0/0",
-            "--rule-action",
-            "allow",
-        ],
-    );
-    aws_err(
-        &d,
+    let acl = s(&d.aws(&["create-network-acl", "--vpc-id", &vpc])["NetworkAcl"]["NetworkAclId"]);
+    d.aws(&[
+        "create-network-acl-entry",
+        "--network-acl-id",
+        &acl,
+        "--ingress",
+        "--rule-number",
+        "100",
+        "--protocol",
+        "tcp",
+        "--port-range",
+        "From=80,To=80",
+        "--cidr-block",
+        "0.0.0.0/0",
+        "--rule-action",
+        "allow",
+    ]);
+    d.aws(&[
+        "create-network-acl-entry",
+        "--network-acl-id",
+        &acl,
+        "--egress",
+        "--rule-number",
+        "100",
+        "--protocol",
+        "tcp",
+        "--port-range",
+        "From=1024,To=65535",
+        "--cidr-block",
+        "0.0.0.0/0",
+        "--rule-action",
+        "allow",
+    ]);
+    d.aws_err(
         &[
             "create-network-acl-entry",
             "--network-acl-id",
@@ -488,70 +307,54 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "NetworkAclEntryAlreadyExists",
     );
-    let assoc = s(&aws(
-        &d,
-        &[
-            "describe-network-acls",
-            "--filters",
-            &format!("Name=association.subnet-id,Values={public}"),
-            "--query",
-            &format!(
-                "NetworkAcls[0].Associations[?SubnetId=='{public}'].NetworkAclAssociationId | [0]"
-            ),
-        ],
-    ));
-    aws(
-        &d,
-        &[
-            "replace-network-acl-association",
-            "--association-id",
-            &assoc,
-            "--network-acl-id",
-            &acl,
-        ],
-    );
+    let assoc = s(&d.aws(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=association.subnet-id,Values={public}"),
+        "--query",
+        &format!(
+            "NetworkAcls[0].Associations[?SubnetId=='{public}'].NetworkAclAssociationId | [0]"
+        ),
+    ]));
+    d.aws(&[
+        "replace-network-acl-association",
+        "--association-id",
+        &assoc,
+        "--network-acl-id",
+        &acl,
+    ]);
 
     // Security groups: the CLI's flat form and the IpPermissions form, and a group peer.
-    let web = s(&aws(
-        &d,
-        &[
-            "create-security-group",
-            "--group-name",
-            "web",
-            "--description",
-            "web servers",
-            "--vpc-id",
-            &vpc,
-        ],
-    )["GroupId"]);
-    let db = s(&aws(
-        &d,
-        &[
-            "create-security-group",
-            "--group-name",
-            "db",
-            "--description",
-            "database",
-            "--vpc-id",
-            &vpc,
-        ],
-    )["GroupId"]);
-    aws(
-        &d,
-        &[
-            "authorize-security-group-ingress",
-            "--group-id",
-            &web,
-            "--protocol",
-            "tcp",
-            "--port",
-            "22",
-            "--cidr",
-            "203.0.113.0/24",
-        ],
-    );
-    aws_err(
-        &d,
+    let web = s(&d.aws(&[
+        "create-security-group",
+        "--group-name",
+        "web",
+        "--description",
+        "web servers",
+        "--vpc-id",
+        &vpc,
+    ])["GroupId"]);
+    let db = s(&d.aws(&[
+        "create-security-group",
+        "--group-name",
+        "db",
+        "--description",
+        "database",
+        "--vpc-id",
+        &vpc,
+    ])["GroupId"]);
+    d.aws(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &web,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--cidr",
+        "203.0.113.0/24",
+    ]);
+    d.aws_err(
         &[
             "authorize-security-group-ingress",
             "--group-id",
@@ -565,32 +368,25 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "InvalidPermission.Duplicate",
     );
-    aws(
-        &d,
-        &[
-            "authorize-security-group-ingress",
-            "--group-id",
-            &web,
-            "--ip-permissions",
-            "IpProtocol=tcp,FromPort=80,ToPort=80,IpRanges=[{CidrIp=0.0.0.0/0,Description=http}]",
-        ],
-    );
-    aws(
-        &d,
-        &[
-            "authorize-security-group-ingress",
-            "--group-id",
-            &db,
-            "--protocol",
-            "tcp",
-            "--port",
-            "5432",
-            "--source-group",
-            &web,
-        ],
-    );
-    aws_err(
-        &d,
+    d.aws(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &web,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=80,ToPort=80,IpRanges=[{CidrIp=0.0.0.0/0,Description=http}]",
+    ]);
+    d.aws(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &db,
+        "--protocol",
+        "tcp",
+        "--port",
+        "5432",
+        "--source-group",
+        &web,
+    ]);
+    d.aws_err(
         &[
             "create-security-group",
             "--group-name",
@@ -602,37 +398,30 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "InvalidGroup.Duplicate",
     );
-    aws_err(
-        &d,
+    d.aws_err(
         &["delete-security-group", "--group-id", &web],
         "DependencyViolation",
     );
 
     // Read everything back with describe-*, filters and --query.
-    let v = aws(
-        &d,
-        &[
-            "describe-vpcs",
-            "--filters",
-            "Name=tag:Name,Values=lab-*",
-            "--query",
-            "Vpcs[].[VpcId,CidrBlock,State,IsDefault]",
-        ],
-    );
+    let v = d.aws(&[
+        "describe-vpcs",
+        "--filters",
+        "Name=tag:Name,Values=lab-*",
+        "--query",
+        "Vpcs[].[VpcId,CidrBlock,State,IsDefault]",
+    ]);
     assert_eq!(
         v,
         serde_json::json!([[vpc, "10.0.0.0/16", "available", false]])
     );
-    let subnets = aws(
-        &d,
-        &[
-            "describe-subnets",
-            "--filters",
-            &format!("Name=vpc-id,Values={vpc}"),
-            "--query",
-            "sort_by(Subnets,&CidrBlock)[].[CidrBlock,AvailabilityZone,MapPublicIpOnLaunch]",
-        ],
-    );
+    let subnets = d.aws(&[
+        "describe-subnets",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--query",
+        "sort_by(Subnets,&CidrBlock)[].[CidrBlock,AvailabilityZone,MapPublicIpOnLaunch]",
+    ]);
     assert_eq!(
         subnets,
         serde_json::json!([
@@ -640,138 +429,105 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
             ["10.0.2.0/24", "us-east-1b", false]
         ])
     );
-    let tagged = aws(
-        &d,
-        &[
-            "describe-subnets",
-            "--filters",
-            "Name=tag:Name,Values=private",
-            "--query",
-            "Subnets[].SubnetId",
-        ],
-    );
+    let tagged = d.aws(&[
+        "describe-subnets",
+        "--filters",
+        "Name=tag:Name,Values=private",
+        "--query",
+        "Subnets[].SubnetId",
+    ]);
     assert_eq!(tagged, serde_json::json!([private]));
-    let rt = aws(
-        &d,
-        &[
-            "describe-route-tables",
-            "--filters",
-            &format!("Name=association.subnet-id,Values={private}"),
-        ],
-    );
+    let rt = d.aws(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=association.subnet-id,Values={private}"),
+    ]);
     let routes = &rt["RouteTables"][0]["Routes"];
     assert_eq!(routes[0]["GatewayId"], "local");
     assert_eq!(routes[0]["DestinationCidrBlock"], "10.0.0.0/16");
     assert_eq!(routes[1]["NatGatewayId"], nat.as_str());
     assert_eq!(routes[1]["State"], "active");
-    let main = aws(
-        &d,
-        &[
-            "describe-route-tables",
-            "--filters",
-            &format!("Name=vpc-id,Values={vpc}"),
-            "Name=association.main,Values=true",
-            "--query",
-            "RouteTables[].Routes[].GatewayId",
-        ],
-    );
+    let main = d.aws(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=association.main,Values=true",
+        "--query",
+        "RouteTables[].Routes[].GatewayId",
+    ]);
     assert_eq!(
         main,
         serde_json::json!(["local"]),
         "the main table keeps only its local route"
     );
-    let igws = aws(
-        &d,
-        &[
-            "describe-internet-gateways",
-            "--filters",
-            &format!("Name=attachment.vpc-id,Values={vpc}"),
-            "--query",
-            "InternetGateways[].Attachments[].State",
-        ],
-    );
+    let igws = d.aws(&[
+        "describe-internet-gateways",
+        "--filters",
+        &format!("Name=attachment.vpc-id,Values={vpc}"),
+        "--query",
+        "InternetGateways[].Attachments[].State",
+    ]);
     assert_eq!(igws, serde_json::json!(["available"]));
-    let entries = aws(
-        &d,
-        &[
-            "describe-network-acls",
-            "--network-acl-ids",
-            &acl,
-            "--query",
-            "NetworkAcls[0].Entries[?Egress==`false`].[RuleNumber,Protocol,RuleAction,PortRange.From]",
-        ],
-    );
+    let entries = d.aws(&[
+        "describe-network-acls",
+        "--network-acl-ids",
+        &acl,
+        "--query",
+        "NetworkAcls[0].Entries[?Egress==`false`].[RuleNumber,Protocol,RuleAction,PortRange.From]",
+    ]);
     assert_eq!(
         entries,
         serde_json::json!([[100, "6", "allow", 80], [32767, "-1", "deny", null]])
     );
-    let by_subnet = aws(
-        &d,
-        &[
-            "describe-network-acls",
-            "--filters",
-            &format!("Name=association.subnet-id,Values={public}"),
-            "--query",
-            "NetworkAcls[].NetworkAclId",
-        ],
-    );
+    let by_subnet = d.aws(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=association.subnet-id,Values={public}"),
+        "--query",
+        "NetworkAcls[].NetworkAclId",
+    ]);
     assert_eq!(by_subnet, serde_json::json!([acl]));
-    let web_rules = aws(
-        &d,
-        &[
-            "describe-security-groups",
-            "--group-ids",
-            &web,
-            "--query",
-            "SecurityGroups[0].IpPermissions[].[IpProtocol,FromPort,IpRanges[0].CidrIp]",
-        ],
-    );
+    let web_rules = d.aws(&[
+        "describe-security-groups",
+        "--group-ids",
+        &web,
+        "--query",
+        "SecurityGroups[0].IpPermissions[].[IpProtocol,FromPort,IpRanges[0].CidrIp]",
+    ]);
     assert_eq!(
         web_rules,
         serde_json::json!([["tcp", 22, "203.0.113.0/24"], ["tcp", 80, "0.0.0.0/0"]])
     );
-    let db_peer = aws(
-        &d,
-        &[
-            "describe-security-groups",
-            "--filters",
-            "Name=group-name,Values=db",
-            &format!("Name=vpc-id,Values={vpc}"),
-            "--query",
-            "SecurityGroups[0].IpPermissions[0].UserIdGroupPairs[0].GroupId",
-        ],
-    );
+    let db_peer = d.aws(&[
+        "describe-security-groups",
+        "--filters",
+        "Name=group-name,Values=db",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--query",
+        "SecurityGroups[0].IpPermissions[0].UserIdGroupPairs[0].GroupId",
+    ]);
     assert_eq!(db_peer, serde_json::json!(web));
-    let rules = aws(
-        &d,
-        &[
-            "describe-security-group-rules",
-            "--filters",
-            &format!("Name=group-id,Values={web}"),
-            "--query",
-            "SecurityGroupRules[?IsEgress==`false`].FromPort",
-        ],
-    );
+    let rules = d.aws(&[
+        "describe-security-group-rules",
+        "--filters",
+        &format!("Name=group-id,Values={web}"),
+        "--query",
+        "SecurityGroupRules[?IsEgress==`false`].FromPort",
+    ]);
     assert_eq!(rules, serde_json::json!([22, 80]));
-    let eips = aws(
-        &d,
-        &[
-            "describe-addresses",
-            "--query",
-            "Addresses[].[PublicIp,NetworkInterfaceId!=null]",
-        ],
-    );
+    let eips = d.aws(&[
+        "describe-addresses",
+        "--query",
+        "Addresses[].[PublicIp,NetworkInterfaceId!=null]",
+    ]);
     assert_eq!(eips, serde_json::json!([[public_ip, true]]));
-    let nat_eni = aws(
-        &d,
-        &[
-            "describe-network-interfaces",
-            "--filters",
-            &format!("Name=subnet-id,Values={public}"),
-            "--query",
-            "NetworkInterfaces[].[InterfaceType,Association.PublicIp,PrivateIpAddress]",
-        ],
-    );
+    let nat_eni = d.aws(&[
+        "describe-network-interfaces",
+        "--filters",
+        &format!("Name=subnet-id,Values={public}"),
+        "--query",
+        "NetworkInterfaces[].[InterfaceType,Association.PublicIp,PrivateIpAddress]",
+    ]);
     assert_eq!(
         nat_eni,
         serde_json::json!([["nat_gateway", public_ip, "10.0.1.4"]]),
@@ -779,22 +535,18 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
     );
 
     // Revoking and dependencies.
-    aws(
-        &d,
-        &[
-            "revoke-security-group-ingress",
-            "--group-id",
-            &web,
-            "--protocol",
-            "tcp",
-            "--port",
-            "22",
-            "--cidr",
-            "203.0.113.0/24",
-        ],
-    );
-    aws_err(
-        &d,
+    d.aws(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &web,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--cidr",
+        "203.0.113.0/24",
+    ]);
+    d.aws_err(
         &[
             "revoke-security-group-ingress",
             "--group-id",
@@ -808,39 +560,32 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
         ],
         "InvalidPermission.NotFound",
     );
-    aws_err(&d, &["delete-vpc", "--vpc-id", &vpc], "DependencyViolation");
-    aws_err(
-        &d,
+    d.aws_err(&["delete-vpc", "--vpc-id", &vpc], "DependencyViolation");
+    d.aws_err(
         &["delete-subnet", "--subnet-id", &public],
         "DependencyViolation",
     );
-    aws(&d, &["delete-nat-gateway", "--nat-gateway-id", &nat]);
-    let state = aws(
-        &d,
-        &[
-            "describe-nat-gateways",
-            "--nat-gateway-ids",
-            &nat,
-            "--query",
-            "NatGateways[0].State",
-        ],
-    );
+    d.aws(&["delete-nat-gateway", "--nat-gateway-id", &nat]);
+    let state = d.aws(&[
+        "describe-nat-gateways",
+        "--nat-gateway-ids",
+        &nat,
+        "--query",
+        "NatGateways[0].State",
+    ]);
     assert!(
         state == "deleting" || state == "deleted",
         "a deleted NAT gateway stays visible: {state}"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let st = aws(
-            &d,
-            &[
-                "describe-route-tables",
-                "--route-table-ids",
-                &private_rt,
-                "--query",
-                "RouteTables[0].Routes[1].State",
-            ],
-        );
+        let st = d.aws(&[
+            "describe-route-tables",
+            "--route-table-ids",
+            &private_rt,
+            "--query",
+            "RouteTables[0].Routes[1].State",
+        ]);
         if st == "blackhole" {
             break;
         }
@@ -855,26 +600,19 @@ fn aws_cli_builds_public_and_private_subnets_with_igw_nat_nacl_and_security_grou
 #[test]
 fn default_vpc_exists_on_first_use_as_aws_creates_it() {
     require_aws();
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
-    let vpcs = aws(
-        &d,
-        &["describe-vpcs", "--filters", "Name=is-default,Values=true"],
-    );
+    let d = TestDaemon::start();
+    let vpcs = d.aws(&["describe-vpcs", "--filters", "Name=is-default,Values=true"]);
     let vpc = &vpcs["Vpcs"][0];
     assert_eq!(vpc["CidrBlock"], "172.31.0.0/16");
     assert_eq!(vpc["IsDefault"], true);
     let id = s(&vpc["VpcId"]);
-    let subnets = aws(
-        &d,
-        &[
-            "describe-subnets",
-            "--filters",
-            "Name=default-for-az,Values=true",
-            "--query",
-            "sort_by(Subnets,&CidrBlock)[].[AvailabilityZone,CidrBlock,MapPublicIpOnLaunch]",
-        ],
-    );
+    let subnets = d.aws(&[
+        "describe-subnets",
+        "--filters",
+        "Name=default-for-az,Values=true",
+        "--query",
+        "sort_by(Subnets,&CidrBlock)[].[AvailabilityZone,CidrBlock,MapPublicIpOnLaunch]",
+    ]);
     let expected: Vec<serde_json::Value> = "abcdef"
         .chars()
         .enumerate()
@@ -891,42 +629,33 @@ fn default_vpc_exists_on_first_use_as_aws_creates_it() {
         serde_json::Value::Array(expected),
         "one default /20 per zone, public"
     );
-    let igw = s(&aws(
-        &d,
-        &[
-            "describe-internet-gateways",
-            "--filters",
-            &format!("Name=attachment.vpc-id,Values={id}"),
-            "--query",
-            "InternetGateways[0].InternetGatewayId",
-        ],
-    ));
-    let main_routes = aws(
-        &d,
-        &[
-            "describe-route-tables",
-            "--filters",
-            &format!("Name=vpc-id,Values={id}"),
-            "Name=association.main,Values=true",
-            "--query",
-            "RouteTables[0].Routes[].[DestinationCidrBlock,GatewayId]",
-        ],
-    );
+    let igw = s(&d.aws(&[
+        "describe-internet-gateways",
+        "--filters",
+        &format!("Name=attachment.vpc-id,Values={id}"),
+        "--query",
+        "InternetGateways[0].InternetGatewayId",
+    ]));
+    let main_routes = d.aws(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={id}"),
+        "Name=association.main,Values=true",
+        "--query",
+        "RouteTables[0].Routes[].[DestinationCidrBlock,GatewayId]",
+    ]);
     assert_eq!(
         main_routes,
         serde_json::json!([["172.31.0.0/16", "local"], ["0.0.0.0/0", igw]])
     );
-    let sg = aws(
-        &d,
-        &[
-            "describe-security-groups",
-            "--filters",
-            &format!("Name=vpc-id,Values={id}"),
-            "Name=group-name,Values=default",
-            "--query",
-            "SecurityGroups[0]",
-        ],
-    );
+    let sg = d.aws(&[
+        "describe-security-groups",
+        "--filters",
+        &format!("Name=vpc-id,Values={id}"),
+        "Name=group-name,Values=default",
+        "--query",
+        "SecurityGroups[0]",
+    ]);
     assert_eq!(sg["IpPermissions"][0]["IpProtocol"], "-1");
     assert_eq!(
         sg["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"], sg["GroupId"],
@@ -936,45 +665,35 @@ fn default_vpc_exists_on_first_use_as_aws_creates_it() {
         sg["IpPermissionsEgress"][0]["IpRanges"][0]["CidrIp"],
         "0.0.0.0/0"
     );
-    let acl = aws(
-        &d,
-        &[
-            "describe-network-acls",
-            "--filters",
-            &format!("Name=vpc-id,Values={id}"),
-            "Name=default,Values=true",
-            "--query",
-            "NetworkAcls[0].[length(Associations), Entries[?Egress==`false`].[RuleNumber,RuleAction]]",
-        ],
-    );
+    let acl = d.aws(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=vpc-id,Values={id}"),
+        "Name=default,Values=true",
+        "--query",
+        "NetworkAcls[0].[length(Associations), Entries[?Egress==`false`].[RuleNumber,RuleAction]]",
+    ]);
     assert_eq!(
         acl,
         serde_json::json!([6, [[100, "allow"], [32767, "deny"]]])
     );
-    let attrs = aws(
-        &d,
-        &[
-            "describe-account-attributes",
-            "--attribute-names",
-            "default-vpc",
-            "--query",
-            "AccountAttributes[0].AttributeValues[0].AttributeValue",
-        ],
-    );
+    let attrs = d.aws(&[
+        "describe-account-attributes",
+        "--attribute-names",
+        "default-vpc",
+        "--query",
+        "AccountAttributes[0].AttributeValues[0].AttributeValue",
+    ]);
     assert_eq!(attrs, serde_json::json!(id));
-    aws_err(&d, &["create-default-vpc"], "DefaultVpcAlreadyExists");
-    let zones = aws(
-        &d,
-        &[
-            "describe-availability-zones",
-            "--query",
-            "AvailabilityZones[].ZoneName",
-        ],
-    );
+    d.aws_err(&["create-default-vpc"], "DefaultVpcAlreadyExists");
+    let zones = d.aws(&[
+        "describe-availability-zones",
+        "--query",
+        "AvailabilityZones[].ZoneName",
+    ]);
     assert_eq!(zones.as_array().map(Vec::len), Some(6));
     // Regions are separate: eu-west-1 has its own default VPC and none of us-east-1's.
-    let out = aws_raw(
-        &d,
+    let out = d.aws_in(
         "eu-west-1",
         &["describe-vpcs", "--query", "Vpcs[].[VpcId,IsDefault]"],
     );
@@ -985,9 +704,8 @@ fn default_vpc_exists_on_first_use_as_aws_creates_it() {
 
 #[test]
 fn bad_input_gets_aws_error_codes_never_a_500() {
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
-    let p = d.port;
+    let d = TestDaemon::start();
+    let p = d.api_port();
     let cases: &[(&str, &str)] = &[
         ("Action=Frobnicate&Version=2016-11-15", "InvalidAction"),
         ("Version=2016-11-15", "MissingAction"),
@@ -1155,10 +873,9 @@ fn bad_input_gets_aws_error_codes_never_a_500() {
 
 #[test]
 fn dry_run_answers_dry_run_operation_412_and_changes_nothing() {
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
+    let d = TestDaemon::start();
     let (status, body) = ec2_post(
-        d.port,
+        d.api_port(),
         "Action=CreateVpc&CidrBlock=10.9.0.0%2F16&DryRun=true",
     );
     assert_eq!(
@@ -1166,7 +883,7 @@ fn dry_run_answers_dry_run_operation_412_and_changes_nothing() {
         (412, "DryRunOperation".to_string())
     );
     let (status, body) = ec2_post(
-        d.port,
+        d.api_port(),
         "Action=CreateVpc&CidrBlock=10.0.0.0%2F8&DryRun=true",
     );
     assert_eq!(
@@ -1175,14 +892,14 @@ fn dry_run_answers_dry_run_operation_412_and_changes_nothing() {
         "a dry run still validates"
     );
     let (_, body) = ec2_post(
-        d.port,
+        d.api_port(),
         "Action=DescribeVpcs&Filter.1.Name=cidr&Filter.1.Value.1=10.9.0.0%2F16",
     );
     assert!(
         !body.contains("<vpcId>"),
         "the dry run created nothing: {body}"
     );
-    let (status, body) = ec2_post(d.port, "Action=DescribeVpcs&DryRun=true");
+    let (status, body) = ec2_post(d.api_port(), "Action=DescribeVpcs&DryRun=true");
     assert_eq!(
         (status, code_of(&body)),
         (412, "DryRunOperation".to_string())
@@ -1191,11 +908,10 @@ fn dry_run_answers_dry_run_operation_412_and_changes_nothing() {
 
 #[test]
 fn max_results_and_next_token_visit_every_vpc_once() {
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
+    let d = TestDaemon::start();
     for i in 0..11 {
         let (status, body) = ec2_post(
-            d.port,
+            d.api_port(),
             &format!("Action=CreateVpc&CidrBlock=10.{i}.0.0%2F16"),
         );
         assert_eq!(status, 200, "{body}");
@@ -1209,7 +925,7 @@ fn max_results_and_next_token_visit_every_vpc_once() {
         } else {
             format!("Action=DescribeVpcs&MaxResults=5&NextToken={token}")
         };
-        let (status, body) = ec2_post(d.port, &form);
+        let (status, body) = ec2_post(d.api_port(), &form);
         assert_eq!(status, 200, "{body}");
         pages += 1;
         seen.extend(
@@ -1231,9 +947,8 @@ fn max_results_and_next_token_visit_every_vpc_once() {
 
 #[test]
 fn sigkill_during_a_stream_of_mutations_loses_no_acknowledged_change() {
-    let dir = temp_dir();
-    let mut d = Daemon::start(dir.path());
-    let port = d.port;
+    let mut d = ProcessDaemon::start();
+    let port = d.api_port();
     let writer = std::thread::spawn(move || {
         let mut acked = Vec::new();
         for i in 0..10_000 {
@@ -1269,8 +984,11 @@ fn sigkill_during_a_stream_of_mutations_loses_no_acknowledged_change() {
         "the stream made progress before the kill ({})",
         acked.len()
     );
-    let d2 = Daemon::start(dir.path());
-    let (status, body) = ec2_post(d2.port, "Action=DescribeSecurityGroups&MaxResults=1000");
+    d.launch();
+    let (status, body) = ec2_post(
+        d.api_port(),
+        "Action=DescribeSecurityGroups&MaxResults=1000",
+    );
     assert_eq!(status, 200);
     for name in &acked {
         assert!(
@@ -1283,25 +1001,8 @@ fn sigkill_during_a_stream_of_mutations_loses_no_acknowledged_change() {
 #[test]
 fn boto3_sees_the_fields_aws_returns() {
     require_aws();
-    let dir = temp_dir();
-    let d = Daemon::start(dir.path());
-    let script: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "interop",
-        "boto3_vpc.py",
-    ]
-    .iter()
-    .collect();
-    let out = Command::new("python3")
-        .arg(&script)
-        .env("VPCLAB_ENDPOINT", &d.url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run python3");
+    let d = TestDaemon::start();
+    let out = d.boto3("boto3_vpc.py");
     assert!(
         out.status.success(),
         "boto3 interop failed:\n{}\n{}",
@@ -1314,22 +1015,17 @@ fn boto3_sees_the_fields_aws_returns() {
 #[test]
 fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
     require_aws();
-    let dir = temp_dir();
-    std::fs::write(
-        dir.path().join("access-keys.toml"),
+    let d = TestDaemon::start_strict(
         "[[key]]\naccess_key = \"AKIAALICE0000000000\"\nsecret_key = \"alice-secret\"\naccount = \"111111111111\"\n\n\
          [[key]]\naccess_key = \"AKIABOB00000000000\"\nsecret_key = \"bob-secret\"\naccount = \"222222222222\"\n",
-    )
-    .expect("write keys");
-    let d = Daemon::start_with(dir.path(), &["--auth", "strict"]);
+    );
     let alice = ("AKIAALICE0000000000", "alice-secret");
     let bob = ("AKIABOB00000000000", "bob-secret");
     let json = |o: Output| -> serde_json::Value {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice(&o.stdout).expect("json")
     };
-    let vpc = json(aws_as(
-        &d,
+    let vpc = json(d.aws_as(
         "us-east-1",
         alice,
         &[
@@ -1344,8 +1040,7 @@ fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
         vpc[1], "111111111111",
         "the key's account owns what it creates"
     );
-    let bob_sees = json(aws_as(
-        &d,
+    let bob_sees = json(d.aws_as(
         "us-east-1",
         bob,
         &["describe-vpcs", "--query", "Vpcs[].[VpcId,OwnerId]"],
@@ -1356,8 +1051,7 @@ fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
         "bob sees only his own default VPC: {bob_sees}"
     );
     assert_eq!(bob_sees[0][1], "222222222222");
-    let out = aws_as(
-        &d,
+    let out = d.aws_as(
         "us-east-1",
         bob,
         &["describe-vpcs", "--vpc-ids", vpc[0].as_str().expect("id")],
@@ -1366,8 +1060,7 @@ fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
         String::from_utf8_lossy(&out.stderr).contains("InvalidVpcID.NotFound"),
         "accounts are separate worlds"
     );
-    let wrong = aws_as(
-        &d,
+    let wrong = d.aws_as(
         "us-east-1",
         ("AKIAALICE0000000000", "not-alices-secret"),
         &["describe-vpcs"],
@@ -1377,15 +1070,14 @@ fn strict_auth_verifies_signatures_and_keeps_accounts_apart() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
-    let unknown = aws_as(
-        &d,
+    let unknown = d.aws_as(
         "us-east-1",
         ("AKIANOBODY000000000", "x"),
         &["describe-vpcs"],
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("(AuthFailure)"));
     // A hand-made request with a key id the daemon does not know is refused.
-    let (status, body) = ec2_post(d.port, "Action=DescribeVpcs");
+    let (status, body) = ec2_post(d.api_port(), "Action=DescribeVpcs");
     assert_eq!(
         (status, code_of(&body)),
         (401, "AuthFailure".to_string()),

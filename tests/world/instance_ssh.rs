@@ -19,6 +19,9 @@ struct Lab {
 
 /// Creates a key pair with ssh-keygen (mode 0400 private key, like `chmod 400`).
 async fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
+    for tool in ["ssh", "scp", "ssh-keygen", "ssh-keyscan"] {
+        crate::support::require(tool);
+    }
     let path = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
     cmd.args(["-q", "-N", "", "-C", name, "-f"]).arg(&path);
@@ -464,7 +467,7 @@ async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
 }
 
 /// Figures for the report, not a pass/fail check:
-/// `cargo test --test instance_ssh measure -- --ignored --nocapture`.
+/// `cargo test --test world instance_ssh::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement"]
 async fn measure_login_exec_and_scp_throughput() {

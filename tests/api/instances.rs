@@ -5,13 +5,11 @@
 //! Instance transitions are shortened to 300 ms so `aws ec2 wait` answers on its first
 //! poll.
 
-mod instances_support;
-
 use serde_json::{Value, json};
 
-use instances_support::{Daemon, s};
+use crate::support::{Lab, ProcessDaemon, TestDaemon, s};
 
-fn newest_al2023(d: &Daemon) -> String {
+fn newest_al2023(d: &dyn Lab) -> String {
     d.aws_text(&[
         "describe-images",
         "--owners",
@@ -29,8 +27,7 @@ fn ids(v: &Value) -> Vec<String> {
 
 #[test]
 fn lifecycle_in_a_subnet_keeps_the_private_ip_and_changes_the_public_ip_on_stop_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 300);
+    let d = TestDaemon::start();
     let vpc = d.aws_text(&[
         "create-vpc",
         "--cidr-block",
@@ -212,8 +209,7 @@ fn lifecycle_in_a_subnet_keeps_the_private_ip_and_changes_the_public_ip_on_stop_
 
 #[test]
 fn describe_images_and_instance_types_answer_from_the_catalog() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 300);
+    let d = TestDaemon::start();
     let ubuntu = d.aws(&[
         "describe-images",
         "--owners",
@@ -269,8 +265,7 @@ fn describe_images_and_instance_types_answer_from_the_catalog() {
 
 #[test]
 fn launch_and_lifecycle_errors_are_the_aws_errors() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 300);
+    let d = TestDaemon::start();
     let ami = newest_al2023(&d);
     d.aws_err(
         &["run-instances", "--image-id", "ami-0123456789abcdef0"],
@@ -315,9 +310,7 @@ fn launch_and_lifecycle_errors_are_the_aws_errors() {
 
 #[test]
 fn instances_survive_a_daemon_crash_in_the_state_they_had() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let mut d = Daemon::start(&state, 300);
+    let mut d = ProcessDaemon::start();
     let ami = newest_al2023(&d);
     // No subnet: the default subnet of the default VPC, which maps public addresses and
     // has DNS hostnames.
@@ -339,7 +332,7 @@ fn instances_survive_a_daemon_crash_in_the_state_they_had() {
     ]);
     d.kill9();
 
-    let d = Daemon::start(&state, 300);
+    d.launch();
     let after = d.aws(&[
         "describe-instances",
         "--instance-ids",
@@ -383,27 +376,8 @@ fn instances_survive_a_daemon_crash_in_the_state_they_had() {
 
 #[test]
 fn boto3_waiters_and_parsed_fields_work_for_instances_and_key_pairs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(&dir.path().join("state"), 300);
-    let script: std::path::PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "interop",
-        "boto3_instances.py",
-    ]
-    .iter()
-    .collect();
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .env("VPCLAB_ENDPOINT", &d.url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/vpclab-test-config")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run python3");
+    let d = TestDaemon::start();
+    let out = d.boto3("boto3_instances.py");
     assert!(
         out.status.success(),
         "boto3 interop failed:\n{}\n{}",

@@ -7,15 +7,14 @@
 //! reason printed, when not root, when `unshare -n` is not permitted, or without
 //! /dev/net/tun.
 
-mod world_support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use world_support::{Daemon, Network, stderr, stdout};
+use crate::support::{Lab, Network, ProcessDaemon, stderr, stdout};
 
 const INSIDE: &str = "VPCLAB_WORLD_TUN_TEST_IN_NETNS";
-const NAME: &str = "up_tun_lets_plain_ssh_reach_a_public_ip_and_the_security_group_decides";
+/// The test's name in the `world` test binary (the binary re-executes itself with it).
+const NAME: &str = "tun::up_tun_lets_plain_ssh_reach_a_public_ip_and_the_security_group_decides";
 /// The kernel side's address (what the world sees as the source of host traffic).
 const TUN_ADDR: &str = "203.0.113.1";
 
@@ -47,7 +46,7 @@ fn ip(args: &[&str]) -> String {
 }
 
 /// Plain OpenSSH: no ProxyCommand, the kernel routes the connection.
-fn plain_ssh(d: &Daemon, key: &Path, host: &str, command: &str, timeout_s: u32) -> Output {
+fn plain_ssh(d: &dyn Lab, key: &Path, host: &str, command: &str, timeout_s: u32) -> Output {
     let mut cmd = Command::new("ssh");
     cmd.arg("-i")
         .arg(key)
@@ -107,7 +106,7 @@ fn up_tun_lets_plain_ssh_reach_a_public_ip_and_the_security_group_decides() {
 
     // From here on we are alone in a fresh network namespace: only `lo`, down.
     ip(&["link", "set", "lo", "up"]);
-    let mut d = Daemon::start_with(&["--tun"]);
+    let mut d = ProcessDaemon::start_with(&["--tun"]);
     // The kernel side: its /32 address, and one route, for the public range only.
     let addr = ip(&["-4", "-o", "addr", "show", "dev", "vpclab0"]);
     assert!(addr.contains(&format!("inet {TUN_ADDR}/32")), "{addr}");
@@ -131,7 +130,7 @@ fn up_tun_lets_plain_ssh_reach_a_public_ip_and_the_security_group_decides() {
     assert_eq!(stdout(&out), "hi\n");
 
     // Revoking the rule governs the next connection: the SYN is dropped, ssh times out.
-    d.aws(&[
+    d.aws_text(&[
         "revoke-security-group-ingress",
         "--group-id",
         &sg,

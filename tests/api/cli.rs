@@ -2,43 +2,27 @@
 //! with a non-zero exit code for a busy port, an unusable state directory and a second
 //! daemon, clean stop on SIGTERM, and the status summary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::{Lab, ProcessDaemon, VPCLAB};
+
 fn vpclab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vpclab"))
+    Command::new(VPCLAB)
 }
 
-/// Starts `vpclab up` and waits for its export line; returns the child and the URL.
-fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = vpclab()
-        .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vpclab up");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = Vec::new();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("vpclab up printed its endpoint")
-            .expect("utf8");
-        seen.push(line.clone());
-        if let Some(rest) = line.strip_prefix("export AWS_ENDPOINT_URL=") {
-            break rest.split_whitespace().next().expect("url").to_string();
-        }
-    };
+/// Starts `vpclab up` and checks what it printed up to its export line; returns the
+/// daemon and the URL.
+fn start() -> (ProcessDaemon, String) {
+    let d = ProcessDaemon::start();
+    let url = d.url();
+    let seen = &d.startup;
     assert!(
         seen.iter()
             .any(|l| l.contains("EC2 API:") && l.contains(&url)),
         "endpoints printed: {seen:?}"
     );
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    (d, url)
 }
 
 /// Runs a command expected to fail with one `vpclab: …` line; returns that line.
@@ -56,16 +40,14 @@ fn one_line_failure(cmd: &mut Command) -> String {
 
 #[test]
 fn second_daemon_on_the_same_state_dir_fails_with_one_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut first, _) = start(dir.path());
+    let (mut first, _) = start();
     let line = one_line_failure(
         vpclab()
             .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir.path()),
+            .arg(first.state_dir()),
     );
     assert!(line.contains("another vpclab daemon"), "{line}");
-    let _ = first.kill();
-    let _ = first.wait();
+    first.kill9();
 }
 
 #[test]
@@ -99,12 +81,12 @@ fn unusable_state_dir_fails_with_one_line() {
 
 #[test]
 fn sigterm_stops_cleanly_and_status_then_says_not_running() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, url) = start(dir.path());
+    let (mut d, url) = start();
+    let state = d.state_dir();
     // status while running: endpoint and the default VPC world after a first request.
     let out = vpclab()
         .args(["status", "--json", "--state-dir"])
-        .arg(dir.path())
+        .arg(&state)
         .output()
         .expect("status");
     let v: serde_json::Value =
@@ -113,7 +95,7 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
     assert_eq!(v["api"], url.as_str());
     let text = vpclab()
         .args(["status", "--state-dir"])
-        .arg(dir.path())
+        .arg(&state)
         .output()
         .expect("status");
     let text = String::from_utf8_lossy(&text.stdout).to_string();
@@ -123,6 +105,7 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
         "{text}"
     );
 
+    let child = d.child();
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -139,12 +122,12 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
     };
     assert!(status.success(), "a clean stop exits 0: {status:?}");
     assert!(
-        !dir.path().join("endpoint.json").exists(),
+        !state.join("endpoint.json").exists(),
         "the endpoint file is removed"
     );
     let out = vpclab()
         .args(["status", "--json", "--state-dir"])
-        .arg(dir.path())
+        .arg(&state)
         .output()
         .expect("status");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -153,8 +136,8 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
 
 #[test]
 fn status_summarises_each_account_and_region() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, url) = start(dir.path());
+    let (mut d, url) = start();
+    let state = d.state_dir();
     let port: u16 = url
         .rsplit(':')
         .next()
@@ -175,7 +158,7 @@ fn status_summarises_each_account_and_region() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     let out = vpclab()
         .args(["status", "--json", "--state-dir"])
-        .arg(dir.path())
+        .arg(&state)
         .output()
         .expect("status");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -183,6 +166,24 @@ fn status_summarises_each_account_and_region() {
     assert_eq!(region["vpc"], 1);
     assert_eq!(region["subnet"], 6);
     assert_eq!(region["internet_gateway"], 1);
-    let _ = child.kill();
-    let _ = child.wait();
+    d.kill9();
+}
+
+/// A closed stdout is success, not a panic (`vpclab status | head -1`).
+#[test]
+fn a_broken_pipe_is_success() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = vpclab()
+        .args(["status", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("status");
+    // Close the reading end before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -1,0 +1,15 @@
+//! The API as clients see it: the EC2 Query API and Route 53 driven by the real `aws`
+//! CLI, boto3 and raw HTTP, key pairs loaded by OpenSSH and PuTTY, and the `vpclab` CLI
+//! itself (`up`, `status`). One test binary (one link of the crate); the daemons come
+//! from the shared harness in `tests/support`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod blackbox;
+mod cli;
+mod instances;
+mod keys;
+mod route53;
+mod route53_cli;
+mod services;

@@ -1,0 +1,15 @@
+//! The simulated world: instances reached with the real OpenSSH client (through
+//! `vpclab connect`, or plain ssh over `--tun`), their services and the internet, the
+//! DNS endpoints and Route 53 health checks seen by `dig`. One test binary (one link of
+//! the crate); the daemons come from the shared harness in `tests/support`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod dns_health;
+mod dns_server;
+mod instance_services;
+mod instance_ssh;
+mod internet;
+mod ssh;
+mod tun;

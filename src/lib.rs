@@ -7,20 +7,24 @@
 //! - [`keys`]: key-pair material with AWS's formats and fingerprints.
 //! - [`catalog`]: the machine images and instance types every world offers.
 //! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
+//! - [`http1`]: HTTP/1.1 for every host inside a world (hyper over fabric streams).
 //! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
+//! - [`lab`]: the lab engine: lab files, per-learner parameters, the grader, progress.
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod daemon;
 pub mod dns;
+pub mod http1;
 pub mod instance;
 pub mod keys;
+pub mod lab;
 pub mod model;
 pub mod world;
 
 /// The dependency direction of ARCHITECTURE.md, checked against the source: a module
-/// may use modules of lower layers only (`cli → daemon → {api, world} → {instance, dns}
+/// may use modules of lower layers only (`cli → daemon → lab → {api, world} → {instance, dns}
 /// → model → {keys, catalog}`), never one of its own layer or above.
 #[cfg(test)]
 mod layering {
@@ -30,13 +34,15 @@ mod layering {
     const LAYERS: &[(&str, u8)] = &[
         ("keys", 0),
         ("catalog", 0),
+        ("http1", 0),
         ("model", 1),
         ("instance", 2),
         ("dns", 2),
         ("api", 3),
         ("world", 3),
-        ("daemon", 4),
-        ("cli", 5),
+        ("lab", 4),
+        ("daemon", 5),
+        ("cli", 6),
     ];
 
     fn layer(module: &str) -> Option<u8> {

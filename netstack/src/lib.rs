@@ -13,6 +13,12 @@
 //! each with a [`Verdict`]. Its stages and their order are documented in
 //! [`fabric`] and in `docs/networking.md`. [`fixture`] builds ready-made
 //! topologies for tests.
+//!
+//! Above the fabric, [`host`] gives every attachment a smoltcp stack with async
+//! TCP/UDP/ICMP sockets that implement tokio's `AsyncRead`/`AsyncWrite`, so any
+//! protocol crate can run over them: vpclab runs hyper (HTTP), russh (SSH) and
+//! hickory (DNS) there. [`internet`] holds the simulated internet's address plan and
+//! the learner's computer; the services at those addresses are vpclab's.
 
 #![forbid(unsafe_code)]
 

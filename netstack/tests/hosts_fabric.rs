@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vpclab_netstack::fixture::{self, FixtureIds};
 use vpclab_netstack::host::{Host, HostConfig, Net};
-use vpclab_netstack::internet::{self, Internet, http};
+use vpclab_netstack::internet::{self, Learner};
 use vpclab_netstack::{Fabric, NaclEntry, NetworkAcl, Port, RuleAction};
 
 struct World {
@@ -18,7 +18,8 @@ struct World {
     ids: FixtureIds,
     web: Host,
     app: Host,
-    inet: Internet,
+    learner: Learner,
+    _whatismyip: Host,
 }
 
 fn vpc_host(net: &Net, eni: &str, ip: Ipv4Addr) -> Host {
@@ -34,14 +35,49 @@ fn world() -> World {
     let net = Net::new(Fabric::new(Arc::new(topology)));
     let web = vpc_host(&net, &ids.web_eni, ids.web_ip);
     let app = vpc_host(&net, &ids.app_eni, ids.app_ip);
-    let inet = Internet::start(&net).unwrap();
+    let learner = Learner::attach(&net).unwrap();
+    let whatismyip = internet_service(&net, internet::WHATISMYIP_ADDR, |peer| {
+        format!("{}\n", peer.ip()).into_bytes()
+    });
     World {
         net,
         ids,
         web,
         app,
-        inet,
+        learner,
+        _whatismyip: whatismyip,
     }
+}
+
+/// A service on the internet at `addr`, port 80, that sends `reply(peer)` on each
+/// connection and closes it: enough to see what an internet or NAT gateway did to a
+/// flow, without an application protocol (netstack speaks none).
+fn internet_service(
+    net: &Net,
+    addr: Ipv4Addr,
+    reply: impl Fn(SocketAddrV4) -> Vec<u8> + Send + Sync + 'static,
+) -> Host {
+    let host = net.add_host(HostConfig::internet(addr)).unwrap();
+    let listener = host.listen(80).unwrap();
+    let reply = Arc::new(reply);
+    tokio::spawn(async move {
+        while let Ok((mut s, peer)) = listener.accept().await {
+            let bytes = reply(peer);
+            tokio::spawn(async move {
+                let _ = s.write_all(&bytes).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    host
+}
+
+/// Connects from `from` to port 80 of `addr` and reads until the service closes.
+async fn fetch(from: &Host, addr: Ipv4Addr) -> Vec<u8> {
+    let mut s = from.connect(SocketAddrV4::new(addr, 80)).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    out
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,50 +201,29 @@ async fn nacl_blocking_replies_stalls_the_connection() {
 #[tokio::test(start_paused = true)]
 async fn private_instance_reaches_the_internet_through_the_nat_gateway() {
     let w = world();
-    let resp = http::get(
-        &w.app,
-        SocketAddrV4::new(internet::WHATISMYIP_ADDR, 80),
-        "checkip",
-        "/",
-    )
-    .await
-    .unwrap();
+    let seen = fetch(&w.app, internet::WHATISMYIP_ADDR).await;
     // "What is my IP" sees the NAT gateway's Elastic IP, not 10.0.2.20.
-    assert_eq!(resp.text(), format!("{}\n", w.ids.nat_public));
+    assert_eq!(seen, format!("{}\n", w.ids.nat_public).into_bytes());
     // A public instance is seen with its own public IP (internet gateway).
-    let resp = http::get(
-        &w.web,
-        SocketAddrV4::new(internet::WHATISMYIP_ADDR, 80),
-        "checkip",
-        "/",
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.text(), format!("{}\n", w.ids.web_public));
+    let seen = fetch(&w.web, internet::WHATISMYIP_ADDR).await;
+    assert_eq!(seen, format!("{}\n", w.ids.web_public).into_bytes());
 }
 
 #[tokio::test(start_paused = true)]
 async fn package_download_through_nat_crosses_mtu_1500() {
     let w = world();
     let rpm: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 255) as u8).collect();
-    w.inet.mirror().put("/repo/httpd.rpm", rpm.clone());
-    let resp = http::get(
-        &w.app,
-        SocketAddrV4::new(internet::MIRROR_ADDR, 80),
-        "mirror",
-        "/repo/httpd.rpm",
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status, 200);
-    assert!(resp.body == rpm);
+    let served = rpm.clone();
+    let _mirror = internet_service(&w.net, internet::MIRROR_ADDR, move |_| served.clone());
+    let got = fetch(&w.app, internet::MIRROR_ADDR).await;
+    assert!(got == rpm);
 }
 
 #[tokio::test(start_paused = true)]
 async fn internet_host_cannot_open_a_connection_to_the_private_instance() {
     let w = world();
     let _listener = w.app.listen(8080).unwrap();
-    let learner = w.inet.learner();
+    let learner = w.learner.host();
     // Neither the private address (not routable from the internet) …
     let err = learner
         .connect_timeout(
@@ -241,8 +256,8 @@ async fn learner_reaches_a_public_instance_by_its_public_ip() {
     });
     let (mut outside, inside) = tokio::io::duplex(1024);
     let dst = SocketAddrV4::new(w.ids.web_public, 22);
-    let inet = w.inet;
-    let splice = tokio::spawn(async move { inet.learner_connect(dst, inside).await });
+    let learner = w.learner;
+    let splice = tokio::spawn(async move { learner.connect(dst, inside).await });
     let mut banner = [0u8; 16];
     outside.read_exact(&mut banner).await.unwrap();
     assert_eq!(&banner, b"SSH-2.0-vpclab\r\n");
@@ -256,7 +271,7 @@ async fn learner_reaches_a_public_instance_by_its_public_ip() {
 #[tokio::test(start_paused = true)]
 async fn ping_follows_security_group_icmp_rules() {
     let w = world();
-    let learner = w.inet.learner().clone();
+    let learner = w.learner.host().clone();
     // sg-web allows ICMP from anywhere.
     learner
         .ping(w.ids.web_public, Duration::from_secs(2))
@@ -417,19 +432,12 @@ async fn jumbo_frames_inside_the_vpc_1500_bytes_across_the_internet_gateway() {
     });
     let web = vpc_host(&net, &ids.web_eni, ids.web_ip);
     let app = vpc_host(&net, &ids.app_eni, ids.app_ip);
-    let inet = Internet::start(&net).unwrap();
     let blob = vec![7u8; 200_000];
-    inet.mirror().put("/blob", blob.clone());
+    let served = blob.clone();
+    let _mirror = internet_service(&net, internet::MIRROR_ADDR, move |_| served.clone());
     // Internet -> public instance (download) and back.
-    let got = http::get(
-        &web,
-        SocketAddrV4::new(internet::MIRROR_ADDR, 80),
-        "m",
-        "/blob",
-    )
-    .await
-    .unwrap();
-    assert_eq!(got.body, blob);
+    let got = fetch(&web, internet::MIRROR_ADDR).await;
+    assert_eq!(got, blob);
     // Instance -> instance inside the VPC.
     let listener = app.listen(8080).unwrap();
     let server = tokio::spawn(async move {

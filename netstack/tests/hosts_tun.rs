@@ -11,9 +11,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
 use vpclab_netstack::fixture;
 use vpclab_netstack::host::{HostConfig, Net};
-use vpclab_netstack::internet::http::{self, Response};
 use vpclab_netstack::tun::Tun;
 use vpclab_netstack::{Fabric, Port};
 
@@ -77,9 +78,29 @@ fn tun_carries_kernel_tcp_to_a_public_instance() {
             ))
             .unwrap();
         let listener = web.listen(80).unwrap();
-        tokio::spawn(http::serve(listener, |r: &http::Request| {
-            Response::new(200, "text/plain", format!("hello {}\n", r.peer.ip()))
-        }));
+        // A canned answer to the kernel's one request: netstack speaks no HTTP, and the
+        // test is about the packets, not the protocol.
+        tokio::spawn(async move {
+            while let Ok((mut s, peer)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = format!("hello {}\n", peer.ip());
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
         let tun = Tun::attach(&net, "vpclab0", "203.0.113.0/24".parse().unwrap()).unwrap();
         let learner = Ipv4Addr::new(203, 0, 113, 10);
         for cmd in tun.setup_commands(learner, &["198.18.0.0/15".parse().unwrap()]) {

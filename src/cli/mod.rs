@@ -35,6 +35,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub mod connect;
+pub mod lab;
 pub mod ssh_config;
 pub mod status;
 pub mod up;
@@ -66,6 +67,8 @@ pub enum Command {
     SshConfig(ssh_config::SshConfigArgs),
     /// Print your address as your world sees it (for "allow SSH from my IP").
     Whoami(whoami::WhoamiArgs),
+    /// Guided labs that grade themselves: list, start, status, check, hint, test …
+    Lab(lab::LabArgs),
 }
 
 /// Runs a parsed command line.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => connect::run(args),
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Whoami(args) => whoami::run(args),
+        Command::Lab(args) => lab::run(args),
     }
 }

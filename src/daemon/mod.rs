@@ -284,7 +284,13 @@ impl Daemon {
                 }
             })
         };
-        let app = access::router(state.clone(), worlds.clone()).merge(api::router(state));
+        let app = access::router(state.clone(), worlds.clone())
+            .merge(crate::lab::service::router(
+                state.clone(),
+                worlds.clone(),
+                state_dir.labs_dir(),
+            ))
+            .merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();
         let task = tokio::spawn(async move {

@@ -8,6 +8,7 @@
 //!   endpoint.json       where the running daemon listens (vpclab status, tools)
 //!   access-keys.toml    the keys of --auth strict (mode 0600)
 //!   instances/<account>/<instance id>.db   one SQLite database per instance disk
+//!   labs/<learner>.jsonl  lab progress: hash-chained events (lab engine)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,11 @@ impl StateDir {
     /// The folder of instance disks (one sub-folder per account).
     pub fn instances_dir(&self) -> PathBuf {
         self.root.join("instances")
+    }
+
+    /// The folder of lab progress logs (one file per learner).
+    pub fn labs_dir(&self) -> PathBuf {
+        self.root.join("labs")
     }
 
     /// The running daemon's endpoints, if `endpoint.json` exists and parses.

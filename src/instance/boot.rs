@@ -188,3 +188,40 @@ fn boot_stamp() -> String {
     ))
     .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::instance::{FakeNet, InstanceProfile};
+
+    /// Issue 10, item 5: `sleep nan` in user data used to panic inside the boot task, so
+    /// the console never got its last lines (and the disk saver never started).
+    #[tokio::test(start_paused = true)]
+    async fn issue10_user_data_with_sleep_nan_still_finishes_the_boot() {
+        let ip = Ipv4Addr::new(10, 0, 1, 5);
+        let mut p = InstanceProfile::example(Image::AmazonLinux2023, ip);
+        p.user_data = b"#!/bin/bash\nsleep nan\necho after-sleep\n".to_vec();
+        let net = FakeNet::new(ip, 24, &p.mac);
+        let inst = InstanceState::launch(p, net);
+        inst.boot().await;
+        let log = inst
+            .disk()
+            .fs
+            .read("/var/log/cloud-init-output.log", Cred::ROOT)
+            .map(|d| String::from_utf8_lossy(d).to_string())
+            .expect("the user data log exists");
+        assert!(
+            log.contains("sleep: invalid time interval 'nan'\n"),
+            "{log}"
+        );
+        assert!(log.contains("after-sleep\n"), "{log}");
+        let console = inst.console_output();
+        assert!(
+            console.contains("Cloud-init v. 22.2.2 finished at"),
+            "{console}"
+        );
+        assert!(console.contains("login: "), "{console}");
+    }
+}

@@ -11,82 +11,63 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::InstanceState;
-use super::http::{self, Request};
+use crate::http1::{self, Request, Response};
 
 /// The longest session a token may ask for (6 hours).
 const MAX_TTL: u64 = 21600;
 
-/// Serves metadata requests on one connection until the client closes it.
+/// Serves metadata requests on one connection until the client closes it (every answer
+/// says `Connection: close`, as EC2's does).
 pub async fn serve_imds<S>(stream: S, inst: Arc<InstanceState>) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (r, mut w) = tokio::io::split(stream);
-    let mut r = BufReader::new(r);
-    while let Some(req) = http::read_request(&mut r).await? {
-        let close = req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let bytes = answer(&inst, &req);
-        http::send(&mut w, &bytes).await?;
-        if close {
-            break;
-        }
-    }
-    Ok(())
+    let handler: http1::Handler = Arc::new(move |req: &Request| answer(&inst, req));
+    http1::serve_connection(stream, http1::NO_PEER, handler).await
 }
 
-fn text(status: u16, reason: &str, body: &str, head: bool) -> Vec<u8> {
-    http::response(
-        status,
-        reason,
-        &[
-            ("Content-Type", "text/plain".to_string()),
-            ("Server", "EC2ws".to_string()),
-            ("Connection", "close".to_string()),
-        ],
-        body.as_bytes(),
-        head,
-    )
+/// A response with EC2's metadata headers.
+fn ec2ws(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    Response::new(status, content_type, body)
+        .with_header("Server", "EC2ws")
+        .with_header("Connection", "close")
 }
 
-fn error_page(status: u16, reason: &str, head: bool) -> Vec<u8> {
+fn text(body: &str) -> Response {
+    ec2ws(200, "text/plain", body)
+}
+
+fn error_page(status: u16) -> Response {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>{status} - {reason}</title>\n </head>\n <body>\n  <h1>{status} - {reason}</h1>\n </body>\n</html>\n"
     );
-    http::response(
-        status,
-        reason,
-        &[
-            ("Content-Type", "text/html".to_string()),
-            ("Server", "EC2ws".to_string()),
-            ("Connection", "close".to_string()),
-        ],
-        body.as_bytes(),
-        head,
-    )
+    ec2ws(status, "text/html", body)
 }
 
-/// The response to one request.
-pub fn answer(inst: &InstanceState, req: &Request) -> Vec<u8> {
-    let head = req.method == "HEAD";
-    let path = req.target.split('?').next().unwrap_or("");
+/// The response to one request (a HEAD request gets the same headers; the server drops
+/// the body).
+pub fn answer(inst: &InstanceState, req: &Request) -> Response {
+    let path = req.path();
     if path == "/latest/api/token" {
         if req.method != "PUT" {
-            return error_page(405, "Method Not Allowed", head);
+            return error_page(405);
         }
         // A forwarded request is refused: the token is meant for the instance itself.
         if req.header("x-forwarded-for").is_some() {
-            return error_page(403, "Forbidden", head);
+            return error_page(403);
         }
         let ttl = req
             .header("x-aws-ec2-metadata-token-ttl-seconds")
             .and_then(|v| v.parse::<u64>().ok());
         let Some(ttl) = ttl.filter(|t| (1..=MAX_TTL).contains(t)) else {
-            return error_page(400, "Bad Request", head);
+            return error_page(400);
         };
         let token =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 42]>());
@@ -94,21 +75,13 @@ pub fn answer(inst: &InstanceState, req: &Request) -> Vec<u8> {
         inst.lock_runtime()
             .imds_tokens
             .insert(token.clone(), expiry);
-        return http::response(
-            200,
-            "OK",
-            &[
-                ("Content-Type", "text/plain".to_string()),
-                ("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl.to_string()),
-                ("Server", "EC2ws".to_string()),
-                ("Connection", "close".to_string()),
-            ],
-            token.as_bytes(),
-            false,
-        );
+        return Response::new(200, "text/plain", token)
+            .with_header("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl.to_string())
+            .with_header("Server", "EC2ws")
+            .with_header("Connection", "close");
     }
     if req.method != "GET" && req.method != "HEAD" {
-        return error_page(405, "Method Not Allowed", head);
+        return error_page(405);
     }
     let p = inst.profile();
     match req.header("x-aws-ec2-metadata-token") {
@@ -117,27 +90,17 @@ pub fn answer(inst: &InstanceState, req: &Request) -> Vec<u8> {
             let mut rt = inst.lock_runtime();
             rt.imds_tokens.retain(|_, exp| *exp > now);
             if !rt.imds_tokens.contains_key(token) {
-                return error_page(401, "Unauthorized", head);
+                return error_page(401);
             }
         }
-        None if p.imds_v2_required => return error_page(401, "Unauthorized", head),
+        None if p.imds_v2_required => return error_page(401),
         None => {}
     }
     match lookup(inst, path) {
-        Some(Entry::Leaf(v)) => text(200, "OK", &v, head),
-        Some(Entry::Dir(items)) => text(200, "OK", &items.join("\n"), head),
-        Some(Entry::Bytes(b)) => http::response(
-            200,
-            "OK",
-            &[
-                ("Content-Type", "application/octet-stream".to_string()),
-                ("Server", "EC2ws".to_string()),
-                ("Connection", "close".to_string()),
-            ],
-            &b,
-            head,
-        ),
-        None => error_page(404, "Not Found", head),
+        Some(Entry::Leaf(v)) => text(&v),
+        Some(Entry::Dir(items)) => text(&items.join("\n")),
+        Some(Entry::Bytes(b)) => ec2ws(200, "application/octet-stream", b),
+        None => error_page(404),
     }
 }
 

@@ -11,8 +11,12 @@
 //!   default user, an interactive shell with a pty, `exec`, and SFTP (so `scp` works);
 //! - [`imds::serve_imds`] — instance metadata (IMDSv1 and v2) over HTTP/1.1;
 //! - [`InstanceState::boot`] — first-boot user data and the console log;
-//! - the emulated shell ([`shell`]) with its commands, over the per-instance
-//!   filesystem ([`vfs`]), whose network tools go through [`net::InstanceNet`].
+//! - the emulated shell ([`shell`]) with its command table, over the per-instance
+//!   filesystem ([`vfs`]), whose network tools go through [`net::InstanceNet`];
+//! - packages and services ([`services`]): `dnf`/`apt`, `systemctl`, the web servers.
+//!
+//! Every HTTP exchange (metadata, web servers, `curl`, `wget`, the package managers) is
+//! hyper through [`crate::http1`].
 //!
 //! What this module leaves to others: the network stack and the fabric (the caller
 //! accepts port 22 and 169.254.169.254:80 connections on the instance's host stack and
@@ -21,7 +25,6 @@
 //! are stored.
 
 pub mod boot;
-pub mod http;
 pub mod image;
 pub mod imds;
 pub mod lineedit;

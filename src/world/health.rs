@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use vpclab_netstack::host::{Host, HostConfig, Net};
-use vpclab_netstack::internet::http;
 
 use super::Worlds;
 use crate::dns::health::{CHECKER_REGIONS, CheckRules, HealthBoard, ProbeOutcome};
+use crate::http1;
 use crate::model::Clock;
 use crate::model::route53::health::{HealthCheck, HealthCheckConfig};
 use crate::model::{Commit, Resource, Subscriber, World};
@@ -253,7 +253,7 @@ pub async fn probe(
     };
     let answer = tokio::time::timeout(
         HTTP_RESPONSE.min(cap),
-        http::request(stream, "GET", &host_header, &path),
+        http1::request(stream, "GET", &host_header, &path, &probe_headers(), b""),
     )
     .await;
     match answer {
@@ -271,6 +271,17 @@ pub async fn probe(
             _ => ProbeOutcome::Http(resp.status),
         },
     }
+}
+
+/// The headers of a probe. Route 53's checkers name themselves in `User-Agent`.
+fn probe_headers() -> [(String, String); 2] {
+    [
+        (
+            "User-Agent".to_string(),
+            "Amazon-Route53-Health-Check-Service (vpclab)".to_string(),
+        ),
+        ("Accept".to_string(), "*/*".to_string()),
+    ]
 }
 
 #[cfg(test)]
@@ -303,13 +314,16 @@ mod tests {
             ))
             .expect("web host");
         let listener = web.listen(80).expect("listen");
-        tokio::spawn(http::serve(listener, |r: &http::Request| {
-            if r.path == "/health" {
-                http::Response::new(200, "text/plain", "all good\n")
-            } else {
-                http::Response::not_found()
-            }
-        }));
+        tokio::spawn(http1::serve(
+            listener,
+            Arc::new(|r: &http1::Request| {
+                if r.path() == "/health" {
+                    http1::Response::new(200, "text/plain", "all good\n")
+                } else {
+                    http1::Response::not_found()
+                }
+            }),
+        ));
         let checker = net
             .add_host(HostConfig::internet(Ipv4Addr::new(192, 0, 2, 96)))
             .expect("checker");

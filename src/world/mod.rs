@@ -1,10 +1,10 @@
 //! The world runtime: turns each account's persisted model into a live network.
 //!
 //! One [`AccountWorld`] per account holds a [`Net`] (the host stacks and their driver)
-//! whose forwarder is the [`Fabric`], the simulated internet (what-is-my-IP, web site,
-//! package mirror, the learner's computer, the public DNS resolver at 192.0.2.53), one
-//! Route 53 Resolver host per VPC, and one host stack per running instance with its SSH
-//! server on port 22 and its metadata service.
+//! whose forwarder is the [`Fabric`], the simulated internet ([`internet`]: what-is-my-IP,
+//! web site, package mirror over hyper, the learner's computer; and the public DNS
+//! resolver at 192.0.2.53), one Route 53 Resolver host per VPC, and one host stack per
+//! running instance with its SSH server on port 22 and its metadata service.
 //!
 //! How it follows the model: [`Worlds::subscriber`] is registered with the control. On
 //! every committed change it compiles the world into a `Topology` and swaps it into the
@@ -22,6 +22,7 @@
 
 pub mod health;
 mod instances;
+pub mod internet;
 pub mod net;
 mod resolver;
 
@@ -35,13 +36,15 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::watch;
 use vpclab_netstack::host::{Net, TcpStream};
-use vpclab_netstack::internet::{Internet, LEARNER_ADDR};
+use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
 
 use crate::dns::{SharedView, Views};
 use crate::model::Clock;
 use crate::model::ec2::compile;
 use crate::model::{Commit, Control, Subscriber, World};
+
+pub use internet::Internet;
 
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
 /// interfaces and subnets carry the addresses those hosts use.

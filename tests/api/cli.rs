@@ -237,3 +237,22 @@ fn issue10_logs_to_a_pipe_carry_no_ansi_colours() {
     assert!(err.contains("DEBUG"), "a debug line within 20 s: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
 }
+
+/// A closed stdout is success, not a panic (`vpclab status | head -1`).
+#[test]
+fn a_broken_pipe_is_success() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = vpclab()
+        .args(["status", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("status");
+    // Close the reading end before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

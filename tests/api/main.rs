@@ -12,3 +12,4 @@ mod instances;
 mod keys;
 mod route53;
 mod route53_cli;
+mod services;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vpclab::http1;
 use vpclab::instance::imds::serve_imds;
 use vpclab::instance::net::{FakeNet, FakeService, InstanceNet};
 use vpclab::instance::vfs::Cred;
@@ -175,14 +176,11 @@ async fn imdsv2_token_expires_after_its_ttl() {
 }
 
 fn mirror() -> FakeService {
-    Arc::new(|stream, _| {
+    Arc::new(|stream, peer| {
+        let handler: http1::Handler =
+            Arc::new(|_: &http1::Request| http1::Response::new(200, "text/xml", "<repomd/>"));
         Box::pin(async move {
-            let (r, mut w) = tokio::io::split(stream);
-            let mut r = tokio::io::BufReader::new(r);
-            if let Ok(Some(_)) = vpclab::instance::http::read_request(&mut r).await {
-                let bytes = vpclab::instance::http::response(200, "OK", &[], b"<repomd/>", false);
-                let _ = vpclab::instance::http::send(&mut w, &bytes).await;
-            }
+            let _ = http1::serve_connection(stream, peer, handler).await;
         })
     })
 }
@@ -224,7 +222,7 @@ async fn user_data_runs_once_as_root_and_its_web_server_answers() {
         )
         .await
         .expect("port 80 open");
-    let resp = vpclab::instance::http::exchange(stream, "GET", "10.0.1.5", "/", &[], &[])
+    let resp = http1::request(stream, "GET", "10.0.1.5", "/", &[], b"")
         .await
         .expect("http");
     assert_eq!(resp.status, 200);

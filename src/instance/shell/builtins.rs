@@ -3,272 +3,336 @@
 //! Each command is a small function over the session and its streams; messages and exit
 //! statuses follow GNU coreutils and bash (`cat: x: No such file or directory`, status 1;
 //! `grep` without a match, status 1). `grep` matches fixed strings with optional `^`/`$`
-//! anchors and `.` wildcards, not full regular expressions.
+//! anchors and `.` wildcards, not full regular expressions. The command table
+//! ([`super::commands`]) names which function runs for which command.
 
 use super::{Io, Shell, home_of};
 use crate::instance::vfs::{self, Cred, FsError, NodeKind};
 
-/// Runs `name` if it is one of the commands of this module.
-pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Option<i32> {
-    let status = match name {
-        "echo" => echo(args, io),
-        "printf" => printf(args, io),
-        "pwd" => {
-            io.out.line(&sh.cwd);
-            0
+// Every command below has the shape the command table wants (`super::commands`): the
+// session, the name it was called by, its arguments, its streams; it returns the exit
+// status.
+
+pub(super) fn pwd(sh: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out.line(&sh.cwd);
+    0
+}
+
+pub(super) fn touch(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    each_path(sh, "touch", args, io, |fs, p, c| fs.touch(p, c))
+}
+
+pub(super) fn rmdir(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    each_path(sh, "rmdir", args, io, |fs, p, c| {
+        if fs.is_dir(p) {
+            fs.remove(p, c, false)
+        } else {
+            Err(FsError::NotADirectory)
         }
-        "cd" => cd(sh, args, io),
-        "ls" => ls(sh, args, io),
-        "cat" => cat(sh, args, io).await,
-        "touch" => each_path(sh, "touch", args, io, |fs, p, c| fs.touch(p, c)),
-        "mkdir" => mkdir(sh, args, io),
-        "rmdir" => each_path(sh, "rmdir", args, io, |fs, p, c| {
-            if fs.is_dir(p) {
-                fs.remove(p, c, false)
+    })
+}
+
+pub(super) fn cp(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    cp_mv(sh, args, io, false)
+}
+
+pub(super) fn mv(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    cp_mv(sh, args, io, true)
+}
+
+/// `sort` (`-r` reverses). An unreadable file is reported with GNU's status 2.
+pub(super) async fn sort(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let Some(mut lines) = input_lines(sh, "sort", args, io).await else {
+        return 2;
+    };
+    lines.sort();
+    if args.iter().any(|a| a == "-r") {
+        lines.reverse();
+    }
+    for l in lines {
+        io.out.line(&l);
+    }
+    0
+}
+
+pub(super) async fn uniq(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let Some(mut lines) = input_lines(sh, "uniq", args, io).await else {
+        return 1;
+    };
+    lines.dedup();
+    for l in lines {
+        io.out.line(&l);
+    }
+    0
+}
+
+pub(super) async fn tee(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let append = args.iter().any(|a| a == "-a");
+    let data = io.stdin.read_all().await;
+    io.out.write(&data);
+    let mut status = 0;
+    for f in args.iter().filter(|a| !a.starts_with('-')) {
+        if let Err(e) = sh.write_file(f, &data, append).and_then(|()| {
+            if append {
+                Ok(())
             } else {
-                Err(FsError::NotADirectory)
+                sh.write_file(f, &data, false)
             }
-        }),
-        "rm" => rm(sh, args, io),
-        "cp" => cp_mv(sh, args, io, false),
-        "mv" => cp_mv(sh, args, io, true),
-        "chmod" => chmod(sh, args, io),
-        "chown" => chown(sh, args, io),
-        "head" | "tail" => head_tail(sh, name, args, io).await,
-        "grep" => grep(sh, args, io).await,
-        "wc" => wc(sh, args, io).await,
-        "sort" => {
-            let mut lines = input_lines(sh, "sort", args, io).await?;
-            lines.sort();
-            if args.iter().any(|a| a == "-r") {
-                lines.reverse();
-            }
-            for l in lines {
-                io.out.line(&l);
-            }
-            0
+        }) {
+            io.err.line(&format!("tee: {f}: {e}"));
+            status = 1;
         }
-        "uniq" => {
-            let mut lines = input_lines(sh, "uniq", args, io).await?;
-            lines.dedup();
-            for l in lines {
-                io.out.line(&l);
-            }
-            0
-        }
-        "tee" => {
-            let append = args.iter().any(|a| a == "-a");
-            let data = io.stdin.read_all().await;
-            io.out.write(&data);
-            let mut status = 0;
-            for f in args.iter().filter(|a| !a.starts_with('-')) {
-                if let Err(e) = sh.write_file(f, &data, append).and_then(|()| {
-                    if append {
-                        Ok(())
-                    } else {
-                        sh.write_file(f, &data, false)
-                    }
-                }) {
-                    io.err.line(&format!("tee: {f}: {e}"));
-                    status = 1;
-                }
-            }
-            status
-        }
-        "env" | "printenv" => {
-            if name == "printenv"
-                && let Some(v) = args.first()
-            {
-                match sh.vars.get(v) {
-                    Some(val) if sh.exported.contains(v) => {
-                        io.out.line(val);
-                        return Some(0);
-                    }
-                    _ => return Some(1),
-                }
-            }
-            let mut vars: Vec<(String, String)> = sh
-                .vars
-                .iter()
-                .filter(|(k, _)| sh.exported.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            vars.sort();
-            for (k, v) in vars {
-                io.out.line(&format!("{k}={v}"));
-            }
-            0
-        }
-        "export" => {
-            for a in args {
-                if let Some((k, v)) = a.split_once('=') {
-                    sh.vars.insert(k.to_string(), v.to_string());
-                    sh.exported.insert(k.to_string());
-                } else if !a.starts_with('-') {
-                    sh.exported.insert(a.clone());
-                }
-            }
-            if args.is_empty() {
-                for k in &sh.exported {
-                    let v = sh.vars.get(k).cloned().unwrap_or_default();
-                    io.out.line(&format!("declare -x {k}=\"{v}\""));
-                }
-            }
-            0
-        }
-        "unset" => {
-            for a in args {
-                sh.vars.remove(a);
-                sh.exported.remove(a);
-            }
-            0
-        }
-        "history" => {
-            if args.first().is_some_and(|a| a == "-c") {
-                sh.history.clear();
-                return Some(0);
-            }
-            for (i, l) in sh.history.iter().enumerate() {
-                io.out.line(&format!("{:>5}  {l}", i + 1));
-            }
-            0
-        }
-        "clear" => {
-            io.out.print("\x1b[H\x1b[2J\x1b[3J");
-            0
-        }
-        "exit" | "logout" => {
-            let status = args
-                .first()
-                .and_then(|a| a.parse::<i32>().ok())
-                .unwrap_or(sh.last_status);
-            if name == "logout" && args.is_empty() {
-                sh.exit(0);
-            } else {
-                sh.exit(status & 0xff);
-            }
-            status & 0xff
-        }
-        "hostname" => {
-            let p = sh.inst.profile();
-            match args.first().map(String::as_str) {
-                Some("-I" | "-i") => io.out.line(&format!("{} ", p.private_ip)),
-                Some("-f" | "--fqdn") => io.out.line(&p.local_hostname()),
-                Some("-s" | "--short") => io.out.line(&p.hostname()),
-                Some(other) if !other.starts_with('-') => {
-                    io.err
-                        .line("hostname: you must be root to change the host name");
-                    return Some(1);
-                }
-                _ => io.out.line(&if p.image.hostname_is_fqdn() {
-                    p.local_hostname()
-                } else {
-                    p.hostname()
-                }),
-            }
-            0
-        }
-        "whoami" => {
-            io.out.line(&sh.user);
-            0
-        }
-        "id" => {
-            let p = sh.inst.profile();
-            match args.first().map(String::as_str) {
-                Some("-u") => io.out.line(&sh.cred().uid.to_string()),
-                Some("-un") | Some("-nu") => io.out.line(&sh.user),
-                _ => io.out.line(&p.image.id_line(&sh.user)),
-            }
-            0
-        }
-        "uname" => uname(sh, args, io),
-        "date" => {
-            let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now())
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            io.out.line(&format_date(now));
-            0
-        }
-        "uptime" => {
-            io.out
-                .line(" 10:00:00 up 5 min,  1 user,  load average: 0.00, 0.00, 0.00");
-            0
-        }
-        "sleep" => {
-            let secs: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
-            tokio::time::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0))).await;
-            0
-        }
-        "true" | ":" => 0,
-        "false" => 1,
-        "which" | "type" | "command" => which(sh, name, args, io).await,
-        "test" | "[" => test(sh, name, args, io),
-        "sudo" => sudo(sh, args, io).await,
-        "su" => {
-            if sh.user != "root" && !args.is_empty() && args.iter().all(|a| a == "-") {
-                io.err.line("Password: ");
-                io.err.line("su: Authentication failure");
-                return Some(1);
-            }
-            if sh.user == "root" {
-                sh.push_root();
+    }
+    status
+}
+
+/// `env` and `printenv` (`printenv NAME` prints one exported variable).
+pub(super) fn env(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
+    if name == "printenv"
+        && let Some(v) = args.first()
+    {
+        return match sh.vars.get(v) {
+            Some(val) if sh.exported.contains(v) => {
+                io.out.line(val);
                 0
-            } else {
-                io.err.line("Password: ");
-                io.err.line("su: Authentication failure");
+            }
+            _ => 1,
+        };
+    }
+    let mut vars: Vec<(String, String)> = sh
+        .vars
+        .iter()
+        .filter(|(k, _)| sh.exported.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        io.out.line(&format!("{k}={v}"));
+    }
+    0
+}
+
+pub(super) fn export(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    for a in args {
+        if let Some((k, v)) = a.split_once('=') {
+            sh.vars.insert(k.to_string(), v.to_string());
+            sh.exported.insert(k.to_string());
+        } else if !a.starts_with('-') {
+            sh.exported.insert(a.clone());
+        }
+    }
+    if args.is_empty() {
+        for k in &sh.exported {
+            let v = sh.vars.get(k).cloned().unwrap_or_default();
+            io.out.line(&format!("declare -x {k}=\"{v}\""));
+        }
+    }
+    0
+}
+
+pub(super) fn unset(sh: &mut Shell, _: &str, args: &[String], _: &mut Io) -> i32 {
+    for a in args {
+        sh.vars.remove(a);
+        sh.exported.remove(a);
+    }
+    0
+}
+
+pub(super) fn history(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    if args.first().is_some_and(|a| a == "-c") {
+        sh.history.clear();
+        return 0;
+    }
+    for (i, l) in sh.history.iter().enumerate() {
+        io.out.line(&format!("{:>5}  {l}", i + 1));
+    }
+    0
+}
+
+pub(super) fn clear(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out.print("\x1b[H\x1b[2J\x1b[3J");
+    0
+}
+
+/// `exit [N]` and `logout`: leave a nested root shell, or end the session.
+pub(super) fn exit(sh: &mut Shell, name: &str, args: &[String], _: &mut Io) -> i32 {
+    let status = args
+        .first()
+        .and_then(|a| a.parse::<i32>().ok())
+        .unwrap_or(sh.last_status);
+    if name == "logout" && args.is_empty() {
+        sh.exit(0);
+    } else {
+        sh.exit(status & 0xff);
+    }
+    status & 0xff
+}
+
+pub(super) fn hostname(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let p = sh.inst.profile();
+    match args.first().map(String::as_str) {
+        Some("-I" | "-i") => io.out.line(&format!("{} ", p.private_ip)),
+        Some("-f" | "--fqdn") => io.out.line(&p.local_hostname()),
+        Some("-s" | "--short") => io.out.line(&p.hostname()),
+        Some(other) if !other.starts_with('-') => {
+            io.err
+                .line("hostname: you must be root to change the host name");
+            return 1;
+        }
+        _ => io.out.line(&if p.image.hostname_is_fqdn() {
+            p.local_hostname()
+        } else {
+            p.hostname()
+        }),
+    }
+    0
+}
+
+pub(super) fn whoami(sh: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out.line(&sh.user);
+    0
+}
+
+pub(super) fn id(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let p = sh.inst.profile();
+    match args.first().map(String::as_str) {
+        Some("-u") => io.out.line(&sh.cred().uid.to_string()),
+        Some("-un") | Some("-nu") => io.out.line(&sh.user),
+        _ => io.out.line(&p.image.id_line(&sh.user)),
+    }
+    0
+}
+
+pub(super) fn date(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    let now = time::OffsetDateTime::from_unix_timestamp(crate::instance::unix_now())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    io.out.line(&format_date(now));
+    0
+}
+
+pub(super) fn uptime(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out
+        .line(" 10:00:00 up 5 min,  1 user,  load average: 0.00, 0.00, 0.00");
+    0
+}
+
+/// `true` and `:`.
+pub(super) fn r#true(_: &mut Shell, _: &str, _: &[String], _: &mut Io) -> i32 {
+    0
+}
+
+pub(super) fn r#false(_: &mut Shell, _: &str, _: &[String], _: &mut Io) -> i32 {
+    1
+}
+
+pub(super) fn su(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    if sh.user != "root" && !args.is_empty() && args.iter().all(|a| a == "-") {
+        io.err.line("Password: ");
+        io.err.line("su: Authentication failure");
+        return 1;
+    }
+    if sh.user == "root" {
+        sh.push_root();
+        0
+    } else {
+        io.err.line("Password: ");
+        io.err.line("su: Authentication failure");
+        1
+    }
+}
+
+/// `source FILE` and `. FILE`: run a file in this shell.
+pub(super) async fn source(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    match args.first() {
+        Some(f) => match sh.read_file(f) {
+            Ok(data) => {
+                let src = String::from_utf8_lossy(&data).to_string();
+                sh.run_script(&src, io).await
+            }
+            Err(e) => {
+                io.err.line(&format!("-bash: {f}: {e}"));
                 1
             }
-        }
-        "bash" | "sh" => bash(sh, args, io).await,
-        "source" | "." => match args.first() {
-            Some(f) => match sh.read_file(f) {
-                Ok(data) => {
-                    let src = String::from_utf8_lossy(&data).to_string();
-                    sh.run_script(&src, io).await
-                }
-                Err(e) => {
-                    io.err.line(&format!("-bash: {f}: {e}"));
-                    1
-                }
-            },
-            None => {
-                io.err.line("-bash: source: filename argument required");
-                2
-            }
         },
-        "ps" => {
-            io.out.line("    PID TTY          TIME CMD");
-            io.out.line("   2417 pts/0    00:00:00 bash");
-            io.out.line("   2458 pts/0    00:00:00 ps");
-            0
+        None => {
+            io.err.line("-bash: source: filename argument required");
+            2
         }
-        "df" => {
-            io.out
-                .line("Filesystem      Size  Used Avail Use% Mounted on");
-            io.out.line("/dev/nvme0n1p1  8.0G  1.6G  6.4G  20% /");
-            0
-        }
-        "free" => {
-            io.out.line(
-                "               total        used        free      shared  buff/cache   available",
-            );
-            io.out.line(
-                "Mem:          949448      162560      519472         436      267416      654388",
-            );
-            io.out.line("Swap:             0           0           0");
-            0
-        }
-        "cloud-init" => {
-            if args.first().is_some_and(|a| a == "status") {
-                io.out.line("status: done");
-                0
-            } else {
-                io.err.line("usage: cloud-init status");
-                2
+    }
+}
+
+pub(super) fn ps(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out.line("    PID TTY          TIME CMD");
+    io.out.line("   2417 pts/0    00:00:00 bash");
+    io.out.line("   2458 pts/0    00:00:00 ps");
+    0
+}
+
+pub(super) fn df(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out
+        .line("Filesystem      Size  Used Avail Use% Mounted on");
+    io.out.line("/dev/nvme0n1p1  8.0G  1.6G  6.4G  20% /");
+    0
+}
+
+pub(super) fn free(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
+    io.out
+        .line("               total        used        free      shared  buff/cache   available");
+    io.out
+        .line("Mem:          949448      162560      519472         436      267416      654388");
+    io.out.line("Swap:             0           0           0");
+    0
+}
+
+pub(super) fn cloud_init(_: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    if args.first().is_some_and(|a| a == "status") {
+        io.out.line("status: done");
+        0
+    } else {
+        io.err.line("usage: cloud-init status");
+        2
+    }
+}
+/// The longest an emulated `sleep` waits: an hour (a longer sleep, `sleep inf` included,
+/// would only hold the session).
+const SLEEP_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// GNU `sleep`: the arguments (seconds, or with an `s`/`m`/`h`/`d` suffix) are added up.
+/// NaN and negative intervals are refused as coreutils refuses them.
+pub(super) async fn sleep(_: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    if args.is_empty() {
+        io.err.line("sleep: missing operand");
+        io.err.line("Try 'sleep --help' for more information.");
+        return 1;
+    }
+    let mut total = std::time::Duration::ZERO;
+    for a in args {
+        let (number, unit) = match a.char_indices().last() {
+            Some((i, c)) if i > 0 && matches!(c, 's' | 'm' | 'h' | 'd') => (
+                &a[..i],
+                match c {
+                    'm' => 60.0,
+                    'h' => 3600.0,
+                    'd' => 86400.0,
+                    _ => 1.0,
+                },
+            ),
+            _ => (a.as_str(), 1.0),
+        };
+        match super::seconds::parse(number) {
+            Ok(super::seconds::Seconds::Finite(d)) => {
+                total = total.saturating_add(d.mul_f64(unit));
+            }
+            Ok(super::seconds::Seconds::Forever) => total = SLEEP_CAP,
+            Err(_) => {
+                io.err.line(&format!("sleep: invalid time interval '{a}'"));
+                io.err.line("Try 'sleep --help' for more information.");
+                return 1;
             }
         }
-        _ => return None,
-    };
-    Some(status)
+    }
+    tokio::time::sleep(total.min(SLEEP_CAP)).await;
+    0
 }
 
 fn format_date(t: time::OffsetDateTime) -> String {
@@ -278,7 +342,7 @@ fn format_date(t: time::OffsetDateTime) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-fn echo(args: &[String], io: &mut Io) -> i32 {
+pub(super) fn echo(_: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut newline = true;
     let mut escapes = false;
     let mut rest = args;
@@ -313,7 +377,7 @@ fn unescape(s: &str) -> String {
         .replace("\\\\", "\\")
 }
 
-fn printf(args: &[String], io: &mut Io) -> i32 {
+pub(super) fn printf(_: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let Some(fmt) = args.first() else {
         io.err.line("printf: usage: printf format [arguments]");
         return 2;
@@ -341,7 +405,7 @@ fn printf(args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-fn cd(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn cd(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let target = match args.first().map(String::as_str) {
         None | Some("~") => home_of(&sh.user),
         Some("-") => {
@@ -432,7 +496,7 @@ fn owner_name(sh: &Shell, uid: u32) -> String {
     }
 }
 
-fn ls(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn ls(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, mut paths) = split_flags(args);
     let long = flags.contains('l');
     let all = flags.contains('a');
@@ -532,7 +596,7 @@ fn ls(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     status
 }
 
-async fn cat(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn cat(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, files) = split_flags(args);
     let number = flags.contains('n');
     let mut status = 0;
@@ -594,7 +658,7 @@ fn each_path(
     status
 }
 
-fn mkdir(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn mkdir(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, paths) = split_flags(args);
     let parents = flags.contains('p');
     if paths.is_empty() {
@@ -616,7 +680,7 @@ fn mkdir(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     status
 }
 
-fn rm(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn rm(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, paths) = split_flags(args);
     let recursive = flags.contains('r') || flags.contains('R');
     let force = flags.contains('f');
@@ -777,7 +841,7 @@ pub fn apply_symbolic(mode: u32, spec: &str) -> Option<u32> {
     Some(mode)
 }
 
-fn chmod(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn chmod(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (_, rest) = split_flags(args);
     if rest.len() < 2 {
         io.err.line("chmod: missing operand");
@@ -819,7 +883,7 @@ fn chmod(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     status
 }
 
-fn chown(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn chown(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, rest) = split_flags(args);
     if rest.len() < 2 {
         io.err.line("chown: missing operand");
@@ -906,7 +970,8 @@ async fn input_lines(
     Some(text.lines().map(str::to_string).collect())
 }
 
-async fn head_tail(sh: &mut Shell, cmd: &str, args: &[String], io: &mut Io) -> i32 {
+/// `head` and `tail`.
+pub(super) async fn head_tail(sh: &mut Shell, cmd: &str, args: &[String], io: &mut Io) -> i32 {
     let mut n: usize = 10;
     let mut files = Vec::new();
     let mut it = args.iter();
@@ -969,7 +1034,7 @@ pub fn grep_match(pattern: &str, line: &str, ignore_case: bool) -> bool {
     (0..=lc.len().saturating_sub(pc.len())).any(at) || pc.is_empty()
 }
 
-async fn grep(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn grep(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut flags = String::new();
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -1053,7 +1118,7 @@ async fn grep(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     }
 }
 
-async fn wc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn wc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (flags, files) = split_flags(args);
     let flags = if flags.is_empty() {
         "lwc".to_string()
@@ -1111,7 +1176,7 @@ async fn wc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     status
 }
 
-fn uname(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn uname(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let p = sh.inst.profile();
     let (flags, _) = split_flags(args);
     let host = if p.image.hostname_is_fqdn() {
@@ -1146,120 +1211,8 @@ fn uname(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-/// The commands this shell knows, for `which`/`type`.
-const KNOWN: &[&str] = &[
-    "echo",
-    "printf",
-    "pwd",
-    "cd",
-    "ls",
-    "cat",
-    "touch",
-    "mkdir",
-    "rmdir",
-    "rm",
-    "cp",
-    "mv",
-    "chmod",
-    "chown",
-    "head",
-    "tail",
-    "grep",
-    "wc",
-    "sort",
-    "uniq",
-    "tee",
-    "env",
-    "printenv",
-    "export",
-    "unset",
-    "history",
-    "clear",
-    "exit",
-    "logout",
-    "hostname",
-    "whoami",
-    "id",
-    "uname",
-    "date",
-    "uptime",
-    "sleep",
-    "true",
-    "false",
-    "which",
-    "type",
-    "test",
-    "sudo",
-    "su",
-    "bash",
-    "sh",
-    "source",
-    "ps",
-    "df",
-    "free",
-    "cloud-init",
-    "ip",
-    "ping",
-    "curl",
-    "wget",
-    "nc",
-    "dig",
-    "nslookup",
-    "host",
-    "ss",
-    "systemctl",
-    "service",
-];
-
-const BUILTINS: &[&str] = &[
-    "cd", "pwd", "echo", "printf", "export", "unset", "history", "exit", "logout", "source",
-    "test", "true", "false", "type",
-];
-
-async fn which(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
-    if name == "command" {
-        // `command -v x` prints the path; `command x` runs x.
-        if args.first().is_some_and(|a| a == "-v") {
-            return Box::pin(which(sh, "which", &args[1..], io)).await;
-        }
-        return sh.run_command(args.to_vec(), io).await;
-    }
-    let image = sh.inst.profile().image;
-    let installed = sh.inst.lock_disk().packages.clone();
-    let mut status = 0;
-    for a in args {
-        let known = KNOWN.contains(&a.as_str())
-            || image.package_managers().contains(&a.as_str())
-            || crate::instance::services::installed_binary(&installed, a);
-        if name == "type" && BUILTINS.contains(&a.as_str()) {
-            io.out.line(&format!("{a} is a shell builtin"));
-        } else if known {
-            let dir = if matches!(a.as_str(), "httpd" | "nginx" | "ip" | "ss") {
-                "/usr/sbin"
-            } else {
-                "/usr/bin"
-            };
-            if name == "type" {
-                io.out.line(&format!("{a} is {dir}/{a}"));
-            } else {
-                io.out.line(&format!("{dir}/{a}"));
-            }
-        } else {
-            if name == "type" {
-                io.err.line(&format!("-bash: type: {a}: not found"));
-            } else {
-                io.err.line(&format!(
-                    "/usr/bin/which: no {a} in ({})",
-                    sh.vars.get("PATH").cloned().unwrap_or_default()
-                ));
-            }
-            status = 1;
-        }
-    }
-    status
-}
-
-fn test(sh: &Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
+/// `test EXPR` and `[ EXPR ]`.
+pub(super) fn test(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     if name == "[" {
         if args.last() != Some(&"]") {
@@ -1306,7 +1259,7 @@ fn test(sh: &Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
     i32::from(result == negate)
 }
 
-async fn sudo(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn sudo(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut rest: Vec<String> = Vec::new();
     let mut login = false;
     let mut it = args.iter();
@@ -1339,7 +1292,8 @@ async fn sudo(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     sh.as_root(rest, io).await
 }
 
-async fn bash(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+/// `bash` and `sh`: a script file or `-c`, in a child shell.
+pub(super) async fn bash(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let (src, script_args) = match args.first().map(String::as_str) {
         Some("-c") => match args.get(1) {
             Some(s) => (s.clone(), args[2..].to_vec()),

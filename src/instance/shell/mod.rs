@@ -5,13 +5,17 @@
 //! the other with in-memory buffers between them, which is indistinguishable for the
 //! commands provided. Output goes to a [`Sink`]: a buffer (pipes, redirections, command
 //! substitution) or a stream to the SSH channel, so `ping` prints line by line.
-//! The commands live in [`builtins`] (files, text, users), [`nettools`] (network tools
-//! over [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances)
-//! and [`super::services`] (packages and services).
+//! Every command is a row of one table, [`commands`], which gives dispatch, `which`,
+//! `type`, `command -v`, `help` and the completion list. The commands themselves live in
+//! [`builtins`] (files, text, users), [`nettools`] (network tools over
+//! [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances) and
+//! [`super::services`] (packages and services); time arguments go through [`seconds`].
 
 pub mod builtins;
+pub mod commands;
 pub mod nettools;
 pub mod parse;
+pub mod seconds;
 pub mod sshclient;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -729,14 +733,8 @@ impl Shell {
             };
             let args = &argv[1..];
             let name = name.rsplit('/').next().unwrap_or(&name).to_string();
-            if let Some(status) = builtins::run(self, &name, args, io).await {
-                return status;
-            }
-            if let Some(status) = nettools::run(self, &name, args, io).await {
-                return status;
-            }
-            if let Some(status) = super::services::run(self, &name, args, io).await {
-                return status;
+            if let Some(cmd) = commands::find(self, &name) {
+                return (cmd.run)(self, &name, args, io).await;
             }
             io.err
                 .line(&format!("-bash: {}: command not found", argv[0]));

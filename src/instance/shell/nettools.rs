@@ -6,7 +6,9 @@
 //! security group shows up the way it does on AWS: as a timeout, worded as the real
 //! tool words it. Names are resolved with a DNS query (built by hand with hickory-proto)
 //! to the resolver in `/etc/resolv.conf`. Connections to 169.254.169.254:80 reach the
-//! instance's metadata service, which the instance answers itself.
+//! instance's metadata service, which the instance answers itself. `curl` and `wget`
+//! speak HTTP with hyper through [`crate::http1`]; their time options are read by
+//! [`super::seconds`].
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -16,8 +18,8 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Io, Shell};
-use crate::instance::http;
+use super::{Io, Shell, seconds};
+use crate::http1;
 use crate::instance::net::NetStream;
 
 /// The metadata service's link-local address.
@@ -27,21 +29,6 @@ pub const IMDS_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// default `tcp_syn_retries` of 6), which is what a learner waits through when a security
 /// group drops the connection.
 pub const LINUX_CONNECT_TIMEOUT: Duration = Duration::from_secs(130);
-
-/// Runs `name` if it is one of the network tools.
-pub async fn run(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> Option<i32> {
-    Some(match name {
-        "ip" => ip(sh, args, io),
-        "ping" => ping(sh, args, io).await,
-        "curl" => curl(sh, args, io).await,
-        "wget" => wget(sh, args, io).await,
-        "nc" | "ncat" => nc(sh, args, io).await,
-        "dig" | "nslookup" | "host" => dns_tool(sh, name, args, io).await,
-        "ss" => ss(sh, args, io),
-        "ssh" | "scp" => ssh_client(sh, name, args, io).await,
-        _ => return None,
-    })
-}
 
 /// Opens a TCP connection from the instance; the metadata address is served in-process.
 pub async fn connect(
@@ -160,7 +147,7 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
     Err(host.to_string())
 }
 
-fn ip(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let net = sh.inst.net();
     let sub = args
         .iter()
@@ -247,7 +234,7 @@ fn fmt_ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut count: Option<u32> = None;
     let mut wait = Duration::from_secs(1);
     let mut interval = Duration::from_secs(1);
@@ -257,17 +244,49 @@ async fn ping(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-c" => count = it.next().and_then(|v| v.parse().ok()),
-            "-W" | "-w" => {
-                wait = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map_or(wait, Duration::from_secs_f64);
+            // iputils refuses a linger time below a millisecond, and any value that is
+            // not a finite number, with status 2.
+            "-W" => {
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        Ok(d) if d >= Duration::from_millis(1) => wait = d,
+                        _ => {
+                            io.err.line(&format!("ping: bad linger time: {v}"));
+                            return 2;
+                        }
+                    }
+                }
+            }
+            // The deadline: iputils wants a count of seconds from 0 to INT_MAX. Here it
+            // bounds the wait for each reply, as -W does.
+            "-w" => {
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        Ok(d) => wait = d,
+                        Err(seconds::BadSeconds::Negative) => {
+                            io.err.line(&format!(
+                                "ping: invalid argument: '{v}': out of range: 0 <= value <= 2147483647"
+                            ));
+                            return 2;
+                        }
+                        Err(seconds::BadSeconds::NotANumber) => {
+                            io.err.line(&format!("ping: invalid argument: '{v}'"));
+                            return 2;
+                        }
+                    }
+                }
             }
             "-i" => {
-                interval = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map_or(interval, |s| Duration::from_secs_f64(s.max(0.002)));
+                if let Some(v) = it.next() {
+                    match seconds::parse_finite(v) {
+                        // Unprivileged users cannot go below 2 ms.
+                        Ok(d) => interval = d.max(Duration::from_millis(2)),
+                        Err(_) => {
+                            io.err.line(&format!("ping: bad timing interval: {v}"));
+                            return 2;
+                        }
+                    }
+                }
             }
             "-q" => quiet = true,
             s if s.starts_with("-c") => count = s[2..].parse().ok(),
@@ -421,9 +440,11 @@ struct FetchError {
 
 struct Fetched {
     ip: Ipv4Addr,
-    resp: http::Response,
+    resp: http1::Response,
 }
 
+/// One HTTP exchange from the instance: resolve, connect (the metadata address is served
+/// in-process), send `headers` as given, read the response, all within curl's limits.
 async fn fetch(
     sh: &Shell,
     url: &Url,
@@ -483,7 +504,7 @@ async fn fetch(
     } else {
         format!("{}:{}", url.host, url.port)
     };
-    let fut = http::exchange(stream, method, &host_header, &url.path, headers, body);
+    let fut = http1::request(stream, method, &host_header, &url.path, headers, body);
     let resp = match max_time {
         Some(mt) => match tokio::time::timeout(mt.saturating_sub(started.elapsed()), fut).await {
             Ok(r) => r,
@@ -514,7 +535,7 @@ async fn fetch(
     Ok(Fetched { ip, resp })
 }
 
-fn head_text(resp: &http::Response) -> String {
+fn head_text(resp: &http1::Response) -> String {
     let mut s = format!("{} {} {}\r\n", resp.version, resp.status, resp.reason);
     for (k, v) in &resp.headers {
         s.push_str(&format!("{k}: {v}\r\n"));
@@ -523,7 +544,24 @@ fn head_text(resp: &http::Response) -> String {
     s
 }
 
-async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+/// A time option of curl (`-m`, `--connect-timeout`). curl refuses a value that is not a
+/// proper positive number before any transfer, with status 2, even under `-s`.
+fn curl_seconds(opt: &str, value: Option<&String>, io: &mut Io) -> Result<Option<Duration>, i32> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let why = match seconds::parse_finite(value) {
+        Ok(d) => return Ok(Some(d)),
+        Err(seconds::BadSeconds::Negative) => "expected a positive numerical parameter",
+        Err(seconds::BadSeconds::NotANumber) => "expected a proper numerical parameter",
+    };
+    io.err.line(&format!("curl: option {opt}: {why}"));
+    io.err
+        .line("curl: try 'curl --help' or 'curl --manual' for more information");
+    Err(2)
+}
+
+pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut silent = false;
     let mut show_error = false;
     let mut head = false;
@@ -542,10 +580,6 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     let mut url = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let secs = |v: Option<&String>| {
-            v.and_then(|v| v.parse::<f64>().ok())
-                .map(Duration::from_secs_f64)
-        };
         match a.as_str() {
             "-s" | "--silent" => silent = true,
             "-S" | "--show-error" => show_error = true,
@@ -573,8 +607,14 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
                 }
             }
             "-d" | "--data" | "--data-raw" | "--data-binary" => data = it.next().cloned(),
-            "-m" | "--max-time" => max_time = secs(it.next()),
-            "--connect-timeout" => connect_timeout = secs(it.next()),
+            "-m" | "--max-time" => match curl_seconds(a, it.next(), io) {
+                Ok(d) => max_time = d,
+                Err(status) => return status,
+            },
+            "--connect-timeout" => match curl_seconds(a, it.next(), io) {
+                Ok(d) => connect_timeout = d,
+                Err(status) => return status,
+            },
             "-w" | "--write-out" => write_out = it.next().cloned(),
             "-k" | "--insecure" | "-4" => {}
             s if s.starts_with('-') && s.len() > 1 && !s.starts_with("--") => {
@@ -630,23 +670,29 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         }
     });
     let body = data.unwrap_or_default().into_bytes();
+    // What curl sends besides the user's headers, unless the user set them.
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    let mut sent: Vec<(String, String)> = Vec::new();
+    if !has("user-agent") {
+        sent.push(("User-Agent".into(), "curl/8.5.0".into()));
+    }
+    if !has("accept") {
+        sent.push(("Accept".into(), "*/*".into()));
+    }
+    sent.extend(headers.iter().cloned());
+    if method == "POST" && !has("content-type") {
+        sent.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+    }
     let mut redirects = 0;
     let fetched = loop {
         if verbose {
             io.err
                 .line(&format!("*   Trying {}:{}...", url.host, url.port));
         }
-        match fetch(
-            sh,
-            &url,
-            &method,
-            &headers,
-            &body,
-            max_time,
-            connect_timeout,
-        )
-        .await
-        {
+        match fetch(sh, &url, &method, &sent, &body, max_time, connect_timeout).await {
             Ok(f) => {
                 if verbose {
                     io.err.line(&format!(
@@ -755,7 +801,18 @@ async fn curl(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+/// wget's `-T`/`--timeout`: a value that is not a finite, non-negative number is an
+/// option error (status 2, wget's "parse error" exit code).
+fn wget_seconds(value: &str, io: &mut Io) -> Result<Duration, i32> {
+    seconds::parse_finite(value).map_err(|_| {
+        io.err.line(&format!(
+            "wget: timeout: Invalid time period \u{2018}{value}\u{2019}"
+        ));
+        2
+    })
+}
+
+pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut quiet = false;
     let mut output: Option<String> = None;
     let mut timeout = None;
@@ -766,18 +823,21 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             "-q" | "--quiet" => quiet = true,
             "-O" => output = it.next().cloned(),
             "-T" | "--timeout" => {
-                timeout = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(Duration::from_secs_f64)
+                if let Some(v) = it.next() {
+                    match wget_seconds(v, io) {
+                        Ok(d) => timeout = Some(d),
+                        Err(status) => return status,
+                    }
+                }
             }
             "-qO-" => {
                 quiet = true;
                 output = Some("-".to_string());
             }
-            s if s.starts_with("--timeout=") => {
-                timeout = s[10..].parse::<f64>().ok().map(Duration::from_secs_f64);
-            }
+            s if s.starts_with("--timeout=") => match wget_seconds(&s[10..], io) {
+                Ok(d) => timeout = Some(d),
+                Err(status) => return status,
+            },
             s if s.starts_with('-') => {}
             s => url = Some(s.to_string()),
         }
@@ -830,11 +890,15 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
         io.err
             .print(&format!("Connecting to {}:{}... ", ip, url.port));
     }
+    let agent = [
+        ("User-Agent".to_string(), "Wget/1.21.4".to_string()),
+        ("Accept".to_string(), "*/*".to_string()),
+    ];
     let fetched = fetch(
         sh,
         &url,
         "GET",
-        &[],
+        &agent,
         &[],
         None,
         Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),
@@ -910,7 +974,9 @@ async fn wget(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
+/// `nc` and `ncat`.
+pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let ubuntu = sh.inst.profile().image == crate::instance::Image::Ubuntu2404;
     let mut zero = false;
     let mut verbose = false;
     let mut listen = false;
@@ -920,10 +986,12 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-w" => {
-                wait = it
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(Duration::from_secs_f64)
+                if let Some(v) = it.next() {
+                    match nc_seconds(v, ubuntu, io) {
+                        Ok(d) => wait = Some(d),
+                        Err(status) => return status,
+                    }
+                }
             }
             s if s.starts_with('-') => {
                 for c in s[1..].chars() {
@@ -938,7 +1006,6 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
             s => rest.push(s.to_string()),
         }
     }
-    let ubuntu = sh.inst.profile().image == crate::instance::Image::Ubuntu2404;
     if listen {
         io.err.line("nc: listening is not emulated in vpclab (use a web server: sudo systemctl start httpd)");
         return 1;
@@ -1026,6 +1093,29 @@ async fn nc(sh: &mut Shell, args: &[String], io: &mut Io) -> i32 {
     }
 }
 
+/// `nc -w`. Amazon Linux's nc is Ncat, which wants a timeout above zero and quits with
+/// status 2; Ubuntu's is OpenBSD netcat, which reads the value with `strtonum` and exits
+/// with status 1.
+fn nc_seconds(value: &str, ubuntu: bool, io: &mut Io) -> Result<Duration, i32> {
+    match (seconds::parse_finite(value), ubuntu) {
+        (Ok(d), true) => Ok(d),
+        (Ok(d), false) if !d.is_zero() => Ok(d),
+        (Err(seconds::BadSeconds::Negative), true) => {
+            io.err.line(&format!("nc: timeout too small: {value}"));
+            Err(1)
+        }
+        (Err(_), true) => {
+            io.err.line(&format!("nc: timeout invalid: {value}"));
+            Err(1)
+        }
+        (_, false) => {
+            io.err
+                .line("Ncat: Invalid -w timeout (must be greater than 0). QUITTING.");
+            Err(2)
+        }
+    }
+}
+
 fn rcode_name(r: ResponseCode) -> String {
     match r {
         ResponseCode::NoError => "NOERROR".into(),
@@ -1036,7 +1126,8 @@ fn rcode_name(r: ResponseCode) -> String {
     }
 }
 
-async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
+/// `dig`, `nslookup` and `host`.
+pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut server = None;
     let mut rtype = RecordType::A;
     let mut short = false;
@@ -1266,7 +1357,7 @@ async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i
     }
 }
 
-fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
+pub(super) fn ss(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let flags: String = args
         .iter()
         .filter(|a| a.starts_with('-'))
@@ -1318,7 +1409,7 @@ fn ss(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
 /// `ssh` from the instance (the bastion hop): the connection goes through the
 /// instance's stack, the key file is checked like OpenSSH checks it, then
 /// [`super::sshclient`] logs in; `scp` copies one file either way over SFTP.
-async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut key: Option<String> = None;
     let mut port = 22u16;
     let mut target = None;

@@ -299,21 +299,17 @@ async fn ping_to_reachable_host_prints_replies_and_rtt() {
 }
 
 fn http_service(body: &'static str) -> crate::instance::net::FakeService {
-    Arc::new(move |stream, _peer| {
+    use crate::http1;
+    Arc::new(move |stream, peer| {
+        let handler: http1::Handler = Arc::new(move |req: &http1::Request| http1::Response {
+            version: "HTTP/1.1",
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![("Server".into(), "test".into())],
+            body: format!("{} {}", req.method, body).into_bytes(),
+        });
         Box::pin(async move {
-            let (r, mut w) = tokio::io::split(stream);
-            let mut r = tokio::io::BufReader::new(r);
-            if let Ok(Some(req)) = crate::instance::http::read_request(&mut r).await {
-                let text = format!("{} {}", req.method, body);
-                let bytes = crate::instance::http::response(
-                    200,
-                    "OK",
-                    &[("Server", "test".into())],
-                    text.as_bytes(),
-                    req.method == "HEAD",
-                );
-                let _ = crate::instance::http::send(&mut w, &bytes).await;
-            }
+            let _ = http1::serve_connection(stream, peer, handler).await;
         })
     })
 }
@@ -763,4 +759,101 @@ async fn reading_files_leaves_the_disk_unsaved_and_writing_one_marks_it_for_savi
     let (generation, disk) = inst.disk_snapshot();
     assert!(generation > before, "a write must mark the disk changed");
     assert!(disk.fs.exists("/home/ec2-user/note"));
+}
+
+// Issue 10, item 5: a time argument that is NaN, negative or infinite used to reach
+// `Duration::from_secs_f64` and panic, which hung the SSH session. Each tool now refuses
+// it the way the real one does.
+
+#[tokio::test(start_paused = true)]
+async fn issue10_sleep_nan_is_an_error_not_a_panic() {
+    let mut sh = al();
+    for arg in ["nan", "-1"] {
+        let (st, out, err) = run(&mut sh, &format!("sleep {arg}")).await;
+        assert_eq!((st, out.as_str()), (1, ""));
+        assert_eq!(
+            err,
+            format!(
+                "sleep: invalid time interval '{arg}'\nTry 'sleep --help' for more information.\n"
+            )
+        );
+    }
+    // Infinity is a valid interval for GNU sleep; the emulation waits its hour at most.
+    let (st, _, err) = run(&mut sh, "sleep inf").await;
+    assert_eq!((st, err.as_str()), (0, ""));
+    let (st, _, _) = run(&mut sh, "sleep 0.5 1s").await;
+    assert_eq!(st, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue10_ping_negative_linger_time_is_an_error_not_a_panic() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "ping -c 1 -W -1 10.0.1.9").await;
+    assert_eq!(
+        (st, out.as_str(), err.as_str()),
+        (2, "", "ping: bad linger time: -1\n")
+    );
+    let (st, _, err) = run(&mut sh, "ping -c 1 -W nan 10.0.1.9").await;
+    assert_eq!((st, err.as_str()), (2, "ping: bad linger time: nan\n"));
+    let (st, _, err) = run(&mut sh, "ping -c 1 -i inf 10.0.1.9").await;
+    assert_eq!((st, err.as_str()), (2, "ping: bad timing interval: inf\n"));
+    let (st, _, err) = run(&mut sh, "ping -c 1 -w -1 10.0.1.9").await;
+    assert_eq!(st, 2);
+    assert!(err.starts_with("ping: invalid argument: '-1'"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue10_curl_negative_max_time_is_an_error_not_a_panic() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "curl -s -m -1 http://192.0.2.10/").await;
+    assert_eq!((st, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "curl: option -m: expected a positive numerical parameter\ncurl: try 'curl --help' or 'curl --manual' for more information\n"
+    );
+    let (st, _, err) = run(&mut sh, "curl --connect-timeout nan http://192.0.2.10/").await;
+    assert_eq!(st, 2);
+    assert!(
+        err.starts_with("curl: option --connect-timeout: expected a proper numerical parameter\n"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue10_wget_infinite_timeout_is_an_error_not_a_panic() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "wget -T inf http://192.0.2.10/").await;
+    assert_eq!(
+        (st, out.as_str(), err.as_str()),
+        (
+            2,
+            "",
+            "wget: timeout: Invalid time period \u{2018}inf\u{2019}\n"
+        )
+    );
+    let (st, _, err) = run(&mut sh, "wget --timeout=-3 http://192.0.2.10/").await;
+    assert_eq!(
+        (st, err.as_str()),
+        (2, "wget: timeout: Invalid time period \u{2018}-3\u{2019}\n")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue10_nc_negative_wait_is_an_error_not_a_panic() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "nc -w -5 10.0.1.9 22").await;
+    assert_eq!(
+        (st, out.as_str(), err.as_str()),
+        (
+            2,
+            "",
+            "Ncat: Invalid -w timeout (must be greater than 0). QUITTING.\n"
+        )
+    );
+    let (inst, _) = instance(Image::Ubuntu2404);
+    let mut sh = Shell::new(inst, "ubuntu");
+    let (st, _, err) = run(&mut sh, "nc -w -5 10.0.1.9 22").await;
+    assert_eq!((st, err.as_str()), (1, "nc: timeout too small: -5\n"));
+    let (st, _, err) = run(&mut sh, "nc -w nan 10.0.1.9 22").await;
+    assert_eq!((st, err.as_str()), (1, "nc: timeout invalid: nan\n"));
 }

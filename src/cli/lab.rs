@@ -1,0 +1,665 @@
+//! `vpclab lab …`: guided labs that grade themselves. The running daemon does the
+//! grading (it owns the world the checks observe) through `/_vpclab/lab/…` on its API
+//! port; this module finds lab folders, talks to it, and prints ✓/✗ per check (or JSON
+//! with `--json`). `vpclab lab test` starts its own daemon per lab and proves each
+//! step's checks fail before and pass after its reference solution.
+//!
+//! Labs are found in `--labs DIR`, then `$VPCLAB_LABS`, then a `labs/` folder in the
+//! current directory or one of its parents, then the `labs/` of the source tree.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::cli::outln;
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+    /// The folder of labs (default: $VPCLAB_LABS, ./labs or a parent's, the source tree's).
+    #[arg(long, global = true)]
+    pub labs: Option<PathBuf>,
+    /// The vpclab endpoint (default: $VPCLAB_ENDPOINT, $AWS_ENDPOINT_URL, http://127.0.0.1:4566).
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// Your learner id (default: $VPCLAB_LEARNER, $USER).
+    #[arg(long, global = true)]
+    pub learner: Option<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// The labs of the curriculum.
+    List,
+    /// Start LAB (from step 1) and show its first step.
+    Start { lab: String },
+    /// The step table of your current lab: done, current, points.
+    Status,
+    /// Run the checks of STEP (default: the current step) and record the result.
+    Check { step: Option<String> },
+    /// Hints for the current step (more appear after more attempts).
+    Hint,
+    /// Answer the quiz check CHECK.
+    Answer { check: String, text: String },
+    /// Forget the progress of your current lab (your AWS resources stay).
+    Reset,
+    /// Check lab files: syntax, references, parameters, pages and solutions.
+    Lint {
+        #[arg(value_name = "LAB")]
+        ids: Vec<String>,
+    },
+    /// For each lab, in a fresh world: each step's checks fail, its solution runs, its
+    /// checks pass; the lab ends at 100%.
+    Test {
+        #[arg(value_name = "LAB")]
+        ids: Vec<String>,
+        /// How many learner seeds to test each lab with.
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
+    },
+}
+
+/// The folder of labs, in the documented order.
+fn labs_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(f) = flag {
+        return Ok(f.to_path_buf());
+    }
+    if let Ok(v) = std::env::var("VPCLAB_LABS")
+        && !v.is_empty()
+    {
+        return Ok(PathBuf::from(v));
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    for dir in cwd.ancestors() {
+        let candidate = dir.join("labs");
+        if candidate.join(".").is_dir() && has_labs(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    if built_in.is_dir() {
+        return Ok(built_in);
+    }
+    bail!("no labs folder found (pass --labs DIR or set VPCLAB_LABS)")
+}
+
+fn has_labs(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|r| r.flatten().any(|e| e.path().join("lab.toml").is_file()))
+        .unwrap_or(false)
+}
+
+/// Every lab folder under `root`, in name order (`01-…`, `02-…`).
+fn lab_dirs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot read {}", root.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("lab.toml").is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The folder of lab `id` (`<id>` or `<NN>-<id>`).
+fn find_lab(root: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    for d in lab_dirs(root)? {
+        let name = d.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let bare = name
+            .split_once('-')
+            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+            .map_or(name, |(_, r)| r);
+        if name == id || bare == id {
+            return Ok(d);
+        }
+    }
+    bail!("no lab {id:?} in {} (vpclab lab list)", root.display())
+}
+
+fn learner_id(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("VPCLAB_LEARNER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "learner".to_string())
+}
+
+fn region() -> String {
+    std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".to_string())
+}
+
+/// One lab operation against the daemon: its JSON answer, or its error.
+async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Result<Value> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    if let Ok(secret) = std::env::var("VPCLAB_COURSE_SECRET") {
+        q.append_pair("secret", &secret);
+    }
+    let query = q.finish();
+    // SigV4 wants the canonical query with `%20`, never `+`.
+    let query = query.replace('+', "%20");
+    let (sock, status, rest) =
+        super::connect::request(endpoint, &format!("/_vpclab/lab/{op}"), &query, false).await?;
+    let text = super::connect::body(sock, rest).await;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("vpclab answered {status} with: {text}"))?;
+    if status != 200 {
+        bail!(
+            "{}",
+            v["error"].as_str().unwrap_or("the lab operation failed")
+        );
+    }
+    Ok(v)
+}
+
+struct Style {
+    colour: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn mark(&self, status: &str) -> String {
+        match status {
+            "pass" => self.paint("32", "✓"),
+            "fail" => self.paint("31", "✗"),
+            _ => self.paint("33", "!"),
+        }
+    }
+}
+
+pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let style = Style {
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match &args.command {
+        LabCommand::List => return list(&args),
+        LabCommand::Lint { ids } => return lint(&args, ids),
+        LabCommand::Test { ids, seeds } => return test(&args, ids, *seeds, &style),
+        _ => {}
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let endpoint = super::connect::endpoint(args.endpoint.as_deref());
+    let learner = learner_id(args.learner.as_deref());
+    let l = learner.as_str();
+    let v = rt.block_on(async {
+        match &args.command {
+            LabCommand::Start { lab } => {
+                let dir = find_lab(&labs_root(args.labs.as_deref())?, lab)?;
+                let dir = dir.canonicalize().unwrap_or(dir);
+                let dir = dir.to_string_lossy();
+                call(
+                    &endpoint,
+                    "start",
+                    &[("learner", l), ("dir", &dir), ("region", &region())],
+                )
+                .await
+            }
+            LabCommand::Status => call(&endpoint, "status", &[("learner", l)]).await,
+            LabCommand::Check { step } => {
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                let cwd = cwd.to_string_lossy();
+                let step = step.clone().unwrap_or_default();
+                call(
+                    &endpoint,
+                    "check",
+                    &[("learner", l), ("step", &step), ("cwd", &cwd)],
+                )
+                .await
+            }
+            LabCommand::Hint => call(&endpoint, "hint", &[("learner", l)]).await,
+            LabCommand::Answer { check, text } => {
+                call(
+                    &endpoint,
+                    "answer",
+                    &[("learner", l), ("check", check), ("text", text)],
+                )
+                .await
+            }
+            LabCommand::Reset => call(&endpoint, "reset", &[("learner", l)]).await,
+            LabCommand::List | LabCommand::Lint { .. } | LabCommand::Test { .. } => {
+                unreachable!("handled above")
+            }
+        }
+    })?;
+    if let LabCommand::Start { .. } = &args.command {
+        // The starting world: built in the learner's own environment (their credentials
+        // and endpoint), in the current folder.
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        for a in v["setup"].as_array().into_iter().flatten() {
+            if !args.json {
+                outln!("setting up: {}", a["description"].as_str().unwrap_or(""))?;
+            }
+            let script = PathBuf::from(a["run"].as_str().unwrap_or_default());
+            run_script(&script, &cwd, None, l, &v["params"]).context("the lab's setup failed")?;
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &args.command {
+        LabCommand::Start { .. } => {
+            outln!(
+                "{} — {}",
+                v["title"].as_str().unwrap_or(""),
+                v["summary"].as_str().unwrap_or("")
+            )?;
+            outln!()?;
+            print_step(&v["step"])?;
+        }
+        LabCommand::Status => print_status(&v, &style)?,
+        LabCommand::Check { .. } => {
+            outln!(
+                "step {}: {}",
+                v["step"]["id"].as_str().unwrap_or(""),
+                v["step"]["title"].as_str().unwrap_or("")
+            )?;
+            for r in v["results"].as_array().into_iter().flatten() {
+                let status = r["status"].as_str().unwrap_or("error");
+                outln!(
+                    "  {} {} — {}{}",
+                    style.mark(status),
+                    r["id"].as_str().unwrap_or(""),
+                    r["message"].as_str().unwrap_or(""),
+                    if status == "error" {
+                        " (a fault of the kit, not yours: not counted)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+            outln!(
+                "score: {}/{} points ({}%)",
+                v["points"],
+                v["max_points"],
+                v["percent"]
+            )?;
+            if v["completed"].as_bool() == Some(true) {
+                outln!("{}", style.paint("32", "Lab complete."))?;
+            } else if !v["next"].is_null() {
+                outln!()?;
+                print_step(&v["next"])?;
+            }
+            if v["passed"].as_bool() != Some(true) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        LabCommand::Hint => {
+            let hints = v["hints"].as_array().cloned().unwrap_or_default();
+            if hints.is_empty() {
+                outln!(
+                    "No hint yet: run `vpclab lab check` first, or try again after another attempt."
+                )?;
+            }
+            for h in hints {
+                outln!("hint: {}", h.as_str().unwrap_or(""))?;
+            }
+        }
+        LabCommand::Answer { check, .. } => {
+            outln!("answer to {check} recorded; run `vpclab lab check`")?
+        }
+        LabCommand::Reset => outln!(
+            "progress of {} forgotten",
+            v["reset"].as_str().unwrap_or("")
+        )?,
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_step(step: &Value) -> anyhow::Result<()> {
+    outln!(
+        "── step {}/{}: {} ──",
+        step["index"],
+        step["of"],
+        step["title"].as_str().unwrap_or("")
+    )?;
+    outln!("{}", step["page"].as_str().unwrap_or("").trim_end())?;
+    outln!()?;
+    outln!("When done: vpclab lab check")?;
+    Ok(())
+}
+
+fn print_status(v: &Value, style: &Style) -> anyhow::Result<()> {
+    outln!(
+        "{} ({})",
+        v["title"].as_str().unwrap_or(""),
+        v["lab"].as_str().unwrap_or("")
+    )?;
+    for s in v["steps"].as_array().into_iter().flatten() {
+        let state = s["state"].as_str().unwrap_or("");
+        let mark = match state {
+            "done" => style.mark("pass"),
+            "current" => "▶".to_string(),
+            _ => " ".to_string(),
+        };
+        outln!(
+            "  {mark} {:<20} {:<40} {}/{}",
+            s["id"].as_str().unwrap_or(""),
+            s["title"].as_str().unwrap_or(""),
+            s["points"],
+            s["max_points"]
+        )?;
+    }
+    outln!(
+        "score: {}/{} ({}%, pass at {}%){}",
+        v["points"],
+        v["max_points"],
+        v["percent"],
+        v["pass_percent"],
+        if v["completed"].as_bool() == Some(true) {
+            " — complete"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
+fn list(args: &LabArgs) -> anyhow::Result<ExitCode> {
+    let root = labs_root(args.labs.as_deref())?;
+    let mut rows = Vec::new();
+    for d in lab_dirs(&root)? {
+        match crate::lab::spec::load(&d) {
+            Ok(s) => rows.push(serde_json::json!({
+                "id": s.id, "title": s.title, "summary": s.summary,
+                "difficulty": s.difficulty, "estimated_minutes": s.estimated_minutes,
+                "steps": s.steps.len(), "dir": d,
+            })),
+            Err(e) => rows.push(serde_json::json!({"dir": d, "error": e.to_string()})),
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in rows {
+        match r["error"].as_str() {
+            Some(e) => outln!("  (invalid) {e}")?,
+            None => outln!(
+                "  {:<18} {:<40} {} steps, ~{} min",
+                r["id"].as_str().unwrap_or(""),
+                r["title"].as_str().unwrap_or(""),
+                r["steps"],
+                r["estimated_minutes"]
+            )?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selected(root: &Path, ids: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    if ids.is_empty() {
+        lab_dirs(root)
+    } else {
+        ids.iter().map(|id| find_lab(root, id)).collect()
+    }
+}
+
+fn lint(args: &LabArgs, ids: &[String]) -> anyhow::Result<ExitCode> {
+    let root = labs_root(args.labs.as_deref())?;
+    let known: BTreeSet<String> = lab_dirs(&root)?
+        .iter()
+        .filter_map(|d| crate::lab::spec::load(d).ok().map(|s| s.id))
+        .collect();
+    let mut problems = Vec::new();
+    for d in selected(&root, ids)? {
+        problems.extend(crate::lab::resolve::lint(&d, &known));
+    }
+    if args.json {
+        let v: Vec<Value> = problems
+            .iter()
+            .map(|p| serde_json::json!({"file": p.file, "line": p.line, "key": p.key, "message": p.message}))
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        for p in &problems {
+            outln!("{p}")?;
+        }
+        if problems.is_empty() {
+            outln!("every lab is valid")?;
+        }
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `vpclab lab test`: see [`test_lab`].
+fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Result<ExitCode> {
+    let root = labs_root(args.labs.as_deref())?;
+    let mut failed = 0;
+    let mut report = Vec::new();
+    for dir in selected(&root, ids)? {
+        for seed in 0..seeds.max(1) {
+            let started = Instant::now();
+            let result = test_lab(&dir, &format!("test-seed-{seed}"));
+            let secs = started.elapsed().as_secs_f64();
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            match &result {
+                Ok(lines) => {
+                    if !args.json {
+                        for l in lines {
+                            outln!("    {l}")?;
+                        }
+                        outln!(
+                            "{} {name} seed {seed}: 100% in {secs:.1} s",
+                            style.mark("pass")
+                        )?;
+                    }
+                    report.push(
+                        serde_json::json!({"lab": name, "seed": seed, "ok": true, "seconds": secs}),
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    if !args.json {
+                        outln!(
+                            "{} {name} seed {seed} ({secs:.1} s): {e:#}",
+                            style.mark("fail")
+                        )?;
+                    }
+                    report.push(serde_json::json!({"lab": name, "seed": seed, "ok": false, "seconds": secs, "error": format!("{e:#}")}));
+                }
+            }
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One lab for one learner in a fresh daemon: every step's checks fail first (unless
+/// the step says `expect_initial = "pass"`), its solution runs, its checks pass; the
+/// lab ends at 100%. Returns a line per step.
+fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
+    use crate::daemon::{Background, DaemonConfig, StateDir};
+    let state = tempfile::tempdir().context("cannot create a state directory")?;
+    let work = tempfile::tempdir().context("cannot create a work directory")?;
+    let daemon = Background::start(DaemonConfig::for_tests(StateDir::new(state.path())))?;
+    let endpoint = daemon.url();
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let dir_text = dir.to_string_lossy().to_string();
+    let cwd = work.path().to_string_lossy().to_string();
+    let rt = daemon.runtime();
+    let started = rt.block_on(call(
+        &endpoint,
+        "start",
+        &[
+            ("learner", learner),
+            ("dir", &dir_text),
+            ("region", "us-east-1"),
+        ],
+    ))?;
+    let lab = crate::lab::resolve::load(&dir, learner, "").map_err(|errs| {
+        anyhow::anyhow!(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    for a in started["setup"].as_array().into_iter().flatten() {
+        let script = PathBuf::from(a["run"].as_str().unwrap_or_default());
+        run_script(
+            &script,
+            work.path(),
+            Some(&endpoint),
+            learner,
+            &started["params"],
+        )
+        .context("the lab's setup failed")?;
+    }
+    let mut lines = Vec::new();
+    for step in &lab.steps {
+        let before = rt.block_on(call(
+            &endpoint,
+            "check",
+            &[
+                ("learner", learner),
+                ("step", &step.id),
+                ("cwd", &cwd),
+                ("no_retry", "1"),
+            ],
+        ))?;
+        if step.expect_initial == crate::lab::spec::Initial::Fail {
+            for r in before["results"].as_array().into_iter().flatten() {
+                if r["status"] != "fail" {
+                    bail!(
+                        "step {}: before its solution, check {} should fail but is {}: {}",
+                        step.id,
+                        r["id"],
+                        r["status"],
+                        r["message"]
+                    );
+                }
+            }
+        }
+        let t = Instant::now();
+        run_script(
+            &step.solve,
+            work.path(),
+            Some(&endpoint),
+            learner,
+            &started["params"],
+        )
+        .with_context(|| format!("step {}: the solution failed", step.id))?;
+        let solved = t.elapsed().as_secs_f64();
+        let after = rt.block_on(call(
+            &endpoint,
+            "check",
+            &[("learner", learner), ("step", &step.id), ("cwd", &cwd)],
+        ))?;
+        for r in after["results"].as_array().into_iter().flatten() {
+            if r["status"] != "pass" {
+                bail!(
+                    "step {}: after its solution, check {} is {}: {}",
+                    step.id,
+                    r["id"],
+                    r["status"],
+                    r["message"]
+                );
+            }
+        }
+        lines.push(format!(
+            "step {}: {} checks fail, then pass (solution {solved:.1} s)",
+            step.id,
+            step.checks.len()
+        ));
+    }
+    let status = rt.block_on(call(&endpoint, "status", &[("learner", learner)]))?;
+    if status["percent"] != 100 || status["completed"] != true {
+        bail!("the lab ends at {}%, not complete", status["percent"]);
+    }
+    daemon.stop()?;
+    Ok(lines)
+}
+
+/// Runs a lab script (setup or reference solution) with bash in `work`, with the lab's
+/// parameters as `LAB_<NAME>` variables. With `isolated` set to a daemon's endpoint
+/// (`lab test`), the aws CLI is pointed at it with test credentials and no user config;
+/// otherwise the learner's own environment is used.
+fn run_script(
+    script: &Path,
+    work: &Path,
+    isolated: Option<&str>,
+    learner: &str,
+    params: &Value,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the vpclab binary")?;
+    let mut path = exe
+        .parent()
+        .map(|p| p.as_os_str().to_os_string())
+        .unwrap_or_default();
+    if let Some(p) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(p);
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(script)
+        .current_dir(work)
+        .env("PATH", path)
+        .env("VPCLAB_LEARNER", learner)
+        .env("AWS_PAGER", "");
+    if let Some(endpoint) = isolated {
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("VPCLAB_ENDPOINT", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", work.join(".aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", work.join(".aws-credentials"));
+    }
+    for (k, v) in params.as_object().into_iter().flatten() {
+        cmd.env(
+            format!("LAB_{}", k.to_ascii_uppercase()),
+            v.as_str().unwrap_or_default(),
+        );
+    }
+    let out = cmd.output().context("cannot run bash")?;
+    if !out.status.success() {
+        bail!(
+            "{} exited with {}:\n{}{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,876 @@
+//! Stage two: a resolved lab. Parameters are drawn for one learner, `{{params}}` are
+//! rendered, every check's arguments are typed and checked against its kind, and every
+//! reference (hint → check, prerequisite, step page, solution, parameter) is valid.
+//! [`lint`] runs the same resolution and collects every problem instead of the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use super::spec::{self, CheckSpec, Initial, LabFileError, LabSpec, Mode};
+use super::template;
+
+/// A lab ready to run for one learner.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab {
+    pub id: String,
+    pub version: u32,
+    pub title: String,
+    pub summary: String,
+    pub objectives: Vec<String>,
+    pub estimated_minutes: Option<u32>,
+    pub dir: PathBuf,
+    pub pass_percent: u32,
+    pub mode: Mode,
+    pub seed: u64,
+    pub params: BTreeMap<String, String>,
+    /// Setup scripts, in order, with what each builds.
+    pub setup: Vec<(String, PathBuf)>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    /// The step page with parameters rendered.
+    pub page: String,
+    pub solve: PathBuf,
+    pub expect_initial: Initial,
+    pub checks: Vec<Check>,
+    pub hints: Vec<Hint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hint {
+    pub text: String,
+    pub for_check: Option<String>,
+    pub after_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub points: u32,
+    pub fail: Option<String>,
+    pub retry: Option<Duration>,
+    pub kind: CheckKind,
+}
+
+/// Where a probe starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Vantage {
+    /// The learner's computer (203.0.113.10 on the world's internet).
+    Learner,
+    /// Some other host on the internet.
+    Internet,
+    /// The primary interface of the instance with this `Name` tag.
+    Instance(String),
+    /// Inside the VPC with this `Name` tag (DNS only: its resolver).
+    Vpc(String),
+}
+
+/// Where a probe goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Target {
+    /// The instance with this `Name` tag: its public address from the internet, its
+    /// private address from inside.
+    Instance(String),
+    Addr(Ipv4Addr),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum CheckKind {
+    Resource {
+        resource_type: String,
+        filters: Vec<(String, Vec<String>)>,
+        count: Option<u32>,
+    },
+    Route {
+        subnet: String,
+        destination: Ipv4Net,
+        target: String,
+    },
+    Reach {
+        from: Vantage,
+        to: Target,
+        protocol: Proto,
+        port: u16,
+        allowed: bool,
+    },
+    Dns {
+        from: Vantage,
+        name: String,
+        record_type: String,
+        /// Expected values (any order); empty means NXDOMAIN.
+        values: Vec<String>,
+    },
+    File {
+        path: String,
+        mode: Option<u32>,
+        forbid_bits: Option<u32>,
+    },
+    Quiz {
+        question: String,
+        answers: Vec<String>,
+    },
+    All(Vec<Check>),
+    Any(Vec<Check>),
+    Not(Box<Check>),
+}
+
+/// The resource types a `resource` check can name (the model's kinds).
+pub const RESOURCE_TYPES: &[&str] = &[
+    "vpc",
+    "subnet",
+    "route_table",
+    "internet_gateway",
+    "nat_gateway",
+    "address",
+    "network_acl",
+    "security_group",
+    "key_pair",
+    "instance",
+    "network_interface",
+];
+
+/// Route target kinds of a `route` check.
+pub const ROUTE_TARGETS: &[&str] = &["local", "igw", "nat", "eni", "pcx", "blackhole", "none"];
+
+/// The arguments of each kind (besides id, kind, points, fail, retry_seconds).
+const KIND_ARGS: &[(&str, &[&str], &[&str])] = &[
+    // kind, required, optional
+    ("resource", &["type"], &["filters", "count"]),
+    ("route", &["subnet", "destination", "target"], &[]),
+    ("reach", &["from", "to", "port"], &["protocol", "expect"]),
+    (
+        "dns",
+        &["from", "name"],
+        &["record_type", "values", "expect"],
+    ),
+    ("file", &["path"], &["mode", "forbid_bits"]),
+    ("quiz", &["question", "answers"], &[]),
+    ("all", &["checks"], &[]),
+    ("any", &["checks"], &[]),
+    ("not", &["checks"], &[]),
+];
+const COMMON: &[&str] = &["id", "kind", "points", "fail", "retry_seconds"];
+
+/// Collects problems with their key paths; turned into [`LabFileError`]s at the end.
+struct Problems<'a> {
+    file: PathBuf,
+    text: &'a str,
+    list: Vec<LabFileError>,
+}
+
+impl Problems<'_> {
+    fn push(&mut self, key: String, anchor: Option<&str>, message: String) {
+        let line = anchor.map_or(0, |a| line_of(self.text, a));
+        self.list.push(LabFileError {
+            file: self.file.clone(),
+            line,
+            key,
+            message,
+        });
+    }
+}
+
+/// The line of the first `id = "<anchor>"` (or of `anchor` itself) in the file.
+fn line_of(text: &str, anchor: &str) -> usize {
+    let quoted = format!("\"{anchor}\"");
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            (t.starts_with("id") && t.contains(&quoted)) || t.starts_with(anchor)
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// Reads `<dir>/lab.toml` and resolves it for `learner` (with the course `secret`).
+pub fn load(dir: &Path, learner: &str, secret: &str) -> Result<Lab, Vec<LabFileError>> {
+    let file = dir.join("lab.toml");
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        vec![LabFileError {
+            file: file.clone(),
+            line: 0,
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    let spec = spec::parse(&file, &text).map_err(|e| vec![e])?;
+    resolve(dir, &file, &text, &spec, learner, secret)
+}
+
+/// Every problem of the lab in `dir`, and of its prerequisites against `known` lab ids.
+pub fn lint(dir: &Path, known: &BTreeSet<String>) -> Vec<LabFileError> {
+    let file = dir.join("lab.toml");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![LabFileError {
+                file,
+                line: 0,
+                key: "-".into(),
+                message: format!("cannot read: {e}"),
+            }];
+        }
+    };
+    let spec = match spec::parse(&file, &text) {
+        Ok(s) => s,
+        Err(e) => return vec![e],
+    };
+    let mut problems = match resolve(dir, &file, &text, &spec, "lint", "") {
+        Ok(_) => Vec::new(),
+        Err(p) => p,
+    };
+    for (i, p) in spec.prerequisites.iter().enumerate() {
+        if !known.contains(p) {
+            problems.push(LabFileError {
+                file: file.clone(),
+                line: line_of(&text, "prerequisites"),
+                key: format!("prerequisites[{i}]"),
+                message: format!("expected the id of a lab in the curriculum, found {p:?}"),
+            });
+        }
+    }
+    // The folder is `<id>` or `<NN>-<id>` (the curriculum's order).
+    let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let numbered = folder
+        .split_once('-')
+        .is_some_and(|(n, rest)| n.chars().all(|c| c.is_ascii_digit()) && rest == spec.id);
+    if folder != spec.id && !numbered {
+        problems.push(LabFileError {
+            file: file.clone(),
+            line: line_of(&text, "id"),
+            key: "id".into(),
+            message: format!(
+                "expected the folder's name {folder:?} (or it without its NN- prefix), found {:?}",
+                spec.id
+            ),
+        });
+    }
+    problems
+}
+
+fn resolve(
+    dir: &Path,
+    file: &Path,
+    text: &str,
+    spec: &LabSpec,
+    learner: &str,
+    secret: &str,
+) -> Result<Lab, Vec<LabFileError>> {
+    let mut p = Problems {
+        file: file.to_path_buf(),
+        text,
+        list: Vec::new(),
+    };
+    let seed = super::params::seed(learner, &spec.id, secret);
+    let params = match super::params::draw(&spec.params, seed) {
+        Ok(v) => v,
+        Err(e) => {
+            let key = e.split(':').next().unwrap_or("params").to_string();
+            p.push(key, Some("[params"), e);
+            BTreeMap::new()
+        }
+    };
+    if spec.scoring.pass_percent > 100 {
+        p.push(
+            "scoring.pass_percent".into(),
+            Some("pass_percent"),
+            format!("expected 0..=100, found {}", spec.scoring.pass_percent),
+        );
+    }
+    if spec.steps.is_empty() {
+        p.push("steps".into(), None, "expected at least one step".into());
+    }
+    let mut setup = Vec::new();
+    for (i, a) in spec.setup.iter().enumerate() {
+        let path = dir.join(&a.run);
+        if !path.is_file() {
+            p.push(
+                format!("setup[{i}].run"),
+                Some("run"),
+                format!("expected a setup script at {}", path.display()),
+            );
+        }
+        setup.push((template::render(&a.description, &params), path));
+    }
+    let mut step_ids = BTreeSet::new();
+    let mut steps = Vec::new();
+    for (si, s) in spec.steps.iter().enumerate() {
+        let at = format!("steps[{si}]");
+        if !step_ids.insert(s.id.clone()) {
+            p.push(
+                format!("{at}.id"),
+                Some(&s.id),
+                format!("step id {:?} is used twice", s.id),
+            );
+        }
+        let body_path = dir.join(&s.body);
+        let page = match std::fs::read_to_string(&body_path) {
+            Ok(t) => {
+                used_params(
+                    &mut p,
+                    &params,
+                    &t,
+                    &format!("{at}.body ({})", s.body),
+                    &s.id,
+                );
+                template::render(&t, &params)
+            }
+            Err(e) => {
+                p.push(
+                    format!("{at}.body"),
+                    Some(&s.id),
+                    format!("expected a step page at {}: {e}", body_path.display()),
+                );
+                String::new()
+            }
+        };
+        let solve = dir.join(&s.solve);
+        if !solve.is_file() {
+            p.push(
+                format!("{at}.solve"),
+                Some(&s.id),
+                format!("expected a solution script at {}", solve.display()),
+            );
+        }
+        if s.checks.is_empty() {
+            p.push(
+                format!("{at}.checks"),
+                Some(&s.id),
+                "expected at least one check".into(),
+            );
+        }
+        let mut check_ids = BTreeSet::new();
+        let mut checks = Vec::new();
+        for (ci, c) in s.checks.iter().enumerate() {
+            let key = format!("{at}.checks[{ci}]");
+            match &c.id {
+                Some(id) if !check_ids.insert(id.clone()) => p.push(
+                    format!("{key}.id"),
+                    Some(id),
+                    format!("check id {id:?} is used twice in step {:?}", s.id),
+                ),
+                Some(_) => {}
+                None => p.push(
+                    format!("{key}.id"),
+                    Some(&s.id),
+                    "expected an id (every check of a step has one)".into(),
+                ),
+            }
+            if let Some(check) = check(&mut p, &params, c, &key) {
+                checks.push(check);
+            }
+        }
+        let mut hints = Vec::new();
+        for (hi, h) in s.hints.iter().enumerate() {
+            if let Some(fc) = &h.for_check
+                && !check_ids.contains(fc)
+            {
+                p.push(
+                    format!("{at}.hints[{hi}].for_check"),
+                    Some(&s.id),
+                    format!(
+                        "expected the id of a check of step {:?} ({}), found {fc:?}",
+                        s.id,
+                        check_ids.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            used_params(
+                &mut p,
+                &params,
+                &h.text,
+                &format!("{at}.hints[{hi}].text"),
+                &s.id,
+            );
+            hints.push(Hint {
+                text: template::render(&h.text, &params),
+                for_check: h.for_check.clone(),
+                after_attempts: h.after_attempts,
+            });
+        }
+        steps.push(Step {
+            id: s.id.clone(),
+            title: template::render(&s.title, &params),
+            page,
+            solve,
+            expect_initial: s.expect_initial,
+            checks,
+            hints,
+        });
+    }
+    if !p.list.is_empty() {
+        return Err(p.list);
+    }
+    Ok(Lab {
+        id: spec.id.clone(),
+        version: spec.version,
+        title: spec.title.clone(),
+        summary: spec.summary.clone(),
+        objectives: spec.objectives.clone(),
+        estimated_minutes: spec.estimated_minutes,
+        dir: dir.to_path_buf(),
+        pass_percent: spec.scoring.pass_percent,
+        mode: spec.scoring.mode,
+        seed,
+        params,
+        setup,
+        steps,
+    })
+}
+
+/// Reports `{{names}}` in `text` that are not declared parameters.
+fn used_params(
+    p: &mut Problems<'_>,
+    params: &BTreeMap<String, String>,
+    text: &str,
+    key: &str,
+    anchor: &str,
+) {
+    // When drawing failed, every name would be reported; the draw error says enough.
+    if params.is_empty() && p.list.iter().any(|e| e.key.starts_with("params")) {
+        return;
+    }
+    for n in template::names(text) {
+        if !params.contains_key(&n) {
+            p.push(
+                key.to_string(),
+                Some(anchor),
+                format!("uses parameter {{{{{n}}}}}, which [params] does not declare"),
+            );
+        }
+    }
+}
+
+/// Types one check; `None` (with problems pushed) when it is invalid.
+fn check(
+    p: &mut Problems<'_>,
+    params: &BTreeMap<String, String>,
+    c: &CheckSpec,
+    key: &str,
+) -> Option<Check> {
+    let anchor = c.id.clone().unwrap_or_else(|| c.kind.clone());
+    let anchor = anchor.as_str();
+    let Some((_, required, optional)) = KIND_ARGS.iter().find(|(k, _, _)| *k == c.kind) else {
+        p.push(
+            format!("{key}.kind"),
+            Some(anchor),
+            format!(
+                "expected one of {}, found {:?}",
+                KIND_ARGS
+                    .iter()
+                    .map(|(k, _, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.kind
+            ),
+        );
+        return None;
+    };
+    // Which keys the author set: the spec serialised, nulls dropped.
+    let set: Vec<String> = match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let before = p.list.len();
+    for k in &set {
+        if !COMMON.contains(&k.as_str())
+            && !required.contains(&k.as_str())
+            && !optional.contains(&k.as_str())
+        {
+            p.push(
+                format!("{key}.{k}"),
+                Some(anchor),
+                format!(
+                    "not an argument of kind {:?} (expected {})",
+                    c.kind,
+                    required
+                        .iter()
+                        .chain(optional.iter())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+    for r in *required {
+        if !set.iter().any(|k| k == r) {
+            p.push(
+                format!("{key}.{r}"),
+                Some(anchor),
+                format!("kind {:?} requires {r}", c.kind),
+            );
+        }
+    }
+    // Every string argument may use parameters.
+    for s in [
+        &c.fail,
+        &c.resource_type,
+        &c.subnet,
+        &c.destination,
+        &c.target,
+        &c.from,
+        &c.to,
+        &c.name,
+        &c.path,
+        &c.question,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        used_params(p, params, s, key, anchor);
+    }
+    if p.list.len() > before {
+        return None;
+    }
+    let r = |s: &Option<String>| template::render(s.as_deref().unwrap_or_default(), params);
+    let mut bad = |arg: &str, message: String| {
+        p.push(format!("{key}.{arg}"), Some(anchor), message);
+    };
+    let kind = match c.kind.as_str() {
+        "resource" => {
+            let t = r(&c.resource_type);
+            if !RESOURCE_TYPES.contains(&t.as_str()) {
+                bad(
+                    "type",
+                    format!("expected one of {}, found {t:?}", RESOURCE_TYPES.join(", ")),
+                );
+                return None;
+            }
+            let filters = c
+                .filters
+                .iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.to_vec()
+                            .iter()
+                            .map(|x| template::render(x, params))
+                            .collect(),
+                    )
+                })
+                .collect();
+            CheckKind::Resource {
+                resource_type: t,
+                filters,
+                count: c.count,
+            }
+        }
+        "route" => {
+            let dest = r(&c.destination);
+            let Ok(destination) = dest
+                .parse::<Ipv4Net>()
+                .or_else(|_| dest.parse::<Ipv4Addr>().map(Ipv4Net::from))
+            else {
+                bad(
+                    "destination",
+                    format!("expected a CIDR or address, found {dest:?}"),
+                );
+                return None;
+            };
+            let target = r(&c.target);
+            if !ROUTE_TARGETS.contains(&target.as_str()) {
+                bad(
+                    "target",
+                    format!(
+                        "expected one of {}, found {target:?}",
+                        ROUTE_TARGETS.join(", ")
+                    ),
+                );
+                return None;
+            }
+            CheckKind::Route {
+                subnet: r(&c.subnet),
+                destination,
+                target,
+            }
+        }
+        "reach" => {
+            let from = match vantage(&r(&c.from), false) {
+                Ok(v) => v,
+                Err(e) => {
+                    bad("from", e);
+                    return None;
+                }
+            };
+            let to_text = r(&c.to);
+            let to = if let Some(n) = to_text.strip_prefix("instance:") {
+                Target::Instance(n.to_string())
+            } else if let Some(a) = internet_host(&to_text) {
+                Target::Addr(a)
+            } else if let Ok(a) = to_text.parse() {
+                Target::Addr(a)
+            } else {
+                bad(
+                    "to",
+                    format!(
+                        "expected instance:<Name>, internet:mirror, internet:web or an IPv4 address, found {to_text:?}"
+                    ),
+                );
+                return None;
+            };
+            let protocol = match c.protocol.as_deref().unwrap_or("tcp") {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                "icmp" => Proto::Icmp,
+                other => {
+                    bad(
+                        "protocol",
+                        format!("expected tcp, udp or icmp, found {other:?}"),
+                    );
+                    return None;
+                }
+            };
+            let allowed = match c.expect.as_deref().unwrap_or("allowed") {
+                "allowed" => true,
+                "blocked" => false,
+                other => {
+                    bad(
+                        "expect",
+                        format!("expected allowed or blocked, found {other:?}"),
+                    );
+                    return None;
+                }
+            };
+            CheckKind::Reach {
+                from,
+                to,
+                protocol,
+                port: c.port.unwrap_or(0),
+                allowed,
+            }
+        }
+        "dns" => {
+            let from = match vantage(&r(&c.from), true) {
+                Ok(v) => v,
+                Err(e) => {
+                    bad("from", e);
+                    return None;
+                }
+            };
+            let nx = match c.expect.as_deref() {
+                None => false,
+                Some("nxdomain") => true,
+                Some(other) => {
+                    bad("expect", format!("expected nxdomain, found {other:?}"));
+                    return None;
+                }
+            };
+            let values: Vec<String> = c
+                .values
+                .iter()
+                .flatten()
+                .map(|v| template::render(v, params))
+                .collect();
+            if nx != values.is_empty() {
+                bad(
+                    "values",
+                    "expected either values or expect = \"nxdomain\"".to_string(),
+                );
+                return None;
+            }
+            CheckKind::Dns {
+                from,
+                name: r(&c.name),
+                record_type: c.record_type.clone().unwrap_or_else(|| "A".into()),
+                values,
+            }
+        }
+        "file" => {
+            let octal = |s: &Option<String>, arg: &str, bad: &mut dyn FnMut(&str, String)| {
+                s.as_ref()
+                    .map(|m| {
+                        u32::from_str_radix(m.trim_start_matches("0o"), 8).map_err(|_| {
+                            bad(
+                                arg,
+                                format!("expected an octal mode like \"0400\", found {m:?}"),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            let Ok(mode) = octal(&c.mode, "mode", &mut bad) else {
+                return None;
+            };
+            let Ok(forbid_bits) = octal(&c.forbid_bits, "forbid_bits", &mut bad) else {
+                return None;
+            };
+            CheckKind::File {
+                path: r(&c.path),
+                mode,
+                forbid_bits,
+            }
+        }
+        "quiz" => CheckKind::Quiz {
+            question: r(&c.question),
+            answers: c.answers.clone().unwrap_or_default(),
+        },
+        "all" | "any" | "not" => {
+            let inner = c.checks.as_deref().unwrap_or_default();
+            if c.kind == "not" && inner.len() != 1 {
+                bad(
+                    "checks",
+                    format!("kind \"not\" takes one check, found {}", inner.len()),
+                );
+                return None;
+            }
+            let mut out = Vec::new();
+            for (i, sub) in inner.iter().enumerate() {
+                out.push(check(p, params, sub, &format!("{key}.checks[{i}]"))?);
+            }
+            match c.kind.as_str() {
+                "all" => CheckKind::All(out),
+                "any" => CheckKind::Any(out),
+                _ => CheckKind::Not(Box::new(out.remove(0))),
+            }
+        }
+        _ => return None,
+    };
+    Some(Check {
+        id: c.id.clone().unwrap_or_else(|| c.kind.clone()),
+        points: c.points.unwrap_or(1),
+        fail: c.fail.as_ref().map(|f| template::render(f, params)),
+        retry: c.retry_seconds.map(Duration::from_secs),
+        kind,
+    })
+}
+
+/// The simulated internet's named hosts.
+fn internet_host(s: &str) -> Option<Ipv4Addr> {
+    use vpclab_netstack::internet::{MIRROR_ADDR, PUBLIC_DNS_ADDR, WEB_ADDR, WHATISMYIP_ADDR};
+    match s {
+        "internet:mirror" => Some(MIRROR_ADDR),
+        "internet:web" => Some(WEB_ADDR),
+        "internet:dns" => Some(PUBLIC_DNS_ADDR),
+        "internet:whatismyip" => Some(WHATISMYIP_ADDR),
+        _ => None,
+    }
+}
+
+fn vantage(s: &str, dns: bool) -> Result<Vantage, String> {
+    if s == "learner" {
+        return Ok(Vantage::Learner);
+    }
+    if s == "internet" {
+        return Ok(Vantage::Internet);
+    }
+    if let Some(n) = s.strip_prefix("instance:") {
+        return Ok(Vantage::Instance(n.to_string()));
+    }
+    if dns && let Some(n) = s.strip_prefix("vpc:") {
+        return Ok(Vantage::Vpc(n.to_string()));
+    }
+    Err(format!(
+        "expected learner, internet, instance:<Name>{}, found {s:?}",
+        if dns { " or vpc:<Name>" } else { "" }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab_dir(toml: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("steps")).expect("mkdir");
+        std::fs::create_dir_all(d.path().join("solution")).expect("mkdir");
+        std::fs::write(d.path().join("steps/01-a.md"), "Use {{key}}.").expect("write");
+        std::fs::write(d.path().join("solution/01-a.sh"), "true\n").expect("write");
+        std::fs::write(d.path().join("lab.toml"), toml).expect("write");
+        d
+    }
+
+    const LAB: &str = r#"
+id = "x"
+version = 1
+title = "X"
+summary = "x"
+
+[params.key]
+pattern = "key-##"
+
+[[steps]]
+id = "a"
+title = "A"
+body = "steps/01-a.md"
+solve = "solution/01-a.sh"
+
+[[steps.checks]]
+id = "pem"
+kind = "file"
+path = "{{key}}.pem"
+mode = "0400"
+
+[[steps.hints]]
+text = "Look at {{key}}.pem"
+for_check = "pem"
+"#;
+
+    #[test]
+    fn resolves_params_into_pages_and_checks() {
+        let d = lab_dir(LAB);
+        let lab = load(d.path(), "ann", "").expect("valid");
+        let key = &lab.params["key"];
+        assert_eq!(lab.steps[0].page, format!("Use {key}."));
+        match &lab.steps[0].checks[0].kind {
+            CheckKind::File { path, mode, .. } => {
+                assert_eq!(path, &format!("{key}.pem"));
+                assert_eq!(*mode, Some(0o400));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lint_names_bad_references_and_misplaced_arguments() {
+        let bad = LAB
+            .replace("for_check = \"pem\"", "for_check = \"pam\"")
+            .replace("mode = \"0400\"", "mode = \"0400\"\nport = 22")
+            .replace("Look at {{key}}", "Look at {{kee}}");
+        let d = lab_dir(&bad);
+        let problems = lint(d.path(), &BTreeSet::new());
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter().any(|t| t.contains("steps[0].checks[0].port: not an argument of kind \"file\" (expected path, mode, forbid_bits)")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("steps[0].hints[0].for_check: expected the id of a check of step \"a\" (pem), found \"pam\"")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("uses parameter {{kee}}")),
+            "{text:#?}"
+        );
+    }
+}

@@ -1,0 +1,478 @@
+//! The lab engine on the API port: `GET /_vpclab/lab/{start,status,check,hint,answer,
+//! reset}`, authenticated like every API call (the caller's account is the world that is
+//! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
+//! `vpclab lab …` is the client.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::grade::{CheckResult, Observer, Status};
+use super::progress::{self, Attempt, EventKind, Log};
+use super::resolve::{self, Lab};
+use super::spec::Mode;
+use crate::api::AppState;
+use crate::world::Worlds;
+
+#[derive(Clone)]
+struct LabState {
+    api: AppState,
+    worlds: Worlds,
+    dir: PathBuf,
+    /// Serialises appends to the learners' logs.
+    append: Arc<Mutex<()>>,
+}
+
+/// The lab routes, to merge into the API router. `labs_dir` holds the learners' logs.
+pub fn router(api: AppState, worlds: Worlds, labs_dir: PathBuf) -> Router {
+    Router::new()
+        .route("/_vpclab/lab/{op}", get(handle))
+        .with_state(LabState {
+            api,
+            worlds,
+            dir: labs_dir,
+            append: Arc::default(),
+        })
+}
+
+fn reply(status: StatusCode, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(
+        serde_json::to_vec_pretty(body).unwrap_or_default(),
+    ));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A request the lab engine refuses, with the status to answer.
+struct Refusal(StatusCode, String);
+
+fn bad(m: impl Into<String>) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, m.into())
+}
+
+async fn handle(
+    State(st): State<LabState>,
+    axum::extract::Path(op): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let account = match st
+        .api
+        .authenticate(&crate::api::signed_request(&parts), b"")
+    {
+        Ok(id) => id.account,
+        Err(e) => {
+            return reply(
+                StatusCode::FORBIDDEN,
+                &json!({"error": format!("{}: {}", e.code, e.message)}),
+            );
+        }
+    };
+    let q: BTreeMap<String, String> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let result = match op.as_str() {
+        "start" => start(&st, &q),
+        "status" => status(&st, &q),
+        "check" => check(&st, &account, &q).await,
+        "hint" => hint(&st, &q),
+        "answer" => answer(&st, &q),
+        "reset" => reset(&st, &q),
+        other => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("no lab operation {other:?}"),
+        )),
+    };
+    match result {
+        Ok(v) => reply(StatusCode::OK, &v),
+        Err(Refusal(s, m)) => reply(s, &json!({ "error": m })),
+    }
+}
+
+fn learner(q: &BTreeMap<String, String>) -> Result<String, Refusal> {
+    let l = q
+        .get("learner")
+        .cloned()
+        .unwrap_or_else(|| "learner".into());
+    if !progress::valid_learner(&l) {
+        return Err(bad(format!(
+            "learner id {l:?}: expected letters, digits, '.', '_' or '-'"
+        )));
+    }
+    Ok(l)
+}
+
+impl LabState {
+    fn now_ms(&self) -> i64 {
+        (self.api.clock)().0
+    }
+
+    fn log(&self, learner: &str) -> Log {
+        Log::new(&self.dir, learner)
+    }
+
+    fn append(
+        &self,
+        learner: &str,
+        lab: &str,
+        kind: EventKind,
+        step: Option<&str>,
+        detail: Value,
+    ) -> Result<(), Refusal> {
+        let _one_at_a_time = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        self.log(learner)
+            .append(self.now_ms(), learner, lab, kind, step, detail)
+            .map(|_| ())
+            .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+
+    /// The learner's current attempt and its lab, resolved again from its folder.
+    fn attempt(
+        &self,
+        learner: &str,
+        q: &BTreeMap<String, String>,
+    ) -> Result<(Attempt, Lab), Refusal> {
+        let events = self
+            .log(learner)
+            .read()
+            .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+        let a = progress::current(&events).ok_or_else(|| {
+            bad(format!(
+                "{learner} has no lab in progress (vpclab lab start LAB)"
+            ))
+        })?;
+        let secret = q.get("secret").map(String::as_str).unwrap_or("");
+        let lab = resolve::load(&a.dir, learner, secret).map_err(|errs| {
+            Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        Ok((a, lab))
+    }
+}
+
+fn step_json(lab: &Lab, i: usize) -> Value {
+    let s = &lab.steps[i];
+    json!({
+        "index": i + 1,
+        "of": lab.steps.len(),
+        "id": s.id,
+        "title": s.title,
+        "page": s.page,
+        "solve": s.solve,
+        "checks": s.checks.iter().map(|c| json!({"id": c.id, "points": c.points})).collect::<Vec<_>>(),
+    })
+}
+
+/// Whether every check of step `i` passed in its latest run.
+fn step_done(a: &Attempt, lab: &Lab, i: usize) -> bool {
+    let s = &lab.steps[i];
+    a.latest.get(&s.id).is_some_and(|latest| {
+        s.checks
+            .iter()
+            .all(|c| latest.get(&c.id).is_some_and(|(st, _)| st == "pass"))
+    })
+}
+
+fn current_step(a: &Attempt, lab: &Lab) -> Option<usize> {
+    (0..lab.steps.len()).find(|i| !step_done(a, lab, *i))
+}
+
+fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
+    let mut got = 0;
+    let mut max = 0;
+    for s in &lab.steps {
+        for c in &s.checks {
+            max += c.points;
+            if let Some((st, p)) = a.latest.get(&s.id).and_then(|l| l.get(&c.id))
+                && st == "pass"
+            {
+                got += *p;
+            }
+        }
+    }
+    (got, max)
+}
+
+fn percent(got: u32, max: u32) -> u32 {
+    (got * 100).checked_div(max).unwrap_or(100)
+}
+
+fn start(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let dir = PathBuf::from(q.get("dir").ok_or_else(|| bad("missing dir"))?);
+    let secret = q.get("secret").map(String::as_str).unwrap_or("");
+    let lab = resolve::load(&dir, &learner, secret).map_err(|errs| {
+        bad(errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    })?;
+    let region = q
+        .get("region")
+        .cloned()
+        .unwrap_or_else(|| "us-east-1".into());
+    if crate::model::region::region(&region).is_none() {
+        return Err(bad(format!("unknown region {region:?}")));
+    }
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Start,
+        None,
+        json!({"dir": dir, "region": region, "seed": lab.seed, "version": lab.version}),
+    )?;
+    Ok(json!({
+        "learner": learner,
+        "lab": lab.id,
+        "title": lab.title,
+        "summary": lab.summary,
+        "objectives": lab.objectives,
+        "seed": lab.seed,
+        "params": lab.params,
+        "mode": lab.mode,
+        "setup": lab.setup.iter().map(|(d, p)| json!({"description": d, "run": p})).collect::<Vec<_>>(),
+        "step": step_json(&lab, 0),
+    }))
+}
+
+fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    let current = current_step(&a, &lab);
+    let steps: Vec<Value> = lab
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let latest = a.latest.get(&s.id);
+            let got: u32 = s
+                .checks
+                .iter()
+                .filter_map(|c| latest.and_then(|l| l.get(&c.id)))
+                .filter(|(st, _)| st == "pass")
+                .map(|(_, p)| *p)
+                .sum();
+            let max: u32 = s.checks.iter().map(|c| c.points).sum();
+            json!({
+                "id": s.id,
+                "title": s.title,
+                "state": if step_done(&a, &lab, i) { "done" } else if Some(i) == current { "current" } else { "todo" },
+                "points": got,
+                "max_points": max,
+                "runs": a.runs.get(&s.id).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let (got, max) = score(&a, &lab);
+    Ok(json!({
+        "learner": learner,
+        "lab": lab.id,
+        "title": lab.title,
+        "params": lab.params,
+        "steps": steps,
+        "points": got,
+        "max_points": max,
+        "percent": percent(got, max),
+        "pass_percent": lab.pass_percent,
+        "completed": a.completed,
+        "current": current.map(|i| step_json(&lab, i)),
+        "log": "verified",
+    }))
+}
+
+async fn check(
+    st: &LabState,
+    account: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    let index = match q.get("step").filter(|s| !s.is_empty()) {
+        Some(s) => lab
+            .steps
+            .iter()
+            .position(|x| &x.id == s || (x.id.len() > 3 && s.parse::<usize>().ok() == Some(0)))
+            .or_else(|| s.parse::<usize>().ok().and_then(|n| n.checked_sub(1)))
+            .filter(|i| *i < lab.steps.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "lab {} has no step {s:?} (steps: {})",
+                    lab.id,
+                    lab.steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?,
+        None => current_step(&a, &lab).unwrap_or(lab.steps.len() - 1),
+    };
+    // Make sure the account's world exists (the first call creates its default VPC).
+    {
+        let env = crate::model::Env::new(a.region.clone(), (st.api.clock)())
+            .with_action("vpclab:LabCheck");
+        if let Err(e) = st.api.lock().read(account, &env) {
+            return Err(Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}: {}", e.code, e.message),
+            ));
+        }
+    }
+    let control = st.api.control.clone();
+    let acct = account.to_string();
+    let observer = Observer {
+        snapshot: Box::new(move || {
+            control
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .snapshot(&acct)
+        }),
+        net: st.worlds.get(account),
+        dns: st.worlds.cfg().dns.of(account),
+        region: a.region.clone(),
+        cwd: PathBuf::from(q.get("cwd").cloned().unwrap_or_else(|| "/".into())),
+        answers: a.answers.clone(),
+    };
+    let step = &lab.steps[index];
+    // `no_retry=1` reports a failing check at once (`vpclab lab test`, before a step's
+    // solution runs, expects failures and need not wait for them to settle).
+    let no_retry = q.get("no_retry").is_some_and(|v| v == "1");
+    let mut results: Vec<CheckResult> = Vec::new();
+    for c in &step.checks {
+        let mut c = c.clone();
+        if no_retry {
+            c.retry = None;
+        }
+        results.push(observer.run(&c).await);
+    }
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Check,
+        Some(&step.id),
+        json!({ "results": results }),
+    )?;
+    // Completion is recorded once, when the last step's checks first all pass.
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let after = progress::current(&events).unwrap_or_default();
+    let (got, max) = score(&after, &lab);
+    let next = current_step(&after, &lab);
+    let mut completed = after.completed;
+    if next.is_none() && !completed {
+        st.append(
+            &learner,
+            &lab.id,
+            EventKind::Complete,
+            None,
+            json!({"points": got, "max_points": max}),
+        )?;
+        completed = true;
+    }
+    let passed = results.iter().all(|r| r.status == Status::Pass);
+    Ok(json!({
+        "learner": learner,
+        "lab": lab.id,
+        "step": {"id": step.id, "title": step.title},
+        "results": results,
+        "passed": passed,
+        "errors": results.iter().filter(|r| r.status == Status::Error).count(),
+        "points": got,
+        "max_points": max,
+        "percent": percent(got, max),
+        "completed": completed,
+        "next": if passed { next.map(|i| step_json(&lab, i)) } else { None },
+    }))
+}
+
+fn hint(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    if lab.mode == Mode::Assessed {
+        return Err(bad("this lab is assessed: no hints"));
+    }
+    let Some(i) = current_step(&a, &lab) else {
+        return Ok(json!({"hints": [], "message": "every step is done"}));
+    };
+    let step = &lab.steps[i];
+    let runs = a.runs.get(&step.id).copied().unwrap_or(0);
+    let latest = a.latest.get(&step.id);
+    let failing = |id: &str| {
+        latest
+            .and_then(|l| l.get(id))
+            .is_none_or(|(s, _)| s != "pass")
+    };
+    let hints: Vec<&str> = step
+        .hints
+        .iter()
+        .filter(|h| runs >= h.after_attempts)
+        .filter(|h| h.for_check.as_deref().is_none_or(failing))
+        .map(|h| h.text.as_str())
+        .collect();
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Hint,
+        Some(&step.id),
+        json!({ "shown": hints }),
+    )?;
+    Ok(json!({"step": step.id, "hints": hints}))
+}
+
+fn answer(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (_, lab) = st.attempt(&learner, q)?;
+    let check = q.get("check").ok_or_else(|| bad("missing check"))?;
+    let text = q.get("text").ok_or_else(|| bad("missing text"))?;
+    let step = lab
+        .steps
+        .iter()
+        .find(|s| {
+            s.checks
+                .iter()
+                .any(|c| &c.id == check && matches!(c.kind, resolve::CheckKind::Quiz { .. }))
+        })
+        .ok_or_else(|| bad(format!("lab {} has no quiz {check:?}", lab.id)))?;
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Answer,
+        Some(&step.id),
+        json!({"check": check, "answer": text}),
+    )?;
+    Ok(json!({"recorded": true, "check": check}))
+}
+
+fn reset(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let Some(a) = progress::current(&events) else {
+        return Err(bad(format!("{learner} has no lab in progress")));
+    };
+    st.append(&learner, &a.lab, EventKind::Reset, None, json!({}))?;
+    Ok(json!({"reset": a.lab}))
+}

@@ -1,0 +1,98 @@
+//! The simulated internet of a world: the services outside every VPC, and the learner's
+//! computer.
+//!
+//! The addresses are netstack's address plan (`vpclab_netstack::internet`); this module
+//! attaches a host at each web service's address and serves HTTP there on port 80 with
+//! [`crate::http1`] (hyper over the fabric's sockets):
+//!
+//! - 192.0.2.10, "what is my IP" ([`sites::what_is_my_ip`]);
+//! - 192.0.2.20, the package mirror ([`Mirror`]);
+//! - 192.0.2.80, a small web site ([`sites::website`]).
+//!
+//! The public DNS resolver (192.0.2.53) is started by `world::resolver`, the health
+//! checkers (192.0.2.96/29) by `world::health`. Learner access goes through the
+//! learner's host ([`Internet::learner_connect`]).
+
+mod sites;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+use vpclab_netstack::host::{Host, HostConfig, Net, NetError};
+use vpclab_netstack::internet::{Learner, MIRROR_ADDR, WEB_ADDR, WHATISMYIP_ADDR};
+
+use crate::http1;
+pub use sites::{Mirror, website, what_is_my_ip};
+
+/// The running internet services of one world and the learner's host. Dropping it stops
+/// the services and detaches their hosts.
+pub struct Internet {
+    learner: Learner,
+    sites: Vec<Host>,
+    mirror: Mirror,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Internet {
+    /// Attaches the internet hosts to `net` and starts their HTTP servers on port 80.
+    /// Call inside a tokio runtime.
+    pub fn start(net: &Net) -> Result<Internet, NetError> {
+        let mirror = Mirror::default();
+        let services: [(Ipv4Addr, http1::Handler); 3] = [
+            (WHATISMYIP_ADDR, what_is_my_ip()),
+            (MIRROR_ADDR, mirror.handler()),
+            (WEB_ADDR, website()),
+        ];
+        let mut internet = Internet {
+            learner: Learner::attach(net)?,
+            sites: Vec::new(),
+            mirror,
+            tasks: Vec::new(),
+        };
+        for (addr, handler) in services {
+            let host = net.add_host(HostConfig::internet(addr))?;
+            let listener = host.listen(80).map_err(|_| NetError::HostGone)?;
+            internet.sites.push(host);
+            internet
+                .tasks
+                .push(tokio::spawn(http1::serve(listener, handler)));
+        }
+        Ok(internet)
+    }
+
+    /// The package mirror's file map.
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// The learner's computer.
+    pub fn learner(&self) -> &Host {
+        self.learner.host()
+    }
+
+    /// Opens a TCP connection from the learner's address to `dst` inside the world and
+    /// copies bytes both ways between it and `io` until both sides are done. Returns the
+    /// bytes sent into the world and received.
+    pub async fn learner_connect<S>(&self, dst: SocketAddrV4, io: S) -> io::Result<(u64, u64)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.learner.connect(dst, io).await
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for h in &self.sites {
+            h.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

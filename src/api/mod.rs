@@ -347,8 +347,8 @@ mod tests {
     /// A strict-mode state whose clock the test moves.
     fn strict_state(now: Arc<AtomicI64>) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tmp");
-        let control =
-            Control::open(&crate::daemon::StateDir::new(dir.path()).store()).expect("state dir");
+        let control = Control::open(&crate::model::store::StorePaths::scratch(dir.path()))
+            .expect("state dir");
         let clock: Clock = Arc::new(move || Timestamp(now.load(Ordering::Relaxed)));
         let state = AppState::new(Arc::new(Mutex::new(control)), clock)
             .with_auth(AuthMode::strict(KeyFile { keys: vec![key()] }));
@@ -409,8 +409,8 @@ mod tests {
     /// An open-mode state at a fixed time.
     fn open_state() -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tmp");
-        let control =
-            Control::open(&crate::daemon::StateDir::new(dir.path()).store()).expect("state dir");
+        let control = Control::open(&crate::model::store::StorePaths::scratch(dir.path()))
+            .expect("state dir");
         let clock: Clock = Arc::new(|| Timestamp(T0));
         (AppState::new(Arc::new(Mutex::new(control)), clock), dir)
     }

@@ -68,6 +68,19 @@ pub struct StorePaths {
     pub lock: PathBuf,
 }
 
+#[cfg(test)]
+impl StorePaths {
+    /// A store in a scratch directory (unit tests; the daemon's `StateDir` names the
+    /// files of a real state directory).
+    pub(crate) fn scratch(dir: &Path) -> StorePaths {
+        StorePaths {
+            dir: dir.to_path_buf(),
+            db: dir.join("test.db"),
+            lock: dir.join("test.lock"),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the state directory and database, taking the lock.
     pub fn open(paths: &StorePaths) -> Result<Store, StoreError> {

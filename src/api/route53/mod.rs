@@ -770,8 +770,8 @@ mod props {
     /// accumulate, as on a long-running daemon.
     static STATE: LazyLock<(AppState, String, tempfile::TempDir)> = LazyLock::new(|| {
         let dir = tempfile::tempdir().expect("tmp");
-        let control =
-            Control::open(&crate::daemon::StateDir::new(dir.path()).store()).expect("state dir");
+        let control = Control::open(&crate::model::store::StorePaths::scratch(dir.path()))
+            .expect("state dir");
         let clock: crate::api::Clock = Arc::new(|| Timestamp(1_764_000_000_000));
         let state = AppState::new(Arc::new(Mutex::new(control)), clock);
         let reply = handle(

@@ -218,6 +218,20 @@ mod tests {
         Message::from_vec(&out).expect("parse")
     }
 
+    /// One change batch creating `name` A `ip` (TTL 60).
+    fn create_a(name: &str, ip: &str) -> Vec<RecordChange> {
+        vec![RecordChange {
+            action: ChangeAction::Create,
+            set: ResourceRecordSet {
+                name: name.into(),
+                rtype: "A".into(),
+                ttl: Some(60),
+                records: vec![ip.into()],
+                ..ResourceRecordSet::default()
+            },
+        }]
+    }
+
     fn a_records(m: &Message) -> Vec<String> {
         m.answers
             .iter()
@@ -282,16 +296,7 @@ mod tests {
             &env(),
             &zone.id,
             None,
-            vec![RecordChange {
-                action: ChangeAction::Create,
-                set: ResourceRecordSet {
-                    name: "db.corp.internal".into(),
-                    rtype: "A".into(),
-                    ttl: Some(60),
-                    records: vec!["172.31.9.9".into()],
-                    ..ResourceRecordSet::default()
-                },
-            }],
+            create_a("db.corp.internal", "172.31.9.9"),
         )
         .expect("record");
         (w, vpc, eni, zone.id)
@@ -399,22 +404,8 @@ mod tests {
                 },
             )
             .expect("zone");
-        w.change_record_sets(
-            &env(),
-            &zone.id,
-            None,
-            vec![RecordChange {
-                action: ChangeAction::Create,
-                set: ResourceRecordSet {
-                    name: name.into(),
-                    rtype: "A".into(),
-                    ttl: Some(60),
-                    records: vec![ip.into()],
-                    ..ResourceRecordSet::default()
-                },
-            }],
-        )
-        .expect("record");
+        w.change_record_sets(&env(), &zone.id, None, create_a(name, ip))
+            .expect("record");
         w
     }
 
@@ -533,21 +524,7 @@ mod tests {
             .expect("zone");
         same(&c);
         c.mutate(acct, &env(), false, |w, e| {
-            w.change_record_sets(
-                e,
-                &zone.id,
-                None,
-                vec![RecordChange {
-                    action: ChangeAction::Create,
-                    set: ResourceRecordSet {
-                        name: "db.corp.internal".into(),
-                        rtype: "A".into(),
-                        ttl: Some(60),
-                        records: vec!["10.0.0.9".into()],
-                        ..ResourceRecordSet::default()
-                    },
-                }],
-            )
+            w.change_record_sets(e, &zone.id, None, create_a("db.corp.internal", "10.0.0.9"))
         })
         .expect("record");
         same(&c);

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use imbl::OrdMap;
+
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::change::ChangeOp;
@@ -20,11 +22,14 @@ pub trait Resource: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
     fn region(&self) -> &str;
 }
 
-/// Rows are shared (`Arc`) between snapshots and copied on write, so cloning a world for
-/// a mutation costs a reference count per row, not a deep copy.
+/// The rows live in a persistent ordered map (`imbl::OrdMap`, a B-tree whose nodes are
+/// shared between versions): cloning a world for a mutation is a reference count per
+/// table, and a write copies only the path to the row it changes, so neither grows with
+/// the number of resources. Rows (`Arc<T>`) and ids (`Arc<str>`) are shared too, so
+/// copying a node copies no resource.
 #[derive(Clone, Debug)]
 pub struct Table<T> {
-    rows: BTreeMap<String, Arc<T>>,
+    rows: OrdMap<Arc<str>, Arc<T>>,
     /// The ids written since the last commit, each with whether the row existed before
     /// the first write (so a commit can say created, modified or deleted).
     dirty: BTreeMap<String, bool>,
@@ -33,7 +38,7 @@ pub struct Table<T> {
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
-            rows: BTreeMap::new(),
+            rows: OrdMap::new(),
             dirty: BTreeMap::new(),
         }
     }
@@ -65,9 +70,9 @@ impl<T: Resource> Table<T> {
 
     /// Inserts (or replaces) a row under its own id; marks it changed.
     pub fn insert(&mut self, row: T) {
-        let id = row.id().to_string();
+        let id: Arc<str> = Arc::from(row.id());
         let existed = self.rows.contains_key(&id);
-        self.dirty.entry(id.clone()).or_insert(existed);
+        self.dirty.entry(id.to_string()).or_insert(existed);
         self.rows.insert(id, Arc::new(row));
     }
 
@@ -116,7 +121,7 @@ impl<T: Resource> Table<T> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::with_capacity(dirty.len());
         for (id, existed) in dirty {
-            let (op, body) = match (self.rows.get(&id), existed) {
+            let (op, body) = match (self.rows.get(id.as_str()), existed) {
                 (Some(row), false) => (ChangeOp::Created, Some(serde_json::to_string(&**row)?)),
                 (Some(row), true) => (ChangeOp::Modified, Some(serde_json::to_string(&**row)?)),
                 (None, true) => (ChangeOp::Deleted, None),
@@ -130,11 +135,74 @@ impl<T: Resource> Table<T> {
     /// Loads one row from the store without marking it changed.
     pub(crate) fn load(&mut self, body: &str) -> Result<(), serde_json::Error> {
         let row: T = serde_json::from_str(body)?;
-        self.rows.insert(row.id().to_string(), Arc::new(row));
+        self.rows.insert(Arc::from(row.id()), Arc::new(row));
         Ok(())
     }
 
     pub(crate) fn has_changes(&self) -> bool {
         !self.dirty.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Row {
+        id: String,
+        n: u32,
+    }
+
+    impl Resource for Row {
+        const KIND: &'static str = "row";
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn region(&self) -> &str {
+            "global"
+        }
+    }
+
+    fn row(id: &str, n: u32) -> Row {
+        Row { id: id.into(), n }
+    }
+
+    #[test]
+    fn a_copy_is_independent_of_the_original_and_both_iterate_in_id_order() {
+        let mut live = Table::default();
+        for i in (0..500).rev() {
+            live.insert(row(&format!("r-{i:04}"), i));
+        }
+        live.take_changes().unwrap();
+        let mut copy = live.clone();
+        copy.get_mut("r-0007").unwrap().n = 700;
+        copy.remove("r-0100");
+        copy.insert(row("r-9999", 1));
+        // The original (what readers and subscribers hold) did not move.
+        assert_eq!(live.get("r-0007").unwrap().n, 7);
+        assert!(live.contains("r-0100") && !live.contains("r-9999"));
+        assert_eq!(live.len(), 500);
+        assert!(!live.has_changes());
+        // The copy knows exactly what it changed.
+        let changes: Vec<(String, ChangeOp)> = copy
+            .take_changes()
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.id, w.op))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("r-0007".to_string(), ChangeOp::Modified),
+                ("r-0100".to_string(), ChangeOp::Deleted),
+                ("r-9999".to_string(), ChangeOp::Created),
+            ]
+        );
+        let ids: Vec<&str> = copy.iter().map(|r| r.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted, "rows iterate in id order (determinism)");
+        assert_eq!(copy.len(), 500);
     }
 }

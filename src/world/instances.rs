@@ -333,23 +333,55 @@ impl Runtime {
     }
 
     fn reconcile_resolvers(&mut self, world: &World) {
-        let wanted: BTreeMap<String, Ipv4Net> = world
-            .vpcs
+        // This runs after every VPC commit, so it must not cost a lookup (or a copy) per
+        // VPC of the account: the attached resolvers and the VPCs are both in id order,
+        // and one merge pass over the two finds what to detach and what to attach.
+        let mut stale: Vec<String> = Vec::new();
+        let mut missing: Vec<(String, Ipv4Net)> = Vec::new();
+        let mut have = self
+            .resolvers
             .iter()
-            .map(|v| (v.id.clone(), v.cidr()))
-            .collect();
-        self.resolvers.retain(|id, (cidr, host, task)| {
-            let keep = wanted.get(id) == Some(cidr);
-            if !keep {
+            .map(|(id, (c, _, _))| (id.as_str(), *c));
+        let mut want = world.vpcs.iter().map(|v| (v.id.as_str(), v.cidr()));
+        let (mut h, mut w) = (have.next(), want.next());
+        loop {
+            match (h, w) {
+                (None, None) => break,
+                (Some((id, _)), None) => {
+                    stale.push(id.to_string());
+                    h = have.next();
+                }
+                (None, Some((id, cidr))) => {
+                    missing.push((id.to_string(), cidr));
+                    w = want.next();
+                }
+                (Some((hid, hcidr)), Some((wid, wcidr))) => match hid.cmp(wid) {
+                    std::cmp::Ordering::Less => {
+                        stale.push(hid.to_string());
+                        h = have.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        missing.push((wid.to_string(), wcidr));
+                        w = want.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if hcidr != wcidr {
+                            stale.push(hid.to_string());
+                            missing.push((wid.to_string(), wcidr));
+                        }
+                        h = have.next();
+                        w = want.next();
+                    }
+                },
+            }
+        }
+        for id in stale {
+            if let Some((_, host, task)) = self.resolvers.remove(&id) {
                 task.abort();
                 host.remove();
             }
-            keep
-        });
-        for (id, cidr) in wanted {
-            if self.resolvers.contains_key(&id) {
-                continue;
-            }
+        }
+        for (id, cidr) in missing {
             let base2 = Ipv4Addr::from(u32::from(cidr.network()).wrapping_add(2));
             let addrs = vec![
                 Ipv4Net::new(base2, cidr.prefix_len()).unwrap_or_else(|_| Ipv4Net::from(base2)),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use vpclab_netstack::internet::LEARNER_ADDR;
-use vpclab_netstack::{DropReason, Fabric, Flow, Outcome, Port};
+use vpclab_netstack::{DropReason, Flow, Outcome, Port};
 
 use super::resolve::{Check, CheckKind, Proto, Target, Vantage};
 use crate::model::ec2::instance::{Instance, InstanceState};
@@ -416,9 +416,7 @@ impl Observer {
             Proto::Icmp => Flow::ping(src, dst, 7),
         };
         let now = net.net().now();
-        let Ok((forward, back)) = net
-            .net()
-            .with_forwarder::<Fabric, _>(|f| f.explain_round_trip(now, &ingress, &flow))
+        let Some((forward, back)) = net.with_fabric(|f| f.explain_round_trip(now, &ingress, &flow))
         else {
             return error("the account's forwarder is not a fabric");
         };

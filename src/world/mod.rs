@@ -7,9 +7,11 @@
 //! running instance with its SSH server on port 22 and its metadata service.
 //!
 //! How it follows the model: [`Worlds::subscriber`] is registered with the control. On
-//! every committed change it compiles the world into a `Topology` and swaps it into the
-//! fabric at once (so a new security-group rule governs the next packet), then hands the
-//! new snapshot to the account's reconcile task, which attaches or detaches instance
+//! every committed change to a networking resource it hands the new world to the
+//! account's fabric ([`fabric::LiveFabric`]), which compiles it into a `Topology` before
+//! its next decision (so a new security-group rule governs the next packet, and a burst
+//! of commits no packet saw in between costs one compile), then hands the new snapshot
+//! to the account's reconcile task, which attaches or detaches instance
 //! hosts and resolvers to match (instances `pending`/`running` have a host; stopped and
 //! terminated ones do not). Instance disks (filesystem, packages, SSH host key) are
 //! persisted in one SQLite database per instance under `<state dir>/instances/<account>/`,
@@ -20,6 +22,7 @@
 //! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is
 //! here but the CLI side is `cli::connect`.
 
+mod fabric;
 pub mod health;
 mod instances;
 pub mod internet;
@@ -37,13 +40,14 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::watch;
 use vpclab_netstack::host::{Net, TcpStream};
 use vpclab_netstack::internet::LEARNER_ADDR;
-use vpclab_netstack::{Fabric, Flow, Outcome, Port, Topology};
+use vpclab_netstack::{Fabric, Flow, Outcome, Port};
 
 use crate::dns::{SharedView, Views};
 use crate::model::Clock;
 use crate::model::ec2::compile;
 use crate::model::{Commit, Control, Subscriber, World};
 
+use fabric::LiveFabric;
 pub use internet::Internet;
 
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
@@ -112,8 +116,9 @@ impl Worlds {
             Some(Arc::downgrade(control));
     }
 
-    /// The subscriber to register with the control: compiles and swaps in each committed
-    /// world, then lets the account's reconcile task catch up with it.
+    /// The subscriber to register with the control: hands each committed world that
+    /// touches the network to the account's fabric (which compiles it before its next
+    /// decision, see [`fabric`]), then lets the account's reconcile task catch up with it.
     pub fn subscriber(&self) -> Subscriber {
         let me = self.clone();
         Box::new(move |commit: &Commit, world: &Arc<World>| {
@@ -124,19 +129,12 @@ impl Worlds {
             if running.is_some() && !commit.touches(compile::FABRIC_KINDS) {
                 return;
             }
-            let topology = match compile::compile(world) {
-                Ok(t) => Arc::new(t),
-                Err(e) => {
-                    tracing::error!(account, error = %e, "the world does not compile; the previous topology stays");
-                    return;
-                }
-            };
             let w = match running {
                 Some(w) => {
-                    w.set_topology(topology);
+                    w.set_world(world.clone());
                     w
                 }
-                None => me.get_or_start(account, topology),
+                None => me.get_or_start(account, world.clone()),
             };
             if commit.touches(RUNTIME_KINDS) {
                 w.model.send_replace(Some(world.clone()));
@@ -154,13 +152,13 @@ impl Worlds {
             .cloned()
     }
 
-    fn get_or_start(&self, account: &str, topology: Arc<Topology>) -> Arc<AccountWorld> {
+    fn get_or_start(&self, account: &str, world: Arc<World>) -> Arc<AccountWorld> {
         let mut worlds = self.inner.worlds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = worlds.get(account) {
             return w.clone();
         }
         let _guard = self.inner.handle.enter();
-        let w = AccountWorld::start(account, topology, self.clone());
+        let w = AccountWorld::start(account, world, self.clone());
         worlds.insert(account.to_string(), w.clone());
         w
     }
@@ -205,8 +203,8 @@ pub struct AccountWorld {
 }
 
 impl AccountWorld {
-    fn start(account: &str, topology: Arc<Topology>, worlds: Worlds) -> Arc<AccountWorld> {
-        let net = Net::new(Fabric::new(topology));
+    fn start(account: &str, world: Arc<World>, worlds: Worlds) -> Arc<AccountWorld> {
+        let net = Net::new(LiveFabric::new(account, world));
         let internet = Internet::start(&net)
             .expect("a fresh world has no hosts, so the internet addresses are free");
         let (model, rx) = watch::channel(None);
@@ -255,10 +253,21 @@ impl AccountWorld {
         LEARNER_ADDR
     }
 
-    fn set_topology(&self, t: Arc<Topology>) {
-        if let Err(e) = self.net.with_forwarder::<Fabric, _>(|f| f.set_topology(t)) {
+    fn set_world(&self, world: Arc<World>) {
+        if let Err(e) = self
+            .net
+            .with_forwarder::<LiveFabric, _>(|f| f.set_world(world))
+        {
             tracing::error!(error = %e, "the world's forwarder is not a fabric");
         }
+    }
+
+    /// Runs `f` on this world's fabric, with the topology of the newest committed world
+    /// (packets wait meanwhile): how "why can't A reach B?" is asked.
+    pub fn with_fabric<R>(&self, f: impl FnOnce(&mut Fabric) -> R) -> Option<R> {
+        self.net
+            .with_forwarder::<LiveFabric, _>(|live| f(live.current()))
+            .ok()
     }
 
     /// Resolves `host` as the world's internet would: an IPv4 literal, or a name answered
@@ -313,10 +322,8 @@ impl AccountWorld {
     pub fn explain_timeout(&self, dst: SocketAddrV4) -> String {
         let flow = Flow::tcp_syn(LEARNER_ADDR, 40000, *dst.ip(), dst.port());
         let now = self.net.now();
-        let verdicts = self
-            .net
-            .with_forwarder::<Fabric, _>(|f| f.explain_round_trip(now, &Port::Internet, &flow));
-        let Ok((forward, back)) = verdicts else {
+        let verdicts = self.with_fabric(|f| f.explain_round_trip(now, &Port::Internet, &flow));
+        let Some((forward, back)) = verdicts else {
             return "no answer".to_string();
         };
         match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {

@@ -65,7 +65,8 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use smoltcp::time::Instant as SmolInstant;
+/// The clock of host stacks and the fabric (smoltcp's), as [`Forwarder`] receives it.
+pub use smoltcp::time::Instant as SmolInstant;
 use tokio::sync::Notify;
 
 pub use forward::AddressForwarder;

@@ -3,10 +3,10 @@
 //! ACL), route tables (targets and `blackhole` states as DescribeRouteTables shows them),
 //! internet and NAT gateways, NACL entries, security-group rules and interfaces.
 //!
-//! This is the seam between the control plane and the data plane: the daemon subscribes
-//! to [`super::Control`] and, on every committed change, calls [`compile`] and swaps the
-//! result into the running fabric (`Fabric::set_topology`), so a new security-group rule
-//! governs the next packet. Only what decides packets crosses: ids, addresses and rules.
+//! This is the seam between the control plane and the data plane: the world runtime
+//! subscribes to [`super::Control`], and the fabric of each account calls [`compile`] on
+//! the newest committed world before its next decision and swaps the result in
+//! (`Fabric::set_topology`), so a new security-group rule governs the next packet. Only what decides packets crosses: ids, addresses and rules.
 //!
 //! What is left out on purpose: NAT gateways that are not `available` (AWS forwards
 //! nothing through a pending or deleting gateway; routes to them compile as blackholes),

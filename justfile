@@ -19,6 +19,10 @@ bench:
     cargo bench --bench ssh
     cargo test --release --test dns_bench -- --ignored --nocapture
 
+# The load run of issue 10 (500 SSH logins, 20 API clients for 30 s, slowloris), loopback only.
+load:
+    cargo bench --bench load
+
 # Fuzz every parser SECONDS each with cargo-fuzz (needs `rustup toolchain install
 # nightly` and `cargo install cargo-fuzz`; not part of CI, which runs the proptest
 # properties instead). Crashes land in fuzz/artifacts/<target>/.

@@ -857,3 +857,61 @@ async fn issue10_nc_negative_wait_is_an_error_not_a_panic() {
     let (st, _, err) = run(&mut sh, "nc -w nan 10.0.1.9 22").await;
     assert_eq!((st, err.as_str()), (1, "nc: timeout invalid: nan\n"));
 }
+
+/// Issue 10 (resource limits): a variable that doubles each line stops at the limit with
+/// bash's kind of error instead of taking the daemon's memory.
+#[tokio::test]
+async fn issue10_a_doubling_variable_is_refused_past_the_limit() {
+    let mut sh = al();
+    // 16 bytes doubled 16 times is exactly the limit; once more is past it.
+    let mut script = String::from("x=0123456789abcdef\n");
+    for _ in 0..16 {
+        script.push_str("x=$x$x\n");
+    }
+    let (st, _, err) = run(&mut sh, &script).await;
+    assert_eq!((st, err.as_str()), (0, ""), "up to the limit is fine");
+    let (st, _, err) = run(&mut sh, "x=$x$x").await;
+    assert_eq!(st, 1);
+    assert!(
+        err.contains("-bash: x: value of 2097152 bytes") && err.contains("1 MiB"),
+        "{err}"
+    );
+    let (_, out, _) = run(&mut sh, "echo $x | wc -c").await;
+    assert_eq!(
+        out.trim(),
+        (VARIABLE_LIMIT + 1).to_string(),
+        "the old value is kept"
+    );
+    let (st, _, err) = run(&mut sh, "export y=$x$x").await;
+    assert_eq!(st, 1);
+    assert!(err.contains("-bash: y: value of"), "{err}");
+}
+
+/// Issue 10 (resource limits): a pipe holds at most PIPE_BUFFER_LIMIT bytes; the rest is
+/// dropped and the shell says so, so `cat` of a file many times over cannot exhaust the
+/// daemon's memory.
+#[tokio::test]
+async fn issue10_a_pipe_is_bounded_and_says_what_it_dropped() {
+    let mut sh = al();
+    let mut script = String::from("x=0123456789abcdef\n");
+    for _ in 0..16 {
+        script.push_str("x=$x$x\n");
+    }
+    script.push_str("echo $x > mib\n");
+    let (st, _, err) = run(&mut sh, &script).await;
+    assert_eq!((st, err.as_str()), (0, ""));
+    let files = vec!["mib"; 20].join(" ");
+    let (st, out, err) = run(&mut sh, &format!("cat {files} | wc -c")).await;
+    assert_eq!(st, 0);
+    assert_eq!(out.trim(), PIPE_BUFFER_LIMIT.to_string());
+    assert!(
+        err.contains("-bash: pipe: output beyond 16 MiB was dropped"),
+        "{err}"
+    );
+    // Under the limit nothing is said.
+    let (_, out, err) = run(&mut sh, "cat mib mib | wc -c").await;
+    assert_eq!(
+        (out.trim(), err.as_str()),
+        ((2 * (VARIABLE_LIMIT + 1)).to_string().as_str(), "")
+    );
+}

@@ -15,14 +15,14 @@
 //! Everything listens on and connects to 127.0.0.1 only. `SSH_BENCH_N` (default 20)
 //! sets the number of timed logins; `SSH_BENCH_MB` (default 100) the file size.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Killed, VPCLAB, Vpclab, check, env_usize, free_port, have, p50, write_private_key};
+use common::{Killed, VPCLAB, Vpclab, check, env_usize, free_port, have, p50};
 const SSHD: &str = "/usr/sbin/sshd";
 /// Debian's path of the SFTP server sshd runs for `scp`.
 const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub const VPCLAB: &str = env!("CARGO_BIN_EXE_vpclab");
 
 /// A child process killed (and reaped) when dropped.
-pub struct Killed(Child);
+pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -266,7 +266,17 @@ pub struct Shell {
     pub tty: bool,
     /// Positional parameters (`$1`… when running a script).
     pub args: Vec<String>,
+    /// How many scripts are running inside one another (`$(…)`, `source`, `bash -c`).
+    depth: usize,
+    /// What `$(…)` wrote to stderr, waiting for the command it expands into to pass it on
+    /// (bash's substitutions share the terminal's stderr).
+    subst_err: Vec<u8>,
 }
+
+/// The deepest scripts may nest (`$(…)` in `$(…)`, a file that sources itself): each
+/// level is a nested poll on the daemon's stack, and a stack overflow aborts the whole
+/// daemon. Real scripts nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
 
 /// The status bash uses for an unknown command.
 pub const NOT_FOUND: i32 = 127;
@@ -286,6 +296,8 @@ impl Shell {
             saved: Vec::new(),
             tty: false,
             args: Vec::new(),
+            depth: 0,
+            subst_err: Vec::new(),
         };
         sh.become_user(user);
         sh
@@ -341,6 +353,22 @@ impl Shell {
 
     /// Runs a script (a command line, or a whole file) and returns its status.
     pub fn run_script<'a>(&'a mut self, src: &'a str, io: &'a mut Io) -> BoxFuture<'a, i32> {
+        Box::pin(async move {
+            if self.depth >= MAX_NESTING {
+                io.err.line(&format!(
+                    "-bash: maximum nesting level exceeded ({MAX_NESTING})"
+                ));
+                self.last_status = 1;
+                return 1;
+            }
+            self.depth += 1;
+            let status = self.run_script_inner(src, io).await;
+            self.depth -= 1;
+            status
+        })
+    }
+
+    fn run_script_inner<'a>(&'a mut self, src: &'a str, io: &'a mut Io) -> BoxFuture<'a, i32> {
         Box::pin(async move {
             let script = match parse::parse(src) {
                 Ok(s) => s,
@@ -456,6 +484,10 @@ impl Shell {
                         self.last_status = status;
                         let out = String::from_utf8_lossy(&io.out.take_buf()).to_string();
                         let out = out.trim_end_matches('\n').to_string();
+                        let err = io.err.take_buf();
+                        let room = PIPE_BUFFER_LIMIT.saturating_sub(self.subst_err.len());
+                        self.subst_err
+                            .extend_from_slice(&err[..err.len().min(room)]);
                         self.push_expansion(&mut fields, &mut cur, &mut have, &out, *quoted);
                     }
                 }
@@ -564,6 +596,10 @@ impl Shell {
         for (name, w) in &cmd.assigns {
             let v = self.expand_word(w).await.join(" ");
             assigns.push((name.clone(), v));
+        }
+        if !self.subst_err.is_empty() {
+            let err = std::mem::take(&mut self.subst_err);
+            io.err.write(&err);
         }
         for (k, v) in &assigns {
             if let Err(e) = check_variable(k, v) {

@@ -915,3 +915,37 @@ async fn issue10_a_pipe_is_bounded_and_says_what_it_dropped() {
         ((2 * (VARIABLE_LIMIT + 1)).to_string().as_str(), "")
     );
 }
+
+/// Issue 10: nested command substitutions run recursively; past a depth they are refused
+/// (as bash refuses runaway recursion) instead of overflowing the stack, which would
+/// abort the whole daemon.
+#[tokio::test]
+async fn issue10_deeply_nested_substitutions_are_refused_not_a_stack_overflow() {
+    let mut sh = al();
+    let (st, out, _) = run(&mut sh, "echo $(echo $(echo $(echo deep)))").await;
+    assert_eq!((st, out.as_str()), (0, "deep\n"));
+    let depth = MAX_NESTING - 2;
+    let src = format!("echo {}x{}", "$(echo ".repeat(depth), ")".repeat(depth));
+    let (st, out, _) = run(&mut sh, &src).await;
+    assert_eq!((st, out.as_str()), (0, "x\n"), "{depth} levels are fine");
+    // A file that sources itself stops at the limit too.
+    let (st, _, err) = run(&mut sh, "echo '. ./loop.sh' > loop.sh; . ./loop.sh").await;
+    assert_ne!(st, 0);
+    assert!(err.contains("maximum nesting level exceeded"), "{err}");
+    let depth = 10_000;
+    let src = format!("echo {}x{}", "$(echo ".repeat(depth), ")".repeat(depth));
+    // The innermost levels are refused; as in bash, `echo` itself still succeeds, with
+    // what the substitutions produced (nothing).
+    let (st, out, err) = run(&mut sh, &src).await;
+    assert_eq!((st, out.as_str()), (0, "\n"));
+    assert!(err.contains("maximum nesting level exceeded"), "{err}");
+}
+
+/// What a command substitution writes to stderr reaches the terminal, as in bash.
+#[tokio::test]
+async fn command_substitution_stderr_reaches_the_terminal() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "x=$(cat /nonexistent); echo \"[$x]\"").await;
+    assert_eq!((st, out.as_str()), (0, "[]\n"));
+    assert_eq!(err, "cat: /nonexistent: No such file or directory\n");
+}

@@ -27,7 +27,7 @@ load:
 # nightly` and `cargo install cargo-fuzz`; not part of CI, which runs the proptest
 # properties instead). Crashes land in fuzz/artifacts/<target>/.
 fuzz SECONDS="60":
-    for t in query xml_read sigv4 dns_answer shell_parse; do cargo +nightly fuzz run "$t" -- -max_total_time={{SECONDS}} || exit 1; done
+    for t in query xml_read sigv4 dns_answer shell_parse lab_spec; do cargo +nightly fuzz run "$t" -- -max_total_time={{SECONDS}} || exit 1; done
 
 # Run vpclab on its embedded defaults (SQLite state, loopback ports).
 run *ARGS:

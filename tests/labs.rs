@@ -489,3 +489,120 @@ fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
     // reply's port is ephemeral).
     assert_eq!(message(&blocked, "web-out").0, "pass");
 }
+
+/// A two-step lab graded by files in the learner's folder (no AWS needed), in `mode`.
+fn file_lab(dir: &Path, id: &str, mode: &str) {
+    write_lab(
+        dir,
+        &format!(
+            r#"
+id = "{id}"
+version = 1
+title = "Files"
+summary = "files"
+
+[scoring]
+mode = "{mode}"
+
+[[steps]]
+id = "one"
+title = "One"
+body = "steps/01-one.md"
+solve = "solution/01-one.sh"
+
+[[steps.checks]]
+id = "one-exists"
+kind = "file"
+path = "one.txt"
+points = 2
+
+[[steps.hints]]
+text = "Create one.txt."
+
+[[steps]]
+id = "two"
+title = "Two"
+body = "steps/02-two.md"
+solve = "solution/02-two.sh"
+
+[[steps.checks]]
+id = "two-exists"
+kind = "file"
+path = "two.txt"
+"#
+        ),
+    );
+    std::fs::write(dir.join("solution/01-one.sh"), "touch one.txt\n").expect("write");
+    std::fs::write(dir.join("solution/02-two.sh"), "touch two.txt\n").expect("write");
+}
+
+#[test]
+fn skip_runs_the_solution_for_no_points_in_practice_and_assessed_mode_refuses_help() {
+    let d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    file_lab(&labs.path().join("practice"), "practice", "practice");
+    file_lab(&labs.path().join("exam"), "exam", "assessed");
+    let work = tempfile::tempdir().expect("tempdir");
+    let lab = |learner: &str, args: &[&str]| -> (Option<i32>, String) {
+        let mut cmd = vpclab();
+        d.env(&mut cmd);
+        let out = cmd
+            .arg("lab")
+            .args(args)
+            .args(["--learner", learner, "--endpoint", &d.url(), "--labs"])
+            .arg(labs.path())
+            .current_dir(work.path())
+            .output()
+            .expect("run vpclab lab");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // Practice: the step page offers the solution; skip runs it and checks the step.
+    let (code, out) = lab("ann", &["start", "practice", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["step"]["solve"].is_string(), "{v}");
+    let (code, out) = lab("ann", &["skip"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("skipped step one"), "{out}");
+    assert!(out.contains("✓ one-exists"), "{out}");
+    assert!(work.path().join("one.txt").is_file(), "the solution ran");
+    let (_, out) = lab("ann", &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["state"], "skipped", "{v}");
+    assert_eq!(v["steps"][0]["points"], 0, "a skipped step earns nothing");
+    assert_eq!(v["steps"][1]["state"], "current");
+    std::fs::write(work.path().join("two.txt"), "").expect("write");
+    let (code, out) = lab("ann", &["check", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["completed"], true);
+    assert_eq!(
+        (v["points"].as_u64(), v["max_points"].as_u64()),
+        (Some(1), Some(3))
+    );
+
+    // Assessed: no solution shown, no hints, no skipping.
+    std::fs::remove_file(work.path().join("one.txt")).expect("rm");
+    let (code, out) = lab("bob", &["start", "exam", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["step"].get("solve").is_none(), "no solution shown: {v}");
+    assert_eq!(v["mode"], "assessed");
+    let (code, out) = lab("bob", &["hint"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("this lab is assessed: no hints"), "{out}");
+    let (code, out) = lab("bob", &["skip"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("this lab is assessed: steps cannot be skipped"),
+        "{out}"
+    );
+    assert!(!work.path().join("one.txt").exists(), "no solution ran");
+}

@@ -5,8 +5,13 @@
 //!
 //! Needs the real `aws` CLI (`scripts/install-test-deps`).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+
+use support::{Lab as _, Network, TestDaemon};
 
 fn vpclab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vpclab"))
@@ -280,4 +285,389 @@ fn a_failing_reach_check_names_the_network_acl_rule_that_blocked_it() {
     assert_eq!(v["steps"][0]["runs"], 2);
     assert_eq!(v["percent"], 0);
     assert!(state.path().join("labs/ann.jsonl").is_file());
+}
+
+/// Writes a lab folder `dir` with one page and one no-op solution per step of `toml`.
+fn write_lab(dir: &Path, toml: &str) {
+    std::fs::create_dir_all(dir.join("steps")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("solution")).expect("mkdir");
+    for line in toml.lines() {
+        for key in ["body = \"", "solve = \""] {
+            if let Some(rest) = line.strip_prefix(key) {
+                let file = rest.trim_end_matches('"');
+                std::fs::write(dir.join(file), "true\n").expect("write");
+            }
+        }
+    }
+    std::fs::write(dir.join("lab.toml"), toml).expect("write");
+}
+
+/// The `ssh`, `http` and `exec` kinds, each passing and failing, in one world.
+const KINDS_LAB: &str = r#"
+id = "kinds"
+version = 1
+title = "Kinds"
+summary = "ssh, http, exec"
+
+[[steps]]
+id = "good"
+title = "Everything works"
+body = "steps/01-good.md"
+solve = "solution/01-good.sh"
+
+[[steps.checks]]
+id = "ssh-in"
+kind = "ssh"
+to = "instance:web"
+user = "ec2-user"
+key = "lab-key.pem"
+command = "cat /etc/os-release"
+output = "Amazon Linux"
+
+[[steps.checks]]
+id = "page"
+kind = "http"
+to = "instance:web"
+body = "Hello from the lab"
+retry_seconds = 10
+
+[[steps.checks]]
+id = "web-out"
+kind = "http"
+from = "instance:web"
+to = "internet:web"
+body = "It works"
+
+[[steps.checks]]
+id = "httpd-active"
+kind = "exec"
+on = "instance:web"
+command = "systemctl is-active httpd"
+output = "^active"
+
+[[steps]]
+id = "bad"
+title = "Everything fails"
+body = "steps/02-bad.md"
+solve = "solution/02-bad.sh"
+
+[[steps.checks]]
+id = "wrong-key"
+kind = "ssh"
+to = "instance:web"
+user = "ec2-user"
+key = "other-key.pem"
+
+[[steps.checks]]
+id = "wrong-user"
+kind = "ssh"
+to = "instance:web"
+user = "ubuntu"
+key = "lab-key.pem"
+
+[[steps.checks]]
+id = "no-key"
+kind = "ssh"
+to = "instance:web"
+user = "ec2-user"
+key = "missing.pem"
+
+[[steps.checks]]
+id = "missing-page"
+kind = "http"
+to = "instance:web"
+path = "/missing.html"
+
+[[steps.checks]]
+id = "wrong-body"
+kind = "http"
+to = "instance:web"
+body = "Goodbye"
+fail = "The page should say goodbye."
+
+[[steps.checks]]
+id = "no-file"
+kind = "exec"
+on = "instance:web"
+command = "test -f /etc/vpclab-nothing"
+
+[[steps.checks]]
+id = "no-match"
+kind = "exec"
+on = "instance:web"
+command = "echo hello"
+output = "^goodbye"
+"#;
+
+const WEB_USER_DATA: &str = "#!/bin/bash\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho 'Hello from the lab' > /var/www/html/index.html\n";
+
+#[test]
+fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
+    support::require_aws();
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    d.key_pair("lab-key", "rsa");
+    d.key_pair("other-key", "ed25519");
+    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0"), (80, "0.0.0.0/0")]);
+    let ud = d.path("web.sh");
+    std::fs::write(&ud, WEB_USER_DATA).expect("write user data");
+    let ud_arg = format!("file://{}", ud.display());
+    let (_, public, _) = net.launch(
+        &d,
+        &net.public_subnet,
+        "lab-key",
+        &sg,
+        &[
+            "--user-data",
+            &ud_arg,
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
+        ],
+    );
+    let labs = tempfile::tempdir().expect("tempdir");
+    write_lab(&labs.path().join("kinds"), KINDS_LAB);
+    let lab = |args: &[&str]| -> (Option<i32>, String) {
+        let mut cmd = vpclab();
+        d.env(&mut cmd);
+        let out = cmd
+            .arg("lab")
+            .args(args)
+            .args(["--learner", "ann", "--endpoint", &d.url(), "--labs"])
+            .arg(labs.path())
+            .current_dir(d.dir())
+            .output()
+            .expect("run vpclab lab");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, out) = lab(&["start", "kinds"]);
+    assert_eq!(code, Some(0), "{out}");
+    let check = |step: &str| -> serde_json::Value {
+        let (_, out) = lab(&["check", step, "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("json ({e}): {out}"))
+    };
+    let message = |v: &serde_json::Value, id: &str| -> (String, String) {
+        let r = v["results"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == id))
+            .unwrap_or_else(|| panic!("a result for {id}: {v}"));
+        (
+            r["status"].as_str().unwrap_or("").to_string(),
+            r["message"].as_str().unwrap_or("").to_string(),
+        )
+    };
+
+    let good = check("good");
+    for id in ["ssh-in", "page", "web-out", "httpd-active"] {
+        let (status, m) = message(&good, id);
+        assert_eq!(status, "pass", "{id}: {m}");
+    }
+    assert!(
+        message(&good, "ssh-in")
+            .1
+            .contains(&format!("ec2-user@{public}"))
+    );
+
+    let bad = check("bad");
+    let expect = |id: &str, needle: &str| {
+        let (status, m) = message(&bad, id);
+        assert_eq!(status, "fail", "{id}: {m}");
+        assert!(m.contains(needle), "{id}: {m:?} should contain {needle:?}");
+    };
+    let dir = d.dir().display().to_string();
+    expect(
+        "wrong-key",
+        &format!("the key {dir}/other-key.pem was refused for user ec2-user"),
+    );
+    expect(
+        "wrong-user",
+        &format!("the key {dir}/lab-key.pem was refused for user ubuntu"),
+    );
+    expect(
+        "no-key",
+        &format!("your key file {dir}/missing.pem does not exist"),
+    );
+    expect("missing-page", "status 404 Not Found, expected 200");
+    expect("wrong-body", "The page should say goodbye. (GET http://");
+    expect(
+        "wrong-body",
+        "does not match /Goodbye/ (it begins \"Hello from the lab\")",
+    );
+    expect(
+        "no-file",
+        "on web: \"test -f /etc/vpclab-nothing\" exited with 1, expected 0",
+    );
+    expect(
+        "no-match",
+        "printed \"hello\", which does not match /^goodbye/",
+    );
+
+    // A network ACL entry that denies SSH and HTTP: the checks name it.
+    let acl = d.aws_text(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=association.subnet-id,Values={}", net.public_subnet),
+        "--query",
+        "NetworkAcls[0].NetworkAclId",
+    ]);
+    for (rule, port) in [("90", "22"), ("91", "80")] {
+        d.aws_text(&[
+            "create-network-acl-entry",
+            "--network-acl-id",
+            &acl,
+            "--ingress",
+            "--rule-number",
+            rule,
+            "--protocol",
+            "tcp",
+            "--port-range",
+            &format!("From={port},To={port}"),
+            "--cidr-block",
+            "0.0.0.0/0",
+            "--rule-action",
+            "deny",
+        ]);
+    }
+    let blocked = check("good");
+    let (status, m) = message(&blocked, "ssh-in");
+    assert_eq!(status, "fail", "{m}");
+    assert!(
+        m.contains(&format!(
+            "tcp/22 to {public} from your computer: blocked by network ACL {acl} inbound rule 90"
+        )),
+        "{m}"
+    );
+    // The page's check retries for 10 s before failing: the reason is the same rule.
+    let (status, m) = message(&blocked, "page");
+    assert_eq!(status, "fail", "{m}");
+    assert!(
+        m.contains(&format!("network ACL {acl} inbound rule 91")),
+        "{m}"
+    );
+    // From inside, to the internet, nothing changed (the entries are inbound only and the
+    // reply's port is ephemeral).
+    assert_eq!(message(&blocked, "web-out").0, "pass");
+}
+
+/// A two-step lab graded by files in the learner's folder (no AWS needed), in `mode`.
+fn file_lab(dir: &Path, id: &str, mode: &str) {
+    write_lab(
+        dir,
+        &format!(
+            r#"
+id = "{id}"
+version = 1
+title = "Files"
+summary = "files"
+
+[scoring]
+mode = "{mode}"
+
+[[steps]]
+id = "one"
+title = "One"
+body = "steps/01-one.md"
+solve = "solution/01-one.sh"
+
+[[steps.checks]]
+id = "one-exists"
+kind = "file"
+path = "one.txt"
+points = 2
+
+[[steps.hints]]
+text = "Create one.txt."
+
+[[steps]]
+id = "two"
+title = "Two"
+body = "steps/02-two.md"
+solve = "solution/02-two.sh"
+
+[[steps.checks]]
+id = "two-exists"
+kind = "file"
+path = "two.txt"
+"#
+        ),
+    );
+    std::fs::write(dir.join("solution/01-one.sh"), "touch one.txt\n").expect("write");
+    std::fs::write(dir.join("solution/02-two.sh"), "touch two.txt\n").expect("write");
+}
+
+#[test]
+fn skip_runs_the_solution_for_no_points_in_practice_and_assessed_mode_refuses_help() {
+    let d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    file_lab(&labs.path().join("practice"), "practice", "practice");
+    file_lab(&labs.path().join("exam"), "exam", "assessed");
+    let work = tempfile::tempdir().expect("tempdir");
+    let lab = |learner: &str, args: &[&str]| -> (Option<i32>, String) {
+        let mut cmd = vpclab();
+        d.env(&mut cmd);
+        let out = cmd
+            .arg("lab")
+            .args(args)
+            .args(["--learner", learner, "--endpoint", &d.url(), "--labs"])
+            .arg(labs.path())
+            .current_dir(work.path())
+            .output()
+            .expect("run vpclab lab");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // Practice: the step page offers the solution; skip runs it and checks the step.
+    let (code, out) = lab("ann", &["start", "practice", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["step"]["solve"].is_string(), "{v}");
+    let (code, out) = lab("ann", &["skip"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("skipped step one"), "{out}");
+    assert!(out.contains("✓ one-exists"), "{out}");
+    assert!(work.path().join("one.txt").is_file(), "the solution ran");
+    let (_, out) = lab("ann", &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["state"], "skipped", "{v}");
+    assert_eq!(v["steps"][0]["points"], 0, "a skipped step earns nothing");
+    assert_eq!(v["steps"][1]["state"], "current");
+    std::fs::write(work.path().join("two.txt"), "").expect("write");
+    let (code, out) = lab("ann", &["check", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["completed"], true);
+    assert_eq!(
+        (v["points"].as_u64(), v["max_points"].as_u64()),
+        (Some(1), Some(3))
+    );
+
+    // Assessed: no solution shown, no hints, no skipping.
+    std::fs::remove_file(work.path().join("one.txt")).expect("rm");
+    let (code, out) = lab("bob", &["start", "exam", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v["step"].get("solve").is_none(), "no solution shown: {v}");
+    assert_eq!(v["mode"], "assessed");
+    let (code, out) = lab("bob", &["hint"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("this lab is assessed: no hints"), "{out}");
+    let (code, out) = lab("bob", &["skip"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("this lab is assessed: steps cannot be skipped"),
+        "{out}"
+    );
+    assert!(!work.path().join("one.txt").exists(), "no solution ran");
 }

@@ -51,6 +51,9 @@ pub enum LabCommand {
     Hint,
     /// Answer the quiz check CHECK.
     Answer { check: String, text: String },
+    /// Skip the current step: run its reference solution, then check it. Practice mode
+    /// only; a skipped step earns no points.
+    Skip,
     /// Forget the progress of your current lab (your AWS resources stay).
     Reset,
     /// Check lab files: syntax, references, parameters, pages and solutions.
@@ -239,6 +242,26 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 .await
             }
             LabCommand::Reset => call(&endpoint, "reset", &[("learner", l)]).await,
+            LabCommand::Skip => {
+                let skipped = call(&endpoint, "skip", &[("learner", l)]).await?;
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                let script = PathBuf::from(skipped["solve"].as_str().unwrap_or_default());
+                let step = skipped["step"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                // The solution runs in the learner's own environment, like the setup.
+                run_script(&script, &cwd, None, l, &skipped["params"])
+                    .with_context(|| format!("step {step}: the reference solution failed"))?;
+                let cwd = cwd.to_string_lossy();
+                let checked = call(
+                    &endpoint,
+                    "check",
+                    &[("learner", l), ("step", &step), ("cwd", &cwd)],
+                )
+                .await?;
+                Ok(serde_json::json!({"skipped": skipped, "check": checked}))
+            }
             LabCommand::List | LabCommand::Lint { .. } | LabCommand::Test { .. } => {
                 unreachable!("handled above")
             }
@@ -272,38 +295,17 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Status => print_status(&v, &style)?,
         LabCommand::Check { .. } => {
-            outln!(
-                "step {}: {}",
-                v["step"]["id"].as_str().unwrap_or(""),
-                v["step"]["title"].as_str().unwrap_or("")
-            )?;
-            for r in v["results"].as_array().into_iter().flatten() {
-                let status = r["status"].as_str().unwrap_or("error");
-                outln!(
-                    "  {} {} — {}{}",
-                    style.mark(status),
-                    r["id"].as_str().unwrap_or(""),
-                    r["message"].as_str().unwrap_or(""),
-                    if status == "error" {
-                        " (a fault of the kit, not yours: not counted)"
-                    } else {
-                        ""
-                    }
-                )?;
+            let passed = print_check(&v, &style)?;
+            if !passed {
+                return Ok(ExitCode::from(1));
             }
+        }
+        LabCommand::Skip => {
             outln!(
-                "score: {}/{} points ({}%)",
-                v["points"],
-                v["max_points"],
-                v["percent"]
+                "skipped step {} (its reference solution ran; no points for it)",
+                v["skipped"]["step"]["id"].as_str().unwrap_or("")
             )?;
-            if v["completed"].as_bool() == Some(true) {
-                outln!("{}", style.paint("32", "Lab complete."))?;
-            } else if !v["next"].is_null() {
-                outln!()?;
-                print_step(&v["next"])?;
-            }
-            if v["passed"].as_bool() != Some(true) {
+            if !print_check(&v["check"], &style)? {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -330,6 +332,43 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a check run: ✓/✗ per check, the score, what comes next. Returns whether every
+/// check passed.
+fn print_check(v: &Value, style: &Style) -> anyhow::Result<bool> {
+    outln!(
+        "step {}: {}",
+        v["step"]["id"].as_str().unwrap_or(""),
+        v["step"]["title"].as_str().unwrap_or("")
+    )?;
+    for r in v["results"].as_array().into_iter().flatten() {
+        let status = r["status"].as_str().unwrap_or("error");
+        outln!(
+            "  {} {} — {}{}",
+            style.mark(status),
+            r["id"].as_str().unwrap_or(""),
+            r["message"].as_str().unwrap_or(""),
+            if status == "error" {
+                " (a fault of the kit, not yours: not counted)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    outln!(
+        "score: {}/{} points ({}%)",
+        v["points"],
+        v["max_points"],
+        v["percent"]
+    )?;
+    if v["completed"].as_bool() == Some(true) {
+        outln!("{}", style.paint("32", "Lab complete."))?;
+    } else if !v["next"].is_null() {
+        outln!()?;
+        print_step(&v["next"])?;
+    }
+    Ok(v["passed"].as_bool() == Some(true))
+}
+
 fn print_step(step: &Value) -> anyhow::Result<()> {
     outln!(
         "── step {}/{}: {} ──",
@@ -353,6 +392,7 @@ fn print_status(v: &Value, style: &Style) -> anyhow::Result<()> {
         let state = s["state"].as_str().unwrap_or("");
         let mark = match state {
             "done" => style.mark("pass"),
+            "skipped" => "↷".to_string(),
             "current" => "▶".to_string(),
             _ => " ".to_string(),
         };

@@ -23,6 +23,8 @@ pub enum EventKind {
     Answer,
     Reset,
     Complete,
+    /// The learner had the kit run a step's reference solution (practice mode only).
+    Skip,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +176,8 @@ pub struct Attempt {
     /// The latest answer per quiz check id.
     pub answers: BTreeMap<String, String>,
     pub hints_shown: u32,
+    /// Steps the learner skipped: solved by the kit, so worth no points.
+    pub skipped: std::collections::BTreeSet<String>,
     pub completed: bool,
 }
 
@@ -220,6 +224,9 @@ pub fn current(events: &[Event]) -> Option<Attempt> {
                 }
             }
             EventKind::Hint => a.hints_shown += 1,
+            EventKind::Skip => {
+                a.skipped.insert(e.step.clone().unwrap_or_default());
+            }
             EventKind::Complete => a.completed = true,
             EventKind::Start | EventKind::Reset => {}
         }

@@ -1,5 +1,5 @@
 //! The lab engine on the API port: `GET /_vpclab/lab/{start,status,check,hint,answer,
-//! reset}`, authenticated like every API call (the caller's account is the world that is
+//! skip,reset}`, authenticated like every API call (the caller's account is the world that is
 //! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
 //! `vpclab lab …` is the client.
 
@@ -90,6 +90,7 @@ async fn handle(
         "check" => check(&st, &account, &q).await,
         "hint" => hint(&st, &q),
         "answer" => answer(&st, &q),
+        "skip" => skip(&st, &q),
         "reset" => reset(&st, &q),
         other => Err(Refusal(
             StatusCode::NOT_FOUND,
@@ -168,17 +169,21 @@ impl LabState {
     }
 }
 
+/// A step as the learner sees it. An assessed lab shows no solution.
 fn step_json(lab: &Lab, i: usize) -> Value {
     let s = &lab.steps[i];
-    json!({
+    let mut v = json!({
         "index": i + 1,
         "of": lab.steps.len(),
         "id": s.id,
         "title": s.title,
         "page": s.page,
-        "solve": s.solve,
         "checks": s.checks.iter().map(|c| json!({"id": c.id, "points": c.points})).collect::<Vec<_>>(),
-    })
+    });
+    if lab.mode == Mode::Practice {
+        v["solve"] = json!(s.solve);
+    }
+    v
 }
 
 /// Whether every check of step `i` passed in its latest run.
@@ -203,6 +208,7 @@ fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
             max += c.points;
             if let Some((st, p)) = a.latest.get(&s.id).and_then(|l| l.get(&c.id))
                 && st == "pass"
+                && !a.skipped.contains(&s.id)
             {
                 got += *p;
             }
@@ -264,18 +270,19 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         .enumerate()
         .map(|(i, s)| {
             let latest = a.latest.get(&s.id);
+            let skipped = a.skipped.contains(&s.id);
             let got: u32 = s
                 .checks
                 .iter()
                 .filter_map(|c| latest.and_then(|l| l.get(&c.id)))
-                .filter(|(st, _)| st == "pass")
+                .filter(|(st, _)| st == "pass" && !skipped)
                 .map(|(_, p)| *p)
                 .sum();
             let max: u32 = s.checks.iter().map(|c| c.points).sum();
             json!({
                 "id": s.id,
                 "title": s.title,
-                "state": if step_done(&a, &lab, i) { "done" } else if Some(i) == current { "current" } else { "todo" },
+                "state": if step_done(&a, &lab, i) { if skipped { "skipped" } else { "done" } } else if Some(i) == current { "current" } else { "todo" },
                 "points": got,
                 "max_points": max,
                 "runs": a.runs.get(&s.id).copied().unwrap_or(0),
@@ -293,6 +300,7 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         "max_points": max,
         "percent": percent(got, max),
         "pass_percent": lab.pass_percent,
+        "mode": lab.mode,
         "completed": a.completed,
         "current": current.map(|i| step_json(&lab, i)),
         "log": "verified",
@@ -462,6 +470,37 @@ fn answer(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         json!({"check": check, "answer": text}),
     )?;
     Ok(json!({"recorded": true, "check": check}))
+}
+
+/// Records that the learner skips the current step and hands back its reference
+/// solution for the CLI to run in the learner's environment (then it checks the step).
+/// Practice mode only.
+fn skip(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    if lab.mode == Mode::Assessed {
+        return Err(bad(
+            "this lab is assessed: steps cannot be skipped (and no solution is shown)",
+        ));
+    }
+    let Some(i) = current_step(&a, &lab) else {
+        return Err(bad("every step is done: nothing to skip"));
+    };
+    let step = &lab.steps[i];
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Skip,
+        Some(&step.id),
+        json!({ "solve": step.solve }),
+    )?;
+    Ok(json!({
+        "learner": learner,
+        "lab": lab.id,
+        "step": {"id": step.id, "title": step.title},
+        "solve": step.solve,
+        "params": lab.params,
+    }))
 }
 
 fn reset(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {

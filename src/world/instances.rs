@@ -154,6 +154,11 @@ impl Runtime {
         }
     }
 
+    /// The inside of a running (or booting) instance.
+    pub(crate) fn state_of(&self, instance_id: &str) -> Option<Arc<InstanceState>> {
+        self.running.get(instance_id).map(|r| r.state.clone())
+    }
+
     pub(crate) fn has_eni(&self, eni: &str) -> bool {
         self.running.values().any(|r| r.eni == eni)
     }

@@ -46,6 +46,10 @@ use crate::model::{Commit, Control, Subscriber, World};
 
 pub use internet::Internet;
 
+/// Some host of the internet other than the learner's computer (TEST-NET-2), the
+/// source of probes from the `internet` vantage.
+pub const INTERNET_PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
+
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
 /// interfaces and subnets carry the addresses those hosts use.
 const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet"];
@@ -201,6 +205,9 @@ pub struct AccountWorld {
     internet: Internet,
     model: watch::Sender<Option<Arc<World>>>,
     runtime: Arc<Mutex<instances::Runtime>>,
+    /// Another host of the internet (not the learner), attached when a probe first
+    /// needs it.
+    probe: Mutex<Option<vpclab_netstack::host::Host>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -231,6 +238,7 @@ impl AccountWorld {
             internet,
             model,
             runtime,
+            probe: Mutex::new(None),
             tasks,
         })
     }
@@ -307,6 +315,41 @@ impl AccountWorld {
             }
             Err(source) => Err(AccessError::Io { dst, source }),
         }
+    }
+
+    /// Opens a TCP connection to `dst` from [`INTERNET_PROBE_ADDR`], some host of the
+    /// internet other than the learner's computer.
+    pub async fn internet_connect(
+        &self,
+        dst: SocketAddrV4,
+        timeout: Duration,
+    ) -> std::io::Result<TcpStream> {
+        let host = {
+            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            match &*probe {
+                Some(h) => h.clone(),
+                None => {
+                    let h = self
+                        .net
+                        .add_host(vpclab_netstack::host::HostConfig::internet(
+                            INTERNET_PROBE_ADDR,
+                        ))
+                        .map_err(std::io::Error::from)?;
+                    *probe = Some(h.clone());
+                    h
+                }
+            }
+        };
+        host.connect_timeout(dst, timeout).await
+    }
+
+    /// The inside of the running (or booting) instance `instance_id`: its shell and
+    /// its own network stack, for the kit's probes (never the learner's session).
+    pub fn instance(&self, instance_id: &str) -> Option<Arc<crate::instance::InstanceState>> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state_of(instance_id)
     }
 
     /// Why a SYN from the learner to `dst` got no answer, in one phrase.

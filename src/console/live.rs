@@ -25,12 +25,15 @@ use crate::model::change::{LOAD_ACTION, TICK_ACTION};
 #[derive(Clone)]
 pub struct Feed {
     tx: broadcast::Sender<Arc<Commit>>,
+    /// Set when the daemon stops: open streams end, so they do not hold up shutdown.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Feed {
     fn default() -> Feed {
         Feed {
             tx: broadcast::channel(256).0,
+            closed: tokio::sync::watch::channel(false).0,
         }
     }
 }
@@ -49,6 +52,11 @@ impl Feed {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Commit>> {
         self.tx.subscribe()
+    }
+
+    /// Ends every open stream (the daemon is stopping).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
     }
 }
 
@@ -81,23 +89,34 @@ pub(crate) async fn events(State(c): State<Console>, headers: HeaderMap) -> Resp
     };
     let account = ctx.session.account;
     let rx = c.live.subscribe();
-    let stream = futures_util::stream::unfold((rx, account), |(mut rx, account)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(commit) if commit.account == account => {
-                    let ev = Event::default()
-                        .event("change")
-                        .id(commit.seq.to_string())
-                        .data(describe(&commit));
-                    return Some((Ok::<Event, Infallible>(ev), (rx, account)));
+    let closed = c.live.closed.subscribe();
+    let stream = futures_util::stream::unfold(
+        (rx, account, closed),
+        |(mut rx, account, mut closed)| async move {
+            loop {
+                if *closed.borrow() {
+                    return None;
                 }
-                Ok(_) => continue,
-                // Fell behind: the next commit's redraw shows the newest state.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = closed.changed() => return None,
+                };
+                match next {
+                    Ok(commit) if commit.account == account => {
+                        let ev = Event::default()
+                            .event("change")
+                            .id(commit.seq.to_string())
+                            .data(describe(&commit));
+                        return Some((Ok::<Event, Infallible>(ev), (rx, account, closed)));
+                    }
+                    Ok(_) => continue,
+                    // Fell behind: the next commit's redraw shows the newest state.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
             }
-        }
-    });
+        },
+    );
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()

@@ -87,6 +87,11 @@ impl Console {
         self
     }
 
+    /// Ends the open live-update streams (call when the daemon stops, before draining).
+    pub fn close_streams(&self) {
+        self.live.close();
+    }
+
     /// The change-event subscriber that feeds live updates.
     pub fn subscriber(&self) -> crate::model::Subscriber {
         self.live.subscriber()

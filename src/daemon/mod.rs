@@ -289,6 +289,7 @@ impl Daemon {
         let console =
             crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
         lock_control(&control).subscribe(console.subscriber());
+        let streams = console.clone();
         let app = console
             .router()
             .merge(access::router(state.clone(), worlds.clone()))
@@ -303,6 +304,8 @@ impl Daemon {
         let task = tokio::spawn(async move {
             let result = serve::serve(listener, app, limits, async {
                 let _ = stopped.await;
+                // Live-update streams never finish on their own: end them first.
+                streams.close_streams();
             })
             .await;
             ticker.abort();

@@ -17,6 +17,7 @@ bench:
     cargo bench -p vpclab-netstack
     cargo bench -p vpclab --bench api
     cargo bench --bench ssh
+    cargo bench -p vpclab --bench console
     cargo test --release --test dns_bench -- --ignored --nocapture
 
 # Fuzz every parser SECONDS each with cargo-fuzz (needs `rustup toolchain install

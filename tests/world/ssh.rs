@@ -173,6 +173,30 @@ fn instance_metadata_answers_from_inside_the_instance() {
     let out = d.ssh(&key, "ec2-user", &ip, script);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{id}\n{private}\n{ip}"));
+
+    // The identity document and the interface's metadata name the world's own account,
+    // interface and groups, as DescribeInstances does.
+    let described = d.aws(&["describe-instances", "--instance-ids", &id]);
+    let owner = described["Reservations"][0]["OwnerId"]
+        .as_str()
+        .expect("OwnerId");
+    let eni =
+        described["Reservations"][0]["Instances"][0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+            .as_str()
+            .expect("NetworkInterfaceId");
+    let script = "T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); \
+                  M=http://169.254.169.254/latest/meta-data; \
+                  MAC=$(curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/mac); \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/dynamic/instance-identity/document | grep accountId; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/owner-id; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/interface-id; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/security-group-ids";
+    let out = d.ssh(&key, "ec2-user", &ip, script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("  \"accountId\": \"{owner}\",\n{owner}\n{eni}\n{sg}")
+    );
 }
 
 #[test]

@@ -403,17 +403,15 @@ fn pages_props_key(k: &crate::model::ec2::key_pair::KeyPair) -> Markup {
 fn launch_form(ctx: &Ctx, w: &World, q: &FormData, failed: Option<&Failed>) -> Markup {
     const F: &str = "launch";
     let region = &ctx.region;
-    let image = typed(
-        failed,
-        F,
-        "image",
-        q.get("image").unwrap_or(
-            crate::catalog::IMAGES
-                .last()
-                .map(|i| i.image_id)
-                .unwrap_or(""),
-        ),
-    );
+    // As AWS's console: the newest Amazon Linux unless the user picked another.
+    let newest_al = crate::catalog::IMAGES
+        .iter()
+        .rev()
+        .find(|i| i.default_user() == "ec2-user")
+        .or(crate::catalog::IMAGES.last())
+        .map(|i| i.image_id)
+        .unwrap_or("");
+    let image = typed(failed, F, "image", q.get("image").unwrap_or(newest_al));
     let itype = typed(
         failed,
         F,

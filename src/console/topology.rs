@@ -127,13 +127,14 @@ fn subnet_boxes(w: &World, vpc: &Vpc, now: Timestamp) -> BTreeMap<String, Vec<Su
             .map(|t| t.id.clone())
             .unwrap_or_default();
         let mut lines = vec![
+            // The id is on the next line: the first names the kind and the Name tag.
             fit(
-                &format!(
-                    "{} subnet {}",
-                    if public { "Public" } else { "Private" },
-                    if name.is_empty() { s.id.clone() } else { name }
-                ),
-                44,
+                format!(
+                    "{} subnet {name}",
+                    if public { "Public" } else { "Private" }
+                )
+                .trim_end(),
+                36,
             ),
             format!("{}  {}", s.cidr, s.id),
             format!("route table {rt}"),

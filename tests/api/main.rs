@@ -9,6 +9,7 @@ mod support;
 mod blackbox;
 mod cli;
 mod console;
+mod console_browser;
 mod instances;
 mod keys;
 mod route53;

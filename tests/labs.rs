@@ -219,7 +219,6 @@ fn a_failing_reach_check_names_the_network_acl_rule_that_blocked_it() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["steps"][0]["runs"], 2);
     assert_eq!(v["percent"], 0);
-    assert!(state.path().join("labs/ann.jsonl").is_file());
 }
 
 /// Writes a lab folder `dir` with one page and one no-op solution per step of `toml`.
@@ -605,4 +604,66 @@ fn skip_runs_the_solution_for_no_points_in_practice_and_assessed_mode_refuses_he
         "{out}"
     );
     assert!(!work.path().join("one.txt").exists(), "no solution ran");
+}
+
+/// `vpclab lab ARGS --learner LEARNER` against `d`, in `cwd`: exit code and output.
+fn run_lab(
+    d: &TestDaemon,
+    labs: &Path,
+    cwd: &Path,
+    learner: &str,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let mut cmd = vpclab();
+    d.env(&mut cmd);
+    let out = cmd
+        .arg("lab")
+        .args(args)
+        .args(["--learner", learner, "--endpoint", &d.url(), "--labs"])
+        .arg(labs)
+        .current_dir(cwd)
+        .output()
+        .expect("run vpclab lab");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn progress_is_stored_with_the_world_and_survives_a_restart() {
+    let mut d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    file_lab(&labs.path().join("practice"), "practice", "practice");
+    let work = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["start", "practice"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    std::fs::write(work.path().join("one.txt"), "").expect("write");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    d.stop();
+    d.launch();
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["status", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["runs"], 2, "{v}");
+    assert_eq!(v["steps"][0]["state"], "done");
+    assert_eq!(v["points"], 2);
+    // In the state database, beside the world; no files of its own.
+    assert!(!d.state_dir().join("labs").exists());
+    let db = rusqlite::Connection::open(d.state_dir().join("state.db")).expect("open");
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM journal WHERE stream = 'lab:ann'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(n, 3, "a start and two check runs");
 }

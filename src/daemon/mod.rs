@@ -285,11 +285,7 @@ impl Daemon {
             })
         };
         let app = access::router(state.clone(), worlds.clone())
-            .merge(crate::lab::service::router(
-                state.clone(),
-                worlds.clone(),
-                state_dir.labs_dir(),
-            ))
+            .merge(crate::lab::service::router(state.clone(), worlds.clone()))
             .merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();

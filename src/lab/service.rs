@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -26,21 +25,13 @@ use crate::world::Worlds;
 struct LabState {
     api: AppState,
     worlds: Worlds,
-    dir: PathBuf,
-    /// Serialises appends to the learners' logs.
-    append: Arc<Mutex<()>>,
 }
 
-/// The lab routes, to merge into the API router. `labs_dir` holds the learners' logs.
-pub fn router(api: AppState, worlds: Worlds, labs_dir: PathBuf) -> Router {
+/// The lab routes, to merge into the API router. Progress is kept in the model's store.
+pub fn router(api: AppState, worlds: Worlds) -> Router {
     Router::new()
         .route("/_vpclab/lab/{op}", get(handle))
-        .with_state(LabState {
-            api,
-            worlds,
-            dir: labs_dir,
-            append: Arc::default(),
-        })
+        .with_state(LabState { api, worlds })
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response {
@@ -122,7 +113,7 @@ impl LabState {
     }
 
     fn log(&self, learner: &str) -> Log {
-        Log::new(&self.dir, learner)
+        Log::new(self.api.control.clone(), learner)
     }
 
     fn append(
@@ -133,7 +124,6 @@ impl LabState {
         step: Option<&str>,
         detail: Value,
     ) -> Result<(), Refusal> {
-        let _one_at_a_time = self.append.lock().unwrap_or_else(|e| e.into_inner());
         self.log(learner)
             .append(self.now_ms(), learner, lab, kind, step, detail)
             .map(|_| ())

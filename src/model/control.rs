@@ -101,6 +101,16 @@ impl Control {
         self.store.commits_since(after, limit)
     }
 
+    /// Appends entry `seq` to the journal `stream` (see [`Store::journal_append`]).
+    pub fn journal_append(&self, stream: &str, seq: u64, body: &str) -> Result<(), StoreError> {
+        self.store.journal_append(stream, seq, body)
+    }
+
+    /// Every entry of the journal `stream`, oldest first.
+    pub fn journal(&self, stream: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        self.store.journal(stream)
+    }
+
     /// The accounts that have a world.
     pub fn accounts(&self) -> Vec<String> {
         self.worlds.keys().cloned().collect()

@@ -1,6 +1,9 @@
 //! Durable state: one SQLite database (`state.db`) in the state directory, one row per
 //! resource (`resources(account, kind, id, body)` with the resource as JSON), and an
-//! exclusive lock file so a second daemon on the same directory fails at once.
+//! exclusive lock file so a second daemon on the same directory fails at once. Beside
+//! the world, `journal(stream, seq, body)` keeps append-only streams of opaque entries
+//! for layers above the model (the lab engine's progress events), so they live and
+//! survive with the world they describe.
 //!
 //! Every mutation's rows are written in one transaction that is committed before the
 //! API answers. The database runs in WAL mode with `synchronous=NORMAL`: a committed
@@ -129,7 +132,13 @@ impl Store {
                 id TEXT NOT NULL,
                 op TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS changes_by_seq ON changes (seq);",
+            CREATE INDEX IF NOT EXISTS changes_by_seq ON changes (seq);
+            CREATE TABLE IF NOT EXISTS journal (
+                stream TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (stream, seq)
+            );",
         )
         .map_err(sql)?;
         Ok(Store {
@@ -254,6 +263,36 @@ impl Store {
         };
         tx.commit().map_err(sql)?;
         Ok(u64::try_from(seq).unwrap_or_default())
+    }
+
+    /// Appends `body` to the append-only `stream` as entry `seq` (one past the last one
+    /// read). A second entry with the same number is refused by the table's key, so two
+    /// writers that read the same tail cannot both append after it.
+    pub fn journal_append(&self, stream: &str, seq: u64, body: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO journal (stream, seq, body) VALUES (?1, ?2, ?3)",
+                params![stream, i64::try_from(seq).unwrap_or(i64::MAX), body],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Every entry of `stream`, oldest first, with its number.
+    pub fn journal(&self, stream: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, body FROM journal WHERE stream = ?1 ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![stream], |r| {
+            Ok((
+                u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .map_err(|e| self.sql(e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| self.sql(e))
     }
 
     /// The stored commits after `after`, oldest first, at most `limit` (the audit trail

@@ -667,3 +667,177 @@ fn progress_is_stored_with_the_world_and_survives_a_restart() {
         .expect("count");
     assert_eq!(n, 3, "a start and two check runs");
 }
+
+const FIXIT_LAB: &str = r#"
+id = "fixit"
+version = 1
+title = "Fix it"
+summary = "a VPC, then its route to the internet"
+
+[[steps]]
+id = "vpc"
+title = "The VPC"
+body = "steps/01-vpc.md"
+solve = "solution/01-vpc.sh"
+
+[[steps.checks]]
+id = "vpc-exists"
+kind = "resource"
+type = "vpc"
+filters = { "tag:Name" = "fix-vpc" }
+
+[[steps]]
+id = "route"
+title = "The route out"
+body = "steps/02-route.md"
+solve = "solution/02-route.sh"
+
+[[steps.checks]]
+id = "default-route"
+kind = "route"
+subnet = "fix-a"
+destination = "0.0.0.0/0"
+target = "igw"
+points = 3
+"#;
+
+#[test]
+fn grade_reruns_a_report_in_a_scratch_world_and_refuses_one_that_does_not_verify() {
+    support::require_aws();
+    let d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    write_lab(&labs.path().join("fixit"), FIXIT_LAB);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["start", "fixit"]);
+    assert_eq!(code, Some(0), "{out}");
+    // The learner's work: a VPC, a subnet, an internet gateway and the default route.
+    let vpc = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.9.0.0/16",
+        "--tag-specifications",
+        "ResourceType=vpc,Tags=[{Key=Name,Value=fix-vpc}]",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.9.1.0/24",
+        "--tag-specifications",
+        "ResourceType=subnet,Tags=[{Key=Name,Value=fix-a}]",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let igw = d.aws_text(&[
+        "create-internet-gateway",
+        "--query",
+        "InternetGateway.InternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "attach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    let rtb = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--query",
+        "RouteTables[0].RouteTableId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &rtb,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        &igw,
+    ]);
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Lab complete."), "{out}");
+    let report = work.path().join("ann.report.json");
+    let (code, out) = run_lab(
+        &d,
+        labs.path(),
+        work.path(),
+        "ann",
+        &["report", "--out", &report.to_string_lossy()],
+    );
+    assert_eq!(code, Some(0), "{out}");
+
+    let grade = |files: &[&Path], extra: &[&str]| -> (Option<i32>, String) {
+        let out = vpclab()
+            .arg("grade")
+            .args(files)
+            .args(extra)
+            .arg("--labs")
+            .arg(labs.path())
+            .output()
+            .expect("run vpclab grade");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // As handed in: both steps re-run in the scratch world and pass.
+    let key = d.state_dir().join("report-key");
+    let (code, out) = grade(&[&report], &["--json", "--trust", &key.to_string_lossy()]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["points"], 4, "{v}");
+    assert_eq!(v[0]["percent"], 100);
+    assert_eq!(v[0]["steps"][1]["checks"][0]["source"], "re-run");
+
+    // The final state edited to re-break the route, re-signed with the same key (so the
+    // signature holds): the re-run finds the step failed, whatever the log claims.
+    let text = std::fs::read_to_string(&report).expect("read");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for row in r["body"]["state"].as_array_mut().expect("state") {
+        if row["kind"] == "route_table" && row["id"] == rtb.as_str() {
+            row["body"]["routes"]
+                .as_array_mut()
+                .expect("routes")
+                .retain(|route| route["target"].get("Gateway").is_none());
+        }
+    }
+    let secret = vpclab::lab::report::load_or_create_key(&key).expect("the state's key");
+    let resigned = vpclab::lab::report::sign_value(r["body"].take(), &secret).expect("sign");
+    let edited = work.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_string(&resigned).expect("json")).expect("write");
+    let (code, out) = grade(&[&edited], &["--csv"]);
+    assert_eq!(code, Some(0), "{out}");
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.contains(",ann,fixit,1,") && line.contains(",1,4,25,false,4,route,"),
+        "1 of 4 points, 4 claimed, step route failed: {out}"
+    );
+
+    // One byte flipped in the handed-in file: refused, with the reason.
+    let flipped = work.path().join("flipped.json");
+    std::fs::write(&flipped, text.replacen("fix-vpc", "fix-vpd", 1)).expect("write");
+    let (code, out) = grade(&[&report, &flipped], &[]);
+    assert_eq!(code, Some(1), "a refused report fails the run: {out}");
+    assert!(
+        out.contains(
+            "refused: the signature does not verify: the report was changed after it was signed"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("4/4"),
+        "the good report is still graded: {out}"
+    );
+}

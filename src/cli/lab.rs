@@ -56,6 +56,13 @@ pub enum LabCommand {
     Skip,
     /// Forget the progress of your current lab (your AWS resources stay).
     Reset,
+    /// Write your signed report (learner, lab, seed, every event, your world's final
+    /// state) for an instructor's `vpclab grade`.
+    Report {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check lab files: syntax, references, parameters, pages and solutions.
     Lint {
         #[arg(value_name = "LAB")]
@@ -73,7 +80,7 @@ pub enum LabCommand {
 }
 
 /// The folder of labs, in the documented order.
-fn labs_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn labs_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(f) = flag {
         return Ok(f.to_path_buf());
     }
@@ -115,7 +122,7 @@ fn lab_dirs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The folder of lab `id` (`<id>` or `<NN>-<id>`).
-fn find_lab(root: &Path, id: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_lab(root: &Path, id: &str) -> anyhow::Result<PathBuf> {
     for d in lab_dirs(root)? {
         let name = d.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let bare = name
@@ -144,7 +151,11 @@ fn region() -> String {
 }
 
 /// One lab operation against the daemon: its JSON answer, or its error.
-async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Result<Value> {
+pub(crate) async fn call(
+    endpoint: &str,
+    op: &str,
+    params: &[(&str, &str)],
+) -> anyhow::Result<Value> {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         q.append_pair(k, v);
@@ -169,19 +180,19 @@ async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Resu
     Ok(v)
 }
 
-struct Style {
-    colour: bool,
+pub(crate) struct Style {
+    pub(crate) colour: bool,
 }
 
 impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, s: &str) -> String {
         if self.colour {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
     }
-    fn mark(&self, status: &str) -> String {
+    pub(crate) fn mark(&self, status: &str) -> String {
         match status {
             "pass" => self.paint("32", "✓"),
             "fail" => self.paint("31", "✗"),
@@ -242,6 +253,20 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 .await
             }
             LabCommand::Reset => call(&endpoint, "reset", &[("learner", l)]).await,
+            LabCommand::Report { out } => {
+                let report = call(&endpoint, "report", &[("learner", l)]).await?;
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(out, format!("{text}\n"))
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                Ok(serde_json::json!({
+                    "written": out,
+                    "learner": report["body"]["learner"],
+                    "lab": report["body"]["lab"],
+                    "events": report["body"]["events"].as_array().map_or(0, Vec::len),
+                    "resources": report["body"]["state"].as_array().map_or(0, Vec::len),
+                    "public_key": report["public_key"],
+                }))
+            }
             LabCommand::Skip => {
                 let skipped = call(&endpoint, "skip", &[("learner", l)]).await?;
                 let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -323,6 +348,15 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Answer { check, .. } => {
             outln!("answer to {check} recorded; run `vpclab lab check`")?
         }
+        LabCommand::Report { .. } => outln!(
+            "report of {} for {} written to {} ({} events, {} resources), signed by key {}",
+            v["learner"].as_str().unwrap_or(""),
+            v["lab"].as_str().unwrap_or(""),
+            v["written"].as_str().unwrap_or(""),
+            v["events"],
+            v["resources"],
+            v["public_key"].as_str().unwrap_or("")
+        )?,
         LabCommand::Reset => outln!(
             "progress of {} forgotten",
             v["reset"].as_str().unwrap_or("")

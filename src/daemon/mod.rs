@@ -285,7 +285,11 @@ impl Daemon {
             })
         };
         let app = access::router(state.clone(), worlds.clone())
-            .merge(crate::lab::service::router(state.clone(), worlds.clone()))
+            .merge(crate::lab::service::router(
+                state.clone(),
+                worlds.clone(),
+                state_dir.report_key_file(),
+            ))
             .merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();

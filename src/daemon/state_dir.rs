@@ -8,6 +8,7 @@
 //!   daemon.lock         held by the running daemon (one per directory)
 //!   endpoint.json       where the running daemon listens (vpclab status, tools)
 //!   access-keys.toml    the keys of --auth strict (mode 0600)
+//!   report-key          the ed25519 key that signs lab reports (mode 0600)
 //!   instances/<account>/<instance id>.db   one SQLite database per instance disk
 //! ```
 
@@ -56,6 +57,11 @@ impl StateDir {
     /// The access keys of `--auth strict`.
     pub fn keys_file(&self) -> PathBuf {
         self.root.join("access-keys.toml")
+    }
+
+    /// The ed25519 secret key that signs lab reports (hex; created on first use).
+    pub fn report_key_file(&self) -> PathBuf {
+        self.root.join("report-key")
     }
 
     /// The folder of instance disks (one sub-folder per account).

@@ -1,5 +1,5 @@
 //! The lab engine on the API port: `GET /_vpclab/lab/{start,status,check,hint,answer,
-//! skip,reset}`, authenticated like every API call (the caller's account is the world that is
+//! skip,report,reset}`, authenticated like every API call (the caller's account is the world that is
 //! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
 //! `vpclab lab …` is the client.
 
@@ -25,13 +25,20 @@ use crate::world::Worlds;
 struct LabState {
     api: AppState,
     worlds: Worlds,
+    /// The key that signs reports.
+    report_key: PathBuf,
 }
 
 /// The lab routes, to merge into the API router. Progress is kept in the model's store.
-pub fn router(api: AppState, worlds: Worlds) -> Router {
+/// `report_key` is the file of the key that signs reports (created on first use).
+pub fn router(api: AppState, worlds: Worlds, report_key: PathBuf) -> Router {
     Router::new()
         .route("/_vpclab/lab/{op}", get(handle))
-        .with_state(LabState { api, worlds })
+        .with_state(LabState {
+            api,
+            worlds,
+            report_key,
+        })
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response {
@@ -82,6 +89,7 @@ async fn handle(
         "hint" => hint(&st, &q),
         "answer" => answer(&st, &q),
         "skip" => skip(&st, &q),
+        "report" => report(&st, &account, &q),
         "reset" => reset(&st, &q),
         other => Err(Refusal(
             StatusCode::NOT_FOUND,
@@ -491,6 +499,49 @@ fn skip(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
         "solve": step.solve,
         "params": lab.params,
     }))
+}
+
+/// The learner's signed report: the lab, their seed, every event of their log and the
+/// stored rows of the caller's world.
+fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    use super::report::{ReportBody, StateRow, load_or_create_key, sign};
+    let internal = |m: String| Refusal(StatusCode::INTERNAL_SERVER_ERROR, m);
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let rows = st
+        .api
+        .control
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .export_rows(account)
+        .map_err(|e| internal(e.to_string()))?;
+    let state = rows
+        .into_iter()
+        .map(|r| StateRow {
+            body: serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)),
+            kind: r.kind,
+            id: r.id,
+        })
+        .collect();
+    let body = ReportBody {
+        learner,
+        lab: lab.id.clone(),
+        version: lab.version,
+        seed: lab.seed,
+        region: a.region.clone(),
+        account: account.to_string(),
+        created_ms: st.now_ms(),
+        events,
+        state,
+    };
+    let key =
+        load_or_create_key(&st.report_key).map_err(|e| internal(format!("the report key: {e}")))?;
+    let signed = sign(&body, &key).map_err(|e| internal(e.to_string()))?;
+    serde_json::to_value(signed).map_err(|e| internal(e.to_string()))
 }
 
 fn reset(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {

@@ -111,6 +111,11 @@ impl Control {
         self.store.journal(stream)
     }
 
+    /// The stored rows of `account`'s world (see [`Store::rows_of`]).
+    pub fn export_rows(&self, account: &str) -> Result<Vec<super::store::Row>, StoreError> {
+        self.store.rows_of(account)
+    }
+
     /// The accounts that have a world.
     pub fn accounts(&self) -> Vec<String> {
         self.worlds.keys().cloned().collect()

@@ -207,6 +207,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored rows of one account, ordered by kind and id (a world to carry
+    /// elsewhere: a lab report's final state).
+    pub fn rows_of(&self, account: &str) -> Result<Vec<Row>, StoreError> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .filter(|r| r.account == account)
+            .collect())
+    }
+
+    /// Writes `rows` as they are, in one transaction: a world carried from elsewhere
+    /// (an instructor rebuilding a learner's final state in a scratch directory).
+    pub fn insert_rows(&mut self, rows: &[Row]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |cause| StoreError::Sqlite {
+            path: path.clone(),
+            cause,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for r in rows {
+            tx.execute(
+                "INSERT OR REPLACE INTO resources (account, kind, id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![r.account, r.kind, r.id, r.body],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Writes one mutation in a single transaction: the changed rows (`Some(body)`
     /// upserts, `None` deletes), the commit record and its typed changes. Returns the
     /// commit's sequence number, only after the transaction committed.

@@ -24,6 +24,9 @@ pub mod service;
 pub mod spec;
 pub mod template;
 
+#[cfg(test)]
+mod properties;
+
 /// Every lab of the curriculum (`labs/` of the source tree) lints clean, and each of
 /// them, given a key it does not know, is rejected with its file, line and key path
 /// (hickory's "feed every example config an unknown key").

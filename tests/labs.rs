@@ -841,3 +841,78 @@ fn grade_reruns_a_report_in_a_scratch_world_and_refuses_one_that_does_not_verify
         "the good report is still graded: {out}"
     );
 }
+
+const SEEDED_LAB: &str = r#"
+id = "seeded"
+version = 1
+title = "Seeded"
+summary = "parameters per learner"
+
+[params.name]
+pattern = "file-####"
+
+[params.block]
+cidr = { within = "10.0.0.0/8", prefix = 16 }
+
+[[steps]]
+id = "make"
+title = "Make {{name}}.txt"
+body = "steps/01-make.md"
+solve = "solution/01-make.sh"
+
+[[steps.checks]]
+id = "made"
+kind = "file"
+path = "{{name}}.txt"
+"#;
+
+#[test]
+fn lab_test_gives_the_same_results_for_a_seed_and_different_parameters_across_seeds() {
+    let labs = tempfile::tempdir().expect("tempdir");
+    let dir = labs.path().join("seeded");
+    write_lab(&dir, SEEDED_LAB);
+    std::fs::write(dir.join("solution/01-make.sh"), "touch \"$LAB_NAME.txt\"\n").expect("write");
+    let run = |json: bool| -> (Option<i32>, String) {
+        let mut cmd = vpclab();
+        cmd.args(["lab", "test", "--seeds", "2", "--labs"])
+            .arg(labs.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run vpclab lab test");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run(false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("✓ seeded seed 1: 100% in "), "{text}");
+    assert!(
+        text.contains("seeded: 2 seed(s) in "),
+        "time per lab: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour when piped: {text:?}");
+    let transcript = || -> Vec<serde_json::Value> {
+        let (code, out) = run(true);
+        assert_eq!(code, Some(0), "{out}");
+        let mut v: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+        for row in &mut v {
+            row.as_object_mut().expect("object").remove("seconds");
+        }
+        v
+    };
+    let first = transcript();
+    assert_eq!(first, transcript(), "the same seeds give the same results");
+    assert_eq!(first.len(), 2);
+    assert_ne!(
+        first[0]["params"], first[1]["params"],
+        "two seeds draw different parameters"
+    );
+    assert_eq!(first[0]["steps"][0]["before"][0]["status"], "fail");
+    assert_eq!(first[0]["steps"][0]["after"][0]["status"], "pass");
+}

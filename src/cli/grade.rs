@@ -91,7 +91,14 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut outcomes: Vec<(PathBuf, Result<Graded, String>)> = Vec::new();
     for file in &args.files {
+        let spin = super::lab::spinner(
+            &format!("re-grading {}", file.display()),
+            args.json || args.csv,
+        );
         let r = grade_one(file, &root, &trusted).map_err(|e| format!("{e:#}"));
+        if let Some(s) = spin {
+            s.finish_and_clear();
+        }
         outcomes.push((file.clone(), r));
     }
     let refused = outcomes.iter().filter(|(_, r)| r.is_err()).count();

@@ -150,12 +150,9 @@ fn region() -> String {
         .unwrap_or_else(|_| "us-east-1".to_string())
 }
 
-/// One lab operation against the daemon: its JSON answer, or its error.
-pub(crate) async fn call(
-    endpoint: &str,
-    op: &str,
-    params: &[(&str, &str)],
-) -> anyhow::Result<Value> {
+/// One lab operation against the daemon (`/_vpclab/lab/OP` with `params`, signed with
+/// the environment's credentials): its JSON answer, or its error.
+pub async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Result<Value> {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         q.append_pair(k, v);

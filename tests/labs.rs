@@ -273,6 +273,13 @@ to = "internet:web"
 body = "It works"
 
 [[steps.checks]]
+id = "page-from-anywhere"
+kind = "http"
+from = "internet"
+to = "instance:web"
+body = "Hello from the lab"
+
+[[steps.checks]]
 id = "httpd-active"
 kind = "exec"
 on = "instance:web"
@@ -398,7 +405,13 @@ fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
     };
 
     let good = check("good");
-    for id in ["ssh-in", "page", "web-out", "httpd-active"] {
+    for id in [
+        "ssh-in",
+        "page",
+        "web-out",
+        "page-from-anywhere",
+        "httpd-active",
+    ] {
         let (status, m) = message(&good, id);
         assert_eq!(status, "pass", "{id}: {m}");
     }

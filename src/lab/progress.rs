@@ -111,8 +111,9 @@ impl Log {
         read_stream(&control, &self.stream)
     }
 
-    /// Appends an event after the last one and returns it. The control's lock is held
-    /// from reading the tail to writing, so appends are serialised.
+    /// Appends an event after the last one and returns every event, the new one last.
+    /// The control's lock is held from reading the tail to writing, so appends are
+    /// serialised.
     pub fn append(
         &self,
         at_ms: i64,
@@ -121,9 +122,9 @@ impl Log {
         kind: EventKind,
         step: Option<&str>,
         detail: serde_json::Value,
-    ) -> Result<Event, LogError> {
+    ) -> Result<Vec<Event>, LogError> {
         let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
-        let events = read_stream(&control, &self.stream)?;
+        let mut events = read_stream(&control, &self.stream)?;
         let (seq, prev) = events
             .last()
             .map_or((0, GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
@@ -143,7 +144,8 @@ impl Log {
         control
             .journal_append(&self.stream, seq, &body)
             .map_err(|e| LogError::Store(e.to_string()))?;
-        Ok(ev)
+        events.push(ev);
+        Ok(events)
     }
 }
 

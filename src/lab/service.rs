@@ -131,10 +131,9 @@ impl LabState {
         kind: EventKind,
         step: Option<&str>,
         detail: Value,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Vec<progress::Event>, Refusal> {
         self.log(learner)
             .append(self.now_ms(), learner, lab, kind, step, detail)
-            .map(|_| ())
             .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     }
 
@@ -370,7 +369,7 @@ async fn check(
         }
         results.push(observer.run(&c).await);
     }
-    st.append(
+    let events = st.append(
         &learner,
         &lab.id,
         EventKind::Check,
@@ -378,10 +377,6 @@ async fn check(
         json!({ "results": results }),
     )?;
     // Completion is recorded once, when the last step's checks first all pass.
-    let events = st
-        .log(&learner)
-        .read()
-        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
     let after = progress::current(&events).unwrap_or_default();
     let (got, max) = score(&after, &lab);
     let next = current_step(&after, &lab);

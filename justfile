@@ -17,6 +17,7 @@ bench:
     cargo bench -p vpclab-netstack
     cargo bench -p vpclab --bench api
     cargo bench --bench ssh
+    cargo bench -p vpclab --bench console
     cargo test --release --test dns_bench -- --ignored --nocapture
 
 # The load run of issue 10 (500 SSH logins, 20 API clients for 30 s, slowloris), loopback only.

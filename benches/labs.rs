@@ -59,7 +59,16 @@ fn lab(url: &str, labs: &Path, work: &Path, args: &[&str]) {
 fn main() {
     let n = env_usize("LABS_BENCH_N", 20);
     let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
-    let lab_dir = labs.join("03-troubleshooting");
+    // The folder is `<NN>-troubleshooting` (NN orders the curriculum).
+    let lab_dir = std::fs::read_dir(&labs)
+        .expect("labs/")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("troubleshooting"))
+        })
+        .expect("the troubleshooting lab");
     let state = tempfile::tempdir().expect("tempdir");
     let work = tempfile::tempdir().expect("tempdir");
     let daemon =

@@ -21,23 +21,88 @@ fn labs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("labs")
 }
 
-#[test]
-fn every_lab_passes_lab_test_with_one_seed() {
+/// Runs `vpclab lab test LAB --seeds 1` and asserts it ends at 100%. One test per lab,
+/// so that nextest runs the labs in parallel processes.
+fn lab_passes(folder: &str) {
+    let id = folder.split_once('-').map_or(folder, |(_, id)| id);
     let out = vpclab()
-        .args(["lab", "test", "--seeds", "1", "--labs"])
+        .args(["lab", "test", id, "--seeds", "1", "--labs"])
         .arg(labs_dir())
         .output()
         .expect("run vpclab lab test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    for lab in ["01-first-instance", "02-custom-vpc", "03-troubleshooting"] {
-        assert!(
-            stdout.contains(&format!("✓ {lab} seed 0: 100%")),
-            "{lab} passed: {stdout}"
-        );
-    }
+    assert!(
+        stdout.contains(&format!("✓ {folder} seed 0: 100%")),
+        "{folder} passed: {stdout}"
+    );
     assert!(!stdout.contains('✗'), "{stdout}");
+}
+
+#[test]
+fn lab_01_first_instance_passes_lab_test() {
+    lab_passes("01-first-instance");
+}
+
+#[test]
+fn lab_02_web_server_passes_lab_test() {
+    lab_passes("02-web-server");
+}
+
+#[test]
+fn lab_03_custom_vpc_passes_lab_test() {
+    lab_passes("03-custom-vpc");
+}
+
+#[test]
+fn lab_04_bastion_passes_lab_test() {
+    lab_passes("04-bastion");
+}
+
+#[test]
+fn lab_05_nacl_vs_sg_passes_lab_test() {
+    lab_passes("05-nacl-vs-sg");
+}
+
+#[test]
+fn lab_06_route53_passes_lab_test() {
+    lab_passes("06-route53");
+}
+
+#[test]
+fn lab_07_troubleshooting_passes_lab_test() {
+    lab_passes("07-troubleshooting");
+}
+
+#[test]
+fn lab_08_imds_and_user_data_passes_lab_test() {
+    lab_passes("08-imds-and-user-data");
+}
+
+/// The curriculum of issue 11, in its order: a new lab folder needs its test above.
+#[test]
+fn the_curriculum_is_the_eight_labs_in_order() {
+    let mut found: Vec<String> = std::fs::read_dir(labs_dir())
+        .expect("labs/")
+        .flatten()
+        .filter(|e| e.path().join("lab.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "01-first-instance",
+            "02-web-server",
+            "03-custom-vpc",
+            "04-bastion",
+            "05-nacl-vs-sg",
+            "06-route53",
+            "07-troubleshooting",
+            "08-imds-and-user-data",
+        ]
+    );
 }
 
 /// A one-step lab whose only check is SSH from the learner to the instance `target`.

@@ -284,7 +284,15 @@ impl Daemon {
                 }
             })
         };
-        let app = access::router(state.clone(), worlds.clone())
+        // The web console: live updates follow the change events like the other
+        // subscribers; its routes come first so that a browser's `GET /` reaches it.
+        let console =
+            crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
+        lock_control(&control).subscribe(console.subscriber());
+        let streams = console.clone();
+        let app = console
+            .router()
+            .merge(access::router(state.clone(), worlds.clone()))
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),
@@ -296,6 +304,8 @@ impl Daemon {
         let task = tokio::spawn(async move {
             let result = serve::serve(listener, app, limits, async {
                 let _ = stopped.await;
+                // Live-update streams never finish on their own: end them first.
+                streams.close_streams();
             })
             .await;
             ticker.abort();

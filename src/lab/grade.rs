@@ -589,10 +589,13 @@ impl Observer {
                 fail(format!("{asked}: expected NXDOMAIN, got {code} {got:?}"))
             };
         }
-        let mut want: Vec<String> = expected
-            .iter()
-            .map(|v| v.trim_end_matches('.').to_string())
-            .collect();
+        let mut want = Vec::new();
+        for v in expected {
+            match instance_address(world, &self.region, v) {
+                Ok(v) => want.push(v.trim_end_matches('.').to_string()),
+                Err(why) => return fail(format!("{asked}: {why}")),
+            }
+        }
         want.sort();
         if got == want {
             pass(format!("{asked}: {}", got.join(", ")))
@@ -1001,6 +1004,26 @@ impl Observer {
         let out = String::from_utf8_lossy(&out).to_string();
         Ok(judge_output(&asked, code, Some(exit), &out, output))
     }
+}
+
+/// An expected DNS value as written, or for `@public-ip:<Name>` / `@private-ip:<Name>`
+/// the address the instance with that `Name` tag has now: a record that must follow an
+/// instance, whose addresses the lab cannot know in advance.
+fn instance_address(world: &World, region: &str, value: &str) -> Result<String, String> {
+    let (public, name) = match value.split_once(':') {
+        Some(("@public-ip", n)) => (true, n),
+        Some(("@private-ip", n)) => (false, n),
+        _ => return Ok(value.to_string()),
+    };
+    let Some(i) = find_instance(world, region, name) else {
+        return Err(format!("no instance named {name:?}"));
+    };
+    if !public {
+        return Ok(i.private_ip.to_string());
+    }
+    i.filter_values(world, "ip-address")
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| format!("instance {name} ({}) has no public IP address", i.id))
 }
 
 fn vantage_name(v: &Vantage) -> String {

@@ -722,6 +722,18 @@ fn check(
                 .flatten()
                 .map(|v| template::render(v, params))
                 .collect();
+            if let Some(v) = values.iter().find(|v| {
+                v.starts_with('@')
+                    && !(v.starts_with("@public-ip:") || v.starts_with("@private-ip:"))
+            }) {
+                bad(
+                    "values",
+                    format!(
+                        "expected an address, a name, @public-ip:<Name> or @private-ip:<Name>, found {v:?}"
+                    ),
+                );
+                return None;
+            }
             if nx != values.is_empty() {
                 bad(
                     "values",
@@ -1038,6 +1050,34 @@ for_check = "pem"
         );
         assert!(
             text.iter().any(|t| t.contains("uses parameter {{kee}}")),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn a_dns_value_may_name_an_instance_address_and_nothing_else_after_an_at() {
+        let dns = |value: &str| {
+            LAB.replace(
+                "kind = \"file\"\npath = \"{{key}}.pem\"\nmode = \"0400\"",
+                &format!(
+                    "kind = \"dns\"\nfrom = \"learner\"\nname = \"www.example.com\"\nvalues = [\"{value}\"]"
+                ),
+            )
+        };
+        for ok in ["@public-ip:web", "@private-ip:web", "192.0.2.1"] {
+            let d = lab_dir(&dns(ok));
+            if let Err(problems) = load(d.path(), "ann", "") {
+                panic!("{ok}: {problems:#?}");
+            }
+        }
+        let d = lab_dir(&dns("@instance:web"));
+        let text: Vec<String> = load(d.path(), "ann", "")
+            .expect_err("an @ form that is not an address")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            text.iter().any(|t| t.contains("steps[0].checks[0].values: expected an address, a name, @public-ip:<Name> or @private-ip:<Name>, found \"@instance:web\"")),
             "{text:#?}"
         );
     }

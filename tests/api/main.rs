@@ -8,6 +8,7 @@ mod support;
 
 mod blackbox;
 mod cli;
+mod console;
 mod instances;
 mod keys;
 mod route53;

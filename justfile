@@ -18,6 +18,7 @@ bench:
     cargo bench -p vpclab --bench api
     cargo bench --bench ssh
     cargo bench -p vpclab --bench console
+    cargo bench --bench labs
     cargo test --release --test dns_bench -- --ignored --nocapture
 
 # The load run of issue 10 (500 SSH logins, 20 API clients for 30 s, slowloris), loopback only.

@@ -284,7 +284,6 @@ fn a_failing_reach_check_names_the_network_acl_rule_that_blocked_it() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["steps"][0]["runs"], 2);
     assert_eq!(v["percent"], 0);
-    assert!(state.path().join("labs/ann.jsonl").is_file());
 }
 
 /// Writes a lab folder `dir` with one page and one no-op solution per step of `toml`.
@@ -337,6 +336,13 @@ kind = "http"
 from = "instance:web"
 to = "internet:web"
 body = "It works"
+
+[[steps.checks]]
+id = "page-from-anywhere"
+kind = "http"
+from = "internet"
+to = "instance:web"
+body = "Hello from the lab"
 
 [[steps.checks]]
 id = "httpd-active"
@@ -464,7 +470,13 @@ fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
     };
 
     let good = check("good");
-    for id in ["ssh-in", "page", "web-out", "httpd-active"] {
+    for id in [
+        "ssh-in",
+        "page",
+        "web-out",
+        "page-from-anywhere",
+        "httpd-active",
+    ] {
         let (status, m) = message(&good, id);
         assert_eq!(status, "pass", "{id}: {m}");
     }
@@ -670,4 +682,315 @@ fn skip_runs_the_solution_for_no_points_in_practice_and_assessed_mode_refuses_he
         "{out}"
     );
     assert!(!work.path().join("one.txt").exists(), "no solution ran");
+}
+
+/// `vpclab lab ARGS --learner LEARNER` against `d`, in `cwd`: exit code and output.
+fn run_lab(
+    d: &TestDaemon,
+    labs: &Path,
+    cwd: &Path,
+    learner: &str,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let mut cmd = vpclab();
+    d.env(&mut cmd);
+    let out = cmd
+        .arg("lab")
+        .args(args)
+        .args(["--learner", learner, "--endpoint", &d.url(), "--labs"])
+        .arg(labs)
+        .current_dir(cwd)
+        .output()
+        .expect("run vpclab lab");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn progress_is_stored_with_the_world_and_survives_a_restart() {
+    let mut d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    file_lab(&labs.path().join("practice"), "practice", "practice");
+    let work = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["start", "practice"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(1), "{out}");
+    std::fs::write(work.path().join("one.txt"), "").expect("write");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    d.stop();
+    d.launch();
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["status", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["runs"], 2, "{v}");
+    assert_eq!(v["steps"][0]["state"], "done");
+    assert_eq!(v["points"], 2);
+    // In the state database, beside the world; no files of its own.
+    assert!(!d.state_dir().join("labs").exists());
+    let db = rusqlite::Connection::open(d.state_dir().join("state.db")).expect("open");
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM journal WHERE stream = 'lab:ann'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(n, 3, "a start and two check runs");
+}
+
+const FIXIT_LAB: &str = r#"
+id = "fixit"
+version = 1
+title = "Fix it"
+summary = "a VPC, then its route to the internet"
+
+[[steps]]
+id = "vpc"
+title = "The VPC"
+body = "steps/01-vpc.md"
+solve = "solution/01-vpc.sh"
+
+[[steps.checks]]
+id = "vpc-exists"
+kind = "resource"
+type = "vpc"
+filters = { "tag:Name" = "fix-vpc" }
+
+[[steps]]
+id = "route"
+title = "The route out"
+body = "steps/02-route.md"
+solve = "solution/02-route.sh"
+
+[[steps.checks]]
+id = "default-route"
+kind = "route"
+subnet = "fix-a"
+destination = "0.0.0.0/0"
+target = "igw"
+points = 3
+"#;
+
+#[test]
+fn grade_reruns_a_report_in_a_scratch_world_and_refuses_one_that_does_not_verify() {
+    support::require_aws();
+    let d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    write_lab(&labs.path().join("fixit"), FIXIT_LAB);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["start", "fixit"]);
+    assert_eq!(code, Some(0), "{out}");
+    // The learner's work: a VPC, a subnet, an internet gateway and the default route.
+    let vpc = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.9.0.0/16",
+        "--tag-specifications",
+        "ResourceType=vpc,Tags=[{Key=Name,Value=fix-vpc}]",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.9.1.0/24",
+        "--tag-specifications",
+        "ResourceType=subnet,Tags=[{Key=Name,Value=fix-a}]",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let igw = d.aws_text(&[
+        "create-internet-gateway",
+        "--query",
+        "InternetGateway.InternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "attach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    let rtb = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--query",
+        "RouteTables[0].RouteTableId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &rtb,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        &igw,
+    ]);
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Lab complete."), "{out}");
+    let report = work.path().join("ann.report.json");
+    let (code, out) = run_lab(
+        &d,
+        labs.path(),
+        work.path(),
+        "ann",
+        &["report", "--out", &report.to_string_lossy()],
+    );
+    assert_eq!(code, Some(0), "{out}");
+
+    let grade = |files: &[&Path], extra: &[&str]| -> (Option<i32>, String) {
+        let out = vpclab()
+            .arg("grade")
+            .args(files)
+            .args(extra)
+            .arg("--labs")
+            .arg(labs.path())
+            .output()
+            .expect("run vpclab grade");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // As handed in: both steps re-run in the scratch world and pass.
+    let key = d.state_dir().join("report-key");
+    let (code, out) = grade(&[&report], &["--json", "--trust", &key.to_string_lossy()]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["points"], 4, "{v}");
+    assert_eq!(v[0]["percent"], 100);
+    assert_eq!(v[0]["steps"][1]["checks"][0]["source"], "re-run");
+
+    // The final state edited to re-break the route, re-signed with the same key (so the
+    // signature holds): the re-run finds the step failed, whatever the log claims.
+    let text = std::fs::read_to_string(&report).expect("read");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for row in r["body"]["state"].as_array_mut().expect("state") {
+        if row["kind"] == "route_table" && row["id"] == rtb.as_str() {
+            row["body"]["routes"]
+                .as_array_mut()
+                .expect("routes")
+                .retain(|route| route["target"].get("Gateway").is_none());
+        }
+    }
+    let secret = vpclab::lab::report::load_or_create_key(&key).expect("the state's key");
+    let resigned = vpclab::lab::report::sign_value(r["body"].take(), &secret).expect("sign");
+    let edited = work.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_string(&resigned).expect("json")).expect("write");
+    let (code, out) = grade(&[&edited], &["--csv"]);
+    assert_eq!(code, Some(0), "{out}");
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.contains(",ann,fixit,1,") && line.contains(",1,4,25,false,4,route,"),
+        "1 of 4 points, 4 claimed, step route failed: {out}"
+    );
+
+    // One byte flipped in the handed-in file: refused, with the reason.
+    let flipped = work.path().join("flipped.json");
+    std::fs::write(&flipped, text.replacen("fix-vpc", "fix-vpd", 1)).expect("write");
+    let (code, out) = grade(&[&report, &flipped], &[]);
+    assert_eq!(code, Some(1), "a refused report fails the run: {out}");
+    assert!(
+        out.contains(
+            "refused: the signature does not verify: the report was changed after it was signed"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("4/4"),
+        "the good report is still graded: {out}"
+    );
+}
+
+const SEEDED_LAB: &str = r#"
+id = "seeded"
+version = 1
+title = "Seeded"
+summary = "parameters per learner"
+
+[params.name]
+pattern = "file-####"
+
+[params.block]
+cidr = { within = "10.0.0.0/8", prefix = 16 }
+
+[[steps]]
+id = "make"
+title = "Make {{name}}.txt"
+body = "steps/01-make.md"
+solve = "solution/01-make.sh"
+
+[[steps.checks]]
+id = "made"
+kind = "file"
+path = "{{name}}.txt"
+"#;
+
+#[test]
+fn lab_test_gives_the_same_results_for_a_seed_and_different_parameters_across_seeds() {
+    let labs = tempfile::tempdir().expect("tempdir");
+    let dir = labs.path().join("seeded");
+    write_lab(&dir, SEEDED_LAB);
+    std::fs::write(dir.join("solution/01-make.sh"), "touch \"$LAB_NAME.txt\"\n").expect("write");
+    let run = |json: bool| -> (Option<i32>, String) {
+        let mut cmd = vpclab();
+        cmd.args(["lab", "test", "--seeds", "2", "--labs"])
+            .arg(labs.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run vpclab lab test");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run(false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("✓ seeded seed 1: 100% in "), "{text}");
+    assert!(
+        text.contains("seeded: 2 seed(s) in "),
+        "time per lab: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour when piped: {text:?}");
+    let transcript = || -> Vec<serde_json::Value> {
+        let (code, out) = run(true);
+        assert_eq!(code, Some(0), "{out}");
+        let mut v: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+        for row in &mut v {
+            row.as_object_mut().expect("object").remove("seconds");
+        }
+        v
+    };
+    let first = transcript();
+    assert_eq!(first, transcript(), "the same seeds give the same results");
+    assert_eq!(first.len(), 2);
+    assert_ne!(
+        first[0]["params"], first[1]["params"],
+        "two seeds draw different parameters"
+    );
+    assert_eq!(first[0]["steps"][0]["before"][0]["status"], "fail");
+    assert_eq!(first[0]["steps"][0]["after"][0]["status"], "pass");
 }

@@ -296,7 +296,7 @@ impl Daemon {
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),
-                state_dir.labs_dir(),
+                state_dir.report_key_file(),
             ))
             .merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

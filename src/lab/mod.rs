@@ -6,9 +6,10 @@
 //! - [`params`] and [`template`]: per-learner parameters drawn from a seed, and the
 //!   `{{param}}` placeholders of pages and checks.
 //! - [`resolve`]: the resolved lab (typed checks, valid references) and `lint`.
-//! - [`grade`]: the checks (`resource`, `route`, `reach`, `dns`, `file`, `quiz`,
-//!   `all`/`any`/`not`), each pass, fail or error.
-//! - [`progress`]: the hash-chained event log of each learner.
+//! - [`grade`]: the checks (`resource`, `route`, `reach`, `ssh`, `dns`, `http`, `exec`,
+//!   `file`, `quiz`, `all`/`any`/`not`), each pass, fail or error.
+//! - [`progress`]: the hash-chained event log of each learner, in the state database.
+//! - [`report`]: signed reports (ed25519) that an instructor re-grades.
 //! - [`service`]: the `/_vpclab/lab/…` routes of the API port (the CLI is the client).
 //!
 //! What it leaves to others: the lab files (`labs/`), the command line (`cli::lab`),
@@ -17,6 +18,7 @@
 pub mod grade;
 pub mod params;
 pub mod progress;
+pub mod report;
 pub mod resolve;
 pub mod service;
 pub mod spec;

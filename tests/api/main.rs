@@ -10,6 +10,7 @@ mod blackbox;
 mod cli;
 mod instances;
 mod keys;
+mod logs;
 mod route53;
 mod route53_cli;
 mod services;

@@ -264,6 +264,7 @@ world_tables! {
     hosted_zones: route53::HostedZone,
     route53_changes: route53::Change,
     health_checks: route53::health::HealthCheck,
+    flow_logs: ec2::flow_log::FlowLog,
     log_groups: logs::LogGroup,
     log_streams: logs::LogStream,
 }

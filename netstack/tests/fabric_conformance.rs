@@ -2174,7 +2174,7 @@ mod flow_logs {
     use super::*;
     use vpclab_netstack::flowlog::FlowRecord;
 
-    fn rec<'a>(recs: &'a [FlowRecord], egress: bool, dport: u16) -> &'a FlowRecord {
+    fn rec(recs: &[FlowRecord], egress: bool, dport: u16) -> &FlowRecord {
         recs.iter()
             .find(|r| r.key.egress == egress && r.key.dport == dport)
             .unwrap_or_else(|| panic!("no {egress} record to port {dport}: {recs:?}"))

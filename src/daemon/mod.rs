@@ -80,6 +80,8 @@ pub struct DaemonConfig {
     pub instance_timeout_cap: Option<Duration>,
     /// Replaces every Route 53 health check's probe interval (tests).
     pub health_interval: Option<Duration>,
+    /// Replaces the VPC Flow Logs capture window of 60 s (tests).
+    pub flow_log_window: Option<Duration>,
     /// Connection limits and timeouts of the API port.
     pub limits: ApiLimits,
 }
@@ -100,6 +102,7 @@ impl DaemonConfig {
             ),
             instance_timeout_cap: None,
             health_interval: None,
+            flow_log_window: None,
             limits: ApiLimits::default(),
         }
     }
@@ -204,6 +207,7 @@ impl Daemon {
             dns: dns_views.clone(),
             clock: clock.clone(),
             instance_timeout_cap: cfg.instance_timeout_cap,
+            flow_log_window: cfg.flow_log_window,
         });
         worlds.set_control(&control);
         lock_control(&control).subscribe(worlds.subscriber());

@@ -20,6 +20,7 @@
 //! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is
 //! here but the CLI side is `cli::connect`.
 
+mod flowlogs;
 pub mod health;
 mod instances;
 pub mod internet;
@@ -66,6 +67,8 @@ pub struct WorldsConfig {
     pub clock: Clock,
     /// An upper bound on the timeouts of instance network tools (tests).
     pub instance_timeout_cap: Option<Duration>,
+    /// Replaces the flow-log capture window of 60 s (tests).
+    pub flow_log_window: Option<Duration>,
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -142,6 +145,13 @@ impl Worlds {
                 }
                 None => me.get_or_start(account, topology),
             };
+            let logged = flowlogs::logged(world);
+            if let Err(e) = w
+                .net
+                .with_forwarder::<Fabric, _>(|f| f.set_flow_logged(logged))
+            {
+                tracing::error!(error = %e, "the world's forwarder is not a fabric");
+            }
             if commit.touches(RUNTIME_KINDS) {
                 w.model.send_replace(Some(world.clone()));
             }
@@ -226,6 +236,11 @@ impl AccountWorld {
         tasks.push(tokio::spawn(instances::reconcile_loop(
             rx,
             runtime.clone(),
+            worlds.clone(),
+        )));
+        tasks.push(tokio::spawn(flowlogs::run(
+            account.to_string(),
+            net.clone(),
             worlds.clone(),
         )));
         match resolver::start_public(&net, worlds.cfg().dns.of(account)) {

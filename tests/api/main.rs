@@ -12,6 +12,7 @@ mod console;
 mod console_browser;
 mod instances;
 mod keys;
+mod logs;
 mod route53;
 mod route53_cli;
 mod services;

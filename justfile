@@ -17,13 +17,19 @@ bench:
     cargo bench -p vpclab-netstack
     cargo bench -p vpclab --bench api
     cargo bench --bench ssh
+    cargo bench -p vpclab --bench console
+    cargo bench --bench labs
     cargo test --release --test dns_bench -- --ignored --nocapture
+
+# The load run of issue 10 (500 SSH logins, 20 API clients for 30 s, slowloris), loopback only.
+load:
+    cargo bench --bench load
 
 # Fuzz every parser SECONDS each with cargo-fuzz (needs `rustup toolchain install
 # nightly` and `cargo install cargo-fuzz`; not part of CI, which runs the proptest
 # properties instead). Crashes land in fuzz/artifacts/<target>/.
 fuzz SECONDS="60":
-    for t in query xml_read sigv4 dns_answer shell_parse; do cargo +nightly fuzz run "$t" -- -max_total_time={{SECONDS}} || exit 1; done
+    for t in query xml_read sigv4 dns_answer shell_parse lab_spec; do cargo +nightly fuzz run "$t" -- -max_total_time={{SECONDS}} || exit 1; done
 
 # Run vpclab on its embedded defaults (SQLite state, loopback ports).
 run *ARGS:

@@ -10,10 +10,12 @@
 //! - [`http1`]: HTTP/1.1 for every host inside a world (hyper over fabric streams).
 //! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
 //! - [`lab`]: the lab engine: lab files, per-learner parameters, the grader, progress.
+//! - [`console`]: the web console (HTML pages, the VPC picture, live updates) on the API port.
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod console;
 pub mod daemon;
 pub mod dns;
 pub mod http1;
@@ -24,7 +26,7 @@ pub mod model;
 pub mod world;
 
 /// The dependency direction of ARCHITECTURE.md, checked against the source: a module
-/// may use modules of lower layers only (`cli → daemon → lab → {api, world} → {instance, dns}
+/// may use modules of lower layers only (`cli → daemon → {lab, console} → {api, world} → {instance, dns}
 /// → model → {keys, catalog}`), never one of its own layer or above.
 #[cfg(test)]
 mod layering {
@@ -41,6 +43,7 @@ mod layering {
         ("api", 3),
         ("world", 3),
         ("lab", 4),
+        ("console", 4),
         ("daemon", 5),
         ("cli", 6),
     ];

@@ -122,6 +122,7 @@ pub struct Fabric {
     effects: Vec<Effect>,
     flow_cache: std::collections::HashMap<FlowKey, CachedFlow, FxBuild>,
     stats: FabricStats,
+    flow_logs: crate::flowlog::FlowLogs,
 }
 
 /// The headers that decide a packet's fate, for the flow cache.
@@ -185,6 +186,7 @@ impl Fabric {
             effects: Vec::with_capacity(8),
             flow_cache: Default::default(),
             stats: FabricStats::default(),
+            flow_logs: Default::default(),
         };
         f.set_topology(topology);
         f
@@ -210,9 +212,98 @@ impl Fabric {
             .iter()
             .map(|n| stable(&n.id, &mut self.stable_ids))
             .collect();
+        self.flow_logs
+            .reindex(topology.c.enis.iter().map(|e| &e.id));
         self.topology = topology;
         // Memoised decisions belong to the old rules.
         self.flow_cache.clear();
+    }
+
+    /// The interfaces that have a flow log (VPC Flow Logs resolved to interfaces by
+    /// the caller). Kept across topology swaps.
+    pub fn set_flow_logged(&mut self, enis: impl IntoIterator<Item = ResId>) {
+        self.flow_logs.set_wanted(enis.into_iter().collect());
+        let topology = self.topology.clone();
+        self.flow_logs
+            .reindex(topology.c.enis.iter().map(|e| &e.id));
+    }
+
+    /// Takes the flow records counted since the last call (see [`crate::flowlog`]).
+    pub fn drain_flow_records(&mut self) -> crate::flowlog::FlowDrain {
+        self.flow_logs.drain()
+    }
+
+    /// Counts one decided packet for the flow logs of the interfaces it crossed: the
+    /// sender's egress record and the receiver's ingress record, each ACCEPT or REJECT
+    /// from the verdict itself.
+    fn log_flow(&mut self, ingress: &Port, sent: &Pkt, seen: &Pkt, outcome: &Outcome, len: usize) {
+        use crate::flowlog::FlowRecordKey;
+        // AWS does not log traffic to the Amazon DNS server or instance metadata.
+        if matches!(
+            outcome,
+            Outcome::Deliver(Port::Resolver(_) | Port::Metadata(_))
+        ) {
+            return;
+        }
+        let c = &self.topology.c;
+        if let Port::Eni(id) = ingress
+            && let Some(&ix) = c.eni_ix.get(id)
+        {
+            let subnet = &c.subnets[c.enis[ix as usize].subnet as usize].id;
+            let reject = match outcome {
+                Outcome::Drop(DropReason::SecurityGroupNoMatch { eni, direction })
+                | Outcome::Drop(DropReason::SourceDestCheck { eni, direction, .. }) => {
+                    eni == id && *direction == Direction::Outbound
+                }
+                Outcome::Drop(DropReason::NaclDeny {
+                    subnet: s,
+                    direction: Direction::Outbound,
+                    ..
+                }) => s == subnet,
+                _ => false,
+            };
+            let key = FlowRecordKey {
+                src: sent.src,
+                dst: sent.dst,
+                sport: sent.sport,
+                dport: sent.dport,
+                proto: sent.proto,
+                egress: true,
+                accept: !reject,
+            };
+            self.flow_logs.count(ix, id, key, len, sent.flags);
+        }
+        let receiver = match outcome {
+            Outcome::Deliver(Port::Eni(id)) => c.eni_ix.get(id).map(|&ix| (ix, true)),
+            Outcome::Drop(DropReason::SecurityGroupNoMatch {
+                eni,
+                direction: Direction::Inbound,
+            }) => c.eni_ix.get(eni).map(|&ix| (ix, false)),
+            Outcome::Drop(DropReason::NaclDeny {
+                subnet,
+                direction: Direction::Inbound,
+                ..
+            }) => c
+                .subnets
+                .iter()
+                .find(|s| &s.id == subnet)
+                .and_then(|s| c.eni_by_ip.get(&(s.vpc, seen.dst)))
+                .map(|&ix| (ix, false)),
+            _ => None,
+        };
+        if let Some((ix, accept)) = receiver {
+            let id = &c.enis[ix as usize].id;
+            let key = FlowRecordKey {
+                src: seen.src,
+                dst: seen.dst,
+                sport: seen.sport,
+                dport: seen.dport,
+                proto: seen.proto,
+                egress: false,
+                accept,
+            };
+            self.flow_logs.count(ix, id, key, len, seen.flags);
+        }
     }
 
     /// The snapshot in force.
@@ -266,9 +357,13 @@ impl Fabric {
             new.ttl -= hit.2;
             write_back(packet, &layout, &pkt, &new);
             self.stats.delivered += 1;
+            let outcome = Outcome::Deliver(hit.0);
+            if self.flow_logs.any {
+                self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
+            }
             return Verdict {
                 hops: Vec::new(),
-                outcome: Outcome::Deliver(hit.0),
+                outcome,
             };
         }
         let mut hops = Vec::new();
@@ -304,6 +399,9 @@ impl Fabric {
             Outcome::Drop(_) => self.stats.dropped += 1,
         }
         self.effects = effects;
+        if self.flow_logs.any {
+            self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
+        }
         Verdict { hops, outcome }
     }
 

@@ -28,6 +28,7 @@ mod driver;
 pub mod fabric;
 pub mod fixture;
 pub mod flow;
+pub mod flowlog;
 mod hash;
 pub mod host;
 pub mod internet;

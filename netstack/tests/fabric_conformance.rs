@@ -2168,3 +2168,99 @@ mod default_vpc {
         );
     }
 }
+
+/// VPC Flow Logs: records per interface and direction, from the same verdicts.
+mod flow_logs {
+    use super::*;
+    use vpclab_netstack::flowlog::FlowRecord;
+
+    fn rec(recs: &[FlowRecord], egress: bool, dport: u16) -> &FlowRecord {
+        recs.iter()
+            .find(|r| r.key.egress == egress && r.key.dport == dport)
+            .unwrap_or_else(|| panic!("no {egress} record to port {dport}: {recs:?}"))
+    }
+
+    /// "The stateless NACL trap shows as ACCEPT inbound and REJECT outbound for the
+    /// same flow" (observability.md): inbound 80 allowed, no outbound ephemeral rule.
+    #[test]
+    fn nacl_ephemeral_port_trap_is_accept_in_and_reject_out() {
+        let (mut f, ids) = lab_with(|b, ids| {
+            b.add_network_acl(NetworkAcl {
+                id: "acl-custom".into(),
+                vpc: ids.vpc.clone(),
+                entries: vec![
+                    NaclEntry::tcp(
+                        100,
+                        false,
+                        PortRange::single(80),
+                        net("0.0.0.0/0"),
+                        RuleAction::Allow,
+                    ),
+                    NaclEntry::tcp(
+                        100,
+                        true,
+                        PortRange::single(80),
+                        net("0.0.0.0/0"),
+                        RuleAction::Allow,
+                    ),
+                ],
+            });
+            b.subnets.get_mut(&ids.public_subnet).unwrap().network_acl = "acl-custom".into();
+        });
+        f.set_flow_logged([ids.web_eni.clone()]);
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        assert!(send(&mut f, at(0), &Port::Internet, syn).0.is_delivered());
+        let reply = Flow::tcp(ids.web_ip, 80, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        for _ in 0..2 {
+            assert!(
+                !send(&mut f, at(0), &eni(&ids.web_eni), reply)
+                    .0
+                    .is_delivered()
+            );
+        }
+        let d = f.drain_flow_records();
+        assert_eq!(d.records.len(), 2, "{:?}", d.records);
+        let inbound = rec(&d.records, false, 80);
+        assert!(inbound.key.accept);
+        assert_eq!(inbound.eni, ids.web_eni);
+        assert_eq!(
+            Ipv4Addr::from(inbound.key.dst),
+            ids.web_ip,
+            "the private address"
+        );
+        assert_eq!(inbound.counters.packets, 1);
+        let outbound = rec(&d.records, true, LEARNER_PORT);
+        assert!(!outbound.key.accept);
+        assert_eq!(outbound.counters.packets, 2);
+        assert_eq!(outbound.counters.tcp_flags, 0x12);
+        assert!(
+            f.drain_flow_records().records.is_empty(),
+            "a drain empties the window"
+        );
+    }
+
+    /// "A security-group drop shows as REJECT inbound only"; traffic to the VPC
+    /// resolver is not logged; an interface without a flow log records nothing.
+    #[test]
+    fn security_group_drop_is_reject_inbound_and_unlogged_interfaces_cost_nothing() {
+        let (mut f, ids) = lab();
+        f.set_flow_logged([ids.web_eni.clone()]);
+        // sg-web admits 22 and 80 only.
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 3306);
+        assert!(!send(&mut f, at(0), &Port::Internet, syn).0.is_delivered());
+        let dns = Flow::udp(ids.web_ip, 40000, ids.resolver, 53);
+        send(&mut f, at(0), &eni(&ids.web_eni), dns);
+        // eni-web2 has no flow log.
+        let other = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web2_public, 3306);
+        send(&mut f, at(0), &Port::Internet, other);
+        let d = f.drain_flow_records();
+        assert_eq!(d.records.len(), 1, "{:?}", d.records);
+        let r = rec(&d.records, false, 3306);
+        assert!(!r.key.accept);
+        assert_eq!(r.eni, ids.web_eni);
+        // Logging survives a topology swap.
+        rebuild(&mut f, |_| {});
+        send(&mut f, at(1), &Port::Internet, syn);
+        assert_eq!(f.drain_flow_records().records.len(), 1);
+    }
+}

@@ -31,6 +31,8 @@
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
 pub mod ec2;
+pub mod json;
+pub mod logs;
 pub mod query;
 pub mod route53;
 pub mod services;

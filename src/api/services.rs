@@ -87,6 +87,10 @@ fn route53(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Respons
     Box::pin(super::route53::endpoint(state, req))
 }
 
+fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
+}
+
 /// Every service the router knows, emulated or not.
 pub static SERVICES: &[Service] = &[
     Service {
@@ -119,12 +123,15 @@ pub static SERVICES: &[Service] = &[
         &["AmazonEC2ContainerRegistry_V20150921"],
     ),
     svc("lambda", "AWS Lambda", Protocol::RestJson, &[]),
-    svc(
-        "logs",
-        "Amazon CloudWatch Logs",
-        Protocol::Json,
-        &["Logs_20140328"],
-    ),
+    Service {
+        handler: Some(logs),
+        ..svc(
+            "logs",
+            "Amazon CloudWatch Logs",
+            Protocol::Json,
+            &["Logs_20140328"],
+        )
+    },
     svc("monitoring", "Amazon CloudWatch", Protocol::Query, &[]),
     svc("sns", "Amazon SNS", Protocol::Query, &[]),
     svc("sqs", "Amazon SQS", Protocol::Json, &["AmazonSQS"]),

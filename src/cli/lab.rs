@@ -51,8 +51,18 @@ pub enum LabCommand {
     Hint,
     /// Answer the quiz check CHECK.
     Answer { check: String, text: String },
+    /// Skip the current step: run its reference solution, then check it. Practice mode
+    /// only; a skipped step earns no points.
+    Skip,
     /// Forget the progress of your current lab (your AWS resources stay).
     Reset,
+    /// Write your signed report (learner, lab, seed, every event, your world's final
+    /// state) for an instructor's `vpclab grade`.
+    Report {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check lab files: syntax, references, parameters, pages and solutions.
     Lint {
         #[arg(value_name = "LAB")]
@@ -70,7 +80,7 @@ pub enum LabCommand {
 }
 
 /// The folder of labs, in the documented order.
-fn labs_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn labs_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(f) = flag {
         return Ok(f.to_path_buf());
     }
@@ -112,7 +122,7 @@ fn lab_dirs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The folder of lab `id` (`<id>` or `<NN>-<id>`).
-fn find_lab(root: &Path, id: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_lab(root: &Path, id: &str) -> anyhow::Result<PathBuf> {
     for d in lab_dirs(root)? {
         let name = d.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let bare = name
@@ -140,8 +150,9 @@ fn region() -> String {
         .unwrap_or_else(|_| "us-east-1".to_string())
 }
 
-/// One lab operation against the daemon: its JSON answer, or its error.
-async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Result<Value> {
+/// One lab operation against the daemon (`/_vpclab/lab/OP` with `params`, signed with
+/// the environment's credentials): its JSON answer, or its error.
+pub async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Result<Value> {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         q.append_pair(k, v);
@@ -166,19 +177,19 @@ async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::Resu
     Ok(v)
 }
 
-struct Style {
-    colour: bool,
+pub(crate) struct Style {
+    pub(crate) colour: bool,
 }
 
 impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, s: &str) -> String {
         if self.colour {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
     }
-    fn mark(&self, status: &str) -> String {
+    pub(crate) fn mark(&self, status: &str) -> String {
         match status {
             "pass" => self.paint("32", "✓"),
             "fail" => self.paint("31", "✗"),
@@ -204,6 +215,12 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     let endpoint = super::connect::endpoint(args.endpoint.as_deref());
     let learner = learner_id(args.learner.as_deref());
     let l = learner.as_str();
+    let probing = match &args.command {
+        LabCommand::Check { .. } => Some("running the checks"),
+        LabCommand::Skip => Some("running the step's solution, then its checks"),
+        _ => None,
+    };
+    let spin = probing.and_then(|m| spinner(m, args.json));
     let v = rt.block_on(async {
         match &args.command {
             LabCommand::Start { lab } => {
@@ -239,11 +256,49 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 .await
             }
             LabCommand::Reset => call(&endpoint, "reset", &[("learner", l)]).await,
+            LabCommand::Report { out } => {
+                let report = call(&endpoint, "report", &[("learner", l)]).await?;
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(out, format!("{text}\n"))
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                Ok(serde_json::json!({
+                    "written": out,
+                    "learner": report["body"]["learner"],
+                    "lab": report["body"]["lab"],
+                    "events": report["body"]["events"].as_array().map_or(0, Vec::len),
+                    "resources": report["body"]["state"].as_array().map_or(0, Vec::len),
+                    "public_key": report["public_key"],
+                }))
+            }
+            LabCommand::Skip => {
+                let skipped = call(&endpoint, "skip", &[("learner", l)]).await?;
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                let script = PathBuf::from(skipped["solve"].as_str().unwrap_or_default());
+                let step = skipped["step"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                // The solution runs in the learner's own environment, like the setup.
+                run_script(&script, &cwd, None, l, &skipped["params"])
+                    .with_context(|| format!("step {step}: the reference solution failed"))?;
+                let cwd = cwd.to_string_lossy();
+                let checked = call(
+                    &endpoint,
+                    "check",
+                    &[("learner", l), ("step", &step), ("cwd", &cwd)],
+                )
+                .await?;
+                Ok(serde_json::json!({"skipped": skipped, "check": checked}))
+            }
             LabCommand::List | LabCommand::Lint { .. } | LabCommand::Test { .. } => {
                 unreachable!("handled above")
             }
         }
-    })?;
+    });
+    if let Some(s) = spin {
+        s.finish_and_clear();
+    }
+    let v = v?;
     if let LabCommand::Start { .. } = &args.command {
         // The starting world: built in the learner's own environment (their credentials
         // and endpoint), in the current folder.
@@ -272,38 +327,17 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Status => print_status(&v, &style)?,
         LabCommand::Check { .. } => {
-            outln!(
-                "step {}: {}",
-                v["step"]["id"].as_str().unwrap_or(""),
-                v["step"]["title"].as_str().unwrap_or("")
-            )?;
-            for r in v["results"].as_array().into_iter().flatten() {
-                let status = r["status"].as_str().unwrap_or("error");
-                outln!(
-                    "  {} {} — {}{}",
-                    style.mark(status),
-                    r["id"].as_str().unwrap_or(""),
-                    r["message"].as_str().unwrap_or(""),
-                    if status == "error" {
-                        " (a fault of the kit, not yours: not counted)"
-                    } else {
-                        ""
-                    }
-                )?;
+            let passed = print_check(&v, &style)?;
+            if !passed {
+                return Ok(ExitCode::from(1));
             }
+        }
+        LabCommand::Skip => {
             outln!(
-                "score: {}/{} points ({}%)",
-                v["points"],
-                v["max_points"],
-                v["percent"]
+                "skipped step {} (its reference solution ran; no points for it)",
+                v["skipped"]["step"]["id"].as_str().unwrap_or("")
             )?;
-            if v["completed"].as_bool() == Some(true) {
-                outln!("{}", style.paint("32", "Lab complete."))?;
-            } else if !v["next"].is_null() {
-                outln!()?;
-                print_step(&v["next"])?;
-            }
-            if v["passed"].as_bool() != Some(true) {
+            if !print_check(&v["check"], &style)? {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -321,6 +355,15 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Answer { check, .. } => {
             outln!("answer to {check} recorded; run `vpclab lab check`")?
         }
+        LabCommand::Report { .. } => outln!(
+            "report of {} for {} written to {} ({} events, {} resources), signed by key {}",
+            v["learner"].as_str().unwrap_or(""),
+            v["lab"].as_str().unwrap_or(""),
+            v["written"].as_str().unwrap_or(""),
+            v["events"],
+            v["resources"],
+            v["public_key"].as_str().unwrap_or("")
+        )?,
         LabCommand::Reset => outln!(
             "progress of {} forgotten",
             v["reset"].as_str().unwrap_or("")
@@ -328,6 +371,55 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A spinner on standard error while probes run, for a person at a terminal only (never
+/// with `--json` or when output is piped).
+pub(crate) fn spinner(message: &str, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("{message}…"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
+
+/// Prints a check run: ✓/✗ per check, the score, what comes next. Returns whether every
+/// check passed.
+fn print_check(v: &Value, style: &Style) -> anyhow::Result<bool> {
+    outln!(
+        "step {}: {}",
+        v["step"]["id"].as_str().unwrap_or(""),
+        v["step"]["title"].as_str().unwrap_or("")
+    )?;
+    for r in v["results"].as_array().into_iter().flatten() {
+        let status = r["status"].as_str().unwrap_or("error");
+        outln!(
+            "  {} {} — {}{}",
+            style.mark(status),
+            r["id"].as_str().unwrap_or(""),
+            r["message"].as_str().unwrap_or(""),
+            if status == "error" {
+                " (a fault of the kit, not yours: not counted)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    outln!(
+        "score: {}/{} points ({}%)",
+        v["points"],
+        v["max_points"],
+        v["percent"]
+    )?;
+    if v["completed"].as_bool() == Some(true) {
+        outln!("{}", style.paint("32", "Lab complete."))?;
+    } else if !v["next"].is_null() {
+        outln!()?;
+        print_step(&v["next"])?;
+    }
+    Ok(v["passed"].as_bool() == Some(true))
 }
 
 fn print_step(step: &Value) -> anyhow::Result<()> {
@@ -353,6 +445,7 @@ fn print_status(v: &Value, style: &Style) -> anyhow::Result<()> {
         let state = s["state"].as_str().unwrap_or("");
         let mark = match state {
             "done" => style.mark("pass"),
+            "skipped" => "↷".to_string(),
             "current" => "▶".to_string(),
             _ => " ".to_string(),
         };
@@ -450,25 +543,28 @@ fn lint(args: &LabArgs, ids: &[String]) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `vpclab lab test`: see [`test_lab`].
+/// `vpclab lab test`: see [`test_lab`]. Prints the time of each lab (and of each seed
+/// and step); with several seeds, fails a lab whose seeds drew the same parameters.
 fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Result<ExitCode> {
     let root = labs_root(args.labs.as_deref())?;
     let mut failed = 0;
     let mut report = Vec::new();
     for dir in selected(&root, ids)? {
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let lab_started = Instant::now();
+        let mut drawn: Vec<(u32, Value)> = Vec::new();
         for seed in 0..seeds.max(1) {
             let started = Instant::now();
             let result = test_lab(&dir, &format!("test-seed-{seed}"));
             let secs = started.elapsed().as_secs_f64();
-            let name = dir
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            match &result {
-                Ok(lines) => {
+            match result {
+                Ok(run) => {
                     if !args.json {
-                        for l in lines {
+                        for l in &run.lines {
                             outln!("    {l}")?;
                         }
                         outln!(
@@ -476,9 +572,28 @@ fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Re
                             style.mark("pass")
                         )?;
                     }
-                    report.push(
-                        serde_json::json!({"lab": name, "seed": seed, "ok": true, "seconds": secs}),
-                    );
+                    let has_params = run.params.as_object().is_some_and(|m| !m.is_empty());
+                    let twin = drawn
+                        .iter()
+                        .find(|(_, p)| *p == run.params)
+                        .map(|(s, _)| *s);
+                    drawn.push((seed, run.params.clone()));
+                    let mut row = serde_json::json!({
+                        "lab": name, "seed": seed, "learner": run.learner, "ok": true,
+                        "seconds": secs, "params": run.params, "steps": run.steps,
+                    });
+                    if has_params && let Some(other) = twin {
+                        failed += 1;
+                        let e = format!(
+                            "seeds {other} and {seed} drew the same parameters: every learner would get the same answers"
+                        );
+                        if !args.json {
+                            outln!("{} {name} seed {seed}: {e}", style.mark("fail"))?;
+                        }
+                        row["ok"] = false.into();
+                        row["error"] = e.into();
+                    }
+                    report.push(row);
                 }
                 Err(e) => {
                     failed += 1;
@@ -492,6 +607,13 @@ fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Re
                 }
             }
         }
+        if !args.json {
+            outln!(
+                "{name}: {} seed(s) in {:.1} s",
+                seeds.max(1),
+                lab_started.elapsed().as_secs_f64()
+            )?;
+        }
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -503,10 +625,19 @@ fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Re
     })
 }
 
+/// What one seed's test run observed: the learner's parameters and, per step, the
+/// status of each check before and after the solution (the same seed gives the same).
+struct TestRun {
+    learner: String,
+    params: Value,
+    steps: Vec<Value>,
+    lines: Vec<String>,
+}
+
 /// One lab for one learner in a fresh daemon: every step's checks fail first (unless
 /// the step says `expect_initial = "pass"`), its solution runs, its checks pass; the
-/// lab ends at 100%. Returns a line per step.
-fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
+/// lab ends at 100%.
+fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<TestRun> {
     use crate::daemon::{Background, DaemonConfig, StateDir};
     let state = tempfile::tempdir().context("cannot create a state directory")?;
     let work = tempfile::tempdir().context("cannot create a work directory")?;
@@ -545,7 +676,17 @@ fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
         .context("the lab's setup failed")?;
     }
     let mut lines = Vec::new();
+    let mut steps = Vec::new();
+    let statuses = |v: &Value| -> Vec<Value> {
+        v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| serde_json::json!({"id": r["id"], "status": r["status"]}))
+            .collect()
+    };
     for step in &lab.steps {
+        let step_started = Instant::now();
         let before = rt.block_on(call(
             &endpoint,
             "check",
@@ -596,17 +737,28 @@ fn test_lab(dir: &Path, learner: &str) -> anyhow::Result<Vec<String>> {
             }
         }
         lines.push(format!(
-            "step {}: {} checks fail, then pass (solution {solved:.1} s)",
+            "step {}: {} checks fail, then pass (solution {solved:.1} s, step {:.1} s)",
             step.id,
-            step.checks.len()
+            step.checks.len(),
+            step_started.elapsed().as_secs_f64()
         ));
+        steps.push(serde_json::json!({
+            "id": step.id,
+            "before": statuses(&before),
+            "after": statuses(&after),
+        }));
     }
     let status = rt.block_on(call(&endpoint, "status", &[("learner", learner)]))?;
     if status["percent"] != 100 || status["completed"] != true {
         bail!("the lab ends at {}%, not complete", status["percent"]);
     }
     daemon.stop()?;
-    Ok(lines)
+    Ok(TestRun {
+        learner: learner.to_string(),
+        params: started["params"].clone(),
+        steps,
+        lines,
+    })
 }
 
 /// Runs a lab script (setup or reference solution) with bash in `work`, with the lab's
@@ -662,4 +814,20 @@ fn run_script(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Style;
+
+    #[test]
+    fn marks_are_coloured_on_a_terminal_and_plain_otherwise() {
+        let tty = Style { colour: true };
+        let piped = Style { colour: false };
+        assert_eq!(tty.mark("pass"), "\u{1b}[32m✓\u{1b}[0m");
+        assert_eq!(tty.mark("fail"), "\u{1b}[31m✗\u{1b}[0m");
+        assert_eq!(piped.mark("pass"), "✓");
+        assert_eq!(piped.mark("fail"), "✗");
+        assert_eq!(piped.mark("error"), "!");
+    }
 }

@@ -35,6 +35,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub mod connect;
+pub mod grade;
 pub mod lab;
 pub mod ssh_config;
 pub mod status;
@@ -69,6 +70,9 @@ pub enum Command {
     Whoami(whoami::WhoamiArgs),
     /// Guided labs that grade themselves: list, start, status, check, hint, test …
     Lab(lab::LabArgs),
+    /// Re-grade signed lab reports: rebuild each learner's final state in a scratch
+    /// world, run every check there, print a table (or --csv, --json).
+    Grade(grade::GradeArgs),
 }
 
 /// Runs a parsed command line.
@@ -80,5 +84,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Whoami(args) => whoami::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Grade(args) => grade::run(args),
     }
 }

@@ -18,6 +18,8 @@ pub const BOOT_DELAY_ENV: &str = "VPCLAB_BOOT_DELAY_MS";
 pub const TIMEOUT_CAP_ENV: &str = "VPCLAB_INSTANCE_TIMEOUT_CAP_MS";
 /// Replaces every Route 53 health check's probe interval, in milliseconds (tests).
 pub const HEALTH_INTERVAL_ENV: &str = "VPCLAB_HEALTH_CHECK_INTERVAL_MS";
+/// Replaces the VPC Flow Logs capture window (tests).
+pub const FLOW_LOG_WINDOW_ENV: &str = "VPCLAB_FLOW_LOG_WINDOW_MS";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -97,6 +99,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
     }
     cfg.instance_timeout_cap = env_ms(TIMEOUT_CAP_ENV, 1..=3_600_000)?;
     cfg.health_interval = env_ms(HEALTH_INTERVAL_ENV, 1..=3_600_000)?;
+    cfg.flow_log_window = env_ms(FLOW_LOG_WINDOW_ENV, 100..=3_600_000)?;
     Ok(cfg)
 }
 

@@ -80,6 +80,8 @@ pub struct DaemonConfig {
     pub instance_timeout_cap: Option<Duration>,
     /// Replaces every Route 53 health check's probe interval (tests).
     pub health_interval: Option<Duration>,
+    /// Replaces the VPC Flow Logs capture window of 60 s (tests).
+    pub flow_log_window: Option<Duration>,
     /// Connection limits and timeouts of the API port.
     pub limits: ApiLimits,
 }
@@ -100,6 +102,7 @@ impl DaemonConfig {
             ),
             instance_timeout_cap: None,
             health_interval: None,
+            flow_log_window: None,
             limits: ApiLimits::default(),
         }
     }
@@ -204,6 +207,7 @@ impl Daemon {
             dns: dns_views.clone(),
             clock: clock.clone(),
             instance_timeout_cap: cfg.instance_timeout_cap,
+            flow_log_window: cfg.flow_log_window,
         });
         worlds.set_control(&control);
         lock_control(&control).subscribe(worlds.subscriber());
@@ -284,11 +288,19 @@ impl Daemon {
                 }
             })
         };
-        let app = access::router(state.clone(), worlds.clone())
+        // The web console: live updates follow the change events like the other
+        // subscribers; its routes come first so that a browser's `GET /` reaches it.
+        let console =
+            crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
+        lock_control(&control).subscribe(console.subscriber());
+        let streams = console.clone();
+        let app = console
+            .router()
+            .merge(access::router(state.clone(), worlds.clone()))
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),
-                state_dir.labs_dir(),
+                state_dir.report_key_file(),
             ))
             .merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -296,6 +308,8 @@ impl Daemon {
         let task = tokio::spawn(async move {
             let result = serve::serve(listener, app, limits, async {
                 let _ = stopped.await;
+                // Live-update streams never finish on their own: end them first.
+                streams.close_streams();
             })
             .await;
             ticker.abort();

@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! <state dir>/
-//!   state.db            SQLite: resources, commits, changes (model::store)
+//!   state.db            SQLite: resources, commits, changes (model::store), and the
+//!                       journal of lab progress (hash-chained events per learner)
 //!   daemon.lock         held by the running daemon (one per directory)
 //!   endpoint.json       where the running daemon listens (vpclab status, tools)
 //!   access-keys.toml    the keys of --auth strict (mode 0600)
+//!   report-key          the ed25519 key that signs lab reports (mode 0600)
 //!   instances/<account>/<instance id>.db   one SQLite database per instance disk
-//!   labs/<learner>.jsonl  lab progress: hash-chained events (lab engine)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -58,14 +59,14 @@ impl StateDir {
         self.root.join("access-keys.toml")
     }
 
+    /// The ed25519 secret key that signs lab reports (hex; created on first use).
+    pub fn report_key_file(&self) -> PathBuf {
+        self.root.join("report-key")
+    }
+
     /// The folder of instance disks (one sub-folder per account).
     pub fn instances_dir(&self) -> PathBuf {
         self.root.join("instances")
-    }
-
-    /// The folder of lab progress logs (one file per learner).
-    pub fn labs_dir(&self) -> PathBuf {
-        self.root.join("labs")
     }
 
     /// The running daemon's endpoints, if `endpoint.json` exists and parses.

@@ -218,6 +218,8 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
         fs.install_dir(dir, 0o755, root);
     }
     fs.install_dir("/tmp", 0o1777, root);
+    // Sticky and world-writable like /tmp, but kept across reboots (FHS 3.0 §5.15).
+    fs.install_dir("/var/tmp", 0o1777, root);
     fs.install_dir("/root", 0o550, root);
     fs.install_dir("/var/log", 0o755, root);
     fs.install_dir("/var/www/html", 0o755, root);
@@ -329,5 +331,16 @@ mod tests {
             fs.read("/etc/hostname", Cred::ROOT).expect("hostname"),
             b"ip-10-0-1-5.ec2.internal\n"
         );
+    }
+
+    /// User data that keeps state across reboots writes to /var/tmp, which every Linux
+    /// image has: sticky and writable by all, like /tmp.
+    #[test]
+    fn new_instance_has_a_sticky_world_writable_var_tmp() {
+        let p = InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
+        let fs = build_fs(&p);
+        let node = fs.get("/var/tmp").expect("exists");
+        assert_eq!(node.mode, 0o1777);
+        assert_eq!(node.uid, 0);
     }
 }

@@ -244,15 +244,15 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         }
         r if r.starts_with(&mac_prefix) => match &r[mac_prefix.len()..] {
             "device-number" => leaf("0".into()),
-            "interface-id" => leaf(format!("eni-{}", p.instance_id.trim_start_matches("i-"))),
+            "interface-id" => leaf(p.interface_id.clone()),
             "local-hostname" => leaf(p.local_hostname()),
             "local-ipv4s" => leaf(p.private_ip.to_string()),
             "mac" => leaf(mac.clone()),
-            "owner-id" => leaf("123456789012".into()),
+            "owner-id" => leaf(p.account_id.clone()),
             "public-hostname" => p.public_hostname().map(Entry::Leaf),
             "public-ipv4s" => p.public_ip.map(|ip| Entry::Leaf(ip.to_string())),
             "security-groups" => leaf(p.security_groups.join("\n")),
-            "security-group-ids" => leaf(String::new()),
+            "security-group-ids" => leaf(p.security_group_ids.join("\n")),
             "subnet-id" => leaf(p.subnet_id.clone()),
             "subnet-ipv4-cidr-block" => leaf(subnet.clone()),
             "vpc-id" => leaf(p.vpc_id.clone()),
@@ -262,7 +262,7 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         "dynamic/instance-identity" | "dynamic/instance-identity/" => dir(&["document"]),
         "dynamic/instance-identity/document" => leaf(
             serde_json::to_string_pretty(&serde_json::json!({
-                "accountId": "123456789012",
+                "accountId": p.account_id,
                 "architecture": "x86_64",
                 "availabilityZone": p.availability_zone,
                 "imageId": p.ami_id,

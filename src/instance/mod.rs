@@ -72,6 +72,16 @@ pub struct InstanceProfile {
     pub subnet_id: String,
     /// Security group *names* (metadata `security-groups`).
     pub security_groups: Vec<String>,
+    /// The same groups by id (metadata `…/macs/<mac>/security-group-ids`).
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    /// The account that owns the instance (identity document `accountId`, the interface's
+    /// `owner-id`).
+    #[serde(default = "default_account_id")]
+    pub account_id: String,
+    /// The primary network interface (`eni-…`, metadata `…/macs/<mac>/interface-id`).
+    #[serde(default)]
+    pub interface_id: String,
     /// The key pair's name, or `None` when launched without one.
     pub key_name: Option<String>,
     /// The authorized public key as an OpenSSH line (`ssh-ed25519 AAAA… name`).
@@ -87,6 +97,10 @@ pub struct InstanceProfile {
     /// The root volume's size as the API reports it (the AMI's, 8 GiB for ours).
     #[serde(default = "default_root_volume_gib")]
     pub root_volume_gib: u32,
+}
+
+fn default_account_id() -> String {
+    "000000000000".to_string()
 }
 
 fn default_root_volume_gib() -> u32 {
@@ -121,6 +135,9 @@ impl InstanceProfile {
             vpc_id: "vpc-0123456789abcdef0".to_string(),
             subnet_id: "subnet-0123456789abcdef0".to_string(),
             security_groups: vec!["default".to_string()],
+            security_group_ids: vec!["sg-0123456789abcdef0".to_string()],
+            account_id: "123456789012".to_string(),
+            interface_id: "eni-0123456789abcdef0".to_string(),
             key_name: None,
             authorized_key: None,
             user_data: Vec::new(),

@@ -413,6 +413,73 @@ impl russh::server::Handler for SshSession {
         // window-change carries no reply (RFC 4254 §6.7); the channel task sees it too.
         Ok(())
     }
+
+    /// Local forwarding (RFC 4254 §7.2), which `ssh -J`/`ProxyJump` and `ssh -W` use:
+    /// the instance opens the TCP connection itself, from its own address, so the
+    /// second hop crosses route tables, NACLs and security groups like any packet
+    /// (sshd's default `AllowTcpForwarding yes`, as on AL2023 and Ubuntu). A target that
+    /// does not answer fails the channel with "connect failed", which OpenSSH prints as
+    /// `channel 0: open failed: connect failed: …`.
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(user), false, Ok(port)) = (
+            self.user.clone(),
+            self.root_refused,
+            u16::try_from(port_to_connect),
+        ) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let inst = self.inst.clone();
+        let host = host_to_connect.to_string();
+        // The connection may take as long as a SYN timeout: the handler must not wait
+        // for it, or the whole SSH connection would stall.
+        tokio::spawn(async move {
+            let shell = Shell::new(inst, &user);
+            let Ok(ip) = super::shell::nettools::resolve(&shell, &host).await else {
+                reply
+                    .reject(ChannelOpenFailure::Other {
+                        code: 2,
+                        reason: format!("name resolution failed for {host}"),
+                    })
+                    .await;
+                return;
+            };
+            let target = std::net::SocketAddrV4::new(ip, port);
+            match super::shell::nettools::connect(
+                &shell,
+                target,
+                super::shell::nettools::LINUX_CONNECT_TIMEOUT,
+            )
+            .await
+            {
+                Ok(mut stream) => {
+                    reply.accept().await;
+                    let mut chan = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut chan, &mut stream).await;
+                }
+                Err(e) => {
+                    reply
+                        .reject(ChannelOpenFailure::Other {
+                            code: 2,
+                            reason: e.to_string(),
+                        })
+                        .await;
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 /// A session of `root` on an image whose cloud-init disables root: whatever was asked

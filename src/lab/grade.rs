@@ -2,14 +2,19 @@
 //! read-only. `resource` and `route` read the model snapshot; `reach` asks the fabric's
 //! own decision path (`Fabric::explain_round_trip`, the function that decides real
 //! packets) and, from the learner's computer, opens a real TCP connection through it;
-//! `dns` asks the DNS engine as the named vantage would; `file` looks at the learner's
-//! computer; `quiz` reads the learner's answer. Each result is pass, fail or error (the
+//! `ssh` logs in from the learner's computer through the fabric with the key file the
+//! learner holds (russh's client, the path OpenSSH takes through `vpclab connect`);
+//! `http` sends a real GET through the fabric from the vantage (hyper over fabric
+//! sockets); `exec` runs a command in the instance's own shell through the kit's channel
+//! (never the learner's session); `dns` asks the DNS engine as the named vantage would;
+//! `file` looks at the learner's computer; `quiz` reads the learner's answer. Each result is pass, fail or error (the
 //! kit's fault, never counted against the learner).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -17,15 +22,26 @@ use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{DropReason, Flow, Outcome, Port};
 
 use super::resolve::{Check, CheckKind, Proto, Target, Vantage};
+use crate::instance::net::NetStream;
 use crate::model::ec2::instance::{Instance, InstanceState};
 use crate::model::ec2::route_table::RouteTarget;
 use crate::model::{ApiError, Filter, Filterable, Resource, Table, World};
-use crate::world::{AccessError, AccountWorld};
+use crate::world::{AccessError, AccountWorld, INTERNET_PROBE_ADDR};
 
-/// Some other host of the internet (TEST-NET-2), for the `internet` vantage.
-const INTERNET_PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 /// How long a real probe waits for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an SSH login and its command, an HTTP exchange or an `exec` command may take.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a command's output or a body a message quotes.
+const QUOTE_CHARS: usize = 120;
+
+/// Where a probe enters the fabric.
+struct Source {
+    addr: Ipv4Addr,
+    ingress: Port,
+    /// The instance it starts from (its id), when inside a VPC.
+    instance: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -165,6 +181,36 @@ impl Observer {
                     }
                     Some(a) => fail(format!("{a:?} is not the answer")),
                 },
+                CheckKind::Ssh {
+                    to,
+                    user,
+                    key,
+                    command,
+                    output,
+                } => self
+                    .ssh(&world, to, user, key, command.as_deref(), output.as_deref())
+                    .await
+                    .unwrap_or_else(|v| v),
+                CheckKind::Http {
+                    from,
+                    to,
+                    port,
+                    path,
+                    status,
+                    body,
+                } => self
+                    .http(&world, from, to, *port, path, *status, body.as_deref())
+                    .await
+                    .unwrap_or_else(|v| v),
+                CheckKind::Exec {
+                    on,
+                    command,
+                    exit,
+                    output,
+                } => self
+                    .exec(&world, on, command, *exit, output.as_deref())
+                    .await
+                    .unwrap_or_else(|v| v),
                 CheckKind::All(list) => {
                     let mut out = Vec::new();
                     for c in list {
@@ -362,25 +408,13 @@ impl Observer {
             return error("the account's network is not running");
         };
         // The source address and the port it enters the fabric by.
-        let (src, ingress, inside) = match from {
-            Vantage::Learner => (LEARNER_ADDR, Port::Internet, false),
-            Vantage::Internet => (INTERNET_PROBE_ADDR, Port::Internet, false),
-            Vantage::Instance(name) => {
-                let Some(i) = find_instance(world, &self.region, name) else {
-                    return fail(format!("no instance named {name:?}"));
-                };
-                if i.state != InstanceState::Running {
-                    return fail(format!("instance {name} ({}) is {}", i.id, i.state.name()));
-                }
-                let Some(eni) = &i.primary_eni else {
-                    return error(format!("instance {} has no network interface", i.id));
-                };
-                (i.private_ip, Port::Eni(eni.as_str().into()), true)
-            }
-            Vantage::Vpc(_) => return error("reach cannot start from a VPC"),
+        let (src, ingress, inside) = match self.source(world, from) {
+            Ok(s) => (s.addr, s.ingress, s.instance.is_some()),
+            Err(v) => return v,
         };
         let dst = match to {
             Target::Addr(a) => *a,
+            Target::Name(n) => return error(format!("reach cannot probe the name {n}")),
             Target::Instance(name) => {
                 let Some(i) = find_instance(world, &self.region, name) else {
                     return fail(format!("no instance named {name:?}"));
@@ -415,18 +449,9 @@ impl Observer {
             Proto::Udp => Flow::udp(src, 40001, dst, port),
             Proto::Icmp => Flow::ping(src, dst, 7),
         };
-        let now = net.net().now();
-        let Some((forward, back)) = net.with_fabric(|f| f.explain_round_trip(now, &ingress, &flow))
-        else {
-            return error("the account's forwarder is not a fabric");
-        };
-        let dropped = match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {
-            (Outcome::Drop(r), _) => Some(self.explain_drop(world, r, proto, port, src)),
-            (Outcome::Deliver(_), Some(Outcome::Drop(r))) => Some(format!(
-                "the reply is dropped: {}",
-                self.explain_drop(world, r, proto, port, dst)
-            )),
-            _ => None,
+        let dropped = match self.fabric_drop(world, net, &ingress, &flow, proto, port) {
+            Ok(d) => d,
+            Err(v) => return v,
         };
         if let Some(why) = dropped {
             let observed = format!("{what} from {}: {why}", vantage_name(from));
@@ -564,10 +589,13 @@ impl Observer {
                 fail(format!("{asked}: expected NXDOMAIN, got {code} {got:?}"))
             };
         }
-        let mut want: Vec<String> = expected
-            .iter()
-            .map(|v| v.trim_end_matches('.').to_string())
-            .collect();
+        let mut want = Vec::new();
+        for v in expected {
+            match instance_address(world, &self.region, v) {
+                Ok(v) => want.push(v.trim_end_matches('.').to_string()),
+                Err(why) => return fail(format!("{asked}: {why}")),
+            }
+        }
         want.sort();
         if got == want {
             pass(format!("{asked}: {}", got.join(", ")))
@@ -582,14 +610,22 @@ impl Observer {
         }
     }
 
+    /// A path on the learner's computer: `~/…` in their home, else relative to the folder
+    /// they run `vpclab lab` in.
+    fn learner_path(&self, path: &str) -> Result<PathBuf, Verdict> {
+        match path.strip_prefix("~/") {
+            Some(rest) => dirs::home_dir()
+                .map(|h| h.join(rest))
+                .ok_or_else(|| error("cannot find your home directory")),
+            None => Ok(self.cwd.join(path)),
+        }
+    }
+
     fn file(&self, path: &str, mode: Option<u32>, forbid: Option<u32>) -> Verdict {
         use std::os::unix::fs::PermissionsExt;
-        let expanded = match path.strip_prefix("~/") {
-            Some(rest) => dirs::home_dir().map(|h| h.join(rest)),
-            None => Some(self.cwd.join(path)),
-        };
-        let Some(full) = expanded else {
-            return error("cannot find your home directory");
+        let full = match self.learner_path(path) {
+            Ok(p) => p,
+            Err(v) => return v,
         };
         let meta = match std::fs::metadata(&full) {
             Ok(m) => m,
@@ -618,6 +654,374 @@ impl Observer {
         }
         pass(format!("{} exists with mode {have:04o}", full.display()))
     }
+
+    /// Where a probe from `from` enters the fabric.
+    fn source(&self, world: &World, from: &Vantage) -> Result<Source, Verdict> {
+        match from {
+            Vantage::Learner => Ok(Source {
+                addr: LEARNER_ADDR,
+                ingress: Port::Internet,
+                instance: None,
+            }),
+            Vantage::Internet => Ok(Source {
+                addr: INTERNET_PROBE_ADDR,
+                ingress: Port::Internet,
+                instance: None,
+            }),
+            Vantage::Instance(name) => {
+                let i = running_instance(world, &self.region, name)?;
+                let Some(eni) = &i.primary_eni else {
+                    return Err(error(format!("instance {} has no network interface", i.id)));
+                };
+                Ok(Source {
+                    addr: i.private_ip,
+                    ingress: Port::Eni(eni.as_str().into()),
+                    instance: Some(i.id.clone()),
+                })
+            }
+            Vantage::Vpc(_) => Err(error("a probe cannot start from a VPC")),
+        }
+    }
+
+    /// The fabric's reason for dropping `flow` or its reply, if it does.
+    fn fabric_drop(
+        &self,
+        world: &World,
+        net: &AccountWorld,
+        ingress: &Port,
+        flow: &Flow,
+        proto: Proto,
+        port: u16,
+    ) -> Result<Option<String>, Verdict> {
+        let now = net.net().now();
+        let Some((forward, back)) = net.with_fabric(|f| f.explain_round_trip(now, ingress, flow))
+        else {
+            return Err(error("the account's forwarder is not a fabric"));
+        };
+        Ok(
+            match (&forward.outcome, back.as_ref().map(|b| &b.outcome)) {
+                (Outcome::Drop(r), _) => Some(self.explain_drop(world, r, proto, port, flow.src)),
+                (Outcome::Deliver(_), Some(Outcome::Drop(r))) => Some(format!(
+                    "the reply is dropped: {}",
+                    self.explain_drop(world, r, proto, port, flow.dst)
+                )),
+                _ => None,
+            },
+        )
+    }
+
+    /// The address `to` has seen from the vantage (an instance's private address from
+    /// inside its VPC, its public one from the internet; a name as the vantage resolves
+    /// it), and the name to send as HTTP `Host`.
+    fn destination(
+        &self,
+        world: &World,
+        from: &Vantage,
+        src: &Source,
+        to: &Target,
+    ) -> Result<(Ipv4Addr, String), Verdict> {
+        match to {
+            Target::Addr(a) => Ok((*a, a.to_string())),
+            Target::Instance(name) => {
+                let Some(i) = find_instance(world, &self.region, name) else {
+                    return Err(fail(format!("no instance named {name:?}")));
+                };
+                if src.instance.is_some() {
+                    return Ok((i.private_ip, i.private_ip.to_string()));
+                }
+                i.filter_values(world, "ip-address")
+                    .and_then(|v| v.first().and_then(|s| s.parse::<Ipv4Addr>().ok()))
+                    .map(|ip| (ip, ip.to_string()))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "instance {name} ({}) has no public IP address",
+                            i.id
+                        ))
+                    })
+            }
+            Target::Name(n) => {
+                let found = match &src.instance {
+                    None => self
+                        .net
+                        .as_ref()
+                        .and_then(|net| net.resolve_public(n, &self.dns)),
+                    Some(id) => {
+                        let vpc = world.instances.get(id).map(|i| i.vpc_id.clone());
+                        vpc.and_then(|v| self.lookup_a(crate::dns::Vantage::Vpc(&v), n))
+                    }
+                };
+                found.map(|ip| (ip, n.clone())).ok_or_else(|| {
+                    fail(format!("{n} does not resolve from {}", vantage_name(from)))
+                })
+            }
+        }
+    }
+
+    /// The first A record of `name` as `vantage` resolves it.
+    fn lookup_a(&self, vantage: crate::dns::Vantage<'_>, name: &str) -> Option<Ipv4Addr> {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RData, RecordType};
+        let mut fqdn = name.trim_end_matches('.').to_string();
+        fqdn.push('.');
+        let mut msg = Message::query();
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(Name::from_ascii(&fqdn).ok()?, RecordType::A));
+        let bytes = msg.to_vec().ok()?;
+        let view = self.dns.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let reply = crate::dns::answer(&view, vantage, &bytes, crate::dns::Transport::Tcp)?;
+        Message::from_vec(&reply)
+            .ok()?
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+    }
+
+    /// A real TCP connection from the vantage to `to:port` through the fabric. When the
+    /// fabric drops the SYN or its answer, the failure is its reason, at once.
+    async fn connect(
+        &self,
+        world: &World,
+        from: &Vantage,
+        to: &Target,
+        port: u16,
+    ) -> Result<(Box<dyn NetStream>, SocketAddrV4, String), Verdict> {
+        let Some(net) = &self.net else {
+            return Err(error("the account's network is not running"));
+        };
+        let src = self.source(world, from)?;
+        let (ip, host) = self.destination(world, from, &src, to)?;
+        let dst = SocketAddrV4::new(ip, port);
+        let from_text = vantage_name(from);
+        let flow = Flow::tcp_syn(src.addr, 40002, ip, port);
+        if let Some(why) = self.fabric_drop(world, net, &src.ingress, &flow, Proto::Tcp, port)? {
+            return Err(fail(format!("tcp/{port} to {ip} from {from_text}: {why}")));
+        }
+        let opened: std::io::Result<Box<dyn NetStream>> = match (from, &src.instance) {
+            (Vantage::Learner, _) => match net.learner_connect(dst, PROBE_TIMEOUT).await {
+                Ok(s) => Ok(Box::new(s)),
+                Err(e) => return Err(fail(format!("from {from_text}: {e}"))),
+            },
+            (_, Some(id)) => match net.instance(id) {
+                Some(inside) => inside.net().tcp_connect(dst, PROBE_TIMEOUT).await,
+                None => {
+                    return Err(error(format!(
+                        "instance {id} is running but the kit has no host for it yet"
+                    )));
+                }
+            },
+            _ => net
+                .internet_connect(dst, PROBE_TIMEOUT)
+                .await
+                .map(|s| Box::new(s) as Box<dyn NetStream>),
+        };
+        let host = if port == 80 {
+            host
+        } else {
+            format!("{host}:{port}")
+        };
+        match opened {
+            Ok(s) => Ok((s, dst, host)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(fail(format!(
+                "connection to {dst} from {from_text} refused (the network lets it through, but nothing listens on port {port})"
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(fail(format!(
+                "connection to {dst} from {from_text} timed out (the network lets it through, but nothing answered)"
+            ))),
+            Err(e) => Err(fail(format!("connection to {dst} from {from_text}: {e}"))),
+        }
+    }
+
+    async fn ssh(
+        &self,
+        world: &World,
+        to: &Target,
+        user: &str,
+        key: &str,
+        command: Option<&str>,
+        output: Option<&str>,
+    ) -> Result<Verdict, Verdict> {
+        use russh::keys::PrivateKeyWithHashAlg;
+        let path = self.learner_path(key)?;
+        let shown = path.display();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(fail(format!("your key file {shown} does not exist")));
+            }
+            Err(e) => return Err(fail(format!("cannot read your key file {shown}: {e}"))),
+        };
+        let secret = russh::keys::decode_secret_key(&text, None)
+            .map_err(|e| fail(format!("{shown} is not a private key ssh can use: {e}")))?;
+        let (stream, dst, _) = self.connect(world, &Vantage::Learner, to, 22).await?;
+        let login = format!("ssh -i {key} {user}@{}", dst.ip());
+        let session = async {
+            let config = Arc::new(russh::client::Config::default());
+            let mut handle = russh::client::connect_stream(config, stream, AnyHostKey)
+                .await
+                .map_err(|e| fail(format!("{login}: the SSH handshake failed: {e}")))?;
+            let hash = if secret.algorithm().is_rsa() {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
+            } else {
+                None
+            };
+            let auth = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(secret), hash))
+                .await
+                .map_err(|e| error(format!("{login}: the kit's SSH client failed: {e}")))?;
+            if !auth.success() {
+                return Err(fail(format!(
+                    "{login}: the key {shown} was refused for user {user} (Permission denied (publickey))"
+                )));
+            }
+            let Some(cmd) = command else {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "", "en")
+                    .await;
+                return Ok(pass(format!("{login}: logged in")));
+            };
+            let (code, out) = run_remote(&handle, cmd)
+                .await
+                .map_err(|e| error(format!("{login}: the session failed: {e}")))?;
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+            Ok(judge_output(
+                &format!("{login} {cmd:?}"),
+                code,
+                None,
+                &out,
+                output,
+            ))
+        };
+        tokio::time::timeout(SESSION_TIMEOUT, session)
+            .await
+            .unwrap_or_else(|_| {
+                Err(fail(format!(
+                    "{login}: no answer within {} s",
+                    SESSION_TIMEOUT.as_secs()
+                )))
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn http(
+        &self,
+        world: &World,
+        from: &Vantage,
+        to: &Target,
+        port: u16,
+        path: &str,
+        status: u16,
+        body: Option<&str>,
+    ) -> Result<Verdict, Verdict> {
+        let (stream, _dst, host) = self.connect(world, from, to, port).await?;
+        let url = format!("http://{host}{path}");
+        let headers = [
+            ("User-Agent".to_string(), "vpclab-lab".to_string()),
+            ("Accept".to_string(), "*/*".to_string()),
+        ];
+        let asked = format!("GET {url} from {}", vantage_name(from));
+        let resp = tokio::time::timeout(
+            SESSION_TIMEOUT,
+            crate::http1::request(stream, "GET", &host, path, &headers, b""),
+        )
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "{asked}: no answer within {} s",
+                SESSION_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| fail(format!("{asked}: {e}")))?;
+        let text = resp.text();
+        if resp.status != status {
+            return Ok(fail(format!(
+                "{asked}: status {} {}, expected {status}",
+                resp.status, resp.reason
+            )));
+        }
+        if let Some(pattern) = body {
+            let re = regex::Regex::new(pattern)
+                .map_err(|e| error(format!("the check's body pattern is invalid: {e}")))?;
+            if !re.is_match(&text) {
+                return Ok(fail(format!(
+                    "{asked}: status {status}, but the page does not match /{pattern}/ (it begins {:?})",
+                    quote(&text)
+                )));
+            }
+        }
+        Ok(pass(format!("{asked}: status {status}")))
+    }
+
+    async fn exec(
+        &self,
+        world: &World,
+        on: &str,
+        command: &str,
+        exit: i32,
+        output: Option<&str>,
+    ) -> Result<Verdict, Verdict> {
+        use crate::instance::shell::{Io, Shell, Sink};
+        let i = running_instance(world, &self.region, on)?;
+        let Some(net) = &self.net else {
+            return Err(error("the account's network is not running"));
+        };
+        let Some(inside) = net.instance(&i.id) else {
+            return Err(error(format!(
+                "instance {on} ({}) is running but the kit has no host for it yet",
+                i.id
+            )));
+        };
+        // As root: the kit observes the whole instance, whoever the learner logs in as.
+        let mut sh = Shell::new(inside, "root");
+        let mut io = Io::buffered();
+        let asked = format!("on {on}: {command:?}");
+        let code = tokio::time::timeout(SESSION_TIMEOUT, sh.run_script(command, &mut io))
+            .await
+            .map_err(|_| {
+                fail(format!(
+                    "{asked} did not finish within {} s",
+                    SESSION_TIMEOUT.as_secs()
+                ))
+            })?;
+        let code = sh.exit_requested.unwrap_or(code);
+        let mut out = Vec::new();
+        for sink in [&io.out, &io.err] {
+            if let Sink::Buf(b) = sink {
+                out.extend_from_slice(b);
+            }
+        }
+        let out = String::from_utf8_lossy(&out).to_string();
+        Ok(judge_output(&asked, code, Some(exit), &out, output))
+    }
+}
+
+/// An expected DNS value as written, or for `@public-ip:<Name>` / `@private-ip:<Name>`
+/// the address the instance with that `Name` tag has now: a record that must follow an
+/// instance, whose addresses the lab cannot know in advance.
+fn instance_address(world: &World, region: &str, value: &str) -> Result<String, String> {
+    let (public, name) = match value.split_once(':') {
+        Some(("@public-ip", n)) => (true, n),
+        Some(("@private-ip", n)) => (false, n),
+        _ => return Ok(value.to_string()),
+    };
+    let Some(i) = find_instance(world, region, name) else {
+        return Err(format!("no instance named {name:?}"));
+    };
+    if !public {
+        return Ok(i.private_ip.to_string());
+    }
+    i.filter_values(world, "ip-address")
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| format!("instance {name} ({}) has no public IP address", i.id))
 }
 
 fn vantage_name(v: &Vantage) -> String {
@@ -685,4 +1089,103 @@ fn find_instance<'a>(world: &'a World, region: &str, name: &str) -> Option<&'a I
         .collect();
     found.sort_by_key(|i| i.state != InstanceState::Running);
     found.first().copied()
+}
+
+/// The instance `name` if it is running; otherwise why not (the learner's to fix).
+fn running_instance<'a>(
+    world: &'a World,
+    region: &str,
+    name: &str,
+) -> Result<&'a Instance, Verdict> {
+    let Some(i) = find_instance(world, region, name) else {
+        return Err(fail(format!("no instance named {name:?}")));
+    };
+    if i.state != InstanceState::Running {
+        return Err(fail(format!(
+            "instance {name} ({}) is {}",
+            i.id,
+            i.state.name()
+        )));
+    }
+    Ok(i)
+}
+
+/// The start of `text` for a message: one line, at most [`QUOTE_CHARS`] characters.
+fn quote(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    flat.chars().take(QUOTE_CHARS).collect()
+}
+
+/// A command's verdict: its exit status (when one is expected) and its output against
+/// the pattern.
+fn judge_output(
+    asked: &str,
+    code: i32,
+    want_exit: Option<i32>,
+    out: &str,
+    pattern: Option<&str>,
+) -> Verdict {
+    if let Some(want) = want_exit
+        && code != want
+    {
+        return fail(format!(
+            "{asked} exited with {code}, expected {want}; it printed {:?}",
+            quote(out)
+        ));
+    }
+    if let Some(p) = pattern {
+        let re = match regex::Regex::new(p) {
+            Ok(r) => r,
+            Err(e) => return error(format!("the check's output pattern is invalid: {e}")),
+        };
+        if !re.is_match(out) {
+            return fail(format!(
+                "{asked} printed {:?}, which does not match /{p}/",
+                quote(out)
+            ));
+        }
+    }
+    pass(format!("{asked} exited with {code}"))
+}
+
+/// The kit's SSH client trusts any host key: it checks the learner's access, not the
+/// instance's identity (which the learner's own `known_hosts` does).
+struct AnyHostKey;
+
+impl russh::client::Handler for AnyHostKey {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// Runs `cmd` in a session channel: its exit status and its output (stdout and stderr).
+async fn run_remote(
+    handle: &russh::client::Handle<AnyHostKey>,
+    cmd: &str,
+) -> Result<(i32, String), russh::Error> {
+    use russh::ChannelMsg;
+    let mut ch = handle.channel_open_session().await?;
+    ch.exec(true, cmd.as_bytes()).await?;
+    ch.eof().await?;
+    let mut out = Vec::new();
+    let mut code = 255;
+    while let Some(msg) = ch.wait().await {
+        match msg {
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                let room = (64 * 1024usize).saturating_sub(out.len());
+                out.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            ChannelMsg::ExitStatus { exit_status } => {
+                code = i32::try_from(exit_status).unwrap_or(255);
+            }
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    Ok((code, String::from_utf8_lossy(&out).to_string()))
 }

@@ -6,9 +6,10 @@
 //! - [`params`] and [`template`]: per-learner parameters drawn from a seed, and the
 //!   `{{param}}` placeholders of pages and checks.
 //! - [`resolve`]: the resolved lab (typed checks, valid references) and `lint`.
-//! - [`grade`]: the checks (`resource`, `route`, `reach`, `dns`, `file`, `quiz`,
-//!   `all`/`any`/`not`), each pass, fail or error.
-//! - [`progress`]: the hash-chained event log of each learner.
+//! - [`grade`]: the checks (`resource`, `route`, `reach`, `ssh`, `dns`, `http`, `exec`,
+//!   `file`, `quiz`, `all`/`any`/`not`), each pass, fail or error.
+//! - [`progress`]: the hash-chained event log of each learner, in the state database.
+//! - [`report`]: signed reports (ed25519) that an instructor re-grades.
 //! - [`service`]: the `/_vpclab/lab/…` routes of the API port (the CLI is the client).
 //!
 //! What it leaves to others: the lab files (`labs/`), the command line (`cli::lab`),
@@ -17,10 +18,14 @@
 pub mod grade;
 pub mod params;
 pub mod progress;
+pub mod report;
 pub mod resolve;
 pub mod service;
 pub mod spec;
 pub mod template;
+
+#[cfg(test)]
+mod properties;
 
 /// Every lab of the curriculum (`labs/` of the source tree) lints clean, and each of
 /// them, given a key it does not know, is rejected with its file, line and key path

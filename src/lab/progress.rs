@@ -1,15 +1,19 @@
-//! Progress: every start, check run, hint, answer, reset and completion is an event
-//! appended to the learner's log (`<state dir>/labs/<learner>.jsonl`). Each event carries
-//! the SHA-256 of the previous one, so an edited or truncated log does not verify. The
-//! learner's current lab, attempts and answers are computed from the log: it is the only
-//! state, and it survives restarts of the kit.
+//! Progress: every start, check run, hint, answer, skip, reset and completion is an
+//! event appended to the learner's log, stored with the world in the state database (the
+//! model store's journal, stream `lab:<learner>`). Each event carries the SHA-256 of the
+//! previous one, so an edited, reordered or truncated log does not verify ([`verify`]:
+//! the same test an instructor's `vpclab grade` applies to a report). The learner's
+//! current lab, attempts and answers are computed from the log: it is the only state,
+//! and it survives restarts of the kit.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::model::Control;
 
 /// The hash of "no previous event".
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -23,9 +27,11 @@ pub enum EventKind {
     Answer,
     Reset,
     Complete,
+    /// The learner had the kit run a step's reference solution (practice mode only).
+    Skip,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
     /// Milliseconds since the Unix epoch.
@@ -50,28 +56,31 @@ impl Event {
     }
 }
 
-/// One learner's log file.
-#[derive(Debug, Clone)]
-pub struct Log {
-    path: PathBuf,
-}
-
-/// A log whose chain does not verify.
+/// A log that cannot be read, or whose chain does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("cannot read or write {0}: {1}")]
-    Io(PathBuf, std::io::Error),
-    #[error("{path}: event {line} does not parse: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{path}: event {line} breaks the hash chain (the log was edited)")]
-    Chain { path: PathBuf, line: usize },
+    #[error("the progress store failed: {0}")]
+    Store(String),
+    #[error("event {seq} does not parse: {message}")]
+    Parse { seq: u64, message: String },
+    #[error("event {seq} breaks the hash chain (the log was edited)")]
+    Chain { seq: u64 },
 }
 
-/// A learner id as a file name: letters, digits, `.`, `_`, `-`.
+/// Checks the chain of `events`: numbered from 0, each naming the hash of the one
+/// before, each hash the SHA-256 of its event.
+pub fn verify(events: &[Event]) -> Result<(), LogError> {
+    let mut prev = GENESIS;
+    for (i, ev) in events.iter().enumerate() {
+        if ev.seq != i as u64 || ev.prev != prev || ev.digest() != ev.hash {
+            return Err(LogError::Chain { seq: i as u64 });
+        }
+        prev = &ev.hash;
+    }
+    Ok(())
+}
+
+/// A learner id: letters, digits, `.`, `_`, `-`.
 pub fn valid_learner(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -81,45 +90,30 @@ pub fn valid_learner(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// One learner's log in the state database.
+#[derive(Clone)]
+pub struct Log {
+    control: Arc<Mutex<Control>>,
+    stream: String,
+}
+
 impl Log {
-    pub fn new(dir: &Path, learner: &str) -> Log {
+    pub fn new(control: Arc<Mutex<Control>>, learner: &str) -> Log {
         Log {
-            path: dir.join(format!("{learner}.jsonl")),
+            control,
+            stream: format!("lab:{learner}"),
         }
     }
 
     /// Every event, with the chain verified.
     pub fn read(&self) -> Result<Vec<Event>, LogError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(LogError::Io(self.path.clone(), e)),
-        };
-        let mut prev = GENESIS.to_string();
-        let mut out = Vec::new();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let ev: Event = serde_json::from_str(line).map_err(|e| LogError::Parse {
-                path: self.path.clone(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
-            if ev.prev != prev || ev.digest() != ev.hash {
-                return Err(LogError::Chain {
-                    path: self.path.clone(),
-                    line: i + 1,
-                });
-            }
-            prev = ev.hash.clone();
-            out.push(ev);
-        }
-        Ok(out)
+        let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        read_stream(&control, &self.stream)
     }
 
-    /// Appends an event after the last one and returns it.
+    /// Appends an event after the last one and returns every event, the new one last.
+    /// The control's lock is held from reading the tail to writing, so appends are
+    /// serialised.
     pub fn append(
         &self,
         at_ms: i64,
@@ -128,8 +122,9 @@ impl Log {
         kind: EventKind,
         step: Option<&str>,
         detail: serde_json::Value,
-    ) -> Result<Event, LogError> {
-        let events = self.read()?;
+    ) -> Result<Vec<Event>, LogError> {
+        let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let mut events = read_stream(&control, &self.stream)?;
         let (seq, prev) = events
             .last()
             .map_or((0, GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
@@ -145,19 +140,32 @@ impl Log {
             hash: String::new(),
         };
         ev.hash = ev.digest();
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| LogError::Io(dir.to_path_buf(), e))?;
-        }
-        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
-        line.push(b'\n');
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| f.write_all(&line))
-            .map_err(|e| LogError::Io(self.path.clone(), e))?;
-        Ok(ev)
+        let body = serde_json::to_string(&ev).map_err(|e| LogError::Store(e.to_string()))?;
+        control
+            .journal_append(&self.stream, seq, &body)
+            .map_err(|e| LogError::Store(e.to_string()))?;
+        events.push(ev);
+        Ok(events)
     }
+}
+
+fn read_stream(control: &Control, stream: &str) -> Result<Vec<Event>, LogError> {
+    let rows = control
+        .journal(stream)
+        .map_err(|e| LogError::Store(e.to_string()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, body) in rows {
+        let ev: Event = serde_json::from_str(&body).map_err(|e| LogError::Parse {
+            seq,
+            message: e.to_string(),
+        })?;
+        if ev.seq != seq {
+            return Err(LogError::Chain { seq });
+        }
+        out.push(ev);
+    }
+    verify(&out)?;
+    Ok(out)
 }
 
 /// The learner's current attempt, computed from the log.
@@ -174,6 +182,8 @@ pub struct Attempt {
     /// The latest answer per quiz check id.
     pub answers: BTreeMap<String, String>,
     pub hints_shown: u32,
+    /// Steps the learner skipped: solved by the kit, so worth no points.
+    pub skipped: std::collections::BTreeSet<String>,
     pub completed: bool,
 }
 
@@ -220,6 +230,9 @@ pub fn current(events: &[Event]) -> Option<Attempt> {
                 }
             }
             EventKind::Hint => a.hints_shown += 1,
+            EventKind::Skip => {
+                a.skipped.insert(e.step.clone().unwrap_or_default());
+            }
             EventKind::Complete => a.completed = true,
             EventKind::Start | EventKind::Reset => {}
         }
@@ -231,10 +244,12 @@ pub fn current(events: &[Event]) -> Option<Attempt> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_chain_verifies_and_an_edit_breaks_it() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let log = Log::new(d.path(), "ann");
+    fn control(dir: &std::path::Path) -> Arc<Mutex<Control>> {
+        let paths = crate::model::store::StorePaths::scratch(dir);
+        Arc::new(Mutex::new(Control::open(&paths).expect("open")))
+    }
+
+    fn two_events(log: &Log) {
         log.append(
             1,
             "ann",
@@ -253,13 +268,63 @@ mod tests {
             serde_json::json!({"results": [{"id": "c", "status": "pass", "points": 1}]}),
         )
         .expect("append");
-        let events = log.read().expect("verifies");
+    }
+
+    #[test]
+    fn the_chain_verifies_and_an_edit_breaks_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let log = Log::new(control(d.path()), "ann");
+        two_events(&log);
+        let mut events = log.read().expect("verifies");
         assert_eq!(events.len(), 2);
         let a = current(&events).expect("an attempt");
         assert_eq!(a.latest["a"]["c"], ("pass".to_string(), 1));
-        let path = d.path().join("ann.jsonl");
-        let text = std::fs::read_to_string(&path).expect("read");
-        std::fs::write(&path, text.replace("\"pass\"", "\"fail\"")).expect("write");
-        assert!(matches!(log.read(), Err(LogError::Chain { line: 2, .. })));
+        // A check result turned from fail to pass, or the first event dropped: neither
+        // verifies.
+        let mut edited = events.clone();
+        edited[1].detail["results"][0]["status"] = "fail".into();
+        assert!(matches!(verify(&edited), Err(LogError::Chain { seq: 1 })));
+        events.remove(0);
+        assert!(matches!(verify(&events), Err(LogError::Chain { seq: 0 })));
+    }
+
+    #[test]
+    fn progress_lives_in_the_state_database_and_survives_a_reopen() {
+        let d = tempfile::tempdir().expect("tempdir");
+        {
+            let log = Log::new(control(d.path()), "ann");
+            two_events(&log);
+        }
+        // The store is closed (its lock released) and opened again, as by a restart.
+        let again = Log::new(control(d.path()), "ann");
+        let events = again.read().expect("verifies");
+        assert_eq!(events.len(), 2);
+        assert_eq!(current(&events).expect("attempt").runs["a"], 1);
+        assert!(
+            Log::new(again.control.clone(), "bob")
+                .read()
+                .expect("empty")
+                .is_empty(),
+            "each learner has their own stream"
+        );
+    }
+
+    #[test]
+    fn an_edited_row_in_the_database_does_not_verify() {
+        let d = tempfile::tempdir().expect("tempdir");
+        {
+            let log = Log::new(control(d.path()), "ann");
+            two_events(&log);
+        }
+        let db = crate::model::store::StorePaths::scratch(d.path()).db;
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute(
+            "UPDATE journal SET body = replace(body, '\"pass\"', '\"fail\"') WHERE seq = 1",
+            [],
+        )
+        .expect("edit");
+        drop(conn);
+        let log = Log::new(control(d.path()), "ann");
+        assert!(matches!(log.read(), Err(LogError::Chain { seq: 1 })));
     }
 }

@@ -81,6 +81,9 @@ pub enum Target {
     /// private address from inside.
     Instance(String),
     Addr(Ipv4Addr),
+    /// A DNS name, resolved as the vantage would (`http` only): the public DNS from the
+    /// internet, the VPC's resolver from an instance.
+    Name(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,6 +138,33 @@ pub enum CheckKind {
         question: String,
         answers: Vec<String>,
     },
+    /// A real SSH login from the learner's computer with the key file they hold.
+    Ssh {
+        to: Target,
+        user: String,
+        key: String,
+        command: Option<String>,
+        /// A regular expression the command's output must match.
+        output: Option<String>,
+    },
+    /// A real HTTP GET through the fabric.
+    Http {
+        from: Vantage,
+        to: Target,
+        port: u16,
+        path: String,
+        status: u16,
+        /// A regular expression the body must match.
+        body: Option<String>,
+    },
+    /// A command run in the instance's shell through the kit's own channel.
+    Exec {
+        on: String,
+        command: String,
+        exit: i32,
+        /// A regular expression the output (stdout and stderr) must match.
+        output: Option<String>,
+    },
     All(Vec<Check>),
     Any(Vec<Check>),
     Not(Box<Check>),
@@ -171,6 +201,9 @@ const KIND_ARGS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("file", &["path"], &["mode", "forbid_bits"]),
     ("quiz", &["question", "answers"], &[]),
+    ("ssh", &["to", "user", "key"], &["command", "output"]),
+    ("http", &["to"], &["from", "port", "path", "status", "body"]),
+    ("exec", &["on", "command"], &["exit", "output"]),
     ("all", &["checks"], &[]),
     ("any", &["checks"], &[]),
     ("not", &["checks"], &[]),
@@ -543,6 +576,12 @@ fn check(
         &c.name,
         &c.path,
         &c.question,
+        &c.user,
+        &c.key,
+        &c.command,
+        &c.output,
+        &c.body,
+        &c.on,
     ]
     .into_iter()
     .flatten()
@@ -623,21 +662,12 @@ fn check(
                     return None;
                 }
             };
-            let to_text = r(&c.to);
-            let to = if let Some(n) = to_text.strip_prefix("instance:") {
-                Target::Instance(n.to_string())
-            } else if let Some(a) = internet_host(&to_text) {
-                Target::Addr(a)
-            } else if let Ok(a) = to_text.parse() {
-                Target::Addr(a)
-            } else {
-                bad(
-                    "to",
-                    format!(
-                        "expected instance:<Name>, internet:mirror, internet:web or an IPv4 address, found {to_text:?}"
-                    ),
-                );
-                return None;
+            let to = match target(&r(&c.to), false) {
+                Ok(t) => t,
+                Err(e) => {
+                    bad("to", e);
+                    return None;
+                }
             };
             let protocol = match c.protocol.as_deref().unwrap_or("tcp") {
                 "tcp" => Proto::Tcp,
@@ -692,6 +722,18 @@ fn check(
                 .flatten()
                 .map(|v| template::render(v, params))
                 .collect();
+            if let Some(v) = values.iter().find(|v| {
+                v.starts_with('@')
+                    && !(v.starts_with("@public-ip:") || v.starts_with("@private-ip:"))
+            }) {
+                bad(
+                    "values",
+                    format!(
+                        "expected an address, a name, @public-ip:<Name> or @private-ip:<Name>, found {v:?}"
+                    ),
+                );
+                return None;
+            }
             if nx != values.is_empty() {
                 bad(
                     "values",
@@ -735,6 +777,107 @@ fn check(
             question: r(&c.question),
             answers: c.answers.clone().unwrap_or_default(),
         },
+        "ssh" => {
+            let to = match target(&r(&c.to), false) {
+                Ok(t @ Target::Instance(_)) => t,
+                Ok(_) => {
+                    bad(
+                        "to",
+                        format!("expected instance:<Name>, found {:?}", r(&c.to)),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    bad("to", e);
+                    return None;
+                }
+            };
+            if c.output.is_some() && c.command.is_none() {
+                bad("output", "expected a command whose output to match".into());
+                return None;
+            }
+            let output = c.output.as_ref().map(|o| template::render(o, params));
+            if let Err(e) = valid_regex(output.as_deref()) {
+                bad("output", e);
+                return None;
+            }
+            CheckKind::Ssh {
+                to,
+                user: r(&c.user),
+                key: r(&c.key),
+                command: c.command.as_ref().map(|x| template::render(x, params)),
+                output,
+            }
+        }
+        "http" => {
+            let from = match c.from.as_ref().map(|f| template::render(f, params)) {
+                None => Vantage::Learner,
+                Some(f) => match vantage(&f, false) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        bad("from", e);
+                        return None;
+                    }
+                },
+            };
+            let to = match target(&r(&c.to), true) {
+                Ok(t) => t,
+                Err(e) => {
+                    bad("to", e);
+                    return None;
+                }
+            };
+            let path = c
+                .path
+                .as_ref()
+                .map_or_else(|| "/".to_string(), |p| template::render(p, params));
+            if !path.starts_with('/') {
+                bad(
+                    "path",
+                    format!("expected a path starting with /, found {path:?}"),
+                );
+                return None;
+            }
+            let status = c.status.unwrap_or(200);
+            if !(100..=599).contains(&status) {
+                bad(
+                    "status",
+                    format!("expected an HTTP status (100..=599), found {status}"),
+                );
+                return None;
+            }
+            let body = c.body.as_ref().map(|b| template::render(b, params));
+            if let Err(e) = valid_regex(body.as_deref()) {
+                bad("body", e);
+                return None;
+            }
+            CheckKind::Http {
+                from,
+                to,
+                port: c.port.unwrap_or(80),
+                path,
+                status,
+                body,
+            }
+        }
+        "exec" => {
+            let on = r(&c.on);
+            let Some(name) = on.strip_prefix("instance:").filter(|n| !n.is_empty()) else {
+                bad("on", format!("expected instance:<Name>, found {on:?}"));
+                return None;
+            };
+            let output = c.output.as_ref().map(|o| template::render(o, params));
+            if let Err(e) = valid_regex(output.as_deref()) {
+                bad("output", e);
+                return None;
+            }
+            CheckKind::Exec {
+                on: name.to_string(),
+                command: r(&c.command),
+                exit: c.exit.unwrap_or(0),
+                output,
+            }
+        }
         "all" | "any" | "not" => {
             let inner = c.checks.as_deref().unwrap_or_default();
             if c.kind == "not" && inner.len() != 1 {
@@ -774,6 +917,43 @@ fn internet_host(s: &str) -> Option<Ipv4Addr> {
         "internet:dns" => Some(PUBLIC_DNS_ADDR),
         "internet:whatismyip" => Some(WHATISMYIP_ADDR),
         _ => None,
+    }
+}
+
+/// Where a probe goes: `instance:<Name>`, a named internet host, an IPv4 address, or
+/// (when `names` is set) a DNS name.
+fn target(s: &str, names: bool) -> Result<Target, String> {
+    if let Some(n) = s.strip_prefix("instance:") {
+        return Ok(Target::Instance(n.to_string()));
+    }
+    if let Some(a) = internet_host(s) {
+        return Ok(Target::Addr(a));
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(Target::Addr(a));
+    }
+    let dns_name = s.contains('.')
+        && s.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if names && dns_name {
+        return Ok(Target::Name(s.trim_end_matches('.').to_string()));
+    }
+    Err(format!(
+        "expected instance:<Name>, internet:mirror, internet:web, an IPv4 address{}, found {s:?}",
+        if names { " or a DNS name" } else { "" }
+    ))
+}
+
+/// Whether a check's pattern is a valid regular expression.
+fn valid_regex(pattern: Option<&str>) -> Result<(), String> {
+    match pattern.map(regex::Regex::new) {
+        Some(Err(e)) => Err(format!("expected a regular expression: {e}")),
+        _ => Ok(()),
     }
 }
 
@@ -872,5 +1052,194 @@ for_check = "pem"
             text.iter().any(|t| t.contains("uses parameter {{kee}}")),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn a_dns_value_may_name_an_instance_address_and_nothing_else_after_an_at() {
+        let dns = |value: &str| {
+            LAB.replace(
+                "kind = \"file\"\npath = \"{{key}}.pem\"\nmode = \"0400\"",
+                &format!(
+                    "kind = \"dns\"\nfrom = \"learner\"\nname = \"www.example.com\"\nvalues = [\"{value}\"]"
+                ),
+            )
+        };
+        for ok in ["@public-ip:web", "@private-ip:web", "192.0.2.1"] {
+            let d = lab_dir(&dns(ok));
+            if let Err(problems) = load(d.path(), "ann", "") {
+                panic!("{ok}: {problems:#?}");
+            }
+        }
+        let d = lab_dir(&dns("@instance:web"));
+        let text: Vec<String> = load(d.path(), "ann", "")
+            .expect_err("an @ form that is not an address")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            text.iter().any(|t| t.contains("steps[0].checks[0].values: expected an address, a name, @public-ip:<Name> or @private-ip:<Name>, found \"@instance:web\"")),
+            "{text:#?}"
+        );
+    }
+
+    /// A lab whose one step has `checks` (TOML of `[[steps.checks]]` tables).
+    fn with_checks(checks: &str) -> String {
+        format!(
+            "id = \"x\"\nversion = 1\ntitle = \"X\"\nsummary = \"x\"\n\n[params.key]\npattern = \"key-##\"\n\n[[steps]]\nid = \"a\"\ntitle = \"A\"\nbody = \"steps/01-a.md\"\nsolve = \"solution/01-a.sh\"\n{checks}"
+        )
+    }
+
+    #[test]
+    fn ssh_http_and_exec_resolve_with_their_defaults() {
+        let d = lab_dir(&with_checks(
+            r#"
+[[steps.checks]]
+id = "login"
+kind = "ssh"
+to = "instance:web"
+user = "ec2-user"
+key = "{{key}}.pem"
+command = "hostname"
+output = "^ip-"
+
+[[steps.checks]]
+id = "page"
+kind = "http"
+to = "www.example.com"
+
+[[steps.checks]]
+id = "httpd"
+kind = "exec"
+on = "instance:web"
+command = "systemctl is-active httpd"
+"#,
+        ));
+        let lab = load(d.path(), "ann", "").expect("valid");
+        let key = &lab.params["key"];
+        let kinds: Vec<&CheckKind> = lab.steps[0].checks.iter().map(|c| &c.kind).collect();
+        match kinds[0] {
+            CheckKind::Ssh {
+                to,
+                user,
+                key: k,
+                command,
+                output,
+            } => {
+                assert_eq!(to, &Target::Instance("web".into()));
+                assert_eq!(user, "ec2-user");
+                assert_eq!(k, &format!("{key}.pem"), "params render in the key path");
+                assert_eq!(command.as_deref(), Some("hostname"));
+                assert_eq!(output.as_deref(), Some("^ip-"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match kinds[1] {
+            CheckKind::Http {
+                from,
+                to,
+                port,
+                path,
+                status,
+                body,
+            } => {
+                assert_eq!(from, &Vantage::Learner);
+                assert_eq!(to, &Target::Name("www.example.com".into()));
+                assert_eq!((*port, path.as_str(), *status), (80, "/", 200));
+                assert!(body.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match kinds[2] {
+            CheckKind::Exec { on, exit, .. } => {
+                assert_eq!(on, "web");
+                assert_eq!(*exit, 0);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_new_kind_accepts_only_its_own_keys_and_says_which_it_expected() {
+        let d = lab_dir(&with_checks(
+            r#"
+[[steps.checks]]
+id = "login"
+kind = "ssh"
+to = "instance:web"
+user = "ec2-user"
+key = "k.pem"
+path = "/"
+
+[[steps.checks]]
+id = "page"
+kind = "http"
+to = "instance:web"
+command = "ls"
+
+[[steps.checks]]
+id = "run"
+kind = "exec"
+on = "instance:web"
+command = "true"
+status = 200
+
+[[steps.checks]]
+id = "nouser"
+kind = "ssh"
+to = "instance:web"
+key = "k.pem"
+
+[[steps.checks]]
+id = "where"
+kind = "exec"
+on = "web"
+command = "true"
+
+[[steps.checks]]
+id = "regex"
+kind = "http"
+to = "instance:web"
+body = "(unclosed"
+
+[[steps.checks]]
+id = "lonely"
+kind = "ssh"
+to = "instance:web"
+user = "u"
+key = "k.pem"
+output = "x"
+
+[[steps.checks]]
+id = "addr"
+kind = "ssh"
+to = "10.0.0.5"
+user = "u"
+key = "k.pem"
+"#,
+        ));
+        let text: Vec<String> = lint(d.path(), &BTreeSet::new())
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let has = |needle: &str| {
+            assert!(
+                text.iter().any(|t| t.contains(needle)),
+                "{needle}\n{text:#?}"
+            );
+        };
+        has(
+            "steps[0].checks[0].path: not an argument of kind \"ssh\" (expected to, user, key, command, output)",
+        );
+        has(
+            "steps[0].checks[1].command: not an argument of kind \"http\" (expected to, from, port, path, status, body)",
+        );
+        has(
+            "steps[0].checks[2].status: not an argument of kind \"exec\" (expected on, command, exit, output)",
+        );
+        has("steps[0].checks[3].user: kind \"ssh\" requires user");
+        has("steps[0].checks[4].on: expected instance:<Name>, found \"web\"");
+        has("steps[0].checks[5].body: expected a regular expression");
+        has("steps[0].checks[6].output: expected a command whose output to match");
+        has("steps[0].checks[7].to: expected instance:<Name>, found \"10.0.0.5\"");
     }
 }

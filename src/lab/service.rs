@@ -1,11 +1,10 @@
 //! The lab engine on the API port: `GET /_vpclab/lab/{start,status,check,hint,answer,
-//! reset}`, authenticated like every API call (the caller's account is the world that is
+//! skip,report,reset}`, authenticated like every API call (the caller's account is the world that is
 //! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
 //! `vpclab lab …` is the client.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -26,20 +25,19 @@ use crate::world::Worlds;
 struct LabState {
     api: AppState,
     worlds: Worlds,
-    dir: PathBuf,
-    /// Serialises appends to the learners' logs.
-    append: Arc<Mutex<()>>,
+    /// The key that signs reports.
+    report_key: PathBuf,
 }
 
-/// The lab routes, to merge into the API router. `labs_dir` holds the learners' logs.
-pub fn router(api: AppState, worlds: Worlds, labs_dir: PathBuf) -> Router {
+/// The lab routes, to merge into the API router. Progress is kept in the model's store.
+/// `report_key` is the file of the key that signs reports (created on first use).
+pub fn router(api: AppState, worlds: Worlds, report_key: PathBuf) -> Router {
     Router::new()
         .route("/_vpclab/lab/{op}", get(handle))
         .with_state(LabState {
             api,
             worlds,
-            dir: labs_dir,
-            append: Arc::default(),
+            report_key,
         })
 }
 
@@ -90,6 +88,8 @@ async fn handle(
         "check" => check(&st, &account, &q).await,
         "hint" => hint(&st, &q),
         "answer" => answer(&st, &q),
+        "skip" => skip(&st, &q),
+        "report" => report(&st, &account, &q),
         "reset" => reset(&st, &q),
         other => Err(Refusal(
             StatusCode::NOT_FOUND,
@@ -121,7 +121,7 @@ impl LabState {
     }
 
     fn log(&self, learner: &str) -> Log {
-        Log::new(&self.dir, learner)
+        Log::new(self.api.control.clone(), learner)
     }
 
     fn append(
@@ -131,11 +131,9 @@ impl LabState {
         kind: EventKind,
         step: Option<&str>,
         detail: Value,
-    ) -> Result<(), Refusal> {
-        let _one_at_a_time = self.append.lock().unwrap_or_else(|e| e.into_inner());
+    ) -> Result<Vec<progress::Event>, Refusal> {
         self.log(learner)
             .append(self.now_ms(), learner, lab, kind, step, detail)
-            .map(|_| ())
             .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     }
 
@@ -168,17 +166,21 @@ impl LabState {
     }
 }
 
+/// A step as the learner sees it. An assessed lab shows no solution.
 fn step_json(lab: &Lab, i: usize) -> Value {
     let s = &lab.steps[i];
-    json!({
+    let mut v = json!({
         "index": i + 1,
         "of": lab.steps.len(),
         "id": s.id,
         "title": s.title,
         "page": s.page,
-        "solve": s.solve,
         "checks": s.checks.iter().map(|c| json!({"id": c.id, "points": c.points})).collect::<Vec<_>>(),
-    })
+    });
+    if lab.mode == Mode::Practice {
+        v["solve"] = json!(s.solve);
+    }
+    v
 }
 
 /// Whether every check of step `i` passed in its latest run.
@@ -203,6 +205,7 @@ fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
             max += c.points;
             if let Some((st, p)) = a.latest.get(&s.id).and_then(|l| l.get(&c.id))
                 && st == "pass"
+                && !a.skipped.contains(&s.id)
             {
                 got += *p;
             }
@@ -264,18 +267,19 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         .enumerate()
         .map(|(i, s)| {
             let latest = a.latest.get(&s.id);
+            let skipped = a.skipped.contains(&s.id);
             let got: u32 = s
                 .checks
                 .iter()
                 .filter_map(|c| latest.and_then(|l| l.get(&c.id)))
-                .filter(|(st, _)| st == "pass")
+                .filter(|(st, _)| st == "pass" && !skipped)
                 .map(|(_, p)| *p)
                 .sum();
             let max: u32 = s.checks.iter().map(|c| c.points).sum();
             json!({
                 "id": s.id,
                 "title": s.title,
-                "state": if step_done(&a, &lab, i) { "done" } else if Some(i) == current { "current" } else { "todo" },
+                "state": if step_done(&a, &lab, i) { if skipped { "skipped" } else { "done" } } else if Some(i) == current { "current" } else { "todo" },
                 "points": got,
                 "max_points": max,
                 "runs": a.runs.get(&s.id).copied().unwrap_or(0),
@@ -293,6 +297,7 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         "max_points": max,
         "percent": percent(got, max),
         "pass_percent": lab.pass_percent,
+        "mode": lab.mode,
         "completed": a.completed,
         "current": current.map(|i| step_json(&lab, i)),
         "log": "verified",
@@ -364,7 +369,7 @@ async fn check(
         }
         results.push(observer.run(&c).await);
     }
-    st.append(
+    let events = st.append(
         &learner,
         &lab.id,
         EventKind::Check,
@@ -372,10 +377,6 @@ async fn check(
         json!({ "results": results }),
     )?;
     // Completion is recorded once, when the last step's checks first all pass.
-    let events = st
-        .log(&learner)
-        .read()
-        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
     let after = progress::current(&events).unwrap_or_default();
     let (got, max) = score(&after, &lab);
     let next = current_step(&after, &lab);
@@ -462,6 +463,80 @@ fn answer(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         json!({"check": check, "answer": text}),
     )?;
     Ok(json!({"recorded": true, "check": check}))
+}
+
+/// Records that the learner skips the current step and hands back its reference
+/// solution for the CLI to run in the learner's environment (then it checks the step).
+/// Practice mode only.
+fn skip(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    if lab.mode == Mode::Assessed {
+        return Err(bad(
+            "this lab is assessed: steps cannot be skipped (and no solution is shown)",
+        ));
+    }
+    let Some(i) = current_step(&a, &lab) else {
+        return Err(bad("every step is done: nothing to skip"));
+    };
+    let step = &lab.steps[i];
+    st.append(
+        &learner,
+        &lab.id,
+        EventKind::Skip,
+        Some(&step.id),
+        json!({ "solve": step.solve }),
+    )?;
+    Ok(json!({
+        "learner": learner,
+        "lab": lab.id,
+        "step": {"id": step.id, "title": step.title},
+        "solve": step.solve,
+        "params": lab.params,
+    }))
+}
+
+/// The learner's signed report: the lab, their seed, every event of their log and the
+/// stored rows of the caller's world.
+fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    use super::report::{ReportBody, StateRow, load_or_create_key, sign};
+    let internal = |m: String| Refusal(StatusCode::INTERNAL_SERVER_ERROR, m);
+    let learner = learner(q)?;
+    let (a, lab) = st.attempt(&learner, q)?;
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let rows = st
+        .api
+        .control
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .export_rows(account)
+        .map_err(|e| internal(e.to_string()))?;
+    let state = rows
+        .into_iter()
+        .map(|r| StateRow {
+            body: serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)),
+            kind: r.kind,
+            id: r.id,
+        })
+        .collect();
+    let body = ReportBody {
+        learner,
+        lab: lab.id.clone(),
+        version: lab.version,
+        seed: lab.seed,
+        region: a.region.clone(),
+        account: account.to_string(),
+        created_ms: st.now_ms(),
+        events,
+        state,
+    };
+    let key =
+        load_or_create_key(&st.report_key).map_err(|e| internal(format!("the report key: {e}")))?;
+    let signed = sign(&body, &key).map_err(|e| internal(e.to_string()))?;
+    serde_json::to_value(signed).map_err(|e| internal(e.to_string()))
 }
 
 fn reset(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {

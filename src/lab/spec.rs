@@ -180,10 +180,28 @@ pub struct CheckSpec {
     pub record_type: Option<String>,
     pub values: Option<Vec<String>>,
 
-    // file
+    // file (the learner's file), http (the URL path)
     pub path: Option<String>,
     pub mode: Option<String>,
     pub forbid_bits: Option<String>,
+
+    // ssh
+    pub user: Option<String>,
+    /// The learner's private key file (resolved like `file`'s `path`).
+    pub key: Option<String>,
+
+    // ssh, exec
+    pub command: Option<String>,
+    /// A regular expression the command's output (or the HTTP body: `body`) must match.
+    pub output: Option<String>,
+
+    // http
+    pub status: Option<u16>,
+    pub body: Option<String>,
+
+    // exec
+    pub on: Option<String>,
+    pub exit: Option<i32>,
 
     // quiz
     pub question: Option<String>,

@@ -101,6 +101,21 @@ impl Control {
         self.store.commits_since(after, limit)
     }
 
+    /// Appends entry `seq` to the journal `stream` (see [`Store::journal_append`]).
+    pub fn journal_append(&self, stream: &str, seq: u64, body: &str) -> Result<(), StoreError> {
+        self.store.journal_append(stream, seq, body)
+    }
+
+    /// Every entry of the journal `stream`, oldest first.
+    pub fn journal(&self, stream: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        self.store.journal(stream)
+    }
+
+    /// The stored rows of `account`'s world (see [`Store::rows_of`]).
+    pub fn export_rows(&self, account: &str) -> Result<Vec<super::store::Row>, StoreError> {
+        self.store.rows_of(account)
+    }
+
     /// The accounts that have a world.
     pub fn accounts(&self) -> Vec<String> {
         self.worlds.keys().cloned().collect()

@@ -41,6 +41,7 @@ pub mod control;
 pub mod ec2;
 pub mod error;
 pub mod filter;
+pub mod logs;
 pub mod region;
 pub mod route53;
 pub mod store;
@@ -263,6 +264,9 @@ world_tables! {
     hosted_zones: route53::HostedZone,
     route53_changes: route53::Change,
     health_checks: route53::health::HealthCheck,
+    flow_logs: ec2::flow_log::FlowLog,
+    log_groups: logs::LogGroup,
+    log_streams: logs::LogStream,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

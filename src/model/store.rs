@@ -1,6 +1,9 @@
 //! Durable state: one SQLite database (`state.db`) in the state directory, one row per
 //! resource (`resources(account, kind, id, body)` with the resource as JSON), and an
-//! exclusive lock file so a second daemon on the same directory fails at once.
+//! exclusive lock file so a second daemon on the same directory fails at once. Beside
+//! the world, `journal(stream, seq, body)` keeps append-only streams of opaque entries
+//! for layers above the model (the lab engine's progress events), so they live and
+//! survive with the world they describe.
 //!
 //! Every mutation's rows are written in one transaction that is committed before the
 //! API answers. The database runs in WAL mode with `synchronous=NORMAL`: a committed
@@ -129,7 +132,13 @@ impl Store {
                 id TEXT NOT NULL,
                 op TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS changes_by_seq ON changes (seq);",
+            CREATE INDEX IF NOT EXISTS changes_by_seq ON changes (seq);
+            CREATE TABLE IF NOT EXISTS journal (
+                stream TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (stream, seq)
+            );",
         )
         .map_err(sql)?;
         Ok(Store {
@@ -198,6 +207,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored rows of one account, ordered by kind and id (a world to carry
+    /// elsewhere: a lab report's final state).
+    pub fn rows_of(&self, account: &str) -> Result<Vec<Row>, StoreError> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .filter(|r| r.account == account)
+            .collect())
+    }
+
+    /// Writes `rows` as they are, in one transaction: a world carried from elsewhere
+    /// (an instructor rebuilding a learner's final state in a scratch directory).
+    pub fn insert_rows(&mut self, rows: &[Row]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |cause| StoreError::Sqlite {
+            path: path.clone(),
+            cause,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for r in rows {
+            tx.execute(
+                "INSERT OR REPLACE INTO resources (account, kind, id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![r.account, r.kind, r.id, r.body],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Writes one mutation in a single transaction: the changed rows (`Some(body)`
     /// upserts, `None` deletes), the commit record and its typed changes. Returns the
     /// commit's sequence number, only after the transaction committed.
@@ -254,6 +292,36 @@ impl Store {
         };
         tx.commit().map_err(sql)?;
         Ok(u64::try_from(seq).unwrap_or_default())
+    }
+
+    /// Appends `body` to the append-only `stream` as entry `seq` (one past the last one
+    /// read). A second entry with the same number is refused by the table's key, so two
+    /// writers that read the same tail cannot both append after it.
+    pub fn journal_append(&self, stream: &str, seq: u64, body: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO journal (stream, seq, body) VALUES (?1, ?2, ?3)",
+                params![stream, i64::try_from(seq).unwrap_or(i64::MAX), body],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Every entry of `stream`, oldest first, with its number.
+    pub fn journal(&self, stream: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, body FROM journal WHERE stream = ?1 ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![stream], |r| {
+            Ok((
+                u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .map_err(|e| self.sql(e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| self.sql(e))
     }
 
     /// The stored commits after `after`, oldest first, at most `limit` (the audit trail

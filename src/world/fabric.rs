@@ -58,6 +58,13 @@ impl LiveFabric {
         }
         &mut self.fabric
     }
+
+    /// The fabric as it stands, its topology possibly older than the newest commit: for
+    /// state that outlives topologies (the flow-log wanted set and records), never for a
+    /// decision.
+    pub fn without_compiling(&mut self) -> &mut Fabric {
+        &mut self.fabric
+    }
 }
 
 impl Forwarder for LiveFabric {

@@ -154,6 +154,11 @@ impl Runtime {
         }
     }
 
+    /// The inside of a running (or booting) instance.
+    pub(crate) fn state_of(&self, instance_id: &str) -> Option<Arc<InstanceState>> {
+        self.running.get(instance_id).map(|r| r.state.clone())
+    }
+
     pub(crate) fn has_eni(&self, eni: &str) -> bool {
         self.running.values().any(|r| r.eni == eni)
     }
@@ -476,6 +481,9 @@ fn profile_of(ri: &RuntimeInstance) -> Option<InstanceProfile> {
         vpc_id: ri.vpc_id.clone(),
         subnet_id: ri.subnet_id.clone(),
         security_groups: ri.security_group_names.clone(),
+        security_group_ids: ri.security_group_ids.clone(),
+        account_id: ri.account.clone(),
+        interface_id: ri.eni_id.clone().unwrap_or_default(),
         key_name: ri.key_name.clone(),
         authorized_key: ri.public_key.clone(),
         user_data: ri.user_data.clone().unwrap_or_default(),

@@ -23,6 +23,7 @@
 //! here but the CLI side is `cli::connect`.
 
 mod fabric;
+mod flowlogs;
 pub mod health;
 mod instances;
 pub mod internet;
@@ -50,6 +51,10 @@ use crate::model::{Commit, Control, Subscriber, World};
 use fabric::LiveFabric;
 pub use internet::Internet;
 
+/// Some host of the internet other than the learner's computer (TEST-NET-2), the
+/// source of probes from the `internet` vantage.
+pub const INTERNET_PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
+
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
 /// interfaces and subnets carry the addresses those hosts use.
 const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet"];
@@ -66,6 +71,8 @@ pub struct WorldsConfig {
     pub clock: Clock,
     /// An upper bound on the timeouts of instance network tools (tests).
     pub instance_timeout_cap: Option<Duration>,
+    /// Replaces the flow-log capture window of 60 s (tests).
+    pub flow_log_window: Option<Duration>,
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -136,6 +143,15 @@ impl Worlds {
                 }
                 None => me.get_or_start(account, world.clone()),
             };
+            let logged = flowlogs::logged(world);
+            // The interfaces to log: kept by the fabric across topology swaps, so they
+            // need no compile now (the next decision compiles the newest world).
+            if let Err(e) = w
+                .net
+                .with_forwarder::<LiveFabric, _>(|f| f.without_compiling().set_flow_logged(logged))
+            {
+                tracing::error!(error = %e, "the world's forwarder is not a fabric");
+            }
             if commit.touches(RUNTIME_KINDS) {
                 w.model.send_replace(Some(world.clone()));
             }
@@ -199,6 +215,9 @@ pub struct AccountWorld {
     internet: Internet,
     model: watch::Sender<Option<Arc<World>>>,
     runtime: Arc<Mutex<instances::Runtime>>,
+    /// Another host of the internet (not the learner), attached when a probe first
+    /// needs it.
+    probe: Mutex<Option<vpclab_netstack::host::Host>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -219,6 +238,11 @@ impl AccountWorld {
             runtime.clone(),
             worlds.clone(),
         )));
+        tasks.push(tokio::spawn(flowlogs::run(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
+        )));
         match resolver::start_public(&net, worlds.cfg().dns.of(account)) {
             Ok(t) => tasks.extend(t),
             Err(e) => tracing::error!(error = %e, "the public DNS resolver could not start"),
@@ -229,6 +253,7 @@ impl AccountWorld {
             internet,
             model,
             runtime,
+            probe: Mutex::new(None),
             tasks,
         })
     }
@@ -316,6 +341,41 @@ impl AccountWorld {
             }
             Err(source) => Err(AccessError::Io { dst, source }),
         }
+    }
+
+    /// Opens a TCP connection to `dst` from [`INTERNET_PROBE_ADDR`], some host of the
+    /// internet other than the learner's computer.
+    pub async fn internet_connect(
+        &self,
+        dst: SocketAddrV4,
+        timeout: Duration,
+    ) -> std::io::Result<TcpStream> {
+        let host = {
+            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            match &*probe {
+                Some(h) => h.clone(),
+                None => {
+                    let h = self
+                        .net
+                        .add_host(vpclab_netstack::host::HostConfig::internet(
+                            INTERNET_PROBE_ADDR,
+                        ))
+                        .map_err(std::io::Error::from)?;
+                    *probe = Some(h.clone());
+                    h
+                }
+            }
+        };
+        host.connect_timeout(dst, timeout).await
+    }
+
+    /// The inside of the running (or booting) instance `instance_id`: its shell and
+    /// its own network stack, for the kit's probes (never the learner's session).
+    pub fn instance(&self, instance_id: &str) -> Option<Arc<crate::instance::InstanceState>> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state_of(instance_id)
     }
 
     /// Why a SYN from the learner to `dst` got no answer, in one phrase.

@@ -8,8 +8,11 @@ mod support;
 
 mod blackbox;
 mod cli;
+mod console;
+mod console_browser;
 mod instances;
 mod keys;
+mod logs;
 mod route53;
 mod route53_cli;
 mod services;

@@ -8,6 +8,7 @@ mod support;
 
 mod dns_health;
 mod dns_server;
+mod flow_logs;
 mod instance_services;
 mod instance_ssh;
 mod internet;

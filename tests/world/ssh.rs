@@ -3,7 +3,7 @@
 //! `vpclab connect`, and every packet crosses the internet gateway, the network ACL and
 //! the security group of the world's fabric.
 
-use crate::support::{Lab, Network, TestDaemon, stderr, stdout};
+use crate::support::{Lab, Network, TestDaemon, VPCLAB, stderr, stdout};
 
 /// The learner's address, as `vpclab whoami` prints it.
 fn my_ip(d: &dyn Lab) -> String {
@@ -173,6 +173,30 @@ fn instance_metadata_answers_from_inside_the_instance() {
     let out = d.ssh(&key, "ec2-user", &ip, script);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{id}\n{private}\n{ip}"));
+
+    // The identity document and the interface's metadata name the world's own account,
+    // interface and groups, as DescribeInstances does.
+    let described = d.aws(&["describe-instances", "--instance-ids", &id]);
+    let owner = described["Reservations"][0]["OwnerId"]
+        .as_str()
+        .expect("OwnerId");
+    let eni =
+        described["Reservations"][0]["Instances"][0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+            .as_str()
+            .expect("NetworkInterfaceId");
+    let script = "T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); \
+                  M=http://169.254.169.254/latest/meta-data; \
+                  MAC=$(curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/mac); \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/dynamic/instance-identity/document | grep accountId; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/owner-id; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/interface-id; echo; \
+                  curl -s -H \"X-aws-ec2-metadata-token: $T\" $M/network/interfaces/macs/$MAC/security-group-ids";
+    let out = d.ssh(&key, "ec2-user", &ip, script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("  \"accountId\": \"{owner}\",\n{owner}\n{eni}\n{sg}")
+    );
 }
 
 #[test]
@@ -263,4 +287,80 @@ fn user_data_runs_at_first_boot_and_the_console_prints_the_host_key_ssh_sees() {
     }
     assert!(console.contains(&fp), "{fp} not in console:\n{console}");
     assert!(console.contains("booted-by-user-data"), "{console}");
+}
+
+/// `ssh -J` through a bastion (RFC 4254 §7.2 local forwarding, which OpenSSH's
+/// ProxyJump uses): the bastion opens the second hop from its own address, so the
+/// private instance's security group must allow the bastion, and a private instance
+/// whose group does not is refused by the fabric on that hop, not by the bastion.
+#[test]
+fn ssh_jump_through_a_bastion_reaches_a_private_instance_its_group_allows() {
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let me = my_ip(&d);
+    let bastion_sg = net.security_group(&d, "bastion", &[(22, &format!("{me}/32"))]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, bastion_ip, _) = net.launch(&d, &net.public_subnet, "lab", &bastion_sg, &[]);
+    // The private instance's group allows SSH from members of the bastion's group only.
+    let app_sg = net.security_group(&d, "app", &[]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--source-group",
+        &bastion_sg,
+    ]);
+    let (_, app_public, app_ip) = net.launch(&d, &net.private_subnet, "lab", &app_sg, &[]);
+    assert_eq!(app_public, "None");
+    let config = d.path("jump.config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host bastion\n  HostName {bastion_ip}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 10.*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
+            key = key.display(),
+            kh = d.path("known_hosts").display(),
+        ),
+    )
+    .expect("write ssh config");
+    let jump = |target: &str| {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&config)
+            .args([
+                "-J",
+                "bastion",
+                &format!("ec2-user@{target}"),
+                "hostname -I",
+            ])
+            .stdin(std::process::Stdio::null());
+        d.env(&mut cmd);
+        cmd.output().expect("run ssh")
+    };
+    let out = jump(&app_ip);
+    assert!(out.status.success(), "ssh -J: {}", stderr(&out));
+    assert!(stdout(&out).contains(&app_ip), "{}", stdout(&out));
+    // Without the group reference, the bastion's connection to app times out: the
+    // forwarded channel fails as OpenSSH reports it.
+    d.aws_text(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--source-group",
+        &bastion_sg,
+    ]);
+    let out = jump(&app_ip);
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("open failed"),
+        "the jump says the channel failed: {}",
+        stderr(&out)
+    );
 }

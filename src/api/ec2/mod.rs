@@ -4,6 +4,7 @@
 
 mod address;
 mod eni;
+mod flow_log;
 mod igw;
 mod image;
 mod instance;
@@ -35,6 +36,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     nacl::ACTIONS,
     sg::ACTIONS,
     eni::ACTIONS,
+    flow_log::ACTIONS,
     tags::ACTIONS,
     region::ACTIONS,
     key_pair::ACTIONS,

@@ -115,6 +115,10 @@ pub(super) fn env(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i
 pub(super) fn export(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     for a in args {
         if let Some((k, v)) = a.split_once('=') {
+            if let Err(e) = super::check_variable(k, v) {
+                io.err.line(&e);
+                return 1;
+            }
             sh.vars.insert(k.to_string(), v.to_string());
             sh.exported.insert(k.to_string());
         } else if !a.starts_with('-') {

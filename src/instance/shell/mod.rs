@@ -29,6 +29,16 @@ use super::net::BoxFuture;
 use super::vfs::{self, Cred, FsError};
 use parse::{Conn, RedirOp, Seg, SimpleCmd, Word};
 
+/// The most a pipe, a redirection or a `$(…)` collects in memory, in bytes. A real pipe
+/// holds 64 KiB and makes the writer wait; here a stage runs to completion before the
+/// next starts, so its output is held whole, and without a bound one learner's
+/// `cat big big big … | wc` would take the memory of every learner's daemon. Output past
+/// the bound is dropped and the shell says so (docs/fidelity.md, Limits).
+pub const PIPE_BUFFER_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The longest value a shell variable may hold, in bytes (`x=$x$x` doubles per line).
+pub const VARIABLE_LIMIT: usize = 1024 * 1024;
+
 /// A piece of output on its way to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -53,7 +63,10 @@ pub enum Sink {
 impl Sink {
     pub fn write(&mut self, data: &[u8]) {
         match self {
-            Sink::Buf(b) => b.extend_from_slice(data),
+            Sink::Buf(b) => {
+                let room = PIPE_BUFFER_LIMIT.saturating_sub(b.len());
+                b.extend_from_slice(&data[..data.len().min(room)]);
+            }
             Sink::Stream { tx, stderr } => {
                 // The receiver is gone only when the session ended; output has nowhere to go.
                 let _ = tx.send(Chunk {
@@ -86,6 +99,32 @@ impl Sink {
             Sink::Buf(b) => std::mem::take(b),
             _ => Vec::new(),
         }
+    }
+    /// Whether this buffer filled up to [`PIPE_BUFFER_LIMIT`] (and so may have dropped
+    /// output).
+    fn full(&self) -> bool {
+        matches!(self, Sink::Buf(b) if b.len() >= PIPE_BUFFER_LIMIT)
+    }
+}
+
+/// The message of a buffer that reached [`PIPE_BUFFER_LIMIT`].
+fn pipe_limit_message(what: &str) -> String {
+    format!(
+        "-bash: {what}: output beyond {} MiB was dropped (vpclab's limit on output held in memory)",
+        PIPE_BUFFER_LIMIT >> 20
+    )
+}
+
+/// Refuses a value longer than [`VARIABLE_LIMIT`], as bash refuses what it cannot allocate.
+fn check_variable(name: &str, value: &str) -> Result<(), String> {
+    if value.len() > VARIABLE_LIMIT {
+        Err(format!(
+            "-bash: {name}: value of {} bytes is longer than vpclab's limit of {} MiB per variable",
+            value.len(),
+            VARIABLE_LIMIT >> 20
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -227,7 +266,17 @@ pub struct Shell {
     pub tty: bool,
     /// Positional parameters (`$1`… when running a script).
     pub args: Vec<String>,
+    /// How many scripts are running inside one another (`$(…)`, `source`, `bash -c`).
+    depth: usize,
+    /// What `$(…)` wrote to stderr, waiting for the command it expands into to pass it on
+    /// (bash's substitutions share the terminal's stderr).
+    subst_err: Vec<u8>,
 }
+
+/// The deepest scripts may nest (`$(…)` in `$(…)`, a file that sources itself): each
+/// level is a nested poll on the daemon's stack, and a stack overflow aborts the whole
+/// daemon. Real scripts nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
 
 /// The status bash uses for an unknown command.
 pub const NOT_FOUND: i32 = 127;
@@ -247,6 +296,8 @@ impl Shell {
             saved: Vec::new(),
             tty: false,
             args: Vec::new(),
+            depth: 0,
+            subst_err: Vec::new(),
         };
         sh.become_user(user);
         sh
@@ -302,6 +353,22 @@ impl Shell {
 
     /// Runs a script (a command line, or a whole file) and returns its status.
     pub fn run_script<'a>(&'a mut self, src: &'a str, io: &'a mut Io) -> BoxFuture<'a, i32> {
+        Box::pin(async move {
+            if self.depth >= MAX_NESTING {
+                io.err.line(&format!(
+                    "-bash: maximum nesting level exceeded ({MAX_NESTING})"
+                ));
+                self.last_status = 1;
+                return 1;
+            }
+            self.depth += 1;
+            let status = self.run_script_inner(src, io).await;
+            self.depth -= 1;
+            status
+        })
+    }
+
+    fn run_script_inner<'a>(&'a mut self, src: &'a str, io: &'a mut Io) -> BoxFuture<'a, i32> {
         Box::pin(async move {
             let script = match parse::parse(src) {
                 Ok(s) => s,
@@ -359,14 +426,19 @@ impl Shell {
             status = self.run_simple(cmd, &mut sub).await;
             if last {
                 // A buffered parent (a pipe into `$(…)`) collects the last stage's output.
-                if let Sink::Buf(b) = &mut io.out {
-                    b.extend_from_slice(&sub.out.take_buf());
+                if let Sink::Buf(_) = &io.out {
+                    let out = sub.out.take_buf();
+                    io.out.write(&out);
                 }
             } else {
+                if sub.out.full() {
+                    io.err.line(&pipe_limit_message("pipe"));
+                }
                 input = Some(sub.out.take_buf());
             }
-            if let Sink::Buf(b) = &mut io.err {
-                b.extend_from_slice(&sub.err.take_buf());
+            if let Sink::Buf(_) = &io.err {
+                let err = sub.err.take_buf();
+                io.err.write(&err);
             }
             if self.exit_requested.is_some() {
                 break;
@@ -412,6 +484,10 @@ impl Shell {
                         self.last_status = status;
                         let out = String::from_utf8_lossy(&io.out.take_buf()).to_string();
                         let out = out.trim_end_matches('\n').to_string();
+                        let err = io.err.take_buf();
+                        let room = PIPE_BUFFER_LIMIT.saturating_sub(self.subst_err.len());
+                        self.subst_err
+                            .extend_from_slice(&err[..err.len().min(room)]);
                         self.push_expansion(&mut fields, &mut cur, &mut have, &out, *quoted);
                     }
                 }
@@ -520,6 +596,16 @@ impl Shell {
         for (name, w) in &cmd.assigns {
             let v = self.expand_word(w).await.join(" ");
             assigns.push((name.clone(), v));
+        }
+        if !self.subst_err.is_empty() {
+            let err = std::mem::take(&mut self.subst_err);
+            io.err.write(&err);
+        }
+        for (k, v) in &assigns {
+            if let Err(e) = check_variable(k, v) {
+                io.err.line(&e);
+                return 1;
+            }
         }
         if argv.is_empty() {
             for (k, v) in assigns {
@@ -641,10 +727,14 @@ impl Shell {
                 None => self.vars.remove(&k),
             };
         }
+        let out_full = sub.out.full();
         let out_bytes = sub.out.take_buf();
         let err_bytes = sub.err.take_buf();
         match &out_file {
             Some((path, _)) if path != "/dev/null" => {
+                if out_full {
+                    io.err.line(&pipe_limit_message(path));
+                }
                 let mut data = out_bytes;
                 if err_to_out && err_file.is_none() {
                     data.extend_from_slice(&err_bytes);
@@ -656,10 +746,10 @@ impl Shell {
             }
             Some(_) => {}
             None => {
-                if let Sink::Buf(b) = &mut io.out {
-                    b.extend_from_slice(&out_bytes);
+                if let Sink::Buf(_) = &io.out {
+                    io.out.write(&out_bytes);
                     if err_to_out && err_file.is_none() {
-                        b.extend_from_slice(&err_bytes);
+                        io.out.write(&err_bytes);
                     }
                 }
             }
@@ -673,8 +763,8 @@ impl Shell {
             }
             Some(_) => {}
             None if !err_to_out => {
-                if let Sink::Buf(b) = &mut io.err {
-                    b.extend_from_slice(&err_bytes);
+                if let Sink::Buf(_) = &io.err {
+                    io.err.write(&err_bytes);
                 }
             }
             None => {}

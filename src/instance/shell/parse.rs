@@ -856,3 +856,50 @@ mod tests {
         assert!(matches!(parse("echo a &&"), Err(ParseError::UnexpectedEof)));
     }
 }
+
+/// Any text parses to a script or an error, never a panic (issue 10: what a learner types
+/// and what user data holds reach this parser).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse;
+
+    /// Text made of the characters that steer the grammar, with words between them.
+    fn shellish() -> impl Strategy<Value = String> {
+        let atoms = proptest::sample::select(
+            &[
+                "'", "\"", "\\", "$", "$(", "(", ")", "`", "|", "||", "&", "&&", ";", "<", ">",
+                ">>", "2>", "2>&1", "<<", "<<-", "<<'EOF'", "EOF", "\n", " ", "\t", "#", "~", "*",
+                "?", "{", "}", "=", "x", "echo", "cat", "A=1", "${", "é", "\u{0}", "\r",
+            ][..],
+        );
+        proptest::collection::vec(atoms, 0..80).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn shell_text_never_panics(src in shellish()) {
+            let _ = parse(&src);
+        }
+
+        #[test]
+        fn any_unicode_never_panics(src in "\\PC{0,200}") {
+            let _ = parse(&src);
+        }
+    }
+
+    /// Deep nesting is refused or parsed, not a stack overflow (which would abort the
+    /// daemon, every learner's world with it).
+    #[test]
+    fn deeply_nested_substitutions_do_not_overflow_the_stack() {
+        for depth in [100usize, 10_000, 100_000] {
+            let src = format!("echo {}x{}", "$(".repeat(depth), ")".repeat(depth));
+            let _ = parse(&src);
+            let src = format!("echo {}", "\"$(".repeat(depth));
+            let _ = parse(&src);
+        }
+    }
+}

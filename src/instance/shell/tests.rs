@@ -857,3 +857,95 @@ async fn issue10_nc_negative_wait_is_an_error_not_a_panic() {
     let (st, _, err) = run(&mut sh, "nc -w nan 10.0.1.9 22").await;
     assert_eq!((st, err.as_str()), (1, "nc: timeout invalid: nan\n"));
 }
+
+/// Issue 10 (resource limits): a variable that doubles each line stops at the limit with
+/// bash's kind of error instead of taking the daemon's memory.
+#[tokio::test]
+async fn issue10_a_doubling_variable_is_refused_past_the_limit() {
+    let mut sh = al();
+    // 16 bytes doubled 16 times is exactly the limit; once more is past it.
+    let mut script = String::from("x=0123456789abcdef\n");
+    for _ in 0..16 {
+        script.push_str("x=$x$x\n");
+    }
+    let (st, _, err) = run(&mut sh, &script).await;
+    assert_eq!((st, err.as_str()), (0, ""), "up to the limit is fine");
+    let (st, _, err) = run(&mut sh, "x=$x$x").await;
+    assert_eq!(st, 1);
+    assert!(
+        err.contains("-bash: x: value of 2097152 bytes") && err.contains("1 MiB"),
+        "{err}"
+    );
+    let (_, out, _) = run(&mut sh, "echo $x | wc -c").await;
+    assert_eq!(
+        out.trim(),
+        (VARIABLE_LIMIT + 1).to_string(),
+        "the old value is kept"
+    );
+    let (st, _, err) = run(&mut sh, "export y=$x$x").await;
+    assert_eq!(st, 1);
+    assert!(err.contains("-bash: y: value of"), "{err}");
+}
+
+/// Issue 10 (resource limits): a pipe holds at most PIPE_BUFFER_LIMIT bytes; the rest is
+/// dropped and the shell says so, so `cat` of a file many times over cannot exhaust the
+/// daemon's memory.
+#[tokio::test]
+async fn issue10_a_pipe_is_bounded_and_says_what_it_dropped() {
+    let mut sh = al();
+    let mut script = String::from("x=0123456789abcdef\n");
+    for _ in 0..16 {
+        script.push_str("x=$x$x\n");
+    }
+    script.push_str("echo $x > mib\n");
+    let (st, _, err) = run(&mut sh, &script).await;
+    assert_eq!((st, err.as_str()), (0, ""));
+    let files = vec!["mib"; 20].join(" ");
+    let (st, out, err) = run(&mut sh, &format!("cat {files} | wc -c")).await;
+    assert_eq!(st, 0);
+    assert_eq!(out.trim(), PIPE_BUFFER_LIMIT.to_string());
+    assert!(
+        err.contains("-bash: pipe: output beyond 16 MiB was dropped"),
+        "{err}"
+    );
+    // Under the limit nothing is said.
+    let (_, out, err) = run(&mut sh, "cat mib mib | wc -c").await;
+    assert_eq!(
+        (out.trim(), err.as_str()),
+        ((2 * (VARIABLE_LIMIT + 1)).to_string().as_str(), "")
+    );
+}
+
+/// Issue 10: nested command substitutions run recursively; past a depth they are refused
+/// (as bash refuses runaway recursion) instead of overflowing the stack, which would
+/// abort the whole daemon.
+#[tokio::test]
+async fn issue10_deeply_nested_substitutions_are_refused_not_a_stack_overflow() {
+    let mut sh = al();
+    let (st, out, _) = run(&mut sh, "echo $(echo $(echo $(echo deep)))").await;
+    assert_eq!((st, out.as_str()), (0, "deep\n"));
+    let depth = MAX_NESTING - 2;
+    let src = format!("echo {}x{}", "$(echo ".repeat(depth), ")".repeat(depth));
+    let (st, out, _) = run(&mut sh, &src).await;
+    assert_eq!((st, out.as_str()), (0, "x\n"), "{depth} levels are fine");
+    // A file that sources itself stops at the limit too.
+    let (st, _, err) = run(&mut sh, "echo '. ./loop.sh' > loop.sh; . ./loop.sh").await;
+    assert_ne!(st, 0);
+    assert!(err.contains("maximum nesting level exceeded"), "{err}");
+    let depth = 10_000;
+    let src = format!("echo {}x{}", "$(echo ".repeat(depth), ")".repeat(depth));
+    // The innermost levels are refused; as in bash, `echo` itself still succeeds, with
+    // what the substitutions produced (nothing).
+    let (st, out, err) = run(&mut sh, &src).await;
+    assert_eq!((st, out.as_str()), (0, "\n"));
+    assert!(err.contains("maximum nesting level exceeded"), "{err}");
+}
+
+/// What a command substitution writes to stderr reaches the terminal, as in bash.
+#[tokio::test]
+async fn command_substitution_stderr_reaches_the_terminal() {
+    let mut sh = al();
+    let (st, out, err) = run(&mut sh, "x=$(cat /nonexistent); echo \"[$x]\"").await;
+    assert_eq!((st, out.as_str()), (0, "[]\n"));
+    assert_eq!(err, "cat: /nonexistent: No such file or directory\n");
+}

@@ -258,6 +258,8 @@ pub const FABRIC_KINDS: &[&str] = &[
     "security_group",
     "network_interface",
     "instance",
+    // Which interfaces the fabric counts flow records for.
+    "flow_log",
 ];
 
 #[cfg(test)]

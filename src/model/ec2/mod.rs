@@ -9,6 +9,7 @@
 pub mod address;
 pub mod compile;
 pub mod eni;
+pub mod flow_log;
 pub mod igw;
 pub mod instance;
 pub mod key_pair;

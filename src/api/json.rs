@@ -1,0 +1,275 @@
+//! The AWS JSON protocol (1.0 and 1.1), shared by every service that speaks it
+//! (CloudWatch Logs today; DynamoDB, ECS, ECR, SSM … later).
+//!
+//! A request is `POST /` with `X-Amz-Target: <Prefix>.<Operation>` and a JSON object
+//! body; the answer is a JSON object with `Content-Type: application/x-amz-json-1.1`
+//! (or 1.0). An error is HTTP 400 (500 for internal failures) with the body
+//! `{"__type": "<Code>", "message": "…"}` and the same code in `x-amzn-ErrorType`, which
+//! is what botocore reads for the `An error occurred (<Code>)` line of the CLI.
+//!
+//! A service supplies a [`JsonService`]: its content type, the code it uses for
+//! malformed input, and a function from ([`JsonCall`], operation) to a JSON answer. The
+//! layer does the rest: body limit, SigV4 through [`AppState::authenticate`], the
+//! region and clock ([`Env`]), the lock on the model, and the error shape. Handlers read
+//! parameters with [`Body`]'s typed getters, which answer wrong types with the
+//! service's validation error instead of panicking.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body as HttpBody;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+use super::{AppState, MAX_BODY, sigv4};
+use crate::model::{ApiError, ApiResult, Control, Env, World};
+
+/// What a JSON-protocol service tells the shared layer.
+pub struct JsonService {
+    /// `application/x-amz-json-1.1` or `-1.0`.
+    pub content_type: &'static str,
+    /// The code of a request the service cannot parse (`InvalidParameterException` for
+    /// CloudWatch Logs, `ValidationException` for DynamoDB …).
+    pub validation_code: &'static str,
+    pub handler: fn(&mut JsonCall, &str) -> ApiResult<Value>,
+}
+
+/// One JSON-protocol call in progress.
+pub struct JsonCall<'a> {
+    pub body: Body,
+    pub account: String,
+    pub env: Env,
+    pub control: &'a mut Control,
+}
+
+impl JsonCall<'_> {
+    /// The account's world as it is now.
+    pub fn read(&mut self) -> ApiResult<std::sync::Arc<World>> {
+        self.control.read(&self.account, &self.env)
+    }
+
+    /// A model mutation through the one door (validated, committed, published).
+    pub fn mutate<R>(&mut self, f: impl FnOnce(&mut World, &Env) -> ApiResult<R>) -> ApiResult<R> {
+        self.control.mutate(&self.account, &self.env, false, f)
+    }
+}
+
+/// A request's JSON object, with getters that name the member in their errors.
+pub struct Body {
+    map: Map<String, Value>,
+    code: &'static str,
+}
+
+impl Body {
+    /// Parses a request body: empty means `{}`; anything but an object is refused.
+    pub fn parse(bytes: &[u8], code: &'static str) -> ApiResult<Body> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body {
+                map: Map::new(),
+                code,
+            });
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Body { map, code }),
+            _ => Err(ApiError::new(
+                "SerializationException",
+                "The request body is not a JSON object.",
+            )),
+        }
+    }
+
+    fn wrong(&self, name: &str, what: &str) -> ApiError {
+        ApiError::new(
+            self.code,
+            format!(
+                "1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must be {what}"
+            ),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn str(&self, name: &str) -> ApiResult<Option<&str>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong(name, "a string")),
+        }
+    }
+
+    pub fn required_str(&self, name: &str) -> ApiResult<&str> {
+        self.str(name)?.ok_or_else(|| {
+            ApiError::new(
+                self.code,
+                format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+            )
+        })
+    }
+
+    pub fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "an integer")),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong(name, "a boolean")),
+        }
+    }
+
+    pub fn str_list(&self, name: &str) -> ApiResult<Vec<String>> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.wrong(name, "a list of strings")),
+            Some(_) => Err(self.wrong(name, "a list of strings")),
+        }
+    }
+
+    pub fn str_map(&self, name: &str) -> ApiResult<BTreeMap<String, String>> {
+        match self.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect::<Option<BTreeMap<_, _>>>()
+                .ok_or_else(|| self.wrong(name, "a map of strings")),
+            Some(_) => Err(self.wrong(name, "a map of strings")),
+        }
+    }
+
+    pub fn list(&self, name: &str) -> ApiResult<&[Value]> {
+        match self.get(name) {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(self.wrong(name, "a list")),
+        }
+    }
+}
+
+/// Serves one JSON-protocol request of `service`.
+pub async fn endpoint(state: AppState, req: Request, service: &'static JsonService) -> Response {
+    let (parts, body) = req.into_parts();
+    let request_id = state.request_id();
+    let result = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => handle(&state, &super::signed_request(&parts), &bytes, service),
+        Err(_) => Err(ApiError::new(
+            "RequestEntityTooLargeException",
+            format!("The request body exceeds the maximum allowed size of {MAX_BODY} bytes."),
+        )
+        .with_status(413)),
+    };
+    match result {
+        Ok(v) => respond(200, service.content_type, v.to_string(), None, &request_id),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(code = %e.code, "internal error");
+            }
+            let body = serde_json::json!({ "__type": e.code, "message": e.message }).to_string();
+            respond(
+                e.status,
+                service.content_type,
+                body,
+                Some(&e.code),
+                &request_id,
+            )
+        }
+    }
+}
+
+/// Handles a request from its parts; pure with respect to HTTP, so tests can call it
+/// without a socket.
+pub fn handle(
+    state: &AppState,
+    req: &sigv4::SignedRequest,
+    bytes: &[u8],
+    service: &JsonService,
+) -> ApiResult<Value> {
+    let identity = state.authenticate(req, bytes)?;
+    let target = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let Some((_, op)) = target.split_once('.') else {
+        return Err(ApiError::new(
+            "UnknownOperationException",
+            "The request has no X-Amz-Target operation.",
+        ));
+    };
+    let body = Body::parse(bytes, service.validation_code)?;
+    let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(op);
+    let mut control = state.lock();
+    let mut call = JsonCall {
+        body,
+        account: identity.account,
+        env,
+        control: &mut control,
+    };
+    (service.handler)(&mut call, op)
+}
+
+/// The error for an operation a JSON service does not have (or vpclab does not emulate).
+pub fn unknown_operation(op: &str) -> ApiError {
+    ApiError::new(
+        "UnknownOperationException",
+        format!("vpclab does not implement the operation {op} (see docs/api.md)"),
+    )
+}
+
+fn respond(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    error: Option<&str>,
+    request_id: &str,
+) -> Response {
+    let mut resp = Response::new(HttpBody::from(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(code) = error.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert("x-amzn-ErrorType", code);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_objects_and_getters_refuse_wrong_types() {
+        assert!(Body::parse(b"", "X").is_ok());
+        assert_eq!(
+            Body::parse(b"[1]", "X").err().map(|e| e.code),
+            Some("SerializationException".into())
+        );
+        let b = Body::parse(br#"{"a":"s","n":3,"l":["x"],"m":{"k":"v"},"z":null}"#, "X").unwrap();
+        assert_eq!(b.str("a").unwrap(), Some("s"));
+        assert_eq!(b.int("n").unwrap(), Some(3));
+        assert_eq!(b.str("z").unwrap(), None);
+        assert_eq!(b.int("a").unwrap_err().code, "X");
+        assert_eq!(b.required_str("missing").unwrap_err().code, "X");
+        assert_eq!(b.str_list("l").unwrap(), vec!["x".to_string()]);
+        assert_eq!(b.str_map("m").unwrap()["k"], "v");
+        assert!(b.str_map("l").is_err());
+    }
+}

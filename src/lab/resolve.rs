@@ -595,6 +595,18 @@ fn check(
     let mut bad = |arg: &str, message: String| {
         p.push(format!("{key}.{arg}"), Some(anchor), message);
     };
+    // The `Ok` value, or the error recorded against `arg` and no check.
+    macro_rules! or_bad {
+        ($arg:expr, $res:expr) => {
+            match $res {
+                Ok(v) => v,
+                Err(e) => {
+                    bad($arg, e);
+                    return None;
+                }
+            }
+        };
+    }
     let kind = match c.kind.as_str() {
         "resource" => {
             let t = r(&c.resource_type);
@@ -655,20 +667,8 @@ fn check(
             }
         }
         "reach" => {
-            let from = match vantage(&r(&c.from), false) {
-                Ok(v) => v,
-                Err(e) => {
-                    bad("from", e);
-                    return None;
-                }
-            };
-            let to = match target(&r(&c.to), false) {
-                Ok(t) => t,
-                Err(e) => {
-                    bad("to", e);
-                    return None;
-                }
-            };
+            let from = or_bad!("from", vantage(&r(&c.from), false));
+            let to = or_bad!("to", target(&r(&c.to), false));
             let protocol = match c.protocol.as_deref().unwrap_or("tcp") {
                 "tcp" => Proto::Tcp,
                 "udp" => Proto::Udp,
@@ -701,13 +701,7 @@ fn check(
             }
         }
         "dns" => {
-            let from = match vantage(&r(&c.from), true) {
-                Ok(v) => v,
-                Err(e) => {
-                    bad("from", e);
-                    return None;
-                }
-            };
+            let from = or_bad!("from", vantage(&r(&c.from), true));
             let nx = match c.expect.as_deref() {
                 None => false,
                 Some("nxdomain") => true,
@@ -812,21 +806,9 @@ fn check(
         "http" => {
             let from = match c.from.as_ref().map(|f| template::render(f, params)) {
                 None => Vantage::Learner,
-                Some(f) => match vantage(&f, false) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        bad("from", e);
-                        return None;
-                    }
-                },
+                Some(f) => or_bad!("from", vantage(&f, false)),
             };
-            let to = match target(&r(&c.to), true) {
-                Ok(t) => t,
-                Err(e) => {
-                    bad("to", e);
-                    return None;
-                }
-            };
+            let to = or_bad!("to", target(&r(&c.to), true));
             let path = c
                 .path
                 .as_ref()

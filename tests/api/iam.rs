@@ -515,13 +515,18 @@ fn issue15_malformed_policies_get_malformed_policy_document_with_the_reason() {
     );
 }
 
-/// Deleting or deactivating an access key stops it working at once; a user keeps at
-/// most two keys; a user with keys cannot be deleted.
+/// Keys survive a restart; deleting or deactivating an access key stops it working at
+/// once; a user keeps at most two keys; a user with keys cannot be deleted.
 #[test]
 fn issue15_a_deleted_access_key_stops_working() {
-    let d = enforcing();
+    let mut d = enforcing();
     let cid = user_with(&d, "cid", &["AmazonEC2ReadOnlyAccess"]);
     ok(&d, &cid, &["ec2", "describe-vpcs"]);
+    // Keys and policies are durable: after a restart the key still signs, as cid.
+    d.stop();
+    d.launch();
+    ok(&d, &cid, &["ec2", "describe-vpcs"]);
+    fails(&d, &cid, RUN, "UnauthorizedOperation");
     ok(
         &d,
         &root(),
@@ -588,4 +593,37 @@ fn issue15_a_deleted_access_key_stops_working() {
         &["iam", "list-access-keys", "--user-name", "cid"],
     );
     assert_eq!(keys["AccessKeyMetadata"].as_array().map(Vec::len), Some(1));
+}
+
+/// boto3 drives the same flow: keys, AssumeRole with its datetime expiry and session
+/// token, the role's policy deciding.
+#[test]
+fn issue15_boto3_assumes_a_role_and_its_policy_decides() {
+    crate::support::require_boto3();
+    let d = enforcing();
+    let path: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "interop",
+        "boto3_iam.py",
+    ]
+    .iter()
+    .collect();
+    let mut cmd = Command::new("python3");
+    cmd.arg(&path);
+    d.env(&mut cmd);
+    let out = cmd
+        .env("VPCLAB_ENDPOINT", d.url())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ACCESS_KEY_ID", ROOT.0)
+        .env("AWS_SECRET_ACCESS_KEY", ROOT.1)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 iam ok"));
 }

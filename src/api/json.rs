@@ -33,6 +33,10 @@ pub struct JsonService {
     /// CloudWatch Logs, `ValidationException` for DynamoDB …).
     pub validation_code: &'static str,
     pub handler: fn(&mut JsonCall, &str) -> ApiResult<Value>,
+    /// The service prefix of its IAM actions (`logs`, `dynamodb` …).
+    pub iam_prefix: &'static str,
+    /// The ARN a call is authorized against: (region, account, body) → ARN or `*`.
+    pub resource: fn(&str, &str, &Body) -> String,
 }
 
 /// One JSON-protocol call in progress.
@@ -214,6 +218,16 @@ pub fn handle(
     let body = Body::parse(bytes, service.validation_code)?;
     let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(op);
     let mut control = state.lock();
+    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
+    state
+        .authorize(
+            &control,
+            &identity,
+            &format!("{}:{op}", service.iam_prefix),
+            &resource,
+            req,
+        )
+        .map_err(|d| d.json())?;
     let mut call = JsonCall {
         body,
         account: identity.account,

@@ -31,6 +31,7 @@
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
 pub mod ec2;
+pub mod iam;
 pub mod json;
 pub mod logs;
 pub mod query;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub health: crate::dns::health::HealthBoard,
     /// How long instances stay `pending`/`stopping`/`shutting-down`, in milliseconds.
     pub boot_delay_ms: i64,
+    /// `--iam enforce`: identity policies apply in every account.
+    pub iam_enforce: bool,
     requests: Arc<AtomicU64>,
 }
 
@@ -82,6 +85,7 @@ impl AppState {
             auth: sigv4::AuthMode::Open,
             health: crate::dns::health::HealthBoard::new(crate::dns::Views::default()),
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
+            iam_enforce: false,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -90,6 +94,38 @@ impl AppState {
     pub fn with_auth(mut self, auth: sigv4::AuthMode) -> AppState {
         self.auth = auth;
         self
+    }
+
+    /// Applies IAM policies in every account (`--iam enforce`).
+    pub fn with_iam_enforce(mut self, on: bool) -> AppState {
+        self.iam_enforce = on;
+        self
+    }
+
+    /// Whether signatures are verified (only then do IAM identities exist).
+    pub fn auth_is_strict(&self) -> bool {
+        matches!(self.auth, sigv4::AuthMode::Strict(_))
+    }
+
+    /// The one authorization gate ([`iam::authz::authorize`]) for a caller that is
+    /// already authenticated, under the control lock the handler holds.
+    pub fn authorize(
+        &self,
+        control: &Control,
+        identity: &sigv4::Identity,
+        action: &str,
+        resource: &str,
+        req: &sigv4::SignedRequest,
+    ) -> Result<(), iam::authz::Denial> {
+        iam::authz::authorize(
+            control,
+            self.iam_enforce,
+            identity,
+            action,
+            resource,
+            (self.clock)(),
+            iam::source_ip(req).as_deref(),
+        )
     }
 
     /// Sets how long instance state transitions take.
@@ -228,17 +264,30 @@ pub(crate) async fn ec2_endpoint(state: AppState, req: Request) -> Response {
     xml_response(status, body).into_response()
 }
 
-/// The parts of an HTTP request SigV4 covers.
+/// The pseudo-header carrying the client's address (from the connection, never from
+/// the client: a header of that name sent by a client is dropped). It is not signed, so
+/// it does not take part in SigV4.
+pub const SOURCE_IP_HEADER: &str = "x-vpclab-source-ip";
+
+/// The parts of an HTTP request SigV4 covers, plus the client's address.
 pub fn signed_request(parts: &axum::http::request::Parts) -> sigv4::SignedRequest {
+    let mut headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != SOURCE_IP_HEADER)
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    if let Some(axum::extract::ConnectInfo(peer)) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        headers.push((SOURCE_IP_HEADER.to_string(), peer.ip().to_string()));
+    }
     sigv4::SignedRequest {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().map(str::to_string),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        headers,
     }
 }
 
@@ -279,7 +328,7 @@ fn run_ec2(
     action: &str,
 ) -> ApiResult<String> {
     let identity = state.authenticate(req, body)?;
-    let cred = identity.credential;
+    let cred = identity.credential.clone();
     params.check_xml_text()?;
     if action.is_empty() {
         return Err(ApiError::new(
@@ -296,6 +345,16 @@ fn run_ec2(
     let dry_run = params.bool("DryRun")?.unwrap_or(false);
     let env = Env::new(cred.region.clone(), (state.clock)()).with_action(action);
     let mut control = state.lock();
+    let resource = iam::authz::ec2_resource(action, params, &cred.region, &identity.account);
+    state
+        .authorize(
+            &control,
+            &identity,
+            &format!("ec2:{action}"),
+            &resource,
+            req,
+        )
+        .map_err(|d| d.ec2())?;
     let mut call = Call {
         params,
         boot_delay_ms: state.boot_delay_ms,

@@ -91,6 +91,14 @@ fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> 
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
 
+fn iam(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::iam::endpoint(state, req, super::iam::Svc::Iam))
+}
+
+fn sts(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::iam::endpoint(state, req, super::iam::Svc::Sts))
+}
+
 /// Every service the router knows, emulated or not.
 pub static SERVICES: &[Service] = &[
     Service {
@@ -102,8 +110,14 @@ pub static SERVICES: &[Service] = &[
         ..svc("route53", "Amazon Route 53", Protocol::RestXml, &[])
     },
     svc("s3", "Amazon S3", Protocol::RestXml, &[]),
-    svc("iam", "AWS IAM", Protocol::Query, &[]),
-    svc("sts", "AWS STS", Protocol::Query, &[]),
+    Service {
+        handler: Some(iam),
+        ..svc("iam", "AWS IAM", Protocol::Query, &[])
+    },
+    Service {
+        handler: Some(sts),
+        ..svc("sts", "AWS STS", Protocol::Query, &[])
+    },
     svc(
         "dynamodb",
         "Amazon DynamoDB",
@@ -436,10 +450,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["__type"], "NotImplemented");
         assert!(v["message"].as_str().unwrap().contains("Amazon ECS"));
-        let (status, _, body) = send(req(Some(&auth("iam")), None, "/")).await;
+        let (status, _, body) = send(req(Some(&auth("sns")), None, "/")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert!(
-            body.contains("<ErrorResponse>") && body.contains("AWS IAM"),
+            body.contains("<ErrorResponse>") && body.contains("Amazon SNS"),
             "{body}"
         );
         let (status, _, body) = send(req(Some(&auth("s3")), None, "/")).await;

@@ -41,6 +41,11 @@ pub struct UpArgs {
     /// for account 000000000000 if missing); each key's account is its own world.
     #[arg(long, value_enum, default_value = "open")]
     pub auth: AuthArg,
+    /// `off`: IAM policies are stored but not applied. `enforce`: every API call of an
+    /// IAM user or assumed role is checked against its policies (root is always
+    /// allowed); implies `--auth strict`, since in open mode every caller is root.
+    #[arg(long, value_enum, default_value = "off")]
+    pub iam: IamArg,
     /// Root only: attach a TUN device to the world of the default credentials (those of
     /// the printed `export` line) and route the world's public range 198.18.0.0/15 (and
     /// nothing else) through it, so plain `ssh`, `curl` and `ping` reach public IPs.
@@ -55,6 +60,12 @@ pub struct UpArgs {
 pub enum AuthArg {
     Open,
     Strict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IamArg {
+    Off,
+    Enforce,
 }
 
 /// A duration in milliseconds from an environment variable, if set and in `range`.
@@ -93,6 +104,10 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
         AuthArg::Open => AuthConfig::Open,
         AuthArg::Strict => AuthConfig::Strict,
     };
+    if args.iam == IamArg::Enforce {
+        cfg.iam_enforce = true;
+        cfg.auth = AuthConfig::Strict;
+    }
     cfg.tun = args.tun.then(|| args.tun_name.clone());
     if let Some(d) = env_ms(BOOT_DELAY_ENV, 0..=600_000)? {
         cfg.boot_delay = d;

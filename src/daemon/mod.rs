@@ -72,6 +72,8 @@ pub struct DaemonConfig {
     /// The region of the printed `export` line (every region works per request).
     pub region: String,
     pub auth: AuthConfig,
+    /// `--iam enforce`: IAM policies apply to every account's non-root callers.
+    pub iam_enforce: bool,
     /// Attach a TUN device of this name to the default credentials' world (root only).
     pub tun: Option<String>,
     /// How long instances stay `pending` (and `stopping`/`shutting-down`).
@@ -95,6 +97,7 @@ impl DaemonConfig {
             dns_listen: DnsListen::Default,
             region: "us-east-1".to_string(),
             auth: AuthConfig::Open,
+            iam_enforce: false,
             tun: None,
             boot_delay: Duration::from_millis(
                 u64::try_from(crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS)
@@ -159,6 +162,7 @@ impl Daemon {
         let mut warnings = Vec::new();
         let state_dir = cfg.state_dir.clone();
         let control = Control::open(&state_dir.store())?;
+        let iam_keys = crate::api::iam::keys::IamKeys::new();
         let (auth, credentials) = match cfg.auth {
             AuthConfig::Open => (
                 AuthMode::Open,
@@ -176,7 +180,10 @@ impl Daemon {
                     secret_key: first.secret_key.clone(),
                     account: first.account.clone(),
                 };
-                (AuthMode::strict(keys), creds)
+                // IAM users' access keys and STS sessions, indexed from the model's
+                // change events (subscribed below, before anything is served).
+                let ring = crate::api::sigv4::KeyRing::new(keys).with_store(iam_keys.clone());
+                (AuthMode::Strict(Arc::new(ring)), creds)
             }
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -196,6 +203,7 @@ impl Daemon {
             ));
         }
         let control = Arc::new(Mutex::new(control));
+        lock_control(&control).subscribe(iam_keys.subscriber());
         // The view every DNS answer comes from (host endpoint and in-world resolvers).
         let dns_views = crate::dns::Views::default();
         lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_views.clone()));
@@ -275,6 +283,7 @@ impl Daemon {
 
         let state = AppState::new(control.clone(), clock)
             .with_auth(auth)
+            .with_iam_enforce(cfg.iam_enforce)
             .with_health(health)
             .with_boot_delay(cfg.boot_delay);
         let ticker = {

@@ -187,7 +187,11 @@ async fn connection(
             let app = app.clone();
             let registry = registry.clone();
             async move {
-                let resp = app.oneshot(req.map(axum::body::Body::new)).await;
+                let mut req = req.map(axum::body::Body::new);
+                // The client's address, for aws:SourceIp in IAM conditions.
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let resp = app.oneshot(req).await;
                 lock(&registry).set_busy(id, false);
                 resp
             }

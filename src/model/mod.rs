@@ -41,6 +41,7 @@ pub mod control;
 pub mod ec2;
 pub mod error;
 pub mod filter;
+pub mod iam;
 pub mod logs;
 pub mod region;
 pub mod route53;
@@ -267,6 +268,14 @@ world_tables! {
     flow_logs: ec2::flow_log::FlowLog,
     log_groups: logs::LogGroup,
     log_streams: logs::LogStream,
+    iam_users: iam::User,
+    iam_groups: iam::Group,
+    iam_roles: iam::Role,
+    iam_policies: iam::ManagedPolicy,
+    iam_access_keys: iam::AccessKey,
+    sts_sessions: iam::Session,
+    iam_instance_profiles: iam::InstanceProfile,
+    iam_accounts: iam::IamAccount,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

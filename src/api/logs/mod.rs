@@ -21,7 +21,18 @@ pub static SERVICE: JsonService = JsonService {
     content_type: "application/x-amz-json-1.1",
     validation_code: "InvalidParameterException",
     handler: dispatch,
+    iam_prefix: "logs",
+    resource: log_group_arn,
 };
+
+/// The log group a call names (Service Authorization Reference: the `log-group`
+/// resource type, `arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*`), else `*`.
+fn log_group_arn(region: &str, account: &str, body: &super::json::Body) -> String {
+    match body.str("logGroupName").ok().flatten() {
+        Some(name) => format!("arn:aws:logs:{region}:{account}:log-group:{name}:*"),
+        None => "*".to_string(),
+    }
+}
 
 /// The operations vpclab answers (docs/api.md lists the same).
 pub const OPERATIONS: &[&str] = &[

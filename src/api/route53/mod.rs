@@ -138,6 +138,21 @@ fn run(state: &AppState, req: &sigv4::SignedRequest, body: &[u8]) -> ApiResult<A
     let env = Env::new(identity.credential.region.clone(), (state.clock)())
         .with_action(operation(method, &segments));
     let mut control = state.lock();
+    // Route 53 resources: a hosted zone (`arn:aws:route53:::hostedzone/ID`) or `*`.
+    let resource = match segments.as_slice() {
+        ["hostedzone", id, ..] => format!("arn:aws:route53:::hostedzone/{id}"),
+        ["healthcheck", id, ..] => format!("arn:aws:route53:::healthcheck/{id}"),
+        _ => "*".to_string(),
+    };
+    state
+        .authorize(
+            &control,
+            &identity,
+            &format!("route53:{}", env.action),
+            &resource,
+            req,
+        )
+        .map_err(|d| d.query())?;
     let c = &mut Ctx {
         control: &mut control,
         account,

@@ -1,0 +1,416 @@
+//! The one authorization gate: every API call of a non-root principal, in an account
+//! where IAM enforcement is on, is evaluated here against the principal's identity
+//! policies by [`crate::model::iam::policy::evaluate`] before its handler runs. Each
+//! protocol calls [`authorize`] right after authentication with the IAM action
+//! (`service:Action`) and the ARN of the resource the call names ([`resource_arn`],
+//! after the Service Authorization Reference: resource-level where the action supports
+//! it, `*` otherwise).
+//!
+//! A denial carries the plain AWS message and an encoded authorization message that
+//! STS DecodeAuthorizationMessage turns back into JSON (which statement denied, or
+//! that none allowed, the action, the resource and the condition keys). The encoding
+//! is base64 of that JSON: not encrypted as AWS's is (docs/fidelity.md).
+
+use base64::Engine as _;
+
+use crate::api::query::Params;
+use crate::api::sigv4::{Identity, Principal};
+use crate::model::iam::policy::{self, Context, Decision, Policy};
+use crate::model::{ApiError, Control, Timestamp, World};
+
+/// Why a call was refused.
+#[derive(Clone, Debug)]
+pub struct Denial {
+    /// `User: ARN is not authorized to perform: ACTION on resource: ARN because …`.
+    pub message: String,
+    /// The encoded authorization message.
+    pub encoded: String,
+}
+
+impl Denial {
+    /// EC2's answer: `UnauthorizedOperation`, HTTP 403, with the encoded message.
+    pub fn ec2(&self) -> ApiError {
+        ApiError::new(
+            "UnauthorizedOperation",
+            format!(
+                "You are not authorized to perform this operation. {} Encoded authorization failure message: {}",
+                self.message, self.encoded
+            ),
+        )
+        .with_status(403)
+    }
+
+    /// The AWS Query services' answer (IAM, STS): `AccessDenied`, HTTP 403.
+    pub fn query(&self) -> ApiError {
+        ApiError::new("AccessDenied", self.message.clone()).with_status(403)
+    }
+
+    /// The JSON services' answer: `AccessDeniedException`, HTTP 400.
+    pub fn json(&self) -> ApiError {
+        ApiError::new("AccessDeniedException", self.message.clone())
+    }
+}
+
+/// The ARN a principal acts as.
+pub fn principal_arn(w: &World, account: &str, p: &Principal) -> String {
+    match p {
+        Principal::Root | Principal::Instructor => format!("arn:aws:iam::{account}:root"),
+        Principal::User(name) => w
+            .user(name)
+            .map(|u| u.arn.clone())
+            .unwrap_or_else(|_| format!("arn:aws:iam::{account}:user/{name}")),
+        Principal::AssumedRole { role, session } => {
+            format!("arn:aws:sts::{account}:assumed-role/{role}/{session}")
+        }
+    }
+}
+
+/// The request context of a call: who, the condition keys AWS sets for every request
+/// (`aws:username`, `aws:PrincipalTag/…`, `aws:RequestedRegion`, `aws:CurrentTime` …)
+/// and those of the resource (`ec2:ResourceTag/…`).
+pub fn context(
+    w: &World,
+    identity: &Identity,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Context {
+    let arn = principal_arn(w, &identity.account, &identity.principal);
+    let mut c = Context::new(&identity.account, &arn, action, resource);
+    c.at(now)
+        .set("aws:PrincipalArn", arn.clone())
+        .set("aws:PrincipalAccount", identity.account.clone())
+        .set("aws:RequestedRegion", identity.credential.region.clone())
+        .set("aws:SecureTransport", "false");
+    if let Some(ip) = source_ip {
+        c.set("aws:SourceIp", ip);
+    }
+    match &identity.principal {
+        Principal::User(name) => {
+            c.set("aws:username", name.clone())
+                .set("aws:PrincipalType", "User");
+            if let Ok(u) = w.user(name) {
+                c.set("aws:userid", u.unique_id.clone());
+                for (k, v) in &u.tags {
+                    c.set(&format!("aws:PrincipalTag/{k}"), v.clone());
+                }
+            }
+        }
+        Principal::AssumedRole { role, session } => {
+            // Sessions from AssumeRole without MFA carry the key as false; long-term
+            // keys do not carry it at all (IAM User Guide, aws:MultiFactorAuthPresent).
+            c.set("aws:MultiFactorAuthPresent", "false")
+                .set("aws:PrincipalType", "AssumedRole");
+            if let Ok(r) = w.role(role) {
+                c.role_arn = Some(r.arn.clone());
+                c.set("aws:PrincipalArn", r.arn.clone());
+                c.set("aws:userid", format!("{}:{session}", r.unique_id));
+                for (k, v) in &r.tags {
+                    c.set(&format!("aws:PrincipalTag/{k}"), v.clone());
+                }
+            }
+        }
+        Principal::Root | Principal::Instructor => {}
+    }
+    // ec2:ResourceTag/KEY for a resource the call names by id.
+    if let Some(id) = resource.rsplit('/').next()
+        && let Some(tags) = w.tags_of(id)
+    {
+        for (k, v) in tags {
+            c.set(&format!("ec2:ResourceTag/{k}"), v.clone());
+            c.set(&format!("aws:ResourceTag/{k}"), v.clone());
+        }
+    }
+    c
+}
+
+/// The parsed identity policies of a principal, labelled.
+pub fn identity_policies(w: &World, p: &Principal) -> Vec<(String, Policy)> {
+    let docs = match p {
+        Principal::User(name) => w.user_policy_documents(name),
+        Principal::AssumedRole { role, .. } => w.role_policy_documents(role),
+        Principal::Root | Principal::Instructor => Vec::new(),
+    };
+    docs.into_iter()
+        .filter_map(|(label, doc)| Some((label, policy::parse(&doc, policy::Kind::Identity).ok()?)))
+        .collect()
+}
+
+/// Whether IAM policies apply to this call at all: enforcement is on (for the daemon or
+/// this account) and the caller is not the account's root (root is never subject to
+/// identity policies) nor an instructor.
+pub fn enforced(daemon_enforce: bool, w: Option<&World>, p: &Principal) -> bool {
+    if matches!(p, Principal::Root | Principal::Instructor) {
+        return false;
+    }
+    daemon_enforce || w.is_some_and(|w| w.iam_account().enforce)
+}
+
+/// The gate: `Ok` when the call may proceed.
+pub fn authorize(
+    control: &Control,
+    daemon_enforce: bool,
+    identity: &Identity,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Result<(), Denial> {
+    let world = control.snapshot(&identity.account);
+    if !enforced(daemon_enforce, world.as_deref(), &identity.principal) {
+        return Ok(());
+    }
+    let empty;
+    let w = match world.as_deref() {
+        Some(w) => w,
+        None => {
+            empty = World::new(&identity.account);
+            &empty
+        }
+    };
+    let ctx = context(w, identity, action, resource, now, source_ip);
+    let policies = identity_policies(w, &identity.principal);
+    let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), p)).collect();
+    let decision = policy::evaluate(&ctx, &refs, None);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(denial(&ctx, &decision))
+}
+
+/// The denial of an evaluated request.
+pub fn denial(ctx: &Context, d: &Decision) -> Denial {
+    let why = if d.explicit_deny.is_some() {
+        "with an explicit deny in an identity-based policy".to_string()
+    } else {
+        format!(
+            "because no identity-based policy allows the {} action",
+            ctx.action
+        )
+    };
+    let message = format!(
+        "User: {} is not authorized to perform: {} on resource: {} {why}",
+        ctx.principal_arn, ctx.action, ctx.resource
+    );
+    Denial {
+        message,
+        encoded: encode(ctx, d),
+    }
+}
+
+/// The decoded form of an authorization message (the JSON DecodeAuthorizationMessage
+/// returns), shaped as AWS's: `allowed`, `explicitDeny`, `matchedStatements`,
+/// `failures`, `context` with principal, action, resource and condition values.
+fn decoded(ctx: &Context, d: &Decision) -> serde_json::Value {
+    let statements: Vec<serde_json::Value> = d
+        .matched
+        .iter()
+        .filter(|m| !m.allow)
+        .map(|m| {
+            serde_json::json!({
+                "statementId": m.sid.clone().unwrap_or_default(),
+                "effect": "DENY",
+                "sourcePolicyName": m.policy,
+                "statementIndex": m.index,
+            })
+        })
+        .collect();
+    let conditions: Vec<serde_json::Value> = ctx
+        .keys()
+        .map(|(k, vs)| {
+            serde_json::json!({
+                "key": k,
+                "values": {"items": vs.iter().map(|v| serde_json::json!({"value": v})).collect::<Vec<_>>()},
+            })
+        })
+        .collect();
+    let failure = if d.explicit_deny.is_some() {
+        "an explicit deny in an identity-based policy".to_string()
+    } else {
+        format!("no identity-based policy allows the {} action", ctx.action)
+    };
+    serde_json::json!({
+        "allowed": false,
+        "explicitDeny": d.explicit_deny.is_some(),
+        "matchedStatements": {"items": statements},
+        "failures": {"items": [failure]},
+        "context": {
+            "principal": {"arn": ctx.principal_arn},
+            "action": ctx.action,
+            "resource": ctx.resource,
+            "conditions": {"items": conditions},
+        },
+        "account": ctx.account,
+    })
+}
+
+fn encode(ctx: &Context, d: &Decision) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(decoded(ctx, d).to_string())
+}
+
+/// Decodes an authorization message for a caller of `account`; `None` when it is not
+/// one this server produced for that account.
+pub fn decode(message: &str, account: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(message.trim())
+        .ok()?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    if v.get("account").and_then(|a| a.as_str()) != Some(account) {
+        return None;
+    }
+    v.as_object_mut()?.remove("account");
+    Some(v.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// Actions and resources
+
+/// EC2 parameters that name one resource, with the ARN resource type they name
+/// (Service Authorization Reference, "Resource types defined by Amazon EC2").
+const EC2_IDS: &[(&str, &str)] = &[
+    ("InstanceId", "instance"),
+    ("InstanceId.1", "instance"),
+    ("NetworkInterfaceId", "network-interface"),
+    ("SubnetId", "subnet"),
+    ("RouteTableId", "route-table"),
+    ("NetworkAclId", "network-acl"),
+    ("InternetGatewayId", "internet-gateway"),
+    ("NatGatewayId", "natgateway"),
+    ("GroupId", "security-group"),
+    ("AllocationId", "elastic-ip"),
+    ("KeyName", "key-pair"),
+    ("VpcId", "vpc"),
+    ("ResourceId.1", ""),
+];
+
+/// What an EC2 create action makes, for `TYPE/*` ARNs.
+const EC2_CREATES: &[(&str, &str)] = &[
+    ("RunInstances", "instance"),
+    ("CreateVpc", "vpc"),
+    ("CreateKeyPair", "key-pair"),
+    ("ImportKeyPair", "key-pair"),
+    ("CreateInternetGateway", "internet-gateway"),
+    ("AllocateAddress", "elastic-ip"),
+    ("CreateNatGateway", "natgateway"),
+    ("CreateFlowLogs", "vpc-flow-log"),
+];
+
+/// The resource ARN an EC2 call is authorized against.
+pub fn ec2_resource(action: &str, params: &Params, region: &str, account: &str) -> String {
+    if action.starts_with("Describe") || action.starts_with("Get") {
+        return "*".to_string();
+    }
+    if let Some((_, ty)) = EC2_CREATES.iter().find(|(a, _)| *a == action) {
+        return format!("arn:aws:ec2:{region}:{account}:{ty}/*");
+    }
+    for (param, ty) in EC2_IDS {
+        if let Some(id) = params.get(param).filter(|v| !v.is_empty()) {
+            let ty = if ty.is_empty() { ec2_type_of(id) } else { ty };
+            return format!("arn:aws:ec2:{region}:{account}:{ty}/{id}");
+        }
+    }
+    "*".to_string()
+}
+
+fn ec2_type_of(id: &str) -> &'static str {
+    match id.split('-').next().unwrap_or("") {
+        "i" => "instance",
+        "vpc" => "vpc",
+        "subnet" => "subnet",
+        "sg" => "security-group",
+        "rtb" => "route-table",
+        "acl" => "network-acl",
+        "igw" => "internet-gateway",
+        "nat" => "natgateway",
+        "eni" => "network-interface",
+        "eipalloc" => "elastic-ip",
+        _ => "resource",
+    }
+}
+
+/// The resource ARN an IAM call is authorized against: the user, group, role, policy or
+/// instance profile it names (its real ARN, path included, when it exists).
+pub fn iam_resource(w: Option<&World>, action: &str, params: &Params, account: &str) -> String {
+    let named = |param: &str| params.get(param).filter(|v| !v.is_empty());
+    if let Some(arn) = named("PolicyArn") {
+        return arn.to_string();
+    }
+    if let Some(name) = named("RoleName") {
+        return w
+            .and_then(|w| w.role(name).ok().map(|r| r.arn.clone()))
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{name}"));
+    }
+    if let Some(name) = named("GroupName") {
+        return w
+            .and_then(|w| w.group(name).ok().map(|g| g.arn.clone()))
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:group/{name}"));
+    }
+    if let Some(name) = named("InstanceProfileName") {
+        return format!("arn:aws:iam::{account}:instance-profile/{name}");
+    }
+    if let Some(name) = named("UserName") {
+        return w
+            .and_then(|w| w.user(name).ok().map(|u| u.arn.clone()))
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{name}"));
+    }
+    if action == "CreatePolicy"
+        && let Some(name) = named("PolicyName")
+    {
+        return format!("arn:aws:iam::{account}:policy/{name}");
+    }
+    "*".to_string()
+}
+
+/// The caller's own user ARN, for IAM key and password actions without `UserName`.
+pub fn own_user_arn(w: Option<&World>, identity: &Identity) -> Option<String> {
+    match &identity.principal {
+        Principal::User(name) => Some(match w {
+            Some(w) => principal_arn(w, &identity.account, &identity.principal),
+            None => format!("arn:aws:iam::{}:user/{name}", identity.account),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec2_calls_name_their_resource() {
+        let p = Params::from_pairs([("InstanceId.1", "i-0abc")]);
+        assert_eq!(
+            ec2_resource("TerminateInstances", &p, "us-east-1", "1"),
+            "arn:aws:ec2:us-east-1:1:instance/i-0abc"
+        );
+        assert_eq!(
+            ec2_resource("RunInstances", &Params::default(), "eu-west-1", "1"),
+            "arn:aws:ec2:eu-west-1:1:instance/*"
+        );
+        assert_eq!(ec2_resource("DescribeVpcs", &p, "us-east-1", "1"), "*");
+        let tag = Params::from_pairs([("ResourceId.1", "vpc-1")]);
+        assert_eq!(
+            ec2_resource("CreateTags", &tag, "us-east-1", "1"),
+            "arn:aws:ec2:us-east-1:1:vpc/vpc-1"
+        );
+    }
+
+    #[test]
+    fn an_encoded_message_decodes_only_for_its_account() {
+        let ctx = Context::new(
+            "111111111111",
+            "arn:aws:iam::111111111111:user/bob",
+            "ec2:RunInstances",
+            "*",
+        );
+        let d = policy::evaluate(&ctx, &[], None);
+        let e = encode(&ctx, &d);
+        let text = decode(&e, "111111111111").expect("decodes");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["context"]["action"], "ec2:RunInstances");
+        assert_eq!(v["explicitDeny"], false);
+        assert!(decode(&e, "222222222222").is_none());
+        assert!(decode("not base64!", "111111111111").is_none());
+    }
+}

@@ -1,0 +1,629 @@
+//! IAM and STS through the real `aws` CLI with `--auth strict` and `--iam enforce`:
+//! access keys that work as credentials, policies that decide (IAM User Guide, "Policy
+//! evaluation logic"), AWS's denial errors and the encoded message STS decodes,
+//! AssumeRole's temporary credentials.
+
+use std::process::{Command, Output};
+
+use crate::support::{Lab, TestDaemon, require_aws};
+
+const ROOT: (&str, &str) = ("AKIAROOT000000000000", "root-secret");
+const ACCOUNT: &str = "123456789012";
+
+/// A strict daemon with IAM enforcement on and one root key for [`ACCOUNT`].
+fn enforcing() -> TestDaemon {
+    TestDaemon::start_with(|cfg| {
+        std::fs::write(
+            cfg.state_dir.keys_file(),
+            format!(
+                "[[key]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\naccount = \"{ACCOUNT}\"\n",
+                ROOT.0, ROOT.1
+            ),
+        )
+        .expect("write keys");
+        cfg.auth = vpclab::daemon::AuthConfig::Strict;
+        cfg.iam_enforce = true;
+    })
+}
+
+/// Credentials a command runs with.
+#[derive(Clone)]
+struct Creds {
+    key: String,
+    secret: String,
+    token: Option<String>,
+}
+
+fn root() -> Creds {
+    Creds {
+        key: ROOT.0.into(),
+        secret: ROOT.1.into(),
+        token: None,
+    }
+}
+
+fn run(d: &TestDaemon, who: &Creds, args: &[&str]) -> Output {
+    require_aws();
+    let mut cmd = Command::new("aws");
+    cmd.args(args);
+    d.env(&mut cmd);
+    cmd.env("AWS_ACCESS_KEY_ID", &who.key)
+        .env("AWS_SECRET_ACCESS_KEY", &who.secret);
+    match &who.token {
+        Some(t) => cmd.env("AWS_SESSION_TOKEN", t),
+        None => cmd.env_remove("AWS_SESSION_TOKEN"),
+    };
+    cmd.output().expect("run aws")
+}
+
+fn ok(d: &TestDaemon, who: &Creds, args: &[&str]) -> serde_json::Value {
+    let out = run(d, who, args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).expect("json output")
+    }
+}
+
+fn fails(d: &TestDaemon, who: &Creds, args: &[&str], code: &str) -> String {
+    let out = run(d, who, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "aws {args:?} should fail with {code}"
+    );
+    assert!(
+        err.contains(&format!("({code})")),
+        "aws {args:?}: expected {code}, got {err}"
+    );
+    err
+}
+
+/// Root creates a user with an access key and these managed policies.
+fn user_with(d: &TestDaemon, name: &str, policies: &[&str]) -> Creds {
+    ok(d, &root(), &["iam", "create-user", "--user-name", name]);
+    for p in policies {
+        ok(
+            d,
+            &root(),
+            &[
+                "iam",
+                "attach-user-policy",
+                "--user-name",
+                name,
+                "--policy-arn",
+                &format!("arn:aws:iam::aws:policy/{p}"),
+            ],
+        );
+    }
+    let key = ok(
+        d,
+        &root(),
+        &["iam", "create-access-key", "--user-name", name],
+    );
+    Creds {
+        key: key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("key id")
+            .into(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .into(),
+        token: None,
+    }
+}
+
+const RUN: &[&str] = &[
+    "ec2",
+    "run-instances",
+    "--image-id",
+    "ami-0c02fb55956c7d316",
+    "--instance-type",
+    "t3.micro",
+];
+
+/// The encoded message of an UnauthorizedOperation, decoded by root through STS.
+fn decoded(d: &TestDaemon, err: &str) -> serde_json::Value {
+    let encoded = err
+        .split("Encoded authorization failure message: ")
+        .nth(1)
+        .expect("an encoded message")
+        .trim();
+    let out = ok(
+        d,
+        &root(),
+        &[
+            "sts",
+            "decode-authorization-message",
+            "--encoded-message",
+            encoded,
+        ],
+    );
+    serde_json::from_str(out["DecodedMessage"].as_str().expect("text")).expect("decoded JSON")
+}
+
+/// Issue 15: a user with only AmazonEC2ReadOnlyAccess describes but cannot launch; the
+/// decoded message names the missing permission. IAM and CloudWatch Logs deny in their
+/// own protocols' shapes.
+#[test]
+fn issue15_ec2_read_only_user_describes_but_cannot_run_instances() {
+    let d = enforcing();
+    let bob = user_with(&d, "bob", &["AmazonEC2ReadOnlyAccess"]);
+    let vpcs = ok(&d, &bob, &["ec2", "describe-vpcs"]);
+    assert_eq!(vpcs["Vpcs"].as_array().map(Vec::len), Some(1), "{vpcs}");
+    let err = fails(&d, &bob, RUN, "UnauthorizedOperation");
+    assert!(
+        err.contains("You are not authorized to perform this operation.")
+            && err.contains("ec2:RunInstances"),
+        "{err}"
+    );
+    let msg = decoded(&d, &err);
+    assert_eq!(msg["allowed"], false);
+    assert_eq!(msg["explicitDeny"], false, "no statement denied: {msg}");
+    assert_eq!(msg["context"]["action"], "ec2:RunInstances");
+    assert_eq!(
+        msg["context"]["principal"]["arn"],
+        format!("arn:aws:iam::{ACCOUNT}:user/bob")
+    );
+    assert!(
+        msg["context"]["resource"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(":instance/*")),
+        "{msg}"
+    );
+    // The user cannot decode it without sts:DecodeAuthorizationMessage.
+    fails(
+        &d,
+        &bob,
+        &[
+            "sts",
+            "decode-authorization-message",
+            "--encoded-message",
+            "x",
+        ],
+        "AccessDenied",
+    );
+    let err = fails(
+        &d,
+        &bob,
+        &["iam", "create-user", "--user-name", "eve"],
+        "AccessDenied",
+    );
+    assert!(
+        err.contains(&format!(
+            "User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized to perform: iam:CreateUser"
+        )),
+        "{err}"
+    );
+    fails(
+        &d,
+        &bob,
+        &["logs", "create-log-group", "--log-group-name", "app"],
+        "AccessDeniedException",
+    );
+    // Whoever they are, a caller may ask who it is.
+    let me = ok(&d, &bob, &["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], format!("arn:aws:iam::{ACCOUNT}:user/bob"));
+    assert_eq!(me["Account"], ACCOUNT);
+    // Root is never subject to policies.
+    let me = ok(&d, &root(), &["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], format!("arn:aws:iam::{ACCOUNT}:root"));
+    ok(
+        &d,
+        &root(),
+        &["logs", "create-log-group", "--log-group-name", "app"],
+    );
+}
+
+/// IAM User Guide: "An explicit deny in any policy overrides any allows."
+#[test]
+fn issue15_an_explicit_deny_beats_administrator_access() {
+    let d = enforcing();
+    let ann = user_with(&d, "ann", &["AdministratorAccess"]);
+    ok(&d, &ann, &["ec2", "describe-vpcs"]);
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "ann",
+            "--policy-name",
+            "no-launch",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoLaunch","Effect":"Deny","Action":"ec2:RunInstances","Resource":"*"}]}"#,
+        ],
+    );
+    let err = fails(&d, &ann, RUN, "UnauthorizedOperation");
+    let msg = decoded(&d, &err);
+    assert_eq!(msg["explicitDeny"], true, "{msg}");
+    assert_eq!(
+        msg["matchedStatements"]["items"][0]["statementId"],
+        "NoLaunch"
+    );
+    // Everything else is still allowed, through groups too.
+    ok(&d, &ann, &["ec2", "describe-vpcs"]);
+    ok(&d, &ann, &["iam", "create-group", "--group-name", "ops"]);
+    // The simulator answers from the same evaluator.
+    let sim = ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            &format!("arn:aws:iam::{ACCOUNT}:user/ann"),
+            "--action-names",
+            "ec2:RunInstances",
+            "ec2:DescribeVpcs",
+        ],
+    );
+    let decisions: Vec<&str> = sim["EvaluationResults"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["EvalDecision"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(decisions, ["explicitDeny", "allowed"], "{sim}");
+    let custom = ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "simulate-custom-policy",
+            "--policy-input-list",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:Get*","Resource":"*"}}"#,
+            "--action-names",
+            "s3:GetObject",
+            "s3:PutObject",
+        ],
+    );
+    assert_eq!(custom["EvaluationResults"][0]["EvalDecision"], "allowed");
+    assert_eq!(
+        custom["EvaluationResults"][1]["EvalDecision"],
+        "implicitDeny"
+    );
+}
+
+/// AssumeRole: the trust policy decides, the credentials work with their session token
+/// only, and GetCallerIdentity names the assumed-role session.
+#[test]
+fn issue15_assume_role_credentials_work_and_carry_the_assumed_role_arn() {
+    let d = enforcing();
+    let dev = user_with(&d, "dev", &[]);
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "dev",
+            "--policy-name",
+            "assume",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}}"#,
+        ],
+    );
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole"}}}}"#
+    );
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "viewer",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "attach-role-policy",
+            "--role-name",
+            "viewer",
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess",
+        ],
+    );
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/viewer");
+    // Longer than the role's maximum session, and root, are refused as on AWS.
+    fails(
+        &d,
+        &dev,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "long",
+            "--duration-seconds",
+            "7200",
+        ],
+        "ValidationError",
+    );
+    fails(
+        &d,
+        &root(),
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "s1",
+        ],
+        "AccessDenied",
+    );
+    let out = ok(
+        &d,
+        &dev,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "night-shift",
+        ],
+    );
+    let c = &out["Credentials"];
+    assert!(
+        c["AccessKeyId"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA")),
+        "{out}"
+    );
+    let session = Creds {
+        key: c["AccessKeyId"].as_str().expect("key").into(),
+        secret: c["SecretAccessKey"].as_str().expect("secret").into(),
+        token: Some(c["SessionToken"].as_str().expect("token").into()),
+    };
+    let assumed = format!("arn:aws:sts::{ACCOUNT}:assumed-role/viewer/night-shift");
+    assert_eq!(out["AssumedRoleUser"]["Arn"], assumed);
+    let me = ok(&d, &session, &["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], assumed);
+    assert!(
+        me["UserId"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("AROA") && u.ends_with(":night-shift"))
+    );
+    // The role's policies apply to the session.
+    ok(&d, &session, &["ec2", "describe-vpcs"]);
+    let err = fails(&d, &session, RUN, "UnauthorizedOperation");
+    assert!(err.contains(&assumed), "{err}");
+    // Without its session token the key is refused.
+    let tokenless = Creds {
+        token: None,
+        ..session.clone()
+    };
+    fails(
+        &d,
+        &tokenless,
+        &["sts", "get-caller-identity"],
+        "AuthFailure",
+    );
+    // A trust policy that does not name the caller's account refuses it.
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "update-assume-role-policy",
+            "--role-name",
+            "viewer",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}}"#,
+        ],
+    );
+    fails(
+        &d,
+        &dev,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "again",
+        ],
+        "AccessDenied",
+    );
+}
+
+/// A malformed document is refused with IAM's reason, and nothing is stored.
+#[test]
+fn issue15_malformed_policies_get_malformed_policy_document_with_the_reason() {
+    let d = enforcing();
+    for (doc, reason) in [
+        (
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*"}}"#,
+            "Policy statement must contain resources.",
+        ),
+        ("{not json", "Syntax errors in policy."),
+        (
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Principal":"*"}}"#,
+            "Policy document should not specify a principal.",
+        ),
+    ] {
+        let err = fails(
+            &d,
+            &root(),
+            &[
+                "iam",
+                "create-policy",
+                "--policy-name",
+                "bad",
+                "--policy-document",
+                doc,
+            ],
+            "MalformedPolicyDocument",
+        );
+        assert!(err.contains(reason), "{doc}: {err}");
+    }
+    let listed = ok(&d, &root(), &["iam", "list-policies", "--scope", "Local"]);
+    assert_eq!(
+        listed["Policies"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    // A good one round-trips (the CLI decodes IAM's URL-encoded document).
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::notes/*"}]}"#;
+    let p = ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "create-policy",
+            "--policy-name",
+            "notes",
+            "--policy-document",
+            doc,
+        ],
+    );
+    let arn = p["Policy"]["Arn"].as_str().expect("arn").to_string();
+    assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT}:policy/notes"));
+    let v = ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "get-policy-version",
+            "--policy-arn",
+            &arn,
+            "--version-id",
+            "v1",
+        ],
+    );
+    assert_eq!(
+        v["PolicyVersion"]["Document"]["Statement"][0]["Resource"],
+        "arn:aws:s3:::notes/*"
+    );
+}
+
+/// Keys survive a restart; deleting or deactivating an access key stops it working at
+/// once; a user keeps at most two keys; a user with keys cannot be deleted.
+#[test]
+fn issue15_a_deleted_access_key_stops_working() {
+    let mut d = enforcing();
+    let cid = user_with(&d, "cid", &["AmazonEC2ReadOnlyAccess"]);
+    ok(&d, &cid, &["ec2", "describe-vpcs"]);
+    // Keys and policies are durable: after a restart the key still signs, as cid.
+    d.stop();
+    d.launch();
+    ok(&d, &cid, &["ec2", "describe-vpcs"]);
+    fails(&d, &cid, RUN, "UnauthorizedOperation");
+    ok(
+        &d,
+        &root(),
+        &["iam", "create-access-key", "--user-name", "cid"],
+    );
+    fails(
+        &d,
+        &root(),
+        &["iam", "create-access-key", "--user-name", "cid"],
+        "LimitExceeded",
+    );
+    fails(
+        &d,
+        &root(),
+        &["iam", "delete-user", "--user-name", "cid"],
+        "DeleteConflict",
+    );
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "cid",
+            "--access-key-id",
+            &cid.key,
+            "--status",
+            "Inactive",
+        ],
+    );
+    fails(&d, &cid, &["ec2", "describe-vpcs"], "AuthFailure");
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "cid",
+            "--access-key-id",
+            &cid.key,
+            "--status",
+            "Active",
+        ],
+    );
+    ok(&d, &cid, &["ec2", "describe-vpcs"]);
+    ok(
+        &d,
+        &root(),
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "cid",
+            "--access-key-id",
+            &cid.key,
+        ],
+    );
+    fails(&d, &cid, &["ec2", "describe-vpcs"], "AuthFailure");
+    let keys = ok(
+        &d,
+        &root(),
+        &["iam", "list-access-keys", "--user-name", "cid"],
+    );
+    assert_eq!(keys["AccessKeyMetadata"].as_array().map(Vec::len), Some(1));
+}
+
+/// boto3 drives the same flow: keys, AssumeRole with its datetime expiry and session
+/// token, the role's policy deciding.
+#[test]
+fn issue15_boto3_assumes_a_role_and_its_policy_decides() {
+    crate::support::require_boto3();
+    let d = enforcing();
+    let path: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "interop",
+        "boto3_iam.py",
+    ]
+    .iter()
+    .collect();
+    let mut cmd = Command::new("python3");
+    cmd.arg(&path);
+    d.env(&mut cmd);
+    let out = cmd
+        .env("VPCLAB_ENDPOINT", d.url())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ACCESS_KEY_ID", ROOT.0)
+        .env("AWS_SECRET_ACCESS_KEY", ROOT.1)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 iam ok"));
+}

@@ -84,6 +84,9 @@ pub struct DaemonConfig {
     pub flow_log_window: Option<Duration>,
     /// Connection limits and timeouts of the API port.
     pub limits: ApiLimits,
+    /// A course folder (`vpclab up --class`): its roster's keys join strict mode, labs
+    /// follow the course, and the instructor's dashboard is served.
+    pub class: Option<std::path::PathBuf>,
 }
 
 impl DaemonConfig {
@@ -104,6 +107,7 @@ impl DaemonConfig {
             health_interval: None,
             flow_log_window: None,
             limits: ApiLimits::default(),
+            class: None,
         }
     }
 
@@ -159,6 +163,16 @@ impl Daemon {
         let mut warnings = Vec::new();
         let state_dir = cfg.state_dir.clone();
         let control = Control::open(&state_dir.store())?;
+        // A class: the roster is a key store beside the keys file (strict mode only).
+        let course = cfg
+            .class
+            .as_deref()
+            .map(crate::class::Course::open)
+            .transpose()?;
+        let roster = course.as_ref().map(|c| c.index()).transpose()?;
+        if roster.is_some() && cfg.auth != AuthConfig::Strict {
+            anyhow::bail!("a class needs --auth strict");
+        }
         let (auth, credentials) = match cfg.auth {
             AuthConfig::Open => (
                 AuthMode::Open,
@@ -176,7 +190,11 @@ impl Daemon {
                     secret_key: first.secret_key.clone(),
                     account: first.account.clone(),
                 };
-                (AuthMode::strict(keys), creds)
+                let mut ring = crate::api::sigv4::KeyRing::new(keys);
+                if let Some(r) = &roster {
+                    ring = ring.with_store(r.clone());
+                }
+                (AuthMode::Strict(Arc::new(ring)), creds)
             }
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -290,19 +308,43 @@ impl Daemon {
         };
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
-        let console =
+        let mut console =
             crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
+        let policy = match (&course, &roster) {
+            (Some(c), Some(r)) => {
+                let r2 = r.clone();
+                console = console.with_password_login(Arc::new(move |user: &str, pw: &str| {
+                    r2.password_login(user, pw)
+                }));
+                Some(Arc::new(c.policy(r.clone())))
+            }
+            _ => None,
+        };
         lock_control(&control).subscribe(console.subscriber());
         let streams = console.clone();
-        let app = console
+        let engine = crate::lab::service::LabEngine::new(
+            state.clone(),
+            worlds.clone(),
+            state_dir.report_key_file(),
+            policy.clone(),
+        );
+        let mut app = console
+            .clone()
             .router()
             .merge(access::router(state.clone(), worlds.clone()))
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),
                 state_dir.report_key_file(),
-            ))
-            .merge(api::router(state));
+                policy.clone(),
+            ));
+        if let (Some(c), Some(r), Some(p)) = (course, roster, &policy) {
+            let progress = p.progress.subscribe();
+            app = app.merge(crate::class::dashboard::router(
+                console, c, r, engine, progress,
+            ));
+        }
+        let app = app.merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();
         let task = tokio::spawn(async move {

@@ -848,3 +848,128 @@ async fn lab_page(
     };
     crate::console::page(&ctx, &l.title, Nav::Home, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn course() -> Course {
+        let labs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/03-custom-vpc");
+        Course {
+            dir: std::path::PathBuf::from("/nonexistent"),
+            file: super::super::CourseFile {
+                name: "net101".into(),
+                secret: "a-secret-of-sixteen".into(),
+                labs: vec!["custom-vpc".into()],
+                assessed: vec![],
+                stuck_minutes: 10,
+                stuck_failures: 3,
+                instructor: super::super::InstructorKey {
+                    access_key: "AKIAINSTRUCTOR".into(),
+                    secret_key: "s".into(),
+                    account: "100000000000".into(),
+                    password_hash: String::new(),
+                },
+            },
+            labs: [("custom-vpc".to_string(), labs)].into(),
+        }
+    }
+
+    fn ev(
+        seq: u64,
+        at_ms: i64,
+        learner: &str,
+        kind: EventKind,
+        step: Option<&str>,
+        detail: Value,
+    ) -> Event {
+        Event {
+            seq,
+            at_ms,
+            learner: learner.into(),
+            lab: "custom-vpc".into(),
+            kind,
+            step: step.map(str::to_string),
+            detail,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn member(name: &str) -> Member {
+        Member {
+            name: name.into(),
+            display: name.into(),
+            account: "100000000001".into(),
+        }
+    }
+
+    fn failed_vpc(seq: u64, at: i64, who: &str) -> Event {
+        ev(
+            seq,
+            at,
+            who,
+            EventKind::Check,
+            Some("vpc"),
+            json!({"results": [{"id": "vpc-exists", "status": "fail", "points": 0, "max_points": 2, "message": "There is no VPC named lab-vpc"}]}),
+        )
+    }
+
+    #[test]
+    fn the_same_failing_check_three_runs_in_a_row_or_ten_idle_minutes_is_stuck() {
+        let c = course();
+        let start = |who: &str| {
+            ev(
+                0,
+                0,
+                who,
+                EventKind::Start,
+                None,
+                json!({"dir": "/x", "region": "us-east-1"}),
+            )
+        };
+        let logs: BTreeMap<String, Vec<Event>> = [
+            (
+                "ann".to_string(),
+                vec![
+                    start("ann"),
+                    failed_vpc(1, 10_000, "ann"),
+                    failed_vpc(2, 20_000, "ann"),
+                    failed_vpc(3, 30_000, "ann"),
+                ],
+            ),
+            (
+                "bob".to_string(),
+                vec![start("bob"), failed_vpc(1, 10_000, "bob")],
+            ),
+            ("cy".to_string(), vec![]),
+        ]
+        .into();
+        let members = [member("ann"), member("bob"), member("cy")];
+        // One minute in: Ann is stuck on her failing check, Bob is not (yet).
+        let d = summarise(&c, &members, &logs, 60_000);
+        let ann = &d.tiles[0];
+        assert_eq!(ann.step.as_deref(), Some("vpc"));
+        assert_eq!(ann.step_index, Some(1));
+        assert_eq!(ann.on_step_ms, 60_000);
+        assert_eq!(
+            ann.stuck.as_deref(),
+            Some("check vpc-exists failed 3 runs in a row")
+        );
+        assert_eq!(
+            ann.last_failure.as_deref(),
+            Some("vpc-exists: There is no VPC named lab-vpc")
+        );
+        assert_eq!(d.tiles[1].stuck, None);
+        assert_eq!(d.tiles[2].lab, None);
+        assert_eq!(d.labs[0].started, 2);
+        assert_eq!(d.labs[0].histogram[0], 2);
+        assert_eq!(d.labs[0].failing, vec![("vpc/vpc-exists".to_string(), 4)]);
+        // Eleven minutes in: Bob has done nothing for more than ten.
+        let d = summarise(&c, &members, &logs, 11 * 60_000);
+        assert_eq!(
+            d.tiles[1].stuck.as_deref(),
+            Some("no step done for 11 minutes")
+        );
+    }
+}

@@ -211,7 +211,7 @@ fn grade_one(
         );
     }
     let attempt = progress::current(&body.events).context("the report has no attempt")?;
-    let rerun = rerun_in_scratch_world(&body, &dir, &lab, &attempt)?;
+    let rerun = rerun_in_scratch_world(&body, &dir, &lab, &attempt, secret)?;
     let mut steps = Vec::new();
     for (step, results) in lab.steps.iter().zip(rerun) {
         let mut checks = Vec::new();
@@ -319,6 +319,7 @@ fn rerun_in_scratch_world(
     dir: &Path,
     lab: &Lab,
     attempt: &Attempt,
+    secret: &str,
 ) -> anyhow::Result<Vec<Vec<Value>>> {
     use crate::daemon::{Background, DaemonConfig, StateDir};
     use crate::model::store::{Row, Store};
@@ -357,6 +358,7 @@ fn rerun_in_scratch_world(
                 ("learner", learner),
                 ("dir", &dir_text),
                 ("region", &body.region),
+                ("secret", secret),
             ],
         )
         .await?;
@@ -364,7 +366,12 @@ fn rerun_in_scratch_world(
             call(
                 &endpoint,
                 "answer",
-                &[("learner", learner), ("check", check), ("text", text)],
+                &[
+                    ("learner", learner),
+                    ("check", check),
+                    ("text", text),
+                    ("secret", secret),
+                ],
             )
             .await?;
         }
@@ -373,7 +380,12 @@ fn rerun_in_scratch_world(
             let v = call(
                 &endpoint,
                 "check",
-                &[("learner", learner), ("step", &step.id), ("cwd", &cwd)],
+                &[
+                    ("learner", learner),
+                    ("step", &step.id),
+                    ("cwd", &cwd),
+                    ("secret", secret),
+                ],
             )
             .await?;
             out.push(v["results"].as_array().cloned().unwrap_or_default());

@@ -132,7 +132,10 @@ pub async fn call(endpoint: &str, op: &str, params: &[(&str, &str)]) -> anyhow::
     for (k, v) in params {
         q.append_pair(k, v);
     }
-    if let Ok(secret) = std::env::var("VPCLAB_COURSE_SECRET") {
+    // A secret passed by the caller (a re-grade of a course's report) wins.
+    if !params.iter().any(|(k, _)| *k == "secret")
+        && let Ok(secret) = std::env::var("VPCLAB_COURSE_SECRET")
+    {
         q.append_pair("secret", &secret);
     }
     let query = q.finish();

@@ -103,7 +103,12 @@ impl CoursePolicy {
                 })
             });
             let asked = asked.ok_or_else(|| bad("missing lab"))?;
-            let dir = self.labs.get(&asked).ok_or_else(|| {
+            // A folder name `NN-id` names lab `id`.
+            let bare = asked
+                .split_once('-')
+                .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+                .map_or(asked.as_str(), |(_, rest)| rest);
+            let dir = self.labs.get(bare).ok_or_else(|| {
                 bad(format!(
                     "lab {asked:?} is not part of this course (labs: {})",
                     self.labs.keys().cloned().collect::<Vec<_>>().join(", ")

@@ -19,6 +19,7 @@ bench:
     cargo bench --bench ssh
     cargo bench -p vpclab --bench console
     cargo bench --bench labs
+    cargo bench --bench class
     cargo test --release --test dns_bench -- --ignored --nocapture
 
 # The load run of issue 10 (500 SSH logins, 20 API clients for 30 s, slowloris), loopback only.

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod class;
 pub mod cli;
 pub mod console;
 pub mod daemon;
@@ -26,7 +27,7 @@ pub mod model;
 pub mod world;
 
 /// The dependency direction of ARCHITECTURE.md, checked against the source: a module
-/// may use modules of lower layers only (`cli → daemon → {lab, console} → {api, world} → {instance, dns}
+/// may use modules of lower layers only (`cli → daemon → class → {lab, console} → {api, world} → {instance, dns}
 /// → model → {keys, catalog}`), never one of its own layer or above.
 #[cfg(test)]
 mod layering {
@@ -44,8 +45,9 @@ mod layering {
         ("world", 3),
         ("lab", 4),
         ("console", 4),
-        ("daemon", 5),
-        ("cli", 6),
+        ("class", 5),
+        ("daemon", 6),
+        ("cli", 7),
     ];
 
     fn layer(module: &str) -> Option<u8> {

@@ -25,9 +25,13 @@ use crate::lab::resolve::{Check, CheckKind, Lab};
 
 #[derive(Debug, Args)]
 pub struct GradeArgs {
-    /// Report files (`vpclab lab report --out FILE`).
+    /// Report files (`vpclab lab report --out FILE`), or archives of reports (the class
+    /// dashboard's `reports.json`).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A course folder: its labs, its secret, and only reports signed with its key.
+    #[arg(long, value_name = "COURSE_DIR", conflicts_with = "labs")]
+    pub course: Option<PathBuf>,
     /// The folder of labs (as for `vpclab lab`).
     #[arg(long)]
     pub labs: Option<PathBuf>,
@@ -82,20 +86,69 @@ struct Graded {
     steps: Vec<StepGrade>,
 }
 
+/// The reports in a file: the file itself, or each report of an archive, named
+/// `FILE#N`. A file that cannot be read is one refused entry.
+fn expand(file: &Path) -> Vec<(PathBuf, anyhow::Result<String>)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![(
+                file.to_path_buf(),
+                Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
+            )];
+        }
+    };
+    let archive = serde_json::from_str::<Value>(&text)
+        .ok()
+        .filter(|v| v["format"] == crate::class::dashboard::ARCHIVE_FORMAT);
+    match archive {
+        Some(v) => v["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    PathBuf::from(format!("{}#{}", file.display(), i + 1)),
+                    Ok(r.to_string()),
+                )
+            })
+            .collect(),
+        None => vec![(file.to_path_buf(), Ok(text))],
+    }
+}
+
 pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
-    let root = labs_root(args.labs.as_deref())?;
-    let trusted = args
+    let course = args
+        .course
+        .as_deref()
+        .map(crate::class::Course::open)
+        .transpose()?;
+    let root = match &course {
+        Some(c) => c.dir.join("labs"),
+        None => labs_root(args.labs.as_deref())?,
+    };
+    let mut trusted = args
         .trust
         .iter()
         .map(|t| report::trusted_key(t).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let secret = match &course {
+        Some(c) => {
+            trusted.push(c.report_key().verifying_key());
+            c.file.secret.clone()
+        }
+        None => std::env::var("VPCLAB_COURSE_SECRET").unwrap_or_default(),
+    };
     let mut outcomes: Vec<(PathBuf, Result<Graded, String>)> = Vec::new();
-    for file in &args.files {
+    for (file, text) in args.files.iter().flat_map(|f| expand(f)) {
         let spin = super::lab::spinner(
             &format!("re-grading {}", file.display()),
             args.json || args.csv,
         );
-        let r = grade_one(file, &root, &trusted).map_err(|e| format!("{e:#}"));
+        let r = text
+            .and_then(|text| grade_one(&file, &text, &root, &trusted, &secret))
+            .map_err(|e| format!("{e:#}"));
         if let Some(s) = spin {
             s.finish_and_clear();
         }
@@ -125,16 +178,15 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
 
 fn grade_one(
     file: &Path,
+    text: &str,
     root: &Path,
     trusted: &[ed25519_dalek::VerifyingKey],
+    secret: &str,
 ) -> anyhow::Result<Graded> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let body = report::open(&text, trusted).map_err(|e| anyhow::anyhow!("refused: {e}"))?;
+    let body = report::open(text, trusted).map_err(|e| anyhow::anyhow!("refused: {e}"))?;
     let dir = find_lab(root, &body.lab)?;
     let dir = dir.canonicalize().unwrap_or(dir);
-    let secret = std::env::var("VPCLAB_COURSE_SECRET").unwrap_or_default();
-    let lab = crate::lab::resolve::load(&dir, &body.learner, &secret).map_err(|errs| {
+    let lab = crate::lab::resolve::load(&dir, &body.learner, secret).map_err(|errs| {
         anyhow::anyhow!(
             errs.iter()
                 .map(|e| e.to_string())
@@ -159,7 +211,7 @@ fn grade_one(
         );
     }
     let attempt = progress::current(&body.events).context("the report has no attempt")?;
-    let rerun = rerun_in_scratch_world(&body, &dir, &lab, &attempt)?;
+    let rerun = rerun_in_scratch_world(&body, &dir, &lab, &attempt, secret)?;
     let mut steps = Vec::new();
     for (step, results) in lab.steps.iter().zip(rerun) {
         let mut checks = Vec::new();
@@ -267,6 +319,7 @@ fn rerun_in_scratch_world(
     dir: &Path,
     lab: &Lab,
     attempt: &Attempt,
+    secret: &str,
 ) -> anyhow::Result<Vec<Vec<Value>>> {
     use crate::daemon::{Background, DaemonConfig, StateDir};
     use crate::model::store::{Row, Store};
@@ -305,6 +358,7 @@ fn rerun_in_scratch_world(
                 ("learner", learner),
                 ("dir", &dir_text),
                 ("region", &body.region),
+                ("secret", secret),
             ],
         )
         .await?;
@@ -312,7 +366,12 @@ fn rerun_in_scratch_world(
             call(
                 &endpoint,
                 "answer",
-                &[("learner", learner), ("check", check), ("text", text)],
+                &[
+                    ("learner", learner),
+                    ("check", check),
+                    ("text", text),
+                    ("secret", secret),
+                ],
             )
             .await?;
         }
@@ -321,7 +380,12 @@ fn rerun_in_scratch_world(
             let v = call(
                 &endpoint,
                 "check",
-                &[("learner", learner), ("step", &step.id), ("cwd", &cwd)],
+                &[
+                    ("learner", learner),
+                    ("step", &step.id),
+                    ("cwd", &cwd),
+                    ("secret", secret),
+                ],
             )
             .await?;
             out.push(v["results"].as_array().cloned().unwrap_or_default());

@@ -34,6 +34,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+pub mod class;
 pub mod connect;
 pub mod grade;
 pub mod lab;
@@ -73,6 +74,8 @@ pub enum Command {
     /// Re-grade signed lab reports: rebuild each learner's final state in a scratch
     /// world, run every check there, print a table (or --csv, --json).
     Grade(grade::GradeArgs),
+    /// A course for a whole class: roster, keys, credentials (serve it with `up --class`).
+    Class(class::ClassArgs),
 }
 
 /// Runs a parsed command line.
@@ -85,5 +88,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami(args) => whoami::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
+        Command::Class(args) => class::run(args),
     }
 }

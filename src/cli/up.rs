@@ -51,6 +51,11 @@ pub struct UpArgs {
     /// nothing else) through it, so plain `ssh`, `curl` and `ping` reach public IPs.
     #[arg(long)]
     pub tun: bool,
+    /// Serve a course (`vpclab class init`): every learner's key in its own account and
+    /// world, strict SigV4, the course's labs and the instructor's dashboard. The state
+    /// lives in COURSE_DIR/state unless --state-dir says otherwise.
+    #[arg(long, value_name = "COURSE_DIR")]
+    pub class: Option<PathBuf>,
     /// The name of the TUN device of `--tun`.
     #[arg(long, default_value = "vpclab0")]
     pub tun_name: String,
@@ -92,9 +97,10 @@ fn env_ms(name: &str, range: std::ops::RangeInclusive<u64>) -> anyhow::Result<Op
 
 /// The daemon configuration of these flags and the environment.
 pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
-    let state_dir = match &args.state_dir {
-        Some(d) => StateDir::new(d),
-        None => StateDir::default_location()?,
+    let state_dir = match (&args.state_dir, &args.class) {
+        (Some(d), _) => StateDir::new(d),
+        (None, Some(course)) => StateDir::new(course.join("state")),
+        (None, None) => StateDir::default_location()?,
     };
     let mut cfg = DaemonConfig::new(state_dir);
     cfg.listen = args.listen;
@@ -109,6 +115,11 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
         cfg.auth = AuthConfig::Strict;
     }
     cfg.tun = args.tun.then(|| args.tun_name.clone());
+    if let Some(course) = &args.class {
+        // A class is always strict: every learner signs with their own key.
+        cfg.auth = AuthConfig::Strict;
+        cfg.class = Some(course.clone());
+    }
     if let Some(d) = env_ms(BOOT_DELAY_ENV, 0..=600_000)? {
         cfg.boot_delay = d;
     }
@@ -148,6 +159,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         crate::cli::outln!("  state dir:  {}", running.state_dir.root().display())?;
+        if let Some(course) = &args.class {
+            crate::cli::outln!(
+                "  class:      {} (dashboard {}/console/class/; vpclab class credentials {} LEARNER)",
+                course.display(),
+                running.url(),
+                course.display()
+            )?;
+        }
         crate::cli::outln!("In another terminal:")?;
         crate::cli::outln!("{}", running.export_line())?;
         use std::io::Write;

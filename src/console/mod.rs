@@ -66,7 +66,12 @@ pub struct Console {
     pub(crate) live: live::Feed,
     /// The account worlds' runtimes, when the daemon runs them (absent in unit tests).
     pub(crate) worlds: Option<crate::world::Worlds>,
+    /// A classroom's second way in: user name and console password → account.
+    pub(crate) password_login: Option<PasswordLogin>,
 }
+
+/// Checks a console user name and password; the account it opens, if they match.
+pub type PasswordLogin = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
 impl Console {
     /// A console over the API's state. Register [`Console::subscriber`] with the control
@@ -78,7 +83,14 @@ impl Console {
             default_region: default_region.to_string(),
             live: live::Feed::default(),
             worlds: None,
+            password_login: None,
         }
+    }
+
+    /// Lets the login form also take a user name and password (a classroom's roster).
+    pub fn with_password_login(mut self, check: PasswordLogin) -> Console {
+        self.password_login = Some(check);
+        self
     }
 
     /// Gives the console the running worlds (for the instance console output).
@@ -487,7 +499,7 @@ pub(crate) async fn not_found_page(State(c): State<Console>, headers: HeaderMap)
     r
 }
 
-fn login_markup(error: Option<&str>, access_key: &str) -> Markup {
+fn login_markup(error: Option<&str>, access_key: &str, class: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -503,6 +515,10 @@ fn login_markup(error: Option<&str>, access_key: &str) -> Markup {
                     h1 { "Sign in" }
                     p { "This daemon runs with " code { "--auth strict" } ": sign in with an access key pair from its "
                         code { "access-keys.toml" } " (the same keys the AWS CLI uses)." }
+                    @if class {
+                        p #class-login { "In a class, you may instead type your learner name and the console password your instructor gave you (the instructor signs in as "
+                            code { "instructor" } ")." }
+                    }
                     @if let Some(e) = error { p.alert role="alert" #login-error { (e) } }
                     form.stack method="post" action="/console/login" {
                         div.field {
@@ -525,7 +541,10 @@ fn login_markup(error: Option<&str>, access_key: &str) -> Markup {
 async fn login_page(State(c): State<Console>) -> Response {
     match c.api.auth {
         AuthMode::Open => redirect(&format!("{PREFIX}/")),
-        AuthMode::Strict(_) => html_response(StatusCode::OK, login_markup(None, "")),
+        AuthMode::Strict(_) => html_response(
+            StatusCode::OK,
+            login_markup(None, "", c.password_login.is_some()),
+        ),
     }
 }
 
@@ -539,19 +558,29 @@ async fn login(State(c): State<Console>, axum::Form(form): axum::Form<FormData>)
     let id = form.val("access_key").unwrap_or_default();
     let secret = form.get("secret_key").unwrap_or("");
     // Temporary credentials need their session token, which the form does not carry.
-    let Some(k) = keys.find(&id).filter(|k| {
-        k.session_token.is_none() && session::same(k.secret_key.as_bytes(), secret.as_bytes())
-    }) else {
+    let account = keys
+        .find(&id)
+        .filter(|k| {
+            k.session_token.is_none() && session::same(k.secret_key.as_bytes(), secret.as_bytes())
+        })
+        .map(|k| k.account)
+        .or_else(|| {
+            c.password_login
+                .as_ref()
+                .and_then(|check| check(&id, secret))
+        });
+    let Some(account) = account else {
         // The code and message the API answers for an unknown key or bad signature.
         return html_response(
             StatusCode::UNAUTHORIZED,
             login_markup(
                 Some("AuthFailure: AWS was not able to validate the provided access credentials"),
                 &id,
+                c.password_login.is_some(),
             ),
         );
     };
-    let s = c.keys.new_session(&k.account);
+    let s = c.keys.new_session(&account);
     let mut r = redirect(&format!("{PREFIX}/"));
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&c.keys.cookie_value(&s))) {
         r.headers_mut().append(header::SET_COOKIE, v);

@@ -86,6 +86,9 @@ pub struct DaemonConfig {
     pub flow_log_window: Option<Duration>,
     /// Connection limits and timeouts of the API port.
     pub limits: ApiLimits,
+    /// A course folder (`vpclab up --class`): its roster's keys join strict mode, labs
+    /// follow the course, and the instructor's dashboard is served.
+    pub class: Option<std::path::PathBuf>,
 }
 
 impl DaemonConfig {
@@ -107,6 +110,7 @@ impl DaemonConfig {
             health_interval: None,
             flow_log_window: None,
             limits: ApiLimits::default(),
+            class: None,
         }
     }
 
@@ -163,6 +167,16 @@ impl Daemon {
         let state_dir = cfg.state_dir.clone();
         let control = Control::open(&state_dir.store())?;
         let iam_keys = crate::api::iam::keys::IamKeys::new();
+        // A class: the roster is a key store beside the keys file (strict mode only).
+        let course = cfg
+            .class
+            .as_deref()
+            .map(crate::class::Course::open)
+            .transpose()?;
+        let roster = course.as_ref().map(|c| c.index()).transpose()?;
+        if roster.is_some() && cfg.auth != AuthConfig::Strict {
+            anyhow::bail!("a class needs --auth strict");
+        }
         let (auth, credentials) = match cfg.auth {
             AuthConfig::Open => (
                 AuthMode::Open,
@@ -180,9 +194,13 @@ impl Daemon {
                     secret_key: first.secret_key.clone(),
                     account: first.account.clone(),
                 };
+                let mut ring = crate::api::sigv4::KeyRing::new(keys);
+                if let Some(r) = &roster {
+                    ring = ring.with_store(r.clone());
+                }
                 // IAM users' access keys and STS sessions, indexed from the model's
                 // change events (subscribed below, before anything is served).
-                let ring = crate::api::sigv4::KeyRing::new(keys).with_store(iam_keys.clone());
+                ring = ring.with_store(iam_keys.clone());
                 (AuthMode::Strict(Arc::new(ring)), creds)
             }
         };
@@ -299,19 +317,43 @@ impl Daemon {
         };
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
-        let console =
+        let mut console =
             crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
+        let policy = match (&course, &roster) {
+            (Some(c), Some(r)) => {
+                let r2 = r.clone();
+                console = console.with_password_login(Arc::new(move |user: &str, pw: &str| {
+                    r2.password_login(user, pw)
+                }));
+                Some(Arc::new(c.policy(r.clone())))
+            }
+            _ => None,
+        };
         lock_control(&control).subscribe(console.subscriber());
         let streams = console.clone();
-        let app = console
+        let engine = crate::lab::service::LabEngine::new(
+            state.clone(),
+            worlds.clone(),
+            state_dir.report_key_file(),
+            policy.clone(),
+        );
+        let mut app = console
+            .clone()
             .router()
             .merge(access::router(state.clone(), worlds.clone()))
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),
                 state_dir.report_key_file(),
-            ))
-            .merge(api::router(state));
+                policy.clone(),
+            ));
+        if let (Some(c), Some(r), Some(p)) = (course, roster, &policy) {
+            let progress = p.progress.subscribe();
+            app = app.merge(crate::class::dashboard::router(
+                console, c, r, engine, progress,
+            ));
+        }
+        let app = app.merge(api::router(state));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();
         let task = tokio::spawn(async move {

@@ -24,6 +24,35 @@ pub mod service;
 pub mod spec;
 pub mod template;
 
+/// Every lab folder under `root`, in name order (`01-…`, `02-…`).
+pub fn lab_dirs(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut out: Vec<std::path::PathBuf> =
+        anyhow::Context::with_context(std::fs::read_dir(root), || {
+            format!("cannot read {}", root.display())
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("lab.toml").is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The folder of lab `id` (`<id>` or `<NN>-<id>`).
+pub fn find_lab(root: &std::path::Path, id: &str) -> anyhow::Result<std::path::PathBuf> {
+    for d in lab_dirs(root)? {
+        let name = d.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let bare = name
+            .split_once('-')
+            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+            .map_or(name, |(_, r)| r);
+        if name == id || bare == id {
+            return Ok(d);
+        }
+    }
+    anyhow::bail!("no lab {id:?} in {} (vpclab lab list)", root.display())
+}
+
 #[cfg(test)]
 mod properties;
 

@@ -168,6 +168,20 @@ fn read_stream(control: &Control, stream: &str) -> Result<Vec<Event>, LogError> 
     Ok(out)
 }
 
+/// Where the latest attempt of `lab` ends in a log: the index of the first start or reset
+/// after its last start (or the log's length). `current(&events[..end])` is that attempt.
+pub fn attempt_end(events: &[Event], lab: &str) -> Option<usize> {
+    let start = events
+        .iter()
+        .rposition(|e| e.kind == EventKind::Start && e.lab == lab)?;
+    Some(
+        events[start + 1..]
+            .iter()
+            .position(|e| matches!(e.kind, EventKind::Start | EventKind::Reset))
+            .map_or(events.len(), |i| start + 1 + i),
+    )
+}
+
 /// The learner's current attempt, computed from the log.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Attempt {

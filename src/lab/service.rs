@@ -2,9 +2,16 @@
 //! skip,report,reset}`, authenticated like every API call (the caller's account is the world that is
 //! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
 //! `vpclab lab …` is the client.
+//!
+//! In a classroom ([`CoursePolicy`]) the caller does not choose who they are: the learner
+//! is the one the roster gives the caller's account, the course secret replaces any
+//! `secret` sent, labs come from the course's own folders, and a lab the course assesses
+//! runs assessed whatever its `lab.toml` says. The instructor's key may act for any
+//! learner (`learner=`), in that learner's world.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,26 +26,161 @@ use super::progress::{self, Attempt, EventKind, Log};
 use super::resolve::{self, Lab};
 use super::spec::Mode;
 use crate::api::AppState;
+use crate::api::sigv4::{Identity, Principal};
 use crate::world::Worlds;
+
+/// Who is who in a course: the roster as the lab engine needs it.
+pub trait Roster: Send + Sync {
+    /// The learner whose world is this account.
+    fn learner_of(&self, account: &str) -> Option<String>;
+    /// The account of this learner.
+    fn account_of(&self, learner: &str) -> Option<String>;
+}
+
+/// The rules of a classroom daemon (`vpclab up --class`).
+pub struct CoursePolicy {
+    /// Seeds every learner's parameters.
+    pub secret: String,
+    /// The course's labs by id, each with its folder.
+    pub labs: BTreeMap<String, PathBuf>,
+    /// Labs run in assessed mode (no hints, no skip, no solutions).
+    pub assessed: BTreeSet<String>,
+    pub roster: Arc<dyn Roster>,
+    /// Signs every report of the course.
+    pub report_key: ed25519_dalek::SigningKey,
+    /// Counts progress events, so that the instructor's dashboard redraws on each one.
+    pub progress: tokio::sync::watch::Sender<u64>,
+}
+
+impl CoursePolicy {
+    /// Decides who the caller acts as and rewrites the request's `learner`, `secret` and
+    /// (for `start`) `dir` accordingly. Returns the account whose world is used.
+    fn admit(
+        &self,
+        id: &Identity,
+        op: &str,
+        q: &mut BTreeMap<String, String>,
+    ) -> Result<String, Refusal> {
+        let (learner, account) = if id.principal == Principal::Instructor {
+            let l = q
+                .get("learner")
+                .cloned()
+                .ok_or_else(|| bad("the instructor acts for a learner: pass learner=NAME"))?;
+            let a = self.roster.account_of(&l).ok_or_else(|| {
+                Refusal(
+                    StatusCode::NOT_FOUND,
+                    format!("no learner {l:?} in this course"),
+                )
+            })?;
+            (l, a)
+        } else {
+            let l = self.roster.learner_of(&id.account).ok_or_else(|| {
+                Refusal(
+                    StatusCode::FORBIDDEN,
+                    "UnauthorizedOperation: this key belongs to no learner of the course".into(),
+                )
+            })?;
+            if let Some(asked) = q.get("learner")
+                && asked != &l
+            {
+                return Err(Refusal(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "UnauthorizedOperation: you are learner {l:?} and cannot act for {asked:?} (set VPCLAB_LEARNER={l})"
+                    ),
+                ));
+            }
+            (l, id.account.clone())
+        };
+        q.insert("learner".into(), learner);
+        q.insert("secret".into(), self.secret.clone());
+        if op == "start" {
+            let asked = q.get("lab").cloned().or_else(|| {
+                q.get("dir").and_then(|d| {
+                    std::path::Path::new(d)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
+            });
+            let asked = asked.ok_or_else(|| bad("missing lab"))?;
+            // A folder name `NN-id` names lab `id`.
+            let bare = asked
+                .split_once('-')
+                .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+                .map_or(asked.as_str(), |(_, rest)| rest);
+            let dir = self.labs.get(bare).ok_or_else(|| {
+                bad(format!(
+                    "lab {asked:?} is not part of this course (labs: {})",
+                    self.labs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            q.insert("dir".into(), dir.to_string_lossy().into_owned());
+        }
+        Ok(account)
+    }
+}
 
 #[derive(Clone)]
 struct LabState {
     api: AppState,
     worlds: Worlds,
-    /// The key that signs reports.
+    /// The key file that signs reports outside a course (created on first use).
     report_key: PathBuf,
+    course: Option<Arc<CoursePolicy>>,
 }
 
 /// The lab routes, to merge into the API router. Progress is kept in the model's store.
-/// `report_key` is the file of the key that signs reports (created on first use).
-pub fn router(api: AppState, worlds: Worlds, report_key: PathBuf) -> Router {
+/// `report_key` is the file of the key that signs reports (created on first use) when
+/// there is no course.
+pub fn router(
+    api: AppState,
+    worlds: Worlds,
+    report_key: PathBuf,
+    course: Option<Arc<CoursePolicy>>,
+) -> Router {
     Router::new()
         .route("/_vpclab/lab/{op}", get(handle))
         .with_state(LabState {
             api,
             worlds,
             report_key,
+            course,
         })
+}
+
+/// The lab engine called in-process (the instructor dashboard's re-grade and reports):
+/// the same operations as the routes, for a given account, with no authentication.
+#[derive(Clone)]
+pub struct LabEngine(LabState);
+
+impl LabEngine {
+    pub fn new(
+        api: AppState,
+        worlds: Worlds,
+        report_key: PathBuf,
+        course: Option<Arc<CoursePolicy>>,
+    ) -> LabEngine {
+        LabEngine(LabState {
+            api,
+            worlds,
+            report_key,
+            course,
+        })
+    }
+
+    /// Runs `op` in `account`'s world with these parameters (`learner` among them).
+    pub async fn op(
+        &self,
+        op: &str,
+        account: &str,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Value, String> {
+        let mut q = q.clone();
+        if let Some(c) = &self.0.course {
+            q.insert("secret".into(), c.secret.clone());
+        }
+        run_op(&self.0, op, account, &q).await.map_err(|r| r.1)
+    }
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response {
@@ -66,11 +208,11 @@ async fn handle(
     req: Request,
 ) -> Response {
     let (parts, _) = req.into_parts();
-    let account = match st
+    let id = match st
         .api
         .authenticate(&crate::api::signed_request(&parts), b"")
     {
-        Ok(id) => id.account,
+        Ok(id) => id,
         Err(e) => {
             return reply(
                 StatusCode::FORBIDDEN,
@@ -78,27 +220,43 @@ async fn handle(
             );
         }
     };
-    let q: BTreeMap<String, String> =
+    let mut q: BTreeMap<String, String> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let result = match op.as_str() {
-        "start" => start(&st, &q),
-        "status" => status(&st, &q),
-        "check" => check(&st, &account, &q).await,
-        "hint" => hint(&st, &q),
-        "answer" => answer(&st, &q),
-        "skip" => skip(&st, &q),
-        "report" => report(&st, &account, &q),
-        "reset" => reset(&st, &q),
+    let account = match &st.course {
+        None => id.account,
+        Some(c) => match c.admit(&id, &op, &mut q) {
+            Ok(a) => a,
+            Err(Refusal(s, m)) => return reply(s, &json!({ "error": m })),
+        },
+    };
+    match run_op(&st, &op, &account, &q).await {
+        Ok(v) => reply(StatusCode::OK, &v),
+        Err(Refusal(s, m)) => reply(s, &json!({ "error": m })),
+    }
+}
+
+async fn run_op(
+    st: &LabState,
+    op: &str,
+    account: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<Value, Refusal> {
+    let (st, account, q) = (st, account.to_string(), q);
+    match op {
+        "start" => start(st, q),
+        "status" => status(st, q),
+        "check" => check(st, &account, q).await,
+        "hint" => hint(st, q),
+        "answer" => answer(st, q),
+        "skip" => skip(st, q),
+        "report" => report(st, &account, q),
+        "reset" => reset(st, q),
         other => Err(Refusal(
             StatusCode::NOT_FOUND,
             format!("no lab operation {other:?}"),
         )),
-    };
-    match result {
-        Ok(v) => reply(StatusCode::OK, &v),
-        Err(Refusal(s, m)) => reply(s, &json!({ "error": m })),
     }
 }
 
@@ -120,6 +278,24 @@ impl LabState {
         (self.api.clock)().0
     }
 
+    /// Resolves a lab for a learner; a lab the course assesses is assessed.
+    fn load(
+        &self,
+        dir: &std::path::Path,
+        learner: &str,
+        secret: &str,
+    ) -> Result<Lab, Vec<super::spec::LabFileError>> {
+        let mut lab = resolve::load(dir, learner, secret)?;
+        if self
+            .course
+            .as_ref()
+            .is_some_and(|c| c.assessed.contains(&lab.id))
+        {
+            lab.mode = Mode::Assessed;
+        }
+        Ok(lab)
+    }
+
     fn log(&self, learner: &str) -> Log {
         Log::new(self.api.control.clone(), learner)
     }
@@ -132,9 +308,14 @@ impl LabState {
         step: Option<&str>,
         detail: Value,
     ) -> Result<Vec<progress::Event>, Refusal> {
-        self.log(learner)
+        let events = self
+            .log(learner)
             .append(self.now_ms(), learner, lab, kind, step, detail)
-            .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        if let Some(c) = &self.course {
+            c.progress.send_modify(|n| *n += 1);
+        }
+        Ok(events)
     }
 
     /// The learner's current attempt and its lab, resolved again from its folder.
@@ -153,7 +334,7 @@ impl LabState {
             ))
         })?;
         let secret = q.get("secret").map(String::as_str).unwrap_or("");
-        let lab = resolve::load(&a.dir, learner, secret).map_err(|errs| {
+        let lab = self.load(&a.dir, learner, secret).map_err(|errs| {
             Refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 errs.iter()
@@ -184,7 +365,7 @@ fn step_json(lab: &Lab, i: usize) -> Value {
 }
 
 /// Whether every check of step `i` passed in its latest run.
-fn step_done(a: &Attempt, lab: &Lab, i: usize) -> bool {
+pub fn step_done(a: &Attempt, lab: &Lab, i: usize) -> bool {
     let s = &lab.steps[i];
     a.latest.get(&s.id).is_some_and(|latest| {
         s.checks
@@ -193,11 +374,11 @@ fn step_done(a: &Attempt, lab: &Lab, i: usize) -> bool {
     })
 }
 
-fn current_step(a: &Attempt, lab: &Lab) -> Option<usize> {
+pub fn current_step(a: &Attempt, lab: &Lab) -> Option<usize> {
     (0..lab.steps.len()).find(|i| !step_done(a, lab, *i))
 }
 
-fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
+pub fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
     let mut got = 0;
     let mut max = 0;
     for s in &lab.steps {
@@ -214,7 +395,7 @@ fn score(a: &Attempt, lab: &Lab) -> (u32, u32) {
     (got, max)
 }
 
-fn percent(got: u32, max: u32) -> u32 {
+pub fn percent(got: u32, max: u32) -> u32 {
     (got * 100).checked_div(max).unwrap_or(100)
 }
 
@@ -222,7 +403,7 @@ fn start(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> 
     let learner = learner(q)?;
     let dir = PathBuf::from(q.get("dir").ok_or_else(|| bad("missing dir"))?);
     let secret = q.get("secret").map(String::as_str).unwrap_or("");
-    let lab = resolve::load(&dir, &learner, secret).map_err(|errs| {
+    let lab = st.load(&dir, &learner, secret).map_err(|errs| {
         bad(errs
             .iter()
             .map(|e| e.to_string())
@@ -502,11 +683,27 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
     use super::report::{ReportBody, StateRow, load_or_create_key, sign};
     let internal = |m: String| Refusal(StatusCode::INTERNAL_SERVER_ERROR, m);
     let learner = learner(q)?;
-    let (a, lab) = st.attempt(&learner, q)?;
-    let events = st
+    let mut events = st
         .log(&learner)
         .read()
         .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    // `lab=ID`: the report of that lab's latest attempt (the log up to the next start).
+    if let Some(id) = q.get("lab") {
+        let end = progress::attempt_end(&events, id)
+            .ok_or_else(|| bad(format!("{learner} never started lab {id}")))?;
+        events.truncate(end);
+    }
+    let a = progress::current(&events)
+        .ok_or_else(|| bad(format!("{learner} has no lab in progress")))?;
+    let secret = q.get("secret").map(String::as_str).unwrap_or("");
+    let lab = st.load(&a.dir, &learner, secret).map_err(|errs| {
+        internal(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     let rows = st
         .api
         .control
@@ -533,8 +730,11 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
         events,
         state,
     };
-    let key =
-        load_or_create_key(&st.report_key).map_err(|e| internal(format!("the report key: {e}")))?;
+    let key = match &st.course {
+        Some(c) => c.report_key.clone(),
+        None => load_or_create_key(&st.report_key)
+            .map_err(|e| internal(format!("the report key: {e}")))?,
+    };
     let signed = sign(&body, &key).map_err(|e| internal(e.to_string()))?;
     serde_json::to_value(signed).map_err(|e| internal(e.to_string()))
 }

@@ -7,6 +7,7 @@
 mod support;
 
 mod blackbox;
+mod class;
 mod cli;
 mod console;
 mod console_browser;

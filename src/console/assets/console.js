@@ -6,7 +6,9 @@
   var targets = document.querySelectorAll("[data-live-src]");
   if (!targets.length || !window.EventSource) return;
   var status = document.getElementById("live-status");
-  var source = new EventSource("/console/events");
+  // A page may name its own stream (the instructor's dashboard follows progress).
+  var named = document.querySelector("[data-live-events]");
+  var source = new EventSource(named ? named.getAttribute("data-live-events") : "/console/events");
   var pending = false;
   function refresh() {
     pending = false;

@@ -9,8 +9,8 @@
 //! into the plain [`Request`] and [`Response`] values the in-world code works with, so
 //! handlers stay synchronous functions of a request.
 //!
-//! What it does not do: TLS (nothing in a world speaks it), HTTP/2, connection reuse on
-//! the client side (every request opens its connection and says `Connection: close`, as
+//! What it does not do: TLS (the callers wrap the stream first: `tls` holds the
+//! configurations), HTTP/2, connection reuse on the client side (every request opens its connection and says `Connection: close`, as
 //! `curl` run once does).
 //!
 //! Two choices that users can see:
@@ -178,6 +178,51 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(Http11StatusLine::new(io)), service)
+        .await
+        .map_err(into_io)
+}
+
+/// An asynchronous handler of whole messages, for servers that hand requests on to
+/// another router (the AWS endpoints inside a world hand them to the API's).
+pub type RawHandler = Arc<
+    dyn Fn(
+            hyper::Request<Bytes>,
+            SocketAddrV4,
+        ) -> Pin<Box<dyn std::future::Future<Output = hyper::Response<Bytes>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Like [`serve_connection`], for a [`RawHandler`]: the request's body read whole (at
+/// most [`MAX_BODY`]), the response passed through as the handler made it.
+pub async fn serve_connection_raw<S>(
+    io: S,
+    peer: SocketAddrV4,
+    handler: RawHandler,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let resp = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => handler(hyper::Request::from_parts(parts, b.to_bytes()), peer).await,
+                Err(_) => {
+                    let mut r = hyper::Response::new(Bytes::from_static(b"Payload Too Large\n"));
+                    *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                    r
+                }
+            };
+            Ok::<_, Infallible>(resp.map(Full::new))
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
         .await
         .map_err(into_io)
 }

@@ -24,6 +24,7 @@ pub mod instance;
 pub mod keys;
 pub mod lab;
 pub mod model;
+pub mod tls;
 pub mod world;
 
 /// The dependency direction of ARCHITECTURE.md, checked against the source: a module
@@ -38,6 +39,7 @@ mod layering {
         ("keys", 0),
         ("catalog", 0),
         ("http1", 0),
+        ("tls", 0),
         ("model", 1),
         ("instance", 2),
         ("dns", 2),

@@ -10,7 +10,20 @@
 //! | [`PUBLIC_DNS_ADDR`] (192.0.2.53) | the public DNS resolver |
 //! | [`WEB_ADDR`] (192.0.2.80) | a small web site |
 //! | 192.0.2.96/29 | the Route 53 health checkers |
+//! | [`INTERNET_ROUTER_ADDR`] (192.0.2.254) | the catch-all internet host's own address, "the internet" in `traceroute` |
+//! | [`SERVICE_ENDPOINTS`] (198.51.100.0/26) | AWS service endpoints (`ec2.us-east-1.amazonaws.com` …) |
+//! | [`WELL_KNOWN`] (198.51.100.128/26) | well-known public names (`example.com`, `www.google.com` …) |
 //! | [`LEARNER_ADDR`] (203.0.113.10) | the learner's computer, as the VPC sees it |
+//! | every other public address ([`is_internet_host`]) | the catch-all internet host |
+//!
+//! Any globally routable address (8.8.8.8, 1.1.1.1, 93.184.215.14 …) is a host of the
+//! simulated internet: one smoltcp stack in any-IP mode ([`HostConfig::catch_all`])
+//! answers for all of them, so no stack exists per address. It is found only when no
+//! other host has the destination, so it costs nothing to the rest of the traffic.
+//! Special-purpose ranges (RFC 6890: private, shared, loopback, link-local,
+//! documentation, benchmarking, multicast, reserved) are nobody's on the internet: a
+//! packet there is lost, as it would be past a real internet gateway — except the
+//! addresses of the table above, which vpclab's own services hold.
 //!
 //! This module attaches only the learner's computer ([`Learner`]): learner access opens
 //! a TCP connection from the learner's address into the world and splices it to any
@@ -20,6 +33,9 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -35,6 +51,79 @@ pub const PUBLIC_DNS_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 pub const WEB_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 /// The learner's computer.
 pub const LEARNER_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The catch-all internet host's own address: the hop `traceroute` shows as "the
+/// internet".
+pub const INTERNET_ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+
+/// Where the names of AWS service endpoints point (TEST-NET-2, first quarter).
+pub const SERVICE_ENDPOINTS: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 0), 26);
+/// Where well-known public names point (TEST-NET-2, third quarter). Documentation
+/// addresses: nothing real could ever answer there, whatever escaped.
+pub const WELL_KNOWN: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 128), 26);
+
+/// Public DNS resolvers learners type from memory: UDP and TCP port 53 there reach the
+/// world's public resolver (Google, Cloudflare, Quad9, OpenDNS).
+pub const PUBLIC_RESOLVERS: [Ipv4Addr; 8] = [
+    Ipv4Addr::new(8, 8, 8, 8),
+    Ipv4Addr::new(8, 8, 4, 4),
+    Ipv4Addr::new(1, 1, 1, 1),
+    Ipv4Addr::new(1, 0, 0, 1),
+    Ipv4Addr::new(9, 9, 9, 9),
+    Ipv4Addr::new(149, 112, 112, 112),
+    Ipv4Addr::new(208, 67, 222, 222),
+    Ipv4Addr::new(208, 67, 220, 220),
+];
+
+/// The one-way delay of every packet delivered to the catch-all internet host, so the
+/// round trip to any internet address is this long (plus the fabric's own time), as a
+/// ping from a cloud region to a nearby public service is.
+pub const INTERNET_DELAY: Duration = Duration::from_millis(10);
+
+/// The TTL of every packet the catch-all internet host sends: as if it started at 128
+/// (Windows, many routers) and crossed eleven routers before the internet gateway,
+/// which takes one more, so a ping shows `ttl=116`.
+pub const INTERNET_TTL: u8 = 117;
+
+const fn net(addr: Ipv4Addr, len: u8) -> Ipv4Net {
+    match Ipv4Net::new(addr, len) {
+        Ok(n) => n,
+        Err(_) => panic!("prefix length above 32"),
+    }
+}
+
+/// Special-purpose IPv4 ranges (RFC 6890 and the IANA registry): no internet host
+/// lives there.
+const SPECIAL_PURPOSE: [(u32, u8); 15] = [
+    (0x0000_0000, 8),  // "this network"
+    (0x0a00_0000, 8),  // private (RFC 1918)
+    (0x6440_0000, 10), // shared address space (carrier-grade NAT)
+    (0x7f00_0000, 8),  // loopback
+    (0xa9fe_0000, 16), // link-local
+    (0xac10_0000, 12), // private (RFC 1918)
+    (0xc000_0000, 24), // IETF protocol assignments
+    (0xc000_0200, 24), // TEST-NET-1 (documentation)
+    (0xc058_6300, 24), // 6to4 relay anycast (deprecated)
+    (0xc0a8_0000, 16), // private (RFC 1918)
+    (0xc612_0000, 15), // benchmarking
+    (0xc633_6400, 24), // TEST-NET-2 (documentation)
+    (0xcb00_7100, 24), // TEST-NET-3 (documentation)
+    (0xe000_0000, 4),  // multicast
+    (0xf000_0000, 4),  // reserved, and the limited broadcast address
+];
+
+/// Whether `addr` is globally routable: outside every special-purpose range.
+pub fn is_global(addr: Ipv4Addr) -> bool {
+    let a = u32::from(addr);
+    !SPECIAL_PURPOSE
+        .iter()
+        .any(|&(base, len)| a >> (32 - len) == base >> (32 - len))
+}
+
+/// Whether the catch-all internet host answers for `addr`: any globally routable
+/// address, and vpclab's blocks for service endpoints and well-known names.
+pub fn is_internet_host(addr: Ipv4Addr) -> bool {
+    is_global(addr) || SERVICE_ENDPOINTS.contains(&addr) || WELL_KNOWN.contains(&addr)
+}
 
 /// The learner's computer, attached to a world at [`LEARNER_ADDR`]. Dropping it
 /// detaches the host.
@@ -83,4 +172,42 @@ where
 {
     let (out, back) = tokio::io::copy_bidirectional(&mut io, &mut stream).await?;
     Ok((out, back))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_addresses_are_the_ones_outside_the_special_purpose_registry() {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "93.184.215.14",
+            "52.94.76.1",
+            "223.255.255.1",
+        ] {
+            assert!(is_global(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "10.1.2.3",
+            "172.31.0.5",
+            "192.168.0.1",
+            "100.100.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "192.0.2.10",
+            "198.18.0.7",
+            "198.51.100.5",
+            "203.0.113.10",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.1.2.3",
+        ] {
+            assert!(!is_global(a.parse().unwrap()), "{a}");
+        }
+        assert!(is_internet_host("198.51.100.10".parse().unwrap()));
+        assert!(is_internet_host("198.51.100.130".parse().unwrap()));
+        assert!(!is_internet_host("198.51.100.77".parse().unwrap()));
+    }
 }

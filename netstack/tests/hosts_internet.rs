@@ -53,3 +53,115 @@ async fn learner_connect_splices_a_byte_stream_into_the_world() {
     let (sent, received) = splice.await.unwrap().unwrap();
     assert_eq!((sent, received), (21, 16));
 }
+
+/// A world whose instance sends everything off-link to the internet, with the
+/// catch-all internet host attached.
+fn catch_all_world() -> (
+    Net,
+    vpclab_netstack::host::Host,
+    vpclab_netstack::host::Host,
+) {
+    let fwd = AddressForwarder::new()
+        .route("10.0.1.0/24".parse().unwrap(), Port::Eni("eni-a".into()))
+        .route("0.0.0.0/0".parse().unwrap(), Port::Internet);
+    let net = Net::new(fwd);
+    let a = net
+        .add_host(HostConfig::vpc(
+            Port::Eni("eni-a".into()),
+            "10.0.1.10/24".parse().unwrap(),
+        ))
+        .unwrap();
+    let any = net.add_host(HostConfig::catch_all()).unwrap();
+    (net, a, any)
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_public_address_answers_ping_after_the_internet_delay_with_its_ttl() {
+    let (_net, a, _any) = catch_all_world();
+    for dst in ["8.8.8.8", "1.1.1.1", "93.184.215.14"] {
+        let (rtt, ttl) = a
+            .ping_ttl(dst.parse().unwrap(), std::time::Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("ping {dst}: {e}"));
+        assert!(
+            rtt >= internet::INTERNET_DELAY && rtt < internet::INTERNET_DELAY * 3,
+            "{dst}: {rtt:?}"
+        );
+        assert_eq!(ttl, Some(internet::INTERNET_TTL), "{dst}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn special_purpose_addresses_are_nobodys_on_the_internet() {
+    let (net, a, _any) = catch_all_world();
+    for dst in [
+        "192.168.1.1",
+        "172.16.0.1",
+        "100.64.0.1",
+        "192.0.2.77",
+        "203.0.113.99",
+    ] {
+        let r = a
+            .ping(dst.parse().unwrap(), std::time::Duration::from_secs(1))
+            .await;
+        assert_eq!(
+            r.unwrap_err().kind(),
+            std::io::ErrorKind::TimedOut,
+            "{dst} must not answer"
+        );
+    }
+    assert!(net.stats().unattached >= 5);
+    // vpclab's blocks for endpoints and well-known names are served.
+    a.ping(
+        "198.51.100.10".parse().unwrap(),
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .expect("the endpoint block answers");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_catch_all_host_accepts_tcp_for_any_address_and_resets_other_ports() {
+    let (_net, a, any) = catch_all_world();
+    let listener = any.listen(80).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, peer) = listener.accept().await.unwrap();
+        // It answers from the address the client asked for.
+        let local = s.local_addr();
+        s.write_all(format!("{local} {peer}").as_bytes())
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let mut c = a
+        .connect(SocketAddrV4::new("142.250.1.1".parse().unwrap(), 80))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("142.250.1.1:80 10.0.1.10:"), "{text}");
+    server.await.unwrap();
+    let refused = a
+        .connect(SocketAddrV4::new("142.250.1.1".parse().unwrap(), 8080))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_with_the_address_wins_over_the_catch_all_and_only_one_catch_all_exists() {
+    let (net, a, _any) = catch_all_world();
+    let other = net
+        .add_host(HostConfig::internet("8.8.8.8".parse().unwrap()))
+        .unwrap();
+    let listener = other.listen(53).unwrap();
+    let accept = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+    a.connect(SocketAddrV4::new("8.8.8.8".parse().unwrap(), 53))
+        .await
+        .expect("the exact host answers");
+    accept.await.unwrap().unwrap();
+    assert!(matches!(
+        net.add_host(HostConfig::catch_all()),
+        Err(vpclab_netstack::host::NetError::CatchAllInUse)
+    ));
+}

@@ -8,7 +8,9 @@
 //!    the CLI always send;
 //! 2. the `X-Amz-Target` header of the JSON protocols (`DynamoDB_20120810.PutItem`);
 //! 3. the path of a REST API (`/2013-04-01/…` is Route 53);
-//! 4. otherwise the EC2 Query endpoint at `/`, as anonymous tools expect.
+//! 4. the `Host` header, when it names a service endpoint (`logs.us-east-1.amazonaws.com`,
+//!    as requests through the endpoints inside a world do);
+//! 5. otherwise the EC2 Query endpoint at `/`, as anonymous tools expect.
 //!
 //! [`SERVICES`] is the one table: a service vpclab emulates has a handler there; every
 //! other service is listed with its protocol, so a learner who tries it gets that
@@ -256,7 +258,25 @@ pub fn route(req: &Request) -> Route {
     if path.starts_with("/2015-03-31/functions") {
         return Route::Known("lambda");
     }
+    // An unsigned request to a service's endpoint name inside a world
+    // (`curl http://logs.us-east-1.amazonaws.com/`) is for that service.
+    if let Some(service) = endpoint_host(req)
+        && let Some(s) = SERVICES.iter().find(|s| s.signing_name == service)
+    {
+        return Route::Known(s.signing_name);
+    }
     Route::Known("ec2")
+}
+
+/// The signing name of the service whose endpoint the `Host` header names.
+fn endpoint_host(req: &Request) -> Option<&'static str> {
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    let (service, _) = crate::dns::public_names::endpoint_service(&name.to_ascii_lowercase())?;
+    Some(match service {
+        "api.ecr" => "ecr",
+        other => other,
+    })
 }
 
 /// The protocol an unknown service's request looks like.
@@ -391,6 +411,17 @@ mod tests {
             Route::Known("route53")
         );
         assert_eq!(route(&req(None, None, "/")), Route::Known("ec2"));
+        // Inside a world, the endpoint's name says which service an unsigned request
+        // is for.
+        let mut r = req(None, None, "/");
+        r.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_static("logs.eu-west-1.amazonaws.com"),
+        );
+        assert_eq!(route(&r), Route::Known("logs"));
+        r.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("www.example.com"));
+        assert_eq!(route(&r), Route::Known("ec2"));
     }
 
     #[test]

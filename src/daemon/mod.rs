@@ -228,7 +228,18 @@ impl Daemon {
         // The world runtime: every account's fabric, internet, resolvers and instances,
         // following each commit (after DNS, so resolvers see the view).
         let clock = crate::model::system_clock();
+        // vpclab's certificate authority (the simulated internet's HTTPS), made once
+        // and kept in the state directory.
+        let ca = Arc::new(
+            crate::tls::Ca::load_or_create(&state_dir.ca_cert_file(), &state_dir.ca_key_file())
+                .context("vpclab's certificate authority")?,
+        );
+        // The AWS endpoints inside every world reach the API router, which exists
+        // once the API state does (below).
+        let door_router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
         let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
+            ca,
+            api_door: Some(api_door(door_router.clone())),
             disks_dir: state_dir.instances_dir(),
             dns: dns_views.clone(),
             clock: clock.clone(),
@@ -317,6 +328,7 @@ impl Daemon {
         };
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
+        let _ = door_router.set(api::router(state.clone()));
         let mut console =
             crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
         let policy = match (&course, &roster) {
@@ -515,4 +527,35 @@ impl Drop for Background {
             eprintln!("vpclab: {e:#}");
         }
     }
+}
+
+/// The door from the AWS service endpoints inside the worlds to the API: each request
+/// goes through the same router as the API port's (service routing, authentication,
+/// handlers), its body read whole.
+fn api_door(router: Arc<std::sync::OnceLock<axum::Router>>) -> crate::world::internet::ApiDoor {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    Arc::new(move |req: crate::world::internet::DoorRequest| {
+        let router = router.get().cloned();
+        Box::pin(async move {
+            let Some(router) = router else {
+                let mut r =
+                    hyper::Response::new(bytes::Bytes::from_static(b"the API is still starting\n"));
+                *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                return r;
+            };
+            let request = req.request.map(axum::body::Body::from);
+            let response = match router.oneshot(request).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            hyper::Response::from_parts(parts, body)
+        })
+    })
 }

@@ -64,6 +64,16 @@ impl StateDir {
         self.root.join("report-key")
     }
 
+    /// vpclab's certificate authority: its certificate (PEM).
+    pub fn ca_cert_file(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+
+    /// The CA's private key (PEM, mode 0600).
+    pub fn ca_key_file(&self) -> PathBuf {
+        self.root.join("ca-key.pem")
+    }
+
     /// The folder of instance disks (one sub-folder per account).
     pub fn instances_dir(&self) -> PathBuf {
         self.root.join("instances")

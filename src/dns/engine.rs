@@ -16,7 +16,8 @@
 //!    names (`ec2-a-b-c-d.compute-1.amazonaws.com`) of instances in VPCs with
 //!    `enableDnsHostnames`, which resolve to the private address inside the instance's
 //!    own VPC (split horizon) and to the public address elsewhere, and their reverse
-//!    names. A name in none of these is NXDOMAIN: the world has no other internet.
+//!    names; then the simulated internet's own names (`public_names`: well-known sites
+//!    and AWS service endpoints). A name in none of these is NXDOMAIN.
 //!
 //! Protocol rules (each cites its RFC where it is applied): NXDOMAIN versus NODATA with
 //! the zone's SOA in the authority section, CNAME chains followed and kept in the
@@ -29,10 +30,10 @@ use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCo
 use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::names;
 use super::view::{
     DnsView, FailoverRole, HostedZone, InstanceDns, Policy, RecordSet, VpcDns, in_domain,
 };
+use super::{names, public_names};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,8 +393,13 @@ fn public_lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (O
     }
     match zone {
         Some(zone) => (zone_lookup(ctx, zone, name, key, qtype), true),
-        // No zone of this world holds the name: the offline internet ends here.
+        // No zone of this world holds the name: the simulated internet's own names
+        // (well-known sites, AWS endpoints), or nothing.
         None => {
+            if let Some(addr) = public_names::lookup(key) {
+                let outcome = address_outcome_ttl(name, addr, qtype, root_soa(), PUBLIC_NAME_TTL);
+                return (outcome, false);
+            }
             let soa = root_soa();
             if key.is_empty() {
                 (Outcome::NoData(soa), false)
@@ -508,10 +514,23 @@ fn ec2_public(ctx: &Ctx<'_>, domain: &str, name: &Name, key: &str, qtype: Record
 }
 
 fn address_outcome(name: &Name, addr: Ipv4Addr, qtype: RecordType, soa: Record) -> Outcome {
+    address_outcome_ttl(name, addr, qtype, soa, EC2_NAME_TTL)
+}
+
+/// TTL of the simulated internet's own names (well-known sites, AWS endpoints).
+pub const PUBLIC_NAME_TTL: u32 = 60;
+
+fn address_outcome_ttl(
+    name: &Name,
+    addr: Ipv4Addr,
+    qtype: RecordType,
+    soa: Record,
+    ttl: u32,
+) -> Outcome {
     match qtype {
         RecordType::A | RecordType::ANY => Outcome::Answer(vec![Record::from_rdata(
             name.clone(),
-            EC2_NAME_TTL,
+            ttl,
             RData::A(A(addr)),
         )]),
         _ => Outcome::NoData(soa),

@@ -8,6 +8,8 @@
 //!   `enableDnsSupport` is off).
 //! - [`names`]: EC2's instance DNS names (`ip-10-0-1-5.ec2.internal`,
 //!   `ec2-198-18-0-7.compute-1.amazonaws.com`), shared with the API.
+//! - [`public_names`]: the simulated internet's own names: well-known sites and AWS
+//!   service endpoints, with their addresses in the fabric.
 //! - [`health`]: Route 53 health-check results (per checker, Route 53's rules for
 //!   combining them) published into the view's `health` map.
 //! - [`server`]: the host-side endpoint (`vpclab up --dns-listen`), which answers as the
@@ -22,6 +24,7 @@ pub mod engine;
 pub mod from_model;
 pub mod health;
 pub mod names;
+pub mod public_names;
 pub mod server;
 pub mod view;
 

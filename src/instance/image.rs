@@ -189,6 +189,23 @@ impl Image {
         }
     }
 
+    /// The system CA bundle TLS clients (curl, dnf, apt, Python) read.
+    pub fn ca_bundle_path(self) -> &'static str {
+        match self {
+            Image::AmazonLinux2023 => "/etc/pki/tls/certs/ca-bundle.crt",
+            Image::Ubuntu2404 => "/etc/ssl/certs/ca-certificates.crt",
+        }
+    }
+
+    /// Where an administrator drops an extra trusted CA (`update-ca-trust` or
+    /// `update-ca-certificates` then rebuilds the bundle from it).
+    pub fn ca_anchor_path(self) -> &'static str {
+        match self {
+            Image::AmazonLinux2023 => "/etc/pki/ca-trust/source/anchors/vpclab-ca.pem",
+            Image::Ubuntu2404 => "/usr/local/share/ca-certificates/vpclab-ca.crt",
+        }
+    }
+
     /// The mirror path prefix the package manager fetches from.
     pub fn mirror_prefix(self) -> &'static str {
         match self {
@@ -269,6 +286,13 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
         0o644,
         root,
     );
+    // The system trust store holds vpclab's CA (the simulated internet's HTTPS is
+    // signed by it) and nothing else: no real CA's certificate is needed offline.
+    let bundle = p.trusted_ca_pem.as_deref().unwrap_or_default();
+    fs.install(p.image.ca_bundle_path(), bundle.as_bytes(), 0o644, root);
+    if !bundle.is_empty() {
+        fs.install(p.image.ca_anchor_path(), bundle.as_bytes(), 0o644, root);
+    }
     let shell_path = "/bin/bash";
     let passwd = format!(
         "root:x:0:0:root:/root:{shell_path}\n{user}:x:{uid}:{uid}::{home}:{shell_path}\n",

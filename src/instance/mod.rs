@@ -97,6 +97,10 @@ pub struct InstanceProfile {
     /// The root volume's size as the API reports it (the AMI's, 8 GiB for ours).
     #[serde(default = "default_root_volume_gib")]
     pub root_volume_gib: u32,
+    /// vpclab's certificate authority (PEM), which the image's CA bundle holds so
+    /// that HTTPS to the simulated internet verifies; `None`: an empty bundle.
+    #[serde(default)]
+    pub trusted_ca_pem: Option<String>,
 }
 
 fn default_account_id() -> String {
@@ -145,6 +149,7 @@ impl InstanceProfile {
             dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
             root_volume_gib: default_root_volume_gib(),
+            trusted_ca_pem: None,
         }
     }
 

@@ -208,7 +208,7 @@ impl Runtime {
             }
         }
         for (id, ri) in &wanted {
-            let Some(profile) = profile_of(ri) else {
+            let Some(profile) = profile_of(ri, self.worlds.cfg().ca.cert_pem()) else {
                 continue;
             };
             if self
@@ -461,7 +461,7 @@ fn record_boot(
 }
 
 /// The instance's identity for its inside, from the model's record.
-fn profile_of(ri: &RuntimeInstance) -> Option<InstanceProfile> {
+fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
     let image = match ri.os? {
         Os::AmazonLinux2023 => Image::AmazonLinux2023,
         Os::Ubuntu2404 => Image::Ubuntu2404,
@@ -493,6 +493,7 @@ fn profile_of(ri: &RuntimeInstance) -> Option<InstanceProfile> {
             .unwrap_or_else(|| Ipv4Addr::from(u32::from(ri.private_ip) & 0xffff_0000 | 2)),
         package_mirror: SocketAddrV4::new(MIRROR_ADDR, 80),
         root_volume_gib: crate::catalog::image(&ri.image_id).map_or(8, |i| i.root_volume_size_gib),
+        trusted_ca_pem: Some(ca_pem.to_string()),
     })
 }
 

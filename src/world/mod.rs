@@ -73,6 +73,12 @@ pub struct WorldsConfig {
     pub instance_timeout_cap: Option<Duration>,
     /// Replaces the flow-log capture window of 60 s (tests).
     pub flow_log_window: Option<Duration>,
+    /// vpclab's certificate authority: the simulated internet's HTTPS is signed by it
+    /// and instance images trust it.
+    pub ca: Arc<crate::tls::Ca>,
+    /// Where requests to AWS service endpoints inside the world go (the daemon's API
+    /// router); `None`: the endpoints answer 503.
+    pub api_door: Option<internet::ApiDoor>,
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -224,8 +230,16 @@ pub struct AccountWorld {
 impl AccountWorld {
     fn start(account: &str, world: Arc<World>, worlds: Worlds) -> Arc<AccountWorld> {
         let net = Net::new(LiveFabric::new(account, world));
-        let internet = Internet::start(&net)
-            .expect("a fresh world has no hosts, so the internet addresses are free");
+        let internet = Internet::start(
+            &net,
+            internet::InternetConfig {
+                account: account.to_string(),
+                ca: worlds.cfg().ca.clone(),
+                api_door: worlds.cfg().api_door.clone(),
+                dns: worlds.cfg().dns.of(account),
+            },
+        )
+        .expect("a fresh world has no hosts, so the internet addresses are free");
         let (model, rx) = watch::channel(None);
         let runtime = Arc::new(Mutex::new(instances::Runtime::new(
             account,

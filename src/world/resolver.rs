@@ -1,8 +1,9 @@
 //! DNS inside the fabric: the Route 53 Resolver of each VPC (`Port::Resolver(vpc)`, at
 //! VPC base + 2 and 169.254.169.253) and the world's public resolver on the internet
-//! (192.0.2.53). Both answer UDP and TCP port 53 with the `dns` engine, from the vantage
-//! point of the VPC or of the internet; the fabric exempts the VPC resolver from NACLs
-//! and security groups, as AWS does.
+//! (192.0.2.53, and the well-known public resolvers 8.8.8.8, 1.1.1.1 … on the
+//! catch-all internet host). They answer UDP and TCP port 53 with the `dns` engine, from
+//! the vantage point of the VPC or of the internet; the fabric exempts the VPC resolver
+//! from NACLs and security groups, as AWS does.
 
 use std::net::Ipv4Addr;
 
@@ -29,8 +30,8 @@ pub(crate) fn start_vpc(
     let vpc = vpc.to_string();
     let task = tokio::spawn(async move {
         tokio::join!(
-            serve_udp(sock, view.clone(), Some(vpc.clone())),
-            serve_tcp(tcp, view, Some(vpc))
+            serve_udp(sock, view.clone(), Some(vpc.clone()), None),
+            serve_tcp(tcp, view, Some(vpc), None)
         );
     });
     Ok((host, task))
@@ -42,17 +43,41 @@ pub(crate) fn start_public(net: &Net, view: SharedView) -> Result<Vec<JoinHandle
     let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
     let tcp = host.listen(53).map_err(|_| NetError::HostGone)?;
     Ok(vec![
-        tokio::spawn(serve_udp(sock, view.clone(), None)),
-        tokio::spawn(serve_tcp(tcp, view, None)),
+        tokio::spawn(serve_udp(sock, view.clone(), None, None)),
+        tokio::spawn(serve_tcp(tcp, view, None, None)),
     ])
 }
 
-async fn serve_udp(sock: UdpSocket, view: SharedView, vpc: Option<String>) {
+/// Answers DNS as the public resolver on `host` (the catch-all internet host), but
+/// only for queries sent to one of `only` (8.8.8.8 …): a random internet address has
+/// no DNS server, so a query there goes unanswered (UDP) or is reset (TCP).
+pub(crate) fn start_on(
+    host: &Host,
+    view: SharedView,
+    only: &'static [Ipv4Addr],
+) -> Result<Vec<JoinHandle<()>>, NetError> {
+    let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
+    let tcp = host.listen(53).map_err(|_| NetError::HostGone)?;
+    Ok(vec![
+        tokio::spawn(serve_udp(sock, view.clone(), None, Some(only))),
+        tokio::spawn(serve_tcp(tcp, view, None, Some(only))),
+    ])
+}
+
+async fn serve_udp(
+    sock: UdpSocket,
+    view: SharedView,
+    vpc: Option<String>,
+    only: Option<&'static [Ipv4Addr]>,
+) {
     let mut buf = vec![0u8; 65535];
     loop {
         let Ok((n, from, to)) = sock.recv_from_to(&mut buf).await else {
             return;
         };
+        if only.is_some_and(|only| !only.contains(&to)) {
+            continue;
+        }
         let reply = {
             let v = view.read().unwrap_or_else(|e| e.into_inner());
             let vantage = match &vpc {
@@ -80,8 +105,17 @@ async fn serve_udp(sock: UdpSocket, view: SharedView, vpc: Option<String>) {
 
 /// DNS over TCP (RFC 1035 §4.2.2: each message prefixed by its two-byte length), for
 /// clients that retry a truncated UDP answer.
-async fn serve_tcp(listener: TcpListener, view: SharedView, vpc: Option<String>) {
+async fn serve_tcp(
+    listener: TcpListener,
+    view: SharedView,
+    vpc: Option<String>,
+    only: Option<&'static [Ipv4Addr]>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
+        if only.is_some_and(|only| !only.contains(stream.local_addr().ip())) {
+            stream.abort();
+            continue;
+        }
         tokio::spawn(serve_tcp_conn(stream, view.clone(), vpc.clone()));
     }
 }

@@ -20,6 +20,7 @@ const PAYLOAD: [u8; 56] = *b"vpclab ping payload, 56 bytes like iputils ping....
 struct Guard<'a> {
     host: &'a Host,
     handle: smoltcp::iface::SocketHandle,
+    ident: u16,
 }
 
 impl Drop for Guard<'_> {
@@ -27,11 +28,17 @@ impl Drop for Guard<'_> {
         let mut world = self.host.shared.lock();
         if let Some(slot) = world.hosts.get_mut(&self.host.id) {
             slot.orphan(self.handle, SocketKind::Icmp, None);
+            slot.echo_ttl.remove(&self.ident);
         }
     }
 }
 
-pub(super) async fn ping(host: &Host, dst: Ipv4Addr, timeout: Duration) -> io::Result<Duration> {
+/// Pings `dst`: the round-trip time and the TTL the reply arrived with.
+pub(super) async fn ping(
+    host: &Host,
+    dst: Ipv4Addr,
+    timeout: Duration,
+) -> io::Result<(Duration, Option<u8>)> {
     let (guard, ident) = {
         let shared = &host.shared;
         let mut world = shared.lock();
@@ -58,7 +65,14 @@ pub(super) async fn ping(host: &Host, dst: Ipv4Addr, timeout: Duration) -> io::R
         );
         let handle = slot.sockets.add(s);
         shared.kick(&mut world, host.id);
-        (Guard { host, handle }, ident)
+        (
+            Guard {
+                host,
+                handle,
+                ident,
+            },
+            ident,
+        )
     };
     let sent = tokio::time::Instant::now();
     let reply = poll_fn(|cx| {
@@ -85,7 +99,15 @@ pub(super) async fn ping(host: &Host, dst: Ipv4Addr, timeout: Duration) -> io::R
         Poll::Pending
     });
     match tokio::time::timeout(timeout, reply).await {
-        Ok(Ok(())) => Ok(sent.elapsed()),
+        Ok(Ok(())) => {
+            let rtt = sent.elapsed();
+            let mut world = host.shared.lock();
+            let ttl = world
+                .hosts
+                .get_mut(&host.id)
+                .and_then(|slot| slot.echo_ttl.remove(&ident));
+            Ok((rtt, ttl))
+        }
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,

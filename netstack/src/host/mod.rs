@@ -103,6 +103,9 @@ pub enum NetError {
     /// Another internet host already has this address.
     #[error("address {0} is already used by another internet host")]
     AddressInUse(Ipv4Addr),
+    /// The world already has a catch-all internet host.
+    #[error("the world already has a catch-all internet host")]
+    CatchAllInUse,
     /// Another host is already attached to this port.
     #[error("a host is already attached to {0}")]
     PortInUse(Port),
@@ -117,7 +120,9 @@ pub enum NetError {
 impl From<NetError> for std::io::Error {
     fn from(e: NetError) -> Self {
         let kind = match e {
-            NetError::AddressInUse(_) | NetError::PortInUse(_) => std::io::ErrorKind::AddrInUse,
+            NetError::AddressInUse(_) | NetError::PortInUse(_) | NetError::CatchAllInUse => {
+                std::io::ErrorKind::AddrInUse
+            }
             NetError::HostGone => std::io::ErrorKind::NotConnected,
             NetError::WrongForwarder => std::io::ErrorKind::InvalidInput,
         };
@@ -188,6 +193,16 @@ pub struct HostConfig {
     /// a fifth of the CPU of a bulk transfer. Turn on for a host whose
     /// packets reach a kernel (TUN).
     pub l4_checksums: bool,
+    /// The catch-all internet host: smoltcp's any-IP mode, and every packet to
+    /// `Port::Internet` that no other host (nor a TUN sink) claims and whose
+    /// destination passes [`crate::internet::is_internet_host`] is delivered here.
+    /// Only on `Port::Internet`; at most one per world.
+    pub catch_all: bool,
+    /// Hold every packet delivered to this host this long first (the internet's
+    /// latency). Packets stay in order.
+    pub delay: Option<Duration>,
+    /// Rewrite the TTL of every packet this host sends (smoltcp sends with 64).
+    pub ttl: Option<u8>,
 }
 
 impl HostConfig {
@@ -203,6 +218,9 @@ impl HostConfig {
             tcp: TcpConfig::default(),
             seed: None,
             l4_checksums: false,
+            catch_all: false,
+            delay: None,
+            ttl: None,
         }
     }
 
@@ -223,6 +241,9 @@ impl HostConfig {
             tcp: TcpConfig::default(),
             seed: None,
             l4_checksums: false,
+            catch_all: false,
+            delay: None,
+            ttl: None,
         }
     }
 
@@ -239,6 +260,23 @@ impl HostConfig {
             tcp: TcpConfig::default(),
             seed: None,
             l4_checksums: false,
+            catch_all: false,
+            delay: None,
+            ttl: None,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The catch-all host of the simulated internet: it answers for every public
+    /// address no other host has (see [`crate::internet`]), from its own address
+    /// [`crate::internet::INTERNET_ROUTER_ADDR`], with the internet's delay and TTL.
+    pub fn catch_all() -> Self {
+        HostConfig {
+            catch_all: true,
+            delay: Some(crate::internet::INTERNET_DELAY),
+            ttl: Some(crate::internet::INTERNET_TTL),
+            ..HostConfig::internet(crate::internet::INTERNET_ROUTER_ADDR)
         }
     }
 }
@@ -497,6 +535,16 @@ impl Host {
     /// Send one ICMP echo request and wait for the reply; the round-trip
     /// time is measured on tokio's clock.
     pub async fn ping(&self, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Duration> {
+        icmp::ping(self, dst, timeout).await.map(|(rtt, _)| rtt)
+    }
+
+    /// Like [`Host::ping`], with the TTL the reply arrived with (as `ping` prints
+    /// it), when the host saw it.
+    pub async fn ping_ttl(
+        &self,
+        dst: Ipv4Addr,
+        timeout: Duration,
+    ) -> std::io::Result<(Duration, Option<u8>)> {
         icmp::ping(self, dst, timeout).await
     }
 }

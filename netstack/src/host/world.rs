@@ -186,6 +186,13 @@ pub(crate) struct HostSlot {
     dirty: bool,
     /// The time (µs) at which this host is registered in `World::timers`.
     timer: Option<i64>,
+    /// TTL written into every packet the host sends (`HostConfig::ttl`).
+    ttl: Option<u8>,
+    /// How long (µs) packets wait before delivery to this host (0: none).
+    delay_us: i64,
+    /// The TTL of the last echo reply received per ICMP identifier, for
+    /// `Host::ping_ttl` (only this host's pings are in it, removed when done).
+    pub(crate) echo_ttl: BTreeMap<u16, u8>,
 }
 
 /// Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`),
@@ -213,7 +220,15 @@ impl HostSlot {
             next_icmp_ident: 0x1000u16.wrapping_add(id.0 as u16),
             dirty: false,
             timer: None,
+            ttl: cfg.ttl,
+            delay_us: cfg
+                .delay
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            echo_ttl: BTreeMap::new(),
         };
+        // The catch-all internet host accepts packets for any address and answers
+        // from the address they were sent to.
+        slot.iface.set_any_ip(cfg.catch_all);
         let addrs: Vec<_> = cfg.addrs.iter().map(super::to_smol_cidr).collect();
         slot.set_addrs(&addrs);
         if let Some(gw) = cfg.gateway {
@@ -458,6 +473,11 @@ pub(crate) struct World {
     /// not in here: it is demultiplexed by destination address.
     by_port: BTreeMap<Port, HostId>,
     by_internet_addr: BTreeMap<Ipv4Addr, HostId>,
+    /// The catch-all internet host (`HostConfig::catch_all`), if attached.
+    catch_all: Option<HostId>,
+    /// Packets held for delivery to hosts with a delay: (due µs, host, packet),
+    /// in due order (each host's delay is fixed, packets are queued as sent).
+    delayed: VecDeque<(i64, HostId, Vec<u8>)>,
     dirty: Vec<HostId>,
     /// (deadline in µs, host): when a host's timers next need a poll.
     timers: BTreeSet<(i64, HostId)>,
@@ -480,6 +500,8 @@ impl World {
             hosts: BTreeMap::new(),
             by_port: BTreeMap::new(),
             by_internet_addr: BTreeMap::new(),
+            catch_all: None,
+            delayed: VecDeque::new(),
             dirty: Vec::new(),
             timers: BTreeSet::new(),
             next_id: 1,
@@ -496,6 +518,9 @@ impl World {
         cfg: &HostConfig,
         now: SmolInstant,
     ) -> Result<HostId, super::NetError> {
+        if cfg.catch_all && (cfg.port != Port::Internet || self.catch_all.is_some()) {
+            return Err(super::NetError::CatchAllInUse);
+        }
         if cfg.port == Port::Internet {
             for a in &cfg.addrs {
                 if self.by_internet_addr.contains_key(&a.addr()) {
@@ -515,6 +540,9 @@ impl World {
         } else {
             self.by_port.insert(cfg.port.clone(), id);
         }
+        if cfg.catch_all {
+            self.catch_all = Some(id);
+        }
         self.hosts.insert(id, slot);
         Ok(id)
     }
@@ -525,6 +553,12 @@ impl World {
             self.by_internet_addr.retain(|_, h| *h != id);
         } else {
             self.by_port.remove(&slot.port);
+        }
+        if self.catch_all == Some(id) {
+            self.catch_all = None;
+        }
+        if slot.delay_us > 0 {
+            self.delayed.retain(|(_, h, _)| *h != id);
         }
         if let Some(t) = slot.timer.take() {
             self.timers.remove(&(t, id));
@@ -586,28 +620,57 @@ impl World {
             return;
         };
         let Some(dst) = self.host_for(&to, &pkt) else {
+            // Only what no host has goes further: a TUN sink, then the catch-all
+            // internet host.
+            let dst = pkt.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());
             if to == Port::Internet
-                && let Some(dst) = pkt.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok())
-                && let Some((_, sink)) = self
-                    .sinks
-                    .iter()
-                    .find(|(net, _)| net.contains(&Ipv4Addr::from(dst)))
+                && let Some(dst) = dst.map(Ipv4Addr::from)
             {
-                // A full queue drops, as a busy NIC would.
-                if sink.try_send(pkt).is_ok() {
-                    self.stats.delivered += 1;
+                if let Some((_, sink)) = self.sinks.iter().find(|(net, _)| net.contains(&dst)) {
+                    // A full queue drops, as a busy NIC would.
+                    if sink.try_send(pkt).is_ok() {
+                        self.stats.delivered += 1;
+                    }
+                    return;
                 }
-                return;
+                if let Some(id) = self.catch_all
+                    && crate::internet::is_internet_host(dst)
+                {
+                    self.deliver(now, id, pkt);
+                    return;
+                }
             }
             self.stats.unattached += 1;
             self.pool.push(pkt);
             return;
         };
-        if let Some(slot) = self.hosts.get_mut(&dst) {
-            self.stats.delivered += 1;
-            slot.device.rx.push_back(pkt);
-            self.mark_dirty(dst);
+        self.deliver(now, dst, pkt);
+    }
+
+    /// Put `pkt` into the device of host `dst` (after the host's delay, if any).
+    fn deliver(&mut self, now: SmolInstant, dst: HostId, pkt: Vec<u8>) {
+        let Some(slot) = self.hosts.get_mut(&dst) else {
+            return;
+        };
+        self.stats.delivered += 1;
+        // An echo reply's TTL, for the ping that waits for it (ICMP only: one
+        // byte compare for everything else).
+        if pkt.get(9) == Some(&1)
+            && let Some(ihl) = pkt.first().map(|b| usize::from(b & 0x0f) * 4)
+            && pkt.get(ihl) == Some(&0)
+            && let Some(ident) = pkt.get(ihl + 4..ihl + 6)
+            && slot.echo_ttl.len() < 64
+        {
+            slot.echo_ttl
+                .insert(u16::from_be_bytes([ident[0], ident[1]]), pkt[8]);
         }
+        if slot.delay_us > 0 {
+            let due = now.total_micros().saturating_add(slot.delay_us);
+            self.delayed.push_back((due, dst, pkt));
+            return;
+        }
+        slot.device.rx.push_back(pkt);
+        self.mark_dirty(dst);
     }
 
     /// Poll every host that needs it and carry the packets they send through
@@ -627,6 +690,17 @@ impl World {
                 slot.timer = None;
             }
             self.mark_dirty(id);
+        }
+        while let Some(&(due, id, _)) = self.delayed.front() {
+            if due > now_us {
+                break;
+            }
+            if let Some((_, _, pkt)) = self.delayed.pop_front()
+                && let Some(slot) = self.hosts.get_mut(&id)
+            {
+                slot.device.rx.push_back(pkt);
+                self.mark_dirty(id);
+            }
         }
         if now_us - self.last_housekeeping >= super::HOUSEKEEPING_INTERVAL.as_micros() as i64 {
             self.last_housekeeping = now_us;
@@ -667,6 +741,11 @@ impl World {
                     slot.timer = next;
                 }
                 let port = slot.port.clone();
+                if let Some(ttl) = slot.ttl {
+                    for pkt in slot.device.tx.iter_mut() {
+                        set_ttl(pkt, ttl);
+                    }
+                }
                 self.outbox.extend(slot.device.tx.drain(..));
                 let mut outbox = std::mem::take(&mut self.outbox);
                 for pkt in outbox.drain(..) {
@@ -676,10 +755,61 @@ impl World {
             }
         }
         self.pool.truncate(POOL_MAX);
+        let next_delayed = self.delayed.front().map(|&(due, _, _)| due);
+        let next_timer = match (self.timers.first().map(|&(t, _)| t), next_delayed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         RunResult {
             more: !self.dirty.is_empty(),
-            next_timer: self.timers.first().map(|&(t, _)| t),
+            next_timer,
             progressed: self.stats.sent != sent_before,
         }
+    }
+}
+
+/// Rewrite the TTL of a raw IPv4 packet and update its header checksum
+/// (RFC 1624 incremental update of the 16-bit word holding TTL and protocol).
+fn set_ttl(pkt: &mut [u8], ttl: u8) {
+    if pkt.len() < 20 || pkt[8] == ttl {
+        return;
+    }
+    let old = u16::from_be_bytes([pkt[8], pkt[9]]);
+    let new = u16::from_be_bytes([ttl, pkt[9]]);
+    let sum = !u16::from_be_bytes([pkt[10], pkt[11]]);
+    let mut acc = u32::from(sum) + u32::from(!old) + u32::from(new);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    let check = !(acc as u16);
+    pkt[8] = ttl;
+    pkt[10..12].copy_from_slice(&check.to_be_bytes());
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::set_ttl;
+
+    fn checksum(h: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        for w in h.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+
+    #[test]
+    fn rewriting_the_ttl_keeps_the_header_checksum_valid() {
+        let mut h = [
+            0x45, 0, 0, 84, 0, 0, 0x40, 0, 64, 1, 0, 0, 8, 8, 8, 8, 10, 0, 1, 10,
+        ];
+        let c = checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        set_ttl(&mut h, 117);
+        assert_eq!(h[8], 117);
+        assert_eq!(checksum(&h), 0, "a valid header sums to zero");
     }
 }

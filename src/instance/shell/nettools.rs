@@ -438,6 +438,15 @@ struct FetchError {
     msg: String,
 }
 
+/// curl's limits and TLS choice for one fetch.
+#[derive(Clone, Copy)]
+struct FetchOpts {
+    max_time: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    /// `-k`: do not verify the server's certificate.
+    insecure: bool,
+}
+
 struct Fetched {
     ip: Ipv4Addr,
     resp: http1::Response,
@@ -451,9 +460,13 @@ async fn fetch(
     method: &str,
     headers: &[(String, String)],
     body: &[u8],
-    max_time: Option<Duration>,
-    connect_timeout: Option<Duration>,
+    opts: FetchOpts,
 ) -> Result<Fetched, FetchError> {
+    let FetchOpts {
+        max_time,
+        connect_timeout,
+        insecure,
+    } = opts;
     let started = tokio::time::Instant::now();
     let ip = resolve(sh, &url.host).await.map_err(|h| FetchError {
         code: 6,
@@ -493,12 +506,11 @@ async fn fetch(
                 },
             }
         })?;
-    if url.scheme == "https" {
-        return Err(FetchError {
-            code: 35,
-            msg: "TLS is not emulated inside vpclab; use http://".to_string(),
-        });
-    }
+    let stream = if url.scheme == "https" {
+        tls_connect(sh, &url.host, stream, insecure).await?
+    } else {
+        stream
+    };
     let host_header = if url.port == 80 {
         url.host.clone()
     } else {
@@ -535,6 +547,62 @@ async fn fetch(
     Ok(Fetched { ip, resp })
 }
 
+/// The TLS handshake of an HTTPS fetch, verified against the instance's system CA
+/// bundle (which holds vpclab's CA: the simulated internet's certificates are signed
+/// by it), or not verified at all with `-k`. Failures carry curl's codes and words.
+async fn tls_connect(
+    sh: &Shell,
+    host: &str,
+    stream: Box<dyn NetStream>,
+    insecure: bool,
+) -> Result<Box<dyn NetStream>, FetchError> {
+    let config = if insecure {
+        crate::tls::insecure_client_config()
+    } else {
+        let path = sh.inst.profile().image.ca_bundle_path();
+        let bundle = sh
+            .inst
+            .lock_disk()
+            .fs
+            .read(path, crate::instance::vfs::Cred::ROOT)
+            .map(|d| d.to_vec())
+            .unwrap_or_default();
+        crate::tls::client_config(&bundle).map_err(|_| FetchError {
+            code: 77,
+            msg: format!("error setting certificate file: {path}"),
+        })?
+    };
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| FetchError {
+            code: 3,
+            msg: "URL using bad/illegal format or missing URL".to_string(),
+        })?;
+    match tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+    {
+        Ok(tls) => Ok(Box::new(tls)),
+        Err(e) => {
+            let bad_cert = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+            Err(if bad_cert {
+                FetchError {
+                    code: 60,
+                    msg: "SSL certificate problem: unable to get local issuer certificate"
+                        .to_string(),
+                }
+            } else {
+                FetchError {
+                    code: 35,
+                    msg: format!("TLS connect error: {e}"),
+                }
+            })
+        }
+    }
+}
+
 fn head_text(resp: &http1::Response) -> String {
     let mut s = format!("{} {} {}\r\n", resp.version, resp.status, resp.reason);
     for (k, v) in &resp.headers {
@@ -563,6 +631,7 @@ fn curl_seconds(opt: &str, value: Option<&String>, io: &mut Io) -> Result<Option
 
 pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut silent = false;
+    let mut insecure = false;
     let mut show_error = false;
     let mut head = false;
     let mut include = false;
@@ -616,7 +685,8 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
                 Err(status) => return status,
             },
             "-w" | "--write-out" => write_out = it.next().cloned(),
-            "-k" | "--insecure" | "-4" => {}
+            "-k" | "--insecure" => insecure = true,
+            "-4" => {}
             s if s.starts_with('-') && s.len() > 1 && !s.starts_with("--") => {
                 for c in s[1..].chars() {
                     match c {
@@ -627,7 +697,8 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
                         'v' => verbose = true,
                         'f' => fail = true,
                         'L' => follow = true,
-                        'k' | '4' => {}
+                        'k' => insecure = true,
+                        '4' => {}
                         _ => {
                             io.err.line(&format!("curl: option {s}: is unknown"));
                             return 2;
@@ -692,7 +763,20 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
             io.err
                 .line(&format!("*   Trying {}:{}...", url.host, url.port));
         }
-        match fetch(sh, &url, &method, &sent, &body, max_time, connect_timeout).await {
+        match fetch(
+            sh,
+            &url,
+            &method,
+            &sent,
+            &body,
+            FetchOpts {
+                max_time,
+                connect_timeout,
+                insecure,
+            },
+        )
+        .await
+        {
             Ok(f) => {
                 if verbose {
                     io.err.line(&format!(
@@ -814,6 +898,7 @@ fn wget_seconds(value: &str, io: &mut Io) -> Result<Duration, i32> {
 
 pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let mut quiet = false;
+    let mut insecure = false;
     let mut output: Option<String> = None;
     let mut timeout = None;
     let mut url = None;
@@ -821,6 +906,7 @@ pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
     while let Some(a) = it.next() {
         match a.as_str() {
             "-q" | "--quiet" => quiet = true,
+            "--no-check-certificate" => insecure = true,
             "-O" => output = it.next().cloned(),
             "-T" | "--timeout" => {
                 if let Some(v) = it.next() {
@@ -900,8 +986,11 @@ pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
         "GET",
         &agent,
         &[],
-        None,
-        Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),
+        FetchOpts {
+            max_time: None,
+            connect_timeout: Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),
+            insecure,
+        },
     )
     .await;
     let resp = match fetched {

@@ -9,10 +9,15 @@
 //! - 192.0.2.20, the package mirror ([`Mirror`]);
 //! - 192.0.2.80, a small web site ([`sites::website`]).
 //!
+//! Every other public address is the catch-all host ([`anyhost`]): ping, a generic web
+//! site on 80 and 443 (HTTPS signed by vpclab's CA), the AWS service endpoints' door
+//! to the API, DNS at the well-known public resolvers.
+//!
 //! The public DNS resolver (192.0.2.53) is started by `world::resolver`, the health
 //! checkers (192.0.2.96/29) by `world::health`. Learner access goes through the
 //! learner's host ([`Internet::learner_connect`]).
 
+mod anyhost;
 mod sites;
 
 use std::io;
@@ -24,7 +29,20 @@ use vpclab_netstack::host::{Host, HostConfig, Net, NetError};
 use vpclab_netstack::internet::{Learner, MIRROR_ADDR, WEB_ADDR, WHATISMYIP_ADDR};
 
 use crate::http1;
+pub use anyhost::{ApiDoor, DoorRequest};
 pub use sites::{Mirror, website, what_is_my_ip};
+
+/// What a world's internet needs from the daemon.
+pub struct InternetConfig {
+    /// The account whose world this is (the API door acts for it).
+    pub account: String,
+    /// vpclab's certificate authority, for HTTPS.
+    pub ca: std::sync::Arc<crate::tls::Ca>,
+    /// Where requests to AWS service endpoints go.
+    pub api_door: Option<ApiDoor>,
+    /// The public DNS view (for 8.8.8.8 and the other well-known resolvers).
+    pub dns: crate::dns::SharedView,
+}
 
 /// The running internet services of one world and the learner's host. Dropping it stops
 /// the services and detaches their hosts.
@@ -36,9 +54,9 @@ pub struct Internet {
 }
 
 impl Internet {
-    /// Attaches the internet hosts to `net` and starts their HTTP servers on port 80.
-    /// Call inside a tokio runtime.
-    pub fn start(net: &Net) -> Result<Internet, NetError> {
+    /// Attaches the internet hosts to `net` and starts their servers. Call inside a
+    /// tokio runtime.
+    pub fn start(net: &Net, cfg: InternetConfig) -> Result<Internet, NetError> {
         let mirror = Mirror::default();
         let services: [(Ipv4Addr, http1::Handler); 3] = [
             (WHATISMYIP_ADDR, what_is_my_ip()),
@@ -59,6 +77,14 @@ impl Internet {
                 .tasks
                 .push(tokio::spawn(http1::serve(listener, handler)));
         }
+        let ctx = anyhost::Ctx {
+            account: cfg.account,
+            ca: cfg.ca,
+            door: cfg.api_door,
+        };
+        let (host, tasks) = anyhost::start(net, ctx, cfg.dns)?;
+        internet.sites.push(host);
+        internet.tasks.extend(tasks);
         Ok(internet)
     }
 

@@ -35,6 +35,7 @@ pub mod json;
 pub mod logs;
 pub mod query;
 pub mod route53;
+pub mod s3;
 pub mod services;
 pub mod sigv4;
 pub mod xml;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub health: crate::dns::health::HealthBoard,
     /// How long instances stay `pending`/`stopping`/`shutting-down`, in milliseconds.
     pub boot_delay_ms: i64,
+    /// Where S3 object bytes live (`None`: S3 answers ServiceUnavailable).
+    pub objects: Option<Arc<s3::blob::BlobStore>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -82,6 +85,7 @@ impl AppState {
             auth: sigv4::AuthMode::Open,
             health: crate::dns::health::HealthBoard::new(crate::dns::Views::default()),
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
+            objects: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -89,6 +93,12 @@ impl AppState {
     /// Sets the authentication mode (`--auth strict`).
     pub fn with_auth(mut self, auth: sigv4::AuthMode) -> AppState {
         self.auth = auth;
+        self
+    }
+
+    /// Gives S3 its object store (the daemon's `objects/` folder).
+    pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
+        self.objects = Some(Arc::new(blobs));
         self
     }
 
@@ -169,6 +179,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback(|State(state): State<AppState>, req: Request| services::dispatch(state, req))
         .with_state(state)
+}
+
+/// Middleware: requests whose Host names an S3 bucket or website go to S3.
+pub async fn s3_hosts(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s3::is_s3_host(req.headers()) {
+        return s3::endpoint(state, req).await;
+    }
+    next.run(req).await
 }
 
 fn not_found(state: &AppState) -> Response {

@@ -44,6 +44,7 @@ pub mod filter;
 pub mod logs;
 pub mod region;
 pub mod route53;
+pub mod s3;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -267,6 +268,9 @@ world_tables! {
     flow_logs: ec2::flow_log::FlowLog,
     log_groups: logs::LogGroup,
     log_streams: logs::LogStream,
+    buckets: s3::Bucket,
+    s3_objects: s3::S3Object,
+    s3_uploads: s3::Upload,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -36,6 +36,7 @@ pub mod json;
 pub mod logs;
 pub mod query;
 pub mod route53;
+pub mod s3;
 pub mod services;
 pub mod sigv4;
 pub mod xml;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub boot_delay_ms: i64,
     /// `--iam enforce`: identity policies apply in every account.
     pub iam_enforce: bool,
+    /// Where S3 object bytes live (`None`: S3 answers ServiceUnavailable).
+    pub objects: Option<Arc<s3::blob::BlobStore>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -86,6 +89,7 @@ impl AppState {
             health: crate::dns::health::HealthBoard::new(crate::dns::Views::default()),
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
             iam_enforce: false,
+            objects: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -126,6 +130,12 @@ impl AppState {
             (self.clock)(),
             iam::source_ip(req).as_deref(),
         )
+    }
+
+    /// Gives S3 its object store (the daemon's `objects/` folder).
+    pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
+        self.objects = Some(Arc::new(blobs));
+        self
     }
 
     /// Sets how long instance state transitions take.
@@ -205,6 +215,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback(|State(state): State<AppState>, req: Request| services::dispatch(state, req))
         .with_state(state)
+}
+
+/// Middleware: requests whose Host names an S3 bucket or website go to S3.
+pub async fn s3_hosts(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s3::is_s3_host(req.headers()) {
+        return s3::endpoint(state, req).await;
+    }
+    next.run(req).await
 }
 
 fn not_found(state: &AppState) -> Response {

@@ -89,6 +89,10 @@ fn route53(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Respons
     Box::pin(super::route53::endpoint(state, req))
 }
 
+fn s3(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::s3::endpoint(state, req))
+}
+
 fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
@@ -111,7 +115,10 @@ pub static SERVICES: &[Service] = &[
         handler: Some(route53),
         ..svc("route53", "Amazon Route 53", Protocol::RestXml, &[])
     },
-    svc("s3", "Amazon S3", Protocol::RestXml, &[]),
+    Service {
+        handler: Some(s3),
+        ..svc("s3", "Amazon S3", Protocol::RestXml, &[])
+    },
     Service {
         handler: Some(iam),
         ..svc("iam", "AWS IAM", Protocol::Query, &[])
@@ -231,6 +238,11 @@ fn scope_service(req: &Request) -> Option<String> {
 
 /// Decides which service a request is for.
 pub fn route(req: &Request) -> Route {
+    // Virtual-hosted and website hosts are S3's whatever the request carries (website
+    // GETs are anonymous).
+    if super::s3::is_s3_host(req.headers()) || super::s3::is_sigv2_presigned(req.uri().query()) {
+        return Route::Known("s3");
+    }
     if let Some(name) = scope_service(req) {
         return match SERVICES.iter().find(|s| s.signing_name == name) {
             Some(s) => Route::Known(s.signing_name),
@@ -487,9 +499,12 @@ mod tests {
             body.contains("<ErrorResponse>") && body.contains("Amazon SNS"),
             "{body}"
         );
-        let (status, _, body) = send(req(Some(&auth("s3")), None, "/")).await;
+        let (status, _, body) = send(req(Some(&auth("cloudfront")), None, "/")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-        assert!(body.contains("<Error><Code>NotImplemented</Code>") && body.contains("Amazon S3"));
+        assert!(
+            body.contains("<Error><Code>NotImplemented</Code>")
+                && body.contains("Amazon CloudFront")
+        );
         let mut ec2 = axum::http::Request::builder()
             .uri("/?Action=DescribeRegions&Version=2016-11-15")
             .method("GET")

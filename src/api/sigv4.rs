@@ -402,6 +402,9 @@ impl AuthMode {
                     .find(&presented.credential.access_key)
                     .ok_or_else(credential_failure)?;
                 let signed_at = check_time(&presented, now)?;
+                if presented.credential.service == "s3" {
+                    check_s3_payload(req, body)?;
+                }
                 verify(req, body, &presented, &signed_at, &key.secret_key)?;
                 check_session(req, &key, now)?;
                 Ok(Identity {
@@ -439,6 +442,25 @@ fn check_session(req: &SignedRequest, key: &KeyRecord, now: Timestamp) -> ApiRes
             "The security token included in the request is expired",
         )
         .with_status(400));
+    }
+    Ok(())
+}
+
+/// S3's `x-amz-content-sha256`: a hex hash must be the body's (`XAmzContentSHA256Mismatch`
+/// otherwise); `UNSIGNED-PAYLOAD` and the `STREAMING-…` forms are taken as sent (chunk
+/// signatures are not checked: docs/fidelity.md).
+fn check_s3_payload(req: &SignedRequest, body: &[u8]) -> ApiResult<()> {
+    let Some(claimed) = req.header_values("x-amz-content-sha256").first().copied() else {
+        return Ok(());
+    };
+    if claimed == "UNSIGNED-PAYLOAD" || claimed.starts_with("STREAMING-") {
+        return Ok(());
+    }
+    if claimed != sha256_hex(body) {
+        return Err(ApiError::new(
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ));
     }
     Ok(())
 }
@@ -648,15 +670,31 @@ fn expected_signature(
             .join(",");
         canonical_headers.push_str(&format!("{name}:{joined}\n"));
     }
-    // Always the hash of the body received: see the module documentation.
-    let payload_hash = sha256_hex(body);
     let path = if req.path.is_empty() {
         "/"
     } else {
         req.path.as_str()
     };
-    // Non-S3 services encode the (already encoded) path once more.
-    let canonical_uri = uri_encode(path.as_bytes(), true);
+    let s3 = cred.service == "s3";
+    // Always the hash of the body received (see the module documentation), except for
+    // S3, whose clients may sign `UNSIGNED-PAYLOAD` or a streaming form: there the
+    // header's value is what was signed (a hex hash was already checked against the
+    // body by `check_s3_payload`), and a presigned URL signs `UNSIGNED-PAYLOAD`.
+    let payload_hash = if s3 && presigned {
+        "UNSIGNED-PAYLOAD".to_string()
+    } else if s3 {
+        req.header_values("x-amz-content-sha256")
+            .first()
+            .map_or_else(|| sha256_hex(body), |v| v.to_string())
+    } else {
+        sha256_hex(body)
+    };
+    // Non-S3 services encode the (already encoded) path once more; S3 signs it as sent.
+    let canonical_uri = if s3 {
+        path.to_string()
+    } else {
+        uri_encode(path.as_bytes(), true)
+    };
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -310,7 +310,14 @@ impl Daemon {
         std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
             .with_context(|| format!("cannot write {}", endpoint_file.display()))?;
 
+        let blobs = crate::api::s3::blob::BlobStore::open(state_dir.objects_dir())
+            .with_context(|| format!("cannot create {}", state_dir.objects_dir().display()))?;
+        let swept = crate::api::s3::sweep_orphans(&lock_control(&control), &blobs);
+        if swept > 0 {
+            tracing::info!(files = swept, "removed S3 object files no object names");
+        }
         let state = AppState::new(control.clone(), clock)
+            .with_objects(blobs)
             .with_auth(auth)
             .with_iam_enforce(cfg.iam_enforce)
             .with_health(health)
@@ -365,7 +372,11 @@ impl Daemon {
                 console, c, r, engine, progress,
             ));
         }
-        let app = app.merge(api::router(state));
+        let app = app
+            .merge(api::router(state.clone()))
+            // Virtual-hosted S3 and website hosts go to S3 before any route looks at
+            // the path (`GET /` of a bucket is not the console).
+            .layer(axum::middleware::from_fn_with_state(state, api::s3_hosts));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = cfg.limits.clone();
         let task = tokio::spawn(async move {

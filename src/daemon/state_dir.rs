@@ -10,6 +10,8 @@
 //!   access-keys.toml    the keys of --auth strict (mode 0600)
 //!   report-key          the ed25519 key that signs lab reports (mode 0600)
 //!   instances/<account>/<instance id>.db   one SQLite database per instance disk
+//!   objects/<blob>      S3 object bytes, one file per version or part (metadata in
+//!                       state.db; see api::s3::blob)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -77,6 +79,11 @@ impl StateDir {
     /// The folder of instance disks (one sub-folder per account).
     pub fn instances_dir(&self) -> PathBuf {
         self.root.join("instances")
+    }
+
+    /// The folder of S3 object bytes.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
     }
 
     /// The running daemon's endpoints, if `endpoint.json` exists and parses.

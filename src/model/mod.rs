@@ -45,6 +45,7 @@ pub mod iam;
 pub mod logs;
 pub mod region;
 pub mod route53;
+pub mod s3;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -276,6 +277,9 @@ world_tables! {
     sts_sessions: iam::Session,
     iam_instance_profiles: iam::InstanceProfile,
     iam_accounts: iam::IamAccount,
+    buckets: s3::Bucket,
+    s3_objects: s3::S3Object,
+    s3_uploads: s3::Upload,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -87,6 +87,12 @@ impl<T: Resource> Table<T> {
         self.rows.values().map(|r| &**r)
     }
 
+    /// The rows whose id is `>= start`, in id order (a prefix scan starts here).
+    pub fn range_from<'s>(&'s self, start: &str) -> impl Iterator<Item = &'s T> + use<'s, T> {
+        let start: Arc<str> = Arc::from(start);
+        self.rows.range(start..).map(|(_, r)| &**r)
+    }
+
     /// The rows of one region, in id order.
     pub fn in_region<'s, 'r>(
         &'s self,

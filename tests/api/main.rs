@@ -17,4 +17,5 @@ mod keys;
 mod logs;
 mod route53;
 mod route53_cli;
+mod s3;
 mod services;

@@ -1,0 +1,979 @@
+//! Amazon S3 in the model: buckets and the metadata of objects, versions and multipart
+//! uploads, per account, durable in the store like every other resource.
+//!
+//! Object *bytes* are not in the model: each version names a blob (a file the API layer
+//! writes, fsyncs and renames into the state directory before the metadata commit). The
+//! model hands back the blobs a mutation stopped referencing ([`Freed`]) so the API layer
+//! deletes them only after the commit: a crash between the two leaves an orphan file,
+//! never a row without its bytes.
+//!
+//! Row ids: a [`Bucket`] is its name; an [`S3Object`] is `BUCKET/KEY` (bucket names
+//! cannot contain `/`, so a bucket's objects are one contiguous id range in key order, the
+//! order S3 lists them in); an [`Upload`] is its upload id.
+//!
+//! Rules follow the Amazon S3 User Guide ("General purpose bucket naming rules",
+//! "Retaining multiple versions of objects with S3 Versioning", "Hosting a static
+//! website using Amazon S3", "Blocking public access") and the API reference's errors.
+//! Bucket names are unique per vpclab account (AWS makes them global): each account is
+//! its own world.
+
+pub mod policy;
+pub mod website;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
+
+/// The longest object key, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// User-defined metadata (`x-amz-meta-*`): at most 2 KB, names and values counted.
+pub const MAX_METADATA_BYTES: usize = 2048;
+/// Tags per object and per bucket.
+pub const MAX_OBJECT_TAGS: usize = 10;
+pub const MAX_BUCKET_TAGS: usize = 50;
+/// Multipart uploads: part numbers 1..=10,000; every part but the last at least 5 MiB.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// What a new bucket gets since April 2023: everything blocked.
+    pub fn all() -> PublicAccessBlock {
+        PublicAccessBlock {
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        }
+    }
+}
+
+/// One lifecycle rule, as far as vpclab applies it: expiration of current versions after
+/// a number of days (or at a date), for keys under a prefix. The whole configuration is
+/// also kept as sent, so GetBucketLifecycleConfiguration returns what was put.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LifecycleRule {
+    pub id: Option<String>,
+    pub enabled: bool,
+    pub prefix: String,
+    pub expiration_days: Option<u32>,
+    /// Milliseconds since the epoch.
+    pub expiration_date: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Bucket {
+    pub id: String,
+    pub region: String,
+    pub created: i64,
+    /// `None` (never enabled), `Enabled` or `Suspended`.
+    #[serde(default)]
+    pub versioning: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The bucket policy as put (validated JSON).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// CORS configuration as put (XML), and the same parsed.
+    #[serde(default)]
+    pub cors_xml: Option<String>,
+    #[serde(default)]
+    pub lifecycle_xml: Option<String>,
+    #[serde(default)]
+    pub lifecycle: Vec<LifecycleRule>,
+    #[serde(default)]
+    pub website: Option<website::WebsiteConfig>,
+    /// `None`: no configuration (nothing blocked, as for buckets made before 2023).
+    #[serde(default)]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+impl Resource for Bucket {
+    const KIND: &'static str = "s3_bucket";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+impl Bucket {
+    pub fn name(&self) -> &str {
+        &self.id
+    }
+
+    /// Versioning was ever enabled (new writes then get version ids).
+    pub fn versioning_enabled(&self) -> bool {
+        self.versioning.as_deref() == Some("Enabled")
+    }
+
+    /// Whether the bucket policy lets anyone read `key` (the website endpoint's test),
+    /// honouring RestrictPublicBuckets.
+    pub fn publicly_readable(&self, key: &str) -> bool {
+        if self
+            .public_access_block
+            .as_ref()
+            .is_some_and(|b| b.restrict_public_buckets)
+        {
+            return false;
+        }
+        self.policy
+            .as_deref()
+            .is_some_and(|p| policy::allows_public_get(p, &self.id, key))
+    }
+}
+
+/// One version of an object (or a delete marker).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Version {
+    /// `null` for objects written while versioning was never enabled or suspended.
+    pub version_id: String,
+    pub delete_marker: bool,
+    /// The blob holding the bytes (empty for a delete marker).
+    pub blob: String,
+    pub size: u64,
+    /// Quoted, as S3 sends it.
+    pub etag: String,
+    pub last_modified: i64,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `x-amz-meta-*`, names lower-cased without the prefix.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct S3Object {
+    pub id: String,
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    /// Oldest first; the last is the current version.
+    pub versions: Vec<Version>,
+}
+
+impl Resource for S3Object {
+    const KIND: &'static str = "s3_object";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+impl S3Object {
+    pub fn current(&self) -> Option<&Version> {
+        self.versions.last()
+    }
+
+    /// The current version unless it is a delete marker.
+    pub fn live(&self) -> Option<&Version> {
+        self.current().filter(|v| !v.delete_marker)
+    }
+}
+
+pub fn object_id(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{key}")
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Part {
+    pub blob: String,
+    pub size: u64,
+    pub etag: String,
+    /// The part's MD5 (binary, hex), for the multipart ETag.
+    pub md5_hex: String,
+    pub last_modified: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    pub created: i64,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub parts: BTreeMap<u32, Part>,
+}
+
+impl Resource for Upload {
+    const KIND: &'static str = "s3_upload";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+/// Blobs a mutation stopped referencing: delete them after the commit.
+pub type Freed = Vec<String>;
+
+/// What a new object version is made of (its bytes are already in `blob`).
+#[derive(Clone, Debug, Default)]
+pub struct NewVersion {
+    pub blob: String,
+    pub size: u64,
+    pub etag: String,
+    pub headers: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub fn no_such_bucket(name: &str) -> ApiError {
+    ApiError::new(
+        "NoSuchBucket",
+        format!("The specified bucket does not exist: {name}"),
+    )
+    .with_status(404)
+}
+
+pub fn no_such_key() -> ApiError {
+    ApiError::new("NoSuchKey", "The specified key does not exist.").with_status(404)
+}
+
+pub fn no_such_version() -> ApiError {
+    ApiError::new("NoSuchVersion", "The specified version does not exist.").with_status(404)
+}
+
+pub fn no_such_upload() -> ApiError {
+    ApiError::new(
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    )
+    .with_status(404)
+}
+
+pub fn invalid_argument(message: impl Into<String>) -> ApiError {
+    ApiError::new("InvalidArgument", message)
+}
+
+pub fn invalid_bucket_name(name: &str) -> ApiError {
+    ApiError::new(
+        "InvalidBucketName",
+        format!("The specified bucket is not valid: {name:?}"),
+    )
+}
+
+/// AWS's general purpose bucket naming rules. Returns why a name is refused.
+pub fn bucket_name_problem(name: &str) -> Option<&'static str> {
+    let b = name.as_bytes();
+    if !(3..=63).contains(&b.len()) {
+        return Some("bucket names must be between 3 and 63 characters long");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+    {
+        return Some(
+            "bucket names can consist only of lowercase letters, numbers, periods and hyphens",
+        );
+    }
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return Some("bucket names must begin and end with a letter or number");
+    }
+    if name.contains("..") {
+        return Some("bucket names must not contain two adjacent periods");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some("bucket names must not be formatted as an IP address");
+    }
+    for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(p) {
+            return Some("bucket names must not start with xn--, sthree- or amzn-s3-demo-");
+        }
+    }
+    for s in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(s) {
+            return Some(
+                "bucket names must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3",
+            );
+        }
+    }
+    None
+}
+
+/// Checks an object key (length; S3 takes any UTF-8).
+pub fn check_key(key: &str) -> ApiResult<()> {
+    if key.is_empty() {
+        return Err(invalid_argument("An object key must not be empty."));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::new("KeyTooLongError", "Your key is too long"));
+    }
+    Ok(())
+}
+
+/// Checks a tag set (object or bucket limits; keys up to 128, values up to 256 chars).
+pub fn check_tags(tags: &BTreeMap<String, String>, max: usize) -> ApiResult<()> {
+    if tags.len() > max {
+        return Err(ApiError::new(
+            if max == MAX_OBJECT_TAGS {
+                "BadRequest"
+            } else {
+                "InvalidTag"
+            },
+            format!("Object tags cannot be greater than {max}"),
+        ));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(ApiError::new(
+                "InvalidTag",
+                "The TagKey you have provided is invalid",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(ApiError::new(
+                "InvalidTag",
+                "The TagValue you have provided is invalid",
+            ));
+        }
+        if k.starts_with("aws:") {
+            return Err(ApiError::new(
+                "InvalidTag",
+                "System tags cannot be added/updated by requester",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl World {
+    pub fn bucket(&self, name: &str) -> ApiResult<&Bucket> {
+        self.buckets.get(name).ok_or_else(|| no_such_bucket(name))
+    }
+
+    fn bucket_mut(&mut self, name: &str) -> ApiResult<&mut Bucket> {
+        self.buckets
+            .get_mut(name)
+            .ok_or_else(|| no_such_bucket(name))
+    }
+
+    /// CreateBucket. `endpoint_region` is the credential scope's region, `constraint`
+    /// the body's LocationConstraint. Returns `false` when the bucket already existed in
+    /// us-east-1 (AWS answers 200 there for a bucket you own).
+    pub fn create_bucket(
+        &mut self,
+        env: &Env,
+        name: &str,
+        constraint: Option<&str>,
+    ) -> ApiResult<bool> {
+        if let Some(problem) = bucket_name_problem(name) {
+            return Err(ApiError::new(
+                "InvalidBucketName",
+                format!("The specified bucket is not valid ({problem})."),
+            ));
+        }
+        let endpoint = env.region.as_str();
+        let region = match constraint.filter(|c| !c.is_empty()) {
+            None if endpoint == "us-east-1" => "us-east-1".to_string(),
+            None => {
+                return Err(ApiError::new(
+                    "IllegalLocationConstraintException",
+                    "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.",
+                ));
+            }
+            Some("us-east-1") => {
+                return Err(ApiError::new(
+                    "InvalidLocationConstraint",
+                    "The specified location-constraint is not valid",
+                ));
+            }
+            Some(c) if super::region::region(c).is_none() => {
+                return Err(ApiError::new(
+                    "InvalidLocationConstraint",
+                    "The specified location-constraint is not valid",
+                ));
+            }
+            Some(c) if endpoint != "us-east-1" && c != endpoint => {
+                return Err(ApiError::new(
+                    "IllegalLocationConstraintException",
+                    format!(
+                        "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+                    ),
+                ));
+            }
+            Some(c) => c.to_string(),
+        };
+        if let Some(existing) = self.buckets.get(name) {
+            if existing.region == "us-east-1" && region == "us-east-1" {
+                return Ok(false);
+            }
+            return Err(ApiError::new(
+                "BucketAlreadyOwnedByYou",
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            )
+            .with_status(409));
+        }
+        self.buckets.insert(Bucket {
+            id: name.to_string(),
+            region,
+            created: env.now.0,
+            versioning: None,
+            tags: BTreeMap::new(),
+            policy: None,
+            cors_xml: None,
+            lifecycle_xml: None,
+            lifecycle: Vec::new(),
+            website: None,
+            public_access_block: Some(PublicAccessBlock::all()),
+        });
+        Ok(true)
+    }
+
+    /// The objects of a bucket, in key order, starting at the first key `>= from`.
+    pub fn objects_from<'a>(
+        &'a self,
+        bucket: &str,
+        from: &str,
+    ) -> impl Iterator<Item = &'a S3Object> + use<'a> {
+        let start = object_id(bucket, from);
+        let prefix = format!("{bucket}/");
+        self.s3_objects
+            .range_from(&start)
+            .take_while(move |o| o.id.starts_with(&prefix))
+    }
+
+    /// DeleteBucket: only when no object, version or upload is left.
+    pub fn delete_bucket(&mut self, name: &str) -> ApiResult<()> {
+        self.bucket(name)?;
+        if self.objects_from(name, "").next().is_some() {
+            return Err(ApiError::new(
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty",
+            )
+            .with_status(409));
+        }
+        for id in self.s3_uploads.ids_where(|u| u.bucket == name) {
+            self.s3_uploads.remove(&id);
+        }
+        self.buckets.remove(name);
+        Ok(())
+    }
+
+    /// PutObject (and the end of CopyObject / CompleteMultipartUpload): a new current
+    /// version. Returns its version id and the blobs it replaced.
+    pub fn put_object(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        new: NewVersion,
+    ) -> ApiResult<(String, Freed)> {
+        check_key(key)?;
+        check_tags(&new.tags, MAX_OBJECT_TAGS)?;
+        let b = self.bucket(bucket)?.clone();
+        let version_id = if b.versioning_enabled() {
+            self.new_version_id()
+        } else {
+            "null".to_string()
+        };
+        let version = Version {
+            version_id: version_id.clone(),
+            delete_marker: false,
+            blob: new.blob,
+            size: new.size,
+            etag: new.etag,
+            last_modified: env.now.0,
+            headers: new.headers,
+            metadata: new.metadata,
+            tags: new.tags,
+        };
+        let freed = self.push_version(&b, key, version);
+        Ok((version_id, freed))
+    }
+
+    /// Adds a version: replaces the `null` version unless versioning is enabled.
+    fn push_version(&mut self, b: &Bucket, key: &str, version: Version) -> Freed {
+        let id = object_id(&b.id, key);
+        let mut obj = self.s3_objects.get(&id).cloned().unwrap_or(S3Object {
+            id: id.clone(),
+            region: b.region.clone(),
+            bucket: b.id.clone(),
+            key: key.to_string(),
+            versions: Vec::new(),
+        });
+        let mut freed = Vec::new();
+        if version.version_id == "null" {
+            obj.versions.retain(|v| {
+                if v.version_id == "null" {
+                    if !v.blob.is_empty() {
+                        freed.push(v.blob.clone());
+                    }
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        obj.versions.push(version);
+        self.s3_objects.insert(obj);
+        freed
+    }
+
+    fn new_version_id(&mut self) -> String {
+        let (a, b) = (self.alloc_bits(), self.alloc_bits());
+        // 32 URL-safe characters, like S3's opaque version ids.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+        let mut out = String::with_capacity(32);
+        let mut bits = (u128::from(a) << 64) | u128::from(b);
+        for _ in 0..21 {
+            out.push(ALPHABET[(bits & 63) as usize] as char);
+            bits >>= 6;
+        }
+        out
+    }
+
+    /// The version a GET or HEAD reads: the given one, or the current one.
+    pub fn object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> ApiResult<&Version> {
+        self.bucket(bucket)?;
+        let obj = self.s3_objects.get(&object_id(bucket, key));
+        match version_id {
+            None => obj.and_then(S3Object::live).ok_or_else(no_such_key),
+            Some(v) => obj
+                .and_then(|o| o.versions.iter().find(|x| x.version_id == v))
+                .ok_or_else(|| {
+                    if v != "null"
+                        && !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+                    {
+                        invalid_argument("Invalid version id specified")
+                    } else {
+                        no_such_version()
+                    }
+                }),
+        }
+    }
+
+    /// DeleteObject. Without a version id: removes the object (unversioned) or adds a
+    /// delete marker (versioning enabled or suspended). With one: removes that version
+    /// for good. Returns (version id deleted or created, whether it is a delete marker,
+    /// freed blobs).
+    pub fn delete_object(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> ApiResult<(Option<String>, bool, Freed)> {
+        let b = self.bucket(bucket)?.clone();
+        let id = object_id(bucket, key);
+        let Some(mut obj) = self.s3_objects.get(&id).cloned() else {
+            if b.versioning.is_none() || version_id.is_some() {
+                // Deleting what is not there succeeds (204), as on S3.
+                return Ok((version_id.map(str::to_string), false, Vec::new()));
+            }
+            let marker = self.marker(env, &b);
+            let vid = marker.version_id.clone();
+            self.push_version(&b, key, marker);
+            return Ok((Some(vid), true, Vec::new()));
+        };
+        match version_id {
+            Some(v) => {
+                let Some(pos) = obj.versions.iter().position(|x| x.version_id == v) else {
+                    return Ok((Some(v.to_string()), false, Vec::new()));
+                };
+                let gone = obj.versions.remove(pos);
+                let freed = if gone.blob.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![gone.blob]
+                };
+                if obj.versions.is_empty() {
+                    self.s3_objects.remove(&id);
+                } else {
+                    self.s3_objects.insert(obj);
+                }
+                Ok((Some(v.to_string()), gone.delete_marker, freed))
+            }
+            None if b.versioning.is_none() => {
+                let freed = obj
+                    .versions
+                    .iter()
+                    .filter(|v| !v.blob.is_empty())
+                    .map(|v| v.blob.clone())
+                    .collect();
+                self.s3_objects.remove(&id);
+                Ok((None, false, freed))
+            }
+            None => {
+                let marker = self.marker(env, &b);
+                let vid = marker.version_id.clone();
+                let freed = self.push_version(&b, key, marker);
+                Ok((Some(vid), true, freed))
+            }
+        }
+    }
+
+    fn marker(&mut self, env: &Env, b: &Bucket) -> Version {
+        let version_id = if b.versioning_enabled() {
+            self.new_version_id()
+        } else {
+            "null".to_string()
+        };
+        Version {
+            version_id,
+            delete_marker: true,
+            blob: String::new(),
+            size: 0,
+            etag: String::new(),
+            last_modified: env.now.0,
+            headers: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// PutBucketVersioning (`Enabled` or `Suspended`; a bucket never goes back to
+    /// unversioned).
+    pub fn put_bucket_versioning(&mut self, bucket: &str, status: &str) -> ApiResult<()> {
+        if status != "Enabled" && status != "Suspended" {
+            return Err(ApiError::new(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+            ));
+        }
+        self.bucket_mut(bucket)?.versioning = Some(status.to_string());
+        Ok(())
+    }
+
+    /// Changes a bucket's tags, policy, CORS, website … through one function.
+    pub fn update_bucket(
+        &mut self,
+        bucket: &str,
+        f: impl FnOnce(&mut Bucket) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        let mut b = self.bucket(bucket)?.clone();
+        f(&mut b)?;
+        self.buckets.insert(b);
+        Ok(())
+    }
+
+    /// PutBucketPolicy: validated, refused when public and BlockPublicPolicy is on.
+    pub fn put_bucket_policy(&mut self, bucket: &str, text: &str) -> ApiResult<()> {
+        policy::validate(text, bucket)?;
+        let b = self.bucket(bucket)?;
+        if b.public_access_block
+            .as_ref()
+            .is_some_and(|p| p.block_public_policy)
+            && policy::is_public(text)
+        {
+            return Err(ApiError::new(
+                "AccessDenied",
+                "User is not authorized to perform: s3:PutBucketPolicy on resource because public policies are blocked by the BlockPublicPolicy block public access setting.",
+            )
+            .with_status(403));
+        }
+        self.update_bucket(bucket, |b| {
+            b.policy = Some(text.to_string());
+            Ok(())
+        })
+    }
+
+    /// Object tags of a version (PutObjectTagging / DeleteObjectTagging).
+    pub fn set_object_tags(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> ApiResult<String> {
+        check_tags(&tags, MAX_OBJECT_TAGS)?;
+        let vid = self
+            .object_version(bucket, key, version_id)?
+            .version_id
+            .clone();
+        let id = object_id(bucket, key);
+        let obj = self.s3_objects.get_mut(&id).ok_or_else(no_such_key)?;
+        if let Some(v) = obj.versions.iter_mut().find(|v| v.version_id == vid) {
+            v.tags = tags;
+        }
+        Ok(vid)
+    }
+
+    /// CreateMultipartUpload.
+    pub fn create_upload(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        headers: BTreeMap<String, String>,
+        metadata: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+    ) -> ApiResult<String> {
+        check_key(key)?;
+        check_tags(&tags, MAX_OBJECT_TAGS)?;
+        let region = self.bucket(bucket)?.region.clone();
+        let (a, b) = (self.alloc_bits(), self.alloc_bits());
+        let id = format!("{a:016x}{b:016x}");
+        self.s3_uploads.insert(Upload {
+            id: id.clone(),
+            region,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            created: env.now.0,
+            headers,
+            metadata,
+            tags,
+            parts: BTreeMap::new(),
+        });
+        Ok(id)
+    }
+
+    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> ApiResult<&Upload> {
+        self.bucket(bucket)?;
+        self.s3_uploads
+            .get(upload_id)
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(no_such_upload)
+    }
+
+    /// UploadPart: records a part (replacing one with the same number).
+    pub fn put_part(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        part: Part,
+    ) -> ApiResult<Freed> {
+        if !(1..=MAX_PART_NUMBER).contains(&number) {
+            return Err(invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            ));
+        }
+        self.upload(bucket, key, upload_id)?;
+        let u = self
+            .s3_uploads
+            .get_mut(upload_id)
+            .ok_or_else(no_such_upload)?;
+        Ok(u.parts
+            .insert(number, part)
+            .map(|old| vec![old.blob])
+            .unwrap_or_default())
+    }
+
+    /// AbortMultipartUpload: the upload and its parts go.
+    pub fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> ApiResult<Freed> {
+        self.upload(bucket, key, upload_id)?;
+        let u = self
+            .s3_uploads
+            .remove(upload_id)
+            .ok_or_else(no_such_upload)?;
+        Ok(u.parts.into_values().map(|p| p.blob).collect())
+    }
+
+    /// The parts CompleteMultipartUpload names, checked as S3 checks them: ascending
+    /// numbers, each uploaded with that ETag, every part but the last at least 5 MiB.
+    pub fn parts_to_complete(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        wanted: &[(u32, String)],
+    ) -> ApiResult<Vec<Part>> {
+        let u = self.upload(bucket, key, upload_id)?;
+        if wanted.is_empty() {
+            return Err(ApiError::new(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+            ));
+        }
+        let mut out = Vec::new();
+        let mut last = 0;
+        for (i, (n, etag)) in wanted.iter().enumerate() {
+            if *n <= last {
+                return Err(ApiError::new(
+                    "InvalidPartOrder",
+                    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+                ));
+            }
+            last = *n;
+            let part = u
+                .parts
+                .get(n)
+                .filter(|p| p.etag.trim_matches('"') == etag.trim().trim_matches('"'));
+            let Some(part) = part else {
+                return Err(ApiError::new(
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
+                ));
+            };
+            if i + 1 < wanted.len() && part.size < MIN_PART_SIZE {
+                return Err(ApiError::new(
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed object size.",
+                ));
+            }
+            out.push(part.clone());
+        }
+        Ok(out)
+    }
+
+    /// CompleteMultipartUpload's commit: the assembled blob becomes the new version; the
+    /// upload and every part blob are freed.
+    pub fn complete_upload(
+        &mut self,
+        env: &Env,
+        upload_id: &str,
+        new: NewVersion,
+    ) -> ApiResult<(String, Freed)> {
+        let u = self
+            .s3_uploads
+            .remove(upload_id)
+            .ok_or_else(no_such_upload)?;
+        let mut freed: Freed = u.parts.values().map(|p| p.blob.clone()).collect();
+        let new = NewVersion {
+            headers: u.headers,
+            metadata: u.metadata,
+            tags: u.tags,
+            ..new
+        };
+        let (vid, more) = self.put_object(env, &u.bucket, &u.key, new)?;
+        freed.extend(more);
+        Ok((vid, freed))
+    }
+
+    /// Expires what the bucket's lifecycle rules say is due at `now` (current versions
+    /// whose age passed the rule's days, counted as S3 does from creation rounded up to
+    /// the next midnight UTC). Returns freed blobs.
+    pub fn apply_lifecycle(&mut self, env: &Env, bucket: &str) -> ApiResult<Freed> {
+        let b = self.bucket(bucket)?.clone();
+        let mut freed = Vec::new();
+        let rules: Vec<&LifecycleRule> = b.lifecycle.iter().filter(|r| r.enabled).collect();
+        if rules.is_empty() {
+            return Ok(freed);
+        }
+        let due: Vec<String> = self
+            .objects_from(bucket, "")
+            .filter(|o| {
+                o.live().is_some_and(|v| {
+                    rules.iter().any(|r| {
+                        o.key.starts_with(&r.prefix) && expired(r, v.last_modified, env.now)
+                    })
+                })
+            })
+            .map(|o| o.key.clone())
+            .collect();
+        for key in due {
+            let (_, _, f) = self.delete_object(env, bucket, &key, None)?;
+            freed.extend(f);
+        }
+        Ok(freed)
+    }
+
+    /// Whether any rule of the bucket would expire something now (cheap test before a
+    /// lifecycle commit).
+    pub fn lifecycle_due(&self, bucket: &str, now: Timestamp) -> bool {
+        let Some(b) = self.buckets.get(bucket) else {
+            return false;
+        };
+        if !b.lifecycle.iter().any(|r| r.enabled) {
+            return false;
+        }
+        self.objects_from(bucket, "").any(|o| {
+            o.live().is_some_and(|v| {
+                b.lifecycle.iter().any(|r| {
+                    r.enabled && o.key.starts_with(&r.prefix) && expired(r, v.last_modified, now)
+                })
+            })
+        })
+    }
+
+    /// Every blob any row references (for sweeping orphans at start-up).
+    pub fn s3_blobs(&self) -> impl Iterator<Item = &str> {
+        self.s3_objects
+            .iter()
+            .flat_map(|o| o.versions.iter().map(|v| v.blob.as_str()))
+            .chain(
+                self.s3_uploads
+                    .iter()
+                    .flat_map(|u| u.parts.values().map(|p| p.blob.as_str())),
+            )
+            .filter(|b| !b.is_empty())
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn expired(rule: &LifecycleRule, created: i64, now: Timestamp) -> bool {
+    if let Some(days) = rule.expiration_days {
+        // S3 rounds the creation time up to the next midnight UTC, then adds the days.
+        let midnight = (created.div_euclid(DAY_MS) + 1) * DAY_MS;
+        return now.0 >= midnight + i64::from(days) * DAY_MS;
+    }
+    if let Some(date) = rule.expiration_date {
+        return now.0 >= date;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_the_general_purpose_rules() {
+        for ok in ["my-bucket", "abc", "a.b.c", "docexamplebucket1", "123"] {
+            assert_eq!(bucket_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "My-Bucket",
+            "my_bucket",
+            "-bucket",
+            "bucket-",
+            "my..bucket",
+            "192.168.5.4",
+            "xn--bucket",
+            "sthree-x",
+            "bucket-s3alias",
+            "bucket--ol-s3",
+        ] {
+            assert!(bucket_name_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_days_count_from_the_next_midnight() {
+        let rule = LifecycleRule {
+            id: None,
+            enabled: true,
+            prefix: String::new(),
+            expiration_days: Some(1),
+            expiration_date: None,
+        };
+        // Created at 23:00 on day 0: the next midnight is day 1 00:00, expiry day 2 00:00.
+        let created = DAY_MS - 3_600_000;
+        assert!(!expired(&rule, created, Timestamp(2 * DAY_MS - 1)));
+        assert!(expired(&rule, created, Timestamp(2 * DAY_MS)));
+    }
+}

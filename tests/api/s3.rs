@@ -1,0 +1,573 @@
+//! Amazon S3 through the real clients: `aws s3` (mb, cp, sync, ls, rm, rb, presign,
+//! website), `aws s3api` (versioning, tagging, policies, multipart, ranges, copies),
+//! a boto3 presigned URL fetched with curl, the website endpoint, and AWS's errors for
+//! bad input. Each test quotes the S3 rule it checks where one applies.
+
+use std::process::Command;
+
+use crate::support::{Lab, ProcessDaemon, TestDaemon, have};
+
+fn s3(d: &dyn Lab, args: &[&str]) -> String {
+    let out = d.aws_cli(&[&["--region", "us-east-1"], args].concat());
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s3api(d: &dyn Lab, args: &[&str]) -> serde_json::Value {
+    d.aws_cli_json(&[&["--region", "us-east-1", "s3api"], args].concat())
+}
+
+fn s3api_err(d: &dyn Lab, args: &[&str], code: &str) -> String {
+    let err = d.aws_cli_err(&[&["--region", "us-east-1", "s3api"], args].concat());
+    assert!(err.contains(&format!("({code})")), "{args:?}: {err}");
+    err
+}
+
+fn port(d: &dyn Lab) -> String {
+    d.url().rsplit(':').next().unwrap_or("").to_string()
+}
+
+/// `curl` against the daemon with a Host header; returns (status, headers+body text).
+fn curl(url: &str, host: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "10"]);
+    if let Some(h) = host {
+        cmd.args(["-H", &format!("Host: {h}")]);
+    }
+    cmd.arg(url);
+    let out = cmd.output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn the_s3_commands_of_a_course_work_end_to_end() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let dir = d.dir().join("site");
+    std::fs::create_dir_all(dir.join("css")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>hello</h1>").unwrap();
+    std::fs::write(dir.join("css/site.css"), "body{}").unwrap();
+    s3(&d, &["s3", "mb", "s3://course-bucket"]);
+    s3(
+        &d,
+        &[
+            "s3",
+            "sync",
+            dir.to_str().unwrap(),
+            "s3://course-bucket/web/",
+        ],
+    );
+    let ls = s3(&d, &["s3", "ls", "s3://course-bucket/web/"]);
+    assert!(ls.contains("PRE css/") && ls.contains("index.html"), "{ls}");
+    let rec = s3(&d, &["s3", "ls", "--recursive", "s3://course-bucket"]);
+    assert!(
+        rec.contains("web/css/site.css") && rec.contains("web/index.html"),
+        "{rec}"
+    );
+    // A second sync uploads nothing: sizes and times match.
+    let again = s3(
+        &d,
+        &[
+            "s3",
+            "sync",
+            dir.to_str().unwrap(),
+            "s3://course-bucket/web/",
+        ],
+    );
+    assert!(again.trim().is_empty(), "{again}");
+    let back = d.dir().join("back.html");
+    s3(
+        &d,
+        &[
+            "s3",
+            "cp",
+            "s3://course-bucket/web/index.html",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "<h1>hello</h1>");
+    // Buckets with objects cannot be removed, `rb --force` empties first.
+    let err = d.aws_cli_err(&["--region", "us-east-1", "s3", "rb", "s3://course-bucket"]);
+    assert!(err.contains("BucketNotEmpty"), "{err}");
+    s3(&d, &["s3", "rm", "s3://course-bucket/web/css/site.css"]);
+    s3(&d, &["s3", "rb", "--force", "s3://course-bucket"]);
+    let buckets = s3api(&d, &["list-buckets"]);
+    assert_eq!(buckets["Buckets"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn bucket_names_and_regions_follow_the_naming_rules() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    // "Bucket names can consist only of lowercase letters, numbers, periods, and hyphens."
+    for bad in [
+        "Upper-Case",
+        "ab",
+        "under_score",
+        "192.168.1.1",
+        "double..dot",
+        "xn--punycode",
+    ] {
+        s3api_err(&d, &["create-bucket", "--bucket", bad], "InvalidBucketName");
+    }
+    // Outside us-east-1 a LocationConstraint must name the endpoint's region.
+    let out = d.aws_cli(&[
+        "--region",
+        "eu-west-1",
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "no-constraint",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IllegalLocationConstraintException"), "{err}");
+    d.aws_cli_json(&[
+        "--region",
+        "eu-west-1",
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "in-ireland",
+        "--create-bucket-configuration",
+        "LocationConstraint=eu-west-1",
+    ]);
+    let loc = s3api(&d, &["get-bucket-location", "--bucket", "in-ireland"]);
+    assert_eq!(loc["LocationConstraint"], "eu-west-1");
+    s3api(&d, &["create-bucket", "--bucket", "in-virginia"]);
+    let loc = s3api(&d, &["get-bucket-location", "--bucket", "in-virginia"]);
+    assert!(loc["LocationConstraint"].is_null(), "{loc}");
+    s3api_err(
+        &d,
+        &["get-bucket-location", "--bucket", "never-made"],
+        "NoSuchBucket",
+    );
+    // Nothing was lost on the way.
+    let names: Vec<String> = s3api(&d, &["list-buckets"])["Buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["in-ireland", "in-virginia"]);
+}
+
+#[test]
+fn objects_list_with_prefixes_delimiters_and_pages() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "listing"]);
+    let body = d.dir().join("b");
+    std::fs::write(&body, "x").unwrap();
+    for k in ["a/1", "a/2", "b/1", "c", "d e+f"] {
+        s3api(
+            &d,
+            &[
+                "put-object",
+                "--bucket",
+                "listing",
+                "--key",
+                k,
+                "--body",
+                body.to_str().unwrap(),
+            ],
+        );
+    }
+    let v2 = s3api(
+        &d,
+        &["list-objects-v2", "--bucket", "listing", "--delimiter", "/"],
+    );
+    let keys: Vec<&str> = v2["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["c", "d e+f"]);
+    let prefixes: Vec<&str> = v2["CommonPrefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefixes, ["a/", "b/"]);
+    // One key per page: the CLI follows continuation tokens and sees all five.
+    let paged = s3api(
+        &d,
+        &["list-objects-v2", "--bucket", "listing", "--page-size", "1"],
+    );
+    assert_eq!(paged["Contents"].as_array().map(Vec::len), Some(5));
+    let v1 = s3api(
+        &d,
+        &[
+            "list-objects",
+            "--bucket",
+            "listing",
+            "--prefix",
+            "a/",
+            "--page-size",
+            "1",
+        ],
+    );
+    assert_eq!(v1["Contents"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn versions_ranges_copies_tags_and_multipart_uploads() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "ver"]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-versioning",
+            "--bucket",
+            "ver",
+            "--versioning-configuration",
+            "Status=Enabled",
+        ],
+    );
+    let f = d.dir().join("f");
+    std::fs::write(&f, "version one").unwrap();
+    let v1 = s3api(
+        &d,
+        &[
+            "put-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            "--body",
+            f.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(&f, "version two!").unwrap();
+    s3api(
+        &d,
+        &[
+            "put-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            "--body",
+            f.to_str().unwrap(),
+            "--tagging",
+            "team=blue",
+        ],
+    );
+    let v1_id = v1["VersionId"].as_str().expect("a version id").to_string();
+    assert_ne!(v1_id, "null");
+    let out = d.dir().join("out");
+    s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            "--version-id",
+            &v1_id,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "version one");
+    // Range GET: "bytes=8-11" is the last four bytes.
+    let r = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            "--range",
+            "bytes=8-11",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "two!");
+    assert_eq!(r["ContentRange"], "bytes 8-11/12");
+    let tags = s3api(
+        &d,
+        &["get-object-tagging", "--bucket", "ver", "--key", "doc.txt"],
+    );
+    assert_eq!(tags["TagSet"][0]["Key"], "team");
+    // Deleting with versioning on adds a delete marker; the old versions stay.
+    let del = s3api(
+        &d,
+        &["delete-object", "--bucket", "ver", "--key", "doc.txt"],
+    );
+    assert_eq!(del["DeleteMarker"], true);
+    s3api_err(
+        &d,
+        &["head-object", "--bucket", "ver", "--key", "doc.txt"],
+        "404",
+    );
+    let versions = s3api(&d, &["list-object-versions", "--bucket", "ver"]);
+    assert_eq!(versions["Versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(versions["DeleteMarkers"].as_array().map(Vec::len), Some(1));
+    // Copy an old version back.
+    let copied = s3api(
+        &d,
+        &[
+            "copy-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            "--copy-source",
+            &format!("ver/doc.txt?versionId={v1_id}"),
+        ],
+    );
+    assert!(copied["CopyObjectResult"]["ETag"].as_str().is_some());
+    s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "ver",
+            "--key",
+            "doc.txt",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "version one");
+    // A 12 MiB file goes up in parts (aws s3 cp uses multipart from 8 MiB) and comes
+    // back byte for byte, with S3's multipart ETag ("…-2").
+    let big = d.dir().join("big");
+    let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&big, &data).unwrap();
+    s3(&d, &["s3", "cp", big.to_str().unwrap(), "s3://ver/big.bin"]);
+    let head = s3api(&d, &["head-object", "--bucket", "ver", "--key", "big.bin"]);
+    assert!(head["ETag"].as_str().unwrap().ends_with("-2\""), "{head}");
+    assert_eq!(head["ContentLength"], 12 * 1024 * 1024);
+    let back = d.dir().join("big.back");
+    s3(
+        &d,
+        &["s3", "cp", "s3://ver/big.bin", back.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "multipart round trip changed the bytes"
+    );
+}
+
+#[test]
+fn bucket_policies_are_validated_and_block_public_access_is_on_by_default() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "pol"]);
+    s3api_err(
+        &d,
+        &[
+            "put-bucket-policy",
+            "--bucket",
+            "pol",
+            "--policy",
+            "not json",
+        ],
+        "MalformedPolicy",
+    );
+    let err = s3api_err(
+        &d,
+        &[
+            "put-bucket-policy",
+            "--bucket",
+            "pol",
+            "--policy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}]}"#,
+        ],
+        "MalformedPolicy",
+    );
+    assert!(err.contains("Principal"), "{err}");
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}]}"#;
+    // New buckets block public policies until the learner turns that off.
+    s3api_err(
+        &d,
+        &["put-bucket-policy", "--bucket", "pol", "--policy", public],
+        "AccessDenied",
+    );
+    s3api(
+        &d,
+        &[
+            "put-public-access-block",
+            "--bucket",
+            "pol",
+            "--public-access-block-configuration",
+            "BlockPublicAcls=false,IgnorePublicAcls=false,BlockPublicPolicy=false,RestrictPublicBuckets=false",
+        ],
+    );
+    s3api(
+        &d,
+        &["put-bucket-policy", "--bucket", "pol", "--policy", public],
+    );
+    let got = s3api(&d, &["get-bucket-policy", "--bucket", "pol"]);
+    assert_eq!(got["Policy"], public);
+    // Nothing was lost by the refused attempts: the bucket is intact.
+    s3api(&d, &["head-bucket", "--bucket", "pol"]);
+}
+
+#[test]
+fn a_static_website_is_served_at_the_website_endpoint() {
+    if !have("aws") || !have("curl") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let dir = d.dir().join("www");
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(dir.join("error.html"), "<h1>oops</h1>").unwrap();
+    std::fs::write(dir.join("docs/index.html"), "<h1>docs</h1>").unwrap();
+    s3(&d, &["s3", "mb", "s3://my-site"]);
+    s3(&d, &["s3", "sync", dir.to_str().unwrap(), "s3://my-site"]);
+    s3(
+        &d,
+        &[
+            "s3",
+            "website",
+            "s3://my-site",
+            "--index-document",
+            "index.html",
+            "--error-document",
+            "error.html",
+        ],
+    );
+    let host = format!("my-site.s3-website-us-east-1.localhost:{}", port(&d));
+    let root = format!("http://127.0.0.1:{}/", port(&d));
+    // Not public yet: 403, and the error document is not readable either.
+    let (status, _) = curl(&root, Some(&host));
+    assert_eq!(status, 403);
+    s3api(&d, &["delete-public-access-block", "--bucket", "my-site"]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-policy",
+            "--bucket",
+            "my-site",
+            "--policy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::my-site/*"}]}"#,
+        ],
+    );
+    let (status, page) = curl(&root, Some(&host));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>home</h1>") && page.contains("text/html"),
+        "{page}"
+    );
+    // `docs` redirects to `docs/`, which serves its index document.
+    let (status, page) = curl(&format!("{root}docs"), Some(&host));
+    assert_eq!(status, 302, "{page}");
+    assert!(
+        page.to_ascii_lowercase().contains("location: /docs/"),
+        "{page}"
+    );
+    let (status, page) = curl(&format!("{root}docs/"), Some(&host));
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>docs</h1>"));
+    // A missing page gets the error document with status 404.
+    let (status, page) = curl(&format!("{root}nope.html"), Some(&host));
+    assert_eq!(status, 404);
+    assert!(page.contains("<h1>oops</h1>"), "{page}");
+    // The dotted form of the endpoint works too.
+    let dotted = format!("my-site.s3-website.us-east-1.localhost:{}", port(&d));
+    assert_eq!(curl(&root, Some(&dotted)).0, 200);
+    // And virtual-hosted style API requests reach the bucket.
+    let vhost = format!("my-site.s3.localhost:{}", port(&d));
+    let (status, _) = curl(&root, Some(&vhost));
+    // Anonymous API requests are refused (only the website endpoint is public here).
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_boto3_presigned_url_is_fetched_with_curl() {
+    if !have("aws") || !have("curl") || !have("python3") {
+        return;
+    }
+    let d = TestDaemon::start();
+    s3(&d, &["s3", "mb", "s3://shared"]);
+    let f = d.dir().join("note.txt");
+    std::fs::write(&f, "presigned hello").unwrap();
+    s3(
+        &d,
+        &["s3", "cp", f.to_str().unwrap(), "s3://shared/note.txt"],
+    );
+    let script = format!(
+        "import boto3\nc = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\nprint(c.generate_presigned_url('get_object', Params={{'Bucket': 'shared', 'Key': 'note.txt'}}, ExpiresIn=300))\n",
+        d.url()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "boto3: {err}"
+        );
+        eprintln!("note: boto3 not usable here, skipping: {err}");
+        return;
+    }
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (status, body) = curl(&url, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("presigned hello"), "{body}");
+    // The CLI's own presign works the same way.
+    let url = s3(&d, &["s3", "presign", "s3://shared/note.txt"])
+        .trim()
+        .to_string();
+    let (status, body) = curl(&url, None);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Objects are durable across SIGKILL like the rest of the state: bytes are renamed into
+/// place and fsynced before the metadata commit acknowledges the PUT.
+#[test]
+fn objects_survive_sigkill_of_the_daemon() {
+    if !have("aws") {
+        return;
+    }
+    let mut d = ProcessDaemon::start();
+    s3(&d, &["s3", "mb", "s3://durable"]);
+    let f = d.dir().join("f");
+    std::fs::write(&f, "kept").unwrap();
+    s3(&d, &["s3", "cp", f.to_str().unwrap(), "s3://durable/k"]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-versioning",
+            "--bucket",
+            "durable",
+            "--versioning-configuration",
+            "Status=Enabled",
+        ],
+    );
+    d.kill9();
+    d.launch();
+    let out = d.dir().join("o");
+    s3(&d, &["s3", "cp", "s3://durable/k", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept");
+    let v = s3api(&d, &["get-bucket-versioning", "--bucket", "durable"]);
+    assert_eq!(v["Status"], "Enabled");
+}

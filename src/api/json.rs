@@ -62,6 +62,11 @@ pub struct Body {
 }
 
 impl Body {
+    /// A body already decoded by another protocol layer (RPC v2 CBOR, awsQuery).
+    pub fn from_map(map: Map<String, Value>, code: &'static str) -> Body {
+        Body { map, code }
+    }
+
     /// Parses a request body: empty means `{}`; anything but an object is refused.
     pub fn parse(bytes: &[u8], code: &'static str) -> ApiResult<Body> {
         if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -91,6 +91,14 @@ fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> 
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
 
+fn cloudwatch(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::cloudwatch::endpoint(state, req))
+}
+
+fn sns(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::sns::endpoint(state, req))
+}
+
 /// Every service the router knows, emulated or not.
 pub static SERVICES: &[Service] = &[
     Service {
@@ -132,8 +140,14 @@ pub static SERVICES: &[Service] = &[
             &["Logs_20140328"],
         )
     },
-    svc("monitoring", "Amazon CloudWatch", Protocol::Query, &[]),
-    svc("sns", "Amazon SNS", Protocol::Query, &[]),
+    Service {
+        handler: Some(cloudwatch),
+        ..svc("monitoring", "Amazon CloudWatch", Protocol::Query, &[])
+    },
+    Service {
+        handler: Some(sns),
+        ..svc("sns", "Amazon SNS", Protocol::Query, &[])
+    },
     svc("sqs", "Amazon SQS", Protocol::Json, &["AmazonSQS"]),
     svc(
         "elasticloadbalancing",

@@ -37,6 +37,7 @@
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
 pub mod change;
+pub mod cloudwatch;
 pub mod control;
 pub mod ec2;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod filter;
 pub mod logs;
 pub mod region;
 pub mod route53;
+pub mod sns;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -267,6 +269,12 @@ world_tables! {
     flow_logs: ec2::flow_log::FlowLog,
     log_groups: logs::LogGroup,
     log_streams: logs::LogStream,
+    metrics: cloudwatch::Metric,
+    dashboards: cloudwatch::Dashboard,
+    alarms: cloudwatch::alarm::Alarm,
+    sns_topics: sns::Topic,
+    sns_subscriptions: sns::Subscription,
+    sns_mail: sns::Mail,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

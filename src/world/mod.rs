@@ -27,6 +27,7 @@ mod flowlogs;
 pub mod health;
 mod instances;
 pub mod internet;
+mod metrics;
 pub mod net;
 mod resolver;
 
@@ -73,6 +74,8 @@ pub struct WorldsConfig {
     pub instance_timeout_cap: Option<Duration>,
     /// Replaces the flow-log capture window of 60 s (tests).
     pub flow_log_window: Option<Duration>,
+    /// Replaces the 5-minute period of the published `AWS/EC2` metrics (tests).
+    pub metrics_interval: Option<Duration>,
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -239,6 +242,11 @@ impl AccountWorld {
             worlds.clone(),
         )));
         tasks.push(tokio::spawn(flowlogs::run(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
+        )));
+        tasks.push(tokio::spawn(metrics::run(
             account.to_string(),
             net.clone(),
             worlds.clone(),

@@ -8,6 +8,7 @@ mod support;
 
 mod blackbox;
 mod cli;
+mod cloudwatch;
 mod console;
 mod console_browser;
 mod instances;
@@ -16,3 +17,4 @@ mod logs;
 mod route53;
 mod route53_cli;
 mod services;
+mod sns;

@@ -1,5 +1,6 @@
 //! The Smithy RPC v2 CBOR protocol (`smithy-rpc-v2-cbor`), shared by every service that
-//! speaks it (CloudWatch today: botocore 1.43 prefers it over awsQuery for CloudWatch).
+//! speaks it (CloudWatch today: boto3 with botocore 1.43 prefers it for CloudWatch; the
+//! aws CLI v1.45 still sends AWS JSON 1.0).
 //!
 //! A request is `POST /service/<ServiceName>/operation/<Operation>` with the header
 //! `smithy-protocol: rpc-v2-cbor` and a CBOR map body (empty when the input is empty);

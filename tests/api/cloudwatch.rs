@@ -1,6 +1,6 @@
 //! CloudWatch metrics, metric math, dashboards and alarms through the real `aws
-//! cloudwatch` CLI (which speaks Smithy RPC v2 CBOR since botocore 1.43), and the
-//! awsQuery protocol older SDKs use, over raw HTTP.
+//! cloudwatch` CLI (AWS JSON 1.0), boto3 (Smithy RPC v2 CBOR since botocore 1.43), and
+//! the awsQuery protocol older SDKs use, over raw HTTP.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -102,7 +102,13 @@ fn statistics_and_metric_math_come_from_the_datapoints_put() {
     );
     assert_eq!(stats["Label"], "Latency");
     let mut points = stats["Datapoints"].as_array().cloned().unwrap();
-    points.sort_by_key(|p| p["Timestamp"].as_str().unwrap_or("").to_string());
+    // CLI v1 prints timestamps as received: JSON 1.0 sends epoch seconds.
+    points.sort_by(|a, b| {
+        a["Timestamp"]
+            .as_f64()
+            .partial_cmp(&b["Timestamp"].as_f64())
+            .unwrap()
+    });
     assert_eq!(points.len(), 3, "{stats}");
     assert_eq!(points[0]["Sum"], 90.0);
     assert_eq!(points[0]["Average"], 30.0);
@@ -113,9 +119,9 @@ fn statistics_and_metric_math_come_from_the_datapoints_put() {
     assert_eq!(points[1]["Average"], 25.0);
     assert_eq!(points[2]["Sum"], 8.0, "1×2 + 3×2");
     assert_eq!(points[2]["SampleCount"], 4.0);
-    // The CLI parsed the CBOR timestamp (tag 1) into its ISO form.
-    let t0 = points[0]["Timestamp"].as_str().unwrap();
-    assert!(t0.contains('T'), "{t0}");
+    // Each period is timestamped at its start.
+    assert_eq!(points[0]["Timestamp"].as_f64(), Some(b as f64), "{stats}");
+    assert_eq!(points[2]["Timestamp"].as_f64(), Some((b + 120) as f64));
 
     let listed = cw(&d, &["list-metrics", "--namespace", "Shop"]);
     assert_eq!(
@@ -538,6 +544,25 @@ fn alarms_go_to_alarm_on_breaching_data_record_history_and_compose() {
         &["delete-alarms", "--alarm-names", "errors-high"],
         "ResourceNotFound",
     );
+}
+
+/// boto3 speaks Smithy RPC v2 CBOR to CloudWatch (the CLI speaks JSON 1.0): the same
+/// answers, with timestamps as CBOR tag 1 and the Query error codes.
+#[test]
+fn boto3_over_rpc_v2_cbor_reads_statistics_math_and_errors() {
+    if !have("python3") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let out = d.boto3("boto3_cloudwatch.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("protocol smithy-rpc-v2-cbor"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
 }
 
 /// awsQuery, as the Node SDK v2 and older botocore send it: a signed form POST.

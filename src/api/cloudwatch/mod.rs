@@ -2,9 +2,10 @@
 //! math, dashboards and alarms, shaped as botocore's `cloudwatch/2010-08-01` model
 //! describes them. Parsing and rendering only: the rules are in `model::cloudwatch`.
 //!
-//! One handler serves both protocols clients use: Smithy RPC v2 CBOR (botocore 1.43
-//! and the aws CLI v1.45 prefer it) through [`super::cbor`], and awsQuery (older SDKs)
-//! through [`super::awsquery`]. Both hand the handler a JSON tree; in awsQuery every
+//! One handler serves the three protocols clients use: Smithy RPC v2 CBOR (boto3 with
+//! botocore 1.43 prefers it) through [`super::cbor`], AWS JSON 1.0 (what the aws CLI
+//! v1.45 sends) through [`super::json`], and awsQuery (older SDKs) through
+//! [`super::awsquery`]. All hand the handler a JSON tree; in awsQuery every
 //! scalar is text, so the readers here accept numbers and booleans as either, and
 //! timestamps as epoch seconds or ISO 8601.
 
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::awsquery::QueryService;
 use super::cbor::CborService;
-use super::json::JsonCall;
+use super::json::{JsonCall, JsonService};
 use crate::model::cloudwatch::alarm::{Alarm, MetricAlarmInput};
 use crate::model::cloudwatch::math::{self, Scope, Series, Val};
 use crate::model::cloudwatch::{self as cw, Datum, Dimension, Metric, Stats, invalid, missing};
@@ -40,6 +41,16 @@ pub static CBOR: CborService = CborService {
     validation_code: "InvalidParameterValue",
     query_compatible: true,
     timestamps: TIMESTAMPS,
+    handler: dispatch,
+};
+
+/// AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`), what the aws
+/// CLI v1.45 sends (boto3 sends CBOR).
+pub static JSON: JsonService = JsonService {
+    content_type: "application/x-amz-json-1.0",
+    validation_code: "InvalidParameterValue",
+    timestamps: TIMESTAMPS,
+    query_compatible: true,
     handler: dispatch,
 };
 
@@ -71,10 +82,13 @@ pub const OPERATIONS: &[&str] = &[
     "DisableAlarmActions",
 ];
 
-/// The service router's entry: RPC v2 CBOR when the request says so, else awsQuery.
+/// The service router's entry: RPC v2 CBOR when the request says so, JSON 1.0 when it
+/// names an `X-Amz-Target`, else awsQuery.
 pub async fn endpoint(state: AppState, req: Request) -> Response {
     if super::cbor::is_rpc_v2_cbor(&req) {
         super::cbor::endpoint(state, req, &CBOR).await
+    } else if req.headers().contains_key("x-amz-target") {
+        super::json::endpoint(state, req, &JSON).await
     } else {
         super::awsquery::endpoint(state, req, &QUERY).await
     }

@@ -123,6 +123,19 @@ pub struct Fabric {
     flow_cache: std::collections::HashMap<FlowKey, CachedFlow, FxBuild>,
     stats: FabricStats,
     flow_logs: crate::flowlog::FlowLogs,
+    /// Bytes and packets each interface sent into and received from the fabric,
+    /// indexed by stable number (what CloudWatch's `AWS/EC2` Network* metrics read).
+    eni_counters: Vec<InterfaceCounters>,
+}
+
+/// Cumulative traffic of one interface since the fabric started: packets the
+/// interface sent (`out`, whatever their fate) and packets delivered to it (`in`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceCounters {
+    pub bytes_in: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub packets_out: u64,
 }
 
 /// The headers that decide a packet's fate, for the flow cache.
@@ -187,6 +200,7 @@ impl Fabric {
             flow_cache: Default::default(),
             stats: FabricStats::default(),
             flow_logs: Default::default(),
+            eni_counters: Vec::new(),
         };
         f.set_topology(topology);
         f
@@ -214,6 +228,8 @@ impl Fabric {
             .collect();
         self.flow_logs
             .reindex(topology.c.enis.iter().map(|e| &e.id));
+        self.eni_counters
+            .resize(self.stable_ids.len(), InterfaceCounters::default());
         self.topology = topology;
         // Memoised decisions belong to the old rules.
         self.flow_cache.clear();
@@ -231,6 +247,39 @@ impl Fabric {
     /// Takes the flow records counted since the last call (see [`crate::flowlog`]).
     pub fn drain_flow_records(&mut self) -> crate::flowlog::FlowDrain {
         self.flow_logs.drain()
+    }
+
+    /// The cumulative counters of every interface the fabric has known (interfaces
+    /// that left the topology keep their last values).
+    pub fn interface_counters(&self) -> Vec<(ResId, InterfaceCounters)> {
+        let mut out: Vec<(ResId, InterfaceCounters)> = self
+            .stable_ids
+            .iter()
+            .filter_map(|(id, &n)| Some((id.clone(), *self.eni_counters.get(n as usize)?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Counts one decided packet: the sending interface (dense index `from`) sent it,
+    /// and the receiving interface got it if it was delivered to one.
+    fn count_interfaces(&mut self, from: Option<u32>, outcome: &Outcome, len: usize) {
+        let len = len as u64;
+        if let Some(ix) = from
+            && let Some(&n) = self.eni_stable.get(ix as usize)
+            && let Some(c) = self.eni_counters.get_mut(n as usize)
+        {
+            c.bytes_out += len;
+            c.packets_out += 1;
+        }
+        if let Outcome::Deliver(Port::Eni(id)) = outcome
+            && let Some(&ix) = self.topology.c.eni_ix.get(id)
+            && let Some(&n) = self.eni_stable.get(ix as usize)
+            && let Some(c) = self.eni_counters.get_mut(n as usize)
+        {
+            c.bytes_in += len;
+            c.packets_in += 1;
+        }
     }
 
     /// Counts one decided packet for the flow logs of the interfaces it crossed: the
@@ -358,6 +407,8 @@ impl Fabric {
             write_back(packet, &layout, &pkt, &new);
             self.stats.delivered += 1;
             let outcome = Outcome::Deliver(hit.0);
+            let from = (key.ingress != u32::MAX).then_some(key.ingress);
+            self.count_interfaces(from, &outcome, packet.len());
             if self.flow_logs.any {
                 self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
             }
@@ -399,6 +450,12 @@ impl Fabric {
             Outcome::Drop(_) => self.stats.dropped += 1,
         }
         self.effects = effects;
+        let from = match (&cache_key, ingress) {
+            (Some(k), _) => (k.ingress != u32::MAX).then_some(k.ingress),
+            (None, Port::Eni(id)) => self.topology.c.eni_ix.get(id).copied(),
+            (None, _) => None,
+        };
+        self.count_interfaces(from, &outcome, packet.len());
         if self.flow_logs.any {
             self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
         }

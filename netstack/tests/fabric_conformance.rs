@@ -2264,3 +2264,53 @@ mod flow_logs {
         assert_eq!(f.drain_flow_records().records.len(), 1);
     }
 }
+
+/// CloudWatch's `AWS/EC2` NetworkIn/NetworkOut: "the number of bytes received/sent by
+/// the instance on all network interfaces" — counted from the same verdicts.
+mod interface_counters {
+    use super::*;
+
+    fn of(f: &Fabric, id: &str) -> vpclab_netstack::InterfaceCounters {
+        f.interface_counters()
+            .into_iter()
+            .find(|(eni, _)| &**eni == id)
+            .map(|(_, c)| c)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn delivered_packets_count_in_sent_packets_count_out_and_survive_swaps() {
+        let (mut f, ids) = lab();
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        let (v, bytes) = send(&mut f, at(0), &Port::Internet, syn);
+        assert!(v.is_delivered());
+        let c = of(&f, &ids.web_eni);
+        assert_eq!((c.packets_in, c.bytes_in), (1, bytes.len() as u64));
+        assert_eq!(c.packets_out, 0);
+        // The reply goes out; a second one takes the flow cache and still counts.
+        let reply = Flow::tcp(ids.web_ip, 80, ids.learner, LEARNER_PORT, TcpFlags::SYN_ACK);
+        for _ in 0..2 {
+            assert!(
+                send(&mut f, at(0), &eni(&ids.web_eni), reply)
+                    .0
+                    .is_delivered()
+            );
+        }
+        assert_eq!(of(&f, &ids.web_eni).packets_out, 2);
+        // A packet the security group drops is not received (sg-web admits 22 and 80).
+        let refused = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 3306);
+        assert!(
+            !send(&mut f, at(0), &Port::Internet, refused)
+                .0
+                .is_delivered()
+        );
+        assert_eq!(of(&f, &ids.web_eni).packets_in, 1);
+        assert_eq!(of(&f, &ids.web2_eni).packets_in, 0);
+        rebuild(&mut f, |_| {});
+        assert_eq!(
+            of(&f, &ids.web_eni).packets_out,
+            2,
+            "kept across topology swaps"
+        );
+    }
+}

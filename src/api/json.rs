@@ -32,11 +32,36 @@ pub struct JsonService {
     /// The code of a request the service cannot parse (`InvalidParameterException` for
     /// CloudWatch Logs, `ValidationException` for DynamoDB …).
     pub validation_code: &'static str,
+    /// Output members holding timestamps, given by the handler in epoch milliseconds
+    /// and sent as epoch seconds (the JSON protocols' timestamp format). Empty for
+    /// services whose members are plain millisecond numbers (CloudWatch Logs).
+    pub timestamps: &'static [&'static str],
+    /// Whether errors also carry `x-amzn-query-error: <Code>;Sender` (services that
+    /// were Query services before, with the `awsQueryCompatible` trait: CloudWatch).
+    pub query_compatible: bool,
     pub handler: fn(&mut JsonCall, &str) -> ApiResult<Value>,
     /// The service prefix of its IAM actions (`logs`, `dynamodb` …).
     pub iam_prefix: &'static str,
     /// The ARN a call is authorized against: (region, account, body) → ARN or `*`.
     pub resource: fn(&str, &str, &Body) -> String,
+}
+
+/// Rewrites the members named in `names` (epoch ms) as epoch seconds, at any depth.
+pub fn seconds(v: &mut Value, names: &[&str], is_ts: bool) {
+    match v {
+        Value::Number(n) if is_ts => {
+            if let Some(ms) = n.as_f64() {
+                *v = serde_json::json!(ms / 1000.0);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| seconds(x, names, is_ts)),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                seconds(x, names, names.contains(&k.as_str()));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One JSON-protocol call in progress.
@@ -66,6 +91,11 @@ pub struct Body {
 }
 
 impl Body {
+    /// A body already decoded by another protocol layer (RPC v2 CBOR, awsQuery).
+    pub fn from_map(map: Map<String, Value>, code: &'static str) -> Body {
+        Body { map, code }
+    }
+
     /// Parses a request body: empty means `{}`; anything but an object is refused.
     pub fn parse(bytes: &[u8], code: &'static str) -> ApiResult<Body> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -177,19 +207,35 @@ pub async fn endpoint(state: AppState, req: Request, service: &'static JsonServi
         .with_status(413)),
     };
     match result {
-        Ok(v) => respond(200, service.content_type, v.to_string(), None, &request_id),
+        Ok(mut v) => {
+            if !service.timestamps.is_empty() {
+                seconds(&mut v, service.timestamps, false);
+            }
+            respond(200, service.content_type, v.to_string(), None, &request_id)
+        }
         Err(e) => {
             if e.status >= 500 {
                 tracing::error!(code = %e.code, "internal error");
             }
             let body = serde_json::json!({ "__type": e.code, "message": e.message }).to_string();
-            respond(
+            let mut resp = respond(
                 e.status,
                 service.content_type,
                 body,
                 Some(&e.code),
                 &request_id,
-            )
+            );
+            if service.query_compatible {
+                let kind = if e.status >= 500 {
+                    "Receiver"
+                } else {
+                    "Sender"
+                };
+                if let Ok(h) = HeaderValue::from_str(&format!("{};{kind}", e.code)) {
+                    resp.headers_mut().insert("x-amzn-query-error", h);
+                }
+            }
+            resp
         }
     }
 }

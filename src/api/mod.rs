@@ -30,6 +30,9 @@
 //!    `x.node`, `x.set("keySet", rows, |x, r| …)`, [`ec2::tag_set`]. Element names are
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
+pub mod awsquery;
+pub mod cbor;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod iam;
 pub mod json;
@@ -39,6 +42,7 @@ pub mod route53;
 pub mod s3;
 pub mod services;
 pub mod sigv4;
+pub mod sns;
 pub mod xml;
 
 use std::sync::atomic::{AtomicU64, Ordering};

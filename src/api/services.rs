@@ -103,6 +103,12 @@ fn iam(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> +
 
 fn sts(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::iam::endpoint(state, req, super::iam::Svc::Sts))
+fn cloudwatch(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::cloudwatch::endpoint(state, req))
+}
+
+fn sns(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::sns::endpoint(state, req))
 }
 
 /// Every service the router knows, emulated or not.
@@ -155,8 +161,14 @@ pub static SERVICES: &[Service] = &[
             &["Logs_20140328"],
         )
     },
-    svc("monitoring", "Amazon CloudWatch", Protocol::Query, &[]),
-    svc("sns", "Amazon SNS", Protocol::Query, &[]),
+    Service {
+        handler: Some(cloudwatch),
+        ..svc("monitoring", "Amazon CloudWatch", Protocol::Query, &[])
+    },
+    Service {
+        handler: Some(sns),
+        ..svc("sns", "Amazon SNS", Protocol::Query, &[])
+    },
     svc("sqs", "Amazon SQS", Protocol::Json, &["AmazonSQS"]),
     svc(
         "elasticloadbalancing",

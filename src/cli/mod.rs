@@ -38,6 +38,7 @@ pub mod class;
 pub mod connect;
 pub mod grade;
 pub mod lab;
+pub mod mail;
 pub mod ssh_config;
 pub mod status;
 pub mod up;
@@ -69,6 +70,9 @@ pub enum Command {
     SshConfig(ssh_config::SshConfigArgs),
     /// Print your address as your world sees it (for "allow SSH from my IP").
     Whoami(whoami::WhoamiArgs),
+    /// Read the local mailbox of SNS email subscriptions (confirmations, alarm
+    /// notifications); --follow waits for new mail.
+    Mail(mail::MailArgs),
     /// Guided labs that grade themselves: list, start, status, check, hint, test …
     Lab(lab::LabArgs),
     /// Re-grade signed lab reports: rebuild each learner's final state in a scratch
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => connect::run(args),
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Whoami(args) => whoami::run(args),
+        Command::Mail(args) => mail::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
         Command::Class(args) => class::run(args),

@@ -20,6 +20,8 @@ pub const TIMEOUT_CAP_ENV: &str = "VPCLAB_INSTANCE_TIMEOUT_CAP_MS";
 pub const HEALTH_INTERVAL_ENV: &str = "VPCLAB_HEALTH_CHECK_INTERVAL_MS";
 /// Replaces the VPC Flow Logs capture window (tests).
 pub const FLOW_LOG_WINDOW_ENV: &str = "VPCLAB_FLOW_LOG_WINDOW_MS";
+/// Replaces the 5-minute period of the published `AWS/EC2` metrics (tests, demos).
+pub const METRICS_INTERVAL_ENV: &str = "VPCLAB_METRICS_INTERVAL_MS";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -126,6 +128,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
     cfg.instance_timeout_cap = env_ms(TIMEOUT_CAP_ENV, 1..=3_600_000)?;
     cfg.health_interval = env_ms(HEALTH_INTERVAL_ENV, 1..=3_600_000)?;
     cfg.flow_log_window = env_ms(FLOW_LOG_WINDOW_ENV, 100..=3_600_000)?;
+    cfg.metrics_interval = env_ms(METRICS_INTERVAL_ENV, 100..=3_600_000)?;
     Ok(cfg)
 }
 

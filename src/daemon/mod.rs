@@ -84,6 +84,8 @@ pub struct DaemonConfig {
     pub health_interval: Option<Duration>,
     /// Replaces the VPC Flow Logs capture window of 60 s (tests).
     pub flow_log_window: Option<Duration>,
+    /// Replaces the 5-minute period of the `AWS/EC2` metrics CloudWatch gets (tests).
+    pub metrics_interval: Option<Duration>,
     /// Connection limits and timeouts of the API port.
     pub limits: ApiLimits,
     /// A course folder (`vpclab up --class`): its roster's keys join strict mode, labs
@@ -109,6 +111,7 @@ impl DaemonConfig {
             instance_timeout_cap: None,
             health_interval: None,
             flow_log_window: None,
+            metrics_interval: None,
             limits: ApiLimits::default(),
             class: None,
         }
@@ -245,6 +248,7 @@ impl Daemon {
             clock: clock.clone(),
             instance_timeout_cap: cfg.instance_timeout_cap,
             flow_log_window: cfg.flow_log_window,
+            metrics_interval: cfg.metrics_interval,
         });
         worlds.set_control(&control);
         lock_control(&control).subscribe(worlds.subscriber());

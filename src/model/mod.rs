@@ -37,6 +37,7 @@
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
 pub mod change;
+pub mod cloudwatch;
 pub mod control;
 pub mod ec2;
 pub mod error;
@@ -46,6 +47,7 @@ pub mod logs;
 pub mod region;
 pub mod route53;
 pub mod s3;
+pub mod sns;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -280,6 +282,12 @@ world_tables! {
     buckets: s3::Bucket,
     s3_objects: s3::S3Object,
     s3_uploads: s3::Upload,
+    metrics: cloudwatch::Metric,
+    dashboards: cloudwatch::Dashboard,
+    alarms: cloudwatch::alarm::Alarm,
+    sns_topics: sns::Topic,
+    sns_subscriptions: sns::Subscription,
+    sns_mail: sns::Mail,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -27,6 +27,7 @@ mod flowlogs;
 pub mod health;
 mod instances;
 pub mod internet;
+mod metrics;
 pub mod net;
 mod resolver;
 
@@ -79,6 +80,8 @@ pub struct WorldsConfig {
     /// Where requests to AWS service endpoints inside the world go (the daemon's API
     /// router); `None`: the endpoints answer 503.
     pub api_door: Option<internet::ApiDoor>,
+    /// Replaces the 5-minute period of the published `AWS/EC2` metrics (tests).
+    pub metrics_interval: Option<Duration>,
 }
 
 /// Every account's world runtime. Cheap to clone.
@@ -253,6 +256,11 @@ impl AccountWorld {
             worlds.clone(),
         )));
         tasks.push(tokio::spawn(flowlogs::run(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
+        )));
+        tasks.push(tokio::spawn(metrics::run(
             account.to_string(),
             net.clone(),
             worlds.clone(),

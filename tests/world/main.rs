@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alarms;
 mod dns_health;
 mod dns_server;
 mod flow_logs;

@@ -20,6 +20,8 @@ use crate::model::{ApiResult, World};
 pub static SERVICE: JsonService = JsonService {
     content_type: "application/x-amz-json-1.1",
     validation_code: "InvalidParameterException",
+    timestamps: &[],
+    query_compatible: false,
     handler: dispatch,
     iam_prefix: "logs",
     resource: log_group_arn,

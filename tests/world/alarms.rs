@@ -1,0 +1,195 @@
+//! A CloudWatch alarm on an instance's `NetworkIn`, published from the fabric's own
+//! interface counters: real SSH traffic through the internet gateway puts it in ALARM,
+//! its EC2 action stops the instance through the same path as StopInstances, and its
+//! SNS action mails the alarm to a confirmed email subscription (`vpclab mail`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Lab, Network, TestDaemon, have, stderr};
+
+fn mailbox(d: &dyn Lab) -> Vec<Value> {
+    let state = d.state_dir();
+    let out = d.vpclab(
+        &["mail", "--json", "--state-dir", state.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn ssh_traffic_puts_a_network_in_alarm_in_alarm_which_stops_the_instance_and_mails() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start_with(|c| c.metrics_interval = Some(Duration::from_secs(1)));
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (instance, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+
+    // An email subscription, confirmed with the token of its confirmation mail.
+    let topic = d.aws_cli_json(&["sns", "create-topic", "--name", "alarms"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.aws_cli_json(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic,
+        "--protocol",
+        "email",
+        "--notification-endpoint",
+        "ops@example.com",
+    ]);
+    let confirmation = mailbox(&d);
+    let token = confirmation[0]["body"]
+        .as_str()
+        .unwrap()
+        .split("--token ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    d.aws_cli_json(&[
+        "sns",
+        "confirm-subscription",
+        "--topic-arn",
+        &topic,
+        "--token",
+        &token,
+    ]);
+
+    // Quiet first: the fabric's counters publish zeros, the alarm settles in OK.
+    d.aws_cli_json(&[
+        "cloudwatch",
+        "put-metric-alarm",
+        "--alarm-name",
+        "busy",
+        "--namespace",
+        "AWS/EC2",
+        "--metric-name",
+        "NetworkIn",
+        "--dimensions",
+        &format!("Name=InstanceId,Value={instance}"),
+        "--statistic",
+        "Sum",
+        "--period",
+        "10",
+        "--evaluation-periods",
+        "1",
+        "--threshold",
+        "3000",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--alarm-actions",
+        "arn:aws:automate:us-east-1:ec2:stop",
+        &topic,
+    ]);
+    let state = || {
+        d.aws_cli_json(&["cloudwatch", "describe-alarms", "--alarm-names", "busy"])["MetricAlarms"]
+            [0]["StateValue"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_until("the alarm to be OK on quiet traffic", 40, || {
+        state() == "OK"
+    });
+
+    // The datapoints come from the interface's real traffic.
+    let stats = d.aws_cli_json(&[
+        "cloudwatch",
+        "list-metrics",
+        "--namespace",
+        "AWS/EC2",
+        "--dimensions",
+        &format!("Name=InstanceId,Value={instance}"),
+    ]);
+    let names: Vec<&str> = stats["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["MetricName"].as_str())
+        .collect();
+    for m in [
+        "NetworkIn",
+        "NetworkOut",
+        "NetworkPacketsIn",
+        "NetworkPacketsOut",
+        "StatusCheckFailed",
+    ] {
+        assert!(names.contains(&m), "{m} missing from {names:?}");
+    }
+
+    // An SSH session moves well over 3000 bytes into the instance.
+    let out = d.ssh(&key, "ec2-user", &ip, "echo hello from the instance");
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until("the alarm to fire", 40, || state() == "ALARM");
+
+    // The EC2 action stopped the instance.
+    wait_until("the instance to stop", 20, || {
+        let s = d.aws_text(&[
+            "describe-instances",
+            "--instance-ids",
+            &instance,
+            "--query",
+            "Reservations[0].Instances[0].State.Name",
+        ]);
+        s == "stopping" || s == "stopped"
+    });
+    let history = d.aws_cli_json(&[
+        "cloudwatch",
+        "describe-alarm-history",
+        "--alarm-name",
+        "busy",
+        "--history-item-type",
+        "Action",
+    ]);
+    let actions: Vec<&str> = history["AlarmHistoryItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["HistorySummary"].as_str())
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("ec2:stop") && a.starts_with("Successfully")),
+        "{actions:?}"
+    );
+
+    // The SNS action mailed the alarm, in CloudWatch's notification format.
+    let mail = mailbox(&d);
+    let alarm_mail = mail
+        .iter()
+        .find(|m| m["type"] == "Notification")
+        .unwrap_or_else(|| panic!("no alarm mail: {mail:?}"));
+    assert_eq!(alarm_mail["to"], "ops@example.com");
+    assert_eq!(
+        alarm_mail["subject"],
+        "ALARM: \"busy\" in US East (N. Virginia)"
+    );
+    let body = alarm_mail["body"].as_str().unwrap();
+    let json_part = body.split("\n\n--\n").next().unwrap();
+    let n: Value = serde_json::from_str(json_part).expect("the alarm message is JSON");
+    assert_eq!(n["AlarmName"], "busy");
+    assert_eq!(n["NewStateValue"], "ALARM");
+    assert_eq!(n["OldStateValue"], "OK");
+    assert_eq!(n["Trigger"]["MetricName"], "NetworkIn");
+    assert_eq!(n["Trigger"]["Dimensions"][0]["value"], instance.as_str());
+}

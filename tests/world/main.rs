@@ -12,5 +12,6 @@ mod flow_logs;
 mod instance_services;
 mod instance_ssh;
 mod internet;
+mod observe;
 mod ssh;
 mod tun;

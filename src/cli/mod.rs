@@ -1,7 +1,8 @@
 //! The `vpclab` command line: one module per subcommand, help text from doc comments.
 //! `main.rs` only parses, calls [`run`], and prints one `vpclab: …` error.
 //!
-//! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap).
+//! Exit codes: 0 success; 1 an error (printed once); 2 a usage error (clap); 3 `vpclab
+//! trace` found the destination not reachable.
 
 /// Like `println!`, but a failed write is an error (`?`) instead of a panic, so that
 /// `vpclab status | head` ends quietly: `main` treats a broken pipe as success.
@@ -35,12 +36,14 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub mod class;
+pub mod capture;
 pub mod connect;
 pub mod grade;
 pub mod lab;
 pub mod mail;
 pub mod ssh_config;
 pub mod status;
+pub mod trace;
 pub mod up;
 pub mod whoami;
 
@@ -68,6 +71,12 @@ pub enum Command {
     /// Print the OpenSSH config block that routes your world's public addresses and
     /// names through `vpclab connect`.
     SshConfig(ssh_config::SshConfigArgs),
+    /// The hop-by-hop walk of one packet and its reply (SRC to DST[:PORT]), with the
+    /// rule that decided at each stage. Exit code 3 when DST is not reachable.
+    Trace(trace::TraceArgs),
+    /// A live packet capture (pcap) of what crosses an interface, an instance or a
+    /// subnet: `-w FILE.pcap` for tshark/Wireshark, else one line per packet.
+    Capture(capture::CaptureArgs),
     /// Print your address as your world sees it (for "allow SSH from my IP").
     Whoami(whoami::WhoamiArgs),
     /// Read the local mailbox of SNS email subscriptions (confirmations, alarm
@@ -91,6 +100,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Whoami(args) => whoami::run(args),
         Command::Mail(args) => mail::run(args),
+        Command::Trace(args) => trace::run(args),
+        Command::Capture(args) => capture::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
         Command::Class(args) => class::run(args),

@@ -15,6 +15,7 @@
 
 pub mod access;
 mod keys;
+mod observe;
 pub mod serve;
 mod state_dir;
 pub mod tun;
@@ -364,6 +365,7 @@ impl Daemon {
             .clone()
             .router()
             .merge(access::router(state.clone(), worlds.clone()))
+            .merge(observe::router(state.clone(), worlds.clone()))
             .merge(crate::lab::service::router(
                 state.clone(),
                 worlds.clone(),

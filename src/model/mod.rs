@@ -269,6 +269,8 @@ world_tables! {
     route53_changes: route53::Change,
     health_checks: route53::health::HealthCheck,
     flow_logs: ec2::flow_log::FlowLog,
+    network_insights_paths: ec2::insights::NetworkInsightsPath,
+    network_insights_analyses: ec2::insights::NetworkInsightsAnalysis,
     log_groups: logs::LogGroup,
     log_streams: logs::LogStream,
     iam_users: iam::User,

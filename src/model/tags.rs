@@ -52,6 +52,8 @@ pub fn resource_type_of(id: &str) -> &'static str {
         "ami" => "image",
         "vol" => "volume",
         "sgr" => "security-group-rule",
+        "nip" => "network-insights-path",
+        "nia" => "network-insights-analysis",
         _ => "unknown",
     }
 }
@@ -225,6 +227,14 @@ pub fn not_found_any(id: &str) -> ApiError {
         "network-interface" => ("InvalidNetworkInterfaceID.NotFound", "networkInterface ID"),
         "instance" => ("InvalidInstanceID.NotFound", "instance ID"),
         "key-pair" => ("InvalidKeyPair.NotFound", "key pair"),
+        "network-insights-path" => (
+            "InvalidNetworkInsightsPathId.NotFound",
+            "network insights path",
+        ),
+        "network-insights-analysis" => (
+            "InvalidNetworkInsightsAnalysisId.NotFound",
+            "network insights analysis",
+        ),
         _ => ("InvalidID", "ID"),
     };
     if code == "InvalidID" {

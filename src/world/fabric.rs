@@ -26,6 +26,8 @@ pub struct LiveFabric {
     fabric: Fabric,
     /// A committed world newer than the fabric's topology, if any.
     pending: Option<Arc<World>>,
+    /// `vpclab capture`'s tap: one atomic load per packet while nobody captures.
+    tap: Arc<super::capture::Tap>,
 }
 
 impl LiveFabric {
@@ -35,6 +37,7 @@ impl LiveFabric {
             account: account.to_string(),
             fabric: Fabric::new(Arc::new(Topology::empty())),
             pending: Some(world),
+            tap: Arc::default(),
         }
     }
 
@@ -59,6 +62,11 @@ impl LiveFabric {
         &mut self.fabric
     }
 
+    /// The capture tap of this fabric.
+    pub fn tap(&self) -> Arc<super::capture::Tap> {
+        self.tap.clone()
+    }
+
     /// The fabric as it stands, its topology possibly older than the newest commit: for
     /// state that outlives topologies (the flow-log wanted set and records), never for a
     /// decision.
@@ -74,7 +82,16 @@ impl Forwarder for LiveFabric {
         ingress: &Port,
         packet: &mut Vec<u8>,
     ) -> Option<Port> {
-        self.current().forward(now, ingress, packet)
+        if !self.tap.active() {
+            return self.current().forward(now, ingress, packet);
+        }
+        // What an interface sends is seen as sent, whatever the fabric then decides.
+        self.tap.offer(ingress, true, packet);
+        let out = self.current().forward(now, ingress, packet);
+        if let Some(port) = &out {
+            self.tap.offer(port, false, packet);
+        }
+        out
     }
 
     fn housekeeping(&mut self, now: vpclab_netstack::host::SmolInstant) {

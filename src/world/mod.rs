@@ -22,6 +22,7 @@
 //! (`instance`), DNS answers (`dns`), the HTTP endpoint of learner access (`access`) is
 //! here but the CLI side is `cli::connect`.
 
+pub mod capture;
 mod fabric;
 mod flowlogs;
 pub mod health;
@@ -307,6 +308,11 @@ impl AccountWorld {
         {
             tracing::error!(error = %e, "the world's forwarder is not a fabric");
         }
+    }
+
+    /// The capture tap of this world's fabric.
+    pub fn tap(&self) -> Option<Arc<capture::Tap>> {
+        self.net.with_forwarder::<LiveFabric, _>(|f| f.tap()).ok()
     }
 
     /// Runs `f` on this world's fabric, with the topology of the newest committed world

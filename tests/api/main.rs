@@ -13,6 +13,7 @@ mod cloudwatch;
 mod console;
 mod console_browser;
 mod iam;
+mod insights;
 mod instances;
 mod keys;
 mod logs;

@@ -13,5 +13,6 @@ mod flow_logs;
 mod instance_services;
 mod instance_ssh;
 mod internet;
+mod observe;
 mod ssh;
 mod tun;

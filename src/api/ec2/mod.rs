@@ -7,6 +7,7 @@ mod eni;
 mod flow_log;
 mod igw;
 mod image;
+mod insights;
 mod instance;
 mod key_pair;
 mod nacl;
@@ -37,6 +38,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     sg::ACTIONS,
     eni::ACTIONS,
     flow_log::ACTIONS,
+    insights::ACTIONS,
     tags::ACTIONS,
     region::ACTIONS,
     key_pair::ACTIONS,

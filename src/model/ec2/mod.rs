@@ -11,6 +11,7 @@ pub mod compile;
 pub mod eni;
 pub mod flow_log;
 pub mod igw;
+pub mod insights;
 pub mod instance;
 pub mod key_pair;
 pub mod nacl;

@@ -32,6 +32,10 @@ pub struct QueryService {
     /// Output members that are maps (rendered as `entry` elements).
     pub maps: &'static [&'static str],
     pub handler: fn(&mut JsonCall, &str) -> ApiResult<Value>,
+    /// The service prefix of its IAM actions (`sns`, `cloudwatch` …).
+    pub iam_prefix: &'static str,
+    /// The ARN a call is authorized against: (region, account, body) → ARN or `*`.
+    pub resource: fn(&str, &str, &Body) -> String,
 }
 
 /// Serves one awsQuery request of `service`.
@@ -84,6 +88,16 @@ pub fn handle(
     let body = Body::from_map(tree(&params), "InvalidParameterValue");
     let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(&op);
     let mut control = state.lock();
+    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
+    state
+        .authorize(
+            &control,
+            &identity,
+            &format!("{}:{op}", service.iam_prefix),
+            &resource,
+            req,
+        )
+        .map_err(|d| d.query())?;
     let mut call = JsonCall {
         body,
         account: identity.account,
@@ -264,6 +278,8 @@ mod tests {
             timestamps: &["Timestamp"],
             maps: &["Attributes"],
             handler: |_, _| Ok(Value::Null),
+            iam_prefix: "test",
+            resource: super::super::json::any_resource,
         };
         let v = serde_json::json!({
             "Datapoints": [{"Timestamp": 0, "Sum": 2.5}],

@@ -40,6 +40,10 @@ pub struct CborService {
     /// Output members holding timestamps (epoch milliseconds in the handler's answer).
     pub timestamps: &'static [&'static str],
     pub handler: fn(&mut JsonCall, &str) -> ApiResult<Value>,
+    /// The service prefix of its IAM actions (`cloudwatch` …).
+    pub iam_prefix: &'static str,
+    /// The ARN a call is authorized against: (region, account, body) → ARN or `*`.
+    pub resource: fn(&str, &str, &Body) -> String,
 }
 
 /// Whether a request speaks this protocol (its header says so).
@@ -136,6 +140,16 @@ pub fn handle(
     };
     let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(&op);
     let mut control = state.lock();
+    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
+    state
+        .authorize(
+            &control,
+            &identity,
+            &format!("{}:{op}", service.iam_prefix),
+            &resource,
+            req,
+        )
+        .map_err(|d| d.json())?;
     let mut call = JsonCall {
         body,
         account: identity.account,

@@ -103,6 +103,8 @@ fn iam(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> +
 
 fn sts(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::iam::endpoint(state, req, super::iam::Svc::Sts))
+}
+
 fn cloudwatch(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::cloudwatch::endpoint(state, req))
 }

@@ -35,8 +35,8 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-pub mod class;
 pub mod capture;
+pub mod class;
 pub mod connect;
 pub mod grade;
 pub mod lab;

@@ -42,6 +42,8 @@ pub static CBOR: CborService = CborService {
     query_compatible: true,
     timestamps: TIMESTAMPS,
     handler: dispatch,
+    iam_prefix: "cloudwatch",
+    resource: super::json::any_resource,
 };
 
 /// AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`), what the aws
@@ -52,6 +54,8 @@ pub static JSON: JsonService = JsonService {
     timestamps: TIMESTAMPS,
     query_compatible: true,
     handler: dispatch,
+    iam_prefix: "cloudwatch",
+    resource: super::json::any_resource,
 };
 
 pub static QUERY: QueryService = QueryService {
@@ -59,6 +63,8 @@ pub static QUERY: QueryService = QueryService {
     timestamps: TIMESTAMPS,
     maps: &[],
     handler: dispatch,
+    iam_prefix: "cloudwatch",
+    resource: super::json::any_resource,
 };
 
 /// The operations vpclab answers (docs/api.md lists the same).

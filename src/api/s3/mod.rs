@@ -140,7 +140,7 @@ fn authenticate_sigv2(
             use hmac::Mac;
             let key = query
                 .get("AWSAccessKeyId")
-                .and_then(|k| keys.get(k))
+                .and_then(|k| keys.find(k))
                 .ok_or_else(|| {
                     ApiError::new(
                         "InvalidAccessKeyId",

@@ -16,11 +16,22 @@ use super::json::JsonCall;
 use crate::model::sns::{Subscription, invalid};
 use crate::model::{ApiError, ApiResult};
 
+/// The topic a call names (Service Authorization Reference: the `topic` resource type,
+/// its ARN as given), else `*`.
+fn topic_arn(_region: &str, _account: &str, body: &super::json::Body) -> String {
+    match body.str("TopicArn") {
+        Ok(Some(arn)) if !arn.is_empty() => arn.to_string(),
+        _ => "*".to_string(),
+    }
+}
+
 pub static QUERY: QueryService = QueryService {
     xmlns: "http://sns.amazonaws.com/doc/2010-03-31/",
     timestamps: &[],
     maps: &["Attributes"],
     handler: dispatch,
+    iam_prefix: "sns",
+    resource: topic_arn,
 };
 
 /// The operations vpclab answers (docs/api.md lists the same).

@@ -134,6 +134,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let cfg = config(&args)?;
+    let iam_enforce = cfg.iam_enforce;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -159,6 +160,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 crate::daemon::tun::TUN_ROUTE,
                 running.credentials.account,
                 crate::daemon::tun::TUN_ADDR
+            )?;
+        }
+        if iam_enforce {
+            crate::cli::outln!(
+                "  IAM:        policies enforced for IAM users and assumed roles (root is always allowed)"
             )?;
         }
         crate::cli::outln!("  state dir:  {}", running.state_dir.root().display())?;

@@ -11,7 +11,7 @@ fn unemulated_services_print_one_line_naming_the_service() {
         (&["ecs", "create-cluster"], "Amazon ECS"),
         (&["s3", "ls"], "Amazon S3"),
         (&["lambda", "list-functions"], "AWS Lambda"),
-        (&["iam", "list-users"], "AWS IAM"),
+        (&["sns", "list-topics"], "Amazon SNS"),
         (&["dynamodb", "list-tables"], "Amazon DynamoDB"),
     ];
     for (args, title) in cases {

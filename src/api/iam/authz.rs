@@ -11,6 +11,9 @@
 //! that none allowed, the action, the resource and the condition keys). The encoding
 //! is base64 of that JSON: not encrypted as AWS's is (docs/fidelity.md).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use base64::Engine as _;
 
 use crate::api::query::Params;
@@ -125,15 +128,34 @@ pub fn context(
     c
 }
 
+/// Parsed documents by text: a document is parsed once, not on every request (bounded:
+/// the cache is emptied when it passes [`PARSED_CACHE`] entries).
+static PARSED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<Policy>>>> =
+    std::sync::LazyLock::new(Default::default);
+const PARSED_CACHE: usize = 4096;
+
+fn parsed(doc: &str) -> Option<Arc<Policy>> {
+    let mut cache = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = cache.get(doc) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(policy::parse(doc, policy::Kind::Identity).ok()?);
+    if cache.len() >= PARSED_CACHE {
+        cache.clear();
+    }
+    cache.insert(doc.to_string(), p.clone());
+    Some(p)
+}
+
 /// The parsed identity policies of a principal, labelled.
-pub fn identity_policies(w: &World, p: &Principal) -> Vec<(String, Policy)> {
+pub fn identity_policies(w: &World, p: &Principal) -> Vec<(String, Arc<Policy>)> {
     let docs = match p {
         Principal::User(name) => w.user_policy_documents(name),
         Principal::AssumedRole { role, .. } => w.role_policy_documents(role),
         Principal::Root | Principal::Instructor => Vec::new(),
     };
     docs.into_iter()
-        .filter_map(|(label, doc)| Some((label, policy::parse(&doc, policy::Kind::Identity).ok()?)))
+        .filter_map(|(label, doc)| Some((label, parsed(&doc)?)))
         .collect()
 }
 
@@ -171,7 +193,7 @@ pub fn authorize(
     };
     let ctx = context(w, identity, action, resource, now, source_ip);
     let policies = identity_policies(w, &identity.principal);
-    let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), p)).collect();
+    let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
     let decision = policy::evaluate(&ctx, &refs, None);
     if decision.allowed {
         return Ok(());
@@ -412,5 +434,71 @@ mod tests {
         assert_eq!(v["explicitDeny"], false);
         assert!(decode(&e, "222222222222").is_none());
         assert!(decode("not base64!", "111111111111").is_none());
+    }
+
+    /// The cost of one decision as the gate takes it (parse the principal's policies,
+    /// build the context, evaluate): a user with three managed policies through a group
+    /// and an inline deny. Prints the figure; fails if a decision costs a millisecond.
+    #[test]
+    fn a_decision_costs_well_under_a_millisecond() {
+        use crate::api::sigv4::Credential;
+        use crate::model::Env;
+        let env = Env::new("us-east-1", Timestamp(1_764_547_200_000));
+        let mut w = World::new("123456789012");
+        w.create_user(&env, "bob", None, Default::default())
+            .unwrap();
+        w.create_group(&env, "ops", None).unwrap();
+        w.add_user_to_group("ops", "bob").unwrap();
+        for p in [
+            "AmazonEC2ReadOnlyAccess",
+            "AmazonVPCFullAccess",
+            "CloudWatchLogsFullAccess",
+        ] {
+            w.attach_policy(
+                crate::model::iam::Holder::Group,
+                "ops",
+                &format!("arn:aws:iam::aws:policy/{p}"),
+            )
+            .unwrap();
+        }
+        w.put_inline_policy(
+            crate::model::iam::Holder::User,
+            "bob",
+            "deny",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"ec2:TerminateInstances","Resource":"*","Condition":{"StringEquals":{"ec2:ResourceTag/env":"prod"}}}}"#,
+        )
+        .unwrap();
+        let identity = Identity {
+            account: "123456789012".into(),
+            principal: Principal::User("bob".into()),
+            credential: Credential {
+                access_key: "AKIA".into(),
+                date: "20251201".into(),
+                region: "us-east-1".into(),
+                service: "ec2".into(),
+            },
+        };
+        let n = 2000;
+        let start = std::time::Instant::now();
+        let mut allowed = 0;
+        for i in 0..n {
+            let action = if i % 2 == 0 {
+                "ec2:DescribeVpcs"
+            } else {
+                "ec2:RunInstances"
+            };
+            let ctx = context(&w, &identity, action, "*", env.now, Some("127.0.0.1"));
+            let policies = identity_policies(&w, &identity.principal);
+            let refs: Vec<(&str, &Policy)> =
+                policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
+            allowed += usize::from(policy::evaluate(&ctx, &refs, None).allowed);
+        }
+        let per = start.elapsed() / n;
+        println!("BENCH iam_decision_us={:.1}", per.as_secs_f64() * 1e6);
+        assert_eq!(allowed, n as usize / 2, "describe allowed, run denied");
+        assert!(
+            per < std::time::Duration::from_millis(1),
+            "{per:?} per decision"
+        );
     }
 }

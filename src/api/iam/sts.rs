@@ -138,7 +138,7 @@ fn assume_role(c: &mut QCall) -> ApiResult<Xml> {
     if authz::enforced(c.state.iam_enforce, Some(&w), &c.identity.principal) {
         let policies = authz::identity_policies(&w, &c.identity.principal);
         let refs: Vec<(&str, &policy::Policy)> =
-            policies.iter().map(|(l, p)| (l.as_str(), p)).collect();
+            policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
         let identity = policy::evaluate(&ctx, &refs, None);
         if identity.explicit_deny.is_some() || !(names_caller || identity.allowed) {
             return Err(authz::denial(&ctx, &identity).query());

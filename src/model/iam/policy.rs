@@ -575,23 +575,30 @@ fn substitute(ctx: &Context, s: &str) -> Option<String> {
 }
 
 /// `*` (any run) and `?` (one character) matching; `\u{1}`/`\u{2}` match a literal `*`/`?`.
+/// Works on bytes (the iterative wildcard walk, no allocation): a `?` matches one byte,
+/// which is one character for the ASCII of ARNs and action names.
 pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
-    let norm = |c: char| {
+    let p = pattern.as_bytes();
+    let v = value.as_bytes();
+    let eq = |a: u8, b: u8| {
+        let a = match a {
+            1 => b'*',
+            2 => b'?',
+            a => a,
+        };
         if ignore_case {
-            c.to_ascii_lowercase()
+            a.eq_ignore_ascii_case(&b)
         } else {
-            c
+            a == b
         }
     };
-    let p: Vec<char> = pattern.chars().map(norm).collect();
-    let v: Vec<char> = value.chars().map(norm).collect();
     let (mut pi, mut vi) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || lit(p[pi]) == v[vi]) && p[pi] != '*' {
+        if pi < p.len() && p[pi] != b'*' && (p[pi] == b'?' || eq(p[pi], v[vi])) {
             pi += 1;
             vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = vi;
             pi += 1;
@@ -603,18 +610,10 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
-}
-
-fn lit(c: char) -> char {
-    match c {
-        '\u{1}' => '*',
-        '\u{2}' => '?',
-        c => c,
-    }
 }
 
 /// ARN matching: each of the six colon-separated parts matched on its own (a `*` does

@@ -34,6 +34,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+pub mod ca;
 pub mod connect;
 pub mod grade;
 pub mod lab;
@@ -68,6 +69,9 @@ pub enum Command {
     SshConfig(ssh_config::SshConfigArgs),
     /// Print your address as your world sees it (for "allow SSH from my IP").
     Whoami(whoami::WhoamiArgs),
+    /// Print vpclab's certificate authority (PEM), which signs the simulated internet's
+    /// HTTPS, and how to make a browser trust it.
+    Ca(ca::CaArgs),
     /// Guided labs that grade themselves: list, start, status, check, hint, test …
     Lab(lab::LabArgs),
     /// Re-grade signed lab reports: rebuild each learner's final state in a scratch
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => connect::run(args),
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Whoami(args) => whoami::run(args),
+        Command::Ca(args) => ca::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
     }

@@ -165,3 +165,28 @@ async fn a_host_with_the_address_wins_over_the_catch_all_and_only_one_catch_all_
         Err(vpclab_netstack::host::NetError::CatchAllInUse)
     ));
 }
+
+/// On the real clock: every round trip to the internet takes at least its delay, and
+/// not much more (prints the figures; bounded: 20 pings on an in-process fabric).
+#[tokio::test]
+async fn internet_round_trips_on_the_real_clock_are_the_delay_plus_little() {
+    let (_net, a, _any) = catch_all_world();
+    let mut rtts = Vec::new();
+    for _ in 0..20 {
+        let rtt = a
+            .ping(
+                "8.8.8.8".parse().unwrap(),
+                std::time::Duration::from_secs(2),
+            )
+            .await
+            .expect("ping");
+        assert!(rtt >= internet::INTERNET_DELAY, "{rtt:?}");
+        rtts.push(rtt);
+    }
+    rtts.sort();
+    println!(
+        "ping 8.8.8.8 x20: min {:?} median {:?} max {:?}",
+        rtts[0], rtts[10], rtts[19]
+    );
+    assert!(rtts[10] < internet::INTERNET_DELAY * 5, "{rtts:?}");
+}

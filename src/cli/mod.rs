@@ -37,6 +37,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 pub mod capture;
 pub mod class;
+pub mod ca;
 pub mod connect;
 pub mod grade;
 pub mod lab;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Read the local mailbox of SNS email subscriptions (confirmations, alarm
     /// notifications); --follow waits for new mail.
     Mail(mail::MailArgs),
+    /// Print vpclab's certificate authority (PEM), which signs the simulated internet's
+    /// HTTPS, and how to make a browser trust it.
+    Ca(ca::CaArgs),
     /// Guided labs that grade themselves: list, start, status, check, hint, test …
     Lab(lab::LabArgs),
     /// Re-grade signed lab reports: rebuild each learner's final state in a scratch
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mail(args) => mail::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Capture(args) => capture::run(args),
+        Command::Ca(args) => ca::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
         Command::Class(args) => class::run(args),

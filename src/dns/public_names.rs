@@ -49,7 +49,14 @@ const WELL_KNOWN_NAMES: &[(&str, u8)] = &[
     ("docker.io", 23),
     ("registry-1.docker.io", 24),
     ("stackoverflow.com", 25),
-    ("ifconfig.me", 26),
+];
+
+/// Names of "what is my IP" services: the world's one at 192.0.2.10.
+const WHAT_IS_MY_IP: &[&str] = &[
+    "checkip.amazonaws.com",
+    "icanhazip.com",
+    "ifconfig.me",
+    "api.ipify.org",
 ];
 
 /// The AWS services whose endpoint names resolve, with the offset of their address
@@ -102,7 +109,7 @@ fn in_block(block: ipnet::Ipv4Net, offset: u8) -> Ipv4Addr {
 /// The address of a public name of the simulated internet, if it has one. `key` is
 /// lower-case without the trailing dot.
 pub fn lookup(key: &str) -> Option<Ipv4Addr> {
-    if key == "checkip.amazonaws.com" {
+    if WHAT_IS_MY_IP.contains(&key) {
         return Some(WHATISMYIP_ADDR);
     }
     if let Some(&(_, offset)) = WELL_KNOWN_NAMES.iter().find(|(n, _)| *n == key) {

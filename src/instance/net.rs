@@ -36,6 +36,24 @@ pub struct PingReply {
     pub ttl: u8,
 }
 
+/// One hop of a `traceroute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHop {
+    /// The address that answered.
+    pub addr: Ipv4Addr,
+    /// What it is, when known (`_gateway`, the NAT gateway's id).
+    pub name: Option<String>,
+    pub rtt: Duration,
+}
+
+/// What a `traceroute` found: the hops that answered, in order, and whether the
+/// destination itself was the last of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub hops: Vec<TraceHop>,
+    pub reached: bool,
+}
+
 /// One interface, as `ip addr` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceInfo {
@@ -96,6 +114,12 @@ pub trait InstanceNet: Send + Sync {
 
     /// The instance's routing table (`ip route`).
     fn routes(&self) -> Vec<RouteInfo>;
+
+    /// The hops on the way to `dst` that would answer a `traceroute` (by default none:
+    /// a network that knows no hops shows only stars).
+    fn trace(&self, _dst: Ipv4Addr, _timeout: Duration) -> BoxFuture<'_, Trace> {
+        Box::pin(async { Trace::default() })
+    }
 }
 
 /// A TCP service in [`FakeNet`]: called with the server end of each connection.

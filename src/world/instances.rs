@@ -254,6 +254,7 @@ impl Runtime {
             mac: profile.mac.clone(),
             timeout_cap: self.worlds.cfg().instance_timeout_cap,
             local: Default::default(),
+            net: self.net.clone(),
         });
         let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);
         let state = match disk {

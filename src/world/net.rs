@@ -15,7 +15,8 @@ use ipnet::Ipv4Net;
 use vpclab_netstack::host::{Host, TcpListener, VPC_MTU};
 
 use crate::instance::net::{
-    BoxFuture, InstanceNet, InterfaceInfo, NetListener, NetStream, PingReply, RouteInfo,
+    BoxFuture, InstanceNet, InterfaceInfo, NetListener, NetStream, PingReply, RouteInfo, Trace,
+    TraceHop,
 };
 
 /// An instance's network: its host stack plus what `ip addr` shows.
@@ -31,6 +32,9 @@ pub struct HostNet {
     /// its own address): those never reach the fabric, as on Linux, where they stay on
     /// the loopback interface.
     pub(crate) local: Mutex<BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>,
+    /// The world's network, whose fabric answers "which hops lie on the way"
+    /// (`traceroute`).
+    pub(crate) net: vpclab_netstack::host::Net,
 }
 
 /// Buffer of an in-instance (loopback) connection.
@@ -124,9 +128,12 @@ impl InstanceNet for HostNet {
                     ttl: 64,
                 });
             }
-            let rtt = self.host.ping(dst, timeout).await?;
-            // The host layer does not report the reply's TTL; Linux sends with 64.
-            Ok(PingReply { rtt, ttl: 64 })
+            let (rtt, ttl) = self.host.ping_ttl(dst, timeout).await?;
+            // The TTL the reply arrived with; a host stack sends with 64 (Linux).
+            Ok(PingReply {
+                rtt,
+                ttl: ttl.unwrap_or(64),
+            })
         })
     }
 
@@ -192,5 +199,74 @@ impl InstanceNet for HostNet {
                 src: Some(self.addr),
             },
         ]
+    }
+
+    fn trace(&self, dst: Ipv4Addr, timeout: Duration) -> BoxFuture<'_, Trace> {
+        Box::pin(async move {
+            let mut trace = Trace::default();
+            if self.is_self(dst) {
+                trace.reached = true;
+                trace.hops.push(TraceHop {
+                    addr: dst,
+                    name: None,
+                    rtt: Duration::from_micros(30),
+                });
+                return trace;
+            }
+            // The fabric's own account of a probe's way (the decision path every packet
+            // takes): the VPC router when the probe leaves the subnet, the NAT gateway
+            // when one translates it. Those hops answer at once.
+            let port = self.host.port().clone();
+            let flow = vpclab_netstack::Flow::ping(self.addr, dst, 0x7472);
+            let now = self.net.now();
+            let verdict = self
+                .net
+                .with_forwarder::<super::fabric::LiveFabric, _>(|f| {
+                    f.current().explain(now, &port, &flow)
+                })
+                .ok();
+            let Some(verdict) = verdict else {
+                return trace;
+            };
+            let mut nominal = Duration::from_micros(200);
+            // Inside a VPC the router is invisible (AWS: one hop between instances);
+            // a probe that leaves through a gateway shows it first (`_gateway`).
+            let leaves = verdict.hops.iter().any(|h| {
+                matches!(
+                    h.action,
+                    vpclab_netstack::HopAction::IgwTranslate { .. }
+                        | vpclab_netstack::HopAction::NatTranslate { .. }
+                )
+            });
+            if leaves {
+                trace.hops.push(TraceHop {
+                    addr: Ipv4Addr::from(u32::from(self.subnet.network()) + 1),
+                    name: Some("_gateway".to_string()),
+                    rtt: nominal,
+                });
+            }
+            for hop in &verdict.hops {
+                if let vpclab_netstack::HopAction::NatTranslate { to, .. } = hop.action {
+                    nominal += Duration::from_micros(200);
+                    trace.hops.push(TraceHop {
+                        addr: to.0,
+                        name: Some(hop.component.to_string()),
+                        rtt: nominal,
+                    });
+                }
+            }
+            // The destination answers only if a probe really gets there and back.
+            if verdict.is_delivered()
+                && let Ok((rtt, _)) = self.host.ping_ttl(dst, self.cap(timeout)).await
+            {
+                trace.reached = true;
+                trace.hops.push(TraceHop {
+                    addr: dst,
+                    name: None,
+                    rtt,
+                });
+            }
+            trace
+        })
     }
 }

@@ -256,3 +256,45 @@ fn a_broken_pipe_is_success() {
     assert!(out.status.success(), "exit {:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Issue 19: `vpclab ca` prints vpclab's own certificate authority, made once in the
+/// state directory (the key readable only by its owner) and the same on every run;
+/// stdout holds only the PEM, the advice goes to stderr.
+#[test]
+fn issue19_ca_prints_the_same_certificate_authority_every_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        let out = vpclab()
+            .args(["ca", "--state-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run vpclab ca");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let first = run();
+    let pem = String::from_utf8(first.stdout).expect("utf-8");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    assert!(
+        pem.trim_end().ends_with("-----END CERTIFICATE-----"),
+        "{pem}"
+    );
+    assert_eq!(
+        pem.matches("BEGIN").count(),
+        1,
+        "only the certificate, never the key"
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("Import"));
+    assert_eq!(String::from_utf8(run().stdout).expect("utf-8"), pem);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("ca-key.pem");
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -544,11 +544,17 @@ fn record_ttls_are_the_configured_ones() {
     assert_eq!(m.answers[0].ttl, 60);
 }
 
-/// A name in no zone of the world does not exist: the offline internet has nothing else.
+/// A name in no zone of the world and not one of the simulated internet's own
+/// (well-known sites, AWS endpoints) does not exist: nobody registered it.
 #[test]
 fn names_in_no_zone_are_nxdomain() {
     let view = world();
-    let m = ask(&view, Vantage::Internet, "www.amazon.com.", A);
+    let m = ask(
+        &view,
+        Vantage::Internet,
+        "www.nobody-registered-this.com.",
+        A,
+    );
     assert_eq!(rcode(&m), ResponseCode::NXDomain);
     assert!(soa_in_authority(&m).is_some());
     assert!(!m.metadata.authoritative);
@@ -1097,4 +1103,54 @@ mod robustness {
             prop_assert!(answer(view, vantage, &q, Transport::UDP).is_some());
         }
     }
+}
+
+/// Issue 19: the simulated internet's own names. Well-known sites and AWS service
+/// endpoints resolve to their stable addresses from inside a VPC and from the internet;
+/// an unregistered name is NXDOMAIN; a learner's public hosted zone keeps its names.
+#[test]
+fn issue19_well_known_names_and_aws_endpoints_resolve_and_unknown_names_do_not() {
+    let mut view = world();
+    for vantage in [Vantage::Vpc("vpc-a"), Vantage::Internet] {
+        let m = ask(&view, vantage, "example.com.", RecordType::A);
+        assert_eq!(addrs(&m), vec![ip("198.51.100.129")]);
+        let m = ask(&view, vantage, "WWW.Google.com.", RecordType::A);
+        assert_eq!(addrs(&m), vec![ip("198.51.100.133")]);
+        let m = ask(
+            &view,
+            vantage,
+            "ec2.us-east-1.amazonaws.com.",
+            RecordType::A,
+        );
+        assert_eq!(addrs(&m), vec![ip("198.51.100.1")]);
+        let m = ask(
+            &view,
+            vantage,
+            "my-bucket.s3.eu-west-1.amazonaws.com.",
+            RecordType::A,
+        );
+        assert_eq!(addrs(&m), vec![ip("198.51.100.2")]);
+        let m = ask(&view, vantage, "checkip.amazonaws.com.", RecordType::A);
+        assert_eq!(addrs(&m), vec![ip("192.0.2.10")]);
+        let m = ask(&view, vantage, "no-such-site.example.", RecordType::A);
+        assert_eq!(rcode(&m), ResponseCode::NXDomain);
+        let m = ask(
+            &view,
+            vantage,
+            "ec2.moon-east-1.amazonaws.com.",
+            RecordType::A,
+        );
+        assert_eq!(rcode(&m), ResponseCode::NXDomain);
+        // IPv4 only: the name exists, without AAAA data.
+        let m = ask(&view, vantage, "example.com.", RecordType::AAAA);
+        assert_eq!(rcode(&m), ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+    }
+    // The learner's own public zone for a name outside AWS's domains answers for it.
+    let mut zone = HostedZone::new("example.com.", false);
+    zone.add("example.com", RecordType::A, 60, &["198.18.0.42"])
+        .expect("a");
+    view.zones.insert("Z9MINE".into(), zone);
+    let m = ask(&view, Vantage::Internet, "example.com.", RecordType::A);
+    assert_eq!(addrs(&m), vec![ip("198.18.0.42")]);
 }

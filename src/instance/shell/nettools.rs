@@ -603,6 +603,84 @@ async fn tls_connect(
     }
 }
 
+/// `traceroute [-n] [-m MAX] [-w WAIT] HOST`: the hops the fabric knows on the way (the
+/// VPC router, a NAT gateway, then the destination), three probes each. Hops that do
+/// not answer (an internet gateway, anything past a drop) print `* * *` as on Linux;
+/// without the destination, the trace stops at the maximum hop count.
+pub(super) async fn traceroute(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    let mut max_hops: u32 = 30;
+    let mut wait = Duration::from_secs(5);
+    let mut numeric = false;
+    let mut target = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-n" => numeric = true,
+            "-m" => match it.next().and_then(|v| v.parse::<u32>().ok()) {
+                Some(m) if (1..=255).contains(&m) => max_hops = m,
+                _ => {
+                    io.err.line("max hops cannot be more than 255");
+                    return 2;
+                }
+            },
+            "-w" => match it.next().map(|v| seconds::parse_finite(v)) {
+                Some(Ok(d)) => wait = d,
+                _ => {
+                    io.err.line("Cannot handle `-w' option");
+                    return 2;
+                }
+            },
+            "-I" | "-T" | "-U" | "-4" => {}
+            s if s.starts_with('-') => {
+                io.err.line(&format!("Bad option `{s}' (argc 1)"));
+                return 2;
+            }
+            s => target = Some(s.to_string()),
+        }
+    }
+    let Some(target) = target else {
+        io.err
+            .line("Usage:\n  traceroute [ -n ] [ -m max_ttl ] [ -w waittime ] host");
+        return 2;
+    };
+    let ip = match resolve(sh, &target).await {
+        Ok(ip) => ip,
+        Err(_) => {
+            io.err.line(&format!("{target}: Name or service not known"));
+            io.err.line(&format!(
+                "Cannot handle \"host\" cmdline arg `{target}' on position 1 (argc 1)"
+            ));
+            return 2;
+        }
+    };
+    io.out.line(&format!(
+        "traceroute to {target} ({ip}), {max_hops} hops max, 60 byte packets"
+    ));
+    let trace = sh.inst.net().trace(ip, wait).await;
+    let mut n = 0;
+    for hop in &trace.hops {
+        n += 1;
+        if n > max_hops {
+            break;
+        }
+        let who = match (&hop.name, numeric) {
+            (_, true) => hop.addr.to_string(),
+            (Some(name), false) => format!("{name} ({})", hop.addr),
+            (None, false) => format!("{} ({})", hop.addr, hop.addr),
+        };
+        let ms = fmt_ms(hop.rtt);
+        io.out
+            .line(&format!("{n:>2}  {who}  {ms} ms  {ms} ms  {ms} ms"));
+    }
+    if !trace.reached {
+        while n < max_hops {
+            n += 1;
+            io.out.line(&format!("{n:>2}  * * *"));
+        }
+    }
+    0
+}
+
 fn head_text(resp: &http1::Response) -> String {
     let mut s = format!("{} {} {}\r\n", resp.version, resp.status, resp.reason);
     for (k, v) in &resp.headers {

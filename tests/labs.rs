@@ -21,22 +21,26 @@ fn labs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("labs")
 }
 
-/// Runs `vpclab lab test LAB --seeds 1` and asserts it ends at 100%. One test per lab,
-/// so that nextest runs the labs in parallel processes.
+/// Runs `vpclab lab test LAB --seeds 3` (issue 11: three learners, side by side) and
+/// asserts every seed ends at 100%. One test per lab, so that nextest runs the labs in
+/// parallel processes.
 fn lab_passes(folder: &str) {
+    const SEEDS: u32 = 3;
     let id = folder.split_once('-').map_or(folder, |(_, id)| id);
     let out = vpclab()
-        .args(["lab", "test", id, "--seeds", "1", "--labs"])
+        .args(["lab", "test", id, "--seeds", &SEEDS.to_string(), "--labs"])
         .arg(labs_dir())
         .output()
         .expect("run vpclab lab test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("✓ {folder} seed 0: 100%")),
-        "{folder} passed: {stdout}"
-    );
+    for seed in 0..SEEDS {
+        assert!(
+            stdout.contains(&format!("✓ {folder} seed {seed}: 100%")),
+            "{folder} seed {seed} passed: {stdout}"
+        );
+    }
     assert!(!stdout.contains('✗'), "{stdout}");
 }
 

@@ -19,7 +19,10 @@
 //!   (1 to 604,800 seconds) plus the same window.
 //! - The signature is compared in constant time.
 //!
-//! Not checked: session tokens (there is no STS yet).
+//! - Keys come from a [`KeyRing`]: the fixed keys of `access-keys.toml` (each its
+//!   account's root) and any [`KeyStore`] the daemon adds (IAM users' keys, temporary
+//!   credentials, a course roster). Temporary credentials must present their session
+//!   token (`X-Amz-Security-Token`) and stop working when they expire.
 
 use crate::model::{ApiError, ApiResult, Timestamp};
 
@@ -197,21 +200,116 @@ pub struct KeyFile {
     pub keys: Vec<AccessKey>,
 }
 
+/// Who made a request, within its account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Principal {
+    /// The account's root user: the keys of `access-keys.toml`, and every request in open
+    /// mode. Never subject to IAM policies.
+    #[default]
+    Root,
+    /// An IAM user, by name.
+    User(String),
+    /// A session of an assumed role (STS AssumeRole): the role's name and the session's.
+    AssumedRole { role: String, session: String },
+    /// A course's instructor (classroom mode): may look into every learner's account.
+    Instructor,
+}
+
+/// A key, as a [`KeyRing`] finds it by its access key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub secret_key: String,
+    /// The 12-digit account whose world the key acts in.
+    pub account: String,
+    pub principal: Principal,
+    /// For temporary credentials: the session token every request must carry.
+    pub session_token: Option<String>,
+    /// For temporary credentials: when they stop working.
+    pub expires: Option<Timestamp>,
+}
+
+impl From<&AccessKey> for KeyRecord {
+    fn from(k: &AccessKey) -> KeyRecord {
+        KeyRecord {
+            secret_key: k.secret_key.clone(),
+            account: k.account.clone(),
+            principal: Principal::Root,
+            session_token: None,
+            expires: None,
+        }
+    }
+}
+
+/// A source of keys beside the fixed ones: IAM users' access keys, STS sessions, a
+/// course's roster. Looked up on every request, so it must be cheap (an index, not a scan).
+pub trait KeyStore: Send + Sync {
+    fn find(&self, access_key: &str) -> Option<KeyRecord>;
+}
+
+/// Every key strict mode accepts: the fixed keys first, then each store in order.
+#[derive(Clone, Default)]
+pub struct KeyRing {
+    fixed: std::collections::BTreeMap<String, AccessKey>,
+    stores: Vec<std::sync::Arc<dyn KeyStore>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("fixed", &self.fixed.keys().collect::<Vec<_>>())
+            .field("stores", &self.stores.len())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    pub fn new(file: KeyFile) -> KeyRing {
+        KeyRing {
+            fixed: file
+                .keys
+                .into_iter()
+                .map(|k| (k.access_key.clone(), k))
+                .collect(),
+            stores: Vec::new(),
+        }
+    }
+
+    /// Adds a store, consulted after the fixed keys and the stores added before it.
+    pub fn with_store(mut self, store: std::sync::Arc<dyn KeyStore>) -> KeyRing {
+        self.stores.push(store);
+        self
+    }
+
+    pub fn find(&self, access_key: &str) -> Option<KeyRecord> {
+        if let Some(k) = self.fixed.get(access_key) {
+            return Some(k.into());
+        }
+        self.stores.iter().find_map(|s| s.find(access_key))
+    }
+
+    /// The fixed keys (`access-keys.toml`), by access key id.
+    pub fn fixed(&self) -> impl Iterator<Item = &AccessKey> {
+        self.fixed.values()
+    }
+}
+
 /// Who a request is, once authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub account: String,
+    pub principal: Principal,
     pub credential: Credential,
 }
 
 /// How requests are authenticated.
 #[derive(Clone, Debug, Default)]
 pub enum AuthMode {
-    /// Any well-formed credentials; every request is [`crate::model::DEFAULT_ACCOUNT`].
+    /// Any well-formed credentials; every request is the root of
+    /// [`crate::model::DEFAULT_ACCOUNT`].
     #[default]
     Open,
     /// Signatures verified against these keys (by access key id).
-    Strict(std::sync::Arc<std::collections::BTreeMap<String, AccessKey>>),
+    Strict(std::sync::Arc<KeyRing>),
 }
 
 /// Longest lifetime of a presigned URL, in seconds (seven days, as on AWS).
@@ -280,12 +378,7 @@ impl Presented {
 
 impl AuthMode {
     pub fn strict(keys: KeyFile) -> AuthMode {
-        AuthMode::Strict(std::sync::Arc::new(
-            keys.keys
-                .into_iter()
-                .map(|k| (k.access_key.clone(), k))
-                .collect(),
-        ))
+        AuthMode::Strict(std::sync::Arc::new(KeyRing::new(keys)))
     }
 
     /// Authenticates a request at server time `now`: parses its credentials and, in
@@ -301,21 +394,53 @@ impl AuthMode {
         match self {
             AuthMode::Open => Ok(Identity {
                 account: crate::model::DEFAULT_ACCOUNT.to_string(),
+                principal: Principal::Root,
                 credential: presented.credential,
             }),
             AuthMode::Strict(keys) => {
                 let key = keys
-                    .get(&presented.credential.access_key)
+                    .find(&presented.credential.access_key)
                     .ok_or_else(credential_failure)?;
                 let signed_at = check_time(&presented, now)?;
                 verify(req, body, &presented, &signed_at, &key.secret_key)?;
+                check_session(req, &key, now)?;
                 Ok(Identity {
-                    account: key.account.clone(),
+                    account: key.account,
+                    principal: key.principal,
                     credential: presented.credential,
                 })
             }
         }
     }
+}
+
+/// Temporary credentials: the request carries the session token they were issued with
+/// (header or, presigned, query parameter), and they have not expired.
+fn check_session(req: &SignedRequest, key: &KeyRecord, now: Timestamp) -> ApiResult<()> {
+    let Some(token) = &key.session_token else {
+        return Ok(());
+    };
+    let presented = req
+        .header_values("x-amz-security-token")
+        .first()
+        .map(|s| s.to_string())
+        .or_else(|| req.query_param("X-Amz-Security-Token"));
+    if !presented
+        .as_deref()
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes()))
+    {
+        return Err(ApiError::auth(
+            "The security token included in the request is invalid.",
+        ));
+    }
+    if key.expires.is_some_and(|e| now >= e) {
+        return Err(ApiError::new(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+        .with_status(400));
+    }
+    Ok(())
 }
 
 fn incomplete(message: impl Into<String>) -> ApiError {
@@ -757,6 +882,81 @@ mod verify_tests {
                 .unwrap_err()
                 .code,
             "AuthFailure"
+        );
+    }
+
+    /// A store of temporary credentials, as STS issues them.
+    struct Sessions(AccessKey, Timestamp);
+
+    impl KeyStore for Sessions {
+        fn find(&self, access_key: &str) -> Option<KeyRecord> {
+            (access_key == self.0.access_key).then(|| KeyRecord {
+                secret_key: self.0.secret_key.clone(),
+                account: self.0.account.clone(),
+                principal: Principal::AssumedRole {
+                    role: "auditor".into(),
+                    session: "s1".into(),
+                },
+                session_token: Some("TOKEN-1".into()),
+                expires: Some(self.1),
+            })
+        }
+    }
+
+    /// Keys from a store work like fixed ones, carry their principal, need their session
+    /// token, and stop at expiry; the fixed keys still work beside them.
+    #[test]
+    fn stored_temporary_credentials_need_their_token_and_expire() {
+        let temp = AccessKey {
+            access_key: "ASIATEMP".into(),
+            secret_key: "temporary-secret".into(),
+            account: "444455556666".into(),
+        };
+        let expires = Timestamp(EXAMPLE_NOW.0 + 60 * MINUTE);
+        let auth = AuthMode::Strict(std::sync::Arc::new(
+            KeyRing::new(KeyFile {
+                keys: vec![alice()],
+            })
+            .with_store(std::sync::Arc::new(Sessions(temp.clone(), expires))),
+        ));
+        let body = b"Action=DescribeVpcs&Version=2016-11-15";
+        let request = |token: Option<&str>, at: Timestamp| {
+            let mut req = ec2_post(body, at);
+            req.headers.retain(|(k, _)| k != "authorization");
+            if let Some(t) = token {
+                req.headers.push(("x-amz-security-token".into(), t.into()));
+            }
+            sign(&mut req, body, &temp, "us-east-1", "ec2", at);
+            req
+        };
+        let id = auth
+            .authenticate(&request(Some("TOKEN-1"), EXAMPLE_NOW), body, EXAMPLE_NOW)
+            .expect("a session with its token");
+        assert_eq!(id.account, "444455556666");
+        assert_eq!(
+            id.principal,
+            Principal::AssumedRole {
+                role: "auditor".into(),
+                session: "s1".into()
+            }
+        );
+        for token in [None, Some("TOKEN-2")] {
+            let err = auth
+                .authenticate(&request(token, EXAMPLE_NOW), body, EXAMPLE_NOW)
+                .unwrap_err();
+            assert_eq!(err.code, "AuthFailure", "token {token:?}");
+        }
+        let later = Timestamp(expires.0 + MINUTE);
+        let err = auth
+            .authenticate(&request(Some("TOKEN-1"), later), body, later)
+            .unwrap_err();
+        assert_eq!(err.code, "ExpiredToken");
+        let root = auth
+            .authenticate(&ec2_post(body, EXAMPLE_NOW), body, EXAMPLE_NOW)
+            .expect("the fixed key");
+        assert_eq!(
+            (root.account.as_str(), root.principal),
+            ("111122223333", Principal::Root)
         );
     }
 

@@ -544,7 +544,8 @@ fn lint(args: &LabArgs, ids: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 /// `vpclab lab test`: see [`test_lab`]. Prints the time of each lab (and of each seed
-/// and step); with several seeds, fails a lab whose seeds drew the same parameters.
+/// and step); with several seeds (run side by side), fails a lab whose seeds drew the
+/// same parameters.
 fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Result<ExitCode> {
     let root = labs_root(args.labs.as_deref())?;
     let mut failed = 0;
@@ -557,10 +558,34 @@ fn test(args: &LabArgs, ids: &[String], seeds: u32, style: &Style) -> anyhow::Re
             .to_string();
         let lab_started = Instant::now();
         let mut drawn: Vec<(u32, Value)> = Vec::new();
-        for seed in 0..seeds.max(1) {
-            let started = Instant::now();
-            let result = test_lab(&dir, &format!("test-seed-{seed}"));
-            let secs = started.elapsed().as_secs_f64();
+        // The seeds run side by side, each in its own daemon and folders (most of a run
+        // waits on the clients the solutions call); results are reported in seed order.
+        let runs: Vec<(u32, f64, anyhow::Result<TestRun>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..seeds.max(1))
+                .map(|seed| {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        let started = Instant::now();
+                        let result = test_lab(dir, &format!("test-seed-{seed}"));
+                        (seed, started.elapsed().as_secs_f64(), result)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(0..)
+                .map(|(h, seed)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            seed,
+                            0.0,
+                            Err(anyhow::anyhow!("the test run of seed {seed} panicked")),
+                        )
+                    })
+                })
+                .collect()
+        });
+        for (seed, secs, result) in runs {
             match result {
                 Ok(run) => {
                     if !args.json {

@@ -538,10 +538,10 @@ async fn login(State(c): State<Console>, axum::Form(form): axum::Form<FormData>)
     };
     let id = form.val("access_key").unwrap_or_default();
     let secret = form.get("secret_key").unwrap_or("");
-    let Some(k) = keys
-        .get(&id)
-        .filter(|k| session::same(k.secret_key.as_bytes(), secret.as_bytes()))
-    else {
+    // Temporary credentials need their session token, which the form does not carry.
+    let Some(k) = keys.find(&id).filter(|k| {
+        k.session_token.is_none() && session::same(k.secret_key.as_bytes(), secret.as_bytes())
+    }) else {
         // The code and message the API answers for an unknown key or bad signature.
         return html_response(
             StatusCode::UNAUTHORIZED,

@@ -26,8 +26,9 @@ use super::Worlds;
 use crate::dns::health::{CHECKER_REGIONS, CheckRules, HealthBoard, ProbeOutcome};
 use crate::http1;
 use crate::model::Clock;
+use crate::model::cloudwatch::{Datum, Dimension, Stats};
 use crate::model::route53::health::{HealthCheck, HealthCheckConfig};
-use crate::model::{Commit, Resource, Subscriber, World};
+use crate::model::{Commit, Env, Resource, Subscriber, Timestamp, World};
 
 /// Route 53: a TCP connection must be established within ten seconds.
 const TCP_CONNECT: Duration = Duration::from_secs(10);
@@ -72,6 +73,13 @@ pub fn subscriber(
         let Some(aw) = worlds.get(account) else {
             return;
         };
+        if prober.publisher.is_none() {
+            prober.publisher = Some(tokio::spawn(publish_status(
+                account.to_owned(),
+                worlds.clone(),
+                board.clone(),
+            )));
+        }
         let dns = worlds.cfg().dns.of(account);
         let weak = Arc::downgrade(&aw);
         let ctx = ProbeCtx {
@@ -93,6 +101,56 @@ pub struct Prober {
     checkers: BTreeMap<String, Host>,
     /// Running loops by check id, with the version they probe for.
     loops: BTreeMap<String, (u64, Vec<JoinHandle<()>>)>,
+    /// The task publishing `AWS/Route53` `HealthCheckStatus`.
+    publisher: Option<JoinHandle<()>>,
+}
+
+/// Route 53 publishes `HealthCheckStatus` (1 healthy, 0 unhealthy, dimension
+/// `HealthCheckId`) to CloudWatch in us-east-1 every minute; so does this task, from
+/// the board's combined verdict of the checkers (every `metrics_interval` in tests).
+async fn publish_status(account: String, worlds: Worlds, board: HealthBoard) {
+    let every = worlds
+        .cfg()
+        .metrics_interval
+        .unwrap_or(Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(control) = worlds.control() else {
+            return;
+        };
+        let mut control = control.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(world) = control.snapshot(&account) else {
+            continue;
+        };
+        let now = (worlds.cfg().clock)().0;
+        let data: Vec<Datum> = world
+            .health_checks
+            .iter()
+            .filter_map(|hc| {
+                let healthy = board.healthy(&hc.id)?;
+                Some(Datum {
+                    name: "HealthCheckStatus".into(),
+                    dimensions: vec![Dimension {
+                        name: "HealthCheckId".into(),
+                        value: hc.id.clone(),
+                    }],
+                    timestamp: Some(now),
+                    stats: vec![Stats::one(if healthy { 1.0 } else { 0.0 })],
+                    unit: Some("None".into()),
+                    resolution: None,
+                })
+            })
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        let env = Env::new("us-east-1", Timestamp(now)).with_action("vpclab:Metrics");
+        if let Err(e) = control.mutate(&account, &env, false, |w, env| {
+            w.put_metric_data(env, "AWS/Route53", data)
+        }) {
+            tracing::warn!(account, error = %e, "publishing Route 53 metrics failed");
+        }
+    }
 }
 
 impl Prober {
@@ -178,6 +236,9 @@ impl Drop for Prober {
         }
         for h in self.checkers.values() {
             h.remove();
+        }
+        if let Some(p) = &self.publisher {
+            p.abort();
         }
     }
 }

@@ -201,3 +201,77 @@ fn an_email_subscription_is_confirmed_from_the_mailbox_then_receives_publish() {
         Some(0)
     );
 }
+
+/// Topics, subscriptions, the mailbox, metrics and alarms are in the state database:
+/// a restarted daemon has them all.
+#[test]
+fn topics_mail_metrics_and_alarms_survive_a_restart() {
+    if !have("aws") {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    let topic = sns(&d, &["create-topic", "--name", "keep"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sns(
+        &d,
+        &[
+            "subscribe",
+            "--topic-arn",
+            &topic,
+            "--protocol",
+            "email-json",
+            "--notification-endpoint",
+            "a@example.com",
+        ],
+    );
+    d.aws_cli_json(&[
+        "cloudwatch",
+        "put-metric-data",
+        "--namespace",
+        "Keep",
+        "--metric-name",
+        "M",
+        "--value",
+        "7",
+    ]);
+    d.aws_cli_json(&[
+        "cloudwatch",
+        "put-metric-alarm",
+        "--alarm-name",
+        "kept",
+        "--namespace",
+        "Keep",
+        "--metric-name",
+        "M",
+        "--statistic",
+        "Sum",
+        "--period",
+        "60",
+        "--evaluation-periods",
+        "1",
+        "--threshold",
+        "1",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--alarm-actions",
+        &topic,
+    ]);
+    d.stop();
+    d.launch();
+    assert_eq!(
+        sns(&d, &["list-topics"])["Topics"][0]["TopicArn"],
+        topic.as_str()
+    );
+    let mail = mailbox(&d);
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    // email-json confirmations are the JSON document AWS posts.
+    let doc: Value = serde_json::from_str(mail[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["Type"], "SubscriptionConfirmation");
+    assert_eq!(doc["TopicArn"], topic.as_str());
+    let metrics = d.aws_cli_json(&["cloudwatch", "list-metrics", "--namespace", "Keep"]);
+    assert_eq!(metrics["Metrics"][0]["MetricName"], "M");
+    let alarms = d.aws_cli_json(&["cloudwatch", "describe-alarms", "--alarm-names", "kept"]);
+    assert_eq!(alarms["MetricAlarms"][0]["AlarmActions"][0], topic.as_str());
+}

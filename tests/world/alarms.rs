@@ -193,3 +193,53 @@ fn ssh_traffic_puts_a_network_in_alarm_in_alarm_which_stops_the_instance_and_mai
     assert_eq!(n["Trigger"]["MetricName"], "NetworkIn");
     assert_eq!(n["Trigger"]["Dimensions"][0]["value"], instance.as_str());
 }
+
+/// Route 53's health checkers publish `AWS/Route53` `HealthCheckStatus` (0 unhealthy)
+/// to CloudWatch in us-east-1, from their own probes: a TCP check of an address where
+/// nothing answers turns unhealthy, and an alarm can watch it.
+#[test]
+fn a_failing_health_check_publishes_health_check_status_zero() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start_with(|c| c.metrics_interval = Some(Duration::from_secs(1)));
+    let created = d.aws_cli_json(&[
+        "route53",
+        "create-health-check",
+        "--caller-reference",
+        "nothing-there",
+        "--health-check-config",
+        "IPAddress=203.0.113.10,Port=80,Type=TCP,RequestInterval=10,FailureThreshold=1",
+    ]);
+    let id = created["HealthCheck"]["Id"].as_str().unwrap().to_string();
+    let dims = format!("Name=HealthCheckId,Value={id}");
+    wait_until("HealthCheckStatus 0", 60, || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let start = (now - 600).to_string();
+        let end = (now + 60).to_string();
+        let got = d.aws_cli_json(&[
+            "cloudwatch",
+            "get-metric-statistics",
+            "--namespace",
+            "AWS/Route53",
+            "--metric-name",
+            "HealthCheckStatus",
+            "--dimensions",
+            &dims,
+            "--start-time",
+            &start,
+            "--end-time",
+            &end,
+            "--period",
+            "60",
+            "--statistics",
+            "Minimum",
+        ]);
+        got["Datapoints"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x["Minimum"].as_f64() == Some(0.0)))
+    });
+}

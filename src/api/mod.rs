@@ -30,6 +30,7 @@
 //!    `x.node`, `x.set("keySet", rows, |x, r| …)`, [`ec2::tag_set`]. Element names are
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
+pub mod dynamodb;
 pub mod ec2;
 pub mod json;
 pub mod logs;
@@ -38,6 +39,7 @@ pub mod route53;
 pub mod s3;
 pub mod services;
 pub mod sigv4;
+pub mod ssm;
 pub mod xml;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +76,8 @@ pub struct AppState {
     pub boot_delay_ms: i64,
     /// Where S3 object bytes live (`None`: S3 answers ServiceUnavailable).
     pub objects: Option<Arc<s3::blob::BlobStore>>,
+    /// DynamoDB's per-account databases (`None`: DynamoDB answers InternalServerError).
+    pub dynamodb: Option<Arc<dynamodb::Tables>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -86,6 +90,7 @@ impl AppState {
             health: crate::dns::health::HealthBoard::new(crate::dns::Views::default()),
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
             objects: None,
+            dynamodb: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -99,6 +104,12 @@ impl AppState {
     /// Gives S3 its object store (the daemon's `objects/` folder).
     pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
         self.objects = Some(Arc::new(blobs));
+        self
+    }
+
+    /// Gives DynamoDB its folder of per-account databases.
+    pub fn with_dynamodb(mut self, tables: dynamodb::Tables) -> AppState {
+        self.dynamodb = Some(Arc::new(tables));
         self
     }
 

@@ -45,6 +45,7 @@ pub mod logs;
 pub mod region;
 pub mod route53;
 pub mod s3;
+pub mod ssm;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -271,6 +272,7 @@ world_tables! {
     buckets: s3::Bucket,
     s3_objects: s3::S3Object,
     s3_uploads: s3::Upload,
+    ssm_parameters: ssm::Parameter,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -10,6 +10,7 @@ mod blackbox;
 mod cli;
 mod console;
 mod console_browser;
+mod data;
 mod instances;
 mod keys;
 mod logs;

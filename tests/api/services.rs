@@ -9,10 +9,10 @@ fn unemulated_services_print_one_line_naming_the_service() {
     let d = TestDaemon::start();
     let cases: &[(&[&str], &str)] = &[
         (&["ecs", "create-cluster"], "Amazon ECS"),
-        (&["s3", "ls"], "Amazon S3"),
+        (&["cloudfront", "list-distributions"], "Amazon CloudFront"),
         (&["lambda", "list-functions"], "AWS Lambda"),
         (&["iam", "list-users"], "AWS IAM"),
-        (&["dynamodb", "list-tables"], "Amazon DynamoDB"),
+        (&["secretsmanager", "list-secrets"], "AWS Secrets Manager"),
     ];
     for (args, title) in cases {
         let err = d.aws_cli_err(args);

@@ -33,6 +33,7 @@
 pub mod awsquery;
 pub mod cbor;
 pub mod cloudwatch;
+pub mod dynamodb;
 pub mod ec2;
 pub mod iam;
 pub mod json;
@@ -43,6 +44,7 @@ pub mod s3;
 pub mod services;
 pub mod sigv4;
 pub mod sns;
+pub mod ssm;
 pub mod xml;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +83,8 @@ pub struct AppState {
     pub iam_enforce: bool,
     /// Where S3 object bytes live (`None`: S3 answers ServiceUnavailable).
     pub objects: Option<Arc<s3::blob::BlobStore>>,
+    /// DynamoDB's per-account databases (`None`: DynamoDB answers InternalServerError).
+    pub dynamodb: Option<Arc<dynamodb::Tables>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -94,6 +98,7 @@ impl AppState {
             boot_delay_ms: crate::model::ec2::instance::DEFAULT_BOOT_DELAY_MS,
             iam_enforce: false,
             objects: None,
+            dynamodb: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -139,6 +144,12 @@ impl AppState {
     /// Gives S3 its object store (the daemon's `objects/` folder).
     pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
         self.objects = Some(Arc::new(blobs));
+        self
+    }
+
+    /// Gives DynamoDB its folder of per-account databases.
+    pub fn with_dynamodb(mut self, tables: dynamodb::Tables) -> AppState {
+        self.dynamodb = Some(Arc::new(tables));
         self
     }
 

@@ -93,6 +93,14 @@ fn s3(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + 
     Box::pin(super::s3::endpoint(state, req))
 }
 
+fn dynamodb(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::dynamodb::endpoint(state, req))
+}
+
+fn ssm(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::ssm::SERVICE))
+}
+
 fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
@@ -135,12 +143,15 @@ pub static SERVICES: &[Service] = &[
         handler: Some(sts),
         ..svc("sts", "AWS STS", Protocol::Query, &[])
     },
-    svc(
-        "dynamodb",
-        "Amazon DynamoDB",
-        Protocol::Json,
-        &["DynamoDB_20120810"],
-    ),
+    Service {
+        handler: Some(dynamodb),
+        ..svc(
+            "dynamodb",
+            "Amazon DynamoDB",
+            Protocol::Json,
+            &["DynamoDB_20120810"],
+        )
+    },
     svc(
         "ecs",
         "Amazon ECS",
@@ -184,7 +195,10 @@ pub static SERVICES: &[Service] = &[
         Protocol::Query,
         &[],
     ),
-    svc("ssm", "AWS Systems Manager", Protocol::Json, &["AmazonSSM"]),
+    Service {
+        handler: Some(ssm),
+        ..svc("ssm", "AWS Systems Manager", Protocol::Json, &["AmazonSSM"])
+    },
     svc(
         "secretsmanager",
         "AWS Secrets Manager",

@@ -321,8 +321,11 @@ impl Daemon {
         if swept > 0 {
             tracing::info!(files = swept, "removed S3 object files no object names");
         }
+        let tables = crate::api::dynamodb::Tables::new(state_dir.dynamodb_dir())
+            .with_context(|| format!("cannot create {}", state_dir.dynamodb_dir().display()))?;
         let state = AppState::new(control.clone(), clock)
             .with_objects(blobs)
+            .with_dynamodb(tables)
             .with_auth(auth)
             .with_iam_enforce(cfg.iam_enforce)
             .with_health(health)

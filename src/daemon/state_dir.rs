@@ -12,6 +12,7 @@
 //!   instances/<account>/<instance id>.db   one SQLite database per instance disk
 //!   objects/<blob>      S3 object bytes, one file per version or part (metadata in
 //!                       state.db; see api::s3::blob)
+//!   dynamodb/<account>.db   DynamoDB tables and items (the dynoxide engine's SQLite)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,11 @@ impl StateDir {
     /// The folder of S3 object bytes.
     pub fn objects_dir(&self) -> PathBuf {
         self.root.join("objects")
+    }
+
+    /// The folder of DynamoDB databases, one per account.
+    pub fn dynamodb_dir(&self) -> PathBuf {
+        self.root.join("dynamodb")
     }
 
     /// The running daemon's endpoints, if `endpoint.json` exists and parses.

@@ -48,6 +48,7 @@ pub mod region;
 pub mod route53;
 pub mod s3;
 pub mod sns;
+pub mod ssm;
 pub mod store;
 pub mod table;
 pub mod tags;
@@ -290,6 +291,7 @@ world_tables! {
     sns_topics: sns::Topic,
     sns_subscriptions: sns::Subscription,
     sns_mail: sns::Mail,
+    ssm_parameters: ssm::Parameter,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -14,6 +14,7 @@ mod console;
 mod console_browser;
 mod iam;
 mod insights;
+mod data;
 mod instances;
 mod keys;
 mod logs;

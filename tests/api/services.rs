@@ -9,10 +9,10 @@ fn unemulated_services_print_one_line_naming_the_service() {
     let d = TestDaemon::start();
     let cases: &[(&[&str], &str)] = &[
         (&["ecs", "create-cluster"], "Amazon ECS"),
-        (&["s3", "ls"], "Amazon S3"),
+        (&["cloudfront", "list-distributions"], "Amazon CloudFront"),
         (&["lambda", "list-functions"], "AWS Lambda"),
-        (&["sns", "list-topics"], "Amazon SNS"),
-        (&["dynamodb", "list-tables"], "Amazon DynamoDB"),
+        (&["sqs", "list-queues"], "Amazon SQS"),
+        (&["secretsmanager", "list-secrets"], "AWS Secrets Manager"),
     ];
     for (args, title) in cases {
         let err = d.aws_cli_err(args);

@@ -1,0 +1,193 @@
+//! The data services' throughput, against vpclab and against moto's server doing the
+//! same requests in the same run (when `python3 -m moto.server` is available).
+//!
+//! Prints `BENCH data s3_put_mib_s=… s3_get_mib_s=… ddb_put_per_s=… ddb_query_p50_us=…`
+//! and, with moto, `moto_s3_put_ratio=…` (ours / moto's, higher is better) for each
+//! figure (`moto_ddb_query_ratio` is moto's p50 over ours). Loopback only; sizes from
+//! `VPCLAB_BENCH_S3_OBJECTS` (1 MiB objects, default 32) and `VPCLAB_BENCH_DDB_ITEMS`
+//! (default 500).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Killed, Vpclab, env_usize, p50};
+
+fn scope(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+    )
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns (status, body length).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nX-Amz-Date: 20260101T000000Z\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let status = std::str::from_utf8(&out[..out.len().min(12)])
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body_at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    (status, out[body_at..].to_vec())
+}
+
+fn s3_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("Authorization", scope("s3")),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()),
+    ]
+}
+
+/// (put MiB/s, get MiB/s) of `n` 1 MiB objects.
+fn measure_s3(port: u16, n: usize) -> (f64, f64) {
+    let h = s3_headers();
+    let (status, body) = request(port, "PUT", "/bench-bucket", &h, b"");
+    assert_eq!(
+        status,
+        200,
+        "CreateBucket: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let object: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let t = Instant::now();
+    for i in 0..n {
+        let (status, body) = request(port, "PUT", &format!("/bench-bucket/obj-{i}"), &h, &object);
+        assert_eq!(status, 200, "PutObject: {}", String::from_utf8_lossy(&body));
+    }
+    let put = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for i in 0..n {
+        let (status, body) = request(port, "GET", &format!("/bench-bucket/obj-{i}"), &h, b"");
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), 1 << 20);
+    }
+    let get = n as f64 / t.elapsed().as_secs_f64();
+    (put, get)
+}
+
+fn ddb(port: u16, op: &str, body: &str) -> (u16, Vec<u8>) {
+    let h = vec![
+        ("Authorization", scope("dynamodb")),
+        ("X-Amz-Target", format!("DynamoDB_20120810.{op}")),
+        ("Content-Type", "application/x-amz-json-1.0".into()),
+    ];
+    request(port, "POST", "/", &h, body.as_bytes())
+}
+
+/// (puts per second, Query p50 µs over a 10-item partition).
+fn measure_ddb(port: u16, n: usize) -> (f64, f64) {
+    let (status, body) = ddb(
+        port,
+        "CreateTable",
+        r#"{"TableName":"bench","AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"},{"AttributeName":"sk","AttributeType":"N"}],"KeySchema":[{"AttributeName":"pk","KeyType":"HASH"},{"AttributeName":"sk","KeyType":"RANGE"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    );
+    assert_eq!(
+        status,
+        200,
+        "CreateTable: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let t = Instant::now();
+    for i in 0..n {
+        let item = format!(
+            r#"{{"TableName":"bench","Item":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{i}"}},"v":{{"S":"value {i}"}}}}}}"#,
+            i % (n / 10).max(1)
+        );
+        let (status, body) = ddb(port, "PutItem", &item);
+        assert_eq!(status, 200, "PutItem: {}", String::from_utf8_lossy(&body));
+    }
+    let puts = n as f64 / t.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (status, _) = ddb(
+            port,
+            "Query",
+            r#"{"TableName":"bench","KeyConditionExpression":"pk = :p","ExpressionAttributeValues":{":p":{"S":"p1"}}}"#,
+        );
+        assert_eq!(status, 200);
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    (puts, p50(times))
+}
+
+fn start_moto() -> Option<(Killed, u16)> {
+    let port = common::free_port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let child = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn main() {
+    let objects = env_usize("VPCLAB_BENCH_S3_OBJECTS", 32);
+    let items = env_usize("VPCLAB_BENCH_DDB_ITEMS", 500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Vpclab::start(dir.path());
+    let port: u16 = d
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let (put, get) = measure_s3(port, objects);
+    let (dput, query) = measure_ddb(port, items);
+    let mut line = format!(
+        "BENCH data s3_put_mib_s={put:.1} s3_get_mib_s={get:.1} ddb_put_per_s={dput:.0} ddb_query_p50_us={query:.0}"
+    );
+    if let Some((_moto, mport)) = start_moto() {
+        let (mput, mget) = measure_s3(mport, objects);
+        let (mdput, mquery) = measure_ddb(mport, items);
+        line.push_str(&format!(
+            " moto_s3_put_ratio={:.1} moto_s3_get_ratio={:.1} moto_ddb_put_ratio={:.1} moto_ddb_query_ratio={:.1}",
+            put / mput,
+            get / mget,
+            dput / mdput,
+            mquery / query
+        ));
+    } else {
+        line.push_str(" moto=absent");
+    }
+    println!("{line}");
+}

@@ -35,9 +35,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+pub mod ca;
 pub mod capture;
 pub mod class;
-pub mod ca;
 pub mod connect;
 pub mod grade;
 pub mod lab;

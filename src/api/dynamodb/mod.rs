@@ -182,6 +182,40 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
         return error("SerializationException", "", 400, &request_id);
     };
     let text = if text.trim().is_empty() { "{}" } else { text };
+    // IAM (when enforced): `dynamodb:<Op>` on the table the call names
+    // (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`), else `*`.
+    let table = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("TableName")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        });
+    let resource = table.map_or_else(
+        || "*".to_string(),
+        |t| {
+            format!(
+                "arn:aws:dynamodb:{}:{}:table/{t}",
+                identity.credential.region, identity.account
+            )
+        },
+    );
+    let denied = {
+        let control = state.lock();
+        state
+            .authorize(
+                &control,
+                &identity,
+                &format!("dynamodb:{op}"),
+                &resource,
+                &signed,
+            )
+            .err()
+    };
+    if let Some(d) = denied {
+        let e = d.json();
+        return error(&e.code, &e.message, e.status.max(400), &request_id);
+    }
     let db = match tables.database(&identity.account) {
         Ok(db) => db,
         Err(e) => {

@@ -434,6 +434,21 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                     e
                 }
             })?;
+            let (action, resource) = iam_action(
+                parts.method.as_str(),
+                bucket.as_deref(),
+                key.as_deref(),
+                &query,
+            );
+            let denied = {
+                let control = state.lock();
+                state
+                    .authorize(&control, &identity, action, &resource, &signed)
+                    .err()
+            };
+            if let Some(d) = denied {
+                return Err(d.query().with_status(403));
+            }
             (identity.account, identity.credential.region)
         };
         let chunked = parts
@@ -472,6 +487,71 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             error_response(&e, None, &request_id, is_head)
         }
     }
+}
+
+/// The IAM action and resource of an S3 request (Service Authorization Reference for
+/// Amazon S3: bucket actions on `arn:aws:s3:::BUCKET`, object actions on
+/// `arn:aws:s3:::BUCKET/KEY`), for the one authorization gate when IAM is enforced.
+/// Bucket policies are not evaluated yet (docs/fidelity.md).
+fn iam_action(
+    method: &str,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    query: &BTreeMap<String, String>,
+) -> (&'static str, String) {
+    let has = |q: &str| query.contains_key(q);
+    let Some(bucket) = bucket else {
+        return ("s3:ListAllMyBuckets", "*".to_string());
+    };
+    if let Some(key) = key {
+        let action = match method {
+            "GET" | "HEAD" if has("tagging") => "s3:GetObjectTagging",
+            "GET" | "HEAD" if has("versionId") => "s3:GetObjectVersion",
+            "GET" | "HEAD" if has("uploadId") => "s3:ListMultipartUploadParts",
+            "GET" | "HEAD" => "s3:GetObject",
+            "PUT" if has("tagging") => "s3:PutObjectTagging",
+            "DELETE" if has("tagging") => "s3:DeleteObjectTagging",
+            "DELETE" if has("uploadId") => "s3:AbortMultipartUpload",
+            "DELETE" if has("versionId") => "s3:DeleteObjectVersion",
+            "DELETE" => "s3:DeleteObject",
+            _ => "s3:PutObject",
+        };
+        return (action, format!("arn:aws:s3:::{bucket}/{key}"));
+    }
+    let action = match method {
+        "GET" | "HEAD" if has("policy") => "s3:GetBucketPolicy",
+        "GET" | "HEAD" if has("location") => "s3:GetBucketLocation",
+        "GET" | "HEAD" if has("versioning") => "s3:GetBucketVersioning",
+        "GET" | "HEAD" if has("versions") => "s3:ListBucketVersions",
+        "GET" | "HEAD" if has("uploads") => "s3:ListBucketMultipartUploads",
+        "GET" | "HEAD" if has("tagging") => "s3:GetBucketTagging",
+        "GET" | "HEAD" if has("website") => "s3:GetBucketWebsite",
+        "GET" | "HEAD" if has("cors") => "s3:GetBucketCORS",
+        "GET" | "HEAD" if has("lifecycle") => "s3:GetLifecycleConfiguration",
+        "GET" | "HEAD" => "s3:ListBucket",
+        "PUT" if has("policy") => "s3:PutBucketPolicy",
+        "PUT" if has("versioning") => "s3:PutBucketVersioning",
+        "PUT" if has("tagging") => "s3:PutBucketTagging",
+        "PUT" if has("website") => "s3:PutBucketWebsite",
+        "PUT" if has("cors") => "s3:PutBucketCORS",
+        "PUT" if has("lifecycle") => "s3:PutLifecycleConfiguration",
+        "PUT" if has("publicAccessBlock") => "s3:PutBucketPublicAccessBlock",
+        "PUT" => "s3:CreateBucket",
+        "DELETE" if has("policy") => "s3:DeleteBucketPolicy",
+        "DELETE" if has("website") => "s3:DeleteBucketWebsite",
+        "DELETE" if has("tagging") => "s3:PutBucketTagging",
+        "DELETE" if has("cors") => "s3:PutBucketCORS",
+        "DELETE" if has("lifecycle") => "s3:PutLifecycleConfiguration",
+        "DELETE" => "s3:DeleteBucket",
+        // POST ?delete (multi-object delete) needs s3:DeleteObject on the objects.
+        _ => "s3:DeleteObject",
+    };
+    let resource = if action == "s3:DeleteObject" {
+        format!("arn:aws:s3:::{bucket}/*")
+    } else {
+        format!("arn:aws:s3:::{bucket}")
+    };
+    (action, resource)
 }
 
 fn decode_path(s: &str) -> String {

@@ -13,8 +13,22 @@ use crate::model::{ApiError, ApiResult};
 pub static SERVICE: JsonService = JsonService {
     content_type: "application/x-amz-json-1.1",
     validation_code: "ValidationException",
+    // The handlers write epoch seconds themselves.
+    timestamps: &[],
+    query_compatible: false,
     handler: dispatch,
+    iam_prefix: "ssm",
+    resource: parameter_arn,
 };
+
+/// The parameter a call names (Service Authorization Reference: the `parameter`
+/// resource type), else `*`.
+fn parameter_arn(region: &str, account: &str, body: &super::json::Body) -> String {
+    match body.str("Name") {
+        Ok(Some(name)) if !name.is_empty() => arn(region, account, name),
+        _ => "*".to_string(),
+    }
+}
 
 pub const OPERATIONS: &[&str] = &[
     "PutParameter",

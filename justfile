@@ -18,6 +18,7 @@ bench:
     cargo bench -p vpclab --bench api
     cargo bench --bench ssh
     cargo bench -p vpclab --bench console
+    cargo bench -p vpclab --bench observe
     cargo bench --bench labs
     cargo bench --bench class
     cargo test --release --test dns_bench -- --ignored --nocapture

@@ -86,7 +86,12 @@ fn lab_08_imds_and_user_data_passes_lab_test() {
 
 /// The curriculum of issue 11, in its order: a new lab folder needs its test above.
 #[test]
-fn the_curriculum_is_the_eight_labs_in_order() {
+fn lab_09_flow_logs_and_analyzer_passes_lab_test() {
+    lab_passes("09-flow-logs-and-analyzer");
+}
+
+#[test]
+fn the_curriculum_is_the_nine_labs_in_order() {
     let mut found: Vec<String> = std::fs::read_dir(labs_dir())
         .expect("labs/")
         .flatten()
@@ -105,6 +110,7 @@ fn the_curriculum_is_the_eight_labs_in_order() {
             "06-route53",
             "07-troubleshooting",
             "08-imds-and-user-data",
+            "09-flow-logs-and-analyzer",
         ]
     );
 }

@@ -284,6 +284,16 @@ impl Observer {
             "key_pair" => select(world, &world.key_pairs, &self.region, &filters),
             "instance" => select(world, &world.instances, &self.region, &filters),
             "network_interface" => select(world, &world.network_interfaces, &self.region, &filters),
+            "flow_log" => select(world, &world.flow_logs, &self.region, &filters),
+            "network_insights_path" => {
+                select(world, &world.network_insights_paths, &self.region, &filters)
+            }
+            "network_insights_analysis" => select(
+                world,
+                &world.network_insights_analyses,
+                &self.region,
+                &filters,
+            ),
             other => return error(format!("the kit has no resource type {other:?}")),
         };
         let ids = match ids {

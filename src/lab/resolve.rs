@@ -183,6 +183,9 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "key_pair",
     "instance",
     "network_interface",
+    "flow_log",
+    "network_insights_path",
+    "network_insights_analysis",
 ];
 
 /// Route target kinds of a `route` check.

@@ -23,7 +23,7 @@
 //! here but the CLI side is `cli::connect`.
 
 pub mod capture;
-mod fabric;
+pub mod fabric;
 mod flowlogs;
 pub mod health;
 mod instances;

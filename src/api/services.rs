@@ -521,10 +521,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["__type"], "NotImplemented");
         assert!(v["message"].as_str().unwrap().contains("Amazon ECS"));
-        let (status, _, body) = send(req(Some(&auth("sns")), None, "/")).await;
+        let (status, _, body) = send(req(Some(&auth("cloudformation")), None, "/")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert!(
-            body.contains("<ErrorResponse>") && body.contains("Amazon SNS"),
+            body.contains("<ErrorResponse>") && body.contains("AWS CloudFormation"),
             "{body}"
         );
         let (status, _, body) = send(req(Some(&auth("cloudfront")), None, "/")).await;

@@ -239,8 +239,10 @@ impl Daemon {
                 .context("vpclab's certificate authority")?,
         );
         // The AWS endpoints inside every world reach the API router, which exists
-        // once the API state does (below).
-        let door_router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+        // once the API state does (below). The router holds the control, whose
+        // subscribers hold the worlds: the slot is emptied when the daemon stops, or
+        // that cycle would keep the store (and its lock on the state directory) alive.
+        let door_router: DoorRouter = Arc::default();
         let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
             ca,
             api_door: Some(api_door(door_router.clone())),
@@ -343,7 +345,7 @@ impl Daemon {
         };
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
-        let _ = door_router.set(api::router(state.clone()));
+        *door_router.write().unwrap_or_else(|e| e.into_inner()) = Some(api::router(state.clone()));
         let mut console =
             crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
         let policy = match (&course, &roster) {
@@ -397,6 +399,10 @@ impl Daemon {
             .await;
             ticker.abort();
             drop(tun);
+            door_router
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             worlds.shutdown().await;
             if let Some((_, dns_stop, dns_task)) = dns {
                 let _ = dns_stop.send(());
@@ -552,11 +558,14 @@ impl Drop for Background {
 /// The door from the AWS service endpoints inside the worlds to the API: each request
 /// goes through the same router as the API port's (service routing, authentication,
 /// handlers), its body read whole.
-fn api_door(router: Arc<std::sync::OnceLock<axum::Router>>) -> crate::world::internet::ApiDoor {
+/// The API router as the in-world endpoints reach it (empty before start and after stop).
+type DoorRouter = Arc<std::sync::RwLock<Option<axum::Router>>>;
+
+fn api_door(router: DoorRouter) -> crate::world::internet::ApiDoor {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     Arc::new(move |req: crate::world::internet::DoorRequest| {
-        let router = router.get().cloned();
+        let router = router.read().unwrap_or_else(|e| e.into_inner()).clone();
         Box::pin(async move {
             let Some(router) = router else {
                 let mut r =

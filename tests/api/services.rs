@@ -11,7 +11,7 @@ fn unemulated_services_print_one_line_naming_the_service() {
         (&["ecs", "create-cluster"], "Amazon ECS"),
         (&["cloudfront", "list-distributions"], "Amazon CloudFront"),
         (&["lambda", "list-functions"], "AWS Lambda"),
-        (&["sqs", "list-queues"], "Amazon SQS"),
+        (&["cloudformation", "list-stacks"], "AWS CloudFormation"),
         (&["secretsmanager", "list-secrets"], "AWS Secrets Manager"),
     ];
     for (args, title) in cases {

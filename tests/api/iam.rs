@@ -627,3 +627,109 @@ fn issue15_boto3_assumes_a_role_and_its_policy_decides() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 iam ok"));
 }
+
+/// Issue 15: a user with only AmazonS3ReadOnlyAccess lists buckets and reads objects, but
+/// `aws s3 mb` and a put get S3's AccessDenied, `ec2 run-instances` UnauthorizedOperation,
+/// and DynamoDB and SSM AccessDeniedException; root does all of it.
+#[test]
+fn issue15_s3_read_only_user_reads_but_cannot_create_or_write() {
+    let d = enforcing();
+    let root = root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("week1.txt");
+    std::fs::write(&file, "subnets and route tables\n").expect("write");
+    let file = file.to_string_lossy().to_string();
+    ok(
+        &d,
+        &root,
+        &["s3api", "create-bucket", "--bucket", "course-notes"],
+    );
+    ok(
+        &d,
+        &root,
+        &[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "course-notes",
+            "--key",
+            "week1.txt",
+            "--body",
+            &file,
+        ],
+    );
+    let reader = user_with(&d, "reader", &["AmazonS3ReadOnlyAccess"]);
+    let buckets = ok(&d, &reader, &["s3api", "list-buckets"]);
+    assert_eq!(buckets["Buckets"][0]["Name"], "course-notes", "{buckets}");
+    let listed = ok(
+        &d,
+        &reader,
+        &["s3api", "list-objects-v2", "--bucket", "course-notes"],
+    );
+    assert_eq!(listed["Contents"][0]["Key"], "week1.txt", "{listed}");
+    let out = dir.path().join("copy.txt");
+    ok(
+        &d,
+        &reader,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "course-notes",
+            "--key",
+            "week1.txt",
+            &out.to_string_lossy(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("read"),
+        "subnets and route tables\n"
+    );
+    let out = run(&d, &reader, &["s3", "mb", "s3://reader-bucket"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("AccessDenied"),
+        "s3 mb: {err}"
+    );
+    fails(
+        &d,
+        &reader,
+        &[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "course-notes",
+            "--key",
+            "week2.txt",
+            "--body",
+            &file,
+        ],
+        "AccessDenied",
+    );
+    fails(&d, &reader, RUN, "UnauthorizedOperation");
+    fails(
+        &d,
+        &reader,
+        &["dynamodb", "list-tables"],
+        "AccessDeniedException",
+    );
+    fails(
+        &d,
+        &reader,
+        &["ssm", "get-parameter", "--name", "/course/week"],
+        "AccessDeniedException",
+    );
+    // Nothing the reader was refused happened; root may do it all.
+    let buckets = ok(&d, &root, &["s3api", "list-buckets"]);
+    assert_eq!(
+        buckets["Buckets"].as_array().map(Vec::len),
+        Some(1),
+        "{buckets}"
+    );
+    ok(
+        &d,
+        &root,
+        &["s3api", "create-bucket", "--bucket", "root-bucket"],
+    );
+    ok(&d, &root, &["dynamodb", "list-tables"]);
+}

@@ -17,11 +17,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::json::{Body, JsonCall};
+use super::iam::authz::Denial;
+use super::json::{Body, Handler, JsonCall, dispatch};
 use super::query::Params;
 use super::xml::escape;
 use super::{AppState, MAX_BODY, sigv4};
-use crate::model::{ApiError, ApiResult, Env, Timestamp};
+use crate::model::{ApiError, ApiResult, Timestamp};
 
 /// What an awsQuery service tells the shared layer.
 pub struct QueryService {
@@ -86,25 +87,13 @@ pub fn handle(
         ));
     }
     let body = Body::from_map(tree(&params), "InvalidParameterValue");
-    let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(&op);
-    let mut control = state.lock();
-    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
-    state
-        .authorize(
-            &control,
-            &identity,
-            &format!("{}:{op}", service.iam_prefix),
-            &resource,
-            req,
-        )
-        .map_err(|d| d.query())?;
-    let mut call = JsonCall {
-        body,
-        account: identity.account,
-        env,
-        control: &mut control,
+    let handler = Handler {
+        iam_prefix: service.iam_prefix,
+        resource: service.resource,
+        run: service.handler,
+        denied: Denial::query,
     };
-    let v = (service.handler)(&mut call, &op)?;
+    let v = dispatch(state, req, identity, &op, body, &handler)?;
     Ok((op, v))
 }
 

@@ -24,9 +24,10 @@ use base64::Engine;
 use ciborium::Value as Cbor;
 use serde_json::{Map, Number, Value};
 
-use super::json::{Body, JsonCall};
+use super::iam::authz::Denial;
+use super::json::{Body, Handler, JsonCall, dispatch};
 use super::{AppState, MAX_BODY, sigv4};
-use crate::model::{ApiError, ApiResult, Env};
+use crate::model::{ApiError, ApiResult};
 
 /// What an RPC v2 CBOR service tells the shared layer.
 pub struct CborService {
@@ -138,25 +139,13 @@ pub fn handle(
             }
         }
     };
-    let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(&op);
-    let mut control = state.lock();
-    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
-    state
-        .authorize(
-            &control,
-            &identity,
-            &format!("{}:{op}", service.iam_prefix),
-            &resource,
-            req,
-        )
-        .map_err(|d| d.json())?;
-    let mut call = JsonCall {
-        body,
-        account: identity.account,
-        env,
-        control: &mut control,
+    let handler = Handler {
+        iam_prefix: service.iam_prefix,
+        resource: service.resource,
+        run: service.handler,
+        denied: Denial::json,
     };
-    (service.handler)(&mut call, &op)
+    dispatch(state, req, identity, &op, body, &handler)
 }
 
 /// CBOR bytes → the JSON tree handlers read. Tag 1 (a timestamp) becomes its epoch

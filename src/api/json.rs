@@ -22,6 +22,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use super::iam::authz::Denial;
 use super::{AppState, MAX_BODY, sigv4};
 use crate::model::{ApiError, ApiResult, Control, Env, World};
 
@@ -268,25 +269,55 @@ pub fn handle(
         ));
     };
     let body = Body::parse(bytes, service.validation_code)?;
+    let handler = Handler {
+        iam_prefix: service.iam_prefix,
+        resource: service.resource,
+        run: service.handler,
+        denied: Denial::json,
+    };
+    dispatch(state, req, identity, op, body, &handler)
+}
+
+/// What a protocol layer hands `dispatch`: the service's IAM prefix and resource
+/// function, its handler, and how the protocol words a refusal.
+pub struct Handler {
+    pub iam_prefix: &'static str,
+    pub resource: fn(&str, &str, &Body) -> String,
+    pub run: fn(&mut JsonCall, &str) -> ApiResult<Value>,
+    /// `Denial::json` (`AccessDeniedException`) or `Denial::query` (`AccessDenied`).
+    pub denied: fn(&Denial) -> ApiError,
+}
+
+/// The part every protocol shares once it has read the operation and its body (JSON,
+/// CBOR and awsQuery): build the `Env`, lock the model, authorize `prefix:Operation` on
+/// the call's resource, and run the handler under the lock.
+pub fn dispatch(
+    state: &AppState,
+    req: &sigv4::SignedRequest,
+    identity: sigv4::Identity,
+    op: &str,
+    body: Body,
+    handler: &Handler,
+) -> ApiResult<Value> {
     let env = Env::new(identity.credential.region.clone(), (state.clock)()).with_action(op);
     let mut control = state.lock();
-    let resource = (service.resource)(&identity.credential.region, &identity.account, &body);
+    let resource = (handler.resource)(&identity.credential.region, &identity.account, &body);
     state
         .authorize(
             &control,
             &identity,
-            &format!("{}:{op}", service.iam_prefix),
+            &format!("{}:{op}", handler.iam_prefix),
             &resource,
             req,
         )
-        .map_err(|d| d.json())?;
+        .map_err(|d| (handler.denied)(&d))?;
     let mut call = JsonCall {
         body,
         account: identity.account,
         env,
         control: &mut control,
     };
-    (service.handler)(&mut call, op)
+    (handler.run)(&mut call, op)
 }
 
 /// The error for an operation a JSON service does not have (or vpclab does not emulate).

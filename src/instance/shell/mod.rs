@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::InstanceState;
 use super::net::BoxFuture;
 use super::vfs::{self, Cred, FsError};
+use crate::model::iam::policy::glob;
 use parse::{Conn, RedirOp, Seg, SimpleCmd, Word};
 
 /// The most a pipe, a redirection or a `$(…)` collects in memory, in bytes. A real pipe
@@ -571,7 +572,7 @@ impl Shell {
                     };
                     for (name, _) in entries {
                         if (name.starts_with('.') && !comp.starts_with('.'))
-                            || !wildcard_match(comp, &name)
+                            || !glob(comp, &name, false)
                         {
                             continue;
                         }
@@ -898,34 +899,6 @@ fn join(base: &str, name: &str) -> String {
     } else {
         format!("{base}/{name}")
     }
-}
-
-/// `*` and `?` matching (no character classes).
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 #[cfg(test)]

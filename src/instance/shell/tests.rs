@@ -578,10 +578,15 @@ async fn ssh_from_instance_checks_key_mode_and_reports_timeout() {
 
 #[tokio::test]
 async fn wildcard_matching() {
-    assert!(wildcard_match("*.txt", "a.txt"));
-    assert!(wildcard_match("a?c", "abc"));
-    assert!(!wildcard_match("*.txt", "a.log"));
-    assert!(wildcard_match("*", ""));
+    assert!(glob("*.txt", "a.txt", false));
+    assert!(glob("a?c", "abc", false));
+    assert!(!glob("*.txt", "a.log", false));
+    assert!(glob("*", "", false));
+    // `?` is one character, not one byte.
+    assert!(glob("caf?.txt", "café.txt", false));
+    assert!(glob("*é?", "aébéc", false));
+    assert!(!glob("*é?", "aébé", false));
+    assert!(!glob("??", "é", false));
 }
 
 /// A private instance at 10.0.2.10 serving SSH on the bastion's fake network, and the

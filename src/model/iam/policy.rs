@@ -575,8 +575,9 @@ fn substitute(ctx: &Context, s: &str) -> Option<String> {
 }
 
 /// `*` (any run) and `?` (one character) matching; `\u{1}`/`\u{2}` match a literal `*`/`?`.
-/// Works on bytes (the iterative wildcard walk, no allocation): a `?` matches one byte,
-/// which is one character for the ASCII of ARNs and action names.
+/// The iterative wildcard walk on bytes, without allocation; `?` and the backtracking
+/// step move by whole UTF-8 characters, so it serves file names as well as ARNs. The
+/// one wildcard matcher of the crate (IAM, S3 policies, the instance shell's globs).
 pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
     let p = pattern.as_bytes();
     let v = value.as_bytes();
@@ -595,7 +596,10 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
     let (mut pi, mut vi) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while vi < v.len() {
-        if pi < p.len() && p[pi] != b'*' && (p[pi] == b'?' || eq(p[pi], v[vi])) {
+        if pi < p.len() && p[pi] == b'?' {
+            pi += 1;
+            vi += utf8_len(v[vi]);
+        } else if pi < p.len() && p[pi] != b'*' && eq(p[pi], v[vi]) {
             pi += 1;
             vi += 1;
         } else if pi < p.len() && p[pi] == b'*' {
@@ -604,7 +608,7 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
             pi += 1;
         } else if let Some(s) = star {
             pi = s + 1;
-            mark += 1;
+            mark += utf8_len(v[mark]);
             vi = mark;
         } else {
             return false;
@@ -614,6 +618,17 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// The length of the UTF-8 character that starts with byte `b` (1 for ASCII and for a
+/// continuation byte, which a `&str` never starts a character with).
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    }
 }
 
 /// ARN matching: each of the six colon-separated parts matched on its own (a `*` does

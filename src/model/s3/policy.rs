@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use crate::model::iam::policy::glob;
 use crate::model::{ApiError, ApiResult, World};
 
 fn malformed(message: impl Into<String>) -> ApiError {
@@ -100,7 +101,7 @@ pub fn validate(text: &str, bucket: &str) -> ApiResult<()> {
             let ours = r == "*"
                 || r.strip_prefix("arn:aws:s3:::").is_some_and(|rest| {
                     let name = rest.split('/').next().unwrap_or("");
-                    wildcard_match(name, bucket)
+                    glob(name, bucket, false)
                 });
             if !ours {
                 return Err(malformed("Policy has invalid resource"));
@@ -137,11 +138,9 @@ pub fn is_public(text: &str) -> bool {
 
 fn action_matches(actions: Option<&Value>, wanted: &str) -> bool {
     actions.is_some_and(|a| {
-        as_list(a).iter().any(|a| {
-            a.as_str().is_some_and(|a| {
-                wildcard_match(&a.to_ascii_lowercase(), &wanted.to_ascii_lowercase())
-            })
-        })
+        as_list(a)
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| glob(a, wanted, true)))
     })
 }
 
@@ -149,7 +148,7 @@ fn resource_matches(resources: Option<&Value>, arn: &str) -> bool {
     resources.is_some_and(|r| {
         as_list(r)
             .iter()
-            .any(|r| r.as_str().is_some_and(|r| wildcard_match(r, arn)))
+            .any(|r| r.as_str().is_some_and(|r| glob(r, arn, false)))
     })
 }
 
@@ -177,34 +176,6 @@ pub fn allows_public_get(text: &str, bucket: &str, key: &str) -> bool {
         .iter()
         .any(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow") && covers(s));
     allowed && !denied
-}
-
-/// IAM-style wildcards: `*` any run of characters, `?` one character.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 #[cfg(test)]

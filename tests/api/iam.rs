@@ -733,3 +733,34 @@ fn issue15_s3_read_only_user_reads_but_cannot_create_or_write() {
     );
     ok(&d, &root, &["dynamodb", "list-tables"]);
 }
+
+/// IAM lists page as AWS documents (MaxItems, IsTruncated, Marker): the CLI's
+/// `--page-size` makes it follow the markers and still show every user, `--max-items`
+/// stops early with a NextToken that resumes. (A MaxItems outside 1..1000 never leaves
+/// the CLI: botocore refuses it first.)
+#[test]
+fn iam_lists_page_with_max_items_and_markers() {
+    let d = enforcing();
+    for name in ["ann", "bob", "cy", "dee", "eve"] {
+        ok(&d, &root(), &["iam", "create-user", "--user-name", name]);
+    }
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["Users"]
+            .as_array()
+            .expect("Users")
+            .iter()
+            .map(|u| u["UserName"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let all = ok(&d, &root(), &["iam", "list-users", "--page-size", "2"]);
+    assert_eq!(names(&all), ["ann", "bob", "cy", "dee", "eve"]);
+    let first = ok(&d, &root(), &["iam", "list-users", "--max-items", "3"]);
+    assert_eq!(names(&first), ["ann", "bob", "cy"]);
+    let token = first["NextToken"].as_str().expect("NextToken").to_string();
+    let rest = ok(
+        &d,
+        &root(),
+        &["iam", "list-users", "--starting-token", &token],
+    );
+    assert_eq!(names(&rest), ["dee", "eve"]);
+}

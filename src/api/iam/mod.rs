@@ -387,6 +387,52 @@ fn not_truncated(x: &mut Xml) {
     x.leaf("IsTruncated", false);
 }
 
+/// A list answer with IAM's paging: at most `MaxItems` members (1 to 1000, 100 when not
+/// given), then `IsTruncated` and, when more remain, the `Marker` that asks for them
+/// (the CLI follows it by itself; `--page-size` sets `MaxItems`).
+fn page<T>(
+    c: &QCall,
+    x: &mut Xml,
+    name: &str,
+    items: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(&mut Xml, T),
+) -> ApiResult<()> {
+    let max = match c.params.int("MaxItems")? {
+        None => 100,
+        Some(n @ 1..=1000) => n as usize,
+        Some(n) => {
+            return Err(ApiError::new(
+                "ValidationError",
+                format!(
+                    "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000"
+                ),
+            ));
+        }
+    };
+    let skip = match c.opt("Marker") {
+        None => 0,
+        Some(m) => m
+            .strip_prefix("vpclab-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::new("ValidationError", format!("Invalid Marker: {m}")))?,
+    };
+    let mut rest = items.into_iter().skip(skip).peekable();
+    let mut shown = 0;
+    x.node(name, |x| {
+        while shown < max {
+            let Some(i) = rest.next() else { break };
+            x.node("member", |x| f(x, i));
+            shown += 1;
+        }
+    });
+    let truncated = rest.peek().is_some();
+    x.leaf("IsTruncated", truncated);
+    if truncated {
+        x.leaf("Marker", format!("vpclab-{}", skip + shown));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // IAM actions
 
@@ -543,13 +589,13 @@ fn path_prefix_ok(c: &QCall, path: &str) -> bool {
 fn list_users(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "Users",
         w.iam_users.iter().filter(|u| path_prefix_ok(c, &u.path)),
         user,
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -581,10 +627,9 @@ fn list_user_tags(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let u = w.user(c.req("UserName")?)?;
     let mut x = Xml::new();
-    members(&mut x, "Tags", &u.tags, |x, (k, v)| {
+    page(c, &mut x, "Tags", &u.tags, |x, (k, v)| {
         x.leaf("Key", k).leaf("Value", v);
-    });
-    not_truncated(&mut x);
+    })?;
     Ok(x)
 }
 
@@ -602,21 +647,20 @@ fn get_group(c: &mut QCall) -> ApiResult<Xml> {
     let g = w.group(c.req("GroupName")?)?;
     let mut x = Xml::new();
     x.node("Group", |x| group(x, g));
-    members(&mut x, "Users", w.group_members(&g.id), user);
-    not_truncated(&mut x);
+    page(c, &mut x, "Users", w.group_members(&g.id), user)?;
     Ok(x)
 }
 
 fn list_groups(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "Groups",
         w.iam_groups.iter().filter(|g| path_prefix_ok(c, &g.path)),
         group,
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -644,13 +688,13 @@ fn list_groups_for_user(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let u = w.user(c.req("UserName")?)?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "Groups",
         u.groups.iter().filter_map(|g| w.iam_groups.get(g)),
         group,
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -680,13 +724,13 @@ fn get_role(c: &mut QCall) -> ApiResult<Xml> {
 fn list_roles(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "Roles",
         w.iam_roles.iter().filter(|r| path_prefix_ok(c, &r.path)),
         role,
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -721,10 +765,9 @@ fn list_role_tags(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let r = w.role(c.req("RoleName")?)?;
     let mut x = Xml::new();
-    members(&mut x, "Tags", &r.tags, |x, (k, v)| {
+    page(c, &mut x, "Tags", &r.tags, |x, (k, v)| {
         x.leaf("Key", k).leaf("Value", v);
-    });
-    not_truncated(&mut x);
+    })?;
     Ok(x)
 }
 
@@ -766,27 +809,31 @@ fn list_policies(c: &mut QCall) -> ApiResult<Xml> {
         ));
     }
     let only_attached = c.params.bool("OnlyAttached")?.unwrap_or(false);
+    let aws = iam::managed::MANAGED
+        .iter()
+        .filter(|m| scope != "Local" && !(only_attached && w.attachment_count(&m.arn()) == 0))
+        .map(Listed::Aws);
+    let own = w
+        .iam_policies
+        .iter()
+        .filter(|p| {
+            scope != "AWS"
+                && !(only_attached && w.attachment_count(&p.id) == 0)
+                && path_prefix_ok(c, &p.path)
+        })
+        .map(Listed::Own);
     let mut x = Xml::new();
-    x.node("Policies", |x| {
-        if scope != "Local" {
-            for m in iam::managed::MANAGED {
-                if only_attached && w.attachment_count(&m.arn()) == 0 {
-                    continue;
-                }
-                x.node("member", |x| aws_policy(x, &w, m));
-            }
-        }
-        if scope != "AWS" {
-            for p in w.iam_policies.iter() {
-                if only_attached && w.attachment_count(&p.id) == 0 || !path_prefix_ok(c, &p.path) {
-                    continue;
-                }
-                x.node("member", |x| managed_policy(x, &w, p));
-            }
-        }
-    });
-    not_truncated(&mut x);
+    page(c, &mut x, "Policies", aws.chain(own), |x, p| match p {
+        Listed::Aws(m) => aws_policy(x, &w, m),
+        Listed::Own(p) => managed_policy(x, &w, p),
+    })?;
     Ok(x)
+}
+
+/// One row of ListPolicies: an AWS managed policy or one of the account's own.
+enum Listed<'a> {
+    Aws(&'a iam::managed::Managed),
+    Own(&'a iam::ManagedPolicy),
 }
 
 fn delete_policy(c: &mut QCall) -> ApiResult<Xml> {
@@ -934,11 +981,10 @@ fn list_attached(c: &mut QCall, h: Holder) -> ApiResult<Xml> {
     let w = c.world()?;
     let p = w.policies_of(h, c.req(holder_param(h))?)?;
     let mut x = Xml::new();
-    members(&mut x, "AttachedPolicies", &p.attached, |x, arn| {
+    page(c, &mut x, "AttachedPolicies", &p.attached, |x, arn| {
         x.leaf("PolicyName", policy_name_of(arn))
             .leaf("PolicyArn", arn);
-    });
-    not_truncated(&mut x);
+    })?;
     Ok(x)
 }
 
@@ -971,10 +1017,9 @@ fn list_inline(c: &mut QCall, h: Holder) -> ApiResult<Xml> {
     let w = c.world()?;
     let p = w.policies_of(h, c.req(holder_param(h))?)?;
     let mut x = Xml::new();
-    members(&mut x, "PolicyNames", p.inline.keys(), |x, n| {
+    page(c, &mut x, "PolicyNames", p.inline.keys(), |x, n| {
         x.raw(&escape(n));
-    });
-    not_truncated(&mut x);
+    })?;
     Ok(x)
 }
 
@@ -1021,7 +1066,8 @@ fn list_access_keys(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let u = w.user(&name)?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "AccessKeyMetadata",
         w.access_keys_of(&u.id),
@@ -1031,8 +1077,7 @@ fn list_access_keys(c: &mut QCall) -> ApiResult<Xml> {
                 .leaf("Status", if k.active { "Active" } else { "Inactive" })
                 .leaf("CreateDate", iam::iso(k.created));
         },
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -1139,15 +1184,15 @@ fn get_instance_profile(c: &mut QCall) -> ApiResult<Xml> {
 fn list_instance_profiles(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "InstanceProfiles",
         w.iam_instance_profiles
             .iter()
             .filter(|p| path_prefix_ok(c, &p.path)),
         |x, p| instance_profile(x, &w, p),
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -1155,15 +1200,15 @@ fn list_instance_profiles_for_role(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let r = w.role(c.req("RoleName")?)?;
     let mut x = Xml::new();
-    members(
+    page(
+        c,
         &mut x,
         "InstanceProfiles",
         w.iam_instance_profiles
             .iter()
             .filter(|p| p.roles.contains(&r.id)),
         |x, p| instance_profile(x, &w, p),
-    );
-    not_truncated(&mut x);
+    )?;
     Ok(x)
 }
 
@@ -1202,10 +1247,15 @@ fn delete_account_alias(c: &mut QCall) -> ApiResult<Xml> {
 fn list_account_aliases(c: &mut QCall) -> ApiResult<Xml> {
     let w = c.world()?;
     let mut x = Xml::new();
-    members(&mut x, "AccountAliases", w.iam_account().alias, |x, a| {
-        x.raw(&escape(&a));
-    });
-    not_truncated(&mut x);
+    page(
+        c,
+        &mut x,
+        "AccountAliases",
+        w.iam_account().alias,
+        |x, a| {
+            x.raw(&escape(&a));
+        },
+    )?;
     Ok(x)
 }
 

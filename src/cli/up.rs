@@ -35,6 +35,11 @@ pub struct UpArgs {
     /// default is busy, vpclab starts without DNS and says so. A port given here must bind.
     #[arg(long)]
     pub dns_listen: Option<SocketAddr>,
+    /// Address of the browser proxy (SOCKS5 and HTTP on one port; connections leave from
+    /// your computer's address inside the world). Default 127.0.0.1:4580; when that
+    /// default is busy, vpclab starts without it and says so. A port given here must bind.
+    #[arg(long)]
+    pub proxy_listen: Option<SocketAddr>,
     /// The region printed in the `export` line (any region works per request).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -107,6 +112,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
     let mut cfg = DaemonConfig::new(state_dir);
     cfg.listen = args.listen;
     cfg.dns_listen = args.dns_listen.map_or(DnsListen::Default, DnsListen::At);
+    cfg.proxy_listen = args.proxy_listen.map_or(DnsListen::Default, DnsListen::At);
     cfg.region = args.region.clone();
     cfg.auth = match args.auth {
         AuthArg::Open => AuthConfig::Open,
@@ -152,6 +158,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 "  DNS:        {dns} (dig @{} -p {} www.example.com)",
                 dns.ip(),
                 dns.port()
+            )?;
+        }
+        if let Some(proxy) = running.proxy_addr {
+            crate::cli::outln!(
+                "  browser:    SOCKS5/HTTP proxy {proxy} (curl --proxy socks5h://{proxy} http://example.com/)"
             )?;
         }
         if let Some(tun) = &running.tun {

@@ -716,6 +716,14 @@ pub(crate) fn instance_body(
                 "The security group must allow SSH (TCP 22) from your computer (" (LEARNER_ADDR) ") — "
                 a href={ "/console/reach?from=me&to=" (i.id) "&proto=tcp&port=22" } { "check with Reachability" } "." }
         }
+        @if let (false, Some(proxy)) = (host.is_empty(), ctx.proxy) {
+            h2 { "Open it in your browser" }
+            p { "A web server on this instance answers your own browser through vpclab's proxy (SOCKS5 or HTTP, "
+                code { (proxy) } "): your browser's connections then leave from your computer's address in the world, so the internet gateway, network ACLs and security groups decide." }
+            pre.cmd #browse-line { "curl --proxy socks5h://" (proxy) " http://" (host) "/" }
+            p.hint { "In Firefox: Settings → Network Settings → Manual proxy configuration → SOCKS Host "
+                code { (proxy.ip()) } ", Port " code { (proxy.port()) } ", SOCKS v5, and tick “Proxy DNS when using SOCKS v5”." }
+        }
         h2 { "Console output" }
         @match console {
             Some(t) => pre.cmd { (t) },

@@ -68,6 +68,8 @@ pub struct Console {
     pub(crate) worlds: Option<crate::world::Worlds>,
     /// A classroom's second way in: user name and console password → account.
     pub(crate) password_login: Option<PasswordLogin>,
+    /// The browser proxy's address (`daemon::proxy`), shown as a browser setting.
+    pub(crate) proxy: Option<std::net::SocketAddr>,
 }
 
 /// Checks a console user name and password; the account it opens, if they match.
@@ -84,7 +86,14 @@ impl Console {
             live: live::Feed::default(),
             worlds: None,
             password_login: None,
+            proxy: None,
         }
+    }
+
+    /// The browser proxy the pages tell the learner to set.
+    pub fn with_proxy(mut self, proxy: Option<std::net::SocketAddr>) -> Console {
+        self.proxy = proxy;
+        self
     }
 
     /// Lets the login form also take a user name and password (a classroom's roster).
@@ -185,6 +194,7 @@ impl Console {
             region,
             set_cookie,
             strict: matches!(self.api.auth, AuthMode::Strict(_)),
+            proxy: self.proxy,
         }
     }
 
@@ -227,6 +237,8 @@ pub(crate) struct Ctx {
     /// A new session's cookie, set with the response.
     pub set_cookie: Option<String>,
     pub strict: bool,
+    /// The browser proxy's address, when the daemon runs one.
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 /// A decoded `application/x-www-form-urlencoded` body (or query string), in order.

@@ -708,6 +708,15 @@ pub(crate) async fn home(State(c): State<Console>, headers: HeaderMap) -> Respon
                 }
             }
         }
+        @if let Some(proxy) = ctx.proxy {
+            section aria-labelledby="browser-h" {
+                h2 #browser-h { "Your browser inside the world" }
+                p { "Set your browser's proxy to SOCKS v5 " code { (proxy) } " (with “Proxy DNS when using SOCKS v5”), or use it as an HTTP proxy. "
+                    "Pages you open then travel from your computer's address in the world, through the internet gateway, network ACLs and security groups, and names resolve in the world's public DNS; "
+                    "a connection the network refuses shows why." }
+                pre.cmd { "curl --proxy socks5h://" (proxy) " http://example.com/" }
+            }
+        }
         section aria-labelledby="counts-h" {
             h2 #counts-h { "Resources in " (ctx.region) }
             table {

@@ -16,6 +16,7 @@
 pub mod access;
 mod keys;
 mod observe;
+pub mod proxy;
 pub mod serve;
 mod state_dir;
 pub mod tun;
@@ -52,10 +53,17 @@ pub enum AuthConfig {
     Strict,
 }
 
-/// Where the host-side DNS endpoint listens.
+/// Where the browser proxy listens unless told otherwise.
+pub const DEFAULT_PROXY_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    4580,
+));
+
+/// Where an optional host-side listener (the DNS endpoint, the browser proxy) listens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DnsListen {
-    /// [`DEFAULT_DNS_LISTEN`]; when it is busy the daemon starts without DNS and says so.
+    /// Its default address ([`DEFAULT_DNS_LISTEN`], [`DEFAULT_PROXY_LISTEN`]); when that
+    /// is busy the daemon starts without it and says so.
     Default,
     /// This address, which must bind.
     At(SocketAddr),
@@ -70,6 +78,8 @@ pub struct DaemonConfig {
     /// The AWS API endpoint (port 0 picks a free port).
     pub listen: SocketAddr,
     pub dns_listen: DnsListen,
+    /// The browser proxy (SOCKS5 and HTTP, `daemon::proxy`).
+    pub proxy_listen: DnsListen,
     /// The region of the printed `export` line (every region works per request).
     pub region: String,
     pub auth: AuthConfig,
@@ -101,6 +111,7 @@ impl DaemonConfig {
             state_dir,
             listen: DEFAULT_LISTEN,
             dns_listen: DnsListen::Default,
+            proxy_listen: DnsListen::Default,
             region: "us-east-1".to_string(),
             auth: AuthConfig::Open,
             iam_enforce: false,
@@ -126,6 +137,7 @@ impl DaemonConfig {
         DaemonConfig {
             listen: any_port,
             dns_listen: DnsListen::At(any_port),
+            proxy_listen: DnsListen::At(any_port),
             boot_delay: Duration::from_millis(300),
             instance_timeout_cap: Some(Duration::from_secs(3)),
             health_interval: Some(Duration::from_millis(500)),
@@ -149,6 +161,8 @@ pub struct Daemon;
 pub struct Running {
     pub api_addr: SocketAddr,
     pub dns_addr: Option<SocketAddr>,
+    /// The browser proxy (SOCKS5 and HTTP on one port), unless off or busy.
+    pub proxy_addr: Option<SocketAddr>,
     pub region: String,
     pub credentials: Credentials,
     /// The TUN device of `--tun`, with the route it carries and the kernel side's address.
@@ -306,9 +320,27 @@ impl Daemon {
             dns = Some((addr, stop, task));
         }
         let dns_addr = dns.as_ref().map(|(a, _, _)| *a);
+        let proxy_listener = match cfg.proxy_listen {
+            DnsListen::Off => None,
+            DnsListen::At(addr) => Some(proxy::bind(addr).await?),
+            DnsListen::Default => match proxy::bind(DEFAULT_PROXY_LISTEN).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e:#}; browser proxy off (pick one with --proxy-listen)"
+                    ));
+                    None
+                }
+            },
+        };
+        let proxy_addr = match &proxy_listener {
+            Some(l) => Some(l.local_addr().context("cannot read the proxy's address")?),
+            None => None,
+        };
         let info = EndpointInfo {
             api: format!("http://{api_addr}"),
             dns: dns_addr.map(|a| a.to_string()),
+            proxy: proxy_addr.map(|a| a.to_string()),
             region: cfg.region.clone(),
             pid: std::process::id(),
             state_dir: state_dir.root().to_path_buf(),
@@ -346,8 +378,18 @@ impl Daemon {
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
         *door_router.write().unwrap_or_else(|e| e.into_inner()) = Some(api::router(state.clone()));
-        let mut console =
-            crate::console::Console::new(state.clone(), &cfg.region).with_worlds(worlds.clone());
+        let proxy = proxy_listener.map(|l| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(
+                proxy::Proxy::new(state.clone(), worlds.clone(), &cfg.region).serve(l, async {
+                    let _ = stopped.await;
+                }),
+            );
+            (stop, task)
+        });
+        let mut console = crate::console::Console::new(state.clone(), &cfg.region)
+            .with_worlds(worlds.clone())
+            .with_proxy(proxy_addr);
         let policy = match (&course, &roster) {
             (Some(c), Some(r)) => {
                 let r2 = r.clone();
@@ -398,6 +440,10 @@ impl Daemon {
             })
             .await;
             ticker.abort();
+            if let Some((stop, task)) = proxy {
+                let _ = stop.send(());
+                let _ = task.await;
+            }
             drop(tun);
             door_router
                 .write()
@@ -418,6 +464,7 @@ impl Daemon {
         Ok(Running {
             api_addr,
             dns_addr,
+            proxy_addr,
             region: cfg.region,
             credentials,
             tun: cfg.tun,

@@ -105,6 +105,9 @@ impl StateDir {
 pub struct EndpointInfo {
     pub api: String,
     pub dns: Option<String>,
+    /// The browser proxy's address, when it runs.
+    #[serde(default)]
+    pub proxy: Option<String>,
     pub region: String,
     pub pid: u32,
     pub state_dir: PathBuf,

@@ -14,6 +14,27 @@ fn learner_get(d: &dyn Lab, host: &str, port: u16) -> std::process::Output {
     )
 }
 
+/// `curl` through vpclab's browser proxy: the body (or the proxy's own error page), then
+/// the status code on a line of its own.
+fn proxied_get(proxy: &str, url: &str) -> std::process::Output {
+    crate::support::require("curl");
+    std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--proxy",
+            proxy,
+            "-w",
+            "%{http_code}\n",
+            "-o",
+            "-",
+        ])
+        .arg(url)
+        .output()
+        .expect("run curl")
+}
+
 #[test]
 fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_ip() {
     let d = TestDaemon::start();
@@ -196,6 +217,15 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
     let out = learner_get(&d, &ip, 80);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    // The browser proxy is refused the same way: SOCKS5 has only a code, the HTTP form
+    // shows the reason as the page.
+    let proxy = d.background().proxy_addr.expect("the browser proxy runs");
+    let out = proxied_get(&format!("socks5h://{proxy}"), &format!("http://{ip}/"));
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let out = proxied_get(&format!("http://{proxy}"), &format!("http://{ip}/"));
+    let page = stdout(&out);
+    assert!(page.ends_with("\n504\n"), "{page}");
+    assert!(page.contains("security group"), "{page}");
 
     d.aws_text(&[
         "authorize-security-group-ingress",
@@ -215,6 +245,13 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
     let page = stdout(&out);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.ends_with("hello from vpclab\n"), "{page}");
+    // A browser through the proxy (SOCKS5 with names resolved in the world, and HTTP).
+    for via in [format!("socks5h://{proxy}"), format!("http://{proxy}")] {
+        let out = proxied_get(&via, &format!("http://{name}/"));
+        assert!(out.status.success(), "{via}: {}", stderr(&out));
+        let page = stdout(&out);
+        assert!(page.ends_with("hello from vpclab\n200\n"), "{via}: {page}");
+    }
 
     // `vpclab ssh-config` makes plain `ssh -i key ec2-user@<public name>` work.
     let out = d.vpclab(&["ssh-config"], b"");

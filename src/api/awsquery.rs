@@ -103,6 +103,7 @@ pub fn handle(
         account: identity.account,
         env,
         control: &mut control,
+        boot_delay_ms: state.boot_delay_ms,
     };
     let v = (service.handler)(&mut call, &op)?;
     Ok((op, v))

@@ -155,6 +155,7 @@ pub fn handle(
         account: identity.account,
         env,
         control: &mut control,
+        boot_delay_ms: state.boot_delay_ms,
     };
     (service.handler)(&mut call, &op)
 }

@@ -76,6 +76,8 @@ pub struct JsonCall<'a> {
     pub account: String,
     pub env: Env,
     pub control: &'a mut Control,
+    /// How long instances this call launches stay `pending` (the daemon's setting).
+    pub boot_delay_ms: i64,
 }
 
 impl JsonCall<'_> {
@@ -285,6 +287,7 @@ pub fn handle(
         account: identity.account,
         env,
         control: &mut control,
+        boot_delay_ms: state.boot_delay_ms,
     };
     (service.handler)(&mut call, op)
 }

@@ -77,6 +77,8 @@ pub struct JsonCall<'a> {
     pub account: String,
     pub env: Env,
     pub control: &'a mut Control,
+    /// How long instances this call launches stay `pending` (the daemon's setting).
+    pub boot_delay_ms: i64,
 }
 
 impl JsonCall<'_> {
@@ -316,6 +318,7 @@ pub fn dispatch(
         account: identity.account,
         env,
         control: &mut control,
+        boot_delay_ms: state.boot_delay_ms,
     };
     (handler.run)(&mut call, op)
 }

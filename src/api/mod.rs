@@ -30,11 +30,13 @@
 //!    `x.node`, `x.set("keySet", rows, |x, r| …)`, [`ec2::tag_set`]. Element names are
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
+pub mod autoscaling;
 pub mod awsquery;
 pub mod cbor;
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ec2;
+pub mod elb;
 pub mod iam;
 pub mod json;
 pub mod logs;

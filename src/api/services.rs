@@ -117,6 +117,14 @@ fn cloudwatch(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Resp
     Box::pin(super::cloudwatch::endpoint(state, req))
 }
 
+fn elbv2(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::elb::endpoint(state, req))
+}
+
+fn autoscaling(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::autoscaling::endpoint(state, req))
+}
+
 fn sns(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::sns::endpoint(state, req))
 }
@@ -183,18 +191,24 @@ pub static SERVICES: &[Service] = &[
         ..svc("sns", "Amazon SNS", Protocol::Query, &[])
     },
     svc("sqs", "Amazon SQS", Protocol::Json, &["AmazonSQS"]),
-    svc(
-        "elasticloadbalancing",
-        "Elastic Load Balancing",
-        Protocol::Query,
-        &[],
-    ),
-    svc(
-        "autoscaling",
-        "Amazon EC2 Auto Scaling",
-        Protocol::Query,
-        &[],
-    ),
+    Service {
+        handler: Some(elbv2),
+        ..svc(
+            "elasticloadbalancing",
+            "Elastic Load Balancing",
+            Protocol::Query,
+            &[],
+        )
+    },
+    Service {
+        handler: Some(autoscaling),
+        ..svc(
+            "autoscaling",
+            "Amazon EC2 Auto Scaling",
+            Protocol::Query,
+            &[],
+        )
+    },
     Service {
         handler: Some(ssm),
         ..svc("ssm", "AWS Systems Manager", Protocol::Json, &["AmazonSSM"])

@@ -177,6 +177,17 @@ pub fn lines(w: &World, region: &str, now: Timestamp) -> Vec<Line> {
             so_far: Some(price("NAT gateway") * h),
         });
     }
+    // A load balancer is billed per hour from its creation (the seed's price; no LCUs).
+    for lb in w.elb_load_balancers.in_region(region) {
+        let h = hours(lb.created, now);
+        out.push(Line {
+            id: lb.name.clone(),
+            what: format!("{} load balancer ({})", lb.lb_type, lb.state),
+            hourly_now: price("Load balancer"),
+            hours: Some(h),
+            so_far: Some(price("Load balancer") * h),
+        });
+    }
     out
 }
 

@@ -372,6 +372,21 @@ fn aws_owned(apex: &str) -> bool {
 }
 
 fn public_lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome, bool) {
+    // A load balancer's name answers with every node's address (ELB: "the DNS name
+    // resolves to one address per enabled Availability Zone"), TTL 60 as AWS gives.
+    if let Some(addrs) = ctx.view.load_balancers.get(key) {
+        let soa = root_soa();
+        let outcome = match qtype {
+            RecordType::A | RecordType::ANY if !addrs.is_empty() => Outcome::Answer(
+                addrs
+                    .iter()
+                    .map(|a| Record::from_rdata(name.clone(), 60, RData::A(A(*a))))
+                    .collect(),
+            ),
+            _ => Outcome::NoData(soa),
+        };
+        return (outcome, true);
+    }
     let zone = best_zone(ctx.view, key, |z| !z.private && !aws_owned(z.name()));
     let zone_len = zone.map(|z| z.name().len());
     if let Some(domain) = ec2_public_domain(key)

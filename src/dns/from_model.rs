@@ -5,6 +5,7 @@
 //! Called after every committed change (see `cli::up`), so a ChangeResourceRecordSets or
 //! a ModifyVpcAttribute is visible on the next query.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub const DNS_KINDS: &[&str] = &[
     "instance",
     "address",
     "route53_hosted_zone",
+    "elb_load_balancer",
 ];
 
 /// A control subscriber that keeps each account's view in `views` equal to the DNS
@@ -75,6 +77,9 @@ pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
     if commit.touches(&["network_interface", "instance", "address"]) {
         view.instances = addresses(world);
     }
+    if commit.touches(&["network_interface", "elb_load_balancer"]) {
+        view.load_balancers = load_balancers(world);
+    }
 }
 
 fn vpc_dns(vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
@@ -101,10 +106,20 @@ pub fn dns_view(world: &World) -> DnsView {
         view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
     }
     view.instances = addresses(world);
+    view.load_balancers = load_balancers(world);
     for zone in world.hosted_zones.iter() {
         view.zones.insert(zone.id.clone(), compile_zone(zone));
     }
     view
+}
+
+/// Each load balancer's DNS name and its nodes' addresses.
+fn load_balancers(world: &World) -> BTreeMap<String, Vec<std::net::Ipv4Addr>> {
+    world
+        .elb_load_balancers
+        .iter()
+        .map(|lb| (lb.dns_name.to_ascii_lowercase(), world.node_addresses(lb)))
+        .collect()
 }
 
 /// Every private address of every interface, with the public address mapped to it.

@@ -30,6 +30,10 @@ pub struct DnsView {
     /// Health-check results by health-check id: `true` when healthy. A record that
     /// names a health check absent from this map counts as healthy.
     pub health: BTreeMap<String, bool>,
+    /// Load balancer DNS names (lower case, no final dot) and the addresses of their
+    /// nodes: public ones for an internet-facing load balancer, private ones for an
+    /// internal one (which AWS also publishes on the internet).
+    pub load_balancers: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 /// The DNS-relevant part of a VPC.

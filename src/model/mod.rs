@@ -36,10 +36,12 @@
 //!    [`World::select`].
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
+pub mod autoscaling;
 pub mod change;
 pub mod cloudwatch;
 pub mod control;
 pub mod ec2;
+pub mod elb;
 pub mod error;
 pub mod filter;
 pub mod iam;
@@ -292,6 +294,11 @@ world_tables! {
     sns_subscriptions: sns::Subscription,
     sns_mail: sns::Mail,
     ssm_parameters: ssm::Parameter,
+    elb_load_balancers: elb::LoadBalancer,
+    elb_target_groups: elb::TargetGroup,
+    elb_listeners: elb::Listener,
+    launch_templates: ec2::launch_template::LaunchTemplate,
+    autoscaling_groups: autoscaling::Group,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

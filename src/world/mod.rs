@@ -23,6 +23,7 @@
 //! here but the CLI side is `cli::connect`.
 
 pub mod capture;
+mod elb;
 pub mod fabric;
 mod flowlogs;
 pub mod health;
@@ -141,11 +142,19 @@ impl Worlds {
         Box::new(move |commit: &Commit, world: &Arc<World>| {
             let account = commit.account.as_str();
             let running = me.get(account);
+            // Load balancer nodes and health checks follow their own kinds (a target
+            // registration changes no topology).
+            if let Some(w) = &running
+                && commit.touches(elb::KINDS)
+            {
+                w.elb.send_replace(Some(world.clone()));
+            }
             // A commit that touches no networking resource (tags, key pairs, Route 53)
             // leaves the topology and the hosts as they are.
             if running.is_some() && !commit.touches(compile::FABRIC_KINDS) {
                 return;
             }
+            let running_was_none = running.is_none();
             let w = match running {
                 Some(w) => {
                     w.set_world(world.clone());
@@ -164,6 +173,9 @@ impl Worlds {
             }
             if commit.touches(RUNTIME_KINDS) {
                 w.model.send_replace(Some(world.clone()));
+            }
+            if running_was_none && commit.touches(elb::KINDS) {
+                w.elb.send_replace(Some(world.clone()));
             }
         })
     }
@@ -224,6 +236,8 @@ pub struct AccountWorld {
     net: Net,
     internet: Internet,
     model: watch::Sender<Option<Arc<World>>>,
+    /// The newest world, for the load balancer nodes (`elb`).
+    elb: watch::Sender<Option<Arc<World>>>,
     runtime: Arc<Mutex<instances::Runtime>>,
     /// Another host of the internet (not the learner), attached when a probe first
     /// needs it.
@@ -266,6 +280,13 @@ impl AccountWorld {
             net.clone(),
             worlds.clone(),
         )));
+        let (elb_tx, elb_rx) = watch::channel(None);
+        tasks.push(tokio::spawn(elb::run(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
+            elb_rx,
+        )));
         match resolver::start_public(&net, worlds.cfg().dns.of(account)) {
             Ok(t) => tasks.extend(t),
             Err(e) => tracing::error!(error = %e, "the public DNS resolver could not start"),
@@ -275,6 +296,7 @@ impl AccountWorld {
             net,
             internet,
             model,
+            elb: elb_tx,
             runtime,
             probe: Mutex::new(None),
             tasks,

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod autoscaling;
 mod blackbox;
 mod class;
 mod cli;
@@ -13,6 +14,7 @@ mod cloudwatch;
 mod console;
 mod console_browser;
 mod data;
+mod elb;
 mod iam;
 mod insights;
 mod instances;

@@ -792,3 +792,44 @@ impl Network {
         (id, public, private)
     }
 }
+
+/// A VPC with an internet gateway and two subnets in two Availability Zones; returns
+/// (vpc, subnet a, subnet b, another subnet in zone a).
+pub fn two_zone_vpc(d: &dyn Lab) -> (String, String, String, String) {
+    let vpc = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.0.0.0/16",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let igw = d.aws_text(&[
+        "create-internet-gateway",
+        "--query",
+        "InternetGateway.InternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "attach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    let subnet = |cidr: &str, az: &str| {
+        d.aws_text(&[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            cidr,
+            "--availability-zone",
+            az,
+            "--query",
+            "Subnet.SubnetId",
+        ])
+    };
+    let a = subnet("10.0.1.0/24", "us-east-1a");
+    let b = subnet("10.0.2.0/24", "us-east-1b");
+    let a2 = subnet("10.0.3.0/24", "us-east-1a");
+    (vpc, a, b, a2)
+}

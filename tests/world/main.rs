@@ -9,6 +9,7 @@ mod support;
 mod alarms;
 mod dns_health;
 mod dns_server;
+mod elb;
 mod flow_logs;
 mod instance_services;
 mod instance_ssh;

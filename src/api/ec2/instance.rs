@@ -106,6 +106,24 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
         http_put_response_hop_limit: p.int("MetadataOptions.HttpPutResponseHopLimit")?,
         boot_delay_ms: c.boot_delay_ms,
     };
+    // `LaunchTemplate.*`: the template version's parameters under the request's own.
+    let lt_id = p.get("LaunchTemplate.LaunchTemplateId").map(str::to_string);
+    let lt_name = p
+        .get("LaunchTemplate.LaunchTemplateName")
+        .map(str::to_string);
+    let req = if lt_id.is_some() || lt_name.is_some() {
+        let version = p.get("LaunchTemplate.Version").map(str::to_string);
+        let w = c.read()?;
+        w.launch_request(
+            &c.env,
+            lt_id.as_deref(),
+            lt_name.as_deref(),
+            version.as_deref(),
+            req,
+        )?
+    } else {
+        req
+    };
     let (reservation_id, ids) = c.mutate(|w, env| w.run_instances(env, &req))?;
     let w = c.read()?;
     let now = c.env.now;

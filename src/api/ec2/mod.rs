@@ -10,6 +10,7 @@ mod image;
 mod insights;
 mod instance;
 mod key_pair;
+mod launch_template;
 mod nacl;
 mod region;
 mod route_table;
@@ -37,6 +38,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     nacl::ACTIONS,
     sg::ACTIONS,
     eni::ACTIONS,
+    launch_template::ACTIONS,
     flow_log::ACTIONS,
     insights::ACTIONS,
     tags::ACTIONS,

@@ -14,6 +14,7 @@ pub mod igw;
 pub mod insights;
 pub mod instance;
 pub mod key_pair;
+pub mod launch_template;
 pub mod nacl;
 pub mod nat;
 pub mod route_table;

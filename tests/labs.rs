@@ -91,7 +91,17 @@ fn lab_09_flow_logs_and_analyzer_passes_lab_test() {
 }
 
 #[test]
-fn the_curriculum_is_the_nine_labs_in_order() {
+fn lab_10_iam_least_privilege_passes_lab_test() {
+    lab_passes("10-iam-least-privilege");
+}
+
+#[test]
+fn lab_11_s3_static_website_passes_lab_test() {
+    lab_passes("11-s3-static-website");
+}
+
+#[test]
+fn the_curriculum_is_the_labs_in_order() {
     let mut found: Vec<String> = std::fs::read_dir(labs_dir())
         .expect("labs/")
         .flatten()
@@ -111,6 +121,8 @@ fn the_curriculum_is_the_nine_labs_in_order() {
             "07-troubleshooting",
             "08-imds-and-user-data",
             "09-flow-logs-and-analyzer",
+            "10-iam-least-privilege",
+            "11-s3-static-website",
         ]
     );
 }
@@ -1003,4 +1015,74 @@ fn lab_test_gives_the_same_results_for_a_seed_and_different_parameters_across_se
     );
     assert_eq!(first[0]["steps"][0]["before"][0]["status"], "fail");
     assert_eq!(first[0]["steps"][0]["after"][0]["status"], "pass");
+}
+
+/// Runs `lab test` on a copy of a lab whose solution `script` is replaced by `broken`,
+/// and returns what it printed: the self-test must fail.
+fn broken_variant(folder: &str, script: &str, broken: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let copy = tmp.path().join(folder);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(labs_dir().join(folder))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let path = copy.join("solution").join(script);
+    std::fs::write(
+        &path,
+        format!("#!/usr/bin/env bash\nset -euo pipefail\n{broken}\n"),
+    )
+    .expect("write the broken solution");
+    let id = folder.split_once('-').map_or(folder, |(_, id)| id);
+    let out = vpclab()
+        .args(["lab", "test", id, "--labs"])
+        .arg(tmp.path())
+        .output()
+        .expect("run vpclab lab test");
+    assert!(!out.status.success(), "the broken variant must fail");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Issue 15: the least-privilege lab refuses the usual shortcuts — a broad managed
+/// policy reads the payroll bucket too; `s3:*` on the bucket allows writing.
+#[test]
+fn lab_10_refuses_a_read_only_managed_policy_and_a_wildcard_policy() {
+    let out = broken_variant(
+        "10-iam-least-privilege",
+        "02-policy.sh",
+        r#"aws iam attach-user-policy --user-name "$LAB_USER" --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"#,
+    );
+    assert!(out.contains("nothing-more"), "{out}");
+    assert!(out.contains("payroll-"), "the other bucket is named: {out}");
+    let out = broken_variant(
+        "10-iam-least-privilege",
+        "02-policy.sh",
+        r#"cat > p.json <<JSON
+{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::$LAB_BUCKET","arn:aws:s3:::$LAB_BUCKET/*"]}]}
+JSON
+ARN=$(aws iam create-policy --policy-name wide --policy-document file://p.json --query Policy.Arn --output text)
+aws iam attach-user-policy --user-name "$LAB_USER" --policy-arn "$ARN""#,
+    );
+    assert!(out.contains("nothing-more"), "{out}");
+    assert!(out.contains("is allowed s3:PutObject"), "{out}");
+}
+
+/// Issue 15: the website lab's site stays private when the policy names the bucket
+/// instead of its objects.
+#[test]
+fn lab_11_refuses_a_policy_on_the_bucket_instead_of_its_objects() {
+    let out = broken_variant(
+        "11-s3-static-website",
+        "02-public.sh",
+        r#"aws s3api delete-public-access-block --bucket "$LAB_BUCKET"
+aws s3api put-bucket-policy --bucket "$LAB_BUCKET" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$LAB_BUCKET\"}]}""#,
+    );
+    assert!(out.contains("home-page"), "{out}");
+    assert!(out.contains("403"), "the status seen is quoted: {out}");
 }

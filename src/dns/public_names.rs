@@ -149,6 +149,13 @@ fn endpoint(key: &str) -> Option<(u8, Option<&'static str>)> {
     if let Some(hit) = regional(rest) {
         return Some(hit);
     }
+    // S3 website endpoints: BUCKET.s3-website-REGION or BUCKET.s3-website.REGION (the
+    // two forms AWS uses, depending on the region), served by S3 like its API.
+    if let Some((bucket, tail)) = rest.rsplit_once(".s3-website") {
+        let region = tail.strip_prefix('-').or_else(|| tail.strip_prefix('.'))?;
+        let info = crate::model::region::region(region)?;
+        return (!bucket.is_empty()).then_some((2, Some(info.name)));
+    }
     // Virtual-hosted S3: BUCKET.s3[.REGION] (a bucket name may itself hold dots).
     let (bucket, s3) = rest.split_once(".s3")?;
     let s3 = format!("s3{s3}");
@@ -182,6 +189,17 @@ mod tests {
         );
         assert_eq!(endpoint_service("iam.amazonaws.com"), Some(("iam", None)));
         assert_eq!(endpoint_service("s3.amazonaws.com"), Some(("s3", None)));
+        // Website endpoints, both forms, are S3's too.
+        assert_eq!(
+            endpoint_service("my-site.s3-website-us-east-1.amazonaws.com"),
+            Some(("s3", Some("us-east-1")))
+        );
+        assert_eq!(
+            endpoint_service("my.site.s3-website.eu-central-1.amazonaws.com"),
+            Some(("s3", Some("eu-central-1")))
+        );
+        assert_eq!(endpoint_service("s3-website-us-east-1.amazonaws.com"), None);
+        assert_eq!(endpoint_service("x.s3-website-mars-1.amazonaws.com"), None);
         assert_eq!(
             endpoint_service("my.bucket.s3.eu-west-1.amazonaws.com"),
             Some(("s3", Some("eu-west-1")))

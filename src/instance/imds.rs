@@ -165,6 +165,9 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
             if p.key_name.is_some() {
                 items.push("public-keys/");
             }
+            if p.iam.is_some() {
+                items.push("iam/");
+            }
             items.extend(["reservation-id", "security-groups", "services/"]);
             dir(&items)
         }
@@ -190,6 +193,9 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         "meta-data/public-ipv4" => p.public_ip.map(|ip| Entry::Leaf(ip.to_string())),
         "meta-data/public-hostname" => p.public_hostname().map(Entry::Leaf),
         "meta-data/security-groups" => leaf(p.security_groups.join("\n")),
+        r if r == "meta-data/iam" || r.starts_with("meta-data/iam/") => {
+            iam_entry(p.iam.as_ref()?, &r["meta-data/iam".len()..])
+        }
         "meta-data/placement" | "meta-data/placement/" => {
             dir(&["availability-zone", "availability-zone-id", "region"])
         }
@@ -275,5 +281,51 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
             .unwrap_or_default(),
         ),
         _ => None,
+    }
+}
+
+/// `meta-data/iam…` (the EC2 user guide, "Retrieve security credentials from instance
+/// metadata"): `info` describes the profile, `security-credentials/` lists the role and
+/// `security-credentials/ROLE` holds its current temporary credentials as JSON.
+fn iam_entry(iam: &crate::instance::ImdsIam, rest: &str) -> Option<Entry> {
+    let pretty = |v: serde_json::Value| {
+        Some(Entry::Leaf(
+            serde_json::to_string_pretty(&v).unwrap_or_default(),
+        ))
+    };
+    match rest {
+        "" | "/" => {
+            let mut items = vec!["info"];
+            if iam.role.is_some() {
+                items.push("security-credentials/");
+            }
+            dir(&items)
+        }
+        "/info" => pretty(serde_json::json!({
+            "Code": "Success",
+            "LastUpdated": iam.associated,
+            "InstanceProfileArn": iam.profile_arn,
+            "InstanceProfileId": iam.profile_id,
+        })),
+        "/security-credentials" | "/security-credentials/" => {
+            iam.role.as_ref().map(|r| Entry::Leaf(r.clone()))
+        }
+        other => {
+            let name = other.strip_prefix("/security-credentials/")?;
+            let name = name.strip_suffix('/').unwrap_or(name);
+            if iam.role.as_deref() != Some(name) {
+                return None;
+            }
+            let c = iam.credentials.as_ref()?;
+            pretty(serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": c.last_updated,
+                "Type": "AWS-HMAC",
+                "AccessKeyId": c.access_key_id,
+                "SecretAccessKey": c.secret_access_key,
+                "Token": c.token,
+                "Expiration": c.expiration,
+            }))
+        }
     }
 }

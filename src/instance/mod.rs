@@ -101,6 +101,33 @@ pub struct InstanceProfile {
     /// that HTTPS to the simulated internet verifies; `None`: an empty bundle.
     #[serde(default)]
     pub trusted_ca_pem: Option<String>,
+    /// The IAM instance profile, when the instance has one (metadata `iam/`).
+    #[serde(default)]
+    pub iam: Option<ImdsIam>,
+}
+
+/// An instance profile as the metadata service shows it. Times are ISO 8601 in whole
+/// seconds (`2024-05-01T12:00:00Z`), as EC2 writes them there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImdsIam {
+    pub profile_arn: String,
+    /// `AIPA…`.
+    pub profile_id: String,
+    /// When the association was made (`iam/info` `LastUpdated`).
+    pub associated: String,
+    /// The profile's role; `None` when the profile has none.
+    pub role: Option<String>,
+    /// The role's current temporary credentials, once issued.
+    pub credentials: Option<ImdsCredentials>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImdsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub token: String,
+    pub expiration: String,
+    pub last_updated: String,
 }
 
 fn default_account_id() -> String {
@@ -150,6 +177,7 @@ impl InstanceProfile {
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
             root_volume_gib: default_root_volume_gib(),
             trusted_ca_pem: None,
+            iam: None,
         }
     }
 

@@ -21,7 +21,7 @@ use serde::Serialize;
 use vpclab_netstack::internet::LEARNER_ADDR;
 use vpclab_netstack::{DropReason, Flow, Outcome, Port};
 
-use super::resolve::{Check, CheckKind, Proto, Target, Vantage};
+use super::resolve::{AccessPrincipal, Check, CheckKind, Proto, Target, Vantage};
 use crate::instance::net::NetStream;
 use crate::model::ec2::instance::{Instance, InstanceState};
 use crate::model::ec2::route_table::RouteTarget;
@@ -211,6 +211,12 @@ impl Observer {
                     .exec(&world, on, command, *exit, output.as_deref())
                     .await
                     .unwrap_or_else(|v| v),
+                CheckKind::Access {
+                    principal,
+                    action,
+                    resource,
+                    allowed,
+                } => self.access(&world, principal, action, resource, *allowed),
                 CheckKind::All(list) => {
                     let mut out = Vec::new();
                     for c in list {
@@ -248,6 +254,84 @@ impl Observer {
                 }
             }
         })
+    }
+
+    /// Asks the API's authorization gate what it would do with this principal's
+    /// request (identity policies; for an S3 ARN also the bucket's policy and Block
+    /// Public Access), as it decides every signed request under `--iam enforce`.
+    fn access(
+        &self,
+        world: &World,
+        principal: &AccessPrincipal,
+        action: &str,
+        resource: &str,
+        want_allowed: bool,
+    ) -> Verdict {
+        use crate::api::iam::authz;
+        use crate::api::sigv4::{Credential, Identity, Principal};
+        let (p, who) = match principal {
+            AccessPrincipal::User(n) => {
+                if world.user(n).is_err() {
+                    return fail(format!("there is no IAM user named {n}"));
+                }
+                (Principal::User(n.clone()), format!("user {n}"))
+            }
+            AccessPrincipal::Role(n) => {
+                if world.role(n).is_err() {
+                    return fail(format!("there is no IAM role named {n}"));
+                }
+                (
+                    Principal::AssumedRole {
+                        role: n.clone(),
+                        session: "vpclab-grader".into(),
+                    },
+                    format!("role {n}"),
+                )
+            }
+        };
+        let identity = Identity {
+            account: world.account.clone(),
+            principal: p,
+            credential: Credential {
+                access_key: String::new(),
+                date: String::new(),
+                region: self.region.clone(),
+                service: action.split(':').next().unwrap_or("").to_string(),
+            },
+        };
+        let bucket_name = resource
+            .strip_prefix("arn:aws:s3:::")
+            .map(|r| r.split('/').next().unwrap_or(r));
+        let bucket = bucket_name.and_then(|b| world.buckets.get(b));
+        let access = bucket.map(|b| authz::BucketAccess {
+            owner: &world.account,
+            policy: b.policy.as_deref(),
+            restrict_public: b
+                .public_access_block
+                .as_ref()
+                .is_some_and(|p| p.restrict_public_buckets),
+        });
+        let now = (crate::model::system_clock())();
+        let decision = if bucket_name.is_some() {
+            authz::decide_s3(
+                world,
+                true,
+                &identity,
+                access.as_ref(),
+                action,
+                resource,
+                now,
+                None,
+            )
+        } else {
+            authz::decide(world, true, &identity, action, resource, now, None)
+        };
+        match (decision, want_allowed) {
+            (Ok(()), true) => pass(format!("{who} may {action} on {resource}")),
+            (Ok(()), false) => fail(format!("{who} is allowed {action} on {resource}")),
+            (Err(_), false) => pass(format!("{who} is refused {action} on {resource}")),
+            (Err(d), true) => fail(d.message),
+        }
     }
 
     fn resource(

@@ -103,8 +103,24 @@ impl std::fmt::Display for Proto {
     }
 }
 
+/// Who an `access` check asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AccessPrincipal {
+    User(String),
+    Role(String),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub enum CheckKind {
+    /// Whether the principal's request would be let through by the API's own
+    /// authorization gate (identity policies, and the bucket policy for S3 ARNs), with
+    /// IAM enforcement on.
+    Access {
+        principal: AccessPrincipal,
+        action: String,
+        resource: String,
+        allowed: bool,
+    },
     Resource {
         resource_type: String,
         filters: Vec<(String, Vec<String>)>,
@@ -207,6 +223,7 @@ const KIND_ARGS: &[(&str, &[&str], &[&str])] = &[
     ("ssh", &["to", "user", "key"], &["command", "output"]),
     ("http", &["to"], &["from", "port", "path", "status", "body"]),
     ("exec", &["on", "command"], &["exit", "output"]),
+    ("access", &["principal", "action", "resource"], &["expect"]),
     ("all", &["checks"], &[]),
     ("any", &["checks"], &[]),
     ("not", &["checks"], &[]),
@@ -861,6 +878,53 @@ fn check(
                 command: r(&c.command),
                 exit: c.exit.unwrap_or(0),
                 output,
+            }
+        }
+        "access" => {
+            let principal = r(&c.principal);
+            let principal = match principal.split_once(':') {
+                Some(("user", n)) if !n.is_empty() => AccessPrincipal::User(n.to_string()),
+                Some(("role", n)) if !n.is_empty() => AccessPrincipal::Role(n.to_string()),
+                _ => {
+                    bad(
+                        "principal",
+                        format!("expected user:<name> or role:<name>, found {principal:?}"),
+                    );
+                    return None;
+                }
+            };
+            let action = r(&c.action);
+            if !action.contains(':') {
+                bad(
+                    "action",
+                    format!("expected service:Action (s3:GetObject), found {action:?}"),
+                );
+                return None;
+            }
+            let resource = r(&c.resource);
+            if resource != "*" && !resource.starts_with("arn:") {
+                bad(
+                    "resource",
+                    format!("expected an ARN or *, found {resource:?}"),
+                );
+                return None;
+            }
+            let allowed = match c.expect.as_deref() {
+                None | Some("allowed") => true,
+                Some("denied") => false,
+                Some(other) => {
+                    bad(
+                        "expect",
+                        format!("expected allowed or denied, found {other:?}"),
+                    );
+                    return None;
+                }
+            };
+            CheckKind::Access {
+                principal,
+                action,
+                resource,
+                allowed,
             }
         }
         "all" | "any" | "not" => {

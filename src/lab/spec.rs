@@ -207,6 +207,14 @@ pub struct CheckSpec {
     pub question: Option<String>,
     pub answers: Option<Vec<String>>,
 
+    // access
+    /// `user:NAME` or `role:NAME`.
+    pub principal: Option<String>,
+    /// `s3:GetObject` …
+    pub action: Option<String>,
+    /// The ARN the action is on.
+    pub resource: Option<String>,
+
     // all / any / not
     pub checks: Option<Vec<CheckSpec>>,
 }

@@ -283,6 +283,7 @@ world_tables! {
     iam_access_keys: iam::AccessKey,
     sts_sessions: iam::Session,
     iam_instance_profiles: iam::InstanceProfile,
+    iam_profile_associations: ec2::iam_profile::IamProfileAssociation,
     iam_accounts: iam::IamAccount,
     buckets: s3::Bucket,
     s3_objects: s3::S3Object,
@@ -363,6 +364,12 @@ impl World {
                 return id;
             }
         }
+    }
+
+    /// A number that grows with every allocation in this world (S3 event sequencers).
+    pub fn next_serial(&mut self) -> u64 {
+        self.next_bits();
+        self.meta.get(META_ID).map_or(0, |m| m.counter)
     }
 
     /// Deterministic bits for other allocators (MAC addresses, public IPs).

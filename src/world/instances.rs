@@ -29,9 +29,12 @@ use vpclab_netstack::topology::rid;
 use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
-use crate::instance::{Image, InstanceDisk, InstanceProfile, InstanceState};
+use crate::instance::{
+    Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
+};
+use crate::model::ec2::iam_profile::InstanceCredentials;
 use crate::model::ec2::instance::{InstanceState as Lifecycle, RuntimeInstance};
-use crate::model::{Env, World};
+use crate::model::{Env, Timestamp, World};
 
 /// How often a running instance's disk is checked for changes and saved.
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
@@ -141,6 +144,8 @@ pub(crate) struct Runtime {
     worlds: Worlds,
     running: BTreeMap<String, Running>,
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
+    /// Instances whose credentials renewal was asked for, and when.
+    renewing: BTreeMap<String, Timestamp>,
 }
 
 impl Runtime {
@@ -151,6 +156,7 @@ impl Runtime {
             worlds,
             running: BTreeMap::new(),
             resolvers: BTreeMap::new(),
+            renewing: BTreeMap::new(),
         }
     }
 
@@ -208,9 +214,14 @@ impl Runtime {
             }
         }
         for (id, ri) in &wanted {
-            let Some(profile) = profile_of(ri, self.worlds.cfg().ca.cert_pem()) else {
+            let creds = world.instance_credentials(id);
+            if let Some(c) = &creds {
+                self.renew_credentials(c, ri, now);
+            }
+            let Some(mut profile) = profile_of(ri, self.worlds.cfg().ca.cert_pem()) else {
                 continue;
             };
+            profile.iam = creds.map(|c| imds_iam(world, id, c));
             if self
                 .running
                 .get(id)
@@ -237,6 +248,53 @@ impl Runtime {
             }
         }
         self.reconcile_resolvers(world);
+    }
+
+    /// Asks the model for a new session of the instance's role when there is none or
+    /// the current one is about to expire. The secret and token are drawn here (the
+    /// model draws no randomness); the commit runs on its own task, and a request is
+    /// not repeated for a few seconds while it is under way.
+    fn renew_credentials(
+        &mut self,
+        creds: &InstanceCredentials,
+        ri: &RuntimeInstance,
+        now: Timestamp,
+    ) {
+        if !creds.needs_renewal(now) {
+            self.renewing.remove(&ri.instance_id);
+            return;
+        }
+        let recent = self
+            .renewing
+            .get(&ri.instance_id)
+            .is_some_and(|t| now.0 - t.0 < 5_000);
+        if recent {
+            return;
+        }
+        self.renewing.insert(ri.instance_id.clone(), now);
+        let Some(control) = self.worlds.control() else {
+            return;
+        };
+        let (account, region, id) = (
+            self.account.clone(),
+            ri.region.clone(),
+            ri.instance_id.clone(),
+        );
+        let clock = self.worlds.cfg().clock.clone();
+        let secret = random_text(40);
+        let token = random_text(120);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let env = Env::new(&region, clock()).with_action("vpclab:InstanceCredentials");
+            let mut c = control.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = c.mutate(&account, &env, false, |w, env| {
+                w.refresh_instance_credentials(env, &id, &secret, &token)
+            }) {
+                tracing::warn!(instance = %id, error = ?e, "cannot issue instance credentials");
+            }
+        });
     }
 
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {
@@ -461,6 +519,48 @@ fn record_boot(
     });
 }
 
+/// Random base64-alphabet text (a secret key, a session token).
+fn random_text(len: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// ISO 8601 in whole seconds, as the metadata service writes times.
+fn iso_seconds(t: Timestamp) -> String {
+    let s = t.iso();
+    match s.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => s,
+    }
+}
+
+/// The metadata service's view of an instance profile.
+fn imds_iam(world: &World, id: &str, c: InstanceCredentials) -> ImdsIam {
+    let associated = world
+        .profile_association_of(id)
+        .map(|a| iso_seconds(a.since))
+        .unwrap_or_default();
+    ImdsIam {
+        profile_arn: c.profile_arn,
+        profile_id: c.profile_unique_id,
+        associated,
+        role: c.role_name,
+        credentials: c
+            .session
+            .map(|(key, secret, token, expires, issued)| ImdsCredentials {
+                access_key_id: key,
+                secret_access_key: secret,
+                token,
+                expiration: iso_seconds(expires),
+                last_updated: iso_seconds(issued),
+            }),
+    }
+}
+
 /// The instance's identity for its inside, from the model's record.
 fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
     let image = match ri.os? {
@@ -495,6 +595,7 @@ fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
         package_mirror: SocketAddrV4::new(MIRROR_ADDR, 80),
         root_volume_gib: crate::catalog::image(&ri.image_id).map_or(8, |i| i.root_volume_size_gib),
         trusted_ca_pem: Some(ca_pem.to_string()),
+        iam: None,
     })
 }
 

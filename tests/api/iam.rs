@@ -764,3 +764,336 @@ fn iam_lists_page_with_max_items_and_markers() {
     );
     assert_eq!(names(&rest), ["dee", "eve"]);
 }
+
+/// `curl` without credentials (an anonymous request) of `path` in `bucket`, addressed
+/// virtual-hosted style as a browser would; returns (status, body).
+fn anonymous_get(d: &TestDaemon, bucket: &str, path: &str) -> (u16, String) {
+    crate::support::require("curl");
+    let host = format!("Host: {bucket}.s3.localhost:{}", d.api_port());
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &host,
+        ])
+        .arg(format!("{}{path}", d.url()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn put_policy(d: &TestDaemon, bucket: &str, statements: &str) {
+    ok(
+        d,
+        &root(),
+        &[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            bucket,
+            "--policy",
+            &format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#),
+        ],
+    );
+}
+
+fn put_file(d: &TestDaemon, who: &Creds, bucket: &str, key: &str, text: &str) -> Output {
+    let file = d.path(&format!("upload-{key}"));
+    std::fs::write(&file, text).expect("write");
+    run(
+        d,
+        who,
+        &[
+            "s3api",
+            "put-object",
+            "--bucket",
+            bucket,
+            "--key",
+            key,
+            "--body",
+            &file.to_string_lossy(),
+        ],
+    )
+}
+
+/// Issue 15, S3 User Guide "How Amazon S3 authorizes a request": in the bucket
+/// owner's account a bucket policy alone can allow, an explicit deny in it refuses even
+/// root (who may still manage the policy), and anonymous requests are let in only by a
+/// public policy that Block Public Access does not restrict.
+#[test]
+fn issue15_bucket_policies_allow_deny_and_open_a_bucket_to_anonymous_readers() {
+    let d = enforcing();
+    let root = root();
+    ok(&d, &root, &["s3api", "create-bucket", "--bucket", "shared"]);
+    let out = put_file(&d, &root, "shared", "notes.txt", "vpc notes\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = user_with(&d, "alice", &[]);
+    let get = |who: &Creds| {
+        run(
+            &d,
+            who,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "shared",
+                "--key",
+                "notes.txt",
+                &d.path("got.txt").to_string_lossy(),
+            ],
+        )
+    };
+    // No identity policy and no bucket policy: an implicit deny.
+    let out = get(&alice);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AccessDenied"), "{err}");
+    // The bucket policy alone allows alice (same account).
+    put_policy(
+        &d,
+        "shared",
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}}"#
+        ),
+    );
+    let out = get(&alice);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...for what it names only.
+    let out = put_file(&d, &alice, "shared", "mine.txt", "x");
+    assert!(!out.status.success());
+
+    // An explicit deny in the bucket policy refuses root too; root may still remove it.
+    put_policy(
+        &d,
+        "shared",
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::shared/*"}"#,
+    );
+    let err = fails(
+        &d,
+        &root,
+        &[
+            "s3api",
+            "delete-object",
+            "--bucket",
+            "shared",
+            "--key",
+            "notes.txt",
+        ],
+        "AccessDenied",
+    );
+    assert!(
+        err.contains("explicit deny in a resource-based policy"),
+        "{err}"
+    );
+    ok(
+        &d,
+        &root,
+        &["s3api", "delete-bucket-policy", "--bucket", "shared"],
+    );
+
+    // Anonymous: refused while nothing public allows it.
+    let (status, _) = anonymous_get(&d, "shared", "/notes.txt");
+    assert_eq!(status, 403);
+    // A public policy is refused while Block Public Access is on (new buckets have it).
+    let public = r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}"#;
+    let out = run(
+        &d,
+        &root,
+        &[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            "shared",
+            "--policy",
+            &format!(r#"{{"Version":"2012-10-17","Statement":[{public}]}}"#),
+        ],
+    );
+    assert!(!out.status.success());
+    ok(
+        &d,
+        &root,
+        &["s3api", "delete-public-access-block", "--bucket", "shared"],
+    );
+    put_policy(&d, "shared", public);
+    let (status, body) = anonymous_get(&d, "shared", "/notes.txt");
+    assert_eq!((status, body.as_str()), (200, "vpc notes\n"));
+    // Reading is all it allows: an anonymous listing is still refused.
+    assert_eq!(anonymous_get(&d, "shared", "/").0, 403);
+    // RestrictPublicBuckets takes the public policy's effect away again.
+    ok(
+        &d,
+        &root,
+        &[
+            "s3api",
+            "put-public-access-block",
+            "--bucket",
+            "shared",
+            "--public-access-block-configuration",
+            "BlockPublicAcls=false,IgnorePublicAcls=false,BlockPublicPolicy=false,RestrictPublicBuckets=true",
+        ],
+    );
+    assert_eq!(anonymous_get(&d, "shared", "/notes.txt").0, 403);
+    // A bucket that does not exist anywhere is NoSuchBucket, even anonymously.
+    assert_eq!(anonymous_get(&d, "no-such-bucket", "/x").0, 404);
+}
+
+/// Issue 15: a condition in a bucket policy's Deny — here "only over HTTPS"
+/// (aws:SecureTransport) — refuses even a user with AdministratorAccess, since the
+/// daemon's API is plain HTTP.
+#[test]
+fn issue15_a_secure_transport_deny_in_a_bucket_policy_beats_administrator_access() {
+    let d = enforcing();
+    let root = root();
+    ok(
+        &d,
+        &root,
+        &["s3api", "create-bucket", "--bucket", "tls-only"],
+    );
+    let admin = user_with(&d, "admin", &["AdministratorAccess"]);
+    let out = put_file(&d, &admin, "tls-only", "a.txt", "a");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    put_policy(
+        &d,
+        "tls-only",
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::tls-only","arn:aws:s3:::tls-only/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}"#,
+    );
+    let out = put_file(&d, &admin, "tls-only", "b.txt", "b");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("AccessDenied"),
+        "{err}"
+    );
+    fails(
+        &d,
+        &admin,
+        &["s3api", "list-objects-v2", "--bucket", "tls-only"],
+        "AccessDenied",
+    );
+}
+
+/// Issue 15: a bucket of another account of the daemon needs both sides — the
+/// caller's identity policy and the owner's bucket policy.
+#[test]
+fn issue15_cross_account_bucket_access_needs_the_bucket_policy_and_the_identity_policy() {
+    const OTHER: &str = "210987654321";
+    let other_root = Creds {
+        key: "AKIAOTHER00000000000".into(),
+        secret: "other-secret".into(),
+        token: None,
+    };
+    let d = TestDaemon::start_with(|cfg| {
+        std::fs::write(
+            cfg.state_dir.keys_file(),
+            format!(
+                "[[key]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\naccount = \"{ACCOUNT}\"\n\n[[key]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\naccount = \"{OTHER}\"\n",
+                ROOT.0, ROOT.1, other_root.key, other_root.secret
+            ),
+        )
+        .expect("write keys");
+        cfg.auth = vpclab::daemon::AuthConfig::Strict;
+        cfg.iam_enforce = true;
+    });
+    let root = root();
+    ok(
+        &d,
+        &root,
+        &["s3api", "create-bucket", "--bucket", "team-share"],
+    );
+    let out = put_file(&d, &root, "team-share", "plan.txt", "the plan\n");
+    assert!(out.status.success());
+    let get = |who: &Creds| {
+        run(
+            &d,
+            who,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "team-share",
+                "--key",
+                "plan.txt",
+                &d.path("plan-copy.txt").to_string_lossy(),
+            ],
+        )
+    };
+    // The other account's root: its identity side allows, the bucket does not.
+    assert!(!get(&other_root).status.success());
+    put_policy(
+        &d,
+        "team-share",
+        &format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::team-share/*"}}"#
+        ),
+    );
+    let out = get(&other_root);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path("plan-copy.txt")).expect("read"),
+        "the plan\n"
+    );
+    // A user of the other account with no identity policy: the bucket side allows (it
+    // names the account), the user's side does not.
+    ok(
+        &d,
+        &other_root,
+        &["iam", "create-user", "--user-name", "bob"],
+    );
+    let key = ok(
+        &d,
+        &other_root,
+        &["iam", "create-access-key", "--user-name", "bob"],
+    );
+    let bob = Creds {
+        key: key["AccessKey"]["AccessKeyId"].as_str().expect("id").into(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .into(),
+        token: None,
+    };
+    let out = get(&bob);
+    assert!(!out.status.success());
+    ok(
+        &d,
+        &other_root,
+        &[
+            "iam",
+            "attach-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        ],
+    );
+    let out = get(&bob);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Writing is in neither policy.
+    let out = put_file(&d, &other_root, "team-share", "x.txt", "x");
+    assert!(!out.status.success());
+}

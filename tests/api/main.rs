@@ -23,5 +23,6 @@ mod logs;
 mod route53;
 mod route53_cli;
 mod s3;
+mod s3_events;
 mod services;
 mod sns;

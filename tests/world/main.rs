@@ -11,6 +11,7 @@ mod dns_health;
 mod dns_server;
 mod elb;
 mod flow_logs;
+mod iam_profile;
 mod instance_services;
 mod instance_ssh;
 mod internet;

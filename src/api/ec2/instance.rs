@@ -124,7 +124,24 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
     } else {
         req
     };
-    let (reservation_id, ids) = c.mutate(|w, env| w.run_instances(env, &req))?;
+    let profile = super::iam_profile::profile_spec(c);
+    let (reservation_id, ids) = c.mutate(|w, env| {
+        // The profile is checked before anything launches (one commit either way).
+        if !profile.is_empty() {
+            w.resolve_instance_profile(&profile)?;
+        }
+        let (rid, ids) = w.run_instances(env, &req)?;
+        if !profile.is_empty() {
+            // A repeated client token returns the first call's instances, already
+            // associated.
+            for id in &ids {
+                if w.profile_association_of(id).is_none() {
+                    w.associate_iam_instance_profile(env, id, &profile)?;
+                }
+            }
+        }
+        Ok((rid, ids))
+    })?;
     let w = c.read()?;
     let now = c.env.now;
     let views: Vec<InstanceView<'_>> = ids
@@ -207,6 +224,12 @@ pub fn render_instance(x: &mut Xml, w: &World, v: &InstanceView<'_>) {
     }
     x.leaf("virtualizationType", "hvm");
     x.opt("clientToken", i.client_token.as_deref());
+    if let Some(a) = w.profile_association_of(&i.id).filter(|_| !terminated) {
+        x.node("iamInstanceProfile", |x| {
+            x.leaf("arn", &a.profile_arn)
+                .leaf("id", &a.profile_unique_id);
+        });
+    }
     if !v.tags.is_empty() {
         x.set("tagSet", &v.tags, |x, (k, val)| {
             x.leaf("key", k).leaf("value", val);

@@ -5,6 +5,7 @@
 mod address;
 mod eni;
 mod flow_log;
+mod iam_profile;
 mod igw;
 mod image;
 mod insights;
@@ -45,6 +46,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     region::ACTIONS,
     key_pair::ACTIONS,
     instance::ACTIONS,
+    iam_profile::ACTIONS,
     image::ACTIONS,
 ];
 

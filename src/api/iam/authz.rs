@@ -191,6 +191,30 @@ pub fn authorize(
             &empty
         }
     };
+    decide(
+        w,
+        daemon_enforce,
+        identity,
+        action,
+        resource,
+        now,
+        source_ip,
+    )
+}
+
+/// [`authorize`]'s decision given the caller's world (the lab grader asks it).
+pub fn decide(
+    w: &World,
+    daemon_enforce: bool,
+    identity: &Identity,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Result<(), Denial> {
+    if !enforced(daemon_enforce, Some(w), &identity.principal) {
+        return Ok(());
+    }
     let ctx = context(w, identity, action, resource, now, source_ip);
     let policies = identity_policies(w, &identity.principal);
     let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
@@ -500,5 +524,207 @@ mod tests {
             per < std::time::Duration::from_millis(1),
             "{per:?} per decision"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// S3: identity policies together with the bucket policy
+
+/// The bucket a request is about, as S3's authorization needs it.
+pub struct BucketAccess<'a> {
+    /// The account that owns the bucket.
+    pub owner: &'a str,
+    /// The bucket policy's text, if any.
+    pub policy: Option<&'a str>,
+    /// Block Public Access `RestrictPublicBuckets` of the bucket.
+    pub restrict_public: bool,
+}
+
+fn parsed_resource_policy(doc: &str) -> Option<Arc<Policy>> {
+    // The cache is keyed by text; a bucket policy and an identity policy never share a
+    // text (one has Principal, the other may not), so a prefix keeps them apart.
+    let cache_key = format!("resource\n{doc}");
+    let mut cache = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = cache.get(&cache_key) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(policy::parse(doc, policy::Kind::Resource).ok()?);
+    if cache.len() >= PARSED_CACHE {
+        cache.clear();
+    }
+    cache.insert(cache_key, p.clone());
+    Some(p)
+}
+
+/// S3's decision for one request (Amazon S3 User Guide, "How Amazon S3 authorizes a
+/// request"): the user context (identity policies, when IAM enforcement applies to the
+/// caller) and the bucket context (the bucket policy).
+///
+/// - An explicit `Deny` in either wins — a bucket policy's deny applies to everyone,
+///   the account root included and whether or not IAM enforcement is on, except that
+///   the owner's root may always Get/Put/DeleteBucketPolicy (so no one is locked out).
+/// - Same account: either an identity policy or the bucket policy must allow (callers
+///   not subject to identity policies — root, or enforcement off — are allowed by their
+///   side).
+/// - Another account: both must allow.
+/// - Anonymous (`caller` = `None`, an unsigned request): only the bucket policy can
+///   allow, and not at all when the policy is public and the bucket restricts public
+///   access (Block Public Access `RestrictPublicBuckets`).
+#[allow(clippy::too_many_arguments)]
+pub fn authorize_s3(
+    control: &Control,
+    daemon_enforce: bool,
+    caller: Option<&Identity>,
+    bucket: Option<&BucketAccess<'_>>,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Result<(), Denial> {
+    let bucket_policy = bucket
+        .and_then(|b| b.policy)
+        .and_then(|text| Some((text, parsed_resource_policy(text)?)));
+    let public = bucket_policy
+        .as_ref()
+        .is_some_and(|(text, _)| crate::model::s3::policy::is_public(text));
+    let Some(identity) = caller else {
+        let mut ctx = Context::new("", "anonymous", action, resource);
+        ctx.at(now).set("aws:SecureTransport", "false");
+        if let Some(ip) = source_ip {
+            ctx.set("aws:SourceIp", ip);
+        }
+        let restricted = bucket.is_some_and(|b| b.restrict_public) && public;
+        let decision = match (&bucket_policy, restricted) {
+            (Some((_, p)), false) => policy::evaluate(&ctx, &[], Some(("bucket-policy", &**p))),
+            _ => policy::evaluate(&ctx, &[], None),
+        };
+        if decision.allowed {
+            return Ok(());
+        }
+        return Err(s3_denial(&ctx, &decision, Side::Resource));
+    };
+    let world = control.snapshot(&identity.account);
+    let empty;
+    let w = match world.as_deref() {
+        Some(w) => w,
+        None => {
+            empty = World::new(&identity.account);
+            &empty
+        }
+    };
+    decide_s3(
+        w,
+        daemon_enforce,
+        identity,
+        bucket,
+        action,
+        resource,
+        now,
+        source_ip,
+    )
+}
+
+/// [`authorize_s3`] for a signed caller, given the caller's own world (the grader of
+/// labs asks it too: what would this user be allowed).
+#[allow(clippy::too_many_arguments)]
+pub fn decide_s3(
+    w: &World,
+    daemon_enforce: bool,
+    identity: &Identity,
+    bucket: Option<&BucketAccess<'_>>,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Result<(), Denial> {
+    let bucket_policy = bucket
+        .and_then(|b| b.policy)
+        .and_then(|text| Some((text, parsed_resource_policy(text)?)));
+    let public = bucket_policy
+        .as_ref()
+        .is_some_and(|(text, _)| crate::model::s3::policy::is_public(text));
+    let owner = bucket.map_or(identity.account.as_str(), |b| b.owner);
+    let same_account = owner == identity.account;
+    let owner_root = same_account && matches!(identity.principal, Principal::Root);
+    if owner_root
+        && matches!(
+            action,
+            "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
+        )
+    {
+        return Ok(());
+    }
+    let subject = enforced(daemon_enforce, Some(w), &identity.principal);
+    // The common case costs nothing: no bucket policy and no identity policies to apply.
+    if same_account && !subject && bucket_policy.is_none() {
+        return Ok(());
+    }
+    let ctx = context(w, identity, action, resource, now, source_ip);
+    let user = subject.then(|| {
+        let policies = identity_policies(w, &identity.principal);
+        let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
+        policy::evaluate(&ctx, &refs, None)
+    });
+    let restricted_public = !same_account && public && bucket.is_some_and(|b| b.restrict_public);
+    let resource_decision = bucket_policy
+        .as_ref()
+        .filter(|_| !restricted_public)
+        .map(|(_, p)| policy::evaluate(&ctx, &[], Some(("bucket-policy", &**p))));
+    if let Some(d) = resource_decision
+        .as_ref()
+        .filter(|d| d.explicit_deny.is_some())
+    {
+        return Err(s3_denial(&ctx, d, Side::Resource));
+    }
+    if let Some(d) = user.as_ref().filter(|d| d.explicit_deny.is_some()) {
+        return Err(s3_denial(&ctx, d, Side::Identity));
+    }
+    let user_allows = user.as_ref().is_none_or(|d| d.allowed);
+    let bucket_allows = resource_decision.as_ref().is_some_and(|d| d.allowed);
+    let allowed = if same_account {
+        user_allows || bucket_allows
+    } else {
+        user_allows && bucket_allows
+    };
+    if allowed {
+        return Ok(());
+    }
+    match (&user, user_allows) {
+        (Some(d), false) => Err(s3_denial(&ctx, d, Side::Identity)),
+        _ => {
+            let d = resource_decision.unwrap_or_else(|| policy::evaluate(&ctx, &[], None));
+            Err(s3_denial(&ctx, &d, Side::Resource))
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Identity,
+    Resource,
+}
+
+/// S3's AccessDenied message names the side that refused, as AWS's does since 2023.
+fn s3_denial(ctx: &Context, d: &Decision, side: Side) -> Denial {
+    let kind = match side {
+        Side::Identity => "identity-based",
+        Side::Resource => "resource-based",
+    };
+    let why = if d.explicit_deny.is_some() {
+        format!("with an explicit deny in a {kind} policy")
+    } else {
+        format!("because no {kind} policy allows the {} action", ctx.action)
+    };
+    let who = if ctx.principal_arn == "anonymous" {
+        "Anonymous user".to_string()
+    } else {
+        format!("User: {}", ctx.principal_arn)
+    };
+    Denial {
+        message: format!(
+            "{who} is not authorized to perform: {} on resource: \"{}\" {why}",
+            ctx.action, ctx.resource
+        ),
+        encoded: encode(ctx, d),
     }
 }

@@ -17,6 +17,7 @@
 //! STANDARD (accepted and reported), SigV2.
 
 pub mod blob;
+mod notify;
 pub mod website;
 
 use std::collections::BTreeMap;
@@ -425,31 +426,88 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             )
         } else {
             check_sigv4_expiry(&state, &query)?;
-            let identity = state.authenticate(&signed, &bytes).map_err(|e| {
-                // S3 answers a request without credentials as an anonymous one, and
-                // anonymous callers may do nothing here but read websites.
-                if e.code == "AuthFailure" {
-                    ApiError::new("AccessDenied", "Access Denied").with_status(403)
-                } else {
-                    e
+            let unsigned = signed.authorization().is_none()
+                && !query.contains_key("X-Amz-Algorithm")
+                && !query.contains_key("X-Amz-Credential");
+            let identity = match state.authenticate(&signed, &bytes) {
+                Ok(i) => Some(i),
+                // A request without any signature is an anonymous one: only a bucket
+                // policy can let it in (decided below).
+                Err(e) if e.code == "AuthFailure" && unsigned => None,
+                Err(e) if e.code == "AuthFailure" => {
+                    return Err(ApiError::new("AccessDenied", "Access Denied").with_status(403));
                 }
-            })?;
+                Err(e) => return Err(e),
+            };
             let (action, resource) = iam_action(
                 parts.method.as_str(),
                 bucket.as_deref(),
                 key.as_deref(),
                 &query,
             );
-            let denied = {
+            let creating = action == "s3:CreateBucket";
+            let target = {
                 let control = state.lock();
-                state
-                    .authorize(&control, &identity, action, &resource, &signed)
-                    .err()
+                let found = match bucket.as_deref().filter(|_| !creating) {
+                    Some(b) => {
+                        bucket_owner(&control, identity.as_ref().map(|i| i.account.as_str()), b)
+                    }
+                    None => None,
+                };
+                let access = found.as_ref().map(|(owner, w)| {
+                    let b = w.buckets.get(bucket.as_deref().unwrap_or_default());
+                    (
+                        owner.clone(),
+                        b.and_then(|b| b.policy.clone()),
+                        b.and_then(|b| b.public_access_block.as_ref())
+                            .is_some_and(|p| p.restrict_public_buckets),
+                        b.map(|b| b.region.clone()),
+                    )
+                });
+                let bucket_access = access.as_ref().map(|(owner, policy, restrict, _)| {
+                    crate::api::iam::authz::BucketAccess {
+                        owner,
+                        policy: policy.as_deref(),
+                        restrict_public: *restrict,
+                    }
+                });
+                if identity.is_none() && bucket_access.is_none() {
+                    // Anonymous requests name a bucket that must exist somewhere.
+                    return Err(match bucket {
+                        Some(_) => {
+                            ApiError::new("NoSuchBucket", "The specified bucket does not exist")
+                                .with_status(404)
+                        }
+                        None => ApiError::new("AccessDenied", "Access Denied").with_status(403),
+                    });
+                }
+                crate::api::iam::authz::authorize_s3(
+                    &control,
+                    state.iam_enforce,
+                    identity.as_ref(),
+                    bucket_access.as_ref(),
+                    action,
+                    &resource,
+                    (state.clock)(),
+                    crate::api::iam::source_ip(&signed).as_deref(),
+                )
+                .map_err(|d| d.query().with_status(403))?;
+                access.map(|(owner, _, _, region)| (owner, region))
             };
-            if let Some(d) = denied {
-                return Err(d.query().with_status(403));
+            match (identity, target) {
+                // Another account's bucket (allowed by both sides): the request runs
+                // in the owner's world, in the bucket's region.
+                (Some(i), Some((owner, region))) if owner != i.account => {
+                    (owner, region.unwrap_or(i.credential.region))
+                }
+                (Some(i), _) => (i.account, i.credential.region),
+                (None, Some((owner, region))) => {
+                    (owner, region.unwrap_or_else(|| "us-east-1".to_string()))
+                }
+                (None, None) => {
+                    return Err(ApiError::new("AccessDenied", "Access Denied").with_status(403));
+                }
             }
-            (identity.account, identity.credential.region)
         };
         let chunked = parts
             .headers
@@ -489,10 +547,34 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
     }
 }
 
+/// The account whose world holds `bucket`: the caller's own when it has one by that
+/// name, otherwise the first other account that has it (bucket names are per account in
+/// vpclab; a name held elsewhere is another account's bucket, reached cross-account).
+fn bucket_owner(
+    control: &crate::model::Control,
+    caller: Option<&str>,
+    bucket: &str,
+) -> Option<(String, std::sync::Arc<crate::model::World>)> {
+    if let Some(c) = caller
+        && let Some(w) = control.snapshot(c).filter(|w| w.buckets.contains(bucket))
+    {
+        return Some((c.to_string(), w));
+    }
+    control
+        .accounts()
+        .into_iter()
+        .filter(|a| Some(a.as_str()) != caller)
+        .find_map(|a| {
+            let w = control
+                .snapshot(&a)
+                .filter(|w| w.buckets.contains(bucket))?;
+            Some((a, w))
+        })
+}
+
 /// The IAM action and resource of an S3 request (Service Authorization Reference for
 /// Amazon S3: bucket actions on `arn:aws:s3:::BUCKET`, object actions on
-/// `arn:aws:s3:::BUCKET/KEY`), for the one authorization gate when IAM is enforced.
-/// Bucket policies are not evaluated yet (docs/fidelity.md).
+/// `arn:aws:s3:::BUCKET/KEY`), for [`crate::api::iam::authz::authorize_s3`].
 fn iam_action(
     method: &str,
     bucket: Option<&str>,
@@ -528,6 +610,7 @@ fn iam_action(
         "GET" | "HEAD" if has("website") => "s3:GetBucketWebsite",
         "GET" | "HEAD" if has("cors") => "s3:GetBucketCORS",
         "GET" | "HEAD" if has("lifecycle") => "s3:GetLifecycleConfiguration",
+        "GET" | "HEAD" if has("notification") => "s3:GetBucketNotification",
         "GET" | "HEAD" => "s3:ListBucket",
         "PUT" if has("policy") => "s3:PutBucketPolicy",
         "PUT" if has("versioning") => "s3:PutBucketVersioning",
@@ -536,6 +619,7 @@ fn iam_action(
         "PUT" if has("cors") => "s3:PutBucketCORS",
         "PUT" if has("lifecycle") => "s3:PutLifecycleConfiguration",
         "PUT" if has("publicAccessBlock") => "s3:PutBucketPublicAccessBlock",
+        "PUT" if has("notification") => "s3:PutBucketNotification",
         "PUT" => "s3:CreateBucket",
         "DELETE" if has("policy") => "s3:DeleteBucketPolicy",
         "DELETE" if has("website") => "s3:DeleteBucketWebsite",
@@ -695,6 +779,7 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "ownershipControls",
     "encryption",
     "policyStatus",
+    "notification",
 ];
 
 fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResult<Out> {
@@ -739,6 +824,8 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
         ("PUT", "acl") => "PutBucketAcl",
         ("GET", "ownershipControls") => "GetBucketOwnershipControls",
         ("GET", "encryption") => "GetBucketEncryption",
+        ("PUT", "notification") => "PutBucketNotificationConfiguration",
+        ("GET", "notification") => "GetBucketNotificationConfiguration",
         _ => {
             return Err(ApiError::new(
                 "NotImplemented",
@@ -933,6 +1020,18 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
                 b.cors_xml = Some(xml.clone());
                 Ok(())
             })
+        }
+        "PutBucketNotificationConfiguration" => {
+            let cfg = notify::parse(&req.body)?;
+            mutate(state, account, &env, |w, env| {
+                w.put_bucket_notification(env, bucket, cfg)?;
+                Ok(((), Vec::new()))
+            })?;
+            Ok(Out::empty(200))
+        }
+        "GetBucketNotificationConfiguration" => {
+            let w = read(state, account, &env)?;
+            Ok(notify::render(w.bucket(bucket)?.notification.as_ref()))
         }
         "GetBucketCors" => {
             let w = read(state, account, &env)?;

@@ -10,6 +10,7 @@ pub mod address;
 pub mod compile;
 pub mod eni;
 pub mod flow_log;
+pub mod iam_profile;
 pub mod igw;
 pub mod insights;
 pub mod instance;

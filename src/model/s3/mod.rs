@@ -17,6 +17,7 @@
 //! Bucket names are unique per vpclab account (AWS makes them global): each account is
 //! its own world.
 
+pub mod notify;
 pub mod policy;
 pub mod website;
 
@@ -95,6 +96,9 @@ pub struct Bucket {
     /// `None`: no configuration (nothing blocked, as for buckets made before 2023).
     #[serde(default)]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Event notifications (PutBucketNotificationConfiguration), `None` when none.
+    #[serde(default)]
+    pub notification: Option<notify::NotificationConfig>,
 }
 
 impl Resource for Bucket {
@@ -438,6 +442,7 @@ impl World {
             lifecycle: Vec::new(),
             website: None,
             public_access_block: Some(PublicAccessBlock::all()),
+            notification: None,
         });
         Ok(true)
     }
@@ -500,7 +505,17 @@ impl World {
             metadata: new.metadata,
             tags: new.tags,
         };
+        let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
+        // The event type follows the API call that wrote the object.
+        let event = match env.action.as_str() {
+            "CopyObject" => "ObjectCreated:Copy",
+            "CompleteMultipartUpload" => "ObjectCreated:CompleteMultipartUpload",
+            "PostObject" => "ObjectCreated:Post",
+            _ => "ObjectCreated:Put",
+        };
+        let vid = (version_id != "null").then_some(version_id.as_str());
+        self.s3_notify(env, bucket, event, key, size, &etag, vid);
         Ok((version_id, freed))
     }
 
@@ -577,6 +592,28 @@ impl World {
     /// for good. Returns (version id deleted or created, whether it is a delete marker,
     /// freed blobs).
     pub fn delete_object(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> ApiResult<(Option<String>, bool, Freed)> {
+        let existed = self.s3_objects.contains(&object_id(bucket, key));
+        let (vid, marker, freed) = self.remove_object(env, bucket, key, version_id)?;
+        // ObjectRemoved: a delete marker made, or something actually removed.
+        let created_marker = marker && version_id.is_none();
+        if created_marker || existed {
+            let event = if created_marker {
+                "ObjectRemoved:DeleteMarkerCreated"
+            } else {
+                "ObjectRemoved:Delete"
+            };
+            self.s3_notify(env, bucket, event, key, 0, "", vid.as_deref());
+        }
+        Ok((vid, marker, freed))
+    }
+
+    fn remove_object(
         &mut self,
         env: &Env,
         bucket: &str,

@@ -101,6 +101,14 @@ fn ssm(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> +
     Box::pin(super::json::endpoint(state, req, &super::ssm::SERVICE))
 }
 
+fn ecs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::ecs::SERVICE))
+}
+
+fn ecr(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::ecr::SERVICE))
+}
+
 fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
@@ -152,18 +160,24 @@ pub static SERVICES: &[Service] = &[
             &["DynamoDB_20120810"],
         )
     },
-    svc(
-        "ecs",
-        "Amazon ECS",
-        Protocol::Json,
-        &["AmazonEC2ContainerServiceV20141113"],
-    ),
-    svc(
-        "ecr",
-        "Amazon ECR",
-        Protocol::Json,
-        &["AmazonEC2ContainerRegistry_V20150921"],
-    ),
+    Service {
+        handler: Some(ecs),
+        ..svc(
+            "ecs",
+            "Amazon ECS",
+            Protocol::Json,
+            &["AmazonEC2ContainerServiceV20141113"],
+        )
+    },
+    Service {
+        handler: Some(ecr),
+        ..svc(
+            "ecr",
+            "Amazon ECR",
+            Protocol::Json,
+            &["AmazonEC2ContainerRegistry_V20150921"],
+        )
+    },
     svc("lambda", "AWS Lambda", Protocol::RestJson, &[]),
     Service {
         handler: Some(logs),

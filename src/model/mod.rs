@@ -40,6 +40,8 @@ pub mod change;
 pub mod cloudwatch;
 pub mod control;
 pub mod ec2;
+pub mod ecr;
+pub mod ecs;
 pub mod error;
 pub mod filter;
 pub mod iam;
@@ -292,6 +294,11 @@ world_tables! {
     sns_subscriptions: sns::Subscription,
     sns_mail: sns::Mail,
     ssm_parameters: ssm::Parameter,
+    ecs_clusters: ecs::Cluster,
+    ecs_task_definitions: ecs::TaskDefinition,
+    ecs_tasks: ecs::Task,
+    ecs_services: ecs::Service,
+    ecr_repositories: ecr::Repository,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -141,12 +141,15 @@ pub(crate) struct Runtime {
     worlds: Worlds,
     running: BTreeMap<String, Running>,
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
+    /// ECS tasks' hosts (`world::tasks`), reconciled with the instances.
+    tasks: super::tasks::TaskHosts,
 }
 
 impl Runtime {
     pub(crate) fn new(account: &str, net: Net, worlds: Worlds) -> Runtime {
         Runtime {
             account: account.to_string(),
+            tasks: super::tasks::TaskHosts::new(account, net.clone(), worlds.clone()),
             net,
             worlds,
             running: BTreeMap::new(),
@@ -167,6 +170,7 @@ impl Runtime {
         for (_, r) in std::mem::take(&mut self.running) {
             r.stop();
         }
+        self.tasks.shutdown_all();
     }
 
     fn dir(&self) -> PathBuf {
@@ -237,6 +241,7 @@ impl Runtime {
             }
         }
         self.reconcile_resolvers(world);
+        self.tasks.reconcile(world);
     }
 
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {

@@ -13,6 +13,8 @@ mod cloudwatch;
 mod console;
 mod console_browser;
 mod data;
+mod ecr;
+mod ecs;
 mod iam;
 mod insights;
 mod instances;

@@ -9,6 +9,7 @@ mod support;
 mod alarms;
 mod dns_health;
 mod dns_server;
+mod ecs;
 mod flow_logs;
 mod instance_services;
 mod instance_ssh;

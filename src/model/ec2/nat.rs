@@ -195,12 +195,14 @@ impl World {
             .any(|n| n.next_transition.is_some_and(|t| t <= now))
             || self.instances_due(now)
             || self.alarms_due(now)
+            || self.ecs_due(now)
     }
 
     /// Applies every time-driven state change due at `now`. Other time-driven kinds
     /// (instances) add their step here.
     pub fn advance(&mut self, now: Timestamp) {
         self.advance_instances(now);
+        self.advance_ecs(now);
         // After instances settle, so an alarm's EC2 action sees their current state.
         self.evaluate_alarms(now);
         for id in self

@@ -80,26 +80,26 @@ impl Registry {
         self.blob_path(digest).is_some_and(|p| p.is_file())
     }
 
-    /// Moves a finished upload into place if its bytes hash to `digest`.
-    fn commit(&self, file: &Path, digest: &str) -> Result<u64, Response> {
-        let Some(dst) = self.blob_path(digest) else {
-            return Err(error(
+    /// Moves a finished upload into place if its bytes hash to `digest`; the error is
+    /// the registry's answer.
+    fn commit(&self, file: &Path, digest: &str) -> Result<u64, Box<Response>> {
+        let bad_digest = || {
+            Box::new(error(
                 400,
                 "DIGEST_INVALID",
                 "provided digest did not match uploaded content",
-            ));
+            ))
         };
-        let bytes = std::fs::read(file).map_err(|_| internal())?;
+        let Some(dst) = self.blob_path(digest) else {
+            return Err(bad_digest());
+        };
+        let bytes = std::fs::read(file).map_err(|_| Box::new(internal()))?;
         let got = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if got != digest {
             let _ = std::fs::remove_file(file);
-            return Err(error(
-                400,
-                "DIGEST_INVALID",
-                "provided digest did not match uploaded content",
-            ));
+            return Err(bad_digest());
         }
-        std::fs::rename(file, &dst).map_err(|_| internal())?;
+        std::fs::rename(file, &dst).map_err(|_| Box::new(internal()))?;
         Ok(bytes.len() as u64)
     }
 }
@@ -346,7 +346,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                         ],
                         Vec::new(),
                     ),
-                    Err(r) => r,
+                    Err(r) => *r,
                 };
             }
             reg.uploads
@@ -469,7 +469,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                     ],
                     Vec::new(),
                 ),
-                Err(r) => r,
+                Err(r) => *r,
             }
         }
         (&Method::PUT, Target::Manifest(name, reference)) => {

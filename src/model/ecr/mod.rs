@@ -101,9 +101,9 @@ pub fn check_name(name: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''"
-        )))
+        Err(invalid(
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''",
+        ))
     }
 }
 

@@ -879,7 +879,7 @@ impl World {
                 x >> 32,
                 (x >> 16) & 0xffff,
                 x & 0xfff,
-                0x8000 | (y >> 48 & 0x3fff),
+                0x8000 | ((y >> 48) & 0x3fff),
                 y & 0xffff_ffff_ffff
             )
         };

@@ -37,6 +37,8 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ec2;
 pub mod elb;
+pub mod ecr;
+pub mod ecs;
 pub mod iam;
 pub mod json;
 pub mod logs;
@@ -87,6 +89,8 @@ pub struct AppState {
     pub objects: Option<Arc<s3::blob::BlobStore>>,
     /// DynamoDB's per-account databases (`None`: DynamoDB answers InternalServerError).
     pub dynamodb: Option<Arc<dynamodb::Tables>>,
+    /// The ECR registry endpoint's files (`None`: the registry answers UNAVAILABLE).
+    pub ecr: Option<Arc<ecr::registry::Registry>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -101,6 +105,7 @@ impl AppState {
             iam_enforce: false,
             objects: None,
             dynamodb: None,
+            ecr: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -146,6 +151,12 @@ impl AppState {
     /// Gives S3 its object store (the daemon's `objects/` folder).
     pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
         self.objects = Some(Arc::new(blobs));
+        self
+    }
+
+    /// Gives the ECR registry endpoint its folder.
+    pub fn with_ecr(mut self, registry: ecr::registry::Registry) -> AppState {
+        self.ecr = Some(Arc::new(registry));
         self
     }
 
@@ -242,6 +253,10 @@ pub async fn s3_hosts(
 ) -> Response {
     if s3::is_s3_host(req.headers()) {
         return s3::endpoint(state, req).await;
+    }
+    // The ECR registry (OCI distribution API): by its Host or a `/v2/` path.
+    if ecr::registry::is_registry_request(&req) {
+        return ecr::registry::endpoint(state, req).await;
     }
     next.run(req).await
 }

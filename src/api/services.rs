@@ -15,8 +15,8 @@
 //! [`SERVICES`] is the one table: a service vpclab emulates has a handler there; every
 //! other service is listed with its protocol, so a learner who tries it gets that
 //! protocol's error shape, which the CLI prints as one line naming the service:
-//! `An error occurred (NotImplemented) when calling the CreateCluster operation: vpclab
-//! does not emulate Amazon ECS yet (see docs/fidelity.md)`. The status is 501, which
+//! `An error occurred (NotImplemented) when calling the ListKeys operation: vpclab
+//! does not emulate AWS KMS yet (see docs/fidelity.md)`. The status is 501, which
 //! the SDKs do not retry.
 //!
 //! # Adding a service
@@ -101,6 +101,14 @@ fn ssm(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> +
     Box::pin(super::json::endpoint(state, req, &super::ssm::SERVICE))
 }
 
+fn ecs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::ecs::SERVICE))
+}
+
+fn ecr(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::ecr::SERVICE))
+}
+
 fn logs(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::json::endpoint(state, req, &super::logs::SERVICE))
 }
@@ -160,18 +168,24 @@ pub static SERVICES: &[Service] = &[
             &["DynamoDB_20120810"],
         )
     },
-    svc(
-        "ecs",
-        "Amazon ECS",
-        Protocol::Json,
-        &["AmazonEC2ContainerServiceV20141113"],
-    ),
-    svc(
-        "ecr",
-        "Amazon ECR",
-        Protocol::Json,
-        &["AmazonEC2ContainerRegistry_V20150921"],
-    ),
+    Service {
+        handler: Some(ecs),
+        ..svc(
+            "ecs",
+            "Amazon ECS",
+            Protocol::Json,
+            &["AmazonEC2ContainerServiceV20141113"],
+        )
+    },
+    Service {
+        handler: Some(ecr),
+        ..svc(
+            "ecr",
+            "Amazon ECR",
+            Protocol::Json,
+            &["AmazonEC2ContainerRegistry_V20150921"],
+        )
+    },
     svc("lambda", "AWS Lambda", Protocol::RestJson, &[]),
     Service {
         handler: Some(logs),
@@ -524,17 +538,13 @@ mod tests {
                 (status, ctype, String::from_utf8(body.to_vec()).unwrap())
             }
         };
-        let (status, ctype, body) = send(req(
-            Some(&auth("ecs")),
-            Some("AmazonEC2ContainerServiceV20141113.CreateCluster"),
-            "/",
-        ))
-        .await;
+        let (status, ctype, body) =
+            send(req(Some(&auth("kms")), Some("TrentService.ListKeys"), "/")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert!(ctype.contains("json"));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["__type"], "NotImplemented");
-        assert!(v["message"].as_str().unwrap().contains("Amazon ECS"));
+        assert!(v["message"].as_str().unwrap().contains("AWS KMS"));
         let (status, _, body) = send(req(Some(&auth("cloudformation")), None, "/")).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert!(

@@ -357,8 +357,11 @@ impl Daemon {
         }
         let tables = crate::api::dynamodb::Tables::new(state_dir.dynamodb_dir())
             .with_context(|| format!("cannot create {}", state_dir.dynamodb_dir().display()))?;
+        let registry = crate::api::ecr::registry::Registry::open(state_dir.ecr_dir())
+            .with_context(|| format!("cannot create {}", state_dir.ecr_dir().display()))?;
         let state = AppState::new(control.clone(), clock)
             .with_objects(blobs)
+            .with_ecr(registry)
             .with_dynamodb(tables)
             .with_auth(auth)
             .with_iam_enforce(cfg.iam_enforce)

@@ -87,6 +87,11 @@ impl StateDir {
         self.root.join("objects")
     }
 
+    /// The folder of the ECR registry's blobs and uploads.
+    pub fn ecr_dir(&self) -> PathBuf {
+        self.root.join("ecr")
+    }
+
     /// The folder of DynamoDB databases, one per account.
     pub fn dynamodb_dir(&self) -> PathBuf {
         self.root.join("dynamodb")

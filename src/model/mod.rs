@@ -42,6 +42,8 @@ pub mod cloudwatch;
 pub mod control;
 pub mod ec2;
 pub mod elb;
+pub mod ecr;
+pub mod ecs;
 pub mod error;
 pub mod filter;
 pub mod iam;
@@ -300,6 +302,11 @@ world_tables! {
     elb_listeners: elb::Listener,
     launch_templates: ec2::launch_template::LaunchTemplate,
     autoscaling_groups: autoscaling::Group,
+    ecs_clusters: ecs::Cluster,
+    ecs_task_definitions: ecs::TaskDefinition,
+    ecs_tasks: ecs::Task,
+    ecs_services: ecs::Service,
+    ecr_repositories: ecr::Repository,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -146,12 +146,15 @@ pub(crate) struct Runtime {
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
     /// Instances whose credentials renewal was asked for, and when.
     renewing: BTreeMap<String, Timestamp>,
+    /// ECS tasks' hosts (`world::tasks`), reconciled with the instances.
+    tasks: super::tasks::TaskHosts,
 }
 
 impl Runtime {
     pub(crate) fn new(account: &str, net: Net, worlds: Worlds) -> Runtime {
         Runtime {
             account: account.to_string(),
+            tasks: super::tasks::TaskHosts::new(account, net.clone(), worlds.clone()),
             net,
             worlds,
             running: BTreeMap::new(),
@@ -173,6 +176,7 @@ impl Runtime {
         for (_, r) in std::mem::take(&mut self.running) {
             r.stop();
         }
+        self.tasks.shutdown_all();
     }
 
     fn dir(&self) -> PathBuf {
@@ -248,6 +252,7 @@ impl Runtime {
             }
         }
         self.reconcile_resolvers(world);
+        self.tasks.reconcile(world);
     }
 
     /// Asks the model for a new session of the instance's role when there is none or

@@ -32,6 +32,7 @@ pub mod internet;
 mod metrics;
 pub mod net;
 mod resolver;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -60,7 +61,7 @@ pub const INTERNET_PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
 /// interfaces and subnets carry the addresses those hosts use.
-const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet"];
+const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet", "ecs_task"];
 
 /// Settings shared by every world of the daemon.
 #[derive(Clone)]
@@ -151,7 +152,10 @@ impl Worlds {
             }
             // A commit that touches no networking resource (tags, key pairs, Route 53)
             // leaves the topology and the hosts as they are.
-            if running.is_some() && !commit.touches(compile::FABRIC_KINDS) {
+            if running.is_some()
+                && !commit.touches(compile::FABRIC_KINDS)
+                && !commit.touches(RUNTIME_KINDS)
+            {
                 return;
             }
             let running_was_none = running.is_none();

@@ -15,6 +15,8 @@ mod console;
 mod console_browser;
 mod data;
 mod elb;
+mod ecr;
+mod ecs;
 mod iam;
 mod insights;
 mod instances;

@@ -8,7 +8,7 @@ use crate::support::{Lab, TestDaemon};
 fn unemulated_services_print_one_line_naming_the_service() {
     let d = TestDaemon::start();
     let cases: &[(&[&str], &str)] = &[
-        (&["ecs", "create-cluster"], "Amazon ECS"),
+        (&["kms", "list-keys"], "AWS KMS"),
         (&["cloudfront", "list-distributions"], "Amazon CloudFront"),
         (&["lambda", "list-functions"], "AWS Lambda"),
         (&["cloudformation", "list-stacks"], "AWS CloudFormation"),

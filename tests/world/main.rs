@@ -10,6 +10,7 @@ mod alarms;
 mod dns_health;
 mod dns_server;
 mod elb;
+mod ecs;
 mod flow_logs;
 mod iam_profile;
 mod instance_services;

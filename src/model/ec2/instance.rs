@@ -1047,7 +1047,11 @@ impl World {
     /// Gives an interface an automatic public address from the pool (no-op if it has one).
     /// `avoid` is the address it had before a stop: AWS hands out a different one at start
     /// (the lesson of stop/start), so that address is held while the pool picks.
-    fn assign_auto_public_ip(&mut self, eni_id: &str, avoid: Option<Ipv4Addr>) -> ApiResult<()> {
+    pub(crate) fn assign_auto_public_ip(
+        &mut self,
+        eni_id: &str,
+        avoid: Option<Ipv4Addr>,
+    ) -> ApiResult<()> {
         if self
             .network_interfaces
             .get(eni_id)

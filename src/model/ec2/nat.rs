@@ -197,6 +197,7 @@ impl World {
             || self.alarms_due(now)
             || self.elb_due(now)
             || self.autoscaling_due(now)
+            || self.ecs_due(now)
     }
 
     /// Applies every time-driven state change due at `now`. Other time-driven kinds
@@ -206,6 +207,7 @@ impl World {
         self.advance_elb(now);
         // After instances settle, so a group sees which of its members still run.
         self.advance_autoscaling(now);
+        self.advance_ecs(now);
         // After instances settle, so an alarm's EC2 action sees their current state.
         self.evaluate_alarms(now);
         for id in self

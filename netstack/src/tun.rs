@@ -118,6 +118,99 @@ impl Drop for Tun {
     }
 }
 
+/// A TUN device made elsewhere (inside a sandboxed instance's network namespace),
+/// standing in for the host stack at one fabric port: what the kernel behind it sends
+/// enters the fabric at `port`, as if the instance's interface sent it, and what the
+/// fabric delivers to `port` is written to it. Dropping it detaches the port.
+pub struct PortTun {
+    port: Port,
+    net: Net,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PortTun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortTun").field("port", &self.port).finish()
+    }
+}
+
+impl PortTun {
+    /// Bridge `device` (an open, non-blocking TUN descriptor without packet
+    /// information) to `port` of `net`. Fails if a host or another device
+    /// already serves the port.
+    pub fn attach(net: &Net, device: std::os::fd::OwnedFd, port: Port) -> io::Result<PortTun> {
+        let file = std::fs::File::from(device);
+        #[allow(deprecated)] // as in `Tun::attach`: the `File` owns its descriptor
+        let fd = AsyncFd::new(file)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        {
+            let mut world = net.shared.lock();
+            if world.port_sinks.contains_key(&port) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{port:?} already has a device"),
+                ));
+            }
+            world.port_sinks.insert(port.clone(), tx);
+        }
+        let task = tokio::spawn(pump_port(fd, rx, port.clone(), Arc::downgrade(&net.shared)));
+        Ok(PortTun {
+            port,
+            net: net.clone(),
+            task,
+        })
+    }
+}
+
+impl Drop for PortTun {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.net.shared.lock().port_sinks.remove(&self.port);
+    }
+}
+
+async fn pump_port(
+    fd: AsyncFd<std::fs::File>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    port: Port,
+    shared: Weak<Shared>,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 65536];
+    loop {
+        tokio::select! {
+            ready = fd.readable() => {
+                let Ok(mut guard) = ready else { return };
+                match guard.try_io(|inner| (&*inner.get_ref()).read(&mut buf)) {
+                    // EOF: the device is gone (its namespace died).
+                    Ok(Ok(0)) => return,
+                    Ok(Ok(n)) => {
+                        // Only IPv4: the kernel also sends IPv6 router solicitations.
+                        if buf[0] >> 4 != 4 {
+                            continue;
+                        }
+                        let Some(shared) = shared.upgrade() else { return };
+                        let now = shared.now();
+                        shared.lock().send(now, &port, buf[..n].to_vec());
+                        shared.notify.notify_one();
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, ?port, "the instance's TUN device closed");
+                        return;
+                    }
+                    Err(_would_block) => {}
+                }
+            }
+            pkt = rx.recv() => {
+                let Some(mut pkt) = pkt else { return };
+                fix_checksums(&mut pkt);
+                // Non-blocking: a full kernel queue drops the packet; TCP retransmits.
+                let _ = (&*fd.get_ref()).write(&pkt);
+            }
+        }
+    }
+}
+
 /// Move packets both ways until the world is gone.
 async fn pump(fd: AsyncFd<Iface>, mut rx: mpsc::Receiver<Vec<u8>>, shared: Weak<Shared>) {
     let mut buf = vec![0u8; 65536];

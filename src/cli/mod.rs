@@ -93,6 +93,17 @@ pub enum Command {
     Grade(grade::GradeArgs),
     /// A course for a whole class: roster, keys, credentials (serve it with `up --class`).
     Class(class::ClassArgs),
+    /// The first process inside an instance's sandbox (started by the daemon).
+    #[command(hide = true)]
+    InstanceAgent(InstanceAgentArgs),
+}
+
+/// `vpclab instance-agent`: only the daemon starts it, inside a sandbox.
+#[derive(Debug, clap::Args)]
+pub struct InstanceAgentArgs {
+    /// Only check that a TUN device can be created here, then exit.
+    #[arg(long)]
+    pub probe: bool,
 }
 
 /// Runs a parsed command line.
@@ -110,5 +121,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => lab::run(args),
         Command::Grade(args) => grade::run(args),
         Command::Class(args) => class::run(args),
+        Command::InstanceAgent(args) => {
+            if args.probe {
+                crate::instance::sandbox::agent::probe()?;
+            } else {
+                crate::instance::sandbox::agent::run()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -49,6 +49,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "api": endpoint.as_ref().filter(|_| running).map(|e| e.api.clone()),
             "dns": endpoint.as_ref().filter(|_| running).and_then(|e| e.dns.clone()),
             "pid": endpoint.as_ref().filter(|_| running).map(|e| e.pid),
+            "runtime": endpoint.as_ref().filter(|_| running).and_then(|e| e.runtime.clone()),
             "state_dir": dir,
             "accounts": summary,
         });
@@ -63,6 +64,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 crate::cli::outln!("  DNS:        {d}")?;
             }
             crate::cli::outln!("  state dir:  {}", dir.display())?;
+            if let Some(r) = &e.runtime {
+                crate::cli::outln!("  instances:  {r}")?;
+            }
             crate::cli::outln!("export AWS_ENDPOINT_URL={}", e.api)?;
         }
         None => {

@@ -66,6 +66,13 @@ pub struct UpArgs {
     /// The name of the TUN device of `--tun`.
     #[arg(long, default_value = "vpclab0")]
     pub tun_name: String,
+    /// How instances run. `emulated` (the default): vpclab's own shell, no processes on
+    /// this machine. `sandbox`: real Linux processes (bash, python3, servers) in a
+    /// rootless sandbox per instance (bubblewrap; user, PID, mount and network
+    /// namespaces) whose only network is the VPC fabric. `auto`: sandbox where this
+    /// machine allows it, else emulated.
+    #[arg(long, value_enum, default_value = "emulated")]
+    pub runtime: crate::instance::sandbox::RuntimeChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,6 +130,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
         cfg.auth = AuthConfig::Strict;
     }
     cfg.tun = args.tun.then(|| args.tun_name.clone());
+    cfg.runtime = args.runtime;
     if let Some(course) = &args.class {
         // A class is always strict: every learner signs with their own key.
         cfg.auth = AuthConfig::Strict;
@@ -165,6 +173,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 "  browser:    SOCKS5/HTTP proxy {proxy} (curl --proxy socks5h://{proxy} http://example.com/)"
             )?;
         }
+        crate::cli::outln!("  instances:  {} ({})", running.runtime.0, running.runtime.1)?;
         if let Some(tun) = &running.tun {
             crate::cli::outln!(
                 "  TUN:        {tun} routes {} into account {}'s world; it sees you as {}",

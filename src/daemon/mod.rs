@@ -102,6 +102,11 @@ pub struct DaemonConfig {
     /// A course folder (`vpclab up --class`): its roster's keys join strict mode, labs
     /// follow the course, and the instructor's dashboard is served.
     pub class: Option<std::path::PathBuf>,
+    /// `--runtime`: how instances run (emulated shell or rootless sandboxes).
+    pub runtime: crate::instance::sandbox::RuntimeChoice,
+    /// The `vpclab` binary a sandbox runs as its agent (`None`: this process is not
+    /// `vpclab`, e.g. a test binary, so only the emulated runtime is possible).
+    pub agent_exe: Option<std::path::PathBuf>,
 }
 
 impl DaemonConfig {
@@ -126,6 +131,11 @@ impl DaemonConfig {
             metrics_interval: None,
             limits: ApiLimits::default(),
             class: None,
+            runtime: crate::instance::sandbox::RuntimeChoice::default(),
+            agent_exe: std::env::current_exe().ok().filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vpclab"))
+            }),
         }
     }
 
@@ -171,6 +181,8 @@ pub struct Running {
     /// Things the operator should know (a default port that was busy, a non-loopback
     /// listen address); the CLI prints them.
     pub warnings: Vec<String>,
+    /// The instance runtime chosen at start-up and why (`vpclab status` shows it).
+    pub runtime: (String, String),
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -257,7 +269,14 @@ impl Daemon {
         // subscribers hold the worlds: the slot is emptied when the daemon stops, or
         // that cycle would keep the store (and its lock on the state directory) alive.
         let door_router: DoorRouter = Arc::default();
+        // The instance runtime, decided once: every instance of this daemon runs on it.
+        let (runtime, why) =
+            crate::instance::sandbox::resolve(cfg.runtime, cfg.agent_exe.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(runtime = runtime.name(), reason = %why, "instance runtime");
+        let runtime_info = (runtime.name().to_string(), why);
         let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
+            runtime,
             ca,
             api_door: Some(api_door(door_router.clone())),
             disks_dir: state_dir.instances_dir(),
@@ -344,6 +363,7 @@ impl Daemon {
             region: cfg.region.clone(),
             pid: std::process::id(),
             state_dir: state_dir.root().to_path_buf(),
+            runtime: Some(format!("{} ({})", runtime_info.0, runtime_info.1)),
         };
         let endpoint_file = state_dir.endpoint_file();
         std::fs::write(&endpoint_file, serde_json::to_vec_pretty(&info)?)
@@ -473,6 +493,7 @@ impl Daemon {
             tun: cfg.tun,
             state_dir,
             warnings,
+            runtime: runtime_info,
             stop: Some(stop),
             task,
         })

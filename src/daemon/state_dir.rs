@@ -116,4 +116,7 @@ pub struct EndpointInfo {
     pub region: String,
     pub pid: u32,
     pub state_dir: PathBuf,
+    /// The instance runtime and why it was chosen (absent in older files).
+    #[serde(default)]
+    pub runtime: Option<String>,
 }

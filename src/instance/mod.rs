@@ -30,6 +30,7 @@ pub mod imds;
 pub mod lineedit;
 pub mod net;
 pub mod outq;
+pub mod sandbox;
 pub mod services;
 pub mod sftp;
 pub mod shell;

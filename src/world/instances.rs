@@ -25,12 +25,14 @@ use vpclab_netstack::Port;
 use vpclab_netstack::host::{Host, HostConfig, Net};
 use vpclab_netstack::internet::MIRROR_ADDR;
 use vpclab_netstack::topology::rid;
+use vpclab_netstack::tun::PortTun;
 
 use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
+use crate::instance::sandbox::{AgentSpec, InstanceRoot, RuntimeKind, Sandbox};
 use crate::instance::{
-    Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
+    FakeNet, Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
 };
 use crate::model::ec2::iam_profile::InstanceCredentials;
 use crate::model::ec2::instance::{InstanceState as Lifecycle, RuntimeInstance};
@@ -52,7 +54,11 @@ struct Running {
     /// RebootInstances calls seen; a new one restarts the instance's runtime.
     reboots: u32,
     profile: InstanceProfile,
-    host: Host,
+    /// The emulated runtime's host stack at the interface (`None` for a sandbox, whose
+    /// kernel is the stack).
+    host: Option<Host>,
+    /// The sandbox runtime: the processes and the bridge of their TUN device.
+    sandbox: Option<SandboxSlot>,
     imds: Option<Host>,
     state: Arc<InstanceState>,
     tasks: Vec<JoinHandle<()>>,
@@ -65,12 +71,37 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
-        self.host.remove();
+        if let Some(h) = &self.host {
+            h.remove();
+        }
+        if let Some(mut s) = self.sandbox {
+            // Stop: every process of the instance dies with its PID namespace; the
+            // bridge goes with them. The disk (its folders) stays.
+            s.sandbox.kill();
+            let mut b = s.bridge.lock().unwrap_or_else(|e| e.into_inner());
+            b.stopped = true;
+            b.tun = None;
+        }
         if let Some(h) = &self.imds {
             h.remove();
         }
         self.disk.save_if_changed(&self.state);
     }
+}
+
+/// A sandboxed instance: its processes, and the bridge between its `ens5` and the
+/// fabric (set once the agent hands the device over).
+struct SandboxSlot {
+    sandbox: Sandbox,
+    bridge: Arc<Mutex<Bridge>>,
+}
+
+/// The bridge of a sandbox's device; `stopped` keeps a device handed over after the
+/// instance stopped from being attached.
+#[derive(Default)]
+struct Bridge {
+    tun: Option<PortTun>,
+    stopped: bool,
 }
 
 /// Saves one instance's disk when it changed since the last save. The disk's
@@ -214,6 +245,7 @@ impl Runtime {
                 r.stop();
                 if !known.contains(&id) {
                     disks::remove(&self.dir(), &id);
+                    InstanceRoot::remove(&self.dir(), &id);
                 }
             }
         }
@@ -303,6 +335,10 @@ impl Runtime {
     }
 
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {
+        if let RuntimeKind::Sandbox { agent } = &self.worlds.cfg().runtime {
+            let agent = agent.clone();
+            return self.boot_sandbox(ri, profile, &agent);
+        }
         let eni = ri.eni_id.clone().unwrap_or_default();
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
             .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
@@ -393,7 +429,130 @@ impl Runtime {
             eni,
             reboots: ri.reboots,
             profile,
-            host,
+            host: Some(host),
+            sandbox: None,
+            imds,
+            state,
+            tasks,
+            disk: saver,
+        })
+    }
+
+    /// The sandbox runtime's boot: the instance's folders, a sandbox running the agent,
+    /// and (once the agent hands it over) its TUN device bridged at the interface's
+    /// port, so every packet of its kernel crosses the fabric. The metadata service and
+    /// the record of host key and console are as for the emulated runtime.
+    fn boot_sandbox(
+        &mut self,
+        ri: &RuntimeInstance,
+        profile: InstanceProfile,
+        agent: &Path,
+    ) -> std::io::Result<Running> {
+        let eni = ri.eni_id.clone().unwrap_or_default();
+        let net = FakeNet::new(ri.private_ip, profile.subnet_prefix_len, &profile.mac);
+        let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);
+        let state = match disk {
+            Some(d) => InstanceState::from_disk(profile.clone(), d, net),
+            None => InstanceState::launch(profile.clone(), net),
+        };
+        // The host key lives in the instance's disk record: fixed from the first boot.
+        saver.save_if_changed(&state);
+        let root = InstanceRoot::new(&self.dir(), &ri.instance_id, &profile.hostname());
+        root.prepare(&profile, &state.host_key())?;
+        let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
+            .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
+        let gateway = Ipv4Addr::from(u32::from(subnet.network()).wrapping_add(1));
+        let spec = AgentSpec {
+            image: profile.image,
+            address: ri.private_ip,
+            prefix_len: profile.subnet_prefix_len,
+            gateway,
+            mtu: crate::instance::sandbox::MTU,
+            host_key: state.host_key(),
+            user_data: String::from_utf8_lossy(&profile.user_data).into_owned(),
+        };
+        let mut sandbox = Sandbox::spawn(agent, &root, &spec)?;
+        let imds = if ri.http_endpoint != "disabled" {
+            match self.net.add_host(HostConfig::service(
+                Port::Metadata(rid(&eni)),
+                vec![Ipv4Net::from(IMDS_ADDR)],
+            )) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metadata service not attached");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut tasks = Vec::new();
+        if let Some(h) = &imds {
+            let l = h.listen(80)?;
+            let state = state.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Ok((stream, _)) = l.accept().await {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let _ = crate::instance::imds::serve_imds(stream, state).await;
+                    });
+                }
+            }));
+        }
+        state.append_console(&format!(
+            "vpclab: booting {} ({}) in a sandbox\n",
+            ri.instance_id,
+            profile.image.default_user()
+        ));
+        let bridge: Arc<Mutex<Bridge>> = Arc::default();
+        if let Some(ctl) = sandbox.take_control() {
+            let (bridge, net, port) = (bridge.clone(), self.net.clone(), Port::Eni(rid(&eni)));
+            let handle = tokio::runtime::Handle::current();
+            let (state, worlds, account) =
+                (state.clone(), self.worlds.clone(), self.account.clone());
+            let (region, id, recorded) = (
+                ri.region.clone(),
+                ri.instance_id.clone(),
+                ri.host_keys.clone(),
+            );
+            // The handshake and the console lines block: a thread of their own, which
+            // ends when the sandbox does.
+            std::thread::spawn(move || {
+                // PortTun's pump and the model's subscribers need the runtime.
+                let _guard = handle.enter();
+                let on_device = |fd| {
+                    let mut b = bridge.lock().unwrap_or_else(|e| e.into_inner());
+                    if b.stopped {
+                        return;
+                    }
+                    match PortTun::attach(&net, fd, port) {
+                        Ok(t) => b.tun = Some(t),
+                        Err(e) => {
+                            tracing::error!(instance = %id, error = %e, "cannot bridge the sandbox")
+                        }
+                    }
+                };
+                let mut recorded = Some(recorded);
+                let console = |line: &str| {
+                    state.append_console(&format!("{line}\n"));
+                    // The agent's last boot line: record host key and console now.
+                    if line.starts_with("Cloud-init finished")
+                        && let Some(r) = recorded.take()
+                    {
+                        record_boot(&worlds, &account, &region, &id, &state, r);
+                    }
+                };
+                if let Err(e) = crate::instance::sandbox::handshake(ctl, on_device, console) {
+                    tracing::error!(error = %e, "the instance's sandbox did not start");
+                }
+            });
+        }
+        Ok(Running {
+            eni,
+            reboots: ri.reboots,
+            profile,
+            host: None,
+            sandbox: Some(SandboxSlot { sandbox, bridge }),
             imds,
             state,
             tasks,

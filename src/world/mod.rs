@@ -66,6 +66,8 @@ const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet
 /// Settings shared by every world of the daemon.
 #[derive(Clone)]
 pub struct WorldsConfig {
+    /// How instances run (decided once by the daemon).
+    pub runtime: crate::instance::sandbox::RuntimeKind,
     /// Where instance disks are kept (one folder per account).
     pub disks_dir: PathBuf,
     /// The DNS views the resolvers answer from, one per account (kept current by the

@@ -17,5 +17,6 @@ mod instance_services;
 mod instance_ssh;
 mod internet;
 mod observe;
+mod sandbox;
 mod ssh;
 mod tun;

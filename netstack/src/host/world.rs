@@ -488,6 +488,9 @@ pub(crate) struct World {
     /// Internet addresses served outside the world (a TUN device): packets
     /// delivered to `Port::Internet` for them, when no host has the address.
     pub(crate) sinks: Vec<(ipnet::Ipv4Net, tokio::sync::mpsc::Sender<Vec<u8>>)>,
+    /// Ports served outside the world (a sandboxed instance's TUN device): every
+    /// packet delivered to the port, when no host is attached there.
+    pub(crate) port_sinks: BTreeMap<Port, tokio::sync::mpsc::Sender<Vec<u8>>>,
     /// When (µs) the forwarder's housekeeping last ran.
     last_housekeeping: i64,
     pub(crate) stats: NetStats,
@@ -508,6 +511,7 @@ impl World {
             outbox: Vec::new(),
             pool: Vec::new(),
             sinks: Vec::new(),
+            port_sinks: BTreeMap::new(),
             last_housekeeping: 0,
             stats: NetStats::default(),
         }
@@ -622,6 +626,13 @@ impl World {
         let Some(dst) = self.host_for(&to, &pkt) else {
             // Only what no host has goes further: a TUN sink, then the catch-all
             // internet host.
+            if let Some(sink) = self.port_sinks.get(&to) {
+                // A full queue drops, as a busy NIC would.
+                if sink.try_send(pkt).is_ok() {
+                    self.stats.delivered += 1;
+                }
+                return;
+            }
             let dst = pkt.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());
             if to == Port::Internet
                 && let Some(dst) = dst.map(Ipv4Addr::from)

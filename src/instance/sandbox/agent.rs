@@ -1,0 +1,683 @@
+//! `vpclab instance-agent`: the first process of an instance's sandbox.
+//!
+//! It reads its [`AgentSpec`] from the control socket (its stdin), creates `ens5` (a
+//! TUN device: the kernel of the sandbox's network namespace becomes the instance's
+//! TCP/IP stack), sends the device's descriptor back (`SCM_RIGHTS`) so the daemon can
+//! bridge it into the fabric, configures `lo`, the address, the MTU and the default
+//! route with `ip`, runs user data once (first boot) with bash, and serves SSH on port
+//! 22: vpclab's russh server, whose sessions are real processes (`bash` on a pty, `exec`,
+//! the host's `sftp-server` when installed) and whose `direct-tcpip` connections are
+//! opened by the sandbox's own kernel, so they cross the fabric like any packet.
+
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use russh::keys::PublicKey;
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::io::AsyncWriteExt;
+
+use super::{AgentSpec, INTERFACE};
+use crate::instance::ssh::{authorized_keys_contain, server_config};
+
+/// `PATH` of every process the agent starts.
+pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Marks that first-boot user data has run (cloud-init's `boot-finished`).
+const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
+/// Where OpenSSH's SFTP server lives on Debian/Ubuntu and on Fedora/Amazon Linux.
+const SFTP_SERVERS: &[&str] = &[
+    "/usr/lib/openssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+];
+/// How long `direct-tcpip` waits for the target to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `instance-agent --probe`: can a TUN device be made here?
+pub fn probe() -> anyhow::Result<()> {
+    tun_tap::Iface::without_packet_info("probe0", tun_tap::Mode::Tun)
+        .context("cannot create a TUN device")?;
+    Ok(())
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on `ctl` (blocking).
+pub fn receive_fd(ctl: &UnixStream) -> std::io::Result<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        ctl.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel has just installed `fd` in this process's descriptor
+            // table for this message; nothing else knows it, so this is its one owner.
+            #[allow(unsafe_code)]
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            return Ok(owned);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the sandbox ended before handing over its network device",
+    ))
+}
+
+/// The agent's main: never returns while the instance runs.
+pub fn run() -> anyhow::Result<()> {
+    let ctl = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut reader = std::io::BufReader::new(ctl.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).context("reading the spec")?;
+    let spec: AgentSpec = serde_json::from_str(&line).context("the spec")?;
+
+    let tun = tun_tap::Iface::without_packet_info(INTERFACE, tun_tap::Mode::Tun)
+        .context("creating ens5")?;
+    tun.set_non_blocking()?;
+    {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let fds = [tun.as_raw_fd()];
+        sendmsg::<()>(
+            ctl.as_raw_fd(),
+            &[std::io::IoSlice::new(b"T")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .context("handing over ens5")?;
+    }
+    // The daemon holds the device now; this copy is not needed.
+    drop(tun);
+    let mut console = ctl;
+    let mut say = |text: &str| {
+        let _ = writeln!(console, "{text}");
+    };
+    let cidr = format!("{}/{}", spec.address, spec.prefix_len);
+    let mtu = spec.mtu.to_string();
+    let gw = spec.gateway.to_string();
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec!["addr", "add", &cidr, "dev", INTERFACE],
+        vec!["link", "set", INTERFACE, "mtu", &mtu, "up"],
+        vec!["route", "add", "default", "via", &gw, "dev", INTERFACE],
+    ] {
+        let out = std::process::Command::new("ip").args(&args).output()?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    say(&format!(
+        "[    0.100000] {INTERFACE}: link up, address {cidr}, mtu {mtu}, default via {gw}"
+    ));
+    say(&format!(
+        "ci-info: | {INTERFACE} | True | {} | {} |",
+        spec.address, spec.prefix_len
+    ));
+
+    let first_boot = !Path::new(BOOT_FINISHED).exists();
+    if first_boot {
+        let _ = std::fs::write(BOOT_FINISHED, b"");
+        if !spec.user_data.trim().is_empty() {
+            say("cloud-init: running user data (first boot)");
+            run_user_data(&spec.user_data);
+        }
+    }
+    let fp = spec.host_key.fingerprint_sha256();
+    say("-----BEGIN SSH HOST KEY FINGERPRINTS-----");
+    say(&format!("256 {fp} root@{} (ED25519)", hostname()));
+    say("-----END SSH HOST KEY FINGERPRINTS-----");
+    say("-----BEGIN SSH HOST KEY KEYS-----");
+    say(&spec.host_key.public_openssh());
+    say("-----END SSH HOST KEY KEYS-----");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", 22)).await?;
+        say("Cloud-init finished: sshd listening on port 22");
+        let config = server_config(&spec.host_key, spec.image);
+        let spec = Arc::new(spec);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let handler = AgentSsh {
+                spec: spec.clone(),
+                user: None,
+            };
+            let config = config.clone();
+            tokio::spawn(async move {
+                if let Ok(running) = russh::server::run_stream(config, stream, handler).await {
+                    let _ = running.await;
+                }
+            });
+        }
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs user data in the background with its output in cloud-init's log: a script
+/// with `#!` runs as itself, anything else with bash.
+fn run_user_data(data: &str) {
+    let dir = Path::new("/var/lib/cloud/instance");
+    let script = dir.join("user-data.txt");
+    if std::fs::write(&script, data).is_err() {
+        return;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/var/log/cloud-init-output.log");
+    let Ok(log) = log else { return };
+    let Ok(log2) = log.try_clone() else { return };
+    let mut cmd = std::process::Command::new("/bin/bash");
+    cmd.arg(&script)
+        .env_clear()
+        .envs(base_env("root", "/root"))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    if let Ok(mut child) = cmd.spawn() {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+}
+
+fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), PATH.into()),
+        ("HOME".into(), home.into()),
+        ("USER".into(), user.into()),
+        ("LOGNAME".into(), user.into()),
+        ("SHELL".into(), "/bin/bash".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("HOSTNAME".into(), hostname()),
+    ]
+}
+
+struct AgentSsh {
+    spec: Arc<AgentSpec>,
+    user: Option<String>,
+}
+
+impl AgentSsh {
+    /// The image's default user, with a key listed in their `authorized_keys`.
+    fn allowed(&self, user: &str, key: &PublicKey) -> bool {
+        let default = self.spec.image.default_user();
+        user == default
+            && std::fs::read_to_string(format!("/home/{default}/.ssh/authorized_keys"))
+                .is_ok_and(|text| authorized_keys_contain(&text, key))
+    }
+}
+
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+        partial_success: false,
+    }
+}
+
+impl russh::server::Handler for AgentSsh {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(if self.allowed(user, offer.public_key) {
+            Auth::Accept
+        } else {
+            reject()
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if self.allowed(user, key.public_key) {
+            self.user = Some(user.to_string());
+            Ok(Auth::Accept)
+        } else {
+            Ok(reject())
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(user) = self.user.clone() else {
+            return Ok(());
+        };
+        reply.accept().await;
+        tokio::spawn(run_session(channel, user));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "sftp" && sftp_server().is_some() {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn window_change_request(
+        &mut self,
+        _channel: ChannelId,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Local forwarding (`ssh -L`, `ssh -J`): the sandbox's kernel opens the
+    /// connection, from the instance's address, through the fabric.
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(_), Ok(port)) = (self.user.as_ref(), u16::try_from(port_to_connect)) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let host = host_to_connect.to_string();
+        tokio::spawn(async move {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(mut stream)) => {
+                    reply.accept().await;
+                    let mut chan = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut chan, &mut stream).await;
+                }
+                Ok(Err(e)) => {
+                    reply
+                        .reject(ChannelOpenFailure::Other {
+                            code: 2,
+                            reason: e.to_string(),
+                        })
+                        .await;
+                }
+                Err(_) => {
+                    reply
+                        .reject(ChannelOpenFailure::Other {
+                            code: 2,
+                            reason: "Connection timed out".into(),
+                        })
+                        .await;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+fn sftp_server() -> Option<&'static str> {
+    SFTP_SERVERS.iter().copied().find(|p| Path::new(p).exists())
+}
+
+/// What a session asked to run.
+enum Program {
+    Shell,
+    Command(String),
+    Sftp(&'static str),
+}
+
+/// One session channel: collects the pty and environment requests, then runs what
+/// the client asked for.
+async fn run_session(mut ch: Channel<Msg>, user: String) {
+    let mut pty: Option<(String, u16, u16)> = None;
+    let mut env: Vec<(String, String)> = Vec::new();
+    let program = loop {
+        let Some(msg) = ch.wait().await else { return };
+        match msg {
+            ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                ..
+            } => {
+                let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+                pty = Some((term, clamp(col_width), clamp(row_height)));
+            }
+            ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            } if variable_name == "LANG" || variable_name.starts_with("LC_") => {
+                env.push((variable_name, variable_value));
+            }
+            ChannelMsg::RequestShell { .. } => break Program::Shell,
+            ChannelMsg::Exec { command, .. } => {
+                break Program::Command(String::from_utf8_lossy(&command).into_owned());
+            }
+            ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
+                let Some(path) = sftp_server() else { return };
+                break Program::Sftp(path);
+            }
+            ChannelMsg::Eof | ChannelMsg::Close => return,
+            _ => {}
+        }
+    };
+    let home = format!("/home/{user}");
+    let mut cmd = match &program {
+        Program::Sftp(path) => tokio::process::Command::new(path),
+        Program::Shell | Program::Command(_) if pty.is_some() => {
+            // A new session whose controlling terminal is the pty (job control works).
+            let mut c = tokio::process::Command::new("setsid");
+            c.args(["-c", "/bin/bash"]);
+            c
+        }
+        _ => tokio::process::Command::new("/bin/bash"),
+    };
+    match &program {
+        Program::Shell => {
+            cmd.arg("-l");
+        }
+        Program::Command(c) => {
+            cmd.args(["-c", c]);
+        }
+        Program::Sftp(_) => {}
+    }
+    cmd.env_clear()
+        .envs(base_env(&user, &home))
+        .envs(env)
+        .current_dir(&home)
+        .kill_on_drop(true);
+    match pty {
+        Some((term, cols, rows)) if !matches!(program, Program::Sftp(_)) => {
+            cmd.env("TERM", term);
+            run_on_pty(ch, cmd, cols, rows).await
+        }
+        _ => run_piped(ch, cmd).await,
+    }
+}
+
+/// Runs `cmd` with pipes: stdout as channel data, stderr as extended data 1.
+async fn run_piped(ch: Channel<Msg>, mut cmd: tokio::process::Command) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (mut rd, wr) = ch.split();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = wr.extended_data(1, format!("{e}\n").as_bytes()).await;
+            let _ = wr.exit_status(127).await;
+            let _ = wr.eof().await;
+            let _ = wr.close().await;
+            return;
+        }
+    };
+    let mut stdin = child.stdin.take();
+    let out = child.stdout.take().map(|mut o| {
+        let mut w = wr.make_writer();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut o, &mut w).await;
+            let _ = w.flush().await;
+        })
+    });
+    let err = child.stderr.take().map(|mut o| {
+        let mut w = wr.make_writer_ext(Some(1));
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut o, &mut w).await;
+            let _ = w.flush().await;
+        })
+    });
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            msg = rd.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    if let Some(s) = stdin.as_mut() && s.write_all(&data).await.is_err() {
+                        stdin = None;
+                    }
+                }
+                Some(ChannelMsg::Eof) => stdin = None,
+                None | Some(ChannelMsg::Close) => {
+                    let _ = child.start_kill();
+                    return;
+                }
+                _ => {}
+            },
+        }
+    };
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.await;
+    }
+    finish(&wr, status.ok().and_then(|s| exit_code(&s))).await;
+}
+
+async fn finish<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
+    wr: &russh::ChannelWriteHalf<S>,
+    code: Option<u32>,
+) {
+    let _ = wr.exit_status(code.unwrap_or(255)).await;
+    let _ = wr.eof().await;
+    let _ = wr.close().await;
+}
+
+fn exit_code(s: &std::process::ExitStatus) -> Option<u32> {
+    use std::os::unix::process::ExitStatusExt;
+    s.code()
+        .map(|c| c as u32)
+        .or_else(|| s.signal().map(|sig| 128 + sig as u32))
+}
+
+/// Starts `cmd` with the terminal `tty` as its stdin, stdout and stderr.
+fn spawn_on(
+    cmd: &mut tokio::process::Command,
+    tty: &OwnedFd,
+) -> std::io::Result<tokio::process::Child> {
+    cmd.stdin(Stdio::from(tty.try_clone()?))
+        .stdout(Stdio::from(tty.try_clone()?))
+        .stderr(Stdio::from(tty.try_clone()?));
+    cmd.spawn()
+}
+
+/// Runs `cmd` on a new pty: the client's bytes go to the terminal, the terminal's to
+/// the client; a window change is applied with `stty` (the kernel then signals the
+/// foreground process group).
+async fn run_on_pty(ch: Channel<Msg>, mut cmd: tokio::process::Command, cols: u16, rows: u16) {
+    let size = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (mut rd, wr) = ch.split();
+    let pty = match nix::pty::openpty(Some(&size), None) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = wr
+                .extended_data(1, format!("openpty: {e}\n").as_bytes())
+                .await;
+            finish(&wr, Some(1)).await;
+            return;
+        }
+    };
+    let tty_path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).ok();
+    let spawned = spawn_on(&mut cmd, &pty.slave);
+    // The child holds the terminal now; the agent's copies must close, or the master
+    // would never see the end.
+    drop(cmd);
+    drop(pty.slave);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = wr.extended_data(1, format!("{e}\n").as_bytes()).await;
+            finish(&wr, Some(127)).await;
+            return;
+        }
+    };
+    let master = std::fs::File::from(pty.master);
+    let Ok(mut master_w) = master.try_clone() else {
+        let _ = child.start_kill();
+        return;
+    };
+    // Terminal output: a thread reads the master (blocking) until every holder of
+    // the terminal has closed it (EIO).
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        let mut master = master;
+        let mut buf = vec![0u8; 16384];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let (in_tx, in_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        while let Ok(data) = in_rx.recv() {
+            if master_w.write_all(&data).is_err() {
+                return;
+            }
+        }
+    });
+    let mut status = None;
+    loop {
+        tokio::select! {
+            chunk = out_rx.recv() => match chunk {
+                Some(c) => {
+                    if wr.data(&c[..]).await.is_err() {
+                        let _ = child.start_kill();
+                        return;
+                    }
+                }
+                None => break,
+            },
+            s = child.wait(), if status.is_none() => {
+                status = Some(s.ok().and_then(|s| exit_code(&s)));
+            }
+            msg = rd.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    let _ = in_tx.send(data.to_vec());
+                }
+                Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                    if let Some(path) = &tty_path {
+                        let _ = std::process::Command::new("stty")
+                            .arg("-F")
+                            .arg(path)
+                            .args(["cols", &col_width.to_string(), "rows", &row_height.to_string()])
+                            .status();
+                    }
+                }
+                None | Some(ChannelMsg::Close) => {
+                    let _ = child.start_kill();
+                    return;
+                }
+                _ => {}
+            },
+        }
+        // The shell has ended and its background jobs may keep the terminal open:
+        // stop reading once it goes quiet.
+        if status.is_some() {
+            while let Ok(Some(c)) =
+                tokio::time::timeout(Duration::from_millis(100), out_rx.recv()).await
+            {
+                let _ = wr.data(&c[..]).await;
+            }
+            break;
+        }
+    }
+    let code = match status {
+        Some(c) => c,
+        None => child.wait().await.ok().and_then(|s| exit_code(&s)),
+    };
+    finish(&wr, code).await;
+}

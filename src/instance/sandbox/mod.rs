@@ -1,0 +1,259 @@
+//! The sandbox runtime: an instance as real Linux processes in an unprivileged sandbox
+//! whose only network interface is a TUN device bridged into the fabric.
+//!
+//! The daemon starts one sandbox per running instance with `bwrap` (bubblewrap): new
+//! user, mount, PID, UTS, IPC and network namespaces, the daemon's own (unprivileged)
+//! uid mapped to uid 0 inside. The host's `/usr` (and `/bin`, `/lib` …) are mounted
+//! read-only; `/etc`, `/home`, `/var`, `/tmp`, `/opt`, `/root` and `/usr/local` are
+//! folders of the instance's root directory in the state directory ([`InstanceRoot`]),
+//! so they persist across stop and start; nothing else of the host (home directories,
+//! the state directory) is mounted. Inside, `vpclab instance-agent` ([`agent`]) creates
+//! `ens5` (a TUN device), hands its descriptor back over the control socket (its stdin,
+//! `SCM_RIGHTS`), configures the address, the default route and the MTU, runs user data
+//! at first boot and serves SSH on port 22 with real processes.
+//!
+//! The daemon side ([`Sandbox`]) only spawns, hands the agent its [`AgentSpec`],
+//! receives the TUN descriptor and the console lines, and kills the sandbox. What it
+//! leaves to others: bridging the descriptor into the fabric (`world`, through
+//! `vpclab_netstack::tun::PortTun`), when instances start and stop (the model).
+
+pub mod agent;
+mod root;
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use root::InstanceRoot;
+
+use super::image::Image;
+use super::ssh::HostKey;
+
+/// The interface name inside the sandbox (as on Nitro instances).
+pub const INTERFACE: &str = "ens5";
+/// The MTU of a VPC interface (jumbo frames inside a VPC).
+pub const MTU: u32 = 9001;
+/// How long the agent has to hand back its TUN device after the sandbox starts.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `vpclab up --runtime`: how instances run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// The sandbox where this machine allows it (unprivileged user namespaces, bwrap,
+    /// /dev/net/tun), else emulated.
+    Auto,
+    /// Real Linux processes in a rootless sandbox; fails at start-up if unavailable.
+    Sandbox,
+    /// The emulated shell (no processes on the host).
+    #[default]
+    Emulated,
+}
+
+/// The runtime a daemon settled on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuntimeKind {
+    Emulated,
+    /// Sandboxes, running this agent binary.
+    Sandbox {
+        agent: PathBuf,
+    },
+}
+
+impl RuntimeKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuntimeKind::Emulated => "emulated",
+            RuntimeKind::Sandbox { .. } => "sandbox",
+        }
+    }
+}
+
+/// Decides the runtime once, at start-up: `Ok((kind, why))`, or an error when
+/// `sandbox` was asked for and cannot work here. `agent` is the `vpclab` binary the
+/// sandbox runs (`None` when the daemon runs inside another program, such as a test).
+pub fn resolve(
+    choice: RuntimeChoice,
+    agent: Option<&Path>,
+) -> Result<(RuntimeKind, String), String> {
+    match choice {
+        RuntimeChoice::Emulated => Ok((
+            RuntimeKind::Emulated,
+            "asked for (--runtime emulated)".into(),
+        )),
+        RuntimeChoice::Sandbox | RuntimeChoice::Auto => {
+            let probed = match agent {
+                None => Err("no vpclab binary to run inside the sandbox".to_string()),
+                Some(a) => probe(a).map(|()| a.to_path_buf()),
+            };
+            match (probed, choice) {
+                (Ok(agent), _) => Ok((
+                    RuntimeKind::Sandbox { agent },
+                    "unprivileged user namespaces, bwrap and /dev/net/tun work".into(),
+                )),
+                (Err(e), RuntimeChoice::Auto) => Ok((
+                    RuntimeKind::Emulated,
+                    format!("the sandbox is unavailable: {e}"),
+                )),
+                (Err(e), _) => Err(format!("--runtime sandbox is unavailable here: {e}")),
+            }
+        }
+    }
+}
+
+/// Whether a sandbox can start here: runs the agent's probe (create a TUN device)
+/// inside new user and network namespaces.
+pub fn probe(agent: &Path) -> Result<(), String> {
+    if !Path::new("/dev/net/tun").exists() {
+        return Err("/dev/net/tun does not exist".into());
+    }
+    let mut cmd = std::process::Command::new("bwrap");
+    cmd.args([
+        "--unshare-user",
+        "--unshare-net",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+    ])
+    .args(["--cap-add", "CAP_NET_ADMIN", "--die-with-parent"])
+    .args(["--ro-bind", "/", "/", "--dev", "/dev"])
+    .args(["--dev-bind", "/dev/net/tun", "/dev/net/tun", "--"])
+    .arg(agent)
+    .args(["instance-agent", "--probe"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("bwrap (bubblewrap) is not installed".into());
+        }
+        Err(e) => return Err(format!("cannot run bwrap: {e}")),
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "a probe sandbox failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// What the agent needs to know, sent as one JSON line on its control socket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentSpec {
+    pub image: Image,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The subnet router (the subnet's base + 1).
+    pub gateway: Ipv4Addr,
+    pub mtu: u32,
+    pub host_key: HostKey,
+    /// Raw user data (already decoded from base64); empty when none.
+    pub user_data: String,
+}
+
+/// A running sandbox. Dropping it kills every process inside (the outer `bwrap` dies,
+/// its PID namespace's init follows, and the kernel kills the rest of the namespace).
+pub struct Sandbox {
+    child: tokio::process::Child,
+    ctl: Option<UnixStream>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("pid", &self.child.id())
+            .finish()
+    }
+}
+
+impl Sandbox {
+    /// Starts the sandbox of `root` running `agent` (inside a tokio runtime).
+    pub fn spawn(agent: &Path, root: &InstanceRoot, spec: &AgentSpec) -> std::io::Result<Sandbox> {
+        let (mine, theirs) = UnixStream::pair()?;
+        let mut cmd = tokio::process::Command::new("bwrap");
+        cmd.args(root.bwrap_args(agent))
+            .env_clear()
+            .env("PATH", agent::PATH)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd.spawn()?;
+        let mut line = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        (&mine).write_all(&line)?;
+        Ok(Sandbox {
+            child,
+            ctl: Some(mine),
+        })
+    }
+
+    /// The process id of the outer `bwrap` (for tests and logs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Takes the control socket: [`handshake`] reads it on a thread of its own.
+    pub fn take_control(&mut self) -> Option<UnixStream> {
+        self.ctl.take()
+    }
+
+    /// Kills every process of the sandbox.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Blocks until the agent hands over its TUN device, then calls `console` with each
+/// line the agent writes until the sandbox ends. Meant for a thread of its own.
+pub fn handshake(
+    ctl: UnixStream,
+    on_device: impl FnOnce(OwnedFd),
+    mut console: impl FnMut(&str),
+) -> std::io::Result<()> {
+    ctl.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let fd = agent::receive_fd(&ctl)?;
+    on_device(fd);
+    ctl.set_read_timeout(None)?;
+    let reader = std::io::BufReader::new(ctl);
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        console(&line);
+    }
+    Ok(())
+}
+
+/// The `bwrap` arguments that mount the host's read-only system folders: a folder
+/// that is a symbolic link on the host (merged `/usr`) is the same link inside.
+fn system_mounts() -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--ro-bind".into(), "/usr".into(), "/usr".into()];
+    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        let p = Path::new(dir);
+        match std::fs::read_link(p) {
+            Ok(target) => {
+                args.extend(["--symlink".into(), target.into_os_string(), dir.into()]);
+            }
+            Err(_) if p.is_dir() => {
+                args.extend(["--ro-bind".into(), dir.into(), dir.into()]);
+            }
+            Err(_) => {}
+        }
+    }
+    args
+}

@@ -1,0 +1,371 @@
+//! An instance's own folders in the state directory, and how they are mounted.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::super::InstanceProfile;
+use super::super::ssh::HostKey;
+
+/// The folders of the instance that are its own (the rest is the host's `/usr`).
+const OWN: &[(&str, &str)] = &[
+    ("etc", "/etc"),
+    ("home", "/home"),
+    ("var", "/var"),
+    ("tmp", "/tmp"),
+    ("opt", "/opt"),
+    ("root", "/root"),
+    ("usr-local", "/usr/local"),
+];
+
+/// What the first boot copies from the host's `/etc`: what the host's programs need to
+/// run (the dynamic loader's cache, `alternatives` links, certificates, shell start-up
+/// files), nothing about the host's users, secrets or network.
+const HOST_ETC: &[&str] = &[
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "environment",
+    "gai.conf",
+    "host.conf",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "login.defs",
+    "mime.types",
+    "nsswitch.conf",
+    "profile",
+    "profile.d",
+    "protocols",
+    "python3",
+    "python3.11",
+    "services",
+    "shells",
+    "skel",
+    "ssl",
+    "terminfo",
+];
+
+/// Marks an instance root whose first boot prepared it.
+const SEEDED: &str = "etc/.vpclab-seeded";
+
+/// `<instances dir>/<account>/<instance id>.root`: the instance's writable folders.
+#[derive(Clone, Debug)]
+pub struct InstanceRoot {
+    dir: PathBuf,
+    hostname: String,
+}
+
+impl InstanceRoot {
+    pub fn new(account_dir: &Path, instance_id: &str, hostname: &str) -> InstanceRoot {
+        InstanceRoot {
+            dir: account_dir.join(format!("{instance_id}.root")),
+            hostname: hostname.to_string(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes the folders (terminated instance).
+    pub fn remove(account_dir: &Path, instance_id: &str) {
+        let _ = std::fs::remove_dir_all(account_dir.join(format!("{instance_id}.root")));
+    }
+
+    /// Makes the folders and the files the image's first boot (cloud-init) writes:
+    /// users, host name, resolver, host keys, the key pair's public key. Identity files
+    /// are rewritten at every boot, as cloud-init does; the learner's files are kept.
+    pub fn prepare(&self, profile: &InstanceProfile, host_key: &HostKey) -> io::Result<()> {
+        for (own, _) in OWN {
+            std::fs::create_dir_all(self.dir.join(own))?;
+        }
+        let first = !self.dir.join(SEEDED).exists();
+        let user = profile.image.default_user();
+        let etc = self.dir.join("etc");
+        if first {
+            for name in HOST_ETC {
+                copy_tree(&Path::new("/etc").join(name), &etc.join(name));
+            }
+            for d in [
+                "var/log",
+                "var/tmp",
+                "var/lib/cloud/instance",
+                "var/www/html",
+            ] {
+                std::fs::create_dir_all(self.dir.join(d))?;
+            }
+            let ssh = self.dir.join("home").join(user).join(".ssh");
+            std::fs::create_dir_all(&ssh)?;
+            let key = profile.authorized_key.clone().unwrap_or_default();
+            std::fs::write(ssh.join("authorized_keys"), format!("{}\n", key.trim()))?;
+            if Path::new("/etc/skel/.bashrc").exists() {
+                let _ = std::fs::copy(
+                    "/etc/skel/.bashrc",
+                    self.dir.join("home").join(user).join(".bashrc"),
+                );
+            }
+        }
+        // uid 0 inside is the daemon's own unprivileged uid outside (one uid can be
+        // mapped without privileges), so the default user is that uid; it is listed
+        // first so `whoami` and `id` name it.
+        let gecos = match profile.image {
+            super::super::image::Image::AmazonLinux2023 => "EC2 Default User",
+            super::super::image::Image::Ubuntu2404 => "Ubuntu",
+        };
+        std::fs::write(
+            etc.join("passwd"),
+            format!(
+                "{user}:x:0:0:{gecos}:/home/{user}:/bin/bash\n\
+                 root:x:0:0:root:/root:/bin/bash\n\
+                 nobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin\n"
+            ),
+        )?;
+        std::fs::write(
+            etc.join("group"),
+            format!("{user}:x:0:\nroot:x:0:\nwheel:x:10:{user}\nnobody:x:65534:\n"),
+        )?;
+        std::fs::write(etc.join("hostname"), format!("{}\n", self.hostname))?;
+        std::fs::write(
+            etc.join("hosts"),
+            format!(
+                "127.0.0.1   localhost localhost.localdomain\n\
+                 ::1         localhost6 localhost6.localdomain6\n\
+                 {}   {}\n",
+                profile.private_ip, self.hostname
+            ),
+        )?;
+        std::fs::write(etc.join("os-release"), profile.image.os_release())?;
+        std::fs::write(
+            etc.join("resolv.conf"),
+            format!(
+                "# Generated by vpclab: the VPC resolver (the VPC's base address + 2)\n\
+                 nameserver {}\nsearch {}\noptions timeout:2 attempts:5\n",
+                profile.dns_server,
+                search_domain(&profile.region)
+            ),
+        )?;
+        let ssh_etc = etc.join("ssh");
+        std::fs::create_dir_all(&ssh_etc)?;
+        std::fs::write(
+            ssh_etc.join("ssh_host_ed25519_key.pub"),
+            format!("{}\n", host_key.public_openssh()),
+        )?;
+        // `sudo` for the default user: already uid 0 in the namespace, it runs the
+        // command as given (its options are accepted and ignored). Only where the host
+        // has no sudo of its own (which could not work inside anyway: it is setuid).
+        let bin = self.dir.join("usr-local/bin");
+        std::fs::create_dir_all(&bin)?;
+        std::fs::write(bin.join("sudo"), SUDO)?;
+        set_mode(&bin.join("sudo"), 0o755)?;
+        std::fs::write(self.dir.join(SEEDED), b"")?;
+        Ok(())
+    }
+
+    /// The `bwrap` command line that runs `agent` as the instance.
+    pub fn bwrap_args(&self, agent: &Path) -> Vec<OsString> {
+        let mut a: Vec<OsString> = [
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-ipc",
+            "--unshare-cgroup-try",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--die-with-parent",
+            "--hostname",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        a.push(self.hostname.clone().into());
+        // Root's usual capabilities, inside the instance's own user namespace only:
+        // they act on its own network, mounts and processes, never on the host's.
+        for cap in [
+            "CAP_NET_ADMIN",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_NET_RAW",
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FOWNER",
+            "CAP_KILL",
+            "CAP_SETUID",
+            "CAP_SETGID",
+            "CAP_SYS_CHROOT",
+        ] {
+            a.extend(["--cap-add".into(), cap.into()]);
+        }
+        a.extend(super::system_mounts());
+        for (own, at) in OWN {
+            if *at == "/usr/local" && !Path::new("/usr/local").is_dir() {
+                continue;
+            }
+            a.extend([
+                "--bind".into(),
+                self.dir.join(own).into_os_string(),
+                (*at).into(),
+            ]);
+        }
+        for x in ["--proc", "/proc", "--dev", "/dev"] {
+            a.push(x.into());
+        }
+        a.extend([
+            "--dev-bind".into(),
+            "/dev/net/tun".into(),
+            "/dev/net/tun".into(),
+            "--tmpfs".into(),
+            "/run".into(),
+            "--ro-bind".into(),
+            agent.as_os_str().to_owned(),
+            AGENT_PATH.into(),
+            "--chdir".into(),
+            "/".into(),
+            "--".into(),
+            AGENT_PATH.into(),
+            "instance-agent".into(),
+        ]);
+        a
+    }
+}
+
+/// Where the agent binary is mounted inside.
+const AGENT_PATH: &str = "/run/vpclab/agent";
+
+const SUDO: &str = "#!/bin/bash\n\
+# vpclab: the default user is already root inside this instance's namespace.\n\
+while [ $# -gt 0 ]; do\n\
+  case \"$1\" in\n\
+    -u|-g|-C|-p|-h) shift 2 ;;\n\
+    -i|-s) [ $# -eq 1 ] && exec /bin/bash -l; shift ;;\n\
+    --) shift; break ;;\n\
+    -*) shift ;;\n\
+    *) break ;;\n\
+  esac\n\
+done\n\
+[ $# -eq 0 ] && { echo 'usage: sudo command' >&2; exit 1; }\n\
+exec \"$@\"\n";
+
+fn search_domain(region: &str) -> String {
+    if region == "us-east-1" {
+        "ec2.internal".into()
+    } else {
+        format!("{region}.compute.internal")
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Copies a file, link or folder (best effort: what cannot be read is skipped).
+fn copy_tree(from: &Path, to: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(from) else {
+        return;
+    };
+    if meta.file_type().is_symlink() {
+        if let Ok(target) = std::fs::read_link(from) {
+            let _ = std::os::unix::fs::symlink(target, to);
+        }
+    } else if meta.is_dir() {
+        if std::fs::create_dir_all(to).is_err() {
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(from) {
+            for e in entries.flatten() {
+                copy_tree(&e.path(), &to.join(e.file_name()));
+            }
+        }
+    } else if meta.is_file() {
+        let _ = std::fs::copy(from, to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::image::Image;
+
+    #[test]
+    fn the_root_has_the_images_identity_and_no_host_secrets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p =
+            InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
+        p.authorized_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey learner".into());
+        let root = InstanceRoot::new(dir.path(), "i-0abc", "ip-10-0-1-5");
+        root.prepare(&p, &HostKey::from_seed([7; 32]))
+            .expect("prepare");
+        let etc = root.dir().join("etc");
+        let passwd = std::fs::read_to_string(etc.join("passwd")).expect("passwd");
+        assert!(passwd.starts_with("ec2-user:x:0:0:"), "{passwd}");
+        assert!(
+            !etc.join("shadow").exists(),
+            "the host's shadow file is never copied"
+        );
+        assert_eq!(
+            std::fs::read_to_string(etc.join("hostname")).expect("h"),
+            "ip-10-0-1-5\n"
+        );
+        assert!(
+            std::fs::read_to_string(etc.join("os-release"))
+                .expect("os")
+                .contains("Amazon Linux")
+        );
+        assert!(
+            std::fs::read_to_string(etc.join("resolv.conf"))
+                .expect("r")
+                .contains(&format!("nameserver {}", p.dns_server))
+        );
+        let keys = root.dir().join("home/ec2-user/.ssh/authorized_keys");
+        assert!(
+            std::fs::read_to_string(&keys)
+                .expect("keys")
+                .contains("learner")
+        );
+        // A learner's change to authorized_keys survives the next boot.
+        std::fs::write(&keys, "mine\n").expect("w");
+        root.prepare(&p, &HostKey::from_seed([7; 32]))
+            .expect("prepare again");
+        assert_eq!(std::fs::read_to_string(&keys).expect("keys"), "mine\n");
+        InstanceRoot::remove(dir.path(), "i-0abc");
+        assert!(!root.dir().exists());
+    }
+
+    #[test]
+    fn only_the_instances_own_folders_are_writable() {
+        let root = InstanceRoot::new(Path::new("/state/instances/acct"), "i-1", "ip-10-0-1-5");
+        let args: Vec<String> = root
+            .bwrap_args(Path::new("/opt/vpclab"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let writable: Vec<&str> = args
+            .windows(3)
+            .filter(|w| w[0] == "--bind")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert!(
+            writable
+                .iter()
+                .all(|p| p.starts_with("/state/instances/acct/i-1.root/")),
+            "{writable:?}"
+        );
+        assert!(
+            args.windows(3)
+                .any(|w| w[0] == "--ro-bind" && w[1] == "/usr" && w[2] == "/usr")
+        );
+        assert!(args.iter().any(|a| a == "--unshare-net"));
+        assert!(
+            !args
+                .iter()
+                .any(|a| a == "/state/instances" || a == "/state"),
+            "the state directory itself is not mounted"
+        );
+    }
+}

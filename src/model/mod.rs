@@ -292,6 +292,7 @@ world_tables! {
     sns_subscriptions: sns::Subscription,
     sns_mail: sns::Mail,
     ssm_parameters: ssm::Parameter,
+    vpc_peering_connections: ec2::peering::VpcPeeringConnection,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -14,5 +14,7 @@ mod instance_services;
 mod instance_ssh;
 mod internet;
 mod observe;
+mod peering;
+mod prefix_lists;
 mod ssh;
 mod tun;

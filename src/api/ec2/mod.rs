@@ -11,6 +11,8 @@ mod insights;
 mod instance;
 mod key_pair;
 mod nacl;
+mod peering;
+mod prefix_list;
 mod region;
 mod route_table;
 mod sg;
@@ -37,6 +39,8 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     nacl::ACTIONS,
     sg::ACTIONS,
     eni::ACTIONS,
+    peering::ACTIONS,
+    prefix_list::ACTIONS,
     flow_log::ACTIONS,
     insights::ACTIONS,
     tags::ACTIONS,

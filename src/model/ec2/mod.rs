@@ -16,6 +16,8 @@ pub mod instance;
 pub mod key_pair;
 pub mod nacl;
 pub mod nat;
+pub mod peering;
+pub mod prefix_list;
 pub mod route_table;
 #[cfg(test)]
 mod rules_tests;

@@ -18,9 +18,14 @@
 //! builds, the slower rounds measure the neighbours, not the fabric.
 //!
 //! - `flow_logged`: `established` with a VPC flow log on both interfaces.
+//! - `peered_new_flow`: `new_flow` across a VPC peering connection, in a world of
+//!   three VPCs peered with each other (10.0/16, 10.1/16, 10.2/16): the SYN leaves the
+//!   fixture VPC by a route to `pcx-ab` and is checked by the same 1,000 rules and
+//!   20-entry NACLs on arrival in VPC B.
 //!
 //! A plain timing loop (no harness), printing as its last line
-//! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n> flow_logged_ns=<n>`.
+//! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n> flow_logged_ns=<n>
+//! peered_new_flow_ns=<n>`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -163,6 +168,103 @@ fn topology() -> (Topology, vpclab_netstack::fixture::FixtureIds) {
     (b.build().expect("bench topology is valid"), ids)
 }
 
+/// [`topology`] plus VPCs B and C, all three peered pairwise; the web subnet routes
+/// 10.1.0.0/16 to `pcx-ab`, and VPC B's host (10.1.1.10) carries the heavy groups.
+fn peered_topology() -> (Topology, Ipv4Addr) {
+    let (t, ids) = topology();
+    let mut b = t.to_builder();
+    let groups = b.network_interfaces[&ids.web_eni].security_groups.clone();
+    // The web host's allowing egress rule covers the peered VPCs too.
+    for r in &mut b
+        .security_groups
+        .get_mut("sg-bench4")
+        .expect("bench group")
+        .egress
+    {
+        if r.peer == SgPeer::Cidr(net("10.0.0.0/16")) {
+            r.peer = SgPeer::Cidr(net("10.0.0.0/14"));
+        }
+    }
+    for (tag, cidr, subnet) in [
+        ("b", "10.1.0.0/16", "10.1.1.0/24"),
+        ("c", "10.2.0.0/16", "10.2.1.0/24"),
+    ] {
+        let vpc = format!("vpc-{tag}");
+        b.add_vpc(Vpc::new(&vpc, net(cidr)));
+        b.add_network_acl(acl(&format!("acl-{tag}"), &vpc));
+        let mut routes = vec![Route::new(net(cidr), RouteTarget::Local)];
+        for (other, other_cidr) in [
+            ("a", "10.0.0.0/16"),
+            ("b", "10.1.0.0/16"),
+            ("c", "10.2.0.0/16"),
+        ] {
+            if other != tag {
+                // Connections are named by their two ends in order: pcx-ab, pcx-ac, pcx-bc.
+                let (x, y) = if other < tag {
+                    (other, tag)
+                } else {
+                    (tag, other)
+                };
+                let pcx: ResId = format!("pcx-{x}{y}").as_str().into();
+                routes.push(Route::new(net(other_cidr), RouteTarget::VpcPeering(pcx)));
+            }
+        }
+        b.add_route_table(RouteTable {
+            id: format!("rtb-{tag}").as_str().into(),
+            vpc: vpc.as_str().into(),
+            routes,
+        });
+        b.add_subnet(Subnet::new(
+            &format!("subnet-{tag}"),
+            &vpc,
+            net(subnet),
+            &format!("rtb-{tag}"),
+            &format!("acl-{tag}"),
+        ));
+        let mut e = NetworkInterface::new(
+            &format!("eni-{tag}"),
+            &format!("subnet-{tag}"),
+            net(subnet).hosts().nth(9).expect("a /24 has hosts"),
+            &[],
+        );
+        e.security_groups = groups.clone();
+        b.add_network_interface(e);
+    }
+    for (id, a, z) in [
+        ("pcx-ab", "a", "b"),
+        ("pcx-bc", "b", "c"),
+        ("pcx-ac", "a", "c"),
+    ] {
+        let vpc = |t: &str| -> ResId {
+            if t == "a" {
+                ids.vpc.clone()
+            } else {
+                format!("vpc-{t}").as_str().into()
+            }
+        };
+        b.add_peering(VpcPeering {
+            id: id.into(),
+            requester_vpc: vpc(a),
+            accepter_vpc: vpc(z),
+        });
+    }
+    for rtb in [&ids.public_rtb, &ids.private_rtb] {
+        let t = b.route_tables.get_mut(rtb).expect("fixture");
+        t.routes.push(Route::new(
+            net("10.1.0.0/16"),
+            RouteTarget::VpcPeering("pcx-ab".into()),
+        ));
+        t.routes.push(Route::new(
+            net("10.2.0.0/16"),
+            RouteTarget::VpcPeering("pcx-ac".into()),
+        ));
+    }
+    (
+        b.build().expect("peered bench topology is valid"),
+        Ipv4Addr::new(10, 1, 1, 10),
+    )
+}
+
 fn main() {
     let (topo, ids) = topology();
     let topo = Arc::new(topo);
@@ -262,11 +364,37 @@ fn main() {
     assert_eq!(v.outcome, Outcome::Deliver(Port::Internet));
     assert_eq!(parse_flow(&check).expect("valid").src, ids.nat_public);
 
+    // New flows across a peering (three peered VPCs).
+    let (peered, b_host) = peered_topology();
+    let peered = Arc::new(peered);
+    let templates: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| Flow::tcp_syn(ids.web_ip, 10_000 + i, b_host, 8080).to_packet(b""))
+        .collect();
+    let mut peered_ns = u64::MAX;
+    for _ in 0..6 {
+        let mut f = Fabric::new(peered.clone());
+        let start = Clock::now();
+        for t in &templates {
+            buf.clear();
+            buf.extend_from_slice(t);
+            let v = f.process(now, &web, &mut buf);
+            debug_assert!(v.is_delivered(), "{v}");
+            black_box(&v);
+        }
+        peered_ns = peered_ns.min(start.elapsed().as_nanos() as u64 / u64::from(BATCH));
+        assert_eq!(
+            f.stats().tracked_connections,
+            2 * BATCH as usize,
+            "every SYN crossed the peering as a new, allowed flow"
+        );
+    }
+
     println!("new flow (5 SGs / 1,000 rules, 20-entry NACLs): {new_flow_ns} ns");
+    println!("new flow across a VPC peering (3 peered VPCs, same rules): {peered_ns} ns");
     println!("established flow: {established_ns} ns");
     println!("NAT gateway translation (established): {nat_ns} ns");
     println!("established flow, flow-logged on both interfaces: {logged_ns} ns");
     println!(
-        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns}"
+        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns} peered_new_flow_ns={peered_ns}"
     );
 }

@@ -43,6 +43,37 @@ pub(crate) struct CVpc {
     pub resolver: Option<u32>,
     pub subnets: Vec<u32>,
     pub igw: Option<u32>,
+    /// The VPC's IPv4 blocks: what may cross a peering into (or out of) it.
+    pub blocks: Vec<Net>,
+}
+
+impl CVpc {
+    #[inline]
+    pub fn owns(&self, a: u32) -> bool {
+        self.blocks.iter().any(|n| n.contains(a))
+    }
+}
+
+/// An active peering connection between VPCs `a` (requester) and `b` (accepter).
+#[derive(Clone, Debug)]
+pub(crate) struct CPeering {
+    pub id: ResId,
+    pub a: u32,
+    pub b: u32,
+}
+
+impl CPeering {
+    /// The VPC on the other side from `v`, if `v` is one end.
+    #[inline]
+    pub fn other(&self, v: u32) -> Option<u32> {
+        if v == self.a {
+            Some(self.b)
+        } else if v == self.b {
+            Some(self.a)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +91,7 @@ pub(crate) enum CTarget {
     Igw(u32),
     Nat(u32),
     Eni(u32),
+    Peering(u32),
     /// Explicit blackhole, a blackhole state, or a target that no longer exists.
     Blackhole,
 }
@@ -232,6 +264,7 @@ pub(crate) struct Compiled {
     pub eni_ix: FxMap<ResId, u32>,
     pub igws: Vec<CIgw>,
     pub nats: Vec<CNat>,
+    pub peerings: Vec<CPeering>,
     pub eni_by_ip: FxMap<(u32, u32), u32>,
     pub eni_by_public: FxMap<u32, u32>,
     pub public_ranges: Vec<Net>,
@@ -318,6 +351,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     check_keys("network ACL", &spec.network_acls, |v| &v.id)?;
     check_keys("security group", &spec.security_groups, |v| &v.id)?;
     check_keys("network interface", &spec.network_interfaces, |v| &v.id)?;
+    check_keys("VPC peering", &spec.peerings, |v| &v.id)?;
 
     let vpc_ix = index_of(spec.vpcs.keys().cloned());
     let subnet_ix = index_of(spec.subnets.keys().cloned());
@@ -327,6 +361,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     let eni_ix = index_of(spec.network_interfaces.keys().cloned());
     let igw_ix = index_of(spec.internet_gateways.keys().cloned());
     let nat_ix = index_of(spec.nat_gateways.keys().cloned());
+    let pcx_ix = index_of(spec.peerings.keys().cloned());
 
     let mut c = Compiled {
         vpc_ix: vpc_ix.clone(),
@@ -353,6 +388,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             resolver: v.resolver_addr().map(u32::from),
             subnets: Vec::new(),
             igw: None,
+            blocks: v.cidr_blocks.iter().map(|n| Net::from(*n)).collect(),
         });
     }
     for g in spec.internet_gateways.values() {
@@ -364,6 +400,19 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             c.vpcs[vi as usize].igw = Some(i);
         }
         c.igws.push(CIgw { id: g.id.clone() });
+    }
+    for p in spec.peerings.values() {
+        let a = *vpc_ix
+            .get(&p.requester_vpc)
+            .ok_or_else(|| dangling("VPC peering", &p.id, "VPC", &p.requester_vpc))?;
+        let b = *vpc_ix
+            .get(&p.accepter_vpc)
+            .ok_or_else(|| dangling("VPC peering", &p.id, "VPC", &p.accepter_vpc))?;
+        c.peerings.push(CPeering {
+            id: p.id.clone(),
+            a,
+            b,
+        });
     }
     for s in spec.subnets.values() {
         let vi = *vpc_ix
@@ -394,6 +443,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
                     RouteTarget::InternetGateway(id) => igw_ix.get(id).map(|&i| CTarget::Igw(i)),
                     RouteTarget::NatGateway(id) => nat_ix.get(id).map(|&i| CTarget::Nat(i)),
                     RouteTarget::NetworkInterface(id) => eni_ix.get(id).map(|&i| CTarget::Eni(i)),
+                    RouteTarget::VpcPeering(id) => pcx_ix.get(id).map(|&i| CTarget::Peering(i)),
                     RouteTarget::Blackhole => None,
                 };
                 // AWS: a route whose target was deleted stays, in state

@@ -852,8 +852,56 @@ impl Walk<'_> {
                 }
                 self.deliver(e, p)
             }
+            CTarget::Peering(x) => {
+                // AWS: a route to a peering that does not connect this VPC is a blackhole.
+                let Some(peer) = c.peerings[x as usize].other(subnet.vpc) else {
+                    return Err(blackhole());
+                };
+                self.peering_cross(x, subnet.vpc, peer, p)
+            }
             CTarget::Blackhole => Err(blackhole()),
         }
+    }
+
+    /// A packet crosses peering `x` from VPC `from` into VPC `to`. AWS carries
+    /// only traffic between the two VPCs' own blocks (no transitive peering, no
+    /// edge-to-edge routing: the Reachability Analyzer's
+    /// PCX_REQUIRES_ADDRESS_IN_VPC_CIDR). The peering is not a router hop (no TTL),
+    /// and inside the peer VPC the `local` route delivers.
+    fn peering_cross(
+        &mut self,
+        x: u32,
+        from: u32,
+        to: u32,
+        p: &mut Pkt,
+    ) -> Result<Port, DropReason> {
+        let c = self.c;
+        let pcx = &c.peerings[x as usize];
+        let (outside, vpc, addr) = if !c.vpcs[to as usize].owns(p.dst) {
+            (true, to, p.dst)
+        } else if !c.vpcs[from as usize].owns(p.src) {
+            (false, from, p.src)
+        } else {
+            self.hop(|| Hop {
+                component: pcx.id.clone(),
+                action: HopAction::PeeringCross {
+                    to: c.vpcs[to as usize].id.clone(),
+                },
+                rule: None,
+            });
+            return self.arrive(to, None, p);
+        };
+        self.hop(|| Hop {
+            component: pcx.id.clone(),
+            action: HopAction::Drop,
+            rule: None,
+        });
+        Err(DropReason::PeeringNotTransitive {
+            peering: pcx.id.clone(),
+            vpc: c.vpcs[vpc as usize].id.clone(),
+            addr: ip(addr),
+            destination: outside,
+        })
     }
 
     /// Steps 8–9 for a packet addressed inside VPC `v`, coming from subnet

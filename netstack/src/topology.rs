@@ -88,6 +88,8 @@ pub enum RouteTarget {
     /// A network interface (an appliance, a NAT instance); routes to an
     /// instance are compiled to its primary interface by the model.
     NetworkInterface(ResId),
+    /// A VPC peering connection (`pcx-…`); only an active one carries packets.
+    VpcPeering(ResId),
     /// An explicit blackhole.
     Blackhole,
 }
@@ -98,7 +100,8 @@ impl std::fmt::Display for RouteTarget {
             RouteTarget::Local => f.write_str("local"),
             RouteTarget::InternetGateway(id)
             | RouteTarget::NatGateway(id)
-            | RouteTarget::NetworkInterface(id) => write!(f, "{id}"),
+            | RouteTarget::NetworkInterface(id)
+            | RouteTarget::VpcPeering(id) => write!(f, "{id}"),
             RouteTarget::Blackhole => f.write_str("blackhole"),
         }
     }
@@ -152,6 +155,17 @@ pub struct NatGateway {
     pub private_ip: Ipv4Addr,
     /// Its Elastic IP; the internet gateway maps `private_ip` to it.
     pub public_ip: Ipv4Addr,
+}
+
+/// An active VPC peering connection between two VPCs of this topology.
+///
+/// Only active connections belong in a topology: a pending, rejected or deleted one
+/// carries nothing, and routes naming it compile as blackholes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcPeering {
+    pub id: ResId,
+    pub requester_vpc: ResId,
+    pub accepter_vpc: ResId,
 }
 
 /// An IP protocol as NACL and security-group rules name it (`-1`, `6`, `17`, `1`, …).
@@ -440,6 +454,7 @@ pub struct TopologyBuilder {
     pub network_acls: BTreeMap<ResId, NetworkAcl>,
     pub security_groups: BTreeMap<ResId, SecurityGroup>,
     pub network_interfaces: BTreeMap<ResId, NetworkInterface>,
+    pub peerings: BTreeMap<ResId, VpcPeering>,
     pub internet: InternetConfig,
 }
 
@@ -503,6 +518,10 @@ impl TopologyBuilder {
     }
     pub fn add_network_interface(&mut self, e: NetworkInterface) -> &mut Self {
         self.network_interfaces.insert(e.id.clone(), e);
+        self
+    }
+    pub fn add_peering(&mut self, p: VpcPeering) -> &mut Self {
+        self.peerings.insert(p.id.clone(), p);
         self
     }
 

@@ -118,6 +118,19 @@ pub enum DropReason {
     /// interface, a resolver of a deleted VPC…), or went back to a port it
     /// may not address.
     UnknownPort,
+    /// A VPC peering connection refused a packet whose destination (or source)
+    /// is not inside the VPC on the far (near) side: AWS peering is not
+    /// transitive, and there is no edge-to-edge routing through a peer's
+    /// internet gateway, NAT gateway, VPN or another peering. `addr` is the
+    /// address outside `vpc`.
+    PeeringNotTransitive {
+        peering: ResId,
+        vpc: ResId,
+        addr: Ipv4Addr,
+        /// True when the destination is outside the peer VPC; false when the
+        /// source is outside the sending VPC.
+        destination: bool,
+    },
     /// The TTL ran out at a gateway.
     TtlExceeded { at: ResId },
     /// The packet kept being routed between gateways (a routing loop), such
@@ -214,6 +227,24 @@ impl fmt::Display for DropReason {
                 write!(f, "no link-local service answers at {dst}")
             }
             UnknownPort => f.write_str("the packet came from an unknown port"),
+            PeeringNotTransitive {
+                peering,
+                vpc,
+                addr,
+                destination: true,
+            } => write!(
+                f,
+                "VPC peering connection {peering} carries only traffic for {vpc}'s own CIDR blocks, and {addr} is not in them (peering is not transitive: no route through the peer VPC to another peering, an internet gateway, a NAT gateway or a VPN)"
+            ),
+            PeeringNotTransitive {
+                peering,
+                vpc,
+                addr,
+                destination: false,
+            } => write!(
+                f,
+                "VPC peering connection {peering} carries only traffic from {vpc}'s own CIDR blocks, and the source {addr} is not in them (peering is not transitive: no edge-to-edge routing)"
+            ),
             TtlExceeded { at } => write!(f, "time to live exceeded at {at}"),
             RoutingLoop => f.write_str(
                 "routing loop: the packet crossed too many gateways (a NAT gateway's own subnet must route 0.0.0.0/0 to an internet gateway)",
@@ -310,6 +341,8 @@ pub enum HopAction {
         from: (Ipv4Addr, u16),
         to: (Ipv4Addr, u16),
     },
+    /// The packet crossed a VPC peering connection into this VPC.
+    PeeringCross { to: ResId },
     /// Traffic to the resolver or metadata service: exempt from NACLs and SGs.
     Exempt,
     /// The packet was handed to a port.
@@ -334,6 +367,7 @@ impl fmt::Display for HopAction {
             HopAction::NatTranslate { from, to } => {
                 write!(f, "translated {}:{} to {}:{}", from.0, from.1, to.0, to.1)
             }
+            HopAction::PeeringCross { to } => write!(f, "crossed the peering into {to}"),
             HopAction::Exempt => f.write_str(
                 "resolver/metadata traffic: exempt from network ACLs and security groups",
             ),

@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use smoltcp::time::Instant;
 use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
 use vpclab_netstack::fixture::{FixtureIds, public_private_vpc, public_private_vpc_builder};
+use vpclab_netstack::topology::rid;
 use vpclab_netstack::*;
 
 fn at(secs: i64) -> Instant {
@@ -2313,4 +2314,205 @@ mod interface_counters {
             "kept across topology swaps"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// VPC peering (VPC Peering Guide: "VPC peering basics", "VPC peering limitations")
+// ---------------------------------------------------------------------------
+
+/// The fixture VPC (A, 10.0.0.0/16) plus VPC B (10.1.0.0/16) and VPC C
+/// (10.2.0.0/16), each with one subnet and one host whose group allows SSH
+/// from `ssh_from`; peerings pcx-ab and pcx-bc are active. Routes are up to
+/// each test.
+struct Peered {
+    f: Fabric,
+    ids: FixtureIds,
+    b_host: Ipv4Addr,
+    c_host: Ipv4Addr,
+}
+
+fn peered(ssh_from: SgPeer, edit: impl FnOnce(&mut TopologyBuilder)) -> Peered {
+    let (mut t, ids) = public_private_vpc_builder();
+    for (v, cidr, subnet) in [
+        ("vpc-b", "10.1.0.0/16", "10.1.1.0/24"),
+        ("vpc-c", "10.2.0.0/16", "10.2.1.0/24"),
+    ] {
+        let tag = &v[4..];
+        t.add_vpc(Vpc::new(v, net(cidr)));
+        t.add_network_acl(NetworkAcl::default_allow(&format!("acl-{tag}"), v));
+        t.add_route_table(RouteTable {
+            id: format!("rtb-{tag}").as_str().into(),
+            vpc: v.into(),
+            routes: vec![Route::new(net(cidr), RouteTarget::Local)],
+        });
+        t.add_subnet(Subnet::new(
+            &format!("subnet-{tag}"),
+            v,
+            net(subnet),
+            &format!("rtb-{tag}"),
+            &format!("acl-{tag}"),
+        ));
+        let mut sg = SecurityGroup::new(&format!("sg-{tag}"), v);
+        sg.ingress = vec![SgRule::tcp(22, ssh_from.clone())];
+        t.add_security_group(sg);
+        let host: Ipv4Addr = net(subnet).hosts().nth(9).unwrap();
+        t.add_network_interface(NetworkInterface::new(
+            &format!("eni-{tag}"),
+            &format!("subnet-{tag}"),
+            host,
+            &[&format!("sg-{tag}")],
+        ));
+    }
+    t.add_peering(VpcPeering {
+        id: "pcx-ab".into(),
+        requester_vpc: ids.vpc.clone(),
+        accepter_vpc: "vpc-b".into(),
+    });
+    t.add_peering(VpcPeering {
+        id: "pcx-bc".into(),
+        requester_vpc: "vpc-b".into(),
+        accepter_vpc: "vpc-c".into(),
+    });
+    edit(&mut t);
+    Peered {
+        f: Fabric::new(Arc::new(t.build().unwrap())),
+        ids,
+        b_host: Ipv4Addr::new(10, 1, 1, 10),
+        c_host: Ipv4Addr::new(10, 2, 1, 10),
+    }
+}
+
+fn add_route(t: &mut TopologyBuilder, table: &str, dest: &str, target: RouteTarget) {
+    t.route_tables
+        .get_mut(table)
+        .unwrap()
+        .routes
+        .push(Route::new(net(dest), target));
+}
+
+fn pcx(id: &str) -> RouteTarget {
+    RouteTarget::VpcPeering(id.into())
+}
+
+/// "The owner of each VPC in the VPC peering connection must manually add a route to
+/// one or more of their VPC route tables that points to the IP address range of the
+/// other VPC": with routes on both sides a connection and its reply cross.
+#[test]
+fn peering_carries_traffic_with_routes_on_both_sides() {
+    let all = SgPeer::Cidr(net("10.0.0.0/16"));
+    let p = peered(all, |t| {
+        add_route(t, "rtb-public", "10.1.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-b", "10.0.0.0/16", pcx("pcx-ab"));
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    let (fwd, back) = p.f.explain_round_trip(at(0), &eni(&p.ids.web_eni), &flow);
+    assert_eq!(delivered(&fwd), Port::Eni("eni-b".into()));
+    assert!(
+        fwd.hops.iter().any(|h| h.component.as_ref() == "pcx-ab"
+            && matches!(h.action, HopAction::PeeringCross { .. })),
+        "{fwd}"
+    );
+    assert_eq!(delivered(&back.expect("a reply path")), eni(&p.ids.web_eni));
+}
+
+/// A route on one side only: the request arrives, the reply has no route back.
+#[test]
+fn peering_without_the_return_route_drops_the_reply() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        add_route(t, "rtb-public", "10.1.0.0/16", pcx("pcx-ab"));
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    let (fwd, back) = p.f.explain_round_trip(at(0), &eni(&p.ids.web_eni), &flow);
+    delivered(&fwd);
+    assert_eq!(
+        dropped(&back.unwrap()),
+        DropReason::NoRoute {
+            table: "rtb-b".into(),
+            dst: p.ids.web_ip
+        }
+    );
+}
+
+/// "You can reference a security group from the peer VPC as a source or destination
+/// for inbound or outbound rules in your security group" (same Region).
+#[test]
+fn peering_security_group_rules_may_name_the_peer_vpcs_group() {
+    let p = peered(SgPeer::Group(rid("sg-web")), |t| {
+        add_route(t, "rtb-public", "10.1.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-private", "10.1.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-b", "10.0.0.0/16", pcx("pcx-ab"));
+    });
+    let web = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    delivered(&p.f.explain(at(0), &eni(&p.ids.web_eni), &web));
+    // The app host is in VPC A too, but not in sg-web.
+    let app = Flow::tcp_syn(p.ids.app_ip, 40000, p.b_host, 22);
+    assert_eq!(
+        dropped(&p.f.explain(at(0), &eni(&p.ids.app_eni), &app)),
+        DropReason::SecurityGroupNoMatch {
+            eni: "eni-b".into(),
+            direction: Direction::Inbound
+        }
+    );
+}
+
+/// "Transitive peering is not supported": A–B and B–C do not join A and C, even
+/// with a route in every table.
+#[test]
+fn peering_is_not_transitive() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/8")), |t| {
+        add_route(t, "rtb-public", "10.1.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-public", "10.2.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-b", "10.0.0.0/16", pcx("pcx-ab"));
+        add_route(t, "rtb-b", "10.2.0.0/16", pcx("pcx-bc"));
+        add_route(t, "rtb-c", "10.0.0.0/16", pcx("pcx-bc"));
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.c_host, 22);
+    let v = p.f.explain(at(0), &eni(&p.ids.web_eni), &flow);
+    assert_eq!(
+        dropped(&v),
+        DropReason::PeeringNotTransitive {
+            peering: "pcx-ab".into(),
+            vpc: "vpc-b".into(),
+            addr: p.c_host,
+            destination: true,
+        }
+    );
+    assert!(v.to_string().contains("not transitive"), "{v}");
+}
+
+/// "Edge to edge routing through a gateway": a peer's internet gateway is not yours.
+#[test]
+fn peering_does_not_reach_the_internet_through_the_peer() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/8")), |t| {
+        add_route(t, "rtb-b", "0.0.0.0/0", pcx("pcx-ab"));
+    });
+    let flow = Flow::tcp_syn(p.b_host, 40000, p.ids.internet_host, 80);
+    let v = p.f.explain(at(0), &Port::Eni("eni-b".into()), &flow);
+    assert!(
+        matches!(
+            dropped(&v),
+            DropReason::PeeringNotTransitive { ref peering, destination: true, .. } if peering.as_ref() == "pcx-ab"
+        ),
+        "{v}"
+    );
+}
+
+/// A route to a connection that is no longer active is a blackhole.
+#[test]
+fn peering_route_to_an_inactive_connection_is_a_blackhole() {
+    let mut p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        add_route(t, "rtb-public", "10.1.0.0/16", pcx("pcx-ab"));
+    });
+    rebuild(&mut p.f, |t| {
+        t.peerings.remove("pcx-ab");
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    let (v, _) = send(&mut p.f, at(0), &eni(&p.ids.web_eni), flow);
+    assert_eq!(
+        dropped(&v),
+        DropReason::Blackhole {
+            table: p.ids.public_rtb.clone(),
+            route: net("10.1.0.0/16")
+        }
+    );
 }

@@ -163,6 +163,9 @@ fn hint(r: &DropReason) -> Option<String> {
         DropReason::IgwNoPublicIp { .. } => {
             "give the instance a public or Elastic IP address".to_string()
         }
+        DropReason::PeeringNotTransitive { addr, .. } => format!(
+            "peering is not transitive: to reach {addr}, peer its VPC directly with this one and route to that connection"
+        ),
         _ => return None,
     })
 }

@@ -518,9 +518,18 @@ fn ec2_public(ctx: &Ctx<'_>, domain: &str, name: &Name, key: &str, qtype: Record
     });
     match found {
         // Split horizon: inside the instance's own VPC its public name means its private
-        // address (traffic stays inside the VPC); anywhere else, the public address.
+        // address (traffic stays inside the VPC); so it does in a peer VPC when the
+        // instance's side of the peering allows DNS resolution from the remote VPC;
+        // anywhere else, the public address.
         Some(i) => {
-            let inside = ctx.vpc.is_some_and(|(id, _)| id == i.vpc_id);
+            let inside = ctx.vpc.is_some_and(|(id, _)| {
+                id == i.vpc_id
+                    || ctx
+                        .view
+                        .vpcs
+                        .get(&i.vpc_id)
+                        .is_some_and(|v| v.private_names_for.iter().any(|p| p == id))
+            });
             let addr = if inside { i.private_ip } else { ip };
             address_outcome(name, addr, qtype, soa)
         }

@@ -23,6 +23,7 @@ pub const DNS_KINDS: &[&str] = &[
     "address",
     "route53_hosted_zone",
     "elb_load_balancer",
+    "vpc_peering_connection",
 ];
 
 /// A control subscriber that keeps each account's view in `views` equal to the DNS
@@ -54,10 +55,16 @@ pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
         view.health = health;
         return;
     }
+    if commit.touches(&["vpc_peering_connection"]) {
+        // A peering changes what its two VPCs' names mean in each other.
+        for vpc in world.vpcs.iter() {
+            view.vpcs.insert(vpc.id.clone(), vpc_dns(world, vpc));
+        }
+    }
     for change in commit.of_kind("vpc") {
         match world.vpcs.get(&change.id) {
             Some(vpc) => {
-                view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
+                view.vpcs.insert(vpc.id.clone(), vpc_dns(world, vpc));
             }
             None => {
                 view.vpcs.remove(&change.id);
@@ -82,8 +89,25 @@ pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
     }
 }
 
-fn vpc_dns(vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
+fn vpc_dns(world: &World, vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
+    let private_names_for = world
+        .vpc_peering_connections
+        .iter()
+        .filter(|p| p.is_active())
+        .filter_map(|p| {
+            let (mine, theirs) = if p.requester.vpc_id == vpc.id {
+                (&p.requester, &p.accepter)
+            } else if p.accepter.vpc_id == vpc.id {
+                (&p.accepter, &p.requester)
+            } else {
+                return None;
+            };
+            mine.allow_dns_resolution_from_remote_vpc
+                .then(|| theirs.vpc_id.clone())
+        })
+        .collect();
     VpcDns {
+        private_names_for,
         region: vpc.region.clone(),
         enable_dns_support: vpc.enable_dns_support,
         enable_dns_hostnames: vpc.enable_dns_hostnames,
@@ -103,7 +127,7 @@ pub fn dns_view(world: &World) -> DnsView {
         ..DnsView::default()
     };
     for vpc in world.vpcs.iter() {
-        view.vpcs.insert(vpc.id.clone(), vpc_dns(vpc));
+        view.vpcs.insert(vpc.id.clone(), vpc_dns(world, vpc));
     }
     view.instances = addresses(world);
     view.load_balancers = load_balancers(world);
@@ -339,6 +363,36 @@ mod tests {
             a_records(&ask(&view, Vantage::Internet, &public_name)),
             vec![public.to_string()]
         );
+    }
+
+    /// VPC Peering Guide: with DNS resolution enabled for a peering, a peer instance's
+    /// public DNS hostname resolves to its private address from the other VPC.
+    #[test]
+    fn a_peering_with_dns_resolution_resolves_the_peers_public_names_privately() {
+        use crate::model::ec2::peering::PeeringSideKind;
+        let (mut w, vpc, eni, _) = world();
+        let other = w.create_vpc(&env(), "10.9.0.0/16", None, &[]).expect("vpc");
+        let pcx = w
+            .create_vpc_peering_connection(&env(), &vpc, &other, None, None, &[])
+            .expect("peering");
+        w.accept_vpc_peering_connection(&env(), &pcx)
+            .expect("accept");
+        let iface = w.network_interfaces.get(&eni).expect("eni").clone();
+        let public = iface.association.as_ref().expect("eip").public_ip;
+        let name = format!("{}.", dns::names::public_name(public, "us-east-1"));
+        let from_peer = |w: &World| a_records(&ask(&dns_view(w), Vantage::Vpc(&other), &name));
+        assert_eq!(from_peer(&w), vec![public.to_string()], "option off");
+        // The default VPC is the requester: its side's option lets the peer resolve it.
+        w.modify_vpc_peering_connection_options(
+            &env(),
+            &pcx,
+            &[(PeeringSideKind::Requester, true)],
+        )
+        .expect("modify");
+        assert_eq!(from_peer(&w), vec![iface.private_ip.to_string()]);
+        w.delete_vpc_peering_connection(&env(), &pcx)
+            .expect("delete");
+        assert_eq!(from_peer(&w), vec![public.to_string()], "deleted peering");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct VpcDns {
     pub enable_dns_hostnames: bool,
     /// The VPC's IPv4 blocks, primary first.
     pub cidrs: Vec<Ipv4Net>,
+    /// Peer VPCs (of active peering connections whose side for this VPC has
+    /// `AllowDnsResolutionFromRemoteVpc`) from which this VPC's instances' public DNS
+    /// names resolve to their private addresses, as inside this VPC.
+    pub private_names_for: Vec<String>,
 }
 
 /// The link-local address of every VPC's resolver (AWS: 169.254.169.253).
@@ -73,6 +77,7 @@ impl VpcDns {
             enable_dns_support: true,
             enable_dns_hostnames: false,
             cidrs: vec![cidr],
+            private_names_for: Vec::new(),
         }
     }
 }

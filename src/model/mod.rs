@@ -307,6 +307,7 @@ world_tables! {
     ecs_tasks: ecs::Task,
     ecs_services: ecs::Service,
     ecr_repositories: ecr::Repository,
+    vpc_peering_connections: ec2::peering::VpcPeeringConnection,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

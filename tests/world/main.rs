@@ -18,5 +18,7 @@ mod instance_ssh;
 mod internet;
 mod observe;
 mod sandbox;
+mod peering;
+mod prefix_lists;
 mod ssh;
 mod tun;

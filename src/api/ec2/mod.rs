@@ -13,6 +13,8 @@ mod instance;
 mod key_pair;
 mod launch_template;
 mod nacl;
+mod peering;
+mod prefix_list;
 mod region;
 mod route_table;
 mod sg;
@@ -40,6 +42,8 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     sg::ACTIONS,
     eni::ACTIONS,
     launch_template::ACTIONS,
+    peering::ACTIONS,
+    prefix_list::ACTIONS,
     flow_log::ACTIONS,
     insights::ACTIONS,
     tags::ACTIONS,

@@ -59,6 +59,13 @@ impl Xml {
         self
     }
 
+    /// Escaped text with no element around it (a list of plain values, such as
+    /// `<cidrSet><item>10.0.0.0/16</item></cidrSet>`).
+    pub fn text(&mut self, value: impl Display) -> &mut Self {
+        self.buf.push_str(&escape(&value.to_string()));
+        self
+    }
+
     /// `leaf` only when the value is present.
     pub fn opt<V: Display>(&mut self, name: &str, value: Option<V>) -> &mut Self {
         if let Some(v) = value {

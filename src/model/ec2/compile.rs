@@ -10,7 +10,7 @@
 //!
 //! What is left out on purpose: NAT gateways that are not `available` (AWS forwards
 //! nothing through a pending or deleting gateway; routes to them compile as blackholes),
-//! private NAT gateways (no Elastic IP), VPC peering (not emulated).
+//! private NAT gateways (no Elastic IP), VPC peering connections that are not `active`.
 
 use vpclab_netstack::topology::rid;
 use vpclab_netstack::{
@@ -18,6 +18,7 @@ use vpclab_netstack::{
     NetworkAcl as TAcl, NetworkInterface as TEni, PortRange, Protocol, Route as TRoute, RouteState,
     RouteTable as TRouteTable, RouteTarget as TTarget, RuleAction, SecurityGroup as TSg, SgPeer,
     SgRule as TSgRule, Subnet as TSubnet, Topology, TopologyBuilder, TopologyError, Vpc as TVpc,
+    VpcPeering as TPeering,
 };
 
 use super::route_table::RouteTarget;
@@ -74,7 +75,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
                         Some(e) => TTarget::NetworkInterface(rid(&e.id)),
                         None => TTarget::Blackhole,
                     },
-                    RouteTarget::VpcPeering(_) => TTarget::Blackhole,
+                    RouteTarget::VpcPeering(p) => TTarget::VpcPeering(rid(p)),
                 };
                 // A NAT gateway that is not (yet, or any more) available forwards nothing.
                 let nat_ready = match &r.target {
@@ -99,6 +100,18 @@ pub fn builder(world: &World) -> TopologyBuilder {
             id: rid(&rt.id),
             vpc: rid(&rt.vpc_id),
             routes,
+        });
+    }
+    // Only active connections between two existing VPCs carry packets.
+    for p in world.vpc_peering_connections.iter().filter(|p| {
+        p.is_active()
+            && world.vpcs.contains(&p.requester.vpc_id)
+            && world.vpcs.contains(&p.accepter.vpc_id)
+    }) {
+        b.add_peering(TPeering {
+            id: rid(&p.id),
+            requester_vpc: rid(&p.requester.vpc_id),
+            accepter_vpc: rid(&p.accepter.vpc_id),
         });
     }
     for g in world.internet_gateways.iter() {
@@ -258,6 +271,7 @@ pub const FABRIC_KINDS: &[&str] = &[
     "security_group",
     "network_interface",
     "instance",
+    "vpc_peering_connection",
     // Which interfaces the fabric counts flow records for.
     "flow_log",
 ];

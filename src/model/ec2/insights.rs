@@ -73,6 +73,9 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         UnknownPort => "UNASSOCIATED_COMPONENT",
         // "Reachability Analyzer was unable to find a path."
         TtlExceeded { .. } | RoutingLoop => "NO_PATH",
+        // "Traffic can traverse this peering connection only if the destination or
+        // source address is within the CIDR block of the destination VPC."
+        PeeringNotTransitive { .. } => "PCX_REQUIRES_ADDRESS_IN_VPC_CIDR",
         // A fresh fabric has no NAT mappings, and analysed packets are well formed: an
         // analysis cannot meet these, and AWS publishes no code for them.
         NatPortsExhausted { .. } | Malformed(_) => return None,
@@ -436,6 +439,7 @@ fn arn_type(id: &str) -> &'static str {
         "subnet" => "subnet",
         "vpc" => "vpc",
         "nat" => "natgateway",
+        "pcx" => "vpc-peering-connection",
         "nip" => "network-insights-path",
         "nia" => "network-insights-analysis",
         _ => "resource",
@@ -967,6 +971,13 @@ impl World {
                 x.vpc = Some(self.component(region, vpc));
             }
             TtlExceeded { at } => x.component = Some(self.component(region, at)),
+            PeeringNotTransitive {
+                peering, vpc, addr, ..
+            } => {
+                x.component = Some(self.component(region, peering));
+                x.vpc = Some(self.component(region, vpc));
+                x.address = Some(*addr);
+            }
             UnknownPort | RoutingLoop | Malformed(_) => {}
         }
         x

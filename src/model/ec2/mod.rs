@@ -18,6 +18,8 @@ pub mod key_pair;
 pub mod launch_template;
 pub mod nacl;
 pub mod nat;
+pub mod peering;
+pub mod prefix_list;
 pub mod route_table;
 #[cfg(test)]
 mod rules_tests;

@@ -263,7 +263,10 @@ impl World {
                 .get(e)
                 .is_some_and(|e| e.attachment.is_some()),
             RouteTarget::Instance(i) => self.primary_eni_of_instance(i).is_some(),
-            RouteTarget::VpcPeering(_) => false,
+            RouteTarget::VpcPeering(p) => self
+                .vpc_peering_connections
+                .get(p)
+                .is_some_and(|p| p.is_active() && p.other_side(&table.vpc_id).is_some()),
         };
         if alive { "active" } else { "blackhole" }
     }
@@ -369,10 +372,20 @@ impl World {
                 }
                 Ok(())
             }
-            RouteTarget::VpcPeering(p) => Err(ApiError::new(
-                "InvalidVpcPeeringConnectionID.NotFound",
-                format!("The vpcPeeringConnection ID '{p}' does not exist"),
-            )),
+            RouteTarget::VpcPeering(p) => {
+                // AWS accepts a route to an active or still pending connection of this
+                // VPC (it is a blackhole until the connection is active).
+                let pcx = self
+                    .vpc_peering_connections
+                    .get(p)
+                    .filter(|x| x.visible_in(&env.region))
+                    .filter(|x| matches!(x.status.as_str(), "active" | "pending-acceptance"))
+                    .ok_or_else(|| super::peering::peering_not_found(p))?;
+                if pcx.other_side(vpc_id).is_none() {
+                    return Err(different(p));
+                }
+                Ok(())
+            }
         }
     }
 

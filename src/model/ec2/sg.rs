@@ -507,7 +507,13 @@ impl World {
                     gname.as_deref(),
                     Some(&group.vpc_id),
                 )?;
-                if g.vpc_id != group.vpc_id {
+                // AWS: a rule may name a group of a VPC peered with this one (same
+                // Region, active connection).
+                let peered = g.region == group.region
+                    && self
+                        .active_peering_between(&group.vpc_id, &g.vpc_id)
+                        .is_some();
+                if g.vpc_id != group.vpc_id && !peered {
                     return Err(ApiError::invalid_value(format!(
                         "You have specified two resources that belong to different networks ({} and {}).",
                         g.id, group.id

@@ -181,7 +181,7 @@ async fn pump_port(
         tokio::select! {
             ready = fd.readable() => {
                 let Ok(mut guard) = ready else { return };
-                match guard.try_io(|inner| (&*inner.get_ref()).read(&mut buf)) {
+                match guard.try_io(|inner| inner.get_ref().read(&mut buf)) {
                     // EOF: the device is gone (its namespace died).
                     Ok(Ok(0)) => return,
                     Ok(Ok(n)) => {
@@ -205,7 +205,7 @@ async fn pump_port(
                 let Some(mut pkt) = pkt else { return };
                 fix_checksums(&mut pkt);
                 // Non-blocking: a full kernel queue drops the packet; TCP retransmits.
-                let _ = (&*fd.get_ref()).write(&pkt);
+                let _ = fd.get_ref().write(&pkt);
             }
         }
     }

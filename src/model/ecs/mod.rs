@@ -341,7 +341,7 @@ pub fn parse_memory(s: &str) -> Option<u32> {
 pub fn fargate_combination(cpu: u32, memory: u32) -> bool {
     let gb = |n: u32| n * 1024;
     let steps = |lo: u32, hi: u32, step: u32| {
-        memory >= gb(lo) && memory <= gb(hi) && (memory - gb(lo)) % gb(step) == 0
+        memory >= gb(lo) && memory <= gb(hi) && (memory - gb(lo)).is_multiple_of(gb(step))
     };
     match cpu {
         256 => matches!(memory, 512 | 1024 | 2048),

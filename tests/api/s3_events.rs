@@ -64,6 +64,12 @@ fn subscribed_topic(d: &TestDaemon, name: &str) -> String {
     topic
 }
 
+/// `aws s3 …` (text output) expected to succeed.
+fn s3_ok(d: &TestDaemon, args: &[&str]) {
+    let out = d.aws_cli(args);
+    assert!(out.status.success(), "aws {args:?}: {}", stderr(&out));
+}
+
 fn notification_json(topic: &str, suffix: &str) -> String {
     format!(
         r#"{{"TopicConfigurations":[{{"Id":"uploads","TopicArn":"{topic}","Events":["s3:ObjectCreated:*","s3:ObjectRemoved:*"],"Filter":{{"Key":{{"FilterRules":[{{"Name":"prefix","Value":"in/"}},{{"Name":"suffix","Value":"{suffix}"}}]}}}}}}]}}"#
@@ -153,11 +159,11 @@ fn issue15_s3_events_reach_an_email_subscription_of_an_sns_topic() {
     let photo = d.path("cat.jpg");
     std::fs::write(&photo, b"not really a jpeg").expect("write");
     let photo = photo.to_string_lossy().to_string();
-    d.aws_cli_json(&["s3", "cp", &photo, "s3://photos/in/my cat.jpg"]);
+    s3_ok(&d, &["s3", "cp", &photo, "s3://photos/in/my cat.jpg"]);
     // Outside the filter: neither the prefix nor the suffix fits.
-    d.aws_cli_json(&["s3", "cp", &photo, "s3://photos/out/cat.jpg"]);
-    d.aws_cli_json(&["s3", "cp", &photo, "s3://photos/in/cat.png"]);
-    d.aws_cli_json(&["s3", "rm", "s3://photos/in/my cat.jpg"]);
+    s3_ok(&d, &["s3", "cp", &photo, "s3://photos/out/cat.jpg"]);
+    s3_ok(&d, &["s3", "cp", &photo, "s3://photos/in/cat.png"]);
+    s3_ok(&d, &["s3", "rm", "s3://photos/in/my cat.jpg"]);
 
     let recs = records(&d, start);
     assert_eq!(recs.len(), 2, "{recs:?}");
@@ -201,6 +207,6 @@ fn issue15_s3_events_reach_an_email_subscription_of_an_sns_topic() {
         "{}",
     ]);
     let n = mailbox(&d).len();
-    d.aws_cli_json(&["s3", "cp", &photo, "s3://photos/in/again.jpg"]);
+    s3_ok(&d, &["s3", "cp", &photo, "s3://photos/in/again.jpg"]);
     assert_eq!(mailbox(&d).len(), n);
 }

@@ -37,6 +37,7 @@ pub mod dynamodb;
 pub mod ec2;
 pub mod iam;
 pub mod json;
+pub mod lambda;
 pub mod logs;
 pub mod query;
 pub mod route53;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub objects: Option<Arc<s3::blob::BlobStore>>,
     /// DynamoDB's per-account databases (`None`: DynamoDB answers InternalServerError).
     pub dynamodb: Option<Arc<dynamodb::Tables>>,
+    /// Lambda's code store and function runtime (`None`: Lambda answers ServiceException).
+    pub lambda: Option<Arc<lambda::Functions>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -99,6 +102,7 @@ impl AppState {
             iam_enforce: false,
             objects: None,
             dynamodb: None,
+            lambda: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -144,6 +148,12 @@ impl AppState {
     /// Gives S3 its object store (the daemon's `objects/` folder).
     pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
         self.objects = Some(Arc::new(blobs));
+        self
+    }
+
+    /// Gives Lambda its code store and runtime.
+    pub fn with_lambda(mut self, functions: lambda::Functions) -> AppState {
+        self.lambda = Some(Arc::new(functions));
         self
     }
 

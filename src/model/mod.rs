@@ -43,6 +43,7 @@ pub mod ec2;
 pub mod error;
 pub mod filter;
 pub mod iam;
+pub mod lambda;
 pub mod logs;
 pub mod region;
 pub mod route53;
@@ -292,6 +293,7 @@ world_tables! {
     sns_subscriptions: sns::Subscription,
     sns_mail: sns::Mail,
     ssm_parameters: ssm::Parameter,
+    lambda_functions: lambda::Function,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

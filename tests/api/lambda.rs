@@ -453,17 +453,8 @@ fn bad_input_gets_aws_errors() {
         &with(old, &["--role", ROLE]),
         "InvalidParameterValueException",
     );
-    let junk = d.path("junk.zip");
-    std::fs::write(&junk, b"PK\x03\x04 but not really a zip").expect("write");
-    let junk_file: &'static str = Box::leak(format!("fileb://{}", junk.display()).into_boxed_str());
-    let mut bad_zip = base("f");
-    bad_zip[8] = junk_file;
-    let err = lambda_err(
-        &d,
-        &with(bad_zip, &["--role", ROLE]),
-        "InvalidParameterValueException",
-    );
-    assert!(err.contains("Could not unzip"), "{err}");
+    // (A file that is not a zip is refused by the CLI itself; the daemon's own check
+    // is the zip module's unit test.)
 
     d.aws_cli_json(
         &["lambda"]

@@ -8,6 +8,7 @@
 //! - [`catalog`]: the machine images and instance types every world offers.
 //! - [`instance`]: inside an instance: SSH server, emulated shell, SFTP, IMDS, boot.
 //! - [`http1`]: HTTP/1.1 for every host inside a world (hyper over fabric streams).
+//! - [`function`]: Lambda functions as local processes on the Runtime API.
 //! - [`world`]: the per-account runtime: the fabric, internet, instances and resolvers.
 //! - [`lab`]: the lab engine: lab files, per-learner parameters, the grader, progress.
 //! - [`console`]: the web console (HTML pages, the VPC picture, live updates) on the API port.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod console;
 pub mod daemon;
 pub mod dns;
+pub mod function;
 pub mod http1;
 pub mod instance;
 pub mod keys;
@@ -43,6 +45,7 @@ mod layering {
         ("model", 1),
         ("instance", 2),
         ("dns", 2),
+        ("function", 2),
         ("api", 3),
         ("world", 3),
         ("lab", 4),

@@ -41,6 +41,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod iam;
 pub mod json;
+pub mod lambda;
 pub mod logs;
 pub mod query;
 pub mod route53;
@@ -91,6 +92,8 @@ pub struct AppState {
     pub dynamodb: Option<Arc<dynamodb::Tables>>,
     /// The ECR registry endpoint's files (`None`: the registry answers UNAVAILABLE).
     pub ecr: Option<Arc<ecr::registry::Registry>>,
+    /// Lambda's code store and function runtime (`None`: Lambda answers ServiceException).
+    pub lambda: Option<Arc<lambda::Functions>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -106,6 +109,7 @@ impl AppState {
             objects: None,
             dynamodb: None,
             ecr: None,
+            lambda: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -157,6 +161,12 @@ impl AppState {
     /// Gives the ECR registry endpoint its folder.
     pub fn with_ecr(mut self, registry: ecr::registry::Registry) -> AppState {
         self.ecr = Some(Arc::new(registry));
+        self
+    }
+
+    /// Gives Lambda its code store and runtime.
+    pub fn with_lambda(mut self, functions: lambda::Functions) -> AppState {
+        self.lambda = Some(Arc::new(functions));
         self
     }
 

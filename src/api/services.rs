@@ -121,6 +121,10 @@ fn sts(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> +
     Box::pin(super::iam::endpoint(state, req, super::iam::Svc::Sts))
 }
 
+fn lambda(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::lambda::endpoint(state, req))
+}
+
 fn cloudwatch(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::cloudwatch::endpoint(state, req))
 }
@@ -186,7 +190,10 @@ pub static SERVICES: &[Service] = &[
             &["AmazonEC2ContainerRegistry_V20150921"],
         )
     },
-    svc("lambda", "AWS Lambda", Protocol::RestJson, &[]),
+    Service {
+        handler: Some(lambda),
+        ..svc("lambda", "AWS Lambda", Protocol::RestJson, &[])
+    },
     Service {
         handler: Some(logs),
         ..svc(

@@ -379,14 +379,27 @@ impl Daemon {
             .with_context(|| format!("cannot create {}", state_dir.dynamodb_dir().display()))?;
         let registry = crate::api::ecr::registry::Registry::open(state_dir.ecr_dir())
             .with_context(|| format!("cannot create {}", state_dir.ecr_dir().display()))?;
+        let functions = crate::api::lambda::Functions::open(&state_dir.lambda_dir(), clock.clone())
+            .with_context(|| format!("cannot create {}", state_dir.lambda_dir().display()))?;
+        let swept = crate::api::lambda::sweep_orphans(&lock_control(&control), &functions);
+        if swept > 0 {
+            tracing::info!(files = swept, "removed function zips no function names");
+        }
         let state = AppState::new(control.clone(), clock)
             .with_objects(blobs)
             .with_ecr(registry)
+            .with_lambda(functions)
             .with_dynamodb(tables)
             .with_auth(auth)
             .with_iam_enforce(cfg.iam_enforce)
             .with_health(health)
             .with_boot_delay(cfg.boot_delay);
+        // SNS deliveries to Lambda functions run outside the model's lock.
+        let triggers = {
+            let (sub, task) = crate::api::lambda::triggers(state.clone());
+            lock_control(&control).subscribe(sub);
+            task
+        };
         let ticker = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -467,6 +480,7 @@ impl Daemon {
                 let _ = stop.send(());
                 let _ = task.await;
             }
+            triggers.abort();
             drop(tun);
             door_router
                 .write()

@@ -92,6 +92,11 @@ impl StateDir {
         self.root.join("ecr")
     }
 
+    /// Lambda: function zips (`zips/`) and the runtime's unpacked code (`run/`).
+    pub fn lambda_dir(&self) -> PathBuf {
+        self.root.join("lambda")
+    }
+
     /// The folder of DynamoDB databases, one per account.
     pub fn dynamodb_dir(&self) -> PathBuf {
         self.root.join("dynamodb")

@@ -47,6 +47,7 @@ pub mod ecs;
 pub mod error;
 pub mod filter;
 pub mod iam;
+pub mod lambda;
 pub mod logs;
 pub mod region;
 pub mod route53;
@@ -308,6 +309,7 @@ world_tables! {
     ecs_services: ecs::Service,
     ecr_repositories: ecr::Repository,
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
+    lambda_functions: lambda::Function,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -29,7 +29,7 @@ pub const SETTABLE: &[&str] = &[
     "SignatureVersion",
     "TracingConfig",
 ];
-pub const PROTOCOLS: &[&str] = &["email", "email-json", "http", "https"];
+pub const PROTOCOLS: &[&str] = &["email", "email-json", "http", "https", "lambda"];
 
 pub fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new("InvalidParameter", message)
@@ -336,6 +336,7 @@ impl World {
                 !user.is_empty() && host.contains('.') && !endpoint.contains(char::is_whitespace)
             }
             "http" => endpoint.starts_with("http://"),
+            "lambda" => endpoint.starts_with("arn:aws:lambda:"),
             _ => endpoint.starts_with("https://"),
         };
         if !ok {
@@ -373,16 +374,22 @@ impl World {
         let (a, b) = (self.alloc_bits(), self.alloc_bits());
         let id = format!("{}:{}", topic.id, uuid(a, b));
         let token = format!("{a:016x}{b:016x}{:016x}", self.alloc_bits());
+        // A Lambda subscription needs no confirmation (AWS confirms it at once; the
+        // function's resource policy decides whether SNS may invoke it).
+        let confirmed = protocol == "lambda";
         self.sns_subscriptions.insert(Subscription {
-            id,
+            id: id.clone(),
             region: env.region.clone(),
             topic: topic.id.clone(),
             protocol: protocol.to_string(),
             endpoint: endpoint.to_string(),
-            pending: true,
+            pending: !confirmed,
             token: token.clone(),
             attributes,
         });
+        if confirmed {
+            return Ok(id);
+        }
         let display = topic
             .attributes
             .get("DisplayName")
@@ -511,7 +518,35 @@ impl World {
                 env.region, s.id
             );
             let raw = s.attributes.get("RawMessageDelivery").map(String::as_str) == Some("true");
-            let body = if s.protocol == "email" || raw {
+            let body = if s.protocol == "lambda" {
+                // The event a Lambda function receives from SNS ("Using Lambda with
+                // Amazon SNS"): one record with the notification under `Sns`.
+                let attrs: serde_json::Map<String, serde_json::Value> = attributes
+                    .iter()
+                    .map(|(k, (t, v))| (k.clone(), serde_json::json!({"Type": t, "Value": v})))
+                    .collect();
+                serde_json::json!({
+                    "Records": [{
+                        "EventVersion": "1.0",
+                        "EventSubscriptionArn": s.id,
+                        "EventSource": "aws:sns",
+                        "Sns": {
+                            "SignatureVersion": "1",
+                            "Timestamp": Timestamp(env.now.0).iso(),
+                            "Signature": "",
+                            "SigningCertUrl": "",
+                            "MessageId": message_id,
+                            "Message": message,
+                            "MessageAttributes": attrs,
+                            "Type": "Notification",
+                            "UnsubscribeUrl": unsubscribe,
+                            "TopicArn": topic.id,
+                            "Subject": subject,
+                        }
+                    }]
+                })
+                .to_string()
+            } else if s.protocol == "email" || raw {
                 if s.protocol == "email" {
                     format!(
                         "{message}\n\n--\nIf you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:\n{unsubscribe}\n"

@@ -21,6 +21,7 @@ mod iam;
 mod insights;
 mod instances;
 mod keys;
+mod lambda;
 mod logs;
 mod route53;
 mod route53_cli;

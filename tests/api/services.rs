@@ -10,7 +10,6 @@ fn unemulated_services_print_one_line_naming_the_service() {
     let cases: &[(&[&str], &str)] = &[
         (&["kms", "list-keys"], "AWS KMS"),
         (&["cloudfront", "list-distributions"], "Amazon CloudFront"),
-        (&["lambda", "list-functions"], "AWS Lambda"),
         (&["cloudformation", "list-stacks"], "AWS CloudFormation"),
         (&["secretsmanager", "list-secrets"], "AWS Secrets Manager"),
     ];

@@ -61,7 +61,16 @@ pub const INTERNET_PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 
 /// The kinds the world's hosts follow: instances (their hosts) and VPCs (a resolver each);
 /// interfaces and subnets carry the addresses those hosts use.
-const RUNTIME_KINDS: &[&str] = &["instance", "network_interface", "vpc", "subnet", "ecs_task"];
+/// (`iam_profile_association`: the metadata service shows an instance profile's credentials,
+/// which association, disassociation and renewal change.)
+const RUNTIME_KINDS: &[&str] = &[
+    "instance",
+    "network_interface",
+    "vpc",
+    "subnet",
+    "ecs_task",
+    "iam_profile_association",
+];
 
 /// Settings shared by every world of the daemon.
 #[derive(Clone)]

@@ -628,6 +628,14 @@ impl<'a> Reference<'a> {
                 self.deliver(target, p)
             }
             RouteTarget::Blackhole => Err(blackhole),
+            // Not modelled yet: the generator builds no peering connections, and
+            // tests/fabric_conformance.rs checks peering rule by rule.
+            RouteTarget::VpcPeering(id) => {
+                panic!(
+                    "the reference model has no VPC peering ({id} in {})",
+                    table.id
+                )
+            }
         }
     }
 

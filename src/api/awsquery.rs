@@ -97,6 +97,17 @@ pub fn handle(
     Ok((op, v))
 }
 
+/// A scalar of the request tree as text (forms carry text; a handler's own tree may hold
+/// numbers and booleans); `None` for a missing member, a list or a map.
+pub fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// The form as a JSON tree: `A.member.2.B=x` → `{"A": [{…}, {"B": "x"}]}`,
 /// `M.entry.1.key=k&M.entry.1.value=v` → `{"M": {"k": "v"}}`.
 pub fn tree(params: &Params) -> Map<String, Value> {

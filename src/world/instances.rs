@@ -334,6 +334,24 @@ impl Runtime {
         });
     }
 
+    /// The metadata service's host at 169.254.169.254 for the instance's interface,
+    /// unless the instance turned the endpoint off (or it cannot be attached).
+    fn metadata_host(&self, ri: &RuntimeInstance, eni: &str) -> Option<Host> {
+        if ri.http_endpoint == "disabled" {
+            return None;
+        }
+        match self.net.add_host(HostConfig::service(
+            Port::Metadata(rid(eni)),
+            vec![Ipv4Net::from(IMDS_ADDR)],
+        )) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata service not attached");
+                None
+            }
+        }
+    }
+
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {
         if let RuntimeKind::Sandbox { agent } = &self.worlds.cfg().runtime {
             let agent = agent.clone();
@@ -363,20 +381,7 @@ impl Runtime {
         // The host key is fixed from now on (known_hosts stays valid); a migrated disk
         // moves into the store at once.
         saver.save_if_changed(&state);
-        let imds = if ri.http_endpoint != "disabled" {
-            match self.net.add_host(HostConfig::service(
-                Port::Metadata(rid(&eni)),
-                vec![Ipv4Net::from(IMDS_ADDR)],
-            )) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    tracing::warn!(error = %e, "metadata service not attached");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let imds = self.metadata_host(ri, &eni);
         let mut tasks = Vec::new();
         let listener = host.listen(22)?;
         {
@@ -472,20 +477,7 @@ impl Runtime {
             user_data: String::from_utf8_lossy(&profile.user_data).into_owned(),
         };
         let mut sandbox = Sandbox::spawn(agent, &root, &spec)?;
-        let imds = if ri.http_endpoint != "disabled" {
-            match self.net.add_host(HostConfig::service(
-                Port::Metadata(rid(&eni)),
-                vec![Ipv4Net::from(IMDS_ADDR)],
-            )) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    tracing::warn!(error = %e, "metadata service not attached");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let imds = self.metadata_host(ri, &eni);
         let mut tasks = Vec::new();
         if let Some(h) = &imds {
             let l = h.listen(80)?;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::awsquery::QueryService;
+use super::awsquery::text_of;
 use super::json::JsonCall;
 use crate::model::autoscaling::{Group, GroupSpec, validation};
 use crate::model::{ApiError, ApiResult, World};
@@ -35,15 +36,6 @@ pub const OPERATIONS: &[&str] = &[
 
 pub async fn endpoint(state: AppState, req: Request) -> Response {
     super::awsquery::endpoint(state, req, &QUERY).await
-}
-
-fn text_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 fn text(c: &JsonCall, name: &str) -> Option<String> {

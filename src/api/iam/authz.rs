@@ -581,12 +581,7 @@ pub fn authorize_s3(
     now: Timestamp,
     source_ip: Option<&str>,
 ) -> Result<(), Denial> {
-    let bucket_policy = bucket
-        .and_then(|b| b.policy)
-        .and_then(|text| Some((text, parsed_resource_policy(text)?)));
-    let public = bucket_policy
-        .as_ref()
-        .is_some_and(|(text, _)| crate::model::s3::policy::is_public(text));
+    let (bucket_policy, public) = bucket_policy_of(bucket);
     let Some(identity) = caller else {
         let mut ctx = Context::new("", "anonymous", action, resource);
         ctx.at(now).set("aws:SecureTransport", "false");
@@ -624,6 +619,19 @@ pub fn authorize_s3(
     )
 }
 
+/// The bucket's policy, parsed (when it has a valid one), and whether it is public.
+fn bucket_policy_of<'b>(
+    bucket: Option<&BucketAccess<'b>>,
+) -> (Option<(&'b str, Arc<Policy>)>, bool) {
+    let parsed = bucket
+        .and_then(|b| b.policy)
+        .and_then(|text| Some((text, parsed_resource_policy(text)?)));
+    let public = parsed
+        .as_ref()
+        .is_some_and(|(text, _)| crate::model::s3::policy::is_public(text));
+    (parsed, public)
+}
+
 /// [`authorize_s3`] for a signed caller, given the caller's own world (the grader of
 /// labs asks it too: what would this user be allowed).
 #[allow(clippy::too_many_arguments)]
@@ -637,12 +645,7 @@ pub fn decide_s3(
     now: Timestamp,
     source_ip: Option<&str>,
 ) -> Result<(), Denial> {
-    let bucket_policy = bucket
-        .and_then(|b| b.policy)
-        .and_then(|text| Some((text, parsed_resource_policy(text)?)));
-    let public = bucket_policy
-        .as_ref()
-        .is_some_and(|(text, _)| crate::model::s3::policy::is_public(text));
+    let (bucket_policy, public) = bucket_policy_of(bucket);
     let owner = bucket.map_or(identity.account.as_str(), |b| b.owner);
     let same_account = owner == identity.account;
     let owner_root = same_account && matches!(identity.principal, Principal::Root);

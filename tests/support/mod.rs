@@ -634,25 +634,7 @@ pub struct Network {
 
 impl Network {
     pub fn build(d: &dyn Lab) -> Network {
-        let vpc = d.aws_text(&[
-            "create-vpc",
-            "--cidr-block",
-            "10.0.0.0/16",
-            "--query",
-            "Vpc.VpcId",
-        ]);
-        let igw = d.aws_text(&[
-            "create-internet-gateway",
-            "--query",
-            "InternetGateway.InternetGatewayId",
-        ]);
-        d.aws_text(&[
-            "attach-internet-gateway",
-            "--internet-gateway-id",
-            &igw,
-            "--vpc-id",
-            &vpc,
-        ]);
+        let (vpc, igw) = vpc_with_internet_gateway(d);
         let subnet = |cidr: &str| {
             d.aws_text(&[
                 "create-subnet",
@@ -793,9 +775,8 @@ impl Network {
     }
 }
 
-/// A VPC with an internet gateway and two subnets in two Availability Zones; returns
-/// (vpc, subnet a, subnet b, another subnet in zone a).
-pub fn two_zone_vpc(d: &dyn Lab) -> (String, String, String, String) {
+/// A 10.0.0.0/16 VPC with an internet gateway attached: (vpc, igw).
+pub fn vpc_with_internet_gateway(d: &dyn Lab) -> (String, String) {
     let vpc = d.aws_text(&[
         "create-vpc",
         "--cidr-block",
@@ -815,6 +796,13 @@ pub fn two_zone_vpc(d: &dyn Lab) -> (String, String, String, String) {
         "--vpc-id",
         &vpc,
     ]);
+    (vpc, igw)
+}
+
+/// A VPC with an internet gateway and two subnets in two Availability Zones; returns
+/// (vpc, subnet a, subnet b, another subnet in zone a).
+pub fn two_zone_vpc(d: &dyn Lab) -> (String, String, String, String) {
+    let (vpc, _) = vpc_with_internet_gateway(d);
     let subnet = |cidr: &str, az: &str| {
         d.aws_text(&[
             "create-subnet",

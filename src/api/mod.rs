@@ -152,6 +152,30 @@ impl AppState {
         )
     }
 
+    /// [`iam::authz::authorize_pass_role`] for every role a call hands to `service`.
+    pub fn authorize_pass_role(
+        &self,
+        control: &Control,
+        identity: &sigv4::Identity,
+        roles: &[String],
+        service: &str,
+        req: &sigv4::SignedRequest,
+    ) -> Result<(), iam::authz::Denial> {
+        let ip = iam::source_ip(req);
+        for role in roles {
+            iam::authz::authorize_pass_role(
+                control,
+                self.iam_enforce,
+                identity,
+                role,
+                service,
+                (self.clock)(),
+                ip.as_deref(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Gives S3 its object store (the daemon's `objects/` folder).
     pub fn with_objects(mut self, blobs: s3::blob::BlobStore) -> AppState {
         self.objects = Some(Arc::new(blobs));
@@ -419,6 +443,20 @@ fn run_ec2(
             req,
         )
         .map_err(|d| d.ec2())?;
+    if matches!(
+        action,
+        "RunInstances" | "AssociateIamInstanceProfile" | "ReplaceIamInstanceProfileAssociation"
+    ) {
+        state
+            .authorize_pass_role(
+                &control,
+                &identity,
+                &ec2::passed_roles(&control, &identity.account, params),
+                "ec2.amazonaws.com",
+                req,
+            )
+            .map_err(|d| d.ec2())?;
+    }
     let mut call = Call {
         params,
         boot_delay_ms: state.boot_delay_ms,

@@ -1097,3 +1097,122 @@ fn issue15_cross_account_bucket_access_needs_the_bucket_policy_and_the_identity_
     let out = put_file(&d, &other_root, "team-share", "x.txt", "x");
     assert!(!out.status.success());
 }
+
+/// Issue 15: launching with an instance profile hands its role to EC2, which takes
+/// `iam:PassRole` on the role (EC2 User Guide, "Grant permissions to attach an IAM role
+/// to an instance"): AmazonEC2FullAccess alone is refused with the role named, and an
+/// inline policy allowing PassRole for `ec2.amazonaws.com` lets the same launch through.
+/// A PassRole limited to another service does not count.
+#[test]
+fn issue15_launching_with_an_instance_profile_needs_pass_role() {
+    let d = enforcing();
+    let root = root();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "app-role",
+            "--assume-role-policy-document",
+            trust,
+        ],
+    );
+    let role_arn = role["Role"]["Arn"].as_str().expect("role arn").to_string();
+    ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "create-instance-profile",
+            "--instance-profile-name",
+            "app-profile",
+        ],
+    );
+    ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "add-role-to-instance-profile",
+            "--instance-profile-name",
+            "app-profile",
+            "--role-name",
+            "app-role",
+        ],
+    );
+    let dev = user_with(&d, "dev", &["AmazonEC2FullAccess"]);
+    let image = ok(
+        &d,
+        &root,
+        &[
+            "ec2",
+            "describe-images",
+            "--owners",
+            "amazon",
+            "--query",
+            "Images[0].ImageId",
+        ],
+    );
+    let image = image.as_str().expect("an image id").to_string();
+    let plain = ["ec2", "run-instances", "--image-id", &image];
+    let launch: Vec<&str> = plain
+        .iter()
+        .copied()
+        .chain(["--iam-instance-profile", "Name=app-profile"])
+        .collect();
+    let err = fails(&d, &dev, &launch, "UnauthorizedOperation");
+    assert!(
+        err.contains("iam:PassRole") && err.contains(&role_arn),
+        "the denial names the action and the role: {err}"
+    );
+    // Without a profile the same user launches: only the role needed the extra right.
+    ok(&d, &dev, &plain);
+    let pass_to = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iam:PassRole","Resource":"{role_arn}","Condition":{{"StringEquals":{{"iam:PassedToService":"{service}"}}}}}}]}}"#
+        )
+    };
+    let put = |doc: &str| {
+        ok(
+            &d,
+            &root,
+            &[
+                "iam",
+                "put-user-policy",
+                "--user-name",
+                "dev",
+                "--policy-name",
+                "pass-app-role",
+                "--policy-document",
+                doc,
+            ],
+        );
+    };
+    put(&pass_to("lambda.amazonaws.com"));
+    fails(&d, &dev, &launch, "UnauthorizedOperation");
+    put(&pass_to("ec2.amazonaws.com"));
+    let out = ok(&d, &dev, &launch);
+    let id = out["Instances"][0]["InstanceId"]
+        .as_str()
+        .expect("instance id");
+    let assoc = ok(
+        &d,
+        &dev,
+        &[
+            "ec2",
+            "describe-iam-instance-profile-associations",
+            "--filters",
+            &format!("Name=instance-id,Values={id}"),
+        ],
+    );
+    assert_eq!(
+        assoc["IamInstanceProfileAssociations"][0]["IamInstanceProfile"]["Arn"]
+            .as_str()
+            .map(|a| a.ends_with(":instance-profile/app-profile")),
+        Some(true),
+        "{assoc}"
+    );
+}

@@ -21,16 +21,32 @@ pub const ACTIONS: &[(&str, Handler)] = &[
 
 /// `IamInstanceProfile.Name` / `.Arn` (empty values count as absent).
 pub fn profile_spec(c: &Call) -> ProfileSpec {
-    let get = |k: &str| {
-        c.params
-            .get(k)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    spec_of(c.params)
+}
+
+fn spec_of(params: &crate::api::query::Params) -> ProfileSpec {
+    let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).map(str::to_string);
     ProfileSpec {
         name: get("IamInstanceProfile.Name"),
         arn: get("IamInstanceProfile.Arn"),
     }
+}
+
+/// The role ARNs a call that names an instance profile passes to EC2, for the
+/// `iam:PassRole` gate (an unknown profile passes none: the handler reports it).
+pub fn passed_roles(
+    control: &crate::model::control::Control,
+    account: &str,
+    params: &crate::api::query::Params,
+) -> Vec<String> {
+    let spec = spec_of(params);
+    if spec.is_empty() {
+        return Vec::new();
+    }
+    control
+        .snapshot(account)
+        .map(|w| crate::api::iam::authz::instance_profile_roles(&w, &spec))
+        .unwrap_or_default()
 }
 
 fn render(x: &mut Xml, a: &IamProfileAssociation, state: &str) {

@@ -21,6 +21,7 @@ mod sg;
 mod subnet;
 mod tags;
 pub mod token;
+pub use iam_profile::passed_roles;
 mod vpc;
 
 use crate::model::{ApiError, ApiResult, World};

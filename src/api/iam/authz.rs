@@ -202,6 +202,53 @@ pub fn authorize(
     )
 }
 
+/// The `iam:PassRole` gate: a caller that hands a role to a service (an instance
+/// profile to EC2, an execution role to Lambda) needs `iam:PassRole` on that role's ARN,
+/// with `iam:PassedToService` naming the service (IAM User Guide, "Grant a user
+/// permissions to pass a role to an AWS service"). Roles the world does not know are
+/// left to the handler, which answers with the service's own error.
+pub fn authorize_pass_role(
+    control: &Control,
+    daemon_enforce: bool,
+    identity: &Identity,
+    role_arn: &str,
+    service: &str,
+    now: Timestamp,
+    source_ip: Option<&str>,
+) -> Result<(), Denial> {
+    let Some(w) = control.snapshot(&identity.account) else {
+        return Ok(());
+    };
+    if !enforced(daemon_enforce, Some(&w), &identity.principal) {
+        return Ok(());
+    }
+    let mut ctx = context(&w, identity, "iam:PassRole", role_arn, now, source_ip);
+    ctx.set("iam:PassedToService", service);
+    let policies = identity_policies(&w, &identity.principal);
+    let refs: Vec<(&str, &Policy)> = policies.iter().map(|(l, p)| (l.as_str(), &**p)).collect();
+    let decision = policy::evaluate(&ctx, &refs, None);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(denial(&ctx, &decision))
+}
+
+/// The role ARNs an instance profile would pass to EC2 (none when the profile is
+/// unknown or holds no role).
+pub fn instance_profile_roles(
+    w: &World,
+    spec: &crate::model::ec2::iam_profile::ProfileSpec,
+) -> Vec<String> {
+    let Ok(profile) = w.resolve_instance_profile(spec) else {
+        return Vec::new();
+    };
+    profile
+        .roles
+        .iter()
+        .filter_map(|id| w.iam_roles.get(id).map(|r| r.arn.clone()))
+        .collect()
+}
+
 /// [`authorize`]'s decision given the caller's world (the lab grader asks it).
 pub fn decide(
     w: &World,

@@ -258,6 +258,23 @@ fn run(
             source_ip(req).as_deref(),
         )
         .map_err(|d| d.query())?;
+        // Putting a role into an instance profile hands it to EC2: `iam:PassRole`.
+        if action == "AddRoleToInstanceProfile"
+            && let Some(r) = params
+                .get("RoleName")
+                .and_then(|n| world.as_deref()?.role(n).ok())
+        {
+            authz::authorize_pass_role(
+                &control,
+                state.iam_enforce,
+                &identity,
+                &r.arn,
+                "ec2.amazonaws.com",
+                env.now,
+                source_ip(req).as_deref(),
+            )
+            .map_err(|d| d.query())?;
+        }
     }
     let mut call = QCall {
         params,

@@ -405,6 +405,17 @@ async fn handle(
                 signed,
             )
             .map_err(|d| d.json())?;
+        // Handing Lambda an execution role needs `iam:PassRole` on it.
+        if matches!(op, "CreateFunction" | "UpdateFunctionConfiguration")
+            && let Some(role) = r
+                .json()
+                .ok()
+                .and_then(|b| b.get("Role").and_then(Value::as_str).map(str::to_string))
+        {
+            state
+                .authorize_pass_role(&control, &identity, &[role], "lambda.amazonaws.com", signed)
+                .map_err(|d| d.json())?;
+        }
     }
     let ok = |status: u16, v: Value| Ok(json_response(status, &v, request_id));
     let mutate = |f: &mut dyn FnMut(&mut crate::model::World, &Env) -> ApiResult<Value>| -> ApiResult<Value> {

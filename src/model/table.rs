@@ -113,6 +113,24 @@ impl<T: Resource> Table<T> {
             .collect()
     }
 
+    /// The rows that differ from `older` (an earlier version of this table): each
+    /// changed or added row's id with `Some(row)`, each removed one's with `None`, in id
+    /// order. Subtrees the two versions share are skipped, so after one commit this
+    /// costs about the commit's rows, not the table's.
+    pub fn changes_since<'a>(
+        &'a self,
+        older: &'a Table<T>,
+    ) -> impl Iterator<Item = (&'a str, Option<&'a T>)> + 'a
+    where
+        T: PartialEq,
+    {
+        older.rows.diff(&self.rows).map(|d| match d {
+            imbl::ordmap::DiffItem::Add(k, v) => (&**k, Some(&**v)),
+            imbl::ordmap::DiffItem::Update { new: (k, v), .. } => (&**k, Some(&**v)),
+            imbl::ordmap::DiffItem::Remove(k, _) => (&**k, None),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -175,6 +175,8 @@ pub(crate) struct Runtime {
     worlds: Worlds,
     running: BTreeMap<String, Running>,
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
+    /// The VPC table as of the last resolver reconcile (what the next one diffs with).
+    resolved_vpcs: Option<crate::model::Table<crate::model::ec2::vpc::Vpc>>,
     /// Instances whose credentials renewal was asked for, and when.
     renewing: BTreeMap<String, Timestamp>,
     /// ECS tasks' hosts (`world::tasks`), reconciled with the instances.
@@ -190,6 +192,7 @@ impl Runtime {
             worlds,
             running: BTreeMap::new(),
             resolvers: BTreeMap::new(),
+            resolved_vpcs: None,
             renewing: BTreeMap::new(),
         }
     }
@@ -553,11 +556,31 @@ impl Runtime {
     }
 
     fn reconcile_resolvers(&mut self, world: &World) {
-        // This runs after every VPC commit, so it must not cost a lookup (or a copy) per
-        // VPC of the account: the attached resolvers and the VPCs are both in id order,
-        // and one merge pass over the two finds what to detach and what to attach.
+        // This runs after every commit that touches the runtime, so it must not cost a
+        // visit per VPC of the account: against the VPC table last reconciled, the
+        // persistent map's diff skips what the two versions share and yields only the
+        // VPCs this commit changed. The first time (nothing reconciled yet), one merge
+        // pass over the attached resolvers and the VPCs, both in id order.
         let mut stale: Vec<String> = Vec::new();
         let mut missing: Vec<(String, Ipv4Net)> = Vec::new();
+        if let Some(before) = self.resolved_vpcs.replace(world.vpcs.clone()) {
+            for (id, vpc) in world.vpcs.changes_since(&before) {
+                let attached = self.resolvers.get(id).map(|(c, _, _)| *c);
+                match (attached, vpc.map(|v| v.cidr())) {
+                    (Some(had), Some(want)) if had == want => {}
+                    (had, want) => {
+                        if had.is_some() {
+                            stale.push(id.to_string());
+                        }
+                        if let Some(cidr) = want {
+                            missing.push((id.to_string(), cidr));
+                        }
+                    }
+                }
+            }
+            self.attach_resolvers(stale, missing);
+            return;
+        }
         let mut have = self
             .resolvers
             .iter()
@@ -595,6 +618,11 @@ impl Runtime {
                 },
             }
         }
+        self.attach_resolvers(stale, missing);
+    }
+
+    /// Detaches the resolvers of `stale` VPCs, then attaches one to each `missing` VPC.
+    fn attach_resolvers(&mut self, stale: Vec<String>, missing: Vec<(String, Ipv4Net)>) {
         for id in stale {
             if let Some((_, host, task)) = self.resolvers.remove(&id) {
                 task.abort();
@@ -616,7 +644,11 @@ impl Runtime {
                 Ok((host, task)) => {
                     self.resolvers.insert(id, (cidr, host, task));
                 }
-                Err(e) => tracing::warn!(vpc = %id, error = %e, "resolver not attached"),
+                Err(e) => {
+                    tracing::warn!(vpc = %id, error = %e, "resolver not attached");
+                    // The next reconcile walks every VPC again, so it retries this one.
+                    self.resolved_vpcs = None;
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::model::region;
 use crate::model::tags::TagSpec;
 use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VpcCidr {
     pub association_id: String,
     #[serde(with = "crate::model::cidr_serde")]
@@ -24,7 +24,7 @@ pub struct VpcCidr {
     pub state: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Vpc {
     pub id: String,
     pub region: String,

@@ -33,14 +33,15 @@ pub(super) struct Creds {
 }
 
 pub(super) fn credentials(course: &Path, who: &str, endpoint: &str) -> Creds {
-    let out = vpclab(&[
-        "class",
-        "credentials",
-        &course.to_string_lossy(),
-        who,
-        "--endpoint",
-        endpoint,
-    ]);
+    credentials_with(course, who, endpoint, &[])
+}
+
+/// [`credentials`] with more arguments (`--database URL`).
+pub(super) fn credentials_with(course: &Path, who: &str, endpoint: &str, extra: &[&str]) -> Creds {
+    let c = course.to_string_lossy();
+    let mut args = vec!["class", "credentials", &c, who, "--endpoint", endpoint];
+    args.extend_from_slice(extra);
+    let out = vpclab(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let export = text

@@ -16,7 +16,7 @@ use vpclab::class::dashboard::{self, Member};
 use vpclab::lab::progress::{EventKind, Log};
 
 use super::class::{
-    body_of, complete_custom_vpc, credentials, get, labs_dir, login, passwords, vpclab,
+    body_of, complete_custom_vpc, credentials_with, get, labs_dir, login, passwords, vpclab,
 };
 use crate::support::{self, Lab, ProcessDaemon, stderr, stdout};
 
@@ -309,7 +309,7 @@ fn a_class_served_from_postgresql_keeps_progress_and_grades_across_a_restart() {
     assert!(stdout(&out).contains("Ann Lee"), "{}", stdout(&out));
 
     let mut d = ProcessDaemon::start_with(&["--class", &c, "--database", &pg.url]);
-    let ann = credentials(&course, "ann", &d.url());
+    let ann = credentials_with(&course, "ann", &d.url(), &["--database", &pg.url]);
     complete_custom_vpc(&d, &ann, true);
 
     let port = d.api_port();

@@ -381,15 +381,15 @@ fn tile(
     t
 }
 
-/// The gradebook: one row per learner, three columns per lab (empty when not started).
-pub fn scores_csv(course: &Course, members: &[Member], d: &Dashboard) -> String {
-    let labs: Vec<&str> = d.labs.iter().map(|l| l.lab.as_str()).collect();
+/// The gradebook: one row per learner, three columns per lab (empty when not started),
+/// from the store's gradebook cells. Labs are the course's, by id.
+pub fn scores_csv(course: &Course, members: &[Member], scores: &[Score]) -> String {
+    let labs: Vec<&String> = course.labs.keys().collect();
     let mut out = String::from("learner,name,account");
     for l in &labs {
         out.push_str(&format!(",{l} points,{l} max points,{l} percent"));
     }
     out.push('\n');
-    let _ = course;
     for m in members {
         out.push_str(&format!(
             "{},{},{}",
@@ -398,7 +398,7 @@ pub fn scores_csv(course: &Course, members: &[Member], d: &Dashboard) -> String 
             m.account
         ));
         for l in &labs {
-            match d.scores.iter().find(|s| s.learner == m.name && s.lab == *l) {
+            match scores.iter().find(|s| s.learner == m.name && &s.lab == *l) {
                 Some(s) => out.push_str(&format!(",{},{},{}", s.points, s.max_points, s.percent)),
                 None => out.push_str(",,,"),
             }
@@ -482,7 +482,7 @@ impl Dash {
         self.roster
             .learners()
             .map(|l| {
-                let log = progress::Log::new(self.console.api.control.clone(), &l.name);
+                let log = progress::Log::on(self.course.store.clone(), &l.name);
                 (l.name.clone(), log.read().unwrap_or_default())
             })
             .collect()
@@ -600,12 +600,24 @@ async fn scores_route(State(d): State<Dash>, headers: HeaderMap) -> Response {
     if let Err(r) = d.instructor(&headers) {
         return r;
     }
-    let dash = d.dashboard();
-    file_response(
-        "text/csv; charset=utf-8",
-        "scores.csv",
-        scores_csv(&d.course, &d.members(), &dash),
-    )
+    match d.course.store.grades() {
+        Ok(scores) => file_response(
+            "text/csv; charset=utf-8",
+            "scores.csv",
+            scores_csv(&d.course, &d.members(), &scores),
+        ),
+        Err(e) => {
+            tracing::warn!("the gradebook cannot be read: {e:#}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The gradebook cannot be read from {}.",
+                    d.course.store.describe()
+                ),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The archive format `vpclab grade` reads beside single reports.
@@ -650,7 +662,7 @@ fn learner_body(d: &Dash, name: &str, csrf: &str, regraded: Option<&Value>) -> O
     let l = d.roster.learner(name)?;
     let dash = d.dashboard();
     let tile = dash.tiles.iter().find(|t| t.learner == name)?.clone();
-    let log = progress::Log::new(d.console.api.control.clone(), name)
+    let log = progress::Log::on(d.course.store.clone(), name)
         .read()
         .unwrap_or_default();
     let region = progress::current(&log).map_or_else(|| "us-east-1".to_string(), |a| a.region);
@@ -870,8 +882,13 @@ mod tests {
                     account: "100000000000".into(),
                     password_hash: String::new(),
                 },
+                storage: None,
             },
             labs: [("custom-vpc".to_string(), labs)].into(),
+            store: std::sync::Arc::new(
+                super::super::store::SqliteStore::open(std::path::Path::new(":memory:"))
+                    .expect("an in-memory store"),
+            ),
         }
     }
 

@@ -2,9 +2,10 @@
 //!
 //! A course is a folder: `course.toml` (name, secret, labs, which are assessed, the
 //! instructor's key, the "stuck" thresholds), `course.db` (the roster: per learner an
-//! account, an access key pair and a hashed console password, in SQLite), `labs/` (the
-//! course's own copy of its labs, so grading later uses the labs the class ran) and
-//! `state/` (the daemon's state directory: every learner's world and progress log).
+//! account, an access key pair and a hashed console password; every learner's progress
+//! log; the gradebook; in SQLite, or in PostgreSQL with `--database`: [`store`]),
+//! `labs/` (the course's own copy of its labs, so grading later uses the labs the class
+//! ran) and `state/` (the daemon's state directory: every learner's world).
 //!
 //! This module owns those files ([`Course`]), turns the roster into a key store for strict
 //! SigV4 ([`RosterKeys`]) and into the lab engine's [`crate::lab::service::CoursePolicy`],
@@ -14,6 +15,7 @@
 
 pub mod dashboard;
 pub mod roster;
+pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -53,6 +55,10 @@ pub struct CourseFile {
     #[serde(default = "default_stuck_failures")]
     pub stuck_failures: u32,
     pub instructor: InstructorKey,
+    /// `postgresql` when the roster, journal and grades are in PostgreSQL (the URL is
+    /// given to each command with `--database`, never kept here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 fn default_stuck_minutes() -> u32 {
@@ -86,12 +92,24 @@ pub struct Learner {
 }
 
 /// An open course folder.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Course {
     pub dir: PathBuf,
     pub file: CourseFile,
     /// Lab id → the course's copy of the lab.
     pub labs: BTreeMap<String, PathBuf>,
+    /// The roster, progress logs and grades.
+    pub store: Arc<dyn store::ClassStore>,
+}
+
+impl std::fmt::Debug for Course {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Course")
+            .field("dir", &self.dir)
+            .field("name", &self.file.name)
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `vpclab class init` and `add-learner` hand back once: passwords are stored hashed.
@@ -222,6 +240,7 @@ impl Course {
         labs: &[String],
         assessed: &[String],
         roster_csv: &Path,
+        database: Option<&str>,
     ) -> anyhow::Result<(Course, String, Vec<NewLearner>)> {
         if dir.join(COURSE_FILE).exists() {
             bail!("{} already holds a course", dir.display());
@@ -256,10 +275,11 @@ impl Course {
                 account: INSTRUCTOR_ACCOUNT.to_string(),
                 password_hash: hash_password(&password),
             },
+            storage: database.map(|_| POSTGRESQL.to_string()),
         };
         let text = toml::to_string(&file).context("cannot encode the course")?;
         write_private(&dir.join(COURSE_FILE), text.as_bytes())?;
-        let course = Course::open(dir)?;
+        let course = Course::open(dir, database)?;
         let mut added = Vec::new();
         for e in entries {
             added.push(course.add_learner(&e.name, &e.display)?);
@@ -267,8 +287,32 @@ impl Course {
         Ok((course, password, added))
     }
 
-    /// Opens a course folder, checking its settings and labs.
-    pub fn open(dir: &Path) -> anyhow::Result<Course> {
+    /// Opens a course folder for grading reports offline: its settings and labs, not its
+    /// store (the roster and progress are not needed to verify a report).
+    pub fn open_for_grading(dir: &Path) -> anyhow::Result<Course> {
+        let text = std::fs::read_to_string(dir.join(COURSE_FILE)).unwrap_or_default();
+        let database = toml::from_str::<CourseFile>(&text)
+            .ok()
+            .and_then(|f| f.storage)
+            .map(|_| "postgresql://offline");
+        Course::open_with(dir, database, |_| {
+            Ok(Arc::new(store::SqliteStore::open(Path::new(":memory:"))?))
+        })
+    }
+
+    /// Opens a course folder, checking its settings and labs, and its store: `database`
+    /// (a PostgreSQL URL) for a course made with `--database`, none for `course.db`.
+    pub fn open(dir: &Path, database: Option<&str>) -> anyhow::Result<Course> {
+        Course::open_with(dir, database, |file| {
+            store::open(dir, &course_id(&file.secret), database)
+        })
+    }
+
+    fn open_with(
+        dir: &Path,
+        database: Option<&str>,
+        store: impl FnOnce(&CourseFile) -> anyhow::Result<Arc<dyn store::ClassStore>>,
+    ) -> anyhow::Result<Course> {
         let path = dir.join(COURSE_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {} (vpclab class init)", path.display()))?;
@@ -297,31 +341,30 @@ impl Course {
                 );
             }
         }
-        let course = Course {
+        match (file.storage.as_deref(), database) {
+            (None, None) | (Some(POSTGRESQL), Some(_)) => {}
+            (Some(POSTGRESQL), None) => bail!(
+                "{}: this course keeps its roster and progress in PostgreSQL: pass --database postgres://…",
+                path.display()
+            ),
+            (None, Some(_)) => bail!(
+                "{}: this course keeps its roster and progress in {} (made without --database); \
+                 leave out --database",
+                path.display(),
+                dir.join(ROSTER_DB).display()
+            ),
+            (Some(other), _) => bail!(
+                "{}: key `storage`: {other:?}: expected \"{POSTGRESQL}\" or no key",
+                path.display()
+            ),
+        }
+        let store = store(&file)?;
+        Ok(Course {
             dir: dir.to_path_buf(),
             file,
             labs,
-        };
-        course.db()?;
-        Ok(course)
-    }
-
-    fn db(&self) -> anyhow::Result<rusqlite::Connection> {
-        let path = self.dir.join(ROSTER_DB);
-        let db = rusqlite::Connection::open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS learners (
-                name TEXT PRIMARY KEY,
-                display TEXT NOT NULL,
-                account TEXT NOT NULL UNIQUE,
-                access_key TEXT NOT NULL UNIQUE,
-                secret_key TEXT NOT NULL,
-                password_hash TEXT NOT NULL
-            );",
-        )
-        .with_context(|| format!("{} is not a roster database", path.display()))?;
-        Ok(db)
+            store,
+        })
     }
 
     /// The state directory of the course's daemon.
@@ -331,21 +374,7 @@ impl Course {
 
     /// Every learner, by name.
     pub fn learners(&self) -> anyhow::Result<Vec<Learner>> {
-        let db = self.db()?;
-        let mut stmt = db.prepare(
-            "SELECT name, display, account, access_key, secret_key, password_hash FROM learners ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Learner {
-                name: r.get(0)?,
-                display: r.get(1)?,
-                account: r.get(2)?,
-                access_key: r.get(3)?,
-                secret_key: r.get(4)?,
-                password_hash: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.store.learners()
     }
 
     pub fn learner(&self, name: &str) -> anyhow::Result<Learner> {
@@ -360,65 +389,101 @@ impl Course {
         if !crate::lab::progress::valid_learner(name) {
             bail!("learner {name:?}: expected letters, digits, '.', '_' or '-'");
         }
-        let db = self.db()?;
-        let exists: i64 = db.query_row(
-            "SELECT COUNT(*) FROM learners WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )?;
-        if exists > 0 {
-            bail!("learner {name:?} is already on the roster");
-        }
-        // Accounts are never reused, so a removed learner's world is never handed on.
-        let highest: Option<String> =
-            db.query_row("SELECT MAX(account) FROM learners", [], |r| r.get(0))?;
-        let next = highest
-            .and_then(|a| a.parse::<u64>().ok())
-            .map_or(FIRST_ACCOUNT, |a| a + 1)
-            .max(self.removed_high_water()? + 1);
         let password = new_password();
-        let learner = Learner {
+        let password_hash = hash_password(&password);
+        // Accounts are never reused, so a removed learner's world is never handed on.
+        let learner = self.store.add_learner(name, &|highest| Learner {
             name: name.to_string(),
             display: display.to_string(),
-            account: format!("{next:012}"),
+            account: format!("{:012}", (highest + 1).max(FIRST_ACCOUNT)),
             access_key: format!("AKIA{}", random_text(16, true)),
             secret_key: random_text(40, false),
-            password_hash: hash_password(&password),
-        };
-        db.execute(
-            "INSERT INTO learners (name, display, account, access_key, secret_key, password_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            rusqlite::params![
-                learner.name,
-                learner.display,
-                learner.account,
-                learner.access_key,
-                learner.secret_key,
-                learner.password_hash
-            ],
-        )?;
+            password_hash: password_hash.clone(),
+        })?;
         Ok(NewLearner { learner, password })
     }
 
-    fn removed_high_water(&self) -> anyhow::Result<u64> {
-        let db = self.db()?;
-        db.execute_batch("CREATE TABLE IF NOT EXISTS retired (account TEXT PRIMARY KEY);")?;
-        let high: Option<String> =
-            db.query_row("SELECT MAX(account) FROM retired", [], |r| r.get(0))?;
-        Ok(high.and_then(|a| a.parse().ok()).unwrap_or(0))
+    /// Removes a learner: their key stops working (after the daemon restarts); their
+    /// world and progress stay, and the account is never reused.
+    pub fn remove_learner(&self, name: &str) -> anyhow::Result<Learner> {
+        self.store
+            .remove_learner(name)?
+            .with_context(|| format!("no learner {name:?} in {}", self.dir.display()))
     }
 
-    /// Removes a learner: their key stops working (after the daemon restarts); their
-    /// world and progress stay in the state directory, and the account is never reused.
-    pub fn remove_learner(&self, name: &str) -> anyhow::Result<Learner> {
-        let l = self.learner(name)?;
-        let db = self.db()?;
-        db.execute_batch("CREATE TABLE IF NOT EXISTS retired (account TEXT PRIMARY KEY);")?;
-        db.execute(
-            "INSERT OR IGNORE INTO retired (account) VALUES (?1)",
-            [&l.account],
-        )?;
-        db.execute("DELETE FROM learners WHERE name = ?1", [name])?;
-        Ok(l)
+    /// The progress logs, through the store, with each learner's gradebook cells
+    /// recomputed after every event.
+    pub fn journal(&self) -> Arc<dyn crate::lab::progress::Journal> {
+        Arc::new(GradingJournal {
+            course: self.clone(),
+        })
+    }
+
+    /// Every learner's progress log (empty for a learner with none).
+    pub fn logs(&self) -> anyhow::Result<BTreeMap<String, Vec<crate::lab::progress::Event>>> {
+        let mut out = BTreeMap::new();
+        for l in self.learners()? {
+            let events = crate::lab::progress::Log::on(self.store.clone(), &l.name)
+                .read()
+                .with_context(|| format!("the progress log of {}", l.name))?;
+            out.insert(l.name, events);
+        }
+        Ok(out)
+    }
+
+    /// One learner's gradebook cells, from their log.
+    pub fn scores_of(
+        &self,
+        learner: &str,
+        events: &[crate::lab::progress::Event],
+    ) -> Vec<dashboard::Score> {
+        let member = dashboard::Member {
+            name: learner.to_string(),
+            display: learner.to_string(),
+            account: String::new(),
+        };
+        let logs = BTreeMap::from([(learner.to_string(), events.to_vec())]);
+        dashboard::summarise(self, &[member], &logs, 0).scores
+    }
+
+    /// Recomputes every learner's gradebook cells from their logs (at start-up, so the
+    /// gradebook matches the logs whatever happened before).
+    pub fn refresh_grades(&self) -> anyhow::Result<()> {
+        for (name, events) in self.logs()? {
+            self.store
+                .put_grades(&name, &self.scores_of(&name, &events))?;
+        }
+        Ok(())
+    }
+
+    /// Copies the progress logs a daemon kept in its state database (before the course's
+    /// store held them) into the store, for learners whose log there is empty.
+    pub fn adopt_logs(
+        &self,
+        old: &dyn Fn(&str) -> anyhow::Result<crate::lab::progress::Entries>,
+    ) -> anyhow::Result<usize> {
+        let mut moved = 0;
+        for l in self.learners()? {
+            let stream = crate::lab::progress::stream_of(&l.name);
+            let rows = old(&stream)?;
+            if rows.is_empty()
+                || !self
+                    .store
+                    .entries(&stream)
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    .is_empty()
+            {
+                continue;
+            }
+            crate::lab::progress::events_of(rows.clone())
+                .with_context(|| format!("the progress log of {} in the state database", l.name))?;
+            for (seq, body) in rows {
+                self.store
+                    .append_with(&stream, &mut |_| Ok((seq, body.clone())))?;
+            }
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// The ed25519 key every report of the course is signed with: derived from the
@@ -479,7 +544,61 @@ impl Course {
             roster,
             report_key: self.report_key(),
             progress: tokio::sync::watch::channel(0).0,
+            journal: self.journal(),
         }
+    }
+}
+
+/// `storage` in `course.toml` for a course in PostgreSQL.
+const POSTGRESQL: &str = "postgresql";
+
+/// The id a course's rows carry in a shared database: derived from its secret, so two
+/// courses never share one and a course folder always finds its own.
+pub fn course_id(secret: &str) -> String {
+    let h = Sha256::new()
+        .chain_update(b"vpclab course id\0")
+        .chain_update(secret.as_bytes())
+        .finalize();
+    hex::encode(&h[..12])
+}
+
+/// The course's journal: appends go to the store, and each one updates the learner's
+/// gradebook cells.
+struct GradingJournal {
+    course: Course,
+}
+
+impl crate::lab::progress::Journal for GradingJournal {
+    fn entries(&self, stream: &str) -> Result<Vec<(u64, String)>, String> {
+        self.course.store.entries(stream)
+    }
+
+    fn append_with(
+        &self,
+        stream: &str,
+        make: &mut crate::lab::progress::MakeEntry<'_>,
+    ) -> Result<(), crate::lab::progress::LogError> {
+        self.course.store.append_with(stream, make)?;
+        let Some(learner) = stream.strip_prefix("lab:") else {
+            return Ok(());
+        };
+        // The event is stored: a gradebook that failed to update is put right by the
+        // next event or the next start, so it is reported, not returned.
+        let updated = self
+            .course
+            .store
+            .entries(stream)
+            .map_err(|e| anyhow::anyhow!(e))
+            .and_then(|rows| Ok(crate::lab::progress::events_of(rows)?))
+            .and_then(|events| {
+                self.course
+                    .store
+                    .put_grades(learner, &self.course.scores_of(learner, &events))
+            });
+        if let Err(e) = updated {
+            tracing::warn!("the gradebook of {learner} was not updated: {e:#}");
+        }
+        Ok(())
     }
 }
 

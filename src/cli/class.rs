@@ -1,7 +1,9 @@
 //! `vpclab class …`: make and keep a course (docs/teaching.md). `init` creates the course
 //! folder from a roster CSV; `add-learner`, `remove-learner` and `list` keep the roster;
-//! `credentials` prints what a learner pastes (or writes an AWS CLI profile). The daemon
-//! serves the course with `vpclab up --class COURSE_DIR`.
+//! `credentials` prints what a learner pastes (or writes an AWS CLI profile); `grades`
+//! prints the gradebook. The daemon serves the course with `vpclab up --class COURSE_DIR`.
+//! A course made with `--database postgres://…` keeps its roster, progress and grades in
+//! PostgreSQL, and every command that reads them takes the same `--database`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,10 @@ use crate::cli::outln;
 pub struct ClassArgs {
     #[command(subcommand)]
     pub command: ClassCommand,
+    /// The PostgreSQL database of a course's roster, progress and grades (default: the
+    /// course folder's course.db).
+    #[arg(long, global = true, value_name = "postgres://…")]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,9 +77,12 @@ pub enum ClassCommand {
         #[arg(long)]
         write_profile: bool,
     },
+    /// Print the gradebook as CSV: a row per learner, three columns per lab.
+    Grades { dir: PathBuf },
 }
 
 pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
+    let database = args.database.as_deref();
     match args.command {
         ClassCommand::Init {
             dir,
@@ -89,7 +98,7 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
                     .map_or_else(|| "course".into(), |n| n.to_string_lossy().into_owned())
             });
             let (course, instructor_pw, added) =
-                Course::init(&dir, &name, &root, &labs, &assessed, &learners)?;
+                Course::init(&dir, &name, &root, &labs, &assessed, &learners, database)?;
             outln!(
                 "course {} in {}: {} learners, labs {}",
                 course.file.name,
@@ -103,7 +112,7 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
             outln!("Serve it: vpclab up --class {}", dir.display())?;
         }
         ClassCommand::AddLearner { dir, learner, name } => {
-            let course = Course::open(&dir)?;
+            let course = Course::open(&dir, database)?;
             let display = name.unwrap_or_else(|| learner.clone());
             let added = course.add_learner(&learner, &display)?;
             outln!(
@@ -114,7 +123,7 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
             print_passwords(&[added])?;
         }
         ClassCommand::RemoveLearner { dir, learner } => {
-            let course = Course::open(&dir)?;
+            let course = Course::open(&dir, database)?;
             let l = course.remove_learner(&learner)?;
             outln!(
                 "removed {} (account {} is kept in the state and never reused)",
@@ -123,7 +132,7 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         ClassCommand::List { dir, json } => {
-            let course = Course::open(&dir)?;
+            let course = Course::open(&dir, database)?;
             let learners = course.learners()?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&learners)?)?;
@@ -151,7 +160,7 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
             endpoint,
             write_profile,
         } => {
-            let course = Course::open(&dir)?;
+            let course = Course::open(&dir, database)?;
             let endpoint = match endpoint {
                 Some(e) => e,
                 None => running_endpoint(&course.state_dir())
@@ -177,6 +186,23 @@ pub fn run(args: ClassArgs) -> anyhow::Result<ExitCode> {
                 )?;
                 outln!("vpclab ssh-config --endpoint {endpoint} >> ~/.ssh/config")?;
             }
+        }
+        ClassCommand::Grades { dir } => {
+            let course = Course::open(&dir, database)?;
+            let members: Vec<_> = course
+                .learners()?
+                .into_iter()
+                .map(|l| crate::class::dashboard::Member {
+                    name: l.name,
+                    display: l.display,
+                    account: l.account,
+                })
+                .collect();
+            let scores = course.store.grades()?;
+            crate::cli::out!(
+                "{}",
+                crate::class::dashboard::scores_csv(&course, &members, &scores)
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

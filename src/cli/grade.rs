@@ -122,7 +122,7 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
     let course = args
         .course
         .as_deref()
-        .map(crate::class::Course::open)
+        .map(crate::class::Course::open_for_grading)
         .transpose()?;
     let root = match &course {
         Some(c) => c.dir.join("labs"),

@@ -63,6 +63,11 @@ pub struct UpArgs {
     /// lives in COURSE_DIR/state unless --state-dir says otherwise.
     #[arg(long, value_name = "COURSE_DIR")]
     pub class: Option<PathBuf>,
+    /// With --class: the PostgreSQL database holding the course's roster, progress and
+    /// grades (for a course made with `vpclab class init --database`); the worlds stay in
+    /// the state directory.
+    #[arg(long, value_name = "postgres://…", requires = "class")]
+    pub database: Option<String>,
     /// The name of the TUN device of `--tun`.
     #[arg(long, default_value = "vpclab0")]
     pub tun_name: String,
@@ -135,6 +140,7 @@ pub fn config(args: &UpArgs) -> anyhow::Result<DaemonConfig> {
         // A class is always strict: every learner signs with their own key.
         cfg.auth = AuthConfig::Strict;
         cfg.class = Some(course.clone());
+        cfg.class_database = args.database.clone();
     }
     if let Some(d) = env_ms(BOOT_DELAY_ENV, 0..=600_000)? {
         cfg.boot_delay = d;

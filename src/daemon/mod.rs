@@ -102,6 +102,8 @@ pub struct DaemonConfig {
     /// A course folder (`vpclab up --class`): its roster's keys join strict mode, labs
     /// follow the course, and the instructor's dashboard is served.
     pub class: Option<std::path::PathBuf>,
+    /// `--database`: the PostgreSQL URL of the class's roster, progress and grades.
+    pub class_database: Option<String>,
     /// `--runtime`: how instances run (emulated shell or rootless sandboxes).
     pub runtime: crate::instance::sandbox::RuntimeChoice,
     /// The `vpclab` binary a sandbox runs as its agent (`None`: this process is not
@@ -131,6 +133,7 @@ impl DaemonConfig {
             metrics_interval: None,
             limits: ApiLimits::default(),
             class: None,
+            class_database: None,
             runtime: crate::instance::sandbox::RuntimeChoice::default(),
             agent_exe: std::env::current_exe().ok().filter(|p| {
                 p.file_name()
@@ -201,8 +204,24 @@ impl Daemon {
         let course = cfg
             .class
             .as_deref()
-            .map(crate::class::Course::open)
+            .map(|dir| crate::class::Course::open(dir, cfg.class_database.as_deref()))
             .transpose()?;
+        if let Some(c) = &course {
+            // Progress a daemon kept in its state database before the course's store
+            // held it moves there once; then the gradebook is brought up to date.
+            let moved = c.adopt_logs(&|stream: &str| Ok(control.journal(stream)?));
+            match moved {
+                Ok(0) => {}
+                Ok(n) => warnings.push(format!(
+                    "moved {n} learners' progress logs from the state database to {}",
+                    c.store.describe()
+                )),
+                Err(e) => {
+                    anyhow::bail!("cannot move the progress logs to the course's store: {e:#}")
+                }
+            }
+            c.refresh_grades()?;
+        }
         let roster = course.as_ref().map(|c| c.index()).transpose()?;
         if roster.is_some() && cfg.auth != AuthConfig::Strict {
             anyhow::bail!("a class needs --auth strict");

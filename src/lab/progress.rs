@@ -5,6 +5,9 @@
 //! the same test an instructor's `vpclab grade` applies to a report). The learner's
 //! current lab, attempts and answers are computed from the log: it is the only state,
 //! and it survives restarts of the kit.
+//!
+//! Where the entries live is a [`Journal`]: the model store's journal by default
+//! ([`ControlJournal`]), a classroom's own store (SQLite or PostgreSQL) in a class.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -90,30 +93,80 @@ pub fn valid_learner(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// One learner's log in the state database.
+/// A stream's entries: number and body, oldest first.
+pub type Entries = Vec<(u64, String)>;
+
+/// Makes the entry to append from a stream's entries so far.
+pub type MakeEntry<'a> = dyn FnMut(&[(u64, String)]) -> Result<(u64, String), LogError> + 'a;
+
+/// Append-only streams of numbered entries: where progress logs are kept.
+pub trait Journal: Send + Sync {
+    /// Every entry of `stream`, oldest first.
+    fn entries(&self, stream: &str) -> Result<Vec<(u64, String)>, String>;
+    /// Reads `stream` and appends the entry `make` returns for it, with no other append
+    /// to the stream in between (so the hash chain cannot fork).
+    fn append_with(&self, stream: &str, make: &mut MakeEntry<'_>) -> Result<(), LogError>;
+}
+
+/// The model store's journal, beside the world.
+pub struct ControlJournal(pub Arc<Mutex<Control>>);
+
+impl Journal for ControlJournal {
+    fn entries(&self, stream: &str) -> Result<Vec<(u64, String)>, String> {
+        let control = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        control.journal(stream).map_err(|e| e.to_string())
+    }
+
+    fn append_with(&self, stream: &str, make: &mut MakeEntry<'_>) -> Result<(), LogError> {
+        // The control's lock is held from reading the tail to writing.
+        let control = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rows = control
+            .journal(stream)
+            .map_err(|e| LogError::Store(e.to_string()))?;
+        let (seq, body) = make(&rows)?;
+        control
+            .journal_append(stream, seq, &body)
+            .map_err(|e| LogError::Store(e.to_string()))
+    }
+}
+
+/// One learner's log.
 #[derive(Clone)]
 pub struct Log {
-    control: Arc<Mutex<Control>>,
+    journal: Arc<dyn Journal>,
     stream: String,
 }
 
+/// The journal stream of a learner's log.
+pub fn stream_of(learner: &str) -> String {
+    format!("lab:{learner}")
+}
+
 impl Log {
+    /// The learner's log in the model store.
     pub fn new(control: Arc<Mutex<Control>>, learner: &str) -> Log {
+        Log::on(Arc::new(ControlJournal(control)), learner)
+    }
+
+    /// The learner's log in `journal`.
+    pub fn on(journal: Arc<dyn Journal>, learner: &str) -> Log {
         Log {
-            control,
-            stream: format!("lab:{learner}"),
+            journal,
+            stream: stream_of(learner),
         }
     }
 
     /// Every event, with the chain verified.
     pub fn read(&self) -> Result<Vec<Event>, LogError> {
-        let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
-        read_stream(&control, &self.stream)
+        let rows = self
+            .journal
+            .entries(&self.stream)
+            .map_err(LogError::Store)?;
+        parse_rows(rows)
     }
 
     /// Appends an event after the last one and returns every event, the new one last.
-    /// The control's lock is held from reading the tail to writing, so appends are
-    /// serialised.
+    /// Appends to one log are serialised by the journal.
     pub fn append(
         &self,
         at_ms: i64,
@@ -123,36 +176,34 @@ impl Log {
         step: Option<&str>,
         detail: serde_json::Value,
     ) -> Result<Vec<Event>, LogError> {
-        let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
-        let mut events = read_stream(&control, &self.stream)?;
-        let (seq, prev) = events
-            .last()
-            .map_or((0, GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
-        let mut ev = Event {
-            seq,
-            at_ms,
-            learner: learner.to_string(),
-            lab: lab.to_string(),
-            kind,
-            step: step.map(str::to_string),
-            detail,
-            prev,
-            hash: String::new(),
-        };
-        ev.hash = ev.digest();
-        let body = serde_json::to_string(&ev).map_err(|e| LogError::Store(e.to_string()))?;
-        control
-            .journal_append(&self.stream, seq, &body)
-            .map_err(|e| LogError::Store(e.to_string()))?;
-        events.push(ev);
-        Ok(events)
+        let mut out = Vec::new();
+        self.journal.append_with(&self.stream, &mut |rows| {
+            let mut events = parse_rows(rows.to_vec())?;
+            let (seq, prev) = events
+                .last()
+                .map_or((0, GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
+            let mut ev = Event {
+                seq,
+                at_ms,
+                learner: learner.to_string(),
+                lab: lab.to_string(),
+                kind: kind.clone(),
+                step: step.map(str::to_string),
+                detail: detail.clone(),
+                prev,
+                hash: String::new(),
+            };
+            ev.hash = ev.digest();
+            let body = serde_json::to_string(&ev).map_err(|e| LogError::Store(e.to_string()))?;
+            events.push(ev);
+            out = events;
+            Ok((seq, body))
+        })?;
+        Ok(out)
     }
 }
 
-fn read_stream(control: &Control, stream: &str) -> Result<Vec<Event>, LogError> {
-    let rows = control
-        .journal(stream)
-        .map_err(|e| LogError::Store(e.to_string()))?;
+fn parse_rows(rows: Vec<(u64, String)>) -> Result<Vec<Event>, LogError> {
     let mut out = Vec::with_capacity(rows.len());
     for (seq, body) in rows {
         let ev: Event = serde_json::from_str(&body).map_err(|e| LogError::Parse {
@@ -166,6 +217,11 @@ fn read_stream(control: &Control, stream: &str) -> Result<Vec<Event>, LogError> 
     }
     verify(&out)?;
     Ok(out)
+}
+
+/// Parses and verifies a stream's entries (as [`Log::read`] does).
+pub fn events_of(rows: Vec<(u64, String)>) -> Result<Vec<Event>, LogError> {
+    parse_rows(rows)
 }
 
 /// Where the latest attempt of `lab` ends in a log: the index of the first start or reset
@@ -315,7 +371,7 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(current(&events).expect("attempt").runs["a"], 1);
         assert!(
-            Log::new(again.control.clone(), "bob")
+            Log::on(again.journal.clone(), "bob")
                 .read()
                 .expect("empty")
                 .is_empty(),

@@ -50,6 +50,8 @@ pub struct CoursePolicy {
     pub report_key: ed25519_dalek::SigningKey,
     /// Counts progress events, so that the instructor's dashboard redraws on each one.
     pub progress: tokio::sync::watch::Sender<u64>,
+    /// Where the learners' progress logs are kept (the course's store).
+    pub journal: Arc<dyn progress::Journal>,
 }
 
 impl CoursePolicy {
@@ -297,7 +299,10 @@ impl LabState {
     }
 
     fn log(&self, learner: &str) -> Log {
-        Log::new(self.api.control.clone(), learner)
+        match &self.course {
+            Some(c) => Log::on(c.journal.clone(), learner),
+            None => Log::new(self.api.control.clone(), learner),
+        }
     }
 
     fn append(

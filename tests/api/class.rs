@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use crate::support::{self, Lab, ProcessDaemon, VPCLAB, stderr, stdout};
 
-fn labs_dir() -> PathBuf {
+pub(super) fn labs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("labs")
 }
 
-fn vpclab(args: &[&str]) -> Output {
+pub(super) fn vpclab(args: &[&str]) -> Output {
     Command::new(VPCLAB)
         .args(args)
         .env_remove("VPCLAB_STATE_DIR")
@@ -26,21 +26,22 @@ fn vpclab(args: &[&str]) -> Output {
 }
 
 /// A learner's (or the instructor's) credentials from `vpclab class credentials`.
-struct Creds {
-    key: String,
-    secret: String,
-    learner: Option<String>,
+pub(super) struct Creds {
+    pub(super) key: String,
+    pub(super) secret: String,
+    pub(super) learner: Option<String>,
 }
 
-fn credentials(course: &Path, who: &str, endpoint: &str) -> Creds {
-    let out = vpclab(&[
-        "class",
-        "credentials",
-        &course.to_string_lossy(),
-        who,
-        "--endpoint",
-        endpoint,
-    ]);
+pub(super) fn credentials(course: &Path, who: &str, endpoint: &str) -> Creds {
+    credentials_with(course, who, endpoint, &[])
+}
+
+/// [`credentials`] with more arguments (`--database URL`).
+pub(super) fn credentials_with(course: &Path, who: &str, endpoint: &str, extra: &[&str]) -> Creds {
+    let c = course.to_string_lossy();
+    let mut args = vec!["class", "credentials", &c, who, "--endpoint", endpoint];
+    args.extend_from_slice(extra);
+    let out = vpclab(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let export = text
@@ -65,7 +66,7 @@ fn credentials(course: &Path, who: &str, endpoint: &str) -> Creds {
 }
 
 /// A command in a learner's shell: the test environment with their keys.
-fn as_learner(d: &dyn Lab, c: &Creds, program: &str) -> Command {
+pub(super) fn as_learner(d: &dyn Lab, c: &Creds, program: &str) -> Command {
     let mut cmd = Command::new(program);
     d.env(&mut cmd);
     cmd.env("AWS_ACCESS_KEY_ID", &c.key)
@@ -79,7 +80,7 @@ fn as_learner(d: &dyn Lab, c: &Creds, program: &str) -> Command {
     cmd
 }
 
-fn lab_json(d: &dyn Lab, c: &Creds, args: &[&str]) -> Result<serde_json::Value, String> {
+pub(super) fn lab_json(d: &dyn Lab, c: &Creds, args: &[&str]) -> Result<serde_json::Value, String> {
     let mut cmd = as_learner(d, c, VPCLAB);
     cmd.arg("lab").args(args).arg("--json");
     cmd.arg("--labs").arg(labs_dir());
@@ -91,7 +92,7 @@ fn lab_json(d: &dyn Lab, c: &Creds, args: &[&str]) -> Result<serde_json::Value, 
 }
 
 /// Runs every step of custom-vpc as the learner: its solution, then its check.
-fn complete_custom_vpc(d: &dyn Lab, c: &Creds, fail_first: bool) {
+pub(super) fn complete_custom_vpc(d: &dyn Lab, c: &Creds, fail_first: bool) {
     let started = lab_json(d, c, &["start", "custom-vpc"]).expect("start");
     let params = started["params"].clone();
     let work = tempfile::tempdir().expect("work dir");
@@ -151,7 +152,7 @@ fn http(port: u16, head: &str, body: &str) -> String {
     buf
 }
 
-fn body_of(response: &str) -> &str {
+pub(super) fn body_of(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
@@ -164,7 +165,7 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Signs in to the console; the session cookie, or the login page's status line.
-fn login(port: u16, user: &str, secret: &str) -> Result<String, String> {
+pub(super) fn login(port: u16, user: &str, secret: &str) -> Result<String, String> {
     let r = http(
         port,
         "POST /console/login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
@@ -180,7 +181,7 @@ fn login(port: u16, user: &str, secret: &str) -> Result<String, String> {
         .ok_or_else(|| r.lines().next().unwrap_or_default().to_string())
 }
 
-fn get(port: u16, path: &str, cookie: &str) -> String {
+pub(super) fn get(port: u16, path: &str, cookie: &str) -> String {
     http(
         port,
         &format!("GET {path} HTTP/1.1\r\nAccept: text/html\r\nCookie: {cookie}"),
@@ -189,7 +190,7 @@ fn get(port: u16, path: &str, cookie: &str) -> String {
 }
 
 /// The one-time passwords `vpclab class init` printed, by learner (and `instructor`).
-fn passwords(init_out: &str) -> BTreeMap<String, String> {
+pub(super) fn passwords(init_out: &str) -> BTreeMap<String, String> {
     init_out
         .lines()
         .filter_map(|l| {

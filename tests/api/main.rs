@@ -9,6 +9,7 @@ mod support;
 mod autoscaling;
 mod blackbox;
 mod class;
+mod class_pg;
 mod cli;
 mod cloudwatch;
 mod console;

@@ -101,6 +101,16 @@ fn lab_11_s3_static_website_passes_lab_test() {
 }
 
 #[test]
+fn lab_14_alb_and_asg_passes_lab_test() {
+    lab_passes("14-alb-and-asg");
+}
+
+#[test]
+fn lab_15_fargate_service_passes_lab_test() {
+    lab_passes("15-fargate-service");
+}
+
+#[test]
 fn the_curriculum_is_the_labs_in_order() {
     let mut found: Vec<String> = std::fs::read_dir(labs_dir())
         .expect("labs/")

@@ -69,6 +69,11 @@ pub struct Vpclab {
 
 impl Vpclab {
     pub fn start(state: &Path) -> Vpclab {
+        Vpclab::start_with(state, &[])
+    }
+
+    /// Starts the daemon with more `vpclab up` arguments.
+    pub fn start_with(state: &Path, extra: &[&str]) -> Vpclab {
         let mut child = Command::new(VPCLAB)
             .args([
                 "up",
@@ -79,6 +84,7 @@ impl Vpclab {
                 "--state-dir",
             ])
             .arg(state)
+            .args(extra)
             // A short boot: the bench measures SSH, not the pending state.
             .env("VPCLAB_BOOT_DELAY_MS", "200")
             .stdout(Stdio::piped())

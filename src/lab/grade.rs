@@ -167,6 +167,11 @@ impl Observer {
                     mode,
                     forbid_bits,
                 } => self.file(path, *mode, *forbid_bits),
+                CheckKind::Targets {
+                    group,
+                    state,
+                    count,
+                } => self.targets(&world, group, state, *count),
                 CheckKind::Quiz { question, answers } => match self.answers.get(&check.id) {
                     None => fail(format!(
                         "not answered yet: {question} (vpclab lab answer {} \"…\")",
@@ -509,6 +514,9 @@ impl Observer {
         let dst = match to {
             Target::Addr(a) => *a,
             Target::Name(n) => return error(format!("reach cannot probe the name {n}")),
+            Target::LoadBalancer(n) => {
+                return error(format!("reach cannot probe the load balancer {n}"));
+            }
             Target::Instance(name) => {
                 let Some(i) = find_instance(world, &self.region, name) else {
                     return fail(format!("no instance named {name:?}"));
@@ -833,6 +841,23 @@ impl Observer {
                         ))
                     })
             }
+            Target::LoadBalancer(name) => {
+                let lb = world
+                    .elb_load_balancers
+                    .in_region(&self.region)
+                    .find(|l| l.name == *name);
+                let Some(lb) = lb else {
+                    return Err(fail(format!("no load balancer named {name:?}")));
+                };
+                if lb.state != "active" {
+                    return Err(fail(format!(
+                        "load balancer {name} is {}, not active",
+                        lb.state
+                    )));
+                }
+                let dns = Target::Name(lb.dns_name.clone());
+                self.destination(world, from, src, &dns)
+            }
             Target::Name(n) => {
                 let found = match &src.instance {
                     None => self
@@ -1003,6 +1028,49 @@ impl Observer {
                     SESSION_TIMEOUT.as_secs()
                 )))
             })
+    }
+
+    /// The target group's targets as DescribeTargetHealth shows them; passes when at
+    /// least `count` are in `state`. A failure lists every target's state and reason
+    /// (`10.0.1.5:80 unhealthy (Target.Timeout)`), the clue a learner needs.
+    fn targets(&self, world: &World, group: &str, state: &str, count: u32) -> Verdict {
+        let Some(tg) = world
+            .elb_target_groups
+            .in_region(&self.region)
+            .find(|t| t.name == group)
+        else {
+            return fail(format!("no target group named {group:?}"));
+        };
+        let shown: Vec<(String, String, Option<String>)> = tg
+            .targets
+            .iter()
+            .map(|t| {
+                let (st, reason, _) = world.shown_health(tg, t);
+                (format!("{}:{}", t.id, t.port), st, reason)
+            })
+            .collect();
+        let matching = shown.iter().filter(|(_, st, _)| st == state).count();
+        let listed = if shown.is_empty() {
+            "no targets are registered".to_string()
+        } else {
+            shown
+                .iter()
+                .map(|(t, st, reason)| match reason {
+                    Some(r) => format!("{t} {st} ({r})"),
+                    None => format!("{t} {st}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if matching >= count as usize {
+            pass(format!(
+                "{matching} of the targets of {group} are {state}: {listed}"
+            ))
+        } else {
+            fail(format!(
+                "{matching} of the targets of {group} are {state}, expected at least {count}: {listed}"
+            ))
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -84,6 +84,8 @@ pub enum Target {
     /// A DNS name, resolved as the vantage would (`http` only): the public DNS from the
     /// internet, the VPC's resolver from an instance.
     Name(String),
+    /// `lb:<name>`: the load balancer with this name, by its DNS name (`http` only).
+    LoadBalancer(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,6 +183,14 @@ pub enum CheckKind {
         /// A regular expression the output (stdout and stderr) must match.
         output: Option<String>,
     },
+    /// The targets of the target group with this name: at least `count` of them in
+    /// `state` (`healthy`, `unhealthy`, `initial`, `draining`, `unused`), as
+    /// DescribeTargetHealth shows them.
+    Targets {
+        group: String,
+        state: String,
+        count: u32,
+    },
     All(Vec<Check>),
     Any(Vec<Check>),
     Not(Box<Check>),
@@ -224,6 +234,7 @@ const KIND_ARGS: &[(&str, &[&str], &[&str])] = &[
     ("http", &["to"], &["from", "port", "path", "status", "body"]),
     ("exec", &["on", "command"], &["exit", "output"]),
     ("access", &["principal", "action", "resource"], &["expect"]),
+    ("targets", &["name"], &["expect", "count"]),
     ("all", &["checks"], &[]),
     ("any", &["checks"], &[]),
     ("not", &["checks"], &[]),
@@ -787,6 +798,24 @@ fn check(
                 forbid_bits,
             }
         }
+        "targets" => {
+            let state = c.expect.clone().unwrap_or_else(|| "healthy".into());
+            if !["healthy", "unhealthy", "initial", "draining", "unused"].contains(&state.as_str())
+            {
+                bad(
+                    "expect",
+                    format!(
+                        "expected healthy, unhealthy, initial, draining or unused, found {state:?}"
+                    ),
+                );
+                return None;
+            }
+            CheckKind::Targets {
+                group: r(&c.name),
+                state,
+                count: c.count.unwrap_or(1),
+            }
+        }
         "quiz" => CheckKind::Quiz {
             question: r(&c.question),
             answers: c.answers.clone().unwrap_or_default(),
@@ -975,6 +1004,9 @@ fn target(s: &str, names: bool) -> Result<Target, String> {
     if let Some(n) = s.strip_prefix("instance:") {
         return Ok(Target::Instance(n.to_string()));
     }
+    if names && let Some(n) = s.strip_prefix("lb:").filter(|n| !n.is_empty()) {
+        return Ok(Target::LoadBalancer(n.to_string()));
+    }
     if let Some(a) = internet_host(s) {
         return Ok(Target::Addr(a));
     }
@@ -994,7 +1026,11 @@ fn target(s: &str, names: bool) -> Result<Target, String> {
     }
     Err(format!(
         "expected instance:<Name>, internet:mirror, internet:web, an IPv4 address{}, found {s:?}",
-        if names { " or a DNS name" } else { "" }
+        if names {
+            ", lb:<load balancer name> or a DNS name"
+        } else {
+            ""
+        }
     ))
 }
 

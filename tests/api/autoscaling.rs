@@ -294,3 +294,276 @@ fn an_auto_scaling_group_keeps_its_capacity_and_replaces_a_terminated_instance()
     let g = asg(&d, &["describe-auto-scaling-groups"]);
     assert_eq!(g["AutoScalingGroups"].as_array().unwrap().len(), 0);
 }
+
+fn desired(d: &TestDaemon) -> u64 {
+    asg(
+        d,
+        &[
+            "describe-auto-scaling-groups",
+            "--auto-scaling-group-names",
+            "web",
+        ],
+    )["AutoScalingGroups"][0]["DesiredCapacity"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Scaling policies (EC2 Auto Scaling User Guide, "Step and simple scaling policies",
+/// "Target tracking scaling policies"): adjustments within min and max, percentages
+/// rounded as the guide says, the simple policy's cooldown, a step policy run by a
+/// CloudWatch alarm whose action names it, and a target tracking policy's alarms.
+#[test]
+fn scaling_policies_change_desired_capacity_within_the_group_limits() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (_, a, b, _) = two_zone_vpc(&d);
+    let ami = ami(&d);
+    d.aws(&[
+        "create-launch-template",
+        "--launch-template-name",
+        "web",
+        "--launch-template-data",
+        &format!("{{\"ImageId\":\"{ami}\",\"InstanceType\":\"t3.micro\"}}"),
+    ]);
+    asg(
+        &d,
+        &[
+            "create-auto-scaling-group",
+            "--auto-scaling-group-name",
+            "web",
+            "--launch-template",
+            "LaunchTemplateName=web",
+            "--min-size",
+            "1",
+            "--max-size",
+            "4",
+            "--desired-capacity",
+            "1",
+            "--vpc-zone-identifier",
+            &format!("{a},{b}"),
+        ],
+    );
+    let put = |args: &[&str]| -> Value {
+        let mut full = vec!["put-scaling-policy", "--auto-scaling-group-name", "web"];
+        full.extend_from_slice(args);
+        asg(&d, &full)
+    };
+    let out = put(&[
+        "--policy-name",
+        "out",
+        "--adjustment-type",
+        "ChangeInCapacity",
+        "--scaling-adjustment",
+        "2",
+        "--cooldown",
+        "300",
+    ]);
+    let out_arn = out["PolicyARN"].as_str().unwrap_or_default().to_string();
+    assert!(
+        out_arn.starts_with("arn:aws:autoscaling:us-east-1:")
+            && out_arn.contains(":scalingPolicy:")
+            && out_arn.ends_with(":autoScalingGroupName/web:policyName/out"),
+        "{out}"
+    );
+    put(&[
+        "--policy-name",
+        "half",
+        "--adjustment-type",
+        "PercentChangeInCapacity",
+        "--scaling-adjustment",
+        "-50",
+    ]);
+    // A simple policy needs its adjustment.
+    let err = d.aws_cli_err(&[
+        "autoscaling",
+        "put-scaling-policy",
+        "--auto-scaling-group-name",
+        "web",
+        "--policy-name",
+        "bad",
+        "--adjustment-type",
+        "ChangeInCapacity",
+    ]);
+    assert!(err.contains("(ValidationError)"), "{err}");
+
+    let exec = |policy: &str, extra: &[&str]| {
+        let mut full = vec![
+            "execute-policy",
+            "--auto-scaling-group-name",
+            "web",
+            "--policy-name",
+            policy,
+        ];
+        full.extend_from_slice(extra);
+        asg(&d, &full);
+    };
+    exec("out", &[]);
+    assert_eq!(desired(&d), 3);
+    // 3 + 2 is above the maximum: the group stops at 4.
+    exec(&out_arn, &[]);
+    assert_eq!(desired(&d), 4);
+    // -50 % of 4 is -2.
+    exec("half", &[]);
+    assert_eq!(desired(&d), 2);
+    // Honouring the cooldown the last run of "out" started, nothing happens.
+    exec("out", &["--honor-cooldown"]);
+    assert_eq!(desired(&d), 2);
+    let acts = asg(
+        &d,
+        &[
+            "describe-scaling-activities",
+            "--auto-scaling-group-name",
+            "web",
+        ],
+    );
+    assert!(
+        acts.to_string().contains(
+            "a user request executed policy out changing the desired capacity from 1 to 3"
+        ),
+        "{acts}"
+    );
+
+    // A step policy run by an alarm on a metric the learner publishes.
+    let step = put(&[
+        "--policy-name",
+        "step",
+        "--policy-type",
+        "StepScaling",
+        "--adjustment-type",
+        "ChangeInCapacity",
+        "--step-adjustments",
+        "MetricIntervalLowerBound=0,MetricIntervalUpperBound=20,ScalingAdjustment=1",
+        "MetricIntervalLowerBound=20,ScalingAdjustment=2",
+    ]);
+    let step_arn = step["PolicyARN"].as_str().unwrap_or_default().to_string();
+    d.aws_cli_json(&[
+        "cloudwatch",
+        "put-metric-alarm",
+        "--alarm-name",
+        "busy",
+        "--namespace",
+        "Lab",
+        "--metric-name",
+        "Load",
+        "--statistic",
+        "Maximum",
+        "--period",
+        "10",
+        "--evaluation-periods",
+        "1",
+        "--threshold",
+        "50",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--alarm-actions",
+        &step_arn,
+    ]);
+    // Load 80 is 30 above the threshold: the second step, +2.
+    let start = Instant::now();
+    while desired(&d) != 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "the alarm never scaled the group"
+        );
+        d.aws_cli_json(&[
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "Lab",
+            "--metric-name",
+            "Load",
+            "--value",
+            "80",
+        ]);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let history = d.aws_cli_json(&[
+        "cloudwatch",
+        "describe-alarm-history",
+        "--alarm-name",
+        "busy",
+        "--history-item-type",
+        "Action",
+    ]);
+    assert!(
+        history.to_string().contains("Successfully executed action"),
+        "{history}"
+    );
+
+    // Target tracking creates its two alarms; deleting the policy deletes them.
+    let tt = put(&[
+        "--policy-name",
+        "track",
+        "--policy-type",
+        "TargetTrackingScaling",
+        "--target-tracking-configuration",
+        r#"{"CustomizedMetricSpecification":{"MetricName":"Load","Namespace":"Lab","Statistic":"Average"},"TargetValue":40}"#,
+    ]);
+    let names: Vec<String> = tt["Alarms"]
+        .as_array()
+        .expect("Alarms")
+        .iter()
+        .filter_map(|a| a["AlarmName"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 2, "{tt}");
+    assert!(
+        names[0].starts_with("TargetTracking-web-AlarmHigh-"),
+        "{names:?}"
+    );
+    assert!(
+        names[1].starts_with("TargetTracking-web-AlarmLow-"),
+        "{names:?}"
+    );
+    let alarms = d.aws_cli_json(&[
+        "cloudwatch",
+        "describe-alarms",
+        "--alarm-name-prefix",
+        "TargetTracking-web-",
+    ]);
+    let high = &alarms["MetricAlarms"][0];
+    assert_eq!(high["Threshold"], 40.0, "{high}");
+    assert_eq!(high["EvaluationPeriods"], 3, "{high}");
+    assert_eq!(high["AlarmActions"][0], tt["PolicyARN"], "{high}");
+    let low = &alarms["MetricAlarms"][1];
+    assert_eq!(low["Threshold"], 36.0, "{low}");
+    assert_eq!(low["EvaluationPeriods"], 15, "{low}");
+    let listed = asg(
+        &d,
+        &[
+            "describe-policies",
+            "--auto-scaling-group-name",
+            "web",
+            "--policy-types",
+            "TargetTrackingScaling",
+        ],
+    );
+    assert_eq!(listed["ScalingPolicies"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        listed["ScalingPolicies"][0]["TargetTrackingConfiguration"]["TargetValue"],
+        40.0
+    );
+    asg(
+        &d,
+        &[
+            "delete-policy",
+            "--auto-scaling-group-name",
+            "web",
+            "--policy-name",
+            "track",
+        ],
+    );
+    let alarms = d.aws_cli_json(&[
+        "cloudwatch",
+        "describe-alarms",
+        "--alarm-name-prefix",
+        "TargetTracking-web-",
+    ]);
+    assert_eq!(alarms["MetricAlarms"].as_array().map(Vec::len), Some(0));
+    let all = asg(
+        &d,
+        &["describe-policies", "--auto-scaling-group-name", "web"],
+    );
+    assert_eq!(all["ScalingPolicies"].as_array().map(Vec::len), Some(3));
+}

@@ -351,7 +351,52 @@ fn a_service_keeps_its_desired_count_and_replaces_stopped_tasks() {
         "awsvpcConfiguration={{subnets=[{},{}]}}",
         net.private_subnet, net.public_subnet
     );
-    let lbs = r#"[{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/chat/0123456789abcdef", "containerName": "chat", "containerPort": 80}]"#;
+    // ECS wants an `ip` target group (awsvpc tasks) that a load balancer uses.
+    let tg = d.aws_cli_json(&[
+        "elbv2",
+        "create-target-group",
+        "--name",
+        "chat",
+        "--protocol",
+        "TCP",
+        "--port",
+        "80",
+        "--target-type",
+        "ip",
+        "--vpc-id",
+        &net.vpc,
+    ])["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .expect("TargetGroupArn")
+        .to_string();
+    let nlb = d.aws_cli_json(&[
+        "elbv2",
+        "create-load-balancer",
+        "--name",
+        "chat",
+        "--type",
+        "network",
+        "--subnets",
+        &net.public_subnet,
+    ])["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .expect("LoadBalancerArn")
+        .to_string();
+    d.aws_cli_json(&[
+        "elbv2",
+        "create-listener",
+        "--load-balancer-arn",
+        &nlb,
+        "--protocol",
+        "TCP",
+        "--port",
+        "80",
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={tg}"),
+    ]);
+    let lbs =
+        format!(r#"[{{"targetGroupArn": "{tg}", "containerName": "chat", "containerPort": 80}}]"#);
+    let lbs = lbs.as_str();
     // A load balancer entry must name a port of the container.
     let e = d.aws_cli_err(&[
         "ecs",

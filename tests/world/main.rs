@@ -10,6 +10,7 @@ mod alarms;
 mod dns_health;
 mod dns_server;
 mod ecs;
+mod ecs_alb;
 mod elb;
 mod flow_logs;
 mod iam_profile;

@@ -11,6 +11,9 @@ use super::AppState;
 use super::awsquery::QueryService;
 use super::awsquery::text_of;
 use super::json::JsonCall;
+use crate::model::autoscaling::policy::{
+    Policy, PolicySpec, Step, TargetTracking, TrackedMetric, predefined_metric,
+};
 use crate::model::autoscaling::{Group, GroupSpec, validation};
 use crate::model::{ApiError, ApiResult, World};
 
@@ -32,6 +35,10 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteAutoScalingGroup",
     "DescribeScalingActivities",
     "DescribeAutoScalingInstances",
+    "PutScalingPolicy",
+    "DescribePolicies",
+    "DeletePolicy",
+    "ExecutePolicy",
 ];
 
 pub async fn endpoint(state: AppState, req: Request) -> Response {
@@ -50,6 +57,174 @@ fn int(c: &JsonCall, name: &str) -> ApiResult<Option<i64>> {
             .map(Some)
             .map_err(|_| validation(format!("Value '{s}' at '{name}' is not an integer"))),
     }
+}
+
+fn float_of(v: Option<&Value>, name: &str) -> ApiResult<Option<f64>> {
+    match text_of(v).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| validation(format!("Value '{s}' at '{name}' is not a number"))),
+    }
+}
+
+fn bool_of(v: Option<&Value>) -> Option<bool> {
+    text_of(v).map(|s| s == "true")
+}
+
+/// PutScalingPolicy's parameters.
+fn policy_spec(c: &JsonCall) -> ApiResult<PolicySpec> {
+    let group = required(c, "AutoScalingGroupName")?;
+    let mut steps = Vec::new();
+    if let Some(Value::Array(a)) = c.body.get("StepAdjustments") {
+        for s in a {
+            let adjustment = text_of(s.get("ScalingAdjustment"))
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(|| {
+                    validation("Each step adjustment needs an integer ScalingAdjustment")
+                })?;
+            steps.push(Step {
+                lower: float_of(
+                    s.get("MetricIntervalLowerBound"),
+                    "MetricIntervalLowerBound",
+                )?,
+                upper: float_of(
+                    s.get("MetricIntervalUpperBound"),
+                    "MetricIntervalUpperBound",
+                )?,
+                adjustment,
+            });
+        }
+    }
+    let target_tracking = match c.body.get("TargetTrackingConfiguration") {
+        None => None,
+        Some(t) => {
+            let target = float_of(t.get("TargetValue"), "TargetValue")?
+                .ok_or_else(|| validation("TargetTrackingConfiguration.TargetValue is required"))?;
+            let metric = if let Some(p) = t.get("PredefinedMetricSpecification") {
+                let kind = text_of(p.get("PredefinedMetricType")).unwrap_or_default();
+                predefined_metric(&kind, &group, text_of(p.get("ResourceLabel")).as_deref())?
+            } else if let Some(m) = t.get("CustomizedMetricSpecification") {
+                let dims = match m.get("Dimensions") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|d| Some((text_of(d.get("Name"))?, text_of(d.get("Value"))?)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let (Some(name), Some(ns), Some(stat)) = (
+                    text_of(m.get("MetricName")),
+                    text_of(m.get("Namespace")),
+                    text_of(m.get("Statistic")),
+                ) else {
+                    return Err(validation(
+                        "CustomizedMetricSpecification needs MetricName, Namespace and Statistic (vpclab does not take Metrics queries)",
+                    ));
+                };
+                TrackedMetric {
+                    predefined: None,
+                    resource_label: None,
+                    namespace: ns,
+                    metric_name: name,
+                    dimensions: dims,
+                    statistic: stat,
+                    unit: text_of(m.get("Unit")),
+                }
+            } else {
+                return Err(validation(
+                    "TargetTrackingConfiguration needs a PredefinedMetricSpecification or a CustomizedMetricSpecification",
+                ));
+            };
+            Some(TargetTracking {
+                metric,
+                target,
+                disable_scale_in: bool_of(t.get("DisableScaleIn")).unwrap_or(false),
+            })
+        }
+    };
+    Ok(PolicySpec {
+        group,
+        name: required(c, "PolicyName")?,
+        policy_type: text(c, "PolicyType"),
+        adjustment_type: text(c, "AdjustmentType"),
+        scaling_adjustment: int(c, "ScalingAdjustment")?,
+        cooldown_s: int(c, "Cooldown")?,
+        min_adjustment_magnitude: int(c, "MinAdjustmentMagnitude")?,
+        metric_aggregation: text(c, "MetricAggregationType"),
+        steps,
+        warmup_s: int(c, "EstimatedInstanceWarmup")?,
+        target_tracking,
+        enabled: bool_of(c.body.get("Enabled")),
+    })
+}
+
+fn policy_json(w: &World, g: &Group, p: &Policy) -> Value {
+    let mut v = json!({
+        "AutoScalingGroupName": g.name,
+        "PolicyName": p.name,
+        "PolicyARN": p.arn,
+        "PolicyType": p.policy_type,
+        "StepAdjustments": p.steps.iter().map(|s| {
+            let mut x = json!({ "ScalingAdjustment": s.adjustment });
+            if let Some(l) = s.lower { x["MetricIntervalLowerBound"] = json!(l); }
+            if let Some(u) = s.upper { x["MetricIntervalUpperBound"] = json!(u); }
+            x
+        }).collect::<Vec<_>>(),
+        "Alarms": p.alarms.iter().map(|n| json!({
+            "AlarmName": n,
+            "AlarmARN": format!("arn:aws:cloudwatch:{}:{}:alarm:{n}", g.region, w.account),
+        })).collect::<Vec<_>>(),
+        "Enabled": p.enabled,
+    });
+    let mut put = |k: &str, x: Option<Value>| {
+        if let Some(x) = x {
+            v[k] = x;
+        }
+    };
+    put(
+        "AdjustmentType",
+        p.adjustment_type.as_ref().map(|x| json!(x)),
+    );
+    put("ScalingAdjustment", p.scaling_adjustment.map(|x| json!(x)));
+    put("Cooldown", p.cooldown_s.map(|x| json!(x)));
+    put(
+        "MinAdjustmentMagnitude",
+        p.min_adjustment_magnitude.map(|x| json!(x)),
+    );
+    put(
+        "MetricAggregationType",
+        p.metric_aggregation.as_ref().map(|x| json!(x)),
+    );
+    put("EstimatedInstanceWarmup", p.warmup_s.map(|x| json!(x)));
+    put(
+        "TargetTrackingConfiguration",
+        p.target_tracking.as_ref().map(|t| {
+            let m = &t.metric;
+            let spec = match &m.predefined {
+                Some(kind) => {
+                    let mut s = json!({ "PredefinedMetricType": kind });
+                    if let Some(l) = &m.resource_label {
+                        s["ResourceLabel"] = json!(l);
+                    }
+                    json!({ "PredefinedMetricSpecification": s })
+                }
+                None => json!({ "CustomizedMetricSpecification": {
+                    "MetricName": m.metric_name,
+                    "Namespace": m.namespace,
+                    "Dimensions": m.dimensions.iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect::<Vec<_>>(),
+                    "Statistic": m.statistic,
+                }}),
+            };
+            let mut out = spec;
+            out["TargetValue"] = json!(t.target);
+            out["DisableScaleIn"] = json!(t.disable_scale_in);
+            out
+        }),
+    );
+    v
 }
 
 fn strings(c: &JsonCall, name: &str) -> Vec<String> {
@@ -260,6 +435,54 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
                 }
             }
             Ok(json!({ "AutoScalingInstances": out }))
+        }
+        "PutScalingPolicy" => {
+            let spec = policy_spec(c)?;
+            let (arn, alarms) = c.mutate(|w, env| w.put_scaling_policy(env, spec))?;
+            Ok(json!({
+                "PolicyARN": arn,
+                "Alarms": alarms.iter().map(|(n, a)| json!({"AlarmName": n, "AlarmARN": a})).collect::<Vec<_>>(),
+            }))
+        }
+        "DescribePolicies" => {
+            let group = text(c, "AutoScalingGroupName");
+            let names = strings(c, "PolicyNames");
+            let types = strings(c, "PolicyTypes");
+            let w = c.read()?;
+            if let Some(g) = &group {
+                w.autoscaling_group(&c.env, g)?;
+            }
+            let mut out = Vec::new();
+            for g in w.autoscaling_groups.in_region(&c.env.region) {
+                if group.as_ref().is_some_and(|n| n != &g.name) {
+                    continue;
+                }
+                for p in &g.policies {
+                    let named =
+                        names.is_empty() || names.iter().any(|n| *n == p.name || *n == p.arn);
+                    if named && (types.is_empty() || types.contains(&p.policy_type)) {
+                        out.push(policy_json(&w, g, p));
+                    }
+                }
+            }
+            Ok(json!({ "ScalingPolicies": out }))
+        }
+        "DeletePolicy" => {
+            let group = text(c, "AutoScalingGroupName");
+            let name = required(c, "PolicyName")?;
+            c.mutate(|w, env| w.delete_scaling_policy(env, group.as_deref(), &name))?;
+            Ok(json!({}))
+        }
+        "ExecutePolicy" => {
+            let group = text(c, "AutoScalingGroupName");
+            let name = required(c, "PolicyName")?;
+            let honor = bool_of(c.body.get("HonorCooldown")).unwrap_or(false);
+            let metric = float_of(c.body.get("MetricValue"), "MetricValue")?;
+            let breach = float_of(c.body.get("BreachThreshold"), "BreachThreshold")?;
+            c.mutate(|w, env| {
+                w.execute_scaling_policy(env, group.as_deref(), &name, honor, metric, breach)
+            })?;
+            Ok(json!({}))
         }
         _ => Err(ApiError::new(
             "InvalidAction",

@@ -13,6 +13,8 @@
 //! until the group has its desired capacity. Every launch and termination is an
 //! activity.
 
+pub mod policy;
+
 use serde::{Deserialize, Serialize};
 
 use super::ec2::instance::{InstanceState, RunRequest};
@@ -83,6 +85,16 @@ pub struct Group {
     /// Set when the last launch failed, so a failing launch is retried at most every 10 s.
     #[serde(default)]
     pub retry_at: Option<Timestamp>,
+    /// Scaling policies (`policy.rs`).
+    #[serde(default)]
+    pub policies: Vec<policy::Policy>,
+    /// Until when a simple scaling policy's cooldown holds the group.
+    #[serde(default)]
+    pub cooldown_until: Option<Timestamp>,
+    /// Why the desired capacity last changed, when a policy changed it (the first
+    /// sentence of the causes of the activities that follow).
+    #[serde(default)]
+    pub desired_cause: Option<String>,
 }
 
 impl Resource for Group {
@@ -257,6 +269,9 @@ impl World {
             tags: spec.tags,
             boot_delay_ms,
             retry_at: None,
+            policies: Vec::new(),
+            cooldown_until: None,
+            desired_cause: None,
         });
         self.advance_autoscaling(env.now);
         Ok(id)
@@ -299,6 +314,7 @@ impl World {
             x.min = min;
             x.max = max;
             x.desired = desired;
+            x.desired_cause = None;
             if let Some(s) = spec.subnets {
                 x.subnets = s;
             }
@@ -334,6 +350,7 @@ impl World {
         }
         if let Some(x) = self.autoscaling_groups.get_mut(&g.id) {
             x.desired = d;
+            x.desired_cause = None;
         }
         self.advance_autoscaling(env.now);
         Ok(())
@@ -521,7 +538,11 @@ impl World {
                         let before = g.members.len();
                         let r = self.launch_member(&env, &g);
                         let cause = format!(
-                            "At {when} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {before} to {}.",
+                            "{}At {when} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {before} to {}.",
+                            g.desired_cause
+                                .as_ref()
+                                .map(|c| format!("{c}  "))
+                                .unwrap_or_default(),
                             before + 1
                         );
                         match r {
@@ -572,7 +593,11 @@ impl World {
                             &id,
                             now,
                             format!("Terminating EC2 instance: {i}"),
-                            format!("At {when} a user request explicitly set group desired capacity changing the desired capacity from {n} to {}.  At {when} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {n} to {}.", g.desired, n - 1),
+                            format!(
+                                "{}  At {when} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {n} to {}.",
+                                g.desired_cause.clone().unwrap_or_else(|| format!("At {when} a user request explicitly set group desired capacity changing the desired capacity from {n} to {}.", g.desired)),
+                                n - 1
+                            ),
                             Ok(()),
                         );
                     }

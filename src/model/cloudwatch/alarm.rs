@@ -328,11 +328,14 @@ fn check_action(region: &str, arn: &str) -> ApiResult<()> {
         .iter()
         .any(|a| arn == format!("arn:aws:automate:{region}:ec2:{a}"));
     let sns = arn.starts_with(&format!("arn:aws:sns:{region}:"));
-    if ec2 || sns {
+    // An Auto Scaling policy of this region (model::autoscaling::policy).
+    let scaling = arn.starts_with(&format!("arn:aws:autoscaling:{region}:"))
+        && arn.contains(":scalingPolicy:");
+    if ec2 || sns || scaling {
         Ok(())
     } else {
         Err(invalid(format!(
-            "Invalid action ARN {arn}: vpclab runs arn:aws:automate:{region}:ec2:stop|terminate|reboot|recover and SNS topics of this region."
+            "Invalid action ARN {arn}: vpclab runs arn:aws:automate:{region}:ec2:stop|terminate|reboot|recover, SNS topics and Auto Scaling policies of this region."
         )))
     }
 }
@@ -700,6 +703,41 @@ impl World {
         }
     }
 
+    /// Runs the Auto Scaling actions of an alarm that stayed in its state, when a new
+    /// minute in that state began since the previous evaluation.
+    fn repeat_scaling_actions(&mut self, id: &str, data: String, now: i64, interval: i64) {
+        let Some(a) = self.alarms.get(id).cloned() else {
+            return;
+        };
+        let minute = |t: i64| (t - a.state_updated).div_euclid(60_000);
+        if !a.actions_enabled || minute(now) < 1 || minute(now) == minute(now - interval) {
+            return;
+        }
+        let actions: Vec<String> = a
+            .actions_for(&a.state)
+            .iter()
+            .filter(|x| x.starts_with("arn:aws:autoscaling:"))
+            .cloned()
+            .collect();
+        if actions.is_empty() {
+            return;
+        }
+        let alarm = Alarm {
+            reason_data: Some(data),
+            ..a
+        };
+        for action in &actions {
+            let outcome = self.run_action(&alarm, action, &alarm.state, now);
+            if let Some(x) = self.alarms.get_mut(id) {
+                let summary = match &outcome {
+                    Ok(what) => format!("Successfully executed action {action}: {what}"),
+                    Err(e) => format!("Failed to execute action {action}: {e}"),
+                };
+                x.record(now, "Action", summary, String::new());
+            }
+        }
+    }
+
     fn run_action(
         &mut self,
         alarm: &Alarm,
@@ -708,6 +746,21 @@ impl World {
         now: i64,
     ) -> Result<String, String> {
         let env = Env::new(alarm.region.clone(), Timestamp(now)).with_action("vpclab:AlarmAction");
+        if action.starts_with("arn:aws:autoscaling:") {
+            let newest = alarm
+                .reason_data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .and_then(|d| d["recentDatapoints"].get(0).and_then(|v| v.as_f64()));
+            return self.run_policy_for_alarm(
+                &env,
+                action,
+                &alarm.name,
+                &alarm.state,
+                alarm.threshold,
+                newest,
+            );
+        }
         if let Some(verb) = action.strip_prefix(&format!("arn:aws:automate:{}:ec2:", alarm.region))
         {
             let instance = alarm
@@ -802,8 +855,13 @@ impl World {
             if let Some(x) = self.alarms.get_mut(&id) {
                 x.next_eval = now + a.eval_interval_ms();
             }
-            if let Some(state) = state {
-                self.change_state(&id, &state, reason, Some(data), now);
+            match state {
+                Some(state) if state != a.state => {
+                    self.change_state(&id, &state, reason, Some(data), now)
+                }
+                // Auto Scaling actions are invoked again once a minute while the alarm
+                // stays in its state (CloudWatch User Guide, "Alarm actions").
+                _ => self.repeat_scaling_actions(&id, data, now, a.eval_interval_ms()),
             }
         }
         for id in self

@@ -261,8 +261,9 @@ pub struct Service {
     pub desired: u32,
     pub task_definition: String,
     pub network: AwsVpc,
-    /// `loadBalancers` as given: stored; registering task addresses in target groups
-    /// waits for Elastic Load Balancing (docs/fidelity.md).
+    /// `loadBalancers` as given. Each names a target group (type `ip`) and a container
+    /// port: a task of the service is registered there (its private address and that
+    /// port) when it starts running, and deregistered when it begins to stop.
     pub load_balancers: Vec<Value>,
     pub deployments: Vec<Deployment>,
     /// Newest first.
@@ -289,6 +290,18 @@ impl Resource for Service {
 }
 
 impl Service {
+    /// The (target group ARN, container port) pairs of `loadBalancers`.
+    pub fn target_groups(&self) -> Vec<(String, u16)> {
+        self.load_balancers
+            .iter()
+            .filter_map(|lb| {
+                let tg = str_of(lb, "targetGroupArn")?;
+                let port = int_of(lb, "containerPort").and_then(|p| u16::try_from(p).ok())?;
+                Some((tg.to_string(), port))
+            })
+            .collect()
+    }
+
     pub fn arn(&self, account: &str) -> String {
         format!(
             "arn:aws:ecs:{}:{account}:service/{}/{}",
@@ -1025,6 +1038,13 @@ impl World {
         code: &str,
         exit: Option<(String, i32, String)>,
     ) {
+        if self
+            .ecs_tasks
+            .get(id)
+            .is_some_and(|t| t.desired_status != "STOPPED" && t.last_status == "RUNNING")
+        {
+            self.service_targets_of(id, now, false);
+        }
         let Some(t) = self.ecs_tasks.get_mut(id) else {
             return;
         };
@@ -1047,6 +1067,57 @@ impl World {
                 _ => {}
             }
             c.last_status = "STOPPED".into();
+        }
+    }
+
+    /// Registers a service's task in its target groups (`register`) or deregisters it,
+    /// as ECS does when the task starts running and when it begins to stop. A target
+    /// group that went away meanwhile is reported in the service's events.
+    fn service_targets_of(&mut self, task: &str, now: Timestamp, register: bool) {
+        let Some(t) = self.ecs_tasks.get(task) else {
+            return;
+        };
+        let (Some(name), Some(ip)) = (t.group.strip_prefix("service:"), t.private_ip) else {
+            return;
+        };
+        let sid = format!("{}|{}|{name}", t.region, t.cluster);
+        let Some(s) = self.ecs_services.get(&sid) else {
+            return;
+        };
+        let groups = s.target_groups();
+        let (service, region) = (s.name.clone(), s.region.clone());
+        let env = Env::new(region, now).with_action("vpclab:EcsService");
+        let ip = ip.to_string();
+        for (tg, port) in groups {
+            let r = if register {
+                self.register_targets(&env, &tg, &[(ip.clone(), Some(port), None)])
+            } else {
+                self.deregister_targets(&env, &tg, &[(ip.clone(), Some(port))])
+            };
+            match r {
+                Ok(()) if register => self.push_event(
+                    &sid,
+                    now,
+                    format!("(service {service}) registered 1 targets in (target-group {tg})"),
+                ),
+                Ok(()) => self.push_event(
+                    &sid,
+                    now,
+                    format!(
+                        "(service {service}) deregistered 1 targets in (target-group {tg})"
+                    ),
+                ),
+                // Already gone (deregistered by hand): nothing to do.
+                Err(_) if !register => {}
+                Err(e) => self.push_event(
+                    &sid,
+                    now,
+                    format!(
+                        "(service {service}) failed to register targets in (target-group {tg}) with (error {})",
+                        e.message
+                    ),
+                ),
+            }
         }
     }
 
@@ -1118,6 +1189,33 @@ impl World {
         for g in &network.security_groups {
             self.security_group(&env.region, g)
                 .map_err(|e| invalid(e.message))?;
+        }
+        // ECS's rules for `loadBalancers` with awsvpc tasks (Developer Guide, "Use an
+        // Application Load Balancer for Amazon ECS"): at most five target groups, each
+        // of target type `ip` and forwarded to by a load balancer.
+        if load_balancers.len() > 5 {
+            return Err(invalid("loadBalancers can have at most 5 items."));
+        }
+        for lb in &load_balancers {
+            let Some(tg_arn) = str_of(lb, "targetGroupArn") else {
+                return Err(invalid(
+                    "targetGroupArn must be specified for an Application or Network Load Balancer.",
+                ));
+            };
+            let tg = self
+                .target_group(env, tg_arn)
+                .map_err(|_| invalid(format!("Unable to find the target group {tg_arn}.")))?;
+            if tg.target_type != "ip" {
+                return Err(invalid(format!(
+                    "The provided target group {tg_arn} has target type {}, which is incompatible with the awsvpc network mode specified in the task definition.",
+                    tg.target_type
+                )));
+            }
+            if self.load_balancers_of(tg_arn).is_empty() {
+                return Err(invalid(format!(
+                    "The target group with targetGroupArn {tg_arn} does not have an associated load balancer."
+                )));
+            }
         }
         for lb in &load_balancers {
             let cname = str_of(lb, "containerName").unwrap_or("");
@@ -1438,6 +1536,7 @@ impl World {
             x.containers = containers;
             x.next_transition = next;
         }
+        self.service_targets_of(&t.id, now, true);
         for (region, group, stream, out) in lines {
             if out.is_empty() {
                 continue;

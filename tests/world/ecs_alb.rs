@@ -1,0 +1,341 @@
+//! An ECS service behind an application load balancer, end to end with the aws CLI:
+//! an internet-facing ALB in two public subnets forwards to an `ip` target group; a
+//! Fargate service of two nginx tasks (`nginxdemos/hello`, which names the task's
+//! address) in two private subnets registers its tasks there as they start; the
+//! learner reaches the ALB's DNS name and the answers alternate between the tasks; once
+//! the tasks' security group stops admitting the ALB's group, the health checks time
+//! out (`Target.Timeout`); scaling the service to zero deregisters the tasks.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Lab, TestDaemon, have, stderr, stdout};
+
+const HELLO: &str = r#"{
+  "family": "hello",
+  "requiresCompatibilities": ["FARGATE"],
+  "networkMode": "awsvpc",
+  "cpu": "256",
+  "memory": "512",
+  "containerDefinitions": [
+    { "name": "web", "image": "nginxdemos/hello", "essential": true,
+      "portMappings": [{ "containerPort": 80, "protocol": "tcp" }] }
+  ]
+}"#;
+
+fn elb(d: &TestDaemon, args: &[&str]) -> Value {
+    let mut full = vec!["elbv2"];
+    full.extend_from_slice(args);
+    d.aws_cli_json(&full)
+}
+
+fn targets(d: &TestDaemon, tg: &str) -> Vec<Value> {
+    elb(d, &["describe-target-health", "--target-group-arn", tg])["TargetHealthDescriptions"]
+        .as_array()
+        .expect("TargetHealthDescriptions")
+        .clone()
+}
+
+/// Polls until `n` targets are all in `state`; returns them.
+fn wait_targets(d: &TestDaemon, tg: &str, n: usize, state: &str, within: Duration) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let all = targets(d, tg);
+        if all.len() == n && all.iter().all(|t| t["TargetHealth"]["State"] == state) {
+            return all;
+        }
+        assert!(
+            start.elapsed() < within,
+            "never {n} targets {state}: {all:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and_fails_health_checks_without_the_rule()
+ {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, a, b, _) = crate::support::two_zone_vpc(&d);
+    let subnet = |cidr: &str, az: &str| {
+        d.aws_text(&[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            cidr,
+            "--availability-zone",
+            az,
+            "--query",
+            "Subnet.SubnetId",
+        ])
+    };
+    // Private subnets for the tasks: the main route table, which has no default route.
+    let pa = subnet("10.0.11.0/24", "us-east-1a");
+    let pb = subnet("10.0.12.0/24", "us-east-1b");
+    let igw = d.aws_text(&[
+        "describe-internet-gateways",
+        "--query",
+        "InternetGateways[0].InternetGatewayId",
+    ]);
+    let rt = d.aws_text(&[
+        "create-route-table",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "RouteTable.RouteTableId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &rt,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        &igw,
+    ]);
+    for s in [&a, &b] {
+        d.aws_text(&[
+            "associate-route-table",
+            "--route-table-id",
+            &rt,
+            "--subnet-id",
+            s,
+        ]);
+    }
+    let group = |name: &str| {
+        d.aws_text(&[
+            "create-security-group",
+            "--group-name",
+            name,
+            "--description",
+            name,
+            "--vpc-id",
+            &vpc,
+            "--query",
+            "GroupId",
+        ])
+    };
+    let alb_sg = group("alb");
+    let task_sg = group("tasks");
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &alb_sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let admit_alb = |verb: &str| {
+        d.aws_text(&[
+            verb,
+            "--group-id",
+            &task_sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "80",
+            "--source-group",
+            &alb_sg,
+        ])
+    };
+    admit_alb("authorize-security-group-ingress");
+
+    let tg = elb(
+        &d,
+        &[
+            "create-target-group",
+            "--name",
+            "hello",
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--target-type",
+            "ip",
+            "--vpc-id",
+            &vpc,
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+            "--healthy-threshold-count",
+            "2",
+            "--unhealthy-threshold-count",
+            "2",
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .expect("TargetGroupArn")
+        .to_string();
+    let lb = elb(
+        &d,
+        &[
+            "create-load-balancer",
+            "--name",
+            "hello",
+            "--subnets",
+            &a,
+            &b,
+            "--security-groups",
+            &alb_sg,
+        ],
+    );
+    let lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    let dns = lb["LoadBalancers"][0]["DNSName"]
+        .as_str()
+        .expect("dns")
+        .to_string();
+
+    let file = d.path("hello.json");
+    std::fs::write(&file, HELLO).expect("write task definition");
+    d.aws_cli_json(&["ecs", "create-cluster", "--cluster-name", "myapp"]);
+    d.aws_cli_json(&[
+        "ecs",
+        "register-task-definition",
+        "--cli-input-json",
+        &format!("file://{}", file.display()),
+    ]);
+    let network = format!("awsvpcConfiguration={{subnets=[{pa},{pb}],securityGroups=[{task_sg}]}}");
+    let lbs = format!(r#"[{{"targetGroupArn":"{tg}","containerName":"web","containerPort":80}}]"#);
+    let service = |name: &str| -> std::process::Output {
+        d.aws_cli(&[
+            "ecs",
+            "create-service",
+            "--cluster",
+            "myapp",
+            "--service-name",
+            name,
+            "--task-definition",
+            "hello:1",
+            "--desired-count",
+            "2",
+            "--launch-type",
+            "FARGATE",
+            "--network-configuration",
+            &network,
+            "--load-balancers",
+            &lbs,
+        ])
+    };
+    // A target group that no load balancer forwards to is refused, as ECS refuses it.
+    let out = service("early");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("InvalidParameterException")
+            && stderr(&out).contains("does not have an associated load balancer"),
+        "{}",
+        stderr(&out)
+    );
+    elb(
+        &d,
+        &[
+            "create-listener",
+            "--load-balancer-arn",
+            &lb_arn,
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={tg}"),
+        ],
+    );
+    let out = service("hello");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Both tasks are registered by their private addresses and become healthy.
+    let healthy = wait_targets(&d, &tg, 2, "healthy", Duration::from_secs(90));
+    let mut ips: Vec<String> = healthy
+        .iter()
+        .map(|t| t["Target"]["Id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ips.sort();
+    let mut task_ips: Vec<String> = {
+        let arns = d.aws_cli_json(&["ecs", "list-tasks", "--cluster", "myapp"]);
+        let arns: Vec<&str> = arns["taskArns"]
+            .as_array()
+            .expect("taskArns")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut args = vec!["ecs", "describe-tasks", "--cluster", "myapp", "--tasks"];
+        args.extend(arns);
+        d.aws_cli_json(&args)["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"].clone())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    task_ips.sort();
+    assert_eq!(ips, task_ips);
+    for t in &healthy {
+        assert_eq!(t["Target"]["Port"], 80, "{t}");
+    }
+
+    // The learner reaches the ALB by name; answers alternate between the two tasks.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let out = d.vpclab(
+            &["connect", "--timeout", "5", &dns, "80"],
+            format!("GET / HTTP/1.0\r\nHost: {dns}\r\n\r\n").as_bytes(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let page = stdout(&out);
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        let addr = page
+            .split("Server&nbsp;address:</span> <span>")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(ips.contains(&addr), "{addr} not a task address: {page}");
+        seen.push(addr);
+    }
+    assert_ne!(seen[0], seen[1], "{seen:?}");
+    assert_eq!(seen[0], seen[2], "{seen:?}");
+    assert_eq!(seen[1], seen[3], "{seen:?}");
+
+    // Without the rule admitting the ALB's group, the checks time out.
+    admit_alb("revoke-security-group-ingress");
+    let sick = wait_targets(&d, &tg, 2, "unhealthy", Duration::from_secs(60));
+    for t in &sick {
+        assert_eq!(t["TargetHealth"]["Reason"], "Target.Timeout", "{t}");
+    }
+
+    // Scaling the service to zero deregisters its tasks (they drain).
+    d.aws_cli_json(&[
+        "ecs",
+        "update-service",
+        "--cluster",
+        "myapp",
+        "--service",
+        "hello",
+        "--desired-count",
+        "0",
+    ]);
+    wait_targets(&d, &tg, 2, "draining", Duration::from_secs(20));
+    let events = d.aws_cli_json(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "myapp",
+        "--services",
+        "hello",
+    ]);
+    let text = events["services"][0]["events"].to_string();
+    assert!(text.contains("registered 1 targets"), "{text}");
+    assert!(text.contains("deregistered 1 targets"), "{text}");
+}

@@ -21,6 +21,7 @@ mod sg;
 mod subnet;
 mod tags;
 pub mod token;
+mod volume;
 mod vpc;
 
 use crate::model::{ApiError, ApiResult, World};
@@ -52,6 +53,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     instance::ACTIONS,
     iam_profile::ACTIONS,
     image::ACTIONS,
+    volume::ACTIONS,
 ];
 
 /// The handler of an action name.

@@ -123,17 +123,21 @@ pub fn lines(w: &World, region: &str, now: Timestamp) -> Vec<Line> {
             hours: Some(h),
             so_far: rate.map(|r| r * h),
         });
-        // The root volume is billed while the instance exists, running or stopped.
-        let gib = f64::from(v.image.map(|im| im.root_volume_size_gib).unwrap_or(8));
-        let vh = hours(i.created, now);
-        let per_hour = gib * price("EBS") / HOURS_PER_MONTH;
-        out.push(Line {
-            id: i.root_volume_id.clone(),
-            what: format!("EBS root volume of {}, {gib} GiB", i.id),
-            hourly_now: per_hour,
-            hours: Some(vh),
-            so_far: Some(per_hour * vh),
-        });
+        // The root volume is billed while the instance exists, running or stopped. An
+        // instance launched before volumes were rows has its root billed here; the
+        // others' volumes are billed below, one line each.
+        if !w.volumes.contains(&i.root_volume_id) {
+            let gib = f64::from(v.image.map(|im| im.root_volume_size_gib).unwrap_or(8));
+            let vh = hours(i.created, now);
+            let per_hour = gib * price("EBS") / HOURS_PER_MONTH;
+            out.push(Line {
+                id: i.root_volume_id.clone(),
+                what: format!("EBS root volume of {}, {gib} GiB", i.id),
+                hourly_now: per_hour,
+                hours: Some(vh),
+                so_far: Some(per_hour * vh),
+            });
+        }
         // An auto-assigned public address is billed while the instance runs.
         if running && v.public_ip.is_some() && v.public_ip_owner.as_deref() == Some("amazon") {
             out.push(Line {
@@ -147,6 +151,31 @@ pub fn lines(w: &World, region: &str, now: Timestamp) -> Vec<Line> {
                 so_far: Some(price("Public IPv4") * h),
             });
         }
+    }
+    // EBS: the seed's price per GB-month for every volume, attached or not, from
+    // its creation (prorated by the hour, as AWS bills volumes).
+    for v in w.volumes.in_region(region) {
+        let gib = f64::from(v.size_gib);
+        let vh = hours(v.create_time, now);
+        let per_hour = gib * price("EBS") / HOURS_PER_MONTH;
+        out.push(Line {
+            id: v.id.clone(),
+            what: match w.instances.iter().find(|i| i.root_volume_id == v.id) {
+                Some(i) => format!(
+                    "EBS root volume of {}, {} {} GiB",
+                    i.id, v.volume_type, v.size_gib
+                ),
+                None => format!(
+                    "EBS {} volume, {} GiB ({})",
+                    v.volume_type,
+                    v.size_gib,
+                    v.state_at(now).name()
+                ),
+            },
+            hourly_now: per_hour,
+            hours: Some(vh),
+            so_far: Some(per_hour * vh),
+        });
     }
     for a in w.addresses.in_region(region) {
         out.push(Line {
@@ -252,4 +281,36 @@ pub(crate) async fn page_route(State(c): State<Console>, headers: HeaderMap) -> 
             "and running time before an instance's last start." }
     };
     page(&ctx, "Billing", Nav::Billing, body)
+}
+
+#[cfg(test)]
+mod ebs_tests {
+    use super::*;
+    use crate::model::ec2::volume::VolumeSpec;
+    use crate::model::{Env, World};
+
+    /// A 100 GiB volume kept for a 730-hour month costs the seed's $0.10 per GB-month:
+    /// $10.
+    #[test]
+    fn a_volume_is_billed_per_gb_month_from_its_creation() {
+        let mut w = World::new("000000000000");
+        let env = Env::new("us-east-1", Timestamp(0));
+        let spec = VolumeSpec {
+            size_gib: Some(100),
+            ..VolumeSpec::default()
+        };
+        let v = w
+            .create_volume(&env, "us-east-1a", &spec, &[])
+            .expect("volume");
+        let month = Timestamp((HOURS_PER_MONTH * 3_600_000.0) as i64);
+        let lines = lines(&w, "us-east-1", month);
+        let line = lines.iter().find(|l| l.id == v.id).expect("billed");
+        assert!(
+            line.what.contains("gp2") && line.what.contains("100 GiB"),
+            "{}",
+            line.what
+        );
+        let cost = line.so_far.expect("cost");
+        assert!((cost - 10.0).abs() < 1e-6, "{cost}");
+    }
 }

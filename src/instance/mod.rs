@@ -36,6 +36,7 @@ pub mod sftp;
 pub mod shell;
 pub mod ssh;
 pub mod vfs;
+pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -105,6 +106,12 @@ pub struct InstanceProfile {
     /// The IAM instance profile, when the instance has one (metadata `iam/`).
     #[serde(default)]
     pub iam: Option<ImdsIam>,
+    /// Attached EBS data volumes (not the root), in device order.
+    #[serde(default)]
+    pub volumes: Vec<volumes::AttachedVolume>,
+    /// Where volume and snapshot contents are kept ([`volumes`]).
+    #[serde(default)]
+    pub volume_dir: Option<std::path::PathBuf>,
 }
 
 /// An instance profile as the metadata service shows it. Times are ISO 8601 in whole
@@ -179,6 +186,8 @@ impl InstanceProfile {
             root_volume_gib: default_root_volume_gib(),
             trusted_ca_pem: None,
             iam: None,
+            volumes: Vec::new(),
+            volume_dir: None,
         }
     }
 
@@ -229,6 +238,9 @@ pub struct InstanceDisk {
     pub host_key: HostKey,
     /// The console log so far (GetConsoleOutput).
     pub console: String,
+    /// Mounted EBS volumes by mount point ([`volumes`]).
+    #[serde(default)]
+    pub mounts: BTreeMap<String, volumes::Mount>,
 }
 
 impl InstanceDisk {
@@ -242,6 +254,7 @@ impl InstanceDisk {
             first_boot_done: false,
             host_key,
             console: String::new(),
+            mounts: BTreeMap::new(),
         }
     }
 }

@@ -868,6 +868,46 @@ impl Vfs {
             .collect())
     }
 
+    /// The directory `dir` and everything under it, keyed relative to `dir` (`/` is
+    /// `dir` itself): what a mounted volume holds.
+    pub fn subtree(&self, dir: &str) -> BTreeMap<String, Node> {
+        subtree_keys(&self.nodes, dir)
+            .into_iter()
+            .filter_map(|k| {
+                let n = self.nodes.get(&k)?.clone();
+                let rel = match k.strip_prefix(dir) {
+                    Some("") => "/".to_string(),
+                    Some(r) => r.to_string(),
+                    None => return None,
+                };
+                Some((rel, n))
+            })
+            .collect()
+    }
+
+    /// Puts `nodes` (keyed as [`Vfs::subtree`] returns them) under `dir`, replacing
+    /// `dir` itself with the `/` entry (mounting a volume). No space check: the volume's
+    /// own size bounded what it holds.
+    pub fn graft(&mut self, dir: &str, nodes: &BTreeMap<String, Node>) {
+        for (rel, node) in nodes {
+            let path = if rel == "/" {
+                dir.to_string()
+            } else {
+                format!("{}{rel}", dir.trim_end_matches('/'))
+            };
+            self.put(&path, node.clone());
+        }
+    }
+
+    /// Removes everything under `dir` and puts `dir` back as `covered` (unmounting).
+    pub fn prune(&mut self, dir: &str, covered: Node) {
+        if dir == "/" {
+            return;
+        }
+        self.drop_subtree(dir);
+        self.put(dir, covered);
+    }
+
     /// Removes nodes without checks, giving their space back.
     fn drop_subtree(&mut self, path: &str) {
         for k in subtree_keys(&self.nodes, path) {

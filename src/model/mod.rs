@@ -310,6 +310,8 @@ world_tables! {
     ecr_repositories: ecr::Repository,
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
     lambda_functions: lambda::Function,
+    volumes: ec2::volume::Volume,
+    snapshots: ec2::volume::Snapshot,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -85,6 +85,9 @@ impl Running {
         if let Some(h) = &self.imds {
             h.remove();
         }
+        // The kernel unmounts every filesystem on the way down: the files go back to
+        // their volumes before the disk is saved.
+        self.state.unmount_detached(true);
         self.disk.save_if_changed(&self.state);
     }
 }
@@ -261,6 +264,7 @@ impl Runtime {
                 continue;
             };
             profile.iam = creds.map(|c| imds_iam(world, id, c));
+            profile.volume_dir = Some(self.volume_dir());
             if self
                 .running
                 .get(id)
@@ -276,11 +280,16 @@ impl Runtime {
                 if r.profile != profile {
                     r.state.set_profile(profile.clone());
                     r.profile = profile;
+                    // A detached volume leaves its mount (files back to the volume).
+                    r.state.unmount_detached(false);
                 }
                 continue;
             }
             match self.boot(ri, profile) {
                 Ok(r) => {
+                    // Mounts left by a daemon that died mid-mount, of volumes since
+                    // detached, are written back.
+                    r.state.unmount_detached(false);
                     self.running.insert(id.clone(), r);
                 }
                 Err(e) => tracing::error!(instance = %id, error = %e, "cannot attach the instance"),
@@ -288,6 +297,60 @@ impl Runtime {
         }
         self.reconcile_resolvers(world);
         self.tasks.reconcile(world);
+        self.reconcile_volume_files(world);
+    }
+
+    /// Where this account's volume and snapshot contents live.
+    fn volume_dir(&self) -> PathBuf {
+        self.dir().join("volumes")
+    }
+
+    /// Snapshot contents are taken when a snapshot first appears (the mounted files
+    /// written back first, so the snapshot is of what the instance wrote); the files
+    /// of deleted volumes and snapshots go.
+    fn reconcile_volume_files(&mut self, world: &World) {
+        use crate::instance::volumes;
+        let dir = self.volume_dir();
+        let stored = volumes::stored_ids(&dir);
+        for snap in world.snapshots.iter() {
+            if stored.contains(&snap.id) {
+                continue;
+            }
+            for r in self.running.values() {
+                if let Some(mp) = r.state.mount_of(&snap.volume_id)
+                    && let Err(e) = r.state.sync_mount(&mp)
+                {
+                    tracing::error!(volume = %snap.volume_id, error = %e, "cannot write the volume back");
+                }
+            }
+            let origin = world
+                .volumes
+                .get(&snap.volume_id)
+                .and_then(|v| v.snapshot_id.clone());
+            let data = volumes::read_data(&dir, &snap.volume_id)
+                .ok()
+                .flatten()
+                .or_else(|| origin.and_then(|o| volumes::read_data(&dir, &o).ok().flatten()))
+                .unwrap_or_default();
+            if let Err(e) = volumes::save(&dir, &snap.id, &data) {
+                tracing::error!(snapshot = %snap.id, error = %e, "cannot save the snapshot");
+            }
+        }
+        // A volume made from a snapshot keeps its own copy (the snapshot may go).
+        for v in world.volumes.iter() {
+            if let Some(snap) = &v.snapshot_id
+                && !stored.contains(&v.id)
+                && let Ok(Some(data)) = volumes::read_data(&dir, snap)
+                && let Err(e) = volumes::save(&dir, &v.id, &data)
+            {
+                tracing::error!(volume = %v.id, error = %e, "cannot copy the snapshot");
+            }
+        }
+        for id in stored {
+            if !world.volumes.contains(&id) && !world.snapshots.contains(&id) {
+                volumes::remove(&dir, &id);
+            }
+        }
     }
 
     /// Asks the model for a new session of the instance's role when there is none or
@@ -784,6 +847,17 @@ fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
         root_volume_gib: crate::catalog::image(&ri.image_id).map_or(8, |i| i.root_volume_size_gib),
         trusted_ca_pem: Some(ca_pem.to_string()),
         iam: None,
+        volumes: ri
+            .volumes
+            .iter()
+            .map(|v| crate::instance::volumes::AttachedVolume {
+                volume_id: v.volume_id.clone(),
+                device: v.device.clone(),
+                size_gib: v.size_gib,
+                snapshot_id: v.snapshot_id.clone(),
+            })
+            .collect(),
+        volume_dir: None,
     })
 }
 

@@ -70,6 +70,8 @@ const RUNTIME_KINDS: &[&str] = &[
     "subnet",
     "ecs_task",
     "iam_profile_association",
+    "volume",
+    "snapshot",
 ];
 
 /// Settings shared by every world of the daemon.

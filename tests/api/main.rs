@@ -15,6 +15,7 @@ mod cloudwatch;
 mod console;
 mod console_browser;
 mod data;
+mod ebs;
 mod ecr;
 mod ecs;
 mod elb;

@@ -10,9 +10,10 @@ use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::catalog;
 use crate::model::ec2::instance::{
-    InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView, NicSpec,
-    RunRequest, StateChange,
+    BlockDeviceSpec, InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView,
+    NicSpec, RunRequest, StateChange,
 };
+use crate::model::ec2::volume::VolumeSpec;
 use crate::model::{ApiError, ApiResult, Timestamp, World};
 
 use super::{Handler, return_true, tf};
@@ -29,6 +30,61 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("ModifyInstanceAttribute", modify_instance_attribute),
     ("DescribeInstanceAttribute", describe_instance_attribute),
 ];
+
+/// `BlockDeviceMapping.N` (EBS mappings; `VirtualName` instance-store entries are ignored).
+fn block_device_specs(c: &Call) -> ApiResult<Vec<BlockDeviceSpec>> {
+    let mut out = Vec::new();
+    for s in c.params.structs("BlockDeviceMapping") {
+        out.push(BlockDeviceSpec {
+            device_name: s.get("DeviceName").unwrap_or_default().to_string(),
+            ebs: VolumeSpec {
+                size_gib: s.int("Ebs.VolumeSize")?,
+                volume_type: s
+                    .get("Ebs.VolumeType")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+                iops: s.int("Ebs.Iops")?,
+                throughput: s.int("Ebs.Throughput")?,
+                snapshot_id: s
+                    .get("Ebs.SnapshotId")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+                encrypted: s.bool("Ebs.Encrypted")?,
+            },
+            delete_on_termination: s.bool("Ebs.DeleteOnTermination")?,
+            no_device: s.get("NoDevice").is_some(),
+        });
+    }
+    Ok(out)
+}
+
+/// `blockDeviceMapping`: the instance's attached volumes, root first. An instance
+/// launched before volumes were modelled shows its root volume as before.
+pub fn render_block_devices(x: &mut Xml, w: &World, i: &crate::model::ec2::instance::Instance) {
+    let vols = w.volumes_of_instance(&i.id, Timestamp(i64::MAX));
+    if vols.is_empty() {
+        let root = i.image().map(|m| m.root_device_name).unwrap_or("/dev/xvda");
+        x.set("blockDeviceMapping", [()], |x, _| {
+            x.leaf("deviceName", root).node("ebs", |x| {
+                x.leaf("volumeId", &i.root_volume_id)
+                    .leaf("status", "attached")
+                    .leaf("attachTime", i.created.iso())
+                    .leaf("deleteOnTermination", "true");
+            });
+        });
+        return;
+    }
+    x.set("blockDeviceMapping", vols, |x, v| {
+        if let Some(a) = &v.attachment {
+            x.leaf("deviceName", &a.device).node("ebs", |x| {
+                x.leaf("volumeId", &v.id)
+                    .leaf("status", "attached")
+                    .leaf("attachTime", a.attach_time.iso())
+                    .leaf("deleteOnTermination", tf(a.delete_on_termination));
+            });
+        }
+    });
+}
 
 fn nic_specs(c: &Call) -> ApiResult<Vec<NicSpec>> {
     let mut out = Vec::new();
@@ -105,6 +161,7 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
         http_endpoint: p.get("MetadataOptions.HttpEndpoint").map(str::to_string),
         http_put_response_hop_limit: p.int("MetadataOptions.HttpPutResponseHopLimit")?,
         boot_delay_ms: c.boot_delay_ms,
+        block_devices: block_device_specs(c)?,
     };
     // `LaunchTemplate.*`: the template version's parameters under the request's own.
     let lt_id = p.get("LaunchTemplate.LaunchTemplateId").map(str::to_string);
@@ -209,18 +266,7 @@ pub fn render_instance(x: &mut Xml, w: &World, v: &InstanceView<'_>) {
     if terminated {
         x.set("blockDeviceMapping", std::iter::empty::<()>(), |_, _| {});
     } else {
-        x.set("blockDeviceMapping", [()], |x, _| {
-            x.leaf(
-                "deviceName",
-                v.image.map(|m| m.root_device_name).unwrap_or("/dev/xvda"),
-            )
-            .node("ebs", |x| {
-                x.leaf("volumeId", &i.root_volume_id)
-                    .leaf("status", "attached")
-                    .leaf("attachTime", i.created.iso())
-                    .leaf("deleteOnTermination", "true");
-            });
-        });
+        render_block_devices(x, w, i);
     }
     x.leaf("virtualizationType", "hvm");
     x.opt("clientToken", i.client_token.as_deref());
@@ -602,18 +648,7 @@ fn describe_instance_attribute(c: &mut Call) -> ApiResult<Xml> {
             x.set("productCodes", std::iter::empty::<()>(), |_, _| {});
         }
         InstanceAttributeValue::BlockDevices => {
-            let root = inst
-                .image()
-                .map(|m| m.root_device_name)
-                .unwrap_or("/dev/xvda");
-            x.set("blockDeviceMapping", [()], |x, _| {
-                x.leaf("deviceName", root).node("ebs", |x| {
-                    x.leaf("volumeId", &inst.root_volume_id)
-                        .leaf("status", "attached")
-                        .leaf("attachTime", inst.created.iso())
-                        .leaf("deleteOnTermination", "true");
-                });
-            });
+            render_block_devices(&mut x, &w, inst);
         }
     }
     Ok(x)

@@ -22,6 +22,7 @@ mod subnet;
 mod tags;
 pub mod token;
 pub use iam_profile::passed_roles;
+mod volume;
 mod vpc;
 
 use crate::model::{ApiError, ApiResult, World};
@@ -53,6 +54,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     instance::ACTIONS,
     iam_profile::ACTIONS,
     image::ACTIONS,
+    volume::ACTIONS,
 ];
 
 /// The handler of an action name.

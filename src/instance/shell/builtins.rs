@@ -272,13 +272,6 @@ pub(super) fn ps(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
     0
 }
 
-pub(super) fn df(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
-    io.out
-        .line("Filesystem      Size  Used Avail Use% Mounted on");
-    io.out.line("/dev/nvme0n1p1  8.0G  1.6G  6.4G  20% /");
-    0
-}
-
 pub(super) fn free(_: &mut Shell, _: &str, _: &[String], io: &mut Io) -> i32 {
     io.out
         .line("               total        used        free      shared  buff/cache   available");

@@ -18,7 +18,7 @@
 //! after `dnf install git`) are known to `which`/`type` through the package catalog,
 //! not this table: they are found, and running them says "command not found".
 
-use super::{Io, Shell, builtins, nettools};
+use super::{Io, Shell, builtins, nettools, storage};
 use crate::instance::net::BoxFuture;
 use crate::instance::services::{self, pkg, systemd, web};
 
@@ -148,7 +148,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("cp", BIN, Always, "copy files", now!(builtins::cp)),
     cmd!("curl", BIN, Always, "transfer a URL over HTTP", wait!(nettools::curl)),
     cmd!("date", BIN, Always, "print the date and time", now!(builtins::date)),
-    cmd!("df", BIN, Always, "show disk space", now!(builtins::df)),
+    cmd!("df", BIN, Always, "show disk space", now!(storage::df)),
     cmd!("dig", BIN, Always, "query DNS servers", wait!(nettools::dns_tool)),
     cmd!("dnf", BIN, PackageManager, "install and remove packages (Amazon Linux)", wait!(pkg::dnf)),
     cmd!("echo", BOTH, Always, "print its arguments", now!(builtins::echo)),
@@ -156,6 +156,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("exit", BUILTIN, Always, "leave the shell", now!(builtins::exit)),
     cmd!("export", BUILTIN, Always, "set environment variables", now!(builtins::export)),
     cmd!("false", BOTH, Always, "do nothing, unsuccessfully", now!(builtins::r#false)),
+    cmd!("file", BIN, Always, "say what kind of file or device a path is", now!(storage::file)),
     cmd!("free", BIN, Always, "show memory use", now!(builtins::free)),
     cmd!("grep", BIN, Always, "print lines that match a pattern", wait!(builtins::grep)),
     cmd!("head", BIN, Always, "print the first lines of files", wait!(builtins::head_tail)),
@@ -168,7 +169,12 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ip", SBIN, Always, "show addresses, links and routes", now!(nettools::ip)),
     cmd!("logout", BUILTIN, Always, "leave the login shell", now!(builtins::exit)),
     cmd!("ls", BIN, Always, "list directory contents", now!(builtins::ls)),
+    cmd!("lsblk", BIN, Always, "list block devices (the EBS volumes attached)", now!(storage::lsblk)),
     cmd!("mkdir", BIN, Always, "make directories", now!(builtins::mkdir)),
+    cmd!("mkfs", SBIN, Always, "make a filesystem on a device (-t xfs|ext4)", now!(storage::mkfs)),
+    cmd!("mkfs.ext4", SBIN, Always, "make an ext4 filesystem on a device", now!(storage::mkfs)),
+    cmd!("mkfs.xfs", SBIN, Always, "make an XFS filesystem on a device", now!(storage::mkfs)),
+    cmd!("mount", BIN, Always, "mount a filesystem, or list the mounts", now!(storage::mount)),
     cmd!("mv", BIN, Always, "move or rename files", now!(builtins::mv)),
     cmd!("nc", BIN, Always, "open a TCP connection (netcat)", wait!(nettools::nc)),
     cmd!("ncat", BIN, Always, "open a TCP connection (netcat)", wait!(nettools::nc)),
@@ -199,6 +205,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("traceroute", BIN, Always, "show the hops on the way to a host", wait!(nettools::traceroute)),
     cmd!("true", BOTH, Always, "do nothing, successfully", now!(builtins::r#true)),
     cmd!("type", BUILTIN, Always, "say what a name is: builtin or program", now!(type_builtin)),
+    cmd!("umount", BIN, Always, "unmount a filesystem", now!(storage::umount)),
     cmd!("uname", BIN, Always, "print system information", now!(builtins::uname)),
     cmd!("uniq", BIN, Always, "drop repeated lines", wait!(builtins::uniq)),
     cmd!("unset", BUILTIN, Always, "remove variables", now!(builtins::unset)),

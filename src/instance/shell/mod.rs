@@ -17,6 +17,7 @@ pub mod nettools;
 pub mod parse;
 pub mod seconds;
 pub mod sshclient;
+pub mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

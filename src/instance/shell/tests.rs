@@ -954,3 +954,82 @@ async fn command_substitution_stderr_reaches_the_terminal() {
     assert_eq!((st, out.as_str()), (0, "[]\n"));
     assert_eq!(err, "cat: /nonexistent: No such file or directory\n");
 }
+
+/// The EBS routine on a t2 (Xen): the new volume shows in `lsblk` as `xvdf`, has no
+/// filesystem (`file -s` says `data`, `mount` refuses it), `mkfs -t xfs` needs root,
+/// and a file written under the mount point is on the volume after `umount`: another
+/// instance that mounts it reads the file.
+#[tokio::test]
+async fn an_attached_volume_is_formatted_mounted_and_keeps_its_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = crate::instance::volumes::AttachedVolume {
+        volume_id: "vol-0a".into(),
+        device: "/dev/sdf".into(),
+        size_gib: 10,
+        snapshot_id: None,
+    };
+    let attach = |p: &mut InstanceProfile| {
+        p.volumes = vec![vol.clone()];
+        p.volume_dir = Some(dir.path().to_path_buf());
+    };
+    let (a, _) = instance(Image::AmazonLinux2023);
+    let mut p = a.profile();
+    attach(&mut p);
+    a.set_profile(p);
+    let mut sh = Shell::new(a.clone(), "ec2-user");
+    let (st, out, _) = run(&mut sh, "lsblk").await;
+    assert_eq!(st, 0);
+    assert!(out.contains("xvda"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("xvdf") && l.contains("10G")),
+        "{out}"
+    );
+    let (_, out, _) = run(&mut sh, "sudo file -s /dev/xvdf").await;
+    assert_eq!(out.trim(), "/dev/xvdf: data");
+    let (st, _, err) = run(&mut sh, "sudo mkdir /data && sudo mount /dev/xvdf /data").await;
+    assert_eq!(st, 32);
+    assert!(err.contains("wrong fs type"), "{err}");
+    let (st, _, err) = run(&mut sh, "mkfs -t xfs /dev/xvdf").await;
+    assert_ne!(st, 0);
+    assert!(err.contains("Permission denied"), "{err}");
+    let (st, out, _) = run(&mut sh, "sudo mkfs -t xfs /dev/xvdf").await;
+    assert_eq!(st, 0);
+    assert!(out.contains("meta-data=/dev/xvdf"), "{out}");
+    let (st, _, err) = run(
+        &mut sh,
+        "sudo mount /dev/xvdf /data && sudo chown ec2-user /data && echo kept > /data/notes.txt",
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+    let (_, out, _) = run(&mut sh, "lsblk; df -h; mount").await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("xvdf") && l.ends_with("/data")),
+        "{out}"
+    );
+    assert!(out.contains("/dev/xvdf on /data type xfs"), "{out}");
+    let (st, _, _) = run(&mut sh, "sudo umount /data").await;
+    assert_eq!(st, 0);
+    let (st, _, _) = run(&mut sh, "cat /data/notes.txt").await;
+    assert_ne!(
+        st, 0,
+        "unmounted: the file is on the volume, not the root disk"
+    );
+
+    // Another instance (a t3: NVMe names) attaches the same volume.
+    let (b, _) = instance(Image::AmazonLinux2023);
+    let mut p = b.profile();
+    p.instance_type = "t3.micro".into();
+    attach(&mut p);
+    b.set_profile(p);
+    let mut sh = Shell::new(b, "ec2-user");
+    let (_, out, _) = run(&mut sh, "lsblk").await;
+    assert!(out.lines().any(|l| l.starts_with("nvme1n1")), "{out}");
+    let (st, out, err) = run(
+        &mut sh,
+        "sudo mkdir /mnt/vol && sudo mount /dev/nvme1n1 /mnt/vol && cat /mnt/vol/notes.txt",
+    )
+    .await;
+    assert_eq!((st, out.as_str()), (0, "kept\n"), "{err}");
+}

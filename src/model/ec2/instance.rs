@@ -321,6 +321,18 @@ pub struct RunRequest {
     pub http_put_response_hop_limit: Option<i64>,
     /// The daemon's boot delay (how long pending, stopping and shutting-down last).
     pub boot_delay_ms: i64,
+    /// `BlockDeviceMapping.N`: the root volume's overrides and extra volumes.
+    pub block_devices: Vec<BlockDeviceSpec>,
+}
+
+/// One `BlockDeviceMapping.N` of RunInstances (EBS only; instance store is not modelled).
+#[derive(Clone, Debug, Default)]
+pub struct BlockDeviceSpec {
+    pub device_name: String,
+    pub ebs: super::volume::VolumeSpec,
+    pub delete_on_termination: Option<bool>,
+    /// `NoDevice`: suppress a mapping of the AMI (ours have only the root).
+    pub no_device: bool,
 }
 
 /// One line of a Start/Stop/TerminateInstances answer.
@@ -407,6 +419,8 @@ pub struct RuntimeInstance {
     pub http_tokens: String,
     pub http_endpoint: String,
     pub host_keys: Vec<String>,
+    /// The data volumes attached now (not the root), in device order.
+    pub volumes: Vec<super::volume::RuntimeVolume>,
 }
 
 impl Filterable for Instance {
@@ -1011,6 +1025,7 @@ impl World {
                 console_extra: String::new(),
                 console_from_runtime: false,
             });
+            self.create_launch_volumes(env, &instance_id, req, image)?;
             self.apply_tag_specs(env, &instance_id, "instance", &req.tag_specs)?;
             if existing_eni.is_none() {
                 self.apply_tag_specs(env, &eni_id, "network-interface", &req.tag_specs)?;
@@ -1128,6 +1143,7 @@ impl World {
                 }
                 InstanceState::Terminated => {
                     self.release_instance_interfaces(id);
+                    self.release_instance_volumes(id);
                     if let Some(i) = self.instances.get_mut(id) {
                         i.primary_eni = None;
                     }
@@ -1900,6 +1916,7 @@ impl World {
                 http_tokens: inst.http_tokens.clone(),
                 http_endpoint: inst.http_endpoint.clone(),
                 host_keys: inst.host_keys.clone(),
+                volumes: self.runtime_volumes(&inst.id, now),
             });
         }
         out

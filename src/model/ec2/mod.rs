@@ -25,4 +25,5 @@ pub mod route_table;
 mod rules_tests;
 pub mod sg;
 pub mod subnet;
+pub mod volume;
 pub mod vpc;

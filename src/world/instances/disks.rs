@@ -59,6 +59,8 @@ struct Info {
     first_boot_done: bool,
     host_key: HostKey,
     console: String,
+    #[serde(default)]
+    mounts: std::collections::BTreeMap<String, crate::instance::volumes::Mount>,
 }
 
 impl Info {
@@ -69,6 +71,7 @@ impl Info {
             first_boot_done: disk.first_boot_done,
             host_key: disk.host_key.clone(),
             console: disk.console.clone(),
+            mounts: disk.mounts.clone(),
         }
     }
 }
@@ -212,6 +215,7 @@ impl DiskStore {
             first_boot_done: info.first_boot_done,
             host_key: info.host_key,
             console: info.console,
+            mounts: info.mounts,
         }))
     }
 

@@ -70,6 +70,8 @@ const RUNTIME_KINDS: &[&str] = &[
     "subnet",
     "ecs_task",
     "iam_profile_association",
+    // A gateway endpoint has a service host behind it.
+    "vpc_endpoint",
 ];
 
 /// Settings shared by every world of the daemon.

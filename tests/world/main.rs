@@ -22,3 +22,4 @@ mod prefix_lists;
 mod sandbox;
 mod ssh;
 mod tun;
+mod vpc_endpoints;

@@ -22,6 +22,7 @@ mod subnet;
 mod tags;
 pub mod token;
 mod vpc;
+mod vpc_endpoint;
 
 use crate::model::{ApiError, ApiResult, World};
 
@@ -44,6 +45,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     launch_template::ACTIONS,
     peering::ACTIONS,
     prefix_list::ACTIONS,
+    vpc_endpoint::ACTIONS,
     flow_log::ACTIONS,
     insights::ACTIONS,
     tags::ACTIONS,

@@ -26,3 +26,4 @@ mod rules_tests;
 pub mod sg;
 pub mod subnet;
 pub mod vpc;
+pub mod vpc_endpoint;

@@ -101,6 +101,16 @@ fn lab_11_s3_static_website_passes_lab_test() {
 }
 
 #[test]
+fn lab_12_vpc_peering_passes_lab_test() {
+    lab_passes("12-vpc-peering");
+}
+
+#[test]
+fn lab_13_private_s3_endpoint_passes_lab_test() {
+    lab_passes("13-private-s3-endpoint");
+}
+
+#[test]
 fn lab_14_alb_and_asg_passes_lab_test() {
     lab_passes("14-alb-and-asg");
 }
@@ -133,6 +143,8 @@ fn the_curriculum_is_the_labs_in_order() {
             "09-flow-logs-and-analyzer",
             "10-iam-least-privilege",
             "11-s3-static-website",
+            "12-vpc-peering",
+            "13-private-s3-endpoint",
         ]
     );
 }

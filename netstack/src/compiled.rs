@@ -92,6 +92,8 @@ pub(crate) enum CTarget {
     Nat(u32),
     Eni(u32),
     Peering(u32),
+    /// A gateway VPC endpoint (index into `Compiled::endpoints`).
+    Endpoint(u32),
     /// Explicit blackhole, a blackhole state, or a target that no longer exists.
     Blackhole,
 }
@@ -265,6 +267,9 @@ pub(crate) struct Compiled {
     pub igws: Vec<CIgw>,
     pub nats: Vec<CNat>,
     pub peerings: Vec<CPeering>,
+    /// Gateway VPC endpoints: id and the index of their VPC.
+    pub endpoints: Vec<(ResId, u32)>,
+    pub endpoint_ix: FxMap<ResId, u32>,
     pub eni_by_ip: FxMap<(u32, u32), u32>,
     pub eni_by_public: FxMap<u32, u32>,
     pub public_ranges: Vec<Net>,
@@ -352,6 +357,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     check_keys("security group", &spec.security_groups, |v| &v.id)?;
     check_keys("network interface", &spec.network_interfaces, |v| &v.id)?;
     check_keys("VPC peering", &spec.peerings, |v| &v.id)?;
+    check_keys("VPC endpoint", &spec.endpoints, |v| &v.id)?;
 
     let vpc_ix = index_of(spec.vpcs.keys().cloned());
     let subnet_ix = index_of(spec.subnets.keys().cloned());
@@ -362,10 +368,12 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     let igw_ix = index_of(spec.internet_gateways.keys().cloned());
     let nat_ix = index_of(spec.nat_gateways.keys().cloned());
     let pcx_ix = index_of(spec.peerings.keys().cloned());
+    let vpce_ix = index_of(spec.endpoints.keys().cloned());
 
     let mut c = Compiled {
         vpc_ix: vpc_ix.clone(),
         eni_ix: eni_ix.clone(),
+        endpoint_ix: vpce_ix.clone(),
         public_ranges: spec
             .internet
             .public_ranges
@@ -414,6 +422,12 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             b,
         });
     }
+    for e in spec.endpoints.values() {
+        let v = *vpc_ix
+            .get(&e.vpc)
+            .ok_or_else(|| dangling("VPC endpoint", &e.id, "VPC", &e.vpc))?;
+        c.endpoints.push((e.id.clone(), v));
+    }
     for s in spec.subnets.values() {
         let vi = *vpc_ix
             .get(&s.vpc)
@@ -444,6 +458,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
                     RouteTarget::NatGateway(id) => nat_ix.get(id).map(|&i| CTarget::Nat(i)),
                     RouteTarget::NetworkInterface(id) => eni_ix.get(id).map(|&i| CTarget::Eni(i)),
                     RouteTarget::VpcPeering(id) => pcx_ix.get(id).map(|&i| CTarget::Peering(i)),
+                    RouteTarget::VpcEndpoint(id) => vpce_ix.get(id).map(|&i| CTarget::Endpoint(i)),
                     RouteTarget::Blackhole => None,
                 };
                 // AWS: a route whose target was deleted stays, in state

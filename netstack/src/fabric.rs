@@ -677,6 +677,22 @@ impl Walk<'_> {
             },
             Port::Internet => self.on_internet(p),
             Port::Resolver(vpc) => self.service_reply(vpc, None, p),
+            // The service answers through the gateway endpoint: the reply enters
+            // the endpoint's VPC like traffic from a gateway (the destination
+            // subnet's inbound network ACL, then the interface's groups).
+            Port::Endpoint(id) => match self.c.endpoint_ix.get(id) {
+                Some(&x) => {
+                    let (id, v) = &self.c.endpoints[x as usize];
+                    let to = self.c.vpcs[*v as usize].id.clone();
+                    self.hop(|| Hop {
+                        component: id.clone(),
+                        action: HopAction::EndpointReturn { to },
+                        rule: None,
+                    });
+                    self.arrive(*v, None, p)
+                }
+                None => Err(DropReason::UnknownPort),
+            },
             Port::Metadata(eni) => match self.c.eni_ix.get(eni) {
                 Some(&e) => {
                     let vpc = self.c.vpcs[self.c.enis[e as usize].vpc as usize].id.clone();
@@ -858,6 +874,22 @@ impl Walk<'_> {
                     return Err(blackhole());
                 };
                 self.peering_cross(x, subnet.vpc, peer, p)
+            }
+            CTarget::Endpoint(x) => {
+                // AWS: a gateway endpoint serves only the VPC it was created in
+                // (its routes exist only in that VPC's tables); a packet that
+                // arrived over a peering never gets here, since the peer VPC's
+                // `local` route delivers it.
+                let (id, vpc) = &c.endpoints[x as usize];
+                if *vpc != subnet.vpc {
+                    return Err(blackhole());
+                }
+                self.hop(|| Hop {
+                    component: id.clone(),
+                    action: HopAction::Deliver,
+                    rule: None,
+                });
+                Ok(Port::Endpoint(id.clone()))
             }
             CTarget::Blackhole => Err(blackhole()),
         }

@@ -46,6 +46,6 @@ pub use topology::{
     EniOwner, IcmpMatch, InternetConfig, InternetGateway, NaclEntry, NatGateway, NetworkAcl,
     NetworkInterface, PortRange, Protocol, Route, RouteState, RouteTable, RouteTarget, RuleAction,
     SecurityGroup, SgPeer, SgRule, Subnet, Topology, TopologyBuilder, TopologyError, Vpc,
-    VpcPeering,
+    VpcEndpoint, VpcPeering,
 };
 pub use verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, RuleRef, Verdict};

@@ -32,6 +32,10 @@ pub enum Port {
     /// The instance metadata service (169.254.169.254) as seen from one
     /// network interface. Exempt from network ACLs and security groups.
     Metadata(ResId),
+    /// A gateway VPC endpoint (`vpce-…`) by its id: the AWS service (S3,
+    /// DynamoDB) reached from the VPC without an internet gateway or NAT. Its
+    /// replies come back through the same port into the endpoint's VPC.
+    Endpoint(ResId),
 }
 
 impl std::fmt::Display for Port {
@@ -41,6 +45,7 @@ impl std::fmt::Display for Port {
             Port::Internet => f.write_str("internet"),
             Port::Resolver(vpc) => write!(f, "resolver of {vpc}"),
             Port::Metadata(eni) => write!(f, "metadata service of {eni}"),
+            Port::Endpoint(vpce) => write!(f, "the service behind {vpce}"),
         }
     }
 }

@@ -90,6 +90,9 @@ pub enum RouteTarget {
     NetworkInterface(ResId),
     /// A VPC peering connection (`pcx-…`); only an active one carries packets.
     VpcPeering(ResId),
+    /// A gateway VPC endpoint (`vpce-…`): the route the endpoint adds for its
+    /// service's prefix list (one route per CIDR of the list).
+    VpcEndpoint(ResId),
     /// An explicit blackhole.
     Blackhole,
 }
@@ -101,7 +104,8 @@ impl std::fmt::Display for RouteTarget {
             RouteTarget::InternetGateway(id)
             | RouteTarget::NatGateway(id)
             | RouteTarget::NetworkInterface(id)
-            | RouteTarget::VpcPeering(id) => write!(f, "{id}"),
+            | RouteTarget::VpcPeering(id)
+            | RouteTarget::VpcEndpoint(id) => write!(f, "{id}"),
             RouteTarget::Blackhole => f.write_str("blackhole"),
         }
     }
@@ -166,6 +170,14 @@ pub struct VpcPeering {
     pub id: ResId,
     pub requester_vpc: ResId,
     pub accepter_vpc: ResId,
+}
+
+/// A gateway VPC endpoint of a VPC: routes naming it hand packets to
+/// `Port::Endpoint(id)`, and what comes back through that port enters `vpc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcEndpoint {
+    pub id: ResId,
+    pub vpc: ResId,
 }
 
 /// An IP protocol as NACL and security-group rules name it (`-1`, `6`, `17`, `1`, …).
@@ -455,6 +467,7 @@ pub struct TopologyBuilder {
     pub security_groups: BTreeMap<ResId, SecurityGroup>,
     pub network_interfaces: BTreeMap<ResId, NetworkInterface>,
     pub peerings: BTreeMap<ResId, VpcPeering>,
+    pub endpoints: BTreeMap<ResId, VpcEndpoint>,
     pub internet: InternetConfig,
 }
 
@@ -522,6 +535,10 @@ impl TopologyBuilder {
     }
     pub fn add_peering(&mut self, p: VpcPeering) -> &mut Self {
         self.peerings.insert(p.id.clone(), p);
+        self
+    }
+    pub fn add_vpc_endpoint(&mut self, e: VpcEndpoint) -> &mut Self {
+        self.endpoints.insert(e.id.clone(), e);
         self
     }
 

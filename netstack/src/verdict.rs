@@ -343,6 +343,8 @@ pub enum HopAction {
     },
     /// The packet crossed a VPC peering connection into this VPC.
     PeeringCross { to: ResId },
+    /// The service's reply came back through a gateway VPC endpoint into this VPC.
+    EndpointReturn { to: ResId },
     /// Traffic to the resolver or metadata service: exempt from NACLs and SGs.
     Exempt,
     /// The packet was handed to a port.
@@ -368,6 +370,12 @@ impl fmt::Display for HopAction {
                 write!(f, "translated {}:{} to {}:{}", from.0, from.1, to.0, to.1)
             }
             HopAction::PeeringCross { to } => write!(f, "crossed the peering into {to}"),
+            HopAction::EndpointReturn { to } => {
+                write!(
+                    f,
+                    "came back from the service through the endpoint into {to}"
+                )
+            }
             HopAction::Exempt => f.write_str(
                 "resolver/metadata traffic: exempt from network ACLs and security groups",
             ),

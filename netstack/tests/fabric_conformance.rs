@@ -2516,3 +2516,106 @@ fn peering_route_to_an_inactive_connection_is_a_blackhole() {
         }
     );
 }
+
+// ---------------------------------------------------------------------------
+// Gateway VPC endpoints (Amazon VPC User Guide: "Gateway endpoints")
+// ---------------------------------------------------------------------------
+
+/// S3's address in the world's plan (its prefix list's one CIDR).
+const S3: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+fn vpce(id: &str) -> RouteTarget {
+    RouteTarget::VpcEndpoint(id.into())
+}
+
+/// The fixture with gateway endpoint `vpce-s3` in its VPC; `edit` sets the routes.
+fn with_endpoint(edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds)) -> (Fabric, FixtureIds) {
+    lab_with(|t, ids| {
+        t.add_vpc_endpoint(VpcEndpoint {
+            id: "vpce-s3".into(),
+            vpc: ids.vpc.clone(),
+        });
+        edit(t, ids)
+    })
+}
+
+/// "Gateway endpoints provide reliable connectivity to Amazon S3 and DynamoDB without
+/// requiring an internet gateway or a NAT device": a private subnet whose only route
+/// out is the endpoint's reaches the service, and the reply comes back to the instance.
+#[test]
+fn gateway_endpoint_carries_a_private_subnet_to_the_service_and_back() {
+    let (f, ids) = with_endpoint(|t, _| {
+        let rtb = t.route_tables.get_mut("rtb-private").unwrap();
+        rtb.routes.retain(|r| r.target == RouteTarget::Local);
+        rtb.routes
+            .push(Route::new(net("198.51.100.2/32"), vpce("vpce-s3")));
+    });
+    let flow = Flow::tcp_syn(ids.app_ip, 40000, S3, 443);
+    let (fwd, back) = f.explain_round_trip(at(0), &eni(&ids.app_eni), &flow);
+    assert_eq!(delivered(&fwd), Port::Endpoint("vpce-s3".into()), "{fwd}");
+    let back = back.expect("a reply path");
+    assert_eq!(delivered(&back), eni(&ids.app_eni), "{back}");
+    assert!(
+        back.hops
+            .iter()
+            .any(|h| matches!(h.action, HopAction::EndpointReturn { .. })),
+        "{back}"
+    );
+}
+
+/// Without the endpoint's route a private subnet with no NAT has no way to the service.
+#[test]
+fn without_the_endpoint_route_the_private_subnet_has_no_route() {
+    let (f, ids) = with_endpoint(|t, _| {
+        let rtb = t.route_tables.get_mut("rtb-private").unwrap();
+        rtb.routes.retain(|r| r.target == RouteTarget::Local);
+    });
+    let flow = Flow::tcp_syn(ids.app_ip, 40000, S3, 443);
+    assert_eq!(
+        dropped(&f.explain(at(0), &eni(&ids.app_eni), &flow)),
+        DropReason::NoRoute {
+            table: "rtb-private".into(),
+            dst: S3
+        }
+    );
+}
+
+/// "If you have an existing route … for all internet traffic (0.0.0.0/0) that points to
+/// an internet gateway, the endpoint route takes precedence for all traffic destined for
+/// the service": the packet goes to the endpoint untranslated, not through the gateway.
+#[test]
+fn the_endpoint_route_wins_over_the_default_route_to_the_internet_gateway() {
+    let (f, ids) = with_endpoint(|t, _| {
+        add_route(t, "rtb-public", "198.51.100.2/32", vpce("vpce-s3"));
+    });
+    let flow = Flow::tcp_syn(ids.web_ip, 40000, S3, 443);
+    let fwd = f.explain(at(0), &eni(&ids.web_eni), &flow);
+    assert_eq!(delivered(&fwd), Port::Endpoint("vpce-s3".into()));
+    assert!(
+        !fwd.hops
+            .iter()
+            .any(|h| matches!(h.action, HopAction::IgwTranslate { .. })),
+        "the source stays private: {fwd}"
+    );
+}
+
+/// An endpoint serves only its own VPC: a route to another VPC's endpoint drops.
+#[test]
+fn a_route_to_another_vpcs_endpoint_is_a_blackhole() {
+    let (f, ids) = lab_with(|t, _| {
+        t.add_vpc(Vpc::new("vpc-other", net("10.9.0.0/16")));
+        t.add_vpc_endpoint(VpcEndpoint {
+            id: "vpce-other".into(),
+            vpc: "vpc-other".into(),
+        });
+        add_route(t, "rtb-private", "198.51.100.2/32", vpce("vpce-other"));
+    });
+    let flow = Flow::tcp_syn(ids.app_ip, 40000, S3, 443);
+    assert_eq!(
+        dropped(&f.explain(at(0), &eni(&ids.app_eni), &flow)),
+        DropReason::Blackhole {
+            table: "rtb-private".into(),
+            route: net("198.51.100.2/32")
+        }
+    );
+}

@@ -452,6 +452,8 @@ impl<'a> Reference<'a> {
                     None => Err(DropReason::NoInterface { vpc, dst: p.dst }),
                 }
             }
+            // The generator builds no gateway endpoints (see `route`).
+            Port::Endpoint(id) => panic!("the reference model has no VPC endpoints ({id})"),
         }
     }
 
@@ -633,6 +635,14 @@ impl<'a> Reference<'a> {
             RouteTarget::VpcPeering(id) => {
                 panic!(
                     "the reference model has no VPC peering ({id} in {})",
+                    table.id
+                )
+            }
+            // Not modelled either: the generator builds no endpoints, and
+            // tests/fabric_conformance.rs checks gateway endpoints rule by rule.
+            RouteTarget::VpcEndpoint(id) => {
+                panic!(
+                    "the reference model has no VPC endpoints ({id} in {})",
                     table.id
                 )
             }

@@ -677,7 +677,17 @@ fn api_door(router: DoorRouter) -> crate::world::internet::ApiDoor {
                 *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
                 return r;
             };
-            let request = req.request.map(axum::body::Body::from);
+            let mut request = req.request.map(axum::body::Body::from);
+            // A request through a gateway endpoint carries it, where no client can set
+            // it, for the service's endpoint-policy check.
+            if let Some(endpoint_id) = req.endpoint {
+                request
+                    .extensions_mut()
+                    .insert(crate::model::ec2::vpc_endpoint::ThroughEndpoint {
+                        account: req.account.clone(),
+                        endpoint_id,
+                    });
+            }
             let response = match router.oneshot(request).await {
                 Ok(r) => r,
                 Err(never) => match never {},

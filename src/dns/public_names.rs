@@ -169,6 +169,22 @@ fn endpoint(key: &str) -> Option<(u8, Option<&'static str>)> {
 mod tests {
     use super::*;
 
+    /// The AWS-managed prefix lists (and so gateway endpoints) hold the addresses this
+    /// table gives S3 and DynamoDB: the model knows them without asking DNS.
+    #[test]
+    fn prefix_list_addresses_are_the_resolved_endpoint_addresses() {
+        use crate::model::ec2::prefix_list::{MANAGED_SERVICES, service_address};
+        for service in MANAGED_SERVICES {
+            for region in ["us-east-1", "eu-west-1"] {
+                assert_eq!(
+                    service_address(service),
+                    lookup(&format!("{service}.{region}.amazonaws.com")),
+                    "{service} in {region}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn well_known_names_have_stable_addresses_in_the_documentation_block() {
         let a = lookup("example.com").unwrap();

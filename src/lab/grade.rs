@@ -374,6 +374,13 @@ impl Observer {
             "instance" => select(world, &world.instances, &self.region, &filters),
             "network_interface" => select(world, &world.network_interfaces, &self.region, &filters),
             "flow_log" => select(world, &world.flow_logs, &self.region, &filters),
+            "vpc_endpoint" => select(world, &world.vpc_endpoints, &self.region, &filters),
+            "vpc_peering_connection" => select(
+                world,
+                &world.vpc_peering_connections,
+                &self.region,
+                &filters,
+            ),
             "network_insights_path" => {
                 select(world, &world.network_insights_paths, &self.region, &filters)
             }
@@ -458,11 +465,26 @@ impl Observer {
             "main"
         };
         // The route the destination's first address takes: longest prefix wins.
+        // A prefix-list route covers what one of its list's CIDRs covers.
+        let covering = |r: &&crate::model::ec2::route_table::Route| -> Option<u8> {
+            let cidrs = match &r.destination {
+                crate::model::ec2::route_table::Destination::Cidr(c) => vec![*c],
+                crate::model::ec2::route_table::Destination::PrefixList(p) => world
+                    .prefix_list_cidrs(&table.region, p)
+                    .unwrap_or_default(),
+            };
+            cidrs
+                .iter()
+                .filter(|c| c.contains(&destination.network()))
+                .map(|c| c.prefix_len())
+                .max()
+        };
         let route = table
             .routes
             .iter()
-            .filter(|r| r.destination.contains(&destination.network()))
-            .max_by_key(|r| r.destination.prefix_len());
+            .filter_map(|r| covering(&r).map(|len| (r, len)))
+            .max_by_key(|(_, len)| *len)
+            .map(|(r, _)| r);
         let (kind, said) = match route {
             None => ("none", format!("no route covers {destination}")),
             Some(r) => {
@@ -477,6 +499,7 @@ impl Observer {
                         RouteTarget::NatGateway(_) => "nat",
                         RouteTarget::NetworkInterface(_) | RouteTarget::Instance(_) => "eni",
                         RouteTarget::VpcPeering(_) => "pcx",
+                        RouteTarget::VpcEndpoint(_) => "vpce",
                     }
                 };
                 (kind, format!("{} → {id}", r.destination))

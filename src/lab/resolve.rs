@@ -210,12 +210,23 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "instance",
     "network_interface",
     "flow_log",
+    "vpc_endpoint",
+    "vpc_peering_connection",
     "network_insights_path",
     "network_insights_analysis",
 ];
 
 /// Route target kinds of a `route` check.
-pub const ROUTE_TARGETS: &[&str] = &["local", "igw", "nat", "eni", "pcx", "blackhole", "none"];
+pub const ROUTE_TARGETS: &[&str] = &[
+    "local",
+    "igw",
+    "nat",
+    "eni",
+    "pcx",
+    "vpce",
+    "blackhole",
+    "none",
+];
 
 /// The arguments of each kind (besides id, kind, points, fail, retry_seconds).
 const KIND_ARGS: &[(&str, &[&str], &[&str])] = &[

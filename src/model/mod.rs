@@ -309,6 +309,7 @@ world_tables! {
     ecs_services: ecs::Service,
     ecr_repositories: ecr::Repository,
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
+    vpc_endpoints: ec2::vpc_endpoint::VpcEndpoint,
     lambda_functions: lambda::Function,
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,

@@ -171,6 +171,10 @@ impl DiskSaver {
     }
 }
 
+/// The service host behind a gateway endpoint: the addresses it holds, the host, and
+/// its listeners' tasks.
+type EndpointHost = (Vec<Ipv4Net>, Host, Vec<JoinHandle<()>>);
+
 /// The instances and resolvers of one world.
 pub(crate) struct Runtime {
     account: String,
@@ -180,6 +184,8 @@ pub(crate) struct Runtime {
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
     /// The VPC table as of the last resolver reconcile (what the next one diffs with).
     resolved_vpcs: Option<crate::model::Table<crate::model::ec2::vpc::Vpc>>,
+    /// The service host behind each gateway VPC endpoint, with the addresses it holds.
+    endpoints: BTreeMap<String, EndpointHost>,
     /// Instances whose credentials renewal was asked for, and when.
     renewing: BTreeMap<String, Timestamp>,
     /// ECS tasks' hosts (`world::tasks`), reconciled with the instances.
@@ -196,6 +202,7 @@ impl Runtime {
             running: BTreeMap::new(),
             resolvers: BTreeMap::new(),
             resolved_vpcs: None,
+            endpoints: BTreeMap::new(),
             renewing: BTreeMap::new(),
         }
     }
@@ -296,6 +303,7 @@ impl Runtime {
             }
         }
         self.reconcile_resolvers(world);
+        self.reconcile_endpoints(world);
         self.tasks.reconcile(world);
         self.reconcile_volume_files(world);
     }
@@ -349,6 +357,53 @@ impl Runtime {
         for id in stored {
             if !world.volumes.contains(&id) && !world.snapshots.contains(&id) {
                 volumes::remove(&dir, &id);
+            }
+        }
+    }
+
+    /// One service host per gateway VPC endpoint (at `Port::Endpoint`), holding the
+    /// addresses of the endpoint's prefix list; endpoints are few, so this compares the
+    /// two maps whole.
+    fn reconcile_endpoints(&mut self, world: &World) {
+        let want: BTreeMap<String, Vec<Ipv4Net>> = world
+            .vpc_endpoints
+            .iter()
+            .map(|e| {
+                let cidrs = world
+                    .prefix_list_cidrs(&e.region, &e.prefix_list_id)
+                    .unwrap_or_default();
+                (e.id.clone(), cidrs)
+            })
+            .collect();
+        let stale: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|(id, (addrs, _, _))| want.get(*id) != Some(addrs))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some((_, host, tasks)) = self.endpoints.remove(&id) {
+                tasks.iter().for_each(JoinHandle::abort);
+                host.remove();
+            }
+        }
+        for (id, addrs) in want {
+            if self.endpoints.contains_key(&id) || addrs.is_empty() {
+                continue;
+            }
+            let cfg = self.worlds.cfg();
+            match super::internet::start_endpoint_host(
+                &self.net,
+                &self.account,
+                cfg.ca.clone(),
+                cfg.api_door.clone(),
+                &id,
+                addrs.clone(),
+            ) {
+                Ok((host, tasks)) => {
+                    self.endpoints.insert(id, (addrs, host, tasks));
+                }
+                Err(e) => tracing::warn!(endpoint = %id, error = %e, "endpoint host not attached"),
             }
         }
     }

@@ -72,6 +72,8 @@ const RUNTIME_KINDS: &[&str] = &[
     "iam_profile_association",
     "volume",
     "snapshot",
+    // A gateway endpoint has a service host behind it.
+    "vpc_endpoint",
 ];
 
 /// Settings shared by every world of the daemon.

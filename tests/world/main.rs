@@ -23,3 +23,4 @@ mod prefix_lists;
 mod sandbox;
 mod ssh;
 mod tun;
+mod vpc_endpoints;

@@ -24,6 +24,7 @@ pub mod token;
 pub use iam_profile::passed_roles;
 mod volume;
 mod vpc;
+mod vpc_endpoint;
 
 use crate::model::{ApiError, ApiResult, World};
 
@@ -46,6 +47,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     launch_template::ACTIONS,
     peering::ACTIONS,
     prefix_list::ACTIONS,
+    vpc_endpoint::ACTIONS,
     flow_log::ACTIONS,
     insights::ACTIONS,
     tags::ACTIONS,

@@ -5,7 +5,6 @@
 
 use crate::api::Call;
 use crate::api::xml::Xml;
-use crate::dns::public_names;
 use crate::model::ec2::prefix_list::{ManagedPrefixList, managed_prefix_lists};
 use crate::model::{ApiError, ApiResult};
 
@@ -29,9 +28,7 @@ fn select(c: &mut Call) -> ApiResult<Vec<ManagedPrefixList>> {
     let ids = c.params.list("PrefixListId");
     let filters = c.params.filters()?;
     let region = c.env.region.clone();
-    let all = managed_prefix_lists(&region, |service| {
-        public_names::lookup(&format!("{service}.{region}.amazonaws.com"))
-    });
+    let all = managed_prefix_lists(&region);
     for id in &ids {
         if !all.iter().any(|p| &p.id == id) {
             return Err(not_found(id));
@@ -87,12 +84,10 @@ fn describe_managed_prefix_lists(c: &mut Call) -> ApiResult<Xml> {
 fn get_entries(c: &mut Call) -> ApiResult<Xml> {
     let id = c.params.required("PrefixListId")?.to_string();
     let region = c.env.region.clone();
-    let list = managed_prefix_lists(&region, |service| {
-        public_names::lookup(&format!("{service}.{region}.amazonaws.com"))
-    })
-    .into_iter()
-    .find(|p| p.id == id)
-    .ok_or_else(|| not_found(&id))?;
+    let list = managed_prefix_lists(&region)
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| not_found(&id))?;
     let mut x = Xml::new();
     x.set("entrySet", &list.cidrs, |x, c| {
         x.leaf("cidr", c);

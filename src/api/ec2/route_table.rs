@@ -4,7 +4,7 @@
 use crate::api::Call;
 use crate::api::query::Params;
 use crate::api::xml::Xml;
-use crate::model::ec2::route_table::{RouteTable, RouteTarget, route_table_not_found};
+use crate::model::ec2::route_table::{Destination, RouteTable, RouteTarget, route_table_not_found};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};
@@ -29,7 +29,10 @@ fn render_rt(x: &mut Xml, w: &World, rt: &RouteTable) {
         .leaf("vpcId", &rt.vpc_id)
         .leaf("ownerId", &w.account)
         .set("routeSet", &rt.routes, |x, r| {
-            x.leaf("destinationCidrBlock", r.destination);
+            match &r.destination {
+                Destination::Cidr(c) => x.leaf("destinationCidrBlock", c),
+                Destination::PrefixList(p) => x.leaf("destinationPrefixListId", p),
+            };
             match &r.target {
                 RouteTarget::Local => {
                     x.leaf("gatewayId", "local");
@@ -54,6 +57,10 @@ fn render_rt(x: &mut Xml, w: &World, rt: &RouteTable) {
                 }
                 RouteTarget::VpcPeering(p) => {
                     x.leaf("vpcPeeringConnectionId", p);
+                }
+                // AWS shows a gateway endpoint's route with the endpoint as `gatewayId`.
+                RouteTarget::VpcEndpoint(e) => {
+                    x.leaf("gatewayId", e);
                 }
             }
             x.leaf("state", w.route_state(rt, r))
@@ -151,10 +158,10 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
             ));
         }
     }
-    if p.get("DestinationIpv6CidrBlock").is_some() || p.get("DestinationPrefixListId").is_some() {
+    if p.get("DestinationIpv6CidrBlock").is_some() {
         return Err(ApiError::new(
             "Unsupported",
-            "IPv6 and prefix-list route destinations are not supported by vpclab.",
+            "IPv6 route destinations are not supported by vpclab.",
         ));
     }
     match found.len() {
@@ -166,9 +173,28 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
     }
 }
 
+/// The one destination of a route call: `DestinationCidrBlock` or
+/// `DestinationPrefixListId` (AWS: "You must specify either a destination CIDR block or
+/// a prefix list ID").
+fn destination(p: &Params) -> ApiResult<String> {
+    match (
+        p.get("DestinationCidrBlock"),
+        p.get("DestinationPrefixListId"),
+    ) {
+        (Some(c), None) => Ok(c.to_string()),
+        (None, Some(pl)) => Ok(pl.to_string()),
+        (None, None) => Err(ApiError::missing(
+            "DestinationCidrBlock or DestinationPrefixListId",
+        )),
+        (Some(_), Some(_)) => Err(ApiError::combination(
+            "Specify either a destination CIDR block or a prefix list ID, not both",
+        )),
+    }
+}
+
 fn create_route(c: &mut Call) -> ApiResult<Xml> {
     let rt = c.params.required("RouteTableId")?.to_string();
-    let dest = c.params.required("DestinationCidrBlock")?.to_string();
+    let dest = destination(c.params)?;
     let t = target(c.params)?;
     c.mutate(|w, env| w.create_route(env, &rt, &dest, t))?;
     Ok(return_true())
@@ -176,7 +202,7 @@ fn create_route(c: &mut Call) -> ApiResult<Xml> {
 
 fn replace_route(c: &mut Call) -> ApiResult<Xml> {
     let rt = c.params.required("RouteTableId")?.to_string();
-    let dest = c.params.required("DestinationCidrBlock")?.to_string();
+    let dest = destination(c.params)?;
     let t = target(c.params)?;
     c.mutate(|w, env| w.replace_route(env, &rt, &dest, t))?;
     Ok(return_true())
@@ -184,7 +210,7 @@ fn replace_route(c: &mut Call) -> ApiResult<Xml> {
 
 fn delete_route(c: &mut Call) -> ApiResult<Xml> {
     let rt = c.params.required("RouteTableId")?.to_string();
-    let dest = c.params.required("DestinationCidrBlock")?.to_string();
+    let dest = destination(c.params)?;
     c.mutate(|w, env| w.delete_route(env, &rt, &dest))?;
     Ok(return_true())
 }

@@ -752,6 +752,57 @@ pub fn decide_s3(
 enum Side {
     Identity,
     Resource,
+    Endpoint,
+}
+
+/// The policy of the gateway VPC endpoint a request came through (AWS: an endpoint
+/// policy does not grant anything by itself; it is one more policy that must allow the
+/// request, beside identity and resource policies). The context carries
+/// `aws:SourceVpce` and `aws:SourceVpc`. A request whose endpoint is gone is refused.
+pub fn authorize_endpoint(
+    control: &Control,
+    via: &crate::model::ec2::vpc_endpoint::ThroughEndpoint,
+    caller: Option<&Identity>,
+    action: &str,
+    resource: &str,
+    now: Timestamp,
+) -> Result<(), Denial> {
+    let home = control.snapshot(&via.account);
+    let endpoint = home
+        .as_deref()
+        .and_then(|w| w.vpc_endpoints.get(&via.endpoint_id));
+    let mut ctx = match caller {
+        Some(identity) => {
+            let world = control.snapshot(&identity.account);
+            let empty;
+            let w = match world.as_deref() {
+                Some(w) => w,
+                None => {
+                    empty = World::new(&identity.account);
+                    &empty
+                }
+            };
+            context(w, identity, action, resource, now, None)
+        }
+        None => {
+            let mut c = Context::new("", "anonymous", action, resource);
+            c.at(now).set("aws:SecureTransport", "false");
+            c
+        }
+    };
+    ctx.set("aws:SourceVpce", via.endpoint_id.clone());
+    let parsed = endpoint.and_then(|e| {
+        ctx.set("aws:SourceVpc", e.vpc_id.clone());
+        policy::parse(&e.policy, policy::Kind::Resource).ok()
+    });
+    let decision = match &parsed {
+        Some(p) => policy::evaluate(&ctx, &[], Some(("vpc-endpoint-policy", p))),
+        None => policy::evaluate(&ctx, &[], None),
+    };
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(s3_denial(&ctx, &decision, Side::Endpoint))
 }
 
 /// S3's AccessDenied message names the side that refused, as AWS's does since 2023.
@@ -759,6 +810,7 @@ fn s3_denial(ctx: &Context, d: &Decision, side: Side) -> Denial {
     let kind = match side {
         Side::Identity => "identity-based",
         Side::Resource => "resource-based",
+        Side::Endpoint => "VPC endpoint",
     };
     let why = if d.explicit_deny.is_some() {
         format!("with an explicit deny in a {kind} policy")

@@ -492,6 +492,20 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                     crate::api::iam::source_ip(&signed).as_deref(),
                 )
                 .map_err(|d| d.query().with_status(403))?;
+                if let Some(via) = parts
+                    .extensions
+                    .get::<crate::model::ec2::vpc_endpoint::ThroughEndpoint>()
+                {
+                    crate::api::iam::authz::authorize_endpoint(
+                        &control,
+                        via,
+                        identity.as_ref(),
+                        action,
+                        &resource,
+                        (state.clock)(),
+                    )
+                    .map_err(|d| d.query().with_status(403))?;
+                }
                 access.map(|(owner, _, _, region)| (owner, region))
             };
             match (identity, target) {

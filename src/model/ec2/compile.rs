@@ -18,10 +18,10 @@ use vpclab_netstack::{
     NetworkAcl as TAcl, NetworkInterface as TEni, PortRange, Protocol, Route as TRoute, RouteState,
     RouteTable as TRouteTable, RouteTarget as TTarget, RuleAction, SecurityGroup as TSg, SgPeer,
     SgRule as TSgRule, Subnet as TSubnet, Topology, TopologyBuilder, TopologyError, Vpc as TVpc,
-    VpcPeering as TPeering,
+    VpcEndpoint as TEndpoint, VpcPeering as TPeering,
 };
 
-use super::route_table::RouteTarget;
+use super::route_table::{Destination, RouteTarget};
 use super::sg::{Peer, SgRule};
 use crate::model::World;
 
@@ -63,7 +63,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
         let routes = rt
             .routes
             .iter()
-            .map(|r| {
+            .flat_map(|r| {
                 let active = world.route_state(rt, r) == "active";
                 let target = match &r.target {
                     RouteTarget::Local => TTarget::Local,
@@ -76,6 +76,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
                         None => TTarget::Blackhole,
                     },
                     RouteTarget::VpcPeering(p) => TTarget::VpcPeering(rid(p)),
+                    RouteTarget::VpcEndpoint(e) => TTarget::VpcEndpoint(rid(e)),
                 };
                 // A NAT gateway that is not (yet, or any more) available forwards nothing.
                 let nat_ready = match &r.target {
@@ -85,15 +86,24 @@ pub fn builder(world: &World) -> TopologyBuilder {
                         .is_some_and(|n| n.state == "available"),
                     _ => true,
                 };
-                TRoute {
-                    destination: r.destination,
-                    target,
-                    state: if active && nat_ready {
-                        RouteState::Active
-                    } else {
-                        RouteState::Blackhole
-                    },
-                }
+                let state = if active && nat_ready {
+                    RouteState::Active
+                } else {
+                    RouteState::Blackhole
+                };
+                // A route to a prefix list is one route per CIDR of the list (a list
+                // that no longer exists matches nothing).
+                let cidrs = match &r.destination {
+                    Destination::Cidr(c) => vec![*c],
+                    Destination::PrefixList(p) => {
+                        world.prefix_list_cidrs(&rt.region, p).unwrap_or_default()
+                    }
+                };
+                cidrs.into_iter().map(move |destination| TRoute {
+                    destination,
+                    target: target.clone(),
+                    state,
+                })
             })
             .collect();
         b.add_route_table(TRouteTable {
@@ -112,6 +122,16 @@ pub fn builder(world: &World) -> TopologyBuilder {
             id: rid(&p.id),
             requester_vpc: rid(&p.requester.vpc_id),
             accepter_vpc: rid(&p.accepter.vpc_id),
+        });
+    }
+    for e in world
+        .vpc_endpoints
+        .iter()
+        .filter(|e| world.vpcs.contains(&e.vpc_id))
+    {
+        b.add_vpc_endpoint(TEndpoint {
+            id: rid(&e.id),
+            vpc: rid(&e.vpc_id),
         });
     }
     for g in world.internet_gateways.iter() {
@@ -272,6 +292,7 @@ pub const FABRIC_KINDS: &[&str] = &[
     "network_interface",
     "instance",
     "vpc_peering_connection",
+    "vpc_endpoint",
     // Which interfaces the fabric counts flow records for.
     "flow_log",
 ];

@@ -421,6 +421,18 @@ pub struct Walked {
     pub note: Option<String>,
 }
 
+/// When a packet found no route to a gateway service's address (S3, DynamoDB), the
+/// route that is missing: the endpoint route to the service's prefix list.
+fn service_route_hint(region: &str, table: &str, dst: std::net::Ipv4Addr) -> Option<String> {
+    let list = super::prefix_list::managed_prefix_lists(region)
+        .into_iter()
+        .find(|p| p.cidrs.iter().any(|c| c.contains(&dst)))?;
+    Some(format!(
+        "{dst} is {} (prefix list {}); route table {table} has no route to it: a gateway VPC endpoint for that service associated with {table} adds one (destination {}), as would a route to a NAT or internet gateway",
+        list.name, list.id, list.id
+    ))
+}
+
 impl Walked {
     /// Forward delivered and the reply delivered.
     pub fn reachable(&self) -> bool {
@@ -690,6 +702,12 @@ impl World {
             &source.port,
             &flow,
         );
+        let note = match (&forward.outcome, note) {
+            (vpclab_netstack::Outcome::Drop(DropReason::NoRoute { table, dst }), None) => {
+                service_route_hint(region, table, *dst)
+            }
+            (_, note) => note,
+        };
         Ok(Walked {
             source,
             destination,
@@ -762,13 +780,27 @@ impl World {
 
     fn route_info(&self, table: &str, dest: ipnet::Ipv4Net) -> Option<RouteInfo> {
         let t = self.route_tables.get(table)?;
-        let r = t.routes.iter().find(|r| r.destination == dest)?;
+        // The fabric names the CIDR that matched; a prefix-list route (a gateway
+        // endpoint's) matched through one of its list's CIDRs.
+        let r = t
+            .routes
+            .iter()
+            .find(|r| r.destination.cidr() == Some(dest))
+            .or_else(|| {
+                t.routes.iter().find(|r| match &r.destination {
+                    super::route_table::Destination::PrefixList(p) => self
+                        .prefix_list_cidrs(&t.region, p)
+                        .is_some_and(|c| c.contains(&dest)),
+                    super::route_table::Destination::Cidr(_) => false,
+                })
+            })?;
         let field = match &r.target {
             RouteTarget::Local | RouteTarget::Gateway(_) => "gatewayId",
             RouteTarget::NatGateway(_) => "natGatewayId",
             RouteTarget::NetworkInterface(_) => "networkInterfaceId",
             RouteTarget::Instance(_) => "instanceId",
             RouteTarget::VpcPeering(_) => "vpcPeeringConnectionId",
+            RouteTarget::VpcEndpoint(_) => "gatewayId",
         };
         let state = self.route_state(t, r);
         Some(RouteInfo {

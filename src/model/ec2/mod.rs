@@ -27,3 +27,4 @@ pub mod sg;
 pub mod subnet;
 pub mod volume;
 pub mod vpc;
+pub mod vpc_endpoint;

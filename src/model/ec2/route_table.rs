@@ -21,6 +21,54 @@ pub enum RouteTarget {
     NetworkInterface(String),
     Instance(String),
     VpcPeering(String),
+    /// A gateway VPC endpoint; only the endpoint itself adds or removes such routes.
+    VpcEndpoint(String),
+}
+
+/// What a route matches: a CIDR block (`destinationCidrBlock`) or a prefix list
+/// (`destinationPrefixListId`, such as a gateway endpoint's service list). Stored as
+/// one string, the CIDR or the `pl-` id, so rows written before prefix lists read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Cidr(Ipv4Net),
+    PrefixList(String),
+}
+
+impl Destination {
+    /// The CIDR block, for a CIDR route.
+    pub fn cidr(&self) -> Option<Ipv4Net> {
+        match self {
+            Destination::Cidr(c) => Some(*c),
+            Destination::PrefixList(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Cidr(c) => write!(f, "{c}"),
+            Destination::PrefixList(p) => f.write_str(p),
+        }
+    }
+}
+
+impl Serialize for Destination {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Destination {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.starts_with("pl-") {
+            return Ok(Destination::PrefixList(s));
+        }
+        s.parse()
+            .map(Destination::Cidr)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl RouteTarget {
@@ -31,15 +79,15 @@ impl RouteTarget {
             | RouteTarget::NatGateway(x)
             | RouteTarget::NetworkInterface(x)
             | RouteTarget::Instance(x)
-            | RouteTarget::VpcPeering(x) => x,
+            | RouteTarget::VpcPeering(x)
+            | RouteTarget::VpcEndpoint(x) => x,
         }
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Route {
-    #[serde(with = "crate::model::cidr_serde")]
-    pub destination: Ipv4Net,
+    pub destination: Destination,
     pub target: RouteTarget,
     /// `CreateRouteTable` (the local routes and default-VPC routes) or `CreateRoute`.
     pub origin: String,
@@ -94,7 +142,7 @@ impl RouteTable {
         let routes = blocks
             .into_iter()
             .map(|destination| Route {
-                destination,
+                destination: Destination::Cidr(destination),
                 target: RouteTarget::Local,
                 origin: "CreateRouteTable".into(),
             })
@@ -150,11 +198,19 @@ impl Filterable for RouteTable {
                 .iter()
                 .filter_map(|a| a.gateway_id.clone())
                 .collect(),
-            "route.destination-cidr-block" => routes.map(|r| r.destination.to_string()).collect(),
+            "route.destination-cidr-block" => routes
+                .filter_map(|r| r.destination.cidr().map(|c| c.to_string()))
+                .collect(),
+            "route.destination-prefix-list-id" => routes
+                .filter_map(|r| match &r.destination {
+                    Destination::PrefixList(p) => Some(p.clone()),
+                    Destination::Cidr(_) => None,
+                })
+                .collect(),
             "route.gateway-id" => routes
                 .filter_map(|r| match &r.target {
                     RouteTarget::Local => Some("local".to_string()),
-                    RouteTarget::Gateway(g) => Some(g.clone()),
+                    RouteTarget::Gateway(g) | RouteTarget::VpcEndpoint(g) => Some(g.clone()),
                     _ => None,
                 })
                 .collect(),
@@ -205,6 +261,12 @@ impl Filterable for RouteTable {
 
 pub fn route_table_not_found(id: &str) -> ApiError {
     ApiError::not_found("InvalidRouteTableID.NotFound", "routeTable ID", id)
+}
+
+fn endpoint_route_refused(vpce: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "a route to gateway endpoint {vpce} is managed by the endpoint: use ModifyVpcEndpoint to add or remove route tables"
+    ))
 }
 
 fn assoc_not_found(id: &str) -> ApiError {
@@ -267,6 +329,7 @@ impl World {
                 .vpc_peering_connections
                 .get(p)
                 .is_some_and(|p| p.is_active() && p.other_side(&table.vpc_id).is_some()),
+            RouteTarget::VpcEndpoint(e) => self.vpc_endpoints.contains(e),
         };
         if alive { "active" } else { "blackhole" }
     }
@@ -296,6 +359,7 @@ impl World {
             )));
         }
         self.route_tables.remove(id);
+        self.forget_endpoint_route_table(id);
         self.drop_tags(id);
         Ok(())
     }
@@ -386,6 +450,9 @@ impl World {
                 }
                 Ok(())
             }
+            // AWS: endpoint routes are added only by associating the table with the
+            // endpoint (CreateVpcEndpoint, ModifyVpcEndpoint).
+            RouteTarget::VpcEndpoint(e) => Err(endpoint_route_refused(e)),
         }
     }
 
@@ -398,7 +465,7 @@ impl World {
         target: RouteTarget,
     ) -> ApiResult<()> {
         let rt = self.route_table(&env.region, rt_id)?.clone();
-        let dest = parse_cidr("destinationCidrBlock", destination)?;
+        let dest = self.parse_destination(env, destination)?;
         if rt.routes.iter().any(|r| r.destination == dest) {
             return Err(ApiError::new(
                 "RouteAlreadyExists",
@@ -416,24 +483,46 @@ impl World {
         Ok(())
     }
 
+    /// A route destination as CreateRoute/ReplaceRoute/DeleteRoute take it: a CIDR
+    /// block, or the id of a prefix list of the Region.
+    fn parse_destination(&self, env: &Env, destination: &str) -> ApiResult<Destination> {
+        if destination.starts_with("pl-") {
+            if self.prefix_list_cidrs(&env.region, destination).is_none() {
+                return Err(ApiError::new(
+                    "InvalidPrefixListID.NotFound",
+                    format!("The prefix list ID '{destination}' does not exist"),
+                ));
+            }
+            return Ok(Destination::PrefixList(destination.to_string()));
+        }
+        parse_cidr("destinationCidrBlock", destination).map(Destination::Cidr)
+    }
+
     fn find_route(
         &self,
         env: &Env,
         rt_id: &str,
         destination: &str,
-    ) -> ApiResult<(RouteTable, usize, Ipv4Net)> {
+    ) -> ApiResult<(RouteTable, usize, Destination)> {
         let rt = self.route_table(&env.region, rt_id)?.clone();
-        let dest = parse_cidr("destinationCidrBlock", destination)?;
+        let dest = self.parse_destination(env, destination)?;
         let pos = rt
             .routes
             .iter()
             .position(|r| r.destination == dest)
             .ok_or_else(|| {
+                let key = match dest {
+                    Destination::Cidr(_) => "destination-cidr-block",
+                    Destination::PrefixList(_) => "destination-prefix-list-id",
+                };
                 ApiError::new(
                     "InvalidRoute.NotFound",
-                    format!("no route with destination-cidr-block {dest} in route table {rt_id}"),
+                    format!("no route with {key} {dest} in route table {rt_id}"),
                 )
             })?;
+        if let RouteTarget::VpcEndpoint(e) = &rt.routes[pos].target {
+            return Err(endpoint_route_refused(e));
+        }
         Ok((rt, pos, dest))
     }
 

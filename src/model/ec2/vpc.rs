@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::nacl::NetworkAcl;
-use super::route_table::{Route, RouteTable, RouteTarget};
+use super::route_table::{Destination, Route, RouteTable, RouteTarget};
 use super::sg::SecurityGroup;
 use crate::model::filter::b;
 use crate::model::region;
@@ -179,7 +179,7 @@ impl World {
             .ok_or_else(ApiError::internal)?;
         if let Some(rt) = self.route_tables.get_mut(&main) {
             rt.routes.push(Route {
-                destination: Ipv4Net::default(),
+                destination: Destination::Cidr(Ipv4Net::default()),
                 target: RouteTarget::Gateway(igw),
                 origin: "CreateRoute".into(),
             });
@@ -315,6 +315,9 @@ impl World {
         if self.network_interfaces.iter().any(|e| e.vpc_id == id) {
             return Err(dep("network interfaces"));
         }
+        if self.vpc_endpoints.iter().any(|e| e.vpc_id == id) {
+            return Err(dep("VPC endpoints"));
+        }
         if self
             .nat_gateways
             .iter()
@@ -408,7 +411,7 @@ impl World {
         for rid in self.route_tables.ids_where(|r| r.vpc_id == id) {
             if let Some(rt) = self.route_tables.get_mut(&rid) {
                 rt.routes.push(Route {
-                    destination: cidr,
+                    destination: Destination::Cidr(cidr),
                     target: RouteTarget::Local,
                     origin: "CreateRouteTable".into(),
                 });
@@ -461,8 +464,9 @@ impl World {
         }
         for rid in self.route_tables.ids_where(|r| r.vpc_id == vpc_id) {
             if let Some(rt) = self.route_tables.get_mut(&rid) {
-                rt.routes
-                    .retain(|r| !(r.destination == cidr && r.target == RouteTarget::Local));
+                rt.routes.retain(|r| {
+                    !(r.destination.cidr() == Some(cidr) && r.target == RouteTarget::Local)
+                });
             }
         }
         Ok((vpc_id, cidr))

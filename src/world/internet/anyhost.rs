@@ -32,6 +32,9 @@ pub struct DoorRequest {
     pub account: String,
     /// Who sent it, as the endpoint sees it (after any NAT).
     pub peer: SocketAddrV4,
+    /// The gateway VPC endpoint (`vpce-…`) it came through, if it did not come over
+    /// the internet: the service then also evaluates the endpoint's policy.
+    pub endpoint: Option<String>,
     pub request: hyper::Request<Bytes>,
 }
 
@@ -49,6 +52,8 @@ pub(super) struct Ctx {
     pub(super) account: String,
     pub(super) ca: Arc<Ca>,
     pub(super) door: Option<ApiDoor>,
+    /// Set on the host behind a gateway VPC endpoint.
+    pub(super) endpoint: Option<String>,
 }
 
 /// Attaches the catch-all host to `net` and starts its servers.
@@ -100,18 +105,45 @@ where
     }
 }
 
+/// Attaches the service host behind gateway VPC endpoint `id` (`Port::Endpoint`): it
+/// holds the service's addresses (`addrs`, the CIDRs of its prefix list) and serves the
+/// same door to the API as the catch-all host on 80 and 443, each request marked with the
+/// endpoint it came through.
+pub(super) fn start_endpoint(
+    net: &Net,
+    id: &str,
+    addrs: Vec<ipnet::Ipv4Net>,
+    ctx: Ctx,
+) -> Result<(Host, Vec<JoinHandle<()>>), NetError> {
+    let host = net.add_host(HostConfig::service(
+        vpclab_netstack::Port::Endpoint(vpclab_netstack::topology::rid(id)),
+        addrs,
+    ))?;
+    let http = host.listen(80).map_err(|_| NetError::HostGone)?;
+    let https = host.listen(443).map_err(|_| NetError::HostGone)?;
+    let ctx = Arc::new(ctx);
+    let tasks = vec![
+        tokio::spawn(accept(http, false, ctx.clone())),
+        tokio::spawn(accept(https, true, ctx)),
+    ];
+    Ok((host, tasks))
+}
+
 fn door_handler(ctx: &Ctx) -> http1::RawHandler {
     let door = ctx.door.clone();
     let account = ctx.account.clone();
+    let endpoint = ctx.endpoint.clone();
     Arc::new(move |request, peer| {
         let door = door.clone();
         let account = account.clone();
+        let endpoint = endpoint.clone();
         Box::pin(async move {
             match door {
                 Some(door) => {
                     door(DoorRequest {
                         account,
                         peer,
+                        endpoint,
                         request,
                     })
                     .await

@@ -30,6 +30,26 @@ use vpclab_netstack::internet::{Learner, MIRROR_ADDR, WEB_ADDR, WHATISMYIP_ADDR}
 
 use crate::http1;
 pub use anyhost::{ApiDoor, DoorRequest};
+
+/// The service host behind gateway VPC endpoint `id` of `account`'s world, at the
+/// addresses of the service's prefix list; dropping nothing: the caller removes the host
+/// and aborts the tasks when the endpoint goes.
+pub fn start_endpoint_host(
+    net: &Net,
+    account: &str,
+    ca: std::sync::Arc<crate::tls::Ca>,
+    door: Option<ApiDoor>,
+    id: &str,
+    addrs: Vec<ipnet::Ipv4Net>,
+) -> Result<(Host, Vec<JoinHandle<()>>), NetError> {
+    let ctx = anyhost::Ctx {
+        account: account.to_string(),
+        ca,
+        door,
+        endpoint: Some(id.to_string()),
+    };
+    anyhost::start_endpoint(net, id, addrs, ctx)
+}
 pub use sites::{Mirror, website, what_is_my_ip};
 
 /// What a world's internet needs from the daemon.
@@ -81,6 +101,7 @@ impl Internet {
             account: cfg.account,
             ca: cfg.ca,
             door: cfg.api_door,
+            endpoint: None,
         };
         let (host, tasks) = anyhost::start(net, ctx, cfg.dns)?;
         internet.sites.push(host);

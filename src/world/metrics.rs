@@ -7,12 +7,18 @@
 //! at 0 (an instance the fabric runs has passed its checks). One `vpclab:Metrics`
 //! commit per region per period.
 //!
+//! `CPUUtilization` is the CPU time the instance's workload really used in the period
+//! (`Runtime::cpu_times`: the emulated shell's `stress` hogs, measured per thread, or
+//! the sandbox's process tree from `/proc`) over the period's wall time times the
+//! instance type's vCPUs, in percent, as EC2 defines it ("the percentage of physical
+//! CPU time that Amazon EC2 uses to run the EC2 instance").
+//!
 //! The period is EC2 basic monitoring's 5 minutes, or the daemon's `metrics_interval`
-//! (tests). `CPUUtilization` is not published: the emulated instance runs no workload
-//! whose CPU time could be measured (docs/fidelity.md).
+//! (tests).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use vpclab_netstack::host::Net;
 use vpclab_netstack::{InterfaceCounters, ResId};
@@ -31,6 +37,29 @@ pub const ACTION: &str = "vpclab:Metrics";
 
 type Counters = BTreeMap<ResId, InterfaceCounters>;
 
+/// CPU time used so far and vCPUs, per instance.
+type CpuTimes = BTreeMap<String, (Duration, u32)>;
+
+fn cpu_times(runtime: &Mutex<super::instances::Runtime>) -> CpuTimes {
+    runtime
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .cpu_times()
+}
+
+/// `CPUUtilization` in percent: CPU time used in the period over what the instance's
+/// vCPUs could have used in it. `None` for an instance that was not running at both ends.
+fn utilization(before: &CpuTimes, now: &CpuTimes, instance: &str, wall: Duration) -> Option<f64> {
+    let (used, vcpus) = now.get(instance)?;
+    let (was, _) = before.get(instance)?;
+    let capacity = wall.as_secs_f64() * f64::from((*vcpus).max(1));
+    if capacity <= 0.0 {
+        return None;
+    }
+    let pct = used.saturating_sub(*was).as_secs_f64() / capacity * 100.0;
+    Some(pct.clamp(0.0, 100.0))
+}
+
 fn read(net: &Net) -> Option<Counters> {
     net.with_forwarder::<super::fabric::LiveFabric, _>(|f| {
         f.without_compiling()
@@ -42,21 +71,52 @@ fn read(net: &Net) -> Option<Counters> {
 }
 
 /// Runs until the world stops: one publication per period.
-pub(super) async fn run(account: String, net: Net, worlds: Worlds) {
+pub(super) async fn run(
+    account: String,
+    net: Net,
+    worlds: Worlds,
+    runtime: Arc<Mutex<super::instances::Runtime>>,
+) {
     let every = worlds.cfg().metrics_interval.unwrap_or(BASIC_PERIOD);
     let Some(mut last) = read(&net) else {
         return;
     };
+    let mut last_cpu = cpu_times(&runtime);
+    let mut last_at = Instant::now();
     let mut start = (worlds.cfg().clock)().0;
     loop {
         tokio::time::sleep(every).await;
         let Some(now) = read(&net) else {
             return;
         };
-        publish(&account, &worlds, &last, &now, start);
+        let cpu = cpu_times(&runtime);
+        let wall = last_at.elapsed();
+        last_at = Instant::now();
+        let period = Period {
+            start,
+            before: &last,
+            now: &now,
+            cpu_before: &last_cpu,
+            cpu_now: &cpu,
+            wall,
+        };
+        publish(&account, &worlds, &period);
         last = now;
+        last_cpu = cpu;
         start = (worlds.cfg().clock)().0;
     }
+}
+
+/// What one period measured.
+struct Period<'a> {
+    /// The period's start (model clock, ms).
+    start: i64,
+    before: &'a Counters,
+    now: &'a Counters,
+    cpu_before: &'a CpuTimes,
+    cpu_now: &'a CpuTimes,
+    /// The period's real length, which the CPU time is measured against.
+    wall: Duration,
 }
 
 fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> InterfaceCounters {
@@ -69,7 +129,8 @@ fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> Interfa
     }
 }
 
-fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, start: i64) {
+fn publish(account: &str, worlds: &Worlds, p: &Period) {
+    let (before, now, start) = (p.before, p.now, p.start);
     let Some(control) = worlds.control() else {
         return;
     };
@@ -112,7 +173,20 @@ fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, st
             unit: Some(unit.into()),
             resolution: None,
         };
-        by_region.entry(inst.region.clone()).or_default().extend([
+        let region = by_region.entry(inst.region.clone()).or_default();
+        // An instance that booted during the period has no start reading: no datapoint
+        // rather than a made-up one.
+        if let Some(pct) = utilization(p.cpu_before, p.cpu_now, &inst.id, p.wall) {
+            region.push(Datum {
+                name: "CPUUtilization".into(),
+                dimensions: dims.clone(),
+                timestamp: Some(start),
+                stats: vec![Stats::one(pct)],
+                unit: Some("Percent".into()),
+                resolution: None,
+            });
+        }
+        region.extend([
             datum("NetworkIn", c.bytes_in, "Bytes"),
             datum("NetworkOut", c.bytes_out, "Bytes"),
             datum("NetworkPacketsIn", c.packets_in, "Count"),
@@ -133,5 +207,38 @@ fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, st
                 tracing::warn!(account, error = %e, "publishing EC2 metrics failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_utilization_is_cpu_time_over_the_vcpus_wall_time() {
+        let at = |ms: u64, vcpus: u32| -> CpuTimes {
+            [("i-1".to_string(), (Duration::from_millis(ms), vcpus))].into()
+        };
+        let wall = Duration::from_secs(10);
+        // 5 s of CPU in 10 s on one vCPU: 50 %; on two vCPUs: 25 %.
+        assert_eq!(
+            utilization(&at(1_000, 1), &at(6_000, 1), "i-1", wall),
+            Some(50.0)
+        );
+        assert_eq!(
+            utilization(&at(1_000, 2), &at(6_000, 2), "i-1", wall),
+            Some(25.0)
+        );
+        // Idle is 0, and measurement noise never goes past 100.
+        assert_eq!(utilization(&at(0, 1), &at(0, 1), "i-1", wall), Some(0.0));
+        assert_eq!(
+            utilization(&at(0, 1), &at(11_000, 1), "i-1", wall),
+            Some(100.0)
+        );
+        // Not running at the period's start: no datapoint.
+        assert_eq!(
+            utilization(&CpuTimes::new(), &at(6_000, 1), "i-1", wall),
+            None
+        );
     }
 }

@@ -294,6 +294,7 @@ impl AccountWorld {
             account.to_string(),
             net.clone(),
             worlds.clone(),
+            runtime.clone(),
         )));
         let (elb_tx, elb_rx) = watch::channel(None);
         tasks.push(tokio::spawn(elb::run(

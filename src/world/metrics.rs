@@ -15,13 +15,16 @@
 //!
 //! The period is EC2 basic monitoring's 5 minutes, or the daemon's `metrics_interval`
 //! (tests).
+//!
+//! [`run_nat`] publishes `AWS/NATGateway` every minute from the fabric's NAT counters
+//! (`Fabric::nat_counters`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vpclab_netstack::host::Net;
-use vpclab_netstack::{InterfaceCounters, ResId};
+use vpclab_netstack::{InterfaceCounters, NatCounters, ResId};
 
 use crate::model::cloudwatch::{Datum, Dimension, Stats};
 use crate::model::ec2::instance::InstanceState;
@@ -210,6 +213,132 @@ fn publish(account: &str, worlds: &Worlds, p: &Period) {
     }
 }
 
+/// NAT gateways publish every minute, as AWS's do (or every `metrics_interval`).
+pub const NAT_PERIOD: Duration = Duration::from_secs(60);
+
+type NatReadings = BTreeMap<ResId, NatCounters>;
+
+fn read_nats(net: &Net) -> Option<NatReadings> {
+    net.with_forwarder::<super::fabric::LiveFabric, _>(|f| {
+        f.without_compiling().nat_counters().into_iter().collect()
+    })
+    .ok()
+}
+
+/// Publishes `AWS/NATGateway` for every available NAT gateway (dimension `NatGatewayId`)
+/// from the fabric's NAT counters, until the world stops. The byte and packet metrics
+/// and `ConnectionEstablishedCount`/`ErrorPortAllocation` are the period's growth;
+/// `ActiveConnectionCount` is the TCP mappings held at the period's end.
+pub(super) async fn run_nat(account: String, net: Net, worlds: Worlds) {
+    let every = worlds.cfg().metrics_interval.unwrap_or(NAT_PERIOD);
+    let Some(mut last) = read_nats(&net) else {
+        return;
+    };
+    let mut start = (worlds.cfg().clock)().0;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(now) = read_nats(&net) else {
+            return;
+        };
+        publish_nats(&account, &worlds, &last, &now, start);
+        last = now;
+        start = (worlds.cfg().clock)().0;
+    }
+}
+
+/// The datapoints of one NAT gateway for one period: (metric, value, unit).
+fn nat_data(
+    now: &NatCounters,
+    before: Option<&NatCounters>,
+) -> Vec<(&'static str, u64, &'static str)> {
+    let b = before.copied().unwrap_or_default();
+    let d = |n: u64, o: u64| n.saturating_sub(o);
+    let out_bytes = d(now.bytes_out_to_destination, b.bytes_out_to_destination);
+    let out_packets = d(now.packets_out_to_destination, b.packets_out_to_destination);
+    let in_bytes = d(now.bytes_in_from_destination, b.bytes_in_from_destination);
+    let in_packets = d(
+        now.packets_in_from_destination,
+        b.packets_in_from_destination,
+    );
+    vec![
+        // What the gateway accepts from the VPC it forwards, and the other way round:
+        // the "source" metrics equal the "destination" ones (no loss inside).
+        ("BytesOutToDestination", out_bytes, "Bytes"),
+        ("BytesInFromSource", out_bytes, "Bytes"),
+        ("PacketsOutToDestination", out_packets, "Count"),
+        ("PacketsInFromSource", out_packets, "Count"),
+        ("BytesInFromDestination", in_bytes, "Bytes"),
+        ("BytesOutToSource", in_bytes, "Bytes"),
+        ("PacketsInFromDestination", in_packets, "Count"),
+        ("PacketsOutToSource", in_packets, "Count"),
+        ("ActiveConnectionCount", now.active_tcp, "Count"),
+        (
+            "ConnectionEstablishedCount",
+            d(now.connections_established, b.connections_established),
+            "Count",
+        ),
+        (
+            "ErrorPortAllocation",
+            d(now.error_port_allocation, b.error_port_allocation),
+            "Count",
+        ),
+    ]
+}
+
+fn publish_nats(
+    account: &str,
+    worlds: &Worlds,
+    before: &NatReadings,
+    now: &NatReadings,
+    start: i64,
+) {
+    let Some(control) = worlds.control() else {
+        return;
+    };
+    let mut control = control.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(world) = control.snapshot(account) else {
+        return;
+    };
+    let mut by_region: BTreeMap<String, Vec<Datum>> = BTreeMap::new();
+    for nat in world.nat_gateways.iter() {
+        if nat.state != "available" {
+            continue;
+        }
+        let key: ResId = vpclab_netstack::topology::rid(&nat.id);
+        let Some(c) = now.get(&key) else {
+            continue;
+        };
+        let dims = vec![Dimension {
+            name: "NatGatewayId".into(),
+            value: nat.id.clone(),
+        }];
+        by_region.entry(nat.region.clone()).or_default().extend(
+            nat_data(c, before.get(&key))
+                .into_iter()
+                .map(|(name, v, unit)| Datum {
+                    name: name.into(),
+                    dimensions: dims.clone(),
+                    timestamp: Some(start),
+                    stats: vec![Stats::one(v as f64)],
+                    unit: Some(unit.into()),
+                    resolution: None,
+                }),
+        );
+    }
+    let at = (worlds.cfg().clock)().0;
+    for (region, data) in by_region {
+        let env = Env::new(region, Timestamp(at)).with_action(ACTION);
+        for chunk in data.chunks(crate::model::cloudwatch::MAX_DATUMS) {
+            let chunk = chunk.to_vec();
+            if let Err(e) = control.mutate(account, &env, false, |w, env| {
+                w.put_metric_data(env, "AWS/NATGateway", chunk)
+            }) {
+                tracing::warn!(account, error = %e, "publishing NAT gateway metrics failed");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +369,36 @@ mod tests {
             utilization(&CpuTimes::new(), &at(6_000, 1), "i-1", wall),
             None
         );
+    }
+
+    #[test]
+    fn nat_metrics_are_the_period_growth_and_the_connections_held() {
+        let before = NatCounters {
+            bytes_out_to_destination: 1_000,
+            packets_out_to_destination: 10,
+            connections_established: 2,
+            ..NatCounters::default()
+        };
+        let now = NatCounters {
+            bytes_out_to_destination: 4_000,
+            packets_out_to_destination: 25,
+            bytes_in_from_destination: 9_000,
+            packets_in_from_destination: 12,
+            connections_established: 3,
+            error_port_allocation: 4,
+            active_tcp: 1,
+        };
+        let data: BTreeMap<&str, u64> = nat_data(&now, Some(&before))
+            .into_iter()
+            .map(|(n, v, _)| (n, v))
+            .collect();
+        assert_eq!(data["BytesOutToDestination"], 3_000);
+        assert_eq!(data["PacketsOutToDestination"], 15);
+        assert_eq!(data["BytesInFromDestination"], 9_000);
+        assert_eq!(data["BytesOutToSource"], 9_000);
+        assert_eq!(data["ConnectionEstablishedCount"], 1);
+        assert_eq!(data["ErrorPortAllocation"], 4);
+        // A gauge, not a growth.
+        assert_eq!(data["ActiveConnectionCount"], 1);
     }
 }

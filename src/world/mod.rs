@@ -303,6 +303,11 @@ impl AccountWorld {
             worlds.clone(),
             elb_rx,
         )));
+        tasks.push(tokio::spawn(metrics::run_nat(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
+        )));
         match resolver::start_public(&net, worlds.cfg().dns.of(account)) {
             Ok(t) => tasks.extend(t),
             Err(e) => tracing::error!(error = %e, "the public DNS resolver could not start"),

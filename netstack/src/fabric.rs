@@ -126,6 +126,31 @@ pub struct Fabric {
     /// Bytes and packets each interface sent into and received from the fabric,
     /// indexed by stable number (what CloudWatch's `AWS/EC2` Network* metrics read).
     eni_counters: Vec<InterfaceCounters>,
+    /// What each NAT gateway forwarded, by stable number (`AWS/NATGateway` metrics).
+    nat_counters: Vec<NatCounters>,
+}
+
+/// What one NAT gateway forwarded, as CloudWatch's `AWS/NATGateway` metrics count it.
+/// Bytes are whole IPv4 packets; a packet toward the destination is also one "in from
+/// source" (the gateway forwards what it accepts), so only one side is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatCounters {
+    /// Sent out through the gateway to the destination (`BytesOutToDestination`,
+    /// `PacketsOutToDestination`; equal to `BytesInFromSource` here).
+    pub bytes_out_to_destination: u64,
+    pub packets_out_to_destination: u64,
+    /// Received back from the destination (`BytesInFromDestination`; equal to
+    /// `BytesOutToSource` here).
+    pub bytes_in_from_destination: u64,
+    pub packets_in_from_destination: u64,
+    /// New TCP mappings (`ConnectionEstablishedCount`).
+    pub connections_established: u64,
+    /// New flows refused because no source port was free toward their destination
+    /// (`ErrorPortAllocation`).
+    pub error_port_allocation: u64,
+    /// TCP mappings held now (`ActiveConnectionCount`); filled in by
+    /// [`Fabric::nat_counters`].
+    pub active_tcp: u64,
 }
 
 /// Cumulative traffic of one interface since the fabric started: packets the
@@ -174,6 +199,16 @@ struct CachedFlow {
 /// Source, destination, source port, destination port after the walk.
 type Rewrite = (u32, u32, u16, u16);
 
+/// A memoised decision that still holds: where the packet goes, its rewrite, the
+/// gateways crossed and the NAT mappings it used.
+struct CacheHit {
+    port: Port,
+    out: Rewrite,
+    gateways: u8,
+    nats: [(u32, OutKey); 2],
+    n_nats: u8,
+}
+
 const FLOW_CACHE_CAPACITY: usize = 1 << 16;
 
 /// Longest chain of gateways a packet may cross before it is called a loop.
@@ -201,6 +236,7 @@ impl Fabric {
             stats: FabricStats::default(),
             flow_logs: Default::default(),
             eni_counters: Vec::new(),
+            nat_counters: Vec::new(),
         };
         f.set_topology(topology);
         f
@@ -230,6 +266,8 @@ impl Fabric {
             .reindex(topology.c.enis.iter().map(|e| &e.id));
         self.eni_counters
             .resize(self.stable_ids.len(), InterfaceCounters::default());
+        self.nat_counters
+            .resize(self.stable_ids.len(), NatCounters::default());
         self.topology = topology;
         // Memoised decisions belong to the old rules.
         self.flow_cache.clear();
@@ -261,9 +299,56 @@ impl Fabric {
         out
     }
 
+    /// Every NAT gateway's counters since it was first seen, sorted by id, with
+    /// `active_tcp` filled in from the mappings held now.
+    pub fn nat_counters(&self) -> Vec<(ResId, NatCounters)> {
+        let active = self.nat.tcp_mappings();
+        let mut out: Vec<(ResId, NatCounters)> = self
+            .topology
+            .c
+            .nats
+            .iter()
+            .filter_map(|n| {
+                let s = *self.stable_ids.get(&n.id)?;
+                let mut c = *self.nat_counters.get(s as usize)?;
+                c.active_tcp = active.get(&s).copied().unwrap_or(0);
+                Some((n.id.clone(), c))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Counts a delivered packet at a NAT gateway it crossed (`key`: the mapping it
+    /// used, `new` when this packet created it; `sent`: the packet as it entered the
+    /// fabric). A packet whose source is the mapping's private side went out to the
+    /// destination; any other is a reply coming back to the source.
+    fn count_nat(&mut self, key: &OutKey, new: bool, sent: &Pkt, len: usize) {
+        let len = len as u64;
+        let Some(c) = self.nat_counters.get_mut(key.nat as usize) else {
+            return;
+        };
+        if sent.src == key.src && sent.sport == key.sport {
+            c.bytes_out_to_destination += len;
+            c.packets_out_to_destination += 1;
+            if new && key.proto == 6 {
+                c.connections_established += 1;
+            }
+        } else {
+            c.bytes_in_from_destination += len;
+            c.packets_in_from_destination += 1;
+        }
+    }
+
     /// Counts one decided packet: the sending interface (dense index `from`) sent it,
     /// and the receiving interface got it if it was delivered to one.
-    fn count_interfaces(&mut self, from: Option<u32>, outcome: &Outcome, len: usize) {
+    /// Returns the receiving interface's dense index, for the flow logs.
+    fn count_interfaces(
+        &mut self,
+        from: Option<u32>,
+        outcome: &Outcome,
+        len: usize,
+    ) -> Option<u32> {
         let len = len as u64;
         if let Some(ix) = from
             && let Some(&n) = self.eni_stable.get(ix as usize)
@@ -272,20 +357,36 @@ impl Fabric {
             c.bytes_out += len;
             c.packets_out += 1;
         }
-        if let Outcome::Deliver(Port::Eni(id)) = outcome
-            && let Some(&ix) = self.topology.c.eni_ix.get(id)
-            && let Some(&n) = self.eni_stable.get(ix as usize)
+        let Outcome::Deliver(Port::Eni(id)) = outcome else {
+            return None;
+        };
+        let ix = *self.topology.c.eni_ix.get(id)?;
+        if let Some(&n) = self.eni_stable.get(ix as usize)
             && let Some(c) = self.eni_counters.get_mut(n as usize)
         {
             c.bytes_in += len;
             c.packets_in += 1;
         }
+        Some(ix)
     }
 
     /// Counts one decided packet for the flow logs of the interfaces it crossed: the
     /// sender's egress record and the receiver's ingress record, each ACCEPT or REJECT
     /// from the verdict itself.
-    fn log_flow(&mut self, ingress: &Port, sent: &Pkt, seen: &Pkt, outcome: &Outcome, len: usize) {
+    ///
+    /// `from` and `to` are the dense indexes of the sending interface and of the
+    /// interface the packet was delivered to, which the caller already looked up for
+    /// the interface counters: the per-packet cost is then the two record updates, no
+    /// interface-id hashing.
+    fn log_flow(
+        &mut self,
+        from: Option<u32>,
+        to: Option<u32>,
+        sent: &Pkt,
+        seen: &Pkt,
+        outcome: &Outcome,
+        len: usize,
+    ) {
         use crate::flowlog::FlowRecordKey;
         // AWS does not log traffic to the Amazon DNS server or instance metadata.
         if matches!(
@@ -295,9 +396,8 @@ impl Fabric {
             return;
         }
         let c = &self.topology.c;
-        if let Port::Eni(id) = ingress
-            && let Some(&ix) = c.eni_ix.get(id)
-        {
+        if let Some(ix) = from {
+            let id = &c.enis[ix as usize].id;
             let subnet = &c.subnets[c.enis[ix as usize].subnet as usize].id;
             let reject = match outcome {
                 Outcome::Drop(DropReason::SecurityGroupNoMatch { eni, direction })
@@ -323,7 +423,7 @@ impl Fabric {
             self.flow_logs.count(ix, id, key, len, sent.flags);
         }
         let receiver = match outcome {
-            Outcome::Deliver(Port::Eni(id)) => c.eni_ix.get(id).map(|&ix| (ix, true)),
+            Outcome::Deliver(Port::Eni(_)) => to.map(|ix| (ix, true)),
             Outcome::Drop(DropReason::SecurityGroupNoMatch {
                 eni,
                 direction: Direction::Inbound,
@@ -402,15 +502,18 @@ impl Fabric {
             && let Some(hit) = self.cache_hit(now, key, &pkt)
         {
             let mut new = pkt;
-            (new.src, new.dst, new.sport, new.dport) = hit.1;
-            new.ttl -= hit.2;
+            (new.src, new.dst, new.sport, new.dport) = hit.out;
+            new.ttl -= hit.gateways;
             write_back(packet, &layout, &pkt, &new);
             self.stats.delivered += 1;
-            let outcome = Outcome::Deliver(hit.0);
+            for (_, k) in &hit.nats[..hit.n_nats as usize] {
+                self.count_nat(k, false, &pkt, packet.len());
+            }
+            let outcome = Outcome::Deliver(hit.port);
             let from = (key.ingress != u32::MAX).then_some(key.ingress);
-            self.count_interfaces(from, &outcome, packet.len());
+            let to = self.count_interfaces(from, &outcome, packet.len());
             if self.flow_logs.any {
-                self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
+                self.log_flow(from, to, &pkt, &new, &outcome, packet.len());
             }
             return Verdict {
                 hops: Vec::new(),
@@ -443,11 +546,28 @@ impl Fabric {
                 self.commit(now, &effects);
                 write_back(packet, &layout, &pkt, &new);
                 self.stats.delivered += 1;
+                for e in &effects {
+                    match e {
+                        Effect::NatTouch { key, .. } => {
+                            self.count_nat(key, false, &pkt, packet.len())
+                        }
+                        Effect::NatNew { key, .. } => self.count_nat(key, true, &pkt, packet.len()),
+                        _ => {}
+                    }
+                }
                 if cacheable && let Some(key) = cache_key {
                     self.cache_insert(key, port, &new, gateways, &effects);
                 }
             }
-            Outcome::Drop(_) => self.stats.dropped += 1,
+            Outcome::Drop(reason) => {
+                self.stats.dropped += 1;
+                if let DropReason::NatPortsExhausted { nat, .. } = reason
+                    && let Some(&s) = self.stable_ids.get(nat)
+                    && let Some(c) = self.nat_counters.get_mut(s as usize)
+                {
+                    c.error_port_allocation += 1;
+                }
+            }
         }
         self.effects = effects;
         let from = match (&cache_key, ingress) {
@@ -455,9 +575,9 @@ impl Fabric {
             (None, Port::Eni(id)) => self.topology.c.eni_ix.get(id).copied(),
             (None, _) => None,
         };
-        self.count_interfaces(from, &outcome, packet.len());
+        let to = self.count_interfaces(from, &outcome, packet.len());
         if self.flow_logs.any {
-            self.log_flow(ingress, &pkt, &new, &outcome, packet.len());
+            self.log_flow(from, to, &pkt, &new, &outcome, packet.len());
         }
         Verdict { hops, outcome }
     }
@@ -484,7 +604,7 @@ impl Fabric {
     /// A memoised decision whose tracked connections and NAT mappings are
     /// all still alive: refresh them and return (port, rewritten addresses
     /// and ports, gateways crossed).
-    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<(Port, Rewrite, u8)> {
+    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<CacheHit> {
         let t = self.config.timeouts;
         let hit = self.flow_cache.get(key)?;
         // A TTL that would run out at one of the gateways takes the full walk.
@@ -508,7 +628,13 @@ impl Fabric {
         for (slot, _) in nats {
             self.nat.touch(*slot, now);
         }
-        Some((hit.port.clone(), hit.out, hit.gateways))
+        Some(CacheHit {
+            port: hit.port.clone(),
+            out: hit.out,
+            gateways: hit.gateways,
+            nats: hit.nats,
+            n_nats: hit.n_nats,
+        })
     }
 
     fn cache_insert(

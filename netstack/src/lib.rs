@@ -39,7 +39,7 @@ pub mod tun;
 pub mod verdict;
 
 pub use conntrack::Timeouts;
-pub use fabric::{Fabric, FabricConfig, FabricStats, InterfaceCounters};
+pub use fabric::{Fabric, FabricConfig, FabricStats, InterfaceCounters, NatCounters};
 pub use flow::{Flow, FlowProto, TcpFlags, parse_flow};
 pub use port::{Port, ResId};
 pub use topology::{

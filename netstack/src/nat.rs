@@ -184,4 +184,16 @@ impl NatTable {
     pub fn len(&self) -> usize {
         self.out_ix.len()
     }
+
+    /// TCP mappings held per gateway (stable number): idle ones go at the next
+    /// [`NatTable::expire`].
+    pub fn tcp_mappings(&self) -> std::collections::BTreeMap<u32, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in self.slots.iter().flatten() {
+            if m.out.proto == 6 {
+                *out.entry(m.out.nat).or_default() += 1;
+            }
+        }
+        out
+    }
 }

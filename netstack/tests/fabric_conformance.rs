@@ -648,6 +648,73 @@ mod nat_gateway {
         assert!(v.is_delivered(), "another destination has its own ports");
     }
 
+    /// CloudWatch's `AWS/NATGateway` metrics (VPC user guide, "NAT gateway metrics and
+    /// dimensions"): `BytesOutToDestination`/`PacketsOutToDestination` count what the
+    /// gateway sent to the destination, `BytesInFromDestination` what came back,
+    /// `ConnectionEstablishedCount` new connections, `ActiveConnectionCount` the TCP
+    /// connections through it now, `ErrorPortAllocation` the times no source port was
+    /// free. Counted on the memoised path as on the first packet.
+    #[test]
+    fn nat_gateway_counts_what_it_forwards_for_cloudwatch() {
+        let (t, ids) = public_private_vpc();
+        let cfg = FabricConfig {
+            nat_ports: PortRange::new(2000, 2000),
+            ..Default::default()
+        };
+        let mut f = Fabric::with_config(Arc::new(t), cfg);
+        let (v, b) = send(
+            &mut f,
+            at(0),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40000, ids.internet_host, 443),
+        );
+        assert!(v.is_delivered());
+        let mut out_bytes = b.len() as u64;
+        let port = nat_port(&b);
+        let (v, back) = send(
+            &mut f,
+            at(1),
+            &Port::Internet,
+            Flow::tcp(
+                ids.internet_host,
+                443,
+                ids.nat_public,
+                port,
+                TcpFlags::SYN_ACK,
+            ),
+        );
+        assert!(v.is_delivered());
+        // Three more packets out: the later ones replay the memoised decision.
+        for i in 0..3 {
+            let (v, b) = send(
+                &mut f,
+                at(2 + i),
+                &eni(&ids.app_eni),
+                Flow::tcp(ids.app_ip, 40000, ids.internet_host, 443, TcpFlags::ACK),
+            );
+            assert!(v.is_delivered());
+            out_bytes += b.len() as u64;
+        }
+        // The only port is taken: a second connection to the same destination fails.
+        let (v, _) = send(
+            &mut f,
+            at(6),
+            &eni(&ids.app_eni),
+            Flow::tcp_syn(ids.app_ip, 40001, ids.internet_host, 443),
+        );
+        assert!(!v.is_delivered());
+        let counters = f.nat_counters();
+        let (id, c) = &counters[0];
+        assert_eq!(id, &ids.nat);
+        assert_eq!(c.packets_out_to_destination, 4);
+        assert_eq!(c.bytes_out_to_destination, out_bytes);
+        assert_eq!(c.packets_in_from_destination, 1);
+        assert_eq!(c.bytes_in_from_destination, back.len() as u64);
+        assert_eq!(c.connections_established, 1);
+        assert_eq!(c.active_tcp, 1);
+        assert_eq!(c.error_port_allocation, 1);
+    }
+
     /// "… for TCP, UDP and ICMP echo": the echo identifier is translated.
     #[test]
     fn nat_gateway_translates_icmp_echo() {

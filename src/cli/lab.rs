@@ -112,11 +112,9 @@ fn has_labs(dir: &Path) -> bool {
 pub(crate) use crate::lab::{find_lab, lab_dirs};
 
 fn learner_id(flag: Option<&str>) -> String {
-    flag.map(str::to_string)
-        .or_else(|| std::env::var("VPCLAB_LEARNER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "learner".to_string())
+    flag.filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(crate::lab::default_learner)
 }
 
 fn region() -> String {

@@ -17,6 +17,8 @@
 //!   the model's change events.
 //! - [`reach`]: "why can't A reach B?", from the fabric's own decision path.
 //! - [`billing`]: what the resources would cost on AWS.
+//! - [`lab`]: the lab side panel (current step, Check, ✓/✗ with reasons, hints).
+//! - [`cloudwatch`]: alarms, metric charts (SVG drawn on the server), dashboards, logs.
 //!
 //! Security: open mode has no login (each browser gets an anonymous session for the
 //! default account); strict mode asks for an access key pair. Sessions are signed
@@ -24,7 +26,9 @@
 //! token, and every page reads only the session's account.
 
 pub mod billing;
+pub mod cloudwatch;
 pub mod forms;
+pub mod lab;
 pub mod live;
 pub mod pages;
 pub mod reach;
@@ -70,6 +74,8 @@ pub struct Console {
     pub(crate) password_login: Option<PasswordLogin>,
     /// The browser proxy's address (`daemon::proxy`), shown as a browser setting.
     pub(crate) proxy: Option<std::net::SocketAddr>,
+    /// The lab engine's operations, when the daemon runs one (the lab side panel).
+    pub(crate) labs: Option<lab::LabOps>,
 }
 
 /// Checks a console user name and password; the account it opens, if they match.
@@ -87,7 +93,14 @@ impl Console {
             worlds: None,
             password_login: None,
             proxy: None,
+            labs: None,
         }
+    }
+
+    /// Shows the lab side panel, running the lab engine's operations through `ops`.
+    pub fn with_labs(mut self, ops: lab::LabOps) -> Console {
+        self.labs = Some(ops);
+        self
     }
 
     /// The browser proxy the pages tell the learner to set.
@@ -140,6 +153,18 @@ impl Console {
             .route("/console/events", get(live::events))
             .route("/console/billing", get(billing::page_route))
             .route("/console/reach", get(reach::page_route))
+            .route("/console/lab", get(lab::page_route))
+            .route("/console/lab/panel", get(lab::panel))
+            .route("/console/lab/check", post(lab::check))
+            .route("/console/lab/hint", post(lab::hint))
+            .route("/console/cloudwatch", get(cloudwatch::overview))
+            .route("/console/cloudwatch/metric", get(cloudwatch::metric))
+            .route("/console/cloudwatch/alarms/{name}", get(cloudwatch::alarm))
+            .route(
+                "/console/cloudwatch/dashboards/{name}",
+                get(cloudwatch::dashboard),
+            )
+            .route("/console/cloudwatch/logs", get(cloudwatch::logs))
             .merge(forms::routes())
             // Not a fallback: the API router's fallback answers every other path.
             .route("/console/{*rest}", get(not_found_page))
@@ -195,6 +220,7 @@ impl Console {
             set_cookie,
             strict: matches!(self.api.auth, AuthMode::Strict(_)),
             proxy: self.proxy,
+            lab_panel: self.labs.is_some(),
         }
     }
 
@@ -239,6 +265,8 @@ pub(crate) struct Ctx {
     pub strict: bool,
     /// The browser proxy's address, when the daemon runs one.
     pub proxy: Option<std::net::SocketAddr>,
+    /// Whether pages load the lab side panel.
+    pub lab_panel: bool,
 }
 
 /// A decoded `application/x-www-form-urlencoded` body (or query string), in order.
@@ -283,6 +311,8 @@ pub(crate) enum Nav {
     Route53,
     Reach,
     Billing,
+    CloudWatch,
+    Lab,
     Kind(&'static str),
 }
 
@@ -310,6 +340,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, nav: Nav, body: Markup) -> Response {
                             li { a href="/console/vpc" aria-current=[(nav == Nav::Vpc).then_some("page")] { "VPC" } }
                             li { a href="/console/r/instances" aria-current=[(nav == Nav::Ec2).then_some("page")] { "EC2" } }
                             li { a href="/console/r/hosted-zones" aria-current=[(nav == Nav::Route53).then_some("page")] { "Route 53" } }
+                            li { a href="/console/cloudwatch" aria-current=[(nav == Nav::CloudWatch).then_some("page")] { "CloudWatch" } }
                             li { a href="/console/reach" aria-current=[(nav == Nav::Reach).then_some("page")] { "Reachability" } }
                             li { a href="/console/billing" aria-current=[(nav == Nav::Billing).then_some("page")] { "Billing" } }
                         }
@@ -337,6 +368,11 @@ pub(crate) fn page(ctx: &Ctx, title: &str, nav: Nav, body: Markup) -> Response {
                 div.layout {
                     (side_nav(nav))
                     main #main tabindex="-1" { (body) }
+                    // The running lab, if any (empty otherwise); the lab page itself is
+                    // the panel already.
+                    @if ctx.lab_panel && nav != Nav::Lab {
+                        aside #lab-panel aria-label="Lab" hx-get="/console/lab/panel" hx-trigger="load" {}
+                    }
                 }
             }
         }
@@ -381,8 +417,16 @@ fn side_nav(nav: Nav) -> Markup {
                 (link("/console/r/hosted-zones", "hosted-zones", "Hosted zones"))
                 (link("/console/r/health-checks", "health-checks", "Health checks"))
             }
+            h2 { "CloudWatch" }
+            ul {
+                li { a href="/console/cloudwatch#alarms" aria-current=[(nav == Nav::CloudWatch).then_some("page")] { "Alarms" } }
+                li { a href="/console/cloudwatch#metrics" { "Metrics" } }
+                li { a href="/console/cloudwatch#dashboards" { "Dashboards" } }
+                li { a href="/console/cloudwatch#logs" { "Log groups" } }
+            }
             h2 { "Tools" }
             ul {
+                li { a href="/console/lab" aria-current=[(nav == Nav::Lab).then_some("page")] { "Lab" } }
                 li { a href="/console/reach" aria-current=[(nav == Nav::Reach).then_some("page")] { "Reachability" } }
                 li { a href="/console/billing" aria-current=[(nav == Nav::Billing).then_some("page")] { "Billing" } }
             }

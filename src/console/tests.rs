@@ -902,3 +902,271 @@ async fn static_files_are_served_from_the_binary() {
             .contains("default-src 'self'")
     );
 }
+
+/// Puts `values` of `Lab/App CPUUtilization` for `i-1` one minute apart, ending now, and
+/// an alarm on it, a dashboard and a log stream (the default account, us-east-1).
+fn cloudwatch_fixture(s: &Site, values: &[f64]) {
+    use crate::model::cloudwatch::alarm::MetricAlarmInput;
+    use crate::model::cloudwatch::{Datum, Dimension, Stats};
+    let now = s.now.load(Ordering::Relaxed);
+    let dims = vec![Dimension {
+        name: "InstanceId".into(),
+        value: "i-1".into(),
+    }];
+    let data: Vec<Datum> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Datum {
+            name: "CPUUtilization".into(),
+            dimensions: dims.clone(),
+            timestamp: Some(now - (values.len() - 1 - i) as i64 * 60_000),
+            stats: vec![Stats::one(*v)],
+            unit: Some("Percent".into()),
+            resolution: None,
+        })
+        .collect();
+    let env = crate::model::Env::new("us-east-1", Timestamp(now));
+    s.api
+        .lock()
+        .mutate(crate::model::DEFAULT_ACCOUNT, &env, false, |w, env| {
+            w.put_metric_data(env, "Lab/App", data)?;
+            w.put_metric_alarm(
+                env,
+                MetricAlarmInput {
+                    name: "cpu-high".into(),
+                    namespace: Some("Lab/App".into()),
+                    metric_name: Some("CPUUtilization".into()),
+                    dimensions: dims.clone(),
+                    statistic: Some("Average".into()),
+                    period: Some(60),
+                    threshold: Some(50.0),
+                    comparison: Some("GreaterThanThreshold".into()),
+                    evaluation_periods: Some(1),
+                    ..MetricAlarmInput::default()
+                },
+            )?;
+            w.put_dashboard(
+                env,
+                "ops",
+                r#"{"widgets":[{"type":"metric","properties":{"title":"CPU of i-1","stat":"Maximum","period":60,"metrics":[["Lab/App","CPUUtilization","InstanceId","i-1"],["Lab/App","NetworkIn","InstanceId","i-gone"]]}},{"type":"text","properties":{"markdown":"hello ops"}}]}"#,
+            )?;
+            w.create_log_group(env, "/app/web", None, Default::default())?;
+            w.put_log_events(
+                env,
+                "/app/web",
+                "host-1",
+                &[crate::model::logs::InputEvent {
+                    timestamp: now,
+                    message: "GET /index.html 200 <ok>".into(),
+                }],
+                true,
+            )
+        })
+        .expect("cloudwatch fixture");
+}
+
+#[tokio::test]
+async fn cloudwatch_pages_show_alarms_metrics_charts_dashboards_and_logs() {
+    let mut s = open_site();
+    cloudwatch_fixture(&s, &[10.0, 20.0, 95.0]);
+
+    let p = s.get("/console/cloudwatch").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"alarm-list\""), "{}", p.body);
+    assert!(p.body.contains("cpu-high"));
+    assert!(
+        p.body.contains("Average &gt; 50 for 1 × 60 s"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("CPUUtilization") && p.body.contains("InstanceId=i-1"));
+    assert!(p.body.contains("/console/cloudwatch/dashboards/ops"));
+    assert!(
+        p.body
+            .contains("/console/cloudwatch/logs?group=%2Fapp%2Fweb")
+    );
+
+    // The chart: one polyline through the three datapoints, the values in the table.
+    let p = s
+        .get("/console/cloudwatch/metric?ns=Lab%2FApp&name=CPUUtilization&dim=InstanceId%3Di-1&stat=Maximum&period=60")
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("<svg class=\"chart\""), "{}", p.body);
+    assert_eq!(p.body.matches("<polyline").count(), 1);
+    assert_eq!(p.body.matches("<circle").count(), 3);
+    assert!(p.body.contains("<td>95</td>") && p.body.contains("<td>10</td>"));
+    assert!(p.body.contains("Maximum of Lab/App CPUUtilization"));
+    // Another statistic over a longer period merges the points: one datapoint.
+    let p = s
+        .get("/console/cloudwatch/metric?ns=Lab%2FApp&name=CPUUtilization&dim=InstanceId%3Di-1&stat=Sum&period=3600")
+        .await;
+    assert!(
+        p.body.contains("<td>125</td>") || p.body.matches("<circle").count() == 2,
+        "one hour bucket (or two when the hour turns): {}",
+        p.body
+    );
+    // Bad input: the error says what is wrong.
+    let p = s
+        .get("/console/cloudwatch/metric?ns=Lab%2FApp&name=CPUUtilization&dim=InstanceId%3Di-1&stat=Median")
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(
+        p.body.contains("The statistic Median is not one of"),
+        "{}",
+        p.body
+    );
+    let p = s
+        .get("/console/cloudwatch/metric?ns=Lab%2FApp&name=CPUUtilization&dim=InstanceId%3Di-2")
+        .await;
+    assert!(
+        p.body
+            .contains("No metric Lab/App CPUUtilization InstanceId=i-2"),
+        "{}",
+        p.body
+    );
+
+    // The alarm: state, the chart with its dashed threshold, the history.
+    let p = s.get("/console/cloudwatch/alarms/cpu-high").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("id=\"alarm-state\""));
+    assert!(p.body.contains("class=\"threshold\""), "{}", p.body);
+    assert!(p.body.contains("id=\"alarm-history\""));
+    assert!(
+        p.body.contains("Alarm &quot;cpu-high&quot; created") || p.body.contains("created"),
+        "{}",
+        p.body
+    );
+    let p = s.get("/console/cloudwatch/alarms/nope").await;
+    assert!(p.body.contains("nope"), "{}", p.body);
+    assert_ne!(p.status, StatusCode::OK);
+
+    // The dashboard: the metric widget drawn, the missing metric named, the text shown.
+    let p = s.get("/console/cloudwatch/dashboards/ops").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("CPU of i-1"));
+    assert_eq!(p.body.matches("<polyline").count(), 1, "{}", p.body);
+    assert!(p.body.contains("No data: NetworkIn i-gone"), "{}", p.body);
+    assert!(p.body.contains("hello ops"));
+
+    // Logs: the group's streams, then the stream's events (escaped).
+    let p = s.get("/console/cloudwatch/logs?group=%2Fapp%2Fweb").await;
+    assert!(
+        p.body.contains("id=\"log-stream-list\"") && p.body.contains("host-1"),
+        "{}",
+        p.body
+    );
+    let p = s
+        .get("/console/cloudwatch/logs?group=%2Fapp%2Fweb&stream=host-1")
+        .await;
+    assert!(
+        p.body.contains(&escaped("GET /index.html 200 <ok>")),
+        "{}",
+        p.body
+    );
+    let p = s.get("/console/cloudwatch/logs?group=%2Fnope").await;
+    assert!(
+        p.body.contains("ResourceNotFoundException") || p.body.contains("does not exist"),
+        "{}",
+        p.body
+    );
+}
+
+/// A lab engine stand-in with the answers the real one gives (`lab::service`): the panel
+/// is the console's; grading is tested with the engine.
+fn fake_labs(calls: Arc<Mutex<Vec<String>>>, running: bool) -> super::lab::LabOps {
+    Arc::new(move |op, account| {
+        calls.lock().unwrap().push(format!("{op} {account}"));
+        let answer = if !running {
+            Err("learner has no lab in progress (vpclab lab start LAB)".to_string())
+        } else {
+            Ok(match op {
+                "status" => serde_json::json!({
+                    "title": "Public and private subnets", "points": 10, "max_points": 30,
+                    "percent": 33, "mode": "practice", "completed": false,
+                    "steps": [
+                        {"title": "Create the VPC", "state": "done"},
+                        {"title": "Route the public subnet", "state": "current"},
+                        {"title": "Reach the web server", "state": "todo"}],
+                    "current": {"index": 2, "of": 3, "title": "Route the public subnet"}
+                }),
+                "check" => serde_json::json!({
+                    "passed": false,
+                    "results": [
+                        {"id": "igw-attached", "status": "pass", "message": "igw-1 is attached to vpc-1"},
+                        {"id": "default-route", "status": "fail", "message": "rtb-1 has no route to 0.0.0.0/0 through an internet gateway"}]
+                }),
+                _ => {
+                    serde_json::json!({"hints": ["Look at the route table of the public subnet."]})
+                }
+            })
+        };
+        Box::pin(std::future::ready(answer))
+    })
+}
+
+#[tokio::test]
+async fn the_lab_panel_shows_the_step_and_checks_with_reasons_and_hints() {
+    let mut s = open_site();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let console =
+        Console::new(s.api.clone(), "us-east-1").with_labs(fake_labs(calls.clone(), true));
+    s.app = console.router().merge(crate::api::router(s.api.clone()));
+
+    // Every page loads the panel.
+    let p = s.get("/console/vpc").await;
+    assert!(
+        p.body.contains(r#"hx-get="/console/lab/panel""#),
+        "{}",
+        p.body
+    );
+    let p = s.get("/console/lab/panel").await;
+    assert!(
+        p.body.contains("Lab: Public and private subnets"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("Step 2 of 3: Route the public subnet"));
+    assert!(p.body.contains("✓ Create the VPC"));
+    assert!(p.body.contains("10 / 30 points"));
+
+    // Check needs the CSRF token.
+    let p = s.post("/console/lab/check", &[("csrf", "forged")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(!calls.lock().unwrap().iter().any(|c| c.starts_with("check")));
+    let csrf = s.csrf().await;
+    let p = s.post("/console/lab/check", &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Not yet."), "{}", p.body);
+    assert!(p.body.contains("class=\"check-pass\"") && p.body.contains("class=\"check-fail\""));
+    assert!(
+        p.body
+            .contains("rtb-1 has no route to 0.0.0.0/0 through an internet gateway")
+    );
+    assert!(
+        calls
+            .lock()
+            .unwrap()
+            .contains(&format!("check {}", crate::model::DEFAULT_ACCOUNT)),
+        "the check ran for the session's account"
+    );
+    let p = s.post("/console/lab/hint", &[("csrf", &csrf)]).await;
+    assert!(
+        p.body
+            .contains("Look at the route table of the public subnet."),
+        "{}",
+        p.body
+    );
+
+    // No lab running: no panel content.
+    let mut s = open_site();
+    let console = Console::new(s.api.clone(), "us-east-1")
+        .with_labs(fake_labs(Arc::new(Mutex::new(Vec::new())), false));
+    s.app = console.router().merge(crate::api::router(s.api.clone()));
+    let p = s.get("/console/lab/panel").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("lab-panel"), "{}", p.body);
+    // And without a lab engine the frame does not even ask.
+    let mut s = open_site();
+    let p = s.get("/console/vpc").await;
+    assert!(!p.body.contains("/console/lab/panel"));
+}

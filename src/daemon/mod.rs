@@ -455,14 +455,15 @@ impl Daemon {
             }
             _ => None,
         };
-        lock_control(&control).subscribe(console.subscriber());
-        let streams = console.clone();
         let engine = crate::lab::service::LabEngine::new(
             state.clone(),
             worlds.clone(),
             state_dir.report_key_file(),
             policy.clone(),
         );
+        console = console.with_labs(lab_ops(engine.clone(), policy.clone()));
+        lock_control(&control).subscribe(console.subscriber());
+        let streams = console.clone();
         let mut app = console
             .clone()
             .router()
@@ -699,6 +700,27 @@ fn api_door(router: DoorRouter) -> crate::world::internet::ApiDoor {
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
             hyper::Response::from_parts(parts, body)
+        })
+    })
+}
+
+/// The console's lab side panel runs the lab engine's operations for the session's
+/// account: in a classroom as the learner the roster gives that account, otherwise as
+/// the default learner (the one `vpclab lab` uses on this machine).
+fn lab_ops(
+    engine: crate::lab::service::LabEngine,
+    course: Option<Arc<crate::lab::service::CoursePolicy>>,
+) -> crate::console::lab::LabOps {
+    Arc::new(move |op, account| {
+        let engine = engine.clone();
+        let learner = match &course {
+            Some(c) => c.roster.learner_of(&account),
+            None => Some(crate::lab::default_learner()),
+        };
+        Box::pin(async move {
+            let learner = learner.ok_or_else(|| "no learner has this account".to_string())?;
+            let q = std::collections::BTreeMap::from([("learner".to_string(), learner)]);
+            engine.op(op, &account, &q).await
         })
     })
 }

@@ -307,6 +307,12 @@ pub struct InstanceState {
     ssh_config: Arc<russh::server::Config>,
     /// SSH connections being served now ([`ssh::MAX_CONNECTIONS_PER_INSTANCE`]).
     ssh_connections: std::sync::atomic::AtomicUsize,
+    /// CPU time the instance's workload has really used, in nanoseconds, measured per
+    /// thread by the commands that burn it ([`shell::stress`]); `CPUUtilization` is
+    /// its growth over a period.
+    cpu_ns: AtomicU64,
+    /// Set when the instance stops: its CPU hogs end.
+    halted: std::sync::atomic::AtomicBool,
 }
 
 impl InstanceState {
@@ -334,6 +340,8 @@ impl InstanceState {
             net,
             ssh_config,
             ssh_connections: std::sync::atomic::AtomicUsize::new(0),
+            cpu_ns: AtomicU64::new(0),
+            halted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -380,6 +388,22 @@ impl InstanceState {
 
     fn lock_runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The CPU time the instance's workload has used since it booted.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Charges CPU time spent on the instance's behalf.
+    pub(crate) fn add_cpu_time(&self, spent: std::time::Duration) {
+        let ns = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Whether the instance has been shut down ([`Self::shutdown`]).
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
     }
 
     /// The network the instance's tools use.
@@ -440,6 +464,7 @@ impl InstanceState {
 
     /// Stops every running service (instance stop or terminate).
     pub fn shutdown(&self) {
+        self.halted.store(true, Ordering::Relaxed);
         let mut rt = self.lock_runtime();
         for (_, task) in std::mem::take(&mut rt.running) {
             task.abort();

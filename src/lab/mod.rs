@@ -25,6 +25,16 @@ pub mod spec;
 pub mod template;
 
 /// Every lab folder under `root`, in name order (`01-…`, `02-…`).
+/// The learner id used when none is given: `$VPCLAB_LEARNER`, else `$USER`, else
+/// `learner` (the CLI's default, and the console's outside a classroom).
+pub fn default_learner() -> String {
+    std::env::var("VPCLAB_LEARNER")
+        .ok()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "learner".to_string())
+}
+
 pub fn lab_dirs(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut out: Vec<std::path::PathBuf> =
         anyhow::Context::with_context(std::fs::read_dir(root), || {

@@ -212,6 +212,23 @@ impl Runtime {
         self.running.get(instance_id).map(|r| r.state.clone())
     }
 
+    /// The CPU time each running instance's workload has used so far, with its vCPU
+    /// count: the emulated runtime's measured hogs, or the sandbox's process tree.
+    pub(crate) fn cpu_times(&self) -> BTreeMap<String, (std::time::Duration, u32)> {
+        self.running
+            .iter()
+            .map(|(id, r)| {
+                let used = match &r.sandbox {
+                    Some(s) => s.sandbox.cpu_time(),
+                    None => r.state.cpu_time(),
+                };
+                let vcpus =
+                    crate::catalog::instance_type(&r.profile.instance_type).map_or(1, |t| t.vcpus);
+                (id.clone(), (used, vcpus))
+            })
+            .collect()
+    }
+
     pub(crate) fn has_eni(&self, eni: &str) -> bool {
         self.running.values().any(|r| r.eni == eni)
     }

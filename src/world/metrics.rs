@@ -7,15 +7,24 @@
 //! at 0 (an instance the fabric runs has passed its checks). One `vpclab:Metrics`
 //! commit per region per period.
 //!
+//! `CPUUtilization` is the CPU time the instance's workload really used in the period
+//! (`Runtime::cpu_times`: the emulated shell's `stress` hogs, measured per thread, or
+//! the sandbox's process tree from `/proc`) over the period's wall time times the
+//! instance type's vCPUs, in percent, as EC2 defines it ("the percentage of physical
+//! CPU time that Amazon EC2 uses to run the EC2 instance").
+//!
 //! The period is EC2 basic monitoring's 5 minutes, or the daemon's `metrics_interval`
-//! (tests). `CPUUtilization` is not published: the emulated instance runs no workload
-//! whose CPU time could be measured (docs/fidelity.md).
+//! (tests).
+//!
+//! [`run_nat`] publishes `AWS/NATGateway` every minute from the fabric's NAT counters
+//! (`Fabric::nat_counters`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use vpclab_netstack::host::Net;
-use vpclab_netstack::{InterfaceCounters, ResId};
+use vpclab_netstack::{InterfaceCounters, NatCounters, ResId};
 
 use crate::model::cloudwatch::{Datum, Dimension, Stats};
 use crate::model::ec2::instance::InstanceState;
@@ -31,6 +40,29 @@ pub const ACTION: &str = "vpclab:Metrics";
 
 type Counters = BTreeMap<ResId, InterfaceCounters>;
 
+/// CPU time used so far and vCPUs, per instance.
+type CpuTimes = BTreeMap<String, (Duration, u32)>;
+
+fn cpu_times(runtime: &Mutex<super::instances::Runtime>) -> CpuTimes {
+    runtime
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .cpu_times()
+}
+
+/// `CPUUtilization` in percent: CPU time used in the period over what the instance's
+/// vCPUs could have used in it. `None` for an instance that was not running at both ends.
+fn utilization(before: &CpuTimes, now: &CpuTimes, instance: &str, wall: Duration) -> Option<f64> {
+    let (used, vcpus) = now.get(instance)?;
+    let (was, _) = before.get(instance)?;
+    let capacity = wall.as_secs_f64() * f64::from((*vcpus).max(1));
+    if capacity <= 0.0 {
+        return None;
+    }
+    let pct = used.saturating_sub(*was).as_secs_f64() / capacity * 100.0;
+    Some(pct.clamp(0.0, 100.0))
+}
+
 fn read(net: &Net) -> Option<Counters> {
     net.with_forwarder::<super::fabric::LiveFabric, _>(|f| {
         f.without_compiling()
@@ -42,21 +74,52 @@ fn read(net: &Net) -> Option<Counters> {
 }
 
 /// Runs until the world stops: one publication per period.
-pub(super) async fn run(account: String, net: Net, worlds: Worlds) {
+pub(super) async fn run(
+    account: String,
+    net: Net,
+    worlds: Worlds,
+    runtime: Arc<Mutex<super::instances::Runtime>>,
+) {
     let every = worlds.cfg().metrics_interval.unwrap_or(BASIC_PERIOD);
     let Some(mut last) = read(&net) else {
         return;
     };
+    let mut last_cpu = cpu_times(&runtime);
+    let mut last_at = Instant::now();
     let mut start = (worlds.cfg().clock)().0;
     loop {
         tokio::time::sleep(every).await;
         let Some(now) = read(&net) else {
             return;
         };
-        publish(&account, &worlds, &last, &now, start);
+        let cpu = cpu_times(&runtime);
+        let wall = last_at.elapsed();
+        last_at = Instant::now();
+        let period = Period {
+            start,
+            before: &last,
+            now: &now,
+            cpu_before: &last_cpu,
+            cpu_now: &cpu,
+            wall,
+        };
+        publish(&account, &worlds, &period);
         last = now;
+        last_cpu = cpu;
         start = (worlds.cfg().clock)().0;
     }
+}
+
+/// What one period measured.
+struct Period<'a> {
+    /// The period's start (model clock, ms).
+    start: i64,
+    before: &'a Counters,
+    now: &'a Counters,
+    cpu_before: &'a CpuTimes,
+    cpu_now: &'a CpuTimes,
+    /// The period's real length, which the CPU time is measured against.
+    wall: Duration,
 }
 
 fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> InterfaceCounters {
@@ -69,7 +132,8 @@ fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> Interfa
     }
 }
 
-fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, start: i64) {
+fn publish(account: &str, worlds: &Worlds, p: &Period) {
+    let (before, now, start) = (p.before, p.now, p.start);
     let Some(control) = worlds.control() else {
         return;
     };
@@ -112,7 +176,20 @@ fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, st
             unit: Some(unit.into()),
             resolution: None,
         };
-        by_region.entry(inst.region.clone()).or_default().extend([
+        let region = by_region.entry(inst.region.clone()).or_default();
+        // An instance that booted during the period has no start reading: no datapoint
+        // rather than a made-up one.
+        if let Some(pct) = utilization(p.cpu_before, p.cpu_now, &inst.id, p.wall) {
+            region.push(Datum {
+                name: "CPUUtilization".into(),
+                dimensions: dims.clone(),
+                timestamp: Some(start),
+                stats: vec![Stats::one(pct)],
+                unit: Some("Percent".into()),
+                resolution: None,
+            });
+        }
+        region.extend([
             datum("NetworkIn", c.bytes_in, "Bytes"),
             datum("NetworkOut", c.bytes_out, "Bytes"),
             datum("NetworkPacketsIn", c.packets_in, "Count"),
@@ -133,5 +210,195 @@ fn publish(account: &str, worlds: &Worlds, before: &Counters, now: &Counters, st
                 tracing::warn!(account, error = %e, "publishing EC2 metrics failed");
             }
         }
+    }
+}
+
+/// NAT gateways publish every minute, as AWS's do (or every `metrics_interval`).
+pub const NAT_PERIOD: Duration = Duration::from_secs(60);
+
+type NatReadings = BTreeMap<ResId, NatCounters>;
+
+fn read_nats(net: &Net) -> Option<NatReadings> {
+    net.with_forwarder::<super::fabric::LiveFabric, _>(|f| {
+        f.without_compiling().nat_counters().into_iter().collect()
+    })
+    .ok()
+}
+
+/// Publishes `AWS/NATGateway` for every available NAT gateway (dimension `NatGatewayId`)
+/// from the fabric's NAT counters, until the world stops. The byte and packet metrics
+/// and `ConnectionEstablishedCount`/`ErrorPortAllocation` are the period's growth;
+/// `ActiveConnectionCount` is the TCP mappings held at the period's end.
+pub(super) async fn run_nat(account: String, net: Net, worlds: Worlds) {
+    let every = worlds.cfg().metrics_interval.unwrap_or(NAT_PERIOD);
+    let Some(mut last) = read_nats(&net) else {
+        return;
+    };
+    let mut start = (worlds.cfg().clock)().0;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(now) = read_nats(&net) else {
+            return;
+        };
+        publish_nats(&account, &worlds, &last, &now, start);
+        last = now;
+        start = (worlds.cfg().clock)().0;
+    }
+}
+
+/// The datapoints of one NAT gateway for one period: (metric, value, unit).
+fn nat_data(
+    now: &NatCounters,
+    before: Option<&NatCounters>,
+) -> Vec<(&'static str, u64, &'static str)> {
+    let b = before.copied().unwrap_or_default();
+    let d = |n: u64, o: u64| n.saturating_sub(o);
+    let out_bytes = d(now.bytes_out_to_destination, b.bytes_out_to_destination);
+    let out_packets = d(now.packets_out_to_destination, b.packets_out_to_destination);
+    let in_bytes = d(now.bytes_in_from_destination, b.bytes_in_from_destination);
+    let in_packets = d(
+        now.packets_in_from_destination,
+        b.packets_in_from_destination,
+    );
+    vec![
+        // What the gateway accepts from the VPC it forwards, and the other way round:
+        // the "source" metrics equal the "destination" ones (no loss inside).
+        ("BytesOutToDestination", out_bytes, "Bytes"),
+        ("BytesInFromSource", out_bytes, "Bytes"),
+        ("PacketsOutToDestination", out_packets, "Count"),
+        ("PacketsInFromSource", out_packets, "Count"),
+        ("BytesInFromDestination", in_bytes, "Bytes"),
+        ("BytesOutToSource", in_bytes, "Bytes"),
+        ("PacketsInFromDestination", in_packets, "Count"),
+        ("PacketsOutToSource", in_packets, "Count"),
+        ("ActiveConnectionCount", now.active_tcp, "Count"),
+        (
+            "ConnectionEstablishedCount",
+            d(now.connections_established, b.connections_established),
+            "Count",
+        ),
+        (
+            "ErrorPortAllocation",
+            d(now.error_port_allocation, b.error_port_allocation),
+            "Count",
+        ),
+    ]
+}
+
+fn publish_nats(
+    account: &str,
+    worlds: &Worlds,
+    before: &NatReadings,
+    now: &NatReadings,
+    start: i64,
+) {
+    let Some(control) = worlds.control() else {
+        return;
+    };
+    let mut control = control.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(world) = control.snapshot(account) else {
+        return;
+    };
+    let mut by_region: BTreeMap<String, Vec<Datum>> = BTreeMap::new();
+    for nat in world.nat_gateways.iter() {
+        if nat.state != "available" {
+            continue;
+        }
+        let key: ResId = vpclab_netstack::topology::rid(&nat.id);
+        let Some(c) = now.get(&key) else {
+            continue;
+        };
+        let dims = vec![Dimension {
+            name: "NatGatewayId".into(),
+            value: nat.id.clone(),
+        }];
+        by_region.entry(nat.region.clone()).or_default().extend(
+            nat_data(c, before.get(&key))
+                .into_iter()
+                .map(|(name, v, unit)| Datum {
+                    name: name.into(),
+                    dimensions: dims.clone(),
+                    timestamp: Some(start),
+                    stats: vec![Stats::one(v as f64)],
+                    unit: Some(unit.into()),
+                    resolution: None,
+                }),
+        );
+    }
+    let at = (worlds.cfg().clock)().0;
+    for (region, data) in by_region {
+        let env = Env::new(region, Timestamp(at)).with_action(ACTION);
+        for chunk in data.chunks(crate::model::cloudwatch::MAX_DATUMS) {
+            let chunk = chunk.to_vec();
+            if let Err(e) = control.mutate(account, &env, false, |w, env| {
+                w.put_metric_data(env, "AWS/NATGateway", chunk)
+            }) {
+                tracing::warn!(account, error = %e, "publishing NAT gateway metrics failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_utilization_is_cpu_time_over_the_vcpus_wall_time() {
+        let at = |ms: u64, vcpus: u32| -> CpuTimes {
+            [("i-1".to_string(), (Duration::from_millis(ms), vcpus))].into()
+        };
+        let wall = Duration::from_secs(10);
+        // 5 s of CPU in 10 s on one vCPU: 50 %; on two vCPUs: 25 %.
+        assert_eq!(
+            utilization(&at(1_000, 1), &at(6_000, 1), "i-1", wall),
+            Some(50.0)
+        );
+        assert_eq!(
+            utilization(&at(1_000, 2), &at(6_000, 2), "i-1", wall),
+            Some(25.0)
+        );
+        // Idle is 0, and measurement noise never goes past 100.
+        assert_eq!(utilization(&at(0, 1), &at(0, 1), "i-1", wall), Some(0.0));
+        assert_eq!(
+            utilization(&at(0, 1), &at(11_000, 1), "i-1", wall),
+            Some(100.0)
+        );
+        // Not running at the period's start: no datapoint.
+        assert_eq!(
+            utilization(&CpuTimes::new(), &at(6_000, 1), "i-1", wall),
+            None
+        );
+    }
+
+    #[test]
+    fn nat_metrics_are_the_period_growth_and_the_connections_held() {
+        let before = NatCounters {
+            bytes_out_to_destination: 1_000,
+            packets_out_to_destination: 10,
+            connections_established: 2,
+            ..NatCounters::default()
+        };
+        let now = NatCounters {
+            bytes_out_to_destination: 4_000,
+            packets_out_to_destination: 25,
+            bytes_in_from_destination: 9_000,
+            packets_in_from_destination: 12,
+            connections_established: 3,
+            error_port_allocation: 4,
+            active_tcp: 1,
+        };
+        let data: BTreeMap<&str, u64> = nat_data(&now, Some(&before))
+            .into_iter()
+            .map(|(n, v, _)| (n, v))
+            .collect();
+        assert_eq!(data["BytesOutToDestination"], 3_000);
+        assert_eq!(data["PacketsOutToDestination"], 15);
+        assert_eq!(data["BytesInFromDestination"], 9_000);
+        assert_eq!(data["BytesOutToSource"], 9_000);
+        assert_eq!(data["ConnectionEstablishedCount"], 1);
+        assert_eq!(data["ErrorPortAllocation"], 4);
+        // A gauge, not a growth.
+        assert_eq!(data["ActiveConnectionCount"], 1);
     }
 }

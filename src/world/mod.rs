@@ -298,6 +298,7 @@ impl AccountWorld {
             account.to_string(),
             net.clone(),
             worlds.clone(),
+            runtime.clone(),
         )));
         let (elb_tx, elb_rx) = watch::channel(None);
         tasks.push(tokio::spawn(elb::run(
@@ -305,6 +306,11 @@ impl AccountWorld {
             net.clone(),
             worlds.clone(),
             elb_rx,
+        )));
+        tasks.push(tokio::spawn(metrics::run_nat(
+            account.to_string(),
+            net.clone(),
+            worlds.clone(),
         )));
         match resolver::start_public(&net, worlds.cfg().dns.of(account)) {
             Ok(t) => tasks.extend(t),

@@ -90,6 +90,11 @@ pub(super) const AL_PKGS: &[Pkg] = &[
         size: "37 k",
     },
     Pkg {
+        name: "stress-ng",
+        version: "0.17.08-1.amzn2023.0.1",
+        size: "2.9 M",
+    },
+    Pkg {
         name: "mod_ssl",
         version: "1:2.4.62-1.amzn2023",
         size: "111 k",
@@ -181,6 +186,11 @@ pub(super) const UBUNTU_PKGS: &[Pkg] = &[
         name: "stress",
         version: "1.0.7-1",
         size: "18.3 kB",
+    },
+    Pkg {
+        name: "stress-ng",
+        version: "0.17.06-1build1",
+        size: "2486 kB",
     },
     Pkg {
         name: "php-mysql",

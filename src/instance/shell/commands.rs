@@ -18,7 +18,7 @@
 //! after `dnf install git`) are known to `which`/`type` through the package catalog,
 //! not this table: they are found, and running them says "command not found".
 
-use super::{Io, Shell, builtins, nettools, storage};
+use super::{Io, Shell, builtins, nettools, storage, stress};
 use crate::instance::net::BoxFuture;
 use crate::instance::services::{self, pkg, systemd, web};
 
@@ -195,6 +195,8 @@ pub static COMMANDS: &[Command] = &[
     cmd!("source", BUILTIN, Always, "run a file's commands in this shell", wait!(builtins::source)),
     cmd!("ss", SBIN, Always, "list listening sockets", now!(nettools::ss)),
     cmd!("ssh", BIN, Always, "log in to another host", wait!(nettools::ssh_client)),
+    cmd!("stress", BIN, Installed, "load the CPU (--cpu N --timeout T)", wait!(stress::stress)),
+    cmd!("stress-ng", BIN, Installed, "load the CPU (--cpu N --cpu-load P --timeout T)", wait!(stress::stress)),
     cmd!("su", BIN, Always, "become another user", now!(builtins::su)),
     cmd!("sudo", BIN, Always, "run a command as root", wait!(builtins::sudo)),
     cmd!("systemctl", BIN, Always, "control services (start, stop, enable, status)", wait!(systemd::systemctl)),

@@ -8,7 +8,8 @@
 //! Every command is a row of one table, [`commands`], which gives dispatch, `which`,
 //! `type`, `command -v`, `help` and the completion list. The commands themselves live in
 //! [`builtins`] (files, text, users), [`nettools`] (network tools over
-//! [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances) and
+//! [`super::net::InstanceNet`]), [`sshclient`] (`ssh`/`scp` to other instances), [`stress`] (CPU load that
+//! `CPUUtilization` sees) and
 //! [`super::services`] (packages and services); time arguments go through [`seconds`].
 
 pub mod builtins;
@@ -18,6 +19,7 @@ pub mod parse;
 pub mod seconds;
 pub mod sshclient;
 pub mod storage;
+pub mod stress;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -131,6 +131,12 @@ impl<T: Resource> Table<T> {
         })
     }
 
+    /// Whether `other` is this very version of the table (shares its root): a cheap
+    /// "nothing changed here" for a runtime that kept the version it last acted on.
+    pub fn same_version(&self, other: &Table<T>) -> bool {
+        self.rows.ptr_eq(&other.rows)
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -182,6 +182,11 @@ pub(crate) struct Runtime {
     worlds: Worlds,
     running: BTreeMap<String, Running>,
     resolvers: BTreeMap<String, (Ipv4Net, Host, JoinHandle<()>)>,
+    /// The volume and snapshot tables whose files the last reconcile put in order.
+    filed_volumes: Option<(
+        crate::model::Table<crate::model::ec2::volume::Volume>,
+        crate::model::Table<crate::model::ec2::volume::Snapshot>,
+    )>,
     /// The VPC table as of the last resolver reconcile (what the next one diffs with).
     resolved_vpcs: Option<crate::model::Table<crate::model::ec2::vpc::Vpc>>,
     /// The service host behind each gateway VPC endpoint, with the addresses it holds.
@@ -202,6 +207,7 @@ impl Runtime {
             running: BTreeMap::new(),
             resolvers: BTreeMap::new(),
             resolved_vpcs: None,
+            filed_volumes: None,
             endpoints: BTreeMap::new(),
             renewing: BTreeMap::new(),
         }
@@ -335,6 +341,14 @@ impl Runtime {
     /// of deleted volumes and snapshots go.
     fn reconcile_volume_files(&mut self, world: &World) {
         use crate::instance::volumes;
+        // Most commits touch neither table: then there is nothing to read from disk.
+        if let Some((v, s)) = &self.filed_volumes
+            && v.same_version(&world.volumes)
+            && s.same_version(&world.snapshots)
+        {
+            return;
+        }
+        self.filed_volumes = Some((world.volumes.clone(), world.snapshots.clone()));
         let dir = self.volume_dir();
         let stored = volumes::stored_ids(&dir);
         for snap in world.snapshots.iter() {

@@ -145,6 +145,8 @@ fn the_curriculum_is_the_labs_in_order() {
             "11-s3-static-website",
             "12-vpc-peering",
             "13-private-s3-endpoint",
+            "14-alb-and-asg",
+            "15-fargate-service",
         ]
     );
 }

@@ -92,6 +92,7 @@ pub fn handle(
         resource: service.resource,
         run: service.handler,
         denied: Denial::query,
+        passed_roles: super::json::no_roles,
     };
     let v = dispatch(state, req, identity, &op, body, &handler)?;
     Ok((op, v))

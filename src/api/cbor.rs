@@ -144,6 +144,7 @@ pub fn handle(
         resource: service.resource,
         run: service.handler,
         denied: Denial::json,
+        passed_roles: super::json::no_roles,
     };
     dispatch(state, req, identity, &op, body, &handler)
 }

@@ -45,6 +45,15 @@ pub struct JsonService {
     pub iam_prefix: &'static str,
     /// The ARN a call is authorized against: (region, account, body) → ARN or `*`.
     pub resource: fn(&str, &str, &Body) -> String,
+    /// The IAM roles a call hands to an AWS service, each with the service principal it
+    /// is passed to: each needs `iam:PassRole` besides the call's own action. Takes the
+    /// caller's account (for role names given without an ARN), the operation and body.
+    pub passed_roles: fn(&str, &str, &Body) -> Vec<(String, &'static str)>,
+}
+
+/// A service none of whose calls hand a role to AWS.
+pub fn no_roles(_account: &str, _op: &str, _body: &Body) -> Vec<(String, &'static str)> {
+    Vec::new()
 }
 
 /// The resource of a service whose calls vpclab authorizes against `*` (no resource
@@ -276,6 +285,7 @@ pub fn handle(
         resource: service.resource,
         run: service.handler,
         denied: Denial::json,
+        passed_roles: service.passed_roles,
     };
     dispatch(state, req, identity, op, body, &handler)
 }
@@ -288,6 +298,8 @@ pub struct Handler {
     pub run: fn(&mut JsonCall, &str) -> ApiResult<Value>,
     /// `Denial::json` (`AccessDeniedException`) or `Denial::query` (`AccessDenied`).
     pub denied: fn(&Denial) -> ApiError,
+    /// The roles the call passes to a service ([`JsonService::passed_roles`]).
+    pub passed_roles: fn(&str, &str, &Body) -> Vec<(String, &'static str)>,
 }
 
 /// The part every protocol shares once it has read the operation and its body (JSON,
@@ -313,6 +325,11 @@ pub fn dispatch(
             req,
         )
         .map_err(|d| (handler.denied)(&d))?;
+    for (role, service) in (handler.passed_roles)(&identity.account, op, &body) {
+        state
+            .authorize_pass_role(&control, &identity, &[role], service, req)
+            .map_err(|d| (handler.denied)(&d))?;
+    }
     let mut call = JsonCall {
         body,
         account: identity.account,

@@ -1216,3 +1216,89 @@ fn issue15_launching_with_an_instance_profile_needs_pass_role() {
         "{assoc}"
     );
 }
+
+/// Issue 15: a task definition's task role is handed to ECS tasks, so registering one
+/// takes `iam:PassRole` on the role for `ecs-tasks.amazonaws.com` besides
+/// `ecs:RegisterTaskDefinition` (Amazon ECS Developer Guide, "IAM roles for Amazon ECS").
+/// A role name is read as a role of the caller's account, as ECS does.
+#[test]
+fn issue15_a_task_role_needs_pass_role_to_ecs_tasks() {
+    let d = enforcing();
+    let root = root();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "task-role",
+            "--assume-role-policy-document",
+            trust,
+        ],
+    );
+    let role_arn = role["Role"]["Arn"].as_str().expect("role arn").to_string();
+    let dev = user_with(&d, "ops", &[]);
+    let put = |doc: &str| {
+        ok(
+            &d,
+            &root,
+            &[
+                "iam",
+                "put-user-policy",
+                "--user-name",
+                "ops",
+                "--policy-name",
+                "ops",
+                "--policy-document",
+                doc,
+            ],
+        );
+    };
+    let ecs_only = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:*","Resource":"*"}]}"#;
+    put(ecs_only);
+    let register = |role: &str| {
+        vec![
+            "ecs".to_string(),
+            "register-task-definition".into(),
+            "--family".into(),
+            "web".into(),
+            "--requires-compatibilities".into(),
+            "FARGATE".into(),
+            "--network-mode".into(),
+            "awsvpc".into(),
+            "--cpu".into(),
+            "256".into(),
+            "--memory".into(),
+            "512".into(),
+            "--container-definitions".into(),
+            r#"[{"name":"web","image":"nginx","essential":true}]"#.into(),
+            "--task-role-arn".into(),
+            role.into(),
+        ]
+    };
+    let args = register(&role_arn);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&d, &dev, &args, "AccessDeniedException");
+    assert!(
+        err.contains("iam:PassRole") && err.contains(&role_arn),
+        "the denial names the action and the role: {err}"
+    );
+    // By name: the same role of the caller's account, refused the same way.
+    let by_name = register("task-role");
+    let by_name: Vec<&str> = by_name.iter().map(String::as_str).collect();
+    let err = fails(&d, &dev, &by_name, "AccessDeniedException");
+    assert!(err.contains(&role_arn), "{err}");
+    // Without a role, ecs:* is enough.
+    ok(&d, &dev, &args[..args.len() - 2]);
+    put(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ecs:*","Resource":"*"}},{{"Effect":"Allow","Action":"iam:PassRole","Resource":"{role_arn}","Condition":{{"StringEquals":{{"iam:PassedToService":"ecs-tasks.amazonaws.com"}}}}}}]}}"#
+    ));
+    let out = ok(&d, &dev, &args);
+    assert_eq!(
+        out["taskDefinition"]["taskRoleArn"].as_str(),
+        Some(role_arn.as_str()),
+        "{out}"
+    );
+}

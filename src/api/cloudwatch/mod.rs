@@ -56,6 +56,7 @@ pub static JSON: JsonService = JsonService {
     handler: dispatch,
     iam_prefix: "cloudwatch",
     resource: super::json::any_resource,
+    passed_roles: super::json::no_roles,
 };
 
 pub static QUERY: QueryService = QueryService {

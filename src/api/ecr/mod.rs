@@ -25,6 +25,7 @@ pub static SERVICE: JsonService = JsonService {
     handler: dispatch,
     iam_prefix: "ecr",
     resource: any_resource,
+    passed_roles: super::json::no_roles,
 };
 
 pub const OPERATIONS: &[&str] = &[

@@ -20,7 +20,44 @@ pub static SERVICE: JsonService = JsonService {
     handler: dispatch,
     iam_prefix: "ecs",
     resource: any_resource,
+    passed_roles,
 };
+
+/// The roles an ECS call hands over. A task definition's task and execution roles, and
+/// a run's overrides of them, are passed to `ecs-tasks.amazonaws.com`; a service's
+/// load-balancer role to `ecs.amazonaws.com` (Amazon ECS Developer Guide, "IAM roles for
+/// Amazon ECS"; the task-role fields take a name or an ARN).
+fn passed_roles(account: &str, op: &str, body: &Body) -> Vec<(String, &'static str)> {
+    let arn = |v: &Value| {
+        v.as_str().filter(|s| !s.is_empty()).map(|s| {
+            if s.starts_with("arn:") {
+                s.to_string()
+            } else {
+                format!("arn:aws:iam::{account}:role/{s}")
+            }
+        })
+    };
+    const TASK_ROLES: [&str; 2] = ["taskRoleArn", "executionRoleArn"];
+    let to_tasks = |r: String| (r, "ecs-tasks.amazonaws.com");
+    match op {
+        "RegisterTaskDefinition" => TASK_ROLES
+            .into_iter()
+            .filter_map(|k| body.get(k).and_then(arn))
+            .map(to_tasks)
+            .collect(),
+        "RunTask" | "StartTask" => TASK_ROLES
+            .into_iter()
+            .filter_map(|k| body.get("overrides").and_then(|o| o.get(k)).and_then(arn))
+            .map(to_tasks)
+            .collect(),
+        "CreateService" => body
+            .get("role")
+            .and_then(arn)
+            .map(|r| vec![(r, "ecs.amazonaws.com")])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
 
 pub const OPERATIONS: &[&str] = &[
     "CreateCluster",

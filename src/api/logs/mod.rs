@@ -25,6 +25,7 @@ pub static SERVICE: JsonService = JsonService {
     handler: dispatch,
     iam_prefix: "logs",
     resource: log_group_arn,
+    passed_roles: super::json::no_roles,
 };
 
 /// The log group a call names (Service Authorization Reference: the `log-group`

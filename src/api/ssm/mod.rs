@@ -19,6 +19,7 @@ pub static SERVICE: JsonService = JsonService {
     handler: dispatch,
     iam_prefix: "ssm",
     resource: parameter_arn,
+    passed_roles: super::json::no_roles,
 };
 
 /// The parameter a call names (Service Authorization Reference: the `parameter`

@@ -66,6 +66,10 @@ impl Tables {
         // is a plain file name.
         let path = self.dir.join(format!("{account}.db"));
         let db = Database::new(&path.to_string_lossy()).map_err(|e| e.to_string())?;
+        // dynoxide opens with SQLite's default `synchronous=FULL`, an fsync per write.
+        // Its "normal" pragmas are `synchronous=NORMAL` with SQLite's default cache: the
+        // guarantee of vpclab's own store (a write survives SIGKILL, not an OS crash).
+        db.disable_bulk_loading().map_err(|e| e.to_string())?;
         open.insert(account.to_string(), (db.clone(), Instant::now()));
         Ok(db)
     }

@@ -50,6 +50,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     dir: PathBuf,
+    /// Whether `commits` has the `changes` column (every database this version opened
+    /// for writing does; an older one read beside an older daemon may not).
+    folded: bool,
     /// Held for the daemon's lifetime; dropping it releases the lock.
     _lock: File,
 }
@@ -124,7 +127,8 @@ impl Store {
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 account TEXT NOT NULL,
                 at INTEGER NOT NULL,
-                action TEXT NOT NULL
+                action TEXT NOT NULL,
+                changes TEXT
             );
             CREATE TABLE IF NOT EXISTS changes (
                 seq INTEGER NOT NULL REFERENCES commits (seq),
@@ -141,10 +145,17 @@ impl Store {
             );",
         )
         .map_err(sql)?;
+        // Databases from before the commit's changes were folded into its row gain the
+        // column; their older commits keep their rows in `changes`.
+        if !has_folded_changes(&conn).map_err(sql)? {
+            conn.execute_batch("ALTER TABLE commits ADD COLUMN changes TEXT")
+                .map_err(sql)?;
+        }
         Ok(Store {
             conn,
             path,
             dir: dir.to_path_buf(),
+            folded: true,
             _lock: lock,
         })
     }
@@ -165,10 +176,12 @@ impl Store {
             dir: paths.dir.clone(),
             cause,
         })?;
+        let folded = has_folded_changes(&conn).map_err(sql)?;
         Ok(Store {
             conn,
             path: paths.db.clone(),
             dir: paths.dir.clone(),
+            folded,
             _lock: lock,
         })
     }
@@ -272,23 +285,22 @@ impl Store {
                     None => del.execute(params![account, kind, w.id]).map_err(sql)?,
                 };
             }
-            tx.prepare_cached("INSERT INTO commits (account, at, action) VALUES (?1, ?2, ?3)")
-                .map_err(sql)?
-                .execute(params![account, at.0, action])
-                .map_err(sql)?;
-            let seq = tx.last_insert_rowid();
-            let mut change = tx
-                .prepare_cached("INSERT INTO changes (seq, kind, id, op) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sql)?;
-            for (kind, w) in rows {
-                // The meta row is bookkeeping (the id allocator), not a resource.
-                if *kind != META_KIND {
-                    change
-                        .execute(params![seq, kind, w.id, w.op.as_str()])
-                        .map_err(sql)?;
-                }
-            }
-            seq
+            // The typed changes ride in the commit's own row (one row, not one per
+            // change: fewer pages written per commit). The meta row is bookkeeping (the
+            // id allocator), not a resource.
+            let changes: Vec<[&str; 3]> = rows
+                .iter()
+                .filter(|(kind, _)| *kind != META_KIND)
+                .map(|(kind, w)| [*kind, w.id.as_str(), w.op.as_str()])
+                .collect();
+            let changes = serde_json::to_string(&changes).unwrap_or_else(|_| "[]".into());
+            tx.prepare_cached(
+                "INSERT INTO commits (account, at, action, changes) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(sql)?
+            .execute(params![account, at.0, action, changes])
+            .map_err(sql)?;
+            tx.last_insert_rowid()
         };
         tx.commit().map_err(sql)?;
         Ok(u64::try_from(seq).unwrap_or_default())
@@ -327,12 +339,12 @@ impl Store {
     /// The stored commits after `after`, oldest first, at most `limit` (the audit trail
     /// and the catch-up of a late reader).
     pub fn commits_since(&self, after: u64, limit: usize) -> Result<Vec<Commit>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seq, account, at, action FROM commits WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(|e| self.sql(e))?;
+        let query = if self.folded {
+            "SELECT seq, account, at, action, changes FROM commits WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        } else {
+            "SELECT seq, account, at, action, NULL FROM commits WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        };
+        let mut stmt = self.conn.prepare(query).map_err(|e| self.sql(e))?;
         let heads = stmt
             .query_map(
                 params![
@@ -345,29 +357,42 @@ impl Store {
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 },
             )
             .map_err(|e| self.sql(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sql(e))?;
-        let mut changes = self
+        // Commits written before the fold keep their changes as rows of `changes`.
+        let mut legacy = self
             .conn
             .prepare("SELECT kind, id, op FROM changes WHERE seq = ?1 ORDER BY rowid")
             .map_err(|e| self.sql(e))?;
         let mut out = Vec::with_capacity(heads.len());
-        for (seq, account, at, action) in heads {
-            let rows = changes
-                .query_map(params![seq], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(|e| self.sql(e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.sql(e))?;
+        for (seq, account, at, action, folded) in heads {
+            let rows: Vec<(String, String, String)> = match folded {
+                Some(text) => serde_json::from_str::<Vec<[String; 3]>>(&text)
+                    .map_err(|source| StoreError::Corrupt {
+                        kind: "commit".into(),
+                        id: seq.to_string(),
+                        source,
+                    })?
+                    .into_iter()
+                    .map(|[k, i, o]| (k, i, o))
+                    .collect(),
+                None => legacy
+                    .query_map(params![seq], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })
+                    .map_err(|e| self.sql(e))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.sql(e))?,
+            };
             out.push(Commit {
                 seq: u64::try_from(seq).unwrap_or_default(),
                 account,
@@ -390,5 +415,93 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+/// Whether the `commits` table has the `changes` column.
+fn has_folded_changes(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('commits') WHERE name = 'changes'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state database written before a commit's changes moved into its row (one
+    /// `changes` row per change) still reads its old commits after the upgrade, and the
+    /// commits written after it read the same way.
+    #[test]
+    fn commits_written_before_the_fold_keep_their_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StorePaths::scratch(dir.path());
+        {
+            let conn = Connection::open(&paths.db).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE commits (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    account TEXT NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL);
+                 CREATE TABLE changes (seq INTEGER NOT NULL REFERENCES commits (seq),
+                    kind TEXT NOT NULL, id TEXT NOT NULL, op TEXT NOT NULL);
+                 INSERT INTO commits (account, at, action) VALUES ('000000000000', 5, 'CreateVpc');
+                 INSERT INTO changes VALUES (1, 'vpc', 'vpc-old', 'created');
+                 INSERT INTO changes VALUES (1, 'route_table', 'rtb-old', 'created');",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&paths).unwrap();
+        let row = |id: &str, op| RowWrite {
+            id: id.into(),
+            op,
+            body: (op != ChangeOp::Deleted).then(|| "{}".to_string()),
+        };
+        store
+            .commit(
+                "000000000000",
+                "DeleteVpc",
+                Timestamp(6),
+                &[
+                    ("vpc", row("vpc-old", ChangeOp::Deleted)),
+                    (META_KIND, row("ids", ChangeOp::Modified)),
+                ],
+            )
+            .unwrap();
+        let read = |store: &Store| {
+            store
+                .commits_since(0, 10)
+                .unwrap()
+                .into_iter()
+                .map(|c| {
+                    let ch: Vec<(String, ChangeOp)> =
+                        c.changes.iter().map(|ch| (ch.id.clone(), ch.op)).collect();
+                    (c.action, ch)
+                })
+                .collect::<Vec<_>>()
+        };
+        let want = vec![
+            (
+                "CreateVpc".to_string(),
+                vec![
+                    ("vpc-old".to_string(), ChangeOp::Created),
+                    ("rtb-old".to_string(), ChangeOp::Created),
+                ],
+            ),
+            // The id allocator's row is not a change anyone subscribes to.
+            (
+                "DeleteVpc".to_string(),
+                vec![("vpc-old".to_string(), ChangeOp::Deleted)],
+            ),
+        ];
+        assert_eq!(read(&store), want);
+        drop(store);
+        let reader = Store::open_read_only(&paths).unwrap();
+        assert_eq!(
+            read(&reader),
+            want,
+            "a read-only reader sees the same trail"
+        );
     }
 }

@@ -116,13 +116,14 @@ impl<T: Resource> Table<T> {
     /// The rows that differ from `older` (an earlier version of this table): each
     /// changed or added row's id with `Some(row)`, each removed one's with `None`, in id
     /// order. Subtrees the two versions share are skipped, so after one commit this
-    /// costs about the commit's rows, not the table's.
+    /// costs about the commit's rows, not the table's. `T: Eq` lets `Arc<T>` compare by
+    /// pointer first: rows the versions share are not compared field by field.
     pub fn changes_since<'a>(
         &'a self,
         older: &'a Table<T>,
     ) -> impl Iterator<Item = (&'a str, Option<&'a T>)> + 'a
     where
-        T: PartialEq,
+        T: Eq,
     {
         older.rows.diff(&self.rows).map(|d| match d {
             imbl::ordmap::DiffItem::Add(k, v) => (&**k, Some(&**v)),

@@ -15,7 +15,7 @@ use crate::model::region;
 use crate::model::tags::TagSpec;
 use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, World, parse_cidr};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VpcCidr {
     pub association_id: String,
     #[serde(with = "crate::model::cidr_serde")]
@@ -24,7 +24,10 @@ pub struct VpcCidr {
     pub state: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `Eq` matters beyond correctness: `Arc<Vpc>` then compares by pointer first, so
+/// diffing two versions of the VPC table (`Table::changes_since`, each commit's resolver
+/// reconcile) skips the field-by-field comparison of every row the versions share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vpc {
     pub id: String,
     pub region: String,

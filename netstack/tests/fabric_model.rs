@@ -5,7 +5,12 @@
 //!    direct reading of the AWS rules over the plain `TopologyBuilder`: linear
 //!    scans instead of indexes, "longest prefix" by looking at every route,
 //!    "any rule of any group" by looking at every rule. It models a fresh
-//!    fabric (no tracked connections, no NAT mappings).
+//!    fabric (no tracked connections, no NAT mappings). Prefix lists are not
+//!    modelled here because they never reach the fabric: the model's compiler turns
+//!    a security-group rule or route naming a list into one CIDR rule or route per
+//!    entry, so the random CIDR rules below are what such rules become; the
+//!    expansion itself is checked against the list's CIDRs by the property
+//!    `prefix_list_rules_admit_exactly_the_lists_cidrs` in `src/model/ec2/compile.rs`.
 //! 2. Random bytes, and corrupted valid packets, never make the fabric panic.
 
 use std::net::Ipv4Addr;

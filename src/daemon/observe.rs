@@ -112,6 +112,7 @@ fn hop_json(c: &PathComponent) -> Value {
             .cidr
             .clone()
             .or_else(|| r.peer_group.clone())
+            .or_else(|| r.prefix_list_id.clone())
             .unwrap_or_default();
         Some(format!(
             "{} rule: protocol {}{ports} {} {peer}",

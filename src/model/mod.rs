@@ -310,6 +310,7 @@ world_tables! {
     ecr_repositories: ecr::Repository,
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
     vpc_endpoints: ec2::vpc_endpoint::VpcEndpoint,
+    prefix_lists: ec2::prefix_list::PrefixList,
     lambda_functions: lambda::Function,
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,

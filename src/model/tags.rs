@@ -54,6 +54,7 @@ pub fn resource_type_of(id: &str) -> &'static str {
         "sgr" => "security-group-rule",
         "nip" => "network-insights-path",
         "nia" => "network-insights-analysis",
+        "pl" => "prefix-list",
         _ => "unknown",
     }
 }

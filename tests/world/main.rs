@@ -21,6 +21,7 @@ mod observe;
 mod peering;
 mod prefix_lists;
 mod sandbox;
+mod sg_rules;
 mod ssh;
 mod tun;
 mod vpc_endpoints;

@@ -220,7 +220,8 @@ fn sg_rule(x: &mut Xml, r: &Option<SgRuleInfo>) {
             .leaf("direction", &r.direction)
             .leaf("securityGroupId", &r.security_group_id);
         port_range_node(x, "portRange", r.ports);
-        x.leaf("protocol", &r.protocol);
+        x.opt("prefixListId", r.prefix_list_id.as_deref())
+            .leaf("protocol", &r.protocol);
     });
 }
 

@@ -1,12 +1,15 @@
 //! Security group actions: Create/Delete/DescribeSecurityGroups,
 //! DescribeSecurityGroupRules, Authorize/RevokeSecurityGroupIngress/Egress, in both the
 //! `IpPermissions.N` form and the legacy flat form (`IpProtocol`, `FromPort`, `ToPort`,
-//! `CidrIp`, `SourceSecurityGroupName`).
+//! `CidrIp`, `SourceSecurityGroupName`). Rules by id: ModifySecurityGroupRules,
+//! UpdateSecurityGroupRuleDescriptionsIngress/Egress; across peerings:
+//! DescribeSecurityGroupReferences, DescribeStaleSecurityGroups.
 
 use crate::api::Call;
 use crate::api::query::Params;
 use crate::api::xml::Xml;
 use crate::model::ec2::sg::{Peer, PermissionInput, SecurityGroup, SgRule, sg_not_found};
+use crate::model::ec2::sg_rules::{StaleGroup, StaleRule};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};
@@ -20,6 +23,23 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("AuthorizeSecurityGroupEgress", authorize_egress),
     ("RevokeSecurityGroupIngress", revoke_ingress),
     ("RevokeSecurityGroupEgress", revoke_egress),
+    ("ModifySecurityGroupRules", modify_rules),
+    (
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        update_descriptions_ingress,
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        update_descriptions_egress,
+    ),
+    (
+        "DescribeSecurityGroupReferences",
+        describe_security_group_references,
+    ),
+    (
+        "DescribeStaleSecurityGroups",
+        describe_stale_security_groups,
+    ),
 ];
 
 /// (protocol, from port, to port, the rules sharing them)
@@ -46,7 +66,7 @@ fn render_permissions(x: &mut Xml, w: &World, name: &str, rules: &[&SgRule]) {
                 "groups",
                 rules.iter().filter_map(|r| match &r.peer {
                     Peer::Group(g) => Some((g, r)),
-                    Peer::Cidr(_) => None,
+                    _ => None,
                 }),
                 |x, (g, r)| {
                     x.opt("description", r.description.as_deref())
@@ -58,7 +78,7 @@ fn render_permissions(x: &mut Xml, w: &World, name: &str, rules: &[&SgRule]) {
                 "ipRanges",
                 rules.iter().filter_map(|r| match &r.peer {
                     Peer::Cidr(c) => Some((c, r)),
-                    Peer::Group(_) => None,
+                    _ => None,
                 }),
                 |x, (c, r)| {
                     x.leaf("cidrIp", c)
@@ -66,7 +86,17 @@ fn render_permissions(x: &mut Xml, w: &World, name: &str, rules: &[&SgRule]) {
                 },
             )
             .set("ipv6Ranges", std::iter::empty::<()>(), |_, _| {})
-            .set("prefixListIds", std::iter::empty::<()>(), |_, _| {});
+            .set(
+                "prefixListIds",
+                rules.iter().filter_map(|r| match &r.peer {
+                    Peer::PrefixList(p) => Some((p, r)),
+                    _ => None,
+                }),
+                |x, (p, r)| {
+                    x.opt("description", r.description.as_deref())
+                        .leaf("prefixListId", p);
+                },
+            );
     });
 }
 
@@ -100,6 +130,9 @@ fn render_rule(x: &mut Xml, w: &World, g: &SecurityGroup, r: &SgRule) {
             x.node("referencedGroupInfo", |x| {
                 x.leaf("groupId", id).leaf("userId", &w.account);
             });
+        }
+        Peer::PrefixList(p) => {
+            x.leaf("prefixListId", p);
         }
     }
     x.opt("description", r.description.as_deref()).leaf(
@@ -233,8 +266,17 @@ fn permissions(p: &Params) -> ApiResult<Vec<PermissionInput>> {
             prefix_lists: s
                 .structs("PrefixListIds")
                 .iter()
-                .filter_map(|r| r.get("PrefixListId").map(str::to_string))
-                .collect(),
+                .map(|r| {
+                    Ok((
+                        r.required("PrefixListId")
+                            .map_err(|_| {
+                                ApiError::missing("IpPermissions.N.PrefixListIds.M.PrefixListId")
+                            })?
+                            .to_string(),
+                        r.get("Description").map(str::to_string),
+                    ))
+                })
+                .collect::<ApiResult<_>>()?,
         });
     }
     let flat = [
@@ -310,4 +352,139 @@ fn revoke_ingress(c: &mut Call) -> ApiResult<Xml> {
 
 fn revoke_egress(c: &mut Call) -> ApiResult<Xml> {
     revoke(c, true)
+}
+
+/// `SecurityGroupRule.N`: (rule id, the rule it becomes).
+fn rule_updates(p: &Params) -> ApiResult<Vec<(String, PermissionInput)>> {
+    p.structs("SecurityGroupRule")
+        .iter()
+        .map(|u| {
+            let id = u
+                .required("SecurityGroupRuleId")
+                .map_err(|_| ApiError::missing("SecurityGroupRule.N.SecurityGroupRuleId"))?
+                .to_string();
+            let get = |k: &str| u.get(&format!("SecurityGroupRule.{k}")).map(str::to_string);
+            if get("CidrIpv6").is_some() {
+                return Err(ApiError::new(
+                    "Unsupported",
+                    "IPv6 ranges in security group rules are not supported by vpclab.",
+                ));
+            }
+            let description = get("Description");
+            let perm = PermissionInput {
+                protocol: get("IpProtocol"),
+                from_port: get("FromPort"),
+                to_port: get("ToPort"),
+                cidrs: get("CidrIpv4")
+                    .map(|c| vec![(c, description.clone())])
+                    .unwrap_or_default(),
+                groups: get("ReferencedGroupId")
+                    .map(|g| vec![(Some(g), None, description.clone())])
+                    .unwrap_or_default(),
+                prefix_lists: get("PrefixListId")
+                    .map(|pl| vec![(pl, description.clone())])
+                    .unwrap_or_default(),
+                ipv6_cidrs: Vec::new(),
+            };
+            Ok((id, perm))
+        })
+        .collect()
+}
+
+fn modify_rules(c: &mut Call) -> ApiResult<Xml> {
+    let id = c.params.required("GroupId")?.to_string();
+    let updates = rule_updates(c.params)?;
+    c.mutate(|w, env| w.modify_security_group_rules(env, &id, &updates))?;
+    Ok(return_true())
+}
+
+fn update_descriptions(c: &mut Call, egress: bool) -> ApiResult<Xml> {
+    let id = group_id(c)?;
+    let perms = permissions(c.params)?;
+    let by_id: Vec<(String, Option<String>)> = c
+        .params
+        .structs("SecurityGroupRuleDescription")
+        .iter()
+        .map(|d| {
+            Ok((
+                d.required("SecurityGroupRuleId")
+                    .map_err(|_| {
+                        ApiError::missing("SecurityGroupRuleDescription.N.SecurityGroupRuleId")
+                    })?
+                    .to_string(),
+                d.get("Description").map(str::to_string),
+            ))
+        })
+        .collect::<ApiResult<_>>()?;
+    c.mutate(|w, env| w.update_rule_descriptions(env, &id, egress, &by_id, &perms))?;
+    Ok(return_true())
+}
+
+fn update_descriptions_ingress(c: &mut Call) -> ApiResult<Xml> {
+    update_descriptions(c, false)
+}
+
+fn update_descriptions_egress(c: &mut Call) -> ApiResult<Xml> {
+    update_descriptions(c, true)
+}
+
+fn describe_security_group_references(c: &mut Call) -> ApiResult<Xml> {
+    let ids = c.params.list("GroupId");
+    let w = c.read()?;
+    let refs = w.security_group_references(&c.env.region, &ids)?;
+    let mut x = Xml::new();
+    x.set("securityGroupReferenceSet", &refs, |x, r| {
+        x.leaf("groupId", &r.group_id)
+            .leaf("referencingVpcId", &r.referencing_vpc_id)
+            .leaf("vpcPeeringConnectionId", &r.vpc_peering_connection_id);
+    });
+    Ok(x)
+}
+
+fn render_stale(x: &mut Xml, w: &World, name: &str, rules: &[&StaleRule]) {
+    x.set(name, rules, |x, s| {
+        let r = &s.rule;
+        x.leaf("ipProtocol", &r.protocol)
+            .opt("fromPort", r.from_port)
+            .opt("toPort", r.to_port)
+            .set("groups", [s], |x, s| {
+                let Peer::Group(g) = &s.rule.peer else {
+                    return;
+                };
+                x.opt("description", s.rule.description.as_deref())
+                    .leaf("groupId", g)
+                    .opt(
+                        "groupName",
+                        w.security_groups.get(g).map(|g| g.group_name.clone()),
+                    )
+                    .opt("peeringStatus", s.peering.as_ref().map(|p| p.1.clone()))
+                    .leaf("userId", &w.account)
+                    .opt("vpcId", s.vpc_id.as_deref())
+                    .opt(
+                        "vpcPeeringConnectionId",
+                        s.peering.as_ref().map(|p| p.0.clone()),
+                    );
+            });
+    });
+}
+
+fn describe_stale_security_groups(c: &mut Call) -> ApiResult<Xml> {
+    let vpc = c.params.required("VpcId")?.to_string();
+    let w = c.read()?;
+    let groups = w.stale_security_groups(&c.env.region, &vpc)?;
+    let refs: Vec<&StaleGroup> = groups.iter().collect();
+    let (page, next) = paginate(c, refs, |g| &g.group.id)?;
+    let mut x = Xml::new();
+    x.set("staleSecurityGroupSet", page, |x, g| {
+        x.leaf("description", &g.group.description)
+            .leaf("groupId", &g.group.id)
+            .leaf("groupName", &g.group.group_name);
+        let ingress: Vec<&StaleRule> = g.rules.iter().filter(|r| !r.rule.egress).collect();
+        let egress: Vec<&StaleRule> = g.rules.iter().filter(|r| r.rule.egress).collect();
+        render_stale(x, &w, "staleIpPermissions", &ingress);
+        render_stale(x, &w, "staleIpPermissionsEgress", &egress);
+        x.leaf("vpcId", &g.group.vpc_id);
+    });
+    x.opt("nextToken", next);
+    Ok(x)
 }

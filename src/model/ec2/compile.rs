@@ -202,7 +202,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
             g.rules
                 .iter()
                 .filter(|r| r.egress == egress)
-                .filter_map(sg_rule)
+                .flat_map(|r| sg_rule(world, &g.region, r))
                 .collect()
         };
         b.add_security_group(TSg {
@@ -246,7 +246,29 @@ fn icmp_match(ty: i32, code: i32) -> IcmpMatch {
     }
 }
 
-fn sg_rule(r: &SgRule) -> Option<TSgRule> {
+/// The fabric rules of one security-group rule: one, or one per CIDR of the prefix list
+/// it names (none for an empty or vanished list), each carrying the rule's `sgr-` id so
+/// that `explain` and flow logs name the rule the learner wrote.
+fn sg_rule(world: &World, region: &str, r: &SgRule) -> Vec<TSgRule> {
+    let Some(one) = sg_rule_base(r) else {
+        return Vec::new();
+    };
+    match &r.peer {
+        Peer::PrefixList(p) => world
+            .prefix_list_cidrs(region, p)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| TSgRule {
+                peer: SgPeer::Cidr(c),
+                ..one.clone()
+            })
+            .collect(),
+        _ => vec![one],
+    }
+}
+
+/// The rule's protocol, ports and peer (a prefix list's peer is filled in by `sg_rule`).
+fn sg_rule_base(r: &SgRule) -> Option<TSgRule> {
     let protocol = match r.protocol.as_str() {
         "-1" => Protocol::All,
         "tcp" => Protocol::Tcp,
@@ -268,6 +290,8 @@ fn sg_rule(r: &SgRule) -> Option<TSgRule> {
     let peer = match &r.peer {
         Peer::Cidr(c) => SgPeer::Cidr(*c),
         Peer::Group(g) => SgPeer::Group(rid(g)),
+        // Replaced per CIDR by `sg_rule`.
+        Peer::PrefixList(_) => SgPeer::Cidr(ipnet::Ipv4Net::default()),
     };
     Some(TSgRule {
         id: Some(rid(&r.id)),
@@ -293,6 +317,8 @@ pub const FABRIC_KINDS: &[&str] = &[
     "instance",
     "vpc_peering_connection",
     "vpc_endpoint",
+    // Customer-managed prefix lists that routes and security-group rules name.
+    "prefix_list",
     // Which interfaces the fabric counts flow records for.
     "flow_log",
 ];
@@ -409,6 +435,100 @@ mod tests {
             !fabric.explain(now, &Port::Internet, &flow).is_delivered(),
             "revoked again"
         );
+    }
+
+    fn ssh_from_list(pl: &str) -> PermissionInput {
+        PermissionInput {
+            protocol: Some("tcp".into()),
+            from_port: Some("22".into()),
+            to_port: Some("22".into()),
+            prefix_lists: vec![(pl.to_string(), None)],
+            ..Default::default()
+        }
+    }
+
+    /// AWS (VPC User Guide, "Customer-managed prefix lists"): a rule that references a
+    /// prefix list admits its CIDRs, and a change to the list applies to every rule
+    /// that references it.
+    #[test]
+    fn a_prefix_list_rule_admits_what_the_list_holds_now() {
+        use crate::model::ec2::prefix_list::PrefixListChange;
+        let (mut w, sg, _, public_ip) = public_web_world();
+        let e = env();
+        let pl = w
+            .create_prefix_list(
+                &e,
+                "learners",
+                5,
+                "IPv4",
+                &[("203.0.113.0/24".into(), None)],
+                &[],
+            )
+            .unwrap();
+        w.authorize_security_group(&e, &sg, false, &[ssh_from_list(&pl)], &[])
+            .unwrap();
+        let now = Instant::from_millis(0);
+        let learner = Flow::tcp_syn(Ipv4Addr::new(203, 0, 113, 10), 40000, public_ip, 22);
+        let other = Flow::tcp_syn(Ipv4Addr::new(192, 0, 2, 7), 40000, public_ip, 22);
+        let admits = |w: &World, f: &Flow| {
+            Fabric::new(Arc::new(compile(w).unwrap()))
+                .explain(now, &Port::Internet, f)
+                .is_delivered()
+        };
+        assert!(admits(&w, &learner));
+        assert!(!admits(&w, &other));
+
+        // Version 2: the learners' block goes, 192.0.2.0/24 comes.
+        w.modify_prefix_list(
+            &e,
+            &pl,
+            &PrefixListChange {
+                current_version: Some(1),
+                add: vec![("192.0.2.0/24".into(), None)],
+                remove: vec!["203.0.113.0/24".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(!admits(&w, &learner), "removed from the list");
+        assert!(admits(&w, &other), "added to the list");
+
+        // Restoring version 1 makes version 3 with the old entries.
+        w.restore_prefix_list_version(&e, &pl, 1, 2).unwrap();
+        assert_eq!(w.prefix_lists.get(&pl).unwrap().version(), 3);
+        assert!(admits(&w, &learner));
+        assert!(!admits(&w, &other));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The seam between the model and the fabric: a rule naming a list of random
+        /// CIDRs admits a random source exactly when some entry holds it (the fabric's
+        /// own reference model only sees the CIDR rules this expansion makes).
+        #[test]
+        fn prefix_list_rules_admit_exactly_the_lists_cidrs(
+            entries in proptest::collection::btree_set((0u8..=255, 24u8..=32), 0..6),
+            source in 0u8..=255,
+        ) {
+            let (mut w, sg, _, public_ip) = public_web_world();
+            let e = env();
+            let nets: Vec<ipnet::Ipv4Net> = entries
+                .iter()
+                .map(|(host, len)| ipnet::Ipv4Net::new(Ipv4Addr::new(203, 0, 113, *host), *len).unwrap().trunc())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let list: Vec<(String, Option<String>)> =
+                nets.iter().map(|n| (n.to_string(), None)).collect();
+            let pl = w.create_prefix_list(&e, "random", 10, "IPv4", &list, &[]).unwrap();
+            w.authorize_security_group(&e, &sg, false, &[ssh_from_list(&pl)], &[]).unwrap();
+            let from = Ipv4Addr::new(203, 0, 113, source);
+            let flow = Flow::tcp_syn(from, 40000, public_ip, 22);
+            let delivered = Fabric::new(Arc::new(compile(&w).unwrap()))
+                .explain(Instant::from_millis(0), &Port::Internet, &flow)
+                .is_delivered();
+            proptest::prop_assert_eq!(delivered, nets.iter().any(|n| n.contains(&from)));
+        }
     }
 
     #[test]

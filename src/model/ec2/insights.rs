@@ -187,6 +187,9 @@ pub struct SgRuleInfo {
     pub cidr: Option<String>,
     /// The referenced group, for a rule whose peer is a group.
     pub peer_group: Option<String>,
+    /// The referenced prefix list, for a rule whose peer is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_list_id: Option<String>,
     /// `ingress` or `egress`.
     pub direction: String,
     pub security_group_id: String,
@@ -757,9 +760,10 @@ impl World {
             Some(id) => g.rules.iter().find(|r| r.id == id)?,
             None => g.rules.iter().filter(|r| r.egress == egress).nth(index)?,
         };
-        let (cidr, peer_group) = match &r.peer {
-            Peer::Cidr(c) => (Some(c.to_string()), None),
-            Peer::Group(id) => (None, Some(id.clone())),
+        let (cidr, peer_group, prefix_list_id) = match &r.peer {
+            Peer::Cidr(c) => (Some(c.to_string()), None, None),
+            Peer::Group(id) => (None, Some(id.clone()), None),
+            Peer::PrefixList(id) => (None, None, Some(id.clone())),
         };
         let ports = match (r.protocol.as_str(), r.from_port, r.to_port) {
             ("tcp" | "udp", Some(f), Some(t)) => Some(PortSpan {
@@ -771,6 +775,7 @@ impl World {
         Some(SgRuleInfo {
             cidr,
             peer_group,
+            prefix_list_id,
             direction: if r.egress { "egress" } else { "ingress" }.into(),
             security_group_id: g.id.clone(),
             ports,

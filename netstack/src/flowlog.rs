@@ -16,8 +16,14 @@
 //! same interface, and a security-group drop as an inbound REJECT. Traffic to the VPC
 //! resolver and the metadata service is not logged, as on AWS.
 //!
-//! Cost: one flag test per packet when no interface is logged; otherwise one hash-map
-//! update per logged side (no allocation once a record exists). The map holds at most
+//! Cost: one flag test per packet when no interface is logged. A packet that replays a
+//! memoised decision of the fabric's flow cache (every packet of an established flow
+//! after its first) is counted in that cache entry: three adds on memory the lookup
+//! already touched, no hashing. Only packets that take the full walk (new flows,
+//! drops) update the record map here, one hash-map update per logged side. The cache
+//! entries' counters are folded into the map when the records are drained and before
+//! the cache is cleared (topology swap, expiry, a full cache, a change of logged
+//! interfaces), so no packet is lost or counted twice. The map holds at most
 //! [`MAX_RECORDS`] records between drains; packets of further flows are counted as
 //! skipped, which the caller reports as AWS's `SKIPDATA`.
 
@@ -144,12 +150,28 @@ impl FlowLogs {
         if !self.logged.get(ix as usize).copied().unwrap_or(false) {
             return;
         }
+        self.add(
+            ix,
+            id,
+            key,
+            FlowCounters {
+                packets: 1,
+                bytes: len as u64,
+                tcp_flags: flags,
+            },
+        );
+    }
+
+    /// Adds counters gathered elsewhere (the fabric's flow cache, see
+    /// [`crate::fabric`]) to the record of `key` on the interface with dense index
+    /// `ix`. The caller has checked that the interface is logged.
+    pub(crate) fn add(&mut self, ix: u32, id: &ResId, key: FlowRecordKey, n: FlowCounters) {
         let full = self.records.len() >= MAX_RECORDS;
         match self.records.get_mut(&(ix, key)) {
             Some(c) => {
-                c.packets += 1;
-                c.bytes += len as u64;
-                c.tcp_flags |= flags;
+                c.packets += n.packets;
+                c.bytes += n.bytes;
+                c.tcp_flags |= n.tcp_flags;
             }
             None if full => {
                 if !self.skipped.contains(id) {
@@ -158,16 +180,15 @@ impl FlowLogs {
             }
             None => {
                 self.ids.entry(ix).or_insert_with(|| id.clone());
-                self.records.insert(
-                    (ix, key),
-                    FlowCounters {
-                        packets: 1,
-                        bytes: len as u64,
-                        tcp_flags: flags,
-                    },
-                );
+                self.records.insert((ix, key), n);
             }
         }
+    }
+
+    /// Whether the interface with dense index `ix` has a flow log.
+    #[inline]
+    pub(crate) fn is_logged(&self, ix: u32) -> bool {
+        self.logged.get(ix as usize).copied().unwrap_or(false)
     }
 
     /// Takes every record counted since the last drain, sorted by interface and key.
@@ -184,6 +205,17 @@ impl FlowLogs {
             })
             .collect();
         records.sort_by(|a, b| (&a.eni, a.key).cmp(&(&b.eni, b.key)));
+        // A record counted under a dense index and again after a re-index (topology
+        // swap, change of logged interfaces) is one flow: one record.
+        records.dedup_by(|later, kept| {
+            let same = later.eni == kept.eni && later.key == kept.key;
+            if same {
+                kept.counters.packets += later.counters.packets;
+                kept.counters.bytes += later.counters.bytes;
+                kept.counters.tcp_flags |= later.counters.tcp_flags;
+            }
+            same
+        });
         self.ids.clear();
         let mut skipped: Vec<ResId> = self.skipped.drain().collect();
         skipped.sort();

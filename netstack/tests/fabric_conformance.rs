@@ -2331,6 +2331,70 @@ mod flow_logs {
         send(&mut f, at(1), &Port::Internet, syn);
         assert_eq!(f.drain_flow_records().records.len(), 1);
     }
+
+    /// Every packet of an established flow is in the records exactly once, whether its
+    /// decision was walked or replayed from the flow cache (where replays are counted),
+    /// across drains, topology swaps and changes of the logged interfaces; the ingress
+    /// record names the translated (private) destination, as AWS records the
+    /// interface's own address.
+    #[test]
+    fn replayed_packets_are_counted_once_across_drains_swaps_and_changes() {
+        let (mut f, ids) = lab();
+        f.set_flow_logged([ids.web_eni.clone()]);
+        let syn = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 80);
+        assert!(send(&mut f, at(0), &Port::Internet, syn).0.is_delivered());
+        let ack = Flow::tcp(ids.learner, LEARNER_PORT, ids.web_public, 80, TcpFlags::ACK);
+        let acks = |f: &mut Fabric, k: usize| {
+            let mut len = 0;
+            for _ in 0..k {
+                let (v, bytes) = send(f, at(1), &Port::Internet, ack);
+                assert!(v.is_delivered());
+                len = bytes.len() as u64;
+            }
+            len
+        };
+        let len = acks(&mut f, 5);
+        let d = f.drain_flow_records();
+        assert_eq!(d.records.len(), 1, "{:?}", d.records);
+        let r = rec(&d.records, false, 80);
+        assert!(r.key.accept);
+        assert_eq!(Ipv4Addr::from(r.key.dst), ids.web_ip);
+        assert_eq!(r.counters.packets, 6);
+        assert_eq!(
+            r.counters.tcp_flags, 0x12,
+            "SYN from the walk, ACK from replays"
+        );
+        // Counted before a swap (the cache is cleared) and after it.
+        acks(&mut f, 3);
+        rebuild(&mut f, |_| {});
+        acks(&mut f, 2);
+        let d = f.drain_flow_records();
+        let r = rec(&d.records, false, 80);
+        assert_eq!(r.counters.packets, 5);
+        assert_eq!(r.counters.bytes, 5 * len);
+        assert_eq!(r.counters.tcp_flags, 0x10);
+        // Another interface gains a flow log: what was counted stays.
+        acks(&mut f, 3);
+        f.set_flow_logged([ids.web_eni.clone(), ids.web2_eni.clone()]);
+        acks(&mut f, 4);
+        assert_eq!(
+            rec(&f.drain_flow_records().records, false, 80)
+                .counters
+                .packets,
+            7
+        );
+        // Logging off: replays count nothing, and what was counted before is kept.
+        acks(&mut f, 2);
+        f.set_flow_logged([]);
+        acks(&mut f, 3);
+        assert_eq!(
+            rec(&f.drain_flow_records().records, false, 80)
+                .counters
+                .packets,
+            2
+        );
+        assert!(f.drain_flow_records().records.is_empty());
+    }
 }
 
 /// CloudWatch's `AWS/EC2` NetworkIn/NetworkOut: "the number of bytes received/sent by

@@ -5,7 +5,7 @@
 //! `NetworkPacketsOut` (dimension `InstanceId`, timestamped at the period's start, as
 //! CloudWatch timestamps a period), with `StatusCheckFailed`, `_Instance` and `_System`
 //! at 0 (an instance the fabric runs has passed its checks). One `vpclab:Metrics`
-//! commit per region per period.
+//! commit per region per tick.
 //!
 //! `CPUUtilization` is the CPU time the instance's workload really used in the period
 //! (`Runtime::cpu_times`: the emulated shell's `stress` hogs, measured per thread, or
@@ -13,8 +13,11 @@
 //! instance type's vCPUs, in percent, as EC2 defines it ("the percentage of physical
 //! CPU time that Amazon EC2 uses to run the EC2 instance").
 //!
-//! The period is EC2 basic monitoring's 5 minutes, or the daemon's `metrics_interval`
-//! (tests).
+//! The period is EC2 basic monitoring's 5 minutes, or 1 minute for an instance with
+//! detailed monitoring (`Monitoring.State` `enabled`: RunInstances `Monitoring.Enabled`,
+//! MonitorInstances); the status checks are published every minute for all. In tests
+//! the daemon's `metrics_interval` replaces the 5 minutes (and a fifth of it the
+//! minute).
 //!
 //! [`run_nat`] publishes `AWS/NATGateway` every minute from the fabric's NAT counters
 //! (`Fabric::nat_counters`).
@@ -34,6 +37,15 @@ use super::Worlds;
 
 /// EC2 basic monitoring: one datapoint per metric every 5 minutes.
 pub const BASIC_PERIOD: Duration = Duration::from_secs(300);
+
+/// EC2 detailed monitoring (`Monitoring.State` `enabled`): one datapoint per metric
+/// every minute. The status-check metrics are published at this frequency for every
+/// instance, whatever its monitoring ("available at a 1-minute frequency at no charge").
+pub const DETAILED_PERIOD: Duration = Duration::from_secs(60);
+
+/// Basic monitoring's period counted in detailed ones.
+const BASIC_TICKS: u32 = 5;
+const _: () = assert!(BASIC_PERIOD.as_secs() == DETAILED_PERIOD.as_secs() * BASIC_TICKS as u64);
 
 /// The action of the commits that publish metrics.
 pub const ACTION: &str = "vpclab:Metrics";
@@ -73,53 +85,61 @@ fn read(net: &Net) -> Option<Counters> {
     .ok()
 }
 
-/// Runs until the world stops: one publication per period.
+/// The readings taken at one tick: the fabric's interface counters, the instances'
+/// CPU times, and when (model clock for timestamps, wall clock for CPU capacity).
+#[derive(Clone)]
+struct Reading {
+    counters: Arc<Counters>,
+    cpu: Arc<CpuTimes>,
+    /// Model clock, ms: the start of the period that begins at this reading.
+    start: i64,
+    at: Instant,
+}
+
+impl Reading {
+    fn take(
+        net: &Net,
+        worlds: &Worlds,
+        runtime: &Mutex<super::instances::Runtime>,
+    ) -> Option<Self> {
+        Some(Reading {
+            counters: Arc::new(read(net)?),
+            cpu: Arc::new(cpu_times(runtime)),
+            start: (worlds.cfg().clock)().0,
+            at: Instant::now(),
+        })
+    }
+}
+
+/// Runs until the world stops. Ticks every minute (or a fifth of the daemon's
+/// `metrics_interval`, tests): instances with detailed monitoring publish at every
+/// tick, the others at every fifth, each datapoint covering the instance's own
+/// period since its last one.
 pub(super) async fn run(
     account: String,
     net: Net,
     worlds: Worlds,
     runtime: Arc<Mutex<super::instances::Runtime>>,
 ) {
-    let every = worlds.cfg().metrics_interval.unwrap_or(BASIC_PERIOD);
-    let Some(mut last) = read(&net) else {
+    let tick = worlds
+        .cfg()
+        .metrics_interval
+        .map_or(DETAILED_PERIOD, |basic| basic / BASIC_TICKS);
+    let Some(mut prev) = Reading::take(&net, &worlds, &runtime) else {
         return;
     };
-    let mut last_cpu = cpu_times(&runtime);
-    let mut last_at = Instant::now();
-    let mut start = (worlds.cfg().clock)().0;
+    // Where each running instance's current period began.
+    let mut since: BTreeMap<String, Reading> = BTreeMap::new();
+    let mut n: u32 = 0;
     loop {
-        tokio::time::sleep(every).await;
-        let Some(now) = read(&net) else {
+        tokio::time::sleep(tick).await;
+        n = (n + 1) % BASIC_TICKS;
+        let Some(now) = Reading::take(&net, &worlds, &runtime) else {
             return;
         };
-        let cpu = cpu_times(&runtime);
-        let wall = last_at.elapsed();
-        last_at = Instant::now();
-        let period = Period {
-            start,
-            before: &last,
-            now: &now,
-            cpu_before: &last_cpu,
-            cpu_now: &cpu,
-            wall,
-        };
-        publish(&account, &worlds, &period);
-        last = now;
-        last_cpu = cpu;
-        start = (worlds.cfg().clock)().0;
+        publish(&account, &worlds, &prev, &now, &mut since, n == 0);
+        prev = now;
     }
-}
-
-/// What one period measured.
-struct Period<'a> {
-    /// The period's start (model clock, ms).
-    start: i64,
-    before: &'a Counters,
-    now: &'a Counters,
-    cpu_before: &'a CpuTimes,
-    cpu_now: &'a CpuTimes,
-    /// The period's real length, which the CPU time is measured against.
-    wall: Duration,
 }
 
 fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> InterfaceCounters {
@@ -132,8 +152,16 @@ fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> Interfa
     }
 }
 
-fn publish(account: &str, worlds: &Worlds, p: &Period) {
-    let (before, now, start) = (p.before, p.now, p.start);
+/// One tick: `prev` is the last tick's reading, `now` this one's; `since` holds each
+/// running instance's period start and is advanced for the instances that publish.
+fn publish(
+    account: &str,
+    worlds: &Worlds,
+    prev: &Reading,
+    now: &Reading,
+    since: &mut BTreeMap<String, Reading>,
+    basic_due: bool,
+) {
     let Some(control) = worlds.control() else {
         return;
     };
@@ -141,17 +169,36 @@ fn publish(account: &str, worlds: &Worlds, p: &Period) {
     let Some(world) = control.snapshot(account) else {
         return;
     };
-    // Each attached interface's traffic, summed per instance.
+    // Instances that are not running start a fresh period when they run again.
+    since.retain(|id, _| {
+        world
+            .instances
+            .get(id)
+            .is_some_and(|i| i.state == InstanceState::Running)
+    });
+    let mut publishing: BTreeMap<String, Reading> = BTreeMap::new();
+    for inst in world.instances.iter() {
+        // Detailed monitoring publishes at every tick, basic at every fifth.
+        if inst.state == InstanceState::Running && (inst.monitoring || basic_due) {
+            // An instance first seen running starts its period at the last tick.
+            let base = since.get(&inst.id).unwrap_or(prev).clone();
+            publishing.insert(inst.id.clone(), base);
+        }
+    }
+    // Each attached interface's traffic over its instance's period, summed per instance.
     let mut per_instance: BTreeMap<String, InterfaceCounters> = BTreeMap::new();
     for eni in world.network_interfaces.iter() {
         let Some(att) = &eni.attachment else {
             continue;
         };
-        let key: ResId = vpclab_netstack::topology::rid(&eni.id);
-        let Some(c) = now.get(&key) else {
+        let Some(base) = publishing.get(&att.instance_id) else {
             continue;
         };
-        let d = delta(c, before.get(&key));
+        let key: ResId = vpclab_netstack::topology::rid(&eni.id);
+        let Some(c) = now.counters.get(&key) else {
+            continue;
+        };
+        let d = delta(c, base.counters.get(&key));
         let t = per_instance.entry(att.instance_id.clone()).or_default();
         t.bytes_in += d.bytes_in;
         t.packets_in += d.packets_in;
@@ -163,41 +210,50 @@ fn publish(account: &str, worlds: &Worlds, p: &Period) {
         if inst.state != InstanceState::Running {
             continue;
         }
-        let c = per_instance.get(&inst.id).copied().unwrap_or_default();
         let dims = vec![Dimension {
             name: "InstanceId".into(),
             value: inst.id.clone(),
         }];
-        let datum = |name: &str, v: u64, unit: &str| Datum {
+        let datum = |name: &str, v: f64, unit: &str, start: i64| Datum {
             name: name.into(),
             dimensions: dims.clone(),
             timestamp: Some(start),
-            stats: vec![Stats::one(v as f64)],
+            stats: vec![Stats::one(v)],
             unit: Some(unit.into()),
             resolution: None,
         };
         let region = by_region.entry(inst.region.clone()).or_default();
+        // The status checks: every minute for every instance (an instance the fabric
+        // runs has passed them).
+        region.extend([
+            datum("StatusCheckFailed", 0.0, "Count", prev.start),
+            datum("StatusCheckFailed_Instance", 0.0, "Count", prev.start),
+            datum("StatusCheckFailed_System", 0.0, "Count", prev.start),
+        ]);
+        let Some(base) = publishing.get(&inst.id) else {
+            continue;
+        };
         // An instance that booted during the period has no start reading: no datapoint
         // rather than a made-up one.
-        if let Some(pct) = utilization(p.cpu_before, p.cpu_now, &inst.id, p.wall) {
-            region.push(Datum {
-                name: "CPUUtilization".into(),
-                dimensions: dims.clone(),
-                timestamp: Some(start),
-                stats: vec![Stats::one(pct)],
-                unit: Some("Percent".into()),
-                resolution: None,
-            });
+        let wall = now.at.saturating_duration_since(base.at);
+        if let Some(pct) = utilization(&base.cpu, &now.cpu, &inst.id, wall) {
+            region.push(datum("CPUUtilization", pct, "Percent", base.start));
         }
+        let c = per_instance.get(&inst.id).copied().unwrap_or_default();
         region.extend([
-            datum("NetworkIn", c.bytes_in, "Bytes"),
-            datum("NetworkOut", c.bytes_out, "Bytes"),
-            datum("NetworkPacketsIn", c.packets_in, "Count"),
-            datum("NetworkPacketsOut", c.packets_out, "Count"),
-            datum("StatusCheckFailed", 0, "Count"),
-            datum("StatusCheckFailed_Instance", 0, "Count"),
-            datum("StatusCheckFailed_System", 0, "Count"),
+            datum("NetworkIn", c.bytes_in as f64, "Bytes", base.start),
+            datum("NetworkOut", c.bytes_out as f64, "Bytes", base.start),
+            datum("NetworkPacketsIn", c.packets_in as f64, "Count", base.start),
+            datum(
+                "NetworkPacketsOut",
+                c.packets_out as f64,
+                "Count",
+                base.start,
+            ),
         ]);
+    }
+    for id in publishing.into_keys() {
+        since.insert(id, now.clone());
     }
     let at = (worlds.cfg().clock)().0;
     for (region, data) in by_region {
@@ -218,9 +274,11 @@ pub const NAT_PERIOD: Duration = Duration::from_secs(60);
 
 type NatReadings = BTreeMap<ResId, NatCounters>;
 
+/// The NAT counters of the newest committed world's gateways: the topology is compiled
+/// first, so a gateway created since the last packet publishes its zeros too.
 fn read_nats(net: &Net) -> Option<NatReadings> {
     net.with_forwarder::<super::fabric::LiveFabric, _>(|f| {
-        f.without_compiling().nat_counters().into_iter().collect()
+        f.current().nat_counters().into_iter().collect()
     })
     .ok()
 }

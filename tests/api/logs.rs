@@ -332,3 +332,225 @@ fn log_events_survive_a_restart() {
     );
     assert_eq!(got["events"][0]["message"], "still here");
 }
+
+/// What `aws logs tail --follow` does (CLI v2; the machine's CLI is v1): boto3 pages
+/// through FilterLogEvents from a start time and polls again from the newest
+/// timestamp, dropping event ids it has printed. New events, including one at that
+/// same timestamp, show up once each, interleaved across streams.
+#[test]
+fn tail_follow_polling_through_filter_log_events_sees_each_new_event_once() {
+    if !have("python3") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let out = d.boto3("boto3_logs_tail.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("tail ").count(), 6, "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+}
+
+/// The sums of `metric` in namespace `App` over the last hour, one per minute.
+fn app_metric_sum(d: &TestDaemon, metric: &str) -> f64 {
+    let now = now_ms() / 1000;
+    let got = d.aws_cli_json(&[
+        "cloudwatch",
+        "get-metric-statistics",
+        "--region",
+        "us-east-1",
+        "--namespace",
+        "App",
+        "--metric-name",
+        metric,
+        "--start-time",
+        &(now - 3600).to_string(),
+        "--end-time",
+        &(now + 60).to_string(),
+        "--period",
+        "3600",
+        "--statistics",
+        "Sum",
+    ]);
+    got["Datapoints"]
+        .as_array()
+        .expect("Datapoints")
+        .iter()
+        .filter_map(|p| p["Sum"].as_f64())
+        .sum()
+}
+
+/// Metric filters (CloudWatch Logs User Guide, "Creating metrics from log events using
+/// filters"): each event the pattern matches publishes the filter's metric value, a
+/// number or a JSON field of the event; events before the filter existed count for
+/// nothing; a deleted filter publishes no more.
+#[test]
+fn metric_filters_turn_matching_log_events_into_metrics() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    logs(&d, &["create-log-group", "--log-group-name", "/app/api"]);
+    logs(
+        &d,
+        &[
+            "create-log-stream",
+            "--log-group-name",
+            "/app/api",
+            "--log-stream-name",
+            "i-1",
+        ],
+    );
+    let put = |messages: &[&str]| {
+        let t = now_ms();
+        let events: Vec<serde_json::Value> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| serde_json::json!({"timestamp": t + i as i64, "message": m}))
+            .collect();
+        logs(
+            &d,
+            &[
+                "put-log-events",
+                "--log-group-name",
+                "/app/api",
+                "--log-stream-name",
+                "i-1",
+                "--log-events",
+                &serde_json::to_string(&events).expect("json"),
+            ],
+        );
+    };
+    put(&[r#"{"level": "ERROR", "ms": 900}"#]);
+    logs(
+        &d,
+        &[
+            "put-metric-filter",
+            "--log-group-name",
+            "/app/api",
+            "--filter-name",
+            "errors",
+            "--filter-pattern",
+            r#"{ $.level = "ERROR" }"#,
+            "--metric-transformations",
+            "metricName=Errors,metricNamespace=App,metricValue=1",
+        ],
+    );
+    logs(
+        &d,
+        &[
+            "put-metric-filter",
+            "--log-group-name",
+            "/app/api",
+            "--filter-name",
+            "latency",
+            "--filter-pattern",
+            "{ $.ms > 0 }",
+            "--metric-transformations",
+            "metricName=LatencyMs,metricNamespace=App,metricValue=$.ms,unit=Milliseconds",
+        ],
+    );
+    put(&[
+        r#"{"level": "INFO", "ms": 20}"#,
+        r#"{"level": "ERROR", "ms": 300}"#,
+        r#"{"level": "ERROR", "ms": 100}"#,
+        "not json at all",
+    ]);
+    assert_eq!(
+        app_metric_sum(&d, "Errors"),
+        2.0,
+        "two ERROR events after the filter"
+    );
+    assert_eq!(
+        app_metric_sum(&d, "LatencyMs"),
+        420.0,
+        "the ms fields summed"
+    );
+
+    let described = logs(
+        &d,
+        &["describe-metric-filters", "--log-group-name", "/app/api"],
+    );
+    let filters = described["metricFilters"].as_array().expect("filters");
+    assert_eq!(filters.len(), 2, "{described}");
+    assert_eq!(filters[0]["filterName"], "errors");
+    assert_eq!(filters[0]["logGroupName"], "/app/api");
+    assert_eq!(
+        filters[1]["metricTransformations"][0]["metricValue"],
+        "$.ms"
+    );
+    let by_metric = logs(
+        &d,
+        &[
+            "describe-metric-filters",
+            "--metric-name",
+            "Errors",
+            "--metric-namespace",
+            "App",
+        ],
+    );
+    assert_eq!(by_metric["metricFilters"].as_array().map(Vec::len), Some(1));
+
+    logs(
+        &d,
+        &[
+            "delete-metric-filter",
+            "--log-group-name",
+            "/app/api",
+            "--filter-name",
+            "errors",
+        ],
+    );
+    put(&[r#"{"level": "ERROR", "ms": 1}"#]);
+    assert_eq!(
+        app_metric_sum(&d, "Errors"),
+        2.0,
+        "a deleted filter counts nothing"
+    );
+    assert_eq!(app_metric_sum(&d, "LatencyMs"), 421.0);
+
+    logs_err(
+        &d,
+        &[
+            "delete-metric-filter",
+            "--log-group-name",
+            "/app/api",
+            "--filter-name",
+            "errors",
+        ],
+        "ResourceNotFoundException",
+    );
+    logs_err(
+        &d,
+        &[
+            "put-metric-filter",
+            "--log-group-name",
+            "/app/api",
+            "--filter-name",
+            "bad",
+            "--filter-pattern",
+            "{ $.ms > }",
+            "--metric-transformations",
+            "metricName=X,metricNamespace=App,metricValue=1",
+        ],
+        "InvalidParameterException",
+    );
+    logs_err(
+        &d,
+        &[
+            "put-metric-filter",
+            "--log-group-name",
+            "/nope",
+            "--filter-name",
+            "x",
+            "--filter-pattern",
+            "ERROR",
+            "--metric-transformations",
+            "metricName=X,metricNamespace=App,metricValue=1",
+        ],
+        "ResourceNotFoundException",
+    );
+}

@@ -704,6 +704,58 @@ impl Network {
         }
     }
 
+    /// A NAT gateway with a new Elastic IP in the public subnet, available, and the
+    /// private subnet's default route through it: (NAT gateway id, Elastic IP).
+    pub fn nat_gateway(&self, d: &dyn Lab) -> (String, String) {
+        let alloc = d.aws_text(&[
+            "allocate-address",
+            "--domain",
+            "vpc",
+            "--query",
+            "AllocationId",
+        ]);
+        let eip = d.aws_text(&[
+            "describe-addresses",
+            "--allocation-ids",
+            &alloc,
+            "--query",
+            "Addresses[0].PublicIp",
+        ]);
+        let nat = d.aws_text(&[
+            "create-nat-gateway",
+            "--subnet-id",
+            &self.public_subnet,
+            "--allocation-id",
+            &alloc,
+            "--query",
+            "NatGateway.NatGatewayId",
+        ]);
+        // `aws ec2 wait` polls every 15 s; the gateway is available well before that.
+        for _ in 0..40 {
+            let state = d.aws_text(&[
+                "describe-nat-gateways",
+                "--nat-gateway-ids",
+                &nat,
+                "--query",
+                "NatGateways[0].State",
+            ]);
+            if state == "available" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        d.aws_text(&[
+            "create-route",
+            "--route-table-id",
+            &self.private_rt,
+            "--destination-cidr-block",
+            "0.0.0.0/0",
+            "--nat-gateway-id",
+            &nat,
+        ]);
+        (nat, eip)
+    }
+
     /// A security group of the VPC; `rules` are (port, cidr) TCP ingress rules.
     pub fn security_group(&self, d: &dyn Lab, name: &str, rules: &[(u16, &str)]) -> String {
         let sg = d.aws_text(&[

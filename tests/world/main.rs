@@ -17,6 +17,7 @@ mod iam_profile;
 mod instance_services;
 mod instance_ssh;
 mod internet;
+mod monitoring;
 mod observe;
 mod peering;
 mod prefix_lists;

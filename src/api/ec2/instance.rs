@@ -29,6 +29,8 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("GetConsoleOutput", get_console_output),
     ("ModifyInstanceAttribute", modify_instance_attribute),
     ("DescribeInstanceAttribute", describe_instance_attribute),
+    ("MonitorInstances", monitor_instances),
+    ("UnmonitorInstances", unmonitor_instances),
 ];
 
 /// `BlockDeviceMapping.N` (EBS mappings; `VirtualName` instance-store entries are ignored).
@@ -154,6 +156,7 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
         client_token: p.get("ClientToken").map(str::to_string),
         disable_api_termination: p.bool("DisableApiTermination")?,
         disable_api_stop: p.bool("DisableApiStop")?,
+        monitoring: p.bool("Monitoring.Enabled")?,
         shutdown_behavior: p
             .get("InstanceInitiatedShutdownBehavior")
             .map(str::to_string),
@@ -241,7 +244,7 @@ pub fn render_instance(x: &mut Xml, w: &World, v: &InstanceView<'_>) {
                 .leaf("tenancy", "default");
         })
         .node("monitoring", |x| {
-            x.leaf("state", "disabled");
+            x.leaf("state", i.monitoring_state());
         });
     if !terminated {
         x.leaf("subnetId", &i.subnet_id).leaf("vpcId", &i.vpc_id);
@@ -518,6 +521,28 @@ fn reboot_instances(c: &mut Call) -> ApiResult<Xml> {
     let ids = instance_ids(c)?;
     c.mutate(|w, env| w.reboot_instances(env, &ids))?;
     Ok(return_true())
+}
+
+/// MonitorInstances / UnmonitorInstances: `instancesSet` of `instanceId` and
+/// `monitoring.state` (`pending` / `disabling` while the change takes effect).
+fn set_monitoring(c: &mut Call, enabled: bool) -> ApiResult<Xml> {
+    let ids = instance_ids(c)?;
+    let changed = c.mutate(|w, env| w.set_instance_monitoring(env, &ids, enabled))?;
+    let mut x = Xml::new();
+    x.set("instancesSet", &changed, |x, (id, state)| {
+        x.leaf("instanceId", id).node("monitoring", |x| {
+            x.leaf("state", *state);
+        });
+    });
+    Ok(x)
+}
+
+fn monitor_instances(c: &mut Call) -> ApiResult<Xml> {
+    set_monitoring(c, true)
+}
+
+fn unmonitor_instances(c: &mut Call) -> ApiResult<Xml> {
+    set_monitoring(c, false)
 }
 
 fn get_console_output(c: &mut Call) -> ApiResult<Xml> {

@@ -1,5 +1,5 @@
 //! CloudWatch Logs (`Logs_20140328`, AWS JSON 1.1): log groups, streams, events,
-//! retention and tags, shaped as botocore's `logs/2014-03-28/service-2.json` describes
+//! metric filters, retention and tags, shaped as botocore's `logs/2014-03-28/service-2.json` describes
 //! them. Parsing and rendering only: the rules are in `model::logs`.
 //!
 //! Pagination tokens are opaque to clients but readable here: DescribeLogGroups and
@@ -48,6 +48,9 @@ pub const OPERATIONS: &[&str] = &[
     "PutLogEvents",
     "GetLogEvents",
     "FilterLogEvents",
+    "PutMetricFilter",
+    "DescribeMetricFilters",
+    "DeleteMetricFilter",
     "PutRetentionPolicy",
     "DeleteRetentionPolicy",
     "TagResource",
@@ -92,6 +95,14 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
         "PutLogEvents" => put_log_events(c),
         "GetLogEvents" => get_log_events(c),
         "FilterLogEvents" => filter_log_events(c),
+        "PutMetricFilter" => put_metric_filter(c),
+        "DescribeMetricFilters" => describe_metric_filters(c),
+        "DeleteMetricFilter" => {
+            let g = c.body.required_str("logGroupName")?.to_string();
+            let name = c.body.required_str("filterName")?.to_string();
+            c.mutate(|w, env| w.delete_metric_filter(env, &g, &name))?;
+            Ok(json!({}))
+        }
         "PutRetentionPolicy" => {
             let g = c.body.required_str("logGroupName")?.to_string();
             let days = c.body.int("retentionInDays")?.ok_or_else(|| {
@@ -522,4 +533,120 @@ fn filter_log_events(c: &mut JsonCall) -> ApiResult<Value> {
         out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(format!("e:{}:{}", e.timestamp, e.seq)));
     }
     Ok(out)
+}
+
+/// PutMetricFilter: `metricTransformations` holds exactly one transformation.
+fn put_metric_filter(c: &mut JsonCall) -> ApiResult<Value> {
+    use crate::model::logs::metric_filter::MetricTransformation;
+    let g = c.body.required_str("logGroupName")?.to_string();
+    let name = c.body.required_str("filterName")?.to_string();
+    let pattern = c.body.required_str("filterPattern")?.to_string();
+    let ts = c.body.list("metricTransformations")?;
+    if ts.len() != 1 {
+        return Err(invalid(format!(
+            "1 validation error detected: Value at 'metricTransformations' failed to satisfy constraint: Member must have length less than or equal to 1 and greater than or equal to 1 (got {})",
+            ts.len()
+        )));
+    }
+    let t = &ts[0];
+    let text = |key: &str| -> ApiResult<String> {
+        t.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "1 validation error detected: Value null at 'metricTransformations.1.member.{key}' failed to satisfy constraint: Member must not be null"
+                ))
+            })
+    };
+    let dimensions = match t.get("dimensions") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                invalid("metricTransformations.1.member.dimensions must map names to strings")
+            })?,
+        Some(_) => {
+            return Err(invalid(
+                "metricTransformations.1.member.dimensions must map names to strings",
+            ));
+        }
+    };
+    let transformation = MetricTransformation {
+        metric_name: text("metricName")?,
+        metric_namespace: text("metricNamespace")?,
+        metric_value: text("metricValue")?,
+        default_value: match t.get("defaultValue") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                invalid("metricTransformations.1.member.defaultValue must be a number")
+            })?),
+        },
+        unit: t.get("unit").and_then(Value::as_str).map(str::to_string),
+        dimensions,
+    };
+    c.mutate(|w, env| w.put_metric_filter(env, &g, &name, &pattern, transformation))?;
+    Ok(json!({}))
+}
+
+/// DescribeMetricFilters: by group (and name prefix), or by metric name and namespace
+/// across the region's groups; in group, then filter-name order.
+fn describe_metric_filters(c: &mut JsonCall) -> ApiResult<Value> {
+    let group = c.body.str("logGroupName")?.map(str::to_string);
+    let prefix = c.body.str("filterNamePrefix")?.map(str::to_string);
+    let metric = c.body.str("metricName")?.map(str::to_string);
+    let namespace = c.body.str("metricNamespace")?.map(str::to_string);
+    if prefix.is_some() && group.is_none() {
+        return Err(invalid(
+            "logGroupName is required when filterNamePrefix is given.",
+        ));
+    }
+    if metric.is_some() != namespace.is_some() {
+        return Err(invalid(
+            "metricName and metricNamespace must be given together.",
+        ));
+    }
+    let w = c.read()?;
+    let groups: Vec<&LogGroup> = match &group {
+        Some(name) => vec![w.log_group(&c.env, name)?],
+        None => w.log_groups.in_region(&c.env.region).collect(),
+    };
+    let mut out = Vec::new();
+    for g in groups {
+        for f in g.metric_filters.values() {
+            let t = &f.transformation;
+            if prefix.as_deref().is_some_and(|p| !f.name.starts_with(p))
+                || metric.as_deref().is_some_and(|m| t.metric_name != m)
+                || namespace
+                    .as_deref()
+                    .is_some_and(|n| t.metric_namespace != n)
+            {
+                continue;
+            }
+            let mut mt = json!({
+                "metricName": t.metric_name,
+                "metricNamespace": t.metric_namespace,
+                "metricValue": t.metric_value,
+            });
+            if let Some(v) = t.default_value {
+                mt["defaultValue"] = json!(v);
+            }
+            if !t.dimensions.is_empty() {
+                mt["dimensions"] = json!(t.dimensions);
+            }
+            if let Some(u) = &t.unit {
+                mt["unit"] = json!(u);
+            }
+            out.push(json!({
+                "filterName": f.name,
+                "filterPattern": f.pattern,
+                "metricTransformations": [mt],
+                "creationTime": f.created,
+                "logGroupName": g.name,
+            }));
+        }
+    }
+    Ok(json!({ "metricFilters": out }))
 }

@@ -176,6 +176,10 @@ pub struct Instance {
     pub client_token: Option<String>,
     pub disable_api_termination: bool,
     pub disable_api_stop: bool,
+    /// CloudWatch detailed monitoring (`Monitoring.State` `enabled`): the `AWS/EC2`
+    /// metrics are published every minute instead of every 5 minutes.
+    #[serde(default)]
+    pub monitoring: bool,
     /// `stop` or `terminate` (what `shutdown -h now` inside the instance does).
     pub shutdown_behavior: String,
     /// IMDS: `optional` (v1 and v2) or `required` (v2 only).
@@ -214,6 +218,15 @@ impl Resource for Instance {
 }
 
 impl Instance {
+    /// `Monitoring.State` as DescribeInstances shows it.
+    pub fn monitoring_state(&self) -> &'static str {
+        if self.monitoring {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    }
+
     /// The state at `now` and when it began, following transitions whose time has come.
     pub fn settled(&self, now: Timestamp) -> (InstanceState, Timestamp) {
         let due = self.state_since.plus_ms(self.transition_ms);
@@ -315,6 +328,8 @@ pub struct RunRequest {
     pub client_token: Option<String>,
     pub disable_api_termination: Option<bool>,
     pub disable_api_stop: Option<bool>,
+    /// `Monitoring.Enabled`: detailed monitoring from launch.
+    pub monitoring: Option<bool>,
     pub shutdown_behavior: Option<String>,
     pub http_tokens: Option<String>,
     pub http_endpoint: Option<String>,
@@ -502,7 +517,7 @@ impl Filterable for Instance {
                 .map(|r| r.code.clone())
                 .into_iter()
                 .collect(),
-            "monitoring-state" => vec!["disabled".into()],
+            "monitoring-state" => vec![self.monitoring_state().into()],
             _ => return None,
         })
     }
@@ -1014,6 +1029,7 @@ impl World {
                 client_token: req.client_token.clone().filter(|t| !t.is_empty()),
                 disable_api_termination: req.disable_api_termination.unwrap_or(false),
                 disable_api_stop: req.disable_api_stop.unwrap_or(false),
+                monitoring: req.monitoring.unwrap_or(false),
                 shutdown_behavior: shutdown_behavior.clone(),
                 http_tokens: http_tokens.clone(),
                 http_endpoint: http_endpoint.clone(),
@@ -1374,6 +1390,47 @@ impl World {
                 previous: inst.state,
                 current,
             });
+        }
+        Ok(out)
+    }
+
+    /// MonitorInstances (`enabled` true) and UnmonitorInstances: turns CloudWatch
+    /// detailed monitoring on or off. Returns each instance with the state AWS answers
+    /// with, the transition under way (`pending` or `disabling`); DescribeInstances
+    /// shows the settled state (`enabled` or `disabled`) from then on, as the metrics
+    /// publisher uses the new period from its next minute. AWS allows this on running
+    /// and stopped instances; a terminated one is `IncorrectInstanceState`.
+    pub fn set_instance_monitoring(
+        &mut self,
+        env: &Env,
+        ids: &[String],
+        enabled: bool,
+    ) -> ApiResult<Vec<(String, &'static str)>> {
+        if ids.is_empty() {
+            return Err(ApiError::missing("InstanceId"));
+        }
+        self.check_instance_ids(env, ids)?;
+        self.settle_all(ids, env.now);
+        for id in ids {
+            let state = self.instance(&env.region, id)?.state;
+            if matches!(
+                state,
+                InstanceState::Terminated | InstanceState::ShuttingDown
+            ) {
+                return Err(ApiError::new(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{id}' is not in a state from which its monitoring can be changed."
+                    ),
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(i) = self.instances.get_mut(id) {
+                i.monitoring = enabled;
+            }
+            out.push((id.clone(), if enabled { "pending" } else { "disabling" }));
         }
         Ok(out)
     }

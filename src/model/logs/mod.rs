@@ -10,8 +10,10 @@
 //!
 //! Validation follows the CloudWatch Logs API reference; errors carry its codes
 //! (`ResourceNotFoundException`, `ResourceAlreadyExistsException`,
-//! `InvalidParameterException`). Filter patterns are in [`pattern`].
+//! `InvalidParameterException`). Filter patterns are in [`pattern`], metric filters
+//! (log events turned into CloudWatch metrics) in [`metric_filter`].
 
+pub mod metric_filter;
 pub mod pattern;
 
 use std::collections::BTreeMap;
@@ -53,6 +55,9 @@ pub struct LogGroup {
     /// The next event sequence number (unique within the group: event ids, tokens).
     #[serde(default)]
     pub next_seq: u64,
+    /// Metric filters by name (see [`metric_filter`]).
+    #[serde(default)]
+    pub metric_filters: BTreeMap<String, metric_filter::MetricFilter>,
 }
 
 impl Resource for LogGroup {
@@ -254,6 +259,7 @@ impl World {
             kms_key_id,
             tags,
             next_seq: 0,
+            metric_filters: BTreeMap::new(),
         });
         Ok(())
     }
@@ -434,6 +440,9 @@ impl World {
         }
         if let Some(g) = self.log_groups.get_mut(&g.id) {
             g.next_seq = seq;
+        }
+        if !g.metric_filters.is_empty() {
+            self.apply_metric_filters(env, group, &accepted);
         }
         if let Some(s) = self.log_streams.get_mut(&sid) {
             s.last_ingestion = Some(now);

@@ -370,6 +370,12 @@ fn json_of(stdout: &[u8], args: &[&str]) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------
 // In-process daemon
 
+/// `VPCLAB_TEST_RUNTIME=sandbox`: every daemon of the run (in-process or `vpclab up`)
+/// runs its instances in sandboxes (issue 16) instead of the emulated runtime.
+pub fn sandbox_runtime_asked() -> bool {
+    std::env::var("VPCLAB_TEST_RUNTIME").is_ok_and(|r| r == "sandbox")
+}
+
 /// A daemon in this process (its own tokio runtime) in its own temporary directory;
 /// stopped on drop.
 pub struct TestDaemon {
@@ -393,6 +399,10 @@ impl TestDaemon {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).expect("create the state directory");
         let mut cfg = DaemonConfig::for_tests(StateDir::new(state));
+        if sandbox_runtime_asked() {
+            cfg.runtime = vpclab::instance::sandbox::RuntimeChoice::Sandbox;
+            cfg.agent_exe = Some(VPCLAB.into());
+        }
         tune(&mut cfg);
         let mut d = TestDaemon {
             bg: None,
@@ -499,6 +509,9 @@ impl ProcessDaemon {
         // Route 53 health checkers probe every 500 ms instead of every 10 or 30 s.
         .env("VPCLAB_HEALTH_CHECK_INTERVAL_MS", "500")
         .env_remove("VPCLAB_STATE_DIR");
+        if sandbox_runtime_asked() {
+            cmd.args(["--runtime", "sandbox"]);
+        }
         cmd
     }
 
@@ -772,6 +785,58 @@ impl Network {
         let public = it.next().unwrap_or("None").to_string();
         let private = it.next().unwrap_or("None").to_string();
         (id, public, private)
+    }
+
+    /// A NAT gateway with a new Elastic IP in the public subnet, once available, and the
+    /// private subnet's default route through it; returns (NAT gateway id, Elastic IP).
+    pub fn route_private_through_nat(&self, d: &dyn Lab) -> (String, String) {
+        let alloc = d.aws_text(&[
+            "allocate-address",
+            "--domain",
+            "vpc",
+            "--query",
+            "AllocationId",
+        ]);
+        let nat = d.aws_text(&[
+            "create-nat-gateway",
+            "--subnet-id",
+            &self.public_subnet,
+            "--allocation-id",
+            &alloc,
+            "--query",
+            "NatGateway.NatGatewayId",
+        ]);
+        // `aws ec2 wait` polls every 15 s; the gateway is available well before that.
+        for _ in 0..40 {
+            let state = d.aws_text(&[
+                "describe-nat-gateways",
+                "--nat-gateway-ids",
+                &nat,
+                "--query",
+                "NatGateways[0].State",
+            ]);
+            if state == "available" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        d.aws_text(&[
+            "create-route",
+            "--route-table-id",
+            &self.private_rt,
+            "--destination-cidr-block",
+            "0.0.0.0/0",
+            "--nat-gateway-id",
+            &nat,
+        ]);
+        let eip = d.aws_text(&[
+            "describe-addresses",
+            "--allocation-ids",
+            &alloc,
+            "--query",
+            "Addresses[0].PublicIp",
+        ]);
+        (nat, eip)
     }
 }
 

@@ -99,52 +99,7 @@ fn private_instance_behind_a_nat_gateway_reaches_the_internet_with_the_elastic_i
     assert_eq!(stdout(&out), "exit=28\n", "{}", stderr(&out));
 
     // A NAT gateway with an Elastic IP in the public subnet, and the private default route.
-    let alloc = d.aws_text(&[
-        "allocate-address",
-        "--domain",
-        "vpc",
-        "--query",
-        "AllocationId",
-    ]);
-    let eip = d.aws_text(&[
-        "describe-addresses",
-        "--allocation-ids",
-        &alloc,
-        "--query",
-        "Addresses[0].PublicIp",
-    ]);
-    let nat = d.aws_text(&[
-        "create-nat-gateway",
-        "--subnet-id",
-        &net.public_subnet,
-        "--allocation-id",
-        &alloc,
-        "--query",
-        "NatGateway.NatGatewayId",
-    ]);
-    // `aws ec2 wait` polls every 15 s; the gateway is available well before that.
-    for _ in 0..40 {
-        let state = d.aws_text(&[
-            "describe-nat-gateways",
-            "--nat-gateway-ids",
-            &nat,
-            "--query",
-            "NatGateways[0].State",
-        ]);
-        if state == "available" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &net.private_rt,
-        "--destination-cidr-block",
-        "0.0.0.0/0",
-        "--nat-gateway-id",
-        &nat,
-    ]);
+    let (nat, eip) = net.route_private_through_nat(&d);
     let out = hop("curl -s http://192.0.2.10/");
     assert_eq!(stdout(&out), format!("{eip}\nexit=0\n"), "{}", stderr(&out));
     // By its name too, and the internet at large answers through the NAT gateway.

@@ -19,6 +19,7 @@ bench:
     cargo bench --bench ssh
     cargo bench -p vpclab --bench console
     cargo bench -p vpclab --bench observe
+    cargo bench -p vpclab --bench sandbox
     cargo bench --bench labs
     cargo bench --bench class
     cargo test --release --test dns_bench -- --ignored --nocapture

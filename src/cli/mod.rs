@@ -96,6 +96,17 @@ pub enum Command {
     /// The first process inside an instance's sandbox (started by the daemon).
     #[command(hide = true)]
     InstanceAgent(InstanceAgentArgs),
+    /// A tool inside an instance's sandbox (`dnf`, `systemctl` …, run by its wrapper).
+    #[command(hide = true)]
+    InstanceTool(InstanceToolArgs),
+}
+
+/// `vpclab instance-tool NAME ARGS…`: only the wrappers inside a sandbox run it.
+#[derive(Debug, clap::Args)]
+pub struct InstanceToolArgs {
+    /// The tool's name, then its arguments as typed.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    pub argv: Vec<String>,
 }
 
 /// `vpclab instance-agent`: only the daemon starts it, inside a sandbox.
@@ -129,5 +140,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::InstanceTool(args) => Ok(crate::instance::sandbox::tools::run(&args.argv)),
     }
 }

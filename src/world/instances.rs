@@ -627,6 +627,13 @@ impl Runtime {
             mtu: crate::instance::sandbox::MTU,
             host_key: state.host_key(),
             user_data: String::from_utf8_lossy(&profile.user_data).into_owned(),
+            region: profile.region.clone(),
+            package_mirror: Some(profile.package_mirror),
+            tool_timeout_ms: self
+                .worlds
+                .cfg()
+                .instance_timeout_cap
+                .map(|d| d.as_millis() as u64),
         };
         let mut sandbox = Sandbox::spawn(agent, &root, &spec)?;
         let imds = self.metadata_host(ri, &eni);

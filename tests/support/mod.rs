@@ -370,6 +370,12 @@ fn json_of(stdout: &[u8], args: &[&str]) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------
 // In-process daemon
 
+/// `VPCLAB_TEST_RUNTIME=sandbox`: every daemon of the run (in-process or `vpclab up`)
+/// runs its instances in sandboxes (issue 16) instead of the emulated runtime.
+pub fn sandbox_runtime_asked() -> bool {
+    std::env::var("VPCLAB_TEST_RUNTIME").is_ok_and(|r| r == "sandbox")
+}
+
 /// A daemon in this process (its own tokio runtime) in its own temporary directory;
 /// stopped on drop.
 pub struct TestDaemon {
@@ -393,6 +399,10 @@ impl TestDaemon {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).expect("create the state directory");
         let mut cfg = DaemonConfig::for_tests(StateDir::new(state));
+        if sandbox_runtime_asked() {
+            cfg.runtime = vpclab::instance::sandbox::RuntimeChoice::Sandbox;
+            cfg.agent_exe = Some(VPCLAB.into());
+        }
         tune(&mut cfg);
         let mut d = TestDaemon {
             bg: None,
@@ -499,6 +509,9 @@ impl ProcessDaemon {
         // Route 53 health checkers probe every 500 ms instead of every 10 or 30 s.
         .env("VPCLAB_HEALTH_CHECK_INTERVAL_MS", "500")
         .env_remove("VPCLAB_STATE_DIR");
+        if sandbox_runtime_asked() {
+            cmd.args(["--runtime", "sandbox"]);
+        }
         cmd
     }
 

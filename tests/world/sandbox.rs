@@ -312,3 +312,404 @@ fn issue16_the_sandbox_runtime_starts_for_an_unprivileged_user() {
         "{text}"
     );
 }
+
+/// OpenSSH to `host` (a private address) through `bastion`: the bastion's SSH server
+/// opens the connection (`ssh -W`, what `-J` does), so it crosses the fabric from the
+/// bastion's address. `extra` goes before the destination (such as `-L …`).
+fn ssh_via(
+    d: &dyn Lab,
+    key: &Path,
+    bastion: &str,
+    host: &str,
+    extra: &[&str],
+    command: &str,
+) -> std::process::Output {
+    let opts = format!(
+        "-i {} -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        key.display()
+    );
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args(opts.split(' '))
+        .arg("-o")
+        .arg(format!(
+            // `%%h %%p` reach the inner ssh as `%h %p` (the bastion); `-W %h:%p` is the
+            // outer destination.
+            "ProxyCommand=ssh {opts} -o 'ProxyCommand={VPCLAB} connect %%h %%p' -W %h:%p ec2-user@{bastion}"
+        ))
+        .args(extra)
+        .arg(format!("ec2-user@{host}"))
+        .arg(command)
+        .stdin(std::process::Stdio::null());
+    d.env(&mut cmd);
+    cmd.output().expect("run ssh")
+}
+
+/// A private instance's SSH through the bastion, retried while its sshd starts.
+fn wait_for_ssh_via(d: &dyn Lab, key: &Path, bastion: &str, host: &str) {
+    for _ in 0..40 {
+        if ssh_via(d, key, bastion, host, &[], "true").status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("no SSH on {host} through {bastion}");
+}
+
+/// A bastion in the public subnet and one instance in the private one (SSH from the
+/// public subnet, port 80 and 8080 from the VPC): (bastion public IP, private id,
+/// private IP).
+fn bastion_and_private(d: &dyn Lab, net: &Network) -> (String, String, String) {
+    let bastion_sg = net.security_group(d, "bastion", &[(22, "0.0.0.0/0")]);
+    let private_sg = net.security_group(
+        d,
+        "private",
+        &[
+            (22, "10.0.1.0/24"),
+            (80, "10.0.0.0/16"),
+            (8080, "10.0.0.0/16"),
+        ],
+    );
+    let (_, bastion, _) = net.launch(d, &net.public_subnet, "lab", &bastion_sg, &[]);
+    let (id, _, private) = net.launch(d, &net.private_subnet, "lab", &private_sg, &[]);
+    (bastion, id, private)
+}
+
+#[test]
+fn issue16_sandbox_dnf_needs_a_route_to_the_mirror_and_systemctl_runs_httpd() {
+    if !have("aws") || !have("ssh") || !sandbox_available() {
+        return;
+    }
+    let d = sandbox_daemon();
+    let net = Network::build(&d);
+    let key = d.key_pair("lab", "ed25519");
+    let (bastion, id, private) = bastion_and_private(&d, &net);
+    wait_for_ssh(&d, &key, &bastion);
+    wait_for_ssh_via(&d, &key, &bastion, &private);
+    let on_private = |command: &str| {
+        let out = ssh_via(&d, &key, &bastion, &private, &[], command);
+        (out.status.code(), stdout(&out), stderr(&out))
+    };
+
+    // Without sudo, dnf refuses before it goes anywhere.
+    let (code, _, err) = on_private("dnf install -y httpd");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("has to be run with superuser privileges"),
+        "{err}"
+    );
+    // No route out of the private subnet: the mirror's metadata times out.
+    let (code, _, err) = on_private("sudo dnf install -y httpd");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Curl error (28): Timeout was reached"),
+        "{err}"
+    );
+    assert!(err.contains("Cannot download repomd.xml"), "{err}");
+    let (code, _, err) = on_private("sudo systemctl start httpd");
+    assert_eq!(code, Some(5), "not installed, no unit: {err}");
+    assert!(err.contains("Unit httpd.service not found."), "{err}");
+
+    // Through a NAT gateway the mirror answers and httpd installs.
+    net.nat_gateway(&d);
+    let (code, out, err) = on_private("sudo dnf install -y httpd");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("Installing       : httpd-") && out.ends_with("Complete!\n"),
+        "{out}"
+    );
+    let (code, out, err) = on_private(
+        "echo '<h1>private web</h1>' | sudo tee /var/www/html/index.html >/dev/null && \
+         sudo systemctl enable --now httpd && systemctl is-active httpd && curl -s http://localhost/",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, "active\n<h1>private web</h1>\n", "{err}");
+    assert!(
+        err.contains("Created symlink /etc/systemd/system/multi-user.target.wants/httpd.service"),
+        "{err}"
+    );
+    // Another instance fetches the page over the VPC (the security group allows 80).
+    let page = run(
+        &d,
+        &key,
+        &bastion,
+        &format!("curl -s -i -m 5 http://{private}/"),
+    );
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(
+        page.contains("Server: Apache/2.4.62 (Amazon Linux)"),
+        "{page}"
+    );
+    assert!(page.ends_with("<h1>private web</h1>\n"), "{page}");
+    let (_, log, _) = on_private("cat /var/log/httpd/access_log");
+    assert!(log.contains("\"GET / HTTP/1.1\" 200 "), "{log}");
+
+    // Enabled, it comes back after a reboot; stopped, it no longer answers.
+    let boots = || {
+        d.aws_text(&[
+            "get-console-output",
+            "--instance-id",
+            &id,
+            "--query",
+            "Output",
+        ])
+        .matches("Started httpd.service")
+        .count()
+    };
+    assert_eq!(boots(), 0, "not enabled at the first boot");
+    d.aws_text(&["reboot-instances", "--instance-ids", &id]);
+    for _ in 0..80 {
+        if boots() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(boots(), 1, "the agent starts the enabled unit at boot");
+    wait_for_ssh_via(&d, &key, &bastion, &private);
+    let page = run(
+        &d,
+        &key,
+        &bastion,
+        &format!("curl -s -m 5 http://{private}/"),
+    );
+    assert_eq!(page, "<h1>private web</h1>\n");
+    let (code, out, err) = on_private("sudo systemctl stop httpd; systemctl is-active httpd");
+    assert_eq!((code, out.as_str()), (Some(3), "inactive\n"), "{err}");
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &bastion,
+        &format!("curl -s -m 5 http://{private}/; echo rc=$?"),
+    );
+    assert_eq!(stdout(&out), "rc=7\n", "refused once stopped");
+}
+
+/// The seed's web-server user data (`yum install -y httpd; systemctl start httpd`) on
+/// a public instance serves its page to the learner once port 80 is allowed.
+#[test]
+fn issue16_sandbox_web_server_user_data_serves_the_learner() {
+    if !have("aws") || !have("ssh") || !sandbox_available() {
+        return;
+    }
+    let d = sandbox_daemon();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
+    d.key_pair("lab", "ed25519");
+    let ud = d.path("web.sh");
+    std::fs::write(
+        &ud,
+        "#!/bin/bash\nyum update -y\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho \"<h1>Hello World from $(hostname -f)</h1>\" > /var/www/html/index.html\n",
+    )
+    .expect("write user data");
+    let (_, ip, _) = net.launch(
+        &d,
+        &net.public_subnet,
+        "lab",
+        &sg,
+        &["--user-data", &format!("file://{}", ud.display())],
+    );
+    let get = || {
+        d.vpclab(
+            &["connect", "--timeout", "2", &ip, "80"],
+            format!("GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes(),
+        )
+    };
+    // The security group does not allow 80 yet.
+    assert!(!stdout(&get()).contains("Hello World"));
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let mut page = String::new();
+    for _ in 0..40 {
+        page = stdout(&get());
+        if page.contains("Hello World") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("<h1>Hello World from ip-10-0-1-"), "{page}");
+}
+
+/// `ssh -L` through a bastion reaches a `python3 -m http.server` on a private instance:
+/// the private instance's kernel answers the bastion's kernel through the fabric.
+#[test]
+fn issue16_sandbox_ssh_local_forward_through_a_bastion() {
+    if !have("aws") || !have("ssh") || !have("curl") || !sandbox_available() {
+        return;
+    }
+    let d = sandbox_daemon();
+    let net = Network::build(&d);
+    let key = d.key_pair("lab", "ed25519");
+    let (bastion, _, private) = bastion_and_private(&d, &net);
+    wait_for_ssh(&d, &key, &bastion);
+    wait_for_ssh_via(&d, &key, &bastion, &private);
+    let out = ssh_via(
+        &d,
+        &key,
+        &bastion,
+        &private,
+        &[],
+        "echo forwarded > index.html && (nohup python3 -m http.server 8080 >/dev/null 2>&1 &); sleep 1",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A free loopback port for the forward.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let forward = format!("127.0.0.1:{port}:{private}:8080");
+    let mut cmd = std::process::Command::new("ssh");
+    let key_s = key.display().to_string();
+    let opts = [
+        "-i",
+        &key_s,
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-N",
+        "-L",
+        &forward,
+    ];
+    cmd.args(opts)
+        .arg("-o")
+        .arg(format!("ProxyCommand={VPCLAB} connect %h %p"))
+        .arg(format!("ec2-user@{bastion}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    d.env(&mut cmd);
+    let mut tunnel = cmd.spawn().expect("ssh -L");
+    let mut body = String::new();
+    for _ in 0..40 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "3"])
+            .arg(format!("http://127.0.0.1:{port}/index.html"))
+            .output()
+            .expect("curl");
+        body = stdout(&out);
+        if !body.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    assert_eq!(body, "forwarded\n");
+}
+
+/// `scp` (SFTP since OpenSSH 9) and `sftp -b` against the sandbox's built-in SFTP server:
+/// an upload lands in the home directory, a download returns the same bytes, and a
+/// batch makes, lists, renames and removes files.
+#[test]
+fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
+    if !have("aws") || !have("scp") || !have("sftp") || !sandbox_available() {
+        return;
+    }
+    let d = sandbox_daemon();
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+    wait_for_ssh(&d, &key, &ip);
+    let common = |cmd: &mut std::process::Command| {
+        cmd.arg("-i")
+            .arg(&key)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o"])
+            .arg(format!("ProxyCommand={VPCLAB} connect %h %p"));
+        d.env(cmd);
+    };
+    // 300 KiB of varied bytes: more than one SFTP read or write.
+    let payload: Vec<u8> = (0..300 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let local = d.path("payload.bin");
+    std::fs::write(&local, &payload).expect("write payload");
+    let mut up = std::process::Command::new("scp");
+    common(&mut up);
+    let out = up
+        .arg(&local)
+        .arg(format!("ec2-user@{ip}:payload.bin"))
+        .output()
+        .expect("scp");
+    assert!(out.status.success(), "scp up: {}", stderr(&out));
+    assert_eq!(run(&d, &key, &ip, "wc -c < payload.bin"), "307200\n");
+    let back = d.path("back.bin");
+    let mut down = std::process::Command::new("scp");
+    common(&mut down);
+    let out = down
+        .arg(format!("ec2-user@{ip}:payload.bin"))
+        .arg(&back)
+        .output()
+        .expect("scp");
+    assert!(out.status.success(), "scp down: {}", stderr(&out));
+    assert_eq!(std::fs::read(&back).expect("read back"), payload);
+
+    let batch = d.path("batch.txt");
+    std::fs::write(
+        &batch,
+        format!(
+            "mkdir reports\nput {} reports/one.bin\nrename reports/one.bin reports/two.bin\nls reports\nrm payload.bin\n",
+            local.display()
+        ),
+    )
+    .expect("write batch");
+    let mut sftp = std::process::Command::new("sftp");
+    common(&mut sftp);
+    let out = sftp
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("ec2-user@{ip}"))
+        .output()
+        .expect("sftp");
+    assert!(
+        out.status.success(),
+        "sftp -b: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("reports/two.bin"), "{}", stdout(&out));
+    assert_eq!(
+        run(
+            &d,
+            &key,
+            &ip,
+            "ls reports; test -e payload.bin || echo removed"
+        ),
+        "two.bin\nremoved\n"
+    );
+    // A failing command fails the batch, with sftp-server's words.
+    std::fs::write(&batch, "get no-such-file\n").expect("write batch");
+    let mut sftp = std::process::Command::new("sftp");
+    common(&mut sftp);
+    let out = sftp
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("ec2-user@{ip}"))
+        .output()
+        .expect("sftp");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}

@@ -5,8 +5,8 @@
 //! TCP/IP stack), sends the device's descriptor back (`SCM_RIGHTS`) so the daemon can
 //! bridge it into the fabric, configures `lo`, the address, the MTU and the default
 //! route with `ip`, runs user data once (first boot) with bash, and serves SSH on port
-//! 22: vpclab's russh server, whose sessions are real processes (`bash` on a pty, `exec`,
-//! the host's `sftp-server` when installed) and whose `direct-tcpip` connections are
+//! 22: vpclab's russh server, whose sessions are real processes (`bash` on a pty, `exec`)
+//! or its built-in SFTP server ([`super::sftp`]), and whose `direct-tcpip` connections are
 //! opened by the sandbox's own kernel, so they cross the fabric like any packet.
 
 use std::io::{BufRead, Read, Write};
@@ -30,11 +30,6 @@ use crate::instance::ssh::{authorized_keys_contain, server_config};
 pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Marks that first-boot user data has run (cloud-init's `boot-finished`).
 const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
-/// Where OpenSSH's SFTP server lives on Debian/Ubuntu and on Fedora/Amazon Linux.
-const SFTP_SERVERS: &[&str] = &[
-    "/usr/lib/openssh/sftp-server",
-    "/usr/libexec/openssh/sftp-server",
-];
 /// How long `direct-tcpip` waits for the target to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -130,6 +125,23 @@ pub fn run() -> anyhow::Result<()> {
         spec.address, spec.prefix_len
     ));
 
+    // What dnf, apt and systemctl inside need to know; then the units enabled on an
+    // earlier boot start again, before user data runs (as systemd orders it).
+    let tools = super::tools::ToolConfig {
+        image: spec.image,
+        region: spec.region.clone(),
+        package_mirror: spec.package_mirror,
+        timeout_ms: spec.tool_timeout_ms,
+    };
+    if let Err(e) = tools.save() {
+        say(&format!(
+            "vpclab: cannot write {}: {e}",
+            super::tools::CONFIG
+        ));
+    }
+    for unit in super::tools::start_enabled(&tools) {
+        say(&format!("[  OK  ] Started {unit}.service."));
+    }
     let first_boot = !Path::new(BOOT_FINISHED).exists();
     if first_boot {
         let _ = std::fs::write(BOOT_FINISHED, b"");
@@ -333,7 +345,7 @@ impl russh::server::Handler for AgentSsh {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name == "sftp" && sftp_server().is_some() {
+        if name == "sftp" {
             session.channel_success(channel)
         } else {
             session.channel_failure(channel)
@@ -401,15 +413,10 @@ impl russh::server::Handler for AgentSsh {
     }
 }
 
-fn sftp_server() -> Option<&'static str> {
-    SFTP_SERVERS.iter().copied().find(|p| Path::new(p).exists())
-}
-
 /// What a session asked to run.
 enum Program {
     Shell,
     Command(String),
-    Sftp(&'static str),
 }
 
 /// One session channel: collects the pty and environment requests, then runs what
@@ -441,8 +448,7 @@ async fn run_session(mut ch: Channel<Msg>, user: String) {
                 break Program::Command(String::from_utf8_lossy(&command).into_owned());
             }
             ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
-                let Some(path) = sftp_server() else { return };
-                break Program::Sftp(path);
+                return serve_sftp(ch, format!("/home/{user}")).await;
             }
             ChannelMsg::Eof | ChannelMsg::Close => return,
             _ => {}
@@ -450,7 +456,6 @@ async fn run_session(mut ch: Channel<Msg>, user: String) {
     };
     let home = format!("/home/{user}");
     let mut cmd = match &program {
-        Program::Sftp(path) => tokio::process::Command::new(path),
         Program::Shell | Program::Command(_) if pty.is_some() => {
             // A new session whose controlling terminal is the pty (job control works).
             let mut c = tokio::process::Command::new("setsid");
@@ -466,7 +471,6 @@ async fn run_session(mut ch: Channel<Msg>, user: String) {
         Program::Command(c) => {
             cmd.args(["-c", c]);
         }
-        Program::Sftp(_) => {}
     }
     cmd.env_clear()
         .envs(base_env(&user, &home))
@@ -474,12 +478,54 @@ async fn run_session(mut ch: Channel<Msg>, user: String) {
         .current_dir(&home)
         .kill_on_drop(true);
     match pty {
-        Some((term, cols, rows)) if !matches!(program, Program::Sftp(_)) => {
+        Some((term, cols, rows)) => {
             cmd.env("TERM", term);
             run_on_pty(ch, cmd, cols, rows).await
         }
         _ => run_piped(ch, cmd).await,
     }
+}
+
+/// The built-in SFTP server, in this process, as the user. It talks through a pipe so
+/// that the session can end as sshd's does: when the client closes its side, the
+/// server finishes, then the channel gets exit status 0 and closes (`scp` counts a
+/// session without an exit status as failed).
+async fn serve_sftp(ch: Channel<Msg>, home: String) {
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    russh_sftp::server::run(theirs, super::sftp::Sftp::new(home)).await;
+    let (mut from_sftp, to_sftp) = tokio::io::split(ours);
+    let (mut rd, wr) = ch.split();
+    let out = {
+        let mut w = wr.make_writer();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from_sftp, &mut w).await;
+            let _ = w.flush().await;
+        })
+    };
+    let mut to_sftp = Some(to_sftp);
+    loop {
+        match rd.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if let Some(s) = to_sftp.as_mut()
+                    && s.write_all(&data).await.is_err()
+                {
+                    to_sftp = None;
+                }
+            }
+            Some(ChannelMsg::Eof) => break,
+            None | Some(ChannelMsg::Close) => {
+                out.abort();
+                return;
+            }
+            _ => {}
+        }
+    }
+    // End of the client's input: the server reads the end, stops and drops its side.
+    if let Some(mut s) = to_sftp {
+        let _ = s.shutdown().await;
+    }
+    let _ = out.await;
+    finish(&wr, Some(0)).await;
 }
 
 /// Runs `cmd` with pipes: stdout as channel data, stderr as extended data 1.

@@ -19,10 +19,12 @@
 
 pub mod agent;
 mod root;
+pub mod sftp;
+pub mod tools;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -159,6 +161,15 @@ pub struct AgentSpec {
     pub host_key: HostKey,
     /// Raw user data (already decoded from base64); empty when none.
     pub user_data: String,
+    /// The instance's region (the package managers' mirror names carry it).
+    #[serde(default)]
+    pub region: String,
+    /// The world's package mirror, which `dnf`/`apt` inside ask ([`tools`]).
+    #[serde(default)]
+    pub package_mirror: Option<SocketAddrV4>,
+    /// An upper bound on the network timeouts of those tools (a test knob).
+    #[serde(default)]
+    pub tool_timeout_ms: Option<u64>,
 }
 
 /// A running sandbox. Dropping it kills every process inside (the outer `bwrap` dies,

@@ -161,6 +161,12 @@ impl InstanceRoot {
         std::fs::create_dir_all(&bin)?;
         std::fs::write(bin.join("sudo"), SUDO)?;
         set_mode(&bin.join("sudo"), 0o755)?;
+        // The image's package and service managers (rewritten at every boot, so they
+        // follow the agent's version).
+        for (name, script) in super::tools::wrappers(profile.image) {
+            std::fs::write(bin.join(name), script)?;
+            set_mode(&bin.join(name), 0o755)?;
+        }
         std::fs::write(self.dir.join(SEEDED), b"")?;
         Ok(())
     }
@@ -242,13 +248,15 @@ const SUDO: &str = "#!/bin/bash\n\
 while [ $# -gt 0 ]; do\n\
   case \"$1\" in\n\
     -u|-g|-C|-p|-h) shift 2 ;;\n\
-    -i|-s) [ $# -eq 1 ] && exec /bin/bash -l; shift ;;\n\
+    -i|-s) [ $# -eq 1 ] && USER=root LOGNAME=root HOME=/root exec /bin/bash -l; shift ;;\n\
     --) shift; break ;;\n\
     -*) shift ;;\n\
     *) break ;;\n\
   esac\n\
 done\n\
 [ $# -eq 0 ] && { echo 'usage: sudo command' >&2; exit 1; }\n\
+# As sudo does: the command runs as root, and knows who asked.\n\
+export SUDO_USER=\"${USER:-ec2-user}\" USER=root LOGNAME=root\n\
 exec \"$@\"\n";
 
 fn search_domain(region: &str) -> String {

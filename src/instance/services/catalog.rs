@@ -12,13 +12,13 @@ use crate::instance::image::Image;
 use crate::instance::vfs::Cred;
 
 /// A package the mirror offers: name, version string, size.
-pub(super) struct Pkg {
+pub(crate) struct Pkg {
     pub name: &'static str,
     pub version: &'static str,
     pub size: &'static str,
 }
 
-pub(super) const AL_PKGS: &[Pkg] = &[
+pub(crate) const AL_PKGS: &[Pkg] = &[
     Pkg {
         name: "httpd",
         version: "2.4.62-1.amzn2023",
@@ -136,7 +136,7 @@ pub(super) const AL_PKGS: &[Pkg] = &[
     },
 ];
 
-pub(super) const UBUNTU_PKGS: &[Pkg] = &[
+pub(crate) const UBUNTU_PKGS: &[Pkg] = &[
     Pkg {
         name: "nginx",
         version: "1.24.0-2ubuntu7.1",
@@ -215,14 +215,14 @@ pub(super) const UBUNTU_PKGS: &[Pkg] = &[
 ];
 
 /// A web server unit: port 80, a document root, the `Server` header.
-pub(super) struct WebUnit {
+pub(crate) struct WebUnit {
     pub docroot: &'static str,
     pub server: &'static str,
     pub index: &'static [&'static str],
     pub description: &'static str,
 }
 
-pub(super) fn web_unit(image: Image, unit: &str) -> Option<WebUnit> {
+pub(crate) fn web_unit(image: Image, unit: &str) -> Option<WebUnit> {
     match (image, unit) {
         (Image::AmazonLinux2023, "httpd") => Some(WebUnit {
             docroot: "/var/www/html",

@@ -186,7 +186,7 @@ fn web_response(inst: &InstanceState, unit: &str, req: &Request) -> Response {
     resp
 }
 
-fn content_type(path: &str) -> &'static str {
+pub(crate) fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html" | "htm") => "text/html; charset=UTF-8",
         Some("css") => "text/css",
@@ -198,7 +198,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn error_html(server: &str, code: u16, title: &str, msg: &str) -> Vec<u8> {
+pub(crate) fn error_html(server: &str, code: u16, title: &str, msg: &str) -> Vec<u8> {
     if server.starts_with("nginx") {
         format!("<html>\r\n<head><title>{code} {title}</title></head>\r\n<body>\r\n<center><h1>{code} {title}</h1></center>\r\n<hr><center>{server}</center>\r\n</body>\r\n</html>\r\n").into_bytes()
     } else {

@@ -19,6 +19,8 @@
 //! Needs the real aws CLI and `python3`.
 
 mod common;
+#[path = "../tests/support/elb_args.rs"]
+mod elb_args;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -235,30 +237,13 @@ fn main() {
             "0.0.0.0/0",
         ],
     );
+    let elbv2 = |args: Vec<String>| {
+        let mut full = vec!["elbv2".to_string()];
+        full.extend(args);
+        cli(&d, &elb_args::strs(&full))
+    };
     let tg = text(
-        &cli(
-            &d,
-            &[
-                "elbv2",
-                "create-target-group",
-                "--name",
-                "bench",
-                "--protocol",
-                "HTTP",
-                "--port",
-                "80",
-                "--target-type",
-                "ip",
-                "--vpc-id",
-                &vpc,
-                "--health-check-interval-seconds",
-                "5",
-                "--health-check-timeout-seconds",
-                "2",
-                "--healthy-threshold-count",
-                "2",
-            ],
-        )["TargetGroups"][0]["TargetGroupArn"],
+        &elbv2(elb_args::fast_target_group("bench", &vpc, "ip"))["TargetGroups"][0]["TargetGroupArn"],
     );
     let lb = cli(
         &d,
@@ -276,21 +261,7 @@ fn main() {
     );
     let lb_arn = text(&lb["LoadBalancers"][0]["LoadBalancerArn"]);
     let dns = text(&lb["LoadBalancers"][0]["DNSName"]);
-    cli(
-        &d,
-        &[
-            "elbv2",
-            "create-listener",
-            "--load-balancer-arn",
-            &lb_arn,
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--default-actions",
-            &format!("Type=forward,TargetGroupArn={tg}"),
-        ],
-    );
+    elbv2(elb_args::http_forward_listener(&lb_arn, &tg));
 
     // One nginx task as a service registered in the target group.
     cli(&d, &["ecs", "create-cluster", "--cluster-name", "bench"]);

@@ -478,26 +478,7 @@ fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
     );
     let labs = tempfile::tempdir().expect("tempdir");
     write_lab(&labs.path().join("kinds"), KINDS_LAB);
-    let lab = |args: &[&str]| -> (Option<i32>, String) {
-        let mut cmd = vpclab();
-        d.env(&mut cmd);
-        let out = cmd
-            .arg("lab")
-            .args(args)
-            .args(["--learner", "ann", "--endpoint", &d.url(), "--labs"])
-            .arg(labs.path())
-            .current_dir(d.dir())
-            .output()
-            .expect("run vpclab lab");
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let lab = |args: &[&str]| run_lab(&d, labs.path(), d.dir(), "ann", args);
     let (code, out) = lab(&["start", "kinds"]);
     assert_eq!(code, Some(0), "{out}");
     let check = |step: &str| -> serde_json::Value {
@@ -748,6 +729,11 @@ fn run_lab(
         .current_dir(cwd)
         .output()
         .expect("run vpclab lab");
+    outcome(&out)
+}
+
+/// A command's exit code and its standard output and error, together.
+fn outcome(out: &std::process::Output) -> (Option<i32>, String) {
     (
         out.status.code(),
         format!(
@@ -898,24 +884,7 @@ fn grade_reruns_a_report_in_a_scratch_world_and_refuses_one_that_does_not_verify
     );
     assert_eq!(code, Some(0), "{out}");
 
-    let grade = |files: &[&Path], extra: &[&str]| -> (Option<i32>, String) {
-        let out = vpclab()
-            .arg("grade")
-            .args(files)
-            .args(extra)
-            .arg("--labs")
-            .arg(labs.path())
-            .output()
-            .expect("run vpclab grade");
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let grade = |files: &[&Path], extra: &[&str]| grade(labs.path(), files, extra);
     // As handed in: both steps re-run in the scratch world and pass.
     let key = d.state_dir().join("report-key");
     let (code, out) = grade(&[&report], &["--json", "--trust", &key.to_string_lossy()]);
@@ -1109,4 +1078,254 @@ aws s3api put-bucket-policy --bucket "$LAB_BUCKET" --policy "{\"Version\":\"2012
     );
     assert!(out.contains("home-page"), "{out}");
     assert!(out.contains("403"), "the status seen is quoted: {out}");
+}
+
+/// A step graded inside an instance: a file and a service the learner sets up by hand.
+const HANDWORK_LAB: &str = r#"
+id = "handwork"
+version = 1
+title = "By hand"
+summary = "a file and a service set up over SSH"
+
+[[steps]]
+id = "by-hand"
+title = "Set the box up by hand"
+body = "steps/01-by-hand.md"
+solve = "solution/01-by-hand.sh"
+
+[[steps.checks]]
+id = "note"
+kind = "exec"
+on = "instance:box"
+command = "cat /home/ec2-user/handmade.txt"
+output = "^made by hand"
+retry_seconds = 15
+
+[[steps.checks]]
+id = "httpd-running"
+kind = "exec"
+on = "instance:box"
+command = "systemctl is-active httpd"
+output = "^active"
+retry_seconds = 15
+"#;
+
+/// `vpclab grade FILES… EXTRA --labs LABS`: exit code and output.
+fn grade(labs: &Path, files: &[&Path], extra: &[&str]) -> (Option<i32>, String) {
+    let out = vpclab()
+        .arg("grade")
+        .args(files)
+        .args(extra)
+        .arg("--labs")
+        .arg(labs)
+        .output()
+        .expect("run vpclab grade");
+    outcome(&out)
+}
+
+/// Issue 11: work done inside an instance (a file written and a package installed and
+/// started over SSH, nothing through the API) travels in the signed report, and the
+/// re-grade's scratch world boots the instance with it; the file edited and re-signed
+/// fails that check; a flipped byte of it is refused.
+#[test]
+fn issue11_work_done_by_hand_inside_an_instance_is_regraded_from_the_report() {
+    use base64::Engine as _;
+    support::require_aws();
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let key = d.key_pair("lab-key", "ed25519");
+    let sg = net.security_group(&d, "box", &[(22, "0.0.0.0/0")]);
+    let (id, public, _) = net.launch(
+        &d,
+        &net.public_subnet,
+        "lab-key",
+        &sg,
+        &[
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=Name,Value=box}]",
+        ],
+    );
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &public,
+        "echo 'made by hand' > handmade.txt && sudo dnf install -y httpd && sudo systemctl start httpd",
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let labs = tempfile::tempdir().expect("tempdir");
+    write_lab(&labs.path().join("handwork"), HANDWORK_LAB);
+    let work = tempfile::tempdir().expect("tempdir");
+    let lab = |args: &[&str]| run_lab(&d, labs.path(), work.path(), "ann", args);
+    let (code, out) = lab(&["start", "handwork"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = lab(&["check"]);
+    assert_eq!(code, Some(0), "{out}");
+    let report = work.path().join("ann.report.json");
+    let (code, out) = lab(&["report", "--out", &report.to_string_lossy()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 instance disks"), "{out}");
+
+    let trust = d.state_dir().join("report-key");
+    let trust = trust.to_string_lossy();
+    let (code, out) = grade(labs.path(), &[&report], &["--json", "--trust", &trust]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["percent"], 100, "re-run in the scratch world: {v}");
+    for c in v[0]["steps"][0]["checks"].as_array().expect("checks") {
+        assert_eq!(c["source"], "re-run", "{c}");
+    }
+
+    // The file's content edited in the report, its hash recomputed, re-signed with the
+    // same key: the note check fails in the re-run, the service still runs.
+    let text = std::fs::read_to_string(&report).expect("read");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let row = &mut r["body"]["instances"][0];
+    assert_eq!(row["instance_id"], id.as_str());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let file = &mut row["disk"]["nodes"]["/home/ec2-user/handmade.txt"]["kind"]["File"];
+    assert_eq!(file.as_str(), Some(b64.encode("made by hand\n").as_str()));
+    *file = b64.encode("edited afterwards\n").into();
+    let disk: vpclab::instance::overlay::DiskOverlay =
+        serde_json::from_value(row["disk"].clone()).expect("overlay");
+    row["sha256"] = disk.digest().into();
+    let secret = vpclab::lab::report::load_or_create_key(&d.state_dir().join("report-key"))
+        .expect("the state's key");
+    let resigned = vpclab::lab::report::sign_value(r["body"].take(), &secret).expect("sign");
+    let edited = work.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_string(&resigned).expect("json")).expect("write");
+    let (code, out) = grade(labs.path(), &[&edited], &["--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let checks = &v[0]["steps"][0]["checks"];
+    assert_eq!(checks[0]["id"], "note");
+    assert_eq!(checks[0]["status"], "fail", "{v}");
+    assert!(
+        checks[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("edited afterwards")),
+        "the re-run read the edited file: {v}"
+    );
+    assert_eq!(checks[1]["status"], "pass", "{v}");
+    assert_eq!(v[0]["percent"], 50);
+
+    // One byte of the instance's file flipped in the handed-in report: refused.
+    let flipped = work.path().join("flipped.json");
+    let original = b64.encode("made by hand\n");
+    let changed = b64.encode("made by hanD\n");
+    assert!(text.contains(&original));
+    std::fs::write(&flipped, text.replacen(&original, &changed, 1)).expect("write");
+    let (code, out) = grade(labs.path(), &[&flipped], &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "refused: the signature does not verify: the report was changed after it was signed"
+        ),
+        "{out}"
+    );
+}
+
+/// Issue 11: time per step, from the progress log's event times, as `vpclab lab status`
+/// (text and JSON), the signed report and `vpclab grade` (table, CSV, JSON) show it.
+/// The events are written with known times while the daemon is stopped.
+#[test]
+fn issue11_time_per_step_is_shown_in_status_report_and_grade() {
+    use vpclab::lab::progress::{EventKind, Log};
+    let mut d = TestDaemon::start();
+    let labs = tempfile::tempdir().expect("tempdir");
+    let dir = labs.path().join("practice");
+    file_lab(&dir, "practice", "practice");
+    let work = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_lab(&d, labs.path(), work.path(), "ann", &["start", "practice"]);
+    assert_eq!(code, Some(0), "{out}");
+    d.stop();
+    {
+        // A new attempt at known times: step one done 90 s after the start (a failed run
+        // on the way), step two 45 s after that.
+        let paths = vpclab::daemon::StateDir::new(d.state_dir()).store();
+        let control = std::sync::Arc::new(std::sync::Mutex::new(
+            vpclab::model::Control::open(&paths).expect("open the store"),
+        ));
+        let log = Log::new(control, "ann");
+        let t0: i64 = 1_700_000_000_000;
+        let check = |id: &str, status: &str, points: u32| serde_json::json!({"results": [{"id": id, "status": status, "points": points}]});
+        let dir = dir.canonicalize().expect("dir");
+        for (at, kind, step, detail) in [
+            (
+                t0,
+                EventKind::Start,
+                None,
+                serde_json::json!({"dir": dir, "region": "us-east-1", "version": 1}),
+            ),
+            (
+                t0 + 30_000,
+                EventKind::Check,
+                Some("one"),
+                check("one-exists", "fail", 0),
+            ),
+            (
+                t0 + 90_000,
+                EventKind::Check,
+                Some("one"),
+                check("one-exists", "pass", 2),
+            ),
+            (
+                t0 + 135_000,
+                EventKind::Check,
+                Some("two"),
+                check("two-exists", "pass", 1),
+            ),
+            (
+                t0 + 135_000,
+                EventKind::Complete,
+                None,
+                serde_json::json!({}),
+            ),
+        ] {
+            log.append(at, "ann", "practice", kind, step, detail)
+                .expect("append");
+        }
+    }
+    d.launch();
+    let lab = |args: &[&str]| run_lab(&d, labs.path(), work.path(), "ann", args);
+    let (code, out) = lab(&["status", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["steps"][0]["seconds"], 90, "{v}");
+    assert_eq!(v["steps"][1]["seconds"], 45, "{v}");
+    assert_eq!(v["seconds"], 135);
+    let (code, out) = lab(&["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1m30s") && out.contains("45s"), "{out}");
+    assert!(out.contains("time 2m15s"), "{out}");
+    // `vpclab lab list` shows the learner's progress in each lab.
+    let (code, out) = lab(&["list", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["progress"]["percent"], 100, "{v}");
+    assert_eq!(v[0]["progress"]["completed"], true, "{v}");
+
+    let report = work.path().join("ann.report.json");
+    let (code, out) = lab(&["report", "--out", &report.to_string_lossy()]);
+    assert_eq!(code, Some(0), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("read")).expect("json");
+    let times = &r["body"]["step_times"];
+    assert_eq!(times[0]["step"], "one");
+    assert_eq!(times[0]["spent_ms"], 90_000, "{times}");
+    assert_eq!(times[1]["spent_ms"], 45_000, "{times}");
+
+    let (code, out) = grade(labs.path(), &[&report], &["--csv"]);
+    assert_eq!(code, Some(0), "{out}");
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(line.ends_with(",135,one=90 two=45,"), "{out}");
+    let (code, out) = grade(labs.path(), &[&report], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("one (1m30s)") && out.contains("two (45s)"),
+        "{out}"
+    );
+    let (_, out) = grade(labs.path(), &[&report], &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["seconds"], 135);
+    assert_eq!(v[0]["steps"][1]["seconds"], 45);
 }

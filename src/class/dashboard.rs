@@ -36,7 +36,7 @@ use super::{Course, RosterKeys};
 use crate::console::{Console, Ctx, FormData, Nav};
 use crate::lab::progress::{self, Event, EventKind};
 use crate::lab::resolve::{self, Lab};
-use crate::lab::service::{LabEngine, current_step, percent, score, step_done};
+use crate::lab::service::{LabEngine, current_step, percent, score};
 
 /// One learner's tile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,25 +103,6 @@ pub struct Member {
     pub name: String,
     pub display: String,
     pub account: String,
-}
-
-/// When each step of an attempt was first done (ms), replaying its check events.
-fn done_times(events: &[Event], start: usize, lab: &Lab) -> BTreeMap<usize, i64> {
-    let mut done = BTreeMap::new();
-    for k in start..events.len() {
-        if events[k].kind != EventKind::Check {
-            continue;
-        }
-        let Some(a) = progress::current(&events[..=k]) else {
-            continue;
-        };
-        for j in 0..lab.steps.len() {
-            if !done.contains_key(&j) && step_done(&a, lab, j) {
-                done.insert(j, events[k].at_ms);
-            }
-        }
-    }
-    done
 }
 
 /// The dashboard of these learners' logs at `now_ms`. Labs are resolved per learner from
@@ -210,19 +191,18 @@ pub fn summarise(
                 st.completed += 1;
             }
             st.histogram[usize::try_from(pct / 10).unwrap_or(10).min(10)] += 1;
-            let start = part
-                .iter()
-                .rposition(|e| e.kind == EventKind::Start)
-                .unwrap_or(0);
-            let done = done_times(part, start, &lab);
+            // Steps done: the time each took (`lab::timing`, as `vpclab lab status`
+            // and `vpclab grade` show it).
             let sums = step_sums.entry(lab_id.clone()).or_default();
-            let mut before = a.started_ms;
-            for j in 0..lab.steps.len() {
-                let Some(t) = done.get(&j) else { break };
-                let e = sums.entry(j).or_default();
-                e.0 += (t - before).max(0);
-                e.1 += 1;
-                before = *t;
+            for (j, t) in crate::lab::timing::step_times(part, &lab, now_ms)
+                .iter()
+                .enumerate()
+            {
+                if let (Some(spent), false) = (t.spent_ms, t.open) {
+                    let e = sums.entry(j).or_default();
+                    e.0 += spent;
+                    e.1 += 1;
+                }
             }
             scores.push(Score {
                 learner: m.name.clone(),
@@ -330,17 +310,25 @@ fn tile(
                     )
                 })
         });
-    let done = done_times(events, start, &lab);
+    let times = crate::lab::timing::step_times(events, &lab, now_ms);
     let Some(i) = current_step(&a, &lab) else {
         return t;
     };
     t.step = Some(lab.steps[i].id.clone());
     t.step_index = Some(i + 1);
-    let since = if i == 0 {
-        a.started_ms
-    } else {
-        done.values().copied().max().unwrap_or(a.started_ms)
-    };
+    // Since the step became current; a step done once and broken again since counts
+    // from the latest completion.
+    let since = times
+        .get(i)
+        .filter(|x| x.open)
+        .and_then(|x| x.started_ms)
+        .unwrap_or_else(|| {
+            times
+                .iter()
+                .filter_map(|x| x.done_ms)
+                .max()
+                .unwrap_or(a.started_ms)
+        });
     t.on_step_ms = (now_ms - since).max(0);
     // Stuck: the same check failed in each of the last M runs of this step, or no step
     // was done for N minutes.

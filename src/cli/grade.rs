@@ -5,6 +5,10 @@
 //! every step runs again there. The instructor trusts the re-run, not the learner's
 //! claims: the table shows both.
 //!
+//! The scratch world holds the learner's resources (the report's rows) and, inside each
+//! instance that was running, what the learner changed on its disk (files, packages,
+//! services): `exec` and `http` checks see work done by hand over SSH.
+//!
 //! What cannot be re-run is taken from the report's hash-chained log and marked
 //! "recorded": `file` and `ssh` checks observe the learner's own computer (their key
 //! file), which the instructor does not have. Quiz answers are replayed from the log.
@@ -65,6 +69,11 @@ struct StepGrade {
     passed: bool,
     points: u32,
     max_points: u32,
+    /// Seconds the learner spent on the step, from the report's events (up to the
+    /// report's time for the step they were on).
+    seconds: Option<i64>,
+    /// The learner was still on this step when the report was made.
+    open: bool,
     checks: Vec<CheckGrade>,
 }
 
@@ -83,7 +92,12 @@ struct Graded {
     passed: bool,
     /// The points the learner's own log claims.
     claimed_points: u32,
+    /// Seconds spent on the steps in all.
+    seconds: i64,
     steps: Vec<StepGrade>,
+    /// Instance state the report did not carry (the re-run could not see it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 /// The reports in a file: the file itself, or each report of an archive, named
@@ -212,8 +226,9 @@ fn grade_one(
     }
     let attempt = progress::current(&body.events).context("the report has no attempt")?;
     let rerun = rerun_in_scratch_world(&body, &dir, &lab, &attempt, secret)?;
+    let times = crate::lab::timing::step_times(&body.events, &lab, body.created_ms);
     let mut steps = Vec::new();
-    for (step, results) in lab.steps.iter().zip(rerun) {
+    for ((step, results), time) in lab.steps.iter().zip(rerun).zip(&times) {
         let mut checks = Vec::new();
         for c in &step.checks {
             let g = if on_learners_computer(c) {
@@ -261,6 +276,8 @@ fn grade_one(
             passed: checks.iter().all(|c| c.status == "pass"),
             points,
             max_points: checks.iter().map(|c| c.max_points).sum(),
+            seconds: time.seconds(),
+            open: time.open,
             checks,
         });
     }
@@ -270,8 +287,8 @@ fn grade_one(
     let claimed_points = claimed(&attempt, &lab);
     Ok(Graded {
         file: file.to_path_buf(),
-        learner: body.learner,
-        lab: body.lab,
+        learner: body.learner.clone(),
+        lab: body.lab.clone(),
         version: body.version,
         seed: body.seed,
         points,
@@ -280,7 +297,9 @@ fn grade_one(
         pass_percent: lab.pass_percent,
         passed: percent >= lab.pass_percent,
         claimed_points,
+        seconds: steps.iter().filter_map(|s| s.seconds).sum(),
         steps,
+        notes: body.instance_notes.clone(),
     })
 }
 
@@ -344,6 +363,21 @@ fn rerun_in_scratch_world(
     Store::open(&sd.store())
         .and_then(|mut s| s.insert_rows(&rows))
         .context("cannot write the learner's state into the scratch world")?;
+    // What the learner did inside each instance: its disk boots with those changes.
+    for row in &body.instances {
+        crate::world::write_disk_overlay(
+            &sd.instances_dir(),
+            crate::model::DEFAULT_ACCOUNT,
+            &row.instance_id,
+            &row.disk,
+        )
+        .with_context(|| {
+            format!(
+                "cannot write instance {}'s disk into the scratch world",
+                row.instance_id
+            )
+        })?;
+    }
     let daemon = Background::start(DaemonConfig::for_tests(sd))?;
     let endpoint = daemon.url();
     let dir_text = dir.to_string_lossy().to_string();
@@ -402,12 +436,13 @@ fn print_table(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result
         colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     outln!(
-        "{:<16} {:<18} {:>9} {:>6} {:>8}  steps",
+        "{:<16} {:<18} {:>9} {:>6} {:>8} {:>7}  steps (time on each)",
         "learner",
         "lab",
         "points",
         "%",
-        "claimed"
+        "claimed",
+        "time"
     )?;
     for (file, r) in outcomes {
         match r {
@@ -417,19 +452,21 @@ fn print_table(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result
                     .iter()
                     .map(|s| {
                         format!(
-                            "{} {}",
+                            "{} {}{}",
                             style.mark(if s.passed { "pass" } else { "fail" }),
-                            s.id
+                            s.id,
+                            step_time(s).map(|t| format!(" ({t})")).unwrap_or_default()
                         )
                     })
                     .collect();
                 outln!(
-                    "{:<16} {:<18} {:>9} {:>5}% {:>8}  {}{}",
+                    "{:<16} {:<18} {:>9} {:>5}% {:>8} {:>7}  {}{}",
                     g.learner,
                     g.lab,
                     format!("{}/{}", g.points, g.max_points),
                     g.percent,
                     g.claimed_points,
+                    crate::lab::timing::human(g.seconds),
                     steps.join("  "),
                     if g.passed {
                         ""
@@ -441,7 +478,21 @@ fn print_table(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result
             Err(e) => outln!("{} {}: {e}", style.mark("fail"), file.display())?,
         }
     }
+    for (_, r) in outcomes {
+        if let Ok(g) = r {
+            for n in &g.notes {
+                outln!("note: {}: {n}", g.learner)?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// A step's time as the table and CSV show it: `3m05s`, with `+` while the learner was
+/// still on it.
+fn step_time(s: &StepGrade) -> Option<String> {
+    let t = crate::lab::timing::human(s.seconds?);
+    Some(if s.open { format!("{t}+") } else { t })
 }
 
 fn print_csv(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result<()> {
@@ -453,7 +504,7 @@ fn print_csv(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result<(
         }
     };
     outln!(
-        "file,learner,lab,version,seed,points,max_points,percent,passed,claimed_points,failed_steps,refused"
+        "file,learner,lab,version,seed,points,max_points,percent,passed,claimed_points,failed_steps,seconds,step_seconds,refused"
     )?;
     for (file, r) in outcomes {
         let f = field(&file.to_string_lossy());
@@ -465,8 +516,17 @@ fn print_csv(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result<(
                     .filter(|s| !s.passed)
                     .map(|s| s.id.as_str())
                     .collect();
+                // `step=seconds` pairs, in step order; `+` marks the step still open.
+                let times: Vec<String> = g
+                    .steps
+                    .iter()
+                    .filter_map(|s| {
+                        let secs = s.seconds?;
+                        Some(format!("{}={secs}{}", s.id, if s.open { "+" } else { "" }))
+                    })
+                    .collect();
                 outln!(
-                    "{f},{},{},{},{},{},{},{},{},{},{},",
+                    "{f},{},{},{},{},{},{},{},{},{},{},{},{},",
                     field(&g.learner),
                     field(&g.lab),
                     g.version,
@@ -476,10 +536,12 @@ fn print_csv(outcomes: &[(PathBuf, Result<Graded, String>)]) -> anyhow::Result<(
                     g.percent,
                     g.passed,
                     g.claimed_points,
-                    field(&failed.join(" "))
+                    field(&failed.join(" ")),
+                    g.seconds,
+                    field(&times.join(" "))
                 )?;
             }
-            Err(e) => outln!("{f},,,,,,,,,,,{}", field(e))?,
+            Err(e) => outln!("{f},,,,,,,,,,,,,{}", field(e))?,
         }
     }
     Ok(())

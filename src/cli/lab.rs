@@ -243,6 +243,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                     "lab": report["body"]["lab"],
                     "events": report["body"]["events"].as_array().map_or(0, Vec::len),
                     "resources": report["body"]["state"].as_array().map_or(0, Vec::len),
+                    "instances": report["body"]["instances"].as_array().map_or(0, Vec::len),
+                    "instance_notes": report["body"]["instance_notes"].as_array().cloned().unwrap_or_default(),
                     "public_key": report["public_key"],
                 }))
             }
@@ -331,15 +333,21 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Answer { check, .. } => {
             outln!("answer to {check} recorded; run `vpclab lab check`")?
         }
-        LabCommand::Report { .. } => outln!(
-            "report of {} for {} written to {} ({} events, {} resources), signed by key {}",
-            v["learner"].as_str().unwrap_or(""),
-            v["lab"].as_str().unwrap_or(""),
-            v["written"].as_str().unwrap_or(""),
-            v["events"],
-            v["resources"],
-            v["public_key"].as_str().unwrap_or("")
-        )?,
+        LabCommand::Report { .. } => {
+            outln!(
+                "report of {} for {} written to {} ({} events, {} resources, {} instance disks), signed by key {}",
+                v["learner"].as_str().unwrap_or(""),
+                v["lab"].as_str().unwrap_or(""),
+                v["written"].as_str().unwrap_or(""),
+                v["events"],
+                v["resources"],
+                v["instances"],
+                v["public_key"].as_str().unwrap_or("")
+            )?;
+            for note in v["instance_notes"].as_array().into_iter().flatten() {
+                outln!("note: {}", note.as_str().unwrap_or(""))?;
+            }
+        }
         LabCommand::Reset => outln!(
             "progress of {} forgotten",
             v["reset"].as_str().unwrap_or("")
@@ -425,20 +433,29 @@ fn print_status(v: &Value, style: &Style) -> anyhow::Result<()> {
             "current" => "▶".to_string(),
             _ => " ".to_string(),
         };
+        // Time on the step: from when it became current to when it was done, or so far.
+        let time = match s["seconds"].as_i64() {
+            Some(secs) if s["timing"]["open"] == true => {
+                format!("{} so far", crate::lab::timing::human(secs))
+            }
+            Some(secs) => crate::lab::timing::human(secs),
+            None => String::new(),
+        };
         outln!(
-            "  {mark} {:<20} {:<40} {}/{}",
+            "  {mark} {:<20} {:<40} {:>5} {}",
             s["id"].as_str().unwrap_or(""),
             s["title"].as_str().unwrap_or(""),
-            s["points"],
-            s["max_points"]
+            format!("{}/{}", s["points"], s["max_points"]),
+            time
         )?;
     }
     outln!(
-        "score: {}/{} ({}%, pass at {}%){}",
+        "score: {}/{} ({}%, pass at {}%), time {}{}",
         v["points"],
         v["max_points"],
         v["percent"],
         v["pass_percent"],
+        crate::lab::timing::human(v["seconds"].as_i64().unwrap_or(0)),
         if v["completed"].as_bool() == Some(true) {
             " — complete"
         } else {
@@ -450,6 +467,27 @@ fn print_status(v: &Value, style: &Style) -> anyhow::Result<()> {
 
 fn list(args: &LabArgs) -> anyhow::Result<ExitCode> {
     let root = labs_root(args.labs.as_deref())?;
+    // The learner's progress, when a daemon answers (the list works without one).
+    let progress = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+        .and_then(|rt| {
+            let endpoint = super::connect::endpoint(args.endpoint.as_deref());
+            let learner = learner_id(args.learner.as_deref());
+            rt.block_on(async {
+                // Built inside the runtime: a timer needs its reactor.
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(3),
+                    call(&endpoint, "progress", &[("learner", &learner)]),
+                )
+                .await
+            })
+            .ok()?
+            .ok()
+        })
+        .map(|v| v["labs"].clone())
+        .unwrap_or(Value::Null);
     let mut rows = Vec::new();
     for d in lab_dirs(&root)? {
         match crate::lab::spec::load(&d) {
@@ -457,6 +495,7 @@ fn list(args: &LabArgs) -> anyhow::Result<ExitCode> {
                 "id": s.id, "title": s.title, "summary": s.summary,
                 "difficulty": s.difficulty, "estimated_minutes": s.estimated_minutes,
                 "steps": s.steps.len(), "dir": d,
+                "progress": progress[&s.id],
             })),
             Err(e) => rows.push(serde_json::json!({"dir": d, "error": e.to_string()})),
         }
@@ -468,13 +507,31 @@ fn list(args: &LabArgs) -> anyhow::Result<ExitCode> {
     for r in rows {
         match r["error"].as_str() {
             Some(e) => outln!("  (invalid) {e}")?,
-            None => outln!(
-                "  {:<18} {:<40} {} steps, ~{} min",
-                r["id"].as_str().unwrap_or(""),
-                r["title"].as_str().unwrap_or(""),
-                r["steps"],
-                r["estimated_minutes"]
-            )?,
+            None => {
+                let p = &r["progress"];
+                let progress = if p.is_null() {
+                    String::new()
+                } else if p["completed"] == true {
+                    format!("  done, {}%", p["percent"])
+                } else {
+                    format!(
+                        "  {}%{}",
+                        p["percent"],
+                        if p["current"] == true {
+                            " (current)"
+                        } else {
+                            ""
+                        }
+                    )
+                };
+                outln!(
+                    "  {:<18} {:<40} {} steps, ~{} min{progress}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["title"].as_str().unwrap_or(""),
+                    r["steps"],
+                    r["estimated_minutes"]
+                )?
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -30,6 +30,7 @@ pub mod imds;
 pub mod lineedit;
 pub mod net;
 pub mod outq;
+pub mod overlay;
 pub mod sandbox;
 pub mod services;
 pub mod sftp;
@@ -460,6 +461,29 @@ impl InstanceState {
     /// Runs `f` on the disk without counting as a write (persisting its small parts).
     pub fn with_disk<T>(&self, f: impl FnOnce(&InstanceDisk) -> T) -> T {
         f(&self.lock_disk())
+    }
+
+    /// The services running now (`systemctl start`), by unit name.
+    pub fn running_units(&self) -> BTreeSet<String> {
+        self.lock_runtime().running.keys().cloned().collect()
+    }
+
+    /// Starts these services, as `systemctl start` would (a disk restored from a lab
+    /// report, whose learner had started them by hand).
+    pub async fn start_units(self: &Arc<Self>, units: &BTreeSet<String>) {
+        for unit in units {
+            if let Err(e) = services::systemd::start_unit(self, unit).await {
+                tracing::warn!(unit, "could not start: {e}");
+            }
+        }
+    }
+
+    /// What the learner changed on this instance's disk compared with its image
+    /// ([`overlay::DiskOverlay::diff`]), taking at most `limit` bytes of file content.
+    pub fn overlay(&self, limit: u64) -> overlay::DiskOverlay {
+        let base = image::build_fs(&self.profile());
+        let running = self.running_units();
+        self.with_disk(|d| overlay::DiskOverlay::diff(&base, d, &running, limit))
     }
 
     /// Stops every running service (instance stop or terminate).

@@ -437,6 +437,11 @@ impl Vfs {
         fs
     }
 
+    /// Every file and directory by path (the whole tree, `/` included).
+    pub fn nodes(&self) -> &BTreeMap<String, Node> {
+        &self.nodes
+    }
+
     /// Sets the time stamped on files changed from now on.
     pub fn set_now(&mut self, secs: i64) {
         self.now = secs;

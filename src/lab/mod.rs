@@ -9,6 +9,7 @@
 //! - [`grade`]: the checks (`resource`, `route`, `reach`, `ssh`, `dns`, `http`, `exec`,
 //!   `file`, `quiz`, `all`/`any`/`not`), each pass, fail or error.
 //! - [`progress`]: the hash-chained event log of each learner, in the state database.
+//! - [`timing`]: time per step, from the progress log.
 //! - [`report`]: signed reports (ed25519) that an instructor re-grades.
 //! - [`service`]: the `/_vpclab/lab/…` routes of the API port (the CLI is the client).
 //!
@@ -23,6 +24,7 @@ pub mod resolve;
 pub mod service;
 pub mod spec;
 pub mod template;
+pub mod timing;
 
 /// Every lab folder under `root`, in name order (`01-…`, `02-…`).
 /// The learner id used when none is given: `$VPCLAB_LEARNER`, else `$USER`, else

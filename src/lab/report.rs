@@ -4,7 +4,10 @@
 //! the learner, the lab, its version and the learner's seed, every progress event of the
 //! learner (the whole hash chain, from the first event), and the final state: the stored
 //! rows of the learner's world (`kind`, `id` and the resource as JSON), enough to rebuild
-//! it. The signature is ed25519 over the body's JSON bytes, with the key of the state
+//! it, and what the learner changed inside each running instance (files, packages,
+//! services; [`crate::instance::overlay`]) with its SHA-256, within
+//! [`INSTANCE_CONTENT_LIMIT`] bytes of files (what is left out is named in
+//! `instance_notes`). The signature is ed25519 over the body's JSON bytes, with the key of the state
 //! directory (`StateDir::report_key_file`, created on first use) or a course's key.
 //!
 //! [`open`] is the instructor's side: it refuses a report whose signature does not
@@ -18,6 +21,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::progress::{self, Event};
+use crate::instance::overlay::DiskOverlay;
 
 /// The format tag of reports this build writes and reads.
 pub const FORMAT: &str = "vpclab-lab-report/1";
@@ -38,6 +42,73 @@ pub struct ReportBody {
     pub events: Vec<Event>,
     /// The learner's world as stored when the report was made.
     pub state: Vec<StateRow>,
+    /// Time per step when the report was made ([`super::timing`]); `vpclab grade`
+    /// recomputes it from the events, which the hash chain protects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_times: Vec<super::timing::StepTime>,
+    /// What the learner changed inside each running instance (files, packages,
+    /// services), compared with its image; absent from reports of older vpclab.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceRow>,
+    /// Instance state the report does not carry, one sentence each (files over the
+    /// size limit, instances in sandboxes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_notes: Vec<String>,
+}
+
+/// The most file content the instances of one report carry together. Files beyond it
+/// are listed (path and size) but not carried; see docs/fidelity.md.
+pub const INSTANCE_CONTENT_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// One running instance's changes, with their SHA-256 ([`DiskOverlay::digest`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRow {
+    pub instance_id: String,
+    pub sha256: String,
+    pub disk: DiskOverlay,
+}
+
+impl InstanceRow {
+    pub fn new(instance_id: &str, disk: DiskOverlay) -> InstanceRow {
+        InstanceRow {
+            instance_id: instance_id.to_string(),
+            sha256: disk.digest(),
+            disk,
+        }
+    }
+}
+
+/// The instance rows of a report from each running instance's overlay, sharing
+/// [`INSTANCE_CONTENT_LIMIT`] in instance order, and a note for each instance whose
+/// files did not all fit.
+pub fn instance_rows(
+    instances: &[(String, std::sync::Arc<crate::instance::InstanceState>)],
+) -> (Vec<InstanceRow>, Vec<String>) {
+    let mut left = INSTANCE_CONTENT_LIMIT;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (id, state) in instances {
+        let overlay = state.overlay(left);
+        left = left.saturating_sub(overlay.content_bytes());
+        if !overlay.omitted.is_empty() {
+            let bytes: u64 = overlay.omitted.iter().map(|f| f.bytes).sum();
+            notes.push(format!(
+                "instance {id}: {} changed file(s), {bytes} bytes, left out (the report carries at most {} MiB of instance files): {}",
+                overlay.omitted.len(),
+                INSTANCE_CONTENT_LIMIT >> 20,
+                overlay
+                    .omitted
+                    .iter()
+                    .take(5)
+                    .map(|f| f.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        rows.push(InstanceRow::new(id, overlay));
+    }
+    (rows, notes)
 }
 
 /// One stored resource.
@@ -177,6 +248,12 @@ pub fn open(text: &str, trusted: &[VerifyingKey]) -> Result<ReportBody, ReportEr
     let body: ReportBody =
         serde_json::from_value(report.body).map_err(|e| ReportError::NotAReport(e.to_string()))?;
     progress::verify(&body.events).map_err(ReportError::Chain)?;
+    if let Some(row) = body.instances.iter().find(|r| r.disk.digest() != r.sha256) {
+        return Err(ReportError::Inconsistent(format!(
+            "the state of instance {} does not match its SHA-256",
+            row.instance_id
+        )));
+    }
     if let Some(e) = body.events.iter().find(|e| e.learner != body.learner) {
         return Err(ReportError::Inconsistent(format!(
             "event {} is learner {:?}'s, the report is {:?}'s",
@@ -243,6 +320,15 @@ mod tests {
                 id: "vpc-1".into(),
                 body: serde_json::json!({"id": "vpc-1"}),
             }],
+            step_times: Vec::new(),
+            instances: vec![InstanceRow::new(
+                "i-1",
+                DiskOverlay {
+                    first_boot_done: true,
+                    ..DiskOverlay::default()
+                },
+            )],
+            instance_notes: Vec::new(),
         }
     }
 
@@ -268,6 +354,15 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "the event log does not verify: event 1 breaks the hash chain (the log was edited)"
+        );
+        // An instance's state edited and re-signed without its hash: inconsistent.
+        let mut v = serde_json::to_value(&b).expect("value");
+        v["instances"][0]["disk"]["packages"] = serde_json::json!(["httpd"]);
+        let resigned = serde_json::to_string(&sign_value(v, &key).expect("sign")).expect("json");
+        let e = open(&resigned, &[]).expect_err("digest");
+        assert_eq!(
+            e.to_string(),
+            "the report is inconsistent: the state of instance i-1 does not match its SHA-256"
         );
         assert!(matches!(
             open("{\"format\": 1}", &[]),

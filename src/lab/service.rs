@@ -1,5 +1,5 @@
 //! The lab engine on the API port: `GET /_vpclab/lab/{start,status,check,hint,answer,
-//! skip,report,reset}`, authenticated like every API call (the caller's account is the world that is
+//! skip,report,reset,progress}`, authenticated like every API call (the caller's account is the world that is
 //! graded). Answers are JSON; an error is `{"error": "…"}` with a 4xx/5xx status.
 //! `vpclab lab …` is the client.
 //!
@@ -255,6 +255,7 @@ async fn run_op(
         "skip" => skip(st, q),
         "report" => report(st, &account, q),
         "reset" => reset(st, q),
+        "progress" => progress_of(st, q),
         other => Err(Refusal(
             StatusCode::NOT_FOUND,
             format!("no lab operation {other:?}"),
@@ -447,6 +448,11 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
     let learner = learner(q)?;
     let (a, lab) = st.attempt(&learner, q)?;
     let current = current_step(&a, &lab);
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let times = super::timing::step_times(&events, &lab, st.now_ms());
     let steps: Vec<Value> = lab
         .steps
         .iter()
@@ -469,10 +475,13 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
                 "points": got,
                 "max_points": max,
                 "runs": a.runs.get(&s.id).copied().unwrap_or(0),
+                "seconds": times[i].seconds(),
+                "timing": times[i],
             })
         })
         .collect();
     let (got, max) = score(&a, &lab);
+    let total: i64 = times.iter().filter_map(|t| t.seconds()).sum();
     Ok(json!({
         "learner": learner,
         "lab": lab.id,
@@ -485,6 +494,7 @@ fn status(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal>
         "pass_percent": lab.pass_percent,
         "mode": lab.mode,
         "completed": a.completed,
+        "seconds": total,
         "current": current.map(|i| step_json(&lab, i)),
         "log": "verified",
     }))
@@ -716,6 +726,12 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
         .unwrap_or_else(|e| e.into_inner())
         .export_rows(account)
         .map_err(|e| internal(e.to_string()))?;
+    let instance_ids: Vec<String> = rows
+        .iter()
+        .filter(|r| r.kind == "instance")
+        .map(|r| r.id.clone())
+        .collect();
+    let (instances, instance_notes) = instance_state(st, account, &instance_ids);
     let state = rows
         .into_iter()
         .map(|r| StateRow {
@@ -724,6 +740,8 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
             id: r.id,
         })
         .collect();
+    let now = st.now_ms();
+    let step_times = super::timing::step_times(&events, &lab, now);
     let body = ReportBody {
         learner,
         lab: lab.id.clone(),
@@ -731,9 +749,12 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
         seed: lab.seed,
         region: a.region.clone(),
         account: account.to_string(),
-        created_ms: st.now_ms(),
+        created_ms: now,
         events,
         state,
+        step_times,
+        instances,
+        instance_notes,
     };
     let key = match &st.course {
         Some(c) => c.report_key.clone(),
@@ -742,6 +763,78 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
     };
     let signed = sign(&body, &key).map_err(|e| internal(e.to_string()))?;
     serde_json::to_value(signed).map_err(|e| internal(e.to_string()))
+}
+
+/// What the learner changed inside each running instance of `ids` (emulated runtime),
+/// and notes on what the report leaves out.
+fn instance_state(
+    st: &LabState,
+    account: &str,
+    ids: &[String],
+) -> (Vec<super::report::InstanceRow>, Vec<String>) {
+    use crate::instance::sandbox::RuntimeKind;
+    if matches!(st.worlds.cfg().runtime, RuntimeKind::Sandbox { .. }) {
+        return (
+            Vec::new(),
+            vec![
+                "instances run in sandboxes: their disks are not in the report (docs/fidelity.md)"
+                    .into(),
+            ],
+        );
+    }
+    let Some(net) = st.worlds.get(account) else {
+        return (Vec::new(), Vec::new());
+    };
+    let live: Vec<_> = ids
+        .iter()
+        .filter_map(|id| net.instance(id).map(|s| (id.clone(), s)))
+        .collect();
+    super::report::instance_rows(&live)
+}
+
+/// The learner's progress in each lab they started (its latest attempt, unless reset):
+/// points, percent, whether complete, and which lab is the current one.
+fn progress_of(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+    let learner = learner(q)?;
+    let events = st
+        .log(&learner)
+        .read()
+        .map_err(|e| Refusal(StatusCode::CONFLICT, e.to_string()))?;
+    let secret = q.get("secret").map(String::as_str).unwrap_or("");
+    let current = progress::current(&events).map(|a| a.lab);
+    let ids: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Start)
+        .map(|e| e.lab.as_str())
+        .collect();
+    let mut labs = serde_json::Map::new();
+    for id in ids {
+        let Some(end) = progress::attempt_end(&events, id) else {
+            continue;
+        };
+        if events.get(end).is_some_and(|e| e.kind == EventKind::Reset) {
+            continue;
+        }
+        let Some(a) = progress::current(&events[..end]) else {
+            continue;
+        };
+        // A lab whose folder no longer resolves is left out rather than failing the list.
+        let Ok(lab) = st.load(&a.dir, &learner, secret) else {
+            continue;
+        };
+        let (got, max) = score(&a, &lab);
+        labs.insert(
+            id.to_string(),
+            json!({
+                "points": got,
+                "max_points": max,
+                "percent": percent(got, max),
+                "completed": a.completed,
+                "current": current.as_deref() == Some(id),
+            }),
+        );
+    }
+    Ok(json!({"learner": learner, "labs": labs}))
 }
 
 fn reset(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {

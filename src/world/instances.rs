@@ -12,7 +12,7 @@
 
 mod disks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,9 +30,10 @@ use vpclab_netstack::tun::PortTun;
 use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
+use crate::instance::overlay::DiskOverlay;
 use crate::instance::sandbox::{AgentSpec, InstanceRoot, RuntimeKind, Sandbox};
 use crate::instance::{
-    FakeNet, Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
+    FakeNet, HostKey, Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
 };
 use crate::model::ec2::iam_profile::InstanceCredentials;
 use crate::model::ec2::instance::{InstanceState as Lifecycle, RuntimeInstance};
@@ -526,6 +527,12 @@ impl Runtime {
             net: self.net.clone(),
         });
         let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);
+        // Never saved: a disk a lab report handed in (a re-grade's scratch world), else
+        // the image's.
+        let (disk, restart) = match disk {
+            Some(d) => (Some(d), Default::default()),
+            None => disk_from_overlay(&self.dir(), &ri.instance_id, &profile),
+        };
         let state = match disk {
             Some(d) => InstanceState::from_disk(profile.clone(), d, net),
             None => InstanceState::launch(profile.clone(), net),
@@ -574,6 +581,7 @@ impl Runtime {
             let recorded = ri.host_keys.clone();
             tasks.push(tokio::spawn(async move {
                 state.boot().await;
+                state.start_units(&restart).await;
                 saver.save_in_background(&state).await;
                 record_boot(&worlds, &account, &region, &id, &state, recorded);
                 loop {
@@ -835,6 +843,57 @@ fn open_disk(dir: &Path, instance_id: &str) -> (Option<InstanceDisk>, Arc<DiskSa
     match disks::load_legacy(&legacy) {
         Some(disk) => (Some(disk), DiskSaver::new(store, None, Some(legacy))),
         None => (None, DiskSaver::new(store, None, None)),
+    }
+}
+
+/// The file of a disk overlay handed in for an instance that has no disk yet.
+fn overlay_path(dir: &Path, instance_id: &str) -> PathBuf {
+    dir.join(format!("{instance_id}.overlay.json"))
+}
+
+/// Puts a lab report's record of what the learner changed inside instance
+/// `instance_id` ([`DiskOverlay`]) where the world runtime finds it: the instance, if it
+/// has no disk yet, boots from its image with these changes on it (`vpclab grade`
+/// builds its scratch world this way).
+pub fn write_disk_overlay(
+    disks_dir: &Path,
+    account: &str,
+    instance_id: &str,
+    overlay: &DiskOverlay,
+) -> std::io::Result<()> {
+    let dir = disks_dir.join(account);
+    std::fs::create_dir_all(&dir)?;
+    let json = serde_json::to_vec(overlay).map_err(std::io::Error::other)?;
+    std::fs::write(overlay_path(&dir, instance_id), json)
+}
+
+/// The image's disk for `profile` with a handed-in overlay on it, and the services to
+/// start after boot; `(None, none)` when there is no overlay (or it cannot be used,
+/// which is logged: the instance then boots from its image).
+fn disk_from_overlay(
+    dir: &Path,
+    instance_id: &str,
+    profile: &InstanceProfile,
+) -> (Option<InstanceDisk>, BTreeSet<String>) {
+    let path = overlay_path(dir, instance_id);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return (None, BTreeSet::new());
+    };
+    let overlay: DiskOverlay = match serde_json::from_slice(&bytes) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "disk overlay unreadable; booting from the image");
+            return (None, BTreeSet::new());
+        }
+    };
+    let mut disk = InstanceDisk::fresh(profile, HostKey::generate());
+    disk.fs.set_capacity(profile.disk_capacity());
+    match overlay.apply(&mut disk) {
+        Ok(()) => (Some(disk), overlay.running),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "disk overlay refused; booting from the image");
+            (None, BTreeSet::new())
+        }
     }
 }
 

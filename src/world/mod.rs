@@ -53,6 +53,7 @@ use crate::model::ec2::compile;
 use crate::model::{Commit, Control, Subscriber, World};
 
 use fabric::LiveFabric;
+pub use instances::write_disk_overlay;
 pub use internet::Internet;
 
 /// Some host of the internet other than the learner's computer (TEST-NET-2), the

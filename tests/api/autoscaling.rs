@@ -9,15 +9,22 @@ use serde_json::Value;
 use crate::support::{Lab, TestDaemon, have, two_zone_vpc};
 
 fn ami(d: &TestDaemon) -> String {
-    d.aws_text(&[
-        "describe-images",
-        "--owners",
-        "amazon",
-        "--filters",
-        "Name=name,Values=al2023-ami-*",
-        "--query",
-        "sort_by(Images, &CreationDate)[-1].ImageId",
-    ])
+    crate::support::latest_al2023_ami(d)
+}
+
+/// Two subnets in two zones and a launch template `web` (the newest Amazon Linux 2023,
+/// t3.micro): the subnets' ids.
+fn subnets_and_web_template(d: &TestDaemon) -> (String, String) {
+    let (_, a, b, _) = two_zone_vpc(d);
+    let ami = ami(d);
+    d.aws(&[
+        "create-launch-template",
+        "--launch-template-name",
+        "web",
+        "--launch-template-data",
+        &format!("{{\"ImageId\":\"{ami}\",\"InstanceType\":\"t3.micro\"}}"),
+    ]);
+    (a, b)
 }
 
 fn asg(d: &TestDaemon, args: &[&str]) -> Value {
@@ -153,15 +160,7 @@ fn an_auto_scaling_group_keeps_its_capacity_and_replaces_a_terminated_instance()
         return;
     }
     let d = TestDaemon::start();
-    let (_, a, b, _) = two_zone_vpc(&d);
-    let ami = ami(&d);
-    d.aws(&[
-        "create-launch-template",
-        "--launch-template-name",
-        "web",
-        "--launch-template-data",
-        &format!("{{\"ImageId\":\"{ami}\",\"InstanceType\":\"t3.micro\"}}"),
-    ]);
+    let (a, b) = subnets_and_web_template(&d);
     let err = d.aws_cli_err(&[
         "autoscaling",
         "create-auto-scaling-group",
@@ -318,15 +317,7 @@ fn scaling_policies_change_desired_capacity_within_the_group_limits() {
         return;
     }
     let d = TestDaemon::start();
-    let (_, a, b, _) = two_zone_vpc(&d);
-    let ami = ami(&d);
-    d.aws(&[
-        "create-launch-template",
-        "--launch-template-name",
-        "web",
-        "--launch-template-data",
-        &format!("{{\"ImageId\":\"{ami}\",\"InstanceType\":\"t3.micro\"}}"),
-    ]);
+    let (a, b) = subnets_and_web_template(&d);
     asg(
         &d,
         &[

@@ -132,15 +132,7 @@ fn volume_limits_are_aws_limits() {
 #[test]
 fn attach_detach_snapshots_and_delete_on_termination_survive_a_restart() {
     let mut d = TestDaemon::start();
-    let image = d.aws_text(&[
-        "describe-images",
-        "--owners",
-        "amazon",
-        "--filters",
-        "Name=name,Values=al2023-ami-*",
-        "--query",
-        "sort_by(Images, &CreationDate)[-1].ImageId",
-    ]);
+    let image = crate::support::latest_al2023_ami(&d);
     let run = d.aws(&[
         "run-instances",
         "--image-id",

@@ -10,15 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{Lab, ProcessDaemon, TestDaemon, s};
 
 fn newest_al2023(d: &dyn Lab) -> String {
-    d.aws_text(&[
-        "describe-images",
-        "--owners",
-        "amazon",
-        "--filters",
-        "Name=name,Values=al2023-ami-*",
-        "--query",
-        "sort_by(Images, &CreationDate)[-1].ImageId",
-    ])
+    crate::support::latest_al2023_ami(d)
 }
 
 fn ids(v: &Value) -> Vec<String> {

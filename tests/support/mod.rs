@@ -22,6 +22,8 @@
 
 #![allow(dead_code)]
 
+pub mod elb_args;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -648,64 +650,17 @@ pub struct Network {
 impl Network {
     pub fn build(d: &dyn Lab) -> Network {
         let (vpc, igw) = vpc_with_internet_gateway(d);
-        let subnet = |cidr: &str| {
-            d.aws_text(&[
-                "create-subnet",
-                "--vpc-id",
-                &vpc,
-                "--cidr-block",
-                cidr,
-                "--availability-zone",
-                "us-east-1a",
-                "--query",
-                "Subnet.SubnetId",
-            ])
-        };
-        let public_subnet = subnet("10.0.1.0/24");
-        let private_subnet = subnet("10.0.2.0/24");
+        let public_subnet = subnet(d, &vpc, "10.0.1.0/24", "us-east-1a");
+        let private_subnet = subnet(d, &vpc, "10.0.2.0/24", "us-east-1a");
         d.aws_text(&[
             "modify-subnet-attribute",
             "--subnet-id",
             &public_subnet,
             "--map-public-ip-on-launch",
         ]);
-        let rt = |subnet: &str| {
-            let rt = d.aws_text(&[
-                "create-route-table",
-                "--vpc-id",
-                &vpc,
-                "--query",
-                "RouteTable.RouteTableId",
-            ]);
-            d.aws_text(&[
-                "associate-route-table",
-                "--route-table-id",
-                &rt,
-                "--subnet-id",
-                subnet,
-            ]);
-            rt
-        };
-        let public_rt = rt(&public_subnet);
-        let private_rt = rt(&private_subnet);
-        d.aws_text(&[
-            "create-route",
-            "--route-table-id",
-            &public_rt,
-            "--destination-cidr-block",
-            "0.0.0.0/0",
-            "--gateway-id",
-            &igw,
-        ]);
-        let ami = d.aws_text(&[
-            "describe-images",
-            "--owners",
-            "amazon",
-            "--filters",
-            "Name=name,Values=al2023-ami-*",
-            "--query",
-            "sort_by(Images, &CreationDate)[-1].ImageId",
-        ]);
+        let public_rt = public_route_table(d, &vpc, &igw, &[&public_subnet]);
+        let private_rt = route_table(d, &vpc, &[&private_subnet]);
+        let ami = latest_al2023_ami(d);
         Network {
             vpc,
             igw,
@@ -771,31 +726,7 @@ impl Network {
 
     /// A security group of the VPC; `rules` are (port, cidr) TCP ingress rules.
     pub fn security_group(&self, d: &dyn Lab, name: &str, rules: &[(u16, &str)]) -> String {
-        let sg = d.aws_text(&[
-            "create-security-group",
-            "--group-name",
-            name,
-            "--description",
-            name,
-            "--vpc-id",
-            &self.vpc,
-            "--query",
-            "GroupId",
-        ]);
-        for (port, cidr) in rules {
-            d.aws_text(&[
-                "authorize-security-group-ingress",
-                "--group-id",
-                &sg,
-                "--protocol",
-                "tcp",
-                "--port",
-                &port.to_string(),
-                "--cidr",
-                cidr,
-            ]);
-        }
-        sg
+        security_group(d, &self.vpc, name, rules)
     }
 
     /// Launches one instance and waits until it runs; returns (id, public IP or "None",
@@ -864,25 +795,112 @@ pub fn vpc_with_internet_gateway(d: &dyn Lab) -> (String, String) {
     (vpc, igw)
 }
 
+/// The newest Amazon Linux 2023 image's id, found as the EC2 User Guide's examples find it.
+pub fn latest_al2023_ami(d: &dyn Lab) -> String {
+    d.aws_text(&[
+        "describe-images",
+        "--owners",
+        "amazon",
+        "--filters",
+        "Name=name,Values=al2023-ami-*",
+        "--query",
+        "sort_by(Images, &CreationDate)[-1].ImageId",
+    ])
+}
+
+/// A subnet of `vpc` with this block in this Availability Zone; returns its id.
+pub fn subnet(d: &dyn Lab, vpc: &str, cidr: &str, az: &str) -> String {
+    d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        vpc,
+        "--cidr-block",
+        cidr,
+        "--availability-zone",
+        az,
+        "--query",
+        "Subnet.SubnetId",
+    ])
+}
+
+/// A route table of `vpc` whose default route (0.0.0.0/0) goes to the internet gateway
+/// `igw`, associated with each of `subnets` (which makes them public); returns its id.
+pub fn public_route_table(d: &dyn Lab, vpc: &str, igw: &str, subnets: &[&str]) -> String {
+    let rt = route_table(d, vpc, subnets);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &rt,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        igw,
+    ]);
+    rt
+}
+
+/// A route table of `vpc` (only its local route) associated with each of `subnets`;
+/// returns its id.
+pub fn route_table(d: &dyn Lab, vpc: &str, subnets: &[&str]) -> String {
+    let rt = d.aws_text(&[
+        "create-route-table",
+        "--vpc-id",
+        vpc,
+        "--query",
+        "RouteTable.RouteTableId",
+    ]);
+    for subnet in subnets {
+        d.aws_text(&[
+            "associate-route-table",
+            "--route-table-id",
+            &rt,
+            "--subnet-id",
+            subnet,
+        ]);
+    }
+    rt
+}
+
+/// A security group of `vpc` named `name`; `rules` are (port, cidr) TCP ingress rules.
+pub fn security_group(d: &dyn Lab, vpc: &str, name: &str, rules: &[(u16, &str)]) -> String {
+    let sg = d.aws_text(&[
+        "create-security-group",
+        "--group-name",
+        name,
+        "--description",
+        name,
+        "--vpc-id",
+        vpc,
+        "--query",
+        "GroupId",
+    ]);
+    for (port, cidr) in rules {
+        allow_tcp(d, &sg, *port, cidr);
+    }
+    sg
+}
+
+/// Adds an inbound rule to security group `sg`: TCP `port` from `cidr`.
+pub fn allow_tcp(d: &dyn Lab, sg: &str, port: u16, cidr: &str) {
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        &port.to_string(),
+        "--cidr",
+        cidr,
+    ]);
+}
+
 /// A VPC with an internet gateway and two subnets in two Availability Zones; returns
 /// (vpc, subnet a, subnet b, another subnet in zone a).
 pub fn two_zone_vpc(d: &dyn Lab) -> (String, String, String, String) {
     let (vpc, _) = vpc_with_internet_gateway(d);
-    let subnet = |cidr: &str, az: &str| {
-        d.aws_text(&[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            cidr,
-            "--availability-zone",
-            az,
-            "--query",
-            "Subnet.SubnetId",
-        ])
-    };
-    let a = subnet("10.0.1.0/24", "us-east-1a");
-    let b = subnet("10.0.2.0/24", "us-east-1b");
-    let a2 = subnet("10.0.3.0/24", "us-east-1a");
+    let a = subnet(d, &vpc, "10.0.1.0/24", "us-east-1a");
+    let b = subnet(d, &vpc, "10.0.2.0/24", "us-east-1b");
+    let a2 = subnet(d, &vpc, "10.0.3.0/24", "us-east-1a");
     (vpc, a, b, a2)
 }

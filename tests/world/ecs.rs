@@ -172,17 +172,7 @@ fn fargate_nginx_task_serves_the_learner_only_when_its_security_group_allows_80(
     assert!(!out.status.success());
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
 
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    crate::support::allow_tcp(&d, &sg, 80, "0.0.0.0/0");
     let out = learner_get(&d, &public_ip, 80);
     assert!(out.status.success(), "{}", stderr(&out));
     let page = stdout(&out);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::elb_args::{self, strs};
 use crate::support::{Lab, TestDaemon, have, stderr, stdout};
 
 const HELLO: &str = r#"{
@@ -61,78 +62,17 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
     }
     let d = TestDaemon::start();
     let (vpc, a, b, _) = crate::support::two_zone_vpc(&d);
-    let subnet = |cidr: &str, az: &str| {
-        d.aws_text(&[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            cidr,
-            "--availability-zone",
-            az,
-            "--query",
-            "Subnet.SubnetId",
-        ])
-    };
     // Private subnets for the tasks: the main route table, which has no default route.
-    let pa = subnet("10.0.11.0/24", "us-east-1a");
-    let pb = subnet("10.0.12.0/24", "us-east-1b");
+    let pa = crate::support::subnet(&d, &vpc, "10.0.11.0/24", "us-east-1a");
+    let pb = crate::support::subnet(&d, &vpc, "10.0.12.0/24", "us-east-1b");
     let igw = d.aws_text(&[
         "describe-internet-gateways",
         "--query",
         "InternetGateways[0].InternetGatewayId",
     ]);
-    let rt = d.aws_text(&[
-        "create-route-table",
-        "--vpc-id",
-        &vpc,
-        "--query",
-        "RouteTable.RouteTableId",
-    ]);
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &rt,
-        "--destination-cidr-block",
-        "0.0.0.0/0",
-        "--gateway-id",
-        &igw,
-    ]);
-    for s in [&a, &b] {
-        d.aws_text(&[
-            "associate-route-table",
-            "--route-table-id",
-            &rt,
-            "--subnet-id",
-            s,
-        ]);
-    }
-    let group = |name: &str| {
-        d.aws_text(&[
-            "create-security-group",
-            "--group-name",
-            name,
-            "--description",
-            name,
-            "--vpc-id",
-            &vpc,
-            "--query",
-            "GroupId",
-        ])
-    };
-    let alb_sg = group("alb");
-    let task_sg = group("tasks");
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &alb_sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    crate::support::public_route_table(&d, &vpc, &igw, &[&a, &b]);
+    let alb_sg = crate::support::security_group(&d, &vpc, "alb", &[(80, "0.0.0.0/0")]);
+    let task_sg = crate::support::security_group(&d, &vpc, "tasks", &[]);
     let admit_alb = |verb: &str| {
         d.aws_text(&[
             verb,
@@ -148,30 +88,8 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
     };
     admit_alb("authorize-security-group-ingress");
 
-    let tg = elb(
-        &d,
-        &[
-            "create-target-group",
-            "--name",
-            "hello",
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--target-type",
-            "ip",
-            "--vpc-id",
-            &vpc,
-            "--health-check-interval-seconds",
-            "5",
-            "--health-check-timeout-seconds",
-            "2",
-            "--healthy-threshold-count",
-            "2",
-            "--unhealthy-threshold-count",
-            "2",
-        ],
-    )["TargetGroups"][0]["TargetGroupArn"]
+    let tg = elb(&d, &strs(&elb_args::fast_target_group("hello", &vpc, "ip")))
+        ["TargetGroups"][0]["TargetGroupArn"]
         .as_str()
         .expect("TargetGroupArn")
         .to_string();
@@ -237,20 +155,7 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
         "{}",
         stderr(&out)
     );
-    elb(
-        &d,
-        &[
-            "create-listener",
-            "--load-balancer-arn",
-            &lb_arn,
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--default-actions",
-            &format!("Type=forward,TargetGroupArn={tg}"),
-        ],
-    );
+    elb(&d, &strs(&elb_args::http_forward_listener(&lb_arn, &tg)));
     let out = service("hello");
     assert!(out.status.success(), "{}", stderr(&out));
 

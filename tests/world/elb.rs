@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::elb_args::{self, strs};
 use crate::support::{Lab, TestDaemon, have, stderr, stdout};
 
 const USER_DATA: &str = "#!/bin/bash\ndnf install -y httpd\nsystemctl start httpd\necho \"<h1>Hello from $(hostname -f)</h1>\" > /var/www/html/index.html\n";
@@ -55,57 +56,9 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
         "--query",
         "InternetGateways[0].InternetGatewayId",
     ]);
-    let rt = d.aws_text(&[
-        "create-route-table",
-        "--vpc-id",
-        &vpc,
-        "--query",
-        "RouteTable.RouteTableId",
-    ]);
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &rt,
-        "--destination-cidr-block",
-        "0.0.0.0/0",
-        "--gateway-id",
-        &igw,
-    ]);
-    for s in [&a, &b] {
-        d.aws_text(&[
-            "associate-route-table",
-            "--route-table-id",
-            &rt,
-            "--subnet-id",
-            s,
-        ]);
-    }
-    let group = |name: &str| {
-        d.aws_text(&[
-            "create-security-group",
-            "--group-name",
-            name,
-            "--description",
-            name,
-            "--vpc-id",
-            &vpc,
-            "--query",
-            "GroupId",
-        ])
-    };
-    let alb_sg = group("alb");
-    let web_sg = group("web");
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &alb_sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    crate::support::public_route_table(&d, &vpc, &igw, &[&a, &b]);
+    let alb_sg = crate::support::security_group(&d, &vpc, "alb", &[(80, "0.0.0.0/0")]);
+    let web_sg = crate::support::security_group(&d, &vpc, "web", &[]);
     // The instances admit HTTP from the ALB's group only.
     d.aws_text(&[
         "authorize-security-group-ingress",
@@ -118,15 +71,7 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
         "--source-group",
         &alb_sg,
     ]);
-    let ami = d.aws_text(&[
-        "describe-images",
-        "--owners",
-        "amazon",
-        "--filters",
-        "Name=name,Values=al2023-ami-*",
-        "--query",
-        "sort_by(Images, &CreationDate)[-1].ImageId",
-    ]);
+    let ami = crate::support::latest_al2023_ami(&d);
     let user_data = d.path("user-data.sh");
     std::fs::write(&user_data, USER_DATA).unwrap();
     let user_data = format!("file://{}", user_data.display());
@@ -155,25 +100,7 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
 
     let tg = elb(
         &d,
-        &[
-            "create-target-group",
-            "--name",
-            "web",
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--vpc-id",
-            &vpc,
-            "--health-check-interval-seconds",
-            "5",
-            "--health-check-timeout-seconds",
-            "2",
-            "--healthy-threshold-count",
-            "2",
-            "--unhealthy-threshold-count",
-            "2",
-        ],
+        &strs(&elb_args::fast_target_group("web", &vpc, "instance")),
     );
     let tg = tg["TargetGroups"][0]["TargetGroupArn"]
         .as_str()
@@ -199,20 +126,7 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
     let lb = &lb["LoadBalancers"][0];
     let lb_arn = lb["LoadBalancerArn"].as_str().unwrap().to_string();
     let dns = lb["DNSName"].as_str().unwrap().to_string();
-    elb(
-        &d,
-        &[
-            "create-listener",
-            "--load-balancer-arn",
-            &lb_arn,
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--default-actions",
-            &format!("Type=forward,TargetGroupArn={tg}"),
-        ],
-    );
+    elb(&d, &strs(&elb_args::http_forward_listener(&lb_arn, &tg)));
     let start = Instant::now();
     while elb(
         &d,

@@ -182,17 +182,7 @@ fn web_server_is_reachable_from_the_learner_only_when_the_security_group_allows_
     assert!(page.ends_with("\n504\n"), "{page}");
     assert!(page.contains("security group"), "{page}");
 
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    crate::support::allow_tcp(&d, &sg, 80, "0.0.0.0/0");
     // By public DNS name, resolved by the world's public DNS.
     let name = format!("ec2-{}.compute-1.amazonaws.com", ip.replace('.', "-"));
     let out = learner_get(&d, &name, 80);

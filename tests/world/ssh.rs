@@ -74,17 +74,7 @@ fn without_a_port_22_rule_the_connection_times_out_and_says_which_rule() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
     // Allowing port 22 governs the next packet.
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "22",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
+    crate::support::allow_tcp(&d, &sg, 22, "0.0.0.0/0");
     let out = d.ssh(&key, "ec2-user", &ip, "hostname");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ip-10-0-1-4.ec2.internal\n");

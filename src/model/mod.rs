@@ -311,6 +311,7 @@ world_tables! {
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
     vpc_endpoints: ec2::vpc_endpoint::VpcEndpoint,
     lambda_functions: lambda::Function,
+    lambda_events: lambda::PendingEvent,
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,
 }

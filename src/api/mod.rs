@@ -288,6 +288,10 @@ pub async fn s3_hosts(
     if s3::is_s3_host(req.headers()) {
         return s3::endpoint(state, req).await;
     }
+    // Function URLs, before the registry's `/v2/` paths could claim one.
+    if lambda::url::is_url_request(req.headers()) {
+        return lambda::url::serve(state, req).await;
+    }
     // The ECR registry (OCI distribution API): by its Host or a `/v2/` path.
     if ecr::registry::is_registry_request(&req) {
         return ecr::registry::endpoint(state, req).await;

@@ -306,6 +306,10 @@ pub fn route(req: &Request) -> Route {
     if super::s3::is_s3_host(req.headers()) || super::s3::is_sigv2_presigned(req.uri().query()) {
         return Route::Known("s3");
     }
+    // A function URL's host (`<id>.lambda-url.<region>.on.aws`) is Lambda's.
+    if super::lambda::url::is_url_request(req.headers()) {
+        return Route::Known("lambda");
+    }
     if let Some(name) = scope_service(req) {
         return match SERVICES.iter().find(|s| s.signing_name == name) {
             Some(s) => Route::Known(s.signing_name),

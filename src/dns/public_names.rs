@@ -128,6 +128,17 @@ pub fn endpoint_service(key: &str) -> Option<(&'static str, Option<&'static str>
 }
 
 fn endpoint(key: &str) -> Option<(u8, Option<&'static str>)> {
+    // Lambda function URLs (`<url-id>.lambda-url.<region>.on.aws`) are served by
+    // Lambda's endpoint host.
+    if let Some(rest) = key.strip_suffix(".on.aws")
+        && let Some((id, region)) = rest.split_once(".lambda-url.")
+        && !id.is_empty()
+        && !id.contains('.')
+        && let Some(info) = crate::model::region::region(region)
+    {
+        let lambda = ENDPOINTS.iter().find(|e| e.service == "lambda")?;
+        return Some((lambda.offset, Some(info.name)));
+    }
     let rest = key.strip_suffix(".amazonaws.com")?;
     // SERVICE.REGION, or SERVICE alone for a global endpoint.
     let regional = |name: &str| -> Option<(u8, Option<&'static str>)> {
@@ -231,6 +242,13 @@ mod tests {
         // Not a region, not a global endpoint, not an endpoint at all.
         assert_eq!(endpoint_service("ec2.mars-north-1.amazonaws.com"), None);
         assert_eq!(endpoint_service("ec2.amazonaws.com"), None);
+        // Function URLs resolve to Lambda's endpoint.
+        assert_eq!(
+            endpoint_service("abc123.lambda-url.eu-west-1.on.aws"),
+            Some(("lambda", Some("eu-west-1")))
+        );
+        assert_eq!(endpoint_service("lambda-url.eu-west-1.on.aws"), None);
+        assert_eq!(endpoint_service("x.lambda-url.mars-1.on.aws"), None);
         assert_eq!(endpoint_service("iam.us-east-1.amazonaws.com"), None);
         assert_eq!(endpoint_service(".s3.amazonaws.com"), None);
         assert_eq!(endpoint_service("ec2.us-east-1.amazonaws.com.evil"), None);

@@ -312,6 +312,7 @@ world_tables! {
     vpc_endpoints: ec2::vpc_endpoint::VpcEndpoint,
     prefix_lists: ec2::prefix_list::PrefixList,
     lambda_functions: lambda::Function,
+    lambda_events: lambda::PendingEvent,
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::support::{Lab, TestDaemon, have};
+use crate::support::{Lab, Network, TestDaemon, have};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-basic";
@@ -744,22 +744,283 @@ fn sns_messages_invoke_subscribed_functions() {
         "--message",
         "almost-full",
     ]);
+    wait_for_log(&d, "/aws/lambda/on-alert", "got aws:sns disk almost-full");
+}
+
+/// Waits (up to 20 s) until the log group holds `needle`; returns the log's text.
+fn wait_for_log(d: &TestDaemon, group: &str, needle: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let out = d.aws_cli(&[
-            "logs",
-            "filter-log-events",
-            "--log-group-name",
-            "/aws/lambda/on-alert",
-        ]);
+        let out = d.aws_cli(&["logs", "filter-log-events", "--log-group-name", group]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text.contains("got aws:sns disk almost-full") {
-            break;
+        if text.contains(needle) {
+            return text;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the function never ran: {text}"
+            "the function never logged {needle:?}: {text}"
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+}
+
+/// S3 User Guide, "Granting permissions to invoke an AWS Lambda function": S3 checks the
+/// function's resource policy when the configuration is put, then invokes the function
+/// asynchronously with the event message (keys URL-encoded) for each matching write.
+#[test]
+fn s3_events_invoke_permitted_functions_with_the_event_message() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    role(&d);
+    let z = zip(
+        &d,
+        "s3ev.zip",
+        &[(
+            "app.py",
+            "def handler(event, context):\n    for r in event['Records']:\n        o = r['s3']['object']\n        print('got', r['eventSource'], r['eventName'], r['s3']['bucket']['name'], o['key'], o.get('size'), o.get('eTag'))\n",
+        )],
+    );
+    create(&d, "thumbs", "python3.12", "app.handler", &z, &[]);
+    d.aws_cli_json(&["s3api", "create-bucket", "--bucket", "photos"]);
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:thumbs";
+    let config = format!(
+        r#"{{"LambdaFunctionConfigurations":[{{"Id":"thumbs","LambdaFunctionArn":"{arn}","Events":["s3:ObjectCreated:*"],"Filter":{{"Key":{{"FilterRules":[{{"Name":"prefix","Value":"in/"}},{{"Name":"suffix","Value":".jpg"}}]}}}}}}]}}"#
+    );
+    let put = [
+        "s3api",
+        "put-bucket-notification-configuration",
+        "--bucket",
+        "photos",
+        "--notification-configuration",
+        &config,
+    ];
+    // Without a permission for s3.amazonaws.com, S3 cannot validate the destination.
+    let err = d.aws_cli_err(&put);
+    assert!(
+        err.contains("InvalidArgument")
+            && err.contains("Unable to validate the following destination configurations"),
+        "{err}"
+    );
+    // A permission for another bucket does not count either.
+    let grant = |sid: &str, bucket: &str| {
+        d.aws_cli_json(&[
+            "lambda",
+            "add-permission",
+            "--function-name",
+            "thumbs",
+            "--statement-id",
+            sid,
+            "--action",
+            "lambda:InvokeFunction",
+            "--principal",
+            "s3.amazonaws.com",
+            "--source-arn",
+            &format!("arn:aws:s3:::{bucket}"),
+            "--source-account",
+            "000000000000",
+        ])
+    };
+    grant("other", "elsewhere");
+    let err = d.aws_cli_err(&put);
+    assert!(err.contains("Unable to validate"), "{err}");
+    grant("s3", "photos");
+    d.aws_cli_json(&put);
+    let got = d.aws_cli_json(&[
+        "s3api",
+        "get-bucket-notification-configuration",
+        "--bucket",
+        "photos",
+    ]);
+    assert_eq!(
+        got["LambdaFunctionConfigurations"][0]["LambdaFunctionArn"], arn,
+        "{got}"
+    );
+
+    let body = d.path("cat.jpg");
+    std::fs::write(&body, b"12345").expect("write object");
+    let bodys = body.display().to_string();
+    for key in ["in/skip.png", "out/skip.jpg", "in/my cat.jpg"] {
+        d.aws_cli_json(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "photos",
+            "--key",
+            key,
+            "--body",
+            &bodys,
+        ]);
+    }
+    // The key arrives URL-encoded, as S3 sends it; size and ETag describe the object.
+    let text = wait_for_log(
+        &d,
+        "/aws/lambda/thumbs",
+        "got aws:s3 ObjectCreated:Put photos in/my+cat.jpg 5 827ccb0eea8a706c4c34a16891f84e7b",
+    );
+    assert!(
+        !text.contains("skip"),
+        "filtered-out keys invoked the function: {text}"
+    );
+}
+
+/// `curl` a function URL: (status, headers and body). `extra` goes before the URL.
+fn curl_url(url: &str, extra: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-i", "--max-time", "20"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+const URL_APP: &str = r#"import json
+
+def handler(event, context):
+    http = event['requestContext']['http']
+    if event['rawPath'] == '/plain':
+        return {'hello': 'world'}
+    return {
+        'statusCode': 201,
+        'headers': {'content-type': 'text/plain', 'x-caller': event['requestContext']['accountId']},
+        'body': 'v=%s %s %s q=%s body=%s' % (event['version'], http['method'], event['rawPath'],
+                                         event['rawQueryString'], event.get('body')),
+    }
+"#;
+
+/// Lambda developer guide, "Invoking Lambda function URLs" and "Control access to
+/// Lambda function URLs": a URL answers HTTP with the function's response (payload
+/// format 2.0); auth type NONE needs the resource policy to let `*` call both
+/// `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction`, AWS_IAM needs a SigV4
+/// signature; refusals are `403 {"Message":"Forbidden"}`. Inside the world the
+/// `https://<id>.lambda-url.<region>.on.aws/` name answers an instance's curl.
+#[test]
+fn function_urls_answer_http_from_the_learner_and_from_an_instance() {
+    if !have("aws") || !have("curl") || !have("ssh") {
+        return;
+    }
+    // Strict authentication, so that a wrong signature is really refused.
+    let d = TestDaemon::start_strict(
+        "[[key]]\naccess_key = \"test\"\nsecret_key = \"test\"\naccount = \"000000000000\"\n",
+    );
+    role(&d);
+    let z = zip(&d, "url.zip", &[("app.py", URL_APP)]);
+    create(&d, "web", "python3.12", "app.handler", &z, &[]);
+    let cfg = d.aws_cli_json(&[
+        "lambda",
+        "create-function-url-config",
+        "--function-name",
+        "web",
+        "--auth-type",
+        "NONE",
+    ]);
+    let url = cfg["FunctionUrl"].as_str().expect("url").to_string();
+    assert!(
+        url.starts_with("http://") && url.contains(".lambda-url.us-east-1.localhost:"),
+        "{cfg}"
+    );
+    let url_id = url["http://".len()..]
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    // No public permission yet: Forbidden.
+    let (status, text) = curl_url(&format!("{url}hello"), &[]);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains(r#"{"Message":"Forbidden"}"#), "{text}");
+    let grant = |sid: &str, action: &str, extra: &[&str]| {
+        let mut args = vec![
+            "lambda",
+            "add-permission",
+            "--function-name",
+            "web",
+            "--statement-id",
+            sid,
+            "--action",
+            action,
+            "--principal",
+            "*",
+        ];
+        args.extend_from_slice(extra);
+        d.aws_cli_json(&args);
+    };
+    grant(
+        "url",
+        "lambda:InvokeFunctionUrl",
+        &["--function-url-auth-type", "NONE"],
+    );
+    // Since October 2025 a new URL also needs lambda:InvokeFunction.
+    let (status, _) = curl_url(&format!("{url}hello"), &[]);
+    assert_eq!(status, 403);
+    grant(
+        "invoke",
+        "lambda:InvokeFunction",
+        &["--invoked-via-function-url"],
+    );
+
+    let (status, text) = curl_url(&format!("{url}hello?a=1&b=2"), &["-d", "ping"]);
+    assert_eq!(status, 201, "{text}");
+    assert!(
+        text.contains("v=2.0 POST /hello q=a=1&b=2 body=ping"),
+        "{text}"
+    );
+    assert!(text.contains("x-caller: anonymous"), "{text}");
+    // A JSON answer without statusCode: 200, application/json, the JSON as body.
+    let (status, text) = curl_url(&format!("{url}plain"), &[]);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("application/json") && text.contains(r#"{"hello": "world"}"#),
+        "{text}"
+    );
+
+    // Inside the world: AWS's https name, vpclab's CA, from an instance.
+    let net = Network::build(&d);
+    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &ip,
+        &format!("curl -s -X PUT -d inside https://{url_id}.lambda-url.us-east-1.on.aws/from-vpc"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("v=2.0 PUT /from-vpc q= body=inside"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // AWS_IAM: unsigned or badly signed requests are refused; a SigV4 signature for
+    // `lambda` is accepted and the caller's account reaches the function.
+    d.aws_cli_json(&[
+        "lambda",
+        "update-function-url-config",
+        "--function-name",
+        "web",
+        "--auth-type",
+        "AWS_IAM",
+    ]);
+    let (status, _) = curl_url(&format!("{url}hello"), &[]);
+    assert_eq!(status, 403);
+    let sign = ["--aws-sigv4", "aws:amz:us-east-1:lambda"];
+    let (status, _) = curl_url(
+        &format!("{url}hello"),
+        &[&sign[..], &["--user", "test:wrong"]].concat(),
+    );
+    assert_eq!(status, 403);
+    let (status, text) = curl_url(
+        &format!("{url}hello"),
+        &[&sign[..], &["--user", "test:test"]].concat(),
+    );
+    assert_eq!(status, 201, "{text}");
+    assert!(text.contains("x-caller: 000000000000"), "{text}");
 }

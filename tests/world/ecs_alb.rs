@@ -4,7 +4,8 @@
 //! address) in two private subnets registers its tasks there as they start; the
 //! learner reaches the ALB's DNS name and the answers alternate between the tasks; once
 //! the tasks' security group stops admitting the ALB's group, the health checks time
-//! out (`Target.Timeout`); scaling the service to zero deregisters the tasks.
+//! out (`Target.Timeout`); scaling the service to zero deregisters the tasks; without a
+//! health check grace period, the service replaces the tasks the ALB reports unhealthy.
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +145,9 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
             &network,
             "--load-balancers",
             &lbs,
+            // Long enough that the first phase's unhealthy tasks are left in place.
+            "--health-check-grace-period-seconds",
+            "3600",
         ])
     };
     // A target group that no load balancer forwards to is refused, as ECS refuses it.
@@ -243,4 +247,93 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
     let text = events["services"][0]["events"].to_string();
     assert!(text.contains("registered 1 targets"), "{text}");
     assert!(text.contains("deregistered 1 targets"), "{text}");
+    assert_eq!(
+        events["services"][0]["healthCheckGracePeriodSeconds"], 3600,
+        "{events}"
+    );
+
+    // ECS developer guide: once the grace period has passed, the service scheduler stops
+    // a task the load balancer reports unhealthy and starts a replacement. Back to two
+    // tasks with no grace period, still without the rule: the new tasks fail their
+    // checks and are replaced.
+    d.aws_cli_json(&[
+        "ecs",
+        "update-service",
+        "--cluster",
+        "myapp",
+        "--service",
+        "hello",
+        "--desired-count",
+        "2",
+        "--health-check-grace-period-seconds",
+        "0",
+    ]);
+    let start = Instant::now();
+    let events = loop {
+        let v = d.aws_cli_json(&[
+            "ecs",
+            "describe-services",
+            "--cluster",
+            "myapp",
+            "--services",
+            "hello",
+        ]);
+        let text = v["services"][0]["events"].to_string();
+        if text.contains("is unhealthy in (target-group") {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the service never reported an unhealthy task: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        events.contains(&format!("(target-group {tg}) due to (reason ")),
+        "{events}"
+    );
+    assert!(
+        events.contains("has stopped 1 running tasks")
+            || events.contains("has stopped 2 running tasks"),
+        "{events}"
+    );
+    let stopped = d.aws_cli_json(&[
+        "ecs",
+        "list-tasks",
+        "--cluster",
+        "myapp",
+        "--desired-status",
+        "STOPPED",
+    ]);
+    let mut args = vec!["ecs", "describe-tasks", "--cluster", "myapp", "--tasks"];
+    args.extend(
+        stopped["taskArns"]
+            .as_array()
+            .expect("taskArns")
+            .iter()
+            .filter_map(Value::as_str),
+    );
+    let reasons = d.aws_cli_json(&args)["tasks"].to_string();
+    assert!(
+        reasons.contains(&format!(
+            "Task failed ELB health checks in (target-group {tg})"
+        )),
+        "{reasons}"
+    );
+    // Replacements are started: the service keeps two tasks that want to run.
+    let running = d.aws_cli_json(&[
+        "ecs",
+        "list-tasks",
+        "--cluster",
+        "myapp",
+        "--service-name",
+        "hello",
+        "--desired-status",
+        "RUNNING",
+    ]);
+    assert_eq!(
+        running["taskArns"].as_array().map(Vec::len),
+        Some(2),
+        "{running}"
+    );
 }

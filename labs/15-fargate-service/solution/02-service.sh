@@ -29,5 +29,6 @@ TG=$(aws elbv2 describe-target-groups --names "$LAB_TG" \
 aws ecs create-service --cluster "$LAB_CLUSTER" --service-name "$LAB_SERVICE" \
   --task-definition hello --desired-count 2 --launch-type FARGATE \
   --network-configuration "awsvpcConfiguration={subnets=[$SUBNETS],securityGroups=[$TASK_SG],assignPublicIp=ENABLED}" \
-  --load-balancers "targetGroupArn=$TG,containerName=web,containerPort=80" > /dev/null
+  --load-balancers "targetGroupArn=$TG,containerName=web,containerPort=80" \
+  --health-check-grace-period-seconds 600 > /dev/null
 aws ecs wait services-stable --cluster "$LAB_CLUSTER" --services "$LAB_SERVICE"

@@ -374,6 +374,7 @@ fn render_service(w: &World, s: &Service) -> Value {
         "serviceName": s.name,
         "clusterArn": cluster_arn(&s.region, &w.account, &s.cluster),
         "loadBalancers": s.load_balancers,
+        "healthCheckGracePeriodSeconds": s.grace_s,
         "serviceRegistries": [],
         "status": s.status,
         "desiredCount": s.desired,
@@ -734,8 +735,9 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
             let network = network_of(&c.body)?;
             let lbs = c.body.list("loadBalancers")?.to_vec();
             let tags = tags_of(&c.body, "tags")?;
+            let grace = c.body.int("healthCheckGracePeriodSeconds")?;
             let id = c.mutate(|w, env| {
-                w.create_ecs_service(
+                let id = w.create_ecs_service(
                     env,
                     cluster.as_deref(),
                     &name,
@@ -745,7 +747,11 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
                     network,
                     lbs,
                     tags,
-                )
+                )?;
+                if let Some(g) = grace {
+                    w.set_ecs_service_grace(&id, g)?;
+                }
+                Ok(id)
             })?;
             let w = c.read()?;
             let s = w.ecs_services.get(&id).ok_or_else(ecs::service_not_found)?;
@@ -762,15 +768,20 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
             };
             let td = c.body.str("taskDefinition")?.map(str::to_string);
             let force = c.body.bool("forceNewDeployment")?.unwrap_or(false);
+            let grace = c.body.int("healthCheckGracePeriodSeconds")?;
             let id = c.mutate(|w, env| {
-                w.update_ecs_service(
+                let id = w.update_ecs_service(
                     env,
                     cluster.as_deref(),
                     &name,
                     desired,
                     td.as_deref(),
                     force,
-                )
+                )?;
+                if let Some(g) = grace {
+                    w.set_ecs_service_grace(&id, g)?;
+                }
+                Ok(id)
             })?;
             let w = c.read()?;
             let s = w.ecs_services.get(&id).ok_or_else(ecs::service_not_found)?;

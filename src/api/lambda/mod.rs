@@ -25,6 +25,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+pub mod url;
+
 use super::json::Body;
 use super::s3::blob::BlobStore;
 use super::{AppState, sigv4};
@@ -35,7 +37,7 @@ use crate::model::{ApiError, ApiResult, Env, Timestamp};
 /// The largest request body: a 50 MB zip, base64-encoded, in JSON.
 pub const MAX_BODY: usize = 70 << 20;
 /// Synchronous invocation payload quota (6 MB), and the asynchronous one (1 MB).
-const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// Lambda's direct-upload quota for a zipped deployment package (50 MB).
 const MAX_ZIP: usize = 50 * 1024 * 1024;
@@ -134,7 +136,7 @@ fn render_alias(f: &Function, a: &m::Alias) -> Value {
 
 fn render_url(f: &Function, u: &m::UrlConfig, region: &str, host_port: &str) -> Value {
     json!({
-        "FunctionUrl": format!("http://{}.lambda-url.{region}.localhost{host_port}/", u.url_id),
+        "FunctionUrl": url::public_url(&u.url_id, region, host_port),
         "FunctionArn": match &u.qualifier { Some(q) => format!("{}:{q}", f.arn), None => f.arn.clone() },
         "AuthType": u.auth_type,
         "CreationTime": Timestamp(u.created).iso(),
@@ -202,8 +204,11 @@ fn action(r: &Req) -> &'static str {
     }
 }
 
-/// Serves one Lambda API request.
+/// Serves one Lambda API request (or a function URL's, by its Host).
 pub async fn endpoint(state: AppState, req: Request) -> Response {
+    if url::is_url_request(req.headers()) {
+        return url::serve(state, req).await;
+    }
     let request_id = state.request_id();
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -243,12 +248,14 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    // The Host the call came to: function URLs are reported in the form its caller
+    // can reach ([`url::public_url`]).
     let host_port = parts
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.rsplit_once(':').map(|(_, p)| format!(":{p}")))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_string();
     let r = Req {
         method: parts.method.as_str().to_string(),
         version,
@@ -660,6 +667,7 @@ async fn handle(
                 source_arn: b.str("SourceArn")?.map(str::to_string),
                 source_account: b.str("SourceAccount")?.map(str::to_string),
                 function_url_auth_type: b.str("FunctionUrlAuthType")?.map(str::to_string),
+                invoked_via_function_url: b.bool("InvokedViaFunctionUrl")?.unwrap_or(false),
                 revision_id: b.str("RevisionId")?.map(str::to_string),
             };
             let s = mutate(&mut |w, e| w.add_permission(e, &name, p.clone()))?;
@@ -1106,7 +1114,7 @@ pub fn sweep_orphans(control: &crate::model::Control, fs: &Functions) -> usize {
 }
 
 /// Event sources: a control subscriber that sees SNS deliveries to `lambda`
-/// subscriptions, and the task that invokes those functions asynchronously (the
+/// subscriptions and queued S3 event notifications (`lambda_event` rows), and the task that invokes those functions asynchronously (the
 /// `Event` type, as SNS does), outside the model's lock. The daemon aborts the task at
 /// stop (it holds the state).
 pub fn triggers(state: AppState) -> (crate::model::Subscriber, tokio::task::JoinHandle<()>) {
@@ -1124,7 +1132,21 @@ pub fn triggers(state: AppState) -> (crate::model::Subscriber, tokio::task::Join
             return; // start-up announcements: those deliveries happened before
         }
         for c in &commit.changes {
-            if c.kind != "sns_mail" || c.op != crate::model::ChangeOp::Created {
+            if c.op != crate::model::ChangeOp::Created {
+                continue;
+            }
+            if c.kind == "lambda_event"
+                && let Some(e) = world.lambda_events.get(&c.id)
+            {
+                let _ = tx.send((
+                    commit.account.clone(),
+                    e.region.clone(),
+                    e.function.clone(),
+                    Bytes::from(e.payload.clone()),
+                ));
+                continue;
+            }
+            if c.kind != "sns_mail" {
                 continue;
             }
             if let Some(m) = world.sns_mail.get(&c.id)

@@ -277,6 +277,10 @@ pub struct Service {
     /// Whether the last event said the service reached a steady state.
     #[serde(default)]
     pub steady: bool,
+    /// `healthCheckGracePeriodSeconds`: how long after a task started the scheduler
+    /// ignores its load balancer health (default 0, as ECS's).
+    #[serde(default)]
+    pub grace_s: u32,
 }
 
 impl Resource for Service {
@@ -1260,6 +1264,7 @@ impl World {
             tags,
             next_subnet: 0,
             steady: false,
+            grace_s: 0,
         });
         Ok(id)
     }
@@ -1357,7 +1362,73 @@ impl World {
         self.ecs_tasks
             .iter()
             .any(|t| t.next_transition.is_some_and(|x| x <= now))
-            || self.ecs_services.iter().any(|s| self.service_needs_work(s))
+            || self
+                .ecs_services
+                .iter()
+                .any(|s| self.service_needs_work(s) || !self.elb_unhealthy_tasks(s, now).is_empty())
+    }
+
+    /// Sets a service's `healthCheckGracePeriodSeconds` (CreateService, UpdateService;
+    /// no new deployment, as the ECS API reference says).
+    pub fn set_ecs_service_grace(&mut self, id: &str, seconds: i64) -> ApiResult<()> {
+        let grace = u32::try_from(seconds)
+            .ok()
+            .filter(|s| *s <= i32::MAX as u32)
+            .ok_or_else(|| {
+                invalid("healthCheckGracePeriodSeconds must be between 0 and 2147483647.")
+            })?;
+        let s = self
+            .ecs_services
+            .get_mut(id)
+            .ok_or_else(service_not_found)?;
+        s.grace_s = grace;
+        Ok(())
+    }
+
+    /// The running tasks of a service's current deployment that a target group of the
+    /// service reports `unhealthy`, once the grace period after their start has passed
+    /// (ECS developer guide, "Health checks" and `healthCheckGracePeriodSeconds`): (task,
+    /// target group ARN, container port, the target's reason).
+    fn elb_unhealthy_tasks(
+        &self,
+        s: &Service,
+        now: Timestamp,
+    ) -> Vec<(String, String, u16, String)> {
+        if s.status != "ACTIVE" {
+            return Vec::new();
+        }
+        let groups = s.target_groups();
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        let grace_ms = i64::from(s.grace_s) * 1000;
+        let mut out = Vec::new();
+        for t in self.service_tasks(s) {
+            let past_grace = t.started.is_some_and(|at| at.0 + grace_ms <= now.0);
+            if t.desired_status != "RUNNING" || t.last_status != "RUNNING" || !past_grace {
+                continue;
+            }
+            let Some(ip) = t.private_ip.map(|i| i.to_string()) else {
+                continue;
+            };
+            for (tg, port) in &groups {
+                let bad = self.elb_target_groups.get(tg).and_then(|g| {
+                    g.targets
+                        .iter()
+                        .find(|x| x.id == ip && x.port == *port && x.state == "unhealthy")
+                });
+                if let Some(x) = bad {
+                    let why = x
+                        .description
+                        .clone()
+                        .or_else(|| x.reason.clone())
+                        .unwrap_or_else(|| "Health checks failed".into());
+                    out.push((t.id.clone(), tg.clone(), *port, why));
+                    break;
+                }
+            }
+        }
+        out
     }
 
     fn service_tasks<'a>(&'a self, s: &'a Service) -> impl Iterator<Item = &'a Task> + 'a {
@@ -1587,6 +1658,42 @@ impl World {
             return;
         };
         let env = Env::new(s.region.clone(), now).with_action("vpclab:EcsService");
+        // Tasks the load balancer reports unhealthy are stopped (their replacements are
+        // started below, as for any missing task): "Task failed ELB health checks".
+        let unhealthy = self.elb_unhealthy_tasks(&s, now);
+        if !unhealthy.is_empty() {
+            for (task, tg, port, why) in &unhealthy {
+                self.push_event(
+                    id,
+                    now,
+                    format!(
+                        "(service {}) (task {task}) (port {port}) is unhealthy in (target-group {tg}) due to (reason {why}).",
+                        s.name
+                    ),
+                );
+                self.begin_stop(
+                    task,
+                    now,
+                    &format!("Task failed ELB health checks in (target-group {tg})"),
+                    "ServiceSchedulerInitiated",
+                    None,
+                );
+            }
+            self.push_event(
+                id,
+                now,
+                format!(
+                    "(service {}) has stopped {} running tasks: {}.",
+                    s.name,
+                    unhealthy.len(),
+                    unhealthy
+                        .iter()
+                        .map(|(t, ..)| format!("(task {t})"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+        }
         let live: Vec<Task> = self
             .service_tasks(&s)
             .filter(|t| t.desired_status == "RUNNING")

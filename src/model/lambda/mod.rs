@@ -415,6 +415,9 @@ pub struct Permission {
     pub source_arn: Option<String>,
     pub source_account: Option<String>,
     pub function_url_auth_type: Option<String>,
+    /// `--invoked-via-function-url`: the statement holds only for calls through a
+    /// function URL (the `lambda:InvokedViaFunctionUrl` condition key).
+    pub invoked_via_function_url: bool,
     pub revision_id: Option<String>,
 }
 
@@ -806,6 +809,12 @@ impl World {
             "Action": p.action,
             "Resource": resource,
         });
+        if p.invoked_via_function_url {
+            condition.insert(
+                "Bool".into(),
+                json!({ "lambda:InvokedViaFunctionUrl": "true" }),
+            );
+        }
         if !condition.is_empty() {
             statement["Condition"] = Value::Object(condition);
         }
@@ -941,9 +950,198 @@ fn check_revision(f: &Function, revision_id: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// Asynchronous invocations a service asked for (S3 event notifications), waiting for
+/// the API layer's event-source task to run them: the model cannot run code, so a commit
+/// that sends an event adds one row here and the task invokes the function when it sees
+/// the row created. The newest [`MAX_PENDING_EVENTS`] rows are kept per account (like
+/// SNS's mailbox) so an account's history stays bounded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PendingEvent {
+    /// `event-<ms, 13 digits>-<bits>`: id order is the order events were sent.
+    pub id: String,
+    pub region: String,
+    pub at: i64,
+    /// The function (an ARN, possibly with a qualifier) to invoke with the `Event` type.
+    pub function: String,
+    /// The service that sent it (`s3.amazonaws.com`).
+    pub source: String,
+    pub payload: String,
+}
+
+impl Resource for PendingEvent {
+    const KIND: &'static str = "lambda_event";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+/// Pending events kept per account.
+pub const MAX_PENDING_EVENTS: usize = 200;
+
+/// Whether a statement's value (a string or a list of strings) contains `want`.
+fn names(v: Option<&Value>, want: impl Fn(&str) -> bool) -> bool {
+    match v {
+        Some(Value::String(s)) => want(s),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(want),
+        _ => false,
+    }
+}
+
+/// `*` and `?` wildcards, as `ArnLike` matches them.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some((b'?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+impl Function {
+    /// Whether the function's resource-based policy lets a service principal
+    /// (`s3.amazonaws.com`) invoke it for `source_arn` owned by `source_account`: an
+    /// Allow of `lambda:InvokeFunction` (or a wildcard) to the service, whose
+    /// `AWS:SourceArn` and `AWS:SourceAccount` conditions, when present, match (the
+    /// Lambda developer guide's "Granting function access to AWS services").
+    pub fn allows_service(&self, service: &str, source_arn: &str, source_account: &str) -> bool {
+        self.policy.iter().any(|s| {
+            let allow = s.get("Effect").and_then(Value::as_str) == Some("Allow");
+            let principal = match s.get("Principal") {
+                Some(Value::String(p)) => p == "*",
+                Some(Value::Object(m)) => names(m.get("Service"), |p| p == service),
+                _ => false,
+            };
+            let action = names(s.get("Action"), |a| {
+                matches!(
+                    a.to_ascii_lowercase().as_str(),
+                    "lambda:invokefunction" | "lambda:*" | "*"
+                )
+            });
+            let cond = s.get("Condition");
+            let arn_ok = ["ArnLike", "ArnEquals"].iter().all(|op| {
+                match cond
+                    .and_then(|c| c.get(op))
+                    .and_then(|c| c.get("AWS:SourceArn"))
+                {
+                    None => true,
+                    Some(v) => names(Some(v), |p| glob(p, source_arn)),
+                }
+            });
+            let account_ok = match cond
+                .and_then(|c| c.get("StringEquals"))
+                .and_then(|c| c.get("AWS:SourceAccount"))
+            {
+                None => true,
+                Some(v) => names(Some(v), |a| a == source_account),
+            };
+            allow && principal && action && arn_ok && account_ok
+        })
+    }
+}
+
+impl World {
+    /// The function an ARN (possibly qualified) names, when it is in this account.
+    pub fn lambda_function_by_arn(&self, arn: &str) -> Option<&Function> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        match parts.as_slice() {
+            [
+                "arn",
+                "aws",
+                "lambda",
+                region,
+                account,
+                "function",
+                name,
+                ..,
+            ] if *account == self.account => self.lambda_functions.get(&function_id(region, name)),
+            _ => None,
+        }
+    }
+
+    /// Queues an asynchronous invocation of `function` with `payload`, sent by `source`.
+    pub fn queue_lambda_event(&mut self, env: &Env, function: &str, source: &str, payload: String) {
+        let id = format!("event-{:013}-{:016x}", env.now.0.max(0), self.alloc_bits());
+        self.lambda_events.insert(PendingEvent {
+            id,
+            region: env.region.clone(),
+            at: env.now.0,
+            function: function.to_string(),
+            source: source.to_string(),
+            payload,
+        });
+        let n = self.lambda_events.len();
+        if n > MAX_PENDING_EVENTS {
+            let mut ids: Vec<String> = self.lambda_events.iter().map(|e| e.id.clone()).collect();
+            ids.sort();
+            for old in ids.into_iter().take(n - MAX_PENDING_EVENTS) {
+                self.lambda_events.remove(&old);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lambda developer guide, "Granting function access to AWS services": a service
+    /// principal may invoke when a statement allows it, within its SourceArn and
+    /// SourceAccount conditions.
+    #[test]
+    fn service_permissions_honour_source_conditions() {
+        let f = |policy: Vec<Value>| Function {
+            id: "r|f".into(),
+            region: "us-east-1".into(),
+            name: "f".into(),
+            arn: "arn:aws:lambda:us-east-1:1:function:f".into(),
+            latest: Config {
+                version: "$LATEST".into(),
+                runtime: "python3.12".into(),
+                handler: "a.b".into(),
+                role: String::new(),
+                description: String::new(),
+                timeout: 3,
+                memory: 128,
+                environment: BTreeMap::new(),
+                code_blob: String::new(),
+                code_sha256: String::new(),
+                code_size: 0,
+                last_modified: 0,
+                revision_id: String::new(),
+            },
+            versions: Vec::new(),
+            next_version: 1,
+            aliases: BTreeMap::new(),
+            policy,
+            url: None,
+            tags: BTreeMap::new(),
+        };
+        let s3 = |cond: Value| {
+            json!({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+                   "Action": "lambda:InvokeFunction", "Resource": "*", "Condition": cond})
+        };
+        let bucket = "arn:aws:s3:::photos";
+        assert!(!f(vec![]).allows_service("s3.amazonaws.com", bucket, "1"));
+        let open = f(vec![s3(json!({}))]);
+        assert!(open.allows_service("s3.amazonaws.com", bucket, "1"));
+        assert!(!open.allows_service("sns.amazonaws.com", bucket, "1"));
+        let scoped = f(vec![s3(json!({
+            "ArnLike": {"AWS:SourceArn": "arn:aws:s3:::photo*"},
+            "StringEquals": {"AWS:SourceAccount": "1"}
+        }))]);
+        assert!(scoped.allows_service("s3.amazonaws.com", bucket, "1"));
+        assert!(!scoped.allows_service("s3.amazonaws.com", "arn:aws:s3:::docs", "1"));
+        assert!(!scoped.allows_service("s3.amazonaws.com", bucket, "2"));
+        let other_action = f(vec![json!({"Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"}, "Action": "lambda:GetFunction"})]);
+        assert!(!other_action.allows_service("s3.amazonaws.com", bucket, "1"));
+    }
 
     #[test]
     fn function_names_accept_names_partial_and_full_arns() {

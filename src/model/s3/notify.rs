@@ -4,9 +4,9 @@
 //!
 //! SNS topics receive events here, in the same commit as the write (the topic's
 //! subscriptions get them like any published message: `vpclab mail` shows an email
-//! subscription's copy). Lambda configurations are stored and matched the same way;
-//! [`World::s3_event_targets`] and [`event_record`] are what a Lambda runtime calls to
-//! invoke functions. SQS is not emulated, so queue configurations are refused.
+//! subscription's copy). A Lambda destination gets a queued asynchronous invocation
+//! ([`crate::model::lambda::PendingEvent`]) in the same commit, which the Lambda event
+//! source task runs after it. SQS is not emulated, so queue configurations are refused.
 
 use std::collections::BTreeMap;
 
@@ -237,6 +237,24 @@ impl World {
                     ));
                 }
             }
+            if let Destination::Lambda(arn) = &c.destination {
+                // S3 checks that the function's resource policy lets S3 invoke it from
+                // this bucket (the user guide's "Granting permissions to invoke an AWS
+                // Lambda function"); the function must be in the bucket's region.
+                let region_ok = arn.split(':').nth(3) == Some(b.region.as_str());
+                let bucket_arn = format!("arn:aws:s3:::{bucket}");
+                let allowed = region_ok
+                    && self.lambda_function_by_arn(arn).is_some_and(|f| {
+                        f.allows_service("s3.amazonaws.com", &bucket_arn, &self.account)
+                    });
+                if !allowed {
+                    return Err(invalid_argument(
+                        "Unable to validate the following destination configurations",
+                        arn,
+                        &format!("Not authorized to invoke function [{arn}]"),
+                    ));
+                }
+            }
         }
         // Overlapping configurations for the same event type are refused by S3.
         for (i, a) in config.configs.iter().enumerate() {
@@ -324,21 +342,27 @@ impl World {
         let sequencer = format!("{:012X}{:08X}", env.now.0, self.next_serial() & 0xffff_ffff);
         let account = self.account.clone();
         for t in targets {
-            let Destination::Topic(topic) = &t.destination else {
-                continue;
-            };
             let record = event_record(
                 env, &account, bucket, event, key, size, etag, version_id, &sequencer, &t.id,
                 &account,
             );
             let message = json!({ "Records": [record] }).to_string();
-            let _ = self.sns_publish(
-                env,
-                topic,
-                Some("Amazon S3 Notification".into()),
-                &message,
-                BTreeMap::new(),
-            );
+            match &t.destination {
+                Destination::Topic(topic) => {
+                    let _ = self.sns_publish(
+                        env,
+                        topic,
+                        Some("Amazon S3 Notification".into()),
+                        &message,
+                        BTreeMap::new(),
+                    );
+                }
+                // S3 invokes the function asynchronously with the event as payload; the
+                // invocation runs outside the model (the Lambda event-source task).
+                Destination::Lambda(function) => {
+                    self.queue_lambda_event(env, function, "s3.amazonaws.com", message);
+                }
+            }
         }
     }
 }

@@ -130,6 +130,10 @@ pub(super) async fn run(
     };
     // Where each running instance's current period began.
     let mut since: BTreeMap<String, Reading> = BTreeMap::new();
+    // Where the current basic (five-tick) window began: basic datapoints are stamped on
+    // that grid, as AWS's 5-minute ones are, even for an instance that started running
+    // inside the window.
+    let mut window_start = prev.start;
     let mut n: u32 = 0;
     loop {
         tokio::time::sleep(tick).await;
@@ -137,7 +141,18 @@ pub(super) async fn run(
         let Some(now) = Reading::take(&net, &worlds, &runtime) else {
             return;
         };
-        publish(&account, &worlds, &prev, &now, &mut since, n == 0);
+        let basic_due = n == 0;
+        publish(
+            &account,
+            &worlds,
+            &prev,
+            &now,
+            &mut since,
+            basic_due.then_some(window_start),
+        );
+        if basic_due {
+            window_start = now.start;
+        }
         prev = now;
     }
 }
@@ -154,14 +169,17 @@ fn delta(now: &InterfaceCounters, before: Option<&InterfaceCounters>) -> Interfa
 
 /// One tick: `prev` is the last tick's reading, `now` this one's; `since` holds each
 /// running instance's period start and is advanced for the instances that publish.
+/// `basic_window` is the start of the five-tick window that ends now, at the ticks where
+/// basic monitoring publishes.
 fn publish(
     account: &str,
     worlds: &Worlds,
     prev: &Reading,
     now: &Reading,
     since: &mut BTreeMap<String, Reading>,
-    basic_due: bool,
+    basic_window: Option<i64>,
 ) {
+    let basic_due = basic_window.is_some();
     let Some(control) = worlds.control() else {
         return;
     };
@@ -233,23 +251,24 @@ fn publish(
         let Some(base) = publishing.get(&inst.id) else {
             continue;
         };
+        // A detailed datapoint is stamped with its one-tick period's start; a basic one
+        // with its five-tick window's, whenever the instance's own period began.
+        let stamp = match basic_window {
+            Some(window) if !inst.monitoring => window,
+            _ => base.start,
+        };
         // An instance that booted during the period has no start reading: no datapoint
         // rather than a made-up one.
         let wall = now.at.saturating_duration_since(base.at);
         if let Some(pct) = utilization(&base.cpu, &now.cpu, &inst.id, wall) {
-            region.push(datum("CPUUtilization", pct, "Percent", base.start));
+            region.push(datum("CPUUtilization", pct, "Percent", stamp));
         }
         let c = per_instance.get(&inst.id).copied().unwrap_or_default();
         region.extend([
-            datum("NetworkIn", c.bytes_in as f64, "Bytes", base.start),
-            datum("NetworkOut", c.bytes_out as f64, "Bytes", base.start),
-            datum("NetworkPacketsIn", c.packets_in as f64, "Count", base.start),
-            datum(
-                "NetworkPacketsOut",
-                c.packets_out as f64,
-                "Count",
-                base.start,
-            ),
+            datum("NetworkIn", c.bytes_in as f64, "Bytes", stamp),
+            datum("NetworkOut", c.bytes_out as f64, "Bytes", stamp),
+            datum("NetworkPacketsIn", c.packets_in as f64, "Count", stamp),
+            datum("NetworkPacketsOut", c.packets_out as f64, "Count", stamp),
         ]);
     }
     for id in publishing.into_keys() {

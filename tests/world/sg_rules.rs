@@ -9,21 +9,7 @@
 //! group rule is a rule that references a security group in a peer VPC where the VPC
 //! peering connection has been deleted".
 
-use crate::support::{Lab, TestDaemon, have, s, vpc_with_internet_gateway};
-
-fn group(d: &TestDaemon, vpc: &str, name: &str) -> String {
-    d.aws_text(&[
-        "create-security-group",
-        "--group-name",
-        name,
-        "--description",
-        name,
-        "--vpc-id",
-        vpc,
-        "--query",
-        "GroupId",
-    ])
-}
+use crate::support::{Lab, TestDaemon, have, s, security_group, vpc_with_internet_gateway};
 
 #[test]
 fn rules_keep_their_ids_and_tags_when_modified_or_redescribed() {
@@ -32,7 +18,7 @@ fn rules_keep_their_ids_and_tags_when_modified_or_redescribed() {
     }
     let d = TestDaemon::start();
     let (vpc, _) = vpc_with_internet_gateway(&d);
-    let sg = group(&d, &vpc, "web");
+    let sg = security_group(&d, &vpc, "web", &[]);
     let made = d.aws(&[
         "authorize-security-group-ingress",
         "--group-id",
@@ -159,8 +145,8 @@ fn references_across_a_peering_and_stale_rules_once_it_is_deleted() {
         "--vpc-peering-connection-id",
         &pcx,
     ]);
-    let app = group(&d, &vpc_a, "app");
-    let db = group(&d, &vpc_b, "db");
+    let app = security_group(&d, &vpc_a, "app", &[]);
+    let db = security_group(&d, &vpc_b, "db", &[]);
     d.aws_text(&[
         "authorize-security-group-ingress",
         "--group-id",

@@ -10,8 +10,9 @@
 //! handlers stay synchronous functions of a request.
 //!
 //! What it does not do: TLS (the callers wrap the stream first: `tls` holds the
-//! configurations), HTTP/2, connection reuse on the client side (every request opens its connection and says `Connection: close`, as
-//! `curl` run once does).
+//! configurations), HTTP/2. A client request ([`request`]) opens its connection and says
+//! `Connection: close`, as `curl` run once does; only a load balancer node reuses its
+//! connections to targets ([`KeepAlive`]), as an ALB does.
 //!
 //! Two choices that users can see:
 //!
@@ -383,6 +384,159 @@ fn from_parts(parts: hyper::http::response::Parts, body: Bytes) -> Response {
             })
             .collect(),
         body: body.to_vec(),
+    }
+}
+
+/// Connections a client keeps open to the servers it sends many requests to: an
+/// application load balancer node's connections to its targets. A request goes on an
+/// idle connection to its destination when there is one (no TCP handshake and no close
+/// per request), else on a new one; after a whole answer the connection is kept for the
+/// next request unless either side said `Connection: close`. A connection idle longer
+/// than the idle timeout is closed (the ALB's, 60 s by default), and at most
+/// [`KeepAlive::MAX_IDLE`] wait per destination.
+///
+/// As with an ALB, a target that closes an idle connection just as a request goes out on
+/// it makes that request fail (the caller answers 502); a request that hyper had not yet
+/// written is sent again on a new connection.
+pub struct KeepAlive {
+    idle: std::sync::Mutex<std::collections::HashMap<SocketAddrV4, Vec<Idle>>>,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    since: tokio::time::Instant,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl KeepAlive {
+    /// Idle connections kept per destination.
+    pub const MAX_IDLE: usize = 8;
+
+    pub fn new(idle_timeout: Duration) -> KeepAlive {
+        KeepAlive {
+            idle: Default::default(),
+            idle_timeout,
+        }
+    }
+
+    /// An idle connection to `dst` that is still open, dropping (closing) the expired and
+    /// closed ones on the way.
+    fn take(
+        &self,
+        dst: SocketAddrV4,
+    ) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let now = tokio::time::Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let timeout = self.idle_timeout;
+        idle.retain(|_, list| {
+            list.retain(|c| now.duration_since(c.since) < timeout && !c.sender.is_closed());
+            !list.is_empty()
+        });
+        let list = idle.get_mut(&dst)?;
+        let found = list.pop().map(|c| c.sender);
+        if list.is_empty() {
+            idle.remove(&dst);
+        }
+        found
+    }
+
+    fn put(&self, dst: SocketAddrV4, sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(dst).or_default();
+        if list.len() < Self::MAX_IDLE {
+            list.push(Idle {
+                since: tokio::time::Instant::now(),
+                sender,
+            });
+        }
+    }
+
+    /// Sends one request to `dst` from `from` (a new connection within
+    /// `connect_timeout` when no idle one is open) and reads the whole answer, at most
+    /// [`MAX_BODY`]. `headers` must not carry `Host` or `Content-Length`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request(
+        &self,
+        from: &Host,
+        dst: SocketAddrV4,
+        connect_timeout: Duration,
+        method: &str,
+        host: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> io::Result<Response> {
+        let invalid = |e: hyper::http::Error| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(target)
+            .header(HOST, host);
+        for (k, v) in headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if !body.is_empty() || method == "POST" || method == "PUT" {
+            builder = builder.header(CONTENT_LENGTH, body.len());
+        }
+        let mut req = builder.body(Full::new(body)).map_err(invalid)?;
+        let (mut sender, resp) = loop {
+            match self.take(dst) {
+                Some(mut sender) => match sender.try_send_request(req).await {
+                    Ok(resp) => break (sender, resp),
+                    Err(mut e) => match e.take_message() {
+                        // Not written: the connection had closed; try another.
+                        Some(back) => req = back,
+                        None => return Err(into_io(e.into_error())),
+                    },
+                },
+                None => {
+                    let stream = from.connect_timeout(dst, connect_timeout).await?;
+                    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+                        .title_case_headers(true)
+                        .handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+                        .await
+                        .map_err(into_io)?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    let resp = sender.send_request(req).await.map_err(|e| {
+                        if e.is_incomplete_message() {
+                            io::Error::new(
+                                io::ErrorKind::ConnectionReset,
+                                "Empty reply from server",
+                            )
+                        } else {
+                            into_io(e)
+                        }
+                    })?;
+                    break (sender, resp);
+                }
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let close = parts
+            .headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let body = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => into_io(*e),
+                Err(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+            })?
+            .to_bytes();
+        if !close && parts.version == Version::HTTP_11 {
+            // The dispatcher is ready again once the answer was read whole.
+            let ready = tokio::time::timeout(Duration::from_secs(1), sender.ready()).await;
+            if matches!(ready, Ok(Ok(()))) {
+                self.put(dst, sender);
+            }
+        }
+        Ok(from_parts(parts, body))
     }
 }
 

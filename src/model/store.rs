@@ -111,6 +111,12 @@ impl Store {
             cause,
         };
         let conn = Connection::open(&path).map_err(sql)?;
+        // A new database keys `resources` by its primary key alone (`WITHOUT ROWID`: one
+        // b-tree written per row instead of a table and its index) and numbers commits
+        // by rowid without `AUTOINCREMENT` (no `sqlite_sequence` page per commit;
+        // commits are never deleted, so the next number is always one past the last).
+        // A database created by an older build keeps its tables, which answer the same
+        // statements.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -122,9 +128,9 @@ impl Store {
                 id TEXT NOT NULL,
                 body TEXT NOT NULL,
                 PRIMARY KEY (account, kind, id)
-            );
+            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS commits (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER PRIMARY KEY,
                 account TEXT NOT NULL,
                 at INTEGER NOT NULL,
                 action TEXT NOT NULL,

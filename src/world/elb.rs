@@ -207,6 +207,7 @@ fn reconcile(
                 shared: shared.clone(),
                 rr: rr.clone(),
                 network: lb.is_network(),
+                targets: http1::KeepAlive::new(TARGET_ANSWER),
             });
             let task = tokio::spawn(async move {
                 while let Ok((stream, peer)) = listener.accept().await {
@@ -242,6 +243,9 @@ struct Ctx {
     shared: Shared,
     rr: Arc<AtomicUsize>,
     network: bool,
+    /// Connections to targets, reused from one request to the next (an ALB keeps its
+    /// target connections open up to its idle timeout).
+    targets: http1::KeepAlive,
 }
 
 /// The target a new request or connection goes to: the forward action's group (by
@@ -411,14 +415,19 @@ async fn proxy(
         .path_and_query()
         .map_or("/".to_string(), |p| p.to_string());
     let method = req.method().to_string();
-    let stream = match ctx.host.connect_timeout(dst, TARGET_CONNECT).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return elb_page(504),
-        Err(_) => return elb_page(502),
-    };
-    let exchange = http1::request(stream, &method, &host, &target, &headers, req.body());
+    let exchange = ctx.targets.request(
+        &ctx.host,
+        dst,
+        TARGET_CONNECT,
+        &method,
+        &host,
+        &target,
+        &headers,
+        req.into_body(),
+    );
     let resp = match tokio::time::timeout(TARGET_ANSWER, exchange).await {
         Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return elb_page(504),
         Ok(Err(_)) => return elb_page(502),
         Err(_) => return elb_page(504),
     };

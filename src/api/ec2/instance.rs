@@ -3,6 +3,8 @@
 //! DescribeInstanceAttribute. Element names and order follow botocore's `Instance` shape
 //! and what EC2 sends, so `--query` expressions written against AWS work unchanged.
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -13,7 +15,7 @@ use crate::model::ec2::instance::{
     BlockDeviceSpec, InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView,
     NicSpec, RunRequest, StateChange,
 };
-use crate::model::ec2::volume::VolumeSpec;
+use crate::model::ec2::volume::{Volume, VolumeSpec};
 use crate::model::{ApiError, ApiResult, Timestamp, World};
 
 use super::{Handler, return_true, tf};
@@ -64,6 +66,11 @@ fn block_device_specs(c: &Call) -> ApiResult<Vec<BlockDeviceSpec>> {
 /// launched before volumes were modelled shows its root volume as before.
 pub fn render_block_devices(x: &mut Xml, w: &World, i: &crate::model::ec2::instance::Instance) {
     let vols = w.volumes_of_instance(&i.id, Timestamp(i64::MAX));
+    render_volumes(x, i, &vols);
+}
+
+/// The `blockDeviceMapping` of `i`, whose attached volumes are `vols` (root first).
+fn render_volumes(x: &mut Xml, i: &crate::model::ec2::instance::Instance, vols: &[&Volume]) {
     if vols.is_empty() {
         let root = i.image().map(|m| m.root_device_name).unwrap_or("/dev/xvda");
         x.set("blockDeviceMapping", [()], |x, _| {
@@ -87,6 +94,9 @@ pub fn render_block_devices(x: &mut Xml, w: &World, i: &crate::model::ec2::insta
         }
     });
 }
+
+/// The volumes attached to every instance, read once per listing.
+pub type VolumesByInstance<'a> = HashMap<&'a str, Vec<&'a Volume>>;
 
 fn nic_specs(c: &Call) -> ApiResult<Vec<NicSpec>> {
     let mut out = Vec::new();
@@ -209,11 +219,14 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
         .filter_map(|id| w.instances.get(id))
         .map(|i| w.instance_view(i, now))
         .collect();
+    let vols = w.volumes_by_instance(Timestamp(i64::MAX));
     let mut x = Xml::new();
     x.leaf("reservationId", &reservation_id)
         .leaf("ownerId", &w.account)
         .set("groupSet", std::iter::empty::<()>(), |_, _| {})
-        .set("instancesSet", &views, |x, v| render_instance(x, &w, v));
+        .set("instancesSet", &views, |x, v| {
+            render_instance(x, &w, &vols, v)
+        });
     Ok(x)
 }
 
@@ -224,7 +237,7 @@ fn state_node(x: &mut Xml, name: &str, s: InstanceState) {
 }
 
 /// The children of one `instancesSet` item.
-pub fn render_instance(x: &mut Xml, w: &World, v: &InstanceView<'_>) {
+pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: &InstanceView<'_>) {
     let i = v.instance;
     let terminated = v.state == InstanceState::Terminated;
     let itype = catalog::instance_type(&i.instance_type);
@@ -269,7 +282,7 @@ pub fn render_instance(x: &mut Xml, w: &World, v: &InstanceView<'_>) {
     if terminated {
         x.set("blockDeviceMapping", std::iter::empty::<()>(), |_, _| {});
     } else {
-        render_block_devices(x, w, i);
+        render_volumes(x, i, vols.get(i.id.as_str()).map_or(&[], Vec::as_slice));
     }
     x.leaf("virtualizationType", "hvm");
     x.opt("clientToken", i.client_token.as_deref());
@@ -420,12 +433,15 @@ fn describe_instances(c: &mut Call) -> ApiResult<Xml> {
             _ => groups.push((v.instance.reservation_id.clone(), vec![v])),
         }
     }
+    let vols = w.volumes_by_instance(Timestamp(i64::MAX));
     let mut x = Xml::new();
     x.set("reservationSet", &groups, |x, (rid, views)| {
         x.leaf("reservationId", rid)
             .leaf("ownerId", &w.account)
             .set("groupSet", std::iter::empty::<()>(), |_, _| {})
-            .set("instancesSet", views, |x, v| render_instance(x, &w, v));
+            .set("instancesSet", views, |x, v| {
+                render_instance(x, &w, &vols, v)
+            });
     });
     x.opt("nextToken", next);
     Ok(x)

@@ -30,6 +30,23 @@ pub fn first_non_xml_char(s: &str) -> Option<char> {
 /// before it is stored, and this keeps state written by an older build readable.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+/// Whether byte `b` of UTF-8 text may need rewriting: markup characters, C0 controls, or
+/// the lead byte 0xEF that starts U+FFFE and U+FFFF (most text has none, and is copied
+/// whole).
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF) || (b < 0x20 && b != b'\t' && b != b'\n')
+}
+
+/// Appends `s` to `out`, escaped as [`escape`] does.
+pub fn escape_into(out: &mut String, s: &str) {
+    if !s.bytes().any(needs_escape) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -44,7 +61,17 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+}
+
+/// A `fmt::Write` that escapes what is written into the buffer: a value's `Display`
+/// output goes into the response without a `String` of its own.
+struct Escaping<'a>(&'a mut String);
+
+impl Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
 }
 
 impl Xml {
@@ -54,15 +81,28 @@ impl Xml {
 
     /// `<name>value</name>`, value escaped.
     pub fn leaf(&mut self, name: &str, value: impl Display) -> &mut Self {
-        let v = value.to_string();
-        let _ = write!(self.buf, "<{name}>{}</{name}>", escape(&v));
+        self.open(name);
+        let _ = write!(Escaping(&mut self.buf), "{value}");
+        self.close(name);
         self
+    }
+
+    fn open(&mut self, name: &str) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+
+    fn close(&mut self, name: &str) {
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push('>');
     }
 
     /// Escaped text with no element around it (a list of plain values, such as
     /// `<cidrSet><item>10.0.0.0/16</item></cidrSet>`).
     pub fn text(&mut self, value: impl Display) -> &mut Self {
-        self.buf.push_str(&escape(&value.to_string()));
+        let _ = write!(Escaping(&mut self.buf), "{value}");
         self
     }
 
@@ -76,9 +116,9 @@ impl Xml {
 
     /// `<name>…</name>` with children written by `f`.
     pub fn node(&mut self, name: &str, f: impl FnOnce(&mut Xml)) -> &mut Self {
-        let _ = write!(self.buf, "<{name}>");
+        self.open(name);
         f(self);
-        let _ = write!(self.buf, "</{name}>");
+        self.close(name);
         self
     }
 
@@ -90,13 +130,13 @@ impl Xml {
         items: I,
         mut f: impl FnMut(&mut Xml, I::Item),
     ) -> &mut Self {
-        let _ = write!(self.buf, "<{name}>");
+        self.open(name);
         for item in items {
             self.buf.push_str("<item>");
             f(self, item);
             self.buf.push_str("</item>");
         }
-        let _ = write!(self.buf, "</{name}>");
+        self.close(name);
         self
     }
 

@@ -16,6 +16,8 @@
 //! throughput 125–1,000 MiB/s (at most 0.25 MiB/s per IOPS). gp2's IOPS are its baseline,
 //! 3 per GiB between 100 and 16,000.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::tags::TagSpec;
@@ -855,19 +857,40 @@ impl World {
                     .is_some_and(|a| a.instance_id == instance_id)
             })
             .collect();
+        self.order_attached(instance_id, &mut out);
+        out
+    }
+
+    /// The volumes attached at `now` by instance, each list ordered as
+    /// [`World::volumes_of_instance`] orders it: one pass over the volumes for a listing
+    /// of many instances (DescribeInstances), instead of one pass per instance.
+    pub fn volumes_by_instance(&self, now: Timestamp) -> HashMap<&str, Vec<&Volume>> {
+        let mut by: HashMap<&str, Vec<&Volume>> = HashMap::new();
+        for v in self.volumes.iter() {
+            if let Some(a) = v.attachment_at(now) {
+                by.entry(a.instance_id.as_str()).or_default().push(v);
+            }
+        }
+        for (instance_id, list) in by.iter_mut() {
+            self.order_attached(instance_id, list);
+        }
+        by
+    }
+
+    /// Root volume first, then by device slot.
+    fn order_attached(&self, instance_id: &str, out: &mut [&Volume]) {
         let root = self
             .instances
             .get(instance_id)
-            .map(|i| i.root_volume_id.clone());
+            .map(|i| i.root_volume_id.as_str());
         out.sort_by_key(|v| {
             (
-                Some(&v.id) != root.as_ref(),
+                Some(v.id.as_str()) != root,
                 v.attachment
                     .as_ref()
                     .map(|a| device_slot(&a.device).to_string()),
             )
         });
-        out
     }
 
     /// At termination: volumes with `DeleteOnTermination` go, the others are detached.

@@ -3,14 +3,21 @@
 //! against two emulated instances doing the same.
 //!
 //! Prints, as its last line, `BENCH sandbox boot_ms=… rss_kib_per_idle_instance=…
-//! tcp_gbps=… ratio_to_emulated=…`:
+//! vmrss_kib_per_idle_instance=… tcp_gbps=… ratio_to_emulated=…`:
 //!
 //! - `boot_ms`: p50 of sandbox boots measured in the library (`Sandbox::spawn` of
 //!   `bwrap` until the agent's "sshd listening" line: namespaces, `ens5`, its address
 //!   and route, the SSH listener), without the daemon's pending delay or the aws CLI;
-//! - `rss_kib_per_idle_instance`: resident memory of every process a running `vpclab up
-//!   --runtime sandbox` has started (the sandboxes: `bwrap` and the agent), divided by
-//!   the number of idle instances;
+//! - `rss_kib_per_idle_instance`: what one more idle instance adds to the machine's
+//!   memory: the proportional set size (PSS, `Pss:` of `/proc/PID/smaps_rollup`) of the
+//!   whole `vpclab up --runtime sandbox` process tree (the daemon, every `bwrap` and
+//!   agent) with `IDLE` more idle instances running, minus the same sum before they
+//!   were launched, over `IDLE`. PSS divides a page shared by N processes by N, so the
+//!   text of the vpclab binary that the daemon and every agent map is counted once in
+//!   all, not once per process as `VmRSS` counts it; the daemon's own share of each
+//!   new instance (its TUN bridge, handshake thread, console) is in the difference;
+//! - `vmrss_kib_per_idle_instance`, for transparency: the `VmRSS` sum of one instance's
+//!   processes (the two `bwrap`s and the agent), shared pages counted in full;
 //! - `tcp_gbps`: instance A `curl`s a file from instance B's web server (`dnf install
 //!   httpd`, `systemctl start httpd`) through the VPC: bits over the time of the
 //!   transfer (the time of the same SSH command without the transfer subtracted);
@@ -25,7 +32,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{VPCLAB, Vpclab, check, env_usize, have, p50};
@@ -63,7 +69,7 @@ fn boot_once(dir: &Path, n: usize) -> f64 {
         .expect("runtime");
     let _guard = rt.enter();
     let start = Instant::now();
-    let mut sb = Sandbox::spawn(Path::new(VPCLAB), &root, &spec).expect("spawn bwrap");
+    let mut sb = Sandbox::spawn(Path::new(VPCLAB), &root, &spec, None).expect("spawn bwrap");
     let ctl = sb.take_control().expect("control socket");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -85,73 +91,99 @@ fn boot_once(dir: &Path, n: usize) -> f64 {
     took.as_secs_f64() * 1000.0
 }
 
-/// Resident KiB of every descendant of `pid` (not `pid` itself).
-fn descendants_rss_kib(pid: u32) -> u64 {
-    let mut parent = std::collections::HashMap::new();
-    let mut rss = std::collections::HashMap::new();
+/// Every process in the tree under `root` (itself included): (pid, parent).
+fn process_tree(root: u32) -> Vec<(u32, u32)> {
+    let mut all = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
             continue;
         };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        if let Some(pp) = field("PPid:") {
-            parent.insert(p, pp as u32);
+        // The parent is the second field after the command name's closing parenthesis.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        if let Some(pp) = ppid {
+            all.push((p, pp));
         }
-        rss.insert(p, field("VmRSS:").unwrap_or(0));
     }
-    let under = |mut p: u32| {
-        for _ in 0..64 {
-            match parent.get(&p) {
-                Some(&pp) if pp == pid => return true,
-                Some(&pp) if pp > 1 => p = pp,
-                _ => return false,
+    let mut tree = vec![root];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for &(p, pp) in &all {
+            if tree.contains(&pp) && !tree.contains(&p) {
+                tree.push(p);
+                grew = true;
             }
         }
-        false
-    };
-    rss.iter().filter(|(p, _)| under(**p)).map(|(_, k)| k).sum()
-}
-
-fn ssh(d: &Vpclab, pem: &Path, ip: &str, command: &str) -> std::process::Output {
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-i")
-        .arg(pem)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-        ])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o"])
-        .arg(format!("ProxyCommand={VPCLAB} connect %h %p"))
-        .arg(format!("ec2-user@{ip}"))
-        .arg(command);
-    d.env(&mut cmd);
-    cmd.output().expect("run ssh")
-}
-
-fn wait_ssh(d: &Vpclab, pem: &Path, ip: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ssh(d, pem, ip, "true").status.success() {
-        assert!(Instant::now() < deadline, "no SSH on {ip}");
-        std::thread::sleep(Duration::from_millis(200));
     }
+    all.into_iter().filter(|(p, _)| tree.contains(p)).collect()
+}
+
+/// A `kB` field of a `/proc/PID/…` file (0 if the process has gone).
+fn kib(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The PSS of the daemon's whole process tree, in KiB.
+fn tree_pss_kib(daemon: u32) -> u64 {
+    process_tree(daemon)
+        .iter()
+        .map(|&(p, _)| kib(p, "smaps_rollup", "Pss:"))
+        .sum()
+}
+
+/// Memory of one idle instance: (PSS increase per instance, VmRSS of one instance's
+/// processes), with `idle` more instances launched on `d` (whose first instance, A,
+/// already runs; PSS is measured after it, so the daemon's own warm-up is not
+/// counted). Returns the public and private IP of one of the new instances.
+fn idle_instances(d: &Vpclab, pem: &Path, sg: &str, idle: usize) -> (u64, u64, [String; 2]) {
+    let ami = d.aws(&[
+        "describe-instances",
+        "--query",
+        "Reservations[0].Instances[0].ImageId",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = tree_pss_kib(d.pid);
+    let new = d.run_instances(&ami, sg, idle);
+    for [_, public, _] in &new {
+        d.wait_ssh(pem, public);
+    }
+    // The logins' own processes end; what is left is idle.
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = tree_pss_kib(d.pid);
+    let tree = process_tree(d.pid);
+    // The sandboxes are the daemon's children (`bwrap`) and everything under them.
+    let sandboxed: Vec<u32> = tree
+        .iter()
+        .filter(|(p, _)| *p != d.pid)
+        .map(|&(p, _)| p)
+        .collect();
+    let vmrss: u64 = sandboxed.iter().map(|&p| kib(p, "status", "VmRSS:")).sum();
+    let instances = tree.iter().filter(|(_, pp)| *pp == d.pid).count().max(1) as u64;
+    let [_, public, private] = new.into_iter().next().expect("an idle instance");
+    (
+        after.saturating_sub(before) / idle as u64,
+        vmrss / instances,
+        [public, private],
+    )
 }
 
 /// Two instances of one runtime; B serves an `mb` MiB file with httpd, A fetches it.
-/// Returns (Gbit/s, resident KiB per idle instance).
-fn transfer(runtime: &str, mb: usize) -> (f64, u64) {
+/// Returns (Gbit/s, PSS KiB per idle instance, VmRSS KiB per idle instance).
+fn transfer(runtime: &str, mb: usize, idle: usize) -> (f64, u64, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Vpclab::start_with(dir.path(), &["--runtime", runtime]);
     let pem = dir.path().join("bench.pem");
@@ -163,92 +195,32 @@ fn transfer(runtime: &str, mb: usize) -> (f64, u64) {
         "--query",
         "SecurityGroups[0].GroupId",
     ]);
-    d.aws(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "172.31.0.0/16",
-    ]);
-    let ami = d.aws(&[
-        "describe-instances",
-        "--query",
-        "Reservations[0].Instances[0].ImageId",
-    ]);
-    let b_id = d.aws(&[
-        "run-instances",
-        "--image-id",
-        &ami,
-        "--instance-type",
-        "t3.micro",
-        "--key-name",
-        "bench",
-        "--security-group-ids",
-        &sg,
-        "--query",
-        "Instances[0].InstanceId",
-    ]);
-    let mut row = String::new();
-    for _ in 0..150 {
-        row = d.aws(&[
-            "describe-instances",
-            "--instance-ids",
-            &b_id,
-            "--query",
-            "Reservations[0].Instances[0].[State.Name,PublicIpAddress,PrivateIpAddress]",
-        ]);
-        if row.starts_with("running") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let mut it = row.split_whitespace().skip(1);
-    let (b, b_priv) = (
-        it.next().expect("B's public IP").to_string(),
-        it.next().expect("B's private IP").to_string(),
-    );
-    wait_ssh(&d, &pem, &a);
-    wait_ssh(&d, &pem, &b);
-    std::thread::sleep(Duration::from_millis(500));
-    let rss = descendants_rss_kib(d.pid) / 2;
+    d.open_port(&sg, 80, "172.31.0.0/16");
+    d.wait_ssh(&pem, &a);
+    let (pss, vmrss, [b, b_priv]) = idle_instances(&d, &pem, &sg, idle);
 
     let payload = dir.path().join("payload.bin");
     let bytes: Vec<u8> = (0..mb * 1024 * 1024)
         .map(|i| (i * 31 % 253) as u8)
         .collect();
     std::fs::write(&payload, &bytes).expect("write payload");
-    let mut scp = Command::new("scp");
-    scp.arg("-i")
-        .arg(&pem)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-        ])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o"])
-        .arg(format!("ProxyCommand={VPCLAB} connect %h %p"))
+    let out = d
+        .ssh_program("scp", &pem)
         .arg(&payload)
-        .arg(format!("ec2-user@{b}:payload.bin"));
-    d.env(&mut scp);
-    check(&scp.output().expect("scp"), "scp the payload to B");
-    let out = ssh(
-        &d,
+        .arg(format!("ec2-user@{b}:payload.bin"))
+        .output()
+        .expect("scp");
+    check(&out, "scp the payload to B");
+    let out = d.ssh(
         &pem,
         &b,
-        "sudo dnf install -y -q httpd && sudo cp payload.bin /var/www/html/ && sudo systemctl start httpd",
+        "sudo dnf install -y -q httpd && sudo mv payload.bin /var/www/html/ && sudo systemctl start httpd",
     );
     check(&out, "httpd on B");
     let url = format!("http://{b_priv}/payload.bin");
     let timed = |command: &str| {
         let t = Instant::now();
-        let out = ssh(&d, &pem, &a, command);
+        let out = d.ssh(&pem, &a, command);
         check(&out, command);
         t.elapsed().as_secs_f64()
     };
@@ -257,7 +229,7 @@ fn transfer(runtime: &str, mb: usize) -> (f64, u64) {
         .map(|_| timed(&format!("curl -s -o /dev/null {url}")))
         .collect());
     let secs = (fetch - base).max(1e-3);
-    ((mb * 1024 * 1024 * 8) as f64 / secs / 1e9, rss)
+    ((mb * 1024 * 1024 * 8) as f64 / secs / 1e9, pss, vmrss)
 }
 
 fn main() {
@@ -268,7 +240,7 @@ fn main() {
     if let Err(e) = sandbox::probe(Path::new(VPCLAB)) {
         eprintln!("sandbox bench: the sandbox cannot run here: {e}");
         println!(
-            "BENCH sandbox boot_ms=NA rss_kib_per_idle_instance=NA tcp_gbps=NA ratio_to_emulated=NA"
+            "BENCH sandbox boot_ms=NA rss_kib_per_idle_instance=NA vmrss_kib_per_idle_instance=NA tcp_gbps=NA ratio_to_emulated=NA"
         );
         return;
     }
@@ -277,13 +249,15 @@ fn main() {
     let boots = if full { 9 } else { 2 };
     let dir = tempfile::tempdir().expect("tempdir");
     let boot_ms = p50((0..boots).map(|n| boot_once(dir.path(), n)).collect());
-    let (gbps, rss) = transfer("sandbox", mb);
-    let (emulated_gbps, _) = transfer("emulated", mb);
+    let idle = env_usize("VPCLAB_BENCH_SANDBOX_IDLE", if full { 4 } else { 2 });
+    let (gbps, pss, vmrss) = transfer("sandbox", mb, idle);
+    let (emulated_gbps, emulated_pss, _) = transfer("emulated", mb, idle);
     eprintln!(
-        "sandbox bench: {boots} boots, {mb} MiB transfers; emulated {emulated_gbps:.3} Gbit/s"
+        "sandbox bench: {boots} boots, {mb} MiB transfers, {idle} idle instances; \
+         emulated {emulated_gbps:.3} Gbit/s, {emulated_pss} KiB PSS per idle instance"
     );
     println!(
-        "BENCH sandbox boot_ms={boot_ms:.1} rss_kib_per_idle_instance={rss} tcp_gbps={gbps:.3} ratio_to_emulated={:.2}",
+        "BENCH sandbox boot_ms={boot_ms:.1} rss_kib_per_idle_instance={pss} vmrss_kib_per_idle_instance={vmrss} tcp_gbps={gbps:.3} ratio_to_emulated={:.2}",
         gbps / emulated_gbps
     );
 }

@@ -140,8 +140,106 @@ impl Vpclab {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Key pair, security group allowing SSH, one Amazon Linux instance in the default
-    /// VPC; returns its public IP once it is running.
+    /// `PROGRAM -i PEM` (ssh, scp, sftp) with the options every bench login uses:
+    /// no user configuration, no host-key prompts, through `vpclab connect`.
+    pub fn ssh_program(&self, program: &str, pem: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("-i").arg(pem);
+        for opt in [
+            "BatchMode=yes",
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+        ] {
+            cmd.args(["-o", opt]);
+        }
+        cmd.args(["-F", "/dev/null", "-o"])
+            .arg(format!("ProxyCommand={VPCLAB} connect %h %p"));
+        self.env(&mut cmd);
+        cmd
+    }
+
+    /// `ssh ec2-user@HOST COMMAND` with [`Vpclab::ssh_program`]'s options.
+    pub fn ssh(&self, pem: &Path, host: &str, command: &str) -> Output {
+        self.ssh_program("ssh", pem)
+            .arg(format!("ec2-user@{host}"))
+            .arg(command)
+            .output()
+            .expect("run ssh")
+    }
+
+    /// Retries `true` over SSH until the instance's server answers (30 s at most).
+    pub fn wait_ssh(&self, pem: &Path, host: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.ssh(pem, host, "true").status.success() {
+            assert!(Instant::now() < deadline, "no SSH on {host}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Lets TCP `port` in from `cidr` on security group `sg`.
+    pub fn open_port(&self, sg: &str, port: u16, cidr: &str) {
+        let rule =
+            format!("IpProtocol=tcp,FromPort={port},ToPort={port},IpRanges=[{{CidrIp={cidr}}}]");
+        self.aws(&[
+            "authorize-security-group-ingress",
+            "--group-id",
+            sg,
+            "--ip-permissions",
+            &rule,
+        ]);
+    }
+
+    /// `count` t3.micro instances of `ami` with the `bench` key pair and group `sg`;
+    /// returns their ids once all are running, with their public and private IPs.
+    pub fn run_instances(&self, ami: &str, sg: &str, count: usize) -> Vec<[String; 3]> {
+        let ids = self.aws(&[
+            "run-instances",
+            "--image-id",
+            ami,
+            "--instance-type",
+            "t3.micro",
+            "--key-name",
+            "bench",
+            "--security-group-ids",
+            sg,
+            "--count",
+            &count.to_string(),
+            "--query",
+            "Instances[].InstanceId",
+        ]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut args = vec!["describe-instances", "--instance-ids"];
+            args.extend(&ids);
+            args.extend([
+                "--query",
+                "Reservations[].Instances[].[InstanceId,State.Name,PublicIpAddress,PrivateIpAddress]",
+            ]);
+            let rows = self.aws(&args);
+            let running: Vec<[String; 3]> = rows
+                .lines()
+                .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                    [id, "running", public, private] if public != "None" => {
+                        Some([id.to_string(), public.to_string(), private.to_string()])
+                    }
+                    _ => None,
+                })
+                .collect();
+            if running.len() == ids.len() {
+                return running;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} instances did not reach running with a public IP: {rows}",
+                ids.len()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Key pair `bench`, security group `bench-ssh` allowing SSH, one Amazon Linux
+    /// instance in the default VPC; returns its public IP once it is running.
     pub fn launch(&self, pem: &Path) -> String {
         let material = self.aws(&[
             "create-key-pair",
@@ -171,17 +269,7 @@ impl Vpclab {
             "--query",
             "GroupId",
         ]);
-        self.aws(&[
-            "authorize-security-group-ingress",
-            "--group-id",
-            &sg,
-            "--protocol",
-            "tcp",
-            "--port",
-            "22",
-            "--cidr",
-            "0.0.0.0/0",
-        ]);
+        self.open_port(&sg, 22, "0.0.0.0/0");
         let ami = self.aws(&[
             "describe-images",
             "--owners",
@@ -191,40 +279,9 @@ impl Vpclab {
             "--query",
             "sort_by(Images, &CreationDate)[-1].ImageId",
         ]);
-        let id = self.aws(&[
-            "run-instances",
-            "--image-id",
-            &ami,
-            "--instance-type",
-            "t3.micro",
-            "--key-name",
-            "bench",
-            "--security-group-ids",
-            &sg,
-            "--query",
-            "Instances[0].InstanceId",
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let row = self.aws(&[
-                "describe-instances",
-                "--instance-ids",
-                &id,
-                "--query",
-                "Reservations[0].Instances[0].[State.Name,PublicIpAddress]",
-            ]);
-            let mut it = row.split_whitespace();
-            if let (Some("running"), Some(ip)) = (it.next(), it.next())
-                && ip != "None"
-            {
-                return ip.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} did not reach running with a public IP: {row}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let [[_, public, _]] =
+            <[[String; 3]; 1]>::try_from(self.run_instances(&ami, &sg, 1)).expect("one instance");
+        public
     }
 }
 

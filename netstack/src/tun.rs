@@ -24,11 +24,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tun_tap::{Iface, Mode};
 
+use crate::host::world::PortSink;
 use crate::host::{Net, Shared};
 use crate::port::Port;
 
 /// Packets queued toward the kernel before further ones are dropped.
 const QUEUE: usize = 1024;
+/// Packets a bridge moves per wake-up in one direction before it lets the other run.
+const BATCH: usize = 64;
 
 /// A TUN device bridged to a world. Dropping it stops the bridge (the
 /// device disappears when its file descriptor closes).
@@ -139,9 +142,9 @@ impl PortTun {
     /// information) to `port` of `net`. Fails if a host or another device
     /// already serves the port.
     pub fn attach(net: &Net, device: std::os::fd::OwnedFd, port: Port) -> io::Result<PortTun> {
-        let file = std::fs::File::from(device);
+        let file = Arc::new(std::fs::File::from(device));
         #[allow(deprecated)] // as in `Tun::attach`: the `File` owns its descriptor
-        let fd = AsyncFd::new(file)?;
+        let fd = AsyncFd::new(file.clone())?;
         let (tx, rx) = mpsc::channel(QUEUE);
         {
             let mut world = net.shared.lock();
@@ -151,7 +154,13 @@ impl PortTun {
                     format!("{port:?} already has a device"),
                 ));
             }
-            world.port_sinks.insert(port.clone(), tx);
+            world.port_sinks.insert(
+                port.clone(),
+                PortSink {
+                    queue: tx,
+                    device: file,
+                },
+            );
         }
         let task = tokio::spawn(pump_port(fd, rx, port.clone(), Arc::downgrade(&net.shared)));
         Ok(PortTun {
@@ -170,42 +179,79 @@ impl Drop for PortTun {
 }
 
 async fn pump_port(
-    fd: AsyncFd<std::fs::File>,
+    fd: AsyncFd<Arc<std::fs::File>>,
     mut rx: mpsc::Receiver<Vec<u8>>,
     port: Port,
     shared: Weak<Shared>,
 ) {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 65536];
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut direct = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             ready = fd.readable() => {
                 let Ok(mut guard) = ready else { return };
-                match guard.try_io(|inner| inner.get_ref().read(&mut buf)) {
-                    // EOF: the device is gone (its namespace died).
-                    Ok(Ok(0)) => return,
-                    Ok(Ok(n)) => {
-                        // Only IPv4: the kernel also sends IPv6 router solicitations.
-                        if buf[0] >> 4 != 4 {
-                            continue;
+                // Everything the kernel has queued (up to a batch) goes through the
+                // fabric under one lock: one wake-up per burst, not per packet.
+                let mut closed = false;
+                while batch.len() < BATCH {
+                    match guard.try_io(|inner| (&**inner.get_ref()).read(&mut buf)) {
+                        // EOF: the device is gone (its namespace died).
+                        Ok(Ok(0)) => {
+                            closed = true;
+                            break;
                         }
-                        let Some(shared) = shared.upgrade() else { return };
-                        let now = shared.now();
-                        shared.lock().send(now, &port, buf[..n].to_vec());
+                        // Only IPv4: the kernel also sends IPv6 router solicitations.
+                        Ok(Ok(n)) if buf[0] >> 4 == 4 => batch.push(buf[..n].to_vec()),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, ?port, "the instance's TUN device closed");
+                            closed = true;
+                            break;
+                        }
+                        Err(_would_block) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    let Some(shared) = shared.upgrade() else { return };
+                    let now = shared.now();
+                    let (wake, out) = shared.lock().send_external(
+                        now,
+                        &port,
+                        batch.drain(..),
+                        std::mem::take(&mut direct),
+                    );
+                    if wake {
                         shared.notify.notify_one();
                     }
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, ?port, "the instance's TUN device closed");
-                        return;
+                    direct = out;
+                    // Packets for another sandbox go straight into its device.
+                    for (device, mut pkt) in direct.drain(..) {
+                        fix_checksums(&mut pkt);
+                        let _ = (&*device).write(&pkt);
                     }
-                    Err(_would_block) => {}
+                }
+                if closed {
+                    return;
                 }
             }
             pkt = rx.recv() => {
-                let Some(mut pkt) = pkt else { return };
-                fix_checksums(&mut pkt);
-                // Non-blocking: a full kernel queue drops the packet; TCP retransmits.
-                let _ = fd.get_ref().write(&pkt);
+                let Some(first) = pkt else { return };
+                // This packet and whatever else is queued (up to a batch): no select
+                // per packet.
+                let mut next = Some(first);
+                for _ in 0..BATCH {
+                    let Some(mut pkt) = next.take() else { break };
+                    fix_checksums(&mut pkt);
+                    // Non-blocking: a full kernel queue drops the packet; TCP retransmits.
+                    let _ = (&**fd.get_ref()).write(&pkt);
+                    next = rx.try_recv().ok();
+                }
+                if let Some(mut pkt) = next {
+                    fix_checksums(&mut pkt);
+                    let _ = (&**fd.get_ref()).write(&pkt);
+                }
             }
         }
     }

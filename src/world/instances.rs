@@ -506,9 +506,9 @@ impl Runtime {
     }
 
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {
-        if let RuntimeKind::Sandbox { agent } = &self.worlds.cfg().runtime {
-            let agent = agent.clone();
-            return self.boot_sandbox(ri, profile, &agent);
+        if let RuntimeKind::Sandbox { agent, cgroups } = &self.worlds.cfg().runtime {
+            let (agent, cgroups) = (agent.clone(), cgroups.clone());
+            return self.boot_sandbox(ri, profile, &agent, cgroups.as_ref());
         }
         let eni = ri.eni_id.clone().unwrap_or_default();
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
@@ -612,6 +612,7 @@ impl Runtime {
         ri: &RuntimeInstance,
         profile: InstanceProfile,
         agent: &Path,
+        cgroups: Option<&crate::instance::sandbox::Cgroups>,
     ) -> std::io::Result<Running> {
         let eni = ri.eni_id.clone().unwrap_or_default();
         let net = FakeNet::new(ri.private_ip, profile.subnet_prefix_len, &profile.mac);
@@ -643,7 +644,19 @@ impl Runtime {
                 .instance_timeout_cap
                 .map(|d| d.as_millis() as u64),
         };
-        let mut sandbox = Sandbox::spawn(agent, &root, &spec)?;
+        // The instance type's CPU and memory, where the daemon has cgroups to give.
+        let limits = crate::instance::sandbox::Limits::of_type(&profile.instance_type);
+        let cgroup = match (cgroups, limits) {
+            (Some(c), Some(l)) => match c.instance(&ri.instance_id, l) {
+                Ok(cg) => Some(cg),
+                Err(e) => {
+                    tracing::warn!(instance = %ri.instance_id, error = %e, "no cgroup limits");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut sandbox = Sandbox::spawn(agent, &root, &spec, cgroup)?;
         let imds = self.metadata_host(ri, &eni);
         let mut tasks = Vec::new();
         if let Some(h) = &imds {

@@ -306,34 +306,32 @@ pub trait Lab {
         command: &str,
         timeout_s: u32,
     ) -> Output {
-        require("ssh");
-        let mut cmd = Command::new("ssh");
-        cmd.arg("-i")
-            .arg(key)
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "StrictHostKeyChecking=accept-new",
-                "-o",
-            ])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.path("known_hosts").display()
-            ))
-            .arg("-o")
-            .arg(format!(
-                "ProxyCommand={VPCLAB} connect --timeout {timeout_s} %h %p"
-            ))
+        self.openssh("ssh", key, timeout_s)
             .arg(format!("{user}@{host}"))
             .arg(command)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ssh")
+    }
+
+    /// An OpenSSH `program` (ssh, scp, sftp) with `-i key`, no user configuration,
+    /// this daemon's `known_hosts` and `vpclab connect --timeout timeout_s` as its
+    /// ProxyCommand; the caller adds the destination.
+    fn openssh(&self, program: &str, key: &Path, timeout_s: u32) -> Command {
+        require(program);
+        let mut cmd = Command::new(program);
+        cmd.arg("-i").arg(key).args(["-F", "/dev/null"]);
+        for opt in [
+            "BatchMode=yes".to_string(),
+            "IdentitiesOnly=yes".to_string(),
+            "StrictHostKeyChecking=accept-new".to_string(),
+            format!("UserKnownHostsFile={}", self.path("known_hosts").display()),
+            format!("ProxyCommand={VPCLAB} connect --timeout {timeout_s} %h %p"),
+        ] {
+            cmd.arg("-o").arg(opt);
+        }
         self.env(&mut cmd);
-        cmd.output().expect("run ssh")
+        cmd
     }
 
     /// `dig @127.0.0.1 -p <dns port> +time=2 +tries=1 …`; returns stdout.
@@ -882,8 +880,17 @@ pub fn security_group(d: &dyn Lab, vpc: &str, name: &str, rules: &[(u16, &str)])
 
 /// Adds an inbound rule to security group `sg`: TCP `port` from `cidr`.
 pub fn allow_tcp(d: &dyn Lab, sg: &str, port: u16, cidr: &str) {
+    tcp_rule(d, "authorize-security-group-ingress", sg, port, cidr);
+}
+
+/// Revokes what [`allow_tcp`] allowed.
+pub fn revoke_tcp(d: &dyn Lab, sg: &str, port: u16, cidr: &str) {
+    tcp_rule(d, "revoke-security-group-ingress", sg, port, cidr);
+}
+
+fn tcp_rule(d: &dyn Lab, action: &str, sg: &str, port: u16, cidr: &str) {
     d.aws_text(&[
-        "authorize-security-group-ingress",
+        action,
         "--group-id",
         sg,
         "--protocol",

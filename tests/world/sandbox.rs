@@ -4,9 +4,12 @@
 //! the security groups. Skipped (with the reason) where the sandbox cannot run; with
 //! `CI=true` that is a failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::support::{Lab, Network, TestDaemon, VPCLAB, have, in_ci, stderr, stdout};
+use crate::support::{
+    Lab, Network, ProcessDaemon, TestDaemon, VPCLAB, allow_tcp, have, in_ci, revoke_tcp, stderr,
+    stdout,
+};
 
 /// Whether the sandbox works on this machine (else the reason, printed).
 fn sandbox_available() -> bool {
@@ -27,6 +30,54 @@ fn sandbox_daemon() -> TestDaemon {
     })
 }
 
+/// A sandbox daemon, the test network and the key pair `lab`; `None` (the test is
+/// skipped) where one of `tools` or the sandbox is missing.
+fn sandbox_world(tools: &[&str]) -> Option<(TestDaemon, Network, PathBuf)> {
+    if !tools.iter().all(|t| have(t)) || !sandbox_available() {
+        return None;
+    }
+    let d = sandbox_daemon();
+    let net = Network::build(&d);
+    let key = d.key_pair("lab", "ed25519");
+    Some((d, net, key))
+}
+
+/// An instance in the public subnet with group `sg` (and `extra` run-instances
+/// arguments) whose SSH answers: (id, public IP, private IP).
+fn launch_ready(
+    d: &TestDaemon,
+    net: &Network,
+    key: &Path,
+    sg: &str,
+    extra: &[&str],
+) -> (String, String, String) {
+    let (id, public, private) = net.launch(d, &net.public_subnet, "lab", sg, extra);
+    wait_for_ssh(d, key, &public);
+    (id, public, private)
+}
+
+/// Writes `script` as the user-data file `name` and returns its `--user-data` value.
+fn user_data(d: &TestDaemon, name: &str, script: &str) -> String {
+    let path = d.path(name);
+    std::fs::write(&path, script).expect("write user data");
+    format!("file://{}", path.display())
+}
+
+/// Calls `f` every 250 ms, 40 times at most, until it gives something.
+fn poll<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_for(40, f)
+}
+
+fn poll_for<T>(tries: usize, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..tries {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    None
+}
+
 /// Runs `command` over SSH and returns its stdout, asserting success.
 fn run(d: &dyn Lab, key: &Path, host: &str, command: &str) -> String {
     let out = d.ssh(key, "ec2-user", host, command);
@@ -42,44 +93,28 @@ fn run(d: &dyn Lab, key: &Path, host: &str, command: &str) -> String {
 /// Retries SSH while the sandbox's sshd is still starting (the model says `running`
 /// when the API does; the agent listens a few milliseconds later).
 fn wait_for_ssh(d: &dyn Lab, key: &Path, host: &str) {
-    for _ in 0..40 {
-        if d.ssh_with(key, "ec2-user", host, "true", 3)
+    let up = poll(|| {
+        d.ssh_with(key, "ec2-user", host, "true", 3)
             .status
             .success()
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    panic!("no SSH on {host}");
+            .then_some(())
+    });
+    assert!(up.is_some(), "no SSH on {host}");
 }
 
 #[test]
 fn issue16_sandboxed_instances_run_real_bash_and_python_and_talk_through_security_groups() {
-    if !have("aws") || !have("ssh") || !sandbox_available() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
+    };
     let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
-    let key = d.key_pair("lab", "ed25519");
-    let ud = d.path("user-data.sh");
-    std::fs::write(
-        &ud,
-        "#!/bin/bash\necho \"made by $(python3 -c 'print(6*7)')\" > /home/ec2-user/ud.txt\n",
-    )
-    .expect("write user data");
-    let ud_arg = format!("file://{}", ud.display());
-    let (a, a_pub, _a_priv) = net.launch(
+    let ud_arg = user_data(
         &d,
-        &net.public_subnet,
-        "lab",
-        &sg,
-        &["--user-data", &ud_arg],
+        "user-data.sh",
+        "#!/bin/bash\necho \"made by $(python3 -c 'print(6*7)')\" > /home/ec2-user/ud.txt\n",
     );
-    let (b, b_pub, b_priv) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
-    wait_for_ssh(&d, &key, &a_pub);
-    wait_for_ssh(&d, &key, &b_pub);
+    let (a, a_pub, _) = launch_ready(&d, &net, &key, &sg, &["--user-data", &ud_arg]);
+    let (b, b_pub, b_priv) = launch_ready(&d, &net, &key, &sg, &[]);
 
     // Real bash and python3.
     assert_eq!(
@@ -99,15 +134,10 @@ fn issue16_sandboxed_instances_run_real_bash_and_python_and_talk_through_securit
     assert!(who.contains("ens5") && who.contains("/24"), "{who}");
     assert!(who.contains("mtu 9001"), "{who}");
     // User data ran once at first boot, with bash (and python3).
-    let mut ud_text = String::new();
-    for _ in 0..40 {
-        ud_text = run(&d, &key, &a_pub, "cat ud.txt 2>/dev/null || true");
-        if !ud_text.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    assert_eq!(ud_text, "made by 42\n");
+    let ud_text = poll(|| {
+        Some(run(&d, &key, &a_pub, "cat ud.txt 2>/dev/null || true")).filter(|t| !t.is_empty())
+    });
+    assert_eq!(ud_text.as_deref(), Some("made by 42\n"));
 
     // A web server on B, fetched from A over the VPC once the security group allows it.
     run(
@@ -117,33 +147,13 @@ fn issue16_sandboxed_instances_run_real_bash_and_python_and_talk_through_securit
         "mkdir -p /tmp/www && echo hello-from-b > /tmp/www/index.html && \
          (nohup python3 -m http.server 8080 --directory /tmp/www >/dev/null 2>&1 &) ; sleep 1",
     );
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "8080",
-        "--cidr",
-        "10.0.0.0/16",
-    ]);
+    allow_tcp(&d, &sg, 8080, "10.0.0.0/16");
     let url = format!("http://{b_priv}:8080/index.html");
     assert_eq!(
         run(&d, &key, &a_pub, &format!("curl -s -m 5 {url}")),
         "hello-from-b\n"
     );
-    d.aws_text(&[
-        "revoke-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "8080",
-        "--cidr",
-        "10.0.0.0/16",
-    ]);
+    revoke_tcp(&d, &sg, 8080, "10.0.0.0/16");
     let out = d.ssh(
         &key,
         "ec2-user",
@@ -187,15 +197,11 @@ fn issue16_sandboxed_instances_run_real_bash_and_python_and_talk_through_securit
 
 #[test]
 fn issue16_stop_kills_the_sandbox_and_start_keeps_its_disk_and_host_key() {
-    if !have("aws") || !have("ssh") || !sandbox_available() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
+    };
     let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
-    let key = d.key_pair("lab", "ed25519");
-    let (id, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
-    wait_for_ssh(&d, &key, &ip);
+    let (id, ip, _) = launch_ready(&d, &net, &key, &sg, &[]);
     run(
         &d,
         &key,
@@ -271,6 +277,8 @@ fn issue16_the_sandbox_runtime_starts_for_an_unprivileged_user() {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod");
     }
+    // `vpclab up` as the harness starts it, run by `setpriv` as nobody.
+    let up = ProcessDaemon::up_command(&dir.path().join("state"));
     let mut child = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -279,16 +287,11 @@ fn issue16_the_sandbox_runtime_starts_for_an_unprivileged_user() {
             "--reset-env",
             "--",
         ])
-        .arg(VPCLAB)
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--dns-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(up.get_program())
+        .args(
+            up.get_args()
+                .filter(|a| *a != "--runtime" && *a != "sandbox"),
+        )
         .args(["--runtime", "sandbox"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -309,6 +312,12 @@ fn issue16_the_sandbox_runtime_starts_for_an_unprivileged_user() {
     let text = seen.join("\n");
     assert!(
         text.contains("instances:  sandbox (unprivileged user namespaces"),
+        "{text}"
+    );
+    // Whether instances get their type's CPU and memory limits, and if not, why.
+    assert!(
+        text.contains("; CPU and memory limits of the instance type (cgroup v2, ")
+            || text.contains("; no CPU or memory limits: "),
         "{text}"
     );
 }
@@ -346,19 +355,19 @@ fn ssh_via(
 
 /// A private instance's SSH through the bastion, retried while its sshd starts.
 fn wait_for_ssh_via(d: &dyn Lab, key: &Path, bastion: &str, host: &str) {
-    for _ in 0..40 {
-        if ssh_via(d, key, bastion, host, &[], "true").status.success() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    panic!("no SSH on {host} through {bastion}");
+    let up = poll(|| {
+        ssh_via(d, key, bastion, host, &[], "true")
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(up.is_some(), "no SSH on {host} through {bastion}");
 }
 
 /// A bastion in the public subnet and one instance in the private one (SSH from the
 /// public subnet, port 80 and 8080 from the VPC): (bastion public IP, private id,
 /// private IP).
-fn bastion_and_private(d: &dyn Lab, net: &Network) -> (String, String, String) {
+fn bastion_and_private(d: &dyn Lab, net: &Network, key: &Path) -> (String, String, String) {
     let bastion_sg = net.security_group(d, "bastion", &[(22, "0.0.0.0/0")]);
     let private_sg = net.security_group(
         d,
@@ -371,20 +380,17 @@ fn bastion_and_private(d: &dyn Lab, net: &Network) -> (String, String, String) {
     );
     let (_, bastion, _) = net.launch(d, &net.public_subnet, "lab", &bastion_sg, &[]);
     let (id, _, private) = net.launch(d, &net.private_subnet, "lab", &private_sg, &[]);
+    wait_for_ssh(d, key, &bastion);
+    wait_for_ssh_via(d, key, &bastion, &private);
     (bastion, id, private)
 }
 
 #[test]
 fn issue16_sandbox_dnf_needs_a_route_to_the_mirror_and_systemctl_runs_httpd() {
-    if !have("aws") || !have("ssh") || !sandbox_available() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
-    let key = d.key_pair("lab", "ed25519");
-    let (bastion, id, private) = bastion_and_private(&d, &net);
-    wait_for_ssh(&d, &key, &bastion);
-    wait_for_ssh_via(&d, &key, &bastion, &private);
+    };
+    let (bastion, id, private) = bastion_and_private(&d, &net, &key);
     let on_private = |command: &str| {
         let out = ssh_via(&d, &key, &bastion, &private, &[], command);
         (out.status.code(), stdout(&out), stderr(&out))
@@ -457,12 +463,7 @@ fn issue16_sandbox_dnf_needs_a_route_to_the_mirror_and_systemctl_runs_httpd() {
     };
     assert_eq!(boots(), 0, "not enabled at the first boot");
     d.aws_text(&["reboot-instances", "--instance-ids", &id]);
-    for _ in 0..80 {
-        if boots() == 1 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    let _ = poll_for(80, || (boots() == 1).then_some(()));
     assert_eq!(boots(), 1, "the agent starts the enabled unit at boot");
     wait_for_ssh_via(&d, &key, &bastion, &private);
     let page = run(
@@ -487,26 +488,16 @@ fn issue16_sandbox_dnf_needs_a_route_to_the_mirror_and_systemctl_runs_httpd() {
 /// a public instance serves its page to the learner once port 80 is allowed.
 #[test]
 fn issue16_sandbox_web_server_user_data_serves_the_learner() {
-    if !have("aws") || !have("ssh") || !sandbox_available() {
+    let Some((d, net, _)) = sandbox_world(&["aws", "ssh"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
+    };
     let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
-    d.key_pair("lab", "ed25519");
-    let ud = d.path("web.sh");
-    std::fs::write(
-        &ud,
-        "#!/bin/bash\nyum update -y\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho \"<h1>Hello World from $(hostname -f)</h1>\" > /var/www/html/index.html\n",
-    )
-    .expect("write user data");
-    let (_, ip, _) = net.launch(
+    let ud = user_data(
         &d,
-        &net.public_subnet,
-        "lab",
-        &sg,
-        &["--user-data", &format!("file://{}", ud.display())],
+        "web.sh",
+        "#!/bin/bash\nyum update -y\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho \"<h1>Hello World from $(hostname -f)</h1>\" > /var/www/html/index.html\n",
     );
+    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &["--user-data", &ud]);
     let get = || {
         d.vpclab(
             &["connect", "--timeout", "2", &ip, "80"],
@@ -515,25 +506,9 @@ fn issue16_sandbox_web_server_user_data_serves_the_learner() {
     };
     // The security group does not allow 80 yet.
     assert!(!stdout(&get()).contains("Hello World"));
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--cidr",
-        "0.0.0.0/0",
-    ]);
-    let mut page = String::new();
-    for _ in 0..40 {
-        page = stdout(&get());
-        if page.contains("Hello World") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    allow_tcp(&d, &sg, 80, "0.0.0.0/0");
+    let page = poll(|| Some(stdout(&get())).filter(|p| p.contains("Hello World")))
+        .unwrap_or_else(|| stdout(&get()));
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("<h1>Hello World from ip-10-0-1-"), "{page}");
 }
@@ -542,15 +517,10 @@ fn issue16_sandbox_web_server_user_data_serves_the_learner() {
 /// the private instance's kernel answers the bastion's kernel through the fabric.
 #[test]
 fn issue16_sandbox_ssh_local_forward_through_a_bastion() {
-    if !have("aws") || !have("ssh") || !have("curl") || !sandbox_available() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh", "curl"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
-    let key = d.key_pair("lab", "ed25519");
-    let (bastion, _, private) = bastion_and_private(&d, &net);
-    wait_for_ssh(&d, &key, &bastion);
-    wait_for_ssh_via(&d, &key, &bastion, &private);
+    };
+    let (bastion, _, private) = bastion_and_private(&d, &net, &key);
     let out = ssh_via(
         &d,
         &key,
@@ -566,52 +536,24 @@ fn issue16_sandbox_ssh_local_forward_through_a_bastion() {
         .expect("a free port")
         .port();
     let forward = format!("127.0.0.1:{port}:{private}:8080");
-    let mut cmd = std::process::Command::new("ssh");
-    let key_s = key.display().to_string();
-    let opts = [
-        "-i",
-        &key_s,
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "ExitOnForwardFailure=yes",
-        "-N",
-        "-L",
-        &forward,
-    ];
-    cmd.args(opts)
-        .arg("-o")
-        .arg(format!("ProxyCommand={VPCLAB} connect %h %p"))
+    let mut cmd = d.openssh("ssh", &key, 10);
+    cmd.args(["-o", "ExitOnForwardFailure=yes", "-N", "-L", &forward])
         .arg(format!("ec2-user@{bastion}"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    d.env(&mut cmd);
     let mut tunnel = cmd.spawn().expect("ssh -L");
-    let mut body = String::new();
-    for _ in 0..40 {
+    let body = poll(|| {
         let out = std::process::Command::new("curl")
             .args(["-s", "-m", "3"])
             .arg(format!("http://127.0.0.1:{port}/index.html"))
             .output()
             .expect("curl");
-        body = stdout(&out);
-        if !body.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+        Some(stdout(&out)).filter(|b| !b.is_empty())
+    });
     let _ = tunnel.kill();
     let _ = tunnel.wait();
-    assert_eq!(body, "forwarded\n");
+    assert_eq!(body.as_deref(), Some("forwarded\n"));
 }
 
 /// `scp` (SFTP since OpenSSH 9) and `sftp -b` against the sandbox's built-in SFTP server:
@@ -619,37 +561,17 @@ fn issue16_sandbox_ssh_local_forward_through_a_bastion() {
 /// batch makes, lists, renames and removes files.
 #[test]
 fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
-    if !have("aws") || !have("scp") || !have("sftp") || !sandbox_available() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh", "scp", "sftp"]) else {
         return;
-    }
-    let d = sandbox_daemon();
-    let net = Network::build(&d);
-    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
-    let key = d.key_pair("lab", "ed25519");
-    let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
-    wait_for_ssh(&d, &key, &ip);
-    let common = |cmd: &mut std::process::Command| {
-        cmd.arg("-i")
-            .arg(&key)
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args(["-o", "UserKnownHostsFile=/dev/null", "-o"])
-            .arg(format!("ProxyCommand={VPCLAB} connect %h %p"));
-        d.env(cmd);
     };
+    let sg = net.security_group(&d, "ssh", &[(22, "0.0.0.0/0")]);
+    let (_, ip, _) = launch_ready(&d, &net, &key, &sg, &[]);
     // 300 KiB of varied bytes: more than one SFTP read or write.
     let payload: Vec<u8> = (0..300 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     let local = d.path("payload.bin");
     std::fs::write(&local, &payload).expect("write payload");
-    let mut up = std::process::Command::new("scp");
-    common(&mut up);
-    let out = up
+    let out = d
+        .openssh("scp", &key, 10)
         .arg(&local)
         .arg(format!("ec2-user@{ip}:payload.bin"))
         .output()
@@ -657,9 +579,8 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
     assert!(out.status.success(), "scp up: {}", stderr(&out));
     assert_eq!(run(&d, &key, &ip, "wc -c < payload.bin"), "307200\n");
     let back = d.path("back.bin");
-    let mut down = std::process::Command::new("scp");
-    common(&mut down);
-    let out = down
+    let out = d
+        .openssh("scp", &key, 10)
         .arg(format!("ec2-user@{ip}:payload.bin"))
         .arg(&back)
         .output()
@@ -676,9 +597,8 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
         ),
     )
     .expect("write batch");
-    let mut sftp = std::process::Command::new("sftp");
-    common(&mut sftp);
-    let out = sftp
+    let out = d
+        .openssh("sftp", &key, 10)
         .arg("-b")
         .arg(&batch)
         .arg(format!("ec2-user@{ip}"))
@@ -702,9 +622,8 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
     );
     // A failing command fails the batch, with sftp-server's words.
     std::fs::write(&batch, "get no-such-file\n").expect("write batch");
-    let mut sftp = std::process::Command::new("sftp");
-    common(&mut sftp);
-    let out = sftp
+    let out = d
+        .openssh("sftp", &key, 10)
         .arg("-b")
         .arg(&batch)
         .arg(format!("ec2-user@{ip}"))

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
@@ -490,10 +491,24 @@ pub(crate) struct World {
     pub(crate) sinks: Vec<(ipnet::Ipv4Net, tokio::sync::mpsc::Sender<Vec<u8>>)>,
     /// Ports served outside the world (a sandboxed instance's TUN device): every
     /// packet delivered to the port, when no host is attached there.
-    pub(crate) port_sinks: BTreeMap<Port, tokio::sync::mpsc::Sender<Vec<u8>>>,
+    pub(crate) port_sinks: BTreeMap<Port, PortSink>,
+    /// While [`World::send_external`] runs: packets for port sinks, to be written to
+    /// their devices by the caller once the lock is released (`None` otherwise).
+    direct: Option<Vec<DevicePacket>>,
     /// When (µs) the forwarder's housekeeping last ran.
     last_housekeeping: i64,
     pub(crate) stats: NetStats,
+}
+
+/// A packet for a device outside the world, and the device.
+pub(crate) type DevicePacket = (Arc<std::fs::File>, Vec<u8>);
+
+/// A fabric port served by a device outside the world (a sandbox's TUN): its queue,
+/// read by the device's own task, and the device itself, which another device's task
+/// may write to directly.
+pub(crate) struct PortSink {
+    pub(crate) queue: tokio::sync::mpsc::Sender<Vec<u8>>,
+    pub(crate) device: Arc<std::fs::File>,
 }
 
 impl World {
@@ -512,6 +527,7 @@ impl World {
             pool: Vec::new(),
             sinks: Vec::new(),
             port_sinks: BTreeMap::new(),
+            direct: None,
             last_housekeeping: 0,
             stats: NetStats::default(),
         }
@@ -627,8 +643,12 @@ impl World {
             // Only what no host has goes further: a TUN sink, then the catch-all
             // internet host.
             if let Some(sink) = self.port_sinks.get(&to) {
-                // A full queue drops, as a busy NIC would.
-                if sink.try_send(pkt).is_ok() {
+                if let Some(direct) = self.direct.as_mut() {
+                    // From one device to another: the sender's task writes it.
+                    direct.push((sink.device.clone(), pkt));
+                    self.stats.delivered += 1;
+                } else if sink.queue.try_send(pkt).is_ok() {
+                    // A full queue drops, as a busy NIC would.
                     self.stats.delivered += 1;
                 }
                 return;
@@ -656,6 +676,32 @@ impl World {
             return;
         };
         self.deliver(now, dst, pkt);
+    }
+
+    /// Carry packets that a device outside the world (a TUN) sent at `port`. Returns
+    /// whether the driver must run (a host got a packet, a delayed delivery was queued,
+    /// or the forwarder's housekeeping is due) and the packets that go to another
+    /// device, which the caller writes once it has released the lock. A bulk transfer
+    /// between two sandboxes thus wakes neither the driver nor the receiving device's
+    /// task: the sending device's task carries each burst all the way.
+    pub(crate) fn send_external(
+        &mut self,
+        now: SmolInstant,
+        port: &Port,
+        pkts: impl IntoIterator<Item = Vec<u8>>,
+        direct: Vec<DevicePacket>,
+    ) -> (bool, Vec<DevicePacket>) {
+        let delayed = self.delayed.len();
+        self.direct = Some(direct);
+        for pkt in pkts {
+            self.send(now, port, pkt);
+        }
+        let direct = self.direct.take().unwrap_or_default();
+        let wake = !self.dirty.is_empty()
+            || self.delayed.len() != delayed
+            || now.total_micros() - self.last_housekeeping
+                >= super::HOUSEKEEPING_INTERVAL.as_micros() as i64;
+        (wake, direct)
     }
 
     /// Put `pkt` into the device of host `dst` (after the host's delay, if any).

@@ -93,8 +93,11 @@ pub fn run() -> anyhow::Result<()> {
         )
         .context("handing over ens5")?;
     }
-    // The daemon holds the device now; this copy is not needed.
-    drop(tun);
+    // The daemon holds the device now, but this copy stays open: a TUN device lives
+    // while any descriptor of it does, and should the daemon drop its copy before the
+    // `ip` commands below (a bridge that could not attach), closing this one would
+    // remove `ens5` under them ("Cannot find device ens5"). Nothing reads it here.
+    let _device = tun;
     let mut console = ctl;
     let mut say = |text: &str| {
         let _ = writeln!(console, "{text}");

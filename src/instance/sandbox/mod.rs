@@ -18,6 +18,7 @@
 //! `vpclab_netstack::tun::PortTun`), when instances start and stop (the model).
 
 pub mod agent;
+pub mod cgroup;
 mod root;
 pub mod sftp;
 pub mod tools;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use cgroup::{Cgroups, InstanceCgroup, Limits};
 pub use root::InstanceRoot;
 
 use super::image::Image;
@@ -62,9 +64,11 @@ pub enum RuntimeChoice {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuntimeKind {
     Emulated,
-    /// Sandboxes, running this agent binary.
+    /// Sandboxes, running this agent binary, in cgroups with the instance type's
+    /// limits where the machine allows it ([`Cgroups::detect`]).
     Sandbox {
         agent: PathBuf,
+        cgroups: Option<Cgroups>,
     },
 }
 
@@ -95,10 +99,24 @@ pub fn resolve(
                 Some(a) => probe(a).map(|()| a.to_path_buf()),
             };
             match (probed, choice) {
-                (Ok(agent), _) => Ok((
-                    RuntimeKind::Sandbox { agent },
-                    "unprivileged user namespaces, bwrap and /dev/net/tun work".into(),
-                )),
+                (Ok(agent), _) => {
+                    let (cgroups, limits) = match Cgroups::detect() {
+                        Ok(c) => {
+                            let note = format!(
+                                "CPU and memory limits of the instance type (cgroup v2, {})",
+                                c.base().display()
+                            );
+                            (Some(c), note)
+                        }
+                        Err(e) => (None, format!("no CPU or memory limits: {e}")),
+                    };
+                    Ok((
+                        RuntimeKind::Sandbox { agent, cgroups },
+                        format!(
+                            "unprivileged user namespaces, bwrap and /dev/net/tun work; {limits}"
+                        ),
+                    ))
+                }
                 (Err(e), RuntimeChoice::Auto) => Ok((
                     RuntimeKind::Emulated,
                     format!("the sandbox is unavailable: {e}"),
@@ -177,6 +195,8 @@ pub struct AgentSpec {
 pub struct Sandbox {
     child: tokio::process::Child,
     ctl: Option<UnixStream>,
+    /// Removed (once empty) after the processes are killed.
+    _cgroup: Option<InstanceCgroup>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -188,8 +208,14 @@ impl std::fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Starts the sandbox of `root` running `agent` (inside a tokio runtime).
-    pub fn spawn(agent: &Path, root: &InstanceRoot, spec: &AgentSpec) -> std::io::Result<Sandbox> {
+    /// Starts the sandbox of `root` running `agent` (inside a tokio runtime), in
+    /// `cgroup` when there is one: the new process joins it before it runs `bwrap`.
+    pub fn spawn(
+        agent: &Path,
+        root: &InstanceRoot,
+        spec: &AgentSpec,
+        cgroup: Option<InstanceCgroup>,
+    ) -> std::io::Result<Sandbox> {
         let (mine, theirs) = UnixStream::pair()?;
         let mut cmd = tokio::process::Command::new("bwrap");
         cmd.args(root.bwrap_args(agent))
@@ -199,6 +225,23 @@ impl Sandbox {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if let Some(cg) = &cgroup {
+            let procs = cg.join_fd();
+            // SAFETY: the closure runs in the forked child before exec and makes only
+            // one `write(2)` on a descriptor the parent keeps open for the whole spawn
+            // (`cgroup` lives until after `spawn` returns): async-signal-safe, no
+            // allocation, no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::write(procs, b"0".as_ptr().cast(), 1) == 1 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let child = cmd.spawn()?;
         let mut line = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -206,6 +249,7 @@ impl Sandbox {
         Ok(Sandbox {
             child,
             ctl: Some(mine),
+            _cgroup: cgroup,
         })
     }
 

@@ -217,20 +217,57 @@ fn missing_program(pkg: &str) -> Option<&str> {
     (!found).then_some(program)
 }
 
+/// A package manager's command and its operands (the arguments that are not options).
+fn command_words(args: &[String]) -> Option<(&str, Vec<&str>)> {
+    let mut words = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str);
+    Some((words.next()?, words.collect()))
+}
+
+/// The catalog's packages that are installed, in catalog order.
+fn installed_of(image: Image, have: &[String]) -> impl Iterator<Item = &'static Pkg> + '_ {
+    catalog(image)
+        .iter()
+        .filter(move |p| have.iter().any(|h| h == p.name))
+}
+
+/// What a package name is to the package manager.
+enum Lookup {
+    Unknown,
+    Installed(&'static Pkg),
+    New(&'static Pkg),
+}
+
+fn lookup(image: Image, have: &[String], name: &str) -> Lookup {
+    match catalog(image).iter().find(|p| p.name == name) {
+        None => Lookup::Unknown,
+        Some(p) if have.iter().any(|h| h == p.name) => Lookup::Installed(p),
+        Some(p) => Lookup::New(p),
+    }
+}
+
+/// Uninstalls `names` (stopping their units); whether any was installed.
+fn remove(have: &mut Vec<String>, names: &[&str]) -> bool {
+    let before = have.len();
+    have.retain(|h| !names.contains(&h.as_str()));
+    for n in names {
+        stop_unit(n);
+    }
+    set_installed(have);
+    have.len() != before
+}
+
 /// `dnf` and `yum`.
 fn dnf(cfg: &ToolConfig, args: &[String]) -> u8 {
     let yes = args.iter().any(|a| a == "-y" || a == "--assumeyes");
     let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
-    let words: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
-    let Some(&cmd) = words.first() else {
+    let Some((cmd, names)) = command_words(args) else {
         eprintln!("usage: dnf [options] COMMAND");
         return 1;
     };
-    let names = &words[1..];
+    let names = &names[..];
     let mut have = installed();
     let changes = matches!(
         cmd,
@@ -244,10 +281,7 @@ fn dnf(cfg: &ToolConfig, args: &[String]) -> u8 {
     }
     if cmd == "list" && names.first() == Some(&"installed") {
         println!("Installed Packages");
-        for p in catalog(cfg.image)
-            .iter()
-            .filter(|p| have.iter().any(|h| h == p.name))
-        {
+        for p in installed_of(cfg.image, &have) {
             println!(
                 "{:<40}{:<35}@amazonlinux",
                 format!("{}.x86_64", p.name),
@@ -257,13 +291,7 @@ fn dnf(cfg: &ToolConfig, args: &[String]) -> u8 {
         return 0;
     }
     if matches!(cmd, "remove" | "erase") {
-        let before = have.len();
-        have.retain(|h| !names.contains(&h.as_str()));
-        for n in names {
-            stop_unit(n);
-        }
-        set_installed(&have);
-        if have.len() == before {
+        if !remove(&mut have, names) {
             println!("No packages marked for removal.\nDependencies resolved.\nNothing to do.");
         }
         println!("Complete!");
@@ -307,15 +335,13 @@ fn dnf(cfg: &ToolConfig, args: &[String]) -> u8 {
             let mut unknown = Vec::new();
             for n in names {
                 let n = n.trim_end_matches(".x86_64").trim_end_matches(".noarch");
-                match catalog(cfg.image).iter().find(|p| p.name == n) {
-                    None => unknown.push(n),
-                    Some(p) if have.iter().any(|h| h == p.name) => {
-                        println!(
-                            "Package {}-{}.x86_64 is already installed.",
-                            p.name, p.version
-                        )
-                    }
-                    Some(p) => todo.push(p),
+                match lookup(cfg.image, &have, n) {
+                    Lookup::Unknown => unknown.push(n),
+                    Lookup::Installed(p) => println!(
+                        "Package {}-{}.x86_64 is already installed.",
+                        p.name, p.version
+                    ),
+                    Lookup::New(p) => todo.push(p),
                 }
             }
             if !unknown.is_empty() {
@@ -381,16 +407,11 @@ fn apt(cfg: &ToolConfig, tool: &str, args: &[String]) -> u8 {
     let yes = args
         .iter()
         .any(|a| a == "-y" || a == "--yes" || a == "-qy" || a == "-yq");
-    let words: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
-    let Some(&cmd) = words.first() else {
+    let Some((cmd, names)) = command_words(args) else {
         println!("apt 2.7.14 (amd64)\nUsage: {tool} [options] command");
         return 1;
     };
-    let names = &words[1..];
+    let names = &names[..];
     let archive = format!("http://{}.ec2.archive.ubuntu.com/ubuntu", cfg.region);
     let host = format!(
         "{}.ec2.archive.ubuntu.com:80 ({})",
@@ -441,15 +462,15 @@ fn apt(cfg: &ToolConfig, tool: &str, args: &[String]) -> u8 {
             println!("Reading package lists... Done\nBuilding dependency tree... Done");
             let mut todo: Vec<&Pkg> = Vec::new();
             for n in names {
-                match catalog(cfg.image).iter().find(|p| p.name == *n) {
-                    None => {
+                match lookup(cfg.image, &have, n) {
+                    Lookup::Unknown => {
                         eprintln!("E: Unable to locate package {n}");
                         return 100;
                     }
-                    Some(p) if have.iter().any(|h| h == p.name) => {
+                    Lookup::Installed(p) => {
                         println!("{} is already the newest version ({}).", p.name, p.version)
                     }
-                    Some(p) => todo.push(p),
+                    Lookup::New(p) => todo.push(p),
                 }
             }
             if todo.is_empty() {
@@ -509,20 +530,13 @@ fn apt(cfg: &ToolConfig, tool: &str, args: &[String]) -> u8 {
             0
         }
         "remove" | "purge" => {
-            have.retain(|h| !names.contains(&h.as_str()));
-            for n in names {
-                stop_unit(n);
-            }
-            set_installed(&have);
+            remove(&mut have, names);
             println!("Reading package lists... Done");
             0
         }
         "list" => {
             println!("Listing... Done");
-            for p in catalog(cfg.image)
-                .iter()
-                .filter(|p| have.iter().any(|h| h == p.name))
-            {
+            for p in installed_of(cfg.image, &have) {
                 println!("{}/noble,now {} amd64 [installed]", p.name, p.version);
             }
             0

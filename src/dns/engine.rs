@@ -337,6 +337,11 @@ fn lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome,
             if let Some(zone) = zone {
                 return (zone_lookup(ctx, zone, name, key, qtype), true);
             }
+            // An interface endpoint's private DNS: AWS's own private hosted zone for the
+            // service's name, associated with the VPC (same attribute rule).
+            if let Some(addrs) = vpc.endpoint_names.get(key) {
+                return (a_records(name, addrs, qtype), true);
+            }
         }
         let domain = names::private_domain(&vpc.region);
         if in_domain(key, &domain) {
@@ -371,21 +376,31 @@ fn aws_owned(apex: &str) -> bool {
     AWS_OWNED_DOMAINS.iter().any(|d| in_domain(apex, d))
 }
 
+/// A records for `addrs` (TTL 60), or NODATA for another type or no address.
+fn a_records(name: &Name, addrs: &[Ipv4Addr], qtype: RecordType) -> Outcome {
+    match qtype {
+        RecordType::A | RecordType::ANY if !addrs.is_empty() => Outcome::Answer(
+            addrs
+                .iter()
+                .map(|a| Record::from_rdata(name.clone(), 60, RData::A(A(*a))))
+                .collect(),
+        ),
+        _ => Outcome::NoData(root_soa()),
+    }
+}
+
 fn public_lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome, bool) {
     // A load balancer's name answers with every node's address (ELB: "the DNS name
     // resolves to one address per enabled Availability Zone"), TTL 60 as AWS gives.
-    if let Some(addrs) = ctx.view.load_balancers.get(key) {
-        let soa = root_soa();
-        let outcome = match qtype {
-            RecordType::A | RecordType::ANY if !addrs.is_empty() => Outcome::Answer(
-                addrs
-                    .iter()
-                    .map(|a| Record::from_rdata(name.clone(), 60, RData::A(A(*a))))
-                    .collect(),
-            ),
-            _ => Outcome::NoData(soa),
-        };
-        return (outcome, true);
+    // An interface endpoint's own names (`vpce-….vpce.amazonaws.com`) are public and
+    // answer with the endpoint interfaces' private addresses.
+    if let Some(addrs) = ctx
+        .view
+        .load_balancers
+        .get(key)
+        .or_else(|| ctx.view.endpoint_names.get(key))
+    {
+        return (a_records(name, addrs, qtype), true);
     }
     let zone = best_zone(ctx.view, key, |z| !z.private && !aws_owned(z.name()));
     let zone_len = zone.map(|z| z.name().len());

@@ -24,6 +24,7 @@ pub const DNS_KINDS: &[&str] = &[
     "route53_hosted_zone",
     "elb_load_balancer",
     "vpc_peering_connection",
+    "vpc_endpoint",
 ];
 
 /// A control subscriber that keeps each account's view in `views` equal to the DNS
@@ -54,6 +55,17 @@ pub fn apply(view: &mut DnsView, world: &World, commit: &Commit) {
         *view = dns_view(world);
         view.health = health;
         return;
+    }
+    if commit.touches(&["vpc_endpoint", "network_interface"]) {
+        view.endpoint_names = world.endpoint_public_names().into_iter().collect();
+        for vpc in world.vpcs.iter() {
+            let names = world.endpoint_private_names(&vpc.id);
+            if let Some(v) = view.vpcs.get_mut(&vpc.id)
+                && (!names.is_empty() || !v.endpoint_names.is_empty())
+            {
+                v.endpoint_names = names.into_iter().collect();
+            }
+        }
     }
     if commit.touches(&["vpc_peering_connection"]) {
         // A peering changes what its two VPCs' names mean in each other.
@@ -108,6 +120,7 @@ fn vpc_dns(world: &World, vpc: &crate::model::ec2::vpc::Vpc) -> VpcDns {
         .collect();
     VpcDns {
         private_names_for,
+        endpoint_names: world.endpoint_private_names(&vpc.id).into_iter().collect(),
         region: vpc.region.clone(),
         enable_dns_support: vpc.enable_dns_support,
         enable_dns_hostnames: vpc.enable_dns_hostnames,
@@ -131,6 +144,7 @@ pub fn dns_view(world: &World) -> DnsView {
     }
     view.instances = addresses(world);
     view.load_balancers = load_balancers(world);
+    view.endpoint_names = world.endpoint_public_names().into_iter().collect();
     for zone in world.hosted_zones.iter() {
         view.zones.insert(zone.id.clone(), compile_zone(zone));
     }

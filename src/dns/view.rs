@@ -34,6 +34,9 @@ pub struct DnsView {
     /// nodes: public ones for an internet-facing load balancer, private ones for an
     /// internal one (which AWS also publishes on the internet).
     pub load_balancers: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// Interface VPC endpoints' own DNS names (`vpce-….vpce.amazonaws.com`, lower case)
+    /// and the private addresses of their interfaces, published everywhere as AWS does.
+    pub endpoint_names: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 /// The DNS-relevant part of a VPC.
@@ -52,6 +55,9 @@ pub struct VpcDns {
     /// `AllowDnsResolutionFromRemoteVpc`) from which this VPC's instances' public DNS
     /// names resolve to their private addresses, as inside this VPC.
     pub private_names_for: Vec<String>,
+    /// Names that interface endpoints with private DNS answer inside this VPC (the
+    /// service's public name, lower case) with their interfaces' addresses.
+    pub endpoint_names: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 /// The link-local address of every VPC's resolver (AWS: 169.254.169.253).
@@ -78,6 +84,7 @@ impl VpcDns {
             enable_dns_hostnames: false,
             cidrs: vec![cidr],
             private_names_for: Vec::new(),
+            endpoint_names: BTreeMap::new(),
         }
     }
 }

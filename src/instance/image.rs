@@ -215,6 +215,24 @@ impl Image {
     }
 }
 
+/// The files the DHCP client writes: `/etc/resolv.conf` (name servers and search
+/// domain of the VPC's option set) and `/etc/hostname`.
+pub fn write_dhcp_files(fs: &mut Vfs, p: &InstanceProfile) {
+    let root = Cred::ROOT;
+    let hostname = if p.image.hostname_is_fqdn() {
+        p.fqdn()
+    } else {
+        p.hostname()
+    };
+    fs.install(
+        "/etc/hostname",
+        format!("{hostname}\n").as_bytes(),
+        0o644,
+        root,
+    );
+    fs.install("/etc/resolv.conf", p.resolv_conf().as_bytes(), 0o644, root);
+}
+
 /// The filesystem of a freshly launched instance.
 pub fn build_fs(p: &InstanceProfile) -> Vfs {
     let mut fs = Vfs::new();
@@ -252,17 +270,6 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
     }
     let bashrc = "# .bashrc\n\n# User specific aliases and functions\n";
     fs.install(&format!("{home}/.bashrc"), bashrc.as_bytes(), 0o644, me);
-    let hostname = if p.image.hostname_is_fqdn() {
-        p.local_hostname()
-    } else {
-        p.hostname()
-    };
-    fs.install(
-        "/etc/hostname",
-        format!("{hostname}\n").as_bytes(),
-        0o644,
-        root,
-    );
     fs.install(
         "/etc/os-release",
         p.image.os_release().as_bytes(),
@@ -275,17 +282,7 @@ pub fn build_fs(p: &InstanceProfile) -> Vfs {
         0o644,
         root,
     );
-    let search = if p.region == "us-east-1" {
-        "ec2.internal".to_string()
-    } else {
-        format!("{}.compute.internal", p.region)
-    };
-    fs.install(
-        "/etc/resolv.conf",
-        format!("nameserver {}\nsearch {search}\n", p.dns_server).as_bytes(),
-        0o644,
-        root,
-    );
+    write_dhcp_files(&mut fs, p);
     // The system trust store holds vpclab's CA (the simulated internet's HTTPS is
     // signed by it) and nothing else: no real CA's certificate is needed offline.
     let bundle = p.trusted_ca_pem.as_deref().unwrap_or_default();

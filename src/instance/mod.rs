@@ -113,6 +113,25 @@ pub struct InstanceProfile {
     /// Where volume and snapshot contents are kept ([`volumes`]).
     #[serde(default)]
     pub volume_dir: Option<std::path::PathBuf>,
+    /// What the VPC's DHCP option set hands the instance; `None`: the default set
+    /// (the VPC resolver, the Region's internal domain).
+    #[serde(default)]
+    pub dhcp: Option<Dhcp>,
+}
+
+/// What an instance's DHCP client received from the VPC's DHCP option set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dhcp {
+    /// The `search` domain of `/etc/resolv.conf` (`domain-name`).
+    pub domain_name: Option<String>,
+    /// The `nameserver` lines (`domain-name-servers`, `AmazonProvidedDNS` replaced by
+    /// the VPC resolver's address). Empty when the VPC has no options.
+    pub name_servers: Vec<Ipv4Addr>,
+    /// `ntp-servers`.
+    pub ntp_servers: Vec<Ipv4Addr>,
+    /// The domain of the host's fully qualified name when the set gives one (a custom
+    /// domain with custom DNS servers, as AWS documents it); `None` keeps EC2's name.
+    pub host_domain: Option<String>,
 }
 
 /// An instance profile as the metadata service shows it. Times are ISO 8601 in whole
@@ -189,6 +208,39 @@ impl InstanceProfile {
             iam: None,
             volumes: Vec::new(),
             volume_dir: None,
+            dhcp: None,
+        }
+    }
+
+    /// `/etc/resolv.conf` as the DHCP client writes it from the option set.
+    pub fn resolv_conf(&self) -> String {
+        let Some(d) = &self.dhcp else {
+            let search = if self.region == "us-east-1" {
+                "ec2.internal".to_string()
+            } else {
+                format!("{}.compute.internal", self.region)
+            };
+            return format!("nameserver {}\nsearch {search}\n", self.dns_server);
+        };
+        let mut out = String::new();
+        if d.name_servers.is_empty() {
+            out.push_str("# No DNS servers: the VPC has no DHCP options.\n");
+        }
+        for ns in &d.name_servers {
+            out.push_str(&format!("nameserver {ns}\n"));
+        }
+        if let Some(domain) = &d.domain_name {
+            out.push_str(&format!("search {domain}\n"));
+        }
+        out
+    }
+
+    /// The fully qualified host name (`hostname -f`): EC2's internal name, or the host
+    /// name in the option set's domain when the set names its own DNS servers.
+    pub fn fqdn(&self) -> String {
+        match self.dhcp.as_ref().and_then(|d| d.host_domain.as_ref()) {
+            Some(domain) => format!("{}.{domain}", self.hostname()),
+            None => self.local_hostname(),
         }
     }
 
@@ -355,8 +407,16 @@ impl InstanceState {
     }
 
     /// Replaces the profile (a new public address after stop/start, an Elastic IP).
+    /// When the DHCP options changed, the instance renews its lease at once: its
+    /// `/etc/resolv.conf` and `/etc/hostname` are written again, as the OS's DHCP client
+    /// does on renewal (AWS: within hours; vpclab: on the next reconcile).
     pub fn set_profile(&self, profile: InstanceProfile) {
-        *self.profile.write().unwrap_or_else(|e| e.into_inner()) = profile;
+        let renew = self.profile().dhcp != profile.dhcp;
+        *self.profile.write().unwrap_or_else(|e| e.into_inner()) = profile.clone();
+        if renew {
+            let mut disk = self.lock_disk();
+            image::write_dhcp_files(&mut disk.fs, &profile);
+        }
     }
 
     /// A whole copy of the disk (tests, export); persisting uses

@@ -260,6 +260,7 @@ macro_rules! world_tables {
 
 world_tables! {
     vpcs: ec2::vpc::Vpc,
+    dhcp_options: ec2::dhcp::DhcpOptions,
     subnets: ec2::subnet::Subnet,
     route_tables: ec2::route_table::RouteTable,
     internet_gateways: ec2::igw::InternetGateway,

@@ -397,20 +397,37 @@ impl Runtime {
     /// addresses of the endpoint's prefix list; endpoints are few, so this compares the
     /// two maps whole.
     fn reconcile_endpoints(&mut self, world: &World) {
-        let want: BTreeMap<String, Vec<Ipv4Net>> = world
+        // Gateway endpoints by endpoint id (no interface), interface endpoints by the
+        // id of each of their interfaces (with the endpoint's id).
+        let mut want: BTreeMap<String, (Vec<Ipv4Net>, Option<String>)> = world
             .vpc_endpoints
             .iter()
+            .filter(|e| !e.is_interface())
             .map(|e| {
                 let cidrs = world
                     .prefix_list_cidrs(&e.region, &e.prefix_list_id)
                     .unwrap_or_default();
-                (e.id.clone(), cidrs)
+                (e.id.clone(), (cidrs, None))
             })
             .collect();
+        for e in world.vpc_endpoints.iter().filter(|e| e.is_interface()) {
+            for eni in &e.network_interface_ids {
+                let Some(n) = world.network_interfaces.get(eni) else {
+                    continue;
+                };
+                let prefix = world
+                    .subnets
+                    .get(&n.subnet_id)
+                    .map_or(24, |s| s.cidr.prefix_len());
+                if let Ok(addr) = Ipv4Net::new(n.private_ip, prefix) {
+                    want.insert(eni.clone(), (vec![addr], Some(e.id.clone())));
+                }
+            }
+        }
         let stale: Vec<String> = self
             .endpoints
             .iter()
-            .filter(|(id, (addrs, _, _))| want.get(*id) != Some(addrs))
+            .filter(|(id, (addrs, _, _))| want.get(*id).map(|w| &w.0) != Some(addrs))
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -419,19 +436,31 @@ impl Runtime {
                 host.remove();
             }
         }
-        for (id, addrs) in want {
+        for (id, (addrs, interface_of)) in want {
             if self.endpoints.contains_key(&id) || addrs.is_empty() {
                 continue;
             }
             let cfg = self.worlds.cfg();
-            match super::internet::start_endpoint_host(
-                &self.net,
-                &self.account,
-                cfg.ca.clone(),
-                cfg.api_door.clone(),
-                &id,
-                addrs.clone(),
-            ) {
+            let started = match &interface_of {
+                Some(vpce) => super::internet::start_interface_endpoint_host(
+                    &self.net,
+                    &self.account,
+                    cfg.ca.clone(),
+                    cfg.api_door.clone(),
+                    vpce,
+                    &id,
+                    addrs[0],
+                ),
+                None => super::internet::start_endpoint_host(
+                    &self.net,
+                    &self.account,
+                    cfg.ca.clone(),
+                    cfg.api_door.clone(),
+                    &id,
+                    addrs.clone(),
+                ),
+            };
+            match started {
                 Ok((host, tasks)) => {
                     self.endpoints.insert(id, (addrs, host, tasks));
                 }
@@ -1023,6 +1052,12 @@ fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
             })
             .collect(),
         volume_dir: None,
+        dhcp: ri.dhcp.as_ref().map(|d| crate::instance::Dhcp {
+            domain_name: d.domain_name.clone(),
+            name_servers: d.name_servers.clone(),
+            ntp_servers: d.ntp_servers.clone(),
+            host_domain: d.host_domain.clone(),
+        }),
     })
 }
 

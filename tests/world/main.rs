@@ -7,6 +7,7 @@
 mod support;
 
 mod alarms;
+mod dhcp_options;
 mod dns_health;
 mod dns_server;
 mod ecs;

@@ -50,6 +50,38 @@ fn public_bucket(d: &TestDaemon) {
     ]);
 }
 
+/// An ssh configuration that reaches private instances (`10.*`) through the bastion.
+fn jump_config(d: &TestDaemon, bastion_ip: &str, key: &std::path::Path) -> std::path::PathBuf {
+    let config = d.path("jump.config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host bastion\n  HostName {bastion_ip}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 10.*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
+            key = key.display(),
+            kh = d.path("known_hosts").display(),
+        ),
+    )
+    .expect("write ssh config");
+    config
+}
+
+/// Runs `command` on the private instance at `ip` through the bastion; its stdout.
+fn via_bastion(d: &TestDaemon, config: &std::path::Path, ip: &str, command: &str) -> String {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(["-J", "bastion", &format!("ec2-user@{ip}"), command])
+        .stdin(std::process::Stdio::null());
+    d.env(&mut cmd);
+    let out = cmd.output().expect("run ssh");
+    assert!(
+        out.status.code() != Some(255),
+        "ssh -J itself failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 #[test]
 fn a_private_instance_reaches_s3_only_through_a_gateway_endpoint_and_its_policy() {
     if !have("aws") || !have("ssh") {
@@ -64,39 +96,18 @@ fn a_private_instance_reaches_s3_only_through_a_gateway_endpoint_and_its_policy(
     let app_sg = net.security_group(&d, "app", &[(22, "10.0.1.0/24")]);
     let (app, app_public, app_ip) = net.launch(&d, &net.private_subnet, "lab", &app_sg, &[]);
     assert_eq!(app_public, "None");
-    let config = d.path("jump.config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host bastion\n  HostName {bastion_ip}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 10.*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
-            key = key.display(),
-            kh = d.path("known_hosts").display(),
-        ),
-    )
-    .expect("write ssh config");
+    let config = jump_config(&d, &bastion_ip, &key);
     // curl from the private instance to S3's regional name; prints the body, or the
     // HTTP status line on failure, or nothing when no connection opens.
     let fetch = || {
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.arg("-F")
-            .arg(&config)
-            .args([
-                "-J",
-                "bastion",
-                &format!("ec2-user@{app_ip}"),
-                &format!(
-                    "curl -s -m 3 -w ' HTTP %{{http_code}}' http://s3.us-east-1.amazonaws.com/{BUCKET}/hello.txt"
-                ),
-            ])
-            .stdin(std::process::Stdio::null());
-        d.env(&mut cmd);
-        let out = cmd.output().expect("run ssh");
-        assert!(
-            out.status.code() != Some(255),
-            "ssh -J itself failed: {}",
-            stderr(&out)
-        );
-        stdout(&out)
+        via_bastion(
+            &d,
+            &config,
+            &app_ip,
+            &format!(
+                "curl -s -m 3 -w ' HTTP %{{http_code}}' http://s3.us-east-1.amazonaws.com/{BUCKET}/hello.txt"
+            ),
+        )
     };
 
     // No endpoint, no NAT: the private subnet has no route to S3.
@@ -307,4 +318,157 @@ fn endpoint_api_rules_and_services() {
         s(&gone["Unsuccessful"][0]["ResourceId"]),
         "vpce-0000000000000000f"
     );
+}
+
+/// AWS rules (Amazon VPC User Guide, "Access an AWS service using an interface VPC
+/// endpoint"): the endpoint gets a requester-managed network interface in each chosen
+/// subnet, with the endpoint's security groups; "To use private DNS, you must enable
+/// DNS hostnames and DNS resolution for your VPC"; with private DNS, "requests to the
+/// default DNS name for the service resolve to the private IP addresses of the
+/// endpoint network interfaces"; the security group "must allow traffic on port 443"
+/// from the resources that call the service.
+#[test]
+fn a_private_instance_calls_sts_through_an_interface_endpoint_its_group_decides() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let bastion_sg = net.security_group(&d, "bastion", &[(22, "0.0.0.0/0")]);
+    let key = d.key_pair("lab", "ed25519");
+    let (_, bastion_ip, _) = net.launch(&d, &net.public_subnet, "lab", &bastion_sg, &[]);
+    let app_sg = net.security_group(&d, "app", &[(22, "10.0.1.0/24")]);
+    let (_, _, app_ip) = net.launch(&d, &net.private_subnet, "lab", &app_sg, &[]);
+    let config = jump_config(&d, &bastion_ip, &key);
+    let vpce_sg = net.security_group(&d, "vpce", &[(443, "10.0.0.0/16")]);
+    let create = [
+        "create-vpc-endpoint",
+        "--vpc-id",
+        &net.vpc,
+        "--vpc-endpoint-type",
+        "Interface",
+        "--service-name",
+        "com.amazonaws.us-east-1.sts",
+        "--subnet-ids",
+        &net.private_subnet,
+        "--security-group-ids",
+        &vpce_sg,
+    ];
+    // Private DNS (the default) needs DNS hostnames, which a new VPC has off.
+    let err = d.aws_err(&create, "InvalidParameter");
+    assert!(err.contains("enableDnsHostnames"), "{err}");
+    d.aws_text(&[
+        "modify-vpc-attribute",
+        "--vpc-id",
+        &net.vpc,
+        "--enable-dns-hostnames",
+    ]);
+    let created = d.aws(&create);
+    let ep = &created["VpcEndpoint"];
+    let vpce = s(&ep["VpcEndpointId"]);
+    assert_eq!(s(&ep["VpcEndpointType"]), "Interface", "{created}");
+    assert_eq!(
+        ep["PrivateDnsEnabled"],
+        serde_json::json!(true),
+        "{created}"
+    );
+    let regional = s(&ep["DnsEntries"][0]["DnsName"]);
+    assert!(
+        regional.starts_with(&format!("{vpce}-"))
+            && regional.ends_with(".sts.us-east-1.vpce.amazonaws.com"),
+        "{created}"
+    );
+    let eni = s(&ep["NetworkInterfaceIds"][0]);
+    let iface = d.aws(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        &eni,
+    ]);
+    let iface = &iface["NetworkInterfaces"][0];
+    assert_eq!(s(&iface["InterfaceType"]), "vpc_endpoint", "{iface}");
+    assert_eq!(
+        iface["RequesterManaged"],
+        serde_json::json!(true),
+        "{iface}"
+    );
+    assert_eq!(s(&iface["Groups"][0]["GroupId"]), vpce_sg, "{iface}");
+    let eni_ip = s(&iface["PrivateIpAddress"]);
+    assert!(eni_ip.starts_with("10.0.2."), "{iface}");
+    // A requester-managed interface is not the learner's to delete.
+    assert!(
+        !d.aws_raw(&["delete-network-interface", "--network-interface-id", &eni])
+            .status
+            .success()
+    );
+
+    // Inside the VPC the service's public name is the endpoint's interface.
+    let resolved = via_bastion(
+        &d,
+        &config,
+        &app_ip,
+        "dig +short sts.us-east-1.amazonaws.com",
+    );
+    assert_eq!(resolved.trim(), eni_ip);
+    // The endpoint's own name resolves to it too, from anywhere.
+    assert_eq!(d.dig_short(&regional), eni_ip);
+    // The private instance (no NAT, no internet route) reaches STS's endpoint over HTTPS
+    // (the certificate verifies for the service's name); an unsigned GET gets the
+    // service's page, proof enough that the connection opened through the interface.
+    let call = || {
+        via_bastion(
+            &d,
+            &config,
+            &app_ip,
+            "curl -s -m 3 -w ' HTTP %{http_code}' 'https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15'",
+        )
+    };
+    let answer = call();
+    assert!(
+        answer.contains("sts.us-east-1.amazonaws.com") && answer.contains("HTTP 200"),
+        "STS answered: {answer}"
+    );
+
+    // The endpoint's security group decides: without the 443 rule, no connection.
+    d.aws_text(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &vpce_sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "443",
+        "--cidr",
+        "10.0.0.0/16",
+    ]);
+    let blocked = call();
+    assert!(
+        !blocked.contains("sts.us-east-1") && !blocked.contains("HTTP 200"),
+        "the group admits nothing: {blocked}"
+    );
+
+    // Private DNS off: the name is STS's public address again (unreachable here).
+    d.aws_text(&[
+        "modify-vpc-endpoint",
+        "--vpc-endpoint-id",
+        &vpce,
+        "--no-private-dns-enabled",
+    ]);
+    let resolved = via_bastion(
+        &d,
+        &config,
+        &app_ip,
+        "dig +short sts.us-east-1.amazonaws.com",
+    );
+    assert_ne!(resolved.trim(), eni_ip);
+
+    // Deleting the endpoint removes its interface.
+    d.aws(&["delete-vpc-endpoints", "--vpc-endpoint-ids", &vpce]);
+    let left = d.aws_text(&[
+        "describe-network-interfaces",
+        "--filters",
+        "Name=interface-type,Values=vpc_endpoint",
+        "--query",
+        "length(NetworkInterfaces)",
+    ]);
+    assert_eq!(left, "0");
 }

@@ -3,6 +3,7 @@
 //! rendering (tag sets, `return true`) and pagination live here.
 
 mod address;
+mod dhcp;
 mod eni;
 mod flow_log;
 mod iam_profile;
@@ -37,6 +38,7 @@ pub type Handler = fn(&mut Call<'_>) -> ApiResult<Xml>;
 /// Every module's action table. Add a module's `ACTIONS` here.
 pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     vpc::ACTIONS,
+    dhcp::ACTIONS,
     subnet::ACTIONS,
     route_table::ACTIONS,
     igw::ACTIONS,

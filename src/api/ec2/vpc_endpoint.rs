@@ -5,7 +5,9 @@
 use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::model::ec2::prefix_list::MANAGED_SERVICES;
-use crate::model::ec2::vpc_endpoint::{EndpointSpec, VpcEndpoint, endpoint_not_found};
+use crate::model::ec2::vpc_endpoint::{
+    EndpointSpec, INTERFACE_SERVICES, InterfaceChange, VpcEndpoint, endpoint_not_found,
+};
 use crate::model::{ApiError, ApiResult, World};
 
 use super::{Handler, paginate, return_true, tag_set, tf};
@@ -19,6 +21,33 @@ pub const ACTIONS: &[(&str, Handler)] = &[
 ];
 
 fn render(x: &mut Xml, w: &World, e: &VpcEndpoint) {
+    let enis: Vec<_> = e
+        .network_interface_ids
+        .iter()
+        .filter_map(|n| w.network_interfaces.get(n))
+        .collect();
+    let zones: Vec<String> = enis.iter().map(|n| n.availability_zone.clone()).collect();
+    let dns: Vec<String> = if e.is_interface() {
+        let mut names = e.dns_names(&zones);
+        if e.private_dns_enabled {
+            names.push(e.private_dns_name());
+        }
+        names
+    } else {
+        Vec::new()
+    };
+    let groups: Vec<(String, String)> = e
+        .group_ids
+        .iter()
+        .map(|g| {
+            let name = w
+                .security_groups
+                .get(g)
+                .map(|s| s.group_name.clone())
+                .unwrap_or_default();
+            (g.clone(), name)
+        })
+        .collect();
     x.leaf("vpcEndpointId", &e.id)
         .leaf("vpcEndpointType", &e.endpoint_type)
         .leaf("vpcId", &e.vpc_id)
@@ -28,13 +57,27 @@ fn render(x: &mut Xml, w: &World, e: &VpcEndpoint) {
         .set("routeTableIdSet", &e.route_table_ids, |x, r| {
             x.text(r);
         })
-        .set("subnetIdSet", std::iter::empty::<()>(), |_, _| {})
-        .set("groupSet", std::iter::empty::<()>(), |_, _| {})
-        .leaf("ipAddressType", "ipv4")
-        .leaf("privateDnsEnabled", "false")
+        .set("subnetIdSet", &e.subnet_ids, |x, s| {
+            x.text(s);
+        })
+        .set("groupSet", &groups, |x, (id, name)| {
+            x.leaf("groupId", id).leaf("groupName", name);
+        })
+        .leaf("ipAddressType", "ipv4");
+    if e.is_interface() {
+        x.node("dnsOptions", |x| {
+            x.leaf("dnsRecordIpType", "ipv4");
+        });
+    }
+    x.leaf("privateDnsEnabled", tf(e.private_dns_enabled))
         .leaf("requesterManaged", "false")
-        .set("networkInterfaceIdSet", std::iter::empty::<()>(), |_, _| {})
-        .set("dnsEntrySet", std::iter::empty::<()>(), |_, _| {})
+        .set("networkInterfaceIdSet", &e.network_interface_ids, |x, n| {
+            x.text(n);
+        })
+        .set("dnsEntrySet", &dns, |x, name| {
+            // The hosted zone ids AWS adds are not modelled (docs/fidelity.md).
+            x.leaf("dnsName", name);
+        })
         .leaf("creationTimestamp", e.created.iso())
         .leaf("ownerId", &w.account);
     tag_set(x, w, &e.id);
@@ -47,6 +90,9 @@ fn create(c: &mut Call) -> ApiResult<Xml> {
         endpoint_type: c.params.get("VpcEndpointType").map(str::to_string),
         route_table_ids: c.params.list("RouteTableId"),
         policy: c.params.get("PolicyDocument").map(str::to_string),
+        subnet_ids: c.params.list("SubnetId"),
+        group_ids: c.params.list("SecurityGroupId"),
+        private_dns_enabled: c.params.bool("PrivateDnsEnabled")?,
     };
     for interface_only in ["SubnetId.1", "SecurityGroupId.1"] {
         if c.params.get(interface_only).is_some()
@@ -75,16 +121,38 @@ fn modify(c: &mut Call) -> ApiResult<Xml> {
     let remove = c.params.list("RemoveRouteTableId");
     let policy = c.params.get("PolicyDocument").map(str::to_string);
     let reset = c.params.bool("ResetPolicy")?.unwrap_or(false);
-    for interface_only in [
-        "AddSubnetId.1",
-        "RemoveSubnetId.1",
-        "AddSecurityGroupId.1",
-        "RemoveSecurityGroupId.1",
+    let change = InterfaceChange {
+        add_subnets: c.params.list("AddSubnetId"),
+        remove_subnets: c.params.list("RemoveSubnetId"),
+        add_groups: c.params.list("AddSecurityGroupId"),
+        remove_groups: c.params.list("RemoveSecurityGroupId"),
+        private_dns_enabled: c.params.bool("PrivateDnsEnabled")?,
+    };
+    let interface = c
+        .read()?
+        .vpc_endpoints
+        .get(&id)
+        .is_some_and(VpcEndpoint::is_interface);
+    if interface {
+        if !add.is_empty() || !remove.is_empty() {
+            return Err(ApiError::invalid_value(
+                "Route tables apply to gateway endpoints only",
+            ));
+        }
+        c.mutate(|w, env| {
+            w.modify_interface_endpoint(env, &id, &change, policy.as_deref(), reset)
+        })?;
+        return Ok(return_true());
+    }
+    for (given, name) in [
+        (&change.add_subnets, "AddSubnetId"),
+        (&change.remove_subnets, "RemoveSubnetId"),
+        (&change.add_groups, "AddSecurityGroupId"),
+        (&change.remove_groups, "RemoveSecurityGroupId"),
     ] {
-        if c.params.get(interface_only).is_some() {
+        if !given.is_empty() {
             return Err(ApiError::invalid_value(format!(
-                "{} is not valid for a gateway endpoint",
-                interface_only.trim_end_matches(".1")
+                "{name} is not valid for a gateway endpoint"
             )));
         }
     }
@@ -134,7 +202,11 @@ fn describe_services(c: &mut Call) -> ApiResult<Xml> {
     let wanted = c.params.list("ServiceName");
     let filters = c.params.filters()?;
     let mut names = Vec::new();
-    for service in MANAGED_SERVICES {
+    let services = MANAGED_SERVICES
+        .iter()
+        .map(|s| (*s, "Gateway"))
+        .chain(INTERFACE_SERVICES.iter().map(|s| (*s, "Interface")));
+    for (service, kind) in services {
         let name = format!("com.amazonaws.{region}.{service}");
         if !wanted.is_empty() && !wanted.contains(&name) {
             continue;
@@ -143,7 +215,7 @@ fn describe_services(c: &mut Call) -> ApiResult<Xml> {
         for f in &filters {
             let value = match f.name.as_str() {
                 "service-name" => name.clone(),
-                "service-type" => "Gateway".to_string(),
+                "service-type" => kind.to_string(),
                 "owner" => "amazon".to_string(),
                 other => {
                     return Err(ApiError::invalid_value(format!(
@@ -154,13 +226,14 @@ fn describe_services(c: &mut Call) -> ApiResult<Xml> {
             keep &= f.values.contains(&value);
         }
         if keep {
-            names.push((name, *service));
+            names.push((name, service, kind));
         }
     }
     for n in &wanted {
-        if !names.iter().any(|(name, _)| name == n)
+        if !names.iter().any(|(name, _, _)| name == n)
             && !MANAGED_SERVICES
                 .iter()
+                .chain(INTERFACE_SERVICES)
                 .any(|s| n == &format!("com.amazonaws.{region}.{s}"))
         {
             return Err(ApiError::new(
@@ -171,12 +244,12 @@ fn describe_services(c: &mut Call) -> ApiResult<Xml> {
     }
     let zones = crate::model::region::zones(&region);
     let mut x = Xml::new();
-    x.set("serviceNameSet", &names, |x, (n, _)| {
+    x.set("serviceNameSet", &names, |x, (n, _, _)| {
         x.text(n);
     });
-    x.set("serviceDetailSet", &names, |x, (n, service)| {
+    x.set("serviceDetailSet", &names, |x, (n, service, kind)| {
         x.leaf("serviceName", n)
-            .set("serviceType", ["Gateway"], |x, t| {
+            .set("serviceType", [*kind], |x, t| {
                 x.leaf("serviceType", t);
             })
             .set("availabilityZoneSet", &zones, |x, z| {
@@ -189,6 +262,10 @@ fn describe_services(c: &mut Call) -> ApiResult<Xml> {
                 |x, d| {
                     x.text(d);
                 },
+            )
+            .opt(
+                "privateDnsName",
+                (*kind == "Interface").then(|| format!("{service}.{region}.amazonaws.com")),
             )
             .leaf("vpcEndpointPolicySupported", tf(true))
             .leaf("acceptanceRequired", tf(false))

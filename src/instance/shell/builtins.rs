@@ -176,7 +176,7 @@ pub(super) fn hostname(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
     let p = sh.inst.profile();
     match args.first().map(String::as_str) {
         Some("-I" | "-i") => io.out.line(&format!("{} ", p.private_ip)),
-        Some("-f" | "--fqdn") => io.out.line(&p.local_hostname()),
+        Some("-f" | "--fqdn") => io.out.line(&p.fqdn()),
         Some("-s" | "--short") => io.out.line(&p.hostname()),
         Some(other) if !other.starts_with('-') => {
             io.err
@@ -184,7 +184,7 @@ pub(super) fn hostname(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
             return 1;
         }
         _ => io.out.line(&if p.image.hostname_is_fqdn() {
-            p.local_hostname()
+            p.fqdn()
         } else {
             p.hostname()
         }),

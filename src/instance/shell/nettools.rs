@@ -64,13 +64,23 @@ fn resolver(sh: &Shell) -> Ipv4Addr {
         .filter_map(|l| l.strip_prefix("nameserver"))
         .filter_map(|a| a.trim().parse().ok())
         .next()
-        .unwrap_or(sh.inst.profile().dns_server)
+        .unwrap_or_else(|| {
+            // No `nameserver` line: glibc and dig then ask 127.0.0.1, where nothing
+            // listens (a VPC associated with no DHCP options gives no DNS server).
+            let p = sh.inst.profile();
+            match p.dhcp {
+                Some(d) if d.name_servers.is_empty() => Ipv4Addr::LOCALHOST,
+                _ => p.dns_server,
+            }
+        })
 }
 
 /// The outcome of one DNS exchange.
 enum DnsOutcome {
     Answer(Message),
     Timeout,
+    /// Nothing listens at the server (the instance's own loopback).
+    Refused,
     Garbled,
 }
 
@@ -89,6 +99,10 @@ async fn dns_query(
     let Ok(qname) = Name::from_ascii(&fqdn) else {
         return DnsOutcome::Garbled;
     };
+    if server.is_loopback() {
+        // No resolver runs on the instance itself.
+        return DnsOutcome::Refused;
+    }
     let mut msg = Message::query();
     msg.metadata.recursion_desired = true;
     msg.add_query(Query::query(qname, rtype));
@@ -141,7 +155,7 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
                     .ok_or_else(|| host.to_string());
             }
             DnsOutcome::Timeout => {}
-            DnsOutcome::Garbled => return Err(host.to_string()),
+            DnsOutcome::Garbled | DnsOutcome::Refused => return Err(host.to_string()),
         }
     }
     Err(host.to_string())
@@ -1359,6 +1373,11 @@ pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &m
             DnsOutcome::Timeout | DnsOutcome::Garbled => {
                 io.out.line(&format!(
                     ";; communications error to {server}#53: timed out"
+                ));
+            }
+            DnsOutcome::Refused => {
+                io.out.line(&format!(
+                    ";; communications error to {server}#53: connection refused"
                 ));
             }
         }

@@ -416,6 +416,8 @@ pub struct RuntimeInstance {
     pub security_group_names: Vec<String>,
     /// The VPC resolver, primary block base + 2 (`/etc/resolv.conf`).
     pub dns_server: Option<Ipv4Addr>,
+    /// What the VPC's DHCP option set gives the instance.
+    pub dhcp: Option<super::dhcp::DhcpSettings>,
     /// The subnet's prefix length (`ip addr`).
     pub subnet_prefix_len: Option<u8>,
     pub private_dns_name: String,
@@ -1954,6 +1956,7 @@ impl World {
                     .vpcs
                     .get(&inst.vpc_id)
                     .map(|v| Ipv4Addr::from(u32::from(v.cidr().network()).wrapping_add(2))),
+                dhcp: self.dhcp_settings(&inst.vpc_id),
                 subnet_prefix_len: self
                     .subnets
                     .get(&inst.subnet_id)

@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod compile;
+pub mod dhcp;
 pub mod eni;
 pub mod flow_log;
 pub mod iam_profile;

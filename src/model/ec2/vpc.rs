@@ -140,8 +140,10 @@ impl World {
         let dopt = self.alloc_id("dopt");
         if let Some(meta) = self.meta.get_mut("world") {
             meta.regions.insert(env.region.clone());
-            meta.dhcp_options.insert(env.region.clone(), dopt);
+            meta.dhcp_options.insert(env.region.clone(), dopt.clone());
         }
+        self.dhcp_options
+            .insert(super::dhcp::DhcpOptions::default_for(&dopt, &env.region));
         self.create_default_vpc_parts(env)?;
         Ok(())
     }
@@ -149,7 +151,7 @@ impl World {
     fn dhcp_options_id(&self, region: &str) -> String {
         self.meta()
             .and_then(|m| m.dhcp_options.get(region).cloned())
-            .unwrap_or_else(|| "dopt-00000000000000000".to_string())
+            .unwrap_or_else(|| super::dhcp::NO_OPTIONS.to_string())
     }
 
     /// The default VPC of the request's region, if it exists.

@@ -18,7 +18,17 @@
 //! service host at `Port::Endpoint(vpce)` that hands requests to the same API router as
 //! the public endpoint, marked with [`ThroughEndpoint`].
 //!
-//! Interface endpoints (PrivateLink) are not implemented (docs/fidelity.md).
+//! *Interface* endpoints (PrivateLink) of the AWS services vpclab serves follow the
+//! User Guide's "Access an AWS service using an interface VPC endpoint": one
+//! requester-managed network interface (`interfaceType` `vpc_endpoint`) per chosen
+//! subnet, at most one subnet per Availability Zone, with the endpoint's security groups
+//! (the VPC's default group when none is given); DNS names
+//! `vpce-ID-SUFFIX.SERVICE.REGION.vpce.amazonaws.com` (regional, then one per zone);
+//! private DNS (on by default for AWS services) makes the service's public name resolve
+//! to the interfaces inside the VPC and needs `enableDnsSupport` and
+//! `enableDnsHostnames`; one endpoint per service and VPC may have it. The world runs
+//! one service host per interface, so the interface's security group and the subnet's
+//! network ACL decide each connection as for any other interface.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +53,70 @@ pub struct VpcEndpoint {
     pub route_table_ids: Vec<String>,
     /// The endpoint policy as the caller wrote it (or [`DEFAULT_POLICY`]).
     pub policy: String,
-    /// The service's AWS-managed prefix list, the destination of the endpoint's routes.
+    /// The service's AWS-managed prefix list, the destination of the endpoint's routes
+    /// (gateway endpoints; empty for interface endpoints).
     pub prefix_list_id: String,
     pub created: Timestamp,
+    /// Interface endpoints: the subnets, one interface in each (same order).
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default)]
+    pub network_interface_ids: Vec<String>,
+    /// Interface endpoints: the security groups of every interface.
+    #[serde(default)]
+    pub group_ids: Vec<String>,
+    #[serde(default)]
+    pub private_dns_enabled: bool,
+    /// The random part of the endpoint's DNS names (`vpce-ID-SUFFIX.…`).
+    #[serde(default)]
+    pub dns_suffix: String,
+}
+
+/// The services with an interface endpoint here: the regional services of the simulated
+/// internet's endpoint table that AWS offers through PrivateLink (S3 and DynamoDB are
+/// reached through gateway endpoints only, docs/fidelity.md).
+pub const INTERFACE_SERVICES: &[&str] = &[
+    "ec2",
+    "sts",
+    "logs",
+    "monitoring",
+    "sns",
+    "sqs",
+    "ssm",
+    "lambda",
+    "kms",
+    "secretsmanager",
+    "elasticloadbalancing",
+    "autoscaling",
+    "cloudformation",
+    "events",
+    "ecs",
+];
+
+impl VpcEndpoint {
+    pub fn is_interface(&self) -> bool {
+        self.endpoint_type == "Interface"
+    }
+
+    /// `sts` of `com.amazonaws.us-east-1.sts`.
+    pub fn service(&self) -> &str {
+        self.service_name.rsplit('.').next().unwrap_or_default()
+    }
+
+    /// The service's public name, which private DNS makes resolve to the interfaces.
+    pub fn private_dns_name(&self) -> String {
+        format!("{}.{}.amazonaws.com", self.service(), self.region)
+    }
+
+    /// The endpoint's own DNS names: the regional one, then one per zone of its
+    /// subnets (given in `zones`), as DescribeVpcEndpoints' `dnsEntrySet` lists them.
+    pub fn dns_names(&self, zones: &[String]) -> Vec<String> {
+        let base = format!("{}-{}", self.id, self.dns_suffix);
+        let tail = format!("{}.{}.vpce.amazonaws.com", self.service(), self.region);
+        let mut out = vec![format!("{base}.{tail}")];
+        out.extend(zones.iter().map(|z| format!("{base}-{z}.{tail}")));
+        out
+    }
 }
 
 impl Resource for VpcEndpoint {
@@ -66,6 +137,7 @@ impl Filterable for VpcEndpoint {
             "service-name" => vec![self.service_name.clone()],
             "vpc-endpoint-state" => vec![self.state.clone()],
             "vpc-endpoint-type" => vec![self.endpoint_type.clone()],
+            "ip-address-type" => vec!["ipv4".to_string()],
             _ => return None,
         })
     }
@@ -103,6 +175,16 @@ pub fn gateway_service(region: &str, service_name: &str) -> Option<&'static str>
     MANAGED_SERVICES.iter().copied().find(|s| *s == service)
 }
 
+/// The service of an interface service name in `region` (`com.amazonaws.REGION.sts`).
+pub fn interface_service(region: &str, service_name: &str) -> Option<&'static str> {
+    let rest = service_name.strip_prefix("com.amazonaws.")?;
+    let (r, service) = rest.split_once('.')?;
+    if r != region {
+        return None;
+    }
+    INTERFACE_SERVICES.iter().copied().find(|s| *s == service)
+}
+
 /// What CreateVpcEndpoint asks for.
 #[derive(Clone, Debug, Default)]
 pub struct EndpointSpec {
@@ -112,6 +194,21 @@ pub struct EndpointSpec {
     pub endpoint_type: Option<String>,
     pub route_table_ids: Vec<String>,
     pub policy: Option<String>,
+    /// Interface endpoints.
+    pub subnet_ids: Vec<String>,
+    pub group_ids: Vec<String>,
+    /// `PrivateDnsEnabled`; AWS's default for an AWS service is true.
+    pub private_dns_enabled: Option<bool>,
+}
+
+/// What ModifyVpcEndpoint changes on an interface endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct InterfaceChange {
+    pub add_subnets: Vec<String>,
+    pub remove_subnets: Vec<String>,
+    pub add_groups: Vec<String>,
+    pub remove_groups: Vec<String>,
+    pub private_dns_enabled: Option<bool>,
 }
 
 fn check_policy(text: &str) -> ApiResult<()> {
@@ -176,11 +273,12 @@ impl World {
         self.vpc(&env.region, &spec.vpc_id)?;
         match spec.endpoint_type.as_deref().unwrap_or("Gateway") {
             "Gateway" => {}
-            "Interface" | "GatewayLoadBalancer" | "Resource" | "ServiceNetwork" => {
+            "Interface" => return self.create_interface_endpoint(env, spec, specs),
+            "GatewayLoadBalancer" | "Resource" | "ServiceNetwork" => {
                 return Err(ApiError::new(
                     "Unsupported",
                     format!(
-                        "vpclab models gateway endpoints only; {} endpoints are not implemented",
+                        "vpclab models gateway and interface endpoints only; {} endpoints are not implemented",
                         spec.endpoint_type.as_deref().unwrap_or_default()
                     ),
                 ));
@@ -212,6 +310,11 @@ impl World {
             policy,
             prefix_list_id: list.id,
             created: env.now,
+            subnet_ids: Vec::new(),
+            network_interface_ids: Vec::new(),
+            group_ids: Vec::new(),
+            private_dns_enabled: false,
+            dns_suffix: String::new(),
         };
         for rt in &rts {
             self.add_endpoint_route(env, &ep, rt)?;
@@ -281,10 +384,262 @@ impl World {
             for rt in &ep.route_table_ids {
                 self.remove_endpoint_route(id, rt);
             }
+            for eni in &ep.network_interface_ids {
+                self.network_interfaces.remove(eni);
+            }
             self.vpc_endpoints.remove(id);
             self.drop_tags(id);
         }
         failed
+    }
+
+    /// The interface endpoint part of CreateVpcEndpoint.
+    fn create_interface_endpoint(
+        &mut self,
+        env: &Env,
+        spec: &EndpointSpec,
+        specs: &[TagSpec],
+    ) -> ApiResult<String> {
+        let service = interface_service(&env.region, &spec.service_name)
+            .ok_or_else(|| service_not_found(&spec.service_name))?;
+        if !spec.route_table_ids.is_empty() {
+            return Err(ApiError::invalid_value(
+                "RouteTableIds are only valid for gateway endpoints",
+            ));
+        }
+        let policy = spec.policy.clone().unwrap_or_else(|| DEFAULT_POLICY.into());
+        check_policy(&policy)?;
+        let private_dns = spec.private_dns_enabled.unwrap_or(true);
+        let id = self.alloc_id("vpce");
+        let suffix = format!("{:08x}", self.alloc_bits() as u32);
+        let mut ep = VpcEndpoint {
+            id: id.clone(),
+            region: env.region.clone(),
+            vpc_id: spec.vpc_id.clone(),
+            service_name: spec.service_name.clone(),
+            endpoint_type: "Interface".into(),
+            state: "available".into(),
+            route_table_ids: Vec::new(),
+            policy,
+            prefix_list_id: String::new(),
+            created: env.now,
+            subnet_ids: Vec::new(),
+            network_interface_ids: Vec::new(),
+            group_ids: Vec::new(),
+            private_dns_enabled: false,
+            dns_suffix: suffix,
+        };
+        debug_assert_eq!(ep.service(), service);
+        let groups = if spec.group_ids.is_empty() {
+            self.default_sg(&spec.vpc_id)
+                .map(|g| vec![g.id.clone()])
+                .unwrap_or_default()
+        } else {
+            spec.group_ids.clone()
+        };
+        self.check_groups(env, &spec.vpc_id, &groups)?;
+        ep.group_ids = groups;
+        for subnet in &spec.subnet_ids {
+            self.add_endpoint_subnet(env, &mut ep, subnet)?;
+        }
+        if private_dns {
+            self.check_private_dns(&ep)?;
+        }
+        ep.private_dns_enabled = private_dns;
+        self.vpc_endpoints.insert(ep);
+        self.apply_tag_specs(env, &id, "vpc-endpoint", specs)?;
+        Ok(id)
+    }
+
+    /// Private DNS needs both DNS attributes of the VPC and no other endpoint of the
+    /// service with private DNS in it.
+    fn check_private_dns(&self, ep: &VpcEndpoint) -> ApiResult<()> {
+        let vpc = self.vpc(&ep.region, &ep.vpc_id)?;
+        if !vpc.enable_dns_support || !vpc.enable_dns_hostnames {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                format!(
+                    "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to true for {}",
+                    vpc.id
+                ),
+            ));
+        }
+        let name = ep.private_dns_name();
+        if self.vpc_endpoints.iter().any(|o| {
+            o.id != ep.id
+                && o.vpc_id == ep.vpc_id
+                && o.is_interface()
+                && o.private_dns_enabled
+                && o.private_dns_name() == name
+        }) {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                format!(
+                    "private-dns-enabled cannot be set because there is already a conflicting DNS domain for {name} in the VPC {}",
+                    ep.vpc_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds the endpoint's interface in `subnet_id` (one subnet per zone).
+    fn add_endpoint_subnet(
+        &mut self,
+        env: &Env,
+        ep: &mut VpcEndpoint,
+        subnet_id: &str,
+    ) -> ApiResult<()> {
+        let subnet = self.subnet(&env.region, subnet_id)?.clone();
+        if subnet.vpc_id != ep.vpc_id {
+            return Err(ApiError::invalid_value(format!(
+                "The subnet ID '{subnet_id}' does not belong to the VPC '{}'",
+                ep.vpc_id
+            )));
+        }
+        for other in &ep.subnet_ids {
+            if self
+                .subnets
+                .get(other)
+                .is_some_and(|s| s.availability_zone == subnet.availability_zone)
+            {
+                return Err(ApiError::new(
+                    "DuplicateSubnetsInSameZone",
+                    format!(
+                        "Found another VPC endpoint subnet in the availability zone of {subnet_id}. VPC endpoint subnets should be in different availability zones supported by the VPC endpoint service."
+                    ),
+                ));
+            }
+        }
+        let eni = self.create_interface(
+            env,
+            super::eni::EniSpec {
+                subnet_id: subnet_id.to_string(),
+                private_ip: None,
+                groups: ep.group_ids.clone(),
+                description: format!("VPC Endpoint Interface {}", ep.id),
+                interface_type: "vpc_endpoint".into(),
+                requester_managed: true,
+            },
+        )?;
+        if let Some(e) = self.network_interfaces.get_mut(&eni) {
+            e.status = "in-use".into();
+        }
+        ep.subnet_ids.push(subnet_id.to_string());
+        ep.network_interface_ids.push(eni);
+        Ok(())
+    }
+
+    /// ModifyVpcEndpoint on an interface endpoint: subnets, groups and private DNS.
+    pub fn modify_interface_endpoint(
+        &mut self,
+        env: &Env,
+        id: &str,
+        change: &InterfaceChange,
+        policy: Option<&str>,
+        reset_policy: bool,
+    ) -> ApiResult<()> {
+        let mut ep = self.vpc_endpoint(&env.region, id)?.clone();
+        if !ep.is_interface() {
+            return Err(ApiError::invalid_value(
+                "Subnets, security groups and private DNS apply to interface endpoints only",
+            ));
+        }
+        for subnet in &change.remove_subnets {
+            let Some(i) = ep.subnet_ids.iter().position(|s| s == subnet) else {
+                return Err(ApiError::invalid_value(format!(
+                    "subnet {subnet} is not associated with {id}"
+                )));
+            };
+            ep.subnet_ids.remove(i);
+            let eni = ep.network_interface_ids.remove(i);
+            self.network_interfaces.remove(&eni);
+        }
+        let mut groups = ep.group_ids.clone();
+        groups.retain(|g| !change.remove_groups.contains(g));
+        for g in &change.add_groups {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        if groups.is_empty() {
+            return Err(ApiError::invalid_value(
+                "An interface endpoint needs at least one security group",
+            ));
+        }
+        self.check_groups(env, &ep.vpc_id, &groups)?;
+        ep.group_ids = groups;
+        for eni in &ep.network_interface_ids {
+            if let Some(e) = self.network_interfaces.get_mut(eni) {
+                e.groups = ep.group_ids.clone();
+            }
+        }
+        for subnet in &change.add_subnets {
+            if !ep.subnet_ids.contains(subnet) {
+                self.add_endpoint_subnet(env, &mut ep, subnet)?;
+            }
+        }
+        if let Some(on) = change.private_dns_enabled {
+            if on {
+                self.check_private_dns(&ep)?;
+            }
+            ep.private_dns_enabled = on;
+        }
+        if policy.is_some() && reset_policy {
+            return Err(ApiError::invalid_value(
+                "PolicyDocument and ResetPolicy cannot be used together",
+            ));
+        }
+        if let Some(p) = policy {
+            check_policy(p)?;
+            ep.policy = p.to_string();
+        }
+        if reset_policy {
+            ep.policy = DEFAULT_POLICY.into();
+        }
+        self.vpc_endpoints.insert(ep);
+        Ok(())
+    }
+
+    /// Names that private DNS of interface endpoints makes resolve inside `vpc_id`, with
+    /// the endpoint interfaces' addresses.
+    pub fn endpoint_private_names(&self, vpc_id: &str) -> Vec<(String, Vec<std::net::Ipv4Addr>)> {
+        self.vpc_endpoints
+            .iter()
+            .filter(|e| e.vpc_id == vpc_id && e.is_interface() && e.private_dns_enabled)
+            .map(|e| (e.private_dns_name(), self.endpoint_addresses(e)))
+            .collect()
+    }
+
+    /// The private addresses of an interface endpoint's interfaces, in subnet order.
+    pub fn endpoint_addresses(&self, e: &VpcEndpoint) -> Vec<std::net::Ipv4Addr> {
+        e.network_interface_ids
+            .iter()
+            .filter_map(|n| self.network_interfaces.get(n).map(|n| n.private_ip))
+            .collect()
+    }
+
+    /// Every interface endpoint's own DNS names (regional and zonal) with the
+    /// addresses they resolve to everywhere (AWS publishes them in public DNS).
+    pub fn endpoint_public_names(&self) -> Vec<(String, Vec<std::net::Ipv4Addr>)> {
+        let mut out = Vec::new();
+        for e in self.vpc_endpoints.iter().filter(|e| e.is_interface()) {
+            let enis: Vec<_> = e
+                .network_interface_ids
+                .iter()
+                .filter_map(|n| self.network_interfaces.get(n))
+                .collect();
+            let zones: Vec<String> = enis.iter().map(|n| n.availability_zone.clone()).collect();
+            let names = e.dns_names(&zones);
+            out.push((
+                names[0].clone(),
+                enis.iter().map(|n| n.private_ip).collect(),
+            ));
+            for (name, eni) in names[1..].iter().zip(&enis) {
+                out.push((name.clone(), vec![eni.private_ip]));
+            }
+        }
+        out
     }
 
     /// A route table is being deleted: endpoints forget it (their route went with it).

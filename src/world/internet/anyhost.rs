@@ -115,10 +115,23 @@ pub(super) fn start_endpoint(
     addrs: Vec<ipnet::Ipv4Net>,
     ctx: Ctx,
 ) -> Result<(Host, Vec<JoinHandle<()>>), NetError> {
-    let host = net.add_host(HostConfig::service(
-        vpclab_netstack::Port::Endpoint(vpclab_netstack::topology::rid(id)),
-        addrs,
-    ))?;
+    serve_door(
+        net,
+        HostConfig::service(
+            vpclab_netstack::Port::Endpoint(vpclab_netstack::topology::rid(id)),
+            addrs,
+        ),
+        ctx,
+    )
+}
+
+/// A host at `cfg` serving the API door on 80 and 443 (an endpoint's service host).
+pub(super) fn serve_door(
+    net: &Net,
+    cfg: HostConfig,
+    ctx: Ctx,
+) -> Result<(Host, Vec<JoinHandle<()>>), NetError> {
+    let host = net.add_host(cfg)?;
     let http = host.listen(80).map_err(|_| NetError::HostGone)?;
     let https = host.listen(443).map_err(|_| NetError::HostGone)?;
     let ctx = Arc::new(ctx);

@@ -50,6 +50,33 @@ pub fn start_endpoint_host(
     };
     anyhost::start_endpoint(net, id, addrs, ctx)
 }
+
+/// The service host behind one network interface `eni` (address `addr` in its subnet)
+/// of interface VPC endpoint `id`: an ordinary VPC host at `Port::Eni`, so the
+/// interface's security groups and its subnet's network ACL decide what reaches it; it
+/// serves the same door to the API as the internet's endpoint addresses, naming the
+/// endpoint.
+pub fn start_interface_endpoint_host(
+    net: &Net,
+    account: &str,
+    ca: std::sync::Arc<crate::tls::Ca>,
+    door: Option<ApiDoor>,
+    id: &str,
+    eni: &str,
+    addr: ipnet::Ipv4Net,
+) -> Result<(Host, Vec<JoinHandle<()>>), NetError> {
+    let ctx = anyhost::Ctx {
+        account: account.to_string(),
+        ca,
+        door,
+        endpoint: Some(id.to_string()),
+    };
+    let cfg = vpclab_netstack::host::HostConfig::vpc(
+        vpclab_netstack::Port::Eni(vpclab_netstack::topology::rid(eni)),
+        addr,
+    );
+    anyhost::serve_door(net, cfg, ctx)
+}
 pub use sites::{Mirror, website, what_is_my_ip};
 
 /// What a world's internet needs from the daemon.

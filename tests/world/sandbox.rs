@@ -56,11 +56,15 @@ fn launch_ready(
     (id, public, private)
 }
 
-/// Writes `script` as the user-data file `name` and returns its `--user-data` value.
-fn user_data(d: &TestDaemon, name: &str, script: &str) -> String {
-    let path = d.path(name);
+/// [`sandbox_world`] plus a security group `web` allowing SSH and the user-data file
+/// `script`: (daemon, network, key, group id, `--user-data` value).
+fn web_world(script: &str) -> Option<(TestDaemon, Network, PathBuf, String, String)> {
+    let (d, net, key) = sandbox_world(&["aws", "ssh"])?;
+    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
+    let path = d.path("user-data.sh");
     std::fs::write(&path, script).expect("write user data");
-    format!("file://{}", path.display())
+    let ud = format!("file://{}", path.display());
+    Some((d, net, key, sg, ud))
 }
 
 /// Calls `f` every 250 ms, 40 times at most, until it gives something.
@@ -104,15 +108,11 @@ fn wait_for_ssh(d: &dyn Lab, key: &Path, host: &str) {
 
 #[test]
 fn issue16_sandboxed_instances_run_real_bash_and_python_and_talk_through_security_groups() {
-    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
+    let script =
+        "#!/bin/bash\necho \"made by $(python3 -c 'print(6*7)')\" > /home/ec2-user/ud.txt\n";
+    let Some((d, net, key, sg, ud_arg)) = web_world(script) else {
         return;
     };
-    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
-    let ud_arg = user_data(
-        &d,
-        "user-data.sh",
-        "#!/bin/bash\necho \"made by $(python3 -c 'print(6*7)')\" > /home/ec2-user/ud.txt\n",
-    );
     let (a, a_pub, _) = launch_ready(&d, &net, &key, &sg, &["--user-data", &ud_arg]);
     let (b, b_pub, b_priv) = launch_ready(&d, &net, &key, &sg, &[]);
 
@@ -488,15 +488,10 @@ fn issue16_sandbox_dnf_needs_a_route_to_the_mirror_and_systemctl_runs_httpd() {
 /// a public instance serves its page to the learner once port 80 is allowed.
 #[test]
 fn issue16_sandbox_web_server_user_data_serves_the_learner() {
-    let Some((d, net, _)) = sandbox_world(&["aws", "ssh"]) else {
+    let script = "#!/bin/bash\nyum update -y\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho \"<h1>Hello World from $(hostname -f)</h1>\" > /var/www/html/index.html\n";
+    let Some((d, net, _, sg, ud)) = web_world(script) else {
         return;
     };
-    let sg = net.security_group(&d, "web", &[(22, "0.0.0.0/0")]);
-    let ud = user_data(
-        &d,
-        "web.sh",
-        "#!/bin/bash\nyum update -y\nyum install -y httpd\nsystemctl start httpd\nsystemctl enable httpd\necho \"<h1>Hello World from $(hostname -f)</h1>\" > /var/www/html/index.html\n",
-    );
     let (_, ip, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &["--user-data", &ud]);
     let get = || {
         d.vpclab(
@@ -589,6 +584,14 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
     assert_eq!(std::fs::read(&back).expect("read back"), payload);
 
     let batch = d.path("batch.txt");
+    let sftp_batch = |file: &Path| {
+        d.openssh("sftp", &key, 10)
+            .arg("-b")
+            .arg(file)
+            .arg(format!("ec2-user@{ip}"))
+            .output()
+            .expect("sftp")
+    };
     std::fs::write(
         &batch,
         format!(
@@ -597,13 +600,7 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
         ),
     )
     .expect("write batch");
-    let out = d
-        .openssh("sftp", &key, 10)
-        .arg("-b")
-        .arg(&batch)
-        .arg(format!("ec2-user@{ip}"))
-        .output()
-        .expect("sftp");
+    let out = sftp_batch(&batch);
     assert!(
         out.status.success(),
         "sftp -b: {}{}",
@@ -622,13 +619,7 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
     );
     // A failing command fails the batch, with sftp-server's words.
     std::fs::write(&batch, "get no-such-file\n").expect("write batch");
-    let out = d
-        .openssh("sftp", &key, 10)
-        .arg("-b")
-        .arg(&batch)
-        .arg(format!("ec2-user@{ip}"))
-        .output()
-        .expect("sftp");
+    let out = sftp_batch(&batch);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }

@@ -2750,3 +2750,7 @@ fn a_route_to_another_vpcs_endpoint_is_a_blackhole() {
         }
     );
 }
+
+/// IPv6 dual stack: the same stages for IPv6 packets (`ipv6.rs`).
+#[path = "conformance/ipv6.rs"]
+mod ipv6;

@@ -3,6 +3,7 @@
 //! rendering (tag sets, `return true`) and pagination live here.
 
 mod address;
+mod eigw;
 mod eni;
 mod flow_log;
 mod iam_profile;
@@ -40,6 +41,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     subnet::ACTIONS,
     route_table::ACTIONS,
     igw::ACTIONS,
+    eigw::ACTIONS,
     address::ACTIONS,
     nacl::ACTIONS,
     sg::ACTIONS,

@@ -112,6 +112,8 @@ pub struct Fabric {
     topology: Arc<Topology>,
     config: FabricConfig,
     conntrack: Conntrack,
+    /// Connection tracking of the IPv6 path (`ipv6.rs`).
+    conntrack6: crate::ipv6::Conntrack6,
     nat: NatTable,
     /// Stable numbers for interfaces and NAT gateways, so that state keyed by
     /// them survives topology swaps (dense indexes change between snapshots).
@@ -243,6 +245,7 @@ impl Fabric {
             topology: Arc::new(Topology::empty()),
             config,
             conntrack: Conntrack::default(),
+            conntrack6: Default::default(),
             nat: NatTable::default(),
             stable_ids: Default::default(),
             eni_stable: Vec::new(),
@@ -559,6 +562,23 @@ impl Fabric {
     /// Decides one raw IPv4 packet entering at `ingress`, rewrites it in place
     /// (IGW/NAT translation, TTL) and says where it goes.
     pub fn process(&mut self, now: Instant, ingress: &Port, packet: &mut Vec<u8>) -> Verdict {
+        // IPv6 takes its own path (`ipv6.rs`): one byte test on the IPv4 fast path.
+        if packet.first().is_some_and(|b| b >> 4 == 6) {
+            let v = crate::ipv6::process6(
+                &self.topology,
+                &mut self.conntrack6,
+                now,
+                ingress,
+                packet,
+                self.record_hops,
+            );
+            if v.is_delivered() {
+                self.stats.delivered += 1;
+            } else {
+                self.stats.dropped += 1;
+            }
+            return v;
+        }
         let (pkt, layout) = match parse(packet) {
             Ok(x) => x,
             Err(m) => {
@@ -798,6 +818,21 @@ impl Fabric {
         Verdict { hops, outcome }
     }
 
+    /// [`Fabric::explain`] for an IPv6 packet: the same decision `process` would take,
+    /// with its hops, changing nothing.
+    pub fn explain6(&self, now: Instant, ingress: &Port, p: &crate::ipv6::Pkt6) -> Verdict {
+        let mut hops = Vec::new();
+        let (outcome, _) = crate::ipv6::decide6(
+            &self.topology,
+            &self.conntrack6,
+            now,
+            ingress,
+            p,
+            Some(&mut hops),
+        );
+        Verdict { hops, outcome }
+    }
+
     /// The forward path of `flow` and, when it is delivered, the return path
     /// of its reply (ports and addresses swapped, SYN answered by SYN-ACK,
     /// echo request by echo reply) sent back from where the flow arrived —
@@ -833,6 +868,7 @@ impl Fabric {
     pub fn expire(&mut self, now: Instant) {
         let t = self.config.timeouts;
         self.conntrack.expire(now, &t);
+        self.conntrack6.expire(now);
         self.nat.expire(now, t.nat_idle);
         self.flush_cached_flow_logs();
         self.flow_cache.clear();

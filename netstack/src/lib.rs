@@ -32,6 +32,7 @@ pub mod flowlog;
 mod hash;
 pub mod host;
 pub mod internet;
+pub mod ipv6;
 mod nat;
 pub mod port;
 pub mod topology;

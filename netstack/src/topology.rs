@@ -469,6 +469,8 @@ pub struct TopologyBuilder {
     pub peerings: BTreeMap<ResId, VpcPeering>,
     pub endpoints: BTreeMap<ResId, VpcEndpoint>,
     pub internet: InternetConfig,
+    /// The IPv6 side (blocks, routes, rules, addresses); see `ipv6.rs`.
+    pub v6: crate::ipv6::V6Spec,
 }
 
 /// A topology that refers to something it does not contain, or holds a

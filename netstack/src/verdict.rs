@@ -8,9 +8,9 @@
 //! feedback is left to the callers.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::port::{Port, ResId};
 
@@ -138,6 +138,21 @@ pub enum DropReason {
     RoutingLoop,
     /// The bytes are not a packet vpclab forwards.
     Malformed(Malformed),
+    /// IPv6 (`ipv6.rs`): the egress-only internet gateway refused a packet from the
+    /// internet that is not a reply to a connection the instance started.
+    EgressOnlyInbound { eigw: ResId, dst: Ipv6Addr },
+    /// IPv6: no route covers the destination.
+    NoRouteV6 { table: ResId, dst: Ipv6Addr },
+    /// IPv6: the matching route is a blackhole.
+    BlackholeV6 { table: ResId, route: Ipv6Net },
+    /// IPv6: no interface of the VPC has the destination address.
+    NoInterfaceV6 { vpc: ResId, dst: Ipv6Addr },
+    /// IPv6: no VPC holds the destination address.
+    InternetNoRouteV6 { dst: Ipv6Addr },
+    /// IPv6: the VPC has neither an internet gateway nor a matching egress-only one.
+    IgwNotAttachedV6 { vpc: ResId, dst: Ipv6Addr },
+    /// IPv6: an interface sent from an address that is not one of its own.
+    SourceDestCheckV6 { eni: ResId, addr: Ipv6Addr },
 }
 
 impl fmt::Display for DropReason {
@@ -250,6 +265,30 @@ impl fmt::Display for DropReason {
                 "routing loop: the packet crossed too many gateways (a NAT gateway's own subnet must route 0.0.0.0/0 to an internet gateway)",
             ),
             Malformed(m) => write!(f, "malformed packet: {m}"),
+            EgressOnlyInbound { eigw, dst } => write!(
+                f,
+                "egress-only internet gateway {eigw} refused a connection to {dst} initiated from the internet (it lets out IPv6 traffic the instance starts, and only the replies back in)"
+            ),
+            NoRouteV6 { table, dst } => write!(f, "no route to {dst} in route table {table}"),
+            BlackholeV6 { table, route } => write!(
+                f,
+                "route {route} in route table {table} is a blackhole (its target no longer exists or cannot carry IPv6)"
+            ),
+            NoInterfaceV6 { vpc, dst } => {
+                write!(f, "no network interface has the IPv6 address {dst} in {vpc}")
+            }
+            InternetNoRouteV6 { dst } => write!(
+                f,
+                "the internet has no route to {dst} (no VPC holds that IPv6 address)"
+            ),
+            IgwNotAttachedV6 { vpc, dst } => write!(
+                f,
+                "{dst} belongs to {vpc}, which has no internet gateway (and no egress-only gateway that started this connection)"
+            ),
+            SourceDestCheckV6 { eni, addr } => write!(
+                f,
+                "source/destination check of {eni} dropped a packet from {addr}, which is not one of its IPv6 addresses"
+            ),
         }
     }
 }
@@ -290,6 +329,8 @@ pub enum RuleRef {
     Tracked,
     /// A route, by its destination.
     Route(Ipv4Net),
+    /// An IPv6 route, by its destination.
+    Route6(Ipv6Net),
 }
 
 impl fmt::Display for RuleRef {
@@ -313,6 +354,7 @@ impl fmt::Display for RuleRef {
             }
             RuleRef::Tracked => f.write_str("tracked connection"),
             RuleRef::Route(net) => write!(f, "route {net}"),
+            RuleRef::Route6(net) => write!(f, "route {net}"),
         }
     }
 }
@@ -347,6 +389,8 @@ pub enum HopAction {
     EndpointReturn { to: ResId },
     /// Traffic to the resolver or metadata service: exempt from NACLs and SGs.
     Exempt,
+    /// An IPv6 packet crossed an internet or egress-only gateway (no translation).
+    Ipv6Gateway,
     /// The packet was handed to a port.
     Deliver,
     /// The packet was dropped here.
@@ -379,6 +423,9 @@ impl fmt::Display for HopAction {
             HopAction::Exempt => f.write_str(
                 "resolver/metadata traffic: exempt from network ACLs and security groups",
             ),
+            HopAction::Ipv6Gateway => {
+                f.write_str("crossed the gateway (IPv6: no address translation)")
+            }
             HopAction::Deliver => f.write_str("delivered"),
             HopAction::Drop => f.write_str("dropped"),
         }

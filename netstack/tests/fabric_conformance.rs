@@ -1950,8 +1950,12 @@ mod malformed {
         b[10] ^= 0xff;
         assert_eq!(verdict(&b), DropReason::Malformed(Malformed::BadChecksum));
         let mut b = good();
-        b[0] = 0x65;
+        b[0] = 0x55;
         assert_eq!(verdict(&b), DropReason::Malformed(Malformed::NotIpv4));
+        // Version 6 goes to the IPv6 path, where an IPv4 body is no IPv6 packet.
+        let mut b = good();
+        b[0] = 0x65;
+        assert!(matches!(verdict(&b), DropReason::Malformed(_)));
     }
 
     #[test]
@@ -2750,3 +2754,7 @@ fn a_route_to_another_vpcs_endpoint_is_a_blackhole() {
         }
     );
 }
+
+/// IPv6 dual stack: the same stages for IPv6 packets (`ipv6.rs`).
+#[path = "conformance/ipv6.rs"]
+mod ipv6;

@@ -1163,7 +1163,7 @@ fn detail_body(
                                     td.mono { (r.id) }
                                     td { (proto_name(&r.protocol)) }
                                     td { (port_range(&r.protocol, r.from_port, r.to_port)) }
-                                    td { (match &r.peer { Peer::Cidr(c) => html! { (c) }, Peer::Group(gid) => cell(&idc(gid)), Peer::PrefixList(pl) => html! { (pl) } }) }
+                                    td { (match &r.peer { Peer::Cidr(c) => html! { (c) }, Peer::Cidr6(c) => html! { (c) }, Peer::Group(gid) => cell(&idc(gid)), Peer::PrefixList(pl) => html! { (pl) } }) }
                                     td { (r.description.clone().unwrap_or_default()) }
                                     td { (super::forms::sg_revoke_button(ctx, g, r)) }
                                 }

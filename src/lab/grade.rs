@@ -472,6 +472,8 @@ impl Observer {
                 crate::model::ec2::route_table::Destination::PrefixList(p) => world
                     .prefix_list_cidrs(&table.region, p)
                     .unwrap_or_default(),
+                // An IPv6 route never covers an IPv4 destination.
+                crate::model::ec2::route_table::Destination::Cidr6(_) => Vec::new(),
             };
             cidrs
                 .iter()
@@ -500,6 +502,7 @@ impl Observer {
                         RouteTarget::NetworkInterface(_) | RouteTarget::Instance(_) => "eni",
                         RouteTarget::VpcPeering(_) => "pcx",
                         RouteTarget::VpcEndpoint(_) => "vpce",
+                        RouteTarget::EgressOnlyGateway(_) => "eigw",
                     }
                 };
                 (kind, format!("{} → {id}", r.destination))

@@ -310,6 +310,7 @@ world_tables! {
     ecs_services: ecs::Service,
     ecr_repositories: ecr::Repository,
     vpc_peering_connections: ec2::peering::VpcPeeringConnection,
+    egress_only_internet_gateways: ec2::ipv6::EgressOnlyInternetGateway,
     vpc_endpoints: ec2::vpc_endpoint::VpcEndpoint,
     prefix_lists: ec2::prefix_list::PrefixList,
     lambda_functions: lambda::Function,

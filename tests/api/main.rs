@@ -22,6 +22,7 @@ mod elb;
 mod iam;
 mod insights;
 mod instances;
+mod ipv6;
 mod keys;
 mod lambda;
 mod logs;

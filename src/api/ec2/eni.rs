@@ -89,7 +89,13 @@ pub fn render_eni(x: &mut Xml, w: &World, e: &NetworkInterface) {
             }
         },
     )
-    .set("ipv6AddressesSet", std::iter::empty::<()>(), |_, _| {})
+    .set(
+        "ipv6AddressesSet",
+        e.ipv6_addresses.iter().enumerate(),
+        |x, (i, a)| {
+            x.leaf("ipv6Address", a).leaf("isPrimaryIpv6", tf(i == 0));
+        },
+    )
     .leaf("interfaceType", &e.interface_type);
     tag_set(x, w, &e.id);
 }

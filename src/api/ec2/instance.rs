@@ -127,6 +127,7 @@ fn nic_specs(c: &Call) -> ApiResult<Vec<NicSpec>> {
                 .collect(),
             delete_on_termination: s.bool("DeleteOnTermination")?,
             description: s.get("Description").map(str::to_string),
+            ipv6_address_count: s.int("Ipv6AddressCount")?,
         });
     }
     Ok(out)
@@ -156,6 +157,7 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
             .get("PrivateIpAddress")
             .filter(|v| !v.is_empty())
             .map(str::to_string),
+        ipv6_address_count: p.int("Ipv6AddressCount")?,
         network_interfaces: nic_specs(c)?,
         user_data: p.get("UserData").map(str::to_string),
         tag_specs: p.tag_specs()?,
@@ -263,6 +265,10 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
         x.leaf("subnetId", &i.subnet_id).leaf("vpcId", &i.vpc_id);
         x.opt("privateIpAddress", v.eni.map(|e| e.private_ip));
         x.opt("ipAddress", v.public_ip);
+        x.opt(
+            "ipv6Address",
+            v.eni.and_then(|e| e.ipv6_addresses.first().copied()),
+        );
         x.opt("sourceDestCheck", v.eni.map(|e| tf(e.source_dest_check)));
     }
     x.set("groupSet", &v.groups, |x, (id, name)| {
@@ -338,8 +344,14 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
                 .leaf("primary", "true");
             assoc(x);
         });
-        x.set("ipv6AddressesSet", std::iter::empty::<()>(), |_, _| {})
-            .leaf("interfaceType", &e.interface_type);
+        x.set(
+            "ipv6AddressesSet",
+            e.ipv6_addresses.iter().enumerate(),
+            |x, (i, a)| {
+                x.leaf("ipv6Address", a).leaf("isPrimaryIpv6", tf(i == 0));
+            },
+        )
+        .leaf("interfaceType", &e.interface_type);
     });
     x.leaf("ebsOptimized", "false")
         .leaf(

@@ -4,6 +4,7 @@
 
 mod address;
 mod dhcp;
+mod eigw;
 mod eni;
 mod flow_log;
 mod iam_profile;
@@ -42,6 +43,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     subnet::ACTIONS,
     route_table::ACTIONS,
     igw::ACTIONS,
+    eigw::ACTIONS,
     address::ACTIONS,
     nacl::ACTIONS,
     sg::ACTIONS,

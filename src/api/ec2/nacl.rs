@@ -30,8 +30,11 @@ fn render_acl(x: &mut Xml, w: &World, a: &NetworkAcl) {
             x.leaf("ruleNumber", e.rule_number)
                 .leaf("protocol", &e.protocol)
                 .leaf("ruleAction", &e.rule_action)
-                .leaf("egress", tf(e.egress))
-                .leaf("cidrBlock", e.cidr);
+                .leaf("egress", tf(e.egress));
+            match e.cidr {
+                ipnet::IpNet::V4(c) => x.leaf("cidrBlock", c),
+                ipnet::IpNet::V6(c) => x.leaf("ipv6CidrBlock", c),
+            };
             if let Some((t, c)) = e.icmp {
                 x.node("icmpTypeCode", |x| {
                     x.leaf("code", c).leaf("type", t);

@@ -32,6 +32,7 @@ fn render_rt(x: &mut Xml, w: &World, rt: &RouteTable) {
             match &r.destination {
                 Destination::Cidr(c) => x.leaf("destinationCidrBlock", c),
                 Destination::PrefixList(p) => x.leaf("destinationPrefixListId", p),
+                Destination::Cidr6(c) => x.leaf("destinationIpv6CidrBlock", c),
             };
             match &r.target {
                 RouteTarget::Local => {
@@ -57,6 +58,9 @@ fn render_rt(x: &mut Xml, w: &World, rt: &RouteTable) {
                 }
                 RouteTarget::VpcPeering(p) => {
                     x.leaf("vpcPeeringConnectionId", p);
+                }
+                RouteTarget::EgressOnlyGateway(g) => {
+                    x.leaf("egressOnlyInternetGatewayId", g);
                 }
                 // AWS shows a gateway endpoint's route with the endpoint as `gatewayId`.
                 RouteTarget::VpcEndpoint(e) => {
@@ -142,9 +146,11 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
     if let Some(v) = p.get("VpcPeeringConnectionId") {
         found.push(RouteTarget::VpcPeering(v.to_string()));
     }
+    if let Some(g) = p.get("EgressOnlyInternetGatewayId") {
+        found.push(RouteTarget::EgressOnlyGateway(g.to_string()));
+    }
     for unsupported in [
         "TransitGatewayId",
-        "EgressOnlyInternetGatewayId",
         "LocalGatewayId",
         "CarrierGatewayId",
         "VpcEndpointId",
@@ -158,12 +164,6 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
             ));
         }
     }
-    if p.get("DestinationIpv6CidrBlock").is_some() {
-        return Err(ApiError::new(
-            "Unsupported",
-            "IPv6 route destinations are not supported by vpclab.",
-        ));
-    }
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err(ApiError::missing(
@@ -173,21 +173,32 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
     }
 }
 
-/// The one destination of a route call: `DestinationCidrBlock` or
-/// `DestinationPrefixListId` (AWS: "You must specify either a destination CIDR block or
-/// a prefix list ID").
+/// The one destination of a route call: `DestinationCidrBlock`,
+/// `DestinationIpv6CidrBlock` or `DestinationPrefixListId` (AWS: exactly one of them).
 fn destination(p: &Params) -> ApiResult<String> {
-    match (
-        p.get("DestinationCidrBlock"),
-        p.get("DestinationPrefixListId"),
-    ) {
-        (Some(c), None) => Ok(c.to_string()),
-        (None, Some(pl)) => Ok(pl.to_string()),
-        (None, None) => Err(ApiError::missing(
-            "DestinationCidrBlock or DestinationPrefixListId",
+    let given: Vec<(&str, &str)> = [
+        "DestinationCidrBlock",
+        "DestinationIpv6CidrBlock",
+        "DestinationPrefixListId",
+    ]
+    .into_iter()
+    .filter_map(|k| p.get(k).map(|v| (k, v)))
+    .collect();
+    match given.as_slice() {
+        [("DestinationCidrBlock", c)] if c.contains(':') => Err(ApiError::invalid_value(format!(
+            "Value ({c}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block."
+        ))),
+        [("DestinationIpv6CidrBlock", c)] if !c.contains(':') => {
+            Err(ApiError::invalid_value(format!(
+                "Value ({c}) for parameter destinationIpv6CidrBlock is invalid. This is not a valid IPv6 CIDR block."
+            )))
+        }
+        [(_, v)] => Ok(v.to_string()),
+        [] => Err(ApiError::missing(
+            "DestinationCidrBlock, DestinationIpv6CidrBlock or DestinationPrefixListId",
         )),
-        (Some(_), Some(_)) => Err(ApiError::combination(
-            "Specify either a destination CIDR block or a prefix list ID, not both",
+        _ => Err(ApiError::combination(
+            "Specify one destination: a CIDR block, an IPv6 CIDR block or a prefix list ID",
         )),
     }
 }

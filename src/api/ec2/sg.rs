@@ -85,7 +85,17 @@ fn render_permissions(x: &mut Xml, w: &World, name: &str, rules: &[&SgRule]) {
                         .opt("description", r.description.as_deref());
                 },
             )
-            .set("ipv6Ranges", std::iter::empty::<()>(), |_, _| {})
+            .set(
+                "ipv6Ranges",
+                rules.iter().filter_map(|r| match &r.peer {
+                    Peer::Cidr6(c) => Some((c, r)),
+                    _ => None,
+                }),
+                |x, (c, r)| {
+                    x.leaf("cidrIpv6", c)
+                        .opt("description", r.description.as_deref());
+                },
+            )
             .set(
                 "prefixListIds",
                 rules.iter().filter_map(|r| match &r.peer {
@@ -125,6 +135,9 @@ fn render_rule(x: &mut Xml, w: &World, g: &SecurityGroup, r: &SgRule) {
     match &r.peer {
         Peer::Cidr(c) => {
             x.leaf("cidrIpv4", c);
+        }
+        Peer::Cidr6(c) => {
+            x.leaf("cidrIpv6", c);
         }
         Peer::Group(id) => {
             x.node("referencedGroupInfo", |x| {
@@ -261,8 +274,17 @@ fn permissions(p: &Params) -> ApiResult<Vec<PermissionInput>> {
             ipv6_cidrs: s
                 .structs("Ipv6Ranges")
                 .iter()
-                .filter_map(|r| r.get("CidrIpv6").map(str::to_string))
-                .collect(),
+                .map(|r| {
+                    Ok((
+                        r.required("CidrIpv6")
+                            .map_err(|_| {
+                                ApiError::missing("IpPermissions.N.Ipv6Ranges.M.CidrIpv6")
+                            })?
+                            .to_string(),
+                        r.get("Description").map(str::to_string),
+                    ))
+                })
+                .collect::<ApiResult<_>>()?,
             prefix_lists: s
                 .structs("PrefixListIds")
                 .iter()
@@ -364,12 +386,6 @@ fn rule_updates(p: &Params) -> ApiResult<Vec<(String, PermissionInput)>> {
                 .map_err(|_| ApiError::missing("SecurityGroupRule.N.SecurityGroupRuleId"))?
                 .to_string();
             let get = |k: &str| u.get(&format!("SecurityGroupRule.{k}")).map(str::to_string);
-            if get("CidrIpv6").is_some() {
-                return Err(ApiError::new(
-                    "Unsupported",
-                    "IPv6 ranges in security group rules are not supported by vpclab.",
-                ));
-            }
             let description = get("Description");
             let perm = PermissionInput {
                 protocol: get("IpProtocol"),
@@ -384,7 +400,9 @@ fn rule_updates(p: &Params) -> ApiResult<Vec<(String, PermissionInput)>> {
                 prefix_lists: get("PrefixListId")
                     .map(|pl| vec![(pl, description.clone())])
                     .unwrap_or_default(),
-                ipv6_cidrs: Vec::new(),
+                ipv6_cidrs: get("CidrIpv6")
+                    .map(|c| vec![(c, description.clone())])
+                    .unwrap_or_default(),
             };
             Ok((id, perm))
         })

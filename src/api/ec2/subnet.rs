@@ -1,4 +1,5 @@
-//! Subnet actions: CreateSubnet, DeleteSubnet, DescribeSubnets, ModifySubnetAttribute.
+//! Subnet actions: CreateSubnet, DeleteSubnet, DescribeSubnets, ModifySubnetAttribute,
+//! Associate/DisassociateSubnetCidrBlock (the subnet's IPv6 /64).
 
 use crate::api::Call;
 use crate::api::xml::Xml;
@@ -12,6 +13,11 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("DeleteSubnet", delete_subnet),
     ("DescribeSubnets", describe_subnets),
     ("ModifySubnetAttribute", modify_subnet_attribute),
+    ("AssociateSubnetCidrBlock", associate_subnet_cidr_block),
+    (
+        "DisassociateSubnetCidrBlock",
+        disassociate_subnet_cidr_block,
+    ),
 ];
 
 pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
@@ -26,12 +32,19 @@ pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
         .leaf("defaultForAz", tf(s.default_for_az))
         .leaf("mapPublicIpOnLaunch", tf(s.map_public_ip_on_launch))
         .leaf("mapCustomerOwnedIpOnLaunch", "false")
-        .leaf("assignIpv6AddressOnCreation", "false")
-        .set(
-            "ipv6CidrBlockAssociationSet",
-            std::iter::empty::<()>(),
-            |_, _| {},
+        .leaf(
+            "assignIpv6AddressOnCreation",
+            tf(s.assign_ipv6_address_on_creation),
         )
+        .set("ipv6CidrBlockAssociationSet", &s.ipv6_cidrs, |x, c| {
+            x.leaf("associationId", &c.association_id)
+                .leaf("ipv6CidrBlock", c.cidr)
+                .node("ipv6CidrBlockState", |x| {
+                    x.leaf("state", &c.state);
+                })
+                .leaf("ipSource", "amazon")
+                .leaf("ipv6AddressAttribute", "public");
+        })
         .leaf("ownerId", &w.account)
         .leaf("enableDns64", "false")
         .leaf("ipv6Native", "false")
@@ -48,18 +61,31 @@ pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
 
 fn create_subnet(c: &mut Call) -> ApiResult<Xml> {
     let vpc = c.params.required("VpcId")?.to_string();
-    if c.params.get("Ipv6CidrBlock").is_some() || c.params.get("Ipv4IpamPoolId").is_some() {
+    if c.params.get("Ipv4IpamPoolId").is_some() || c.params.get("Ipv6IpamPoolId").is_some() {
         return Err(ApiError::new(
             "Unsupported",
-            "IPv6 and IPAM subnets are not supported by vpclab.",
+            "IPAM subnets are not supported by vpclab.",
+        ));
+    }
+    // IPv6-only subnets have no IPv4 block at all; every vpclab subnet has one (see
+    // docs/fidelity.md), so `--ipv6-native` is refused rather than half-emulated.
+    if c.params.bool("Ipv6Native")?.unwrap_or(false) {
+        return Err(ApiError::new(
+            "Unsupported",
+            "IPv6-only (Ipv6Native) subnets are not supported by vpclab; create a dual-stack subnet with CidrBlock and Ipv6CidrBlock.",
         ));
     }
     let cidr = c.params.required("CidrBlock")?.to_string();
+    let ipv6 = c.params.get("Ipv6CidrBlock").map(str::to_string);
     let az = c.params.get("AvailabilityZone").map(str::to_string);
     let az_id = c.params.get("AvailabilityZoneId").map(str::to_string);
     let specs = c.params.tag_specs()?;
     let id = c.mutate(|w, env| {
-        w.create_subnet(env, &vpc, &cidr, az.as_deref(), az_id.as_deref(), &specs)
+        let id = w.create_subnet(env, &vpc, &cidr, az.as_deref(), az_id.as_deref(), &specs)?;
+        if let Some(block) = &ipv6 {
+            w.associate_subnet_ipv6_block(env, &id, block)?;
+        }
+        Ok(id)
     })?;
     let w = c.read()?;
     let s = w.subnets.get(&id).ok_or_else(ApiError::internal)?;
@@ -88,9 +114,12 @@ fn describe_subnets(c: &mut Call) -> ApiResult<Xml> {
 
 fn modify_subnet_attribute(c: &mut Call) -> ApiResult<Xml> {
     let id = c.params.required("SubnetId")?.to_string();
+    if let Some(v) = c.params.bool_value("AssignIpv6AddressOnCreation")? {
+        c.mutate(|w, env| w.set_assign_ipv6_on_creation(env, &id, v))?;
+        return Ok(return_true());
+    }
     let Some(v) = c.params.bool_value("MapPublicIpOnLaunch")? else {
         for other in [
-            "AssignIpv6AddressOnCreation",
             "EnableDns64",
             "EnableResourceNameDnsARecordOnLaunch",
             "EnableResourceNameDnsAAAARecordOnLaunch",
@@ -106,8 +135,54 @@ fn modify_subnet_attribute(c: &mut Call) -> ApiResult<Xml> {
                 ));
             }
         }
-        return Err(ApiError::missing("MapPublicIpOnLaunch"));
+        return Err(ApiError::missing(
+            "MapPublicIpOnLaunch or AssignIpv6AddressOnCreation",
+        ));
     };
     c.mutate(|w, env| w.set_map_public_ip_on_launch(env, &id, v))?;
     Ok(return_true())
+}
+
+fn associate_subnet_cidr_block(c: &mut Call) -> ApiResult<Xml> {
+    let id = c.params.required("SubnetId")?.to_string();
+    if c.params.get("Ipv6IpamPoolId").is_some() {
+        return Err(ApiError::new(
+            "Unsupported",
+            "IPAM pools are not supported by vpclab.",
+        ));
+    }
+    let block = c.params.required("Ipv6CidrBlock")?.to_string();
+    let assoc = c.mutate(|w, env| w.associate_subnet_ipv6_block(env, &id, &block))?;
+    let w = c.read()?;
+    let cidr = w
+        .subnets
+        .get(&id)
+        .and_then(|s| s.ipv6_cidrs.iter().find(|b| b.association_id == assoc))
+        .map(|b| b.cidr.to_string())
+        .unwrap_or(block);
+    let mut x = Xml::new();
+    x.leaf("subnetId", &id)
+        .node("ipv6CidrBlockAssociation", |x| {
+            x.leaf("associationId", &assoc)
+                .leaf("ipv6CidrBlock", &cidr)
+                .node("ipv6CidrBlockState", |x| {
+                    x.leaf("state", "associating");
+                });
+        });
+    Ok(x)
+}
+
+fn disassociate_subnet_cidr_block(c: &mut Call) -> ApiResult<Xml> {
+    let assoc = c.params.required("AssociationId")?.to_string();
+    let (subnet, cidr) = c.mutate(|w, env| w.disassociate_subnet_ipv6_block(env, &assoc))?;
+    let mut x = Xml::new();
+    x.leaf("subnetId", subnet)
+        .node("ipv6CidrBlockAssociation", |x| {
+            x.leaf("associationId", &assoc)
+                .leaf("ipv6CidrBlock", cidr)
+                .node("ipv6CidrBlockState", |x| {
+                    x.leaf("state", "disassociating");
+                });
+        });
+    Ok(x)
 }

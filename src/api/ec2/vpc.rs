@@ -33,6 +33,15 @@ pub fn render_vpc(x: &mut Xml, w: &World, v: &Vpc, state: &str) {
                     x.leaf("state", &c.state);
                 });
         })
+        .set("ipv6CidrBlockAssociationSet", &v.ipv6_cidrs, |x, c| {
+            x.leaf("associationId", &c.association_id)
+                .leaf("ipv6CidrBlock", c.cidr)
+                .node("ipv6CidrBlockState", |x| {
+                    x.leaf("state", &c.state);
+                })
+                .leaf("networkBorderGroup", &v.region)
+                .leaf("ipv6Pool", "Amazon");
+        })
         .leaf("dhcpOptionsId", &v.dhcp_options_id)
         .leaf("instanceTenancy", &v.instance_tenancy)
         .leaf("isDefault", tf(v.is_default))
@@ -44,20 +53,35 @@ pub fn render_vpc(x: &mut Xml, w: &World, v: &Vpc, state: &str) {
 
 fn create_vpc(c: &mut Call) -> ApiResult<Xml> {
     let cidr = c.params.get("CidrBlock").map(str::to_string);
-    if c.params.get("Ipv4IpamPoolId").is_some()
-        || c.params
-            .bool("AmazonProvidedIpv6CidrBlock")?
-            .unwrap_or(false)
-    {
-        return Err(ApiError::new(
-            "Unsupported",
-            "IPAM pools and IPv6 blocks are not supported by vpclab.",
-        ));
+    for unsupported in [
+        "Ipv4IpamPoolId",
+        "Ipv6IpamPoolId",
+        "Ipv6Pool",
+        "Ipv6CidrBlock",
+    ] {
+        if c.params.get(unsupported).is_some() {
+            return Err(ApiError::new(
+                "Unsupported",
+                format!(
+                    "{unsupported}: IPAM and BYOIP pools are not supported by vpclab; use AmazonProvidedIpv6CidrBlock."
+                ),
+            ));
+        }
     }
+    let ipv6 = c
+        .params
+        .bool("AmazonProvidedIpv6CidrBlock")?
+        .unwrap_or(false);
     let cidr = cidr.ok_or_else(|| ApiError::missing("CidrBlock"))?;
     let tenancy = c.params.get("InstanceTenancy").map(str::to_string);
     let specs = c.params.tag_specs()?;
-    let id = c.mutate(|w, env| w.create_vpc(env, &cidr, tenancy.as_deref(), &specs))?;
+    let id = c.mutate(|w, env| {
+        let id = w.create_vpc(env, &cidr, tenancy.as_deref(), &specs)?;
+        if ipv6 {
+            w.associate_vpc_ipv6_block(env, &id)?;
+        }
+        Ok(id)
+    })?;
     let w = c.read()?;
     let v = w.vpcs.get(&id).ok_or_else(ApiError::internal)?;
     let mut x = Xml::new();
@@ -132,40 +156,84 @@ fn describe_vpc_attribute(c: &mut Call) -> ApiResult<Xml> {
 
 fn associate_vpc_cidr_block(c: &mut Call) -> ApiResult<Xml> {
     let id = c.params.required("VpcId")?.to_string();
-    let cidr = c
+    let ipv6 = c
         .params
-        .get("CidrBlock")
-        .map(str::to_string)
-        .ok_or_else(|| {
-            if c.params.get("AmazonProvidedIpv6CidrBlock").is_some() {
-                ApiError::new("Unsupported", "IPv6 blocks are not supported by vpclab.")
-            } else {
-                ApiError::missing("CidrBlock")
-            }
-        })?;
-    let assoc = c.mutate(|w, env| w.associate_vpc_cidr_block(env, &id, &cidr))?;
-    let w = c.read()?;
-    let block = w
-        .vpcs
-        .get(&id)
-        .and_then(|v| v.cidrs.iter().find(|x| x.association_id == assoc))
-        .map(|b| b.cidr.to_string())
-        .unwrap_or(cidr);
+        .bool("AmazonProvidedIpv6CidrBlock")?
+        .unwrap_or(false);
+    let cidr = c.params.get("CidrBlock").map(str::to_string);
+    for unsupported in [
+        "Ipv4IpamPoolId",
+        "Ipv6IpamPoolId",
+        "Ipv6Pool",
+        "Ipv6CidrBlock",
+    ] {
+        if c.params.get(unsupported).is_some() {
+            return Err(ApiError::new(
+                "Unsupported",
+                format!(
+                    "{unsupported}: IPAM and BYOIP pools are not supported by vpclab; use AmazonProvidedIpv6CidrBlock."
+                ),
+            ));
+        }
+    }
     let mut x = Xml::new();
-    x.leaf("vpcId", &id).node("cidrBlockAssociation", |x| {
-        x.leaf("associationId", &assoc)
-            .leaf("cidrBlock", &block)
-            .node("cidrBlockState", |x| {
-                x.leaf("state", "associating");
+    match (cidr, ipv6) {
+        (Some(_), true) => {
+            return Err(ApiError::combination(
+                "Specify either CidrBlock or AmazonProvidedIpv6CidrBlock, not both.",
+            ));
+        }
+        (None, false) => return Err(ApiError::missing("CidrBlock")),
+        (None, true) => {
+            let (assoc, block) = c.mutate(|w, env| w.associate_vpc_ipv6_block(env, &id))?;
+            x.leaf("vpcId", &id).node("ipv6CidrBlockAssociation", |x| {
+                x.leaf("associationId", &assoc)
+                    .leaf("ipv6CidrBlock", block)
+                    .node("ipv6CidrBlockState", |x| {
+                        x.leaf("state", "associating");
+                    })
+                    .leaf("networkBorderGroup", &c.env.region)
+                    .leaf("ipv6Pool", "Amazon");
             });
-    });
+        }
+        (Some(cidr), false) => {
+            let assoc = c.mutate(|w, env| w.associate_vpc_cidr_block(env, &id, &cidr))?;
+            let w = c.read()?;
+            let block = w
+                .vpcs
+                .get(&id)
+                .and_then(|v| v.cidrs.iter().find(|x| x.association_id == assoc))
+                .map(|b| b.cidr.to_string())
+                .unwrap_or(cidr);
+            x.leaf("vpcId", &id).node("cidrBlockAssociation", |x| {
+                x.leaf("associationId", &assoc)
+                    .leaf("cidrBlock", &block)
+                    .node("cidrBlockState", |x| {
+                        x.leaf("state", "associating");
+                    });
+            });
+        }
+    }
     Ok(x)
 }
 
 fn disassociate_vpc_cidr_block(c: &mut Call) -> ApiResult<Xml> {
     let assoc = c.params.required("AssociationId")?.to_string();
-    let (vpc_id, cidr) = c.mutate(|w, env| w.disassociate_vpc_cidr_block(env, &assoc))?;
     let mut x = Xml::new();
+    if let Some((vpc_id, cidr)) =
+        c.mutate(|w, env| w.disassociate_vpc_ipv6_block(env, &assoc).transpose())?
+    {
+        x.leaf("vpcId", vpc_id)
+            .node("ipv6CidrBlockAssociation", |x| {
+                x.leaf("associationId", &assoc)
+                    .leaf("ipv6CidrBlock", cidr)
+                    .node("ipv6CidrBlockState", |x| {
+                        x.leaf("state", "disassociating");
+                    });
+            });
+        return Ok(x);
+    }
+    let (vpc_id, cidr) = c.mutate(|w, env| w.disassociate_vpc_cidr_block(env, &assoc))?;
     x.leaf("vpcId", vpc_id).node("cidrBlockAssociation", |x| {
         x.leaf("associationId", &assoc)
             .leaf("cidrBlock", cidr)

@@ -77,6 +77,8 @@ pub fn builder(world: &World) -> TopologyBuilder {
                     },
                     RouteTarget::VpcPeering(p) => TTarget::VpcPeering(rid(p)),
                     RouteTarget::VpcEndpoint(e) => TTarget::VpcEndpoint(rid(e)),
+                    // IPv6-only target: its routes are IPv6 routes, skipped below.
+                    RouteTarget::EgressOnlyGateway(_) => TTarget::Blackhole,
                 };
                 // A NAT gateway that is not (yet, or any more) available forwards nothing.
                 let nat_ready = match &r.target {
@@ -98,6 +100,8 @@ pub fn builder(world: &World) -> TopologyBuilder {
                     Destination::PrefixList(p) => {
                         world.prefix_list_cidrs(&rt.region, p).unwrap_or_default()
                     }
+                    // IPv6 routes go to the IPv6 side (`ipv6::v6_spec`).
+                    Destination::Cidr6(_) => Vec::new(),
                 };
                 cidrs.into_iter().map(move |destination| TRoute {
                     destination,
@@ -182,7 +186,11 @@ pub fn builder(world: &World) -> TopologyBuilder {
                         Protocol::Icmp => e.icmp.map(|(t, c)| icmp_match(t, c)),
                         _ => None,
                     },
-                    cidr: e.cidr,
+                    // IPv6 rules go to the IPv6 side (`ipv6::v6_spec`).
+                    cidr: match e.cidr {
+                        ipnet::IpNet::V4(c) => c,
+                        ipnet::IpNet::V6(_) => return None,
+                    },
                     action: if e.rule_action == "allow" {
                         RuleAction::Allow
                     } else {
@@ -236,6 +244,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
             owner,
         });
     }
+    b.v6 = super::ipv6::v6_spec(world);
     b
 }
 
@@ -263,6 +272,8 @@ fn sg_rule(world: &World, region: &str, r: &SgRule) -> Vec<TSgRule> {
                 ..one.clone()
             })
             .collect(),
+        // IPv6 rules go to the IPv6 side (`ipv6::v6_spec`).
+        Peer::Cidr6(_) => Vec::new(),
         _ => vec![one],
     }
 }
@@ -291,7 +302,7 @@ fn sg_rule_base(r: &SgRule) -> Option<TSgRule> {
         Peer::Cidr(c) => SgPeer::Cidr(*c),
         Peer::Group(g) => SgPeer::Group(rid(g)),
         // Replaced per CIDR by `sg_rule`.
-        Peer::PrefixList(_) => SgPeer::Cidr(ipnet::Ipv4Net::default()),
+        Peer::PrefixList(_) | Peer::Cidr6(_) => SgPeer::Cidr(ipnet::Ipv4Net::default()),
     };
     Some(TSgRule {
         id: Some(rid(&r.id)),
@@ -317,6 +328,7 @@ pub const FABRIC_KINDS: &[&str] = &[
     "instance",
     "vpc_peering_connection",
     "vpc_endpoint",
+    "egress_only_internet_gateway",
     // Customer-managed prefix lists that routes and security-group rules name.
     "prefix_list",
     // Which interfaces the fabric counts flow records for.

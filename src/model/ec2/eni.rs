@@ -44,6 +44,9 @@ pub struct NetworkInterface {
     pub private_ip: Ipv4Addr,
     #[serde(default)]
     pub secondary_ips: Vec<Ipv4Addr>,
+    /// IPv6 addresses from the subnet's /64 (`ipv6AddressesSet`).
+    #[serde(default)]
+    pub ipv6_addresses: Vec<std::net::Ipv6Addr>,
     pub mac: String,
     pub groups: Vec<String>,
     pub source_dest_check: bool,
@@ -239,6 +242,7 @@ impl World {
             description: spec.description,
             private_ip: ip,
             secondary_ips: Vec::new(),
+            ipv6_addresses: Vec::new(),
             mac,
             groups,
             source_dest_check: true,

@@ -79,6 +79,14 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         // A fresh fabric has no NAT mappings, and analysed packets are well formed: an
         // analysis cannot meet these, and AWS publishes no code for them.
         NatPortsExhausted { .. } | Malformed(_) => return None,
+        // IPv6 drops (the analyzer walks IPv4 paths only, so it cannot meet these):
+        // the codes of their IPv4 counterparts.
+        NoRouteV6 { .. } => "NO_ROUTE_TO_DESTINATION",
+        BlackholeV6 { .. } => "BAD_STATE_ROUTE",
+        NoInterfaceV6 { .. } | InternetNoRouteV6 { .. } => "NO_POSSIBLE_DESTINATION",
+        IgwNotAttachedV6 { .. } => "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS",
+        SourceDestCheckV6 { .. } => "ENI_SOURCE_DEST_CHECK_RESTRICTION",
+        EgressOnlyInbound { .. } => return None,
     })
 }
 
@@ -762,6 +770,7 @@ impl World {
         };
         let (cidr, peer_group, prefix_list_id) = match &r.peer {
             Peer::Cidr(c) => (Some(c.to_string()), None, None),
+            Peer::Cidr6(c) => (Some(c.to_string()), None, None),
             Peer::Group(id) => (None, Some(id.clone()), None),
             Peer::PrefixList(id) => (None, None, Some(id.clone())),
         };
@@ -796,7 +805,8 @@ impl World {
                     super::route_table::Destination::PrefixList(p) => self
                         .prefix_list_cidrs(&t.region, p)
                         .is_some_and(|c| c.contains(&dest)),
-                    super::route_table::Destination::Cidr(_) => false,
+                    super::route_table::Destination::Cidr(_)
+                    | super::route_table::Destination::Cidr6(_) => false,
                 })
             })?;
         let field = match &r.target {
@@ -806,6 +816,7 @@ impl World {
             RouteTarget::Instance(_) => "instanceId",
             RouteTarget::VpcPeering(_) => "vpcPeeringConnectionId",
             RouteTarget::VpcEndpoint(_) => "gatewayId",
+            RouteTarget::EgressOnlyGateway(_) => "egressOnlyInternetGatewayId",
         };
         let state = self.route_state(t, r);
         Some(RouteInfo {
@@ -1016,6 +1027,14 @@ impl World {
                 x.address = Some(*addr);
             }
             UnknownPort | RoutingLoop | Malformed(_) => {}
+            // IPv6 drops: the analyzer walks IPv4 paths only.
+            EgressOnlyInbound { .. }
+            | NoRouteV6 { .. }
+            | BlackholeV6 { .. }
+            | NoInterfaceV6 { .. }
+            | InternetNoRouteV6 { .. }
+            | IgwNotAttachedV6 { .. }
+            | SourceDestCheckV6 { .. } => {}
         }
         x
     }

@@ -307,6 +307,8 @@ pub struct NicSpec {
     pub private_ips: Vec<(String, bool)>,
     pub delete_on_termination: Option<bool>,
     pub description: Option<String>,
+    /// `Ipv6AddressCount`: IPv6 addresses from the subnet's /64.
+    pub ipv6_address_count: Option<i64>,
 }
 
 /// The parameters of RunInstances vpclab honours.
@@ -321,6 +323,9 @@ pub struct RunRequest {
     pub security_group_ids: Vec<String>,
     pub security_group_names: Vec<String>,
     pub private_ip: Option<String>,
+    /// `Ipv6AddressCount` (top level; `NetworkInterface.N.Ipv6AddressCount` is in the
+    /// interface spec).
+    pub ipv6_address_count: Option<i64>,
     pub network_interfaces: Vec<NicSpec>,
     pub user_data: Option<String>,
     pub tag_specs: Vec<TagSpec>,
@@ -969,6 +974,26 @@ impl World {
             want.min(free)
         };
 
+        // AWS: an explicit IPv6 address count, else one address when the subnet assigns
+        // IPv6 addresses on creation.
+        let ipv6_count = match req
+            .ipv6_address_count
+            .or(nic.as_ref().and_then(|n| n.ipv6_address_count))
+        {
+            Some(n) if !(0..=50).contains(&n) => {
+                return Err(ApiError::invalid_value(format!(
+                    "Value ({n}) for parameter ipv6AddressCount is invalid."
+                )));
+            }
+            Some(n) => n as usize,
+            None if existing_eni.is_none() && subnet.assign_ipv6_address_on_creation => 1,
+            None => 0,
+        };
+        if ipv6_count > 0 && subnet.ipv6_cidrs.is_empty() {
+            return Err(ApiError::invalid_value(format!(
+                "The subnet {subnet_id} has no IPv6 CIDR block: IPv6 addresses cannot be assigned."
+            )));
+        }
         let reservation_id = self.alloc_id("r");
         let delete_on_termination = nic
             .as_ref()
@@ -995,6 +1020,12 @@ impl World {
                 )?,
             };
             self.attach_interface(env, &eni_id, &instance_id, 0, delete_on_termination)?;
+            if ipv6_count > 0 && existing_eni.is_none() {
+                let v6 = self.next_ipv6_addresses(&subnet_id, ipv6_count)?;
+                if let Some(e) = self.network_interfaces.get_mut(&eni_id) {
+                    e.ipv6_addresses = v6;
+                }
+            }
             if auto_public_ip {
                 self.assign_auto_public_ip(&eni_id, None)?;
             }

@@ -15,6 +15,7 @@ pub mod iam_profile;
 pub mod igw;
 pub mod insights;
 pub mod instance;
+pub mod ipv6;
 pub mod key_pair;
 pub mod launch_template;
 pub mod nacl;

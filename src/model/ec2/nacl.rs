@@ -5,7 +5,7 @@
 //! every ACL ends with the `*` rule (32767, deny all), which is shown but not stored; a
 //! subnet has exactly one ACL, so "associating" is always a replacement.
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use crate::model::filter::b;
@@ -23,8 +23,9 @@ pub struct NaclEntry {
     pub protocol: String,
     /// `allow` or `deny`.
     pub rule_action: String,
-    #[serde(with = "crate::model::cidr_serde")]
-    pub cidr: Ipv4Net,
+    /// `cidrBlock`, or `ipv6CidrBlock` for an IPv6 rule.
+    #[serde(with = "super::ipv6::ipnet_serde")]
+    pub cidr: IpNet,
     pub port_range: Option<(u16, u16)>,
     /// ICMP (type, code); -1 means any.
     pub icmp: Option<(i32, i32)>,
@@ -45,6 +46,10 @@ pub struct NetworkAcl {
     /// The stored rules, kept sorted by (egress, rule number).
     pub entries: Vec<NaclEntry>,
     pub associations: Vec<NaclAssociation>,
+    /// Whether the VPC has (had) an IPv6 block: the ACL then also ends with the IPv6
+    /// `*` deny rule.
+    #[serde(default)]
+    pub ipv6: bool,
 }
 
 impl Resource for NetworkAcl {
@@ -63,7 +68,7 @@ fn all_traffic(rule_number: i32, egress: bool, action: &str) -> NaclEntry {
         egress,
         protocol: "-1".into(),
         rule_action: action.into(),
-        cidr: Ipv4Net::default(),
+        cidr: Ipv4Net::default().into(),
         port_range: None,
         icmp: None,
     }
@@ -91,6 +96,7 @@ impl NetworkAcl {
             is_default,
             entries,
             associations: Vec::new(),
+            ipv6: world.vpc_has_ipv6(vpc_id),
         }
     }
 
@@ -109,6 +115,9 @@ impl NetworkAcl {
             dir.sort_by_key(|e| e.rule_number);
             out.extend(dir);
             out.push(all_traffic(DEFAULT_DENY_RULE, egress, "deny"));
+            if self.ipv6 {
+                out.push(super::ipv6::all_ipv6(DEFAULT_DENY_RULE, egress, "deny"));
+            }
         }
         out
     }
@@ -219,18 +228,16 @@ impl NaclEntryInput {
             "deny" => "deny",
             _ => return Err(ApiError::bad_param("ruleAction", action)),
         };
-        if self.ipv6_cidr_block.is_some() {
-            return Err(ApiError::new(
-                "Unsupported",
-                "IPv6 network ACL rules are not supported by vpclab.",
-            ));
-        }
-        let cidr = parse_cidr(
-            "cidrBlock",
-            self.cidr_block
-                .as_deref()
-                .ok_or_else(|| ApiError::missing("cidrBlock"))?,
-        )?;
+        let cidr: IpNet = match (&self.cidr_block, &self.ipv6_cidr_block) {
+            (Some(c), None) => parse_cidr("cidrBlock", c)?.into(),
+            (None, Some(c)) => super::ipv6::parse_cidr6("ipv6CidrBlock", c)?.into(),
+            (None, None) => return Err(ApiError::missing("cidrBlock or ipv6CidrBlock")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::combination(
+                    "Specify either cidrBlock or ipv6CidrBlock, not both.",
+                ));
+            }
+        };
         let mut port_range = None;
         let mut icmp = None;
         if protocol == "6" || protocol == "17" {
@@ -249,7 +256,7 @@ impl NaclEntryInput {
                 )));
             }
             port_range = Some((f as u16, t as u16));
-        } else if protocol == "1" {
+        } else if protocol == "1" || protocol == "58" {
             let ty = self
                 .icmp_type
                 .as_deref()

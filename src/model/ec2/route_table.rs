@@ -23,6 +23,8 @@ pub enum RouteTarget {
     VpcPeering(String),
     /// A gateway VPC endpoint; only the endpoint itself adds or removes such routes.
     VpcEndpoint(String),
+    /// An egress-only internet gateway (`egressOnlyInternetGatewayId`, IPv6 only).
+    EgressOnlyGateway(String),
 }
 
 /// What a route matches: a CIDR block (`destinationCidrBlock`) or a prefix list
@@ -32,6 +34,8 @@ pub enum RouteTarget {
 pub enum Destination {
     Cidr(Ipv4Net),
     PrefixList(String),
+    /// An IPv6 block (`destinationIpv6CidrBlock`).
+    Cidr6(ipnet::Ipv6Net),
 }
 
 impl Destination {
@@ -39,7 +43,7 @@ impl Destination {
     pub fn cidr(&self) -> Option<Ipv4Net> {
         match self {
             Destination::Cidr(c) => Some(*c),
-            Destination::PrefixList(_) => None,
+            Destination::PrefixList(_) | Destination::Cidr6(_) => None,
         }
     }
 }
@@ -49,6 +53,7 @@ impl std::fmt::Display for Destination {
         match self {
             Destination::Cidr(c) => write!(f, "{c}"),
             Destination::PrefixList(p) => f.write_str(p),
+            Destination::Cidr6(c) => write!(f, "{c}"),
         }
     }
 }
@@ -65,6 +70,12 @@ impl<'de> Deserialize<'de> for Destination {
         if s.starts_with("pl-") {
             return Ok(Destination::PrefixList(s));
         }
+        if s.contains(':') {
+            return s
+                .parse()
+                .map(Destination::Cidr6)
+                .map_err(serde::de::Error::custom);
+        }
         s.parse()
             .map(Destination::Cidr)
             .map_err(serde::de::Error::custom)
@@ -80,7 +91,8 @@ impl RouteTarget {
             | RouteTarget::NetworkInterface(x)
             | RouteTarget::Instance(x)
             | RouteTarget::VpcPeering(x)
-            | RouteTarget::VpcEndpoint(x) => x,
+            | RouteTarget::VpcEndpoint(x)
+            | RouteTarget::EgressOnlyGateway(x) => x,
         }
     }
 }
@@ -139,10 +151,17 @@ impl RouteTable {
         if blocks.is_empty() {
             blocks.push(primary);
         }
+        let v6: Vec<ipnet::Ipv6Net> = world
+            .vpcs
+            .get(vpc_id)
+            .map(|v| v.ipv6_cidrs.iter().map(|c| c.cidr).collect())
+            .unwrap_or_default();
         let routes = blocks
             .into_iter()
+            .map(Destination::Cidr)
+            .chain(v6.into_iter().map(Destination::Cidr6))
             .map(|destination| Route {
-                destination: Destination::Cidr(destination),
+                destination,
                 target: RouteTarget::Local,
                 origin: "CreateRouteTable".into(),
             })
@@ -204,7 +223,19 @@ impl Filterable for RouteTable {
             "route.destination-prefix-list-id" => routes
                 .filter_map(|r| match &r.destination {
                     Destination::PrefixList(p) => Some(p.clone()),
-                    Destination::Cidr(_) => None,
+                    Destination::Cidr(_) | Destination::Cidr6(_) => None,
+                })
+                .collect(),
+            "route.destination-ipv6-cidr-block" => routes
+                .filter_map(|r| match &r.destination {
+                    Destination::Cidr6(c) => Some(c.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            "route.egress-only-internet-gateway-id" => routes
+                .filter_map(|r| match &r.target {
+                    RouteTarget::EgressOnlyGateway(g) => Some(g.clone()),
+                    _ => None,
                 })
                 .collect(),
             "route.gateway-id" => routes
@@ -330,6 +361,10 @@ impl World {
                 .get(p)
                 .is_some_and(|p| p.is_active() && p.other_side(&table.vpc_id).is_some()),
             RouteTarget::VpcEndpoint(e) => self.vpc_endpoints.contains(e),
+            RouteTarget::EgressOnlyGateway(g) => self
+                .egress_only_internet_gateways
+                .get(g)
+                .is_some_and(|g| g.vpc_id == table.vpc_id),
         };
         if alive { "active" } else { "blackhole" }
     }
@@ -453,7 +488,27 @@ impl World {
             // AWS: endpoint routes are added only by associating the table with the
             // endpoint (CreateVpcEndpoint, ModifyVpcEndpoint).
             RouteTarget::VpcEndpoint(e) => Err(endpoint_route_refused(e)),
+            RouteTarget::EgressOnlyGateway(g) => {
+                let eigw = self.egress_only_igw(&env.region, g)?;
+                if eigw.vpc_id != vpc_id {
+                    return Err(different(g));
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// AWS: an egress-only internet gateway carries IPv6 only, so its routes need an
+    /// IPv6 destination.
+    fn check_family(dest: &Destination, target: &RouteTarget) -> ApiResult<()> {
+        if let RouteTarget::EgressOnlyGateway(g) = target
+            && !matches!(dest, Destination::Cidr6(_))
+        {
+            return Err(ApiError::invalid_value(format!(
+                "Egress-only internet gateway {g} supports IPv6 traffic only: use DestinationIpv6CidrBlock."
+            )));
+        }
+        Ok(())
     }
 
     /// CreateRoute. `RouteAlreadyExists` when the table has a route for that destination.
@@ -473,6 +528,7 @@ impl World {
             ));
         }
         self.check_target(env, rt_id, &rt.vpc_id, &target)?;
+        World::check_family(&dest, &target)?;
         if let Some(rt) = self.route_tables.get_mut(rt_id) {
             rt.routes.push(Route {
                 destination: dest,
@@ -495,6 +551,10 @@ impl World {
             }
             return Ok(Destination::PrefixList(destination.to_string()));
         }
+        if destination.contains(':') {
+            return super::ipv6::parse_cidr6("destinationIpv6CidrBlock", destination)
+                .map(Destination::Cidr6);
+        }
         parse_cidr("destinationCidrBlock", destination).map(Destination::Cidr)
     }
 
@@ -513,6 +573,7 @@ impl World {
             .ok_or_else(|| {
                 let key = match dest {
                     Destination::Cidr(_) => "destination-cidr-block",
+                    Destination::Cidr6(_) => "destination-ipv6-cidr-block",
                     Destination::PrefixList(_) => "destination-prefix-list-id",
                 };
                 ApiError::new(
@@ -541,6 +602,7 @@ impl World {
             )));
         }
         self.check_target(env, rt_id, &rt.vpc_id, &target)?;
+        World::check_family(&dest, &target)?;
         if let Some(rt) = self.route_tables.get_mut(rt_id) {
             rt.routes[pos].target = target;
             rt.routes[pos].origin = "CreateRoute".into();

@@ -22,6 +22,8 @@ pub enum Peer {
     /// The CIDRs of a prefix list (by id), AWS-managed or customer-managed, as they are
     /// when the packet passes: the fabric sees one CIDR rule per entry.
     PrefixList(String),
+    /// An IPv6 block (`Ipv6Ranges`, `cidrIpv6`).
+    Cidr6(#[serde(with = "super::ipv6::cidr6_serde")] ipnet::Ipv6Net),
 }
 
 /// AWS quota: inbound (and, separately, outbound) rules per security group.
@@ -130,6 +132,13 @@ impl Filterable for SecurityGroup {
                 None
             }
         };
+        let cidr6 = |r: &SgRule| {
+            if let Peer::Cidr6(c) = &r.peer {
+                Some(c.to_string())
+            } else {
+                None
+            }
+        };
         let group = |r: &SgRule| {
             if let Peer::Group(g) = &r.peer {
                 Some(g.clone())
@@ -161,6 +170,8 @@ impl Filterable for SecurityGroup {
             "owner-id" => vec![world.account.clone()],
             "ip-permission.protocol" => dir(false).map(proto).collect(),
             "ip-permission.cidr" => dir(false).filter_map(cidr).collect(),
+            "ip-permission.ipv6-cidr" => dir(false).filter_map(cidr6).collect(),
+            "egress.ip-permission.ipv6-cidr" => dir(true).filter_map(cidr6).collect(),
             "ip-permission.group-id" => dir(false).filter_map(group).collect(),
             "ip-permission.group-name" => dir(false).filter_map(gname).collect(),
             "ip-permission.prefix-list-id" => dir(false).filter_map(plist).collect(),
@@ -267,7 +278,8 @@ pub struct PermissionInput {
     pub cidrs: Vec<(String, Option<String>)>,
     /// (group id or None, group name or None, description)
     pub groups: Vec<(Option<String>, Option<String>, Option<String>)>,
-    pub ipv6_cidrs: Vec<String>,
+    /// (IPv6 cidr, description)
+    pub ipv6_cidrs: Vec<(String, Option<String>)>,
     /// (prefix list id, description)
     pub prefix_lists: Vec<(String, Option<String>)>,
 }
@@ -279,6 +291,7 @@ pub fn sg_protocol(p: &str) -> ApiResult<String> {
         "tcp" | "6" => "tcp".into(),
         "udp" | "17" => "udp".into(),
         "icmp" | "1" => "icmp".into(),
+        "icmpv6" | "58" => "58".into(),
         other => {
             let n: u8 = other.parse().map_err(|_| {
                 ApiError::invalid_value(format!(
@@ -391,14 +404,19 @@ impl World {
             ));
         }
         let id = self.alloc_id("sg");
-        let outbound = all_outbound(self);
+        let mut rules = vec![all_outbound(self)];
+        // AWS: a new group of a VPC with IPv6 also allows all outbound IPv6 traffic.
+        if self.vpc_has_ipv6(&vpc_id) {
+            let rid = self.alloc_id("sgr");
+            rules.push(super::ipv6::all_ipv6_outbound(rid));
+        }
         self.security_groups.insert(SecurityGroup {
             id: id.clone(),
             region: env.region.clone(),
             vpc_id,
             group_name: name.to_string(),
             description: description.to_string(),
-            rules: vec![outbound],
+            rules,
         });
         self.apply_tag_specs(env, &id, "security-group", specs)?;
         Ok(id)
@@ -493,7 +511,7 @@ impl World {
                         ));
                     }
                 }
-                "icmp" => {
+                "icmp" | "58" => {
                     let f = from.unwrap_or(-1);
                     let t = to.unwrap_or(-1);
                     if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
@@ -509,13 +527,15 @@ impl World {
                     to = None;
                 }
             }
-            if !p.ipv6_cidrs.is_empty() {
-                return Err(ApiError::new(
-                    "Unsupported",
-                    "IPv6 ranges in security group rules are not supported by vpclab.",
+            let mut peers: Vec<(Peer, Option<String>)> = Vec::new();
+            for (c, d) in &p.ipv6_cidrs {
+                peers.push((
+                    Peer::Cidr6(super::ipv6::parse_cidr6("cidrIpv6", c).map_err(|_| {
+                        ApiError::invalid_value(format!("CIDR block {c} is malformed"))
+                    })?),
+                    d.clone(),
                 ));
             }
-            let mut peers: Vec<(Peer, Option<String>)> = Vec::new();
             for (c, d) in &p.cidrs {
                 peers.push((
                     Peer::Cidr(parse_cidr("cidrIp", c).map_err(|_| {
@@ -686,6 +706,7 @@ impl World {
 pub(super) fn describe_rule(world: &World, r: &SgRule) -> String {
     let peer = match &r.peer {
         Peer::Cidr(c) => c.to_string(),
+        Peer::Cidr6(c) => c.to_string(),
         Peer::Group(g) => world
             .security_groups
             .get(g)

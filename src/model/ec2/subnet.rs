@@ -30,6 +30,11 @@ pub struct Subnet {
     pub state: String,
     pub map_public_ip_on_launch: bool,
     pub default_for_az: bool,
+    /// The subnet's IPv6 /64, if any (see `ipv6.rs`).
+    #[serde(default)]
+    pub ipv6_cidrs: Vec<super::ipv6::SubnetIpv6Cidr>,
+    #[serde(default)]
+    pub assign_ipv6_address_on_creation: bool,
 }
 
 impl Resource for Subnet {
@@ -77,6 +82,19 @@ impl Filterable for Subnet {
             "state" => vec![self.state.clone()],
             "default-for-az" | "defaultForAz" => vec![b(self.default_for_az)],
             "map-public-ip-on-launch" => vec![b(self.map_public_ip_on_launch)],
+            "ipv6-cidr-block-association.ipv6-cidr-block" => {
+                self.ipv6_cidrs.iter().map(|c| c.cidr.to_string()).collect()
+            }
+            "ipv6-cidr-block-association.association-id" => self
+                .ipv6_cidrs
+                .iter()
+                .map(|c| c.association_id.clone())
+                .collect(),
+            "ipv6-cidr-block-association.state" => {
+                self.ipv6_cidrs.iter().map(|c| c.state.clone()).collect()
+            }
+            "assign-ipv6-address-on-creation" => vec![b(self.assign_ipv6_address_on_creation)],
+            "ipv6-native" => vec![b(false)],
             "available-ip-address-count" => vec![world.available_ip_count(self).to_string()],
             "subnet-arn" => vec![self.arn(&world.account)],
             "owner-id" => vec![world.account.clone()],
@@ -217,6 +235,8 @@ impl World {
             state: "available".into(),
             map_public_ip_on_launch: false,
             default_for_az: false,
+            ipv6_cidrs: Vec::new(),
+            assign_ipv6_address_on_creation: false,
         });
         // Every subnet is associated with exactly one network ACL: the default one at first.
         if let Some(acl_id) = self.default_nacl(vpc_id).map(|a| a.id.clone()) {

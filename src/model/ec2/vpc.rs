@@ -41,6 +41,9 @@ pub struct Vpc {
     pub enable_dns_hostnames: bool,
     #[serde(default)]
     pub enable_network_address_usage_metrics: bool,
+    /// Amazon-provided IPv6 blocks (see `ipv6.rs`).
+    #[serde(default)]
+    pub ipv6_cidrs: Vec<super::ipv6::VpcIpv6Cidr>,
 }
 
 impl Vpc {
@@ -79,6 +82,22 @@ impl Filterable for Vpc {
                 .map(|c| c.association_id.clone())
                 .collect(),
             "cidr-block-association.state" => self.cidrs.iter().map(|c| c.state.clone()).collect(),
+            "ipv6-cidr-block-association.ipv6-cidr-block" => {
+                self.ipv6_cidrs.iter().map(|c| c.cidr.to_string()).collect()
+            }
+            "ipv6-cidr-block-association.association-id" => self
+                .ipv6_cidrs
+                .iter()
+                .map(|c| c.association_id.clone())
+                .collect(),
+            "ipv6-cidr-block-association.state" => {
+                self.ipv6_cidrs.iter().map(|c| c.state.clone()).collect()
+            }
+            "ipv6-cidr-block-association.ipv6-pool" => self
+                .ipv6_cidrs
+                .iter()
+                .map(|_| "Amazon".to_string())
+                .collect(),
             "state" => vec![self.state.clone()],
             "is-default" | "isDefault" => vec![b(self.is_default)],
             "dhcp-options-id" => vec![self.dhcp_options_id.clone()],
@@ -258,6 +277,7 @@ impl World {
             enable_dns_support: true,
             enable_dns_hostnames: is_default,
             enable_network_address_usage_metrics: false,
+            ipv6_cidrs: Vec::new(),
         });
         let rtb = RouteTable::new_for_vpc(self, env, &id, cidr, true);
         self.route_tables.insert(rtb);
@@ -322,6 +342,13 @@ impl World {
         }
         if self.vpc_endpoints.iter().any(|e| e.vpc_id == id) {
             return Err(dep("VPC endpoints"));
+        }
+        if self
+            .egress_only_internet_gateways
+            .iter()
+            .any(|g| g.vpc_id == id)
+        {
+            return Err(dep("egress-only internet gateways"));
         }
         if self
             .nat_gateways

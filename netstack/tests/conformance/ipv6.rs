@@ -1,0 +1,373 @@
+//! IPv6 through the fabric, on the shared fixture made dual-stack: a /56 for the VPC,
+//! a /64 per subnet, `::/0` to the internet gateway from the public subnet and to an
+//! egress-only internet gateway from the private one. Each test quotes the AWS rule
+//! (Amazon VPC User Guide).
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use ipnet::Ipv6Net;
+use smoltcp::time::Instant;
+use vpclab_netstack::fixture::{FixtureIds, public_private_vpc_builder};
+use vpclab_netstack::ipv6::{NaclEntry6, Route6, SgPeer6, SgRule6, Target6, V6Spec};
+use vpclab_netstack::topology::rid;
+use vpclab_netstack::*;
+
+const WEB: &str = "2001:db8:1:1::10";
+const WEB2: &str = "2001:db8:1:1::11";
+const APP: &str = "2001:db8:1:2::20";
+const OUTSIDE: &str = "2001:db8:ffff::80";
+
+fn a6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn n6(s: &str) -> Ipv6Net {
+    s.parse().unwrap()
+}
+
+fn at(secs: i64) -> Instant {
+    Instant::from_secs(secs)
+}
+
+fn icmpv6_any() -> Option<IcmpMatch> {
+    Some(IcmpMatch::ANY)
+}
+
+/// The fixture with IPv6: what the model compiles for a dual-stack VPC.
+fn dual_stack(edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds)) -> (Fabric, FixtureIds) {
+    let (mut b, ids) = public_private_vpc_builder();
+    let mut v = V6Spec::default();
+    v.vpc_blocks
+        .insert(ids.vpc.clone(), vec![n6("2001:db8:1::/56")]);
+    v.subnets
+        .insert(ids.public_subnet.clone(), n6("2001:db8:1:1::/64"));
+    v.subnets
+        .insert(ids.private_subnet.clone(), n6("2001:db8:1:2::/64"));
+    let local = Route6 {
+        destination: n6("2001:db8:1::/56"),
+        target: Target6::Local,
+        state: RouteState::Active,
+    };
+    v.routes.insert(
+        ids.public_rtb.clone(),
+        vec![
+            local.clone(),
+            Route6 {
+                destination: n6("::/0"),
+                target: Target6::InternetGateway(ids.igw.clone()),
+                state: RouteState::Active,
+            },
+        ],
+    );
+    v.routes.insert(
+        ids.private_rtb.clone(),
+        vec![
+            local,
+            Route6 {
+                destination: n6("::/0"),
+                target: Target6::EgressOnlyGateway(rid("eigw-fixture")),
+                state: RouteState::Active,
+            },
+        ],
+    );
+    v.egress_only.insert(rid("eigw-fixture"), ids.vpc.clone());
+    // "Default network ACL": rule 101 allows all IPv6 traffic, `*` denies the rest.
+    let all = |n: u16, egress: bool, action: RuleAction| NaclEntry6 {
+        rule_number: n,
+        egress,
+        protocol: Protocol::All,
+        ports: None,
+        icmp: None,
+        cidr: n6("::/0"),
+        action,
+    };
+    v.acl_entries.insert(
+        ids.acl.clone(),
+        vec![
+            all(101, false, RuleAction::Allow),
+            all(101, true, RuleAction::Allow),
+            all(32767, false, RuleAction::Deny),
+            all(32767, true, RuleAction::Deny),
+        ],
+    );
+    let out = SgRule6 {
+        id: None,
+        protocol: Protocol::All,
+        ports: None,
+        icmp: None,
+        peer: SgPeer6::Cidr(n6("::/0")),
+    };
+    let tcp = |port: u16, peer: SgPeer6| SgRule6 {
+        id: None,
+        protocol: Protocol::Tcp,
+        ports: Some(PortRange::new(port, port)),
+        icmp: None,
+        peer,
+    };
+    let ping_from_vpc = SgRule6 {
+        id: None,
+        protocol: Protocol::Other(58),
+        ports: None,
+        icmp: icmpv6_any(),
+        peer: SgPeer6::Cidr(n6("2001:db8:1::/56")),
+    };
+    v.sg_rules.insert(
+        ids.web_sg.clone(),
+        (
+            vec![tcp(80, SgPeer6::Cidr(n6("::/0"))), ping_from_vpc.clone()],
+            vec![out.clone()],
+        ),
+    );
+    v.sg_rules.insert(
+        ids.app_sg.clone(),
+        (
+            vec![ping_from_vpc, tcp(8080, SgPeer6::Group(ids.web_sg.clone()))],
+            vec![out],
+        ),
+    );
+    v.eni_addrs.insert(ids.web_eni.clone(), vec![a6(WEB)]);
+    v.eni_addrs.insert(ids.web2_eni.clone(), vec![a6(WEB2)]);
+    v.eni_addrs.insert(ids.app_eni.clone(), vec![a6(APP)]);
+    b.v6 = v;
+    edit(&mut b, &ids);
+    (Fabric::new(Arc::new(b.build().unwrap())), ids)
+}
+
+/// An IPv6 packet: fixed header, then `l4`.
+fn packet(src: &str, dst: &str, next: u8, l4: &[u8]) -> Vec<u8> {
+    let mut b = vec![0x60, 0, 0, 0];
+    b.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    b.push(next);
+    b.push(64);
+    b.extend_from_slice(&a6(src).octets());
+    b.extend_from_slice(&a6(dst).octets());
+    b.extend_from_slice(l4);
+    b
+}
+
+/// A TCP segment with these ports and flags (checksum left zero: the fabric does not
+/// rewrite IPv6 packets, and the hosts' stacks are what verify it).
+fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0; 8]);
+    t.push(5 << 4);
+    t.push(flags);
+    t.extend_from_slice(&[0x10, 0, 0, 0, 0, 0]);
+    packet(src, dst, 6, &t)
+}
+
+const SYN: u8 = 0x02;
+const SYN_ACK: u8 = 0x12;
+
+/// An ICMPv6 echo request (128) or reply (129).
+fn echo(src: &str, dst: &str, ty: u8, id: u16) -> Vec<u8> {
+    let mut m = vec![ty, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    packet(src, dst, 58, &m)
+}
+
+fn send(f: &mut Fabric, now: Instant, from: &Port, mut bytes: Vec<u8>) -> Verdict {
+    f.process(now, from, &mut bytes)
+}
+
+#[track_caller]
+fn delivered(v: &Verdict) -> Port {
+    match &v.outcome {
+        Outcome::Deliver(p) => p.clone(),
+        Outcome::Drop(r) => panic!("expected delivery, got drop: {r}"),
+    }
+}
+
+#[track_caller]
+fn dropped(v: &Verdict) -> DropReason {
+    match &v.outcome {
+        Outcome::Drop(r) => r.clone(),
+        Outcome::Deliver(p) => panic!("expected a drop, got delivery to {p}"),
+    }
+}
+
+/// "Security groups are stateful": dual-stack instances ping6 each other across
+/// subnets when the group allows ICMPv6 from the VPC's block, and the reply returns.
+#[test]
+fn ping6_between_subnets_passes_the_groups_and_the_reply_is_tracked() {
+    let (mut f, ids) = dual_stack(|_, _| {});
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    let v = send(&mut f, at(1), &web, echo(WEB, APP, 128, 7));
+    assert_eq!(delivered(&v), app);
+    let back = send(&mut f, at(1), &app, echo(APP, WEB, 129, 7));
+    assert_eq!(delivered(&back), web);
+}
+
+/// "Security groups … allow only": TCP 22 to the app instance has no IPv6 rule.
+#[test]
+fn a_port_without_an_ipv6_rule_is_refused_by_the_group() {
+    let (mut f, ids) = dual_stack(|_, _| {});
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, tcp(WEB, 40000, APP, 22, SYN));
+    assert_eq!(
+        dropped(&v),
+        DropReason::SecurityGroupNoMatch {
+            eni: ids.app_eni.clone(),
+            direction: Direction::Inbound,
+        }
+    );
+    // A rule naming the web group admits the web instance's IPv6 address.
+    let ok = send(&mut f, at(1), &web, tcp(WEB, 40001, APP, 8080, SYN));
+    assert_eq!(delivered(&ok), Port::Eni(ids.app_eni.clone()));
+}
+
+/// "Network ACLs … rules are evaluated in order, starting with the lowest numbered
+/// rule": a deny rule 90 for IPv6 TCP 80 wins over the allow rule 101.
+#[test]
+fn an_ipv6_acl_rule_denies_before_rule_101() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.v6.acl_entries
+            .get_mut(&ids.acl)
+            .unwrap()
+            .push(NaclEntry6 {
+                rule_number: 90,
+                egress: false,
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange::new(80, 80)),
+                icmp: None,
+                cidr: n6("::/0"),
+                action: RuleAction::Deny,
+            });
+    });
+    let v = send(
+        &mut f,
+        at(1),
+        &Port::Internet,
+        tcp(OUTSIDE, 50000, WEB, 80, SYN),
+    );
+    assert_eq!(
+        dropped(&v),
+        DropReason::NaclDeny {
+            acl: ids.acl.clone(),
+            subnet: ids.public_subnet.clone(),
+            rule: Some(90),
+            direction: Direction::Inbound,
+        }
+    );
+    // Without an IPv6 rule at all, the IPv6 `*` rule denies.
+    let (mut g, ids) = dual_stack(|b, ids| {
+        b.v6.acl_entries
+            .get_mut(&ids.acl)
+            .unwrap()
+            .retain(|e| e.rule_number != 101);
+    });
+    let v = send(
+        &mut g,
+        at(1),
+        &Port::Internet,
+        tcp(OUTSIDE, 50000, WEB, 80, SYN),
+    );
+    assert!(
+        matches!(dropped(&v), DropReason::NaclDeny { rule: None, .. }),
+        "{v}"
+    );
+    let _ = ids;
+}
+
+/// "An internet gateway … for IPv6 … no network address translation": the public
+/// instance is reachable at its own IPv6 address from the internet, and reaches out.
+#[test]
+fn the_internet_gateway_carries_ipv6_both_ways_without_translation() {
+    let (mut f, ids) = dual_stack(|_, _| {});
+    let web = Port::Eni(ids.web_eni.clone());
+    let mut syn = tcp(OUTSIDE, 50000, WEB, 80, SYN);
+    let copy = syn.clone();
+    let v = f.process(at(1), &Port::Internet, &mut syn);
+    assert_eq!(delivered(&v), web);
+    assert_eq!(syn, copy, "IPv6 packets cross the gateway unchanged");
+    let out = send(&mut f, at(1), &web, tcp(WEB, 41000, OUTSIDE, 443, SYN));
+    assert_eq!(delivered(&out), Port::Internet);
+}
+
+/// "Egress-only internet gateways … allow outbound communication over IPv6 from
+/// instances in your VPC to the internet, and prevent the internet from initiating an
+/// IPv6 connection with your instances."
+#[test]
+fn the_egress_only_gateway_lets_replies_in_and_refuses_inbound_connections() {
+    // Without an internet gateway, the egress-only gateway is the VPC's only way out.
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.internet_gateways.get_mut(&ids.igw).unwrap().vpc = None;
+    });
+    let app = Port::Eni(ids.app_eni.clone());
+    let out = send(&mut f, at(1), &app, tcp(APP, 42000, OUTSIDE, 443, SYN));
+    assert_eq!(delivered(&out), Port::Internet);
+    let reply = send(
+        &mut f,
+        at(1),
+        &Port::Internet,
+        tcp(OUTSIDE, 443, APP, 42000, SYN_ACK),
+    );
+    assert_eq!(delivered(&reply), app);
+    let inbound = send(
+        &mut f,
+        at(2),
+        &Port::Internet,
+        tcp(OUTSIDE, 50000, APP, 8080, SYN),
+    );
+    let reason = dropped(&inbound);
+    assert_eq!(
+        reason,
+        DropReason::EgressOnlyInbound {
+            eigw: rid("eigw-fixture"),
+            dst: a6(APP),
+        }
+    );
+    assert!(reason.to_string().contains("eigw-fixture"), "{reason}");
+    // The same decision with its hops, for `explain`.
+    let p = vpclab_netstack::ipv6::parse6(&tcp(OUTSIDE, 50001, APP, 8080, SYN)).unwrap();
+    let explained = f.explain6(at(2), &Port::Internet, &p);
+    assert_eq!(explained.drop_reason(), Some(&reason));
+}
+
+/// "The most specific route that matches the traffic determines how to route it."
+#[test]
+fn ipv6_routes_take_the_longest_prefix() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.v6.routes.get_mut(&ids.public_rtb).unwrap().push(Route6 {
+            destination: n6("2001:db8:ffff::/48"),
+            target: Target6::Blackhole,
+            state: RouteState::Blackhole,
+        });
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, tcp(WEB, 41000, OUTSIDE, 443, SYN));
+    assert_eq!(
+        dropped(&v),
+        DropReason::BlackholeV6 {
+            table: ids.public_rtb.clone(),
+            route: n6("2001:db8:ffff::/48"),
+        }
+    );
+    let other = send(
+        &mut f,
+        at(1),
+        &web,
+        tcp(WEB, 41001, "2001:db8:eeee::1", 443, SYN),
+    );
+    assert_eq!(delivered(&other), Port::Internet);
+    // Same subnet: no route table, no ACL.
+    let peer = send(&mut f, at(1), &web, echo(WEB, WEB2, 128, 9));
+    assert_eq!(delivered(&peer), Port::Eni(ids.web2_eni.clone()));
+}
+
+/// Source check: an interface sends only from its own IPv6 addresses.
+#[test]
+fn a_spoofed_ipv6_source_is_dropped() {
+    let (mut f, ids) = dual_stack(|_, _| {});
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, echo(APP, WEB2, 128, 1));
+    assert!(
+        matches!(dropped(&v), DropReason::SourceDestCheckV6 { .. }),
+        "{v}"
+    );
+}

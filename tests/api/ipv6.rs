@@ -1,0 +1,583 @@
+//! IPv6 dual stack through the real `aws` CLI, each check quoting the AWS rule (Amazon
+//! VPC User Guide: "IPv6 support for your VPC", "Default network ACL", "Default security
+//! groups for your VPCs", "Egress-only internet gateways"). vpclab's Amazon-provided
+//! blocks come from the documentation range 2001:db8::/32.
+
+use serde_json::Value;
+
+use crate::support::{Lab, TestDaemon, have, latest_al2023_ami, vpc_with_internet_gateway};
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// A dual-stack VPC: (vpc id, its /56).
+fn dual_stack_vpc(d: &TestDaemon, cidr: &str) -> (String, String) {
+    let vpc = d.aws(&[
+        "create-vpc",
+        "--cidr-block",
+        cidr,
+        "--amazon-provided-ipv6-cidr-block",
+    ]);
+    let id = s(&vpc["Vpc"]["VpcId"]);
+    let block = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &id,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    (id, block)
+}
+
+/// The first /64 of a /56 written as `2001:db8:xxxx:yy00::/56`.
+fn first_64(block56: &str) -> String {
+    block56.replace("/56", "/64")
+}
+
+#[test]
+fn a_dual_stack_vpc_gets_a_documentation_56_local_route_acl_and_sg_rules() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, block) = dual_stack_vpc(&d, "10.0.0.0/16");
+    // AWS: an Amazon-provided IPv6 block is a /56; vpclab's lie in 2001:db8::/32.
+    let net: ipnet::Ipv6Net = block.parse().expect("an IPv6 CIDR");
+    assert_eq!(net.prefix_len(), 56, "{block}");
+    let doc: ipnet::Ipv6Net = "2001:db8::/32".parse().expect("doc");
+    assert!(
+        doc.contains(&net),
+        "{block} is not in the documentation range"
+    );
+    let v = d.aws(&["describe-vpcs", "--vpc-ids", &vpc]);
+    let assoc = &v["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0];
+    assert_eq!(assoc["Ipv6CidrBlockState"]["State"], "associated", "{v}");
+    assert_eq!(assoc["Ipv6Pool"], "Amazon", "{v}");
+    // Each VPC gets its own /56.
+    let (other, other_block) = dual_stack_vpc(&d, "10.1.0.0/16");
+    assert_ne!(block, other_block);
+    let found = d.aws_text(&[
+        "describe-vpcs",
+        "--filters",
+        &format!("Name=ipv6-cidr-block-association.ipv6-cidr-block,Values={block}"),
+        "--query",
+        "Vpcs[].VpcId",
+    ]);
+    assert_eq!(found, vpc, "the filter finds only the VPC with that block");
+    assert_ne!(found, other);
+
+    // AWS: the block gets a `local` route in the route tables of the VPC.
+    let routes = d.aws(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "--query",
+        "RouteTables[0].Routes",
+    ]);
+    assert!(
+        routes
+            .as_array()
+            .expect("routes")
+            .iter()
+            .any(|r| r["DestinationIpv6CidrBlock"] == block.as_str() && r["GatewayId"] == "local"),
+        "{routes}"
+    );
+    // "Default network ACL": rule 101 allows all IPv6 traffic both ways, and the IPv6
+    // `*` rule denies the rest.
+    let entries = d.aws(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=default,Values=true",
+        "--query",
+        "NetworkAcls[0].Entries",
+    ]);
+    for egress in [true, false] {
+        let v6: Vec<(i64, String)> = entries
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["Egress"] == egress && e["Ipv6CidrBlock"] == "::/0")
+            .map(|e| (e["RuleNumber"].as_i64().unwrap_or(0), s(&e["RuleAction"])))
+            .collect();
+        assert_eq!(
+            v6,
+            vec![(101, "allow".to_string()), (32767, "deny".to_string())],
+            "{entries}"
+        );
+    }
+    // "Default security groups": outbound to ::/0 when the VPC has IPv6; a new group
+    // of such a VPC gets it too.
+    for name in ["default", "web"] {
+        if name != "default" {
+            d.aws(&[
+                "create-security-group",
+                "--group-name",
+                name,
+                "--description",
+                name,
+                "--vpc-id",
+                &vpc,
+            ]);
+        }
+        let egress = d.aws_text(&[
+            "describe-security-groups",
+            "--filters",
+            &format!("Name=vpc-id,Values={vpc}"),
+            &format!("Name=group-name,Values={name}"),
+            "--query",
+            "SecurityGroups[0].IpPermissionsEgress[].Ipv6Ranges[].CidrIpv6",
+        ]);
+        assert_eq!(egress, "::/0", "group {name}");
+    }
+
+    // The block survives a restart (persisted like every resource).
+    let mut d = d;
+    d.stop();
+    d.launch();
+    let again = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &vpc,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    assert_eq!(again, block);
+}
+
+#[test]
+fn subnets_take_a_64_of_the_vpc_block_and_instances_get_addresses_from_it() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, block) = dual_stack_vpc(&d, "10.0.0.0/16");
+    let v64 = first_64(&block);
+    let subnet = d.aws(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.1.0/24",
+        "--ipv6-cidr-block",
+        &v64,
+    ]);
+    let subnet_id = s(&subnet["Subnet"]["SubnetId"]);
+    assert_eq!(
+        subnet["Subnet"]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"],
+        v64.as_str(),
+        "{subnet}"
+    );
+    // AWS: a subnet's IPv6 block is a /64 inside the VPC's block, overlapping no other.
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            "10.0.2.0/24",
+            "--ipv6-cidr-block",
+            &v64,
+        ],
+        "InvalidSubnet.Conflict",
+    );
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            "10.0.2.0/24",
+            "--ipv6-cidr-block",
+            "2001:db9::/64",
+        ],
+        "InvalidSubnet.Range",
+    );
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            "10.0.2.0/24",
+            "--ipv6-cidr-block",
+            &block.replace("/56", "/60"),
+        ],
+        "InvalidSubnet.Range",
+    );
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--ipv6-native",
+            "--ipv6-cidr-block",
+            &v64,
+        ],
+        "Unsupported",
+    );
+    // A second subnet: associate its /64 after creation, then disassociate it.
+    let net: ipnet::Ipv6Net = block.parse().expect("block");
+    let second64 = net.subnets(64).expect("64s").nth(1).expect("a second /64");
+    let plain = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.2.0/24",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    d.aws_err(
+        &[
+            "modify-subnet-attribute",
+            "--subnet-id",
+            &plain,
+            "--assign-ipv6-address-on-creation",
+        ],
+        "InvalidParameterValue",
+    );
+    let assoc = d.aws(&[
+        "associate-subnet-cidr-block",
+        "--subnet-id",
+        &plain,
+        "--ipv6-cidr-block",
+        &second64.to_string(),
+    ]);
+    let assoc_id = s(&assoc["Ipv6CidrBlockAssociation"]["AssociationId"]);
+    let found = d.aws_text(&[
+        "describe-subnets",
+        "--filters",
+        &format!("Name=ipv6-cidr-block-association.ipv6-cidr-block,Values={second64}"),
+        "--query",
+        "Subnets[].SubnetId",
+    ]);
+    assert_eq!(found, plain);
+    d.aws(&[
+        "disassociate-subnet-cidr-block",
+        "--association-id",
+        &assoc_id,
+    ]);
+    let left = d.aws_text(&[
+        "describe-subnets",
+        "--subnet-ids",
+        &plain,
+        "--query",
+        "Subnets[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    assert_eq!(left, "None", "the /64 is gone");
+
+    // AssignIpv6AddressOnCreation: an instance gets an address from the /64.
+    d.aws_text(&[
+        "modify-subnet-attribute",
+        "--subnet-id",
+        &subnet_id,
+        "--assign-ipv6-address-on-creation",
+    ]);
+    let assign = d.aws_text(&[
+        "describe-subnets",
+        "--subnet-ids",
+        &subnet_id,
+        "--query",
+        "Subnets[0].AssignIpv6AddressOnCreation",
+    ]);
+    assert_eq!(assign, "True");
+    let ami = latest_al2023_ami(&d);
+    let run = |extra: &[&str], subnet: &str| {
+        let mut args = vec![
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "t3.micro",
+            "--subnet-id",
+            subnet,
+            "--query",
+            "Instances[0].InstanceId",
+        ];
+        args.extend_from_slice(extra);
+        d.aws_text(&args)
+    };
+    let inst = run(&[], &subnet_id);
+    let described = d.aws(&["describe-instances", "--instance-ids", &inst]);
+    let i = &described["Reservations"][0]["Instances"][0];
+    let v6 = s(&i["Ipv6Address"]);
+    let addr: std::net::Ipv6Addr = v6.parse().expect("an IPv6 address");
+    let sub64: ipnet::Ipv6Net = v64.parse().expect("64");
+    assert!(sub64.contains(&addr), "{v6} is not in {v64}");
+    assert_eq!(
+        i["NetworkInterfaces"][0]["Ipv6Addresses"][0]["Ipv6Address"],
+        v6.as_str(),
+        "{described}"
+    );
+    // `--ipv6-address-count 1` in a subnet without IPv6 is refused.
+    d.aws_err(
+        &[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--subnet-id",
+            &plain,
+            "--ipv6-address-count",
+            "1",
+        ],
+        "InvalidParameterValue",
+    );
+    let second = run(&["--ipv6-address-count", "1"], &subnet_id);
+    let v6b = d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        &second,
+        "--query",
+        "Reservations[0].Instances[0].Ipv6Address",
+    ]);
+    assert_ne!(v6b, v6, "two interfaces never share an address");
+
+    // AWS: a VPC block cannot be disassociated while a subnet uses it.
+    let vassoc = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &vpc,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].AssociationId",
+    ]);
+    d.aws_err(
+        &["disassociate-vpc-cidr-block", "--association-id", &vassoc],
+        "DependencyViolation",
+    );
+}
+
+#[test]
+fn egress_only_gateways_routes_and_ipv6_rules() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, igw) = vpc_with_internet_gateway(&d);
+    let assoc = d.aws(&[
+        "associate-vpc-cidr-block",
+        "--vpc-id",
+        &vpc,
+        "--amazon-provided-ipv6-cidr-block",
+    ]);
+    assert_eq!(
+        assoc["Ipv6CidrBlockAssociation"]["Ipv6CidrBlockState"]["State"], "associating",
+        "{assoc}"
+    );
+    let eigw = d.aws(&[
+        "create-egress-only-internet-gateway",
+        "--vpc-id",
+        &vpc,
+        "--tag-specifications",
+        "ResourceType=egress-only-internet-gateway,Tags=[{Key=Name,Value=out6}]",
+    ]);
+    let g = &eigw["EgressOnlyInternetGateway"];
+    let eigw_id = s(&g["EgressOnlyInternetGatewayId"]);
+    assert!(eigw_id.starts_with("eigw-"), "{eigw}");
+    assert_eq!(g["Attachments"][0]["VpcId"], vpc.as_str(), "{eigw}");
+    assert_eq!(g["Attachments"][0]["State"], "attached", "{eigw}");
+    let named = d.aws_text(&[
+        "describe-egress-only-internet-gateways",
+        "--filters",
+        "Name=tag:Name,Values=out6",
+        "--query",
+        "EgressOnlyInternetGateways[].EgressOnlyInternetGatewayId",
+    ]);
+    assert_eq!(named, eigw_id);
+
+    let rt = d.aws_text(&[
+        "create-route-table",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "RouteTable.RouteTableId",
+    ]);
+    d.aws(&[
+        "create-route",
+        "--route-table-id",
+        &rt,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        &eigw_id,
+    ]);
+    // An internet gateway carries IPv6 too (both directions).
+    d.aws(&[
+        "create-route",
+        "--route-table-id",
+        &rt,
+        "--destination-ipv6-cidr-block",
+        "2001:db8:ffff::/48",
+        "--gateway-id",
+        &igw,
+    ]);
+    // AWS: an egress-only internet gateway is for IPv6 traffic only.
+    d.aws_err(
+        &[
+            "create-route",
+            "--route-table-id",
+            &rt,
+            "--destination-cidr-block",
+            "0.0.0.0/0",
+            "--egress-only-internet-gateway-id",
+            &eigw_id,
+        ],
+        "InvalidParameterValue",
+    );
+    let routes = d.aws(&["describe-route-tables", "--route-table-ids", &rt]);
+    let list = routes["RouteTables"][0]["Routes"].clone();
+    let eroute = list
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["DestinationIpv6CidrBlock"] == "::/0")
+        .unwrap_or_else(|| panic!("no ::/0 route: {routes}"));
+    assert_eq!(eroute["EgressOnlyInternetGatewayId"], eigw_id.as_str());
+    assert_eq!(eroute["State"], "active");
+    let filtered = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=route.egress-only-internet-gateway-id,Values={eigw_id}"),
+        "--query",
+        "RouteTables[].RouteTableId",
+    ]);
+    assert_eq!(filtered, rt);
+
+    // Security-group rules with Ipv6Ranges, and the filter that finds them.
+    let sg = d.aws_text(&[
+        "create-security-group",
+        "--group-name",
+        "v6",
+        "--description",
+        "v6",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "GroupId",
+    ]);
+    d.aws(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=2001:db8::/32,Description=doc}]",
+    ]);
+    let ranges = d.aws(&[
+        "describe-security-groups",
+        "--group-ids",
+        &sg,
+        "--query",
+        "SecurityGroups[0].IpPermissions[0].Ipv6Ranges",
+    ]);
+    assert_eq!(ranges[0]["CidrIpv6"], "2001:db8::/32", "{ranges}");
+    assert_eq!(ranges[0]["Description"], "doc", "{ranges}");
+    let rules = d.aws_text(&[
+        "describe-security-group-rules",
+        "--filters",
+        &format!("Name=group-id,Values={sg}"),
+        "--query",
+        "SecurityGroupRules[?CidrIpv6=='2001:db8::/32'].FromPort",
+    ]);
+    assert_eq!(rules, "22");
+    d.aws_err(
+        &[
+            "authorize-security-group-ingress",
+            "--group-id",
+            &sg,
+            "--ip-permissions",
+            "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=2001:db8::1/32}]",
+        ],
+        "InvalidParameterValue",
+    );
+
+    // Network ACL entries with an IPv6 block.
+    let acl = d.aws_text(&[
+        "create-network-acl",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "NetworkAcl.NetworkAclId",
+    ]);
+    d.aws(&[
+        "create-network-acl-entry",
+        "--network-acl-id",
+        &acl,
+        "--rule-number",
+        "120",
+        "--protocol",
+        "tcp",
+        "--port-range",
+        "From=443,To=443",
+        "--rule-action",
+        "allow",
+        "--ingress",
+        "--ipv6-cidr-block",
+        "::/0",
+    ]);
+    let entries = d.aws(&[
+        "describe-network-acls",
+        "--network-acl-ids",
+        &acl,
+        "--query",
+        "NetworkAcls[0].Entries",
+    ]);
+    let e = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["RuleNumber"] == 120)
+        .unwrap_or_else(|| panic!("no rule 120: {entries}"));
+    assert_eq!(e["Ipv6CidrBlock"], "::/0");
+    assert!(e.get("CidrBlock").is_none(), "{e}");
+    // A new ACL of an IPv6 VPC ends with both `*` rules per direction.
+    let stars = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["RuleNumber"] == 32767)
+        .count();
+    assert_eq!(stars, 4, "{entries}");
+    d.aws_err(
+        &[
+            "create-network-acl-entry",
+            "--network-acl-id",
+            &acl,
+            "--rule-number",
+            "121",
+            "--protocol",
+            "-1",
+            "--rule-action",
+            "deny",
+            "--ingress",
+            "--ipv6-cidr-block",
+            "::/0",
+            "--cidr-block",
+            "0.0.0.0/0",
+        ],
+        "InvalidParameterCombination",
+    );
+
+    // A VPC with an egress-only gateway cannot be deleted; the gateway can.
+    d.aws_err(
+        &[
+            "delete-egress-only-internet-gateway",
+            "--egress-only-internet-gateway-id",
+            "eigw-0123456789abcdef0",
+        ],
+        "InvalidGatewayID.NotFound",
+    );
+    d.aws(&[
+        "delete-egress-only-internet-gateway",
+        "--egress-only-internet-gateway-id",
+        &eigw_id,
+    ]);
+    let state = d.aws_text(&[
+        "describe-route-tables",
+        "--route-table-ids",
+        &rt,
+        "--query",
+        "RouteTables[0].Routes[?DestinationIpv6CidrBlock=='::/0'].State",
+    ]);
+    assert_eq!(state, "blackhole");
+}

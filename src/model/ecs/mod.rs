@@ -733,7 +733,7 @@ impl World {
                 }
             }
             if let Some(h) = c.get("healthCheck") {
-                check_health_settings(&name, h)?;
+                check_health_settings(name, h)?;
             }
             for pm in c
                 .get("portMappings")

@@ -203,6 +203,197 @@ impl Ca {
     }
 }
 
+/// A certificate and its private key as PEM text (what ACM keeps for a certificate).
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    /// A certificate for `names` (the first is the subject's common name, all are
+    /// subject alternative names) signed by this CA, valid from `not_before` (Unix
+    /// seconds) for `days`: what ACM issues once a request's domains are validated.
+    pub fn issue(&self, names: &[String], not_before: i64, days: i64) -> Result<Issued, CaError> {
+        let mint = |e: rcgen::Error| CaError::Mint(e.to_string());
+        let first = names
+            .first()
+            .ok_or_else(|| CaError::Mint("a certificate needs a name".into()))?;
+        let mut params = CertificateParams::new(names.to_vec()).map_err(mint)?;
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let start = time::OffsetDateTime::from_unix_timestamp(not_before)
+            .map_err(|e| CaError::Mint(e.to_string()))?;
+        params.not_before = start;
+        params.not_after = start + time::Duration::days(days);
+        let key = KeyPair::generate().map_err(mint)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(mint)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// What a certificate says about itself, in the words of ACM's DescribeCertificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject (`CN=www.example.com`).
+    pub subject: String,
+    pub issuer: String,
+    /// The subject's common name, if any.
+    pub common_name: Option<String>,
+    /// DNS names of the subject alternative name extension.
+    pub names: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Colon-separated hex, as ACM shows it.
+    pub serial: String,
+    /// `RSA_2048`, `EC_prime256v1` … (ACM's `KeyAlgorithm`).
+    pub key_algorithm: String,
+    /// `SHA256WITHRSA`, `SHA256WITHECDSA` … (ACM's `SignatureAlgorithm`).
+    pub signature_algorithm: String,
+}
+
+fn pem_ders(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut out = Vec::new();
+    for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        out.push(c.map_err(|e| format!("the {what} is not valid PEM: {e}"))?);
+    }
+    if out.is_empty() {
+        return Err(format!("the {what} holds no PEM certificate"));
+    }
+    Ok(out)
+}
+
+/// Reads a certificate (PEM; the first certificate if several).
+pub fn inspect(pem: &str) -> Result<CertInfo, String> {
+    let ders = pem_ders(pem, "certificate")?;
+    inspect_der(ders[0].as_ref())
+}
+
+fn inspect_der(der: &[u8]) -> Result<CertInfo, String> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::public_key::PublicKey;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+    let names = match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    let key_algorithm = match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(k)) => format!("RSA_{}", k.key_size()),
+        Ok(PublicKey::EC(k)) => match k.key_size() {
+            0..=256 => "EC_prime256v1".to_string(),
+            257..=384 => "EC_secp384r1".to_string(),
+            _ => "EC_secp521r1".to_string(),
+        },
+        _ => "UNKNOWN".to_string(),
+    };
+    let signature_algorithm = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+        "1.2.840.113549.1.1.11" => "SHA256WITHRSA",
+        "1.2.840.113549.1.1.12" => "SHA384WITHRSA",
+        "1.2.840.113549.1.1.13" => "SHA512WITHRSA",
+        "1.2.840.10045.4.3.2" => "SHA256WITHECDSA",
+        "1.2.840.10045.4.3.3" => "SHA384WITHECDSA",
+        "1.2.840.10045.4.3.4" => "SHA512WITHECDSA",
+        _ => "UNKNOWN",
+    }
+    .to_string();
+    Ok(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        common_name,
+        names,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        serial: cert.raw_serial_as_string(),
+        key_algorithm,
+        signature_algorithm,
+    })
+}
+
+/// The certificate, its chain and key as one rustls value; checks that the key is the
+/// certificate's (ImportCertificate's rule) and that the chain's certificates parse.
+pub fn certified_key(
+    cert_pem: &str,
+    chain_pem: Option<&str>,
+    key_pem: &str,
+) -> Result<Arc<CertifiedKey>, String> {
+    let leaf = pem_ders(cert_pem, "certificate")?;
+    if leaf.len() != 1 {
+        return Err(
+            "the certificate must hold exactly one PEM certificate (put the others in the chain)"
+                .into(),
+        );
+    }
+    let mut chain = leaf;
+    if let Some(c) = chain_pem.filter(|c| !c.trim().is_empty()) {
+        for der in pem_ders(c, "certificate chain")? {
+            inspect_der(der.as_ref())?;
+            chain.push(der);
+        }
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("the private key is not a PEM private key: {e}"))?;
+    let provider = provider();
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("the private key cannot be used: {e}"))?;
+    let certified = CertifiedKey::new(chain, signer);
+    match certified.keys_match() {
+        Ok(()) => Ok(Arc::new(certified)),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err("the private key does not match the certificate's public key".into())
+        }
+        Err(e) => Err(format!("the certificate and key cannot be checked: {e}")),
+    }
+}
+
+/// A TLS server configuration presenting one certificate. `tls13`: whether TLS 1.3 is
+/// offered beside TLS 1.2 (the load balancer's security policy decides).
+pub fn fixed_server_config(key: Arc<CertifiedKey>, tls13: bool) -> Arc<rustls::ServerConfig> {
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -88,6 +88,8 @@ pub struct JsonCall<'a> {
     pub control: &'a mut Control,
     /// How long instances this call launches stay `pending` (the daemon's setting).
     pub boot_delay_ms: i64,
+    /// vpclab's certificate authority (ACM issues with it), when the daemon has one.
+    pub ca: Option<std::sync::Arc<crate::tls::Ca>>,
 }
 
 impl JsonCall<'_> {
@@ -336,6 +338,7 @@ pub fn dispatch(
         env,
         control: &mut control,
         boot_delay_ms: state.boot_delay_ms,
+        ca: state.ca.clone(),
     };
     (handler.run)(&mut call, op)
 }

@@ -30,6 +30,7 @@
 //!    `x.node`, `x.set("keySet", rows, |x, r| …)`, [`ec2::tag_set`]. Element names are
 //!    botocore's `locationName`s. `requestId` and the envelope are added for you.
 
+pub mod acm;
 pub mod autoscaling;
 pub mod awsquery;
 pub mod cbor;
@@ -94,6 +95,9 @@ pub struct AppState {
     pub ecr: Option<Arc<ecr::registry::Registry>>,
     /// Lambda's code store and function runtime (`None`: Lambda answers ServiceException).
     pub lambda: Option<Arc<lambda::Functions>>,
+    /// vpclab's certificate authority, which signs the certificates ACM issues (`None`:
+    /// RequestCertificate answers `ServiceUnavailableException`).
+    pub ca: Option<Arc<crate::tls::Ca>>,
     requests: Arc<AtomicU64>,
 }
 
@@ -110,6 +114,7 @@ impl AppState {
             dynamodb: None,
             ecr: None,
             lambda: None,
+            ca: None,
             requests: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -189,6 +194,12 @@ impl AppState {
     }
 
     /// Gives Lambda its code store and runtime.
+    /// Gives ACM the certificate authority it issues certificates with.
+    pub fn with_ca(mut self, ca: Arc<crate::tls::Ca>) -> AppState {
+        self.ca = Some(ca);
+        self
+    }
+
     pub fn with_lambda(mut self, functions: lambda::Functions) -> AppState {
         self.lambda = Some(Arc::new(functions));
         self

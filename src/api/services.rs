@@ -97,6 +97,10 @@ fn dynamodb(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Respon
     Box::pin(super::dynamodb::endpoint(state, req))
 }
 
+fn acm(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(super::json::endpoint(state, req, &super::acm::SERVICE))
+}
+
 fn ssm(state: AppState, req: Request) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     Box::pin(super::json::endpoint(state, req, &super::ssm::SERVICE))
 }
@@ -258,12 +262,15 @@ pub static SERVICES: &[Service] = &[
     svc("cloudfront", "Amazon CloudFront", Protocol::RestXml, &[]),
     svc("apigateway", "Amazon API Gateway", Protocol::RestJson, &[]),
     svc("eks", "Amazon EKS", Protocol::RestJson, &[]),
-    svc(
-        "acm",
-        "AWS Certificate Manager",
-        Protocol::Json,
-        &["CertificateManager"],
-    ),
+    Service {
+        handler: Some(acm),
+        ..svc(
+            "acm",
+            "AWS Certificate Manager",
+            Protocol::Json,
+            &["CertificateManager"],
+        )
+    },
 ];
 
 /// Where a request goes.

@@ -294,6 +294,7 @@ impl Daemon {
                 .map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(runtime = runtime.name(), reason = %why, "instance runtime");
         let runtime_info = (runtime.name().to_string(), why);
+        let acm_ca = ca.clone();
         let worlds = crate::world::Worlds::new(crate::world::WorldsConfig {
             runtime,
             ca,
@@ -408,6 +409,7 @@ impl Daemon {
             .with_objects(blobs)
             .with_ecr(registry)
             .with_lambda(functions)
+            .with_ca(acm_ca)
             .with_dynamodb(tables)
             .with_auth(auth)
             .with_iam_enforce(cfg.iam_enforce)

@@ -45,6 +45,17 @@ impl InstanceState {
             let mut disk = self.lock_disk();
             disk.console = console;
         }
+        // systemd mounts /etc/fstab's filesystems before it starts services. A missing
+        // device without `nofail` fails the mount; vpclab reports it on the console but
+        // does not drop the instance into emergency mode as Amazon Linux would.
+        for (message, nofail) in self.mount_fstab() {
+            let dir = message.split(':').nth(1).unwrap_or("").trim().to_string();
+            if !nofail {
+                self.append_console(&format!(
+                    "[FAILED] Failed to mount {dir}.\n[DEPEND] Dependency failed for local-fs.target - Local File Systems.\n{message}\n"
+                ));
+            }
+        }
         super::services::start_enabled(self).await;
         let enabled = self.lock_disk().enabled.clone();
         for unit in enabled {

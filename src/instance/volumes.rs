@@ -105,6 +105,57 @@ impl InstanceProfile {
     }
 }
 
+/// A stable, UUID-shaped string for a filesystem (what `lsblk -f` and `blkid` show,
+/// and what an `/etc/fstab` line names with `UUID=`).
+pub fn fake_uuid(seed: &str) -> String {
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let g = h.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xffff,
+        g >> 48,
+        g & 0xffff_ffff_ffff
+    )
+}
+
+/// One `/etc/fstab` line: `SPEC DIR TYPE OPTIONS [DUMP [PASS]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FstabEntry {
+    /// `/dev/xvdf`, `/dev/sdf`, `/dev/nvme1n1` or `UUID=…`.
+    pub spec: String,
+    pub dir: String,
+    pub fs_type: String,
+    pub options: Vec<String>,
+}
+
+impl FstabEntry {
+    pub fn has(&self, option: &str) -> bool {
+        self.options.iter().any(|o| o == option)
+    }
+}
+
+/// The entries of an `/etc/fstab` (comments and blank lines skipped; a line with fewer
+/// than four fields is ignored, as `mount` warns and goes on).
+pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4).then(|| FstabEntry {
+                spec: f[0].to_string(),
+                dir: f[1].to_string(),
+                fs_type: f[2].to_string(),
+                options: f[3].split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
 fn file_of(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.json"))
 }
@@ -295,6 +346,54 @@ impl InstanceState {
                 tracing::error!(instance = %self.profile().instance_id, %dir, error = %e, "cannot write the volume back");
             }
         }
+    }
+
+    /// Mounts the `/etc/fstab` entries that name a data volume (by device or by the
+    /// `UUID=` of its filesystem) and are not mounted yet, as `mount -a` and the boot do.
+    /// The root filesystem's and other entries (`proc`, `tmpfs` …) are left alone;
+    /// `noauto` entries are skipped. Returns each failure's message with whether the
+    /// entry had `nofail`.
+    pub fn mount_fstab(&self) -> Vec<(String, bool)> {
+        let text = self.with_disk(|d| {
+            d.fs.read("/etc/fstab", Cred::ROOT)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        });
+        let p = self.profile();
+        let mut failures = Vec::new();
+        for e in parse_fstab(&text) {
+            if e.dir == "/"
+                || e.has("noauto")
+                || !(e.spec.starts_with("/dev/") || e.spec.starts_with("UUID="))
+            {
+                continue;
+            }
+            if self.with_disk(|d| d.mounts.contains_key(&e.dir)) {
+                continue;
+            }
+            let found = match e.spec.strip_prefix("UUID=") {
+                Some(uuid) => p.volumes.iter().enumerate().find_map(|(i, v)| {
+                    (fake_uuid(&v.volume_id) == uuid.to_ascii_lowercase())
+                        .then(|| (v.clone(), kernel_name(&p.instance_type, v, i)))
+                }),
+                None => p.volume_for_device(&e.spec),
+            };
+            let nofail = e.has("nofail");
+            let Some((v, kname)) = found else {
+                failures.push((
+                    format!(
+                        "mount: {}: special device {} does not exist.",
+                        e.dir, e.spec
+                    ),
+                    nofail,
+                ));
+                continue;
+            };
+            if let Err(m) = self.mount_volume(&v, &kname, &e.dir) {
+                failures.push((m, nofail));
+            }
+        }
+        failures
     }
 
     /// The volume mounted from `volume_id`, if any (its mount point).

@@ -36,6 +36,7 @@
 //!    [`World::select`].
 //! 5. If the fabric cares, extend the compiler (`compile.rs`, when it exists).
 
+pub mod acm;
 pub mod autoscaling;
 pub mod change;
 pub mod cloudwatch;
@@ -317,6 +318,7 @@ world_tables! {
     lambda_events: lambda::PendingEvent,
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,
+    acm_certificates: acm::Certificate,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

@@ -131,7 +131,7 @@ fn check_topic_name(name: &str) -> ApiResult<()> {
     }
 }
 
-fn uuid(bits: u64, more: u64) -> String {
+pub(crate) fn uuid(bits: u64, more: u64) -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         (bits >> 32) as u32,

@@ -208,19 +208,42 @@ fn reconcile(
                 rr: rr.clone(),
                 network: lb.is_network(),
                 targets: http1::KeepAlive::new(TARGET_ANSWER),
+                tls: std::sync::Mutex::new(None),
             });
             let task = tokio::spawn(async move {
                 while let Ok((stream, peer)) = listener.accept().await {
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
+                        // A secure listener (HTTPS, TLS) terminates TLS on the node with
+                        // its ACM certificate; a handshake that fails closes the connection.
+                        let conn = match ctx.secure() {
+                            Secure::Plain => Conn::Plain(stream),
+                            Secure::Config(config) => {
+                                let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                                match tokio::time::timeout(TLS_HANDSHAKE, accept).await {
+                                    Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                                    _ => return,
+                                }
+                            }
+                            Secure::Unusable => return,
+                        };
                         if ctx.network {
-                            splice(ctx, stream).await;
-                        } else {
+                            match conn {
+                                Conn::Tls(s) => splice_tls(ctx, s).await,
+                                Conn::Plain(s) => splice(ctx, s).await,
+                            }
+                            return;
+                        }
+                        let (stream, secure): (Box<dyn Stream>, bool) = match conn {
+                            Conn::Tls(s) => (s, true),
+                            Conn::Plain(s) => (Box::new(s), false),
+                        };
+                        {
                             let handler: http1::RawHandler = {
                                 let ctx = ctx.clone();
                                 Arc::new(move |req, peer| {
                                     let ctx = ctx.clone();
-                                    Box::pin(async move { proxy(&ctx, req, peer).await })
+                                    Box::pin(async move { proxy(&ctx, req, peer, secure).await })
                                 })
                             };
                             // An ALB answers HTTP/1.1 even to an HTTP/1.0 request.
@@ -246,6 +269,82 @@ struct Ctx {
     /// Connections to targets, reused from one request to the next (an ALB keeps its
     /// target connections open up to its idle timeout).
     targets: http1::KeepAlive,
+    /// The TLS configuration of a secure listener, with the (certificate ARN, policy,
+    /// certificate PEM) it was made from.
+    tls: std::sync::Mutex<Option<(String, Arc<rustls::ServerConfig>)>>,
+}
+
+/// A byte stream a listener serves: the fabric's TCP stream, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// A listener's accepted connection, before or after TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<dyn Stream>),
+}
+
+enum Secure {
+    Plain,
+    Config(Arc<rustls::ServerConfig>),
+    /// A secure listener whose certificate is gone or unusable: connections close.
+    Unusable,
+}
+
+impl Ctx {
+    /// Whether this port's listener terminates TLS now, and with what.
+    fn secure(&self) -> Secure {
+        let Some(world) = self.shared.borrow().clone() else {
+            return Secure::Unusable;
+        };
+        let Some(l) = world
+            .elb_listeners
+            .iter()
+            .find(|l| l.load_balancer == self.lb && l.port == self.port)
+        else {
+            return Secure::Unusable;
+        };
+        if !matches!(l.protocol.as_str(), "HTTPS" | "TLS") {
+            return Secure::Plain;
+        }
+        let Some(cert) = l
+            .certificates
+            .first()
+            .and_then(|a| world.acm_certificates.get(a))
+        else {
+            return Secure::Unusable;
+        };
+        let policy = l
+            .ssl_policy
+            .as_deref()
+            .unwrap_or(crate::model::elb::DEFAULT_SSL_POLICY);
+        let key = format!(
+            "{}|{policy}|{}",
+            cert.id,
+            cert.cert_pem.len() ^ cert.meta.not_after as usize
+        );
+        let mut cached = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, config)) = cached.as_ref()
+            && *k == key
+        {
+            return Secure::Config(config.clone());
+        }
+        match crate::tls::certified_key(&cert.cert_pem, cert.chain_pem.as_deref(), &cert.key_pem) {
+            Ok(certified) => {
+                let (_, tls13) = crate::model::elb::policy_versions(policy);
+                let config = crate::tls::fixed_server_config(certified, tls13);
+                *cached = Some((key, config.clone()));
+                Secure::Config(config)
+            }
+            Err(e) => {
+                tracing::warn!(certificate = %cert.id, error = %e, "listener certificate unusable");
+                Secure::Unusable
+            }
+        }
+    }
 }
 
 /// The target a new request or connection goes to: the forward action's group (by
@@ -330,10 +429,58 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// The `Location` of a redirect action: each part of the configuration with the
+/// request's own values put in for `#{protocol}`, `#{host}`, `#{port}`, `#{path}` (without
+/// its leading `/`) and `#{query}` (ALB user guide, "Redirect actions"). The port is left
+/// out when it is the protocol's default.
+fn redirect_location(
+    cfg: (&str, &str, &str, &str, &str),
+    secure: bool,
+    listener_port: u16,
+    host: &str,
+    uri: &hyper::Uri,
+) -> String {
+    let (protocol, port, to_host, path, query) = cfg;
+    let own_protocol = if secure { "https" } else { "http" };
+    let own_host = host.split(':').next().unwrap_or("");
+    let own_path = uri.path().trim_start_matches('/');
+    let own_query = uri.query().unwrap_or("");
+    let fill = |t: &str| {
+        t.replace("#{protocol}", own_protocol)
+            .replace("#{host}", own_host)
+            .replace("#{port}", &listener_port.to_string())
+            .replace("#{path}", own_path)
+            .replace("#{query}", own_query)
+    };
+    let scheme = fill(protocol).to_ascii_lowercase();
+    let port = fill(port);
+    let default = matches!(
+        (scheme.as_str(), port.as_str()),
+        ("https", "443") | ("http", "80")
+    );
+    let mut out = format!("{scheme}://{}", fill(to_host));
+    if !default {
+        out.push(':');
+        out.push_str(&port);
+    }
+    let path = fill(path);
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(&path);
+    let query = fill(query);
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query);
+    }
+    out
+}
+
 async fn proxy(
     ctx: &Ctx,
     req: hyper::Request<Bytes>,
     peer: SocketAddrV4,
+    secure: bool,
 ) -> hyper::Response<Bytes> {
     let Some(world) = ctx.shared.borrow().clone() else {
         return elb_page(503);
@@ -353,6 +500,28 @@ async fn proxy(
         return elb_page(503);
     };
     let actions = listener.route(&host, &path);
+    if let Some(Action::Redirect {
+        protocol,
+        port,
+        host: to_host,
+        path: to_path,
+        query,
+        status,
+    }) = actions.first()
+    {
+        let location = redirect_location(
+            (protocol, port, to_host, to_path, query),
+            secure,
+            ctx.port,
+            &host,
+            req.uri(),
+        );
+        let mut r = elb_page(*status);
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&location) {
+            r.headers_mut().insert(hyper::header::LOCATION, v);
+        }
+        return r;
+    }
     if let Some(Action::FixedResponse {
         status,
         content_type,
@@ -397,7 +566,10 @@ async fn proxy(
             None => client,
         },
     ));
-    headers.push(("X-Forwarded-Proto".into(), "http".into()));
+    headers.push((
+        "X-Forwarded-Proto".into(),
+        if secure { "https" } else { "http" }.into(),
+    ));
     headers.push(("X-Forwarded-Port".into(), ctx.port.to_string()));
     let n = ctx.rr.load(Ordering::Relaxed) as u64;
     headers.push((
@@ -449,30 +621,37 @@ async fn proxy(
 }
 
 /// A network load balancer's connection: spliced to a target as a whole.
+/// The target of a network load balancer's new connection.
+fn nlb_target(ctx: &Ctx) -> Option<SocketAddrV4> {
+    let world = ctx.shared.borrow().clone()?;
+    let listener = world
+        .elb_listeners
+        .iter()
+        .find(|l| l.load_balancer == ctx.lb && l.port == ctx.port)?;
+    choose(&world, &listener.default_actions, &ctx.rr).ok()
+}
+
+/// A network load balancer's connection: spliced to a target as a whole (reset when
+/// there is no target to reach).
 async fn splice(ctx: Arc<Ctx>, mut stream: TcpStream) {
-    let dst = {
-        let Some(world) = ctx.shared.borrow().clone() else {
-            stream.abort();
-            return;
-        };
-        let Some(listener) = world
-            .elb_listeners
-            .iter()
-            .find(|l| l.load_balancer == ctx.lb && l.port == ctx.port)
-        else {
-            stream.abort();
-            return;
-        };
-        match choose(&world, &listener.default_actions, &ctx.rr) {
-            Ok(d) => d,
-            Err(_) => {
-                stream.abort();
-                return;
-            }
-        }
+    let Some(dst) = nlb_target(&ctx) else {
+        stream.abort();
+        return;
     };
     let Ok(mut upstream) = ctx.host.connect_timeout(dst, TARGET_CONNECT).await else {
         stream.abort();
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+}
+
+/// A TLS listener's connection: TLS ends on the node, the plain bytes go to a target
+/// over TCP (closed when there is no target to reach).
+async fn splice_tls(ctx: Arc<Ctx>, mut stream: impl Stream) {
+    let Some(dst) = nlb_target(&ctx) else {
+        return;
+    };
+    let Ok(mut upstream) = ctx.host.connect_timeout(dst, TARGET_CONNECT).await else {
         return;
     };
     let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;

@@ -602,3 +602,88 @@ fn a_service_keeps_its_desired_count_and_replaces_stopped_tasks() {
         v["services"][0]["status"] == "INACTIVE"
     });
 }
+
+#[test]
+fn a_failing_container_health_check_waits_out_its_start_period_and_retries() {
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    d.aws_cli_json(&["ecs", "create-cluster", "--cluster-name", "hc"]);
+    // Out-of-range settings are refused with the field named.
+    let e = err(&register(
+        &d,
+        "bad.json",
+        r#"{"family": "bad", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+            "cpu": "256", "memory": "512", "containerDefinitions": [{"name": "web",
+              "image": "nginx", "healthCheck": {"command": ["CMD-SHELL", "true"],
+              "startPeriod": 301}}]}"#,
+    ));
+    assert!(
+        e.contains("ClientException") && e.contains("startPeriod"),
+        "{e}"
+    );
+    // nginx has curl, but nothing answers on port 8080: the check always fails. With
+    // checks every 5 s, a 12 s start period and 2 retries, the failures at 5 and 10 s
+    // do not count; those at 15 and 20 s do: UNHEALTHY about 20 s after the start.
+    ok(&register(
+        &d,
+        "hc.json",
+        r#"{"family": "hc", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc",
+            "cpu": "256", "memory": "512", "containerDefinitions": [{"name": "web",
+              "image": "nginx", "portMappings": [{"containerPort": 80}],
+              "healthCheck": {"command": ["CMD-SHELL", "curl -f http://localhost:8080/ || exit 1"],
+                "interval": 5, "timeout": 2, "retries": 2, "startPeriod": 12}}]}"#,
+    ));
+    let vpc = format!("awsvpcConfiguration={{subnets=[{}]}}", net.private_subnet);
+    let arn = d.aws_cli_json(&[
+        "ecs",
+        "run-task",
+        "--cluster",
+        "hc",
+        "--task-definition",
+        "hc",
+        "--launch-type",
+        "FARGATE",
+        "--network-configuration",
+        &vpc,
+    ])["tasks"][0]["taskArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    let describe = ["ecs", "describe-tasks", "--cluster", "hc", "--tasks", &arn];
+    let running = until(&d, &describe, "running", |v| {
+        v["tasks"][0]["lastStatus"] == "RUNNING"
+    });
+    let started = Instant::now();
+    assert_eq!(
+        running["tasks"][0]["containers"][0]["healthStatus"], "UNKNOWN",
+        "{running}"
+    );
+    assert_eq!(running["tasks"][0]["healthStatus"], "UNKNOWN", "{running}");
+    // Still UNKNOWN well into the start period and the first counted check.
+    std::thread::sleep(Duration::from_secs(12));
+    let v = d.aws_cli_json(&describe);
+    if started.elapsed() < Duration::from_secs(16) {
+        assert_eq!(
+            v["tasks"][0]["containers"][0]["healthStatus"], "UNKNOWN",
+            "{v}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let v = d.aws_cli_json(&describe);
+        if v["tasks"][0]["healthStatus"] == "UNHEALTHY" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never UNHEALTHY: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        v["tasks"][0]["containers"][0]["healthStatus"], "UNHEALTHY",
+        "{v}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(14) && took < Duration::from_secs(30),
+        "unhealthy after {took:?}"
+    );
+}

@@ -41,6 +41,29 @@ fn zip(d: &dyn Lab, name: &str, files: &[(&str, &str)]) -> PathBuf {
     path
 }
 
+/// A daemon whose account has the `lambda-basic` role, when `tools` are installed.
+fn lab(tools: &[&str]) -> Option<TestDaemon> {
+    if !tools.iter().all(|t| have(t)) {
+        return None;
+    }
+    let d = TestDaemon::start();
+    role(&d);
+    Some(d)
+}
+
+/// A Python 3.12 function `name` whose `app.py` is `code` (handler `app.handler`).
+fn python_app(d: &TestDaemon, name: &str, code: &str, extra: &[&str]) -> serde_json::Value {
+    let z = zip(d, &format!("{name}.zip"), &[("app.py", code)]);
+    create(d, name, "python3.12", "app.handler", &z, extra)
+}
+
+/// How many zips the code store holds.
+fn stored_zips(d: &TestDaemon) -> usize {
+    std::fs::read_dir(d.state_dir().join("lambda/zips"))
+        .expect("zips")
+        .count()
+}
+
 fn role(d: &TestDaemon) {
     d.aws_cli_json(&[
         "iam",
@@ -143,11 +166,9 @@ const NODE: &str = r#"exports.handler = async (event, context) => {
 
 #[test]
 fn python_and_node_functions_return_their_payloads_and_log_to_cloudwatch() {
-    if !have("aws") || !have("node") {
+    let Some(d) = lab(&["aws", "node"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
+    };
     let py = zip(&d, "py.zip", &[("lambda_function.py", PY)]);
     let created = create(
         &d,
@@ -254,11 +275,9 @@ fn python_and_node_functions_return_their_payloads_and_log_to_cloudwatch() {
 
 #[test]
 fn timeouts_and_exceptions_are_reported_as_aws_reports_them() {
-    if !have("aws") || !have("node") {
+    let Some(d) = lab(&["aws", "node"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
+    };
     let sleepy = zip(
         &d,
         "sleepy.zip",
@@ -283,11 +302,8 @@ fn timeouts_and_exceptions_are_reported_as_aws_reports_them() {
     );
     assert_eq!(meta["FunctionError"], "Unhandled");
     assert!(body.contains("Task timed out after 1.00 seconds"), "{body}");
-    assert!(
-        tail(&meta).contains("Task timed out after 1.00 seconds"),
-        "{}",
-        tail(&meta)
-    );
+    let log = tail(&meta);
+    assert!(log.contains("Task timed out after 1.00 seconds"), "{log}");
     // The killed environment is replaced: the next invoke times out the same way.
     let (_, body) = invoke(&d, "sleepy", "{}", &[]);
     assert!(body.contains("Task timed out after 1.00 seconds"), "{body}");
@@ -310,11 +326,8 @@ fn timeouts_and_exceptions_are_reported_as_aws_reports_them() {
         v["stackTrace"].as_array().is_some_and(|t| !t.is_empty()),
         "{v}"
     );
-    assert!(
-        tail(&meta).contains("[ERROR] ValueError: boom 42"),
-        "{}",
-        tail(&meta)
-    );
+    let log = tail(&meta);
+    assert!(log.contains("[ERROR] ValueError: boom 42"), "{log}");
 
     let nodeboom = zip(
         &d,
@@ -377,17 +390,14 @@ fn timeouts_and_exceptions_are_reported_as_aws_reports_them() {
 
 #[test]
 fn function_code_has_no_network() {
-    if !have("aws") {
+    let Some(d) = lab(&["aws"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
+    };
     let port = d.api_port();
     let code = format!(
         "import socket\ndef handler(e, c):\n    s = socket.socket()\n    s.settimeout(2)\n    try:\n        s.connect(('127.0.0.1', {port}))\n        return 'connected'\n    except OSError as err:\n        return 'refused: ' + type(err).__name__\n"
     );
-    let z = zip(&d, "net.zip", &[("app.py", &code)]);
-    create(&d, "net", "python3.12", "app.handler", &z, &[]);
+    python_app(&d, "net", &code, &[]);
     let (_, body) = invoke(&d, "net", "{}", &[]);
     assert!(
         body.starts_with("\"refused"),
@@ -397,11 +407,9 @@ fn function_code_has_no_network() {
 
 #[test]
 fn bad_input_gets_aws_errors() {
-    if !have("aws") {
+    let Some(d) = lab(&["aws"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
+    };
     let z = zip(
         &d,
         "ok.zip",
@@ -511,19 +519,14 @@ fn bad_input_gets_aws_errors() {
         "ResourceNotFoundException",
     );
     // A failed create leaves no zip behind; the good one left exactly one.
-    let zips = std::fs::read_dir(d.state_dir().join("lambda/zips"))
-        .expect("zips")
-        .count();
-    assert_eq!(zips, 1);
+    assert_eq!(stored_zips(&d), 1);
 }
 
 #[test]
 fn versions_aliases_permissions_and_restart() {
-    if !have("aws") {
+    let Some(mut d) = lab(&["aws"]) else {
         return;
-    }
-    let mut d = TestDaemon::start();
-    role(&d);
+    };
     let v1 = zip(
         &d,
         "v1.zip",
@@ -593,8 +596,8 @@ fn versions_aliases_permissions_and_restart() {
     ]);
     assert_eq!(versions["Versions"].as_array().map(Vec::len), Some(2));
 
-    d.aws_cli_json(&[
-        "lambda",
+    // The same statement id twice is a conflict.
+    let grant = [
         "add-permission",
         "--function-name",
         "greeter",
@@ -604,24 +607,12 @@ fn versions_aliases_permissions_and_restart() {
         "lambda:InvokeFunction",
         "--principal",
         "s3.amazonaws.com",
-        "--source-arn",
-        "arn:aws:s3:::uploads",
-    ]);
-    lambda_err(
-        &d,
-        &[
-            "add-permission",
-            "--function-name",
-            "greeter",
-            "--statement-id",
-            "s3invoke",
-            "--action",
-            "lambda:InvokeFunction",
-            "--principal",
-            "s3.amazonaws.com",
-        ],
-        "ResourceConflictException",
-    );
+    ];
+    let mut first = vec!["lambda"];
+    first.extend_from_slice(&grant);
+    first.extend_from_slice(&["--source-arn", "arn:aws:s3:::uploads"]);
+    d.aws_cli_json(&first);
+    lambda_err(&d, &grant, "ResourceConflictException");
     let policy = d.aws_cli_json(&["lambda", "get-policy", "--function-name", "greeter"]);
     let doc: serde_json::Value =
         serde_json::from_str(policy["Policy"].as_str().expect("policy")).expect("json");
@@ -693,28 +684,18 @@ fn versions_aliases_permissions_and_restart() {
         &["get-function", "--function-name", "greeter"],
         "ResourceNotFoundException",
     );
-    let zips = std::fs::read_dir(d.state_dir().join("lambda/zips"))
-        .expect("zips")
-        .count();
-    assert_eq!(zips, 0, "deleting the function deleted its zips");
+    assert_eq!(stored_zips(&d), 0, "deleting the function deleted its zips");
 }
+
+/// Prints what an SNS event says.
+const SNS_APP: &str = "def handler(event, context):\n    r = event['Records'][0]\n    print('got', r['EventSource'], r['Sns']['Subject'], r['Sns']['Message'])\n";
 
 #[test]
 fn sns_messages_invoke_subscribed_functions() {
-    if !have("aws") {
+    let Some(d) = lab(&["aws"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
-    let z = zip(
-        &d,
-        "sns.zip",
-        &[(
-            "app.py",
-            "def handler(event, context):\n    r = event['Records'][0]\n    print('got', r['EventSource'], r['Sns']['Subject'], r['Sns']['Message'])\n",
-        )],
-    );
-    create(&d, "on-alert", "python3.12", "app.handler", &z, &[]);
+    };
+    python_app(&d, "on-alert", SNS_APP, &[]);
     let topic = d.aws_cli_json(&["sns", "create-topic", "--name", "alerts"]);
     let topic = topic["TopicArn"].as_str().expect("topic arn").to_string();
     let sub = d.aws_cli_json(&[
@@ -749,7 +730,12 @@ fn sns_messages_invoke_subscribed_functions() {
 
 /// Waits (up to 20 s) until the log group holds `needle`; returns the log's text.
 fn wait_for_log(d: &TestDaemon, group: &str, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    wait_for_log_within(d, group, needle, 20)
+}
+
+/// [`wait_for_log`] with its own limit, in seconds.
+fn wait_for_log_within(d: &TestDaemon, group: &str, needle: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let out = d.aws_cli(&["logs", "filter-log-events", "--log-group-name", group]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -764,25 +750,18 @@ fn wait_for_log(d: &TestDaemon, group: &str, needle: &str) -> String {
     }
 }
 
+/// Prints what each record of an S3 event says.
+const S3_APP: &str = "def handler(event, context):\n    for r in event['Records']:\n        o = r['s3']['object']\n        print('got', r['eventSource'], r['eventName'], r['s3']['bucket']['name'], o['key'], o.get('size'), o.get('eTag'))\n";
+
 /// S3 User Guide, "Granting permissions to invoke an AWS Lambda function": S3 checks the
 /// function's resource policy when the configuration is put, then invokes the function
 /// asynchronously with the event message (keys URL-encoded) for each matching write.
 #[test]
 fn s3_events_invoke_permitted_functions_with_the_event_message() {
-    if !have("aws") {
+    let Some(d) = lab(&["aws"]) else {
         return;
-    }
-    let d = TestDaemon::start();
-    role(&d);
-    let z = zip(
-        &d,
-        "s3ev.zip",
-        &[(
-            "app.py",
-            "def handler(event, context):\n    for r in event['Records']:\n        o = r['s3']['object']\n        print('got', r['eventSource'], r['eventName'], r['s3']['bucket']['name'], o['key'], o.get('size'), o.get('eTag'))\n",
-        )],
-    );
-    create(&d, "thumbs", "python3.12", "app.handler", &z, &[]);
+    };
+    python_app(&d, "thumbs", S3_APP, &[]);
     d.aws_cli_json(&["s3api", "create-bucket", "--bucket", "photos"]);
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:thumbs";
     let config = format!(
@@ -1023,4 +1002,109 @@ fn function_urls_answer_http_from_the_learner_and_from_an_instance() {
     );
     assert_eq!(status, 201, "{text}");
     assert!(text.contains("x-caller: 000000000000"), "{text}");
+}
+
+/// Lambda developer guide, "How Lambda handles errors and retries with asynchronous
+/// invocation": a failed `Event` invocation is tried again after a minute (at most
+/// `MaximumRetryAttempts` times, 0–2), and each attempt logs under the same request id.
+/// The function fails the first time (its state is a file) and succeeds on the retry.
+#[test]
+fn a_failed_event_invocation_is_retried_after_a_minute() {
+    let Some(d) = lab(&["aws"]) else {
+        return;
+    };
+    let state = d.path("flaky.state");
+    let env = format!("Variables={{STATE={}}}", state.display());
+    python_app(
+        &d,
+        "flaky",
+        "import os\ndef handler(event, context):\n    p = os.environ['STATE']\n    if not os.path.exists(p):\n        open(p, 'w').write('x')\n        raise RuntimeError('first attempt fails')\n    print('recovered on retry')\n    return 'ok'\n",
+        &["--environment", &env],
+    );
+    // The settings, with AWS's limits.
+    lambda_err(
+        &d,
+        &[
+            "put-function-event-invoke-config",
+            "--function-name",
+            "flaky",
+            "--maximum-retry-attempts",
+            "3",
+        ],
+        "ValidationException",
+    );
+    lambda_err(
+        &d,
+        &[
+            "get-function-event-invoke-config",
+            "--function-name",
+            "flaky",
+        ],
+        "ResourceNotFoundException",
+    );
+    let cfg = d.aws_cli_json(&[
+        "lambda",
+        "put-function-event-invoke-config",
+        "--function-name",
+        "flaky",
+        "--maximum-retry-attempts",
+        "1",
+        "--maximum-event-age-in-seconds",
+        "600",
+    ]);
+    assert_eq!(cfg["MaximumRetryAttempts"], 1, "{cfg}");
+    assert!(
+        cfg["FunctionArn"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(":function:flaky:$LATEST"),
+        "{cfg}"
+    );
+    let got = d.aws_cli_json(&[
+        "lambda",
+        "get-function-event-invoke-config",
+        "--function-name",
+        "flaky",
+    ]);
+    assert_eq!(got["MaximumEventAgeInSeconds"], 600, "{got}");
+
+    let (meta, _) = invoke(&d, "flaky", "{}", &["--invocation-type", "Event"]);
+    assert_eq!(meta["StatusCode"], 202, "{meta}");
+    let group = "/aws/lambda/flaky";
+    let first = wait_for_log(&d, group, "first attempt fails");
+    assert!(!first.contains("recovered on retry"), "{first}");
+    let started = std::time::Instant::now();
+    let text = wait_for_log_within(&d, group, "recovered on retry", 100);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(45),
+        "retried after {waited:?}, not about a minute"
+    );
+    // Two attempts, one request id.
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let starts: Vec<String> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.starts_with("START RequestId: "))
+        .map(|m| m.split_whitespace().nth(2).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(starts.len(), 2, "{text}");
+    assert_eq!(starts[0], starts[1], "{text}");
+    d.aws_cli(&[
+        "lambda",
+        "delete-function-event-invoke-config",
+        "--function-name",
+        "flaky",
+    ]);
+    lambda_err(
+        &d,
+        &[
+            "get-function-event-invoke-config",
+            "--function-name",
+            "flaky",
+        ],
+        "ResourceNotFoundException",
+    );
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::elb::{AlbNet, elb};
 use crate::support::elb_args::{self, strs};
 use crate::support::{Lab, TestDaemon, have, stderr, stdout};
 
@@ -26,33 +27,35 @@ const HELLO: &str = r#"{
   ]
 }"#;
 
-fn elb(d: &TestDaemon, args: &[&str]) -> Value {
-    let mut full = vec!["elbv2"];
+/// `ecs update-service` of the `hello` service in `myapp`, with `args`.
+fn update_service(d: &TestDaemon, args: &[&str]) {
+    let mut full = vec![
+        "ecs",
+        "update-service",
+        "--cluster",
+        "myapp",
+        "--service",
+        "hello",
+    ];
     full.extend_from_slice(args);
-    d.aws_cli_json(&full)
+    d.aws_cli_json(&full);
 }
 
-fn targets(d: &TestDaemon, tg: &str) -> Vec<Value> {
-    elb(d, &["describe-target-health", "--target-group-arn", tg])["TargetHealthDescriptions"]
-        .as_array()
-        .expect("TargetHealthDescriptions")
-        .clone()
+/// `ecs describe-services` of the `hello` service: the service.
+fn hello_service(d: &TestDaemon) -> Value {
+    let v = d.aws_cli_json(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "myapp",
+        "--services",
+        "hello",
+    ]);
+    v["services"][0].clone()
 }
 
-/// Polls until `n` targets are all in `state`; returns them.
 fn wait_targets(d: &TestDaemon, tg: &str, n: usize, state: &str, within: Duration) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let all = targets(d, tg);
-        if all.len() == n && all.iter().all(|t| t["TargetHealth"]["State"] == state) {
-            return all;
-        }
-        assert!(
-            start.elapsed() < within,
-            "never {n} targets {state}: {all:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    crate::elb::wait_targets(d, tg, Some(n), state, within)
 }
 
 #[test]
@@ -62,59 +65,13 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
         return;
     }
     let d = TestDaemon::start();
-    let (vpc, a, b, _) = crate::support::two_zone_vpc(&d);
+    let net = AlbNet::build(&d, &[80], &[]);
     // Private subnets for the tasks: the main route table, which has no default route.
-    let pa = crate::support::subnet(&d, &vpc, "10.0.11.0/24", "us-east-1a");
-    let pb = crate::support::subnet(&d, &vpc, "10.0.12.0/24", "us-east-1b");
-    let igw = d.aws_text(&[
-        "describe-internet-gateways",
-        "--query",
-        "InternetGateways[0].InternetGatewayId",
-    ]);
-    crate::support::public_route_table(&d, &vpc, &igw, &[&a, &b]);
-    let alb_sg = crate::support::security_group(&d, &vpc, "alb", &[(80, "0.0.0.0/0")]);
-    let task_sg = crate::support::security_group(&d, &vpc, "tasks", &[]);
-    let admit_alb = |verb: &str| {
-        d.aws_text(&[
-            verb,
-            "--group-id",
-            &task_sg,
-            "--protocol",
-            "tcp",
-            "--port",
-            "80",
-            "--source-group",
-            &alb_sg,
-        ])
-    };
-    admit_alb("authorize-security-group-ingress");
-
-    let tg = elb(&d, &strs(&elb_args::fast_target_group("hello", &vpc, "ip")))
-        ["TargetGroups"][0]["TargetGroupArn"]
-        .as_str()
-        .expect("TargetGroupArn")
-        .to_string();
-    let lb = elb(
-        &d,
-        &[
-            "create-load-balancer",
-            "--name",
-            "hello",
-            "--subnets",
-            &a,
-            &b,
-            "--security-groups",
-            &alb_sg,
-        ],
-    );
-    let lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
-        .as_str()
-        .expect("arn")
-        .to_string();
-    let dns = lb["LoadBalancers"][0]["DNSName"]
-        .as_str()
-        .expect("dns")
-        .to_string();
+    let pa = crate::support::subnet(&d, &net.vpc, "10.0.11.0/24", "us-east-1a");
+    let pb = crate::support::subnet(&d, &net.vpc, "10.0.12.0/24", "us-east-1b");
+    let task_sg = &net.backend_sg;
+    let tg = net.target_group(&d, "hello", "ip");
+    let (lb_arn, dns) = net.alb(&d, "hello");
 
     let file = d.path("hello.json");
     std::fs::write(&file, HELLO).expect("write task definition");
@@ -218,67 +175,37 @@ fn an_ecs_service_behind_an_internet_facing_alb_alternates_between_its_tasks_and
     assert_eq!(seen[1], seen[3], "{seen:?}");
 
     // Without the rule admitting the ALB's group, the checks time out.
-    admit_alb("revoke-security-group-ingress");
+    net.admit_alb(&d, "revoke-security-group-ingress");
     let sick = wait_targets(&d, &tg, 2, "unhealthy", Duration::from_secs(60));
     for t in &sick {
         assert_eq!(t["TargetHealth"]["Reason"], "Target.Timeout", "{t}");
     }
 
     // Scaling the service to zero deregisters its tasks (they drain).
-    d.aws_cli_json(&[
-        "ecs",
-        "update-service",
-        "--cluster",
-        "myapp",
-        "--service",
-        "hello",
-        "--desired-count",
-        "0",
-    ]);
+    update_service(&d, &["--desired-count", "0"]);
     wait_targets(&d, &tg, 2, "draining", Duration::from_secs(20));
-    let events = d.aws_cli_json(&[
-        "ecs",
-        "describe-services",
-        "--cluster",
-        "myapp",
-        "--services",
-        "hello",
-    ]);
-    let text = events["services"][0]["events"].to_string();
+    let svc = hello_service(&d);
+    let text = svc["events"].to_string();
     assert!(text.contains("registered 1 targets"), "{text}");
     assert!(text.contains("deregistered 1 targets"), "{text}");
-    assert_eq!(
-        events["services"][0]["healthCheckGracePeriodSeconds"], 3600,
-        "{events}"
-    );
+    assert_eq!(svc["healthCheckGracePeriodSeconds"], 3600, "{svc}");
 
     // ECS developer guide: once the grace period has passed, the service scheduler stops
     // a task the load balancer reports unhealthy and starts a replacement. Back to two
     // tasks with no grace period, still without the rule: the new tasks fail their
     // checks and are replaced.
-    d.aws_cli_json(&[
-        "ecs",
-        "update-service",
-        "--cluster",
-        "myapp",
-        "--service",
-        "hello",
-        "--desired-count",
-        "2",
-        "--health-check-grace-period-seconds",
-        "0",
-    ]);
+    update_service(
+        &d,
+        &[
+            "--desired-count",
+            "2",
+            "--health-check-grace-period-seconds",
+            "0",
+        ],
+    );
     let start = Instant::now();
     let events = loop {
-        let v = d.aws_cli_json(&[
-            "ecs",
-            "describe-services",
-            "--cluster",
-            "myapp",
-            "--services",
-            "hello",
-        ]);
-        let text = v["services"][0]["events"].to_string();
+        let text = hello_service(&d)["events"].to_string();
         if text.contains("is unhealthy in (target-group") {
             break text;
         }

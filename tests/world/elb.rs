@@ -13,7 +13,7 @@ use crate::support::{Lab, TestDaemon, have, stderr, stdout};
 
 const USER_DATA: &str = "#!/bin/bash\ndnf install -y httpd\nsystemctl start httpd\necho \"<h1>Hello from $(hostname -f)</h1>\" > /var/www/html/index.html\n";
 
-fn elb(d: &TestDaemon, args: &[&str]) -> Value {
+pub(crate) fn elb(d: &TestDaemon, args: &[&str]) -> Value {
     let mut full = vec!["elbv2"];
     full.extend_from_slice(args);
     d.aws_cli_json(&full)
@@ -27,12 +27,30 @@ fn learner_get(d: &dyn Lab, host: &str) -> std::process::Output {
 }
 
 /// Polls DescribeTargetHealth until every target is in `state`; returns the last answer.
-fn wait_health(d: &TestDaemon, tg: &str, state: &str, within: Duration) -> Vec<Value> {
+pub(crate) fn wait_health(d: &TestDaemon, tg: &str, state: &str, within: Duration) -> Vec<Value> {
+    wait_targets(d, tg, None, state, within)
+}
+
+/// Polls DescribeTargetHealth until the group has targets (`n` of them when given), all
+/// in `state`; returns them.
+pub(crate) fn wait_targets(
+    d: &TestDaemon,
+    tg: &str,
+    n: Option<usize>,
+    state: &str,
+    within: Duration,
+) -> Vec<Value> {
     let start = Instant::now();
     loop {
         let h = elb(d, &["describe-target-health", "--target-group-arn", tg]);
-        let all = h["TargetHealthDescriptions"].as_array().unwrap().clone();
-        if !all.is_empty() && all.iter().all(|t| t["TargetHealth"]["State"] == state) {
+        let all = h["TargetHealthDescriptions"]
+            .as_array()
+            .expect("TargetHealthDescriptions")
+            .clone();
+        if !all.is_empty()
+            && n.is_none_or(|n| all.len() == n)
+            && all.iter().all(|t| t["TargetHealth"]["State"] == state)
+        {
             return all;
         }
         assert!(
@@ -43,6 +61,158 @@ fn wait_health(d: &TestDaemon, tg: &str, state: &str, within: Duration) -> Vec<V
     }
 }
 
+/// The network of the load balancer tests: a VPC with two public subnets in two zones
+/// routed to its internet gateway, the ALB's group admitting `alb_ports` from anywhere,
+/// and the backends' group admitting `backend_ports` from anywhere and port 80 from the
+/// ALB's group only.
+pub(crate) struct AlbNet {
+    pub vpc: String,
+    pub a: String,
+    pub b: String,
+    pub alb_sg: String,
+    pub backend_sg: String,
+}
+
+impl AlbNet {
+    pub(crate) fn build(d: &TestDaemon, alb_ports: &[u16], backend_ports: &[u16]) -> AlbNet {
+        let (vpc, a, b, _) = crate::support::two_zone_vpc(d);
+        let igw = d.aws_text(&[
+            "describe-internet-gateways",
+            "--query",
+            "InternetGateways[0].InternetGatewayId",
+        ]);
+        crate::support::public_route_table(d, &vpc, &igw, &[&a, &b]);
+        let anywhere = |ports: &[u16]| -> Vec<(u16, &'static str)> {
+            ports.iter().map(|p| (*p, "0.0.0.0/0")).collect()
+        };
+        let alb_sg = crate::support::security_group(d, &vpc, "alb", &anywhere(alb_ports));
+        let backend_sg =
+            crate::support::security_group(d, &vpc, "backend", &anywhere(backend_ports));
+        let net = AlbNet {
+            vpc,
+            a,
+            b,
+            alb_sg,
+            backend_sg,
+        };
+        net.admit_alb(d, "authorize-security-group-ingress");
+        net
+    }
+
+    /// Adds (`authorize-security-group-ingress`) or removes (`revoke-…`) the backends'
+    /// rule admitting the ALB's group on port 80.
+    pub(crate) fn admit_alb(&self, d: &TestDaemon, verb: &str) {
+        d.aws_text(&[
+            verb,
+            "--group-id",
+            &self.backend_sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "80",
+            "--source-group",
+            &self.alb_sg,
+        ]);
+    }
+
+    /// An internet-facing ALB `name` in both subnets: (ARN, DNS name).
+    pub(crate) fn alb(&self, d: &TestDaemon, name: &str) -> (String, String) {
+        let lb = elb(
+            d,
+            &[
+                "create-load-balancer",
+                "--name",
+                name,
+                "--subnets",
+                &self.a,
+                &self.b,
+                "--security-groups",
+                &self.alb_sg,
+            ],
+        );
+        let lb = &lb["LoadBalancers"][0];
+        (
+            lb["LoadBalancerArn"].as_str().expect("arn").to_string(),
+            lb["DNSName"].as_str().expect("dns").to_string(),
+        )
+    }
+
+    /// Instances in the backends' group, one per subnet, running `user_data`, with a
+    /// public address and the key pair `key`; waits until they run. Their ids.
+    pub(crate) fn web_instances(
+        &self,
+        d: &TestDaemon,
+        subnets: &[&str],
+        user_data: &str,
+        key: Option<&str>,
+    ) -> Vec<String> {
+        let ami = crate::support::latest_al2023_ami(d);
+        let file = d.path("user-data.sh");
+        std::fs::write(&file, user_data).expect("write user data");
+        let user_data = format!("file://{}", file.display());
+        let mut ids = Vec::new();
+        for s in subnets {
+            let mut args = vec![
+                "run-instances",
+                "--image-id",
+                &ami,
+                "--instance-type",
+                "t3.micro",
+                "--subnet-id",
+                s,
+                "--associate-public-ip-address",
+                "--security-group-ids",
+                &self.backend_sg,
+                "--user-data",
+                &user_data,
+                "--query",
+                "Instances[0].InstanceId",
+            ];
+            if let Some(k) = key {
+                args.extend_from_slice(&["--key-name", k]);
+            }
+            ids.push(d.aws_text(&args));
+        }
+        let mut wait = vec!["wait", "instance-running", "--instance-ids"];
+        wait.extend(ids.iter().map(String::as_str));
+        d.aws_text(&wait);
+        ids
+    }
+
+    /// An HTTP target group `name` with fast health checks (`instance` or `ip`): its ARN.
+    pub(crate) fn target_group(&self, d: &TestDaemon, name: &str, kind: &str) -> String {
+        elb(
+            d,
+            &strs(&elb_args::fast_target_group(name, &self.vpc, kind)),
+        )["TargetGroups"][0]["TargetGroupArn"]
+            .as_str()
+            .expect("TargetGroupArn")
+            .to_string()
+    }
+}
+
+/// Registers instances (by id) in a target group.
+pub(crate) fn register(d: &TestDaemon, tg: &str, ids: &[String]) {
+    let targets: Vec<String> = ids.iter().map(|i| format!("Id={i}")).collect();
+    let mut reg = vec!["register-targets", "--target-group-arn", tg, "--targets"];
+    reg.extend(targets.iter().map(String::as_str));
+    elb(d, &reg);
+}
+
+/// Waits (30 s at most) until the load balancer is `active`.
+pub(crate) fn wait_active(d: &TestDaemon, lb_arn: &str) {
+    let start = Instant::now();
+    while elb(
+        d,
+        &["describe-load-balancers", "--load-balancer-arns", lb_arn],
+    )["LoadBalancers"][0]["State"]["Code"]
+        != "active"
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "never active");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_group_stops_admitting_it()
  {
@@ -50,93 +220,14 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
         return;
     }
     let d = TestDaemon::start();
-    let (vpc, a, b, _) = crate::support::two_zone_vpc(&d);
-    let igw = d.aws_text(&[
-        "describe-internet-gateways",
-        "--query",
-        "InternetGateways[0].InternetGatewayId",
-    ]);
-    crate::support::public_route_table(&d, &vpc, &igw, &[&a, &b]);
-    let alb_sg = crate::support::security_group(&d, &vpc, "alb", &[(80, "0.0.0.0/0")]);
-    let web_sg = crate::support::security_group(&d, &vpc, "web", &[]);
     // The instances admit HTTP from the ALB's group only.
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &web_sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--source-group",
-        &alb_sg,
-    ]);
-    let ami = crate::support::latest_al2023_ami(&d);
-    let user_data = d.path("user-data.sh");
-    std::fs::write(&user_data, USER_DATA).unwrap();
-    let user_data = format!("file://{}", user_data.display());
-    let mut ids = Vec::new();
-    for s in [&a, &b] {
-        ids.push(d.aws_text(&[
-            "run-instances",
-            "--image-id",
-            &ami,
-            "--instance-type",
-            "t3.micro",
-            "--subnet-id",
-            s,
-            "--associate-public-ip-address",
-            "--security-group-ids",
-            &web_sg,
-            "--user-data",
-            &user_data,
-            "--query",
-            "Instances[0].InstanceId",
-        ]));
-    }
-    let mut wait = vec!["wait", "instance-running", "--instance-ids"];
-    wait.extend(ids.iter().map(String::as_str));
-    d.aws_text(&wait);
-
-    let tg = elb(
-        &d,
-        &strs(&elb_args::fast_target_group("web", &vpc, "instance")),
-    );
-    let tg = tg["TargetGroups"][0]["TargetGroupArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let targets: Vec<String> = ids.iter().map(|i| format!("Id={i}")).collect();
-    let mut reg = vec!["register-targets", "--target-group-arn", &tg, "--targets"];
-    reg.extend(targets.iter().map(String::as_str));
-    elb(&d, &reg);
-    let lb = elb(
-        &d,
-        &[
-            "create-load-balancer",
-            "--name",
-            "web",
-            "--subnets",
-            &a,
-            &b,
-            "--security-groups",
-            &alb_sg,
-        ],
-    );
-    let lb = &lb["LoadBalancers"][0];
-    let lb_arn = lb["LoadBalancerArn"].as_str().unwrap().to_string();
-    let dns = lb["DNSName"].as_str().unwrap().to_string();
+    let net = AlbNet::build(&d, &[80], &[]);
+    let ids = net.web_instances(&d, &[&net.a, &net.b], USER_DATA, None);
+    let tg = net.target_group(&d, "web", "instance");
+    register(&d, &tg, &ids);
+    let (lb_arn, dns) = net.alb(&d, "web");
     elb(&d, &strs(&elb_args::http_forward_listener(&lb_arn, &tg)));
-    let start = Instant::now();
-    while elb(
-        &d,
-        &["describe-load-balancers", "--load-balancer-arns", &lb_arn],
-    )["LoadBalancers"][0]["State"]["Code"]
-        != "active"
-    {
-        assert!(start.elapsed() < Duration::from_secs(30), "never active");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_active(&d, &lb_arn);
     wait_health(&d, &tg, "healthy", Duration::from_secs(90));
 
     // The DNS name answers the learner, and successive requests alternate between the
@@ -156,17 +247,7 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
     assert_eq!(seen[1], seen[3], "{seen:?}");
 
     // Without the rule admitting the ALB's group, the health checks time out.
-    d.aws_text(&[
-        "revoke-security-group-ingress",
-        "--group-id",
-        &web_sg,
-        "--protocol",
-        "tcp",
-        "--port",
-        "80",
-        "--source-group",
-        &alb_sg,
-    ]);
+    net.admit_alb(&d, "revoke-security-group-ingress");
     let all = wait_health(&d, &tg, "unhealthy", Duration::from_secs(60));
     for t in &all {
         assert_eq!(t["TargetHealth"]["Reason"], "Target.Timeout", "{t}");

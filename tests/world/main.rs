@@ -13,6 +13,7 @@ mod dns_server;
 mod ecs;
 mod ecs_alb;
 mod elb;
+mod elb_https;
 mod flow_logs;
 mod iam_profile;
 mod instance_services;

@@ -183,10 +183,37 @@ fn actions_of(v: &[Value]) -> ApiResult<Vec<Action>> {
                     body: text_of(f.and_then(|f| f.get("MessageBody"))),
                 }
             }
+            "redirect" => {
+                let r = a.get("RedirectConfig");
+                let part = |name: &str, default: &str| {
+                    text_of(r.and_then(|r| r.get(name))).unwrap_or_else(|| default.to_string())
+                };
+                let code = text_of(r.and_then(|r| r.get("StatusCode")))
+                    .ok_or_else(|| validation("A redirect action needs a status code"))?;
+                let status = match code.as_str() {
+                    "HTTP_301" => 301,
+                    "HTTP_302" => 302,
+                    other => {
+                        return Err(validation(format!(
+                            "1 validation error detected: Value '{other}' at 'redirectConfig.statusCode' failed to satisfy constraint: Member must satisfy enum value set: [HTTP_301, HTTP_302]"
+                        )));
+                    }
+                };
+                Action::Redirect {
+                    protocol: part("Protocol", "#{protocol}")
+                        .to_ascii_uppercase()
+                        .replace("#{PROTOCOL}", "#{protocol}"),
+                    port: part("Port", "#{port}"),
+                    host: part("Host", "#{host}"),
+                    path: part("Path", "/#{path}"),
+                    query: part("Query", "#{query}"),
+                    status,
+                }
+            }
             "" => return Err(validation("An action type must be specified")),
             other => {
                 return Err(validation(format!(
-                    "vpclab emulates 'forward' and 'fixed-response' actions, not '{other}' (see docs/fidelity.md)"
+                    "vpclab emulates 'forward', 'fixed-response' and 'redirect' actions, not '{other}' (see docs/fidelity.md)"
                 )));
             }
         };
@@ -212,6 +239,25 @@ fn action_json(a: &Action, order: usize) -> Value {
             }
             v
         }
+        Action::Redirect {
+            protocol,
+            port,
+            host,
+            path,
+            query,
+            status,
+        } => json!({
+            "Type": "redirect",
+            "Order": order,
+            "RedirectConfig": {
+                "Protocol": protocol,
+                "Port": port,
+                "Host": host,
+                "Path": path,
+                "Query": query,
+                "StatusCode": format!("HTTP_{status}"),
+            },
+        }),
         Action::FixedResponse {
             status,
             content_type,
@@ -341,13 +387,32 @@ fn tg_json(w: &World, tg: &TargetGroup) -> Value {
 }
 
 fn listener_json(l: &Listener) -> Value {
-    json!({
+    let mut v = json!({
         "ListenerArn": l.id,
         "LoadBalancerArn": l.load_balancer,
         "Port": l.port,
         "Protocol": l.protocol,
         "DefaultActions": actions_json(&l.default_actions),
-    })
+    });
+    if !l.certificates.is_empty() {
+        v["Certificates"] = l
+            .certificates
+            .iter()
+            .map(|c| json!({ "CertificateArn": c }))
+            .collect();
+    }
+    if let Some(p) = &l.ssl_policy {
+        v["SslPolicy"] = json!(p);
+    }
+    v
+}
+
+/// `Certificates.member.N.CertificateArn`.
+fn certificates_in(c: &JsonCall) -> Vec<String> {
+    list(c, "Certificates")
+        .iter()
+        .filter_map(|x| text_of(x.get("CertificateArn")))
+        .collect()
 }
 
 fn rules_json(l: &Listener) -> Vec<Value> {
@@ -651,8 +716,20 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
                 .ok_or_else(|| validation("A listener port must be specified"))?;
             let actions = actions_of(list(c, "DefaultActions"))?;
             let tags = tags_in(c)?;
-            let arn =
-                c.mutate(|w, env| w.create_listener(env, &lb, &protocol, port, actions, tags))?;
+            let certificates = certificates_in(c);
+            let policy = text(c, "SslPolicy");
+            let arn = c.mutate(|w, env| {
+                w.create_listener(
+                    env,
+                    &lb,
+                    &protocol,
+                    port,
+                    actions,
+                    tags,
+                    certificates,
+                    policy,
+                )
+            })?;
             let w = c.read()?;
             Ok(json!({ "Listeners": [listener_json(w.listener(&c.env, &arn)?)] }))
         }
@@ -687,6 +764,11 @@ fn dispatch(c: &mut JsonCall, op: &str) -> ApiResult<Value> {
                 Some(_) => Some(actions_of(list(c, "DefaultActions"))?),
                 None => None,
             };
+            if c.body.get("Certificates").is_some() || c.body.get("SslPolicy").is_some() {
+                return Err(validation(
+                    "vpclab does not change a listener's certificate or security policy yet (see docs/fidelity.md)",
+                ));
+            }
             if let Some(p) = text(c, "Protocol") {
                 let w = c.read()?;
                 if w.listener(&c.env, &arn)?.protocol != p.to_ascii_uppercase() {

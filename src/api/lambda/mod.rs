@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body as HttpBody;
 use axum::extract::Request;
@@ -124,6 +125,21 @@ fn render_config(f: &Function, c: &Config) -> Value {
     v
 }
 
+fn event_invoke_json(f: &Function, qualifier: &str, c: &m::EventInvoke) -> Value {
+    let mut v = json!({
+        "FunctionArn": format!("{}:{qualifier}", f.arn),
+        "LastModified": c.modified.0 as f64 / 1000.0,
+        "DestinationConfig": { "OnSuccess": {}, "OnFailure": {} },
+    });
+    if let Some(r) = c.max_retries {
+        v["MaximumRetryAttempts"] = json!(r);
+    }
+    if let Some(a) = c.max_age_s {
+        v["MaximumEventAgeInSeconds"] = json!(a);
+    }
+    v
+}
+
 fn render_alias(f: &Function, a: &m::Alias) -> Value {
     json!({
         "AliasArn": format!("{}:{}", f.arn, a.name),
@@ -200,6 +216,21 @@ fn action(r: &Req) -> &'static str {
         ("POST", _, ["tags", _]) => "TagResource",
         ("DELETE", _, ["tags", _]) => "UntagResource",
         ("GET", _, ["account-settings"]) => "GetAccountSettings",
+        ("PUT", "2019-09-25", ["functions", _, "event-invoke-config"]) => {
+            "PutFunctionEventInvokeConfig"
+        }
+        ("POST", "2019-09-25", ["functions", _, "event-invoke-config"]) => {
+            "UpdateFunctionEventInvokeConfig"
+        }
+        ("GET", "2019-09-25", ["functions", _, "event-invoke-config"]) => {
+            "GetFunctionEventInvokeConfig"
+        }
+        ("DELETE", "2019-09-25", ["functions", _, "event-invoke-config"]) => {
+            "DeleteFunctionEventInvokeConfig"
+        }
+        ("GET", "2019-09-25", ["functions", _, "event-invoke-config", "list"]) => {
+            "ListFunctionEventInvokeConfigs"
+        }
         _ => "",
     }
 }
@@ -718,6 +749,61 @@ async fn handle(
             })?;
             ok(200, render_url(f, u, &region, &r.host_port))
         }
+        "PutFunctionEventInvokeConfig" | "UpdateFunctionEventInvokeConfig" => {
+            let b = r.json()?;
+            if b.get("DestinationConfig").is_some_and(|d| {
+                d.as_object()
+                    .is_some_and(|o| o.values().any(|v| v.get("Destination").is_some()))
+            }) {
+                return Err(m::invalid(
+                    "vpclab does not emulate asynchronous invocation destinations (see docs/fidelity.md)",
+                ));
+            }
+            let retries = b.int("MaximumRetryAttempts")?;
+            let age = b.int("MaximumEventAgeInSeconds")?;
+            let qualifier = r.query.get("Qualifier").cloned();
+            let merge = op == "UpdateFunctionEventInvokeConfig";
+            let v = mutate(&mut |w, e| {
+                let cfg =
+                    w.put_event_invoke(e, &name, qualifier.as_deref(), retries, age, merge)?;
+                let key = w.event_invoke_key(e, &name, qualifier.as_deref())?;
+                let (f, _) = w.lambda_function(e, &name)?;
+                Ok(event_invoke_json(f, &key, &cfg))
+            })?;
+            ok(200, v)
+        }
+        "GetFunctionEventInvokeConfig" => {
+            let w = read()?;
+            let qualifier = r.query.get("Qualifier").map(String::as_str);
+            let key = w.event_invoke_key(&env, &name, qualifier)?;
+            let (f, _) = w.lambda_function(&env, &name)?;
+            let cfg = f.event_invoke.get(&key).ok_or_else(|| {
+                ApiError::new(
+                    "ResourceNotFoundException",
+                    format!("The function {} doesn't have an EventInvokeConfig", f.arn),
+                )
+                .with_status(404)
+            })?;
+            ok(200, event_invoke_json(f, &key, cfg))
+        }
+        "DeleteFunctionEventInvokeConfig" => {
+            let qualifier = r.query.get("Qualifier").cloned();
+            mutate(&mut |w, e| {
+                w.delete_event_invoke(e, &name, qualifier.as_deref())
+                    .map(|_| Value::Null)
+            })?;
+            Ok(empty(204, request_id))
+        }
+        "ListFunctionEventInvokeConfigs" => {
+            let w = read()?;
+            let (f, _) = w.lambda_function(&env, &name)?;
+            let all: Vec<Value> = f
+                .event_invoke
+                .iter()
+                .map(|(k, c)| event_invoke_json(f, k, c))
+                .collect();
+            ok(200, json!({ "FunctionEventInvokeConfigs": all }))
+        }
         "DeleteFunctionUrlConfig" => {
             mutate(&mut |w, e| w.delete_function_url(e, &name).map(|_| Value::Null))?;
             Ok(empty(204, request_id))
@@ -951,6 +1037,11 @@ pub async fn run_invocation(
     Ok((out, lines))
 }
 
+/// Waits before the first and second retry of a failed asynchronous invocation (Lambda
+/// developer guide, "How Lambda handles errors and retries with asynchronous
+/// invocation": one minute, then two).
+pub const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(120)];
+
 /// Invokes a function asynchronously (the `Event` type, S3 and SNS triggers): the
 /// caller does not wait; the log records what happened.
 pub fn invoke_async(
@@ -963,18 +1054,83 @@ pub fn invoke_async(
     let fs = functions(state)?;
     let env = Env::new(region, (state.clock)());
     let (spec, _) = spec_of(state, &fs, account, &env, name)?;
+    let request_id = state.request_id();
+    spawn_async(state, fs, account, region, name, spec, payload, request_id);
+    Ok(())
+}
+
+/// Runs an asynchronous invocation in the background, retrying it when the function
+/// fails (an error, a timeout, a crash) as the function's event invoke configuration
+/// says (else twice), while the event is younger than its maximum age. Each attempt
+/// has its own `START`/`END`/`REPORT` lines under the same request id. A failure of
+/// vpclab itself (the runtime could not start) is not retried.
+#[allow(clippy::too_many_arguments)]
+fn spawn_async(
+    state: &AppState,
+    fs: Arc<Functions>,
+    account: &str,
+    region: &str,
+    name: &str,
+    spec: Spec,
+    payload: Bytes,
+    request_id: String,
+) {
     let state = state.clone();
     let account = account.to_string();
     let region = region.to_string();
-    let request_id = state.request_id();
+    let name = name.to_string();
     tokio::spawn(async move {
-        if let Err(e) =
-            run_invocation(&state, &fs, &account, &region, &spec, payload, &request_id).await
-        {
-            tracing::warn!(error = %e, function = %spec.name, "asynchronous invocation failed");
+        let queued = (state.clock)().0;
+        let env = Env::new(&region, Timestamp(queued));
+        let (retries, max_age_s) = {
+            let mut control = state.lock();
+            control
+                .read(&account, &env)
+                .ok()
+                .and_then(|w| {
+                    let key = w.event_invoke_key(&env, &name, None).ok()?;
+                    let (f, _) = w.lambda_function(&env, &name).ok()?;
+                    Some(m::EventInvoke::effective(f.event_invoke.get(&key)))
+                })
+                .unwrap_or((m::DEFAULT_ASYNC_RETRIES, m::DEFAULT_EVENT_AGE_S))
+        };
+        let mut attempt = 0usize;
+        loop {
+            let failed = match run_invocation(
+                &state,
+                &fs,
+                &account,
+                &region,
+                &spec,
+                payload.clone(),
+                &request_id,
+            )
+            .await
+            {
+                Ok((out, _)) => !matches!(out.status, Status::Ok(_)),
+                Err(e) => {
+                    tracing::warn!(error = %e, function = %spec.name, "asynchronous invocation failed");
+                    return;
+                }
+            };
+            if !failed {
+                return;
+            }
+            let Some(delay) = ASYNC_RETRY_DELAYS.get(attempt).copied() else {
+                return;
+            };
+            if attempt as i64 >= retries {
+                return;
+            }
+            let age_then = (state.clock)().0 + delay.as_millis() as i64 - queued;
+            if age_then > max_age_s * 1000 {
+                tracing::info!(function = %spec.name, request_id, "event too old to retry: discarded");
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
     });
-    Ok(())
 }
 
 async fn invoke(
@@ -1036,17 +1192,16 @@ async fn invoke(
     match kind.as_str() {
         "DryRun" => return Ok(with_version(empty(204, request_id))),
         "Event" => {
-            let state2 = state.clone();
-            let account = account.to_string();
-            let region = env.region.clone();
-            let rid = request_id.to_string();
-            tokio::spawn(async move {
-                if let Err(e) =
-                    run_invocation(&state2, &fs, &account, &region, &spec, payload, &rid).await
-                {
-                    tracing::warn!(error = %e, function = %spec.name, "asynchronous invocation failed");
-                }
-            });
+            spawn_async(
+                state,
+                fs,
+                account,
+                &env.region,
+                name,
+                spec,
+                payload,
+                request_id.to_string(),
+            );
             return Ok(empty(202, request_id));
         }
         _ => {}

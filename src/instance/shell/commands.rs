@@ -138,6 +138,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("apt", BIN, PackageManager, "install and remove packages (Ubuntu)", wait!(pkg::apt)),
     cmd!("apt-get", BIN, PackageManager, "install and remove packages (Ubuntu)", wait!(pkg::apt)),
     cmd!("bash", BIN, Always, "run a script or a -c command line in a child shell", wait!(builtins::bash)),
+    cmd!("blkid", SBIN, Always, "print the filesystem type and UUID of block devices", now!(storage::blkid)),
     cmd!("cat", BIN, Always, "print files", wait!(builtins::cat)),
     cmd!("cd", BUILTIN, Always, "change the working directory", now!(builtins::cd)),
     cmd!("chmod", BIN, Always, "change file permissions", now!(builtins::chmod)),

@@ -4,7 +4,7 @@
 //! commands print what the util-linux and xfsprogs/e2fsprogs programs print, trimmed.
 
 use super::{Io, Shell};
-use crate::instance::volumes::{self, kernel_name, root_device};
+use crate::instance::volumes::{self, fake_uuid, kernel_name, root_device};
 
 /// `12G`, `500M`: lsblk's and `df -h`'s sizes.
 fn human_gib(gib: u32) -> String {
@@ -68,20 +68,43 @@ pub(super) fn lsblk(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i3
     0
 }
 
-/// A stable, UUID-shaped string for a filesystem (what `lsblk -f` and `blkid` show).
-fn fake_uuid(seed: &str) -> String {
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let g = h.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xffff,
-        h & 0xffff,
-        g >> 48,
-        g & 0xffff_ffff_ffff
-    )
+/// `blkid [DEVICE…]`: the formatted data volumes with their filesystem's UUID and type
+/// (root only, as blkid reads the devices); the root partition comes first.
+pub(super) fn blkid(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+    if sh.cred().uid != 0 {
+        return 2;
+    }
+    let p = sh.inst.profile();
+    let wanted: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let mut lines = Vec::new();
+    if wanted.is_empty() {
+        let (_, part) = root_device(&p.instance_type);
+        lines.push(format!(
+            "/dev/{part}: LABEL=\"/\" UUID=\"{}\" BLOCK_SIZE=\"4096\" TYPE=\"xfs\"",
+            fake_uuid(&p.instance_id)
+        ));
+    }
+    for (i, v) in p.volumes.iter().enumerate() {
+        let name = format!("/dev/{}", kernel_name(&p.instance_type, v, i));
+        if !wanted.is_empty() && !wanted.iter().any(|w| **w == name || **w == v.device) {
+            continue;
+        }
+        let fs = p
+            .volume_dir
+            .as_deref()
+            .and_then(|d| volumes::load(d, v).ok())
+            .and_then(|d| d.fs_type);
+        if let Some(fs) = fs {
+            lines.push(format!(
+                "{name}: UUID=\"{}\" BLOCK_SIZE=\"512\" TYPE=\"{fs}\"",
+                fake_uuid(&v.volume_id)
+            ));
+        }
+    }
+    for l in &lines {
+        io.out.line(l);
+    }
+    if lines.is_empty() { 2 } else { 0 }
 }
 
 /// `df` (`-h` or not: sizes are printed the human way either way).
@@ -240,6 +263,20 @@ pub(super) fn mount(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i3
         }
     }
     let p = sh.inst.profile();
+    if args.iter().any(|a| a == "-a" || a == "--all") {
+        if sh.cred().uid != 0 {
+            io.err.line("mount: only root can use \"--all\" option");
+            return 1;
+        }
+        let mut code = 0;
+        for (message, nofail) in sh.inst.mount_fstab() {
+            io.err.line(&message);
+            if !nofail {
+                code = 32;
+            }
+        }
+        return code;
+    }
     if rest.is_empty() {
         let (_, part) = root_device(&p.instance_type);
         io.out.line(&format!("/dev/{part} on / type xfs (rw,noatime,seclabel,attr2,inode64,logbufs=8,logbsize=32k,sunit=1024,swidth=1024,noquota)"));

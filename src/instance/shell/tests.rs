@@ -1033,3 +1033,63 @@ async fn an_attached_volume_is_formatted_mounted_and_keeps_its_files() {
     .await;
     assert_eq!((st, out.as_str()), (0, "kept\n"), "{err}");
 }
+
+/// `/etc/fstab` (EC2 User Guide, "Automatically mount an attached volume after reboot"):
+/// an entry by `UUID=` (the UUID `blkid` prints) is mounted by `mount -a` and at boot; a
+/// missing device fails `mount -a` unless the entry has `nofail`.
+#[tokio::test]
+async fn fstab_entries_are_mounted_by_mount_a_and_at_boot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = crate::instance::volumes::AttachedVolume {
+        volume_id: "vol-0f".into(),
+        device: "/dev/sdf".into(),
+        size_gib: 8,
+        snapshot_id: None,
+    };
+    let (a, _) = instance(Image::AmazonLinux2023);
+    let mut p = a.profile();
+    p.volumes = vec![vol.clone()];
+    p.volume_dir = Some(dir.path().to_path_buf());
+    a.set_profile(p);
+    let mut sh = Shell::new(a.clone(), "ec2-user");
+    let (st, _, err) = run(
+        &mut sh,
+        "sudo mkfs -t xfs /dev/xvdf && sudo mkdir /data && sudo mount /dev/xvdf /data && sudo touch /data/kept && sudo umount /data",
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+    let (_, out, _) = run(&mut sh, "sudo blkid /dev/xvdf").await;
+    let uuid = crate::instance::volumes::fake_uuid("vol-0f");
+    assert!(out.contains(&uuid), "{out}");
+    let line = format!("UUID={uuid}  /data  xfs  defaults,nofail  0  2");
+    let (st, _, err) = run(
+        &mut sh,
+        &format!("echo '{line}' | sudo tee -a /etc/fstab >/dev/null && sudo mount -a && ls /data"),
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+    let (_, out, _) = run(&mut sh, "mount").await;
+    assert!(out.contains("/dev/xvdf on /data type xfs"), "{out}");
+    // A device that is not attached: an error, unless the entry says nofail.
+    let (st, _, err) = run(
+        &mut sh,
+        "sudo mkdir /logs && echo '/dev/sdg /logs xfs defaults 0 2' | sudo tee -a /etc/fstab >/dev/null && sudo mount -a",
+    )
+    .await;
+    assert_eq!(st, 32);
+    assert!(err.contains("/dev/sdg does not exist"), "{err}");
+    let (st, _, err) = run(
+        &mut sh,
+        &format!("printf '%s\\n' '{line}' '/dev/sdg /logs xfs defaults,nofail 0 2' | sudo tee /etc/fstab >/dev/null && sudo mount -a"),
+    )
+    .await;
+    assert_eq!(st, 0, "{err}");
+
+    // After a stop (everything unmounted) the boot mounts the volume again.
+    a.unmount_detached(true);
+    let (st, _, _) = run(&mut sh, "ls /data/kept").await;
+    assert_ne!(st, 0);
+    a.boot().await;
+    let (st, _, err) = run(&mut sh, "ls /data/kept").await;
+    assert_eq!(st, 0, "{err}");
+}

@@ -198,6 +198,7 @@ impl World {
             || self.elb_due(now)
             || self.autoscaling_due(now)
             || self.ecs_due(now)
+            || self.acm_due(now)
     }
 
     /// Applies every time-driven state change due at `now`. Other time-driven kinds
@@ -208,6 +209,7 @@ impl World {
         // After instances settle, so a group sees which of its members still run.
         self.advance_autoscaling(now);
         self.advance_ecs(now);
+        self.advance_acm(now);
         // After instances settle, so an alarm's EC2 action sees their current state.
         self.evaluate_alarms(now);
         for id in self

@@ -257,6 +257,7 @@ mod tests {
             log: None,
             command: vec![],
             pull_error: None,
+            unhealthy_at: None,
         }
     }
 

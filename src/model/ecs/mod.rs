@@ -154,6 +154,62 @@ pub struct TaskContainer {
     /// Why the image cannot be pulled (an ECR image of this account that is not there).
     #[serde(default)]
     pub pull_error: Option<String>,
+    /// When a failing health check turns the container `UNHEALTHY` (its health is
+    /// `UNKNOWN` until then): see [`unhealthy_after_ms`].
+    #[serde(default)]
+    pub unhealthy_at: Option<Timestamp>,
+}
+
+/// A container health check's settings (ECS API reference, `HealthCheck`): interval
+/// 5–300 s (default 30), timeout 2–120 s (default 5), retries 1–10 (default 3),
+/// startPeriod 0–300 s (default none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthSettings {
+    pub interval_s: i64,
+    pub timeout_s: i64,
+    pub retries: i64,
+    pub start_period_s: i64,
+}
+
+impl HealthSettings {
+    pub fn of(h: &Value) -> HealthSettings {
+        HealthSettings {
+            interval_s: int_of(h, "interval").unwrap_or(30),
+            timeout_s: int_of(h, "timeout").unwrap_or(5),
+            retries: int_of(h, "retries").unwrap_or(3),
+            start_period_s: int_of(h, "startPeriod").unwrap_or(0),
+        }
+    }
+}
+
+fn check_health_settings(name: &str, h: &Value) -> ApiResult<()> {
+    let s = HealthSettings::of(h);
+    for (field, v, lo, hi) in [
+        ("interval", s.interval_s, 5, 300),
+        ("timeout", s.timeout_s, 2, 120),
+        ("retries", s.retries, 1, 10),
+        ("startPeriod", s.start_period_s, 0, 300),
+    ] {
+        if !(lo..=hi).contains(&v) {
+            return Err(client(format!(
+                "Invalid setting for container '{name}'. healthCheck.{field} must be between {lo} and {hi}."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How long after a container starts a health check that always fails turns it
+/// `UNHEALTHY`: the first check runs one interval after the start and then every
+/// interval; a failure counts only once `startPeriod` has passed (ECS developer guide,
+/// "Determine Amazon ECS task health using container health checks"), and `retries`
+/// counted failures in a row make the container unhealthy.
+pub fn unhealthy_after_ms(s: HealthSettings) -> i64 {
+    let interval = s.interval_s.max(1);
+    let first_counted = (s.start_period_s + interval - 1)
+        .div_euclid(interval)
+        .max(1);
+    (first_counted + s.retries.max(1) - 1) * interval * 1000
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -676,6 +732,9 @@ impl World {
                     }
                 }
             }
+            if let Some(h) = c.get("healthCheck") {
+                check_health_settings(name, h)?;
+            }
             for pm in c
                 .get("portMappings")
                 .and_then(Value::as_array)
@@ -954,6 +1013,7 @@ impl World {
                 TaskContainer {
                     known,
                     pull_error,
+                    unhealthy_at: None,
                     essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
                     last_status: "PENDING".into(),
                     exit_code: None,
@@ -1503,7 +1563,20 @@ impl World {
                         Some((name, code, String::new())),
                     );
                 } else if let Some(x) = self.ecs_tasks.get_mut(id) {
-                    x.next_transition = None;
+                    // Failing health checks whose time has come turn their containers
+                    // UNHEALTHY; the next such time, if any, stays due.
+                    let mut next: Option<Timestamp> = None;
+                    for c in &mut x.containers {
+                        match c.unhealthy_at {
+                            Some(at) if at <= now => {
+                                c.health = "UNHEALTHY".into();
+                                c.unhealthy_at = None;
+                            }
+                            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                            None => {}
+                        }
+                    }
+                    x.next_transition = next;
                 }
             }
             "DEPROVISIONING" => {
@@ -1560,42 +1633,49 @@ impl World {
                 }
             }
         }
-        let health_of = |name: &str, known: Option<images::Known>| -> String {
+        // A passing check makes the container HEALTHY; a failing one leaves it UNKNOWN
+        // until its interval, retries and start period have run out.
+        let health_of = |name: &str, known: Option<images::Known>| -> (String, Option<Timestamp>) {
             let check = td.as_ref().and_then(|td| {
                 td.containers
                     .iter()
                     .find(|c| str_of(c, "name") == Some(name))
                     .and_then(|c| c.get("healthCheck"))
-                    .and_then(|h| h.get("command"))
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect::<Vec<_>>()
-                    })
             });
-            match (check, known) {
-                (None, _) => "UNKNOWN".into(),
-                (Some(cmd), Some(k)) => {
-                    if images::health_check_passes(k, &cmd, &t.containers) {
-                        "HEALTHY".into()
-                    } else {
-                        "UNHEALTHY".into()
-                    }
-                }
-                (Some(_), None) => "UNHEALTHY".into(),
+            let cmd = check
+                .and_then(|h| h.get("command"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                });
+            let passes = match (&cmd, known) {
+                (None, _) => return ("UNKNOWN".into(), None),
+                (Some(cmd), Some(k)) => images::health_check_passes(k, cmd, &t.containers),
+                (Some(_), None) => false,
+            };
+            if passes {
+                return ("HEALTHY".into(), None);
             }
+            let settings = HealthSettings::of(check.unwrap_or(&Value::Null));
+            (
+                "UNKNOWN".into(),
+                Some(now.plus_ms(unhealthy_after_ms(settings))),
+            )
         };
         let mut lines: Vec<(String, String, String, Vec<String>)> = Vec::new();
         let mut next = None;
         let mut containers = t.containers.clone();
         for c in &mut containers {
             c.last_status = "RUNNING".into();
-            c.health = health_of(&c.name, c.known);
+            (c.health, c.unhealthy_at) = health_of(&c.name, c.known);
             let (out, exits) = images::start_output(c);
             if let Some(code) = exits {
                 c.exit_code = Some(code);
                 next = Some(now.plus_ms(UNRUNNABLE_MS));
+            } else if let Some(at) = c.unhealthy_at {
+                next = Some(next.map_or(at, |n: Timestamp| n.min(at)));
             }
             if let Some((region, group, stream)) = &c.log {
                 lines.push((region.clone(), group.clone(), stream.clone(), out));
@@ -1861,6 +1941,33 @@ fn with_defaults(c: &Value, network_mode: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_health_check_counts_only_after_the_start_period() {
+        let s = |interval_s, retries, start_period_s| HealthSettings {
+            interval_s,
+            timeout_s: 5,
+            retries,
+            start_period_s,
+        };
+        // Defaults: checks at 30, 60 and 90 s; the third failure makes it unhealthy.
+        assert_eq!(unhealthy_after_ms(s(30, 3, 0)), 90_000);
+        // A 60 s start period: the checks at 30 s does not count; 60, 90, 120 do.
+        assert_eq!(unhealthy_after_ms(s(30, 3, 60)), 120_000);
+        // A start period that ends between checks: the next check is the first counted.
+        assert_eq!(unhealthy_after_ms(s(5, 1, 12)), 15_000);
+        assert_eq!(unhealthy_after_ms(s(5, 2, 0)), 10_000);
+        let bad = serde_json::json!({"command": ["CMD", "true"], "startPeriod": 301});
+        let err = check_health_settings("web", &bad).unwrap_err();
+        assert!(
+            err.message
+                .contains("startPeriod must be between 0 and 300"),
+            "{}",
+            err.message
+        );
+        let ok = serde_json::json!({"command": ["CMD", "true"], "interval": 5, "retries": 10});
+        assert!(check_health_settings("web", &ok).is_ok());
+    }
 
     #[test]
     fn fargate_table_matches_the_developer_guide() {

@@ -209,13 +209,52 @@ pub enum Action {
         content_type: Option<String>,
         body: Option<String>,
     },
+    /// A redirect: each part may use `#{protocol}`, `#{host}`, `#{port}`, `#{path}`
+    /// and `#{query}` (ALB user guide, "Redirect actions"); `status` is 301 or 302.
+    Redirect {
+        protocol: String,
+        port: String,
+        host: String,
+        path: String,
+        query: String,
+        status: u16,
+    },
+}
+
+/// The security policies an HTTPS listener may name (ALB user guide, "Security
+/// policies"); each offers TLS 1.2, and TLS 1.3 when its name says `TLS13`.
+pub const SSL_POLICIES: &[&str] = &[
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+    "ELBSecurityPolicy-FS-2018-06",
+    "ELBSecurityPolicy-FS-1-2-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-0-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+];
+
+/// The policy a secure listener gets when CreateListener names none (the API's
+/// default; the console picks a TLS 1.3 policy instead).
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
+
+/// The TLS versions a policy offers: (TLS 1.2, TLS 1.3).
+pub fn policy_versions(policy: &str) -> (bool, bool) {
+    let tls13 = policy.contains("TLS13");
+    (!policy.contains("TLS13-1-3"), tls13)
 }
 
 impl Action {
     pub fn target_groups(&self) -> impl Iterator<Item = &str> {
         let groups: &[(String, u32)] = match self {
             Action::Forward { groups } => groups,
-            Action::FixedResponse { .. } => &[],
+            Action::FixedResponse { .. } | Action::Redirect { .. } => &[],
         };
         groups.iter().map(|(g, _)| g.as_str())
     }
@@ -294,6 +333,12 @@ pub struct Listener {
     /// Non-default rules, by priority.
     pub rules: Vec<Rule>,
     pub tags: BTreeMap<String, String>,
+    /// HTTPS/TLS listeners: the ACM certificate ARNs, the default first.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// HTTPS/TLS listeners: the security policy.
+    #[serde(default)]
+    pub ssl_policy: Option<String>,
 }
 
 impl Resource for Listener {
@@ -1129,7 +1174,67 @@ impl World {
         (t.state.clone(), t.reason.clone(), t.description.clone())
     }
 
+    /// The certificates and policy of a secure listener (HTTPS, TLS), checked: exactly
+    /// one certificate that ACM issued (or that was imported) in this region, a known
+    /// policy. A plain listener takes neither.
+    fn check_secure(
+        &self,
+        env: &Env,
+        protocol: &str,
+        certificates: &[String],
+        ssl_policy: Option<&str>,
+    ) -> ApiResult<Option<String>> {
+        let secure = matches!(protocol, "HTTPS" | "TLS");
+        if !secure {
+            if !certificates.is_empty() {
+                return Err(validation(format!(
+                    "A certificate cannot be specified for {protocol} listeners"
+                )));
+            }
+            if ssl_policy.is_some() {
+                return Err(validation(format!(
+                    "A security policy cannot be specified for {protocol} listeners"
+                )));
+            }
+            return Ok(None);
+        }
+        match certificates {
+            [] => {
+                return Err(validation(format!(
+                    "A certificate must be specified for {protocol} listeners"
+                )));
+            }
+            [_] => {}
+            _ => {
+                return Err(validation(
+                    "Only one certificate can be specified as the default certificate of a listener (vpclab: additional certificates are not emulated)",
+                ));
+            }
+        }
+        for arn in certificates {
+            let usable = self
+                .acm_certificates
+                .get(arn)
+                .is_some_and(|c| c.region == env.region && c.status == "ISSUED");
+            if !usable {
+                return Err(ApiError::new(
+                    "CertificateNotFound",
+                    format!("Certificate '{arn}' not found"),
+                ));
+            }
+        }
+        let policy = ssl_policy.unwrap_or(DEFAULT_SSL_POLICY);
+        if !SSL_POLICIES.contains(&policy) {
+            return Err(ApiError::new(
+                "SSLPolicyNotFound",
+                format!("SSL policy '{policy}' not found"),
+            ));
+        }
+        Ok(Some(policy.to_string()))
+    }
+
     /// CreateListener.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_listener(
         &mut self,
         env: &Env,
@@ -1138,10 +1243,16 @@ impl World {
         port: u16,
         actions: Vec<Action>,
         tags: BTreeMap<String, String>,
+        certificates: Vec<String>,
+        ssl_policy: Option<String>,
     ) -> ApiResult<String> {
         let lb = self.load_balancer(env, lb_arn)?.clone();
         let protocol = protocol.to_ascii_uppercase();
-        let allowed: &[&str] = if lb.is_network() { &["TCP"] } else { &["HTTP"] };
+        let allowed: &[&str] = if lb.is_network() {
+            &["TCP", "TLS"]
+        } else {
+            &["HTTP", "HTTPS"]
+        };
         if !allowed.contains(&protocol.as_str()) {
             let all: &[&str] = if lb.is_network() {
                 &["TCP", "TLS", "UDP", "TCP_UDP"]
@@ -1176,6 +1287,7 @@ impl World {
             ));
         }
         self.check_actions(env, &lb, &actions, true)?;
+        let ssl_policy = self.check_secure(env, &protocol, &certificates, ssl_policy.as_deref())?;
         let hex = self.elb_hex();
         let id = self.elb_arn(&env.region, &format!("listener/{}/{hex}", lb.short()));
         self.elb_listeners.insert(Listener {
@@ -1187,6 +1299,8 @@ impl World {
             default_actions: actions,
             rules: Vec::new(),
             tags,
+            certificates,
+            ssl_policy,
         });
         Ok(id)
     }
@@ -1245,6 +1359,25 @@ impl World {
                                 ),
                             ));
                         }
+                    }
+                }
+                Action::Redirect {
+                    protocol, status, ..
+                } => {
+                    if lb.is_network() {
+                        return Err(validation(
+                            "Action type 'redirect' is not supported by network load balancers",
+                        ));
+                    }
+                    if !matches!(protocol.as_str(), "HTTP" | "HTTPS" | "#{protocol}") {
+                        return Err(validation(format!(
+                            "Redirect protocol '{protocol}' must be 'HTTP', 'HTTPS' or '#{{protocol}}'"
+                        )));
+                    }
+                    if !matches!(status, 301 | 302) {
+                        return Err(validation(
+                            "A redirect status code must be 'HTTP_301' or 'HTTP_302'",
+                        ));
                     }
                 }
                 Action::FixedResponse { status, .. } => {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, Env, Resource, World};
+use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
 
 /// The runtimes vpclab runs (as local `python3` / `node` processes).
 pub const RUNTIMES: &[&str] = &[
@@ -115,6 +115,36 @@ pub struct Function {
     pub url: Option<UrlConfig>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Asynchronous invocation settings per qualifier (`$LATEST`, a version, an alias).
+    #[serde(default)]
+    pub event_invoke: BTreeMap<String, EventInvoke>,
+}
+
+/// PutFunctionEventInvokeConfig's settings (Lambda developer guide, "Configuring error
+/// handling settings for Lambda asynchronous invocations"): retries 0–2 (default 2),
+/// event age 60–21600 s (default 6 hours).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventInvoke {
+    pub max_retries: Option<i64>,
+    pub max_age_s: Option<i64>,
+    pub modified: Timestamp,
+}
+
+/// Retries of a failed asynchronous invocation when none are configured.
+pub const DEFAULT_ASYNC_RETRIES: i64 = 2;
+/// How long an asynchronous event may wait when no age is configured (6 hours).
+pub const DEFAULT_EVENT_AGE_S: i64 = 21_600;
+
+impl EventInvoke {
+    /// (retries, maximum age in seconds) with Lambda's defaults.
+    pub fn effective(this: Option<&EventInvoke>) -> (i64, i64) {
+        (
+            this.and_then(|e| e.max_retries)
+                .unwrap_or(DEFAULT_ASYNC_RETRIES),
+            this.and_then(|e| e.max_age_s)
+                .unwrap_or(DEFAULT_EVENT_AGE_S),
+        )
+    }
 }
 
 impl Resource for Function {
@@ -501,6 +531,7 @@ impl World {
             policy: Vec::new(),
             url: None,
             tags: c.tags,
+            event_invoke: BTreeMap::new(),
         });
         if c.publish {
             return self.publish_version(env, &name, String::new(), None);
@@ -900,6 +931,93 @@ impl World {
         Ok(url)
     }
 
+    /// Put (replace) or update (merge) a function's asynchronous invocation settings
+    /// for a qualifier; returns the result.
+    pub fn put_event_invoke(
+        &mut self,
+        env: &Env,
+        input: &str,
+        qualifier: Option<&str>,
+        max_retries: Option<i64>,
+        max_age_s: Option<i64>,
+        merge: bool,
+    ) -> ApiResult<EventInvoke> {
+        if let Some(r) = max_retries
+            && !(0..=2).contains(&r)
+        {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{r}' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value less than or equal to 2"
+            )));
+        }
+        if let Some(a) = max_age_s
+            && !(60..=21_600).contains(&a)
+        {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{a}' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value between 60 and 21600"
+            )));
+        }
+        let key = self.event_invoke_key(env, input, qualifier)?;
+        let f = self.lambda_function_mut(env, input)?;
+        let arn = f.arn.clone();
+        let old = f.event_invoke.get(&key).cloned();
+        if merge && old.is_none() {
+            return Err(ApiError::new(
+                "ResourceNotFoundException",
+                format!("The function {arn} doesn't have an EventInvokeConfig"),
+            )
+            .with_status(404));
+        }
+        let e = EventInvoke {
+            max_retries: max_retries.or(if merge {
+                old.as_ref().and_then(|o| o.max_retries)
+            } else {
+                None
+            }),
+            max_age_s: max_age_s.or(if merge {
+                old.as_ref().and_then(|o| o.max_age_s)
+            } else {
+                None
+            }),
+            modified: env.now,
+        };
+        f.event_invoke.insert(key, e.clone());
+        Ok(e)
+    }
+
+    /// The key a qualifier's settings are kept under (the qualifier must exist).
+    pub fn event_invoke_key(
+        &self,
+        env: &Env,
+        input: &str,
+        qualifier: Option<&str>,
+    ) -> ApiResult<String> {
+        let (f, from_name) = self.lambda_function(env, input)?;
+        let q = qualifier
+            .map(str::to_string)
+            .or(from_name)
+            .unwrap_or_else(|| "$LATEST".to_string());
+        f.config(Some(&q))?;
+        Ok(q)
+    }
+
+    pub fn delete_event_invoke(
+        &mut self,
+        env: &Env,
+        input: &str,
+        qualifier: Option<&str>,
+    ) -> ApiResult<()> {
+        let key = self.event_invoke_key(env, input, qualifier)?;
+        let f = self.lambda_function_mut(env, input)?;
+        if f.event_invoke.remove(&key).is_none() {
+            return Err(ApiError::new(
+                "ResourceNotFoundException",
+                format!("The function {} doesn't have an EventInvokeConfig", f.arn),
+            )
+            .with_status(404));
+        }
+        Ok(())
+    }
+
     pub fn delete_function_url(&mut self, env: &Env, input: &str) -> ApiResult<()> {
         let f = self.lambda_function_mut(env, input)?;
         if f.url.take().is_none() {
@@ -1121,6 +1239,7 @@ mod tests {
             policy,
             url: None,
             tags: BTreeMap::new(),
+            event_invoke: BTreeMap::new(),
         };
         let s3 = |cond: Value| {
             json!({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},

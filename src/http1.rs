@@ -743,4 +743,74 @@ mod tests {
         assert_eq!(resp.headers, vec![("X-Thing".to_string(), "1".to_string())]);
         assert_eq!(resp.text(), "body until close");
     }
+
+    /// An ALB node's connections to a target: later requests ride the first connection
+    /// (the target accepts one), and an answer saying `Connection: close` makes the next
+    /// request open a new one.
+    #[tokio::test]
+    async fn keep_alive_sends_later_requests_on_the_open_connection() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use vpclab_netstack::host::{HostConfig, Net};
+        use vpclab_netstack::{Fabric, Port, fixture};
+
+        let (topology, ids) = fixture::public_private_vpc();
+        let net = Net::new(Fabric::new(Arc::new(topology)));
+        let web = net
+            .add_host(HostConfig::vpc(
+                Port::Eni(ids.web_eni.clone()),
+                ipnet::Ipv4Net::new(ids.web_ip, 24).expect("prefix"),
+            ))
+            .expect("web host");
+        let listener = web.listen(80).expect("listen");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, peer)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let handler: Handler = Arc::new(|r: &Request| {
+                    let resp = Response::new(200, "text/plain", r.target.clone());
+                    if r.path() == "/close" {
+                        resp.with_header("Connection", "close")
+                    } else {
+                        resp
+                    }
+                });
+                tokio::spawn(serve_connection(stream, peer, handler));
+            }
+        });
+        let node = net
+            .add_host(HostConfig::internet(Ipv4Addr::new(192, 0, 2, 96)))
+            .expect("node");
+        let dst = SocketAddrV4::new(ids.web_public, 80);
+        let pool = KeepAlive::new(Duration::from_secs(60));
+        let get = |path: &'static str| {
+            pool.request(
+                &node,
+                dst,
+                Duration::from_secs(5),
+                "GET",
+                "web",
+                path,
+                &[],
+                Bytes::new(),
+            )
+        };
+        for path in ["/a", "/b", "/c"] {
+            let r = get(path).await.expect("answer");
+            assert_eq!((r.status, r.text()), (200, path.to_string()));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for three requests"
+        );
+        assert_eq!(get("/close").await.expect("answer").status, 200);
+        assert_eq!(get("/d").await.expect("answer").text(), "/d");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a closed connection is not reused"
+        );
+    }
 }

@@ -13,6 +13,8 @@ use vpclab_netstack::ipv6::{NaclEntry6, Route6, SgPeer6, SgRule6, Target6, V6Spe
 use vpclab_netstack::topology::rid;
 use vpclab_netstack::*;
 
+use super::{at, delivered, dropped};
+
 const WEB: &str = "2001:db8:1:1::10";
 const WEB2: &str = "2001:db8:1:1::11";
 const APP: &str = "2001:db8:1:2::20";
@@ -24,10 +26,6 @@ fn a6(s: &str) -> Ipv6Addr {
 
 fn n6(s: &str) -> Ipv6Net {
     s.parse().unwrap()
-}
-
-fn at(secs: i64) -> Instant {
-    Instant::from_secs(secs)
 }
 
 fn icmpv6_any() -> Option<IcmpMatch> {
@@ -172,22 +170,6 @@ fn echo(src: &str, dst: &str, ty: u8, id: u16) -> Vec<u8> {
 
 fn send(f: &mut Fabric, now: Instant, from: &Port, mut bytes: Vec<u8>) -> Verdict {
     f.process(now, from, &mut bytes)
-}
-
-#[track_caller]
-fn delivered(v: &Verdict) -> Port {
-    match &v.outcome {
-        Outcome::Deliver(p) => p.clone(),
-        Outcome::Drop(r) => panic!("expected delivery, got drop: {r}"),
-    }
-}
-
-#[track_caller]
-fn dropped(v: &Verdict) -> DropReason {
-    match &v.outcome {
-        Outcome::Drop(r) => r.clone(),
-        Outcome::Deliver(p) => panic!("expected a drop, got delivery to {p}"),
-    }
 }
 
 /// "Security groups are stateful": dual-stack instances ping6 each other across

@@ -170,42 +170,25 @@ fn subnets_take_a_64_of_the_vpc_block_and_instances_get_addresses_from_it() {
         "{subnet}"
     );
     // AWS: a subnet's IPv6 block is a /64 inside the VPC's block, overlapping no other.
-    d.aws_err(
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            "10.0.2.0/24",
-            "--ipv6-cidr-block",
-            &v64,
-        ],
-        "InvalidSubnet.Conflict",
-    );
-    d.aws_err(
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            "10.0.2.0/24",
-            "--ipv6-cidr-block",
-            "2001:db9::/64",
-        ],
-        "InvalidSubnet.Range",
-    );
-    d.aws_err(
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--cidr-block",
-            "10.0.2.0/24",
-            "--ipv6-cidr-block",
-            &block.replace("/56", "/60"),
-        ],
-        "InvalidSubnet.Range",
-    );
+    let wider = block.replace("/56", "/60");
+    for (v6, code) in [
+        (v64.as_str(), "InvalidSubnet.Conflict"),
+        ("2001:db9::/64", "InvalidSubnet.Range"),
+        (wider.as_str(), "InvalidSubnet.Range"),
+    ] {
+        d.aws_err(
+            &[
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                "10.0.2.0/24",
+                "--ipv6-cidr-block",
+                v6,
+            ],
+            code,
+        );
+    }
     d.aws_err(
         &[
             "create-subnet",

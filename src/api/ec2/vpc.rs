@@ -51,8 +51,8 @@ pub fn render_vpc(x: &mut Xml, w: &World, v: &Vpc, state: &str) {
     tag_set(x, w, &v.id);
 }
 
-fn create_vpc(c: &mut Call) -> ApiResult<Xml> {
-    let cidr = c.params.get("CidrBlock").map(str::to_string);
+/// IPAM and BYOIP pool parameters, which vpclab does not emulate: `Unsupported`.
+fn refuse_pools(c: &Call) -> ApiResult<()> {
     for unsupported in [
         "Ipv4IpamPoolId",
         "Ipv6IpamPoolId",
@@ -68,6 +68,12 @@ fn create_vpc(c: &mut Call) -> ApiResult<Xml> {
             ));
         }
     }
+    Ok(())
+}
+
+fn create_vpc(c: &mut Call) -> ApiResult<Xml> {
+    let cidr = c.params.get("CidrBlock").map(str::to_string);
+    refuse_pools(c)?;
     let ipv6 = c
         .params
         .bool("AmazonProvidedIpv6CidrBlock")?
@@ -161,21 +167,7 @@ fn associate_vpc_cidr_block(c: &mut Call) -> ApiResult<Xml> {
         .bool("AmazonProvidedIpv6CidrBlock")?
         .unwrap_or(false);
     let cidr = c.params.get("CidrBlock").map(str::to_string);
-    for unsupported in [
-        "Ipv4IpamPoolId",
-        "Ipv6IpamPoolId",
-        "Ipv6Pool",
-        "Ipv6CidrBlock",
-    ] {
-        if c.params.get(unsupported).is_some() {
-            return Err(ApiError::new(
-                "Unsupported",
-                format!(
-                    "{unsupported}: IPAM and BYOIP pools are not supported by vpclab; use AmazonProvidedIpv6CidrBlock."
-                ),
-            ));
-        }
-    }
+    refuse_pools(c)?;
     let mut x = Xml::new();
     match (cidr, ipv6) {
         (Some(_), true) => {

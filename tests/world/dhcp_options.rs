@@ -33,6 +33,27 @@ fn until(
     last
 }
 
+/// Associates the option set `id` (or `default`) with `vpc`; DescribeVpcs then shows it.
+fn associate(d: &TestDaemon, vpc: &str, id: &str) {
+    d.aws_text(&[
+        "associate-dhcp-options",
+        "--dhcp-options-id",
+        id,
+        "--vpc-id",
+        vpc,
+    ]);
+    assert_eq!(
+        d.aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            vpc,
+            "--query",
+            "Vpcs[0].DhcpOptionsId"
+        ]),
+        id
+    );
+}
+
 #[test]
 fn dhcp_options_set_resolv_conf_and_host_name_and_default_means_none() {
     if !have("aws") || !have("ssh") {
@@ -86,23 +107,7 @@ fn dhcp_options_set_resolv_conf_and_host_name_and_default_means_none() {
     assert_eq!(found, corp);
 
     let net = Network::build(&d);
-    d.aws_text(&[
-        "associate-dhcp-options",
-        "--dhcp-options-id",
-        &corp,
-        "--vpc-id",
-        &net.vpc,
-    ]);
-    assert_eq!(
-        d.aws_text(&[
-            "describe-vpcs",
-            "--vpc-ids",
-            &net.vpc,
-            "--query",
-            "Vpcs[0].DhcpOptionsId"
-        ]),
-        corp
-    );
+    associate(&d, &net.vpc, &corp);
     d.aws_err(
         &["delete-dhcp-options", "--dhcp-options-id", &corp],
         "DependencyViolation",
@@ -156,23 +161,7 @@ fn dhcp_options_set_resolv_conf_and_host_name_and_default_means_none() {
     );
 
     // `default`: no options at all, so no DNS server; the old sets can now be deleted.
-    d.aws_text(&[
-        "associate-dhcp-options",
-        "--dhcp-options-id",
-        "default",
-        "--vpc-id",
-        &net.vpc,
-    ]);
-    assert_eq!(
-        d.aws_text(&[
-            "describe-vpcs",
-            "--vpc-ids",
-            &net.vpc,
-            "--query",
-            "Vpcs[0].DhcpOptionsId"
-        ]),
-        "default"
-    );
+    associate(&d, &net.vpc, "default");
     let conf = until(&d, &key, &host, "cat /etc/resolv.conf", |c| {
         !c.contains("nameserver")
     });

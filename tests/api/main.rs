@@ -32,3 +32,4 @@ mod s3;
 mod s3_events;
 mod services;
 mod sns;
+mod transit_gateway;

@@ -278,8 +278,18 @@ pub(crate) struct CEni {
     /// Set for a NAT gateway's own interface: no security groups apply.
     pub nat: Option<u32>,
     pub private: u32,
+    /// Secondary private addresses (usually none).
+    pub secondary: Vec<u32>,
     pub public: Option<u32>,
     pub sdc: bool,
+}
+
+impl CEni {
+    /// Whether `a` is one of the interface's private addresses.
+    #[inline]
+    pub fn owns(&self, a: u32) -> bool {
+        a == self.private || self.secondary.contains(&a)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -631,15 +641,21 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             public = Some(u32::from(ng.public_ip));
         }
         let private = u32::from(e.private_ip);
+        let secondary: Vec<u32> = e.secondary_ips.iter().map(|a| u32::from(*a)).collect();
+        // AWS: a rule naming a group matches every private address of the
+        // interfaces carrying it, secondary ones included.
         for &gi in &sgs {
             c.members[gi as usize].push(private);
+            c.members[gi as usize].extend(secondary.iter().copied());
         }
-        if let Some(prev) = c.eni_by_ip.insert((vpc, private), idx) {
-            return Err(TopologyError::DuplicateAddress {
-                addr: e.private_ip,
-                a: c.enis[prev as usize].id.clone(),
-                b: e.id.clone(),
-            });
+        for a in std::iter::once(private).chain(secondary.iter().copied()) {
+            if let Some(prev) = c.eni_by_ip.insert((vpc, a), idx) {
+                return Err(TopologyError::DuplicateAddress {
+                    addr: Ipv4Addr::from(a),
+                    a: c.enis[prev as usize].id.clone(),
+                    b: e.id.clone(),
+                });
+            }
         }
         if let Some(p) = public
             && let Some(prev) = c.eni_by_public.insert(p, idx)
@@ -659,6 +675,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             policy,
             nat,
             private,
+            secondary,
             public,
             sdc: e.source_dest_check && nat.is_none(),
         });

@@ -1034,7 +1034,7 @@ impl Walk<'_> {
         }
         // 3. Source/destination check.
         if eni.sdc {
-            if p.src != eni.private {
+            if !eni.owns(p.src) {
                 return Err(self.sdc_drop(e, Direction::Outbound, p.src));
             }
             self.hop(|| Hop {
@@ -1345,7 +1345,7 @@ impl Walk<'_> {
         if eni.nat.is_none() {
             self.security_groups(e, Direction::Inbound, p)?;
         }
-        if eni.sdc && p.dst != eni.private {
+        if eni.sdc && !eni.owns(p.dst) {
             return Err(self.sdc_drop(e, Direction::Inbound, p.dst));
         }
         self.hop(|| Hop {

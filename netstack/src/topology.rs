@@ -462,6 +462,9 @@ pub struct NetworkInterface {
     pub id: ResId,
     pub subnet: ResId,
     pub private_ip: Ipv4Addr,
+    /// Secondary private addresses: delivered to this interface like the
+    /// primary one, and accepted as its own by the source/destination check.
+    pub secondary_ips: Vec<Ipv4Addr>,
     /// Auto-assigned public IP or Elastic IP.
     pub public_ip: Option<Ipv4Addr>,
     pub security_groups: Vec<ResId>,
@@ -475,6 +478,7 @@ impl NetworkInterface {
             id: rid(id),
             subnet: rid(subnet),
             private_ip,
+            secondary_ips: Vec::new(),
             public_ip: None,
             security_groups: groups.iter().map(|g| rid(g)).collect(),
             source_dest_check: true,

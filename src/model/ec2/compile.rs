@@ -300,6 +300,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
             id: rid(&e.id),
             subnet: rid(&e.subnet_id),
             private_ip: e.private_ip,
+            secondary_ips: e.secondary_ips.clone(),
             public_ip: e.association.as_ref().map(|a| a.public_ip),
             security_groups: e.groups.iter().map(|g| rid(g)).collect(),
             source_dest_check: e.source_dest_check,

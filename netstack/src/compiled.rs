@@ -710,12 +710,13 @@ fn compile_tgw(
                     .ok_or_else(|| dangling("transit gateway attachment", &a.id, "subnet", s))?,
             );
         }
-        let table = match &a.route_table {
-            Some(r) => Some(*table_ix.get(r).ok_or_else(|| {
-                dangling("transit gateway attachment", &a.id, "route table", r)
-            })?),
-            None => None,
-        };
+        let table =
+            match &a.route_table {
+                Some(r) => Some(*table_ix.get(r).ok_or_else(|| {
+                    dangling("transit gateway attachment", &a.id, "route table", r)
+                })?),
+                None => None,
+            };
         attachments.push(CTgwAttachment {
             id: a.id.clone(),
             vpc,

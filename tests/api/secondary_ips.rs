@@ -14,7 +14,11 @@ fn s(v: &Value) -> String {
 }
 
 fn addresses(d: &TestDaemon, eni: &str) -> Vec<(String, bool)> {
-    let v = d.aws(&["describe-network-interfaces", "--network-interface-ids", eni]);
+    let v = d.aws(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        eni,
+    ]);
     v["NetworkInterfaces"][0]["PrivateIpAddresses"]
         .as_array()
         .expect("addresses")
@@ -29,7 +33,13 @@ fn secondary_addresses_are_assigned_listed_limited_and_reach_their_interface() {
         return;
     }
     let d = TestDaemon::start();
-    let vpc = d.aws_text(&["create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId"]);
+    let vpc = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.0.0.0/16",
+        "--query",
+        "Vpc.VpcId",
+    ]);
     let sub = d.aws_text(&[
         "create-subnet",
         "--vpc-id",

@@ -96,7 +96,11 @@ fn a_gateway_has_aws_defaults_and_a_default_route_table() {
         "--filters",
         "Name=tag:Name,Values=hub",
     ]);
-    assert_eq!(v["TransitGateways"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        v["TransitGateways"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
     assert_eq!(s(&v["TransitGateways"][0]["Description"]), "hub");
     let rts = d.aws(&[
         "describe-transit-gateway-route-tables",
@@ -142,11 +146,7 @@ fn a_gateway_has_aws_defaults_and_a_default_route_table() {
         "InvalidTransitGatewayID.NotFound",
     );
     d.aws_err(
-        &[
-            "create-transit-gateway",
-            "--options",
-            "AmazonSideAsn=100",
-        ],
+        &["create-transit-gateway", "--options", "AmazonSideAsn=100"],
         "InvalidParameterValue",
     );
     // The default route table goes only with its gateway.
@@ -299,7 +299,11 @@ fn attachments_associations_propagations_and_routes_follow_aws_rules() {
         "--transit-gateway-route-table-id",
         &default_rt,
     ]);
-    assert_eq!(assoc["Associations"].as_array().map(Vec::len), Some(2), "{assoc}");
+    assert_eq!(
+        assoc["Associations"].as_array().map(Vec::len),
+        Some(2),
+        "{assoc}"
+    );
     let props = d.aws(&[
         "get-transit-gateway-route-table-propagations",
         "--transit-gateway-route-table-id",

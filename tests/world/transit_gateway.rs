@@ -161,7 +161,11 @@ fn ssh_crosses_a_transit_gateway_only_with_routes_on_both_sides_and_a_blackhole_
 
     let created = d.aws(&["create-transit-gateway", "--description", "hub"]);
     let tgw = s(&created["TransitGateway"]["TransitGatewayId"]);
-    assert_eq!(s(&created["TransitGateway"]["State"]), "pending", "{created}");
+    assert_eq!(
+        s(&created["TransitGateway"]["State"]),
+        "pending",
+        "{created}"
+    );
     let default_rt = s(&created["TransitGateway"]["Options"]["AssociationDefaultRouteTableId"]);
     assert!(default_rt.starts_with("tgw-rtb-"), "{created}");
     wait_available(

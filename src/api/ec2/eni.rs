@@ -30,7 +30,10 @@ fn ip_list(c: &Call, key: &str) -> ApiResult<Vec<std::net::Ipv4Addr>> {
     c.params
         .list(key)
         .iter()
-        .map(|s| s.parse().map_err(|_| ApiError::bad_param("privateIpAddress", s)))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::bad_param("privateIpAddress", s))
+        })
         .collect()
 }
 

@@ -21,7 +21,10 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("ModifyTransitGateway", modify_tgw),
     ("DeleteTransitGateway", delete_tgw),
     ("CreateTransitGatewayVpcAttachment", create_attachment),
-    ("DescribeTransitGatewayVpcAttachments", describe_vpc_attachments),
+    (
+        "DescribeTransitGatewayVpcAttachments",
+        describe_vpc_attachments,
+    ),
     ("DescribeTransitGatewayAttachments", describe_attachments),
     ("DeleteTransitGatewayVpcAttachment", delete_attachment),
     ("AcceptTransitGatewayVpcAttachment", accept_attachment),
@@ -30,8 +33,14 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("DeleteTransitGatewayRouteTable", delete_rt),
     ("AssociateTransitGatewayRouteTable", associate),
     ("DisassociateTransitGatewayRouteTable", disassociate),
-    ("EnableTransitGatewayRouteTablePropagation", enable_propagation),
-    ("DisableTransitGatewayRouteTablePropagation", disable_propagation),
+    (
+        "EnableTransitGatewayRouteTablePropagation",
+        enable_propagation,
+    ),
+    (
+        "DisableTransitGatewayRouteTablePropagation",
+        disable_propagation,
+    ),
     ("CreateTransitGatewayRoute", create_route),
     ("ReplaceTransitGatewayRoute", replace_route),
     ("DeleteTransitGatewayRoute", delete_route),
@@ -99,7 +108,10 @@ fn render_tgw(x: &mut Xml, w: &World, t: &TransitGateway) {
     x.leaf("transitGatewayId", &t.id)
         .leaf(
             "transitGatewayArn",
-            format!("arn:aws:ec2:{}:{}:transit-gateway/{}", t.region, w.account, t.id),
+            format!(
+                "arn:aws:ec2:{}:{}:transit-gateway/{}",
+                t.region, w.account, t.id
+            ),
         )
         .leaf("state", &t.state)
         .leaf("ownerId", &w.account)
@@ -147,7 +159,8 @@ fn create_tgw(c: &mut Call) -> ApiResult<Xml> {
     let description = c.params.get("Description").map(str::to_string);
     let input = options_input(&c.params)?;
     let specs = c.params.tag_specs()?;
-    let id = c.mutate(|w, env| w.create_transit_gateway(env, description.as_deref(), &input, &specs))?;
+    let id =
+        c.mutate(|w, env| w.create_transit_gateway(env, description.as_deref(), &input, &specs))?;
     one_tgw(c, &id)
 }
 
@@ -155,7 +168,13 @@ fn describe_tgws(c: &mut Call) -> ApiResult<Xml> {
     let ids = c.params.list("TransitGatewayIds");
     let filters = c.params.filters()?;
     let w = c.read()?;
-    let rows = w.select(&w.transit_gateways, &c.env.region, &ids, &filters, tgw_not_found)?;
+    let rows = w.select(
+        &w.transit_gateways,
+        &c.env.region,
+        &ids,
+        &filters,
+        tgw_not_found,
+    )?;
     let (page, next) = paginate(c, rows, |r| &r.id)?;
     let mut x = Xml::new();
     x.set("transitGatewaySet", page, |x, t| render_tgw(x, &w, t));
@@ -167,7 +186,10 @@ fn modify_tgw(c: &mut Call) -> ApiResult<Xml> {
     let id = c.params.required("TransitGatewayId")?.to_string();
     let description = c.params.get("Description").map(str::to_string);
     let input = options_input(&c.params)?;
-    for removed in ["Options.AddTransitGatewayCidrBlocks.1", "Options.RemoveTransitGatewayCidrBlocks.1"] {
+    for removed in [
+        "Options.AddTransitGatewayCidrBlocks.1",
+        "Options.RemoveTransitGatewayCidrBlocks.1",
+    ] {
         if c.params.get(removed).is_some() {
             return Err(ApiError::new(
                 "Unsupported",
@@ -233,9 +255,8 @@ fn create_attachment(c: &mut Call) -> ApiResult<Xml> {
         ));
     }
     let specs = c.params.tag_specs()?;
-    let id = c.mutate(|w, env| {
-        w.create_tgw_vpc_attachment(env, &tgw, &vpc, &subnets, options, &specs)
-    })?;
+    let id =
+        c.mutate(|w, env| w.create_tgw_vpc_attachment(env, &tgw, &vpc, &subnets, options, &specs))?;
     one_attachment(c, &id)
 }
 
@@ -294,10 +315,7 @@ fn describe_attachments(c: &mut Call) -> ApiResult<Xml> {
 }
 
 fn delete_attachment(c: &mut Call) -> ApiResult<Xml> {
-    let id = c
-        .params
-        .required("TransitGatewayAttachmentId")?
-        .to_string();
+    let id = c.params.required("TransitGatewayAttachmentId")?.to_string();
     c.mutate(|w, env| w.delete_tgw_vpc_attachment(env, &id))?;
     one_attachment(c, &id)
 }
@@ -305,10 +323,7 @@ fn delete_attachment(c: &mut Call) -> ApiResult<Xml> {
 /// Attachments of one account's own VPCs need no acceptance (AWS asks for it only
 /// across accounts), so there is never one in `pendingAcceptance`.
 fn accept_attachment(c: &mut Call) -> ApiResult<Xml> {
-    let id = c
-        .params
-        .required("TransitGatewayAttachmentId")?
-        .to_string();
+    let id = c.params.required("TransitGatewayAttachmentId")?.to_string();
     let w = c.read()?;
     let a = w.tgw_attachment(&c.env.region, &id)?;
     Err(ApiError::new(
@@ -322,19 +337,22 @@ fn accept_attachment(c: &mut Call) -> ApiResult<Xml> {
 
 fn render_rt(x: &mut Xml, w: &World, r: &TransitGatewayRouteTable) {
     let tgw = w.transit_gateways.get(&r.transit_gateway_id);
-    let is = |f: fn(&TransitGateway) -> Option<&String>| {
-        tgw.and_then(f).is_some_and(|id| *id == r.id)
-    };
+    let is =
+        |f: fn(&TransitGateway) -> Option<&String>| tgw.and_then(f).is_some_and(|id| *id == r.id);
     x.leaf("transitGatewayRouteTableId", &r.id)
         .leaf("transitGatewayId", &r.transit_gateway_id)
         .leaf("state", &r.state)
         .leaf(
             "defaultAssociationRouteTable",
-            tf(is(|t| t.options.association_default_route_table_id.as_ref())),
+            tf(is(|t| {
+                t.options.association_default_route_table_id.as_ref()
+            })),
         )
         .leaf(
             "defaultPropagationRouteTable",
-            tf(is(|t| t.options.propagation_default_route_table_id.as_ref())),
+            tf(is(|t| {
+                t.options.propagation_default_route_table_id.as_ref()
+            })),
         )
         .leaf("creationTime", r.created.iso());
     tag_set(x, w, &r.id);
@@ -371,16 +389,15 @@ fn describe_rts(c: &mut Call) -> ApiResult<Xml> {
     )?;
     let (page, next) = paginate(c, rows, |r| &r.id)?;
     let mut x = Xml::new();
-    x.set("transitGatewayRouteTables", page, |x, r| render_rt(x, &w, r));
+    x.set("transitGatewayRouteTables", page, |x, r| {
+        render_rt(x, &w, r)
+    });
     x.opt("nextToken", next);
     Ok(x)
 }
 
 fn delete_rt(c: &mut Call) -> ApiResult<Xml> {
-    let id = c
-        .params
-        .required("TransitGatewayRouteTableId")?
-        .to_string();
+    let id = c.params.required("TransitGatewayRouteTableId")?.to_string();
     c.mutate(|w, env| w.delete_tgw_route_table(env, &id))?;
     one_rt(c, &id)
 }
@@ -505,10 +522,7 @@ fn replace_route(c: &mut Call) -> ApiResult<Xml> {
 }
 
 fn delete_route(c: &mut Call) -> ApiResult<Xml> {
-    let rt = c
-        .params
-        .required("TransitGatewayRouteTableId")?
-        .to_string();
+    let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
     let cidr = c.params.required("DestinationCidrBlock")?.to_string();
     let r = c.mutate(|w, env| w.delete_tgw_route(env, &rt, &cidr))?;
     route_answer(c, &rt, &r, Some("deleted"))
@@ -553,10 +567,7 @@ fn route_matches(w: &World, v: &TgwRouteView, name: &str, values: &[String]) -> 
 }
 
 fn search_routes(c: &mut Call) -> ApiResult<Xml> {
-    let rt = c
-        .params
-        .required("TransitGatewayRouteTableId")?
-        .to_string();
+    let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
     let filters = c.params.filters()?;
     if filters.is_empty() {
         return Err(ApiError::missing("Filters"));
@@ -648,10 +659,7 @@ fn linked<'a>(
 }
 
 fn get_associations(c: &mut Call) -> ApiResult<Xml> {
-    let rt = c
-        .params
-        .required("TransitGatewayRouteTableId")?
-        .to_string();
+    let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
     let w = c.read()?;
     let table = w.tgw_route_table(&c.env.region, &rt)?;
     let rows = linked(c, &w, table, false)?;
@@ -668,10 +676,7 @@ fn get_associations(c: &mut Call) -> ApiResult<Xml> {
 }
 
 fn get_propagations(c: &mut Call) -> ApiResult<Xml> {
-    let rt = c
-        .params
-        .required("TransitGatewayRouteTableId")?
-        .to_string();
+    let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
     let w = c.read()?;
     let table = w.tgw_route_table(&c.env.region, &rt)?;
     let rows = linked(c, &w, table, true)?;

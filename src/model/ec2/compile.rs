@@ -19,8 +19,7 @@ use vpclab_netstack::{
     RouteTable as TRouteTable, RouteTarget as TTarget, RuleAction, SecurityGroup as TSg, SgPeer,
     SgRule as TSgRule, Subnet as TSubnet, TgwAttachment as TTgwAttachment, TgwRoute as TTgwRoute,
     TgwRouteTable as TTgwRouteTable, Topology, TopologyBuilder, TopologyError,
-    TransitGateway as TTgw, Vpc as TVpc,
-    VpcEndpoint as TEndpoint, VpcPeering as TPeering,
+    TransitGateway as TTgw, Vpc as TVpc, VpcEndpoint as TEndpoint, VpcPeering as TPeering,
 };
 
 use super::route_table::{Destination, RouteTarget};

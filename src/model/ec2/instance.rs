@@ -1102,15 +1102,13 @@ impl World {
         let Some(n) = nic else {
             return Ok(());
         };
-        let primary = n
-            .private_ips
-            .iter()
-            .position(|(_, p)| *p)
-            .or(if n.private_ip.is_none() && !n.private_ips.is_empty() {
+        let primary = n.private_ips.iter().position(|(_, p)| *p).or(
+            if n.private_ip.is_none() && !n.private_ips.is_empty() {
                 Some(0)
             } else {
                 None
-            });
+            },
+        );
         let mut listed = Vec::new();
         for (i, (ip, _)) in n.private_ips.iter().enumerate() {
             if Some(i) == primary {

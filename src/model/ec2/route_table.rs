@@ -376,7 +376,9 @@ impl World {
                 .is_some_and(|g| g.vpc_id == table.vpc_id),
             // AWS: the route is active while the gateway has an available attachment
             // in this VPC.
-            RouteTarget::TransitGateway(t) => self.tgw_attachment_in_vpc(t, &table.vpc_id).is_some(),
+            RouteTarget::TransitGateway(t) => {
+                self.tgw_attachment_in_vpc(t, &table.vpc_id).is_some()
+            }
         };
         if alive { "active" } else { "blackhole" }
     }

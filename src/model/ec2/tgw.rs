@@ -181,7 +181,11 @@ pub fn attachment_not_found(id: &str) -> ApiError {
 }
 
 pub fn tgw_route_table_not_found(id: &str) -> ApiError {
-    ApiError::not_found("InvalidRouteTableID.NotFound", "transitGatewayRouteTable ID", id)
+    ApiError::not_found(
+        "InvalidRouteTableID.NotFound",
+        "transitGatewayRouteTable ID",
+        id,
+    )
 }
 
 fn incorrect_state(message: String) -> ApiError {
@@ -201,12 +205,16 @@ impl Filterable for TransitGateway {
             "state" => vec![self.state.clone()],
             "owner-id" => vec![world.account.clone()],
             "options.amazon-side-asn" => vec![o.amazon_side_asn.to_string()],
-            "options.association-default-route-table-id" => {
-                o.association_default_route_table_id.iter().cloned().collect()
-            }
-            "options.propagation-default-route-table-id" => {
-                o.propagation_default_route_table_id.iter().cloned().collect()
-            }
+            "options.association-default-route-table-id" => o
+                .association_default_route_table_id
+                .iter()
+                .cloned()
+                .collect(),
+            "options.propagation-default-route-table-id" => o
+                .propagation_default_route_table_id
+                .iter()
+                .cloned()
+                .collect(),
             "options.default-route-table-association" => {
                 vec![ed(o.default_route_table_association)]
             }
@@ -740,12 +748,19 @@ impl World {
 
     /// AssociateTransitGatewayRouteTable: "You can associate only one route table with
     /// an attachment."
-    pub fn associate_tgw_route_table(&mut self, env: &Env, rt_id: &str, att_id: &str) -> ApiResult<()> {
+    pub fn associate_tgw_route_table(
+        &mut self,
+        env: &Env,
+        rt_id: &str,
+        att_id: &str,
+    ) -> ApiResult<()> {
         let (_, a) = self.rt_and_attachment(env, rt_id, att_id)?;
         if let Some(cur) = &a.association {
             return Err(ApiError::new(
                 "Resource.AlreadyAssociated",
-                format!("Transit Gateway Attachment {att_id} is already associated to a route table {cur}."),
+                format!(
+                    "Transit Gateway Attachment {att_id} is already associated to a route table {cur}."
+                ),
             ));
         }
         if let Some(x) = self.transit_gateway_attachments.get_mut(att_id) {
@@ -755,12 +770,19 @@ impl World {
     }
 
     /// DisassociateTransitGatewayRouteTable.
-    pub fn disassociate_tgw_route_table(&mut self, env: &Env, rt_id: &str, att_id: &str) -> ApiResult<()> {
+    pub fn disassociate_tgw_route_table(
+        &mut self,
+        env: &Env,
+        rt_id: &str,
+        att_id: &str,
+    ) -> ApiResult<()> {
         let (_, a) = self.rt_and_attachment(env, rt_id, att_id)?;
         if a.association.as_deref() != Some(rt_id) {
             return Err(ApiError::new(
                 "InvalidAssociation.NotFound",
-                format!("Transit Gateway Attachment {att_id} is not associated with route table {rt_id}."),
+                format!(
+                    "Transit Gateway Attachment {att_id} is not associated with route table {rt_id}."
+                ),
             ));
         }
         if let Some(x) = self.transit_gateway_attachments.get_mut(att_id) {
@@ -894,7 +916,12 @@ impl World {
 
     /// DeleteTransitGatewayRoute: a static route only (propagated routes go by
     /// disabling the propagation).
-    pub fn delete_tgw_route(&mut self, env: &Env, rt_id: &str, cidr: &str) -> ApiResult<TgwStaticRoute> {
+    pub fn delete_tgw_route(
+        &mut self,
+        env: &Env,
+        rt_id: &str,
+        cidr: &str,
+    ) -> ApiResult<TgwStaticRoute> {
         let rt = self.live_tgw_rt(env, rt_id)?;
         let cidr = parse_cidr("DestinationCidrBlock", cidr)?;
         let pos = rt

@@ -157,7 +157,7 @@ fn one_tgw(c: &mut Call, id: &str) -> ApiResult<Xml> {
 
 fn create_tgw(c: &mut Call) -> ApiResult<Xml> {
     let description = c.params.get("Description").map(str::to_string);
-    let input = options_input(&c.params)?;
+    let input = options_input(c.params)?;
     let specs = c.params.tag_specs()?;
     let id =
         c.mutate(|w, env| w.create_transit_gateway(env, description.as_deref(), &input, &specs))?;
@@ -185,7 +185,7 @@ fn describe_tgws(c: &mut Call) -> ApiResult<Xml> {
 fn modify_tgw(c: &mut Call) -> ApiResult<Xml> {
     let id = c.params.required("TransitGatewayId")?.to_string();
     let description = c.params.get("Description").map(str::to_string);
-    let input = options_input(&c.params)?;
+    let input = options_input(c.params)?;
     for removed in [
         "Options.AddTransitGatewayCidrBlocks.1",
         "Options.RemoveTransitGatewayCidrBlocks.1",
@@ -244,9 +244,9 @@ fn create_attachment(c: &mut Call) -> ApiResult<Xml> {
     let vpc = c.params.required("VpcId")?.to_string();
     let subnets = c.params.list("SubnetIds");
     let options = (
-        ed_param(&c.params, "Options.DnsSupport")?,
-        ed_param(&c.params, "Options.Ipv6Support")?,
-        ed_param(&c.params, "Options.ApplianceModeSupport")?,
+        ed_param(c.params, "Options.DnsSupport")?,
+        ed_param(c.params, "Options.Ipv6Support")?,
+        ed_param(c.params, "Options.ApplianceModeSupport")?,
     );
     if options.1 == Some(true) {
         return Err(ApiError::new(

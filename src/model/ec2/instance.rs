@@ -1023,7 +1023,7 @@ impl World {
             };
             self.attach_interface(env, &eni_id, &instance_id, 0, delete_on_termination)?;
             if existing_eni.is_none() {
-                self.instances_secondary_ips(env, &eni_id, nic.as_ref(), &itype.name)?;
+                self.instances_secondary_ips(env, &eni_id, nic.as_ref(), itype.name)?;
             }
             if ipv6_count > 0 && existing_eni.is_none() {
                 let v6 = self.next_ipv6_addresses(&subnet_id, ipv6_count)?;

@@ -24,10 +24,18 @@
 //!   three VPCs peered with each other (10.0/16, 10.1/16, 10.2/16): the SYN leaves the
 //!   fixture VPC by a route to `pcx-ab` and is checked by the same 1,000 rules and
 //!   20-entry NACLs on arrival in VPC B.
+//! - `peered_v6_new_flow`: `peered_new_flow` in the same world made dual stack: every
+//!   VPC has a /56, every subnet a /64, every interface an IPv6 address, and each of
+//!   the heavy groups 200 IPv6 rules per direction, each NACL 20 IPv6 entries per
+//!   direction (issue 18: the IPv4 decision must not pay for the IPv6 rules).
+//! - `tgw_new_flow`: the same SYN, dual-stack world, through a transit gateway instead:
+//!   the web subnet routes 10.1.0.0/16 to `tgw-1`, whose route table sends it to VPC
+//!   B's attachment; VPC B's attachment subnet is the host's subnet.
 //!
 //! A plain timing loop (no harness), printing as its last line
 //! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n> flow_logged_ns=<n>
-//! unlogged_ns=<n> flowlog_overhead_pct=<x> peered_new_flow_ns=<n>`.
+//! unlogged_ns=<n> flowlog_overhead_pct=<x> peered_new_flow_ns=<n>
+//! peered_v6_new_flow_ns=<n> tgw_new_flow_ns=<n>`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -267,6 +275,147 @@ fn peered_topology() -> (Topology, Ipv4Addr) {
     )
 }
 
+/// [`peered_topology`] made dual stack, with IPv6 rules in every heavy group and NACL.
+fn dual_stack(t: Topology) -> Topology {
+    use vpclab_netstack::ipv6::{NaclEntry6, SgPeer6, SgRule6};
+    let mut b = t.to_builder();
+    let v6 = |s: &str| -> ipnet::Ipv6Net { s.parse().expect("valid IPv6 CIDR") };
+    let vpcs: Vec<ResId> = b.vpcs.keys().cloned().collect();
+    for (i, vpc) in vpcs.iter().enumerate() {
+        b.v6.vpc_blocks
+            .insert(vpc.clone(), vec![v6(&format!("2001:db8:0:{i}00::/56"))]);
+        let subnets: Vec<ResId> = b
+            .subnets
+            .values()
+            .filter(|s| s.vpc == *vpc)
+            .map(|s| s.id.clone())
+            .collect();
+        for (j, s) in subnets.iter().enumerate() {
+            b.v6.subnets
+                .insert(s.clone(), v6(&format!("2001:db8:0:{i}{j:02x}::/64")));
+            let enis: Vec<ResId> = b
+                .network_interfaces
+                .values()
+                .filter(|e| e.subnet == *s)
+                .map(|e| e.id.clone())
+                .collect();
+            for (k, e) in enis.iter().enumerate() {
+                let a: std::net::Ipv6Addr = format!("2001:db8:0:{i}{j:02x}::{:x}", k + 10)
+                    .parse()
+                    .expect("valid IPv6 address");
+                b.v6.eni_addrs.insert(e.clone(), vec![a]);
+            }
+        }
+    }
+    let rules = |n: u16| -> Vec<SgRule6> {
+        (0..200)
+            .map(|p| SgRule6 {
+                id: None,
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange::single(20_000 + n * 200 + p)),
+                icmp: None,
+                peer: SgPeer6::Cidr(v6("2001:db8:ffff::/48")),
+            })
+            .collect()
+    };
+    let groups: Vec<ResId> = b.security_groups.keys().cloned().collect();
+    for (n, g) in groups.iter().enumerate() {
+        b.v6.sg_rules
+            .insert(g.clone(), (rules(n as u16), rules(n as u16 + 1)));
+    }
+    let acls: Vec<ResId> = b.network_acls.keys().cloned().collect();
+    for a in acls {
+        let entries = (0..40u16)
+            .map(|i| NaclEntry6 {
+                rule_number: 100 + i,
+                egress: i % 2 == 1,
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange::single(30_000 + i)),
+                icmp: None,
+                cidr: v6("2001:db8:ffff::/48"),
+                action: RuleAction::Deny,
+            })
+            .collect();
+        b.v6.acl_entries.insert(a, entries);
+    }
+    b.build().expect("dual-stack bench topology is valid")
+}
+
+/// [`dual_stack`] of [`peered_topology`] with the web subnet's route to VPC B through
+/// a transit gateway attached to the web subnet and VPC B's host subnet.
+fn tgw_topology(ids: &vpclab_netstack::fixture::FixtureIds) -> Topology {
+    let (t, _) = peered_topology();
+    let mut b = dual_stack(t).to_builder();
+    for r in &mut b
+        .route_tables
+        .get_mut(&ids.public_rtb)
+        .expect("fixture")
+        .routes
+    {
+        if r.destination == net("10.1.0.0/16") {
+            r.target = RouteTarget::TransitGateway("tgw-1".into());
+        }
+    }
+    let attach = |id: &str, vpc: ResId, subnet: ResId| TgwAttachment {
+        id: id.into(),
+        vpc,
+        subnets: vec![subnet],
+        route_table: Some("tgw-rtb-1".into()),
+    };
+    let route = |cidr: &str, a: &str| TgwRoute {
+        destination: net(cidr),
+        attachment: Some(a.into()),
+        propagated: true,
+    };
+    b.add_transit_gateway(TransitGateway {
+        id: "tgw-1".into(),
+        attachments: vec![
+            attach("tgw-attach-a", ids.vpc.clone(), ids.public_subnet.clone()),
+            attach("tgw-attach-b", "vpc-b".into(), "subnet-b".into()),
+            attach("tgw-attach-c", "vpc-c".into(), "subnet-c".into()),
+        ],
+        route_tables: vec![TgwRouteTable {
+            id: "tgw-rtb-1".into(),
+            routes: vec![
+                route("10.0.0.0/16", "tgw-attach-a"),
+                route("10.1.0.0/16", "tgw-attach-b"),
+                route("10.2.0.0/16", "tgw-attach-c"),
+            ],
+        }],
+    });
+    b.build().expect("transit gateway bench topology is valid")
+}
+
+/// The best per-packet time of six rounds of `BATCH` new flows from the web host to
+/// `dst`, each round on a fresh fabric over `topo`.
+fn new_flows(topo: &Arc<Topology>, web: &Port, src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
+    const BATCH: u16 = 50_000;
+    let now = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(128);
+    let templates: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| Flow::tcp_syn(src, 10_000 + i, dst, 8080).to_packet(b""))
+        .collect();
+    let mut best = u64::MAX;
+    for _ in 0..6 {
+        let mut f = Fabric::new(topo.clone());
+        let start = Clock::now();
+        for t in &templates {
+            buf.clear();
+            buf.extend_from_slice(t);
+            let v = f.process(now, web, &mut buf);
+            debug_assert!(v.is_delivered(), "{v}");
+            black_box(&v);
+        }
+        best = best.min(start.elapsed().as_nanos() as u64 / u64::from(BATCH));
+        assert_eq!(
+            f.stats().tracked_connections,
+            2 * BATCH as usize,
+            "every SYN was a new, allowed flow"
+        );
+    }
+    best
+}
+
 fn main() {
     let (topo, ids) = topology();
     let topo = Arc::new(topo);
@@ -411,7 +560,28 @@ fn main() {
         );
     }
 
+    // The same across the peering with IPv6 rules everywhere, and through a transit
+    // gateway.
+    let (peered, b_host) = peered_topology();
+    let dual = Arc::new(dual_stack(peered));
+    let peered_v6_ns = new_flows(&dual, &web, ids.web_ip, b_host);
+    let tgw = Arc::new(tgw_topology(&ids));
+    {
+        let probe = Flow::tcp_syn(ids.web_ip, 9_999, b_host, 8080);
+        let v = Fabric::new(tgw.clone()).explain(now, &web, &probe);
+        assert!(v.is_delivered(), "{v}");
+        assert!(
+            v.hops.iter().any(|h| &*h.component == "tgw-rtb-1"),
+            "through the transit gateway: {v}"
+        );
+    }
+    let tgw_ns = new_flows(&tgw, &web, ids.web_ip, b_host);
+
     println!("new flow (5 SGs / 1,000 rules, 20-entry NACLs): {new_flow_ns} ns");
+    println!(
+        "new flow across a VPC peering, dual stack with IPv6 rules in every group and ACL: {peered_v6_ns} ns"
+    );
+    println!("new flow through a transit gateway (same world): {tgw_ns} ns");
     println!("new flow across a VPC peering (3 peered VPCs, same rules): {peered_ns} ns");
     println!("established flow: {established_ns} ns");
     println!("NAT gateway translation (established): {nat_ns} ns");
@@ -419,6 +589,6 @@ fn main() {
         "established flow, flow-logged on both interfaces: {logged_ns:.1} ns (same rounds without: {base_ns:.1} ns, +{flowlog_overhead_pct:.1}%)"
     );
     println!(
-        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns:.0} unlogged_ns={base_ns:.0} flowlog_overhead_pct={flowlog_overhead_pct:.1} peered_new_flow_ns={peered_ns}"
+        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns:.0} unlogged_ns={base_ns:.0} flowlog_overhead_pct={flowlog_overhead_pct:.1} peered_new_flow_ns={peered_ns} peered_v6_new_flow_ns={peered_v6_ns} tgw_new_flow_ns={tgw_ns}"
     );
 }

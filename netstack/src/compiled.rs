@@ -76,9 +76,51 @@ impl CPeering {
     }
 }
 
+/// A transit gateway: attachments and route tables by dense index.
+#[derive(Clone, Debug)]
+pub(crate) struct CTgw {
+    pub id: ResId,
+    pub attachments: Vec<CTgwAttachment>,
+    pub tables: Vec<CTgwTable>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CTgwAttachment {
+    pub id: ResId,
+    pub vpc: u32,
+    /// The attachment's subnets (indexes into `Compiled::subnets`).
+    pub subnets: Vec<u32>,
+    /// The associated route table (index into `CTgw::tables`).
+    pub table: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CTgwRoute {
+    pub dest: Ipv4Net,
+    pub net: Net,
+    /// Index into `CTgw::attachments`; `None` is a blackhole.
+    pub target: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CTgwTable {
+    pub id: ResId,
+    /// Longest prefix first.
+    pub routes: Vec<CTgwRoute>,
+}
+
+impl CTgwTable {
+    #[inline]
+    pub fn lookup(&self, dst: u32) -> Option<&CTgwRoute> {
+        self.routes.iter().find(|r| r.net.contains(dst))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct CSubnet {
     pub id: ResId,
+    /// The Availability Zone (a transit gateway keeps traffic in its zone).
+    pub zone: ResId,
     pub vpc: u32,
     pub cidr: Net,
     pub table: u32,
@@ -94,6 +136,8 @@ pub(crate) enum CTarget {
     Peering(u32),
     /// A gateway VPC endpoint (index into `Compiled::endpoints`).
     Endpoint(u32),
+    /// A transit gateway (index into `Compiled::tgws`).
+    Tgw(u32),
     /// Explicit blackhole, a blackhole state, or a target that no longer exists.
     Blackhole,
 }
@@ -234,8 +278,18 @@ pub(crate) struct CEni {
     /// Set for a NAT gateway's own interface: no security groups apply.
     pub nat: Option<u32>,
     pub private: u32,
+    /// Secondary private addresses (usually none).
+    pub secondary: Vec<u32>,
     pub public: Option<u32>,
     pub sdc: bool,
+}
+
+impl CEni {
+    /// Whether `a` is one of the interface's private addresses.
+    #[inline]
+    pub fn owns(&self, a: u32) -> bool {
+        a == self.private || self.secondary.contains(&a)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -270,6 +324,7 @@ pub(crate) struct Compiled {
     /// Gateway VPC endpoints: id and the index of their VPC.
     pub endpoints: Vec<(ResId, u32)>,
     pub endpoint_ix: FxMap<ResId, u32>,
+    pub tgws: Vec<CTgw>,
     pub eni_by_ip: FxMap<(u32, u32), u32>,
     pub eni_by_public: FxMap<u32, u32>,
     pub public_ranges: Vec<Net>,
@@ -358,6 +413,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     check_keys("network interface", &spec.network_interfaces, |v| &v.id)?;
     check_keys("VPC peering", &spec.peerings, |v| &v.id)?;
     check_keys("VPC endpoint", &spec.endpoints, |v| &v.id)?;
+    check_keys("transit gateway", &spec.transit_gateways, |v| &v.id)?;
 
     let vpc_ix = index_of(spec.vpcs.keys().cloned());
     let subnet_ix = index_of(spec.subnets.keys().cloned());
@@ -369,6 +425,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
     let nat_ix = index_of(spec.nat_gateways.keys().cloned());
     let pcx_ix = index_of(spec.peerings.keys().cloned());
     let vpce_ix = index_of(spec.endpoints.keys().cloned());
+    let tgw_ix = index_of(spec.transit_gateways.keys().cloned());
 
     let mut c = Compiled {
         vpc_ix: vpc_ix.clone(),
@@ -441,6 +498,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
         c.vpcs[vi as usize].subnets.push(c.subnets.len() as u32);
         c.subnets.push(CSubnet {
             id: s.id.clone(),
+            zone: s.zone.clone(),
             vpc: vi,
             cidr: Net::from(s.cidr),
             table,
@@ -459,6 +517,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
                     RouteTarget::NetworkInterface(id) => eni_ix.get(id).map(|&i| CTarget::Eni(i)),
                     RouteTarget::VpcPeering(id) => pcx_ix.get(id).map(|&i| CTarget::Peering(i)),
                     RouteTarget::VpcEndpoint(id) => vpce_ix.get(id).map(|&i| CTarget::Endpoint(i)),
+                    RouteTarget::TransitGateway(id) => tgw_ix.get(id).map(|&i| CTarget::Tgw(i)),
                     RouteTarget::Blackhole => None,
                 };
                 // AWS: a route whose target was deleted stays, in state
@@ -481,6 +540,9 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             id: t.id.clone(),
             routes,
         });
+    }
+    for t in spec.transit_gateways.values() {
+        c.tgws.push(compile_tgw(t, &vpc_ix, &subnet_ix)?);
     }
     for a in spec.network_acls.values() {
         let mut inbound = Vec::new();
@@ -579,15 +641,21 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             public = Some(u32::from(ng.public_ip));
         }
         let private = u32::from(e.private_ip);
+        let secondary: Vec<u32> = e.secondary_ips.iter().map(|a| u32::from(*a)).collect();
+        // AWS: a rule naming a group matches every private address of the
+        // interfaces carrying it, secondary ones included.
         for &gi in &sgs {
             c.members[gi as usize].push(private);
+            c.members[gi as usize].extend(secondary.iter().copied());
         }
-        if let Some(prev) = c.eni_by_ip.insert((vpc, private), idx) {
-            return Err(TopologyError::DuplicateAddress {
-                addr: e.private_ip,
-                a: c.enis[prev as usize].id.clone(),
-                b: e.id.clone(),
-            });
+        for a in std::iter::once(private).chain(secondary.iter().copied()) {
+            if let Some(prev) = c.eni_by_ip.insert((vpc, a), idx) {
+                return Err(TopologyError::DuplicateAddress {
+                    addr: Ipv4Addr::from(a),
+                    a: c.enis[prev as usize].id.clone(),
+                    b: e.id.clone(),
+                });
+            }
         }
         if let Some(p) = public
             && let Some(prev) = c.eni_by_public.insert(p, idx)
@@ -607,6 +675,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             policy,
             nat,
             private,
+            secondary,
             public,
             sdc: e.source_dest_check && nat.is_none(),
         });
@@ -616,4 +685,71 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
         m.dedup();
     }
     Ok(crate::topology::Topology { spec, c })
+}
+
+/// One transit gateway: attachments resolved to VPC and subnet indexes, route
+/// tables sorted longest prefix first (routes naming an attachment the gateway
+/// does not have become blackholes).
+fn compile_tgw(
+    t: &crate::topology::TransitGateway,
+    vpc_ix: &FxMap<ResId, u32>,
+    subnet_ix: &FxMap<ResId, u32>,
+) -> Result<CTgw, TopologyError> {
+    let table_ix = index_of(t.route_tables.iter().map(|r| r.id.clone()));
+    let attach_ix = index_of(t.attachments.iter().map(|a| a.id.clone()));
+    let mut attachments = Vec::with_capacity(t.attachments.len());
+    for a in &t.attachments {
+        let vpc = *vpc_ix
+            .get(&a.vpc)
+            .ok_or_else(|| dangling("transit gateway attachment", &a.id, "VPC", &a.vpc))?;
+        let mut subnets = Vec::with_capacity(a.subnets.len());
+        for s in &a.subnets {
+            subnets.push(
+                *subnet_ix
+                    .get(s)
+                    .ok_or_else(|| dangling("transit gateway attachment", &a.id, "subnet", s))?,
+            );
+        }
+        let table =
+            match &a.route_table {
+                Some(r) => Some(*table_ix.get(r).ok_or_else(|| {
+                    dangling("transit gateway attachment", &a.id, "route table", r)
+                })?),
+                None => None,
+            };
+        attachments.push(CTgwAttachment {
+            id: a.id.clone(),
+            vpc,
+            subnets,
+            table,
+        });
+    }
+    let tables = t
+        .route_tables
+        .iter()
+        .map(|rt| {
+            let mut routes: Vec<CTgwRoute> = rt
+                .routes
+                .iter()
+                .map(|r| CTgwRoute {
+                    dest: r.destination.trunc(),
+                    net: Net::from(r.destination),
+                    target: r
+                        .attachment
+                        .as_ref()
+                        .and_then(|a| attach_ix.get(a).copied()),
+                })
+                .collect();
+            routes.sort_by_key(|r| std::cmp::Reverse(r.dest.prefix_len()));
+            CTgwTable {
+                id: rt.id.clone(),
+                routes,
+            }
+        })
+        .collect();
+    Ok(CTgw {
+        id: t.id.clone(),
+        attachments,
+        tables,
+    })
 }

@@ -1034,7 +1034,7 @@ impl Walk<'_> {
         }
         // 3. Source/destination check.
         if eni.sdc {
-            if p.src != eni.private {
+            if !eni.owns(p.src) {
                 return Err(self.sdc_drop(e, Direction::Outbound, p.src));
             }
             self.hop(|| Hop {
@@ -1158,8 +1158,114 @@ impl Walk<'_> {
                 });
                 Ok(Port::Endpoint(id.clone()))
             }
+            CTarget::Tgw(t) => {
+                // AWS: a route to a transit gateway with no attachment in this
+                // VPC is a blackhole (the model shows it so too).
+                match c.tgws[t as usize]
+                    .attachments
+                    .iter()
+                    .position(|a| a.vpc == subnet.vpc)
+                {
+                    Some(a) => self.tgw_cross(t, a as u32, s, p),
+                    None => Err(blackhole()),
+                }
+            }
             CTarget::Blackhole => Err(blackhole()),
         }
+    }
+
+    /// The attachment subnet where traffic from zone `zone` crosses: the one in
+    /// the same Availability Zone, else the attachment's first (AWS keeps
+    /// traffic in its zone while the attachment has a subnet there).
+    fn tgw_subnet(&self, t: u32, a: u32, zone: &ResId) -> Option<u32> {
+        let att = &self.c.tgws[t as usize].attachments[a as usize];
+        att.subnets
+            .iter()
+            .copied()
+            .find(|&x| self.c.subnets[x as usize].zone == *zone)
+            .or_else(|| att.subnets.first().copied())
+    }
+
+    /// Transit gateway `t` carries a packet that left subnet `s` through the
+    /// gateway's attachment `a` in that VPC. AWS rules (Transit Gateway guide,
+    /// "How transit gateways work", "Network ACLs for transit gateways"):
+    /// the attachment subnet's inbound ACL rules evaluate traffic from the
+    /// instances to the gateway; the route table associated with the
+    /// attachment picks the next attachment by longest prefix, a blackhole
+    /// route drops; the packet then leaves the gateway at the next
+    /// attachment's interface (in the sender's zone where it has one), and
+    /// that subnet's outbound ACL rules and route table decide the rest of the
+    /// way, exactly as for traffic sent from that subnet (no ACL when the
+    /// destination is in the attachment subnet itself).
+    fn tgw_cross(&mut self, t: u32, a: u32, s: u32, p: &mut Pkt) -> Result<Port, DropReason> {
+        let c = self.c;
+        let tgw = &c.tgws[t as usize];
+        // A loop through the gateway (an attachment subnet routing back to
+        // it) is stopped like one between gateways; the transit gateway does
+        // not decrement the TTL, as a VPC router does not.
+        self.gateways += 1;
+        if self.gateways > MAX_GATEWAYS {
+            return Err(DropReason::RoutingLoop);
+        }
+        let zone = &c.subnets[s as usize].zone;
+        let att = &tgw.attachments[a as usize];
+        if let Some(entry) = self.tgw_subnet(t, a, zone) {
+            self.nacl(entry, Direction::Inbound, p)?;
+        }
+        let Some(ti) = att.table else {
+            self.hop(|| Hop {
+                component: att.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::TgwNoAssociation {
+                tgw: tgw.id.clone(),
+                attachment: att.id.clone(),
+            });
+        };
+        let table = &tgw.tables[ti as usize];
+        let Some(route) = table.lookup(p.dst) else {
+            self.hop(|| Hop {
+                component: table.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::TgwNoRoute {
+                tgw: tgw.id.clone(),
+                table: table.id.clone(),
+                dst: ip(p.dst),
+            });
+        };
+        let target = route.target.map(|x| &tgw.attachments[x as usize]);
+        self.hop(|| Hop {
+            component: table.id.clone(),
+            action: HopAction::Route(
+                target.map_or_else(|| "blackhole".to_string(), |t| t.id.to_string()),
+            ),
+            rule: Some(RuleRef::Route(route.dest)),
+        });
+        let blackhole = || DropReason::TgwBlackhole {
+            tgw: tgw.id.clone(),
+            table: table.id.clone(),
+            route: route.dest,
+        };
+        let (Some(next), Some(x)) = (target, route.target) else {
+            return Err(blackhole());
+        };
+        let Some(out) = self.tgw_subnet(t, x, zone) else {
+            return Err(blackhole());
+        };
+        self.hop(|| Hop {
+            component: tgw.id.clone(),
+            action: HopAction::TgwForward {
+                tgw: tgw.id.clone(),
+                attachment: next.id.clone(),
+                vpc: c.vpcs[next.vpc as usize].id.clone(),
+                subnet: c.subnets[out as usize].id.clone(),
+            },
+            rule: None,
+        });
+        self.forward(out, p)
     }
 
     /// A packet crosses peering `x` from VPC `from` into VPC `to`. AWS carries
@@ -1239,7 +1345,7 @@ impl Walk<'_> {
         if eni.nat.is_none() {
             self.security_groups(e, Direction::Inbound, p)?;
         }
-        if eni.sdc && p.dst != eni.private {
+        if eni.sdc && !eni.owns(p.dst) {
             return Err(self.sdc_drop(e, Direction::Inbound, p.dst));
         }
         self.hop(|| Hop {

@@ -46,7 +46,7 @@ pub use port::{Port, ResId};
 pub use topology::{
     EniOwner, IcmpMatch, InternetConfig, InternetGateway, NaclEntry, NatGateway, NetworkAcl,
     NetworkInterface, PortRange, Protocol, Route, RouteState, RouteTable, RouteTarget, RuleAction,
-    SecurityGroup, SgPeer, SgRule, Subnet, Topology, TopologyBuilder, TopologyError, Vpc,
-    VpcEndpoint, VpcPeering,
+    SecurityGroup, SgPeer, SgRule, Subnet, TgwAttachment, TgwRoute, TgwRouteTable, Topology,
+    TopologyBuilder, TopologyError, TransitGateway, Vpc, VpcEndpoint, VpcPeering,
 };
 pub use verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, RuleRef, Verdict};

@@ -93,6 +93,9 @@ pub enum RouteTarget {
     /// A gateway VPC endpoint (`vpce-…`): the route the endpoint adds for its
     /// service's prefix list (one route per CIDR of the list).
     VpcEndpoint(ResId),
+    /// A transit gateway (`tgw-…`): the packet goes to the gateway's
+    /// attachment in this VPC, then the route table associated with it.
+    TransitGateway(ResId),
     /// An explicit blackhole.
     Blackhole,
 }
@@ -105,7 +108,8 @@ impl std::fmt::Display for RouteTarget {
             | RouteTarget::NatGateway(id)
             | RouteTarget::NetworkInterface(id)
             | RouteTarget::VpcPeering(id)
-            | RouteTarget::VpcEndpoint(id) => write!(f, "{id}"),
+            | RouteTarget::VpcEndpoint(id)
+            | RouteTarget::TransitGateway(id) => write!(f, "{id}"),
             RouteTarget::Blackhole => f.write_str("blackhole"),
         }
     }
@@ -178,6 +182,48 @@ pub struct VpcPeering {
 pub struct VpcEndpoint {
     pub id: ResId,
     pub vpc: ResId,
+}
+
+/// A transit gateway: its available VPC attachments and its route tables.
+///
+/// The model hands over each route table's effective routes: static routes and
+/// the routes propagated from attachments, a static route winning over a
+/// propagated one for the same prefix (AWS's route evaluation order), and
+/// routes to attachments that are gone already turned into blackholes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitGateway {
+    pub id: ResId,
+    pub attachments: Vec<TgwAttachment>,
+    pub route_tables: Vec<TgwRouteTable>,
+}
+
+/// A transit gateway VPC attachment: one interface per subnet (one subnet per
+/// Availability Zone), associated with at most one of the gateway's route tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TgwAttachment {
+    pub id: ResId,
+    pub vpc: ResId,
+    /// The attachment's subnets, where its interfaces are.
+    pub subnets: Vec<ResId>,
+    /// The associated route table (`tgw-rtb-…`): the table that routes what
+    /// this attachment hands to the gateway.
+    pub route_table: Option<ResId>,
+}
+
+/// A transit gateway route table with its effective routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TgwRouteTable {
+    pub id: ResId,
+    pub routes: Vec<TgwRoute>,
+}
+
+/// One transit gateway route: to an attachment, or a blackhole (`None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TgwRoute {
+    pub destination: Ipv4Net,
+    pub attachment: Option<ResId>,
+    /// Propagated from an attachment's VPC blocks (else static).
+    pub propagated: bool,
 }
 
 /// An IP protocol as NACL and security-group rules name it (`-1`, `6`, `17`, `1`, …).
@@ -416,6 +462,9 @@ pub struct NetworkInterface {
     pub id: ResId,
     pub subnet: ResId,
     pub private_ip: Ipv4Addr,
+    /// Secondary private addresses: delivered to this interface like the
+    /// primary one, and accepted as its own by the source/destination check.
+    pub secondary_ips: Vec<Ipv4Addr>,
     /// Auto-assigned public IP or Elastic IP.
     pub public_ip: Option<Ipv4Addr>,
     pub security_groups: Vec<ResId>,
@@ -429,6 +478,7 @@ impl NetworkInterface {
             id: rid(id),
             subnet: rid(subnet),
             private_ip,
+            secondary_ips: Vec::new(),
             public_ip: None,
             security_groups: groups.iter().map(|g| rid(g)).collect(),
             source_dest_check: true,
@@ -468,6 +518,7 @@ pub struct TopologyBuilder {
     pub network_interfaces: BTreeMap<ResId, NetworkInterface>,
     pub peerings: BTreeMap<ResId, VpcPeering>,
     pub endpoints: BTreeMap<ResId, VpcEndpoint>,
+    pub transit_gateways: BTreeMap<ResId, TransitGateway>,
     pub internet: InternetConfig,
     /// The IPv6 side (blocks, routes, rules, addresses); see `ipv6.rs`.
     pub v6: crate::ipv6::V6Spec,
@@ -541,6 +592,10 @@ impl TopologyBuilder {
     }
     pub fn add_vpc_endpoint(&mut self, e: VpcEndpoint) -> &mut Self {
         self.endpoints.insert(e.id.clone(), e);
+        self
+    }
+    pub fn add_transit_gateway(&mut self, t: TransitGateway) -> &mut Self {
+        self.transit_gateways.insert(t.id.clone(), t);
         self
     }
 

@@ -131,6 +131,22 @@ pub enum DropReason {
         /// source is outside the sending VPC.
         destination: bool,
     },
+    /// A route sends the packet to a transit gateway, but the attachment it
+    /// entered through is associated with none of the gateway's route tables.
+    TgwNoAssociation { tgw: ResId, attachment: ResId },
+    /// The transit gateway route table has no route covering the destination.
+    TgwNoRoute {
+        tgw: ResId,
+        table: ResId,
+        dst: Ipv4Addr,
+    },
+    /// The matching transit gateway route is a blackhole (created with
+    /// `--blackhole`, or its attachment is gone).
+    TgwBlackhole {
+        tgw: ResId,
+        table: ResId,
+        route: Ipv4Net,
+    },
     /// The TTL ran out at a gateway.
     TtlExceeded { at: ResId },
     /// The packet kept being routed between gateways (a routing loop), such
@@ -260,6 +276,18 @@ impl fmt::Display for DropReason {
                 f,
                 "VPC peering connection {peering} carries only traffic from {vpc}'s own CIDR blocks, and the source {addr} is not in them (peering is not transitive: no edge-to-edge routing)"
             ),
+            TgwNoAssociation { tgw, attachment } => write!(
+                f,
+                "transit gateway {tgw} has no route table for attachment {attachment} (associate the attachment with a transit gateway route table)"
+            ),
+            TgwNoRoute { tgw, table, dst } => write!(
+                f,
+                "no route to {dst} in transit gateway route table {table} of {tgw}"
+            ),
+            TgwBlackhole { tgw, table, route } => write!(
+                f,
+                "route {route} in transit gateway route table {table} of {tgw} is a blackhole: the transit gateway drops what it matches"
+            ),
             TtlExceeded { at } => write!(f, "time to live exceeded at {at}"),
             RoutingLoop => f.write_str(
                 "routing loop: the packet crossed too many gateways (a NAT gateway's own subnet must route 0.0.0.0/0 to an internet gateway)",
@@ -385,6 +413,14 @@ pub enum HopAction {
     },
     /// The packet crossed a VPC peering connection into this VPC.
     PeeringCross { to: ResId },
+    /// A transit gateway route table sent the packet to an attachment; it
+    /// leaves the gateway into `vpc` at the attachment's interface in `subnet`.
+    TgwForward {
+        tgw: ResId,
+        attachment: ResId,
+        vpc: ResId,
+        subnet: ResId,
+    },
     /// The service's reply came back through a gateway VPC endpoint into this VPC.
     EndpointReturn { to: ResId },
     /// Traffic to the resolver or metadata service: exempt from NACLs and SGs.
@@ -414,6 +450,15 @@ impl fmt::Display for HopAction {
                 write!(f, "translated {}:{} to {}:{}", from.0, from.1, to.0, to.1)
             }
             HopAction::PeeringCross { to } => write!(f, "crossed the peering into {to}"),
+            HopAction::TgwForward {
+                tgw,
+                attachment,
+                vpc,
+                subnet,
+            } => write!(
+                f,
+                "transit gateway {tgw} sent it to attachment {attachment}: enters {vpc} in {subnet}"
+            ),
             HopAction::EndpointReturn { to } => {
                 write!(
                     f,

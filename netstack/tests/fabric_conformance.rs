@@ -2758,3 +2758,173 @@ fn a_route_to_another_vpcs_endpoint_is_a_blackhole() {
 /// IPv6 dual stack: the same stages for IPv6 packets (`ipv6.rs`).
 #[path = "conformance/ipv6.rs"]
 mod ipv6;
+
+/// [`peered`] plus transit gateway `tgw-1` attached to VPC A's `a_subnet`, B's and C's
+/// only subnets, every attachment associated with `tgw-rtb-1`, whose routes are each
+/// VPC's block to its attachment plus `extra`.
+fn with_tgw(t: &mut TopologyBuilder, ids: &FixtureIds, a_subnet: &ResId, extra: Vec<TgwRoute>) {
+    let attach = |id: &str, vpc: ResId, subnet: ResId| TgwAttachment {
+        id: id.into(),
+        vpc,
+        subnets: vec![subnet],
+        route_table: Some("tgw-rtb-1".into()),
+    };
+    let mut routes = vec![
+        tgw_route("10.0.0.0/16", Some("tgw-attach-a")),
+        tgw_route("10.1.0.0/16", Some("tgw-attach-b")),
+        tgw_route("10.2.0.0/16", Some("tgw-attach-c")),
+    ];
+    routes.extend(extra);
+    t.add_transit_gateway(TransitGateway {
+        id: "tgw-1".into(),
+        attachments: vec![
+            attach("tgw-attach-a", ids.vpc.clone(), a_subnet.clone()),
+            attach("tgw-attach-b", "vpc-b".into(), "subnet-b".into()),
+            attach("tgw-attach-c", "vpc-c".into(), "subnet-c".into()),
+        ],
+        route_tables: vec![TgwRouteTable {
+            id: "tgw-rtb-1".into(),
+            routes,
+        }],
+    });
+    let tgw = || RouteTarget::TransitGateway("tgw-1".into());
+    add_route(t, "rtb-public", "10.1.0.0/16", tgw());
+    add_route(t, "rtb-public", "10.2.0.0/16", tgw());
+    add_route(t, "rtb-private", "10.2.0.0/16", tgw());
+    add_route(t, "rtb-b", "10.0.0.0/16", tgw());
+    add_route(t, "rtb-c", "10.0.0.0/16", tgw());
+}
+
+fn tgw_route(cidr: &str, attachment: Option<&str>) -> TgwRoute {
+    TgwRoute {
+        destination: net(cidr),
+        attachment: attachment.map(rid),
+        propagated: false,
+    }
+}
+
+/// Transit Gateway guide, "How transit gateways work": the gateway routes between the
+/// VPCs attached to it by the route table associated with the sending attachment, and,
+/// unlike peering, A reaches C through it; the reply needs the same routes back.
+#[test]
+fn transit_gateway_routes_between_attached_vpcs_and_back() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(t, &ids, &ids.public_subnet, vec![]);
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.c_host, 22);
+    let (fwd, back) = p.f.explain_round_trip(at(0), &eni(&p.ids.web_eni), &flow);
+    assert_eq!(delivered(&fwd), Port::Eni("eni-c".into()), "{fwd}");
+    assert!(
+        fwd.hops.iter().any(|h| h.component.as_ref() == "tgw-rtb-1"
+            && h.rule == Some(RuleRef::Route(net("10.2.0.0/16")))),
+        "the hop names the table and route: {fwd}"
+    );
+    assert_eq!(delivered(&back.expect("a reply path")), eni(&p.ids.web_eni));
+}
+
+/// "A blackhole route drops traffic that matches the route"; the drop names the
+/// transit gateway route table and the route, a more specific route winning.
+#[test]
+fn transit_gateway_blackhole_route_drops_with_table_and_route() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(
+            t,
+            &ids,
+            &ids.public_subnet,
+            vec![tgw_route("10.2.1.0/24", None)],
+        );
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.c_host, 22);
+    let (v, _) = send(&mut { p.f }, at(0), &eni(&p.ids.web_eni), flow);
+    assert_eq!(
+        dropped(&v),
+        DropReason::TgwBlackhole {
+            tgw: "tgw-1".into(),
+            table: "tgw-rtb-1".into(),
+            route: net("10.2.1.0/24"),
+        }
+    );
+    assert!(v.to_string().contains("blackhole"), "{v}");
+}
+
+/// An attachment associated with no route table: the gateway cannot route what it
+/// sends, and the drop names the attachment.
+#[test]
+fn transit_gateway_attachment_without_association_drops() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(t, &ids, &ids.public_subnet, vec![]);
+        t.transit_gateways.get_mut("tgw-1").unwrap().attachments[0].route_table = None;
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    assert_eq!(
+        dropped(&p.f.explain(at(0), &eni(&p.ids.web_eni), &flow)),
+        DropReason::TgwNoAssociation {
+            tgw: "tgw-1".into(),
+            attachment: "tgw-attach-a".into(),
+        }
+    );
+}
+
+/// "Network ACLs for transit gateways": for traffic from the instances to the transit
+/// gateway, the transit gateway subnet's "inbound rules use the source IP address";
+/// for traffic from the gateway to the instances its "outbound rules use the
+/// destination IP address".
+#[test]
+fn transit_gateway_subnet_acls_apply_inbound_then_outbound() {
+    // VPC A's attachment is in the private subnet, whose ACL denies everything.
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(t, &ids, &ids.private_subnet, vec![]);
+        t.add_network_acl(deny_all_acl("acl-deny", &ids.vpc));
+        t.subnets.get_mut(&ids.private_subnet).unwrap().network_acl = "acl-deny".into();
+    });
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.b_host, 22);
+    let (fwd, back) = p.f.explain_round_trip(at(0), &eni(&p.ids.web_eni), &flow);
+    assert_eq!(
+        dropped(&fwd),
+        DropReason::NaclDeny {
+            acl: "acl-deny".into(),
+            subnet: p.ids.private_subnet.clone(),
+            rule: None,
+            direction: Direction::Inbound,
+        },
+        "{fwd}"
+    );
+    assert!(back.is_none());
+    // From VPC B toward the web host, the packet leaves the gateway in the private
+    // subnet: its outbound rules decide.
+    let flow = Flow::tcp_syn(p.b_host, 40000, p.ids.web_ip, 22);
+    assert_eq!(
+        dropped(&p.f.explain(at(0), &eni(&"eni-b".into()), &flow)),
+        DropReason::NaclDeny {
+            acl: "acl-deny".into(),
+            subnet: p.ids.private_subnet.clone(),
+            rule: None,
+            direction: Direction::Outbound,
+        }
+    );
+}
+
+/// EC2 User Guide, "Multiple IP addresses": a secondary private address belongs to its
+/// interface: packets to it are delivered there, and the interface may send from it
+/// (the source/destination check accepts it).
+#[test]
+fn secondary_private_addresses_reach_and_leave_their_interface() {
+    let secondary = Ipv4Addr::new(10, 0, 2, 200);
+    let (mut f, ids) = lab_with(|t, ids| {
+        t.network_interfaces
+            .get_mut(&ids.app_eni)
+            .unwrap()
+            .secondary_ips
+            .push(secondary);
+    });
+    let to = Flow::tcp_syn(ids.web_ip, 40000, secondary, 8080);
+    let (v, _) = send(&mut f, at(0), &eni(&ids.web_eni), to);
+    assert_eq!(delivered(&v), eni(&ids.app_eni), "{v}");
+    let from = Flow::tcp(secondary, 8080, ids.web_ip, 40000, TcpFlags::SYN_ACK);
+    let (v, _) = send(&mut f, at(0), &eni(&ids.app_eni), from);
+    assert_eq!(delivered(&v), eni(&ids.web_eni), "{v}");
+}

@@ -651,6 +651,14 @@ impl<'a> Reference<'a> {
                     table.id
                 )
             }
+            // Not modelled either: the generator builds no transit gateways; the world
+            // test `transit_gateway` drives them through the fabric.
+            RouteTarget::TransitGateway(id) => {
+                panic!(
+                    "the reference model has no transit gateways ({id} in {})",
+                    table.id
+                )
+            }
         }
     }
 

@@ -503,6 +503,7 @@ impl Observer {
                         RouteTarget::VpcPeering(_) => "pcx",
                         RouteTarget::VpcEndpoint(_) => "vpce",
                         RouteTarget::EgressOnlyGateway(_) => "eigw",
+                        RouteTarget::TransitGateway(_) => "tgw",
                     }
                 };
                 (kind, format!("{} → {id}", r.destination))

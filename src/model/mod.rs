@@ -329,6 +329,9 @@ world_tables! {
     volumes: ec2::volume::Volume,
     snapshots: ec2::volume::Snapshot,
     acm_certificates: acm::Certificate,
+    transit_gateways: ec2::tgw::TransitGateway,
+    transit_gateway_attachments: ec2::tgw::TransitGatewayAttachment,
+    transit_gateway_route_tables: ec2::tgw::TransitGatewayRouteTable,
 }
 
 /// A 64-bit mixer (splitmix64's finaliser): turns a counter into well-spread id bits.

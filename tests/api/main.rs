@@ -30,5 +30,7 @@ mod route53;
 mod route53_cli;
 mod s3;
 mod s3_events;
+mod secondary_ips;
 mod services;
 mod sns;
+mod transit_gateway;

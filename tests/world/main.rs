@@ -26,5 +26,6 @@ mod prefix_lists;
 mod sandbox;
 mod sg_rules;
 mod ssh;
+mod transit_gateway;
 mod tun;
 mod vpc_endpoints;

@@ -1,5 +1,6 @@
 //! Network interface actions: Create/Delete/DescribeNetworkInterfaces,
-//! Attach/DetachNetworkInterface, ModifyNetworkInterfaceAttribute.
+//! Attach/DetachNetworkInterface, ModifyNetworkInterfaceAttribute, Assign/
+//! UnassignPrivateIpAddresses.
 
 use crate::api::Call;
 use crate::api::xml::Xml;
@@ -20,7 +21,49 @@ pub const ACTIONS: &[(&str, Handler)] = &[
         "ModifyNetworkInterfaceAttribute",
         modify_network_interface_attribute,
     ),
+    ("AssignPrivateIpAddresses", assign_private_ip_addresses),
+    ("UnassignPrivateIpAddresses", unassign_private_ip_addresses),
 ];
+
+/// `PrivateIpAddress.N` as addresses.
+fn ip_list(c: &Call, key: &str) -> ApiResult<Vec<std::net::Ipv4Addr>> {
+    c.params
+        .list(key)
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::bad_param("privateIpAddress", s))
+        })
+        .collect()
+}
+
+fn assign_private_ip_addresses(c: &mut Call) -> ApiResult<Xml> {
+    let id = c.params.required("NetworkInterfaceId")?.to_string();
+    if c.params.get("Ipv4PrefixCount").is_some() || c.params.get("Ipv4Prefix.1").is_some() {
+        return Err(ApiError::new(
+            "Unsupported",
+            "IPv4 prefix delegation is not emulated (docs/fidelity.md).",
+        ));
+    }
+    let count = c.params.int("SecondaryPrivateIpAddressCount")?;
+    let ips = ip_list(c, "PrivateIpAddress")?;
+    let allow = c.params.bool("AllowReassignment")?.unwrap_or(false);
+    let assigned =
+        c.mutate(|w, env| w.assign_private_ip_addresses(env, &id, count, &ips, allow))?;
+    let mut x = Xml::new();
+    x.leaf("networkInterfaceId", &id)
+        .set("assignedPrivateIpAddressesSet", &assigned, |x, ip| {
+            x.leaf("privateIpAddress", ip);
+        });
+    Ok(x)
+}
+
+fn unassign_private_ip_addresses(c: &mut Call) -> ApiResult<Xml> {
+    let id = c.params.required("NetworkInterfaceId")?.to_string();
+    let ips = ip_list(c, "PrivateIpAddress")?;
+    c.mutate(|w, env| w.unassign_private_ip_addresses(env, &id, &ips))?;
+    Ok(return_true())
+}
 
 /// The `association` element of an interface (public address), if any.
 pub fn render_eni_association(x: &mut Xml, w: &World, e: &NetworkInterface) {
@@ -109,15 +152,38 @@ fn create_network_interface(c: &mut Call) -> ApiResult<Xml> {
         ),
         None => None,
     };
-    if c.params.get("SecondaryPrivateIpAddressCount").is_some()
-        || !c.params.structs("PrivateIpAddresses").is_empty()
-        || c.params.get("Ipv6AddressCount").is_some()
-    {
+    if c.params.get("Ipv6AddressCount").is_some() {
         return Err(ApiError::new(
             "Unsupported",
-            "Secondary private and IPv6 addresses are not supported by vpclab.",
+            "IPv6 addresses on CreateNetworkInterface are not supported by vpclab.",
         ));
     }
+    let secondary_count = c.params.int("SecondaryPrivateIpAddressCount")?;
+    // `PrivateIpAddresses.N`: the one marked primary (else the first) is the primary
+    // address, the others are secondary addresses.
+    let mut listed: Vec<(std::net::Ipv4Addr, bool)> = Vec::new();
+    for p in c.params.structs("PrivateIpAddresses") {
+        let Some(v) = p.get("PrivateIpAddress") else {
+            continue;
+        };
+        let a = v
+            .parse()
+            .map_err(|_| ApiError::bad_param("privateIpAddress", v))?;
+        listed.push((a, p.bool("Primary")?.unwrap_or(false)));
+    }
+    let primary_pos = listed.iter().position(|(_, p)| *p);
+    let ip = match (ip, primary_pos) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::combination(
+                "Specify the primary address once: PrivateIpAddress or a primary PrivateIpAddresses entry.",
+            ));
+        }
+        (Some(a), None) => Some(a),
+        (None, Some(i)) => Some(listed.remove(i).0),
+        (None, None) if !listed.is_empty() => Some(listed.remove(0).0),
+        (None, None) => None,
+    };
+    let secondaries: Vec<std::net::Ipv4Addr> = listed.into_iter().map(|(a, _)| a).collect();
     let spec = EniSpec {
         subnet_id: subnet,
         private_ip: ip,
@@ -127,7 +193,13 @@ fn create_network_interface(c: &mut Call) -> ApiResult<Xml> {
         requester_managed: false,
     };
     let specs = c.params.tag_specs()?;
-    let id = c.mutate(|w, env| w.create_network_interface(env, spec, &specs))?;
+    let id = c.mutate(|w, env| {
+        let id = w.create_network_interface(env, spec, &specs)?;
+        if secondary_count.is_some() || !secondaries.is_empty() {
+            w.assign_private_ip_addresses(env, &id, secondary_count, &secondaries, false)?;
+        }
+        Ok(id)
+    })?;
     let w = c.read()?;
     let e = w
         .network_interfaces

@@ -128,6 +128,7 @@ fn nic_specs(c: &Call) -> ApiResult<Vec<NicSpec>> {
             delete_on_termination: s.bool("DeleteOnTermination")?,
             description: s.get("Description").map(str::to_string),
             ipv6_address_count: s.int("Ipv6AddressCount")?,
+            secondary_private_ip_count: s.int("SecondaryPrivateIpAddressCount")?,
         });
     }
     Ok(out)
@@ -338,12 +339,28 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
             });
         }
         assoc(x);
-        x.set("privateIpAddressesSet", [()], |x, _| {
-            x.leaf("privateIpAddress", e.private_ip)
-                .leaf("privateDnsName", &v.private_dns_name)
-                .leaf("primary", "true");
-            assoc(x);
-        });
+        // Secondary addresses follow the primary one, as AWS lists them.
+        x.set(
+            "privateIpAddressesSet",
+            std::iter::once(e.private_ip)
+                .chain(e.secondary_ips.iter().copied())
+                .enumerate(),
+            |x, (i, ip)| {
+                if i == 0 {
+                    x.leaf("privateIpAddress", ip)
+                        .leaf("privateDnsName", &v.private_dns_name)
+                        .leaf("primary", "true");
+                    assoc(x);
+                } else {
+                    x.leaf("privateIpAddress", ip)
+                        .leaf(
+                            "privateDnsName",
+                            crate::model::ec2::eni::private_dns_name(&e.region, ip),
+                        )
+                        .leaf("primary", "false");
+                }
+            },
+        );
         x.set(
             "ipv6AddressesSet",
             e.ipv6_addresses.iter().enumerate(),

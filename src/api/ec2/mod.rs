@@ -22,6 +22,7 @@ mod route_table;
 mod sg;
 mod subnet;
 mod tags;
+mod tgw;
 pub mod token;
 pub use iam_profile::passed_roles;
 mod volume;
@@ -50,6 +51,7 @@ pub const ACTION_GROUPS: &[&[(&str, Handler)]] = &[
     eni::ACTIONS,
     launch_template::ACTIONS,
     peering::ACTIONS,
+    tgw::ACTIONS,
     prefix_list::ACTIONS,
     vpc_endpoint::ACTIONS,
     flow_log::ACTIONS,

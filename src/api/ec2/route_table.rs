@@ -62,6 +62,9 @@ fn render_rt(x: &mut Xml, w: &World, rt: &RouteTable) {
                 RouteTarget::EgressOnlyGateway(g) => {
                     x.leaf("egressOnlyInternetGatewayId", g);
                 }
+                RouteTarget::TransitGateway(t) => {
+                    x.leaf("transitGatewayId", t);
+                }
                 // AWS shows a gateway endpoint's route with the endpoint as `gatewayId`.
                 RouteTarget::VpcEndpoint(e) => {
                     x.leaf("gatewayId", e);
@@ -149,8 +152,10 @@ fn target(p: &Params) -> ApiResult<RouteTarget> {
     if let Some(g) = p.get("EgressOnlyInternetGatewayId") {
         found.push(RouteTarget::EgressOnlyGateway(g.to_string()));
     }
+    if let Some(t) = p.get("TransitGatewayId") {
+        found.push(RouteTarget::TransitGateway(t.to_string()));
+    }
     for unsupported in [
-        "TransitGatewayId",
         "LocalGatewayId",
         "CarrierGatewayId",
         "VpcEndpointId",

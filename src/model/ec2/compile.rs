@@ -17,8 +17,9 @@ use vpclab_netstack::{
     EniOwner, IcmpMatch, InternetGateway as TIgw, NaclEntry as TNaclEntry, NatGateway as TNat,
     NetworkAcl as TAcl, NetworkInterface as TEni, PortRange, Protocol, Route as TRoute, RouteState,
     RouteTable as TRouteTable, RouteTarget as TTarget, RuleAction, SecurityGroup as TSg, SgPeer,
-    SgRule as TSgRule, Subnet as TSubnet, Topology, TopologyBuilder, TopologyError, Vpc as TVpc,
-    VpcEndpoint as TEndpoint, VpcPeering as TPeering,
+    SgRule as TSgRule, Subnet as TSubnet, TgwAttachment as TTgwAttachment, TgwRoute as TTgwRoute,
+    TgwRouteTable as TTgwRouteTable, Topology, TopologyBuilder, TopologyError,
+    TransitGateway as TTgw, Vpc as TVpc, VpcEndpoint as TEndpoint, VpcPeering as TPeering,
 };
 
 use super::route_table::{Destination, RouteTarget};
@@ -79,6 +80,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
                     RouteTarget::VpcEndpoint(e) => TTarget::VpcEndpoint(rid(e)),
                     // IPv6-only target: its routes are IPv6 routes, skipped below.
                     RouteTarget::EgressOnlyGateway(_) => TTarget::Blackhole,
+                    RouteTarget::TransitGateway(t) => TTarget::TransitGateway(rid(t)),
                 };
                 // A NAT gateway that is not (yet, or any more) available forwards nothing.
                 let nat_ready = match &r.target {
@@ -136,6 +138,65 @@ pub fn builder(world: &World) -> TopologyBuilder {
         b.add_vpc_endpoint(TEndpoint {
             id: rid(&e.id),
             vpc: rid(&e.vpc_id),
+        });
+    }
+    // Transit gateways with their available attachments and every table's effective
+    // routes (`tgw::World::tgw_routes`); a route to an attachment that is not
+    // available is a blackhole there already.
+    for t in world
+        .transit_gateways
+        .iter()
+        .filter(|t| t.state == "available")
+    {
+        let attachments: Vec<TTgwAttachment> = world
+            .transit_gateway_attachments
+            .iter()
+            .filter(|a| {
+                a.transit_gateway_id == t.id
+                    && a.is_available()
+                    && world.vpcs.contains(&a.vpc_id)
+                    && a.subnet_ids.iter().all(|s| world.subnets.contains(s))
+            })
+            .map(|a| TTgwAttachment {
+                id: rid(&a.id),
+                vpc: rid(&a.vpc_id),
+                subnets: a.subnet_ids.iter().map(|s| rid(s)).collect(),
+                route_table: a
+                    .association
+                    .as_deref()
+                    .filter(|r| {
+                        world
+                            .transit_gateway_route_tables
+                            .get(r)
+                            .is_some_and(|r| r.state == "available")
+                    })
+                    .map(rid),
+            })
+            .collect();
+        let route_tables = world
+            .transit_gateway_route_tables
+            .iter()
+            .filter(|r| r.transit_gateway_id == t.id && r.state == "available")
+            .map(|r| TTgwRouteTable {
+                id: rid(&r.id),
+                routes: world
+                    .tgw_routes(r)
+                    .into_iter()
+                    .map(|v| TTgwRoute {
+                        destination: v.cidr,
+                        attachment: v
+                            .attachment
+                            .filter(|_| v.state == "active")
+                            .map(|a| rid(&a)),
+                        propagated: v.kind == "propagated",
+                    })
+                    .collect(),
+            })
+            .collect();
+        b.add_transit_gateway(TTgw {
+            id: rid(&t.id),
+            attachments,
+            route_tables,
         });
     }
     for g in world.internet_gateways.iter() {
@@ -238,6 +299,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
             id: rid(&e.id),
             subnet: rid(&e.subnet_id),
             private_ip: e.private_ip,
+            secondary_ips: e.secondary_ips.clone(),
             public_ip: e.association.as_ref().map(|a| a.public_ip),
             security_groups: e.groups.iter().map(|g| rid(g)).collect(),
             source_dest_check: e.source_dest_check,
@@ -333,6 +395,9 @@ pub const FABRIC_KINDS: &[&str] = &[
     "prefix_list",
     // Which interfaces the fabric counts flow records for.
     "flow_log",
+    "transit_gateway",
+    "transit_gateway_attachment",
+    "transit_gateway_route_table",
 ];
 
 #[cfg(test)]

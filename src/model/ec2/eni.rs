@@ -391,3 +391,143 @@ impl World {
         Ok(())
     }
 }
+
+/// Secondary private IPv4 addresses (AssignPrivateIpAddresses,
+/// UnassignPrivateIpAddresses, RunInstances' `SecondaryPrivateIpAddressCount`). AWS
+/// rules (EC2 User Guide, "Multiple IP addresses"): secondary addresses come from the
+/// interface's subnet; an instance type caps the IPv4 addresses per interface
+/// (`Ipv4AddressesPerInterface`, the primary included); an address in use elsewhere
+/// moves only with `AllowReassignment`; the primary address cannot be unassigned.
+impl World {
+    /// The most IPv4 addresses the interface may hold: its instance type's limit when
+    /// attached, else the largest limit of the catalog.
+    fn ipv4_limit(&self, eni: &NetworkInterface) -> usize {
+        let typed = eni
+            .attachment
+            .as_ref()
+            .and_then(|a| self.instances.get(&a.instance_id))
+            .and_then(|i| crate::catalog::instance_type(&i.instance_type))
+            .map(|t| t.ipv4_per_interface as usize);
+        typed.unwrap_or(50)
+    }
+
+    /// AssignPrivateIpAddresses: `count` new addresses (the subnet's next free ones) or
+    /// the explicit `ips`. Returns the addresses assigned.
+    pub fn assign_private_ip_addresses(
+        &mut self,
+        env: &Env,
+        eni_id: &str,
+        count: Option<i64>,
+        ips: &[Ipv4Addr],
+        allow_reassignment: bool,
+    ) -> ApiResult<Vec<Ipv4Addr>> {
+        let eni = self.network_interface(&env.region, eni_id)?.clone();
+        let want = match (count, ips.is_empty()) {
+            (Some(_), false) => {
+                return Err(ApiError::combination(
+                    "Specify either SecondaryPrivateIpAddressCount or PrivateIpAddresses, not both.",
+                ));
+            }
+            (None, true) => {
+                return Err(ApiError::missing(
+                    "SecondaryPrivateIpAddressCount or PrivateIpAddress",
+                ));
+            }
+            (Some(n), true) if n < 1 => {
+                return Err(ApiError::bad_param(
+                    "SecondaryPrivateIpAddressCount",
+                    &n.to_string(),
+                ));
+            }
+            (Some(n), true) => n as usize,
+            (None, false) => ips.len(),
+        };
+        let limit = self.ipv4_limit(&eni);
+        if 1 + eni.secondary_ips.len() + want > limit {
+            return Err(ApiError::new(
+                "PrivateIpAddressLimitExceeded",
+                format!(
+                    "Number of private addresses will exceed limit: an interface of this instance type holds at most {limit} IPv4 addresses."
+                ),
+            ));
+        }
+        let mut assigned = Vec::new();
+        if ips.is_empty() {
+            for _ in 0..want {
+                let ip = self.next_private_ip(&eni.subnet_id)?;
+                self.add_secondary(eni_id, ip);
+                assigned.push(ip);
+            }
+            return Ok(assigned);
+        }
+        for &ip in ips {
+            let holder = self
+                .network_interfaces
+                .iter()
+                .find(|e| {
+                    e.subnet_id == eni.subnet_id
+                        && (e.private_ip == ip || e.secondary_ips.contains(&ip))
+                })
+                .map(|e| (e.id.clone(), e.private_ip == ip));
+            match holder {
+                Some((h, _)) if h == eni_id => {
+                    return Err(ApiError::new(
+                        "InvalidParameterValue",
+                        format!("Address {ip} is already assigned to {eni_id}."),
+                    ));
+                }
+                // A primary address never moves; a secondary one only when allowed.
+                Some((h, primary)) if primary || !allow_reassignment => {
+                    return Err(ApiError::new(
+                        "InvalidIPAddress.InUse",
+                        format!("Address {ip} is in use by {h}."),
+                    ));
+                }
+                Some((h, _)) => {
+                    if let Some(other) = self.network_interfaces.get_mut(&h) {
+                        other.secondary_ips.retain(|x| *x != ip);
+                    }
+                }
+                None => self.check_private_ip(&eni.subnet_id, ip)?,
+            }
+            self.add_secondary(eni_id, ip);
+            assigned.push(ip);
+        }
+        Ok(assigned)
+    }
+
+    fn add_secondary(&mut self, eni_id: &str, ip: Ipv4Addr) {
+        if let Some(e) = self.network_interfaces.get_mut(eni_id) {
+            e.secondary_ips.push(ip);
+        }
+    }
+
+    /// UnassignPrivateIpAddresses: only secondary addresses of this interface.
+    pub fn unassign_private_ip_addresses(
+        &mut self,
+        env: &Env,
+        eni_id: &str,
+        ips: &[Ipv4Addr],
+    ) -> ApiResult<()> {
+        let eni = self.network_interface(&env.region, eni_id)?.clone();
+        if ips.is_empty() {
+            return Err(ApiError::missing("PrivateIpAddress"));
+        }
+        for ip in ips {
+            if *ip == eni.private_ip {
+                return Err(ApiError::invalid_value(format!(
+                    "Address {ip} is the primary private address of {eni_id} and cannot be unassigned."
+                )));
+            }
+            if !eni.secondary_ips.contains(ip) {
+                return Err(ApiError::invalid_value(format!(
+                    "Some of the specified addresses are not assigned to interface {eni_id}"
+                )));
+            }
+        }
+        if let Some(e) = self.network_interfaces.get_mut(eni_id) {
+            e.secondary_ips.retain(|x| !ips.contains(x));
+        }
+        Ok(())
+    }
+}

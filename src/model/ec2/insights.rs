@@ -76,6 +76,11 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         // "Traffic can traverse this peering connection only if the destination or
         // source address is within the CIDR block of the destination VPC."
         PeeringNotTransitive { .. } => "PCX_REQUIRES_ADDRESS_IN_VPC_CIDR",
+        // The route-table codes apply to transit gateway route tables too.
+        TgwNoRoute { .. } => "NO_ROUTE_TO_DESTINATION",
+        TgwBlackhole { .. } => "BAD_STATE_ROUTE",
+        // No published code names an attachment without a route table association.
+        TgwNoAssociation { .. } => return None,
         // A fresh fabric has no NAT mappings, and analysed packets are well formed: an
         // analysis cannot meet these, and AWS publishes no code for them.
         NatPortsExhausted { .. } | Malformed(_) => return None,
@@ -817,6 +822,7 @@ impl World {
             RouteTarget::VpcPeering(_) => "vpcPeeringConnectionId",
             RouteTarget::VpcEndpoint(_) => "gatewayId",
             RouteTarget::EgressOnlyGateway(_) => "egressOnlyInternetGatewayId",
+            RouteTarget::TransitGateway(_) => "transitGatewayId",
         };
         let state = self.route_state(t, r);
         Some(RouteInfo {
@@ -1025,6 +1031,18 @@ impl World {
                 x.component = Some(self.component(region, peering));
                 x.vpc = Some(self.component(region, vpc));
                 x.address = Some(*addr);
+            }
+            TgwNoAssociation { attachment, .. } => {
+                x.component = Some(self.component(region, attachment));
+            }
+            TgwNoRoute { table, dst, .. } => {
+                x.component = Some(self.component(region, table));
+                x.route_table = Some(self.component(region, table));
+                x.address = Some(*dst);
+            }
+            TgwBlackhole { table, .. } => {
+                x.component = Some(self.component(region, table));
+                x.route_table = Some(self.component(region, table));
             }
             UnknownPort | RoutingLoop | Malformed(_) => {}
             // IPv6 drops: the analyzer walks IPv4 paths only.

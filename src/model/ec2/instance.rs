@@ -309,6 +309,8 @@ pub struct NicSpec {
     pub description: Option<String>,
     /// `Ipv6AddressCount`: IPv6 addresses from the subnet's /64.
     pub ipv6_address_count: Option<i64>,
+    /// `SecondaryPrivateIpAddressCount`: secondary private IPv4 addresses.
+    pub secondary_private_ip_count: Option<i64>,
 }
 
 /// The parameters of RunInstances vpclab honours.
@@ -1020,6 +1022,9 @@ impl World {
                 )?,
             };
             self.attach_interface(env, &eni_id, &instance_id, 0, delete_on_termination)?;
+            if existing_eni.is_none() {
+                self.instances_secondary_ips(env, &eni_id, nic.as_ref(), itype.name)?;
+            }
             if ipv6_count > 0 && existing_eni.is_none() {
                 let v6 = self.next_ipv6_addresses(&subnet_id, ipv6_count)?;
                 if let Some(e) = self.network_interfaces.get_mut(&eni_id) {
@@ -1082,6 +1087,59 @@ impl World {
             ids.push(instance_id);
         }
         Ok((reservation_id, ids))
+    }
+
+    /// Secondary private addresses of a launched instance's new interface: the
+    /// `PrivateIpAddresses.N` that are not primary, or `SecondaryPrivateIpAddressCount`
+    /// new ones, within the instance type's limit per interface.
+    fn instances_secondary_ips(
+        &mut self,
+        env: &Env,
+        eni_id: &str,
+        nic: Option<&NicSpec>,
+        instance_type: &str,
+    ) -> ApiResult<()> {
+        let Some(n) = nic else {
+            return Ok(());
+        };
+        let primary = n.private_ips.iter().position(|(_, p)| *p).or(
+            if n.private_ip.is_none() && !n.private_ips.is_empty() {
+                Some(0)
+            } else {
+                None
+            },
+        );
+        let mut listed = Vec::new();
+        for (i, (ip, _)) in n.private_ips.iter().enumerate() {
+            if Some(i) == primary {
+                continue;
+            }
+            listed.push(
+                ip.parse::<Ipv4Addr>()
+                    .map_err(|_| ApiError::bad_param("PrivateIpAddress", ip))?,
+            );
+        }
+        if listed.is_empty() && n.secondary_private_ip_count.is_none() {
+            return Ok(());
+        }
+        let limit = crate::catalog::instance_type(instance_type)
+            .map_or(50, |t| t.ipv4_per_interface as usize);
+        let want = listed.len() + n.secondary_private_ip_count.unwrap_or(0).max(0) as usize;
+        if 1 + want > limit {
+            return Err(ApiError::new(
+                "PrivateIpAddressLimitExceeded",
+                format!(
+                    "Number of private addresses will exceed limit: {instance_type} holds at most {limit} IPv4 addresses per interface."
+                ),
+            ));
+        }
+        if !listed.is_empty() {
+            self.assign_private_ip_addresses(env, eni_id, None, &listed, false)?;
+        }
+        if let Some(c) = n.secondary_private_ip_count.filter(|c| *c > 0) {
+            self.assign_private_ip_addresses(env, eni_id, Some(c), &[], false)?;
+        }
+        Ok(())
     }
 
     /// The subnet a launch without a subnet uses: the default subnet of the default VPC

@@ -28,6 +28,7 @@ mod rules_tests;
 pub mod sg;
 pub mod sg_rules;
 pub mod subnet;
+pub mod tgw;
 pub mod volume;
 pub mod vpc;
 pub mod vpc_endpoint;

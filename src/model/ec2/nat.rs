@@ -199,6 +199,7 @@ impl World {
             || self.autoscaling_due(now)
             || self.ecs_due(now)
             || self.acm_due(now)
+            || self.tgw_due(now)
     }
 
     /// Applies every time-driven state change due at `now`. Other time-driven kinds
@@ -210,6 +211,7 @@ impl World {
         self.advance_autoscaling(now);
         self.advance_ecs(now);
         self.advance_acm(now);
+        self.advance_tgw(now);
         // After instances settle, so an alarm's EC2 action sees their current state.
         self.evaluate_alarms(now);
         for id in self

@@ -25,6 +25,8 @@ pub enum RouteTarget {
     VpcEndpoint(String),
     /// An egress-only internet gateway (`egressOnlyInternetGatewayId`, IPv6 only).
     EgressOnlyGateway(String),
+    /// A transit gateway (`transitGatewayId`).
+    TransitGateway(String),
 }
 
 /// What a route matches: a CIDR block (`destinationCidrBlock`) or a prefix list
@@ -92,7 +94,8 @@ impl RouteTarget {
             | RouteTarget::Instance(x)
             | RouteTarget::VpcPeering(x)
             | RouteTarget::VpcEndpoint(x)
-            | RouteTarget::EgressOnlyGateway(x) => x,
+            | RouteTarget::EgressOnlyGateway(x)
+            | RouteTarget::TransitGateway(x) => x,
         }
     }
 }
@@ -281,6 +284,12 @@ impl Filterable for RouteTable {
                     }
                 })
                 .collect(),
+            "route.transit-gateway-id" => routes
+                .filter_map(|r| match &r.target {
+                    RouteTarget::TransitGateway(g) => Some(g.clone()),
+                    _ => None,
+                })
+                .collect(),
             "route.origin" => routes.map(|r| r.origin.clone()).collect(),
             "route.state" => routes
                 .map(|r| world.route_state(self, r).to_string())
@@ -365,6 +374,11 @@ impl World {
                 .egress_only_internet_gateways
                 .get(g)
                 .is_some_and(|g| g.vpc_id == table.vpc_id),
+            // AWS: the route is active while the gateway has an available attachment
+            // in this VPC.
+            RouteTarget::TransitGateway(t) => {
+                self.tgw_attachment_in_vpc(t, &table.vpc_id).is_some()
+            }
         };
         if alive { "active" } else { "blackhole" }
     }
@@ -492,6 +506,22 @@ impl World {
                 let eigw = self.egress_only_igw(&env.region, g)?;
                 if eigw.vpc_id != vpc_id {
                     return Err(different(g));
+                }
+                Ok(())
+            }
+            RouteTarget::TransitGateway(t) => {
+                let tgw = self.transit_gateway(&env.region, t)?;
+                if matches!(tgw.state.as_str(), "deleting" | "deleted") {
+                    return Err(super::tgw::tgw_not_found(t));
+                }
+                // AWS: the VPC must be attached to the gateway before a route can
+                // name it.
+                if !self.transit_gateway_attachments.iter().any(|a| {
+                    a.transit_gateway_id == *t
+                        && a.vpc_id == vpc_id
+                        && !matches!(a.state.as_str(), "deleting" | "deleted")
+                }) {
+                    return Err(different(t));
                 }
                 Ok(())
             }

@@ -218,6 +218,29 @@ pub trait Lab {
         json_of(&out.stdout, args)
     }
 
+    /// Polls DescribeInstances every 100 ms until every instance of `ids` is
+    /// `running` (60 s at most). The CLI's own `aws ec2 wait instance-running` sleeps
+    /// 15 s after a first `pending`, which every launch in a test daemon (300 ms boot)
+    /// meets; tests/api/instances.rs keeps the waiter itself covered.
+    fn wait_running(&self, ids: &[&str]) {
+        let mut args = vec!["describe-instances", "--instance-ids"];
+        args.extend_from_slice(ids);
+        args.extend(["--query", "Reservations[].Instances[].State.Name"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let states = self.aws_text(&args);
+            let states: Vec<&str> = states.split_whitespace().collect();
+            if states.len() == ids.len() && states.iter().all(|s| *s == "running") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline && !states.contains(&"terminated"),
+                "instances {ids:?} did not reach running: {states:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// `aws ec2 … --output text`, trimmed; panics on failure.
     fn aws_text(&self, args: &[&str]) -> String {
         let mut all: Vec<&str> = args.to_vec();
@@ -754,7 +777,7 @@ impl Network {
         ];
         args.extend_from_slice(extra);
         let id = d.aws_text(&args);
-        d.aws_text(&["wait", "instance-running", "--instance-ids", &id]);
+        d.wait_running(&[&id]);
         let ips = d.aws_text(&[
             "describe-instances",
             "--instance-ids",

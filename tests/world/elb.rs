@@ -173,9 +173,7 @@ impl AlbNet {
             }
             ids.push(d.aws_text(&args));
         }
-        let mut wait = vec!["wait", "instance-running", "--instance-ids"];
-        wait.extend(ids.iter().map(String::as_str));
-        d.aws_text(&wait);
+        d.wait_running(&ids.iter().map(String::as_str).collect::<Vec<_>>());
         ids
     }
 

@@ -66,7 +66,7 @@ fn peer_vpc(
         "--query",
         "Instances[0].InstanceId",
     ]);
-    d.aws_text(&["wait", "instance-running", "--instance-ids", &id]);
+    d.wait_running(&[&id]);
     let ip = d.aws_text(&[
         "describe-instances",
         "--instance-ids",

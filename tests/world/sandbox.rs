@@ -229,7 +229,7 @@ fn issue16_stop_kills_the_sandbox_and_start_keeps_its_disk_and_host_key() {
     }
     assert!(gone, "stop kills every process of the instance");
     d.aws_text(&["start-instances", "--instance-ids", &id]);
-    d.aws_text(&["wait", "instance-running", "--instance-ids", &id]);
+    d.wait_running(&[&id]);
     // A new public IP after a start, as on AWS; the same host key.
     let ip = d.aws_text(&[
         "describe-instances",

@@ -89,7 +89,7 @@ fn vpc_b(d: &TestDaemon, net: &Network) -> (String, String, String, String) {
         "--query",
         "Instances[0].InstanceId",
     ]);
-    d.aws_text(&["wait", "instance-running", "--instance-ids", &id]);
+    d.wait_running(&[&id]);
     let ip = d.aws_text(&[
         "describe-instances",
         "--instance-ids",

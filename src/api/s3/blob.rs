@@ -294,15 +294,16 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
-    pub fn len(&self) -> u64 {
+    /// The bytes still to send.
+    pub fn size(&self) -> u64 {
         self.remaining
     }
 
     /// The response body: pieces of at most [`READ_CHUNK`] bytes, read when hyper asks
     /// for the next one. The reads are plain blocking reads on the runtime's thread, as
     /// the uploads' writes are: objects live in the page cache, a piece takes a fraction
-    /// of a millisecond, and handing each one to a blocking-pool thread cost more than
-    /// the read itself on a loaded machine. A blob shorter than its row says (it cannot
+    /// of a millisecond, and handing each one to the blocking pool would add a thread
+    /// wake-up per piece, which on a loaded machine waits for a CPU. A blob shorter than its row says (it cannot
     /// be, short of someone editing `objects/`) ends the body with an error, which makes
     /// hyper close the connection instead of sending a short response as a whole one.
     pub fn into_body(self) -> axum::body::Body {

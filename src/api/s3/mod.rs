@@ -747,7 +747,7 @@ fn decode_path(s: &str) -> String {
 fn render(out: Out, request_id: &str, is_head: bool) -> Response {
     let (len, body) = match out.blob {
         _ if is_head => (out.body.len() as u64, Body::empty()),
-        Some(b) => (b.len(), b.into_body()),
+        Some(b) => (b.size(), b.into_body()),
         None => (out.body.len() as u64, Body::from(out.body)),
     };
     let mut resp = Response::new(body);

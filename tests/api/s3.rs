@@ -739,7 +739,14 @@ fn issue15_streamed_uploads_keep_every_payload_check() {
     assert_eq!(status, 200, "{head}");
 
     // What was stored is what was sent, whole and by range.
-    let (status, _, body) = s3_raw(&d, "GET", "/streamed/hashed", &[unsigned.clone()], b"", b"");
+    let (status, _, body) = s3_raw(
+        &d,
+        "GET",
+        "/streamed/hashed",
+        std::slice::from_ref(&unsigned),
+        b"",
+        b"",
+    );
     assert_eq!(status, 200);
     assert!(body == data, "GetObject returns the uploaded bytes");
     let (status, head, body) = s3_raw(
@@ -757,7 +764,7 @@ fn issue15_streamed_uploads_keep_every_payload_check() {
             &d,
             "GET",
             &format!("/streamed/{refused}"),
-            &[unsigned.clone()],
+            std::slice::from_ref(&unsigned),
             b"",
             b"",
         );

@@ -6,6 +6,14 @@
 //! figure (`moto_ddb_query_ratio` is moto's p50 over ours). Loopback only; sizes from
 //! `VPCLAB_BENCH_S3_OBJECTS` (1 MiB objects, default 32) and `VPCLAB_BENCH_DDB_ITEMS`
 //! (default 500).
+//!
+//! Both servers get byte-identical requests from the same client code: a new
+//! connection per request, path-style, `UNSIGNED-PAYLOAD`, no Content-MD5, the whole
+//! response read. The S3 figures are the median of `VPCLAB_BENCH_S3_ROUNDS` rounds
+//! (default 3), each round putting then getting its own `n` objects on vpclab and then
+//! on moto, so that a change in the machine's load during the run (the benches run on
+//! shared machines) falls on both servers rather than on whichever went second. Each
+//! round's figures go to stderr.
 
 mod common;
 
@@ -61,31 +69,44 @@ fn s3_headers() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// (put MiB/s, get MiB/s) of `n` 1 MiB objects.
-fn measure_s3(port: u16, n: usize) -> (f64, f64) {
-    let h = s3_headers();
-    let (status, body) = request(port, "PUT", "/bench-bucket", &h, b"");
+fn create_bucket(port: u16) {
+    let (status, body) = request(port, "PUT", "/bench-bucket", &s3_headers(), b"");
     assert_eq!(
         status,
         200,
         "CreateBucket: {}",
         String::from_utf8_lossy(&body)
     );
+}
+
+/// One round: (put MiB/s, get MiB/s) of `n` 1 MiB objects named `obj-ROUND-I`.
+fn measure_s3(port: u16, round: usize, n: usize) -> (f64, f64) {
+    let h = s3_headers();
     let object: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
     let t = Instant::now();
     for i in 0..n {
-        let (status, body) = request(port, "PUT", &format!("/bench-bucket/obj-{i}"), &h, &object);
+        let path = format!("/bench-bucket/obj-{round}-{i}");
+        let (status, body) = request(port, "PUT", &path, &h, &object);
         assert_eq!(status, 200, "PutObject: {}", String::from_utf8_lossy(&body));
     }
     let put = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     for i in 0..n {
-        let (status, body) = request(port, "GET", &format!("/bench-bucket/obj-{i}"), &h, b"");
+        let path = format!("/bench-bucket/obj-{round}-{i}");
+        let (status, body) = request(port, "GET", &path, &h, b"");
         assert_eq!(status, 200);
         assert_eq!(body.len(), 1 << 20);
     }
     let get = n as f64 / t.elapsed().as_secs_f64();
     (put, get)
+}
+
+/// The median of each column.
+fn medians(rounds: &[(f64, f64)]) -> (f64, f64) {
+    (
+        p50(rounds.iter().map(|r| r.0).collect()),
+        p50(rounds.iter().map(|r| r.1).collect()),
+    )
 }
 
 fn ddb(port: u16, op: &str, body: &str) -> (u16, Vec<u8>) {
@@ -162,6 +183,7 @@ fn start_moto() -> Option<(Killed, u16)> {
 
 fn main() {
     let objects = env_usize("VPCLAB_BENCH_S3_OBJECTS", 32);
+    let rounds = env_usize("VPCLAB_BENCH_S3_ROUNDS", 3);
     let items = env_usize("VPCLAB_BENCH_DDB_ITEMS", 500);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Vpclab::start(dir.path());
@@ -171,14 +193,35 @@ fn main() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port");
-    let (put, get) = measure_s3(port, objects);
+    let moto = start_moto();
+    create_bucket(port);
+    if let Some((_, mport)) = &moto {
+        create_bucket(*mport);
+    }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        ours.push(measure_s3(port, round, objects));
+        if let Some((_, mport)) = &moto {
+            theirs.push(measure_s3(*mport, round, objects));
+        }
+        eprintln!(
+            "round {round}: vpclab put/get MiB/s {:.1}/{:.1}{}",
+            ours[round].0,
+            ours[round].1,
+            theirs
+                .get(round)
+                .map(|m| format!(", moto {:.1}/{:.1}", m.0, m.1))
+                .unwrap_or_default()
+        );
+    }
+    let (put, get) = medians(&ours);
     let (dput, query) = measure_ddb(port, items);
     let mut line = format!(
         "BENCH data s3_put_mib_s={put:.1} s3_get_mib_s={get:.1} ddb_put_per_s={dput:.0} ddb_query_p50_us={query:.0}"
     );
-    if let Some((_moto, mport)) = start_moto() {
-        let (mput, mget) = measure_s3(mport, objects);
-        let (mdput, mquery) = measure_ddb(mport, items);
+    if let Some((_moto, mport)) = &moto {
+        let (mput, mget) = medians(&theirs);
+        let (mdput, mquery) = measure_ddb(*mport, items);
         line.push_str(&format!(
             " moto_s3_put_ratio={:.1} moto_s3_get_ratio={:.1} moto_ddb_put_ratio={:.1} moto_ddb_query_ratio={:.1}",
             put / mput,

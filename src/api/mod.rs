@@ -234,6 +234,15 @@ impl AppState {
         self.auth.authenticate(req, body, (self.clock)())
     }
 
+    /// [`AppState::authenticate`] for a body hashed as it streamed by.
+    pub fn authenticate_payload(
+        &self,
+        req: &sigv4::SignedRequest,
+        body: sigv4::Payload<'_>,
+    ) -> ApiResult<sigv4::Identity> {
+        self.auth.authenticate_payload(req, body, (self.clock)())
+    }
+
     /// Locks the control. A poisoned lock is taken over: mutations run on copies, so the
     /// live worlds are consistent even if a handler panicked.
     pub fn lock(&self) -> MutexGuard<'_, Control> {

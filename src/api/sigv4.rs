@@ -390,6 +390,17 @@ impl AuthMode {
         body: &[u8],
         now: Timestamp,
     ) -> ApiResult<Identity> {
+        self.authenticate_payload(req, Payload::Bytes(body), now)
+    }
+
+    /// [`AuthMode::authenticate`] for a body that was hashed as it arrived instead of
+    /// being held (S3 objects, streamed to disk).
+    pub fn authenticate_payload(
+        &self,
+        req: &SignedRequest,
+        body: Payload<'_>,
+        now: Timestamp,
+    ) -> ApiResult<Identity> {
         let presented = Presented::from_request(req)?;
         match self {
             AuthMode::Open => Ok(Identity {
@@ -449,14 +460,14 @@ fn check_session(req: &SignedRequest, key: &KeyRecord, now: Timestamp) -> ApiRes
 /// S3's `x-amz-content-sha256`: a hex hash must be the body's (`XAmzContentSHA256Mismatch`
 /// otherwise); `UNSIGNED-PAYLOAD` and the `STREAMING-…` forms are taken as sent (chunk
 /// signatures are not checked: docs/fidelity.md).
-fn check_s3_payload(req: &SignedRequest, body: &[u8]) -> ApiResult<()> {
+fn check_s3_payload(req: &SignedRequest, body: Payload<'_>) -> ApiResult<()> {
     let Some(claimed) = req.header_values("x-amz-content-sha256").first().copied() else {
         return Ok(());
     };
     if claimed == "UNSIGNED-PAYLOAD" || claimed.starts_with("STREAMING-") {
         return Ok(());
     }
-    if claimed != sha256_hex(body) {
+    if body.sha256_hex().as_deref() != Some(claimed) {
         return Err(ApiError::new(
             "XAmzContentSHA256Mismatch",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -600,6 +611,27 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// The body a signature covers.
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    /// The bytes as received.
+    Bytes(&'a [u8]),
+    /// Only the hex SHA-256 of a body that was hashed while it streamed to disk; `None`
+    /// when the receiver knew the hash would not be needed (open mode, or an S3
+    /// `UNSIGNED-PAYLOAD` or `STREAMING-…` request). A hash that is needed but missing
+    /// fails verification rather than being skipped.
+    Sha256Hex(Option<&'a str>),
+}
+
+impl Payload<'_> {
+    fn sha256_hex(self) -> Option<String> {
+        match self {
+            Payload::Bytes(b) => Some(sha256_hex(b)),
+            Payload::Sha256Hex(h) => h.map(str::to_string),
+        }
+    }
+}
+
 /// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, everything else
 /// `%XX` upper-case; `/` kept when `keep_slash`.
 fn uri_encode(s: &[u8], keep_slash: bool) -> String {
@@ -653,7 +685,7 @@ fn canonical_query(query: Option<&str>, presigned: bool) -> String {
 /// canonical request, string to sign, derived signing key).
 fn expected_signature(
     req: &SignedRequest,
-    body: &[u8],
+    body: Payload<'_>,
     signed_headers: &str,
     presigned: bool,
     cred: &Credential,
@@ -685,9 +717,9 @@ fn expected_signature(
     } else if s3 {
         req.header_values("x-amz-content-sha256")
             .first()
-            .map_or_else(|| sha256_hex(body), |v| v.to_string())
+            .map_or_else(|| body.sha256_hex().unwrap_or_default(), |v| v.to_string())
     } else {
-        sha256_hex(body)
+        body.sha256_hex().unwrap_or_default()
     };
     // Non-S3 services encode the (already encoded) path once more; S3 signs it as sent.
     let canonical_uri = if s3 {
@@ -722,7 +754,7 @@ fn expected_signature(
 /// Verifies a SigV4 signature.
 fn verify(
     req: &SignedRequest,
-    body: &[u8],
+    body: Payload<'_>,
     p: &Presented,
     amz_date: &str,
     secret: &str,
@@ -785,7 +817,7 @@ pub fn sign(
     };
     let signature = expected_signature(
         req,
-        body,
+        Payload::Bytes(body),
         &signed_headers,
         false,
         &cred,
@@ -830,7 +862,15 @@ pub fn presign(
         Some(q) => format!("{q}&{extra}"),
         None => extra,
     });
-    let signature = expected_signature(req, b"", "host", true, &cred, &amz, &key.secret_key);
+    let signature = expected_signature(
+        req,
+        Payload::Bytes(b""),
+        "host",
+        true,
+        &cred,
+        &amz,
+        &key.secret_key,
+    );
     if let Some(q) = req.query.as_mut() {
         q.push_str(&format!("&X-Amz-Signature={signature}"));
     }

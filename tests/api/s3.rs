@@ -571,3 +571,211 @@ fn objects_survive_sigkill_of_the_daemon() {
     let v = s3api(&d, &["get-bucket-versioning", "--bucket", "durable"]);
     assert_eq!(v["Status"], "Enabled");
 }
+
+/// One request signed with SigV4 (service `s3`) over a fresh loopback connection, the
+/// signature computed over `signed_body` (which a tampering client makes differ from
+/// `body`). Returns (status, response head, response body).
+fn s3_raw(
+    d: &dyn Lab,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    signed_body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    use vpclab::api::sigv4::{AccessKey, SignedRequest, sign};
+    let port = port(d);
+    let mut req = SignedRequest {
+        method: method.into(),
+        path: path.into(),
+        query: None,
+        headers: [("host".to_string(), format!("127.0.0.1:{port}"))]
+            .into_iter()
+            .chain(headers.iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .collect(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let key = AccessKey {
+        access_key: "AKIAALICE0000000000".into(),
+        secret_key: "alice-secret".into(),
+        account: "111111111111".into(),
+    };
+    sign(
+        &mut req,
+        signed_body,
+        &key,
+        "us-east-1",
+        "s3",
+        vpclab::model::Timestamp(now),
+    );
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in &req.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("port")))
+        .expect("connect");
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(body).expect("write body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..at]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, out[at + 4..].to_vec())
+}
+
+/// Issue 15: an object's bytes go to disk as they arrive, hashed on the way instead of
+/// gathered first, and every check that used to read the gathered body still refuses the
+/// same requests (S3 API reference, PutObject and "Common Request Headers"): a hex
+/// `x-amz-content-sha256` that is not the payload's SHA-256 is
+/// `XAmzContentSHA256Mismatch`; without that header the signature covers the payload;
+/// a `Content-MD5` that is not the body's is `BadDigest`; the ETag of an object uploaded
+/// in one PUT is the MD5 of its data. A refused upload leaves no file behind.
+#[test]
+fn issue15_streamed_uploads_keep_every_payload_check() {
+    use md5::Digest as _;
+    let d = TestDaemon::start_strict(
+        "[[key]]\naccess_key = \"AKIAALICE0000000000\"\nsecret_key = \"alice-secret\"\naccount = \"111111111111\"\n",
+    );
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let md5 = |b: &[u8]| md5::Md5::digest(b);
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    // 3 MiB: more than one piece of the body on its way in, and more than one read
+    // on its way out.
+    let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut other = data.clone();
+    other[2 << 20] ^= 1;
+
+    let (status, _, body) = s3_raw(
+        &d,
+        "PUT",
+        "/streamed",
+        &[("x-amz-content-sha256", sha(b""))],
+        b"",
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // The payload hash signed in the header binds the body.
+    let (status, head, _) = s3_raw(
+        &d,
+        "PUT",
+        "/streamed/hashed",
+        &[("x-amz-content-sha256", sha(&data))],
+        &data,
+        &data,
+    );
+    assert_eq!(status, 200, "{head}");
+    let etag = format!("etag: \"{}\"", hex::encode(md5(&data)));
+    assert!(head.to_ascii_lowercase().contains(&etag), "{head}");
+    let (status, _, body) = s3_raw(
+        &d,
+        "PUT",
+        "/streamed/swapped",
+        &[("x-amz-content-sha256", sha(&data))],
+        &other,
+        &data,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // No payload hash header: the signature is over the payload's hash.
+    let (status, head, _) = s3_raw(&d, "PUT", "/streamed/covered", &[], &data, &data);
+    assert_eq!(status, 200, "{head}");
+    let (status, _, body) = s3_raw(&d, "PUT", "/streamed/tampered", &[], &other, &data);
+    assert_eq!(status, 403);
+    assert!(
+        String::from_utf8_lossy(&body).contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Content-MD5, with an unsigned payload.
+    let unsigned = ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_string());
+    let (status, _, body) = s3_raw(
+        &d,
+        "PUT",
+        "/streamed/bad-md5",
+        &[unsigned.clone(), ("content-md5", b64(&md5(&other)))],
+        &data,
+        &data,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("<Code>BadDigest</Code>"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, head, _) = s3_raw(
+        &d,
+        "PUT",
+        "/streamed/md5",
+        &[unsigned.clone(), ("content-md5", b64(&md5(&data)))],
+        &data,
+        &data,
+    );
+    assert_eq!(status, 200, "{head}");
+
+    // What was stored is what was sent, whole and by range.
+    let (status, _, body) = s3_raw(
+        &d,
+        "GET",
+        "/streamed/hashed",
+        std::slice::from_ref(&unsigned),
+        b"",
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(body == data, "GetObject returns the uploaded bytes");
+    let (status, head, body) = s3_raw(
+        &d,
+        "GET",
+        "/streamed/md5",
+        &[unsigned.clone(), ("range", "bytes=1048570-2097160".into())],
+        b"",
+        b"",
+    );
+    assert_eq!(status, 206, "{head}");
+    assert!(body == data[1048570..=2097160], "the range's bytes");
+    for refused in ["swapped", "tampered", "bad-md5"] {
+        let (status, _, body) = s3_raw(
+            &d,
+            "GET",
+            &format!("/streamed/{refused}"),
+            std::slice::from_ref(&unsigned),
+            b"",
+            b"",
+        );
+        assert_eq!(status, 404, "{refused}: {}", String::from_utf8_lossy(&body));
+    }
+
+    // One file per stored object, no temporaries of the refused uploads.
+    let files: Vec<String> = std::fs::read_dir(d.state_dir().join("objects"))
+        .expect("objects folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(!files.iter().any(|f| f.starts_with(".tmp")), "{files:?}");
+}

@@ -90,6 +90,41 @@ impl BlobStore {
         })
     }
 
+    /// Starts a blob whose bytes arrive in pieces (a request body as the network
+    /// delivers it): see [`Staged`]. `sha256`: also compute the body's SHA-256, for a
+    /// SigV4 signature that covers the payload.
+    pub fn stage(&self, sha256: bool) -> ApiResult<Staged> {
+        let name = Self::fresh_name();
+        let tmp = self.dir.join(format!(".tmp-{name}"));
+        let file = std::fs::File::create(&tmp).map_err(io_error)?;
+        Ok(Staged {
+            final_path: self.path(&name),
+            name,
+            tmp,
+            file: Some(std::io::BufWriter::with_capacity(STAGE_BUFFER, file)),
+            md5: md5::Md5::new(),
+            sha256: sha256.then(sha2::Sha256::new),
+            size: 0,
+        })
+    }
+
+    /// Opens a blob for streaming `start..end` of it (the whole blob: `0..size`) to a
+    /// response, [`READ_CHUNK`] bytes at a time. The file is opened now, so a missing
+    /// blob is an error before any status line is sent, and a blob deleted while it is
+    /// being sent is still read whole (an unlinked file lives while it is open).
+    pub fn open_range(&self, name: &str, start: u64, end: u64) -> ApiResult<BlobReader> {
+        use std::io::Seek;
+        let mut file = std::fs::File::open(self.path(name)).map_err(io_error)?;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .map_err(io_error)?;
+        }
+        Ok(BlobReader {
+            file,
+            remaining: end.saturating_sub(start),
+        })
+    }
+
     /// Writes the concatenation of existing blobs (CompleteMultipartUpload) as a new one.
     pub fn concat(&self, parts: &[String]) -> ApiResult<Written> {
         let name = Self::fresh_name();
@@ -159,5 +194,135 @@ impl BlobStore {
             }
         }
         n
+    }
+}
+
+/// Buffer between the network's pieces of a body and the temporary file: pieces are
+/// often a few KiB, and one `write` per piece would cost a system call each.
+const STAGE_BUFFER: usize = 256 * 1024;
+
+/// Bytes read from a blob per piece of a response body. Large enough that a 1 MiB
+/// object is one read and one piece; bounded so a large object is never held whole.
+pub const READ_CHUNK: usize = 1024 * 1024;
+
+/// A blob being written while its bytes arrive: each piece goes through MD5 (the ETag),
+/// SHA-256 when asked (SigV4's payload hash) and into a temporary file, in one pass,
+/// so an upload is never gathered in memory and never read twice. Nothing is visible
+/// under the blob's name until [`Staged::persist`]; dropping a `Staged` removes the
+/// temporary file, so an upload refused after its body arrived (bad signature, wrong
+/// Content-MD5, no such bucket) leaves nothing behind.
+pub struct Staged {
+    name: String,
+    tmp: PathBuf,
+    final_path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    md5: md5::Md5,
+    sha256: Option<sha2::Sha256>,
+    size: u64,
+}
+
+/// A staged blob whose bytes have all arrived.
+pub struct Received {
+    staged: Staged,
+    pub md5: [u8; 16],
+    /// Hex SHA-256 of the body, when [`BlobStore::stage`] was asked for it.
+    pub sha256_hex: Option<String>,
+}
+
+impl Staged {
+    /// Appends a piece of the body.
+    pub fn push(&mut self, piece: &[u8]) -> ApiResult<()> {
+        self.md5.update(piece);
+        if let Some(h) = &mut self.sha256 {
+            h.update(piece);
+        }
+        self.size += piece.len() as u64;
+        match &mut self.file {
+            Some(f) => f.write_all(piece).map_err(io_error),
+            None => Err(io_error(std::io::Error::other("blob already finished"))),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The body is complete: flushes and closes the file, finishes the digests.
+    pub fn finish(mut self) -> ApiResult<Received> {
+        if let Some(f) = self.file.take() {
+            f.into_inner().map_err(|e| io_error(e.into_error()))?;
+        }
+        let md5 = std::mem::take(&mut self.md5).finalize().into();
+        let sha256_hex = self.sha256.take().map(|h| hex::encode(h.finalize()));
+        Ok(Received {
+            staged: self,
+            md5,
+            sha256_hex,
+        })
+    }
+}
+
+impl Received {
+    pub fn size(&self) -> u64 {
+        self.staged.size
+    }
+
+    /// Gives the blob its name (an atomic rename), as [`BlobStore::write`] would have.
+    /// Called once, before the metadata commit that names it; a second call fails.
+    pub fn persist(&self) -> ApiResult<Written> {
+        std::fs::rename(&self.staged.tmp, &self.staged.final_path).map_err(io_error)?;
+        Ok(Written {
+            name: self.staged.name.clone(),
+            size: self.staged.size,
+            md5: self.md5,
+        })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After `persist` the temporary name is gone and this fails harmlessly.
+        drop(self.file.take());
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// A blob range being sent (see [`BlobStore::open_range`]).
+pub struct BlobReader {
+    file: std::fs::File,
+    remaining: u64,
+}
+
+impl BlobReader {
+    /// The bytes still to send.
+    pub fn size(&self) -> u64 {
+        self.remaining
+    }
+
+    /// The response body: pieces of at most [`READ_CHUNK`] bytes, read when hyper asks
+    /// for the next one. The reads are plain blocking reads on the runtime's thread, as
+    /// the uploads' writes are: objects live in the page cache, a piece takes a fraction
+    /// of a millisecond, and handing each one to the blocking pool would add a thread
+    /// wake-up per piece, which on a loaded machine waits for a CPU. A blob shorter than its row says (it cannot
+    /// be, short of someone editing `objects/`) ends the body with an error, which makes
+    /// hyper close the connection instead of sending a short response as a whole one.
+    pub fn into_body(self) -> axum::body::Body {
+        use std::io::Read;
+        let stream = futures_util::stream::unfold(self, |mut r| async move {
+            if r.remaining == 0 {
+                return None;
+            }
+            let want = usize::try_from(r.remaining).map_or(READ_CHUNK, |n| n.min(READ_CHUNK));
+            let mut buf = vec![0u8; want];
+            let result = r.file.read_exact(&mut buf).map(|()| {
+                r.remaining -= want as u64;
+                bytes::Bytes::from(buf)
+            });
+            if result.is_err() {
+                r.remaining = 0;
+            }
+            Some((result, r))
+        });
+        axum::body::Body::from_stream(stream)
     }
 }

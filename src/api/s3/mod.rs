@@ -8,9 +8,12 @@
 //! (`BUCKET.s3-website-REGION.localhost`) are served by [`website`].
 //!
 //! Bytes go to the [`blob::BlobStore`] before the metadata commit; blobs a commit frees
-//! are deleted after it. Requests are authenticated by the same SigV4 code as every
-//! service (`api::sigv4`, which knows S3's unsigned and streaming payloads); `aws-chunked`
-//! bodies are decoded here.
+//! are deleted after it. An upload's body is written to its blob as it arrives, MD5
+//! (and SHA-256 when a signature covers it) computed in the same pass, and an object
+//! is sent from its file in large pieces: neither direction holds an object whole.
+//! Requests are authenticated by the same SigV4 code as every service (`api::sigv4`,
+//! which knows S3's unsigned and streaming payloads); `aws-chunked` bodies are decoded
+//! here.
 //!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
 //! lock, replication, event notifications, requester pays, storage classes other than
@@ -36,8 +39,9 @@ use crate::model::s3::{self as m, NewVersion, S3Object, Version};
 use crate::model::{ApiError, ApiResult, Env, Timestamp, World};
 
 /// Largest body of one request (PutObject, UploadPart). AWS allows 5 GB in one PUT;
-/// vpclab holds a request in memory, so larger objects go through multipart uploads
-/// (which `aws s3 cp` uses from 8 MiB on).
+/// vpclab streams a plain upload to disk but gathers `aws-chunked` ones and every XML
+/// body in memory, so one bound for all, and larger objects go through multipart
+/// uploads (which `aws s3 cp` uses from 8 MiB on).
 pub const MAX_OBJECT_BODY: usize = 256 * 1024 * 1024;
 
 const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -228,6 +232,9 @@ struct S3Req {
     query: BTreeMap<String, String>,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// An upload's body, already in a staged blob (then `body` is empty): see
+    /// [`streams_to_blob`].
+    upload: Option<blob::Received>,
 }
 
 impl S3Req {
@@ -253,6 +260,8 @@ struct Out {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// An object's bytes, sent from its blob instead of `body` (GetObject).
+    blob: Option<blob::BlobReader>,
 }
 
 impl Out {
@@ -261,6 +270,7 @@ impl Out {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            blob: None,
         }
     }
     fn xml(root: &str, f: impl FnOnce(&mut Xml)) -> Out {
@@ -274,6 +284,7 @@ impl Out {
             status: 200,
             headers: vec![("content-type".into(), "application/xml".into())],
             body: body.into_bytes(),
+            blob: None,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Out {
@@ -373,22 +384,6 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
         return website::serve(&state, &bucket, &parts, &host, &request_id).await;
     }
     let is_head = parts.method == axum::http::Method::HEAD;
-    let bytes = match axum::body::to_bytes(body, MAX_OBJECT_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                &ApiError::new(
-                    "EntityTooLarge",
-                    format!(
-                        "Your proposed upload exceeds the maximum allowed size of one vpclab request ({MAX_OBJECT_BODY} bytes); use a multipart upload."
-                    ),
-                ),
-                None,
-                &request_id,
-                is_head,
-            );
-        }
-    };
     let signed = super::signed_request(&parts);
     let (bucket, key) = match classify_host(&host) {
         HostKind::Bucket(b) => {
@@ -417,6 +412,31 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
     )
     .map(|(k, v)| (k.into_owned(), v.into_owned()))
     .collect();
+    let chunked = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"))
+        || parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("aws-chunked"));
+    // An object's bytes go to its blob file as they arrive (hashed on the way); every
+    // other body (XML configurations, `aws-chunked` uploads, which are decoded whole)
+    // is gathered first.
+    let (streamed, bytes) = match state.objects.as_ref() {
+        Some(blobs) if !chunked && streams_to_blob(&parts, key.as_deref(), &query) => {
+            match receive_to_blob(blobs, &parts, body, needs_payload_hash(&state, &parts)).await {
+                Ok(r) => (Some(r), bytes::Bytes::new()),
+                Err(e) => return error_response(&e, None, &request_id, is_head),
+            }
+        }
+        _ => match axum::body::to_bytes(body, MAX_OBJECT_BODY).await {
+            Ok(b) => (None, b),
+            Err(_) => return error_response(&too_large(), None, &request_id, is_head),
+        },
+    };
     let result = async {
         let (account, region) = if is_sigv2_presigned(parts.uri.query()) {
             // SigV2 carries no region: the bucket's own region applies.
@@ -429,7 +449,11 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             let unsigned = signed.authorization().is_none()
                 && !query.contains_key("X-Amz-Algorithm")
                 && !query.contains_key("X-Amz-Credential");
-            let identity = match state.authenticate(&signed, &bytes) {
+            let payload = match &streamed {
+                Some(r) => super::sigv4::Payload::Sha256Hex(r.sha256_hex.as_deref()),
+                None => super::sigv4::Payload::Bytes(&bytes),
+            };
+            let identity = match state.authenticate_payload(&signed, payload) {
                 Ok(i) => Some(i),
                 // A request without any signature is an anonymous one: only a bucket
                 // policy can let it in (decided below).
@@ -523,16 +547,6 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                 }
             }
         };
-        let chunked = parts
-            .headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("STREAMING-"))
-            || parts
-                .headers
-                .get(header::CONTENT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("aws-chunked"));
         let body = if chunked {
             decode_aws_chunked(&bytes)?
         } else {
@@ -545,6 +559,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             query,
             headers: parts.headers.clone(),
             body,
+            upload: streamed,
         };
         let env = Env::new(region, (state.clock)());
         handle(&state, &account, env, req).await
@@ -559,6 +574,77 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             error_response(&e, None, &request_id, is_head)
         }
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        "EntityTooLarge",
+        format!(
+            "Your proposed upload exceeds the maximum allowed size of one vpclab request ({MAX_OBJECT_BODY} bytes); use a multipart upload."
+        ),
+    )
+}
+
+/// Whether a request uploads object bytes (PutObject, UploadPart) whose body can go
+/// straight to a blob: not a copy (its body is empty, its bytes come from the source),
+/// not a sub-resource whose body is XML (`?tagging`, `?acl`).
+fn streams_to_blob(
+    parts: &axum::http::request::Parts,
+    key: Option<&str>,
+    query: &BTreeMap<String, String>,
+) -> bool {
+    parts.method == axum::http::Method::PUT
+        && key.is_some()
+        && !query.contains_key("tagging")
+        && !query.contains_key("acl")
+        && !parts.headers.contains_key("x-amz-copy-source")
+}
+
+/// Whether authentication will need the body's SHA-256: only strict mode verifies
+/// payloads, and there only a payload the client hashed (a hex `x-amz-content-sha256`,
+/// or none, when the signature covers the body's hash) is checked.
+fn needs_payload_hash(state: &AppState, parts: &axum::http::request::Parts) -> bool {
+    let claimed = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok());
+    matches!(state.auth, super::sigv4::AuthMode::Strict(_))
+        && !claimed.is_some_and(|c| c == "UNSIGNED-PAYLOAD" || c.starts_with("STREAMING-"))
+}
+
+/// Receives an upload's body into a staged blob, hashing it on the way (MD5 for the
+/// ETag and Content-MD5, SHA-256 when `sha256`), without gathering it in memory.
+async fn receive_to_blob(
+    blobs: &blob::BlobStore,
+    parts: &axum::http::request::Parts,
+    mut body: Body,
+    sha256: bool,
+) -> ApiResult<blob::Received> {
+    use http_body_util::BodyExt as _;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_OBJECT_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut staged = blobs.stage(sha256)?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            ApiError::new(
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if staged.size() + data.len() as u64 > MAX_OBJECT_BODY as u64 {
+                return Err(too_large());
+            }
+            staged.push(&data)?;
+        }
+    }
+    staged.finish()
 }
 
 /// The account whose world holds `bucket`: the caller's own when it has one by that
@@ -659,12 +745,12 @@ fn decode_path(s: &str) -> String {
 }
 
 fn render(out: Out, request_id: &str, is_head: bool) -> Response {
-    let len = out.body.len();
-    let mut resp = Response::new(if is_head {
-        Body::empty()
-    } else {
-        Body::from(out.body)
-    });
+    let (len, body) = match out.blob {
+        _ if is_head => (out.body.len() as u64, Body::empty()),
+        Some(b) => (b.size(), b.into_body()),
+        None => (out.body.len() as u64, Body::from(out.body)),
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();
     for (k, v) in out.headers {
@@ -704,6 +790,7 @@ fn error_response(
         status: e.status,
         headers: vec![("content-type".into(), "application/xml".into())],
         body: body.into_bytes(),
+        blob: None,
     };
     render(out, request_id, is_head)
 }
@@ -933,6 +1020,7 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
                 status: 200,
                 headers: vec![("content-type".into(), "application/xml".into())],
                 body: body.into_bytes(),
+                blob: None,
             })
         }
         "PutBucketVersioning" => {
@@ -993,6 +1081,7 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
                 status: 200,
                 headers: vec![("content-type".into(), "application/json".into())],
                 body: p.into_bytes(),
+                blob: None,
             })
         }
         "GetBucketPolicyStatus" => {
@@ -1198,6 +1287,7 @@ fn stored_xml(xml: Option<String>, code: &'static str, message: &str) -> ApiResu
         status: 200,
         headers: vec![("content-type".into(), "application/xml".into())],
         body: xml.into_bytes(),
+        blob: None,
     })
 }
 
@@ -1706,7 +1796,10 @@ fn check_content_md5(req: &S3Req) -> ApiResult<()> {
                 "The Content-MD5 you specified was invalid.",
             )
         })?;
-        let got = md5::Md5::digest(&req.body);
+        let got: [u8; 16] = match &req.upload {
+            Some(r) => r.md5,
+            None => md5::Md5::digest(&req.body).into(),
+        };
         if want.as_slice() != got.as_slice() {
             return Err(ApiError::new(
                 "BadDigest",
@@ -1715,6 +1808,15 @@ fn check_content_md5(req: &S3Req) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// The request's body as a new blob: the staged upload given its name, or the
+/// gathered body written out.
+fn store_body(blobs: &blob::BlobStore, req: &S3Req) -> ApiResult<blob::Written> {
+    match &req.upload {
+        Some(r) => r.persist(),
+        None => blobs.write([req.body.as_slice()]),
+    }
 }
 
 fn no_self_acl(req: &S3Req) -> ApiResult<()> {
@@ -1880,7 +1982,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 blobs.write([bytes.as_slice()])?
             } else {
                 check_content_md5(req)?;
-                blobs.write([req.body.as_slice()])?
+                store_body(&blobs, req)?
             };
             let etag = etag_of(&written.md5);
             let part = m::Part {
@@ -1960,7 +2062,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 blobs.write([bytes.as_slice()])?
             } else {
                 check_content_md5(req)?;
-                blobs.write([req.body.as_slice()])?
+                store_body(&blobs, req)?
             };
             check_metadata(&meta)?;
             let etag = etag_of(&written.md5);
@@ -2056,29 +2158,18 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             }
             let range = parse_range(req.header("range"), v.size)?;
             let blobs = state.blobs()?;
-            let mut out = if let Some((start, end)) = range {
-                let body = if method == "GET" {
-                    blobs.read(&v.blob, Some((start, end))).await?
-                } else {
-                    Vec::new()
-                };
-                let mut o = Out::empty(206);
-                o.body = body;
-                o.header(
+            let (start, end) = range.unwrap_or((0, v.size));
+            let mut out = Out::empty(if range.is_some() { 206 } else { 200 });
+            if method == "GET" {
+                out.blob = Some(blobs.open_range(&v.blob, start, end)?);
+            }
+            if range.is_some() {
+                out = out.header(
                     "content-range",
                     format!("bytes {start}-{}/{}", end - 1, v.size),
-                )
-                .header("content-length", (end - start).to_string())
-            } else {
-                let body = if method == "GET" {
-                    blobs.read(&v.blob, None).await?
-                } else {
-                    Vec::new()
-                };
-                let mut o = Out::empty(200);
-                o.body = body;
-                o.header("content-length", v.size.to_string())
-            };
+                );
+            }
+            out = out.header("content-length", (end - start).to_string());
             // `response-content-type` & co. override stored headers on GET (presigned
             // URLs use them).
             for (q, h) in [

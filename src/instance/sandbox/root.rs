@@ -19,13 +19,12 @@ const OWN: &[(&str, &str)] = &[
 ];
 
 /// What the first boot copies from the host's `/etc`: what the host's programs need to
-/// run (the dynamic loader's cache, `alternatives` links, certificates, shell start-up
-/// files), nothing about the host's users, secrets or network.
+/// run (the dynamic loader's cache, `alternatives` links, OpenSSL's configuration, shell
+/// start-up files), nothing about the host's users, secrets, network or trusted CAs (the
+/// image trusts vpclab's CA only, [`InstanceRoot::write_trust_store`]).
 const HOST_ETC: &[&str] = &[
     "alternatives",
     "bash.bashrc",
-    "ca-certificates",
-    "ca-certificates.conf",
     "environment",
     "gai.conf",
     "host.conf",
@@ -45,7 +44,7 @@ const HOST_ETC: &[&str] = &[
     "services",
     "shells",
     "skel",
-    "ssl",
+    "ssl/openssl.cnf",
     "terminfo",
 ];
 
@@ -88,7 +87,11 @@ impl InstanceRoot {
         let etc = self.dir.join("etc");
         if first {
             for name in HOST_ETC {
-                copy_tree(&Path::new("/etc").join(name), &etc.join(name));
+                let to = etc.join(name);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                copy_tree(&Path::new("/etc").join(name), &to);
             }
             for d in [
                 "var/log",
@@ -131,6 +134,7 @@ impl InstanceRoot {
         std::fs::write(etc.join("hostname"), format!("{}\n", self.hostname))?;
         self.write_network(profile)?;
         std::fs::write(etc.join("os-release"), profile.image.os_release())?;
+        self.write_trust_store(profile)?;
         let ssh_etc = etc.join("ssh");
         std::fs::create_dir_all(&ssh_etc)?;
         std::fs::write(
@@ -190,6 +194,44 @@ impl InstanceRoot {
         // The same text as the emulated runtime's (and what a DHCP client writes): the
         // option set's servers and search domain, no servers at all for `default`.
         write_if_changed(&etc.join("resolv.conf"), &profile.resolv_conf())
+    }
+
+    /// The system trust store, as in the emulated runtime's image: vpclab's CA (which
+    /// signs the simulated internet's HTTPS) and nothing else, at the image's bundle path,
+    /// at the path the host's OpenSSL, curl and Python read (Debian's
+    /// `/etc/ssl/certs/ca-certificates.crt`), and as the image's extra anchor. Rewritten
+    /// at every boot.
+    fn write_trust_store(&self, profile: &InstanceProfile) -> io::Result<()> {
+        let bundle = profile.trusted_ca_pem.as_deref().unwrap_or_default();
+        let mut paths = vec![
+            "/etc/ssl/certs/ca-certificates.crt",
+            profile.image.ca_bundle_path(),
+        ];
+        if !bundle.is_empty() {
+            paths.push(profile.image.ca_anchor_path());
+        }
+        for path in paths {
+            let Some(at) = self.own_path(path) else {
+                continue;
+            };
+            if let Some(parent) = at.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            write_if_changed(&at, bundle)?;
+        }
+        Ok(())
+    }
+
+    /// Where a path inside the instance lives in this root, when it is in one of the
+    /// instance's own folders.
+    fn own_path(&self, inside: &str) -> Option<PathBuf> {
+        // The longest mount point first: `/usr/local` before any shorter one.
+        let mut own: Vec<&(&str, &str)> = OWN.iter().collect();
+        own.sort_by_key(|(_, at)| std::cmp::Reverse(at.len()));
+        own.into_iter().find_map(|(dir, at)| {
+            let rest = inside.strip_prefix(at)?.strip_prefix('/')?;
+            Some(self.dir.join(dir).join(rest))
+        })
     }
 
     /// The `bwrap` command line that runs `agent` as the instance.
@@ -332,6 +374,8 @@ mod tests {
         let mut p =
             InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
         p.authorized_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey learner".into());
+        let ca = "-----BEGIN CERTIFICATE-----\nvpclab\n-----END CERTIFICATE-----\n";
+        p.trusted_ca_pem = Some(ca.into());
         let root = InstanceRoot::new(dir.path(), "i-0abc", "ip-10-0-1-5");
         root.prepare(&p, &HostKey::from_seed([7; 32]))
             .expect("prepare");
@@ -356,6 +400,21 @@ mod tests {
                 .expect("r")
                 .contains(&format!("nameserver {}", p.dns_server))
         );
+        // The trust store is vpclab's CA alone, where the image and the host's
+        // programs look for it; none of the host's CAs is copied.
+        for bundle in [
+            "etc/pki/tls/certs/ca-bundle.crt",
+            "etc/ssl/certs/ca-certificates.crt",
+        ] {
+            let text = std::fs::read_to_string(root.dir().join(bundle)).expect("bundle");
+            assert_eq!(text, ca, "{bundle}");
+        }
+        let certs: Vec<_> = std::fs::read_dir(etc.join("ssl/certs"))
+            .expect("certs")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(certs, ["ca-certificates.crt"], "{certs:?}");
         let keys = root.dir().join("home/ec2-user/.ssh/authorized_keys");
         assert!(
             std::fs::read_to_string(&keys)

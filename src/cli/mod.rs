@@ -115,6 +115,11 @@ pub struct InstanceAgentArgs {
     /// Only check that a TUN device can be created here, then exit.
     #[arg(long)]
     pub probe: bool,
+    /// From outside: whether a sandbox can start on this machine (what `vpclab up
+    /// --runtime sandbox` checks: bwrap, unprivileged user namespaces, /dev/net/tun);
+    /// exits 1 with the reason when not. For scripts (`scripts/test`).
+    #[arg(long, conflicts_with = "probe")]
+    pub check_sandbox: bool,
 }
 
 /// Runs a parsed command line.
@@ -133,7 +138,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Grade(args) => grade::run(args),
         Command::Class(args) => class::run(args),
         Command::InstanceAgent(args) => {
-            if args.probe {
+            if args.check_sandbox {
+                let me = std::env::current_exe()?;
+                crate::instance::sandbox::probe(&me).map_err(anyhow::Error::msg)?;
+            } else if args.probe {
                 crate::instance::sandbox::agent::probe()?;
             } else {
                 crate::instance::sandbox::agent::run()?;

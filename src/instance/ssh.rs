@@ -338,7 +338,7 @@ impl russh::server::Handler for SshSession {
         let root_refused = self.root_refused;
         tokio::spawn(async move {
             if root_refused {
-                refuse_root(channel, inst).await;
+                refuse_root(channel, inst.profile().image.default_user()).await;
             } else {
                 run_channel(channel, inst, user, handle).await;
             }
@@ -484,9 +484,9 @@ impl russh::server::Handler for SshSession {
 
 /// A session of `root` on an image whose cloud-init disables root: whatever was asked
 /// (shell, command, SFTP), the forced command runs instead: it prints which user to
-/// log in as, waits ten seconds and exits with 142.
-async fn refuse_root(mut ch: Channel<Msg>, inst: Arc<InstanceState>) {
-    let user = inst.profile().image.default_user();
+/// log in as (`user`, the image's default user), waits ten seconds and exits with 142.
+/// The sandbox runtime's SSH server answers `root` with it too.
+pub(crate) async fn refuse_root(mut ch: Channel<Msg>, user: &str) {
     let mut tty = false;
     loop {
         match ch.wait().await {

@@ -286,6 +286,7 @@ impl Runtime {
                 }
             }
         }
+        let dir = self.dir();
         for (id, ri) in &wanted {
             let creds = world.instance_credentials(id);
             if let Some(c) = &creds {
@@ -309,6 +310,12 @@ impl Runtime {
             }
             if let Some(r) = self.running.get_mut(id) {
                 if r.profile != profile {
+                    // A sandbox reads its resolver and names from its own `/etc`.
+                    if r.sandbox.is_some()
+                        && let Err(e) = sandbox_root(&dir, id, &profile).write_network(&profile)
+                    {
+                        tracing::warn!(instance = %id, error = %e, "cannot renew the sandbox's DHCP files");
+                    }
                     r.state.set_profile(profile.clone());
                     r.profile = profile;
                     // A detached volume leaves its mount (files back to the volume).
@@ -652,7 +659,7 @@ impl Runtime {
         };
         // The host key lives in the instance's disk record: fixed from the first boot.
         saver.save_if_changed(&state);
-        let root = InstanceRoot::new(&self.dir(), &ri.instance_id, &profile.hostname());
+        let root = sandbox_root(&self.dir(), &ri.instance_id, &profile);
         root.prepare(&profile, &state.host_key())?;
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
             .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
@@ -937,6 +944,18 @@ fn disk_from_overlay(
             (None, BTreeSet::new())
         }
     }
+}
+
+/// The folders of a sandboxed instance, named as its image names the host: Amazon
+/// Linux's `hostname` prints the fully qualified name, Ubuntu's the short one (the
+/// emulated shell's `hostname` does the same).
+fn sandbox_root(account_dir: &Path, id: &str, profile: &InstanceProfile) -> InstanceRoot {
+    let name = if profile.image.hostname_is_fqdn() {
+        profile.fqdn()
+    } else {
+        profile.hostname()
+    };
+    InstanceRoot::new(account_dir, id, &name)
 }
 
 /// Writes the model's record of the host key and the runtime's console log.

@@ -399,6 +399,18 @@ pub fn sandbox_runtime_asked() -> bool {
     std::env::var("VPCLAB_TEST_RUNTIME").is_ok_and(|r| r == "sandbox")
 }
 
+/// For a test, or a part of one, that checks what only the emulated runtime does (its
+/// own re-implementations of programs, or limits the sandbox does not have): under
+/// `VPCLAB_TEST_RUNTIME=sandbox` prints `reason` and returns true, so the caller skips
+/// it (`if emulated_only("…") { return; }`). docs/fidelity.md lists these.
+pub fn emulated_only(reason: &str) -> bool {
+    let sandbox = sandbox_runtime_asked();
+    if sandbox {
+        eprintln!("emulated runtime only, skipped on the sandbox runtime: {reason}");
+    }
+    sandbox
+}
+
 /// A daemon in this process (its own tokio runtime) in its own temporary directory;
 /// stopped on drop.
 pub struct TestDaemon {

@@ -148,7 +148,12 @@ fn dhcp_options_set_resolv_conf_and_host_name_and_default_means_none() {
         "nameserver 10.0.1.53\nnameserver 10.0.0.2\nsearch corp.example\n"
     );
     let fqdn = stdout(&d.ssh(&key, "ec2-user", &host, "hostname -f"));
-    assert_eq!(fqdn.trim(), format!("ip-{dashed}.corp.example"));
+    assert_eq!(
+        fqdn.trim(),
+        format!("ip-{dashed}.corp.example"),
+        "/etc/hosts:\n{}",
+        stdout(&d.ssh(&key, "ec2-user", &host, "cat /etc/hosts"))
+    );
     assert_eq!(
         d.aws_text(&[
             "describe-instances",

@@ -5,12 +5,20 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::emulated_only;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vpclab::http1;
 use vpclab::instance::imds::serve_imds;
 use vpclab::instance::net::{FakeNet, FakeService, InstanceNet};
 use vpclab::instance::vfs::Cred;
 use vpclab::instance::{Image, InstanceProfile, InstanceState};
+
+/// Why these tests skip the sandbox runtime: they drive the emulated runtime's metadata
+/// service and user data in this process (no daemon), so `VPCLAB_TEST_RUNTIME` does not
+/// reach them; a sandbox's metadata and user data are checked through a daemon in
+/// `ssh.rs` and `sandbox.rs`.
+const IN_PROCESS: &str =
+    "an in-process test of the emulated runtime's metadata service and user data (no daemon)";
 
 fn profile() -> InstanceProfile {
     let mut p = InstanceProfile::example(Image::AmazonLinux2023, Ipv4Addr::new(10, 0, 1, 5));
@@ -65,6 +73,9 @@ fn put_token(ttl: &str) -> String {
 
 #[tokio::test]
 async fn imdsv1_answers_the_documented_paths() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (inst, _) = launch(profile());
     let cases = [
         ("/latest/meta-data/instance-id", "i-0123456789abcdef0"),
@@ -126,6 +137,9 @@ async fn imdsv1_answers_the_documented_paths() {
 
 #[tokio::test]
 async fn imdsv2_token_is_required_when_the_instance_says_so() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let mut p = profile();
     p.imds_v2_required = true;
     let (inst, _) = launch(p);
@@ -158,6 +172,9 @@ async fn imdsv2_token_is_required_when_the_instance_says_so() {
 
 #[tokio::test(start_paused = true)]
 async fn imdsv2_token_expires_after_its_ttl() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (inst, _) = launch(profile());
     let (_, token) = imds(&inst, &put_token("2")).await;
     assert_eq!(
@@ -189,6 +206,9 @@ const USER_DATA: &str = "#!/bin/bash\nyum update -y\nyum install -y httpd\nsyste
 
 #[tokio::test(start_paused = true)]
 async fn user_data_runs_once_as_root_and_its_web_server_answers() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let mut p = profile();
     p.user_data = USER_DATA.as_bytes().to_vec();
     let (inst, net) = launch(p);
@@ -246,6 +266,9 @@ async fn user_data_runs_once_as_root_and_its_web_server_answers() {
 
 #[tokio::test(start_paused = true)]
 async fn user_data_without_internet_logs_the_dnf_timeout() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let mut p = profile();
     p.user_data = USER_DATA.as_bytes().to_vec();
     let (inst, _net) = launch(p);

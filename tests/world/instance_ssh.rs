@@ -6,10 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
+use crate::support::emulated_only;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use vpclab::instance::{FakeNet, Image, InstanceProfile, InstanceState, serve_ssh};
+
+/// Why these tests skip the sandbox runtime: they drive the emulated runtime's SSH
+/// server in this process (no daemon), so `VPCLAB_TEST_RUNTIME` does not reach them; the
+/// sandbox's SSH server is checked through a daemon in `ssh.rs` and `sandbox.rs`.
+const IN_PROCESS: &str = "an in-process test of the emulated runtime's SSH server (no daemon)";
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -131,6 +137,9 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ed25519_login_exec_returns_output_and_exit_status() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let out = ssh(lab.port, &key, "ec2-user", &["hostname; whoami; exit 3"]).await;
     assert_eq!(text(&out.stdout), "ip-10-0-1-5.ec2.internal\nec2-user\n");
@@ -147,6 +156,9 @@ async fn ed25519_login_exec_returns_output_and_exit_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsa_pem_key_logs_in_as_ubuntu_on_ubuntu() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::Ubuntu2404, "rsa").await;
     let pem = std::fs::read_to_string(&key).expect("key");
     assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
@@ -166,6 +178,9 @@ async fn rsa_pem_key_logs_in_as_ubuntu_on_ubuntu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_user_or_wrong_key_gets_permission_denied_publickey() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let out = ssh(lab.port, &key, "ubuntu", &["true"]).await;
     assert_eq!(out.status.code(), Some(255));
@@ -189,6 +204,9 @@ async fn wrong_user_or_wrong_key_gets_permission_denied_publickey() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_file_readable_by_others_is_refused_by_openssh_itself() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     set_mode(&key, 0o644);
     let out = ssh(lab.port, &key, "ec2-user", &["true"]).await;
@@ -203,6 +221,9 @@ async fn key_file_readable_by_others_is_refused_by_openssh_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_appended_to_authorized_keys_on_the_instance_can_log_in() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let (second, public) = keygen(lab.dir.path(), "second.pem", "ed25519").await;
     let out = ssh(lab.port, &second, "ec2-user", &["true"]).await;
@@ -216,6 +237,9 @@ async fn key_appended_to_authorized_keys_on_the_instance_can_log_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_is_piped_into_exec_commands() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let mut child = Command::new("ssh")
         .args(base_opts(lab.port))
@@ -237,6 +261,9 @@ async fn stdin_is_piped_into_exec_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scp_uploads_and_downloads_through_sftp() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let local = lab.dir.path().join("up.bin");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -297,6 +324,9 @@ async fn scp_uploads_and_downloads_through_sftp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_pty_session_shows_banner_prompt_and_runs_commands() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let mut child = Command::new("ssh")
         .args(base_opts(lab.port))
@@ -354,6 +384,9 @@ async fn keyscan_fingerprint(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_output_fingerprint_matches_what_ssh_sees_and_survives_restart() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, _key) = lab(Image::AmazonLinux2023, "ed25519").await;
     lab.inst.boot().await;
     let console = lab.inst.console_output();
@@ -377,6 +410,9 @@ async fn console_output_fingerprint_matches_what_ssh_sees_and_survives_restart()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     use russh::keys::ssh_key::LineEnding;
     use russh::keys::ssh_key::private::Ed25519Keypair;
     use std::net::{Ipv4Addr, SocketAddrV4};
@@ -471,6 +507,9 @@ async fn bastion_hop_relays_an_interactive_session_to_the_private_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement"]
 async fn measure_login_exec_and_scp_throughput() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let mut times = Vec::new();
     for _ in 0..20 {
@@ -517,6 +556,9 @@ async fn measure_login_exec_and_scp_throughput() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_sha1_ssh_rsa_signatures_are_refused() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "rsa").await;
     // AL2023's sshd (OpenSSH 8.7 with the DEFAULT crypto policy) and Ubuntu 24.04's
     // refuse SHA-1 RSA signatures; rsa-sha2-256/512 with the same key work.
@@ -561,6 +603,9 @@ async fn issue10_sha1_ssh_rsa_signatures_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_root_login_prints_which_user_to_log_in_as() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let ((al, al_key), (ub, ub_key)) = tokio::join!(
         lab(Image::AmazonLinux2023, "ed25519"),
         lab(Image::Ubuntu2404, "ed25519")
@@ -586,6 +631,9 @@ async fn issue10_root_login_prints_which_user_to_log_in_as() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_scp_and_sftp_cannot_overwrite_root_owned_files() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let cred = vpclab::instance::vfs::Cred::ROOT;
     let before = |p: &str| lab.inst.disk().fs.read(p, cred).map(<[u8]>::to_vec);
@@ -641,6 +689,9 @@ async fn issue10_scp_and_sftp_cannot_overwrite_root_owned_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_a_full_disk_says_no_space_left_on_device() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     // A 300 KB upload into 100 KB of free space.
     lab.inst
@@ -698,6 +749,9 @@ async fn issue10_a_full_disk_says_no_space_left_on_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_ssh_connections_per_instance_are_limited() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     use vpclab::instance::ssh::MAX_CONNECTIONS_PER_INSTANCE;
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     // Connections that never authenticate hold their places (until the login grace
@@ -733,6 +787,9 @@ async fn issue10_ssh_connections_per_instance_are_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_ssh_sessions_per_connection_are_limited() {
+    if emulated_only(IN_PROCESS) {
+        return;
+    }
     use vpclab::instance::ssh::MAX_SESSIONS;
     let (lab, key) = lab(Image::AmazonLinux2023, "ed25519").await;
     let mut h = russh_login(lab.port).await;

@@ -4,10 +4,13 @@
 //! TUN device: the kernel of the sandbox's network namespace becomes the instance's
 //! TCP/IP stack), sends the device's descriptor back (`SCM_RIGHTS`) so the daemon can
 //! bridge it into the fabric, configures `lo`, the address, the MTU and the default
-//! route with `ip`, runs user data once (first boot) with bash, and serves SSH on port
-//! 22: vpclab's russh server, whose sessions are real processes (`bash` on a pty, `exec`)
-//! or its built-in SFTP server ([`super::sftp`]), and whose `direct-tcpip` connections are
-//! opened by the sandbox's own kernel, so they cross the fabric like any packet.
+//! route with `ip`, serves SSH on port 22, and meanwhile runs user data once (first
+//! boot) with bash, its output on the console, before it prints the host keys. The SSH
+//! server is vpclab's russh server, whose sessions are real processes (`bash` on a pty,
+//! `exec`) or its built-in SFTP server ([`super::sftp`]), and whose `direct-tcpip`
+//! connections are opened by the sandbox's own kernel, so they cross the fabric like any
+//! packet. `root` with the default user's key is told which user to log in as, as on
+//! EC2's images.
 
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -24,7 +27,7 @@ use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, MethodKind, Meth
 use tokio::io::AsyncWriteExt;
 
 use super::{AgentSpec, INTERFACE};
-use crate::instance::ssh::{authorized_keys_contain, server_config};
+use crate::instance::ssh::{authorized_keys_contain, refuse_root, server_config};
 
 /// `PATH` of every process the agent starts.
 pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -98,10 +101,8 @@ pub fn run() -> anyhow::Result<()> {
     // `ip` commands below (a bridge that could not attach), closing this one would
     // remove `ens5` under them ("Cannot find device ens5"). Nothing reads it here.
     let _device = tun;
-    let mut console = ctl;
-    let mut say = |text: &str| {
-        let _ = writeln!(console, "{text}");
-    };
+    let console = Arc::new(Console(ctl));
+    let say = |text: &str| console.say(text);
     let cidr = format!("{}/{}", spec.address, spec.prefix_len);
     let mtu = spec.mtu.to_string();
     let gw = spec.gateway.to_string();
@@ -147,28 +148,38 @@ pub fn run() -> anyhow::Result<()> {
     }
     let first_boot = !Path::new(BOOT_FINISHED).exists();
     if first_boot {
+        // Marked before running, so a script that hangs is not run again at next boot.
         let _ = std::fs::write(BOOT_FINISHED, b"");
-        if !spec.user_data.trim().is_empty() {
-            say("cloud-init: running user data (first boot)");
-            run_user_data(&spec.user_data);
-        }
     }
-    let fp = spec.host_key.fingerprint_sha256();
-    say("-----BEGIN SSH HOST KEY FINGERPRINTS-----");
-    say(&format!("256 {fp} root@{} (ED25519)", hostname()));
-    say("-----END SSH HOST KEY FINGERPRINTS-----");
-    say("-----BEGIN SSH HOST KEY KEYS-----");
-    say(&spec.host_key.public_openssh());
-    say("-----END SSH HOST KEY KEYS-----");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // sshd is up before cloud-init's final stage, as on an EC2 instance: the learner
+        // can log in while user data still runs.
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", 22)).await?;
-        say("Cloud-init finished: sshd listening on port 22");
         let config = server_config(&spec.host_key, spec.image);
         let spec = Arc::new(spec);
+        let final_stage = {
+            let (spec, console) = (spec.clone(), console.clone());
+            tokio::task::spawn_blocking(move || {
+                if first_boot && !spec.user_data.trim().is_empty() {
+                    console.say("cloud-init: running user data (first boot)");
+                    run_user_data(&spec.user_data, &console);
+                }
+                let fp = spec.host_key.fingerprint_sha256();
+                console.say("-----BEGIN SSH HOST KEY FINGERPRINTS-----");
+                console.say(&format!("256 {fp} root@{} (ED25519)", hostname()));
+                console.say("-----END SSH HOST KEY FINGERPRINTS-----");
+                console.say("-----BEGIN SSH HOST KEY KEYS-----");
+                console.say(&spec.host_key.public_openssh());
+                console.say("-----END SSH HOST KEY KEYS-----");
+                console.say("Cloud-init finished: sshd listening on port 22");
+            })
+        };
+        // Detached: the final stage goes on while sshd serves.
+        drop(final_stage);
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
@@ -186,15 +197,28 @@ pub fn run() -> anyhow::Result<()> {
     })
 }
 
+/// The control socket as the serial console: one line per write, so lines written by
+/// the boot and by user data's output never interleave within a line.
+struct Console(UnixStream);
+
+impl Console {
+    fn say(&self, text: &str) {
+        let _ = (&self.0).write_all(format!("{text}\n").as_bytes());
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
 }
 
-/// Runs user data in the background with its output in cloud-init's log: a script
-/// with `#!` runs as itself, anything else with bash.
-fn run_user_data(data: &str) {
+/// Runs user data (a script with `#!` runs as itself, anything else with bash) and
+/// waits for it to exit. Its output goes to cloud-init's log and, line by line, to the
+/// console (`cloud-init[1580]: …`, as the emulated runtime prints it), as cloud-init's
+/// final stage does. A program the script left in the background keeps writing to
+/// both; it does not hold up the boot.
+fn run_user_data(data: &str, console: &Arc<Console>) {
     let dir = Path::new("/var/lib/cloud/instance");
     let script = dir.join("user-data.txt");
     if std::fs::write(&script, data).is_err() {
@@ -204,21 +228,50 @@ fn run_user_data(data: &str) {
         .create(true)
         .append(true)
         .open("/var/log/cloud-init-output.log");
-    let Ok(log) = log else { return };
-    let Ok(log2) = log.try_clone() else { return };
+    let Ok(mut log) = log else { return };
+    let Ok((reader, writer)) = std::io::pipe() else {
+        return;
+    };
+    let Ok(writer2) = writer.try_clone() else {
+        return;
+    };
     let mut cmd = std::process::Command::new("/bin/bash");
     cmd.arg(&script)
         .env_clear()
         .envs(base_env("root", "/root"))
         .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2));
-    if let Ok(mut child) = cmd.spawn() {
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
-    }
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2));
+    let spawned = cmd.spawn();
+    // The agent's copies of the write end closed: the reader sees the end once every
+    // process of the script has.
+    drop(cmd);
+    let Ok(mut child) = spawned else { return };
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let console = console.clone();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match lines.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let _ = log.write_all(&line);
+                    let text = String::from_utf8_lossy(&line);
+                    console.say(&format!(
+                        "cloud-init[1580]: {}",
+                        text.trim_end_matches('\n')
+                    ));
+                }
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    let _ = child.wait();
+    // The script's last lines are in the pipe: a moment for the reader to pass them on.
+    let _ = done_rx.recv_timeout(Duration::from_millis(500));
 }
 
 fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
@@ -239,10 +292,12 @@ struct AgentSsh {
 }
 
 impl AgentSsh {
-    /// The image's default user, with a key listed in their `authorized_keys`.
+    /// The image's default user, with a key listed in their `authorized_keys`; `root`
+    /// with the same keys, as cloud-init copies them to root's behind a forced command
+    /// ([`refuse_root`]).
     fn allowed(&self, user: &str, key: &PublicKey) -> bool {
         let default = self.spec.image.default_user();
-        user == default
+        (user == default || user == "root")
             && std::fs::read_to_string(format!("/home/{default}/.ssh/authorized_keys"))
                 .is_ok_and(|text| authorized_keys_contain(&text, key))
     }
@@ -297,7 +352,11 @@ impl russh::server::Handler for AgentSsh {
             return Ok(());
         };
         reply.accept().await;
-        tokio::spawn(run_session(channel, user));
+        if user == "root" {
+            tokio::spawn(refuse_root(channel, self.spec.image.default_user()));
+        } else {
+            tokio::spawn(run_session(channel, user));
+        }
         Ok(())
     }
 
@@ -379,12 +438,19 @@ impl russh::server::Handler for AgentSsh {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(_), Ok(port)) = (self.user.as_ref(), u16::try_from(port_to_connect)) else {
+        let (Some(user), Ok(port)) = (self.user.as_ref(), u16::try_from(port_to_connect)) else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return Ok(());
         };
+        // root's forced command allows no forwarding (cloud-init's `no-port-forwarding`).
+        if user == "root" {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
         let host = host_to_connect.to_string();
         tokio::spawn(async move {
             let connect = tokio::net::TcpStream::connect((host.as_str(), port));

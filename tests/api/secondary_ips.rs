@@ -203,9 +203,15 @@ fn secondary_addresses_are_assigned_listed_limited_and_reach_their_interface() {
     let args = run("0");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let source = d.aws_text(&args);
+    d.wait_running(&[&source]);
     let out = d.vpclab(&["trace", &source, &format!("{secondary}:22")], b"");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains(&target_eni), "{text}");
     let out = d.vpclab(&["trace", &source, &format!("{secondary}:80")], b"");
     assert_eq!(

@@ -415,6 +415,9 @@ pub struct RuntimeInstance {
     pub mac: Option<String>,
     pub private_ip: Ipv4Addr,
     pub subnet_cidr: Option<ipnet::Ipv4Net>,
+    /// The primary interface's IPv6 addresses (dual stack), and its subnet's /64.
+    pub ipv6_addresses: Vec<std::net::Ipv6Addr>,
+    pub subnet_ipv6_cidr: Option<ipnet::Ipv6Net>,
     pub public_ip: Option<Ipv4Addr>,
     pub security_group_ids: Vec<String>,
     /// The same groups by name (instance metadata `security-groups`).
@@ -1980,6 +1983,14 @@ impl World {
                 mac: view.eni.map(|e| e.mac.clone()),
                 private_ip: inst.private_ip,
                 subnet_cidr: self.subnets.get(&inst.subnet_id).map(|s| s.cidr),
+                ipv6_addresses: view
+                    .eni
+                    .map(|e| e.ipv6_addresses.clone())
+                    .unwrap_or_default(),
+                subnet_ipv6_cidr: self
+                    .subnets
+                    .get(&inst.subnet_id)
+                    .and_then(|s| s.ipv6_cidrs.first().map(|c| c.cidr)),
                 public_ip: view.public_ip,
                 security_group_ids: view.groups.iter().map(|(g, _)| g.clone()).collect(),
                 security_group_names: view.groups.iter().map(|(_, n)| n.clone()).collect(),

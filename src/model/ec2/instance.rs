@@ -205,6 +205,9 @@ pub struct Instance {
     /// GetConsoleOutput shows only that, not vpclab's generated boot log.
     #[serde(default)]
     pub console_from_runtime: bool,
+    /// `PrivateDnsNameOptions`, copied from the subnet's options at launch.
+    #[serde(default)]
+    pub dns_name_options: super::ipv6::PrivateDnsNameOptions,
 }
 
 impl Resource for Instance {
@@ -1076,6 +1079,7 @@ impl World {
                 host_keys: Vec::new(),
                 console_extra: String::new(),
                 console_from_runtime: false,
+                dns_name_options: subnet.dns_name_options.clone(),
             });
             self.create_launch_volumes(env, &instance_id, req, image)?;
             self.apply_tag_specs(env, &instance_id, "instance", &req.tag_specs)?;

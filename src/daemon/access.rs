@@ -129,8 +129,7 @@ async fn connect(State(st): State<AccessState>, mut req: Request) -> Response {
     let dst = if let Ok(ip6) = bare.parse::<std::net::Ipv6Addr>() {
         SocketAddr::from((ip6, port))
     } else {
-        let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns.of(world.account()))
-        else {
+        let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns.of(world.account())) else {
             return text(
                 StatusCode::NOT_FOUND,
                 AccessError::UnknownHost(host).to_string(),

@@ -442,7 +442,12 @@ fn resource_based_names_answer_aaaa_only_when_enabled() {
     // The IP-based name and an instance without the option: no AAAA.
     let m = ask(&view, vpc, "ip-10-0-1-5.ec2.internal.", RecordType::AAAA);
     assert!(aaaa(&m).is_empty());
-    let m = ask(&view, Vantage::Vpc("vpc-b"), "i-0bbb.ec2.internal.", RecordType::AAAA);
+    let m = ask(
+        &view,
+        Vantage::Vpc("vpc-b"),
+        "i-0bbb.ec2.internal.",
+        RecordType::AAAA,
+    );
     assert!(aaaa(&m).is_empty());
 }
 

@@ -68,28 +68,30 @@ fn ipv6_of(d: &TestDaemon, instance: &str) -> String {
 }
 
 #[test]
-fn dual_stack_instances_ping6_by_group_rule_and_reach_the_internet_through_an_egress_only_gateway()
- {
+fn dual_stack_instances_ping6_each_other_only_with_an_ipv6_group_rule() {
     if !have("aws") || !have("ssh") {
         return;
     }
     let d = TestDaemon::start();
     let net = Network::build(&d);
-    let eigw = dual_stack(&d, &net);
+    dual_stack(&d, &net);
     let key = d.key_pair("lab", "ed25519");
     // Both groups admit SSH over IPv4 only (what the learner uses to log in).
     let sg_a = net.security_group(&d, "a", &[(22, "0.0.0.0/0")]);
     let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
     let v6 = ["--ipv6-address-count", "1"];
     let (a, a_public, _) = net.launch(&d, &net.public_subnet, "lab", &sg_a, &v6);
-    let (b, b_public, _) = net.launch(&d, &net.public_subnet, "lab", &sg_b, &v6);
+    let (b, _, _) = net.launch(&d, &net.public_subnet, "lab", &sg_b, &v6);
     let (a6, b6) = (ipv6_of(&d, &a), ipv6_of(&d, &b));
     assert!(a6.contains(':') && b6.contains(':'), "{a6} {b6}");
 
     // The instance's own interface carries its IPv6 address and an IPv6 default route.
     let out = d.ssh(&key, "ec2-user", &a_public, "ip -6 addr; ip -6 route");
     let text = stdout(&out);
-    assert!(text.contains(&format!("inet6 {a6}/128 scope global")), "{text}");
+    assert!(
+        text.contains(&format!("inet6 {a6}/128 scope global")),
+        "{text}"
+    );
     assert!(text.contains("default via fe80::1 dev ens5"), "{text}");
 
     // B's group has no IPv6 rule: the echo request is dropped, ping6 reports loss.
@@ -119,11 +121,28 @@ fn dual_stack_instances_ping6_by_group_rule_and_reach_the_internet_through_an_eg
     let out = ping(&d);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains(&format!("PING {b6}({b6}) 56 data bytes")), "{text}");
+    assert!(
+        text.contains(&format!("PING {b6}({b6}) 56 data bytes")),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("64 bytes from {b6}: icmp_seq=1 ttl=64")),
         "{text}"
     );
+}
+
+#[test]
+fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_internet() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let eigw = dual_stack(&d, &net);
+    let key = d.key_pair("lab", "ed25519");
+    let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
+    let v6 = ["--ipv6-address-count", "1"];
+    let (_, b_public, _) = net.launch(&d, &net.public_subnet, "lab", &sg_b, &v6);
 
     // Out through the egress-only gateway: the simulated internet's web page over IPv6.
     let out = d.ssh(
@@ -206,6 +225,6 @@ fn dual_stack_instances_ping6_by_group_rule_and_reach_the_internet_through_an_eg
         err.contains(&format!("egress-only internet gateway {eigw2} refused")),
         "{err}"
     );
-    // The first VPC's gateway id is what its route names.
-    assert!(eigw.starts_with("eigw-"), "{eigw}");
+    // The first VPC's route names its own gateway.
+    assert!(eigw.starts_with("eigw-") && eigw != eigw2, "{eigw}");
 }

@@ -119,11 +119,17 @@ fn modify_subnet_attribute(c: &mut Call) -> ApiResult<Xml> {
         c.mutate(|w, env| w.set_assign_ipv6_on_creation(env, &id, v))?;
         return Ok(return_true());
     }
-    if let Some(v) = c.params.bool_value("EnableResourceNameDnsARecordOnLaunch")? {
+    if let Some(v) = c
+        .params
+        .bool_value("EnableResourceNameDnsARecordOnLaunch")?
+    {
         c.mutate(|w, env| w.set_subnet_dns_name_options(env, &id, |o| o.a_record = v))?;
         return Ok(return_true());
     }
-    if let Some(v) = c.params.bool_value("EnableResourceNameDnsAAAARecordOnLaunch")? {
+    if let Some(v) = c
+        .params
+        .bool_value("EnableResourceNameDnsAAAARecordOnLaunch")?
+    {
         c.mutate(|w, env| w.set_subnet_dns_name_options(env, &id, |o| o.aaaa_record = v))?;
         return Ok(return_true());
     }

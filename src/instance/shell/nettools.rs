@@ -1983,6 +1983,32 @@ pub(super) async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: 
 mod tests {
     use super::*;
 
+    /// RFC 3986: an IPv6 literal in a URL is bracketed; curl connects to the address
+    /// inside the brackets.
+    #[test]
+    fn url_parsing_takes_bracketed_ipv6_literals() {
+        let u = parse_url("http://[2001:db8:1:1::10]:8080/x").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("2001:db8:1:1::10", 8080, "/x")
+        );
+        let u = parse_url("[2606:4700:4700::1111]").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("2606:4700:4700::1111", 80));
+        assert_eq!(parse_url("http://[not-an-address]/"), None);
+        assert_eq!(parse_url("http://[2001:db8::1]x/"), None);
+    }
+
+    /// Linux's link-local address from a MAC: the universal/local bit flipped and
+    /// ff:fe in the middle (modified EUI-64, RFC 4291 appendix A).
+    #[test]
+    fn link_local_addresses_follow_modified_eui64() {
+        assert_eq!(
+            link_local("02:ab:cd:ef:01:02"),
+            Some("fe80::ab:cdff:feef:102".parse().unwrap())
+        );
+        assert_eq!(link_local("not a mac"), None);
+    }
+
     #[test]
     fn url_parsing_defaults_scheme_port_and_path() {
         assert_eq!(

@@ -57,6 +57,51 @@ fn dual_stack(d: &TestDaemon, net: &Network) -> String {
     eigw
 }
 
+/// Launches a dual-stack instance (one IPv6 address) and waits until it runs, polling
+/// every 200 ms (`aws ec2 wait` polls every 15 s, most of a test's time otherwise).
+/// Returns (id, public IPv4 or "None", IPv6 address).
+fn launch6(d: &TestDaemon, net: &Network, subnet: &str, sg: &str) -> (String, String, String) {
+    let id = d.aws_text(&[
+        "run-instances",
+        "--image-id",
+        &net.ami,
+        "--instance-type",
+        "t3.micro",
+        "--key-name",
+        "lab",
+        "--subnet-id",
+        subnet,
+        "--security-group-ids",
+        sg,
+        "--ipv6-address-count",
+        "1",
+        "--query",
+        "Instances[0].InstanceId",
+    ]);
+    for _ in 0..100 {
+        let state = d.aws_text(&[
+            "describe-instances",
+            "--instance-ids",
+            &id,
+            "--query",
+            "Reservations[0].Instances[0].State.Name",
+        ]);
+        if state == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let public = d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        &id,
+        "--query",
+        "Reservations[0].Instances[0].PublicIpAddress",
+    ]);
+    let v6 = ipv6_of(d, &id);
+    (id, public, v6)
+}
+
 fn ipv6_of(d: &TestDaemon, instance: &str) -> String {
     d.aws_text(&[
         "describe-instances",
@@ -79,10 +124,8 @@ fn dual_stack_instances_ping6_each_other_only_with_an_ipv6_group_rule() {
     // Both groups admit SSH over IPv4 only (what the learner uses to log in).
     let sg_a = net.security_group(&d, "a", &[(22, "0.0.0.0/0")]);
     let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
-    let v6 = ["--ipv6-address-count", "1"];
-    let (a, a_public, _) = net.launch(&d, &net.public_subnet, "lab", &sg_a, &v6);
-    let (b, _, _) = net.launch(&d, &net.public_subnet, "lab", &sg_b, &v6);
-    let (a6, b6) = (ipv6_of(&d, &a), ipv6_of(&d, &b));
+    let (_, a_public, a6) = launch6(&d, &net, &net.public_subnet, &sg_a);
+    let (_, _, b6) = launch6(&d, &net, &net.public_subnet, &sg_b);
     assert!(a6.contains(':') && b6.contains(':'), "{a6} {b6}");
 
     // The instance's own interface carries its IPv6 address and an IPv6 default route.
@@ -141,8 +184,7 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     let eigw = dual_stack(&d, &net);
     let key = d.key_pair("lab", "ed25519");
     let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
-    let v6 = ["--ipv6-address-count", "1"];
-    let (_, b_public, _) = net.launch(&d, &net.public_subnet, "lab", &sg_b, &v6);
+    let (_, b_public, _) = launch6(&d, &net, &net.public_subnet, &sg_b);
 
     // Out through the egress-only gateway: the simulated internet's web page over IPv6.
     let out = d.ssh(
@@ -216,8 +258,7 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
         "--ip-permissions",
         "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
     ]);
-    let (c, _, _) = net.launch(&d, &sub2, "lab", &sg_c, &v6);
-    let c6 = ipv6_of(&d, &c);
+    let (_, _, c6) = launch6(&d, &net, &sub2, &sg_c);
     let out = d.ssh_with(&key, "ec2-user", &c6, "true", 2);
     assert!(!out.status.success());
     let err = stderr(&out);

@@ -27,7 +27,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -61,8 +61,8 @@ pub struct Request {
     /// Header names in lower case, values as sent, in order.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    /// The client's address as the server sees it (after any NAT).
-    pub peer: SocketAddrV4,
+    /// The client's address as the server sees it (after any NAT; IPv6 over IPv6).
+    pub peer: SocketAddr,
 }
 
 impl Request {
@@ -161,7 +161,7 @@ pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
 /// Serves HTTP/1.1 on one connection until the client closes it, it sends no request head
 /// within [`HEADER_READ_TIMEOUT`], or a response says `Connection: close`.
-pub async fn serve_connection<S>(io: S, peer: SocketAddrV4, handler: Handler) -> io::Result<()>
+pub async fn serve_connection<S>(io: S, peer: SocketAddr, handler: Handler) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -188,7 +188,7 @@ where
 pub type RawHandler = Arc<
     dyn Fn(
             hyper::Request<Bytes>,
-            SocketAddrV4,
+            SocketAddr,
         ) -> Pin<Box<dyn std::future::Future<Output = hyper::Response<Bytes>> + Send>>
         + Send
         + Sync,
@@ -196,11 +196,7 @@ pub type RawHandler = Arc<
 
 /// Like [`serve_connection`], for a [`RawHandler`]: the request's body read whole (at
 /// most [`MAX_BODY`]), the response passed through as the handler made it.
-pub async fn serve_connection_raw<S>(
-    io: S,
-    peer: SocketAddrV4,
-    handler: RawHandler,
-) -> io::Result<()>
+pub async fn serve_connection_raw<S>(io: S, peer: SocketAddr, handler: RawHandler) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -244,7 +240,7 @@ pub async fn serve(listener: TcpListener, handler: Handler) {
 /// Reads the request body and runs the handler.
 async fn answer(
     req: hyper::Request<Incoming>,
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     handler: &(dyn Fn(&Request) -> Response + Send + Sync),
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -571,7 +567,7 @@ fn into_io(e: hyper::Error) -> io::Error {
 
 /// The address a handler sees when a connection has no network peer (an in-process
 /// pipe, such as the metadata service reached from the instance itself).
-pub const NO_PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+pub const NO_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// A server-side stream wrapper that writes the first response of a connection with an
 /// `HTTP/1.1` status line even when hyper chose `HTTP/1.0` (see the module doc).

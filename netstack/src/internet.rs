@@ -15,6 +15,14 @@
 //! | [`WELL_KNOWN`] (198.51.100.128/26) | well-known public names (`example.com`, `www.google.com` …) |
 //! | [`LEARNER_ADDR`] (203.0.113.10) | the learner's computer, as the VPC sees it |
 //! | every other public address ([`is_internet_host`]) | the catch-all internet host |
+//! | [`INTERNET_ROUTER_ADDR6`] (3fff::254) | the catch-all host's own IPv6 address |
+//! | [`LEARNER_ADDR6`] (3fff:203:0:113::10) | the learner's computer over IPv6 |
+//! | every global IPv6 address outside 2001:db8::/32 ([`is_internet_host6`]) | the catch-all internet host |
+//!
+//! IPv6: VPCs get their /56s from the documentation prefix 2001:db8::/32, so vpclab's
+//! own IPv6 addresses on the internet come from the other documentation prefix,
+//! 3fff::/20 (RFC 9637), and the catch-all host answers every other global unicast
+//! address (2000::/3: `2606:4700:4700::1111`, `2001:4860:4860::8888` …).
 //!
 //! Any globally routable address (8.8.8.8, 1.1.1.1, 93.184.215.14 …) is a host of the
 //! simulated internet: one smoltcp stack in any-IP mode ([`HostConfig::catch_all`])
@@ -32,7 +40,7 @@
 //! and netstack speaks no HTTP and no DNS.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -54,6 +62,10 @@ pub const LEARNER_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 /// The catch-all internet host's own address: the hop `traceroute` shows as "the
 /// internet".
 pub const INTERNET_ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// The catch-all internet host's own IPv6 address.
+pub const INTERNET_ROUTER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0x254);
+/// The learner's computer over IPv6 (a mirror of 203.0.113.10 in 3fff::/20).
+pub const LEARNER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x3fff, 0x203, 0, 0x113, 0, 0, 0, 0x10);
 
 /// Where the names of AWS service endpoints point (TEST-NET-2, first quarter).
 pub const SERVICE_ENDPOINTS: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 0), 26);
@@ -127,6 +139,20 @@ pub fn is_internet_host(addr: Ipv4Addr) -> bool {
 
 /// The learner's computer, attached to a world at [`LEARNER_ADDR`]. Dropping it
 /// detaches the host.
+/// Whether the catch-all host answers for the IPv6 address `addr`: global unicast
+/// (2000::/3) outside the documentation prefixes (2001:db8::/32, where VPC blocks
+/// live, and 3fff::/20, vpclab's own), the IETF protocol assignments (2001::/23) and
+/// 6to4 (2002::/16).
+pub fn is_internet_host6(addr: Ipv6Addr) -> bool {
+    let a = u128::from(addr);
+    let within = |base: u128, len: u32| a >> (128 - len) == base >> (128 - len);
+    within(0x2000 << 112, 3)
+        && !within(0x2001_0db8 << 96, 32)
+        && !within(0x3fff << 112, 20)
+        && !within(0x2001 << 112, 23)
+        && !within(0x2002 << 112, 16)
+}
+
 pub struct Learner {
     host: Host,
 }
@@ -135,7 +161,7 @@ impl Learner {
     /// Attaches the learner's host to `net`. Call inside a tokio runtime.
     pub fn attach(net: &Net) -> Result<Learner, NetError> {
         Ok(Learner {
-            host: net.add_host(HostConfig::internet(LEARNER_ADDR))?,
+            host: net.add_host(HostConfig::internet(LEARNER_ADDR).with_ipv6(LEARNER_ADDR6))?,
         })
     }
 
@@ -148,7 +174,7 @@ impl Learner {
     /// crosses the internet gateway, NACLs and security groups like any other) and copies
     /// bytes both ways between it and `io` until both sides are done. Returns the bytes
     /// sent into the world and received.
-    pub async fn connect<S>(&self, dst: SocketAddrV4, io: S) -> io::Result<(u64, u64)>
+    pub async fn connect<S>(&self, dst: impl Into<SocketAddr>, io: S) -> io::Result<(u64, u64)>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -177,6 +203,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catch_all_answers_global_ipv6_outside_the_documentation_prefixes() {
+        for a in [
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450::1",
+        ] {
+            assert!(is_internet_host6(a.parse().unwrap()), "{a}");
+        }
+        // VPC blocks, vpclab's own addresses, link-local, unique local, 6to4.
+        for a in [
+            "2001:db8:12::1",
+            "3fff::254",
+            "fe80::1",
+            "fd00:ec2::253",
+            "2002::1",
+            "::1",
+        ] {
+            assert!(!is_internet_host6(a.parse().unwrap()), "{a}");
+        }
+    }
 
     #[test]
     fn global_addresses_are_the_ones_outside_the_special_purpose_registry() {

@@ -55,7 +55,7 @@ fn world() -> World {
 fn internet_service(
     net: &Net,
     addr: Ipv4Addr,
-    reply: impl Fn(SocketAddrV4) -> Vec<u8> + Send + Sync + 'static,
+    reply: impl Fn(std::net::SocketAddr) -> Vec<u8> + Send + Sync + 'static,
 ) -> Host {
     let host = net.add_host(HostConfig::internet(addr)).unwrap();
     let listener = host.listen(80).unwrap();
@@ -114,7 +114,7 @@ async fn tcp_handshake_and_data_between_subnets_through_security_groups() {
     let () = sent;
     assert!(back == data);
     let (peer, n) = server.await.unwrap();
-    assert_eq!(*peer.ip(), w.ids.web_ip);
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(w.ids.web_ip));
     assert_eq!(n, data.len());
 }
 
@@ -263,7 +263,10 @@ async fn learner_reaches_a_public_instance_by_its_public_ip() {
     assert_eq!(&banner, b"SSH-2.0-vpclab\r\n");
     // The instance sees the learner's own address (the IGW translates only
     // the instance side).
-    assert_eq!(*server.await.unwrap().ip(), internet::LEARNER_ADDR);
+    assert_eq!(
+        server.await.unwrap().ip(),
+        std::net::IpAddr::V4(internet::LEARNER_ADDR)
+    );
     drop(outside);
     splice.await.unwrap().unwrap();
 }
@@ -386,7 +389,10 @@ async fn driver_lets_the_fabric_reclaim_finished_connections() {
     // An hour later, the next packet's run gives the fabric its housekeeping.
     tokio::time::sleep(Duration::from_secs(3600)).await;
     w.web
-        .ping(w.ids.app_ip.octets().into(), Duration::from_secs(1))
+        .ping(
+            std::net::Ipv4Addr::from(w.ids.app_ip.octets()),
+            Duration::from_secs(1),
+        )
         .await
         .ok();
     assert!(tracked() <= 1, "still tracked: {}", tracked());

@@ -32,7 +32,7 @@ async fn learner_connect_splices_a_byte_stream_into_the_world() {
     let server = tokio::spawn(async move {
         let (mut s, peer) = listener.accept().await.unwrap();
         // The instance sees the learner's internet address.
-        assert_eq!(*peer.ip(), internet::LEARNER_ADDR);
+        assert_eq!(peer.ip(), std::net::IpAddr::V4(internet::LEARNER_ADDR));
         s.write_all(b"SSH-2.0-vpclab\r\n").await.unwrap();
         let mut line = Vec::new();
         s.read_to_end(&mut line).await.unwrap();
@@ -80,7 +80,10 @@ async fn any_public_address_answers_ping_after_the_internet_delay_with_its_ttl()
     let (_net, a, _any) = catch_all_world();
     for dst in ["8.8.8.8", "1.1.1.1", "93.184.215.14"] {
         let (rtt, ttl) = a
-            .ping_ttl(dst.parse().unwrap(), std::time::Duration::from_secs(2))
+            .ping_ttl(
+                dst.parse::<std::net::Ipv4Addr>().unwrap(),
+                std::time::Duration::from_secs(2),
+            )
             .await
             .unwrap_or_else(|e| panic!("ping {dst}: {e}"));
         assert!(
@@ -102,7 +105,10 @@ async fn special_purpose_addresses_are_nobodys_on_the_internet() {
         "203.0.113.99",
     ] {
         let r = a
-            .ping(dst.parse().unwrap(), std::time::Duration::from_secs(1))
+            .ping(
+                dst.parse::<std::net::Ipv4Addr>().unwrap(),
+                std::time::Duration::from_secs(1),
+            )
             .await;
         assert_eq!(
             r.unwrap_err().kind(),
@@ -113,7 +119,7 @@ async fn special_purpose_addresses_are_nobodys_on_the_internet() {
     assert!(net.stats().unattached >= 5);
     // vpclab's blocks for endpoints and well-known names are served.
     a.ping(
-        "198.51.100.10".parse().unwrap(),
+        "198.51.100.10".parse::<std::net::Ipv4Addr>().unwrap(),
         std::time::Duration::from_secs(1),
     )
     .await
@@ -175,7 +181,7 @@ async fn internet_round_trips_on_the_real_clock_are_the_delay_plus_little() {
     for _ in 0..20 {
         let rtt = a
             .ping(
-                "8.8.8.8".parse().unwrap(),
+                "8.8.8.8".parse::<std::net::Ipv4Addr>().unwrap(),
                 std::time::Duration::from_secs(2),
             )
             .await

@@ -39,14 +39,14 @@ async fn tcp_handshake_and_data_cross_the_forwarder() {
     let listener = b.listen(7).unwrap();
     let server = tokio::spawn(async move {
         let (mut s, peer) = listener.accept().await.unwrap();
-        assert_eq!(*peer.ip(), A);
+        assert_eq!(peer.ip(), std::net::IpAddr::V4(A));
         let mut buf = vec![0u8; 5];
         s.read_exact(&mut buf).await.unwrap();
         s.write_all(&buf).await.unwrap();
         s.shutdown().await.unwrap();
     });
     let mut c = a.connect(SocketAddrV4::new(B, 7)).await.unwrap();
-    assert_eq!(*c.local_addr().ip(), A);
+    assert_eq!(c.local_addr().ip(), std::net::IpAddr::V4(A));
     c.write_all(b"hello").await.unwrap();
     let mut back = Vec::new();
     c.read_to_end(&mut back).await.unwrap();

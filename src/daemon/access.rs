@@ -6,7 +6,7 @@
 //! is an HTTP error whose body is one line saying why (the CLI prints it).
 //! `GET /_vpclab/whoami` answers the learner's address.
 
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use axum::Router;
@@ -122,13 +122,21 @@ async fn connect(State(st): State<AccessState>, mut req: Request) -> Response {
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT)
         .min(MAX_TIMEOUT);
-    let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns.of(world.account())) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            AccessError::UnknownHost(host).to_string(),
-        );
+    // An IPv6 address (OpenSSH passes it bare, or in brackets) is reached from the
+    // learner's IPv6 address: through the VPC's internet gateway, or refused by an
+    // egress-only one.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let dst = if let Ok(ip6) = bare.parse::<std::net::Ipv6Addr>() {
+        SocketAddr::from((ip6, port))
+    } else {
+        let Some(ip) = world.resolve_public(&host, &st.worlds.cfg().dns.of(world.account())) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                AccessError::UnknownHost(host).to_string(),
+            );
+        };
+        SocketAddr::V4(SocketAddrV4::new(ip, port))
     };
-    let dst = SocketAddrV4::new(ip, port);
     let stream = match world.learner_connect(dst, timeout).await {
         Ok(s) => s,
         Err(e) => {

@@ -504,9 +504,27 @@ fn ec2_private(
     let found = if let Some(ip) = names::parse_address_label(label, "ip-") {
         instance(ctx.view, |i| i.vpc_id == vpc_id && i.private_ip == ip)
     } else {
-        instance(ctx.view, |i| {
-            i.vpc_id == vpc_id && i.resource_name && i.instance_id.eq_ignore_ascii_case(label)
-        })
+        // The resource-based name exists when either of its records is enabled; each
+        // query type is answered only by its own option (EC2 User Guide, "resource
+        // name DNS A / AAAA record").
+        let found = instance(ctx.view, |i| {
+            i.vpc_id == vpc_id
+                && (i.resource_name || i.resource_aaaa)
+                && i.instance_id.eq_ignore_ascii_case(label)
+        });
+        return match found {
+            Some(i) if qtype == RecordType::AAAA => match i.ipv6.filter(|_| i.resource_aaaa) {
+                Some(v6) => Outcome::Answer(vec![Record::from_rdata(
+                    name.clone(),
+                    EC2_NAME_TTL,
+                    RData::AAAA(hickory_proto::rr::rdata::AAAA(v6)),
+                )]),
+                None => Outcome::NoData(soa),
+            },
+            Some(i) if i.resource_name => address_outcome(name, i.private_ip, qtype, soa),
+            Some(_) => Outcome::NoData(soa),
+            None => Outcome::NxDomain(soa),
+        };
     };
     match found {
         Some(i) => address_outcome(name, i.private_ip, qtype, soa),

@@ -168,12 +168,22 @@ fn addresses(world: &World) -> Vec<InstanceDns> {
             .attachment
             .as_ref()
             .map_or_else(|| eni.id.clone(), |a| a.instance_id.clone());
+        // The instance's hostname options (launched with its subnet's): whether its
+        // resource-based name answers A and AAAA queries.
+        let options = eni
+            .attachment
+            .as_ref()
+            .and_then(|a| world.instances.get(&a.instance_id))
+            .map(|i| i.dns_name_options.clone())
+            .unwrap_or_default();
         out.push(InstanceDns {
             instance_id: owner.clone(),
             vpc_id: eni.vpc_id.clone(),
             private_ip: eni.private_ip,
             public_ip: eni.association.as_ref().map(|a| a.public_ip),
-            resource_name: false,
+            resource_name: options.a_record,
+            ipv6: eni.ipv6_addresses.first().copied(),
+            resource_aaaa: options.aaaa_record,
         });
         for ip in &eni.secondary_ips {
             // An Elastic IP may be mapped to a secondary address.
@@ -192,6 +202,8 @@ fn addresses(world: &World) -> Vec<InstanceDns> {
                 private_ip: *ip,
                 public_ip,
                 resource_name: false,
+                ipv6: None,
+                resource_aaaa: false,
             });
         }
     }

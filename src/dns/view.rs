@@ -101,8 +101,13 @@ pub struct InstanceDns {
     /// The public IPv4 address mapped to it (auto-assigned or Elastic IP), if any.
     pub public_ip: Option<Ipv4Addr>,
     /// Whether `i-….ec2.internal` (resource-based name) answers with this address
-    /// (the subnet's `EnableResourceNameDnsARecordOnLaunch`).
+    /// (the instance's `EnableResourceNameDnsARecord`).
     pub resource_name: bool,
+    /// The interface's first IPv6 address, if any.
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    /// Whether the resource-based name answers AAAA queries with `ipv6` (the
+    /// instance's `EnableResourceNameDnsAAAARecord`).
+    pub resource_aaaa: bool,
 }
 
 /// A Route 53 hosted zone, public or private.

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +26,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> NetStream for T {}
 
 /// A listening TCP socket that yields accepted connections with the peer's address.
 pub trait NetListener: Send {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddrV4)>>;
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddr)>>;
 }
 
 /// An echo reply.
@@ -64,6 +64,8 @@ pub struct InterfaceInfo {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u32,
+    /// Its IPv6 addresses with their prefix length (a dual-stack instance's /64).
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
 }
 
 /// One kernel route, as `ip route` prints it.
@@ -74,6 +76,15 @@ pub struct RouteInfo {
     pub via: Option<Ipv4Addr>,
     pub dev: String,
     pub src: Option<Ipv4Addr>,
+}
+
+/// One IPv6 route, as `ip -6 route` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route6Info {
+    /// `default` or a prefix such as `2001:db8:1:1::/64`.
+    pub dst: String,
+    pub via: Option<Ipv6Addr>,
+    pub dev: String,
 }
 
 /// Everything the shell's network tools need from the instance's own network stack.
@@ -114,6 +125,31 @@ pub trait InstanceNet: Send + Sync {
 
     /// The instance's routing table (`ip route`).
     fn routes(&self) -> Vec<RouteInfo>;
+
+    /// Opens a TCP connection over IPv6. An instance without an IPv6 address has no
+    /// IPv6 route: `NetworkUnreachable`, as Linux answers.
+    fn tcp_connect6(
+        &self,
+        _dst: SocketAddrV6,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Box<dyn NetStream>>> {
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::NetworkUnreachable)) })
+    }
+
+    /// Sends one ICMPv6 echo request and waits for the reply (`ttl` is the hop limit).
+    fn ping6(
+        &self,
+        _dst: Ipv6Addr,
+        _seq: u16,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<PingReply>> {
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::NetworkUnreachable)) })
+    }
+
+    /// The instance's IPv6 routing table (`ip -6 route`): empty without IPv6.
+    fn routes6(&self) -> Vec<Route6Info> {
+        Vec::new()
+    }
 
     /// The hops on the way to `dst` that would answer a `traceroute` (by default none:
     /// a network that knows no hops shows only stars).
@@ -189,10 +225,10 @@ struct FakeListener {
 }
 
 impl NetListener for FakeListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddrV4)>> {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddr)>> {
         Box::pin(async move {
             match self.rx.recv().await {
-                Some((s, peer)) => Ok((Box::new(s) as Box<dyn NetStream>, peer)),
+                Some((s, peer)) => Ok((Box::new(s) as Box<dyn NetStream>, SocketAddr::V4(peer))),
                 None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
             }
         })
@@ -302,6 +338,7 @@ impl InstanceNet for FakeNet {
             addr: self.me,
             prefix_len: self.prefix_len,
             mtu: 9001,
+            addrs6: Vec::new(),
         }]
     }
 

@@ -479,7 +479,7 @@ fn redirect_location(
 async fn proxy(
     ctx: &Ctx,
     req: hyper::Request<Bytes>,
-    peer: SocketAddrV4,
+    peer: std::net::SocketAddr,
     secure: bool,
 ) -> hyper::Response<Bytes> {
     let Some(world) = ctx.shared.borrow().clone() else {

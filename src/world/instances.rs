@@ -549,14 +549,17 @@ impl Runtime {
         let eni = ri.eni_id.clone().unwrap_or_default();
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
             .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
-        let host = self
-            .net
-            .add_host(HostConfig::vpc(Port::Eni(rid(&eni)), subnet))
-            .map_err(std::io::Error::from)?;
+        let mut cfg = HostConfig::vpc(Port::Eni(rid(&eni)), subnet);
+        if let Some(subnet6) = ri.subnet_ipv6_cidr {
+            cfg = cfg.with_vpc_ipv6(&ri.ipv6_addresses, subnet6);
+        }
+        let host = self.net.add_host(cfg).map_err(std::io::Error::from)?;
         let net = Arc::new(HostNet {
             host: host.clone(),
             addr: ri.private_ip,
             subnet,
+            addrs6: ri.ipv6_addresses.clone(),
+            subnet6: ri.subnet_ipv6_cidr,
             mac: profile.mac.clone(),
             timeout_cap: self.worlds.cfg().instance_timeout_cap,
             local: Default::default(),

@@ -35,7 +35,7 @@ mod resolver;
 mod tasks;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,7 +44,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::watch;
 use vpclab_netstack::host::{Net, TcpStream};
-use vpclab_netstack::internet::LEARNER_ADDR;
+use vpclab_netstack::internet::{LEARNER_ADDR, LEARNER_ADDR6};
 use vpclab_netstack::{Fabric, Flow, Outcome, Port};
 
 use crate::dns::{SharedView, Views};
@@ -122,12 +122,12 @@ pub enum AccessError {
     #[error("{0} is not a public address or a name this world resolves")]
     UnknownHost(String),
     #[error("connection to {dst} timed out — {why}")]
-    TimedOut { dst: SocketAddrV4, why: String },
+    TimedOut { dst: SocketAddr, why: String },
     #[error("connection to {0} refused (the instance answered, but nothing listens on that port)")]
-    Refused(SocketAddrV4),
+    Refused(SocketAddr),
     #[error("connection to {dst} failed: {source}")]
     Io {
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         source: std::io::Error,
     },
 }
@@ -403,9 +403,10 @@ impl AccountWorld {
     /// says why when it knows.
     pub async fn learner_connect(
         &self,
-        dst: SocketAddrV4,
+        dst: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> Result<TcpStream, AccessError> {
+        let dst = dst.into();
         match self.internet.learner().connect_timeout(dst, timeout).await {
             Ok(s) => Ok(s),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(AccessError::TimedOut {
@@ -455,9 +456,31 @@ impl AccountWorld {
     }
 
     /// Why a SYN from the learner to `dst` got no answer, in one phrase.
-    pub fn explain_timeout(&self, dst: SocketAddrV4) -> String {
-        let flow = Flow::tcp_syn(LEARNER_ADDR, 40000, *dst.ip(), dst.port());
+    pub fn explain_timeout(&self, dst: SocketAddr) -> String {
         let now = self.net.now();
+        let dst = match dst {
+            SocketAddr::V4(d) => d,
+            SocketAddr::V6(d) => {
+                // The IPv6 walk answers for the SYN from the learner's IPv6 address.
+                let p = vpclab_netstack::ipv6::Pkt6 {
+                    src: LEARNER_ADDR6,
+                    dst: *d.ip(),
+                    proto: 6,
+                    sport: 40000,
+                    dport: d.port(),
+                    icmp: None,
+                };
+                let verdict = self.with_fabric(|f| f.explain6(now, &Port::Internet, &p));
+                return match verdict.map(|v| v.outcome) {
+                    Some(Outcome::Drop(reason)) => format!("dropped: {reason}"),
+                    Some(Outcome::Deliver(port)) => {
+                        format!("the network let it through to {port}, but nothing answered")
+                    }
+                    None => "no answer".to_string(),
+                };
+            }
+        };
+        let flow = Flow::tcp_syn(LEARNER_ADDR, 40000, *dst.ip(), dst.port());
         let verdicts = self.with_fabric(|f| f.explain_round_trip(now, &Port::Internet, &flow));
         let Some((forward, back)) = verdicts else {
             return "no answer".to_string();

@@ -4,19 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use vpclab_netstack::host::{Host, TcpListener, VPC_MTU};
 
 use crate::instance::net::{
-    BoxFuture, InstanceNet, InterfaceInfo, NetListener, NetStream, PingReply, RouteInfo, Trace,
-    TraceHop,
+    BoxFuture, InstanceNet, InterfaceInfo, NetListener, NetStream, PingReply, Route6Info,
+    RouteInfo, Trace, TraceHop,
 };
 
 /// An instance's network: its host stack plus what `ip addr` shows.
@@ -24,6 +24,9 @@ pub struct HostNet {
     pub(crate) host: Host,
     pub(crate) addr: Ipv4Addr,
     pub(crate) subnet: Ipv4Net,
+    /// The interface's IPv6 addresses and the subnet's /64 (none: IPv4 only).
+    pub(crate) addrs6: Vec<Ipv6Addr>,
+    pub(crate) subnet6: Option<Ipv6Net>,
     pub(crate) mac: String,
     /// An upper bound on every timeout the instance's tools ask for (a test knob:
     /// `dnf` waits 30 s for its mirror, as the real one does).
@@ -64,7 +67,7 @@ struct HostListener {
 }
 
 impl NetListener for HostListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddrV4)>> {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, SocketAddr)>> {
         Box::pin(async move {
             tokio::select! {
                 r = self.fabric.accept() => {
@@ -72,7 +75,7 @@ impl NetListener for HostListener {
                     Ok((Box::new(s) as Box<dyn NetStream>, peer))
                 }
                 Some((s, peer)) = self.local.recv() => {
-                    Ok((Box::new(s) as Box<dyn NetStream>, peer))
+                    Ok((Box::new(s) as Box<dyn NetStream>, SocketAddr::V4(peer)))
                 }
             }
         })
@@ -177,7 +180,76 @@ impl InstanceNet for HostNet {
             addr: self.addr,
             prefix_len: self.subnet.prefix_len(),
             mtu: VPC_MTU as u32,
+            addrs6: self
+                .addrs6
+                .iter()
+                .map(|a| (*a, self.subnet6.map_or(128, |n| n.prefix_len())))
+                .collect(),
         }]
+    }
+
+    fn tcp_connect6(
+        &self,
+        dst: SocketAddrV6,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Box<dyn NetStream>>> {
+        let timeout = self.cap(timeout);
+        Box::pin(async move {
+            if self.addrs6.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::NetworkUnreachable));
+            }
+            let s = self
+                .host
+                .connect_timeout(SocketAddr::V6(dst), timeout)
+                .await?;
+            Ok(Box::new(s) as Box<dyn NetStream>)
+        })
+    }
+
+    fn ping6(
+        &self,
+        dst: Ipv6Addr,
+        _seq: u16,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<PingReply>> {
+        let timeout = self.cap(timeout);
+        Box::pin(async move {
+            if dst.is_loopback() || self.addrs6.contains(&dst) {
+                return Ok(PingReply {
+                    rtt: Duration::from_micros(30),
+                    ttl: 64,
+                });
+            }
+            if self.addrs6.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::NetworkUnreachable));
+            }
+            let (rtt, ttl) = self.host.ping_ttl(IpAddr::V6(dst), timeout).await?;
+            // The hop limit the reply arrived with; a host stack sends with 64 (Linux).
+            Ok(PingReply {
+                rtt,
+                ttl: ttl.unwrap_or(64),
+            })
+        })
+    }
+
+    fn routes6(&self) -> Vec<Route6Info> {
+        // What router advertisements give an EC2 instance: the on-link /64 and a
+        // default route via the router's link-local address.
+        let Some(net) = self.subnet6.filter(|_| !self.addrs6.is_empty()) else {
+            return Vec::new();
+        };
+        vec![
+            Route6Info {
+                dst: net.trunc().to_string(),
+                via: None,
+                dev: "ens5".to_string(),
+            },
+            Route6Info {
+                dst: "default".to_string(),
+                via: Some(vpclab_netstack::host::VPC_ROUTER_LINK_LOCAL),
+                dev: "ens5".to_string(),
+            },
+        ]
     }
 
     fn routes(&self) -> Vec<RouteInfo> {

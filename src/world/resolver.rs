@@ -5,6 +5,7 @@
 //! the vantage point of the VPC or of the internet; the fabric exempts the VPC resolver
 //! from NACLs and security groups, as AWS does.
 
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -112,7 +113,11 @@ async fn serve_tcp(
     only: Option<&'static [Ipv4Addr]>,
 ) {
     while let Ok((stream, _)) = listener.accept().await {
-        if only.is_some_and(|only| !only.contains(stream.local_addr().ip())) {
+        if only.is_some_and(|only| {
+            !only
+                .iter()
+                .any(|a| IpAddr::V4(*a) == stream.local_addr().ip())
+        }) {
             stream.abort();
             continue;
         }

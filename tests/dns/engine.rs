@@ -32,6 +32,8 @@ fn inst(id: &str, vpc: &str, private: [u8; 4], public: Option<[u8; 4]>) -> Insta
         private_ip: Ipv4Addr::from(private),
         public_ip: public.map(Ipv4Addr::from),
         resource_name: true,
+        ipv6: None,
+        resource_aaaa: false,
     }
 }
 
@@ -400,6 +402,53 @@ fn resource_based_names_resolve() {
     let view = world();
     let m = ask(&view, Vantage::Vpc("vpc-a"), "i-0aaa.ec2.internal.", A);
     assert_eq!(addrs(&m), vec![ip("10.0.1.5")]);
+}
+
+/// AWS (`PrivateDnsNameOptions`): the resource-based name answers AAAA queries with the
+/// instance's IPv6 address only when "Enable resource name DNS AAAA record" is on, and A
+/// queries only with its A option; the IP-based name never answers AAAA.
+#[test]
+fn resource_based_names_answer_aaaa_only_when_enabled() {
+    let mut view = world();
+    let v6: std::net::Ipv6Addr = "2001:db8:1:1::10".parse().unwrap();
+    for i in view.instances.iter_mut() {
+        i.ipv6 = Some(v6);
+        if i.instance_id == "i-0aaa" {
+            i.resource_aaaa = true;
+        }
+        if i.instance_id == "i-0ddd" {
+            (i.resource_name, i.resource_aaaa) = (false, true);
+        }
+    }
+    let aaaa = |m: &Message| -> Vec<std::net::Ipv6Addr> {
+        m.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::AAAA(a) => Some(a.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let vpc = Vantage::Vpc("vpc-a");
+    let m = ask(&view, vpc, "i-0aaa.ec2.internal.", RecordType::AAAA);
+    assert_eq!(aaaa(&m), vec![v6]);
+    // AAAA only: the A query has no data, the name still exists.
+    let m = ask(&view, vpc, "i-0ddd.ec2.internal.", A);
+    assert_eq!((rcode(&m), addrs(&m)), (ResponseCode::NoError, vec![]));
+    assert_eq!(
+        aaaa(&ask(&view, vpc, "i-0ddd.ec2.internal.", RecordType::AAAA)),
+        vec![v6]
+    );
+    // The IP-based name and an instance without the option: no AAAA.
+    let m = ask(&view, vpc, "ip-10-0-1-5.ec2.internal.", RecordType::AAAA);
+    assert!(aaaa(&m).is_empty());
+    let m = ask(
+        &view,
+        Vantage::Vpc("vpc-b"),
+        "i-0bbb.ec2.internal.",
+        RecordType::AAAA,
+    );
+    assert!(aaaa(&m).is_empty());
 }
 
 /// AWS: public DNS hostnames `ec2-public-ipv4-address.compute-1.amazonaws.com` exist only

@@ -28,6 +28,8 @@ fn world() -> DnsView {
         private_ip: Ipv4Addr::new(10, 0, 1, 5),
         public_ip: Some(Ipv4Addr::new(198, 18, 0, 7)),
         resource_name: false,
+        ipv6: None,
+        resource_aaaa: false,
     });
     let mut zone = HostedZone::new("example.lab", false);
     zone.add(

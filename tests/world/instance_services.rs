@@ -197,7 +197,7 @@ fn mirror() -> FakeService {
         let handler: http1::Handler =
             Arc::new(|_: &http1::Request| http1::Response::new(200, "text/xml", "<repomd/>"));
         Box::pin(async move {
-            let _ = http1::serve_connection(stream, peer, handler).await;
+            let _ = http1::serve_connection(stream, peer.into(), handler).await;
         })
     })
 }

@@ -19,6 +19,7 @@ mod iam_profile;
 mod instance_services;
 mod instance_ssh;
 mod internet;
+mod ipv6;
 mod monitoring;
 mod observe;
 mod peering;

@@ -2,13 +2,13 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::task::Poll;
 use std::time::Duration;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::icmp;
-use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress};
+use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, Ipv6Address};
 
 use super::world::SocketKind;
 use super::{Host, NetError};
@@ -33,10 +33,11 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// Pings `dst`: the round-trip time and the TTL the reply arrived with.
+/// Pings `dst` (ICMP echo, or ICMPv6 echo for an IPv6 address): the round-trip time
+/// and the TTL (hop limit) the reply arrived with.
 pub(super) async fn ping(
     host: &Host,
-    dst: Ipv4Addr,
+    dst: IpAddr,
     timeout: Duration,
 ) -> io::Result<(Duration, Option<u8>)> {
     let (guard, ident) = {
@@ -51,18 +52,41 @@ pub(super) async fn ping(
         );
         s.bind(icmp::Endpoint::Ident(ident))
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let repr = Icmpv4Repr::EchoRequest {
-            ident,
-            seq_no: 1,
-            data: &PAYLOAD,
-        };
-        let buf = s
-            .send(repr.buffer_len(), IpAddress::Ipv4(dst))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        repr.emit(
-            &mut Icmpv4Packet::new_unchecked(buf),
-            &ChecksumCapabilities::default(),
-        );
+        match dst {
+            IpAddr::V4(d) => {
+                let repr = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no: 1,
+                    data: &PAYLOAD,
+                };
+                let buf = s
+                    .send(repr.buffer_len(), IpAddress::Ipv4(d))
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                repr.emit(
+                    &mut Icmpv4Packet::new_unchecked(buf),
+                    &ChecksumCapabilities::default(),
+                );
+            }
+            IpAddr::V6(d) => {
+                let repr = Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no: 1,
+                    data: &PAYLOAD,
+                };
+                let buf = s
+                    .send(repr.buffer_len(), IpAddress::Ipv6(d))
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                // smoltcp re-parses the queued message when it sends it and fills in the
+                // source address and checksum then: the addresses given here only shape
+                // a checksum that is recomputed.
+                repr.emit(
+                    &Ipv6Address::UNSPECIFIED,
+                    &d,
+                    &mut Icmpv6Packet::new_unchecked(buf),
+                    &ChecksumCapabilities::ignored(),
+                );
+            }
+        }
         let handle = slot.sockets.add(s);
         shared.kick(&mut world, host.id);
         (
@@ -81,17 +105,8 @@ pub(super) async fn ping(
             return Poll::Ready(Err(NetError::HostGone.into()));
         };
         let s = slot.sockets.get_mut::<icmp::Socket>(guard.handle);
-        while let Ok((data, _from)) = s.recv() {
-            let Ok(pkt) = Icmpv4Packet::new_checked(data) else {
-                continue;
-            };
-            if let Ok(Icmpv4Repr::EchoReply {
-                ident: i,
-                seq_no: 1,
-                ..
-            }) = Icmpv4Repr::parse(&pkt, &ChecksumCapabilities::ignored())
-                && i == ident
-            {
+        while let Ok((data, from)) = s.recv() {
+            if echo_reply_matches(data, from, ident) {
                 return Poll::Ready(Ok(()));
             }
         }
@@ -113,5 +128,31 @@ pub(super) async fn ping(
             io::ErrorKind::TimedOut,
             format!("no echo reply from {dst}"),
         )),
+    }
+}
+
+/// Whether `data`, an ICMP message from `from`, is the echo reply (sequence 1) to our
+/// request `ident`.
+fn echo_reply_matches(data: &[u8], from: IpAddress, ident: u16) -> bool {
+    match from {
+        IpAddress::Ipv4(_) => {
+            let Ok(pkt) = Icmpv4Packet::new_checked(data) else {
+                return false;
+            };
+            matches!(
+                Icmpv4Repr::parse(&pkt, &ChecksumCapabilities::ignored()),
+                Ok(Icmpv4Repr::EchoReply { ident: i, seq_no: 1, .. }) if i == ident
+            )
+        }
+        IpAddress::Ipv6(src) => {
+            let Ok(pkt) = Icmpv6Packet::new_checked(data) else {
+                return false;
+            };
+            // The addresses only matter for the checksum, which is not checked here.
+            matches!(
+                Icmpv6Repr::parse(&src, &Ipv6Address::UNSPECIFIED, &pkt, &ChecksumCapabilities::ignored()),
+                Ok(Icmpv6Repr::EchoReply { ident: i, seq_no: 1, .. }) if i == ident
+            )
+        }
     }
 }

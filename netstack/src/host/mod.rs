@@ -59,12 +59,12 @@ mod tcp;
 mod udp;
 pub(crate) mod world;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 /// The clock of host stacks and the fabric (smoltcp's), as [`Forwarder`] receives it.
 pub use smoltcp::time::Instant as SmolInstant;
 use tokio::sync::Notify;
@@ -102,7 +102,7 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 pub enum NetError {
     /// Another internet host already has this address.
     #[error("address {0} is already used by another internet host")]
-    AddressInUse(Ipv4Addr),
+    AddressInUse(IpAddr),
     /// The world already has a catch-all internet host.
     #[error("the world already has a catch-all internet host")]
     CatchAllInUse,
@@ -181,6 +181,13 @@ pub struct HostConfig {
     pub addrs: Vec<Ipv4Net>,
     /// Default gateway (`None`: only on-link destinations are reachable).
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses with their prefix (a dual-stack instance's /64). Together with
+    /// `addrs`, at most four are used (`iface-max-addr-count-4`).
+    pub addrs6: Vec<Ipv6Net>,
+    /// IPv6 default gateway (the VPC router's link-local address for an instance).
+    /// With `Medium::Ip` there is no neighbour discovery, so it only has to exist for
+    /// off-link IPv6 destinations to be routable.
+    pub gateway6: Option<Ipv6Addr>,
     /// Interface MTU: [`VPC_MTU`] or [`INTERNET_MTU`].
     pub mtu: usize,
     /// TCP settings.
@@ -214,6 +221,8 @@ impl HostConfig {
             port,
             addrs: vec![addr],
             gateway: Some(gateway),
+            addrs6: Vec::new(),
+            gateway6: None,
             mtu: VPC_MTU,
             tcp: TcpConfig::default(),
             seed: None,
@@ -237,6 +246,8 @@ impl HostConfig {
             port,
             addrs,
             gateway,
+            addrs6: Vec::new(),
+            gateway6: None,
             mtu: VPC_MTU,
             tcp: TcpConfig::default(),
             seed: None,
@@ -256,6 +267,8 @@ impl HostConfig {
             port: Port::Internet,
             addrs: vec![net],
             gateway: Some(gateway),
+            addrs6: Vec::new(),
+            gateway6: None,
             mtu: INTERNET_MTU,
             tcp: TcpConfig::default(),
             seed: None,
@@ -269,17 +282,46 @@ impl HostConfig {
 
 impl HostConfig {
     /// The catch-all host of the simulated internet: it answers for every public
-    /// address no other host has (see [`crate::internet`]), from its own address
-    /// [`crate::internet::INTERNET_ROUTER_ADDR`], with the internet's delay and TTL.
+    /// address no other host has (see [`crate::internet`]), IPv4 and IPv6, from its own
+    /// addresses [`crate::internet::INTERNET_ROUTER_ADDR`] and
+    /// [`crate::internet::INTERNET_ROUTER_ADDR6`], with the internet's delay and TTL.
     pub fn catch_all() -> Self {
         HostConfig {
             catch_all: true,
             delay: Some(crate::internet::INTERNET_DELAY),
             ttl: Some(crate::internet::INTERNET_TTL),
             ..HostConfig::internet(crate::internet::INTERNET_ROUTER_ADDR)
+                .with_ipv6(crate::internet::INTERNET_ROUTER_ADDR6)
         }
     }
+
+    /// This internet host with an IPv6 address too (a /64 around it, a default route).
+    pub fn with_ipv6(mut self, addr: Ipv6Addr) -> Self {
+        let net = Ipv6Net::new(addr, 64).expect("64 is a valid IPv6 prefix length");
+        self.addrs6 = vec![net];
+        self.gateway6 = Some(Ipv6Addr::from(u128::from(net.network()) | 1));
+        self
+    }
+
+    /// This VPC host dual-stack: its IPv6 addresses in the subnet's /64 and a default
+    /// route via the VPC router's link-local address [`VPC_ROUTER_LINK_LOCAL`].
+    pub fn with_vpc_ipv6(mut self, addrs: &[Ipv6Addr], subnet: Ipv6Net) -> Self {
+        self.addrs6 = addrs
+            .iter()
+            .filter_map(|a| Ipv6Net::new(*a, subnet.prefix_len()).ok())
+            .collect();
+        if !self.addrs6.is_empty() {
+            self.gateway6 = Some(VPC_ROUTER_LINK_LOCAL);
+        }
+        self
+    }
 }
+
+/// The IPv6 router of every subnet, as an instance's routing table names it. On AWS an
+/// instance learns its IPv6 default route from router advertisements, sent from the
+/// router's link-local address; vpclab uses `fe80::1` for every subnet (a host stack
+/// has no link layer, so the address only names the route).
+pub const VPC_ROUTER_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
 /// A host's number inside its world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -476,6 +518,22 @@ impl Host {
         self.addrs().first().map(|n| n.addr())
     }
 
+    /// The host's IPv6 addresses (empty for an IPv4-only host, or once removed).
+    pub fn addrs6(&self) -> Vec<Ipv6Net> {
+        let world = self.shared.lock();
+        world
+            .hosts
+            .get(&self.id)
+            .map(|s| s.addrs6.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replace the host's IPv6 addresses (an address assigned or unassigned while the
+    /// instance runs); the IPv6 default route follows (`gateway6` when there are any).
+    pub fn set_addrs6(&self, addrs: &[Ipv6Net], gateway6: Option<Ipv6Addr>) {
+        self.shared.lock().set_addrs6(self.id, addrs, gateway6);
+    }
+
     /// Replace the host's addresses (e.g. a secondary private IP).
     pub fn set_addrs(&self, addrs: &[Ipv4Net]) {
         let cidrs: Vec<_> = addrs.iter().map(to_smol_cidr).collect();
@@ -509,7 +567,8 @@ impl Host {
 
     /// Open a TCP connection, waiting at most the host's
     /// [`TcpConfig::connect_timeout`].
-    pub async fn connect(&self, dst: SocketAddrV4) -> std::io::Result<TcpStream> {
+    pub async fn connect(&self, dst: impl Into<SocketAddr>) -> std::io::Result<TcpStream> {
+        let dst = dst.into();
         let timeout = {
             let world = self.shared.lock();
             let slot = world.hosts.get(&self.id).ok_or(NetError::HostGone)?;
@@ -521,10 +580,10 @@ impl Host {
     /// Open a TCP connection, waiting at most `timeout`.
     pub async fn connect_timeout(
         &self,
-        dst: SocketAddrV4,
+        dst: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> std::io::Result<TcpStream> {
-        TcpStream::connect(self, dst, timeout).await
+        TcpStream::connect(self, dst.into(), timeout).await
     }
 
     /// A UDP socket on `port` (0: an ephemeral port).
@@ -532,25 +591,35 @@ impl Host {
         UdpSocket::bind(self, port)
     }
 
-    /// Send one ICMP echo request and wait for the reply; the round-trip
-    /// time is measured on tokio's clock.
-    pub async fn ping(&self, dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Duration> {
-        icmp::ping(self, dst, timeout).await.map(|(rtt, _)| rtt)
+    /// Send one ICMP echo request (ICMPv6 for an IPv6 address) and wait for the
+    /// reply; the round-trip time is measured on tokio's clock.
+    pub async fn ping(
+        &self,
+        dst: impl Into<IpAddr>,
+        timeout: Duration,
+    ) -> std::io::Result<Duration> {
+        icmp::ping(self, dst.into(), timeout)
+            .await
+            .map(|(rtt, _)| rtt)
     }
 
     /// Like [`Host::ping`], with the TTL the reply arrived with (as `ping` prints
     /// it), when the host saw it.
     pub async fn ping_ttl(
         &self,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         timeout: Duration,
     ) -> std::io::Result<(Duration, Option<u8>)> {
-        icmp::ping(self, dst, timeout).await
+        icmp::ping(self, dst.into(), timeout).await
     }
 }
 
 pub(crate) fn to_smol_cidr(n: &Ipv4Net) -> smoltcp::wire::Ipv4Cidr {
     smoltcp::wire::Ipv4Cidr::new(n.addr(), n.prefix_len())
+}
+
+pub(crate) fn to_smol_cidr6(n: &Ipv6Net) -> smoltcp::wire::Ipv6Cidr {
+    smoltcp::wire::Ipv6Cidr::new(n.addr(), n.prefix_len())
 }
 
 fn from_smol_cidr(c: &smoltcp::wire::Ipv4Cidr) -> Ipv4Net {

@@ -4,7 +4,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,9 +25,10 @@ fn gone() -> io::Error {
     NetError::HostGone.into()
 }
 
-fn v4(ep: IpEndpoint) -> SocketAddrV4 {
+fn sockaddr(ep: IpEndpoint) -> SocketAddr {
     match ep.addr {
-        IpAddress::Ipv4(a) => SocketAddrV4::new(a, ep.port),
+        IpAddress::Ipv4(a) => SocketAddr::new(IpAddr::V4(a), ep.port),
+        IpAddress::Ipv6(a) => SocketAddr::new(IpAddr::V6(a), ep.port),
     }
 }
 
@@ -95,12 +96,12 @@ impl TcpListener {
     }
 
     /// Wait for the next established connection.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Poll form of [`Self::accept`].
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddrV4)>> {
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let shared = &self.host.shared;
         let mut world = shared.lock();
         let slot = match world.hosts.get_mut(&self.host.id) {
@@ -140,10 +141,10 @@ impl TcpListener {
                 handle: h,
                 ephemeral: None,
                 closed_by_us: false,
-                local: v4(local),
-                peer: v4(peer),
+                local: sockaddr(local),
+                peer: sockaddr(peer),
             };
-            return Poll::Ready(Ok((stream, v4(peer))));
+            return Poll::Ready(Ok((stream, sockaddr(peer))));
         }
         // Connections that died before being accepted: drop them.
         for i in dead.into_iter().rev() {
@@ -191,8 +192,8 @@ pub struct TcpStream {
     /// Whether this side sent FIN: then a socket found CLOSED ended
     /// normally; otherwise it was reset (or aborted by a timeout).
     closed_by_us: bool,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -208,11 +209,7 @@ impl TcpStream {
     /// Connect from `host` to `dst`, waiting at most `timeout` for the
     /// handshake. A reset answer gives `ConnectionRefused`; no answer gives
     /// `TimedOut`.
-    pub async fn connect(
-        host: &Host,
-        dst: SocketAddrV4,
-        timeout: Duration,
-    ) -> io::Result<TcpStream> {
+    pub async fn connect(host: &Host, dst: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         let mut stream = {
             let shared = &host.shared;
             let mut world = shared.lock();
@@ -223,7 +220,7 @@ impl TcpStream {
             let mut s = slot.new_tcp_socket();
             s.connect(
                 slot.iface.context(),
-                (IpAddress::Ipv4(*dst.ip()), dst.port()),
+                (IpAddress::from(dst.ip()), dst.port()),
                 IpListenEndpoint { addr: None, port },
             )
             .map_err(|e| {
@@ -232,10 +229,13 @@ impl TcpStream {
                     format!("cannot connect to {dst}: {e}"),
                 )
             })?;
-            let local = s
-                .local_endpoint()
-                .map(v4)
-                .unwrap_or_else(|| SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port));
+            let local = s.local_endpoint().map(sockaddr).unwrap_or_else(|| {
+                let any = match dst {
+                    SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                };
+                SocketAddr::new(any, port)
+            });
             slot.tcp_ports.insert(port);
             let handle = slot.sockets.add(s);
             shared.kick(&mut world, host.id);
@@ -252,7 +252,7 @@ impl TcpStream {
             Ok(Ok(())) => {
                 // The source address is chosen when the SYN is sent.
                 if let Some(local) = stream.with_socket(|s| s.local_endpoint()).ok().flatten() {
-                    stream.local = v4(local);
+                    stream.local = sockaddr(local);
                 }
                 Ok(stream)
             }
@@ -306,18 +306,18 @@ impl TcpStream {
     }
 
     /// Local address and port.
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The peer's address and port (as this host sees it: after NAT).
-    pub fn peer_addr(&self) -> SocketAddrV4 {
+    pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
 
     /// The peer's IP, as `IpAddr`.
     pub fn peer_ip(&self) -> IpAddr {
-        IpAddr::V4(*self.peer.ip())
+        self.peer.ip()
     }
 
     /// Turn Nagle's algorithm off (`true`) or on.

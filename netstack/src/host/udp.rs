@@ -2,7 +2,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::task::{Context, Poll};
 
 use smoltcp::iface::SocketHandle;
@@ -78,7 +78,8 @@ impl UdpSocket {
     }
 
     /// Send one datagram to `dst`.
-    pub async fn send_to(&self, data: &[u8], dst: SocketAddrV4) -> io::Result<()> {
+    pub async fn send_to(&self, data: &[u8], dst: impl Into<SocketAddr>) -> io::Result<()> {
+        let dst = dst.into();
         poll_fn(|cx| self.poll_send(cx, data, dst, None)).await
     }
 
@@ -86,6 +87,7 @@ impl UdpSocket {
     /// with several addresses, such as the VPC resolver: a reply must come
     /// from the address that was asked).
     pub async fn send_from(&self, data: &[u8], src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<()> {
+        let (src, dst) = (IpAddr::V4(src), SocketAddr::V4(dst));
         poll_fn(|cx| self.poll_send(cx, data, dst, Some(src))).await
     }
 
@@ -93,8 +95,8 @@ impl UdpSocket {
         &self,
         cx: &mut Context<'_>,
         data: &[u8],
-        dst: SocketAddrV4,
-        src: Option<Ipv4Addr>,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
     ) -> Poll<io::Result<()>> {
         let shared = &self.host.shared;
         let mut world = shared.lock();
@@ -109,8 +111,8 @@ impl UdpSocket {
             )));
         }
         let meta = udp::UdpMetadata {
-            local_address: src.map(IpAddress::Ipv4),
-            ..udp::UdpMetadata::from(IpEndpoint::new(IpAddress::Ipv4(*dst.ip()), dst.port()))
+            local_address: src.map(IpAddress::from),
+            ..udp::UdpMetadata::from(IpEndpoint::new(IpAddress::from(dst.ip()), dst.port()))
         };
         match s.send_slice(data, meta) {
             Ok(()) => {
@@ -128,18 +130,38 @@ impl UdpSocket {
         }
     }
 
-    /// Receive one datagram: its length (truncated to `buf`) and sender.
+    /// Receive one IPv4 datagram: its length (truncated to `buf`) and sender. IPv6
+    /// datagrams are read and skipped (see [`Self::recv_from_any`]).
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
         let (n, src, _) = self.recv_from_to(buf).await?;
         Ok((n, src))
     }
 
-    /// Receive one datagram: its length, sender and the local address it
-    /// was sent to.
+    /// Receive one IPv4 datagram: its length, sender and the local address it
+    /// was sent to. IPv6 datagrams are skipped.
     pub async fn recv_from_to(
         &self,
         buf: &mut [u8],
     ) -> io::Result<(usize, SocketAddrV4, Ipv4Addr)> {
+        loop {
+            let (n, src, to) = self.recv_any(buf).await?;
+            if let (SocketAddr::V4(src), to) = (src, to) {
+                let to = match to {
+                    Some(IpAddr::V4(a)) => a,
+                    _ => Ipv4Addr::UNSPECIFIED,
+                };
+                return Ok((n, src, to));
+            }
+        }
+    }
+
+    /// Receive one datagram of either IP version: its length and sender.
+    pub async fn recv_from_any(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, src, _) = self.recv_any(buf).await?;
+        Ok((n, src))
+    }
+
+    async fn recv_any(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
         poll_fn(|cx| {
             let shared = &self.host.shared;
             let mut world = shared.lock();
@@ -151,12 +173,8 @@ impl UdpSocket {
                 Ok((data, meta)) => {
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    let IpAddress::Ipv4(src) = meta.endpoint.addr;
-                    let to = match meta.local_address {
-                        Some(IpAddress::Ipv4(a)) => a,
-                        None => Ipv4Addr::UNSPECIFIED,
-                    };
-                    Poll::Ready(Ok((n, SocketAddrV4::new(src, meta.endpoint.port), to)))
+                    let src = SocketAddr::new(meta.endpoint.addr.into(), meta.endpoint.port);
+                    Poll::Ready(Ok((n, src, meta.local_address.map(IpAddr::from))))
                 }
                 Err(_) => {
                     s.register_recv_waker(&shared.waker(cx));

@@ -7,7 +7,7 @@
 //! Nothing in this module sleeps or does I/O.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
@@ -132,6 +132,7 @@ impl phy::Device for QueueDevice {
             caps.checksum.tcp = Checksum::None;
             caps.checksum.udp = Checksum::None;
             caps.checksum.icmpv4 = Checksum::None;
+            caps.checksum.icmpv6 = Checksum::None;
         }
         caps
     }
@@ -171,6 +172,7 @@ pub(crate) struct ListenerPool {
 pub(crate) struct HostSlot {
     pub(crate) port: Port,
     pub(crate) addrs: Vec<smoltcp::wire::Ipv4Cidr>,
+    pub(crate) addrs6: Vec<ipnet::Ipv6Net>,
     pub(crate) iface: Interface,
     pub(crate) device: QueueDevice,
     pub(crate) sockets: SocketSet<'static>,
@@ -209,6 +211,7 @@ impl HostSlot {
         let mut slot = HostSlot {
             port: cfg.port.clone(),
             addrs: Vec::new(),
+            addrs6: cfg.addrs6.clone(),
             iface,
             device,
             sockets: SocketSet::new(Vec::new()),
@@ -238,17 +241,38 @@ impl HostSlot {
             // the fabric decides where the packet really goes.
             let _ = slot.iface.routes_mut().add_default_ipv4_route(gw);
         }
+        if let Some(gw) = cfg.gateway6 {
+            let _ = slot.iface.routes_mut().add_default_ipv6_route(gw);
+        }
         slot
     }
 
     pub(crate) fn set_addrs(&mut self, addrs: &[smoltcp::wire::Ipv4Cidr]) {
         self.addrs = addrs.to_vec();
+        self.sync_addrs();
+    }
+
+    pub(crate) fn set_addrs6(&mut self, addrs: &[ipnet::Ipv6Net], gateway6: Option<Ipv6Addr>) {
+        self.addrs6 = addrs.to_vec();
+        self.sync_addrs();
+        self.iface.routes_mut().remove_default_ipv6_route();
+        if let Some(gw) = gateway6.filter(|_| !addrs.is_empty()) {
+            let _ = self.iface.routes_mut().add_default_ipv6_route(gw);
+        }
+    }
+
+    /// Hands the interface its IPv4 then IPv6 addresses.
+    fn sync_addrs(&mut self) {
+        let (v4, v6) = (&self.addrs, &self.addrs6);
         self.iface.update_ip_addrs(|list| {
             list.clear();
-            for a in addrs {
-                // The list holds `IFACE_MAX_ADDR_COUNT` (2) entries; callers
-                // are told so in `HostConfig`, extra addresses are ignored.
+            // The list holds `IFACE_MAX_ADDR_COUNT` (4) entries; callers are told so
+            // in `HostConfig`, extra addresses are ignored.
+            for a in v4 {
                 let _ = list.push(IpCidr::Ipv4(*a));
+            }
+            for a in v6 {
+                let _ = list.push(IpCidr::Ipv6(super::to_smol_cidr6(a)));
             }
         });
     }
@@ -330,18 +354,28 @@ impl HostSlot {
     /// The destination port and the source of `pkt` if it is a TCP SYN
     /// (without ACK) to a port this host listens on.
     fn syn_to_listener(&self, pkt: &[u8]) -> Option<(u16, IpEndpoint)> {
-        if self.listeners.is_empty() || pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 6 {
+        if self.listeners.is_empty() || pkt.len() < 20 {
             return None;
         }
-        let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-        let tcp = pkt.get(ihl..ihl + 14)?;
+        let (src, l4) = match pkt[0] >> 4 {
+            4 if pkt[9] == 6 => {
+                let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+                (IpAddress::Ipv4(src), ((pkt[0] & 0x0f) as usize) * 4)
+            }
+            // The fabric refuses IPv6 extension headers, so TCP follows the fixed header.
+            6 if pkt.get(6) == Some(&6) => {
+                let src: [u8; 16] = pkt.get(8..24)?.try_into().ok()?;
+                (IpAddress::Ipv6(Ipv6Addr::from(src)), 40)
+            }
+            _ => return None,
+        };
+        let tcp = pkt.get(l4..l4 + 14)?;
         let flags = tcp[13];
         let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
         let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
         let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
-        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
         (syn && !ack && self.listeners.contains_key(&dport))
-            .then(|| (dport, IpEndpoint::new(IpAddress::Ipv4(src), sport)))
+            .then(|| (dport, IpEndpoint::new(src, sport)))
     }
 
     /// Poll the interface: every delivered packet (topping up listener pools
@@ -473,7 +507,7 @@ pub(crate) struct World {
     /// Which host receives packets delivered to a port. `Port::Internet` is
     /// not in here: it is demultiplexed by destination address.
     by_port: BTreeMap<Port, HostId>,
-    by_internet_addr: BTreeMap<Ipv4Addr, HostId>,
+    by_internet_addr: BTreeMap<IpAddr, HostId>,
     /// The catch-all internet host (`HostConfig::catch_all`), if attached.
     catch_all: Option<HostId>,
     /// Packets held for delivery to hosts with a delay: (due µs, host, packet),
@@ -542,9 +576,9 @@ impl World {
             return Err(super::NetError::CatchAllInUse);
         }
         if cfg.port == Port::Internet {
-            for a in &cfg.addrs {
-                if self.by_internet_addr.contains_key(&a.addr()) {
-                    return Err(super::NetError::AddressInUse(a.addr()));
+            for a in internet_addrs(cfg) {
+                if self.by_internet_addr.contains_key(&a) {
+                    return Err(super::NetError::AddressInUse(a));
                 }
             }
         } else if self.by_port.contains_key(&cfg.port) {
@@ -554,8 +588,8 @@ impl World {
         self.next_id += 1;
         let slot = HostSlot::new(id, cfg, now);
         if cfg.port == Port::Internet {
-            for a in &cfg.addrs {
-                self.by_internet_addr.insert(a.addr(), id);
+            for a in internet_addrs(cfg) {
+                self.by_internet_addr.insert(a, id);
             }
         } else {
             self.by_port.insert(cfg.port.clone(), id);
@@ -605,9 +639,32 @@ impl World {
         if slot.port == Port::Internet {
             self.by_internet_addr.retain(|_, h| *h != id);
             for a in addrs {
-                self.by_internet_addr.insert(a.address(), id);
+                self.by_internet_addr.insert(IpAddr::V4(a.address()), id);
+            }
+            for a in &slot.addrs6 {
+                self.by_internet_addr.insert(IpAddr::V6(a.addr()), id);
             }
         }
+    }
+
+    /// Change the IPv6 addresses of a host.
+    pub(crate) fn set_addrs6(
+        &mut self,
+        id: HostId,
+        addrs: &[ipnet::Ipv6Net],
+        gateway6: Option<Ipv6Addr>,
+    ) {
+        let Some(slot) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        slot.set_addrs6(addrs, gateway6);
+        if slot.port == Port::Internet {
+            self.by_internet_addr.retain(|a, h| *h != id || a.is_ipv4());
+            for a in addrs {
+                self.by_internet_addr.insert(IpAddr::V6(a.addr()), id);
+            }
+        }
+        self.mark_dirty(id);
     }
 
     /// Note that `id` must be polled on the driver's next run.
@@ -622,10 +679,7 @@ impl World {
 
     fn host_for(&self, port: &Port, pkt: &[u8]) -> Option<HostId> {
         match port {
-            Port::Internet => {
-                let dst: [u8; 4] = pkt.get(16..20)?.try_into().ok()?;
-                self.by_internet_addr.get(&Ipv4Addr::from(dst)).copied()
-            }
+            Port::Internet => self.by_internet_addr.get(&dst_addr(pkt)?).copied(),
             other => self.by_port.get(other).copied(),
         }
     }
@@ -653,19 +707,24 @@ impl World {
                 }
                 return;
             }
-            let dst = pkt.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());
             if to == Port::Internet
-                && let Some(dst) = dst.map(Ipv4Addr::from)
+                && let Some(dst) = dst_addr(&pkt)
             {
-                if let Some((_, sink)) = self.sinks.iter().find(|(net, _)| net.contains(&dst)) {
+                if let IpAddr::V4(dst) = dst
+                    && let Some((_, sink)) = self.sinks.iter().find(|(net, _)| net.contains(&dst))
+                {
                     // A full queue drops, as a busy NIC would.
                     if sink.try_send(pkt).is_ok() {
                         self.stats.delivered += 1;
                     }
                     return;
                 }
+                let public = match dst {
+                    IpAddr::V4(a) => crate::internet::is_internet_host(a),
+                    IpAddr::V6(a) => crate::internet::is_internet_host6(a),
+                };
                 if let Some(id) = self.catch_all
-                    && crate::internet::is_internet_host(dst)
+                    && public
                 {
                     self.deliver(now, id, pkt);
                     return;
@@ -712,7 +771,8 @@ impl World {
         self.stats.delivered += 1;
         // An echo reply's TTL, for the ping that waits for it (ICMP only: one
         // byte compare for everything else).
-        if pkt.get(9) == Some(&1)
+        if pkt.first().is_some_and(|b| b >> 4 == 4)
+            && pkt.get(9) == Some(&1)
             && let Some(ihl) = pkt.first().map(|b| usize::from(b & 0x0f) * 4)
             && pkt.get(ihl) == Some(&0)
             && let Some(ident) = pkt.get(ihl + 4..ihl + 6)
@@ -720,6 +780,15 @@ impl World {
         {
             slot.echo_ttl
                 .insert(u16::from_be_bytes([ident[0], ident[1]]), pkt[8]);
+        } else if pkt.first().is_some_and(|b| b >> 4 == 6)
+            && pkt.get(6) == Some(&crate::ipv6::ICMPV6)
+            && pkt.get(40) == Some(&129)
+            && let Some(ident) = pkt.get(44..46)
+            && slot.echo_ttl.len() < 64
+        {
+            // An ICMPv6 echo reply: its hop limit, which `ping6` prints as `ttl=`.
+            slot.echo_ttl
+                .insert(u16::from_be_bytes([ident[0], ident[1]]), pkt[7]);
         }
         if slot.delay_us > 0 {
             let due = now.total_micros().saturating_add(slot.delay_us);
@@ -825,9 +894,39 @@ impl World {
     }
 }
 
+/// The destination address of a raw IPv4 or IPv6 packet.
+fn dst_addr(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first()? >> 4 {
+        4 => {
+            let d: [u8; 4] = pkt.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(d)))
+        }
+        6 => {
+            let d: [u8; 16] = pkt.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(d)))
+        }
+        _ => None,
+    }
+}
+
+/// The addresses an internet host is found by.
+fn internet_addrs(cfg: &HostConfig) -> impl Iterator<Item = IpAddr> + '_ {
+    cfg.addrs
+        .iter()
+        .map(|a| IpAddr::V4(a.addr()))
+        .chain(cfg.addrs6.iter().map(|a| IpAddr::V6(a.addr())))
+}
+
 /// Rewrite the TTL of a raw IPv4 packet and update its header checksum
-/// (RFC 1624 incremental update of the 16-bit word holding TTL and protocol).
+/// (RFC 1624 incremental update of the 16-bit word holding TTL and protocol), or the
+/// hop limit of an IPv6 packet (which has no header checksum).
 fn set_ttl(pkt: &mut [u8], ttl: u8) {
+    if pkt.first().is_some_and(|b| b >> 4 == 6) {
+        if let Some(h) = pkt.get_mut(7) {
+            *h = ttl;
+        }
+        return;
+    }
     if pkt.len() < 20 || pkt[8] == ttl {
         return;
     }

@@ -353,3 +353,145 @@ fn a_spoofed_ipv6_source_is_dropped() {
         "{v}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Host stacks speaking IPv6 through the fabric: what an instance's own stack does.
+// ---------------------------------------------------------------------------------
+
+mod hosts {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use vpclab_netstack::host::{Host, HostConfig, Net};
+
+    use super::*;
+
+    /// The dual-stack fixture with the web and app instances' stacks attached.
+    fn world() -> (Net, Host, Host, Host) {
+        let (f, ids) = dual_stack(|_, _| {});
+        let net = Net::new(f);
+        let stack = |eni: &ResId, v4: &str, v6: &str, subnet: &str| {
+            let cfg = HostConfig::vpc(Port::Eni(eni.clone()), v4.parse().unwrap())
+                .with_vpc_ipv6(&[a6(v6)], n6(subnet));
+            net.add_host(cfg).unwrap()
+        };
+        let web = stack(&ids.web_eni, "10.0.1.10/24", WEB, "2001:db8:1:1::/64");
+        let app = stack(&ids.app_eni, "10.0.2.20/24", APP, "2001:db8:1:2::/64");
+        let any = net.add_host(HostConfig::catch_all()).unwrap();
+        (net, web, app, any)
+    }
+
+    fn v6(s: &str, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V6(a6(s)), port)
+    }
+
+    /// A dual-stack instance's stack holds its IPv6 address beside its IPv4 one, and
+    /// ping6 between two instances crosses the groups both ways (the app group allows
+    /// ICMPv6 from the VPC's /56).
+    #[tokio::test(start_paused = true)]
+    async fn dual_stack_hosts_ping6_each_other_through_the_fabric() {
+        let (_net, web, app, _any) = world();
+        assert_eq!(web.addrs6(), vec![n6("2001:db8:1:1::10/64")]);
+        let (_, hop_limit) = web
+            .ping_ttl(a6(APP), Duration::from_secs(2))
+            .await
+            .expect("echo reply over IPv6");
+        assert_eq!(hop_limit, Some(64), "the router is invisible inside a VPC");
+        app.ping(a6(WEB), Duration::from_secs(2)).await.unwrap();
+    }
+
+    /// TCP over IPv6: the web instance reaches the app's port 8080 (allowed from the
+    /// web group's members), and both ends see each other's IPv6 address.
+    #[tokio::test(start_paused = true)]
+    async fn tcp_over_ipv6_carries_bytes_and_shows_ipv6_peers() {
+        let (_net, web, app, _any) = world();
+        let listener = app.listen(8080).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, peer) = listener.accept().await.unwrap();
+            s.write_all(b"hello over v6").await.unwrap();
+            s.shutdown().await.unwrap();
+            peer
+        });
+        let mut c = web.connect(v6(APP, 8080)).await.unwrap();
+        assert_eq!(c.local_addr().ip(), IpAddr::V6(a6(WEB)));
+        let mut got = String::new();
+        c.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "hello over v6");
+        assert_eq!(server.await.unwrap().ip(), IpAddr::V6(a6(WEB)));
+    }
+
+    /// A port with no IPv6 rule in the group: the SYN is dropped, the connect times
+    /// out (as on AWS), where a UDP datagram allowed by the group gets its answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_filtered_ipv6_port_times_out_and_udp_over_ipv6_is_answered() {
+        let (_net, web, _app, _any) = world();
+        let e = web
+            .connect_timeout(v6(APP, 22), Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        // UDP over IPv6: the web instance asks a DNS server on the internet through the
+        // internet gateway; the answer comes back as a tracked reply.
+        let (net, web) = (_net, web);
+        let dns = net
+            .add_host(
+                HostConfig::internet("203.0.113.53".parse().unwrap())
+                    .with_ipv6("3fff::53".parse().unwrap()),
+            )
+            .unwrap();
+        let server = dns.bind_udp(53).unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok((n, from)) = server.recv_from_any(&mut buf).await {
+                let _ = server.send_to(&buf[..n], from).await;
+            }
+        });
+        let client = web.bind_udp(0).unwrap();
+        client.send_to(b"query", v6("3fff::53", 53)).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) =
+            tokio::time::timeout(Duration::from_secs(2), client.recv_from_any(&mut buf))
+                .await
+                .expect("an answer over IPv6")
+                .unwrap();
+        assert_eq!(&buf[..n], b"query");
+        assert_eq!(from, v6("3fff::53", 53));
+    }
+
+    /// "Egress-only internet gateways": the private instance reaches an internet host
+    /// over IPv6 (the catch-all host answers every global address), and a connection
+    /// the internet starts toward it is dropped at the gateway.
+    #[tokio::test(start_paused = true)]
+    async fn through_the_egress_only_gateway_out_works_and_in_is_refused() {
+        let (net, _web, app, any) = world();
+        let site = "2606:4700:4700::1111";
+        let listener = any.listen(80).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let mut c = app
+            .connect(v6(site, 80))
+            .await
+            .expect("out through the EIGW");
+        let mut got = [0u8; 8];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"HTTP/1.1");
+        app.ping(a6(site), Duration::from_secs(2)).await.unwrap();
+
+        let _srv = app.listen(22).unwrap();
+        let outsider = net
+            .add_host(
+                HostConfig::internet("203.0.113.99".parse().unwrap())
+                    .with_ipv6("3fff::99".parse().unwrap()),
+            )
+            .unwrap();
+        let e = outsider
+            .connect_timeout(v6(APP, 22), Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    }
+}

@@ -404,9 +404,10 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
         .leaf("usageOperation", "RunInstances")
         .leaf("usageOperationUpdateTime", i.created.iso())
         .node("privateDnsNameOptions", |x| {
-            x.leaf("hostnameType", "ip-name")
-                .leaf("enableResourceNameDnsARecord", "false")
-                .leaf("enableResourceNameDnsAAAARecord", "false");
+            let o = &i.dns_name_options;
+            x.leaf("hostnameType", o.hostname_type())
+                .leaf("enableResourceNameDnsARecord", tf(o.a_record))
+                .leaf("enableResourceNameDnsAAAARecord", tf(o.aaaa_record));
         })
         .node("maintenanceOptions", |x| {
             x.leaf("autoRecovery", "default");

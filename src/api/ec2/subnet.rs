@@ -49,9 +49,10 @@ pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
         .leaf("enableDns64", "false")
         .leaf("ipv6Native", "false")
         .node("privateDnsNameOptionsOnLaunch", |x| {
-            x.leaf("hostnameType", "ip-name")
-                .leaf("enableResourceNameDnsARecord", "false")
-                .leaf("enableResourceNameDnsAAAARecord", "false");
+            let o = &s.dns_name_options;
+            x.leaf("hostnameType", o.hostname_type())
+                .leaf("enableResourceNameDnsARecord", tf(o.a_record))
+                .leaf("enableResourceNameDnsAAAARecord", tf(o.aaaa_record));
         })
         .node("blockPublicAccessStates", |x| {
             x.leaf("internetGatewayBlockMode", "off");
@@ -118,13 +119,39 @@ fn modify_subnet_attribute(c: &mut Call) -> ApiResult<Xml> {
         c.mutate(|w, env| w.set_assign_ipv6_on_creation(env, &id, v))?;
         return Ok(return_true());
     }
+    if let Some(v) = c
+        .params
+        .bool_value("EnableResourceNameDnsARecordOnLaunch")?
+    {
+        c.mutate(|w, env| w.set_subnet_dns_name_options(env, &id, |o| o.a_record = v))?;
+        return Ok(return_true());
+    }
+    if let Some(v) = c
+        .params
+        .bool_value("EnableResourceNameDnsAAAARecordOnLaunch")?
+    {
+        c.mutate(|w, env| w.set_subnet_dns_name_options(env, &id, |o| o.aaaa_record = v))?;
+        return Ok(return_true());
+    }
+    if let Some(v) = c.params.get("PrivateDnsHostnameTypeOnLaunch") {
+        let resource = match v {
+            "resource-name" => true,
+            "ip-name" => false,
+            other => {
+                return Err(ApiError::invalid_value(format!(
+                    "Value ({other}) for parameter PrivateDnsHostnameTypeOnLaunch is invalid. Valid values: ip-name, resource-name"
+                )));
+            }
+        };
+        c.mutate(|w, env| {
+            w.set_subnet_dns_name_options(env, &id, |o| o.resource_name_hostname = resource)
+        })?;
+        return Ok(return_true());
+    }
     let Some(v) = c.params.bool_value("MapPublicIpOnLaunch")? else {
         for other in [
             "EnableDns64",
-            "EnableResourceNameDnsARecordOnLaunch",
-            "EnableResourceNameDnsAAAARecordOnLaunch",
             "MapCustomerOwnedIpOnLaunch",
-            "PrivateDnsHostnameTypeOnLaunch",
             "EnableLniAtDeviceIndex",
             "DisableLniAtDeviceIndex",
         ] {

@@ -930,9 +930,6 @@ fn web(cfg: &ToolConfig, unit: &str) -> u8 {
         });
         loop {
             let (stream, peer) = listener.accept().await?;
-            let std::net::SocketAddr::V4(peer) = peer else {
-                continue;
-            };
             tokio::spawn(http1::serve_connection(stream, peer, handler.clone()));
         }
     });

@@ -182,6 +182,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("nginx", SBIN, Installed, "the nginx web server (run it with systemctl)", wait!(web::server_binary)),
     cmd!("nslookup", BIN, Always, "look up a name in DNS", wait!(nettools::dns_tool)),
     cmd!("ping", BIN, Always, "send ICMP echo requests", wait!(nettools::ping)),
+    cmd!("ping6", BIN, Always, "send ICMPv6 echo requests (ping -6)", wait!(nettools::ping)),
     cmd!("printenv", BIN, Always, "print environment variables", now!(builtins::env)),
     cmd!("printf", BOTH, Always, "print formatted text", now!(builtins::printf)),
     cmd!("ps", BIN, Always, "list processes", now!(builtins::ps)),

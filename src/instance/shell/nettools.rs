@@ -11,7 +11,7 @@
 //! [`super::seconds`].
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -49,6 +49,96 @@ pub async fn connect(
         return Ok(Box::new(a));
     }
     sh.inst.net().tcp_connect(dst, timeout).await
+}
+
+/// Opens a TCP connection over either IP version (IPv6 through the instance's IPv6
+/// address, `NetworkUnreachable` without one).
+pub async fn connect_ip(
+    sh: &Shell,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> io::Result<Box<dyn NetStream>> {
+    match dst {
+        SocketAddr::V4(d) => connect(sh, d, timeout).await,
+        SocketAddr::V6(d) => sh.inst.net().tcp_connect6(d, timeout).await,
+    }
+}
+
+/// Which address family a tool was told to use (`-4`, `-6`), if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+/// Resolves `host` for a tool: an address literal as it is, else an A record (or an
+/// AAAA record with `-6`). Without a flag, names resolve to IPv4 first, as the C
+/// library's default ordering on an instance without a global IPv6 address would.
+pub async fn resolve_ip(sh: &Shell, host: &str, family: Family) -> Result<IpAddr, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<Ipv6Addr>() {
+        return match family {
+            Family::V4 => Err(host.to_string()),
+            _ => Ok(IpAddr::V6(ip)),
+        };
+    }
+    if family == Family::V6 {
+        return resolve6(sh, host).await.map(IpAddr::V6);
+    }
+    resolve(sh, host).await.map(IpAddr::V4)
+}
+
+/// Resolves a host name to an IPv6 address (an AAAA query), as `getaddrinfo` with
+/// `AF_INET6` would.
+pub async fn resolve6(sh: &Shell, host: &str) -> Result<Ipv6Addr, String> {
+    if let Ok(ip) = host.parse::<Ipv6Addr>() {
+        return Ok(ip);
+    }
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower == "localhost6" || lower == "ip6-localhost" {
+        return Ok(Ipv6Addr::LOCALHOST);
+    }
+    let server = resolver(sh);
+    for _ in 0..2 {
+        match dns_query(sh, server, host, RecordType::AAAA, Duration::from_secs(5)).await {
+            DnsOutcome::Answer(m) => {
+                return m
+                    .answers
+                    .iter()
+                    .find_map(|r| match &r.data {
+                        RData::AAAA(a) => Some(a.0),
+                        _ => None,
+                    })
+                    .ok_or_else(|| host.to_string());
+            }
+            DnsOutcome::Timeout => {}
+            DnsOutcome::Garbled | DnsOutcome::Refused => return Err(host.to_string()),
+        }
+    }
+    Err(host.to_string())
+}
+
+/// The link-local address Linux derives from a MAC address (modified EUI-64).
+fn link_local(mac: &str) -> Option<Ipv6Addr> {
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [m0, m1, m2, m3, m4, m5] = <[u8; 6]>::try_from(b).ok()?;
+    let w = |a: u8, b: u8| u16::from_be_bytes([a, b]);
+    Some(Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        w(m0 ^ 0x02, m1),
+        w(m2, 0xff),
+        w(0xfe, m3),
+        w(m4, m5),
+    ))
 }
 
 /// The resolver named in `/etc/resolv.conf`.
@@ -163,6 +253,15 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
 
 pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let net = sh.inst.net();
+    // `ip -4 …` and `ip -6 …` show one family only.
+    let family = if args.iter().any(|a| a == "-6") {
+        Family::V6
+    } else if args.iter().any(|a| a == "-4") {
+        Family::V4
+    } else {
+        Family::Any
+    };
+    let (show4, show6) = (family != Family::V6, family != Family::V4);
     let sub = args
         .iter()
         .find(|a| !a.starts_with('-'))
@@ -170,11 +269,20 @@ pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     match sub {
         Some(s) if "addr".starts_with(s) || "address".starts_with(s) || s == "a" => {
             io.out.line("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000");
-            io.out
-                .line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
-            io.out.line("    inet 127.0.0.1/8 scope host lo");
-            io.out
-                .line("       valid_lft forever preferred_lft forever");
+            if family == Family::Any {
+                io.out
+                    .line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
+            }
+            if show4 {
+                io.out.line("    inet 127.0.0.1/8 scope host lo");
+                io.out
+                    .line("       valid_lft forever preferred_lft forever");
+            }
+            if show6 {
+                io.out.line("    inet6 ::1/128 scope host noprefixroute ");
+                io.out
+                    .line("       valid_lft forever preferred_lft forever");
+            }
             for (i, ifc) in net.interfaces().iter().enumerate() {
                 let bcast = ipnet::Ipv4Net::new(ifc.addr, ifc.prefix_len)
                     .map(|n| n.broadcast().to_string())
@@ -185,15 +293,56 @@ pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
                     ifc.name,
                     ifc.mtu
                 ));
-                io.out
-                    .line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
-                io.out.line(&format!("    altname enp0s{}", i + 5));
+                if family == Family::Any {
+                    io.out
+                        .line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
+                    io.out.line(&format!("    altname enp0s{}", i + 5));
+                }
+                if show4 {
+                    io.out.line(&format!(
+                        "    inet {}/{} metric 512 brd {bcast} scope global dynamic {}",
+                        ifc.addr, ifc.prefix_len, ifc.name
+                    ));
+                    io.out
+                        .line("       valid_lft 3599sec preferred_lft 3599sec");
+                }
+                if show6 {
+                    // Amazon Linux 2023 takes its IPv6 address from DHCPv6 as a /128
+                    // (the /64 comes from the router's advertisements, as a route).
+                    for (a, _prefix) in &ifc.addrs6 {
+                        io.out.line(&format!(
+                            "    inet6 {a}/128 scope global dynamic noprefixroute "
+                        ));
+                        io.out.line("       valid_lft 448sec preferred_lft 138sec");
+                    }
+                    if let Some(ll) = link_local(&ifc.mac) {
+                        io.out
+                            .line(&format!("    inet6 {ll}/64 scope link proto kernel_ll "));
+                        io.out
+                            .line("       valid_lft forever preferred_lft forever");
+                    }
+                }
+            }
+            0
+        }
+        Some(s) if ("route".starts_with(s) || s == "r") && family == Family::V6 => {
+            for r in net.routes6() {
+                match r.via {
+                    Some(via) => io.out.line(&format!(
+                        "{} via {via} dev {} proto ra metric 512 expires 1798sec pref medium",
+                        r.dst, r.dev
+                    )),
+                    None => io.out.line(&format!(
+                        "{} dev {} proto ra metric 512 pref medium",
+                        r.dst, r.dev
+                    )),
+                }
+            }
+            for ifc in net.interfaces() {
                 io.out.line(&format!(
-                    "    inet {}/{} metric 512 brd {bcast} scope global dynamic {}",
-                    ifc.addr, ifc.prefix_len, ifc.name
+                    "fe80::/64 dev {} proto kernel metric 256 pref medium",
+                    ifc.name
                 ));
-                io.out
-                    .line("       valid_lft 3599sec preferred_lft 3599sec");
             }
             0
         }
@@ -248,7 +397,13 @@ fn fmt_ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn ping(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
+    // `ping6` is `ping -6` (iputils makes it a link to ping).
+    let mut family = if tool == "ping6" {
+        Family::V6
+    } else {
+        Family::Any
+    };
     let mut count: Option<u32> = None;
     let mut wait = Duration::from_secs(1);
     let mut interval = Duration::from_secs(1);
@@ -303,6 +458,8 @@ pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
                 }
             }
             "-q" => quiet = true,
+            "-4" => family = Family::V4,
+            "-6" => family = Family::V6,
             s if s.starts_with("-c") => count = s[2..].parse().ok(),
             s if s.starts_with('-') => {}
             s => target = Some(s.to_string()),
@@ -313,19 +470,45 @@ pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
             .line("ping: usage error: Destination address required");
         return 1;
     };
-    let ip = match resolve(sh, &target).await {
+    let ip = match resolve_ip(sh, &target, family).await {
         Ok(ip) => ip,
+        Err(_) if family == Family::V6 => {
+            // iputils asks for an AAAA record: none is "no address associated".
+            io.err.line(&format!(
+                "ping: {target}: Address family for hostname not supported"
+            ));
+            return 2;
+        }
         Err(_) => {
             io.err
                 .line(&format!("ping: {target}: Name or service not known"));
             return 2;
         }
     };
+    // An instance without an IPv6 address has no IPv6 route at all: iputils fails at
+    // its connect() before sending anything.
+    if let IpAddr::V6(v6) = ip
+        && !v6.is_loopback()
+        && sh
+            .inst
+            .net()
+            .interfaces()
+            .iter()
+            .all(|i| i.addrs6.is_empty())
+    {
+        io.err.line("ping: connect: Network is unreachable");
+        return 2;
+    }
     // Without -c ping runs until Ctrl-C; in a non-interactive command that would never
     // end, so four probes are sent there.
     let count = count.unwrap_or(if sh.tty { u32::MAX } else { 4 });
-    io.out
-        .line(&format!("PING {target} ({ip}) 56(84) bytes of data."));
+    match ip {
+        IpAddr::V4(_) => io
+            .out
+            .line(&format!("PING {target} ({ip}) 56(84) bytes of data.")),
+        // iputils' IPv6 header: no space before the parenthesis, no "(84)".
+        IpAddr::V6(_) => io.out.line(&format!("PING {target}({ip}) 56 data bytes")),
+    }
     let start = tokio::time::Instant::now();
     let mut rtts = Vec::new();
     let mut sent = 0u32;
@@ -339,7 +522,12 @@ pub(super) async fn ping(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
         let t0 = tokio::time::Instant::now();
         let seq16 = u16::try_from(seq % 65536).unwrap_or(0);
         let reply = tokio::select! {
-            r = sh.inst.net().ping(ip, seq16, wait.max(interval)) => r,
+            r = async {
+                match ip {
+                    IpAddr::V4(a) => sh.inst.net().ping(a, seq16, wait.max(interval)).await,
+                    IpAddr::V6(a) => sh.inst.net().ping6(a, seq16, wait.max(interval)).await,
+                }
+            } => r,
             () = term.interrupt.notified() => break 'probes,
         };
         match reply {
@@ -431,9 +619,21 @@ pub fn parse_url(url: &str) -> Option<Url> {
     };
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let default_port = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse().ok()?),
-        None => (authority.to_string(), default_port),
+    // An IPv6 literal is written in brackets (`http://[2001:db8::10]:8080/`); the
+    // host is kept without them.
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        h.parse::<Ipv6Addr>().ok()?;
+        match after.strip_prefix(':') {
+            Some(p) => (h.to_string(), p.parse().ok()?),
+            None if after.is_empty() => (h.to_string(), default_port),
+            None => return None,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (authority.to_string(), default_port),
+        }
     };
     if host.is_empty() {
         return None;
@@ -459,10 +659,12 @@ struct FetchOpts {
     connect_timeout: Option<Duration>,
     /// `-k`: do not verify the server's certificate.
     insecure: bool,
+    /// `-4` / `-6`.
+    family: Family,
 }
 
 struct Fetched {
-    ip: Ipv4Addr,
+    ip: IpAddr,
     resp: http1::Response,
 }
 
@@ -480,17 +682,20 @@ async fn fetch(
         max_time,
         connect_timeout,
         insecure,
+        family,
     } = opts;
     let started = tokio::time::Instant::now();
-    let ip = resolve(sh, &url.host).await.map_err(|h| FetchError {
-        code: 6,
-        msg: format!("Could not resolve host: {h}"),
-    })?;
+    let ip = resolve_ip(sh, &url.host, family)
+        .await
+        .map_err(|h| FetchError {
+            code: 6,
+            msg: format!("Could not resolve host: {h}"),
+        })?;
     let ct = connect_timeout
         .or(max_time)
         .unwrap_or(LINUX_CONNECT_TIMEOUT)
         .min(max_time.unwrap_or(Duration::MAX));
-    let stream = connect(sh, SocketAddrV4::new(ip, url.port), ct)
+    let stream = connect_ip(sh, SocketAddr::new(ip, url.port), ct)
         .await
         .map_err(|e| {
             let ms = started.elapsed().as_millis();
@@ -525,10 +730,15 @@ async fn fetch(
     } else {
         stream
     };
-    let host_header = if url.port == 80 {
-        url.host.clone()
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
     } else {
-        format!("{}:{}", url.host, url.port)
+        url.host.clone()
+    };
+    let host_header = if url.port == 80 {
+        host
+    } else {
+        format!("{host}:{}", url.port)
     };
     let fut = http1::request(stream, method, &host_header, &url.path, headers, body);
     let resp = match max_time {
@@ -738,6 +948,7 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
     let mut max_time = None;
     let mut connect_timeout = None;
     let mut write_out: Option<String> = None;
+    let mut family = Family::Any;
     let mut url = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -778,7 +989,8 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
             },
             "-w" | "--write-out" => write_out = it.next().cloned(),
             "-k" | "--insecure" => insecure = true,
-            "-4" => {}
+            "-4" | "--ipv4" => family = Family::V4,
+            "-6" | "--ipv6" => family = Family::V6,
             s if s.starts_with('-') && s.len() > 1 && !s.starts_with("--") => {
                 for c in s[1..].chars() {
                     match c {
@@ -790,7 +1002,8 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
                         'f' => fail = true,
                         'L' => follow = true,
                         'k' => insecure = true,
-                        '4' => {}
+                        '4' => family = Family::V4,
+                        '6' => family = Family::V6,
                         _ => {
                             io.err.line(&format!("curl: option {s}: is unknown"));
                             return 2;
@@ -865,6 +1078,7 @@ pub(super) async fn curl(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
                 max_time,
                 connect_timeout,
                 insecure,
+                family,
             },
         )
         .await
@@ -1082,6 +1296,7 @@ pub(super) async fn wget(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) 
             max_time: None,
             connect_timeout: Some(timeout.unwrap_or(LINUX_CONNECT_TIMEOUT)),
             insecure,
+            family: Family::Any,
         },
     )
     .await;
@@ -1162,6 +1377,7 @@ pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
     let mut verbose = false;
     let mut listen = false;
     let mut wait = None;
+    let mut family = Family::Any;
     let mut rest = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1180,6 +1396,8 @@ pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
                         'z' => zero = true,
                         'v' => verbose = true,
                         'l' => listen = true,
+                        '4' => family = Family::V4,
+                        '6' => family = Family::V6,
                         _ => {}
                     }
                 }
@@ -1200,7 +1418,7 @@ pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
         io.err.line(&format!("nc: port number invalid: {port}"));
         return 1;
     };
-    let ip = match resolve(sh, host).await {
+    let ip = match resolve_ip(sh, host, family).await {
         Ok(ip) => ip,
         Err(_) => {
             if ubuntu {
@@ -1222,7 +1440,7 @@ pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
     } else {
         Duration::from_secs(10)
     });
-    match connect(sh, SocketAddrV4::new(ip, port), timeout).await {
+    match connect_ip(sh, SocketAddr::new(ip, port), timeout).await {
         Ok(mut stream) => {
             if verbose {
                 if ubuntu {
@@ -1236,7 +1454,10 @@ pub(super) async fn nc(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) ->
                         "Connection to {host} {port} port {svc} succeeded!"
                     ));
                 } else {
-                    io.err.line(&format!("Ncat: Connected to {ip}:{port}."));
+                    io.err.line(&format!(
+                        "Ncat: Connected to {}.",
+                        SocketAddr::new(ip, port)
+                    ));
                 }
             }
             if zero {
@@ -1761,6 +1982,32 @@ pub(super) async fn ssh_client(sh: &mut Shell, tool: &str, args: &[String], io: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 3986: an IPv6 literal in a URL is bracketed; curl connects to the address
+    /// inside the brackets.
+    #[test]
+    fn url_parsing_takes_bracketed_ipv6_literals() {
+        let u = parse_url("http://[2001:db8:1:1::10]:8080/x").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("2001:db8:1:1::10", 8080, "/x")
+        );
+        let u = parse_url("[2606:4700:4700::1111]").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("2606:4700:4700::1111", 80));
+        assert_eq!(parse_url("http://[not-an-address]/"), None);
+        assert_eq!(parse_url("http://[2001:db8::1]x/"), None);
+    }
+
+    /// Linux's link-local address from a MAC: the universal/local bit flipped and
+    /// ff:fe in the middle (modified EUI-64, RFC 4291 appendix A).
+    #[test]
+    fn link_local_addresses_follow_modified_eui64() {
+        assert_eq!(
+            link_local("02:ab:cd:ef:01:02"),
+            Some("fe80::ab:cdff:feef:102".parse().unwrap())
+        );
+        assert_eq!(link_local("not a mac"), None);
+    }
 
     #[test]
     fn url_parsing_defaults_scheme_port_and_path() {

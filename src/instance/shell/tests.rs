@@ -309,7 +309,7 @@ fn http_service(body: &'static str) -> crate::instance::net::FakeService {
             body: format!("{} {}", req.method, body).into_bytes(),
         });
         Box::pin(async move {
-            let _ = http1::serve_connection(stream, peer, handler).await;
+            let _ = http1::serve_connection(stream, peer.into(), handler).await;
         })
     })
 }

@@ -205,6 +205,9 @@ pub struct Instance {
     /// GetConsoleOutput shows only that, not vpclab's generated boot log.
     #[serde(default)]
     pub console_from_runtime: bool,
+    /// `PrivateDnsNameOptions`, copied from the subnet's options at launch.
+    #[serde(default)]
+    pub dns_name_options: super::ipv6::PrivateDnsNameOptions,
 }
 
 impl Resource for Instance {
@@ -417,6 +420,9 @@ pub struct RuntimeInstance {
     pub mac: Option<String>,
     pub private_ip: Ipv4Addr,
     pub subnet_cidr: Option<ipnet::Ipv4Net>,
+    /// The primary interface's IPv6 addresses (dual stack), and its subnet's /64.
+    pub ipv6_addresses: Vec<std::net::Ipv6Addr>,
+    pub subnet_ipv6_cidr: Option<ipnet::Ipv6Net>,
     pub public_ip: Option<Ipv4Addr>,
     pub security_group_ids: Vec<String>,
     /// The same groups by name (instance metadata `security-groups`).
@@ -1078,6 +1084,7 @@ impl World {
                 host_keys: Vec::new(),
                 console_extra: String::new(),
                 console_from_runtime: false,
+                dns_name_options: subnet.dns_name_options.clone(),
             });
             self.create_launch_volumes(env, &instance_id, req, image)?;
             self.apply_tag_specs(env, &instance_id, "instance", &req.tag_specs)?;
@@ -2038,6 +2045,14 @@ impl World {
                 mac: view.eni.map(|e| e.mac.clone()),
                 private_ip: inst.private_ip,
                 subnet_cidr: self.subnets.get(&inst.subnet_id).map(|s| s.cidr),
+                ipv6_addresses: view
+                    .eni
+                    .map(|e| e.ipv6_addresses.clone())
+                    .unwrap_or_default(),
+                subnet_ipv6_cidr: self
+                    .subnets
+                    .get(&inst.subnet_id)
+                    .and_then(|s| s.ipv6_cidrs.first().map(|c| c.cidr)),
                 public_ip: view.public_ip,
                 security_group_ids: view.groups.iter().map(|(g, _)| g.clone()).collect(),
                 security_group_names: view.groups.iter().map(|(_, n)| n.clone()).collect(),

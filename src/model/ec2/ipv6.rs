@@ -108,6 +108,32 @@ impl Filterable for EgressOnlyInternetGateway {
     }
 }
 
+/// An instance's hostname options (`PrivateDnsNameOptions`), or a subnet's for the
+/// instances launched in it (`PrivateDnsNameOptionsOnLaunch`). AWS (EC2 User Guide,
+/// "EC2 instance hostnames and DNS names"): the resource-based name
+/// `i-….REGION.compute.internal` answers A and AAAA queries only when the matching
+/// option is on; the IP-based name never answers AAAA.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateDnsNameOptions {
+    /// `resource-name` (true) or `ip-name` (false, the default).
+    #[serde(default)]
+    pub resource_name_hostname: bool,
+    #[serde(default)]
+    pub a_record: bool,
+    #[serde(default)]
+    pub aaaa_record: bool,
+}
+
+impl PrivateDnsNameOptions {
+    pub fn hostname_type(&self) -> &'static str {
+        if self.resource_name_hostname {
+            "resource-name"
+        } else {
+            "ip-name"
+        }
+    }
+}
+
 pub fn eigw_not_found(id: &str) -> ApiError {
     ApiError::new(
         "InvalidGatewayID.NotFound",
@@ -388,6 +414,23 @@ impl World {
         }
         if let Some(s) = self.subnets.get_mut(id) {
             s.assign_ipv6_address_on_creation = value;
+        }
+        Ok(())
+    }
+
+    /// ModifySubnetAttribute's resource-based name options
+    /// (`PrivateDnsHostnameTypeOnLaunch`, `EnableResourceNameDnsARecordOnLaunch`,
+    /// `EnableResourceNameDnsAAAARecordOnLaunch`): what instances launched in the subnet
+    /// from now on get as their `PrivateDnsNameOptions`.
+    pub fn set_subnet_dns_name_options(
+        &mut self,
+        env: &Env,
+        id: &str,
+        edit: impl FnOnce(&mut PrivateDnsNameOptions),
+    ) -> ApiResult<()> {
+        self.subnet(&env.region, id)?;
+        if let Some(s) = self.subnets.get_mut(id) {
+            edit(&mut s.dns_name_options);
         }
         Ok(())
     }

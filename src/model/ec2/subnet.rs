@@ -35,6 +35,9 @@ pub struct Subnet {
     pub ipv6_cidrs: Vec<super::ipv6::SubnetIpv6Cidr>,
     #[serde(default)]
     pub assign_ipv6_address_on_creation: bool,
+    /// `PrivateDnsNameOptionsOnLaunch`.
+    #[serde(default)]
+    pub dns_name_options: super::ipv6::PrivateDnsNameOptions,
 }
 
 impl Resource for Subnet {
@@ -237,6 +240,7 @@ impl World {
             default_for_az: false,
             ipv6_cidrs: Vec::new(),
             assign_ipv6_address_on_creation: false,
+            dns_name_options: Default::default(),
         });
         // Every subnet is associated with exactly one network ACL: the default one at first.
         if let Some(acl_id) = self.default_nacl(vpc_id).map(|a| a.id.clone()) {

@@ -14,7 +14,7 @@
 //!   public DNS resolver (`world::resolver`).
 //! - Any other TCP port: a reset (no socket listens), as a closed port of a real host.
 
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,7 +31,7 @@ pub struct DoorRequest {
     /// The account whose world the request came from.
     pub account: String,
     /// Who sent it, as the endpoint sees it (after any NAT).
-    pub peer: SocketAddrV4,
+    pub peer: SocketAddr,
     /// The gateway VPC endpoint (`vpce-…`) it came through, if it did not come over
     /// the internet: the service then also evaluates the endpoint's policy.
     pub endpoint: Option<String>,
@@ -80,7 +80,7 @@ async fn accept(listener: TcpListener, tls: bool, ctx: Arc<Ctx>) {
             if !tls {
                 return serve(stream, local, peer, &ctx).await;
             }
-            let config = ctx.ca.server_config(IpAddr::V4(*local.ip()));
+            let config = ctx.ca.server_config(local.ip());
             let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
             match tokio::time::timeout(http1::HEADER_READ_TIMEOUT, handshake).await {
                 Ok(Ok(tls)) => serve(tls, local, peer, &ctx).await,
@@ -91,11 +91,13 @@ async fn accept(listener: TcpListener, tls: bool, ctx: Arc<Ctx>) {
     }
 }
 
-async fn serve<S>(io: S, local: SocketAddrV4, peer: SocketAddrV4, ctx: &Ctx)
+async fn serve<S>(io: S, local: SocketAddr, peer: SocketAddr, ctx: &Ctx)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let result = if SERVICE_ENDPOINTS.contains(local.ip()) {
+    let result = if let IpAddr::V4(ip) = local.ip()
+        && SERVICE_ENDPOINTS.contains(&ip)
+    {
         http1::serve_connection_raw(io, peer, door_handler(ctx)).await
     } else {
         http1::serve_connection(io, peer, web_page(local)).await
@@ -176,7 +178,7 @@ fn door_handler(ctx: &Ctx) -> http1::RawHandler {
 /// The generic web site every other internet address serves: a page naming the site
 /// the client asked for (its `Host`), so `curl -s http://example.com` prints something
 /// recognisable.
-fn web_page(local: SocketAddrV4) -> http1::Handler {
+fn web_page(local: SocketAddr) -> http1::Handler {
     Arc::new(move |req: &Request| {
         let site = req
             .header("host")

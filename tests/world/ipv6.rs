@@ -1,0 +1,271 @@
+//! IPv6 inside instances, through the real fabric, driven by the real aws CLI and
+//! OpenSSH: two dual-stack instances ping6 each other only once a security-group rule
+//! admits ICMPv6 from the peer's /128; with the subnet's `::/0` routed to an egress-only
+//! internet gateway an instance reaches an internet host with `curl -6`, while a
+//! connection the internet starts toward it is refused at the gateway, and
+//! `vpclab connect` says so.
+//!
+//! AWS rules (Amazon VPC User Guide): "Security group rules … IPv6 traffic needs its own
+//! rules" (a rule for 0.0.0.0/0 does not admit IPv6); "An egress-only internet gateway
+//! … allows outbound communication over IPv6 from instances in your VPC to the internet,
+//! and prevents the internet from initiating an IPv6 connection with your instances".
+
+use crate::support::{Lab, Network, TestDaemon, have, stderr, stdout};
+
+/// The network of `support::Network` made dual-stack: an Amazon-provided /56, the public
+/// subnet's first /64, and `::/0` of the public route table to a new egress-only
+/// gateway (IPv4 keeps its internet gateway). Returns the gateway's id.
+fn dual_stack(d: &TestDaemon, net: &Network) -> String {
+    d.aws_text(&[
+        "associate-vpc-cidr-block",
+        "--vpc-id",
+        &net.vpc,
+        "--amazon-provided-ipv6-cidr-block",
+    ]);
+    let block = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &net.vpc,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    let block: ipnet::Ipv6Net = block.parse().expect("an IPv6 block");
+    let first64 = block.subnets(64).expect("a /56 has /64s").next().unwrap();
+    d.aws_text(&[
+        "associate-subnet-cidr-block",
+        "--subnet-id",
+        &net.public_subnet,
+        "--ipv6-cidr-block",
+        &first64.to_string(),
+    ]);
+    let eigw = d.aws_text(&[
+        "create-egress-only-internet-gateway",
+        "--vpc-id",
+        &net.vpc,
+        "--query",
+        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &net.public_rt,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        &eigw,
+    ]);
+    eigw
+}
+
+/// Launches a dual-stack instance (one IPv6 address) and waits until it runs, polling
+/// every 200 ms (`aws ec2 wait` polls every 15 s, most of a test's time otherwise).
+/// Returns (id, public IPv4 or "None", IPv6 address).
+fn launch6(d: &TestDaemon, net: &Network, subnet: &str, sg: &str) -> (String, String, String) {
+    let id = d.aws_text(&[
+        "run-instances",
+        "--image-id",
+        &net.ami,
+        "--instance-type",
+        "t3.micro",
+        "--key-name",
+        "lab",
+        "--subnet-id",
+        subnet,
+        "--security-group-ids",
+        sg,
+        "--ipv6-address-count",
+        "1",
+        "--query",
+        "Instances[0].InstanceId",
+    ]);
+    for _ in 0..100 {
+        let state = d.aws_text(&[
+            "describe-instances",
+            "--instance-ids",
+            &id,
+            "--query",
+            "Reservations[0].Instances[0].State.Name",
+        ]);
+        if state == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let public = d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        &id,
+        "--query",
+        "Reservations[0].Instances[0].PublicIpAddress",
+    ]);
+    let v6 = ipv6_of(d, &id);
+    (id, public, v6)
+}
+
+fn ipv6_of(d: &TestDaemon, instance: &str) -> String {
+    d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        instance,
+        "--query",
+        "Reservations[0].Instances[0].NetworkInterfaces[0].Ipv6Addresses[0].Ipv6Address",
+    ])
+}
+
+#[test]
+fn dual_stack_instances_ping6_each_other_only_with_an_ipv6_group_rule() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    dual_stack(&d, &net);
+    let key = d.key_pair("lab", "ed25519");
+    // Both groups admit SSH over IPv4 only (what the learner uses to log in).
+    let sg_a = net.security_group(&d, "a", &[(22, "0.0.0.0/0")]);
+    let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
+    let (_, a_public, a6) = launch6(&d, &net, &net.public_subnet, &sg_a);
+    let (_, _, b6) = launch6(&d, &net, &net.public_subnet, &sg_b);
+    assert!(a6.contains(':') && b6.contains(':'), "{a6} {b6}");
+
+    // The instance's own interface carries its IPv6 address and an IPv6 default route.
+    let out = d.ssh(&key, "ec2-user", &a_public, "ip -6 addr; ip -6 route");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("inet6 {a6}/128 scope global")),
+        "{text}"
+    );
+    assert!(text.contains("default via fe80::1 dev ens5"), "{text}");
+
+    // B's group has no IPv6 rule: the echo request is dropped, ping6 reports loss.
+    let ping = |d: &TestDaemon| {
+        d.ssh(
+            &key,
+            "ec2-user",
+            &a_public,
+            &format!("ping6 -c 1 -W 1 {b6}"),
+        )
+    };
+    let out = ping(&d);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("1 packets transmitted, 0 received"),
+        "{}",
+        stdout(&out)
+    );
+    // Admit ICMPv6 from A's /128 only.
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_b,
+        "--ip-permissions",
+        &format!("IpProtocol=icmpv6,FromPort=-1,ToPort=-1,Ipv6Ranges=[{{CidrIpv6={a6}/128}}]"),
+    ]);
+    let out = ping(&d);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(&format!("PING {b6}({b6}) 56 data bytes")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("64 bytes from {b6}: icmp_seq=1 ttl=64")),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_internet() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let eigw = dual_stack(&d, &net);
+    let key = d.key_pair("lab", "ed25519");
+    let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
+    let (_, b_public, _) = launch6(&d, &net, &net.public_subnet, &sg_b);
+
+    // Out through the egress-only gateway: the simulated internet's web page over IPv6.
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &b_public,
+        "curl -6 -s -m 5 -o /dev/null -w '%{http_code}' 'http://[2606:4700:4700::1111]/'",
+    );
+    assert_eq!(stdout(&out).trim(), "200", "{}", stderr(&out));
+
+    // In from the internet: a VPC whose only way out over IPv6 is an egress-only
+    // gateway (no internet gateway at all). The learner's SSH to its instance's IPv6
+    // address is refused at the gateway, even with a group rule for it, and
+    // `vpclab connect` names the gateway.
+    let vpc2 = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.1.0.0/16",
+        "--amazon-provided-ipv6-cidr-block",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let block2 = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &vpc2,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    let block2: ipnet::Ipv6Net = block2.parse().expect("an IPv6 block");
+    let sub2 = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc2,
+        "--cidr-block",
+        "10.1.1.0/24",
+        "--ipv6-cidr-block",
+        &block2.subnets(64).unwrap().next().unwrap().to_string(),
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let main2 = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc2}"),
+        "Name=association.main,Values=true",
+        "--query",
+        "RouteTables[0].RouteTableId",
+    ]);
+    let eigw2 = d.aws_text(&[
+        "create-egress-only-internet-gateway",
+        "--vpc-id",
+        &vpc2,
+        "--query",
+        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &main2,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        &eigw2,
+    ]);
+    let sg_c = crate::support::security_group(&d, &vpc2, "c", &[]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_c,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let (_, _, c6) = launch6(&d, &net, &sub2, &sg_c);
+    let out = d.ssh_with(&key, "ec2-user", &c6, "true", 2);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("egress-only internet gateway {eigw2} refused")),
+        "{err}"
+    );
+    // The first VPC's route names its own gateway.
+    assert!(eigw.starts_with("eigw-") && eigw != eigw2, "{eigw}");
+}

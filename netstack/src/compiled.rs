@@ -275,8 +275,10 @@ pub(crate) struct CEni {
     pub sgs: Vec<u32>,
     /// Index into `Compiled::policies`.
     pub policy: u32,
-    /// Set for a NAT gateway's own interface: no security groups apply.
+    /// Set for a NAT gateway's own interface.
     pub nat: Option<u32>,
+    /// No security groups apply (a NAT gateway's or an unfiltered interface).
+    pub sg_free: bool,
     pub private: u32,
     /// Secondary private addresses (usually none).
     pub secondary: Vec<u32>,
@@ -674,6 +676,7 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
             sgs,
             policy,
             nat,
+            sg_free: nat.is_some() || e.owner == EniOwner::Unfiltered,
             private,
             secondary,
             public,

@@ -1028,7 +1028,7 @@ impl Walk<'_> {
                 action: HopAction::Exempt,
                 rule: None,
             });
-        } else if eni.nat.is_none() {
+        } else if !eni.sg_free {
             // 2. Egress security groups (stateful).
             self.security_groups(e, Direction::Outbound, p)?;
         }
@@ -1342,7 +1342,7 @@ impl Walk<'_> {
     /// Step 9: ingress security groups, destination check, delivery.
     fn deliver(&mut self, e: u32, p: &mut Pkt) -> Result<Port, DropReason> {
         let eni = &self.c.enis[e as usize];
-        if eni.nat.is_none() {
+        if !eni.sg_free {
             self.security_groups(e, Direction::Inbound, p)?;
         }
         if eni.sdc && !eni.owns(p.dst) {

@@ -454,6 +454,9 @@ pub enum EniOwner {
     Instance(ResId),
     /// A NAT gateway's interface: no security groups apply to it.
     NatGateway(ResId),
+    /// An AWS-managed interface that takes no security groups and that no group
+    /// filters (a network load balancer node created without groups).
+    Unfiltered,
     Other,
 }
 

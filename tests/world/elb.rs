@@ -252,3 +252,128 @@ fn an_internet_facing_alb_balances_two_instances_and_sees_them_fail_when_their_g
         assert_eq!(t["TargetHealth"]["Description"], "Request timed out", "{t}");
     }
 }
+
+/// A network load balancer: a TCP listener splices the learner's connection to an
+/// instance (no HTTP parsing: the instance's own response comes back), the DNS name
+/// resolves to the nodes' public addresses, and TCP health checks fail once the
+/// instances' group stops admitting port 80 (an NLB without security groups is checked
+/// from its nodes' private addresses, so the targets' group alone decides).
+#[test]
+fn an_internet_facing_nlb_splices_tcp_to_its_targets_and_fails_tcp_health_checks_without_the_rule()
+{
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = AlbNet::build(&d, &[], &[80]);
+    let ids = net.web_instances(&d, &[&net.a, &net.b], USER_DATA, None);
+    let tg = elb(
+        &d,
+        &[
+            "create-target-group",
+            "--name",
+            "web-tcp",
+            "--protocol",
+            "TCP",
+            "--port",
+            "80",
+            "--target-type",
+            "instance",
+            "--vpc-id",
+            &net.vpc,
+            "--health-check-protocol",
+            "TCP",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+            "--healthy-threshold-count",
+            "2",
+            "--unhealthy-threshold-count",
+            "2",
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .expect("TargetGroupArn")
+        .to_string();
+    register(&d, &tg, &ids);
+    let lb = elb(
+        &d,
+        &[
+            "create-load-balancer",
+            "--name",
+            "web-nlb",
+            "--type",
+            "network",
+            "--subnets",
+            &net.a,
+            &net.b,
+        ],
+    );
+    let lb = &lb["LoadBalancers"][0];
+    assert_eq!(lb["Type"], "network", "{lb}");
+    let lb_arn = lb["LoadBalancerArn"].as_str().expect("arn").to_string();
+    let dns = lb["DNSName"].as_str().expect("dns").to_string();
+    elb(
+        &d,
+        &[
+            "create-listener",
+            "--load-balancer-arn",
+            &lb_arn,
+            "--protocol",
+            "TCP",
+            "--port",
+            "80",
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={tg}"),
+        ],
+    );
+    wait_active(&d, &lb_arn);
+    wait_health(&d, &tg, "healthy", Duration::from_secs(90));
+
+    // The instance's web server answers through the node, byte for byte: an HTTP/1.0
+    // request gets httpd's own answer (an ALB would have spoken HTTP/1.1 itself).
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let out = learner_get(&d, &dns);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let page = stdout(&out);
+        assert!(page.starts_with("HTTP/1."), "{page}");
+        assert!(page.contains(" 200 "), "{page}");
+        assert!(
+            !page.to_ascii_lowercase().contains("awselb"),
+            "an NLB adds nothing: {page}"
+        );
+        let who = page.lines().last().unwrap_or_default().trim().to_string();
+        assert!(who.starts_with("<h1>Hello from ip-10-0-"), "{page}");
+        seen.insert(who);
+    }
+    assert!(!seen.is_empty());
+
+    // Without the rule admitting port 80, the nodes' TCP health checks fail and the
+    // learner's connection finds no healthy target.
+    d.aws_text(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &net.backend_sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "80",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    let all = wait_health(&d, &tg, "unhealthy", Duration::from_secs(60));
+    for t in &all {
+        assert_eq!(
+            t["TargetHealth"]["Reason"], "Target.FailedHealthChecks",
+            "{t}"
+        );
+    }
+    let out = learner_get(&d, &dns);
+    let page = stdout(&out);
+    assert!(
+        !out.status.success() || !page.contains(" 200 "),
+        "no healthy target, yet: {page}"
+    );
+}

@@ -289,6 +289,10 @@ pub fn builder(world: &World) -> TopologyBuilder {
                 .find(|n| n.addresses.iter().any(|a| a.network_interface_id == e.id))
                 .map(|n| EniOwner::NatGateway(rid(&n.id)))
                 .unwrap_or(EniOwner::Other)
+        } else if e.interface_type == "network_load_balancer" && e.groups.is_empty() {
+            // A network load balancer without security groups: nothing filters its
+            // nodes' traffic (the targets' groups decide).
+            EniOwner::Unfiltered
         } else {
             match &e.attachment {
                 Some(a) => EniOwner::Instance(rid(&a.instance_id)),

@@ -681,6 +681,72 @@ pub struct Network {
 }
 
 impl Network {
+    /// A second VPC `cidr` with one subnet `subnet` in us-east-1a (its main route table
+    /// routes it) and an instance (key pair `lab`) in a group `target` that admits
+    /// nothing yet. Returns (vpc, subnet, main route table, group, private IP).
+    pub fn second_vpc(
+        &self,
+        d: &dyn Lab,
+        cidr: &str,
+        subnet: &str,
+    ) -> (String, String, String, String, String) {
+        let vpc = d.aws_text(&["create-vpc", "--cidr-block", cidr, "--query", "Vpc.VpcId"]);
+        let sub = d.aws_text(&[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            subnet,
+            "--availability-zone",
+            "us-east-1a",
+            "--query",
+            "Subnet.SubnetId",
+        ]);
+        let rt = d.aws_text(&[
+            "describe-route-tables",
+            "--filters",
+            &format!("Name=vpc-id,Values={vpc}"),
+            "Name=association.main,Values=true",
+            "--query",
+            "RouteTables[0].RouteTableId",
+        ]);
+        let sg = d.aws_text(&[
+            "create-security-group",
+            "--group-name",
+            "target",
+            "--description",
+            "target",
+            "--vpc-id",
+            &vpc,
+            "--query",
+            "GroupId",
+        ]);
+        let id = d.aws_text(&[
+            "run-instances",
+            "--image-id",
+            &self.ami,
+            "--instance-type",
+            "t3.micro",
+            "--key-name",
+            "lab",
+            "--subnet-id",
+            &sub,
+            "--security-group-ids",
+            &sg,
+            "--query",
+            "Instances[0].InstanceId",
+        ]);
+        d.wait_running(&[&id]);
+        let ip = d.aws_text(&[
+            "describe-instances",
+            "--instance-ids",
+            &id,
+            "--query",
+            "Reservations[0].Instances[0].PrivateIpAddress",
+        ]);
+        (vpc, sub, rt, sg, ip)
+    }
+
     pub fn build(d: &dyn Lab) -> Network {
         let (vpc, igw) = vpc_with_internet_gateway(d);
         let public_subnet = subnet(d, &vpc, "10.0.1.0/24", "us-east-1a");

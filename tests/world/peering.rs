@@ -12,71 +12,6 @@
 
 use crate::support::{Lab, Network, TestDaemon, have, s, stderr, stdout};
 
-/// A second VPC with one subnet (its main route table routes it) and an instance in it
-/// whose group admits nothing yet. Returns (vpc, main route table, group, private IP).
-fn peer_vpc(
-    d: &TestDaemon,
-    net: &Network,
-    cidr: &str,
-    subnet: &str,
-) -> (String, String, String, String) {
-    let vpc = d.aws_text(&["create-vpc", "--cidr-block", cidr, "--query", "Vpc.VpcId"]);
-    let sub = d.aws_text(&[
-        "create-subnet",
-        "--vpc-id",
-        &vpc,
-        "--cidr-block",
-        subnet,
-        "--availability-zone",
-        "us-east-1a",
-        "--query",
-        "Subnet.SubnetId",
-    ]);
-    let rt = d.aws_text(&[
-        "describe-route-tables",
-        "--filters",
-        &format!("Name=vpc-id,Values={vpc}"),
-        "Name=association.main,Values=true",
-        "--query",
-        "RouteTables[0].RouteTableId",
-    ]);
-    let sg = d.aws_text(&[
-        "create-security-group",
-        "--group-name",
-        "target",
-        "--description",
-        "target",
-        "--vpc-id",
-        &vpc,
-        "--query",
-        "GroupId",
-    ]);
-    let id = d.aws_text(&[
-        "run-instances",
-        "--image-id",
-        &net.ami,
-        "--instance-type",
-        "t3.micro",
-        "--key-name",
-        "lab",
-        "--subnet-id",
-        &sub,
-        "--security-group-ids",
-        &sg,
-        "--query",
-        "Instances[0].InstanceId",
-    ]);
-    d.wait_running(&[&id]);
-    let ip = d.aws_text(&[
-        "describe-instances",
-        "--instance-ids",
-        &id,
-        "--query",
-        "Reservations[0].Instances[0].PrivateIpAddress",
-    ]);
-    (vpc, rt, sg, ip)
-}
-
 fn route(d: &TestDaemon, rt: &str, cidr: &str, pcx: &str) {
     d.aws_text(&[
         "create-route",
@@ -109,7 +44,7 @@ fn ssh_crosses_a_peering_only_with_routes_on_both_sides_and_the_right_group() {
     let bastion_sg = net.security_group(&d, "bastion", &[(22, "0.0.0.0/0")]);
     let key = d.key_pair("lab", "ed25519");
     let (_, bastion, _) = net.launch(&d, &net.public_subnet, "lab", &bastion_sg, &[]);
-    let (vpc_b, rt_b, target_sg, target_ip) = peer_vpc(&d, &net, "10.1.0.0/16", "10.1.1.0/24");
+    let (vpc_b, _, rt_b, target_sg, target_ip) = net.second_vpc(&d, "10.1.0.0/16", "10.1.1.0/24");
     let (vpc_b, rt_b) = (vpc_b.as_str(), rt_b.as_str());
     // From the bastion: can it open port 22 on the target? (exit status of nc -z)
     let probe = || {
@@ -213,8 +148,8 @@ fn a_transitive_path_is_refused_and_trace_says_why() {
     let sg = net.security_group(&d, "web", &[(22, "10.0.0.0/8")]);
     d.key_pair("lab", "ed25519");
     let (instance, _, _) = net.launch(&d, &net.public_subnet, "lab", &sg, &[]);
-    let (vpc_b, rt_b, _, _) = peer_vpc(&d, &net, "10.1.0.0/16", "10.1.1.0/24");
-    let (vpc_c, rt_c, sg_c, ip_c) = peer_vpc(&d, &net, "10.2.0.0/16", "10.2.1.0/24");
+    let (vpc_b, _, rt_b, _, _) = net.second_vpc(&d, "10.1.0.0/16", "10.1.1.0/24");
+    let (vpc_c, _, rt_c, sg_c, ip_c) = net.second_vpc(&d, "10.2.0.0/16", "10.2.1.0/24");
     let (vpc_b, rt_b, vpc_c, rt_c) = (vpc_b.as_str(), rt_b.as_str(), vpc_c.as_str(), rt_c.as_str());
     d.aws_text(&[
         "authorize-security-group-ingress",

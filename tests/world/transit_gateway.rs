@@ -26,43 +26,7 @@ fn wait_available(d: &TestDaemon, args: &[&str]) {
 /// A second VPC with one subnet in us-east-1a (its main table routes it) and an
 /// instance whose group admits SSH from VPC A. Returns (vpc, subnet, main table, ip).
 fn vpc_b(d: &TestDaemon, net: &Network) -> (String, String, String, String) {
-    let vpc = d.aws_text(&[
-        "create-vpc",
-        "--cidr-block",
-        "10.1.0.0/16",
-        "--query",
-        "Vpc.VpcId",
-    ]);
-    let sub = d.aws_text(&[
-        "create-subnet",
-        "--vpc-id",
-        &vpc,
-        "--cidr-block",
-        "10.1.1.0/24",
-        "--availability-zone",
-        "us-east-1a",
-        "--query",
-        "Subnet.SubnetId",
-    ]);
-    let rt = d.aws_text(&[
-        "describe-route-tables",
-        "--filters",
-        &format!("Name=vpc-id,Values={vpc}"),
-        "Name=association.main,Values=true",
-        "--query",
-        "RouteTables[0].RouteTableId",
-    ]);
-    let sg = d.aws_text(&[
-        "create-security-group",
-        "--group-name",
-        "target",
-        "--description",
-        "target",
-        "--vpc-id",
-        &vpc,
-        "--query",
-        "GroupId",
-    ]);
+    let (vpc, sub, rt, sg, ip) = net.second_vpc(d, "10.1.0.0/16", "10.1.1.0/24");
     d.aws_text(&[
         "authorize-security-group-ingress",
         "--group-id",
@@ -73,29 +37,6 @@ fn vpc_b(d: &TestDaemon, net: &Network) -> (String, String, String, String) {
         "22",
         "--cidr",
         "10.0.0.0/16",
-    ]);
-    let id = d.aws_text(&[
-        "run-instances",
-        "--image-id",
-        &net.ami,
-        "--instance-type",
-        "t3.micro",
-        "--key-name",
-        "lab",
-        "--subnet-id",
-        &sub,
-        "--security-group-ids",
-        &sg,
-        "--query",
-        "Instances[0].InstanceId",
-    ]);
-    d.wait_running(&[&id]);
-    let ip = d.aws_text(&[
-        "describe-instances",
-        "--instance-ids",
-        &id,
-        "--query",
-        "Reservations[0].Instances[0].PrivateIpAddress",
     ]);
     (vpc, sub, rt, ip)
 }

@@ -659,34 +659,32 @@ fn linked<'a>(
 }
 
 fn get_associations(c: &mut Call) -> ApiResult<Xml> {
-    let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
-    let w = c.read()?;
-    let table = w.tgw_route_table(&c.env.region, &rt)?;
-    let rows = linked(c, &w, table, false)?;
-    let (page, next) = paginate(c, rows, |r| &r.id)?;
-    let mut x = Xml::new();
-    x.set("associations", page, |x, a| {
-        x.leaf("transitGatewayAttachmentId", &a.id)
-            .leaf("resourceId", &a.vpc_id)
-            .leaf("resourceType", "vpc")
-            .leaf("state", "associated");
-    });
-    x.opt("nextToken", next);
-    Ok(x)
+    linked_attachments(c, false)
 }
 
 fn get_propagations(c: &mut Call) -> ApiResult<Xml> {
+    linked_attachments(c, true)
+}
+
+/// GetTransitGatewayRouteTableAssociations (`propagations` false) or
+/// …Propagations (true): the attachments linked to a table, one page.
+fn linked_attachments(c: &mut Call, propagations: bool) -> ApiResult<Xml> {
     let rt = c.params.required("TransitGatewayRouteTableId")?.to_string();
     let w = c.read()?;
     let table = w.tgw_route_table(&c.env.region, &rt)?;
-    let rows = linked(c, &w, table, true)?;
+    let rows = linked(c, &w, table, propagations)?;
     let (page, next) = paginate(c, rows, |r| &r.id)?;
+    let (set, state) = if propagations {
+        ("transitGatewayRouteTablePropagations", "enabled")
+    } else {
+        ("associations", "associated")
+    };
     let mut x = Xml::new();
-    x.set("transitGatewayRouteTablePropagations", page, |x, a| {
+    x.set(set, page, |x, a| {
         x.leaf("transitGatewayAttachmentId", &a.id)
             .leaf("resourceId", &a.vpc_id)
             .leaf("resourceType", "vpc")
-            .leaf("state", "enabled");
+            .leaf("state", state);
     });
     x.opt("nextToken", next);
     Ok(x)

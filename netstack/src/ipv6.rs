@@ -15,14 +15,23 @@
 //! 3. Same subnet: no ACL, no route table.
 //! 4. Egress network ACL of the source subnet (IPv6 rules only; the IPv6 `*` rule).
 //! 5. Route table, longest prefix match on IPv6 routes: `local`, internet gateway
-//!    (no translation: IPv6 addresses are public), egress-only internet gateway.
+//!    (no translation: IPv6 addresses are public), egress-only internet gateway, VPC
+//!    peering connection. A route to a gateway not attached to this VPC, or to a
+//!    peering that does not connect it, is a blackhole. The egress-only gateway is
+//!    stateful and forwards only connections the instance started: a reply to a
+//!    connection the internet started (which came in through the internet gateway)
+//!    is dropped there, so an inbound connection fails when the subnet's route back
+//!    points at the egress-only gateway ("Egress-only internet gateway basics").
+//! 5b. Over a peering connection, only traffic from the sending VPC's own IPv6 blocks
+//!    to the peer VPC's own blocks crosses (no transitive peering, no edge-to-edge
+//!    routing); inside the peer VPC the packet arrives as at step 7.
 //! 6. From the internet: the VPC's internet gateway lets it in; an egress-only gateway
 //!    lets in only replies to connections the instance started ("Egress-only internet
 //!    gateways": it "prevents the internet from initiating an IPv6 connection").
 //! 7. Ingress network ACL of the destination subnet, ingress security groups, delivery.
 //!
-//! Not here (see docs/fidelity.md): NAT64/DNS64, IPv6 peering routes, IPv6 flow-log
-//! records, the flow cache.
+//! Not here (see docs/fidelity.md): NAT64/DNS64, IPv6 routes to interfaces,
+//! endpoints and transit gateways, the flow cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
@@ -43,6 +52,10 @@ pub enum Target6 {
     Local,
     InternetGateway(ResId),
     EgressOnlyGateway(ResId),
+    /// A VPC peering connection: IPv6 crosses it like IPv4 when both VPCs have IPv6
+    /// blocks and both sides route to it (VPC Peering Guide, "Update your route tables
+    /// for a VPC peering connection").
+    Peering(ResId),
     /// A target IPv6 cannot use (NAT gateway, endpoint) or an explicit blackhole.
     Blackhole,
 }
@@ -101,13 +114,6 @@ pub struct V6Spec {
 }
 
 impl V6Spec {
-    fn eni_of(&self, a: Ipv6Addr) -> Option<&ResId> {
-        self.eni_addrs
-            .iter()
-            .find(|(_, addrs)| addrs.contains(&a))
-            .map(|(id, _)| id)
-    }
-
     fn vpc_of_addr(&self, a: Ipv6Addr) -> Option<&ResId> {
         self.vpc_blocks
             .iter()
@@ -333,14 +339,6 @@ impl Walk6<'_> {
             .subnet_of_eni(e)
             .cloned()
             .ok_or(DropReason::UnknownPort)?;
-        // Same subnet: straight to the interface.
-        if let Some(dst) = v6.eni_of(p.dst).cloned()
-            && self.subnet_of_eni(&dst) == Some(&subnet)
-        {
-            self.hop(&subnet, HopAction::SameSubnet, None);
-            return self.deliver(&dst, p);
-        }
-        self.nacl(&subnet, Direction::Outbound, p)?;
         let s = self
             .t
             .spec
@@ -349,6 +347,19 @@ impl Walk6<'_> {
             .ok_or(DropReason::UnknownPort)?;
         let table = s.route_table.clone();
         let vpc = s.vpc.clone();
+        // Same subnet (the destination is in this subnet's /64): the router is not
+        // involved, so no network ACL and no route table.
+        if v6.subnets.get(&subnet).is_some_and(|n| n.contains(&p.dst)) {
+            self.hop(&subnet, HopAction::SameSubnet, None);
+            let dst =
+                self.eni_in_subnet(&subnet, p.dst)
+                    .ok_or_else(|| DropReason::NoInterfaceV6 {
+                        vpc: vpc.clone(),
+                        dst: p.dst,
+                    })?;
+            return self.deliver(&dst, p);
+        }
+        self.nacl(&subnet, Direction::Outbound, p)?;
         let routes = v6.routes.get(&table).map(Vec::as_slice).unwrap_or(&[]);
         let Some(route) = routes
             .iter()
@@ -362,34 +373,112 @@ impl Walk6<'_> {
             HopAction::Route(format!("{}", route.destination)),
             Some(RuleRef::Route6(route.destination)),
         );
-        if route.state == RouteState::Blackhole || route.target == Target6::Blackhole {
-            return Err(DropReason::BlackholeV6 {
-                table,
-                route: route.destination,
-            });
+        let blackhole = || DropReason::BlackholeV6 {
+            table: table.clone(),
+            route: route.destination,
+        };
+        if route.state == RouteState::Blackhole {
+            return Err(blackhole());
         }
         match &route.target {
-            Target6::Local => {
-                let dst = v6.eni_of(p.dst).cloned().ok_or(DropReason::NoInterfaceV6 {
-                    vpc: vpc.clone(),
-                    dst: p.dst,
-                })?;
-                self.arrive(&dst, p)
-            }
-            Target6::InternetGateway(g) | Target6::EgressOnlyGateway(g) => {
-                let eigw = matches!(route.target, Target6::EgressOnlyGateway(_));
-                self.hop(g, HopAction::Ipv6Gateway, None);
-                if eigw {
-                    // Remembered so that the replies may come back in.
-                    self.track = true;
+            Target6::Local => self.arrive(&vpc, p),
+            Target6::InternetGateway(g) => {
+                // AWS: a route to an internet gateway that is not attached to this VPC
+                // is a blackhole.
+                let attached = self
+                    .t
+                    .spec
+                    .internet_gateways
+                    .get(g)
+                    .is_some_and(|x| x.vpc.as_ref() == Some(&vpc));
+                if !attached {
+                    return Err(blackhole());
                 }
+                self.hop(g, HopAction::Ipv6Gateway, None);
                 self.on_internet(p)
             }
-            Target6::Blackhole => Err(DropReason::BlackholeV6 {
-                table,
-                route: route.destination,
-            }),
+            Target6::EgressOnlyGateway(g) => {
+                if v6.egress_only.get(g) != Some(&vpc) {
+                    return Err(blackhole());
+                }
+                // "An egress-only internet gateway is stateful: it forwards traffic
+                // from the instances in the subnet to the internet […] and then sends
+                // the response back": it forwards the connections the instance started.
+                // A reply to a connection the internet started (through the internet
+                // gateway) is not one of them.
+                if self.ct.is_reply(self.now, p) {
+                    self.hop(g, HopAction::Drop, Some(RuleRef::Tracked));
+                    return Err(DropReason::EgressOnlyNotInitiated {
+                        eigw: g.clone(),
+                        src: p.src,
+                        dst: p.dst,
+                    });
+                }
+                self.hop(g, HopAction::Ipv6Gateway, None);
+                // Remembered so that the replies may come back in.
+                self.track = true;
+                self.on_internet(p)
+            }
+            Target6::Peering(x) => {
+                // AWS: a route to a peering that does not connect this VPC is a
+                // blackhole.
+                let Some(pcx) = self.t.spec.peerings.get(x) else {
+                    return Err(blackhole());
+                };
+                let peer = if pcx.requester_vpc == vpc {
+                    pcx.accepter_vpc.clone()
+                } else if pcx.accepter_vpc == vpc {
+                    pcx.requester_vpc.clone()
+                } else {
+                    return Err(blackhole());
+                };
+                self.peering_cross(x, &vpc, &peer, p)
+            }
+            Target6::Blackhole => Err(blackhole()),
         }
+    }
+
+    /// A packet crosses peering `x` from VPC `from` into VPC `to`. As for IPv4, AWS
+    /// carries only traffic between the two VPCs' own blocks: the destination must be
+    /// in one of `to`'s IPv6 blocks and the source in one of `from`'s.
+    fn peering_cross(&mut self, x: &ResId, from: &ResId, to: &ResId, p: &Pkt6) -> Step<Port> {
+        let v6 = &self.t.spec.v6;
+        let owns = |vpc: &ResId, a: &Ipv6Addr| {
+            v6.vpc_blocks
+                .get(vpc)
+                .is_some_and(|b| b.iter().any(|n| n.contains(a)))
+        };
+        let (vpc, addr, destination) = if !owns(to, &p.dst) {
+            (to, p.dst, true)
+        } else if !owns(from, &p.src) {
+            (from, p.src, false)
+        } else {
+            self.hop(x, HopAction::PeeringCross { to: to.clone() }, None);
+            return self.arrive(to, p);
+        };
+        self.hop(x, HopAction::Drop, None);
+        Err(DropReason::PeeringNotTransitiveV6 {
+            peering: x.clone(),
+            vpc: vpc.clone(),
+            addr,
+            destination,
+        })
+    }
+
+    /// The interface of `subnet` that holds `a`.
+    fn eni_in_subnet(&self, subnet: &ResId, a: Ipv6Addr) -> Option<ResId> {
+        let spec = &self.t.spec;
+        spec.v6
+            .eni_addrs
+            .iter()
+            .find(|(id, addrs)| {
+                addrs.contains(&a)
+                    && spec
+                        .network_interfaces
+                        .get(*id)
+                        .is_some_and(|x| &x.subnet == subnet)
+            })
+            .map(|(id, _)| id.clone())
     }
 
     /// Leaving the VPC: another VPC's address comes back in through that VPC's
@@ -438,21 +527,32 @@ impl Walk6<'_> {
                 }
             }
         }
-        let dst = v6.eni_of(p.dst).cloned().ok_or(DropReason::NoInterfaceV6 {
-            vpc: vpc.clone(),
-            dst: p.dst,
-        })?;
-        self.arrive(&dst, p)
+        self.arrive(&vpc, p)
     }
 
-    /// Entering the destination interface's subnet from outside it.
-    fn arrive(&mut self, e: &ResId, p: &Pkt6) -> Step<Port> {
-        let subnet = self
-            .subnet_of_eni(e)
-            .cloned()
-            .ok_or(DropReason::UnknownPort)?;
+    /// Entering VPC `vpc` from outside the destination's subnet (its router, a
+    /// gateway or a peering): the subnet whose /64 holds the destination, its
+    /// inbound network ACL, then the interface that has the address.
+    fn arrive(&mut self, vpc: &ResId, p: &Pkt6) -> Step<Port> {
+        let spec = &self.t.spec;
+        let no_interface = || DropReason::NoInterfaceV6 {
+            vpc: vpc.clone(),
+            dst: p.dst,
+        };
+        let subnet = spec
+            .v6
+            .subnets
+            .iter()
+            .find(|(id, n)| {
+                n.contains(&p.dst) && spec.subnets.get(*id).is_some_and(|s| &s.vpc == vpc)
+            })
+            .map(|(id, _)| id.clone())
+            .ok_or_else(no_interface)?;
         self.nacl(&subnet, Direction::Inbound, p)?;
-        self.deliver(e, p)
+        let e = self
+            .eni_in_subnet(&subnet, p.dst)
+            .ok_or_else(no_interface)?;
+        self.deliver(&e, p)
     }
 
     fn deliver(&mut self, e: &ResId, p: &Pkt6) -> Step<Port> {

@@ -169,6 +169,23 @@ pub enum DropReason {
     IgwNotAttachedV6 { vpc: ResId, dst: Ipv6Addr },
     /// IPv6: an interface sent from an address that is not one of its own.
     SourceDestCheckV6 { eni: ResId, addr: Ipv6Addr },
+    /// IPv6: the egress-only internet gateway refused to send out a packet of a
+    /// connection the internet started (it came in through the internet gateway, and
+    /// the subnet routes the reply to the egress-only gateway, which forwards only
+    /// connections the instance started).
+    EgressOnlyNotInitiated {
+        eigw: ResId,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    },
+    /// IPv6 over a VPC peering connection: the destination (or source) is not in the
+    /// IPv6 blocks of the VPC on the far (near) side; see `PeeringNotTransitive`.
+    PeeringNotTransitiveV6 {
+        peering: ResId,
+        vpc: ResId,
+        addr: Ipv6Addr,
+        destination: bool,
+    },
 }
 
 impl fmt::Display for DropReason {
@@ -296,6 +313,28 @@ impl fmt::Display for DropReason {
             EgressOnlyInbound { eigw, dst } => write!(
                 f,
                 "egress-only internet gateway {eigw} refused a connection to {dst} initiated from the internet (it lets out IPv6 traffic the instance starts, and only the replies back in)"
+            ),
+            EgressOnlyNotInitiated { eigw, src, dst } => write!(
+                f,
+                "egress-only internet gateway {eigw} refused to send {src} -> {dst}: the connection was started from the internet (through the internet gateway), and an egress-only gateway forwards only connections the instance starts (route the reply to the internet gateway)"
+            ),
+            PeeringNotTransitiveV6 {
+                peering,
+                vpc,
+                addr,
+                destination: true,
+            } => write!(
+                f,
+                "VPC peering connection {peering} carries only traffic for {vpc}'s own IPv6 CIDR blocks, and {addr} is not in them (peering is not transitive)"
+            ),
+            PeeringNotTransitiveV6 {
+                peering,
+                vpc,
+                addr,
+                destination: false,
+            } => write!(
+                f,
+                "VPC peering connection {peering} carries only traffic from {vpc}'s own IPv6 CIDR blocks, and the source {addr} is not in them (peering is not transitive: no edge-to-edge routing)"
             ),
             NoRouteV6 { table, dst } => write!(f, "no route to {dst} in route table {table}"),
             BlackholeV6 { table, route } => write!(

@@ -495,3 +495,341 @@ mod hosts {
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
     }
 }
+
+// ---------------------------------------------------------------------------------
+// IPv6 over VPC peering (VPC Peering Guide) and the asymmetric path through an
+// egress-only gateway (Amazon VPC User Guide, "Egress-only internet gateway basics").
+// ---------------------------------------------------------------------------------
+
+const B_HOST: &str = "2001:db8:2:1::10";
+const C_HOST: &str = "2001:db8:3:1::10";
+
+/// The dual-stack fixture (VPC A, 2001:db8:1::/56) plus VPCs B (2001:db8:2::/56) and
+/// C (2001:db8:3::/56), each with one subnet and one dual-stack host whose group
+/// admits ICMPv6 from `ping_from`. Peerings pcx-ab and pcx-bc are active; the IPv6
+/// routes to them are up to each test.
+fn peered6(ping_from: SgPeer6, edit: impl FnOnce(&mut TopologyBuilder)) -> (Fabric, FixtureIds) {
+    dual_stack(|t, ids| {
+        for (tag, v4, s4, v6, s6) in [
+            (
+                "b",
+                "10.1.0.0/16",
+                "10.1.1.0/24",
+                "2001:db8:2::/56",
+                "2001:db8:2:1::/64",
+            ),
+            (
+                "c",
+                "10.2.0.0/16",
+                "10.2.1.0/24",
+                "2001:db8:3::/56",
+                "2001:db8:3:1::/64",
+            ),
+        ] {
+            let vpc = format!("vpc-{tag}");
+            let v = vpc.as_str();
+            t.add_vpc(Vpc::new(v, v4.parse().unwrap()));
+            t.add_network_acl(NetworkAcl::default_allow(&format!("acl-{tag}"), v));
+            t.add_route_table(RouteTable {
+                id: format!("rtb-{tag}").as_str().into(),
+                vpc: v.into(),
+                routes: vec![Route::new(v4.parse().unwrap(), RouteTarget::Local)],
+            });
+            t.add_subnet(Subnet::new(
+                &format!("subnet-{tag}"),
+                v,
+                s4.parse().unwrap(),
+                &format!("rtb-{tag}"),
+                &format!("acl-{tag}"),
+            ));
+            t.add_security_group(SecurityGroup::new(&format!("sg-{tag}"), v));
+            let host4: std::net::Ipv4Addr = s4
+                .parse::<ipnet::Ipv4Net>()
+                .unwrap()
+                .hosts()
+                .nth(9)
+                .unwrap();
+            t.add_network_interface(NetworkInterface::new(
+                &format!("eni-{tag}"),
+                &format!("subnet-{tag}"),
+                host4,
+                &[&format!("sg-{tag}")],
+            ));
+            t.v6.vpc_blocks.insert(rid(v), vec![n6(v6)]);
+            t.v6.subnets.insert(rid(&format!("subnet-{tag}")), n6(s6));
+            t.v6.routes.insert(
+                rid(&format!("rtb-{tag}")),
+                vec![Route6 {
+                    destination: n6(v6),
+                    target: Target6::Local,
+                    state: RouteState::Active,
+                }],
+            );
+            let all = |egress: bool, n: u16, action| NaclEntry6 {
+                rule_number: n,
+                egress,
+                protocol: Protocol::All,
+                ports: None,
+                icmp: None,
+                cidr: n6("::/0"),
+                action,
+            };
+            t.v6.acl_entries.insert(
+                rid(&format!("acl-{tag}")),
+                vec![
+                    all(false, 101, RuleAction::Allow),
+                    all(true, 101, RuleAction::Allow),
+                    all(false, 32767, RuleAction::Deny),
+                    all(true, 32767, RuleAction::Deny),
+                ],
+            );
+            t.v6.sg_rules.insert(
+                rid(&format!("sg-{tag}")),
+                (
+                    vec![SgRule6 {
+                        id: None,
+                        protocol: Protocol::Other(58),
+                        ports: None,
+                        icmp: icmpv6_any(),
+                        peer: ping_from.clone(),
+                    }],
+                    vec![SgRule6 {
+                        id: None,
+                        protocol: Protocol::All,
+                        ports: None,
+                        icmp: None,
+                        peer: SgPeer6::Cidr(n6("::/0")),
+                    }],
+                ),
+            );
+            let host = s6.parse::<Ipv6Net>().unwrap().network().segments();
+            let mut h = host;
+            h[7] = 0x10;
+            t.v6.eni_addrs
+                .insert(rid(&format!("eni-{tag}")), vec![Ipv6Addr::from(h)]);
+        }
+        t.add_peering(VpcPeering {
+            id: "pcx-ab".into(),
+            requester_vpc: ids.vpc.clone(),
+            accepter_vpc: "vpc-b".into(),
+        });
+        t.add_peering(VpcPeering {
+            id: "pcx-bc".into(),
+            requester_vpc: "vpc-b".into(),
+            accepter_vpc: "vpc-c".into(),
+        });
+        edit(t);
+    })
+}
+
+fn route6(t: &mut TopologyBuilder, table: &str, dest: &str, target: Target6) {
+    t.v6.routes.entry(rid(table)).or_default().push(Route6 {
+        destination: n6(dest),
+        target,
+        state: RouteState::Active,
+    });
+}
+
+fn pcx6(id: &str) -> Target6 {
+    Target6::Peering(rid(id))
+}
+
+/// "If the VPCs in the VPC peering connection have associated IPv6 CIDR blocks, you
+/// can add routes that enable communication with the peer VPC over IPv6": with IPv6
+/// routes to the peering on both sides, ping6 crosses and its reply comes back.
+#[test]
+fn ipv6_crosses_a_peering_with_routes_on_both_sides() {
+    let (mut f, ids) = peered6(SgPeer6::Cidr(n6("2001:db8:1::/56")), |t| {
+        route6(t, "rtb-public", "2001:db8:2::/56", pcx6("pcx-ab"));
+        route6(t, "rtb-b", "2001:db8:1::/56", pcx6("pcx-ab"));
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let b = Port::Eni(rid("eni-b"));
+    let v = send(&mut f, at(1), &web, echo(WEB, B_HOST, 128, 5));
+    assert_eq!(delivered(&v), b);
+    let p = vpclab_netstack::ipv6::parse6(&echo(WEB, B_HOST, 128, 6)).unwrap();
+    let explained = f.explain6(at(1), &web, &p);
+    assert!(
+        explained
+            .hops
+            .iter()
+            .any(|h| h.component.as_ref() == "pcx-ab"
+                && matches!(h.action, HopAction::PeeringCross { .. })),
+        "{explained}"
+    );
+    let back = send(&mut f, at(1), &b, echo(B_HOST, WEB, 129, 5));
+    assert_eq!(delivered(&back), web);
+}
+
+/// "The owner of each VPC … must manually add a route": without the IPv6 route back in
+/// VPC B, the request arrives and the reply has no route.
+#[test]
+fn an_ipv6_peering_route_on_one_side_only_loses_the_reply() {
+    let (mut f, ids) = peered6(SgPeer6::Cidr(n6("2001:db8:1::/56")), |t| {
+        route6(t, "rtb-public", "2001:db8:2::/56", pcx6("pcx-ab"));
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let b = Port::Eni(rid("eni-b"));
+    assert_eq!(
+        delivered(&send(&mut f, at(1), &web, echo(WEB, B_HOST, 128, 5))),
+        b
+    );
+    let back = send(&mut f, at(1), &b, echo(B_HOST, WEB, 129, 5));
+    assert_eq!(
+        dropped(&back),
+        DropReason::NoRouteV6 {
+            table: rid("rtb-b"),
+            dst: a6(WEB),
+        }
+    );
+}
+
+/// "VPC peering does not support transitive peering relationships": A reaches C's IPv6
+/// block only through B, so pcx-ab refuses it, whatever the routes say.
+#[test]
+fn ipv6_over_peering_is_not_transitive() {
+    let (mut f, ids) = peered6(SgPeer6::Cidr(n6("::/0")), |t| {
+        route6(t, "rtb-public", "2001:db8:3::/56", pcx6("pcx-ab"));
+        route6(t, "rtb-b", "2001:db8:3::/56", pcx6("pcx-bc"));
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, echo(WEB, C_HOST, 128, 5));
+    let reason = dropped(&v);
+    assert_eq!(
+        reason,
+        DropReason::PeeringNotTransitiveV6 {
+            peering: rid("pcx-ab"),
+            vpc: rid("vpc-b"),
+            addr: a6(C_HOST),
+            destination: true,
+        }
+    );
+    assert!(reason.to_string().contains("not transitive"), "{reason}");
+    // A route to a peering that does not connect this VPC is a blackhole.
+    let (mut g, ids) = peered6(SgPeer6::Cidr(n6("::/0")), |t| {
+        route6(t, "rtb-public", "2001:db8:3::/56", pcx6("pcx-bc"));
+    });
+    let v = send(
+        &mut g,
+        at(1),
+        &Port::Eni(ids.web_eni.clone()),
+        echo(WEB, C_HOST, 128, 5),
+    );
+    assert!(matches!(dropped(&v), DropReason::BlackholeV6 { .. }), "{v}");
+}
+
+/// "You can reference a security group of the peer VPC as a source or destination for
+/// ingress or egress rules": a rule naming the peer's group admits its members' IPv6
+/// addresses, and no other.
+#[test]
+fn a_rule_naming_the_peer_group_admits_its_members_over_ipv6() {
+    let (mut f, ids) = peered6(SgPeer6::Group(rid("sg-web")), |t| {
+        route6(t, "rtb-public", "2001:db8:2::/56", pcx6("pcx-ab"));
+        route6(t, "rtb-private", "2001:db8:2::/56", pcx6("pcx-ab"));
+        route6(t, "rtb-b", "2001:db8:1::/56", pcx6("pcx-ab"));
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    let v = send(&mut f, at(1), &web, echo(WEB, B_HOST, 128, 5));
+    assert_eq!(delivered(&v), Port::Eni(rid("eni-b")));
+    let refused = send(&mut f, at(1), &app, echo(APP, B_HOST, 128, 5));
+    assert_eq!(
+        dropped(&refused),
+        DropReason::SecurityGroupNoMatch {
+            eni: rid("eni-b"),
+            direction: Direction::Inbound,
+        }
+    );
+}
+
+/// "An egress-only internet gateway is stateful: it forwards traffic from the
+/// instances in the subnet to the internet …, and then sends the response back", and
+/// it prevents "resources on the internet from initiating communication". A VPC with
+/// both gateways: a connection from the internet to the private instance comes in
+/// through the internet gateway, but the private subnet routes `::/0` to the
+/// egress-only gateway, which refuses to send the reply out, so the connection fails.
+/// The same instance's own connections out through that gateway still work.
+#[test]
+fn a_reply_routed_to_the_egress_only_gateway_is_dropped_there() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.v6.sg_rules.get_mut(&ids.app_sg).unwrap().0.push(SgRule6 {
+            id: None,
+            protocol: Protocol::Tcp,
+            ports: Some(PortRange::new(8080, 8080)),
+            icmp: None,
+            peer: SgPeer6::Cidr(n6("::/0")),
+        });
+    });
+    let app = Port::Eni(ids.app_eni.clone());
+    // The SYN enters through the internet gateway and reaches the instance.
+    let syn = send(
+        &mut f,
+        at(1),
+        &Port::Internet,
+        tcp(OUTSIDE, 50000, APP, 8080, SYN),
+    );
+    assert_eq!(delivered(&syn), app);
+    // Its SYN-ACK follows the subnet's route to the egress-only gateway: dropped.
+    let reply = send(&mut f, at(1), &app, tcp(APP, 8080, OUTSIDE, 50000, SYN_ACK));
+    let reason = dropped(&reply);
+    assert_eq!(
+        reason,
+        DropReason::EgressOnlyNotInitiated {
+            eigw: rid("eigw-fixture"),
+            src: a6(APP),
+            dst: a6(OUTSIDE),
+        }
+    );
+    assert!(reason.to_string().contains("eigw-fixture"), "{reason}");
+    // The instance's own connection out through the same gateway, and its reply in.
+    let out = send(&mut f, at(2), &app, tcp(APP, 42000, OUTSIDE, 443, SYN));
+    assert_eq!(delivered(&out), Port::Internet);
+    let back = send(
+        &mut f,
+        at(2),
+        &Port::Internet,
+        tcp(OUTSIDE, 443, APP, 42000, SYN_ACK),
+    );
+    assert_eq!(delivered(&back), app);
+    let more = send(&mut f, at(2), &app, tcp(APP, 42000, OUTSIDE, 443, 0x10));
+    assert_eq!(delivered(&more), Port::Internet);
+    // The public subnet routes `::/0` to the internet gateway: the same inbound
+    // connection to the web instance gets its reply out.
+    let web = Port::Eni(ids.web_eni.clone());
+    assert_eq!(
+        delivered(&send(
+            &mut f,
+            at(3),
+            &Port::Internet,
+            tcp(OUTSIDE, 50001, WEB, 80, SYN)
+        )),
+        web
+    );
+    assert_eq!(
+        delivered(&send(
+            &mut f,
+            at(3),
+            &web,
+            tcp(WEB, 80, OUTSIDE, 50001, SYN_ACK)
+        )),
+        Port::Internet
+    );
+}
+
+/// A route to an internet gateway that is not attached to the VPC is a blackhole for
+/// IPv6 as for IPv4.
+#[test]
+fn an_ipv6_route_to_a_detached_internet_gateway_is_a_blackhole() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.internet_gateways.get_mut(&ids.igw).unwrap().vpc = None;
+    });
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, tcp(WEB, 41000, OUTSIDE, 443, SYN));
+    assert_eq!(
+        dropped(&v),
+        DropReason::BlackholeV6 {
+            table: ids.public_rtb.clone(),
+            route: n6("::/0"),
+        }
+    );
+}

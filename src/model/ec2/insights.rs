@@ -91,7 +91,8 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         NoInterfaceV6 { .. } | InternetNoRouteV6 { .. } => "NO_POSSIBLE_DESTINATION",
         IgwNotAttachedV6 { .. } => "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS",
         SourceDestCheckV6 { .. } => "ENI_SOURCE_DEST_CHECK_RESTRICTION",
-        EgressOnlyInbound { .. } => return None,
+        EgressOnlyInbound { .. } | EgressOnlyNotInitiated { .. } => return None,
+        PeeringNotTransitiveV6 { .. } => "PCX_REQUIRES_ADDRESS_IN_VPC_CIDR",
     })
 }
 
@@ -1052,7 +1053,9 @@ impl World {
             | NoInterfaceV6 { .. }
             | InternetNoRouteV6 { .. }
             | IgwNotAttachedV6 { .. }
-            | SourceDestCheckV6 { .. } => {}
+            | SourceDestCheckV6 { .. }
+            | EgressOnlyNotInitiated { .. }
+            | PeeringNotTransitiveV6 { .. } => {}
         }
         x
     }

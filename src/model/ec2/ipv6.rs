@@ -550,7 +550,9 @@ pub fn v6_spec(world: &World) -> vpclab_netstack::ipv6::V6Spec {
                     RouteTarget::Local => Target6::Local,
                     RouteTarget::Gateway(g) => Target6::InternetGateway(rid(g)),
                     RouteTarget::EgressOnlyGateway(g) => Target6::EgressOnlyGateway(rid(g)),
-                    // Interfaces, peering and endpoints do not carry IPv6 in vpclab yet.
+                    RouteTarget::VpcPeering(x) => Target6::Peering(rid(x)),
+                    // Interfaces, endpoints and transit gateways do not carry IPv6 in
+                    // vpclab yet.
                     _ => Target6::Blackhole,
                 };
                 let state = if world.route_state(rt, r) == "active" {

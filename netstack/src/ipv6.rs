@@ -325,6 +325,12 @@ impl Walk6<'_> {
     }
 
     fn sent_by_eni(&mut self, e: &ResId, p: &Pkt6) -> Step<Port> {
+        // A port the topology does not know (a deleted interface) sends nothing, as on
+        // the IPv4 path; before this check its packet met the (empty) groups of no
+        // interface and was reported as a security-group drop.
+        if !self.t.spec.network_interfaces.contains_key(e) {
+            return Err(DropReason::UnknownPort);
+        }
         let v6 = &self.t.spec.v6;
         let own = v6.eni_addrs.get(e).is_some_and(|a| a.contains(&p.src));
         self.security_groups(e, Direction::Outbound, p)?;

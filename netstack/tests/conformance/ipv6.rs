@@ -833,3 +833,18 @@ fn an_ipv6_route_to_a_detached_internet_gateway_is_a_blackhole() {
         }
     );
 }
+
+/// Regression (found by the IPv6 reference-model property in tests/fabric_model.rs): an
+/// IPv6 packet from an interface the topology does not know (a deleted one) is refused
+/// as coming from an unknown port, as an IPv4 one is, not as a security-group drop.
+#[test]
+fn an_ipv6_packet_from_an_unknown_interface_comes_from_an_unknown_port() {
+    let (mut f, _) = dual_stack(|_, _| {});
+    let v = send(
+        &mut f,
+        at(1),
+        &Port::Eni(rid("eni-gone")),
+        echo(WEB, APP, 128, 1),
+    );
+    assert_eq!(dropped(&v), DropReason::UnknownPort);
+}

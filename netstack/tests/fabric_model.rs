@@ -5,7 +5,10 @@
 //!    direct reading of the AWS rules over the plain `TopologyBuilder`: linear
 //!    scans instead of indexes, "longest prefix" by looking at every route,
 //!    "any rule of any group" by looking at every rule. It models a fresh
-//!    fabric (no tracked connections, no NAT mappings). Prefix lists are not
+//!    fabric (no tracked connections, no NAT mappings). VPC peering is modelled
+//!    (property `ipv4_verdicts_in_peered_worlds_equal_the_reference_model` runs it
+//!    over worlds with a peered second VPC); gateway endpoints and transit gateways
+//!    are not (the generator builds none). Prefix lists are not
 //!    modelled here because they never reach the fabric: the model's compiler turns
 //!    a security-group rule or route naming a list into one CIDR rule or route per
 //!    entry, so the random CIDR rules below are what such rules become; the
@@ -641,13 +644,42 @@ impl<'a> Reference<'a> {
                 self.deliver(target, p)
             }
             RouteTarget::Blackhole => Err(blackhole),
-            // Not modelled yet: the generator builds no peering connections, and
-            // tests/fabric_conformance.rs checks peering rule by rule.
+            // VPC Peering Guide: a route to a peering connection that does not
+            // connect this VPC is a blackhole; the connection carries only traffic
+            // from this VPC's CIDR blocks to the peer VPC's ("VPC peering
+            // limitations": no transitive peering, no edge-to-edge routing), and the
+            // peer VPC's `local` route delivers. A peering is not a router hop.
             RouteTarget::VpcPeering(id) => {
-                panic!(
-                    "the reference model has no VPC peering ({id} in {})",
-                    table.id
-                )
+                let Some(pcx) = t.peerings.get(id) else {
+                    return Err(blackhole);
+                };
+                let far = if pcx.requester_vpc == subnet.vpc {
+                    &pcx.accepter_vpc
+                } else if pcx.accepter_vpc == subnet.vpc {
+                    &pcx.requester_vpc
+                } else {
+                    return Err(blackhole);
+                };
+                let owns = |vpc: &ResId, a: Ipv4Addr| {
+                    t.vpcs[vpc].cidr_blocks.iter().any(|b| b.contains(&a))
+                };
+                if !owns(far, p.dst) {
+                    return Err(DropReason::PeeringNotTransitive {
+                        peering: id.clone(),
+                        vpc: far.clone(),
+                        addr: p.dst,
+                        destination: true,
+                    });
+                }
+                if !owns(&subnet.vpc, p.src) {
+                    return Err(DropReason::PeeringNotTransitive {
+                        peering: id.clone(),
+                        vpc: subnet.vpc.clone(),
+                        addr: p.src,
+                        destination: false,
+                    });
+                }
+                self.enter(far, None, p)
             }
             // Not modelled either: the generator builds no endpoints, and
             // tests/fabric_conformance.rs checks gateway endpoints rule by rule.
@@ -1131,6 +1163,90 @@ mod v6 {
             requester_vpc: "vpc-b".into(),
             accepter_vpc: "vpc-c".into(),
         });
+        // IPv4 over the peering: routes on either side (or not), some to the wrong
+        // connection, some past the peer toward VPC C (not transitive).
+        let pcx = |g: &mut Gen| {
+            RouteTarget::VpcPeering(
+                g.pick(&["pcx-ab", "pcx-ab", "pcx-ab", "pcx-bc", "pcx-gone"])
+                    .into(),
+            )
+        };
+        for (table, peer) in [
+            ("rtb-0", "10.1.0.0/16"),
+            ("rtb-1", "10.1.0.0/16"),
+            ("rtb-b", "10.0.0.0/16"),
+        ] {
+            if g.chance(60) {
+                let target = pcx(g);
+                b.route_tables
+                    .get_mut(table)
+                    .unwrap()
+                    .routes
+                    .push(Route::new(net(peer), target));
+            }
+            if g.chance(20) {
+                let target = pcx(g);
+                b.route_tables
+                    .get_mut(table)
+                    .unwrap()
+                    .routes
+                    .push(Route::new(net("10.2.0.0/16"), target));
+            }
+        }
+        if g.chance(30) {
+            b.route_tables
+                .get_mut("rtb-b")
+                .unwrap()
+                .routes
+                .push(Route::new(
+                    net("0.0.0.0/0"),
+                    RouteTarget::InternetGateway("igw-b".into()),
+                ));
+        }
+        // VPC B's IPv4 ACL and group: all or some traffic, from CIDRs or VPC A's groups.
+        if g.chance(70) {
+            let acl = b.network_acls.get_mut("acl-b").unwrap();
+            acl.entries.push(NaclEntry::all(
+                100,
+                false,
+                net("0.0.0.0/0"),
+                RuleAction::Allow,
+            ));
+            acl.entries.push(NaclEntry::all(
+                100,
+                true,
+                net("0.0.0.0/0"),
+                RuleAction::Allow,
+            ));
+        }
+        let sg = b.security_groups.get_mut("sg-b").unwrap();
+        for dir in 0..2 {
+            for _ in 0..1 + g.below(3) {
+                let (from, to) = g.pick(PORTS);
+                let peer = if g.chance(40) {
+                    SgPeer::Group(g.pick(&["sg-0", "sg-1", "sg-b"]).into())
+                } else {
+                    SgPeer::Cidr(net(g.pick(&[
+                        "0.0.0.0/0",
+                        "10.0.0.0/16",
+                        "10.0.1.0/24",
+                        "10.1.0.0/16",
+                    ])))
+                };
+                let rule = SgRule {
+                    id: None,
+                    protocol: g.pick(PROTOS),
+                    ports: g.chance(80).then_some(PortRange::new(from, to)),
+                    icmp: g.chance(80).then(|| icmp_match(g)),
+                    peer,
+                };
+                if dir == 0 {
+                    sg.ingress.push(rule);
+                } else {
+                    sg.egress.push(rule);
+                }
+            }
+        }
     }
 
     /// The IPv4 generator's world made dual stack, plus VPC B (one subnet, one
@@ -1795,6 +1911,59 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    /// IPv4 in the same worlds: VPC B peered with VPC A (routes on one side, both or
+    /// neither, to the wrong connection, or past B toward C) agrees with the
+    /// reference model's reading of the peering rules.
+    #[test]
+    fn ipv4_verdicts_in_peered_worlds_equal_the_reference_model(seed in any::<u64>()) {
+        let mut g = Gen(seed);
+        let spec = v6::random_dual_stack(&mut g);
+        let topo = Arc::new(spec.clone().build().expect("generated topologies are consistent"));
+        for _ in 0..12 {
+            let (port, flow, ttl) = random_packet(&mut g, &spec);
+            let expected = reference(&spec, &port, &flow, ttl);
+            let mut f = Fabric::new(topo.clone());
+            if ttl == 64 {
+                let e = f.explain(Instant::from_secs(0), &port, &flow);
+                prop_assert_eq!(&e.outcome, &expected, "explain: {} from {}", flow, port);
+            }
+            let mut b = flow.to_packet_ttl(ttl, b"x");
+            let v = f.process(Instant::from_secs(0), &port, &mut b);
+            prop_assert_eq!(&v.outcome, &expected, "process: {} from {} ttl {}", flow, port, ttl);
+        }
+    }
+}
+
+/// The peered IPv4 worlds reach the peering outcomes: delivery across the peering and
+/// the refusal of a transitive path.
+#[test]
+fn peered_ipv4_worlds_cross_and_refuse_peerings() {
+    let (mut crossed, mut refused) = (false, false);
+    for seed in 0..3000u64 {
+        let mut g = Gen(seed);
+        let spec = v6::random_dual_stack(&mut g);
+        for _ in 0..12 {
+            let (port, flow, ttl) = random_packet(&mut g, &spec);
+            let vpc_of = |a: Ipv4Addr| a.octets()[1];
+            match reference(&spec, &port, &flow, ttl) {
+                Outcome::Deliver(Port::Eni(_))
+                    if vpc_of(flow.src) != vpc_of(flow.dst)
+                        && flow.src.octets()[0] == 10
+                        && flow.dst.octets()[0] == 10 =>
+                {
+                    crossed = true
+                }
+                Outcome::Drop(DropReason::PeeringNotTransitive { .. }) => refused = true,
+                _ => {}
+            }
+        }
+    }
+    assert!(crossed && refused, "crossed {crossed}, refused {refused}");
 }
 
 /// The IPv6 property is not vacuous: its worlds reach every IPv6 outcome the model

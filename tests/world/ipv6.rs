@@ -3,7 +3,8 @@
 //! admits ICMPv6 from the peer's /128; with the subnet's `::/0` routed to an egress-only
 //! internet gateway an instance reaches an internet host with `curl -6`, while a
 //! connection the internet starts toward it is refused at the gateway, and
-//! `vpclab connect` says so.
+//! `vpclab connect` says so; ping6 crosses a VPC peering connection once both VPCs
+//! route the other's IPv6 block to it.
 //!
 //! AWS rules (Amazon VPC User Guide): "Security group rules … IPv6 traffic needs its own
 //! rules" (a rule for 0.0.0.0/0 does not admit IPv6); "An egress-only internet gateway
@@ -268,4 +269,145 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     );
     // The first VPC's route names its own gateway.
     assert!(eigw.starts_with("eigw-") && eigw != eigw2, "{eigw}");
+}
+
+/// A second dual-stack VPC (10.1.0.0/16 and an Amazon-provided /56) with one subnet (its
+/// first /64) routed by the VPC's main table. Returns (vpc, subnet, main table, /56).
+fn second_dual_stack_vpc(d: &TestDaemon) -> (String, String, String, ipnet::Ipv6Net) {
+    let vpc = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.1.0.0/16",
+        "--amazon-provided-ipv6-cidr-block",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let block = d.aws_text(&[
+        "describe-vpcs",
+        "--vpc-ids",
+        &vpc,
+        "--query",
+        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    let block: ipnet::Ipv6Net = block.parse().expect("an IPv6 block");
+    let subnet = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.1.1.0/24",
+        "--ipv6-cidr-block",
+        &block.subnets(64).unwrap().next().unwrap().to_string(),
+        "--availability-zone",
+        "us-east-1a",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let main = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=association.main,Values=true",
+        "--query",
+        "RouteTables[0].RouteTableId",
+    ]);
+    (vpc, subnet, main, block)
+}
+
+fn route6_to_peering(d: &TestDaemon, table: &str, block: &ipnet::Ipv6Net, pcx: &str) {
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        table,
+        "--destination-ipv6-cidr-block",
+        &block.to_string(),
+        "--vpc-peering-connection-id",
+        pcx,
+    ]);
+}
+
+/// VPC Peering Guide, "Update your route tables for a VPC peering connection": "if the
+/// VPCs in the VPC peering connection have associated IPv6 CIDR blocks, you can add
+/// routes that enable communication with the peer VPC over IPv6". ping6 from an
+/// instance in VPC A to one in peered VPC B gets no answer while only A routes B's /56
+/// to the peering (the reply has no route back), and is answered once B routes A's
+/// /56 too; B's group admits ICMPv6 by naming A's group (a peer group reference).
+#[test]
+fn ping6_crosses_a_peering_once_both_sides_route_ipv6_to_it() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    dual_stack(&d, &net);
+    let block_a: ipnet::Ipv6Net = d
+        .aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            &net.vpc,
+            "--query",
+            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+        ])
+        .parse()
+        .unwrap();
+    let key = d.key_pair("lab", "ed25519");
+    let sg_a = net.security_group(&d, "a", &[(22, "0.0.0.0/0")]);
+    let (_, a_public, _) = launch6(&d, &net, &net.public_subnet, &sg_a);
+    let (vpc_b, subnet_b, rt_b, block_b) = second_dual_stack_vpc(&d);
+    let sg_b = crate::support::security_group(&d, &vpc_b, "b", &[]);
+    let (_, _, b6) = launch6(&d, &net, &subnet_b, &sg_b);
+    assert!(
+        block_b.contains(&b6.parse::<std::net::Ipv6Addr>().unwrap()),
+        "{b6}"
+    );
+
+    let pcx = d.aws_text(&[
+        "create-vpc-peering-connection",
+        "--vpc-id",
+        &net.vpc,
+        "--peer-vpc-id",
+        &vpc_b,
+        "--query",
+        "VpcPeeringConnection.VpcPeeringConnectionId",
+    ]);
+    d.aws_text(&[
+        "accept-vpc-peering-connection",
+        "--vpc-peering-connection-id",
+        &pcx,
+        "--query",
+        "VpcPeeringConnection.Status.Code",
+    ]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_b,
+        "--ip-permissions",
+        &format!("IpProtocol=icmpv6,FromPort=-1,ToPort=-1,UserIdGroupPairs=[{{GroupId={sg_a}}}]"),
+    ]);
+    let ping = || {
+        d.ssh(
+            &key,
+            "ec2-user",
+            &a_public,
+            &format!("ping6 -c 1 -W 1 {b6}"),
+        )
+    };
+    // A's side only: the request crosses, the reply has no route back.
+    route6_to_peering(&d, &net.public_rt, &block_b, &pcx);
+    let out = ping();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("1 packets transmitted, 0 received"),
+        "{}",
+        stdout(&out)
+    );
+    // Both sides: answered.
+    route6_to_peering(&d, &rt_b, &block_a, &pcx);
+    let out = ping();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(&format!("64 bytes from {b6}: icmp_seq=1")),
+        "{text}"
+    );
 }

@@ -28,6 +28,11 @@
 //!   VPC has a /56, every subnet a /64, every interface an IPv6 address, and each of
 //!   the heavy groups 200 IPv6 rules per direction, each NACL 20 IPv6 entries per
 //!   direction (issue 18: the IPv4 decision must not pay for the IPv6 rules).
+//! - `ipv6_peered_new_flow`, `ipv6_established`: IPv6 TCP across the same peering in
+//!   the dual-stack world, with IPv6 routes to `pcx-ab` on both sides and the allowing
+//!   rules placed after the 200 IPv6 rules of each group and the 20 IPv6 entries per
+//!   direction of each ACL: a new flow (SYN), and the ACK of a tracked connection. The
+//!   IPv6 path has no flow cache, so the established packet takes the full walk too.
 //! - `tgw_new_flow`: the same SYN, dual-stack world, through a transit gateway instead:
 //!   the web subnet routes 10.1.0.0/16 to `tgw-1`, whose route table sends it to VPC
 //!   B's attachment; VPC B's attachment subnet is the host's subnet.
@@ -35,7 +40,8 @@
 //! A plain timing loop (no harness), printing as its last line
 //! `BENCH fabric new_flow_ns=<n> established_ns=<n> nat_ns=<n> flow_logged_ns=<n>
 //! unlogged_ns=<n> flowlog_overhead_pct=<x> peered_new_flow_ns=<n>
-//! peered_v6_new_flow_ns=<n> tgw_new_flow_ns=<n>`.
+//! peered_v6_new_flow_ns=<n> ipv6_peered_new_flow_ns=<n> ipv6_established_ns=<n>
+//! tgw_new_flow_ns=<n>`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -388,6 +394,147 @@ fn tgw_topology(ids: &vpclab_netstack::fixture::FixtureIds) -> Topology {
 
 /// The best per-packet time of six rounds of `BATCH` new flows from the web host to
 /// `dst`, each round on a fresh fabric over `topo`.
+/// [`dual_stack`] with IPv6 routes to the peering on both sides (the web subnet's table
+/// sends VPC B's /56 to pcx-ab, VPC B's table sends A's back) and, after the 200 IPv6
+/// rules of every group and the 20 IPv6 entries per direction of every ACL, the rules
+/// that admit the web instance's TCP to port 8080 over IPv6. Returns it with the web and
+/// VPC B hosts' IPv6 addresses: an IPv6 SYN pays for every rule before the one it meets.
+fn ipv6_peered(
+    t: &Topology,
+    ids: &vpclab_netstack::fixture::FixtureIds,
+) -> (Topology, std::net::Ipv6Addr, std::net::Ipv6Addr) {
+    use vpclab_netstack::ipv6::{NaclEntry6, Route6, SgPeer6, SgRule6, Target6};
+    let mut b = t.to_builder();
+    let block = |vpc: &ResId| b.v6.vpc_blocks[vpc][0];
+    let (a, bb) = (block(&ids.vpc), block(&"vpc-b".into()));
+    let route = |destination, target| Route6 {
+        destination,
+        target,
+        state: RouteState::Active,
+    };
+    let web_table = b.subnets[&ids.public_subnet].route_table.clone();
+    b.v6.routes.insert(
+        web_table,
+        vec![
+            route(a, Target6::Local),
+            route(bb, Target6::Peering("pcx-ab".into())),
+        ],
+    );
+    b.v6.routes.insert(
+        "rtb-b".into(),
+        vec![
+            route(bb, Target6::Local),
+            route(a, Target6::Peering("pcx-ab".into())),
+        ],
+    );
+    for (ingress, egress) in b.v6.sg_rules.values_mut() {
+        ingress.push(SgRule6 {
+            id: None,
+            protocol: Protocol::Tcp,
+            ports: Some(PortRange::single(8080)),
+            icmp: None,
+            peer: SgPeer6::Cidr(a),
+        });
+        egress.push(SgRule6 {
+            id: None,
+            protocol: Protocol::All,
+            ports: None,
+            icmp: None,
+            peer: SgPeer6::Cidr("::/0".parse().expect("valid")),
+        });
+    }
+    for entries in b.v6.acl_entries.values_mut() {
+        for egress in [false, true] {
+            entries.push(NaclEntry6 {
+                rule_number: 200,
+                egress,
+                protocol: Protocol::All,
+                ports: None,
+                icmp: None,
+                cidr: "::/0".parse().expect("valid"),
+                action: RuleAction::Allow,
+            });
+        }
+    }
+    let web6 = b.v6.eni_addrs[&ids.web_eni][0];
+    let b6 = b.v6.eni_addrs[&ResId::from("eni-b")][0];
+    (
+        b.build().expect("IPv6-peered bench topology is valid"),
+        web6,
+        b6,
+    )
+}
+
+/// An IPv6 TCP segment (fixed header, 20-byte TCP header, no payload).
+fn tcp6(
+    src: std::net::Ipv6Addr,
+    sport: u16,
+    dst: std::net::Ipv6Addr,
+    dport: u16,
+    flags: u8,
+) -> Vec<u8> {
+    let mut b = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+    b.extend_from_slice(&src.octets());
+    b.extend_from_slice(&dst.octets());
+    b.extend_from_slice(&sport.to_be_bytes());
+    b.extend_from_slice(&dport.to_be_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[5 << 4, flags, 0x10, 0, 0, 0, 0, 0]);
+    b
+}
+
+/// New IPv6 flows across the peering (distinct source ports, a fresh fabric per batch),
+/// and an established one (the ACK of a tracked connection, repeated): the IPv6 walk
+/// has no flow cache, so both take the full walk.
+fn ipv6_flows(
+    topo: &Arc<Topology>,
+    web: &Port,
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+) -> (u64, u64) {
+    const BATCH: u16 = 20_000;
+    let now = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(128);
+    let templates: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| tcp6(src, 10_000 + i, dst, 8080, 0x02))
+        .collect();
+    let mut new_ns = u64::MAX;
+    for _ in 0..6 {
+        let mut f = Fabric::new(topo.clone());
+        let start = Clock::now();
+        for t in &templates {
+            buf.clear();
+            buf.extend_from_slice(t);
+            let v = f.process(now, web, &mut buf);
+            debug_assert!(v.is_delivered(), "{v}");
+            black_box(&v);
+        }
+        new_ns = new_ns.min(start.elapsed().as_nanos() as u64 / u64::from(BATCH));
+        assert_eq!(
+            f.stats().delivered,
+            u64::from(BATCH),
+            "every IPv6 SYN crossed the peering"
+        );
+    }
+    let mut f = Fabric::new(topo.clone());
+    let mut syn = tcp6(src, 40_000, dst, 8080, 0x02);
+    assert!(f.process(now, web, &mut syn).is_delivered());
+    let ack = tcp6(src, 40_000, dst, 8080, 0x10);
+    let n = 100_000u64;
+    let mut established_ns = u64::MAX;
+    for _ in 0..5 {
+        let start = Clock::now();
+        for _ in 0..n {
+            buf.clear();
+            buf.extend_from_slice(&ack);
+            let v = f.process(now, web, &mut buf);
+            black_box(&v);
+        }
+        established_ns = established_ns.min(start.elapsed().as_nanos() as u64 / n);
+    }
+    (new_ns, established_ns)
+}
+
 fn new_flows(topo: &Arc<Topology>, web: &Port, src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
     const BATCH: u16 = 50_000;
     let now = Instant::from_secs(1);
@@ -565,6 +712,10 @@ fn main() {
     let (peered, b_host) = peered_topology();
     let dual = Arc::new(dual_stack(peered));
     let peered_v6_ns = new_flows(&dual, &web, ids.web_ip, b_host);
+    // IPv6 packets across the same peering, with IPv6 routes to it on both sides.
+    let (v6_topo, web6, b6) = ipv6_peered(&dual, &ids);
+    let v6_topo = Arc::new(v6_topo);
+    let (ipv6_new_ns, ipv6_established_ns) = ipv6_flows(&v6_topo, &web, web6, b6);
     let tgw = Arc::new(tgw_topology(&ids));
     {
         let probe = Flow::tcp_syn(ids.web_ip, 9_999, b_host, 8080);
@@ -581,6 +732,9 @@ fn main() {
     println!(
         "new flow across a VPC peering, dual stack with IPv6 rules in every group and ACL: {peered_v6_ns} ns"
     );
+    println!(
+        "IPv6 across the peering (same world, IPv6 routes to the peering): new flow {ipv6_new_ns} ns, established {ipv6_established_ns} ns (no flow cache on the IPv6 path)"
+    );
     println!("new flow through a transit gateway (same world): {tgw_ns} ns");
     println!("new flow across a VPC peering (3 peered VPCs, same rules): {peered_ns} ns");
     println!("established flow: {established_ns} ns");
@@ -589,6 +743,6 @@ fn main() {
         "established flow, flow-logged on both interfaces: {logged_ns:.1} ns (same rounds without: {base_ns:.1} ns, +{flowlog_overhead_pct:.1}%)"
     );
     println!(
-        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns:.0} unlogged_ns={base_ns:.0} flowlog_overhead_pct={flowlog_overhead_pct:.1} peered_new_flow_ns={peered_ns} peered_v6_new_flow_ns={peered_v6_ns} tgw_new_flow_ns={tgw_ns}"
+        "BENCH fabric new_flow_ns={new_flow_ns} established_ns={established_ns} nat_ns={nat_ns} flow_logged_ns={logged_ns:.0} unlogged_ns={base_ns:.0} flowlog_overhead_pct={flowlog_overhead_pct:.1} peered_new_flow_ns={peered_ns} peered_v6_new_flow_ns={peered_v6_ns} ipv6_peered_new_flow_ns={ipv6_new_ns} ipv6_established_ns={ipv6_established_ns} tgw_new_flow_ns={tgw_ns}"
     );
 }

@@ -333,8 +333,8 @@ impl Fabric {
                 && let Some(eni) = enis.get(k.ingress as usize)
             {
                 let key = FlowRecordKey {
-                    src: k.src,
-                    dst: k.dst,
+                    src: ip(k.src).into(),
+                    dst: ip(k.dst).into(),
                     sport: k.sport,
                     dport: k.dport,
                     proto: k.proto,
@@ -348,8 +348,8 @@ impl Fabric {
             {
                 let (src, dst, sport, dport) = e.out;
                 let key = FlowRecordKey {
-                    src,
-                    dst,
+                    src: ip(src).into(),
+                    dst: ip(dst).into(),
                     sport,
                     dport,
                     proto: k.proto,
@@ -493,8 +493,8 @@ impl Fabric {
                 _ => false,
             };
             let key = FlowRecordKey {
-                src: sent.src,
-                dst: sent.dst,
+                src: ip(sent.src).into(),
+                dst: ip(sent.dst).into(),
                 sport: sent.sport,
                 dport: sent.dport,
                 proto: sent.proto,
@@ -524,8 +524,8 @@ impl Fabric {
         if let Some((ix, accept)) = receiver {
             let id = &c.enis[ix as usize].id;
             let key = FlowRecordKey {
-                src: seen.src,
-                dst: seen.dst,
+                src: ip(seen.src).into(),
+                dst: ip(seen.dst).into(),
                 sport: seen.sport,
                 dport: seen.dport,
                 proto: seen.proto,
@@ -533,6 +533,79 @@ impl Fabric {
                 accept,
             };
             self.flow_logs.count(ix, id, key, len, seen.flags);
+        }
+    }
+
+    /// [`Self::log_flow`] for an IPv6 packet (`p`, parsed from `bytes`): the same
+    /// records, with IPv6 addresses. The IPv6 walk rewrites nothing, so the sender's
+    /// and the receiver's records see the same addresses and ports.
+    fn log_flow6(
+        &mut self,
+        from: Option<u32>,
+        to: Option<u32>,
+        p: &crate::ipv6::Pkt6,
+        bytes: &[u8],
+        outcome: &Outcome,
+    ) {
+        use crate::flowlog::FlowRecordKey;
+        let flags = if p.proto == 6 {
+            bytes.get(40 + 13).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let len = bytes.len();
+        let c = &self.topology.c;
+        let key = |egress: bool, accept: bool| FlowRecordKey {
+            src: p.src.into(),
+            dst: p.dst.into(),
+            sport: p.sport,
+            dport: p.dport,
+            proto: p.proto,
+            egress,
+            accept,
+        };
+        if let Some(ix) = from {
+            let id = &c.enis[ix as usize].id;
+            let subnet = &c.subnets[c.enis[ix as usize].subnet as usize].id;
+            let reject = match outcome {
+                Outcome::Drop(DropReason::SecurityGroupNoMatch {
+                    eni,
+                    direction: Direction::Outbound,
+                })
+                | Outcome::Drop(DropReason::SourceDestCheckV6 { eni, .. }) => eni == id,
+                Outcome::Drop(DropReason::NaclDeny {
+                    subnet: s,
+                    direction: Direction::Outbound,
+                    ..
+                }) => s == subnet,
+                _ => false,
+            };
+            self.flow_logs.count(ix, id, key(true, !reject), len, flags);
+        }
+        let v6 = &self.topology.spec.v6;
+        let receiver = match outcome {
+            Outcome::Deliver(Port::Eni(_)) => to.map(|ix| (ix, true)),
+            Outcome::Drop(DropReason::SecurityGroupNoMatch {
+                eni,
+                direction: Direction::Inbound,
+            }) => c.eni_ix.get(eni).map(|&ix| (ix, false)),
+            // The interface of that subnet that holds the destination address.
+            Outcome::Drop(DropReason::NaclDeny {
+                subnet,
+                direction: Direction::Inbound,
+                ..
+            }) => v6
+                .eni_addrs
+                .iter()
+                .filter(|(_, addrs)| addrs.contains(&p.dst))
+                .filter_map(|(id, _)| c.eni_ix.get(id).copied())
+                .find(|&ix| &c.subnets[c.enis[ix as usize].subnet as usize].id == subnet)
+                .map(|ix| (ix, false)),
+            _ => None,
+        };
+        if let Some((ix, accept)) = receiver {
+            let id = &c.enis[ix as usize].id;
+            self.flow_logs.count(ix, id, key(false, accept), len, flags);
         }
     }
 
@@ -576,6 +649,18 @@ impl Fabric {
                 self.stats.delivered += 1;
             } else {
                 self.stats.dropped += 1;
+            }
+            // The interface counters and flow logs count IPv6 packets too, from the
+            // same verdict.
+            let from = match ingress {
+                Port::Eni(id) => self.topology.c.eni_ix.get(id).copied(),
+                _ => None,
+            };
+            let to = self.count_interfaces(from, &v.outcome, packet.len());
+            if self.flow_logs.any
+                && let Ok(p) = crate::ipv6::parse6(packet)
+            {
+                self.log_flow6(from, to, &p, packet, &v.outcome);
             }
             return v;
         }

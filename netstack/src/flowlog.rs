@@ -16,6 +16,10 @@
 //! same interface, and a security-group drop as an inbound REJECT. Traffic to the VPC
 //! resolver and the metadata service is not logged, as on AWS.
 //!
+//! IPv6 packets are counted the same way from the IPv6 walk's verdicts (`ipv6.rs`),
+//! with IPv6 addresses in their records; that walk has no flow cache, so each of
+//! its packets updates the record map directly.
+//!
 //! Cost: one flag test per packet when no interface is logged. A packet that replays a
 //! memoised decision of the fabric's flow cache (every packet of an established flow
 //! after its first) is counted in that cache entry: three adds on memory the lookup
@@ -28,6 +32,7 @@
 //! skipped, which the caller reports as AWS's `SKIPDATA`.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use crate::hash::FxBuild;
 use crate::port::ResId;
@@ -35,11 +40,12 @@ use crate::port::ResId;
 /// Most records kept between two drains (per fabric).
 pub const MAX_RECORDS: usize = 1 << 16;
 
-/// One flow as one interface saw it in one window.
+/// One flow as one interface saw it in one window. IPv4 and IPv6 flows share the
+/// record map; AWS's records carry either family's addresses (and `type` says which).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowRecordKey {
-    pub src: u32,
-    pub dst: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
@@ -48,11 +54,33 @@ pub struct FlowRecordKey {
     pub accept: bool,
 }
 
+impl FlowRecordKey {
+    /// Whether the flow is IPv6 (AWS's `type` field: `IPv6`).
+    pub fn is_ipv6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+}
+
 /// Hashed as two words rather than field by field: the record map is updated twice
 /// per logged packet, and seven separate hasher rounds were a visible share of that.
+/// An IPv6 flow's addresses take two more words each.
 impl std::hash::Hash for FlowRecordKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u64(u64::from(self.src) << 32 | u64::from(self.dst));
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                h.write_u64(u64::from(u32::from(s)) << 32 | u64::from(u32::from(d)))
+            }
+            (s, d) => {
+                h.write_u128(match s {
+                    IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+                    IpAddr::V6(a) => u128::from(a),
+                });
+                h.write_u128(match d {
+                    IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+                    IpAddr::V6(a) => u128::from(a),
+                });
+            }
+        }
         h.write_u64(
             u64::from(self.sport) << 48
                 | u64::from(self.dport) << 32

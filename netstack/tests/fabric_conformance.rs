@@ -2296,8 +2296,8 @@ mod flow_logs {
         assert!(inbound.key.accept);
         assert_eq!(inbound.eni, ids.web_eni);
         assert_eq!(
-            Ipv4Addr::from(inbound.key.dst),
-            ids.web_ip,
+            inbound.key.dst,
+            std::net::IpAddr::V4(ids.web_ip),
             "the private address"
         );
         assert_eq!(inbound.counters.packets, 1);
@@ -2362,7 +2362,7 @@ mod flow_logs {
         assert_eq!(d.records.len(), 1, "{:?}", d.records);
         let r = rec(&d.records, false, 80);
         assert!(r.key.accept);
-        assert_eq!(Ipv4Addr::from(r.key.dst), ids.web_ip);
+        assert_eq!(r.key.dst, std::net::IpAddr::V4(ids.web_ip));
         assert_eq!(r.counters.packets, 6);
         assert_eq!(
             r.counters.tcp_flags, 0x12,

@@ -9,7 +9,6 @@
 //! docs/fidelity.md for how this differs from AWS's 60/600-second intervals.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,10 +117,6 @@ fn deliver(account: &str, worlds: &Worlds, drain: &FlowDrain, start: i64, end: i
     }
 }
 
-fn ip(n: u32) -> String {
-    Ipv4Addr::from(n).to_string()
-}
-
 /// One record in `f`'s format. Fields the fabric does not know print `-`, as AWS
 /// prints fields that do not apply.
 fn render(world: &World, f: &FlowLog, r: &FlowRecord, start: i64, end: i64) -> String {
@@ -131,8 +126,8 @@ fn render(world: &World, f: &FlowLog, r: &FlowRecord, start: i64, end: i64) -> S
         "version" => f.version().to_string(),
         "account-id" => world.account.clone(),
         "interface-id" => r.eni.to_string(),
-        "srcaddr" | "pkt-srcaddr" => ip(k.src),
-        "dstaddr" | "pkt-dstaddr" => ip(k.dst),
+        "srcaddr" | "pkt-srcaddr" => k.src.to_string(),
+        "dstaddr" | "pkt-dstaddr" => k.dst.to_string(),
         "srcport" => k.sport.to_string(),
         "dstport" => k.dport.to_string(),
         "protocol" => k.proto.to_string(),
@@ -160,7 +155,7 @@ fn render(world: &World, f: &FlowLog, r: &FlowRecord, start: i64, end: i64) -> S
                 "0".into()
             }
         }
-        "type" => "IPv4".into(),
+        "type" => if k.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
         "flow-direction" => if k.egress { "egress" } else { "ingress" }.into(),
         _ => "-".into(),
     })

@@ -848,3 +848,49 @@ fn an_ipv6_packet_from_an_unknown_interface_comes_from_an_unknown_port() {
     );
     assert_eq!(dropped(&v), DropReason::UnknownPort);
 }
+
+/// VPC Flow Logs record IPv6 flows with IPv6 `srcaddr`/`dstaddr`: an interface's ICMPv6
+/// echo out and its reply in are ACCEPT records with the IPv6 addresses, and a packet
+/// its group refuses is an ingress REJECT on the receiving interface.
+#[test]
+fn flow_logs_record_ipv6_flows_with_their_ipv6_addresses() {
+    use std::net::IpAddr;
+    let (mut f, ids) = dual_stack(|_, _| {});
+    f.set_flow_logged([ids.web_eni.clone(), ids.app_eni.clone()]);
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    assert_eq!(
+        delivered(&send(&mut f, at(1), &web, echo(WEB, APP, 128, 7))),
+        app
+    );
+    assert_eq!(
+        delivered(&send(&mut f, at(1), &app, echo(APP, WEB, 129, 7))),
+        web
+    );
+    // TCP 22 to the app instance has no IPv6 rule: refused by its group.
+    assert!(!send(&mut f, at(1), &web, tcp(WEB, 40000, APP, 22, SYN)).is_delivered());
+    let d = f.drain_flow_records();
+    let find = |eni: &ResId, egress: bool, src: &str, proto: u8| {
+        d.records
+            .iter()
+            .find(|r| {
+                &r.eni == eni
+                    && r.key.egress == egress
+                    && r.key.src == IpAddr::V6(a6(src))
+                    && r.key.proto == proto
+            })
+            .unwrap_or_else(|| panic!("no record for {eni} {egress} {src}: {:?}", d.records))
+    };
+    let out = find(&ids.web_eni, true, WEB, 58);
+    assert!(out.key.accept && out.key.is_ipv6());
+    assert_eq!(out.key.dst, IpAddr::V6(a6(APP)));
+    assert_eq!(out.counters.packets, 1);
+    assert!(find(&ids.app_eni, false, WEB, 58).key.accept);
+    assert!(find(&ids.app_eni, true, APP, 58).key.accept);
+    assert!(find(&ids.web_eni, false, APP, 58).key.accept);
+    let refused = find(&ids.app_eni, false, WEB, 6);
+    assert!(!refused.key.accept, "{refused:?}");
+    assert_eq!(refused.key.dport, 22);
+    // The sender's own record of that SYN: it left the interface (ACCEPT egress).
+    assert!(find(&ids.web_eni, true, WEB, 6).key.accept);
+}

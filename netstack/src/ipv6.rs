@@ -134,6 +134,23 @@ pub struct Pkt6 {
     pub icmp: Option<(u8, u8)>,
 }
 
+impl Pkt6 {
+    /// The answer to this packet, as its destination would send it: addresses and
+    /// ports swapped, an echo request (128) answered by an echo reply (129).
+    pub fn reply(&self) -> Pkt6 {
+        Pkt6 {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            icmp: self
+                .icmp
+                .map(|(t, c)| if t == 128 { (129, 0) } else { (t, c) }),
+            ..*self
+        }
+    }
+}
+
 /// Parses the fixed IPv6 header and the first bytes of TCP/UDP/ICMPv6. Extension
 /// headers (fragments included) are refused, as the IPv4 walk refuses options.
 pub fn parse6(b: &[u8]) -> Result<Pkt6, Malformed> {

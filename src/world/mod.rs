@@ -470,10 +470,16 @@ impl AccountWorld {
                     dport: d.port(),
                     icmp: None,
                 };
-                let verdict = self.with_fabric(|f| f.explain6(now, &Port::Internet, &p));
-                return match verdict.map(|v| v.outcome) {
-                    Some(Outcome::Drop(reason)) => format!("dropped: {reason}"),
-                    Some(Outcome::Deliver(port)) => {
+                // And for its reply: an egress-only gateway drops the answer to a
+                // connection that came in through the internet gateway.
+                let verdicts =
+                    self.with_fabric(|f| f.explain6_round_trip(now, &Port::Internet, &p));
+                return match verdicts.map(|(f, b)| (f.outcome, b.map(|b| b.outcome))) {
+                    Some((Outcome::Drop(reason), _)) => format!("dropped: {reason}"),
+                    Some((Outcome::Deliver(_), Some(Outcome::Drop(reason)))) => {
+                        format!("the reply was dropped: {reason}")
+                    }
+                    Some((Outcome::Deliver(port), _)) => {
                         format!("the network let it through to {port}, but nothing answered")
                     }
                     None => "no answer".to_string(),

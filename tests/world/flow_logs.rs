@@ -14,7 +14,11 @@ fn daemon() -> TestDaemon {
 
 /// `aws logs filter-log-events` until it finds something (flow logs are delivered
 /// once per capture window), or 20 s pass.
-fn wait_for_events(d: &TestDaemon, group: &str, pattern: &str) -> Vec<serde_json::Value> {
+pub(crate) fn wait_for_events(
+    d: &TestDaemon,
+    group: &str,
+    pattern: &str,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = d.aws_cli_json(&[

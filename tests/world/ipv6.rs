@@ -2,8 +2,8 @@
 //! OpenSSH: two dual-stack instances ping6 each other only once a security-group rule
 //! admits ICMPv6 from the peer's /128; with the subnet's `::/0` routed to an egress-only
 //! internet gateway an instance reaches an internet host with `curl -6`, while a
-//! connection the internet starts toward it is refused at the gateway, and
-//! `vpclab connect` says so; ping6 crosses a VPC peering connection once both VPCs
+//! connection the internet starts toward it is refused at the gateway (or, when the VPC
+//! also has an internet gateway, its reply is), and `vpclab connect` says so; ping6 crosses a VPC peering connection once both VPCs
 //! route the other's IPv6 block to it.
 //!
 //! AWS rules (Amazon VPC User Guide): "Security group rules … IPv6 traffic needs its own
@@ -185,7 +185,7 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     let eigw = dual_stack(&d, &net);
     let key = d.key_pair("lab", "ed25519");
     let sg_b = net.security_group(&d, "b", &[(22, "0.0.0.0/0")]);
-    let (_, b_public, _) = launch6(&d, &net, &net.public_subnet, &sg_b);
+    let (_, b_public, b6) = launch6(&d, &net, &net.public_subnet, &sg_b);
 
     // Out through the egress-only gateway: the simulated internet's web page over IPv6.
     let out = d.ssh(
@@ -195,6 +195,28 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
         "curl -6 -s -m 5 -o /dev/null -w '%{http_code}' 'http://[2606:4700:4700::1111]/'",
     );
     assert_eq!(stdout(&out).trim(), "200", "{}", stderr(&out));
+
+    // In from the internet to the same instance over IPv6, with a group rule for it:
+    // the VPC has an internet gateway, so the SYN comes in through it, but the subnet
+    // routes `::/0` (the reply) to the egress-only gateway, which forwards only
+    // connections its instances started ("Egress-only internet gateway basics": it is
+    // stateful and "prevents resources on the internet from initiating communication").
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_b,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let out = d.ssh_with(&key, "ec2-user", &b6, "true", 2);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "the reply was dropped: egress-only internet gateway {eigw} refused to send"
+        )),
+        "{err}"
+    );
 
     // In from the internet: a VPC whose only way out over IPv6 is an egress-only
     // gateway (no internet gateway at all). The learner's SSH to its instance's IPv6
@@ -410,4 +432,59 @@ fn ping6_crosses_a_peering_once_both_sides_route_ipv6_to_it() {
         text.contains(&format!("64 bytes from {b6}: icmp_seq=1")),
         "{text}"
     );
+}
+
+/// VPC Flow Logs record IPv6 flows with IPv6 addresses ("Flow log records": `srcaddr`
+/// and `dstaddr` are IPv4 or IPv6 addresses, `type` is `IPv4` or `IPv6`): the
+/// learner's SSH to a dual-stack instance's IPv6 address, refused by a group that
+/// admits port 22 over IPv4 only, is an ingress REJECT record from the learner's IPv6
+/// address to the instance's, in a custom format that shows `type`.
+#[test]
+fn a_refused_ipv6_connection_is_an_ipv6_reject_record_in_the_flow_log() {
+    if !have("aws") {
+        return;
+    }
+    let d =
+        TestDaemon::start_with(|c| c.flow_log_window = Some(std::time::Duration::from_millis(400)));
+    let net = Network::build(&d);
+    dual_stack(&d, &net);
+    d.key_pair("lab", "ed25519");
+    let sg = net.security_group(&d, "v4-ssh", &[(22, "0.0.0.0/0")]);
+    let (_, _, v6) = launch6(&d, &net, &net.public_subnet, &sg);
+    d.aws_cli_json(&[
+        "logs",
+        "--region",
+        "us-east-1",
+        "create-log-group",
+        "--log-group-name",
+        "vpc-flow6",
+    ]);
+    d.aws(&[
+        "create-flow-logs",
+        "--resource-type",
+        "VPC",
+        "--resource-ids",
+        &net.vpc,
+        "--traffic-type",
+        "ALL",
+        "--log-group-name",
+        "vpc-flow6",
+        "--deliver-logs-permission-arn",
+        "arn:aws:iam::000000000000:role/flow-logs",
+        "--log-format",
+        "${type} ${srcaddr} ${dstaddr} ${dstport} ${protocol} ${flow-direction} ${action}",
+    ]);
+    let out = d.vpclab(&["connect", "--timeout", "1", &v6, "22"], b"");
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let events = crate::flow_logs::wait_for_events(
+        &d,
+        "vpc-flow6",
+        "[type=IPv6, src, dst, port=22, proto=6, direction=ingress, action=REJECT]",
+    );
+    assert!(!events.is_empty(), "no IPv6 REJECT record");
+    let msg = events[0]["message"].as_str().expect("message");
+    let fields: Vec<&str> = msg.split(' ').collect();
+    assert_eq!(fields.len(), 7, "{msg}");
+    assert!(fields[1].contains(':'), "an IPv6 source: {msg}");
+    assert_eq!(fields[2], v6, "the instance's IPv6 address: {msg}");
 }

@@ -761,6 +761,16 @@ fn a_reply_routed_to_the_egress_only_gateway_is_dropped_there() {
         });
     });
     let app = Port::Eni(ids.app_eni.clone());
+    // `explain6_round_trip` shows it before anything is sent: the SYN arrives, its
+    // reply is dropped at the egress-only gateway.
+    let p = vpclab_netstack::ipv6::parse6(&tcp(OUTSIDE, 50000, APP, 8080, SYN)).unwrap();
+    let (fwd, back) = f.explain6_round_trip(at(1), &Port::Internet, &p);
+    assert_eq!(delivered(&fwd), app);
+    let back = back.expect("a reply path");
+    assert!(
+        matches!(dropped(&back), DropReason::EgressOnlyNotInitiated { .. }),
+        "{back}"
+    );
     // The SYN enters through the internet gateway and reaches the instance.
     let syn = send(
         &mut f,

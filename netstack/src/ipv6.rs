@@ -22,7 +22,7 @@
 //!    connection the internet started (which came in through the internet gateway)
 //!    is dropped there, so an inbound connection fails when the subnet's route back
 //!    points at the egress-only gateway ("Egress-only internet gateway basics").
-//! 5b. Over a peering connection, only traffic from the sending VPC's own IPv6 blocks
+//!    Over a peering connection, only traffic from the sending VPC's own IPv6 blocks
 //!    to the peer VPC's own blocks crosses (no transitive peering, no edge-to-edge
 //!    routing); inside the peer VPC the packet arrives as at step 7.
 //! 6. From the internet: the VPC's internet gateway lets it in; an egress-only gateway

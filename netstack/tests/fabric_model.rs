@@ -1619,7 +1619,7 @@ mod v6 {
                     Some(e) => self.send(e, p),
                     None => Err(DropReason::UnknownPort),
                 },
-                Port::Internet => self.from_outside(p),
+                Port::Internet => self.arriving_from_outside(p),
                 _ => Err(DropReason::UnknownPort),
             }
         }
@@ -1803,12 +1803,12 @@ mod v6 {
         /// from the internet; anything else is the internet.
         fn beyond(&self, p: &P6) -> R6 {
             if self.vpc_holding(p.dst).is_some() {
-                return self.from_outside(p);
+                return self.arriving_from_outside(p);
             }
             Ok(Port::Internet)
         }
 
-        fn from_outside(&self, p: &P6) -> R6 {
+        fn arriving_from_outside(&self, p: &P6) -> R6 {
             let Some(vpc) = self.vpc_holding(p.dst) else {
                 return Err(DropReason::InternetNoRouteV6 { dst: p.dst });
             };

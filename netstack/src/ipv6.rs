@@ -218,7 +218,7 @@ struct Key6 {
 /// remember. Idle entries expire after `idle`.
 #[derive(Clone, Debug, Default)]
 pub struct Conntrack6 {
-    flows: HashMap<Key6, Instant>,
+    flows: HashMap<Key6, Instant, crate::hash::FxBuild>,
 }
 
 /// How long an idle tracked IPv6 connection is remembered (AWS's TCP established
@@ -315,11 +315,13 @@ pub(crate) struct Walk6<'a> {
 type Step<T> = Result<T, DropReason>;
 
 impl Walk6<'_> {
-    fn hop(&mut self, at: &ResId, action: HopAction, rule: Option<RuleRef>) {
+    /// Records a hop when hops are wanted (`explain6`, `record_hops`); the action is
+    /// built only then, so an unrecorded walk formats and clones nothing for it.
+    fn hop(&mut self, at: &ResId, action: impl FnOnce() -> HopAction, rule: Option<RuleRef>) {
         if let Some(h) = self.hops.as_deref_mut() {
             h.push(Hop {
                 component: at.clone(),
-                action,
+                action: action(),
                 rule,
             });
         }
@@ -373,7 +375,7 @@ impl Walk6<'_> {
         // Same subnet (the destination is in this subnet's /64): the router is not
         // involved, so no network ACL and no route table.
         if v6.subnets.get(&subnet).is_some_and(|n| n.contains(&p.dst)) {
-            self.hop(&subnet, HopAction::SameSubnet, None);
+            self.hop(&subnet, || HopAction::SameSubnet, None);
             let dst =
                 self.eni_in_subnet(&subnet, p.dst)
                     .ok_or_else(|| DropReason::NoInterfaceV6 {
@@ -393,7 +395,7 @@ impl Walk6<'_> {
         };
         self.hop(
             &table,
-            HopAction::Route(format!("{}", route.destination)),
+            || HopAction::Route(format!("{}", route.destination)),
             Some(RuleRef::Route6(route.destination)),
         );
         let blackhole = || DropReason::BlackholeV6 {
@@ -417,7 +419,7 @@ impl Walk6<'_> {
                 if !attached {
                     return Err(blackhole());
                 }
-                self.hop(g, HopAction::Ipv6Gateway, None);
+                self.hop(g, || HopAction::Ipv6Gateway, None);
                 self.on_internet(p)
             }
             Target6::EgressOnlyGateway(g) => {
@@ -430,14 +432,14 @@ impl Walk6<'_> {
                 // A reply to a connection the internet started (through the internet
                 // gateway) is not one of them.
                 if self.ct.is_reply(self.now, p) {
-                    self.hop(g, HopAction::Drop, Some(RuleRef::Tracked));
+                    self.hop(g, || HopAction::Drop, Some(RuleRef::Tracked));
                     return Err(DropReason::EgressOnlyNotInitiated {
                         eigw: g.clone(),
                         src: p.src,
                         dst: p.dst,
                     });
                 }
-                self.hop(g, HopAction::Ipv6Gateway, None);
+                self.hop(g, || HopAction::Ipv6Gateway, None);
                 // Remembered so that the replies may come back in.
                 self.track = true;
                 self.on_internet(p)
@@ -476,10 +478,10 @@ impl Walk6<'_> {
         } else if !owns(from, &p.src) {
             (from, p.src, false)
         } else {
-            self.hop(x, HopAction::PeeringCross { to: to.clone() }, None);
+            self.hop(x, || HopAction::PeeringCross { to: to.clone() }, None);
             return self.arrive(to, p);
         };
-        self.hop(x, HopAction::Drop, None);
+        self.hop(x, || HopAction::Drop, None);
         Err(DropReason::PeeringNotTransitiveV6 {
             peering: x.clone(),
             vpc: vpc.clone(),
@@ -526,7 +528,7 @@ impl Walk6<'_> {
             .find(|g| g.vpc.as_ref() == Some(&vpc))
             .map(|g| g.id.clone());
         match igw {
-            Some(g) => self.hop(&g, HopAction::Ipv6Gateway, None),
+            Some(g) => self.hop(&g, || HopAction::Ipv6Gateway, None),
             None => {
                 let eigw = v6
                     .egress_only
@@ -536,7 +538,7 @@ impl Walk6<'_> {
                 match eigw {
                     // An egress-only gateway lets in only replies.
                     Some(g) if self.ct.is_reply(self.now, p) => {
-                        self.hop(&g, HopAction::Ipv6Gateway, Some(RuleRef::Tracked));
+                        self.hop(&g, || HopAction::Ipv6Gateway, Some(RuleRef::Tracked));
                     }
                     Some(g) => {
                         return Err(DropReason::EgressOnlyInbound {
@@ -580,7 +582,7 @@ impl Walk6<'_> {
 
     fn deliver(&mut self, e: &ResId, p: &Pkt6) -> Step<Port> {
         self.security_groups(e, Direction::Inbound, p)?;
-        self.hop(e, HopAction::Deliver, None);
+        self.hop(e, || HopAction::Deliver, None);
         Ok(Port::Eni(e.clone()))
     }
 
@@ -595,31 +597,39 @@ impl Walk6<'_> {
             return Ok(());
         };
         let egress = dir == Direction::Outbound;
-        let mut entries: Vec<&NaclEntry6> = self
+        // Inbound rules match the source, outbound rules the destination. The first
+        // matching rule in number order decides: the matching rule with the lowest
+        // number (numbers are unique per direction), found without sorting.
+        let peer = if egress { p.dst } else { p.src };
+        let hit = self
             .t
             .spec
             .v6
             .acl_entries
             .get(&acl)
-            .map(|v| v.iter().filter(|e| e.egress == egress).collect())
-            .unwrap_or_default();
-        entries.sort_by_key(|e| e.rule_number);
-        // Inbound rules match the source, outbound rules the destination.
-        let peer = if egress { p.dst } else { p.src };
-        let hit = entries
             .into_iter()
-            .find(|e| e.cidr.contains(&peer) && proto_matches(e.protocol, e.ports, e.icmp, p));
+            .flatten()
+            .filter(|e| {
+                e.egress == egress
+                    && e.cidr.contains(&peer)
+                    && proto_matches(e.protocol, e.ports, e.icmp, p)
+            })
+            .min_by_key(|e| e.rule_number);
         match hit {
             Some(e) if e.action == RuleAction::Allow => {
                 let n = e.rule_number;
-                self.hop(&acl, HopAction::NaclAllow(dir), Some(RuleRef::NaclEntry(n)));
+                self.hop(
+                    &acl,
+                    || HopAction::NaclAllow(dir),
+                    Some(RuleRef::NaclEntry(n)),
+                );
                 Ok(())
             }
             other => {
                 // The IPv6 `*` rule (32767) reports as `*`, like the IPv4 one.
                 let rule = other.map(|e| e.rule_number).filter(|&n| n < 32767);
                 let r = rule.map_or(RuleRef::NaclDefault, RuleRef::NaclEntry);
-                self.hop(&acl, HopAction::NaclDeny(dir), Some(r));
+                self.hop(&acl, || HopAction::NaclDeny(dir), Some(r));
                 Err(DropReason::NaclDeny {
                     acl,
                     subnet: subnet.clone(),
@@ -634,7 +644,7 @@ impl Walk6<'_> {
         if self.ct.tracked(self.now, p) {
             self.hop(
                 e,
-                HopAction::SecurityGroupAllow(dir),
+                || HopAction::SecurityGroupAllow(dir),
                 Some(RuleRef::Tracked),
             );
             return Ok(());
@@ -672,13 +682,13 @@ impl Walk6<'_> {
                     }),
                 };
                 if peer_ok && proto_matches(r.protocol, r.ports, r.icmp, p) {
-                    self.hop(e, HopAction::SecurityGroupAllow(dir), None);
+                    self.hop(e, || HopAction::SecurityGroupAllow(dir), None);
                     self.track = true;
                     return Ok(());
                 }
             }
         }
-        self.hop(e, HopAction::SecurityGroupDeny(dir), None);
+        self.hop(e, || HopAction::SecurityGroupDeny(dir), None);
         Err(DropReason::SecurityGroupNoMatch {
             eni: e.clone(),
             direction: dir,

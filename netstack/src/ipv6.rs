@@ -282,6 +282,14 @@ impl Conntrack6 {
     }
 }
 
+/// Whether `a` is inside `net`: one mask and compare on 128-bit integers.
+#[inline]
+fn in_prefix(net: &Ipv6Net, a: Ipv6Addr) -> bool {
+    let len = u32::from(net.prefix_len());
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    (u128::from(a) ^ u128::from(net.network())) & mask == 0
+}
+
 fn proto_matches(
     protocol: Protocol,
     ports: Option<PortRange>,
@@ -611,8 +619,8 @@ impl Walk6<'_> {
             .flatten()
             .filter(|e| {
                 e.egress == egress
-                    && e.cidr.contains(&peer)
                     && proto_matches(e.protocol, e.ports, e.icmp, p)
+                    && in_prefix(&e.cidr, peer)
             })
             .min_by_key(|e| e.rule_number);
         match hit {
@@ -670,8 +678,14 @@ impl Walk6<'_> {
                 ingress
             };
             for r in rules {
+                // The protocol and port test first: a few integer comparisons that
+                // reject most rules before the prefix test (or the scan of a group's
+                // members) runs.
+                if !proto_matches(r.protocol, r.ports, r.icmp, p) {
+                    continue;
+                }
                 let peer_ok = match &r.peer {
-                    SgPeer6::Cidr(c) => c.contains(&peer),
+                    SgPeer6::Cidr(c) => in_prefix(c, peer),
                     SgPeer6::Group(member_of) => spec.network_interfaces.values().any(|x| {
                         x.security_groups.contains(member_of)
                             && spec
@@ -681,7 +695,7 @@ impl Walk6<'_> {
                                 .is_some_and(|a| a.contains(&peer))
                     }),
                 };
-                if peer_ok && proto_matches(r.protocol, r.ports, r.icmp, p) {
+                if peer_ok {
                     self.hop(e, || HopAction::SecurityGroupAllow(dir), None);
                     self.track = true;
                     return Ok(());

@@ -862,6 +862,42 @@ impl Fabric {
         (forward, Some(back))
     }
 
+    /// [`Fabric::explain_round_trip`] for an IPv6 packet: its forward path and, when it
+    /// is delivered, the path of its reply sent back from where it arrived, seeing the
+    /// connection the forward packet would have tracked (security groups, the
+    /// egress-only internet gateway). Nothing changes in this fabric.
+    pub fn explain_round_trip6(
+        &self,
+        now: Instant,
+        ingress: &Port,
+        p: &crate::ipv6::Pkt6,
+    ) -> (Verdict, Option<Verdict>) {
+        let mut ct = self.conntrack6.clone();
+        let mut hops = Vec::new();
+        let (outcome, track) =
+            crate::ipv6::decide6(&self.topology, &ct, now, ingress, p, Some(&mut hops));
+        let Outcome::Deliver(at) = outcome.clone() else {
+            return (Verdict { hops, outcome }, None);
+        };
+        crate::ipv6::commit6(&mut ct, now, p, track);
+        let mut back_hops = Vec::new();
+        let (back, _) = crate::ipv6::decide6(
+            &self.topology,
+            &ct,
+            now,
+            &at,
+            &p.reply(),
+            Some(&mut back_hops),
+        );
+        (
+            Verdict { hops, outcome },
+            Some(Verdict {
+                hops: back_hops,
+                outcome: back,
+            }),
+        )
+    }
+
     /// Drops idle connection-tracking entries and NAT mappings. Correctness
     /// does not depend on calling it (expired state is ignored on lookup); it
     /// reclaims memory.

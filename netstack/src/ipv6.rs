@@ -128,6 +128,44 @@ pub struct Pkt6 {
     pub icmp: Option<(u8, u8)>,
 }
 
+impl Pkt6 {
+    /// A new connection's first packet as `explain` describes one: TCP or UDP from
+    /// `sport` to `dport`, or (for `proto` 58) an ICMPv6 echo request with identifier
+    /// `sport`.
+    pub fn probe(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, sport: u16, dport: u16) -> Pkt6 {
+        let (sport, dport, icmp) = if proto == ICMPV6 {
+            (sport, sport, Some((128, 0)))
+        } else {
+            (sport, dport, None)
+        };
+        Pkt6 {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            icmp,
+        }
+    }
+
+    /// The answer to this packet: addresses and ports swapped, an echo request
+    /// answered by an echo reply.
+    pub fn reply(&self) -> Pkt6 {
+        let icmp = match self.icmp {
+            Some((128, code)) => Some((129, code)),
+            other => other,
+        };
+        Pkt6 {
+            src: self.dst,
+            dst: self.src,
+            proto: self.proto,
+            sport: self.dport,
+            dport: self.sport,
+            icmp,
+        }
+    }
+}
+
 /// Parses the fixed IPv6 header and the first bytes of TCP/UDP/ICMPv6. Extension
 /// headers (fragments included) are refused, as the IPv4 walk refuses options.
 pub fn parse6(b: &[u8]) -> Result<Pkt6, Malformed> {
@@ -536,7 +574,7 @@ impl Walk6<'_> {
             } else {
                 ingress
             };
-            for r in rules {
+            for (index, r) in rules.iter().enumerate() {
                 let peer_ok = match &r.peer {
                     SgPeer6::Cidr(c) => c.contains(&peer),
                     SgPeer6::Group(member_of) => spec.network_interfaces.values().any(|x| {
@@ -549,7 +587,13 @@ impl Walk6<'_> {
                     }),
                 };
                 if peer_ok && proto_matches(r.protocol, r.ports, r.icmp, p) {
-                    self.hop(e, HopAction::SecurityGroupAllow(dir), None);
+                    // The group and rule that admitted it, as the IPv4 walk names them.
+                    let rule = RuleRef::SecurityGroupRule {
+                        group: g.clone(),
+                        rule_id: r.id.clone(),
+                        index,
+                    };
+                    self.hop(g, HopAction::SecurityGroupAllow(dir), Some(rule));
                     self.track = true;
                     return Ok(());
                 }

@@ -15,7 +15,7 @@ use crate::support::{Lab, Network, TestDaemon, have, stderr, stdout};
 /// The network of `support::Network` made dual-stack: an Amazon-provided /56, the public
 /// subnet's first /64, and `::/0` of the public route table to a new egress-only
 /// gateway (IPv4 keeps its internet gateway). Returns the gateway's id.
-fn dual_stack(d: &TestDaemon, net: &Network) -> String {
+pub(crate) fn dual_stack(d: &TestDaemon, net: &Network) -> String {
     d.aws_text(&[
         "associate-vpc-cidr-block",
         "--vpc-id",
@@ -60,7 +60,12 @@ fn dual_stack(d: &TestDaemon, net: &Network) -> String {
 /// Launches a dual-stack instance (one IPv6 address) and waits until it runs, polling
 /// every 200 ms (`aws ec2 wait` polls every 15 s, most of a test's time otherwise).
 /// Returns (id, public IPv4 or "None", IPv6 address).
-fn launch6(d: &TestDaemon, net: &Network, subnet: &str, sg: &str) -> (String, String, String) {
+pub(crate) fn launch6(
+    d: &TestDaemon,
+    net: &Network,
+    subnet: &str,
+    sg: &str,
+) -> (String, String, String) {
     let id = d.aws_text(&[
         "run-instances",
         "--image-id",

@@ -126,7 +126,8 @@ impl Drop for Tun {
 /// A TUN device made elsewhere (inside a sandboxed instance's network namespace),
 /// standing in for the host stack at one fabric port: what the kernel behind it sends
 /// enters the fabric at `port`, as if the instance's interface sent it, and what the
-/// fabric delivers to `port` is written to it. Dropping it detaches the port.
+/// fabric delivers to `port` is written to it: IPv4, and IPv6 to unicast addresses (the
+/// kernel's own multicast stays behind). Dropping it detaches the port.
 pub struct PortTun {
     port: Port,
     net: Net,

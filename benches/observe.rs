@@ -125,6 +125,7 @@ fn main() {
         proto: Proto::Tcp,
         source_port: 40_001,
         destination_port: 22,
+        ipv6: false,
     };
     let mut times = Vec::new();
     for _ in 0..200 {

@@ -62,6 +62,8 @@ fn boot_once(dir: &Path, n: usize) -> f64 {
         region: "us-east-1".into(),
         package_mirror: None,
         tool_timeout_ms: None,
+        ipv6_addresses: Vec::new(),
+        subnet6: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

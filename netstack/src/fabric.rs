@@ -918,33 +918,6 @@ impl Fabric {
         Verdict { hops, outcome }
     }
 
-    /// [`Fabric::explain_round_trip`] for an IPv6 packet: its path and, when it is
-    /// delivered, the path of its reply ([`crate::ipv6::Pkt6::reply`]) sent back from
-    /// where it arrived, as if it had really been sent (the reply sees the connection
-    /// the first packet opens). Nothing changes in this fabric. It shows the
-    /// asymmetric path of a connection that comes in through the internet gateway and
-    /// whose reply the subnet routes to an egress-only gateway.
-    pub fn explain6_round_trip(
-        &self,
-        now: Instant,
-        ingress: &Port,
-        p: &crate::ipv6::Pkt6,
-    ) -> (Verdict, Option<Verdict>) {
-        let mut ct = self.conntrack6.clone();
-        let mut hops = Vec::new();
-        let (outcome, track) =
-            crate::ipv6::decide6(&self.topology, &ct, now, ingress, p, Some(&mut hops));
-        let forward = Verdict { hops, outcome };
-        let Outcome::Deliver(at) = &forward.outcome else {
-            return (forward, None);
-        };
-        crate::ipv6::commit6(&mut ct, now, p, track);
-        let mut hops = Vec::new();
-        let (outcome, _) =
-            crate::ipv6::decide6(&self.topology, &ct, now, at, &p.reply(), Some(&mut hops));
-        (forward, Some(Verdict { hops, outcome }))
-    }
-
     /// The forward path of `flow` and, when it is delivered, the return path
     /// of its reply (ports and addresses swapped, SYN answered by SYN-ACK,
     /// echo request by echo reply) sent back from where the flow arrived —
@@ -972,6 +945,44 @@ impl Fabric {
         let mut reply = delivered.reply().to_packet(&[]);
         let back = scratch.process(now, at, &mut reply);
         (forward, Some(back))
+    }
+
+    /// [`Fabric::explain_round_trip`] for an IPv6 packet: its forward path and, when it
+    /// is delivered, the path of its reply sent back from where it arrived, seeing the
+    /// connection the forward packet would have tracked (security groups, the
+    /// egress-only internet gateway). Nothing changes in this fabric. It shows the
+    /// asymmetric path of a connection that comes in through the internet gateway and
+    /// whose reply the subnet routes to an egress-only gateway.
+    pub fn explain_round_trip6(
+        &self,
+        now: Instant,
+        ingress: &Port,
+        p: &crate::ipv6::Pkt6,
+    ) -> (Verdict, Option<Verdict>) {
+        let mut ct = self.conntrack6.clone();
+        let mut hops = Vec::new();
+        let (outcome, track) =
+            crate::ipv6::decide6(&self.topology, &ct, now, ingress, p, Some(&mut hops));
+        let Outcome::Deliver(at) = outcome.clone() else {
+            return (Verdict { hops, outcome }, None);
+        };
+        crate::ipv6::commit6(&mut ct, now, p, track);
+        let mut back_hops = Vec::new();
+        let (back, _) = crate::ipv6::decide6(
+            &self.topology,
+            &ct,
+            now,
+            &at,
+            &p.reply(),
+            Some(&mut back_hops),
+        );
+        (
+            Verdict { hops, outcome },
+            Some(Verdict {
+                hops: back_hops,
+                outcome: back,
+            }),
+        )
     }
 
     /// Drops idle connection-tracking entries and NAT mappings. Correctness

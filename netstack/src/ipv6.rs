@@ -135,6 +135,25 @@ pub struct Pkt6 {
 }
 
 impl Pkt6 {
+    /// A new connection's first packet as `explain` describes one: TCP or UDP from
+    /// `sport` to `dport`, or (for `proto` 58) an ICMPv6 echo request with identifier
+    /// `sport`.
+    pub fn probe(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, sport: u16, dport: u16) -> Pkt6 {
+        let (sport, dport, icmp) = if proto == ICMPV6 {
+            (sport, sport, Some((128, 0)))
+        } else {
+            (sport, dport, None)
+        };
+        Pkt6 {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            icmp,
+        }
+    }
+
     /// The answer to this packet, as its destination would send it: addresses and
     /// ports swapped, an echo request (128) answered by an echo reply (129).
     pub fn reply(&self) -> Pkt6 {
@@ -677,7 +696,7 @@ impl Walk6<'_> {
             } else {
                 ingress
             };
-            for r in rules {
+            for (index, r) in rules.iter().enumerate() {
                 // The protocol and port test first: a few integer comparisons that
                 // reject most rules before the prefix test (or the scan of a group's
                 // members) runs.
@@ -696,7 +715,15 @@ impl Walk6<'_> {
                     }),
                 };
                 if peer_ok {
-                    self.hop(e, || HopAction::SecurityGroupAllow(dir), None);
+                    if self.hops.is_some() {
+                        // The group and rule that admitted it, as the IPv4 walk names them.
+                        let rule = RuleRef::SecurityGroupRule {
+                            group: g.clone(),
+                            rule_id: r.id.clone(),
+                            index,
+                        };
+                        self.hop(g, || HopAction::SecurityGroupAllow(dir), Some(rule));
+                    }
                     self.track = true;
                     return Ok(());
                 }

@@ -18,7 +18,9 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Weak};
 
 use ipnet::Ipv4Net;
-use smoltcp::wire::{Icmpv4Packet, IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{
+    Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -124,7 +126,8 @@ impl Drop for Tun {
 /// A TUN device made elsewhere (inside a sandboxed instance's network namespace),
 /// standing in for the host stack at one fabric port: what the kernel behind it sends
 /// enters the fabric at `port`, as if the instance's interface sent it, and what the
-/// fabric delivers to `port` is written to it. Dropping it detaches the port.
+/// fabric delivers to `port` is written to it: IPv4, and IPv6 to unicast addresses (the
+/// kernel's own multicast stays behind). Dropping it detaches the port.
 pub struct PortTun {
     port: Port,
     net: Net,
@@ -202,8 +205,10 @@ async fn pump_port(
                             closed = true;
                             break;
                         }
-                        // Only IPv4: the kernel also sends IPv6 router solicitations.
-                        Ok(Ok(n)) if buf[0] >> 4 == 4 => batch.push(buf[..n].to_vec()),
+                        // IPv4, and IPv6 to unicast destinations: the kernel's own
+                        // multicast (router solicitations, MLD reports) has no
+                        // router to answer it, as the VPC router is invisible.
+                        Ok(Ok(n)) if carried(&buf[..n]) => batch.push(buf[..n].to_vec()),
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, ?port, "the instance's TUN device closed");
@@ -300,8 +305,23 @@ fn inject(shared: &Shared, pkt: &[u8]) {
     shared.notify.notify_one();
 }
 
-/// Recompute the IPv4 and TCP/UDP/ICMP checksums of `pkt`.
+/// Whether a packet an instance's kernel wrote to its TUN device goes into the fabric:
+/// IPv4, or IPv6 to a unicast address (not ff00::/8).
+fn carried(pkt: &[u8]) -> bool {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) => true,
+        Some(6) => pkt.len() >= 40 && pkt[24] != 0xff,
+        _ => false,
+    }
+}
+
+/// Recompute the IPv4 and TCP/UDP/ICMP checksums of `pkt` (or, for an IPv6 packet, its
+/// TCP/UDP/ICMPv6 checksum: IPv6 has no header checksum).
 pub fn fix_checksums(pkt: &mut [u8]) {
+    if pkt.first().is_some_and(|b| b >> 4 == 6) {
+        fix_checksums6(pkt);
+        return;
+    }
     let Ok(mut ip) = Ipv4Packet::new_checked(&mut pkt[..]) else {
         return;
     };
@@ -329,5 +349,94 @@ pub fn fix_checksums(pkt: &mut [u8]) {
             }
         }
         _ => {}
+    }
+}
+
+/// The IPv6 half of [`fix_checksums`]. A packet with extension headers is left alone (the
+/// fabric does not forward them).
+fn fix_checksums6(pkt: &mut [u8]) {
+    let Ok(mut ip) = Ipv6Packet::new_checked(&mut pkt[..]) else {
+        return;
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let proto = ip.next_header();
+    let payload = ip.payload_mut();
+    match proto {
+        IpProtocol::Tcp => {
+            if let Ok(mut t) = TcpPacket::new_checked(payload) {
+                t.fill_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst));
+            }
+        }
+        IpProtocol::Udp => {
+            if let Ok(mut u) = UdpPacket::new_checked(payload) {
+                u.fill_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst));
+            }
+        }
+        IpProtocol::Icmpv6 => {
+            if let Ok(mut i) = Icmpv6Packet::new_checked(payload) {
+                i.fill_checksum(&src, &dst);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unicast_ipv6_is_carried_and_the_kernels_multicast_is_not() {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x60;
+        p[24] = 0x20;
+        assert!(carried(&p));
+        // A router solicitation to ff02::2.
+        p[24] = 0xff;
+        assert!(!carried(&p));
+        assert!(!carried(&p[..20]));
+        p[0] = 0x45;
+        assert!(carried(&p));
+    }
+
+    #[test]
+    fn an_icmpv6_echo_gets_the_checksum_the_kernel_checks() {
+        use smoltcp::wire::{Icmpv6Repr, Ipv6Repr};
+        let (src, dst) = (
+            "2001:db8::4".parse().unwrap(),
+            "2001:db8:0:1::4".parse().unwrap(),
+        );
+        let echo = Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 1,
+            data: b"hi",
+        };
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: echo.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; ip.buffer_len() + echo.buffer_len()];
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+        // Left unchecksummed, as a host stack that skips checksums sends it.
+        let n = buf.len();
+        let icmp = &mut buf[40..n];
+        icmp[0] = 128;
+        icmp[4..6].copy_from_slice(&7u16.to_be_bytes());
+        icmp[6..8].copy_from_slice(&1u16.to_be_bytes());
+        icmp[8..].copy_from_slice(b"hi");
+        assert!(
+            !Icmpv6Packet::new_checked(&buf[40..])
+                .unwrap()
+                .verify_checksum(&src, &dst)
+        );
+        fix_checksums(&mut buf);
+        assert!(
+            Icmpv6Packet::new_checked(&buf[40..])
+                .unwrap()
+                .verify_checksum(&src, &dst)
+        );
     }
 }

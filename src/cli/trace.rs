@@ -1,6 +1,8 @@
-//! `vpclab trace SRC DST[:PORT] [--proto tcp|udp|icmp] [--json]`: the hop-by-hop walk of
-//! one new connection and its reply through security groups, network ACLs, route tables
-//! and gateways, with the rule that decided at each stage. The daemon answers it from
+//! `vpclab trace SRC DST[:PORT] [--proto tcp|udp|icmp] [-6] [--json]`: the hop-by-hop
+//! walk of one new connection and its reply through security groups, network ACLs, route
+//! tables and gateways, with the rule that decided at each stage. `-6` (or an IPv6
+//! address at either end) walks IPv6: the fabric's IPv6 decision path, egress-only
+//! internet gateways included. The daemon answers it from
 //! the fabric's own decision path on the current configuration (what the console's
 //! reachability page and the Reachability Analyzer show); no packet is sent.
 
@@ -14,15 +16,21 @@ use super::outln;
 
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// Where the packet starts: an instance id, an interface id, a private IP address of
-    /// an interface, `internet` (a host on the internet) or `me` (your computer).
+    /// Where the packet starts: an instance id, an interface id, a private IP address (or
+    /// IPv6 address) of an interface, `internet` (a host on the internet) or `me` (your
+    /// computer).
     pub src: String,
     /// Where it goes, with an optional port: `i-…:22`, `eni-…`, `10.0.2.15:5432`,
-    /// `internet:443`, `me`. The port defaults to 22 (TCP) or 53 (UDP).
+    /// `[2001:db8:0:1::5]:22`, `internet:443`, `me`. The port defaults to 22 (TCP) or
+    /// 53 (UDP).
     pub dst: String,
-    /// The protocol of the packet.
+    /// The protocol of the packet (`icmp` is ICMPv6 echo on an IPv6 walk).
     #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp", "icmp"])]
     pub proto: String,
+    /// Walk IPv6: instances and interfaces stand for their first IPv6 address, `internet`
+    /// and `me` for IPv6 hosts. Implied by an IPv6 address at either end.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
@@ -31,8 +39,27 @@ pub struct TraceArgs {
     pub endpoint: Option<String>,
 }
 
-/// Splits `DST[:PORT]`.
+/// Splits `DST[:PORT]`. An IPv6 address takes its port in brackets (`[2001:db8::5]:22`);
+/// a bare one (more than one colon) has none.
 fn split_port(dst: &str) -> anyhow::Result<(&str, Option<u16>)> {
+    if let Some(rest) = dst.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .with_context(|| format!("{dst:?}: a `[` without its `]`"))?;
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => Ok((host, None)),
+            Some(port) => {
+                let port = port
+                    .parse::<u16>()
+                    .with_context(|| format!("{port:?} in {dst:?} is not a port (0-65535)"))?;
+                Ok((host, Some(port)))
+            }
+            None => bail!("{dst:?}: write [ADDRESS]:PORT"),
+        };
+    }
+    if dst.matches(':').count() > 1 {
+        return Ok((dst, None));
+    }
     match dst.rsplit_once(':') {
         None => Ok((dst, None)),
         Some((host, port)) => {
@@ -52,6 +79,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         .append_pair("proto", &args.proto);
     if let Some(p) = port {
         q.append_pair("port", &p.to_string());
+    }
+    if args.ipv6 {
+        q.append_pair("ipv6", "1");
     }
     let query = q.finish().replace('+', "%20");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -116,6 +146,7 @@ fn print_path(title: &str, p: &Value) -> anyhow::Result<()> {
 fn print_trace(v: &Value) -> anyhow::Result<()> {
     let what = match v["port"].as_u64() {
         Some(p) => format!("{} port {p}", v["protocol"].as_str().unwrap_or("tcp")),
+        None if v["ip_version"] == 6 => "ping6".to_string(),
         None => "ping".to_string(),
     };
     outln!(
@@ -148,5 +179,12 @@ mod tests {
         assert_eq!(split_port("i-0abc:22").unwrap(), ("i-0abc", Some(22)));
         assert_eq!(split_port("10.0.1.5").unwrap(), ("10.0.1.5", None));
         assert!(split_port("10.0.1.5:http").is_err());
+        assert_eq!(
+            split_port("[2001:db8::5]:22").unwrap(),
+            ("2001:db8::5", Some(22))
+        );
+        assert_eq!(split_port("2001:db8::5").unwrap(), ("2001:db8::5", None));
+        assert_eq!(split_port("[2001:db8::5]").unwrap(), ("2001:db8::5", None));
+        assert!(split_port("[2001:db8::5]22").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Observing the network from the command line, over the API port:
 //!
-//! - `GET /_vpclab/trace?src=S&dst=D&proto=P&port=N`: the hop-by-hop walk of one packet
-//!   and its reply ([`crate::model::World::walk`], the fabric's own decision path on the
+//! - `GET /_vpclab/trace?src=S&dst=D&proto=P&port=N[&ipv6=1]`: the hop-by-hop walk of
+//!   one packet (IPv6 with `ipv6=1` or an IPv6 address at either end) and its reply ([`crate::model::World::walk`], the fabric's own decision path on the
 //!   current configuration), as JSON for `vpclab trace`.
 //! - `GET /_vpclab/capture?target=T&count=N&duration_ms=M`: a live pcap stream of what
 //!   crosses an interface, an instance's interface or a subnet's interfaces, taken from
@@ -138,9 +138,31 @@ fn hop_json(c: &PathComponent) -> Value {
     })
 }
 
-/// A remedy in one line, for the drops a learner fixes by adding something.
-fn hint(r: &DropReason) -> Option<String> {
+/// A remedy in one line, for the drops a learner fixes by adding something. `v6`: the
+/// packet was an IPv6 one.
+fn hint(r: &DropReason, v6: bool) -> Option<String> {
     Some(match r {
+        DropReason::NoRouteV6 { table, dst } => format!(
+            "missing route: no IPv6 route in {table} covers {dst}; add one (for the internet, ::/0 to an internet gateway or an egress-only internet gateway)"
+        ),
+        DropReason::BlackholeV6 { table, route } => format!(
+            "the route {route} in {table} cannot carry IPv6 or its target is gone: point it at an internet or egress-only internet gateway"
+        ),
+        DropReason::EgressOnlyInbound { .. } => "an egress-only internet gateway admits only replies to connections its instances started: for connections from the internet, route ::/0 to an internet gateway".to_string(),
+        DropReason::IgwNotAttachedV6 { vpc, .. } => {
+            format!("attach an internet gateway to {vpc} (and route ::/0 to it)")
+        }
+        DropReason::SecurityGroupNoMatch { eni, direction } if v6 => format!(
+            "add an {} rule for IPv6 to a security group of {eni} (an IPv6 CIDR such as ::/0 or an address/128: a rule for an IPv4 CIDR never matches IPv6)",
+            if *direction == vpclab_netstack::Direction::Inbound {
+                "inbound"
+            } else {
+                "outbound"
+            }
+        ),
+        DropReason::NaclDeny { acl, rule: None, .. } if v6 => format!(
+            "no IPv6 rule of network ACL {acl} allows it: add an allow rule with an IPv6 CIDR (replies need ports 1024-65535)"
+        ),
         DropReason::NoRoute { table, dst } => format!(
             "missing route: no route in {table} covers {dst}; add one (for the internet, 0.0.0.0/0 to an internet or NAT gateway)"
         ),
@@ -171,14 +193,14 @@ fn hint(r: &DropReason) -> Option<String> {
     })
 }
 
-fn verdict_json(v: &Verdict, components: &[PathComponent]) -> Value {
+fn verdict_json(v: &Verdict, components: &[PathComponent], v6: bool) -> Value {
     let (outcome, reason, code, remedy) = match &v.outcome {
         Outcome::Deliver(p) => (format!("delivered to {p}"), None, None, None),
         Outcome::Drop(r) => (
             format!("dropped: {r}"),
             Some(r.to_string()),
             explanation_code(r),
-            hint(r),
+            hint(r, v6),
         ),
     };
     json!({
@@ -225,6 +247,7 @@ async fn trace(State(st): State<ObserveState>, req: Request) -> Response {
             );
         }
     };
+    let ipv6 = matches!(param("ipv6").as_deref(), Some("1" | "true"));
     let q = WalkQuery {
         source: src,
         destination: Some(dst),
@@ -233,30 +256,34 @@ async fn trace(State(st): State<ObserveState>, req: Request) -> Response {
         proto,
         source_port: DEFAULT_SOURCE_PORT,
         destination_port: port,
+        ipv6,
     };
     let walked = match w.walk(&region, &q, now) {
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.message),
     };
+    let v6 = walked.is_v6();
     let forward = w.path_components(
         &region,
         &walked.forward,
         walked.source.component.as_ref(),
         None,
+        v6,
     );
     let back = walked
         .back
         .as_ref()
-        .map(|b| (b, w.path_components(&region, b, None, None)));
+        .map(|b| (b, w.path_components(&region, b, None, None, v6)));
     let body = json!({
         "source": walked.source.label,
         "destination": walked.destination.label,
         "protocol": proto_text.to_ascii_lowercase(),
+        "ip_version": if v6 { 6 } else { 4 },
         "port": (proto != Proto::Icmp).then_some(port),
         "reachable": walked.reachable(),
         "note": walked.note,
-        "forward": verdict_json(&walked.forward, &forward),
-        "return": back.map(|(b, c)| verdict_json(b, &c)),
+        "forward": verdict_json(&walked.forward, &forward, v6),
+        "return": back.map(|(b, c)| verdict_json(b, &c, v6)),
     });
     let mut r = Response::new(Body::from(body.to_string()));
     r.headers_mut().insert(

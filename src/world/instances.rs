@@ -682,6 +682,13 @@ impl Runtime {
                 .cfg()
                 .instance_timeout_cap
                 .map(|d| d.as_millis() as u64),
+            // IPv6 only where the subnet has a /64 (the emulated stack's rule too).
+            ipv6_addresses: if ri.subnet_ipv6_cidr.is_some() {
+                ri.ipv6_addresses.clone()
+            } else {
+                Vec::new()
+            },
+            subnet6: ri.subnet_ipv6_cidr,
         };
         // The instance type's CPU and memory, where the daemon has cgroups to give.
         let limits = crate::instance::sandbox::Limits::of_type(&profile.instance_type);

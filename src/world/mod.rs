@@ -473,7 +473,7 @@ impl AccountWorld {
                 // And for its reply: an egress-only gateway drops the answer to a
                 // connection that came in through the internet gateway.
                 let verdicts =
-                    self.with_fabric(|f| f.explain6_round_trip(now, &Port::Internet, &p));
+                    self.with_fabric(|f| f.explain_round_trip6(now, &Port::Internet, &p));
                 return match verdicts.map(|(f, b)| (f.outcome, b.map(|b| b.outcome))) {
                     Some((Outcome::Drop(reason), _)) => format!("dropped: {reason}"),
                     Some((Outcome::Deliver(_), Some(Outcome::Drop(reason)))) => {

@@ -318,6 +318,20 @@ fn bad_paths_are_refused_with_aws_codes() {
         ],
         "InvalidParameterValue",
     );
+    // The analyzer's addresses are IPv4 ("DestinationIp … Pattern: dotted quad", EC2 API
+    // reference); IPv6 is `vpclab trace -6`'s.
+    d.aws_err(
+        &[
+            "create-network-insights-path",
+            "--source",
+            "i-0123456789abcdef0",
+            "--destination-ip",
+            "2001:db8::1",
+            "--protocol",
+            "tcp",
+        ],
+        "InvalidParameterValue",
+    );
     d.aws_err(
         &[
             "start-network-insights-analysis",

@@ -16,7 +16,7 @@ use crate::support::{Lab, Network, TestDaemon, have, stderr, stdout};
 /// The network of `support::Network` made dual-stack: an Amazon-provided /56, the public
 /// subnet's first /64, and `::/0` of the public route table to a new egress-only
 /// gateway (IPv4 keeps its internet gateway). Returns the gateway's id.
-fn dual_stack(d: &TestDaemon, net: &Network) -> String {
+pub(crate) fn dual_stack(d: &TestDaemon, net: &Network) -> String {
     d.aws_text(&[
         "associate-vpc-cidr-block",
         "--vpc-id",
@@ -61,7 +61,12 @@ fn dual_stack(d: &TestDaemon, net: &Network) -> String {
 /// Launches a dual-stack instance (one IPv6 address) and waits until it runs, polling
 /// every 200 ms (`aws ec2 wait` polls every 15 s, most of a test's time otherwise).
 /// Returns (id, public IPv4 or "None", IPv6 address).
-fn launch6(d: &TestDaemon, net: &Network, subnet: &str, sg: &str) -> (String, String, String) {
+pub(crate) fn launch6(
+    d: &TestDaemon,
+    net: &Network,
+    subnet: &str,
+    sg: &str,
+) -> (String, String, String) {
     let id = d.aws_text(&[
         "run-instances",
         "--image-id",
@@ -487,4 +492,238 @@ fn a_refused_ipv6_connection_is_an_ipv6_reject_record_in_the_flow_log() {
     assert_eq!(fields.len(), 7, "{msg}");
     assert!(fields[1].contains(':'), "an IPv6 source: {msg}");
     assert_eq!(fields[2], v6, "the instance's IPv6 address: {msg}");
+}
+
+/// `vpclab trace -6` walks the fabric's IPv6 decision path hop by hop, with the same
+/// reasons as IPv4: a security group without an IPv6 rule, a network ACL rule that
+/// denies ICMPv6, a route table without `::/0`, and (in a VPC whose only way out is an
+/// egress-only gateway) the gateway refusing a connection from the internet.
+/// AWS rules (Amazon VPC User Guide): security groups and network ACLs need IPv6 rules
+/// for IPv6 traffic; "an egress-only internet gateway … prevents the internet from
+/// initiating an IPv6 connection with your instances".
+#[test]
+fn vpclab_trace_walks_ipv6_flows_with_the_rule_that_decided() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    dual_stack(&d, &net);
+    // The private subnet gets the VPC's second /64 (its route table has no ::/0).
+    let block: ipnet::Ipv6Net = d
+        .aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            &net.vpc,
+            "--query",
+            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+        ])
+        .parse()
+        .expect("an IPv6 block");
+    let second64 = block.subnets(64).expect("/64s").nth(1).unwrap();
+    d.aws_text(&[
+        "associate-subnet-cidr-block",
+        "--subnet-id",
+        &net.private_subnet,
+        "--ipv6-cidr-block",
+        &second64.to_string(),
+    ]);
+    d.key_pair("lab", "ed25519");
+    let sg_a = net.security_group(&d, "a", &[]);
+    let sg_b = net.security_group(&d, "b", &[]);
+    let (a, _, a6) = launch6(&d, &net, &net.public_subnet, &sg_a);
+    let (b, _, b6) = launch6(&d, &net, &net.private_subnet, &sg_b);
+    let trace = |args: &[&str]| {
+        let mut all = vec!["trace"];
+        all.extend_from_slice(args);
+        let out = d.vpclab(&all, b"");
+        (out.status.code(), stdout(&out), stderr(&out))
+    };
+
+    // B's group has no IPv6 rule: the echo request dies at B's interface.
+    let (code, text, err) = trace(&[&a, &b, "--proto", "icmp", "-6"]);
+    assert_eq!(code, Some(3), "{text}{err}");
+    assert!(
+        text.starts_with(&format!(
+            "trace ping6 from instance {a} ({a6}) to instance {b} ({b6})"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("dropped: no inbound security group rule of eni-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a rule for an IPv4 CIDR never matches IPv6"),
+        "{text}"
+    );
+    assert!(text.contains("result: NOT reachable"), "{text}");
+
+    // Admit ICMPv6 from A's /128: reachable, and the hop names the group and its rule.
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_b,
+        "--ip-permissions",
+        &format!("IpProtocol=icmpv6,FromPort=-1,ToPort=-1,Ipv6Ranges=[{{CidrIpv6={a6}/128}}]"),
+    ]);
+    let (code, text, err) = trace(&[&a, &b6, "--proto", "icmp"]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    // (The CLI's `icmpv6` is stored as protocol number 58, as AWS describes it.)
+    assert!(
+        text.contains(&format!(
+            "{sg_b}: security group allowed inbound\n      ingress rule: protocol 58 from {a6}/128"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("route {block} -> local (active)")),
+        "{text}"
+    );
+    assert!(text.contains("result: reachable"), "{text}");
+
+    // A network ACL rule that denies ICMPv6 into the private subnet.
+    let acl = d.aws_text(&[
+        "describe-network-acls",
+        "--filters",
+        &format!("Name=vpc-id,Values={}", net.vpc),
+        "Name=default,Values=true",
+        "--query",
+        "NetworkAcls[0].NetworkAclId",
+    ]);
+    d.aws_text(&[
+        "create-network-acl-entry",
+        "--network-acl-id",
+        &acl,
+        "--ingress",
+        "--rule-number",
+        "90",
+        "--protocol",
+        "58",
+        "--icmp-type-code",
+        "Type=-1,Code=-1",
+        "--ipv6-cidr-block",
+        "::/0",
+        "--rule-action",
+        "deny",
+    ]);
+    let (code, text, err) = trace(&[&a, &b, "--proto", "icmp", "-6"]);
+    assert_eq!(code, Some(3), "{text}{err}");
+    assert!(
+        text.contains(&format!(
+            "dropped: blocked by network ACL {acl} inbound rule 90 (subnet {})",
+            net.private_subnet
+        )),
+        "{text}"
+    );
+    assert!(text.contains("[SUBNET_ACL_RESTRICTION]"), "{text}");
+
+    // B's route table has no ::/0: no way to the internet over IPv6.
+    let (code, text, _) = trace(&[&b, "internet:443", "-6"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains(&format!(
+            "dropped: no route to 3fff:198:51:100::77 in route table {} [NO_ROUTE_TO_DESTINATION]",
+            net.private_rt
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("::/0 to an internet gateway or an egress-only internet gateway"),
+        "{text}"
+    );
+    // Mixing the families is refused with a sentence, not a walk.
+    let out = d.vpclab(&["trace", &a, "10.0.1.5:22", "-6"], b"");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("either both IPv4 or both IPv6"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A VPC whose only IPv6 way out is an egress-only gateway: a connection from your
+    // computer to its instance is refused at the gateway.
+    let vpc2 = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.1.0.0/16",
+        "--amazon-provided-ipv6-cidr-block",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    let block2: ipnet::Ipv6Net = d
+        .aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            &vpc2,
+            "--query",
+            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+        ])
+        .parse()
+        .expect("an IPv6 block");
+    let sub2 = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc2,
+        "--cidr-block",
+        "10.1.1.0/24",
+        "--ipv6-cidr-block",
+        &block2.subnets(64).unwrap().next().unwrap().to_string(),
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let main2 = d.aws_text(&[
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc2}"),
+        "Name=association.main,Values=true",
+        "--query",
+        "RouteTables[0].RouteTableId",
+    ]);
+    let eigw2 = d.aws_text(&[
+        "create-egress-only-internet-gateway",
+        "--vpc-id",
+        &vpc2,
+        "--query",
+        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &main2,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        &eigw2,
+    ]);
+    let sg_c = crate::support::security_group(&d, &vpc2, "c", &[]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg_c,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let (c, _, c6) = launch6(&d, &net, &sub2, &sg_c);
+    let (code, text, err) = trace(&["me", &format!("{c}:22"), "-6"]);
+    assert_eq!(code, Some(3), "{text}{err}");
+    assert!(
+        text.starts_with(&format!(
+            "trace tcp port 22 from your computer (3fff:203:0:113::10) to instance {c} ({c6})"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "dropped: egress-only internet gateway {eigw2} refused a connection to {c6} initiated from the internet"
+        )),
+        "{text}"
+    );
+    // The other way the same gateway lets the connection out and its reply back in.
+    let (code, text, err) = trace(&[&c, "[2606:4700:4700::1111]:443"]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(
+        text.contains(&format!("{eigw2}: ")) && text.contains("result: reachable"),
+        "{text}"
+    );
 }

@@ -623,3 +623,66 @@ fn issue16_sandbox_scp_and_sftp_use_the_built_in_sftp_server() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
+
+/// IPv6 on the sandbox runtime: the TUN bridge carries IPv6 both ways, and the agent
+/// gives `ens5` the instance's IPv6 address as a /128 (as Amazon Linux 2023's DHCPv6
+/// does), the subnet's /64 on-link and a default route via fe80::1. The sandbox
+/// kernels' own ping6 reaches the other dual-stack instance and the simulated internet
+/// (through the egress-only gateway), and real curl fetches the internet's web page
+/// over IPv6. AWS rule (Amazon VPC User Guide): an IPv6 security-group rule is needed
+/// for IPv6 traffic.
+#[test]
+fn dual_stack_sandboxes_ping6_each_other_and_the_internet() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
+        return;
+    };
+    crate::ipv6::dual_stack(&d, &net);
+    let subnet64 = d.aws_text(&[
+        "describe-subnets",
+        "--subnet-ids",
+        &net.public_subnet,
+        "--query",
+        "Subnets[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+    ]);
+    let sg = net.security_group(&d, "v6", &[(22, "0.0.0.0/0")]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        "IpProtocol=icmpv6,FromPort=-1,ToPort=-1,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let (_, a_public, a6) = crate::ipv6::launch6(&d, &net, &net.public_subnet, &sg);
+    let (_, b_public, b6) = crate::ipv6::launch6(&d, &net, &net.public_subnet, &sg);
+    wait_for_ssh(&d, &key, &a_public);
+    wait_for_ssh(&d, &key, &b_public);
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &a_public,
+        &format!(
+            "ip -6 addr show dev ens5; ip -6 route; ping6 -c 2 -W 2 {b6}; \
+             ping6 -c 1 -W 2 2606:4700:4700::1111; \
+             curl -6 -s -m 5 -o /dev/null -w 'http %{{http_code}}\\n' 'http://[2606:4700:4700::1111]/'"
+        ),
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(&format!("inet6 {a6}/128 scope global")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{subnet64} dev ens5")), "{text}");
+    assert!(text.contains("default via fe80::1 dev ens5"), "{text}");
+    assert!(
+        text.contains(&format!("64 bytes from {b6}: icmp_seq=1 ttl=64")),
+        "{text}"
+    );
+    assert!(text.contains("2 packets transmitted, 2 received"), "{text}");
+    assert!(
+        text.contains("64 bytes from 2606:4700:4700::1111: icmp_seq=1"),
+        "{text}"
+    );
+    assert!(text.contains("http 200"), "{text}");
+    eprintln!("{text}");
+}

@@ -311,6 +311,57 @@ fn the_egress_only_gateway_lets_replies_in_and_refuses_inbound_connections() {
     assert_eq!(explained.drop_reason(), Some(&reason));
 }
 
+/// `explain_round_trip6`, what `vpclab trace -6` shows: "an egress-only internet gateway
+/// … allows outbound communication over IPv6 … and prevents the internet from initiating
+/// an IPv6 connection". The walk out passes the gateway and its reply comes back in as a
+/// tracked connection; a connection from the internet is refused at the gateway; and
+/// nothing of either walk stays in the fabric.
+#[test]
+fn the_ipv6_round_trip_sees_the_connection_its_forward_packet_would_track() {
+    let (f, ids) = dual_stack(|b, ids| {
+        b.internet_gateways.get_mut(&ids.igw).unwrap().vpc = None;
+    });
+    let app = Port::Eni(ids.app_eni.clone());
+    let out = vpclab_netstack::ipv6::Pkt6::probe(a6(APP), a6(OUTSIDE), 6, 42000, 443);
+    let (forward, back) = f.explain_round_trip6(at(1), &app, &out);
+    assert_eq!(delivered(&forward), Port::Internet);
+    assert!(
+        forward
+            .hops
+            .iter()
+            .any(|h| &*h.component == "eigw-fixture" && h.action == HopAction::Ipv6Gateway),
+        "{:?}",
+        forward.hops
+    );
+    let back = back.expect("a delivered packet has a reply");
+    assert_eq!(delivered(&back), app);
+    assert!(
+        back.hops.iter().any(|h| h.rule == Some(RuleRef::Tracked)),
+        "{:?}",
+        back.hops
+    );
+    // The same reply on its own, with no forward packet before it, is refused: the
+    // round trip left no connection behind.
+    let lone = f.explain6(at(1), &Port::Internet, &out.reply());
+    assert_eq!(
+        lone.drop_reason(),
+        Some(&DropReason::EgressOnlyInbound {
+            eigw: rid("eigw-fixture"),
+            dst: a6(APP),
+        })
+    );
+    let (inbound, none) = f.explain_round_trip6(
+        at(1),
+        &Port::Internet,
+        &vpclab_netstack::ipv6::Pkt6::probe(a6(OUTSIDE), a6(APP), 6, 50000, 22),
+    );
+    assert!(none.is_none());
+    assert!(matches!(
+        inbound.drop_reason(),
+        Some(DropReason::EgressOnlyInbound { .. })
+    ));
+}
+
 /// "The most specific route that matches the traffic determines how to route it."
 #[test]
 fn ipv6_routes_take_the_longest_prefix() {
@@ -761,10 +812,10 @@ fn a_reply_routed_to_the_egress_only_gateway_is_dropped_there() {
         });
     });
     let app = Port::Eni(ids.app_eni.clone());
-    // `explain6_round_trip` shows it before anything is sent: the SYN arrives, its
+    // `explain_round_trip6` shows it before anything is sent: the SYN arrives, its
     // reply is dropped at the egress-only gateway.
     let p = vpclab_netstack::ipv6::parse6(&tcp(OUTSIDE, 50000, APP, 8080, SYN)).unwrap();
-    let (fwd, back) = f.explain6_round_trip(at(1), &Port::Internet, &p);
+    let (fwd, back) = f.explain_round_trip6(at(1), &Port::Internet, &p);
     assert_eq!(delivered(&fwd), app);
     let back = back.expect("a reply path");
     assert!(

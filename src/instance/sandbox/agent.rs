@@ -121,9 +121,62 @@ pub fn run() -> anyhow::Result<()> {
             );
         }
     }
+    // IPv6 (a dual-stack instance): each address as a /128 (AL2023's DHCPv6 lease), the
+    // subnet's /64 on-link and the default route via fe80::1, the router's address in
+    // vpclab. A TUN device has no link layer, so no neighbour discovery is needed to use
+    // that next hop: the kernel writes the packet to ens5 and the fabric routes it.
+    // `nodad`: nothing else on the link could hold the address.
+    let mut v6_cmds: Vec<Vec<String>> = spec
+        .ipv6_addresses
+        .iter()
+        .map(|a| {
+            [
+                "-6",
+                "addr",
+                "add",
+                &format!("{a}/128"),
+                "dev",
+                INTERFACE,
+                "nodad",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+        .collect();
+    if !spec.ipv6_addresses.is_empty() {
+        if let Some(net) = spec.subnet6 {
+            v6_cmds.push(
+                ["-6", "route", "add", &net.to_string(), "dev", INTERFACE]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+        v6_cmds.push(
+            [
+                "-6", "route", "add", "default", "via", "fe80::1", "dev", INTERFACE,
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    }
+    for args in &v6_cmds {
+        let out = std::process::Command::new("ip").args(args).output()?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
     say(&format!(
         "[    0.100000] {INTERFACE}: link up, address {cidr}, mtu {mtu}, default via {gw}"
     ));
+    for a in &spec.ipv6_addresses {
+        say(&format!(
+            "[    0.110000] {INTERFACE}: IPv6 address {a}/128, default via fe80::1"
+        ));
+    }
     say(&format!(
         "ci-info: | {INTERFACE} | True | {} | {} |",
         spec.address, spec.prefix_len

@@ -9,7 +9,9 @@
 //! so they persist across stop and start; nothing else of the host (home directories,
 //! the state directory) is mounted. Inside, `vpclab instance-agent` ([`agent`]) creates
 //! `ens5` (a TUN device), hands its descriptor back over the control socket (its stdin,
-//! `SCM_RIGHTS`), configures the address, the default route and the MTU, runs user data
+//! `SCM_RIGHTS`), configures the address, the default route and the MTU (and, for a
+//! dual-stack instance, its IPv6 addresses as /128s, the subnet's /64 on-link and a
+//! default IPv6 route via `fe80::1`, as the emulated stack has), runs user data
 //! at first boot and serves SSH on port 22 with real processes.
 //!
 //! The daemon side ([`Sandbox`]) only spawns, hands the agent its [`AgentSpec`],
@@ -188,6 +190,13 @@ pub struct AgentSpec {
     /// An upper bound on the network timeouts of those tools (a test knob).
     #[serde(default)]
     pub tool_timeout_ms: Option<u64>,
+    /// The interface's IPv6 addresses (each configured as a /128, as Amazon Linux
+    /// 2023's DHCPv6 client does); empty for an IPv4-only instance.
+    #[serde(default)]
+    pub ipv6_addresses: Vec<std::net::Ipv6Addr>,
+    /// The subnet's /64, routed on-link (what AWS's router advertisements announce).
+    #[serde(default)]
+    pub subnet6: Option<ipnet::Ipv6Net>,
 }
 
 /// A running sandbox. Dropping it kills every process inside (the outer `bwrap` dies,

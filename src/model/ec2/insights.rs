@@ -15,12 +15,19 @@
 //!
 //! An analysis is a snapshot: its components are stored when it runs, so describing it
 //! later shows the network as it was, as on AWS.
+//!
+//! IPv6: `vpclab trace` walks IPv6 flows too ([`WalkQuery::ipv6`], or an IPv6 address at
+//! either end), through [`Fabric::explain_round_trip6`], the same IPv6 decision the
+//! fabric takes on every IPv6 packet; hops, drop reasons and explanations are the same
+//! types. The Reachability Analyzer API stays IPv4, as AWS's does (`SourceIp` and
+//! `DestinationIp` are dotted-quad addresses in its API reference).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use vpclab_netstack::internet::LEARNER_ADDR;
+use vpclab_netstack::internet::{LEARNER_ADDR, LEARNER_ADDR6};
+use vpclab_netstack::ipv6::Pkt6;
 use vpclab_netstack::{DropReason, Fabric, Flow, FlowProto, HopAction, Port, RuleRef, Verdict};
 
 use super::instance::InstanceState;
@@ -32,6 +39,10 @@ use crate::model::{ApiError, ApiResult, Env, Filterable, Resource, Timestamp, Wo
 /// A host on the internet that is not the learner (a documentation address), the
 /// default far end of paths from or to an internet gateway.
 pub const INTERNET_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
+
+/// The IPv6 counterpart of [`INTERNET_ADDR`]: an address of vpclab's own documentation
+/// prefix on the internet (3fff::/20), outside every VPC.
+pub const INTERNET_ADDR6: Ipv6Addr = Ipv6Addr::new(0x3fff, 0x198, 0x51, 0x100, 0, 0, 0, 0x77);
 
 /// The source port of analysed packets when no filter names one: an ephemeral port, as
 /// a client's connection would use.
@@ -84,8 +95,8 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         // A fresh fabric has no NAT mappings, and analysed packets are well formed: an
         // analysis cannot meet these, and AWS publishes no code for them.
         NatPortsExhausted { .. } | Malformed(_) => return None,
-        // IPv6 drops (the analyzer walks IPv4 paths only, so it cannot meet these):
-        // the codes of their IPv4 counterparts.
+        // IPv6 drops (met by `vpclab trace`; the analyzer's API is IPv4 only): the codes
+        // of their IPv4 counterparts.
         NoRouteV6 { .. } => "NO_ROUTE_TO_DESTINATION",
         BlackholeV6 { .. } => "BAD_STATE_ROUTE",
         NoInterfaceV6 { .. } | InternetNoRouteV6 { .. } => "NO_POSSIBLE_DESTINATION",
@@ -227,15 +238,33 @@ pub struct RouteInfo {
 /// `AnalysisPacketHeader`: the packet as a component sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    pub source: Ipv4Addr,
-    pub destination: Ipv4Addr,
+    pub source: IpAddr,
+    pub destination: IpAddr,
     pub protocol: String,
     pub source_port: Option<u16>,
     pub destination_port: Option<u16>,
 }
 
 impl Header {
-    fn of(f: &Flow) -> Header {
+    fn of(p: &Probe) -> Header {
+        let f = match p {
+            Probe::V4(f) => f,
+            Probe::V6(p) => {
+                let (protocol, sp, dp) = match p.proto {
+                    6 => ("tcp", Some(p.sport), Some(p.dport)),
+                    17 => ("udp", Some(p.sport), Some(p.dport)),
+                    vpclab_netstack::ipv6::ICMPV6 => ("icmpv6", None, None),
+                    _ => ("other", None, None),
+                };
+                return Header {
+                    source: p.src.into(),
+                    destination: p.dst.into(),
+                    protocol: protocol.into(),
+                    source_port: sp,
+                    destination_port: dp,
+                };
+            }
+        };
         let (protocol, sp, dp) = match f.proto {
             FlowProto::Tcp { sport, dport, .. } => ("tcp", Some(sport), Some(dport)),
             FlowProto::Udp { sport, dport } => ("udp", Some(sport), Some(dport)),
@@ -243,8 +272,8 @@ impl Header {
             FlowProto::Other(_) => ("other", None, None),
         };
         Header {
-            source: f.src,
-            destination: f.dst,
+            source: f.src.into(),
+            destination: f.dst.into(),
             protocol: protocol.into(),
             source_port: sp,
             destination_port: dp,
@@ -286,7 +315,7 @@ pub struct Explanation {
     pub route: Option<RouteInfo>,
     pub internet_gateway: Option<Component>,
     pub nat_gateway: Option<Component>,
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
     /// The fabric's sentence for the drop (vpclab's, not an AWS field).
     pub message: String,
     /// Whether the reply (return path) rather than the request was dropped.
@@ -405,17 +434,49 @@ pub struct WalkQuery {
     pub source: String,
     /// `None` when the destination is only an address (`destination_ip`).
     pub destination: Option<String>,
-    pub source_ip: Option<Ipv4Addr>,
-    pub destination_ip: Option<Ipv4Addr>,
+    pub source_ip: Option<IpAddr>,
+    pub destination_ip: Option<IpAddr>,
     pub proto: Proto,
     pub source_port: u16,
     pub destination_port: u16,
+    /// Walk IPv6: instances and interfaces stand for their first IPv6 address,
+    /// `internet` and `me` for their IPv6 addresses. An IPv6 address at either end
+    /// (in `source`, `destination` or the `_ip` fields) asks for IPv6 too.
+    pub ipv6: bool,
+}
+
+impl WalkQuery {
+    /// Whether this walk is an IPv6 one; an error when its ends mix the families.
+    fn family6(&self) -> ApiResult<bool> {
+        let lit = |s: Option<&str>| s.and_then(|s| s.parse::<IpAddr>().ok());
+        let addrs = [
+            lit(Some(&self.source)),
+            lit(self.destination.as_deref()),
+            self.source_ip,
+            self.destination_ip,
+        ];
+        let v6 = addrs.iter().flatten().any(IpAddr::is_ipv6);
+        let v4 = addrs.iter().flatten().any(IpAddr::is_ipv4);
+        if v4 && (v6 || self.ipv6) {
+            return Err(ApiError::invalid_value(
+                "the ends of a walk are either both IPv4 or both IPv6: an IPv4 address cannot reach an IPv6 one (vpclab has no NAT64)".to_string(),
+            ));
+        }
+        Ok(v6 || self.ipv6)
+    }
+}
+
+/// The packet a walk sends: an IPv4 flow or an IPv6 packet.
+#[derive(Clone, Debug)]
+pub enum Probe {
+    V4(Flow),
+    V6(Pkt6),
 }
 
 /// One end of a walk, resolved against the world.
 #[derive(Clone, Debug)]
 pub struct End {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Where the packet enters the fabric (sources only).
     pub port: Port,
     /// Inside a VPC (an interface) rather than on the internet.
@@ -431,7 +492,7 @@ pub struct End {
 pub struct Walked {
     pub source: End,
     pub destination: End,
-    pub flow: Flow,
+    pub flow: Probe,
     pub forward: Verdict,
     pub back: Option<Verdict>,
     /// A remark about the ends (a destination instance that is stopped).
@@ -454,6 +515,11 @@ impl Walked {
     /// Forward delivered and the reply delivered.
     pub fn reachable(&self) -> bool {
         self.forward.is_delivered() && self.back.as_ref().is_some_and(Verdict::is_delivered)
+    }
+
+    /// Whether the walk was an IPv6 one.
+    pub fn is_v6(&self) -> bool {
+        matches!(self.flow, Probe::V6(_))
     }
 }
 
@@ -494,24 +560,43 @@ impl World {
         }
     }
 
-    fn source_end(&self, region: &str, q: &WalkQuery, now: Timestamp) -> ApiResult<End> {
+    /// The address an interface has in the walk's family: its primary private IPv4
+    /// address, or its first IPv6 address.
+    fn eni_addr(e: &super::eni::NetworkInterface, v6: bool, what: &str) -> ApiResult<IpAddr> {
+        if !v6 {
+            return Ok(e.private_ip.into());
+        }
+        e.ipv6_addresses.first().map(|a| IpAddr::V6(*a)).ok_or_else(|| {
+            ApiError::invalid_value(format!(
+                "{what} has no IPv6 address: assign one (aws ec2 assign-ipv6-addresses) or trace over IPv4"
+            ))
+        })
+    }
+
+    fn source_end(&self, region: &str, q: &WalkQuery, v6: bool, now: Timestamp) -> ApiResult<End> {
         let s = q.source.as_str();
-        let outside = |addr: Ipv4Addr, component: Option<Component>, label: String| End {
+        let outside = |addr: IpAddr, component: Option<Component>, label: String| End {
             addr,
             port: Port::Internet,
             inside: false,
             component,
             label,
         };
+        let internet: IpAddr = if v6 {
+            INTERNET_ADDR6.into()
+        } else {
+            INTERNET_ADDR.into()
+        };
         if s == "me" || s == "learner" {
-            return Ok(outside(
-                LEARNER_ADDR,
-                None,
-                format!("your computer ({LEARNER_ADDR})"),
-            ));
+            let a: IpAddr = if v6 {
+                LEARNER_ADDR6.into()
+            } else {
+                LEARNER_ADDR.into()
+            };
+            return Ok(outside(a, None, format!("your computer ({a})")));
         }
         if s == "internet" {
-            let a = q.source_ip.unwrap_or(INTERNET_ADDR);
+            let a = q.source_ip.unwrap_or(internet);
             return Ok(outside(a, None, format!("the internet ({a})")));
         }
         if s.starts_with("igw-") {
@@ -520,7 +605,7 @@ impl World {
                 .get(s)
                 .filter(|g| g.region == region)
                 .ok_or_else(|| crate::model::tags::not_found_any(s))?;
-            let a = q.source_ip.unwrap_or(INTERNET_ADDR);
+            let a = q.source_ip.unwrap_or(internet);
             return Ok(outside(
                 a,
                 Some(self.component(region, &g.id)),
@@ -544,12 +629,15 @@ impl World {
             })?
         } else if s.starts_with("eni-") {
             s.to_string()
-        } else if let Ok(addr) = s.parse::<Ipv4Addr>() {
+        } else if let Ok(addr) = s.parse::<IpAddr>() {
             // An address inside the world: the interface that holds it.
             let e = self
                 .network_interfaces
                 .in_region(region)
-                .find(|e| e.private_ip == addr || e.secondary_ips.contains(&addr))
+                .find(|e| match addr {
+                    IpAddr::V4(a) => e.private_ip == a || e.secondary_ips.contains(&a),
+                    IpAddr::V6(a) => e.ipv6_addresses.contains(&a),
+                })
                 .ok_or_else(|| {
                     ApiError::invalid_value(format!(
                         "no network interface in {region} has the address {addr}"
@@ -562,18 +650,23 @@ impl World {
             )));
         };
         let e = self.network_interface(region, &eni_id)?;
+        let own = match s.parse::<IpAddr>() {
+            Ok(a) => a,
+            Err(_) => Self::eni_addr(e, v6, s)?,
+        };
+        let addr = q.source_ip.unwrap_or(own);
         let (component, label) = match e.attachment.as_ref() {
             Some(a) if s.starts_with("i-") => (
                 self.component(region, &a.instance_id),
-                format!("instance {} ({})", a.instance_id, e.private_ip),
+                format!("instance {} ({addr})", a.instance_id),
             ),
             _ => (
                 self.component(region, &e.id),
-                format!("interface {} ({})", e.id, e.private_ip),
+                format!("interface {} ({addr})", e.id),
             ),
         };
         Ok(End {
-            addr: q.source_ip.unwrap_or(e.private_ip),
+            addr,
             port: Port::Eni(Arc::from(e.id.as_str())),
             inside: true,
             component: Some(component),
@@ -586,14 +679,20 @@ impl World {
         region: &str,
         q: &WalkQuery,
         inside: bool,
+        v6: bool,
         now: Timestamp,
     ) -> ApiResult<(End, Option<String>)> {
-        let addr_end = |addr: Ipv4Addr, component: Option<Component>, label: String| End {
+        let addr_end = |addr: IpAddr, component: Option<Component>, label: String| End {
             addr,
             port: Port::Internet,
             inside: false,
             component,
             label,
+        };
+        let internet: IpAddr = if v6 {
+            INTERNET_ADDR6.into()
+        } else {
+            INTERNET_ADDR.into()
         };
         let Some(d) = q.destination.as_deref() else {
             let a = q
@@ -602,27 +701,25 @@ impl World {
             return Ok((addr_end(a, None, a.to_string()), None));
         };
         if d == "internet" {
-            let a = q.destination_ip.unwrap_or(INTERNET_ADDR);
+            let a = q.destination_ip.unwrap_or(internet);
             return Ok((addr_end(a, None, format!("the internet ({a})")), None));
         }
         if d == "me" || d == "learner" {
-            return Ok((
-                addr_end(
-                    LEARNER_ADDR,
-                    None,
-                    format!("your computer ({LEARNER_ADDR})"),
-                ),
-                None,
-            ));
+            let a: IpAddr = if v6 {
+                LEARNER_ADDR6.into()
+            } else {
+                LEARNER_ADDR.into()
+            };
+            return Ok((addr_end(a, None, format!("your computer ({a})")), None));
         }
-        if let Ok(a) = d.parse::<Ipv4Addr>() {
+        if let Ok(a) = d.parse::<IpAddr>() {
             return Ok((addr_end(a, None, a.to_string()), None));
         }
         if d.starts_with("igw-") {
             if !self.internet_gateways.contains(d) {
                 return Err(crate::model::tags::not_found_any(d));
             }
-            let a = q.destination_ip.unwrap_or(INTERNET_ADDR);
+            let a = q.destination_ip.unwrap_or(internet);
             return Ok((
                 addr_end(
                     a,
@@ -665,14 +762,18 @@ impl World {
         let e = self.network_interface(region, &eni_id)?;
         let addr = if let Some(a) = q.destination_ip {
             a
-        } else if inside {
-            e.private_ip
+        } else if inside || v6 {
+            // IPv6 addresses are public: the same address from inside and outside.
+            Self::eni_addr(e, v6, &what)?
         } else {
-            e.association.as_ref().map(|a| a.public_ip).ok_or_else(|| {
-                ApiError::invalid_value(format!(
-                    "{what} has no public IP address, so nothing outside its VPC can reach it"
-                ))
-            })?
+            e.association
+                .as_ref()
+                .map(|a| IpAddr::V4(a.public_ip))
+                .ok_or_else(|| {
+                    ApiError::invalid_value(format!(
+                        "{what} has no public IP address, so nothing outside its VPC can reach it"
+                    ))
+                })?
         };
         Ok((
             End {
@@ -689,23 +790,9 @@ impl World {
     /// Walks one new connection (and its reply) from `q.source` to `q.destination` on a
     /// fabric compiled from this world: the decision path of every real packet.
     pub fn walk(&self, region: &str, q: &WalkQuery, now: Timestamp) -> ApiResult<Walked> {
-        let source = self.source_end(region, q, now)?;
-        let (destination, note) = self.destination_end(region, q, source.inside, now)?;
-        let flow = match q.proto {
-            Proto::Tcp => Flow::tcp_syn(
-                source.addr,
-                q.source_port,
-                destination.addr,
-                q.destination_port,
-            ),
-            Proto::Udp => Flow::udp(
-                source.addr,
-                q.source_port,
-                destination.addr,
-                q.destination_port,
-            ),
-            Proto::Icmp => Flow::ping(source.addr, destination.addr, 7),
-        };
+        let v6 = q.family6()?;
+        let source = self.source_end(region, q, v6, now)?;
+        let (destination, note) = self.destination_end(region, q, source.inside, v6, now)?;
         let topology = super::compile::compile(self).map_err(|e| {
             ApiError::new(
                 "InternalError",
@@ -714,11 +801,34 @@ impl World {
             .with_status(500)
         })?;
         let fabric = Fabric::new(Arc::new(topology));
-        let (forward, back) = fabric.explain_round_trip(
-            smoltcp::time::Instant::from_millis(now.0),
-            &source.port,
-            &flow,
-        );
+        let at = smoltcp::time::Instant::from_millis(now.0);
+        let (flow, (forward, back)) = match (source.addr, destination.addr) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let flow = match q.proto {
+                    Proto::Tcp => Flow::tcp_syn(src, q.source_port, dst, q.destination_port),
+                    Proto::Udp => Flow::udp(src, q.source_port, dst, q.destination_port),
+                    Proto::Icmp => Flow::ping(src, dst, 7),
+                };
+                let r = fabric.explain_round_trip(at, &source.port, &flow);
+                (Probe::V4(flow), r)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let (proto, sport) = match q.proto {
+                    Proto::Tcp => (6, q.source_port),
+                    Proto::Udp => (17, q.source_port),
+                    // An echo request with identifier 7, like the IPv4 walk's ping.
+                    Proto::Icmp => (vpclab_netstack::ipv6::ICMPV6, 7),
+                };
+                let p = Pkt6::probe(src, dst, proto, sport, q.destination_port);
+                let r = fabric.explain_round_trip6(at, &source.port, &p);
+                (Probe::V6(p), r)
+            }
+            (a, b) => {
+                return Err(ApiError::invalid_value(format!(
+                    "{a} and {b} are of different IP versions: a packet cannot go from one to the other"
+                )));
+            }
+        };
         let note = match (&forward.outcome, note) {
             (vpclab_netstack::Outcome::Drop(DropReason::NoRoute { table, dst }), None) => {
                 service_route_hint(region, table, *dst)
@@ -735,11 +845,17 @@ impl World {
         })
     }
 
-    fn acl_rule_info(&self, acl: &str, egress: bool, rule: Option<u16>) -> Option<AclRuleInfo> {
+    fn acl_rule_info(
+        &self,
+        acl: &str,
+        egress: bool,
+        rule: Option<u16>,
+        v6: bool,
+    ) -> Option<AclRuleInfo> {
         let Some(n) = rule else {
-            // The final `*` rule: everything, denied.
+            // The final `*` rule of the packet's family: everything, denied.
             return Some(AclRuleInfo {
-                cidr: "0.0.0.0/0".into(),
+                cidr: if v6 { "::/0" } else { "0.0.0.0/0" }.into(),
                 egress,
                 ports: None,
                 protocol: "-1".into(),
@@ -798,15 +914,22 @@ impl World {
         })
     }
 
-    fn route_info(&self, table: &str, dest: ipnet::Ipv4Net) -> Option<RouteInfo> {
+    fn route_info(&self, table: &str, dest: ipnet::IpNet) -> Option<RouteInfo> {
         let t = self.route_tables.get(table)?;
         // The fabric names the CIDR that matched; a prefix-list route (a gateway
         // endpoint's) matched through one of its list's CIDRs.
         let r = t
             .routes
             .iter()
-            .find(|r| r.destination.cidr() == Some(dest))
+            .find(|r| match (&r.destination, dest) {
+                (super::route_table::Destination::Cidr(c), ipnet::IpNet::V4(d)) => *c == d,
+                (super::route_table::Destination::Cidr6(c), ipnet::IpNet::V6(d)) => *c == d,
+                _ => false,
+            })
             .or_else(|| {
+                let ipnet::IpNet::V4(dest) = dest else {
+                    return None;
+                };
                 t.routes.iter().find(|r| match &r.destination {
                     super::route_table::Destination::PrefixList(p) => self
                         .prefix_list_cidrs(&t.region, p)
@@ -844,13 +967,15 @@ impl World {
     }
 
     /// The walk's hops as AWS path components, numbered from 1, with the source (and the
-    /// destination on a delivered path) at the ends.
+    /// destination on a delivered path) at the ends. `v6`: the walk was an IPv6 one (the
+    /// `*` rule of a network ACL is then the `::/0` one).
     pub fn path_components(
         &self,
         region: &str,
         v: &Verdict,
         from: Option<&Component>,
         sent: Option<Header>,
+        v6: bool,
     ) -> Vec<PathComponent> {
         let mut out = Vec::new();
         let mut push = |c: PathComponent| {
@@ -885,7 +1010,7 @@ impl World {
                         Some(RuleRef::NaclEntry(n)) => Some(*n),
                         _ => None,
                     };
-                    c.acl_rule = self.acl_rule_info(&id, egress, n);
+                    c.acl_rule = self.acl_rule_info(&id, egress, n, v6);
                 }
                 (
                     _,
@@ -903,7 +1028,10 @@ impl World {
                     c.sg_rule = self.sg_rule_info(group, rule_id.as_deref(), *index, egress);
                 }
                 (_, Some(RuleRef::Route(net))) => {
-                    c.route = self.route_info(&id, *net);
+                    c.route = self.route_info(&id, (*net).into());
+                }
+                (_, Some(RuleRef::Route6(net))) => {
+                    c.route = self.route_info(&id, (*net).into());
                 }
                 _ => {}
             }
@@ -919,7 +1047,14 @@ impl World {
 
     /// The explanation of a drop: its code from [`explanation_code`] and the resources
     /// the reason names.
-    pub fn explanation(&self, region: &str, r: &DropReason, on_return_path: bool) -> Explanation {
+    /// `v6`: the walk was an IPv6 one.
+    pub fn explanation(
+        &self,
+        region: &str,
+        r: &DropReason,
+        on_return_path: bool,
+        v6: bool,
+    ) -> Explanation {
         let mut x = Explanation {
             code: explanation_code(r).map(str::to_string),
             direction: None,
@@ -959,7 +1094,7 @@ impl World {
                 x.direction = dir(direction);
                 x.component = Some(self.component(region, acl));
                 x.acl = Some(self.component(region, acl));
-                x.acl_rule = self.acl_rule_info(acl, egress, *rule);
+                x.acl_rule = self.acl_rule_info(acl, egress, *rule, v6);
                 x.subnet = Some(self.component(region, subnet));
             }
             SecurityGroupNoMatch { eni, direction } => {
@@ -976,36 +1111,36 @@ impl World {
             NoRoute { table, dst } => {
                 x.component = Some(self.component(region, table));
                 x.route_table = Some(self.component(region, table));
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             Blackhole { table, route } => {
                 x.component = Some(self.component(region, table));
                 x.route_table = Some(self.component(region, table));
-                x.route = self.route_info(table, *route);
+                x.route = self.route_info(table, (*route).into());
             }
             IgwNoPublicIp { igw, src } => {
                 x.direction = Some("egress".into());
                 x.component = Some(self.component(region, igw));
                 x.internet_gateway = Some(self.component(region, igw));
-                x.address = Some(*src);
+                x.address = Some((*src).into());
             }
             IgwNoAssociation { dst } | InternetNoRoute { dst } | LinkLocalUnavailable { dst } => {
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             IgwNotAttached { vpc, dst } | NoInterface { vpc, dst } => {
                 x.component = Some(self.component(region, vpc));
                 x.vpc = Some(self.component(region, vpc));
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             NatInboundNotTracked { nat, dst } => {
                 x.component = Some(self.component(region, nat));
                 x.nat_gateway = Some(self.component(region, nat));
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             NatPortsExhausted { nat, dst, .. } => {
                 x.component = Some(self.component(region, nat));
                 x.nat_gateway = Some(self.component(region, nat));
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             NatUnsupportedProtocol { nat, .. } => {
                 x.component = Some(self.component(region, nat));
@@ -1019,7 +1154,7 @@ impl World {
                 x.direction = dir(direction);
                 x.component = Some(self.component(region, eni));
                 x.network_interface = Some(self.component(region, eni));
-                x.address = Some(*addr);
+                x.address = Some((*addr).into());
             }
             ResolverDisabled { vpc } => {
                 x.component = Some(self.component(region, vpc));
@@ -1031,7 +1166,7 @@ impl World {
             } => {
                 x.component = Some(self.component(region, peering));
                 x.vpc = Some(self.component(region, vpc));
-                x.address = Some(*addr);
+                x.address = Some((*addr).into());
             }
             TgwNoAssociation { attachment, .. } => {
                 x.component = Some(self.component(region, attachment));
@@ -1039,23 +1174,52 @@ impl World {
             TgwNoRoute { table, dst, .. } => {
                 x.component = Some(self.component(region, table));
                 x.route_table = Some(self.component(region, table));
-                x.address = Some(*dst);
+                x.address = Some((*dst).into());
             }
             TgwBlackhole { table, .. } => {
                 x.component = Some(self.component(region, table));
                 x.route_table = Some(self.component(region, table));
             }
             UnknownPort | RoutingLoop | Malformed(_) => {}
-            // IPv6 drops: the analyzer walks IPv4 paths only.
-            EgressOnlyInbound { .. }
-            | NoRouteV6 { .. }
-            | BlackholeV6 { .. }
-            | NoInterfaceV6 { .. }
-            | InternetNoRouteV6 { .. }
-            | IgwNotAttachedV6 { .. }
-            | SourceDestCheckV6 { .. }
-            | EgressOnlyNotInitiated { .. }
-            | PeeringNotTransitiveV6 { .. } => {}
+            EgressOnlyInbound { eigw, dst } => {
+                x.direction = Some("ingress".into());
+                x.component = Some(self.component(region, eigw));
+                x.address = Some((*dst).into());
+            }
+            NoRouteV6 { table, dst } => {
+                x.component = Some(self.component(region, table));
+                x.route_table = Some(self.component(region, table));
+                x.address = Some((*dst).into());
+            }
+            BlackholeV6 { table, route } => {
+                x.component = Some(self.component(region, table));
+                x.route_table = Some(self.component(region, table));
+                x.route = self.route_info(table, (*route).into());
+            }
+            NoInterfaceV6 { vpc, dst } | IgwNotAttachedV6 { vpc, dst } => {
+                x.component = Some(self.component(region, vpc));
+                x.vpc = Some(self.component(region, vpc));
+                x.address = Some((*dst).into());
+            }
+            InternetNoRouteV6 { dst } => x.address = Some((*dst).into()),
+            SourceDestCheckV6 { eni, addr } => {
+                x.direction = Some("egress".into());
+                x.component = Some(self.component(region, eni));
+                x.network_interface = Some(self.component(region, eni));
+                x.address = Some((*addr).into());
+            }
+            EgressOnlyNotInitiated { eigw, dst, .. } => {
+                x.direction = Some("egress".into());
+                x.component = Some(self.component(region, eigw));
+                x.address = Some((*dst).into());
+            }
+            PeeringNotTransitiveV6 {
+                peering, vpc, addr, ..
+            } => {
+                x.component = Some(self.component(region, peering));
+                x.vpc = Some(self.component(region, vpc));
+                x.address = Some((*addr).into());
+            }
         }
         x
     }
@@ -1072,11 +1236,13 @@ impl World {
     }
 
     fn result_of(&self, region: &str, w: &Walked, q: &WalkQuery) -> AnalysisResult {
+        let v6 = w.is_v6();
         let mut forward = self.path_components(
             region,
             &w.forward,
             w.source.component.as_ref(),
             Some(Header::of(&w.flow)),
+            v6,
         );
         if w.forward.is_delivered()
             && let (Some(last), Some(dst)) = (forward.last_mut(), w.destination.component.as_ref())
@@ -1093,14 +1259,14 @@ impl World {
             }
         }
         let back = match &w.back {
-            Some(b) => self.path_components(region, b, None, None),
+            Some(b) => self.path_components(region, b, None, None, v6),
             None => Vec::new(),
         };
         let mut explanations = Vec::new();
         if let Some(r) = w.forward.drop_reason() {
-            explanations.push(self.explanation(region, r, false));
+            explanations.push(self.explanation(region, r, false, v6));
         } else if let Some(r) = w.back.as_ref().and_then(Verdict::drop_reason) {
-            explanations.push(self.explanation(region, r, true));
+            explanations.push(self.explanation(region, r, true, v6));
         }
         AnalysisResult {
             path_found: w.reachable(),
@@ -1296,11 +1462,12 @@ impl World {
             .map(|port| WalkQuery {
                 source: p.source.clone(),
                 destination: p.destination.clone(),
-                source_ip,
-                destination_ip,
+                source_ip: source_ip.map(IpAddr::V4),
+                destination_ip: destination_ip.map(IpAddr::V4),
                 proto,
                 source_port,
                 destination_port: port,
+                ipv6: false,
             })
             .collect()
     }

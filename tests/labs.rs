@@ -462,9 +462,6 @@ const WEB_USER_DATA: &str = "#!/bin/bash\nyum install -y httpd\nsystemctl start 
 
 #[test]
 fn ssh_http_and_exec_checks_observe_the_world_and_say_why_they_fail() {
-    if support::emulated_only(LAB_CHECKS_INSIDE) {
-        return;
-    }
     support::require_aws();
     let d = TestDaemon::start();
     let net = Network::build(&d);

@@ -10,7 +10,8 @@
 //! `exec`) or its built-in SFTP server ([`super::sftp`]), and whose `direct-tcpip`
 //! connections are opened by the sandbox's own kernel, so they cross the fabric like any
 //! packet. `root` with the default user's key is told which user to log in as, as on
-//! EC2's images.
+//! EC2's images. The daemon's own requests (a lab's `exec` check, a connection from the
+//! instance) come on the control socket and are served by [`super::link::serve`].
 
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -101,6 +102,7 @@ pub fn run() -> anyhow::Result<()> {
     // `ip` commands below (a bridge that could not attach), closing this one would
     // remove `ens5` under them ("Cannot find device ens5"). Nothing reads it here.
     let _device = tun;
+    let requests = ctl.try_clone()?;
     let console = Arc::new(Console(ctl));
     let say = |text: &str| console.say(text);
     let cidr = format!("{}/{}", spec.address, spec.prefix_len);
@@ -128,6 +130,10 @@ pub fn run() -> anyhow::Result<()> {
         "ci-info: | {INTERFACE} | True | {} | {} |",
         spec.address, spec.prefix_len
     ));
+    // The kit's requests (lab checks: a command, a connection from inside), from now
+    // on: the network is configured.
+    let user = spec.image.default_user();
+    std::thread::spawn(move || super::link::serve(requests, user));
 
     // What dnf, apt and systemctl inside need to know; then the units enabled on an
     // earlier boot start again, before user data runs (as systemd orders it).
@@ -274,7 +280,7 @@ fn run_user_data(data: &str, console: &Arc<Console>) {
     let _ = done_rx.recv_timeout(Duration::from_millis(500));
 }
 
-fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
+pub(super) fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), home.into()),

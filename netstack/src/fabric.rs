@@ -581,6 +581,8 @@ impl Fabric {
     /// Decides one raw IPv4 packet entering at `ingress`, rewrites it in place
     /// (IGW/NAT translation, TTL) and says where it goes.
     pub fn process(&mut self, now: Instant, ingress: &Port, packet: &mut Vec<u8>) -> Verdict {
+        // An answer nobody took belongs to an older packet.
+        self.reply = None;
         // IPv6 takes its own path (`ipv6.rs`): one byte test on the IPv4 fast path.
         if packet.first().is_some_and(|b| b >> 4 == 6) {
             let v = crate::ipv6::process6(

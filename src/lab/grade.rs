@@ -959,9 +959,7 @@ impl Observer {
                     .connect(dst, PROBE_TIMEOUT)
                     .await
                     .map(|s| Box::new(s) as Box<dyn NetStream>),
-                ((None, false), Some(inside)) => {
-                    inside.net().tcp_connect(dst, PROBE_TIMEOUT).await
-                }
+                ((None, false), Some(inside)) => inside.net().tcp_connect(dst, PROBE_TIMEOUT).await,
                 _ => {
                     return Err(error(format!(
                         "instance {id} is running but the kit has no host for it yet"

@@ -226,7 +226,10 @@ pub fn serve(ctl: UnixStream, user: &'static str) {
 fn answer(chan: UnixStream, user: &str) {
     let mut line = String::new();
     let Ok(reader) = chan.try_clone() else { return };
-    if std::io::BufReader::new(reader).read_line(&mut line).is_err() {
+    if std::io::BufReader::new(reader)
+        .read_line(&mut line)
+        .is_err()
+    {
         return;
     }
     match serde_json::from_str::<Request>(&line) {
@@ -308,17 +311,25 @@ fn run(command: &str, user: &str, timeout: Duration) -> ExecOutcome {
             buf
         })
     };
-    let out = drain(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
     let code = loop {
         match child.try_wait() {
             Ok(Some(status)) => {
                 use std::os::unix::process::ExitStatusExt;
-                break status
-                    .code()
-                    .or_else(|| status.signal().map(|s| 128 + s));
+                break status.code().or_else(|| status.signal().map(|s| 128 + s));
             }
             Ok(None) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));

@@ -280,15 +280,20 @@ fn answer(chan: UnixStream, user: &str) {
     }
 }
 
-/// Runs `command` with bash as `user`, killing its process group after `timeout`.
+/// Runs `command` with bash as `user` in their home, killing its process group after
+/// `timeout`.
 fn run(command: &str, user: &str, timeout: Duration) -> ExecOutcome {
-    use std::os::unix::process::CommandExt;
     let home = format!("/home/{user}");
+    run_in(command, super::agent::base_env(user, &home), &home, timeout)
+}
+
+fn run_in(command: &str, env: Vec<(String, String)>, cwd: &str, timeout: Duration) -> ExecOutcome {
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("/bin/bash");
     cmd.args(["-c", command])
         .env_clear()
-        .envs(super::agent::base_env(user, &home))
-        .current_dir(&home)
+        .envs(env)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,5 +354,59 @@ fn run(command: &str, user: &str, timeout: Duration) -> ExecOutcome {
     ExecOutcome {
         code,
         output: String::from_utf8_lossy(&output).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_here(command: &str, timeout: Duration) -> ExecOutcome {
+        let env = vec![("PATH".to_string(), super::super::agent::PATH.to_string())];
+        run_in(command, env, "/", timeout)
+    }
+
+    #[test]
+    fn a_command_gives_its_exit_status_and_stdout_then_stderr() {
+        let out = run_here("echo out; echo err >&2; exit 3", Duration::from_secs(10));
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.output, "out\nerr\n");
+    }
+
+    #[test]
+    fn a_command_past_its_timeout_is_killed_with_what_it_left_in_the_background() {
+        let started = Instant::now();
+        let out = run_here(
+            "sleep 30 & echo started; sleep 30",
+            Duration::from_millis(300),
+        );
+        assert_eq!(out.code, None, "timed out");
+        assert_eq!(out.output, "started\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A finished command's background children go too, so their pipes close.
+        let started = Instant::now();
+        let out = run_here("sleep 30 & echo done", Duration::from_secs(10));
+        assert_eq!(out.code, Some(0));
+        assert_eq!(out.output, "done\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn requests_and_answers_round_trip_as_json() {
+        let r = Request::Connect {
+            addr: "10.0.1.5:80".parse().expect("addr"),
+            timeout_ms: 3000,
+        };
+        let text = serde_json::to_string(&r).expect("json");
+        assert_eq!(
+            text,
+            r#"{"connect":{"addr":"10.0.1.5:80","timeout_ms":3000}}"#
+        );
+        assert!(
+            serde_json::from_str::<Request>(
+                r#"{"exec":{"command":"x","timeout_ms":1,"as":"root"}}"#
+            )
+            .is_err()
+        );
     }
 }

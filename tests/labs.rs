@@ -13,11 +13,6 @@ use std::process::Command;
 
 use support::{Lab as _, Network, TestDaemon};
 
-/// Why the re-grade of work done inside an instance stops short on the sandbox runtime:
-/// a lab report carries the emulated runtime's disks only, not a sandbox's folders
-/// (docs/fidelity.md). The checks themselves run inside the sandbox.
-const REPORT_DISKS: &str = "a lab report carries emulated instance disks only";
-
 fn vpclab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vpclab"))
 }
@@ -1166,9 +1161,6 @@ fn issue11_work_done_by_hand_inside_an_instance_is_regraded_from_the_report() {
     // The checks see the work inside the instance (in a sandbox: through its agent).
     let (code, out) = lab(&["check"]);
     assert_eq!(code, Some(0), "{out}");
-    if support::emulated_only(REPORT_DISKS) {
-        return;
-    }
     let report = work.path().join("ann.report.json");
     let (code, out) = lab(&["report", "--out", &report.to_string_lossy()]);
     assert_eq!(code, Some(0), "{out}");

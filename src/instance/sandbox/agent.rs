@@ -33,7 +33,7 @@ use crate::instance::ssh::{authorized_keys_contain, refuse_root, server_config};
 /// `PATH` of every process the agent starts.
 pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Marks that first-boot user data has run (cloud-init's `boot-finished`).
-const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
+pub(super) const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
 /// How long `direct-tcpip` waits for the target to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 

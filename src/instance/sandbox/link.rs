@@ -39,9 +39,39 @@ const SLACK: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Request {
-    Exec { command: String, timeout_ms: u64 },
-    Connect { addr: SocketAddrV4, timeout_ms: u64 },
+    Exec {
+        command: String,
+        timeout_ms: u64,
+    },
+    Connect {
+        addr: SocketAddrV4,
+        timeout_ms: u64,
+    },
+    /// The learner's files and services, for a lab report ([`SandboxDisk`]).
+    Disk,
 }
+
+/// What a lab report carries of a sandbox, read inside it: the files under the folders
+/// learners work in ([`DISK_ROOTS`]; regular files and directories, owned by uid 0 as
+/// seen from inside), the installed packages, the enabled and running units, and
+/// whether first boot has run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxDisk {
+    pub nodes: std::collections::BTreeMap<String, crate::instance::vfs::Node>,
+    pub packages: Vec<String>,
+    pub enabled: Vec<String>,
+    pub running: Vec<String>,
+    pub first_boot_done: bool,
+}
+
+/// The folders whose files a report carries (the rest of the sandbox's own folders is
+/// what its boot writes: `/etc`, logs, the tools' state).
+pub const DISK_ROOTS: &[&str] = &["/home", "/root", "/opt", "/srv", "/var/www"];
+/// A file larger than this is not read (the report carries at most 4 MiB in all).
+const DISK_FILE_CAP: u64 = 4 * 1024 * 1024;
+/// At most this many paths are listed.
+const DISK_NODES_CAP: usize = 20_000;
 
 /// How a command run inside ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +174,28 @@ impl AgentLink {
                 Err(std::io::Error::new(kind, e.message))
             }
         }
+    }
+
+    /// What a report carries of the sandbox (blocking).
+    pub fn disk_blocking(&self) -> std::io::Result<SandboxDisk> {
+        let mut chan = self.open(&Request::Disk)?;
+        chan.set_read_timeout(Some(SLACK * 2))?;
+        let mut text = Vec::new();
+        chan.read_to_end(&mut text)?;
+        serde_json::from_slice(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the instance agent gave no answer ({e})"),
+            )
+        })
+    }
+
+    /// [`disk_blocking`](Self::disk_blocking) off the async workers.
+    pub async fn disk(&self) -> std::io::Result<SandboxDisk> {
+        let link = self.clone();
+        tokio::task::spawn_blocking(move || link.disk_blocking())
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// [`exec_blocking`](Self::exec_blocking) off the async workers.
@@ -276,7 +328,82 @@ fn answer(chan: UnixStream, user: &str) {
                 }
             }
         }
+        Ok(Request::Disk) => {
+            if let Ok(text) = serde_json::to_vec(&read_disk()) {
+                let _ = (&chan).write_all(&text);
+            }
+        }
         Err(_) => {}
+    }
+}
+
+/// The agent's side of [`Request::Disk`].
+fn read_disk() -> SandboxDisk {
+    use crate::instance::vfs::{Node, NodeKind};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut nodes = std::collections::BTreeMap::new();
+    let mut todo: Vec<std::path::PathBuf> = DISK_ROOTS.iter().map(Into::into).collect();
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if nodes.len() >= DISK_NODES_CAP {
+                break;
+            }
+            let path = e.path();
+            let (Ok(meta), Some(name)) = (e.metadata(), path.to_str().map(str::to_string)) else {
+                continue;
+            };
+            let kind = if meta.is_dir() {
+                todo.push(path.clone());
+                NodeKind::Dir
+            } else if meta.is_file() && meta.len() <= DISK_FILE_CAP {
+                match std::fs::read(&path) {
+                    Ok(bytes) => NodeKind::File(bytes),
+                    Err(_) => continue,
+                }
+            } else {
+                continue;
+            };
+            nodes.insert(
+                name,
+                Node {
+                    kind,
+                    mode: meta.permissions().mode() & 0o7777,
+                    uid: 0,
+                    gid: 0,
+                    mtime: meta.mtime(),
+                },
+            );
+        }
+    }
+    let units = |dir: &str, ext: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(ext))
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let running = units(super::tools::UNIT_PIDS, ".pid")
+        .into_iter()
+        .filter(|u| super::tools::running_pid(u).is_some())
+        .collect();
+    SandboxDisk {
+        nodes,
+        packages: super::tools::installed(),
+        enabled: units(super::tools::WANTS, ".service"),
+        running,
+        first_boot_done: std::path::Path::new(super::agent::BOOT_FINISHED).exists(),
     }
 }
 

@@ -239,6 +239,57 @@ mod tests {
         (p, d)
     }
 
+    /// A sandbox's files as its agent reads them (all uid 0): what the image already
+    /// has stays out, a new file in the default user's home is theirs in the overlay,
+    /// and it applies to a fresh emulated disk with its packages and services.
+    #[test]
+    fn a_sandboxs_files_become_an_overlay_owned_as_on_the_image() {
+        let (p, mut disk) = fresh();
+        let image = image::build_fs(&p);
+        let node = |kind, mode| Node {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        let mut read = SandboxDisk::default();
+        read.nodes
+            .insert("/home/ec2-user".into(), node(NodeKind::Dir, 0o700));
+        read.nodes.insert(
+            "/home/ec2-user/notes.txt".into(),
+            node(NodeKind::File(b"by hand\n".to_vec()), 0o644),
+        );
+        read.nodes
+            .insert("/opt/app".into(), node(NodeKind::Dir, 0o755));
+        read.packages = vec!["httpd".into()];
+        read.running = vec!["httpd".into()];
+        read.first_boot_done = true;
+        let o = DiskOverlay::from_sandbox(&image, read, "ec2-user", 1 << 20);
+        assert!(!o.nodes.contains_key("/home/ec2-user"), "the image has it");
+        let notes = &o.nodes["/home/ec2-user/notes.txt"];
+        assert_eq!((notes.uid, notes.gid), (USER.uid, USER.gid));
+        assert_eq!(o.nodes["/opt/app"].uid, 0);
+        assert!(o.removed.is_empty());
+        o.apply(&mut disk).expect("applies");
+        assert!(disk.packages.contains("httpd"));
+        assert!(disk.fs.exists("/home/ec2-user/notes.txt"));
+        // Over the limit, the file is listed as left out.
+        let mut read = SandboxDisk::default();
+        read.nodes.insert(
+            "/home/ec2-user/big".into(),
+            node(NodeKind::File(vec![0; 100]), 0o644),
+        );
+        let o = DiskOverlay::from_sandbox(&image, read, "ec2-user", 10);
+        assert_eq!(
+            o.omitted,
+            [OmittedFile {
+                path: "/home/ec2-user/big".into(),
+                bytes: 100
+            }]
+        );
+    }
+
     #[test]
     fn an_untouched_disk_has_an_empty_overlay_and_changes_travel_to_another_disk() {
         let (p, mut disk) = fresh();

@@ -51,7 +51,7 @@ pub struct ReportBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceRow>,
     /// Instance state the report does not carry, one sentence each (files over the
-    /// size limit, instances in sandboxes).
+    /// size limit, a sandbox whose agent could not be read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_notes: Vec<String>,
 }

@@ -37,7 +37,14 @@
 //!
 //! TTL is decremented at each gateway (internet gateway, NAT gateway) the
 //! packet crosses; the VPC router between subnets is invisible to TTL, as on
-//! AWS (a traceroute between two instances shows one hop).
+//! AWS (a traceroute between two instances shows one hop). A packet whose TTL
+//! runs out is answered with an ICMP time exceeded (RFC 792 type 11 code 0,
+//! RFC 1812 §4.3.2.1 for the rate limit) from the hop that forwarded it into
+//! the gateway: the sender's subnet router (its base + 1) for the first one,
+//! the NAT gateway's private address past a NAT gateway, and the internet's
+//! router ([`crate::internet::INTERNET_ROUTER_ADDR`]) for a packet from the
+//! internet; the internet gateway itself never answers. The caller takes that
+//! answer with [`Fabric::take_reply`] and hands it to the sender's port.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -130,7 +137,16 @@ pub struct Fabric {
     eni_counters: Vec<InterfaceCounters>,
     /// What each NAT gateway forwarded, by stable number (`AWS/NATGateway` metrics).
     nat_counters: Vec<NatCounters>,
+    /// The ICMP time exceeded the last `process` produced, for its sender's port.
+    reply: Option<(Port, Vec<u8>)>,
+    /// The rate limit of those answers: tokens left in the current second.
+    icmp_tokens: u32,
+    icmp_second: i64,
 }
+
+/// How many ICMP time exceeded messages one fabric sends per second (RFC 1812
+/// §4.3.2.8 asks routers to limit ICMP errors; Linux's default is about 1000/s).
+const ICMP_ERRORS_PER_SECOND: u32 = 1000;
 
 /// What one NAT gateway forwarded, as CloudWatch's `AWS/NATGateway` metrics count it.
 /// Bytes are whole IPv4 packets; a packet toward the destination is also one "in from
@@ -257,6 +273,9 @@ impl Fabric {
             flow_logs: Default::default(),
             eni_counters: Vec::new(),
             nat_counters: Vec::new(),
+            reply: None,
+            icmp_tokens: 0,
+            icmp_second: i64::MIN,
         };
         f.set_topology(topology);
         f
@@ -635,6 +654,8 @@ impl Fabric {
     /// Decides one raw IPv4 packet entering at `ingress`, rewrites it in place
     /// (IGW/NAT translation, TTL) and says where it goes.
     pub fn process(&mut self, now: Instant, ingress: &Port, packet: &mut Vec<u8>) -> Verdict {
+        // An answer nobody took belongs to an older packet.
+        self.reply = None;
         // IPv6 takes its own path (`ipv6.rs`): one byte test on the IPv4 fast path.
         if packet.first().is_some_and(|b| b >> 4 == 6) {
             let v = crate::ipv6::process6(
@@ -706,7 +727,7 @@ impl Fabric {
         let mut effects = std::mem::take(&mut self.effects);
         effects.clear();
         let mut new = pkt;
-        let (outcome, cacheable, gateways) = {
+        let (outcome, cacheable, gateways, answer_from) = {
             let mut w = Walk {
                 c: &self.topology.c,
                 fabric: self,
@@ -719,9 +740,10 @@ impl Fabric {
                 effects: &mut effects,
                 gateways: 0,
                 cacheable: true,
+                answer_from: 0,
             };
             let o = w.start(ingress, &mut new);
-            (o, w.cacheable, w.gateways)
+            (o, w.cacheable, w.gateways, w.answer_from)
         };
         match &outcome {
             Outcome::Deliver(port) => {
@@ -743,6 +765,9 @@ impl Fabric {
             }
             Outcome::Drop(reason) => {
                 self.stats.dropped += 1;
+                if let DropReason::TtlExceeded { .. } = reason {
+                    self.time_exceeded(now, ingress, &pkt, answer_from, packet);
+                }
                 if let DropReason::NatPortsExhausted { nat, .. } = reason
                     && let Some(&s) = self.stable_ids.get(nat)
                     && let Some(c) = self.nat_counters.get_mut(s as usize)
@@ -762,6 +787,35 @@ impl Fabric {
             self.log_flow(from, to, &pkt, &new, &outcome, packet.len());
         }
         Verdict { hops, outcome }
+    }
+
+    /// The ICMP time exceeded for `original`, whose TTL ran out on a walk whose
+    /// last forwarding hop was `from` (0: none that answers): addressed to the
+    /// packet's sender as it sent it, back at the port it came from. Never for
+    /// an ICMP error (RFC 1122 §3.2.2), and at most
+    /// [`ICMP_ERRORS_PER_SECOND`] a second.
+    fn time_exceeded(&mut self, now: Instant, ingress: &Port, p: &Pkt, from: u32, original: &[u8]) {
+        if from == 0 || p.icmp.is_some_and(|(ty, _)| is_icmp_error(ty)) {
+            return;
+        }
+        let second = now.total_millis().div_euclid(1000);
+        if second != self.icmp_second {
+            self.icmp_second = second;
+            self.icmp_tokens = ICMP_ERRORS_PER_SECOND;
+        }
+        if self.icmp_tokens == 0 {
+            return;
+        }
+        self.icmp_tokens -= 1;
+        let reply = crate::flow::icmp_error(ip(from), 11, 0, original);
+        self.reply = Some((ingress.clone(), reply));
+    }
+
+    /// Takes the packet the fabric itself sends back after the last
+    /// [`process`](Self::process) (an ICMP time exceeded), with the port to
+    /// hand it to: the port the dropped packet came from.
+    pub fn take_reply(&mut self) -> Option<(Port, Vec<u8>)> {
+        self.reply.take()
     }
 
     fn flow_key(&self, ingress: &Port, p: &Pkt) -> Option<FlowKey> {
@@ -898,6 +952,7 @@ impl Fabric {
             effects: &mut effects,
             gateways: 0,
             cacheable: false,
+            answer_from: 0,
         }
         .start(ingress, &mut p);
         Verdict { hops, outcome }
@@ -1023,6 +1078,9 @@ struct Walk<'a> {
     /// topology and live tracked state (a rule created state, a NAT port was
     /// chosen): such a walk is not memoised in the flow cache.
     cacheable: bool,
+    /// The address that answers if the TTL runs out at the next gateway: the
+    /// hop that forwards the packet into it (0: none answers).
+    answer_from: u32,
 }
 
 type Step = Result<(), DropReason>;
@@ -1062,10 +1120,18 @@ impl Walk<'_> {
     fn start(&mut self, ingress: &Port, p: &mut Pkt) -> Outcome {
         let r = match ingress {
             Port::Eni(id) => match self.c.eni_ix.get(id) {
-                Some(&e) => self.sent_by_eni(e, p),
+                Some(&e) => {
+                    // The subnet's router (base + 1) forwards whatever leaves it.
+                    let subnet = &self.c.subnets[self.c.enis[e as usize].subnet as usize];
+                    self.answer_from = subnet.cidr.net.wrapping_add(1);
+                    self.sent_by_eni(e, p)
+                }
                 None => Err(DropReason::UnknownPort),
             },
-            Port::Internet => self.on_internet(p),
+            Port::Internet => {
+                self.answer_from = u32::from(crate::internet::INTERNET_ROUTER_ADDR);
+                self.on_internet(p)
+            }
             Port::Resolver(vpc) => self.service_reply(vpc, None, p),
             // The service answers through the gateway endpoint: the reply enters
             // the endpoint's VPC like traffic from a gateway (the destination
@@ -1592,6 +1658,8 @@ impl Walk<'_> {
             self.nacl(nat.subnet, Direction::Inbound, p)?;
         }
         self.gateway_hop(&nat.id, p)?;
+        // Past the NAT gateway, it is the hop that answers (by its private address).
+        self.answer_from = nat.private;
         if let (Some((ty, _)), Some(_)) = (p.icmp, p.inner)
             && is_icmp_error(ty)
         {

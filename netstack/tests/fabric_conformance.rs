@@ -464,6 +464,155 @@ mod internet_gateway {
     }
 }
 
+/// Issue 16: `traceroute` in a real instance sees the hops the fabric knows. RFC 792:
+/// "If the gateway processing a datagram finds the time to live field is zero it
+/// must discard the datagram. The gateway may also notify the source host via the
+/// time exceeded message" (type 11, code 0), whose data is "the internet header plus
+/// the first 64 bits of the original datagram's data". RFC 1122 §3.2.2: "An ICMP
+/// error message MUST NOT be sent as the result of receiving an ICMP error message".
+mod time_exceeded {
+    use super::*;
+
+    /// The fabric's answer to the last packet: its port, source, type and code, and
+    /// the header it quotes.
+    #[track_caller]
+    fn answer(f: &mut Fabric) -> (Port, Vec<u8>) {
+        let (port, b) = f.take_reply().expect("an ICMP time exceeded");
+        assert_checksums(&b);
+        assert_eq!(b[9], 1, "ICMP");
+        assert_eq!((b[20], b[21]), (11, 0), "time exceeded in transit");
+        (port, b)
+    }
+
+    fn src(b: &[u8]) -> Ipv4Addr {
+        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+    }
+
+    fn dst(b: &[u8]) -> Ipv4Addr {
+        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+    }
+
+    /// Through the internet gateway, the first hop is the subnet's router (base + 1),
+    /// which answers the sender at its own port, quoting the probe as it was sent
+    /// (so the sender's kernel finds the socket that sent it); the internet gateway
+    /// itself answers nothing.
+    #[test]
+    fn ttl_expiring_at_the_internet_gateway_is_answered_by_the_subnet_router() {
+        let (mut f, ids) = lab();
+        let flow = Flow::udp(ids.web_ip, 40000, ids.internet_host, 33434);
+        let mut probe = flow.to_packet_ttl(1, b"traceroute");
+        let sent = probe.clone();
+        let v = f.process(at(0), &eni(&ids.web_eni), &mut probe);
+        assert_eq!(
+            dropped(&v),
+            DropReason::TtlExceeded {
+                at: ids.igw.clone()
+            }
+        );
+        let (port, b) = answer(&mut f);
+        assert_eq!(port, eni(&ids.web_eni));
+        assert_eq!(src(&b), Ipv4Addr::new(10, 0, 1, 1));
+        assert_eq!(dst(&b), ids.web_ip);
+        assert_eq!(&b[28..56], &sent[..28], "the original header and 8 bytes");
+        assert!(f.take_reply().is_none(), "taken once");
+        // One more hop of TTL and the probe reaches the internet: no answer from the
+        // fabric.
+        let mut probe = flow.to_packet_ttl(2, b"traceroute");
+        let v = f.process(at(0), &eni(&ids.web_eni), &mut probe);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert!(f.take_reply().is_none());
+    }
+
+    /// Behind a NAT gateway: the subnet router, then the NAT gateway by its private
+    /// address, then the internet.
+    #[test]
+    fn behind_a_nat_gateway_the_second_hop_is_the_nat_gateways_private_address() {
+        let (mut f, ids) = lab();
+        let flow = Flow::ping(ids.app_ip, ids.internet_host, 9);
+        let mut answered = Vec::new();
+        for ttl in 1..=2 {
+            let mut probe = flow.to_packet_ttl(ttl, b"");
+            let v = f.process(at(0), &eni(&ids.app_eni), &mut probe);
+            assert!(matches!(dropped(&v), DropReason::TtlExceeded { .. }));
+            let (port, b) = answer(&mut f);
+            assert_eq!(port, eni(&ids.app_eni));
+            assert_eq!(dst(&b), ids.app_ip, "to the sender's own address");
+            assert_eq!(
+                Ipv4Addr::new(b[40], b[41], b[42], b[43]),
+                ids.app_ip,
+                "the quote carries the untranslated source"
+            );
+            answered.push(src(&b));
+        }
+        assert_eq!(answered, [Ipv4Addr::new(10, 0, 2, 1), ids.nat_ip]);
+        let mut probe = flow.to_packet_ttl(3, b"");
+        let v = f.process(at(0), &eni(&ids.app_eni), &mut probe);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert!(f.take_reply().is_none());
+    }
+
+    /// From the internet, the probe dies at the internet gateway and "the internet"
+    /// (its router address) answers toward the sender.
+    #[test]
+    fn from_the_internet_the_internet_router_answers() {
+        let (mut f, ids) = lab();
+        let flow = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web_public, 22);
+        let mut probe = flow.to_packet_ttl(1, b"");
+        let v = f.process(at(0), &Port::Internet, &mut probe);
+        assert!(matches!(dropped(&v), DropReason::TtlExceeded { .. }));
+        let (port, b) = answer(&mut f);
+        assert_eq!(port, Port::Internet);
+        assert_eq!(src(&b), internet::INTERNET_ROUTER_ADDR);
+        assert_eq!(dst(&b), ids.learner);
+    }
+
+    /// Never an error about an error; other drops get no answer; and at most 1,000 a
+    /// second (RFC 1812 §4.3.2.8: a router limits the rate of its ICMP errors).
+    #[test]
+    fn no_answer_to_an_icmp_error_to_other_drops_or_beyond_the_rate_limit() {
+        let (mut f, ids) = lab();
+        // web's port unreachable about a datagram from the internet host, TTL 1.
+        let probe = Flow::udp(ids.internet_host, 33434, ids.web_ip, 40000).to_packet(b"x");
+        let mut err = flow::icmp_error(ids.web_ip, 3, 3, &probe);
+        err[8] = 1;
+        let c = {
+            err[10..12].fill(0);
+            let mut sum = 0u32;
+            for w in err[..20].chunks(2) {
+                sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+            }
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            !(sum as u16)
+        };
+        err[10..12].copy_from_slice(&c.to_be_bytes());
+        let v = f.process(at(0), &eni(&ids.web_eni), &mut err);
+        assert!(matches!(dropped(&v), DropReason::TtlExceeded { .. }));
+        assert!(f.take_reply().is_none(), "no error about an error");
+        // A drop for another reason: the internet cannot reach a private address.
+        let (v, _) = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.app_ip, 22),
+        );
+        assert!(!matches!(v.outcome, Outcome::Deliver(_)));
+        assert!(f.take_reply().is_none());
+        let flow = Flow::udp(ids.web_ip, 40000, ids.internet_host, 33434);
+        let mut answers = 0;
+        for _ in 0..1200 {
+            let mut p = flow.to_packet_ttl(1, b"");
+            f.process(at(5), &eni(&ids.web_eni), &mut p);
+            answers += usize::from(f.take_reply().is_some());
+        }
+        assert_eq!(answers, 1000);
+        let mut p = flow.to_packet_ttl(1, b"");
+        f.process(at(6), &eni(&ids.web_eni), &mut p);
+        assert!(f.take_reply().is_some(), "the next second has new tokens");
+    }
+}
+
 mod nat_gateway {
     use super::*;
 

@@ -16,8 +16,9 @@
 //! change (the host key, the CA bundle of that world, its resolver) stays that world's.
 //!
 //! What it leaves to others: where overlays travel (`lab::report`), when they are taken
-//! and restored (`lab::service`, `world::instances`). The sandbox runtime's disks (real
-//! folders) are not covered (docs/fidelity.md).
+//! and restored (`lab::service`, `world::instances`). A sandbox's real folders are read
+//! by its agent ([`SandboxDisk`]) and turned into the same overlay
+//! ([`DiskOverlay::from_sandbox`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::InstanceDisk;
+use super::sandbox::link::SandboxDisk;
 use super::vfs::{Node, NodeKind, Vfs, normalize, parent};
 
 /// A changed file that did not fit in the overlay's size limit.
@@ -120,6 +122,57 @@ impl DiskOverlay {
         }
     }
 
+    /// What a sandbox's files and services ([`SandboxDisk`], read by its agent) hold
+    /// beyond `image` (the emulated image's filesystem for the same instance), in the
+    /// same form as [`DiskOverlay::diff`], so that a re-grade's (emulated) scratch world
+    /// boots with them. The sandbox sees every file as uid 0: a file under the default
+    /// user's home gets that user's owner from the image, any other root's. Removals are
+    /// not carried (the sandbox's folders are not the image's files).
+    pub fn from_sandbox(image: &Vfs, disk: SandboxDisk, user: &str, limit: u64) -> Self {
+        let home = format!("/home/{user}");
+        let owner = image.get(&home).map_or((1000, 1000), |n| (n.uid, n.gid));
+        let mut nodes = BTreeMap::new();
+        let mut files: Vec<(String, Node)> = Vec::new();
+        for (path, mut node) in disk.nodes {
+            if path == home || path.starts_with(&format!("{home}/")) {
+                (node.uid, node.gid) = owner;
+            }
+            if let Some(b) = image.get(&path)
+                && b.kind == node.kind
+                && (node.is_dir() || b.mode == node.mode)
+            {
+                continue;
+            }
+            match node.kind {
+                NodeKind::Dir => {
+                    nodes.insert(path, node);
+                }
+                NodeKind::File(_) => files.push((path, node)),
+            }
+        }
+        files.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then(a.0.cmp(&b.0)));
+        let mut used = 0u64;
+        let mut omitted = Vec::new();
+        for (path, node) in files {
+            let bytes = node.len();
+            if used.saturating_add(bytes) <= limit {
+                used += bytes;
+                nodes.insert(path, node);
+            } else {
+                omitted.push(OmittedFile { path, bytes });
+            }
+        }
+        DiskOverlay {
+            nodes,
+            removed: Vec::new(),
+            packages: disk.packages.into_iter().collect(),
+            enabled: disk.enabled.into_iter().collect(),
+            running: disk.running.into_iter().collect(),
+            first_boot_done: disk.first_boot_done,
+            omitted,
+        }
+    }
+
     /// Bytes of file content the overlay carries.
     pub fn content_bytes(&self) -> u64 {
         self.nodes
@@ -184,6 +237,57 @@ mod tests {
         let p = InstanceProfile::example(Image::AmazonLinux2023, "10.0.1.5".parse().expect("ip"));
         let d = InstanceDisk::fresh(&p, HostKey::from_seed([1; 32]));
         (p, d)
+    }
+
+    /// A sandbox's files as its agent reads them (all uid 0): what the image already
+    /// has stays out, a new file in the default user's home is theirs in the overlay,
+    /// and it applies to a fresh emulated disk with its packages and services.
+    #[test]
+    fn a_sandboxs_files_become_an_overlay_owned_as_on_the_image() {
+        let (p, mut disk) = fresh();
+        let image = image::build_fs(&p);
+        let node = |kind, mode| Node {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        let mut read = SandboxDisk::default();
+        read.nodes
+            .insert("/home/ec2-user".into(), node(NodeKind::Dir, 0o700));
+        read.nodes.insert(
+            "/home/ec2-user/notes.txt".into(),
+            node(NodeKind::File(b"by hand\n".to_vec()), 0o644),
+        );
+        read.nodes
+            .insert("/opt/app".into(), node(NodeKind::Dir, 0o755));
+        read.packages = vec!["httpd".into()];
+        read.running = vec!["httpd".into()];
+        read.first_boot_done = true;
+        let o = DiskOverlay::from_sandbox(&image, read, "ec2-user", 1 << 20);
+        assert!(!o.nodes.contains_key("/home/ec2-user"), "the image has it");
+        let notes = &o.nodes["/home/ec2-user/notes.txt"];
+        assert_eq!((notes.uid, notes.gid), (USER.uid, USER.gid));
+        assert_eq!(o.nodes["/opt/app"].uid, 0);
+        assert!(o.removed.is_empty());
+        o.apply(&mut disk).expect("applies");
+        assert!(disk.packages.contains("httpd"));
+        assert!(disk.fs.exists("/home/ec2-user/notes.txt"));
+        // Over the limit, the file is listed as left out.
+        let mut read = SandboxDisk::default();
+        read.nodes.insert(
+            "/home/ec2-user/big".into(),
+            node(NodeKind::File(vec![0; 100]), 0o644),
+        );
+        let o = DiskOverlay::from_sandbox(&image, read, "ec2-user", 10);
+        assert_eq!(
+            o.omitted,
+            [OmittedFile {
+                path: "/home/ec2-user/big".into(),
+                bytes: 100
+            }]
+        );
     }
 
     #[test]

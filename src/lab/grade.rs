@@ -6,7 +6,9 @@
 //! learner holds (russh's client, the path OpenSSH takes through `vpclab connect`);
 //! `http` sends a real GET through the fabric from the vantage (hyper over fabric
 //! sockets); `exec` runs a command in the instance's own shell through the kit's channel
-//! (never the learner's session); `dns` asks the DNS engine as the named vantage would;
+//! (never the learner's session): the emulated shell as root, or in a sandbox `bash` as
+//! the image's default user through the sandbox's agent, which also opens the
+//! connections of checks `from` a sandboxed instance; `dns` asks the DNS engine as the named vantage would;
 //! `file` looks at the learner's computer; `quiz` reads the learner's answer. Each result is pass, fail or error (the
 //! kit's fault, never counted against the learner).
 
@@ -950,9 +952,15 @@ impl Observer {
                 Ok(s) => Ok(Box::new(s)),
                 Err(e) => return Err(fail(format!("from {from_text}: {e}"))),
             },
-            (_, Some(id)) => match net.instance(id) {
-                Some(inside) => inside.net().tcp_connect(dst, PROBE_TIMEOUT).await,
-                None => {
+            // A sandboxed instance's kernel opens it (its agent hands the socket
+            // over), so it crosses the fabric as the instance's own connections do.
+            (_, Some(id)) => match (net.sandbox_agent(id), net.instance(id)) {
+                ((Some(agent), _), _) => agent
+                    .connect(dst, PROBE_TIMEOUT)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn NetStream>),
+                ((None, false), Some(inside)) => inside.net().tcp_connect(dst, PROBE_TIMEOUT).await,
+                _ => {
                     return Err(error(format!(
                         "instance {id} is running but the kit has no host for it yet"
                     )));
@@ -1163,6 +1171,31 @@ impl Observer {
         let Some(net) = &self.net else {
             return Err(error("the account's network is not running"));
         };
+        let asked = format!("on {on}: {command:?}");
+        match net.sandbox_agent(&i.id) {
+            (Some(agent), _) => {
+                // A sandbox: the command runs there, as the image's default user.
+                let ran = agent.exec(command, SESSION_TIMEOUT).await.map_err(|e| {
+                    error(format!(
+                        "{asked}: the kit could not run it inside the instance: {e}"
+                    ))
+                })?;
+                let Some(code) = ran.code else {
+                    return Err(fail(format!(
+                        "{asked} did not finish within {} s",
+                        SESSION_TIMEOUT.as_secs()
+                    )));
+                };
+                return Ok(judge_output(&asked, code, Some(exit), &ran.output, output));
+            }
+            (None, true) => {
+                return Err(error(format!(
+                    "instance {on} ({}) is running but its sandbox has not started yet",
+                    i.id
+                )));
+            }
+            (None, false) => {}
+        }
         let Some(inside) = net.instance(&i.id) else {
             return Err(error(format!(
                 "instance {on} ({}) is running but the kit has no host for it yet",
@@ -1172,7 +1205,6 @@ impl Observer {
         // As root: the kit observes the whole instance, whoever the learner logs in as.
         let mut sh = Shell::new(inside, "root");
         let mut io = Io::buffered();
-        let asked = format!("on {on}: {command:?}");
         let code = tokio::time::timeout(SESSION_TIMEOUT, sh.run_script(command, &mut io))
             .await
             .map_err(|_| {

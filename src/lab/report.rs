@@ -51,7 +51,7 @@ pub struct ReportBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceRow>,
     /// Instance state the report does not carry, one sentence each (files over the
-    /// size limit, instances in sandboxes).
+    /// size limit, a sandbox whose agent could not be read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_notes: Vec<String>,
 }
@@ -85,11 +85,24 @@ impl InstanceRow {
 pub fn instance_rows(
     instances: &[(String, std::sync::Arc<crate::instance::InstanceState>)],
 ) -> (Vec<InstanceRow>, Vec<String>) {
+    rows_of(
+        instances
+            .iter()
+            .map(|(id, state)| (id.clone(), move |left| state.overlay(left)))
+            .collect(),
+    )
+}
+
+/// [`instance_rows`] for overlays made by `make(bytes left)`, one per instance in order
+/// (a sandbox's, from what its agent read).
+pub fn rows_of<F: FnOnce(u64) -> DiskOverlay>(
+    instances: Vec<(String, F)>,
+) -> (Vec<InstanceRow>, Vec<String>) {
     let mut left = INSTANCE_CONTENT_LIMIT;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for (id, state) in instances {
-        let overlay = state.overlay(left);
+    for (id, make) in instances {
+        let overlay = make(left);
         left = left.saturating_sub(overlay.content_bytes());
         if !overlay.omitted.is_empty() {
             let bytes: u64 = overlay.omitted.iter().map(|f| f.bytes).sum();
@@ -106,7 +119,7 @@ pub fn instance_rows(
                     .join(", ")
             ));
         }
-        rows.push(InstanceRow::new(id, overlay));
+        rows.push(InstanceRow::new(&id, overlay));
     }
     (rows, notes)
 }

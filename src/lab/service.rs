@@ -253,7 +253,7 @@ async fn run_op(
         "hint" => hint(st, q),
         "answer" => answer(st, q),
         "skip" => skip(st, q),
-        "report" => report(st, &account, q),
+        "report" => report(st, &account, q).await,
         "reset" => reset(st, q),
         "progress" => progress_of(st, q),
         other => Err(Refusal(
@@ -694,7 +694,11 @@ fn skip(st: &LabState, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
 
 /// The learner's signed report: the lab, their seed, every event of their log and the
 /// stored rows of the caller's world.
-fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<Value, Refusal> {
+async fn report(
+    st: &LabState,
+    account: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<Value, Refusal> {
     use super::report::{ReportBody, StateRow, load_or_create_key, sign};
     let internal = |m: String| Refusal(StatusCode::INTERNAL_SERVER_ERROR, m);
     let learner = learner(q)?;
@@ -731,7 +735,7 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
         .filter(|r| r.kind == "instance")
         .map(|r| r.id.clone())
         .collect();
-    let (instances, instance_notes) = instance_state(st, account, &instance_ids);
+    let (instances, instance_notes) = instance_state(st, account, &instance_ids).await;
     let state = rows
         .into_iter()
         .map(|r| StateRow {
@@ -765,26 +769,51 @@ fn report(st: &LabState, account: &str, q: &BTreeMap<String, String>) -> Result<
     serde_json::to_value(signed).map_err(|e| internal(e.to_string()))
 }
 
-/// What the learner changed inside each running instance of `ids` (emulated runtime),
-/// and notes on what the report leaves out.
-fn instance_state(
+/// What the learner changed inside each running instance of `ids`, and notes on what
+/// the report leaves out. A sandboxed instance's files and services are read by its
+/// agent.
+async fn instance_state(
     st: &LabState,
     account: &str,
     ids: &[String],
 ) -> (Vec<super::report::InstanceRow>, Vec<String>) {
+    use crate::instance::overlay::DiskOverlay;
     use crate::instance::sandbox::RuntimeKind;
-    if matches!(st.worlds.cfg().runtime, RuntimeKind::Sandbox { .. }) {
-        return (
-            Vec::new(),
-            vec![
-                "instances run in sandboxes: their disks are not in the report (docs/fidelity.md)"
-                    .into(),
-            ],
-        );
-    }
     let Some(net) = st.worlds.get(account) else {
         return (Vec::new(), Vec::new());
     };
+    if matches!(st.worlds.cfg().runtime, RuntimeKind::Sandbox { .. }) {
+        let mut read = Vec::new();
+        let mut notes = Vec::new();
+        for id in ids {
+            let (Some(agent), _) = net.sandbox_agent(id) else {
+                continue;
+            };
+            let Some(state) = net.instance(id) else {
+                continue;
+            };
+            match agent.disk().await {
+                Ok(disk) => read.push((id.clone(), state.profile(), disk)),
+                Err(e) => notes.push(format!(
+                    "instance {id}: its sandbox's files could not be read ({e})"
+                )),
+            }
+        }
+        let (rows, more) = super::report::rows_of(
+            read.into_iter()
+                .map(|(id, profile, disk)| {
+                    let make = move |left| {
+                        let image = crate::instance::image::build_fs(&profile);
+                        let user = profile.image.default_user();
+                        DiskOverlay::from_sandbox(&image, disk, user, left)
+                    };
+                    (id, make)
+                })
+                .collect(),
+        );
+        notes.extend(more);
+        return (rows, notes);
+    }
     let live: Vec<_> = ids
         .iter()
         .filter_map(|id| net.instance(id).map(|s| (id.clone(), s)))

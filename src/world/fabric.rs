@@ -97,6 +97,17 @@ impl Forwarder for LiveFabric {
     fn housekeeping(&mut self, now: vpclab_netstack::host::SmolInstant) {
         self.current().housekeeping(now);
     }
+
+    fn take_reply(&mut self) -> Option<(Port, Vec<u8>)> {
+        // The fabric's own answer (a time exceeded) is seen as received by its port.
+        let reply = self.fabric.take_reply();
+        if let Some((port, packet)) = &reply
+            && self.tap.active()
+        {
+            self.tap.offer(port, false, packet);
+        }
+        reply
+    }
 }
 
 #[cfg(test)]

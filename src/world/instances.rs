@@ -31,7 +31,7 @@ use super::Worlds;
 use super::net::HostNet;
 use crate::catalog::Os;
 use crate::instance::overlay::DiskOverlay;
-use crate::instance::sandbox::{AgentSpec, InstanceRoot, RuntimeKind, Sandbox};
+use crate::instance::sandbox::{AgentLink, AgentSpec, InstanceRoot, RuntimeKind, Sandbox};
 use crate::instance::{
     FakeNet, HostKey, Image, ImdsCredentials, ImdsIam, InstanceDisk, InstanceProfile, InstanceState,
 };
@@ -82,6 +82,7 @@ impl Running {
             let mut b = s.bridge.lock().unwrap_or_else(|e| e.into_inner());
             b.stopped = true;
             b.tun = None;
+            b.agent = None;
         }
         if let Some(h) = &self.imds {
             h.remove();
@@ -106,6 +107,9 @@ struct SandboxSlot {
 struct Bridge {
     tun: Option<PortTun>,
     stopped: bool,
+    /// The kit's door into the sandbox, usable once the agent has read its spec
+    /// (it hands the device over only after).
+    agent: Option<AgentLink>,
 }
 
 /// Saves one instance's disk when it changed since the last save. The disk's
@@ -217,6 +221,21 @@ impl Runtime {
     /// The inside of a running (or booting) instance.
     pub(crate) fn state_of(&self, instance_id: &str) -> Option<Arc<InstanceState>> {
         self.running.get(instance_id).map(|r| r.state.clone())
+    }
+
+    /// The agent of a running sandboxed instance, once its sandbox has started (`None`
+    /// for the emulated runtime, whose inside is [`Self::state_of`]).
+    pub(crate) fn agent_of(&self, instance_id: &str) -> Option<AgentLink> {
+        let slot = self.running.get(instance_id)?.sandbox.as_ref()?;
+        let b = slot.bridge.lock().unwrap_or_else(|e| e.into_inner());
+        b.agent.clone()
+    }
+
+    /// Whether `instance_id` runs in a sandbox.
+    pub(crate) fn is_sandboxed(&self, instance_id: &str) -> bool {
+        self.running
+            .get(instance_id)
+            .is_some_and(|r| r.sandbox.is_some())
     }
 
     /// The CPU time each running instance's workload has used so far, with its vCPU
@@ -724,6 +743,7 @@ impl Runtime {
         ));
         let bridge: Arc<Mutex<Bridge>> = Arc::default();
         if let Some(ctl) = sandbox.take_control() {
+            let link = ctl.try_clone().map(AgentLink::new);
             let (bridge, net, port) = (bridge.clone(), self.net.clone(), Port::Eni(rid(&eni)));
             let handle = tokio::runtime::Handle::current();
             let (state, worlds, account) =
@@ -742,6 +762,12 @@ impl Runtime {
                     let mut b = bridge.lock().unwrap_or_else(|e| e.into_inner());
                     if b.stopped {
                         return;
+                    }
+                    match link {
+                        Ok(l) => b.agent = Some(l),
+                        Err(e) => {
+                            tracing::warn!(instance = %id, error = %e, "no kit requests to the sandbox")
+                        }
                     }
                     match PortTun::attach(&net, fd, port) {
                         Ok(t) => b.tun = Some(t),

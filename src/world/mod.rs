@@ -455,6 +455,17 @@ impl AccountWorld {
             .state_of(instance_id)
     }
 
+    /// The agent of the sandboxed instance `instance_id` (the sandbox runtime's inside,
+    /// for the kit's probes), and whether the instance runs in a sandbox at all: a
+    /// sandboxed instance whose agent is not ready yet is `(None, true)`.
+    pub fn sandbox_agent(
+        &self,
+        instance_id: &str,
+    ) -> (Option<crate::instance::sandbox::AgentLink>, bool) {
+        let rt = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        (rt.agent_of(instance_id), rt.is_sandboxed(instance_id))
+    }
+
     /// Why a SYN from the learner to `dst` got no answer, in one phrase.
     pub fn explain_timeout(&self, dst: SocketAddr) -> String {
         let now = self.net.now();

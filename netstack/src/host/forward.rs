@@ -85,4 +85,8 @@ impl Forwarder for crate::Fabric {
     fn housekeeping(&mut self, now: Instant) {
         self.expire(now);
     }
+
+    fn take_reply(&mut self) -> Option<(Port, Vec<u8>)> {
+        crate::Fabric::take_reply(self)
+    }
 }

@@ -91,6 +91,12 @@ pub trait Forwarder: Send + std::any::Any {
     /// driver at most every [`HOUSEKEEPING_INTERVAL`], and only while
     /// packets flow: an idle world stays asleep.
     fn housekeeping(&mut self, _now: SmolInstant) {}
+
+    /// A packet the forwarder itself answers the last dropped one with (an ICMP time
+    /// exceeded), and the port to hand it to. The host layer asks after each drop.
+    fn take_reply(&mut self) -> Option<(Port, Vec<u8>)> {
+        None
+    }
 }
 
 /// How often the driver calls [`Forwarder::housekeeping`] while busy.

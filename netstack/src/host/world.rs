@@ -691,8 +691,18 @@ impl World {
         let Some(to) = self.forwarder.forward(now, port, &mut pkt) else {
             self.stats.dropped += 1;
             self.pool.push(pkt);
+            // The fabric's own answer (a time exceeded) goes back to the sender.
+            if let Some((back, reply)) = self.forwarder.take_reply() {
+                self.carry(now, back, reply);
+            }
             return;
         };
+        self.carry(now, to, pkt);
+    }
+
+    /// Hands a packet the forwarder let through to the host at `to`, else a TUN sink
+    /// there, else (at the internet) the catch-all host.
+    fn carry(&mut self, now: SmolInstant, to: Port, pkt: Vec<u8>) {
         let Some(dst) = self.host_for(&to, &pkt) else {
             // Only what no host has goes further: a TUN sink, then the catch-all
             // internet host.

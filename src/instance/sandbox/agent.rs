@@ -10,7 +10,8 @@
 //! `exec`) or its built-in SFTP server ([`super::sftp`]), and whose `direct-tcpip`
 //! connections are opened by the sandbox's own kernel, so they cross the fabric like any
 //! packet. `root` with the default user's key is told which user to log in as, as on
-//! EC2's images.
+//! EC2's images. The daemon's own requests (a lab's `exec` check, a connection from the
+//! instance) come on the control socket and are served by [`super::link::serve`].
 
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -32,7 +33,7 @@ use crate::instance::ssh::{authorized_keys_contain, refuse_root, server_config};
 /// `PATH` of every process the agent starts.
 pub(super) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Marks that first-boot user data has run (cloud-init's `boot-finished`).
-const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
+pub(super) const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
 /// How long `direct-tcpip` waits for the target to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -101,6 +102,7 @@ pub fn run() -> anyhow::Result<()> {
     // `ip` commands below (a bridge that could not attach), closing this one would
     // remove `ens5` under them ("Cannot find device ens5"). Nothing reads it here.
     let _device = tun;
+    let requests = ctl.try_clone()?;
     let console = Arc::new(Console(ctl));
     let say = |text: &str| console.say(text);
     let cidr = format!("{}/{}", spec.address, spec.prefix_len);
@@ -181,6 +183,10 @@ pub fn run() -> anyhow::Result<()> {
         "ci-info: | {INTERFACE} | True | {} | {} |",
         spec.address, spec.prefix_len
     ));
+    // The kit's requests (lab checks: a command, a connection from inside), from now
+    // on: the network is configured.
+    let user = spec.image.default_user();
+    std::thread::spawn(move || super::link::serve(requests, user));
 
     // What dnf, apt and systemctl inside need to know; then the units enabled on an
     // earlier boot start again, before user data runs (as systemd orders it).
@@ -327,7 +333,7 @@ fn run_user_data(data: &str, console: &Arc<Console>) {
     let _ = done_rx.recv_timeout(Duration::from_millis(500));
 }
 
-fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
+pub(super) fn base_env(user: &str, home: &str) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), home.into()),

@@ -21,6 +21,7 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod link;
 mod root;
 pub mod sftp;
 pub mod tools;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{Cgroups, InstanceCgroup, Limits};
+pub use link::AgentLink;
 pub use root::InstanceRoot;
 
 use super::image::Image;

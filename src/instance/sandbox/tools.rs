@@ -41,9 +41,9 @@ pub const CONFIG: &str = "/var/lib/vpclab/instance.json";
 /// The installed packages, one name a line.
 const PACKAGES: &str = "/var/lib/vpclab/packages";
 /// Running units' process ids (`/run` is empty at every boot, as on Linux).
-const UNIT_PIDS: &str = "/run/vpclab/units";
+pub(super) const UNIT_PIDS: &str = "/run/vpclab/units";
 /// Enabled units, as systemd records them.
-const WANTS: &str = "/etc/systemd/system/multi-user.target.wants";
+pub(super) const WANTS: &str = "/etc/systemd/system/multi-user.target.wants";
 /// The agent binary inside the sandbox.
 pub(super) const AGENT: &str = "/run/vpclab/agent";
 /// How long dnf and apt wait for the mirror (dnf's `timeout` option, 30 s).
@@ -139,7 +139,7 @@ fn is_root() -> bool {
     std::env::var("USER").is_ok_and(|u| u == "root")
 }
 
-fn installed() -> Vec<String> {
+pub(super) fn installed() -> Vec<String> {
     std::fs::read_to_string(PACKAGES)
         .unwrap_or_default()
         .lines()
@@ -605,7 +605,7 @@ fn pid_file(unit: &str) -> PathBuf {
 }
 
 /// The pid of the unit's server while it runs.
-fn running_pid(unit: &str) -> Option<i32> {
+pub(super) fn running_pid(unit: &str) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(pid_file(unit))
         .ok()?
         .trim()

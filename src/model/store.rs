@@ -668,7 +668,10 @@ mod tests {
                 account,
                 "CreateVpc",
                 Timestamp(1),
-                &[("vpc", put("vpc-1", "{\"n\":1}")), ("vpc", put("vpc-2", "{\"n\":2}"))],
+                &[
+                    ("vpc", put("vpc-1", "{\"n\":1}")),
+                    ("vpc", put("vpc-2", "{\"n\":2}")),
+                ],
             )
             .unwrap();
         assert_eq!(store.apply_log().unwrap(), 1);
@@ -700,7 +703,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let want = ["vpc-2 {\"n\":3}", "vpc-3 {\"n\":4}"];
-        assert_eq!(count(&paths, "row_log"), 1, "the second commit is still logged");
+        assert_eq!(
+            count(&paths, "row_log"),
+            1,
+            "the second commit is still logged"
+        );
         assert_eq!(rows(&store), want);
         assert_eq!(store.rows_of(account).unwrap().len(), 2);
         let reader = Store::open_read_only(&paths).unwrap();

@@ -218,7 +218,8 @@ impl Control {
     }
 
     /// Advances time-driven states (NAT gateways pending → available, …) in every world;
-    /// commits and notifies only worlds that changed. Called by the daemon's ticker.
+    /// commits and notifies only worlds that changed, then applies the store's row log.
+    /// Called by the daemon's ticker.
     pub fn tick(&mut self, now: Timestamp) {
         let accounts: Vec<String> = self.worlds.keys().cloned().collect();
         for account in accounts {
@@ -234,6 +235,9 @@ impl Control {
                 tracing::error!(code = %e.code, "tick could not commit");
             }
         }
+        // Between requests: the commits' logged rows move into their table, in one
+        // batch (see `store.rs`).
+        self.store.settle();
     }
 }
 

@@ -9,7 +9,17 @@
 //! API answers. The database runs in WAL mode with `synchronous=NORMAL`: a committed
 //! transaction survives the process being killed (SIGKILL), which is what "acknowledged
 //! means durable" needs here; an OS crash or power cut may lose the last transactions.
+//!
+//! A mutation's transaction appends; it does not update `resources` in place. Its rows
+//! go into `row_log` beside the commit record (both at the end of their tables, so a
+//! commit writes a few pages instead of one random `resources` leaf per row), and
+//! [`Store::apply_log`] moves logged rows into `resources` in batches: when the log
+//! holds [`LOG_LIMIT`] commits, when the daemon's ticker finds it non-empty, when the
+//! store opens (replaying a log a killed daemon left) and when it closes. Every reader
+//! of rows (`load_all`, `rows_of`) lays the log over `resources`, so the two together
+//! are always the state as of the last commit.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -46,10 +56,22 @@ pub enum StoreError {
     Serialize(#[from] serde_json::Error),
 }
 
+/// Logged commits after which a commit applies the log itself (the daemon's ticker
+/// usually applies it sooner); it bounds the replay at start-up and the overlay readers
+/// build.
+pub const LOG_LIMIT: usize = 512;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     dir: PathBuf,
+    /// Commits whose rows are in `row_log` and not yet in `resources` (none, or unknown
+    /// and never applied, for a read-only store).
+    logged: usize,
+    /// Whether this store may write (a read-only one never applies the log).
+    writable: bool,
+    /// Whether the WAL holds transactions written since the last checkpoint.
+    unchecked: std::cell::Cell<bool>,
     /// Whether `commits` has the `changes` column (every database this version opened
     /// for writing does; an older one read beside an older daemon may not).
     folded: bool,
@@ -126,6 +148,11 @@ impl Store {
         // only as pages are read, up to 64 MiB.
         conn.pragma_update(None, "cache_size", -65_536)
             .map_err(sql)?;
+        // Checkpoints (copying the WAL into the database, with an fsync) run when the
+        // row log is applied, between requests, instead of inside whichever commit
+        // crosses SQLite's 1,000-page mark.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sql)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS resources (
                 account TEXT NOT NULL,
@@ -153,6 +180,11 @@ impl Store {
                 seq INTEGER NOT NULL,
                 body TEXT NOT NULL,
                 PRIMARY KEY (stream, seq)
+            );
+            CREATE TABLE IF NOT EXISTS row_log (
+                seq INTEGER PRIMARY KEY,
+                account TEXT NOT NULL,
+                rows TEXT NOT NULL
             );",
         )
         .map_err(sql)?;
@@ -162,13 +194,20 @@ impl Store {
             conn.execute_batch("ALTER TABLE commits ADD COLUMN changes TEXT")
                 .map_err(sql)?;
         }
-        Ok(Store {
+        let mut store = Store {
             conn,
             path,
             dir: dir.to_path_buf(),
+            logged: 0,
+            writable: true,
+            unchecked: std::cell::Cell::new(true),
             folded: true,
             _lock: lock,
-        })
+        };
+        // A daemon killed with commits still in the log: they are committed state, and
+        // go where they belong before anything reads the world.
+        store.apply_log()?;
+        Ok(store)
     }
 
     /// Opens an existing database read-only, without the lock, beside a running daemon
@@ -192,6 +231,9 @@ impl Store {
             conn,
             path: paths.db.clone(),
             dir: paths.dir.clone(),
+            logged: 0,
+            writable: false,
+            unchecked: std::cell::Cell::new(false),
             folded,
             _lock: lock,
         })
@@ -208,7 +250,8 @@ impl Store {
         }
     }
 
-    /// Every stored row, ordered by account, kind and id.
+    /// Every stored row, ordered by account, kind and id: `resources` with the rows of
+    /// logged commits laid over it.
     pub fn load_all(&self) -> Result<Vec<Row>, StoreError> {
         let mut stmt = self
             .conn
@@ -228,7 +271,136 @@ impl Store {
         for row in rows {
             out.push(row.map_err(|e| self.sql(e))?);
         }
-        Ok(out)
+        let log = self.read_log()?;
+        if log.is_empty() {
+            return Ok(out);
+        }
+        let mut all: BTreeMap<(String, String, String), String> = out
+            .into_iter()
+            .map(|r| ((r.account, r.kind, r.id), r.body))
+            .collect();
+        for (_, account, rows) in log {
+            for (kind, id, body) in rows {
+                let key = (account.clone(), kind, id);
+                match body {
+                    Some(body) => all.insert(key, body),
+                    None => all.remove(&key),
+                };
+            }
+        }
+        Ok(all
+            .into_iter()
+            .map(|((account, kind, id), body)| Row {
+                account,
+                kind,
+                id,
+                body,
+            })
+            .collect())
+    }
+
+    /// The logged commits not yet applied, oldest first: each one's sequence number,
+    /// account and rows (`None` for a deleted row). Empty for a database from before the
+    /// log.
+    fn read_log(&self) -> Result<Vec<(i64, String, Vec<LoggedRow>)>, StoreError> {
+        if !self.writable && !has_table(&self.conn, "row_log").map_err(|e| self.sql(e))? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, account, rows FROM row_log ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        let entries = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?;
+        entries
+            .into_iter()
+            .map(|(seq, account, text)| {
+                let rows = serde_json::from_str::<Vec<LoggedRow>>(&text).map_err(|source| {
+                    StoreError::Corrupt {
+                        kind: "row_log".into(),
+                        id: seq.to_string(),
+                        source,
+                    }
+                })?;
+                Ok((seq, account, rows))
+            })
+            .collect()
+    }
+
+    /// Moves every logged commit's rows into `resources`, in commit order, and empties
+    /// the log, in one transaction. Returns how many commits it applied. Batching is
+    /// the point: rows of many commits that share a b-tree page cost that page once.
+    pub fn apply_log(&mut self) -> Result<usize, StoreError> {
+        if !self.writable {
+            return Ok(0);
+        }
+        let log = self.read_log()?;
+        if log.is_empty() {
+            self.logged = 0;
+            return Ok(0);
+        }
+        let path = self.path.clone();
+        let sql = |cause| StoreError::Sqlite {
+            path: path.clone(),
+            cause,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut up = tx.prepare_cached(UPSERT).map_err(sql)?;
+            let mut del = tx.prepare_cached(DELETE).map_err(sql)?;
+            for (_, account, rows) in &log {
+                for (kind, id, body) in rows {
+                    match body {
+                        Some(body) => up.execute(params![account, kind, id, body]).map_err(sql)?,
+                        None => del.execute(params![account, kind, id]).map_err(sql)?,
+                    };
+                }
+            }
+            let last = log.last().map(|(seq, _, _)| *seq).unwrap_or_default();
+            tx.prepare_cached("DELETE FROM row_log WHERE seq <= ?1")
+                .map_err(sql)?
+                .execute(params![last])
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        self.logged = 0;
+        self.unchecked.set(true);
+        Ok(log.len())
+    }
+
+    /// Applies the log if it holds anything and checkpoints the WAL if anything was
+    /// written since the last time (the daemon's ticker calls this between requests).
+    pub fn settle(&mut self) {
+        if !self.writable {
+            return;
+        }
+        if self.logged > 0
+            && let Err(e) = self.apply_log()
+        {
+            // The rows stay in the log, which every reader lays over `resources`, and
+            // the next call tries again: nothing committed is lost.
+            tracing::warn!(error = %e, "could not apply the row log");
+        }
+        if self.unchecked.get() {
+            // PASSIVE: copies what no reader (`vpclab status`) still needs and never
+            // waits for one; the rest goes at a later checkpoint.
+            match self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                Ok(()) => self.unchecked.set(false),
+                Err(e) => tracing::warn!(error = %e, "could not checkpoint the state database"),
+            }
+        }
     }
 
     /// The stored rows of one account, ordered by kind and id (a world to carry
@@ -244,6 +416,8 @@ impl Store {
     /// Writes `rows` as they are, in one transaction: a world carried from elsewhere
     /// (an instructor rebuilding a learner's final state in a scratch directory).
     pub fn insert_rows(&mut self, rows: &[Row]) -> Result<(), StoreError> {
+        // Logged rows are older than these: they must not land on top of them later.
+        self.apply_log()?;
         let path = self.path.clone();
         let sql = |cause| StoreError::Sqlite {
             path: path.clone(),
@@ -257,7 +431,9 @@ impl Store {
             )
             .map_err(sql)?;
         }
-        tx.commit().map_err(sql)
+        tx.commit().map_err(sql)?;
+        self.unchecked.set(true);
+        Ok(())
     }
 
     /// Writes one mutation in a single transaction: the changed rows (`Some(body)`
@@ -275,27 +451,15 @@ impl Store {
             path: path.clone(),
             cause,
         };
+        // The rows go into the log as one value (applied to `resources` later, in
+        // batches); serialised before the transaction opens.
+        let logged: Vec<(&str, &str, Option<&str>)> = rows
+            .iter()
+            .map(|(kind, w)| (*kind, w.id.as_str(), w.body.as_deref()))
+            .collect();
+        let logged = serde_json::to_string(&logged)?;
         let tx = self.conn.transaction().map_err(sql)?;
         let seq = {
-            let mut up = tx
-                .prepare_cached(
-                    "INSERT INTO resources (account, kind, id, body) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (account, kind, id) DO UPDATE SET body = excluded.body",
-                )
-                .map_err(sql)?;
-            let mut del = tx
-                .prepare_cached(
-                    "DELETE FROM resources WHERE account = ?1 AND kind = ?2 AND id = ?3",
-                )
-                .map_err(sql)?;
-            for (kind, w) in rows {
-                match &w.body {
-                    Some(body) => up
-                        .execute(params![account, kind, w.id, body])
-                        .map_err(sql)?,
-                    None => del.execute(params![account, kind, w.id]).map_err(sql)?,
-                };
-            }
             // The typed changes ride in the commit's own row (one row, not one per
             // change: fewer pages written per commit). The meta row is bookkeeping (the
             // id allocator), not a resource.
@@ -311,9 +475,19 @@ impl Store {
             .map_err(sql)?
             .execute(params![account, at.0, action, changes])
             .map_err(sql)?;
-            tx.last_insert_rowid()
+            let seq = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO row_log (seq, account, rows) VALUES (?1, ?2, ?3)")
+                .map_err(sql)?
+                .execute(params![seq, account, logged])
+                .map_err(sql)?;
+            seq
         };
         tx.commit().map_err(sql)?;
+        self.logged += 1;
+        self.unchecked.set(true);
+        if self.logged >= LOG_LIMIT {
+            self.settle();
+        }
         Ok(u64::try_from(seq).unwrap_or_default())
     }
 
@@ -327,6 +501,7 @@ impl Store {
                 params![stream, i64::try_from(seq).unwrap_or(i64::MAX), body],
             )
             .map_err(|e| self.sql(e))?;
+        self.unchecked.set(true);
         Ok(())
     }
 
@@ -429,6 +604,31 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    /// A daemon that stops leaves `resources` complete (a killed one leaves the log,
+    /// which the next open applies).
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// One row as the log keeps it: kind, id, and the body (`None`: deleted).
+type LoggedRow = (String, String, Option<String>);
+
+const UPSERT: &str = "INSERT INTO resources (account, kind, id, body) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (account, kind, id) DO UPDATE SET body = excluded.body";
+const DELETE: &str = "DELETE FROM resources WHERE account = ?1 AND kind = ?2 AND id = ?3";
+
+/// Whether the database has a table named `name`.
+fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
 /// Whether the `commits` table has the `changes` column.
 fn has_folded_changes(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
@@ -442,6 +642,82 @@ fn has_folded_changes(conn: &Connection) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn count(paths: &StorePaths, table: &str) -> i64 {
+        let conn = Connection::open(&paths.db).unwrap();
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A commit's rows wait in the log: every reader (the daemon's own, `vpclab status`
+    /// beside it) sees them at once, deletions included, and closing the store moves
+    /// them into `resources`.
+    #[test]
+    fn logged_rows_are_read_before_they_are_applied_and_applied_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StorePaths::scratch(dir.path());
+        let account = "000000000000";
+        let put = |id: &str, body: &str| RowWrite {
+            id: id.into(),
+            op: ChangeOp::Created,
+            body: Some(body.into()),
+        };
+        let mut store = Store::open(&paths).unwrap();
+        store
+            .commit(
+                account,
+                "CreateVpc",
+                Timestamp(1),
+                &[
+                    ("vpc", put("vpc-1", "{\"n\":1}")),
+                    ("vpc", put("vpc-2", "{\"n\":2}")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(store.apply_log().unwrap(), 1);
+        store
+            .commit(
+                account,
+                "DeleteVpc",
+                Timestamp(2),
+                &[
+                    (
+                        "vpc",
+                        RowWrite {
+                            id: "vpc-1".into(),
+                            op: ChangeOp::Deleted,
+                            body: None,
+                        },
+                    ),
+                    ("vpc", put("vpc-2", "{\"n\":3}")),
+                    ("vpc", put("vpc-3", "{\"n\":4}")),
+                ],
+            )
+            .unwrap();
+        let rows = |store: &Store| {
+            store
+                .load_all()
+                .unwrap()
+                .into_iter()
+                .map(|r| format!("{} {}", r.id, r.body))
+                .collect::<Vec<_>>()
+        };
+        let want = ["vpc-2 {\"n\":3}", "vpc-3 {\"n\":4}"];
+        assert_eq!(
+            count(&paths, "row_log"),
+            1,
+            "the second commit is still logged"
+        );
+        assert_eq!(rows(&store), want);
+        assert_eq!(store.rows_of(account).unwrap().len(), 2);
+        let reader = Store::open_read_only(&paths).unwrap();
+        assert_eq!(rows(&reader), want, "a reader beside the daemon");
+        drop(store);
+        assert_eq!(count(&paths, "row_log"), 0);
+        assert_eq!(count(&paths, "resources"), 2);
+        assert_eq!(rows(&reader), want);
+        assert_eq!(rows(&Store::open(&paths).unwrap()), want);
+    }
 
     /// A state database written before a commit's changes moved into its row (one
     /// `changes` row per change) still reads its old commits after the upgrade, and the

@@ -8,8 +8,10 @@
 //! (`BUCKET.s3-website-REGION.localhost`) are served by [`website`].
 //!
 //! Bytes go to the [`blob::BlobStore`] before the metadata commit; blobs a commit frees
-//! are deleted after it. An upload's body is written to its blob as it arrives, MD5
-//! (and SHA-256 when a signature covers it) computed in the same pass, and an object
+//! are deleted after it. An upload's body is written to its blob as it arrives, its
+//! digests computed on the way (MD5 for the ETag, on a thread beside the receiving one
+//! for large bodies; SHA-256 when a signature covers it; the `x-amz-checksum-*` the
+//! client sent, in [`checksum`]), and an object
 //! is sent from its file in large pieces: neither direction holds an object whole.
 //! Requests are authenticated by the same SigV4 code as every service (`api::sigv4`,
 //! which knows S3's unsigned and streaming payloads); `aws-chunked` bodies are decoded

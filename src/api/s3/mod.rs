@@ -334,11 +334,14 @@ fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
+/// The trailing headers of an `aws-chunked` body: (lower-case name, value).
+type Trailers = Vec<(String, String)>;
+
 /// Decodes an `aws-chunked` body (`SIZE[;chunk-signature=…]\r\nDATA\r\n … 0\r\n
 /// trailers\r\n\r\n`) into the data and its trailing headers (`name:value` lines, such
 /// as the `x-amz-checksum-crc32` an SDK computed while sending). Chunk and trailer
 /// signatures are not verified (docs/fidelity.md).
-fn decode_aws_chunked(body: &[u8]) -> ApiResult<(Vec<u8>, Vec<(String, String)>)> {
+fn decode_aws_chunked(body: &[u8]) -> ApiResult<(Vec<u8>, Trailers)> {
     let bad = || {
         ApiError::new(
             "IncompleteBody",

@@ -779,3 +779,167 @@ fn issue15_streamed_uploads_keep_every_payload_check() {
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(!files.iter().any(|f| f.starts_with(".tmp")), "{files:?}");
 }
+
+/// Issue 15: the additional checksums newer SDKs and the aws CLI send with an upload
+/// (`x-amz-checksum-crc32`, `-crc32c`, `-crc64nvme`, `-sha1`, `-sha256`) are computed in
+/// the same pass as the ETag's MD5 and compared before the object is stored, as S3 does
+/// (S3 User Guide, "Checking object integrity": a value that does not match the data is
+/// `BadDigest`, and nothing is written). Large bodies have their MD5 hashed on a thread
+/// of their own; their ETag is still the MD5 of the data.
+#[test]
+fn issue15_upload_checksums_are_verified_before_the_object_is_stored() {
+    use md5::Digest as _;
+    let d = TestDaemon::start_strict(
+        "[[key]]\naccess_key = \"AKIAALICE0000000000\"\nsecret_key = \"alice-secret\"\naccount = \"111111111111\"\n\
+         [[key]]\naccess_key = \"test\"\nsecret_key = \"test\"\naccount = \"111111111111\"\n",
+    );
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let unsigned = ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_string());
+    let (status, _, body) = s3_raw(
+        &d,
+        "PUT",
+        "/sums",
+        std::slice::from_ref(&unsigned),
+        b"",
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // 2 MiB, so the ETag's MD5 runs beside the thread that receives the body.
+    let data: Vec<u8> = (0..2 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    // The values S3 expects, computed independently of the daemon: CRC32 by crc32fast,
+    // the digests by the RustCrypto crates; CRC32C and CRC-64/NVME of "123456789" are
+    // the catalogue check values.
+    let crc32 = {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&data);
+        h.finalize().to_be_bytes().to_vec()
+    };
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        ("crc32", data.clone(), b64(&crc32)),
+        ("sha1", data.clone(), b64(&sha1::Sha1::digest(&data))),
+        ("sha256", data.clone(), b64(&sha2::Sha256::digest(&data))),
+        (
+            "crc32c",
+            b"123456789".to_vec(),
+            b64(&0xe306_9283u32.to_be_bytes()),
+        ),
+        (
+            "crc64nvme",
+            b"123456789".to_vec(),
+            b64(&0xae8b_1486_0a79_9888u64.to_be_bytes()),
+        ),
+    ];
+    for (algorithm, body, value) in &cases {
+        let header = format!("x-amz-checksum-{algorithm}");
+        let (status, head, resp) = s3_raw(
+            &d,
+            "PUT",
+            &format!("/sums/good-{algorithm}"),
+            &[unsigned.clone(), (header.as_str(), value.clone())],
+            body,
+            body,
+        );
+        assert_eq!(
+            status,
+            200,
+            "{algorithm}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+        let etag = format!("etag: \"{}\"", hex::encode(md5::Md5::digest(body)));
+        assert!(
+            head.to_ascii_lowercase().contains(&etag),
+            "{algorithm}: {head}"
+        );
+
+        // One byte changed on the way: refused, and no object.
+        let mut changed = body.clone();
+        let at = changed.len() / 2;
+        changed[at] ^= 0x20;
+        let (status, _, resp) = s3_raw(
+            &d,
+            "PUT",
+            &format!("/sums/bad-{algorithm}"),
+            &[unsigned.clone(), (header.as_str(), value.clone())],
+            &changed,
+            &changed,
+        );
+        let text = String::from_utf8_lossy(&resp);
+        assert_eq!(status, 400, "{algorithm}: {text}");
+        assert!(
+            text.contains("<Code>BadDigest</Code>"),
+            "{algorithm}: {text}"
+        );
+        let (status, _, _) = s3_raw(
+            &d,
+            "GET",
+            &format!("/sums/bad-{algorithm}"),
+            std::slice::from_ref(&unsigned),
+            b"",
+            b"",
+        );
+        assert_eq!(status, 404, "{algorithm}: the refused upload is not stored");
+    }
+
+    // The SDK's declared algorithm must be the header's; a value that is not a digest
+    // of the algorithm's size, or two checksum headers, are malformed requests.
+    let refused: [(&[(&str, String)], &str); 3] = [
+        (
+            &[
+                ("x-amz-checksum-crc32", cases[0].2.clone()),
+                ("x-amz-sdk-checksum-algorithm", "SHA256".into()),
+            ],
+            "BadDigest",
+        ),
+        (&[("x-amz-checksum-sha1", b64(b"short"))], "InvalidRequest"),
+        (
+            &[
+                ("x-amz-checksum-crc32", cases[0].2.clone()),
+                ("x-amz-checksum-sha1", cases[1].2.clone()),
+            ],
+            "InvalidRequest",
+        ),
+    ];
+    for (extra, code) in refused {
+        let headers: Vec<(&str, String)> = std::iter::once(unsigned.clone())
+            .chain(extra.iter().cloned())
+            .collect();
+        let (status, _, resp) = s3_raw(&d, "PUT", "/sums/malformed", &headers, &data, &data);
+        let text = String::from_utf8_lossy(&resp);
+        assert_eq!(status, 400, "{extra:?}: {text}");
+        assert!(
+            text.contains(&format!("<Code>{code}</Code>")),
+            "{extra:?}: {text}"
+        );
+    }
+
+    // The aws CLI's own checksum (botocore computes it and sends the header).
+    let file = d.state_dir().join("upload.bin");
+    std::fs::write(&file, &data).expect("write the upload");
+    let file = file.to_string_lossy().into_owned();
+    for algorithm in ["CRC32", "SHA256"] {
+        let key = format!("cli-{algorithm}");
+        let out = s3api(
+            &d,
+            &[
+                "put-object",
+                "--bucket",
+                "sums",
+                "--key",
+                &key,
+                "--body",
+                &file,
+                "--checksum-algorithm",
+                algorithm,
+            ],
+        );
+        assert_eq!(
+            out["ETag"],
+            format!("\"{}\"", hex::encode(md5::Md5::digest(&data))),
+            "{algorithm}: {out}"
+        );
+    }
+}

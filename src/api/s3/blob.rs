@@ -19,9 +19,10 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use md5::Digest as _;
-
+use super::checksum::{Algorithm, Running};
+use super::etag_md5::Md5;
 use crate::model::{ApiError, ApiResult};
+use sha2::Digest as _;
 
 #[derive(Debug)]
 pub struct BlobStore {
@@ -68,7 +69,7 @@ impl BlobStore {
     pub fn write<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> ApiResult<Written> {
         let name = Self::fresh_name();
         let tmp = self.dir.join(format!(".tmp-{name}"));
-        let mut md5 = md5::Md5::new();
+        let mut md5 = Md5::new();
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
@@ -86,24 +87,28 @@ impl BlobStore {
         Ok(Written {
             name,
             size,
-            md5: md5.finalize().into(),
+            md5: md5.finalize(),
         })
     }
 
     /// Starts a blob whose bytes arrive in pieces (a request body as the network
-    /// delivers it): see [`Staged`]. `sha256`: also compute the body's SHA-256, for a
-    /// SigV4 signature that covers the payload.
-    pub fn stage(&self, sha256: bool) -> ApiResult<Staged> {
+    /// delivers it): see [`Staged`] and [`StageOptions`].
+    pub fn stage(&self, opts: StageOptions) -> ApiResult<Staged> {
         let name = Self::fresh_name();
         let tmp = self.dir.join(format!(".tmp-{name}"));
         let file = std::fs::File::create(&tmp).map_err(io_error)?;
+        let md5 = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if opts.md5_beside => Md5Feed::beside(&rt),
+            _ => Md5Feed::Here(Md5::new()),
+        };
         Ok(Staged {
             final_path: self.path(&name),
             name,
             tmp,
             file: Some(std::io::BufWriter::with_capacity(STAGE_BUFFER, file)),
-            md5: md5::Md5::new(),
-            sha256: sha256.then(sha2::Sha256::new),
+            md5,
+            sha256: opts.sha256.then(sha2::Sha256::new),
+            checksum: opts.checksum.map(Running::new),
             size: 0,
         })
     }
@@ -129,7 +134,7 @@ impl BlobStore {
     pub fn concat(&self, parts: &[String]) -> ApiResult<Written> {
         let name = Self::fresh_name();
         let tmp = self.dir.join(format!(".tmp-{name}"));
-        let mut md5 = md5::Md5::new();
+        let mut md5 = Md5::new();
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
             let mut out = std::fs::File::create(&tmp)?;
@@ -148,7 +153,7 @@ impl BlobStore {
         Ok(Written {
             name,
             size,
-            md5: md5.finalize().into(),
+            md5: md5.finalize(),
         })
     }
 
@@ -197,27 +202,85 @@ impl BlobStore {
     }
 }
 
-/// Buffer between the network's pieces of a body and the temporary file: pieces are
-/// often a few KiB, and one `write` per piece would cost a system call each.
-const STAGE_BUFFER: usize = 256 * 1024;
+/// Buffer between the network's pieces of a body and the temporary file: the first
+/// pieces of a connection are a few KiB (hyper's reads start small and grow), and one
+/// `write` per piece would cost a system call each. Pieces at least this long go to the
+/// file directly (`BufWriter` skips its buffer for them), which saves copying most of
+/// a large upload once more in memory.
+const STAGE_BUFFER: usize = 64 * 1024;
 
 /// Bytes read from a blob per piece of a response body. Large enough that a 1 MiB
 /// object is one read and one piece; bounded so a large object is never held whole.
 pub const READ_CHUNK: usize = 1024 * 1024;
 
+/// What a [`Staged`] blob computes besides MD5 (always: the ETag).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StageOptions {
+    /// The body's SHA-256, for a SigV4 signature that covers the payload.
+    pub sha256: bool,
+    /// The additional checksum the request claims (`x-amz-checksum-*`).
+    pub checksum: Option<Algorithm>,
+    /// Hash MD5 on a thread of the blocking pool, beside the thread that receives and
+    /// writes the body (see [`MD5_BESIDE_MIN`]). Without a tokio runtime MD5 is hashed
+    /// in place whatever this says.
+    pub md5_beside: bool,
+}
+
+/// Bodies at least this long (by their Content-Length) have their MD5 computed beside
+/// the receiving thread. MD5 cannot be split (each 64-byte block needs the state the
+/// previous one left), and at about 1.8 ms of one core per MiB it is the longest part of
+/// an upload; on its own thread it overlaps the socket reads and the file writes
+/// instead of adding to them. Below this, handing pieces to another thread costs more
+/// (a wake-up, on a loaded machine a wait for a core) than hashing them here.
+pub const MD5_BESIDE_MIN: u64 = 256 * 1024;
+
+/// Pieces queued for the MD5 thread before the receiving side waits for it: bounds the
+/// memory an upload holds (hyper's pieces are at most a few hundred KiB) when the hash
+/// falls behind the network.
+const MD5_QUEUE: usize = 32;
+
+/// Where an upload's MD5 is computed.
+enum Md5Feed {
+    Here(Md5),
+    /// On a blocking-pool thread fed the body's pieces in order (cheap `Bytes` clones of
+    /// the ones being written); the digest comes back through `done`.
+    Beside {
+        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+        done: tokio::task::JoinHandle<[u8; 16]>,
+    },
+}
+
+impl Md5Feed {
+    fn beside(rt: &tokio::runtime::Handle) -> Md5Feed {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(MD5_QUEUE);
+        let done = rt.spawn_blocking(move || {
+            let mut h = Md5::new();
+            while let Some(piece) = rx.blocking_recv() {
+                h.update(&piece);
+            }
+            h.finalize()
+        });
+        Md5Feed::Beside { tx, done }
+    }
+}
+
 /// A blob being written while its bytes arrive: each piece goes through MD5 (the ETag),
-/// SHA-256 when asked (SigV4's payload hash) and into a temporary file, in one pass,
-/// so an upload is never gathered in memory and never read twice. Nothing is visible
-/// under the blob's name until [`Staged::persist`]; dropping a `Staged` removes the
+/// SHA-256 when asked (SigV4's payload hash), the claimed `x-amz-checksum-*` when there
+/// is one, and into a temporary file, in one pass, so an upload is never gathered in
+/// memory and never read twice. MD5 may run on a thread of its own (see
+/// [`StageOptions::md5_beside`]); [`Staged::finish`] waits for it, so the digests are
+/// all known before anything can be checked or committed. Nothing is visible under the
+/// blob's name until [`Received::persist`]; dropping a `Staged` removes the
 /// temporary file, so an upload refused after its body arrived (bad signature, wrong
-/// Content-MD5, no such bucket) leaves nothing behind.
+/// Content-MD5 or checksum, no such bucket) leaves nothing behind.
 pub struct Staged {
     name: String,
     tmp: PathBuf,
     final_path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
-    md5: md5::Md5,
+    md5: Md5Feed,
     sha256: Option<sha2::Sha256>,
+    checksum: Option<Running>,
     size: u64,
 }
 
@@ -225,20 +288,34 @@ pub struct Staged {
 pub struct Received {
     staged: Staged,
     pub md5: [u8; 16],
-    /// Hex SHA-256 of the body, when [`BlobStore::stage`] was asked for it.
+    /// Hex SHA-256 of the body, when [`StageOptions::sha256`] asked for it.
     pub sha256_hex: Option<String>,
+    /// The claimed checksum's algorithm computed over the body (see
+    /// [`super::checksum::Running::finish`]), when [`StageOptions::checksum`] named one.
+    pub checksum: Option<Vec<u8>>,
 }
 
 impl Staged {
-    /// Appends a piece of the body.
-    pub fn push(&mut self, piece: &[u8]) -> ApiResult<()> {
-        self.md5.update(piece);
+    /// Appends a piece of the body. With MD5 beside, the piece is queued for it first
+    /// (waiting when the queue is full), so the hash runs while this thread hashes
+    /// the rest and writes the piece.
+    pub async fn push(&mut self, piece: bytes::Bytes) -> ApiResult<()> {
+        match &mut self.md5 {
+            Md5Feed::Here(h) => h.update(&piece),
+            Md5Feed::Beside { tx, .. } => tx
+                .send(piece.clone())
+                .await
+                .map_err(|_| io_error(std::io::Error::other("the MD5 thread stopped")))?,
+        }
         if let Some(h) = &mut self.sha256 {
-            h.update(piece);
+            h.update(&piece);
+        }
+        if let Some(c) = &mut self.checksum {
+            c.update(&piece);
         }
         self.size += piece.len() as u64;
         match &mut self.file {
-            Some(f) => f.write_all(piece).map_err(io_error),
+            Some(f) => f.write_all(&piece).map_err(io_error),
             None => Err(io_error(std::io::Error::other("blob already finished"))),
         }
     }
@@ -247,17 +324,28 @@ impl Staged {
         self.size
     }
 
-    /// The body is complete: flushes and closes the file, finishes the digests.
-    pub fn finish(mut self) -> ApiResult<Received> {
+    /// The body is complete: flushes and closes the file, finishes the digests (waiting
+    /// for the MD5 thread, if any, to hash what it was given).
+    pub async fn finish(mut self) -> ApiResult<Received> {
         if let Some(f) = self.file.take() {
             f.into_inner().map_err(|e| io_error(e.into_error()))?;
         }
-        let md5 = std::mem::take(&mut self.md5).finalize().into();
+        let md5 = match std::mem::replace(&mut self.md5, Md5Feed::Here(Md5::new())) {
+            Md5Feed::Here(h) => h.finalize(),
+            Md5Feed::Beside { tx, done } => {
+                // Closing the queue ends the thread's loop once it has drained it.
+                drop(tx);
+                done.await
+                    .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
+            }
+        };
         let sha256_hex = self.sha256.take().map(|h| hex::encode(h.finalize()));
+        let checksum = self.checksum.take().map(Running::finish);
         Ok(Received {
             staged: self,
             md5,
             sha256_hex,
+            checksum,
         })
     }
 }

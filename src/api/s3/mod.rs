@@ -8,8 +8,10 @@
 //! (`BUCKET.s3-website-REGION.localhost`) are served by [`website`].
 //!
 //! Bytes go to the [`blob::BlobStore`] before the metadata commit; blobs a commit frees
-//! are deleted after it. An upload's body is written to its blob as it arrives, MD5
-//! (and SHA-256 when a signature covers it) computed in the same pass, and an object
+//! are deleted after it. An upload's body is written to its blob as it arrives, its
+//! digests computed on the way (MD5 for the ETag, on a thread beside the receiving one
+//! for large bodies; SHA-256 when a signature covers it; the `x-amz-checksum-*` the
+//! client sent, in [`checksum`]), and an object
 //! is sent from its file in large pieces: neither direction holds an object whole.
 //! Requests are authenticated by the same SigV4 code as every service (`api::sigv4`,
 //! which knows S3's unsigned and streaming payloads); `aws-chunked` bodies are decoded
@@ -20,6 +22,8 @@
 //! STANDARD (accepted and reported), SigV2.
 
 pub mod blob;
+mod checksum;
+pub mod etag_md5;
 mod notify;
 pub mod website;
 
@@ -330,9 +334,14 @@ fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
+/// The trailing headers of an `aws-chunked` body: (lower-case name, value).
+type Trailers = Vec<(String, String)>;
+
 /// Decodes an `aws-chunked` body (`SIZE[;chunk-signature=…]\r\nDATA\r\n … 0\r\n
-/// trailers\r\n\r\n`). Chunk signatures are not verified (docs/fidelity.md).
-fn decode_aws_chunked(body: &[u8]) -> ApiResult<Vec<u8>> {
+/// trailers\r\n\r\n`) into the data and its trailing headers (`name:value` lines, such
+/// as the `x-amz-checksum-crc32` an SDK computed while sending). Chunk and trailer
+/// signatures are not verified (docs/fidelity.md).
+fn decode_aws_chunked(body: &[u8]) -> ApiResult<(Vec<u8>, Trailers)> {
     let bad = || {
         ApiError::new(
             "IncompleteBody",
@@ -348,7 +357,12 @@ fn decode_aws_chunked(body: &[u8]) -> ApiResult<Vec<u8>> {
         let size = usize::from_str_radix(size_hex, 16).map_err(|_| bad())?;
         rest = &rest[line_end + 2..];
         if size == 0 {
-            return Ok(out);
+            let trailers = String::from_utf8_lossy(rest)
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            return Ok((out, trailers));
         }
         if rest.len() < size + 2 {
             return Err(bad());
@@ -427,7 +441,16 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
     // is gathered first.
     let (streamed, bytes) = match state.objects.as_ref() {
         Some(blobs) if !chunked && streams_to_blob(&parts, key.as_deref(), &query) => {
-            match receive_to_blob(blobs, &parts, body, needs_payload_hash(&state, &parts)).await {
+            let staged = checksum::claimed(&parts.headers).map(|claim| blob::StageOptions {
+                sha256: needs_payload_hash(&state, &parts),
+                checksum: claim.map(|c| c.algorithm),
+                md5_beside: declared_length(&parts).is_none_or(|n| n >= blob::MD5_BESIDE_MIN),
+            });
+            let received = match staged {
+                Ok(opts) => receive_to_blob(blobs, &parts, body, opts).await,
+                Err(e) => Err(e),
+            };
+            match received {
                 Ok(r) => (Some(r), bytes::Bytes::new()),
                 Err(e) => return error_response(&e, None, &request_id, is_head),
             }
@@ -547,8 +570,21 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                 }
             }
         };
+        let mut headers = parts.headers.clone();
         let body = if chunked {
-            decode_aws_chunked(&bytes)?
+            let (body, trailers) = decode_aws_chunked(&bytes)?;
+            // A checksum sent as a trailer is checked as if it had been a header.
+            for (name, value) in trailers {
+                if name.starts_with("x-amz-checksum-")
+                    && let (Ok(n), Ok(v)) = (
+                        header::HeaderName::from_bytes(name.as_bytes()),
+                        header::HeaderValue::from_str(&value),
+                    )
+                {
+                    headers.insert(n, v);
+                }
+            }
+            body
         } else {
             bytes.to_vec()
         };
@@ -557,7 +593,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             bucket,
             key,
             query,
-            headers: parts.headers.clone(),
+            headers,
             body,
             upload: streamed,
         };
@@ -612,24 +648,28 @@ fn needs_payload_hash(state: &AppState, parts: &axum::http::request::Parts) -> b
         && !claimed.is_some_and(|c| c == "UNSIGNED-PAYLOAD" || c.starts_with("STREAMING-"))
 }
 
+/// The request's Content-Length, when it has a valid one.
+fn declared_length(parts: &axum::http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Receives an upload's body into a staged blob, hashing it on the way (MD5 for the
-/// ETag and Content-MD5, SHA-256 when `sha256`), without gathering it in memory.
+/// ETag and Content-MD5, and what `opts` asks for), without gathering it in memory.
 async fn receive_to_blob(
     blobs: &blob::BlobStore,
     parts: &axum::http::request::Parts,
     mut body: Body,
-    sha256: bool,
+    opts: blob::StageOptions,
 ) -> ApiResult<blob::Received> {
     use http_body_util::BodyExt as _;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_OBJECT_BODY as u64) {
+    if declared_length(parts).is_some_and(|n| n > MAX_OBJECT_BODY as u64) {
         return Err(too_large());
     }
-    let mut staged = blobs.stage(sha256)?;
+    let mut staged = blobs.stage(opts)?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
             ApiError::new(
@@ -641,10 +681,10 @@ async fn receive_to_blob(
             if staged.size() + data.len() as u64 > MAX_OBJECT_BODY as u64 {
                 return Err(too_large());
             }
-            staged.push(&data)?;
+            staged.push(data).await?;
         }
     }
-    staged.finish()
+    staged.finish().await
 }
 
 /// The account whose world holds `bucket`: the caller's own when it has one by that
@@ -1798,7 +1838,7 @@ fn check_content_md5(req: &S3Req) -> ApiResult<()> {
         })?;
         let got: [u8; 16] = match &req.upload {
             Some(r) => r.md5,
-            None => md5::Md5::digest(&req.body).into(),
+            None => etag_md5::Md5::digest(&req.body),
         };
         if want.as_slice() != got.as_slice() {
             return Err(ApiError::new(
@@ -1807,7 +1847,19 @@ fn check_content_md5(req: &S3Req) -> ApiResult<()> {
             ));
         }
     }
-    Ok(())
+    check_checksum(req)
+}
+
+/// Checks the `x-amz-checksum-*` header, if any, against the body (BadDigest). A
+/// streamed upload computed it on the way in; a gathered body is checksummed here.
+fn check_checksum(req: &S3Req) -> ApiResult<()> {
+    let Some(claim) = checksum::claimed(&req.headers)? else {
+        return Ok(());
+    };
+    match req.upload.as_ref().and_then(|r| r.checksum.as_deref()) {
+        Some(computed) => claim.verify(computed),
+        None => claim.verify(&checksum::digest(claim.algorithm, &req.body)),
+    }
 }
 
 /// The request's body as a new blob: the staged upload given its name, or the
@@ -2379,7 +2431,12 @@ mod tests {
     #[test]
     fn aws_chunked_bodies_decode() {
         let body = b"5;chunk-signature=abc\r\nhello\r\n3\r\n!!!\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
-        assert_eq!(decode_aws_chunked(body).unwrap(), b"hello!!!");
+        let (data, trailers) = decode_aws_chunked(body).unwrap();
+        assert_eq!(data, b"hello!!!");
+        assert_eq!(
+            trailers,
+            [("x-amz-checksum-crc32".to_string(), "AAAAAA==".to_string())]
+        );
         assert!(decode_aws_chunked(b"zz\r\n").is_err());
     }
 }

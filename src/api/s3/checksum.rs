@@ -1,0 +1,312 @@
+//! S3's additional checksums on uploads: the `x-amz-checksum-crc32`, `-crc32c`,
+//! `-crc64nvme`, `-sha1` and `-sha256` headers newer SDKs and the aws CLI send beside
+//! (or instead of) `Content-MD5`. This module finds which one a request claims, computes
+//! it while the body arrives ([`Running`], fed by [`super::blob::Staged`] in the same
+//! pass as MD5), and compares the two before the object is stored, as S3 does
+//! ("Checking object integrity" in the S3 User Guide: a mismatch is `BadDigest`).
+//!
+//! CRC32 comes from `crc32fast`, SHA-1 and SHA-256 from the RustCrypto crates; CRC32C
+//! and CRC-64/NVME are computed here (table-driven, eight bytes per step). The values are
+//! verified only: they are not stored with the object nor returned by GetObject.
+
+use base64::Engine as _;
+use sha1::Digest as _;
+
+use crate::model::{ApiError, ApiResult};
+
+/// A checksum algorithm S3 accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    const ALL: [Algorithm; 5] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ];
+
+    /// The request header that carries this checksum.
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    /// The name S3 uses (`x-amz-sdk-checksum-algorithm`, `ChecksumAlgorithm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "CRC32",
+            Algorithm::Crc32c => "CRC32C",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// The digest's length in bytes.
+    fn len(self) -> usize {
+        match self {
+            Algorithm::Crc32 | Algorithm::Crc32c => 4,
+            Algorithm::Crc64Nvme => 8,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+}
+
+/// The checksum a request claims for its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub algorithm: Algorithm,
+    /// The decoded digest (a CRC big-endian, as S3 encodes it).
+    pub digest: Vec<u8>,
+}
+
+/// The checksum header of a request, if any. More than one, or a value that is not the
+/// base64 of a digest of the algorithm's length, is `InvalidRequest`; an
+/// `x-amz-sdk-checksum-algorithm` naming another algorithm than the header is
+/// `BadDigest` (S3 API reference, PutObject: "If the individual checksum value you
+/// provide … doesn't match the checksum algorithm you set through
+/// x-amz-sdk-checksum-algorithm, Amazon S3 fails the request with a BadDigest error").
+pub fn claimed(headers: &axum::http::HeaderMap) -> ApiResult<Option<Claim>> {
+    let mut found = Algorithm::ALL
+        .into_iter()
+        .filter_map(|a| headers.get(a.header()).map(|v| (a, v)));
+    let Some((algorithm, value)) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(ApiError::new(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        ));
+    }
+    let invalid = || {
+        ApiError::new(
+            "InvalidRequest",
+            format!("Value for {} header is invalid.", algorithm.header()),
+        )
+    };
+    let digest = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .filter(|d| d.len() == algorithm.len())
+        .ok_or_else(invalid)?;
+    if let Some(sdk) = headers
+        .get("x-amz-sdk-checksum-algorithm")
+        .and_then(|v| v.to_str().ok())
+        && !sdk.trim().eq_ignore_ascii_case(algorithm.name())
+    {
+        return Err(bad_digest(algorithm));
+    }
+    Ok(Some(Claim { algorithm, digest }))
+}
+
+fn bad_digest(algorithm: Algorithm) -> ApiError {
+    ApiError::new(
+        "BadDigest",
+        format!(
+            "The {} you specified did not match the calculated checksum.",
+            algorithm.name()
+        ),
+    )
+}
+
+impl Claim {
+    /// `BadDigest` unless `computed` (from [`Running::finish`] or [`digest`]) is the
+    /// claimed digest.
+    pub fn verify(&self, computed: &[u8]) -> ApiResult<()> {
+        if computed == self.digest.as_slice() {
+            Ok(())
+        } else {
+            Err(bad_digest(self.algorithm))
+        }
+    }
+}
+
+/// A checksum being computed over a body that arrives in pieces.
+pub enum Running {
+    Crc32(crc32fast::Hasher),
+    Crc32c(u64),
+    Crc64Nvme(u64),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl Running {
+    pub fn new(algorithm: Algorithm) -> Running {
+        match algorithm {
+            Algorithm::Crc32 => Running::Crc32(crc32fast::Hasher::new()),
+            Algorithm::Crc32c => Running::Crc32c(u64::from(u32::MAX)),
+            Algorithm::Crc64Nvme => Running::Crc64Nvme(u64::MAX),
+            Algorithm::Sha1 => Running::Sha1(sha1::Sha1::new()),
+            Algorithm::Sha256 => Running::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Running::Crc32(h) => h.update(data),
+            Running::Crc32c(c) => *c = reflected_crc(&CRC32C, *c, data),
+            Running::Crc64Nvme(c) => *c = reflected_crc(&CRC64_NVME, *c, data),
+            Running::Sha1(h) => h.update(data),
+            Running::Sha256(h) => h.update(data),
+        }
+    }
+
+    /// The digest, as S3 encodes it before base64 (CRCs big-endian).
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Running::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            // The register holds 32 significant bits; the final XOR is all ones.
+            Running::Crc32c(c) => ((c as u32) ^ u32::MAX).to_be_bytes().to_vec(),
+            Running::Crc64Nvme(c) => (c ^ u64::MAX).to_be_bytes().to_vec(),
+            Running::Sha1(h) => h.finalize().to_vec(),
+            Running::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// The checksum of a body held whole.
+pub fn digest(algorithm: Algorithm, data: &[u8]) -> Vec<u8> {
+    let mut r = Running::new(algorithm);
+    r.update(data);
+    r.finish()
+}
+
+/// Lookup tables for a reflected CRC, eight bytes at a time: `t[k][b]` is the register
+/// after byte `b` followed by `k` zero bytes. One shape serves CRC32C (its 32-bit values
+/// kept in the low half) and CRC-64/NVME.
+type Tables = [[u64; 256]; 8];
+
+const fn tables(poly: u64) -> Tables {
+    let mut t = [[0u64; 256]; 8];
+    let mut b = 0;
+    while b < 256 {
+        let mut c = b as u64;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 == 1 { (c >> 1) ^ poly } else { c >> 1 };
+            bit += 1;
+        }
+        t[0][b] = c;
+        b += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let prev = t[k - 1][b];
+            t[k][b] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            b += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// CRC32C (Castagnoli), reflected polynomial 0x82F63B78.
+static CRC32C: Tables = tables(0x82F6_3B78);
+/// CRC-64/NVME, reflected polynomial 0x9A6C9329AC4BC9B5.
+static CRC64_NVME: Tables = tables(0x9A6C_9329_AC4B_C9B5);
+
+fn reflected_crc(t: &Tables, mut crc: u64, data: &[u8]) -> u64 {
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(w);
+        let x = (crc ^ u64::from_le_bytes(v)).to_le_bytes();
+        crc = t[7][x[0] as usize]
+            ^ t[6][x[1] as usize]
+            ^ t[5][x[2] as usize]
+            ^ t[4][x[3] as usize]
+            ^ t[3][x[4] as usize]
+            ^ t[2][x[5] as usize]
+            ^ t[1][x[6] as usize]
+            ^ t[0][x[7] as usize];
+    }
+    for &b in words.remainder() {
+        crc = t[0][((crc ^ u64::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex_of(a: Algorithm, data: &[u8]) -> String {
+        hex::encode(digest(a, data))
+    }
+
+    /// The catalogue check values (CRC RevEng: CRC-32/ISO-HDLC, CRC-32/ISCSI,
+    /// CRC-64/NVME) and the SHA digests of "123456789".
+    #[test]
+    fn check_values() {
+        let nine = b"123456789";
+        assert_eq!(hex_of(Algorithm::Crc32, nine), "cbf43926");
+        assert_eq!(hex_of(Algorithm::Crc32c, nine), "e3069283");
+        assert_eq!(hex_of(Algorithm::Crc64Nvme, nine), "ae8b14860a799888");
+        assert_eq!(
+            hex_of(Algorithm::Sha1, nine),
+            "f7c3bc1d808e04732adf679965ccc34ca7ae3441"
+        );
+        assert_eq!(
+            hex_of(Algorithm::Sha256, nine),
+            "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
+        );
+        assert_eq!(hex_of(Algorithm::Crc64Nvme, b""), "0000000000000000");
+    }
+
+    /// Pieces of any size give the digest of the whole (the eight-byte steps and the
+    /// byte-wise tail agree wherever a piece ends).
+    #[test]
+    fn pieces_give_the_whole() {
+        let data: Vec<u8> = (0..10_007u32).map(|i| (i * 31 % 251) as u8).collect();
+        for a in Algorithm::ALL {
+            let whole = digest(a, &data);
+            let mut r = Running::new(a);
+            for piece in data.chunks(13) {
+                r.update(piece);
+            }
+            assert_eq!(r.finish(), whole, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn claims() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(claimed(&h).unwrap(), None);
+        h.insert("x-amz-checksum-crc32", "y/Q5Jg==".parse().unwrap());
+        let c = claimed(&h).unwrap().unwrap();
+        assert_eq!(c.algorithm, Algorithm::Crc32);
+        assert!(c.verify(&digest(Algorithm::Crc32, b"123456789")).is_ok());
+        assert_eq!(c.verify(b"\0\0\0\0").unwrap_err().code, "BadDigest");
+        h.insert("x-amz-sdk-checksum-algorithm", "crc32c".parse().unwrap());
+        assert_eq!(claimed(&h).unwrap_err().code, "BadDigest");
+        h.insert("x-amz-sdk-checksum-algorithm", "CRC32".parse().unwrap());
+        assert!(claimed(&h).is_ok());
+        h.insert("x-amz-checksum-sha1", "AAAA".parse().unwrap());
+        assert_eq!(claimed(&h).unwrap_err().code, "InvalidRequest");
+        h.remove("x-amz-checksum-crc32");
+        // Three bytes are not a SHA-1.
+        assert_eq!(claimed(&h).unwrap_err().code, "InvalidRequest");
+    }
+}

@@ -236,13 +236,19 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
             .click()
             .await
             .expect("click");
-        let line = c
-            .find(Locator::Id("ssh-line"))
-            .await
-            .expect("the ssh line")
-            .text()
-            .await
-            .expect("text");
+        // The launch posts a form: the next page may still be loading.
+        let found = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("ssh-line"))
+            .await;
+        let line = match found {
+            Ok(e) => e,
+            Err(e) => panic!("the ssh line: {e}; the page: {}", b.source().await),
+        }
+        .text()
+        .await
+        .expect("text");
         assert!(
             line.starts_with("ssh -i browser-key.pem ec2-user@ec2-"),
             "{line}"

@@ -448,7 +448,10 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             });
             let received = match staged {
                 Ok(opts) => receive_to_blob(blobs, &parts, body, opts).await,
-                Err(e) => Err(e),
+                Err(e) => {
+                    discard_body(body).await;
+                    Err(e)
+                }
             };
             match received {
                 Ok(r) => (Some(r), bytes::Bytes::new()),
@@ -659,6 +662,23 @@ fn declared_length(parts: &axum::http::request::Parts) -> Option<u64> {
 
 /// Receives an upload's body into a staged blob, hashing it on the way (MD5 for the
 /// ETag and Content-MD5, and what `opts` asks for), without gathering it in memory.
+/// Reads and drops the body of a request refused from its headers alone (at most
+/// [`DISCARD_LIMIT`] bytes), so that the client, still sending, reads the error instead
+/// of a connection closed under its upload (a broken pipe, or a reset that can lose the
+/// answer).
+async fn discard_body(mut body: Body) {
+    use http_body_util::BodyExt as _;
+    let mut seen = 0usize;
+    while seen < DISCARD_LIMIT
+        && let Some(Ok(frame)) = body.frame().await
+    {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+    }
+}
+
+/// How much of a refused upload [`discard_body`] reads before giving up on it.
+const DISCARD_LIMIT: usize = 64 << 20;
+
 async fn receive_to_blob(
     blobs: &blob::BlobStore,
     parts: &axum::http::request::Parts,

@@ -130,6 +130,8 @@ pub struct Fabric {
     record_hops: bool,
     effects: Vec<Effect>,
     flow_cache: std::collections::HashMap<FlowKey, CachedFlow, FxBuild>,
+    /// The IPv6 path's flow cache (see [`CachedFlow6`]).
+    flow_cache6: std::collections::HashMap<FlowKey6, CachedFlow6, FxBuild>,
     stats: FabricStats,
     flow_logs: crate::flowlog::FlowLogs,
     /// Bytes and packets each interface sent into and received from the fabric,
@@ -244,6 +246,40 @@ struct CacheHit {
     to: u32,
 }
 
+/// The IPv6 path's flow-cache key: the sending interface's dense index
+/// (`u32::MAX` for the internet) and the packet's fields the walk reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey6 {
+    ingress: u32,
+    p: crate::ipv6::Pkt6,
+}
+
+/// A memoised IPv6 delivery.
+///
+/// The IPv6 walk is a pure function of the topology, the packet's fields, its hop
+/// limit (only through the gateways it crosses) and the liveness of the two
+/// connection-table entries the packet could belong to
+/// ([`crate::ipv6::Conntrack6::liveness`]). A decision is replayed only while the
+/// topology is the one it was taken on (the cache is cleared on every swap, like the
+/// IPv4 one: a rule change reaches established flows at once, except where AWS keeps
+/// them, which the walk itself decides from the tracked connection), the liveness is
+/// the same, and the hop limit outlives the gateways. Drops are never memoised.
+#[derive(Clone, Debug)]
+struct CachedFlow6 {
+    port: Port,
+    /// Dense index of the receiving interface (`u32::MAX`: the internet).
+    to: u32,
+    gateways: u8,
+    /// [`crate::ipv6::Conntrack6::liveness`] when the decision was taken.
+    live: u8,
+    /// Whether the decision tracks the connection (`commit6`'s `track`).
+    track: bool,
+    /// [`LOG_EGRESS`] / [`LOG_INGRESS`], as for [`CachedFlow::log`].
+    log: u8,
+    /// What replays counted for those records since the last flush.
+    logged: crate::flowlog::FlowCounters,
+}
+
 const FLOW_CACHE_CAPACITY: usize = 1 << 16;
 
 /// Longest chain of gateways a packet may cross before it is called a loop.
@@ -269,6 +305,7 @@ impl Fabric {
             record_hops: false,
             effects: Vec::with_capacity(8),
             flow_cache: Default::default(),
+            flow_cache6: Default::default(),
             stats: FabricStats::default(),
             flow_logs: Default::default(),
             eni_counters: Vec::new(),
@@ -312,6 +349,7 @@ impl Fabric {
         self.topology = topology;
         // Memoised decisions belong to the old rules.
         self.flow_cache.clear();
+        self.flow_cache6.clear();
     }
 
     /// The interfaces that have a flow log (VPC Flow Logs resolved to interfaces by
@@ -324,6 +362,7 @@ impl Fabric {
             .reindex(topology.c.enis.iter().map(|e| &e.id));
         // Memoised decisions carry which of their interfaces are logged.
         self.flow_cache.clear();
+        self.flow_cache6.clear();
     }
 
     /// Takes the flow records counted since the last call (see [`crate::flowlog`]).
@@ -376,6 +415,32 @@ impl Fabric {
                     accept: true,
                 };
                 self.flow_logs.add(e.to, &eni.id, key, n);
+            }
+        }
+        // The IPv6 walk rewrites nothing: both records see the packet's own fields.
+        for (k, e) in self.flow_cache6.iter_mut() {
+            if e.logged.packets == 0 {
+                continue;
+            }
+            let n = std::mem::take(&mut e.logged);
+            let key = |egress: bool| FlowRecordKey {
+                src: k.p.src.into(),
+                dst: k.p.dst.into(),
+                sport: k.p.sport,
+                dport: k.p.dport,
+                proto: k.p.proto,
+                egress,
+                accept: true,
+            };
+            if e.log & LOG_EGRESS != 0
+                && let Some(eni) = enis.get(k.ingress as usize)
+            {
+                self.flow_logs.add(k.ingress, &eni.id, key(true), n);
+            }
+            if e.log & LOG_INGRESS != 0
+                && let Some(eni) = enis.get(e.to as usize)
+            {
+                self.flow_logs.add(e.to, &eni.id, key(false), n);
             }
         }
     }
@@ -658,32 +723,7 @@ impl Fabric {
         self.reply = None;
         // IPv6 takes its own path (`ipv6.rs`): one byte test on the IPv4 fast path.
         if packet.first().is_some_and(|b| b >> 4 == 6) {
-            let v = crate::ipv6::process6(
-                &self.topology,
-                &mut self.conntrack6,
-                now,
-                ingress,
-                packet,
-                self.record_hops,
-            );
-            if v.is_delivered() {
-                self.stats.delivered += 1;
-            } else {
-                self.stats.dropped += 1;
-            }
-            // The interface counters and flow logs count IPv6 packets too, from the
-            // same verdict.
-            let from = match ingress {
-                Port::Eni(id) => self.topology.c.eni_ix.get(id).copied(),
-                _ => None,
-            };
-            let to = self.count_interfaces(from, &v.outcome, packet.len());
-            if self.flow_logs.any
-                && let Ok(p) = crate::ipv6::parse6(packet)
-            {
-                self.log_flow6(from, to, &p, packet, &v.outcome);
-            }
-            return v;
+            return self.process6(now, ingress, packet);
         }
         let (pkt, layout) = match parse(packet) {
             Ok(x) => x,
@@ -789,24 +829,211 @@ impl Fabric {
         Verdict { hops, outcome }
     }
 
-    /// The ICMP time exceeded for `original`, whose TTL ran out on a walk whose
-    /// last forwarding hop was `from` (0: none that answers): addressed to the
-    /// packet's sender as it sent it, back at the port it came from. Never for
-    /// an ICMP error (RFC 1122 §3.2.2), and at most
-    /// [`ICMP_ERRORS_PER_SECOND`] a second.
-    fn time_exceeded(&mut self, now: Instant, ingress: &Port, p: &Pkt, from: u32, original: &[u8]) {
-        if from == 0 || p.icmp.is_some_and(|(ty, _)| is_icmp_error(ty)) {
-            return;
+    /// The IPv6 path of [`process`](Self::process) (`ipv6.rs` decides): an established
+    /// flow replays its memoised decision (see [`CachedFlow6`]); any other packet takes
+    /// the walk, whose delivery is then memoised. The hop limit loses one per gateway
+    /// crossed, and a packet whose hop limit runs out at one is answered with an
+    /// ICMPv6 time exceeded.
+    fn process6(&mut self, now: Instant, ingress: &Port, packet: &mut [u8]) -> Verdict {
+        let from = match ingress {
+            Port::Eni(id) => self.topology.c.eni_ix.get(id).copied(),
+            _ => None,
+        };
+        let len = packet.len();
+        let p = match crate::ipv6::parse6(packet) {
+            Ok(p) => p,
+            Err(m) => {
+                self.stats.dropped += 1;
+                let outcome = Outcome::Drop(DropReason::Malformed(m));
+                self.count_interfaces(from, &outcome, len);
+                return Verdict {
+                    hops: Vec::new(),
+                    outcome,
+                };
+            }
+        };
+        let hop_limit = packet[7];
+        let flags = if p.proto == 6 {
+            packet.get(40 + 13).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let live = self.conntrack6.liveness(now, &p);
+        // Hop recording bypasses the cache, as on the IPv4 path; so does a port that is
+        // neither a known interface nor the internet.
+        let key = match (ingress, from) {
+            _ if self.record_hops => None,
+            (Port::Eni(_), Some(ix)) => Some(FlowKey6 { ingress: ix, p }),
+            (Port::Internet, _) => Some(FlowKey6 {
+                ingress: u32::MAX,
+                p,
+            }),
+            _ => None,
+        };
+        if let Some(k) = &key
+            && let Some(hit) = self.flow_cache6.get_mut(k)
+            && hit.live == live
+            && (hit.gateways == 0 || hop_limit > hit.gateways)
+        {
+            if hit.log != 0 {
+                hit.logged.packets += 1;
+                hit.logged.bytes += len as u64;
+                hit.logged.tcp_flags |= flags;
+            }
+            let port = hit.port.clone();
+            let to = (hit.to != u32::MAX).then_some(hit.to);
+            packet[7] = hop_limit - hit.gateways;
+            // `commit6` on the same decision: the entry the walk found alive (or the
+            // new one the decision starts) is refreshed.
+            if hit.track || live != 0 {
+                self.conntrack6.touch(now, &p);
+            }
+            self.stats.delivered += 1;
+            self.count_interfaces_ix(from, to, len);
+            return Verdict {
+                hops: Vec::new(),
+                outcome: Outcome::Deliver(port),
+            };
         }
+        let mut hops = Vec::new();
+        let d = crate::ipv6::decide6(
+            &self.topology,
+            &self.conntrack6,
+            now,
+            ingress,
+            &p,
+            hop_limit,
+            self.record_hops.then_some(&mut hops),
+        );
+        let to = self.count_interfaces(from, &d.outcome, len);
+        match &d.outcome {
+            Outcome::Deliver(port) => {
+                crate::ipv6::commit6(&mut self.conntrack6, now, &p, d.track);
+                packet[7] = hop_limit - d.gateways;
+                self.stats.delivered += 1;
+                if let Some(k) = key
+                    && matches!(port, Port::Eni(_) | Port::Internet)
+                {
+                    self.cache_insert6(k, port, to, live, &d);
+                }
+            }
+            Outcome::Drop(reason) => {
+                self.stats.dropped += 1;
+                if let DropReason::TtlExceeded { .. } = reason {
+                    self.time_exceeded6(now, ingress, &p, packet);
+                }
+            }
+        }
+        if self.flow_logs.any {
+            self.log_flow6(from, to, &p, packet, &d.outcome);
+        }
+        Verdict {
+            hops,
+            outcome: d.outcome,
+        }
+    }
+
+    /// Memoises an IPv6 delivery (see [`CachedFlow6`]), noting which flow logs its
+    /// replays feed: the same records `log_flow6` counts for a delivered packet.
+    fn cache_insert6(
+        &mut self,
+        key: FlowKey6,
+        port: &Port,
+        to: Option<u32>,
+        live: u8,
+        d: &crate::ipv6::Decision6,
+    ) {
+        let mut log = 0;
+        if self.flow_logs.any {
+            if key.ingress != u32::MAX && self.flow_logs.is_logged(key.ingress) {
+                log |= LOG_EGRESS;
+            }
+            if to.is_some_and(|ix| self.flow_logs.is_logged(ix)) {
+                log |= LOG_INGRESS;
+            }
+        }
+        if self.flow_cache6.len() >= FLOW_CACHE_CAPACITY {
+            self.flush_cached_flow_logs();
+            self.flow_cache6.clear();
+        }
+        self.flow_cache6.insert(
+            key,
+            CachedFlow6 {
+                port: port.clone(),
+                to: to.unwrap_or(u32::MAX),
+                gateways: d.gateways,
+                live,
+                track: d.track,
+                log,
+                logged: Default::default(),
+            },
+        );
+    }
+
+    /// Whether the rate limit lets one more ICMP error out at `now`: at most
+    /// [`ICMP_ERRORS_PER_SECOND`] a second, IPv4 and IPv6 together.
+    fn icmp_error_allowed(&mut self, now: Instant) -> bool {
         let second = now.total_millis().div_euclid(1000);
         if second != self.icmp_second {
             self.icmp_second = second;
             self.icmp_tokens = ICMP_ERRORS_PER_SECOND;
         }
         if self.icmp_tokens == 0 {
-            return;
+            return false;
         }
         self.icmp_tokens -= 1;
+        true
+    }
+
+    /// The ICMPv6 time exceeded (RFC 4443 §3.3: type 3, code 0, "hop limit exceeded
+    /// in transit") for `original`, whose hop limit ran out at a gateway: from the
+    /// router that forwarded it there (the sender's subnet router, the first address
+    /// after its /64's reserved base, or the internet's router for a packet from the
+    /// internet), back at the port it came from. Never for an ICMPv6 error (RFC 4443
+    /// §2.4 (e)), and within the same rate limit as IPv4's answers.
+    fn time_exceeded6(
+        &mut self,
+        now: Instant,
+        ingress: &Port,
+        p: &crate::ipv6::Pkt6,
+        original: &[u8],
+    ) {
+        if p.icmp.is_some_and(|(ty, _)| ty < 128) {
+            return;
+        }
+        let from = match ingress {
+            Port::Eni(e) => {
+                let spec = &self.topology.spec;
+                spec.network_interfaces
+                    .get(e)
+                    .and_then(|x| spec.v6.subnets.get(&x.subnet))
+                    .map(|n| std::net::Ipv6Addr::from(u128::from(n.network()) + 1))
+            }
+            Port::Internet => Some(crate::internet::INTERNET_ROUTER_ADDR6),
+            _ => None,
+        };
+        let Some(from) = from else {
+            return;
+        };
+        if !self.icmp_error_allowed(now) {
+            return;
+        }
+        let reply = crate::ipv6::icmpv6_error(from, 3, 0, original);
+        self.reply = Some((ingress.clone(), reply));
+    }
+
+    /// The ICMP time exceeded for `original`, whose TTL ran out on a walk whose
+    /// last forwarding hop was `from` (0: none that answers): addressed to the
+    /// packet's sender as it sent it, back at the port it came from. Never for
+    /// an ICMP error (RFC 1122 §3.2.2), and at most
+    /// [`ICMP_ERRORS_PER_SECOND`] a second.
+    fn time_exceeded(&mut self, now: Instant, ingress: &Port, p: &Pkt, from: u32, original: &[u8]) {
+        if from == 0
+            || p.icmp.is_some_and(|(ty, _)| is_icmp_error(ty))
+            || !self.icmp_error_allowed(now)
+        {
+            return;
+        }
         let reply = crate::flow::icmp_error(ip(from), 11, 0, original);
         self.reply = Some((ingress.clone(), reply));
     }
@@ -933,6 +1160,7 @@ impl Fabric {
         if self.flow_cache.len() >= FLOW_CACHE_CAPACITY {
             self.flush_cached_flow_logs();
             self.flow_cache.clear();
+            self.flow_cache6.clear();
         }
         self.flow_cache.insert(key, entry);
     }
@@ -962,15 +1190,19 @@ impl Fabric {
     /// with its hops, changing nothing.
     pub fn explain6(&self, now: Instant, ingress: &Port, p: &crate::ipv6::Pkt6) -> Verdict {
         let mut hops = Vec::new();
-        let (outcome, _) = crate::ipv6::decide6(
+        let d = crate::ipv6::decide6(
             &self.topology,
             &self.conntrack6,
             now,
             ingress,
             p,
+            crate::ipv6::EXPLAIN_HOP_LIMIT,
             Some(&mut hops),
         );
-        Verdict { hops, outcome }
+        Verdict {
+            hops,
+            outcome: d.outcome,
+        }
     }
 
     /// The forward path of `flow` and, when it is delivered, the return path
@@ -1016,21 +1248,24 @@ impl Fabric {
     ) -> (Verdict, Option<Verdict>) {
         let mut ct = self.conntrack6.clone();
         let mut hops = Vec::new();
-        let (outcome, track) =
-            crate::ipv6::decide6(&self.topology, &ct, now, ingress, p, Some(&mut hops));
+        let hl = crate::ipv6::EXPLAIN_HOP_LIMIT;
+        let d = crate::ipv6::decide6(&self.topology, &ct, now, ingress, p, hl, Some(&mut hops));
+        let (outcome, track) = (d.outcome, d.track);
         let Outcome::Deliver(at) = outcome.clone() else {
             return (Verdict { hops, outcome }, None);
         };
         crate::ipv6::commit6(&mut ct, now, p, track);
         let mut back_hops = Vec::new();
-        let (back, _) = crate::ipv6::decide6(
+        let back = crate::ipv6::decide6(
             &self.topology,
             &ct,
             now,
             &at,
             &p.reply(),
+            hl,
             Some(&mut back_hops),
-        );
+        )
+        .outcome;
         (
             Verdict { hops, outcome },
             Some(Verdict {
@@ -1050,6 +1285,7 @@ impl Fabric {
         self.nat.expire(now, t.nat_idle);
         self.flush_cached_flow_logs();
         self.flow_cache.clear();
+        self.flow_cache6.clear();
     }
 
     fn commit(&mut self, now: Instant, effects: &[Effect]) {

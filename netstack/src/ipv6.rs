@@ -30,8 +30,19 @@
 //!    gateways": it "prevents the internet from initiating an IPv6 connection").
 //! 7. Ingress network ACL of the destination subnet, ingress security groups, delivery.
 //!
+//! The hop limit is decremented at each gateway the packet crosses (internet and
+//! egress-only gateways, out and in), as the IPv4 walk decrements the TTL; the VPC
+//! router and a peering connection are invisible to it. A packet whose hop limit runs
+//! out at a gateway is dropped there (`TtlExceeded`), and `Fabric::process` answers
+//! it with an ICMPv6 time exceeded ([`icmpv6_error`]).
+//!
+//! The decision is a pure function of the topology, the packet's fields and the
+//! liveness of the two connection-table entries the packet could belong to (its own
+//! direction and the reverse one, [`Conntrack6::liveness`]): that is what lets
+//! `Fabric::process` memoise it for established flows.
+//!
 //! Not here (see docs/fidelity.md): NAT64/DNS64, IPv6 routes to interfaces,
-//! endpoints and transit gateways, the flow cache.
+//! endpoints and transit gateways.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
@@ -41,7 +52,7 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::port::{Port, ResId};
 use crate::topology::{IcmpMatch, PortRange, Protocol, RouteState, RuleAction, Topology};
-use crate::verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, RuleRef, Verdict};
+use crate::verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, RuleRef};
 
 /// ICMPv6's IP protocol number.
 pub const ICMPV6: u8 = 58;
@@ -123,7 +134,7 @@ impl V6Spec {
 }
 
 /// The fields of an IPv6 packet the walk reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pkt6 {
     pub src: Ipv6Addr,
     pub dst: Ipv6Addr,
@@ -272,6 +283,15 @@ impl Conntrack6 {
             .any(|k| self.flows.get(k).is_some_and(|&t| now < t + IDLE))
     }
 
+    /// Which of the two entries `p` could belong to are alive: bit 0 its own
+    /// direction, bit 1 the reverse one. The walk reads nothing else of the table
+    /// (`tracked` is "any bit", `is_reply` is bit 1), so two packets with the same
+    /// fields, topology and liveness get the same decision.
+    pub(crate) fn liveness(&self, now: Instant, p: &Pkt6) -> u8 {
+        let live = |k: &Key6| self.flows.get(k).is_some_and(|&t| now < t + IDLE);
+        u8::from(live(&Self::key(p))) | u8::from(live(&Self::reverse(p))) << 1
+    }
+
     /// Whether `p` is a reply to a connection started the other way.
     fn is_reply(&self, now: Instant, p: &Pkt6) -> bool {
         self.flows
@@ -279,7 +299,7 @@ impl Conntrack6 {
             .is_some_and(|&t| now < t + IDLE)
     }
 
-    fn touch(&mut self, now: Instant, p: &Pkt6) {
+    pub(crate) fn touch(&mut self, now: Instant, p: &Pkt6) {
         let rev = Self::reverse(p);
         if self.flows.contains_key(&rev) {
             self.flows.insert(rev, now);
@@ -337,7 +357,15 @@ pub(crate) struct Walk6<'a> {
     pub hops: Option<&'a mut Vec<Hop>>,
     /// Set when the packet passed a stateful stage and should be tracked.
     pub track: bool,
+    /// The packet's hop limit, decremented at each gateway it crosses.
+    pub hop_limit: u8,
+    /// Gateways crossed so far (what the hop limit lost).
+    pub gateways: u8,
 }
+
+/// Longest chain of gateways an IPv6 packet may cross before it is called a loop (the
+/// IPv4 walk's limit).
+const MAX_GATEWAYS: u8 = 8;
 
 type Step<T> = Result<T, DropReason>;
 
@@ -352,6 +380,22 @@ impl Walk6<'_> {
                 rule,
             });
         }
+    }
+
+    /// A gateway forwards the packet: one hop less, and the packet dies here when its
+    /// hop limit runs out (RFC 8200 §3: a node that forwards a packet whose hop limit
+    /// would reach zero discards it and sends an ICMPv6 time exceeded).
+    fn gateway_hop(&mut self, at: &ResId) -> Step<()> {
+        self.gateways += 1;
+        if self.gateways > MAX_GATEWAYS {
+            return Err(DropReason::RoutingLoop);
+        }
+        if self.hop_limit <= 1 {
+            self.hop(at, || HopAction::Drop, None);
+            return Err(DropReason::TtlExceeded { at: at.clone() });
+        }
+        self.hop_limit -= 1;
+        Ok(())
     }
 
     pub fn run(&mut self, ingress: &Port, p: &Pkt6) -> Outcome {
@@ -446,6 +490,7 @@ impl Walk6<'_> {
                 if !attached {
                     return Err(blackhole());
                 }
+                self.gateway_hop(g)?;
                 self.hop(g, || HopAction::Ipv6Gateway, None);
                 self.on_internet(p)
             }
@@ -466,6 +511,7 @@ impl Walk6<'_> {
                         dst: p.dst,
                     });
                 }
+                self.gateway_hop(g)?;
                 self.hop(g, || HopAction::Ipv6Gateway, None);
                 // Remembered so that the replies may come back in.
                 self.track = true;
@@ -555,7 +601,10 @@ impl Walk6<'_> {
             .find(|g| g.vpc.as_ref() == Some(&vpc))
             .map(|g| g.id.clone());
         match igw {
-            Some(g) => self.hop(&g, || HopAction::Ipv6Gateway, None),
+            Some(g) => {
+                self.gateway_hop(&g)?;
+                self.hop(&g, || HopAction::Ipv6Gateway, None);
+            }
             None => {
                 let eigw = v6
                     .egress_only
@@ -565,6 +614,7 @@ impl Walk6<'_> {
                 match eigw {
                     // An egress-only gateway lets in only replies.
                     Some(g) if self.ct.is_reply(self.now, p) => {
+                        self.gateway_hop(&g)?;
                         self.hop(&g, || HopAction::Ipv6Gateway, Some(RuleRef::Tracked));
                     }
                     Some(g) => {
@@ -737,26 +787,42 @@ impl Walk6<'_> {
     }
 }
 
-/// The IPv6 path of [`Fabric::process`](crate::fabric::Fabric::process) and
-/// `explain`: decide, and (when `ct` is mutable and the packet is delivered) remember
-/// the connection. Hop limits are left to the hosts (the VPC router is invisible).
+/// What [`decide6`] found: the outcome, whether the connection is to be tracked
+/// when the packet is delivered, and how many gateways it crossed (what its hop limit
+/// loses).
+pub(crate) struct Decision6 {
+    pub outcome: Outcome,
+    pub track: bool,
+    pub gateways: u8,
+}
+
+/// The IPv6 decision of [`Fabric::process`](crate::fabric::Fabric::process) and
+/// `explain`, for a packet with hop limit `hop_limit`; it changes nothing (the caller
+/// applies [`commit6`] on delivery).
 pub(crate) fn decide6(
     t: &Topology,
     ct: &Conntrack6,
     now: Instant,
     ingress: &Port,
     p: &Pkt6,
+    hop_limit: u8,
     hops: Option<&mut Vec<Hop>>,
-) -> (Outcome, bool) {
+) -> Decision6 {
     let mut w = Walk6 {
         t,
         ct,
         now,
         hops,
         track: false,
+        hop_limit,
+        gateways: 0,
     };
-    let o = w.run(ingress, p);
-    (o, w.track)
+    let outcome = w.run(ingress, p);
+    Decision6 {
+        outcome,
+        track: w.track,
+        gateways: w.gateways,
+    }
 }
 
 /// Applies what a delivered packet changes: its connection is (re)tracked.
@@ -766,28 +832,37 @@ pub(crate) fn commit6(ct: &mut Conntrack6, now: Instant, p: &Pkt6, track: bool) 
     }
 }
 
-/// Runs [`decide6`] on raw bytes for `process`.
-pub(crate) fn process6(
-    t: &Topology,
-    ct: &mut Conntrack6,
-    now: Instant,
-    ingress: &Port,
-    packet: &[u8],
-    record: bool,
-) -> Verdict {
-    let p = match parse6(packet) {
-        Ok(p) => p,
-        Err(m) => {
-            return Verdict {
-                hops: Vec::new(),
-                outcome: Outcome::Drop(DropReason::Malformed(m)),
-            };
-        }
-    };
-    let mut hops = Vec::new();
-    let (outcome, track) = decide6(t, ct, now, ingress, &p, record.then_some(&mut hops));
-    if matches!(outcome, Outcome::Deliver(_)) {
-        commit6(ct, now, &p, track);
+/// The hop limit `explain6` assumes for a described packet (Linux's default).
+pub(crate) const EXPLAIN_HOP_LIMIT: u8 = 64;
+
+/// An ICMPv6 error of type `ty` and code `code` from `router` about `original` (an
+/// IPv6 packet), addressed to the original's source. RFC 4443 §2.4 (c): the error
+/// carries as much of the invoking packet as fits without the error exceeding the
+/// minimum IPv6 MTU (1280 bytes); §2.3: the checksum covers the pseudo-header.
+pub fn icmpv6_error(router: Ipv6Addr, ty: u8, code: u8, original: &[u8]) -> Vec<u8> {
+    const MIN_MTU: usize = 1280;
+    let quoted = &original[..original.len().min(MIN_MTU - 48)];
+    let mut dst = [0u8; 16];
+    if original.len() >= 24 {
+        dst.copy_from_slice(&original[8..24]);
     }
-    Verdict { hops, outcome }
+    let len = 8 + quoted.len();
+    let mut b = Vec::with_capacity(40 + len);
+    b.extend_from_slice(&[0x60, 0, 0, 0]);
+    b.extend_from_slice(&(len as u16).to_be_bytes());
+    b.push(ICMPV6);
+    b.push(64);
+    b.extend_from_slice(&router.octets());
+    b.extend_from_slice(&dst);
+    // Type, code, checksum, then four unused bytes (zero for time exceeded).
+    b.extend_from_slice(&[ty, code, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(quoted);
+    let mut pseudo = 0u32;
+    for c in b[8..40].chunks_exact(2) {
+        pseudo += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    pseudo += len as u32 + u32::from(ICMPV6);
+    let c = crate::flow::checksum(&b[40..], pseudo);
+    b[42..44].copy_from_slice(&c.to_be_bytes());
+    b
 }

@@ -1581,6 +1581,10 @@ mod v6 {
         /// groups remember the connection, and the egress-only gateway knows who
         /// started it (the other side).
         pub reply: bool,
+        /// The packet belongs to a connection its own side started and the groups
+        /// remember (a later packet of a delivered flow): the groups pass it, the
+        /// egress-only gateway treats it as its initiator's.
+        pub tracked: bool,
     }
 
     type R6 = Result<Port, DropReason>;
@@ -1638,7 +1642,7 @@ mod v6 {
         }
 
         fn sg(&self, e: &NetworkInterface, dir: Direction, p: &P6) -> Result<(), DropReason> {
-            if self.reply {
+            if self.reply || self.tracked {
                 return Ok(());
             }
             let peer = if dir == Direction::Inbound {
@@ -1870,9 +1874,98 @@ mod v6 {
     }
 
     pub(super) fn reference6(t: &TopologyBuilder, ingress: &Port, p: &P6, reply: bool) -> Outcome {
-        match (Model6 { t, reply }).run(ingress, p) {
+        let tracked = false;
+        match (Model6 { t, reply, tracked }).run(ingress, p) {
             Ok(port) => Outcome::Deliver(port),
             Err(r) => Outcome::Drop(r),
+        }
+    }
+
+    /// [`reference6`] for a later packet of a connection `p`'s side started.
+    pub(super) fn reference6_tracked(t: &TopologyBuilder, ingress: &Port, p: &P6) -> Outcome {
+        let m = Model6 {
+            t,
+            reply: false,
+            tracked: true,
+        };
+        match m.run(ingress, p) {
+            Ok(port) => Outcome::Deliver(port),
+            Err(r) => Outcome::Drop(r),
+        }
+    }
+
+    /// `t` after a random rule change of the kind learners make on a running flow:
+    /// every IPv6 group rule removed, every IPv6 ACL entry turned into a deny, or one
+    /// IPv6 route blackholed.
+    pub(super) fn changed_rules(g: &mut Gen, t: &TopologyBuilder) -> TopologyBuilder {
+        let mut t = t.clone();
+        match g.below(3) {
+            0 => {
+                for (ingress, egress) in t.v6.sg_rules.values_mut() {
+                    ingress.clear();
+                    egress.clear();
+                }
+            }
+            1 => {
+                for entries in t.v6.acl_entries.values_mut() {
+                    for e in entries.iter_mut() {
+                        e.action = RuleAction::Deny;
+                    }
+                }
+            }
+            _ => {
+                for routes in t.v6.routes.values_mut() {
+                    for r in routes.iter_mut() {
+                        if g.chance(50) {
+                            r.state = RouteState::Blackhole;
+                        }
+                    }
+                }
+            }
+        }
+        t
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Established IPv6 flows in one fabric (where `process` replays memoised
+    /// decisions): a delivered packet, its reply, then the same packet again and
+    /// again get the model's verdict for a tracked connection; after a random rule
+    /// change (groups emptied, ACL entries denied, routes blackholed) the next
+    /// packets get the model's verdict in the changed world: tracked connections keep
+    /// passing the groups, ACLs and routes act at once (Amazon VPC User Guide,
+    /// "Security group connection tracking"; network ACLs are stateless).
+    #[test]
+    fn established_ipv6_flows_follow_rule_changes_as_the_model_does(seed in any::<u64>()) {
+        let mut g = Gen(seed);
+        let spec = v6::random_dual_stack(&mut g);
+        let topo = Arc::new(spec.clone().build().expect("generated topologies are consistent"));
+        let t = Instant::from_secs(1);
+        for _ in 0..8 {
+            let (port, p) = v6::random_packet6(&mut g, &spec);
+            let mut f = Fabric::new(topo.clone());
+            let expected = v6::reference6(&spec, &port, &p, false);
+            let v = f.process(t, &port, &mut p.bytes());
+            prop_assert_eq!(&v.outcome, &expected, "first: {:?} from {}", p, port);
+            let Outcome::Deliver(to) = &v.outcome else { continue };
+            let r = p.reply();
+            let expected = v6::reference6(&spec, to, &r, true);
+            let v = f.process(t, to, &mut r.bytes());
+            prop_assert_eq!(&v.outcome, &expected, "reply: {:?} from {}", r, to);
+            let expected = v6::reference6_tracked(&spec, &port, &p);
+            for i in 0..3 {
+                let v = f.process(t, &port, &mut p.bytes());
+                prop_assert_eq!(&v.outcome, &expected, "again #{}: {:?} from {}", i, p, port);
+            }
+            let changed = v6::changed_rules(&mut g, &spec);
+            f.set_topology(Arc::new(changed.clone().build().expect("still consistent")));
+            let expected = v6::reference6_tracked(&changed, &port, &p);
+            for i in 0..2 {
+                let v = f.process(t, &port, &mut p.bytes());
+                prop_assert_eq!(&v.outcome, &expected, "after the change #{}: {:?} from {}", i, p, port);
+            }
         }
     }
 }

@@ -34,6 +34,14 @@ fn icmpv6_any() -> Option<IcmpMatch> {
 
 /// The fixture with IPv6: what the model compiles for a dual-stack VPC.
 fn dual_stack(edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds)) -> (Fabric, FixtureIds) {
+    let (b, ids) = dual_stack_builder(edit);
+    (Fabric::new(Arc::new(b.build().unwrap())), ids)
+}
+
+/// [`dual_stack`]'s topology, before it is built (for tests that change it later).
+fn dual_stack_builder(
+    edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds),
+) -> (TopologyBuilder, FixtureIds) {
     let (mut b, ids) = public_private_vpc_builder();
     let mut v = V6Spec::default();
     v.vpc_blocks
@@ -129,7 +137,7 @@ fn dual_stack(edit: impl FnOnce(&mut TopologyBuilder, &FixtureIds)) -> (Fabric, 
     v.eni_addrs.insert(ids.app_eni.clone(), vec![a6(APP)]);
     b.v6 = v;
     edit(&mut b, &ids);
-    (Fabric::new(Arc::new(b.build().unwrap())), ids)
+    (b, ids)
 }
 
 /// An IPv6 packet: fixed header, then `l4`.
@@ -159,6 +167,7 @@ fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
 
 const SYN: u8 = 0x02;
 const SYN_ACK: u8 = 0x12;
+const ACK: u8 = 0x10;
 
 /// An ICMPv6 echo request (128) or reply (129).
 fn echo(src: &str, dst: &str, ty: u8, id: u16) -> Vec<u8> {
@@ -263,10 +272,12 @@ fn the_internet_gateway_carries_ipv6_both_ways_without_translation() {
     let (mut f, ids) = dual_stack(|_, _| {});
     let web = Port::Eni(ids.web_eni.clone());
     let mut syn = tcp(OUTSIDE, 50000, WEB, 80, SYN);
-    let copy = syn.clone();
+    let mut copy = syn.clone();
     let v = f.process(at(1), &Port::Internet, &mut syn);
     assert_eq!(delivered(&v), web);
-    assert_eq!(syn, copy, "IPv6 packets cross the gateway unchanged");
+    // The gateway is a hop (the hop limit loses one), and nothing else changes.
+    copy[7] -= 1;
+    assert_eq!(syn, copy, "IPv6 packets cross the gateway untranslated");
     let out = send(&mut f, at(1), &web, tcp(WEB, 41000, OUTSIDE, 443, SYN));
     assert_eq!(delivered(&out), Port::Internet);
 }
@@ -954,4 +965,271 @@ fn flow_logs_record_ipv6_flows_with_their_ipv6_addresses() {
     assert_eq!(refused.key.dport, 22);
     // The sender's own record of that SYN: it left the interface (ACCEPT egress).
     assert!(find(&ids.web_eni, true, WEB, 6).key.accept);
+}
+
+/// Established IPv6 flows replay a memoised decision (the flow cache); a rule change
+/// must still reach them as AWS documents. "Security groups are stateful … If you
+/// remove a security group rule, … existing tracked connections are not
+/// interrupted" (Amazon VPC User Guide, "Security group connection tracking"), while
+/// network ACLs "are stateless", so a new deny rule stops the next packet.
+#[test]
+fn a_rule_change_reaches_an_established_ipv6_flow_as_aws_documents() {
+    let (b, ids) = dual_stack_builder(|_, _| {});
+    let mut f = Fabric::new(Arc::new(b.clone().build().unwrap()));
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    assert_eq!(
+        delivered(&send(&mut f, at(1), &web, tcp(WEB, 40000, APP, 8080, SYN))),
+        app
+    );
+    assert_eq!(
+        delivered(&send(
+            &mut f,
+            at(1),
+            &app,
+            tcp(APP, 8080, WEB, 40000, SYN_ACK)
+        )),
+        web
+    );
+    for _ in 0..3 {
+        let v = send(&mut f, at(1), &web, tcp(WEB, 40000, APP, 8080, ACK));
+        assert_eq!(delivered(&v), app);
+    }
+    // The app group's IPv6 rules are all removed: the tracked connection goes on, a
+    // new one is refused.
+    let mut no_rules = b.clone();
+    no_rules.v6.sg_rules.get_mut(&ids.app_sg).unwrap().0.clear();
+    f.set_topology(Arc::new(no_rules.clone().build().unwrap()));
+    for _ in 0..2 {
+        let v = send(&mut f, at(2), &web, tcp(WEB, 40000, APP, 8080, ACK));
+        assert_eq!(delivered(&v), app, "a tracked connection outlives its rule");
+    }
+    let v = send(&mut f, at(2), &web, tcp(WEB, 40001, APP, 8080, SYN));
+    assert_eq!(
+        dropped(&v),
+        DropReason::SecurityGroupNoMatch {
+            eni: ids.app_eni.clone(),
+            direction: Direction::Inbound,
+        }
+    );
+    // A network ACL deny rule (number 50, before 101) for inbound TCP: the very next
+    // packet of the established flow is dropped.
+    let mut denied = no_rules;
+    denied
+        .v6
+        .acl_entries
+        .get_mut(&ids.acl)
+        .unwrap()
+        .push(NaclEntry6 {
+            rule_number: 50,
+            egress: false,
+            protocol: Protocol::Tcp,
+            ports: None,
+            icmp: None,
+            cidr: n6("::/0"),
+            action: RuleAction::Deny,
+        });
+    f.set_topology(Arc::new(denied.build().unwrap()));
+    let v = send(&mut f, at(3), &web, tcp(WEB, 40000, APP, 8080, ACK));
+    assert_eq!(
+        dropped(&v),
+        DropReason::NaclDeny {
+            acl: ids.acl.clone(),
+            subnet: ids.private_subnet.clone(),
+            rule: Some(50),
+            direction: Direction::Inbound,
+        }
+    );
+    // Without the deny rule (and still without group rules), the tracked connection
+    // passes again, replayed from the cache after its first packet; once it idles out
+    // (350 s) the next packet is a new flow that no rule admits.
+    let mut none = dual_stack_builder(|_, _| {}).0;
+    none.v6.sg_rules.get_mut(&ids.app_sg).unwrap().0.clear();
+    f.set_topology(Arc::new(none.build().unwrap()));
+    for _ in 0..3 {
+        let v = send(&mut f, at(3), &web, tcp(WEB, 40000, APP, 8080, ACK));
+        assert_eq!(delivered(&v), app);
+    }
+    let v = send(&mut f, at(400), &web, tcp(WEB, 40000, APP, 8080, ACK));
+    assert!(
+        matches!(dropped(&v), DropReason::SecurityGroupNoMatch { .. }),
+        "{v}"
+    );
+}
+
+/// Flow logs count every packet of an established IPv6 flow, replayed decisions
+/// included: "The flow log record … packets: The number of packets transferred
+/// during the flow" (Amazon VPC User Guide, "Flow log records").
+#[test]
+fn flow_logs_count_every_packet_of_an_established_ipv6_flow() {
+    use std::net::IpAddr;
+    let (mut f, ids) = dual_stack(|_, _| {});
+    f.set_flow_logged([ids.web_eni.clone(), ids.app_eni.clone()]);
+    let web = Port::Eni(ids.web_eni.clone());
+    let app = Port::Eni(ids.app_eni.clone());
+    let syn = tcp(WEB, 40000, APP, 8080, SYN);
+    let ack = tcp(WEB, 40000, APP, 8080, ACK);
+    assert!(send(&mut f, at(1), &web, syn.clone()).is_delivered());
+    assert!(send(&mut f, at(1), &app, tcp(APP, 8080, WEB, 40000, SYN_ACK)).is_delivered());
+    for _ in 0..5 {
+        assert!(send(&mut f, at(1), &web, ack.clone()).is_delivered());
+    }
+    let bytes = (syn.len() + 5 * ack.len()) as u64;
+    let d = f.drain_flow_records();
+    let find = |eni: &ResId, egress: bool| {
+        d.records
+            .iter()
+            .find(|r| &r.eni == eni && r.key.egress == egress && r.key.src == IpAddr::V6(a6(WEB)))
+            .unwrap_or_else(|| panic!("no record for {eni} {egress}: {:?}", d.records))
+    };
+    for (eni, egress) in [(&ids.web_eni, true), (&ids.app_eni, false)] {
+        let r = find(eni, egress);
+        assert!(r.key.accept);
+        assert_eq!((r.counters.packets, r.counters.bytes), (6, bytes), "{r:?}");
+        assert_eq!(r.counters.tcp_flags, SYN | ACK);
+    }
+    // Replays after a drain start a new record.
+    assert!(send(&mut f, at(2), &web, ack.clone()).is_delivered());
+    let d = f.drain_flow_records();
+    let r = d
+        .records
+        .iter()
+        .find(|r| r.eni == ids.web_eni && r.key.egress)
+        .expect("the next interval's record");
+    assert_eq!(r.counters.packets, 1);
+}
+
+mod time_exceeded6 {
+    use super::*;
+    use smoltcp::wire::{Icmpv6Packet, IpAddress, Ipv6Packet};
+
+    /// The fabric's answer to the last packet: its port, checked as an ICMPv6 time
+    /// exceeded (type 3, code 0) with a valid checksum.
+    #[track_caller]
+    fn answer(f: &mut Fabric) -> (Port, Vec<u8>) {
+        let (port, b) = f.take_reply().expect("an ICMPv6 time exceeded");
+        let ip = Ipv6Packet::new_checked(&b[..]).expect("a whole IPv6 packet");
+        assert_eq!(u8::from(ip.next_header()), 58, "ICMPv6");
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).expect("an ICMPv6 message");
+        assert!(
+            icmp.verify_checksum(&ip.src_addr(), &ip.dst_addr()),
+            "ICMPv6 checksum"
+        );
+        assert_eq!((b[40], b[41]), (3, 0), "hop limit exceeded in transit");
+        let _ = IpAddress::Ipv6(ip.src_addr());
+        (port, b)
+    }
+
+    fn src(b: &[u8]) -> Ipv6Addr {
+        Ipv6Addr::from(<[u8; 16]>::try_from(&b[8..24]).unwrap())
+    }
+
+    fn dst(b: &[u8]) -> Ipv6Addr {
+        Ipv6Addr::from(<[u8; 16]>::try_from(&b[24..40]).unwrap())
+    }
+
+    fn hop_limit(mut b: Vec<u8>, h: u8) -> Vec<u8> {
+        b[7] = h;
+        b
+    }
+
+    /// RFC 4443 §3.3: "If a router receives a packet with a Hop Limit of zero, or if a
+    /// router decrements a packet's Hop Limit to zero, it MUST discard the packet and
+    /// originate an ICMPv6 Time Exceeded message with Code 0 to the source of the
+    /// packet." The internet gateway is that router for a probe from the public
+    /// subnet: the subnet's router (its /64 + 1) answers at the sender's port, quoting
+    /// the probe; one more hop and the probe reaches the internet.
+    #[test]
+    fn a_hop_limit_running_out_at_the_internet_gateway_is_answered() {
+        let (mut f, ids) = dual_stack(|_, _| {});
+        let web = Port::Eni(ids.web_eni.clone());
+        let probe = hop_limit(echo(WEB, OUTSIDE, 128, 9), 1);
+        let v = send(&mut f, at(0), &web, probe.clone());
+        assert_eq!(
+            dropped(&v),
+            DropReason::TtlExceeded {
+                at: ids.igw.clone()
+            }
+        );
+        let (port, b) = answer(&mut f);
+        assert_eq!(port, web);
+        assert_eq!(src(&b), a6("2001:db8:1:1::1"));
+        assert_eq!(dst(&b), a6(WEB));
+        assert_eq!(&b[48..], &probe[..], "the whole probe is quoted");
+        assert!(f.take_reply().is_none(), "taken once");
+        let mut two = hop_limit(echo(WEB, OUTSIDE, 128, 9), 2);
+        let v = f.process(at(0), &web, &mut two);
+        assert_eq!(delivered(&v), Port::Internet);
+        assert_eq!(two[7], 1, "the gateway took one hop");
+        assert!(f.take_reply().is_none());
+        // The flow is now established (and memoised): a probe of it with too small a
+        // hop limit still dies at the gateway.
+        assert!(send(&mut f, at(0), &web, echo(WEB, OUTSIDE, 128, 9)).is_delivered());
+        let v = send(
+            &mut f,
+            at(0),
+            &web,
+            hop_limit(echo(WEB, OUTSIDE, 128, 9), 1),
+        );
+        assert!(matches!(dropped(&v), DropReason::TtlExceeded { .. }), "{v}");
+        assert_eq!(answer(&mut f).0, web);
+    }
+
+    /// From the internet, the probe dies at the internet gateway and the internet's
+    /// router answers it, toward the internet.
+    #[test]
+    fn from_the_internet_the_internet_router_answers() {
+        let (mut f, ids) = dual_stack(|_, _| {});
+        let v = send(
+            &mut f,
+            at(0),
+            &Port::Internet,
+            hop_limit(tcp(OUTSIDE, 50000, WEB, 80, SYN), 1),
+        );
+        assert_eq!(
+            dropped(&v),
+            DropReason::TtlExceeded {
+                at: ids.igw.clone()
+            }
+        );
+        let (port, b) = answer(&mut f);
+        assert_eq!(port, Port::Internet);
+        assert_eq!(src(&b), internet::INTERNET_ROUTER_ADDR6);
+        assert_eq!(dst(&b), a6(OUTSIDE));
+    }
+
+    /// RFC 4443 §2.4 (e): no ICMPv6 error answers an ICMPv6 error message; §2.4 (f):
+    /// errors are rate-limited (the fabric's one limit for IPv4 and IPv6, 1,000 a
+    /// second); between subnets no router hop is counted, so nothing runs out.
+    #[test]
+    fn errors_are_not_answered_and_answers_are_rate_limited() {
+        let (mut f, ids) = dual_stack(|_, _| {});
+        let web = Port::Eni(ids.web_eni.clone());
+        let mut err = packet(WEB, OUTSIDE, 58, &[1, 4, 0, 0, 0, 0, 0, 0]);
+        err[7] = 1;
+        let v = send(&mut f, at(0), &web, err);
+        assert!(matches!(dropped(&v), DropReason::TtlExceeded { .. }), "{v}");
+        assert!(f.take_reply().is_none(), "no error about an error");
+        let v = send(&mut f, at(0), &web, hop_limit(echo(WEB, APP, 128, 3), 1));
+        assert_eq!(delivered(&v), Port::Eni(ids.app_eni.clone()));
+        let mut answered = 0;
+        for i in 0..1100u16 {
+            let v = send(
+                &mut f,
+                at(5),
+                &web,
+                hop_limit(echo(WEB, OUTSIDE, 128, i), 1),
+            );
+            assert!(!v.is_delivered());
+            answered += usize::from(f.take_reply().is_some());
+        }
+        assert_eq!(answered, 1000);
+        let _ = send(
+            &mut f,
+            at(6),
+            &web,
+            hop_limit(echo(WEB, OUTSIDE, 128, 1), 1),
+        );
+        assert!(f.take_reply().is_some(), "a new second, new answers");
+    }
 }

@@ -31,8 +31,8 @@
 //! - `ipv6_peered_new_flow`, `ipv6_established`: IPv6 TCP across the same peering in
 //!   the dual-stack world, with IPv6 routes to `pcx-ab` on both sides and the allowing
 //!   rules placed after the 200 IPv6 rules of each group and the 20 IPv6 entries per
-//!   direction of each ACL: a new flow (SYN), and the ACK of a tracked connection. The
-//!   IPv6 path has no flow cache, so the established packet takes the full walk too.
+//!   direction of each ACL: a new flow (SYN), and the ACK of a tracked connection,
+//!   which replays the IPv6 flow cache's memoised decision.
 //! - `tgw_new_flow`: the same SYN, dual-stack world, through a transit gateway instead:
 //!   the web subnet routes 10.1.0.0/16 to `tgw-1`, whose route table sends it to VPC
 //!   B's attachment; VPC B's attachment subnet is the host's subnet.
@@ -484,8 +484,8 @@ fn tcp6(
 }
 
 /// New IPv6 flows across the peering (distinct source ports, a fresh fabric per batch),
-/// and an established one (the ACK of a tracked connection, repeated): the IPv6 walk
-/// has no flow cache, so both take the full walk.
+/// and an established one (the ACK of a tracked connection, repeated): the new flows
+/// take the full walk, the established one replays the flow cache.
 fn ipv6_flows(
     topo: &Arc<Topology>,
     web: &Port,
@@ -733,7 +733,7 @@ fn main() {
         "new flow across a VPC peering, dual stack with IPv6 rules in every group and ACL: {peered_v6_ns} ns"
     );
     println!(
-        "IPv6 across the peering (same world, IPv6 routes to the peering): new flow {ipv6_new_ns} ns, established {ipv6_established_ns} ns (no flow cache on the IPv6 path)"
+        "IPv6 across the peering (same world, IPv6 routes to the peering): new flow {ipv6_new_ns} ns, established {ipv6_established_ns} ns"
     );
     println!("new flow through a transit gateway (same world): {tgw_ns} ns");
     println!("new flow across a VPC peering (3 peered VPCs, same rules): {peered_ns} ns");

@@ -911,7 +911,11 @@ impl Fabric {
                 crate::ipv6::commit6(&mut self.conntrack6, now, &p, d.track);
                 packet[7] = hop_limit - d.gateways;
                 self.stats.delivered += 1;
+                // Only an established flow's decision is memoised, as on the IPv4
+                // path: a new flow's first packet would never be replayed (its next
+                // packet finds the connection it started alive, another liveness).
                 if let Some(k) = key
+                    && live != 0
                     && matches!(port, Port::Eni(_) | Port::Internet)
                 {
                     self.cache_insert6(k, port, to, live, &d);

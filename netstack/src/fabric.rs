@@ -1603,15 +1603,24 @@ impl Walk<'_> {
         }
     }
 
-    /// The attachment subnet where traffic from zone `zone` crosses: the one in
-    /// the same Availability Zone, else the attachment's first (AWS keeps
-    /// traffic in its zone while the attachment has a subnet there).
-    fn tgw_subnet(&self, t: u32, a: u32, zone: &ResId) -> Option<u32> {
+    /// The subnet of attachment `a` in Availability Zone `zone`, if it has one
+    /// there (one subnet per zone at most).
+    fn tgw_subnet_in_zone(&self, t: u32, a: u32, zone: &ResId) -> Option<u32> {
         let att = &self.c.tgws[t as usize].attachments[a as usize];
         att.subnets
             .iter()
             .copied()
             .find(|&x| self.c.subnets[x as usize].zone == *zone)
+    }
+
+    /// The attachment subnet where traffic from zone `zone` leaves the gateway:
+    /// the one in the same Availability Zone, else the attachment's first. AWS keeps
+    /// traffic in the zone it entered while the next attachment has a subnet there,
+    /// and crosses zones when it has none there (Transit Gateway guide, "How transit
+    /// gateways work", Availability Zones).
+    fn tgw_subnet(&self, t: u32, a: u32, zone: &ResId) -> Option<u32> {
+        let att = &self.c.tgws[t as usize].attachments[a as usize];
+        self.tgw_subnet_in_zone(t, a, zone)
             .or_else(|| att.subnets.first().copied())
     }
 
@@ -1638,9 +1647,25 @@ impl Walk<'_> {
         }
         let zone = &c.subnets[s as usize].zone;
         let att = &tgw.attachments[a as usize];
-        if let Some(entry) = self.tgw_subnet(t, a, zone) {
-            self.nacl(entry, Direction::Inbound, p)?;
-        }
+        // "Any resources in Availability Zones where there is no transit gateway
+        // attachment cannot reach the transit gateway. If there is a route to the
+        // transit gateway in a subnet route table, traffic is forwarded to the transit
+        // gateway only when the transit gateway has an attachment in a subnet in the
+        // same Availability Zone." (Transit Gateway guide, "Amazon VPC attachments",
+        // Limits.)
+        let Some(entry) = self.tgw_subnet_in_zone(t, a, zone) else {
+            self.hop(|| Hop {
+                component: att.id.clone(),
+                action: HopAction::Drop,
+                rule: None,
+            });
+            return Err(DropReason::TgwNoSubnetInZone {
+                tgw: tgw.id.clone(),
+                attachment: att.id.clone(),
+                zone: zone.clone(),
+            });
+        };
+        self.nacl(entry, Direction::Inbound, p)?;
         let Some(ti) = att.table else {
             self.hop(|| Hop {
                 component: att.id.clone(),

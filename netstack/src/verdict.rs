@@ -134,6 +134,14 @@ pub enum DropReason {
     /// A route sends the packet to a transit gateway, but the attachment it
     /// entered through is associated with none of the gateway's route tables.
     TgwNoAssociation { tgw: ResId, attachment: ResId },
+    /// A route sends the packet to a transit gateway whose attachment in this VPC has
+    /// no subnet in the sender's Availability Zone: AWS forwards nothing from that
+    /// zone to the gateway.
+    TgwNoSubnetInZone {
+        tgw: ResId,
+        attachment: ResId,
+        zone: ResId,
+    },
     /// The transit gateway route table has no route covering the destination.
     TgwNoRoute {
         tgw: ResId,
@@ -296,6 +304,14 @@ impl fmt::Display for DropReason {
             TgwNoAssociation { tgw, attachment } => write!(
                 f,
                 "transit gateway {tgw} has no route table for attachment {attachment} (associate the attachment with a transit gateway route table)"
+            ),
+            TgwNoSubnetInZone {
+                tgw,
+                attachment,
+                zone,
+            } => write!(
+                f,
+                "transit gateway {tgw}'s attachment {attachment} has no subnet in {zone}, the sender's Availability Zone: resources in a zone without an attachment subnet cannot reach the transit gateway (add a subnet of {zone} to the attachment)"
             ),
             TgwNoRoute { tgw, table, dst } => write!(
                 f,

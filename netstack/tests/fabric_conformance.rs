@@ -3057,6 +3057,93 @@ fn transit_gateway_subnet_acls_apply_inbound_then_outbound() {
     );
 }
 
+/// Transit Gateway guide, "Amazon VPC attachments", Limits: "any resources in
+/// Availability Zones where there is no transit gateway attachment cannot reach the
+/// transit gateway. If there is a route to the transit gateway in a subnet route
+/// table, traffic is forwarded to the transit gateway only when the transit gateway
+/// has an attachment in a subnet in the same Availability Zone." VPC A's attachment
+/// has a subnet in us-east-1a only: the app instance in us-east-1b cannot reach the
+/// gateway, the web instance in us-east-1a can.
+#[test]
+fn transit_gateway_is_unreachable_from_a_zone_without_an_attachment_subnet() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(t, &ids, &ids.public_subnet, vec![]);
+        t.subnets.get_mut(&ids.private_subnet).unwrap().zone = "us-east-1b".into();
+    });
+    let flow = Flow::tcp_syn(p.ids.app_ip, 40000, p.c_host, 22);
+    let v = p.f.explain(at(0), &eni(&p.ids.app_eni), &flow);
+    assert_eq!(
+        dropped(&v),
+        DropReason::TgwNoSubnetInZone {
+            tgw: "tgw-1".into(),
+            attachment: "tgw-attach-a".into(),
+            zone: "us-east-1b".into(),
+        }
+    );
+    assert!(v.to_string().contains("us-east-1b"), "{v}");
+    let flow = Flow::tcp_syn(p.ids.web_ip, 40000, p.c_host, 22);
+    assert_eq!(
+        delivered(&p.f.explain(at(0), &eni(&p.ids.web_eni), &flow)),
+        Port::Eni("eni-c".into())
+    );
+}
+
+/// Transit Gateway guide, "How transit gateways work", Availability Zones: the
+/// gateway keeps traffic in the zone it entered, so with an attachment subnet in each
+/// zone, traffic from us-east-1b enters through the us-east-1b subnet (whose inbound
+/// ACL rules apply) and traffic from us-east-1a through the us-east-1a one; it
+/// crosses zones only to reach an attachment with no subnet in that zone (VPC C's
+/// attachment, in us-east-1b only, still receives traffic from us-east-1a, and its
+/// reply enters in us-east-1b and leaves in VPC A's subnet there).
+#[test]
+fn transit_gateway_traffic_enters_through_the_attachment_subnet_in_its_zone() {
+    let p = peered(SgPeer::Cidr(net("10.0.0.0/16")), |t| {
+        let (_, ids) = public_private_vpc_builder();
+        with_tgw(t, &ids, &ids.public_subnet, vec![]);
+        t.subnets.get_mut(&ids.private_subnet).unwrap().zone = "us-east-1b".into();
+        t.subnets.get_mut("subnet-c").unwrap().zone = "us-east-1b".into();
+        // VPC A's attachment also has a us-east-1b subnet, which refuses everything.
+        t.add_network_acl(deny_all_acl("acl-deny", &ids.vpc));
+        let mut tgw_b = Subnet::new(
+            "subnet-tgw-b",
+            &ids.vpc,
+            net("10.0.9.0/24"),
+            "rtb-private",
+            "acl-deny",
+        );
+        tgw_b.zone = "us-east-1b".into();
+        t.add_subnet(tgw_b);
+        let a = &mut t.transit_gateways.get_mut("tgw-1").unwrap().attachments[0];
+        a.subnets.push("subnet-tgw-b".into());
+    });
+    let from_b = Flow::tcp_syn(p.ids.app_ip, 40000, p.c_host, 22);
+    assert_eq!(
+        dropped(&p.f.explain(at(0), &eni(&p.ids.app_eni), &from_b)),
+        DropReason::NaclDeny {
+            acl: "acl-deny".into(),
+            subnet: "subnet-tgw-b".into(),
+            rule: None,
+            direction: Direction::Inbound,
+        },
+        "from us-east-1b the packet enters through the us-east-1b subnet"
+    );
+    let from_a = Flow::tcp_syn(p.ids.web_ip, 40000, p.c_host, 22);
+    let (fwd, back) = p.f.explain_round_trip(at(0), &eni(&p.ids.web_eni), &from_a);
+    assert_eq!(delivered(&fwd), Port::Eni("eni-c".into()), "{fwd}");
+    // The reply comes from us-east-1b and leaves the gateway in VPC A's us-east-1b
+    // subnet, whose outbound rules refuse it.
+    assert_eq!(
+        dropped(&back.expect("a reply")),
+        DropReason::NaclDeny {
+            acl: "acl-deny".into(),
+            subnet: "subnet-tgw-b".into(),
+            rule: None,
+            direction: Direction::Outbound,
+        }
+    );
+}
+
 /// EC2 User Guide, "Multiple IP addresses": a secondary private address belongs to its
 /// interface: packets to it are delivered there, and the interface may send from it
 /// (the source/destination check accepts it).

@@ -92,6 +92,8 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         TgwBlackhole { .. } => "BAD_STATE_ROUTE",
         // No published code names an attachment without a route table association.
         TgwNoAssociation { .. } => return None,
+        // Nor one for a sender in a zone where the attachment has no subnet.
+        TgwNoSubnetInZone { .. } => return None,
         // A fresh fabric has no NAT mappings, and analysed packets are well formed: an
         // analysis cannot meet these, and AWS publishes no code for them.
         NatPortsExhausted { .. } | Malformed(_) => return None,
@@ -1168,7 +1170,7 @@ impl World {
                 x.vpc = Some(self.component(region, vpc));
                 x.address = Some((*addr).into());
             }
-            TgwNoAssociation { attachment, .. } => {
+            TgwNoAssociation { attachment, .. } | TgwNoSubnetInZone { attachment, .. } => {
                 x.component = Some(self.component(region, attachment));
             }
             TgwNoRoute { table, dst, .. } => {

@@ -16,7 +16,9 @@
 //! 4. Egress network ACL of the source subnet (IPv6 rules only; the IPv6 `*` rule).
 //! 5. Route table, longest prefix match on IPv6 routes: `local`, internet gateway
 //!    (no translation: IPv6 addresses are public), egress-only internet gateway, VPC
-//!    peering connection. A route to a gateway not attached to this VPC, or to a
+//!    peering connection, network interface (an appliance: the destination subnet's
+//!    inbound ACL unless it is the sender's own, then the interface's groups and its
+//!    destination check). A route to a gateway not attached to this VPC, or to a
 //!    peering that does not connect it, is a blackhole. The egress-only gateway is
 //!    stateful and forwards only connections the instance started: a reply to a
 //!    connection the internet started (which came in through the internet gateway)
@@ -41,8 +43,8 @@
 //! direction and the reverse one, [`Conntrack6::liveness`]): that is what lets
 //! `Fabric::process` memoise it for established flows.
 //!
-//! Not here (see docs/fidelity.md): NAT64/DNS64, IPv6 routes to interfaces,
-//! endpoints and transit gateways.
+//! Not here (see docs/fidelity.md): NAT64/DNS64, IPv6 routes to endpoints and
+//! transit gateways.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
@@ -67,7 +69,12 @@ pub enum Target6 {
     /// blocks and both sides route to it (VPC Peering Guide, "Update your route tables
     /// for a VPC peering connection").
     Peering(ResId),
-    /// A target IPv6 cannot use (NAT gateway, endpoint) or an explicit blackhole.
+    /// A network interface in this VPC (an appliance, a firewall instance): the packet
+    /// is delivered to it, whatever its destination, as an IPv4 route to an interface
+    /// does ("Route tables", routing to a middlebox appliance).
+    Interface(ResId),
+    /// A target IPv6 cannot use (NAT gateway, endpoint, transit gateway) or an
+    /// explicit blackhole.
     Blackhole,
 }
 
@@ -455,13 +462,21 @@ impl Walk6<'_> {
                     })?;
             return self.deliver(&dst, p);
         }
-        self.nacl(&subnet, Direction::Outbound, p)?;
         let routes = v6.routes.get(&table).map(Vec::as_slice).unwrap_or(&[]);
-        let Some(route) = routes
+        let route = routes
             .iter()
             .filter(|r| r.destination.contains(&p.dst))
-            .max_by_key(|r| r.destination.prefix_len())
-        else {
+            .max_by_key(|r| r.destination.prefix_len());
+        // A route to an interface of the sender's own subnet keeps the packet inside
+        // the subnet: no ACL, as on the IPv4 path.
+        let stays_inside = route.is_some_and(|r| match &r.target {
+            Target6::Interface(x) => self.subnet_of_eni(x) == Some(&subnet),
+            _ => false,
+        });
+        if !stays_inside {
+            self.nacl(&subnet, Direction::Outbound, p)?;
+        }
+        let Some(route) = route else {
             return Err(DropReason::NoRouteV6 { table, dst: p.dst });
         };
         self.hop(
@@ -532,8 +547,47 @@ impl Walk6<'_> {
                 };
                 self.peering_cross(x, &vpc, &peer, p)
             }
+            Target6::Interface(x) => {
+                // AWS: the interface must be in this VPC; a NAT gateway's interface
+                // does not forward IPv6 (NAT64 is not emulated), so it is a blackhole.
+                let spec = &self.t.spec;
+                let Some(target) = spec.network_interfaces.get(x) else {
+                    return Err(blackhole());
+                };
+                let in_vpc = spec.subnets.get(&target.subnet).map(|s| &s.vpc) == Some(&vpc);
+                if !in_vpc || matches!(target.owner, crate::topology::EniOwner::NatGateway(_)) {
+                    return Err(blackhole());
+                }
+                if target.subnet != subnet {
+                    self.nacl(&target.subnet, Direction::Inbound, p)?;
+                }
+                self.deliver_routed(x, p)
+            }
             Target6::Blackhole => Err(blackhole()),
         }
+    }
+
+    /// Delivery to an interface a route named: its groups, then its destination check
+    /// (an interface accepts a packet addressed to another address only when its
+    /// source/destination check is off, as an appliance's is).
+    fn deliver_routed(&mut self, e: &ResId, p: &Pkt6) -> Step<Port> {
+        self.security_groups(e, Direction::Inbound, p)?;
+        let spec = &self.t.spec;
+        let own = spec.v6.eni_addrs.get(e).is_some_and(|a| a.contains(&p.dst));
+        if !own
+            && spec
+                .network_interfaces
+                .get(e)
+                .is_none_or(|x| x.source_dest_check)
+        {
+            self.hop(e, || HopAction::Drop, None);
+            return Err(DropReason::DestCheckV6 {
+                eni: e.clone(),
+                addr: p.dst,
+            });
+        }
+        self.hop(e, || HopAction::Deliver, None);
+        Ok(Port::Eni(e.clone()))
     }
 
     /// A packet crosses peering `x` from VPC `from` into VPC `to`. As for IPv4, AWS

@@ -177,6 +177,9 @@ pub enum DropReason {
     IgwNotAttachedV6 { vpc: ResId, dst: Ipv6Addr },
     /// IPv6: an interface sent from an address that is not one of its own.
     SourceDestCheckV6 { eni: ResId, addr: Ipv6Addr },
+    /// IPv6: a route sent the packet to an interface whose source/destination check
+    /// is on, and the destination `addr` is not one of its IPv6 addresses.
+    DestCheckV6 { eni: ResId, addr: Ipv6Addr },
     /// IPv6: the egress-only internet gateway refused to send out a packet of a
     /// connection the internet started (it came in through the internet gateway, and
     /// the subnet routes the reply to the egress-only gateway, which forwards only
@@ -371,6 +374,10 @@ impl fmt::Display for DropReason {
             SourceDestCheckV6 { eni, addr } => write!(
                 f,
                 "source/destination check of {eni} dropped a packet from {addr}, which is not one of its IPv6 addresses"
+            ),
+            DestCheckV6 { eni, addr } => write!(
+                f,
+                "source/destination check of {eni} dropped a packet routed to it for {addr}, which is not one of its IPv6 addresses (disable the check on an appliance's interface)"
             ),
         }
     }

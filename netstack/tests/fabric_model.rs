@@ -1313,13 +1313,19 @@ mod v6 {
             _ => {}
         }
         // Route tables.
-        let gateway = |g: &mut Gen| match g.below(7) {
+        let gateway = |g: &mut Gen| match g.below(8) {
             0 | 1 => Some(Target6::InternetGateway(g.pick(&["igw-a", "igw-b"]).into())),
             2 | 3 => Some(Target6::EgressOnlyGateway("eigw-a".into())),
             4 => Some(Target6::Peering(
                 g.pick(&["pcx-ab", "pcx-bc", "pcx-gone"]).into(),
             )),
             5 => Some(Target6::Blackhole),
+            // An appliance: one of VPC A's interfaces, VPC B's, the NAT gateway's, or
+            // one that does not exist.
+            6 => Some(Target6::Interface(
+                g.pick(&["eni-0", "eni-1", "eni-b", "eni-nat", "eni-gone"])
+                    .into(),
+            )),
             _ => None,
         };
         let route = |g: &mut Gen, dest: &str, target: Target6| Route6 {
@@ -1731,7 +1737,6 @@ mod v6 {
                     }),
                 };
             }
-            self.acl(subnet, Direction::Outbound, p)?;
             let table = &subnet.route_table;
             let mut best: Option<&Route6> = None;
             for r in t.v6.routes.get(table).into_iter().flatten() {
@@ -1740,6 +1745,17 @@ mod v6 {
                 {
                     best = Some(r);
                 }
+            }
+            // A route to an interface of the sender's own subnet never leaves it: no ACL.
+            let inside = best.is_some_and(|r| match &r.target {
+                Target6::Interface(x) => t
+                    .network_interfaces
+                    .get(x)
+                    .is_some_and(|e| e.subnet == subnet.id),
+                _ => false,
+            });
+            if !inside {
+                self.acl(subnet, Direction::Outbound, p)?;
             }
             let Some(route) = best else {
                 return Err(DropReason::NoRouteV6 {
@@ -1798,6 +1814,31 @@ mod v6 {
                         return Err(not_transitive(vpc, p.src, false));
                     }
                     self.enter(far, p)
+                }
+                Target6::Interface(x) => {
+                    // An interface of this VPC, not a NAT gateway's (no NAT64): its
+                    // subnet's inbound ACL when it is another subnet (the sender's
+                    // own outbound ACL was skipped above for its own subnet), its
+                    // groups, then its destination check.
+                    let Some(e) = t.network_interfaces.get(x) else {
+                        return Err(blackhole);
+                    };
+                    if &t.subnets[&e.subnet].vpc != vpc
+                        || matches!(e.owner, EniOwner::NatGateway(_))
+                    {
+                        return Err(blackhole);
+                    }
+                    if e.subnet != subnet.id {
+                        self.acl(&t.subnets[&e.subnet], Direction::Inbound, p)?;
+                    }
+                    self.sg(e, Direction::Inbound, p)?;
+                    if e.source_dest_check && !self.addrs(e).contains(&p.dst) {
+                        return Err(DropReason::DestCheckV6 {
+                            eni: e.id.clone(),
+                            addr: p.dst,
+                        });
+                    }
+                    Ok(Port::Eni(e.id.clone()))
                 }
                 Target6::Blackhole => Err(blackhole),
             }
@@ -2104,6 +2145,7 @@ fn random_dual_stack_worlds_cover_the_ipv6_outcomes() {
         "EgressOnlyInbound",
         "EgressOnlyNotInitiated",
         "PeeringNotTransitiveV6",
+        "DestCheckV6",
         "UnknownPort",
     ] {
         assert!(

@@ -1233,3 +1233,53 @@ mod time_exceeded6 {
         assert!(f.take_reply().is_some(), "a new second, new answers");
     }
 }
+
+/// "Route tables … Routing for a middlebox appliance": a route whose target is a
+/// network interface sends the packet to that interface, whose "source/destination
+/// checking" must be disabled for it to accept traffic addressed elsewhere (EC2 User
+/// Guide, "Change the source or destination checking"). The app subnet routes the
+/// public subnet's /64 to the web2 interface: the appliance's subnet ACL and groups
+/// apply, then its check; a route to the NAT gateway's interface carries no IPv6.
+#[test]
+fn an_ipv6_route_to_an_interface_delivers_to_the_appliance() {
+    let to_appliance = |b: &mut TopologyBuilder, ids: &FixtureIds, eni: &ResId| {
+        route6(
+            b,
+            &ids.private_rtb,
+            "2001:db8:1:1::/64",
+            Target6::Interface(eni.clone()),
+        );
+    };
+    let (mut f, ids) = dual_stack(|b, ids| to_appliance(b, ids, &ids.web2_eni));
+    let app = Port::Eni(ids.app_eni.clone());
+    let v = send(&mut f, at(1), &app, echo(APP, WEB, 128, 5));
+    assert_eq!(
+        dropped(&v),
+        DropReason::DestCheckV6 {
+            eni: ids.web2_eni.clone(),
+            addr: a6(WEB),
+        }
+    );
+    assert!(v.to_string().contains("source/destination check"), "{v}");
+    let (mut f, ids) = dual_stack(|b, ids| {
+        to_appliance(b, ids, &ids.web2_eni);
+        b.network_interfaces
+            .get_mut(&ids.web2_eni)
+            .unwrap()
+            .source_dest_check = false;
+    });
+    let v = send(&mut f, at(1), &app, echo(APP, WEB, 128, 5));
+    assert_eq!(delivered(&v), Port::Eni(ids.web2_eni.clone()), "{v}");
+    // The appliance's groups decide: web's group admits ICMPv6 from the VPC only.
+    let v = send(&mut f, at(1), &app, tcp(APP, 40000, WEB, 22, SYN));
+    assert_eq!(
+        dropped(&v),
+        DropReason::SecurityGroupNoMatch {
+            eni: ids.web2_eni.clone(),
+            direction: Direction::Inbound,
+        }
+    );
+    let (mut f, ids) = dual_stack(|b, ids| to_appliance(b, ids, &ids.nat_eni));
+    let v = send(&mut f, at(1), &app, echo(APP, WEB, 128, 5));
+    assert!(matches!(dropped(&v), DropReason::BlackholeV6 { .. }), "{v}");
+}

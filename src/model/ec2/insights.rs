@@ -103,7 +103,7 @@ pub fn explanation_code(r: &DropReason) -> Option<&'static str> {
         BlackholeV6 { .. } => "BAD_STATE_ROUTE",
         NoInterfaceV6 { .. } | InternetNoRouteV6 { .. } => "NO_POSSIBLE_DESTINATION",
         IgwNotAttachedV6 { .. } => "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS",
-        SourceDestCheckV6 { .. } => "ENI_SOURCE_DEST_CHECK_RESTRICTION",
+        SourceDestCheckV6 { .. } | DestCheckV6 { .. } => "ENI_SOURCE_DEST_CHECK_RESTRICTION",
         EgressOnlyInbound { .. } | EgressOnlyNotInitiated { .. } => return None,
         PeeringNotTransitiveV6 { .. } => "PCX_REQUIRES_ADDRESS_IN_VPC_CIDR",
     })
@@ -1206,6 +1206,12 @@ impl World {
             InternetNoRouteV6 { dst } => x.address = Some((*dst).into()),
             SourceDestCheckV6 { eni, addr } => {
                 x.direction = Some("egress".into());
+                x.component = Some(self.component(region, eni));
+                x.network_interface = Some(self.component(region, eni));
+                x.address = Some((*addr).into());
+            }
+            DestCheckV6 { eni, addr } => {
+                x.direction = Some("ingress".into());
                 x.component = Some(self.component(region, eni));
                 x.network_interface = Some(self.component(region, eni));
                 x.address = Some((*addr).into());

@@ -551,8 +551,12 @@ pub fn v6_spec(world: &World) -> vpclab_netstack::ipv6::V6Spec {
                     RouteTarget::Gateway(g) => Target6::InternetGateway(rid(g)),
                     RouteTarget::EgressOnlyGateway(g) => Target6::EgressOnlyGateway(rid(g)),
                     RouteTarget::VpcPeering(x) => Target6::Peering(rid(x)),
-                    // Interfaces, endpoints and transit gateways do not carry IPv6 in
-                    // vpclab yet.
+                    RouteTarget::NetworkInterface(e) => Target6::Interface(rid(e)),
+                    RouteTarget::Instance(i) => match world.primary_eni_of_instance(i) {
+                        Some(e) => Target6::Interface(rid(&e.id)),
+                        None => Target6::Blackhole,
+                    },
+                    // Endpoints and transit gateways do not carry IPv6 in vpclab yet.
                     _ => Target6::Blackhole,
                 };
                 let state = if world.route_state(rt, r) == "active" {

@@ -1279,7 +1279,7 @@ fn an_ipv6_route_to_an_interface_delivers_to_the_appliance() {
             direction: Direction::Inbound,
         }
     );
-    let (mut f, ids) = dual_stack(|b, ids| to_appliance(b, ids, &ids.nat_eni));
+    let (mut f, _) = dual_stack(|b, ids| to_appliance(b, ids, &ids.nat_eni));
     let v = send(&mut f, at(1), &app, echo(APP, WEB, 128, 5));
     assert!(matches!(dropped(&v), DropReason::BlackholeV6 { .. }), "{v}");
 }

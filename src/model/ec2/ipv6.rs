@@ -677,4 +677,49 @@ mod tests {
         assert!(doc.contains(&na) && doc.contains(&nb));
         assert_ne!(na, nb);
     }
+
+    /// An IPv6 route to a network interface compiles to that interface (an appliance
+    /// receives the traffic), no longer to a blackhole.
+    #[test]
+    fn an_ipv6_route_to_an_interface_compiles_to_the_interface() {
+        use crate::model::ec2::eni::EniSpec;
+        use vpclab_netstack::ipv6::Target6;
+        let mut w = World::new(crate::model::DEFAULT_ACCOUNT);
+        let env = Env::new("us-east-1", crate::model::Timestamp(1_700_000_000_000));
+        w.ensure_region(&env).expect("region");
+        let vpc = w.create_vpc(&env, "10.0.0.0/16", None, &[]).expect("vpc");
+        let (_, block) = w.associate_vpc_ipv6_block(&env, &vpc).expect("block");
+        let subnet = w
+            .create_subnet(&env, &vpc, "10.0.1.0/24", None, None, &[])
+            .expect("subnet");
+        let eni = w
+            .create_network_interface(
+                &env,
+                EniSpec {
+                    subnet_id: subnet,
+                    ..Default::default()
+                },
+                &[],
+            )
+            .expect("interface");
+        let rt = w.create_route_table(&env, &vpc, &[]).expect("table");
+        w.create_route(
+            &env,
+            &rt,
+            "::/0",
+            RouteTarget::NetworkInterface(eni.clone()),
+        )
+        .expect("route");
+        let spec = v6_spec(&w);
+        let routes = &spec.routes[&vpclab_netstack::topology::rid(&rt)];
+        let default = routes
+            .iter()
+            .find(|r| r.destination.prefix_len() == 0)
+            .expect("the ::/0 route");
+        assert_eq!(
+            default.target,
+            Target6::Interface(vpclab_netstack::topology::rid(&eni))
+        );
+        assert!(routes.iter().any(|r| r.destination == block));
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub struct PingReply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceHop {
     /// The address that answered.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// What it is, when known (`_gateway`, the NAT gateway's id).
     pub name: Option<String>,
     pub rtt: Duration,
@@ -153,7 +153,7 @@ pub trait InstanceNet: Send + Sync {
 
     /// The hops on the way to `dst` that would answer a `traceroute` (by default none:
     /// a network that knows no hops shows only stars).
-    fn trace(&self, _dst: Ipv4Addr, _timeout: Duration) -> BoxFuture<'_, Trace> {
+    fn trace(&self, _dst: IpAddr, _timeout: Duration) -> BoxFuture<'_, Trace> {
         Box::pin(async { Trace::default() })
     }
 }

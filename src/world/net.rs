@@ -52,6 +52,60 @@ impl HostNet {
         ip.is_loopback() || ip == self.addr
     }
 
+    /// `traceroute -6`: the fabric's IPv6 decision for an echo probe says whether the
+    /// probe leaves through an internet or egress-only gateway, whose hop limit the
+    /// fabric answers from the subnet's router (the /64's first address + 1, as its
+    /// ICMPv6 time exceeded does); the destination answers only if a probe really
+    /// gets there and back. Inside a VPC the router is invisible: one hop.
+    async fn trace6(&self, dst: Ipv6Addr, timeout: Duration) -> Trace {
+        let mut trace = Trace::default();
+        if dst.is_loopback() || self.addrs6.contains(&dst) {
+            trace.reached = true;
+            trace.hops.push(TraceHop {
+                addr: dst.into(),
+                name: None,
+                rtt: Duration::from_micros(30),
+            });
+            return trace;
+        }
+        let Some(&src) = self.addrs6.first() else {
+            return trace;
+        };
+        let port = self.host.port().clone();
+        let probe = vpclab_netstack::ipv6::Pkt6::probe(src, dst, 58, 0x7472, 0);
+        let now = self.net.now();
+        let Ok(verdict) = self
+            .net
+            .with_forwarder::<super::fabric::LiveFabric, _>(|f| {
+                f.current().explain6(now, &port, &probe)
+            })
+        else {
+            return trace;
+        };
+        let leaves = verdict
+            .hops
+            .iter()
+            .any(|h| matches!(h.action, vpclab_netstack::HopAction::Ipv6Gateway));
+        if leaves && let Some(net) = self.subnet6 {
+            trace.hops.push(TraceHop {
+                addr: Ipv6Addr::from(u128::from(net.network()) + 1).into(),
+                name: Some("_gateway".to_string()),
+                rtt: Duration::from_micros(200),
+            });
+        }
+        if verdict.is_delivered()
+            && let Ok((rtt, _)) = self.host.ping_ttl(dst, self.cap(timeout)).await
+        {
+            trace.reached = true;
+            trace.hops.push(TraceHop {
+                addr: dst.into(),
+                name: None,
+                rtt,
+            });
+        }
+        trace
+    }
+
     fn lock_local(
         &self,
     ) -> std::sync::MutexGuard<'_, BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, SocketAddrV4)>>>
@@ -273,13 +327,17 @@ impl InstanceNet for HostNet {
         ]
     }
 
-    fn trace(&self, dst: Ipv4Addr, timeout: Duration) -> BoxFuture<'_, Trace> {
+    fn trace(&self, dst: IpAddr, timeout: Duration) -> BoxFuture<'_, Trace> {
         Box::pin(async move {
+            let dst = match dst {
+                IpAddr::V4(d) => d,
+                IpAddr::V6(d) => return self.trace6(d, timeout).await,
+            };
             let mut trace = Trace::default();
             if self.is_self(dst) {
                 trace.reached = true;
                 trace.hops.push(TraceHop {
-                    addr: dst,
+                    addr: dst.into(),
                     name: None,
                     rtt: Duration::from_micros(30),
                 });
@@ -312,7 +370,7 @@ impl InstanceNet for HostNet {
             });
             if leaves {
                 trace.hops.push(TraceHop {
-                    addr: Ipv4Addr::from(u32::from(self.subnet.network()) + 1),
+                    addr: Ipv4Addr::from(u32::from(self.subnet.network()) + 1).into(),
                     name: Some("_gateway".to_string()),
                     rtt: nominal,
                 });
@@ -321,7 +379,7 @@ impl InstanceNet for HostNet {
                 if let vpclab_netstack::HopAction::NatTranslate { to, .. } = hop.action {
                     nominal += Duration::from_micros(200);
                     trace.hops.push(TraceHop {
-                        addr: to.0,
+                        addr: to.0.into(),
                         name: Some(hop.component.to_string()),
                         rtt: nominal,
                     });
@@ -333,7 +391,7 @@ impl InstanceNet for HostNet {
             {
                 trace.reached = true;
                 trace.hops.push(TraceHop {
-                    addr: dst,
+                    addr: dst.into(),
                     name: None,
                     rtt,
                 });

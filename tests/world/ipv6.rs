@@ -201,6 +201,23 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     );
     assert_eq!(stdout(&out).trim(), "200", "{}", stderr(&out));
 
+    // `traceroute -6` (and `traceroute6`): the egress-only gateway is a hop, so the
+    // subnet's router (its /64's first address + 1, which answers the fabric's ICMPv6
+    // time exceeded) comes first, then the destination (RFC 4443 §3.3).
+    let b6_addr: std::net::Ipv6Addr = b6.parse().expect("an IPv6 address");
+    let router = std::net::Ipv6Addr::from((u128::from(b6_addr) >> 64 << 64) + 1);
+    for cmd in [
+        "traceroute -6 -n 2606:4700:4700::1111",
+        "traceroute6 -n 2606:4700:4700::1111",
+    ] {
+        let out = d.ssh(&key, "ec2-user", &b_public, cmd);
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("80 byte packets"), "{text}");
+        assert!(lines[1].starts_with(&format!(" 1  {router}  ")), "{text}");
+        assert!(lines[2].starts_with(" 2  2606:4700:4700::1111  "), "{text}");
+    }
+
     // In from the internet to the same instance over IPv6, with a group rule for it:
     // the VPC has an internet gateway, so the SYN comes in through it, but the subnet
     // routes `::/0` (the reply) to the egress-only gateway, which forwards only

@@ -207,6 +207,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("test", BOTH, Always, "evaluate a condition: test -f FILE", now!(builtins::test)),
     cmd!("touch", BIN, Always, "create files or update their times", now!(builtins::touch)),
     cmd!("traceroute", BIN, Always, "show the hops on the way to a host", wait!(nettools::traceroute)),
+    cmd!("traceroute6", BIN, Always, "show the hops on the way to a host over IPv6 (traceroute -6)", wait!(nettools::traceroute)),
     cmd!("true", BOTH, Always, "do nothing, successfully", now!(builtins::r#true)),
     cmd!("type", BUILTIN, Always, "say what a name is: builtin or program", now!(type_builtin)),
     cmd!("umount", BIN, Always, "unmount a filesystem", now!(storage::umount)),

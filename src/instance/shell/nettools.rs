@@ -831,7 +831,13 @@ async fn tls_connect(
 /// VPC router, a NAT gateway, then the destination), three probes each. Hops that do
 /// not answer (an internet gateway, anything past a drop) print `* * *` as on Linux;
 /// without the destination, the trace stops at the maximum hop count.
-pub(super) async fn traceroute(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
+pub(super) async fn traceroute(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
+    // `traceroute6` is `traceroute -6`.
+    let mut family = if name == "traceroute6" {
+        Family::V6
+    } else {
+        Family::Any
+    };
     let mut max_hops: u32 = 30;
     let mut wait = Duration::from_secs(5);
     let mut numeric = false;
@@ -854,7 +860,9 @@ pub(super) async fn traceroute(sh: &mut Shell, _: &str, args: &[String], io: &mu
                     return 2;
                 }
             },
-            "-I" | "-T" | "-U" | "-4" => {}
+            "-4" => family = Family::V4,
+            "-6" => family = Family::V6,
+            "-I" | "-T" | "-U" => {}
             s if s.starts_with('-') => {
                 io.err.line(&format!("Bad option `{s}' (argc 1)"));
                 return 2;
@@ -867,7 +875,7 @@ pub(super) async fn traceroute(sh: &mut Shell, _: &str, args: &[String], io: &mu
             .line("Usage:\n  traceroute [ -n ] [ -m max_ttl ] [ -w waittime ] host");
         return 2;
     };
-    let ip = match resolve(sh, &target).await {
+    let ip = match resolve_ip(sh, &target, family).await {
         Ok(ip) => ip,
         Err(_) => {
             io.err.line(&format!("{target}: Name or service not known"));
@@ -877,8 +885,10 @@ pub(super) async fn traceroute(sh: &mut Shell, _: &str, args: &[String], io: &mu
             return 2;
         }
     };
+    // Linux's traceroute probes with 60-byte IPv4 packets and 80-byte IPv6 ones.
+    let size = if ip.is_ipv6() { 80 } else { 60 };
     io.out.line(&format!(
-        "traceroute to {target} ({ip}), {max_hops} hops max, 60 byte packets"
+        "traceroute to {target} ({ip}), {max_hops} hops max, {size} byte packets"
     ));
     let trace = sh.inst.net().trace(ip, wait).await;
     let mut n = 0;

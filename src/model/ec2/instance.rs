@@ -934,6 +934,11 @@ impl World {
             self.check_groups(env, &vpc.id, &check)?;
         }
 
+        // WIP (docs/wip-ipv6-native.md): instances in IPv6-only subnets need interfaces
+        // without a private IPv4 address, which the model and fabric do not have yet.
+        if subnet.ipv6_native {
+            return Err(super::subnet::ipv6_native_unsupported(&subnet_id));
+        }
         let requested_ip = {
             let from_nic = nic.as_ref().and_then(|n| {
                 n.private_ip.clone().or_else(|| {

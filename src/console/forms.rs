@@ -465,7 +465,7 @@ fn launch_form(ctx: &Ctx, w: &World, q: &FormData, failed: Option<&Failed>) -> M
                 select #launch-subnet name="subnet" aria-invalid=[err(failed, F, "subnet").map(|_| "true")] {
                     @for s in w.subnets.in_region(region) {
                         option value=(s.id) selected[s.id == subnet] {
-                            (s.id) " · " (s.cidr) " · " (s.availability_zone) " · " (if subnet_is_public(w, &s.id) { "public" } else { "private" })
+                            (s.id) " · " (s.ipv4_cidr_text()) " · " (s.availability_zone) " · " (if subnet_is_public(w, &s.id) { "public" } else { "private" })
                             @let n = name_of(w, &s.id); @if !n.is_empty() { " · " (n) }
                             @if w.vpcs.get(&s.vpc_id).is_some_and(|v| v.is_default) { " (default VPC)" }
                         }

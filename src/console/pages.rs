@@ -184,7 +184,7 @@ pub(crate) static KINDS: &[Kind] = &[
                         txt(name_of(w, &s.id)),
                         idc(&s.id),
                         idc(&s.vpc_id),
-                        txt(s.cidr.to_string()),
+                        txt(s.ipv4_cidr_text()),
                         txt(&s.availability_zone),
                         badge_cell(if subnet_is_public(w, &s.id) {
                             "public"
@@ -988,7 +988,7 @@ fn detail_body(
                 (render_props(vec![
                     ("Subnet ID", idc(&s.id)),
                     ("VPC", idc(&s.vpc_id)),
-                    ("IPv4 CIDR", txt(s.cidr.to_string())),
+                    ("IPv4 CIDR", txt(s.ipv4_cidr_text())),
                     ("Availability Zone", txt(format!("{} ({})", s.availability_zone, s.availability_zone_id))),
                     ("Type", badge_cell(if subnet_is_public(w, &s.id) { "public" } else { "private" })),
                     ("Available IPv4 addresses", txt(w.available_ip_count(s).to_string())),

@@ -136,7 +136,7 @@ fn subnet_boxes(w: &World, vpc: &Vpc, now: Timestamp) -> BTreeMap<String, Vec<Su
                 .trim_end(),
                 36,
             ),
-            format!("{}  {}", s.cidr, s.id),
+            format!("{}  {}", s.ipv4_cidr_text(), s.id),
             format!("route table {rt}"),
             format!("network ACL {acl}"),
         ];

@@ -69,6 +69,15 @@ impl Subnet {
         format!("arn:aws:ec2:{}:{}:subnet/{}", self.region, account, self.id)
     }
 
+    /// The IPv4 block as shown to people: `-` for an IPv6-only subnet (which has none).
+    pub fn ipv4_cidr_text(&self) -> String {
+        if self.ipv6_native {
+            "-".to_string()
+        } else {
+            self.cidr.to_string()
+        }
+    }
+
     /// Addresses AWS never hands out: network, .1 router, .2 DNS, .3 reserved, broadcast.
     pub fn is_reserved(&self, ip: Ipv4Addr) -> bool {
         let base = u32::from(self.cidr.network());

@@ -275,15 +275,18 @@ fn core_share() -> f64 {
 /// `CPUUtilization` comes from the CPU time the instance's workload really uses: idle,
 /// the datapoints are 0; `stress --cpu 1` (installed with dnf, as on Amazon Linux) on a
 /// one-vCPU t2.micro drives it past 50 % and an alarm on it goes to ALARM. The figure is
-/// real CPU time, so on a host whose cores are taken by other work the hog gets less:
-/// the threshold is then half of what a spinning thread measurably gets here.
+/// real CPU time, so on a host whose cores are taken by other work the hog gets less,
+/// and how much less changes from second to second (CI measured a hog at 49 % right
+/// after a spinning thread got 99 %). The threshold is therefore 20 %, four times what
+/// the idle instance is asserted to stay under, or less when a spinning thread
+/// measurably gets under 40 % of a core here.
 #[test]
 fn stress_on_an_instance_puts_a_cpu_utilization_alarm_in_alarm() {
     if !have("aws") || !have("ssh") {
         return;
     }
     let share = core_share();
-    let threshold = (share * 50.0).clamp(5.0, 50.0);
+    let threshold = (share * 50.0).clamp(5.0, 20.0);
     eprintln!(
         "a spinning thread gets {:.0} % of a core: threshold {threshold:.1} %",
         share * 100.0
@@ -363,7 +366,7 @@ fn stress_on_an_instance_puts_a_cpu_utilization_alarm_in_alarm() {
         &key,
         "ec2-user",
         &ip,
-        "sudo dnf install -y stress >/dev/null && stress --cpu 1 --timeout 8s",
+        "sudo dnf install -y stress >/dev/null && stress --cpu 1 --timeout 12s",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = String::from_utf8_lossy(&out.stdout);

@@ -227,66 +227,7 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     // gateway (no internet gateway at all). The learner's SSH to its instance's IPv6
     // address is refused at the gateway, even with a group rule for it, and
     // `vpclab connect` names the gateway.
-    let vpc2 = d.aws_text(&[
-        "create-vpc",
-        "--cidr-block",
-        "10.1.0.0/16",
-        "--amazon-provided-ipv6-cidr-block",
-        "--query",
-        "Vpc.VpcId",
-    ]);
-    let block2 = d.aws_text(&[
-        "describe-vpcs",
-        "--vpc-ids",
-        &vpc2,
-        "--query",
-        "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
-    ]);
-    let block2: ipnet::Ipv6Net = block2.parse().expect("an IPv6 block");
-    let sub2 = d.aws_text(&[
-        "create-subnet",
-        "--vpc-id",
-        &vpc2,
-        "--cidr-block",
-        "10.1.1.0/24",
-        "--ipv6-cidr-block",
-        &block2.subnets(64).unwrap().next().unwrap().to_string(),
-        "--query",
-        "Subnet.SubnetId",
-    ]);
-    let main2 = d.aws_text(&[
-        "describe-route-tables",
-        "--filters",
-        &format!("Name=vpc-id,Values={vpc2}"),
-        "Name=association.main,Values=true",
-        "--query",
-        "RouteTables[0].RouteTableId",
-    ]);
-    let eigw2 = d.aws_text(&[
-        "create-egress-only-internet-gateway",
-        "--vpc-id",
-        &vpc2,
-        "--query",
-        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
-    ]);
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &main2,
-        "--destination-ipv6-cidr-block",
-        "::/0",
-        "--egress-only-internet-gateway-id",
-        &eigw2,
-    ]);
-    let sg_c = crate::support::security_group(&d, &vpc2, "c", &[]);
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg_c,
-        "--ip-permissions",
-        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
-    ]);
-    let (_, _, c6) = launch6(&d, &net, &sub2, &sg_c);
+    let (_, c6, eigw2) = egress_only_vpc(&d, &net);
     let out = d.ssh_with(&key, "ec2-user", &c6, "true", 2);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -296,6 +237,39 @@ fn an_egress_only_gateway_lets_curl_6_out_and_refuses_connections_from_the_inter
     );
     // The first VPC's route names its own gateway.
     assert!(eigw.starts_with("eigw-") && eigw != eigw2, "{eigw}");
+}
+
+/// A second dual-stack VPC (`second_dual_stack_vpc`) whose only way out over IPv6 is
+/// an egress-only gateway (no internet gateway), with a running instance whose group
+/// admits SSH from any IPv6 address. Returns (instance, its IPv6 address, gateway).
+fn egress_only_vpc(d: &TestDaemon, net: &Network) -> (String, String, String) {
+    let (vpc, subnet, main, _) = second_dual_stack_vpc(d);
+    let eigw = d.aws_text(&[
+        "create-egress-only-internet-gateway",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &main,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        &eigw,
+    ]);
+    let sg = crate::support::security_group(d, &vpc, "c", &[]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let (id, _, v6) = launch6(d, net, &subnet, &sg);
+    (id, v6, eigw)
 }
 
 /// A second dual-stack VPC (10.1.0.0/16 and an Amazon-provided /56) with one subnet (its
@@ -643,68 +617,7 @@ fn vpclab_trace_walks_ipv6_flows_with_the_rule_that_decided() {
 
     // A VPC whose only IPv6 way out is an egress-only gateway: a connection from your
     // computer to its instance is refused at the gateway.
-    let vpc2 = d.aws_text(&[
-        "create-vpc",
-        "--cidr-block",
-        "10.1.0.0/16",
-        "--amazon-provided-ipv6-cidr-block",
-        "--query",
-        "Vpc.VpcId",
-    ]);
-    let block2: ipnet::Ipv6Net = d
-        .aws_text(&[
-            "describe-vpcs",
-            "--vpc-ids",
-            &vpc2,
-            "--query",
-            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
-        ])
-        .parse()
-        .expect("an IPv6 block");
-    let sub2 = d.aws_text(&[
-        "create-subnet",
-        "--vpc-id",
-        &vpc2,
-        "--cidr-block",
-        "10.1.1.0/24",
-        "--ipv6-cidr-block",
-        &block2.subnets(64).unwrap().next().unwrap().to_string(),
-        "--query",
-        "Subnet.SubnetId",
-    ]);
-    let main2 = d.aws_text(&[
-        "describe-route-tables",
-        "--filters",
-        &format!("Name=vpc-id,Values={vpc2}"),
-        "Name=association.main,Values=true",
-        "--query",
-        "RouteTables[0].RouteTableId",
-    ]);
-    let eigw2 = d.aws_text(&[
-        "create-egress-only-internet-gateway",
-        "--vpc-id",
-        &vpc2,
-        "--query",
-        "EgressOnlyInternetGateway.EgressOnlyInternetGatewayId",
-    ]);
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &main2,
-        "--destination-ipv6-cidr-block",
-        "::/0",
-        "--egress-only-internet-gateway-id",
-        &eigw2,
-    ]);
-    let sg_c = crate::support::security_group(&d, &vpc2, "c", &[]);
-    d.aws_text(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        &sg_c,
-        "--ip-permissions",
-        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
-    ]);
-    let (c, _, c6) = launch6(&d, &net, &sub2, &sg_c);
+    let (c, c6, eigw2) = egress_only_vpc(&d, &net);
     let (code, text, err) = trace(&["me", &format!("{c}:22"), "-6"]);
     assert_eq!(code, Some(3), "{text}{err}");
     assert!(

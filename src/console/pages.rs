@@ -448,7 +448,10 @@ pub(crate) static KINDS: &[Kind] = &[
                         idc(&e.vpc_id),
                         txt(&e.interface_type),
                         badge_cell(&e.status),
-                        txt(e.private_ip.to_string()),
+                        // `-`: an interface in an IPv6-only subnet has no IPv4.
+                        txt(e
+                            .ipv4()
+                            .map_or_else(|| "-".to_string(), |ip| ip.to_string())),
                         txt(e
                             .association
                             .as_ref()
@@ -498,7 +501,8 @@ pub(crate) static KINDS: &[Kind] = &[
                             txt(if v.state == InstanceState::Terminated {
                                 String::new()
                             } else {
-                                i.private_ip.to_string()
+                                i.ipv4()
+                                    .map_or_else(|| "-".to_string(), |ip| ip.to_string())
                             }),
                             txt(v
                                 .groups
@@ -1187,7 +1191,12 @@ fn detail_body(
                 ("Subnet", idc(&e.subnet_id)),
                 ("VPC", idc(&e.vpc_id)),
                 ("Availability Zone", txt(&e.availability_zone)),
-                ("Private IPv4", txt(e.private_ip.to_string())),
+                (
+                    "Private IPv4",
+                    txt(e
+                        .ipv4()
+                        .map_or_else(|| "-".to_string(), |ip| ip.to_string())),
+                ),
                 (
                     "Public IPv4",
                     txt(e

@@ -569,6 +569,13 @@ impl Runtime {
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
             .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
         let mut cfg = HostConfig::vpc(Port::Eni(rid(&eni)), subnet);
+        if profile.ipv4().is_none() {
+            // IPv6-only subnet: the interface has no IPv4 address and no IPv4 route, so
+            // the stack neither answers nor sends IPv4 (its SSH server is reached on
+            // its IPv6 address only).
+            cfg.addrs.clear();
+            cfg.gateway = None;
+        }
         if let Some(subnet6) = ri.subnet_ipv6_cidr {
             cfg = cfg.with_vpc_ipv6(&ri.ipv6_addresses, subnet6);
         }
@@ -672,6 +679,14 @@ impl Runtime {
         agent: &Path,
         cgroups: Option<&crate::instance::sandbox::Cgroups>,
     ) -> std::io::Result<Running> {
+        if profile.ipv4().is_none() {
+            // The agent configures the TUN with an IPv4 address and route first; an
+            // IPv6-only interface needs its own path there (docs/fidelity.md).
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the sandbox runtime does not run instances in IPv6-only subnets yet",
+            ));
+        }
         let eni = ri.eni_id.clone().unwrap_or_default();
         let net = FakeNet::new(ri.private_ip, profile.subnet_prefix_len, &profile.mac);
         let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);

@@ -29,7 +29,7 @@ fn inst(id: &str, vpc: &str, private: [u8; 4], public: Option<[u8; 4]>) -> Insta
     InstanceDns {
         instance_id: id.to_owned(),
         vpc_id: vpc.to_owned(),
-        private_ip: Ipv4Addr::from(private),
+        private_ip: Some(Ipv4Addr::from(private)),
         public_ip: public.map(Ipv4Addr::from),
         resource_name: true,
         ipv6: None,

@@ -38,11 +38,12 @@ pub struct Subnet {
     /// `PrivateDnsNameOptionsOnLaunch`.
     #[serde(default)]
     pub dns_name_options: super::ipv6::PrivateDnsNameOptions,
-    /// An IPv6-only subnet (`CreateSubnet --ipv6-native`): it has no IPv4 block. WIP
-    /// (docs/wip-ipv6-native.md): `cidr` then holds the placeholder `IPV6_NATIVE_NO_IPV4`
-    /// (0.0.0.0/32, inside no VPC block, overlapping no subnet) until `cidr` becomes an
-    /// `Option`; nothing may read `cidr` of such a subnet as a real block, and address
-    /// allocation refuses it.
+    /// An IPv6-only subnet (`CreateSubnet --ipv6-native`): it has no IPv4 block. `cidr`
+    /// then holds `IPV6_NATIVE_NO_IPV4` (0.0.0.0/32, inside no VPC block, overlapping no
+    /// subnet): `ipv4_cidr` says `None` for it, the API and console never show it, no
+    /// interface has an IPv4 address in it (the fabric's IPv4 side delivers nothing
+    /// there), and address allocation refuses it. (A full
+    /// `Option<Ipv4Net>` would touch ~95 reads of `cidr` that only IPv4 subnets reach.)
     #[serde(default)]
     pub ipv6_native: bool,
 }
@@ -67,6 +68,11 @@ impl Subnet {
     /// AWS's subnet ARN.
     pub fn arn(&self, account: &str) -> String {
         format!("arn:aws:ec2:{}:{}:subnet/{}", self.region, account, self.id)
+    }
+
+    /// The IPv4 block; `None` for an IPv6-only subnet.
+    pub fn ipv4_cidr(&self) -> Option<Ipv4Net> {
+        (!self.ipv6_native).then_some(self.cidr)
     }
 
     /// The IPv4 block as shown to people: `-` for an IPv6-only subnet (which has none).
@@ -132,15 +138,14 @@ impl Filterable for Subnet {
     }
 }
 
-/// Interfaces in IPv6-only subnets (no private IPv4) are the next WIP step; until then
-/// every path that would give an interface an address in one is refused with this.
-pub fn ipv6_native_unsupported(subnet_id: &str) -> ApiError {
-    ApiError::new(
-        "Unsupported",
-        format!(
-            "Network interfaces and instances in the IPv6-only subnet {subnet_id} are not supported by vpclab yet (interfaces without a private IPv4 address)."
-        ),
-    )
+/// What a request that needs a private IPv4 address in an IPv6-only subnet gets (a
+/// requested private address, secondary addresses, a NAT gateway, an interface endpoint,
+/// a load balancer node). AWS documents no dedicated code; the subnet has no IPv4 range,
+/// so the parameter is invalid for it.
+pub fn ipv6_native_no_ipv4(subnet_id: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "The subnet {subnet_id} is IPv6-only: it has no IPv4 CIDR block, so no private IPv4 address can be assigned in it."
+    ))
 }
 
 pub fn subnet_not_found(id: &str) -> ApiError {
@@ -160,7 +165,7 @@ impl World {
         self.network_interfaces
             .iter()
             .filter(|e| e.subnet_id == subnet_id)
-            .flat_map(|e| std::iter::once(e.private_ip).chain(e.secondary_ips.iter().copied()))
+            .flat_map(|e| e.ipv4().into_iter().chain(e.secondary_ips.iter().copied()))
             .collect()
     }
 
@@ -178,7 +183,7 @@ impl World {
             .get(subnet_id)
             .ok_or_else(|| subnet_not_found(subnet_id))?;
         if subnet.ipv6_native {
-            return Err(ipv6_native_unsupported(subnet_id));
+            return Err(ipv6_native_no_ipv4(subnet_id));
         }
         let used = self.used_ips(subnet_id);
         let base = u32::from(subnet.cidr.network());
@@ -201,7 +206,7 @@ impl World {
             .get(subnet_id)
             .ok_or_else(|| subnet_not_found(subnet_id))?;
         if subnet.ipv6_native {
-            return Err(ipv6_native_unsupported(subnet_id));
+            return Err(ipv6_native_no_ipv4(subnet_id));
         }
         if !subnet.cidr.contains(&ip) {
             return Err(ApiError::invalid_value(format!(

@@ -679,14 +679,6 @@ impl Runtime {
         agent: &Path,
         cgroups: Option<&crate::instance::sandbox::Cgroups>,
     ) -> std::io::Result<Running> {
-        if profile.ipv4().is_none() {
-            // The agent configures the TUN with an IPv4 address and route first; an
-            // IPv6-only interface needs its own path there (docs/fidelity.md).
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "the sandbox runtime does not run instances in IPv6-only subnets yet",
-            ));
-        }
         let eni = ri.eni_id.clone().unwrap_or_default();
         let net = FakeNet::new(ri.private_ip, profile.subnet_prefix_len, &profile.mac);
         let (disk, saver) = open_disk(&self.dir(), &ri.instance_id);

@@ -656,47 +656,7 @@ fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_e
     let d = TestDaemon::start();
     let net = Network::build(&d);
     let eigw = dual_stack(&d, &net);
-    // The IPv6-only subnet takes the VPC's second /64; the private route table (no IPv4
-    // way out at all) sends `::/0` to the egress-only gateway.
-    let block: ipnet::Ipv6Net = d
-        .aws_text(&[
-            "describe-vpcs",
-            "--vpc-ids",
-            &net.vpc,
-            "--query",
-            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
-        ])
-        .parse()
-        .expect("an IPv6 block");
-    let second64 = block.subnets(64).expect("/64s").nth(1).unwrap();
-    let v6only = d.aws_text(&[
-        "create-subnet",
-        "--vpc-id",
-        &net.vpc,
-        "--ipv6-native",
-        "--ipv6-cidr-block",
-        &second64.to_string(),
-        "--availability-zone",
-        "us-east-1a",
-        "--query",
-        "Subnet.SubnetId",
-    ]);
-    d.aws_text(&[
-        "associate-route-table",
-        "--route-table-id",
-        &net.private_rt,
-        "--subnet-id",
-        &v6only,
-    ]);
-    d.aws_text(&[
-        "create-route",
-        "--route-table-id",
-        &net.private_rt,
-        "--destination-ipv6-cidr-block",
-        "::/0",
-        "--egress-only-internet-gateway-id",
-        &eigw,
-    ]);
+    let (v6only, second64) = ipv6_only_subnet(&d, &net, &eigw);
     let key = d.key_pair("lab", "ed25519");
     let bastion_sg = net.security_group(&d, "bastion", &[(22, "0.0.0.0/0")]);
     let (bastion, bastion_public, bastion6) = launch6(&d, &net, &net.public_subnet, &bastion_sg);
@@ -727,25 +687,8 @@ fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_e
     assert_eq!(query("PrivateDnsName"), format!("{app}.ec2.internal"));
 
     // `ssh -J` through the bastion to the IPv6 address.
-    let config = d.path("jump6.config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host bastion\n  HostName {bastion_public}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 2001:db8:*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
-            key = key.display(),
-            kh = d.path("known_hosts").display(),
-        ),
-    )
-    .expect("write ssh config");
-    let jump = |command: &str| {
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.arg("-F")
-            .arg(&config)
-            .args(["-J", "bastion", &format!("ec2-user@{app6}"), command])
-            .stdin(std::process::Stdio::null());
-        d.env(&mut cmd);
-        cmd.output().expect("run ssh")
-    };
+    let config = jump_config6(&d, &key, &bastion_public);
+    let jump = |command: &str| jump6(&d, &config, &app6, command);
     let out = jump("hostname; ip addr show ens5");
     let text = stdout(&out);
     assert!(out.status.success(), "ssh -J: {}{text}", stderr(&out));
@@ -814,4 +757,92 @@ fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_e
         text.contains("dropped: no inbound security group rule of eni-"),
         "{text}"
     );
+}
+
+/// An ssh configuration for `ssh -J bastion` to instances' IPv6 addresses (2001:db8::/32):
+/// the bastion is reached at its public IPv4 address through `vpclab connect`.
+pub(crate) fn jump_config6(
+    d: &TestDaemon,
+    key: &std::path::Path,
+    bastion_public: &str,
+) -> std::path::PathBuf {
+    let config = d.path("jump6.config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host bastion\n  HostName {bastion_public}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 2001:db8:*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
+            key = key.display(),
+            kh = d.path("known_hosts").display(),
+        ),
+    )
+    .expect("write ssh config");
+    config
+}
+
+/// Runs `command` as ec2-user on `target6` through the bastion of `config`.
+pub(crate) fn jump6(
+    d: &TestDaemon,
+    config: &std::path::Path,
+    target6: &str,
+    command: &str,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(["-J", "bastion", &format!("ec2-user@{target6}"), command])
+        .stdin(std::process::Stdio::null());
+    d.env(&mut cmd);
+    cmd.output().expect("run ssh")
+}
+
+/// An IPv6-only subnet in `net`'s VPC (made dual-stack by [`dual_stack`]) on the VPC's
+/// second /64, associated with the private route table, which sends `::/0` to the
+/// egress-only gateway `eigw` (and has no IPv4 way out at all). Returns (subnet, /64).
+pub(crate) fn ipv6_only_subnet(
+    d: &TestDaemon,
+    net: &Network,
+    eigw: &str,
+) -> (String, ipnet::Ipv6Net) {
+    // The IPv6-only subnet takes the VPC's second /64; the private route table (no IPv4
+    // way out at all) sends `::/0` to the egress-only gateway.
+    let block: ipnet::Ipv6Net = d
+        .aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            &net.vpc,
+            "--query",
+            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+        ])
+        .parse()
+        .expect("an IPv6 block");
+    let second64 = block.subnets(64).expect("/64s").nth(1).unwrap();
+    let v6only = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &net.vpc,
+        "--ipv6-native",
+        "--ipv6-cidr-block",
+        &second64.to_string(),
+        "--availability-zone",
+        "us-east-1a",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    d.aws_text(&[
+        "associate-route-table",
+        "--route-table-id",
+        &net.private_rt,
+        "--subnet-id",
+        &v6only,
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &net.private_rt,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        eigw,
+    ]);
+    (v6only, second64)
 }

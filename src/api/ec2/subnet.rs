@@ -68,8 +68,8 @@ fn create_subnet(c: &mut Call) -> ApiResult<Xml> {
             "IPAM subnets are not supported by vpclab.",
         ));
     }
-    // IPv6-only subnets (docs/wip-ipv6-native.md): the API side is built; instances and
-    // interfaces in them are refused until interfaces without a private IPv4 exist.
+    // IPv6-only subnets: a /64 and no IPv4 block; their instances and interfaces get
+    // IPv6 addresses only (`model::ec2::eni::NO_PRIVATE_IPV4`).
     let native = c.params.bool("Ipv6Native")?.unwrap_or(false);
     let cidr = c.params.get("CidrBlock").map(str::to_string);
     if native && cidr.is_some() {

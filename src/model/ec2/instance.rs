@@ -1883,7 +1883,10 @@ impl World {
             .primary_eni
             .as_deref()
             .and_then(|e| self.network_interfaces.get(e));
-        let cidr = self.subnets.get(&inst.subnet_id).map(|s| s.cidr);
+        let cidr = self
+            .subnets
+            .get(&inst.subnet_id)
+            .and_then(|s| s.ipv4_cidr());
         let mut text = if inst.console_from_runtime {
             inst.console_extra.clone()
         } else {

@@ -644,13 +644,20 @@ pub(crate) fn compile(spec: TopologyBuilder) -> Result<crate::topology::Topology
         }
         let private = u32::from(e.private_ip);
         let secondary: Vec<u32> = e.secondary_ips.iter().map(|a| u32::from(*a)).collect();
+        // An interface in an IPv6-only subnet has no IPv4 address
+        // (`NetworkInterface::NO_IPV4`): nothing is delivered to it, and no
+        // group rule matches it, on the IPv4 side.
+        let v4: Vec<u32> = (!e.private_ip.is_unspecified())
+            .then_some(private)
+            .into_iter()
+            .chain(secondary.iter().copied())
+            .collect();
         // AWS: a rule naming a group matches every private address of the
         // interfaces carrying it, secondary ones included.
         for &gi in &sgs {
-            c.members[gi as usize].push(private);
-            c.members[gi as usize].extend(secondary.iter().copied());
+            c.members[gi as usize].extend(v4.iter().copied());
         }
-        for a in std::iter::once(private).chain(secondary.iter().copied()) {
+        for &a in &v4 {
             if let Some(prev) = c.eni_by_ip.insert((vpc, a), idx) {
                 return Err(TopologyError::DuplicateAddress {
                     addr: Ipv4Addr::from(a),

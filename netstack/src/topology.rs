@@ -464,6 +464,8 @@ pub enum EniOwner {
 pub struct NetworkInterface {
     pub id: ResId,
     pub subnet: ResId,
+    /// The primary private IPv4 address, or [`NetworkInterface::NO_IPV4`] for an
+    /// interface in an IPv6-only subnet (reached by its IPv6 addresses only).
     pub private_ip: Ipv4Addr,
     /// Secondary private addresses: delivered to this interface like the
     /// primary one, and accepted as its own by the source/destination check.
@@ -476,6 +478,10 @@ pub struct NetworkInterface {
 }
 
 impl NetworkInterface {
+    /// `private_ip` of an interface without IPv4 (IPv6-only subnet): the IPv4 side
+    /// indexes no address for it, so no IPv4 packet is delivered to it.
+    pub const NO_IPV4: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
     pub fn new(id: &str, subnet: &str, private_ip: Ipv4Addr, groups: &[&str]) -> Self {
         NetworkInterface {
             id: rid(id),

@@ -2347,6 +2347,28 @@ mod topology_validation {
         ));
     }
 
+    /// AWS (EC2 User Guide, "IPv6-only subnets"): an interface there has no IPv4
+    /// address. Any number of such interfaces share a VPC (their `NO_IPV4` is no
+    /// address, so no duplicate), and the IPv4 side finds none of them by address.
+    #[test]
+    fn interfaces_without_ipv4_are_not_indexed_on_the_ipv4_side() {
+        let (mut b, ids) = public_private_vpc_builder();
+        for id in ["eni-v6only-a", "eni-v6only-b"] {
+            b.add_network_interface(NetworkInterface::new(
+                id,
+                &ids.private_subnet,
+                NetworkInterface::NO_IPV4,
+                &[&ids.app_sg],
+            ));
+        }
+        let t = b.build().expect("two IPv4-less interfaces in one VPC");
+        assert!(
+            t.eni_by_private_ip(&ids.vpc, NetworkInterface::NO_IPV4)
+                .is_none()
+        );
+        assert!(t.network_interface("eni-v6only-b").is_some());
+    }
+
     /// Lookups learners' tools need: by private address within a VPC, by public address.
     #[test]
     fn topology_finds_interfaces_by_address() {

@@ -465,7 +465,7 @@ fn launch_form(ctx: &Ctx, w: &World, q: &FormData, failed: Option<&Failed>) -> M
                 select #launch-subnet name="subnet" aria-invalid=[err(failed, F, "subnet").map(|_| "true")] {
                     @for s in w.subnets.in_region(region) {
                         option value=(s.id) selected[s.id == subnet] {
-                            (s.id) " · " (s.cidr) " · " (s.availability_zone) " · " (if subnet_is_public(w, &s.id) { "public" } else { "private" })
+                            (s.id) " · " (s.ipv4_cidr_text()) " · " (s.availability_zone) " · " (if subnet_is_public(w, &s.id) { "public" } else { "private" })
                             @let n = name_of(w, &s.id); @if !n.is_empty() { " · " (n) }
                             @if w.vpcs.get(&s.vpc_id).is_some_and(|v| v.is_default) { " (default VPC)" }
                         }
@@ -666,6 +666,16 @@ pub(crate) fn instance_body(
     } else {
         v.public_ip.map(|p| p.to_string()).unwrap_or_default()
     };
+    // The address a bastion in the VPC uses: the private IPv4, or the IPv6 address of
+    // an instance in an IPv6-only subnet.
+    let inside_addr = match i.ipv4() {
+        Some(ip) => ip.to_string(),
+        None => v
+            .eni
+            .and_then(|e| e.ipv6_addresses.first())
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    };
     let key = i.key_name.clone().unwrap_or_else(|| "KEY".into());
     let env = crate::model::Env::new(ctx.region.clone(), now);
     let console = w.console_output(&env, &i.id).ok().and_then(|(t, _)| t);
@@ -695,7 +705,7 @@ pub(crate) fn instance_body(
             ("VPC", idc(&i.vpc_id)),
             ("Subnet", idc(&i.subnet_id)),
             ("Availability Zone", pages::txt(&i.availability_zone)),
-            ("Private IPv4", pages::txt(if v.state == InstanceState::Terminated { String::new() } else { i.private_ip.to_string() })),
+            ("Private IPv4", pages::txt(if v.state == InstanceState::Terminated { String::new() } else { i.ipv4().map_or_else(|| "-".to_string(), |ip| ip.to_string()) })),
             ("Private DNS", pages::txt(&v.private_dns_name)),
             ("Public IPv4", pages::txt(v.public_ip.map(|p| p.to_string()).unwrap_or_else(|| "none".into()))),
             ("Public DNS", pages::txt(&v.public_dns_name)),
@@ -706,7 +716,7 @@ pub(crate) fn instance_body(
         h2 { "Connect" }
         @if host.is_empty() {
             p { "This instance has no public IP address. Reach it from another instance in its VPC (a bastion), for example "
-                code { "ssh -i " (key) ".pem " (user) "@" (i.private_ip) } "." }
+                code { "ssh -i " (key) ".pem " (user) "@" (inside_addr) } "." }
         } @else {
             p { "With " code { "vpclab ssh-config >> ~/.ssh/config" } " done once (it routes the world's public names through vpclab), connect with OpenSSH:" }
             pre.cmd #ssh-line { "ssh -i " (key) ".pem " (user) "@" (host) }

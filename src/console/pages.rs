@@ -184,7 +184,7 @@ pub(crate) static KINDS: &[Kind] = &[
                         txt(name_of(w, &s.id)),
                         idc(&s.id),
                         idc(&s.vpc_id),
-                        txt(s.cidr.to_string()),
+                        txt(s.ipv4_cidr_text()),
                         txt(&s.availability_zone),
                         badge_cell(if subnet_is_public(w, &s.id) {
                             "public"
@@ -448,7 +448,10 @@ pub(crate) static KINDS: &[Kind] = &[
                         idc(&e.vpc_id),
                         txt(&e.interface_type),
                         badge_cell(&e.status),
-                        txt(e.private_ip.to_string()),
+                        // `-`: an interface in an IPv6-only subnet has no IPv4.
+                        txt(e
+                            .ipv4()
+                            .map_or_else(|| "-".to_string(), |ip| ip.to_string())),
                         txt(e
                             .association
                             .as_ref()
@@ -498,7 +501,8 @@ pub(crate) static KINDS: &[Kind] = &[
                             txt(if v.state == InstanceState::Terminated {
                                 String::new()
                             } else {
-                                i.private_ip.to_string()
+                                i.ipv4()
+                                    .map_or_else(|| "-".to_string(), |ip| ip.to_string())
                             }),
                             txt(v
                                 .groups
@@ -988,7 +992,7 @@ fn detail_body(
                 (render_props(vec![
                     ("Subnet ID", idc(&s.id)),
                     ("VPC", idc(&s.vpc_id)),
-                    ("IPv4 CIDR", txt(s.cidr.to_string())),
+                    ("IPv4 CIDR", txt(s.ipv4_cidr_text())),
                     ("Availability Zone", txt(format!("{} ({})", s.availability_zone, s.availability_zone_id))),
                     ("Type", badge_cell(if subnet_is_public(w, &s.id) { "public" } else { "private" })),
                     ("Available IPv4 addresses", txt(w.available_ip_count(s).to_string())),
@@ -1187,7 +1191,12 @@ fn detail_body(
                 ("Subnet", idc(&e.subnet_id)),
                 ("VPC", idc(&e.vpc_id)),
                 ("Availability Zone", txt(&e.availability_zone)),
-                ("Private IPv4", txt(e.private_ip.to_string())),
+                (
+                    "Private IPv4",
+                    txt(e
+                        .ipv4()
+                        .map_or_else(|| "-".to_string(), |ip| ip.to_string())),
+                ),
                 (
                     "Public IPv4",
                     txt(e

@@ -70,20 +70,27 @@ fn source(
                 .primary_eni
                 .clone()
                 .ok_or_else(|| format!("instance {id} has no network interface"))?;
+            // This page walks IPv4 flows; `vpclab trace -6` covers IPv6-only instances.
+            let ip = i
+                .ipv4()
+                .ok_or_else(|| format!("instance {id} has no IPv4 address (IPv6-only subnet)"))?;
             Ok((
-                i.private_ip,
+                ip,
                 Port::Eni(Arc::from(eni.as_str())),
                 true,
-                format!("instance {id} ({})", i.private_ip),
+                format!("instance {id} ({ip})"),
             ))
         }
         id if id.starts_with("eni-") => {
             let e = w.network_interface(region, id).map_err(|e| e.message)?;
+            let ip = e
+                .ipv4()
+                .ok_or_else(|| format!("interface {id} has no IPv4 address (IPv6-only subnet)"))?;
             Ok((
-                e.private_ip,
+                ip,
                 Port::Eni(Arc::from(e.id.as_str())),
                 true,
-                format!("interface {id} ({})", e.private_ip),
+                format!("interface {id} ({ip})"),
             ))
         }
         other => Err(format!("unknown source {other:?}")),
@@ -110,7 +117,10 @@ fn destination(
             )
         });
         if inside {
-            return Ok((i.private_ip, note));
+            let ip = i
+                .ipv4()
+                .ok_or_else(|| format!("instance {to} has no IPv4 address (IPv6-only subnet)"))?;
+            return Ok((ip, note));
         }
         let public = i
             .filter_values(w, "ip-address")

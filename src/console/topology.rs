@@ -136,7 +136,7 @@ fn subnet_boxes(w: &World, vpc: &Vpc, now: Timestamp) -> BTreeMap<String, Vec<Su
                 .trim_end(),
                 36,
             ),
-            format!("{}  {}", s.cidr, s.id),
+            format!("{}  {}", s.ipv4_cidr_text(), s.id),
             format!("route table {rt}"),
             format!("network ACL {acl}"),
         ];
@@ -189,7 +189,8 @@ fn subnet_boxes(w: &World, vpc: &Vpc, now: Timestamp) -> BTreeMap<String, Vec<Su
                     ),
                     format!(
                         "{}{}",
-                        i.private_ip,
+                        i.ipv4()
+                            .map_or_else(|| "-".to_string(), |ip| ip.to_string()),
                         v.public_ip
                             .map(|p| format!("  public {p}"))
                             .unwrap_or_default()

@@ -350,7 +350,7 @@ fn lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (Outcome,
         if let Some(ip) = names::parse_reverse(key)
             && vpc.cidrs.iter().any(|c| c.contains(&ip))
         {
-            let found = instance(ctx.view, |i| i.vpc_id == vpc_id && i.private_ip == ip);
+            let found = instance(ctx.view, |i| i.vpc_id == vpc_id && i.private_ip == Some(ip));
             let target = found.map(|_| names::private_name(ip, &vpc.region));
             return (reverse(name, ip, target, qtype), true);
         }
@@ -502,7 +502,7 @@ fn ec2_private(
     }
     let label = &key[..key.len() - domain.len() - 1];
     let found = if let Some(ip) = names::parse_address_label(label, "ip-") {
-        instance(ctx.view, |i| i.vpc_id == vpc_id && i.private_ip == ip)
+        instance(ctx.view, |i| i.vpc_id == vpc_id && i.private_ip == Some(ip))
     } else {
         // The resource-based name exists when either of its records is enabled; each
         // query type is answered only by its own option (EC2 User Guide, "resource
@@ -521,13 +521,16 @@ fn ec2_private(
                 )]),
                 None => Outcome::NoData(soa),
             },
-            Some(i) if i.resource_name => address_outcome(name, i.private_ip, qtype, soa),
+            Some(i) if i.resource_name => match i.private_ip {
+                Some(ip) => address_outcome(name, ip, qtype, soa),
+                None => Outcome::NoData(soa),
+            },
             Some(_) => Outcome::NoData(soa),
             None => Outcome::NxDomain(soa),
         };
     };
-    match found {
-        Some(i) => address_outcome(name, i.private_ip, qtype, soa),
+    match found.and_then(|i| i.private_ip) {
+        Some(ip) => address_outcome(name, ip, qtype, soa),
         None => Outcome::NxDomain(soa),
     }
 }
@@ -563,7 +566,10 @@ fn ec2_public(ctx: &Ctx<'_>, domain: &str, name: &Name, key: &str, qtype: Record
                         .get(&i.vpc_id)
                         .is_some_and(|v| v.private_names_for.iter().any(|p| p == id))
             });
-            let addr = if inside { i.private_ip } else { ip };
+            let addr = match i.private_ip {
+                Some(private) if inside => private,
+                _ => ip,
+            };
             address_outcome(name, addr, qtype, soa)
         }
         None => Outcome::NxDomain(soa),

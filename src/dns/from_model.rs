@@ -179,7 +179,9 @@ fn addresses(world: &World) -> Vec<InstanceDns> {
         out.push(InstanceDns {
             instance_id: owner.clone(),
             vpc_id: eni.vpc_id.clone(),
-            private_ip: eni.private_ip,
+            // None in an IPv6-only subnet: only the resource-based name exists, and
+            // it answers AAAA only.
+            private_ip: eni.ipv4(),
             public_ip: eni.association.as_ref().map(|a| a.public_ip),
             resource_name: options.a_record,
             ipv6: eni.ipv6_addresses.first().copied(),
@@ -199,7 +201,7 @@ fn addresses(world: &World) -> Vec<InstanceDns> {
             out.push(InstanceDns {
                 instance_id: owner.clone(),
                 vpc_id: eni.vpc_id.clone(),
-                private_ip: *ip,
+                private_ip: Some(*ip),
                 public_ip,
                 resource_name: false,
                 ipv6: None,

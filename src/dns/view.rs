@@ -96,8 +96,8 @@ pub struct InstanceDns {
     pub instance_id: String,
     /// The VPC the address belongs to.
     pub vpc_id: String,
-    /// The private IPv4 address.
-    pub private_ip: Ipv4Addr,
+    /// The private IPv4 address (`None`: an interface in an IPv6-only subnet).
+    pub private_ip: Option<Ipv4Addr>,
     /// The public IPv4 address mapped to it (auto-assigned or Elastic IP), if any.
     pub public_ip: Option<Ipv4Addr>,
     /// Whether `i-….ec2.internal` (resource-based name) answers with this address

@@ -125,7 +125,9 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         return None;
     }
     let leaf = |s: String| Some(Entry::Leaf(s));
-    let subnet = ipnet::Ipv4Net::new(p.private_ip, p.subnet_prefix_len)
+    let subnet = p
+        .ipv4()
+        .and_then(|ip| ipnet::Ipv4Net::new(ip, p.subnet_prefix_len).ok())
         .map(|n| n.trunc().to_string())
         .unwrap_or_default();
     let mac = p.mac.clone();
@@ -186,7 +188,8 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
         "meta-data/instance-id" => leaf(p.instance_id.clone()),
         "meta-data/instance-life-cycle" => leaf("on-demand".into()),
         "meta-data/instance-type" => leaf(p.instance_type.clone()),
-        "meta-data/local-ipv4" => leaf(p.private_ip.to_string()),
+        // No IPv4 address (IPv6-only subnet): no such entry.
+        "meta-data/local-ipv4" => p.ipv4().map(|ip| Entry::Leaf(ip.to_string())),
         "meta-data/mac" => leaf(mac.clone()),
         "meta-data/profile" => leaf("default-hvm".into()),
         "meta-data/reservation-id" => leaf(format!("r-{}", p.instance_id.trim_start_matches("i-"))),
@@ -252,7 +255,7 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
             "device-number" => leaf("0".into()),
             "interface-id" => leaf(p.interface_id.clone()),
             "local-hostname" => leaf(p.local_hostname()),
-            "local-ipv4s" => leaf(p.private_ip.to_string()),
+            "local-ipv4s" => p.ipv4().map(|ip| Entry::Leaf(ip.to_string())),
             "mac" => leaf(mac.clone()),
             "owner-id" => leaf(p.account_id.clone()),
             "public-hostname" => p.public_hostname().map(Entry::Leaf),
@@ -274,7 +277,7 @@ fn lookup(inst: &InstanceState, path: &str) -> Option<Entry> {
                 "imageId": p.ami_id,
                 "instanceId": p.instance_id,
                 "instanceType": p.instance_type,
-                "privateIp": p.private_ip.to_string(),
+                "privateIp": p.ipv4().map(|ip| ip.to_string()),
                 "region": p.region,
                 "version": "2017-09-30",
             }))

@@ -250,9 +250,19 @@ impl InstanceProfile {
         (u64::from(self.root_volume_gib) << 30).min(EMULATED_ROOT_VOLUME_LIMIT)
     }
 
-    /// `ip-10-0-1-5`: the short host name EC2 derives from the private address.
+    /// The private IPv4 address; `None` in an IPv6-only subnet, where `private_ip` holds
+    /// the model's `NO_PRIVATE_IPV4` (0.0.0.0) and the interface has IPv6 only.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        (!self.private_ip.is_unspecified()).then_some(self.private_ip)
+    }
+
+    /// `ip-10-0-1-5`: the short host name EC2 derives from the private address; the
+    /// instance id (resource-based name) for an instance without IPv4.
     pub fn hostname(&self) -> String {
-        let o = self.private_ip.octets();
+        let Some(ip) = self.ipv4() else {
+            return self.instance_id.clone();
+        };
+        let o = ip.octets();
         format!("ip-{}-{}-{}-{}", o[0], o[1], o[2], o[3])
     }
 

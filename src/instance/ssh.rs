@@ -446,7 +446,16 @@ impl russh::server::Handler for SshSession {
         // for it, or the whole SSH connection would stall.
         tokio::spawn(async move {
             let shell = Shell::new(inst, &user);
-            let Ok(ip) = super::shell::nettools::resolve(&shell, &host).await else {
+            // An IPv6 literal (what `ssh -J` sends for an IPv6 destination) goes over
+            // IPv6, as OpenSSH's sshd would: the way to an instance in an IPv6-only
+            // subnet.
+            let Ok(ip) = super::shell::nettools::resolve_ip(
+                &shell,
+                &host,
+                super::shell::nettools::Family::Any,
+            )
+            .await
+            else {
                 reply
                     .reject(ChannelOpenFailure::Other {
                         code: 2,
@@ -455,8 +464,8 @@ impl russh::server::Handler for SshSession {
                     .await;
                 return;
             };
-            let target = std::net::SocketAddrV4::new(ip, port);
-            match super::shell::nettools::connect(
+            let target = std::net::SocketAddr::new(ip, port);
+            match super::shell::nettools::connect_ip(
                 &shell,
                 target,
                 super::shell::nettools::LINUX_CONNECT_TIMEOUT,

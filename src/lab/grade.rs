@@ -551,7 +551,14 @@ impl Observer {
                     return fail(format!("no instance named {name:?}"));
                 };
                 if inside {
-                    i.private_ip
+                    // Lab probes run over IPv4; an IPv6-only instance has no address
+                    // they can use.
+                    let Some(ip) = i.ipv4() else {
+                        return error(format!(
+                            "instance {name} has no IPv4 address (IPv6-only subnet)"
+                        ));
+                    };
+                    ip
                 } else {
                     match i
                         .filter_values(world, "ip-address")
@@ -804,8 +811,14 @@ impl Observer {
                 let Some(eni) = &i.primary_eni else {
                     return Err(error(format!("instance {} has no network interface", i.id)));
                 };
+                let Some(addr) = i.ipv4() else {
+                    return Err(error(format!(
+                        "instance {} has no IPv4 address (IPv6-only subnet)",
+                        i.id
+                    )));
+                };
                 Ok(Source {
-                    addr: i.private_ip,
+                    addr,
                     ingress: Port::Eni(eni.as_str().into()),
                     instance: Some(i.id.clone()),
                 })
@@ -858,7 +871,12 @@ impl Observer {
                     return Err(fail(format!("no instance named {name:?}")));
                 };
                 if src.instance.is_some() {
-                    return Ok((i.private_ip, i.private_ip.to_string()));
+                    let Some(ip) = i.ipv4() else {
+                        return Err(fail(format!(
+                            "instance {name} has no IPv4 address (IPv6-only subnet)"
+                        )));
+                    };
+                    return Ok((ip, ip.to_string()));
                 }
                 i.filter_values(world, "ip-address")
                     .and_then(|v| v.first().and_then(|s| s.parse::<Ipv4Addr>().ok()))
@@ -1238,7 +1256,10 @@ fn instance_address(world: &World, region: &str, value: &str) -> Result<String, 
         return Err(format!("no instance named {name:?}"));
     };
     if !public {
-        return Ok(i.private_ip.to_string());
+        return i
+            .ipv4()
+            .map(|ip| ip.to_string())
+            .ok_or_else(|| format!("instance {name} has no IPv4 address (IPv6-only subnet)"));
     }
     i.filter_values(world, "ip-address")
         .and_then(|v| v.into_iter().next())

@@ -569,6 +569,13 @@ impl Runtime {
         let subnet = Ipv4Net::new(ri.private_ip, profile.subnet_prefix_len)
             .unwrap_or_else(|_| Ipv4Net::from(ri.private_ip));
         let mut cfg = HostConfig::vpc(Port::Eni(rid(&eni)), subnet);
+        if profile.ipv4().is_none() {
+            // IPv6-only subnet: the interface has no IPv4 address and no IPv4 route, so
+            // the stack neither answers nor sends IPv4 (its SSH server is reached on
+            // its IPv6 address only).
+            cfg.addrs.clear();
+            cfg.gateway = None;
+        }
         if let Some(subnet6) = ri.subnet_ipv6_cidr {
             cfg = cfg.with_vpc_ipv6(&ri.ipv6_addresses, subnet6);
         }

@@ -189,17 +189,6 @@ fn subnets_take_a_64_of_the_vpc_block_and_instances_get_addresses_from_it() {
             code,
         );
     }
-    d.aws_err(
-        &[
-            "create-subnet",
-            "--vpc-id",
-            &vpc,
-            "--ipv6-native",
-            "--ipv6-cidr-block",
-            &v64,
-        ],
-        "Unsupported",
-    );
     // A second subnet: associate its /64 after creation, then disassociate it.
     let net: ipnet::Ipv6Net = block.parse().expect("block");
     let second64 = net.subnets(64).expect("64s").nth(1).expect("a second /64");
@@ -563,4 +552,284 @@ fn egress_only_gateways_routes_and_ipv6_rules() {
         "RouteTables[0].Routes[?DestinationIpv6CidrBlock=='::/0'].State",
     ]);
     assert_eq!(state, "blackhole");
+}
+
+/// AWS (CreateSubnet): "For an IPv6 only subnet, specify an IPv6 CIDR block" — no IPv4
+/// block at all, and (PrivateDnsNameOptionsOnLaunch) "For IPv6 only subnets, an instance
+/// DNS name must be based on the instance ID".
+#[test]
+fn ipv6_native_subnets_have_only_a_64_and_refuse_ipv4_settings() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, block) = dual_stack_vpc(&d, "10.0.0.0/16");
+    let v64 = first_64(&block);
+    // Bad combinations: an IPv4 block with Ipv6Native, Ipv6Native without an IPv6 block,
+    // and an IPv6-only subnet in a VPC that has no IPv6 block.
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--ipv6-native",
+            "--cidr-block",
+            "10.0.1.0/24",
+            "--ipv6-cidr-block",
+            &v64,
+        ],
+        "InvalidParameterCombination",
+    );
+    d.aws_err(
+        &["create-subnet", "--vpc-id", &vpc, "--ipv6-native"],
+        "MissingParameter",
+    );
+    let v4_only = d.aws_text(&[
+        "create-vpc",
+        "--cidr-block",
+        "10.9.0.0/16",
+        "--query",
+        "Vpc.VpcId",
+    ]);
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &v4_only,
+            "--ipv6-native",
+            "--ipv6-cidr-block",
+            &v64,
+        ],
+        "InvalidParameterValue",
+    );
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--ipv6-native",
+            "--ipv6-cidr-block",
+            "2001:db9::/64",
+        ],
+        "InvalidSubnet.Range",
+    );
+    let created = d.aws(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--ipv6-native",
+        "--ipv6-cidr-block",
+        &v64,
+    ]);
+    let sub = &created["Subnet"];
+    let id = s(&sub["SubnetId"]);
+    assert_eq!(sub["Ipv6Native"], true, "{created}");
+    assert!(sub.get("CidrBlock").is_none(), "{created}");
+    assert_eq!(
+        sub["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"],
+        v64.as_str(),
+        "{created}"
+    );
+    assert_eq!(
+        sub["PrivateDnsNameOptionsOnLaunch"]["HostnameType"], "resource-name",
+        "{created}"
+    );
+    // The /64 is taken: a dual-stack subnet cannot reuse it.
+    d.aws_err(
+        &[
+            "create-subnet",
+            "--vpc-id",
+            &vpc,
+            "--cidr-block",
+            "10.0.1.0/24",
+            "--ipv6-cidr-block",
+            &v64,
+        ],
+        "InvalidSubnet.Conflict",
+    );
+    // DescribeSubnets and its ipv6-native filter; a plain subnet is not IPv6-native.
+    let plain = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.2.0/24",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let described = d.aws(&["describe-subnets", "--subnet-ids", &id]);
+    let row = &described["Subnets"][0];
+    assert_eq!(row["Ipv6Native"], true, "{described}");
+    assert!(row.get("CidrBlock").is_none(), "{described}");
+    let natives = d.aws_text(&[
+        "describe-subnets",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+        "Name=ipv6-native,Values=true",
+        "--query",
+        "Subnets[].SubnetId",
+    ]);
+    assert_eq!(natives, id);
+    let not_native = d.aws_text(&[
+        "describe-subnets",
+        "--subnet-ids",
+        &plain,
+        "--query",
+        "Subnets[0].Ipv6Native",
+    ]);
+    assert_eq!(not_native, "False");
+    // No IPv4 means no public IPv4 on launch, no IP-based hostnames, and the /64 stays.
+    d.aws_err(
+        &[
+            "modify-subnet-attribute",
+            "--subnet-id",
+            &id,
+            "--map-public-ip-on-launch",
+        ],
+        "InvalidParameterValue",
+    );
+    d.aws_err(
+        &[
+            "modify-subnet-attribute",
+            "--subnet-id",
+            &id,
+            "--private-dns-hostname-type-on-launch",
+            "ip-name",
+        ],
+        "InvalidParameterValue",
+    );
+    let assoc = s(&row["Ipv6CidrBlockAssociationSet"][0]["AssociationId"]);
+    d.aws_err(
+        &["disassociate-subnet-cidr-block", "--association-id", &assoc],
+        "InvalidParameterValue",
+    );
+    // An IPv6-only subnet deletes like any other.
+    d.aws(&["delete-subnet", "--subnet-id", &id]);
+}
+
+/// AWS (EC2 User Guide, "IPv6-only subnets" and "EC2 instance hostnames"): an instance in
+/// an IPv6-only subnet must be Nitro-based, gets IPv6 addresses and no private IPv4
+/// address, and its DNS name is based on its instance ID (`i-….ec2.internal`). Nothing
+/// that needs a private IPv4 there (an Elastic IP, a NAT gateway, a requested private
+/// address) is accepted.
+#[test]
+fn an_instance_in_an_ipv6_only_subnet_has_an_ipv6_address_and_no_private_ipv4() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, block) = dual_stack_vpc(&d, "10.0.0.0/16");
+    let subnet = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--ipv6-native",
+        "--ipv6-cidr-block",
+        &first_64(&block),
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let ami = latest_al2023_ami(&d);
+    let run = |extra: &[&str]| -> Vec<String> {
+        ["run-instances", "--image-id", &ami, "--subnet-id", &subnet]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    // t2 is Xen, not Nitro; a private IPv4 cannot be asked for.
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    d.aws_err(
+        &refs(&run(&["--instance-type", "t2.micro"])),
+        "InvalidParameterValue",
+    );
+    d.aws_err(
+        &refs(&run(&[
+            "--instance-type",
+            "t3.micro",
+            "--private-ip-address",
+            "10.0.0.10",
+        ])),
+        "InvalidParameterValue",
+    );
+    let launched = d.aws(&refs(&run(&["--instance-type", "t3.micro"])));
+    let inst = &launched["Instances"][0];
+    let id = s(&inst["InstanceId"]);
+    assert!(inst.get("PrivateIpAddress").is_none(), "{launched}");
+    let described = d.aws(&["describe-instances", "--instance-ids", &id]);
+    let row = &described["Reservations"][0]["Instances"][0];
+    assert!(row.get("PrivateIpAddress").is_none(), "{described}");
+    assert_eq!(
+        row["PrivateDnsName"],
+        format!("{id}.ec2.internal"),
+        "{described}"
+    );
+    let nic = &row["NetworkInterfaces"][0];
+    assert!(nic.get("PrivateIpAddress").is_none(), "{described}");
+    assert_eq!(
+        nic["PrivateIpAddresses"].as_array().map(Vec::len),
+        Some(0),
+        "{described}"
+    );
+    let v6 = s(&nic["Ipv6Addresses"][0]["Ipv6Address"]);
+    let net: ipnet::Ipv6Net = first_64(&block).parse().expect("a /64");
+    assert!(
+        net.contains(&v6.parse::<std::net::Ipv6Addr>().expect("an IPv6 address")),
+        "{described}"
+    );
+    assert_eq!(row["Ipv6Address"], v6.as_str(), "{described}");
+    // The interface says the same; the private-ip-address filter finds nothing.
+    let eni = s(&nic["NetworkInterfaceId"]);
+    let enis = d.aws(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        &eni,
+    ]);
+    let e = &enis["NetworkInterfaces"][0];
+    assert!(e.get("PrivateIpAddress").is_none(), "{enis}");
+    assert_eq!(e["PrivateDnsName"], format!("{id}.ec2.internal"), "{enis}");
+    assert_eq!(e["Ipv6Addresses"][0]["Ipv6Address"], v6.as_str(), "{enis}");
+    // A learner's own interface there gets an IPv6 address too.
+    let own = d.aws(&["create-network-interface", "--subnet-id", &subnet]);
+    assert!(
+        own["NetworkInterface"].get("PrivateIpAddress").is_none(),
+        "{own}"
+    );
+    assert_eq!(
+        own["NetworkInterface"]["Ipv6Addresses"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{own}"
+    );
+    // An Elastic IP maps to a private IPv4 address; a NAT gateway needs one.
+    let alloc = d.aws_text(&[
+        "allocate-address",
+        "--domain",
+        "vpc",
+        "--query",
+        "AllocationId",
+    ]);
+    d.aws_err(
+        &[
+            "associate-address",
+            "--allocation-id",
+            &alloc,
+            "--network-interface-id",
+            &eni,
+        ],
+        "InvalidParameterValue",
+    );
+    d.aws_err(
+        &[
+            "create-nat-gateway",
+            "--subnet-id",
+            &subnet,
+            "--allocation-id",
+            &alloc,
+        ],
+        "InvalidParameterValue",
+    );
 }

@@ -29,7 +29,7 @@ fn inst(id: &str, vpc: &str, private: [u8; 4], public: Option<[u8; 4]>) -> Insta
     InstanceDns {
         instance_id: id.to_owned(),
         vpc_id: vpc.to_owned(),
-        private_ip: Ipv4Addr::from(private),
+        private_ip: Some(Ipv4Addr::from(private)),
         public_ip: public.map(Ipv4Addr::from),
         resource_name: true,
         ipv6: None,
@@ -449,6 +449,30 @@ fn resource_based_names_answer_aaaa_only_when_enabled() {
         RecordType::AAAA,
     );
     assert!(aaaa(&m).is_empty());
+}
+
+/// AWS (EC2 User Guide, "IPv6-only subnets"): an instance there has no IPv4 address, so
+/// its resource-based name answers AAAA with its IPv6 address and A with no data (even
+/// with the A option on), and no IP-based name stands for it.
+#[test]
+fn an_instance_without_ipv4_answers_aaaa_only() {
+    let mut view = world();
+    let v6: std::net::Ipv6Addr = "2001:db8:1:2::4".parse().unwrap();
+    let mut only6 = inst("i-0eee", "vpc-a", [0, 0, 0, 0], None);
+    (only6.private_ip, only6.ipv6, only6.resource_aaaa) = (None, Some(v6), true);
+    view.instances.push(only6);
+    let vpc = Vantage::Vpc("vpc-a");
+    let m = ask(&view, vpc, "i-0eee.ec2.internal.", RecordType::AAAA);
+    assert!(
+        m.answers
+            .iter()
+            .any(|r| matches!(&r.data, RData::AAAA(a) if a.0 == v6)),
+        "{m:?}"
+    );
+    let m = ask(&view, vpc, "i-0eee.ec2.internal.", A);
+    assert_eq!((rcode(&m), addrs(&m)), (ResponseCode::NoError, vec![]));
+    let m = ask(&view, vpc, "ip-0-0-0-0.ec2.internal.", A);
+    assert_eq!(rcode(&m), ResponseCode::NXDomain);
 }
 
 /// AWS: public DNS hostnames `ec2-public-ipv4-address.compute-1.amazonaws.com` exist only

@@ -25,7 +25,7 @@ fn world() -> DnsView {
     view.instances.push(InstanceDns {
         instance_id: "i-0aaa".into(),
         vpc_id: "vpc-a".into(),
-        private_ip: Ipv4Addr::new(10, 0, 1, 5),
+        private_ip: Some(Ipv4Addr::new(10, 0, 1, 5)),
         public_ip: Some(Ipv4Addr::new(198, 18, 0, 7)),
         resource_name: false,
         ipv6: None,

@@ -11,7 +11,7 @@
 //! … allows outbound communication over IPv6 from instances in your VPC to the internet,
 //! and prevents the internet from initiating an IPv6 connection with your instances".
 
-use crate::support::{Lab, Network, TestDaemon, have, stderr, stdout};
+use crate::support::{Lab, Network, TestDaemon, VPCLAB, have, stderr, stdout};
 
 /// The network of `support::Network` made dual-stack: an Amazon-provided /56, the public
 /// subnet's first /64, and `::/0` of the public route table to a new egress-only
@@ -656,4 +656,210 @@ fn vpclab_trace_walks_ipv6_flows_with_the_rule_that_decided() {
         text.contains(&format!("{eigw2}: ")) && text.contains("result: reachable"),
         "{text}"
     );
+}
+
+/// An IPv6-only subnet end to end. AWS (EC2 User Guide, "IPv6-only subnets"; Amazon VPC
+/// User Guide, "Egress-only internet gateways"): its instances have IPv6 addresses and
+/// no IPv4 address at all, their DNS name is based on the instance ID, and a subnet whose
+/// `::/0` goes to an egress-only gateway reaches the internet over IPv6 while the
+/// internet cannot start a connection to it. The learner reaches the instance through a
+/// dual-stack bastion (`ssh -J`), whose IPv6 address its security group must admit.
+#[test]
+fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_egress_only_gateway()
+{
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    let eigw = dual_stack(&d, &net);
+    let (v6only, second64) = ipv6_only_subnet(&d, &net, &eigw);
+    let key = d.key_pair("lab", "ed25519");
+    let bastion_sg = net.security_group(&d, "bastion", &[(22, "0.0.0.0/0")]);
+    let (bastion, bastion_public, bastion6) = launch6(&d, &net, &net.public_subnet, &bastion_sg);
+    // The app's group admits SSH from the bastion's IPv6 address only.
+    let app_sg = net.security_group(&d, "app", &[]);
+    let rule =
+        format!("IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{{CidrIpv6={bastion6}/128}}]");
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--ip-permissions",
+        &rule,
+    ]);
+    let (app, app_public, app6) = launch6(&d, &net, &v6only, &app_sg);
+    assert_eq!(app_public, "None");
+    assert!(second64.contains(&app6.parse::<std::net::Ipv6Addr>().expect("IPv6")));
+    let query = |q: &str| {
+        d.aws_text(&[
+            "describe-instances",
+            "--instance-ids",
+            &app,
+            "--query",
+            &format!("Reservations[0].Instances[0].{q}"),
+        ])
+    };
+    assert_eq!(query("PrivateIpAddress"), "None");
+    assert_eq!(query("PrivateDnsName"), format!("{app}.ec2.internal"));
+
+    // `ssh -J` through the bastion to the IPv6 address.
+    let config = jump_config6(&d, &key, &bastion_public);
+    let jump = |command: &str| jump6(&d, &config, &app6, command);
+    let out = jump("hostname; ip addr show ens5");
+    let text = stdout(&out);
+    assert!(out.status.success(), "ssh -J: {}{text}", stderr(&out));
+    // The hostname is the resource name; the interface holds IPv6 only.
+    assert!(text.starts_with(&format!("{app}.ec2.internal\n")), "{text}");
+    let ens5 = text.split_once("ens5:").map(|(_, r)| r).unwrap_or_default();
+    assert!(ens5.contains(&format!("inet6 {app6}/128")), "{text}");
+    assert!(!ens5.contains("inet "), "no IPv4 address on ens5: {text}");
+
+    // Out to the simulated internet over IPv6 through the egress-only gateway.
+    let out = jump(
+        "curl -6 -s -m 5 -o /dev/null -w '%{http_code}' 'http://[2606:4700:4700::1111]/'; echo; ping6 -c 1 -W 2 2606:4700:4700::1111",
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("200\n"), "{text}{}", stderr(&out));
+    assert!(text.contains("1 packets transmitted, 1 received"), "{text}");
+
+    // Straight from your computer, even with a rule for every IPv6 address: the internet
+    // cannot start a connection through an egress-only gateway, and `vpclab connect`
+    // says which gateway refused.
+    let anyone = "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]";
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--ip-permissions",
+        anyone,
+    ]);
+    let out = d.ssh_with(&key, "ec2-user", &app6, "true", 2);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("egress-only internet gateway {eigw}")),
+        "{}",
+        stderr(&out)
+    );
+    d.aws_text(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--ip-permissions",
+        anyone,
+    ]);
+
+    // Revoke the bastion's rule: the jump's second hop times out, and `vpclab trace -6`
+    // says why.
+    d.aws_text(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &app_sg,
+        "--ip-permissions",
+        &rule,
+    ]);
+    let out = jump("true");
+    assert_eq!(out.status.code(), Some(255), "{}", stdout(&out));
+    assert!(stderr(&out).contains("open failed"), "{}", stderr(&out));
+    let out = d.vpclab(&["trace", &bastion, &format!("{app}:22"), "-6"], b"");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", stderr(&out));
+    assert!(
+        text.starts_with(&format!(
+            "trace tcp port 22 from instance {bastion} ({bastion6}) to instance {app} ({app6})"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("dropped: no inbound security group rule of eni-"),
+        "{text}"
+    );
+}
+
+/// An ssh configuration for `ssh -J bastion` to instances' IPv6 addresses (2001:db8::/32):
+/// the bastion is reached at its public IPv4 address through `vpclab connect`.
+pub(crate) fn jump_config6(
+    d: &TestDaemon,
+    key: &std::path::Path,
+    bastion_public: &str,
+) -> std::path::PathBuf {
+    let config = d.path("jump6.config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host bastion\n  HostName {bastion_public}\n  User ec2-user\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n  ProxyCommand {VPCLAB} connect --timeout 10 %h %p\nHost 2001:db8:*\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile {kh}\n",
+            key = key.display(),
+            kh = d.path("known_hosts").display(),
+        ),
+    )
+    .expect("write ssh config");
+    config
+}
+
+/// Runs `command` as ec2-user on `target6` through the bastion of `config`.
+pub(crate) fn jump6(
+    d: &TestDaemon,
+    config: &std::path::Path,
+    target6: &str,
+    command: &str,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-F")
+        .arg(config)
+        .args(["-J", "bastion", &format!("ec2-user@{target6}"), command])
+        .stdin(std::process::Stdio::null());
+    d.env(&mut cmd);
+    cmd.output().expect("run ssh")
+}
+
+/// An IPv6-only subnet in `net`'s VPC (made dual-stack by [`dual_stack`]) on the VPC's
+/// second /64, associated with the private route table, which sends `::/0` to the
+/// egress-only gateway `eigw` (and has no IPv4 way out at all). Returns (subnet, /64).
+pub(crate) fn ipv6_only_subnet(
+    d: &TestDaemon,
+    net: &Network,
+    eigw: &str,
+) -> (String, ipnet::Ipv6Net) {
+    // The IPv6-only subnet takes the VPC's second /64; the private route table (no IPv4
+    // way out at all) sends `::/0` to the egress-only gateway.
+    let block: ipnet::Ipv6Net = d
+        .aws_text(&[
+            "describe-vpcs",
+            "--vpc-ids",
+            &net.vpc,
+            "--query",
+            "Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock",
+        ])
+        .parse()
+        .expect("an IPv6 block");
+    let second64 = block.subnets(64).expect("/64s").nth(1).unwrap();
+    let v6only = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &net.vpc,
+        "--ipv6-native",
+        "--ipv6-cidr-block",
+        &second64.to_string(),
+        "--availability-zone",
+        "us-east-1a",
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    d.aws_text(&[
+        "associate-route-table",
+        "--route-table-id",
+        &net.private_rt,
+        "--subnet-id",
+        &v6only,
+    ]);
+    d.aws_text(&[
+        "create-route",
+        "--route-table-id",
+        &net.private_rt,
+        "--destination-ipv6-cidr-block",
+        "::/0",
+        "--egress-only-internet-gateway-id",
+        eigw,
+    ]);
+    (v6only, second64)
 }

@@ -686,3 +686,44 @@ fn dual_stack_sandboxes_ping6_each_other_and_the_internet() {
     assert!(text.contains("http 200"), "{text}");
     eprintln!("{text}");
 }
+
+/// An instance in an IPv6-only subnet on the sandbox runtime: its kernel's `ens5` holds
+/// the IPv6 address and no IPv4 address or route, its sshd answers on IPv6 (reached with
+/// `ssh -J` through a dual-stack bastion), and real curl reaches the simulated internet
+/// over IPv6 through the egress-only gateway. AWS rule (EC2 User Guide, "IPv6-only
+/// subnets"): such an instance has no IPv4 address.
+#[test]
+fn an_ipv6_only_sandbox_has_no_ipv4_and_answers_ssh_over_ipv6() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh", "curl"]) else {
+        return;
+    };
+    let eigw = crate::ipv6::dual_stack(&d, &net);
+    let (v6only, _) = crate::ipv6::ipv6_only_subnet(&d, &net, &eigw);
+    let sg = net.security_group(&d, "v6", &[(22, "0.0.0.0/0")]);
+    d.aws_text(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        "IpProtocol=tcp,FromPort=22,ToPort=22,Ipv6Ranges=[{CidrIpv6=::/0}]",
+    ]);
+    let (_, bastion_public, _) = crate::ipv6::launch6(&d, &net, &net.public_subnet, &sg);
+    let (_, _, app6) = crate::ipv6::launch6(&d, &net, &v6only, &sg);
+    wait_for_ssh(&d, &key, &bastion_public);
+    let config = crate::ipv6::jump_config6(&d, &key, &bastion_public);
+    let command = "ip -4 addr show dev ens5; ip -6 addr show dev ens5; ip -4 route; \
+                   curl -6 -s -m 5 -o /dev/null -w 'http %{http_code}\\n' 'http://[2606:4700:4700::1111]/'";
+    let out = poll(|| {
+        let out = crate::ipv6::jump6(&d, &config, &app6, command);
+        out.status.success().then_some(out)
+    })
+    .expect("SSH over IPv6 through the bastion");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("inet6 {app6}/128 scope global")),
+        "{text}"
+    );
+    assert!(!text.contains("inet "), "no IPv4 address: {text}");
+    assert!(!text.contains("default via"), "no IPv4 route: {text}");
+    assert!(text.contains("http 200"), "{text}");
+}

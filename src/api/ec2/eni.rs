@@ -96,8 +96,10 @@ pub fn render_eni(x: &mut Xml, w: &World, e: &NetworkInterface) {
         .leaf("requesterManaged", tf(e.requester_managed))
         .leaf("status", &e.status)
         .leaf("macAddress", &e.mac)
-        .leaf("privateIpAddress", e.private_ip)
-        .leaf("privateDnsName", private_dns_name(&e.region, e.private_ip))
+        // An interface in an IPv6-only subnet has no private IPv4 address, and its DNS
+        // name is the resource-based name of its instance (none while detached).
+        .opt("privateIpAddress", e.ipv4())
+        .opt("privateDnsName", e.private_dns_name())
         .leaf("sourceDestCheck", tf(e.source_dest_check))
         .set("groupSet", &e.groups, |x, g| {
             x.leaf("groupId", g).opt(
@@ -120,7 +122,8 @@ pub fn render_eni(x: &mut Xml, w: &World, e: &NetworkInterface) {
     render_eni_association(x, w, e);
     x.set(
         "privateIpAddressesSet",
-        std::iter::once(e.private_ip)
+        e.ipv4()
+            .into_iter()
             .chain(e.secondary_ips.iter().copied())
             .enumerate(),
         |x, (i, ip)| {

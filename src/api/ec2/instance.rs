@@ -264,7 +264,8 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
         });
     if !terminated {
         x.leaf("subnetId", &i.subnet_id).leaf("vpcId", &i.vpc_id);
-        x.opt("privateIpAddress", v.eni.map(|e| e.private_ip));
+        // None in an IPv6-only subnet: AWS shows no private IPv4 address at all.
+        x.opt("privateIpAddress", v.eni.and_then(|e| e.ipv4()));
         x.opt("ipAddress", v.public_ip);
         x.opt(
             "ipv6Address",
@@ -322,7 +323,7 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
             .leaf("ownerId", &w.account)
             .leaf("status", &e.status)
             .leaf("macAddress", &e.mac)
-            .leaf("privateIpAddress", e.private_ip)
+            .opt("privateIpAddress", e.ipv4())
             .leaf("privateDnsName", &v.private_dns_name)
             .leaf("sourceDestCheck", tf(e.source_dest_check))
             .set("groupSet", &v.groups, |x, (id, name)| {
@@ -342,7 +343,8 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
         // Secondary addresses follow the primary one, as AWS lists them.
         x.set(
             "privateIpAddressesSet",
-            std::iter::once(e.private_ip)
+            e.ipv4()
+                .into_iter()
                 .chain(e.secondary_ips.iter().copied())
                 .enumerate(),
             |x, (i, ip)| {

@@ -25,7 +25,7 @@ pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
         .leaf("subnetArn", s.arn(&w.account))
         .leaf("state", state)
         .leaf("vpcId", &s.vpc_id)
-        .leaf("cidrBlock", s.cidr)
+        .opt("cidrBlock", (!s.ipv6_native).then_some(s.cidr))
         .leaf("availableIpAddressCount", w.available_ip_count(s))
         .leaf("availabilityZone", &s.availability_zone)
         .leaf("availabilityZoneId", &s.availability_zone_id)
@@ -47,7 +47,7 @@ pub fn render_subnet(x: &mut Xml, w: &World, s: &Subnet, state: &str) {
         })
         .leaf("ownerId", &w.account)
         .leaf("enableDns64", "false")
-        .leaf("ipv6Native", "false")
+        .leaf("ipv6Native", tf(s.ipv6_native))
         .node("privateDnsNameOptionsOnLaunch", |x| {
             let o = &s.dns_name_options;
             x.leaf("hostnameType", o.hostname_type())
@@ -68,21 +68,32 @@ fn create_subnet(c: &mut Call) -> ApiResult<Xml> {
             "IPAM subnets are not supported by vpclab.",
         ));
     }
-    // IPv6-only subnets have no IPv4 block at all; every vpclab subnet has one (see
-    // docs/fidelity.md), so `--ipv6-native` is refused rather than half-emulated.
-    if c.params.bool("Ipv6Native")?.unwrap_or(false) {
-        return Err(ApiError::new(
-            "Unsupported",
-            "IPv6-only (Ipv6Native) subnets are not supported by vpclab; create a dual-stack subnet with CidrBlock and Ipv6CidrBlock.",
+    // IPv6-only subnets: a /64 and no IPv4 block; their instances and interfaces get
+    // IPv6 addresses only (`model::ec2::eni::NO_PRIVATE_IPV4`).
+    let native = c.params.bool("Ipv6Native")?.unwrap_or(false);
+    let cidr = c.params.get("CidrBlock").map(str::to_string);
+    if native && cidr.is_some() {
+        return Err(ApiError::combination(
+            "An IPv6-only subnet (Ipv6Native) has no IPv4 CIDR block: CidrBlock cannot be given with Ipv6Native.",
         ));
     }
-    let cidr = c.params.required("CidrBlock")?.to_string();
+    if native && c.params.get("Ipv6CidrBlock").is_none() {
+        return Err(ApiError::missing("Ipv6CidrBlock"));
+    }
+    if !native && cidr.is_none() {
+        return Err(ApiError::missing("CidrBlock"));
+    }
     let ipv6 = c.params.get("Ipv6CidrBlock").map(str::to_string);
     let az = c.params.get("AvailabilityZone").map(str::to_string);
     let az_id = c.params.get("AvailabilityZoneId").map(str::to_string);
     let specs = c.params.tag_specs()?;
     let id = c.mutate(|w, env| {
-        let id = w.create_subnet(env, &vpc, &cidr, az.as_deref(), az_id.as_deref(), &specs)?;
+        let (az, az_id) = (az.as_deref(), az_id.as_deref());
+        let Some(cidr) = &cidr else {
+            let block = ipv6.as_deref().ok_or_else(ApiError::internal)?;
+            return w.create_ipv6_native_subnet(env, &vpc, block, az, az_id, &specs);
+        };
+        let id = w.create_subnet(env, &vpc, cidr, az, az_id, &specs)?;
         if let Some(block) = &ipv6 {
             w.associate_subnet_ipv6_block(env, &id, block)?;
         }

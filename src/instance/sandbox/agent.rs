@@ -108,12 +108,20 @@ pub fn run() -> anyhow::Result<()> {
     let cidr = format!("{}/{}", spec.address, spec.prefix_len);
     let mtu = spec.mtu.to_string();
     let gw = spec.gateway.to_string();
-    for args in [
-        vec!["link", "set", "lo", "up"],
-        vec!["addr", "add", &cidr, "dev", INTERFACE],
-        vec!["link", "set", INTERFACE, "mtu", &mtu, "up"],
-        vec!["route", "add", "default", "via", &gw, "dev", INTERFACE],
-    ] {
+    // An instance in an IPv6-only subnet has no IPv4 address (the spec's address is
+    // unspecified): no IPv4 address or route on ens5, only the IPv6 ones below.
+    let has_v4 = !spec.address.is_unspecified();
+    let mut v4_cmds = vec![vec!["link", "set", "lo", "up"]];
+    if has_v4 {
+        v4_cmds.push(vec!["addr", "add", &cidr, "dev", INTERFACE]);
+    }
+    v4_cmds.push(vec!["link", "set", INTERFACE, "mtu", &mtu, "up"]);
+    if has_v4 {
+        v4_cmds.push(vec![
+            "route", "add", "default", "via", &gw, "dev", INTERFACE,
+        ]);
+    }
+    for args in v4_cmds {
         let out = std::process::Command::new("ip").args(&args).output()?;
         if !out.status.success() {
             anyhow::bail!(
@@ -171,18 +179,26 @@ pub fn run() -> anyhow::Result<()> {
             );
         }
     }
-    say(&format!(
-        "[    0.100000] {INTERFACE}: link up, address {cidr}, mtu {mtu}, default via {gw}"
-    ));
+    if has_v4 {
+        say(&format!(
+            "[    0.100000] {INTERFACE}: link up, address {cidr}, mtu {mtu}, default via {gw}"
+        ));
+    } else {
+        say(&format!(
+            "[    0.100000] {INTERFACE}: link up, no IPv4 address (IPv6-only subnet), mtu {mtu}"
+        ));
+    }
     for a in &spec.ipv6_addresses {
         say(&format!(
             "[    0.110000] {INTERFACE}: IPv6 address {a}/128, default via fe80::1"
         ));
     }
-    say(&format!(
-        "ci-info: | {INTERFACE} | True | {} | {} |",
-        spec.address, spec.prefix_len
-    ));
+    if has_v4 {
+        say(&format!(
+            "ci-info: | {INTERFACE} | True | {} | {} |",
+            spec.address, spec.prefix_len
+        ));
+    }
     // The kit's requests (lab checks: a command, a connection from inside), from now
     // on: the network is configured.
     let user = spec.image.default_user();
@@ -217,7 +233,12 @@ pub fn run() -> anyhow::Result<()> {
     rt.block_on(async move {
         // sshd is up before cloud-init's final stage, as on an EC2 instance: the learner
         // can log in while user data still runs.
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", 22)).await?;
+        // IPv4 as before; an IPv6-only instance's sshd listens on IPv6 (its only way in).
+        let listener = if spec.address.is_unspecified() {
+            tokio::net::TcpListener::bind(("::", 22)).await?
+        } else {
+            tokio::net::TcpListener::bind(("0.0.0.0", 22)).await?
+        };
         let config = server_config(&spec.host_key, spec.image);
         let spec = Arc::new(spec);
         let final_stage = {

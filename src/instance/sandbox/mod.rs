@@ -175,6 +175,8 @@ pub fn probe(agent: &Path) -> Result<(), String> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentSpec {
     pub image: Image,
+    /// The private IPv4 address; unspecified (0.0.0.0) for an instance in an IPv6-only
+    /// subnet, which gets no IPv4 address or route and whose sshd listens on IPv6.
     pub address: Ipv4Addr,
     pub prefix_len: u8,
     /// The subnet router (the subnet's base + 1).

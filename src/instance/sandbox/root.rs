@@ -181,14 +181,18 @@ impl InstanceRoot {
                 names.push(n);
             }
         }
+        // An instance without IPv4 (IPv6-only subnet) has no line of its own: its
+        // names resolve through DNS (AAAA of the resource name).
+        let own = profile
+            .ipv4()
+            .map(|ip| format!("{ip}   {}\n", names.join(" ")))
+            .unwrap_or_default();
         write_if_changed(
             &etc.join("hosts"),
             &format!(
                 "127.0.0.1   localhost localhost.localdomain\n\
                  ::1         localhost6 localhost6.localdomain6\n\
-                 {}   {}\n",
-                profile.private_ip,
-                names.join(" ")
+                 {own}"
             ),
         )?;
         // The same text as the emulated runtime's (and what a DHCP client writes): the

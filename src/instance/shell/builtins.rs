@@ -175,7 +175,14 @@ pub(super) fn exit(sh: &mut Shell, name: &str, args: &[String], _: &mut Io) -> i
 pub(super) fn hostname(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
     let p = sh.inst.profile();
     match args.first().map(String::as_str) {
-        Some("-I" | "-i") => io.out.line(&format!("{} ", p.private_ip)),
+        // Every address of the host: IPv4 first, then the global IPv6 ones.
+        Some("-I" | "-i") => {
+            let mut all: Vec<String> = p.ipv4().map(|ip| ip.to_string()).into_iter().collect();
+            for ifc in sh.inst.net().interfaces() {
+                all.extend(ifc.addrs6.iter().map(|(a, _)| a.to_string()));
+            }
+            io.out.line(&format!("{} ", all.join(" ")))
+        }
         Some("-f" | "--fqdn") => io.out.line(&p.fqdn()),
         Some("-s" | "--short") => io.out.line(&p.hostname()),
         Some(other) if !other.starts_with('-') => {

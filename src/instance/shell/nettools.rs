@@ -224,8 +224,10 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
     if lower == "localhost" || lower == "localhost.localdomain" {
         return Ok(Ipv4Addr::LOCALHOST);
     }
-    if lower == p.hostname() || lower == p.local_hostname() {
-        return Ok(p.private_ip);
+    if let Some(ip) = p.ipv4()
+        && (lower == p.hostname() || lower == p.local_hostname())
+    {
+        return Ok(ip);
     }
     if lower == "instance-data" || lower == "instance-data.ec2.internal" {
         return Ok(IMDS_ADDR);
@@ -298,7 +300,8 @@ pub(super) fn ip(sh: &mut Shell, _: &str, args: &[String], io: &mut Io) -> i32 {
                         .line(&format!("    link/ether {} brd ff:ff:ff:ff:ff:ff", ifc.mac));
                     io.out.line(&format!("    altname enp0s{}", i + 5));
                 }
-                if show4 {
+                // An interface in an IPv6-only subnet has no IPv4 address to show.
+                if show4 && !ifc.addr.is_unspecified() {
                     io.out.line(&format!(
                         "    inet {}/{} metric 512 brd {bcast} scope global dynamic {}",
                         ifc.addr, ifc.prefix_len, ifc.name

@@ -219,6 +219,11 @@ impl World {
             })?,
             (None, None) => return Err(ApiError::missing("InstanceId")),
         };
+        // An Elastic IP maps to a private IPv4 address, which an interface in an
+        // IPv6-only subnet does not have.
+        if eni.ipv4().is_none() {
+            return Err(super::subnet::ipv6_native_no_ipv4(&eni.subnet_id));
+        }
         if let Some(ip) = private_ip
             && ip != eni.private_ip
             && !eni.secondary_ips.contains(&ip)

@@ -302,7 +302,7 @@ pub fn builder(world: &World) -> TopologyBuilder {
         b.add_network_interface(TEni {
             id: rid(&e.id),
             subnet: rid(&e.subnet_id),
-            private_ip: e.private_ip,
+            private_ip: e.ipv4().unwrap_or(TEni::NO_IPV4),
             secondary_ips: e.secondary_ips.clone(),
             public_ip: e.association.as_ref().map(|a| a.public_ip),
             security_groups: e.groups.iter().map(|g| rid(g)).collect(),

@@ -33,6 +33,14 @@ pub struct EniAssociation {
     pub association_id: Option<String>,
 }
 
+/// What `private_ip` holds for an interface (and an instance) in an IPv6-only subnet,
+/// which has no private IPv4 address at all (AWS: "IPv6-only subnets … instances get
+/// IPv6 addresses only"). The model keeps the field a plain `Ipv4Addr` because a
+/// hundred places read it for the IPv4 world; every place that shows or routes an
+/// address asks [`NetworkInterface::ipv4`] / `Instance::ipv4`, which say `None` for
+/// this value, so it never reaches the API, the console, the DNS or the fabric.
+pub const NO_PRIVATE_IPV4: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetworkInterface {
     pub id: String,
@@ -59,6 +67,26 @@ pub struct NetworkInterface {
     pub association: Option<EniAssociation>,
 }
 
+impl NetworkInterface {
+    /// The primary private IPv4 address; `None` in an IPv6-only subnet.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        (self.private_ip != NO_PRIVATE_IPV4).then_some(self.private_ip)
+    }
+
+    /// The private DNS name: the IPv4-based one, or for an interface without IPv4 the
+    /// resource-based name of the instance it is attached to (`None` when detached:
+    /// AWS shows no name for an unattached IPv6-only interface).
+    pub fn private_dns_name(&self) -> Option<String> {
+        match self.ipv4() {
+            Some(ip) => Some(private_dns_name(&self.region, ip)),
+            None => self
+                .attachment
+                .as_ref()
+                .map(|a| resource_dns_name(&self.region, &a.instance_id)),
+        }
+    }
+}
+
 impl Resource for NetworkInterface {
     const KIND: &'static str = "network_interface";
     fn id(&self) -> &str {
@@ -77,6 +105,17 @@ pub fn private_dns_name(region: &str, ip: Ipv4Addr) -> String {
         format!("ip-{dashed}.ec2.internal")
     } else {
         format!("ip-{dashed}.{region}.compute.internal")
+    }
+}
+
+/// The resource-based private DNS name AWS gives an instance (hostname type
+/// `resource-name`, the only one in an IPv6-only subnet): `i-0abc….ec2.internal` in
+/// us-east-1, `i-0abc….<region>.compute.internal` elsewhere.
+pub fn resource_dns_name(region: &str, instance_id: &str) -> String {
+    if region == "us-east-1" {
+        format!("{instance_id}.ec2.internal")
+    } else {
+        format!("{instance_id}.{region}.compute.internal")
     }
 }
 
@@ -107,13 +146,13 @@ impl Filterable for NetworkInterface {
             "owner-id" => vec![world.account.clone()],
             "requester-managed" => vec![b(self.requester_managed)],
             "source-dest-check" => vec![b(self.source_dest_check)],
-            "private-ip-address" | "addresses.private-ip-address" => {
-                std::iter::once(self.private_ip)
-                    .chain(self.secondary_ips.iter().copied())
-                    .map(|i| i.to_string())
-                    .collect()
-            }
-            "private-dns-name" => vec![private_dns_name(&self.region, self.private_ip)],
+            "private-ip-address" | "addresses.private-ip-address" => self
+                .ipv4()
+                .into_iter()
+                .chain(self.secondary_ips.iter().copied())
+                .map(|i| i.to_string())
+                .collect(),
+            "private-dns-name" => self.private_dns_name().into_iter().collect(),
             "group-id" => self.groups.clone(),
             "group-name" => self
                 .groups
@@ -229,7 +268,29 @@ impl World {
                 self.check_private_ip(&subnet.id, ip)?;
                 ip
             }
+            // An IPv6-only subnet has no IPv4 to give; an instance's (or a learner's)
+            // interface gets an IPv6 address below instead. The AWS-managed interfaces
+            // vpclab creates (NAT gateways, interface endpoints, load balancer nodes,
+            // task and transit gateway attachments) all need an IPv4 address here:
+            // AWS requires an IPv4 (or dual-stack) subnet for a NAT gateway, and
+            // vpclab keeps the others to IPv4 subnets too (docs/fidelity.md).
+            None if subnet.ipv6_native
+                && spec.interface_type == "interface"
+                && !spec.requester_managed =>
+            {
+                NO_PRIVATE_IPV4
+            }
+            None if subnet.ipv6_native => {
+                return Err(super::subnet::ipv6_native_no_ipv4(&subnet.id));
+            }
             None => self.next_private_ip(&subnet.id)?,
+        };
+        // AWS: an interface in an IPv6-only subnet always has an IPv6 address (it is the
+        // only address it can have), whatever the subnet's AssignIpv6AddressOnCreation.
+        let ipv6_addresses = if subnet.ipv6_native {
+            self.next_ipv6_addresses(&subnet.id, 1)?
+        } else {
+            Vec::new()
         };
         let id = self.alloc_id("eni");
         let mac = self.alloc_mac();
@@ -242,7 +303,7 @@ impl World {
             description: spec.description,
             private_ip: ip,
             secondary_ips: Vec::new(),
-            ipv6_addresses: Vec::new(),
+            ipv6_addresses,
             mac,
             groups,
             source_dest_check: true,

@@ -566,7 +566,11 @@ impl World {
     /// address, or its first IPv6 address.
     fn eni_addr(e: &super::eni::NetworkInterface, v6: bool, what: &str) -> ApiResult<IpAddr> {
         if !v6 {
-            return Ok(e.private_ip.into());
+            return e.ipv4().map(IpAddr::V4).ok_or_else(|| {
+                ApiError::invalid_value(format!(
+                    "{what} has no IPv4 address (it is in an IPv6-only subnet): trace over IPv6 (-6)"
+                ))
+            });
         }
         e.ipv6_addresses.first().map(|a| IpAddr::V6(*a)).ok_or_else(|| {
             ApiError::invalid_value(format!(
@@ -637,7 +641,7 @@ impl World {
                 .network_interfaces
                 .in_region(region)
                 .find(|e| match addr {
-                    IpAddr::V4(a) => e.private_ip == a || e.secondary_ips.contains(&a),
+                    IpAddr::V4(a) => e.ipv4() == Some(a) || e.secondary_ips.contains(&a),
                     IpAddr::V6(a) => e.ipv6_addresses.contains(&a),
                 })
                 .ok_or_else(|| {

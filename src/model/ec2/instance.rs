@@ -264,9 +264,20 @@ impl Instance {
             .and_then(|u| BASE64.decode(u.as_bytes()).ok())
     }
 
-    /// `ip-10-0-1-5.ec2.internal`; also the instance's hostname.
+    /// The primary private IPv4 address; `None` for an instance in an IPv6-only subnet
+    /// (see `eni::NO_PRIVATE_IPV4`).
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        (self.private_ip != super::eni::NO_PRIVATE_IPV4).then_some(self.private_ip)
+    }
+
+    /// `ip-10-0-1-5.ec2.internal`; also the instance's hostname. An instance without a
+    /// private IPv4 address (IPv6-only subnet) has the resource-based name
+    /// `i-….ec2.internal`, the only hostname type AWS allows there.
     pub fn private_dns_name(&self) -> String {
-        private_dns_name(&self.region, self.private_ip)
+        match self.ipv4() {
+            Some(ip) => private_dns_name(&self.region, ip),
+            None => super::eni::resource_dns_name(&self.region, &self.id),
+        }
     }
 }
 
@@ -475,9 +486,11 @@ impl Filterable for Instance {
             "instance-type" => vec![self.instance_type.clone()],
             "image-id" => vec![self.image_id.clone()],
             "key-name" => self.key_name.clone().into_iter().collect(),
-            "private-ip-address" | "network-interface.addresses.private-ip-address" => {
-                eni.map(|e| e.private_ip.to_string()).into_iter().collect()
-            }
+            "private-ip-address" | "network-interface.addresses.private-ip-address" => eni
+                .and_then(|e| e.ipv4())
+                .map(|ip| ip.to_string())
+                .into_iter()
+                .collect(),
             "ip-address" | "association.public-ip" | "network-interface.association.public-ip" => {
                 public_ip.map(|i| i.to_string()).into_iter().collect()
             }
@@ -548,7 +561,14 @@ fn boot_log(
     let image = inst.image();
     let kernel = image.map(|i| i.kernel_release).unwrap_or("6.1.0");
     let pretty = image.map(|i| i.os_pretty_name).unwrap_or("Linux");
-    let hostname = format!("ip-{}", inst.private_ip.to_string().replace('.', "-"));
+    // The resource-based hostname (the instance id) where there is no IPv4 address.
+    let hostname = match inst.ipv4() {
+        Some(ip) => format!("ip-{}", ip.to_string().replace('.', "-")),
+        None => inst.id.clone(),
+    };
+    let address = inst
+        .ipv4()
+        .map_or_else(|| ".".to_string(), |ip| ip.to_string());
     let mask = subnet
         .map(|n| n.netmask().to_string())
         .unwrap_or_else(|| "255.255.255.0".into());
@@ -575,7 +595,7 @@ fn boot_log(
     );
     out.push_str(&format!(
         "ci-info: |  ens5  | True | {:<11} | {:<14} | global | {mac} |\n",
-        inst.private_ip, mask
+        address, mask
     ));
     out.push_str(
         "ci-info: |   lo   | True |  127.0.0.1  |   255.0.0.0    |  host  |         .         |\n",
@@ -934,6 +954,14 @@ impl World {
             self.check_groups(env, &vpc.id, &check)?;
         }
 
+        // AWS (EC2 User Guide, "IPv6-only subnets"): only instances built on the Nitro
+        // System launch into an IPv6-only subnet.
+        if subnet.ipv6_native && itype.hypervisor != "nitro" {
+            return Err(ApiError::invalid_value(format!(
+                "Instance type {} is not supported in the IPv6-only subnet {subnet_id}: only Nitro-based instance types launch into IPv6-only subnets.",
+                itype.name
+            )));
+        }
         let requested_ip = {
             let from_nic = nic.as_ref().and_then(|n| {
                 n.private_ip.clone().or_else(|| {
@@ -961,6 +989,11 @@ impl World {
             self.check_private_ip(&subnet_id, ip)?;
         }
         let auto_public_ip = match nic.as_ref().and_then(|n| n.associate_public_ip) {
+            // A public IPv4 address maps to a private one, which an IPv6-only subnet's
+            // interfaces do not have.
+            Some(true) if subnet.ipv6_native => {
+                return Err(super::subnet::ipv6_native_no_ipv4(&subnet_id));
+            }
             Some(v) => v,
             None => existing_eni.is_none() && subnet.map_public_ip_on_launch,
         };
@@ -969,7 +1002,12 @@ impl World {
         let count = if existing_eni.is_some() {
             1
         } else {
-            let free = i64::from(self.available_ip_count(&subnet));
+            // An IPv6-only subnet's /64 never runs out at this scale.
+            let free = if subnet.ipv6_native {
+                MAX_INSTANCES_PER_CALL
+            } else {
+                i64::from(self.available_ip_count(&subnet))
+            };
             let want = max.min(MAX_INSTANCES_PER_CALL);
             if free < min {
                 return Err(ApiError::new(
@@ -1032,9 +1070,14 @@ impl World {
                 self.instances_secondary_ips(env, &eni_id, nic.as_ref(), itype.name)?;
             }
             if ipv6_count > 0 && existing_eni.is_none() {
-                let v6 = self.next_ipv6_addresses(&subnet_id, ipv6_count)?;
+                // An interface in an IPv6-only subnet was created with its first one.
+                let have = self
+                    .network_interfaces
+                    .get(&eni_id)
+                    .map_or(0, |e| e.ipv6_addresses.len());
+                let v6 = self.next_ipv6_addresses(&subnet_id, ipv6_count.saturating_sub(have))?;
                 if let Some(e) = self.network_interfaces.get_mut(&eni_id) {
-                    e.ipv6_addresses = v6;
+                    e.ipv6_addresses.extend(v6);
                 }
             }
             if auto_public_ip {
@@ -1840,7 +1883,10 @@ impl World {
             .primary_eni
             .as_deref()
             .and_then(|e| self.network_interfaces.get(e));
-        let cidr = self.subnets.get(&inst.subnet_id).map(|s| s.cidr);
+        let cidr = self
+            .subnets
+            .get(&inst.subnet_id)
+            .and_then(|s| s.ipv4_cidr());
         let mut text = if inst.console_from_runtime {
             inst.console_extra.clone()
         } else {
@@ -2044,7 +2090,10 @@ impl World {
                 eni_id: view.eni.map(|e| e.id.clone()),
                 mac: view.eni.map(|e| e.mac.clone()),
                 private_ip: inst.private_ip,
-                subnet_cidr: self.subnets.get(&inst.subnet_id).map(|s| s.cidr),
+                subnet_cidr: self
+                    .subnets
+                    .get(&inst.subnet_id)
+                    .and_then(|s| s.ipv4_cidr()),
                 ipv6_addresses: view
                     .eni
                     .map(|e| e.ipv6_addresses.clone())
@@ -2064,7 +2113,8 @@ impl World {
                 subnet_prefix_len: self
                     .subnets
                     .get(&inst.subnet_id)
-                    .map(|s| s.cidr.prefix_len()),
+                    .and_then(|s| s.ipv4_cidr())
+                    .map(|c| c.prefix_len()),
                 private_dns_name: view.private_dns_name.clone(),
                 public_dns_name: view.public_dns_name.clone(),
                 key_name: inst.key_name.clone(),

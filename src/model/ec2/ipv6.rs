@@ -383,6 +383,11 @@ impl World {
         };
         let subnet_id = s.id.clone();
         let cidr = s.ipv6_cidrs[0].cidr;
+        if s.ipv6_native {
+            return Err(ApiError::invalid_value(format!(
+                "The subnet {subnet_id} is IPv6-only: its IPv6 CIDR block {cidr} is its only block and cannot be disassociated."
+            )));
+        }
         if self
             .network_interfaces
             .iter()
@@ -428,9 +433,15 @@ impl World {
         id: &str,
         edit: impl FnOnce(&mut PrivateDnsNameOptions),
     ) -> ApiResult<()> {
-        self.subnet(&env.region, id)?;
+        let mut options = self.subnet(&env.region, id)?.dns_name_options.clone();
+        edit(&mut options);
+        if !options.resource_name_hostname && self.subnet(&env.region, id)?.ipv6_native {
+            return Err(ApiError::invalid_value(format!(
+                "The subnet {id} is IPv6-only: instance hostnames in it must be resource-name based."
+            )));
+        }
         if let Some(s) = self.subnets.get_mut(id) {
-            edit(&mut s.dns_name_options);
+            s.dns_name_options = options;
         }
         Ok(())
     }

@@ -38,7 +38,21 @@ pub struct Subnet {
     /// `PrivateDnsNameOptionsOnLaunch`.
     #[serde(default)]
     pub dns_name_options: super::ipv6::PrivateDnsNameOptions,
+    /// An IPv6-only subnet (`CreateSubnet --ipv6-native`): it has no IPv4 block. `cidr`
+    /// then holds `IPV6_NATIVE_NO_IPV4` (0.0.0.0/32, inside no VPC block, overlapping no
+    /// subnet): `ipv4_cidr` says `None` for it, the API and console never show it, no
+    /// interface has an IPv4 address in it (the fabric's IPv4 side delivers nothing
+    /// there), and address allocation refuses it. (A full
+    /// `Option<Ipv4Net>` would touch ~95 reads of `cidr` that only IPv4 subnets reach.)
+    #[serde(default)]
+    pub ipv6_native: bool,
 }
+
+/// The stand-in IPv4 block of an IPv6-only subnet (never rendered, never allocated from).
+pub const IPV6_NATIVE_NO_IPV4: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32) {
+    Ok(n) => n,
+    Err(_) => panic!("a /32 is a valid prefix"),
+};
 
 impl Resource for Subnet {
     const KIND: &'static str = "subnet";
@@ -54,6 +68,20 @@ impl Subnet {
     /// AWS's subnet ARN.
     pub fn arn(&self, account: &str) -> String {
         format!("arn:aws:ec2:{}:{}:subnet/{}", self.region, account, self.id)
+    }
+
+    /// The IPv4 block; `None` for an IPv6-only subnet.
+    pub fn ipv4_cidr(&self) -> Option<Ipv4Net> {
+        (!self.ipv6_native).then_some(self.cidr)
+    }
+
+    /// The IPv4 block as shown to people: `-` for an IPv6-only subnet (which has none).
+    pub fn ipv4_cidr_text(&self) -> String {
+        if self.ipv6_native {
+            "-".to_string()
+        } else {
+            self.cidr.to_string()
+        }
     }
 
     /// Addresses AWS never hands out: network, .1 router, .2 DNS, .3 reserved, broadcast.
@@ -76,7 +104,11 @@ impl Filterable for Subnet {
             "subnet-id" => vec![self.id.clone()],
             "vpc-id" => vec![self.vpc_id.clone()],
             "cidr" | "cidr-block" | "cidrBlock" | "cidr-block-association.cidr-block" => {
-                vec![self.cidr.to_string()]
+                if self.ipv6_native {
+                    Vec::new()
+                } else {
+                    vec![self.cidr.to_string()]
+                }
             }
             "availability-zone" | "availabilityZone" => vec![self.availability_zone.clone()],
             "availability-zone-id" | "availabilityZoneId" => {
@@ -97,13 +129,23 @@ impl Filterable for Subnet {
                 self.ipv6_cidrs.iter().map(|c| c.state.clone()).collect()
             }
             "assign-ipv6-address-on-creation" => vec![b(self.assign_ipv6_address_on_creation)],
-            "ipv6-native" => vec![b(false)],
+            "ipv6-native" => vec![b(self.ipv6_native)],
             "available-ip-address-count" => vec![world.available_ip_count(self).to_string()],
             "subnet-arn" => vec![self.arn(&world.account)],
             "owner-id" => vec![world.account.clone()],
             _ => return None,
         })
     }
+}
+
+/// What a request that needs a private IPv4 address in an IPv6-only subnet gets (a
+/// requested private address, secondary addresses, a NAT gateway, an interface endpoint,
+/// a load balancer node). AWS documents no dedicated code; the subnet has no IPv4 range,
+/// so the parameter is invalid for it.
+pub fn ipv6_native_no_ipv4(subnet_id: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "The subnet {subnet_id} is IPv6-only: it has no IPv4 CIDR block, so no private IPv4 address can be assigned in it."
+    ))
 }
 
 pub fn subnet_not_found(id: &str) -> ApiError {
@@ -123,7 +165,7 @@ impl World {
         self.network_interfaces
             .iter()
             .filter(|e| e.subnet_id == subnet_id)
-            .flat_map(|e| std::iter::once(e.private_ip).chain(e.secondary_ips.iter().copied()))
+            .flat_map(|e| e.ipv4().into_iter().chain(e.secondary_ips.iter().copied()))
             .collect()
     }
 
@@ -140,6 +182,9 @@ impl World {
             .subnets
             .get(subnet_id)
             .ok_or_else(|| subnet_not_found(subnet_id))?;
+        if subnet.ipv6_native {
+            return Err(ipv6_native_no_ipv4(subnet_id));
+        }
         let used = self.used_ips(subnet_id);
         let base = u32::from(subnet.cidr.network());
         let last = u32::from(subnet.cidr.broadcast());
@@ -160,6 +205,9 @@ impl World {
             .subnets
             .get(subnet_id)
             .ok_or_else(|| subnet_not_found(subnet_id))?;
+        if subnet.ipv6_native {
+            return Err(ipv6_native_no_ipv4(subnet_id));
+        }
         if !subnet.cidr.contains(&ip) {
             return Err(ApiError::invalid_value(format!(
                 "Address {ip} does not fall within the subnet's address range"
@@ -209,6 +257,65 @@ impl World {
                 format!("The CIDR '{cidr}' conflicts with another subnet"),
             ));
         }
+        self.insert_subnet(env, vpc_id, cidr, false, az, az_id, specs)
+    }
+
+    /// CreateSubnet with `Ipv6Native`: an IPv6-only subnet whose only block is the given
+    /// /64 of the VPC's IPv6 block. AWS: instance DNS names in an IPv6-only subnet must be
+    /// resource-based, so the subnet's launch option is `resource-name`.
+    pub fn create_ipv6_native_subnet(
+        &mut self,
+        env: &Env,
+        vpc_id: &str,
+        ipv6_block: &str,
+        az: Option<&str>,
+        az_id: Option<&str>,
+        specs: &[TagSpec],
+    ) -> ApiResult<String> {
+        World::check_tag_specs(specs, &["subnet"])?;
+        let vpc = self.vpc(&env.region, vpc_id)?;
+        if vpc.ipv6_cidrs.is_empty() {
+            return Err(ApiError::invalid_value(format!(
+                "The VPC {vpc_id} has no IPv6 CIDR block; an IPv6-only subnet needs one."
+            )));
+        }
+        // Validate the /64 before anything is created (the association re-checks it).
+        let block = super::ipv6::parse_cidr6("ipv6CidrBlock", ipv6_block)?;
+        if block.prefix_len() != 64 || !vpc.ipv6_cidrs.iter().any(|c| c.cidr.contains(&block)) {
+            return Err(ApiError::new(
+                "InvalidSubnet.Range",
+                format!(
+                    "The IPv6 CIDR '{block}' is invalid: a subnet's IPv6 block is a /64 inside an IPv6 block of its VPC."
+                ),
+            ));
+        }
+        if self.subnets.iter().any(|s| {
+            s.vpc_id == vpc_id
+                && s.ipv6_cidrs
+                    .iter()
+                    .any(|c| c.cidr.contains(&block.network()) || block.contains(&c.cidr.network()))
+        }) {
+            return Err(ApiError::new(
+                "InvalidSubnet.Conflict",
+                format!("The CIDR '{block}' conflicts with another subnet"),
+            ));
+        }
+        let id = self.insert_subnet(env, vpc_id, IPV6_NATIVE_NO_IPV4, true, az, az_id, specs)?;
+        self.associate_subnet_ipv6_block(env, &id, ipv6_block)?;
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_subnet(
+        &mut self,
+        env: &Env,
+        vpc_id: &str,
+        cidr: Ipv4Net,
+        ipv6_native: bool,
+        az: Option<&str>,
+        az_id: Option<&str>,
+        specs: &[TagSpec],
+    ) -> ApiResult<String> {
         let info = region::region(&env.region).ok_or_else(ApiError::internal)?;
         let zones = info.zones();
         let zone = match (az, az_id) {
@@ -240,7 +347,11 @@ impl World {
             default_for_az: false,
             ipv6_cidrs: Vec::new(),
             assign_ipv6_address_on_creation: false,
-            dns_name_options: Default::default(),
+            dns_name_options: super::ipv6::PrivateDnsNameOptions {
+                resource_name_hostname: ipv6_native,
+                ..Default::default()
+            },
+            ipv6_native,
         });
         // Every subnet is associated with exactly one network ACL: the default one at first.
         if let Some(acl_id) = self.default_nacl(vpc_id).map(|a| a.id.clone()) {
@@ -299,6 +410,11 @@ impl World {
         id: &str,
         value: bool,
     ) -> ApiResult<()> {
+        if value && self.subnet(&env.region, id)?.ipv6_native {
+            return Err(ApiError::invalid_value(format!(
+                "The subnet {id} is IPv6-only: it has no IPv4 addresses, so MapPublicIpOnLaunch cannot be enabled."
+            )));
+        }
         self.subnet(&env.region, id)?;
         if let Some(s) = self.subnets.get_mut(id) {
             s.map_public_ip_on_launch = value;

@@ -962,7 +962,8 @@ impl World {
         if tg.target_type == "ip" {
             return target.parse().ok();
         }
-        self.primary_eni_of_instance(target).map(|e| e.private_ip)
+        // An instance in an IPv6-only subnet has no IPv4 address to forward to.
+        self.primary_eni_of_instance(target).and_then(|e| e.ipv4())
     }
 
     /// RegisterTargets.

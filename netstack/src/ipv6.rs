@@ -406,7 +406,7 @@ impl Walk6<'_> {
         let spec = self.t.spec.network_interfaces.get(e);
         let sdc = spec.is_none_or(|x| x.source_dest_check);
         if p.dst == RESOLVER_V6 || p.dst == METADATA_V6 {
-            return self.to_service(e, own || !sdc, p);
+            return self.sent_to_service(e, own || !sdc, p);
         }
         self.security_groups(e, Direction::Outbound, p)?;
         if !own && sdc {
@@ -522,7 +522,7 @@ impl Walk6<'_> {
     /// IPv6 addresses: exempt from groups and ACLs (as at 169.254.169.253/254), but
     /// only from one of the interface's own addresses (`sends_own`), and the resolver
     /// only where the VPC has `enableDnsSupport`.
-    fn to_service(&mut self, e: &ResId, sends_own: bool, p: &Pkt6) -> Step<Port> {
+    fn sent_to_service(&mut self, e: &ResId, sends_own: bool, p: &Pkt6) -> Step<Port> {
         if !sends_own {
             return Err(DropReason::SourceDestCheckV6 {
                 eni: e.clone(),

@@ -93,6 +93,11 @@ pub struct InstanceProfile {
     pub user_data: Vec<u8>,
     /// `HttpTokens=required`: metadata answers 401 without a session token.
     pub imds_v2_required: bool,
+    /// `HttpEndpoint=disabled`: nothing answers at 169.254.169.254 (the in-world
+    /// metadata host is not attached, and the emulated shell's own shortcut to the
+    /// service times out too).
+    #[serde(default)]
+    pub imds_disabled: bool,
     /// The VPC resolver (base + 2) the instance's `/etc/resolv.conf` names.
     pub dns_server: Ipv4Addr,
     /// The internet package mirror `dnf`/`apt` download from.
@@ -201,6 +206,7 @@ impl InstanceProfile {
             authorized_key: None,
             user_data: Vec::new(),
             imds_v2_required: false,
+            imds_disabled: false,
             dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
             root_volume_gib: default_root_volume_gib(),

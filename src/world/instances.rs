@@ -1147,6 +1147,7 @@ fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
         authorized_key: ri.public_key.clone(),
         user_data: ri.user_data.clone().unwrap_or_default(),
         imds_v2_required: ri.http_tokens == "required",
+        imds_disabled: ri.http_endpoint == "disabled",
         dns_server: ri
             .dns_server
             .unwrap_or_else(|| Ipv4Addr::from(u32::from(ri.private_ip) & 0xffff_0000 | 2)),

@@ -37,7 +37,9 @@ pub async fn connect(
     timeout: Duration,
 ) -> io::Result<Box<dyn NetStream>> {
     if *dst.ip() == IMDS_ADDR {
-        if dst.port() != 80 {
+        // A closed port, or the whole endpoint turned off (`HttpEndpoint` disabled):
+        // nothing answers, as when the fabric delivers to no metadata host.
+        if dst.port() != 80 || sh.inst.profile().imds_disabled {
             tokio::time::sleep(timeout).await;
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }

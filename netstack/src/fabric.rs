@@ -823,7 +823,7 @@ impl Fabric {
             (None, _) => None,
         };
         let to = self.count_interfaces(from, &outcome, packet.len());
-        if self.flow_logs.any {
+        if self.flow_logs.any && !is_service_traffic(ingress, &outcome) {
             self.log_flow(from, to, &pkt, &new, &outcome, packet.len());
         }
         Verdict { hops, outcome }
@@ -928,7 +928,7 @@ impl Fabric {
                 }
             }
         }
-        if self.flow_logs.any {
+        if self.flow_logs.any && !is_service_traffic(ingress, &d.outcome) {
             self.log_flow6(from, to, &p, packet, &d.outcome);
         }
         Verdict {
@@ -1327,6 +1327,16 @@ type Step = Result<(), DropReason>;
 
 const METADATA: u32 = u32::from_be_bytes([169, 254, 169, 254]);
 const RESOLVER_LINK_LOCAL: u32 = u32::from_be_bytes([169, 254, 169, 253]);
+
+/// Traffic to or from the VPC resolver or the metadata service, which AWS does not
+/// record in flow logs: a query (delivered to their port) and its reply (sent from it).
+fn is_service_traffic(ingress: &Port, outcome: &Outcome) -> bool {
+    matches!(ingress, Port::Resolver(_) | Port::Metadata(_))
+        || matches!(
+            outcome,
+            Outcome::Deliver(Port::Resolver(_) | Port::Metadata(_))
+        )
+}
 
 fn ip(a: u32) -> Ipv4Addr {
     Ipv4Addr::from(a)

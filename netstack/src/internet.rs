@@ -17,6 +17,7 @@
 //! | every other public address ([`is_internet_host`]) | the catch-all internet host |
 //! | [`INTERNET_ROUTER_ADDR6`] (3fff::254) | the catch-all host's own IPv6 address |
 //! | [`LEARNER_ADDR6`] (3fff:203:0:113::10) | the learner's computer over IPv6 |
+//! | [`WELL_KNOWN6`] (3fff:198:51:100::/64) | well-known public names over IPv6 (their AAAA records), served by the catch-all host |
 //! | every global IPv6 address outside 2001:db8::/32 ([`is_internet_host6`]) | the catch-all internet host |
 //!
 //! IPv6: VPCs get their /56s from the documentation prefix 2001:db8::/32, so vpclab's
@@ -43,7 +44,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -72,6 +73,15 @@ pub const SERVICE_ENDPOINTS: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 0), 26);
 /// Where well-known public names point (TEST-NET-2, third quarter). Documentation
 /// addresses: nothing real could ever answer there, whatever escaped.
 pub const WELL_KNOWN: Ipv4Net = net(Ipv4Addr::new(198, 51, 100, 128), 26);
+
+/// Where well-known public names point over IPv6 (their AAAA records): the mirror of
+/// [`WELL_KNOWN`] in vpclab's own 3fff::/20, so `example.com` is 198.51.100.129 and
+/// 3fff:198:51:100::129. The catch-all host answers there.
+pub const WELL_KNOWN6: Ipv6Net =
+    match Ipv6Net::new(Ipv6Addr::new(0x3fff, 0x198, 0x51, 0x100, 0, 0, 0, 0), 64) {
+        Ok(n) => n,
+        Err(_) => panic!("64 is a valid IPv6 prefix length"),
+    };
 
 /// Public DNS resolvers learners type from memory: UDP and TCP port 53 there reach the
 /// world's public resolver (Google, Cloudflare, Quad9, OpenDNS).
@@ -142,8 +152,11 @@ pub fn is_internet_host(addr: Ipv4Addr) -> bool {
 /// Whether the catch-all host answers for the IPv6 address `addr`: global unicast
 /// (2000::/3) outside the documentation prefixes (2001:db8::/32, where VPC blocks
 /// live, and 3fff::/20, vpclab's own), the IETF protocol assignments (2001::/23) and
-/// 6to4 (2002::/16).
+/// 6to4 (2002::/16); and the well-known names' block [`WELL_KNOWN6`].
 pub fn is_internet_host6(addr: Ipv6Addr) -> bool {
+    if WELL_KNOWN6.contains(&addr) {
+        return true;
+    }
     let a = u128::from(addr);
     let within = |base: u128, len: u32| a >> (128 - len) == base >> (128 - len);
     within(0x2000 << 112, 3)
@@ -210,6 +223,7 @@ mod tests {
             "2606:4700:4700::1111",
             "2001:4860:4860::8888",
             "2a00:1450::1",
+            "3fff:198:51:100::129",
         ] {
             assert!(is_internet_host6(a.parse().unwrap()), "{a}");
         }

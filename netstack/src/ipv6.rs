@@ -32,6 +32,14 @@
 //!    gateways": it "prevents the internet from initiating an IPv6 connection").
 //! 7. Ingress network ACL of the destination subnet, ingress security groups, delivery.
 //!
+//! Before step 1, the VPC's own services on their IPv6 addresses: the Route 53
+//! Resolver at [`RESOLVER_V6`] (fd00:ec2::253) and the instance metadata service at
+//! [`METADATA_V6`] (fd00:ec2::254), as AWS provides them to instances with IPv6
+//! addresses ("Amazon DNS server", Amazon VPC User Guide; "Supporting Amazon VPC
+//! services", IPv6 on AWS). Like their IPv4 link-local addresses they are not
+//! filtered by security groups or network ACLs and not routed; the source check
+//! still applies, and their replies go straight back to the asking interface.
+//!
 //! The hop limit is decremented at each gateway the packet crosses (internet and
 //! egress-only gateways, out and in), as the IPv4 walk decrements the TTL; the VPC
 //! router and a peering connection are invisible to it. A packet whose hop limit runs
@@ -58,6 +66,11 @@ use crate::verdict::{Direction, DropReason, Hop, HopAction, Malformed, Outcome, 
 
 /// ICMPv6's IP protocol number.
 pub const ICMPV6: u8 = 58;
+
+/// The Route 53 Resolver's IPv6 address in every VPC (AWS: fd00:ec2::253).
+pub const RESOLVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x253);
+/// The instance metadata service's IPv6 address (AWS: fd00:ec2::254).
+pub const METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
 /// Where an IPv6 route sends packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -409,6 +422,17 @@ impl Walk6<'_> {
         let r = match ingress {
             Port::Eni(e) => self.sent_by_eni(e, p),
             Port::Internet => self.entering_from_internet(p),
+            Port::Resolver(vpc) => self.service_reply(vpc, None, p),
+            Port::Metadata(e) => match self.t.spec.network_interfaces.get(e) {
+                Some(x) => match self.t.spec.subnets.get(&x.subnet) {
+                    Some(s) => {
+                        let vpc = s.vpc.clone();
+                        self.service_reply(&vpc, Some(e), p)
+                    }
+                    None => Err(DropReason::UnknownPort),
+                },
+                None => Err(DropReason::UnknownPort),
+            },
             _ => Err(DropReason::UnknownPort),
         };
         match r {
@@ -430,9 +454,13 @@ impl Walk6<'_> {
         }
         let v6 = &self.t.spec.v6;
         let own = v6.eni_addrs.get(e).is_some_and(|a| a.contains(&p.src));
-        self.security_groups(e, Direction::Outbound, p)?;
         let spec = self.t.spec.network_interfaces.get(e);
-        if !own && spec.is_none_or(|x| x.source_dest_check) {
+        let sdc = spec.is_none_or(|x| x.source_dest_check);
+        if p.dst == RESOLVER_V6 || p.dst == METADATA_V6 {
+            return self.sent_to_service(e, own || !sdc, p);
+        }
+        self.security_groups(e, Direction::Outbound, p)?;
+        if !own && sdc {
             return Err(DropReason::SourceDestCheckV6 {
                 eni: e.clone(),
                 addr: p.src,
@@ -588,6 +616,65 @@ impl Walk6<'_> {
         }
         self.hop(e, || HopAction::Deliver, None);
         Ok(Port::Eni(e.clone()))
+    }
+
+    /// A packet from interface `e` to the resolver or the metadata service on their
+    /// IPv6 addresses: exempt from groups and ACLs (as at 169.254.169.253/254), but
+    /// only from one of the interface's own addresses (`sends_own`), and the resolver
+    /// only where the VPC has `enableDnsSupport`.
+    fn sent_to_service(&mut self, e: &ResId, sends_own: bool, p: &Pkt6) -> Step<Port> {
+        if !sends_own {
+            return Err(DropReason::SourceDestCheckV6 {
+                eni: e.clone(),
+                addr: p.src,
+            });
+        }
+        let spec = &self.t.spec;
+        let vpc = spec
+            .network_interfaces
+            .get(e)
+            .and_then(|x| spec.subnets.get(&x.subnet))
+            .map(|s| s.vpc.clone())
+            .ok_or(DropReason::UnknownPort)?;
+        let port = if p.dst == RESOLVER_V6 {
+            if !spec.vpcs.get(&vpc).is_some_and(|v| v.enable_dns_support) {
+                return Err(DropReason::ResolverDisabled { vpc });
+            }
+            Port::Resolver(vpc)
+        } else {
+            Port::Metadata(e.clone())
+        };
+        self.hop(e, || HopAction::Exempt, None);
+        Ok(port)
+    }
+
+    /// A reply of the resolver of `vpc` (or of the metadata service of interface
+    /// `only`) goes straight back to the interface that holds its destination in that
+    /// VPC: no ACL, no group, as on the IPv4 path.
+    fn service_reply(&mut self, vpc: &ResId, only: Option<&ResId>, p: &Pkt6) -> Step<Port> {
+        let spec = &self.t.spec;
+        let e = spec
+            .v6
+            .eni_addrs
+            .iter()
+            .find(|(id, addrs)| {
+                addrs.contains(&p.dst)
+                    && spec
+                        .network_interfaces
+                        .get(*id)
+                        .and_then(|x| spec.subnets.get(&x.subnet))
+                        .is_some_and(|s| &s.vpc == vpc)
+            })
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| DropReason::NoInterfaceV6 {
+                vpc: vpc.clone(),
+                dst: p.dst,
+            })?;
+        if only.is_some_and(|m| *m != e) {
+            return Err(DropReason::UnknownPort);
+        }
+        self.hop(&e, || HopAction::Exempt, None);
+        Ok(Port::Eni(e))
     }
 
     /// A packet crosses peering `x` from VPC `from` into VPC `to`. As for IPv4, AWS

@@ -26,10 +26,10 @@ pub enum Port {
     /// checkers). Packets delivered here are demultiplexed by destination
     /// address by the host layer.
     Internet,
-    /// The Route 53 Resolver of a VPC (VPC base + 2 and 169.254.169.253), by
+    /// The Route 53 Resolver of a VPC (VPC base + 2, 169.254.169.253 and fd00:ec2::253), by
     /// VPC id. Exempt from network ACLs and security groups, as on AWS.
     Resolver(ResId),
-    /// The instance metadata service (169.254.169.254) as seen from one
+    /// The instance metadata service (169.254.169.254, fd00:ec2::254) as seen from one
     /// network interface. Exempt from network ACLs and security groups.
     Metadata(ResId),
     /// A gateway VPC endpoint (`vpce-…`) by its id: the AWS service (S3,

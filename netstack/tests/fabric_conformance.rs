@@ -2493,6 +2493,10 @@ mod flow_logs {
         assert!(!send(&mut f, at(0), &Port::Internet, syn).0.is_delivered());
         let dns = Flow::udp(ids.web_ip, 40000, ids.resolver, 53);
         send(&mut f, at(0), &eni(&ids.web_eni), dns);
+        // Nor is the resolver's answer on its way back to the interface.
+        let answer = Flow::udp(ids.resolver, 53, ids.web_ip, 40000);
+        let resolver = Port::Resolver(ids.vpc.clone());
+        assert!(send(&mut f, at(0), &resolver, answer).0.is_delivered());
         // eni-web2 has no flow log.
         let other = Flow::tcp_syn(ids.learner, LEARNER_PORT, ids.web2_public, 3306);
         send(&mut f, at(0), &Port::Internet, other);

@@ -1540,7 +1540,12 @@ mod v6 {
             6..=8 => (Port::Internet, g.pick(&internet_hosts)),
             _ => {
                 if g.chance(50) {
-                    (Port::Resolver("vpc-a".into()), a6("2001:db8:a::2"))
+                    let resolver = (Port::Resolver("vpc-a".into()), a6("fd00:ec2::253"));
+                    let metadata = (
+                        Port::Metadata(g.pick(&enis).id.clone()),
+                        a6("fd00:ec2::254"),
+                    );
+                    g.pick(&[resolver, metadata])
                 } else {
                     (Port::Eni("eni-gone".into()), a6("2001:db8:a:1::10"))
                 }
@@ -1555,6 +1560,8 @@ mod v6 {
             a6("2001:db8:c:1::10"),
             a6("2001:db8:ffff::80"),
             a6("2606:4700:4700::1111"),
+            a6("fd00:ec2::253"),
+            a6("fd00:ec2::254"),
         ]);
         let dst = g.pick(&dsts);
         let ports = [22u16, 80, 443, 8080, 40000];
@@ -1630,8 +1637,33 @@ mod v6 {
                     None => Err(DropReason::UnknownPort),
                 },
                 Port::Internet => self.arriving_from_outside(p),
+                // The services' replies go back to the interface of their VPC holding
+                // the destination; the metadata service of one interface answers only it.
+                Port::Resolver(vpc) => self.service_reply(vpc, p),
+                Port::Metadata(id) => match self.t.network_interfaces.get(id) {
+                    Some(e) => {
+                        let vpc = &self.t.subnets[&e.subnet].vpc;
+                        match self.service_reply(vpc, p)? {
+                            Port::Eni(to) if to == *id => Ok(Port::Eni(to)),
+                            _ => Err(DropReason::UnknownPort),
+                        }
+                    }
+                    None => Err(DropReason::UnknownPort),
+                },
                 _ => Err(DropReason::UnknownPort),
             }
+        }
+
+        fn service_reply(&self, vpc: &ResId, p: &P6) -> R6 {
+            let t: &'a TopologyBuilder = self.t;
+            t.network_interfaces
+                .values()
+                .find(|e| &t.subnets[&e.subnet].vpc == vpc && self.addrs(e).contains(&p.dst))
+                .map(|e| Port::Eni(e.id.clone()))
+                .ok_or_else(|| DropReason::NoInterfaceV6 {
+                    vpc: vpc.clone(),
+                    dst: p.dst,
+                })
         }
 
         fn addrs(&self, e: &NetworkInterface) -> &'a [Ipv6Addr] {
@@ -1714,6 +1746,26 @@ mod v6 {
         }
 
         fn send(&self, e: &NetworkInterface, p: &P6) -> R6 {
+            // AWS: the resolver (fd00:ec2::253) and metadata (fd00:ec2::254) are not
+            // filtered by groups or ACLs and need no route; the source check holds.
+            let resolver = p.dst == a6("fd00:ec2::253");
+            if resolver || p.dst == a6("fd00:ec2::254") {
+                if e.source_dest_check && !self.addrs(e).contains(&p.src) {
+                    return Err(DropReason::SourceDestCheckV6 {
+                        eni: e.id.clone(),
+                        addr: p.src,
+                    });
+                }
+                let vpc = &self.t.subnets[&e.subnet].vpc;
+                if !resolver {
+                    return Ok(Port::Metadata(e.id.clone()));
+                }
+                return if self.t.vpcs[vpc].enable_dns_support {
+                    Ok(Port::Resolver(vpc.clone()))
+                } else {
+                    Err(DropReason::ResolverDisabled { vpc: vpc.clone() })
+                };
+            }
             self.sg(e, Direction::Outbound, p)?;
             if e.source_dest_check && !self.addrs(e).contains(&p.src) {
                 return Err(DropReason::SourceDestCheckV6 {

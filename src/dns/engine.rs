@@ -427,7 +427,16 @@ fn public_lookup(ctx: &Ctx<'_>, name: &Name, key: &str, qtype: RecordType) -> (O
         // (well-known sites, AWS endpoints), or nothing.
         None => {
             if let Some(addr) = public_names::lookup(key) {
-                let outcome = address_outcome_ttl(name, addr, qtype, root_soa(), PUBLIC_NAME_TTL);
+                // A well-known site with an IPv6 address answers AAAA with it; the
+                // others (AWS's IPv4-only endpoint names …) are NODATA for AAAA.
+                let outcome = match (qtype, public_names::lookup6(key)) {
+                    (RecordType::AAAA, Some(v6)) => Outcome::Answer(vec![Record::from_rdata(
+                        name.clone(),
+                        PUBLIC_NAME_TTL,
+                        RData::AAAA(hickory_proto::rr::rdata::AAAA(v6)),
+                    )]),
+                    _ => address_outcome_ttl(name, addr, qtype, root_soa(), PUBLIC_NAME_TTL),
+                };
                 return (outcome, false);
             }
             let soa = root_soa();

@@ -10,9 +10,9 @@
 //! The engine asks here only after the learner's public hosted zones (which win for
 //! names outside AWS's domains) and EC2's instance names.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use vpclab_netstack::internet::{SERVICE_ENDPOINTS, WELL_KNOWN, WHATISMYIP_ADDR};
+use vpclab_netstack::internet::{SERVICE_ENDPOINTS, WELL_KNOWN, WELL_KNOWN6, WHATISMYIP_ADDR};
 
 /// Well-known names, by offset inside [`WELL_KNOWN`] (offset 0 is the network
 /// address, unused). Names sharing an offset are one site (`www.` and its apex).
@@ -50,6 +50,10 @@ const WELL_KNOWN_NAMES: &[(&str, u8)] = &[
     ("registry-1.docker.io", 24),
     ("stackoverflow.com", 25),
 ];
+
+/// Well-known sites without an IPv6 address (GitHub's names publish A records only):
+/// their AAAA query is NODATA, so a learner meets an IPv4-only name too.
+const IPV4_ONLY: &[&str] = &["github.com", "www.github.com", "api.github.com"];
 
 /// Names of "what is my IP" services: the world's one at 192.0.2.10.
 const WHAT_IS_MY_IP: &[&str] = &[
@@ -116,6 +120,22 @@ pub fn lookup(key: &str) -> Option<Ipv4Addr> {
         return Some(in_block(WELL_KNOWN, offset));
     }
     endpoint(key).map(|(offset, _)| in_block(SERVICE_ENDPOINTS, offset))
+}
+
+/// The IPv6 address of a public name (its AAAA record), if it has one: the well-known
+/// sites, at the mirror of their IPv4 address in [`WELL_KNOWN6`] (198.51.100.129 →
+/// 3fff:198:51:100::129, the last octet's decimal digits read as hexadecimal so the two
+/// look alike). AWS's endpoint names and the what-is-my-IP names have none: the legacy
+/// endpoint names are IPv4-only on AWS too (dual-stack endpoints have other names).
+pub fn lookup6(key: &str) -> Option<Ipv6Addr> {
+    if IPV4_ONLY.contains(&key) {
+        return None;
+    }
+    let &(_, offset) = WELL_KNOWN_NAMES.iter().find(|(n, _)| *n == key)?;
+    let last = in_block(WELL_KNOWN, offset).octets()[3];
+    let group = u16::from_str_radix(&last.to_string(), 16).ok()?;
+    let base = u128::from(WELL_KNOWN6.network());
+    Some(Ipv6Addr::from(base | u128::from(group)))
 }
 
 /// The service of an endpoint name and its region (`None` for a global endpoint):
@@ -206,6 +226,23 @@ mod tests {
         assert_eq!(lookup("checkip.amazonaws.com"), Some(WHATISMYIP_ADDR));
         assert_eq!(lookup("no-such-name.example"), None);
         assert_eq!(lookup("example.co"), None);
+    }
+
+    /// Well-known sites answer AAAA at the mirror of their IPv4 address in 3fff::/20,
+    /// which the catch-all host serves; IPv4-only names and AWS endpoints have none.
+    #[test]
+    fn well_known_names_have_ipv6_mirrors_except_the_ipv4_only_ones() {
+        let v6 = lookup6("example.com").unwrap();
+        assert_eq!(v6, "3fff:198:51:100::129".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(lookup6("www.example.com"), Some(v6));
+        assert!(vpclab_netstack::internet::is_internet_host6(v6));
+        let google = lookup6("www.google.com").unwrap();
+        assert_eq!(google, "3fff:198:51:100::133".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(lookup6("github.com"), None);
+        assert!(lookup("github.com").is_some());
+        assert_eq!(lookup6("ec2.us-east-1.amazonaws.com"), None);
+        assert_eq!(lookup6("checkip.amazonaws.com"), None);
+        assert_eq!(lookup6("no-such-name.example"), None);
     }
 
     #[test]

@@ -93,6 +93,11 @@ pub struct InstanceProfile {
     pub user_data: Vec<u8>,
     /// `HttpTokens=required`: metadata answers 401 without a session token.
     pub imds_v2_required: bool,
+    /// `HttpEndpoint=disabled`: nothing answers at 169.254.169.254 (the in-world
+    /// metadata host is not attached, and the emulated shell's own shortcut to the
+    /// service times out too).
+    #[serde(default)]
+    pub imds_disabled: bool,
     /// The VPC resolver (base + 2) the instance's `/etc/resolv.conf` names.
     pub dns_server: Ipv4Addr,
     /// The internet package mirror `dnf`/`apt` download from.
@@ -201,6 +206,7 @@ impl InstanceProfile {
             authorized_key: None,
             user_data: Vec::new(),
             imds_v2_required: false,
+            imds_disabled: false,
             dns_server: Ipv4Addr::new(o[0], o[1], 0, 2),
             package_mirror: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 80), 80),
             root_volume_gib: default_root_volume_gib(),
@@ -213,21 +219,34 @@ impl InstanceProfile {
     }
 
     /// `/etc/resolv.conf` as the DHCP client writes it from the option set.
+    /// An instance without IPv4 (an IPv6-only subnet) is handed the resolver's IPv6
+    /// address, fd00:ec2::253, wherever the VPC resolver would be named: it has no
+    /// route to base + 2.
     pub fn resolv_conf(&self) -> String {
+        let resolver = |ns: Ipv4Addr| -> String {
+            if self.ipv4().is_none() && ns == self.dns_server {
+                "fd00:ec2::253".to_string()
+            } else {
+                ns.to_string()
+            }
+        };
         let Some(d) = &self.dhcp else {
             let search = if self.region == "us-east-1" {
                 "ec2.internal".to_string()
             } else {
                 format!("{}.compute.internal", self.region)
             };
-            return format!("nameserver {}\nsearch {search}\n", self.dns_server);
+            return format!(
+                "nameserver {}\nsearch {search}\n",
+                resolver(self.dns_server)
+            );
         };
         let mut out = String::new();
         if d.name_servers.is_empty() {
             out.push_str("# No DNS servers: the VPC has no DHCP options.\n");
         }
         for ns in &d.name_servers {
-            out.push_str(&format!("nameserver {ns}\n"));
+            out.push_str(&format!("nameserver {}\n", resolver(*ns)));
         }
         if let Some(domain) = &d.domain_name {
             out.push_str(&format!("search {domain}\n"));

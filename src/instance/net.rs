@@ -136,6 +136,17 @@ pub trait InstanceNet: Send + Sync {
         Box::pin(async { Err(io::Error::from(io::ErrorKind::NetworkUnreachable)) })
     }
 
+    /// [`Self::udp_exchange`] over IPv6 (a DNS query to fd00:ec2::253). An instance
+    /// without an IPv6 address has no IPv6 route: `NetworkUnreachable`.
+    fn udp_exchange6(
+        &self,
+        _dst: SocketAddrV6,
+        _payload: Vec<u8>,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Vec<u8>>> {
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::NetworkUnreachable)) })
+    }
+
     /// Sends one ICMPv6 echo request and waits for the reply (`ttl` is the hop limit).
     fn ping6(
         &self,

@@ -60,7 +60,9 @@ struct Running {
     host: Option<Host>,
     /// The sandbox runtime: the processes and the bridge of their TUN device.
     sandbox: Option<SandboxSlot>,
-    imds: Option<Host>,
+    /// The metadata service as attached, and the options it was attached with.
+    imds: Option<Imds>,
+    imds_options: ImdsOptions,
     state: Arc<InstanceState>,
     tasks: Vec<JoinHandle<()>>,
     disk: Arc<DiskSaver>,
@@ -84,13 +86,45 @@ impl Running {
             b.tun = None;
             b.agent = None;
         }
-        if let Some(h) = &self.imds {
-            h.remove();
+        if let Some(m) = self.imds {
+            m.stop();
         }
         // The kernel unmounts every filesystem on the way down: the files go back to
         // their volumes before the disk is saved.
         self.state.unmount_detached(true);
         self.disk.save_if_changed(&self.state);
+    }
+}
+
+/// The metadata options the runtime acts on: whether the service answers at all
+/// (`HttpEndpoint`) and whether it also answers at [fd00:ec2::254] (`HttpProtocolIpv6`).
+/// IMDSv1/v2 (`HttpTokens`) is in the instance's profile, read per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ImdsOptions {
+    endpoint: bool,
+    ipv6: bool,
+}
+
+impl ImdsOptions {
+    fn of(ri: &RuntimeInstance) -> Self {
+        ImdsOptions {
+            endpoint: ri.http_endpoint != "disabled",
+            ipv6: ri.http_protocol_ipv6,
+        }
+    }
+}
+
+/// An instance's metadata service: its host at `Port::Metadata(eni)` and the task that
+/// serves HTTP on port 80.
+struct Imds {
+    host: Host,
+    task: JoinHandle<()>,
+}
+
+impl Imds {
+    fn stop(self) {
+        self.task.abort();
+        self.host.remove();
     }
 }
 
@@ -327,6 +361,30 @@ impl Runtime {
                     r.stop();
                 }
             }
+            let imds_options = ImdsOptions::of(ri);
+            if self
+                .running
+                .get(id)
+                .is_some_and(|r| r.imds_options != imds_options)
+                && let Some(eni) = ri.eni_id.clone()
+            {
+                // ModifyInstanceMetadataOptions on a running instance: the service is
+                // attached again with the new options (its open connections close).
+                if let Some(r) = self.running.get_mut(id) {
+                    if let Some(m) = r.imds.take() {
+                        m.stop();
+                    }
+                    let state = r.state.clone();
+                    let new = self.start_imds(imds_options, &eni, &state).unwrap_or_else(|e| {
+                        tracing::warn!(instance = %id, error = %e, "metadata service not attached");
+                        None
+                    });
+                    if let Some(r) = self.running.get_mut(id) {
+                        r.imds = new;
+                        r.imds_options = imds_options;
+                    }
+                }
+            }
             if let Some(r) = self.running.get_mut(id) {
                 if r.profile != profile {
                     // A sandbox reads its resolver and names from its own `/etc`.
@@ -542,22 +600,42 @@ impl Runtime {
         });
     }
 
-    /// The metadata service's host at 169.254.169.254 for the instance's interface,
-    /// unless the instance turned the endpoint off (or it cannot be attached).
-    fn metadata_host(&self, ri: &RuntimeInstance, eni: &str) -> Option<Host> {
-        if ri.http_endpoint == "disabled" {
-            return None;
+    /// The metadata service for the instance's interface: a host at 169.254.169.254 (and
+    /// at fd00:ec2::254 when `HttpProtocolIpv6` is enabled) serving HTTP on port 80,
+    /// unless the instance turned the endpoint off (or it cannot be attached). With the
+    /// IPv6 endpoint disabled, nothing answers at fd00:ec2::254: a connection there
+    /// times out.
+    fn start_imds(
+        &self,
+        opts: ImdsOptions,
+        eni: &str,
+        state: &Arc<InstanceState>,
+    ) -> std::io::Result<Option<Imds>> {
+        if !opts.endpoint {
+            return Ok(None);
         }
-        match self.net.add_host(HostConfig::service(
-            Port::Metadata(rid(eni)),
-            vec![Ipv4Net::from(IMDS_ADDR)],
-        )) {
-            Ok(h) => Some(h),
+        let mut cfg = HostConfig::service(Port::Metadata(rid(eni)), vec![Ipv4Net::from(IMDS_ADDR)]);
+        if opts.ipv6 {
+            cfg = cfg.with_service_ipv6(vpclab_netstack::ipv6::METADATA_V6);
+        }
+        let host = match self.net.add_host(cfg) {
+            Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "metadata service not attached");
-                None
+                return Ok(None);
             }
-        }
+        };
+        let l = host.listen(80)?;
+        let state = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = l.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _ = crate::instance::imds::serve_imds(stream, state).await;
+                });
+            }
+        });
+        Ok(Some(Imds { host, task }))
     }
 
     fn boot(&mut self, ri: &RuntimeInstance, profile: InstanceProfile) -> std::io::Result<Running> {
@@ -605,7 +683,8 @@ impl Runtime {
         // The host key is fixed from now on (known_hosts stays valid); a migrated disk
         // moves into the store at once.
         saver.save_if_changed(&state);
-        let imds = self.metadata_host(ri, &eni);
+        let imds_options = ImdsOptions::of(ri);
+        let imds = self.start_imds(imds_options, &eni, &state)?;
         let mut tasks = Vec::new();
         let listener = host.listen(22)?;
         {
@@ -618,18 +697,6 @@ impl Runtime {
                     tokio::spawn(async move {
                         let _ = crate::instance::serve_ssh(stream, state.clone()).await;
                         saver.save_in_background(&state).await;
-                    });
-                }
-            }));
-        }
-        if let Some(h) = &imds {
-            let l = h.listen(80)?;
-            let state = state.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Ok((stream, _)) = l.accept().await {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let _ = crate::instance::imds::serve_imds(stream, state).await;
                     });
                 }
             }));
@@ -662,6 +729,7 @@ impl Runtime {
             host: Some(host),
             sandbox: None,
             imds,
+            imds_options,
             state,
             tasks,
             disk: saver,
@@ -729,20 +797,9 @@ impl Runtime {
             _ => None,
         };
         let mut sandbox = Sandbox::spawn(agent, &root, &spec, cgroup)?;
-        let imds = self.metadata_host(ri, &eni);
-        let mut tasks = Vec::new();
-        if let Some(h) = &imds {
-            let l = h.listen(80)?;
-            let state = state.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Ok((stream, _)) = l.accept().await {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let _ = crate::instance::imds::serve_imds(stream, state).await;
-                    });
-                }
-            }));
-        }
+        let imds_options = ImdsOptions::of(ri);
+        let imds = self.start_imds(imds_options, &eni, &state)?;
+        let tasks = Vec::new();
         state.append_console(&format!(
             "vpclab: booting {} ({}) in a sandbox\n",
             ri.instance_id,
@@ -805,6 +862,7 @@ impl Runtime {
             host: None,
             sandbox: Some(SandboxSlot { sandbox, bridge }),
             imds,
+            imds_options,
             state,
             tasks,
             disk: saver,
@@ -1096,6 +1154,7 @@ fn profile_of(ri: &RuntimeInstance, ca_pem: &str) -> Option<InstanceProfile> {
         authorized_key: ri.public_key.clone(),
         user_data: ri.user_data.clone().unwrap_or_default(),
         imds_v2_required: ri.http_tokens == "required",
+        imds_disabled: ri.http_endpoint == "disabled",
         dns_server: ri
             .dns_server
             .unwrap_or_else(|| Ipv4Addr::from(u32::from(ri.private_ip) & 0xffff_0000 | 2)),

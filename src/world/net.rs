@@ -260,6 +260,42 @@ impl InstanceNet for HostNet {
         })
     }
 
+    fn udp_exchange6(
+        &self,
+        dst: SocketAddrV6,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, io::Result<Vec<u8>>> {
+        let timeout = self.cap(timeout);
+        Box::pin(async move {
+            if self.addrs6.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::NetworkUnreachable));
+            }
+            let sock = self.host.bind_udp(0)?;
+            sock.send_to(&payload, dst).await?;
+            let mut buf = vec![0u8; 65535];
+            let wait = async {
+                loop {
+                    let (n, from) = sock.recv_from_any(&mut buf).await?;
+                    if from == SocketAddr::V6(dst) {
+                        return Ok::<usize, io::Error>(n);
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(Ok(n)) => {
+                    buf.truncate(n);
+                    Ok(buf)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer from {dst}"),
+                )),
+            }
+        })
+    }
+
     fn ping6(
         &self,
         dst: Ipv6Addr,

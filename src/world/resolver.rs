@@ -1,5 +1,6 @@
 //! DNS inside the fabric: the Route 53 Resolver of each VPC (`Port::Resolver(vpc)`, at
-//! VPC base + 2 and 169.254.169.253) and the world's public resolver on the internet
+//! VPC base + 2, 169.254.169.253 and fd00:ec2::253, the address AWS gives it for
+//! instances with IPv6 addresses) and the world's public resolver on the internet
 //! (192.0.2.53, and the well-known public resolvers 8.8.8.8, 1.1.1.1 … on the
 //! catch-all internet host). They answer UDP and TCP port 53 with the `dns` engine, from
 //! the vantage point of the VPC or of the internet; the fabric exempts the VPC resolver
@@ -25,7 +26,10 @@ pub(crate) fn start_vpc(
     addrs: Vec<Ipv4Net>,
     view: SharedView,
 ) -> Result<(Host, JoinHandle<()>), NetError> {
-    let host = net.add_host(HostConfig::service(Port::Resolver(rid(vpc)), addrs))?;
+    let host = net.add_host(
+        HostConfig::service(Port::Resolver(rid(vpc)), addrs)
+            .with_service_ipv6(vpclab_netstack::ipv6::RESOLVER_V6),
+    )?;
     let sock = host.bind_udp(53).map_err(|_| NetError::HostGone)?;
     let tcp = host.listen(53).map_err(|_| NetError::HostGone)?;
     let vpc = vpc.to_string();
@@ -73,10 +77,11 @@ async fn serve_udp(
 ) {
     let mut buf = vec![0u8; 65535];
     loop {
-        let Ok((n, from, to)) = sock.recv_from_to(&mut buf).await else {
+        let Ok((n, from, to)) = sock.recv_from_to_any(&mut buf).await else {
             return;
         };
-        if only.is_some_and(|only| !only.contains(&to)) {
+        // The public resolvers of `only` are IPv4 addresses.
+        if only.is_some_and(|only| !matches!(to, Some(IpAddr::V4(a)) if only.contains(&a))) {
             continue;
         }
         let reply = {
@@ -88,13 +93,10 @@ async fn serve_udp(
             answer(&v, vantage, &buf[..n], Transport::UDP)
         };
         if let Some(bytes) = reply {
-            let src = if to == Ipv4Addr::UNSPECIFIED {
-                None
-            } else {
-                Some(to)
-            };
-            let sent = match src {
-                Some(src) => sock.send_from(&bytes, src, from).await,
+            // A reply comes from the address that was asked (base + 2, the
+            // link-local address or fd00:ec2::253), as resolvers must.
+            let sent = match to.filter(|a| !a.is_unspecified()) {
+                Some(src) => sock.send_from_ip(&bytes, src, from).await,
                 None => sock.send_to(&bytes, from).await,
             };
             if sent.is_err() {

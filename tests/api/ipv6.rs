@@ -833,3 +833,149 @@ fn an_instance_in_an_ipv6_only_subnet_has_an_ipv6_address_and_no_private_ipv4() 
         "InvalidParameterValue",
     );
 }
+
+/// The metadata service's IPv6 endpoint as an instance option. "HttpProtocolIpv6:
+/// Enables or disables the IPv6 endpoint for the instance metadata service. Default:
+/// disabled" (EC2 API Reference, `InstanceMetadataOptionsRequest`); ModifyInstanceMetadataOptions
+/// changes it on a running or stopped instance, and "If no parameter is specified, the
+/// existing state is maintained".
+#[test]
+fn http_protocol_ipv6_is_set_at_launch_shown_filtered_and_modified() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let (vpc, block) = dual_stack_vpc(&d, "10.0.0.0/16");
+    let subnet = d.aws_text(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.0.1.0/24",
+        "--ipv6-cidr-block",
+        &first_64(&block),
+        "--query",
+        "Subnet.SubnetId",
+    ]);
+    let ami = latest_al2023_ami(&d);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--subnet-id",
+            &subnet,
+            "--ipv6-address-count",
+            "1",
+            "--query",
+            "Instances[0].InstanceId",
+        ];
+        args.extend_from_slice(extra);
+        d.aws_text(&args)
+    };
+    let plain = run(&[]);
+    let v6 = run(&["--metadata-options", "HttpProtocolIpv6=enabled"]);
+    let opts = |id: &str| {
+        d.aws(&["describe-instances", "--instance-ids", id])["Reservations"][0]["Instances"][0]
+            ["MetadataOptions"]
+            .clone()
+    };
+    assert_eq!(opts(&plain)["HttpProtocolIpv6"], "disabled");
+    let o = opts(&v6);
+    assert_eq!(o["HttpProtocolIpv6"], "enabled", "{o}");
+    assert_eq!(o["HttpEndpoint"], "enabled", "{o}");
+    let filtered = d.aws_text(&[
+        "describe-instances",
+        "--filters",
+        "Name=metadata-options.http-protocol-ipv6,Values=enabled",
+        "--query",
+        "Reservations[].Instances[].InstanceId",
+    ]);
+    assert_eq!(filtered, v6);
+    d.aws_err(
+        &[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--subnet-id",
+            &subnet,
+            "--metadata-options",
+            "HttpProtocolIpv6=on",
+        ],
+        "InvalidParameterValue",
+    );
+
+    // Modify: only the options named change; the response shows them.
+    let r = d.aws(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &plain,
+        "--http-protocol-ipv6",
+        "enabled",
+        "--http-put-response-hop-limit",
+        "3",
+    ]);
+    assert_eq!(r["InstanceId"], plain.as_str(), "{r}");
+    let m = &r["InstanceMetadataOptions"];
+    assert_eq!(m["HttpProtocolIpv6"], "enabled", "{r}");
+    assert_eq!(m["HttpPutResponseHopLimit"], 3, "{r}");
+    assert_eq!(
+        m["HttpTokens"], "required",
+        "AL2023 keeps requiring IMDSv2: {r}"
+    );
+    let o = opts(&plain);
+    assert_eq!(o["HttpProtocolIpv6"], "enabled", "{o}");
+    assert_eq!(o["HttpPutResponseHopLimit"], 3, "{o}");
+    let r = d.aws(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &plain,
+        "--http-tokens",
+        "optional",
+    ]);
+    assert_eq!(
+        r["InstanceMetadataOptions"]["HttpTokens"], "optional",
+        "{r}"
+    );
+    assert_eq!(r["InstanceMetadataOptions"]["HttpProtocolIpv6"], "enabled");
+
+    // Bad values, an unknown instance, a terminated one.
+    for (flag, value) in [
+        ("--http-protocol-ipv6", "yes"),
+        ("--http-endpoint", "off"),
+        ("--http-tokens", "sometimes"),
+        ("--http-put-response-hop-limit", "65"),
+    ] {
+        d.aws_err(
+            &[
+                "modify-instance-metadata-options",
+                "--instance-id",
+                &plain,
+                flag,
+                value,
+            ],
+            "InvalidParameterValue",
+        );
+    }
+    d.aws_err(
+        &[
+            "modify-instance-metadata-options",
+            "--instance-id",
+            "i-0123456789abcdef0",
+            "--http-protocol-ipv6",
+            "enabled",
+        ],
+        "InvalidInstanceID.NotFound",
+    );
+    d.aws(&["terminate-instances", "--instance-ids", &v6]);
+    d.aws_err(
+        &[
+            "modify-instance-metadata-options",
+            "--instance-id",
+            &v6,
+            "--http-protocol-ipv6",
+            "disabled",
+        ],
+        "IncorrectInstanceState",
+    );
+}

@@ -1214,10 +1214,18 @@ fn issue19_well_known_names_and_aws_endpoints_resolve_and_unknown_names_do_not()
             RecordType::A,
         );
         assert_eq!(rcode(&m), ResponseCode::NXDomain);
-        // IPv4 only: the name exists, without AAAA data.
+        // A well-known site answers AAAA at its mirror in 3fff:198:51:100::/64, which
+        // the catch-all host serves.
         let m = ask(&view, vantage, "example.com.", RecordType::AAAA);
         assert_eq!(rcode(&m), ResponseCode::NoError);
-        assert!(m.answers.is_empty());
+        let v6: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+        assert_eq!(v6, vec!["3fff:198:51:100::129".to_string()]);
+        // IPv4 only (GitHub, AWS's endpoint names): the name exists, without AAAA data.
+        for name in ["github.com.", "ec2.us-east-1.amazonaws.com."] {
+            let m = ask(&view, vantage, name, RecordType::AAAA);
+            assert_eq!(rcode(&m), ResponseCode::NoError, "{name}");
+            assert!(m.answers.is_empty(), "{name}");
+        }
     }
     // The learner's own public zone for a name outside AWS's domains answers for it.
     let mut zone = HostedZone::new("example.com.", false);

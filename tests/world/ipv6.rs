@@ -723,6 +723,17 @@ fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_e
     assert!(text.starts_with("200\n"), "{text}{}", stderr(&out));
     assert!(text.contains("1 packets transmitted, 1 received"), "{text}");
 
+    // Names resolve through the resolver's IPv6 address, the only one the instance can
+    // reach, which its `/etc/resolv.conf` names; `curl -6` by name then goes out too.
+    let out = jump(
+        "cat /etc/resolv.conf; dig +short example.com AAAA; curl -6 -s -m 5 -o /dev/null -w 'by name %{http_code}' http://example.com/",
+    );
+    let text = stdout(&out);
+    assert!(text.contains("nameserver fd00:ec2::253\n"), "{text}");
+    assert!(!text.contains("nameserver 10."), "{text}");
+    assert!(text.contains("3fff:198:51:100::129\n"), "{text}{}", stderr(&out));
+    assert!(text.ends_with("by name 200"), "{text}");
+
     // Straight from your computer, even with a rule for every IPv6 address: the internet
     // cannot start a connection through an egress-only gateway, and `vpclab connect`
     // says which gateway refused.
@@ -862,4 +873,116 @@ pub(crate) fn ipv6_only_subnet(
         eigw,
     ]);
     (v6only, second64)
+}
+
+/// The VPC's services over IPv6, from inside a dual-stack instance whose group has no
+/// IPv6 rule at all. "The Route 53 Resolver is located at 169.254.169.253 (IPv4),
+/// fd00:ec2::253 (IPv6), and at the primary private IPV4 CIDR range provisioned to your
+/// VPC plus two" (Amazon VPC User Guide, "Amazon DNS server"): `dig @fd00:ec2::253`
+/// answers with the same view as the IPv4 resolver, including AAAA records for the
+/// simulated internet's well-known names, and `curl -6` by name reaches that address.
+/// "For Nitro-based instances with IPv6 addresses, AWS provides [the instance metadata
+/// service] at the fd00:ec2::254 IPv6 endpoint" (IPv6 on AWS, "Supporting Amazon VPC
+/// services"), but "By default, the IPv6 endpoint is disabled" (EC2 User Guide): nothing
+/// answers there until `modify-instance-metadata-options --http-protocol-ipv6 enabled`,
+/// and then the IMDSv2 rules of the IPv4 endpoint apply (a token is required).
+#[test]
+fn the_resolver_and_metadata_answer_over_ipv6_and_public_names_have_aaaa() {
+    if !have("aws") || !have("ssh") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let net = Network::build(&d);
+    dual_stack(&d, &net);
+    let key = d.key_pair("lab", "ed25519");
+    let sg = net.security_group(&d, "svc", &[(22, "0.0.0.0/0")]);
+    let (id, public, _) = launch6(&d, &net, &net.public_subnet, &sg);
+
+    // The resolver at fd00:ec2::253: AAAA for a well-known site, NODATA for an
+    // IPv4-only one, and the A record of the same name as from the IPv4 resolver.
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &public,
+        "dig +short @fd00:ec2::253 example.com AAAA; echo ---; \
+         dig +short @fd00:ec2::253 example.com; echo ---; \
+         dig +short example.com; echo ---; \
+         dig @fd00:ec2::253 github.com AAAA",
+    );
+    let text = stdout(&out);
+    let parts: Vec<&str> = text.split("---").map(str::trim).collect();
+    assert_eq!(parts[0], "3fff:198:51:100::129", "{text}{}", stderr(&out));
+    assert_eq!(parts[1], "198.51.100.129", "{text}");
+    assert_eq!(parts[1], parts[2], "{text}");
+    assert!(
+        parts[3].contains("status: NOERROR") && parts[3].contains("ANSWER: 0"),
+        "{text}"
+    );
+    assert!(parts[3].contains("SERVER: fd00:ec2::253#53"), "{text}");
+
+    // `curl -6` by name: the AAAA record, then the site over IPv6 through the route
+    // to the egress-only gateway.
+    let out = d.ssh(
+        &key,
+        "ec2-user",
+        &public,
+        "curl -6 -s -m 5 http://example.com/",
+    );
+    let page = stdout(&out);
+    assert!(
+        page.contains("This is example.com (3fff:198:51:100::129)"),
+        "{page}{}",
+        stderr(&out)
+    );
+
+    // IMDS over IPv6: disabled by default, so the connection is never answered.
+    let shown = d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        &id,
+        "--query",
+        "Reservations[0].Instances[0].MetadataOptions.HttpProtocolIpv6",
+    ]);
+    assert_eq!(shown, "disabled");
+    let imds6 = "curl -6 -s --connect-timeout 2 -m 3 -o /dev/null -w '%{http_code}' \
+                 http://[fd00:ec2::254]/latest/meta-data/instance-id; echo \" rc=$?\"";
+    let out = d.ssh(&key, "ec2-user", &public, imds6);
+    assert!(stdout(&out).contains("rc=28"), "{}", stdout(&out));
+
+    let changed = d.aws_text(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &id,
+        "--http-protocol-ipv6",
+        "enabled",
+        "--query",
+        "InstanceMetadataOptions.HttpProtocolIpv6",
+    ]);
+    assert_eq!(changed, "enabled");
+    let shown = d.aws_text(&[
+        "describe-instances",
+        "--instance-ids",
+        &id,
+        "--query",
+        "Reservations[0].Instances[0].MetadataOptions.HttpProtocolIpv6",
+    ]);
+    assert_eq!(shown, "enabled");
+    // The image requires IMDSv2 (HttpTokens required): a request without a token is
+    // refused with 401 over IPv6 as over IPv4; with a token it is answered.
+    let script = "curl -6 -s -m 3 -o /dev/null -w '%{http_code}' http://[fd00:ec2::254]/latest/meta-data/instance-id; echo; \
+                  T=$(curl -6 -s -m 3 -X PUT http://[fd00:ec2::254]/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); \
+                  curl -6 -s -m 3 -H \"X-aws-ec2-metadata-token: $T\" http://[fd00:ec2::254]/latest/meta-data/instance-id";
+    let mut text = String::new();
+    // The runtime attaches the service again right after the commit; allow it a moment.
+    for _ in 0..20 {
+        let out = d.ssh(&key, "ec2-user", &public, script);
+        text = stdout(&out);
+        if text.contains(&id) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("401"), "{text}");
+    assert_eq!(lines.next(), Some(id.as_str()), "{text}");
 }

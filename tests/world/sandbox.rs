@@ -727,3 +727,38 @@ fn an_ipv6_only_sandbox_has_no_ipv4_and_answers_ssh_over_ipv6() {
     assert!(!text.contains("default via"), "no IPv4 route: {text}");
     assert!(text.contains("http 200"), "{text}");
 }
+
+/// The VPC's services over IPv6 from a sandbox's real kernel and tools: the host's own
+/// `dig` asks the resolver at fd00:ec2::253 ("The Route 53 Resolver is located at
+/// 169.254.169.253 (IPv4), fd00:ec2::253 (IPv6) …", Amazon VPC User Guide), and real
+/// `curl -6` reaches the metadata service at [fd00:ec2::254] once the instance's
+/// `HttpProtocolIpv6` is enabled ("By default, the IPv6 endpoint is disabled"), with an
+/// IMDSv2 token as the image requires.
+#[test]
+fn a_sandbox_reaches_the_resolver_and_metadata_over_ipv6() {
+    let Some((d, net, key)) = sandbox_world(&["aws", "ssh"]) else {
+        return;
+    };
+    crate::ipv6::dual_stack(&d, &net);
+    let sg = net.security_group(&d, "v6svc", &[(22, "0.0.0.0/0")]);
+    let (id, public, _) = crate::ipv6::launch6(&d, &net, &net.public_subnet, &sg);
+    wait_for_ssh(&d, &key, &public);
+    d.aws_text(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &id,
+        "--http-protocol-ipv6",
+        "enabled",
+    ]);
+    let script = "dig +short +tries=1 +time=3 @fd00:ec2::253 example.com AAAA; \
+                  T=$(curl -6 -s -m 5 -X PUT 'http://[fd00:ec2::254]/latest/api/token' -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); \
+                  curl -6 -s -m 5 -H \"X-aws-ec2-metadata-token: $T\" 'http://[fd00:ec2::254]/latest/meta-data/instance-id'; echo";
+    let text = poll(|| {
+        let out = d.ssh(&key, "ec2-user", &public, script);
+        let text = stdout(&out);
+        text.contains(&id).then_some(text)
+    })
+    .unwrap_or_else(|| stdout(&d.ssh(&key, "ec2-user", &public, script)));
+    assert!(text.contains("3fff:198:51:100::129"), "{text}");
+    assert!(text.contains(&id), "{text}");
+}

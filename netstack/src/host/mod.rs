@@ -309,6 +309,15 @@ impl HostConfig {
         self
     }
 
+    /// This VPC service host (resolver, metadata) also at `addr`, one of the IPv6
+    /// addresses AWS gives the VPC's services (fd00:ec2::253, fd00:ec2::254), with a
+    /// default route for its replies to the instances' IPv6 addresses.
+    pub fn with_service_ipv6(mut self, addr: Ipv6Addr) -> Self {
+        self.addrs6 = vec![Ipv6Net::from(addr)];
+        self.gateway6 = Some(VPC_ROUTER_LINK_LOCAL);
+        self
+    }
+
     /// This VPC host dual-stack: its IPv6 addresses in the subnet's /64 and a default
     /// route via the VPC router's link-local address [`VPC_ROUTER_LINK_LOCAL`].
     pub fn with_vpc_ipv6(mut self, addrs: &[Ipv6Addr], subnet: Ipv6Net) -> Self {

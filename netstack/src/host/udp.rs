@@ -91,6 +91,12 @@ impl UdpSocket {
         poll_fn(|cx| self.poll_send(cx, data, dst, Some(src))).await
     }
 
+    /// [`Self::send_from`] for either IP version (a dual-stack service such as the VPC
+    /// resolver, which answers at fd00:ec2::253 as well).
+    pub async fn send_from_ip(&self, data: &[u8], src: IpAddr, dst: SocketAddr) -> io::Result<()> {
+        poll_fn(|cx| self.poll_send(cx, data, dst, Some(src))).await
+    }
+
     fn poll_send(
         &self,
         cx: &mut Context<'_>,
@@ -159,6 +165,15 @@ impl UdpSocket {
     pub async fn recv_from_any(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, src, _) = self.recv_any(buf).await?;
         Ok((n, src))
+    }
+
+    /// Receive one datagram of either IP version: its length, sender and the local
+    /// address it was sent to (`None` when the stack did not say).
+    pub async fn recv_from_to_any(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+        self.recv_any(buf).await
     }
 
     async fn recv_any(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {

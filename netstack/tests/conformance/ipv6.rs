@@ -1283,3 +1283,98 @@ fn an_ipv6_route_to_an_interface_delivers_to_the_appliance() {
     let v = send(&mut f, at(1), &app, echo(APP, WEB, 128, 5));
     assert!(matches!(dropped(&v), DropReason::BlackholeV6 { .. }), "{v}");
 }
+
+/// A UDP datagram (checksum left zero, as for `tcp`).
+fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&12u16.to_be_bytes());
+    u.extend_from_slice(&[0, 0, 1, 2, 3, 4]);
+    packet(src, dst, 17, &u)
+}
+
+const RESOLVER6: &str = "fd00:ec2::253";
+const METADATA6: &str = "fd00:ec2::254";
+
+/// "The Route 53 Resolver is located at 169.254.169.253 (IPv4), fd00:ec2::253 (IPv6),
+/// and at the primary private IPv4 CIDR range provisioned to your VPC plus two"
+/// (Amazon VPC User Guide, "Amazon DNS server"); "Resources within a VPC use a link
+/// local address for DNS queries … not visible on the network": a query from a
+/// dual-stack instance reaches the resolver although no group rule or route admits
+/// fd00:ec2::253, its reply comes straight back, and neither is flow-logged.
+#[test]
+fn the_resolver_answers_at_fd00_ec2_253_past_groups_acls_and_routes() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        // No IPv6 rule anywhere: the groups and the ACL refuse every other packet.
+        b.v6.sg_rules.clear();
+        b.v6.acl_entries.get_mut(&ids.acl).unwrap().clear();
+        b.v6.routes.get_mut(&ids.private_rtb).unwrap().clear();
+    });
+    f.set_flow_logged([ids.app_eni.clone()]);
+    let app = Port::Eni(ids.app_eni.clone());
+    let q = send(&mut f, at(1), &app, udp(APP, 40000, RESOLVER6, 53));
+    assert_eq!(delivered(&q), Port::Resolver(ids.vpc.clone()));
+    let r = send(
+        &mut f,
+        at(1),
+        &Port::Resolver(ids.vpc.clone()),
+        udp(RESOLVER6, 53, APP, 40000),
+    );
+    assert_eq!(delivered(&r), app);
+    let tcp_q = send(&mut f, at(1), &app, tcp(APP, 40001, RESOLVER6, 53, SYN));
+    assert_eq!(delivered(&tcp_q), Port::Resolver(ids.vpc.clone()));
+    // The same interface's traffic to anyone else is still refused by its group.
+    assert!(!send(&mut f, at(1), &app, echo(APP, WEB, 128, 1)).is_delivered());
+    let d = f.drain_flow_records();
+    assert!(
+        d.records
+            .iter()
+            .all(|r| r.key.sport != 53 && r.key.dport != 53),
+        "resolver traffic was logged: {:?}",
+        d.records
+    );
+}
+
+/// "enableDnsSupport … If disabled, the Amazon provided DNS service in the VPC that
+/// resolves public DNS hostnames to IP addresses is not enabled": the IPv6 address of
+/// the resolver answers no more than its IPv4 ones; and a packet sent from an address
+/// that is not the interface's own is refused by the source check, as elsewhere.
+#[test]
+fn the_ipv6_resolver_is_off_without_dns_support_and_checks_the_source() {
+    let (mut f, ids) = dual_stack(|b, ids| {
+        b.vpcs.get_mut(&ids.vpc).unwrap().enable_dns_support = false;
+    });
+    let app = Port::Eni(ids.app_eni.clone());
+    let v = send(&mut f, at(1), &app, udp(APP, 40000, RESOLVER6, 53));
+    assert_eq!(
+        dropped(&v),
+        DropReason::ResolverDisabled {
+            vpc: ids.vpc.clone()
+        }
+    );
+    let (mut f, ids) = dual_stack(|_, _| {});
+    let app = Port::Eni(ids.app_eni.clone());
+    let spoofed = send(&mut f, at(1), &app, udp(WEB, 40000, RESOLVER6, 53));
+    assert!(
+        matches!(dropped(&spoofed), DropReason::SourceDestCheckV6 { .. }),
+        "{spoofed}"
+    );
+}
+
+/// "For Nitro-based instances with IPv6 addresses, AWS provides [the instance metadata
+/// service] at the fd00:ec2::254 IPv6 endpoint" (IPv6 on AWS, "Supporting Amazon VPC
+/// services"): each interface reaches its own metadata port, and the service's reply
+/// can reach only that interface.
+#[test]
+fn metadata_at_fd00_ec2_254_is_the_senders_own() {
+    let (mut f, ids) = dual_stack(|b, _| b.v6.sg_rules.clear());
+    let web = Port::Eni(ids.web_eni.clone());
+    let v = send(&mut f, at(1), &web, tcp(WEB, 40000, METADATA6, 80, SYN));
+    assert_eq!(delivered(&v), Port::Metadata(ids.web_eni.clone()));
+    let md = Port::Metadata(ids.web_eni.clone());
+    let back = send(&mut f, at(1), &md, tcp(METADATA6, 80, WEB, 40000, SYN_ACK));
+    assert_eq!(delivered(&back), web);
+    let elsewhere = send(&mut f, at(1), &md, tcp(METADATA6, 80, APP, 40000, SYN_ACK));
+    assert_eq!(dropped(&elsewhere), DropReason::UnknownPort);
+}

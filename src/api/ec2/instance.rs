@@ -1,6 +1,6 @@
 //! Instance actions: RunInstances, DescribeInstances, DescribeInstanceStatus,
 //! Start/Stop/Reboot/TerminateInstances, GetConsoleOutput, ModifyInstanceAttribute,
-//! DescribeInstanceAttribute. Element names and order follow botocore's `Instance` shape
+//! ModifyInstanceMetadataOptions, DescribeInstanceAttribute. Element names and order follow botocore's `Instance` shape
 //! and what EC2 sends, so `--query` expressions written against AWS work unchanged.
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use crate::api::xml::Xml;
 use crate::catalog;
 use crate::model::ec2::instance::{
     BlockDeviceSpec, InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView,
-    NicSpec, RunRequest, StateChange,
+    MetadataOptionsChange, NicSpec, RunRequest, StateChange, enabled_or_disabled,
 };
 use crate::model::ec2::volume::{Volume, VolumeSpec};
 use crate::model::{ApiError, ApiResult, Timestamp, World};
@@ -30,6 +30,10 @@ pub const ACTIONS: &[(&str, Handler)] = &[
     ("TerminateInstances", terminate_instances),
     ("GetConsoleOutput", get_console_output),
     ("ModifyInstanceAttribute", modify_instance_attribute),
+    (
+        "ModifyInstanceMetadataOptions",
+        modify_instance_metadata_options,
+    ),
     ("DescribeInstanceAttribute", describe_instance_attribute),
     ("MonitorInstances", monitor_instances),
     ("UnmonitorInstances", unmonitor_instances),
@@ -175,6 +179,9 @@ fn run_instances(c: &mut Call) -> ApiResult<Xml> {
             .map(str::to_string),
         http_tokens: p.get("MetadataOptions.HttpTokens").map(str::to_string),
         http_endpoint: p.get("MetadataOptions.HttpEndpoint").map(str::to_string),
+        http_protocol_ipv6: p
+            .get("MetadataOptions.HttpProtocolIpv6")
+            .map(str::to_string),
         http_put_response_hop_limit: p.int("MetadataOptions.HttpPutResponseHopLimit")?,
         boot_delay_ms: c.boot_delay_ms,
         block_devices: block_device_specs(c)?,
@@ -395,7 +402,10 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
                 .leaf("httpTokens", &i.http_tokens)
                 .leaf("httpPutResponseHopLimit", i.http_put_response_hop_limit)
                 .leaf("httpEndpoint", &i.http_endpoint)
-                .leaf("httpProtocolIpv6", "disabled")
+                .leaf(
+                    "httpProtocolIpv6",
+                    enabled_or_disabled(i.http_protocol_ipv6),
+                )
                 .leaf("instanceMetadataTags", "disabled");
         })
         .node("enclaveOptions", |x| {
@@ -686,6 +696,38 @@ fn modify_instance_attribute(c: &mut Call) -> ApiResult<Xml> {
     };
     c.mutate(|w, env| w.modify_instance_attribute(env, &id, change))?;
     Ok(return_true())
+}
+
+/// ModifyInstanceMetadataOptions. The response shows the options as they now are, with
+/// `state` `applied`: vpclab applies them before it answers (AWS answers `pending`
+/// first, then `applied` in later DescribeInstances).
+fn modify_instance_metadata_options(c: &mut Call) -> ApiResult<Xml> {
+    let id = c.params.required("InstanceId")?.to_string();
+    let p = c.params;
+    let change = MetadataOptionsChange {
+        http_tokens: p.get("HttpTokens").map(str::to_string),
+        http_put_response_hop_limit: p.int("HttpPutResponseHopLimit")?,
+        http_endpoint: p.get("HttpEndpoint").map(str::to_string),
+        http_protocol_ipv6: p.get("HttpProtocolIpv6").map(str::to_string),
+        instance_metadata_tags: p.get("InstanceMetadataTags").map(str::to_string),
+    };
+    c.mutate(|w, env| w.modify_instance_metadata_options(env, &id, change))?;
+    let w = c.read()?;
+    let i = w.instance(&c.env.region, &id)?;
+    let mut x = Xml::new();
+    x.leaf("instanceId", &id)
+        .node("instanceMetadataOptions", |x| {
+            x.leaf("state", "applied")
+                .leaf("httpTokens", &i.http_tokens)
+                .leaf("httpPutResponseHopLimit", i.http_put_response_hop_limit)
+                .leaf("httpEndpoint", &i.http_endpoint)
+                .leaf(
+                    "httpProtocolIpv6",
+                    enabled_or_disabled(i.http_protocol_ipv6),
+                )
+                .leaf("instanceMetadataTags", "disabled");
+        });
+    Ok(x)
 }
 
 fn describe_instance_attribute(c: &mut Call) -> ApiResult<Xml> {

@@ -11,7 +11,7 @@
 //! [`super::seconds`].
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -37,7 +37,9 @@ pub async fn connect(
     timeout: Duration,
 ) -> io::Result<Box<dyn NetStream>> {
     if *dst.ip() == IMDS_ADDR {
-        if dst.port() != 80 {
+        // A closed port, or the whole endpoint turned off (`HttpEndpoint` disabled):
+        // nothing answers, as when the fabric delivers to no metadata host.
+        if dst.port() != 80 || sh.inst.profile().imds_disabled {
             tokio::time::sleep(timeout).await;
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
@@ -114,7 +116,9 @@ pub async fn resolve6(sh: &Shell, host: &str) -> Result<Ipv6Addr, String> {
                     .ok_or_else(|| host.to_string());
             }
             DnsOutcome::Timeout => {}
-            DnsOutcome::Garbled | DnsOutcome::Refused => return Err(host.to_string()),
+            DnsOutcome::Garbled | DnsOutcome::Refused | DnsOutcome::Unreachable => {
+                return Err(host.to_string());
+            }
         }
     }
     Err(host.to_string())
@@ -141,8 +145,9 @@ fn link_local(mac: &str) -> Option<Ipv6Addr> {
     ))
 }
 
-/// The resolver named in `/etc/resolv.conf`.
-fn resolver(sh: &Shell) -> Ipv4Addr {
+/// The resolver named in `/etc/resolv.conf` (an IPv4 or IPv6 address: a learner may
+/// name the VPC resolver's fd00:ec2::253 there).
+fn resolver(sh: &Shell) -> IpAddr {
     let conf = sh
         .inst
         .lock_disk()
@@ -159,8 +164,8 @@ fn resolver(sh: &Shell) -> Ipv4Addr {
             // listens (a VPC associated with no DHCP options gives no DNS server).
             let p = sh.inst.profile();
             match p.dhcp {
-                Some(d) if d.name_servers.is_empty() => Ipv4Addr::LOCALHOST,
-                _ => p.dns_server,
+                Some(d) if d.name_servers.is_empty() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                _ => IpAddr::V4(p.dns_server),
             }
         })
 }
@@ -171,12 +176,15 @@ enum DnsOutcome {
     Timeout,
     /// Nothing listens at the server (the instance's own loopback).
     Refused,
+    /// No route to the server's address family (IPv6 on an instance without an IPv6
+    /// address).
+    Unreachable,
     Garbled,
 }
 
 async fn dns_query(
     sh: &Shell,
-    server: Ipv4Addr,
+    server: IpAddr,
     name: &str,
     rtype: RecordType,
     timeout: Duration,
@@ -200,16 +208,23 @@ async fn dns_query(
     let Ok(bytes) = msg.to_vec() else {
         return DnsOutcome::Garbled;
     };
-    match sh
-        .inst
-        .net()
-        .udp_exchange(SocketAddrV4::new(server, 53), bytes, timeout)
-        .await
-    {
+    let net = sh.inst.net();
+    let reply = match server {
+        IpAddr::V4(a) => {
+            net.udp_exchange(SocketAddrV4::new(a, 53), bytes, timeout)
+                .await
+        }
+        IpAddr::V6(a) => {
+            net.udp_exchange6(SocketAddrV6::new(a, 53, 0, 0), bytes, timeout)
+                .await
+        }
+    };
+    match reply {
         Ok(reply) => match Message::from_vec(&reply) {
             Ok(m) if m.metadata.id == id => DnsOutcome::Answer(m),
             _ => DnsOutcome::Garbled,
         },
+        Err(e) if e.kind() == io::ErrorKind::NetworkUnreachable => DnsOutcome::Unreachable,
         Err(_) => DnsOutcome::Timeout,
     }
 }
@@ -247,7 +262,9 @@ pub async fn resolve(sh: &Shell, host: &str) -> Result<Ipv4Addr, String> {
                     .ok_or_else(|| host.to_string());
             }
             DnsOutcome::Timeout => {}
-            DnsOutcome::Garbled | DnsOutcome::Refused => return Err(host.to_string()),
+            DnsOutcome::Garbled | DnsOutcome::Refused | DnsOutcome::Unreachable => {
+                return Err(host.to_string());
+            }
         }
     }
     Err(host.to_string())
@@ -1551,7 +1568,7 @@ pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &m
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if let Some(s) = a.strip_prefix('@') {
-            server = s.parse::<Ipv4Addr>().ok();
+            server = s.parse::<IpAddr>().ok();
         } else if a == "+short" {
             short = true;
         } else if a.starts_with('+') {
@@ -1573,7 +1590,7 @@ pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &m
             && let Ok(t) = a.to_ascii_uppercase().parse::<RecordType>()
         {
             rtype = t;
-        } else if let Ok(ip) = a.parse::<Ipv4Addr>() {
+        } else if let Ok(ip) = a.parse::<IpAddr>() {
             // `nslookup name server`, `host name server`.
             server = Some(ip);
         }
@@ -1592,6 +1609,14 @@ pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &m
     {
         let o = ip.octets();
         name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+        rtype = RecordType::PTR;
+    } else if (reverse || tool != "dig")
+        && let Ok(ip) = name.parse::<Ipv6Addr>()
+    {
+        // RFC 3596 §2.5: the address's 32 nibbles, last first, under ip6.arpa.
+        let hex = format!("{:032x}", u128::from(ip));
+        let nibbles: Vec<String> = hex.chars().rev().map(String::from).collect();
+        name = format!("{}.ip6.arpa", nibbles.join("."));
         rtype = RecordType::PTR;
     }
     let server = server.unwrap_or_else(|| resolver(sh));
@@ -1612,6 +1637,11 @@ pub(super) async fn dns_tool(sh: &mut Shell, tool: &str, args: &[String], io: &m
             DnsOutcome::Refused => {
                 io.out.line(&format!(
                     ";; communications error to {server}#53: connection refused"
+                ));
+            }
+            DnsOutcome::Unreachable => {
+                io.out.line(&format!(
+                    ";; UDP setup with {server}#53({server}) for {name} failed: network unreachable."
                 ));
             }
         }

@@ -359,6 +359,16 @@ async fn curl_reaches_instance_metadata() {
     )
     .await;
     assert_eq!((st, out.as_str()), (0, "us-east-1a"));
+    // `HttpEndpoint` disabled (ModifyInstanceMetadataOptions): nothing answers.
+    let mut p = sh.inst.profile();
+    p.imds_disabled = true;
+    sh.inst.set_profile(p);
+    let (st, _, err) = run(
+        &mut sh,
+        "curl -m 2 http://169.254.169.254/latest/meta-data/local-ipv4",
+    )
+    .await;
+    assert_eq!(st, 28, "{err}");
 }
 
 fn dns_responder() -> crate::instance::net::FakeUdp {

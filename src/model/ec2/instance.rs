@@ -186,6 +186,10 @@ pub struct Instance {
     pub http_tokens: String,
     /// IMDS: `enabled` or `disabled`.
     pub http_endpoint: String,
+    /// IMDS over IPv6 (`HttpProtocolIpv6`): the service also answers at
+    /// [fd00:ec2::254] for the instance's IPv6 addresses. AWS's default is disabled.
+    #[serde(default)]
+    pub http_protocol_ipv6: bool,
     pub http_put_response_hop_limit: u32,
     /// The root EBS volume id (`vol-…`); volumes themselves are not modelled.
     pub root_volume_id: String,
@@ -354,6 +358,8 @@ pub struct RunRequest {
     pub shutdown_behavior: Option<String>,
     pub http_tokens: Option<String>,
     pub http_endpoint: Option<String>,
+    /// `MetadataOptions.HttpProtocolIpv6`: `enabled` or `disabled`.
+    pub http_protocol_ipv6: Option<String>,
     pub http_put_response_hop_limit: Option<i64>,
     /// The daemon's boot delay (how long pending, stopping and shutting-down last).
     pub boot_delay_ms: i64,
@@ -459,6 +465,8 @@ pub struct RuntimeInstance {
     pub launch_time: Timestamp,
     pub http_tokens: String,
     pub http_endpoint: String,
+    /// The metadata service answers at [fd00:ec2::254] too (`HttpProtocolIpv6`).
+    pub http_protocol_ipv6: bool,
     pub host_keys: Vec<String>,
     /// The data volumes attached now (not the root), in device order.
     pub volumes: Vec<super::volume::RuntimeVolume>,
@@ -539,6 +547,9 @@ impl Filterable for Instance {
             "client-token" => self.client_token.clone().into_iter().collect(),
             "metadata-options.http-tokens" => vec![self.http_tokens.clone()],
             "metadata-options.http-endpoint" => vec![self.http_endpoint.clone()],
+            "metadata-options.http-protocol-ipv6" => {
+                vec![enabled_or_disabled(self.http_protocol_ipv6).to_string()]
+            }
             "state-reason-code" => self
                 .state_reason
                 .as_ref()
@@ -811,6 +822,11 @@ impl World {
             None => "enabled".to_string(),
             Some(v @ ("enabled" | "disabled")) => v.to_string(),
             Some(v) => return Err(ApiError::bad_param("HttpEndpoint", v)),
+        };
+        let protocol_ipv6 = match req.http_protocol_ipv6.as_deref() {
+            None | Some("disabled") => false,
+            Some("enabled") => true,
+            Some(v) => return Err(ApiError::bad_param("HttpProtocolIpv6", v)),
         };
         let hop_limit = match req.http_put_response_hop_limit {
             None => {
@@ -1120,6 +1136,7 @@ impl World {
                 shutdown_behavior: shutdown_behavior.clone(),
                 http_tokens: http_tokens.clone(),
                 http_endpoint: http_endpoint.clone(),
+                http_protocol_ipv6: protocol_ipv6,
                 http_put_response_hop_limit: hop_limit,
                 root_volume_id,
                 boots: 0,
@@ -1905,6 +1922,85 @@ impl World {
     }
 
     /// ModifyInstanceAttribute: exactly one attribute per call, as AWS requires.
+    /// ModifyInstanceMetadataOptions: changes the metadata options of a running or
+    /// stopped instance; the runtime applies them at once (a running instance's metadata
+    /// service gains or loses its IPv6 address, IMDSv1 is accepted or refused from the
+    /// next request). Values are checked before anything changes.
+    pub fn modify_instance_metadata_options(
+        &mut self,
+        env: &Env,
+        id: &str,
+        change: MetadataOptionsChange,
+    ) -> ApiResult<()> {
+        check_instance_id(id)?;
+        self.settle_instance(id, env.now);
+        let inst = self.instance(&env.region, id)?.clone();
+        if matches!(
+            inst.state,
+            InstanceState::Terminated | InstanceState::ShuttingDown
+        ) {
+            return Err(ApiError::new(
+                "IncorrectInstanceState",
+                format!(
+                    "The instance '{id}' is not in a state from which its metadata options can be modified."
+                ),
+            ));
+        }
+        let flag = |name: &str, v: Option<&str>| -> ApiResult<Option<String>> {
+            match v {
+                None => Ok(None),
+                Some(v @ ("enabled" | "disabled")) => Ok(Some(v.to_string())),
+                Some(v) => Err(ApiError::bad_param(name, v)),
+            }
+        };
+        let tokens = match change.http_tokens.as_deref() {
+            None => None,
+            Some(v @ ("optional" | "required")) => Some(v.to_string()),
+            Some(v) => return Err(ApiError::bad_param("HttpTokens", v)),
+        };
+        let hop_limit = match change.http_put_response_hop_limit {
+            None => None,
+            Some(n @ 1..=64) => Some(n as u32),
+            Some(n) => {
+                return Err(ApiError::bad_param(
+                    "HttpPutResponseHopLimit",
+                    &n.to_string(),
+                ));
+            }
+        };
+        let endpoint = flag("HttpEndpoint", change.http_endpoint.as_deref())?;
+        let ipv6 = flag("HttpProtocolIpv6", change.http_protocol_ipv6.as_deref())?;
+        // Instance tags in the metadata are not served by vpclab: refusing `enabled`
+        // beats accepting a setting that would change nothing.
+        if flag(
+            "InstanceMetadataTags",
+            change.instance_metadata_tags.as_deref(),
+        )?
+        .as_deref()
+            == Some("enabled")
+        {
+            return Err(ApiError::new(
+                "Unsupported",
+                "InstanceMetadataTags enabled is not supported by vpclab (instance tags are not in the metadata).",
+            ));
+        }
+        if let Some(i) = self.instances.get_mut(id) {
+            if let Some(t) = tokens {
+                i.http_tokens = t;
+            }
+            if let Some(h) = hop_limit {
+                i.http_put_response_hop_limit = h;
+            }
+            if let Some(e) = endpoint {
+                i.http_endpoint = e;
+            }
+            if let Some(v) = ipv6 {
+                i.http_protocol_ipv6 = v == "enabled";
+            }
+        }
+        Ok(())
+    }
+
     pub fn modify_instance_attribute(
         &mut self,
         env: &Env,
@@ -2129,12 +2225,30 @@ impl World {
                 launch_time: inst.launch_time,
                 http_tokens: inst.http_tokens.clone(),
                 http_endpoint: inst.http_endpoint.clone(),
+                http_protocol_ipv6: inst.http_protocol_ipv6,
                 host_keys: inst.host_keys.clone(),
                 volumes: self.runtime_volumes(&inst.id, now),
             });
         }
         out
     }
+}
+
+/// `enabled` / `disabled`, as the metadata options are written on the wire.
+pub fn enabled_or_disabled(on: bool) -> &'static str {
+    if on { "enabled" } else { "disabled" }
+}
+
+/// The fields of one ModifyInstanceMetadataOptions request; `None` keeps the
+/// instance's current value ("If no parameter is specified, the existing state is
+/// maintained").
+#[derive(Clone, Debug, Default)]
+pub struct MetadataOptionsChange {
+    pub http_tokens: Option<String>,
+    pub http_put_response_hop_limit: Option<i64>,
+    pub http_endpoint: Option<String>,
+    pub http_protocol_ipv6: Option<String>,
+    pub instance_metadata_tags: Option<String>,
 }
 
 /// One ModifyInstanceAttribute change.

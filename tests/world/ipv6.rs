@@ -731,7 +731,11 @@ fn an_ipv6_only_instance_is_reached_through_a_bastion_and_goes_out_through_the_e
     let text = stdout(&out);
     assert!(text.contains("nameserver fd00:ec2::253\n"), "{text}");
     assert!(!text.contains("nameserver 10."), "{text}");
-    assert!(text.contains("3fff:198:51:100::129\n"), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("3fff:198:51:100::129\n"),
+        "{text}{}",
+        stderr(&out)
+    );
     assert!(text.ends_with("by name 200"), "{text}");
 
     // Straight from your computer, even with a rule for every IPv6 address: the internet

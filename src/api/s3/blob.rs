@@ -34,6 +34,8 @@ pub struct Written {
     pub name: String,
     pub size: u64,
     pub md5: [u8; 16],
+    /// The additional checksum computed while writing, when one was asked for.
+    pub checksum: Option<Vec<u8>>,
 }
 
 fn io_error(e: std::io::Error) -> ApiError {
@@ -88,6 +90,7 @@ impl BlobStore {
             name,
             size,
             md5: md5.finalize(),
+            checksum: None,
         })
     }
 
@@ -130,17 +133,22 @@ impl BlobStore {
         })
     }
 
-    /// Writes the concatenation of existing blobs (CompleteMultipartUpload) as a new one.
-    pub fn concat(&self, parts: &[String]) -> ApiResult<Written> {
+    /// Writes the concatenation of existing blobs (CompleteMultipartUpload) as a new one,
+    /// computing `checksum` over the whole of it when asked (a `FULL_OBJECT` checksum).
+    pub fn concat(&self, parts: &[String], checksum: Option<Algorithm>) -> ApiResult<Written> {
         let name = Self::fresh_name();
         let tmp = self.dir.join(format!(".tmp-{name}"));
         let mut md5 = Md5::new();
+        let mut running = checksum.map(Running::new);
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
             let mut out = std::fs::File::create(&tmp)?;
             for p in parts {
                 let bytes = std::fs::read(self.path(p))?;
                 md5.update(&bytes);
+                if let Some(r) = &mut running {
+                    r.update(&bytes);
+                }
                 size += bytes.len() as u64;
                 out.write_all(&bytes)?;
             }
@@ -154,6 +162,7 @@ impl BlobStore {
             name,
             size,
             md5: md5.finalize(),
+            checksum: running.map(Running::finish),
         })
     }
 
@@ -363,6 +372,7 @@ impl Received {
             name: self.staged.name.clone(),
             size: self.staged.size,
             md5: self.md5,
+            checksum: self.checksum.clone(),
         })
     }
 }

@@ -781,7 +781,10 @@ fn issue15_streamed_uploads_keep_every_payload_check() {
             (e.file_name().to_string_lossy().into_owned(), len)
         })
         .collect();
-    let temporaries: Vec<_> = files.iter().filter(|(f, _)| f.starts_with(".tmp")).collect();
+    let temporaries: Vec<_> = files
+        .iter()
+        .filter(|(f, _)| f.starts_with(".tmp"))
+        .collect();
     assert_eq!(files.len() - temporaries.len(), 3, "{files:?}");
     assert!(
         temporaries.len() <= 1 && temporaries.iter().all(|(_, len)| *len == 0),

@@ -771,13 +771,25 @@ fn issue15_streamed_uploads_keep_every_payload_check() {
         assert_eq!(status, 404, "{refused}: {}", String::from_utf8_lossy(&body));
     }
 
-    // One file per stored object, no temporaries of the refused uploads.
-    let files: Vec<String> = std::fs::read_dir(d.state_dir().join("objects"))
+    // One file per stored object, no temporaries of the refused uploads: the only
+    // temporary file is the empty one the store keeps ready for the next upload.
+    let files: Vec<(String, u64)> = std::fs::read_dir(d.state_dir().join("objects"))
         .expect("objects folder")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            let e = e.expect("entry");
+            let len = e.metadata().expect("metadata").len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
         .collect();
-    assert_eq!(files.len(), 3, "{files:?}");
-    assert!(!files.iter().any(|f| f.starts_with(".tmp")), "{files:?}");
+    let temporaries: Vec<_> = files
+        .iter()
+        .filter(|(f, _)| f.starts_with(".tmp"))
+        .collect();
+    assert_eq!(files.len() - temporaries.len(), 3, "{files:?}");
+    assert!(
+        temporaries.len() <= 1 && temporaries.iter().all(|(_, len)| *len == 0),
+        "{files:?}"
+    );
 }
 
 /// Issue 15: the additional checksums newer SDKs and the aws CLI send with an upload
@@ -942,4 +954,323 @@ fn issue15_upload_checksums_are_verified_before_the_object_is_stored() {
             "{algorithm}: {out}"
         );
     }
+}
+
+/// Issue 15: an upload's additional checksum is kept with the object (S3 User Guide,
+/// "Checking object integrity": "S3 stores both the checksum value as object metadata
+/// and the object itself") and returned when a download asks for it
+/// (`--checksum-mode ENABLED`; botocore then checks the bytes against it), by
+/// GetObjectAttributes, and not by a request that does not ask. A multipart upload
+/// keeps each part's checksum, and the object's is, for `COMPOSITE`, the checksum of
+/// the parts' binary checksums followed by `-N`, for `FULL_OBJECT` the checksum of the
+/// whole object.
+#[test]
+fn issue15_upload_checksums_are_stored_and_returned() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    if !have("aws") {
+        return;
+    }
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let crc32 = |b: &[u8]| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(b);
+        h.finalize().to_be_bytes()
+    };
+    let d = TestDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "sums"]);
+    let data: Vec<u8> = (0..(1u32 << 20) + 7)
+        .map(|i| (i * 13 % 251) as u8)
+        .collect();
+    let file = d.dir().join("one.bin");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let sha = b64(&sha2::Sha256::digest(&data));
+
+    let put = s3api(
+        &d,
+        &[
+            "put-object",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--body",
+            &file,
+            "--checksum-algorithm",
+            "SHA256",
+        ],
+    );
+    assert_eq!(put["ChecksumSHA256"], sha, "{put}");
+    let head = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--checksum-mode",
+            "ENABLED",
+        ],
+    );
+    assert_eq!(head["ChecksumSHA256"], sha, "{head}");
+    assert_eq!(head["ChecksumType"], "FULL_OBJECT", "{head}");
+    let plain = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--checksum-mode",
+            "DISABLED",
+        ],
+    );
+    assert!(plain.get("ChecksumSHA256").is_none(), "not asked: {plain}");
+    let out = d.dir().join("back.bin");
+    let get = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--checksum-mode",
+            "ENABLED",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(get["ChecksumSHA256"], sha, "{get}");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let attrs = s3api(
+        &d,
+        &[
+            "get-object-attributes",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--object-attributes",
+            "Checksum",
+            "ObjectSize",
+            "ETag",
+        ],
+    );
+    assert_eq!(attrs["Checksum"]["ChecksumSHA256"], sha, "{attrs}");
+    assert_eq!(attrs["ObjectSize"], data.len() as u64, "{attrs}");
+    s3api_err(
+        &d,
+        &[
+            "get-object-attributes",
+            "--bucket",
+            "sums",
+            "--key",
+            "one",
+            "--object-attributes",
+            "Colour",
+        ],
+        "InvalidArgument",
+    );
+
+    // A copy keeps a checksum in the source's algorithm.
+    let copy = s3api(
+        &d,
+        &[
+            "copy-object",
+            "--bucket",
+            "sums",
+            "--key",
+            "copy",
+            "--copy-source",
+            "sums/one",
+        ],
+    );
+    assert_eq!(copy["CopyObjectResult"]["ChecksumSHA256"], sha, "{copy}");
+
+    // Multipart: a 5 MiB part and a short one, CRC32 on each.
+    let part1: Vec<u8> = data.iter().copied().cycle().take(5 << 20).collect();
+    let part2 = b"the last part".to_vec();
+    let whole: Vec<u8> = [part1.as_slice(), part2.as_slice()].concat();
+    let files: Vec<String> = [&part1, &part2]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = d.dir().join(format!("part{i}"));
+            std::fs::write(&f, p).unwrap();
+            f.to_str().unwrap().to_string()
+        })
+        .collect();
+    for (key, kind) in [("composite", "COMPOSITE"), ("full", "FULL_OBJECT")] {
+        let created = s3api(
+            &d,
+            &[
+                "create-multipart-upload",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--checksum-algorithm",
+                "CRC32",
+                "--checksum-type",
+                kind,
+            ],
+        );
+        let id = created["UploadId"].as_str().unwrap().to_string();
+        let mut parts = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let up = s3api(
+                &d,
+                &[
+                    "upload-part",
+                    "--bucket",
+                    "sums",
+                    "--key",
+                    key,
+                    "--upload-id",
+                    &id,
+                    "--part-number",
+                    &n,
+                    "--body",
+                    f,
+                    "--checksum-algorithm",
+                    "CRC32",
+                ],
+            );
+            let want = b64(&crc32(if i == 0 { &part1 } else { &part2 }));
+            assert_eq!(up["ChecksumCRC32"], want, "part {n}: {up}");
+            parts.push(serde_json::json!({
+                "PartNumber": i + 1, "ETag": up["ETag"], "ChecksumCRC32": want,
+            }));
+        }
+        let listed = s3api(
+            &d,
+            &[
+                "list-parts",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+            ],
+        );
+        assert_eq!(listed["ChecksumAlgorithm"], "CRC32", "{listed}");
+        assert_eq!(
+            listed["Parts"][1]["ChecksumCRC32"],
+            parts[1]["ChecksumCRC32"]
+        );
+
+        // A part named with another checksum than it was uploaded with is refused.
+        let mut wrong = parts.clone();
+        wrong[0]["ChecksumCRC32"] = serde_json::json!(b64(&[0, 0, 0, 0]));
+        let wrong = serde_json::json!({ "Parts": wrong }).to_string();
+        s3api_err(
+            &d,
+            &[
+                "complete-multipart-upload",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--multipart-upload",
+                &wrong,
+            ],
+            "InvalidPart",
+        );
+
+        let doc = serde_json::json!({ "Parts": parts }).to_string();
+        let done = s3api(
+            &d,
+            &[
+                "complete-multipart-upload",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--multipart-upload",
+                &doc,
+            ],
+        );
+        let want = if kind == "COMPOSITE" {
+            format!(
+                "{}-2",
+                b64(&crc32(&[crc32(&part1), crc32(&part2)].concat()))
+            )
+        } else {
+            b64(&crc32(&whole))
+        };
+        assert_eq!(done["ChecksumCRC32"], want, "{kind}: {done}");
+        assert_eq!(done["ChecksumType"], kind, "{done}");
+        let head = s3api(
+            &d,
+            &[
+                "head-object",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--checksum-mode",
+                "ENABLED",
+            ],
+        );
+        assert_eq!(head["ChecksumCRC32"], want, "{kind}: {head}");
+        assert_eq!(head["ChecksumType"], kind, "{head}");
+        let attrs = s3api(
+            &d,
+            &[
+                "get-object-attributes",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--object-attributes",
+                "Checksum",
+                "ObjectParts",
+            ],
+        );
+        assert_eq!(attrs["Checksum"]["ChecksumCRC32"], want, "{attrs}");
+        assert_eq!(attrs["ObjectParts"]["TotalPartsCount"], 2, "{attrs}");
+        // The download is checked by botocore against the full-object value (it skips
+        // composite ones, which are not a checksum of the bytes).
+        let out = d.dir().join(format!("{key}.bin"));
+        s3api(
+            &d,
+            &[
+                "get-object",
+                "--bucket",
+                "sums",
+                "--key",
+                key,
+                "--checksum-mode",
+                "ENABLED",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), whole, "{kind}");
+    }
+
+    // S3 refuses the combinations it does not support.
+    s3api_err(
+        &d,
+        &[
+            "create-multipart-upload",
+            "--bucket",
+            "sums",
+            "--key",
+            "x",
+            "--checksum-algorithm",
+            "SHA256",
+            "--checksum-type",
+            "FULL_OBJECT",
+        ],
+        "InvalidRequest",
+    );
 }

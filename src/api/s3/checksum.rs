@@ -6,8 +6,11 @@
 //! ("Checking object integrity" in the S3 User Guide: a mismatch is `BadDigest`).
 //!
 //! CRC32 comes from `crc32fast`, SHA-1 and SHA-256 from the RustCrypto crates; CRC32C
-//! and CRC-64/NVME are computed here (table-driven, eight bytes per step). The values are
-//! verified only: they are not stored with the object nor returned by GetObject.
+//! and CRC-64/NVME are computed here (table-driven, eight bytes per step). A verified
+//! value is stored with the object (`model::s3::ObjectChecksum`) and returned by
+//! GetObject / HeadObject when asked (`x-amz-checksum-mode: ENABLED`); a multipart
+//! upload's object checksum is formed from its parts' by [`composite`] or computed over
+//! the assembled object (`FULL_OBJECT`).
 
 use base64::Engine as _;
 use sha1::Digest as _;
@@ -25,7 +28,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 5] = [
         Algorithm::Crc32,
         Algorithm::Crc32c,
         Algorithm::Crc64Nvme,
@@ -52,6 +55,35 @@ impl Algorithm {
             Algorithm::Crc64Nvme => "CRC64NVME",
             Algorithm::Sha1 => "SHA1",
             Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// The algorithm S3 calls `name` (any case), as `x-amz-checksum-algorithm` and
+    /// `x-amz-sdk-checksum-algorithm` name it.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether the algorithm is a CRC, the only kind S3 can combine into a
+    /// `FULL_OBJECT` checksum of a multipart upload.
+    pub fn is_crc(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Crc32 | Algorithm::Crc32c | Algorithm::Crc64Nvme
+        )
+    }
+
+    /// The element naming this checksum in S3's XML and the CLI's JSON
+    /// (`ChecksumCRC32` …).
+    pub fn element(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "ChecksumCRC32",
+            Algorithm::Crc32c => "ChecksumCRC32C",
+            Algorithm::Crc64Nvme => "ChecksumCRC64NVME",
+            Algorithm::Sha1 => "ChecksumSHA1",
+            Algorithm::Sha256 => "ChecksumSHA256",
         }
     }
 
@@ -189,6 +221,33 @@ pub fn digest(algorithm: Algorithm, data: &[u8]) -> Vec<u8> {
     let mut r = Running::new(algorithm);
     r.update(data);
     r.finish()
+}
+
+/// Base64, as S3 sends checksum values.
+pub fn encode(digest: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// Base64 of a checksum value, decoded; `None` if it is not a digest of `algorithm`.
+pub fn decode(algorithm: Algorithm, value: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()
+        .filter(|d| d.len() == algorithm.len())
+}
+
+/// A multipart object's `COMPOSITE` checksum (S3 User Guide, "Checking object
+/// integrity", multipart uploads): the algorithm applied to the concatenation of the
+/// parts' binary digests, in part order, then base64 with `-N` appended, N the number
+/// of parts (the same shape as the multipart ETag).
+pub fn composite<'a>(algorithm: Algorithm, parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut r = Running::new(algorithm);
+    let mut n = 0;
+    for p in parts {
+        r.update(p);
+        n += 1;
+    }
+    format!("{}-{n}", encode(&r.finish()))
 }
 
 /// Lookup tables for a reflected CRC, eight bytes at a time: `t[k][b]` is the register

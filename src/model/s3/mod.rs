@@ -156,6 +156,23 @@ pub struct Version {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The additional checksum the object was uploaded with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ObjectChecksum>,
+}
+
+/// An object's additional checksum (S3 User Guide, "Checking object integrity"): kept
+/// as uploaded and returned by GetObject / HeadObject when the request sets
+/// `x-amz-checksum-mode: ENABLED`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectChecksum {
+    /// S3's name of the algorithm: `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`.
+    pub algorithm: String,
+    /// Base64 of the digest; a composite multipart checksum ends in `-N` (N parts).
+    pub value: String,
+    /// `FULL_OBJECT` (a digest of the whole body) or `COMPOSITE` (a digest of the
+    /// parts' digests).
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -201,6 +218,10 @@ pub struct Part {
     /// The part's MD5 (binary, hex), for the multipart ETag.
     pub md5_hex: String,
     pub last_modified: i64,
+    /// Base64 of the part's digest in the upload's checksum algorithm, when the upload
+    /// has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,6 +238,18 @@ pub struct Upload {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub parts: BTreeMap<u32, Part>,
+    /// The checksum algorithm CreateMultipartUpload named (`x-amz-checksum-algorithm`)
+    /// and how the object's checksum is formed from the parts' (`x-amz-checksum-type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<UploadChecksum>,
+}
+
+/// A multipart upload's checksum settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadChecksum {
+    pub algorithm: String,
+    /// `COMPOSITE` or `FULL_OBJECT`.
+    pub kind: String,
 }
 
 impl Resource for Upload {
@@ -241,6 +274,7 @@ pub struct NewVersion {
     pub headers: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    pub checksum: Option<ObjectChecksum>,
 }
 
 pub fn no_such_bucket(name: &str) -> ApiError {
@@ -504,6 +538,7 @@ impl World {
             headers: new.headers,
             metadata: new.metadata,
             tags: new.tags,
+            checksum: new.checksum,
         };
         let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
@@ -685,6 +720,7 @@ impl World {
             headers: BTreeMap::new(),
             metadata: BTreeMap::new(),
             tags: BTreeMap::new(),
+            checksum: None,
         }
     }
 
@@ -780,8 +816,17 @@ impl World {
             metadata,
             tags,
             parts: BTreeMap::new(),
+            checksum: None,
         });
         Ok(id)
+    }
+
+    /// Gives a new upload the checksum settings its CreateMultipartUpload named (in
+    /// the same commit).
+    pub fn set_upload_checksum(&mut self, upload_id: &str, checksum: Option<UploadChecksum>) {
+        if let Some(u) = self.s3_uploads.get_mut(upload_id) {
+            u.checksum = checksum;
+        }
     }
 
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> ApiResult<&Upload> {

@@ -12,8 +12,8 @@ use crate::api::Call;
 use crate::api::xml::Xml;
 use crate::catalog;
 use crate::model::ec2::instance::{
-    BlockDeviceSpec, InstanceAttributeChange, InstanceAttributeValue, InstanceState, InstanceView,
-    MetadataOptionsChange, NicSpec, RunRequest, StateChange, enabled_or_disabled,
+    BlockDeviceSpec, Instance, InstanceAttributeChange, InstanceAttributeValue, InstanceState,
+    InstanceView, MetadataOptionsChange, NicSpec, RunRequest, StateChange, enabled_or_disabled,
 };
 use crate::model::ec2::volume::{Volume, VolumeSpec};
 use crate::model::{ApiError, ApiResult, Timestamp, World};
@@ -397,17 +397,7 @@ pub fn render_instance(x: &mut Xml, w: &World, vols: &VolumesByInstance<'_>, v: 
         .node("hibernationOptions", |x| {
             x.leaf("configured", "false");
         })
-        .node("metadataOptions", |x| {
-            x.leaf("state", "applied")
-                .leaf("httpTokens", &i.http_tokens)
-                .leaf("httpPutResponseHopLimit", i.http_put_response_hop_limit)
-                .leaf("httpEndpoint", &i.http_endpoint)
-                .leaf(
-                    "httpProtocolIpv6",
-                    enabled_or_disabled(i.http_protocol_ipv6),
-                )
-                .leaf("instanceMetadataTags", "disabled");
-        })
+        .node("metadataOptions", |x| metadata_options(x, i))
         .node("enclaveOptions", |x| {
             x.leaf("enabled", "false");
         })
@@ -716,18 +706,22 @@ fn modify_instance_metadata_options(c: &mut Call) -> ApiResult<Xml> {
     let i = w.instance(&c.env.region, &id)?;
     let mut x = Xml::new();
     x.leaf("instanceId", &id)
-        .node("instanceMetadataOptions", |x| {
-            x.leaf("state", "applied")
-                .leaf("httpTokens", &i.http_tokens)
-                .leaf("httpPutResponseHopLimit", i.http_put_response_hop_limit)
-                .leaf("httpEndpoint", &i.http_endpoint)
-                .leaf(
-                    "httpProtocolIpv6",
-                    enabled_or_disabled(i.http_protocol_ipv6),
-                )
-                .leaf("instanceMetadataTags", "disabled");
-        });
+        .node("instanceMetadataOptions", |x| metadata_options(x, i));
     Ok(x)
+}
+
+/// `metadataOptions` as DescribeInstances and RunInstances show it, and
+/// ModifyInstanceMetadataOptions answers it (the change applies at once: `applied`).
+fn metadata_options(x: &mut Xml, i: &Instance) {
+    x.leaf("state", "applied")
+        .leaf("httpTokens", &i.http_tokens)
+        .leaf("httpPutResponseHopLimit", i.http_put_response_hop_limit)
+        .leaf("httpEndpoint", &i.http_endpoint)
+        .leaf(
+            "httpProtocolIpv6",
+            enabled_or_disabled(i.http_protocol_ipv6),
+        )
+        .leaf("instanceMetadataTags", "disabled");
 }
 
 fn describe_instance_attribute(c: &mut Call) -> ApiResult<Xml> {

@@ -876,6 +876,31 @@ fn read(state: &AppState, account: &str, env: &Env) -> ApiResult<Arc<World>> {
     state.lock().read(account, env)
 }
 
+/// S3's answer to a method a resource does not take (and to reading a delete marker).
+fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+    )
+    .with_status(405)
+}
+
+/// The version a GET, HEAD or GetObjectAttributes reads (`MethodNotAllowed` when it is a
+/// delete marker), and whether the bucket has versioning.
+fn readable_version(
+    w: &World,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> ApiResult<(bool, Version)> {
+    let versioned = w.bucket(bucket)?.versioning.is_some();
+    let v = w.object_version(bucket, key, version_id)?.clone();
+    if v.delete_marker {
+        return Err(method_not_allowed());
+    }
+    Ok((versioned, v))
+}
+
 /// Applies due lifecycle expirations of a bucket before a request looks at it.
 fn settle_lifecycle(state: &AppState, account: &str, env: &Env, bucket: &str) -> ApiResult<()> {
     let due = read(state, account, env)?.lifecycle_due(bucket, env.now);
@@ -892,11 +917,7 @@ async fn handle(state: &AppState, account: &str, env: Env, req: S3Req) -> ApiRes
     let Some(bucket) = req.bucket.clone() else {
         return match req.method.as_str() {
             "GET" => list_buckets(state, account, &env.with_action("ListBuckets")),
-            _ => Err(ApiError::new(
-                "MethodNotAllowed",
-                "The specified method is not allowed against this resource.",
-            )
-            .with_status(405)),
+            _ => Err(method_not_allowed()),
         };
     };
     if req.key.is_none() {
@@ -2373,17 +2394,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 "HeadObject"
             });
             let w = read(state, account, &env)?;
-            let versioned = w.bucket(&bucket)?.versioning.is_some();
-            let v = w
-                .object_version(&bucket, &key, version_id.as_deref())?
-                .clone();
-            if v.delete_marker {
-                return Err(ApiError::new(
-                    "MethodNotAllowed",
-                    "The specified method is not allowed against this resource.",
-                )
-                .with_status(405));
-            }
+            let (versioned, v) = readable_version(&w, &bucket, &key, version_id.as_deref())?;
             if let Some(out) = preconditions(req, &v)? {
                 return Ok(out);
             }
@@ -2601,11 +2612,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             }
             Ok(out)
         }
-        _ => Err(ApiError::new(
-            "MethodNotAllowed",
-            "The specified method is not allowed against this resource.",
-        )
-        .with_status(405)),
+        _ => Err(method_not_allowed()),
     }
 }
 
@@ -2641,17 +2648,7 @@ fn object_attributes(
         ));
     }
     let w = read(state, account, env)?;
-    let versioned = w.bucket(req.bucket())?.versioning.is_some();
-    let v = w
-        .object_version(req.bucket(), req.key(), version_id)?
-        .clone();
-    if v.delete_marker {
-        return Err(ApiError::new(
-            "MethodNotAllowed",
-            "The specified method is not allowed against this resource.",
-        )
-        .with_status(405));
-    }
+    let (versioned, v) = readable_version(&w, req.bucket(), req.key(), version_id)?;
     let parts: Option<u32> = v
         .etag
         .trim_matches('"')

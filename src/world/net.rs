@@ -115,6 +115,38 @@ impl HostNet {
 }
 
 /// Accepts from the fabric and from the instance itself.
+/// Sends one datagram from a fresh port of `host` and waits up to `timeout` for the
+/// first answer from `dst` (IPv4 or IPv6).
+async fn udp_exchange(
+    host: &Host,
+    dst: SocketAddr,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> io::Result<Vec<u8>> {
+    let sock = host.bind_udp(0)?;
+    sock.send_to(&payload, dst).await?;
+    let mut buf = vec![0u8; 65535];
+    let wait = async {
+        loop {
+            let (n, from) = sock.recv_from_any(&mut buf).await?;
+            if from == dst {
+                return Ok::<usize, io::Error>(n);
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            Ok(buf)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer from {dst}"),
+        )),
+    }
+}
+
 struct HostListener {
     fabric: TcpListener,
     local: mpsc::UnboundedReceiver<(DuplexStream, SocketAddrV4)>,
@@ -201,30 +233,7 @@ impl InstanceNet for HostNet {
         timeout: Duration,
     ) -> BoxFuture<'_, io::Result<Vec<u8>>> {
         let timeout = self.cap(timeout);
-        Box::pin(async move {
-            let sock = self.host.bind_udp(0)?;
-            sock.send_to(&payload, dst).await?;
-            let mut buf = vec![0u8; 65535];
-            let wait = async {
-                loop {
-                    let (n, from) = sock.recv_from(&mut buf).await?;
-                    if from == dst {
-                        return Ok::<usize, io::Error>(n);
-                    }
-                }
-            };
-            match tokio::time::timeout(timeout, wait).await {
-                Ok(Ok(n)) => {
-                    buf.truncate(n);
-                    Ok(buf)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer from {dst}"),
-                )),
-            }
-        })
+        Box::pin(udp_exchange(&self.host, dst.into(), payload, timeout))
     }
 
     fn interfaces(&self) -> Vec<InterfaceInfo> {
@@ -271,28 +280,7 @@ impl InstanceNet for HostNet {
             if self.addrs6.is_empty() {
                 return Err(io::Error::from(io::ErrorKind::NetworkUnreachable));
             }
-            let sock = self.host.bind_udp(0)?;
-            sock.send_to(&payload, dst).await?;
-            let mut buf = vec![0u8; 65535];
-            let wait = async {
-                loop {
-                    let (n, from) = sock.recv_from_any(&mut buf).await?;
-                    if from == SocketAddr::V6(dst) {
-                        return Ok::<usize, io::Error>(n);
-                    }
-                }
-            };
-            match tokio::time::timeout(timeout, wait).await {
-                Ok(Ok(n)) => {
-                    buf.truncate(n);
-                    Ok(buf)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer from {dst}"),
-                )),
-            }
+            udp_exchange(&self.host, dst.into(), payload, timeout).await
         })
     }
 

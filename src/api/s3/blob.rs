@@ -1,12 +1,16 @@
 //! Object bytes on disk: one file per object version or multipart part, named by a
 //! random id, under the state directory's `objects/` folder.
 //!
-//! A blob is written to a temporary name, then renamed into place, all before the
-//! metadata commit that names it: after the process dies (even SIGKILL mid-write) every
-//! row names a complete file, because a rename is atomic and written pages belong to
-//! the kernel, not the process. Files no row names (a death between the rename and the
-//! commit, or between a commit and the deletes it freed) are swept at start-up
-//! ([`BlobStore::sweep`]).
+//! A blob is written whole under its own name before the metadata commit that names
+//! it, so after the process dies (even SIGKILL mid-write) every row names a complete
+//! file: written pages belong to the kernel, not the process, and no row names a file
+//! before it is complete. Files no row names (an upload cut short, a refused one whose
+//! file could not be removed, a death between a write and its commit or between a
+//! commit and the deletes it freed, the empty files kept ready for the next uploads)
+//! are swept at start-up ([`BlobStore::sweep`]). Until 2026-12-02 blobs were written to
+//! a temporary name and renamed; the rename added nothing to that guarantee (the row is
+//! what makes a blob exist), and it needed the directory's lock, which file creation
+//! holds for a tenth to a half of a millisecond on ext4 (see [`BlobStore::stage`]).
 //!
 //! Blobs are not fsynced: the guarantee is the store's own (`model::store` runs SQLite
 //! with `synchronous=NORMAL`), surviving the process being killed, not an OS crash or a
@@ -27,24 +31,22 @@ use sha2::Digest as _;
 #[derive(Debug)]
 pub struct BlobStore {
     dir: PathBuf,
-    /// A temporary file created ahead of the next upload (see [`BlobStore::stage`]).
+    /// Empty files created ahead of the next uploads (see [`BlobStore::stage`]).
     spare: SpareSlot,
 }
 
-/// An empty temporary file waiting for an upload: its name and open handle.
+/// An empty blob file waiting for an upload: its name, path and open handle.
 #[derive(Debug)]
 struct Spare {
     name: String,
-    tmp: PathBuf,
+    path: PathBuf,
     file: std::fs::File,
 }
 
 impl Spare {
     fn create(dir: &Path) -> std::io::Result<Spare> {
-        let name = BlobStore::fresh_name();
-        let tmp = dir.join(format!(".tmp-{name}"));
-        let file = std::fs::File::create(&tmp)?;
-        Ok(Spare { name, tmp, file })
+        let (name, path, file) = BlobStore::create(dir)?;
+        Ok(Spare { name, path, file })
     }
 }
 
@@ -85,27 +87,29 @@ impl BlobStore {
         self.dir.join(name)
     }
 
-    fn fresh_name() -> String {
-        format!("{:032x}", rand::random::<u128>())
+    /// A new, empty blob file under a fresh random name: (name, path, handle).
+    fn create(dir: &Path) -> std::io::Result<(String, PathBuf, std::fs::File)> {
+        let name = format!("{:032x}", rand::random::<u128>());
+        let path = dir.join(&name);
+        let file = std::fs::File::create_new(&path)?;
+        Ok((name, path, file))
     }
 
-    /// Writes `chunks` (concatenated) as a new blob: temporary file, then rename.
+    /// Writes `chunks` (concatenated) as a new blob.
     pub fn write<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> ApiResult<Written> {
-        let name = Self::fresh_name();
-        let tmp = self.dir.join(format!(".tmp-{name}"));
+        let (name, path, mut f) = Self::create(&self.dir).map_err(io_error)?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
             for c in chunks {
                 md5.update(c);
                 size += c.len() as u64;
                 f.write_all(c)?;
             }
-            std::fs::rename(&tmp, self.path(&name))
+            Ok(())
         })();
         if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&path);
             return Err(io_error(e));
         }
         Ok(Written {
@@ -119,23 +123,23 @@ impl BlobStore {
     /// Starts a blob whose bytes arrive in pieces (a request body as the network
     /// delivers it): see [`Staged`] and [`StageOptions`].
     ///
-    /// The temporary file is usually one created ahead, on a blocking-pool thread,
-    /// while the previous upload was finishing: creating a file costs ext4 an inode
-    /// allocation, which measured 0.1 to 0.25 ms on the development machine (its
-    /// search skips recently freed inodes, and the state directory's file system sees
-    /// many), and every microsecond spent before the body is read delays the MD5 of
-    /// the whole upload. A spare left over when the daemon stops is a temporary file
-    /// like any other, removed by the next start's [`BlobStore::sweep`]. The next spare
-    /// is made when this upload's body has arrived ([`Staged::finish`]), while the
-    /// receiving thread waits for the end of the MD5: made earlier, it would take CPU
-    /// from the upload's own hashing.
+    /// The file is usually one created ahead, on a blocking-pool thread, while earlier
+    /// uploads were finishing: creating a file costs ext4 an inode allocation, which
+    /// measured 0.1 to 0.5 ms on the development machine (its search skips the inodes
+    /// freed in the last minutes, reading each one's table entry, so the cost grows
+    /// with recent deletions anywhere in the directory's block group), and every
+    /// microsecond spent before the body is read delays the MD5 of the whole upload.
+    /// Spares left over when the daemon stops are files no row names, removed by the
+    /// next start's [`BlobStore::sweep`].
+    ///
+    /// Replacements are made once an upload is done with the directory
+    /// ([`Received::persist`], or the drop of a refused upload), not while its body
+    /// arrives, when they would take a core from its MD5. Up to [`SPARES`] are kept, so
+    /// the next upload finds one even when it comes before the last replacement is
+    /// made.
     pub fn stage(&self, opts: StageOptions) -> ApiResult<Staged> {
-        let spare = self
-            .spare
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let Spare { name, tmp, file } = match spare {
+        let spare = self.spare.ready().pop();
+        let Spare { name, path, file } = match spare {
             Some(s) => s,
             None => Spare::create(&self.dir).map_err(io_error)?,
         };
@@ -145,11 +149,11 @@ impl BlobStore {
             _ => Md5Feed::Here(Md5::new()),
         };
         Ok(Staged {
-            final_path: self.path(&name),
             name,
-            tmp,
+            path,
             file: Some(std::io::BufWriter::with_capacity(STAGE_BUFFER, file)),
             refill: rt.map(|rt| (rt, self.spare.clone(), self.dir.clone())),
+            persisted: std::sync::atomic::AtomicBool::new(false),
             md5,
             sha256: opts.sha256.then(sha2::Sha256::new),
             checksum: opts.checksum.map(Running::new),
@@ -177,13 +181,11 @@ impl BlobStore {
     /// Writes the concatenation of existing blobs (CompleteMultipartUpload) as a new one,
     /// computing `checksum` over the whole of it when asked (a `FULL_OBJECT` checksum).
     pub fn concat(&self, parts: &[String], checksum: Option<Algorithm>) -> ApiResult<Written> {
-        let name = Self::fresh_name();
-        let tmp = self.dir.join(format!(".tmp-{name}"));
+        let (name, path, mut out) = Self::create(&self.dir).map_err(io_error)?;
         let mut md5 = Md5::new();
         let mut running = checksum.map(Running::new);
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
-            let mut out = std::fs::File::create(&tmp)?;
             for p in parts {
                 let bytes = std::fs::read(self.path(p))?;
                 md5.update(&bytes);
@@ -193,10 +195,10 @@ impl BlobStore {
                 size += bytes.len() as u64;
                 out.write_all(&bytes)?;
             }
-            std::fs::rename(&tmp, self.path(&name))
+            Ok(())
         })();
         if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&path);
             return Err(io_error(e));
         }
         Ok(Written {
@@ -278,10 +280,12 @@ pub struct StageOptions {
 
 /// Bodies at least this long (by their Content-Length) have their MD5 computed beside
 /// the receiving thread. MD5 cannot be split (each 64-byte block needs the state the
-/// previous one left), and at about 1.8 ms of one core per MiB it is the longest part of
+/// previous one left), and at about 1.2 ms of one core per MiB it is the longest part of
 /// an upload; on its own thread it overlaps the socket reads and the file writes
-/// instead of adding to them. Below this, handing pieces to another thread costs more
-/// (a wake-up, on a loaded machine a wait for a core) than hashing them here.
+/// instead of adding to them. (Writing the file on a third thread as well was tried,
+/// 2026-12-02: no faster on two cores, the extra wake-ups costing what it overlapped.)
+/// Below this, handing pieces to another thread costs more (a wake-up, on a loaded
+/// machine a wait for a core) than hashing them here.
 pub const MD5_BESIDE_MIN: u64 = 256 * 1024;
 
 /// Pieces queued for the MD5 thread before the receiving side waits for it: bounds the
@@ -316,51 +320,61 @@ impl Md5Feed {
 
 /// A blob being written while its bytes arrive: each piece goes through MD5 (the ETag),
 /// SHA-256 when asked (SigV4's payload hash), the claimed `x-amz-checksum-*` when there
-/// is one, and into a temporary file, in one pass, so an upload is never gathered in
+/// is one, and into the blob's file, in one pass, so an upload is never gathered in
 /// memory and never read twice. MD5 may run on a thread of its own (see
 /// [`StageOptions::md5_beside`]); [`Staged::finish`] waits for it, so the digests are
-/// all known before anything can be checked or committed. Nothing is visible under the
-/// blob's name until [`Received::persist`]; dropping a `Staged` removes the
-/// temporary file, so an upload refused after its body arrived (bad signature, wrong
-/// Content-MD5 or checksum, no such bucket) leaves nothing behind.
+/// all known before anything can be checked or committed. No row names the file until
+/// [`Received::persist`] has handed it to a commit; dropping a `Staged` that was not
+/// persisted removes the file, so an upload refused after its body arrived (bad
+/// signature, wrong Content-MD5 or checksum, no such bucket) leaves nothing behind.
 pub struct Staged {
     name: String,
-    tmp: PathBuf,
-    final_path: PathBuf,
+    path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
     md5: Md5Feed,
     sha256: Option<sha2::Sha256>,
     checksum: Option<Running>,
     size: u64,
-    /// Where to make the store's next spare file, and the runtime whose blocking pool
-    /// makes it.
+    /// Where to make the store's next spare files, and the runtime whose blocking pool
+    /// makes them.
     refill: Option<(tokio::runtime::Handle, SpareSlot, PathBuf)>,
+    /// Set once the file has its final name: nothing is left to remove on drop.
+    persisted: std::sync::atomic::AtomicBool,
 }
 
-type SpareSlot = std::sync::Arc<std::sync::Mutex<Option<Spare>>>;
+type SpareSlot = std::sync::Arc<Spares>;
 
-/// Creates a spare temporary file on a blocking-pool thread, unless one is waiting.
-fn refill(rt: &tokio::runtime::Handle, slot: SpareSlot, dir: PathBuf) {
-    rt.spawn_blocking(move || {
-        let full = |slot: &SpareSlot| {
-            slot.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_some()
-        };
-        if full(&slot) {
-            return;
-        }
-        let Ok(s) = Spare::create(&dir) else { return };
-        let mut held = slot
+/// The files kept ready, and whether a refill is making more (one at a time, so the
+/// folder never holds more than [`SPARES`] of them).
+#[derive(Debug, Default)]
+struct Spares {
+    ready: std::sync::Mutex<Vec<Spare>>,
+    refilling: std::sync::atomic::AtomicBool,
+}
+
+impl Spares {
+    fn ready(&self) -> std::sync::MutexGuard<'_, Vec<Spare>> {
+        self.ready
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if held.is_none() {
-            *held = Some(s);
-        } else {
-            // Another upload's refill got there first.
-            drop(held);
-            let _ = std::fs::remove_file(&s.tmp);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How many spare temporary files the store keeps ready (see [`BlobStore::stage`]).
+const SPARES: usize = 2;
+
+/// Tops the spare files up to [`SPARES`] on a blocking-pool thread.
+fn refill(rt: &tokio::runtime::Handle, slot: SpareSlot, dir: PathBuf) {
+    use std::sync::atomic::Ordering;
+    if slot.ready().len() >= SPARES || slot.refilling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    rt.spawn_blocking(move || {
+        while slot.ready().len() < SPARES {
+            let Ok(s) = Spare::create(&dir) else { break };
+            slot.ready().push(s);
         }
+        slot.refilling.store(false, Ordering::Release);
     });
 }
 
@@ -410,9 +424,6 @@ impl Staged {
         if let Some(f) = self.file.take() {
             f.into_inner().map_err(|e| io_error(e.into_error()))?;
         }
-        if let Some((rt, slot, dir)) = self.refill.take() {
-            refill(&rt, slot, dir);
-        }
         let md5 = match std::mem::replace(&mut self.md5, Md5Feed::Here(Md5::new())) {
             Md5Feed::Here(h) => h.finalize(),
             Md5Feed::Beside { tx, done } => {
@@ -438,10 +449,17 @@ impl Received {
         self.staged.size
     }
 
-    /// Gives the blob its name (an atomic rename), as [`BlobStore::write`] would have.
-    /// Called once, before the metadata commit that names it; a second call fails.
+    /// Hands the blob to the metadata commit that will name it: from now on its file is
+    /// kept when this is dropped (a commit that fails leaves it to the next start's
+    /// sweep). Called once; a second call fails.
     pub fn persist(&self) -> ApiResult<Written> {
-        std::fs::rename(&self.staged.tmp, &self.staged.final_path).map_err(io_error)?;
+        use std::sync::atomic::Ordering;
+        if self.staged.persisted.swap(true, Ordering::Relaxed) {
+            return Err(io_error(std::io::Error::other("blob already persisted")));
+        }
+        if let Some((rt, slot, dir)) = &self.staged.refill {
+            refill(rt, slot.clone(), dir.clone());
+        }
         Ok(Written {
             name: self.staged.name.clone(),
             size: self.staged.size,
@@ -453,9 +471,14 @@ impl Received {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // After `persist` the temporary name is gone and this fails harmlessly.
         drop(self.file.take());
-        let _ = std::fs::remove_file(&self.tmp);
+        if self.persisted.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let _ = std::fs::remove_file(&self.path);
+        if let Some((rt, slot, dir)) = self.refill.take() {
+            refill(&rt, slot, dir);
+        }
     }
 }
 

@@ -1268,3 +1268,133 @@ fn issue15_upload_checksums_are_stored_and_returned() {
         "InvalidRequest",
     );
 }
+
+/// Issue 15: an object uploaded without a checksum gets S3's default one, a full-object
+/// CRC-64/NVME (PutObject API reference, `x-amz-checksum-crc64nvme`: present "if it was
+/// uploaded without a checksum (and Amazon S3 added the default checksum, CRC64NVME, to
+/// the uploaded object)"): in PutObject's answer, in HeadObject's when asked, kept by a
+/// copy, and over the whole object of a multipart upload created without an algorithm.
+/// The aws CLI is told to send no checksum of its own
+/// (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`), as older SDKs and plain HTTP
+/// clients do not.
+#[test]
+fn issue15_objects_uploaded_without_a_checksum_get_the_default_crc64nvme() {
+    use base64::Engine as _;
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let bare = |args: &[&str]| -> serde_json::Value {
+        let mut cmd = Command::new("aws");
+        cmd.args(["--region", "us-east-1", "s3api"]).args(args);
+        d.env(&mut cmd);
+        cmd.env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
+        let out = cmd.output().expect("run aws");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let crc64 = |b: &[u8]| {
+        let mut h = crc64fast_nvme::Digest::new();
+        h.write(b);
+        base64::engine::general_purpose::STANDARD.encode(h.sum64().to_be_bytes())
+    };
+    s3api(&d, &["create-bucket", "--bucket", "plain"]);
+    let data: Vec<u8> = (0..300_001u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = d.dir().join("plain.bin");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.to_str().unwrap().to_string();
+
+    let put = bare(&[
+        "put-object",
+        "--bucket",
+        "plain",
+        "--key",
+        "a",
+        "--body",
+        &file,
+    ]);
+    assert_eq!(put["ChecksumCRC64NVME"], crc64(&data), "{put}");
+    assert_eq!(put["ChecksumType"], "FULL_OBJECT", "{put}");
+    let head = bare(&[
+        "head-object",
+        "--bucket",
+        "plain",
+        "--key",
+        "a",
+        "--checksum-mode",
+        "ENABLED",
+    ]);
+    assert_eq!(head["ChecksumCRC64NVME"], crc64(&data), "{head}");
+    let copy = bare(&[
+        "copy-object",
+        "--bucket",
+        "plain",
+        "--key",
+        "b",
+        "--copy-source",
+        "plain/a",
+    ]);
+    assert_eq!(
+        copy["CopyObjectResult"]["ChecksumCRC64NVME"],
+        crc64(&data),
+        "{copy}"
+    );
+
+    // Two parts (the first at the 5 MiB minimum), no checksum algorithm anywhere.
+    let big: Vec<u8> = (0..(5u32 << 20) + 1000)
+        .map(|i| (i * 11 % 253) as u8)
+        .collect();
+    let (one, two) = big.split_at(5 << 20);
+    let mut etags = Vec::new();
+    let created = bare(&["create-multipart-upload", "--bucket", "plain", "--key", "m"]);
+    let id = created["UploadId"].as_str().expect("UploadId").to_string();
+    for (n, part) in [(1, one), (2, two)] {
+        let path = d.dir().join(format!("part{n}"));
+        std::fs::write(&path, part).unwrap();
+        let up = bare(&[
+            "upload-part",
+            "--bucket",
+            "plain",
+            "--key",
+            "m",
+            "--upload-id",
+            &id,
+            "--part-number",
+            &n.to_string(),
+            "--body",
+            path.to_str().unwrap(),
+        ]);
+        etags.push(up["ETag"].as_str().expect("ETag").to_string());
+    }
+    let parts = format!(
+        r#"{{"Parts":[{{"PartNumber":1,"ETag":{:?}}},{{"PartNumber":2,"ETag":{:?}}}]}}"#,
+        etags[0], etags[1]
+    );
+    let done = bare(&[
+        "complete-multipart-upload",
+        "--bucket",
+        "plain",
+        "--key",
+        "m",
+        "--upload-id",
+        &id,
+        "--multipart-upload",
+        &parts,
+    ]);
+    assert_eq!(done["ChecksumCRC64NVME"], crc64(&big), "{done}");
+    assert_eq!(done["ChecksumType"], "FULL_OBJECT", "{done}");
+    let head = bare(&[
+        "head-object",
+        "--bucket",
+        "plain",
+        "--key",
+        "m",
+        "--checksum-mode",
+        "ENABLED",
+    ]);
+    assert_eq!(head["ChecksumCRC64NVME"], crc64(&big), "{head}");
+}

@@ -5,12 +5,15 @@
 //! pass as MD5), and compares the two before the object is stored, as S3 does
 //! ("Checking object integrity" in the S3 User Guide: a mismatch is `BadDigest`).
 //!
-//! CRC32 comes from `crc32fast`, SHA-1 and SHA-256 from the RustCrypto crates; CRC32C
-//! and CRC-64/NVME are computed here (table-driven, eight bytes per step). A verified
-//! value is stored with the object (`model::s3::ObjectChecksum`) and returned by
-//! GetObject / HeadObject when asked (`x-amz-checksum-mode: ENABLED`); a multipart
-//! upload's object checksum is formed from its parts' by [`composite`] or computed over
-//! the assembled object (`FULL_OBJECT`).
+//! CRC32 comes from `crc32fast`, CRC-64/NVME from `crc64fast-nvme` (carry-less
+//! multiplication: 0.065 ms per MiB on the development machine, against about 0.5 for
+//! the table-driven loop it replaced, which matters because every upload computes it,
+//! see [`DEFAULT`]), SHA-1 and SHA-256 from the RustCrypto crates; CRC32C is computed
+//! here (table-driven, eight bytes per step). A verified value is stored with the
+//! object (`model::s3::ObjectChecksum`) and returned by GetObject / HeadObject when
+//! asked (`x-amz-checksum-mode: ENABLED`); a multipart upload's object checksum is
+//! formed from its parts' by [`composite`] or computed over the assembled object
+//! (`FULL_OBJECT`).
 
 use base64::Engine as _;
 use sha1::Digest as _;
@@ -173,11 +176,18 @@ impl Claim {
     }
 }
 
+/// The checksum S3 computes and stores for an object uploaded without one: a
+/// full-object CRC-64/NVME (the `ChecksumCRC64NVME` members of the PutObject,
+/// CopyObject and `Checksum` API references: present "if the object was uploaded
+/// without a checksum (and Amazon S3 added the default checksum, CRC64NVME, to the
+/// uploaded object)").
+pub const DEFAULT: Algorithm = Algorithm::Crc64Nvme;
+
 /// A checksum being computed over a body that arrives in pieces.
 pub enum Running {
     Crc32(crc32fast::Hasher),
     Crc32c(u64),
-    Crc64Nvme(u64),
+    Crc64Nvme(crc64fast_nvme::Digest),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
 }
@@ -187,7 +197,7 @@ impl Running {
         match algorithm {
             Algorithm::Crc32 => Running::Crc32(crc32fast::Hasher::new()),
             Algorithm::Crc32c => Running::Crc32c(u64::from(u32::MAX)),
-            Algorithm::Crc64Nvme => Running::Crc64Nvme(u64::MAX),
+            Algorithm::Crc64Nvme => Running::Crc64Nvme(crc64fast_nvme::Digest::new()),
             Algorithm::Sha1 => Running::Sha1(sha1::Sha1::new()),
             Algorithm::Sha256 => Running::Sha256(sha2::Sha256::new()),
         }
@@ -197,7 +207,7 @@ impl Running {
         match self {
             Running::Crc32(h) => h.update(data),
             Running::Crc32c(c) => *c = reflected_crc(&CRC32C, *c, data),
-            Running::Crc64Nvme(c) => *c = reflected_crc(&CRC64_NVME, *c, data),
+            Running::Crc64Nvme(d) => d.write(data),
             Running::Sha1(h) => h.update(data),
             Running::Sha256(h) => h.update(data),
         }
@@ -209,7 +219,7 @@ impl Running {
             Running::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             // The register holds 32 significant bits; the final XOR is all ones.
             Running::Crc32c(c) => ((c as u32) ^ u32::MAX).to_be_bytes().to_vec(),
-            Running::Crc64Nvme(c) => (c ^ u64::MAX).to_be_bytes().to_vec(),
+            Running::Crc64Nvme(d) => d.sum64().to_be_bytes().to_vec(),
             Running::Sha1(h) => h.finalize().to_vec(),
             Running::Sha256(h) => h.finalize().to_vec(),
         }
@@ -251,8 +261,8 @@ pub fn composite<'a>(algorithm: Algorithm, parts: impl IntoIterator<Item = &'a [
 }
 
 /// Lookup tables for a reflected CRC, eight bytes at a time: `t[k][b]` is the register
-/// after byte `b` followed by `k` zero bytes. One shape serves CRC32C (its 32-bit values
-/// kept in the low half) and CRC-64/NVME.
+/// after byte `b` followed by `k` zero bytes (CRC32C's 32-bit values kept in the low
+/// half; the tests also build CRC-64/NVME's, as a reference for the crate's).
 type Tables = [[u64; 256]; 8];
 
 const fn tables(poly: u64) -> Tables {
@@ -283,8 +293,6 @@ const fn tables(poly: u64) -> Tables {
 
 /// CRC32C (Castagnoli), reflected polynomial 0x82F63B78.
 static CRC32C: Tables = tables(0x82F6_3B78);
-/// CRC-64/NVME, reflected polynomial 0x9A6C9329AC4BC9B5.
-static CRC64_NVME: Tables = tables(0x9A6C_9329_AC4B_C9B5);
 
 fn reflected_crc(t: &Tables, mut crc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(8);
@@ -347,6 +355,24 @@ mod tests {
             }
             assert_eq!(r.finish(), whole, "{a:?}");
         }
+    }
+
+    /// `crc64fast-nvme` agrees with the table-driven CRC-64/NVME (reflected polynomial
+    /// 0x9A6C9329AC4BC9B5) on lengths around its folding widths, in pieces of any size.
+    #[test]
+    fn crc64_nvme_agrees_with_the_table_driven_crc() {
+        static T: Tables = tables(0x9A6C_9329_AC4B_C9B5);
+        let data: Vec<u8> = (0..70_001u32).map(|i| (i * 131 % 253) as u8).collect();
+        for n in (0..300).chain([4095, 4096, 4097, 65_536, 70_001]) {
+            let want = (reflected_crc(&T, u64::MAX, &data[..n]) ^ u64::MAX).to_be_bytes();
+            assert_eq!(digest(Algorithm::Crc64Nvme, &data[..n]), want, "length {n}");
+        }
+        let mut r = Running::new(Algorithm::Crc64Nvme);
+        for piece in data.chunks(977) {
+            r.update(piece);
+        }
+        let want = (reflected_crc(&T, u64::MAX, &data) ^ u64::MAX).to_be_bytes();
+        assert_eq!(r.finish(), want);
     }
 
     #[test]

@@ -443,7 +443,8 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
         Some(blobs) if !chunked && streams_to_blob(&parts, key.as_deref(), &query) => {
             let staged = checksum::claimed(&parts.headers).map(|claim| blob::StageOptions {
                 sha256: needs_payload_hash(&state, &parts),
-                checksum: claim.map(|c| c.algorithm),
+                // The claimed checksum, or the one S3 adds to an object uploaded without.
+                checksum: Some(claim.map_or(checksum::DEFAULT, |c| c.algorithm)),
                 md5_beside: declared_length(&parts).is_none_or(|n| n >= blob::MD5_BESIDE_MIN),
             });
             let received = match staged {
@@ -1914,13 +1915,23 @@ fn store_body(blobs: &blob::BlobStore, req: &S3Req) -> ApiResult<blob::Written> 
 }
 
 /// The checksum an upload keeps: the one it claimed, which [`check_content_md5`] has
-/// compared with the body by the time this is asked.
-fn uploaded_checksum(req: &S3Req) -> ApiResult<Option<m::ObjectChecksum>> {
-    Ok(checksum::claimed(&req.headers)?.map(|c| m::ObjectChecksum {
-        algorithm: c.algorithm.name().to_string(),
-        value: checksum::encode(&c.digest),
+/// compared with the body by the time this is asked, or else S3's default
+/// ([`checksum::DEFAULT`]), computed while the body arrived (or here, over a gathered
+/// body).
+fn uploaded_checksum(req: &S3Req) -> ApiResult<m::ObjectChecksum> {
+    let (algorithm, digest) = match checksum::claimed(&req.headers)? {
+        Some(c) => (c.algorithm, c.digest),
+        None => {
+            let computed = req.upload.as_ref().and_then(|r| r.checksum.clone());
+            let digest = computed.unwrap_or_else(|| checksum::digest(checksum::DEFAULT, &req.body));
+            (checksum::DEFAULT, digest)
+        }
+    };
+    Ok(m::ObjectChecksum {
+        algorithm: algorithm.name().to_string(),
+        value: checksum::encode(&digest),
         kind: "FULL_OBJECT".to_string(),
-    }))
+    })
 }
 
 /// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type`, as PutObject answers and as
@@ -2274,23 +2285,25 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 // request names; computed over the copy's bytes, so a multipart
                 // source's composite value becomes a full-object one.
                 let algorithm = match req.header("x-amz-checksum-algorithm") {
-                    Some(name) => Some(checksum::Algorithm::from_name(name).ok_or_else(|| {
+                    Some(name) => checksum::Algorithm::from_name(name).ok_or_else(|| {
                         invalid_request("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
-                    })?),
+                    })?,
+                    // A source without one gets S3's default, as any new object.
                     None => v
                         .checksum
                         .as_ref()
-                        .and_then(|c| checksum::Algorithm::from_name(&c.algorithm)),
+                        .and_then(|c| checksum::Algorithm::from_name(&c.algorithm))
+                        .unwrap_or(checksum::DEFAULT),
                 };
-                sum = algorithm.map(|a| m::ObjectChecksum {
-                    algorithm: a.name().to_string(),
-                    value: checksum::encode(&checksum::digest(a, &bytes)),
+                sum = Some(m::ObjectChecksum {
+                    algorithm: algorithm.name().to_string(),
+                    value: checksum::encode(&checksum::digest(algorithm, &bytes)),
                     kind: "FULL_OBJECT".to_string(),
                 });
                 blobs.write([bytes.as_slice()])?
             } else {
                 check_content_md5(req)?;
-                sum = uploaded_checksum(req)?;
+                sum = Some(uploaded_checksum(req)?);
                 store_body(&blobs, req)?
             };
             check_metadata(&meta)?;
@@ -2539,7 +2552,10 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let full = alg.filter(|_| settings.as_ref().is_some_and(|c| c.kind == "FULL_OBJECT"));
             let blobs = state.blobs()?.clone();
             let names: Vec<String> = parts.iter().map(|p| p.blob.clone()).collect();
-            let written = blobs.concat(&names, full)?;
+            // An upload created without an algorithm gets S3's default checksum, over the
+            // whole object.
+            let written =
+                blobs.concat(&names, full.or(alg.is_none().then_some(checksum::DEFAULT)))?;
             let sum = match (alg, full, &written.checksum) {
                 (Some(_), Some(_), Some(d)) => Some(checksum::encode(d)),
                 (Some(a), _, _) => {
@@ -2572,6 +2588,14 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                     algorithm: a.name().to_string(),
                     value,
                     kind: c.kind,
+                })
+                .or_else(|| {
+                    let d = written.checksum.as_ref().filter(|_| alg.is_none())?;
+                    Some(m::ObjectChecksum {
+                        algorithm: checksum::DEFAULT.name().to_string(),
+                        value: checksum::encode(d),
+                        kind: "FULL_OBJECT".to_string(),
+                    })
                 });
             // S3's multipart ETag: MD5 of the concatenated binary part MD5s, then `-N`.
             let mut h = md5::Md5::new();

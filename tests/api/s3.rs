@@ -1268,3 +1268,291 @@ fn issue15_upload_checksums_are_stored_and_returned() {
         "InvalidRequest",
     );
 }
+
+/// Issue 15: `GET`/`HEAD ?partNumber=N` reads one part of a multipart object (GetObject
+/// API reference, "partNumber": "effectively performs a 'ranged' GET request for the
+/// part specified"), and GetObjectAttributes lists the parts, page by page, with their
+/// sizes and checksums. "If an additional checksum ... isn't applied to the object
+/// specified in the request, the response doesn't return the Part element" (API
+/// reference, GetObjectAttributesParts): then only the count comes back.
+#[test]
+fn issue15_part_number_reads_and_object_parts_pages() {
+    use base64::Engine as _;
+    if !have("aws") {
+        return;
+    }
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let crc32 = |b: &[u8]| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(b);
+        h.finalize().to_be_bytes()
+    };
+    // JSON numbers and strings alike (botocore models some markers as strings).
+    let num = |v: &serde_json::Value| v.to_string().trim_matches('"').to_string();
+    let d = TestDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "parts"]);
+    // Every part but the last must be at least 5 MiB; the last is a few bytes.
+    let sizes = [5usize << 20, 5 << 20, 11];
+    let parts: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (0..*n).map(|j| ((j * 7 + i * 31) % 253) as u8).collect())
+        .collect();
+    let files: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = d.dir().join(format!("p{i}"));
+            std::fs::write(&f, p).unwrap();
+            f.to_str().unwrap().to_string()
+        })
+        .collect();
+
+    // One upload with CRC32 on every part (so the parts are listed), one without.
+    for (key, sum) in [("summed", true), ("plain", false)] {
+        let mut create = vec![
+            "create-multipart-upload",
+            "--bucket",
+            "parts",
+            "--key",
+            key,
+        ];
+        if sum {
+            create.extend(["--checksum-algorithm", "CRC32"]);
+        }
+        let id = s3api(&d, &create)["UploadId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut done = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let mut up = vec![
+                "upload-part",
+                "--bucket",
+                "parts",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--part-number",
+                &n,
+                "--body",
+                f,
+            ];
+            if sum {
+                up.extend(["--checksum-algorithm", "CRC32"]);
+            }
+            let up = s3api(&d, &up);
+            let mut p = serde_json::json!({ "PartNumber": i + 1, "ETag": up["ETag"] });
+            if sum {
+                p["ChecksumCRC32"] = up["ChecksumCRC32"].clone();
+            }
+            done.push(p);
+        }
+        let doc = serde_json::json!({ "Parts": done }).to_string();
+        s3api(
+            &d,
+            &[
+                "complete-multipart-upload",
+                "--bucket",
+                "parts",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--multipart-upload",
+                &doc,
+            ],
+        );
+    }
+
+    // Part 2 alone: its bytes, a 206 range of the whole, the object's part count.
+    let out = d.dir().join("part2.bin");
+    let got = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "2",
+            "--checksum-mode",
+            "ENABLED",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), parts[1], "part 2's bytes");
+    assert_eq!(got["PartsCount"], 3, "{got}");
+    assert_eq!(got["ContentLength"], sizes[1] as u64, "{got}");
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        got["ContentRange"],
+        format!("bytes {}-{}/{total}", sizes[0], sizes[0] + sizes[1] - 1),
+        "{got}"
+    );
+    assert!(
+        got["ETag"].as_str().unwrap().ends_with("-3\""),
+        "the object's ETag: {got}"
+    );
+    assert_eq!(got["ChecksumCRC32"], b64(&crc32(&parts[1])), "{got}");
+
+    let head = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--part-number",
+            "1",
+        ],
+    );
+    assert_eq!(head["ContentLength"], sizes[0] as u64, "{head}");
+    assert_eq!(head["PartsCount"], 3, "{head}");
+    let last = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--part-number",
+            "3",
+        ],
+    );
+    assert_eq!(last["ContentLength"], sizes[2] as u64, "{last}");
+
+    // Past the last part, and a part number with a Range, are refused.
+    s3api_err(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "4",
+            out.to_str().unwrap(),
+        ],
+        "InvalidPartNumber",
+    );
+    s3api_err(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "1",
+            "--range",
+            "bytes=0-9",
+            out.to_str().unwrap(),
+        ],
+        "InvalidRequest",
+    );
+
+    // GetObjectAttributes pages the parts of the checksummed object.
+    let attrs = |marker: Option<&str>| {
+        let mut args = vec![
+            "get-object-attributes",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--object-attributes",
+            "ObjectParts",
+            "--max-parts",
+            "2",
+        ];
+        if let Some(m) = marker {
+            args.extend(["--part-number-marker", m]);
+        }
+        s3api(&d, &args)["ObjectParts"].clone()
+    };
+    let first = attrs(None);
+    assert_eq!(first["TotalPartsCount"], 3, "{first}");
+    assert_eq!(first["MaxParts"], 2, "{first}");
+    assert_eq!(first["IsTruncated"], true, "{first}");
+    assert_eq!(num(&first["NextPartNumberMarker"]), "2", "{first}");
+    let listed = first["Parts"].as_array().expect("Parts");
+    assert_eq!(listed.len(), 2, "{first}");
+    assert_eq!(listed[1]["PartNumber"], 2, "{first}");
+    assert_eq!(listed[1]["Size"], sizes[1] as u64, "{first}");
+    assert_eq!(listed[1]["ChecksumCRC32"], b64(&crc32(&parts[1])), "{first}");
+    let rest = attrs(Some("2"));
+    assert_eq!(rest["IsTruncated"], false, "{rest}");
+    assert_eq!(num(&rest["PartNumberMarker"]), "2", "{rest}");
+    let listed = rest["Parts"].as_array().expect("Parts");
+    assert_eq!(listed.len(), 1, "{rest}");
+    assert_eq!(listed[0]["PartNumber"], 3, "{rest}");
+    assert_eq!(listed[0]["Size"], sizes[2] as u64, "{rest}");
+
+    // Without an additional checksum, only the count.
+    let plain = s3api(
+        &d,
+        &[
+            "get-object-attributes",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--object-attributes",
+            "ObjectParts",
+        ],
+    );
+    assert_eq!(plain["ObjectParts"]["TotalPartsCount"], 3, "{plain}");
+    assert!(plain["ObjectParts"].get("Parts").is_none(), "{plain}");
+
+    // An object written in one piece is its own part 1, and has no part 2.
+    let small = d.dir().join("small.txt");
+    std::fs::write(&small, b"just one piece").unwrap();
+    s3api(
+        &d,
+        &[
+            "put-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--body",
+            small.to_str().unwrap(),
+        ],
+    );
+    let one = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--part-number",
+            "1",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"just one piece");
+    assert_eq!(one["ContentLength"], 14, "{one}");
+    assert!(one.get("PartsCount").is_none(), "{one}");
+    s3api_err(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--part-number",
+            "2",
+        ],
+        "416",
+    );
+}

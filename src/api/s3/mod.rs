@@ -2770,8 +2770,7 @@ fn object_attributes(
                     if let Some(last) = page.last() {
                         x.leaf("NextPartNumberMarker", last.number);
                     }
-                    x.leaf("MaxParts", max_parts)
-                        .leaf("IsTruncated", truncated);
+                    x.leaf("MaxParts", max_parts).leaf("IsTruncated", truncated);
                     for p in page {
                         x.node("Part", |x| {
                             if let Some(sum) = &p.checksum {

@@ -1274,7 +1274,8 @@ fn issue15_upload_checksums_are_stored_and_returned() {
 /// part specified"), and GetObjectAttributes lists the parts, page by page, with their
 /// sizes and checksums. "If an additional checksum ... isn't applied to the object
 /// specified in the request, the response doesn't return the Part element" (API
-/// reference, GetObjectAttributesParts): then only the count comes back.
+/// reference, GetObjectAttributesParts): then only the count comes back. The parts
+/// survive a SIGKILL of the daemon like the rest of the object.
 #[test]
 fn issue15_part_number_reads_and_object_parts_pages() {
     use base64::Engine as _;
@@ -1289,7 +1290,7 @@ fn issue15_part_number_reads_and_object_parts_pages() {
     };
     // JSON numbers and strings alike (botocore models some markers as strings).
     let num = |v: &serde_json::Value| v.to_string().trim_matches('"').to_string();
-    let d = TestDaemon::start();
+    let mut d = ProcessDaemon::start();
     s3api(&d, &["create-bucket", "--bucket", "parts"]);
     // Every part but the last must be at least 5 MiB; the last is a few bytes.
     let sizes = [5usize << 20, 5 << 20, 11];
@@ -1357,6 +1358,11 @@ fn issue15_part_number_reads_and_object_parts_pages() {
             ],
         );
     }
+
+    // The parts are kept durably: every read below is of the state reloaded after a
+    // SIGKILL.
+    d.kill9();
+    d.launch();
 
     // Part 2 alone: its bytes, a 206 range of the whole, the object's part count.
     let out = d.dir().join("part2.bin");

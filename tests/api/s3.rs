@@ -1398,3 +1398,347 @@ fn issue15_objects_uploaded_without_a_checksum_get_the_default_crc64nvme() {
     ]);
     assert_eq!(head["ChecksumCRC64NVME"], crc64(&big), "{head}");
 }
+
+/// Issue 15: `GET`/`HEAD ?partNumber=N` reads one part of a multipart object (GetObject
+/// API reference, "partNumber": "effectively performs a 'ranged' GET request for the
+/// part specified"), and GetObjectAttributes lists the parts, page by page, with their
+/// sizes and checksums. "If an additional checksum ... isn't applied to the object
+/// specified in the request, the response doesn't return the Part element" (API
+/// reference, GetObjectAttributesParts): then only the count comes back. The parts
+/// survive a SIGKILL of the daemon like the rest of the object.
+#[test]
+fn issue15_part_number_reads_and_object_parts_pages() {
+    use base64::Engine as _;
+    if !have("aws") || !have("curl") {
+        return;
+    }
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let crc32 = |b: &[u8]| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(b);
+        h.finalize().to_be_bytes()
+    };
+    // JSON numbers and strings alike (botocore models some markers as strings).
+    let num = |v: &serde_json::Value| v.to_string().trim_matches('"').to_string();
+    let mut d = ProcessDaemon::start();
+    s3api(&d, &["create-bucket", "--bucket", "parts"]);
+    // Every part but the last must be at least 5 MiB; the last is a few bytes.
+    let sizes = [5usize << 20, 5 << 20, 11];
+    let parts: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (0..*n).map(|j| ((j * 7 + i * 31) % 253) as u8).collect())
+        .collect();
+    let files: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let f = d.dir().join(format!("p{i}"));
+            std::fs::write(&f, p).unwrap();
+            f.to_str().unwrap().to_string()
+        })
+        .collect();
+
+    // One upload with CRC32 on every part (so the parts are listed), one without.
+    for (key, sum) in [("summed", true), ("plain", false)] {
+        let mut create = vec!["create-multipart-upload", "--bucket", "parts", "--key", key];
+        if sum {
+            create.extend(["--checksum-algorithm", "CRC32"]);
+        }
+        let id = s3api(&d, &create)["UploadId"].as_str().unwrap().to_string();
+        let mut done = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let n = (i + 1).to_string();
+            let mut up = vec![
+                "upload-part",
+                "--bucket",
+                "parts",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--part-number",
+                &n,
+                "--body",
+                f,
+            ];
+            if sum {
+                up.extend(["--checksum-algorithm", "CRC32"]);
+            }
+            let up = s3api(&d, &up);
+            let mut p = serde_json::json!({ "PartNumber": i + 1, "ETag": up["ETag"] });
+            if sum {
+                p["ChecksumCRC32"] = up["ChecksumCRC32"].clone();
+            }
+            done.push(p);
+        }
+        let doc = serde_json::json!({ "Parts": done }).to_string();
+        s3api(
+            &d,
+            &[
+                "complete-multipart-upload",
+                "--bucket",
+                "parts",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+                "--multipart-upload",
+                &doc,
+            ],
+        );
+    }
+
+    // The parts are kept durably: every read below is of the state reloaded after a
+    // SIGKILL.
+    d.kill9();
+    d.launch();
+
+    // Part 2 alone: its bytes, a 206 range of the whole, the object's part count.
+    let out = d.dir().join("part2.bin");
+    let got = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "2",
+            "--checksum-mode",
+            "ENABLED",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), parts[1], "part 2's bytes");
+    assert_eq!(got["PartsCount"], 3, "{got}");
+    assert_eq!(got["ContentLength"], sizes[1] as u64, "{got}");
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        got["ContentRange"],
+        format!("bytes {}-{}/{total}", sizes[0], sizes[0] + sizes[1] - 1),
+        "{got}"
+    );
+    assert!(
+        got["ETag"].as_str().unwrap().ends_with("-3\""),
+        "the object's ETag: {got}"
+    );
+    assert_eq!(got["ChecksumCRC32"], b64(&crc32(&parts[1])), "{got}");
+
+    let head = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--part-number",
+            "1",
+        ],
+    );
+    assert_eq!(head["ContentLength"], sizes[0] as u64, "{head}");
+    assert_eq!(head["PartsCount"], 3, "{head}");
+    let last = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--part-number",
+            "3",
+        ],
+    );
+    assert_eq!(last["ContentLength"], sizes[2] as u64, "{last}");
+
+    // Past the last part, and a part number with a Range, are refused.
+    s3api_err(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "4",
+            out.to_str().unwrap(),
+        ],
+        "InvalidPartNumber",
+    );
+    s3api_err(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--part-number",
+            "1",
+            "--range",
+            "bytes=0-9",
+            out.to_str().unwrap(),
+        ],
+        "InvalidRequest",
+    );
+
+    // GetObjectAttributes pages the parts of the checksummed object.
+    let attrs = |marker: Option<&str>| {
+        let mut args = vec![
+            "get-object-attributes",
+            "--bucket",
+            "parts",
+            "--key",
+            "summed",
+            "--object-attributes",
+            "ObjectParts",
+            "--max-parts",
+            "2",
+        ];
+        if let Some(m) = marker {
+            args.extend(["--part-number-marker", m]);
+        }
+        s3api(&d, &args)["ObjectParts"].clone()
+    };
+    let first = attrs(None);
+    assert_eq!(first["TotalPartsCount"], 3, "{first}");
+    assert_eq!(first["MaxParts"], 2, "{first}");
+    assert_eq!(first["IsTruncated"], true, "{first}");
+    assert_eq!(num(&first["NextPartNumberMarker"]), "2", "{first}");
+    let listed = first["Parts"].as_array().expect("Parts");
+    assert_eq!(listed.len(), 2, "{first}");
+    assert_eq!(listed[1]["PartNumber"], 2, "{first}");
+    assert_eq!(listed[1]["Size"], sizes[1] as u64, "{first}");
+    assert_eq!(
+        listed[1]["ChecksumCRC32"],
+        b64(&crc32(&parts[1])),
+        "{first}"
+    );
+    let rest = attrs(Some("2"));
+    assert_eq!(rest["IsTruncated"], false, "{rest}");
+    assert_eq!(num(&rest["PartNumberMarker"]), "2", "{rest}");
+    let listed = rest["Parts"].as_array().expect("Parts");
+    assert_eq!(listed.len(), 1, "{rest}");
+    assert_eq!(listed[0]["PartNumber"], 3, "{rest}");
+    assert_eq!(listed[0]["Size"], sizes[2] as u64, "{rest}");
+
+    // An upload created without an algorithm gets S3's default CRC64NVME, on the
+    // object and on each part (ObjectPart in the API reference: present "if the object
+    // was uploaded without a checksum (and Amazon S3 added the default checksum,
+    // CRC64NVME, to the uploaded object)"), so its parts are listed too.
+    let plain = s3api(
+        &d,
+        &[
+            "get-object-attributes",
+            "--bucket",
+            "parts",
+            "--key",
+            "plain",
+            "--object-attributes",
+            "ObjectParts",
+        ],
+    );
+    assert_eq!(plain["ObjectParts"]["TotalPartsCount"], 3, "{plain}");
+    let listed = plain["ObjectParts"]["Parts"].as_array().expect("Parts");
+    assert_eq!(listed.len(), 3, "{plain}");
+    let crc64 = |b: &[u8]| {
+        let mut h = crc64fast_nvme::Digest::new();
+        h.write(b);
+        h.sum64().to_be_bytes()
+    };
+    assert_eq!(
+        listed[0]["ChecksumCRC64NVME"],
+        b64(&crc64(&parts[0])),
+        "{plain}"
+    );
+    assert!(listed[0].get("ChecksumCRC32").is_none(), "{plain}");
+
+    // An object written in one piece is its own part 1, and has no part 2.
+    let small = d.dir().join("small.txt");
+    std::fs::write(&small, b"just one piece").unwrap();
+    s3api(
+        &d,
+        &[
+            "put-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--body",
+            small.to_str().unwrap(),
+        ],
+    );
+    let one = s3api(
+        &d,
+        &[
+            "get-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--part-number",
+            "1",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"just one piece");
+    assert_eq!(one["ContentLength"], 14, "{one}");
+    assert!(one.get("PartsCount").is_none(), "{one}");
+    s3api_err(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "parts",
+            "--key",
+            "single",
+            "--part-number",
+            "2",
+        ],
+        "416",
+    );
+
+    // A part number that is not an integer from 1 to 10,000 is `InvalidArgument` (the
+    // CLI checks its own argument, so this asks anonymously of a public bucket).
+    s3api(&d, &["delete-public-access-block", "--bucket", "parts"]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-policy",
+            "--bucket",
+            "parts",
+            "--policy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::parts/*"}]}"#,
+        ],
+    );
+    let url = format!("http://127.0.0.1:{}/summed", port(&d));
+    let host = format!("parts.s3.localhost:{}", port(&d));
+    for bad in ["abc", "0", "10001"] {
+        let (status, text) = curl(&format!("{url}?partNumber={bad}"), Some(&host));
+        assert_eq!(status, 400, "{bad}: {text}");
+        assert!(
+            text.contains("<Code>InvalidArgument</Code>"),
+            "{bad}: {text}"
+        );
+    }
+    // The headers of a part, as sent.
+    let out = Command::new("curl")
+        .args(["-s", "-I", "--max-time", "10", "-H"])
+        .arg(format!("Host: {host}"))
+        .arg(format!("{url}?partNumber=3"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 206"), "{text}");
+    assert!(text.contains("x-amz-mp-parts-count: 3"), "{text}");
+    let (start, end) = (sizes[0] + sizes[1], total - 1);
+    assert!(
+        text.contains(&format!("content-range: bytes {start}-{end}/{total}")),
+        "{text}"
+    );
+    assert!(text.contains("content-length: 11"), "{text}");
+}

@@ -1464,6 +1464,17 @@ fn parse_lifecycle(body: &[u8]) -> ApiResult<Vec<m::LifecycleRule>> {
     Ok(out)
 }
 
+/// A `partNumber` query parameter: an integer from 1 to 10,000.
+fn part_number_param(raw: &str) -> ApiResult<u32> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=m::MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            invalid_argument_xml("Part number must be an integer between 1 and 10000, inclusive")
+        })
+}
+
 fn invalid_argument_xml(message: &str) -> ApiError {
     ApiError::new("InvalidArgument", message)
 }
@@ -2153,7 +2164,10 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 .and_then(|c| checksum::Algorithm::from_name(&c.algorithm));
             let blobs = state.blobs()?.clone();
             // The part's checksum in the upload's algorithm: the one the request sent
-            // (verified against the body), or computed here when it sent none.
+            // (verified against the body), or computed here when it sent none. A part
+            // of an upload created without an algorithm keeps S3's default one, like
+            // the object it will be part of (a checksum it sent in another algorithm
+            // is verified, not kept).
             let part_sum: Option<(checksum::Algorithm, Vec<u8>)>;
             let written = if let Some((sb, sk, sv)) = copy_source(req)? {
                 let w = read(state, account, &env)?;
@@ -2165,7 +2179,8 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                     })?),
                 };
                 let bytes = blobs.read(&v.blob, range).await?;
-                part_sum = upload_alg.map(|a| (a, checksum::digest(a, &bytes)));
+                let a = upload_alg.unwrap_or(checksum::DEFAULT);
+                part_sum = Some((a, checksum::digest(a, &bytes)));
                 blobs.write([bytes.as_slice()])?
             } else {
                 check_content_md5(req)?;
@@ -2180,19 +2195,33 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                     )));
                 }
                 let written = store_body(&blobs, req)?;
-                part_sum = match (claim, upload_alg) {
-                    (Some(c), _) => Some((c.algorithm, c.digest)),
-                    (None, Some(a)) => {
+                // Computed while the body arrived (the claimed algorithm's, or the
+                // default when there was no claim), or over a gathered body.
+                let computed = match &req.upload {
+                    Some(r) => r
+                        .checksum
+                        .clone()
+                        .map(|d| (claim.as_ref().map_or(checksum::DEFAULT, |c| c.algorithm), d)),
+                    None => Some((
+                        checksum::DEFAULT,
+                        checksum::digest(checksum::DEFAULT, &req.body),
+                    ))
+                    .filter(|_| claim.is_none()),
+                };
+                let want = upload_alg.unwrap_or(checksum::DEFAULT);
+                part_sum = match (claim, computed) {
+                    (Some(c), _) if c.algorithm == want => Some((c.algorithm, c.digest)),
+                    (_, Some((a, d))) if a == want => Some((a, d)),
+                    _ => {
                         let bytes = blobs.read(&written.name, None).await;
                         match bytes {
-                            Ok(b) => Some((a, checksum::digest(a, &b))),
+                            Ok(b) => Some((want, checksum::digest(want, &b))),
                             Err(e) => {
                                 blobs.delete(&[written.name]);
                                 return Err(e);
                             }
                         }
                     }
-                    (None, None) => None,
                 };
                 written
             };
@@ -2316,6 +2345,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 headers,
                 metadata: meta,
                 tags,
+                parts: Vec::new(),
             };
             let r = mutate(state, account, &env, |w, env| {
                 w.put_object(env, &bucket, &key, new)
@@ -2406,12 +2436,44 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             } else {
                 "HeadObject"
             });
+            // `?partNumber=N` reads one part as if it were a range (GetObject and
+            // HeadObject API reference, "partNumber"); it cannot be combined with a
+            // Range header.
+            let part_number = req.q("partNumber").map(part_number_param).transpose()?;
+            if part_number.is_some() && req.header("range").is_some() {
+                return Err(invalid_request(
+                    "Cannot specify both Range header and partNumber query parameter",
+                ));
+            }
             let w = read(state, account, &env)?;
             let (versioned, v) = readable_version(&w, &bucket, &key, version_id.as_deref())?;
             if let Some(out) = preconditions(req, &v)? {
                 return Ok(out);
             }
-            let range = parse_range(req.header("range"), v.size)?;
+            let span = match part_number.map(|n| v.part_span(n)) {
+                None => None,
+                Some(Ok(span)) => Some(span),
+                Some(Err(m::PartMiss::NoSuchPart)) => {
+                    return Err(ApiError::new(
+                        "InvalidPartNumber",
+                        "The requested partnumber is not satisfiable",
+                    )
+                    .with_status(416));
+                }
+                Some(Err(m::PartMiss::BoundariesUnknown)) => {
+                    return Err(ApiError::new(
+                        "NotImplemented",
+                        "This multipart object was stored before vpclab kept part boundaries, so its parts cannot be read one by one.",
+                    )
+                    .with_status(501));
+                }
+            };
+            // A part is answered like a range of the whole object (206 with a
+            // Content-Range), except that an empty object has no byte to range over.
+            let range = match &span {
+                Some(s) => (s.end > s.start).then_some((s.start, s.end)),
+                None => parse_range(req.header("range"), v.size)?,
+            };
             let blobs = state.blobs()?;
             let (start, end) = range.unwrap_or((0, v.size));
             let mut out = Out::empty(if range.is_some() { 206 } else { 200 });
@@ -2441,13 +2503,30 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let mut v2 = v.clone();
             v2.headers.retain(|k, _| !overridden.contains(k));
             out = version_headers(out, &v2, versioned);
+            // `x-amz-mp-parts-count` is sent only for a part of a multipart object
+            // (HeadObject API reference, "PartsCount").
+            if span.is_some() && v.multipart_etag_count().is_some() {
+                out = out.header("x-amz-mp-parts-count", v.parts_count().to_string());
+            }
             // The stored checksum describes the whole object, so a range is answered
-            // without it.
-            if checksum_mode(req)
-                && range.is_none()
-                && let Some(c) = &v.checksum
-            {
-                out = checksum_headers(out, c);
+            // without it, and a part of a multipart object with the part's own.
+            if checksum_mode(req) {
+                match (&span, &v.checksum) {
+                    (Some(m::PartSpan { part: Some(p), .. }), Some(c)) => {
+                        if let (Some(a), Some(value)) =
+                            (checksum::Algorithm::from_name(&c.algorithm), &p.checksum)
+                        {
+                            out = out.header(a.header(), value.clone());
+                        }
+                    }
+                    (Some(m::PartSpan { part: None, .. }), Some(c)) => {
+                        out = checksum_headers(out, c);
+                    }
+                    (None, Some(c)) if range.is_none() => {
+                        out = checksum_headers(out, c);
+                    }
+                    _ => {}
+                }
             }
             Ok(out)
         }
@@ -2603,11 +2682,24 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 h.update(hex::decode(&p.md5_hex).unwrap_or_default());
             }
             let etag = format!("\"{}-{}\"", hex::encode(h.finalize()), parts.len());
+            // The object keeps its parts' numbers, sizes and checksums, for
+            // `GET ?partNumber=N` and GetObjectAttributes' `ObjectParts`.
+            let kept = wanted
+                .iter()
+                .zip(&parts)
+                .map(|((n, _), p)| m::ObjectPart {
+                    number: *n,
+                    size: p.size,
+                    // In the upload's algorithm, or S3's default without one.
+                    checksum: p.checksum.clone(),
+                })
+                .collect();
             let new = NewVersion {
                 blob: written.name.clone(),
                 size: written.size,
                 etag: etag.clone(),
                 checksum: sum.clone(),
+                parts: kept,
                 ..NewVersion::default()
             };
             let r = mutate(state, account, &env, |w, env| {
@@ -2642,8 +2734,11 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
 
 /// GetObjectAttributes: the attributes `x-amz-object-attributes` names (`ETag`,
 /// `Checksum`, `ObjectParts`, `StorageClass`, `ObjectSize`) in one XML document.
-/// `ObjectParts` gives only the number of parts (from a multipart ETag's `-N`): the
-/// parts' own sizes and checksums are not kept once the upload is complete.
+/// `ObjectParts` is given for multipart objects only. As on general purpose buckets
+/// (API reference, GetObjectAttributesParts, "Parts"), the page of `Part` entries (with
+/// its markers, `MaxParts` and `IsTruncated`) comes only when the object has an
+/// additional checksum; otherwise just `PartsCount`. The page honours
+/// `x-amz-max-parts` (default 1,000) and `x-amz-part-number-marker`.
 fn object_attributes(
     state: &AppState,
     account: &str,
@@ -2671,13 +2766,32 @@ fn object_attributes(
             "Invalid attribute name specified.",
         ));
     }
+    let int_header = |name: &str, default: u32| -> ApiResult<u32> {
+        match req.header(name) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse::<u32>().map_err(|_| {
+                invalid_argument_xml(&format!("Provided {name} header must be an integer."))
+            }),
+        }
+    };
+    let max_parts = int_header("x-amz-max-parts", 1000)?.min(1000);
+    let marker = int_header("x-amz-part-number-marker", 0)?;
     let w = read(state, account, env)?;
     let (versioned, v) = readable_version(&w, req.bucket(), req.key(), version_id)?;
-    let parts: Option<u32> = v
-        .etag
-        .trim_matches('"')
-        .rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok());
+    let parts: Option<u32> = v.multipart_etag_count().map(|_| v.parts_count());
+    let alg = v
+        .checksum
+        .as_ref()
+        .and_then(|c| checksum::Algorithm::from_name(&c.algorithm));
+    // The page of parts after the marker, one more than asked to tell truncation.
+    let page: Vec<&m::ObjectPart> = v
+        .parts
+        .iter()
+        .filter(|p| p.number > marker)
+        .take(max_parts as usize + 1)
+        .collect();
+    let truncated = page.len() > max_parts as usize;
+    let page = &page[..page.len().min(max_parts as usize)];
     let mut out = Out::xml("GetObjectAttributesOutput", |x| {
         if asked.contains(&"ETag") {
             x.leaf("ETag", v.etag.trim_matches('"'));
@@ -2694,6 +2808,21 @@ fn object_attributes(
             && let Some(n) = parts
         {
             x.node("ObjectParts", |x| {
+                if let Some(a) = alg.filter(|_| !v.parts.is_empty()) {
+                    x.leaf("PartNumberMarker", marker);
+                    if let Some(last) = page.last() {
+                        x.leaf("NextPartNumberMarker", last.number);
+                    }
+                    x.leaf("MaxParts", max_parts).leaf("IsTruncated", truncated);
+                    for p in page {
+                        x.node("Part", |x| {
+                            if let Some(sum) = &p.checksum {
+                                x.leaf(a.element(), sum);
+                            }
+                            x.leaf("PartNumber", p.number).leaf("Size", p.size);
+                        });
+                    }
+                }
                 x.leaf("PartsCount", n);
             });
         }

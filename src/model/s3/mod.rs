@@ -159,6 +159,91 @@ pub struct Version {
     /// The additional checksum the object was uploaded with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ObjectChecksum>,
+    /// The parts a multipart upload assembled this version from, in order; empty for
+    /// an object written in one piece, and for multipart objects stored before part
+    /// boundaries were kept (those still count their parts from the ETag's `-N`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ObjectPart>,
+}
+
+/// One part of a completed multipart object: enough to serve `GET ?partNumber=N`
+/// (where its bytes start is the sum of the sizes before it) and GetObjectAttributes'
+/// `ObjectParts`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectPart {
+    pub number: u32,
+    pub size: u64,
+    /// Base64 of the part's digest in the object's checksum algorithm, when the upload
+    /// had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// Where one part of a version lies: `start..end` in the object's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartSpan<'a> {
+    pub start: u64,
+    pub end: u64,
+    /// `None` for an object written in one piece (its only part is the whole object).
+    pub part: Option<&'a ObjectPart>,
+}
+
+impl Version {
+    /// How many parts the object has: the kept parts, else the ETag's `-N` (objects
+    /// completed before parts were kept), else 1.
+    pub fn parts_count(&self) -> u32 {
+        if !self.parts.is_empty() {
+            return u32::try_from(self.parts.len()).unwrap_or(u32::MAX);
+        }
+        self.multipart_etag_count().unwrap_or(1)
+    }
+
+    /// The `N` of a multipart ETag (`"…-N"`), if this is one.
+    pub fn multipart_etag_count(&self) -> Option<u32> {
+        self.etag
+            .trim_matches('"')
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+    }
+
+    /// The byte span of part `n`.
+    pub fn part_span(&self, n: u32) -> Result<PartSpan<'_>, PartMiss> {
+        if self.parts.is_empty() {
+            if self.multipart_etag_count().is_some() {
+                return Err(PartMiss::BoundariesUnknown);
+            }
+            return match n {
+                1 => Ok(PartSpan {
+                    start: 0,
+                    end: self.size,
+                    part: None,
+                }),
+                _ => Err(PartMiss::NoSuchPart),
+            };
+        }
+        let mut start = 0;
+        for p in &self.parts {
+            if p.number == n {
+                return Ok(PartSpan {
+                    start,
+                    end: start + p.size,
+                    part: Some(p),
+                });
+            }
+            start += p.size;
+        }
+        Err(PartMiss::NoSuchPart)
+    }
+}
+
+/// Why [`Version::part_span`] found no part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartMiss {
+    /// The object has no part with that number.
+    NoSuchPart,
+    /// The object is multipart but was stored by a vpclab that did not keep part
+    /// boundaries, so no part can be located.
+    BoundariesUnknown,
 }
 
 /// An object's additional checksum (S3 User Guide, "Checking object integrity"): kept
@@ -275,6 +360,8 @@ pub struct NewVersion {
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub checksum: Option<ObjectChecksum>,
+    /// The parts of a completed multipart upload; empty for any other write.
+    pub parts: Vec<ObjectPart>,
 }
 
 pub fn no_such_bucket(name: &str) -> ApiError {
@@ -539,6 +626,7 @@ impl World {
             metadata: new.metadata,
             tags: new.tags,
             checksum: new.checksum,
+            parts: new.parts,
         };
         let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
@@ -721,6 +809,7 @@ impl World {
             metadata: BTreeMap::new(),
             tags: BTreeMap::new(),
             checksum: None,
+            parts: Vec::new(),
         }
     }
 
@@ -1057,5 +1146,40 @@ mod tests {
         let created = DAY_MS - 3_600_000;
         assert!(!expired(&rule, created, Timestamp(2 * DAY_MS - 1)));
         assert!(expired(&rule, created, Timestamp(2 * DAY_MS)));
+    }
+
+    /// Issue 15: a completed multipart object keeps its parts, and a row stored before
+    /// parts were kept still loads (it counts its parts from the ETag).
+    #[test]
+    fn issue15_parts_locate_their_bytes_and_old_rows_load() {
+        let old = r#"{"version_id":"null","delete_marker":false,"blob":"b","size":12,
+            "etag":"\"0123456789abcdef0123456789abcdef-3\"","last_modified":0}"#;
+        let mut v: Version = serde_json::from_str(old).expect("an old row loads");
+        assert!(v.parts.is_empty());
+        assert_eq!(v.parts_count(), 3);
+        assert_eq!(v.part_span(1), Err(PartMiss::BoundariesUnknown));
+
+        let part = |number, size| ObjectPart {
+            number,
+            size,
+            checksum: None,
+        };
+        v.parts = vec![part(1, 5), part(2, 5), part(4, 2)];
+        let span = v.part_span(2).expect("part 2");
+        assert_eq!((span.start, span.end), (5, 10));
+        let span = v.part_span(4).expect("part 4");
+        assert_eq!((span.start, span.end), (10, 12));
+        assert_eq!(v.part_span(3), Err(PartMiss::NoSuchPart));
+        let back: Version =
+            serde_json::from_str(&serde_json::to_string(&v).expect("serialise")).expect("load");
+        assert_eq!(back, v);
+
+        // An object written in one piece is its own part 1.
+        v.parts.clear();
+        v.etag = "\"0123456789abcdef0123456789abcdef\"".into();
+        let span = v.part_span(1).expect("part 1");
+        assert_eq!((span.start, span.end, span.part), (0, 12, None));
+        assert_eq!(v.part_span(2), Err(PartMiss::NoSuchPart));
+        assert_eq!(v.parts_count(), 1);
     }
 }

@@ -100,7 +100,7 @@ pub enum WebAnswer {
     Object {
         status: u16,
         key: String,
-        version: Version,
+        version: Box<Version>,
     },
     Redirect {
         status: u16,
@@ -198,7 +198,7 @@ pub fn answer(world: &World, bucket: &str, path: &str, this_host: &str) -> WebAn
             return WebAnswer::Object {
                 status: 200,
                 key,
-                version: v.clone(),
+                version: Box::new(v.clone()),
             };
         }
         Err(s) => s,
@@ -229,7 +229,7 @@ pub fn answer(world: &World, bucket: &str, path: &str, this_host: &str) -> WebAn
         return WebAnswer::Object {
             status,
             key: err_key.clone(),
-            version: v.clone(),
+            version: Box::new(v.clone()),
         };
     }
     if status == 403 {

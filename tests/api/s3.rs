@@ -1308,6 +1308,18 @@ fn issue15_objects_uploaded_without_a_checksum_get_the_default_crc64nvme() {
     std::fs::write(&file, &data).unwrap();
     let file = file.to_str().unwrap().to_string();
 
+    // HeadObject asking for the stored checksum.
+    let head_summed = |key: &str| {
+        bare(&[
+            "head-object",
+            "--bucket",
+            "plain",
+            "--key",
+            key,
+            "--checksum-mode",
+            "ENABLED",
+        ])
+    };
     let put = bare(&[
         "put-object",
         "--bucket",
@@ -1319,15 +1331,7 @@ fn issue15_objects_uploaded_without_a_checksum_get_the_default_crc64nvme() {
     ]);
     assert_eq!(put["ChecksumCRC64NVME"], crc64(&data), "{put}");
     assert_eq!(put["ChecksumType"], "FULL_OBJECT", "{put}");
-    let head = bare(&[
-        "head-object",
-        "--bucket",
-        "plain",
-        "--key",
-        "a",
-        "--checksum-mode",
-        "ENABLED",
-    ]);
+    let head = head_summed("a");
     assert_eq!(head["ChecksumCRC64NVME"], crc64(&data), "{head}");
     let copy = bare(&[
         "copy-object",
@@ -1387,15 +1391,7 @@ fn issue15_objects_uploaded_without_a_checksum_get_the_default_crc64nvme() {
     ]);
     assert_eq!(done["ChecksumCRC64NVME"], crc64(&big), "{done}");
     assert_eq!(done["ChecksumType"], "FULL_OBJECT", "{done}");
-    let head = bare(&[
-        "head-object",
-        "--bucket",
-        "plain",
-        "--key",
-        "m",
-        "--checksum-mode",
-        "ENABLED",
-    ]);
+    let head = head_summed("m");
     assert_eq!(head["ChecksumCRC64NVME"], crc64(&big), "{head}");
 }
 

@@ -97,6 +97,21 @@ impl Browser {
         false
     }
 
+    /// The element `what` once it is on the page: after a click that posts a form or
+    /// follows a link, the next page may still be loading when the click returns.
+    async fn appear(&self, what: Locator<'_>) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(what)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => panic!("{what:?}: {e}; the page: {}", self.source().await),
+        }
+    }
+
     async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -196,10 +211,9 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
             .click()
             .await
             .expect("click");
-        let link = c
-            .find(Locator::XPath("//a[@download='browser-key.pem']"))
-            .await
-            .expect("download link");
+        let link = b
+            .appear(Locator::XPath("//a[@download='browser-key.pem']"))
+            .await;
         let href = link.attr("href").await.expect("href").expect("an href");
         b.shot("key-pair-created").await;
         assert!(b.source().await.contains("chmod 400 browser-key.pem"));
@@ -217,9 +231,8 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
         .click()
         .await
         .expect("click");
-        c.find(Locator::Id("launch-name"))
+        b.appear(Locator::Id("launch-name"))
             .await
-            .expect("name")
             .clear()
             .await
             .expect("clear");
@@ -236,19 +249,12 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
             .click()
             .await
             .expect("click");
-        // The launch posts a form: the next page may still be loading.
-        let found = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("ssh-line"))
-            .await;
-        let line = match found {
-            Ok(e) => e,
-            Err(e) => panic!("the ssh line: {e}; the page: {}", b.source().await),
-        }
-        .text()
-        .await
-        .expect("text");
+        let line = b
+            .appear(Locator::Id("ssh-line"))
+            .await
+            .text()
+            .await
+            .expect("text");
         assert!(
             line.starts_with("ssh -i browser-key.pem ec2-user@ec2-"),
             "{line}"
@@ -316,11 +322,10 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
         c.goto(&format!("{}/console/reach", d.url()))
             .await
             .expect("reach");
-        c.find(Locator::XPath(&format!(
+        b.appear(Locator::XPath(&format!(
             "//select[@id='reach-to']/option[@value='{instance}']"
         )))
         .await
-        .expect("option")
         .click()
         .await
         .expect("pick");
@@ -330,10 +335,11 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
             .click()
             .await
             .expect("click");
+        let verdict = format!("blocked by network ACL {acl} inbound rule 90");
         assert!(
-            b.source()
-                .await
-                .contains(&format!("blocked by network ACL {acl} inbound rule 90"))
+            b.wait_for(&verdict, Duration::from_secs(20)).await,
+            "{verdict}; the page: {}",
+            b.source().await
         );
         b.shot("reachability-nacl").await;
         c.find(Locator::Css("a[href$='#rule-in-90']"))
@@ -342,9 +348,9 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
             .click()
             .await
             .expect("follow");
+        b.appear(Locator::Id("rule-in-90")).await;
         let there = c.current_url().await.expect("url");
         assert_eq!(there.fragment(), Some("rule-in-90"));
-        assert!(c.find(Locator::Id("rule-in-90")).await.is_ok());
         b.shot("nacl-rule").await;
         b.close().await;
     });

@@ -187,6 +187,25 @@ fn endpoint(key: &str) -> Option<(u8, Option<&'static str>)> {
         let info = crate::model::region::region(region)?;
         return (!bucket.is_empty()).then_some((2, Some(info.name)));
     }
+    // S3's legacy dash form, `s3-REGION` for path style and `BUCKET.s3-REGION` for
+    // virtual-hosted style (S3 User Guide, "Virtual hosting of general purpose
+    // buckets": some older Regions also take `s3-Region`; every region vpclab offers
+    // predates the cut-off, 2019-03-20). The seed's URL structure uses it.
+    let dash = |label: &str| {
+        label
+            .strip_prefix("s3-")
+            .and_then(crate::model::region::region)
+            .map(|info| (2, Some(info.name)))
+    };
+    if let Some(hit) = dash(rest) {
+        return Some(hit);
+    }
+    if let Some((bucket, label)) = rest.rsplit_once('.')
+        && !bucket.is_empty()
+        && let Some(hit) = dash(label)
+    {
+        return Some(hit);
+    }
     // Virtual-hosted S3: BUCKET.s3[.REGION] (a bucket name may itself hold dots).
     let (bucket, s3) = rest.split_once(".s3")?;
     let s3 = format!("s3{s3}");
@@ -263,6 +282,21 @@ mod tests {
             Some(("s3", Some("eu-central-1")))
         );
         assert_eq!(endpoint_service("s3-website-us-east-1.amazonaws.com"), None);
+        // The legacy dash form (the seed's `https://s3-us-west-1.amazonaws.com/BUCKET/KEY`).
+        assert_eq!(
+            endpoint_service("s3-us-west-1.amazonaws.com"),
+            Some(("s3", Some("us-west-1")))
+        );
+        assert_eq!(
+            endpoint_service("ofkido.org.s3-us-west-1.amazonaws.com"),
+            Some(("s3", Some("us-west-1")))
+        );
+        assert_eq!(
+            lookup("s3-eu-west-1.amazonaws.com"),
+            lookup("s3.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(endpoint_service("s3-mars-1.amazonaws.com"), None);
+        assert_eq!(endpoint_service("ec2-us-east-1.amazonaws.com"), None);
         assert_eq!(endpoint_service("x.s3-website-mars-1.amazonaws.com"), None);
         assert_eq!(
             endpoint_service("my.bucket.s3.eu-west-1.amazonaws.com"),

@@ -175,6 +175,23 @@ fn a_private_instance_reaches_s3_only_through_a_gateway_endpoint_and_its_policy(
         through.contains("hello through the endpoint") && through.contains("HTTP 200"),
         "{through}"
     );
+    // The seed's URL structure, `https://s3-REGION.amazonaws.com/BUCKET/KEY` (the legacy
+    // dash form), and its virtual-hosted twin reach the same object the same way.
+    for url in [
+        format!("https://s3-us-east-1.amazonaws.com/{BUCKET}/hello.txt"),
+        format!("https://{BUCKET}.s3-us-east-1.amazonaws.com/hello.txt"),
+    ] {
+        let seed = via_bastion(
+            &d,
+            &config,
+            &app_ip,
+            &format!("curl -s -m 3 -w ' HTTP %{{http_code}}' {url}"),
+        );
+        assert!(
+            seed.contains("hello through the endpoint") && seed.contains("HTTP 200"),
+            "{url}: {seed}"
+        );
+    }
 
     // An endpoint policy that denies s3:GetObject: S3 answers AccessDenied, naming it.
     let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"},{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}"#;

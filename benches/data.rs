@@ -14,6 +14,11 @@
 //! on moto, so that a change in the machine's load during the run (the benches run on
 //! shared machines) falls on both servers rather than on whichever went second. Each
 //! round's figures go to stderr.
+//!
+//! `s3_put_x10_mib_s` puts the same number of objects from 10 client threads at once,
+//! as `aws s3 cp --recursive` and `aws s3 sync` do (the CLI's `max_concurrent_requests`
+//! is 10 by default): the throughput a learner's upload of a folder sees, where the
+//! sequential figure is the latency of one upload after another.
 
 mod common;
 
@@ -100,6 +105,30 @@ fn measure_s3(port: u16, round: usize, n: usize) -> (f64, f64) {
     let get = n as f64 / t.elapsed().as_secs_f64();
     (put, get)
 }
+
+/// One round of `n` 1 MiB PutObject calls from [`CONCURRENCY`] client threads at once
+/// (keys `par-ROUND-I`): MiB/s over the wall time of all of them.
+fn measure_s3_parallel(port: u16, round: usize, n: usize) -> f64 {
+    let h = s3_headers();
+    let object: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..CONCURRENCY {
+            let (h, object) = (&h, &object);
+            scope.spawn(move || {
+                for i in (thread..n).step_by(CONCURRENCY) {
+                    let path = format!("/bench-bucket/par-{round}-{i}");
+                    let (status, body) = request(port, "PUT", &path, h, object);
+                    assert_eq!(status, 200, "PutObject: {}", String::from_utf8_lossy(&body));
+                }
+            });
+        }
+    });
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The aws CLI's default `max_concurrent_requests` for `s3 cp`/`sync`.
+const CONCURRENCY: usize = 10;
 
 /// The median of each column.
 fn medians(rounds: &[(f64, f64)]) -> (f64, f64) {
@@ -199,33 +228,40 @@ fn main() {
         create_bucket(*mport);
     }
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_par, mut theirs_par) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         ours.push(measure_s3(port, round, objects));
+        ours_par.push(measure_s3_parallel(port, round, objects));
         if let Some((_, mport)) = &moto {
             theirs.push(measure_s3(*mport, round, objects));
+            theirs_par.push(measure_s3_parallel(*mport, round, objects));
         }
         eprintln!(
-            "round {round}: vpclab put/get MiB/s {:.1}/{:.1}{}",
+            "round {round}: vpclab put/get/put x10 MiB/s {:.1}/{:.1}/{:.1}{}",
             ours[round].0,
             ours[round].1,
+            ours_par[round],
             theirs
                 .get(round)
-                .map(|m| format!(", moto {:.1}/{:.1}", m.0, m.1))
+                .map(|m| format!(", moto {:.1}/{:.1}/{:.1}", m.0, m.1, theirs_par[round]))
                 .unwrap_or_default()
         );
     }
     let (put, get) = medians(&ours);
+    let put_par = p50(ours_par);
     let (dput, query) = measure_ddb(port, items);
     let mut line = format!(
-        "BENCH data s3_put_mib_s={put:.1} s3_get_mib_s={get:.1} ddb_put_per_s={dput:.0} ddb_query_p50_us={query:.0}"
+        "BENCH data s3_put_mib_s={put:.1} s3_get_mib_s={get:.1} s3_put_x10_mib_s={put_par:.1} ddb_put_per_s={dput:.0} ddb_query_p50_us={query:.0}"
     );
     if let Some((_moto, mport)) = &moto {
         let (mput, mget) = medians(&theirs);
+        let mput_par = p50(theirs_par);
         let (mdput, mquery) = measure_ddb(*mport, items);
         line.push_str(&format!(
-            " moto_s3_put_ratio={:.1} moto_s3_get_ratio={:.1} moto_ddb_put_ratio={:.1} moto_ddb_query_ratio={:.1}",
+            " moto_s3_put_ratio={:.1} moto_s3_get_ratio={:.1} moto_s3_put_x10_ratio={:.1} moto_ddb_put_ratio={:.1} moto_ddb_query_ratio={:.1}",
             put / mput,
             get / mget,
+            put_par / mput_par,
             dput / mdput,
             mquery / query
         ));

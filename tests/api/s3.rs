@@ -1269,6 +1269,86 @@ fn issue15_upload_checksums_are_stored_and_returned() {
     );
 }
 
+/// Issue 15: the checksum algorithms S3 added after the first five, `SHA512`, `MD5`,
+/// `XXHASH64`, `XXHASH3` and `XXHASH128` (the `ChecksumAlgorithm` values of the S3 API
+/// reference; headers `x-amz-checksum-sha512`, `-md5`, `-xxhash64`, `-xxhash3`,
+/// `-xxhash128`, each "the Base64 encoded" digest of the object), are verified, stored
+/// and returned like the others, checked with boto3 (tests/interop/
+/// boto3_s3_newer_checksums.py): PutObject with each (a wrong value is `BadDigest`),
+/// HeadObject and GetObject in checksum mode, GetObjectAttributes, a multipart upload's
+/// parts, ListParts and COMPOSITE checksum, FULL_OBJECT refused, CopyObject. An
+/// `aws-chunked` upload carrying the checksum as a trailer is checked the same way.
+#[test]
+fn issue15_newer_checksum_algorithms_are_verified_stored_and_returned() {
+    crate::support::require_boto3();
+    if !crate::support::have_python_module("xxhash") {
+        return;
+    }
+    let d = TestDaemon::start_strict(
+        "[[key]]\naccess_key = \"AKIAALICE0000000000\"\nsecret_key = \"alice-secret\"\naccount = \"111111111111\"\n\
+         [[key]]\naccess_key = \"test\"\nsecret_key = \"test\"\naccount = \"111111111111\"\n",
+    );
+    let out = d.boto3("boto3_s3_newer_checksums.py");
+    assert!(
+        out.status.success(),
+        "boto3 newer checksums failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("newer checksums ok"));
+
+    // The same check for a trailer (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, as SDKs send
+    // over HTTPS): XXH3-64 of "Hello world" is b6acb9d84a38ff74, the AWS CRT's own test
+    // vector, base64 `tqy52Eo4/3Q=`.
+    let trailer = |value: &str| {
+        format!("b\r\nHello world\r\n0\r\nx-amz-checksum-xxhash3:{value}\r\n\r\n").into_bytes()
+    };
+    let headers = [
+        (
+            "x-amz-content-sha256",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER".to_string(),
+        ),
+        ("content-encoding", "aws-chunked".to_string()),
+        ("x-amz-trailer", "x-amz-checksum-xxhash3".to_string()),
+        ("x-amz-decoded-content-length", "11".to_string()),
+    ];
+    for (key, value, status, code) in [
+        ("trailer-good", "tqy52Eo4/3Q=", 200, None),
+        // XXH3-64 of "Hello World".
+        ("trailer-bad", "40YVqt4uYzM=", 400, Some("BadDigest")),
+    ] {
+        let body = trailer(value);
+        let path = format!("/newer-sums/{key}");
+        let (got, head, resp) = s3_raw(&d, "PUT", &path, &headers, &body, &body);
+        let text = String::from_utf8_lossy(&resp);
+        assert_eq!(got, status, "{key}: {head}\n{text}");
+        if let Some(code) = code {
+            assert!(
+                text.contains(&format!("<Code>{code}</Code>")),
+                "{key}: {text}"
+            );
+            assert!(
+                text.contains("The XXHASH3 you specified did not match the calculated checksum."),
+                "{key}: {text}"
+            );
+        }
+    }
+    let head = s3api(
+        &d,
+        &[
+            "head-object",
+            "--bucket",
+            "newer-sums",
+            "--key",
+            "trailer-good",
+            "--checksum-mode",
+            "ENABLED",
+        ],
+    );
+    assert_eq!(head["ChecksumXXHASH3"], "tqy52Eo4/3Q=", "{head}");
+    assert_eq!(head["ContentLength"], 11, "{head}");
+}
+
 /// Issue 15: an object uploaded without a checksum gets S3's default one, a full-object
 /// CRC-64/NVME (PutObject API reference, `x-amz-checksum-crc64nvme`: present "if it was
 /// uploaded without a checksum (and Amazon S3 added the default checksum, CRC64NVME, to

@@ -71,6 +71,25 @@ pub fn have(tool: &str) -> bool {
     false
 }
 
+/// Whether `python3` can import `module` (a test's own Python dependency, such as
+/// `xxhash`). Missing: in CI (`CI=true`) the test fails naming the module; elsewhere a
+/// note is printed and the caller skips its test, as [`have`] does for tools.
+pub fn have_python_module(module: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return true;
+    }
+    let missing = missing(&format!("python3 -m {module}"));
+    assert!(!in_ci(), "{missing} (CI=true: no test is skipped)");
+    eprintln!(
+        "skipped: the Python module `{module}` is not installed (bash scripts/install-test-deps)"
+    );
+    false
+}
+
 /// Fails the test unless `tool` is installed (the tools a test cannot do without).
 pub fn require(tool: &str) {
     assert!(on_path(tool), "{}", missing(tool));

@@ -156,7 +156,8 @@ impl BlobStore {
             persisted: std::sync::atomic::AtomicBool::new(false),
             md5,
             sha256: opts.sha256.then(sha2::Sha256::new),
-            checksum: opts.checksum.map(Running::new),
+            checksum: opts.checksum.and_then(running),
+            md5_is_checksum: opts.checksum == Some(Algorithm::Md5),
             size: 0,
         })
     }
@@ -183,7 +184,7 @@ impl BlobStore {
     pub fn concat(&self, parts: &[String], checksum: Option<Algorithm>) -> ApiResult<Written> {
         let (name, path, mut out) = Self::create(&self.dir).map_err(io_error)?;
         let mut md5 = Md5::new();
-        let mut running = checksum.map(Running::new);
+        let mut running = checksum.and_then(running);
         let mut size = 0u64;
         let result = (|| -> std::io::Result<()> {
             for p in parts {
@@ -201,11 +202,15 @@ impl BlobStore {
             let _ = std::fs::remove_file(&path);
             return Err(io_error(e));
         }
+        let md5 = md5.finalize();
         Ok(Written {
             name,
             size,
-            md5: md5.finalize(),
-            checksum: running.map(Running::finish),
+            md5,
+            checksum: match running {
+                Some(r) => Some(r.finish()),
+                None => checksum.map(|_| md5.to_vec()),
+            },
         })
     }
 
@@ -252,6 +257,13 @@ impl BlobStore {
         }
         n
     }
+}
+
+/// The running checksum for `algorithm`, or `None` for MD5: an MD5 checksum
+/// (`x-amz-checksum-md5`) is the MD5 every blob computes for its ETag, so it is taken
+/// from there instead of being hashed a second time.
+fn running(algorithm: Algorithm) -> Option<Running> {
+    (algorithm != Algorithm::Md5).then(|| Running::new(algorithm))
 }
 
 /// Buffer between the network's pieces of a body and the temporary file: the first
@@ -320,7 +332,7 @@ impl Md5Feed {
 
 /// A blob being written while its bytes arrive: each piece goes through MD5 (the ETag),
 /// SHA-256 when asked (SigV4's payload hash), the claimed `x-amz-checksum-*` when there
-/// is one, and into the blob's file, in one pass, so an upload is never gathered in
+/// is one (an `x-amz-checksum-md5` being the ETag's MD5 itself), and into the blob's file, in one pass, so an upload is never gathered in
 /// memory and never read twice. MD5 may run on a thread of its own (see
 /// [`StageOptions::md5_beside`]); [`Staged::finish`] waits for it, so the digests are
 /// all known before anything can be checked or committed. No row names the file until
@@ -334,6 +346,8 @@ pub struct Staged {
     md5: Md5Feed,
     sha256: Option<sha2::Sha256>,
     checksum: Option<Running>,
+    /// The claimed checksum is MD5: the ETag's digest is reported as it (see [`running`]).
+    md5_is_checksum: bool,
     size: u64,
     /// Where to make the store's next spare files, and the runtime whose blocking pool
     /// makes them.
@@ -434,7 +448,10 @@ impl Staged {
             }
         };
         let sha256_hex = self.sha256.take().map(|h| hex::encode(h.finalize()));
-        let checksum = self.checksum.take().map(Running::finish);
+        let checksum = match self.checksum.take() {
+            Some(r) => Some(r.finish()),
+            None => self.md5_is_checksum.then(|| md5.to_vec()),
+        };
         Ok(Received {
             staged: self,
             md5,

@@ -1,6 +1,7 @@
 //! S3's additional checksums on uploads: the `x-amz-checksum-crc32`, `-crc32c`,
-//! `-crc64nvme`, `-sha1` and `-sha256` headers newer SDKs and the aws CLI send beside
-//! (or instead of) `Content-MD5`. This module finds which one a request claims, computes
+//! `-crc64nvme`, `-sha1`, `-sha256`, `-sha512`, `-md5`, `-xxhash64`, `-xxhash3` and
+//! `-xxhash128` headers newer SDKs and the aws CLI send beside (or instead of)
+//! `Content-MD5`. This module finds which one a request claims, computes
 //! it while the body arrives ([`Running`], fed by [`super::blob::Staged`] in the same
 //! pass as MD5), and compares the two before the object is stored, as S3 does
 //! ("Checking object integrity" in the S3 User Guide: a mismatch is `BadDigest`).
@@ -8,8 +9,14 @@
 //! CRC32 comes from `crc32fast`, CRC-64/NVME from `crc64fast-nvme` (carry-less
 //! multiplication: 0.065 ms per MiB on the development machine, against 0.47 for
 //! the table-driven loop it replaced, which matters because every upload computes it,
-//! see [`DEFAULT`]), SHA-1 and SHA-256 from the RustCrypto crates; CRC32C is computed
-//! here (table-driven, eight bytes per step). A verified value is stored with the
+//! see [`DEFAULT`]), SHA-1, SHA-256 and SHA-512 from the RustCrypto crates, XXH64 and
+//! XXH3 (64 and 128 bits) from `xxhash-rust`; CRC32C is computed here (table-driven,
+//! eight bytes per step). MD5 is the ETag's (`super::etag_md5`): an upload that claims
+//! `x-amz-checksum-md5` is checked against the MD5 [`super::blob::Staged`] computes
+//! anyway, never hashed twice. Every value is the base64 of the digest's bytes, the
+//! integers (CRCs, XXH64, XXH3) big-endian, as the SDKs send them (botocore's
+//! `httpchecksum.py` and the AWS CRT's `aws-checksums`, whose XXHASH test vectors the
+//! tests below reuse). A verified value is stored with the
 //! object (`model::s3::ObjectChecksum`) and returned by GetObject / HeadObject when
 //! asked (`x-amz-checksum-mode: ENABLED`); a multipart upload's object checksum is
 //! formed from its parts' by [`composite`] or computed over the assembled object
@@ -28,15 +35,27 @@ pub enum Algorithm {
     Crc64Nvme,
     Sha1,
     Sha256,
+    Sha512,
+    Md5,
+    Xxhash64,
+    Xxhash3,
+    Xxhash128,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 5] = [
+    /// Every algorithm, in the order of the `ChecksumAlgorithm` enumeration of S3's API
+    /// model (the order S3's error messages list them in).
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::Crc32,
         Algorithm::Crc32c,
-        Algorithm::Crc64Nvme,
         Algorithm::Sha1,
         Algorithm::Sha256,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha512,
+        Algorithm::Md5,
+        Algorithm::Xxhash64,
+        Algorithm::Xxhash3,
+        Algorithm::Xxhash128,
     ];
 
     /// The request header that carries this checksum.
@@ -47,6 +66,11 @@ impl Algorithm {
             Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
             Algorithm::Sha1 => "x-amz-checksum-sha1",
             Algorithm::Sha256 => "x-amz-checksum-sha256",
+            Algorithm::Sha512 => "x-amz-checksum-sha512",
+            Algorithm::Md5 => "x-amz-checksum-md5",
+            Algorithm::Xxhash64 => "x-amz-checksum-xxhash64",
+            Algorithm::Xxhash3 => "x-amz-checksum-xxhash3",
+            Algorithm::Xxhash128 => "x-amz-checksum-xxhash128",
         }
     }
 
@@ -58,6 +82,11 @@ impl Algorithm {
             Algorithm::Crc64Nvme => "CRC64NVME",
             Algorithm::Sha1 => "SHA1",
             Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+            Algorithm::Md5 => "MD5",
+            Algorithm::Xxhash64 => "XXHASH64",
+            Algorithm::Xxhash3 => "XXHASH3",
+            Algorithm::Xxhash128 => "XXHASH128",
         }
     }
 
@@ -87,6 +116,11 @@ impl Algorithm {
             Algorithm::Crc64Nvme => "ChecksumCRC64NVME",
             Algorithm::Sha1 => "ChecksumSHA1",
             Algorithm::Sha256 => "ChecksumSHA256",
+            Algorithm::Sha512 => "ChecksumSHA512",
+            Algorithm::Md5 => "ChecksumMD5",
+            Algorithm::Xxhash64 => "ChecksumXXHASH64",
+            Algorithm::Xxhash3 => "ChecksumXXHASH3",
+            Algorithm::Xxhash128 => "ChecksumXXHASH128",
         }
     }
 
@@ -94,11 +128,23 @@ impl Algorithm {
     fn len(self) -> usize {
         match self {
             Algorithm::Crc32 | Algorithm::Crc32c => 4,
-            Algorithm::Crc64Nvme => 8,
+            Algorithm::Crc64Nvme | Algorithm::Xxhash64 | Algorithm::Xxhash3 => 8,
+            Algorithm::Md5 | Algorithm::Xxhash128 => 16,
             Algorithm::Sha1 => 20,
             Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
         }
     }
+}
+
+/// The message of S3's `InvalidRequest` for an `x-amz-checksum-algorithm` it does not
+/// know (CreateMultipartUpload, CopyObject), listing the algorithms it does.
+pub fn unsupported_algorithm() -> String {
+    let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+    format!(
+        "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [{}]",
+        names.join(", ")
+    )
 }
 
 /// The checksum a request claims for its body.
@@ -190,6 +236,12 @@ pub enum Running {
     Crc64Nvme(crc64fast_nvme::Digest),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
+    Sha512(Box<sha2::Sha512>),
+    Md5(super::etag_md5::Md5),
+    Xxh64(xxhash_rust::xxh64::Xxh64),
+    /// XXH3's state is half a kilobyte: boxed, so every other variant stays small.
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3Default>),
+    Xxh3_128(Box<xxhash_rust::xxh3::Xxh3Default>),
 }
 
 impl Running {
@@ -200,6 +252,11 @@ impl Running {
             Algorithm::Crc64Nvme => Running::Crc64Nvme(crc64fast_nvme::Digest::new()),
             Algorithm::Sha1 => Running::Sha1(sha1::Sha1::new()),
             Algorithm::Sha256 => Running::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Running::Sha512(Box::default()),
+            Algorithm::Md5 => Running::Md5(super::etag_md5::Md5::new()),
+            Algorithm::Xxhash64 => Running::Xxh64(xxhash_rust::xxh64::Xxh64::new(0)),
+            Algorithm::Xxhash3 => Running::Xxh3(Box::default()),
+            Algorithm::Xxhash128 => Running::Xxh3_128(Box::default()),
         }
     }
 
@@ -210,6 +267,10 @@ impl Running {
             Running::Crc64Nvme(d) => d.write(data),
             Running::Sha1(h) => h.update(data),
             Running::Sha256(h) => h.update(data),
+            Running::Sha512(h) => h.update(data),
+            Running::Md5(h) => h.update(data),
+            Running::Xxh64(h) => h.update(data),
+            Running::Xxh3(h) | Running::Xxh3_128(h) => h.update(data),
         }
     }
 
@@ -222,6 +283,14 @@ impl Running {
             Running::Crc64Nvme(d) => d.sum64().to_be_bytes().to_vec(),
             Running::Sha1(h) => h.finalize().to_vec(),
             Running::Sha256(h) => h.finalize().to_vec(),
+            Running::Sha512(h) => h.finalize().to_vec(),
+            Running::Md5(h) => h.finalize().to_vec(),
+            // XXH64 and XXH3 yield integers; their canonical form (xxHash's
+            // `XXH64_canonicalFromHash`, the bytes the SDKs send) is big-endian, the
+            // 128-bit one high half first.
+            Running::Xxh64(h) => h.digest().to_be_bytes().to_vec(),
+            Running::Xxh3(h) => h.digest().to_be_bytes().to_vec(),
+            Running::Xxh3_128(h) => h.digest128().to_be_bytes().to_vec(),
         }
     }
 }
@@ -342,6 +411,53 @@ mod tests {
         assert_eq!(hex_of(Algorithm::Crc64Nvme, b""), "0000000000000000");
     }
 
+    /// The newer algorithms: SHA-512 and MD5 of "abc" (FIPS 180-2 appendix C.1, RFC
+    /// 1321 appendix A.5), and the XXHASH values the AWS CRT's own tests expect for
+    /// "Hello world" (`aws-checksums`, tests/xxhash_test.c), whose byte order is the one
+    /// the SDKs put on the wire.
+    #[test]
+    fn newer_algorithms_check_values() {
+        assert_eq!(
+            hex_of(Algorithm::Sha512, b"abc"),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        assert_eq!(
+            hex_of(Algorithm::Md5, b"abc"),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        let hello = b"Hello world";
+        assert_eq!(hex_of(Algorithm::Xxhash64, hello), "c500b0c912b376d8");
+        assert_eq!(hex_of(Algorithm::Xxhash3, hello), "b6acb9d84a38ff74");
+        assert_eq!(
+            hex_of(Algorithm::Xxhash128, hello),
+            "7351f89812f97382b91d05b31e04dd7f"
+        );
+        // Wire values: base64 of those bytes.
+        assert_eq!(encode(&digest(Algorithm::Xxhash64, hello)), "xQCwyRKzdtg=");
+    }
+
+    /// Every algorithm's name, header and element agree, and its digest has the length
+    /// a claim is checked against.
+    #[test]
+    fn names_headers_and_lengths_agree() {
+        for a in Algorithm::ALL {
+            assert_eq!(
+                Algorithm::from_name(&a.name().to_ascii_lowercase()),
+                Some(a)
+            );
+            assert_eq!(
+                a.header(),
+                format!("x-amz-checksum-{}", a.name().to_ascii_lowercase())
+            );
+            assert_eq!(a.element(), format!("Checksum{}", a.name()));
+            assert_eq!(digest(a, b"x").len(), a.len(), "{a:?}");
+        }
+        assert!(unsupported_algorithm().ends_with(
+            "[CRC32, CRC32C, SHA1, SHA256, CRC64NVME, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128]"
+        ));
+    }
+
     /// Pieces of any size give the digest of the whole (the eight-byte steps and the
     /// byte-wise tail agree wherever a piece ends).
     #[test]
@@ -392,6 +508,35 @@ mod tests {
         assert_eq!(claimed(&h).unwrap_err().code, "InvalidRequest");
         h.remove("x-amz-checksum-crc32");
         // Three bytes are not a SHA-1.
+        assert_eq!(claimed(&h).unwrap_err().code, "InvalidRequest");
+
+        // The newer headers are claims like the others.
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "x-amz-checksum-xxhash128",
+            "c1H4mBL5c4K5HQWzHgTdfw==".parse().unwrap(),
+        );
+        h.insert("x-amz-sdk-checksum-algorithm", "XXHASH128".parse().unwrap());
+        let c = claimed(&h).unwrap().unwrap();
+        assert_eq!(c.algorithm, Algorithm::Xxhash128);
+        assert!(
+            c.verify(&digest(Algorithm::Xxhash128, b"Hello world"))
+                .is_ok()
+        );
+        let err = c
+            .verify(&digest(Algorithm::Xxhash128, b"Hello World"))
+            .unwrap_err();
+        assert_eq!(err.code, "BadDigest");
+        assert_eq!(
+            err.message,
+            "The XXHASH128 you specified did not match the calculated checksum."
+        );
+        // An MD5 is 16 bytes, not a SHA-512's 64.
+        h.clear();
+        h.insert(
+            "x-amz-checksum-sha512",
+            "kAFQmDzST7DWlj99KOF/cg==".parse().unwrap(),
+        );
         assert_eq!(claimed(&h).unwrap_err().code, "InvalidRequest");
     }
 }

@@ -251,7 +251,8 @@ pub enum PartMiss {
 /// `x-amz-checksum-mode: ENABLED`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ObjectChecksum {
-    /// S3's name of the algorithm: `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`.
+    /// S3's name of the algorithm: `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`,
+    /// `SHA512`, `MD5`, `XXHASH64`, `XXHASH3`, `XXHASH128`.
     pub algorithm: String,
     /// Base64 of the digest; a composite multipart checksum ends in `-N` (N parts).
     pub value: String,

@@ -351,6 +351,11 @@ pub fn route(req: &Request) -> Route {
     {
         return Route::Known(s.signing_name);
     }
+    // A CORS preflight carries no credentials and no service name; of the services on
+    // the shared endpoint only S3 answers one (`OPTIONS /BUCKET/KEY`, path style).
+    if req.method() == axum::http::Method::OPTIONS {
+        return Route::Known("s3");
+    }
     Route::Known("ec2")
 }
 
@@ -508,6 +513,14 @@ mod tests {
         r.headers_mut()
             .insert(header::HOST, HeaderValue::from_static("www.example.com"));
         assert_eq!(route(&r), Route::Known("ec2"));
+    }
+
+    /// A path-style CORS preflight (`OPTIONS /BUCKET/KEY`, unsigned) is S3's.
+    #[test]
+    fn an_unsigned_options_request_is_an_s3_preflight() {
+        let mut r = req(None, None, "/bucket/key");
+        *r.method_mut() = axum::http::Method::OPTIONS;
+        assert_eq!(route(&r), Route::Known("s3"));
     }
 
     #[test]

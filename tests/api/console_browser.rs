@@ -355,3 +355,112 @@ fn browser_launch_flow_pem_logs_in_and_reachability_names_the_nacl_rule() {
         b.close().await;
     });
 }
+
+/// S3 CORS in a real browser: a page on one bucket's website endpoint fetches an
+/// object from another bucket's REST endpoint (virtual-hosted, `*.localhost`, which
+/// Chromium resolves to loopback itself), with a custom header so that the browser
+/// sends a preflight first. Without CORS on the data bucket the browser blocks the
+/// answer; after `aws s3api put-bucket-cors` allowing the website's origin, the page
+/// shows the object's text (S3 User Guide, "Using cross-origin resource sharing
+/// (CORS)", scenario 1).
+#[test]
+fn browser_website_fetches_another_bucket_once_its_cors_allows_the_origin() {
+    if !enabled("browser_cors") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let port = d.url().rsplit(':').next().unwrap_or("").to_string();
+    let s3 = |args: &[&str]| {
+        let out = d.aws_cli(&[&["--region", "us-east-1"], args].concat());
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let public_read = |bucket: &str| {
+        s3(&["s3api", "delete-public-access-block", "--bucket", bucket]);
+        s3(&[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            bucket,
+            "--policy",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+            ),
+        ]);
+    };
+    let data_url = format!("http://shared-data.s3.localhost:{port}/message.txt");
+    let page = format!(
+        r#"<!doctype html><html><body><p id="out">loading</p><script>
+fetch("{data_url}", {{ headers: {{ "X-Requested-By": "page" }} }})
+  .then(r => r.text())
+  .then(t => {{ document.getElementById("out").textContent = "got: " + t; }})
+  .catch(e => {{ document.getElementById("out").textContent = "fetch failed: " + e; }});
+</script></body></html>"#
+    );
+    let index = d.dir().join("index.html");
+    std::fs::write(&index, page).expect("write the page");
+    let message = d.dir().join("message.txt");
+    std::fs::write(&message, "hello from the data bucket").expect("write the object");
+    s3(&["s3", "mb", "s3://shared-page"]);
+    s3(&["s3", "mb", "s3://shared-data"]);
+    s3(&[
+        "s3",
+        "cp",
+        index.to_str().expect("utf-8 path"),
+        "s3://shared-page/index.html",
+        "--content-type",
+        "text/html",
+    ]);
+    s3(&[
+        "s3",
+        "cp",
+        message.to_str().expect("utf-8 path"),
+        "s3://shared-data/message.txt",
+    ]);
+    s3(&[
+        "s3",
+        "website",
+        "s3://shared-page",
+        "--index-document",
+        "index.html",
+    ]);
+    public_read("shared-page");
+    public_read("shared-data");
+    let origin = format!("http://shared-page.s3-website-us-east-1.localhost:{port}");
+    runtime().block_on(async {
+        let b = Browser::start().await;
+        let c = &b.client;
+        c.goto(&format!("{origin}/")).await.expect("the website");
+        assert!(
+            b.wait_for("fetch failed", Duration::from_secs(20)).await,
+            "without CORS the browser must block the answer: {}",
+            b.source().await
+        );
+        assert!(!b.source().await.contains("hello from the data bucket"));
+        b.shot("cors-blocked").await;
+
+        let rules = format!(
+            r#"{{"CORSRules":[{{"AllowedOrigins":["{origin}"],"AllowedMethods":["GET"],"AllowedHeaders":["*"],"MaxAgeSeconds":60}}]}}"#
+        );
+        s3(&[
+            "s3api",
+            "put-bucket-cors",
+            "--bucket",
+            "shared-data",
+            "--cors-configuration",
+            &rules,
+        ]);
+        c.refresh().await.expect("reload");
+        assert!(
+            b.wait_for("got: hello from the data bucket", Duration::from_secs(20))
+                .await,
+            "with CORS the page must show the object: {}",
+            b.source().await
+        );
+        b.shot("cors-allowed").await;
+        b.close().await;
+    });
+}

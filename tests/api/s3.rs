@@ -1818,3 +1818,355 @@ fn issue15_part_number_reads_and_object_parts_pages() {
     );
     assert!(text.contains("content-length: 11"), "{text}");
 }
+
+/// `curl -i -X METHOD` with extra request headers; returns (status, head and body).
+fn curl_request(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "10", "-X", method]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    cmd.arg(url);
+    let out = cmd.output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The value of a response header (name matched without regard to case).
+fn response_header(text: &str, name: &str) -> Option<String> {
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// S3's CORS, preflights and actual requests, through curl, after `aws s3api
+/// put-bucket-cors`:
+/// - "When Amazon S3 receives a cross-origin request (or a pre-flight OPTIONS request)
+///   against a bucket, it evaluates the cors configuration on the bucket and uses the
+///   first CORSRule rule that matches" (API Reference, PutBucketCors): the Origin, the
+///   method (`Access-Control-Request-Method` of a preflight) and every requested header.
+/// - "If cors is not enabled on the bucket, then Amazon S3 returns a 403 Forbidden
+///   response" (Appendix: OPTIONS object); a preflight no rule allows is 403 too
+///   ("Troubleshooting CORS").
+/// - `Access-Control-Allow-Origin` is `*` when the origin matched `*`, and then
+///   `Access-Control-Allow-Credentials` is left out (Common Response Headers).
+/// - The configuration is durable: it outlives a restart of the daemon.
+#[test]
+fn cors_preflight_and_response_headers_follow_the_bucket_rules() {
+    if !have("aws") || !have("curl") {
+        return;
+    }
+    let mut d = TestDaemon::start();
+    s3(&d, &["s3", "mb", "s3://assets"]);
+    let f = d.dir().join("data.txt");
+    std::fs::write(&f, "cross-origin hello").unwrap();
+    s3(
+        &d,
+        &["s3", "cp", f.to_str().unwrap(), "s3://assets/data.txt"],
+    );
+    let site = "http://site.example";
+    let p = port(&d);
+    let path_url = format!("http://127.0.0.1:{p}/assets/data.txt");
+    let preflight = |url: &str, extra: &[(&str, &str)]| curl_request("OPTIONS", url, extra);
+
+    // No configuration yet: the preflight is refused, and a GetBucketCors says so.
+    let (status, text) = preflight(
+        &path_url,
+        &[("Origin", site), ("Access-Control-Request-Method", "GET")],
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("<Code>AccessForbidden</Code>"), "{text}");
+    assert!(
+        text.contains("CORSResponse: CORS is not enabled for this bucket."),
+        "{text}"
+    );
+    assert!(text.contains("<Method>GET</Method>"), "{text}");
+    s3api_err(
+        &d,
+        &["get-bucket-cors", "--bucket", "assets"],
+        "NoSuchCORSConfiguration",
+    );
+
+    // Bad configurations are refused with S3's codes.
+    let bad = |rules: &str, code: &str| {
+        s3api_err(
+            &d,
+            &[
+                "put-bucket-cors",
+                "--bucket",
+                "assets",
+                "--cors-configuration",
+                &format!("{{\"CORSRules\":[{rules}]}}"),
+            ],
+            code,
+        )
+    };
+    let err = bad(
+        r#"{"AllowedOrigins":["*"],"AllowedMethods":["OPTIONS"]}"#,
+        "InvalidRequest",
+    );
+    assert!(err.contains("Unsupported method is OPTIONS"), "{err}");
+    let err = bad(
+        r#"{"AllowedOrigins":["http://*.*.example"],"AllowedMethods":["GET"]}"#,
+        "InvalidRequest",
+    );
+    assert!(err.contains("can not have more than one wildcard"), "{err}");
+    bad(
+        r#"{"AllowedOrigins":["*"],"AllowedMethods":["GET"],"ExposeHeaders":["*"]}"#,
+        "InvalidRequest",
+    );
+    let many = vec![r#"{"AllowedOrigins":["*"],"AllowedMethods":["GET"]}"#; 101].join(",");
+    bad(&many, "MalformedXML");
+
+    let rules = r#"{"CORSRules":[
+        {"AllowedOrigins":["http://site.example"],"AllowedMethods":["GET","PUT"],
+         "AllowedHeaders":["x-amz-*","Content-Type"],"ExposeHeaders":["ETag","x-amz-request-id"],
+         "MaxAgeSeconds":3000},
+        {"AllowedOrigins":["http://*.apps.example"],"AllowedMethods":["GET"]},
+        {"AllowedOrigins":["*"],"AllowedMethods":["HEAD"]}]}"#;
+    s3api(
+        &d,
+        &[
+            "put-bucket-cors",
+            "--bucket",
+            "assets",
+            "--cors-configuration",
+            rules,
+        ],
+    );
+    let got = s3api(&d, &["get-bucket-cors", "--bucket", "assets"]);
+    assert_eq!(got["CORSRules"].as_array().map(Vec::len), Some(3), "{got}");
+    assert_eq!(got["CORSRules"][0]["MaxAgeSeconds"], 3000);
+
+    // A matching preflight, path style and virtual-hosted: 200 with every header.
+    let asked = [
+        ("Origin", site),
+        ("Access-Control-Request-Method", "PUT"),
+        (
+            "Access-Control-Request-Headers",
+            "Content-Type,X-Amz-Meta-Note",
+        ),
+    ];
+    let vhost = format!("assets.s3.localhost:{p}");
+    let vhost_url = format!("http://127.0.0.1:{p}/data.txt");
+    for text in [
+        preflight(&path_url, &asked),
+        preflight(
+            &vhost_url,
+            &[&asked[..], &[("Host", vhost.as_str())]].concat(),
+        ),
+    ]
+    .map(|(status, text)| {
+        assert_eq!(status, 200, "{text}");
+        text
+    }) {
+        let h = |n: &str| response_header(&text, n);
+        assert_eq!(h("access-control-allow-origin").as_deref(), Some(site));
+        assert_eq!(
+            h("access-control-allow-methods").as_deref(),
+            Some("GET, PUT")
+        );
+        assert_eq!(
+            h("access-control-allow-headers").as_deref(),
+            Some("content-type, x-amz-meta-note")
+        );
+        assert_eq!(h("access-control-max-age").as_deref(), Some("3000"));
+        assert_eq!(
+            h("access-control-expose-headers").as_deref(),
+            Some("ETag, x-amz-request-id")
+        );
+        assert_eq!(
+            h("access-control-allow-credentials").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            h("vary").as_deref(),
+            Some("Origin, Access-Control-Request-Headers, Access-Control-Request-Method")
+        );
+    }
+    // A wildcard origin: one `*` stands for a run of characters.
+    let (status, text) = preflight(
+        &path_url,
+        &[
+            ("Origin", "http://blog.apps.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        response_header(&text, "access-control-allow-origin").as_deref(),
+        Some("http://blog.apps.example")
+    );
+    // The rule allowing `*`: the answer is `*`, without credentials.
+    let (status, text) = preflight(
+        &path_url,
+        &[
+            ("Origin", "http://anyone.test"),
+            ("Access-Control-Request-Method", "HEAD"),
+        ],
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        response_header(&text, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        response_header(&text, "access-control-allow-credentials"),
+        None
+    );
+
+    // Refusals: another origin, a method no rule for the origin allows, a header not
+    // allowed; then the requests S3 calls insufficient.
+    let not_allowed = "CORSResponse: This CORS request is not allowed.";
+    for asked in [
+        vec![
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        vec![
+            ("Origin", site),
+            ("Access-Control-Request-Method", "DELETE"),
+        ],
+        vec![
+            ("Origin", site),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "Authorization"),
+        ],
+    ] {
+        let (status, text) = preflight(&path_url, &asked);
+        assert_eq!(status, 403, "{asked:?}: {text}");
+        assert!(text.contains(not_allowed), "{text}");
+        assert!(
+            text.contains("<ResourceType>OBJECT</ResourceType>"),
+            "{text}"
+        );
+        assert_eq!(response_header(&text, "access-control-allow-origin"), None);
+    }
+    let (status, text) = preflight(&path_url, &[("Access-Control-Request-Method", "GET")]);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("<Code>BadRequest</Code>") && text.contains("Origin request header needed"),
+        "{text}"
+    );
+    let (status, text) = preflight(&path_url, &[("Origin", site)]);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("Invalid Access-Control-Request-Method"),
+        "{text}"
+    );
+
+    // An actual request with an Origin: the answer carries the rule's headers, on an
+    // error too (the bucket is private, so the anonymous GET is refused) …
+    let get = |origin: &str| {
+        curl_request(
+            "GET",
+            &vhost_url,
+            &[("Host", vhost.as_str()), ("Origin", origin)],
+        )
+    };
+    let (status, text) = get(site);
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(
+        response_header(&text, "access-control-allow-origin").as_deref(),
+        Some(site)
+    );
+    // … and, once the object is public, on its bytes.
+    s3api(&d, &["delete-public-access-block", "--bucket", "assets"]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-policy",
+            "--bucket",
+            "assets",
+            "--policy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::assets/*"}]}"#,
+        ],
+    );
+    let (status, text) = get(site);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("cross-origin hello"), "{text}");
+    let h = |n: &str| response_header(&text, n);
+    assert_eq!(h("access-control-allow-origin").as_deref(), Some(site));
+    assert_eq!(
+        h("access-control-allow-methods").as_deref(),
+        Some("GET, PUT")
+    );
+    assert_eq!(
+        h("access-control-expose-headers").as_deref(),
+        Some("ETag, x-amz-request-id")
+    );
+    assert_eq!(h("access-control-max-age").as_deref(), Some("3000"));
+    assert_eq!(
+        h("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert!(h("vary").is_some_and(|v| v.starts_with("Origin")), "{text}");
+    assert_eq!(h("access-control-allow-headers"), None);
+    // An origin no rule allows is served, without CORS headers (the browser refuses).
+    let (status, text) = get("http://evil.example");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(response_header(&text, "access-control-allow-origin"), None);
+    assert_eq!(response_header(&text, "vary"), None);
+
+    // The website endpoint answers preflights and Origins from the same rules.
+    s3(
+        &d,
+        &[
+            "s3",
+            "website",
+            "s3://assets",
+            "--index-document",
+            "index.html",
+        ],
+    );
+    let web = format!("assets.s3-website-us-east-1.localhost:{p}");
+    let (status, text) = preflight(
+        &vhost_url,
+        &[
+            ("Host", web.as_str()),
+            ("Origin", "http://x.apps.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        response_header(&text, "access-control-allow-origin").as_deref(),
+        Some("http://x.apps.example")
+    );
+    let (status, text) = curl_request(
+        "GET",
+        &vhost_url,
+        &[("Host", web.as_str()), ("Origin", site)],
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        response_header(&text, "access-control-allow-origin").as_deref(),
+        Some(site)
+    );
+
+    // The rules outlive a restart; DeleteBucketCors removes them.
+    d.stop();
+    d.launch();
+    let path_url = format!("http://127.0.0.1:{}/assets/data.txt", port(&d));
+    let (status, text) = preflight(
+        &path_url,
+        &[("Origin", site), ("Access-Control-Request-Method", "GET")],
+    );
+    assert_eq!(status, 200, "after a restart: {text}");
+    s3api(&d, &["delete-bucket-cors", "--bucket", "assets"]);
+    let (status, text) = preflight(
+        &path_url,
+        &[("Origin", site), ("Access-Control-Request-Method", "GET")],
+    );
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("CORS is not enabled"), "{text}");
+}

@@ -17,12 +17,17 @@
 //! which knows S3's unsigned and streaming payloads); `aws-chunked` bodies are decoded
 //! here.
 //!
+//! Cross-origin requests follow the bucket's CORS rules ([`cors`]): a preflight
+//! (`OPTIONS`) is answered before authentication, and an allowed `Origin` gets the
+//! `Access-Control-*` headers on every answer.
+//!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
 //! lock, replication, event notifications, requester pays, storage classes other than
 //! STANDARD (accepted and reported), SigV2.
 
 pub mod blob;
 mod checksum;
+pub mod cors;
 pub mod etag_md5;
 mod notify;
 pub mod website;
@@ -416,6 +421,23 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             }
         }
     };
+    // A CORS preflight is answered from the bucket's rules alone, before (and without)
+    // authentication: browsers send it without credentials ("Appendix: OPTIONS object").
+    if parts.method == axum::http::Method::OPTIONS {
+        return cors::preflight(
+            &state,
+            bucket.as_deref(),
+            key.as_deref(),
+            &parts.headers,
+            &request_id,
+        );
+    }
+    // The bucket whose CORS rules decorate the answer, when the request has an Origin.
+    let cors_bucket = bucket
+        .clone()
+        .filter(|_| parts.headers.contains_key(header::ORIGIN));
+    // The account the request ran as, once authenticated.
+    let mut served_as: Option<String> = None;
     let query: BTreeMap<String, String> = form_urlencoded::parse(
         parts
             .uri
@@ -574,6 +596,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                 }
             }
         };
+        served_as = Some(account.clone());
         let mut headers = parts.headers.clone();
         let body = if chunked {
             let (body, trailers) = decode_aws_chunked(&bytes)?;
@@ -605,7 +628,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
         handle(&state, &account, env, req).await
     }
     .await;
-    match result {
+    let mut resp = match result {
         Ok(out) => render(out, &request_id, is_head),
         Err(e) => {
             if e.status >= 500 {
@@ -613,7 +636,19 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             }
             error_response(&e, None, &request_id, is_head)
         }
+    };
+    // An allowed Origin gets the CORS headers on errors too, as S3 answers them.
+    if let Some(b) = cors_bucket {
+        cors::decorate(
+            &state,
+            served_as.as_deref(),
+            &b,
+            &parts.headers,
+            parts.method.as_str(),
+            &mut resp,
+        );
     }
+    resp
 }
 
 fn too_large() -> ApiError {
@@ -1183,27 +1218,11 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
             Ok(())
         }),
         "PutBucketCors" => {
-            let doc = parse_xml(&req.body)?;
-            let rules: Vec<_> = doc.children_named("CORSRule").collect();
-            if rules.is_empty() || rules.len() > 100 {
-                return Err(malformed_xml());
-            }
-            for r in &rules {
-                if r.child("AllowedOrigin").is_none() || r.child("AllowedMethod").is_none() {
-                    return Err(malformed_xml());
-                }
-                for m in r.children_named("AllowedMethod") {
-                    if !matches!(m.text.trim(), "GET" | "PUT" | "POST" | "DELETE" | "HEAD") {
-                        return Err(invalid_request(format!(
-                            "Found unsupported HTTP method in CORS config. Unsupported method is {}",
-                            m.text.trim()
-                        )));
-                    }
-                }
-            }
+            let cfg = cors::parse_config(&req.body)?;
             let xml = String::from_utf8_lossy(&req.body).into_owned();
             simple(&|b| {
                 b.cors_xml = Some(xml.clone());
+                b.cors = Some(cfg.clone());
                 Ok(())
             })
         }
@@ -1229,6 +1248,7 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
         }
         "DeleteBucketCors" => simple(&|b| {
             b.cors_xml = None;
+            b.cors = None;
             Ok(())
         }),
         "PutBucketLifecycleConfiguration" => {

@@ -2,7 +2,8 @@
 //! website configuration's XML. What to answer is decided by
 //! [`crate::model::s3::website::answer`]; this module reads the blob and writes HTTP.
 //! [`serve_website`] is the entry point for other listeners (the in-world internet
-//! serves `BUCKET.s3-website-REGION.amazonaws.com` through it).
+//! serves `BUCKET.s3-website-REGION.amazonaws.com` through it). Preflights and `Origin`
+//! headers are answered from the bucket's CORS rules ([`super::cors`]).
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -165,7 +166,32 @@ pub(super) async fn serve(
     host: &str,
     request_id: &str,
 ) -> Response {
-    let r = serve_website(state, bucket, parts.method.as_str(), parts.uri.path(), host).await;
+    // The website endpoint honours the bucket's CORS rules as the REST endpoint does: a
+    // page on one bucket's website may fetch from another's.
+    let r = if parts.method == axum::http::Method::OPTIONS {
+        match super::cors::decide(state, Some(bucket), None, &parts.headers) {
+            super::cors::Preflight::Allowed(grant) => WebResponse {
+                status: 200,
+                headers: grant.headers(),
+                body: Vec::new(),
+            },
+            super::cors::Preflight::Refused { refusal, .. } => {
+                let e = refusal.error();
+                error_page(e.status, &e.code, &e.message, None, request_id)
+            }
+        }
+    } else {
+        let mut r =
+            serve_website(state, bucket, parts.method.as_str(), parts.uri.path(), host).await;
+        super::cors::decorate_website(
+            state,
+            bucket,
+            &parts.headers,
+            parts.method.as_str(),
+            &mut r.headers,
+        );
+        r
+    };
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();

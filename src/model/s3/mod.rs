@@ -17,6 +17,7 @@
 //! Bucket names are unique per vpclab account (AWS makes them global): each account is
 //! its own world.
 
+pub mod cors;
 pub mod notify;
 pub mod policy;
 pub mod website;
@@ -84,9 +85,14 @@ pub struct Bucket {
     /// The bucket policy as put (validated JSON).
     #[serde(default)]
     pub policy: Option<String>,
-    /// CORS configuration as put (XML), and the same parsed.
+    /// CORS configuration as put (XML, what GetBucketCors answers), and the same
+    /// parsed (what preflights and cross-origin requests are decided on). A bucket
+    /// stored before the parsed form existed has only the XML, which the API layer
+    /// parses when it needs the rules.
     #[serde(default)]
     pub cors_xml: Option<String>,
+    #[serde(default)]
+    pub cors: Option<cors::CorsConfig>,
     #[serde(default)]
     pub lifecycle_xml: Option<String>,
     #[serde(default)]
@@ -560,6 +566,7 @@ impl World {
             tags: BTreeMap::new(),
             policy: None,
             cors_xml: None,
+            cors: None,
             lifecycle_xml: None,
             lifecycle: Vec::new(),
             website: None,

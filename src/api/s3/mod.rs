@@ -21,15 +21,19 @@
 //! (`OPTIONS`) is answered before authentication, and an allowed `Origin` gets the
 //! `Access-Control-*` headers on every answer.
 //!
+//! Replication (Put/Get/DeleteBucketReplication) is parsed in [`replication`]; the
+//! replicas are made in the same commit as the write that a rule selects.
+//!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
-//! lock, replication, event notifications, requester pays, storage classes other than
-//! STANDARD (accepted and reported), SigV2.
+//! lock, requester pays, storage classes other than STANDARD (accepted and reported),
+//! SigV2.
 
 pub mod blob;
 mod checksum;
 pub mod cors;
 pub mod etag_md5;
 mod notify;
+mod replication;
 pub mod website;
 
 use std::collections::BTreeMap;
@@ -808,6 +812,7 @@ fn iam_action(
         "GET" | "HEAD" if has("cors") => "s3:GetBucketCORS",
         "GET" | "HEAD" if has("lifecycle") => "s3:GetLifecycleConfiguration",
         "GET" | "HEAD" if has("notification") => "s3:GetBucketNotification",
+        "GET" | "HEAD" if has("replication") => "s3:GetReplicationConfiguration",
         "GET" | "HEAD" => "s3:ListBucket",
         "PUT" if has("policy") => "s3:PutBucketPolicy",
         "PUT" if has("versioning") => "s3:PutBucketVersioning",
@@ -817,6 +822,9 @@ fn iam_action(
         "PUT" if has("lifecycle") => "s3:PutLifecycleConfiguration",
         "PUT" if has("publicAccessBlock") => "s3:PutBucketPublicAccessBlock",
         "PUT" if has("notification") => "s3:PutBucketNotification",
+        // DeleteBucketReplication needs s3:PutReplicationConfiguration too (API
+        // reference, DeleteBucketReplication).
+        "PUT" | "DELETE" if has("replication") => "s3:PutReplicationConfiguration",
         "PUT" => "s3:CreateBucket",
         "DELETE" if has("policy") => "s3:DeleteBucketPolicy",
         "DELETE" if has("website") => "s3:DeleteBucketWebsite",
@@ -999,6 +1007,7 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "encryption",
     "policyStatus",
     "notification",
+    "replication",
 ];
 
 fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResult<Out> {
@@ -1045,6 +1054,9 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
         ("GET", "encryption") => "GetBucketEncryption",
         ("PUT", "notification") => "PutBucketNotificationConfiguration",
         ("GET", "notification") => "GetBucketNotificationConfiguration",
+        ("PUT", "replication") => "PutBucketReplication",
+        ("GET", "replication") => "GetBucketReplication",
+        ("DELETE", "replication") => "DeleteBucketReplication",
         _ => {
             return Err(ApiError::new(
                 "NotImplemented",
@@ -1238,6 +1250,27 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
             let w = read(state, account, &env)?;
             Ok(notify::render(w.bucket(bucket)?.notification.as_ref()))
         }
+        "PutBucketReplication" => {
+            let cfg = replication::parse(&req.body)?;
+            mutate(state, account, &env, |w, _| {
+                w.put_bucket_replication(bucket, cfg)?;
+                Ok(((), Vec::new()))
+            })?;
+            Ok(Out::empty(200))
+        }
+        "GetBucketReplication" => {
+            let w = read(state, account, &env)?;
+            let b = w.bucket(bucket)?;
+            let cfg = b
+                .replication
+                .as_ref()
+                .ok_or_else(m::replication::not_found)?;
+            Ok(replication::render(cfg))
+        }
+        "DeleteBucketReplication" => simple(&|b| {
+            b.replication = None;
+            Ok(())
+        }),
         "GetBucketCors" => {
             let w = read(state, account, &env)?;
             stored_xml(
@@ -2108,6 +2141,9 @@ fn version_headers(out: Out, v: &Version, versioned: bool) -> Out {
     if !v.tags.is_empty() {
         out = out.header("x-amz-tagging-count", v.tags.len().to_string());
     }
+    if let Some(s) = &v.replication_status {
+        out = out.header("x-amz-replication-status", s.clone());
+    }
     out
 }
 
@@ -2368,13 +2404,17 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 tags,
                 parts: Vec::new(),
             };
+            let mut linked = Vec::new();
             let r = mutate(state, account, &env, |w, env| {
-                w.put_object(env, &bucket, &key, new)
+                let (vid, freed) = w.put_object(env, &bucket, &key, new)?;
+                replication::replicate(w, &blobs, &bucket, &key, &vid, &mut linked);
+                Ok((vid, freed))
             });
             let vid = match r {
                 Ok(v) => v,
                 Err(e) => {
                     blobs.delete(&[written.name]);
+                    blobs.delete(&linked);
                     return Err(e);
                 }
             };
@@ -2723,13 +2763,17 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 parts: kept,
                 ..NewVersion::default()
             };
+            let mut linked = Vec::new();
             let r = mutate(state, account, &env, |w, env| {
-                w.complete_upload(env, &id, new)
+                let (vid, freed) = w.complete_upload(env, &id, new)?;
+                replication::replicate(w, &blobs, &bucket, &key, &vid, &mut linked);
+                Ok((vid, freed))
             });
             let vid = match r {
                 Ok(v) => v,
                 Err(e) => {
                     blobs.delete(&[written.name]);
+                    blobs.delete(&linked);
                     return Err(e);
                 }
             };

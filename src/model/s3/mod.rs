@@ -20,6 +20,7 @@
 pub mod cors;
 pub mod notify;
 pub mod policy;
+pub mod replication;
 pub mod website;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,9 @@ pub struct Bucket {
     /// Event notifications (PutBucketNotificationConfiguration), `None` when none.
     #[serde(default)]
     pub notification: Option<notify::NotificationConfig>,
+    /// Replication (PutBucketReplication), `None` when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<replication::ReplicationConfig>,
 }
 
 impl Resource for Bucket {
@@ -170,6 +174,11 @@ pub struct Version {
     /// boundaries were kept (those still count their parts from the ETag's `-N`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<ObjectPart>,
+    /// `x-amz-replication-status`: `COMPLETED` or `FAILED` on a source version a
+    /// replication rule selected, `REPLICA` on the copy ([`replication`]); `None` for
+    /// every other version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<String>,
 }
 
 /// One part of a completed multipart object: enough to serve `GET ?partNumber=N`
@@ -572,6 +581,7 @@ impl World {
             website: None,
             public_access_block: Some(PublicAccessBlock::all()),
             notification: None,
+            replication: None,
         });
         Ok(true)
     }
@@ -635,6 +645,7 @@ impl World {
             tags: new.tags,
             checksum: new.checksum,
             parts: new.parts,
+            replication_status: None,
         };
         let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
@@ -733,6 +744,9 @@ impl World {
         let (vid, marker, freed) = self.remove_object(env, bucket, key, version_id)?;
         // ObjectRemoved: a delete marker made, or something actually removed.
         let created_marker = marker && version_id.is_none();
+        if created_marker && let Some(v) = &vid {
+            self.replicate_delete_marker(env, bucket, key, v);
+        }
         if created_marker || existed {
             let event = if created_marker {
                 "ObjectRemoved:DeleteMarkerCreated"
@@ -818,6 +832,7 @@ impl World {
             tags: BTreeMap::new(),
             checksum: None,
             parts: Vec::new(),
+            replication_status: None,
         }
     }
 
@@ -830,7 +845,13 @@ impl World {
                 "The XML you provided was not well-formed or did not validate against our published schema",
             ));
         }
-        self.bucket_mut(bucket)?.versioning = Some(status.to_string());
+        let b = self.bucket_mut(bucket)?;
+        // "A replication configuration is present on this bucket, so you cannot change
+        // the versioning state": replication needs versioning enabled.
+        if status == "Suspended" && b.replication.is_some() {
+            return Err(replication::versioning_locked());
+        }
+        b.versioning = Some(status.to_string());
         Ok(())
     }
 

@@ -204,6 +204,16 @@ pub enum Step {
     RemoveExpiredMarker,
 }
 
+/// A version as the steps of one pass leave it.
+#[derive(Clone)]
+struct Sim<'a> {
+    id: String,
+    marker: bool,
+    size: u64,
+    tags: &'a BTreeMap<String, String>,
+    written: i64,
+}
+
 /// What the enabled `rules` do at `now` to the versions of the object `key` (oldest
 /// first, the last current) in a bucket whose versioning is `versioning` (`None`:
 /// never enabled). Pure: [`World::apply_lifecycle`] carries the steps out.
@@ -220,23 +230,27 @@ pub fn object_steps(
         return steps;
     }
     let no_tags = BTreeMap::new();
-    // The versions as the steps leave them: (version id, delete marker, size, tags,
-    // written at). A marker this pass makes has no id yet ("").
-    let mut vs: Vec<(String, bool, u64, &BTreeMap<String, String>, i64)> = versions
+    // The versions as the steps leave them. A marker this pass makes has no id yet ("").
+    let mut vs: Vec<Sim<'_>> = versions
         .iter()
-        .map(|v| {
-            (
-                v.version_id.clone(),
-                v.delete_marker,
-                v.size,
-                &v.tags,
-                v.last_modified,
-            )
+        .map(|v| Sim {
+            id: v.version_id.clone(),
+            marker: v.delete_marker,
+            size: v.size,
+            tags: &v.tags,
+            written: v.last_modified,
         })
         .collect();
 
     // 1. Expiration applies to the current version only.
-    if let Some((_, false, size, tags, written)) = vs.last().cloned() {
+    if let Some(Sim {
+        marker: false,
+        size,
+        tags,
+        written,
+        ..
+    }) = vs.last().cloned()
+    {
         let due = rules
             .iter()
             .filter(|r| r.selects(key, size, tags))
@@ -252,9 +266,15 @@ pub fn object_steps(
                 Some(status) => {
                     let id = if status == "Enabled" { "" } else { "null" };
                     if status != "Enabled" {
-                        vs.retain(|v| v.0 != "null");
+                        vs.retain(|v| v.id != "null");
                     }
-                    vs.push((id.to_string(), true, 0, &no_tags, at));
+                    vs.push(Sim {
+                        id: id.to_string(),
+                        marker: true,
+                        size: 0,
+                        tags: &no_tags,
+                        written: at,
+                    });
                 }
             }
         }
@@ -266,8 +286,8 @@ pub fn object_steps(
     let n = vs.len();
     let mut removed = Vec::new();
     for i in 0..n.saturating_sub(1) {
-        let (id, _, size, tags, _) = &vs[i];
-        let since = vs[i + 1].4;
+        let Sim { id, size, tags, .. } = &vs[i];
+        let since = vs[i + 1].written;
         let newer = n - 2 - i;
         let due = rules.iter().any(|r| {
             r.selects(key, *size, tags)
@@ -288,7 +308,14 @@ pub fn object_steps(
 
     // 3. An expired object delete marker goes under ExpiredObjectDeleteMarker, or when
     // a rule that expires current versions would expire it ("Expiring objects").
-    if let [(_, true, _, _, written)] = vs.as_slice() {
+    if let [
+        Sim {
+            marker: true,
+            written,
+            ..
+        },
+    ] = vs.as_slice()
+    {
         let due = rules.iter().any(|r| {
             r.selects(key, 0, &no_tags)
                 && (r.expired_object_delete_marker || r.expiry(*written).is_some_and(|t| t <= now))

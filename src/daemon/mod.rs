@@ -22,6 +22,7 @@ mod state_dir;
 pub mod tun;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +110,9 @@ pub struct DaemonConfig {
     /// The `vpclab` binary a sandbox runs as its agent (`None`: this process is not
     /// `vpclab`, e.g. a test binary, so only the emulated runtime is possible).
     pub agent_exe: Option<std::path::PathBuf>,
+    /// Tests: milliseconds added to the wall clock, read on every use, so a test moves
+    /// the daemon days ahead (S3 lifecycle rules count days). `None` in `vpclab up`.
+    pub clock_offset: Option<Arc<AtomicI64>>,
 }
 
 impl DaemonConfig {
@@ -139,6 +143,7 @@ impl DaemonConfig {
                 p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with("vpclab"))
             }),
+            clock_offset: None,
         }
     }
 
@@ -276,7 +281,15 @@ impl Daemon {
         lock_control(&control).subscribe(crate::dns::from_model::dns_subscriber(dns_views.clone()));
         // The world runtime: every account's fabric, internet, resolvers and instances,
         // following each commit (after DNS, so resolvers see the view).
-        let clock = crate::model::system_clock();
+        let clock = match cfg.clock_offset.clone() {
+            None => crate::model::system_clock(),
+            Some(offset) => {
+                let wall = crate::model::system_clock();
+                let clock: crate::model::Clock =
+                    Arc::new(move || wall().plus_ms(offset.load(Ordering::Relaxed)));
+                clock
+            }
+        };
         // vpclab's certificate authority (the simulated internet's HTTPS), made once
         // and kept in the state directory.
         let ca = Arc::new(

@@ -2169,4 +2169,468 @@ fn cors_preflight_and_response_headers_follow_the_bucket_rules() {
     );
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("CORS is not enabled"), "{text}");
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle (S3 User Guide, "Managing the lifecycle of objects"): rules are applied when
+// the bucket is next used, with days of the daemon's clock, which these tests move ahead.
+
+/// `put-bucket-lifecycle-configuration` with a JSON configuration, as a learner types it.
+fn put_lifecycle(d: &dyn Lab, bucket: &str, config: &str) {
+    s3api(
+        d,
+        &[
+            "put-bucket-lifecycle-configuration",
+            "--bucket",
+            bucket,
+            "--lifecycle-configuration",
+            config,
+        ],
+    );
+}
+
+/// Per key: (object versions, delete markers), from ListObjectVersions.
+fn version_counts(d: &dyn Lab, bucket: &str) -> std::collections::BTreeMap<String, (usize, usize)> {
+    let v = s3api(d, &["list-object-versions", "--bucket", bucket]);
+    let mut out = std::collections::BTreeMap::new();
+    for (list, marker) in [("Versions", false), ("DeleteMarkers", true)] {
+        for e in v[list].as_array().into_iter().flatten() {
+            let key = e["Key"].as_str().expect("Key").to_string();
+            let entry: &mut (usize, usize) = out.entry(key).or_default();
+            if marker {
+                entry.1 += 1;
+            } else {
+                entry.0 += 1;
+            }
+        }
+    }
+    out
+}
+
+fn counts(pairs: &[(&str, (usize, usize))]) -> std::collections::BTreeMap<String, (usize, usize)> {
+    pairs.iter().map(|(k, c)| (k.to_string(), *c)).collect()
+}
+
+/// Every file under the state directory's `objects` folder (object and part bytes).
+fn blob_files(d: &dyn Lab) -> usize {
+    fn walk(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() { walk(&p) } else { 1 }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&d.state_dir().join("objects"))
+}
+
+/// S3 User Guide, "Expiring objects": "Versioning-enabled bucket – If the current object
+/// version is not a delete marker, Amazon S3 adds a delete marker … This makes the
+/// current version noncurrent". API reference, NoncurrentVersionExpiration: versions go
+/// NoncurrentDays after they became noncurrent, and "NewerNoncurrentVersions" of them are
+/// retained. LifecycleExpiration: ExpiredObjectDeleteMarker removes "a delete marker with
+/// no noncurrent versions". "If a rule is disabled, Amazon S3 doesn't perform any actions".
+#[test]
+fn lifecycle_noncurrent_versions_and_delete_markers_expire_in_a_versioned_bucket() {
+    if !have("aws") {
+        return;
+    }
+    let (d, clock) = TestDaemon::start_with_clock();
+    let b = "lc-versions";
+    s3api(&d, &["create-bucket", "--bucket", b]);
+    s3api(
+        &d,
+        &[
+            "put-bucket-versioning",
+            "--bucket",
+            b,
+            "--versioning-configuration",
+            "Status=Enabled",
+        ],
+    );
+    let body = d.path("body.txt");
+    std::fs::write(&body, "some bytes").unwrap();
+    let put = |key: &str| {
+        s3api(
+            &d,
+            &[
+                "put-object",
+                "--bucket",
+                b,
+                "--key",
+                key,
+                "--body",
+                body.to_str().unwrap(),
+            ],
+        )
+    };
+    for _ in 0..3 {
+        put("logs/app.log");
+    }
+    put("data/r.csv");
+    put("data/r.csv");
+    s3api(&d, &["delete-object", "--bucket", b, "--key", "data/r.csv"]);
+    put("other/keep.txt");
+    put_lifecycle(
+        &d,
+        b,
+        r#"{"Rules": [
+            {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+             "Expiration": {"Days": 1},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
+            {"ID": "data", "Status": "Enabled", "Filter": {"Prefix": "data/"},
+             "Expiration": {"ExpiredObjectDeleteMarker": true},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 2}},
+            {"ID": "off", "Status": "Disabled", "Filter": {}, "Expiration": {"Days": 1}}
+        ]}"#,
+    );
+    // The configuration reads back.
+    let got = s3api(&d, &["get-bucket-lifecycle-configuration", "--bucket", b]);
+    assert_eq!(got["Rules"].as_array().map(Vec::len), Some(3), "{got}");
+
+    // HeadObject says when the current version expires, and by which rule: the next
+    // midnight UTC after creation, plus one day.
+    let head = s3api(&d, &["head-object", "--bucket", b, "--key", "logs/app.log"]);
+    let exp = head["Expiration"].as_str().expect("x-amz-expiration");
+    assert!(
+        exp.starts_with("expiry-date=\"") && exp.contains("00:00:00 GMT"),
+        "{exp}"
+    );
+    assert!(exp.ends_with("rule-id=\"logs\""), "{exp}");
+    let head = s3api(
+        &d,
+        &["head-object", "--bucket", b, "--key", "other/keep.txt"],
+    );
+    assert!(head.get("Expiration").is_none(), "a disabled rule: {head}");
+
+    let before = counts(&[
+        ("data/r.csv", (2, 1)),
+        ("logs/app.log", (3, 0)),
+        ("other/keep.txt", (1, 0)),
+    ]);
+    assert_eq!(version_counts(&d, b), before);
+
+    // A day later nothing is due yet (days count from the next midnight).
+    clock.advance_days(1);
+    assert_eq!(version_counts(&d, b), before);
+
+    // Three days after: the current log version got a delete marker (dated when it
+    // became due, at midnight) and the two older versions went; the one noncurrent
+    // version NewerNoncurrentVersions keeps stays. data/r.csv's versions went, and then
+    // its delete marker, alone, was expired. The disabled rule did nothing.
+    clock.advance_days(2);
+    assert_eq!(
+        version_counts(&d, b),
+        counts(&[("logs/app.log", (1, 1)), ("other/keep.txt", (1, 0))])
+    );
+    let v = s3api(
+        &d,
+        &["list-object-versions", "--bucket", b, "--prefix", "logs/"],
+    );
+    let marker = &v["DeleteMarkers"][0];
+    assert_eq!(marker["IsLatest"], true, "{v}");
+    assert!(
+        marker["LastModified"]
+            .as_str()
+            .is_some_and(|t| t.contains("T00:00:00")),
+        "{v}"
+    );
+    s3api_err(
+        &d,
+        &["head-object", "--bucket", b, "--key", "logs/app.log"],
+        "404",
+    );
+
+    // Much later, the kept noncurrent version is still kept (it has no newer one), so
+    // the marker is not alone and stays too.
+    clock.advance_days(30);
+    assert_eq!(
+        version_counts(&d, b),
+        counts(&[("logs/app.log", (1, 1)), ("other/keep.txt", (1, 0))])
+    );
+}
+
+/// API reference, AbortIncompleteMultipartUpload: "the days since the initiation of an
+/// incomplete multipart upload that Amazon S3 will wait before permanently removing all
+/// parts of the upload"; CreateMultipartUpload and ListParts answer `x-amz-abort-date`
+/// and `x-amz-abort-rule-id`. User Guide, "Adding filters to Lifecycle rules": tags match
+/// key and value exactly, sizes are exclusive bounds, and filter elements combine with a
+/// logical AND. In an unversioned bucket an expired object is removed.
+#[test]
+fn lifecycle_aborts_incomplete_multipart_uploads_and_filters_by_tag_and_size() {
+    if !have("aws") {
+        return;
+    }
+    let (d, clock) = TestDaemon::start_with_clock();
+    let b = "lc-plain";
+    s3api(&d, &["create-bucket", "--bucket", b]);
+    put_lifecycle(
+        &d,
+        b,
+        r#"{"Rules": [
+            {"ID": "abort-uploads", "Status": "Enabled", "Filter": {"Prefix": "uploads/"},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}},
+            {"ID": "scratch", "Status": "Enabled",
+             "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "class", "Value": "scratch"}],
+                                "ObjectSizeGreaterThan": 5, "ObjectSizeLessThan": 100}},
+             "Expiration": {"Days": 1}}
+        ]}"#,
+    );
+    let put = |key: &str, size: usize, tagging: Option<&str>| {
+        let file = d.path(&key.replace('/', "_"));
+        std::fs::write(&file, "x".repeat(size)).unwrap();
+        let mut args = vec!["put-object", "--bucket", b, "--key", key, "--body"];
+        args.push(file.to_str().unwrap());
+        if let Some(t) = tagging {
+            args.extend(["--tagging", t]);
+        }
+        s3api(&d, &args)
+    };
+    let expiring = put("tmp/mid.bin", 10, Some("class=scratch&owner=me"));
+    let exp = expiring["Expiration"]
+        .as_str()
+        .expect("PutObject's x-amz-expiration");
+    assert!(exp.ends_with("rule-id=\"scratch\""), "{exp}");
+    for (key, size, tagging) in [
+        ("tmp/small.bin", 5, Some("class=scratch")),
+        ("tmp/huge.bin", 100, Some("class=scratch")),
+        ("tmp/untagged.bin", 10, None),
+        ("tmp/other.bin", 10, Some("class=keep")),
+        ("keep/mid.bin", 10, Some("class=scratch")),
+    ] {
+        let out = put(key, size, tagging);
+        assert!(out.get("Expiration").is_none(), "{key}: {out}");
+    }
+
+    let up = s3api(
+        &d,
+        &[
+            "create-multipart-upload",
+            "--bucket",
+            b,
+            "--key",
+            "uploads/disk.img",
+        ],
+    );
+    assert_eq!(up["AbortRuleId"], "abort-uploads", "{up}");
+    assert!(up["AbortDate"].is_string(), "{up}");
+    let upload_id = up["UploadId"].as_str().expect("UploadId").to_string();
+    let part = d.path("part");
+    std::fs::write(&part, "part bytes").unwrap();
+    s3api(
+        &d,
+        &[
+            "upload-part",
+            "--bucket",
+            b,
+            "--key",
+            "uploads/disk.img",
+            "--upload-id",
+            &upload_id,
+            "--part-number",
+            "1",
+            "--body",
+            part.to_str().unwrap(),
+        ],
+    );
+    // Without paging: the CLI's paginator keeps only the body's keys, not the headers.
+    let parts = s3api(
+        &d,
+        &[
+            "list-parts",
+            "--no-paginate",
+            "--bucket",
+            b,
+            "--key",
+            "uploads/disk.img",
+            "--upload-id",
+            &upload_id,
+        ],
+    );
+    assert_eq!(parts["AbortRuleId"], "abort-uploads", "{parts}");
+    let kept = s3api(
+        &d,
+        &[
+            "create-multipart-upload",
+            "--bucket",
+            b,
+            "--key",
+            "keep/other.img",
+        ],
+    );
+    assert!(kept.get("AbortDate").is_none(), "{kept}");
+
+    let files = blob_files(&d);
+    clock.advance_days(1);
+    s3api(&d, &["head-object", "--bucket", b, "--key", "tmp/mid.bin"]);
+
+    // Three days on: the selected object is gone (its file too), the upload under
+    // uploads/ was aborted (its part's file freed), and everything else stays.
+    clock.advance_days(2);
+    s3api_err(
+        &d,
+        &["head-object", "--bucket", b, "--key", "tmp/mid.bin"],
+        "404",
+    );
+    let listed = s3api(&d, &["list-objects-v2", "--bucket", b]);
+    let keys: Vec<&str> = listed["Contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["Key"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "keep/mid.bin",
+            "tmp/huge.bin",
+            "tmp/other.bin",
+            "tmp/small.bin",
+            "tmp/untagged.bin"
+        ]
+    );
+    let uploads = s3api(&d, &["list-multipart-uploads", "--bucket", b]);
+    let keys: Vec<&str> = uploads["Uploads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["Key"].as_str())
+        .collect();
+    assert_eq!(keys, ["keep/other.img"], "{uploads}");
+    s3api_err(
+        &d,
+        &[
+            "list-parts",
+            "--bucket",
+            b,
+            "--key",
+            "uploads/disk.img",
+            "--upload-id",
+            &upload_id,
+        ],
+        "NoSuchUpload",
+    );
+    assert_eq!(
+        blob_files(&d),
+        files - 2,
+        "the object's and the part's files"
+    );
+}
+
+/// PutBucketLifecycleConfiguration refuses what S3 refuses, with S3's error codes
+/// (API reference, LifecycleExpiration: ExpiredObjectDeleteMarker "cannot be specified
+/// with Days or Date"; Days "must be a non-zero positive integer"; Date "is always
+/// midnight UTC"; User Guide, "Lifecycle configuration elements": up to 1,000 rules, an
+/// ID of at most 255 characters, unique). A refused configuration leaves the previous
+/// one in place.
+#[test]
+fn lifecycle_configuration_errors_are_aws_errors() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let b = "lc-errors";
+    s3api(&d, &["create-bucket", "--bucket", b]);
+    s3api_err(
+        &d,
+        &["get-bucket-lifecycle-configuration", "--bucket", b],
+        "NoSuchLifecycleConfiguration",
+    );
+    let good = r#"{"Rules": [{"ID": "good", "Status": "Enabled", "Filter": {"Prefix": "a/"},
+                   "Expiration": {"Days": 7}}]}"#;
+    put_lifecycle(&d, b, good);
+
+    let rule = |body: &str| format!(r#"{{"Rules": [{body}]}}"#);
+    let long_id = "x".repeat(256);
+    let many: Vec<String> = (0..1001)
+        .map(|i| format!(r#"{{"ID": "r{i}", "Status": "Enabled", "Filter": {{}}, "Expiration": {{"Days": 1}}}}"#))
+        .collect();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            rule(
+                r#"{"Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1, "ExpiredObjectDeleteMarker": true}}"#,
+            ),
+            "MalformedXML",
+        ),
+        (
+            rule(r#"{"Status": "enabled", "Filter": {}, "Expiration": {"Days": 1}}"#),
+            "MalformedXML",
+        ),
+        (
+            rule(
+                r#"{"Status": "Enabled", "Prefix": "a/", "Filter": {"Prefix": "a/"}, "Expiration": {"Days": 1}}"#,
+            ),
+            "MalformedXML",
+        ),
+        (
+            rule(r#"{"Status": "Enabled", "Filter": {}, "Expiration": {"Days": 0}}"#),
+            "InvalidArgument",
+        ),
+        (
+            rule(
+                r#"{"Status": "Enabled", "Filter": {}, "Expiration": {"Date": "2030-01-01T12:00:00Z"}}"#,
+            ),
+            "InvalidArgument",
+        ),
+        (
+            rule(&format!(
+                r#"{{"ID": "{long_id}", "Status": "Enabled", "Filter": {{}}, "Expiration": {{"Days": 1}}}}"#
+            )),
+            "InvalidArgument",
+        ),
+        (
+            rule(
+                r#"{"ID": "same", "Status": "Enabled", "Filter": {"Prefix": "a/"}, "Expiration": {"Days": 1}},
+                    {"ID": "same", "Status": "Enabled", "Filter": {"Prefix": "b/"}, "Expiration": {"Days": 2}}"#,
+            ),
+            "InvalidArgument",
+        ),
+        (
+            rule(
+                r#"{"Status": "Enabled", "Filter": {"Tag": {"Key": "k", "Value": "v"}},
+                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}"#,
+            ),
+            "InvalidRequest",
+        ),
+        (
+            rule(
+                r#"{"Status": "Enabled", "Filter": {"And": {"Prefix": "a/", "ObjectSizeGreaterThan": 100, "ObjectSizeLessThan": 10}},
+                     "Expiration": {"Days": 1}}"#,
+            ),
+            "InvalidRequest",
+        ),
+        (
+            rule(r#"{"Status": "Enabled", "Filter": {}}"#),
+            "InvalidRequest",
+        ),
+        (
+            format!(r#"{{"Rules": [{}]}}"#, many.join(",")),
+            "InvalidRequest",
+        ),
+    ];
+    for (config, code) in &cases {
+        s3api_err(
+            &d,
+            &[
+                "put-bucket-lifecycle-configuration",
+                "--bucket",
+                b,
+                "--lifecycle-configuration",
+                config,
+            ],
+            code,
+        );
+    }
+    // The good configuration is still the bucket's.
+    let got = s3api(&d, &["get-bucket-lifecycle-configuration", "--bucket", b]);
+    assert_eq!(got["Rules"][0]["ID"], "good", "{got}");
+    s3api(&d, &["delete-bucket-lifecycle", "--bucket", b]);
+    s3api_err(
+        &d,
+        &["get-bucket-lifecycle-configuration", "--bucket", b],
+        "NoSuchLifecycleConfiguration",
+    );
 }

@@ -210,3 +210,97 @@ fn issue15_s3_events_reach_an_email_subscription_of_an_sns_topic() {
     s3_ok(&d, &["s3", "cp", &photo, "s3://photos/in/again.jpg"]);
     assert_eq!(mailbox(&d).len(), n);
 }
+
+/// S3 User Guide, "Event notification types and destinations": `s3:LifecycleExpiration:
+/// DeleteMarkerCreated` when a lifecycle expiration makes a delete marker in a versioned
+/// bucket, `s3:LifecycleExpiration:Delete` when it removes a version for good. The
+/// lifecycle runs when the bucket is next used, on the daemon's clock moved days ahead.
+#[test]
+fn lifecycle_expirations_send_lifecycle_events() {
+    require_aws();
+    let (d, clock) = TestDaemon::start_with_clock();
+    d.aws_cli_json(&["s3api", "create-bucket", "--bucket", "archive"]);
+    d.aws_cli_json(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        "archive",
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    let topic = subscribed_topic(&d, "expiry");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"s3.amazonaws.com"}},"Action":"SNS:Publish","Resource":"{topic}"}}]}}"#
+    );
+    d.aws_cli_json(&[
+        "sns",
+        "set-topic-attributes",
+        "--topic-arn",
+        &topic,
+        "--attribute-name",
+        "Policy",
+        "--attribute-value",
+        &policy,
+    ]);
+    d.aws_cli_json(&[
+        "s3api",
+        "put-bucket-notification-configuration",
+        "--bucket",
+        "archive",
+        "--notification-configuration",
+        &format!(
+            r#"{{"TopicConfigurations":[{{"Id":"expiry","TopicArn":"{topic}","Events":["s3:LifecycleExpiration:*"]}}]}}"#
+        ),
+    ]);
+    let file = d.path("report.txt");
+    std::fs::write(&file, "q1").unwrap();
+    let put = d.aws_cli_json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "archive",
+        "--key",
+        "reports/q1.txt",
+        "--body",
+        file.to_str().unwrap(),
+    ]);
+    let version = put["VersionId"].as_str().expect("VersionId").to_string();
+    d.aws_cli_json(&[
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        "archive",
+        "--lifecycle-configuration",
+        r#"{"Rules":[{"ID":"reports","Status":"Enabled","Filter":{"Prefix":"reports/"},"Expiration":{"Days":1},"NoncurrentVersionExpiration":{"NoncurrentDays":1}}]}"#,
+    ]);
+    let before = mailbox(&d).len();
+
+    clock.advance_days(3);
+    s3_ok(&d, &["s3", "ls", "s3://archive"]);
+    let events = records(&d, before);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let r = &events[0]["Records"][0];
+    assert_eq!(
+        r["eventName"], "LifecycleExpiration:DeleteMarkerCreated",
+        "{r}"
+    );
+    assert_eq!(r["userIdentity"]["principalId"], "s3.amazonaws.com", "{r}");
+    assert_eq!(r["s3"]["object"]["key"], "reports/q1.txt", "{r}");
+
+    // The version the marker covered is removed a day after it became noncurrent, and
+    // then the marker, left alone, is an expired object delete marker and goes too.
+    clock.advance_days(10);
+    s3_ok(&d, &["s3", "ls", "s3://archive"]);
+    let events = records(&d, before + 1);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let mut removed: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            let r = &e["Records"][0];
+            assert_eq!(r["eventName"], "LifecycleExpiration:Delete", "{r}");
+            r["s3"]["object"]["versionId"].as_str().expect("versionId")
+        })
+        .collect();
+    removed.retain(|v| *v != version);
+    assert_eq!(removed.len(), 1, "the version and the marker: {events:?}");
+}

@@ -430,6 +430,18 @@ pub fn emulated_only(reason: &str) -> bool {
     sandbox
 }
 
+/// How far a [`TestDaemon::start_with_clock`] daemon's clock is ahead of the wall clock.
+#[derive(Clone, Default)]
+pub struct ClockOffset(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl ClockOffset {
+    /// Moves the daemon's clock `days` days further ahead.
+    pub fn advance_days(&self, days: i64) {
+        self.0
+            .fetch_add(days * 86_400_000, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A daemon in this process (its own tokio runtime) in its own temporary directory;
 /// stopped on drop.
 pub struct TestDaemon {
@@ -467,6 +479,16 @@ impl TestDaemon {
         };
         d.launch();
         d
+    }
+
+    /// [`TestDaemon::start`] with a clock the test moves ahead
+    /// (`DaemonConfig::clock_offset`), for behaviour that counts days (S3 lifecycle).
+    /// Requests are signed with the real time, which open mode does not check.
+    pub fn start_with_clock() -> (TestDaemon, ClockOffset) {
+        let clock = ClockOffset::default();
+        let offset = clock.0.clone();
+        let d = TestDaemon::start_with(move |cfg| cfg.clock_offset = Some(offset));
+        (d, clock)
     }
 
     /// Strict authentication with these keys (`access-keys.toml` text).

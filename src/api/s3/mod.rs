@@ -32,6 +32,7 @@ pub mod blob;
 mod checksum;
 pub mod cors;
 pub mod etag_md5;
+mod lifecycle;
 mod notify;
 mod replication;
 pub mod website;
@@ -945,7 +946,31 @@ fn readable_version(
     Ok((versioned, v))
 }
 
-/// Applies due lifecycle expirations of a bucket before a request looks at it.
+/// `x-amz-expiration` on a write's response: the version just written, read back, when
+/// a lifecycle rule will expire it.
+fn with_expiration(
+    state: &AppState,
+    account: &str,
+    env: &Env,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    out: Out,
+) -> Out {
+    let Ok(w) = read(state, account, env) else {
+        return out;
+    };
+    match (
+        w.bucket(bucket),
+        w.object_version(bucket, key, Some(version_id)),
+    ) {
+        (Ok(b), Ok(v)) => lifecycle::expiration_header(out, b, key, v),
+        _ => out,
+    }
+}
+
+/// Applies what a bucket's lifecycle rules made due (expirations, noncurrent versions,
+/// expired delete markers, incomplete multipart uploads) before a request looks at it.
 fn settle_lifecycle(state: &AppState, account: &str, env: &Env, bucket: &str) -> ApiResult<()> {
     let due = read(state, account, env)?.lifecycle_due(bucket, env.now);
     if due {
@@ -1285,13 +1310,13 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
             Ok(())
         }),
         "PutBucketLifecycleConfiguration" => {
-            let rules = parse_lifecycle(&req.body)?;
+            let rules = lifecycle::parse(&req.body)?;
             let xml = String::from_utf8_lossy(&req.body).into_owned();
-            simple(&|b| {
-                b.lifecycle = rules.clone();
-                b.lifecycle_xml = Some(xml.clone());
-                Ok(())
-            })
+            mutate(state, account, &env, |w, _| {
+                w.put_bucket_lifecycle(bucket, rules, xml)?;
+                Ok(((), Vec::new()))
+            })?;
+            Ok(Out::empty(200))
         }
         "GetBucketLifecycleConfiguration" => {
             let w = read(state, account, &env)?;
@@ -1465,56 +1490,6 @@ fn header_tags(req: &S3Req) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn parse_lifecycle(body: &[u8]) -> ApiResult<Vec<m::LifecycleRule>> {
-    let doc = parse_xml(body)?;
-    let mut out = Vec::new();
-    for r in doc.children_named("Rule") {
-        let status = r.text_of("Status").ok_or_else(malformed_xml)?;
-        if status != "Enabled" && status != "Disabled" {
-            return Err(malformed_xml());
-        }
-        let prefix = r
-            .child("Filter")
-            .and_then(|f| {
-                f.text_of("Prefix")
-                    .or_else(|| f.child("And").and_then(|a| a.text_of("Prefix")))
-            })
-            .or_else(|| r.text_of("Prefix"))
-            .unwrap_or("")
-            .to_string();
-        let exp = r.child("Expiration");
-        let days = match exp.and_then(|e| e.text_of("Days")) {
-            None => None,
-            Some(d) => match d.parse::<u32>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(invalid_argument_xml(
-                        "'Days' for Expiration action must be a positive integer",
-                    ));
-                }
-            },
-        };
-        let date = match exp.and_then(|e| e.text_of("Date")) {
-            None => None,
-            Some(d) => Some(
-                parse_iso_ms(d)
-                    .ok_or_else(|| invalid_argument_xml("'Date' must be at midnight GMT"))?,
-            ),
-        };
-        out.push(m::LifecycleRule {
-            id: r.text_of("ID").map(str::to_string),
-            enabled: status == "Enabled",
-            prefix,
-            expiration_days: days,
-            expiration_date: date,
-        });
-    }
-    if out.is_empty() {
-        return Err(malformed_xml());
-    }
-    Ok(out)
 }
 
 /// A `partNumber` query parameter: an integer from 1 to 10,000.
@@ -2429,17 +2404,20 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                     }
                 });
                 if versioned {
-                    out = out.header("x-amz-version-id", vid);
+                    out = out.header("x-amz-version-id", vid.clone());
                 }
                 if let Some(sv) = source_version.filter(|v| v != "null") {
                     out = out.header("x-amz-copy-source-version-id", sv);
                 }
-                return Ok(out);
+                return Ok(with_expiration(
+                    state, account, &env, &bucket, &key, &vid, out,
+                ));
             }
             let mut out = Out::empty(200).header("etag", etag);
             if let Some(c) = &sum {
                 out = checksum_headers(out, c);
             }
+            out = with_expiration(state, account, &env, &bucket, &key, &vid, out);
             if versioned {
                 out = out.header("x-amz-version-id", vid);
             }
@@ -2449,7 +2427,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let env = env.with_action("ListParts");
             let w = read(state, account, &env)?;
             let u = w.upload(&bucket, &key, upload_id.as_deref().unwrap_or(""))?;
-            Ok(Out::xml("ListPartsResult", |x| {
+            let out = Out::xml("ListPartsResult", |x| {
                 x.leaf("Bucket", &bucket)
                     .leaf("Key", &key)
                     .leaf("UploadId", &u.id);
@@ -2475,7 +2453,13 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                         }
                     });
                 }
-            }))
+            });
+            Ok(lifecycle::abort_headers(
+                out,
+                w.bucket(&bucket)?,
+                &key,
+                u.created,
+            ))
         }
         "GET" if req.has("tagging") => {
             let w = read(state, account, &env.with_action("GetObjectTagging"))?;
@@ -2564,6 +2548,9 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let mut v2 = v.clone();
             v2.headers.retain(|k, _| !overridden.contains(k));
             out = version_headers(out, &v2, versioned);
+            if version_id.is_none() {
+                out = lifecycle::expiration_header(out, w.bucket(&bucket)?, &key, &v);
+            }
             // `x-amz-mp-parts-count` is sent only for a part of a multipart object
             // (HeadObject API reference, "PartsCount").
             if span.is_some() && v.multipart_etag_count().is_some() {
@@ -2647,6 +2634,10 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 out = out
                     .header("x-amz-checksum-algorithm", c.algorithm)
                     .header("x-amz-checksum-type", c.kind);
+            }
+            let w = read(state, account, &env)?;
+            if let Ok(u) = w.upload(&bucket, &key, &id) {
+                out = lifecycle::abort_headers(out, w.bucket(&bucket)?, &key, u.created);
             }
             Ok(out)
         }
@@ -2788,6 +2779,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                     x.leaf(a.element(), &c.value).leaf("ChecksumType", &c.kind);
                 }
             });
+            out = with_expiration(state, account, &env, &bucket, &key, &vid, out);
             if vid != "null" {
                 out = out.header("x-amz-version-id", vid);
             }

@@ -18,6 +18,7 @@
 //! its own world.
 
 pub mod cors;
+pub mod lifecycle;
 pub mod notify;
 pub mod policy;
 pub mod replication;
@@ -27,7 +28,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
+pub use lifecycle::LifecycleRule;
+
+use super::{ApiError, ApiResult, Env, Resource, World};
 
 /// The longest object key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -58,19 +61,6 @@ impl PublicAccessBlock {
             restrict_public_buckets: true,
         }
     }
-}
-
-/// One lifecycle rule, as far as vpclab applies it: expiration of current versions after
-/// a number of days (or at a date), for keys under a prefix. The whole configuration is
-/// also kept as sent, so GetBucketLifecycleConfiguration returns what was put.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LifecycleRule {
-    pub id: Option<String>,
-    pub enabled: bool,
-    pub prefix: String,
-    pub expiration_days: Option<u32>,
-    /// Milliseconds since the epoch.
-    pub expiration_date: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -1061,52 +1051,6 @@ impl World {
         Ok((vid, freed))
     }
 
-    /// Expires what the bucket's lifecycle rules say is due at `now` (current versions
-    /// whose age passed the rule's days, counted as S3 does from creation rounded up to
-    /// the next midnight UTC). Returns freed blobs.
-    pub fn apply_lifecycle(&mut self, env: &Env, bucket: &str) -> ApiResult<Freed> {
-        let b = self.bucket(bucket)?.clone();
-        let mut freed = Vec::new();
-        let rules: Vec<&LifecycleRule> = b.lifecycle.iter().filter(|r| r.enabled).collect();
-        if rules.is_empty() {
-            return Ok(freed);
-        }
-        let due: Vec<String> = self
-            .objects_from(bucket, "")
-            .filter(|o| {
-                o.live().is_some_and(|v| {
-                    rules.iter().any(|r| {
-                        o.key.starts_with(&r.prefix) && expired(r, v.last_modified, env.now)
-                    })
-                })
-            })
-            .map(|o| o.key.clone())
-            .collect();
-        for key in due {
-            let (_, _, f) = self.delete_object(env, bucket, &key, None)?;
-            freed.extend(f);
-        }
-        Ok(freed)
-    }
-
-    /// Whether any rule of the bucket would expire something now (cheap test before a
-    /// lifecycle commit).
-    pub fn lifecycle_due(&self, bucket: &str, now: Timestamp) -> bool {
-        let Some(b) = self.buckets.get(bucket) else {
-            return false;
-        };
-        if !b.lifecycle.iter().any(|r| r.enabled) {
-            return false;
-        }
-        self.objects_from(bucket, "").any(|o| {
-            o.live().is_some_and(|v| {
-                b.lifecycle.iter().any(|r| {
-                    r.enabled && o.key.starts_with(&r.prefix) && expired(r, v.last_modified, now)
-                })
-            })
-        })
-    }
-
     /// Every blob any row references (for sweeping orphans at start-up).
     pub fn s3_blobs(&self) -> impl Iterator<Item = &str> {
         self.s3_objects
@@ -1119,20 +1063,6 @@ impl World {
             )
             .filter(|b| !b.is_empty())
     }
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-fn expired(rule: &LifecycleRule, created: i64, now: Timestamp) -> bool {
-    if let Some(days) = rule.expiration_days {
-        // S3 rounds the creation time up to the next midnight UTC, then adds the days.
-        let midnight = (created.div_euclid(DAY_MS) + 1) * DAY_MS;
-        return now.0 >= midnight + i64::from(days) * DAY_MS;
-    }
-    if let Some(date) = rule.expiration_date {
-        return now.0 >= date;
-    }
-    false
 }
 
 #[cfg(test)]
@@ -1160,21 +1090,6 @@ mod tests {
         ] {
             assert!(bucket_name_problem(bad).is_some(), "{bad}");
         }
-    }
-
-    #[test]
-    fn lifecycle_days_count_from_the_next_midnight() {
-        let rule = LifecycleRule {
-            id: None,
-            enabled: true,
-            prefix: String::new(),
-            expiration_days: Some(1),
-            expiration_date: None,
-        };
-        // Created at 23:00 on day 0: the next midnight is day 1 00:00, expiry day 2 00:00.
-        let created = DAY_MS - 3_600_000;
-        assert!(!expired(&rule, created, Timestamp(2 * DAY_MS - 1)));
-        assert!(expired(&rule, created, Timestamp(2 * DAY_MS)));
     }
 
     /// Issue 15: a completed multipart object keeps its parts, and a row stored before

@@ -157,7 +157,9 @@ pub fn event_record(
         object["versionId"] = json!(v);
     }
     json!({
-        "eventVersion": "2.1",
+        // S3 Lifecycle events are version 2.3 of the structure ("Event message
+        // structure"), compatible with 2.1.
+        "eventVersion": if event.starts_with("Lifecycle") { "2.3" } else { "2.1" },
         "eventSource": "aws:s3",
         "awsRegion": env.region,
         "eventTime": env.now.iso(),
@@ -341,10 +343,16 @@ impl World {
         // Sequencers only grow for one key: the clock plus a per-world counter.
         let sequencer = format!("{:012X}{:08X}", env.now.0, self.next_serial() & 0xffff_ffff);
         let account = self.account.clone();
+        // A lifecycle action is S3's own doing, not a caller's.
+        let principal = if event.starts_with("Lifecycle") {
+            "s3.amazonaws.com".to_string()
+        } else {
+            account.clone()
+        };
         for t in targets {
             let record = event_record(
                 env, &account, bucket, event, key, size, etag, version_id, &sequencer, &t.id,
-                &account,
+                &principal,
             );
             let message = json!({ "Records": [record] }).to_string();
             match &t.destination {

@@ -2169,6 +2169,7 @@ fn cors_preflight_and_response_headers_follow_the_bucket_rules() {
     );
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("CORS is not enabled"), "{text}");
+}
 
 // ---------------------------------------------------------------------------------------
 // Lifecycle (S3 User Guide, "Managing the lifecycle of objects"): rules are applied when

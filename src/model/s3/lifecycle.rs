@@ -540,6 +540,7 @@ mod tests {
             tags: BTreeMap::new(),
             checksum: None,
             parts: Vec::new(),
+            replication_status: None,
         }
     }
 

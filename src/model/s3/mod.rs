@@ -17,6 +17,7 @@
 //! Bucket names are unique per vpclab account (AWS makes them global): each account is
 //! its own world.
 
+pub mod class;
 pub mod cors;
 pub mod notify;
 pub mod policy;
@@ -25,6 +26,8 @@ pub mod website;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use class::{Restore, RestoreOutcome, RestoreState, RestoreTier, StorageClass};
 
 use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
 
@@ -170,6 +173,12 @@ pub struct Version {
     /// boundaries were kept (those still count their parts from the ETag's `-N`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<ObjectPart>,
+    /// STANDARD for rows stored before classes were kept.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
+    /// The last RestoreObject of an archived version (its state follows the clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
 }
 
 /// One part of a completed multipart object: enough to serve `GET ?partNumber=N`
@@ -334,6 +343,9 @@ pub struct Upload {
     /// and how the object's checksum is formed from the parts' (`x-amz-checksum-type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<UploadChecksum>,
+    /// The class CreateMultipartUpload named; the completed object gets it.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
 }
 
 /// A multipart upload's checksum settings.
@@ -369,6 +381,7 @@ pub struct NewVersion {
     pub checksum: Option<ObjectChecksum>,
     /// The parts of a completed multipart upload; empty for any other write.
     pub parts: Vec<ObjectPart>,
+    pub storage_class: StorageClass,
 }
 
 pub fn no_such_bucket(name: &str) -> ApiError {
@@ -635,6 +648,8 @@ impl World {
             tags: new.tags,
             checksum: new.checksum,
             parts: new.parts,
+            storage_class: new.storage_class,
+            restore: None,
         };
         let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
@@ -818,6 +833,8 @@ impl World {
             tags: BTreeMap::new(),
             checksum: None,
             parts: Vec::new(),
+            storage_class: StorageClass::Standard,
+            restore: None,
         }
     }
 
@@ -914,6 +931,7 @@ impl World {
             tags,
             parts: BTreeMap::new(),
             checksum: None,
+            storage_class: StorageClass::Standard,
         });
         Ok(id)
     }
@@ -923,6 +941,14 @@ impl World {
     pub fn set_upload_checksum(&mut self, upload_id: &str, checksum: Option<UploadChecksum>) {
         if let Some(u) = self.s3_uploads.get_mut(upload_id) {
             u.checksum = checksum;
+        }
+    }
+
+    /// Gives a new upload the storage class its CreateMultipartUpload named (in the
+    /// same commit).
+    pub fn set_upload_class(&mut self, upload_id: &str, class: StorageClass) {
+        if let Some(u) = self.s3_uploads.get_mut(upload_id) {
+            u.storage_class = class;
         }
     }
 
@@ -1033,6 +1059,7 @@ impl World {
             headers: u.headers,
             metadata: u.metadata,
             tags: u.tags,
+            storage_class: u.storage_class,
             ..new
         };
         let (vid, more) = self.put_object(env, &u.bucket, &u.key, new)?;

@@ -29,6 +29,7 @@ mod logs;
 mod route53;
 mod route53_cli;
 mod s3;
+mod s3_classes;
 mod s3_events;
 mod secondary_ips;
 mod services;

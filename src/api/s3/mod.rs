@@ -2482,9 +2482,6 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             if let Some(c) = &sum {
                 out = checksum_headers(out, c);
             }
-            if !class.is_standard() {
-                out = out.header("x-amz-storage-class", class.name());
-            }
             if versioned {
                 out = out.header("x-amz-version-id", vid);
             }

@@ -11,6 +11,11 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub status: u16,
+    /// Further elements of the error document, in order, for the errors AWS documents
+    /// with more than a code and a message (S3's `InvalidObjectState` carries the
+    /// object's `StorageClass`). Protocols whose error documents have no such elements
+    /// ignore them.
+    pub elements: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -20,11 +25,18 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             status: 400,
+            elements: Vec::new(),
         }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Adds an element to the error document (see [`ApiError::elements`]).
+    pub fn with_element(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.elements.push((name, value.into()));
         self
     }
 

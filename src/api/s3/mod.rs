@@ -24,9 +24,12 @@
 //! Replication (Put/Get/DeleteBucketReplication) is parsed in [`replication`]; the
 //! replicas are made in the same commit as the write that a rule selects.
 //!
+//! Storage classes are kept per version (`x-amz-storage-class`); archived ones refuse
+//! GetObject and CopyObject until a RestoreObject (`POST ?restore`) completes, which the
+//! model times from the clock ([`crate::model::s3::class`]).
+//!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
-//! lock, requester pays, storage classes other than STANDARD (accepted and reported),
-//! SigV2.
+//! lock, requester pays, SigV2.
 
 pub mod blob;
 mod checksum;
@@ -798,6 +801,7 @@ fn iam_action(
             "DELETE" if has("uploadId") => "s3:AbortMultipartUpload",
             "DELETE" if has("versionId") => "s3:DeleteObjectVersion",
             "DELETE" => "s3:DeleteObject",
+            "POST" if has("restore") => "s3:RestoreObject",
             _ => "s3:PutObject",
         };
         return (action, format!("arn:aws:s3:::{bucket}/{key}"));
@@ -886,6 +890,9 @@ fn error_response(
 ) -> Response {
     let mut x = Xml::new();
     x.leaf("Code", &e.code).leaf("Message", &e.message);
+    for (name, value) in &e.elements {
+        x.leaf(name, value);
+    }
     x.opt("Resource", resource);
     x.leaf("RequestId", request_id).leaf("HostId", request_id);
     let body = format!(
@@ -1152,7 +1159,7 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
                         x.leaf("Key", &u.key)
                             .leaf("UploadId", &u.id)
                             .leaf("Initiated", iso(u.created))
-                            .leaf("StorageClass", "STANDARD");
+                            .leaf("StorageClass", u.storage_class.name());
                     });
                 }
             }))
@@ -1703,7 +1710,7 @@ fn list_objects(
                     .leaf("LastModified", iso(v.last_modified))
                     .leaf("ETag", &v.etag)
                     .leaf("Size", v.size)
-                    .leaf("StorageClass", "STANDARD");
+                    .leaf("StorageClass", v.storage_class.name());
                 if !v2 {
                     x.node("Owner", |x| {
                         x.leaf("ID", account).leaf("DisplayName", "vpclab");
@@ -1784,7 +1791,7 @@ fn list_versions(state: &AppState, account: &str, env: &Env, req: &S3Req) -> Api
                 if !v.delete_marker {
                     x.leaf("ETag", &v.etag)
                         .leaf("Size", v.size)
-                        .leaf("StorageClass", "STANDARD");
+                        .leaf("StorageClass", v.storage_class.name());
                 }
                 x.node("Owner", |x| {
                     x.leaf("ID", account).leaf("DisplayName", "vpclab");
@@ -2122,6 +2129,66 @@ fn version_headers(out: Out, v: &Version, versioned: bool) -> Out {
     out
 }
 
+/// `x-amz-storage-class` (sent for every class but STANDARD, as S3 does) and
+/// `x-amz-restore` (while a restore is in progress or its copy lives).
+fn class_headers(mut out: Out, v: &Version, now: Timestamp) -> Out {
+    if !v.storage_class.is_standard() {
+        out = out.header("x-amz-storage-class", v.storage_class.name());
+    }
+    match v.restore_state(now) {
+        Some(m::RestoreState::InProgress) => {
+            out = out.header("x-amz-restore", "ongoing-request=\"true\"");
+        }
+        Some(m::RestoreState::Restored { expiry }) => {
+            out = out.header(
+                "x-amz-restore",
+                format!(
+                    "ongoing-request=\"false\", expiry-date=\"{}\"",
+                    http_date(expiry)
+                ),
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The class a PutObject, CopyObject or CreateMultipartUpload names, if any.
+fn storage_class_header(req: &S3Req) -> ApiResult<Option<m::StorageClass>> {
+    req.header("x-amz-storage-class")
+        .map(|c| m::StorageClass::parse(c.trim()))
+        .transpose()
+}
+
+/// RestoreObject's body: `<RestoreRequest><Days>N</Days><GlacierJobParameters><Tier>…`.
+/// The Tier defaults to Standard. SELECT restores and an OutputLocation are not
+/// emulated.
+fn parse_restore_request(body: &[u8]) -> ApiResult<(u32, m::RestoreTier)> {
+    let doc = parse_xml(body)?;
+    if doc.text_of("Type").is_some() || doc.child("OutputLocation").is_some() {
+        return Err(ApiError::new(
+            "NotImplemented",
+            "vpclab does not emulate SELECT restores or restore output locations.",
+        )
+        .with_status(501));
+    }
+    let days = doc
+        .text_of("Days")
+        .ok_or_else(malformed_xml)?
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| malformed_xml())?;
+    let tier = match doc
+        .child("GlacierJobParameters")
+        .and_then(|g| g.text_of("Tier"))
+        .or_else(|| doc.text_of("Tier"))
+    {
+        None => m::RestoreTier::Standard,
+        Some(t) => m::RestoreTier::parse(t.trim()).ok_or_else(malformed_xml)?,
+    };
+    Ok((days, tier))
+}
+
 /// If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since, in S3's order.
 fn preconditions(req: &S3Req, v: &Version) -> ApiResult<Option<Out>> {
     let etag = v.etag.trim_matches('"');
@@ -2203,6 +2270,9 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let written = if let Some((sb, sk, sv)) = copy_source(req)? {
                 let w = read(state, account, &env)?;
                 let v = w.object_version(&sb, &sk, sv.as_deref())?.clone();
+                if !v.readable_at(env.now) {
+                    return Err(m::class::source_not_restored(v.storage_class));
+                }
                 let range = match req.header("x-amz-copy-source-range") {
                     None => None,
                     Some(r) => Some(parse_range(Some(r), v.size)?.ok_or_else(|| {
@@ -2322,12 +2392,23 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let (mut headers, mut meta) = stored_headers(req);
             let mut tags = header_tags(req);
             let mut source_version = None;
+            // A new object, and a copy, is STANDARD unless the request names a class
+            // (CopyObject API reference, `x-amz-storage-class`: the class is not copied).
+            let asked_class = storage_class_header(req)?;
+            let class = asked_class.unwrap_or_default();
             let sum;
             let written = if let Some((sb, sk, sv)) = &copy {
                 let v = w.object_version(sb, sk, sv.as_deref())?.clone();
+                // An archived source must be restored first (CopyObject API reference).
+                if !v.readable_at(env.now) {
+                    return Err(m::class::source_not_restored(v.storage_class));
+                }
                 let replace = req.header("x-amz-metadata-directive") == Some("REPLACE");
+                // Copying an object onto itself is how its class is changed; it is
+                // refused only when nothing would change.
+                let new_class = asked_class.is_some_and(|c| c != v.storage_class);
                 if !replace {
-                    if *sb == bucket && *sk == key && sv.is_none() {
+                    if *sb == bucket && *sk == key && sv.is_none() && !new_class {
                         return Err(invalid_request(
                             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
                         ));
@@ -2378,6 +2459,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 metadata: meta,
                 tags,
                 parts: Vec::new(),
+                storage_class: class,
             };
             let mut linked = Vec::new();
             let r = mutate(state, account, &env, |w, env| {
@@ -2434,7 +2516,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 x.leaf("PartNumberMarker", 0)
                     .leaf("MaxParts", 1000)
                     .leaf("IsTruncated", false);
-                x.leaf("StorageClass", "STANDARD");
+                x.leaf("StorageClass", u.storage_class.name());
                 let alg = u.checksum.as_ref().and_then(|c| {
                     checksum::Algorithm::from_name(&c.algorithm).map(|a| (a, c.kind.as_str()))
                 });
@@ -2492,6 +2574,12 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             }
             let w = read(state, account, &env)?;
             let (versioned, v) = readable_version(&w, &bucket, &key, version_id.as_deref())?;
+            // HeadObject reads an archived object's metadata; GetObject needs its bytes,
+            // which only a completed restore makes available (GetObject API reference,
+            // InvalidObjectState).
+            if method == "GET" && !v.readable_at(env.now) {
+                return Err(m::class::not_restored(v.storage_class));
+            }
             if let Some(out) = preconditions(req, &v)? {
                 return Ok(out);
             }
@@ -2551,6 +2639,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             if version_id.is_none() {
                 out = lifecycle::expiration_header(out, w.bucket(&bucket)?, &key, &v);
             }
+            out = class_headers(out, &v, env.now);
             // `x-amz-mp-parts-count` is sent only for a part of a multipart object
             // (HeadObject API reference, "PartsCount").
             if span.is_some() && v.multipart_etag_count().is_some() {
@@ -2612,6 +2701,20 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             }
             Ok(out)
         }
+        "POST" if req.has("restore") => {
+            let env = env.with_action("RestoreObject");
+            let (days, tier) = parse_restore_request(&req.body)?;
+            let outcome = mutate(state, account, &env, |w, env| {
+                let o = w.restore_object(env, &bucket, &key, version_id.as_deref(), days, tier)?;
+                Ok((o, Vec::new()))
+            })?;
+            // 202 Accepted for a restore started, 200 OK for one already done (its
+            // expiry moved).
+            Ok(Out::empty(match outcome {
+                m::RestoreOutcome::Started => 202,
+                m::RestoreOutcome::Extended => 200,
+            }))
+        }
         "POST" if req.has("uploads") => {
             no_self_acl(req)?;
             let env = env.with_action("CreateMultipartUpload");
@@ -2619,10 +2722,12 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             check_metadata(&meta)?;
             let tags = header_tags(req);
             let sum = upload_checksum(req)?;
+            let class = storage_class_header(req)?.unwrap_or_default();
             let settings = sum.clone();
             let id = mutate(state, account, &env, |w, env| {
                 let id = w.create_upload(env, &bucket, &key, headers, meta, tags)?;
                 w.set_upload_checksum(&id, settings);
+                w.set_upload_class(&id, class);
                 Ok((id, Vec::new()))
             })?;
             let mut out = Out::xml("InitiateMultipartUploadResult", |x| {
@@ -2884,7 +2989,7 @@ fn object_attributes(
             });
         }
         if asked.contains(&"StorageClass") {
-            x.leaf("StorageClass", "STANDARD");
+            x.leaf("StorageClass", v.storage_class.name());
         }
         if asked.contains(&"ObjectSize") {
             x.leaf("ObjectSize", v.size);

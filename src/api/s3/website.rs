@@ -77,6 +77,17 @@ pub async fn serve_website(
         WebAnswer::Object {
             status, version, ..
         } => {
+            // An archived object is served only while a restore's copy lives, as a
+            // GetObject would be.
+            if !version.readable_at((state.clock)()) {
+                return error_page(
+                    403,
+                    "InvalidObjectState",
+                    "The operation is not valid for the object's storage class",
+                    None,
+                    &request_id,
+                );
+            }
             let body = match state.blobs() {
                 Ok(b) => match b.read(&version.blob, None).await {
                     Ok(bytes) => bytes,

@@ -541,6 +541,8 @@ mod tests {
             checksum: None,
             parts: Vec::new(),
             replication_status: None,
+            storage_class: super::super::StorageClass::Standard,
+            restore: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //! Bucket names are unique per vpclab account (AWS makes them global): each account is
 //! its own world.
 
+pub mod class;
 pub mod cors;
 pub mod lifecycle;
 pub mod notify;
@@ -28,9 +29,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use class::{Restore, RestoreOutcome, RestoreState, RestoreTier, StorageClass};
 pub use lifecycle::LifecycleRule;
 
-use super::{ApiError, ApiResult, Env, Resource, World};
+use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
 
 /// The longest object key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -169,6 +171,12 @@ pub struct Version {
     /// every other version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_status: Option<String>,
+    /// STANDARD for rows stored before classes were kept.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
+    /// The last RestoreObject of an archived version (its state follows the clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
 }
 
 /// One part of a completed multipart object: enough to serve `GET ?partNumber=N`
@@ -333,6 +341,9 @@ pub struct Upload {
     /// and how the object's checksum is formed from the parts' (`x-amz-checksum-type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<UploadChecksum>,
+    /// The class CreateMultipartUpload named; the completed object gets it.
+    #[serde(default, skip_serializing_if = "StorageClass::is_standard")]
+    pub storage_class: StorageClass,
 }
 
 /// A multipart upload's checksum settings.
@@ -368,6 +379,7 @@ pub struct NewVersion {
     pub checksum: Option<ObjectChecksum>,
     /// The parts of a completed multipart upload; empty for any other write.
     pub parts: Vec<ObjectPart>,
+    pub storage_class: StorageClass,
 }
 
 pub fn no_such_bucket(name: &str) -> ApiError {
@@ -636,6 +648,8 @@ impl World {
             checksum: new.checksum,
             parts: new.parts,
             replication_status: None,
+            storage_class: new.storage_class,
+            restore: None,
         };
         let (size, etag) = (version.size, version.etag.clone());
         let freed = self.push_version(&b, key, version);
@@ -823,6 +837,8 @@ impl World {
             checksum: None,
             parts: Vec::new(),
             replication_status: None,
+            storage_class: StorageClass::Standard,
+            restore: None,
         }
     }
 
@@ -925,6 +941,7 @@ impl World {
             tags,
             parts: BTreeMap::new(),
             checksum: None,
+            storage_class: StorageClass::Standard,
         });
         Ok(id)
     }
@@ -934,6 +951,14 @@ impl World {
     pub fn set_upload_checksum(&mut self, upload_id: &str, checksum: Option<UploadChecksum>) {
         if let Some(u) = self.s3_uploads.get_mut(upload_id) {
             u.checksum = checksum;
+        }
+    }
+
+    /// Gives a new upload the storage class its CreateMultipartUpload named (in the
+    /// same commit).
+    pub fn set_upload_class(&mut self, upload_id: &str, class: StorageClass) {
+        if let Some(u) = self.s3_uploads.get_mut(upload_id) {
+            u.storage_class = class;
         }
     }
 
@@ -1044,6 +1069,7 @@ impl World {
             headers: u.headers,
             metadata: u.metadata,
             tags: u.tags,
+            storage_class: u.storage_class,
             ..new
         };
         let (vid, more) = self.put_object(env, &u.bucket, &u.key, new)?;

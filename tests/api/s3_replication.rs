@@ -114,7 +114,7 @@ const RULES: &str = r#"[
   {"ID": "docs", "Priority": 2, "Status": "Enabled",
    "Filter": {"Prefix": "docs/"},
    "DeleteMarkerReplication": {"Status": "Enabled"},
-   "Destination": {"Bucket": "arn:aws:s3:::repl-eu", "StorageClass": "STANDARD"}},
+   "Destination": {"Bucket": "arn:aws:s3:::repl-eu", "StorageClass": "STANDARD_IA"}},
   {"ID": "logs", "Priority": 1, "Status": "Enabled",
    "Filter": {"Prefix": "logs/"},
    "DeleteMarkerReplication": {"Status": "Disabled"},
@@ -200,6 +200,9 @@ fn objects_written_after_the_rule_appear_in_the_other_region_bucket_with_their_v
     assert_eq!(dst["ReplicationStatus"], "REPLICA", "{dst}");
     same_version(&src, &dst);
     assert_eq!(dst["Metadata"]["owner"], "ops");
+    // The rule's Destination/StorageClass is the replica's; the source stays STANDARD.
+    assert_eq!(dst["StorageClass"], "STANDARD_IA", "{dst}");
+    assert!(src.get("StorageClass").is_none(), "{src}");
     let out = dir.join("back.txt");
     s3_ok(
         &d,
@@ -228,8 +231,13 @@ fn objects_written_after_the_rule_appear_in_the_other_region_bucket_with_their_v
             f.to_str().unwrap(),
             "--tagging",
             "team=blue",
+            "--storage-class",
+            "ONEZONE_IA",
         ],
     );
+    // A rule without a StorageClass: the replica keeps the source's class.
+    let logs = head(&d, "eu-west-1", "repl-eu", "logs/b.txt");
+    assert_eq!(logs["StorageClass"], "ONEZONE_IA", "{logs}");
     let tags = s3api(
         &d,
         "eu-west-1",

@@ -359,7 +359,7 @@ impl World {
             return;
         }
         let mut failed = false;
-        for (dest, _rule) in targets {
+        for (dest, rule) in targets {
             let Some(d) = self
                 .buckets
                 .get(&dest)
@@ -373,9 +373,19 @@ impl World {
                 failed = true;
                 continue;
             };
+            // The rule's `Destination/StorageClass`, else the source's class ("By
+            // default, Amazon S3 uses the storage class of the source object").
+            let storage_class = rule
+                .destination
+                .storage_class
+                .as_deref()
+                .and_then(|c| super::StorageClass::parse(c).ok())
+                .unwrap_or(source.storage_class);
             let replica = Version {
                 blob,
                 replication_status: Some(REPLICA.to_string()),
+                storage_class,
+                restore: None,
                 ..source.clone()
             };
             self.push_replica(&d, key, replica);

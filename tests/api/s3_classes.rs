@@ -485,3 +485,90 @@ fn a_glacier_object_is_restored_before_it_can_be_read() {
         "InvalidObjectState",
     );
 }
+
+/// S3 User Guide, "Transitioning objects using Amazon S3 Lifecycle": a rule's
+/// `Transition`s move current versions down the classes ("Supported lifecycle
+/// transitions": STANDARD → STANDARD_IA → … → GLACIER), days counted from the next
+/// midnight UTC after creation; an object in GLACIER must be restored before it is read
+/// ("Working with archived objects"); objects the filter does not select stay STANDARD.
+#[test]
+fn lifecycle_transitions_move_objects_down_the_classes() {
+    if !have("aws") {
+        return;
+    }
+    let (d, clock) = TestDaemon::start_with_clock();
+    let b = "tiering";
+    s3api(&d, &["create-bucket", "--bucket", b]);
+    let body = d.dir().join("log.txt");
+    std::fs::write(&body, "a line of log").unwrap();
+    let body = body.to_str().unwrap();
+    for key in ["logs/app.log", "data/keep.csv"] {
+        s3api(
+            &d,
+            &["put-object", "--bucket", b, "--key", key, "--body", body],
+        );
+    }
+    // "Constraints and considerations for transitions": at least 30 days before
+    // STANDARD_IA.
+    s3api_err(
+        &d,
+        &[
+            "put-bucket-lifecycle-configuration",
+            "--bucket",
+            b,
+            "--lifecycle-configuration",
+            r#"{"Rules":[{"ID":"early","Status":"Enabled","Filter":{"Prefix":"logs/"},
+                "Transitions":[{"Days":10,"StorageClass":"STANDARD_IA"}]}]}"#,
+        ],
+        "InvalidArgument",
+    );
+    s3api(
+        &d,
+        &[
+            "put-bucket-lifecycle-configuration",
+            "--bucket",
+            b,
+            "--lifecycle-configuration",
+            r#"{"Rules":[{"ID":"tier","Status":"Enabled","Filter":{"Prefix":"logs/"},
+                "Transitions":[{"Days":30,"StorageClass":"STANDARD_IA"},
+                               {"Days":90,"StorageClass":"GLACIER"}]}]}"#,
+        ],
+    );
+    let class = |key: &str| head(&d, b, key).get("StorageClass").cloned();
+
+    clock.advance_days(32);
+    assert_eq!(class("logs/app.log"), Some("STANDARD_IA".into()));
+    assert_eq!(class("data/keep.csv"), None, "outside the prefix");
+
+    clock.advance_days(60);
+    assert_eq!(class("logs/app.log"), Some("GLACIER".into()));
+    assert_eq!(class("data/keep.csv"), None, "outside the prefix");
+    let out = d.dir().join("out.txt");
+    let out = out.to_str().unwrap();
+    s3api_err(
+        &d,
+        &["get-object", "--bucket", b, "--key", "logs/app.log", out],
+        "InvalidObjectState",
+    );
+    s3api(
+        &d,
+        &["get-object", "--bucket", b, "--key", "data/keep.csv", out],
+    );
+    // Listings show the class too.
+    let list = s3api(&d, &["list-objects-v2", "--bucket", b]);
+    let classes: Vec<(&str, &str)> = list["Contents"]
+        .as_array()
+        .expect("Contents")
+        .iter()
+        .map(|o| {
+            (
+                o["Key"].as_str().unwrap(),
+                o["StorageClass"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        [("data/keep.csv", "STANDARD"), ("logs/app.log", "GLACIER")]
+    );
+}

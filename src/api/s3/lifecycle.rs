@@ -77,6 +77,48 @@ fn read_filter(filter: &Element, rule: &mut LifecycleRule) -> ApiResult<()> {
     Ok(())
 }
 
+/// A count that may be zero (a transition's `Days` / `NoncurrentDays`).
+fn non_negative(text: &str, message: &str) -> ApiResult<u32> {
+    let n: i64 = text.trim().parse().map_err(|_| malformed_xml())?;
+    u32::try_from(n).map_err(|_| invalid_argument(message))
+}
+
+/// A `Date`: ISO 8601, and "The time is always midnight UTC."
+fn midnight(text: &str) -> ApiResult<i64> {
+    let ms = parse_iso_ms(text).ok_or_else(malformed_xml)?;
+    if ms.rem_euclid(86_400_000) != 0 {
+        return Err(invalid_argument("'Date' must be at midnight GMT"));
+    }
+    Ok(ms)
+}
+
+/// A transition's `StorageClass`: one of the classes the API reference lists for
+/// `Transition` / `NoncurrentVersionTransition` (not STANDARD, not REDUCED_REDUNDANCY).
+fn transition_class(t: &Element, action: &str) -> ApiResult<m::StorageClass> {
+    use m::StorageClass as C;
+    let name = t.text_of("StorageClass").ok_or_else(malformed_xml)?;
+    match C::parse(name) {
+        Ok(C::Standard | C::ReducedRedundancy) => Err(invalid_argument(&format!(
+            "'StorageClass' {name} is not supported for {action} action"
+        ))),
+        Ok(c) => Ok(c),
+        Err(_) => Err(malformed_xml()),
+    }
+}
+
+/// Objects must stay 30 days before STANDARD_IA or ONEZONE_IA ("Constraints and
+/// considerations for transitions").
+fn min_ia_days(days: u32, class: m::StorageClass, what: &str) -> ApiResult<()> {
+    use m::StorageClass as C;
+    if matches!(class, C::StandardIa | C::OnezoneIa) && days < 30 {
+        return Err(invalid_argument(&format!(
+            "{what} action must be greater than or equal to 30 for storageClass '{}'",
+            class.name()
+        )));
+    }
+    Ok(())
+}
+
 /// `Expiration`: exactly one of `Date`, `Days` and `ExpiredObjectDeleteMarker` (the
 /// API reference's `LifecycleExpiration`: the marker "cannot be specified with Days or
 /// Date").
@@ -95,12 +137,7 @@ fn read_expiration(e: &Element, rule: &mut LifecycleRule) -> ApiResult<()> {
         )?);
     }
     if let Some(d) = e.text_of("Date") {
-        let ms = parse_iso_ms(d).ok_or_else(malformed_xml)?;
-        // "The time is always midnight UTC."
-        if ms.rem_euclid(86_400_000) != 0 {
-            return Err(invalid_argument("'Date' must be at midnight GMT"));
-        }
-        rule.expiration_date = Some(ms);
+        rule.expiration_date = Some(midnight(d)?);
     }
     if let Some(m) = e.text_of("ExpiredObjectDeleteMarker") {
         rule.expired_object_delete_marker = match m {
@@ -183,15 +220,52 @@ pub fn parse(body: &[u8]) -> ApiResult<Vec<LifecycleRule>> {
             )?);
             actions += 1;
         }
-        // Transitions are kept in the stored document only: storage classes are not
-        // emulated. Their shape is still checked.
-        for t in r
-            .children_named("Transition")
-            .chain(r.children_named("NoncurrentVersionTransition"))
-        {
-            if t.text_of("StorageClass").is_none() {
-                return Err(malformed_xml());
+        for t in r.children_named("Transition") {
+            let class = transition_class(t, "Transition")?;
+            let (days, date) = (t.text_of("Days"), t.text_of("Date"));
+            let mut tr = m::lifecycle::Transition {
+                days: None,
+                date: None,
+                class,
+            };
+            match (days, date) {
+                (Some(d), None) => {
+                    let n = non_negative(d, "'Days' in Transition action must be nonnegative")?;
+                    min_ia_days(n, class, "'Days' in Transition")?;
+                    tr.days = Some(n);
+                }
+                (None, Some(d)) => tr.date = Some(midnight(d)?),
+                _ => return Err(malformed_xml()),
             }
+            rule.transitions.push(tr);
+            actions += 1;
+        }
+        for t in r.children_named("NoncurrentVersionTransition") {
+            let class = transition_class(t, "NoncurrentVersionTransition")?;
+            let d = t.text_of("NoncurrentDays").ok_or_else(malformed_xml)?;
+            let days = non_negative(
+                d,
+                "'NoncurrentDays' in NoncurrentVersionTransition action must be nonnegative",
+            )?;
+            min_ia_days(
+                days,
+                class,
+                "'NoncurrentDays' in NoncurrentVersionTransition",
+            )?;
+            let newer = match t.text_of("NewerNoncurrentVersions") {
+                Some(_) if !v2 => {
+                    return Err(invalid_request(
+                        "NewerNoncurrentVersions element can only be used in Lifecycle V2.",
+                    ));
+                }
+                Some(k) => Some(positive(
+                    k,
+                    "'NewerNoncurrentVersions' for NoncurrentVersionTransition action must be a positive integer",
+                )?),
+                None => None,
+            };
+            rule.noncurrent_transitions
+                .push(m::lifecycle::NoncurrentTransition { days, newer, class });
             actions += 1;
         }
         if actions == 0 {
@@ -328,5 +402,51 @@ mod tests {
             "InvalidArgument"
         );
         assert_eq!(code("not xml"), "MalformedXML");
+    }
+
+    #[test]
+    fn transitions_are_read_and_checked() {
+        use crate::model::s3::StorageClass as C;
+        let rules = parse(
+            doc("<Rule><Status>Enabled</Status><Filter><Prefix>logs/</Prefix></Filter>\
+                 <Transition><Days>30</Days><StorageClass>STANDARD_IA</StorageClass></Transition>\
+                 <Transition><Date>2030-01-01T00:00:00Z</Date><StorageClass>GLACIER</StorageClass></Transition>\
+                 <NoncurrentVersionTransition><NoncurrentDays>0</NoncurrentDays>\
+                 <NewerNoncurrentVersions>2</NewerNoncurrentVersions>\
+                 <StorageClass>DEEP_ARCHIVE</StorageClass></NoncurrentVersionTransition></Rule>")
+            .as_bytes(),
+        )
+        .expect("parse");
+        let r = &rules[0];
+        assert_eq!(r.transitions.len(), 2);
+        assert_eq!(
+            (r.transitions[0].days, r.transitions[0].class),
+            (Some(30), C::StandardIa)
+        );
+        assert!(r.transitions[1].date.is_some());
+        let n = &r.noncurrent_transitions[0];
+        assert_eq!((n.days, n.newer, n.class), (0, Some(2), C::DeepArchive));
+        let tr = |inner: &str| {
+            code(&doc(&format!(
+                "<Rule><Status>Enabled</Status><Filter/><Transition>{inner}</Transition></Rule>"
+            )))
+        };
+        assert_eq!(
+            tr("<Days>29</Days><StorageClass>STANDARD_IA</StorageClass>"),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            tr("<Days>1</Days><StorageClass>ONEZONE_IA</StorageClass>"),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            tr("<Days>1</Days><StorageClass>STANDARD</StorageClass>"),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            tr("<Days>1</Days><StorageClass>COLD</StorageClass>"),
+            "MalformedXML"
+        );
+        assert_eq!(tr("<StorageClass>GLACIER</StorageClass>"), "MalformedXML");
     }
 }

@@ -13,14 +13,16 @@
 //! bucket is next used, and dates each effect at the moment it became due (a delete
 //! marker made by an expiration carries the expiry time, not the time of the request
 //! that noticed it), so the outcome is the one S3 would have reached. Transitions
-//! change an object's storage class, which vpclab does not emulate: they are stored and
-//! returned, never applied.
+//! (`Transition`, `NoncurrentVersionTransition`) change a version's storage class in
+//! place ([`World::transition_version`]), following the waterfall of "Transitioning
+//! objects using Amazon S3 Lifecycle" ("Supported lifecycle transitions"): a version
+//! only moves down, never back up. No `s3:LifecycleTransition` event is sent.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bucket, Freed, S3Object, Version, object_id};
+use super::{Bucket, Freed, S3Object, StorageClass, Version, object_id};
 use crate::model::{ApiError, ApiResult, Env, Timestamp, World};
 
 /// At most 1,000 rules per configuration ("Lifecycle configuration elements").
@@ -69,6 +71,66 @@ pub struct LifecycleRule {
     /// `AbortIncompleteMultipartUpload/DaysAfterInitiation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_days: Option<u32>,
+    /// `Transition`s of current versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    /// `NoncurrentVersionTransition`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noncurrent_transitions: Vec<NoncurrentTransition>,
+}
+
+/// A `Transition`: `Days` after creation or a `Date` (midnight UTC), and the class.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Transition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<i64>,
+    pub class: StorageClass,
+}
+
+/// A `NoncurrentVersionTransition`: `NoncurrentDays` after the version became
+/// noncurrent, `NewerNoncurrentVersions` kept in their class whatever their age.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NoncurrentTransition {
+    pub days: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<u32>,
+    pub class: StorageClass,
+}
+
+/// A class's place in the lifecycle waterfall ("Supported lifecycle transitions"):
+/// STANDARD (and REDUCED_REDUNDANCY) → STANDARD_IA → INTELLIGENT_TIERING → ONEZONE_IA →
+/// GLACIER_IR → GLACIER → DEEP_ARCHIVE.
+fn waterfall_rank(class: StorageClass) -> u8 {
+    match class {
+        StorageClass::Standard | StorageClass::ReducedRedundancy => 0,
+        StorageClass::StandardIa => 1,
+        StorageClass::IntelligentTiering => 2,
+        StorageClass::OnezoneIa => 3,
+        StorageClass::GlacierIr => 4,
+        StorageClass::Glacier => 5,
+        StorageClass::DeepArchive => 6,
+    }
+}
+
+/// Whether lifecycle may move a version from `from` to `to`: only down the waterfall,
+/// and not from ONEZONE_IA to GLACIER_IR (the one downward step the guide lists as
+/// unsupported).
+pub fn can_transition(from: StorageClass, to: StorageClass) -> bool {
+    waterfall_rank(to) > waterfall_rank(from)
+        && !(from == StorageClass::OnezoneIa && to == StorageClass::GlacierIr)
+}
+
+/// Of the transitions `due` (time due, class), the one a version in `from` takes: the
+/// latest due among those it may take (deeper class on a tie).
+fn pick_transition(
+    from: StorageClass,
+    due: impl Iterator<Item = (i64, StorageClass)>,
+) -> Option<StorageClass> {
+    due.filter(|(_, c)| can_transition(from, *c))
+        .max_by_key(|(at, c)| (*at, waterfall_rank(*c)))
+        .map(|(_, c)| c)
 }
 
 /// The first midnight UTC after `t` plus `days` days: S3 counts lifecycle days from
@@ -109,6 +171,18 @@ impl LifecycleRule {
     /// noncurrent").
     pub fn noncurrent_expiry(&self, since: i64) -> Option<i64> {
         self.noncurrent_days.map(|d| after_days(since, d))
+    }
+
+    /// The transitions of a current version written at `created`: (time due, class).
+    pub fn transition_times(&self, created: i64) -> impl Iterator<Item = (i64, StorageClass)> {
+        self.transitions.iter().filter_map(move |t| {
+            let at = match (t.days, t.date) {
+                (Some(days), _) => after_days(created, days),
+                (None, Some(date)) => date,
+                (None, None) => return None,
+            };
+            Some((at, t.class))
+        })
     }
 
     /// When a multipart upload initiated at `initiated` becomes eligible for abort.
@@ -202,6 +276,12 @@ pub enum Step {
     /// The current version is a delete marker with no version left behind it: an
     /// expired object delete marker, removed ("Managing delete markers").
     RemoveExpiredMarker,
+    /// A version (current or noncurrent) moves to a storage class further down the
+    /// waterfall ("Transitioning objects using Amazon S3 Lifecycle").
+    Transition {
+        version_id: String,
+        class: StorageClass,
+    },
 }
 
 /// A version as the steps of one pass leave it.
@@ -212,6 +292,7 @@ struct Sim<'a> {
     size: u64,
     tags: &'a BTreeMap<String, String>,
     written: i64,
+    class: StorageClass,
 }
 
 /// What the enabled `rules` do at `now` to the versions of the object `key` (oldest
@@ -239,24 +320,57 @@ pub fn object_steps(
             size: v.size,
             tags: &v.tags,
             written: v.last_modified,
+            class: v.storage_class,
         })
         .collect();
 
-    // 1. Expiration applies to the current version only.
+    // 1. Expiration and Transition apply to the current version. A transition due
+    // before the expiry happened first; a removal takes precedence over it ("Lifecycle
+    // and other bucket configurations": permanent deletion over transition).
     if let Some(Sim {
         marker: false,
+        id,
         size,
         tags,
         written,
-        ..
+        class,
     }) = vs.last().cloned()
     {
-        let due = rules
+        let selecting: Vec<&&LifecycleRule> = rules
             .iter()
             .filter(|r| r.selects(key, size, tags))
+            .collect();
+        let due = selecting
+            .iter()
             .filter_map(|r| r.expiry(written))
             .min()
             .filter(|at| *at <= now);
+        // Expiry removes the version itself in an unversioned bucket, and replaces the
+        // `null` version in a suspended one.
+        let removed = match versioning {
+            None => true,
+            Some("Enabled") => false,
+            Some(_) => id == "null",
+        };
+        if due.is_none() || !removed {
+            let until = due.unwrap_or(now);
+            let target = pick_transition(
+                class,
+                selecting
+                    .iter()
+                    .flat_map(|r| r.transition_times(written))
+                    .filter(|(at, _)| *at <= until),
+            );
+            if let Some(class) = target {
+                steps.push(Step::Transition {
+                    version_id: id.clone(),
+                    class,
+                });
+                if let Some(last) = vs.last_mut() {
+                    last.class = class;
+                }
+            }
+        }
         if let Some(at) = due {
             steps.push(Step::ExpireCurrent { at });
             match versioning {
@@ -274,6 +388,7 @@ pub fn object_steps(
                         size: 0,
                         tags: &no_tags,
                         written: at,
+                        class: StorageClass::Standard,
                     });
                 }
             }
@@ -304,6 +419,42 @@ pub fn object_steps(
     }
     for i in removed.into_iter().rev() {
         vs.remove(i);
+    }
+
+    // NoncurrentVersionTransition, for what is left: days count from when the version
+    // became noncurrent; NewerNoncurrentVersions keeps that many newer noncurrent
+    // versions in their class.
+    let n = vs.len();
+    for i in 0..n.saturating_sub(1) {
+        let Sim {
+            id,
+            marker,
+            size,
+            tags,
+            class,
+            ..
+        } = &vs[i];
+        if *marker {
+            continue;
+        }
+        let since = vs[i + 1].written;
+        let newer = n - 2 - i;
+        let target = pick_transition(
+            *class,
+            rules
+                .iter()
+                .filter(|r| r.selects(key, *size, tags))
+                .flat_map(|r| r.noncurrent_transitions.iter())
+                .filter(|t| t.newer.is_none_or(|keep| newer >= keep as usize))
+                .map(|t| (after_days(since, t.days), t.class))
+                .filter(|(at, _)| *at <= now),
+        );
+        if let Some(class) = target {
+            steps.push(Step::Transition {
+                version_id: id.clone(),
+                class,
+            });
+        }
     }
 
     // 3. An expired object delete marker goes under ExpiredObjectDeleteMarker, or when
@@ -479,6 +630,9 @@ impl World {
                             "",
                             Some(&version_id),
                         );
+                    }
+                    Step::Transition { version_id, class } => {
+                        self.transition_version(bucket, &key, &version_id, class)?;
                     }
                     Step::RemoveExpiredMarker => {
                         let current = self
@@ -710,6 +864,89 @@ mod tests {
             })
             .collect();
         assert!(object_steps(&off, Some("Enabled"), "k", &v, 30 * D).is_empty());
+    }
+
+    /// "Transitioning objects using Amazon S3 Lifecycle": the latest due transition
+    /// wins, a version only moves down the waterfall, noncurrent versions count from
+    /// when they became noncurrent, and an expiry in an unversioned bucket removes
+    /// rather than transitions.
+    #[test]
+    fn transitions_move_versions_down_the_waterfall() {
+        use super::super::StorageClass as C;
+        let to = |days: u32, class: C| Transition {
+            days: Some(days),
+            date: None,
+            class,
+        };
+        let r = [LifecycleRule {
+            prefix: "logs/".into(),
+            transitions: vec![to(90, C::Glacier), to(30, C::StandardIa)],
+            ..rule()
+        }];
+        let step = |id: &str, class: C| Step::Transition {
+            version_id: id.into(),
+            class,
+        };
+        let v = [version("null", false, 1, 0)];
+        assert!(object_steps(&r, None, "logs/a", &v, 30 * D).is_empty());
+        assert_eq!(
+            object_steps(&r, None, "logs/a", &v, 31 * D),
+            vec![step("null", C::StandardIa)]
+        );
+        // Both due: the later (GLACIER) wins, skipping STANDARD_IA.
+        assert_eq!(
+            object_steps(&r, None, "logs/a", &v, 200 * D),
+            vec![step("null", C::Glacier)]
+        );
+        assert!(object_steps(&r, None, "data/a", &v, 200 * D).is_empty());
+        // Never back up: a DEEP_ARCHIVE version stays; a GLACIER one has nothing to do.
+        let mut deep = version("null", false, 1, 0);
+        deep.storage_class = C::DeepArchive;
+        assert!(object_steps(&r, None, "logs/a", &[deep.clone()], 200 * D).is_empty());
+        deep.storage_class = C::Glacier;
+        assert!(object_steps(&r, None, "logs/a", &[deep], 200 * D).is_empty());
+        assert!(!can_transition(C::OnezoneIa, C::GlacierIr));
+        assert!(can_transition(C::StandardIa, C::IntelligentTiering));
+        // Expiry in an unversioned bucket removes the object: no transition.
+        let r2 = [LifecycleRule {
+            expiration_days: Some(10),
+            transitions: vec![to(0, C::Glacier)],
+            ..rule()
+        }];
+        assert_eq!(
+            object_steps(&r2, None, "k", &v, 20 * D),
+            vec![Step::ExpireCurrent { at: 11 * D }]
+        );
+        // In a versioned bucket the transition happened before the marker came.
+        let v2 = [version("a", false, 1, 0)];
+        assert_eq!(
+            object_steps(&r2, Some("Enabled"), "k", &v2, 20 * D),
+            vec![step("a", C::Glacier), Step::ExpireCurrent { at: 11 * D }]
+        );
+        // NoncurrentVersionTransition: from the successor's write, beyond the newest kept.
+        let r3 = [LifecycleRule {
+            noncurrent_transitions: vec![NoncurrentTransition {
+                days: 30,
+                newer: Some(1),
+                class: C::GlacierIr,
+            }],
+            ..rule()
+        }];
+        let v3 = [
+            version("a", false, 1, 0),
+            version("b", false, 1, 10 * D),
+            version("c", false, 1, 20 * D),
+        ];
+        assert!(object_steps(&r3, Some("Enabled"), "k", &v3, 40 * D).is_empty());
+        assert_eq!(
+            object_steps(&r3, Some("Enabled"), "k", &v3, 41 * D),
+            vec![step("a", C::GlacierIr)]
+        );
+        // b stays: it is the one newer noncurrent version kept.
+        assert_eq!(
+            object_steps(&r3, Some("Enabled"), "k", &v3, 100 * D),
+            vec![step("a", C::GlacierIr)]
+        );
     }
 
     /// S3's answers to configurations it refuses.

@@ -222,6 +222,10 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sql)?;
+        // A reader beside a writer can still meet SQLITE_BUSY (the daemon resetting the
+        // WAL after a checkpoint): wait for it as the daemon's own connection would.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
         let lock = File::open(&paths.db).map_err(|cause| StoreError::Dir {
             dir: paths.dir.clone(),
             cause,

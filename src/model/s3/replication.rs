@@ -41,18 +41,11 @@ pub const COMPLETED: &str = "COMPLETED";
 pub const FAILED: &str = "FAILED";
 pub const REPLICA: &str = "REPLICA";
 
-/// The storage classes a destination may name (API reference, Destination).
-pub const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-    "OUTPOSTS",
-    "GLACIER_IR",
-];
+/// Whether a destination may name this storage class (API reference, Destination): the
+/// classes of general purpose buckets, and `OUTPOSTS`.
+fn destination_class(name: &str) -> bool {
+    name == "OUTPOSTS" || super::StorageClass::parse(name).is_ok()
+}
 
 /// A bucket's replication configuration, as put (`Role` and rules).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -229,7 +222,7 @@ impl ReplicationConfig {
                 ));
             }
             if let Some(c) = &r.destination.storage_class
-                && !STORAGE_CLASSES.contains(&c.as_str())
+                && !destination_class(c)
             {
                 return Err(malformed_xml());
             }

@@ -385,9 +385,10 @@ fn is_anonymous_path_style_s3(req: &Request) -> bool {
     if crate::model::s3::bucket_name_problem(first).is_some() {
         return false;
     }
-    let names_an_action = req.uri().query().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action")
-    });
+    let names_an_action = req
+        .uri()
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action"));
     let query_form = req.method() == axum::http::Method::POST
         && req
             .headers()

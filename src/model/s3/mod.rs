@@ -1185,6 +1185,66 @@ mod tests {
         }
     }
 
+    /// Issue s15: bucket names are one namespace across the daemon's accounts ("Bucket
+    /// naming rules"): another account's name is `BucketAlreadyExists` in every region,
+    /// your own is 200 in us-east-1 and `BucketAlreadyOwnedByYou` elsewhere, bad names
+    /// and locations are judged first, and the namespace is read back from the store.
+    #[test]
+    fn s15_bucket_names_are_one_namespace_across_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::model::store::StorePaths {
+            dir: dir.path().to_path_buf(),
+            db: dir.path().join("t.db"),
+            lock: dir.path().join("t.lock"),
+        };
+        let us = Env::new("us-east-1", Timestamp(1));
+        let eu = Env::new("eu-west-1", Timestamp(1));
+        let code = |r: ApiResult<bool>| r.err().map(|e| (e.code, e.status));
+        {
+            let mut c = Control::open(&paths).unwrap();
+            assert_eq!(c.create_bucket("111111111111", &us, "shared", None), Ok(true));
+            assert_eq!(c.create_bucket("111111111111", &us, "shared", None), Ok(false));
+            assert_eq!(
+                code(c.create_bucket("222222222222", &us, "shared", None)),
+                Some(("BucketAlreadyExists".to_string(), 409))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &eu, "shared", Some("eu-west-1"))),
+                Some(("BucketAlreadyExists".to_string(), 409))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &us, "Shared", None)),
+                Some(("InvalidBucketName".to_string(), 400))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &eu, "shared", None)),
+                Some(("IllegalLocationConstraintException".to_string(), 400))
+            );
+            assert_eq!(
+                c.create_bucket("111111111111", &eu, "mine-eu", Some("eu-west-1")),
+                Ok(true)
+            );
+            assert_eq!(
+                code(c.create_bucket("111111111111", &eu, "mine-eu", Some("eu-west-1"))),
+                Some(("BucketAlreadyOwnedByYou".to_string(), 409))
+            );
+            assert!(
+                c.snapshot("222222222222")
+                    .is_none_or(|w| w.buckets.is_empty()),
+                "a refused CreateBucket leaves nothing behind"
+            );
+        }
+        let mut c = Control::open(&paths).unwrap();
+        assert_eq!(c.bucket_holders("shared"), ["111111111111"]);
+        assert_eq!(
+            code(c.create_bucket("222222222222", &us, "shared", None)),
+            Some(("BucketAlreadyExists".to_string(), 409))
+        );
+        c.mutate("111111111111", &us, false, |w, _| w.delete_bucket("shared"))
+            .unwrap();
+        assert_eq!(c.create_bucket("222222222222", &us, "shared", None), Ok(true));
+    }
+
     /// Issue 15: a completed multipart object keeps its parts, and a row stored before
     /// parts were kept still loads (it counts its parts from the ETag).
     #[test]

@@ -1199,11 +1199,17 @@ mod tests {
         };
         let us = Env::new("us-east-1", Timestamp(1));
         let eu = Env::new("eu-west-1", Timestamp(1));
-        let code = |r: ApiResult<bool>| r.err().map(|e| (e.code, e.status));
+        let code = |r: ApiResult<bool>| r.err().map(|e| (e.code.into_owned(), e.status));
         {
             let mut c = Control::open(&paths).unwrap();
-            assert_eq!(c.create_bucket("111111111111", &us, "shared", None), Ok(true));
-            assert_eq!(c.create_bucket("111111111111", &us, "shared", None), Ok(false));
+            assert_eq!(
+                c.create_bucket("111111111111", &us, "shared", None),
+                Ok(true)
+            );
+            assert_eq!(
+                c.create_bucket("111111111111", &us, "shared", None),
+                Ok(false)
+            );
             assert_eq!(
                 code(c.create_bucket("222222222222", &us, "shared", None)),
                 Some(("BucketAlreadyExists".to_string(), 409))
@@ -1242,7 +1248,10 @@ mod tests {
         );
         c.mutate("111111111111", &us, false, |w, _| w.delete_bucket("shared"))
             .unwrap();
-        assert_eq!(c.create_bucket("222222222222", &us, "shared", None), Ok(true));
+        assert_eq!(
+            c.create_bucket("222222222222", &us, "shared", None),
+            Ok(true)
+        );
     }
 
     /// Issue 15: a completed multipart object keeps its parts, and a row stored before

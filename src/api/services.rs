@@ -10,7 +10,10 @@
 //! 3. the path of a REST API (`/2013-04-01/…` is Route 53);
 //! 4. the `Host` header, when it names a service endpoint (`logs.us-east-1.amazonaws.com`,
 //!    as requests through the endpoints inside a world do);
-//! 5. otherwise the EC2 Query endpoint at `/`, as anonymous tools expect.
+//! 5. an unsigned request whose first path segment is a bucket name and which names
+//!    no `Action` is S3's, in path style (`curl localhost:PORT/BUCKET/KEY`), as is a
+//!    CORS preflight (`OPTIONS`);
+//! 6. otherwise the EC2 Query endpoint at `/`, as anonymous tools expect.
 //!
 //! [`SERVICES`] is the one table: a service vpclab emulates has a handler there; every
 //! other service is listed with its protocol, so a learner who tries it gets that
@@ -356,7 +359,46 @@ pub fn route(req: &Request) -> Route {
     if req.method() == axum::http::Method::OPTIONS {
         return Route::Known("s3");
     }
+    if is_anonymous_path_style_s3(req) {
+        return Route::Known("s3");
+    }
     Route::Known("ec2")
+}
+
+/// Whether an unsigned request that named no service is S3's in path style
+/// (`GET /BUCKET/KEY`: a browser or curl reading an object a bucket policy makes
+/// public). The Query APIs (EC2, and IAM, STS, SNS … when unsigned) are answered only
+/// at `/` and always name an `Action`, which no S3 request carries; their form bodies
+/// (`application/x-www-form-urlencoded`, unread here) come with a POST. Anything else
+/// whose first path segment is a valid bucket name ("Bucket naming rules") goes to S3,
+/// which answers it as S3 does: `NoSuchBucket`, or `AccessDenied` for a private object.
+/// The console's and vpclab's own paths are routes of their own and never get here.
+fn is_anonymous_path_style_s3(req: &Request) -> bool {
+    let Some(first) = req
+        .uri()
+        .path()
+        .strip_prefix('/')
+        .and_then(|p| p.split('/').next())
+    else {
+        return false;
+    };
+    if crate::model::s3::bucket_name_problem(first).is_some() {
+        return false;
+    }
+    let names_an_action = req
+        .uri()
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action"));
+    let query_form = req.method() == axum::http::Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+    !names_an_action && !query_form
 }
 
 /// The signing name of the service whose endpoint the `Host` header names.
@@ -521,6 +563,47 @@ mod tests {
         let mut r = req(None, None, "/bucket/key");
         *r.method_mut() = axum::http::Method::OPTIONS;
         assert_eq!(route(&r), Route::Known("s3"));
+    }
+
+    /// Issue s15: an unsigned path-style GET or HEAD (`curl localhost:PORT/BUCKET/KEY`)
+    /// is S3's; the Query APIs keep `/` and every request naming an `Action`.
+    #[test]
+    fn an_unsigned_path_style_request_is_s3s_unless_it_is_a_query_api_call() {
+        for (method, path) in [
+            ("GET", "/public-site/index.html"),
+            ("HEAD", "/public-site/a/b.txt"),
+            ("GET", "/public-site"),
+            ("GET", "/public-site/"),
+            ("PUT", "/public-site/k"),
+            ("GET", "/my.bucket-1/k?versionId=x"),
+        ] {
+            let mut r = req(None, None, path);
+            *r.method_mut() = method.parse().unwrap();
+            assert_eq!(route(&r), Route::Known("s3"), "{method} {path}");
+        }
+        for (method, path) in [
+            ("GET", "/"),
+            ("GET", "/?Action=DescribeRegions&Version=2016-11-15"),
+            ("GET", "/public-site/k?Action=DescribeRegions"),
+            ("GET", "/Not_A_Bucket/k"),
+            ("GET", "/ab/k"),
+            ("GET", "/_vpclab/whoami"),
+        ] {
+            let mut r = req(None, None, path);
+            *r.method_mut() = method.parse().unwrap();
+            assert_eq!(route(&r), Route::Known("ec2"), "{method} {path}");
+        }
+        let mut form = req(None, None, "/some-bucket");
+        form.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        assert_eq!(route(&form), Route::Known("ec2"));
+        // A signed request still goes where its credential scope says.
+        assert_eq!(
+            route(&req(Some(&auth("iam")), None, "/some-bucket/k")),
+            Route::Known("iam")
+        );
     }
 
     #[test]

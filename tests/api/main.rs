@@ -30,6 +30,7 @@ mod route53;
 mod route53_cli;
 mod s3;
 mod s3_classes;
+mod s3_corners;
 mod s3_events;
 mod s3_replication;
 mod secondary_ips;

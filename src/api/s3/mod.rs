@@ -752,8 +752,10 @@ async fn receive_to_blob(
 }
 
 /// The account whose world holds `bucket`: the caller's own when it has one by that
-/// name, otherwise the first other account that has it (bucket names are per account in
-/// vpclab; a name held elsewhere is another account's bucket, reached cross-account).
+/// name, otherwise the other account that has it, reached cross-account. Bucket names
+/// are global ([`crate::model::Control::create_bucket`]); only state from before they
+/// were can hold one name in several accounts, and then the caller's comes first, then
+/// the first in account order.
 fn bucket_owner(
     control: &crate::model::Control,
     caller: Option<&str>,
@@ -1125,10 +1127,10 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
                 let doc = parse_xml(&req.body)?;
                 doc.text_of("LocationConstraint").map(str::to_string)
             };
-            mutate(state, account, &env, |w, env| {
-                w.create_bucket(env, bucket, constraint.as_deref())?;
-                Ok(((), Vec::new()))
-            })?;
+            // Bucket names are global: the whole daemon's namespace is checked.
+            state
+                .lock()
+                .create_bucket(account, &env, bucket, constraint.as_deref())?;
             Ok(Out::empty(200).header("location", format!("/{bucket}")))
         }
         "HeadBucket" => {
@@ -2036,6 +2038,35 @@ fn upload_checksum(req: &S3Req) -> ApiResult<Option<m::UploadChecksum>> {
     }))
 }
 
+/// CompleteMultipartUpload's `x-amz-checksum-type`, when sent, must be the type the
+/// upload was created with: "If the checksum type doesn't match the checksum type that
+/// was specified for the object during the CreateMultipartUpload request, it'll result
+/// in a BadDigest error" (API reference, CompleteMultipartUpload). An upload created
+/// without an algorithm gets S3's default, a full-object CRC64NVME, so its type is
+/// `FULL_OBJECT`. A value that is neither type is refused as CreateMultipartUpload
+/// refuses it (S3 documents no code for it here).
+fn check_completion_type(req: &S3Req, created: Option<&m::UploadChecksum>) -> ApiResult<()> {
+    let Some(sent) = req.header("x-amz-checksum-type") else {
+        return Ok(());
+    };
+    let sent = sent.trim().to_ascii_uppercase();
+    if sent != "COMPOSITE" && sent != "FULL_OBJECT" {
+        return Err(invalid_request(
+            "Value for x-amz-checksum-type header is invalid.",
+        ));
+    }
+    let kind = created.map_or("FULL_OBJECT", |c| c.kind.as_str());
+    if sent != kind {
+        return Err(ApiError::new(
+            "BadDigest",
+            format!(
+                "The checksum type you specified ({sent}) does not match the checksum type of the multipart upload ({kind})."
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a GET or HEAD asks for the object's checksum (`x-amz-checksum-mode: ENABLED`).
 fn checksum_mode(req: &S3Req) -> bool {
     req.header("x-amz-checksum-mode")
@@ -2587,11 +2618,20 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 None => None,
                 Some(Ok(span)) => Some(span),
                 Some(Err(m::PartMiss::NoSuchPart)) => {
+                    // S3 names the part asked for and how many the object has, after
+                    // the message. The API reference documents the code and its 416,
+                    // not these two elements: they are what S3 is observed to send
+                    // (docs/fidelity.md).
                     return Err(ApiError::new(
                         "InvalidPartNumber",
                         "The requested partnumber is not satisfiable",
                     )
-                    .with_status(416));
+                    .with_status(416)
+                    .with_element(
+                        "PartNumberRequested",
+                        part_number.unwrap_or_default().to_string(),
+                    )
+                    .with_element("ActualPartCount", v.parts_count().to_string()));
                 }
                 Some(Err(m::PartMiss::BoundariesUnknown)) => {
                     return Err(ApiError::new(
@@ -2766,8 +2806,9 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
                 );
             }
             let w = read(state, account, &env)?;
-            let parts = w.parts_to_complete(&bucket, &key, &id, &wanted)?;
             let settings = w.upload(&bucket, &key, &id)?.checksum.clone();
+            check_completion_type(req, settings.as_ref())?;
+            let parts = w.parts_to_complete(&bucket, &key, &id, &wanted)?;
             drop(w);
             let alg = settings
                 .as_ref()

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use class::{Restore, RestoreOutcome, RestoreState, RestoreTier, StorageClass};
 pub use lifecycle::LifecycleRule;
 
-use super::{ApiError, ApiResult, Env, Resource, Timestamp, World};
+use super::{ApiError, ApiResult, Control, Env, Resource, Timestamp, World};
 
 /// The longest object key, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -502,6 +502,48 @@ pub fn check_tags(tags: &BTreeMap<String, String>, max: usize) -> ApiResult<()> 
     Ok(())
 }
 
+/// CreateBucket's answer for a name another account holds (409).
+pub fn bucket_already_exists() -> ApiError {
+    ApiError::new(
+        "BucketAlreadyExists",
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+    )
+    .with_status(409)
+}
+
+/// Bucket names are global, as on AWS ("Bucket naming rules": a name is unique across
+/// all accounts in a partition): the namespace is every world of the daemon, so it is
+/// derived from the stored buckets and needs no table of its own, and survives a
+/// restart as they do. State from before names were global may hold one name in
+/// several accounts; each keeps its bucket (its owner reaches it first, others find the
+/// first account in account order), and the name is free again only once every one of
+/// them is deleted.
+impl Control {
+    /// The accounts whose worlds hold a bucket named `name`, in account order.
+    pub fn bucket_holders(&self, name: &str) -> Vec<String> {
+        self.accounts()
+            .into_iter()
+            .filter(|a| self.snapshot(a).is_some_and(|w| w.buckets.contains(name)))
+            .collect()
+    }
+
+    /// CreateBucket for `account`: [`World::create_bucket_in_namespace`] with the
+    /// daemon-wide namespace, looked at and changed under the one lock, so two accounts
+    /// racing for a name cannot both get it.
+    pub fn create_bucket(
+        &mut self,
+        account: &str,
+        env: &Env,
+        name: &str,
+        constraint: Option<&str>,
+    ) -> ApiResult<bool> {
+        let elsewhere = self.bucket_holders(name).iter().any(|a| a != account);
+        self.mutate(account, env, false, |w, env| {
+            w.create_bucket_in_namespace(env, name, constraint, elsewhere)
+        })
+    }
+}
+
 impl World {
     pub fn bucket(&self, name: &str) -> ApiResult<&Bucket> {
         self.buckets.get(name).ok_or_else(|| no_such_bucket(name))
@@ -513,14 +555,29 @@ impl World {
             .ok_or_else(|| no_such_bucket(name))
     }
 
-    /// CreateBucket. `endpoint_region` is the credential scope's region, `constraint`
-    /// the body's LocationConstraint. Returns `false` when the bucket already existed in
-    /// us-east-1 (AWS answers 200 there for a bucket you own).
+    /// CreateBucket in this account alone, as if no other account held a bucket (see
+    /// [`World::create_bucket_in_namespace`]; the daemon's CreateBucket goes through
+    /// [`Control::create_bucket`]).
     pub fn create_bucket(
         &mut self,
         env: &Env,
         name: &str,
         constraint: Option<&str>,
+    ) -> ApiResult<bool> {
+        self.create_bucket_in_namespace(env, name, constraint, false)
+    }
+
+    /// CreateBucket. `env.region` is the credential scope's region, `constraint` the
+    /// body's LocationConstraint, `held_elsewhere` whether another account of the daemon
+    /// has a bucket of that name. Returns `false` when the bucket already existed in
+    /// us-east-1 (AWS answers 200 there for a bucket you own). The checks run in the
+    /// order of the request: the name, the location, then whether the name is free.
+    pub fn create_bucket_in_namespace(
+        &mut self,
+        env: &Env,
+        name: &str,
+        constraint: Option<&str>,
+        held_elsewhere: bool,
     ) -> ApiResult<bool> {
         if let Some(problem) = bucket_name_problem(name) {
             return Err(ApiError::new(
@@ -559,6 +616,11 @@ impl World {
             }
             Some(c) => c.to_string(),
         };
+        // "The bucket you tried to create already exists, and you own it. Amazon S3
+        // returns this error in all Amazon Web Services Regions except in the North
+        // Virginia Region. For legacy compatibility, if you re-create an existing bucket
+        // that you already own in the North Virginia Region, Amazon S3 returns 200 OK"
+        // (API reference, CreateBucket, BucketAlreadyOwnedByYou).
         if let Some(existing) = self.buckets.get(name) {
             if existing.region == "us-east-1" && region == "us-east-1" {
                 return Ok(false);
@@ -568,6 +630,11 @@ impl World {
                 "Your previous request to create the named bucket succeeded and you already own it.",
             )
             .with_status(409));
+        }
+        // "The requested bucket name is not available. The bucket namespace is shared by
+        // all users of the system." (BucketAlreadyExists): another account's name.
+        if held_elsewhere {
+            return Err(bucket_already_exists());
         }
         self.buckets.insert(Bucket {
             id: name.to_string(),
@@ -1116,6 +1183,75 @@ mod tests {
         ] {
             assert!(bucket_name_problem(bad).is_some(), "{bad}");
         }
+    }
+
+    /// Issue s15: bucket names are one namespace across the daemon's accounts ("Bucket
+    /// naming rules"): another account's name is `BucketAlreadyExists` in every region,
+    /// your own is 200 in us-east-1 and `BucketAlreadyOwnedByYou` elsewhere, bad names
+    /// and locations are judged first, and the namespace is read back from the store.
+    #[test]
+    fn s15_bucket_names_are_one_namespace_across_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::model::store::StorePaths {
+            dir: dir.path().to_path_buf(),
+            db: dir.path().join("t.db"),
+            lock: dir.path().join("t.lock"),
+        };
+        let us = Env::new("us-east-1", Timestamp(1));
+        let eu = Env::new("eu-west-1", Timestamp(1));
+        let code = |r: ApiResult<bool>| r.err().map(|e| (e.code.into_owned(), e.status));
+        {
+            let mut c = Control::open(&paths).unwrap();
+            assert_eq!(
+                c.create_bucket("111111111111", &us, "shared", None),
+                Ok(true)
+            );
+            assert_eq!(
+                c.create_bucket("111111111111", &us, "shared", None),
+                Ok(false)
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &us, "shared", None)),
+                Some(("BucketAlreadyExists".to_string(), 409))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &eu, "shared", Some("eu-west-1"))),
+                Some(("BucketAlreadyExists".to_string(), 409))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &us, "Shared", None)),
+                Some(("InvalidBucketName".to_string(), 400))
+            );
+            assert_eq!(
+                code(c.create_bucket("222222222222", &eu, "shared", None)),
+                Some(("IllegalLocationConstraintException".to_string(), 400))
+            );
+            assert_eq!(
+                c.create_bucket("111111111111", &eu, "mine-eu", Some("eu-west-1")),
+                Ok(true)
+            );
+            assert_eq!(
+                code(c.create_bucket("111111111111", &eu, "mine-eu", Some("eu-west-1"))),
+                Some(("BucketAlreadyOwnedByYou".to_string(), 409))
+            );
+            assert!(
+                c.snapshot("222222222222")
+                    .is_none_or(|w| w.buckets.is_empty()),
+                "a refused CreateBucket leaves nothing behind"
+            );
+        }
+        let mut c = Control::open(&paths).unwrap();
+        assert_eq!(c.bucket_holders("shared"), ["111111111111"]);
+        assert_eq!(
+            code(c.create_bucket("222222222222", &us, "shared", None)),
+            Some(("BucketAlreadyExists".to_string(), 409))
+        );
+        c.mutate("111111111111", &us, false, |w, _| w.delete_bucket("shared"))
+            .unwrap();
+        assert_eq!(
+            c.create_bucket("222222222222", &us, "shared", None),
+            Ok(true)
+        );
     }
 
     /// Issue 15: a completed multipart object keeps its parts, and a row stored before

@@ -6,8 +6,9 @@
 //! from flags and environment, tests build it directly. Nothing below this module reads
 //! the environment. [`StateDir`] owns the on-disk layout. [`Daemon::start`] opens the
 //! state, wires the model's change events to their subscribers (the DNS view, the world
-//! runtime, the Route 53 health checkers), binds the API and DNS endpoints, and returns
-//! a [`Running`] daemon with its addresses and a way to stop it.
+//! runtime, the Route 53 health checkers), starts the periodic tasks (the model's tick,
+//! the S3 sweep of due lifecycle actions and restores), binds the API and DNS
+//! endpoints, and returns a [`Running`] daemon with its addresses and a way to stop it.
 //!
 //! Start-up order matters and is the one place it is written down: the DNS view
 //! subscribes before the world runtime (resolvers read the view), the health checkers

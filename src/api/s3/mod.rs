@@ -28,6 +28,10 @@
 //! GetObject and CopyObject until a RestoreObject (`POST ?restore`) completes, which the
 //! model times from the clock ([`crate::model::s3::class`]).
 //!
+//! What the clock makes due (lifecycle actions, the end of restores) is carried out by
+//! the daemon's [`sweep`] every few seconds, and by a request naming the bucket before
+//! it is answered.
+//!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
 //! lock, requester pays, SigV2.
 

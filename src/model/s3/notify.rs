@@ -1,6 +1,8 @@
 //! S3 event notifications (Amazon S3 User Guide, "Amazon S3 Event Notifications"): the
 //! bucket's notification configuration, its validation, and the event messages an
-//! object write or delete sends.
+//! object write, delete or tagging, a restore, or a lifecycle action sends. Events S3
+//! causes by itself (lifecycle, the end of a restore) are sent in the commit of the
+//! daemon's sweep, or of the request that found them due first.
 //!
 //! SNS topics receive events here, in the same commit as the write (the topic's
 //! subscriptions get them like any published message: `vpclab mail` shows an email

@@ -792,17 +792,31 @@ impl World {
     /// Carries out everything due in the bucket at `env.now`: restores first (they
     /// complete within seconds of their request, before any rule's day comes), then
     /// the lifecycle. One commit's worth; returns the freed blobs.
+    /// The events name the bucket's region (`awsRegion`), whatever region the commit
+    /// runs in.
     pub fn settle_bucket(&mut self, env: &Env, bucket: &str) -> ApiResult<Freed> {
-        self.settle_restores(env, bucket)?;
-        self.apply_lifecycle(env, bucket)
+        let mut env = env.clone();
+        env.region = self.bucket(bucket)?.region.clone();
+        self.settle_restores(&env, bucket)?;
+        self.apply_lifecycle(&env, bucket)
     }
 
-    /// The buckets (name, region) with something due at `now`, in name order.
+    /// The buckets with something due at `now`, in name order, each with the region its
+    /// commit should run in: the bucket's, or, when the account has never used that
+    /// region itself (a bucket made there from another region's endpoint), one it has
+    /// used, so that settling the bucket does not create a default VPC as a side effect.
     pub fn s3_due_buckets(&self, now: Timestamp) -> Vec<(String, String)> {
+        let used = self.meta().map(|m| &m.regions);
         self.buckets
             .iter()
             .filter(|b| self.bucket_due(&b.id, now))
-            .map(|b| (b.id.clone(), b.region.clone()))
+            .map(|b| {
+                let region = match used {
+                    Some(r) if !r.contains(&b.region) => r.first().unwrap_or(&b.region),
+                    _ => &b.region,
+                };
+                (b.id.clone(), region.clone())
+            })
             .collect()
     }
 
@@ -1245,6 +1259,24 @@ mod tests {
             .expect("settle");
         assert!(w.object_version("bkt", "k", None).is_err(), "expired");
         assert_eq!(w.s3_next_due(Timestamp(4 * D)), None);
+
+        // A bucket in a region the account never used itself is settled in one it
+        // has used: the sweep's commit must not create a default VPC there.
+        w.ensure_region(&env).expect("region");
+        w.create_bucket(&env, "far", Some("eu-west-1"))
+            .expect("bucket");
+        w.put_object(&env, "far", "k", super::super::NewVersion::default())
+            .expect("put");
+        let rules = vec![LifecycleRule {
+            expiration_days: Some(1),
+            ..rule()
+        }];
+        w.put_bucket_lifecycle("far", rules, String::new(), M)
+            .expect("rules");
+        assert_eq!(
+            w.s3_due_buckets(Timestamp(10 * D)),
+            vec![("far".to_string(), "us-east-1".to_string())]
+        );
     }
 
     /// S3's answers to configurations it refuses.

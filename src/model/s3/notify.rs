@@ -449,6 +449,39 @@ mod tests {
         assert!(!d.wants("ObjectRemoved:DeleteMarkerCreated", "x"));
     }
 
+    /// "Supported event types": the wildcard of a family selects its members only;
+    /// "Event message structure": version 2.3 for lifecycle, tagging and restore
+    /// delete events, 2.1 for the rest.
+    #[test]
+    fn restore_tagging_and_transition_events_are_selected_and_versioned() {
+        let c = config(&["s3:ObjectRestore:*", "s3:LifecycleTransition"], "", "");
+        for e in [
+            "ObjectRestore:Post",
+            "ObjectRestore:Completed",
+            "ObjectRestore:Delete",
+            "LifecycleTransition",
+        ] {
+            assert!(c.wants(e, "k"), "{e}");
+        }
+        assert!(!c.wants("LifecycleExpiration:Delete", "k"));
+        assert!(!c.wants("ObjectTagging:Put", "k"));
+        let t = config(&["s3:ObjectTagging:*"], "docs/", "");
+        assert!(
+            t.wants("ObjectTagging:Put", "docs/a") && t.wants("ObjectTagging:Delete", "docs/a")
+        );
+        assert!(!t.wants("ObjectTagging:Put", "other/a"));
+        for (e, v) in [
+            ("ObjectCreated:Put", "2.1"),
+            ("ObjectRestore:Completed", "2.1"),
+            ("ObjectRestore:Delete", "2.3"),
+            ("ObjectTagging:Put", "2.3"),
+            ("LifecycleTransition", "2.3"),
+        ] {
+            assert_eq!(event_version(e), v, "{e}");
+        }
+        assert!(by_s3("ObjectRestore:Completed") && !by_s3("ObjectRestore:Post"));
+    }
+
     #[test]
     fn only_a_policy_granting_s3_publish_validates() {
         let ok = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"SNS:Publish","Resource":"arn:aws:sns:us-east-1:1:t"}]}"#;

@@ -9,9 +9,11 @@
 //!
 //! A restore is kept as the time it was asked for, the time it completes and the days
 //! the copy lives; its state (in progress, restored, expired) is computed from the
-//! clock, so it survives a daemon restart and needs no timer. Real restores take
-//! minutes (Expedited) to hours (Standard, Bulk); vpclab compresses them to
-//! [`restore_delay_ms`] so a learner can watch one complete (docs/fidelity.md).
+//! clock, so it survives a daemon restart and what a client sees needs no timer. Real
+//! restores take minutes (Expedited) to hours (Standard, Bulk); vpclab compresses them
+//! to [`restore_delay_ms`] so a learner can watch one complete (docs/fidelity.md). The
+//! events of a restore's end (`s3:ObjectRestore:Completed`, `:Delete`) are sent by
+//! [`World::settle_restores`], which the daemon's sweep runs when they are due.
 //!
 //! What lifecycle rules do with classes (Transition actions) is left to the lifecycle
 //! code, which changes a version's class through [`World::transition_version`].

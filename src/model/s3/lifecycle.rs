@@ -9,10 +9,10 @@
 //! the API reference's `LifecycleExpiration`, `NoncurrentVersionExpiration` and
 //! `AbortIncompleteMultipartUpload`.
 //!
-//! S3 runs lifecycle asynchronously, once a day. vpclab applies what is due when the
-//! bucket is next used, and dates each effect at the moment it became due (a delete
-//! marker made by an expiration carries the expiry time, not the time of the request
-//! that noticed it), so the outcome is the one S3 would have reached. Transitions
+//! S3 runs lifecycle asynchronously, once a day. vpclab applies what is due within
+//! seconds (below), and dates each effect at the moment it became due (a delete
+//! marker made by an expiration carries the expiry time, not the time of the sweep or
+//! request that noticed it), so the outcome is the one S3 would have reached. Transitions
 //! (`Transition`, `NoncurrentVersionTransition`) change a version's storage class in
 //! place ([`World::transition_version`]), following the waterfall of "Transitioning
 //! objects using Amazon S3 Lifecycle" ("Supported lifecycle transitions"): a version

@@ -6,8 +6,9 @@
 //! from flags and environment, tests build it directly. Nothing below this module reads
 //! the environment. [`StateDir`] owns the on-disk layout. [`Daemon::start`] opens the
 //! state, wires the model's change events to their subscribers (the DNS view, the world
-//! runtime, the Route 53 health checkers), binds the API and DNS endpoints, and returns
-//! a [`Running`] daemon with its addresses and a way to stop it.
+//! runtime, the Route 53 health checkers), starts the periodic tasks (the model's tick,
+//! the S3 sweep of due lifecycle actions and restores), binds the API and DNS
+//! endpoints, and returns a [`Running`] daemon with its addresses and a way to stop it.
 //!
 //! Start-up order matters and is the one place it is written down: the DNS view
 //! subscribes before the world runtime (resolvers read the view), the health checkers
@@ -113,6 +114,9 @@ pub struct DaemonConfig {
     /// Tests: milliseconds added to the wall clock, read on every use, so a test moves
     /// the daemon days ahead (S3 lifecycle rules count days). `None` in `vpclab up`.
     pub clock_offset: Option<Arc<AtomicI64>>,
+    /// How often the S3 sweep applies due lifecycle actions and restore completions in
+    /// every bucket (`api::s3::sweep`).
+    pub s3_sweep_interval: Duration,
 }
 
 impl DaemonConfig {
@@ -144,12 +148,13 @@ impl DaemonConfig {
                     .is_some_and(|n| n.to_string_lossy().starts_with("vpclab"))
             }),
             clock_offset: None,
+            s3_sweep_interval: crate::api::s3::sweep::DEFAULT_INTERVAL,
         }
     }
 
     /// A configuration for tests and benchmarks: loopback port 0 for the API and DNS,
     /// short instance transitions (300 ms), tool timeouts capped at 3 s, health checks
-    /// every 500 ms.
+    /// and the S3 sweep every 500 ms.
     pub fn for_tests(state_dir: StateDir) -> DaemonConfig {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         DaemonConfig {
@@ -159,6 +164,7 @@ impl DaemonConfig {
             boot_delay: Duration::from_millis(300),
             instance_timeout_cap: Some(Duration::from_secs(3)),
             health_interval: Some(Duration::from_millis(500)),
+            s3_sweep_interval: Duration::from_millis(500),
             ..DaemonConfig::new(state_dir)
         }
     }
@@ -445,6 +451,29 @@ impl Daemon {
                 }
             })
         };
+        // The S3 sweep: lifecycle actions and restore completions come when they are
+        // due, not only when a request names the bucket. Its work (the control's lock,
+        // SQLite, deleting freed object files) is blocking, so it runs off the runtime's
+        // workers.
+        let s3_sweep = {
+            let state = state.clone();
+            let interval = cfg.s3_sweep_interval;
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(interval);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut sweeper = crate::api::s3::sweep::Sweeper::default();
+                loop {
+                    every.tick().await;
+                    let state = state.clone();
+                    sweeper = tokio::task::spawn_blocking(move || {
+                        sweeper.sweep(&state);
+                        sweeper
+                    })
+                    .await
+                    .unwrap_or_default();
+                }
+            })
+        };
         // The web console: live updates follow the change events like the other
         // subscribers; its routes come first so that a browser's `GET /` reaches it.
         *door_router.write().unwrap_or_else(|e| e.into_inner()) = Some(api::router(state.clone()));
@@ -511,6 +540,7 @@ impl Daemon {
             })
             .await;
             ticker.abort();
+            s3_sweep.abort();
             if let Some((stop, task)) = proxy {
                 let _ = stop.send(());
                 let _ = task.await;

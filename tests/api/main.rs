@@ -33,6 +33,7 @@ mod s3_classes;
 mod s3_corners;
 mod s3_events;
 mod s3_replication;
+mod s3_sweep;
 mod secondary_ips;
 mod services;
 mod sns;

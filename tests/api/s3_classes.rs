@@ -499,8 +499,10 @@ fn lifecycle_transitions_move_objects_down_the_classes() {
     let (d, clock) = TestDaemon::start_with_clock();
     let b = "tiering";
     s3api(&d, &["create-bucket", "--bucket", b]);
+    // Over 128 KB: smaller objects do not transition by default ("all_storage_classes_128K",
+    // PutBucketLifecycleConfiguration's TransitionDefaultMinimumObjectSize).
     let body = d.dir().join("log.txt");
-    std::fs::write(&body, "a line of log").unwrap();
+    std::fs::write(&body, "a line of log\n".repeat(10_000)).unwrap();
     let body = body.to_str().unwrap();
     for key in ["logs/app.log", "data/keep.csv"] {
         s3api(

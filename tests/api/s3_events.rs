@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::{Lab, TestDaemon, require_aws, stderr};
 
-fn mailbox(d: &dyn Lab) -> Vec<Value> {
+pub(crate) fn mailbox(d: &dyn Lab) -> Vec<Value> {
     let state = d.state_dir();
     let out = d.vpclab(
         &[
@@ -27,7 +27,7 @@ fn mailbox(d: &dyn Lab) -> Vec<Value> {
 }
 
 /// A topic with a confirmed email subscription; returns its ARN.
-fn subscribed_topic(d: &TestDaemon, name: &str) -> String {
+pub(crate) fn subscribed_topic(d: &TestDaemon, name: &str) -> String {
     let topic = d.aws_cli_json(&["sns", "create-topic", "--name", name])["TopicArn"]
         .as_str()
         .expect("TopicArn")
@@ -77,7 +77,7 @@ fn notification_json(topic: &str, suffix: &str) -> String {
 }
 
 /// The S3 records of the mails after the first `skip`.
-fn records(d: &TestDaemon, skip: usize) -> Vec<Value> {
+pub(crate) fn records(d: &TestDaemon, skip: usize) -> Vec<Value> {
     mailbox(d)
         .into_iter()
         .skip(skip)

@@ -279,6 +279,24 @@ pub fn parse(body: &[u8]) -> ApiResult<Vec<LifecycleRule>> {
     Ok(out)
 }
 
+/// The header naming the configuration's default transition minimum, on
+/// PutBucketLifecycleConfiguration's request and on both answers.
+pub const TRANSITION_MINIMUM_HEADER: &str = "x-amz-transition-default-minimum-object-size";
+
+/// PutBucketLifecycleConfiguration's `x-amz-transition-default-minimum-object-size`
+/// (`all_storage_classes_128K` when absent, S3's default since September 2024).
+pub fn transition_minimum(req: &super::S3Req) -> ApiResult<m::lifecycle::TransitionMinimum> {
+    match req.headers.get(TRANSITION_MINIMUM_HEADER) {
+        None => Ok(m::lifecycle::TransitionMinimum::default()),
+        Some(v) => m::lifecycle::TransitionMinimum::parse(v.to_str().unwrap_or("").trim()),
+    }
+}
+
+/// Adds the configuration's default transition minimum to an answer.
+pub fn with_transition_minimum(out: Out, minimum: m::lifecycle::TransitionMinimum) -> Out {
+    out.header(TRANSITION_MINIMUM_HEADER, minimum.name())
+}
+
 /// `expiry-date="Fri, 23 Dec 2012 00:00:00 GMT", rule-id="…"` (the rule ID URL-encoded,
 /// as the PutObject / GetObject / HeadObject references say).
 fn expiration_value(at: i64, rule_id: &str) -> String {

@@ -28,6 +28,10 @@
 //! GetObject and CopyObject until a RestoreObject (`POST ?restore`) completes, which the
 //! model times from the clock ([`crate::model::s3::class`]).
 //!
+//! What the clock makes due (lifecycle actions, the end of restores) is carried out by
+//! the daemon's [`sweep`] every few seconds, and by a request naming the bucket before
+//! it is answered.
+//!
 //! Not emulated (docs/fidelity.md): ACLs beyond `private`, encryption settings, object
 //! lock, requester pays, SigV2.
 
@@ -38,6 +42,7 @@ pub mod etag_md5;
 mod lifecycle;
 mod notify;
 mod replication;
+pub mod sweep;
 pub mod website;
 
 use std::collections::BTreeMap;
@@ -978,14 +983,17 @@ fn with_expiration(
     }
 }
 
-/// Applies what a bucket's lifecycle rules made due (expirations, noncurrent versions,
-/// expired delete markers, incomplete multipart uploads) before a request looks at it.
-fn settle_lifecycle(state: &AppState, account: &str, env: &Env, bucket: &str) -> ApiResult<()> {
-    let due = read(state, account, env)?.lifecycle_due(bucket, env.now);
+/// Applies what is due in a bucket (lifecycle expirations, transitions, noncurrent
+/// versions, expired delete markers, incomplete multipart uploads; restore completions
+/// and expiries) before a request looks at it. The daemon's sweep ([`sweep`]) does the
+/// same every few seconds for every bucket; doing it here too means a request never
+/// sees a state the clock has moved past, even between two sweeps.
+fn settle_bucket(state: &AppState, account: &str, env: &Env, bucket: &str) -> ApiResult<()> {
+    let due = read(state, account, env)?.bucket_due(bucket, env.now);
     if due {
-        let env = env.clone().with_action("vpclab:S3Lifecycle");
+        let env = env.clone().with_action(sweep::ACTION);
         mutate(state, account, &env, |w, env| {
-            Ok(((), w.apply_lifecycle(env, bucket)?))
+            Ok(((), w.settle_bucket(env, bucket)?))
         })?;
     }
     Ok(())
@@ -999,10 +1007,10 @@ async fn handle(state: &AppState, account: &str, env: Env, req: S3Req) -> ApiRes
         };
     };
     if req.key.is_none() {
-        settle_lifecycle(state, account, &env, &bucket)?;
+        settle_bucket(state, account, &env, &bucket)?;
         return bucket_op(state, account, env, &req);
     }
-    settle_lifecycle(state, account, &env, &bucket)?;
+    settle_bucket(state, account, &env, &bucket)?;
     object_op(state, account, env, &req).await
 }
 
@@ -1319,25 +1327,32 @@ fn bucket_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> ApiResul
             Ok(())
         }),
         "PutBucketLifecycleConfiguration" => {
+            let minimum = lifecycle::transition_minimum(req)?;
             let rules = lifecycle::parse(&req.body)?;
             let xml = String::from_utf8_lossy(&req.body).into_owned();
             mutate(state, account, &env, |w, _| {
-                w.put_bucket_lifecycle(bucket, rules, xml)?;
+                w.put_bucket_lifecycle(bucket, rules, xml, minimum)?;
                 Ok(((), Vec::new()))
             })?;
-            Ok(Out::empty(200))
+            Ok(lifecycle::with_transition_minimum(Out::empty(200), minimum))
         }
         "GetBucketLifecycleConfiguration" => {
             let w = read(state, account, &env)?;
-            stored_xml(
-                w.bucket(bucket)?.lifecycle_xml.clone(),
+            let b = w.bucket(bucket)?;
+            let out = stored_xml(
+                b.lifecycle_xml.clone(),
                 "NoSuchLifecycleConfiguration",
                 "The lifecycle configuration does not exist",
-            )
+            )?;
+            Ok(lifecycle::with_transition_minimum(
+                out,
+                b.transition_minimum,
+            ))
         }
         "DeleteBucketLifecycle" => simple(&|b| {
             b.lifecycle.clear();
             b.lifecycle_xml = None;
+            b.transition_minimum = Default::default();
             Ok(())
         }),
         "PutBucketWebsite" => {
@@ -2395,9 +2410,9 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
         "PUT" if req.has("tagging") => {
             let env = env.with_action("PutObjectTagging");
             let tags = parse_tagging(&req.body)?;
-            let vid = mutate(state, account, &env, |w, _| {
+            let vid = mutate(state, account, &env, |w, env| {
                 Ok((
-                    w.set_object_tags(&bucket, &key, version_id.as_deref(), tags)?,
+                    w.set_object_tags(env, &bucket, &key, version_id.as_deref(), tags)?,
                     Vec::new(),
                 ))
             })?;
@@ -2717,9 +2732,9 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
         }
         "DELETE" if req.has("tagging") => {
             let env = env.with_action("DeleteObjectTagging");
-            let vid = mutate(state, account, &env, |w, _| {
+            let vid = mutate(state, account, &env, |w, env| {
                 Ok((
-                    w.set_object_tags(&bucket, &key, version_id.as_deref(), BTreeMap::new())?,
+                    w.delete_object_tags(env, &bucket, &key, version_id.as_deref())?,
                     Vec::new(),
                 ))
             })?;

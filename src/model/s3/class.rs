@@ -9,9 +9,11 @@
 //!
 //! A restore is kept as the time it was asked for, the time it completes and the days
 //! the copy lives; its state (in progress, restored, expired) is computed from the
-//! clock, so it survives a daemon restart and needs no timer. Real restores take
-//! minutes (Expedited) to hours (Standard, Bulk); vpclab compresses them to
-//! [`restore_delay_ms`] so a learner can watch one complete (docs/fidelity.md).
+//! clock, so it survives a daemon restart and what a client sees needs no timer. Real
+//! restores take minutes (Expedited) to hours (Standard, Bulk); vpclab compresses them
+//! to [`restore_delay_ms`] so a learner can watch one complete (docs/fidelity.md). The
+//! events of a restore's end (`s3:ObjectRestore:Completed`, `:Delete`) are sent by
+//! [`World::settle_restores`], which the daemon's sweep runs when they are due.
 //!
 //! What lifecycle rules do with classes (Transition actions) is left to the lifecycle
 //! code, which changes a version's class through [`World::transition_version`].
@@ -135,6 +137,11 @@ pub struct Restore {
     pub ready: i64,
     pub days: u32,
     pub since: i64,
+    /// `s3:ObjectRestore:Completed` has been sent (by the sweep, or by the request
+    /// that first named the bucket after `ready`). A restore stored before events were
+    /// sent for completions has `false`, and gets its event late.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announced: bool,
 }
 
 /// Where a restore stands at a moment.
@@ -158,6 +165,21 @@ impl Restore {
     pub fn expiry(&self) -> i64 {
         let end = self.since + i64::from(self.days) * DAY_MS;
         (end.div_euclid(DAY_MS) + 1) * DAY_MS
+    }
+
+    /// Whether the sweep has something to do with this restore at `now`: announce its
+    /// completion, or remove its expired copy.
+    pub fn due(&self, now: Timestamp) -> bool {
+        (!self.announced && now.0 >= self.ready) || now.0 >= self.expiry()
+    }
+
+    /// The next moment the sweep has something to do with this restore.
+    pub fn next_moment(&self) -> i64 {
+        if self.announced {
+            self.expiry()
+        } else {
+            self.ready
+        }
     }
 
     pub fn state(&self, now: Timestamp) -> RestoreState {
@@ -299,6 +321,7 @@ impl World {
                         ready,
                         days,
                         since: ready,
+                        announced: false,
                     },
                 )
             }
@@ -306,12 +329,84 @@ impl World {
         let (vid, size, etag) = (v.version_id.clone(), v.size, v.etag.clone());
         self.update_version(bucket, key, &vid, |v| v.restore = Some(restore))?;
         if outcome == RestoreOutcome::Started {
-            // Only the request is announced: completion is computed from the clock
-            // when someone looks, so there is no moment to send `Completed` from.
+            // The completion and the expiry are announced when they come, by
+            // `settle_restores` (the daemon's sweep, or the next request on the bucket).
             let shown = (vid != "null").then_some(vid.as_str());
             self.s3_notify(env, bucket, "ObjectRestore:Post", key, size, &etag, shown);
         }
         Ok(outcome)
+    }
+
+    /// Whether a version of the bucket has a restore due at `now` (see
+    /// [`Restore::due`]).
+    pub fn restores_due(&self, bucket: &str, now: Timestamp) -> bool {
+        self.objects_from(bucket, "").any(|o| {
+            o.versions
+                .iter()
+                .any(|v| v.restore.as_ref().is_some_and(|r| r.due(now)))
+        })
+    }
+
+    /// Announces the restores of the bucket that completed (`s3:ObjectRestore:Completed`,
+    /// with the `glacierEventData` of "Event message structure": the copy's expiry and
+    /// the class it was restored from) and removes the copies that expired
+    /// (`s3:ObjectRestore:Delete`), at `env.now`. The state a client sees was already
+    /// computed from the clock; this only records and announces it.
+    pub fn settle_restores(&mut self, env: &super::Env, bucket: &str) -> ApiResult<()> {
+        let now = env.now;
+        let due: Vec<(String, String)> = self
+            .objects_from(bucket, "")
+            .flat_map(|o| {
+                o.versions
+                    .iter()
+                    .filter(|v| v.restore.as_ref().is_some_and(|r| r.due(now)))
+                    .map(|v| (o.key.clone(), v.version_id.clone()))
+            })
+            .collect();
+        for (key, vid) in due {
+            let v = self.object_version(bucket, &key, Some(&vid))?;
+            let Some(r) = v.restore.clone() else {
+                continue;
+            };
+            let (class, size, etag) = (v.storage_class, v.size, v.etag.clone());
+            let shown = (vid != "null").then_some(vid.as_str());
+            if !r.announced && now.0 >= r.ready {
+                self.update_version(bucket, &key, &vid, |v| {
+                    if let Some(r) = v.restore.as_mut() {
+                        r.announced = true;
+                    }
+                })?;
+                let data = serde_json::json!({
+                    "restoreEventData": {
+                        "lifecycleRestorationExpiryTime": Timestamp(r.expiry()).iso(),
+                        "lifecycleRestoreStorageClass": class.name(),
+                    }
+                });
+                self.s3_notify_with(
+                    env,
+                    bucket,
+                    "ObjectRestore:Completed",
+                    &key,
+                    size,
+                    &etag,
+                    shown,
+                    Some(("glacierEventData", data)),
+                );
+            }
+            if now.0 >= r.expiry() {
+                self.update_version(bucket, &key, &vid, |v| v.restore = None)?;
+                self.s3_notify(
+                    env,
+                    bucket,
+                    "ObjectRestore:Delete",
+                    &key,
+                    size,
+                    &etag,
+                    shown,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Changes the storage class of one stored version in place, as a lifecycle
@@ -389,6 +484,7 @@ mod tests {
             ready,
             days: 2,
             since: ready,
+            announced: false,
         };
         assert_eq!(r.state(Timestamp(ready - 1)), RestoreState::InProgress);
         assert_eq!(r.expiry(), 13 * DAY_MS);
@@ -423,6 +519,7 @@ mod tests {
             ready: 10_000,
             days: 1,
             since: 10_000,
+            announced: false,
         });
         assert!(!v.readable_at(Timestamp(9_999)));
         assert!(v.readable_at(Timestamp(10_000)));
@@ -506,5 +603,42 @@ mod tests {
             w.transition_version("bkt", "nope", "null", StorageClass::Glacier)
                 .is_err()
         );
+    }
+
+    /// The sweep's part of a restore: nothing to do while it runs; at completion it is
+    /// announced once; at expiry the copy is removed ("Restoring an archived object").
+    #[test]
+    fn a_restore_is_settled_at_completion_then_at_expiry() {
+        use crate::model::Env;
+        let mut w = World::new("000000000000");
+        let at = |ms| Env::new("us-east-1", Timestamp(ms));
+        let t0 = 100 * DAY_MS;
+        w.create_bucket(&at(t0), "bkt", None).expect("bucket");
+        let new = super::super::NewVersion {
+            blob: "blob".into(),
+            storage_class: StorageClass::Glacier,
+            ..Default::default()
+        };
+        w.put_object(&at(t0), "bkt", "cold", new).expect("put");
+        w.restore_object(&at(t0), "bkt", "cold", None, 1, RestoreTier::Expedited)
+            .expect("restore");
+        let ready = t0 + restore_delay_ms(RestoreTier::Expedited);
+        assert!(!w.restores_due("bkt", Timestamp(ready - 1)));
+        assert_eq!(w.s3_next_due(Timestamp(t0)), Some(ready));
+        assert!(w.restores_due("bkt", Timestamp(ready)));
+        w.settle_restores(&at(ready), "bkt").expect("settle");
+        let r = |w: &World| {
+            w.object_version("bkt", "cold", None)
+                .expect("version")
+                .restore
+                .clone()
+        };
+        assert!(r(&w).is_some_and(|r| r.announced));
+        assert!(!w.restores_due("bkt", Timestamp(ready + 1)));
+        // Completed on day 100 with 1 day: expires at the start of day 102.
+        assert_eq!(w.s3_next_due(Timestamp(ready)), Some(102 * DAY_MS));
+        w.settle_restores(&at(102 * DAY_MS), "bkt").expect("settle");
+        assert_eq!(r(&w), None);
+        assert_eq!(w.s3_next_due(Timestamp(102 * DAY_MS)), None);
     }
 }

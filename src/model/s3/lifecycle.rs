@@ -9,18 +9,26 @@
 //! the API reference's `LifecycleExpiration`, `NoncurrentVersionExpiration` and
 //! `AbortIncompleteMultipartUpload`.
 //!
-//! S3 runs lifecycle asynchronously, once a day. vpclab applies what is due when the
-//! bucket is next used, and dates each effect at the moment it became due (a delete
-//! marker made by an expiration carries the expiry time, not the time of the request
-//! that noticed it), so the outcome is the one S3 would have reached. Transitions
+//! S3 runs lifecycle asynchronously, once a day. vpclab applies what is due within
+//! seconds (below), and dates each effect at the moment it became due (a delete
+//! marker made by an expiration carries the expiry time, not the time of the sweep or
+//! request that noticed it), so the outcome is the one S3 would have reached. Transitions
 //! (`Transition`, `NoncurrentVersionTransition`) change a version's storage class in
 //! place ([`World::transition_version`]), following the waterfall of "Transitioning
 //! objects using Amazon S3 Lifecycle" ("Supported lifecycle transitions"): a version
-//! only moves down, never back up. No `s3:LifecycleTransition` event is sent.
+//! only moves down, never back up, and sends `s3:LifecycleTransition`. Objects smaller
+//! than 128 KB stay where they are unless the configuration's
+//! [`TransitionMinimum`] or the rule's own size filter lets them move.
+//!
+//! The daemon's sweep (`api::s3::sweep`) applies what is due in every bucket every few
+//! seconds; a request naming a bucket applies it first as well, so a request never sees
+//! a state the rules have already moved past. [`World::s3_next_due`] tells the sweep
+//! when to look again.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{Bucket, Freed, S3Object, StorageClass, Version, object_id};
 use crate::model::{ApiError, ApiResult, Env, Timestamp, World};
@@ -33,6 +41,62 @@ pub const MAX_RULE_ID: usize = 255;
 pub const MAX_SIZE_FILTER: u64 = 1_099_511_627_776_000;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// "Objects smaller than 128 KB will not transition ... by default": the size, in
+/// bytes, below which the default transition minimum holds an object back.
+pub const MIN_TRANSITION_SIZE: u64 = 128 * 1024;
+
+/// The configuration's `x-amz-transition-default-minimum-object-size` (the API
+/// reference's PutBucketLifecycleConfiguration, `TransitionDefaultMinimumObjectSize`):
+/// `all_storage_classes_128K` (the default since September 2024) keeps objects under
+/// 128 KB out of every transition; `varies_by_storage_class` lets them go to GLACIER
+/// and DEEP_ARCHIVE only. "Custom filters always take precedence over the default
+/// transition behavior": a rule with an `ObjectSizeGreaterThan` or `ObjectSizeLessThan`
+/// filter transitions what its filter selects, whatever the size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransitionMinimum {
+    #[default]
+    #[serde(rename = "all_storage_classes_128K")]
+    AllStorageClasses128K,
+    #[serde(rename = "varies_by_storage_class")]
+    VariesByStorageClass,
+}
+
+impl TransitionMinimum {
+    /// The header's value on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransitionMinimum::AllStorageClasses128K => "all_storage_classes_128K",
+            TransitionMinimum::VariesByStorageClass => "varies_by_storage_class",
+        }
+    }
+
+    /// Parses the header's value (case-sensitive, as the API's enumeration is). S3 does
+    /// not document the error for another value; vpclab answers `InvalidArgument`.
+    pub fn parse(value: &str) -> ApiResult<TransitionMinimum> {
+        match value {
+            "all_storage_classes_128K" => Ok(TransitionMinimum::AllStorageClasses128K),
+            "varies_by_storage_class" => Ok(TransitionMinimum::VariesByStorageClass),
+            _ => Err(invalid_argument(&format!(
+                "Invalid value for x-amz-transition-default-minimum-object-size: {value}; \
+                 valid values are all_storage_classes_128K and varies_by_storage_class"
+            ))),
+        }
+    }
+
+    /// For `skip_serializing_if`: buckets with the default store nothing.
+    pub fn is_default(&self) -> bool {
+        *self == TransitionMinimum::default()
+    }
+
+    /// Whether an object of `size` bytes may move to `to` under a rule with (`sized`)
+    /// or without a size filter of its own.
+    pub fn allows(self, sized: bool, size: u64, to: StorageClass) -> bool {
+        sized
+            || size >= MIN_TRANSITION_SIZE
+            || (self == TransitionMinimum::VariesByStorageClass && to.is_archived())
+    }
+}
 
 /// One lifecycle rule: its filter and the actions vpclab applies. The configuration as
 /// sent is kept beside the rules ([`Bucket::lifecycle_xml`]), so
@@ -185,6 +249,30 @@ impl LifecycleRule {
         })
     }
 
+    /// Whether the rule has a size filter of its own (which takes precedence over the
+    /// configuration's default transition minimum).
+    pub fn sized(&self) -> bool {
+        self.size_greater_than.is_some() || self.size_less_than.is_some()
+    }
+
+    /// Every moment at which this rule may make something due for a version written at
+    /// `written` that became noncurrent at `since` (if it did): expiries and transitions.
+    /// A superset is fine: the sweep only uses these to know when to look again.
+    fn moments(&self, written: i64, since: Option<i64>) -> impl Iterator<Item = i64> + '_ {
+        let current = self
+            .expiry(written)
+            .into_iter()
+            .chain(self.transition_times(written).map(|(at, _)| at));
+        let noncurrent = since.into_iter().flat_map(move |s| {
+            self.noncurrent_expiry(s).into_iter().chain(
+                self.noncurrent_transitions
+                    .iter()
+                    .map(move |t| after_days(s, t.days)),
+            )
+        });
+        current.chain(noncurrent)
+    }
+
     /// When a multipart upload initiated at `initiated` becomes eligible for abort.
     pub fn abort_date(&self, initiated: i64) -> Option<i64> {
         self.abort_days.map(|d| after_days(initiated, d))
@@ -297,9 +385,11 @@ struct Sim<'a> {
 
 /// What the enabled `rules` do at `now` to the versions of the object `key` (oldest
 /// first, the last current) in a bucket whose versioning is `versioning` (`None`:
-/// never enabled). Pure: [`World::apply_lifecycle`] carries the steps out.
+/// never enabled) and whose configuration's default transition minimum is `minimum`.
+/// Pure: [`World::apply_lifecycle`] carries the steps out.
 pub fn object_steps(
     rules: &[LifecycleRule],
+    minimum: TransitionMinimum,
     versioning: Option<&str>,
     key: &str,
     versions: &[Version],
@@ -358,7 +448,10 @@ pub fn object_steps(
                 class,
                 selecting
                     .iter()
-                    .flat_map(|r| r.transition_times(written))
+                    .flat_map(|r| {
+                        r.transition_times(written)
+                            .filter(|(_, to)| minimum.allows(r.sized(), size, *to))
+                    })
                     .filter(|(at, _)| *at <= until),
             );
             if let Some(class) = target {
@@ -444,7 +537,11 @@ pub fn object_steps(
             rules
                 .iter()
                 .filter(|r| r.selects(key, *size, tags))
-                .flat_map(|r| r.noncurrent_transitions.iter())
+                .flat_map(|r| {
+                    r.noncurrent_transitions
+                        .iter()
+                        .filter(|t| minimum.allows(r.sized(), *size, t.class))
+                })
                 .filter(|t| t.newer.is_none_or(|keep| newer >= keep as usize))
                 .map(|t| (after_days(since, t.days), t.class))
                 .filter(|(at, _)| *at <= now),
@@ -525,6 +622,7 @@ impl World {
         bucket: &str,
         mut rules: Vec<LifecycleRule>,
         xml: String,
+        minimum: TransitionMinimum,
     ) -> ApiResult<()> {
         self.bucket(bucket)?;
         check_rules(&rules)?;
@@ -535,6 +633,7 @@ impl World {
         self.update_bucket(bucket, |b| {
             b.lifecycle = rules;
             b.lifecycle_xml = Some(xml);
+            b.transition_minimum = minimum;
             Ok(())
         })
     }
@@ -551,6 +650,7 @@ impl World {
         for o in self.objects_from(bucket, "") {
             let steps = object_steps(
                 &b.lifecycle,
+                b.transition_minimum,
                 b.versioning.as_deref(),
                 &o.key,
                 &o.versions,
@@ -633,6 +733,22 @@ impl World {
                     }
                     Step::Transition { version_id, class } => {
                         self.transition_version(bucket, &key, &version_id, class)?;
+                        // "Messages that Amazon S3 sends to publish an
+                        // s3:LifecycleTransition event also include" the destination
+                        // class ("Configuring S3 Lifecycle event notifications").
+                        let data = json!({
+                            "transitionEventData": {"destinationStorageClass": class.name()}
+                        });
+                        self.s3_notify_with(
+                            env,
+                            bucket,
+                            "LifecycleTransition",
+                            &key,
+                            0,
+                            "",
+                            Some(&version_id),
+                            Some(("lifecycleEventData", data)),
+                        );
                     }
                     Step::RemoveExpiredMarker => {
                         let current = self
@@ -663,6 +779,84 @@ impl World {
             }
         }
         Ok(freed)
+    }
+}
+
+impl World {
+    /// Whether anything is due in the bucket at `now`: a lifecycle action, or a
+    /// restore whose completion or expiry has not been carried out.
+    pub fn bucket_due(&self, bucket: &str, now: Timestamp) -> bool {
+        self.restores_due(bucket, now) || self.lifecycle_due(bucket, now)
+    }
+
+    /// Carries out everything due in the bucket at `env.now`: restores first (they
+    /// complete within seconds of their request, before any rule's day comes), then
+    /// the lifecycle. One commit's worth; returns the freed blobs.
+    /// The events name the bucket's region (`awsRegion`), whatever region the commit
+    /// runs in.
+    pub fn settle_bucket(&mut self, env: &Env, bucket: &str) -> ApiResult<Freed> {
+        let mut env = env.clone();
+        env.region = self.bucket(bucket)?.region.clone();
+        self.settle_restores(&env, bucket)?;
+        self.apply_lifecycle(&env, bucket)
+    }
+
+    /// The buckets with something due at `now`, in name order, each with the region its
+    /// commit should run in: the bucket's, or, when the account has never used that
+    /// region itself (a bucket made there from another region's endpoint), one it has
+    /// used, so that settling the bucket does not create a default VPC as a side effect.
+    pub fn s3_due_buckets(&self, now: Timestamp) -> Vec<(String, String)> {
+        let used = self.meta().map(|m| &m.regions);
+        self.buckets
+            .iter()
+            .filter(|b| self.bucket_due(&b.id, now))
+            .map(|b| {
+                let region = match used {
+                    Some(r) if !r.contains(&b.region) => r.first().unwrap_or(&b.region),
+                    _ => &b.region,
+                };
+                (b.id.clone(), region.clone())
+            })
+            .collect()
+    }
+
+    /// The first moment after `now` at which something may become due in any bucket
+    /// (a rule's day for some version or upload, a restore's completion or expiry), or
+    /// `None` when nothing ever will. Until the world changes or that moment passes,
+    /// [`World::s3_due_buckets`] stays as it is, so the sweep need not look again. The
+    /// moments are a superset (a rule's day counts even where its filter does not
+    /// select the version): an early look costs a scan, never a missed action.
+    pub fn s3_next_due(&self, now: Timestamp) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        let mut consider = |t: i64| {
+            if t > now.0 && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for b in self.buckets.iter() {
+            let rules: Vec<&LifecycleRule> = b.lifecycle.iter().filter(|r| r.enabled).collect();
+            for o in self.objects_from(&b.id, "") {
+                for (i, v) in o.versions.iter().enumerate() {
+                    if let Some(r) = &v.restore {
+                        consider(r.next_moment());
+                    }
+                    let since = o.versions.get(i + 1).map(|n| n.last_modified);
+                    for r in &rules {
+                        r.moments(v.last_modified, since).for_each(&mut consider);
+                    }
+                }
+            }
+        }
+        for u in self.s3_uploads.iter() {
+            if let Some((t, _)) = self
+                .buckets
+                .get(&u.bucket)
+                .and_then(|b| b.abort_date_of(&u.key, u.created))
+            {
+                consider(t);
+            }
+        }
+        next
     }
 }
 
@@ -716,6 +910,9 @@ mod tests {
     }
 
     const D: i64 = DAY_MS;
+    const M: TransitionMinimum = TransitionMinimum::AllStorageClasses128K;
+    /// Large enough for any transition under the default minimum.
+    const BIG: u64 = MIN_TRANSITION_SIZE;
 
     /// "Lifecycle configuration elements": days are added to the creation time rounded
     /// up to the next midnight UTC.
@@ -729,9 +926,9 @@ mod tests {
         assert_eq!(r.expiry(D - 3_600_000), Some(2 * D));
         let v = [version("null", false, 1, D - 3_600_000)];
         let r = [r];
-        assert!(object_steps(&r, None, "k", &v, 2 * D - 1).is_empty());
+        assert!(object_steps(&r, M, None, "k", &v, 2 * D - 1).is_empty());
         assert_eq!(
-            object_steps(&r, None, "k", &v, 2 * D),
+            object_steps(&r, M, None, "k", &v, 2 * D),
             vec![Step::ExpireCurrent { at: 2 * D }]
         );
     }
@@ -776,17 +973,17 @@ mod tests {
         }];
         let v = [version("a", false, 1, 0), version("b", false, 1, D / 2)];
         assert_eq!(
-            object_steps(&r, Some("Enabled"), "k", &v, 3 * D),
+            object_steps(&r, M, Some("Enabled"), "k", &v, 3 * D),
             vec![Step::ExpireCurrent { at: 2 * D }]
         );
         // Nothing more to do once the marker is current and versions remain behind it.
         let v = [version("a", false, 1, 0), version("m", true, 0, 2 * D)];
-        assert!(object_steps(&r, Some("Enabled"), "k", &v, 3 * D).is_empty());
+        assert!(object_steps(&r, M, Some("Enabled"), "k", &v, 3 * D).is_empty());
         // A marker with nothing behind it is expired once the rule's days pass again.
         let v = [version("m", true, 0, 2 * D)];
-        assert!(object_steps(&r, Some("Enabled"), "k", &v, 3 * D).is_empty());
+        assert!(object_steps(&r, M, Some("Enabled"), "k", &v, 3 * D).is_empty());
         assert_eq!(
-            object_steps(&r, Some("Enabled"), "k", &v, 4 * D),
+            object_steps(&r, M, Some("Enabled"), "k", &v, 4 * D),
             vec![Step::RemoveExpiredMarker]
         );
     }
@@ -809,14 +1006,14 @@ mod tests {
         ];
         // Day 7: a is due (noncurrent since day 5, +1 day after the next midnight).
         assert_eq!(
-            object_steps(&r, Some("Enabled"), "k", &v, 7 * D),
+            object_steps(&r, M, Some("Enabled"), "k", &v, 7 * D),
             vec![Step::RemoveNoncurrent {
                 version_id: "a".into()
             }]
         );
         // Day 20: a and b are due; c is kept as the one newer noncurrent version.
         assert_eq!(
-            object_steps(&r, Some("Enabled"), "k", &v, 20 * D),
+            object_steps(&r, M, Some("Enabled"), "k", &v, 20 * D),
             vec![
                 Step::RemoveNoncurrent {
                     version_id: "a".into()
@@ -844,9 +1041,9 @@ mod tests {
             },
         ];
         let v = [version("a", false, 1, 0), version("m", true, 0, D)];
-        assert!(object_steps(&r, Some("Enabled"), "k", &v, 2 * D).is_empty());
+        assert!(object_steps(&r, M, Some("Enabled"), "k", &v, 2 * D).is_empty());
         assert_eq!(
-            object_steps(&r, Some("Enabled"), "k", &v, 3 * D),
+            object_steps(&r, M, Some("Enabled"), "k", &v, 3 * D),
             vec![
                 Step::RemoveNoncurrent {
                     version_id: "a".into()
@@ -863,7 +1060,7 @@ mod tests {
                 ..r
             })
             .collect();
-        assert!(object_steps(&off, Some("Enabled"), "k", &v, 30 * D).is_empty());
+        assert!(object_steps(&off, M, Some("Enabled"), "k", &v, 30 * D).is_empty());
     }
 
     /// "Transitioning objects using Amazon S3 Lifecycle": the latest due transition
@@ -887,24 +1084,24 @@ mod tests {
             version_id: id.into(),
             class,
         };
-        let v = [version("null", false, 1, 0)];
-        assert!(object_steps(&r, None, "logs/a", &v, 30 * D).is_empty());
+        let v = [version("null", false, BIG, 0)];
+        assert!(object_steps(&r, M, None, "logs/a", &v, 30 * D).is_empty());
         assert_eq!(
-            object_steps(&r, None, "logs/a", &v, 31 * D),
+            object_steps(&r, M, None, "logs/a", &v, 31 * D),
             vec![step("null", C::StandardIa)]
         );
         // Both due: the later (GLACIER) wins, skipping STANDARD_IA.
         assert_eq!(
-            object_steps(&r, None, "logs/a", &v, 200 * D),
+            object_steps(&r, M, None, "logs/a", &v, 200 * D),
             vec![step("null", C::Glacier)]
         );
-        assert!(object_steps(&r, None, "data/a", &v, 200 * D).is_empty());
+        assert!(object_steps(&r, M, None, "data/a", &v, 200 * D).is_empty());
         // Never back up: a DEEP_ARCHIVE version stays; a GLACIER one has nothing to do.
-        let mut deep = version("null", false, 1, 0);
+        let mut deep = version("null", false, BIG, 0);
         deep.storage_class = C::DeepArchive;
-        assert!(object_steps(&r, None, "logs/a", &[deep.clone()], 200 * D).is_empty());
+        assert!(object_steps(&r, M, None, "logs/a", &[deep.clone()], 200 * D).is_empty());
         deep.storage_class = C::Glacier;
-        assert!(object_steps(&r, None, "logs/a", &[deep], 200 * D).is_empty());
+        assert!(object_steps(&r, M, None, "logs/a", &[deep], 200 * D).is_empty());
         assert!(!can_transition(C::OnezoneIa, C::GlacierIr));
         assert!(can_transition(C::StandardIa, C::IntelligentTiering));
         // Expiry in an unversioned bucket removes the object: no transition.
@@ -914,13 +1111,13 @@ mod tests {
             ..rule()
         }];
         assert_eq!(
-            object_steps(&r2, None, "k", &v, 20 * D),
+            object_steps(&r2, M, None, "k", &v, 20 * D),
             vec![Step::ExpireCurrent { at: 11 * D }]
         );
         // In a versioned bucket the transition happened before the marker came.
-        let v2 = [version("a", false, 1, 0)];
+        let v2 = [version("a", false, BIG, 0)];
         assert_eq!(
-            object_steps(&r2, Some("Enabled"), "k", &v2, 20 * D),
+            object_steps(&r2, M, Some("Enabled"), "k", &v2, 20 * D),
             vec![step("a", C::Glacier), Step::ExpireCurrent { at: 11 * D }]
         );
         // NoncurrentVersionTransition: from the successor's write, beyond the newest kept.
@@ -933,19 +1130,152 @@ mod tests {
             ..rule()
         }];
         let v3 = [
-            version("a", false, 1, 0),
-            version("b", false, 1, 10 * D),
-            version("c", false, 1, 20 * D),
+            version("a", false, BIG, 0),
+            version("b", false, BIG, 10 * D),
+            version("c", false, BIG, 20 * D),
         ];
-        assert!(object_steps(&r3, Some("Enabled"), "k", &v3, 40 * D).is_empty());
+        assert!(object_steps(&r3, M, Some("Enabled"), "k", &v3, 40 * D).is_empty());
         assert_eq!(
-            object_steps(&r3, Some("Enabled"), "k", &v3, 41 * D),
+            object_steps(&r3, M, Some("Enabled"), "k", &v3, 41 * D),
             vec![step("a", C::GlacierIr)]
         );
         // b stays: it is the one newer noncurrent version kept.
         assert_eq!(
-            object_steps(&r3, Some("Enabled"), "k", &v3, 100 * D),
+            object_steps(&r3, M, Some("Enabled"), "k", &v3, 100 * D),
             vec![step("a", C::GlacierIr)]
+        );
+    }
+
+    /// PutBucketLifecycleConfiguration's `TransitionDefaultMinimumObjectSize`:
+    /// "all_storage_classes_128K - Objects smaller than 128 KB will not transition to
+    /// any storage class by default. varies_by_storage_class - Objects smaller than
+    /// 128 KB will transition to Glacier Flexible Retrieval or Glacier Deep Archive
+    /// storage classes ... Custom filters always take precedence over the default
+    /// transition behavior."
+    #[test]
+    fn small_objects_transition_only_as_the_minimum_or_a_size_filter_allows() {
+        use super::super::StorageClass as C;
+        use TransitionMinimum as T;
+        let to = |class: C| Transition {
+            days: Some(0),
+            date: None,
+            class,
+        };
+        let ia = [LifecycleRule {
+            transitions: vec![to(C::GlacierIr)],
+            ..rule()
+        }];
+        let glacier = [LifecycleRule {
+            transitions: vec![to(C::Glacier)],
+            ..rule()
+        }];
+        let step = |class: C| {
+            vec![Step::Transition {
+                version_id: "null".into(),
+                class,
+            }]
+        };
+        let small = [version("null", false, MIN_TRANSITION_SIZE - 1, 0)];
+        let big = [version("null", false, MIN_TRANSITION_SIZE, 0)];
+        let at = 2 * D;
+        for t in [T::AllStorageClasses128K, T::VariesByStorageClass] {
+            assert_eq!(
+                object_steps(&ia, t, None, "k", &big, at),
+                step(C::GlacierIr)
+            );
+            assert!(object_steps(&ia, t, None, "k", &small, at).is_empty());
+        }
+        assert!(object_steps(&glacier, T::AllStorageClasses128K, None, "k", &small, at).is_empty());
+        assert_eq!(
+            object_steps(&glacier, T::VariesByStorageClass, None, "k", &small, at),
+            step(C::Glacier)
+        );
+        // A size filter of the rule's own decides instead.
+        let sized = [LifecycleRule {
+            size_greater_than: Some(10),
+            ..ia[0].clone()
+        }];
+        assert_eq!(
+            object_steps(&sized, T::AllStorageClasses128K, None, "k", &small, at),
+            step(C::GlacierIr)
+        );
+        // Noncurrent transitions follow the same rule.
+        let nc = [LifecycleRule {
+            noncurrent_transitions: vec![NoncurrentTransition {
+                days: 0,
+                newer: None,
+                class: C::Glacier,
+            }],
+            ..rule()
+        }];
+        let v = [
+            version("a", false, 1, 0),
+            version("b", false, MIN_TRANSITION_SIZE, 0),
+        ];
+        assert!(
+            object_steps(&nc, T::AllStorageClasses128K, Some("Enabled"), "k", &v, at).is_empty()
+        );
+        assert_eq!(
+            object_steps(&nc, T::VariesByStorageClass, Some("Enabled"), "k", &v, at),
+            vec![Step::Transition {
+                version_id: "a".into(),
+                class: C::Glacier
+            }]
+        );
+        assert_eq!(
+            T::parse("varies_by_storage_class"),
+            Ok(T::VariesByStorageClass)
+        );
+        assert_eq!(
+            T::parse("all_storage_classes_128k").map_err(|e| e.code),
+            Err("InvalidArgument".into())
+        );
+    }
+
+    /// The sweep's cheap test: the next moment anything may become due, and which
+    /// buckets have something due now.
+    #[test]
+    fn the_next_due_moment_is_the_earliest_rule_day_or_restore_step() {
+        let mut w = World::new("000000000000");
+        let env = Env::new("us-east-1", Timestamp(D / 2));
+        w.create_bucket(&env, "bkt", None).expect("bucket");
+        w.put_object(&env, "bkt", "k", super::super::NewVersion::default())
+            .expect("put");
+        assert_eq!(w.s3_next_due(env.now), None, "no rule, no restore");
+        let rules = vec![LifecycleRule {
+            expiration_days: Some(3),
+            ..rule()
+        }];
+        w.put_bucket_lifecycle("bkt", rules, String::new(), M)
+            .expect("rules");
+        // Written on day 0: expires at the start of day 4.
+        assert_eq!(w.s3_next_due(env.now), Some(4 * D));
+        assert!(w.s3_due_buckets(Timestamp(4 * D - 1)).is_empty());
+        assert_eq!(
+            w.s3_due_buckets(Timestamp(4 * D)),
+            vec![("bkt".to_string(), "us-east-1".to_string())]
+        );
+        w.settle_bucket(&Env::new("us-east-1", Timestamp(4 * D)), "bkt")
+            .expect("settle");
+        assert!(w.object_version("bkt", "k", None).is_err(), "expired");
+        assert_eq!(w.s3_next_due(Timestamp(4 * D)), None);
+
+        // A bucket in a region the account never used itself is settled in one it
+        // has used: the sweep's commit must not create a default VPC there.
+        w.ensure_region(&env).expect("region");
+        w.create_bucket(&env, "far", Some("eu-west-1"))
+            .expect("bucket");
+        w.put_object(&env, "far", "k", super::super::NewVersion::default())
+            .expect("put");
+        let rules = vec![LifecycleRule {
+            expiration_days: Some(1),
+            ..rule()
+        }];
+        w.put_bucket_lifecycle("far", rules, String::new(), M)
+            .expect("rules");
+        assert_eq!(
+            w.s3_due_buckets(Timestamp(10 * D)),
+            vec![("far".to_string(), "us-east-1".to_string())]
         );
     }
 

@@ -90,6 +90,12 @@ pub struct Bucket {
     pub lifecycle_xml: Option<String>,
     #[serde(default)]
     pub lifecycle: Vec<LifecycleRule>,
+    /// The lifecycle configuration's `x-amz-transition-default-minimum-object-size`.
+    #[serde(
+        default,
+        skip_serializing_if = "lifecycle::TransitionMinimum::is_default"
+    )]
+    pub transition_minimum: lifecycle::TransitionMinimum,
     #[serde(default)]
     pub website: Option<website::WebsiteConfig>,
     /// `None`: no configuration (nothing blocked, as for buckets made before 2023).
@@ -647,6 +653,7 @@ impl World {
             cors: None,
             lifecycle_xml: None,
             lifecycle: Vec::new(),
+            transition_minimum: Default::default(),
             website: None,
             public_access_block: Some(PublicAccessBlock::all()),
             notification: None,
@@ -961,24 +968,57 @@ impl World {
         })
     }
 
-    /// Object tags of a version (PutObjectTagging / DeleteObjectTagging).
+    /// PutObjectTagging: replaces a version's tags and sends `s3:ObjectTagging:Put`.
     pub fn set_object_tags(
         &mut self,
+        env: &Env,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         tags: BTreeMap<String, String>,
     ) -> ApiResult<String> {
         check_tags(&tags, MAX_OBJECT_TAGS)?;
-        let vid = self
-            .object_version(bucket, key, version_id)?
-            .version_id
-            .clone();
+        self.replace_object_tags(env, bucket, key, version_id, tags, "ObjectTagging:Put")
+    }
+
+    /// DeleteObjectTagging: removes a version's tags and sends
+    /// `s3:ObjectTagging:Delete`.
+    pub fn delete_object_tags(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> ApiResult<String> {
+        self.replace_object_tags(
+            env,
+            bucket,
+            key,
+            version_id,
+            BTreeMap::new(),
+            "ObjectTagging:Delete",
+        )
+    }
+
+    fn replace_object_tags(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+        event: &str,
+    ) -> ApiResult<String> {
+        let v = self.object_version(bucket, key, version_id)?;
+        let (vid, size, etag) = (v.version_id.clone(), v.size, v.etag.clone());
         let id = object_id(bucket, key);
         let obj = self.s3_objects.get_mut(&id).ok_or_else(no_such_key)?;
         if let Some(v) = obj.versions.iter_mut().find(|v| v.version_id == vid) {
             v.tags = tags;
         }
+        // "Supported event types": s3:ObjectTagging:Put "when a tag is PUT on an
+        // object or an existing tag is updated", :Delete "when all tags are removed".
+        self.s3_notify(env, bucket, event, key, size, &etag, Some(&vid));
         Ok(vid)
     }
 

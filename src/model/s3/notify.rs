@@ -1,6 +1,8 @@
 //! S3 event notifications (Amazon S3 User Guide, "Amazon S3 Event Notifications"): the
 //! bucket's notification configuration, its validation, and the event messages an
-//! object write or delete sends.
+//! object write, delete or tagging, a restore, or a lifecycle action sends. Events S3
+//! causes by itself (lifecycle, the end of a restore) are sent in the commit of the
+//! daemon's sweep, or of the request that found them due first.
 //!
 //! SNS topics receive events here, in the same commit as the write (the topic's
 //! subscriptions get them like any published message: `vpclab mail` shows an email
@@ -128,8 +130,29 @@ pub fn topic_allows_s3(policy: Option<&str>) -> bool {
     })
 }
 
-/// One event record as S3 sends it (the user guide's "Event message structure",
-/// version 2.1). The key is URL-encoded as S3 encodes it (spaces as `+`).
+/// Whether S3 itself caused the event rather than a caller: lifecycle actions and the
+/// completion and expiry of a restore. Such records name `s3.amazonaws.com` as the
+/// principal and the source address (the user guide's lifecycle event example).
+pub fn by_s3(event: &str) -> bool {
+    event.starts_with("Lifecycle")
+        || event == "ObjectRestore:Completed"
+        || event == "ObjectRestore:Delete"
+}
+
+/// The structure version of an event's record ("Event message structure": "It uses
+/// version 2.3 for S3 Lifecycle, S3 Intelligent-Tiering, object ACL, object tagging,
+/// and object restoration delete events"; 2.1 for all other types vpclab sends).
+fn event_version(event: &str) -> &'static str {
+    let v23 = event.starts_with("Lifecycle")
+        || event.starts_with("IntelligentTiering")
+        || event.starts_with("ObjectAcl")
+        || event.starts_with("ObjectTagging")
+        || event == "ObjectRestore:Delete";
+    if v23 { "2.3" } else { "2.1" }
+}
+
+/// One event record as S3 sends it (the user guide's "Event message structure"). The
+/// key is URL-encoded as S3 encodes it (spaces as `+`).
 #[allow(clippy::too_many_arguments)]
 pub fn event_record(
     env: &Env,
@@ -156,16 +179,19 @@ pub fn event_record(
     if let Some(v) = version_id.filter(|v| *v != "null") {
         object["versionId"] = json!(v);
     }
+    let source_ip = if by_s3(event) {
+        "s3.amazonaws.com"
+    } else {
+        "127.0.0.1"
+    };
     json!({
-        // S3 Lifecycle events are version 2.3 of the structure ("Event message
-        // structure"), compatible with 2.1.
-        "eventVersion": if event.starts_with("Lifecycle") { "2.3" } else { "2.1" },
+        "eventVersion": event_version(event),
         "eventSource": "aws:s3",
         "awsRegion": env.region,
         "eventTime": env.now.iso(),
         "eventName": event,
         "userIdentity": {"principalId": principal},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "requestParameters": {"sourceIPAddress": source_ip},
         "responseElements": {
             "x-amz-request-id": "0000000000000000",
             "x-amz-id-2": "vpclab",
@@ -336,6 +362,24 @@ impl World {
         etag: &str,
         version_id: Option<&str>,
     ) {
+        self.s3_notify_with(env, bucket, event, key, size, etag, version_id, None);
+    }
+
+    /// [`World::s3_notify`] with one more block in the record beside `s3`
+    /// (`lifecycleEventData` of a transition, `glacierEventData` of a completed
+    /// restore), as ("name", value).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn s3_notify_with(
+        &mut self,
+        env: &Env,
+        bucket: &str,
+        event: &str,
+        key: &str,
+        size: u64,
+        etag: &str,
+        version_id: Option<&str>,
+        extra: Option<(&str, Value)>,
+    ) {
         let targets = self.s3_event_targets(bucket, event, key);
         if targets.is_empty() {
             return;
@@ -343,17 +387,20 @@ impl World {
         // Sequencers only grow for one key: the clock plus a per-world counter.
         let sequencer = format!("{:012X}{:08X}", env.now.0, self.next_serial() & 0xffff_ffff);
         let account = self.account.clone();
-        // A lifecycle action is S3's own doing, not a caller's.
-        let principal = if event.starts_with("Lifecycle") {
+        // A lifecycle action or a restore's end is S3's own doing, not a caller's.
+        let principal = if by_s3(event) {
             "s3.amazonaws.com".to_string()
         } else {
             account.clone()
         };
         for t in targets {
-            let record = event_record(
+            let mut record = event_record(
                 env, &account, bucket, event, key, size, etag, version_id, &sequencer, &t.id,
                 &principal,
             );
+            if let Some((name, value)) = &extra {
+                record[*name] = value.clone();
+            }
             let message = json!({ "Records": [record] }).to_string();
             match &t.destination {
                 Destination::Topic(topic) => {
@@ -400,6 +447,39 @@ mod tests {
         let d = config(&["s3:ObjectRemoved:Delete"], "", "");
         assert!(d.wants("ObjectRemoved:Delete", "x"));
         assert!(!d.wants("ObjectRemoved:DeleteMarkerCreated", "x"));
+    }
+
+    /// "Supported event types": the wildcard of a family selects its members only;
+    /// "Event message structure": version 2.3 for lifecycle, tagging and restore
+    /// delete events, 2.1 for the rest.
+    #[test]
+    fn restore_tagging_and_transition_events_are_selected_and_versioned() {
+        let c = config(&["s3:ObjectRestore:*", "s3:LifecycleTransition"], "", "");
+        for e in [
+            "ObjectRestore:Post",
+            "ObjectRestore:Completed",
+            "ObjectRestore:Delete",
+            "LifecycleTransition",
+        ] {
+            assert!(c.wants(e, "k"), "{e}");
+        }
+        assert!(!c.wants("LifecycleExpiration:Delete", "k"));
+        assert!(!c.wants("ObjectTagging:Put", "k"));
+        let t = config(&["s3:ObjectTagging:*"], "docs/", "");
+        assert!(
+            t.wants("ObjectTagging:Put", "docs/a") && t.wants("ObjectTagging:Delete", "docs/a")
+        );
+        assert!(!t.wants("ObjectTagging:Put", "other/a"));
+        for (e, v) in [
+            ("ObjectCreated:Put", "2.1"),
+            ("ObjectRestore:Completed", "2.1"),
+            ("ObjectRestore:Delete", "2.3"),
+            ("ObjectTagging:Put", "2.3"),
+            ("LifecycleTransition", "2.3"),
+        ] {
+            assert_eq!(event_version(e), v, "{e}");
+        }
+        assert!(by_s3("ObjectRestore:Completed") && !by_s3("ObjectRestore:Post"));
     }
 
     #[test]

@@ -379,6 +379,10 @@ pub struct Context {
     pub principal_arn: String,
     /// For an assumed role, the role's ARN (trust and resource policies may name it).
     pub role_arn: Option<String>,
+    /// For an AWS service acting by itself (S3 assuming a replication role), the
+    /// service principal (`s3.amazonaws.com`): only `"*"` and a matching `Service`
+    /// principal name it.
+    pub service: Option<String>,
     pub action: String,
     pub resource: String,
     keys: BTreeMap<String, Vec<String>>,
@@ -390,9 +394,19 @@ impl Context {
             account: account.to_string(),
             principal_arn: principal_arn.to_string(),
             role_arn: None,
+            service: None,
             action: action.to_string(),
             resource: resource.to_string(),
             keys: BTreeMap::new(),
+        }
+    }
+
+    /// The context of a service principal's request (`sts:AssumeRole` by
+    /// `s3.amazonaws.com`), for trust policies.
+    pub fn service(service: &str, action: &str, resource: &str) -> Context {
+        Context {
+            service: Some(service.to_string()),
+            ..Context::new("", "", action, resource)
         }
     }
 
@@ -524,7 +538,17 @@ fn statement_matches(ctx: &Context, s: &Statement, resource_policy: bool) -> boo
 /// `*`, the account (`123456789012` or `arn:aws:iam::123456789012:root`, meaning any
 /// principal of the account), the caller's ARN, or an assumed role's role ARN.
 pub fn principal_matches(ctx: &Context, p: &str) -> bool {
-    if p == "*" || p == "AWS:*" {
+    if p == "*" {
+        return true;
+    }
+    // A service is named only by its own `Service` principal (IAM User Guide, "AWS
+    // service principals"), service names compared without case.
+    if let Some(service) = &ctx.service {
+        return p
+            .strip_prefix("Service:")
+            .is_some_and(|s| s.eq_ignore_ascii_case(service));
+    }
+    if p == "AWS:*" {
         return true;
     }
     let Some(arn) = p.strip_prefix("AWS:") else {

@@ -2,7 +2,10 @@
 //! [`crate::model::s3::replication::ReplicationConfig`] and written back. The model
 //! validates the rules and the destinations and makes the replicas; this module also
 //! gives the model what it cannot make itself, a second blob with a version's bytes
-//! ([`replicate`]).
+//! ([`replicate`]). Under IAM enforcement the model evaluates the configuration's role
+//! at replication time; the caller's `iam:PassRole` on that role is asked by the S3
+//! entry point (`mod.rs`), next to the other authorization, before PutBucketReplication
+//! runs.
 
 use std::collections::BTreeMap;
 

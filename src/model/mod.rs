@@ -125,6 +125,10 @@ pub struct Env {
     pub now: Timestamp,
     /// The API action (`CreateVpc`) or internal action (`vpclab:…`) being performed.
     pub action: String,
+    /// `vpclab up --iam enforce`: policies apply in every account, including to what
+    /// services do with the roles they are given (S3 replication's role). An account's
+    /// own switch ([`World::set_iam_enforce`]) applies as well.
+    pub iam_enforce: bool,
 }
 
 impl Env {
@@ -133,7 +137,14 @@ impl Env {
             region: region.into(),
             now,
             action: String::new(),
+            iam_enforce: false,
         }
+    }
+
+    /// The same context under the daemon's `--iam enforce` switch.
+    pub fn with_iam_enforce(mut self, on: bool) -> Self {
+        self.iam_enforce = on;
+        self
     }
 
     /// The same context, naming the action it performs.

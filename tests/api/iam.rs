@@ -1302,3 +1302,79 @@ fn issue15_a_task_role_needs_pass_role_to_ecs_tasks() {
         "{out}"
     );
 }
+
+/// PutBucketReplication hands the configuration's role to S3, so the caller needs
+/// `iam:PassRole` on it for `s3.amazonaws.com` (S3 User Guide, "Setting up permissions
+/// for live replication": the user that creates replication rules needs
+/// `iam:PassRole`). AmazonS3FullAccess alone is refused with the role named.
+#[test]
+fn put_bucket_replication_needs_pass_role_on_the_replication_role() {
+    let d = enforcing();
+    let root = root();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "replication",
+            "--assume-role-policy-document",
+            trust,
+        ],
+    );
+    let role_arn = role["Role"]["Arn"].as_str().expect("role arn").to_string();
+    for b in ["pass-src", "pass-dst"] {
+        ok(&d, &root, &["s3api", "create-bucket", "--bucket", b]);
+        ok(
+            &d,
+            &root,
+            &[
+                "s3api",
+                "put-bucket-versioning",
+                "--bucket",
+                b,
+                "--versioning-configuration",
+                "Status=Enabled",
+            ],
+        );
+    }
+    let ops = user_with(&d, "ops", &["AmazonS3FullAccess"]);
+    let cfg = format!(
+        r#"{{"Role":"{role_arn}","Rules":[{{"ID":"all","Priority":1,"Status":"Enabled","Filter":{{}},"DeleteMarkerReplication":{{"Status":"Disabled"}},"Destination":{{"Bucket":"arn:aws:s3:::pass-dst"}}}}]}}"#
+    );
+    let put = [
+        "s3api",
+        "put-bucket-replication",
+        "--bucket",
+        "pass-src",
+        "--replication-configuration",
+        &cfg,
+    ];
+    let err = fails(&d, &ops, &put, "AccessDenied");
+    assert!(
+        err.contains("iam:PassRole") && err.contains(&role_arn),
+        "the denial names the action and the role: {err}"
+    );
+    let pass = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iam:PassRole","Resource":"{role_arn}","Condition":{{"StringEquals":{{"iam:PassedToService":"s3.amazonaws.com"}}}}}}]}}"#
+    );
+    ok(
+        &d,
+        &root,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "ops",
+            "--policy-name",
+            "pass-replication",
+            "--policy-document",
+            &pass,
+        ],
+    );
+    ok(&d, &ops, &put);
+    // Root is not subject to identity policies.
+    ok(&d, &root, &put);
+}

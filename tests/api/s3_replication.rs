@@ -636,3 +636,231 @@ fn the_configuration_and_replicas_survive_sigkill() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept twice");
 }
+
+/// The permissions policy of the user guide's "Setting up permissions for live
+/// replication", for `src` → `dst`, with `replicate` as the destination's actions.
+fn permissions(src: &str, dst: &str, replicate: &[&str]) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow",
+             "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+             "Resource": [format!("arn:aws:s3:::{src}")]},
+            {"Effect": "Allow",
+             "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                        "s3:GetObjectVersionTagging"],
+             "Resource": [format!("arn:aws:s3:::{src}/*")]},
+            {"Effect": "Allow", "Action": replicate,
+             "Resource": format!("arn:aws:s3:::{dst}/*")}
+        ]
+    })
+    .to_string()
+}
+
+/// A role trusted by `service`, with `policy` inline; its ARN.
+fn role_with(d: &dyn Lab, name: &str, service: &str, policy: &str) -> String {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+                       "Action": "sts:AssumeRole"}]
+    })
+    .to_string();
+    let role = d.aws_cli_json(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        name,
+        "--assume-role-policy-document",
+        &trust,
+    ]);
+    d.aws_cli_json(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        name,
+        "--policy-name",
+        "replication",
+        "--policy-document",
+        policy,
+    ]);
+    role["Role"]["Arn"].as_str().expect("role ARN").to_string()
+}
+
+/// Puts a one-rule configuration (every key of `src` to `dst`, delete markers too)
+/// naming `role`.
+fn replicate_all(d: &dyn Lab, src: &str, dst: &str, role: &str) {
+    let cfg = serde_json::json!({
+        "Role": role,
+        "Rules": [{"ID": "all", "Priority": 1, "Status": "Enabled", "Filter": {},
+                   "DeleteMarkerReplication": {"Status": "Enabled"},
+                   "Destination": {"Bucket": format!("arn:aws:s3:::{dst}")}}]
+    })
+    .to_string();
+    s3api(
+        d,
+        "us-east-1",
+        &[
+            "put-bucket-replication",
+            "--bucket",
+            src,
+            "--replication-configuration",
+            &cfg,
+        ],
+    );
+}
+
+/// Writes `key` to `src` and returns the source's `ReplicationStatus` and whether the
+/// replica is in `dst`.
+fn write_and_look(d: &dyn Lab, src: &str, dst: &str, key: &str) -> (Value, bool) {
+    let f = d.dir().join(key.replace('/', "_"));
+    std::fs::write(&f, format!("bytes of {key}")).unwrap();
+    s3api(
+        d,
+        "us-east-1",
+        &[
+            "put-object",
+            "--bucket",
+            src,
+            "--key",
+            key,
+            "--body",
+            f.to_str().unwrap(),
+        ],
+    );
+    let status = head(d, "us-east-1", src, key)["ReplicationStatus"].clone();
+    let out = d.aws_cli(&[
+        "--region",
+        "eu-west-1",
+        "s3api",
+        "head-object",
+        "--bucket",
+        dst,
+        "--key",
+        key,
+    ]);
+    (status, out.status.success())
+}
+
+/// "Setting up permissions for live replication": S3 assumes the configuration's role,
+/// which must trust s3.amazonaws.com and allow s3:GetReplicationConfiguration and
+/// s3:ListBucket on the source, s3:GetObjectVersionForReplication on its objects and
+/// s3:ReplicateObject (s3:ReplicateDelete for delete markers) on the destination's.
+/// Under `--iam enforce` a role that falls short leaves the version FAILED (replication
+/// failure reasons `AssumeRoleNotPermitted`, `DstPutObjectNotPermitted`).
+#[test]
+fn under_iam_enforcement_the_replication_role_decides_completed_or_failed() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start_with(|cfg| cfg.iam_enforce = true);
+    versioned_bucket(&d, "us-east-1", "role-src");
+    versioned_bucket(&d, "eu-west-1", "role-dst");
+    let all = [
+        "s3:ReplicateObject",
+        "s3:ReplicateDelete",
+        "s3:ReplicateTags",
+    ];
+
+    // The documented role: the version is COMPLETED and the replica is there.
+    let good = role_with(
+        &d,
+        "repl-good",
+        "s3.amazonaws.com",
+        &permissions("role-src", "role-dst", &all),
+    );
+    replicate_all(&d, "role-src", "role-dst", &good);
+    let (status, replica) = write_and_look(&d, "role-src", "role-dst", "good.txt");
+    assert_eq!(status, "COMPLETED");
+    assert!(replica, "the replica of good.txt is missing");
+    // Its delete markers go too (s3:ReplicateDelete).
+    s3api(
+        &d,
+        "us-east-1",
+        &["delete-object", "--bucket", "role-src", "--key", "good.txt"],
+    );
+    assert_eq!(markers(&d, "eu-west-1", "role-dst", "good.txt").len(), 1);
+
+    // Without s3:ReplicateObject: FAILED, nothing in the destination.
+    let no_put = role_with(
+        &d,
+        "repl-no-put",
+        "s3.amazonaws.com",
+        &permissions(
+            "role-src",
+            "role-dst",
+            &["s3:ReplicateDelete", "s3:ReplicateTags"],
+        ),
+    );
+    replicate_all(&d, "role-src", "role-dst", &no_put);
+    let (status, replica) = write_and_look(&d, "role-src", "role-dst", "no-put.txt");
+    assert_eq!(status, "FAILED");
+    assert!(
+        !replica,
+        "no-put.txt was replicated without s3:ReplicateObject"
+    );
+
+    // A trust policy for another service: S3 cannot assume the role.
+    let ec2 = role_with(
+        &d,
+        "repl-ec2-trust",
+        "ec2.amazonaws.com",
+        &permissions("role-src", "role-dst", &all),
+    );
+    replicate_all(&d, "role-src", "role-dst", &ec2);
+    let (status, replica) = write_and_look(&d, "role-src", "role-dst", "ec2.txt");
+    assert_eq!(status, "FAILED");
+    assert!(
+        !replica,
+        "ec2.txt was replicated with a role S3 cannot assume"
+    );
+    // Nor are delete markers replicated with it.
+    s3api(
+        &d,
+        "us-east-1",
+        &["delete-object", "--bucket", "role-src", "--key", "good.txt"],
+    );
+    assert_eq!(markers(&d, "eu-west-1", "role-dst", "good.txt").len(), 1);
+
+    // A role that does not exist (deleted after the configuration was put).
+    let gone = role_with(
+        &d,
+        "repl-gone",
+        "s3.amazonaws.com",
+        &permissions("role-src", "role-dst", &all),
+    );
+    replicate_all(&d, "role-src", "role-dst", &gone);
+    d.aws_cli_json(&[
+        "iam",
+        "delete-role-policy",
+        "--role-name",
+        "repl-gone",
+        "--policy-name",
+        "replication",
+    ]);
+    d.aws_cli_json(&["iam", "delete-role", "--role-name", "repl-gone"]);
+    let (status, replica) = write_and_look(&d, "role-src", "role-dst", "gone.txt");
+    assert_eq!(status, "FAILED");
+    assert!(!replica, "gone.txt was replicated with a deleted role");
+}
+
+/// Without `--iam enforce` the role is not evaluated: a role with no permissions at all
+/// still replicates (vpclab's documented default, docs/fidelity.md).
+#[test]
+fn without_iam_enforcement_the_replication_role_is_not_evaluated() {
+    if !have("aws") {
+        return;
+    }
+    let d = TestDaemon::start();
+    versioned_bucket(&d, "us-east-1", "lax-src");
+    versioned_bucket(&d, "eu-west-1", "lax-dst");
+    let ec2 = role_with(
+        &d,
+        "repl-lax",
+        "ec2.amazonaws.com",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#,
+    );
+    replicate_all(&d, "lax-src", "lax-dst", &ec2);
+    let (status, replica) = write_and_look(&d, "lax-src", "lax-dst", "lax.txt");
+    assert_eq!(status, "COMPLETED");
+    assert!(replica);
+}

@@ -592,6 +592,18 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
                     )
                     .map_err(|d| d.query().with_status(403))?;
                 }
+                // PutBucketReplication hands the configuration's role to S3: the caller
+                // needs iam:PassRole on it ("Setting up permissions for live
+                // replication"). A body that does not parse is refused by the handler.
+                if parts.method == axum::http::Method::PUT
+                    && query.contains_key("replication")
+                    && let Some(i) = identity.as_ref()
+                    && let Ok(cfg) = replication::parse(&bytes)
+                {
+                    state
+                        .authorize_pass_role(&control, i, &[cfg.role], "s3.amazonaws.com", &signed)
+                        .map_err(|d| d.query().with_status(403))?;
+                }
                 access.map(|(owner, _, _, region)| (owner, region))
             };
             match (identity, target) {
@@ -637,7 +649,7 @@ pub async fn endpoint(state: AppState, req: Request) -> Response {
             body,
             upload: streamed,
         };
-        let env = Env::new(region, (state.clock)());
+        let env = Env::new(region, (state.clock)()).with_iam_enforce(state.iam_enforce);
         handle(&state, &account, env, req).await
     }
     .await;
@@ -2510,7 +2522,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let mut linked = Vec::new();
             let r = mutate(state, account, &env, |w, env| {
                 let (vid, freed) = w.put_object(env, &bucket, &key, new)?;
-                replication::replicate(w, &blobs, &bucket, &key, &vid, &mut linked);
+                replication::replicate(w, env, &blobs, &bucket, &key, &vid, &mut linked);
                 Ok((vid, freed))
             });
             let vid = match r {
@@ -2918,7 +2930,7 @@ async fn object_op(state: &AppState, account: &str, env: Env, req: &S3Req) -> Ap
             let mut linked = Vec::new();
             let r = mutate(state, account, &env, |w, env| {
                 let (vid, freed) = w.complete_upload(env, &id, new)?;
-                replication::replicate(w, &blobs, &bucket, &key, &vid, &mut linked);
+                replication::replicate(w, env, &blobs, &bucket, &key, &vid, &mut linked);
                 Ok((vid, freed))
             });
             let vid = match r {

@@ -2,7 +2,10 @@
 //! [`crate::model::s3::replication::ReplicationConfig`] and written back. The model
 //! validates the rules and the destinations and makes the replicas; this module also
 //! gives the model what it cannot make itself, a second blob with a version's bytes
-//! ([`replicate`]).
+//! ([`replicate`]). Under IAM enforcement the model evaluates the configuration's role
+//! at replication time; the caller's `iam:PassRole` on that role is asked by the S3
+//! entry point (`mod.rs`), next to the other authorization, before PutBucketReplication
+//! runs.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +13,7 @@ use super::{Out, blob::BlobStore, malformed_xml, parse_xml};
 use crate::api::xml::Xml;
 use crate::api::xml::read::Element;
 use crate::model::s3::replication::{Destination, Filter, ReplicationConfig, Rule};
-use crate::model::{ApiResult, World};
+use crate::model::{ApiResult, Env, World};
 
 /// `Enabled` / `Disabled` of a `<…><Status>` element; anything else is not the schema.
 fn status_of(e: &Element) -> ApiResult<bool> {
@@ -195,13 +198,14 @@ pub(super) fn render(c: &ReplicationConfig) -> Out {
 /// the start-up sweep).
 pub(super) fn replicate(
     w: &mut World,
+    env: &Env,
     blobs: &BlobStore,
     bucket: &str,
     key: &str,
     version_id: &str,
     linked: &mut Vec<String>,
 ) {
-    w.replicate_version(bucket, key, version_id, &mut |source| {
+    w.replicate_version(env, bucket, key, version_id, &mut |source| {
         let name = blobs.link(source).ok()?;
         linked.push(name.clone());
         Some(name)

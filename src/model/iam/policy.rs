@@ -379,6 +379,10 @@ pub struct Context {
     pub principal_arn: String,
     /// For an assumed role, the role's ARN (trust and resource policies may name it).
     pub role_arn: Option<String>,
+    /// For an AWS service acting by itself (S3 assuming a replication role), the
+    /// service principal (`s3.amazonaws.com`): only `"*"` and a matching `Service`
+    /// principal name it.
+    pub service: Option<String>,
     pub action: String,
     pub resource: String,
     keys: BTreeMap<String, Vec<String>>,
@@ -390,9 +394,19 @@ impl Context {
             account: account.to_string(),
             principal_arn: principal_arn.to_string(),
             role_arn: None,
+            service: None,
             action: action.to_string(),
             resource: resource.to_string(),
             keys: BTreeMap::new(),
+        }
+    }
+
+    /// The context of a service principal's request (`sts:AssumeRole` by
+    /// `s3.amazonaws.com`), for trust policies.
+    pub fn service(service: &str, action: &str, resource: &str) -> Context {
+        Context {
+            service: Some(service.to_string()),
+            ..Context::new("", "", action, resource)
         }
     }
 
@@ -522,10 +536,20 @@ fn statement_matches(ctx: &Context, s: &Statement, resource_policy: bool) -> boo
 
 /// Whether a `TYPE:value` principal of a resource or trust policy names the caller:
 /// `*`, the account (`123456789012` or `arn:aws:iam::123456789012:root`, meaning any
-/// principal of the account), the caller's ARN, or an assumed role's role ARN.
+/// principal of the account), the caller's ARN, or an assumed role's role ARN; for a
+/// service's own request ([`Context::service`]), its `Service:` principal.
 pub fn principal_matches(ctx: &Context, p: &str) -> bool {
+    // `"*"` and `{"AWS": "*"}` are the same wildcard (IAM User Guide, "AWS JSON
+    // policy elements: Principal").
     if p == "*" || p == "AWS:*" {
         return true;
+    }
+    // Otherwise a service is named only by its own `Service` principal (IAM User
+    // Guide, "AWS service principals"), service names compared without case.
+    if let Some(service) = &ctx.service {
+        return p
+            .strip_prefix("Service:")
+            .is_some_and(|s| s.eq_ignore_ascii_case(service));
     }
     let Some(arn) = p.strip_prefix("AWS:") else {
         return false;
@@ -1012,6 +1036,22 @@ mod tests {
             &cond(r#"{"ForAnyValue:StringEquals":{"aws:TagKeys":["env"]}}"#),
             &empty
         ));
+    }
+
+    #[test]
+    fn a_service_is_named_only_by_its_service_principal() {
+        let ctx = Context::service(
+            "s3.amazonaws.com",
+            "sts:AssumeRole",
+            "arn:aws:iam::1:role/r",
+        );
+        assert!(principal_matches(&ctx, "*"));
+        assert!(principal_matches(&ctx, "Service:s3.amazonaws.com"));
+        assert!(principal_matches(&ctx, "Service:S3.AMAZONAWS.COM"));
+        assert!(!principal_matches(&ctx, "Service:ec2.amazonaws.com"));
+        // Neither an account nor a user names a service.
+        assert!(!principal_matches(&ctx, "AWS:arn:aws:iam::1:root"));
+        assert!(!principal_matches(&ctx, "AWS:arn:aws:iam::1:user/bob"));
     }
 
     #[test]

@@ -27,13 +27,73 @@
 //!   `DeleteMarkerReplication` is `Enabled` (never for tag-based rules); a DELETE of a
 //!   version is not replicated; delete markers added by S3 Lifecycle are not replicated.
 //! - "What isn't replicated": objects that are themselves replicas of another rule.
+//!
+//! The role: under IAM enforcement (`vpclab up --iam enforce`, or the account's own
+//! switch) S3 acts as the rule set's `Role` ([`ReplicationRole`]), as the user guide's
+//! "Setting up permissions for live replication" describes: the role's trust policy
+//! must let `s3.amazonaws.com` assume it, and its identity policies must allow what
+//! replication does (read the configuration and the version on the source, write the
+//! replica on the destination). A role that is missing, cannot be assumed or lacks a
+//! permission makes the version `FAILED` (the replication failure reasons
+//! `AssumeRoleNotPermitted` and `SrcGetObjectNotPermitted` / `DstPutObjectNotPermitted`).
+//! Without enforcement the role is not looked at, as before.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Bucket, S3Object, Version, object_id};
+use crate::model::iam::policy::{self, Context, Policy};
 use crate::model::{ApiError, ApiResult, Env, World};
+
+/// The replication role as S3 holds it once assumed: its ARN and parsed identity
+/// policies, against which each step of a replication is evaluated.
+pub struct ReplicationRole {
+    account: String,
+    arn: String,
+    name: String,
+    region: String,
+    now: crate::model::Timestamp,
+    tags: BTreeMap<String, String>,
+    policies: Vec<(String, Policy)>,
+}
+
+impl ReplicationRole {
+    /// Whether the role's identity policies allow `action` on `resource` (explicit
+    /// deny, then any allow, else implicit deny). Bucket policies of the source and the
+    /// destination are not consulted (docs/fidelity.md).
+    pub fn may(&self, action: &str, resource: &str) -> bool {
+        let principal = format!(
+            "arn:aws:sts::{}:assumed-role/{}/s3-replication",
+            self.account, self.name
+        );
+        let mut ctx = Context::new(&self.account, &principal, action, resource);
+        ctx.role_arn = Some(self.arn.clone());
+        ctx.at(self.now)
+            .set("aws:PrincipalArn", self.arn.clone())
+            .set("aws:PrincipalAccount", self.account.clone())
+            .set("aws:PrincipalType", "AssumedRole")
+            .set("aws:RequestedRegion", self.region.clone())
+            .set("aws:SecureTransport", "true");
+        for (k, v) in &self.tags {
+            ctx.set(&format!("aws:PrincipalTag/{k}"), v.clone());
+        }
+        let refs: Vec<(&str, &Policy)> =
+            self.policies.iter().map(|(l, p)| (l.as_str(), p)).collect();
+        policy::evaluate(&ctx, &refs, None).allowed
+    }
+
+    /// What S3 needs on the source before it replicates anything of `bucket`: its
+    /// configuration and the listing ("s3:GetReplicationConfiguration and
+    /// s3:ListBucket on the source bucket").
+    fn may_read_source(&self, bucket: &str) -> bool {
+        let arn = format!("arn:aws:s3:::{bucket}");
+        self.may("s3:GetReplicationConfiguration", &arn) && self.may("s3:ListBucket", &arn)
+    }
+}
+
+/// The S3 service principal that assumes replication roles.
+const S3_SERVICE: &str = "s3.amazonaws.com";
 
 /// `x-amz-replication-status` values (HeadObject API reference, "ReplicationStatus").
 pub const PENDING: &str = "PENDING";
@@ -50,7 +110,8 @@ fn destination_class(name: &str) -> bool {
 /// A bucket's replication configuration, as put (`Role` and rules).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReplicationConfig {
-    /// The IAM role S3 assumes to replicate (stored; not evaluated, docs/fidelity.md).
+    /// The IAM role S3 assumes to replicate (evaluated under IAM enforcement only,
+    /// [`ReplicationRole`]).
     pub role: String,
     pub rules: Vec<Rule>,
 }
@@ -273,6 +334,58 @@ pub fn not_found() -> ApiError {
 }
 
 impl World {
+    /// Whether S3 evaluates replication roles in this world: the daemon's `--iam
+    /// enforce` or the account's own enforcement switch.
+    fn replication_role_enforced(&self, env: &Env) -> bool {
+        env.iam_enforce || self.iam_account().enforce
+    }
+
+    /// S3 assuming the replication role of `bucket`'s configuration: `None` when the
+    /// ARN names no role of this account, or the role's trust policy does not allow
+    /// `s3.amazonaws.com` to `sts:AssumeRole` (with `aws:SourceAccount` and
+    /// `aws:SourceArn` naming the source bucket, the keys S3 sets when it assumes a
+    /// role for a bucket).
+    pub fn assume_replication_role(
+        &self,
+        env: &Env,
+        role_arn: &str,
+        bucket: &str,
+    ) -> Option<ReplicationRole> {
+        let name = role_arn
+            .strip_prefix(&format!("arn:aws:iam::{}:role/", self.account))?
+            .rsplit('/')
+            .next()?;
+        let role = self.role(name).ok().filter(|r| r.arn == role_arn)?;
+        let trust = policy::parse(&role.trust, policy::Kind::Trust).ok()?;
+        let mut ctx = Context::service(S3_SERVICE, "sts:AssumeRole", &role.arn);
+        ctx.at(env.now)
+            .set("aws:SourceAccount", self.account.clone())
+            .set("aws:SourceArn", format!("arn:aws:s3:::{bucket}"));
+        if !policy::evaluate(&ctx, &[], Some(("trust", &trust))).allowed {
+            return None;
+        }
+        let policies = self
+            .role_policy_documents(name)
+            .into_iter()
+            .filter_map(|(label, doc)| {
+                Some((label, policy::parse(&doc, policy::Kind::Identity).ok()?))
+            })
+            .collect();
+        let region = self
+            .buckets
+            .get(bucket)
+            .map_or_else(|| env.region.clone(), |b| b.region.clone());
+        Some(ReplicationRole {
+            account: self.account.clone(),
+            arn: role.arn.clone(),
+            name: role.name.clone(),
+            region,
+            now: env.now,
+            tags: role.tags.clone(),
+            policies,
+        })
+    }
+
     /// PutBucketReplication: the source must have versioning enabled, and every
     /// destination must exist (in this account) with versioning enabled.
     pub fn put_bucket_replication(
@@ -327,6 +440,7 @@ impl World {
     /// match no rule are left without a status.
     pub fn replicate_version(
         &mut self,
+        env: &Env,
         bucket: &str,
         key: &str,
         version_id: &str,
@@ -351,8 +465,37 @@ impl World {
         if targets.is_empty() {
             return;
         }
+        // Under enforcement S3 acts as the role: it must be assumable and allowed to
+        // read the configuration and this version (its tags too when it has any); else
+        // nothing is replicated and the version is FAILED.
+        let role = if self.replication_role_enforced(env) {
+            let object = format!("arn:aws:s3:::{bucket}/{key}");
+            let readable = self
+                .assume_replication_role(env, &config.role, bucket)
+                .filter(|r| r.may_read_source(bucket))
+                .filter(|r| r.may("s3:GetObjectVersionForReplication", &object))
+                .filter(|r| source.tags.is_empty() || r.may("s3:GetObjectVersionTagging", &object));
+            match readable {
+                Some(r) => Some(r),
+                None => {
+                    self.set_replication_status(bucket, key, version_id, FAILED);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let mut failed = false;
         for (dest, rule) in targets {
+            // The role writes the replica (and its tags) into the destination.
+            let replica_arn = format!("arn:aws:s3:::{dest}/{key}");
+            if let Some(r) = &role
+                && !(r.may("s3:ReplicateObject", &replica_arn)
+                    && (source.tags.is_empty() || r.may("s3:ReplicateTags", &replica_arn)))
+            {
+                failed = true;
+                continue;
+            }
             let Some(d) = self
                 .buckets
                 .get(&dest)
@@ -414,7 +557,29 @@ impl World {
         else {
             return;
         };
-        for (dest, _rule) in config.destinations(key, &BTreeMap::new(), true) {
+        let targets = config.destinations(key, &BTreeMap::new(), true);
+        if targets.is_empty() {
+            return;
+        }
+        // Under enforcement the role must be assumable, read the source's
+        // configuration and hold s3:ReplicateDelete on the destination.
+        let role = if self.replication_role_enforced(env) {
+            match self
+                .assume_replication_role(env, &config.role, bucket)
+                .filter(|r| r.may_read_source(bucket))
+            {
+                Some(r) => Some(r),
+                None => return,
+            }
+        } else {
+            None
+        };
+        for (dest, _rule) in targets {
+            if let Some(r) = &role
+                && !r.may("s3:ReplicateDelete", &format!("arn:aws:s3:::{dest}/{key}"))
+            {
+                continue;
+            }
             if let Some(d) = self
                 .buckets
                 .get(&dest)

@@ -64,6 +64,25 @@ pub(crate) fn subscribed_topic(d: &TestDaemon, name: &str) -> String {
     topic
 }
 
+/// A topic S3 may publish to, with a confirmed email subscription.
+pub(crate) fn s3_topic(d: &TestDaemon, name: &str) -> String {
+    let topic = subscribed_topic(d, name);
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"s3.amazonaws.com"}},"Action":"SNS:Publish","Resource":"{topic}"}}]}}"#
+    );
+    d.aws_cli_json(&[
+        "sns",
+        "set-topic-attributes",
+        "--topic-arn",
+        &topic,
+        "--attribute-name",
+        "Policy",
+        "--attribute-value",
+        &policy,
+    ]);
+    topic
+}
+
 /// `aws s3 …` (text output) expected to succeed.
 fn s3_ok(d: &TestDaemon, args: &[&str]) {
     let out = d.aws_cli(args);
@@ -228,20 +247,7 @@ fn lifecycle_expirations_send_lifecycle_events() {
         "--versioning-configuration",
         "Status=Enabled",
     ]);
-    let topic = subscribed_topic(&d, "expiry");
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"s3.amazonaws.com"}},"Action":"SNS:Publish","Resource":"{topic}"}}]}}"#
-    );
-    d.aws_cli_json(&[
-        "sns",
-        "set-topic-attributes",
-        "--topic-arn",
-        &topic,
-        "--attribute-name",
-        "Policy",
-        "--attribute-value",
-        &policy,
-    ]);
+    let topic = s3_topic(&d, "expiry");
     d.aws_cli_json(&[
         "s3api",
         "put-bucket-notification-configuration",

@@ -13,27 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::s3_events::{mailbox, records, subscribed_topic};
+use crate::s3_events::{mailbox, records, s3_topic};
 use crate::support::{Lab, TestDaemon, require_aws, stderr};
-
-/// A topic S3 may publish to, with a confirmed email subscription.
-fn s3_topic(d: &TestDaemon, name: &str) -> String {
-    let topic = subscribed_topic(d, name);
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"s3.amazonaws.com"}},"Action":"SNS:Publish","Resource":"{topic}"}}]}}"#
-    );
-    d.aws_cli_json(&[
-        "sns",
-        "set-topic-attributes",
-        "--topic-arn",
-        &topic,
-        "--attribute-name",
-        "Policy",
-        "--attribute-value",
-        &policy,
-    ]);
-    topic
-}
 
 /// Sends `events` (with a key prefix filter) of `bucket` to `topic`.
 fn notify(d: &TestDaemon, bucket: &str, topic: &str, events: &[&str], prefix: &str) {
